@@ -1,0 +1,89 @@
+namespace CcRelay.Core
+
+open System
+
+/// How a provider expects its configured key.
+[<RequireQualifiedAccess>]
+type AuthStyle =
+    /// `x-api-key: <key>`
+    | XApiKey
+    /// `Authorization: Bearer <key>`
+    | Bearer
+
+/// The provider types the relay speaks to.
+[<RequireQualifiedAccess>]
+type ProviderType =
+    | Anthropic
+    | Zai
+    | Minimax
+    | Ollama
+    | AnthropicCompatible
+
+/// Per-type facts: names, default base URLs, auth style, default model lists (seed-cc-relay.md §5.2).
+[<RequireQualifiedAccess>]
+module ProviderType =
+
+    /// Every type, in documentation order.
+    let all: ProviderType list =
+        [
+            ProviderType.Anthropic
+            ProviderType.Zai
+            ProviderType.Minimax
+            ProviderType.Ollama
+            ProviderType.AnthropicCompatible
+        ]
+
+    /// The config spelling of a type.
+    let wireName (providerType: ProviderType) : string =
+        match providerType with
+        | ProviderType.Anthropic -> "anthropic"
+        | ProviderType.Zai -> "zai"
+        | ProviderType.Minimax -> "minimax"
+        | ProviderType.Ollama -> "ollama"
+        | ProviderType.AnthropicCompatible -> "anthropic_compatible"
+
+    /// Types that exist in the Go project's schema but that this version does not relay to yet.
+    /// A disabled provider of such a type loads with a warning; an enabled one is an error.
+    let notYetSupported: string list = [ "bedrock"; "vertex"; "azure" ]
+
+    /// Parses the config spelling (case-sensitive, as documented).
+    let tryParse (name: string) : ProviderType option =
+        all |> List.tryFind (fun t -> wireName t = name)
+
+    /// The default base URL; None when the type has none (`anthropic_compatible` requires `base_url`).
+    let defaultBaseUrl (providerType: ProviderType) : Uri option =
+        match providerType with
+        | ProviderType.Anthropic -> Some(Uri "https://api.anthropic.com")
+        | ProviderType.Zai -> Some(Uri "https://api.z.ai/api/anthropic")
+        | ProviderType.Minimax -> Some(Uri "https://api.minimax.io/anthropic")
+        | ProviderType.Ollama -> Some(Uri "http://localhost:11434")
+        | ProviderType.AnthropicCompatible -> None
+
+    /// How the type sends a configured key.
+    let defaultAuthStyle (providerType: ProviderType) : AuthStyle =
+        match providerType with
+        | ProviderType.Minimax -> AuthStyle.Bearer
+        | ProviderType.Anthropic
+        | ProviderType.Zai
+        | ProviderType.Ollama
+        | ProviderType.AnthropicCompatible -> AuthStyle.XApiKey
+
+    /// Whether a caller's own credential (API key or subscription token) may be passed through.
+    /// Only Anthropic itself can validate an Anthropic credential.
+    let acceptsClientCredential (providerType: ProviderType) : bool = providerType = ProviderType.Anthropic
+
+    /// The models listed by `/v1/models` when the config gives none.
+    let defaultModels (providerType: ProviderType) : string list =
+        match providerType with
+        | ProviderType.Anthropic -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
+        | ProviderType.Zai -> [ "GLM-5"; "GLM-4.7"; "GLM-4.5-Air" ]
+        | ProviderType.Minimax ->
+            [
+                "MiniMax-M2.5"
+                "MiniMax-M2.5-highspeed"
+                "MiniMax-M2.1"
+                "MiniMax-M2.1-highspeed"
+                "MiniMax-M2"
+            ]
+        | ProviderType.Ollama
+        | ProviderType.AnthropicCompatible -> []

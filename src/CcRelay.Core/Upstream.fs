@@ -1,0 +1,63 @@
+namespace CcRelay.Core
+
+open System
+
+/// How the upstream request for one attempt differs from the client's request.
+type UpstreamPlan =
+    {
+        Provider: ProviderConfig
+        /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
+        Url: Uri
+        /// Credential headers to set (name, value). The client's own credential headers are never copied
+        /// blindly; these are the only ones that go out.
+        Credentials: (string * string) list
+        /// The model to write into the body, when the provider's `model_mapping` renames it.
+        RewriteModel: string option
+        /// The model the upstream will see.
+        UpstreamModel: string
+    }
+
+/// Where a request goes and what it carries (the Anthropic-shaped provider family).
+[<RequireQualifiedAccess>]
+module Upstream =
+
+    /// The providers a request may go to, in order. Until routing strategies exist: enabled providers in
+    /// config order, and the first one is used.
+    let candidates (config: RelayConfig) : ProviderConfig list = config.Providers |> List.filter _.Enabled
+
+    /// Joins the base URL (keeping any path prefix such as `/api/anthropic`) with the client's path and query.
+    let url (baseUrl: Uri) (pathAndQuery: string) : Uri =
+        let root = baseUrl.GetLeftPart(UriPartial.Path).TrimEnd('/')
+        Uri(root + pathAndQuery)
+
+    /// The credential headers for a provider. Anthropic-type providers receive the caller's foreign
+    /// credential when there is one (passthrough, e.g. a Claude subscription token); every other case
+    /// uses the provider's first configured key in its auth style; with neither, nothing is sent.
+    let credentials (provider: ProviderConfig) (forward: Credential list) : (string * string) list =
+        let configured () =
+            match provider.Keys with
+            | key :: _ when key.Key.Length > 0 ->
+                match provider.AuthStyle with
+                | AuthStyle.XApiKey -> [ "x-api-key", key.Key ]
+                | AuthStyle.Bearer -> [ "authorization", "Bearer " + key.Key ]
+            | _ -> []
+
+        if ProviderType.acceptsClientCredential provider.Type && not forward.IsEmpty then
+            forward
+            |> List.map (function
+                | ApiKey key -> "x-api-key", key
+                | BearerToken token -> "authorization", "Bearer " + token)
+        else
+            configured ()
+
+    /// Plans the attempt at `provider` for a request with `facts`, arriving at `pathAndQuery`.
+    let plan (provider: ProviderConfig) (facts: RequestFacts) (pathAndQuery: string) (forward: Credential list) : UpstreamPlan =
+        let mapped = provider.ModelMapping |> Map.tryFind facts.Model
+
+        {
+            Provider = provider
+            Url = url provider.BaseUrl pathAndQuery
+            Credentials = credentials provider forward
+            RewriteModel = mapped |> Option.filter (fun m -> m <> facts.Model)
+            UpstreamModel = defaultArg mapped facts.Model
+        }

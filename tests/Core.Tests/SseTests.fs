@@ -1,0 +1,1 @@
+module CcRelay.Core.Tests.SseTests

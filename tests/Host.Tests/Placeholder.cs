@@ -1,0 +1,3 @@
+namespace CcRelay.Host.Tests;
+
+internal static class Placeholder;

@@ -1,0 +1,1 @@
+module CcRelay.Core.Properties.AuthProperties
