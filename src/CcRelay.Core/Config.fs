@@ -3,60 +3,105 @@ namespace CcRelay.Core
 open System
 
 /// A `host:port` listen address.
-type ListenAddress =
-    {
-        Host: string
-        Port: int
-    }
+type ListenAddress = {
+    Host: string
+    Port: int
+} with
 
     override this.ToString() =
-        if this.Host.Contains ':' then $"[%s{this.Host}]:%d{this.Port}" else $"%s{this.Host}:%d{this.Port}"
+        if this.Host.Contains ':' then
+            $"[%s{this.Host}]:%d{this.Port}"
+        else
+            $"%s{this.Host}:%d{this.Port}"
+
+    /// Parses `host:port`, `[ipv6]:port` or `:port` (all IPv4 interfaces, as Go's `net.Listen` reads it
+    /// for IPv4). Port 0 asks the OS for a free port. The error says what is wrong and what is allowed.
+    static member TryParse(text: string) : Result<ListenAddress, string> =
+        let expected =
+            "expected host:port, e.g. 127.0.0.1:8787, localhost:8787 or [::1]:8787"
+
+        let port (portText: string) : Result<int, string> =
+            match
+                Int32.TryParse(portText, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture)
+            with
+            | _ when portText.Length = 0 -> Error $"the port is missing (%s{expected})"
+            | true, p when p <= 65535 -> Ok p
+            | _ -> Error $"the port must be a number from 0 to 65535, got \"%s{portText}\""
+
+        if String.IsNullOrWhiteSpace text then
+            Error $"must not be empty (%s{expected})"
+        elif text |> Seq.exists Char.IsWhiteSpace then
+            Error $"must not contain spaces, got \"%s{text}\""
+        elif text.StartsWith '[' then
+            match text.IndexOf "]:" with
+            | -1 -> Error $"got \"%s{text}\"; %s{expected}"
+            | close ->
+                let host = text.Substring(1, close - 1)
+
+                match Net.IPAddress.TryParse host with
+                | true, NonNull address when address.AddressFamily = Net.Sockets.AddressFamily.InterNetworkV6 ->
+                    port (text.Substring(close + 2))
+                    |> Result.map (fun p -> { Host = host; Port = p })
+                | _ -> Error $"\"%s{host}\" in brackets is not an IPv6 address"
+        else
+            match text.LastIndexOf ':' with
+            | -1 -> Error $"got \"%s{text}\"; %s{expected}"
+            | colon ->
+                let host = text.Substring(0, colon)
+
+                if host.Contains ':' then
+                    Error $"got \"%s{text}\"; write an IPv6 address in brackets, e.g. [::1]:8787"
+                elif host.Length > 0 && Uri.CheckHostName host = UriHostNameType.Unknown then
+                    Error $"\"%s{host}\" is not a valid host name or IP address"
+                else
+                    port (text.Substring(colon + 1))
+                    |> Result.map (fun p -> {
+                        Host = (if host.Length = 0 then "0.0.0.0" else host)
+                        Port = p
+                    })
 
 /// One configured provider key (`providers[].keys[]`).
-type KeyConfig =
-    {
-        Key: string
-        RpmLimit: int
-        ItpmLimit: int
-        OtpmLimit: int
-        /// Deprecated: split evenly into ITPM and OTPM when both are 0.
-        TpmLimit: int
-        Priority: int
-        Weight: int
-    }
+type KeyConfig = {
+    Key: string
+    RpmLimit: int
+    ItpmLimit: int
+    OtpmLimit: int
+    /// Deprecated: split evenly into ITPM and OTPM when both are 0.
+    TpmLimit: int
+    Priority: int
+    Weight: int
+}
 
 /// One provider (`providers[]`), with type defaults applied.
-type ProviderConfig =
-    {
-        Name: string
-        Type: ProviderType
-        Enabled: bool
-        BaseUrl: Uri
-        AuthStyle: AuthStyle
-        Keys: KeyConfig list
-        /// Exact incoming model name → model name sent upstream.
-        ModelMapping: Map<string, string>
-        /// Models listed by `/v1/models` (type defaults when the config gives none).
-        Models: string list
-    }
+type ProviderConfig = {
+    Name: string
+    Type: ProviderType
+    Enabled: bool
+    BaseUrl: Uri
+    AuthStyle: AuthStyle
+    Keys: KeyConfig list
+    /// Exact incoming model name → model name sent upstream.
+    ModelMapping: Map<string, string>
+    /// Models listed by `/v1/models` (type defaults when the config gives none).
+    Models: string list
+}
 
 /// The `server` section.
-type ServerConfig =
-    {
-        Listen: ListenAddress
-        Auth: AuthSettings
-        /// Upper bound for one relayed request, headers to last byte, in ms (0 = unbounded).
-        TimeoutMs: int
-        /// In-flight cap on relayed requests (0 = unlimited).
-        MaxConcurrent: int
-        /// Largest accepted request body.
-        MaxBodyBytes: int64
-        EnableHttp2: bool
-        /// How long the relay waits for upstream response headers before answering 504.
-        FirstByteTimeoutMs: int
-        /// How long shutdown waits for in-flight requests before it cuts them.
-        ShutdownTimeoutMs: int
-    }
+type ServerConfig = {
+    Listen: ListenAddress
+    Auth: AuthSettings
+    /// Upper bound for one relayed request, headers to last byte, in ms (0 = unbounded).
+    TimeoutMs: int
+    /// In-flight cap on relayed requests (0 = unlimited).
+    MaxConcurrent: int
+    /// Largest accepted request body.
+    MaxBodyBytes: int64
+    EnableHttp2: bool
+    /// How long the relay waits for upstream response headers before answering 504.
+    FirstByteTimeoutMs: int
+    /// How long shutdown waits for in-flight requests before it cuts them.
+    ShutdownTimeoutMs: int
+}
 
 /// Log verbosity.
 [<RequireQualifiedAccess>]
@@ -73,40 +118,60 @@ type LogFormat =
     | Text
 
 /// The `logging` section.
-type LoggingConfig =
-    {
-        Level: LogLevel
-        Format: LogFormat
-        /// `stdout`, `stderr` or a file path.
-        Output: string
-    }
+type LoggingConfig = {
+    Level: LogLevel
+    Format: LogFormat
+    /// `stdout`, `stderr` or a file path.
+    Output: string
+}
 
 /// The whole effective configuration: defaults applied, variables expanded, validated.
-type RelayConfig =
-    {
-        Server: ServerConfig
-        Providers: ProviderConfig list
-        Logging: LoggingConfig
-    }
+type RelayConfig = {
+    Server: ServerConfig
+    Providers: ProviderConfig list
+    Logging: LoggingConfig
+}
 
 /// A problem found in a config file: where, what, and what is allowed.
-type ConfigIssue =
-    {
-        /// The key path, e.g. `providers[1].base_url`.
-        Path: string
-        Position: Position option
-        Message: string
-    }
+type ConfigIssue = {
+    /// The key path, e.g. `providers[1].base_url`.
+    Path: string
+    Position: Position option
+    Message: string
+} with
 
     override this.ToString() =
         match this.Position with
         | Some p -> $"%s{this.Path} (line %d{p.Line}, column %d{p.Column}): %s{this.Message}"
         | None -> $"%s{this.Path}: %s{this.Message}"
 
+    /// A C#-friendly constructor: an issue at a 1-based line and column.
+    static member At(path: string, line: int, column: int, message: string) : ConfigIssue = {
+        Path = path
+        Position = Some { Line = line; Column = column }
+        Message = message
+    }
+
+    /// A C#-friendly constructor: an issue with no position (e.g. an unreadable file).
+    static member Unplaced(path: string, message: string) : ConfigIssue = {
+        Path = path
+        Position = None
+        Message = message
+    }
+
 /// The outcome of loading a config: a valid config with its warnings, or every error (and warning) at once.
 type ConfigLoad =
     | Loaded of Config: RelayConfig * Warnings: ConfigIssue list
     | Invalid of Errors: ConfigIssue list * Warnings: ConfigIssue list
+
+    /// A C#-friendly constructor: the load failed with these errors (and no warnings).
+    static member Failed(errors: ConfigIssue seq) : ConfigLoad = Invalid(List.ofSeq errors, [])
+
+    /// The warnings of either outcome.
+    member this.AllWarnings: ConfigIssue list =
+        match this with
+        | Loaded(_, warnings)
+        | Invalid(_, warnings) -> warnings
 
 /// Defaults shared by the decoder and the no-config mode.
 [<RequireQualifiedAccess>]
@@ -116,52 +181,46 @@ module Config =
     let defaultListen: ListenAddress = { Host = "127.0.0.1"; Port = 8787 }
 
     /// The `server` section when nothing is configured.
-    let defaultServer: ServerConfig =
-        {
-            Listen = defaultListen
-            Auth =
-                {
-                    ApiKey = None
-                    AllowBearer = false
-                    BearerSecret = None
-                }
-            TimeoutMs = 600_000
-            MaxConcurrent = 0
-            MaxBodyBytes = 32L * 1024L * 1024L
-            EnableHttp2 = false
-            FirstByteTimeoutMs = 120_000
-            ShutdownTimeoutMs = 30_000
+    let defaultServer: ServerConfig = {
+        Listen = defaultListen
+        Auth = {
+            ApiKey = None
+            AllowBearer = false
+            BearerSecret = None
         }
+        TimeoutMs = 600_000
+        MaxConcurrent = 0
+        MaxBodyBytes = 32L * 1024L * 1024L
+        EnableHttp2 = false
+        FirstByteTimeoutMs = 120_000
+        ShutdownTimeoutMs = 30_000
+    }
 
     /// The `logging` section when nothing is configured.
-    let defaultLogging: LoggingConfig =
-        {
-            Level = LogLevel.Info
-            Format = LogFormat.Text
-            Output = "stdout"
-        }
+    let defaultLogging: LoggingConfig = {
+        Level = LogLevel.Info
+        Format = LogFormat.Text
+        Output = "stdout"
+    }
 
     /// A provider of the given type with every default applied and no keys.
-    let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig =
-        {
-            Name = name
-            Type = providerType
-            Enabled = true
-            BaseUrl = baseUrl
-            AuthStyle = ProviderType.defaultAuthStyle providerType
-            Keys = []
-            ModelMapping = Map.empty
-            Models = ProviderType.defaultModels providerType
-        }
+    let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
+        Name = name
+        Type = providerType
+        Enabled = true
+        BaseUrl = baseUrl
+        AuthStyle = ProviderType.defaultAuthStyle providerType
+        Keys = []
+        ModelMapping = Map.empty
+        Models = ProviderType.defaultModels providerType
+    }
 
     /// The embedded default: one `anthropic` provider in passthrough mode (the caller's own credential
     /// is forwarded), listening on 127.0.0.1:8787. Used when no config file exists.
-    let defaults: RelayConfig =
-        {
-            Server = defaultServer
-            Providers =
-                [
-                    defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
-                ]
-            Logging = defaultLogging
-        }
+    let defaults: RelayConfig = {
+        Server = defaultServer
+        Providers = [
+            defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+        ]
+        Logging = defaultLogging
+    }
