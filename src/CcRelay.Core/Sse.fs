@@ -105,6 +105,8 @@ module Sse =
 
     /// Formats one event. Multi-line data becomes several `data:` lines (`\r\n`, `\r` and `\n` all count
     /// as breaks), so `parse (format e) = [e]` for every event whose data uses `\n` breaks.
+    /// Throws `ArgumentException` for what no parser would read back: a line break in `event` or `id`,
+    /// a NUL in `id`, a negative `retry`.
     let format (event: SseEvent) : string =
         let noBreaks (field: string) (value: string) =
             if value.IndexOfAny([| '\r'; '\n' |]) >= 0 then
@@ -121,10 +123,15 @@ module Sse =
         match event.Id with
         | Some id ->
             noBreaks "id" id
+
+            if id.Contains '\000' then
+                invalidArg "id" "SSE field 'id' must not contain NUL"
+
             sb.Append("id: ").Append(id).Append('\n') |> ignore
         | None -> ()
 
         match event.Retry with
+        | Some ms when ms < 0 -> invalidArg "retry" "SSE field 'retry' must not be negative"
         | Some ms -> sb.Append("retry: ").Append(ms).Append('\n') |> ignore
         | None -> ()
 
@@ -245,9 +252,14 @@ module Sse =
         },
         List.ofSeq events
 
-    /// True when the parser holds a started but unfinished event (its stream was cut mid-event).
+    /// True when the parser holds a started but unfinished event (its stream was cut mid-event):
+    /// an unterminated line, or any field (`event`, `data`, `id`, `retry`) read since the last blank line.
     let hasPartialEvent (state: Parser) : bool =
-        state.Line.Length > 0 || state.Data.IsSome || state.EventType.IsSome
+        state.Line.Length > 0
+        || state.Data.IsSome
+        || state.EventType.IsSome
+        || state.Id.IsSome
+        || state.Retry.IsSome
 
     /// Parses a complete byte sequence.
     let parse (bytes: ReadOnlySpan<byte>) : SseEvent list = feed initial bytes |> snd

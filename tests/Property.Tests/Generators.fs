@@ -3,6 +3,7 @@ module CcRelay.Core.Properties.Generators
 open System
 open FsCheck
 open FsCheck.FSharp
+open CcRelay.Core
 
 // ---------------------------
 // Basics
@@ -127,4 +128,116 @@ let headerName: Gen<string> =
         3, Gen.elements endToEndNames
         1, pseudoName
         2, tokenName
+    ]
+
+// ---------------------------
+// SSE
+// ---------------------------
+
+let anthropicEventNames = [
+    "message_start"
+    "content_block_start"
+    "content_block_delta"
+    "content_block_stop"
+    "message_delta"
+    "message_stop"
+    "ping"
+    "error"
+]
+
+/// Text for an SSE field value: no CR or LF, NUL allowed.
+let fieldText: Gen<string> = stringOf 10 textPiece
+
+/// Text for an `id:` value: no CR, LF or NUL (the parser ignores an id with NUL).
+let idText: Gen<string> = lineText
+
+let sseEventName: Gen<string> =
+    Gen.frequency [ 4, Gen.elements anthropicEventNames; 1, lineText ]
+
+let retryValue: Gen<int> =
+    Gen.frequency [ 4, Gen.choose (0, 100_000); 1, Gen.elements [ 0; Int32.MaxValue ] ]
+
+/// An event `format` can write: no line breaks in the name or id, a non-negative retry, data lines joined by `\n`.
+let sseEvent: Gen<SseEvent> =
+    gen {
+        let! event = Gen.optionOf sseEventName
+        let! lineCount = Gen.frequency [ 4, Gen.constant 1; 2, Gen.choose (2, 4) ]
+        let! lines = Gen.listOfLength lineCount fieldText
+        let! id = Gen.frequency [ 3, Gen.constant None; 1, Gen.map Some idText ]
+        let! retry = Gen.frequency [ 3, Gen.constant None; 1, Gen.map Some retryValue ]
+
+        return {
+            Event = event
+            Data = String.Join("\n", lines)
+            Id = id
+            Retry = retry
+        }
+    }
+
+let sseEvents: Gen<SseEvent list> =
+    Gen.sized (fun size -> Gen.choose (0, min 12 (1 + size / 8)))
+    |> Gen.bind (fun n -> Gen.listOfLength n sseEvent)
+
+let private afterColon: Gen<string> = Gen.elements [ ""; " "; " "; "  " ]
+
+/// One line of a raw event stream, without its line end: every kind of field, well-formed or not.
+let rawSseLine: Gen<string> =
+    let field (name: string) (value: Gen<string>) =
+        gen {
+            let! space = afterColon
+            let! value = value
+            return name + ":" + space + value
+        }
+
+    Gen.frequency [
+        5, field "data" fieldText
+        2, field "event" sseEventName
+        1, field "id" fieldText
+        1,
+        field
+            "retry"
+            (Gen.oneof [
+                retryValue |> Gen.map string
+                Gen.elements [ ""; "abc"; "12a"; "-5"; "+5"; " 5"; "99999999999"; "2147483648"; "\u0661" ]
+            ])
+        1, Gen.map ((+) ":") fieldText
+        1,
+        Gen.elements [
+            "data"
+            "event"
+            "id"
+            "retry"
+            "foo"
+            "Data: x"
+            "EVENT: y"
+            "dat: z"
+            "foo: bar"
+        ]
+        4, Gen.constant ""
+    ]
+
+let sseLineEnd: Gen<string> = Gen.elements [ "\n"; "\r\n"; "\r" ]
+
+/// A raw event stream with mixed line ends, possibly ending in an unterminated line.
+let rawSseStream: Gen<string> =
+    gen {
+        let! count = Gen.sized (fun size -> Gen.choose (0, min 40 (2 + size / 3)))
+        let! lines = Gen.listOfLength count (Gen.zip rawSseLine sseLineEnd)
+        let! tail = Gen.frequency [ 3, Gen.constant ""; 1, rawSseLine ]
+
+        return
+            (lines |> List.map (fun (line, lineEnd) -> line + lineEnd) |> String.Concat)
+            + tail
+    }
+
+/// Splits `bytes` into chunks at random points (sometimes one byte at a time).
+let chunksOf (bytes: byte array) : Gen<byte array list> =
+    let cutAt (cuts: int list) =
+        let points = (0 :: cuts @ [ bytes.Length ]) |> List.distinct |> List.sort
+
+        points |> List.pairwise |> List.map (fun (a, b) -> bytes[a .. b - 1])
+
+    Gen.frequency [
+        1, Gen.constant [ for b in bytes -> [| b |] ]
+        6, Gen.listOf (Gen.choose (0, bytes.Length)) |> Gen.map cutAt
     ]
