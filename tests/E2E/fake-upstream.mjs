@@ -10,7 +10,8 @@
 //   {seq, method, url, path, headers, bodyText, reply:{...}, verdict?:{...}}
 // `bodyText` is the raw request body (decoded from content-encoding if any) so byte-level checks are
 // possible; `reply` says what this fake answered (ids, signature) so checks compare captures, not
-// constants.
+// constants. After a streamed answer a second line {seq, kind:"sent", sseBase64} holds the exact
+// bytes of the SSE body, written before the response ends.
 //
 // Scripted behaviour of POST /v1/messages (any query string):
 //   turn 1 (the last user message has no tool_result):
@@ -187,8 +188,10 @@ function streamFrames(msg, errorAfterContent) {
 // Writes frames one by one, waiting for each write to reach the socket. Two frames go out in two
 // writes: the ping (cut inside its `event:` line) and the one whose UTF-8 bytes hold the '✓' (cut
 // inside that 3-byte character), so a relay meets chunk boundaries that are not event boundaries.
+// Returns the exact bytes sent.
 async function writeFrames(res, frames) {
   const write = (b) => new Promise((resolve, reject) => res.write(b, (err) => (err ? reject(err) : resolve())));
+  const sent = [];
   for (const f of frames) {
     const bytes = Buffer.from(f, 'utf8');
     const check = bytes.indexOf('✓');
@@ -199,8 +202,9 @@ async function writeFrames(res, frames) {
     } else {
       await write(bytes);
     }
+    sent.push(bytes);
   }
-  res.end();
+  return Buffer.concat(sent);
 }
 
 function sendJson(res, status, obj, requestId) {
@@ -237,7 +241,10 @@ async function handleMessages(req, res, record, bodyText) {
 
   if (!streaming) return sendJson(res, 200, msg, record.requestId);
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': record.requestId });
-  await writeFrames(res, streamFrames(msg, errorAfterContent));
+  const sent = await writeFrames(res, streamFrames(msg, errorAfterContent));
+  // Logged before the response ends, so a client that has seen the end can rely on the record.
+  log({ seq: record.seq, kind: 'sent', sseBase64: sent.toString('base64') });
+  res.end();
 }
 
 // ---- server ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ CLIENT_KEY=sk-ant-e2e-client
 UPSTREAM_KEY=upstream-test-key
 MODEL=claude-sonnet-4-6
 PROMPT='Run the end-to-end test command with the Bash tool, then report the result.'
+PROBE_MARK=e2e-byte-probe
 
 MODE=relay
 case "${1:-}" in
@@ -162,7 +163,9 @@ EOF
   for ((i = 0; i < 300; i++)); do
     if curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$RELAY_PORT/health" 2>/dev/null; then return 0; fi
     if ! kill -0 "$RELAY_PID" 2>/dev/null; then
-      echo "# relay exited during start-up:"
+      local rc=0
+      wait "$RELAY_PID" || rc=$?
+      echo "# relay exited during start-up with code $rc:"
       sed 's/^/#   /' "$dir/relay.out" "$dir/relay.err" | tail -30
       return 1
     fi
@@ -182,8 +185,9 @@ stop_scenario_processes() {
 run_claude() {
   local dir=$1 base_url=$2
   mkdir -p "$dir/home" "$dir/cwd"
-  set +e
-  (cd "$dir/cwd" && env -i PATH=/usr/bin:/bin HOME="$dir/home" CLAUDE_CONFIG_DIR="$dir/home/.claude" LANG=C.UTF-8 \
+  # In the background and awaited, so a TERM/INT to this script is handled at once (the trap then
+  # stops `timeout`, which passes the signal on to claude).
+  (cd "$dir/cwd" && exec env -i PATH=/usr/bin:/bin HOME="$dir/home" CLAUDE_CONFIG_DIR="$dir/home/.claude" LANG=C.UTF-8 \
       ANTHROPIC_BASE_URL="$base_url" \
       ANTHROPIC_API_KEY="$CLIENT_KEY" \
       ANTHROPIC_MODEL="$MODEL" ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5 \
@@ -192,9 +196,12 @@ run_claude() {
       IS_SANDBOX=1 \
       timeout 120 "$CLAUDE" -p "$PROMPT" --output-format stream-json --verbose \
         --dangerously-skip-permissions --no-session-persistence --max-turns 4 \
-      </dev/null >"$dir/claude.jsonl" 2>"$dir/claude.err")
-  CLAUDE_RC=$?
-  set -e
+      </dev/null >"$dir/claude.jsonl" 2>"$dir/claude.err") &
+  local pid=$!
+  PIDS+=("$pid")
+  CLAUDE_RC=0
+  wait "$pid" || CLAUDE_RC=$?
+  forget_pid "$pid"
 }
 
 # ---- 4. checks ---------------------------------------------------------------------------------------
@@ -217,11 +224,13 @@ check() {
   fi
 }
 
-# jq over the upstream capture (slurped); $posts = the POST /v1/messages records in arrival order.
-# Usage: upstream [jq options...] FILTER
+# jq over the upstream capture (slurped); $posts = Claude Code's POST /v1/messages records in arrival
+# order (the byte probe's request is left out). Usage: upstream [jq options...] FILTER
 upstream() {
   local filter=${!#}
-  jq -e -s "${@:1:$#-1}" '[.[] | select(.method == "POST" and .path == "/v1/messages")] as $posts | '"$filter" "$DIR/upstream.jsonl"
+  jq -e -s --arg probe "$PROBE_MARK" "${@:1:$#-1}" \
+    '[.[] | select(.method == "POST" and .path == "/v1/messages" and (.bodyText | contains($probe) | not))] as $posts
+     | '"$filter" "$DIR/upstream.jsonl"
 }
 # jq over Claude Code's stream-json output (slurped); $result = the `result` line.
 # Usage: claude_out [jq options...] FILTER
@@ -275,8 +284,31 @@ scenario_tool_loop() {
                          and .headers["x-claude-code-session-id"] == $sid)'
   check "(h) the tool really ran: turn-2 tool_result content has relay-e2e-ok" \
     upstream "$JQ_DEFS"'$posts[1] | tool_result_text | contains("relay-e2e-ok")'
+  check "(i) a streamed answer reached curl byte-for-byte as the upstream sent it" probe_check
   # Informational: the fake's own view of turn 2 (see fake-upstream.mjs verifyTurnTwo).
   echo "# fake upstream verdict on turn 2: $(jq -c -s '[.[] | select(.verdict) | .verdict] | last' "$DIR/upstream.jsonl" 2>/dev/null)"
+}
+
+# After Claude Code, one streaming request by curl: the bytes it receives must be exactly the bytes the
+# fake upstream logged as sent (SSE relayed byte for byte, including chunk splits inside an event and
+# inside a UTF-8 character, and the mid-stream error event). Runs before the processes stop; checked
+# by probe_check.
+probe_tool_loop() {
+  local base_url=$1
+  curl -sS -N -m 30 -o "$DIR/probe.sse" -w '%{http_code}' "$base_url/v1/messages?beta=true" \
+    -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "x-api-key: $CLIENT_KEY" \
+    --data-binary '{"model":"'"$MODEL"'","max_tokens":256,"stream":true,"metadata":{"user_id":"'"$PROBE_MARK"'"},"messages":[{"role":"user","content":"byte probe"}]}' \
+    >"$DIR/probe.status" 2>"$DIR/probe.err" || true
+}
+
+probe_error_after_content() { probe_tool_loop "$@"; }
+
+probe_check() {
+  [[ $(cat "$DIR/probe.status" 2>/dev/null) == 200 ]] || return 1
+  jq -e -s --arg got "$(base64 -w0 "$DIR/probe.sse")" --arg mark "$PROBE_MARK" \
+    '(map(select(.bodyText? // "" | contains($mark))) | last | .seq) as $seq
+     | $seq != null and (map(select(.kind? == "sent" and .seq == $seq)) | last | .sseBase64) == $got' \
+    "$DIR/upstream.jsonl"
 }
 
 scenario_error_after_content() {
@@ -287,6 +319,7 @@ scenario_error_after_content() {
        | $msg != null and $result.is_error == true and ($result.result | contains($msg))'
   check "(c) exactly 1 POST /v1/messages (no retry, no fallback after content was sent)" \
     upstream '($posts | length) == 1 and $posts[0].reply.errorAfterContent == true'
+  check "(d) the mid-stream error reached curl byte-for-byte as the upstream sent it" probe_check
 }
 
 run_scenario() {
@@ -310,6 +343,7 @@ run_scenario() {
   fi
   echo "# scenario $name: claude -> ${MODE/direct/fake upstream directly} ($base_url)"
   run_claude "$DIR" "$base_url"
+  if declare -F "probe_${name//-/_}" >/dev/null; then "probe_${name//-/_}" "$base_url"; fi
   stop_scenario_processes
   "scenario_${name//-/_}"
   if ((SCENARIO_FAILED)); then
