@@ -3,6 +3,7 @@
 #
 #   tests/E2E/run.sh            through the relay (builds src/CcRelay.Cli in Release when needed)
 #   tests/E2E/run.sh --direct   Claude Code straight at the fake upstream (control run, no relay)
+#   CC_RELAY_BIN=/path/to/cc-relay tests/E2E/run.sh   use that relay executable, no build
 #
 # Scenarios (each check is one counted case; output ends with `E2E: <N> passed, <M> failed`):
 #   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
@@ -29,14 +30,22 @@ MODE=relay
 case "${1:-}" in
   "") ;;
   --direct) MODE=direct ;;
-  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "usage: $0 [--direct]" >&2; exit 2 ;;
 esac
 
 for tool in node npm jq curl timeout; do
   command -v "$tool" >/dev/null || { echo "missing required tool: $tool" >&2; exit 2; }
 done
-[[ $MODE == direct ]] || command -v dotnet >/dev/null || { echo "missing required tool: dotnet" >&2; exit 2; }
+if [[ $MODE == relay && -z ${CC_RELAY_BIN:-} ]]; then
+  command -v dotnet >/dev/null || { echo "missing required tool: dotnet" >&2; exit 2; }
+fi
+if [[ -n ${CC_RELAY_BIN:-} ]]; then
+  [[ -x $CC_RELAY_BIN ]] || { echo "CC_RELAY_BIN=$CC_RELAY_BIN is not an executable" >&2; exit 2; }
+  RELAY_CMD=("$CC_RELAY_BIN")
+else
+  RELAY_CMD=(dotnet "$RELAY_DLL")
+fi
 
 # ---- process and temp-dir hygiene -----------------------------------------------------------------
 
@@ -156,7 +165,7 @@ providers:
     keys:
       - key: "$UPSTREAM_KEY"
 EOF
-  dotnet "$RELAY_DLL" serve --config "$dir/relay.yaml" >"$dir/relay.out" 2>"$dir/relay.err" &
+  "${RELAY_CMD[@]}" serve --config "$dir/relay.yaml" >"$dir/relay.out" 2>"$dir/relay.err" &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")
   # Readiness: bounded polling of /health (about 30 s at most).
@@ -370,8 +379,8 @@ keep_captures() {
 mkdir -p "$WORK"
 rm -rf "$WORK/last-run"
 install_claude
-[[ $MODE == direct ]] || build_relay
-echo "# mode: $MODE"
+if [[ $MODE == relay && -z ${CC_RELAY_BIN:-} ]]; then build_relay; fi
+echo "# mode: $MODE${CC_RELAY_BIN:+ ($CC_RELAY_BIN)}"
 
 run_scenario tool-loop tool-loop
 run_scenario error-after-content error-after-content
