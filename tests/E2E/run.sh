@@ -11,6 +11,8 @@
 #
 # Everything listens on 127.0.0.1. Every process started here is stopped by PID, and the temp dir is
 # removed, by the EXIT trap. The captures of the last run are copied to tests/E2E/.work/last-run/.
+
+# shellcheck disable=SC2016  # jq filters in single quotes use $variables on purpose
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -261,7 +263,7 @@ JQ_DEFS='
 '
 
 scenario_tool_loop() {
-  local session_id expected_key
+  local session_id
   check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
   check "(b) final result contains E2E-DONE, is_error false" \
     claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
