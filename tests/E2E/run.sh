@@ -176,6 +176,8 @@ EOF
     if ! kill -0 "$RELAY_PID" 2>/dev/null; then
       local rc=0
       wait "$RELAY_PID" || rc=$?
+      forget_pid "$RELAY_PID"
+      RELAY_PID=''
       echo "# relay exited during start-up with code $rc:"
       sed 's/^/#   /' "$dir/relay.out" "$dir/relay.err" | tail -30
       return 1
