@@ -184,7 +184,8 @@ EOF
     fi
     sleep 0.1
   done
-  echo "# relay did not answer GET /health within 30 s"
+  echo "# relay did not answer GET /health on 127.0.0.1:$RELAY_PORT within 30 s; its output:"
+  sed 's/^/#   /' "$dir/relay.out" "$dir/relay.err" | tail -30
   return 1
 }
 
