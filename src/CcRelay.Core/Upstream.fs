@@ -3,19 +3,18 @@ namespace CcRelay.Core
 open System
 
 /// How the upstream request for one attempt differs from the client's request.
-type UpstreamPlan =
-    {
-        Provider: ProviderConfig
-        /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
-        Url: Uri
-        /// Credential headers to set (name, value). The client's own credential headers are never copied
-        /// blindly; these are the only ones that go out.
-        Credentials: (string * string) list
-        /// The model to write into the body, when the provider's `model_mapping` renames it.
-        RewriteModel: string option
-        /// The model the upstream will see.
-        UpstreamModel: string
-    }
+type UpstreamPlan = {
+    Provider: ProviderConfig
+    /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
+    Url: Uri
+    /// Credential headers to set (name, value). The client's own credential headers are never copied
+    /// blindly; these are the only ones that go out.
+    Credentials: (string * string) list
+    /// The model to write into the body, when the provider's `model_mapping` renames it.
+    RewriteModel: string option
+    /// The model the upstream will see.
+    UpstreamModel: string
+}
 
 /// Where a request goes and what it carries (the Anthropic-shaped provider family).
 [<RequireQualifiedAccess>]
@@ -23,7 +22,8 @@ module Upstream =
 
     /// The providers a request may go to, in order. Until routing strategies exist: enabled providers in
     /// config order, and the first one is used.
-    let candidates (config: RelayConfig) : ProviderConfig list = config.Providers |> List.filter _.Enabled
+    let candidates (config: RelayConfig) : ProviderConfig list =
+        config.Providers |> List.filter _.Enabled
 
     /// Joins the base URL (keeping any path prefix such as `/api/anthropic`) with the client's path and query.
     let url (baseUrl: Uri) (pathAndQuery: string) : Uri =
@@ -51,7 +51,12 @@ module Upstream =
             configured ()
 
     /// Plans the attempt at `provider` for a request with `facts`, arriving at `pathAndQuery`.
-    let plan (provider: ProviderConfig) (facts: RequestFacts) (pathAndQuery: string) (forward: Credential list) : UpstreamPlan =
+    let plan
+        (provider: ProviderConfig)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        (forward: Credential list)
+        : UpstreamPlan =
         let mapped = provider.ModelMapping |> Map.tryFind facts.Model
 
         {

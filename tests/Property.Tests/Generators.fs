@@ -1,1 +1,243 @@
 module CcRelay.Core.Properties.Generators
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open CcRelay.Core
+
+// ---------------------------
+// Basics
+// ---------------------------
+
+/// A string built from pieces drawn from `piece`, at most `maxPieces` long.
+let stringOf (maxPieces: int) (piece: Gen<string>) : Gen<string> =
+    gen {
+        let! count = Gen.choose (0, maxPieces)
+        let! pieces = Gen.listOfLength count piece
+        return String.Concat pieces
+    }
+
+/// The same ASCII text with each letter's case chosen at random.
+let recase (text: string) : Gen<string> =
+    gen {
+        let! upper = Gen.listOfLength text.Length (Gen.elements [ false; true ])
+
+        return
+            Seq.zip text upper
+            |> Seq.map (fun (c, up) ->
+                if up then
+                    Char.ToUpperInvariant c
+                else
+                    Char.ToLowerInvariant c)
+            |> String.Concat
+    }
+
+/// Text pieces that exercise encoders and parsers: ASCII, punctuation that JSON/SSE care about, BMP letters,
+/// astral characters (surrogate pairs), and control characters. Never a lone surrogate.
+let textPiece: Gen<string> =
+    Gen.frequency [
+        6, Gen.elements [ "a"; "b"; "z"; "Q"; "0"; "7"; "-"; "_"; "."; " " ]
+        2, Gen.elements [ "\""; "\\"; "/"; ":"; "{"; "}"; "["; "]"; ","; "'"; "<"; ">"; "&" ]
+        2,
+        Gen.elements [
+            "\u00e9"
+            "\u00df"
+            "\u4e2d"
+            "\u6587"
+            "\u0416"
+            "\u2028"
+            "\u2029"
+            "\ufeff"
+            "\uffff"
+        ]
+        1, Gen.elements [ "\U0001F600"; "\U0001F511"; "\U00010348" ]
+        1, Gen.elements [ "\u0000"; "\u0001"; "\b"; "\t"; "\f"; "\u001f"; "\u007f" ]
+    ]
+
+/// Text without CR or LF (an SSE field value).
+let lineText: Gen<string> =
+    stringOf 12 (textPiece |> Gen.map (fun s -> s.Replace("\u0000", "")))
+
+/// Any text, line breaks included.
+let anyText: Gen<string> =
+    stringOf 12 (Gen.frequency [ 8, textPiece; 1, Gen.elements [ "\n"; "\r"; "\r\n" ] ])
+
+// ---------------------------
+// Headers
+// ---------------------------
+
+let hopByHopNames = [
+    "connection"
+    "keep-alive"
+    "proxy-authenticate"
+    "proxy-authorization"
+    "proxy-connection"
+    "te"
+    "trailer"
+    "transfer-encoding"
+    "upgrade"
+    "alt-svc"
+    "http2-settings"
+    "upgrade-insecure-requests"
+]
+
+let credentialNames = [ "x-api-key"; "authorization" ]
+
+let relayOwnedRequestNames =
+    [ "host"; "content-length"; "accept-encoding"; "expect" ] @ credentialNames
+
+let endToEndNames = [
+    "content-type"
+    "anthropic-version"
+    "anthropic-beta"
+    "user-agent"
+    "accept"
+    "x-request-id"
+    "x-claude-code-session-id"
+    "request-id"
+    "retry-after"
+    "anthropic-ratelimit-requests-remaining"
+    "cache-control"
+    "tex"
+    "connections"
+    "x-te"
+]
+
+/// A random RFC 9110 token-ish header name.
+let tokenName: Gen<string> =
+    gen {
+        let! first = Gen.elements [ 'a' .. 'z' ]
+
+        let! rest =
+            Gen.listOf (Gen.elements ([ 'a' .. 'z' ] @ [ '0' .. '9' ] @ [ '-'; '_'; '.' ]))
+
+        return String(first :: rest |> List.toArray)
+    }
+
+let pseudoName: Gen<string> =
+    Gen.oneof [
+        Gen.elements [ ":authority"; ":path"; ":method"; ":scheme"; ":status"; ":protocol" ]
+        tokenName |> Gen.map ((+) ":")
+    ]
+
+/// Header names across every class the relay distinguishes, in lower case.
+let headerName: Gen<string> =
+    Gen.frequency [
+        3, Gen.elements hopByHopNames
+        2, Gen.elements relayOwnedRequestNames
+        3, Gen.elements endToEndNames
+        1, pseudoName
+        2, tokenName
+    ]
+
+// ---------------------------
+// SSE
+// ---------------------------
+
+let anthropicEventNames = [
+    "message_start"
+    "content_block_start"
+    "content_block_delta"
+    "content_block_stop"
+    "message_delta"
+    "message_stop"
+    "ping"
+    "error"
+]
+
+/// Text for an SSE field value: no CR or LF, NUL allowed.
+let fieldText: Gen<string> = stringOf 10 textPiece
+
+/// Text for an `id:` value: no CR, LF or NUL (the parser ignores an id with NUL).
+let idText: Gen<string> = lineText
+
+let sseEventName: Gen<string> =
+    Gen.frequency [ 4, Gen.elements anthropicEventNames; 1, lineText ]
+
+let retryValue: Gen<int> =
+    Gen.frequency [ 4, Gen.choose (0, 100_000); 1, Gen.elements [ 0; Int32.MaxValue ] ]
+
+/// An event `format` can write: no line breaks in the name or id, a non-negative retry, data lines joined by `\n`.
+let sseEvent: Gen<SseEvent> =
+    gen {
+        let! event = Gen.optionOf sseEventName
+        let! lineCount = Gen.frequency [ 4, Gen.constant 1; 2, Gen.choose (2, 4) ]
+        let! lines = Gen.listOfLength lineCount fieldText
+        let! id = Gen.frequency [ 3, Gen.constant None; 1, Gen.map Some idText ]
+        let! retry = Gen.frequency [ 3, Gen.constant None; 1, Gen.map Some retryValue ]
+
+        return {
+            Event = event
+            Data = String.Join("\n", lines)
+            Id = id
+            Retry = retry
+        }
+    }
+
+let sseEvents: Gen<SseEvent list> =
+    Gen.sized (fun size -> Gen.choose (0, min 12 (1 + size / 8)))
+    |> Gen.bind (fun n -> Gen.listOfLength n sseEvent)
+
+let private afterColon: Gen<string> = Gen.elements [ ""; " "; " "; "  " ]
+
+/// One line of a raw event stream, without its line end: every kind of field, well-formed or not.
+let rawSseLine: Gen<string> =
+    let field (name: string) (value: Gen<string>) =
+        gen {
+            let! space = afterColon
+            let! value = value
+            return name + ":" + space + value
+        }
+
+    Gen.frequency [
+        5, field "data" fieldText
+        2, field "event" sseEventName
+        1, field "id" fieldText
+        1,
+        field
+            "retry"
+            (Gen.oneof [
+                retryValue |> Gen.map string
+                Gen.elements [ ""; "abc"; "12a"; "-5"; "+5"; " 5"; "99999999999"; "2147483648"; "\u0661" ]
+            ])
+        1, Gen.map ((+) ":") fieldText
+        1,
+        Gen.elements [
+            "data"
+            "event"
+            "id"
+            "retry"
+            "foo"
+            "Data: x"
+            "EVENT: y"
+            "dat: z"
+            "foo: bar"
+        ]
+        4, Gen.constant ""
+    ]
+
+let sseLineEnd: Gen<string> = Gen.elements [ "\n"; "\r\n"; "\r" ]
+
+/// A raw event stream with mixed line ends, possibly ending in an unterminated line.
+let rawSseStream: Gen<string> =
+    gen {
+        let! count = Gen.sized (fun size -> Gen.choose (0, min 40 (2 + size / 3)))
+        let! lines = Gen.listOfLength count (Gen.zip rawSseLine sseLineEnd)
+        let! tail = Gen.frequency [ 3, Gen.constant ""; 1, rawSseLine ]
+
+        return
+            (lines |> List.map (fun (line, lineEnd) -> line + lineEnd) |> String.Concat)
+            + tail
+    }
+
+/// Splits `bytes` into chunks at random points (sometimes one byte at a time).
+let chunksOf (bytes: byte array) : Gen<byte array list> =
+    let cutAt (cuts: int list) =
+        let points = (0 :: cuts @ [ bytes.Length ]) |> List.distinct |> List.sort
+
+        points |> List.pairwise |> List.map (fun (a, b) -> bytes[a .. b - 1])
+
+    Gen.frequency [
+        1, Gen.constant [ for b in bytes -> [| b |] ]
+        6, Gen.listOf (Gen.choose (0, bytes.Length)) |> Gen.map cutAt
+    ]
