@@ -173,9 +173,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         record.Status = ErrorEnvelope.status(errorType);
         if (!context.Response.HasStarted)
         {
-            var body = ErrorEnvelope.toJson(errorType, message);
-            record.BytesOut = body.Length;
-            await ErrorResponse.WriteAsync(context, errorType, message);
+            record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message);
         }
     }
 
