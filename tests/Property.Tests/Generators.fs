@@ -241,3 +241,155 @@ let chunksOf (bytes: byte array) : Gen<byte array list> =
         1, Gen.constant [ for b in bytes -> [| b |] ]
         6, Gen.listOf (Gen.choose (0, bytes.Length)) |> Gen.map cutAt
     ]
+
+// ---------------------------
+// JSON request bodies
+// ---------------------------
+
+/// A JSON value as a tree, so a generated body can be compared with what a parser reads back.
+type Json =
+    | JNull
+    | JBool of bool
+    | JNumber of string
+    | JString of string
+    | JArray of Json list
+    | JObject of (string * Json) list
+
+let private hex4 (upper: bool) (c: char) : string =
+    (int c).ToString(if upper then "X4" else "x4")
+
+/// One character as it may legally appear inside a JSON string, with a random choice of escape.
+let private jsonChar (c: char) : Gen<string> =
+    let unicode =
+        Gen.elements [ false; true ] |> Gen.map (fun upper -> "\\u" + hex4 upper c)
+
+    match c with
+    | '"' -> Gen.oneof [ Gen.constant "\\\""; unicode ]
+    | '\\' -> Gen.oneof [ Gen.constant "\\\\"; unicode ]
+    | '/' -> Gen.elements [ "/"; "\\/" ]
+    | '\b' -> Gen.oneof [ Gen.constant "\\b"; unicode ]
+    | '\f' -> Gen.oneof [ Gen.constant "\\f"; unicode ]
+    | '\n' -> Gen.oneof [ Gen.constant "\\n"; unicode ]
+    | '\r' -> Gen.oneof [ Gen.constant "\\r"; unicode ]
+    | '\t' -> Gen.oneof [ Gen.constant "\\t"; unicode ]
+    | c when c < ' ' -> unicode
+    | c -> Gen.frequency [ 4, Gen.constant (string c); 1, unicode ]
+
+/// A JSON string literal for `text`, quotes included, each character raw or escaped at random.
+/// Surrogate pairs are kept together (raw) or escaped as two `\uXXXX`.
+let jsonStringLiteral (text: string) : Gen<string> =
+    let rec units (i: int) : string list =
+        if i >= text.Length then
+            []
+        elif Char.IsHighSurrogate text[i] && i + 1 < text.Length then
+            text.Substring(i, 2) :: units (i + 2)
+        else
+            string text[i] :: units (i + 1)
+
+    units 0
+    |> Gen.collectToList (fun unit ->
+        if unit.Length = 2 then
+            Gen.elements [ unit; "\\u" + hex4 true unit[0] + "\\u" + hex4 false unit[1] ]
+        else
+            jsonChar unit[0])
+    |> Gen.map (fun parts -> "\"" + String.Concat parts + "\"")
+
+let private whitespace: Gen<string> =
+    Gen.frequency [
+        6, Gen.constant ""
+        2, Gen.constant " "
+        1, Gen.elements [ "\n"; "\t"; "\r\n  "; "  " ]
+    ]
+
+/// Renders a JSON tree as text, with random whitespace and random (valid) escapes.
+let rec renderJson (json: Json) : Gen<string> =
+    let around (inner: Gen<string>) =
+        Gen.map3 (fun a s b -> a + s + b) whitespace inner whitespace
+
+    let joined (open': string) (close: string) (items: Gen<string> list) =
+        Gen.sequenceToList items
+        |> Gen.map (fun parts -> open' + String.Join(",", parts) + close)
+
+    match json with
+    | JNull -> around (Gen.constant "null")
+    | JBool b -> around (Gen.constant (if b then "true" else "false"))
+    | JNumber n -> around (Gen.constant n)
+    | JString s -> around (jsonStringLiteral s)
+    | JArray items -> around (items |> List.map renderJson |> joined "[" "]")
+    | JObject members ->
+        members
+        |> List.map (fun (key, value) ->
+            Gen.map2 (fun k v -> k + ":" + v) (around (jsonStringLiteral key)) (renderJson value))
+        |> joined "{" "}"
+        |> around
+
+/// Non-empty text with quotes, backslashes, controls, BMP and astral characters.
+let jsonText: Gen<string> = stringOf 8 textPiece
+
+let modelName: Gen<string> =
+    Gen.frequency [
+        2, Gen.elements [ "claude-sonnet-4-6"; "claude-opus-4-6"; "GLM-5"; "MiniMax-M2.5"; "m" ]
+        3, jsonText |> Gen.map (fun s -> "m" + s)
+    ]
+
+let private jsonKey: Gen<string> =
+    Gen.frequency [
+        4,
+        Gen.elements [
+            "messages"
+            "system"
+            "max_tokens"
+            "metadata"
+            "tools"
+            "thinking"
+            "stream"
+            "Model"
+            "models"
+            "mode"
+            "model_"
+            " model"
+        ]
+        1, jsonText
+    ]
+
+let private jsonLeaf: Gen<Json> =
+    Gen.oneof [
+        Gen.constant JNull
+        Gen.elements [ JBool true; JBool false ]
+        Gen.elements [ "0"; "-1"; "42"; "3.14"; "1e10"; "-0.5E-3"; "123456789012345678901234567890" ]
+        |> Gen.map JNumber
+        jsonText |> Gen.map JString
+    ]
+
+/// Any JSON value; nested objects may have `model` keys of their own.
+let rec jsonValue (size: int) : Gen<Json> =
+    if size <= 1 then
+        jsonLeaf
+    else
+        let child = jsonValue (size / 3)
+
+        Gen.frequency [
+            3, jsonLeaf
+            1, Gen.listOf child |> Gen.resize 4 |> Gen.map JArray
+            1,
+            Gen.listOf (Gen.zip (Gen.frequency [ 4, jsonKey; 1, Gen.constant "model" ]) child)
+            |> Gen.resize 4
+            |> Gen.map JObject
+        ]
+
+/// Top-level members that are not `model`.
+let topLevelMembers: Gen<(string * Json) list> =
+    Gen.sized (fun size ->
+        Gen.listOf (Gen.zip jsonKey (jsonValue size))
+        |> Gen.resize 6
+        |> Gen.map (List.filter (fun (key, _) -> key <> "model")))
+
+/// A request body: other members, with the top-level `model` placed anywhere among them.
+let requestBody: Gen<Json * string> =
+    gen {
+        let! members = topLevelMembers
+        let! model = modelName
+        let! at = Gen.choose (0, members.Length)
+        let before, after = List.splitAt at members
+        return JObject(before @ [ "model", JString model ] @ after), model
+    }
