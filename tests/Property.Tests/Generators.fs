@@ -393,3 +393,99 @@ let requestBody: Gen<Json * string> =
         let before, after = List.splitAt at members
         return JObject(before @ [ "model", JString model ] @ after), model
     }
+
+// ---------------------------
+// Auth
+// ---------------------------
+
+/// A secret as an operator or a client would write one: non-empty, no surrounding whitespace
+/// (a bearer token is trimmed), any characters inside.
+let secret: Gen<string> =
+    gen {
+        let! first = Gen.elements [ "s"; "k"; "S"; "7"; "\u00e9" ]
+        let! middle = stringOf 8 (textPiece |> Gen.map (fun s -> s.Replace("\u0000", "")))
+        let! last = Gen.elements [ "x"; "Y"; "0"; "-"; "\u4e2d" ]
+        return first + middle + last
+    }
+
+/// A value close to `value` but different: re-cased, extended, shortened or padded.
+let nearMiss (value: string) : Gen<string> =
+    Gen.elements [
+        value.ToUpperInvariant()
+        value.ToLowerInvariant()
+        value + "x"
+        "x" + value
+        value.Substring(0, value.Length - 1)
+        value + " "
+        " " + value
+        value.Substring(1)
+    ]
+    |> Gen.map (fun v -> if v = value then value + "!" else v)
+
+let authSettings: Gen<AuthSettings> =
+    gen {
+        let! apiKey =
+            Gen.frequency [ 2, Gen.constant None; 1, Gen.constant (Some ""); 4, Gen.map Some secret ]
+
+        let! allowBearer = Gen.elements [ false; true ]
+        let! sameSecret = Gen.frequency [ 6, Gen.constant false; 1, Gen.constant true ]
+
+        let! bearerSecret =
+            match apiKey with
+            | Some key when sameSecret && key <> "" -> Gen.constant (Some key)
+            | _ -> Gen.frequency [ 2, Gen.constant None; 1, Gen.constant (Some ""); 3, Gen.map Some secret ]
+
+        return {
+            ApiKey = apiKey
+            AllowBearer = allowBearer
+            BearerSecret = bearerSecret
+        }
+    }
+
+/// A credential a client might present to a relay with `settings`: one of its secrets, a near miss, or a
+/// foreign one (the user's own key or subscription token).
+let presentedSecret (settings: AuthSettings) : Gen<string> =
+    let own =
+        [ settings.ApiKey; settings.BearerSecret ]
+        |> List.choose id
+        |> List.filter (fun s -> s <> "")
+
+    Gen.frequency [
+        if not own.IsEmpty then
+            3, Gen.elements own
+            2, Gen.elements own |> Gen.bind nearMiss
+        2, secret
+    ]
+
+/// An `Authorization` header value carrying `token` (scheme in any case, optional extra spaces).
+let bearerHeader (token: string) : Gen<string> =
+    Gen.map3
+        (fun scheme gap pad -> pad + scheme + gap + token + pad)
+        (recase "Bearer")
+        (Gen.elements [ " "; " "; "  " ])
+        (Gen.elements [ ""; ""; " " ])
+
+/// The raw `x-api-key` and `Authorization` header values of a request.
+let presentedHeaders (settings: AuthSettings) : Gen<string option * string option> =
+    let apiKey =
+        Gen.frequency [
+            2, Gen.constant None
+            1, Gen.constant (Some "")
+            5, presentedSecret settings |> Gen.map Some
+        ]
+
+    let authorization =
+        Gen.frequency [
+            2, Gen.constant None
+            1,
+            Gen.elements [
+                Some ""
+                Some "Bearer "
+                Some "Bearer"
+                Some "Basic dXNlcjpwYXNz"
+                Some "Token abc"
+            ]
+            5, presentedSecret settings |> Gen.bind bearerHeader |> Gen.map Some
+        ]
+
+    Gen.zip apiKey authorization
