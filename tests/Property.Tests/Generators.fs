@@ -489,3 +489,27 @@ let presentedHeaders (settings: AuthSettings) : Gen<string option * string optio
         ]
 
     Gen.zip apiKey authorization
+
+// ---------------------------
+// Models
+// ---------------------------
+
+/// A catalogue as `Models.catalogue` builds it: distinct ids, in a meaningful (config) order.
+let catalogue: Gen<ModelInfo list> =
+    Gen.sized (fun size -> Gen.choose (0, min 60 (size + 1)))
+    |> Gen.bind (fun n -> Gen.listOfLength n (Gen.elements [ "claude"; "glm"; "m"; "MiniMax"; "\u00e9"; "a b" ]))
+    |> Gen.map (List.mapi (fun i stem -> $"%s{stem}-%d{i}"))
+    |> Gen.bind Gen.shuffle
+    |> Gen.map (fun ids ->
+        ids
+        |> Seq.map (fun id -> {
+            Id = id
+            DisplayName = id
+            CreatedAt = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)
+            Provider = "p"
+        })
+        |> List.ofSeq)
+
+/// A page size, small enough to need several pages.
+let pageLimit: Gen<int> =
+    Gen.frequency [ 5, Gen.choose (1, 7); 1, Gen.choose (8, 70); 1, Gen.elements [ 1; 1000 ] ]
