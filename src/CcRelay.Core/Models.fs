@@ -98,7 +98,15 @@ module Models =
         writer.WriteString("type", "model")
         writer.WriteString("id", model.Id)
         writer.WriteString("display_name", model.DisplayName)
-        writer.WriteString("created_at", model.CreatedAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"))
+
+        writer.WriteString(
+            "created_at",
+            // the literal Z needs a UTC time; ':' is a culture's time separator unless the culture is invariant
+            model.CreatedAt
+                .ToUniversalTime()
+                .ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", Globalization.CultureInfo.InvariantCulture)
+        )
+
         writer.WriteEndObject()
 
     let private render (body: Utf8JsonWriter -> unit) : byte array =

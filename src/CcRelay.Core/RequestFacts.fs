@@ -39,7 +39,8 @@ module RequestFacts =
         | BodyError.MissingModel -> "model: field required"
         | BodyError.ModelNotString -> "model: must be a non-empty string"
 
-    /// Reads the facts of a body. The whole body is validated as JSON; nothing is allocated but the model string.
+    /// Reads the facts of a body. The whole body is validated as JSON (UTF-8 included); nothing is allocated but
+    /// the model string.
     let inspect (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
         let mutable reader = Utf8JsonReader(body, readerOptions)
         let mutable model: string | null = null
@@ -86,11 +87,15 @@ module RequestFacts =
                                 || reader.TokenType = JsonTokenType.StartArray
                             then
                                 reader.Skip()
-        with :? JsonException as e ->
-            error <- Some(BodyError.NotJson(e.Message))
+        with
+        | :? JsonException as e -> error <- Some(BodyError.NotJson(e.Message))
+        // GetString on invalid UTF-8 or on an escaped lone surrogate (`"\ud800"`), which no string can hold
+        | :? InvalidOperationException as e -> error <- Some(BodyError.NotJson(e.Message))
 
         match error with
         | Some e -> Error e
+        // the reader checks UTF-8 only in the strings it decodes; JSON text must be UTF-8 throughout (RFC 8259 §8.1)
+        | None when not (Text.Unicode.Utf8.IsValid body) -> Error(BodyError.NotJson "the body is not valid UTF-8")
         | None when modelBad -> Error BodyError.ModelNotString
         | None ->
             match model with

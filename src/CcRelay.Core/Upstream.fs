@@ -26,9 +26,19 @@ module Upstream =
         config.Providers |> List.filter _.Enabled
 
     /// Joins the base URL (keeping any path prefix such as `/api/anthropic`) with the client's path and query.
+    /// A query in the base URL comes first, then the client's (as Go's `httputil.ProxyRequest.SetURL` does).
     let url (baseUrl: Uri) (pathAndQuery: string) : Uri =
         let root = baseUrl.GetLeftPart(UriPartial.Path).TrimEnd('/')
-        Uri(root + pathAndQuery)
+
+        match baseUrl.Query.TrimStart('?') with
+        | "" -> Uri(root + pathAndQuery)
+        | baseQuery ->
+            let path, query =
+                match pathAndQuery.IndexOf '?' with
+                | -1 -> pathAndQuery, ""
+                | q -> pathAndQuery.Substring(0, q), pathAndQuery.Substring(q + 1)
+
+            Uri(root + path + "?" + (if query = "" then baseQuery else baseQuery + "&" + query))
 
     /// The credential headers for a provider. Anthropic-type providers receive the caller's foreign
     /// credential when there is one (passthrough, e.g. a Claude subscription token); every other case

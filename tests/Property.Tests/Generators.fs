@@ -241,3 +241,275 @@ let chunksOf (bytes: byte array) : Gen<byte array list> =
         1, Gen.constant [ for b in bytes -> [| b |] ]
         6, Gen.listOf (Gen.choose (0, bytes.Length)) |> Gen.map cutAt
     ]
+
+// ---------------------------
+// JSON request bodies
+// ---------------------------
+
+/// A JSON value as a tree, so a generated body can be compared with what a parser reads back.
+type Json =
+    | JNull
+    | JBool of bool
+    | JNumber of string
+    | JString of string
+    | JArray of Json list
+    | JObject of (string * Json) list
+
+let private hex4 (upper: bool) (c: char) : string =
+    (int c).ToString(if upper then "X4" else "x4")
+
+/// One character as it may legally appear inside a JSON string, with a random choice of escape.
+let private jsonChar (c: char) : Gen<string> =
+    let unicode =
+        Gen.elements [ false; true ] |> Gen.map (fun upper -> "\\u" + hex4 upper c)
+
+    match c with
+    | '"' -> Gen.oneof [ Gen.constant "\\\""; unicode ]
+    | '\\' -> Gen.oneof [ Gen.constant "\\\\"; unicode ]
+    | '/' -> Gen.elements [ "/"; "\\/" ]
+    | '\b' -> Gen.oneof [ Gen.constant "\\b"; unicode ]
+    | '\f' -> Gen.oneof [ Gen.constant "\\f"; unicode ]
+    | '\n' -> Gen.oneof [ Gen.constant "\\n"; unicode ]
+    | '\r' -> Gen.oneof [ Gen.constant "\\r"; unicode ]
+    | '\t' -> Gen.oneof [ Gen.constant "\\t"; unicode ]
+    | c when c < ' ' -> unicode
+    | c -> Gen.frequency [ 4, Gen.constant (string c); 1, unicode ]
+
+/// A JSON string literal for `text`, quotes included, each character raw or escaped at random.
+/// Surrogate pairs are kept together (raw) or escaped as two `\uXXXX`.
+let jsonStringLiteral (text: string) : Gen<string> =
+    let rec units (i: int) : string list =
+        if i >= text.Length then
+            []
+        elif Char.IsHighSurrogate text[i] && i + 1 < text.Length then
+            text.Substring(i, 2) :: units (i + 2)
+        else
+            string text[i] :: units (i + 1)
+
+    units 0
+    |> Gen.collectToList (fun unit ->
+        if unit.Length = 2 then
+            Gen.elements [ unit; "\\u" + hex4 true unit[0] + "\\u" + hex4 false unit[1] ]
+        else
+            jsonChar unit[0])
+    |> Gen.map (fun parts -> "\"" + String.Concat parts + "\"")
+
+let private whitespace: Gen<string> =
+    Gen.frequency [
+        6, Gen.constant ""
+        2, Gen.constant " "
+        1, Gen.elements [ "\n"; "\t"; "\r\n  "; "  " ]
+    ]
+
+/// Renders a JSON tree as text, with random whitespace and random (valid) escapes.
+let rec renderJson (json: Json) : Gen<string> =
+    let around (inner: Gen<string>) =
+        Gen.map3 (fun a s b -> a + s + b) whitespace inner whitespace
+
+    let joined (open': string) (close: string) (items: Gen<string> list) =
+        Gen.sequenceToList items
+        |> Gen.map (fun parts -> open' + String.Join(",", parts) + close)
+
+    match json with
+    | JNull -> around (Gen.constant "null")
+    | JBool b -> around (Gen.constant (if b then "true" else "false"))
+    | JNumber n -> around (Gen.constant n)
+    | JString s -> around (jsonStringLiteral s)
+    | JArray items -> around (items |> List.map renderJson |> joined "[" "]")
+    | JObject members ->
+        members
+        |> List.map (fun (key, value) ->
+            Gen.map2 (fun k v -> k + ":" + v) (around (jsonStringLiteral key)) (renderJson value))
+        |> joined "{" "}"
+        |> around
+
+/// Non-empty text with quotes, backslashes, controls, BMP and astral characters.
+let jsonText: Gen<string> = stringOf 8 textPiece
+
+let modelName: Gen<string> =
+    Gen.frequency [
+        2, Gen.elements [ "claude-sonnet-4-6"; "claude-opus-4-6"; "GLM-5"; "MiniMax-M2.5"; "m" ]
+        3, jsonText |> Gen.map (fun s -> "m" + s)
+    ]
+
+let private jsonKey: Gen<string> =
+    Gen.frequency [
+        4,
+        Gen.elements [
+            "messages"
+            "system"
+            "max_tokens"
+            "metadata"
+            "tools"
+            "thinking"
+            "stream"
+            "Model"
+            "models"
+            "mode"
+            "model_"
+            " model"
+        ]
+        1, jsonText
+    ]
+
+let private jsonLeaf: Gen<Json> =
+    Gen.oneof [
+        Gen.constant JNull
+        Gen.elements [ JBool true; JBool false ]
+        Gen.elements [ "0"; "-1"; "42"; "3.14"; "1e10"; "-0.5E-3"; "123456789012345678901234567890" ]
+        |> Gen.map JNumber
+        jsonText |> Gen.map JString
+    ]
+
+/// Any JSON value; nested objects may have `model` keys of their own.
+let rec jsonValue (size: int) : Gen<Json> =
+    if size <= 1 then
+        jsonLeaf
+    else
+        let child = jsonValue (size / 3)
+
+        Gen.frequency [
+            3, jsonLeaf
+            1, Gen.listOf child |> Gen.resize 4 |> Gen.map JArray
+            1,
+            Gen.listOf (Gen.zip (Gen.frequency [ 4, jsonKey; 1, Gen.constant "model" ]) child)
+            |> Gen.resize 4
+            |> Gen.map JObject
+        ]
+
+/// Top-level members that are not `model`.
+let topLevelMembers: Gen<(string * Json) list> =
+    Gen.sized (fun size ->
+        Gen.listOf (Gen.zip jsonKey (jsonValue size))
+        |> Gen.resize 6
+        |> Gen.map (List.filter (fun (key, _) -> key <> "model")))
+
+/// A request body: other members, with the top-level `model` placed anywhere among them.
+let requestBody: Gen<Json * string> =
+    gen {
+        let! members = topLevelMembers
+        let! model = modelName
+        let! at = Gen.choose (0, members.Length)
+        let before, after = List.splitAt at members
+        return JObject(before @ [ "model", JString model ] @ after), model
+    }
+
+// ---------------------------
+// Auth
+// ---------------------------
+
+/// A secret as an operator or a client would write one: non-empty, no surrounding whitespace
+/// (a bearer token is trimmed), any characters inside.
+let secret: Gen<string> =
+    gen {
+        let! first = Gen.elements [ "s"; "k"; "S"; "7"; "\u00e9" ]
+        let! middle = stringOf 8 (textPiece |> Gen.map (fun s -> s.Replace("\u0000", "")))
+        let! last = Gen.elements [ "x"; "Y"; "0"; "-"; "\u4e2d" ]
+        return first + middle + last
+    }
+
+/// A value close to `value` but different: re-cased, extended, shortened or padded.
+let nearMiss (value: string) : Gen<string> =
+    Gen.elements [
+        value.ToUpperInvariant()
+        value.ToLowerInvariant()
+        value + "x"
+        "x" + value
+        value.Substring(0, value.Length - 1)
+        value + " "
+        " " + value
+        value.Substring(1)
+    ]
+    |> Gen.map (fun v -> if v = value then value + "!" else v)
+
+let authSettings: Gen<AuthSettings> =
+    gen {
+        let! apiKey =
+            Gen.frequency [ 2, Gen.constant None; 1, Gen.constant (Some ""); 4, Gen.map Some secret ]
+
+        let! allowBearer = Gen.elements [ false; true ]
+        let! sameSecret = Gen.frequency [ 6, Gen.constant false; 1, Gen.constant true ]
+
+        let! bearerSecret =
+            match apiKey with
+            | Some key when sameSecret && key <> "" -> Gen.constant (Some key)
+            | _ -> Gen.frequency [ 2, Gen.constant None; 1, Gen.constant (Some ""); 3, Gen.map Some secret ]
+
+        return {
+            ApiKey = apiKey
+            AllowBearer = allowBearer
+            BearerSecret = bearerSecret
+        }
+    }
+
+/// A credential a client might present to a relay with `settings`: one of its secrets, a near miss, or a
+/// foreign one (the user's own key or subscription token).
+let presentedSecret (settings: AuthSettings) : Gen<string> =
+    let own =
+        [ settings.ApiKey; settings.BearerSecret ]
+        |> List.choose id
+        |> List.filter (fun s -> s <> "")
+
+    Gen.frequency [
+        if not own.IsEmpty then
+            3, Gen.elements own
+            2, Gen.elements own |> Gen.bind nearMiss
+        2, secret
+    ]
+
+/// An `Authorization` header value carrying `token` (scheme in any case, optional extra spaces).
+let bearerHeader (token: string) : Gen<string> =
+    Gen.map3
+        (fun scheme gap pad -> pad + scheme + gap + token + pad)
+        (recase "Bearer")
+        (Gen.elements [ " "; " "; "  " ])
+        (Gen.elements [ ""; ""; " " ])
+
+/// The raw `x-api-key` and `Authorization` header values of a request.
+let presentedHeaders (settings: AuthSettings) : Gen<string option * string option> =
+    let apiKey =
+        Gen.frequency [
+            2, Gen.constant None
+            1, Gen.constant (Some "")
+            5, presentedSecret settings |> Gen.map Some
+        ]
+
+    let authorization =
+        Gen.frequency [
+            2, Gen.constant None
+            1,
+            Gen.elements [
+                Some ""
+                Some "Bearer "
+                Some "Bearer"
+                Some "Basic dXNlcjpwYXNz"
+                Some "Token abc"
+            ]
+            5, presentedSecret settings |> Gen.bind bearerHeader |> Gen.map Some
+        ]
+
+    Gen.zip apiKey authorization
+
+// ---------------------------
+// Models
+// ---------------------------
+
+/// A catalogue as `Models.catalogue` builds it: distinct ids, in a meaningful (config) order.
+let catalogue: Gen<ModelInfo list> =
+    Gen.sized (fun size -> Gen.choose (0, min 60 (size + 1)))
+    |> Gen.bind (fun n -> Gen.listOfLength n (Gen.elements [ "claude"; "glm"; "m"; "MiniMax"; "\u00e9"; "a b" ]))
+    |> Gen.map (List.mapi (fun i stem -> $"%s{stem}-%d{i}"))
+    |> Gen.bind Gen.shuffle
+    |> Gen.map (fun ids ->
+        ids
+        |> Seq.map (fun id -> {
+            Id = id
+            DisplayName = id
+            CreatedAt = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)
+            Provider = "p"
+        })
+        |> List.ofSeq)
+
+/// A page size, small enough to need several pages.
+let pageLimit: Gen<int> =
+    Gen.frequency [ 5, Gen.choose (1, 7); 1, Gen.choose (8, 70); 1, Gen.elements [ 1; 1000 ] ]
