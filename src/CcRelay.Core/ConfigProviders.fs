@@ -349,7 +349,7 @@ module internal ConfigProviders =
                         $"type %s{typeName} needs a key and %s{reason}; the provider is disabled"
                 )
               ]
-            | None when entries.IsEmpty && requiresKey providerType -> [
+            | None when enabled && entries.IsEmpty && requiresKey providerType -> [
                 warning (
                     ConfigRead.issue
                         fields.Cursor
