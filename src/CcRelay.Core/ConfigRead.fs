@@ -430,6 +430,12 @@ module internal ConfigRead =
     /// The entry for a key, when present.
     let entry (key: string) (fields: Fields) : MappingEntry option = fields.Entries.TryFind key
 
+    /// Where a key's value starts; the section's own position when the key is absent.
+    let valueAt (key: string) (fields: Fields) : Position =
+        fields.Entries.TryFind key
+        |> Option.map (fun e -> ConfigNode.position e.Value)
+        |> Option.defaultValue fields.At
+
     /// Makes a total reader optional-shaped (for `field`): absent stays absent.
     let some (read: Read<'Value>) : Read<'Value option> =
         fun cursor node -> read cursor node |> Decoded.map Some

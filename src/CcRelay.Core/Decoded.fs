@@ -12,6 +12,22 @@ type internal Finding = {
     Issue: ConfigIssue
 }
 
+/// Building findings.
+[<RequireQualifiedAccess>]
+module internal Finding =
+
+    /// An error finding.
+    let error (issue: ConfigIssue) : Finding = {
+        Severity = Severity.Error
+        Issue = issue
+    }
+
+    /// A warning finding.
+    let warning (issue: ConfigIssue) : Finding = {
+        Severity = Severity.Warning
+        Issue = issue
+    }
+
 /// The outcome of decoding one part of a config: its value (None when an error left nothing usable) and
 /// every finding, errors and warnings together.
 ///

@@ -328,6 +328,34 @@ let ``name and type are required`` () =
     Assert.Equal<string list>([ "providers[0].name"; "providers[0].type" ], paths errors)
 
 [<Fact>]
+let ``an empty name is an error`` () =
+    let quotedEmpty = map 3 [ "name", quoted 4 ""; "type", plain 5 "anthropic" ]
+    let error = load (providers [ quotedEmpty ]) |> singleError "providers[0].name" 4
+    Assert.Equal("must not be empty", error.Message)
+    // A plain empty scalar is null: the name is missing.
+    let missing =
+        load (providers [ provider 3 "" "anthropic" [] ])
+        |> singleError "providers[0].name" 4
+
+    Assert.Equal("is required", missing.Message)
+
+[<Fact>]
+let ``a provider that is not a mapping is one error`` () =
+    let errors, _ =
+        load (providers [ plain 3 "anthropic"; provider 4 "a" "anthropic" [] ])
+        |> invalid
+
+    let error = Assert.Single errors
+    Assert.Equal("providers[0]", error.Path)
+    Assert.Contains("expected a mapping", error.Message)
+
+[<Fact>]
+let ``providers must be a list`` () =
+    load (map 1 [ "providers", map 2 [ "name", plain 3 "a" ] ])
+    |> singleError "providers" 2
+    |> ignore
+
+[<Fact>]
 let ``an unknown type lists the allowed ones and suggests the closest`` () =
     let error =
         load (providers [ provider 3 "a" "antropic" [] ])
