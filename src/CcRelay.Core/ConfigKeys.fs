@@ -155,8 +155,9 @@ module internal ConfigKeys =
         (enabled: bool)
         (providerType: ProviderType)
         (provider: Fields)
-        (entries: KeyEntry list)
+        (listed: KeyEntry list option)
         : Decoded<ResolvedKeys> =
+        let entries = listed |> Option.defaultValue []
         let judged = entries |> List.map (judge providerType)
         let usable = judged |> List.choose snd
         let typeName = ProviderType.wireName providerType
@@ -190,7 +191,7 @@ module internal ConfigKeys =
                         $"type %s{typeName} needs a key and %s{reason}; the provider is disabled"
                 )
               ]
-            | None when enabled && entries.IsEmpty && requiresKey providerType -> [
+            | None when enabled && (listed |> Option.exists List.isEmpty) && requiresKey providerType -> [
                 Finding.warning (
                     ConfigRead.issue
                         provider.Cursor

@@ -14,7 +14,8 @@ type internal ProviderFields = {
     Kind: ProviderKind option
     BaseUrl: Uri option
     AuthStyle: AuthStyle option
-    Keys: KeyEntry list
+    /// None when `keys` itself had an error (so "no keys" is not reported on top of it).
+    Keys: KeyEntry list option
     ModelMapping: (string * string) list
     Models: string list
 }
@@ -179,7 +180,13 @@ module internal ConfigProviders =
 
             and! baseUrl = optional "base_url" url
             and! authStyle = optional "auth_header" (ConfigRead.optionalChoice authStyles)
-            and! keys = listed "keys" (ConfigRead.optionalList ConfigKeys.entry)
+
+            and! keys =
+                fields
+                |> ConfigRead.field "keys" (ConfigRead.optionalList ConfigKeys.entry)
+                |> Decoded.attempt
+                // Absent: no keys. Invalid: None.
+                |> Decoded.map (Option.map (Option.defaultValue []))
 
             and! mapping =
                 listed "model_mapping" (ConfigRead.optionalMap ConfigRead.nonEmptyString)

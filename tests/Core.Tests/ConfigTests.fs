@@ -447,6 +447,19 @@ let ``a key is required for zai but not for anthropic or ollama`` () =
     Assert.Equal<string list>([ "providers[0].keys[0].key" ], paths warnings)
 
 [<Fact>]
+let ``a keyless zai warns that requests go without a credential, unless keys itself is broken`` () =
+    let _, warnings = load (providers [ provider 3 "z" "zai" [] ]) |> loaded
+    Assert.Contains("sent without a credential", (Assert.Single warnings).Message)
+
+    let broken = seq 6 [ map 7 [ "key", quoted 7 "${" ] ]
+
+    let errors, warnings =
+        load (providers [ provider 3 "z" "zai" [ "keys", broken ] ]) |> invalid
+
+    Assert.Equal<string list>([ "providers[0].keys[0].key" ], paths errors)
+    Assert.Empty warnings
+
+[<Fact>]
 let ``key limits are read and checked`` () =
     let document =
         providers [
