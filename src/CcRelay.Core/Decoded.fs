@@ -120,15 +120,6 @@ module internal Decoded =
         Findings = decoded.Findings
     }
 
-    /// Like `orDefault`, but the fallback is computed only when needed.
-    let orElseWith (fallback: unit -> 'Value) (decoded: Decoded<'Value option>) : Decoded<'Value> = {
-        Value =
-            match Option.flatten decoded.Value with
-            | Some value -> Some value
-            | None -> Some(fallback ())
-        Findings = decoded.Findings
-    }
-
     /// Always has a value: the part's own value when it had one, else None (its findings are kept). Lets a
     /// record decode go on past a bad field, so later cross-field checks still report.
     let attempt (decoded: Decoded<'Value>) : Decoded<'Value option> = {
