@@ -38,11 +38,6 @@ module ConfigDecode =
         "max_body_log_size"
     ]
 
-    let private warning (issue: ConfigIssue) : Finding = {
-        Severity = Severity.Warning
-        Issue = issue
-    }
-
     let private keyAt (key: string) (fields: Fields) : Position =
         ConfigRead.entry key fields
         |> Option.map _.KeyAt
@@ -83,14 +78,14 @@ module ConfigDecode =
             |> Decoded.bind (fun (settings, ownKey) ->
                 let findings = [
                     if ownKey.IsSome && (nonEmpty legacyApiKey).IsSome then
-                        warning (
+                        Finding.warning (
                             ConfigRead.issue
                                 (server.Cursor.Child "api_key")
                                 (keyAt "api_key" server)
                                 "is ignored because server.auth.api_key is set"
                         )
                     if settings.BearerSecret.IsSome && not settings.AllowBearer then
-                        warning (
+                        Finding.warning (
                             ConfigRead.issue
                                 (fields.Cursor.Child "bearer_secret")
                                 (keyAt "bearer_secret" fields)
@@ -185,7 +180,7 @@ module ConfigDecode =
             let fileWarning =
                 match ConfigRead.entry "file" fields with
                 | Some entry -> [
-                    warning (
+                    Finding.warning (
                         ConfigRead.issue
                             (fields.Cursor.Child "file")
                             entry.KeyAt

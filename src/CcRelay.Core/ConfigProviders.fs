@@ -8,25 +8,21 @@ type internal ProviderKind =
     | Supported of ProviderType
     | NotYetSupported of Name: string
 
-/// A `keys[].key` as written: a value, a reference to an unset variable, or nothing.
-[<RequireQualifiedAccess>]
-type internal KeyText =
-    | Given of Value: string
-    | UnsetVariable of Name: string
-    | Missing
-
-/// One decoded `keys[]` entry, before the provider's type says whether a key is required.
-type internal KeyEntry = {
-    Cursor: Cursor
-    At: Position
-    Text: KeyText
-    Limits: KeyConfig
+/// The fields of one `providers[]` entry, each None when absent or invalid (its finding is recorded).
+type internal ProviderFields = {
+    Name: string option
+    Kind: ProviderKind option
+    BaseUrl: Uri option
+    AuthStyle: AuthStyle option
+    /// None when `keys` itself had an error (so "no keys" is not reported on top of it).
+    Keys: KeyEntry list option
+    ModelMapping: (string * string) list
+    Models: string list
 }
 
 /// One decoded `providers[]` entry, with what the list-level checks need.
 type internal ProviderEntry = {
     Cursor: Cursor
-    At: Position
     Name: string option
     NameAt: Position
     /// As configured (`enabled`, default true), before any automatic disabling.
@@ -40,16 +36,6 @@ type internal ProviderEntry = {
 /// Decodes `providers[]` (seed-cc-relay.md §3.2, with our defaults: `enabled` is true unless said otherwise).
 [<RequireQualifiedAccess>]
 module internal ConfigProviders =
-
-    let private keyKeys: string list = [
-        "key"
-        "rpm_limit"
-        "itpm_limit"
-        "otpm_limit"
-        "tpm_limit"
-        "priority"
-        "weight"
-    ]
 
     /// Go keys of the cloud types, accepted so Go configs load; each belongs to one type.
     let private cloudKeys: (string * string) list = [
@@ -86,19 +72,18 @@ module internal ConfigProviders =
     let private supportedNames: string =
         ProviderType.all |> List.map ProviderType.wireName |> String.concat ", "
 
-    /// Whether a `keys[]` entry must carry a key: Anthropic can pass the caller's own credential through,
-    /// and a local Ollama usually needs none.
-    let private requiresKey (providerType: ProviderType) : bool =
-        match providerType with
-        | ProviderType.Anthropic
-        | ProviderType.Ollama -> false
-        | ProviderType.Zai
-        | ProviderType.Minimax
-        | ProviderType.AnthropicCompatible -> true
-
     // ---------------------------
     // Fields
     // ---------------------------
+
+    /// A non-empty name (a name is how routing, logs and breakers refer to a provider).
+    let private name: Read<string option> =
+        fun cursor node ->
+            ConfigRead.optionalString cursor node
+            |> Decoded.bind (fun text ->
+                match text with
+                | Some "" -> ConfigRead.fail cursor (ConfigNode.position node) "must not be empty"
+                | other -> Decoded.ok other)
 
     /// An absolute http(s) URL without credentials, query or fragment.
     let private url: Read<Uri option> =
@@ -135,77 +120,17 @@ module internal ConfigProviders =
                             at
                             $"expected an absolute http:// or https:// URL, got %s{ConfigRead.quote text}")
 
-    /// `keys[].key`: a secret, so no message shows its value. An unset variable is reported by the caller,
-    /// which knows whether the key is needed.
-    let private keyText (cursor: Cursor) (fields: Fields) : Decoded<KeyText> =
-        match ConfigRead.entry "key" fields with
-        | Some {
-                   Value = Scalar((ScalarValue.Plain source | ScalarValue.String source), at)
-               } ->
-            match EnvExpand.expand cursor.Lookup source with
-            | Ok "" -> Decoded.ok KeyText.Missing
-            | Ok value -> Decoded.ok (KeyText.Given value)
-            | Error(ExpandError.Unset name) -> Decoded.ok (KeyText.UnsetVariable name)
-            | Error e -> ConfigRead.fail cursor at (EnvExpand.describe e)
-        | Some { Value = Scalar(ScalarValue.Null, _) }
-        | None -> Decoded.ok KeyText.Missing
-        | Some entry ->
-            ConfigRead.optionalString cursor entry.Value
-            |> Decoded.map (fun text -> text |> Option.map KeyText.Given |> Option.defaultValue KeyText.Missing)
-
-    let private keyEntry: Read<KeyEntry> =
-        fun cursor node ->
-            ConfigRead.section keyKeys cursor node
-            |> Decoded.bind (fun fields ->
-                let limit (key: string) (maximum: int64) : Decoded<int> =
-                    fields
-                    |> ConfigRead.field key (ConfigRead.optionalInteger 0L maximum)
-                    |> Decoded.orDefault 0L
-                    |> Decoded.map int
-
-                let keyAt =
-                    ConfigRead.entry "key" fields
-                    |> Option.map (fun e -> ConfigNode.position e.Value)
-                    |> Option.defaultValue fields.At
-
-                decoded {
-                    let! text = keyText (cursor.Child "key") fields
-                    and! rpm = limit "rpm_limit" (int64 Int32.MaxValue)
-                    and! itpm = limit "itpm_limit" (int64 Int32.MaxValue)
-                    and! otpm = limit "otpm_limit" (int64 Int32.MaxValue)
-                    and! tpm = limit "tpm_limit" (int64 Int32.MaxValue)
-                    and! priority = limit "priority" 2L
-                    and! weight = limit "weight" (int64 Int32.MaxValue)
-
-                    return {
-                        Cursor = cursor
-                        At = keyAt
-                        Text = text
-                        Limits = {
-                            Key = ""
-                            RpmLimit = rpm
-                            ItpmLimit = itpm
-                            OtpmLimit = otpm
-                            TpmLimit = tpm
-                            Priority = priority
-                            Weight = weight
-                        }
-                    }
-                })
-
     /// `pooling`: accepted and validated; stored once key pools exist.
     let private pooling (fields: Fields) : Decoded<unit> =
         ConfigRead.subsection "pooling" [ "enabled"; "strategy" ] fields
         |> Decoded.bind (fun pooling ->
+            let strategies =
+                [ "least_loaded"; "round_robin"; "random"; "weighted" ]
+                |> List.map (fun s -> s, s)
+
             Decoded.zip
                 (ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling)
-                (ConfigRead.field
-                    "strategy"
-                    (ConfigRead.optionalChoice (
-                        [ "least_loaded"; "round_robin"; "random"; "weighted" ]
-                        |> List.map (fun s -> s, s)
-                    ))
-                    pooling)
+                (ConfigRead.field "strategy" (ConfigRead.optionalChoice strategies) pooling)
             |> Decoded.map ignore)
 
     /// The Go cloud keys: checked as strings (so `${…}` problems surface), warned about on the wrong type.
@@ -218,345 +143,178 @@ module internal ConfigProviders =
             | Some entry, Some(ProviderKind.Supported t) ->
                 read
                 |> Decoded.tell [
-                    {
-                        Severity = Severity.Warning
-                        Issue =
-                            ConfigRead.issue
-                                (fields.Cursor.Child key)
-                                entry.KeyAt
-                                $"applies only to type %s{owner}, not %s{ProviderType.wireName t}; ignored"
-                    }
+                    Finding.warning (
+                        ConfigRead.issue
+                            (fields.Cursor.Child key)
+                            entry.KeyAt
+                            $"applies only to type %s{owner}, not %s{ProviderType.wireName t}; ignored"
+                    )
                 ]
             | _ -> read)
         |> Decoded.sequence
         |> Decoded.map ignore
 
-    // ---------------------------
-    // Keys
-    // ---------------------------
+    /// Every field, each decoded on its own so that all their problems are reported together.
+    let private providerFields (fields: Fields) : Decoded<ProviderFields> =
+        let optional (key: string) (read: Read<'Value option>) : Decoded<'Value option> =
+            fields
+            |> ConfigRead.field key read
+            |> Decoded.attempt
+            |> Decoded.map Option.flatten
 
-    let private warning (issue: ConfigIssue) : Finding = {
-        Severity = Severity.Warning
-        Issue = issue
-    }
+        let listed (key: string) (read: Read<'Value list option>) : Decoded<'Value list> =
+            fields
+            |> ConfigRead.field key read
+            |> Decoded.orDefault []
+            |> Decoded.attempt
+            |> Decoded.map (Option.defaultValue [])
 
-    let private error (issue: ConfigIssue) : Finding = {
-        Severity = Severity.Error
-        Issue = issue
-    }
+        let authStyles = [ "x-api-key", AuthStyle.XApiKey; "bearer", AuthStyle.Bearer ]
 
-    /// Applies the type's key rules: which keys are usable, what to report, and whether the provider must be
-    /// turned off because every key it lists refers to an unset variable.
-    let private resolveKeys
-        (enabled: bool)
-        (providerType: ProviderType)
-        (keysAt: Position)
-        (fields: Fields)
-        (entries: KeyEntry list)
-        : Decoded<KeyConfig list * string option> =
-        let typeName = ProviderType.wireName providerType
+        decoded {
+            let! name = ConfigRead.required fields "name" name |> Decoded.attempt
 
-        let perEntry =
-            entries
-            |> List.map (fun k ->
-                match k.Text with
-                | KeyText.Given value -> [], Some(k, value)
-                | KeyText.UnsetVariable name when requiresKey providerType ->
-                    [
-                        warning (
-                            ConfigRead.issue
-                                (k.Cursor.Child "key")
-                                k.At
-                                $"environment variable %s{name} is not set; this key is skipped"
-                        )
-                    ],
-                    None
-                | KeyText.UnsetVariable name ->
-                    [
-                        warning (
-                            ConfigRead.issue
-                                (k.Cursor.Child "key")
-                                k.At
-                                $"environment variable %s{name} is not set; this key is skipped (type %s{typeName} works without a configured key)"
-                        )
-                    ],
-                    None
-                | KeyText.Missing when requiresKey providerType ->
-                    [
-                        error (ConfigRead.issue (k.Cursor.Child "key") k.At $"is required for type %s{typeName}")
-                    ],
-                    None
-                | KeyText.Missing ->
-                    [
-                        warning (
-                            ConfigRead.issue
-                                (k.Cursor.Child "key")
-                                k.At
-                                $"no key given; this entry is ignored (type %s{typeName} works without a configured key)"
-                        )
-                    ],
-                    None)
+            and! kind =
+                ConfigRead.required fields "type" (ConfigRead.optionalChoice kinds)
+                |> Decoded.attempt
 
-        let usable = perEntry |> List.choose snd
+            and! baseUrl = optional "base_url" url
+            and! authStyle = optional "auth_header" (ConfigRead.optionalChoice authStyles)
 
-        // The same key twice is a copy-paste slip; the message names both places, never the key.
-        let duplicates =
-            usable
-            |> List.indexed
-            |> List.choose (fun (i, (k, value)) ->
-                usable
-                |> List.take i
-                |> List.tryFind (fun (_, earlier) -> earlier = value)
-                |> Option.map (fun (first, _) ->
-                    error (
-                        ConfigRead.issue
-                            (k.Cursor.Child "key")
-                            k.At
-                            $"is the same key as %s{first.Cursor.Path}.key (line %d{first.At.Line}); list each key once"
-                    )))
+            and! keys =
+                fields
+                |> ConfigRead.field "keys" (ConfigRead.optionalList ConfigKeys.entry)
+                |> Decoded.attempt
+                // Absent: no keys. Invalid: None.
+                |> Decoded.map (Option.map (Option.defaultValue []))
 
-        let allUnset =
-            not entries.IsEmpty
-            && usable.IsEmpty
-            && entries
-               |> List.forall (fun k ->
-                   match k.Text with
-                   | KeyText.UnsetVariable _ -> true
-                   | _ -> false)
+            and! mapping =
+                listed "model_mapping" (ConfigRead.optionalMap ConfigRead.nonEmptyString)
 
-        let disabledBecause =
-            if enabled && allUnset && requiresKey providerType then
-                let names =
-                    entries
-                    |> List.choose (fun k ->
-                        match k.Text with
-                        | KeyText.UnsetVariable name -> Some name
-                        | _ -> None)
-                    |> List.distinct
-                    |> String.concat ", "
+            and! models = listed "models" (ConfigRead.optionalList ConfigRead.nonEmptyString)
+            and! _ = pooling fields |> Decoded.attempt
 
-                Some $"environment variable %s{names} is not set"
-            else
-                None
-
-        let disabledFinding =
-            match disabledBecause with
-            | Some reason -> [
-                warning (
-                    ConfigRead.issue
-                        (fields.Cursor.Child "keys")
-                        keysAt
-                        $"type %s{typeName} needs a key and %s{reason}; the provider is disabled"
-                )
-              ]
-            | None when entries.IsEmpty && requiresKey providerType -> [
-                warning (
-                    ConfigRead.issue
-                        fields.Cursor
-                        fields.At
-                        $"no keys: requests to this %s{typeName} provider are sent without a credential"
-                )
-              ]
-            | None -> []
-
-        let keys = usable |> List.map (fun (k, value) -> { k.Limits with Key = value })
-
-        {
-            Value = Some(keys, disabledBecause)
-            Findings = (perEntry |> List.collect fst) @ duplicates @ disabledFinding
+            return {
+                Name = name
+                Kind = kind
+                BaseUrl = baseUrl
+                AuthStyle = authStyle
+                Keys = keys
+                ModelMapping = mapping
+                Models = models
+            }
         }
 
     // ---------------------------
     // One provider
     // ---------------------------
 
-    /// Decodes one `providers[i]`. A disabled provider's problems are warnings: it is not used, so it must
-    /// not stop the relay (the Go project validated disabled entries too: seed §16 #10).
-    let private providerEntry: Read<ProviderEntry> =
-        fun cursor node ->
-            ConfigRead.section providerKeys cursor node
-            |> Decoded.bind (fun fields ->
-                let enabledDecoded =
-                    fields
-                    |> ConfigRead.field "enabled" ConfigRead.optionalBoolean
-                    |> Decoded.orDefault true
+    /// A provider of a type this version relays to: type defaults applied, key rules enforced.
+    let private supported
+        (enabled: bool)
+        (providerType: ProviderType)
+        (fields: Fields)
+        (parts: ProviderFields)
+        : Decoded<ProviderConfig option * string option> =
+        let baseUrl =
+            match parts.BaseUrl, ProviderType.defaultBaseUrl providerType with
+            | Some uri, _
+            | None, Some uri -> Decoded.ok (Some uri)
+            // Present but invalid: already reported.
+            | None, None when (ConfigRead.entry "base_url" fields).IsSome -> Decoded.ok None
+            | None, None ->
+                ConfigRead.fail
+                    (fields.Cursor.Child "base_url")
+                    fields.At
+                    $"is required for type %s{ProviderType.wireName providerType}"
 
-                let enabled = enabledDecoded.Value |> Option.defaultValue true
+        decoded {
+            let! baseUrl = baseUrl
+            and! keys = ConfigKeys.resolve enabled providerType fields parts.Keys
 
-                let typeAt =
-                    ConfigRead.entry "type" fields
-                    |> Option.map (fun e -> ConfigNode.position e.Value)
-                    |> Option.defaultValue fields.At
+            return
+                match parts.Name, baseUrl with
+                | Some name, Some baseUrl ->
+                    Some {
+                        Name = name
+                        Type = providerType
+                        Enabled = enabled && keys.DisabledBecause.IsNone
+                        BaseUrl = baseUrl
+                        AuthStyle =
+                            parts.AuthStyle
+                            |> Option.defaultValue (ProviderType.defaultAuthStyle providerType)
+                        Keys = keys.Keys
+                        ModelMapping = Map.ofList parts.ModelMapping
+                        Models =
+                            match parts.Models with
+                            | [] -> ProviderType.defaultModels providerType
+                            | listed -> listed
+                    },
+                    keys.DisabledBecause
+                | _ -> None, keys.DisabledBecause
+        }
 
-                let nameAt =
-                    ConfigRead.entry "name" fields
-                    |> Option.map (fun e -> ConfigNode.position e.Value)
-                    |> Option.defaultValue fields.At
+    /// A provider whose type is recognised but not served yet: an error when enabled, else skipped.
+    let private notYetSupported (enabled: bool) (typeName: string) (fields: Fields) : Decoded<unit> =
+        let message =
+            $"type %s{typeName} is recognised but not supported yet (supported: %s{supportedNames})"
 
-                let keysAt =
-                    ConfigRead.entry "keys" fields
-                    |> Option.map (fun e -> ConfigNode.position e.Value)
-                    |> Option.defaultValue fields.At
+        let at = ConfigRead.valueAt "type" fields
 
-                let parts =
+        if enabled then
+            ConfigRead.fail (fields.Cursor.Child "type") at $"%s{message}; set enabled: false to keep it in the file"
+        else
+            Decoded.warn (ConfigRead.issue (fields.Cursor.Child "type") at $"%s{message}; this provider is skipped") ()
+
+    /// Decodes one `providers[i]` mapping. A disabled provider's problems are warnings: it is not used, so it
+    /// must not stop the relay (the Go project validated disabled entries like enabled ones: seed §16 #10).
+    let private providerEntry (cursor: Cursor) (node: ConfigNode) : Decoded<ProviderEntry> =
+        ConfigRead.section providerKeys cursor node
+        |> Decoded.bind (fun fields ->
+            let enabledField =
+                fields
+                |> ConfigRead.field "enabled" ConfigRead.optionalBoolean
+                |> Decoded.orDefault true
+
+            let enabled = enabledField.Value |> Option.defaultValue true
+
+            let decodedEntry =
+                providerFields fields
+                |> Decoded.bind (fun parts ->
+                    let resolved =
+                        match parts.Kind with
+                        | None -> Decoded.ok (None, None)
+                        | Some(ProviderKind.NotYetSupported typeName) ->
+                            notYetSupported enabled typeName fields |> Decoded.map (fun () -> None, None)
+                        | Some(ProviderKind.Supported providerType) -> supported enabled providerType fields parts
+
                     decoded {
-                        let! name =
-                            ConfigRead.required fields "name" ConfigRead.optionalString |> Decoded.attempt
+                        let! config, disabledBecause = resolved
+                        and! _ = cloudFields parts.Kind fields |> Decoded.attempt
 
-                        and! kind =
-                            ConfigRead.required fields "type" (ConfigRead.optionalChoice kinds)
-                            |> Decoded.attempt
-
-                        and! baseUrl = fields |> ConfigRead.field "base_url" url |> Decoded.attempt
-
-                        and! authStyle =
-                            fields
-                            |> ConfigRead.field
-                                "auth_header"
-                                (ConfigRead.optionalChoice [
-                                    "x-api-key", AuthStyle.XApiKey
-                                    "bearer", AuthStyle.Bearer
-                                ])
-                            |> Decoded.attempt
-
-                        and! keys =
-                            fields
-                            |> ConfigRead.field "keys" (ConfigRead.optionalList keyEntry)
-                            |> Decoded.orDefault []
-                            |> Decoded.attempt
-
-                        and! mapping =
-                            fields
-                            |> ConfigRead.field "model_mapping" (ConfigRead.optionalMap ConfigRead.nonEmptyString)
-                            |> Decoded.orDefault []
-                            |> Decoded.attempt
-
-                        and! models =
-                            fields
-                            |> ConfigRead.field "models" (ConfigRead.optionalList ConfigRead.nonEmptyString)
-                            |> Decoded.orDefault []
-                            |> Decoded.attempt
-
-                        and! _ = pooling fields |> Decoded.attempt
-
-                        return name, kind, baseUrl, authStyle, keys, mapping, models
-                    }
-
-                let assembled =
-                    parts
-                    |> Decoded.bind (fun (name, kind, baseUrl, authStyle, keys, mapping, models) ->
-                        let name = name |> Option.filter (fun n -> n.Length > 0)
-
-                        let emptyName =
-                            match ConfigRead.entry "name" fields, name with
-                            | Some _, None when not (Decoded.hasErrors parts) -> [
-                                error (ConfigRead.issue (fields.Cursor.Child "name") nameAt "must not be empty")
-                              ]
-                            | _ -> []
-
-                        let entry (config: ProviderConfig option) (disabledBecause: string option) : ProviderEntry = {
+                        return {
                             Cursor = cursor
-                            At = fields.At
-                            Name = name
-                            NameAt = nameAt
+                            Name = parts.Name
+                            NameAt = ConfigRead.valueAt "name" fields
                             Enabled = enabled
                             DisabledBecause = disabledBecause
                             Config = config
                         }
+                    })
 
-                        let typed =
-                            match kind with
-                            | None -> Decoded.ok (entry None None)
-                            | Some(ProviderKind.NotYetSupported typeName) ->
-                                let message =
-                                    $"type %s{typeName} is recognised but not supported yet (supported: %s{supportedNames})"
+            let whole = Decoded.zip enabledField decodedEntry |> Decoded.map snd
 
-                                if enabled then
-                                    Decoded.error (
-                                        ConfigRead.issue
-                                            (fields.Cursor.Child "type")
-                                            typeAt
-                                            $"%s{message}; set enabled: false to keep it in the file"
-                                    )
-                                else
-                                    Decoded.warn
-                                        (ConfigRead.issue
-                                            (fields.Cursor.Child "type")
-                                            typeAt
-                                            $"%s{message}; this provider is skipped")
-                                        (entry None None)
-                            | Some(ProviderKind.Supported providerType) ->
-                                let baseUrlDecoded =
-                                    match Option.flatten baseUrl, ProviderType.defaultBaseUrl providerType with
-                                    | Some uri, _
-                                    | None, Some uri -> Decoded.ok (Some uri)
-                                    | None, None when ConfigRead.entry "base_url" fields |> Option.isSome ->
-                                        Decoded.ok None
-                                    | None, None ->
-                                        Decoded.error (
-                                            ConfigRead.issue
-                                                (fields.Cursor.Child "base_url")
-                                                fields.At
-                                                $"is required for type %s{ProviderType.wireName providerType}"
-                                        )
-
-                                decoded {
-                                    let! resolvedUrl = baseUrlDecoded
-
-                                    and! resolved =
-                                        resolveKeys
-                                            enabled
-                                            providerType
-                                            keysAt
-                                            fields
-                                            (keys |> Option.defaultValue [])
-
-                                    let resolvedKeys, disabledBecause = resolved
-
-                                    return
-                                        match name, resolvedUrl with
-                                        | Some name, Some resolvedUrl ->
-                                            let config = {
-                                                Name = name
-                                                Type = providerType
-                                                Enabled = enabled && disabledBecause.IsNone
-                                                BaseUrl = resolvedUrl
-                                                AuthStyle =
-                                                    authStyle
-                                                    |> Option.flatten
-                                                    |> Option.defaultValue (
-                                                        ProviderType.defaultAuthStyle providerType
-                                                    )
-                                                Keys = resolvedKeys
-                                                ModelMapping = mapping |> Option.defaultValue [] |> Map.ofList
-                                                Models =
-                                                    match models with
-                                                    | Some(_ :: _ as listed) -> listed
-                                                    | _ -> ProviderType.defaultModels providerType
-                                            }
-
-                                            entry (Some config) disabledBecause
-                                        | _ -> entry None disabledBecause
-                                }
-
-                        typed
-                        |> Decoded.tell emptyName
-                        |> Decoded.bind (fun e ->
-                            cloudFields kind fields |> Decoded.attempt |> Decoded.map (fun _ -> e)))
-
-                let whole = Decoded.zip enabledDecoded assembled |> Decoded.map snd
-
-                // A provider with an error is not usable, even when disabled.
-                let whole =
-                    if Decoded.hasErrors whole then
-                        whole |> Decoded.map (fun e -> { e with Config = None })
-                    else
-                        whole
-
-                if enabled then
-                    whole
+            // A provider with an error is not usable, even when disabled.
+            let whole =
+                if Decoded.hasErrors whole then
+                    whole |> Decoded.map (fun e -> { e with Config = None })
                 else
-                    whole |> Decoded.soften "the provider is disabled, so this is a warning")
+                    whole
+
+            if enabled then
+                whole
+            else
+                whole |> Decoded.soften "the provider is disabled, so this is a warning")
 
     let private provider: Read<ProviderEntry> =
         fun cursor node ->
@@ -570,93 +328,82 @@ module internal ConfigProviders =
     // The list
     // ---------------------------
 
-    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough).
-    let decode (fields: Fields) : Decoded<ProviderConfig list> =
-        let cursor = fields.Cursor.Child "providers"
+    /// A repeated name: an error when both entries are enabled, else a warning. Returns the findings and the
+    /// indexes of the later entries, which are dropped so that names stay unique.
+    let private duplicateNames (entries: ProviderEntry list) : Finding list * Set<int> =
+        let found =
+            entries
+            |> List.indexed
+            |> List.choose (fun (i, e) ->
+                e.Name
+                |> Option.bind (fun name ->
+                    entries
+                    |> List.take i
+                    |> List.tryFind (fun earlier -> earlier.Name = Some name)
+                    |> Option.map (fun earlier ->
+                        let issue =
+                            ConfigRead.issue
+                                (e.Cursor.Child "name")
+                                e.NameAt
+                                $"duplicate provider name %s{ConfigRead.quote name} (first used by %s{earlier.Cursor.Path}, line %d{earlier.NameAt.Line}); names must be unique"
 
-        match ConfigRead.entry "providers" fields with
+                        let finding =
+                            if earlier.Enabled && e.Enabled then
+                                Finding.error issue
+                            else
+                                Finding.warning issue
+
+                        finding, i)))
+
+        found |> List.map fst, found |> List.map snd |> Set.ofList
+
+    /// No enabled provider is an error; when some were turned off for unset keys, it says which and why.
+    let private noneEnabled (at: Position) (cursor: Cursor) (entries: ProviderEntry list) : Finding list =
+        if entries |> List.exists (fun e -> e.Enabled && e.DisabledBecause.IsNone) then
+            []
+        else
+            let turnedOff =
+                entries
+                |> List.choose (fun e ->
+                    match e.Name, e.DisabledBecause with
+                    | Some name, Some reason -> Some $"%s{name} was disabled because %s{reason}"
+                    | _ -> None)
+
+            let detail =
+                match turnedOff with
+                | [] -> "; set enabled: true on at least one"
+                | reasons ->
+                    let joined = String.concat "; " reasons
+                    $" (%s{joined})"
+
+            [ Finding.error (ConfigRead.issue cursor at $"no enabled provider%s{detail}") ]
+
+    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough).
+    let decode (root: Fields) : Decoded<ProviderConfig list> =
+        let cursor = root.Cursor.Child "providers"
+
+        match ConfigRead.entry "providers" root with
         | None -> Decoded.ok Config.defaults.Providers
-        | Some providersEntry ->
+        | Some listEntry ->
+            // Each entry always yields a value, so one bad provider does not hide the list-level checks.
             let attempted: Read<ProviderEntry option> =
                 fun c n -> provider c n |> Decoded.attempt
 
-            ConfigRead.optionalList attempted cursor providersEntry.Value
+            ConfigRead.optionalList attempted cursor listEntry.Value
             |> Decoded.bind (fun entries ->
                 match entries |> Option.map (List.choose id) with
                 | None
                 | Some [] -> Decoded.ok Config.defaults.Providers
                 | Some entries ->
-                    // A repeated name: an error when both are enabled, else a warning; the later entry is dropped.
-                    let duplicates =
-                        entries
-                        |> List.indexed
-                        |> List.choose (fun (i, e) ->
-                            match e.Name with
-                            | None -> None
-                            | Some name ->
-                                entries
-                                |> List.take i
-                                |> List.tryFind (fun earlier -> earlier.Name = Some name)
-                                |> Option.map (fun earlier ->
-                                    let severity =
-                                        if earlier.Enabled && e.Enabled then
-                                            Severity.Error
-                                        else
-                                            Severity.Warning
-
-                                    i,
-                                    {
-                                        Severity = severity
-                                        Issue =
-                                            ConfigRead.issue
-                                                (e.Cursor.Child "name")
-                                                e.NameAt
-                                                $"duplicate provider name %s{ConfigRead.quote name} (first used by %s{earlier.Cursor.Path}, line %d{earlier.NameAt.Line}); names must be unique"
-                                    }))
-
-                    let dropped = duplicates |> List.map fst |> Set.ofList
+                    let duplicates, dropped = duplicateNames entries
 
                     let kept =
                         entries
                         |> List.indexed
                         |> List.filter (fun (i, _) -> not (dropped.Contains i))
-                        |> List.map snd
-
-                    let enabledCount =
-                        entries
-                        |> List.filter (fun e -> e.Enabled && e.DisabledBecause.IsNone)
-                        |> List.length
-
-                    let noneEnabled =
-                        if enabledCount > 0 then
-                            []
-                        else
-                            let turnedOff =
-                                entries
-                                |> List.choose (fun e ->
-                                    match e.Name, e.DisabledBecause with
-                                    | Some name, Some reason -> Some $"%s{name} was disabled because %s{reason}"
-                                    | _ -> None)
-
-                            let detail =
-                                match turnedOff with
-                                | [] -> "; set enabled: true on at least one"
-                                | reasons ->
-                                    let joined = String.concat "; " reasons
-                                    $" (%s{joined})"
-
-                            [
-                                {
-                                    Severity = Severity.Error
-                                    Issue =
-                                        ConfigRead.issue
-                                            cursor
-                                            (ConfigNode.position providersEntry.Value)
-                                            $"no enabled provider%s{detail}"
-                                }
-                            ]
+                        |> List.choose (fun (_, e) -> e.Config)
 
                     {
-                        Value = Some(kept |> List.choose _.Config)
-                        Findings = (duplicates |> List.map snd) @ noneEnabled
+                        Value = Some kept
+                        Findings = duplicates @ noneEnabled (ConfigNode.position listEntry.Value) cursor entries
                     })

@@ -137,8 +137,7 @@ module internal ConfigRead =
         else
             $"got %s{quote text.Value} (from %s{quote text.Source})"
 
-    /// Expands a quoted or plain scalar. None for a null (plain `~`, `null`, empty) — and for a value that
-    /// expands to empty text where a non-string is wanted (`${PORT:-}`): see `optionalText`.
+    /// Expands a quoted or plain scalar's `${…}` references; an expansion problem is an error at `at`.
     let private expandText (cursor: Cursor) (at: Position) (quoted: bool) (source: string) : Decoded<Text> =
         match EnvExpand.expand cursor.Lookup source with
         | Ok value ->
@@ -149,7 +148,8 @@ module internal ConfigRead =
             }
         | Error e -> fail cursor at (EnvExpand.describe e)
 
-    /// The scalar's text for a typed (non-string) field; None when absent, null, or expanded to "".
+    /// The text of a quoted or plain scalar for a typed (non-string) field: inner None when it is null or
+    /// expands to "" (so `timeout_ms: ${T:-}` means the default); outer None when the node is another kind.
     let private typedText (cursor: Cursor) (node: ConfigNode) : Decoded<Text option> option =
         match node with
         | Scalar(ScalarValue.Plain text, _) when isNullText text -> Some Decoded.none
@@ -429,6 +429,12 @@ module internal ConfigRead =
 
     /// The entry for a key, when present.
     let entry (key: string) (fields: Fields) : MappingEntry option = fields.Entries.TryFind key
+
+    /// Where a key's value starts; the section's own position when the key is absent.
+    let valueAt (key: string) (fields: Fields) : Position =
+        fields.Entries.TryFind key
+        |> Option.map (fun e -> ConfigNode.position e.Value)
+        |> Option.defaultValue fields.At
 
     /// Makes a total reader optional-shaped (for `field`): absent stays absent.
     let some (read: Read<'Value>) : Read<'Value option> =

@@ -164,7 +164,11 @@ module internal ConfigSections =
             if strict then
                 checkedShape
             else
-                checkedShape |> Decoded.soften "the section is not effective yet"
+                // Softened problems must not lose the (unit) value, or the whole load would fail.
+                checkedShape
+                |> Decoded.soften "the section is not effective yet"
+                |> Decoded.attempt
+                |> Decoded.map ignore
 
         checkedShape
         |> Decoded.tell [

@@ -12,6 +12,22 @@ type internal Finding = {
     Issue: ConfigIssue
 }
 
+/// Building findings.
+[<RequireQualifiedAccess>]
+module internal Finding =
+
+    /// An error finding.
+    let error (issue: ConfigIssue) : Finding = {
+        Severity = Severity.Error
+        Issue = issue
+    }
+
+    /// A warning finding.
+    let warning (issue: ConfigIssue) : Finding = {
+        Severity = Severity.Warning
+        Issue = issue
+    }
+
 /// The outcome of decoding one part of a config: its value (None when an error left nothing usable) and
 /// every finding, errors and warnings together.
 ///
@@ -101,15 +117,6 @@ module internal Decoded =
     /// load still fails, but later checks can run on a plausible value).
     let orDefault (fallback: 'Value) (decoded: Decoded<'Value option>) : Decoded<'Value> = {
         Value = decoded.Value |> Option.flatten |> Option.orElse (Some fallback)
-        Findings = decoded.Findings
-    }
-
-    /// Like `orDefault`, but the fallback is computed only when needed.
-    let orElseWith (fallback: unit -> 'Value) (decoded: Decoded<'Value option>) : Decoded<'Value> = {
-        Value =
-            match Option.flatten decoded.Value with
-            | Some value -> Some value
-            | None -> Some(fallback ())
         Findings = decoded.Findings
     }
 
