@@ -1,6 +1,5 @@
 using CcRelay.Core;
 using CcRelay.Host.Configuration;
-using Xunit;
 
 namespace CcRelay.Host.Tests.Configuration;
 
