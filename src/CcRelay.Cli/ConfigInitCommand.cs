@@ -81,7 +81,8 @@ internal static class ConfigInitCommand
             return ExitCodes.Failure;
         }
 
-        var isDiscovered = output is null;
+        // serve finds ./cc-relay.yaml on its own, unless $CC_RELAY_CONFIG names another file.
+        var isDiscovered = output is null && environment.NonEmpty("CC_RELAY_CONFIG") is null;
         stdout.WriteLine($"Wrote {target} (mode 0600).");
         stdout.WriteLine("Next:");
         stdout.WriteLine($"  cc-relay config validate {(isDiscovered ? "" : target)}".TrimEnd());
