@@ -33,7 +33,7 @@ internal static class ConfigShowCommand
             return ExitCodes.InvalidConfig;
         }
 
-        var (config, source, warnings) = loaded.Value;
+        var (config, _, source, warnings) = loaded.Value;
         foreach (var warning in warnings)
         {
             error.WriteLine($"cc-relay: warning: {warning}");

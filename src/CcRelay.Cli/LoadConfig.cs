@@ -26,11 +26,11 @@ internal static class LoadConfig
     public static string Rule(string foundBy, string explicitName) => foundBy == "--config" ? explicitName : foundBy;
 
     /// <summary>
-    /// The loaded config, its source (null for the built-in default) and its warnings; or null after
+    /// The loaded config, its file and how it was found (both null for the built-in default) and its warnings; or null after
     /// printing every error to <paramref name="error"/>. <paramref name="explicitName"/> is what the command
     /// calls <paramref name="explicitPath"/> in messages.
     /// </summary>
-    public static (RelayConfig Config, string? Source, IReadOnlyList<ConfigIssue> Warnings)? Run(
+    public static (RelayConfig Config, string? Path, string? Source, IReadOnlyList<ConfigIssue> Warnings)? Run(
         string? explicitPath, CliEnvironment environment, TextWriter error, string explicitName = "--config")
     {
         switch (Find(explicitPath, environment))
@@ -48,9 +48,9 @@ internal static class LoadConfig
                 }
 
                 var loaded = (ConfigLoad.Loaded)load;
-                return (loaded.Config, $"{file.Path} (found by {Rule(file.FoundBy, explicitName)})", loaded.Warnings.ToArray());
+                return (loaded.Config, file.Path, $"{file.Path} (found by {Rule(file.FoundBy, explicitName)})", loaded.Warnings.ToArray());
             default:
-                return (Config.defaults, null, []);
+                return (Config.defaults, null, null, []);
         }
     }
 

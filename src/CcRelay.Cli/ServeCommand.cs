@@ -5,6 +5,7 @@ using CcRelay.Host.Logging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Core;
 
 namespace CcRelay.Cli;
 
@@ -55,14 +56,19 @@ internal static class ServeCommand
             return ExitCodes.InvalidConfig;
         }
 
-        var (config, source, warnings) = loaded.Value;
-        var overridden = ApplyFlags(config, parse, error);
-        if (overridden is null)
+        var (config, path, source, warnings) = loaded.Value;
+        if (ParseOverrides(parse, error) is not { } overrides)
         {
             return ExitCodes.InvalidConfig;
         }
 
-        var app = CcRelayServer.Build(overridden, new CcRelayServerOptions { ConfigSource = source });
+        var overridden = ConfigOverridesModule.apply(overrides, config);
+        var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
+        {
+            ConfigSource = source,
+            ConfigPath = path,
+            Overrides = overrides,
+        });
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay");
         foreach (var warning in warnings)
         {
@@ -89,38 +95,37 @@ internal static class ServeCommand
         return ExitCodes.Success;
     }
 
-    private static RelayConfig? ApplyFlags(RelayConfig config, ParseResult parse, TextWriter error)
+    /// <summary>The command-line overrides, or null after printing why a flag is invalid.</summary>
+    private static ConfigOverrides? ParseOverrides(ParseResult parse, TextWriter error)
     {
-        var server = config.Server;
-        var logging = config.Logging;
-
+        var listen = FSharpOption<ListenAddress>.None;
         if (parse.GetValue(ListenOption) is { } listenText)
         {
-            var listen = ListenAddress.TryParse(listenText);
-            if (listen.IsError)
+            var parsed = ListenAddress.TryParse(listenText);
+            if (parsed.IsError)
             {
-                error.WriteLine($"cc-relay: --listen: {listen.ErrorValue}");
+                error.WriteLine($"cc-relay: --listen: {parsed.ErrorValue}");
                 return null;
             }
 
-            server = new ServerConfig(listen.ResultValue, server.Auth, server.TimeoutMs, server.MaxConcurrent, server.MaxBodyBytes, server.EnableHttp2, server.FirstByteTimeoutMs, server.ShutdownTimeoutMs);
+            listen = FSharpOption<ListenAddress>.Some(parsed.ResultValue);
         }
 
         var level = parse.GetValue(LogLevelOption) switch
         {
-            "debug" => Core.LogLevel.Debug,
-            "info" => Core.LogLevel.Info,
-            "warn" => Core.LogLevel.Warn,
-            "error" => Core.LogLevel.Error,
-            _ => logging.Level,
+            "debug" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Debug),
+            "info" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Info),
+            "warn" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Warn),
+            "error" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Error),
+            _ => FSharpOption<Core.LogLevel>.None,
         };
         var format = parse.GetValue(LogFormatOption) switch
         {
-            "json" => LogFormat.Json,
-            "text" => LogFormat.Text,
-            _ => logging.Format,
+            "json" => FSharpOption<LogFormat>.Some(LogFormat.Json),
+            "text" => FSharpOption<LogFormat>.Some(LogFormat.Text),
+            _ => FSharpOption<LogFormat>.None,
         };
 
-        return new RelayConfig(server, config.Providers, new LoggingConfig(level, format, logging.Output));
+        return new ConfigOverrides(listen, level, format);
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using CcRelay.Core;
+using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
-using CoreLogLevel = CcRelay.Core.LogLevel;
+using Microsoft.Extensions.Options;
 using MsLogLevel = Microsoft.Extensions.Logging.LogLevel;
 
 namespace CcRelay.Host;
@@ -43,13 +44,18 @@ public static class CcRelayServer
         builder.Services.Configure<HostOptions>(host =>
             host.ShutdownTimeout = TimeSpan.FromMilliseconds(config.Server.ShutdownTimeoutMs));
 
-        ConfigureLogging(builder.Logging, config.Logging);
+        var loggingSwitch = new LoggingSwitch(config.Logging);
+        ConfigureLogging(builder.Logging, loggingSwitch);
         options.ConfigureLogging?.Invoke(builder.Logging);
 
+        builder.Services.AddSingleton(loggingSwitch);
         builder.Services.AddCcRelay(relay =>
         {
             relay.Config = config;
-            relay.ConfigPath = options.ConfigSource;
+            relay.ConfigPath = options.ConfigPath;
+            relay.ConfigSource = options.ConfigSource;
+            relay.ReloadOnSighup = options.ConfigPath is not null;
+            relay.Overrides = options.Overrides;
         });
 
         var app = builder.Build();
@@ -65,45 +71,26 @@ public static class CcRelayServer
         return feature?.Addresses.ToArray() ?? [];
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging, LoggingConfig config)
+    private static void ConfigureLogging(ILoggingBuilder logging, LoggingSwitch loggingSwitch)
     {
         logging.ClearProviders();
-        logging.SetMinimumLevel(ToMicrosoft(config.Level));
-        // the framework's own per-request chatter is noise next to the relay's one line per request
-        logging.AddFilter("Microsoft", MsLogLevel.Warning);
-        logging.AddFilter("System", MsLogLevel.Warning);
-        logging.AddFilter("Microsoft.Hosting.Lifetime", MsLogLevel.Warning);
-
-        var threshold = config.Output == "stderr" ? MsLogLevel.Trace : MsLogLevel.None;
-        if (config.Format.IsJson)
+        logging.SetMinimumLevel(MsLogLevel.Trace);
+        logging.AddFilter((_, category, level) => loggingSwitch.Allows(category, level));
+        logging.AddConsole();
+        logging.AddSimpleConsole(o =>
         {
-            logging.AddJsonConsole(o =>
-            {
-                o.UseUtcTimestamp = true;
-                o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
-                o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
-            });
-        }
-        else
+            o.SingleLine = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
+            o.ColorBehavior = LoggerColorBehavior.Disabled;
+        });
+        logging.AddJsonConsole(o =>
         {
-            logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.UseUtcTimestamp = true;
-                o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
-                o.ColorBehavior = LoggerColorBehavior.Disabled;
-            });
-        }
-
-        logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = threshold);
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
+        });
+        logging.Services.AddSingleton<IOptionsChangeTokenSource<ConsoleLoggerOptions>>(loggingSwitch);
+        logging.Services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(new ConfigureOptions<ConsoleLoggerOptions>(loggingSwitch.Configure));
     }
-
-    private static MsLogLevel ToMicrosoft(CoreLogLevel level) =>
-        level.Tag switch
-        {
-            CoreLogLevel.Tags.Debug => MsLogLevel.Debug,
-            CoreLogLevel.Tags.Warn => MsLogLevel.Warning,
-            CoreLogLevel.Tags.Error => MsLogLevel.Error,
-            _ => MsLogLevel.Information,
-        };
 }

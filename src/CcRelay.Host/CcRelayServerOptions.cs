@@ -1,3 +1,4 @@
+using CcRelay.Core;
 using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host;
@@ -5,8 +6,14 @@ namespace CcRelay.Host;
 /// <summary>How <see cref="CcRelayServer"/> builds a standalone relay.</summary>
 public sealed class CcRelayServerOptions
 {
-    /// <summary>Where the configuration came from, for logs and <c>/health</c>; null for the embedded default.</summary>
+    /// <summary>How the configuration was found, for logs; null for the embedded default.</summary>
     public string? ConfigSource { get; init; }
+
+    /// <summary>The config file to reload from (on change and on SIGHUP); null when there is none.</summary>
+    public string? ConfigPath { get; init; }
+
+    /// <summary>Command-line overrides, applied again to every reloaded config.</summary>
+    public ConfigOverrides Overrides { get; init; } = ConfigOverridesModule.none;
 
     /// <summary>
     /// Run Kestrel's I/O continuations inline instead of queueing them to the thread pool (fewer thread hops

@@ -1,5 +1,7 @@
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
+using CcRelay.Host.Logging;
+using CcRelay.Host.Reload;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -25,6 +27,13 @@ public static class CcRelayServiceCollectionExtensions
             UpstreamClient.Create(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));
+        services.AddSingleton(sp => new ConfigReloader(
+            sp.GetRequiredService<RelayState>(),
+            options,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ConfigReloader>>(),
+            sp.GetService<LoggingSwitch>()));
+        services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
         return services;

@@ -42,4 +42,28 @@ internal static partial class Log
     [LoggerMessage(EventId = 6, EventName = "Listening", Level = LogLevel.Information,
         Message = "cc-relay {version} listening on {address} (client auth: {auth})")]
     public static partial void Listening(ILogger logger, string version, string address, string auth);
+
+    [LoggerMessage(EventId = 7, EventName = "ConfigReloaded", Level = LogLevel.Information,
+        Message = "config reloaded ({trigger}) from {path}: {changes}")]
+    public static partial void ConfigReloaded(ILogger logger, string trigger, string path, string changes);
+
+    [LoggerMessage(EventId = 8, EventName = "ConfigReloadRejected", Level = LogLevel.Error,
+        Message = "config reload ({trigger}) rejected: {path} has {count} error(s); the running config stays in force")]
+    public static partial void ConfigReloadRejected(ILogger logger, string trigger, string path, int count);
+
+    [LoggerMessage(EventId = 9, EventName = "ConfigReloadError", Level = LogLevel.Error,
+        Message = "config error: {issue}")]
+    public static partial void ConfigReloadError(ILogger logger, string issue);
+
+    [LoggerMessage(EventId = 10, EventName = "ConfigRestartRequired", Level = LogLevel.Warning,
+        Message = "{setting} changed in the config file but needs a restart; the running value stays in force")]
+    public static partial void ConfigRestartRequired(ILogger logger, string setting);
+
+    [LoggerMessage(EventId = 11, EventName = "ConfigUnchanged", Level = LogLevel.Debug,
+        Message = "config reload ({trigger}): {path} is unchanged")]
+    public static partial void ConfigUnchanged(ILogger logger, string trigger, string path);
+
+    [LoggerMessage(EventId = 12, EventName = "ConfigReloadFailed", Level = LogLevel.Error,
+        Message = "config reload ({trigger}) failed: {reason}")]
+    public static partial void ConfigReloadFailed(ILogger logger, string trigger, string reason);
 }

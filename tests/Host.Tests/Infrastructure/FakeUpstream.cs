@@ -28,6 +28,9 @@ public sealed class FakeUpstream : IAsyncDisposable
 
     public IReadOnlyList<UpstreamRequest> Requests => [.. _requests];
 
+    /// <summary>The request a handler is answering (safe under concurrent requests, unlike <c>Requests[^1]</c>).</summary>
+    public static UpstreamRequest Current(HttpContext context) => (UpstreamRequest)context.Items[typeof(UpstreamRequest)]!;
+
     public Uri BaseUrl { get; private set; } = new("http://127.0.0.1/");
 
     public static async Task<FakeUpstream> StartAsync()
@@ -48,11 +51,13 @@ public sealed class FakeUpstream : IAsyncDisposable
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body);
         var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-        _requests.Enqueue(new UpstreamRequest(
+        var request = new UpstreamRequest(
             context.Request.Method,
             context.Request.Path.Value + context.Request.QueryString.Value,
             headers,
-            body.ToArray()));
+            body.ToArray());
+        _requests.Enqueue(request);
+        context.Items[typeof(UpstreamRequest)] = request;
         await Handler(context);
     }
 

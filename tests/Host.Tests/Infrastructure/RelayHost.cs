@@ -34,11 +34,14 @@ public sealed class RelayHost : IAsyncDisposable
 
     public RelayState State => (RelayState)_app.Services.GetService(typeof(RelayState))!;
 
-    public static async Task<RelayHost> StartAsync(RelayConfig config)
+    public CcRelay.Host.Reload.ConfigReloader Reloader => (CcRelay.Host.Reload.ConfigReloader)_app.Services.GetService(typeof(CcRelay.Host.Reload.ConfigReloader))!;
+
+    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null)
     {
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
         {
+            ConfigPath = configPath,
             ConfigureLogging = logging => logging.AddProvider(logs),
         });
         await app.StartAsync();

@@ -1,0 +1,179 @@
+namespace CcRelay.Core
+
+/// One difference between the running configuration and a newly loaded one.
+[<RequireQualifiedAccess>]
+type ConfigChange =
+    | ProviderAdded of Name: string
+    | ProviderRemoved of Name: string
+    /// A provider kept its name; `Fields` lists what changed (`base_url`, `keys`, …).
+    | ProviderChanged of Name: string * Fields: string list
+    /// A setting that takes effect for the next request.
+    | SettingChanged of Path: string
+    /// A setting that only a restart applies (the listener is already bound).
+    | RestartRequired of Path: string
+
+/// What a reload changes. Pure: two configs in, a list of changes out, for the reload log line.
+[<RequireQualifiedAccess>]
+module ConfigDiff =
+
+    let private changedFields (fields: (string * bool) list) : string list =
+        fields |> List.filter snd |> List.map fst
+
+    let private providerFields (a: ProviderConfig) (b: ProviderConfig) : string list =
+        let named =
+            changedFields [
+                "type", a.Type <> b.Type
+                "enabled", a.Enabled <> b.Enabled
+                "base_url", a.BaseUrl <> b.BaseUrl
+                "auth_header", a.AuthStyle <> b.AuthStyle
+                "keys", a.Keys <> b.Keys
+                "model_mapping", a.ModelMapping <> b.ModelMapping
+                "models", a.Models <> b.Models
+            ]
+
+        // fields added to the record later still show up, if not by name
+        if named.IsEmpty && a <> b then
+            [ "other settings" ]
+        else
+            named
+
+    /// Every change from `current` to `next`, in a stable order: restart-only settings first, then live
+    /// settings, then providers (removed, added, changed) in config order.
+    let between (current: RelayConfig) (next: RelayConfig) : ConfigChange list =
+        let s, t = current.Server, next.Server
+
+        let restart =
+            changedFields [
+                "server.listen", s.Listen <> t.Listen
+                "server.enable_http2", s.EnableHttp2 <> t.EnableHttp2
+            ]
+            |> List.map ConfigChange.RestartRequired
+
+        let liveServer =
+            changedFields [
+                "server.auth", s.Auth <> t.Auth
+                "server.timeout_ms", s.TimeoutMs <> t.TimeoutMs
+                "server.max_concurrent", s.MaxConcurrent <> t.MaxConcurrent
+                "server.max_body_bytes", s.MaxBodyBytes <> t.MaxBodyBytes
+                "server.first_byte_timeout_ms", s.FirstByteTimeoutMs <> t.FirstByteTimeoutMs
+                "server.shutdown_timeout_ms", s.ShutdownTimeoutMs <> t.ShutdownTimeoutMs
+            ]
+
+        let serverOther =
+            if liveServer.IsEmpty && restart.IsEmpty && s <> t then
+                [ "server" ]
+            else
+                []
+
+        let logging =
+            changedFields [
+                "logging.level", current.Logging.Level <> next.Logging.Level
+                "logging.format", current.Logging.Format <> next.Logging.Format
+                "logging.output", current.Logging.Output <> next.Logging.Output
+            ]
+
+        let loggingOther =
+            if logging.IsEmpty && current.Logging <> next.Logging then
+                [ "logging" ]
+            else
+                []
+
+        let byName (providers: ProviderConfig list) =
+            providers |> List.map (fun p -> p.Name, p) |> Map.ofList
+
+        let before, after = byName current.Providers, byName next.Providers
+
+        let removed =
+            current.Providers
+            |> List.filter (fun p -> not (after.ContainsKey p.Name))
+            |> List.map (fun p -> ConfigChange.ProviderRemoved p.Name)
+
+        let addedOrChanged =
+            next.Providers
+            |> List.choose (fun p ->
+                match before.TryFind p.Name with
+                | None -> Some(ConfigChange.ProviderAdded p.Name)
+                | Some old when old <> p -> Some(ConfigChange.ProviderChanged(p.Name, providerFields old p))
+                | Some _ -> None)
+
+        let providersReordered =
+            removed.IsEmpty
+            && addedOrChanged.IsEmpty
+            && List.map (fun (p: ProviderConfig) -> p.Name) current.Providers
+               <> List.map (fun (p: ProviderConfig) -> p.Name) next.Providers
+
+        let live =
+            liveServer
+            @ serverOther
+            @ logging
+            @ loggingOther
+            @ (if providersReordered then [ "providers (order)" ] else [])
+            |> List.map ConfigChange.SettingChanged
+
+        // anything else (sections added to RelayConfig later) is caught by whole-record equality
+        let covered = restart @ live @ removed @ addedOrChanged
+
+        let rest =
+            if covered.IsEmpty && current <> next then
+                [ ConfigChange.SettingChanged "other settings" ]
+            else
+                []
+
+        restart @ live @ removed @ addedOrChanged @ rest
+
+    /// One line for the log: `providers added: b; changed: a (keys, base_url); restart required: server.listen`.
+    let describe (changes: ConfigChange list) : string =
+        if changes.IsEmpty then
+            "no changes"
+        else
+            let group (label: string) (items: string list) =
+                if items.IsEmpty then
+                    None
+                else
+                    Some(label + ": " + String.concat ", " items)
+
+            [
+                group
+                    "restart required for"
+                    (changes
+                     |> List.choose (function
+                         | ConfigChange.RestartRequired p -> Some p
+                         | _ -> None))
+                group
+                    "settings changed"
+                    (changes
+                     |> List.choose (function
+                         | ConfigChange.SettingChanged p -> Some p
+                         | _ -> None))
+                group
+                    "providers added"
+                    (changes
+                     |> List.choose (function
+                         | ConfigChange.ProviderAdded n -> Some n
+                         | _ -> None))
+                group
+                    "providers removed"
+                    (changes
+                     |> List.choose (function
+                         | ConfigChange.ProviderRemoved n -> Some n
+                         | _ -> None))
+                group
+                    "providers changed"
+                    (changes
+                     |> List.choose (function
+                         | ConfigChange.ProviderChanged(n, fields) -> Some $"""%s{n} (%s{String.concat ", " fields})"""
+                         | _ -> None))
+            ]
+            |> List.choose id
+            |> String.concat "; "
+
+    /// The config a reload actually applies: `next`, except the settings only a restart can change, which keep
+    /// their running values (the listener stays where it is, and the snapshot must say so).
+    let applicable (running: RelayConfig) (next: RelayConfig) : RelayConfig = {
+        next with
+            Server = {
+                next.Server with
+                    Listen = running.Server.Listen
+                    EnableHttp2 = running.Server.EnableHttp2
+            }
+    }

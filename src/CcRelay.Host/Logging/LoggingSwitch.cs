@@ -1,0 +1,73 @@
+using CcRelay.Core;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using MsLogLevel = Microsoft.Extensions.Logging.LogLevel;
+
+namespace CcRelay.Host.Logging;
+
+/// <summary>
+/// The logging settings in force, changeable while the relay runs: the level is checked by a filter on
+/// every log call, and the console formatter and stream follow <see cref="ConsoleLoggerOptions"/>, whose
+/// change token this class fires.
+/// </summary>
+public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptions>
+{
+    private volatile LoggingConfig _current;
+    private CancellationTokenSource _changed = new();
+
+    /// <summary>Starts with the given settings.</summary>
+    public LoggingSwitch(LoggingConfig initial) => _current = initial;
+
+    /// <summary>The settings in force.</summary>
+    public LoggingConfig Current => _current;
+
+    string IOptionsChangeTokenSource<ConsoleLoggerOptions>.Name => Options.DefaultName;
+
+    /// <summary>Applies new settings to every logger at once.</summary>
+    public void Apply(LoggingConfig next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        if (next.Equals(_current))
+        {
+            return;
+        }
+
+        _current = next;
+        var previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
+        previous.Cancel();
+        previous.Dispose();
+    }
+
+    /// <summary>Whether a line of <paramref name="level"/> in <paramref name="category"/> is written.</summary>
+    public bool Allows(string? category, MsLogLevel level)
+    {
+        var minimum = ToMicrosoft(_current.Level);
+        // the framework's own chatter stays at warnings and above, whatever the relay's level
+        if (category is not null && (category.StartsWith("Microsoft", StringComparison.Ordinal) || category.StartsWith("System", StringComparison.Ordinal)))
+        {
+            minimum = (MsLogLevel)Math.Max((int)minimum, (int)MsLogLevel.Warning);
+        }
+
+        return level >= minimum;
+    }
+
+    /// <summary>Sets the console options from the settings in force.</summary>
+    public void Configure(ConsoleLoggerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.FormatterName = _current.Format.IsJson ? ConsoleFormatterNames.Json : ConsoleFormatterNames.Simple;
+        options.LogToStandardErrorThreshold = _current.Output == "stderr" ? MsLogLevel.Trace : MsLogLevel.None;
+    }
+
+    IChangeToken IOptionsChangeTokenSource<ConsoleLoggerOptions>.GetChangeToken() => new CancellationChangeToken(_changed.Token);
+
+    private static MsLogLevel ToMicrosoft(Core.LogLevel level) =>
+        level.Tag switch
+        {
+            Core.LogLevel.Tags.Debug => MsLogLevel.Debug,
+            Core.LogLevel.Tags.Warn => MsLogLevel.Warning,
+            Core.LogLevel.Tags.Error => MsLogLevel.Error,
+            _ => MsLogLevel.Information,
+        };
+}

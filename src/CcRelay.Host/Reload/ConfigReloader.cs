@@ -1,0 +1,192 @@
+using System.Runtime.InteropServices;
+using CcRelay.Core;
+using CcRelay.Host.Configuration;
+using CcRelay.Host.Logging;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace CcRelay.Host.Reload;
+
+/// <summary>
+/// Reloads the config file into a new <see cref="RelaySnapshot"/>:
+/// (1) on a change in the file's directory (watched as a directory, so editors' save-by-rename is seen),
+///     debounced; (2) on SIGHUP when enabled; (3) when <see cref="Reload"/> is called (management API, CLI).
+/// A valid file is swapped in atomically; requests in flight finish on the snapshot they started with.
+/// An invalid file is rejected whole: the running config stays and every error is logged.
+/// </summary>
+public sealed class ConfigReloader : IHostedService, IDisposable
+{
+    private readonly Lock _gate = new();
+    private readonly RelayState _state;
+    private readonly CcRelayOptions _options;
+    private readonly LoggingSwitch? _logging;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<ConfigReloader> _logger;
+    private FileSystemWatcher? _watcher;
+    private ITimer? _debounce;
+    private PosixSignalRegistration? _sighup;
+
+    /// <summary>Creates the reloader; it does nothing until started, and nothing at all without a config path.</summary>
+    public ConfigReloader(
+        RelayState state,
+        CcRelayOptions options,
+        TimeProvider timeProvider,
+        ILogger<ConfigReloader> logger,
+        LoggingSwitch? logging = null)
+    {
+        _state = state;
+        _options = options;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _logging = logging;
+    }
+
+    /// <summary>Raised after every reload attempt, whatever its outcome.</summary>
+    public event Action<ReloadResult>? Reloaded;
+
+    /// <summary>Reads the config file again and applies it if it is valid. Safe to call from any thread.</summary>
+    public ReloadResult Reload(string trigger = "api")
+    {
+        var path = _options.ConfigPath ?? throw new InvalidOperationException("the relay was not started from a config file, so there is nothing to reload");
+        ReloadResult result;
+        LoggingConfig? nextLogging = null;
+        lock (_gate)
+        {
+            var load = ConfigFile.Load(path, _options.Environment);
+            if (load is ConfigLoad.Invalid invalid)
+            {
+                result = new ReloadResult(ReloadOutcome.Rejected, trigger, [], [.. invalid.Errors], [.. invalid.Warnings]);
+            }
+            else
+            {
+                var loaded = (ConfigLoad.Loaded)load;
+                var next = ConfigOverridesModule.apply(_options.Overrides, loaded.Config);
+                var running = _state.Current.Config;
+                var changes = ConfigDiff.between(running, next).ToArray();
+                if (changes.Length > 0)
+                {
+                    _state.Swap(ConfigDiff.applicable(running, next));
+                    nextLogging = next.Logging;
+                }
+
+                result = new ReloadResult(changes.Length > 0 ? ReloadOutcome.Applied : ReloadOutcome.Unchanged, trigger, changes, [], [.. loaded.Warnings]);
+            }
+        }
+
+        // logs and events after the swap, never inside it; the report is written under the logging settings
+        // that were in force when the reload happened, then the new ones apply
+        Report(path, result);
+        if (nextLogging is not null)
+        {
+            _logging?.Apply(nextLogging);
+        }
+
+        Reloaded?.Invoke(result);
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_options.ConfigPath is not { } path)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_options.WatchConfig)
+        {
+            var full = Path.GetFullPath(path);
+            var directory = Path.GetDirectoryName(full)!;
+            var name = Path.GetFileName(full);
+            _debounce = _timeProvider.CreateTimer(_ => ReloadQuietly("file change"), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _watcher = new FileSystemWatcher(directory)
+            {
+                NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+                IncludeSubdirectories = false,
+            };
+            FileSystemEventHandler onChange = (_, e) =>
+            {
+                if (string.Equals(e.Name, name, StringComparison.Ordinal))
+                {
+                    _debounce.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
+                }
+            };
+            _watcher.Changed += onChange;
+            _watcher.Created += onChange;
+            _watcher.Renamed += (_, e) => onChange(this, e);
+            _watcher.EnableRaisingEvents = true;
+        }
+
+        if (_options.ReloadOnSighup && !OperatingSystem.IsWindows())
+        {
+            _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                ReloadQuietly("SIGHUP");
+            });
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _watcher?.Dispose();
+        _debounce?.Dispose();
+        _sighup?.Dispose();
+        _watcher = null;
+        _debounce = null;
+        _sighup = null;
+    }
+
+    private void ReloadQuietly(string trigger)
+    {
+        try
+        {
+            Reload(trigger);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ConfigReloadFailed(_logger, trigger, e.Message);
+        }
+    }
+
+    private void Report(string path, ReloadResult result)
+    {
+        switch (result.Outcome)
+        {
+            case ReloadOutcome.Rejected:
+                Log.ConfigReloadRejected(_logger, result.Trigger, path, result.Errors.Count);
+                foreach (var error in result.Errors)
+                {
+                    Log.ConfigReloadError(_logger, error.ToString());
+                }
+
+                break;
+            case ReloadOutcome.Applied:
+                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(Microsoft.FSharp.Collections.ListModule.OfSeq(result.Changes)));
+                foreach (var change in result.Changes.OfType<ConfigChange.RestartRequired>())
+                {
+                    Log.ConfigRestartRequired(_logger, change.Path);
+                }
+
+                break;
+            default:
+                Log.ConfigUnchanged(_logger, result.Trigger, path);
+                break;
+        }
+
+        foreach (var warning in result.Warnings)
+        {
+            Log.ConfigWarning(_logger, warning.ToString());
+        }
+    }
+}

@@ -1,0 +1,126 @@
+module CcRelay.Core.Tests.ConfigDiffTests
+
+open System
+open Xunit
+open CcRelay.Core
+
+let private provider name =
+    Config.defaultProvider name ProviderType.AnthropicCompatible (Uri $"http://%s{name}.test")
+
+let private config providers = {
+    Config.defaults with
+        Providers = providers
+}
+
+[<Fact>]
+let ``identical configs have no changes`` () =
+    let c = config [ provider "a" ]
+    Assert.Empty(ConfigDiff.between c c)
+    Assert.Equal("no changes", ConfigDiff.describe [])
+
+[<Fact>]
+let ``providers added, removed and changed are named with the changed fields`` () =
+    let before = config [ provider "a"; provider "b" ]
+
+    let after =
+        config [
+            {
+                provider "a" with
+                    Keys = [
+                        {
+                            Key = "k"
+                            RpmLimit = 0
+                            ItpmLimit = 0
+                            OtpmLimit = 0
+                            TpmLimit = 0
+                            Priority = 0
+                            Weight = 1
+                        }
+                    ]
+                    BaseUrl = Uri "http://elsewhere.test"
+            }
+            provider "c"
+        ]
+
+    let changes = ConfigDiff.between before after
+
+    Assert.Equal<ConfigChange list>(
+        [
+            ConfigChange.ProviderRemoved "b"
+            ConfigChange.ProviderChanged("a", [ "base_url"; "keys" ])
+            ConfigChange.ProviderAdded "c"
+        ],
+        changes
+    )
+
+    Assert.Equal(
+        "providers added: c; providers removed: b; providers changed: a (base_url, keys)",
+        ConfigDiff.describe changes
+    )
+
+[<Fact>]
+let ``listen and http2 need a restart, and the applied config keeps their running values`` () =
+    let before = config [ provider "a" ]
+
+    let after = {
+        before with
+            Server = {
+                before.Server with
+                    Listen = { Host = "0.0.0.0"; Port = 9999 }
+                    EnableHttp2 = true
+                    MaxBodyBytes = 10L
+            }
+    }
+
+    let changes = ConfigDiff.between before after
+
+    Assert.Equal<ConfigChange list>(
+        [
+            ConfigChange.RestartRequired "server.listen"
+            ConfigChange.RestartRequired "server.enable_http2"
+            ConfigChange.SettingChanged "server.max_body_bytes"
+        ],
+        changes
+    )
+
+    let applied = ConfigDiff.applicable before after
+    Assert.Equal(before.Server.Listen, applied.Server.Listen)
+    Assert.False applied.Server.EnableHttp2
+    Assert.Equal(10L, applied.Server.MaxBodyBytes)
+
+[<Fact>]
+let ``logging changes are live settings`` () =
+    let before = config [ provider "a" ]
+
+    let after = {
+        before with
+            Logging = {
+                before.Logging with
+                    Level = LogLevel.Debug
+                    Format = LogFormat.Json
+            }
+    }
+
+    Assert.Equal<ConfigChange list>(
+        [
+            ConfigChange.SettingChanged "logging.level"
+            ConfigChange.SettingChanged "logging.format"
+        ],
+        ConfigDiff.between before after
+    )
+
+[<Fact>]
+let ``command-line overrides win over the file and leave the rest alone`` () =
+    let overrides = {
+        Listen = Some { Host = "127.0.0.1"; Port = 1234 }
+        Level = Some LogLevel.Warn
+        Format = None
+    }
+
+    let applied = ConfigOverrides.apply overrides Config.defaults
+
+    Assert.Equal(1234, applied.Server.Listen.Port)
+    Assert.Equal(LogLevel.Warn, applied.Logging.Level)
+    Assert.Equal(Config.defaults.Logging.Format, applied.Logging.Format)
+    Assert.Equal<ProviderConfig list>(Config.defaults.Providers, applied.Providers)
+    Assert.Equal(Config.defaults, ConfigOverrides.apply ConfigOverrides.none Config.defaults)
