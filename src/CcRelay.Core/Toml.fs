@@ -33,7 +33,12 @@ module Toml =
         let key = scanner.Key TomlValues.MaxDepth
 
         if scanner.Peek <> ']' then
-            scanner.Expected(if isArray then "']]' to close the header" else "']' to close the header")
+            scanner.Expected(
+                if isArray then
+                    "']]' to close the header"
+                else
+                    "']' to close the header"
+            )
 
         scanner.Advance 1
 
@@ -90,11 +95,25 @@ module Toml =
             let bad = max 0 (min e.Index bytes.Length)
 
             let lineStart =
-                if bad = 0 then 0 else System.Array.LastIndexOf(bytes, 10uy, bad - 1) + 1
+                if bad = 0 then
+                    0
+                else
+                    System.Array.LastIndexOf(bytes, 10uy, bad - 1) + 1
 
             let line = (bytes |> Seq.take bad |> Seq.filter ((=) 10uy) |> Seq.length) + 1
             // A byte-order mark does not count as a column, as in `parse`.
-            let bom = if lineStart = 0 && bad >= 3 && bytes[0] = 0xEFuy && bytes[1] = 0xBBuy && bytes[2] = 0xBFuy then 3 else 0
+            let bom =
+                if
+                    lineStart = 0
+                    && bad >= 3
+                    && bytes[0] = 0xEFuy
+                    && bytes[1] = 0xBBuy
+                    && bytes[2] = 0xBFuy
+                then
+                    3
+                else
+                    0
+
             let column = strict.GetCharCount(bytes, lineStart + bom, bad - lineStart - bom) + 1
 
             Error {

@@ -149,7 +149,13 @@ module internal TomlTables =
 
     /// Sets `key = value` in `table` (whose own key path, for messages, is `prefix`). Each dotted part
     /// before the last names a table that dotted keys made, or makes one.
-    let insert (scanner: Scanner) (table: TomlTable) (prefix: string list) (key: KeyPart list) (value: ConfigNode) : unit =
+    let insert
+        (scanner: Scanner)
+        (table: TomlTable)
+        (prefix: string list)
+        (key: KeyPart list)
+        (value: ConfigNode)
+        : unit =
         let rec walk (table: TomlTable) (parts: KeyPart list) (path: string list) : unit =
             match parts with
             | [] -> ()
@@ -158,7 +164,11 @@ module internal TomlTables =
                 | ValueNone -> table.Add(entry scanner last (Value value))
                 | ValueSome existing ->
                     let path = path @ [ last.Name ]
-                    scanner.Fail(last.Index, $"the key %s{showKey path} is already defined: it is %s{describe existing}")
+
+                    scanner.Fail(
+                        last.Index,
+                        $"the key %s{showKey path} is already defined: it is %s{describe existing}"
+                    )
             | part :: rest ->
                 let path = path @ [ part.Name ]
 

@@ -34,7 +34,12 @@ type internal Scanner(text: string) =
 
         while next >= 0 do
             starts.Add(next + 1)
-            next <- if next + 1 < text.Length then text.IndexOf('\n', next + 1) else -1
+
+            next <-
+                if next + 1 < text.Length then
+                    text.IndexOf('\n', next + 1)
+                else
+                    -1
 
         starts.ToArray()
 
@@ -104,7 +109,11 @@ type internal Scanner(text: string) =
                 && (Char.IsWhiteSpace c || Char.GetUnicodeCategory c = UnicodeCategory.Format)
                 ->
                 $"the invisible character U+%04X{int c}"
-            | c when Char.IsSurrogate c && at + 1 < text.Length && Char.IsSurrogatePair(c, text[at + 1]) ->
+            | c when
+                Char.IsSurrogate c
+                && at + 1 < text.Length
+                && Char.IsSurrogatePair(c, text[at + 1])
+                ->
                 $"'%s{text.Substring(at, 2)}'"
             | c -> $"'%c{c}'"
 
@@ -137,7 +146,11 @@ type internal Scanner(text: string) =
     member this.SkipNonAscii() : unit =
         let c = text[index]
 
-        if Char.IsHighSurrogate c && index + 1 < text.Length && Char.IsLowSurrogate text[index + 1] then
+        if
+            Char.IsHighSurrogate c
+            && index + 1 < text.Length
+            && Char.IsLowSurrogate text[index + 1]
+        then
             index <- index + 2
         elif Char.IsSurrogate c then
             this.Fail(index, "invalid Unicode: an unpaired surrogate")
@@ -153,10 +166,14 @@ type internal Scanner(text: string) =
         while inComment && index < text.Length do
             let c = text[index]
 
-            if c = '\n' || (c = '\r' && this.PeekAt 1 = '\n') then inComment <- false
-            elif c >= ' ' && c < '\u007F' || c = '\t' then index <- index + 1
-            elif c >= '\u0080' then this.SkipNonAscii()
-            else this.Fail(index, $"%s{this.Describe index} is not allowed in a comment")
+            if c = '\n' || (c = '\r' && this.PeekAt 1 = '\n') then
+                inComment <- false
+            elif c >= ' ' && c < '\u007F' || c = '\t' then
+                index <- index + 1
+            elif c >= '\u0080' then
+                this.SkipNonAscii()
+            else
+                this.Fail(index, $"%s{this.Describe index} is not allowed in a comment")
 
     /// Skips whitespace, newlines and comments (inside arrays).
     member this.SkipTrivia() : unit =
@@ -165,8 +182,10 @@ type internal Scanner(text: string) =
         while more do
             this.SkipWhitespace()
 
-            if this.Peek = '#' then this.SkipComment()
-            elif not (this.TryNewline()) then more <- false
+            if this.Peek = '#' then
+                this.SkipComment()
+            elif not (this.TryNewline()) then
+                more <- false
 
     /// After a key/value pair or a table header: optional whitespace and comment, then a newline or the end.
     member this.ExpectLineEnd(after: string) : unit =
@@ -295,7 +314,10 @@ type internal Scanner(text: string) =
             index <- index + run
             false
         elif run > 5 then
-            this.Fail(index + 5, $"too many %c{quote} characters: at most two may come before the closing %s{String(quote, 3)}")
+            this.Fail(
+                index + 5,
+                $"too many %c{quote} characters: at most two may come before the closing %s{String(quote, 3)}"
+            )
         else
             index <- index + run - 3
             true
@@ -367,8 +389,14 @@ type internal Scanner(text: string) =
         | '"'
         | '\'' as quote when this.PeekAt 1 = quote && this.PeekAt 2 = quote ->
             this.Fail(start, "a key cannot be a multi-line string")
-        | '"' -> { Name = this.BasicString(); Index = start }
-        | '\'' -> { Name = this.LiteralString(); Index = start }
+        | '"' -> {
+            Name = this.BasicString()
+            Index = start
+          }
+        | '\'' -> {
+            Name = this.LiteralString()
+            Index = start
+          }
         | _ ->
             while index < text.Length
                   && (Char.IsAsciiLetterOrDigit text[index] || text[index] = '_' || text[index] = '-') do

@@ -18,7 +18,8 @@ module internal TomlValues =
     let private isBinary (c: char) : bool = c = '0' || c = '1'
 
     /// The character at an index; NUL past the end.
-    let private charAt (text: string) (at: int) : char = if at < text.Length then text[at] else '\000'
+    let private charAt (text: string) (at: int) : char =
+        if at < text.Length then text[at] else '\000'
 
     /// True when `count` ASCII digits start at `at`.
     let private digitsAt (text: string) (at: int) (count: int) : bool =
@@ -81,8 +82,10 @@ module internal TomlValues =
             let c = buffer[k]
 
             let digit =
-                if c <= '9' then int64 c - int64 '0'
-                else int64 (Char.ToLowerInvariant c) - int64 'a' + 10L
+                if c <= '9' then
+                    int64 c - int64 '0'
+                else
+                    int64 (Char.ToLowerInvariant c) - int64 'a' + 10L
 
             if value > (Int64.MaxValue - digit) / radix then
                 scanner.Fail(start, "the integer does not fit in 64 bits (at most 0x7fffffffffffffff)")
@@ -102,7 +105,13 @@ module internal TomlValues =
 
         if startsWith scanner "inf" then
             scanner.Advance 3
-            ScalarValue.Float(if sign = '-' then Double.NegativeInfinity else Double.PositiveInfinity)
+
+            ScalarValue.Float(
+                if sign = '-' then
+                    Double.NegativeInfinity
+                else
+                    Double.PositiveInfinity
+            )
         elif startsWith scanner "nan" then
             scanner.Advance 3
             ScalarValue.Float Double.NaN
@@ -249,7 +258,13 @@ module internal TomlValues =
             | '-' ->
                 let at = scanner.Index
 
-                if not (digitsAt text (at + 1) 2 && charAt text (at + 3) = ':' && digitsAt text (at + 4) 2) then
+                if
+                    not (
+                        digitsAt text (at + 1) 2
+                        && charAt text (at + 3) = ':'
+                        && digitsAt text (at + 4) 2
+                    )
+                then
                     scanner.Fail(at, "a time offset is written Z, +HH:MM or -HH:MM")
 
                 if twoDigits text (at + 1) > 23 || twoDigits text (at + 4) > 59 then
@@ -339,7 +354,10 @@ module internal TomlValues =
 
         let failOnNewline () =
             if scanner.Peek = '\n' || scanner.Peek = '\r' then
-                scanner.Fail(scanner.Index, "an inline table must be on one line (newlines may only appear inside its values)")
+                scanner.Fail(
+                    scanner.Index,
+                    "an inline table must be on one line (newlines may only appear inside its values)"
+                )
 
         scanner.SkipWhitespace()
         failOnNewline ()

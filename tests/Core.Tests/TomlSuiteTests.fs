@@ -28,7 +28,9 @@ let private suite: Lazy<string> =
 /// The `.toml` files of `files-toml-1.0.0` under `folder`, as theory rows.
 let private listed (folder: string) : obj array seq =
     File.ReadAllLines(Path.Combine(suite.Value, "files-toml-1.0.0"))
-    |> Seq.filter (fun f -> f.StartsWith(folder, StringComparison.Ordinal) && f.EndsWith(".toml", StringComparison.Ordinal))
+    |> Seq.filter (fun f ->
+        f.StartsWith(folder, StringComparison.Ordinal)
+        && f.EndsWith(".toml", StringComparison.Ordinal))
     |> Seq.map (fun f -> [| f :> obj |])
 
 let validFiles: obj array seq = listed "valid/"

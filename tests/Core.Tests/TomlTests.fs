@@ -89,7 +89,11 @@ base_url = 'https://api.z.ai'
     Assert.Equal(
         map [
             "title", str "relay"
-            "server", map [ "listen", str "127.0.0.1:8787"; "auth", map [ "allow_bearer", scalar (ScalarValue.Boolean true) ] ]
+            "server",
+            map [
+                "listen", str "127.0.0.1:8787"
+                "auth", map [ "allow_bearer", scalar (ScalarValue.Boolean true) ]
+            ]
             "logging", map [ "level", str "info" ]
             "providers", map [ "zai", map [ "base_url", str "https://api.z.ai" ] ]
         ],
@@ -131,7 +135,10 @@ name = "b"
         map [
             "providers",
             list [
-                map [ "name", str "a"; "pooling", map [ "enabled", scalar (ScalarValue.Boolean true) ] ]
+                map [
+                    "name", str "a"
+                    "pooling", map [ "enabled", scalar (ScalarValue.Boolean true) ]
+                ]
                 map [ "name", str "b" ]
             ]
         ],
@@ -240,10 +247,7 @@ let ``malformed floats and booleans are errors`` (written: string) =
 let ``date-times keep their text with T and upper-case Z`` () =
     Assert.Equal(scalar (ScalarValue.OffsetDateTime "1979-05-27T07:32:00.999Z"), only "d = 1979-05-27 07:32:00.999z")
 
-    Assert.Equal(
-        scalar (ScalarValue.OffsetDateTime "1979-05-27T00:32:00-07:00"),
-        only "d = 1979-05-27t00:32:00-07:00"
-    )
+    Assert.Equal(scalar (ScalarValue.OffsetDateTime "1979-05-27T00:32:00-07:00"), only "d = 1979-05-27t00:32:00-07:00")
 
     Assert.Equal(scalar (ScalarValue.LocalDateTime "1979-05-27T07:32:00"), only "d = 1979-05-27T07:32:00")
     Assert.Equal(scalar (ScalarValue.LocalDate "1979-05-27"), only "d = 1979-05-27 # a date")
@@ -302,10 +306,7 @@ let ``inline tables, arrays by value and header tables are closed to other forms
 
 [<Fact>]
 let ``a header may define sub-tables of a table made by dotted keys`` () =
-    Assert.Equal(
-        map [ "a", map [ "b", int 1L; "c", map [ "d", int 2L ] ] ],
-        strip (parse "a.b = 1\n[a.c]\nd = 2")
-    )
+    Assert.Equal(map [ "a", map [ "b", int 1L; "c", map [ "d", int 2L ] ] ], strip (parse "a.b = 1\n[a.c]\nd = 2"))
 
 [<Fact>]
 let ``inline tables stay on one line and take no trailing comma`` () =
@@ -340,7 +341,12 @@ let ``control characters are rejected in comments and strings`` (text: string) =
 
 [<Fact>]
 let ``invalid UTF-8 is reported at its line and column`` () =
-    let bytes = Array.concat [ Encoding.UTF8.GetBytes "a = 1\nb = \"\u00e9"; [| 0xFFuy |]; Encoding.UTF8.GetBytes "\"\n" ]
+    let bytes =
+        Array.concat [
+            Encoding.UTF8.GetBytes "a = 1\nb = \"\u00e9"
+            [| 0xFFuy |]
+            Encoding.UTF8.GetBytes "\"\n"
+        ]
 
     match Toml.parseUtf8 bytes with
     | Error e ->

@@ -17,7 +17,10 @@ let private nowhere: Position = { Line = 1; Column = 1 }
 
 /// Keys: bare ones, and any text (dots, quotes, spaces, control characters, astral characters, empty).
 let private key: Gen<string> =
-    Gen.frequency [ 3, Gen.elements [ "a"; "b"; "name"; "rpm_limit"; "base-url"; "0"; "1x"; "true" ]; 1, anyText ]
+    Gen.frequency [
+        3, Gen.elements [ "a"; "b"; "name"; "rpm_limit"; "base-url"; "0"; "1x"; "true" ]
+        1, anyText
+    ]
 
 let private int64s: Gen<int64> =
     Gen.frequency [
@@ -29,7 +32,9 @@ let private int64s: Gen<int64> =
 let private floats: Gen<float> =
     Gen.frequency [
         3, Gen.choose (-10000, 10000) |> Gen.map (fun n -> float n / 64.0)
-        3, Gen.choose64 (Int64.MinValue, Int64.MaxValue) |> Gen.map BitConverter.Int64BitsToDouble
+        3,
+        Gen.choose64 (Int64.MinValue, Int64.MaxValue)
+        |> Gen.map BitConverter.Int64BitsToDouble
         1, Gen.elements [ 0.0; -0.0; nan; infinity; -infinity; Double.Epsilon; Double.MaxValue; 1e300 ]
     ]
 
@@ -40,8 +45,15 @@ let private dateTimes: Gen<ScalarValue> =
         let! seconds = Gen.choose (0, 86_399)
         let! fraction = Gen.elements [ ""; ".5"; ".123"; ".000001" ]
         let! offset = Gen.elements [ "Z"; "+05:30"; "-08:00"; "+00:00" ]
-        let date = DateOnly.FromDayNumber(day).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)
-        let time = TimeOnly.FromTimeSpan(TimeSpan.FromSeconds(float seconds)).ToString("HH:mm:ss", CultureInfo.InvariantCulture) + fraction
+
+        let date =
+            DateOnly.FromDayNumber(day).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)
+
+        let time =
+            TimeOnly
+                .FromTimeSpan(TimeSpan.FromSeconds(float seconds))
+                .ToString("HH:mm:ss", CultureInfo.InvariantCulture)
+            + fraction
 
         return!
             Gen.elements [
@@ -82,10 +94,16 @@ and private node (depth: int) : Gen<ConfigNode> =
     else
         Gen.frequency [
             5, scalar
-            2, Gen.listOf (node (depth - 1)) |> Gen.resize 3 |> Gen.map (fun items -> Sequence(items, nowhere))
+            2,
+            Gen.listOf (node (depth - 1))
+            |> Gen.resize 3
+            |> Gen.map (fun items -> Sequence(items, nowhere))
             2, mapping depth
             // Non-empty arrays of tables: rendered as [[…]] headers or inline.
-            1, Gen.nonEmptyListOf (mapping depth) |> Gen.resize 3 |> Gen.map (fun items -> Sequence(items, nowhere))
+            1,
+            Gen.nonEmptyListOf (mapping depth)
+            |> Gen.resize 3
+            |> Gen.map (fun items -> Sequence(items, nowhere))
         ]
 
 // ---------------------------
@@ -120,7 +138,8 @@ let private basic (text: string) : string = "\"" + escape false text + "\""
 
 /// True when a literal ('…') string can hold the text as it is.
 let private literalSafe (text: string) : bool =
-    text |> Seq.forall (fun c -> c <> '\'' && (c >= ' ' && c <> '\u007F' || c = '\t'))
+    text
+    |> Seq.forall (fun c -> c <> '\'' && (c >= ' ' && c <> '\u007F' || c = '\t'))
 
 let private renderKey (random: Random) (key: string) : string =
     if isBare key && random.Next 4 > 0 then key
@@ -141,10 +160,14 @@ let private renderFloat (value: float) : string =
     elif Double.IsPositiveInfinity value then
         "+inf"
     elif Double.IsNegativeInfinity value then
-        "+inf"
+        "-inf"
     else
         let written = value.ToString("R", CultureInfo.InvariantCulture)
-        if written.Contains '.' || written.Contains 'E' then written else written + ".0"
+
+        if written.Contains '.' || written.Contains 'E' then
+            written
+        else
+            written + ".0"
 
 let private renderInteger (random: Random) (value: int64) : string =
     match random.Next 5 with
@@ -179,12 +202,18 @@ let rec private renderInline (random: Random) (node: ConfigNode) : string =
         let items = items |> List.map (renderInline random)
 
         if random.Next 3 = 0 then
-            "[ # items\n  " + String.Join(",\n  ", items) + (if items.IsEmpty then "" else ",") + "\n]"
+            "[ # items\n  "
+            + String.Join(",\n  ", items)
+            + (if items.IsEmpty then "" else ",")
+            + "\n]"
         else
             "[" + String.Join(", ", items) + "]"
     | Mapping([], _) -> "{}"
     | Mapping(entries, _) ->
-        let pairs = entries |> List.map (fun e -> renderKey random e.Key + " = " + renderInline random e.Value)
+        let pairs =
+            entries
+            |> List.map (fun e -> renderKey random e.Key + " = " + renderInline random e.Value)
+
         "{ " + String.Join(", ", pairs) + " }"
 
 /// How an entry of a table is written.
@@ -195,13 +224,20 @@ type private Style =
     | ArrayOfTables
 
 /// `prefix.key = value` lines for a mapping written with dotted keys (non-empty mappings only).
-let rec private renderDotted (random: Random) (out: StringBuilder) (prefix: string) (entries: MappingEntry list) : unit =
+let rec private renderDotted
+    (random: Random)
+    (out: StringBuilder)
+    (prefix: string)
+    (entries: MappingEntry list)
+    : unit =
     for e in entries do
         let key = prefix + "." + renderKey random e.Key
 
         match e.Value with
         | Mapping(_ :: _ as inner, _) when random.Next 2 = 0 -> renderDotted random out key inner
-        | value -> out.Append(key).Append(" = ").Append(renderInline random value).Append('\n') |> ignore
+        | value ->
+            out.Append(key).Append(" = ").Append(renderInline random value).Append('\n')
+            |> ignore
 
 /// Writes a table's entries under the current header and returns them in the order the parser will
 /// report: entries written on lines first, then those written under their own headers.
@@ -235,7 +271,9 @@ let rec private renderTable
     for e, style in onLines do
         match style, e.Value with
         | Dotted, Mapping(inner, _) -> renderDotted random out (renderKey random e.Key) inner
-        | _ -> out.Append(renderKey random e.Key).Append(" = ").Append(renderInline random e.Value).Append('\n') |> ignore
+        | _ ->
+            out.Append(renderKey random e.Key).Append(" = ").Append(renderInline random e.Value).Append('\n')
+            |> ignore
 
     let headed =
         underHeaders
@@ -257,7 +295,11 @@ let rec private renderTable
                 { e with Value = Sequence(items, at) }
             | _, Mapping(inner, at) ->
                 out.Append("\n[").Append(name).Append("]\n") |> ignore
-                { e with Value = Mapping(renderTable random out path inner, at) }
+
+                {
+                    e with
+                        Value = Mapping(renderTable random out path inner, at)
+                }
             | _ -> e)
 
     (onLines |> List.map fst) @ headed
@@ -296,7 +338,9 @@ let ``rendering a tree to TOML and parsing it gives the tree back`` () =
             let text, expected = render seed document
 
             match Toml.parse text with
-            | Ok parsed -> same expected parsed |> Prop.label $"parsed differs from the tree; TOML:\n%s{text}"
+            | Ok parsed ->
+                same expected parsed
+                |> Prop.label $"parsed differs from the tree; TOML:\n%s{text}"
             | Error e ->
                 false
                 |> Prop.label $"rejected at %d{e.Position.Line}:%d{e.Position.Column}: %s{e.Message}; TOML:\n%s{text}"))
