@@ -97,7 +97,8 @@ module internal TomlTables =
     /// The table that `[key]` (`isArray = false`) or `[[key]]` (`isArray = true`) opens, creating its
     /// parents as implicit tables. A parent that is an array of tables means its last element.
     let openTable (scanner: Scanner) (root: TomlTable) (key: KeyPart list) (isArray: bool) (at: Position) : TomlTable =
-        let header =
+        // Only for messages: formatting it for every header would cost more than the header itself.
+        let header () =
             let shown = key |> List.map _.Name |> showKey
             if isArray then $"[[%s{shown}]]" else $"[%s{shown}]"
 
@@ -127,7 +128,7 @@ module internal TomlTables =
                 | ValueSome existing, _ ->
                     scanner.Fail(
                         last.Index,
-                        $"%s{header} defines %s{showKey path} again: it is already %s{describe existing}"
+                        $"%s{header ()} defines %s{showKey path} again: it is already %s{describe existing}"
                     )
             | part :: rest ->
                 let path = path @ [ part.Name ]
@@ -142,7 +143,7 @@ module internal TomlTables =
                 | ValueSome existing ->
                     scanner.Fail(
                         part.Index,
-                        $"%s{header} cannot add a table to %s{showKey path}: it is already %s{describe existing}"
+                        $"%s{header ()} cannot add a table to %s{showKey path}: it is already %s{describe existing}"
                     )
 
         walk root key []

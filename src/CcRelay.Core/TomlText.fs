@@ -412,18 +412,19 @@ type internal Scanner(text: string) =
 
     /// A key of one or more parts separated by dots (whitespace around the dots is allowed).
     member this.Key(maxParts: int) : KeyPart list =
-        let parts = ResizeArray<KeyPart>()
-        parts.Add(this.KeyPart())
+        let mutable reversed = [ this.KeyPart() ]
+        let mutable count = 1
         this.SkipWhitespace()
 
         while this.Peek = '.' do
             index <- index + 1
             this.SkipWhitespace()
 
-            if parts.Count >= maxParts then
+            if count >= maxParts then
                 this.Fail(index, $"a key may have at most %d{maxParts} parts")
 
-            parts.Add(this.KeyPart())
+            reversed <- this.KeyPart() :: reversed
+            count <- count + 1
             this.SkipWhitespace()
 
-        List.ofSeq parts
+        List.rev reversed
