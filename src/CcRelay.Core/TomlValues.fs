@@ -8,8 +8,9 @@ open System.Text
 [<RequireQualifiedAccess>]
 module internal TomlValues =
 
-    /// Arrays and inline tables nest at most this deep, and a key has at most this many parts, so a
-    /// hostile file cannot exhaust the stack.
+    /// A value nests at most this deep (arrays, inline tables and the dotted keys inside them), and a key
+    /// has at most this many parts, so a hostile file cannot exhaust the stack: a document is at most
+    /// three times this deep (header, dotted key, value).
     [<Literal>]
     let MaxDepth = 128
 
@@ -280,7 +281,10 @@ module internal TomlValues =
 
     let private checkDepth (scanner: Scanner) (depth: int) : unit =
         if depth >= MaxDepth then
-            scanner.Fail(scanner.Index, $"arrays and inline tables may nest at most %d{MaxDepth} deep")
+            scanner.Fail(
+                scanner.Index,
+                $"values may nest at most %d{MaxDepth} levels deep (arrays, inline tables and their dotted keys)"
+            )
 
     /// The value at the scanner, `depth` arrays or inline tables deep.
     let rec value (scanner: Scanner) (depth: int) : ConfigNode =
@@ -374,7 +378,8 @@ module internal TomlValues =
 
             scanner.Advance 1
             scanner.SkipWhitespace()
-            TomlTables.insert scanner table [] key (value scanner (depth + 1))
+            // Each dotted part nests one table deeper, so it counts towards the depth too.
+            TomlTables.insert scanner table [] key (value scanner (depth + List.length key))
             scanner.SkipWhitespace()
             failOnNewline ()
 

@@ -356,5 +356,10 @@ let ``invalid UTF-8 is reported at its line and column`` () =
 
 [<Fact>]
 let ``deep nesting is an error, not a stack overflow`` () =
-    let e = error ("a = " + String('[', 100_000))
-    Assert.Contains("nest", e.Message)
+    Assert.Contains("nest", (error ("a = " + String('[', 100_000))).Message)
+
+    let inlineTables =
+        String.replicate 10_000 "{ k1.k2 = " + "1" + String.replicate 10_000 " }"
+
+    Assert.Contains("nest", (error ("a = " + inlineTables)).Message)
+    Assert.Contains("parts", (error (String.replicate 1_000 "k." + "k = 1")).Message)
