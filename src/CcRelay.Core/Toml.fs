@@ -2,6 +2,10 @@ namespace CcRelay.Core
 
 open System.Text
 
+/// A TOML syntax error: what is wrong and where (1-based line and column; a column counts UTF-16 code
+/// units from the start of its line, and a leading byte-order mark does not count).
+type TomlError = { Message: string; Position: Position }
+
 /// TOML 1.0.0 (https://toml.io/en/v1.0.0) into the config node tree, checked against the official
 /// toml-test suite.
 ///
@@ -12,7 +16,7 @@ open System.Text
 [<RequireQualifiedAccess>]
 module Toml =
 
-    /// Reads `key = value`, or the rest of a line after a header; `table` is where the key goes.
+    /// Reads one `key = value` line into `table`, whose own key path (for messages) is `path`.
     let private keyValue (scanner: Scanner) (table: TomlTable) (path: string list) : unit =
         let key = scanner.Key TomlValues.MaxDepth
 

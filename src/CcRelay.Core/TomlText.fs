@@ -4,10 +4,6 @@ open System
 open System.Globalization
 open System.Text
 
-/// A TOML syntax error: what is wrong and where (1-based line and column; a column counts UTF-16 code
-/// units from the start of its line, and a leading byte-order mark does not count).
-type TomlError = { Message: string; Position: Position }
-
 /// Raised inside the parser at a text index; `Toml.parse` catches it and returns a `TomlError`.
 ///
 /// NOTE: recursive descent over a string with an index is fastest and clearest when a failure can leave
