@@ -14,7 +14,7 @@ internal static class ServeCommand
 {
     private static readonly Option<string?> ConfigOption = new("--config", "-c")
     {
-        Description = "Config file (.yaml, .yml). Default: $CC_RELAY_CONFIG, ./cc-relay.yaml, ~/.config/cc-relay/config.yaml, else built-in Anthropic passthrough.",
+        Description = "Config file (.yaml, .yml, .toml). Default: $CC_RELAY_CONFIG, ./cc-relay.{yaml,yml,toml}, ~/.config/cc-relay/config.{yaml,yml,toml}, else built-in Anthropic passthrough.",
     };
 
     private static readonly Option<string?> ListenOption = new("--listen")

@@ -15,7 +15,8 @@ type ScalarValue =
     | Float of Value: float
     | Boolean of Value: bool
     | Null
-    /// TOML date-time kinds, kept as their source text.
+    /// TOML date-time kinds, kept as their text, normalised: `T` between date and time, upper-case `Z`
+    /// (`1979-05-27 07:32:00z` is `1979-05-27T07:32:00Z`); the fraction of a second stays as written.
     | OffsetDateTime of Text: string
     | LocalDateTime of Text: string
     | LocalDate of Text: string

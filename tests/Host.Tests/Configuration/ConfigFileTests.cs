@@ -18,20 +18,28 @@ public sealed class ConfigFileTests : IDisposable
         return path;
     }
 
-    /// <summary>Finds <c>shared/reference</c> by walking up from the test binaries (the repo's sibling <c>shared/</c>).</summary>
-    private static string ReferenceConfig()
+    /// <summary>Finds <paramref name="relative"/> by walking up from the test binaries (the repo, or its sibling <c>shared/</c>).</summary>
+    private static string Above(string relative)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            var candidate = Path.Combine(dir.FullName, "shared", "reference", "cc-relay-example.yaml");
+            var candidate = Path.Combine(dir.FullName, relative);
             if (File.Exists(candidate))
             {
                 return candidate;
             }
         }
 
-        throw new FileNotFoundException("shared/reference/cc-relay-example.yaml not found above " + AppContext.BaseDirectory);
+        throw new FileNotFoundException(relative + " not found above " + AppContext.BaseDirectory);
     }
+
+    private static string ReferenceConfig() => Above(Path.Combine("shared", "reference", "cc-relay-example.yaml"));
+
+    private static string TomlExample() => Above(Path.Combine("examples", "config.toml"));
+
+    /// <summary>Warnings without positions (the same key sits on different lines in YAML and TOML).</summary>
+    private static IEnumerable<(string Path, string Message)> Unplaced(IEnumerable<ConfigIssue> issues) =>
+        issues.Select(i => (i.Path, i.Message));
 
     [Fact]
     public void Load_ReferenceExampleWithoutEnvironment_LoadsWithWarnings()
@@ -92,15 +100,123 @@ public sealed class ConfigFileTests : IDisposable
         Assert.Contains("cannot read", issue.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Load_Toml_IsNotAvailableYet()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Load_TomlExample_EqualsReferenceYaml(bool withKeys)
     {
-        var path = Write("config.toml", "[server]\n");
+        // Arrange
+        var env = withKeys
+            ? new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-1", ["ZAI_API_KEY"] = "zai-1" }
+            : [];
+
+        // Act
+        var yaml = ConfigFile.Load(ReferenceConfig(), name => env.GetValueOrDefault(name));
+        var toml = ConfigFile.Load(TomlExample(), name => env.GetValueOrDefault(name));
+
+        // Assert
+        var fromYaml = Assert.IsType<ConfigLoad.Loaded>(yaml);
+        var fromToml = Assert.IsType<ConfigLoad.Loaded>(toml);
+        Assert.Equal(fromYaml.Config, fromToml.Config);
+        Assert.Equal(Unplaced(fromYaml.Warnings), Unplaced(fromToml.Warnings));
+    }
+
+    [Fact]
+    public void Load_TomlAndYaml_DecodeToTheSameConfig()
+    {
+        // Arrange
+        var yaml = Write("config.yaml", """
+            server:
+              listen: 127.0.0.1:9000
+              timeout_ms: 0x3C
+              auth:
+                allow_bearer: true
+            providers:
+              - name: local
+                type: ollama
+                models: [qwen3]
+                model_mapping:
+                  claude-sonnet-4-5: "qwen3:32b"
+              - name: z
+                type: zai
+                keys:
+                  - key: k1
+                    rpm_limit: 60
+                    priority: 2
+            logging:
+              level: debug
+            """);
+        var toml = Write("config.toml", """
+            server.listen = "127.0.0.1:9000"
+            server.timeout_ms = 60
+            server.auth = { allow_bearer = true }
+
+            [[providers]]
+            name = "local"
+            type = "ollama"
+            models = ["qwen3"]
+            model_mapping."claude-sonnet-4-5" = "qwen3:32b"
+
+            [[providers]]
+            name = "z"
+            type = "zai"
+
+            [[providers.keys]]
+            key = 'k1'
+            rpm_limit = 60
+            priority = 2
+
+            [logging]
+            level = "debug"
+            """);
+
+        // Act
+        var fromYaml = ConfigFile.Load(yaml, NoEnvironment);
+        var fromToml = ConfigFile.Load(toml, NoEnvironment);
+
+        // Assert
+        var config = Assert.IsType<ConfigLoad.Loaded>(fromToml).Config;
+        Assert.Equal(Assert.IsType<ConfigLoad.Loaded>(fromYaml).Config, config);
+        Assert.Equal(9000, config.Server.Listen.Port);
+        Assert.Equal(["local", "z"], config.Providers.Select(p => p.Name));
+    }
+
+    [Fact]
+    public void Load_TomlSyntaxError_IsInvalidWithLineAndColumn()
+    {
+        var path = Write("config.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n\n[server]\n");
 
         var load = ConfigFile.Load(path, NoEnvironment);
 
         var issue = Assert.Single(Assert.IsType<ConfigLoad.Invalid>(load).Errors);
-        Assert.Contains("TOML support is not available yet", issue.Message, StringComparison.Ordinal);
+        Assert.Equal(new Position(4, 2), issue.Position!.Value);
+        Assert.Contains("TOML syntax error", issue.Message, StringComparison.Ordinal);
+        Assert.Contains("line 1", issue.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_TomlValueErrors_AreReportedWithPathsAndLines()
+    {
+        var path = Write("config.toml", """
+            [server]
+            listen = 8787
+
+            [[providers]]
+            name = "a"
+            type = "zai"
+            enabled = "yes"
+
+            [[providers.keys]]
+            key = "k"
+            rpm_limit = "60"
+            """);
+
+        var load = ConfigFile.Load(path, NoEnvironment);
+
+        var errors = Assert.IsType<ConfigLoad.Invalid>(load).Errors;
+        Assert.Equal(
+            [("server.listen", 2), ("providers[0].enabled", 7), ("providers[0].keys[0].rpm_limit", 11)],
+            errors.Select(e => (e.Path, e.Position!.Value.Line)));
     }
 
     [Theory]
@@ -114,7 +230,7 @@ public sealed class ConfigFileTests : IDisposable
 
         var issue = Assert.Single(Assert.IsType<ConfigLoad.Invalid>(load).Errors);
         Assert.Contains(shown, issue.Message, StringComparison.Ordinal);
-        Assert.Contains(".yaml, .yml", issue.Message, StringComparison.Ordinal);
+        Assert.Contains(".yaml, .yml, .toml", issue.Message, StringComparison.Ordinal);
     }
 
     [Fact]
