@@ -72,19 +72,19 @@ type UsageTap = {
 [<Struct>]
 type internal UsagePatch = {
     Seen: bool
-    Input: int64 voption
-    Output: int64 voption
-    CacheRead: int64 voption
-    CacheWrite: int64 voption
+    PatchInput: int64 voption
+    PatchOutput: int64 voption
+    PatchCacheRead: int64 voption
+    PatchCacheWrite: int64 voption
 }
 
 /// The fields one JSON document yielded, collected by `Usage`'s single reader.
 [<Struct; NoEquality; NoComparison>]
 type internal FoundFields = {
-    mutable Model: string option
-    mutable Usage: UsagePatch
-    mutable StopReason: string option
-    mutable ErrorType: string option
+    mutable FoundModel: string option
+    mutable FoundUsage: UsagePatch
+    mutable FoundStopReason: string option
+    mutable FoundErrorType: string option
 }
 
 /// Token usage of answers: the SSE tap for streams, `ofJson` for plain answers.
@@ -127,12 +127,26 @@ module Usage =
     let private readerOptions =
         JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 256)
 
+    // Property names, built once (a `"…"B` literal is a new array at every evaluation).
+    let private cacheCreationInputTokensName: byte array = "cache_creation_input_tokens"B
+    let private cacheReadInputTokensName: byte array = "cache_read_input_tokens"B
+    let private dataField: byte array = "data:"B
+    let private deltaName: byte array = "delta"B
+    let private errorName: byte array = "error"B
+    let private inputTokensName: byte array = "input_tokens"B
+    let private messageName: byte array = "message"B
+    let private modelName: byte array = "model"B
+    let private outputTokensName: byte array = "output_tokens"B
+    let private stopReasonName: byte array = "stop_reason"B
+    let private typeName: byte array = "type"B
+    let private usageName: byte array = "usage"B
+
     let private noPatch: UsagePatch = {
         Seen = false
-        Input = ValueNone
-        Output = ValueNone
-        CacheRead = ValueNone
-        CacheWrite = ValueNone
+        PatchInput = ValueNone
+        PatchOutput = ValueNone
+        PatchCacheRead = ValueNone
+        PatchCacheWrite = ValueNone
     }
 
     /// Known wire values, returned as these instances so that reading them allocates nothing.
@@ -204,22 +218,22 @@ module Usage =
             if reader.TokenType = JsonTokenType.EndObject && reader.CurrentDepth = depth then
                 reading <- false
             elif reader.TokenType = JsonTokenType.PropertyName then
-                if reader.ValueTextEquals "input_tokens"B then
+                if reader.ValueTextEquals(ReadOnlySpan inputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with Input = count }
-                elif reader.ValueTextEquals "output_tokens"B then
+                    if count.IsSome then patch <- { patch with PatchInput = count }
+                elif reader.ValueTextEquals(ReadOnlySpan outputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with Output = count }
-                elif reader.ValueTextEquals "cache_read_input_tokens"B then
+                    if count.IsSome then patch <- { patch with PatchOutput = count }
+                elif reader.ValueTextEquals(ReadOnlySpan cacheReadInputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with CacheRead = count }
-                elif reader.ValueTextEquals "cache_creation_input_tokens"B then
+                    if count.IsSome then patch <- { patch with PatchCacheRead = count }
+                elif reader.ValueTextEquals(ReadOnlySpan cacheCreationInputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with CacheWrite = count }
+                    if count.IsSome then patch <- { patch with PatchCacheWrite = count }
                 else
                     // `cache_creation`, `server_tool_use`, `service_tier`, …
                     reader.Read() |> ignore
@@ -239,26 +253,26 @@ module Usage =
             if reader.TokenType = JsonTokenType.EndObject && reader.CurrentDepth = depth then
                 reading <- false
             elif reader.TokenType = JsonTokenType.PropertyName then
-                if reader.ValueTextEquals "usage"B then
+                if reader.ValueTextEquals(ReadOnlySpan usageName) then
                     reader.Read() |> ignore
 
                     if reader.TokenType = JsonTokenType.StartObject then
-                        found.Usage <- readUsage &reader
-                elif reader.ValueTextEquals "model"B then
+                        found.FoundUsage <- readUsage &reader
+                elif reader.ValueTextEquals(ReadOnlySpan modelName) then
                     reader.Read() |> ignore
 
-                    if found.Model.IsNone then
-                        found.Model <- readText &reader Array.empty
-                elif reader.ValueTextEquals "stop_reason"B then
+                    if found.FoundModel.IsNone then
+                        found.FoundModel <- readText &reader Array.empty
+                elif reader.ValueTextEquals(ReadOnlySpan stopReasonName) then
                     reader.Read() |> ignore
                     let reason = readText &reader stopReasons
-                    if reason.IsSome then found.StopReason <- reason
-                elif reader.ValueTextEquals "message"B || reader.ValueTextEquals "delta"B then
+                    if reason.IsSome then found.FoundStopReason <- reason
+                elif reader.ValueTextEquals(ReadOnlySpan messageName) || reader.ValueTextEquals(ReadOnlySpan deltaName) then
                     reader.Read() |> ignore
 
                     if reader.TokenType = JsonTokenType.StartObject then
                         readObject &reader &found
-                elif reader.ValueTextEquals "error"B then
+                elif reader.ValueTextEquals(ReadOnlySpan errorName) then
                     reader.Read() |> ignore
 
                     if reader.TokenType = JsonTokenType.StartObject then
@@ -269,11 +283,11 @@ module Usage =
                             if reader.TokenType = JsonTokenType.EndObject && reader.CurrentDepth = errorDepth then
                                 inError <- false
                             elif reader.TokenType = JsonTokenType.PropertyName then
-                                let isType = reader.ValueTextEquals "type"B
+                                let isType = reader.ValueTextEquals(ReadOnlySpan typeName)
                                 reader.Read() |> ignore
 
-                                if isType && found.ErrorType.IsNone then
-                                    found.ErrorType <- readText &reader errorTypes
+                                if isType && found.FoundErrorType.IsNone then
+                                    found.FoundErrorType <- readText &reader errorTypes
 
                                 skipValue &reader
                 else
@@ -285,10 +299,10 @@ module Usage =
     /// it never fails the relay.
     let private scan (json: ReadOnlySpan<byte>) : FoundFields =
         let mutable found: FoundFields = {
-            Model = None
-            Usage = noPatch
-            StopReason = None
-            ErrorType = None
+            FoundModel = None
+            FoundUsage = noPatch
+            FoundStopReason = None
+            FoundErrorType = None
         }
 
         try
@@ -311,10 +325,10 @@ module Usage =
             let usage = defaultArg usage zero
 
             Some {
-                InputTokens = patch.Input |> ValueOption.defaultValue usage.InputTokens
-                OutputTokens = patch.Output |> ValueOption.defaultValue usage.OutputTokens
-                CacheReadTokens = patch.CacheRead |> ValueOption.defaultValue usage.CacheReadTokens
-                CacheWriteTokens = patch.CacheWrite |> ValueOption.defaultValue usage.CacheWriteTokens
+                InputTokens = patch.PatchInput |> ValueOption.defaultValue usage.InputTokens
+                OutputTokens = patch.PatchOutput |> ValueOption.defaultValue usage.OutputTokens
+                CacheReadTokens = patch.PatchCacheRead |> ValueOption.defaultValue usage.CacheReadTokens
+                CacheWriteTokens = patch.PatchCacheWrite |> ValueOption.defaultValue usage.CacheWriteTokens
             }
 
     // ---------------------------
@@ -341,7 +355,7 @@ module Usage =
             let lineLength = if found < 0 then rest.Length else found
             let line = rest.Slice(0, lineLength)
 
-            if line.StartsWith "data:"B then
+            if line.StartsWith(ReadOnlySpan dataField) then
                 let valueStart =
                     if line.Length > 5 && line[5] = 32uy then 6 else 5
 
@@ -384,14 +398,14 @@ module Usage =
         | FrameKind.MessageDelta ->
             let found = scan (frameData frame)
 
-            if not found.Usage.Seen && found.StopReason.IsNone && found.Model.IsNone then
+            if not found.FoundUsage.Seen && found.FoundStopReason.IsNone && found.FoundModel.IsNone then
                 tap
             else
                 {
                     tap with
-                        Model = (if tap.Model.IsSome then tap.Model else found.Model)
-                        Usage = apply found.Usage tap.Usage
-                        StopReason = (if found.StopReason.IsSome then found.StopReason else tap.StopReason)
+                        Model = (if tap.Model.IsSome then tap.Model else found.FoundModel)
+                        Usage = apply found.FoundUsage tap.Usage
+                        StopReason = (if found.FoundStopReason.IsSome then found.FoundStopReason else tap.StopReason)
                 }
         | FrameKind.ContentBlockStart ->
             if tap.SawContent then
@@ -412,7 +426,7 @@ module Usage =
                 {
                     tap with
                         // an error event without a readable type is still an error
-                        ErrorType = found.ErrorType |> Option.orElse (Some "error")
+                        ErrorType = found.FoundErrorType |> Option.orElse (Some "error")
                         ErrorBeforeContent = not tap.SawContent
                 }
         | FrameKind.Ping
@@ -434,8 +448,8 @@ module Usage =
         let found = scan body
 
         {
-            Model = found.Model
-            Usage = apply found.Usage None
-            StopReason = found.StopReason
-            ErrorType = found.ErrorType
+            Model = found.FoundModel
+            Usage = apply found.FoundUsage None
+            StopReason = found.FoundStopReason
+            ErrorType = found.FoundErrorType
         }
