@@ -66,20 +66,44 @@ module Pricing =
         let sonnet = price 3m 15m 0.30m 3.75m
 
         [
-            { Pattern = "claude-opus-4*"; Price = opusNew }
+            {
+                Pattern = "claude-opus-4*"
+                Price = opusNew
+            }
             // Opus 4 (`claude-opus-4-0`, `claude-opus-4-20250514`, Vertex `claude-opus-4@20250514`) and Opus 4.1
             // kept the old price
-            { Pattern = "claude-opus-4-0*"; Price = opusOld }
-            { Pattern = "claude-opus-4-1*"; Price = opusOld }
-            { Pattern = "claude-opus-4-2025*"; Price = opusOld }
-            { Pattern = "claude-opus-4@*"; Price = opusOld }
-            { Pattern = "claude-sonnet-4*"; Price = sonnet }
+            {
+                Pattern = "claude-opus-4-0*"
+                Price = opusOld
+            }
+            {
+                Pattern = "claude-opus-4-1*"
+                Price = opusOld
+            }
+            {
+                Pattern = "claude-opus-4-2025*"
+                Price = opusOld
+            }
+            {
+                Pattern = "claude-opus-4@*"
+                Price = opusOld
+            }
+            {
+                Pattern = "claude-sonnet-4*"
+                Price = sonnet
+            }
             {
                 Pattern = "claude-haiku-4*"
                 Price = price 1m 5m 0.10m 1.25m
             }
-            { Pattern = "claude-3-7-sonnet*"; Price = sonnet }
-            { Pattern = "claude-3-5-sonnet*"; Price = sonnet }
+            {
+                Pattern = "claude-3-7-sonnet*"
+                Price = sonnet
+            }
+            {
+                Pattern = "claude-3-5-sonnet*"
+                Price = sonnet
+            }
             {
                 Pattern = "claude-3-5-haiku*"
                 Price = price 0.80m 4m 0.08m 1m
@@ -88,7 +112,10 @@ module Pricing =
                 Pattern = "claude-3-haiku*"
                 Price = price 0.25m 1.25m 0.03m 0.30m
             }
-            { Pattern = "claude-3-opus*"; Price = opusOld }
+            {
+                Pattern = "claude-3-opus*"
+                Price = opusOld
+            }
         ]
 
     /// Whether a pattern is a prefix rule (`claude-sonnet-4*`, `*`).

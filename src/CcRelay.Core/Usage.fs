@@ -128,7 +128,9 @@ module Usage =
         JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 256)
 
     // Property names, built once (a `"…"B` literal is a new array at every evaluation).
-    let private cacheCreationInputTokensName: byte array = "cache_creation_input_tokens"B
+    let private cacheCreationInputTokensName: byte array =
+        "cache_creation_input_tokens"B
+
     let private cacheReadInputTokensName: byte array = "cache_read_input_tokens"B
     let private dataField: byte array = "data:"B
     let private deltaName: byte array = "delta"B
@@ -183,7 +185,9 @@ module Usage =
             let mutable i = 0
 
             while found < 0 && i < known.Length do
-                if reader.ValueTextEquals(known[i]) then found <- i
+                if reader.ValueTextEquals(known[i]) then
+                    found <- i
+
                 i <- i + 1
 
             if found >= 0 then
@@ -221,19 +225,27 @@ module Usage =
                 if reader.ValueTextEquals(ReadOnlySpan inputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with PatchInput = count }
+
+                    if count.IsSome then
+                        patch <- { patch with PatchInput = count }
                 elif reader.ValueTextEquals(ReadOnlySpan outputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with PatchOutput = count }
+
+                    if count.IsSome then
+                        patch <- { patch with PatchOutput = count }
                 elif reader.ValueTextEquals(ReadOnlySpan cacheReadInputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with PatchCacheRead = count }
+
+                    if count.IsSome then
+                        patch <- { patch with PatchCacheRead = count }
                 elif reader.ValueTextEquals(ReadOnlySpan cacheCreationInputTokensName) then
                     reader.Read() |> ignore
                     let count = readCount &reader
-                    if count.IsSome then patch <- { patch with PatchCacheWrite = count }
+
+                    if count.IsSome then
+                        patch <- { patch with PatchCacheWrite = count }
                 else
                     // `cache_creation`, `server_tool_use`, `service_tier`, …
                     reader.Read() |> ignore
@@ -266,8 +278,13 @@ module Usage =
                 elif reader.ValueTextEquals(ReadOnlySpan stopReasonName) then
                     reader.Read() |> ignore
                     let reason = readText &reader stopReasons
-                    if reason.IsSome then found.FoundStopReason <- reason
-                elif reader.ValueTextEquals(ReadOnlySpan messageName) || reader.ValueTextEquals(ReadOnlySpan deltaName) then
+
+                    if reason.IsSome then
+                        found.FoundStopReason <- reason
+                elif
+                    reader.ValueTextEquals(ReadOnlySpan messageName)
+                    || reader.ValueTextEquals(ReadOnlySpan deltaName)
+                then
                     reader.Read() |> ignore
 
                     if reader.TokenType = JsonTokenType.StartObject then
@@ -356,8 +373,7 @@ module Usage =
             let line = rest.Slice(0, lineLength)
 
             if line.StartsWith(ReadOnlySpan dataField) then
-                let valueStart =
-                    if line.Length > 5 && line[5] = 32uy then 6 else 5
+                let valueStart = if line.Length > 5 && line[5] = 32uy then 6 else 5
 
                 let value = line.Slice valueStart
 
@@ -398,14 +414,22 @@ module Usage =
         | FrameKind.MessageDelta ->
             let found = scan (frameData frame)
 
-            if not found.FoundUsage.Seen && found.FoundStopReason.IsNone && found.FoundModel.IsNone then
+            if
+                not found.FoundUsage.Seen
+                && found.FoundStopReason.IsNone
+                && found.FoundModel.IsNone
+            then
                 tap
             else
                 {
                     tap with
                         Model = (if tap.Model.IsSome then tap.Model else found.FoundModel)
                         Usage = apply found.FoundUsage tap.Usage
-                        StopReason = (if found.FoundStopReason.IsSome then found.FoundStopReason else tap.StopReason)
+                        StopReason =
+                            (if found.FoundStopReason.IsSome then
+                                 found.FoundStopReason
+                             else
+                                 tap.StopReason)
                 }
         | FrameKind.ContentBlockStart ->
             if tap.SawContent then

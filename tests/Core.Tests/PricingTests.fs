@@ -96,7 +96,12 @@ let ``zero usage costs zero when the model is priced`` () =
 [<Fact>]
 let ``configured rules win over built-in ones, and unmatched models fall back`` () =
     let table =
-        Pricing.withOverrides [ rule "claude-sonnet-4*" (price 1m 2m 0m 0m); rule "glm-5" (price 0.5m 2m 0.1m 0.5m) ] Pricing.builtIn
+        Pricing.withOverrides
+            [
+                rule "claude-sonnet-4*" (price 1m 2m 0m 0m)
+                rule "glm-5" (price 0.5m 2m 0.1m 0.5m)
+            ]
+            Pricing.builtIn
 
     Assert.Equal(Some(price 1m 2m 0m 0m), Pricing.tryFind table "claude-sonnet-4-6")
     Assert.Equal(Some(price 0.5m 2m 0.1m 0.5m), Pricing.tryFind table "GLM-5")

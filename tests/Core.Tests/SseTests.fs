@@ -316,7 +316,12 @@ let ``feeding an empty chunk changes nothing`` () =
 [<Fact>]
 let ``frameKind allocates nothing`` () =
     let frames =
-        [ "event: content_block_delta\ndata: {}\n\n"; "event: ping\n\n"; "event: message_stop\n\n"; ": c\n\n" ]
+        [
+            "event: content_block_delta\ndata: {}\n\n"
+            "event: ping\n\n"
+            "event: message_stop\n\n"
+            ": c\n\n"
+        ]
         |> List.map bytes
         |> Array.ofList
 

@@ -23,7 +23,8 @@ let private tapAll (stream: string) : UsageTap =
 
     tap
 
-let private feedOne (tap: UsageTap) (frame: string) : UsageTap = Usage.feed tap (ReadOnlySpan(bytes frame))
+let private feedOne (tap: UsageTap) (frame: string) : UsageTap =
+    Usage.feed tap (ReadOnlySpan(bytes frame))
 
 let private usage (input: int64) (output: int64) (cacheRead: int64) (cacheWrite: int64) : Usage = {
     InputTokens = input
@@ -49,7 +50,8 @@ let private blockStart =
 let private blockStop =
     "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
 
-let private messageStop = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+let private messageStop =
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 
 let private ping = "event: ping\ndata: {\"type\":\"ping\"}\n\n"
 
@@ -167,7 +169,8 @@ let ``a stream without usage reports none, not zero`` () =
 
 [<Fact>]
 let ``an error event before any content is flagged with its type`` () =
-    let tap = tapAll (messageStart "{\"input_tokens\":3,\"output_tokens\":1}" + ping + overloaded)
+    let tap =
+        tapAll (messageStart "{\"input_tokens\":3,\"output_tokens\":1}" + ping + overloaded)
 
     Assert.Equal(Some "overloaded_error", tap.ErrorType)
     Assert.True tap.ErrorBeforeContent
@@ -177,7 +180,12 @@ let ``an error event before any content is flagged with its type`` () =
 [<Fact>]
 let ``an error event after content is not before content`` () =
     let tap =
-        tapAll (messageStart "{\"input_tokens\":3,\"output_tokens\":1}" + blockStart + textDelta "x" + overloaded)
+        tapAll (
+            messageStart "{\"input_tokens\":3,\"output_tokens\":1}"
+            + blockStart
+            + textDelta "x"
+            + overloaded
+        )
 
     Assert.Equal(Some "overloaded_error", tap.ErrorType)
     Assert.False tap.ErrorBeforeContent
@@ -233,12 +241,13 @@ let ``data split over several data lines is joined with line feeds`` () =
 let ``an unreadable message_delta leaves the tap as it was`` () =
     let before = tapAll (messageStart "{\"input_tokens\":5,\"output_tokens\":1}")
 
-    for broken in [
-        "event: message_delta\ndata: {\"usage\":{\"output_tokens\":\n\n"
-        "event: message_delta\ndata: \n\n"
-        "event: message_delta\n\n"
-        "event: message_delta\ndata: [1,2]\n\n"
-    ] do
+    for broken in
+        [
+            "event: message_delta\ndata: {\"usage\":{\"output_tokens\":\n\n"
+            "event: message_delta\ndata: \n\n"
+            "event: message_delta\n\n"
+            "event: message_delta\ndata: [1,2]\n\n"
+        ] do
         Assert.Equal(before, feedOne before broken)
 
 [<Fact>]
@@ -253,22 +262,26 @@ let ``a usage key inside content or delta text is not read`` () =
 
 [<Fact>]
 let ``events that carry no usage return the same state`` () =
-    let tap = tapAll (messageStart "{\"input_tokens\":5,\"output_tokens\":1}" + blockStart)
+    let tap =
+        tapAll (messageStart "{\"input_tokens\":5,\"output_tokens\":1}" + blockStart)
 
-    for frame in [
-        textDelta "hello"
-        blockStop
-        ping
-        blockStart
-        ": keep-alive\n\n"
-        "\n"
-        "event: some_future_event\ndata: {}\n\n"
-    ] do
+    for frame in
+        [
+            textDelta "hello"
+            blockStop
+            ping
+            blockStart
+            ": keep-alive\n\n"
+            "\n"
+            "event: some_future_event\ndata: {}\n\n"
+        ] do
         Assert.Same(tap, feedOne tap frame)
 
 [<Fact>]
 let ``feeding content deltas allocates nothing`` () =
-    let tap = tapAll (messageStart "{\"input_tokens\":5,\"output_tokens\":1}" + blockStart)
+    let tap =
+        tapAll (messageStart "{\"input_tokens\":5,\"output_tokens\":1}" + blockStart)
+
     let delta = bytes (textDelta "some streamed text, the bulk of every answer")
     let pingBytes = bytes ping
     // warm up (JIT, static initialisers)
