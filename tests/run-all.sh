@@ -25,6 +25,8 @@ need_apt=()
 for tool in jq curl; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# promtool (Host.Tests' `promtool check metrics` test fails without it) comes with Debian's prometheus package
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   step "installing ${need_apt[*]}"
   if [[ $(id -u) -eq 0 ]]; then

@@ -84,6 +84,9 @@ type ProviderConfig = {
     ModelMapping: Map<string, string>
     /// Models listed by `/v1/models` (type defaults when the config gives none).
     Models: string list
+    /// `pricing`: this provider's price rules, in file order; consulted before the built-in prices
+    /// (`Pricing.withOverrides provider.Pricing Pricing.builtIn`).
+    Pricing: PriceRule list
 }
 
 /// The `server` section.
@@ -117,12 +120,45 @@ type LogFormat =
     | Json
     | Text
 
+/// `logging.debug_options`: what debug-level logs may add. Each is off unless set.
+type DebugOptions = {
+    /// Log a redacted, truncated preview of request bodies at debug level.
+    LogRequestBody: bool
+    /// Log upstream response headers at debug level.
+    LogResponseHeaders: bool
+    /// The most body bytes a debug log shows.
+    MaxBodyLogSize: int
+}
+
 /// The `logging` section.
 type LoggingConfig = {
     Level: LogLevel
     Format: LogFormat
     /// `stdout`, `stderr` or a file path.
     Output: string
+    DebugOptions: DebugOptions
+}
+
+/// The `metrics` section: the Prometheus exposition.
+type MetricsConfig = {
+    Enabled: bool
+    /// The path `GET` serves the exposition on, e.g. `/metrics`.
+    Path: string
+    /// A separate listener for the exposition; None serves it on `server.listen`.
+    Listen: ListenAddress option
+    /// The most distinct model label values per metric; further models are counted as `other`.
+    MaxModelLabels: int
+}
+
+/// The `otel` section: OpenTelemetry export.
+type OtelConfig = {
+    Enabled: bool
+    /// The OTLP endpoint; None leaves it to the exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, else its default).
+    Endpoint: Uri option
+    /// `service.name` of the exported resource.
+    ServiceName: string
+    /// Send W3C `traceparent`/`tracestate` for the relay's span on upstream requests.
+    PropagateTraceContext: bool
 }
 
 /// The whole effective configuration: defaults applied, variables expanded, validated.
@@ -130,6 +166,8 @@ type RelayConfig = {
     Server: ServerConfig
     Providers: ProviderConfig list
     Logging: LoggingConfig
+    Metrics: MetricsConfig
+    Otel: OtelConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -196,11 +234,35 @@ module Config =
         ShutdownTimeoutMs = 30_000
     }
 
+    /// `logging.debug_options` when nothing is configured: nothing extra is logged, bodies are cut at 1000 bytes.
+    let defaultDebugOptions: DebugOptions = {
+        LogRequestBody = false
+        LogResponseHeaders = false
+        MaxBodyLogSize = 1000
+    }
+
     /// The `logging` section when nothing is configured.
     let defaultLogging: LoggingConfig = {
         Level = LogLevel.Info
         Format = LogFormat.Text
         Output = "stdout"
+        DebugOptions = defaultDebugOptions
+    }
+
+    /// The `metrics` section when nothing is configured: on, at `/metrics` on the relay's own listener.
+    let defaultMetrics: MetricsConfig = {
+        Enabled = true
+        Path = "/metrics"
+        Listen = None
+        MaxModelLabels = 100
+    }
+
+    /// The `otel` section when nothing is configured: off.
+    let defaultOtel: OtelConfig = {
+        Enabled = false
+        Endpoint = None
+        ServiceName = "cc-relay"
+        PropagateTraceContext = false
     }
 
     /// A provider of the given type with every default applied and no keys.
@@ -213,6 +275,7 @@ module Config =
         Keys = []
         ModelMapping = Map.empty
         Models = ProviderType.defaultModels providerType
+        Pricing = []
     }
 
     /// The embedded default: one `anthropic` provider in passthrough mode (the caller's own credential
@@ -223,4 +286,6 @@ module Config =
             defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
         ]
         Logging = defaultLogging
+        Metrics = defaultMetrics
+        Otel = defaultOtel
     }

@@ -12,7 +12,7 @@ open System
 module ConfigDecode =
 
     let private rootKeys: string list =
-        [ "server"; "providers"; "logging" ]
+        [ "server"; "providers"; "logging"; "metrics"; "otel" ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
     let private serverKeys: string list = [
@@ -157,19 +157,35 @@ module ConfigDecode =
     // logging
     // ---------------------------
 
-    let private debugOptions (logging: Fields) : Decoded<unit> =
+    /// `logging.debug_options`. `log_tls_metrics` is checked, not stored (nothing reads it yet).
+    let private debugOptions (logging: Fields) : Decoded<DebugOptions> =
         ConfigRead.subsection "debug_options" debugOptionKeys logging
         |> Decoded.bind (fun fields ->
-            decoded {
-                let! _ = fields |> ConfigRead.field "log_request_body" ConfigRead.optionalBoolean
-                and! _ = fields |> ConfigRead.field "log_response_headers" ConfigRead.optionalBoolean
-                and! _ = fields |> ConfigRead.field "log_tls_metrics" ConfigRead.optionalBoolean
+            let flag (key: string) : Decoded<bool> =
+                fields
+                |> ConfigRead.field key ConfigRead.optionalBoolean
+                |> Decoded.orDefault false
 
-                and! _ =
+            decoded {
+                let! logRequestBody = flag "log_request_body"
+                and! logResponseHeaders = flag "log_response_headers"
+                and! _ = flag "log_tls_metrics"
+
+                and! maxBodyLogSize =
                     fields
                     |> ConfigRead.field "max_body_log_size" (ConfigRead.optionalInteger 0L (int64 Int32.MaxValue))
+                    |> Decoded.orDefault 0L
 
-                return ()
+                return {
+                    LogRequestBody = logRequestBody
+                    LogResponseHeaders = logResponseHeaders
+                    // 0 means the default, as in the Go project
+                    MaxBodyLogSize =
+                        if maxBodyLogSize = 0L then
+                            Config.defaultDebugOptions.MaxBodyLogSize
+                        else
+                            int maxBodyLogSize
+                }
             })
 
     let private logging (root: Fields) : Decoded<LoggingConfig> =
@@ -217,15 +233,196 @@ module ConfigDecode =
 
                 and! output = fields |> ConfigRead.field "output" ConfigRead.optionalString
                 and! _ = fields |> ConfigRead.field "pretty" ConfigRead.optionalBoolean
-                and! () = debugOptions fields
+                and! debug = debugOptions fields
 
                 return {
                     Level = level
                     Format = format
                     Output = nonEmpty output |> Option.defaultValue defaults.Output
+                    DebugOptions = debug
                 }
             }
             |> Decoded.tell fileWarning)
+
+    // ---------------------------
+    // metrics
+    // ---------------------------
+
+    let private metricsKeys: string list = [
+        "enabled"
+        "path"
+        "listen"
+        "max_model_labels"
+        "prometheus_endpoint"
+        "prometheus_listen"
+    ]
+
+    /// An absolute URL path that no relay route uses.
+    let private metricsPath: Read<string option> =
+        fun cursor node ->
+            ConfigRead.optionalString cursor node
+            |> Decoded.bind (fun text ->
+                let at = ConfigNode.position node
+
+                match text with
+                | None
+                | Some "" -> Decoded.none
+                | Some path when
+                    not (path.StartsWith '/')
+                    || path
+                       |> Seq.exists (fun c -> Char.IsWhiteSpace c || Char.IsControl c || "?#{}%".Contains c)
+                    ->
+                    ConfigRead.fail
+                        cursor
+                        at
+                        $"expected a URL path such as /metrics (starting with /, without spaces, ?, #, {{, }} or %%), got %s{ConfigRead.quote path}"
+                | Some path when
+                    path = "/"
+                    || path = "/health"
+                    || path = "/v1"
+                    || path.StartsWith "/v1/"
+                    || path.StartsWith "//"
+                    ->
+                    ConfigRead.fail
+                        cursor
+                        at
+                        $"%s{ConfigRead.quote path} is taken by the relay's own routes; use e.g. /metrics"
+                | Some path -> Decoded.ok (Some path))
+
+    /// A new key and the Go project's name for it: the new key wins; when both are set the Go one is
+    /// ignored with a warning.
+    let private withAlias
+        (fields: Fields)
+        (key: string)
+        (goKey: string)
+        (read: Read<'Value option>)
+        : Decoded<'Value option> =
+        let preferred = fields |> ConfigRead.field key read
+        let legacy = fields |> ConfigRead.field goKey read
+
+        decoded {
+            let! preferred = preferred
+            and! legacy = legacy
+            return Option.orElse legacy preferred
+        }
+        |> Decoded.tell [
+            match ConfigRead.entry key fields, ConfigRead.entry goKey fields with
+            | Some _, Some entry ->
+                Finding.warning (
+                    ConfigRead.issue
+                        (fields.Cursor.Child goKey)
+                        entry.KeyAt
+                        $"is ignored because metrics.%s{key} is set"
+                )
+            | _ -> ()
+        ]
+
+    /// `metrics`. The Go project's `prometheus_endpoint` and `prometheus_listen` are read as `path` and `listen`.
+    let private metrics (root: Fields) : Decoded<MetricsConfig> =
+        ConfigRead.subsection "metrics" metricsKeys root
+        |> Decoded.bind (fun fields ->
+            let defaults = Config.defaultMetrics
+
+            decoded {
+                let! enabled =
+                    fields
+                    |> ConfigRead.field "enabled" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault defaults.Enabled
+
+                and! path =
+                    withAlias fields "path" "prometheus_endpoint" metricsPath
+                    |> Decoded.orDefault defaults.Path
+
+                and! listen = withAlias fields "listen" "prometheus_listen" ConfigSections.listen
+
+                and! maxModelLabels =
+                    fields
+                    |> ConfigRead.field "max_model_labels" (ConfigRead.optionalInteger 1L 10_000L)
+                    |> Decoded.orDefault (int64 defaults.MaxModelLabels)
+
+                return {
+                    Enabled = enabled
+                    Path = path
+                    Listen = listen
+                    MaxModelLabels = int maxModelLabels
+                }
+            })
+
+    // ---------------------------
+    // otel
+    // ---------------------------
+
+    let private otelKeys: string list = [ "enabled"; "endpoint"; "service_name"; "propagate_trace_context" ]
+
+    /// An absolute http(s) URL without credentials (an OTLP collector).
+    let private otlpEndpoint: Read<Uri option> =
+        fun cursor node ->
+            ConfigRead.optionalString cursor node
+            |> Decoded.bind (fun text ->
+                match text with
+                | None
+                | Some "" -> Decoded.none
+                | Some text ->
+                    match Uri.TryCreate(text, UriKind.Absolute) with
+                    | true, NonNull uri when
+                        (uri.Scheme = Uri.UriSchemeHttp || uri.Scheme = Uri.UriSchemeHttps)
+                        && uri.Host <> ""
+                        && uri.UserInfo = ""
+                        ->
+                        Decoded.ok (Some uri)
+                    | true, NonNull uri when uri.UserInfo <> "" ->
+                        ConfigRead.fail
+                            cursor
+                            (ConfigNode.position node)
+                            "must not contain a user name or password; use the exporter's header settings"
+                    | _ ->
+                        ConfigRead.fail
+                            cursor
+                            (ConfigNode.position node)
+                            $"expected an absolute http:// or https:// URL, e.g. http://localhost:4317, got %s{ConfigRead.quote text}")
+
+    /// `otel`. Stored for the OTLP exporter; while this build has none, `enabled: true` warns that nothing
+    /// is exported.
+    let private otel (root: Fields) : Decoded<OtelConfig> =
+        ConfigRead.subsection "otel" otelKeys root
+        |> Decoded.bind (fun fields ->
+            let defaults = Config.defaultOtel
+
+            decoded {
+                let! enabled =
+                    fields
+                    |> ConfigRead.field "enabled" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault defaults.Enabled
+
+                and! endpoint = fields |> ConfigRead.field "endpoint" otlpEndpoint
+
+                and! serviceName =
+                    fields
+                    |> ConfigRead.field "service_name" (ConfigRead.some ConfigRead.nonEmptyString)
+                    |> Decoded.orDefault defaults.ServiceName
+
+                and! propagate =
+                    fields
+                    |> ConfigRead.field "propagate_trace_context" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault defaults.PropagateTraceContext
+
+                return {
+                    Enabled = enabled
+                    Endpoint = endpoint
+                    ServiceName = serviceName
+                    PropagateTraceContext = propagate
+                }
+            }
+            |> Decoded.bind (fun config ->
+                match ConfigRead.entry "enabled" fields with
+                | Some entry when config.Enabled ->
+                    Decoded.warn
+                        (ConfigRead.issue
+                            (fields.Cursor.Child "enabled")
+                            entry.KeyAt
+                            "is stored, but this build has no OTLP exporter yet: nothing is exported")
+                        config
+                | _ -> Decoded.ok config))
 
     // ---------------------------
     // The document
@@ -258,12 +455,16 @@ module ConfigDecode =
                     let! server = server fields
                     and! providers = ConfigProviders.decode fields
                     and! logging = logging fields
+                    and! metrics = metrics fields
+                    and! otel = otel fields
                     and! () = acceptedSections fields
 
                     return {
                         Server = server
                         Providers = providers
                         Logging = logging
+                        Metrics = metrics
+                        Otel = otel
                     }
                 })
 

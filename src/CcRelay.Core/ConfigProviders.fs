@@ -18,6 +18,7 @@ type internal ProviderFields = {
     Keys: KeyEntry list option
     ModelMapping: (string * string) list
     Models: string list
+    Pricing: PriceRule list
 }
 
 /// One decoded `providers[]` entry, with what the list-level checks need.
@@ -60,6 +61,7 @@ module internal ConfigProviders =
             "pooling"
             "model_mapping"
             "models"
+            "pricing"
         ]
         @ (cloudKeys |> List.map fst)
 
@@ -133,6 +135,58 @@ module internal ConfigProviders =
                 (ConfigRead.field "strategy" (ConfigRead.optionalChoice strategies) pooling)
             |> Decoded.map ignore)
 
+    /// The most a price may be, in USD per million tokens: far above any real model's, so that a slipped
+    /// digit is caught.
+    let private maxPrice: decimal = 100_000m
+
+    /// One `pricing` value: `{ input, output, cache_read, cache_write }` in USD per million tokens. `input`
+    /// and `output` are required; a missing cache price is the input price (no cache discount assumed).
+    let private modelPrice: Read<ModelPrice> =
+        fun cursor node ->
+            ConfigRead.section [ "input"; "output"; "cache_read"; "cache_write" ] cursor node
+            |> Decoded.bind (fun fields ->
+                let amount = ConfigRead.optionalDecimal 0m maxPrice
+
+                decoded {
+                    let! input = ConfigRead.required fields "input" amount
+                    and! output = ConfigRead.required fields "output" amount
+                    and! cacheRead = fields |> ConfigRead.field "cache_read" amount
+                    and! cacheWrite = fields |> ConfigRead.field "cache_write" amount
+
+                    return {
+                        Input = input
+                        Output = output
+                        CacheRead = defaultArg cacheRead input
+                        CacheWrite = defaultArg cacheWrite input
+                    }
+                })
+
+    /// `pricing`: a mapping of model id (or prefix ending in `*`) to prices, in file order.
+    let private pricing (fields: Fields) : Decoded<PriceRule list> =
+        let patternProblems =
+            match ConfigRead.entry "pricing" fields with
+            | Some { Value = Mapping(entries, _) } ->
+                entries
+                |> List.choose (fun e ->
+                    let star = e.Key.IndexOf '*'
+
+                    if e.Key.Trim().Length = 0 then
+                        Some "a model pattern must not be empty"
+                    elif star >= 0 && star <> e.Key.Length - 1 then
+                        Some
+                            $"model pattern %s{ConfigRead.quote e.Key}: only a trailing * is allowed (a prefix, e.g. claude-sonnet-4*)"
+                    else
+                        None
+                    |> Option.map (fun message ->
+                        Finding.error (ConfigRead.issue ((fields.Cursor.Child "pricing").Child e.Key) e.KeyAt message)))
+            | _ -> []
+
+        fields
+        |> ConfigRead.field "pricing" (ConfigRead.optionalMap modelPrice)
+        |> Decoded.orDefault []
+        |> Decoded.map (List.map (fun (pattern, price) -> { Pattern = pattern; Price = price }))
+        |> Decoded.tell patternProblems
+
     /// The Go cloud keys: checked as strings (so `${…}` problems surface), warned about on the wrong type.
     let private cloudFields (kind: ProviderKind option) (fields: Fields) : Decoded<unit> =
         cloudKeys
@@ -192,6 +246,10 @@ module internal ConfigProviders =
                 listed "model_mapping" (ConfigRead.optionalMap ConfigRead.nonEmptyString)
 
             and! models = listed "models" (ConfigRead.optionalList ConfigRead.nonEmptyString)
+
+            and! pricing =
+                pricing fields |> Decoded.attempt |> Decoded.map (Option.defaultValue [])
+
             and! _ = pooling fields |> Decoded.attempt
 
             return {
@@ -202,6 +260,7 @@ module internal ConfigProviders =
                 Keys = keys
                 ModelMapping = mapping
                 Models = models
+                Pricing = pricing
             }
         }
 
@@ -249,6 +308,7 @@ module internal ConfigProviders =
                             match parts.Models with
                             | [] -> ProviderType.defaultModels providerType
                             | listed -> listed
+                        Pricing = parts.Pricing
                     },
                     keys.DisabledBecause
                 | _ -> None, keys.DisabledBecause

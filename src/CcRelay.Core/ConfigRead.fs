@@ -256,6 +256,42 @@ module internal ConfigRead =
             | Scalar(ScalarValue.Integer value, at), None -> checkRange at value
             | other, None -> fail cursor (ConfigNode.position other) $"expected an integer, got %s{kind other}"
 
+    /// A decimal number in `[minimum, maximum]` (prices): an integer or a YAML 1.2 float (`3`, `0.30`,
+    /// `.5`, `1.5e-1`), unquoted, as an exact decimal. `.inf` and `.nan` are refused.
+    let optionalDecimal (minimum: decimal) (maximum: decimal) : Read<decimal option> =
+        fun cursor node ->
+            let allowed =
+                let show (d: decimal) =
+                    d.ToString(CultureInfo.InvariantCulture)
+
+                $"a number from %s{show minimum} to %s{show maximum}"
+
+            let checkRange (at: Position) (value: decimal) : Decoded<decimal option> =
+                if value < minimum || value > maximum then
+                    fail cursor at $"must be %s{allowed}, got %s{value.ToString(CultureInfo.InvariantCulture)}"
+                else
+                    Decoded.ok (Some value)
+
+            match node, typedText cursor node with
+            | _, Some text ->
+                text
+                |> Decoded.bind (fun t ->
+                    match t with
+                    | None -> Decoded.none
+                    | Some t when t.Quoted ->
+                        fail cursor (ConfigNode.position node) $"expected a number, %s{got t}; remove the quotes"
+                    | Some t ->
+                        match Decimal.TryParse(t.Value, NumberStyles.Float, CultureInfo.InvariantCulture) with
+                        | true, value when t.Value.Trim() = t.Value -> checkRange (ConfigNode.position node) value
+                        | _ -> fail cursor (ConfigNode.position node) $"expected %s{allowed}, %s{got t}")
+            | Scalar(ScalarValue.Integer value, at), None -> checkRange at (decimal value)
+            | Scalar(ScalarValue.Float value, at), None ->
+                if Double.IsFinite value && abs value < 1e15 then
+                    checkRange at (decimal value)
+                else
+                    fail cursor at $"expected %s{allowed}, got %g{value}"
+            | other, None -> fail cursor (ConfigNode.position other) $"expected a number, got %s{kind other}"
+
     /// A boolean: `true`/`false` (also `True`, `TRUE`, `False`, `FALSE`), unquoted.
     let optionalBoolean: Read<bool option> =
         fun cursor node ->

@@ -49,6 +49,9 @@ module ConfigRender =
     let private integer (value: int64) : string =
         value.ToString(CultureInfo.InvariantCulture)
 
+    let private decimalText (value: decimal) : string =
+        value.ToString(CultureInfo.InvariantCulture)
+
     let private secret (value: string option) : string =
         match value with
         | Some _ -> quote redacted
@@ -122,6 +125,15 @@ module ConfigRender =
 
             for model in models do
                 $"      - %s{quote model}"
+        match provider.Pricing with
+        | [] -> "    pricing: {}"
+        | rules ->
+            "    pricing:"
+
+            for rule in rules do
+                let p = rule.Price
+
+                $"      %s{quote rule.Pattern}: {{ input: %s{decimalText p.Input}, output: %s{decimalText p.Output}, cache_read: %s{decimalText p.CacheRead}, cache_write: %s{decimalText p.CacheWrite} }}"
     ]
 
     let private logging (config: LoggingConfig) : string list = [
@@ -129,6 +141,31 @@ module ConfigRender =
         $"  level: %s{level config.Level}"
         $"  format: %s{format config.Format}"
         $"  output: %s{quote config.Output}"
+        "  debug_options:"
+        $"    log_request_body: %s{boolean config.DebugOptions.LogRequestBody}"
+        $"    log_response_headers: %s{boolean config.DebugOptions.LogResponseHeaders}"
+        $"    max_body_log_size: %s{integer (int64 config.DebugOptions.MaxBodyLogSize)}"
+    ]
+
+    let private optional (render: 'Value -> string) (value: 'Value option) : string =
+        match value with
+        | Some v -> render v
+        | None -> "null"
+
+    let private metrics (config: MetricsConfig) : string list = [
+        "metrics:"
+        $"  enabled: %s{boolean config.Enabled}"
+        $"  path: %s{quote config.Path}"
+        $"  listen: %s{optional (string >> quote) config.Listen}"
+        $"  max_model_labels: %s{integer (int64 config.MaxModelLabels)}"
+    ]
+
+    let private otel (config: OtelConfig) : string list = [
+        "otel:"
+        $"  enabled: %s{boolean config.Enabled}"
+        $"  endpoint: %s{optional (fun (u: Uri) -> quote u.OriginalString) config.Endpoint}"
+        $"  service_name: %s{quote config.ServiceName}"
+        $"  propagate_trace_context: %s{boolean config.PropagateTraceContext}"
     ]
 
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
@@ -141,6 +178,8 @@ module ConfigRender =
                 "providers:"
                 yield! providers |> List.collect provider
             yield! logging config.Logging
+            yield! metrics config.Metrics
+            yield! otel config.Otel
         ]
 
         String.Join("\n", lines) + "\n"

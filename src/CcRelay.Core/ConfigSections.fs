@@ -13,7 +13,7 @@ type internal Shape =
     | TextMap
     | Section of Keys: (string * Shape) list
 
-/// Sections accepted but not effective in this version: `routing`, `health`, `grpc`, `metrics`, `cache`
+/// Sections accepted but not effective in this version: `routing`, `health`, `grpc`, `cache`
 /// (seed-cc-relay.md §3.2). Each present section gets one warning saying so.
 [<RequireQualifiedAccess>]
 module internal ConfigSections =
@@ -48,12 +48,6 @@ module internal ConfigSections =
     ]
 
     let private grpc: (string * Shape) list = [ "listen", Shape.Listen; "web_listen", Shape.Listen ]
-
-    let private metrics: (string * Shape) list = [
-        "enabled", Shape.Boolean
-        "prometheus_endpoint", Shape.Text
-        "prometheus_listen", Shape.Listen
-    ]
 
     let private cache: (string * Shape) list = [
         "mode", Shape.Choice [ "single"; "ha"; "disabled" ]
@@ -145,7 +139,6 @@ module internal ConfigSections =
         "routing", Shape.Section routing, true
         "health", Shape.Section health, false
         "grpc", Shape.Section grpc, false
-        "metrics", Shape.Section metrics, false
         "cache", Shape.Section cache, false
     ]
 

@@ -74,10 +74,20 @@ module Sse =
         let i = frame.IndexOfAny(Cr, Lf)
         if i < 0 then frame.Length else i
 
+    // NOTE: a byte-string literal (`"ping"B`) builds a new array every time it is evaluated; `frameKind` runs
+    // once per relayed event, so its names are built once here (an array converts to a span for free).
+    let private eventField: byte array = "event:"B
+    let private messageStartName: byte array = "message_start"B
+    let private contentBlockStartName: byte array = "content_block_start"B
+    let private messageDeltaName: byte array = "message_delta"B
+    let private messageStopName: byte array = "message_stop"B
+    let private pingName: byte array = "ping"B
+    let private errorName: byte array = "error"B
+
     /// Classifies a framed event by its `event:` line. Only the first line is inspected, which is where
     /// Anthropic (and every SSE writer the relay speaks to) puts it.
     let frameKind (frame: ReadOnlySpan<byte>) : FrameKind =
-        if not (frame.StartsWith "event:"B) then
+        if not (frame.StartsWith(ReadOnlySpan eventField)) then
             FrameKind.Unnamed
         else
             let line = frame.Slice(6, lineEnd frame - 6)
@@ -88,17 +98,17 @@ module Sse =
                 else
                     line
 
-            if name.SequenceEqual "message_start"B then
+            if name.SequenceEqual(ReadOnlySpan messageStartName) then
                 FrameKind.MessageStart
-            elif name.SequenceEqual "content_block_start"B then
+            elif name.SequenceEqual(ReadOnlySpan contentBlockStartName) then
                 FrameKind.ContentBlockStart
-            elif name.SequenceEqual "message_delta"B then
+            elif name.SequenceEqual(ReadOnlySpan messageDeltaName) then
                 FrameKind.MessageDelta
-            elif name.SequenceEqual "message_stop"B then
+            elif name.SequenceEqual(ReadOnlySpan messageStopName) then
                 FrameKind.MessageStop
-            elif name.SequenceEqual "ping"B then
+            elif name.SequenceEqual(ReadOnlySpan pingName) then
                 FrameKind.Ping
-            elif name.SequenceEqual "error"B then
+            elif name.SequenceEqual(ReadOnlySpan errorName) then
                 FrameKind.Error
             else
                 FrameKind.Other

@@ -62,10 +62,25 @@ providers:
       - "claude-opus-4-6"
       - "claude-sonnet-4-6"
       - "claude-haiku-4-5"
+    pricing: {}
 logging:
   level: info
   format: text
   output: "stdout"
+  debug_options:
+    log_request_body: false
+    log_response_headers: false
+    max_body_log_size: 1000
+metrics:
+  enabled: true
+  path: "/metrics"
+  listen: null
+  max_model_labels: 100
+otel:
+  enabled: false
+  endpoint: null
+  service_name: "cc-relay"
+  propagate_trace_context: false
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)
@@ -135,6 +150,9 @@ let ``every field of the config records is rendered, so a new field cannot be le
         typeof<ProviderConfig>
         typeof<KeyConfig>
         typeof<LoggingConfig>
+        typeof<DebugOptions>
+        typeof<MetricsConfig>
+        typeof<OtelConfig>
     ]
 
     let lines = (ConfigRender.toYaml withSecrets).Split '\n'

@@ -312,3 +312,26 @@ let ``feeding an empty chunk changes nothing`` () =
     let again, events = Sse.feed state ReadOnlySpan<byte>.Empty
     Assert.Empty events
     Assert.Equal(state, again)
+
+[<Fact>]
+let ``frameKind allocates nothing`` () =
+    let frames =
+        [
+            "event: content_block_delta\ndata: {}\n\n"
+            "event: ping\n\n"
+            "event: message_stop\n\n"
+            ": c\n\n"
+        ]
+        |> List.map bytes
+        |> Array.ofList
+
+    for frame in frames do
+        Sse.frameKind (ReadOnlySpan frame) |> ignore
+
+    let before = GC.GetAllocatedBytesForCurrentThread()
+
+    for _ in 1..1000 do
+        for frame in frames do
+            Sse.frameKind (ReadOnlySpan frame) |> ignore
+
+    Assert.Equal(0L, GC.GetAllocatedBytesForCurrentThread() - before)

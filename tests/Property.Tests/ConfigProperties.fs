@@ -40,6 +40,18 @@ let private keys: string list = [
     "mode"
     "grpc"
     "metrics"
+    "path"
+    "prometheus_endpoint"
+    "max_model_labels"
+    "otel"
+    "endpoint"
+    "service_name"
+    "pricing"
+    "input"
+    "output"
+    "cache_read"
+    "claude-*"
+    "*"
     "unknown"
     "lsten"
 ]
@@ -79,6 +91,12 @@ let private texts: string list = [
     "${"
     "$$"
     "a$b"
+    "0.30"
+    ".5"
+    "1e400"
+    ".inf"
+    "/metrics"
+    "/v1/x"
 ]
 
 let private position: Gen<Position> =
@@ -171,7 +189,7 @@ let private plausibleProviders: Gen<ConfigNode> =
 let private document: Gen<ConfigNode> =
     Gen.map2
         (fun entries at -> Mapping(entries, at))
-        (Gen.subListOf [ "server"; "providers"; "logging"; "routing"; "cache" ]
+        (Gen.subListOf [ "server"; "providers"; "logging"; "routing"; "cache"; "metrics"; "otel" ]
          |> Gen.bind (fun names ->
              names
              |> List.map (fun n ->

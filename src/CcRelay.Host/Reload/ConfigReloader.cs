@@ -52,7 +52,14 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         LoggingConfig? nextLogging = null;
         lock (_gate)
         {
-            var load = ConfigFile.Load(path, _options.Environment);
+            // NOTE: an empty file is a valid config (the built-in Anthropic passthrough) at start-up, but on a
+            // reload it is almost always an editor caught between truncating and writing. Applying it would
+            // silently reroute every request, so a reload refuses it and keeps the running config.
+            var load = IsBlank(path)
+                ? ConfigLoad.NewInvalid(
+                    Microsoft.FSharp.Collections.ListModule.OfSeq([ConfigIssue.Unplaced("(document)", "the file is empty (is it still being written?); an empty config is accepted only at start-up")]),
+                    Microsoft.FSharp.Collections.FSharpList<ConfigIssue>.Empty)
+                : ConfigFile.Load(path, _options.Environment);
             if (load is ConfigLoad.Invalid invalid)
             {
                 result = new ReloadResult(ReloadOutcome.Rejected, trigger, [], [.. invalid.Errors], [.. invalid.Warnings]);
@@ -145,6 +152,19 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         _watcher = null;
         _debounce = null;
         _sighup = null;
+    }
+
+    private static bool IsBlank(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            return info.Exists && (info.Length == 0 || (info.Length < 4096 && string.IsNullOrWhiteSpace(File.ReadAllText(path))));
+        }
+        catch (IOException)
+        {
+            return false; // ConfigFile.Load reports the read error itself
+        }
     }
 
     private void ReloadQuietly(string trigger)

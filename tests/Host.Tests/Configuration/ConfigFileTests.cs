@@ -65,6 +65,59 @@ public sealed class ConfigFileTests : IDisposable
         Assert.Equal(["anthropic-pool", "ollama"], enabled);
         Assert.Equal(LogLevel.Info, config.Logging.Level);
         Assert.Equal(LogFormat.Text, config.Logging.Format);
+        Assert.True(config.Metrics.Enabled);
+        Assert.Equal("/metrics", config.Metrics.Path);
+        Assert.Equal("127.0.0.1:9100", config.Metrics.Listen?.Value.ToString());
+        Assert.DoesNotContain(loaded.Warnings, w => w.Path.StartsWith("metrics", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Load_ObservabilityKeysInYaml_AreStored()
+    {
+        // Arrange: the examples of docs/configuration.md
+        var path = Write("config.yaml", """
+            metrics:
+              path: /prom
+              max_model_labels: 50
+            otel:
+              endpoint: http://localhost:4317
+              service_name: relay-a
+            logging:
+              debug_options:
+                log_request_body: true
+                max_body_log_size: 0
+            providers:
+              - name: zai
+                type: zai
+                keys: [{ key: "zai-1" }]
+                pricing:
+                  "glm-5": { input: 1, output: 3.2, cache_read: 0.2 }
+                  "glm-4*": { input: 0.6, output: 2.2 }
+              - name: local
+                type: ollama
+                pricing:
+                  "*": { input: 0, output: 0 }
+            """);
+
+        // Act
+        var load = ConfigFile.Load(path, NoEnvironment);
+
+        // Assert
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(load);
+        Assert.Empty(loaded.Warnings);
+        var config = loaded.Config;
+        Assert.Equal("/prom", config.Metrics.Path);
+        Assert.Equal(50, config.Metrics.MaxModelLabels);
+        Assert.Equal(new Uri("http://localhost:4317"), config.Otel.Endpoint?.Value);
+        Assert.Equal("relay-a", config.Otel.ServiceName);
+        Assert.True(config.Logging.DebugOptions.LogRequestBody);
+        Assert.Equal(1000, config.Logging.DebugOptions.MaxBodyLogSize);
+        var zai = config.Providers.Single(p => p.Name == "zai");
+        Assert.Equal(["glm-5", "glm-4*"], zai.Pricing.Select(r => r.Pattern));
+        Assert.Equal(new ModelPrice(1m, 3.2m, 0.2m, 1m), zai.Pricing.Head.Price);
+        var local = config.Providers.Single(p => p.Name == "local");
+        var free = Pricing.withOverrides(local.Pricing, Pricing.builtIn);
+        Assert.Equal(0m, Pricing.cost(free, "llama3", new Usage(1000, 1000, 0, 0))?.Value);
     }
 
     [Fact]

@@ -26,7 +26,8 @@ public static class TestConfig
             defaults.AuthStyle,
             ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1))),
             MapModule.OfSeq((modelMapping ?? new Dictionary<string, string>()).Select(kv => Tuple.Create(kv.Key, kv.Value))),
-            models is null ? defaults.Models : ListModule.OfSeq(models));
+            models is null ? defaults.Models : ListModule.OfSeq(models),
+            defaults.Pricing);
     }
 
     public static RelayConfig Relay(
@@ -49,7 +50,7 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel);
     }
 
     private static FSharpOption<string> Opt(string? value) =>

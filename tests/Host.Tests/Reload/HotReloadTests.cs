@@ -70,7 +70,8 @@ public sealed class HotReloadTests : IAsyncLifetime
         return await RelayHost.StartAsync(load.Config, ConfigPath);
     }
 
-    private static string MappedModel(RelayHost relay) => relay.State.Current.Config.Providers.Head.ModelMapping["claude-sonnet-4-6"];
+    private static string? MappedModel(RelayHost relay) =>
+        relay.State.Current.Config.Providers.Head.ModelMapping.TryGetValue("claude-sonnet-4-6", out var model) ? model : null;
 
     /// <summary>Writes like an editor: half the time in place, half the time to a temp file renamed over it.</summary>
     private async Task WriteAsync(string text, bool byRename)
@@ -208,6 +209,19 @@ public sealed class HotReloadTests : IAsyncLifetime
         Assert.Equal("up-1", MappedModel(relay));
         using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Reload_EmptyFile_IsRejected_NotTakenForTheBuiltInDefault()
+    {
+        // an editor that truncates before writing must not reroute traffic to the built-in default
+        await using var relay = await StartAsync(Valid(1));
+        await File.WriteAllTextAsync(ConfigPath, "");
+
+        var result = relay.Reloader.Reload();
+
+        Assert.Equal(ReloadOutcome.Rejected, result.Outcome);
+        Assert.Equal("up-1", MappedModel(relay));
     }
 
     [Fact]

@@ -1,0 +1,37 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CcRelay.Host.Metrics;
+
+/// <summary>Maps the Prometheus exposition.</summary>
+public static class CcRelayMetricsEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Serves the <see cref="PrometheusExposition"/> registered by
+    /// <see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/> at <paramref name="path"/>
+    /// (<c>metrics.path</c>) for <c>GET</c> and <c>HEAD</c>, as <c>text/plain; version=0.0.4</c>. To serve it on
+    /// a separate listener (<c>metrics.listen</c>), add that address to Kestrel and narrow the returned
+    /// builder with <c>RequireHost("*:&lt;port&gt;")</c>.
+    /// </summary>
+    public static IEndpointConventionBuilder MapCcRelayMetrics(this IEndpointRouteBuilder endpoints, string path = "/metrics")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var exposition = endpoints.ServiceProvider.GetRequiredService<PrometheusExposition>();
+
+        return endpoints.MapMethods(path, [HttpMethods.Get, HttpMethods.Head], async context =>
+        {
+            context.Response.ContentType = PrometheusExposition.ContentType;
+            context.Response.Headers.CacheControl = "no-store";
+            if (HttpMethods.IsHead(context.Request.Method))
+            {
+                return;
+            }
+
+            exposition.Write(context.Response.BodyWriter);
+            await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+        });
+    }
+}

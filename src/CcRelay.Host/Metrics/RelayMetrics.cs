@@ -1,0 +1,304 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using CcRelay.Core;
+
+namespace CcRelay.Host.Metrics;
+
+/// <summary>
+/// The relay's instruments (meter <c>CcRelay</c>) and the calls that record them. Every metric and label is
+/// listed in <c>docs/observability.md</c>.
+/// <code>
+///   request start ──► RequestStarted()                                      ccrelay_inflight_requests
+///   headers in    ──► RecordTimeToFirstByte(provider, model, ttfb)          ccrelay_ttfb_seconds
+///   each attempt  ──► RecordAttempt(provider, outcome)                      ccrelay_upstream_attempts_total
+///   answer done   ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total
+///   request end   ──► RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
+///                     RequestFinished()
+///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
+///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
+/// </code>
+/// Recording is cheap: tags travel in a stack-only <see cref="TagList"/> of strings that already exist, and
+/// the exposition finds an existing series without allocating. Label values are bounded: providers and key
+/// ids come from the config, status classes and outcomes are fixed sets, and models beyond
+/// <see cref="MaxModelLabels"/> distinct ids are counted as <see cref="OtherModel"/>.
+/// </summary>
+public sealed class RelayMetrics
+{
+    /// <summary>The meter name.</summary>
+    public const string MeterName = "CcRelay";
+
+    /// <summary>The model label of models past the <see cref="MaxModelLabels"/> limit (and of absurdly long ids).</summary>
+    public const string OtherModel = "other";
+
+    /// <summary>The model label when the model is not known (an empty id).</summary>
+    public const string UnknownModel = "unknown";
+
+    /// <summary>Model ids longer than this are never labels of their own.</summary>
+    private const int MaxModelLength = 200;
+
+    private static readonly double[] DurationBounds = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
+    private static readonly double[] TtfbBounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60];
+    private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _requestDuration;
+    private readonly Histogram<double> _ttfb;
+    private readonly Counter<long> _attempts;
+    private readonly Counter<long> _tokens;
+    private readonly Counter<double> _cost;
+    private readonly Counter<long> _unpriced;
+    private readonly UpDownCounter<long> _inflight;
+    private readonly Counter<long> _configReloads;
+    private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
+    private readonly Lock _newModel = new();
+    private Func<IReadOnlyList<ProviderStatus>>? _providers;
+    private int _maxModelLabels;
+
+    /// <summary>Creates the instruments on the <c>CcRelay</c> meter of <paramref name="meterFactory"/>.</summary>
+    public RelayMetrics(IMeterFactory meterFactory, int maxModelLabels = 100)
+        : this(CreateMeter(meterFactory), maxModelLabels)
+    {
+    }
+
+    /// <summary>Creates the instruments on <paramref name="meter"/> (its owner disposes it).</summary>
+    public RelayMetrics(Meter meter, int maxModelLabels = 100)
+    {
+        ArgumentNullException.ThrowIfNull(meter);
+        Meter = meter;
+        MaxModelLabels = maxModelLabels;
+
+        _requests = meter.CreateCounter<long>(
+            "ccrelay_requests", "{request}", "Relayed requests by provider, model, HTTP status class and streaming.");
+        _requestDuration = meter.CreateHistogram(
+            "ccrelay_request_duration_seconds", "s", "Time from request start to the last byte sent to the client.",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBounds });
+        _ttfb = meter.CreateHistogram(
+            "ccrelay_ttfb_seconds", "s", "Time from request start to the upstream's response headers.",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TtfbBounds });
+        _attempts = meter.CreateCounter<long>(
+            "ccrelay_upstream_attempts", "{attempt}", "Upstream attempts by outcome: success, failure, rejected, abandoned.");
+        _tokens = meter.CreateCounter<long>(
+            "ccrelay_tokens", "{token}", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write.");
+        _cost = meter.CreateCounter<double>(
+            "ccrelay_cost_usd", "USD", "Estimated cost of answers in US dollars (list prices; see pricing).");
+        _unpriced = meter.CreateCounter<long>(
+            "ccrelay_unpriced_answers", "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
+        _inflight = meter.CreateUpDownCounter<long>(
+            "ccrelay_inflight_requests", "{request}", "Requests being relayed now.");
+        _configReloads = meter.CreateCounter<long>(
+            "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
+
+        meter.CreateObservableGauge("ccrelay_provider_up", ObserveUp, "1", "1 when the provider may receive requests, else 0.");
+        meter.CreateObservableGauge(
+            "ccrelay_circuit_state", ObserveCircuits, "1", "1 for the provider's current circuit state (closed, half_open, open, isolated), 0 for the others.");
+        meter.CreateObservableGauge(
+            "ccrelay_key_capacity_ratio", ObserveKeys, "1", "Remaining capacity of a provider key, 0 (exhausted) to 1 (unused).");
+    }
+
+    /// <summary>The circuit states <c>ccrelay_circuit_state</c> always reports, one series each.</summary>
+    public static IReadOnlyList<string> CircuitStates { get; } = ["closed", "half_open", "open", "isolated"];
+
+    /// <summary>The meter the instruments live on (give it to <see cref="PrometheusExposition"/>).</summary>
+    public Meter Meter { get; }
+
+    /// <summary>
+    /// How many distinct model ids get a label of their own (<c>metrics.max_model_labels</c>). Lowering it on
+    /// a reload keeps the labels already given; only new models are affected.
+    /// </summary>
+    public int MaxModelLabels
+    {
+        get => Volatile.Read(ref _maxModelLabels);
+        set => Volatile.Write(ref _maxModelLabels, Math.Max(0, value));
+    }
+
+    /// <summary>A request entered the relay.</summary>
+    public void RequestStarted() => _inflight.Add(1);
+
+    /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
+    public void RequestFinished() => _inflight.Add(-1);
+
+    /// <summary>
+    /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that
+    /// answered (or was last tried; <c>none</c> when no provider was chosen); <paramref name="status"/> the
+    /// status the client got.
+    /// </summary>
+    public void RecordRequest(string provider, string? model, int status, bool stream, TimeSpan duration)
+    {
+        var modelLabel = ModelLabel(model);
+        var counted = new TagList
+        {
+            { "provider", provider },
+            { "model", modelLabel },
+            { "status_class", StatusClass(status) },
+            { "stream", stream ? "true" : "false" },
+        };
+        _requests.Add(1, in counted);
+
+        var timed = new TagList { { "provider", provider }, { "model", modelLabel } };
+        _requestDuration.Record(duration.TotalSeconds, in timed);
+    }
+
+    /// <summary>The upstream's response headers arrived <paramref name="ttfb"/> after the request started.</summary>
+    public void RecordTimeToFirstByte(string provider, string? model, TimeSpan ttfb)
+    {
+        var tags = new TagList { { "provider", provider }, { "model", ModelLabel(model) } };
+        _ttfb.Record(ttfb.TotalSeconds, in tags);
+    }
+
+    /// <summary>One upstream attempt ended with <paramref name="outcome"/> (Core's classification).</summary>
+    public void RecordAttempt(string provider, AttemptOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        var label = outcome.IsSuccess ? "success"
+            : outcome.IsFailure ? "failure"
+            : outcome.IsRejected ? "rejected"
+            : "abandoned";
+        _attempts.Add(1, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("outcome", label));
+    }
+
+    /// <summary>
+    /// An answer's usage: adds its tokens and its cost at <paramref name="prices"/> (a provider's table:
+    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>). A model without a price adds to
+    /// <c>ccrelay_unpriced_answers_total</c> instead of adding zero cost.
+    /// </summary>
+    public void RecordUsage(string provider, string? model, Usage usage, PriceTable prices)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        var cost = string.IsNullOrEmpty(model) ? null : Pricing.cost(prices, model, usage);
+        RecordUsage(provider, model, usage, cost is null ? null : cost.Value);
+    }
+
+    /// <summary>An answer's usage, with its cost in USD when known (null: unknown, never zero).</summary>
+    public void RecordUsage(string provider, string? model, Usage usage, decimal? costUsd)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        var modelLabel = ModelLabel(model);
+        AddTokens(provider, modelLabel, "input", usage.InputTokens);
+        AddTokens(provider, modelLabel, "output", usage.OutputTokens);
+        AddTokens(provider, modelLabel, "cache_read", usage.CacheReadTokens);
+        AddTokens(provider, modelLabel, "cache_write", usage.CacheWriteTokens);
+
+        var tags = new TagList { { "provider", provider }, { "model", modelLabel } };
+        if (costUsd is { } cost)
+        {
+            _cost.Add((double)cost, in tags);
+        }
+        else
+        {
+            _unpriced.Add(1, in tags);
+        }
+    }
+
+    /// <summary>A configuration reload was attempted.</summary>
+    public void RecordConfigReload(bool succeeded) =>
+        _configReloads.Add(1, new KeyValuePair<string, object?>("result", succeeded ? "success" : "failure"));
+
+    /// <summary>
+    /// Sets where provider state comes from at each scrape (typically: the current snapshot's providers with
+    /// their breaker and key-pool state). Called on the scraping thread; must be quick and never throw.
+    /// </summary>
+    public void ObserveProviders(Func<IReadOnlyList<ProviderStatus>> source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        Volatile.Write(ref _providers, source);
+    }
+
+    /// <summary>
+    /// The label for a model id: the id itself for the first <see cref="MaxModelLabels"/> distinct ids,
+    /// <see cref="OtherModel"/> after that, <see cref="UnknownModel"/> for an empty one.
+    /// </summary>
+    public string ModelLabel(string? model)
+    {
+        if (string.IsNullOrEmpty(model))
+        {
+            return UnknownModel;
+        }
+
+        if (_models.TryGetValue(model, out var label))
+        {
+            return label;
+        }
+
+        if (model.Length > MaxModelLength)
+        {
+            return OtherModel;
+        }
+
+        // rare: a model seen for the first time. The lock keeps the count exact.
+        lock (_newModel)
+        {
+            if (_models.TryGetValue(model, out label))
+            {
+                return label;
+            }
+
+            if (_models.Count >= MaxModelLabels)
+            {
+                return OtherModel;
+            }
+
+            _models[model] = model;
+            return model;
+        }
+    }
+
+    /// <summary><c>2xx</c> for 200–299 and so on; <c>other</c> outside 100–599.</summary>
+    public static string StatusClass(int status) =>
+        status is >= 100 and < 600 ? StatusClasses[(status / 100) - 1] : "other";
+
+    private void AddTokens(string provider, string modelLabel, string kind, long count)
+    {
+        var tags = new TagList { { "provider", provider }, { "model", modelLabel }, { "kind", kind } };
+        _tokens.Add(count, in tags);
+    }
+
+    private IReadOnlyList<ProviderStatus> Providers() => Volatile.Read(ref _providers)?.Invoke() ?? [];
+
+    private IEnumerable<Measurement<int>> ObserveUp()
+    {
+        foreach (var provider in Providers())
+        {
+            yield return new Measurement<int>(provider.Up ? 1 : 0, new KeyValuePair<string, object?>("provider", provider.Provider));
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveCircuits()
+    {
+        foreach (var provider in Providers())
+        {
+            foreach (var state in CircuitStates)
+            {
+                yield return Circuit(provider.Provider, state, string.Equals(state, provider.CircuitState, StringComparison.Ordinal));
+            }
+
+            if (!CircuitStates.Contains(provider.CircuitState, StringComparer.Ordinal))
+            {
+                yield return Circuit(provider.Provider, provider.CircuitState, current: true);
+            }
+        }
+
+        static Measurement<int> Circuit(string provider, string state, bool current) =>
+            new(current ? 1 : 0, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("state", state));
+    }
+
+    private IEnumerable<Measurement<double>> ObserveKeys()
+    {
+        foreach (var provider in Providers())
+        {
+            foreach (var key in provider.Keys)
+            {
+                yield return new Measurement<double>(
+                    Math.Clamp(key.Ratio, 0d, 1d),
+                    new KeyValuePair<string, object?>("provider", provider.Provider),
+                    new KeyValuePair<string, object?>("key_id", key.KeyId));
+            }
+        }
+    }
+
+    private static Meter CreateMeter(IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        return meterFactory.Create(new MeterOptions(MeterName));
+    }
+}

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using CcRelay.Core;
+using CcRelay.Host.Metrics;
+
+namespace CcRelay.Host.Tests.Metrics;
+
+/// <summary>
+/// The exposition passes Prometheus' own checker, <c>promtool check metrics</c> (parse and lint). promtool
+/// comes from Debian's <c>prometheus</c> package; <c>tests/run-all.sh</c> installs it. A machine without it
+/// fails this test rather than skipping it: the check is the point.
+/// </summary>
+public sealed class PromtoolTests
+{
+    [Fact]
+    public async Task PromtoolCheckMetrics_RealisticExposition_FindsNoProblem()
+    {
+        // Arrange: every relay and process metric, with label values that need escaping
+        using var meter = new Meter(RelayMetrics.MeterName);
+        using var processMeter = new Meter(ProcessMetrics.MeterName);
+        var metrics = new RelayMetrics(meter);
+        _ = new ProcessMetrics(processMeter);
+        using var exposition = new PrometheusExposition(meter, processMeter);
+        Script(metrics);
+
+        // Act
+        var text = exposition.Render();
+        var (exitCode, output) = await RunPromtoolAsync(text);
+
+        // Assert
+        Assert.True(exitCode == 0 && output.Trim().Length == 0, $"promtool check metrics exited {exitCode}:\n{output}\n--- exposition ---\n{text}");
+    }
+
+    [Theory]
+    [InlineData("# HELP broken_counter x\n# TYPE broken_counter counter\nbroken_counter 1\n")]
+    [InlineData("garbage{ 1\n")]
+    public async Task PromtoolCheckMetrics_BrokenExposition_Fails(string exposition)
+    {
+        // the harness itself must be able to fail: a lint problem (counter without _total), a parse error
+        var (exitCode, output) = await RunPromtoolAsync(exposition);
+
+        Assert.NotEqual(0, exitCode);
+        Assert.NotEmpty(output.Trim());
+    }
+
+    private static void Script(RelayMetrics metrics)
+    {
+        metrics.RequestStarted();
+        metrics.RecordTimeToFirstByte("anthropic", "claude-sonnet-4-6", TimeSpan.FromMilliseconds(420));
+        metrics.RecordAttempt("zai", AttemptOutcome.NewFailure("status 529"));
+        metrics.RecordAttempt("anthropic", AttemptOutcome.Success);
+        metrics.RecordUsage("anthropic", "claude-sonnet-4-6", new Usage(1200, 300, 50_000, 2000), Pricing.builtIn);
+        metrics.RecordUsage("odd\"provider\\", "model\nwith\nbreaks", new Usage(1, 1, 0, 0), Pricing.builtIn);
+        metrics.RecordRequest("anthropic", "claude-sonnet-4-6", 200, stream: true, TimeSpan.FromSeconds(8.5));
+        metrics.RecordRequest("zai", "GLM-5", 529, stream: false, TimeSpan.FromSeconds(0.3));
+        metrics.RecordRequest("none", null, 400, stream: false, TimeSpan.FromMilliseconds(2));
+        metrics.RecordConfigReload(succeeded: true);
+        metrics.RecordConfigReload(succeeded: false);
+        metrics.ObserveProviders(() =>
+        [
+            new ProviderStatus("anthropic", true, "closed", [new KeyCapacity("a1b2c3", 0.5)]),
+            new ProviderStatus("zai", false, "open", []),
+        ]);
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunPromtoolAsync(string exposition)
+    {
+        var start = new ProcessStartInfo("promtool", ["check", "metrics"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException("promtool did not start");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            Assert.Fail($"promtool is not installed ({e.Message}); install Debian's prometheus package (tests/run-all.sh does)");
+            throw;
+        }
+
+        using (process)
+        {
+            await process.StandardInput.WriteAsync(exposition);
+            process.StandardInput.Close();
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+            return (process.ExitCode, await stdout + await stderr);
+        }
+    }
+}

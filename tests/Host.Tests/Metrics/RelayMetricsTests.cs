@@ -1,0 +1,300 @@
+using System.Diagnostics.Metrics;
+using CcRelay.Core;
+using CcRelay.Host.Metrics;
+
+namespace CcRelay.Host.Tests.Metrics;
+
+public sealed class RelayMetricsTests : IDisposable
+{
+    private readonly Meter _meter = new(RelayMetrics.MeterName);
+    private readonly Meter _processMeter = new(ProcessMetrics.MeterName);
+    private readonly RelayMetrics _metrics;
+    private readonly PrometheusExposition _exposition;
+
+    public RelayMetricsTests()
+    {
+        _metrics = new RelayMetrics(_meter, maxModelLabels: 100);
+        _ = new ProcessMetrics(_processMeter);
+        _exposition = new PrometheusExposition(_meter, _processMeter);
+    }
+
+    public void Dispose()
+    {
+        _exposition.Dispose();
+        _meter.Dispose();
+        _processMeter.Dispose();
+    }
+
+    private PrometheusTextParser Scrape() => PrometheusTextParser.Parse(_exposition.Render());
+
+    private static Usage Tokens(long input, long output, long cacheRead, long cacheWrite) => new(input, output, cacheRead, cacheWrite);
+
+    [Fact]
+    public void RecordRequest_ScriptedRequests_CountedByLabelsAndTimed()
+    {
+        // Arrange
+        (string Provider, string Model, int Status, bool Stream, double Seconds)[] script =
+        [
+            ("zai", "GLM-5", 200, true, 1.5),
+            ("zai", "GLM-5", 200, true, 0.2),
+            ("zai", "GLM-5", 429, true, 0.05),
+            ("anthropic", "claude-sonnet-4-6", 200, false, 12),
+            ("anthropic", "claude-sonnet-4-6", 502, false, 700),
+        ];
+
+        // Act
+        foreach (var (provider, model, status, stream, seconds) in script)
+        {
+            _metrics.RecordRequest(provider, model, status, stream, TimeSpan.FromSeconds(seconds));
+        }
+
+        var scrape = Scrape();
+
+        // Assert
+        const string Requests = "ccrelay_requests_total";
+        Assert.Equal(2, scrape.Value(Requests, ("provider", "zai"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "true")));
+        Assert.Equal(1, scrape.Value(Requests, ("provider", "zai"), ("model", "GLM-5"), ("status_class", "4xx"), ("stream", "true")));
+        Assert.Equal(1, scrape.Value(Requests, ("provider", "anthropic"), ("model", "claude-sonnet-4-6"), ("status_class", "2xx"), ("stream", "false")));
+        Assert.Equal(1, scrape.Value(Requests, ("provider", "anthropic"), ("model", "claude-sonnet-4-6"), ("status_class", "5xx"), ("stream", "false")));
+        Assert.Equal(5, scrape.Named(Requests).Sum(s => s.Value));
+
+        const string Duration = "ccrelay_request_duration_seconds";
+        (string, string) zai = ("provider", "zai");
+        (string, string) glm = ("model", "GLM-5");
+        Assert.Equal(3, scrape.Value(Duration + "_count", zai, glm));
+        Assert.Equal(1.5 + 0.2 + 0.05, scrape.Value(Duration + "_sum", zai, glm), 12);
+        Assert.Equal(1, scrape.Value(Duration + "_bucket", zai, glm, ("le", "0.1")));
+        Assert.Equal(2, scrape.Value(Duration + "_bucket", zai, glm, ("le", "0.25")));
+        Assert.Equal(3, scrape.Value(Duration + "_bucket", zai, glm, ("le", "2.5")));
+        (string, string) anthropic = ("provider", "anthropic");
+        (string, string) sonnet = ("model", "claude-sonnet-4-6");
+        Assert.Equal(1, scrape.Value(Duration + "_bucket", anthropic, sonnet, ("le", "600")));
+        Assert.Equal(2, scrape.Value(Duration + "_bucket", anthropic, sonnet, ("le", "+Inf")));
+    }
+
+    [Theory]
+    [InlineData(100, "1xx")]
+    [InlineData(200, "2xx")]
+    [InlineData(299, "2xx")]
+    [InlineData(304, "3xx")]
+    [InlineData(499, "4xx")]
+    [InlineData(529, "5xx")]
+    [InlineData(0, "other")]
+    [InlineData(600, "other")]
+    public void StatusClass_GroupsByHundreds(int status, string expected) =>
+        Assert.Equal(expected, RelayMetrics.StatusClass(status));
+
+    [Fact]
+    public void RecordTimeToFirstByte_IsAHistogramPerProviderAndModel()
+    {
+        _metrics.RecordTimeToFirstByte("zai", "GLM-5", TimeSpan.FromMilliseconds(80));
+        _metrics.RecordTimeToFirstByte("zai", "GLM-5", TimeSpan.FromSeconds(4));
+
+        var scrape = Scrape();
+        Assert.Equal(1, scrape.Value("ccrelay_ttfb_seconds_bucket", ("provider", "zai"), ("model", "GLM-5"), ("le", "0.1")));
+        Assert.Equal(2, scrape.Value("ccrelay_ttfb_seconds_bucket", ("provider", "zai"), ("model", "GLM-5"), ("le", "5")));
+        Assert.Equal(2, scrape.Value("ccrelay_ttfb_seconds_count", ("provider", "zai"), ("model", "GLM-5")));
+    }
+
+    [Fact]
+    public void RecordAttempt_LabelsCoreOutcomes()
+    {
+        _metrics.RecordAttempt("zai", AttemptOutcome.Success);
+        _metrics.RecordAttempt("zai", AttemptOutcome.NewFailure("status 529"));
+        _metrics.RecordAttempt("zai", AttemptOutcome.NewFailure("timeout"));
+        _metrics.RecordAttempt("zai", AttemptOutcome.NewRejected(400));
+        _metrics.RecordAttempt("zai", AttemptOutcome.Abandoned);
+
+        var scrape = Scrape();
+        Assert.Equal(1, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "success")));
+        Assert.Equal(2, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "failure")));
+        Assert.Equal(1, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "rejected")));
+        Assert.Equal(1, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "abandoned")));
+    }
+
+    [Fact]
+    public void RecordUsage_AddsTokensByKindAndTheCostOfTheTable()
+    {
+        // Arrange: built-in Sonnet prices 3 / 15 / 0.30 / 3.75 USD per million tokens
+        var prices = Pricing.builtIn;
+
+        // Act
+        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(12, 57, 900, 100), prices);
+        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(1_000_000, 0, 0, 0), prices);
+        var scrape = Scrape();
+
+        // Assert
+        (string, string) provider = ("provider", "anthropic");
+        (string, string) model = ("model", "claude-sonnet-4-6");
+        Assert.Equal(1_000_012, scrape.Value("ccrelay_tokens_total", provider, model, ("kind", "input")));
+        Assert.Equal(57, scrape.Value("ccrelay_tokens_total", provider, model, ("kind", "output")));
+        Assert.Equal(900, scrape.Value("ccrelay_tokens_total", provider, model, ("kind", "cache_read")));
+        Assert.Equal(100, scrape.Value("ccrelay_tokens_total", provider, model, ("kind", "cache_write")));
+        Assert.Equal((double)0.001536m + 3d, scrape.Value("ccrelay_cost_usd_total", provider, model), 12);
+        Assert.False(scrape.Has("ccrelay_unpriced_answers_total", provider, model));
+    }
+
+    [Fact]
+    public void RecordUsage_UnpricedModel_CountsAnUnpricedAnswerAndNoCost()
+    {
+        _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), Pricing.builtIn);
+        _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), costUsd: null);
+
+        var scrape = Scrape();
+        Assert.Equal(2, scrape.Value("ccrelay_unpriced_answers_total", ("provider", "zai"), ("model", "GLM-5")));
+        Assert.Equal(20, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "input")));
+        Assert.Empty(scrape.Named("ccrelay_cost_usd_total"));
+    }
+
+    [Fact]
+    public void ModelLabels_PastTheLimit_CollapseToOther()
+    {
+        // Arrange
+        _metrics.MaxModelLabels = 2;
+
+        // Act
+        _metrics.RecordRequest("p", "m1", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "m2", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "m3", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "m4", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "m1", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "", 200, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", null, 200, false, TimeSpan.Zero);
+        var scrape = Scrape();
+
+        // Assert
+        static (string, string)[] Labels(string model) => [("provider", "p"), ("model", model), ("status_class", "2xx"), ("stream", "false")];
+        Assert.Equal(2, scrape.Value("ccrelay_requests_total", Labels("m1")));
+        Assert.Equal(1, scrape.Value("ccrelay_requests_total", Labels("m2")));
+        Assert.Equal(2, scrape.Value("ccrelay_requests_total", Labels(RelayMetrics.OtherModel)));
+        Assert.Equal(2, scrape.Value("ccrelay_requests_total", Labels(RelayMetrics.UnknownModel)));
+        Assert.Equal(4, scrape.Named("ccrelay_requests_total").Count());
+    }
+
+    [Fact]
+    public void ModelLabel_VeryLongId_IsOther()
+    {
+        Assert.Equal(RelayMetrics.OtherModel, _metrics.ModelLabel(new string('m', 201)));
+        Assert.Equal("claude-opus-4-6", _metrics.ModelLabel("claude-opus-4-6"));
+    }
+
+    [Fact]
+    public void ModelLabel_ManyThreadsManyModels_NeverExceedsTheLimit()
+    {
+        _metrics.MaxModelLabels = 10;
+
+        Parallel.For(0, 1000, i => _metrics.ModelLabel("model-" + (i % 50).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+        var distinct = Enumerable.Range(0, 50).Select(i => _metrics.ModelLabel("model-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture))).Distinct().ToList();
+        Assert.Equal(11, distinct.Count);
+        Assert.Contains(RelayMetrics.OtherModel, distinct);
+    }
+
+    [Fact]
+    public void Inflight_FollowsStartsAndFinishes()
+    {
+        _metrics.RequestStarted();
+        _metrics.RequestStarted();
+        _metrics.RequestStarted();
+        _metrics.RequestFinished();
+
+        Assert.Equal(2, Scrape().Value("ccrelay_inflight_requests"));
+    }
+
+    [Fact]
+    public void ConfigReloads_CountedByResult()
+    {
+        _metrics.RecordConfigReload(succeeded: true);
+        _metrics.RecordConfigReload(succeeded: true);
+        _metrics.RecordConfigReload(succeeded: false);
+
+        var scrape = Scrape();
+        Assert.Equal(2, scrape.Value("ccrelay_config_reloads_total", ("result", "success")));
+        Assert.Equal(1, scrape.Value("ccrelay_config_reloads_total", ("result", "failure")));
+    }
+
+    [Fact]
+    public void ObserveProviders_ReportsUpCircuitStateAndKeyCapacity_AtEachScrape()
+    {
+        // Arrange
+        IReadOnlyList<ProviderStatus> providers =
+        [
+            new("anthropic", true, "closed", [new("k1a2b3", 0.75), new("k9z8y7", 1.5)]),
+            new("zai", false, "open", []),
+        ];
+        _metrics.ObserveProviders(() => providers);
+
+        // Act
+        var first = Scrape();
+        providers = [new("anthropic", true, "half_open", [])];
+        var second = Scrape();
+
+        // Assert
+        Assert.Equal(1, first.Value("ccrelay_provider_up", ("provider", "anthropic")));
+        Assert.Equal(0, first.Value("ccrelay_provider_up", ("provider", "zai")));
+        Assert.Equal(1, first.Value("ccrelay_circuit_state", ("provider", "zai"), ("state", "open")));
+        foreach (var state in new[] { "closed", "half_open", "isolated" })
+        {
+            Assert.Equal(0, first.Value("ccrelay_circuit_state", ("provider", "zai"), ("state", state)));
+        }
+
+        Assert.Equal(0.75, first.Value("ccrelay_key_capacity_ratio", ("provider", "anthropic"), ("key_id", "k1a2b3")));
+        Assert.Equal(1, first.Value("ccrelay_key_capacity_ratio", ("provider", "anthropic"), ("key_id", "k9z8y7")));
+
+        Assert.False(second.Has("ccrelay_provider_up", ("provider", "zai")));
+        Assert.Equal(1, second.Value("ccrelay_circuit_state", ("provider", "anthropic"), ("state", "half_open")));
+        Assert.Equal(0, second.Value("ccrelay_circuit_state", ("provider", "anthropic"), ("state", "closed")));
+        Assert.Empty(second.Named("ccrelay_key_capacity_ratio"));
+    }
+
+    [Fact]
+    public void ProcessMetrics_ArePresentWithPlausibleValues()
+    {
+        var scrape = Scrape();
+
+        Assert.Equal("counter", scrape.Types["process_cpu_seconds_total"]);
+        Assert.True(scrape.Value("process_cpu_seconds_total") > 0);
+        Assert.True(scrape.Value("process_resident_memory_bytes") > 1_000_000);
+        var started = DateTimeOffset.FromUnixTimeMilliseconds((long)(scrape.Value("process_start_time_seconds") * 1000));
+        Assert.InRange(started, DateTimeOffset.UnixEpoch.AddYears(50), DateTimeOffset.MaxValue);
+        Assert.True(scrape.Has("dotnet_gc_collections_total", ("generation", "gen0")));
+        Assert.True(scrape.Has("dotnet_gc_collections_total", ("generation", "gen2")));
+        Assert.True(scrape.Value("dotnet_gc_allocated_bytes_total") > 0);
+        Assert.True(scrape.Value("dotnet_gc_heap_size_bytes") >= 0);
+        Assert.True(scrape.Value("dotnet_total_memory_bytes") > 0);
+        Assert.True(scrape.Value("dotnet_threadpool_threads") >= 0);
+        Assert.True(scrape.Value("dotnet_gc_pause_seconds_total") >= 0);
+        Assert.True(scrape.Value("dotnet_threadpool_queue_length") >= 0);
+    }
+
+    [Fact]
+    public void Recording_KnownSeries_AllocatesNothing()
+    {
+        // Arrange: every series exists once
+        var usage = Tokens(1, 2, 3, 4);
+        Record();
+        _ = _exposition.Render();
+
+        // Act
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            Record();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        // Assert
+        Assert.Equal(0, allocated);
+
+        void Record()
+        {
+            _metrics.RequestStarted();
+            _metrics.RecordTimeToFirstByte("zai", "GLM-5", TimeSpan.FromMilliseconds(300));
+            _metrics.RecordAttempt("zai", AttemptOutcome.Success);
+            _metrics.RecordUsage("zai", "GLM-5", usage, 0.25m);
+            _metrics.RecordRequest("zai", "GLM-5", 200, true, TimeSpan.FromSeconds(2));
+            _metrics.RequestFinished();
+        }
+    }
+}
