@@ -3,60 +3,72 @@ namespace CcRelay.Core
 open System
 
 /// A `host:port` listen address.
-type ListenAddress =
-    {
-        Host: string
-        Port: int
-    }
+type ListenAddress = {
+    Host: string
+    Port: int
+} with
 
     override this.ToString() =
-        if this.Host.Contains ':' then $"[%s{this.Host}]:%d{this.Port}" else $"%s{this.Host}:%d{this.Port}"
+        if this.Host.Contains ':' then
+            $"[%s{this.Host}]:%d{this.Port}"
+        else
+            $"%s{this.Host}:%d{this.Port}"
+
+    /// Parses `host:port`.
+    static member TryParse(text: string) : Result<ListenAddress, string> =
+        match text.LastIndexOf ':' with
+        | -1 -> Error $"expected host:port, got \"%s{text}\""
+        | colon ->
+            match Int32.TryParse(text.Substring(colon + 1)) with
+            | true, port when port >= 0 && port <= 65535 ->
+                Ok {
+                    Host = text.Substring(0, colon)
+                    Port = port
+                }
+            | _ -> Error $"expected host:port, got \"%s{text}\""
 
 /// One configured provider key (`providers[].keys[]`).
-type KeyConfig =
-    {
-        Key: string
-        RpmLimit: int
-        ItpmLimit: int
-        OtpmLimit: int
-        /// Deprecated: split evenly into ITPM and OTPM when both are 0.
-        TpmLimit: int
-        Priority: int
-        Weight: int
-    }
+type KeyConfig = {
+    Key: string
+    RpmLimit: int
+    ItpmLimit: int
+    OtpmLimit: int
+    /// Deprecated: split evenly into ITPM and OTPM when both are 0.
+    TpmLimit: int
+    Priority: int
+    Weight: int
+}
 
 /// One provider (`providers[]`), with type defaults applied.
-type ProviderConfig =
-    {
-        Name: string
-        Type: ProviderType
-        Enabled: bool
-        BaseUrl: Uri
-        AuthStyle: AuthStyle
-        Keys: KeyConfig list
-        /// Exact incoming model name → model name sent upstream.
-        ModelMapping: Map<string, string>
-        /// Models listed by `/v1/models` (type defaults when the config gives none).
-        Models: string list
-    }
+type ProviderConfig = {
+    Name: string
+    Type: ProviderType
+    Enabled: bool
+    BaseUrl: Uri
+    AuthStyle: AuthStyle
+    Keys: KeyConfig list
+    /// Exact incoming model name → model name sent upstream.
+    ModelMapping: Map<string, string>
+    /// Models listed by `/v1/models` (type defaults when the config gives none).
+    Models: string list
+}
 
 /// The `server` section.
-type ServerConfig =
-    {
-        Listen: ListenAddress
-        Auth: AuthSettings
-        /// Upper bound for one relayed request, headers to last byte, in ms (0 = unbounded).
-        TimeoutMs: int
-        /// In-flight cap on relayed requests (0 = unlimited).
-        MaxConcurrent: int
-        /// Largest accepted request body.
-        MaxBodyBytes: int64
-        EnableHttp2: bool
-        /// How long the relay waits for upstream response headers before answering 504.
-        FirstByteTimeoutMs: int
-        /// How long shutdown waits for in-flight requests before it cuts them.
-        ShutdownTimeoutMs: int
-    }
+type ServerConfig = {
+    Listen: ListenAddress
+    Auth: AuthSettings
+    /// Upper bound for one relayed request, headers to last byte, in ms (0 = unbounded).
+    TimeoutMs: int
+    /// In-flight cap on relayed requests (0 = unlimited).
+    MaxConcurrent: int
+    /// Largest accepted request body.
+    MaxBodyBytes: int64
+    EnableHttp2: bool
+    /// How long the relay waits for upstream response headers before answering 504.
+    FirstByteTimeoutMs: int
+    /// How long shutdown waits for in-flight requests before it cuts them.
+    ShutdownTimeoutMs: int
+}
 
 /// Log verbosity.
 [<RequireQualifiedAccess>]
@@ -73,30 +85,27 @@ type LogFormat =
     | Text
 
 /// The `logging` section.
-type LoggingConfig =
-    {
-        Level: LogLevel
-        Format: LogFormat
-        /// `stdout`, `stderr` or a file path.
-        Output: string
-    }
+type LoggingConfig = {
+    Level: LogLevel
+    Format: LogFormat
+    /// `stdout`, `stderr` or a file path.
+    Output: string
+}
 
 /// The whole effective configuration: defaults applied, variables expanded, validated.
-type RelayConfig =
-    {
-        Server: ServerConfig
-        Providers: ProviderConfig list
-        Logging: LoggingConfig
-    }
+type RelayConfig = {
+    Server: ServerConfig
+    Providers: ProviderConfig list
+    Logging: LoggingConfig
+}
 
 /// A problem found in a config file: where, what, and what is allowed.
-type ConfigIssue =
-    {
-        /// The key path, e.g. `providers[1].base_url`.
-        Path: string
-        Position: Position option
-        Message: string
-    }
+type ConfigIssue = {
+    /// The key path, e.g. `providers[1].base_url`.
+    Path: string
+    Position: Position option
+    Message: string
+} with
 
     override this.ToString() =
         match this.Position with
@@ -116,52 +125,46 @@ module Config =
     let defaultListen: ListenAddress = { Host = "127.0.0.1"; Port = 8787 }
 
     /// The `server` section when nothing is configured.
-    let defaultServer: ServerConfig =
-        {
-            Listen = defaultListen
-            Auth =
-                {
-                    ApiKey = None
-                    AllowBearer = false
-                    BearerSecret = None
-                }
-            TimeoutMs = 600_000
-            MaxConcurrent = 0
-            MaxBodyBytes = 32L * 1024L * 1024L
-            EnableHttp2 = false
-            FirstByteTimeoutMs = 120_000
-            ShutdownTimeoutMs = 30_000
+    let defaultServer: ServerConfig = {
+        Listen = defaultListen
+        Auth = {
+            ApiKey = None
+            AllowBearer = false
+            BearerSecret = None
         }
+        TimeoutMs = 600_000
+        MaxConcurrent = 0
+        MaxBodyBytes = 32L * 1024L * 1024L
+        EnableHttp2 = false
+        FirstByteTimeoutMs = 120_000
+        ShutdownTimeoutMs = 30_000
+    }
 
     /// The `logging` section when nothing is configured.
-    let defaultLogging: LoggingConfig =
-        {
-            Level = LogLevel.Info
-            Format = LogFormat.Text
-            Output = "stdout"
-        }
+    let defaultLogging: LoggingConfig = {
+        Level = LogLevel.Info
+        Format = LogFormat.Text
+        Output = "stdout"
+    }
 
     /// A provider of the given type with every default applied and no keys.
-    let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig =
-        {
-            Name = name
-            Type = providerType
-            Enabled = true
-            BaseUrl = baseUrl
-            AuthStyle = ProviderType.defaultAuthStyle providerType
-            Keys = []
-            ModelMapping = Map.empty
-            Models = ProviderType.defaultModels providerType
-        }
+    let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
+        Name = name
+        Type = providerType
+        Enabled = true
+        BaseUrl = baseUrl
+        AuthStyle = ProviderType.defaultAuthStyle providerType
+        Keys = []
+        ModelMapping = Map.empty
+        Models = ProviderType.defaultModels providerType
+    }
 
     /// The embedded default: one `anthropic` provider in passthrough mode (the caller's own credential
     /// is forwarded), listening on 127.0.0.1:8787. Used when no config file exists.
-    let defaults: RelayConfig =
-        {
-            Server = defaultServer
-            Providers =
-                [
-                    defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
-                ]
-            Logging = defaultLogging
-        }
+    let defaults: RelayConfig = {
+        Server = defaultServer
+        Providers = [
+            defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+        ]
+        Logging = defaultLogging
+    }

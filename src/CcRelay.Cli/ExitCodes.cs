@@ -1,0 +1,9 @@
+namespace CcRelay.Cli;
+
+/// <summary>The exit codes every command documents.</summary>
+internal static class ExitCodes
+{
+    public const int Success = 0;
+    public const int Failure = 1;
+    public const int InvalidConfig = 2;
+}

@@ -1,0 +1,50 @@
+using CcRelay.Host.Endpoints;
+using CcRelay.Host.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CcRelay.Host;
+
+/// <summary>Maps the relay's HTTP surface.</summary>
+public static class CcRelayEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps <c>/v1/messages</c>, <c>/v1/messages/count_tokens</c>, <c>/v1/models[/{id}]</c>, <c>/</c> and
+    /// <c>/health</c>. A known route called with another method answers 405 with <c>Allow</c>.
+    /// With <paramref name="notFoundFallback"/>, every other path answers 404 in the Anthropic envelope
+    /// (leave it off when the relay shares an application with other endpoints).
+    /// </summary>
+    public static IEndpointRouteBuilder MapCcRelay(this IEndpointRouteBuilder endpoints, bool notFoundFallback = false)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var services = endpoints.ServiceProvider;
+        var messages = services.GetRequiredService<MessagesEndpoint>();
+        var models = services.GetRequiredService<ModelsEndpoint>();
+        var state = services.GetRequiredService<RelayState>();
+
+        Route(endpoints, "/v1/messages", "POST", messages.HandleAsync);
+        Route(endpoints, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
+        Route(endpoints, "/v1/models", "GET, HEAD", models.ListAsync);
+        Route(endpoints, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
+        Route(endpoints, "/", "GET, HEAD", RootEndpoints.RootAsync);
+        Route(endpoints, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state));
+
+        if (notFoundFallback)
+        {
+            endpoints.MapFallback(RootEndpoints.NotFoundAsync);
+        }
+
+        return endpoints;
+    }
+
+    private static void Route(IEndpointRouteBuilder endpoints, string pattern, string allow, RequestDelegate handler)
+    {
+        var allowed = allow.Split(", ");
+        endpoints.Map(pattern, context =>
+            allowed.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase)
+                ? handler(context)
+                : ErrorResponse.MethodNotAllowedAsync(context, allow));
+    }
+}

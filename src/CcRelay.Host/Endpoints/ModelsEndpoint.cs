@@ -1,0 +1,56 @@
+using CcRelay.Core;
+using CcRelay.Host.Http;
+using Microsoft.AspNetCore.Http;
+using Microsoft.FSharp.Core;
+
+namespace CcRelay.Host.Endpoints;
+
+/// <summary><c>GET /v1/models</c> and <c>GET /v1/models/{id}</c>, in Anthropic's shape, from the configured providers.</summary>
+internal sealed class ModelsEndpoint(RelayState state)
+{
+    public async Task ListAsync(HttpContext context)
+    {
+        var snapshot = state.Current;
+        if (!await ClientAuth.AuthorizeAsync(context, snapshot))
+        {
+            return;
+        }
+
+        var query = context.Request.Query;
+        var page = Models.page(snapshot.Catalogue, Optional(query["limit"]), Optional(query["after_id"]), Optional(query["before_id"]));
+        if (page.IsError)
+        {
+            await ErrorResponse.WriteAsync(context, ErrorType.InvalidRequest, page.ErrorValue);
+            return;
+        }
+
+        await WriteJsonAsync(context, Models.pageJson(page.ResultValue));
+    }
+
+    public async Task GetAsync(HttpContext context, string id)
+    {
+        var snapshot = state.Current;
+        if (!await ClientAuth.AuthorizeAsync(context, snapshot))
+        {
+            return;
+        }
+
+        if (Models.tryFind(snapshot.Catalogue, id) is not { Value: var model })
+        {
+            await ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"model: {id} is not served by any enabled provider");
+            return;
+        }
+
+        await WriteJsonAsync(context, Models.modelJson(model));
+    }
+
+    private static FSharpOption<string> Optional(Microsoft.Extensions.Primitives.StringValues value) =>
+        value.Count == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(value.ToString());
+
+    private static Task WriteJsonAsync(HttpContext context, byte[] json)
+    {
+        context.Response.ContentType = "application/json";
+        context.Response.ContentLength = json.Length;
+        return context.Response.Body.WriteAsync(json, context.RequestAborted).AsTask();
+    }
+}

@@ -1,0 +1,37 @@
+using CcRelay.Core;
+using CcRelay.Host.Http;
+using Microsoft.AspNetCore.Http;
+
+namespace CcRelay.Host.Endpoints;
+
+/// <summary>The unauthenticated routes: <c>/</c> (Claude Code's preconnect), <c>/health</c>, and the 404 fallback.</summary>
+internal static class RootEndpoints
+{
+    public static Task RootAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            return Task.CompletedTask;
+        }
+
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
+    }
+
+    public static Task HealthAsync(HttpContext context, RelayState state)
+    {
+        var report = Health.report(RelayInfo.Version, state.Current.Config);
+        var json = Health.toJson(report);
+        context.Response.StatusCode = Health.statusCode(report);
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.ContentLength = json.Length;
+        return HttpMethods.IsHead(context.Request.Method)
+            ? Task.CompletedTask
+            : context.Response.Body.WriteAsync(json, context.RequestAborted).AsTask();
+    }
+
+    public static Task NotFoundAsync(HttpContext context) =>
+        ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"no route for {context.Request.Method} {context.Request.Path}");
+}

@@ -1,0 +1,216 @@
+using System.Buffers;
+using System.Threading.Channels;
+using CcRelay.Core;
+using Microsoft.AspNetCore.Http;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Relays an upstream SSE body to the client event by event.
+/// <code>
+///   upstream ──read──► [reader task] ──complete events──► Channel (bounded) ──► [writer] ──write+flush──► client
+/// </code>
+/// (1) The reader waits with a zero-byte read, so an idle stream pins no buffer (YARP's lesson).
+/// (2) It frames the bytes with <see cref="Sse.findEventEnd"/> and hands over only complete events: all the
+///     events one read completed travel as one segment and are flushed together; no event ever waits
+///     for a later one. A partial event stays with the reader until its blank line arrives.
+/// (3) The writer writes and flushes each segment at once. The channel is bounded, so a slow client
+///     slows the upstream read rather than growing memory.
+/// (4) At the end the reader says how the stream ended. Anything but a clean end after
+///     <c>message_stop</c> (or the upstream's own <c>error</c>) makes the writer append an SSE
+///     <c>error</c> event: a truncated stream must never look complete (Claude Code takes a clean EOF
+///     as an empty answer).
+/// </summary>
+internal static class SseRelay
+{
+    private const int ReadBufferSize = 4096;
+    private const int ChannelCapacity = 8;
+
+    private readonly record struct Segment(byte[] Buffer, int Offset, int Count);
+
+    private sealed class ReadState
+    {
+        public bool SawTerminalEvent;
+        public string Reason = "";
+    }
+
+    public static async Task<(StreamEnd End, string Reason)> RelayAsync(
+        Stream upstream,
+        HttpResponse response,
+        Func<bool> clientAborted,
+        Action<long> onBytesWritten,
+        CancellationToken cancellationToken)
+    {
+        var channel = Channel.CreateBounded<Segment>(new BoundedChannelOptions(ChannelCapacity)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+
+        using var readerCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var state = new ReadState();
+        var reader = Task.Run(() => ReadAsync(upstream, channel.Writer, state, readerCancellation.Token), CancellationToken.None);
+
+        var writeFailed = false;
+        try
+        {
+            // :: Step 8: write and flush each complete event  Client ◄── Relay
+            await foreach (var segment in channel.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                try
+                {
+                    if (!writeFailed)
+                    {
+                        await response.BodyWriter.WriteAsync(segment.Buffer.AsMemory(segment.Offset, segment.Count), cancellationToken);
+                        onBytesWritten(segment.Count);
+                    }
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+                {
+                    // the client is gone (or our time is up): stop the reader, keep draining to return buffers
+                    writeFailed = true;
+                    await readerCancellation.CancelAsync();
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(segment.Buffer);
+                }
+            }
+        }
+        finally
+        {
+            await ((Task)reader).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        var end = reader.IsCompletedSuccessfully ? reader.Result : StreamEnd.UpstreamFailed;
+        if (clientAborted())
+        {
+            return (StreamEnd.ClientAborted, "client disconnected");
+        }
+
+        if (end == StreamEnd.Completed && !state.SawTerminalEvent)
+        {
+            end = StreamEnd.UpstreamTruncated;
+            state.Reason = "upstream closed the stream before message_stop";
+        }
+
+        if (end != StreamEnd.Completed && !writeFailed)
+        {
+            var errorType = end == StreamEnd.TimedOut ? ErrorType.Timeout : ErrorType.Api;
+            var errorEvent = ErrorEnvelope.toSseEvent(errorType, state.Reason);
+            try
+            {
+                await response.BodyWriter.WriteAsync(errorEvent, CancellationToken.None);
+                onBytesWritten(errorEvent.Length);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                return (StreamEnd.ClientAborted, "client disconnected");
+            }
+        }
+
+        return (end, state.Reason);
+    }
+
+    private static async Task<StreamEnd> ReadAsync(
+        Stream upstream,
+        ChannelWriter<Segment> output,
+        ReadState state,
+        CancellationToken cancellationToken)
+    {
+        byte[]? buffer = null;
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (buffer is null)
+                {
+                    // (1) wait for data before pinning a buffer
+                    _ = await upstream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+                    buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
+                }
+                else if (length == buffer.Length)
+                {
+                    // an event larger than the buffer: grow it
+                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                var read = await upstream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (read == 0)
+                {
+                    if (length > 0)
+                    {
+                        state.Reason = "upstream closed the stream in the middle of an event";
+                        return StreamEnd.UpstreamTruncated;
+                    }
+
+                    return StreamEnd.Completed;
+                }
+
+                length += read;
+
+                // (2) frame: find the end of the last complete event in the buffer
+                var complete = 0;
+                while (true)
+                {
+                    var end = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
+                    if (end < 0)
+                    {
+                        break;
+                    }
+
+                    var kind = Sse.frameKind(buffer.AsSpan(complete, end));
+                    if (kind.IsMessageStop || kind.IsError)
+                    {
+                        state.SawTerminalEvent = true;
+                    }
+
+                    complete += end;
+                }
+
+                if (complete == 0)
+                {
+                    continue;
+                }
+
+                // hand the complete events over with the buffer; keep the partial tail in a fresh one
+                var full = buffer;
+                var tail = length - complete;
+                buffer = null;
+                length = 0;
+                if (tail > 0)
+                {
+                    buffer = ArrayPool<byte>.Shared.Rent(Math.Max(ReadBufferSize, tail * 2));
+                    full.AsSpan(complete, tail).CopyTo(buffer);
+                    length = tail;
+                }
+
+                await output.WriteAsync(new Segment(full, 0, complete), CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            state.Reason = "the relay's request time limit ran out";
+            return StreamEnd.TimedOut;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
+        {
+            state.Reason = "upstream connection lost: " + e.Message;
+            return StreamEnd.UpstreamFailed;
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            output.TryComplete();
+        }
+    }
+}

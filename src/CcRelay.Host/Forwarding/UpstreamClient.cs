@@ -1,0 +1,29 @@
+using System.Net;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>The one pooled HTTP client every upstream call goes through.</summary>
+internal static class UpstreamClient
+{
+    /// <summary>
+    /// NOTE: <see cref="HttpMessageInvoker"/>, not <see cref="HttpClient"/>: the latter's convenience
+    /// overloads buffer whole responses, which would stall SSE (the YARP lesson). No automatic
+    /// decompression, redirects, cookies or proxy-side tracing headers: the relay forwards exactly.
+    /// </summary>
+    public static HttpMessageInvoker Create() =>
+        new(
+            new SocketsHttpHandler
+            {
+                AutomaticDecompression = DecompressionMethods.None,
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                UseProxy = true,
+                ActivityHeadersPropagator = null,
+                ConnectTimeout = TimeSpan.FromSeconds(15),
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+                EnableMultipleHttp2Connections = true,
+                MaxResponseHeadersLength = 256,
+            },
+            disposeHandler: true);
+}

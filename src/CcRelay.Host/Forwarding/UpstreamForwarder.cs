@@ -1,0 +1,244 @@
+using System.Net;
+using System.Net.Http.Headers;
+using CcRelay.Core;
+using CcRelay.Host.Http;
+using CcRelay.Host.Logging;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Sends one planned attempt upstream and relays the answer.
+/// <code>
+///   (6) send          Client     Relay ──request──► Upstream
+///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: 504; no connection: 502)
+///   (8) relay         Client ◄── Relay ◄──body───── Upstream   (SSE event by event; JSON copied)
+/// </code>
+/// </summary>
+internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, ILogger<UpstreamForwarder> logger)
+{
+    public async Task ForwardAsync(
+        HttpContext context,
+        UpstreamPlan plan,
+        ReadOnlyMemory<byte> body,
+        ServerConfig server,
+        RequestRecord record,
+        long startedAt)
+    {
+        var aborted = context.RequestAborted;
+        using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, timeout.Token);
+        timeout.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
+
+        // :: Step 6: send  Relay ──► Upstream
+        using var request = BuildRequest(context.Request, plan, body);
+        HttpResponseMessage response;
+        try
+        {
+            response = await invoker.SendAsync(request, linked.Token);
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            record.Result = "client_aborted";
+            record.Status = 499;
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            var reason = $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms";
+            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
+            record.Result = "timeout_error";
+            await RespondErrorAsync(context, record, ErrorType.Timeout, reason);
+            return;
+        }
+        catch (HttpRequestException e)
+        {
+            var reason = $"upstream connection failed ({Describe(e)})";
+            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
+            record.Result = "api_error";
+            await RespondErrorAsync(context, record, ErrorType.Api, reason);
+            return;
+        }
+
+        using (response)
+        {
+            // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
+            record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
+            record.Status = (int)response.StatusCode;
+            timeout.CancelAfter(server.TimeoutMs > 0
+                ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
+                : Timeout.InfiniteTimeSpan);
+
+            var isStream = IsEventStream(response);
+            CopyResponseHeaders(context.Response, response, isStream);
+            if (record.Status >= 400)
+            {
+                record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            // :: Step 8: relay  Client ◄── Relay ◄── Upstream
+            Stream upstreamBody;
+            try
+            {
+                upstreamBody = await response.Content.ReadAsStreamAsync(linked.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+            {
+                context.Abort();
+                record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+                return;
+            }
+
+            await using (upstreamBody)
+            {
+                if (isStream)
+                {
+                    await RelayStreamAsync(context, plan, record, upstreamBody, linked.Token);
+                }
+                else
+                {
+                    await CopyBodyAsync(context, record, upstreamBody, linked.Token);
+                }
+            }
+        }
+    }
+
+    private async Task RelayStreamAsync(
+        HttpContext context,
+        UpstreamPlan plan,
+        RequestRecord record,
+        Stream upstreamBody,
+        CancellationToken cancellationToken)
+    {
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        await context.Response.StartAsync(cancellationToken);
+
+        var (end, reason) = await SseRelay.RelayAsync(
+            upstreamBody,
+            context.Response,
+            () => context.RequestAborted.IsCancellationRequested,
+            bytes => record.BytesOut += bytes,
+            cancellationToken);
+
+        switch (end)
+        {
+            case StreamEnd.Completed:
+                break;
+            case StreamEnd.ClientAborted:
+                record.Result = "client_aborted";
+                break;
+            default:
+                record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
+                Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
+                break;
+        }
+    }
+
+    private static async Task CopyBodyAsync(HttpContext context, RequestRecord record, Stream upstreamBody, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+            try
+            {
+                int read;
+                while ((read = await upstreamBody.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                    record.BytesOut += read;
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+        {
+            // NOTE: the status line is gone already; ending the response normally would make a truncated
+            // JSON body look complete. Abort the connection so the client sees the truncation.
+            record.Result = context.RequestAborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+            context.Abort();
+        }
+    }
+
+    private static async Task RespondErrorAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message)
+    {
+        record.Status = ErrorEnvelope.status(errorType);
+        if (!context.Response.HasStarted)
+        {
+            var body = ErrorEnvelope.toJson(errorType, message);
+            record.BytesOut = body.Length;
+            await ErrorResponse.WriteAsync(context, errorType, message);
+        }
+    }
+
+    private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, ReadOnlyMemory<byte> body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, plan.Url)
+        {
+            Content = new ReadOnlyMemoryContent(body),
+        };
+
+        if (plan.Url.Scheme == Uri.UriSchemeHttps)
+        {
+            request.Version = HttpVersion.Version20;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
+        }
+
+        foreach (var header in incoming.Headers)
+        {
+            if (!Headers.forwardRequest(header.Key))
+            {
+                continue;
+            }
+
+            if (!request.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value))
+            {
+                request.Content.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
+            }
+        }
+
+        foreach (var (name, value) in plan.Credentials)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return request;
+    }
+
+    private static void CopyResponseHeaders(HttpResponse response, HttpResponseMessage upstream, bool isStream)
+    {
+        response.StatusCode = (int)upstream.StatusCode;
+        Copy(response, upstream.Headers, isStream);
+        Copy(response, upstream.Content.Headers, isStream);
+
+        static void Copy(HttpResponse response, HttpHeaders headers, bool isStream)
+        {
+            foreach (var header in headers.NonValidated)
+            {
+                if (Headers.forwardResponse(isStream, header.Key))
+                {
+                    response.Headers[header.Key] = header.Value.ToArray();
+                }
+            }
+        }
+    }
+
+    private static bool IsEventStream(HttpResponseMessage response) =>
+        string.Equals(response.Content.Headers.ContentType?.MediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase);
+
+    private static string Describe(HttpRequestException e) =>
+        e.HttpRequestError switch
+        {
+            HttpRequestError.NameResolutionError => "name resolution failed",
+            HttpRequestError.ConnectionError => "connection refused or reset",
+            HttpRequestError.SecureConnectionError => "TLS handshake failed",
+            HttpRequestError.ResponseEnded => "upstream closed the connection before answering",
+            HttpRequestError.InvalidResponse => "invalid HTTP response",
+            _ => e.HttpRequestError.ToString(),
+        };
+}

@@ -1,0 +1,64 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace CcRelay.Host.Tests.Infrastructure;
+
+/// <summary>One request as the fake upstream received it.</summary>
+public sealed record UpstreamRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body)
+{
+    public string? Header(string name) => Headers.TryGetValue(name.ToLowerInvariant(), out var v) ? v : null;
+}
+
+/// <summary>
+/// A programmable Anthropic-shaped upstream on a real Kestrel server at 127.0.0.1:0. Each test sets
+/// <see cref="Handler"/>; every request is recorded (headers and exact body bytes) before it runs.
+/// </summary>
+public sealed class FakeUpstream : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentQueue<UpstreamRequest> _requests = new();
+
+    private FakeUpstream(WebApplication app) => _app = app;
+
+    public Func<HttpContext, Task> Handler { get; set; } = context => Fake.WriteJsonAsync(context, 200, "{}");
+
+    public IReadOnlyList<UpstreamRequest> Requests => [.. _requests];
+
+    public Uri BaseUrl { get; private set; } = new("http://127.0.0.1/");
+
+    public static async Task<FakeUpstream> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        var upstream = new FakeUpstream(app);
+        app.Run(upstream.HandleAsync);
+        await app.StartAsync();
+        upstream.BaseUrl = new Uri(app.Urls.First());
+        return upstream;
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        using var body = new MemoryStream();
+        await context.Request.Body.CopyToAsync(body);
+        var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
+        _requests.Enqueue(new UpstreamRequest(
+            context.Request.Method,
+            context.Request.Path.Value + context.Request.QueryString.Value,
+            headers,
+            body.ToArray()));
+        await Handler(context);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,54 @@
+using System.Net;
+using CcRelay.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+
+namespace CcRelay.Host.Tests.Infrastructure;
+
+/// <summary>The real relay (the same builder the CLI uses) on Kestrel at 127.0.0.1:0.</summary>
+public sealed class RelayHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private RelayHost(WebApplication app, CapturedLogs logs, Uri baseUrl)
+    {
+        _app = app;
+        Logs = logs;
+        BaseUrl = baseUrl;
+        Client = new HttpClient(new SocketsHttpHandler
+        {
+            AutomaticDecompression = DecompressionMethods.None,
+            UseProxy = false,
+        })
+        {
+            BaseAddress = baseUrl,
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+    }
+
+    public Uri BaseUrl { get; }
+
+    public HttpClient Client { get; }
+
+    public CapturedLogs Logs { get; }
+
+    public RelayState State => (RelayState)_app.Services.GetService(typeof(RelayState))!;
+
+    public static async Task<RelayHost> StartAsync(RelayConfig config)
+    {
+        var logs = new CapturedLogs();
+        var app = CcRelayServer.Build(config, new CcRelayServerOptions
+        {
+            ConfigureLogging = logging => logging.AddProvider(logs),
+        });
+        await app.StartAsync();
+        return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0]));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

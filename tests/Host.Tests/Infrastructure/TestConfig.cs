@@ -1,0 +1,57 @@
+using CcRelay.Core;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace CcRelay.Host.Tests.Infrastructure;
+
+/// <summary>Builds Core config records from C# for tests.</summary>
+public static class TestConfig
+{
+    public static ProviderConfig Provider(
+        string name,
+        Uri baseUrl,
+        ProviderType? type = null,
+        IEnumerable<string>? keys = null,
+        IDictionary<string, string>? modelMapping = null,
+        IEnumerable<string>? models = null,
+        bool enabled = true)
+    {
+        var providerType = type ?? ProviderType.AnthropicCompatible;
+        var defaults = Config.defaultProvider(name, providerType, baseUrl);
+        return new ProviderConfig(
+            name,
+            providerType,
+            enabled,
+            baseUrl,
+            defaults.AuthStyle,
+            ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1))),
+            MapModule.OfSeq((modelMapping ?? new Dictionary<string, string>()).Select(kv => Tuple.Create(kv.Key, kv.Value))),
+            models is null ? defaults.Models : ListModule.OfSeq(models));
+    }
+
+    public static RelayConfig Relay(
+        IEnumerable<ProviderConfig> providers,
+        string? apiKey = null,
+        bool allowBearer = false,
+        string? bearerSecret = null,
+        long maxBodyBytes = 32L * 1024 * 1024,
+        int firstByteTimeoutMs = 120_000,
+        int timeoutMs = 600_000)
+    {
+        var d = Config.defaultServer;
+        var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
+        var server = new ServerConfig(
+            new ListenAddress("127.0.0.1", 0),
+            auth,
+            timeoutMs,
+            d.MaxConcurrent,
+            maxBodyBytes,
+            d.EnableHttp2,
+            firstByteTimeoutMs,
+            d.ShutdownTimeoutMs);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging);
+    }
+
+    private static FSharpOption<string> Opt(string? value) =>
+        value is null ? FSharpOption<string>.None : FSharpOption<string>.Some(value);
+}

@@ -1,3 +1,0 @@
-namespace CcRelay.Host.Tests;
-
-internal static class Placeholder;

@@ -1,0 +1,180 @@
+using CcRelay.Host.Tests.Infrastructure;
+
+namespace CcRelay.Host.Tests;
+
+public sealed class StreamingTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+    private FakeUpstream _upstream = null!;
+    private RelayHost _relay = null!;
+
+    public async Task InitializeAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync();
+        _relay = await RelayHost.StartAsync(TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["upstream-key"])]));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _relay.DisposeAsync();
+        await _upstream.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Stream_FirstEventReachesClient_BeforeUpstreamSendsSecond()
+    {
+        // Arrange: the upstream sends event 1, then waits until the test says go.
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var secondSent = false;
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
+            await go.Task.WaitAsync(Bound);
+            secondSent = true;
+            await Fake.WriteAsync(context, Fake.TextBlock(0, "hi") + Fake.MessageEnd());
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var first = await reader.NextAsync(timeout.Token);
+
+        // Assert: event 1 arrived while the upstream still held event 2
+        Assert.False(secondSent);
+        Assert.StartsWith("event: message_start\n", first);
+        go.SetResult();
+        var rest = await reader.RestAsync(timeout.Token);
+        Assert.Equal("event: message_stop\n", rest[^1][..20]);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("no", response.Headers.GetValues("X-Accel-Buffering").Single());
+    }
+
+    [Fact]
+    public async Task Stream_IsRelayedByteForByte_PingsAndCommentsIncluded()
+    {
+        var body = ": keep-alive comment\n\n" + Fake.MessageStart() + Fake.Ping + Fake.TextBlock(0, "h\\u00e9llo") + Fake.MessageEnd();
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, body);
+        };
+
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(body, text);
+    }
+
+    [Fact]
+    public async Task Stream_ClientAborts_UpstreamIsCancelled()
+    {
+        // Arrange: the upstream sends one event and then waits for the relay to go away
+        var upstreamSawAbort = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
+            try
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                upstreamSawAbort.SetResult();
+            }
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+        var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        Assert.NotNull(await reader.NextAsync(timeout.Token));
+
+        // Act: the client disconnects mid-stream
+        response.Dispose();
+
+        // Assert
+        await upstreamSawAbort.Task.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task Stream_UpstreamResetsAfterFirstEvent_ClientGetsSseErrorEvent()
+    {
+        // Arrange: the upstream resets the connection once the client has event 1. (Resetting at once
+        // would race: a TCP reset discards bytes the relay has not read yet.)
+        var clientHasFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
+            await clientHasFirst.Task.WaitAsync(Bound);
+            context.Abort();
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var first = await reader.NextAsync(timeout.Token);
+        clientHasFirst.SetResult();
+        var rest = await reader.RestAsync(timeout.Token);
+
+        // Assert: the stream does not end cleanly; it ends with an api_error event
+        Assert.StartsWith("event: message_start\n", first);
+        var error = Assert.Single(rest);
+        Assert.StartsWith("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"", error);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Stream_UpstreamEndsCleanlyButEarly_ClientGetsSseErrorEvent(bool midEvent)
+    {
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + (midEvent ? "event: content_block_start\ndata: {\"type\":" : Fake.TextBlock(0, "partial")));
+        };
+
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.DoesNotContain("event: message_stop", text);
+        Assert.EndsWith("\n\n", text);
+        Assert.Contains("event: error\n", text);
+        Assert.DoesNotContain("{\"type\":event", text); // the partial event was dropped, not glued to the error
+    }
+
+    [Fact]
+    public async Task Stream_UpstreamErrorEventAfterContent_IsPassedThroughWithoutAddingAnother()
+    {
+        var error = Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}""");
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "x") + error);
+        };
+
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.EndsWith(error, text);
+        Assert.Single(text.Split("event: error\n")[1..]);
+    }
+
+    [Fact]
+    public async Task Stream_EventLargerThanReadBuffer_IsRelayedWhole()
+    {
+        var big = new string('x', 100_000);
+        var body = Fake.MessageStart() + Fake.TextBlock(0, big) + Fake.MessageEnd();
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, body);
+        };
+
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+
+        Assert.Equal(body, await response.Content.ReadAsStringAsync());
+    }
+}
