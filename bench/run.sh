@@ -5,6 +5,7 @@
 #   bench/run.sh --quick         1 short run (~1.5 minutes) to check the harness
 #   bench/run.sh --runs 5        more runs (medians get steadier)
 #   bench/run.sh --no-relay      direct + nginx only (relay column shows n/a)
+#   bench/run.sh --relay-mode M  how the relay is started: auto (default), cli, shim — see "relay" below
 #   bench/run.sh --no-install    do not apt-get missing tools
 #   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
 #
@@ -19,6 +20,7 @@ CMDLINE="bench/run.sh $*"
 RUNS=3
 QUICK=0
 RELAY=1
+RELAY_MODE=auto
 INSTALL=1
 REPORT="$BENCH/RESULTS.md"
 while [[ $# -gt 0 ]]; do
@@ -26,9 +28,10 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; RUNS=1 ;;
         --runs) RUNS="$2"; shift ;;
         --no-relay) RELAY=0 ;;
+        --relay-mode) RELAY_MODE="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -37,10 +40,10 @@ done
 # ---- parameters (env overrides allowed) -------------------------------------------------------------------------
 if [[ $QUICK == 1 ]]; then
     : "${TP_SECONDS:=3}" "${TP_WARMUP:=1}" "${RATE_COUNT:=1000}" "${SSE_STREAMS:=32}" "${SSE_ROUNDS:=1}"
-    : "${HOLD_DELTAS:=5}"
+    : "${HOLD_DELTAS:=5}" "${WARMUP_SECONDS:=3}"
 else
     : "${TP_SECONDS:=6}" "${TP_WARMUP:=2}" "${RATE_COUNT:=3000}" "${SSE_STREAMS:=64}" "${SSE_ROUNDS:=2}"
-    : "${HOLD_DELTAS:=10}"
+    : "${HOLD_DELTAS:=10}" "${WARMUP_SECONDS:=10}"
 fi
 : "${TP_CONNS:=32 128}" "${TP_MAX_REQUESTS:=2000000}" "${RATE:=200}"
 : "${SSE_DELTAS:=40}" "${SSE_INTERVAL_MS:=20}" "${SSE_LATE_MS:=5}"
@@ -109,11 +112,16 @@ dotnet build -c Release bench/FakeUpstream >>"$LOG" 2>&1 || { tail -30 "$LOG"; e
 dotnet build -c Release bench/LoadGen >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
 RELAY_NOTE="measured"
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
+SHIM_DLL="$ROOT/artifacts/bin/RelayHost/release/bench-relay-host.dll"
 if [[ $RELAY == 1 ]]; then
     say "building relay (dotnet build -c Release src/CcRelay.Cli)"
     if ! dotnet build -c Release src/CcRelay.Cli >>"$LOG" 2>&1 || [[ ! -f $RELAY_DLL ]]; then
         say "relay build failed; continuing with direct + nginx only (see $LOG)"
         RELAY=0; RELAY_NOTE="not measured: build failed"
+    elif [[ $RELAY_MODE != cli ]] && ! dotnet build -c Release bench/RelayHost >>"$LOG" 2>&1; then
+        say "bench/RelayHost build failed (only needed as a fallback)"
+        [[ $RELAY_MODE == shim ]] && { RELAY=0; RELAY_NOTE="not measured: bench/RelayHost build failed"; }
+        RELAY_MODE=cli
     fi
 else
     RELAY_NOTE="not measured (--no-relay)"
@@ -221,10 +229,23 @@ logging:
 EOF
 }
 
+# The relay. "cli" = the real `cc-relay serve --config FILE --listen ADDR` (what users run). "shim" = bench/RelayHost:
+# the same CcRelayServer.Build with the same config built in code, for as long as main's config reader does not
+# honour the file. "auto" tries cli first and falls back to shim when /health shows the config was not applied.
 start_relay() { # $1 = name, $2 = listen, $3 = upstream; echoes pid
     write_relay_config "$WORK/$1.yaml" "$2" "$3"
-    dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+    if [[ $RELAY_MODE == shim ]]; then
+        dotnet "$SHIM_DLL" --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" >"$WORK/$1.log" 2>&1 &
+    else
+        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
+    fi
     echo $!
+}
+
+# Safety: no request may leave 127.0.0.1. Before any /v1/messages traffic, the relay's /health must list the
+# benchmark provider "fake" (a relay that ignored the config would forward to api.anthropic.com).
+relay_uses_bench_config() { # $1 = port
+    curl -s -m 5 "http://127.0.0.1:$1/health" | grep -q '"name":"fake"'
 }
 
 wait_port() { # $1 = port, $2 = what
@@ -255,13 +276,35 @@ wait_port "$P_NG_JSON" "nginx proxy"
 
 PID_RL_JSON="" PID_RL_SSE=""
 if [[ $RELAY == 1 ]]; then
-    say "starting relay"
-    PID_RL_JSON="$(start_relay relay-json "$P_RL_JSON" "$P_UP_JSON")"; PIDS+=("$PID_RL_JSON")
-    PID_RL_SSE="$(start_relay relay-sse "$P_RL_SSE" "$P_UP_SSE")"; PIDS+=("$PID_RL_SSE")
-    if ! wait_port "$P_RL_JSON" "relay" || ! wait_port "$P_RL_SSE" "relay"; then
-        say "relay did not start: $(tail -5 "$WORK/relay-json.log" | tr '\n' ' ')"
-        RELAY=0; RELAY_NOTE="not measured: did not start"
-    fi
+    [[ $RELAY_MODE == auto ]] && RELAY_MODE=cli && RELAY_AUTO=1
+    while true; do
+        say "starting relay ($RELAY_MODE)"
+        PID_RL_JSON="$(start_relay relay-json "$P_RL_JSON" "$P_UP_JSON")"; PIDS+=("$PID_RL_JSON")
+        PID_RL_SSE="$(start_relay relay-sse "$P_RL_SSE" "$P_UP_SSE")"; PIDS+=("$PID_RL_SSE")
+        if ! wait_port "$P_RL_JSON" "relay" || ! wait_port "$P_RL_SSE" "relay"; then
+            say "relay did not start: $(tail -5 "$WORK/relay-json.log" | tr '\n' ' ' | cut -c1-400)"
+            RELAY=0; RELAY_NOTE="not measured: did not start"
+            break
+        fi
+        if relay_uses_bench_config "$P_RL_JSON" && relay_uses_bench_config "$P_RL_SSE"; then
+            if [[ $RELAY_MODE == cli ]]; then
+                RELAY_NOTE="\`cc-relay serve --config <generated yaml> --listen 127.0.0.1:<port>\` (artifacts/bin/CcRelay.Cli/release/cc-relay.dll)"
+            else
+                RELAY_NOTE="bench/RelayHost shim (same CcRelayServer.Build as \`cc-relay serve\`, same provider/key/logging config built in code, same GC settings) — \`cc-relay serve --config\` did not apply the config file (its /health: \`${CLI_HEALTH:-?}\`)"
+            fi
+            break
+        fi
+        CLI_HEALTH="$(curl -s -m 5 "http://127.0.0.1:$P_RL_JSON/health" | head -c 300)"
+        stop_pid "$PID_RL_JSON"; stop_pid "$PID_RL_SSE"
+        if [[ $RELAY_MODE == cli && ${RELAY_AUTO:-0} == 1 && -f $SHIM_DLL ]]; then
+            say "cc-relay serve did not apply the benchmark config (/health: $CLI_HEALTH); falling back to bench/RelayHost"
+            RELAY_MODE=shim
+            continue
+        fi
+        say "relay is not using the benchmark config (/health: $CLI_HEALTH); not sending it any traffic"
+        RELAY=0; RELAY_NOTE="not measured: the relay did not apply the benchmark config (/health: $CLI_HEALTH)"
+        break
+    done
 fi
 
 declare -A URL_JSON=([direct]="http://127.0.0.1:$P_UP_JSON/v1/messages" [nginx]="http://127.0.0.1:$P_NG_JSON/v1/messages" [relay]="http://127.0.0.1:$P_RL_JSON/v1/messages")
@@ -284,6 +327,7 @@ done
 
 TARGETS=(direct nginx); [[ $RELAY == 1 ]] && TARGETS+=(relay)
 COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$RESULTS")
+WARM=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$OUT/warmup.jsonl")
 
 # ---- machine facts ------------------------------------------------------------------------------------------------
 {
@@ -299,7 +343,7 @@ COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloa
     echo "nginx: $(nginx -v 2>&1 | sed 's/nginx version: //')"
     echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms, late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms"
+    echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms, late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms; one-off warm-up ${WARMUP_SECONDS}s per target"
 } > "$META"
 
 # ---- measurements -------------------------------------------------------------------------------------------------
@@ -307,6 +351,16 @@ rotate() { # $1 = run; echoes TARGETS rotated by run-1
     local n=${#TARGETS[@]} k=$(( ($1 - 1) % ${#TARGETS[@]} )) i
     for ((i = 0; i < n; i++)); do echo -n "${TARGETS[$(( (i + k) % n ))]} "; done
 }
+
+# One-off warm-up of every long-lived target: the relay's tiered JIT / PGO needs several seconds of load before it
+# reaches steady state (measured: ~4k req/s in the first 8 s of a fresh process, 12-14k afterwards).
+for t in "${TARGETS[@]}"; do
+    say "warm-up $t (${WARMUP_SECONDS}s JSON + SSE)"
+    lg throughput --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$WARMUP_SECONDS" \
+        --max-requests "$TP_MAX_REQUESTS" "${WARM[@]}" >>"$LOG"
+    lg sse --label "$t" --url "${URL_SSE[$t]}" --streams 32 --rounds 1 --deltas 100 --interval-ms 2 \
+        "${WARM[@]}" >>"$LOG"
+done
 
 for run in $(seq "$RUNS"); do
     order=($(rotate "$run"))
@@ -346,7 +400,7 @@ for run in $(seq "$RUNS"); do
             pid="$(start_relay relay-hold "$P_RL_HOLD" "$P_UP_SSE")"; port="$P_RL_HOLD"
         fi
         PIDS+=("$pid")
-        if wait_port "$port" "$t (hold)"; then
+        if wait_port "$port" "$t (hold)" && { [[ $t == nginx ]] || relay_uses_bench_config "$port"; }; then
             say "  hold $t ($HOLD_STREAMS streams)"
             lg hold --run "$run" --label "$t" --url "http://127.0.0.1:$port/v1/messages" --streams "$HOLD_STREAMS" \
                 --deltas "$HOLD_DELTAS" --interval-ms "$HOLD_INTERVAL_MS" --pids "$pid" "${COMMON[@]}" >>"$LOG" \

@@ -70,9 +70,19 @@ internal static class Report
             var verdict = double.IsNaN(limit) ? "" : Verdict(addR <= limit, addR, 0);
             var cells = md.Cell(rate, field, "0.000");
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| Latency at fixed {F(md.Median(rate, "rate", "direct"), "0")} req/s, {name} (ms) | {cells[0]} | {cells[1]} | {cells[2]} | added: nginx **+{F(addN, "0.000")}**, relay **+{F(addR, "0.000")}** ms | {target} | {verdict} |");
+                $"| Latency at fixed {F(md.Median(rate, "rate", "direct"), "0")} req/s, {name} (ms) | {cells[0]} | {cells[1]} | {cells[2]} | added: nginx **{S(addN)}**, relay **{S(addR)}** ms | {target} | {verdict} |");
         }
 
+        foreach (var (field, name) in new[] { ("svc_p50_ms", "p50"), ("svc_p99_ms", "p99") })
+        {
+            var cells = md.Cell(rate, field, "0.000");
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"| ↳ service time (from actual send, not CO-corrected), {name} (ms) | {cells[0]} | {cells[1]} | {cells[2]} | added: nginx {S(md.DiffMedian(rate, field, "nginx", "direct"))}, relay {S(md.DiffMedian(rate, field, "relay", "direct"))} ms | | |");
+        }
+
+        var lag = md.Cell(rate, "send_lag_p99_ms", "0.000");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| ↳ load-generator send lag p99 (ms; noise indicator — should be ≪ 1) | {lag[0]} | {lag[1]} | {lag[2]} | | | |");
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"| Errors at fixed rate (sum over runs) | {md.SumCell(rate, "errors", "direct")} | {md.SumCell(rate, "errors", "nginx")} | {md.SumCell(rate, "errors", "relay")} | | | |");
 
@@ -85,9 +95,9 @@ internal static class Report
             var streams = md.Median(sse, "streams", "direct");
             var interval = md.Median(sse, "interval_ms", "direct");
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| SSE per-event delay p50 (ms; {F(streams, "0")} streams, 1 event / {F(interval, "0")} ms) | {p50[0]} | {p50[1]} | {p50[2]} | added: nginx +{F(md.DiffMedian(sse, "p50_ms", "nginx", "direct"), "0.000")}, relay +{F(md.DiffMedian(sse, "p50_ms", "relay", "direct"), "0.000")} ms | relay ≤ 0.5 ms | {Verdict(relayP50 <= 0.5, relayP50, 0)} |");
+                $"| SSE per-event delay p50 (ms; {F(streams, "0")} streams, 1 event / {F(interval, "0")} ms) | {p50[0]} | {p50[1]} | {p50[2]} | added: nginx {S(md.DiffMedian(sse, "p50_ms", "nginx", "direct"))}, relay {S(md.DiffMedian(sse, "p50_ms", "relay", "direct"))} ms | relay ≤ 0.5 ms | {Verdict(relayP50 <= 0.5, relayP50, 0)} |");
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| SSE per-event delay p99 (ms) | {p99[0]} | {p99[1]} | {p99[2]} | added: nginx +{F(md.DiffMedian(sse, "p99_ms", "nginx", "direct"), "0.000")}, relay +{F(md.DiffMedian(sse, "p99_ms", "relay", "direct"), "0.000")} ms | | |");
+                $"| SSE per-event delay p99 (ms) | {p99[0]} | {p99[1]} | {p99[2]} | added: nginx {S(md.DiffMedian(sse, "p99_ms", "nginx", "direct"))}, relay {S(md.DiffMedian(sse, "p99_ms", "relay", "direct"))} ms | | |");
             var co = md.Cell(sse, "coalesced_pct", "0.00");
             var relayCo = md.Max(sse, "coalesced_pct", "relay");
             sb.AppendLine(CultureInfo.InvariantCulture,
@@ -180,6 +190,9 @@ internal static class Report
 
     private static string Verdict(bool pass, double value, double errors) =>
         double.IsNaN(value) ? "n/a" : pass && errors == 0 ? "**PASS**" : "**FAIL**";
+
+    /// <summary>Signed milliseconds, e.g. +0.061 / -0.635.</summary>
+    private static string S(double v) => F(v, "+0.000;-0.000;0.000");
 
     internal static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
 
