@@ -6,6 +6,7 @@
 #   bench/run.sh --runs 5        more runs (medians get steadier)
 #   bench/run.sh --no-relay      direct + nginx only (relay column shows n/a)
 #   bench/run.sh --relay-mode M  how the relay is started: auto (default), cli, shim — see "relay" below
+#   bench/run.sh --no-diag       skip the diagnostic pass (perf stat: syscalls and context switches per request)
 #   bench/run.sh --no-install    do not apt-get missing tools
 #   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
 #
@@ -22,6 +23,7 @@ QUICK=0
 RELAY=1
 RELAY_MODE=auto
 INSTALL=1
+DIAG=1
 REPORT="$BENCH/RESULTS.md"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -30,8 +32,9 @@ while [[ $# -gt 0 ]]; do
         --no-relay) RELAY=0 ;;
         --relay-mode) RELAY_MODE="$2"; shift ;;
         --no-install) INSTALL=0 ;;
+        --no-diag) DIAG=0 ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -409,6 +412,17 @@ for run in $(seq "$RUNS"); do
         stop_pid "$pid"
     done
 done
+
+# Diagnostic pass (not part of the medians): where does a proxy's CPU go? syscalls and context switches per request.
+if [[ $DIAG == 1 ]] && command -v perf >/dev/null; then
+    for t in "${TARGETS[@]}"; do
+        [[ $t == direct ]] && continue
+        say "diagnostic pass $t (perf stat, c=32)"
+        lg throughput --perf --run 1 --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$TP_SECONDS" \
+            --warmup-s 1 --max-requests "$TP_MAX_REQUESTS" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG" \
+            || say "diagnostic pass $t failed"
+    done
+fi
 
 echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$META"
 lg report --in "$RESULTS" --meta "$META" --out "$REPORT" >>"$LOG"

@@ -14,6 +14,10 @@ internal static class ProcStats
 
     public static double RssMb(IReadOnlyList<int> roots) => Tree(roots).Sum(RssKb) / 1024.0;
 
+    /// <summary>OS threads across the process tree (field 20 of /proc/&lt;pid&gt;/stat).</summary>
+    public static int Threads(IReadOnlyList<int> roots) =>
+        Tree(roots).Sum(pid => TryStatFields(pid, out var f) ? int.Parse(f[17], CultureInfo.InvariantCulture) : 0);
+
     public static IReadOnlyList<int> Tree(IReadOnlyList<int> roots)
     {
         if (roots.Count == 0)

@@ -155,6 +155,24 @@ internal static class Report
         sb.AppendLine();
         sb.AppendLine("Verdict \"n/a\" means the relay was not measured in this run (`--no-relay`, or it failed to start; see the run log).");
         sb.AppendLine();
+        var diag = new Sel("diag", null, 0);
+        if (md.Any(diag))
+        {
+            sb.AppendLine("## Diagnostics (one extra pass, 32 connections, not part of the medians)");
+            sb.AppendLine();
+            sb.AppendLine("`perf stat` counted the proxy's system calls and context switches during one wrk run (counting costs a little per syscall, hence the separate pass).");
+            sb.AppendLine();
+            sb.AppendLine("| Target | req/s | CPU µs / request | syscalls / request | context switches / request | OS threads |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (var t in Targets.Where(t => !double.IsNaN(md.Median(diag, "rps", t))))
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {t} | {F(md.Median(diag, "rps", t), "0")} | {F(md.Median(diag, "cpu_us_per_req", t), "0.0")} | {F(md.Median(diag, "syscalls_per_req", t), "0.00")} | {F(md.Median(diag, "context_switches_per_req", t), "0.00")} | {F(md.Median(diag, "os_threads", t), "0")} |");
+            }
+
+            sb.AppendLine();
+        }
+
         sb.AppendLine(Method);
         sb.AppendLine("## Raw values per run");
         sb.AppendLine();

@@ -35,9 +35,12 @@ internal static partial class ThroughputTest
                 Wrk(threads, conns, o.Int("warmup-s"), script, url);
             }
 
+            var perf = o.Flag("perf") ? PerfStat.Start(ProcStats.Tree(pids), seconds) : null;
             var cpu0 = ProcStats.CpuSeconds(pids);
             var output = Wrk(threads, conns, seconds, script, url);
             var cpu1 = ProcStats.CpuSeconds(pids);
+            var counters = perf?.Finish() ?? new Dictionary<string, double>();
+            var threadCount = ProcStats.Threads(pids);
 
             var requests = Long(RequestsRegex(), output);
             var elapsed = Double(ElapsedRegex(), output);
@@ -45,7 +48,7 @@ internal static partial class ThroughputTest
             var sock = SocketErrorsRegex().Match(output);
             var socketErrors = sock.Success ? Enumerable.Range(1, 4).Sum(g => long.Parse(sock.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
 
-            ResultWriter.Append(o, "throughput", new Dictionary<string, object?>
+            var metrics = new Dictionary<string, object?>
             {
                 ["conns"] = conns,
                 ["threads"] = threads,
@@ -59,7 +62,15 @@ internal static partial class ThroughputTest
                 ["p99_ms"] = ResultWriter.R(Latency(output, "99%"), 3),
                 ["cpu_s"] = pids.Count > 0 ? ResultWriter.R(cpu1 - cpu0) : null,
                 ["cpu_s_per_10k"] = pids.Count > 0 && requests > 0 ? ResultWriter.R((cpu1 - cpu0) * 10_000 / requests) : null,
-            });
+                ["cpu_us_per_req"] = pids.Count > 0 && requests > 0 ? ResultWriter.R((cpu1 - cpu0) * 1e6 / requests, 1) : null,
+                ["os_threads"] = pids.Count > 0 ? threadCount : null,
+            };
+            foreach (var (name, value) in counters)
+            {
+                metrics[name + "_per_req"] = requests > 0 ? ResultWriter.R(value / requests, 2) : null;
+            }
+
+            ResultWriter.Append(o, o.Flag("perf") ? "diag" : "throughput", metrics);
             return 0;
         }
         finally
