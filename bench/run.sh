@@ -16,7 +16,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"
-CMDLINE="bench/run.sh $*"
+CMDLINE="bench/run.sh${*:+ $*}"
 
 RUNS=3
 QUICK=0

@@ -94,6 +94,14 @@ internal static class RateTest
         threads.ForEach(t => t.Join());
         var cpu1 = ProcStats.CpuSeconds(pids);
 
+        if (o.Str("dump", "").Length > 0)
+        {
+            // Per-request timeline for post-mortems: due time since t0, latency, service time, send lag (ms).
+            File.WriteAllLines(o.Str("dump"), Enumerable.Range(0, count).Select(i => string.Create(
+                System.Globalization.CultureInfo.InvariantCulture,
+                $"{i},{status[i]},{Clock.TicksToMs(i * period):0.000},{Clock.TicksToMs(latency[i]):0.000},{Clock.TicksToMs(service[i]):0.000},{Clock.TicksToMs(lag[i]):0.000}")).Prepend("i,status,due_ms,latency_ms,service_ms,lag_ms"));
+        }
+
         var ok = Enumerable.Range(0, count).Where(i => status[i] == 200).ToArray();
         errors = count - ok.Length;
         var lat = new Percentiles(ok.Select(i => latency[i]));
