@@ -1,6 +1,7 @@
 using System.CommandLine;
 using CcRelay.Core;
 using CcRelay.Host;
+using CcRelay.Host.Logging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -65,15 +66,11 @@ internal static class ServeCommand
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay");
         foreach (var warning in warnings)
         {
-            logger.LogWarning("config warning: {Issue}", warning.ToString());
+            Log.ConfigWarning(logger, warning.ToString());
         }
 
         var enabled = overridden.Providers.Where(p => p.Enabled).Select(p => p.Name).ToArray();
-        logger.LogInformation(
-            "configuration: {Source}; {Count} enabled provider(s): {Names}",
-            source ?? "built-in default (Anthropic passthrough)",
-            enabled.Length,
-            string.Join(", ", enabled));
+        Log.ConfigLoaded(logger, source ?? "built-in default (Anthropic passthrough)", enabled.Length, string.Join(", ", enabled));
 
         try
         {
@@ -86,11 +83,7 @@ internal static class ServeCommand
         }
 
         var auth = Core.Auth.isOpen(Core.Auth.compile(overridden.Server.Auth)) ? "open" : "required";
-        logger.LogInformation(
-            "cc-relay {Version} listening on {Addresses} (client auth: {Auth})",
-            RelayInfo.Version,
-            string.Join(", ", CcRelayServer.Addresses(app)),
-            auth);
+        Log.Listening(logger, RelayInfo.Version, string.Join(", ", CcRelayServer.Addresses(app)), auth);
 
         await app.WaitForShutdownAsync(CancellationToken.None);
         return ExitCodes.Success;

@@ -5,15 +5,14 @@ open System.Security.Cryptography
 open System.Text
 
 /// The relay's own client-auth settings (`server.auth`).
-type AuthSettings =
-    {
-        /// `server.auth.api_key` (or the legacy `server.api_key`): checked against `x-api-key`.
-        ApiKey: string option
-        /// `server.auth.allow_bearer` / `allow_subscription`: accept `Authorization: Bearer`.
-        AllowBearer: bool
-        /// `server.auth.bearer_secret`: when set, the bearer token must equal it; when not, any token passes.
-        BearerSecret: string option
-    }
+type AuthSettings = {
+    /// `server.auth.api_key` (or the legacy `server.api_key`): checked against `x-api-key`.
+    ApiKey: string option
+    /// `server.auth.allow_bearer` / `allow_subscription`: accept `Authorization: Bearer`.
+    AllowBearer: bool
+    /// `server.auth.bearer_secret`: when set, the bearer token must equal it; when not, any token passes.
+    BearerSecret: string option
+}
 
 /// A client credential that the relay may pass through to an Anthropic-type provider.
 type Credential =
@@ -28,19 +27,18 @@ type AuthVerdict =
     | Denied of Reason: string
 
 /// Compiled auth settings: secrets are kept only as SHA-256 digests for constant-time comparison.
-type AuthPolicy =
-    private
-        {
-            ApiKeyDigest: byte array option
-            AllowBearer: bool
-            BearerDigest: byte array option
-        }
+type AuthPolicy = private {
+    ApiKeyDigest: byte array option
+    AllowBearer: bool
+    BearerDigest: byte array option
+}
 
 /// Client authentication: who may call, and which credentials travel on.
 [<RequireQualifiedAccess>]
 module Auth =
 
-    let private digest (value: string) : byte array = SHA256.HashData(Encoding.UTF8.GetBytes value)
+    let private digest (value: string) : byte array =
+        SHA256.HashData(Encoding.UTF8.GetBytes value)
 
     /// Digests a configuration's secrets once, at load time.
     let compile (settings: AuthSettings) : AuthPolicy =
@@ -64,7 +62,11 @@ module Auth =
     /// Decides a request from its raw `x-api-key` and `Authorization` header values (null or empty when absent).
     /// Both headers are compared against both secrets, so the relay's own secret is never forwarded,
     /// whichever header it arrived in.
-    let authenticate (policy: AuthPolicy) (apiKeyHeader: string | null) (authorizationHeader: string | null) : AuthVerdict =
+    let authenticate
+        (policy: AuthPolicy)
+        (apiKeyHeader: string | null)
+        (authorizationHeader: string | null)
+        : AuthVerdict =
         let apiKey =
             match apiKeyHeader with
             | null
@@ -78,21 +80,19 @@ module Auth =
         let isOwn (d: byte array) =
             matches policy.ApiKeyDigest d || matches policy.BearerDigest d
 
-        let foreign =
-            [
-                match apiKey, apiKeyDigest with
-                | Some k, Some d when not (isOwn d) -> ApiKey k
-                | _ -> ()
-                match bearer, bearerDigest with
-                | Some t, Some d when not (isOwn d) -> BearerToken t
-                | _ -> ()
-            ]
+        let foreign = [
+            match apiKey, apiKeyDigest with
+            | Some k, Some d when not (isOwn d) -> ApiKey k
+            | _ -> ()
+            match bearer, bearerDigest with
+            | Some t, Some d when not (isOwn d) -> BearerToken t
+            | _ -> ()
+        ]
 
         if isOpen policy then
             Allowed foreign
         else
-            let keyPassed =
-                apiKeyDigest |> Option.exists (matches policy.ApiKeyDigest)
+            let keyPassed = apiKeyDigest |> Option.exists (matches policy.ApiKeyDigest)
 
             let bearerPassed =
                 policy.AllowBearer

@@ -14,18 +14,51 @@ type ListenAddress = {
         else
             $"%s{this.Host}:%d{this.Port}"
 
-    /// Parses `host:port`.
+    /// Parses `host:port`, `[ipv6]:port` or `:port` (all IPv4 interfaces, as Go's `net.Listen` reads it
+    /// for IPv4). Port 0 asks the OS for a free port. The error says what is wrong and what is allowed.
     static member TryParse(text: string) : Result<ListenAddress, string> =
-        match text.LastIndexOf ':' with
-        | -1 -> Error $"expected host:port, got \"%s{text}\""
-        | colon ->
-            match Int32.TryParse(text.Substring(colon + 1)) with
-            | true, port when port >= 0 && port <= 65535 ->
-                Ok {
-                    Host = text.Substring(0, colon)
-                    Port = port
-                }
-            | _ -> Error $"expected host:port, got \"%s{text}\""
+        let expected =
+            "expected host:port, e.g. 127.0.0.1:8787, localhost:8787 or [::1]:8787"
+
+        let port (portText: string) : Result<int, string> =
+            match
+                Int32.TryParse(portText, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture)
+            with
+            | _ when portText.Length = 0 -> Error $"the port is missing (%s{expected})"
+            | true, p when p <= 65535 -> Ok p
+            | _ -> Error $"the port must be a number from 0 to 65535, got \"%s{portText}\""
+
+        if String.IsNullOrWhiteSpace text then
+            Error $"must not be empty (%s{expected})"
+        elif text |> Seq.exists Char.IsWhiteSpace then
+            Error $"must not contain spaces, got \"%s{text}\""
+        elif text.StartsWith '[' then
+            match text.IndexOf "]:" with
+            | -1 -> Error $"got \"%s{text}\"; %s{expected}"
+            | close ->
+                let host = text.Substring(1, close - 1)
+
+                match Net.IPAddress.TryParse host with
+                | true, NonNull address when address.AddressFamily = Net.Sockets.AddressFamily.InterNetworkV6 ->
+                    port (text.Substring(close + 2))
+                    |> Result.map (fun p -> { Host = host; Port = p })
+                | _ -> Error $"\"%s{host}\" in brackets is not an IPv6 address"
+        else
+            match text.LastIndexOf ':' with
+            | -1 -> Error $"got \"%s{text}\"; %s{expected}"
+            | colon ->
+                let host = text.Substring(0, colon)
+
+                if host.Contains ':' then
+                    Error $"got \"%s{text}\"; write an IPv6 address in brackets, e.g. [::1]:8787"
+                elif host.Length > 0 && Uri.CheckHostName host = UriHostNameType.Unknown then
+                    Error $"\"%s{host}\" is not a valid host name or IP address"
+                else
+                    port (text.Substring(colon + 1))
+                    |> Result.map (fun p -> {
+                        Host = (if host.Length = 0 then "0.0.0.0" else host)
+                        Port = p
+                    })
 
 /// One configured provider key (`providers[].keys[]`).
 type KeyConfig = {
@@ -112,10 +145,33 @@ type ConfigIssue = {
         | Some p -> $"%s{this.Path} (line %d{p.Line}, column %d{p.Column}): %s{this.Message}"
         | None -> $"%s{this.Path}: %s{this.Message}"
 
+    /// A C#-friendly constructor: an issue at a 1-based line and column.
+    static member At(path: string, line: int, column: int, message: string) : ConfigIssue = {
+        Path = path
+        Position = Some { Line = line; Column = column }
+        Message = message
+    }
+
+    /// A C#-friendly constructor: an issue with no position (e.g. an unreadable file).
+    static member Unplaced(path: string, message: string) : ConfigIssue = {
+        Path = path
+        Position = None
+        Message = message
+    }
+
 /// The outcome of loading a config: a valid config with its warnings, or every error (and warning) at once.
 type ConfigLoad =
     | Loaded of Config: RelayConfig * Warnings: ConfigIssue list
     | Invalid of Errors: ConfigIssue list * Warnings: ConfigIssue list
+
+    /// A C#-friendly constructor: the load failed with these errors (and no warnings).
+    static member Failed(errors: ConfigIssue seq) : ConfigLoad = Invalid(List.ofSeq errors, [])
+
+    /// The warnings of either outcome.
+    member this.AllWarnings: ConfigIssue list =
+        match this with
+        | Loaded(_, warnings)
+        | Invalid(_, warnings) -> warnings
 
 /// Defaults shared by the decoder and the no-config mode.
 [<RequireQualifiedAccess>]

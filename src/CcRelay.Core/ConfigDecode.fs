@@ -1,11 +1,298 @@
 namespace CcRelay.Core
 
+open System
+
 /// Turns a parsed config document into a validated `RelayConfig`, reporting every problem at once.
+///
+/// Keys follow the Go project (seed-cc-relay.md §3.2). Where we differ, on purpose: `server.listen` has a
+/// default; `providers[].enabled` defaults to true; `max_body_bytes: 0` means the default cap, not
+/// unlimited; a disabled provider's problems are warnings; unknown keys are warnings (Go ignored them
+/// silently); `${VAR}` expansion is per value, strict, and never touches keys or comments.
 [<RequireQualifiedAccess>]
 module ConfigDecode =
 
+    let private rootKeys: string list =
+        [ "server"; "providers"; "logging" ]
+        @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
+
+    let private serverKeys: string list = [
+        "listen"
+        "api_key"
+        "auth"
+        "timeout_ms"
+        "max_concurrent"
+        "max_body_bytes"
+        "enable_http2"
+        "first_byte_timeout_ms"
+        "shutdown_timeout_ms"
+    ]
+
+    let private authKeys: string list = [ "api_key"; "allow_bearer"; "allow_subscription"; "bearer_secret" ]
+
+    let private loggingKeys: string list = [ "level"; "format"; "output"; "pretty"; "debug_options"; "file" ]
+
+    let private debugOptionKeys: string list = [
+        "log_request_body"
+        "log_response_headers"
+        "log_tls_metrics"
+        "max_body_log_size"
+    ]
+
+    let private keyAt (key: string) (fields: Fields) : Position =
+        ConfigRead.entry key fields
+        |> Option.map _.KeyAt
+        |> Option.defaultValue fields.At
+
+    let private nonEmpty (text: string option) : string option =
+        text |> Option.filter (fun t -> t.Length > 0)
+
+    // ---------------------------
+    // server
+    // ---------------------------
+
+    /// `server.auth`, with the legacy `server.api_key` used when `auth.api_key` is empty.
+    let private auth (server: Fields) (legacyApiKey: string option) : Decoded<AuthSettings> =
+        ConfigRead.subsection "auth" authKeys server
+        |> Decoded.bind (fun fields ->
+            decoded {
+                let! apiKey = fields |> ConfigRead.field "api_key" ConfigRead.optionalString
+
+                and! allowBearer =
+                    fields |> ConfigRead.field "allow_bearer" ConfigRead.optionalBoolean
+
+                and! allowSubscription =
+                    fields |> ConfigRead.field "allow_subscription" ConfigRead.optionalBoolean
+
+                and! bearerSecret =
+                    fields |> ConfigRead.field "bearer_secret" ConfigRead.optionalString
+
+                return
+                    {
+                        ApiKey = nonEmpty apiKey |> Option.orElse (nonEmpty legacyApiKey)
+                        // `allow_subscription` is an alias: either one turns bearer auth on.
+                        AllowBearer = allowBearer = Some true || allowSubscription = Some true
+                        BearerSecret = nonEmpty bearerSecret
+                    },
+                    nonEmpty apiKey
+            }
+            |> Decoded.bind (fun (settings, ownKey) ->
+                let findings = [
+                    if ownKey.IsSome && (nonEmpty legacyApiKey).IsSome then
+                        Finding.warning (
+                            ConfigRead.issue
+                                (server.Cursor.Child "api_key")
+                                (keyAt "api_key" server)
+                                "is ignored because server.auth.api_key is set"
+                        )
+                    if settings.BearerSecret.IsSome && not settings.AllowBearer then
+                        Finding.warning (
+                            ConfigRead.issue
+                                (fields.Cursor.Child "bearer_secret")
+                                (keyAt "bearer_secret" fields)
+                                "has no effect unless allow_bearer (or allow_subscription) is true"
+                        )
+                ]
+
+                {
+                    Value = Some settings
+                    Findings = findings
+                }))
+
+    let private server (root: Fields) : Decoded<ServerConfig> =
+        ConfigRead.subsection "server" serverKeys root
+        |> Decoded.bind (fun fields ->
+            let integer (key: string) (minimum: int64) (maximum: int64) (fallback: int64) : Decoded<int64> =
+                fields
+                |> ConfigRead.field key (ConfigRead.optionalInteger minimum maximum)
+                |> Decoded.orDefault fallback
+
+            let defaults = Config.defaultServer
+
+            decoded {
+                let! legacyApiKey =
+                    fields
+                    |> ConfigRead.field "api_key" ConfigRead.optionalString
+                    |> Decoded.attempt
+
+                let! settings = auth fields (Option.flatten legacyApiKey)
+
+                and! listen =
+                    fields
+                    |> ConfigRead.field "listen" ConfigSections.listen
+                    |> Decoded.orDefault defaults.Listen
+
+                and! timeoutMs = integer "timeout_ms" 0L 86_400_000L (int64 defaults.TimeoutMs)
+                and! maxConcurrent = integer "max_concurrent" 0L (int64 Int32.MaxValue) 0L
+                // 0 means "the default cap", not "unlimited" as in Go: an unbounded body is never wanted.
+                and! maxBodyBytes = integer "max_body_bytes" 0L Int64.MaxValue 0L
+
+                and! enableHttp2 =
+                    fields
+                    |> ConfigRead.field "enable_http2" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault false
+
+                and! firstByteTimeoutMs =
+                    integer "first_byte_timeout_ms" 1L 3_600_000L (int64 defaults.FirstByteTimeoutMs)
+
+                and! shutdownTimeoutMs =
+                    integer "shutdown_timeout_ms" 0L 600_000L (int64 defaults.ShutdownTimeoutMs)
+
+                return {
+                    Listen = listen
+                    Auth = settings
+                    TimeoutMs = int timeoutMs
+                    MaxConcurrent = int maxConcurrent
+                    MaxBodyBytes =
+                        if maxBodyBytes = 0L then
+                            defaults.MaxBodyBytes
+                        else
+                            maxBodyBytes
+                    EnableHttp2 = enableHttp2
+                    FirstByteTimeoutMs = int firstByteTimeoutMs
+                    ShutdownTimeoutMs = int shutdownTimeoutMs
+                }
+            })
+
+    // ---------------------------
+    // logging
+    // ---------------------------
+
+    let private debugOptions (logging: Fields) : Decoded<unit> =
+        ConfigRead.subsection "debug_options" debugOptionKeys logging
+        |> Decoded.bind (fun fields ->
+            decoded {
+                let! _ = fields |> ConfigRead.field "log_request_body" ConfigRead.optionalBoolean
+                and! _ = fields |> ConfigRead.field "log_response_headers" ConfigRead.optionalBoolean
+                and! _ = fields |> ConfigRead.field "log_tls_metrics" ConfigRead.optionalBoolean
+
+                and! _ =
+                    fields
+                    |> ConfigRead.field "max_body_log_size" (ConfigRead.optionalInteger 0L (int64 Int32.MaxValue))
+
+                return ()
+            })
+
+    let private logging (root: Fields) : Decoded<LoggingConfig> =
+        ConfigRead.subsection "logging" loggingKeys root
+        |> Decoded.bind (fun fields ->
+            let defaults = Config.defaultLogging
+
+            let fileWarning =
+                match ConfigRead.entry "file" fields with
+                | Some entry -> [
+                    Finding.warning (
+                        ConfigRead.issue
+                            (fields.Cursor.Child "file")
+                            entry.KeyAt
+                            "is not read (nor was it in the Go project); write output: <path> to log to a file"
+                    )
+                  ]
+                | None -> []
+
+            decoded {
+                let! level =
+                    fields
+                    |> ConfigRead.field
+                        "level"
+                        (ConfigRead.optionalChoice [
+                            "debug", LogLevel.Debug
+                            "info", LogLevel.Info
+                            "warn", LogLevel.Warn
+                            "error", LogLevel.Error
+                        ])
+                    |> Decoded.orDefault defaults.Level
+
+                // `console` and `pretty` are the Go project's names for human-readable text.
+                and! format =
+                    fields
+                    |> ConfigRead.field
+                        "format"
+                        (ConfigRead.optionalChoice [
+                            "json", LogFormat.Json
+                            "text", LogFormat.Text
+                            "console", LogFormat.Text
+                            "pretty", LogFormat.Text
+                        ])
+                    |> Decoded.orDefault defaults.Format
+
+                and! output = fields |> ConfigRead.field "output" ConfigRead.optionalString
+                and! _ = fields |> ConfigRead.field "pretty" ConfigRead.optionalBoolean
+                and! () = debugOptions fields
+
+                return {
+                    Level = level
+                    Format = format
+                    Output = nonEmpty output |> Option.defaultValue defaults.Output
+                }
+            }
+            |> Decoded.tell fileWarning)
+
+    // ---------------------------
+    // The document
+    // ---------------------------
+
+    let private acceptedSections (root: Fields) : Decoded<unit> =
+        ConfigSections.all
+        |> List.choose (fun (name, shape, strict) ->
+            ConfigRead.entry name root
+            |> Option.map (ConfigSections.decode name shape strict (root.Cursor.Child name)))
+        |> Decoded.sequence
+        |> Decoded.map ignore
+
+    /// Orders issues as they appear in the file; issues without a position go last.
+    let private byPosition (issues: ConfigIssue list) : ConfigIssue list =
+        issues
+        |> List.sortBy (fun i ->
+            match i.Position with
+            | Some p -> p.Line, p.Column
+            | None -> Int32.MaxValue, Int32.MaxValue)
+
     /// Decodes a document. `lookup` reads environment variables for `${VAR}` expansion.
     let decode (lookup: string -> string option) (document: ConfigNode) : ConfigLoad =
-        ignore lookup
-        ignore document
-        Loaded(Config.defaults, [])
+        let root: Cursor = { Path = ""; Lookup = lookup }
+
+        let result =
+            ConfigRead.section rootKeys root document
+            |> Decoded.bind (fun fields ->
+                decoded {
+                    let! server = server fields
+                    and! providers = ConfigProviders.decode fields
+                    and! logging = logging fields
+                    and! () = acceptedSections fields
+
+                    return {
+                        Server = server
+                        Providers = providers
+                        Logging = logging
+                    }
+                })
+
+        let ofSeverity (severity: Severity) : ConfigIssue list =
+            result.Findings
+            |> List.filter (fun f -> f.Severity = severity)
+            |> List.map _.Issue
+            |> byPosition
+
+        match ofSeverity Severity.Error, result.Value with
+        | [], Some config -> Loaded(config, ofSeverity Severity.Warning)
+        | [], None ->
+            // Every path that loses the value records an error; this guards the invariant anyway.
+            Invalid(
+                [
+                    {
+                        Path = "(document)"
+                        Position = None
+                        Message = "the configuration could not be decoded"
+                    }
+                ],
+                ofSeverity Severity.Warning
+            )
+        | errors, _ -> Invalid(errors, ofSeverity Severity.Warning)
+
+/// The decoder for C# callers.
+[<AbstractClass; Sealed>]
+type ConfigDecoder =
+
+    /// Decodes a document; `environment` returns a variable's value, or null when it is unset.
+    static member Decode(document: ConfigNode, environment: Func<string, string | null>) : ConfigLoad =
+        ConfigDecode.decode (fun name -> environment.Invoke name |> Option.ofObj) document

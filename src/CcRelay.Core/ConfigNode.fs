@@ -28,12 +28,11 @@ type ConfigNode =
     | Mapping of Entries: MappingEntry list * At: Position
 
 /// One `key: value` entry of a mapping, in file order.
-and MappingEntry =
-    {
-        Key: string
-        KeyAt: Position
-        Value: ConfigNode
-    }
+and MappingEntry = {
+    Key: string
+    KeyAt: Position
+    Value: ConfigNode
+}
 
 /// Helpers over the node tree.
 [<RequireQualifiedAccess>]

@@ -77,7 +77,8 @@ module ErrorEnvelope =
         buffer.Write("\n\n"B)
         buffer.WrittenSpan.ToArray()
 
-/// A short, stable, non-reversible identifier for a secret (FNV-1a 64, first 8 hex digits).
+/// A short, stable, non-reversible identifier for a secret (FNV-1a 64 over the UTF-8 bytes, first 8 hex
+/// digits: the same id the Go cc-relay shows in `X-CC-Relay-Key-ID`).
 /// Keys appear in logs, headers and API answers only in this form.
 [<RequireQualifiedAccess>]
 module KeyId =
@@ -86,9 +87,8 @@ module KeyId =
     let ofSecret (secret: string) : string =
         let mutable hash = 14695981039346656037UL
 
-        for c in secret do
-            hash <- (hash ^^^ uint64 (byte c)) * 1099511628211UL
-            hash <- (hash ^^^ uint64 (byte (int c >>> 8))) * 1099511628211UL
+        for b in Text.Encoding.UTF8.GetBytes secret do
+            hash <- (hash ^^^ uint64 b) * 1099511628211UL
 
         (hash >>> 32).ToString("x8")
 

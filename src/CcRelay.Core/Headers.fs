@@ -10,18 +10,20 @@ module Headers =
     /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy-specific ones YARP also drops.
     /// They describe one connection and never travel further.
     let private hopByHop: FrozenSet<string> =
-        [ "connection"
-          "keep-alive"
-          "proxy-authenticate"
-          "proxy-authorization"
-          "proxy-connection"
-          "te"
-          "trailer"
-          "transfer-encoding"
-          "upgrade"
-          "alt-svc"
-          "http2-settings"
-          "upgrade-insecure-requests" ]
+        [
+            "connection"
+            "keep-alive"
+            "proxy-authenticate"
+            "proxy-authorization"
+            "proxy-connection"
+            "te"
+            "trailer"
+            "transfer-encoding"
+            "upgrade"
+            "alt-svc"
+            "http2-settings"
+            "upgrade-insecure-requests"
+        ]
         |> fun names -> FrozenSet.ToFrozenSet(names, StringComparer.OrdinalIgnoreCase)
 
     /// Request headers the relay sets itself, or that belong to the client connection.
@@ -29,17 +31,20 @@ module Headers =
     /// event boundaries (to flush per event and to append an `error` event to a broken stream);
     /// a gzip-compressed stream would hide them.
     let private requestOwned: FrozenSet<string> =
-        [ "host"
-          "content-length"
-          "accept-encoding"
-          "expect"
-          "x-api-key"
-          "authorization" ]
+        [
+            "host"
+            "content-length"
+            "accept-encoding"
+            "expect"
+            "x-api-key"
+            "authorization"
+        ]
         |> fun names -> FrozenSet.ToFrozenSet(names, StringComparer.OrdinalIgnoreCase)
 
     /// Response headers the relay recomputes when it relays a stream.
     let private streamResponseOwned: FrozenSet<string> =
-        [ "content-length" ] |> fun names -> FrozenSet.ToFrozenSet(names, StringComparer.OrdinalIgnoreCase)
+        [ "content-length" ]
+        |> fun names -> FrozenSet.ToFrozenSet(names, StringComparer.OrdinalIgnoreCase)
 
     /// True for hop-by-hop headers and HTTP/2 pseudo-headers (`:authority`, …).
     let isHopByHop (name: string) : bool =
@@ -62,7 +67,10 @@ module Headers =
         | authorization ->
             let value = authorization.Trim()
 
-            if value.Length > 7 && value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) then
+            if
+                value.Length > 7
+                && value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            then
                 let token = value.Substring(7).Trim()
                 if token.Length = 0 then None else Some token
             else

@@ -5,21 +5,16 @@ open System.Buffers
 open System.Text.Json
 
 /// One entry of `/v1/models` (Anthropic `ModelInfo`).
-type ModelInfo =
-    {
-        Id: string
-        DisplayName: string
-        CreatedAt: DateTimeOffset
-        /// The provider that lists it (not sent to clients; used by routing and the management API).
-        Provider: string
-    }
+type ModelInfo = {
+    Id: string
+    DisplayName: string
+    CreatedAt: DateTimeOffset
+    /// The provider that lists it (not sent to clients; used by routing and the management API).
+    Provider: string
+}
 
 /// One page of `/v1/models`.
-type ModelPage =
-    {
-        Data: ModelInfo list
-        HasMore: bool
-    }
+type ModelPage = { Data: ModelInfo list; HasMore: bool }
 
 /// The model catalogue built from the configured providers, with Anthropic's cursor paging.
 [<RequireQualifiedAccess>]
@@ -35,13 +30,12 @@ module Models =
         |> List.filter _.Enabled
         |> List.collect (fun p ->
             p.Models
-            |> List.map (fun m ->
-                {
-                    Id = m
-                    DisplayName = m
-                    CreatedAt = createdAt
-                    Provider = p.Name
-                }))
+            |> List.map (fun m -> {
+                Id = m
+                DisplayName = m
+                CreatedAt = createdAt
+                Provider = p.Name
+            }))
         |> List.distinctBy _.Id
 
     /// Finds one model by id.
@@ -60,7 +54,9 @@ module Models =
             match limit with
             | None -> Ok 20
             | Some text ->
-                match Int32.TryParse(text, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture) with
+                match
+                    Int32.TryParse(text, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture)
+                with
                 | true, n when n >= 1 && n <= 1000 -> Ok n
                 | _ -> Error $"limit: must be an integer from 1 to 1000 (got '%s{text}')"
 
@@ -76,26 +72,41 @@ module Models =
             indexOf "after_id" after
             |> Result.map (fun i ->
                 let rest = catalogue |> List.skip (i + 1)
-                { Data = List.truncate n rest; HasMore = rest.Length > n })
+
+                {
+                    Data = List.truncate n rest
+                    HasMore = rest.Length > n
+                })
         | Ok n, None, Some before ->
             indexOf "before_id" before
             |> Result.map (fun i ->
                 let head = catalogue |> List.take i
                 let start = max 0 (head.Length - n)
-                { Data = head |> List.skip start; HasMore = start > 0 })
-        | Ok n, None, None ->
-            Ok
+
                 {
-                    Data = List.truncate n catalogue
-                    HasMore = catalogue.Length > n
-                }
+                    Data = head |> List.skip start
+                    HasMore = start > 0
+                })
+        | Ok n, None, None ->
+            Ok {
+                Data = List.truncate n catalogue
+                HasMore = catalogue.Length > n
+            }
 
     let private writeModel (writer: Utf8JsonWriter) (model: ModelInfo) : unit =
         writer.WriteStartObject()
         writer.WriteString("type", "model")
         writer.WriteString("id", model.Id)
         writer.WriteString("display_name", model.DisplayName)
-        writer.WriteString("created_at", model.CreatedAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"))
+
+        writer.WriteString(
+            "created_at",
+            // the literal Z needs a UTC time; ':' is a culture's time separator unless the culture is invariant
+            model.CreatedAt
+                .ToUniversalTime()
+                .ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", Globalization.CultureInfo.InvariantCulture)
+        )
+
         writer.WriteEndObject()
 
     let private render (body: Utf8JsonWriter -> unit) : byte array =
@@ -128,4 +139,5 @@ module Models =
             writer.WriteEndObject())
 
     /// One model as JSON.
-    let modelJson (model: ModelInfo) : byte array = render (fun writer -> writeModel writer model)
+    let modelJson (model: ModelInfo) : byte array =
+        render (fun writer -> writeModel writer model)

@@ -24,14 +24,13 @@ type ProviderType =
 module ProviderType =
 
     /// Every type, in documentation order.
-    let all: ProviderType list =
-        [
-            ProviderType.Anthropic
-            ProviderType.Zai
-            ProviderType.Minimax
-            ProviderType.Ollama
-            ProviderType.AnthropicCompatible
-        ]
+    let all: ProviderType list = [
+        ProviderType.Anthropic
+        ProviderType.Zai
+        ProviderType.Minimax
+        ProviderType.Ollama
+        ProviderType.AnthropicCompatible
+    ]
 
     /// The config spelling of a type.
     let wireName (providerType: ProviderType) : string =
@@ -77,13 +76,12 @@ module ProviderType =
         match providerType with
         | ProviderType.Anthropic -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
         | ProviderType.Zai -> [ "GLM-5"; "GLM-4.7"; "GLM-4.5-Air" ]
-        | ProviderType.Minimax ->
-            [
-                "MiniMax-M2.5"
-                "MiniMax-M2.5-highspeed"
-                "MiniMax-M2.1"
-                "MiniMax-M2.1-highspeed"
-                "MiniMax-M2"
-            ]
+        | ProviderType.Minimax -> [
+            "MiniMax-M2.5"
+            "MiniMax-M2.5-highspeed"
+            "MiniMax-M2.1"
+            "MiniMax-M2.1-highspeed"
+            "MiniMax-M2"
+          ]
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible -> []

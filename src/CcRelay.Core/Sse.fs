@@ -4,17 +4,16 @@ open System
 open System.Text
 
 /// One server-sent event (WHATWG HTML §9.2): the fields a client sees after parsing.
-type SseEvent =
-    {
-        /// The `event:` field; None means the default type `message`.
-        Event: string option
-        /// The `data:` lines joined with `\n`.
-        Data: string
-        /// The `id:` field, if the event set one.
-        Id: string option
-        /// The `retry:` field in milliseconds, if present and valid.
-        Retry: int option
-    }
+type SseEvent = {
+    /// The `event:` field; None means the default type `message`.
+    Event: string option
+    /// The `data:` lines joined with `\n`.
+    Data: string
+    /// The `id:` field, if the event set one.
+    Id: string option
+    /// The `retry:` field in milliseconds, if present and valid.
+    Retry: int option
+}
 
 /// What a framed event means to the relay, read from its `event:` line without allocating.
 [<RequireQualifiedAccess>]
@@ -82,18 +81,32 @@ module Sse =
             FrameKind.Unnamed
         else
             let line = frame.Slice(6, lineEnd frame - 6)
-            let name = if line.Length > 0 && line[0] = 32uy then line.Slice 1 else line
 
-            if name.SequenceEqual "message_start"B then FrameKind.MessageStart
-            elif name.SequenceEqual "content_block_start"B then FrameKind.ContentBlockStart
-            elif name.SequenceEqual "message_delta"B then FrameKind.MessageDelta
-            elif name.SequenceEqual "message_stop"B then FrameKind.MessageStop
-            elif name.SequenceEqual "ping"B then FrameKind.Ping
-            elif name.SequenceEqual "error"B then FrameKind.Error
-            else FrameKind.Other
+            let name =
+                if line.Length > 0 && line[0] = 32uy then
+                    line.Slice 1
+                else
+                    line
+
+            if name.SequenceEqual "message_start"B then
+                FrameKind.MessageStart
+            elif name.SequenceEqual "content_block_start"B then
+                FrameKind.ContentBlockStart
+            elif name.SequenceEqual "message_delta"B then
+                FrameKind.MessageDelta
+            elif name.SequenceEqual "message_stop"B then
+                FrameKind.MessageStop
+            elif name.SequenceEqual "ping"B then
+                FrameKind.Ping
+            elif name.SequenceEqual "error"B then
+                FrameKind.Error
+            else
+                FrameKind.Other
 
     /// Formats one event. Multi-line data becomes several `data:` lines (`\r\n`, `\r` and `\n` all count
     /// as breaks), so `parse (format e) = [e]` for every event whose data uses `\n` breaks.
+    /// Throws `ArgumentException` for what no parser would read back: a line break in `event` or `id`,
+    /// a NUL in `id`, a negative `retry`.
     let format (event: SseEvent) : string =
         let noBreaks (field: string) (value: string) =
             if value.IndexOfAny([| '\r'; '\n' |]) >= 0 then
@@ -110,10 +123,15 @@ module Sse =
         match event.Id with
         | Some id ->
             noBreaks "id" id
+
+            if id.Contains '\000' then
+                invalidArg "id" "SSE field 'id' must not contain NUL"
+
             sb.Append("id: ").Append(id).Append('\n') |> ignore
         | None -> ()
 
         match event.Retry with
+        | Some ms when ms < 0 -> invalidArg "retry" "SSE field 'retry' must not be negative"
         | Some ms -> sb.Append("retry: ").Append(ms).Append('\n') |> ignore
         | None -> ()
 
@@ -123,56 +141,58 @@ module Sse =
         sb.Append('\n').ToString()
 
     /// Incremental parser state. Feed it bytes in any chunking; it yields the same events.
-    type Parser =
-        private
-            {
-                Line: byte array
-                SkipLf: bool
-                EventType: string option
-                Data: string option
-                Id: string option
-                Retry: int option
-                LastId: string option
-            }
+    type Parser = private {
+        Line: byte array
+        SkipLf: bool
+        EventType: string option
+        Data: string option
+        Id: string option
+        Retry: int option
+        LastId: string option
+    }
 
     /// A parser at the start of a stream.
-    let initial: Parser =
-        {
-            Line = Array.empty
-            SkipLf = false
-            EventType = None
-            Data = None
-            Id = None
-            Retry = None
-            LastId = None
-        }
+    let initial: Parser = {
+        Line = Array.empty
+        SkipLf = false
+        EventType = None
+        Data = None
+        Id = None
+        Retry = None
+        LastId = None
+    }
 
     let private processLine (state: Parser) (line: string) (emit: SseEvent -> unit) : Parser =
         if line.Length = 0 then
             // dispatch (WHATWG: an event with no data lines is dropped)
             match state.Data with
             | Some text ->
-                let text = if text.EndsWith '\n' then text.Substring(0, text.Length - 1) else text
+                let text =
+                    if text.EndsWith '\n' then
+                        text.Substring(0, text.Length - 1)
+                    else
+                        text
 
-                emit
-                    {
-                        Event = state.EventType
-                        Data = text
-                        Id = state.Id
-                        Retry = state.Retry
-                    }
+                emit {
+                    Event = state.EventType
+                    Data = text
+                    Id = state.Id
+                    Retry = state.Retry
+                }
             | None -> ()
 
-            { state with
-                EventType = None
-                Data = None
-                Id = None
-                Retry = None
+            {
+                state with
+                    EventType = None
+                    Data = None
+                    Id = None
+                    Retry = None
             }
         elif line[0] = ':' then
             state
         else
             let colon = line.IndexOf ':'
+
             let field, value =
                 if colon < 0 then
                     line, ""
@@ -184,10 +204,20 @@ module Sse =
             | "event" -> { state with EventType = Some value }
             | "data" ->
                 let data = defaultArg state.Data ""
-                { state with Data = Some(data + value + "\n") }
-            | "id" when not (value.Contains '\000') -> { state with Id = Some value; LastId = Some value }
+
+                {
+                    state with
+                        Data = Some(data + value + "\n")
+                }
+            | "id" when not (value.Contains '\000') -> {
+                state with
+                    Id = Some value
+                    LastId = Some value
+              }
             | "retry" ->
-                match Int32.TryParse(value, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture) with
+                match
+                    Int32.TryParse(value, Globalization.NumberStyles.None, Globalization.CultureInfo.InvariantCulture)
+                with
                 | true, ms -> { state with Retry = Some ms }
                 | _ -> state
             | _ -> state
@@ -215,15 +245,21 @@ module Sse =
                 else
                     line.Add b
 
-        { state with
-            Line = line.ToArray()
-            SkipLf = skipLf
+        {
+            state with
+                Line = line.ToArray()
+                SkipLf = skipLf
         },
         List.ofSeq events
 
-    /// True when the parser holds a started but unfinished event (its stream was cut mid-event).
+    /// True when the parser holds a started but unfinished event (its stream was cut mid-event):
+    /// an unterminated line, or any field (`event`, `data`, `id`, `retry`) read since the last blank line.
     let hasPartialEvent (state: Parser) : bool =
-        state.Line.Length > 0 || state.Data.IsSome || state.EventType.IsSome
+        state.Line.Length > 0
+        || state.Data.IsSome
+        || state.EventType.IsSome
+        || state.Id.IsSome
+        || state.Retry.IsSome
 
     /// Parses a complete byte sequence.
     let parse (bytes: ReadOnlySpan<byte>) : SseEvent list = feed initial bytes |> snd

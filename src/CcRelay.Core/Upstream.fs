@@ -3,19 +3,18 @@ namespace CcRelay.Core
 open System
 
 /// How the upstream request for one attempt differs from the client's request.
-type UpstreamPlan =
-    {
-        Provider: ProviderConfig
-        /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
-        Url: Uri
-        /// Credential headers to set (name, value). The client's own credential headers are never copied
-        /// blindly; these are the only ones that go out.
-        Credentials: (string * string) list
-        /// The model to write into the body, when the provider's `model_mapping` renames it.
-        RewriteModel: string option
-        /// The model the upstream will see.
-        UpstreamModel: string
-    }
+type UpstreamPlan = {
+    Provider: ProviderConfig
+    /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
+    Url: Uri
+    /// Credential headers to set (name, value). The client's own credential headers are never copied
+    /// blindly; these are the only ones that go out.
+    Credentials: (string * string) list
+    /// The model to write into the body, when the provider's `model_mapping` renames it.
+    RewriteModel: string option
+    /// The model the upstream will see.
+    UpstreamModel: string
+}
 
 /// Where a request goes and what it carries (the Anthropic-shaped provider family).
 [<RequireQualifiedAccess>]
@@ -23,12 +22,23 @@ module Upstream =
 
     /// The providers a request may go to, in order. Until routing strategies exist: enabled providers in
     /// config order, and the first one is used.
-    let candidates (config: RelayConfig) : ProviderConfig list = config.Providers |> List.filter _.Enabled
+    let candidates (config: RelayConfig) : ProviderConfig list =
+        config.Providers |> List.filter _.Enabled
 
     /// Joins the base URL (keeping any path prefix such as `/api/anthropic`) with the client's path and query.
+    /// A query in the base URL comes first, then the client's (as Go's `httputil.ProxyRequest.SetURL` does).
     let url (baseUrl: Uri) (pathAndQuery: string) : Uri =
         let root = baseUrl.GetLeftPart(UriPartial.Path).TrimEnd('/')
-        Uri(root + pathAndQuery)
+
+        match baseUrl.Query.TrimStart('?') with
+        | "" -> Uri(root + pathAndQuery)
+        | baseQuery ->
+            let path, query =
+                match pathAndQuery.IndexOf '?' with
+                | -1 -> pathAndQuery, ""
+                | q -> pathAndQuery.Substring(0, q), pathAndQuery.Substring(q + 1)
+
+            Uri(root + path + "?" + (if query = "" then baseQuery else baseQuery + "&" + query))
 
     /// The credential headers for a provider. Anthropic-type providers receive the caller's foreign
     /// credential when there is one (passthrough, e.g. a Claude subscription token); every other case
@@ -51,7 +61,12 @@ module Upstream =
             configured ()
 
     /// Plans the attempt at `provider` for a request with `facts`, arriving at `pathAndQuery`.
-    let plan (provider: ProviderConfig) (facts: RequestFacts) (pathAndQuery: string) (forward: Credential list) : UpstreamPlan =
+    let plan
+        (provider: ProviderConfig)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        (forward: Credential list)
+        : UpstreamPlan =
         let mapped = provider.ModelMapping |> Map.tryFind facts.Model
 
         {

@@ -1,1 +1,71 @@
 module CcRelay.Core.Tests.OutcomeTests
+
+open Xunit
+open CcRelay.Core
+
+[<Theory>]
+[<InlineData(200)>]
+[<InlineData(201)>]
+[<InlineData(204)>]
+[<InlineData(299)>]
+[<InlineData(301)>]
+[<InlineData(304)>]
+[<InlineData(399)>]
+let ``2xx and 3xx are a success`` (status: int) =
+    Assert.Equal(AttemptOutcome.Success, Outcome.ofStatus status)
+
+[<Theory>]
+[<InlineData(408)>]
+[<InlineData(429)>]
+[<InlineData(500)>]
+[<InlineData(502)>]
+[<InlineData(503)>]
+[<InlineData(504)>]
+[<InlineData(529)>]
+[<InlineData(599)>]
+let ``408, 429 and 5xx are a failure of the upstream`` (status: int) =
+    Assert.Equal(AttemptOutcome.Failure $"status %d{status}", Outcome.ofStatus status)
+
+[<Theory>]
+[<InlineData(400)>]
+[<InlineData(401)>]
+[<InlineData(403)>]
+[<InlineData(404)>]
+[<InlineData(405)>]
+[<InlineData(409)>]
+[<InlineData(413)>]
+[<InlineData(422)>]
+[<InlineData(499)>]
+[<InlineData(100)>]
+[<InlineData(101)>]
+[<InlineData(199)>]
+let ``other statuses are a rejection of this request`` (status: int) =
+    Assert.Equal(AttemptOutcome.Rejected status, Outcome.ofStatus status)
+
+[<Fact>]
+let ``every status from 100 to 599 falls in exactly the documented class`` () =
+    for status in 100..599 do
+        let expected =
+            if status >= 200 && status < 400 then
+                "success"
+            elif status = 408 || status = 429 || status >= 500 then
+                "failure"
+            else
+                "rejected"
+
+        let actual =
+            match Outcome.ofStatus status with
+            | AttemptOutcome.Success -> "success"
+            | AttemptOutcome.Failure _ -> "failure"
+            | AttemptOutcome.Rejected s when s = status -> "rejected"
+            | other -> $"%A{other}"
+
+        Assert.True((expected = actual), $"status %d{status}: expected %s{expected}, got %s{actual}")
+
+[<Fact>]
+let ``only failures are retryable`` () =
+    Assert.True(Outcome.isRetryable (AttemptOutcome.Failure "status 503"))
+    Assert.True(Outcome.isRetryable (Outcome.ofStatus 429))
+    Assert.False(Outcome.isRetryable AttemptOutcome.Success)
+    Assert.False(Outcome.isRetryable (AttemptOutcome.Rejected 400))
+    Assert.False(Outcome.isRetryable AttemptOutcome.Abandoned)

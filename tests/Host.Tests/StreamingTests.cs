@@ -160,6 +160,7 @@ public sealed class StreamingTests : IAsyncLifetime
 
         Assert.EndsWith(error, text);
         Assert.Single(text.Split("event: error\n")[1..]);
+        Assert.Equal("upstream_error_event", (await _relay.Logs.RequestLinesAsync()).Single().Fields["result"]);
     }
 
     [Fact]

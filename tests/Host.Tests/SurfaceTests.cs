@@ -165,7 +165,7 @@ public sealed class SurfaceTests : IAsyncLifetime
         Assert.Equal("trace-123", echoed.Headers.GetValues("x-request-id").Single());
         Assert.StartsWith("req_", generated.Headers.GetValues("x-request-id").Single());
         Assert.Equal("trace-123", _upstream.Requests[0].Header("x-request-id"));
-        var lines = _relay.Logs.Lines.Where(l => l.EventId == 1).ToList();
+        var lines = await _relay.Logs.RequestLinesAsync(2);
         Assert.Equal(2, lines.Count);
         var line = lines.Single(l => (string?)l.Fields["request_id"] == "trace-123");
         Assert.Equal("a", line.Fields["provider"]);

@@ -1,1 +1,233 @@
 module CcRelay.Core.Properties.RequestFactsProperties
+
+open System
+open System.Text
+open System.Text.Json
+open FsCheck.FSharp
+open Xunit
+open CcRelay.Core
+open CcRelay.Core.Properties.Generators
+
+/// Structural, order-sensitive comparison of a JSON tree with what System.Text.Json read.
+let rec private matches (expected: Json) (actual: JsonElement) : bool =
+    match expected with
+    | JNull -> actual.ValueKind = JsonValueKind.Null
+    | JBool true -> actual.ValueKind = JsonValueKind.True
+    | JBool false -> actual.ValueKind = JsonValueKind.False
+    | JNumber n -> actual.ValueKind = JsonValueKind.Number && actual.GetRawText() = n
+    | JString s -> actual.ValueKind = JsonValueKind.String && actual.GetString() = s
+    | JArray items ->
+        actual.ValueKind = JsonValueKind.Array
+        && actual.GetArrayLength() = items.Length
+        && Seq.forall2 matches items (actual.EnumerateArray())
+    | JObject members ->
+        actual.ValueKind = JsonValueKind.Object
+        && (let properties = actual.EnumerateObject() |> List.ofSeq
+
+            properties.Length = members.Length
+            && List.forall2
+                (fun (key, value) (p: JsonProperty) -> p.Name = key && matches value p.Value)
+                members
+                properties)
+
+let private withTopLevelModel (model: string) (json: Json) : Json =
+    match json with
+    | JObject members ->
+        members
+        |> List.map (fun (key, value) -> if key = "model" then key, JString model else key, value)
+        |> JObject
+    | other -> other
+
+let private expectedStream (json: Json) : bool =
+    match json with
+    | JObject members ->
+        members
+        |> List.filter (fun (key, _) -> key = "stream")
+        |> List.tryLast
+        |> Option.exists (fun (_, value) -> value = JBool true)
+    | _ -> false
+
+let private inspectBytes (body: byte array) : Result<RequestFacts, BodyError> =
+    RequestFacts.inspect (ReadOnlySpan body)
+
+let private renderedBody =
+    gen {
+        let! json, model = requestBody
+        let! text = renderJson json
+        let! newModel = modelName
+        return json, model, Encoding.UTF8.GetBytes text, newModel
+    }
+    |> Check.arb
+
+[<Fact>]
+let ``inspect finds the top-level model and stream flag of any body`` () =
+    Check.property (
+        Prop.forAll renderedBody (fun (json, model, body, _) ->
+            match inspectBytes body with
+            | Ok facts ->
+                Assert.Equal(model, facts.Model)
+                Assert.Equal(expectedStream json, facts.Stream)
+                // the located token is a string literal that decodes to the model
+                let token =
+                    body[facts.ModelTokenStart .. facts.ModelTokenStart + facts.ModelTokenLength - 1]
+
+                Assert.Equal(model, JsonSerializer.Deserialize<string>(ReadOnlySpan token))
+            | Error e -> failwith $"expected facts, got %A{e}")
+    )
+
+[<Fact>]
+let ``withModel changes the model value and nothing else`` () =
+    Check.quick
+        500
+        (Prop.forAll renderedBody (fun (json, _, body, newModel) ->
+            let facts = Result.defaultWith (fun e -> failwith $"%A{e}") (inspectBytes body)
+            let result = RequestFacts.withModel (ReadOnlySpan body) facts newModel
+
+            // every byte before and after the model token is the original's
+            let tailLength = body.Length - facts.ModelTokenStart - facts.ModelTokenLength
+            Assert.Equal<byte array>(body[.. facts.ModelTokenStart - 1], result[.. facts.ModelTokenStart - 1])
+            Assert.Equal<byte array>(body[body.Length - tailLength ..], result[result.Length - tailLength ..])
+
+            // read by System.Text.Json, it is the original document with only the model replaced
+            use doc = JsonDocument.Parse(result)
+            Assert.True(matches (withTopLevelModel newModel json) doc.RootElement, Encoding.UTF8.GetString result)
+
+            // and the relay reads the new model back at the same place
+            match inspectBytes result with
+            | Ok again ->
+                Assert.Equal(newModel, again.Model)
+                Assert.Equal(facts.ModelTokenStart, again.ModelTokenStart)
+                Assert.Equal(result.Length - tailLength - facts.ModelTokenStart, again.ModelTokenLength)
+                Assert.Equal(facts.Stream, again.Stream)
+            | Error e -> failwith $"rewritten body refused: %A{e}"))
+
+[<Fact>]
+let ``withModel is idempotent and reversible`` () =
+    Check.property (
+        Prop.forAll renderedBody (fun (_, model, body, newModel) ->
+            let rewrite (bytes: byte array) (m: string) =
+                let facts = Result.defaultWith (fun e -> failwith $"%A{e}") (inspectBytes bytes)
+                RequestFacts.withModel (ReadOnlySpan bytes) facts m
+
+            let once = rewrite body newModel
+            Assert.Equal<byte array>(once, rewrite once newModel)
+            let back = rewrite once model
+            use original = JsonDocument.Parse(body)
+            use restored = JsonDocument.Parse(back)
+            Assert.True(JsonElement.DeepEquals(original.RootElement, restored.RootElement)))
+    )
+
+// ---------------------------
+// Refusals
+// ---------------------------
+
+let private isNotJson (result: Result<RequestFacts, BodyError>) : bool =
+    match result with
+    | Error(BodyError.NotJson _) -> true
+    | _ -> false
+
+[<Fact>]
+let ``a truncated or garbled body is NotJson`` () =
+    let broken =
+        gen {
+            let! json, _ = requestBody
+            let! text = renderJson json
+            let body = Encoding.UTF8.GetBytes text
+            let lastBrace = Array.findIndexBack ((=) (byte '}')) body
+
+            return!
+                Gen.oneof [
+                    Gen.choose (0, lastBrace - 1) |> Gen.map (fun cut -> body[.. cut - 1])
+                    Gen.elements [ "x"; "<"; "{"; "'"; "}" ]
+                    |> Gen.map (fun junk -> Array.append (Encoding.UTF8.GetBytes junk) body)
+                    Gen.elements [ "x"; "{}"; "}"; ","; "\"" ]
+                    |> Gen.map (fun junk -> Array.append body (Encoding.UTF8.GetBytes junk))
+                    Gen.choose (0, body.Length - 1)
+                    |> Gen.map (fun at -> Array.concat [ body[.. at - 1]; [| 0xFFuy |]; body[at..] ])
+                ]
+        }
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll broken (fun body -> Assert.True(isNotJson (inspectBytes body), sprintf "%A" (inspectBytes body)))
+    )
+
+[<Fact>]
+let ``a JSON value that is not an object is NotAnObject`` () =
+    let notAnObject =
+        Gen.sized jsonValue
+        |> Gen.map (fun json ->
+            match json with
+            | JObject members -> JArray [ JObject members ]
+            | other -> other)
+        |> Gen.bind renderJson
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll notAnObject (fun text ->
+            Assert.Equal(Error BodyError.NotAnObject, inspectBytes (Encoding.UTF8.GetBytes text)))
+    )
+
+[<Fact>]
+let ``an object without a top-level model is MissingModel, whatever is nested`` () =
+    let noModel = topLevelMembers |> Gen.map JObject |> Gen.bind renderJson |> Check.arb
+
+    Check.property (
+        Prop.forAll noModel (fun text ->
+            Assert.Equal(Error BodyError.MissingModel, inspectBytes (Encoding.UTF8.GetBytes text)))
+    )
+
+[<Fact>]
+let ``a top-level model that is not a non-empty string is ModelNotString`` () =
+    let badModel =
+        gen {
+            let! members = topLevelMembers
+
+            let! value =
+                Gen.sized jsonValue
+                |> Gen.map (fun v ->
+                    match v with
+                    | JString _ -> JString ""
+                    | other -> other)
+
+            let! at = Gen.choose (0, members.Length)
+            let before, after = List.splitAt at members
+            return! renderJson (JObject(before @ [ "model", value ] @ after))
+        }
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll badModel (fun text ->
+            Assert.Equal(Error BodyError.ModelNotString, inspectBytes (Encoding.UTF8.GetBytes text)))
+    )
+
+[<Fact>]
+let ``inspect answers every body with a verdict, never an exception`` () =
+    let anyBytes =
+        gen {
+            let! json, _ = requestBody
+            let! text = renderJson json
+            let body = Encoding.UTF8.GetBytes text
+
+            return!
+                Gen.oneof [
+                    // arbitrary bytes
+                    Gen.arrayOf (Gen.choose (0, 255) |> Gen.map byte)
+                    // a body with a few bytes overwritten
+                    Gen.listOf (Gen.zip (Gen.choose (0, body.Length - 1)) (Gen.choose (0, 255)))
+                    |> Gen.map (fun edits ->
+                        let copy = Array.copy body
+
+                        for at, value in edits do
+                            copy[at] <- byte value
+
+                        copy)
+                    // a lone surrogate escape spliced into the body (often inside a string)
+                    Gen.zip (Gen.choose (0, body.Length)) (Gen.elements [ "\\ud800"; "\\udfff"; "\\ud83d" ])
+                    |> Gen.map (fun (at, escape) ->
+                        Array.concat [ body[.. at - 1]; Encoding.UTF8.GetBytes escape; body[at..] ])
+                ]
+        }
+        |> Check.arb
+
+    Check.quick 1000 (Prop.forAll anyBytes (fun body -> inspectBytes body |> ignore))

@@ -111,11 +111,11 @@ internal sealed class MessagesEndpoint(
         await forwarder.ForwardAsync(context, plan, upstreamBody, server, record, startedAt);
     }
 
-    private static Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)
+    private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)
     {
         record.Status = status ?? ErrorEnvelope.status(errorType);
         record.Result = ErrorEnvelope.wireName(errorType);
-        return ErrorResponse.WriteAsync(context, errorType, message, status);
+        record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
     }
 
     /// <summary>The route path and query, without any PathBase the relay is mounted under.</summary>

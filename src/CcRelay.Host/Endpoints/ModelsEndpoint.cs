@@ -20,7 +20,7 @@ internal sealed class ModelsEndpoint(RelayState state)
         var page = Models.page(snapshot.Catalogue, Optional(query["limit"]), Optional(query["after_id"]), Optional(query["before_id"]));
         if (page.IsError)
         {
-            await ErrorResponse.WriteAsync(context, ErrorType.InvalidRequest, page.ErrorValue);
+            _ = await ErrorResponse.WriteAsync(context, ErrorType.InvalidRequest, page.ErrorValue);
             return;
         }
 
@@ -37,7 +37,7 @@ internal sealed class ModelsEndpoint(RelayState state)
 
         if (Models.tryFind(snapshot.Catalogue, id) is not { Value: var model })
         {
-            await ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"model: {id} is not served by any enabled provider");
+            _ = await ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"model: {id} is not served by any enabled provider");
             return;
         }
 

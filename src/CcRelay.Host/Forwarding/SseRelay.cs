@@ -30,7 +30,8 @@ internal static class SseRelay
 
     private sealed class ReadState
     {
-        public bool SawTerminalEvent;
+        public bool SawMessageStop;
+        public bool SawErrorEvent;
         public string Reason = "";
     }
 
@@ -89,7 +90,13 @@ internal static class SseRelay
             return (StreamEnd.ClientAborted, "client disconnected");
         }
 
-        if (end == StreamEnd.Completed && !state.SawTerminalEvent)
+        if (end == StreamEnd.Completed && state.SawErrorEvent)
+        {
+            // the upstream said what went wrong, in the client's own protocol: nothing to add
+            return (StreamEnd.UpstreamErrorEvent, "upstream sent an SSE error event");
+        }
+
+        if (end == StreamEnd.Completed && !state.SawMessageStop)
         {
             end = StreamEnd.UpstreamTruncated;
             state.Reason = "upstream closed the stream before message_stop";
@@ -165,10 +172,8 @@ internal static class SseRelay
                     }
 
                     var kind = Sse.frameKind(buffer.AsSpan(complete, end));
-                    if (kind.IsMessageStop || kind.IsError)
-                    {
-                        state.SawTerminalEvent = true;
-                    }
+                    state.SawMessageStop |= kind.IsMessageStop;
+                    state.SawErrorEvent |= kind.IsError;
 
                     complete += end;
                 }

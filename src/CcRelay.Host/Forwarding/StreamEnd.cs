@@ -3,8 +3,11 @@ namespace CcRelay.Host.Forwarding;
 /// <summary>How a relayed SSE stream ended, and whose fault it was (YARP's blame-by-side lesson).</summary>
 internal enum StreamEnd
 {
-    /// <summary>The upstream finished with <c>message_stop</c> (or its own <c>error</c> event).</summary>
+    /// <summary>The upstream finished with <c>message_stop</c>.</summary>
     Completed,
+
+    /// <summary>The upstream ended the stream with its own SSE <c>error</c> event (passed through as it was).</summary>
+    UpstreamErrorEvent,
 
     /// <summary>The upstream closed cleanly but early: mid-event or before <c>message_stop</c>.</summary>
     UpstreamTruncated,

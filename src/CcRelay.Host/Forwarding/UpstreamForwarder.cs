@@ -130,6 +130,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             case StreamEnd.ClientAborted:
                 record.Result = "client_aborted";
                 break;
+            case StreamEnd.UpstreamErrorEvent:
+                record.Result = "upstream_error_event";
+                break;
             default:
                 record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
@@ -170,9 +173,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         record.Status = ErrorEnvelope.status(errorType);
         if (!context.Response.HasStarted)
         {
-            var body = ErrorEnvelope.toJson(errorType, message);
-            record.BytesOut = body.Length;
-            await ErrorResponse.WriteAsync(context, errorType, message);
+            record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message);
         }
     }
 

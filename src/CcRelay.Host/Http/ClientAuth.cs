@@ -14,7 +14,7 @@ internal static class ClientAuth
             context.Request.Headers.Authorization.ToString());
         if (verdict is AuthVerdict.Denied denied)
         {
-            await ErrorResponse.WriteAsync(context, ErrorType.Authentication, denied.Reason);
+            _ = await ErrorResponse.WriteAsync(context, ErrorType.Authentication, denied.Reason);
             return false;
         }
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host.Logging;
 
-/// <summary>Every log line the host writes, source-generated. Event ids live here, in one table.</summary>
+/// <summary>Every log line the relay writes (host and CLI), source-generated. Event ids live here, in one table.</summary>
 internal static partial class Log
 {
     [LoggerMessage(EventId = 1, EventName = "RequestCompleted", Level = LogLevel.Information,
@@ -40,6 +40,6 @@ internal static partial class Log
     public static partial void ConfigWarning(ILogger logger, string issue);
 
     [LoggerMessage(EventId = 6, EventName = "Listening", Level = LogLevel.Information,
-        Message = "cc-relay {version} listening on http://{address} (auth: {auth})")]
+        Message = "cc-relay {version} listening on {address} (client auth: {auth})")]
     public static partial void Listening(ILogger logger, string version, string address, string auth);
 }

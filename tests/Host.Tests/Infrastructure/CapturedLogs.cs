@@ -7,8 +7,51 @@ namespace CcRelay.Host.Tests.Infrastructure;
 public sealed class CapturedLogs : ILoggerProvider
 {
     private readonly ConcurrentQueue<LogLine> _lines = new();
+    private readonly object _gate = new();
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public IReadOnlyList<LogLine> Lines => [.. _lines];
+
+    /// <summary>
+    /// Waits until at least <paramref name="count"/> lines match. The relay writes its per-request line after
+    /// the response is complete, so a client can see the answer before the line exists.
+    /// </summary>
+    public async Task<IReadOnlyList<LogLine>> WaitForAsync(Func<LogLine, bool> match, int count = 1)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            Task changed;
+            lock (_gate)
+            {
+                changed = _changed.Task;
+            }
+
+            var lines = Lines.Where(match).ToList();
+            if (lines.Count >= count)
+            {
+                return lines;
+            }
+
+            await changed.WaitAsync(timeout.Token);
+        }
+    }
+
+    /// <summary>Waits for the per-request completion lines (event id 1).</summary>
+    public Task<IReadOnlyList<LogLine>> RequestLinesAsync(int count = 1) => WaitForAsync(l => l.EventId == 1, count);
+
+    private void Add(LogLine line)
+    {
+        _lines.Enqueue(line);
+        TaskCompletionSource previous;
+        lock (_gate)
+        {
+            previous = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        previous.SetResult();
+    }
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
@@ -29,7 +72,7 @@ public sealed class CapturedLogs : ILoggerProvider
             var fields = state is IEnumerable<KeyValuePair<string, object?>> pairs
                 ? pairs.ToDictionary(p => p.Key, p => p.Value)
                 : new Dictionary<string, object?>();
-            owner._lines.Enqueue(new LogLine(category, logLevel, eventId.Id, formatter(state, exception), fields));
+            owner.Add(new LogLine(category, logLevel, eventId.Id, formatter(state, exception), fields));
         }
     }
 }

@@ -1,0 +1,409 @@
+namespace CcRelay.Core
+
+open System
+
+/// What a provider's `type` names: a type this version relays to, or one it recognises but cannot serve yet.
+[<RequireQualifiedAccess>]
+type internal ProviderKind =
+    | Supported of ProviderType
+    | NotYetSupported of Name: string
+
+/// The fields of one `providers[]` entry, each None when absent or invalid (its finding is recorded).
+type internal ProviderFields = {
+    Name: string option
+    Kind: ProviderKind option
+    BaseUrl: Uri option
+    AuthStyle: AuthStyle option
+    /// None when `keys` itself had an error (so "no keys" is not reported on top of it).
+    Keys: KeyEntry list option
+    ModelMapping: (string * string) list
+    Models: string list
+}
+
+/// One decoded `providers[]` entry, with what the list-level checks need.
+type internal ProviderEntry = {
+    Cursor: Cursor
+    Name: string option
+    NameAt: Position
+    /// As configured (`enabled`, default true), before any automatic disabling.
+    Enabled: bool
+    /// Why an enabled provider was turned off while loading (e.g. every key's variable is unset).
+    DisabledBecause: string option
+    /// The provider, when it is usable and of a supported type (None: skipped or invalid).
+    Config: ProviderConfig option
+}
+
+/// Decodes `providers[]` (seed-cc-relay.md §3.2, with our defaults: `enabled` is true unless said otherwise).
+[<RequireQualifiedAccess>]
+module internal ConfigProviders =
+
+    /// Go keys of the cloud types, accepted so Go configs load; each belongs to one type.
+    let private cloudKeys: (string * string) list = [
+        "aws_region", "bedrock"
+        "aws_access_key_id", "bedrock"
+        "aws_secret_access_key", "bedrock"
+        "gcp_project_id", "vertex"
+        "gcp_region", "vertex"
+        "azure_resource_name", "azure"
+        "azure_api_version", "azure"
+        "azure_deployment_id", "azure"
+    ]
+
+    let private providerKeys: string list =
+        [
+            "name"
+            "type"
+            "enabled"
+            "base_url"
+            "auth_header"
+            "keys"
+            "pooling"
+            "model_mapping"
+            "models"
+        ]
+        @ (cloudKeys |> List.map fst)
+
+    let private kinds: (string * ProviderKind) list =
+        (ProviderType.all
+         |> List.map (fun t -> ProviderType.wireName t, ProviderKind.Supported t))
+        @ (ProviderType.notYetSupported
+           |> List.map (fun n -> n, ProviderKind.NotYetSupported n))
+
+    let private supportedNames: string =
+        ProviderType.all |> List.map ProviderType.wireName |> String.concat ", "
+
+    // ---------------------------
+    // Fields
+    // ---------------------------
+
+    /// A non-empty name (a name is how routing, logs and breakers refer to a provider).
+    let private name: Read<string option> =
+        fun cursor node ->
+            ConfigRead.optionalString cursor node
+            |> Decoded.bind (fun text ->
+                match text with
+                | Some "" -> ConfigRead.fail cursor (ConfigNode.position node) "must not be empty"
+                | other -> Decoded.ok other)
+
+    /// An absolute http(s) URL without credentials, query or fragment.
+    let private url: Read<Uri option> =
+        fun cursor node ->
+            ConfigRead.optionalString cursor node
+            |> Decoded.bind (fun text ->
+                let at = ConfigNode.position node
+
+                match text with
+                | None
+                | Some "" -> Decoded.none
+                | Some text ->
+                    match Uri.TryCreate(text, UriKind.Absolute) with
+                    | true, NonNull uri when
+                        (uri.Scheme = Uri.UriSchemeHttp || uri.Scheme = Uri.UriSchemeHttps)
+                        && uri.Host <> ""
+                        ->
+                        // The URL is not echoed here: it may hold the password.
+                        if uri.UserInfo <> "" then
+                            ConfigRead.fail
+                                cursor
+                                at
+                                "must not contain a user name or password; put credentials in keys[]"
+                        elif uri.Query <> "" || uri.Fragment <> "" then
+                            ConfigRead.fail
+                                cursor
+                                at
+                                $"must not have a query (?…) or fragment (#…), got %s{ConfigRead.quote text}"
+                        else
+                            Decoded.ok (Some uri)
+                    | _ ->
+                        ConfigRead.fail
+                            cursor
+                            at
+                            $"expected an absolute http:// or https:// URL, got %s{ConfigRead.quote text}")
+
+    /// `pooling`: accepted and validated; stored once key pools exist.
+    let private pooling (fields: Fields) : Decoded<unit> =
+        ConfigRead.subsection "pooling" [ "enabled"; "strategy" ] fields
+        |> Decoded.bind (fun pooling ->
+            let strategies =
+                [ "least_loaded"; "round_robin"; "random"; "weighted" ]
+                |> List.map (fun s -> s, s)
+
+            Decoded.zip
+                (ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling)
+                (ConfigRead.field "strategy" (ConfigRead.optionalChoice strategies) pooling)
+            |> Decoded.map ignore)
+
+    /// The Go cloud keys: checked as strings (so `${…}` problems surface), warned about on the wrong type.
+    let private cloudFields (kind: ProviderKind option) (fields: Fields) : Decoded<unit> =
+        cloudKeys
+        |> List.map (fun (key, owner) ->
+            let read = ConfigRead.field key ConfigRead.optionalString fields
+
+            match ConfigRead.entry key fields, kind with
+            | Some entry, Some(ProviderKind.Supported t) ->
+                read
+                |> Decoded.tell [
+                    Finding.warning (
+                        ConfigRead.issue
+                            (fields.Cursor.Child key)
+                            entry.KeyAt
+                            $"applies only to type %s{owner}, not %s{ProviderType.wireName t}; ignored"
+                    )
+                ]
+            | _ -> read)
+        |> Decoded.sequence
+        |> Decoded.map ignore
+
+    /// Every field, each decoded on its own so that all their problems are reported together.
+    let private providerFields (fields: Fields) : Decoded<ProviderFields> =
+        let optional (key: string) (read: Read<'Value option>) : Decoded<'Value option> =
+            fields
+            |> ConfigRead.field key read
+            |> Decoded.attempt
+            |> Decoded.map Option.flatten
+
+        let listed (key: string) (read: Read<'Value list option>) : Decoded<'Value list> =
+            fields
+            |> ConfigRead.field key read
+            |> Decoded.orDefault []
+            |> Decoded.attempt
+            |> Decoded.map (Option.defaultValue [])
+
+        let authStyles = [ "x-api-key", AuthStyle.XApiKey; "bearer", AuthStyle.Bearer ]
+
+        decoded {
+            let! name = ConfigRead.required fields "name" name |> Decoded.attempt
+
+            and! kind =
+                ConfigRead.required fields "type" (ConfigRead.optionalChoice kinds)
+                |> Decoded.attempt
+
+            and! baseUrl = optional "base_url" url
+            and! authStyle = optional "auth_header" (ConfigRead.optionalChoice authStyles)
+
+            and! keys =
+                fields
+                |> ConfigRead.field "keys" (ConfigRead.optionalList ConfigKeys.entry)
+                |> Decoded.attempt
+                // Absent: no keys. Invalid: None.
+                |> Decoded.map (Option.map (Option.defaultValue []))
+
+            and! mapping =
+                listed "model_mapping" (ConfigRead.optionalMap ConfigRead.nonEmptyString)
+
+            and! models = listed "models" (ConfigRead.optionalList ConfigRead.nonEmptyString)
+            and! _ = pooling fields |> Decoded.attempt
+
+            return {
+                Name = name
+                Kind = kind
+                BaseUrl = baseUrl
+                AuthStyle = authStyle
+                Keys = keys
+                ModelMapping = mapping
+                Models = models
+            }
+        }
+
+    // ---------------------------
+    // One provider
+    // ---------------------------
+
+    /// A provider of a type this version relays to: type defaults applied, key rules enforced.
+    let private supported
+        (enabled: bool)
+        (providerType: ProviderType)
+        (fields: Fields)
+        (parts: ProviderFields)
+        : Decoded<ProviderConfig option * string option> =
+        let baseUrl =
+            match parts.BaseUrl, ProviderType.defaultBaseUrl providerType with
+            | Some uri, _
+            | None, Some uri -> Decoded.ok (Some uri)
+            // Present but invalid: already reported.
+            | None, None when (ConfigRead.entry "base_url" fields).IsSome -> Decoded.ok None
+            | None, None ->
+                ConfigRead.fail
+                    (fields.Cursor.Child "base_url")
+                    fields.At
+                    $"is required for type %s{ProviderType.wireName providerType}"
+
+        decoded {
+            let! baseUrl = baseUrl
+            and! keys = ConfigKeys.resolve enabled providerType fields parts.Keys
+
+            return
+                match parts.Name, baseUrl with
+                | Some name, Some baseUrl ->
+                    Some {
+                        Name = name
+                        Type = providerType
+                        Enabled = enabled && keys.DisabledBecause.IsNone
+                        BaseUrl = baseUrl
+                        AuthStyle =
+                            parts.AuthStyle
+                            |> Option.defaultValue (ProviderType.defaultAuthStyle providerType)
+                        Keys = keys.Keys
+                        ModelMapping = Map.ofList parts.ModelMapping
+                        Models =
+                            match parts.Models with
+                            | [] -> ProviderType.defaultModels providerType
+                            | listed -> listed
+                    },
+                    keys.DisabledBecause
+                | _ -> None, keys.DisabledBecause
+        }
+
+    /// A provider whose type is recognised but not served yet: an error when enabled, else skipped.
+    let private notYetSupported (enabled: bool) (typeName: string) (fields: Fields) : Decoded<unit> =
+        let message =
+            $"type %s{typeName} is recognised but not supported yet (supported: %s{supportedNames})"
+
+        let at = ConfigRead.valueAt "type" fields
+
+        if enabled then
+            ConfigRead.fail (fields.Cursor.Child "type") at $"%s{message}; set enabled: false to keep it in the file"
+        else
+            Decoded.warn (ConfigRead.issue (fields.Cursor.Child "type") at $"%s{message}; this provider is skipped") ()
+
+    /// Decodes one `providers[i]` mapping. A disabled provider's problems are warnings: it is not used, so it
+    /// must not stop the relay (the Go project validated disabled entries like enabled ones: seed §16 #10).
+    let private providerEntry (cursor: Cursor) (node: ConfigNode) : Decoded<ProviderEntry> =
+        ConfigRead.section providerKeys cursor node
+        |> Decoded.bind (fun fields ->
+            let enabledField =
+                fields
+                |> ConfigRead.field "enabled" ConfigRead.optionalBoolean
+                |> Decoded.orDefault true
+
+            let enabled = enabledField.Value |> Option.defaultValue true
+
+            let decodedEntry =
+                providerFields fields
+                |> Decoded.bind (fun parts ->
+                    let resolved =
+                        match parts.Kind with
+                        | None -> Decoded.ok (None, None)
+                        | Some(ProviderKind.NotYetSupported typeName) ->
+                            notYetSupported enabled typeName fields |> Decoded.map (fun () -> None, None)
+                        | Some(ProviderKind.Supported providerType) -> supported enabled providerType fields parts
+
+                    decoded {
+                        let! config, disabledBecause = resolved
+                        and! _ = cloudFields parts.Kind fields |> Decoded.attempt
+
+                        return {
+                            Cursor = cursor
+                            Name = parts.Name
+                            NameAt = ConfigRead.valueAt "name" fields
+                            Enabled = enabled
+                            DisabledBecause = disabledBecause
+                            Config = config
+                        }
+                    })
+
+            let whole = Decoded.zip enabledField decodedEntry |> Decoded.map snd
+
+            // A provider with an error is not usable, even when disabled.
+            let whole =
+                if Decoded.hasErrors whole then
+                    whole |> Decoded.map (fun e -> { e with Config = None })
+                else
+                    whole
+
+            if enabled then
+                whole
+            else
+                whole |> Decoded.soften "the provider is disabled, so this is a warning")
+
+    let private provider: Read<ProviderEntry> =
+        fun cursor node ->
+            match node with
+            | Mapping _ -> providerEntry cursor node
+            // Only the shape error: "name is required" and the like would be noise.
+            | other ->
+                ConfigRead.fail cursor (ConfigNode.position other) "expected a mapping with at least name and type"
+
+    // ---------------------------
+    // The list
+    // ---------------------------
+
+    /// A repeated name: an error when both entries are enabled, else a warning. Returns the findings and the
+    /// indexes of the later entries, which are dropped so that names stay unique.
+    let private duplicateNames (entries: ProviderEntry list) : Finding list * Set<int> =
+        let found =
+            entries
+            |> List.indexed
+            |> List.choose (fun (i, e) ->
+                e.Name
+                |> Option.bind (fun name ->
+                    entries
+                    |> List.take i
+                    |> List.tryFind (fun earlier -> earlier.Name = Some name)
+                    |> Option.map (fun earlier ->
+                        let issue =
+                            ConfigRead.issue
+                                (e.Cursor.Child "name")
+                                e.NameAt
+                                $"duplicate provider name %s{ConfigRead.quote name} (first used by %s{earlier.Cursor.Path}, line %d{earlier.NameAt.Line}); names must be unique"
+
+                        let finding =
+                            if earlier.Enabled && e.Enabled then
+                                Finding.error issue
+                            else
+                                Finding.warning issue
+
+                        finding, i)))
+
+        found |> List.map fst, found |> List.map snd |> Set.ofList
+
+    /// No enabled provider is an error; when some were turned off for unset keys, it says which and why.
+    let private noneEnabled (at: Position) (cursor: Cursor) (entries: ProviderEntry list) : Finding list =
+        if entries |> List.exists (fun e -> e.Enabled && e.DisabledBecause.IsNone) then
+            []
+        else
+            let turnedOff =
+                entries
+                |> List.choose (fun e ->
+                    match e.Name, e.DisabledBecause with
+                    | Some name, Some reason -> Some $"%s{name} was disabled because %s{reason}"
+                    | _ -> None)
+
+            let detail =
+                match turnedOff with
+                | [] -> "; set enabled: true on at least one"
+                | reasons ->
+                    let joined = String.concat "; " reasons
+                    $" (%s{joined})"
+
+            [ Finding.error (ConfigRead.issue cursor at $"no enabled provider%s{detail}") ]
+
+    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough).
+    let decode (root: Fields) : Decoded<ProviderConfig list> =
+        let cursor = root.Cursor.Child "providers"
+
+        match ConfigRead.entry "providers" root with
+        | None -> Decoded.ok Config.defaults.Providers
+        | Some listEntry ->
+            // Each entry always yields a value, so one bad provider does not hide the list-level checks.
+            let attempted: Read<ProviderEntry option> =
+                fun c n -> provider c n |> Decoded.attempt
+
+            ConfigRead.optionalList attempted cursor listEntry.Value
+            |> Decoded.bind (fun entries ->
+                match entries |> Option.map (List.choose id) with
+                | None
+                | Some [] -> Decoded.ok Config.defaults.Providers
+                | Some entries ->
+                    let duplicates, dropped = duplicateNames entries
+
+                    let kept =
+                        entries
+                        |> List.indexed
+                        |> List.filter (fun (i, _) -> not (dropped.Contains i))
+                        |> List.choose (fun (_, e) -> e.Config)
+
+                    {
+                        Value = Some kept
+                        Findings = duplicates @ noneEnabled (ConfigNode.position listEntry.Value) cursor entries
+                    })

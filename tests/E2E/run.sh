@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# End-to-end test: the real Claude Code CLI -> CcRelay -> a scripted fake Anthropic upstream.
+#
+#   tests/E2E/run.sh            through the relay (builds src/CcRelay.Cli in Release when needed)
+#   tests/E2E/run.sh --direct   Claude Code straight at the fake upstream (control run, no relay)
+#   CC_RELAY_BIN=/path/to/cc-relay tests/E2E/run.sh   use that relay executable, no build
+#
+# Scenarios (each check is one counted case; output ends with `E2E: <N> passed, <M> failed`):
+#   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
+#   error-after-content  the upstream sends an SSE `error` event after content; Claude Code must fail
+#
+# Everything listens on 127.0.0.1. Every process started here is stopped by PID, and the temp dir is
+# removed, by the EXIT trap. The captures of the last run are copied to tests/E2E/.work/last-run/.
+
+# shellcheck disable=SC2016  # jq filters in single quotes use $variables on purpose
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+WORK=$HERE/.work
+CC_DIR=$WORK/cc
+RELAY_DLL=$REPO/artifacts/bin/CcRelay.Cli/release/cc-relay.dll
+BUILD_STAMP=$WORK/relay-build.stamp
+
+CLIENT_KEY=sk-ant-e2e-client
+UPSTREAM_KEY=upstream-test-key
+MODEL=claude-sonnet-4-6
+PROMPT='Run the end-to-end test command with the Bash tool, then report the result.'
+PROBE_MARK=e2e-byte-probe
+
+MODE=relay
+case "${1:-}" in
+  "") ;;
+  --direct) MODE=direct ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--direct]" >&2; exit 2 ;;
+esac
+
+for tool in node npm jq curl timeout; do
+  command -v "$tool" >/dev/null || { echo "missing required tool: $tool" >&2; exit 2; }
+done
+if [[ $MODE == relay && -z ${CC_RELAY_BIN:-} ]]; then
+  command -v dotnet >/dev/null || { echo "missing required tool: dotnet" >&2; exit 2; }
+fi
+if [[ -n ${CC_RELAY_BIN:-} ]]; then
+  [[ -x $CC_RELAY_BIN ]] || { echo "CC_RELAY_BIN=$CC_RELAY_BIN is not an executable" >&2; exit 2; }
+  RELAY_CMD=("$CC_RELAY_BIN")
+else
+  RELAY_CMD=(dotnet "$RELAY_DLL")
+fi
+
+# ---- process and temp-dir hygiene -----------------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cc-relay-e2e.XXXXXX")
+PIDS=()
+
+# Stops one process we started: SIGTERM, then a bounded wait for it to go, then SIGKILL.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+  local gone=$1 pid kept=()
+  for pid in "${PIDS[@]}"; do [[ $pid == "$gone" ]] || kept+=("$pid"); done
+  PIDS=("${kept[@]}")
+}
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# ---- 1. Claude Code, pinned by package.json + package-lock.json, cached under .work/cc --------------
+
+PIN=$(jq -r '.dependencies["@anthropic-ai/claude-code"]' "$HERE/package.json")
+CLAUDE=$CC_DIR/node_modules/.bin/claude
+
+claude_version() { env -i PATH=/usr/bin:/bin HOME="$TMP" "$CLAUDE" --version 2>/dev/null || true; }
+
+install_claude() {
+  if [[ -x $CLAUDE ]] && cmp -s "$HERE/package.json" "$CC_DIR/package.json" \
+     && cmp -s "$HERE/package-lock.json" "$CC_DIR/package-lock.json" \
+     && [[ $(claude_version) == "$PIN (Claude Code)" ]]; then
+    echo "# claude code $PIN: cached"
+    return
+  fi
+  echo "# claude code $PIN: installing into tests/E2E/.work/cc"
+  rm -rf "$CC_DIR"
+  mkdir -p "$CC_DIR"
+  cp "$HERE/package.json" "$HERE/package-lock.json" "$CC_DIR/"
+  # Scripts must run: the postinstall puts the native binary in place of a stub.
+  if ! (cd "$CC_DIR" && npm ci --no-audit --no-fund >"$TMP/npm.log" 2>&1); then
+    sed 's/^/# npm: /' "$TMP/npm.log"
+    echo "npm ci failed" >&2
+    exit 2
+  fi
+  local got
+  got=$(claude_version)
+  if [[ $got != "$PIN (Claude Code)" ]]; then
+    echo "installed claude reports '$got', expected '$PIN (Claude Code)'" >&2
+    exit 2
+  fi
+}
+
+# ---- 2. the relay, built in Release when missing or older than its sources ----------------------------
+
+build_relay() {
+  if [[ -f $RELAY_DLL && -f $BUILD_STAMP ]] \
+     && [[ -z $(find "$REPO/src" "$REPO/Directory.Build.props" "$REPO/Directory.Packages.props" \
+                     -type f -newer "$BUILD_STAMP" -print -quit) ]]; then
+    echo "# relay: built"
+    return
+  fi
+  echo "# relay: dotnet build -c Release src/CcRelay.Cli"
+  if ! (cd "$REPO" && dotnet build -c Release src/CcRelay.Cli --nologo -v quiet >"$TMP/build.log" 2>&1); then
+    sed 's/^/# build: /' "$TMP/build.log" | tail -40
+    echo "relay build failed" >&2
+    exit 2
+  fi
+  [[ -f $RELAY_DLL ]] || { echo "build succeeded but $RELAY_DLL is missing" >&2; exit 2; }
+  mkdir -p "$WORK"
+  touch "$BUILD_STAMP"
+}
+
+# ---- 3. per-scenario processes ---------------------------------------------------------------------
+
+# Starts the fake upstream and waits for its `LISTENING <port>` line. Sets FAKE_PID, FAKE_PORT.
+start_fake() {
+  local dir=$1 mode=$2 fd word
+  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/upstream.jsonl" 2>"$dir/fake.err")
+  FAKE_PID=$!
+  PIDS+=("$FAKE_PID")
+  if ! read -r -t 15 -u "$fd" word FAKE_PORT || [[ $word != LISTENING ]]; then
+    echo "fake upstream did not start" >&2
+    cat "$dir/fake.err" >&2
+    exit 2
+  fi
+  exec {fd}<&-
+}
+
+# Writes a relay config pointing at the fake, starts the relay, polls /health. Sets RELAY_PID, RELAY_PORT.
+start_relay() {
+  local dir=$1 i
+  RELAY_PORT=$(free_port)
+  cat >"$dir/relay.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$RELAY_PORT"
+providers:
+  - name: fake
+    type: anthropic_compatible
+    base_url: "http://127.0.0.1:$FAKE_PORT"
+    keys:
+      - key: "$UPSTREAM_KEY"
+EOF
+  "${RELAY_CMD[@]}" serve --config "$dir/relay.yaml" >"$dir/relay.out" 2>"$dir/relay.err" &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+  # Readiness: bounded polling of /health (about 30 s at most).
+  for ((i = 0; i < 300; i++)); do
+    if curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$RELAY_PORT/health" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$RELAY_PID" 2>/dev/null; then
+      local rc=0
+      wait "$RELAY_PID" || rc=$?
+      forget_pid "$RELAY_PID"
+      RELAY_PID=''
+      echo "# relay exited during start-up with code $rc:"
+      sed 's/^/#   /' "$dir/relay.out" "$dir/relay.err" | tail -30
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "# relay did not answer GET /health on 127.0.0.1:$RELAY_PORT within 30 s; its output:"
+  sed 's/^/#   /' "$dir/relay.out" "$dir/relay.err" | tail -30
+  return 1
+}
+
+stop_scenario_processes() {
+  local pid
+  for pid in ${RELAY_PID:-} ${FAKE_PID:-}; do stop_pid "$pid"; forget_pid "$pid"; done
+  RELAY_PID='' FAKE_PID=''
+}
+
+# Runs `claude -p` exactly as docs/claude-code-client.md describes, in a fresh HOME/config dir. Sets CLAUDE_RC.
+run_claude() {
+  local dir=$1 base_url=$2
+  mkdir -p "$dir/home" "$dir/cwd"
+  # In the background and awaited, so a TERM/INT to this script is handled at once (the trap then
+  # stops `timeout`, which passes the signal on to claude).
+  (cd "$dir/cwd" && exec env -i PATH=/usr/bin:/bin HOME="$dir/home" CLAUDE_CONFIG_DIR="$dir/home/.claude" LANG=C.UTF-8 \
+      ANTHROPIC_BASE_URL="$base_url" \
+      ANTHROPIC_API_KEY="$CLIENT_KEY" \
+      ANTHROPIC_MODEL="$MODEL" ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5 \
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 \
+      CLAUDE_CODE_MAX_RETRIES=1 \
+      IS_SANDBOX=1 \
+      timeout 120 "$CLAUDE" -p "$PROMPT" --output-format stream-json --verbose \
+        --dangerously-skip-permissions --no-session-persistence --max-turns 4 \
+      </dev/null >"$dir/claude.jsonl" 2>"$dir/claude.err") &
+  local pid=$!
+  PIDS+=("$pid")
+  CLAUDE_RC=0
+  wait "$pid" || CLAUDE_RC=$?
+  forget_pid "$pid"
+}
+
+# ---- 4. checks ---------------------------------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+SCENARIO=''
+SCENARIO_FAILED=0
+
+check() {
+  local name=$1
+  shift
+  if "$@" >/dev/null 2>&1; then
+    echo "ok - $SCENARIO: $name"
+    PASSED=$((PASSED + 1))
+  else
+    echo "not ok - $SCENARIO: $name"
+    FAILED=$((FAILED + 1))
+    SCENARIO_FAILED=1
+  fi
+}
+
+# jq over the upstream capture (slurped); $posts = Claude Code's POST /v1/messages records in arrival
+# order (the byte probe's request is left out). Usage: upstream [jq options...] FILTER
+upstream() {
+  local filter=${!#}
+  jq -e -s --arg probe "$PROBE_MARK" "${@:1:$#-1}" \
+    '[.[] | select(.method == "POST" and .path == "/v1/messages" and (.bodyText | contains($probe) | not))] as $posts
+     | '"$filter" "$DIR/upstream.jsonl"
+}
+# jq over Claude Code's stream-json output (slurped); $result = the `result` line.
+# Usage: claude_out [jq options...] FILTER
+claude_out() {
+  local filter=${!#}
+  jq -e -s "${@:1:$#-1}" '([.[] | select(.type == "result")] | last) as $result | '"$filter" "$DIR/claude.jsonl"
+}
+
+# Shared jq definitions: the request body of a capture, and the blocks of interest in turn 2's history.
+JQ_DEFS='
+  def body: .bodyText | fromjson;
+  def last_user: body.messages | map(select(.role == "user")) | last;
+  def tool_result: last_user.content | map(select(.type? == "tool_result")) | first;
+  def tool_result_text: tool_result.content | if type == "string" then . else map(.text? // "") | join("") end;
+  def thinking_for($id): body.messages
+      | map(select(.role == "assistant" and ((.content | type) == "array")
+                   and any(.content[]; .type == "tool_use" and .id == $id)))
+      | last | .content | map(select(.type == "thinking")) | first;
+'
+
+scenario_tool_loop() {
+  local session_id
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
+  check "(c) exactly 2 POST /v1/messages reached the upstream, ?beta=true preserved" \
+    upstream '($posts | length) == 2 and all($posts[]; .url == "/v1/messages?beta=true")
+              and ($posts | map(.reply.turn)) == [1, 2]'
+  check "(d) turn-2 tool_result.tool_use_id equals the tool_use id sent in turn 1" \
+    upstream "$JQ_DEFS"'$posts[0].reply.toolUseId as $id
+              | $id != null and ($posts[1] | tool_result.tool_use_id) == $id'
+  check "(e) thinking block echoed byte-for-byte (signature and text)" \
+    upstream "$JQ_DEFS"'$posts[0].reply as $r
+              | ($posts[1] | thinking_for($r.toolUseId)) as $t
+              | $r.signature != null and $t.signature == $r.signature and $t.thinking == $r.thinking
+                and ($posts[1].bodyText | contains($r.signature | tojson))
+                and ($posts[1].bodyText | contains($r.thinking | tojson))'
+  if [[ $MODE == relay ]]; then
+    check "(f) upstream saw x-api-key: $UPSTREAM_KEY and never the client key" \
+      upstream --arg want "$UPSTREAM_KEY" --arg client "$CLIENT_KEY" \
+        'all($posts[]; .headers["x-api-key"] == $want) and (map(tostring | contains($client)) | any | not)'
+  else
+    check "(f) [direct control] upstream saw the client's x-api-key" \
+      upstream --arg want "$CLIENT_KEY" 'all($posts[]; .headers["x-api-key"] == $want)'
+  fi
+  session_id=$(jq -r 'select(.type == "system" and .subtype == "init") | .session_id' "$DIR/claude.jsonl" 2>/dev/null | head -1)
+  check "(g) anthropic-beta and x-claude-code-session-id reached the upstream" \
+    upstream --arg sid "$session_id" \
+      '($posts | length) > 0 and $sid != ""
+       and all($posts[]; (.headers["anthropic-beta"] // "" | contains("claude-code-20250219"))
+                         and .headers["x-claude-code-session-id"] == $sid)'
+  check "(h) the tool really ran: turn-2 tool_result content has relay-e2e-ok" \
+    upstream "$JQ_DEFS"'$posts[1] | tool_result_text | contains("relay-e2e-ok")'
+  check "(i) a streamed answer reached curl byte-for-byte as the upstream sent it" probe_check
+  # Informational: the fake's own view of turn 2 (see fake-upstream.mjs verifyTurnTwo).
+  echo "# fake upstream verdict on turn 2: $(jq -c -s '[.[] | select(.verdict) | .verdict] | last' "$DIR/upstream.jsonl" 2>/dev/null)"
+}
+
+# After Claude Code, one streaming request by curl: the bytes it receives must be exactly the bytes the
+# fake upstream logged as sent (SSE relayed byte for byte, including chunk splits inside an event and
+# inside a UTF-8 character, and the mid-stream error event). Runs before the processes stop; checked
+# by probe_check.
+probe_tool_loop() {
+  local base_url=$1
+  curl -sS -N -m 30 -o "$DIR/probe.sse" -w '%{http_code}' "$base_url/v1/messages?beta=true" \
+    -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "x-api-key: $CLIENT_KEY" \
+    --data-binary '{"model":"'"$MODEL"'","max_tokens":256,"stream":true,"metadata":{"user_id":"'"$PROBE_MARK"'"},"messages":[{"role":"user","content":"byte probe"}]}' \
+    >"$DIR/probe.status" 2>"$DIR/probe.err" || true
+}
+
+probe_error_after_content() { probe_tool_loop "$@"; }
+
+probe_check() {
+  [[ $(cat "$DIR/probe.status" 2>/dev/null) == 200 ]] || return 1
+  jq -e -s --arg got "$(base64 -w0 "$DIR/probe.sse")" --arg mark "$PROBE_MARK" \
+    '(map(select(.bodyText? // "" | contains($mark))) | last | .seq) as $seq
+     | $seq != null and (map(select(.kind? == "sent" and .seq == $seq)) | last | .sseBase64) == $got' \
+    "$DIR/upstream.jsonl"
+}
+
+scenario_error_after_content() {
+  check "(a) claude exits 1" test "$CLAUDE_RC" -eq 1
+  check "(b) result is_error true and reports the upstream's mid-stream error" \
+    claude_out --slurpfile up "$DIR/upstream.jsonl" \
+      '($up | map(.reply.error.message? // empty) | first) as $msg
+       | $msg != null and $result.is_error == true and ($result.result | contains($msg))'
+  check "(c) exactly 1 POST /v1/messages (no retry, no fallback after content was sent)" \
+    upstream '($posts | length) == 1 and $posts[0].reply.errorAfterContent == true'
+  check "(d) the mid-stream error reached curl byte-for-byte as the upstream sent it" probe_check
+}
+
+run_scenario() {
+  local name=$1 fake_mode=$2 base_url start=$SECONDS
+  SCENARIO=$name
+  SCENARIO_FAILED=0
+  DIR=$TMP/$name
+  mkdir -p "$DIR"
+  start_fake "$DIR" "$fake_mode"
+  base_url=http://127.0.0.1:$FAKE_PORT
+  if [[ $MODE == relay ]]; then
+    if ! start_relay "$DIR"; then
+      echo "not ok - $SCENARIO: relay started and answered /health"
+      FAILED=$((FAILED + 1))
+      SCENARIO_FAILED=1
+      stop_scenario_processes
+      keep_captures
+      return
+    fi
+    base_url=http://127.0.0.1:$RELAY_PORT
+  fi
+  echo "# scenario $name: claude -> ${MODE/direct/fake upstream directly} ($base_url)"
+  run_claude "$DIR" "$base_url"
+  if declare -F "probe_${name//-/_}" >/dev/null; then "probe_${name//-/_}" "$base_url"; fi
+  stop_scenario_processes
+  "scenario_${name//-/_}"
+  if ((SCENARIO_FAILED)); then
+    echo "# diagnostics for $name: claude rc=$CLAUDE_RC"
+    sed 's/^/#   claude: /' "$DIR/claude.jsonl" | tail -5 | cut -c1-400
+    sed 's/^/#   claude stderr: /' "$DIR/claude.err" | tail -5
+    jq -r -s '.[] | "#   upstream: \(.method) \(.url) -> \(.reply | tostring)"' "$DIR/upstream.jsonl" 2>/dev/null | cut -c1-400 || true
+    [[ $MODE == direct ]] || sed 's/^/#   relay: /' "$DIR/relay.out" "$DIR/relay.err" | tail -20
+  fi
+  keep_captures
+  echo "# scenario $name took $((SECONDS - start)) s"
+}
+
+# Copies a scenario's captures (not the throwaway HOME / cwd) to .work/last-run/ for inspection.
+keep_captures() {
+  local dest=$WORK/last-run/$SCENARIO
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  find "$DIR" -maxdepth 1 -type f -exec cp {} "$dest/" \;
+}
+
+# ---- main ----------------------------------------------------------------------------------------------
+
+mkdir -p "$WORK"
+rm -rf "$WORK/last-run"
+install_claude
+if [[ $MODE == relay && -z ${CC_RELAY_BIN:-} ]]; then build_relay; fi
+echo "# mode: $MODE${CC_RELAY_BIN:+ ($CC_RELAY_BIN)}"
+
+run_scenario tool-loop tool-loop
+run_scenario error-after-content error-after-content
+
+echo "E2E: $PASSED passed, $FAILED failed"
+((FAILED == 0))

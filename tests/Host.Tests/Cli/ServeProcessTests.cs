@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using CcRelay.Host.Tests.Infrastructure;
+
+namespace CcRelay.Host.Tests.Cli;
+
+/// <summary><c>cc-relay serve</c> as a real process: config loading, listening, graceful shutdown on SIGTERM.</summary>
+public sealed partial class ServeProcessTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    private readonly string _dir = Directory.CreateTempSubdirectory("cc-relay-serve-").FullName;
+    private FakeUpstream _upstream = null!;
+
+    public async Task InitializeAsync() => _upstream = await FakeUpstream.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static async Task SigtermAsync(int pid)
+    {
+        using var kill = Process.Start("kill", ["-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    [GeneratedRegex(@"listening on (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ListeningLine();
+
+    [Fact]
+    public async Task Sigterm_LetsTheInFlightStreamFinish_ThenExits0()
+    {
+        // Arrange: a relay process on a port the OS picks, and an upstream that holds its stream open
+        var config = Path.Combine(_dir, "cc-relay.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            server:
+              listen: "127.0.0.1:0"
+            providers:
+              - name: fake
+                type: anthropic_compatible
+                base_url: "{_upstream.BaseUrl}"
+                keys:
+                  - key: "k"
+            """);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
+            await release.Task.WaitAsync(Bound);
+            await Fake.WriteAsync(context, Fake.TextBlock(0, "done") + Fake.MessageEnd());
+        };
+
+        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stdout = new System.Text.StringBuilder();
+        using var process = new Process
+        {
+            StartInfo = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "cc-relay.dll"), "serve", "--config", config])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = _dir,
+            },
+        };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (stdout)
+            {
+                stdout.AppendLine(e.Data);
+            }
+
+            if (ListeningLine().Match(e.Data) is { Success: true } m)
+            {
+                listening.TrySetResult(m.Groups[1].Value);
+            }
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var baseUrl = await listening.Task.WaitAsync(Bound);
+            using var client = new HttpClient { BaseAddress = new Uri(baseUrl), Timeout = Bound };
+            using var response = await client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead);
+            var reader = new SseClientReader(await response.Content.ReadAsStreamAsync());
+            Assert.StartsWith("event: message_start", await reader.NextAsync(CancellationToken.None));
+
+            // Act: SIGTERM while the stream is open, then let the upstream finish
+            await SigtermAsync(process.Id);
+            release.SetResult();
+            var rest = await reader.RestAsync(CancellationToken.None);
+
+            // Assert: the stream completed normally and the process exited 0
+            Assert.StartsWith("event: message_stop", rest[^1]);
+            await process.WaitForExitAsync(new CancellationTokenSource(Bound).Token);
+            Assert.Equal(0, process.ExitCode);
+            lock (stdout)
+            {
+                Assert.Contains($"configuration: {config} (found by --config)", stdout.ToString());
+            }
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs every CcRelay test on a fresh machine: installs what is missing, checks formatting, builds with
+# warnings as errors, runs the Core, property and host suites, then the end-to-end run with the real
+# Claude Code CLI. Ends with one line `N passed, M failed` (the sum over every runner); exits non-zero
+# if anything failed.
+#
+#   bash tests/run-all.sh            everything
+#   SKIP_E2E=1 bash tests/run-all.sh  without the Claude Code end-to-end run
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cc-relay-tests.XXXXXX")
+trap 'rm -rf "$LOG_DIR"' EXIT
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+passed=0
+failed=0
+
+step() { printf '\n==> %s\n' "$*"; }
+fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); }
+
+# ---- what the suites need beyond the .NET SDK ------------------------------------------------------
+need_apt=()
+for tool in jq curl; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if ((${#need_apt[@]})); then
+  step "installing ${need_apt[*]}"
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+fi
+
+step "dotnet tool restore"
+dotnet tool restore >/dev/null || fail_step "dotnet tool restore"
+
+step "build (Release, warnings are errors)"
+if ! dotnet build CcRelay.sln -c Release >"$LOG_DIR/build.log" 2>&1; then
+  grep -E "error|warning" "$LOG_DIR/build.log" | sort -u
+  fail_step "build"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
+# NOTE: dotnet format cannot load F# projects; it sees Core's types only through Core's built *Debug*
+# assembly (its design-time build is Debug). Without it, every `using CcRelay.Core` looks unnecessary.
+step "formatting: fantomas (F#) and dotnet format (C#)"
+dotnet build src/CcRelay.Core -c Debug >"$LOG_DIR/core-debug.log" 2>&1 || fail_step "Core Debug build for dotnet format"
+dotnet fantomas --check src tests || fail_step "fantomas --check (run: dotnet fantomas src tests)"
+if ! dotnet format CcRelay.sln --verify-no-changes >"$LOG_DIR/format.log" 2>&1; then
+  grep -v "Could not format .*fsproj" "$LOG_DIR/format.log"
+  fail_step "dotnet format --verify-no-changes (run: dotnet format CcRelay.sln)"
+fi
+
+step "unit, property and integration tests"
+dotnet test CcRelay.sln -c Release --no-build 2>&1 | tee "$LOG_DIR/test.log" | grep -E "^\s*(Passed|Failed)[!]|^\s*Failed |Error Message|Assert\." || true
+while read -r line; do
+  f=$(sed -E 's/.*Failed:[[:space:]]*([0-9]+).*/\1/' <<<"$line")
+  p=$(sed -E 's/.*Passed:[[:space:]]*([0-9]+).*/\1/' <<<"$line")
+  passed=$((passed + p))
+  failed=$((failed + f))
+done < <(grep -E "^\s*(Passed|Failed)! +- +Failed:" "$LOG_DIR/test.log")
+runners=$(grep -cE "^\s*(Passed|Failed)! +- +Failed:" "$LOG_DIR/test.log")
+if [[ $runners -lt 3 ]]; then fail_step "dotnet test reported $runners of 3 test assemblies"; fi
+
+if [[ -z ${SKIP_E2E:-} ]]; then
+  step "end to end: real Claude Code CLI through the relay"
+  bash tests/E2E/run.sh 2>&1 | tee "$LOG_DIR/e2e.log"
+  e2e_status=${PIPESTATUS[0]}
+  summary=$(grep -E "^E2E: [0-9]+ passed, [0-9]+ failed$" "$LOG_DIR/e2e.log" | tail -1)
+  if [[ -n $summary ]]; then
+    passed=$((passed + $(sed -E 's/E2E: ([0-9]+) passed.*/\1/' <<<"$summary")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
+  else
+    fail_step "E2E printed no summary (exit $e2e_status)"
+  fi
+  if [[ $e2e_status -ne 0 && -n $summary && $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary") -eq 0 ]]; then
+    fail_step "E2E exited $e2e_status"
+  fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
