@@ -7,6 +7,7 @@
 #   bench/run.sh --no-relay      direct + nginx only (relay column shows n/a)
 #   bench/run.sh --relay-mode M  how the relay is started: auto (default), cli, shim — see "relay" below
 #   bench/run.sh --no-diag       skip the diagnostic pass (perf stat: syscalls and context switches per request)
+#   bench/run.sh --nice N        run everything at nice N (e.g. -10) to push back other load on a shared machine
 #   bench/run.sh --no-install    do not apt-get missing tools
 #   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
 #
@@ -24,6 +25,7 @@ RELAY=1
 RELAY_MODE=auto
 INSTALL=1
 DIAG=1
+NICE=""
 REPORT="$BENCH/RESULTS.md"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -33,8 +35,9 @@ while [[ $# -gt 0 ]]; do
         --relay-mode) RELAY_MODE="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-diag) DIAG=0 ;;
+        --nice) NICE="$2"; shift ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -106,6 +109,8 @@ if [[ ${#need[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >>"$LOG" 2>&1
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Every process started below inherits this shell's priority.
+[[ -n $NICE ]] && renice -n "$NICE" -p $$ >/dev/null
 
 # ---- build --------------------------------------------------------------------------------------------------------
 cd "$ROOT"
@@ -113,18 +118,20 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 say "building bench tools (Release)"
 dotnet build -c Release bench/FakeUpstream >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
 dotnet build -c Release bench/LoadGen >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+SHIM_DLL="$ROOT/artifacts/bin/RelayHost/release/bench-relay-host.dll"
+build_shim() {
+    say "building bench/RelayHost"
+    dotnet build -c Release bench/RelayHost >>"$LOG" 2>&1 && [[ -f $SHIM_DLL ]]
+}
 RELAY_NOTE="measured"
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
-SHIM_DLL="$ROOT/artifacts/bin/RelayHost/release/bench-relay-host.dll"
 if [[ $RELAY == 1 ]]; then
     say "building relay (dotnet build -c Release src/CcRelay.Cli)"
     if ! dotnet build -c Release src/CcRelay.Cli >>"$LOG" 2>&1 || [[ ! -f $RELAY_DLL ]]; then
         say "relay build failed; continuing with direct + nginx only (see $LOG)"
         RELAY=0; RELAY_NOTE="not measured: build failed"
-    elif [[ $RELAY_MODE != cli ]] && ! dotnet build -c Release bench/RelayHost >>"$LOG" 2>&1; then
-        say "bench/RelayHost build failed (only needed as a fallback)"
-        [[ $RELAY_MODE == shim ]] && { RELAY=0; RELAY_NOTE="not measured: bench/RelayHost build failed"; }
-        RELAY_MODE=cli
+    elif [[ $RELAY_MODE == shim ]] && ! build_shim; then
+        RELAY=0; RELAY_NOTE="not measured: bench/RelayHost build failed"
     fi
 else
     RELAY_NOTE="not measured (--no-relay)"
@@ -299,7 +306,7 @@ if [[ $RELAY == 1 ]]; then
         fi
         CLI_HEALTH="$(curl -s -m 5 "http://127.0.0.1:$P_RL_JSON/health" | head -c 300)"
         stop_pid "$PID_RL_JSON"; stop_pid "$PID_RL_SSE"
-        if [[ $RELAY_MODE == cli && ${RELAY_AUTO:-0} == 1 && -f $SHIM_DLL ]]; then
+        if [[ $RELAY_MODE == cli && ${RELAY_AUTO:-0} == 1 ]] && build_shim; then
             say "cc-relay serve did not apply the benchmark config (/health: $CLI_HEALTH); falling back to bench/RelayHost"
             RELAY_MODE=shim
             continue
@@ -346,6 +353,7 @@ WARM=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads
     echo "nginx: $(nginx -v 2>&1 | sed 's/nginx version: //')"
     echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "Priority: nice $(ps -o ni= -p $$ | xargs)"
     echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms, late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms; one-off warm-up ${WARMUP_SECONDS}s per target"
 } > "$META"
 
