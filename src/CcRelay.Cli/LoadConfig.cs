@@ -8,48 +8,66 @@ namespace CcRelay.Cli;
 internal static class LoadConfig
 {
     /// <summary>
-    /// The loaded config, its source (null for the built-in default) and its warnings; or null after
-    /// printing every error to <paramref name="error"/>.
+    /// Where the config comes from: <paramref name="explicitPath"/>, else <c>$CC_RELAY_CONFIG</c>, else the
+    /// discovery order of <see cref="ConfigDiscovery.find"/>. Relative paths are resolved against the working directory.
     /// </summary>
-    public static (RelayConfig Config, string? Source, IReadOnlyList<ConfigIssue> Warnings)? Run(string? explicitPath, TextWriter error)
-    {
-        var source = ConfigDiscovery.find(
+    public static ConfigSource Find(string? explicitPath, CliEnvironment environment) =>
+        ConfigDiscovery.find(
             FuncConvert.FromFunc<string, bool>(File.Exists),
-            Option(explicitPath),
-            Option(Environment.GetEnvironmentVariable("CC_RELAY_CONFIG")),
-            Directory.GetCurrentDirectory(),
-            Option(Environment.GetEnvironmentVariable("HOME")));
+            Option(explicitPath, environment),
+            Option(environment.Variable("CC_RELAY_CONFIG"), environment),
+            environment.WorkingDirectory,
+            Option(environment.Home, environment));
 
-        switch (source)
+    /// <summary>
+    /// Which rule named or found a file. <see cref="ConfigDiscovery"/> calls an explicit path <c>--config</c>;
+    /// <paramref name="explicitName"/> says what the command calls it.
+    /// </summary>
+    public static string Rule(string foundBy, string explicitName) => foundBy == "--config" ? explicitName : foundBy;
+
+    /// <summary>
+    /// The loaded config, its source (null for the built-in default) and its warnings; or null after
+    /// printing every error to <paramref name="error"/>. <paramref name="explicitName"/> is what the command
+    /// calls <paramref name="explicitPath"/> in messages.
+    /// </summary>
+    public static (RelayConfig Config, string? Source, IReadOnlyList<ConfigIssue> Warnings)? Run(
+        string? explicitPath, CliEnvironment environment, TextWriter error, string explicitName = "--config")
+    {
+        switch (Find(explicitPath, environment))
         {
             case ConfigSource.Missing missing:
-                error.WriteLine($"cc-relay: config file not found: {missing.Path} (named by {missing.NamedBy})");
+                error.WriteLine($"cc-relay: config file not found: {missing.Path} (named by {Rule(missing.NamedBy, explicitName)})");
                 return null;
             case ConfigSource.File file:
-                var load = ConfigFile.Load(file.Path, Environment.GetEnvironmentVariable);
+                var load = ConfigFile.Load(file.Path, environment.Variable);
                 if (load is ConfigLoad.Invalid invalid)
                 {
                     error.WriteLine($"cc-relay: invalid configuration in {file.Path}:");
-                    foreach (var issue in invalid.Errors)
-                    {
-                        error.WriteLine($"  error: {issue}");
-                    }
-
-                    foreach (var issue in invalid.Warnings)
-                    {
-                        error.WriteLine($"  warning: {issue}");
-                    }
-
+                    WriteIssues(error, invalid.Errors, invalid.Warnings);
                     return null;
                 }
 
                 var loaded = (ConfigLoad.Loaded)load;
-                return (loaded.Config, $"{file.Path} (found by {file.FoundBy})", loaded.Warnings.ToArray());
+                return (loaded.Config, $"{file.Path} (found by {Rule(file.FoundBy, explicitName)})", loaded.Warnings.ToArray());
             default:
                 return (Config.defaults, null, []);
         }
     }
 
-    private static FSharpOption<string> Option(string? value) =>
-        string.IsNullOrWhiteSpace(value) ? FSharpOption<string>.None : FSharpOption<string>.Some(value);
+    /// <summary>Prints errors, then warnings, one per line with its key path, line and column.</summary>
+    public static void WriteIssues(TextWriter writer, IEnumerable<ConfigIssue> errors, IEnumerable<ConfigIssue> warnings)
+    {
+        foreach (var issue in errors)
+        {
+            writer.WriteLine($"  error: {issue}");
+        }
+
+        foreach (var issue in warnings)
+        {
+            writer.WriteLine($"  warning: {issue}");
+        }
+    }
+
+    private static FSharpOption<string> Option(string? path, CliEnvironment environment) =>
+        string.IsNullOrWhiteSpace(path) ? FSharpOption<string>.None : FSharpOption<string>.Some(environment.FullPath(path));
 }

@@ -5,19 +5,44 @@ namespace CcRelay.Cli;
 
 /// <summary>
 /// <c>cc-relay</c>: parses arguments, calls the host and core, prints, returns documented exit codes
-/// (0 success, 1 runtime failure, 2 invalid configuration or usage).
+/// (0 success, 1 runtime failure, 2 invalid configuration or usage; see docs/cli.md).
 /// </summary>
 internal static class Program
 {
-    private static Task<int> Main(string[] args) => BuildCommand().Parse(args).InvokeAsync();
+    private static Task<int> Main(string[] args) => RunAsync(args, CliEnvironment.FromProcess(), new InvocationConfiguration());
 
-    internal static RootCommand BuildCommand()
+    /// <summary>
+    /// Parses and runs <paramref name="args"/>. A usage error (unknown option, bad value, missing subcommand)
+    /// exits 2 as documented; System.CommandLine itself would return 1, which is the runtime-failure code.
+    /// </summary>
+    internal static async Task<int> RunAsync(string[] args, CliEnvironment environment, InvocationConfiguration configuration)
+    {
+        var parse = BuildCommand(environment).Parse(args);
+        var code = await parse.InvokeAsync(configuration);
+        return parse.Errors.Count > 0 ? ExitCodes.InvalidConfig : code;
+    }
+
+    /// <summary>The commands, reading the process's environment.</summary>
+    internal static RootCommand BuildCommand() => BuildCommand(CliEnvironment.FromProcess());
+
+    /// <summary>The commands, reading <paramref name="environment"/> instead of the process's (for tests).</summary>
+    internal static RootCommand BuildCommand(CliEnvironment environment)
     {
         var root = new RootCommand("cc-relay: a relay between Claude Code and the LLM providers you use.");
-        root.Add(ServeCommand.Create());
+        root.Add(ServeCommand.Create(environment));
+        root.Add(ConfigCommand(environment));
         root.Add(VersionCommand());
         return root;
     }
+
+    private static Command ConfigCommand(CliEnvironment environment) =>
+        new("config", "Create, check and show the config; point Claude Code at the relay.")
+        {
+            ConfigValidateCommand.Create(environment),
+            ConfigInitCommand.Create(environment),
+            ConfigShowCommand.Create(environment),
+            ClaudeCodeCommand.Create(environment),
+        };
 
     private static Command VersionCommand()
     {

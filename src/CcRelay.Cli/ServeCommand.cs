@@ -31,7 +31,7 @@ internal static class ServeCommand
         Description = "Log format, overriding logging.format.",
     };
 
-    public static Command Create()
+    public static Command Create(CliEnvironment environment)
     {
         LogLevelOption.AcceptOnlyFromAmong("debug", "info", "warn", "error");
         LogFormatOption.AcceptOnlyFromAmong("json", "text");
@@ -42,14 +42,14 @@ internal static class ServeCommand
             LogLevelOption,
             LogFormatOption,
         };
-        command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
+        command.SetAction((parse, cancellationToken) => RunAsync(parse, environment, cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(ParseResult parse, CliEnvironment environment, CancellationToken cancellationToken)
     {
         var error = parse.InvocationConfiguration.Error;
-        var loaded = LoadConfig.Run(parse.GetValue(ConfigOption), error);
+        var loaded = LoadConfig.Run(parse.GetValue(ConfigOption), environment, error);
         if (loaded is null)
         {
             return ExitCodes.InvalidConfig;

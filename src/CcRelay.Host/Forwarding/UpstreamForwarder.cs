@@ -6,6 +6,7 @@ using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -27,10 +28,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         RequestRecord record,
         long startedAt)
     {
+        // One token for the whole attempt: the client's abort, linked with the relay's own deadline
+        // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
+        // fired is told apart by `aborted.IsCancellationRequested`.
         var aborted = context.RequestAborted;
-        using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, timeout.Token);
-        timeout.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
 
         // :: Step 6: send  Relay ──► Upstream
         using var request = BuildRequest(context.Request, plan, body);
@@ -67,7 +70,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
             record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
             record.Status = (int)response.StatusCode;
-            timeout.CancelAfter(server.TimeoutMs > 0
+            linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
                 : Timeout.InfiniteTimeSpan);
 
@@ -142,21 +145,26 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
     private static async Task CopyBodyAsync(HttpContext context, RequestRecord record, Stream upstreamBody, CancellationToken cancellationToken)
     {
+        // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read.
+        var writer = context.Response.BodyWriter;
         try
         {
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
-            try
+            while (true)
             {
-                int read;
-                while ((read = await upstreamBody.ReadAsync(buffer, cancellationToken)) > 0)
+                var memory = writer.GetMemory(4096);
+                var read = await upstreamBody.ReadAsync(memory, cancellationToken);
+                if (read == 0)
                 {
-                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                    record.BytesOut += read;
+                    break;
                 }
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+
+                writer.Advance(read);
+                record.BytesOut += read;
+                var flushed = await writer.FlushAsync(cancellationToken);
+                if (flushed.IsCanceled || flushed.IsCompleted)
+                {
+                    break;
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
@@ -223,7 +231,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             {
                 if (Headers.forwardResponse(isStream, header.Key))
                 {
-                    response.Headers[header.Key] = header.Value.ToArray();
+                    var values = header.Value;
+                    response.Headers[header.Key] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues([.. values]);
                 }
             }
         }

@@ -35,6 +35,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, code);
         Assert.Matches(@"serve\s+Run the relay", output);
         Assert.Matches(@"version\s+Print the version", output);
+        Assert.Matches(@"config\s+Create, check and show the config", output);
     }
 
     [Fact]

@@ -1,0 +1,146 @@
+namespace CcRelay.Core
+
+open System
+open System.Globalization
+open System.Text
+
+/// Renders the effective configuration as YAML for `cc-relay config show`: every value after defaults and
+/// `${VAR}` expansion, in the schema's key names. Secrets never appear: `api_key` and `bearer_secret` read
+/// `"<redacted>"`, and each provider key is shown only as its `key_id` (`KeyId.ofSecret`).
+///
+/// NOTE: the output is for reading, not for loading back. `key_id` is not a config key, and a provider
+/// that needs a key would then have none.
+[<RequireQualifiedAccess>]
+module ConfigRender =
+
+    /// What a configured secret is shown as.
+    let redacted: string = "<redacted>"
+
+    /// A YAML double-quoted scalar: always read back as this exact string, whatever it looks like
+    /// (`true`, `0123`, `~`, `a: b`). Characters YAML does not allow as they are, or that other tools
+    /// read as line breaks, are escaped; an ill-formed UTF-16 sequence becomes U+FFFD.
+    let quote (text: string) : string =
+        let builder = StringBuilder(text.Length + 2)
+        builder.Append '"' |> ignore
+
+        for rune in text.EnumerateRunes() do
+            match rune.Value with
+            | 0x22 -> builder.Append "\\\"" |> ignore
+            | 0x5C -> builder.Append "\\\\" |> ignore
+            | 0x09 -> builder.Append "\\t" |> ignore
+            | 0x0A -> builder.Append "\\n" |> ignore
+            | 0x0D -> builder.Append "\\r" |> ignore
+            | value when
+                Rune.IsControl rune
+                || value = 0x2028
+                || value = 0x2029
+                || value = 0xFEFF
+                || value = 0xFFFE
+                || value = 0xFFFF
+                ->
+                builder.Append("\\u").Append(value.ToString("X4", CultureInfo.InvariantCulture))
+                |> ignore
+            | _ -> builder.Append(rune.ToString()) |> ignore
+
+        builder.Append('"').ToString()
+
+    let private boolean (value: bool) : string = if value then "true" else "false"
+
+    let private integer (value: int64) : string =
+        value.ToString(CultureInfo.InvariantCulture)
+
+    let private secret (value: string option) : string =
+        match value with
+        | Some _ -> quote redacted
+        | None -> "null"
+
+    let private authHeader (style: AuthStyle) : string =
+        match style with
+        | AuthStyle.XApiKey -> "x-api-key"
+        | AuthStyle.Bearer -> "bearer"
+
+    let private level (value: LogLevel) : string =
+        match value with
+        | LogLevel.Debug -> "debug"
+        | LogLevel.Info -> "info"
+        | LogLevel.Warn -> "warn"
+        | LogLevel.Error -> "error"
+
+    let private format (value: LogFormat) : string =
+        match value with
+        | LogFormat.Json -> "json"
+        | LogFormat.Text -> "text"
+
+    let private server (config: ServerConfig) : string list = [
+        "server:"
+        $"  listen: %s{quote (string config.Listen)}"
+        "  auth:"
+        $"    api_key: %s{secret config.Auth.ApiKey}"
+        $"    allow_bearer: %s{boolean config.Auth.AllowBearer}"
+        $"    bearer_secret: %s{secret config.Auth.BearerSecret}"
+        $"  timeout_ms: %s{integer (int64 config.TimeoutMs)}"
+        $"  first_byte_timeout_ms: %s{integer (int64 config.FirstByteTimeoutMs)}"
+        $"  shutdown_timeout_ms: %s{integer (int64 config.ShutdownTimeoutMs)}"
+        $"  max_concurrent: %s{integer (int64 config.MaxConcurrent)}"
+        $"  max_body_bytes: %s{integer config.MaxBodyBytes}"
+        $"  enable_http2: %s{boolean config.EnableHttp2}"
+    ]
+
+    let private key (key: KeyConfig) : string list = [
+        $"      - key_id: %s{quote (KeyId.ofSecret key.Key)}"
+        $"        rpm_limit: %s{integer (int64 key.RpmLimit)}"
+        $"        itpm_limit: %s{integer (int64 key.ItpmLimit)}"
+        $"        otpm_limit: %s{integer (int64 key.OtpmLimit)}"
+        $"        tpm_limit: %s{integer (int64 key.TpmLimit)}"
+        $"        priority: %s{integer (int64 key.Priority)}"
+        $"        weight: %s{integer (int64 key.Weight)}"
+    ]
+
+    let private provider (provider: ProviderConfig) : string list = [
+        $"  - name: %s{quote provider.Name}"
+        $"    type: %s{ProviderType.wireName provider.Type}"
+        $"    enabled: %s{boolean provider.Enabled}"
+        // OriginalString: the URL as configured (Uri.ToString would add a trailing slash).
+        $"    base_url: %s{quote provider.BaseUrl.OriginalString}"
+        $"    auth_header: %s{authHeader provider.AuthStyle}"
+        match provider.Keys with
+        | [] -> "    keys: []"
+        | keys ->
+            "    keys:"
+            yield! keys |> List.collect key
+        if provider.ModelMapping.IsEmpty then
+            "    model_mapping: {}"
+        else
+            "    model_mapping:"
+
+            for KeyValue(incoming, upstream) in provider.ModelMapping do
+                $"      %s{quote incoming}: %s{quote upstream}"
+        match provider.Models with
+        | [] -> "    models: []"
+        | models ->
+            "    models:"
+
+            for model in models do
+                $"      - %s{quote model}"
+    ]
+
+    let private logging (config: LoggingConfig) : string list = [
+        "logging:"
+        $"  level: %s{level config.Level}"
+        $"  format: %s{format config.Format}"
+        $"  output: %s{quote config.Output}"
+    ]
+
+    /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
+    let toYaml (config: RelayConfig) : string =
+        let lines = [
+            yield! server config.Server
+            match config.Providers with
+            | [] -> "providers: []"
+            | providers ->
+                "providers:"
+                yield! providers |> List.collect provider
+            yield! logging config.Logging
+        ]
+
+        String.Join("\n", lines) + "\n"

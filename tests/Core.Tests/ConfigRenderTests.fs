@@ -1,0 +1,151 @@
+module CcRelay.Core.Tests.ConfigRenderTests
+
+open System
+open Microsoft.FSharp.Reflection
+open CcRelay.Core
+open Xunit
+
+let private key (secret: string) : KeyConfig = {
+    Key = secret
+    RpmLimit = 60
+    ItpmLimit = 0
+    OtpmLimit = 0
+    TpmLimit = 100_000
+    Priority = 1
+    Weight = 2
+}
+
+/// A config holding every kind of secret, with values no default would produce.
+let private withSecrets: RelayConfig = {
+    Config.defaults with
+        Server = {
+            Config.defaultServer with
+                Auth = {
+                    ApiKey = Some "relay-api-key-123"
+                    AllowBearer = true
+                    BearerSecret = Some "relay-bearer-456"
+                }
+        }
+        Providers = [
+            {
+                Config.defaultProvider "zai" ProviderType.Zai (Uri "https://api.z.ai/api/anthropic") with
+                    Keys = [ key "zai-key-aaa"; key "zai-key-bbb" ]
+                    ModelMapping = Map.ofList [ "claude-sonnet-4-6", "GLM-4.7" ]
+            }
+        ]
+}
+
+[<Fact>]
+let ``the built-in default renders every key with its default`` () =
+    let expected =
+        """server:
+  listen: "127.0.0.1:8787"
+  auth:
+    api_key: null
+    allow_bearer: false
+    bearer_secret: null
+  timeout_ms: 600000
+  first_byte_timeout_ms: 120000
+  shutdown_timeout_ms: 30000
+  max_concurrent: 0
+  max_body_bytes: 33554432
+  enable_http2: false
+providers:
+  - name: "anthropic"
+    type: anthropic
+    enabled: true
+    base_url: "https://api.anthropic.com"
+    auth_header: x-api-key
+    keys: []
+    model_mapping: {}
+    models:
+      - "claude-opus-4-6"
+      - "claude-sonnet-4-6"
+      - "claude-haiku-4-5"
+logging:
+  level: info
+  format: text
+  output: "stdout"
+"""
+
+    Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)
+
+[<Fact>]
+let ``no secret appears; keys are shown by key id and the others as redacted`` () =
+    let text = ConfigRender.toYaml withSecrets
+
+    for secret in [ "relay-api-key-123"; "relay-bearer-456"; "zai-key-aaa"; "zai-key-bbb" ] do
+        Assert.DoesNotContain(secret, text)
+
+    for secret in [ "zai-key-aaa"; "zai-key-bbb" ] do
+        Assert.Contains($"- key_id: \"%s{KeyId.ofSecret secret}\"\n", text)
+
+    Assert.Contains("    api_key: \"<redacted>\"\n", text)
+    Assert.Contains("    bearer_secret: \"<redacted>\"\n", text)
+    Assert.Contains("      \"claude-sonnet-4-6\": \"GLM-4.7\"\n", text)
+
+[<Fact>]
+let ``an IPv6 listen address keeps its brackets`` () =
+    let config = {
+        Config.defaults with
+            Server = {
+                Config.defaultServer with
+                    Listen = { Host = "::1"; Port = 9000 }
+            }
+    }
+
+    Assert.Contains("  listen: \"[::1]:9000\"\n", ConfigRender.toYaml config)
+
+[<Theory>]
+[<InlineData("plain", "\"plain\"")>]
+[<InlineData("true", "\"true\"")>]
+[<InlineData("0123", "\"0123\"")>]
+[<InlineData("a: b # c", "\"a: b # c\"")>]
+[<InlineData("say \"hi\"", "\"say \\\"hi\\\"\"")>]
+[<InlineData("back\\slash", "\"back\\\\slash\"")>]
+[<InlineData("two\nlines\r\tx", "\"two\\nlines\\r\\tx\"")>]
+[<InlineData("bell\u0007 del\u007f nel\u0085 ls\u2028", "\"bell\\u0007 del\\u007F nel\\u0085 ls\\u2028\"")>]
+[<InlineData("é 模型 🙂", "\"é 模型 🙂\"")>]
+let ``quote writes a YAML double-quoted scalar that reads back as the same string`` (text: string, expected: string) =
+    Assert.Equal(expected, ConfigRender.quote text)
+
+[<Fact>]
+let ``quote replaces a lone surrogate, which no YAML reader accepts`` () =
+    Assert.Equal("\"a\uFFFDb\"", ConfigRender.quote "a\uD800b")
+
+/// `FirstByteTimeoutMs` -> `first_byte_timeout_ms`; `EnableHttp2` -> `enable_http2`.
+let private snakeCase (name: string) : string =
+    name
+    |> Seq.mapi (fun i c ->
+        if i > 0 && Char.IsUpper c then
+            $"_%c{Char.ToLowerInvariant c}"
+        else
+            string (Char.ToLowerInvariant c))
+    |> String.concat ""
+
+[<Fact>]
+let ``every field of the config records is rendered, so a new field cannot be left out silently`` () =
+    // Fields whose YAML name is not their snake-cased record name.
+    let renamed = Map.ofList [ "AuthStyle", "auth_header"; "Key", "key_id" ]
+
+    let records = [
+        typeof<RelayConfig>
+        typeof<ServerConfig>
+        typeof<AuthSettings>
+        typeof<ProviderConfig>
+        typeof<KeyConfig>
+        typeof<LoggingConfig>
+    ]
+
+    let lines = (ConfigRender.toYaml withSecrets).Split '\n'
+
+    for record in records do
+        for field in FSharpType.GetRecordFields record do
+            let name =
+                renamed |> Map.tryFind field.Name |> Option.defaultValue (snakeCase field.Name)
+
+            Assert.True(
+                lines
+                |> Array.exists (fun line -> line.TrimStart(' ', '-').StartsWith(name + ":", StringComparison.Ordinal)),
+                $"%s{record.Name}.%s{field.Name} is not rendered as %s{name}"
+            )

@@ -1,0 +1,132 @@
+using System.Runtime.Versioning;
+using CcRelay.Core;
+using CcRelay.Host.Configuration;
+
+namespace CcRelay.Host.Tests.Cli;
+
+/// <summary><c>cc-relay config init</c>: a starter that validates, written safely, never over a file by accident.</summary>
+public sealed class ConfigInitCommandTests : IDisposable
+{
+    private readonly CliSandbox _cli = new();
+
+    public void Dispose() => _cli.Dispose();
+
+    private string InWorkingDirectory(string name) => Path.Combine(_cli.WorkingDirectory, name);
+
+    [Fact]
+    public async Task Init_Default_WritesCcRelayYaml_ThatValidatesWithoutWarnings()
+    {
+        // Act
+        var (code, output, error) = await _cli.RunAsync("config", "init");
+
+        // Assert
+        var path = InWorkingDirectory("cc-relay.yaml");
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        Assert.Contains($"Wrote {path} (mode 0600).", output);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(path, _ => null));
+        Assert.Empty(loaded.Warnings);
+        Assert.Equal(Config.defaults, loaded.Config);
+        var (validateCode, validateOutput, _) = await _cli.RunAsync("config", "validate");
+        Assert.Equal(0, validateCode);
+        Assert.Contains($"{path} is valid (0 warnings).", validateOutput);
+    }
+
+    [Fact]
+    [UnsupportedOSPlatform("windows")]
+    public async Task Init_CreatesTheFileOwnerReadWriteOnly()
+    {
+        await _cli.RunAsync("config", "init");
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(InWorkingDirectory("cc-relay.yaml")));
+    }
+
+    [Fact]
+    public async Task Init_ExistingFile_Exits2_AndLeavesItUntouched()
+    {
+        // Arrange
+        var path = _cli.Write("cc-relay.yaml", "# mine\n");
+
+        // Act
+        var (code, output, error) = await _cli.RunAsync("config", "init");
+
+        // Assert
+        Assert.Equal(2, code);
+        Assert.Empty(output);
+        Assert.Contains($"{path} already exists and was left as it is (--force replaces it)", error);
+        Assert.Equal("# mine\n", await File.ReadAllTextAsync(path));
+        Assert.Equal([path], Directory.GetFiles(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    [UnsupportedOSPlatform("windows")]
+    public async Task Init_Force_ReplacesTheFile_WithMode0600()
+    {
+        // Arrange
+        var path = _cli.Write("cc-relay.yaml", "# mine\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        // Act
+        var (code, _, _) = await _cli.RunAsync("config", "init", "--force");
+
+        // Assert
+        Assert.Equal(0, code);
+        Assert.StartsWith("# cc-relay configuration, written by `cc-relay config init`.", await File.ReadAllTextAsync(path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal([path], Directory.GetFiles(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    public async Task Init_Output_CreatesMissingDirectories()
+    {
+        var (code, _, _) = await _cli.RunAsync("config", "init", "--output", "conf/relay/main.yml");
+
+        Assert.Equal(0, code);
+        Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(InWorkingDirectory("conf/relay/main.yml"), _ => null));
+    }
+
+    // NOTE: once ConfigFile.Load reads .toml (the TOML branch), this test should also load the written file
+    // and assert ConfigLoad.Loaded with no warnings, as Init_Default_WritesCcRelayYaml_... does for YAML.
+    [Theory]
+    [InlineData("--format", "toml")]
+    [InlineData("--output", "cc-relay.toml")]
+    public async Task Init_Toml_WritesTheTomlTemplate_WithEverySection(string option, string value)
+    {
+        // Act
+        var (code, _, _) = await _cli.RunAsync("config", "init", option, value);
+
+        // Assert
+        Assert.Equal(0, code);
+        var lines = await File.ReadAllLinesAsync(InWorkingDirectory("cc-relay.toml"));
+        Assert.Equal(
+            ["[server]", "[[providers]]", "[logging]"],
+            lines.Where(line => line.StartsWith('[')).ToArray());
+        Assert.Contains("listen = \"127.0.0.1:8787\"", lines);
+        Assert.Contains("name = \"anthropic\"", lines);
+        Assert.Contains("type = \"anthropic\"", lines);
+        Assert.False(File.Exists(InWorkingDirectory("cc-relay.yaml")));
+    }
+
+    [Theory]
+    [InlineData("yaml", "relay.toml")]
+    [InlineData("toml", "relay.yaml")]
+    [InlineData("yaml", "relay")]
+    public async Task Init_OutputExtensionNotOfTheFormat_Exits2_WritingNothing(string format, string output)
+    {
+        var (code, _, error) = await _cli.RunAsync("config", "init", "--format", format, "--output", output);
+
+        Assert.Equal(2, code);
+        Assert.Contains("since the format is taken from the extension", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    public async Task Init_UnknownFormat_IsAUsageError_Exit2()
+    {
+        var (code, _, error) = await _cli.RunAsync("config", "init", "--format", "json");
+
+        Assert.Equal(2, code);
+        Assert.Contains("'json'", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
+    }
+}
