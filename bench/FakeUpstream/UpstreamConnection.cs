@@ -92,16 +92,21 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
         var events = SseScript.EventCount(knobs.Deltas);
         var t0 = Stopwatch.GetTimestamp();
         var intervalTicks = knobs.IntervalMicros * Stopwatch.Frequency / 1_000_000;
+        var lastSent = long.MinValue / 2;
         for (var seq = 0; seq < events; seq++)
         {
-            var due = t0 + (seq * intervalTicks);
+            // On schedule when possible, but never closer than half an interval to the previous event: if this
+            // process was descheduled, catching up with back-to-back sends would let any proxy legitimately
+            // deliver two events in one read, which the client would then count as coalesced.
+            var due = Math.Max(t0 + (seq * intervalTicks), lastSent + (intervalTicks / 2));
             var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
             if (wait > TimeSpan.Zero)
             {
                 await Task.Delay(wait, stop);
             }
 
-            var length = SseScript.WriteChunk(chunk, seq, knobs.Deltas, Stopwatch.GetTimestamp());
+            lastSent = Stopwatch.GetTimestamp();
+            var length = SseScript.WriteChunk(chunk, seq, knobs.Deltas, lastSent);
             await socket.SendAsync(chunk.AsMemory(0, length), SocketFlags.None, stop);
         }
 

@@ -51,7 +51,7 @@ internal static class HoldTest
 
         var tasks = Enumerable.Range(0, streams).Select(async _ =>
         {
-            using var client = new StreamClient(target, request, expected);
+            using var client = new StreamClient(target, request, expected, intervalMs);
             client.OnFirstEvent = () =>
             {
                 Interlocked.Increment(ref established);

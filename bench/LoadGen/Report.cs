@@ -233,8 +233,9 @@ internal static class Report
           (coordinated-omission corrected). Exact percentiles from sorted samples.
         - **SSE.** `loadgen sse`: the fake upstream sends each event as one chunk at t0 + k·interval and writes its send time
           (CLOCK_MONOTONIC ns, `bench_ts`) into the event JSON; the client timestamps each socket read on the same clock.
-          delay = read time − send time. An event is *coalesced* when it completed in the same read as a later event
-          (it was held back), *late* when its delay exceeds the threshold. A stream fails unless it returns 200 with every
+          delay = read time − send time. An event is *coalesced* when it completed in the same read as the next event
+          although the upstream sent that next event at least interval/4 later (so it was held back on the way; the
+          upstream never sends two events closer than interval/2), *late* when its delay exceeds the threshold. A stream fails unless it returns 200 with every
           event, in order, ending in `message_stop`.
         - **Memory.** `loadgen hold`: warm-up (2,000 JSON requests + 20 short streams), 3 s settle, idle VmRSS of the process
           tree; then N slow streams (1 event/s) are opened (≤ 64 connecting at once) and VmRSS is sampled every 250 ms while

@@ -20,6 +20,17 @@ internal sealed class SseSplitter
     /// <summary>Events completed since the last <see cref="BeginRead"/>.</summary>
     public int CompletedThisRead { get; private set; }
 
+    /// <summary>
+    /// Events that completed in the same read as the next event although the upstream sent that next event at least
+    /// <see cref="MinSendGapTicks"/> later: the earlier one was held back somewhere on the way.
+    /// </summary>
+    public int HeldBack { get; private set; }
+
+    /// <summary>Same-read pairs the upstream itself sent closer together than <see cref="MinSendGapTicks"/> (not counted).</summary>
+    public int UpstreamBursts { get; private set; }
+
+    public long MinSendGapTicks { get; set; }
+
     public int Events { get; private set; }
 
     public int ForeignEvents { get; private set; }
@@ -31,6 +42,8 @@ internal sealed class SseSplitter
     public bool SawMessageStop { get; private set; }
 
     public long ReadTime { get; private set; }
+
+    private long _previousTsThisRead = long.MinValue;
 
     /// <summary>Per-event delay (arrival − upstream send) in Stopwatch ticks.</summary>
     public List<long> Delays { get; } = new(128);
@@ -44,6 +57,8 @@ internal sealed class SseSplitter
         LastSeq = -1;
         OutOfOrder = false;
         SawMessageStop = false;
+        HeldBack = 0;
+        UpstreamBursts = 0;
         Delays.Clear();
     }
 
@@ -51,6 +66,7 @@ internal sealed class SseSplitter
     {
         ReadTime = readTime;
         CompletedThisRead = 0;
+        _previousTsThisRead = long.MinValue;
     }
 
     private void Push(ReadOnlySpan<byte> data)
@@ -122,6 +138,19 @@ internal sealed class SseSplitter
 
         LastSeq = seq;
         Delays.Add(ReadTime - ts);
+        if (_previousTsThisRead != long.MinValue)
+        {
+            if (ts - _previousTsThisRead >= MinSendGapTicks)
+            {
+                HeldBack++;
+            }
+            else
+            {
+                UpstreamBursts++;
+            }
+        }
+
+        _previousTsThisRead = ts;
         if (evt.IndexOf("event: message_stop"u8) >= 0)
         {
             SawMessageStop = true;

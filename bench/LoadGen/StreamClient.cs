@@ -3,16 +3,22 @@ using System.Net.Sockets;
 namespace CcRelay.Bench.LoadGen;
 
 /// <summary>One keep-alive connection that runs SSE requests one after another and checks each stream.</summary>
-internal sealed class StreamClient(Target target, byte[] request, int expectedEvents) : IDisposable
+internal sealed class StreamClient(Target target, byte[] request, int expectedEvents, double intervalMs) : IDisposable
 {
     private readonly byte[] _buffer = new byte[16 * 1024];
     private readonly ResponseParser _parser = new();
     private Socket? _socket;
 
-    public SseSplitter Splitter { get; } = new();
+    public SseSplitter Splitter { get; } = new() { MinSendGapTicks = Clock.MsToTicks(intervalMs / 4) };
 
-    /// <summary>Events that completed in the same socket read as a later event (i.e. were held back and coalesced).</summary>
-    public int Coalesced { get; private set; }
+    /// <summary>
+    /// Events that completed in the same socket read as the next event although the upstream sent the next one at
+    /// least a quarter interval later, i.e. events held back and coalesced on the way (see <see cref="SseSplitter.HeldBack"/>).
+    /// </summary>
+    public int Coalesced => Splitter.HeldBack;
+
+    /// <summary>Same-read pairs the upstream had sent back to back (its own timer was late); not the proxy's doing.</summary>
+    public int UpstreamBursts => Splitter.UpstreamBursts;
 
     public string? Failure { get; private set; }
 
@@ -23,7 +29,6 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
     public async Task<bool> RunOnceAsync(CancellationToken ct)
     {
         Splitter.Reset();
-        Coalesced = 0;
         Failure = null;
         _parser.Reset();
         var first = true;
@@ -46,10 +51,6 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
                 }
 
                 _parser.Feed(_buffer.AsSpan(0, n), Splitter.Callback);
-                if (Splitter.CompletedThisRead > 1)
-                {
-                    Coalesced += Splitter.CompletedThisRead - 1;
-                }
 
                 if (first && Splitter.Events > 0)
                 {

@@ -6,7 +6,8 @@ namespace CcRelay.Bench.LoadGen;
 /// SSE delivery test. --streams concurrent connections each run --rounds streams back to back; the fake upstream
 /// sends --deltas text deltas (plus the 5 framing events) every --interval-ms. Per event: delay = arrival at this
 /// client (timestamp right after the socket read) − upstream send time (<c>bench_ts</c>). An event is
-/// <i>coalesced</i> when it completed in the same read as a later event, <i>late</i> when delay &gt; --late-ms.
+/// <i>coalesced</i> when it completed in the same read as the next event although the upstream sent that one at least
+/// interval/4 later (it was held back on the way), <i>late</i> when delay &gt; --late-ms.
 /// Bounded by streams × rounds and a hard deadline of 2 × the scripted duration + 20 s.
 /// </summary>
 internal static class StreamTest
@@ -31,6 +32,7 @@ internal static class StreamTest
         var delays = new ConcurrentQueue<long[]>();
         var failures = new ConcurrentQueue<string>();
         long coalesced = 0;
+        long bursts = 0;
         long foreign = 0;
         var ok = 0;
 
@@ -38,12 +40,13 @@ internal static class StreamTest
         {
             // Stagger so the upstream's sends are spread over one interval, not a synchronized burst.
             await Task.Delay(TimeSpan.FromMilliseconds(j * intervalMs / streams), bound.Token).ConfigureAwait(false);
-            using var client = new StreamClient(target, request, expected);
+            using var client = new StreamClient(target, request, expected, intervalMs);
             for (var r = 0; r < rounds && !bound.IsCancellationRequested; r++)
             {
                 var success = await client.RunOnceAsync(bound.Token).ConfigureAwait(false);
                 delays.Enqueue([.. client.Splitter.Delays]);
                 Interlocked.Add(ref coalesced, client.Coalesced);
+                Interlocked.Add(ref bursts, client.UpstreamBursts);
                 Interlocked.Add(ref foreign, client.Splitter.ForeignEvents);
                 if (success)
                 {
@@ -84,6 +87,7 @@ internal static class StreamTest
             ["p999_ms"] = ResultWriter.R(all.Ms(99.9), 4),
             ["max_ms"] = ResultWriter.R(all.MaxMs, 4),
             ["coalesced_pct"] = ResultWriter.R(all.Count == 0 ? double.NaN : 100.0 * coalesced / all.Count, 4),
+            ["upstream_burst_pairs"] = bursts,
             ["late_ms"] = lateMs,
             ["late_pct"] = ResultWriter.R(all.PercentAbove(lateMs), 4),
         });
@@ -98,7 +102,7 @@ internal static class StreamTest
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
         {
-            using var client = new StreamClient(target, request, 15);
+            using var client = new StreamClient(target, request, 15, 0.5);
             for (var i = 0; i < count / 4 && !bound.IsCancellationRequested; i++)
             {
                 await client.RunOnceAsync(bound.Token).ConfigureAwait(false);
