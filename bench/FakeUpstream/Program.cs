@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace CcRelay.Bench.FakeUpstream;
+
+/// <summary>
+/// A deliberately small, allocation-light HTTP/1.1 server that plays an Anthropic Messages upstream:
+/// <c>POST /v1/messages</c> answers a fixed JSON message, or (body has <c>"stream":true</c>) an SSE stream whose
+/// events leave at known times and carry their send time (<c>"bench_ts"</c>, Stopwatch ticks = CLOCK_MONOTONIC ns)
+/// so a client on the same machine can compute per-event delay.
+/// Usage: fake-upstream [--port N] (0 = any free port; the chosen port is printed as "LISTENING N").
+/// </summary>
+internal static class Program
+{
+    private static async Task<int> Main(string[] args)
+    {
+        var port = 0;
+        for (var i = 0; i < args.Length - 1; i++)
+        {
+            if (args[i] == "--port")
+            {
+                port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        if (Stopwatch.Frequency != 1_000_000_000)
+        {
+            await Console.Error.WriteLineAsync($"warning: Stopwatch.Frequency={Stopwatch.Frequency}; bench_ts is not CLOCK_MONOTONIC ns");
+        }
+
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        listener.Listen(8192);
+        var bound = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        Console.WriteLine($"LISTENING {bound}");
+        Console.Out.Flush();
+
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
+
+        var responses = new CannedResponses();
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var socket = await listener.AcceptAsync(stop.Token);
+                socket.NoDelay = true;
+                var connection = new UpstreamConnection(socket, responses, stop.Token);
+                _ = Task.Run(connection.RunAsync);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM / SIGINT: exit cleanly.
+        }
+
+        return 0;
+    }
+}

@@ -1,0 +1,255 @@
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace CcRelay.Bench.FakeUpstream;
+
+/// <summary>One keep-alive HTTP/1.1 connection: parse request, answer, repeat until the peer closes.</summary>
+internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CancellationToken stop)
+{
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _start;
+    private int _end;
+
+    public async Task RunAsync()
+    {
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var head = await ReadHeadAsync();
+                if (head < 0)
+                {
+                    return;
+                }
+
+                var request = _buffer.AsMemory(_start, head);
+                var (target, contentLength, chunked, close) = ParseHead(request.Span);
+                _start += head;
+
+                byte[] body;
+                int bodyLength;
+                if (chunked)
+                {
+                    (body, bodyLength) = await ReadChunkedBodyAsync();
+                }
+                else
+                {
+                    await EnsureAsync(contentLength);
+                    body = _buffer;
+                    bodyLength = contentLength;
+                }
+
+                var bodyStart = chunked ? 0 : _start;
+                var knobs = RequestKnobs.Parse(body.AsSpan(bodyStart, bodyLength));
+                if (!chunked)
+                {
+                    _start += contentLength;
+                }
+
+                if (_start == _end)
+                {
+                    _start = _end = 0;
+                }
+
+                if (target.StartsWith("/v1/messages/count_tokens", StringComparison.Ordinal))
+                {
+                    await socket.SendAsync(responses.CountTokens, SocketFlags.None, stop);
+                }
+                else if (!target.StartsWith("/v1/messages", StringComparison.Ordinal))
+                {
+                    await socket.SendAsync(responses.NotFound, SocketFlags.None, stop);
+                }
+                else if (knobs.Stream)
+                {
+                    await StreamAsync(knobs);
+                }
+                else
+                {
+                    await socket.SendAsync(responses.Message, SocketFlags.None, stop);
+                }
+
+                if (close)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+            // Peer went away or we are stopping.
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+
+    private async Task StreamAsync(RequestKnobs knobs)
+    {
+        await socket.SendAsync(responses.SseHead, SocketFlags.None, stop);
+        var chunk = new byte[2048];
+        var events = SseScript.EventCount(knobs.Deltas);
+        var t0 = Stopwatch.GetTimestamp();
+        var intervalTicks = knobs.IntervalMicros * Stopwatch.Frequency / 1_000_000;
+        var lastSent = long.MinValue / 2;
+        for (var seq = 0; seq < events; seq++)
+        {
+            // On schedule when possible, but never closer than half an interval to the previous event: if this
+            // process was descheduled, catching up with back-to-back sends would let any proxy legitimately
+            // deliver two events in one read, which the client would then count as coalesced.
+            var due = Math.Max(t0 + (seq * intervalTicks), lastSent + (intervalTicks / 2));
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, stop);
+            }
+
+            lastSent = Stopwatch.GetTimestamp();
+            var length = SseScript.WriteChunk(chunk, seq, knobs.Deltas, lastSent);
+            await socket.SendAsync(chunk.AsMemory(0, length), SocketFlags.None, stop);
+        }
+
+        await socket.SendAsync(CannedResponses.LastChunk.ToArray(), SocketFlags.None, stop);
+    }
+
+    /// <summary>Reads until the buffer holds a complete request head; returns its length (incl. CRLFCRLF) or -1 on EOF.</summary>
+    private async Task<int> ReadHeadAsync()
+    {
+        while (true)
+        {
+            var at = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n\r\n"u8);
+            if (at >= 0)
+            {
+                return at + 4;
+            }
+
+            if (!await FillAsync())
+            {
+                return -1;
+            }
+        }
+    }
+
+    private async Task EnsureAsync(int count)
+    {
+        while (_end - _start < count)
+        {
+            if (!await FillAsync())
+            {
+                throw new IOException("EOF inside body");
+            }
+        }
+    }
+
+    private async Task<bool> FillAsync()
+    {
+        if (_start > 0 && _end == _buffer.Length)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+
+        if (_end == _buffer.Length)
+        {
+            Array.Resize(ref _buffer, _buffer.Length * 2);
+        }
+
+        var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, stop);
+        _end += n;
+        return n > 0;
+    }
+
+    private async Task<(byte[] Body, int Length)> ReadChunkedBodyAsync()
+    {
+        var body = new MemoryStream();
+        while (true)
+        {
+            int line;
+            while ((line = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8)) < 0)
+            {
+                if (!await FillAsync())
+                {
+                    throw new IOException("EOF inside chunk size");
+                }
+            }
+
+            Utf8Parser.TryParse(_buffer.AsSpan(_start, line), out int size, out _, 'x');
+            _start += line + 2;
+            if (size == 0)
+            {
+                await ReadHeadAsyncTrailer();
+                return (body.GetBuffer(), (int)body.Length);
+            }
+
+            await EnsureAsync(size + 2);
+            body.Write(_buffer, _start, size);
+            _start += size + 2;
+        }
+    }
+
+    private async Task ReadHeadAsyncTrailer()
+    {
+        // After the last chunk: optional trailers, then an empty line.
+        while (true)
+        {
+            int line;
+            while ((line = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8)) < 0)
+            {
+                if (!await FillAsync())
+                {
+                    throw new IOException("EOF inside trailer");
+                }
+            }
+
+            _start += line + 2;
+            if (line == 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private static (string Target, int ContentLength, bool Chunked, bool Close) ParseHead(ReadOnlySpan<byte> head)
+    {
+        var lineEnd = head.IndexOf("\r\n"u8);
+        var requestLine = head[..lineEnd];
+        var sp1 = requestLine.IndexOf((byte)' ');
+        var sp2 = requestLine[(sp1 + 1)..].IndexOf((byte)' ');
+        var target = System.Text.Encoding.ASCII.GetString(requestLine.Slice(sp1 + 1, sp2));
+
+        var contentLength = 0;
+        var chunked = false;
+        var close = false;
+        var rest = head[(lineEnd + 2)..];
+        while (rest.Length > 2)
+        {
+            var end = rest.IndexOf("\r\n"u8);
+            var header = rest[..end];
+            rest = rest[(end + 2)..];
+            var colon = header.IndexOf((byte)':');
+            if (colon <= 0)
+            {
+                continue;
+            }
+
+            var name = header[..colon];
+            var value = header[(colon + 1)..].Trim(" \t"u8);
+            if (name.Length == 14 && System.Text.Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            {
+                Utf8Parser.TryParse(value, out contentLength, out _);
+            }
+            else if (System.Text.Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
+            {
+                chunked = value.IndexOf("chunked"u8) >= 0;
+            }
+            else if (System.Text.Ascii.EqualsIgnoreCase(name, "connection"u8))
+            {
+                close = System.Text.Ascii.EqualsIgnoreCase(value, "close"u8);
+            }
+        }
+
+        return (target, contentLength, chunked, close);
+    }
+}

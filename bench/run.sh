@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# CcRelay benchmark: direct vs nginx (reference proxy) vs cc-relay, all in the same run, results in bench/RESULTS.md.
+#
+#   bench/run.sh                 full run (default 3 runs, ~9 minutes)
+#   bench/run.sh --quick         1 short run (~1.5 minutes) to check the harness
+#   bench/run.sh --runs 5        more runs (medians get steadier)
+#   bench/run.sh --no-relay      direct + nginx only (relay column shows n/a)
+#   bench/run.sh --relay-mode M  how the relay is started: auto (default), cli, shim — see "relay" below
+#   bench/run.sh --no-diag       skip the diagnostic pass (perf stat: syscalls and context switches per request)
+#   bench/run.sh --nice N        run everything at nice N (e.g. -10) to push back other load on a shared machine
+#   bench/run.sh --no-install    do not apt-get missing tools
+#   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
+#
+# Everything listens on 127.0.0.1 (ports picked at random). Every process started here is stopped here (by PID, on
+# exit, error or Ctrl-C). Every load step is bounded in time and in request count. Raw data and logs: bench/out/<stamp>/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
+CMDLINE="bench/run.sh${*:+ $*}"
+
+RUNS=3
+QUICK=0
+RELAY=1
+RELAY_MODE=auto
+INSTALL=1
+DIAG=1
+NICE=""
+REPORT="$BENCH/RESULTS.md"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1; RUNS=1 ;;
+        --runs) RUNS="$2"; shift ;;
+        --no-relay) RELAY=0 ;;
+        --relay-mode) RELAY_MODE="$2"; shift ;;
+        --no-install) INSTALL=0 ;;
+        --no-diag) DIAG=0 ;;
+        --nice) NICE="$2"; shift ;;
+        --out) REPORT="$(realpath -m "$2")"; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# ---- parameters (env overrides allowed) -------------------------------------------------------------------------
+if [[ $QUICK == 1 ]]; then
+    : "${TP_SECONDS:=3}" "${TP_WARMUP:=1}" "${RATE_COUNT:=1000}" "${SSE_STREAMS:=32}" "${SSE_ROUNDS:=1}"
+    : "${HOLD_DELTAS:=5}" "${WARMUP_SECONDS:=3}"
+else
+    : "${TP_SECONDS:=6}" "${TP_WARMUP:=2}" "${RATE_COUNT:=3000}" "${SSE_STREAMS:=64}" "${SSE_ROUNDS:=2}"
+    : "${HOLD_DELTAS:=10}" "${WARMUP_SECONDS:=10}"
+fi
+: "${TP_CONNS:=32 128}" "${TP_MAX_REQUESTS:=2000000}" "${RATE:=200}"
+: "${SSE_DELTAS:=40}" "${SSE_INTERVAL_MS:=20}" "${SSE_LATE_MS:=5}"
+: "${HOLD_STREAMS:=1000}" "${HOLD_INTERVAL_MS:=1000}"
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$BENCH/out/$STAMP"
+WORK="$(mktemp -d /tmp/ccbench.XXXXXX)"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+META="$OUT/meta.txt"
+LOG="$OUT/run.log"
+: > "$RESULTS"
+
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for f in "$WORK"/*.log "$WORK"/*/*.log; do [[ -f $f ]] && cp "$f" "$OUT/$(echo "${f#"$WORK"/}" | tr / _)"; done
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+
+# stop_pid PID: stop one process we started and forget it.
+stop_pid() {
+    local pid="$1" keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p != "$pid" ]] && keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---- tools --------------------------------------------------------------------------------------------------------
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+if [[ ${#need[@]} -gt 0 ]]; then
+    [[ $INSTALL == 1 ]] || { echo "missing: ${need[*]} (run without --no-install)" >&2; exit 1; }
+    say "installing ${need[*]}"
+    apt-get update -qq >>"$LOG" 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >>"$LOG" 2>&1
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Every process started below inherits this shell's priority.
+[[ -n $NICE ]] && renice -n "$NICE" -p $$ >/dev/null
+
+# ---- build --------------------------------------------------------------------------------------------------------
+cd "$ROOT"
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+say "building bench tools (Release)"
+dotnet build -c Release bench/FakeUpstream >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+dotnet build -c Release bench/LoadGen >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+SHIM_DLL="$ROOT/artifacts/bin/RelayHost/release/bench-relay-host.dll"
+build_shim() {
+    say "building bench/RelayHost"
+    dotnet build -c Release bench/RelayHost >>"$LOG" 2>&1 && [[ -f $SHIM_DLL ]]
+}
+RELAY_NOTE="measured"
+RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
+if [[ $RELAY == 1 ]]; then
+    say "building relay (dotnet build -c Release src/CcRelay.Cli)"
+    if ! dotnet build -c Release src/CcRelay.Cli >>"$LOG" 2>&1 || [[ ! -f $RELAY_DLL ]]; then
+        say "relay build failed; continuing with direct + nginx only (see $LOG)"
+        RELAY=0; RELAY_NOTE="not measured: build failed"
+    elif [[ $RELAY_MODE == shim ]] && ! build_shim; then
+        RELAY=0; RELAY_NOTE="not measured: bench/RelayHost build failed"
+    fi
+else
+    RELAY_NOTE="not measured (--no-relay)"
+fi
+
+LOADGEN=(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll")
+FAKE="$ROOT/artifacts/bin/FakeUpstream/release/fake-upstream.dll"
+# Inline socket completions: timestamps are taken on the epoll thread, with no thread-pool hop in between.
+export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+lg() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 "${LOADGEN[@]}" "$@"; }
+
+# ---- processes ----------------------------------------------------------------------------------------------------
+read -r P_UP_JSON P_UP_SSE P_NG_JSON P_NG_SSE P_RL_JSON P_RL_SSE P_NG_HOLD P_RL_HOLD <<<"$(lg ports 8)"
+
+# The fixed JSON answer (no ' $ or \ so it can sit in an nginx 'return' string).
+MESSAGE_JSON='{"id":"msg_01BenchFakeUpstream000000001","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"I read src/CcRelay.Core/Routing.fs. The planner orders attempts by strategy, then filters providers whose circuit is open and keys without capacity. The failing test expects the fallback provider to be tried after a 529 from the primary; the current code stops after the first retryable failure because the attempt list is truncated when the key pool reports zero capacity. I will change the filter so that an empty pool skips the provider instead of ending the plan, and add a property test for it."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":2417,"cache_creation_input_tokens":0,"cache_read_input_tokens":18880,"output_tokens":112,"service_tier":"standard"}}'
+
+nginx_common() { # $1 = prefix dir
+    cat <<EOF
+daemon off;
+master_process on;
+user www-data www-data;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 16384; }
+EOF
+}
+nginx_http_common() { # $1 = prefix dir
+    cat <<EOF
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_max_body_size 32m;
+    client_body_buffer_size 256k;
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
+# Upstream for the JSON tests: nginx returning a fixed Anthropic Message (cheapest upstream there is).
+write_upstream_nginx() {
+    local d="$WORK/up"; mkdir -p "$d/tmp"
+    { nginx_common "$d"; echo "worker_processes 1;"
+      echo "http {"; nginx_http_common "$d"
+      cat <<EOF
+    server {
+        listen 127.0.0.1:$P_UP_JSON backlog=8192;
+        default_type application/json;
+        add_header request-id req_bench_nginx_upstream;
+        location / { return 200 '$MESSAGE_JSON'; }
+    }
+}
+EOF
+    } > "$d/nginx.conf"
+}
+
+# The reference proxy. $1 = name, then pairs of "listen_port upstream_port".
+write_proxy_nginx() {
+    local name="$1"; shift
+    local d="$WORK/$name"; mkdir -p "$d/tmp"
+    { nginx_common "$d"; echo "worker_processes auto;"
+      echo "http {"; nginx_http_common "$d"
+      cat <<EOF
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    proxy_read_timeout 600s;
+    proxy_send_timeout 600s;
+EOF
+      local i=0
+      while [[ $# -gt 0 ]]; do
+          cat <<EOF
+    upstream up$i { server 127.0.0.1:$2; keepalive 256; keepalive_requests 1000000; keepalive_timeout 300s; }
+    server { listen 127.0.0.1:$1 backlog=8192; location / { proxy_pass http://up$i; } }
+EOF
+          shift 2; i=$((i + 1))
+      done
+      echo "}"
+    } > "$d/nginx.conf"
+}
+
+start_nginx() { # $1 = dir name; echoes pid
+    local d="$WORK/$1"
+    nginx -t -q -p "$d" -c "$d/nginx.conf" >>"$LOG" 2>&1 || { cat "$d/error.log" >&2; exit 1; }
+    nginx -p "$d" -c "$d/nginx.conf" >"$d/stdout.log" 2>&1 &
+    echo $!
+}
+
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port
+    cat > "$1" <<EOF
+server:
+  listen: "127.0.0.1:$2"
+providers:
+  - name: fake
+    type: anthropic_compatible
+    base_url: "http://127.0.0.1:$3"
+    keys:
+      - key: "bench-key"
+logging:
+  level: warn
+EOF
+}
+
+# The relay. "cli" = the real `cc-relay serve --config FILE --listen ADDR` (what users run). "shim" = bench/RelayHost:
+# the same CcRelayServer.Build with the same config built in code, for as long as main's config reader does not
+# honour the file. "auto" tries cli first and falls back to shim when /health shows the config was not applied.
+start_relay() { # $1 = name, $2 = listen, $3 = upstream; echoes pid
+    write_relay_config "$WORK/$1.yaml" "$2" "$3"
+    if [[ $RELAY_MODE == shim ]]; then
+        dotnet "$SHIM_DLL" --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" >"$WORK/$1.log" 2>&1 &
+    else
+        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
+    fi
+    echo $!
+}
+
+# Safety: no request may leave 127.0.0.1. Before any /v1/messages traffic, the relay's /health must list the
+# benchmark provider "fake" (a relay that ignored the config would forward to api.anthropic.com).
+relay_uses_bench_config() { # $1 = port
+    curl -s -m 5 "http://127.0.0.1:$1/health" | grep -q '"name":"fake"'
+}
+
+wait_port() { # $1 = port, $2 = what
+    lg wait-port --port "$1" --timeout-s 30 || { say "$2 did not start listening on $1"; return 1; }
+}
+
+# check URL STREAM(true/false) -> 0 if 200 and the body looks right
+check() {
+    local url="$1" stream="$2" body="$WORK/check-body.json" out="$WORK/check.out"
+    sed -e "s/__STREAM__/$stream/" -e "s/__BENCH__/cc-bench:deltas=3,interval_us=1000/" "$BENCH/payloads/messages.template.json" > "$body"
+    local hdr=(); while IFS= read -r h; do [[ -n $h ]] && hdr+=(-H "$h"); done < "$BENCH/payloads/headers.txt"
+    local code
+    code="$(curl -s -m 10 -o "$out" -w '%{http_code}' "${hdr[@]}" --data-binary "@$body" "$url" || true)"
+    if [[ $code != 200 ]]; then say "check $url stream=$stream: HTTP $code $(head -c 300 "$out" 2>/dev/null)"; return 1; fi
+    if [[ $stream == true ]]; then grep -q 'event: message_stop' "$out"; else grep -q '"end_turn"' "$out"; fi
+}
+
+say "starting upstreams and nginx proxy"
+write_upstream_nginx
+PID_UP_JSON="$(start_nginx up)"; PIDS+=("$PID_UP_JSON")
+dotnet "$FAKE" --port "$P_UP_SSE" >"$WORK/fake-upstream.log" 2>&1 &
+PID_UP_SSE=$!; PIDS+=("$PID_UP_SSE")
+write_proxy_nginx proxy "$P_NG_JSON" "$P_UP_JSON" "$P_NG_SSE" "$P_UP_SSE"
+PID_NG="$(start_nginx proxy)"; PIDS+=("$PID_NG")
+wait_port "$P_UP_JSON" "upstream nginx"
+wait_port "$P_UP_SSE" "fake upstream"
+wait_port "$P_NG_JSON" "nginx proxy"
+
+PID_RL_JSON="" PID_RL_SSE=""
+if [[ $RELAY == 1 ]]; then
+    [[ $RELAY_MODE == auto ]] && RELAY_MODE=cli && RELAY_AUTO=1
+    while true; do
+        say "starting relay ($RELAY_MODE)"
+        PID_RL_JSON="$(start_relay relay-json "$P_RL_JSON" "$P_UP_JSON")"; PIDS+=("$PID_RL_JSON")
+        PID_RL_SSE="$(start_relay relay-sse "$P_RL_SSE" "$P_UP_SSE")"; PIDS+=("$PID_RL_SSE")
+        if ! wait_port "$P_RL_JSON" "relay" || ! wait_port "$P_RL_SSE" "relay"; then
+            say "relay did not start: $(tail -5 "$WORK/relay-json.log" | tr '\n' ' ' | cut -c1-400)"
+            RELAY=0; RELAY_NOTE="not measured: did not start"
+            break
+        fi
+        if relay_uses_bench_config "$P_RL_JSON" && relay_uses_bench_config "$P_RL_SSE"; then
+            if [[ $RELAY_MODE == cli ]]; then
+                RELAY_NOTE="\`cc-relay serve --config <generated yaml> --listen 127.0.0.1:<port>\` (artifacts/bin/CcRelay.Cli/release/cc-relay.dll)"
+            else
+                RELAY_NOTE="bench/RelayHost shim (same CcRelayServer.Build as \`cc-relay serve\`, same provider/key/logging config built in code, same GC settings) — \`cc-relay serve --config\` did not apply the config file (its /health: \`${CLI_HEALTH:-?}\`)"
+            fi
+            break
+        fi
+        CLI_HEALTH="$(curl -s -m 5 "http://127.0.0.1:$P_RL_JSON/health" | head -c 300)"
+        stop_pid "$PID_RL_JSON"; stop_pid "$PID_RL_SSE"
+        if [[ $RELAY_MODE == cli && ${RELAY_AUTO:-0} == 1 ]] && build_shim; then
+            say "cc-relay serve did not apply the benchmark config (/health: $CLI_HEALTH); falling back to bench/RelayHost"
+            RELAY_MODE=shim
+            continue
+        fi
+        say "relay is not using the benchmark config (/health: $CLI_HEALTH); not sending it any traffic"
+        RELAY=0; RELAY_NOTE="not measured: the relay did not apply the benchmark config (/health: $CLI_HEALTH)"
+        break
+    done
+fi
+
+declare -A URL_JSON=([direct]="http://127.0.0.1:$P_UP_JSON/v1/messages" [nginx]="http://127.0.0.1:$P_NG_JSON/v1/messages" [relay]="http://127.0.0.1:$P_RL_JSON/v1/messages")
+declare -A URL_SSE=([direct]="http://127.0.0.1:$P_UP_SSE/v1/messages" [nginx]="http://127.0.0.1:$P_NG_SSE/v1/messages" [relay]="http://127.0.0.1:$P_RL_SSE/v1/messages")
+declare -A PID_JSON=([direct]="" [nginx]="$PID_NG" [relay]="$PID_RL_JSON")
+
+say "sanity checks"
+for t in direct nginx relay; do
+    [[ $t == relay && $RELAY == 0 ]] && continue
+    if ! check "${URL_JSON[$t]}" false || ! check "${URL_SSE[$t]}" true; then
+        if [[ $t == relay ]]; then
+            say "relay failed the sanity check; continuing with direct + nginx only. Relay log tail:"
+            tail -20 "$WORK/relay-json.log" "$WORK/relay-sse.log" | tee -a "$LOG" >&2 || true
+            RELAY=0; RELAY_NOTE="not measured: failed the sanity check (see run.log)"
+        else
+            say "$t failed the sanity check"; exit 1
+        fi
+    fi
+done
+
+TARGETS=(direct nginx); [[ $RELAY == 1 ]] && TARGETS+=(relay)
+COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$RESULTS")
+WARM=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$OUT/warmup.jsonl")
+
+# ---- machine facts ------------------------------------------------------------------------------------------------
+{
+    echo "Command: \`$CMDLINE\`"
+    echo "Date (UTC): $(date -u '+%Y-%m-%d %H:%M')"
+    echo "Commit: $(git -C "$ROOT" rev-parse --short HEAD) ($(git -C "$ROOT" log -1 --format=%s | cut -c1-80))"
+    echo "Relay: $RELAY_NOTE"
+    echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    echo "Memory: $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)"
+    echo "Kernel: $(uname -sr)"
+    echo "OS: $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo ".NET SDK: $(dotnet --version)"
+    echo "nginx: $(nginx -v 2>&1 | sed 's/nginx version: //')"
+    echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+    echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "Priority: nice $(ps -o ni= -p $$ | xargs)"
+    echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms, late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms; one-off warm-up ${WARMUP_SECONDS}s per target"
+} > "$META"
+
+# ---- measurements -------------------------------------------------------------------------------------------------
+rotate() { # $1 = run; echoes TARGETS rotated by run-1
+    local n=${#TARGETS[@]} k=$(( ($1 - 1) % ${#TARGETS[@]} )) i
+    for ((i = 0; i < n; i++)); do echo -n "${TARGETS[$(( (i + k) % n ))]} "; done
+}
+
+# One-off warm-up of every long-lived target: the relay's tiered JIT / PGO needs several seconds of load before it
+# reaches steady state (measured: ~4k req/s in the first 8 s of a fresh process, 12-14k afterwards).
+for t in "${TARGETS[@]}"; do
+    say "warm-up $t (${WARMUP_SECONDS}s JSON + SSE)"
+    lg throughput --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$WARMUP_SECONDS" \
+        --max-requests "$TP_MAX_REQUESTS" "${WARM[@]}" >>"$LOG"
+    lg sse --label "$t" --url "${URL_SSE[$t]}" --streams 32 --rounds 1 --deltas 100 --interval-ms 2 \
+        "${WARM[@]}" >>"$LOG"
+done
+
+for run in $(seq "$RUNS"); do
+    order=($(rotate "$run"))
+    say "run $run/$RUNS (order: ${order[*]})"
+
+    for conns in $TP_CONNS; do
+        for t in "${order[@]}"; do
+            say "  throughput $t c=$conns"
+            lg throughput --run "$run" --label "$t" --url "${URL_JSON[$t]}" --conns "$conns" --duration "$TP_SECONDS" \
+                --warmup-s "$TP_WARMUP" --max-requests "$TP_MAX_REQUESTS" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
+        done
+    done
+
+    for t in "${order[@]}"; do
+        say "  fixed rate $t ($RATE req/s)"
+        lg rate --run "$run" --label "$t" --url "${URL_JSON[$t]}" --rate "$RATE" --count "$RATE_COUNT" \
+            --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
+    done
+
+    for t in "${order[@]}"; do
+        say "  sse $t"
+        lg sse --run "$run" --label "$t" --url "${URL_SSE[$t]}" --streams "$SSE_STREAMS" --rounds "$SSE_ROUNDS" \
+            --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
+    done
+
+    sleep 3
+    lg rss --run "$run" --label nginx --pids "$PID_NG" --out "$RESULTS" >>"$LOG"
+    [[ $RELAY == 1 ]] && lg rss --run "$run" --label relay --pids "$PID_RL_JSON" --out "$RESULTS" >>"$LOG"
+
+    # Memory: fresh processes each run, so "idle" is really a warmed-up but unloaded process.
+    for t in "${order[@]}"; do
+        [[ $t == direct ]] && continue
+        if [[ $t == nginx ]]; then
+            write_proxy_nginx hold "$P_NG_HOLD" "$P_UP_SSE"
+            pid="$(start_nginx hold)"; port="$P_NG_HOLD"
+        else
+            pid="$(start_relay relay-hold "$P_RL_HOLD" "$P_UP_SSE")"; port="$P_RL_HOLD"
+        fi
+        PIDS+=("$pid")
+        if wait_port "$port" "$t (hold)" && { [[ $t == nginx ]] || relay_uses_bench_config "$port"; }; then
+            say "  hold $t ($HOLD_STREAMS streams)"
+            lg hold --run "$run" --label "$t" --url "http://127.0.0.1:$port/v1/messages" --streams "$HOLD_STREAMS" \
+                --deltas "$HOLD_DELTAS" --interval-ms "$HOLD_INTERVAL_MS" --pids "$pid" "${COMMON[@]}" >>"$LOG" \
+                || say "  hold $t failed (see $LOG)"
+        fi
+        stop_pid "$pid"
+    done
+done
+
+# Diagnostic pass (not part of the medians): where does a proxy's CPU go? syscalls and context switches per request.
+if [[ $DIAG == 1 ]] && command -v perf >/dev/null; then
+    for t in "${TARGETS[@]}"; do
+        [[ $t == direct ]] && continue
+        say "diagnostic pass $t (perf stat, c=32)"
+        lg throughput --perf --run 1 --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$TP_SECONDS" \
+            --warmup-s 1 --max-requests "$TP_MAX_REQUESTS" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG" \
+            || say "diagnostic pass $t failed"
+    done
+fi
+
+echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$META"
+lg report --in "$RESULTS" --meta "$META" --out "$REPORT" >>"$LOG"
+cp "$REPORT" "$OUT/RESULTS.md"
+say "done: $REPORT (raw data: ${OUT#$ROOT/})"
