@@ -108,7 +108,7 @@ internal sealed class MessagesEndpoint(
             : body.Memory;
 
         // :: Steps 6–8: send, classify, relay
-        await forwarder.ForwardAsync(context, plan, upstreamBody, server, record, startedAt);
+        await forwarder.ForwardAsync(context, plan, upstreamBody, body, server, record, startedAt);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

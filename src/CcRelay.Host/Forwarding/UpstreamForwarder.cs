@@ -20,10 +20,13 @@ namespace CcRelay.Host.Forwarding;
 /// </summary>
 internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, ILogger<UpstreamForwarder> logger)
 {
+    // bodyLease owns the pooled memory behind body; it is disposed as soon as the answer is committed to the
+    // client and the body has been sent, so a long stream does not pin it.
     public async Task ForwardAsync(
         HttpContext context,
         UpstreamPlan plan,
         ReadOnlyMemory<byte> body,
+        IDisposable bodyLease,
         ServerConfig server,
         RequestRecord record,
         long startedAt)
@@ -36,7 +39,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
 
         // :: Step 6: send  Relay ──► Upstream
-        using var request = BuildRequest(context.Request, plan, body);
+        var content = new UpstreamBodyContent(body);
+        using var request = BuildRequest(context.Request, plan, content);
         HttpResponseMessage response;
         try
         {
@@ -73,6 +77,17 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
                 : Timeout.InfiniteTimeSpan);
+
+            // the answer is committed to the client from here on: release what only the request needed.
+            // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
+            // sending it (duplex), in which case the lease is released when this method ends instead.
+            if (content.Sent)
+            {
+                content.Forget();
+                bodyLease.Dispose();
+            }
+
+            request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
 
             var isStream = IsEventStream(response);
             CopyResponseHeaders(context.Response, response, isStream);
@@ -185,11 +200,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         }
     }
 
-    private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, ReadOnlyMemory<byte> body)
+    private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, HttpContent content)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, plan.Url)
         {
-            Content = new ReadOnlyMemoryContent(body),
+            Content = content,
         };
 
         if (plan.Url.Scheme == Uri.UriSchemeHttps)
