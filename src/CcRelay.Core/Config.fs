@@ -84,6 +84,17 @@ type ProviderConfig = {
     ModelMapping: Map<string, string>
     /// Models listed by `/v1/models` (type defaults when the config gives none).
     Models: string list
+    /// Routing priority (higher first); defaults to the first key's `priority`, as in the Go project.
+    Priority: int
+    /// Routing weight (>= 1); defaults to the first key's `weight` (0 counts as 1).
+    Weight: int
+    /// Providers of one family accept each other's thinking signatures: every `anthropic`-type provider
+    /// is family `anthropic`; any other provider is its own family (its name) unless configured.
+    Family: string
+    /// How the provider picks among its keys.
+    KeyStrategy: KeyStrategy
+    /// Prices per model pattern, for `cost_based` routing (file order).
+    Prices: ModelPrice list
 }
 
 /// The `server` section.
@@ -130,6 +141,8 @@ type RelayConfig = {
     Server: ServerConfig
     Providers: ProviderConfig list
     Logging: LoggingConfig
+    Routing: RoutingConfig
+    Health: HealthConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -203,6 +216,15 @@ module Config =
         Output = "stdout"
     }
 
+    /// The family a provider belongs to when the config names none.
+    let defaultFamily (name: string) (providerType: ProviderType) : string =
+        match providerType with
+        | ProviderType.Anthropic -> "anthropic"
+        | ProviderType.Zai
+        | ProviderType.Minimax
+        | ProviderType.Ollama
+        | ProviderType.AnthropicCompatible -> name
+
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
         Name = name
@@ -213,6 +235,38 @@ module Config =
         Keys = []
         ModelMapping = Map.empty
         Models = ProviderType.defaultModels providerType
+        Priority = 0
+        Weight = 1
+        Family = defaultFamily name providerType
+        KeyStrategy = KeyStrategy.LeastLoaded
+        Prices = []
+    }
+
+    /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,
+    /// 5 s of failing over, no hedging.
+    let defaultRouting: RoutingConfig = {
+        Strategy = RoutingStrategy.Failover
+        MaxAttempts = 5
+        FailoverTimeoutMs = 5_000
+        HedgeAfterMs = 0
+        Debug = false
+        ModelRules = []
+        DefaultProvider = None
+    }
+
+    /// The `health` section when nothing is configured (the Go project's values, plus a 10 s window).
+    let defaultHealth: HealthConfig = {
+        HealthCheck = {
+            Enabled = true
+            IntervalMs = 10_000
+            Probe = ProbeKind.Models
+        }
+        CircuitBreaker = {
+            FailureThreshold = 5
+            WindowMs = 10_000
+            OpenDurationMs = 30_000
+            HalfOpenProbes = 3
+        }
     }
 
     /// The embedded default: one `anthropic` provider in passthrough mode (the caller's own credential
@@ -223,4 +277,6 @@ module Config =
             defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
         ]
         Logging = defaultLogging
+        Routing = defaultRouting
+        Health = defaultHealth
     }

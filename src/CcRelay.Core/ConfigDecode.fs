@@ -12,7 +12,7 @@ open System
 module ConfigDecode =
 
     let private rootKeys: string list =
-        [ "server"; "providers"; "logging" ]
+        [ "server"; "providers"; "logging"; "routing"; "health" ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
     let private serverKeys: string list = [
@@ -235,7 +235,7 @@ module ConfigDecode =
         ConfigSections.all
         |> List.choose (fun (name, shape, strict) ->
             ConfigRead.entry name root
-            |> Option.map (ConfigSections.decode name shape strict (root.Cursor.Child name)))
+            |> Option.map (ConfigSections.decode shape strict (root.Cursor.Child name)))
         |> Decoded.sequence
         |> Decoded.map ignore
 
@@ -258,12 +258,20 @@ module ConfigDecode =
                     let! server = server fields
                     and! providers = ConfigProviders.decode fields
                     and! logging = logging fields
+                    and! routing = ConfigRouting.routing fields
+                    and! health = ConfigRouting.health fields
                     and! () = acceptedSections fields
 
-                    return {
-                        Server = server
-                        Providers = providers
-                        Logging = logging
+                    return! {
+                        Value =
+                            Some {
+                                Server = server
+                                Providers = providers
+                                Logging = logging
+                                Routing = routing.Config
+                                Health = health
+                            }
+                        Findings = ConfigRouting.checkNames routing providers
                     }
                 })
 
