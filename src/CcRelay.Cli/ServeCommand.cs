@@ -121,6 +121,6 @@ internal static class ServeCommand
             _ => logging.Format,
         };
 
-        return new RelayConfig(server, config.Providers, new LoggingConfig(level, format, logging.Output));
+        return new RelayConfig(server, config.Providers, new LoggingConfig(level, format, logging.Output), config.Routing, config.Health);
     }
 }
