@@ -315,7 +315,7 @@ module Relay =
                         breakerWait
 
                 let wait = min breakerWait keyWait
-                let rateLimited = keyWait <= breakerWait
+                let rateLimited = keyWait <> TimeSpan.MaxValue && keyWait <= breakerWait
                 let limit = Failover.deadline dispatch
 
                 if

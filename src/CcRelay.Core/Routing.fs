@@ -295,9 +295,10 @@ module Routing =
         let stale (p: int) =
             let latency = runtime.Providers[p].Latency
 
+            // `ExploredAt` starts at TimeSpan.MinValue: compare, never subtract (it would overflow).
             latency.Samples > 0
             && now - latency.SampledAt >= exploreAfter
-            && now - latency.ExploredAt >= exploreAfter
+            && (latency.ExploredAt = TimeSpan.MinValue || now - latency.ExploredAt >= exploreAfter)
 
         match order |> Array.tryFindIndex stale with
         | Some j when j > 0 ->
