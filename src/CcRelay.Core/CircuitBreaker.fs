@@ -76,13 +76,14 @@ module CircuitBreaker =
     }
 
     /// The half-open probe window has run out: probes admitted but never reported count as lost.
-    let private probesLost (policy: Policy) (now: TimeSpan) (since: TimeSpan) : bool = now - since >= policy.OpenDuration
+    let private probesLost (policy: Policy) (now: TimeSpan) (since: TimeSpan) : bool =
+        Time.notBefore (now - since) policy.OpenDuration
 
     /// What `admit` would answer, without changing anything (for planning).
     let peek (policy: Policy) (now: TimeSpan) (breaker: Breaker) : Admission =
         match breaker.State with
         | Closed _ -> Admitted breaker.Generation
-        | Open until when now >= until -> Admitted(breaker.Generation + 1)
+        | Open until when Time.notBefore now until -> Admitted(breaker.Generation + 1)
         | Open until -> Refused(ValueSome(until - now))
         | HalfOpen(admitted, _, since) ->
             if admitted < policy.HalfOpenProbes || probesLost policy now since then
@@ -95,7 +96,7 @@ module CircuitBreaker =
     let admit (policy: Policy) (now: TimeSpan) (breaker: Breaker) : struct (Admission * Breaker) =
         match breaker.State with
         | Closed _ -> struct (Admitted breaker.Generation, breaker)
-        | Open until when now >= until ->
+        | Open until when Time.notBefore now until ->
             let next = moveTo (HalfOpen(1, 0, now)) breaker
             struct (Admitted next.Generation, next)
         | Open until -> struct (Refused(ValueSome(until - now)), breaker)
@@ -129,7 +130,7 @@ module CircuitBreaker =
             | Closed failures, Outcome.Failure ->
                 let recent =
                     failures
-                    |> Array.filter (fun at -> now - at < policy.Window)
+                    |> Array.filter (fun at -> Time.before (now - at) policy.Window)
                     |> fun kept -> Array.append kept [| now |]
 
                 if recent.Length >= policy.FailureThreshold then
@@ -159,7 +160,7 @@ module CircuitBreaker =
     /// A successful health-check probe while Open: the break ends now (the next admit goes half-open).
     let probeSucceeded (now: TimeSpan) (breaker: Breaker) : Breaker =
         match breaker.State with
-        | Open until when until > now -> { breaker with State = Open now }
+        | Open until when Time.before now until -> { breaker with State = Open now }
         | _ -> breaker
 
     /// Operator: refuse every call until `enable`.

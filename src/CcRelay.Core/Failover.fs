@@ -105,7 +105,8 @@ type Dispatch = {
     Request: RouteRequest
     /// The policy `Order` was computed under.
     Policy: RelayPolicy
-    /// Provider indexes (into `Policy.Providers`), in the order to try them.
+    /// Provider indexes (into `Policy.Providers`), in the order to try them. May be shared with the policy:
+    /// never modify it.
     Order: int array
     /// The family the conversation's thinking signatures are pinned to; "" when none.
     PinnedFamily: string

@@ -120,26 +120,28 @@ module KeyPool =
             TimeSpan.MaxValue
         else
             let cooldown =
-                if state.CooldownUntil > now then
+                if Time.before now state.CooldownUntil then
                     state.CooldownUntil - now
                 else
                     TimeSpan.Zero
 
             cooldown
-            |> max (dimensionReadyIn state.Limits.Rpm now 1L state.Rpm)
-            |> max (dimensionReadyIn state.Limits.Itpm now (int64 estimate) state.Itpm)
-            |> max (dimensionReadyIn state.Limits.Otpm now 1L state.Otpm)
+            |> Time.later (dimensionReadyIn state.Limits.Rpm now 1L state.Rpm)
+            |> Time.later (dimensionReadyIn state.Limits.Itpm now (int64 estimate) state.Itpm)
+            |> Time.later (dimensionReadyIn state.Limits.Otpm now 1L state.Otpm)
+
+    let private fractionLeft (now: TimeSpan) (capacity: int) (bucket: TokenBucket.Bucket) : float =
+        if capacity > 0 then
+            let l = limits capacity
+            TokenBucket.fraction l (TokenBucket.refill l now bucket)
+        else
+            1.0
 
     /// The fraction left in the key's tightest bucket, in [0, 1] (1 when unlimited).
     let headroom (now: TimeSpan) (state: KeyState) : float =
-        let fraction (capacity: int) (bucket: TokenBucket.Bucket) =
-            if capacity > 0 then
-                let l = limits capacity
-                TokenBucket.fraction l (TokenBucket.refill l now bucket)
-            else
-                1.0
-
-        min (fraction state.Limits.Rpm state.Rpm) (min (fraction state.Limits.Itpm state.Itpm) (fraction state.Limits.Otpm state.Otpm))
+        min
+            (fractionLeft now state.Limits.Rpm state.Rpm)
+            (min (fractionLeft now state.Limits.Itpm state.Itpm) (fractionLeft now state.Limits.Otpm state.Otpm))
 
     /// What a pick needs to know about a provider's keys.
     [<Struct>]
@@ -150,7 +152,7 @@ module KeyPool =
         | NoneReady of ReadyIn: TimeSpan
 
     let private candidate (now: TimeSpan) (estimate: int) (healthyOnly: bool) (state: KeyState) : bool =
-        readyIn now estimate state = TimeSpan.Zero
+        (readyIn now estimate state).Ticks = 0L
         && (not healthyOnly || headroom now state >= lowWater)
 
     /// One strategy's choice within one tier; -1 when no key qualifies.
@@ -243,28 +245,24 @@ module KeyPool =
 
             if chosen < 0 then
                 for k in tier do
-                    let ready = readyIn now estimate states[k]
-
-                    if ready < earliest then
-                        earliest <- ready
+                    earliest <- Time.earlier earliest (readyIn now estimate states[k])
 
             t <- t + 1
 
         if chosen >= 0 then Chosen chosen else NoneReady earliest
 
-    /// Charges one request and `inputTokens` (already clamped by `inputCost`) to the key.
-    let take (now: TimeSpan) (inputTokens: int64) (state: KeyState) : KeyState =
-        let charge (capacity: int) (cost: int64) (bucket: TokenBucket.Bucket) =
-            if capacity > 0 then
-                TokenBucket.adjust (limits capacity) now (-cost) bucket
-            else
-                bucket
+    let private charge (now: TimeSpan) (capacity: int) (cost: int64) (bucket: TokenBucket.Bucket) : TokenBucket.Bucket =
+        if capacity > 0 then
+            TokenBucket.adjust (limits capacity) now (-cost) bucket
+        else
+            bucket
 
-        {
-            state with
-                Rpm = charge state.Limits.Rpm 1L state.Rpm
-                Itpm = charge state.Limits.Itpm inputTokens state.Itpm
-        }
+    /// Charges one request and `inputTokens` (already clamped by `inputCost`) to the key.
+    let take (now: TimeSpan) (inputTokens: int64) (state: KeyState) : KeyState = {
+        state with
+            Rpm = charge now state.Limits.Rpm 1L state.Rpm
+            Itpm = charge now state.Limits.Itpm inputTokens state.Itpm
+    }
 
     /// Reconciles a finished request: the input charge is corrected from `charged` to the real input
     /// (a refund when the estimate was high) and the output tokens are charged.
@@ -283,7 +281,7 @@ module KeyPool =
 
     /// Puts the key in cooldown until `until`; an earlier deadline never shortens a later one.
     let coolDown (until: TimeSpan) (state: KeyState) : KeyState =
-        if until > state.CooldownUntil then
+        if Time.before state.CooldownUntil until then
             { state with CooldownUntil = until }
         else
             state

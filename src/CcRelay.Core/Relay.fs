@@ -182,14 +182,12 @@ module Relay =
         let policy = runtime.Policy
         let request = dispatch.Request
 
-        let stop (verdict: Verdict) = {
-            Runtime = runtime
-            Value = struct (Step.Stop verdict, dispatch)
-            Effects = []
-        }
-
         if dispatch.Attempts >= policy.MaxAttempts then
-            stop (Failover.unavailable dispatch false (TimeSpan.FromSeconds 1.0))
+            {
+                Runtime = runtime
+                Value = struct (Step.Stop(Failover.unavailable dispatch false (TimeSpan.FromSeconds 1.0)), dispatch)
+                Effects = []
+            }
         else
             let mutable chosen = -1
             let mutable chosenKey = -1
@@ -203,10 +201,7 @@ module Relay =
 
                 match CircuitBreaker.peek policy.Breaker now state.Breaker with
                 | CircuitBreaker.Refused wait ->
-                    let wait = wait |> ValueOption.defaultValue TimeSpan.MaxValue
-
-                    if wait < breakerWait then
-                        breakerWait <- wait
+                    breakerWait <- Time.earlier breakerWait (wait |> ValueOption.defaultValue TimeSpan.MaxValue)
 
                     position <- position + 1
                 | CircuitBreaker.Admitted _ ->
@@ -228,8 +223,7 @@ module Relay =
                             chosen <- p
                             chosenKey <- k
                         | KeyPool.NoneReady wait ->
-                            if wait < keyWait then
-                                keyWait <- wait
+                            keyWait <- Time.earlier keyWait wait
 
                             position <- position + 1
                     else
@@ -308,14 +302,16 @@ module Relay =
                         |> Array.fold
                             (fun soonest state ->
                                 match CircuitBreaker.peek policy.Breaker now state.Breaker with
-                                | CircuitBreaker.Refused(ValueSome wait) -> min soonest wait
+                                | CircuitBreaker.Refused(ValueSome wait) -> Time.earlier soonest wait
                                 | _ -> soonest)
                             TimeSpan.MaxValue
                     else
                         breakerWait
 
-                let wait = min breakerWait keyWait
-                let rateLimited = keyWait <> TimeSpan.MaxValue && keyWait <= breakerWait
+                let wait = Time.earlier breakerWait keyWait
+
+                let rateLimited =
+                    not (Time.same keyWait TimeSpan.MaxValue) && keyWait.Ticks <= breakerWait.Ticks
                 let limit = Failover.deadline dispatch
 
                 if
@@ -331,7 +327,12 @@ module Relay =
                 else
                     // Unknown (every breaker disabled, every key revoked): a minute is a fair guess.
                     let wait = if wait = TimeSpan.MaxValue then TimeSpan.FromSeconds 60.0 else wait
-                    stop (Failover.unavailable dispatch rateLimited wait)
+
+                    {
+                        Runtime = runtime
+                        Value = struct (Step.Stop(Failover.unavailable dispatch rateLimited wait), dispatch)
+                        Effects = []
+                    }
 
     // ---------------------------
     // Outcomes

@@ -38,6 +38,8 @@ type RelayPolicy = {
     Strategy: RoutingStrategy
     /// Provider indexes by priority (higher first), config order among equals.
     PriorityOrder: int array
+    /// Provider indexes 0 .. n-1.
+    ConfigOrder: int array
     MaxAttempts: int
     /// Zero: no time bound.
     FailoverTimeout: TimeSpan
@@ -116,6 +118,7 @@ module RelayPolicy =
             Config = config
             Providers = providers
             Strategy = config.Routing.Strategy
+            ConfigOrder = Array.init providers.Length id
             PriorityOrder =
                 providers
                 |> Array.sortWith (fun a b ->

@@ -2,8 +2,8 @@ namespace CcRelay.Core
 
 open System
 
-/// Time to first byte of one provider, smoothed.
-[<Struct>]
+/// Time to first byte of one provider, smoothed. (A reference: it changes once per success, while the
+/// provider state that holds it is copied on every admit.)
 type Latency = {
     /// Exponentially weighted moving average, in ms (meaningless while `Samples = 0`).
     EwmaMs: float

@@ -49,7 +49,8 @@ module Routing =
         | CircuitBreaker.Admitted _ -> true
         | CircuitBreaker.Refused _ -> false
 
-    /// The admissible providers among `candidates`, order kept.
+    /// The admissible providers among `candidates`, order kept. When all are, `candidates` itself: callers
+    /// never change the array they get.
     let private filterAdmissible (runtime: RelayRuntime) (now: TimeSpan) (candidates: int array) : int array =
         let mutable count = 0
 
@@ -58,7 +59,7 @@ module Routing =
                 count <- count + 1
 
         if count = candidates.Length then
-            Array.copy candidates
+            candidates
         else
             let result = Array.zeroCreate count
             let mutable j = 0
@@ -94,8 +95,7 @@ module Routing =
             keys[j + 1] <- key
             order[j + 1] <- value
 
-    let private configOrder (policy: RelayPolicy) : int array =
-        Array.init policy.Providers.Length id
+    let private configOrder (policy: RelayPolicy) : int array = policy.ConfigOrder
 
     // ---------------------------
     // model_based
@@ -133,7 +133,7 @@ module Routing =
                 add i
 
         if result.Count = 0 then
-            Array.copy policy.PriorityOrder
+            policy.PriorityOrder
         else
             result.ToArray()
 
@@ -144,7 +144,11 @@ module Routing =
     let private roundRobin (routing: RoutingState) (set: int array) : struct (int array * RoutingState) =
         if set.Length > 1 then
             let start = int (routing.Counter % int64 set.Length)
-            let order = Array.init set.Length (fun i -> set[(start + i) % set.Length])
+            let order = Array.zeroCreate set.Length
+
+            for i in 0 .. set.Length - 1 do
+                order[i] <- set[(start + i) % set.Length]
+
             struct (order, { routing with Counter = routing.Counter + 1L })
         else
             struct (set, { routing with Counter = routing.Counter + 1L })
@@ -216,7 +220,10 @@ module Routing =
 
                     deck, 0
 
-            let order = Array.init deck.Length (fun i -> deck[(next + i) % deck.Length])
+            let order = Array.zeroCreate deck.Length
+
+            for i in 0 .. deck.Length - 1 do
+                order[i] <- deck[(next + i) % deck.Length]
 
             struct (order,
                     {
@@ -232,6 +239,7 @@ module Routing =
         (routing: RoutingState)
         (set: int array)
         : struct (int array * RoutingState) =
+        let set = Array.copy set
         let n = set.Length
         let keys = Array.zeroCreate<float> n
         let rotation = if n = 0 then 0 else int (routing.Counter % int64 n)

@@ -90,7 +90,7 @@ module TokenBucket =
                 // Ceiling: after this many ticks the refill has added at least `needed` units.
                 let ticks = (needed + int64 limits.Capacity - 1L) / int64 limits.Capacity
                 // Measured from `now`; when time went backwards, the refill starts at `At`.
-                TimeSpan.FromTicks(ticks) + (if bucket.At > now then bucket.At - now else TimeSpan.Zero)
+                TimeSpan.FromTicks(ticks + max 0L (bucket.At.Ticks - now.Ticks))
 
     /// Takes `cost` tokens if available.
     let tryTake (limits: Limits) (now: TimeSpan) (cost: int64) (bucket: Bucket) : struct (Verdict * Bucket) =
