@@ -50,16 +50,31 @@ type PlanBenchmarks() =
 
     [<GlobalSetup>]
     member this.Setup() : unit =
-        let strategy = RoutingStrategy.all |> List.find (fun (n, _) -> n = this.Strategy) |> snd
-        let keyStrategy = KeyStrategy.all |> List.find (fun (n, _) -> n = this.KeyStrategy) |> snd
+        let strategy =
+            RoutingStrategy.all |> List.find (fun (n, _) -> n = this.Strategy) |> snd
+
+        let keyStrategy =
+            KeyStrategy.all |> List.find (fun (n, _) -> n = this.KeyStrategy) |> snd
 
         let config = {
             Config.defaults with
-                Providers = [ for p in 0..4 -> { provider p with KeyStrategy = keyStrategy } ]
+                Providers = [
+                    for p in 0..4 ->
+                        {
+                            provider p with
+                                KeyStrategy = keyStrategy
+                        }
+                ]
                 Routing = {
                     Config.defaultRouting with
                         Strategy = strategy
-                        ModelRules = [ { Pattern = "claude-sonnet"; Provider = "p3" }; { Pattern = "claude"; Provider = "p1" } ]
+                        ModelRules = [
+                            {
+                                Pattern = "claude-sonnet"
+                                Provider = "p3"
+                            }
+                            { Pattern = "claude"; Provider = "p1" }
+                        ]
                 }
         }
 
@@ -74,7 +89,12 @@ type PlanBenchmarks() =
             match next.Value with
             | struct (Step.Send attempt, dispatch) ->
                 let done' =
-                    Relay.complete next.Runtime now dispatch attempt (AttemptResult.Answered(200, ValueNone, TimeSpan.FromMilliseconds(float (100 + i % 50))))
+                    Relay.complete
+                        next.Runtime
+                        now
+                        dispatch
+                        attempt
+                        (AttemptResult.Answered(200, ValueNone, TimeSpan.FromMilliseconds(float (100 + i % 50))))
 
                 rt <- Relay.release done'.Runtime attempt
             | _ -> rt <- next.Runtime

@@ -4,5 +4,7 @@ open BenchmarkDotNet.Running
 
 [<EntryPoint>]
 let main (argv: string array) : int =
-    BenchmarkSwitcher.FromAssembly(typeof<PlanBenchmarks>.Assembly).Run(argv) |> ignore
+    BenchmarkSwitcher.FromAssembly(typeof<PlanBenchmarks>.Assembly).Run(argv)
+    |> ignore
+
     0

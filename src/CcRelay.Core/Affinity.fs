@@ -157,7 +157,8 @@ module Affinity =
 
                     blockThinking <-
                         reader.TokenType = JsonTokenType.String
-                        && (reader.ValueTextEquals "thinking"B || reader.ValueTextEquals "redacted_thinking"B)
+                        && (reader.ValueTextEquals "thinking"B
+                            || reader.ValueTextEquals "redacted_thinking"B)
                 | JsonTokenType.String
                 | JsonTokenType.Number
                 | JsonTokenType.True

@@ -68,7 +68,10 @@ module CircuitBreaker =
     let private noFailures: TimeSpan array = [||]
 
     /// A closed breaker with no failures.
-    let closed: Breaker = { State = Closed noFailures; Generation = 0 }
+    let closed: Breaker = {
+        State = Closed noFailures
+        Generation = 0
+    }
 
     let private moveTo (state: State) (breaker: Breaker) : Breaker = {
         State = state

@@ -79,7 +79,8 @@ module internal ConfigRouting =
                 and! failoverTimeout =
                     integer fields "failover_timeout" 0L 3_600_000L false defaults.FailoverTimeoutMs
 
-                and! hedgeAfter = integer fields "hedge_after_ms" 0L 3_600_000L false defaults.HedgeAfterMs
+                and! hedgeAfter =
+                    integer fields "hedge_after_ms" 0L 3_600_000L false defaults.HedgeAfterMs
 
                 and! debug =
                     fields
@@ -102,7 +103,12 @@ module internal ConfigRouting =
                     FailoverTimeoutMs = failoverTimeout
                     HedgeAfterMs = hedgeAfter
                     Debug = debug
-                    ModelRules = rules |> List.map (fun (pattern, provider) -> { Pattern = pattern; Provider = provider })
+                    ModelRules =
+                        rules
+                        |> List.map (fun (pattern, provider) -> {
+                            Pattern = pattern
+                            Provider = provider
+                        })
                     DefaultProvider = defaultProvider
                 }
 
@@ -139,9 +145,7 @@ module internal ConfigRouting =
                     | None -> ""
 
                 Some(
-                    Finding.error (
-                        ConfigRead.issue cursor at $"names no provider: %s{ConfigRead.quote name}%s{hint}"
-                    )
+                    Finding.error (ConfigRead.issue cursor at $"names no provider: %s{ConfigRead.quote name}%s{hint}")
                 ))
 
     // ---------------------------
@@ -164,9 +168,7 @@ module internal ConfigRouting =
 
                 and! interval = integer fields "interval_ms" 0L 86_400_000L true defaults.IntervalMs
 
-                and! probe =
-                    fields
-                    |> ConfigRead.field "probe" (ConfigRead.optionalChoice probes)
+                and! probe = fields |> ConfigRead.field "probe" (ConfigRead.optionalChoice probes)
 
                 and! url = fields |> ConfigRead.field "url" ConfigRead.optionalString
 
@@ -204,9 +206,14 @@ module internal ConfigRouting =
             let defaults = Config.defaultHealth.CircuitBreaker
 
             decoded {
-                let! threshold = integer fields "failure_threshold" 0L 1000L true defaults.FailureThreshold
+                let! threshold =
+                    integer fields "failure_threshold" 0L 1000L true defaults.FailureThreshold
+
                 and! window = integer fields "window_ms" 0L 86_400_000L true defaults.WindowMs
-                and! openDuration = integer fields "open_duration_ms" 0L 86_400_000L true defaults.OpenDurationMs
+
+                and! openDuration =
+                    integer fields "open_duration_ms" 0L 86_400_000L true defaults.OpenDurationMs
+
                 and! probes = integer fields "half_open_probes" 0L 1000L true defaults.HalfOpenProbes
 
                 return {

@@ -209,7 +209,10 @@ module Failover =
         (attempt: Attempt)
         (classification: Classification)
         : struct (Decision * Dispatch) =
-        let dispatch = { dispatch with Last = ValueSome classification }
+        let dispatch = {
+            dispatch with
+                Last = ValueSome classification
+        }
 
         match classification with
         | Classification.Succeeded _
@@ -220,7 +223,10 @@ module Failover =
             let dispatch =
                 match dispatch.FirstFailureAt with
                 | ValueSome _ -> dispatch
-                | ValueNone -> { dispatch with FirstFailureAt = ValueSome now }
+                | ValueNone -> {
+                    dispatch with
+                        FirstFailureAt = ValueSome now
+                  }
 
             let limit = deadline dispatch
             let n = dispatch.Order.Length
@@ -259,8 +265,7 @@ module Failover =
                             max (backoff dispatch.Request.Seed round) upstreamAsked)
 
             let tooLong =
-                delay > maxRetryAfterWait
-                || (limit <> TimeSpan.MaxValue && now + delay > limit)
+                delay > maxRetryAfterWait || (limit <> TimeSpan.MaxValue && now + delay > limit)
 
             if dispatch.Attempts >= dispatch.Policy.MaxAttempts || tooLong then
                 struct (giveUp classification, dispatch)

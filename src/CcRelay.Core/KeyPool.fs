@@ -57,7 +57,11 @@ module KeyPool =
             else
                 key.ItpmLimit, key.OtpmLimit
 
-        { Rpm = key.RpmLimit; Itpm = itpm; Otpm = otpm }
+        {
+            Rpm = key.RpmLimit
+            Itpm = itpm
+            Otpm = otpm
+        }
 
     /// Compiles a provider's keys (config order).
     let compile (keys: KeyConfig list) : KeyPolicy array =
@@ -266,7 +270,13 @@ module KeyPool =
 
     /// Reconciles a finished request: the input charge is corrected from `charged` to the real input
     /// (a refund when the estimate was high) and the output tokens are charged.
-    let settle (now: TimeSpan) (charged: int64) (inputTokens: int64) (outputTokens: int64) (state: KeyState) : KeyState =
+    let settle
+        (now: TimeSpan)
+        (charged: int64)
+        (inputTokens: int64)
+        (outputTokens: int64)
+        (state: KeyState)
+        : KeyState =
         let adjust (capacity: int) (delta: int64) (bucket: TokenBucket.Bucket) =
             if capacity > 0 && delta <> 0L then
                 TokenBucket.adjust (limits capacity) now delta bucket
@@ -288,7 +298,10 @@ module KeyPool =
 
     /// Marks the key unusable (401/403) until the config is reloaded.
     let revoke (state: KeyState) : KeyState =
-        if state.Revoked then state else { state with Revoked = true }
+        if state.Revoked then
+            state
+        else
+            { state with Revoked = true }
 
     /// Applies one window of rate-limit headers to one dimension: a new limit changes the capacity
     /// (never refilling), a remaining count lowers the level (never raising it).
@@ -305,7 +318,10 @@ module KeyPool =
 
         let bucket =
             if learned = capacity then
-                if capacity > 0 then TokenBucket.refill (limits capacity) now bucket else bucket
+                if capacity > 0 then
+                    TokenBucket.refill (limits capacity) now bucket
+                else
+                    bucket
             elif capacity = 0 then
                 // Was unlimited: the bucket starts at what the upstream says remains (full if unsaid).
                 TokenBucket.withTokens (limits learned) now (window.Remaining |> Option.defaultValue (int64 learned))
@@ -328,9 +344,14 @@ module KeyPool =
             else
                 headers.InputTokens
 
-        let struct (rpm, rpmBucket) = learnDimension now headers.Requests state.Limits.Rpm state.Rpm
-        let struct (itpm, itpmBucket) = learnDimension now input state.Limits.Itpm state.Itpm
-        let struct (otpm, otpmBucket) = learnDimension now headers.OutputTokens state.Limits.Otpm state.Otpm
+        let struct (rpm, rpmBucket) =
+            learnDimension now headers.Requests state.Limits.Rpm state.Rpm
+
+        let struct (itpm, itpmBucket) =
+            learnDimension now input state.Limits.Itpm state.Itpm
+
+        let struct (otpm, otpmBucket) =
+            learnDimension now headers.OutputTokens state.Limits.Otpm state.Otpm
 
         {
             state with
@@ -348,7 +369,12 @@ module KeyPool =
         else
             let fresh = initial now key
 
-            let carry (oldCapacity: int) (newCapacity: int) (oldBucket: TokenBucket.Bucket) (freshBucket: TokenBucket.Bucket) =
+            let carry
+                (oldCapacity: int)
+                (newCapacity: int)
+                (oldBucket: TokenBucket.Bucket)
+                (freshBucket: TokenBucket.Bucket)
+                =
                 if oldCapacity > 0 && newCapacity > 0 then
                     TokenBucket.relimit (limits oldCapacity) (limits newCapacity) now oldBucket
                 else

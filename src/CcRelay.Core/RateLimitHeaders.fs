@@ -128,7 +128,9 @@ module RateLimitHeaders =
             ResetIn =
                 match lookup (prefix + "-reset") with
                 | null -> None
-                | text -> tryParseRfc3339 text |> Option.map (fun reset -> max TimeSpan.Zero (reset - wallNow))
+                | text ->
+                    tryParseRfc3339 text
+                    |> Option.map (fun reset -> max TimeSpan.Zero (reset - wallNow))
         }
 
     /// Parses the headers of one response. `lookup` returns a header's value (null when absent; header

@@ -70,17 +70,16 @@ module Relay =
         (clientCredential: bool)
         (seed: uint64)
         (now: TimeSpan)
-        : RouteRequest =
-        {
-            Model = facts.Model
-            EstimatedInputTokens = facts.EstimatedInputTokens
-            ExpectedOutputTokens = Routing.expectedOutputTokens facts.MaxTokens
-            ThinkingSignatures = facts.ThinkingSignatures
-            ConversationKey = conversationKey
-            ClientCredential = clientCredential
-            Seed = seed
-            ArrivedAt = now
-        }
+        : RouteRequest = {
+        Model = facts.Model
+        EstimatedInputTokens = facts.EstimatedInputTokens
+        ExpectedOutputTokens = Routing.expectedOutputTokens facts.MaxTokens
+        ThinkingSignatures = facts.ThinkingSignatures
+        ConversationKey = conversationKey
+        ClientCredential = clientCredential
+        Seed = seed
+        ArrivedAt = now
+    }
 
     /// Plans a request: the strategy's ordered providers (admissible ones only; the pinned family first
     /// for a thinking conversation). Advances the strategy's cursors.
@@ -119,7 +118,9 @@ module Relay =
             let before = names |> Array.truncate dispatch.Position
 
             let mapped =
-                names |> Array.map (RelayPolicy.indexOf runtime.Policy) |> Array.filter (fun i -> i >= 0)
+                names
+                |> Array.map (RelayPolicy.indexOf runtime.Policy)
+                |> Array.filter (fun i -> i >= 0)
 
             let position =
                 before
@@ -155,7 +156,11 @@ module Relay =
     // next: breaker admit + key pick
     // ---------------------------
 
-    let private breakerEffect (name: string) (before: CircuitBreaker.Breaker) (after: CircuitBreaker.Breaker) : RelayEffect list =
+    let private breakerEffect
+        (name: string)
+        (before: CircuitBreaker.Breaker)
+        (after: CircuitBreaker.Breaker)
+        : RelayEffect list =
         if before.Generation = after.Generation then
             []
         else
@@ -171,7 +176,9 @@ module Relay =
     /// Whether the attempt at provider `p` uses a configured key.
     let private usesKeys (policy: RelayPolicy) (request: RouteRequest) (p: int) : bool =
         let provider = policy.Providers[p]
-        provider.Keys.Length > 0 && not (request.ClientCredential && provider.AcceptsClientCredential)
+
+        provider.Keys.Length > 0
+        && not (request.ClientCredential && provider.AcceptsClientCredential)
 
     /// The next step of a request: the first provider of the plan (from the dispatch's position) whose
     /// breaker admits and which has a ready key. Admitting takes the key's tokens, counts the attempt in
@@ -233,7 +240,9 @@ module Relay =
                 let p = chosen
                 let provider = policy.Providers[p]
                 let state = runtime.Providers[p]
-                let struct (admission, breaker) = CircuitBreaker.admit policy.Breaker now state.Breaker
+
+                let struct (admission, breaker) =
+                    CircuitBreaker.admit policy.Breaker now state.Breaker
 
                 let generation =
                     match admission with
@@ -312,6 +321,7 @@ module Relay =
 
                 let rateLimited =
                     not (Time.same keyWait TimeSpan.MaxValue) && keyWait.Ticks <= breakerWait.Ticks
+
                 let limit = Failover.deadline dispatch
 
                 if
@@ -326,7 +336,11 @@ module Relay =
                     }
                 else
                     // Unknown (every breaker disabled, every key revoked): a minute is a fair guess.
-                    let wait = if wait = TimeSpan.MaxValue then TimeSpan.FromSeconds 60.0 else wait
+                    let wait =
+                        if wait = TimeSpan.MaxValue then
+                            TimeSpan.FromSeconds 60.0
+                        else
+                            wait
 
                     {
                         Runtime = runtime
@@ -343,7 +357,12 @@ module Relay =
     /// breaker window; a client disconnect is nothing), the key (429 → cooldown for `retry-after`, default
     /// 60 s, at most 300 s; 401/403 → revoked until reload), the latency, and the conversation's pin.
     /// Returns the classification.
-    let record (runtime: RelayRuntime) (now: TimeSpan) (attempt: Attempt) (result: AttemptResult) : Transition<Classification> =
+    let record
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (attempt: Attempt)
+        (result: AttemptResult)
+        : Transition<Classification> =
         let classification = Failover.classify attempt result
         let struct (p, k) = locate runtime attempt
 
@@ -478,11 +497,20 @@ module Relay =
 
     /// Learns from the rate-limit headers of an answer to a configured key: new limits change capacities
     /// (never refilling), remaining counts lower levels (never raising them).
-    let learn (runtime: RelayRuntime) (now: TimeSpan) (attempt: Attempt) (headers: RateLimitHeaders) : Transition<unit> =
+    let learn
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (attempt: Attempt)
+        (headers: RateLimitHeaders)
+        : Transition<unit> =
         let struct (p, k) = locate runtime attempt
 
         if p < 0 || k < 0 || RateLimitHeaders.isEmpty headers then
-            { Runtime = runtime; Value = (); Effects = [] }
+            {
+                Runtime = runtime
+                Value = ()
+                Effects = []
+            }
         else
             let state = runtime.Providers[p]
             let before = state.Keys[k]
@@ -539,7 +567,11 @@ module Relay =
         (change: CircuitBreaker.Breaker -> CircuitBreaker.Breaker)
         : Transition<bool> =
         match RelayPolicy.indexOf runtime.Policy name with
-        | -1 -> { Runtime = runtime; Value = false; Effects = [] }
+        | -1 -> {
+            Runtime = runtime
+            Value = false
+            Effects = []
+          }
         | p ->
             let state = runtime.Providers[p]
             let breaker = change state.Breaker
@@ -567,7 +599,9 @@ module Relay =
             Body = [||]
           }
         | ProbeKind.CountTokens ->
-            let model = provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
+            let model =
+                provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
+
             let encoded = Text.Json.JsonEncodedText.Encode(model).ToString()
 
             {
@@ -611,8 +645,7 @@ module Relay =
         let runtime =
             due
             |> List.fold
-                (fun (rt: RelayRuntime) p ->
-                    RelayRuntime.withProvider p { rt.Providers[p] with ProbedAt = now } rt)
+                (fun (rt: RelayRuntime) p -> RelayRuntime.withProvider p { rt.Providers[p] with ProbedAt = now } rt)
                 runtime
 
         {
@@ -625,7 +658,11 @@ module Relay =
     /// anything else changes nothing.
     let probed (runtime: RelayRuntime) (now: TimeSpan) (provider: string) (succeeded: bool) : Transition<unit> =
         if not succeeded then
-            { Runtime = runtime; Value = (); Effects = [] }
+            {
+                Runtime = runtime
+                Value = ()
+                Effects = []
+            }
         else
             let changed = withBreaker runtime provider (CircuitBreaker.probeSucceeded now)
 

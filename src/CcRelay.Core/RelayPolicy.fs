@@ -98,10 +98,7 @@ module RelayPolicy =
     /// Compiles a config; `version` should exceed the previous policy's.
     let compile (version: int64) (config: RelayConfig) : RelayPolicy =
         let providers =
-            config.Providers
-            |> List.filter _.Enabled
-            |> List.mapi provider
-            |> Array.ofList
+            config.Providers |> List.filter _.Enabled |> List.mapi provider |> Array.ofList
 
         let byName (name: string) =
             providers
@@ -111,7 +108,8 @@ module RelayPolicy =
         let rules = Array.ofList config.Routing.ModelRules
         let patterns = rules |> Array.map _.Pattern
 
-        let millis (ms: int) = TimeSpan.FromMilliseconds(float (max 0 ms))
+        let millis (ms: int) =
+            TimeSpan.FromMilliseconds(float (max 0 ms))
 
         {
             Version = version

@@ -138,8 +138,7 @@ module RelayRuntime =
     let reconcile (now: TimeSpan) (config: RelayConfig) (old: RelayRuntime) : RelayRuntime =
         let policy = RelayPolicy.compile (old.Policy.Version + 1L) config
 
-        let oldByName =
-            old.Providers |> Array.map (fun p -> p.Name, p) |> dict
+        let oldByName = old.Providers |> Array.map (fun p -> p.Name, p) |> dict
 
         let providers =
             policy.Providers
@@ -191,10 +190,19 @@ module RelayRuntime =
         | Some p when p.Family = family && now - p.At < TimeSpan.FromMinutes 1.0 -> runtime
         | existing ->
             let pins = runtime.Pins.Add(key, { Family = family; At = now })
-            let count = if existing.IsSome then runtime.PinCount else runtime.PinCount + 1
+
+            let count =
+                if existing.IsSome then
+                    runtime.PinCount
+                else
+                    runtime.PinCount + 1
 
             if count <= maxPins then
-                { runtime with Pins = pins; PinCount = count }
+                {
+                    runtime with
+                        Pins = pins
+                        PinCount = count
+                }
             else
                 // Rare: drop the expired, then the older half.
                 let alive = pins |> Map.filter (fun _ p -> now - p.At < pinLifetime)

@@ -149,9 +149,17 @@ module Routing =
             for i in 0 .. set.Length - 1 do
                 order[i] <- set[(start + i) % set.Length]
 
-            struct (order, { routing with Counter = routing.Counter + 1L })
+            struct (order,
+                    {
+                        routing with
+                            Counter = routing.Counter + 1L
+                    })
         else
-            struct (set, { routing with Counter = routing.Counter + 1L })
+            struct (set,
+                    {
+                        routing with
+                            Counter = routing.Counter + 1L
+                    })
 
     /// Smooth weighted round robin (nginx): every provider's current grows by its weight; the largest
     /// leads and gives back the total. The rest follow by current, largest first.
@@ -187,7 +195,11 @@ module Routing =
             let order = Array.copy set
 
             for j in 0 .. order.Length - 1 do
-                keys[j] <- if order[j] = best then -infinity else -(float current[order[j]])
+                keys[j] <-
+                    if order[j] = best then
+                        -infinity
+                    else
+                        -(float current[order[j]])
 
             sortByKeys keys order
 
@@ -255,7 +267,12 @@ module Routing =
                 + tie
 
         sortByKeys keys set
-        struct (set, { routing with Counter = routing.Counter + 1L })
+
+        struct (set,
+                {
+                    routing with
+                        Counter = routing.Counter + 1L
+                })
 
     /// A weighted random permutation: each next provider drawn in proportion to its weight.
     let private weightedFailover (policy: RelayPolicy) (seed: uint64) (set: int array) : int array =
@@ -306,7 +323,8 @@ module Routing =
             // `ExploredAt` starts at TimeSpan.MinValue: compare, never subtract (it would overflow).
             latency.Samples > 0
             && now - latency.SampledAt >= exploreAfter
-            && (latency.ExploredAt = TimeSpan.MinValue || now - latency.ExploredAt >= exploreAfter)
+            && (latency.ExploredAt = TimeSpan.MinValue
+                || now - latency.ExploredAt >= exploreAfter)
 
         match order |> Array.tryFindIndex stale with
         | Some j when j > 0 ->
@@ -373,7 +391,11 @@ module Routing =
 
     /// The ordered providers for a request, the family its thinking signatures are pinned to ("" when
     /// none), and the runtime with the strategy's cursors advanced.
-    let order (runtime: RelayRuntime) (now: TimeSpan) (request: RouteRequest) : struct (int array * string * RelayRuntime) =
+    let order
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (request: RouteRequest)
+        : struct (int array * string * RelayRuntime) =
         let policy = runtime.Policy
         let routing = runtime.Routing
 

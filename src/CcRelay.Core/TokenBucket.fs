@@ -31,11 +31,10 @@ module TokenBucket =
         | NeverSatisfiable
 
     /// `Capacity` per minute: how every RPM/ITPM/OTPM limit is expressed.
-    let perMinute (capacity: int) : Limits =
-        {
-            Capacity = capacity
-            Window = TimeSpan.FromMinutes 1.0
-        }
+    let perMinute (capacity: int) : Limits = {
+        Capacity = capacity
+        Window = TimeSpan.FromMinutes 1.0
+    }
 
     /// The level of a full bucket, in token-ticks.
     let private fullUnits (limits: Limits) : int64 =
@@ -104,7 +103,11 @@ module TokenBucket =
             let units = cost * limits.Window.Ticks
 
             if bucket.Units >= units then
-                struct (Granted, { bucket with Units = bucket.Units - units })
+                struct (Granted,
+                        {
+                            bucket with
+                                Units = bucket.Units - units
+                        })
             else
                 struct (Denied(readyIn limits now cost bucket), bucket)
 
@@ -124,7 +127,11 @@ module TokenBucket =
     let capAt (limits: Limits) (now: TimeSpan) (tokens: int64) (bucket: Bucket) : Bucket =
         let bucket = refill limits now bucket
         let cap = (max 0L (min (int64 limits.Capacity) tokens)) * limits.Window.Ticks
-        { bucket with Units = min bucket.Units cap }
+
+        {
+            bucket with
+                Units = min bucket.Units cap
+        }
 
     /// The same bucket under a new capacity (same window): refilled under the old limits, then clamped to
     /// the new capacity. Learning a new limit never refills the bucket.

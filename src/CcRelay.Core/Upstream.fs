@@ -43,7 +43,11 @@ module Upstream =
     /// The credential headers for an attempt with `key`. Anthropic-type providers receive the caller's
     /// foreign credential when there is one (passthrough, e.g. a Claude subscription token); otherwise the
     /// key is sent in the provider's auth style; with neither, nothing is sent.
-    let credentialsWith (provider: ProviderConfig) (key: KeyConfig voption) (forward: Credential list) : (string * string) list =
+    let credentialsWith
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (forward: Credential list)
+        : (string * string) list =
         if ProviderType.acceptsClientCredential provider.Type && not forward.IsEmpty then
             forward
             |> List.map (function

@@ -40,7 +40,11 @@ let ``an assistant message with only thinking is dropped`` () =
 
 [<Fact>]
 let ``a body without thinking blocks is left alone`` () =
-    Assert.Equal(None, strip """{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"thinking"}]}]}""")
+    Assert.Equal(
+        None,
+        strip """{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"thinking"}]}]}"""
+    )
+
     Assert.Equal(None, strip "not json")
 
 [<Fact>]
@@ -48,7 +52,12 @@ let ``the conversation key comes from the session id, else from the first messag
     let body = bytes conversation
     let facts = factsOf body
     let bySession = Affinity.conversationKey "session-1" (ReadOnlySpan body) facts
-    Assert.Equal(bySession, Affinity.conversationKey "session-1" (ReadOnlySpan(bytes """{"model":"x","messages":[]}""")) facts)
+
+    Assert.Equal(
+        bySession,
+        Affinity.conversationKey "session-1" (ReadOnlySpan(bytes """{"model":"x","messages":[]}""")) facts
+    )
+
     Assert.NotEqual(bySession, Affinity.conversationKey "session-2" (ReadOnlySpan body) facts)
 
     let byMessage = Affinity.conversationKey null (ReadOnlySpan body) facts

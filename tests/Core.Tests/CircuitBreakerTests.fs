@@ -45,7 +45,14 @@ let ``failures spread wider than the window do not open it`` () =
 
 [<Fact>]
 let ``successes in closed do not reset the failure count`` () =
-    let breaker = CircuitBreaker.closed |> fail 1.0 |> succeed 1.5 |> fail 2.0 |> succeed 2.5 |> fail 3.0
+    let breaker =
+        CircuitBreaker.closed
+        |> fail 1.0
+        |> succeed 1.5
+        |> fail 2.0
+        |> succeed 2.5
+        |> fail 3.0
+
     Assert.True(isOpen breaker)
 
 [<Fact>]
@@ -82,7 +89,9 @@ let ``an outcome from an earlier generation changes nothing`` () =
     let breaker = opened ()
     let _, halfOpen = admit 33.0 breaker
     // A slow call admitted while closed fails now.
-    let late = CircuitBreaker.record policy (at 34.0) 0 CircuitBreaker.Outcome.Failure halfOpen
+    let late =
+        CircuitBreaker.record policy (at 34.0) 0 CircuitBreaker.Outcome.Failure halfOpen
+
     Assert.Equal(halfOpen, late)
 
 [<Fact>]
@@ -94,7 +103,11 @@ let ``outcomes while open change nothing`` () =
 [<Fact>]
 let ``abandoned changes nothing`` () =
     let breaker = CircuitBreaker.closed |> fail 1.0
-    Assert.Equal(breaker, CircuitBreaker.record policy (at 2.0) breaker.Generation CircuitBreaker.Outcome.Abandoned breaker)
+
+    Assert.Equal(
+        breaker,
+        CircuitBreaker.record policy (at 2.0) breaker.Generation CircuitBreaker.Outcome.Abandoned breaker
+    )
 
 [<Fact>]
 let ``lost probes are given up after the break duration`` () =

@@ -893,7 +893,10 @@ let ``routing values are stored`` () =
             FailoverTimeoutMs = 9000
             HedgeAfterMs = 2500
             Debug = true
-            ModelRules = [ { Pattern = "claude"; Provider = "a" }; { Pattern = "qwen*"; Provider = "b" } ]
+            ModelRules = [
+                { Pattern = "claude"; Provider = "a" }
+                { Pattern = "qwen*"; Provider = "b" }
+            ]
             DefaultProvider = Some "b"
         },
         config.Routing
@@ -904,7 +907,9 @@ let ``routing values are stored`` () =
 [<InlineData("cost_based")>]
 [<InlineData("weighted_failover")>]
 let ``the new strategies are accepted`` (strategy: string) =
-    let config, _ = load (map 1 [ "routing", map 2 [ "strategy", plain 3 strategy ] ]) |> loaded
+    let config, _ =
+        load (map 1 [ "routing", map 2 [ "strategy", plain 3 strategy ] ]) |> loaded
+
     Assert.Equal(strategy, RoutingStrategy.wireName config.Routing.Strategy)
 
 [<Fact>]
@@ -934,7 +939,11 @@ let ``health values are stored; 0 means the default as in Go`` () =
                 "health",
                 map 2 [
                     "health_check",
-                    map 3 [ "enabled", plain 4 "false"; "interval_ms", plain 5 "0"; "probe", plain 6 "count_tokens" ]
+                    map 3 [
+                        "enabled", plain 4 "false"
+                        "interval_ms", plain 5 "0"
+                        "probe", plain 6 "count_tokens"
+                    ]
                     "circuit_breaker",
                     map 7 [
                         "failure_threshold", plain 8 "7"
@@ -973,7 +982,11 @@ let ``a url probe needs a url; a url alone means a url probe`` () =
     |> ignore
 
     let config, _ =
-        load (map 1 [ "health", map 2 [ "health_check", map 3 [ "url", quoted 4 "http://localhost:9/up" ] ] ])
+        load (
+            map 1 [
+                "health", map 2 [ "health_check", map 3 [ "url", quoted 4 "http://localhost:9/up" ] ]
+            ]
+        )
         |> loaded
 
     Assert.Equal(ProbeKind.Url(Uri "http://localhost:9/up"), config.Health.HealthCheck.Probe)
@@ -981,7 +994,11 @@ let ``a url probe needs a url; a url alone means a url probe`` () =
 [<Fact>]
 let ``a typo in health is a warning with a suggestion`` () =
     let _, warnings =
-        load (map 1 [ "health", map 2 [ "circuit_breaker", map 3 [ "failure_treshold", plain 4 "3" ] ] ])
+        load (
+            map 1 [
+                "health", map 2 [ "circuit_breaker", map 3 [ "failure_treshold", plain 4 "3" ] ]
+            ]
+        )
         |> loaded
 
     Assert.Equal("unknown key, ignored; did you mean \"failure_threshold\"?", (Assert.Single warnings).Message)
@@ -992,7 +1009,10 @@ let ``provider routing fields are stored; priority and weight default to the fir
         load (
             providers [
                 provider 3 "a" "zai" [
-                    "keys", seq 6 [ map 6 [ "key", quoted 6 "k"; "priority", plain 7 "2"; "weight", plain 8 "4" ] ]
+                    "keys",
+                    seq 6 [
+                        map 6 [ "key", quoted 6 "k"; "priority", plain 7 "2"; "weight", plain 8 "4" ]
+                    ]
                     "pooling", map 9 [ "strategy", plain 10 "weighted" ]
                     "family", plain 11 "glm"
                     "prices", map 12 [ "GLM-*", map 13 [ "input", plain 13 "0.6"; "output", plain 14 "2.2" ] ]
@@ -1023,7 +1043,11 @@ let ``provider routing fields are stored; priority and weight default to the fir
 [<Fact>]
 let ``pooling enabled false has no effect and says so`` () =
     let _, warnings =
-        load (providers [ provider 3 "a" "anthropic" [ "pooling", map 6 [ "enabled", plain 7 "false" ] ] ])
+        load (
+            providers [
+                provider 3 "a" "anthropic" [ "pooling", map 6 [ "enabled", plain 7 "false" ] ]
+            ]
+        )
         |> loaded
 
     Assert.Equal("providers[0].pooling.enabled", (Assert.Single warnings).Path)
@@ -1034,13 +1058,21 @@ let ``a price needs input and output, as non-negative numbers`` () =
         load (
             providers [
                 provider 3 "a" "anthropic" [
-                    "prices", map 6 [ "claude", map 7 [ "input", plain 7 "-1" ]; "x", map 8 [ "input", quoted 8 "1"; "output", plain 8 "1" ] ]
+                    "prices",
+                    map 6 [
+                        "claude", map 7 [ "input", plain 7 "-1" ]
+                        "x", map 8 [ "input", quoted 8 "1"; "output", plain 8 "1" ]
+                    ]
                 ]
             ]
         )
         |> invalid
 
     Assert.Equal<string list>(
-        [ "providers[0].prices.claude.input"; "providers[0].prices.claude.output"; "providers[0].prices.x.input" ],
+        [
+            "providers[0].prices.claude.input"
+            "providers[0].prices.claude.output"
+            "providers[0].prices.x.input"
+        ],
         paths errors |> List.sort
     )

@@ -47,7 +47,10 @@ let ``classify: a 401 to the caller's own credential is final`` () =
 let ``classify: errors before the first byte and stream errors before content`` () =
     let _, _, attempt = started ()
     let classify = Failover.classify attempt
-    let stream (errorType: string) = AttemptResult.StreamError(errorType, TimeSpan.Zero)
+
+    let stream (errorType: string) =
+        AttemptResult.StreamError(errorType, TimeSpan.Zero)
+
     Assert.Equal(Classification.ProviderFailed ValueNone, classify (stream "overloaded_error"))
     Assert.Equal(Classification.ProviderFailed ValueNone, classify (stream "api_error"))
     Assert.Equal(Classification.RateLimited ValueNone, classify (stream "rate_limit_error"))
@@ -70,7 +73,10 @@ let ``success, a final error and a disconnect end the request`` () =
 [<Fact>]
 let ``a 429 or a refused key stays on the provider; a failing provider moves on`` () =
     let _, dispatch, attempt = started ()
-    let decision, stay = decide 1.0 dispatch attempt (Classification.RateLimited ValueNone)
+
+    let decision, stay =
+        decide 1.0 dispatch attempt (Classification.RateLimited ValueNone)
+
     Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
     Assert.Equal(0, stay.Position)
     Assert.Equal(ValueSome(at 1.0), stay.FirstFailureAt)
@@ -108,13 +114,20 @@ let ``a wrap honours the upstream's retry-after`` () =
 [<Fact>]
 let ``backoff doubles per round up to the cap`` () =
     for round in 1..12 do
-        let ceiling = min Failover.backoffCap (Failover.backoffBase * Math.Pow(2.0, float (round - 1)))
+        let ceiling =
+            min Failover.backoffCap (Failover.backoffBase * Math.Pow(2.0, float (round - 1)))
+
         Assert.InRange(Failover.backoff 99UL round, ceiling / 2.0, ceiling)
 
 [<Fact>]
 let ``max_attempts stops retrying and relays the last answer`` () =
     let _, dispatch, attempt = started ()
-    let spent = { dispatch with Attempts = dispatch.Policy.MaxAttempts }
+
+    let spent = {
+        dispatch with
+            Attempts = dispatch.Policy.MaxAttempts
+    }
+
     Assert.Equal(Decision.Deliver, fst (decide 1.0 spent attempt (Classification.ProviderFailed ValueNone)))
     Assert.Equal(Decision.Stop(Verdict.NoAnswer true), fst (decide 1.0 spent attempt (Classification.NoAnswer true)))
 
@@ -122,7 +135,9 @@ let ``max_attempts stops retrying and relays the last answer`` () =
 let ``nothing starts after the failover deadline`` () =
     let _, dispatch, attempt = started ()
     // The first failure at 1 s opens a 5 s window.
-    let _, failed = decide 1.0 dispatch attempt (Classification.ProviderFailed ValueNone)
+    let _, failed =
+        decide 1.0 dispatch attempt (Classification.ProviderFailed ValueNone)
+
     Assert.Equal(at 6.0, Failover.deadline failed)
     let last = { failed with Position = 1 }
     Assert.Equal(Decision.Deliver, fst (decide 5.9 last attempt (Classification.ProviderFailed(ValueSome(at 1.0)))))

@@ -48,7 +48,9 @@ let request (model: string) : RouteRequest = {
 
 /// The provider names of a plan, in order.
 let names (runtime: RelayRuntime) (dispatch: Dispatch) : string list =
-    dispatch.Order |> Array.map (fun i -> runtime.Policy.Providers[i].Name) |> List.ofArray
+    dispatch.Order
+    |> Array.map (fun i -> runtime.Policy.Providers[i].Name)
+    |> List.ofArray
 
 /// Plans a request and returns the runtime and the dispatch.
 let plan (runtime: RelayRuntime) (now: TimeSpan) (request: RouteRequest) : RelayRuntime * Dispatch =
@@ -72,7 +74,8 @@ let stateOf (runtime: RelayRuntime) (name: string) : ProviderState =
     runtime.Providers[RelayPolicy.indexOf runtime.Policy name]
 
 /// A 200 answer after 100 ms.
-let ok: AttemptResult = AttemptResult.Answered(200, ValueNone, TimeSpan.FromMilliseconds 100.0)
+let ok: AttemptResult =
+    AttemptResult.Answered(200, ValueNone, TimeSpan.FromMilliseconds 100.0)
 
 /// An answer with this status.
 let status (code: int) : AttemptResult =

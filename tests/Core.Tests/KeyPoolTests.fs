@@ -17,11 +17,20 @@ let private pick (strategy: KeyStrategy) (keys: KeyConfig list) (states: KeyStat
 
 [<Fact>]
 let ``tpm_limit is split evenly when ITPM and OTPM are both 0`` () =
-    Assert.Equal({ Rpm = 0; Itpm = 501; Otpm = 500 }, KeyPool.limitsOf (keyWith "a" (fun k -> { k with TpmLimit = 1001 })))
+    Assert.Equal(
+        { Rpm = 0; Itpm = 501; Otpm = 500 },
+        KeyPool.limitsOf (keyWith "a" (fun k -> { k with TpmLimit = 1001 }))
+    )
 
     Assert.Equal(
         { Rpm = 0; Itpm = 10; Otpm = 0 },
-        KeyPool.limitsOf (keyWith "a" (fun k -> { k with TpmLimit = 1000; ItpmLimit = 10 }))
+        KeyPool.limitsOf (
+            keyWith "a" (fun k -> {
+                k with
+                    TpmLimit = 1000
+                    ItpmLimit = 10
+            })
+        )
     )
 
 [<Fact>]
@@ -95,7 +104,10 @@ let ``no ready key says when the earliest one will be`` () =
         Seq.fold (fun s _ -> KeyPool.take TimeSpan.Zero 0L s) states[1] (seq { 1..60 })
     |]
 
-    Assert.Equal(KeyPool.NoneReady(at 1.0), KeyPool.pick KeyStrategy.LeastLoaded tiers policies states 0 TimeSpan.Zero 1 0UL)
+    Assert.Equal(
+        KeyPool.NoneReady(at 1.0),
+        KeyPool.pick KeyStrategy.LeastLoaded tiers policies states 0 TimeSpan.Zero 1 0UL
+    )
 
 [<Fact>]
 let ``a revoked key is never ready`` () =
@@ -118,7 +130,13 @@ let ``an estimate above the ITPM capacity waits for a full bucket instead of nev
 [<Fact>]
 let ``settle refunds an over-estimate and charges the output`` () =
     let _, _, states =
-        compiled [ keyWith "a" (fun k -> { k with ItpmLimit = 1000; OtpmLimit = 1000 }) ]
+        compiled [
+            keyWith "a" (fun k -> {
+                k with
+                    ItpmLimit = 1000
+                    OtpmLimit = 1000
+            })
+        ]
 
     let charged = KeyPool.take TimeSpan.Zero 800L states[0]
     let settled = KeyPool.settle TimeSpan.Zero 800L 300L 250L charged
@@ -133,24 +151,56 @@ let private headers (requests: RateLimitWindow) : RateLimitHeaders = {
 [<Fact>]
 let ``learning a remaining count lowers the bucket and never refills it`` () =
     let _, _, states = compiled [ key "a" 100 ]
-    let low = KeyPool.learn TimeSpan.Zero (headers { RateLimitHeaders.emptyWindow with Remaining = Some 3L }) states[0]
+
+    let low =
+        KeyPool.learn
+            TimeSpan.Zero
+            (headers {
+                RateLimitHeaders.emptyWindow with
+                    Remaining = Some 3L
+            })
+            states[0]
+
     Assert.Equal(3L, TokenBucket.tokens (TokenBucket.perMinute 100) low.Rpm)
-    let again = KeyPool.learn TimeSpan.Zero (headers { RateLimitHeaders.emptyWindow with Remaining = Some 90L }) low
+
+    let again =
+        KeyPool.learn
+            TimeSpan.Zero
+            (headers {
+                RateLimitHeaders.emptyWindow with
+                    Remaining = Some 90L
+            })
+            low
+
     Assert.Equal(3L, TokenBucket.tokens (TokenBucket.perMinute 100) again.Rpm)
 
 [<Fact>]
 let ``learning a bigger limit keeps the level; a smaller one clamps it`` () =
     let _, _, states = compiled [ key "a" 100 ]
-    let used = Seq.fold (fun s _ -> KeyPool.take TimeSpan.Zero 0L s) states[0] (seq { 1..50 })
+
+    let used =
+        Seq.fold (fun s _ -> KeyPool.take TimeSpan.Zero 0L s) states[0] (seq { 1..50 })
 
     let bigger =
-        KeyPool.learn TimeSpan.Zero (headers { RateLimitHeaders.emptyWindow with Limit = Some 1000L }) used
+        KeyPool.learn
+            TimeSpan.Zero
+            (headers {
+                RateLimitHeaders.emptyWindow with
+                    Limit = Some 1000L
+            })
+            used
 
     Assert.Equal(1000, bigger.Limits.Rpm)
     Assert.Equal(50L, TokenBucket.tokens (TokenBucket.perMinute 1000) bigger.Rpm)
 
     let smaller =
-        KeyPool.learn TimeSpan.Zero (headers { RateLimitHeaders.emptyWindow with Limit = Some 20L }) used
+        KeyPool.learn
+            TimeSpan.Zero
+            (headers {
+                RateLimitHeaders.emptyWindow with
+                    Limit = Some 20L
+            })
+            used
 
     Assert.Equal(20L, TokenBucket.tokens (TokenBucket.perMinute 20) smaller.Rpm)
 
@@ -195,7 +245,13 @@ let ``the tokens headers stand in for missing input-token headers`` () =
 [<Fact>]
 let ``a reload keeps buckets and cooldowns, clears a revocation, and takes changed limits`` () =
     let policies, _, states = compiled [ key "a" 10 ]
-    let used = states[0] |> KeyPool.take TimeSpan.Zero 0L |> KeyPool.coolDown (at 20.0) |> KeyPool.revoke
+
+    let used =
+        states[0]
+        |> KeyPool.take TimeSpan.Zero 0L
+        |> KeyPool.coolDown (at 20.0)
+        |> KeyPool.revoke
+
     let kept = KeyPool.carryOver TimeSpan.Zero policies[0] used
     Assert.False(kept.Revoked)
     Assert.Equal(used.Rpm, kept.Rpm)

@@ -20,7 +20,10 @@ let private attempt (runtime: RelayRuntime) (now: TimeSpan) (dispatch: Dispatch)
 [<Fact>]
 let ``a 529 fails over to the next provider before the client sees anything`` () =
     let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
-    let runtime, first, decision, dispatch, _ = attempt runtime TimeSpan.Zero dispatch (status 529)
+
+    let runtime, first, decision, dispatch, _ =
+        attempt runtime TimeSpan.Zero dispatch (status 529)
+
     Assert.Equal("a", first.ProviderName)
     Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
     let _, second, decision, _, _ = attempt runtime TimeSpan.Zero dispatch ok
@@ -55,7 +58,9 @@ let ``429s from two keys within the window count against the provider`` () =
             }
     }
 
-    let runtime, dispatch = plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
     let runtime, _, _, dispatch, _ = attempt runtime TimeSpan.Zero dispatch (status 429)
     Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
     let runtime, _, _, _, effects = attempt runtime (at 1.0) dispatch (status 429)
@@ -81,7 +86,8 @@ let ``when every key is exhausted the verdict says when the earliest comes back`
 [<Fact>]
 let ``a short wait for a key is waited out`` () =
     let runtime =
-        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 60 ] ] |> Relay.create TimeSpan.Zero
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 60 ] ]
+        |> Relay.create TimeSpan.Zero
 
     let mutable runtime = runtime
 
@@ -102,8 +108,12 @@ let ``a 401 to a configured key revokes it until the config is reloaded`` () =
     let config =
         relay RoutingStrategy.Failover [ provider "a" [ key "a1" 0; key "a2" 0 ]; provider "b" [ key "b1" 0 ] ]
 
-    let runtime, dispatch = plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
-    let runtime, first, decision, dispatch, effects = attempt runtime TimeSpan.Zero dispatch (status 401)
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, first, decision, dispatch, effects =
+        attempt runtime TimeSpan.Zero dispatch (status 401)
+
     Assert.Equal<RelayEffect list>([ RelayEffect.KeyRevoked("a", first.KeyId) ], effects)
     Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
     let runtime, second, _, _, _ = attempt runtime TimeSpan.Zero dispatch ok
@@ -120,8 +130,15 @@ let ``the caller's own credential uses no key at an anthropic provider`` () =
             Keys = [ key "sk-ant" 1 ]
     }
 
-    let runtime = relay RoutingStrategy.Failover [ anthropic ] |> Relay.create TimeSpan.Zero
-    let runtime, dispatch = plan runtime TimeSpan.Zero { request "m" with ClientCredential = true }
+    let runtime =
+        relay RoutingStrategy.Failover [ anthropic ] |> Relay.create TimeSpan.Zero
+
+    let runtime, dispatch =
+        plan runtime TimeSpan.Zero {
+            request "m" with
+                ClientCredential = true
+        }
+
     let _, step, _ = next runtime TimeSpan.Zero dispatch
     let attempt = sent step
     Assert.Equal(ValueNone, attempt.Key)
@@ -158,21 +175,19 @@ let ``learned headers steer away from a key before it says 429`` () =
     let first = sent step
 
     let learned =
-        Relay.learn
-            runtime
-            TimeSpan.Zero
-            first
-            {
-                RateLimitHeaders.empty with
-                    Requests = {
-                        Limit = Some 100L
-                        Remaining = Some 0L
-                        ResetIn = None
-                    }
-            }
+        Relay.learn runtime TimeSpan.Zero first {
+            RateLimitHeaders.empty with
+                Requests = {
+                    Limit = Some 100L
+                    Remaining = Some 0L
+                    ResetIn = None
+                }
+        }
 
     Assert.Equal<RelayEffect list>(
-        [ RelayEffect.KeyLimitsLearned("a", first.KeyId, { Rpm = 100; Itpm = 0; Otpm = 0 }) ],
+        [
+            RelayEffect.KeyLimitsLearned("a", first.KeyId, { Rpm = 100; Itpm = 0; Otpm = 0 })
+        ],
         learned.Effects
     )
 
@@ -184,17 +199,32 @@ let ``learned headers steer away from a key before it says 429`` () =
 [<Fact>]
 let ``settle gives back an over-estimate`` () =
     let config =
-        relay
-            RoutingStrategy.Failover
-            [ provider "a" [ { key "a1" 0 with ItpmLimit = 1000; OtpmLimit = 1000 } ] ]
+        relay RoutingStrategy.Failover [
+            provider "a" [
+                {
+                    key "a1" 0 with
+                        ItpmLimit = 1000
+                        OtpmLimit = 1000
+                }
+            ]
+        ]
 
     let runtime, dispatch =
-        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero { request "m" with EstimatedInputTokens = 900 }
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero {
+            request "m" with
+                EstimatedInputTokens = 900
+        }
 
     let runtime, step, _ = next runtime TimeSpan.Zero dispatch
     let attempt = sent step
     Assert.Equal(900L, attempt.ChargedInputTokens)
-    let settled = Relay.settle runtime TimeSpan.Zero attempt { InputTokens = 200L; OutputTokens = 50L }
+
+    let settled =
+        Relay.settle runtime TimeSpan.Zero attempt {
+            InputTokens = 200L
+            OutputTokens = 50L
+        }
+
     let key = (stateOf settled "a").Keys[0]
     Assert.Equal(800L, TokenBucket.tokens (TokenBucket.perMinute 1000) key.Itpm)
     Assert.Equal(950L, TokenBucket.tokens (TokenBucket.perMinute 1000) key.Otpm)
@@ -208,7 +238,9 @@ let ``in flight counts admitted attempts until released`` () =
 
 [<Fact>]
 let ``a success pins the conversation; crossing families strips thinking`` () =
-    let anthropic = Config.defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+    let anthropic =
+        Config.defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+
     let config = relay RoutingStrategy.Failover [ provider "zai" []; anthropic ]
     let runtime = Relay.create TimeSpan.Zero config
 
@@ -235,14 +267,20 @@ let ``a success pins the conversation; crossing families strips thinking`` () =
 
 [<Fact>]
 let ``in the pinned family nothing is stripped`` () =
-    let anthropic = Config.defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+    let anthropic =
+        Config.defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+
     let runtime =
         relay RoutingStrategy.Failover [ provider "zai" []; anthropic ]
         |> Relay.create TimeSpan.Zero
         |> RelayRuntime.pin TimeSpan.Zero 5UL "anthropic"
 
     let runtime, dispatch =
-        plan runtime TimeSpan.Zero { request "m" with ConversationKey = 5UL; ThinkingSignatures = true }
+        plan runtime TimeSpan.Zero {
+            request "m" with
+                ConversationKey = 5UL
+                ThinkingSignatures = true
+        }
 
     let _, step, _ = next runtime TimeSpan.Zero dispatch
     Assert.Equal("anthropic", (sent step).ProviderName)
@@ -275,7 +313,10 @@ let ``reconcile keeps survivors, starts new ones fresh and drops removed ones`` 
 [<Fact>]
 let ``a plan made before a reload keeps working after it`` () =
     let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
-    let reloaded = Relay.reconcile (at 1.0) (relay RoutingStrategy.Failover [ provider "b" [ key "b1" 2 ] ]) runtime
+
+    let reloaded =
+        Relay.reconcile (at 1.0) (relay RoutingStrategy.Failover [ provider "b" [ key "b1" 2 ] ]) runtime
+
     let _, step, _ = next reloaded (at 1.0) dispatch
     Assert.Equal("b", (sent step).ProviderName)
 

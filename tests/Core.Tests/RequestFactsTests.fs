@@ -221,20 +221,33 @@ let ``inspect reads max_tokens and estimates input tokens from the size`` () =
     Assert.Equal(250, RequestFacts.estimateInputTokens 1000)
 
 [<Theory>]
-[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"abc"}]}]}""", true)>]
-[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"signature":"abc","type":"thinking"}]}]}""", true)>]
-[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"redacted_thinking","data":"abc"}]}]}""", true)>]
-[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""}]}]}""", false)>]
-[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"t","signature":"abc"}]}]}""", false)>]
-[<InlineData("""{"model":"m","thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}""", false)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"abc"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"signature":"abc","type":"thinking"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"redacted_thinking","data":"abc"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""}]}]}""",
+             false)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"t","signature":"abc"}]}]}""",
+             false)>]
+[<InlineData("""{"model":"m","thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}""",
+             false)>]
 [<InlineData("""{"model":"m","metadata":{"x":[{"a":{"type":"thinking","signature":"s"}}]}}""", false)>]
 let ``inspect sees signed thinking blocks in messages`` (body: string) (expected: bool) =
     Assert.Equal(expected, (facts body).ThinkingSignatures)
 
 [<Fact>]
 let ``inspect locates the first message`` () =
-    let body = """{"model":"m","messages":[ {"role":"user","content":"hi"} , {"role":"assistant","content":"x"}]}"""
+    let body =
+        """{"model":"m","messages":[ {"role":"user","content":"hi"} , {"role":"assistant","content":"x"}]}"""
+
     let found = facts body
-    Assert.Equal("""{"role":"user","content":"hi"}""", body.Substring(found.FirstMessageStart, found.FirstMessageLength))
+
+    Assert.Equal(
+        """{"role":"user","content":"hi"}""",
+        body.Substring(found.FirstMessageStart, found.FirstMessageLength)
+    )
+
     let none = facts """{"model":"m","messages":[]}"""
     Assert.Equal(-1, none.FirstMessageStart)

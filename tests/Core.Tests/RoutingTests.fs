@@ -8,7 +8,8 @@ open CcRelay.Core.Tests.Fixtures
 let private runtimeOf (config: RelayConfig) : RelayRuntime = Relay.create TimeSpan.Zero config
 
 let private abc (strategy: RoutingStrategy) : RelayRuntime =
-    relay strategy [ provider "a" []; provider "b" []; provider "c" [] ] |> runtimeOf
+    relay strategy [ provider "a" []; provider "b" []; provider "c" [] ]
+    |> runtimeOf
 
 /// The first provider of `count` consecutive plans.
 let private leaders (count: int) (runtime: RelayRuntime) : string list =
@@ -25,7 +26,12 @@ let private leaders (count: int) (runtime: RelayRuntime) : string list =
 let private trip (name: string) (now: TimeSpan) (runtime: RelayRuntime) : RelayRuntime =
     let p = RelayPolicy.indexOf runtime.Policy name
     let state = runtime.Providers[p]
-    let breaker = { state.Breaker with State = CircuitBreaker.Open(now + TimeSpan.FromSeconds 30.0) }
+
+    let breaker = {
+        state.Breaker with
+            State = CircuitBreaker.Open(now + TimeSpan.FromSeconds 30.0)
+    }
+
     RelayRuntime.withProvider p { state with Breaker = breaker } runtime
 
 [<Fact>]
@@ -62,9 +68,11 @@ let ``round robin rotates the leader and keeps the rotation order`` () =
 [<Fact>]
 let ``smooth weighted round robin interleaves as nginx does`` () =
     let runtime =
-        relay
-            RoutingStrategy.WeightedRoundRobin
-            [ { provider "a" [] with Weight = 5 }; provider "b" []; provider "c" [] ]
+        relay RoutingStrategy.WeightedRoundRobin [
+            { provider "a" [] with Weight = 5 }
+            provider "b" []
+            provider "c" []
+        ]
         |> runtimeOf
 
     Assert.Equal<string list>([ "a"; "a"; "b"; "a"; "c"; "a"; "a" ], leaders 7 runtime)
@@ -79,6 +87,7 @@ let ``shuffle deals every provider once per deck`` () =
 [<Fact>]
 let ``least loaded puts the fewest in flight first`` () =
     let runtime = abc RoutingStrategy.LeastLoaded
+
     let busy (name: string) (n: int) (rt: RelayRuntime) =
         let p = RelayPolicy.indexOf rt.Policy name
         RelayRuntime.withProvider p { rt.Providers[p] with InFlight = n } rt
@@ -106,7 +115,11 @@ let ``weighted failover is a permutation drawn from the seed`` () =
     // Weight 8 of 10: about 160 of 200.
     Assert.InRange(ledByA, 130, 190)
 
-let private modelBased (rules: (string * string) list) (defaultProvider: string option) (providers: ProviderConfig list) =
+let private modelBased
+    (rules: (string * string) list)
+    (defaultProvider: string option)
+    (providers: ProviderConfig list)
+    =
     {
         relay RoutingStrategy.ModelBased providers with
             Routing = {
@@ -138,20 +151,28 @@ let ``model based: a glob matches the whole name`` () =
 [<Fact>]
 let ``model based: no match goes to the default provider, then to those that serve the model`` () =
     let runtime =
-        modelBased
-            [ "claude", "a" ]
-            (Some "c")
-            [ provider "a" []; { provider "b" [] with Models = [ "GLM-5" ] }; provider "c" [] ]
+        modelBased [ "claude", "a" ] (Some "c") [
+            provider "a" []
+            {
+                provider "b" [] with
+                    Models = [ "GLM-5" ]
+            }
+            provider "c" []
+        ]
 
     Assert.Equal<string list>([ "c"; "b" ], plan runtime (at 1.0) (request "GLM-5") |> snd |> names runtime)
 
 [<Fact>]
 let ``model based: when the target is down, the others that serve the model answer`` () =
     let runtime =
-        modelBased
-            [ "claude-opus", "a" ]
-            None
-            [ provider "a" []; provider "b" []; { provider "c" [] with ModelMapping = Map [ "claude-opus-4", "x" ] } ]
+        modelBased [ "claude-opus", "a" ] None [
+            provider "a" []
+            provider "b" []
+            {
+                provider "c" [] with
+                    ModelMapping = Map [ "claude-opus-4", "x" ]
+            }
+        ]
         |> trip "a" (at 0.0)
 
     Assert.Equal<string list>([ "c" ], plan runtime (at 1.0) (request "claude-opus-4") |> snd |> names runtime)
@@ -190,8 +211,12 @@ let ``latency based: a provider unmeasured for a while is explored once`` () =
             rt
 
     let runtime =
-        abc RoutingStrategy.LatencyBased |> sample "a" 900.0 1.0 |> sample "b" 300.0 1.0 |> sample "c" 400.0 1.0
-        |> sample "b" 300.0 40.0 |> sample "c" 400.0 40.0
+        abc RoutingStrategy.LatencyBased
+        |> sample "a" 900.0 1.0
+        |> sample "b" 300.0 1.0
+        |> sample "c" 400.0 1.0
+        |> sample "b" 300.0 40.0
+        |> sample "c" 400.0 40.0
 
     let runtime, first = plan runtime (at 41.0) (request "m")
     Assert.Equal<string list>([ "a"; "b"; "c" ], names runtime first)
@@ -207,28 +232,37 @@ let ``cost based: cheapest first for the model, unpriced last`` () =
     }
 
     let runtime =
-        relay
-            RoutingStrategy.CostBased
-            [
-                { provider "a" [] with Prices = [ price "claude" 3.0 15.0 ] }
-                provider "b" []
-                { provider "c" [] with Prices = [ price "claude-sonnet" 1.0 5.0; price "*" 100.0 100.0 ] }
-            ]
+        relay RoutingStrategy.CostBased [
+            {
+                provider "a" [] with
+                    Prices = [ price "claude" 3.0 15.0 ]
+            }
+            provider "b" []
+            {
+                provider "c" [] with
+                    Prices = [ price "claude-sonnet" 1.0 5.0; price "*" 100.0 100.0 ]
+            }
+        ]
         |> runtimeOf
 
-    Assert.Equal<string list>([ "c"; "a"; "b" ], plan runtime (at 1.0) (request "claude-sonnet-4") |> snd |> names runtime)
-    Assert.Equal<string list>([ "a"; "c"; "b" ], plan runtime (at 1.0) (request "claude-opus-4") |> snd |> names runtime)
+    Assert.Equal<string list>(
+        [ "c"; "a"; "b" ],
+        plan runtime (at 1.0) (request "claude-sonnet-4") |> snd |> names runtime
+    )
+
+    Assert.Equal<string list>(
+        [ "a"; "c"; "b" ],
+        plan runtime (at 1.0) (request "claude-opus-4") |> snd |> names runtime
+    )
 
 [<Fact>]
 let ``a thinking conversation puts its pinned family first`` () =
     let runtime =
-        relay
-            RoutingStrategy.Failover
-            [
-                provider "a" []
-                Config.defaultProvider "b" ProviderType.Anthropic (Uri "https://api.anthropic.com")
-                provider "c" []
-            ]
+        relay RoutingStrategy.Failover [
+            provider "a" []
+            Config.defaultProvider "b" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+            provider "c" []
+        ]
         |> runtimeOf
         |> RelayRuntime.pin (at 0.0) 7UL "anthropic"
 
@@ -242,7 +276,12 @@ let ``a thinking conversation puts its pinned family first`` () =
     Assert.Equal<string list>([ "b"; "a"; "c" ], names runtime dispatch)
     Assert.Equal("anthropic", dispatch.PinnedFamily)
     // Without signatures, the strategy alone decides.
-    let _, plain = plan runtime (at 1.0) { thinking with ThinkingSignatures = false }
+    let _, plain =
+        plan runtime (at 1.0) {
+            thinking with
+                ThinkingSignatures = false
+        }
+
     Assert.Equal<string list>([ "a"; "b"; "c" ], names runtime plain)
 
 [<Theory>]

@@ -30,7 +30,10 @@ let ``retrying after RetryAfter succeeds`` () =
     | TokenBucket.Denied retryAfter ->
         // 7 more tokens at one per second, less the quarter second already refilled.
         Assert.Equal(at 6.75, retryAfter)
-        TokenBucket.tryTake limits (at 0.25 + retryAfter) 10L bucket |> granted |> ignore
+
+        TokenBucket.tryTake limits (at 0.25 + retryAfter) 10L bucket
+        |> granted
+        |> ignore
     | other -> failwith $"expected Denied, got %A{other}"
 
 [<Fact>]
@@ -39,7 +42,11 @@ let ``more than the capacity is never satisfiable`` () =
         TokenBucket.tryTake limits TimeSpan.Zero 61L (TokenBucket.full limits TimeSpan.Zero)
 
     Assert.Equal(TokenBucket.NeverSatisfiable, verdict)
-    Assert.Equal(TimeSpan.MaxValue, TokenBucket.readyIn limits TimeSpan.Zero 61L (TokenBucket.full limits TimeSpan.Zero))
+
+    Assert.Equal(
+        TimeSpan.MaxValue,
+        TokenBucket.readyIn limits TimeSpan.Zero 61L (TokenBucket.full limits TimeSpan.Zero)
+    )
 
 [<Fact>]
 let ``refill is continuous and stops at the capacity`` () =

@@ -38,7 +38,9 @@ let private event: Gen<Event> =
         4, Gen.constant (Report(CircuitBreaker.Outcome.Failure, false))
         3, Gen.constant (Report(CircuitBreaker.Outcome.Success, false))
         1, Gen.constant (Report(CircuitBreaker.Outcome.Abandoned, false))
-        1, Gen.elements [ CircuitBreaker.Outcome.Failure; CircuitBreaker.Outcome.Success ] |> Gen.map (fun o -> Report(o, true))
+        1,
+        Gen.elements [ CircuitBreaker.Outcome.Failure; CircuitBreaker.Outcome.Success ]
+        |> Gen.map (fun o -> Report(o, true))
         1, Gen.constant ProbeSucceeded
         1, Gen.elements [ Disable; Enable ]
     ]
@@ -46,7 +48,10 @@ let private event: Gen<Event> =
 let private history =
     gen {
         let! policy = policy
-        let! events = Gen.listOfLength 200 (Gen.zip (Gen.frequency [ 3, Gen.choose (0, 300); 1, Gen.choose (0, 6_000) ]) event)
+
+        let! events =
+            Gen.listOfLength 200 (Gen.zip (Gen.frequency [ 3, Gen.choose (0, 300); 1, Gen.choose (0, 6_000) ]) event)
+
         return policy, events
     }
     |> Check.arb
@@ -81,48 +86,56 @@ let private run
 
 [<Fact>]
 let ``open never admits before its time`` () =
-    Check.quick 200 (
-        Prop.forAll history (fun (policy, events) ->
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
             run policy events (fun now before _ _ admission ->
                 match before.State, admission with
                 | CircuitBreaker.Open until, ValueSome(CircuitBreaker.Admitted _) -> Assert.True(now >= until)
-                | CircuitBreaker.Disabled, ValueSome admitted -> Assert.Equal(CircuitBreaker.Refused ValueNone, admitted)
-                | _ -> ()))
-    )
+                | CircuitBreaker.Disabled, ValueSome admitted ->
+                    Assert.Equal(CircuitBreaker.Refused ValueNone, admitted)
+                | _ -> ())))
 
 [<Fact>]
 let ``late outcomes, outcomes while open, and abandoned change nothing`` () =
-    Check.quick 200 (
-        Prop.forAll history (fun (policy, events) ->
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
             run policy events (fun _ before e after _ ->
                 match before.State, e with
                 | _, Report(_, true)
                 | _, Report(CircuitBreaker.Outcome.Abandoned, _)
                 | CircuitBreaker.Open _, Report _ -> Assert.Equal(before, after)
-                | _ -> ()))
-    )
+                | _ -> ())))
 
 [<Fact>]
 let ``half-open admits at most half_open_probes per probe window`` () =
-    Check.quick 200 (
-        Prop.forAll history (fun (policy, events) ->
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
             let admits = Collections.Generic.Dictionary<struct (int * TimeSpan), int>()
 
             run policy events (fun _ _ _ after admission ->
                 match after.State, admission with
                 | CircuitBreaker.HalfOpen(admitted, _, since), ValueSome(CircuitBreaker.Admitted _) ->
                     let window = struct (after.Generation, since)
-                    let count = (match admits.TryGetValue window with | true, n -> n | _ -> 0) + 1
+
+                    let count =
+                        (match admits.TryGetValue window with
+                         | true, n -> n
+                         | _ -> 0)
+                        + 1
+
                     admits[window] <- count
                     Assert.True(admitted <= policy.HalfOpenProbes)
                     Assert.True(count <= policy.HalfOpenProbes, $"%d{count} admits in one window")
-                | _ -> ()))
-    )
+                | _ -> ())))
 
 [<Fact>]
 let ``the trip decision equals a naive recount of the window`` () =
-    Check.quick 200 (
-        Prop.forAll history (fun (policy, events) ->
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
             // Failure times counted in the current closed generation.
             let mutable failures: TimeSpan list = []
             let mutable generation = -1
@@ -143,16 +156,17 @@ let ``the trip decision equals a naive recount of the window`` () =
                         Assert.True(shouldOpen)
                         Assert.Equal(now + policy.OpenDuration, until)
                     | _ -> Assert.False(shouldOpen)
-                | _ -> ()))
-    )
+                | _ -> ())))
 
 [<Fact>]
 let ``a closed breaker always admits, and every state change bumps the generation`` () =
-    Check.quick 200 (
-        Prop.forAll history (fun (policy, events) ->
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
             run policy events (fun _ before _ after admission ->
                 match before.State, admission with
-                | CircuitBreaker.Closed _, ValueSome admitted -> Assert.Equal(CircuitBreaker.Admitted before.Generation, admitted)
+                | CircuitBreaker.Closed _, ValueSome admitted ->
+                    Assert.Equal(CircuitBreaker.Admitted before.Generation, admitted)
                 | _ -> ()
 
                 let kind (b: B) =
@@ -163,5 +177,4 @@ let ``a closed breaker always admits, and every state change bumps the generatio
                     | CircuitBreaker.Disabled -> 3
 
                 if kind before <> kind after then
-                    Assert.Equal(before.Generation + 1, after.Generation)))
-    )
+                    Assert.Equal(before.Generation + 1, after.Generation))))

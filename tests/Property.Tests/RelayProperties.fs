@@ -91,12 +91,14 @@ let private traffic (runtime: RelayRuntime) (seeds: int list) : RelayRuntime =
     runtime
 
 let private reload =
-    Gen.zip3 config config (Gen.listOf (Gen.choose (0, 100_000)) |> Gen.resize 40) |> Check.arb
+    Gen.zip3 config config (Gen.listOf (Gen.choose (0, 100_000)) |> Gen.resize 40)
+    |> Check.arb
 
 [<Fact>]
 let ``reconcile keeps the survivors' state, starts new ones fresh and drops removed ones`` () =
-    Check.quick 200 (
-        Prop.forAll reload (fun (before, after, seeds) ->
+    Check.quick
+        200
+        (Prop.forAll reload (fun (before, after, seeds) ->
             let old = traffic (Relay.create TimeSpan.Zero before) seeds
             let now = TimeSpan.FromSeconds 500.0
             let reloaded = Relay.reconcile now after old
@@ -126,8 +128,7 @@ let ``reconcile keeps the survivors' state, starts new ones fresh and drops remo
                 | None -> Assert.Equal(fresh.Providers[i], state)
 
             Assert.True((old.Pins = reloaded.Pins))
-            Assert.Equal(old.Routing.Counter, reloaded.Routing.Counter))
-    )
+            Assert.Equal(old.Routing.Counter, reloaded.Routing.Counter)))
 
 [<Fact>]
 let ``a picked key is always ready, and none is picked while one is`` () =
@@ -149,7 +150,10 @@ let ``a picked key is always ready, and none is picked while one is`` () =
         Prop.forAll pool (fun (rpms, priorities, drains, cooled, strategy, random, cursor) ->
             let keys =
                 List.zip rpms priorities
-                |> List.mapi (fun i (rpm, priority) -> { key $"s%d{i}" rpm with Priority = priority })
+                |> List.mapi (fun i (rpm, priority) -> {
+                    key $"s%d{i}" rpm with
+                        Priority = priority
+                })
                 |> KeyPool.compile
 
             let now = TimeSpan.FromSeconds 10.0
@@ -162,9 +166,13 @@ let ``a picked key is always ready, and none is picked while one is`` () =
                     for _ in 1 .. drains[i] do
                         s <- KeyPool.take now 0L s
 
-                    if cooled[i] then KeyPool.coolDown (now + TimeSpan.FromSeconds 5.0) s else s)
+                    if cooled[i] then
+                        KeyPool.coolDown (now + TimeSpan.FromSeconds 5.0) s
+                    else
+                        s)
 
-            let anyReady = states |> Array.exists (fun s -> KeyPool.readyIn now 1 s = TimeSpan.Zero)
+            let anyReady =
+                states |> Array.exists (fun s -> KeyPool.readyIn now 1 s = TimeSpan.Zero)
 
             match KeyPool.pick strategy (KeyPool.tiers keys) keys states cursor now 1 random with
             | KeyPool.Chosen k ->
@@ -173,7 +181,8 @@ let ``a picked key is always ready, and none is picked while one is`` () =
                 Assert.DoesNotContain(
                     true,
                     states
-                    |> Array.mapi (fun i s -> keys[i].Priority > keys[k].Priority && KeyPool.readyIn now 1 s = TimeSpan.Zero)
+                    |> Array.mapi (fun i s ->
+                        keys[i].Priority > keys[k].Priority && KeyPool.readyIn now 1 s = TimeSpan.Zero)
                 )
             | KeyPool.NoneReady wait ->
                 Assert.False anyReady

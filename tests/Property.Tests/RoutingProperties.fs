@@ -14,16 +14,14 @@ let private provider (i: int) (weight: int) : ProviderConfig = {
 }
 
 let private runtimeOf (strategy: RoutingStrategy) (providers: ProviderConfig list) : RelayRuntime =
-    Relay.create
-        TimeSpan.Zero
-        {
-            Config.defaults with
-                Providers = providers
-                Routing = {
-                    Config.defaultRouting with
-                        Strategy = strategy
-                }
-        }
+    Relay.create TimeSpan.Zero {
+        Config.defaults with
+            Providers = providers
+            Routing = {
+                Config.defaultRouting with
+                    Strategy = strategy
+            }
+    }
 
 let private request (seed: uint64) : RouteRequest = {
     Model = "m"
@@ -47,13 +45,18 @@ let private leaders (count: int) (runtime: RelayRuntime) : int list =
             yield t.Value.Order[0]
     ]
 
-let private weights = Gen.listOf (Gen.choose (1, 6)) |> Gen.resize 6 |> Gen.filter (fun w -> w.Length >= 1)
+let private weights =
+    Gen.listOf (Gen.choose (1, 6))
+    |> Gen.resize 6
+    |> Gen.filter (fun w -> w.Length >= 1)
 
 [<Fact>]
 let ``round robin leads evenly, within 1, over any run`` () =
     Check.property (
         Prop.forAll (Gen.zip (Gen.choose (1, 7)) (Gen.choose (1, 60)) |> Check.arb) (fun (n, runs) ->
-            let runtime = runtimeOf RoutingStrategy.RoundRobin [ for i in 0 .. n - 1 -> provider i 1 ]
+            let runtime =
+                runtimeOf RoutingStrategy.RoundRobin [ for i in 0 .. n - 1 -> provider i 1 ]
+
             let counts = Array.zeroCreate n
 
             for p in leaders runs runtime do
@@ -84,7 +87,8 @@ let ``smooth weighted round robin matches the weights exactly over each full cyc
 let ``shuffle deals each provider once per deck`` () =
     Check.property (
         Prop.forAll (Gen.zip (Gen.choose (1, 7)) (Gen.choose (1, 4)) |> Check.arb) (fun (n, decks) ->
-            let runtime = runtimeOf RoutingStrategy.Shuffle [ for i in 0 .. n - 1 -> provider i 1 ]
+            let runtime =
+                runtimeOf RoutingStrategy.Shuffle [ for i in 0 .. n - 1 -> provider i 1 ]
 
             for deck in leaders (n * decks) runtime |> List.chunkBySize n do
                 Assert.Equal<int list>([ 0 .. n - 1 ], List.sort deck))
@@ -118,7 +122,12 @@ let private strategies = RoutingStrategy.all |> List.map snd
 let private fleet =
     gen {
         let! strategy = Gen.elements strategies
-        let! healths = Gen.listOf (Gen.elements [ Closed; OpenFuture; OpenElapsed; HalfOpenFree; HalfOpenFull; Disabled ]) |> Gen.resize 7 |> Gen.filter (fun h -> h.Length >= 1)
+
+        let! healths =
+            Gen.listOf (Gen.elements [ Closed; OpenFuture; OpenElapsed; HalfOpenFree; HalfOpenFull; Disabled ])
+            |> Gen.resize 7
+            |> Gen.filter (fun h -> h.Length >= 1)
+
         let! weights = Gen.listOfLength healths.Length (Gen.choose (1, 5))
         let! priorities = Gen.listOfLength healths.Length (Gen.choose (0, 2))
         let! inFlight = Gen.listOfLength healths.Length (Gen.choose (0, 3))
@@ -134,7 +143,11 @@ let ``no strategy ever plans an open provider, and every closed one is planned``
         Prop.forAll fleet (fun (strategy, healths, weights, priorities, inFlight, seed, plans) ->
             let providers =
                 List.zip3 weights priorities [ 0 .. weights.Length - 1 ]
-                |> List.map (fun (w, p, i) -> { provider i w with Priority = p; Models = [ "m" ] })
+                |> List.map (fun (w, p, i) -> {
+                    provider i w with
+                        Priority = p
+                        Models = [ "m" ]
+                })
 
             let config = {
                 Config.defaults with
@@ -162,7 +175,12 @@ let ``no strategy ever plans an open provider, and every closed one is planned``
             let now = TimeSpan.FromSeconds 100.0
 
             for i in 1..plans do
-                let t = Relay.plan runtime now { request (seed + uint64 i) with Model = "m" }
+                let t =
+                    Relay.plan runtime now {
+                        request (seed + uint64 i) with
+                            Model = "m"
+                    }
+
                 runtime <- t.Runtime
                 let planned = t.Value.Order |> Array.map (fun p -> healths[p]) |> List.ofArray
 
@@ -172,7 +190,8 @@ let ``no strategy ever plans an open provider, and every closed one is planned``
                 Assert.Equal(t.Value.Order.Length, (Array.distinct t.Value.Order).Length)
 
                 let servable =
-                    healths |> List.filter (fun h -> h = Closed || h = OpenElapsed || h = HalfOpenFree)
+                    healths
+                    |> List.filter (fun h -> h = Closed || h = OpenElapsed || h = HalfOpenFree)
 
                 Assert.Equal(servable.Length, planned.Length))
     )
@@ -187,27 +206,32 @@ let private pattern: Gen<string> =
     Gen.listOf (Gen.elements alphabet) |> Gen.resize 4 |> Gen.map String.Concat
 
 let private name: Gen<string> =
-    Gen.listOf (Gen.elements [ "a"; "b"; "-"; "c" ]) |> Gen.resize 6 |> Gen.map String.Concat
+    Gen.listOf (Gen.elements [ "a"; "b"; "-"; "c" ])
+    |> Gen.resize 6
+    |> Gen.map String.Concat
 
 /// The oracle of one pattern: a prefix without `*`, an anchored regex with it.
 let private naiveMatch (p: string) (n: string) : bool =
     if p.Contains '*' then
-        let regex = "^" + (p.Split '*' |> Array.map Regex.Escape |> String.concat ".*") + "$"
+        let regex =
+            "^" + (p.Split '*' |> Array.map Regex.Escape |> String.concat ".*") + "$"
+
         Regex.IsMatch(n, regex, RegexOptions.Singleline)
     else
         n.StartsWith(p, StringComparison.Ordinal)
 
 [<Fact>]
 let ``a pattern matches exactly when the naive oracle says so`` () =
-    Check.quick 1000 (
-        Prop.forAll (Gen.zip pattern name |> Check.arb) (fun (p, n) ->
-            Assert.Equal(naiveMatch p n, ModelPattern.matches p n))
-    )
+    Check.quick
+        1000
+        (Prop.forAll (Gen.zip pattern name |> Check.arb) (fun (p, n) ->
+            Assert.Equal(naiveMatch p n, ModelPattern.matches p n)))
 
 [<Fact>]
 let ``model rules agree with a naive longest-match oracle`` () =
-    Check.quick 500 (
-        Prop.forAll (Gen.zip (Gen.listOf pattern |> Gen.resize 6) name |> Check.arb) (fun (patterns, n) ->
+    Check.quick
+        500
+        (Prop.forAll (Gen.zip (Gen.listOf pattern |> Gen.resize 6) name |> Check.arb) (fun (patterns, n) ->
             let patterns = Array.ofList patterns
             let literal (p: string) = p.Replace("*", "").Length
 
@@ -220,5 +244,4 @@ let ``model rules agree with a naive longest-match oracle`` () =
                 |> Option.map fst
                 |> Option.defaultValue -1
 
-            Assert.Equal(expected, ModelPattern.tryFindIn patterns (ModelPattern.precedence patterns) n))
-    )
+            Assert.Equal(expected, ModelPattern.tryFindIn patterns (ModelPattern.precedence patterns) n)))

@@ -9,8 +9,18 @@ open CcRelay.Core
 /// Limits as key pools use them (per minute) and with odd windows, capacities from 1 to millions.
 let private limits: Gen<TokenBucket.Limits> =
     gen {
-        let! capacity = Gen.frequency [ 3, Gen.choose (1, 100); 2, Gen.choose (1, 100_000); 1, Gen.choose (1, 4_000_000) ]
-        let! window = Gen.frequency [ 3, Gen.constant 600_000_000L; 1, Gen.choose (1, 3_600_000) |> Gen.map (fun ms -> int64 ms * 10_000L) ]
+        let! capacity =
+            Gen.frequency [
+                3, Gen.choose (1, 100)
+                2, Gen.choose (1, 100_000)
+                1, Gen.choose (1, 4_000_000)
+            ]
+
+        let! window =
+            Gen.frequency [
+                3, Gen.constant 600_000_000L
+                1, Gen.choose (1, 3_600_000) |> Gen.map (fun ms -> int64 ms * 10_000L)
+            ]
 
         return {
             Capacity = capacity
@@ -43,7 +53,15 @@ let private scenario =
         let maxStep = int (min 2_000_000_000L (limits.Window.Ticks * 2L))
 
         let! steps =
-            Gen.listOf (Gen.zip (Gen.frequency [ 1, Gen.constant 0; 4, Gen.choose (0, maxStep / 50); 1, Gen.choose (0, maxStep) ]) (op limits.Capacity))
+            Gen.listOf (
+                Gen.zip
+                    (Gen.frequency [
+                        1, Gen.constant 0
+                        4, Gen.choose (0, maxStep / 50)
+                        1, Gen.choose (0, maxStep)
+                    ])
+                    (op limits.Capacity)
+            )
             |> Gen.resize 40
 
         return limits, start, steps
