@@ -357,3 +357,87 @@ let ``status shows circuits, keys and latency`` () =
     Assert.Equal("closed", status.Head.Circuit)
     Assert.Equal(2, status.Head.KeysReady)
     Assert.Equal(ValueSome 100.0, status.Head.LatencyMs)
+
+[<Fact>]
+let ``a rejected signature is retried on the same provider with thinking stripped`` () =
+    let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
+
+    let runtime, first, decision, dispatch, effects =
+        attempt runtime TimeSpan.Zero dispatch AttemptResult.SignatureRejected
+
+    Assert.Empty effects
+    Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
+    let _, step, _ = next runtime TimeSpan.Zero dispatch
+    let retried = sent step
+    Assert.Equal(first.ProviderName, retried.ProviderName)
+    Assert.True(retried.StripThinking)
+    Assert.False(first.StripThinking)
+
+[<Fact>]
+let ``a hedge goes to the next provider of the plan`` () =
+    let config = {
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 0 ]; provider "b" [ key "b1" 0 ] ] with
+            Routing = {
+                Config.defaultRouting with
+                    HedgeAfterMs = 1500
+            }
+    }
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, step, primary = next runtime TimeSpan.Zero dispatch
+    Assert.Equal("a", (sent step).ProviderName)
+    Assert.Equal(ValueSome(TimeSpan.FromMilliseconds 1500.0), Failover.hedgeAfter primary)
+    let runtime, hedge, _ = next runtime (at 1.5) (Failover.hedged primary)
+    Assert.Equal("b", (sent hedge).ProviderName)
+    Assert.Equal(1, (stateOf runtime "a").InFlight)
+    Assert.Equal(1, (stateOf runtime "b").InFlight)
+    // The loser is abandoned: nothing changes but its release.
+    let abandoned =
+        Relay.complete runtime (at 2.0) primary (sent step) AttemptResult.Abandoned
+
+    let struct (decision, _) = abandoned.Value
+    Assert.Equal(Decision.Abandon, decision)
+    Assert.Equal((stateOf runtime "a").Breaker, (stateOf abandoned.Runtime "a").Breaker)
+
+[<Fact>]
+let ``a 429 from a keyless provider counts against its circuit`` () =
+    let config = {
+        relay RoutingStrategy.Failover [ provider "a" []; provider "b" [] ] with
+            Health = {
+                Config.defaultHealth with
+                    CircuitBreaker = {
+                        Config.defaultHealth.CircuitBreaker with
+                            FailureThreshold = 1
+                    }
+            }
+    }
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, first, decision, dispatch, _ =
+        attempt runtime TimeSpan.Zero dispatch (status 429)
+
+    Assert.Equal("a", first.ProviderName)
+    Assert.Equal("open", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
+    Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
+    let _, second, _, _, _ = attempt runtime TimeSpan.Zero dispatch ok
+    Assert.Equal("b", second.ProviderName)
+
+[<Fact>]
+let ``after failures past the end of the plan, the relay starts over after a backoff`` () =
+    let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
+    let runtime, _, _, dispatch, _ = attempt runtime TimeSpan.Zero dispatch (status 503)
+
+    let runtime, _, decision, dispatch, _ =
+        attempt runtime TimeSpan.Zero dispatch (status 503)
+
+    match decision with
+    | Decision.Retry delay ->
+        Assert.True(delay > TimeSpan.Zero)
+        let _, third, _, _, _ = attempt runtime delay dispatch ok
+        Assert.Equal("a", third.ProviderName)
+        Assert.Equal(3, third.Number)
+    | other -> failwith $"expected a retry, got %A{other}"
