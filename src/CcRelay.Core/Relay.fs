@@ -10,28 +10,6 @@ type Usage = {
     OutputTokens: int64
 }
 
-/// A provider's state as `/health` and the debug headers show it.
-type ProviderStatus = {
-    Name: string
-    /// `closed`, `open`, `half-open` or `disabled`.
-    Circuit: string
-    Keys: int
-    /// Keys that could take a request now.
-    KeysReady: int
-    InFlight: int
-    /// Smoothed time to first byte, when measured.
-    LatencyMs: float voption
-}
-
-/// A health-check probe to send to a provider whose circuit is open.
-type Probe = {
-    Provider: ProviderConfig
-    Method: string
-    Url: Uri
-    /// The JSON body (`count_tokens`), or empty for a GET.
-    Body: byte array
-}
-
 /// The relay's decisions over one `RelayRuntime`, for the host. Every function is pure: it takes the
 /// runtime and `now` (monotonic) and returns a new runtime, the answer, and effects to log.
 ///
@@ -155,23 +133,6 @@ module Relay =
     // ---------------------------
     // next: breaker admit + key pick
     // ---------------------------
-
-    let private breakerEffect
-        (name: string)
-        (before: CircuitBreaker.Breaker)
-        (after: CircuitBreaker.Breaker)
-        : RelayEffect list =
-        if before.Generation = after.Generation then
-            []
-        else
-            match after.State with
-            | CircuitBreaker.Open until -> [ RelayEffect.BreakerOpened(name, until) ]
-            | CircuitBreaker.HalfOpen _ -> [ RelayEffect.BreakerHalfOpened name ]
-            | CircuitBreaker.Closed _ ->
-                match before.State with
-                | CircuitBreaker.Disabled -> [ RelayEffect.BreakerEnabled name ]
-                | _ -> [ RelayEffect.BreakerClosed name ]
-            | CircuitBreaker.Disabled -> [ RelayEffect.BreakerDisabled name ]
 
     /// Whether the attempt at provider `p` uses a configured key.
     let private usesKeys (policy: RelayPolicy) (request: RouteRequest) (p: int) : bool =
@@ -301,7 +262,7 @@ module Relay =
                                         Attempts = dispatch.Attempts + 1
                                         StripNext = false
                                 })
-                    Effects = breakerEffect provider.Name runtime.Providers[p].Breaker breaker
+                    Effects = RelayRuntime.breakerEffects provider.Name runtime.Providers[p].Breaker breaker
                 }
             else
                 // Nothing admissible in the plan at all: when the soonest breaker ends, if any does.
@@ -434,7 +395,7 @@ module Relay =
             let breaker =
                 CircuitBreaker.record policy.Breaker now attempt.Generation outcome state.Breaker
 
-            let transition = breakerEffect name state.Breaker breaker
+            let transition = RelayRuntime.breakerEffects name state.Breaker breaker
 
             let latency =
                 match classification, breaker.State with
@@ -556,138 +517,3 @@ module Relay =
                         InFlight = max 0 (state.InFlight - 1)
                 }
                 runtime
-
-    // ---------------------------
-    // Operator and health checks
-    // ---------------------------
-
-    let private withBreaker
-        (runtime: RelayRuntime)
-        (name: string)
-        (change: CircuitBreaker.Breaker -> CircuitBreaker.Breaker)
-        : Transition<bool> =
-        match RelayPolicy.indexOf runtime.Policy name with
-        | -1 -> {
-            Runtime = runtime
-            Value = false
-            Effects = []
-          }
-        | p ->
-            let state = runtime.Providers[p]
-            let breaker = change state.Breaker
-
-            {
-                Runtime = RelayRuntime.withProvider p { state with Breaker = breaker } runtime
-                Value = true
-                Effects = breakerEffect name state.Breaker breaker
-            }
-
-    /// Operator: stop routing to a provider until `enable`. False when no enabled provider has that name.
-    let disable (runtime: RelayRuntime) (name: string) : Transition<bool> =
-        withBreaker runtime name CircuitBreaker.disable
-
-    /// Operator: route to a disabled provider again (its circuit starts closed).
-    let enable (runtime: RelayRuntime) (name: string) : Transition<bool> =
-        withBreaker runtime name CircuitBreaker.enable
-
-    let private probeFor (kind: ProbeKind) (provider: ProviderConfig) : Probe =
-        match kind with
-        | ProbeKind.Models -> {
-            Provider = provider
-            Method = "GET"
-            Url = Upstream.url provider.BaseUrl "/v1/models"
-            Body = [||]
-          }
-        | ProbeKind.CountTokens ->
-            let model =
-                provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
-
-            let encoded = Text.Json.JsonEncodedText.Encode(model).ToString()
-
-            {
-                Provider = provider
-                Method = "POST"
-                Url = Upstream.url provider.BaseUrl "/v1/messages/count_tokens"
-                Body =
-                    Text.Encoding.UTF8.GetBytes(
-                        $"{{\"model\":\"%s{encoded}\",\"messages\":[{{\"role\":\"user\",\"content\":\"ping\"}}]}}"
-                    )
-            }
-        | ProbeKind.Url target -> {
-            Provider = provider
-            Method = "GET"
-            Url = target
-            Body = [||]
-          }
-
-    /// The health-check probes due now: one per provider whose circuit is open and that was not probed
-    /// within `health.health_check.interval_ms` (none when health checks are off). Marks them probed.
-    let probesDue (runtime: RelayRuntime) (now: TimeSpan) : Transition<Probe list> =
-        let policy = runtime.Policy
-        let check = policy.Config.Health.HealthCheck
-
-        let due =
-            if not check.Enabled then
-                []
-            else
-                runtime.Providers
-                |> Array.indexed
-                |> Array.filter (fun (_, state) ->
-                    match state.Breaker.State with
-                    | CircuitBreaker.Open until ->
-                        until > now
-                        && (state.ProbedAt = TimeSpan.MinValue
-                            || now - state.ProbedAt >= policy.HealthCheckInterval)
-                    | _ -> false)
-                |> Array.map fst
-                |> List.ofArray
-
-        let runtime =
-            due
-            |> List.fold
-                (fun (rt: RelayRuntime) p -> RelayRuntime.withProvider p { rt.Providers[p] with ProbedAt = now } rt)
-                runtime
-
-        {
-            Runtime = runtime
-            Value = due |> List.map (fun p -> probeFor check.Probe policy.Providers[p].Config)
-            Effects = []
-        }
-
-    /// A probe's result: a 2xx ends the provider's break now (its next request is a half-open probe);
-    /// anything else changes nothing.
-    let probed (runtime: RelayRuntime) (now: TimeSpan) (provider: string) (succeeded: bool) : Transition<unit> =
-        if not succeeded then
-            {
-                Runtime = runtime
-                Value = ()
-                Effects = []
-            }
-        else
-            let changed = withBreaker runtime provider (CircuitBreaker.probeSucceeded now)
-
-            {
-                Runtime = changed.Runtime
-                Value = ()
-                Effects = changed.Effects
-            }
-
-    /// Every enabled provider's state, in config order.
-    let status (runtime: RelayRuntime) (now: TimeSpan) : ProviderStatus list =
-        runtime.Providers
-        |> Array.map (fun state -> {
-            Name = state.Name
-            Circuit = CircuitBreaker.stateName state.Breaker
-            Keys = state.Keys.Length
-            KeysReady =
-                state.Keys
-                |> Array.filter (fun k -> KeyPool.readyIn now 1 k = TimeSpan.Zero)
-                |> Array.length
-            InFlight = state.InFlight
-            LatencyMs =
-                if state.Latency.Samples > 0 then
-                    ValueSome state.Latency.EwmaMs
-                else
-                    ValueNone
-        })
-        |> List.ofArray

@@ -178,6 +178,24 @@ module RelayRuntime =
             PinCount = old.PinCount
         }
 
+    /// The effects of a breaker change (none when its generation did not move).
+    let breakerEffects
+        (name: string)
+        (before: CircuitBreaker.Breaker)
+        (after: CircuitBreaker.Breaker)
+        : RelayEffect list =
+        if before.Generation = after.Generation then
+            []
+        else
+            match after.State with
+            | CircuitBreaker.Open until -> [ RelayEffect.BreakerOpened(name, until) ]
+            | CircuitBreaker.HalfOpen _ -> [ RelayEffect.BreakerHalfOpened name ]
+            | CircuitBreaker.Closed _ ->
+                match before.State with
+                | CircuitBreaker.Disabled -> [ RelayEffect.BreakerEnabled name ]
+                | _ -> [ RelayEffect.BreakerClosed name ]
+            | CircuitBreaker.Disabled -> [ RelayEffect.BreakerDisabled name ]
+
     /// The runtime with one provider's state replaced.
     let withProvider (index: int) (state: ProviderState) (runtime: RelayRuntime) : RelayRuntime =
         let providers = Array.copy runtime.Providers

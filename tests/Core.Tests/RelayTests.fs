@@ -257,7 +257,7 @@ let ``a success pins the conversation; crossing families strips thinking`` () =
     Assert.Equal(ValueSome "zai", RelayRuntime.pinnedFamily (at 1.0) 99UL runtime)
 
     // zai goes down: the turn crosses to anthropic, stripped.
-    let runtime = (Relay.disable runtime "zai").Runtime
+    let runtime = (RelayHealth.disable runtime "zai").Runtime
     let runtime, dispatch = plan runtime (at 1.0) conversation
     Assert.Equal("zai", dispatch.PinnedFamily)
     let _, step, _ = next runtime (at 1.0) dispatch
@@ -292,7 +292,7 @@ let ``reconcile keeps survivors, starts new ones fresh and drops removed ones`` 
     let runtime, dispatch = plan runtime TimeSpan.Zero (request "m")
     let runtime, step, _ = next runtime TimeSpan.Zero dispatch
     let used = sent step
-    let runtime = (Relay.disable runtime "b").Runtime
+    let runtime = (RelayHealth.disable runtime "b").Runtime
 
     let reloaded =
         Relay.reconcile
@@ -337,12 +337,12 @@ let ``health probes: due for open circuits once per interval; a success ends the
             }
             runtime
 
-    let due = Relay.probesDue runtime (at 1.0)
+    let due = RelayHealth.probesDue runtime (at 1.0)
     let probe = Assert.Single due.Value
     Assert.Equal("GET", probe.Method)
     Assert.Equal(Uri "https://a.example.test/v1/models", probe.Url)
-    Assert.Empty((Relay.probesDue due.Runtime (at 2.0)).Value)
-    let probed = Relay.probed due.Runtime (at 3.0) "a" true
+    Assert.Empty((RelayHealth.probesDue due.Runtime (at 2.0)).Value)
+    let probed = RelayHealth.probed due.Runtime (at 3.0) "a" true
     Assert.Equal(CircuitBreaker.Open(at 3.0), (stateOf probed.Runtime "a").Breaker.State)
     let runtime, dispatch = plan probed.Runtime (at 3.0) (request "m")
     let _, step, _ = next runtime (at 3.0) dispatch
@@ -352,7 +352,7 @@ let ``health probes: due for open circuits once per interval; a success ends the
 let ``status shows circuits, keys and latency`` () =
     let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
     let runtime, _, _, _, _ = attempt runtime TimeSpan.Zero dispatch ok
-    let status = Relay.status runtime TimeSpan.Zero
+    let status = RelayHealth.status runtime TimeSpan.Zero
     Assert.Equal<string list>([ "a"; "b" ], status |> List.map _.Name)
     Assert.Equal("closed", status.Head.Circuit)
     Assert.Equal(2, status.Head.KeysReady)

@@ -53,7 +53,7 @@ let ``an open provider is not planned; after its break it is`` () =
 
 [<Fact>]
 let ``a disabled provider is never planned`` () =
-    let runtime = (Relay.disable (abc RoutingStrategy.Failover) "b").Runtime
+    let runtime = (RelayHealth.disable (abc RoutingStrategy.Failover) "b").Runtime
     let _, dispatch = plan runtime (at 1000.0) (request "m")
     Assert.Equal<string list>([ "a"; "c" ], names runtime dispatch)
 

@@ -86,7 +86,7 @@ let private traffic (runtime: RelayRuntime) (seeds: int list) : RelayRuntime =
         | _ -> ()
 
         if seed % 17 = 0 then
-            runtime <- (Relay.disable runtime (names[seed % names.Length])).Runtime
+            runtime <- (RelayHealth.disable runtime (names[seed % names.Length])).Runtime
 
     runtime
 
