@@ -2,7 +2,9 @@ namespace CcRelay.Core
 
 open System
 
-/// One attempt the host is to send: where, with which key, and what to report back with.
+/// One attempt the host is to send: where, with which key, and what to report back with. Printed
+/// (`ToString`, `%A`), it shows the key's id, never the key.
+[<StructuredFormatDisplay("{Display}")>]
 type Attempt = {
     Provider: ProviderConfig
     ProviderName: string
@@ -24,7 +26,19 @@ type Attempt = {
     Generation: int
     PolicyVersion: int64
     ChargedInputTokens: int64
-}
+} with
+
+    /// `attempt 2 at zai (key 1a2b3c4d)`.
+    member this.Display: string =
+        let key =
+            if this.KeyId.Length > 0 then
+                $" (key %s{this.KeyId})"
+            else
+                ""
+
+        $"attempt %d{this.Number} at %s{this.ProviderName}%s{key}"
+
+    override this.ToString() : string = this.Display
 
 /// What the host saw of one attempt. A streamed 200 is classified after its first event: an `error`
 /// event before any content is a `StreamError`, not a success.

@@ -441,3 +441,12 @@ let ``after failures past the end of the plan, the relay starts over after a bac
         Assert.Equal("a", third.ProviderName)
         Assert.Equal(3, third.Number)
     | other -> failwith $"expected a retry, got %A{other}"
+
+[<Fact>]
+let ``a printed attempt shows the key id, never the key`` () =
+    let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
+    let _, step, _ = next runtime TimeSpan.Zero dispatch
+    let attempt = sent step
+    let id = KeyId.ofSecret "a1"
+    Assert.Equal($"attempt 1 at a (key %s{id})", string attempt)
+    Assert.DoesNotContain("\"a1\"", sprintf "%A" step)
