@@ -19,6 +19,11 @@ type internal ProviderFields = {
     ModelMapping: (string * string) list
     Models: string list
     Pricing: PriceRule list
+    Priority: int option
+    Weight: int option
+    Family: string option
+    KeyStrategy: KeyStrategy
+    Prices: RoutePrice list
 }
 
 /// One decoded `providers[]` entry, with what the list-level checks need.
@@ -62,6 +67,10 @@ module internal ConfigProviders =
             "model_mapping"
             "models"
             "pricing"
+            "priority"
+            "weight"
+            "family"
+            "prices"
         ]
         @ (cloudKeys |> List.map fst)
 
@@ -122,18 +131,56 @@ module internal ConfigProviders =
                             at
                             $"expected an absolute http:// or https:// URL, got %s{ConfigRead.quote text}")
 
-    /// `pooling`: accepted and validated; stored once key pools exist.
-    let private pooling (fields: Fields) : Decoded<unit> =
+    /// `pooling`: the key strategy. Pooling itself is always on when a provider has keys, so
+    /// `enabled: false` (Go's switch) has no effect and says so.
+    let private pooling (fields: Fields) : Decoded<KeyStrategy> =
         ConfigRead.subsection "pooling" [ "enabled"; "strategy" ] fields
         |> Decoded.bind (fun pooling ->
-            let strategies =
-                [ "least_loaded"; "round_robin"; "random"; "weighted" ]
-                |> List.map (fun s -> s, s)
+            let enabled = ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling
+
+            let enabled =
+                match enabled.Value with
+                | Some(Some false) ->
+                    enabled
+                    |> Decoded.tell [
+                        Finding.warning (
+                            ConfigRead.issue
+                                (pooling.Cursor.Child "enabled")
+                                (ConfigRead.valueAt "enabled" pooling)
+                                "has no effect: keys are always pooled and their limits always enforced"
+                        )
+                    ]
+                | _ -> enabled
 
             Decoded.zip
-                (ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling)
-                (ConfigRead.field "strategy" (ConfigRead.optionalChoice strategies) pooling)
-            |> Decoded.map ignore)
+                enabled
+                (ConfigRead.field "strategy" (ConfigRead.optionalChoice KeyStrategy.all) pooling
+                 |> Decoded.orDefault KeyStrategy.LeastLoaded)
+            |> Decoded.map snd)
+
+    /// `prices`: model pattern → `{ input, output }` per million tokens.
+    let private prices: Read<RoutePrice list option> =
+        let price: Read<float * float> =
+            fun cursor node ->
+                ConfigRead.section [ "input"; "output" ] cursor node
+                |> Decoded.bind (fun fields ->
+                    decoded {
+                        let! input = ConfigRead.required fields "input" (ConfigRead.optionalNumber 0.0)
+                        and! output = ConfigRead.required fields "output" (ConfigRead.optionalNumber 0.0)
+                        return input, output
+                    })
+
+        fun cursor node ->
+            ConfigRead.optionalMap price cursor node
+            |> Decoded.map (
+                Option.map (
+                    List.map (fun (pattern, (input, output)) -> {
+                        Pattern = pattern
+                        InputPerMillion = input
+                        OutputPerMillion = output
+                    })
+                )
+            )
 
     /// The most a price may be, in USD per million tokens: far above any real model's, so that a slipped
     /// digit is caught.
@@ -250,7 +297,16 @@ module internal ConfigProviders =
             and! pricing =
                 pricing fields |> Decoded.attempt |> Decoded.map (Option.defaultValue [])
 
-            and! _ = pooling fields |> Decoded.attempt
+
+            and! keyStrategy =
+                pooling fields
+                |> Decoded.attempt
+                |> Decoded.map (Option.defaultValue KeyStrategy.LeastLoaded)
+
+            and! priority = optional "priority" (ConfigRead.optionalInteger 0L 1_000_000L)
+            and! weight = optional "weight" (ConfigRead.optionalInteger 0L 1_000_000L)
+            and! family = optional "family" ConfigRead.optionalString
+            and! prices = listed "prices" prices
 
             return {
                 Name = name
@@ -261,6 +317,11 @@ module internal ConfigProviders =
                 ModelMapping = mapping
                 Models = models
                 Pricing = pricing
+                Priority = priority |> Option.map int
+                Weight = weight |> Option.map int
+                Family = family |> Option.filter (fun f -> f.Length > 0)
+                KeyStrategy = keyStrategy
+                Prices = prices
             }
         }
 
@@ -309,6 +370,20 @@ module internal ConfigProviders =
                             | [] -> ProviderType.defaultModels providerType
                             | listed -> listed
                         Pricing = parts.Pricing
+                        // Go took the provider's priority and weight from its first key; an explicit
+                        // provider-level value wins.
+                        Priority =
+                            parts.Priority
+                            |> Option.orElse (keys.Keys |> List.tryHead |> Option.map _.Priority)
+                            |> Option.defaultValue 0
+                        Weight =
+                            parts.Weight
+                            |> Option.orElse (keys.Keys |> List.tryHead |> Option.map _.Weight)
+                            |> Option.defaultValue 1
+                            |> max 1
+                        Family = parts.Family |> Option.defaultValue (Config.defaultFamily name providerType)
+                        KeyStrategy = parts.KeyStrategy
+                        Prices = parts.Prices
                     },
                     keys.DisabledBecause
                 | _ -> None, keys.DisabledBecause

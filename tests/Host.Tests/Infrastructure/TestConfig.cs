@@ -27,7 +27,12 @@ public static class TestConfig
             ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1))),
             MapModule.OfSeq((modelMapping ?? new Dictionary<string, string>()).Select(kv => Tuple.Create(kv.Key, kv.Value))),
             models is null ? defaults.Models : ListModule.OfSeq(models),
-            defaults.Pricing);
+            defaults.Pricing,
+            defaults.Priority,
+            defaults.Weight,
+            defaults.Family,
+            defaults.KeyStrategy,
+            defaults.Prices);
     }
 
     public static RelayConfig Relay(
@@ -50,7 +55,7 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, Config.defaultRouting, Config.defaultHealth);
     }
 
     private static FSharpOption<string> Opt(string? value) =>
