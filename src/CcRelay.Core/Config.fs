@@ -96,8 +96,6 @@ type ProviderConfig = {
     Family: string
     /// How the provider picks among its keys.
     KeyStrategy: KeyStrategy
-    /// Prices per model pattern, for `cost_based` routing (file order).
-    Prices: RoutePrice list
 }
 
 /// The `server` section.
@@ -302,7 +300,6 @@ module Config =
         Weight = 1
         Family = defaultFamily name providerType
         KeyStrategy = KeyStrategy.LeastLoaded
-        Prices = []
     }
 
     /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,

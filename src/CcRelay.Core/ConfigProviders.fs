@@ -23,7 +23,6 @@ type internal ProviderFields = {
     Weight: int option
     Family: string option
     KeyStrategy: KeyStrategy
-    Prices: RoutePrice list
 }
 
 /// One decoded `providers[]` entry, with what the list-level checks need.
@@ -70,7 +69,6 @@ module internal ConfigProviders =
             "priority"
             "weight"
             "family"
-            "prices"
         ]
         @ (cloudKeys |> List.map fst)
 
@@ -157,30 +155,6 @@ module internal ConfigProviders =
                 (ConfigRead.field "strategy" (ConfigRead.optionalChoice KeyStrategy.all) pooling
                  |> Decoded.orDefault KeyStrategy.LeastLoaded)
             |> Decoded.map snd)
-
-    /// `prices`: model pattern → `{ input, output }` per million tokens.
-    let private prices: Read<RoutePrice list option> =
-        let price: Read<float * float> =
-            fun cursor node ->
-                ConfigRead.section [ "input"; "output" ] cursor node
-                |> Decoded.bind (fun fields ->
-                    decoded {
-                        let! input = ConfigRead.required fields "input" (ConfigRead.optionalNumber 0.0)
-                        and! output = ConfigRead.required fields "output" (ConfigRead.optionalNumber 0.0)
-                        return input, output
-                    })
-
-        fun cursor node ->
-            ConfigRead.optionalMap price cursor node
-            |> Decoded.map (
-                Option.map (
-                    List.map (fun (pattern, (input, output)) -> {
-                        Pattern = pattern
-                        InputPerMillion = input
-                        OutputPerMillion = output
-                    })
-                )
-            )
 
     /// The most a price may be, in USD per million tokens: far above any real model's, so that a slipped
     /// digit is caught.
@@ -306,7 +280,6 @@ module internal ConfigProviders =
             and! priority = optional "priority" (ConfigRead.optionalInteger 0L 1_000_000L)
             and! weight = optional "weight" (ConfigRead.optionalInteger 0L 1_000_000L)
             and! family = optional "family" ConfigRead.optionalString
-            and! prices = listed "prices" prices
 
             return {
                 Name = name
@@ -321,7 +294,6 @@ module internal ConfigProviders =
                 Weight = weight |> Option.map int
                 Family = family |> Option.filter (fun f -> f.Length > 0)
                 KeyStrategy = keyStrategy
-                Prices = prices
             }
         }
 
@@ -383,7 +355,6 @@ module internal ConfigProviders =
                             |> max 1
                         Family = parts.Family |> Option.defaultValue (Config.defaultFamily name providerType)
                         KeyStrategy = parts.KeyStrategy
-                        Prices = parts.Prices
                     },
                     keys.DisabledBecause
                 | _ -> None, keys.DisabledBecause

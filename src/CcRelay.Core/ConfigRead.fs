@@ -292,40 +292,6 @@ module internal ConfigRead =
                     fail cursor at $"expected %s{allowed}, got %g{value}"
             | other, None -> fail cursor (ConfigNode.position other) $"expected a number, got %s{kind other}"
 
-    /// A finite number >= `minimum` (an integer or a decimal such as `0.25`), unquoted.
-    let optionalNumber (minimum: float) : Read<float option> =
-        fun cursor node ->
-            let checkRange (at: Position) (value: float) : Decoded<float option> =
-                if Double.IsFinite value && value >= minimum then
-                    Decoded.ok (Some value)
-                else
-                    fail cursor at $"must be a number >= %g{minimum}, got %g{value}"
-
-            match node, typedText cursor node with
-            | _, Some text ->
-                text
-                |> Decoded.bind (fun t ->
-                    match t with
-                    | None -> Decoded.none
-                    | Some t when t.Quoted ->
-                        fail
-                            cursor
-                            (ConfigNode.position node)
-                            $"expected a number, %s{got t}; remove the quotes to write a number"
-                    | Some t ->
-                        match
-                            Double.TryParse(
-                                t.Value,
-                                NumberStyles.AllowLeadingSign ||| NumberStyles.AllowDecimalPoint,
-                                CultureInfo.InvariantCulture
-                            )
-                        with
-                        | true, value -> checkRange (ConfigNode.position node) value
-                        | _ -> fail cursor (ConfigNode.position node) $"expected a number, %s{got t}")
-            | Scalar(ScalarValue.Integer value, at), None -> checkRange at (float value)
-            | Scalar(ScalarValue.Float value, at), None -> checkRange at value
-            | other, None -> fail cursor (ConfigNode.position other) $"expected a number, got %s{kind other}"
-
     /// A boolean: `true`/`false` (also `True`, `TRUE`, `False`, `FALSE`), unquoted.
     let optionalBoolean: Read<bool option> =
         fun cursor node ->

@@ -141,13 +141,6 @@ module ConfigRender =
 
             for model in models do
                 $"      - %s{quote model}"
-        match provider.Prices with
-        | [] -> "    prices: {}"
-        | prices ->
-            "    prices:"
-
-            for p in prices do
-                $"      %s{quote p.Pattern}: {{ input: %s{floatText p.InputPerMillion}, output: %s{floatText p.OutputPerMillion} }}"
         match provider.Pricing with
         | [] -> "    pricing: {}"
         | rules ->

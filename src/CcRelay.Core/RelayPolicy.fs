@@ -21,10 +21,8 @@ type ProviderPolicy = {
     AcceptsClientCredential: bool
     /// Models the provider lists or maps: what `model_based` may fall back to.
     Serves: FrozenSet<string>
-    Prices: RoutePrice array
-    PricePatterns: string array
-    /// `ModelPattern.precedence` of the price patterns.
-    PriceOrder: int array
+    /// The provider's `pricing` rules over the built-in Claude prices (also what cost metrics use).
+    Pricing: PriceTable
 }
 
 /// Everything the relay decides with, compiled once per config: arrays indexed by provider, rules in
@@ -74,7 +72,6 @@ module RelayPolicy =
 
     let private provider (index: int) (config: ProviderConfig) : ProviderPolicy =
         let keys = KeyPool.compile config.Keys
-        let prices = Array.ofList config.Prices
 
         {
             Index = index
@@ -90,9 +87,7 @@ module RelayPolicy =
             Serves =
                 Seq.append config.Models (config.ModelMapping |> Map.keys)
                 |> fun models -> FrozenSet.ToFrozenSet(models, StringComparer.Ordinal)
-            Prices = prices
-            PricePatterns = prices |> Array.map _.Pattern
-            PriceOrder = prices |> Array.map _.Pattern |> ModelPattern.precedence
+            Pricing = Pricing.withOverrides config.Pricing Pricing.builtIn
         }
 
     /// Compiles a config; `version` should exceed the previous policy's.
@@ -135,8 +130,9 @@ module RelayPolicy =
             HealthCheckInterval = millis (max 1000 config.Health.HealthCheck.IntervalMs)
         }
 
-    /// The price of `model` at a provider: (input, output) per million tokens, when a pattern matches.
+    /// The price of `model` at a provider: (input, output) in USD per million tokens, from its `pricing`
+    /// rules, else the built-in Claude prices; ValueNone when nothing prices the model.
     let price (provider: ProviderPolicy) (model: string) : struct (float * float) voption =
-        match ModelPattern.tryFindIn provider.PricePatterns provider.PriceOrder model with
-        | -1 -> ValueNone
-        | i -> ValueSome(struct (provider.Prices[i].InputPerMillion, provider.Prices[i].OutputPerMillion))
+        match Pricing.tryFind provider.Pricing model with
+        | Some p -> ValueSome(struct (float p.Input, float p.Output))
+        | None -> ValueNone

@@ -78,14 +78,6 @@ type ModelRule = {
     Provider: string
 }
 
-/// One `providers[].prices` entry: what the provider charges for models matching `Pattern`
-/// (same pattern rules as `ModelRule`), in any currency per million tokens — only the order matters.
-type RoutePrice = {
-    Pattern: string
-    InputPerMillion: float
-    OutputPerMillion: float
-}
-
 /// The `routing` section.
 type RoutingConfig = {
     Strategy: RoutingStrategy

@@ -67,7 +67,6 @@ providers:
       - "claude-opus-4-6"
       - "claude-sonnet-4-6"
       - "claude-haiku-4-5"
-    prices: {}
     pricing: {}
 logging:
   level: info

@@ -1018,7 +1018,6 @@ let ``provider routing fields are stored; priority and weight default to the fir
                     ]
                     "pooling", map 9 [ "strategy", plain 10 "weighted" ]
                     "family", plain 11 "glm"
-                    "prices", map 12 [ "GLM-*", map 13 [ "input", plain 13 "0.6"; "output", plain 14 "2.2" ] ]
                 ]
                 provider 20 "b" "anthropic" [ "priority", plain 23 "1"; "weight", plain 24 "3" ]
             ]
@@ -1028,17 +1027,6 @@ let ``provider routing fields are stored; priority and weight default to the fir
     Assert.Empty warnings
     let a = config.Providers.Head
     Assert.Equal((2, 4, "glm", KeyStrategy.Weighted), (a.Priority, a.Weight, a.Family, a.KeyStrategy))
-
-    Assert.Equal<RoutePrice list>(
-        [
-            {
-                Pattern = "GLM-*"
-                InputPerMillion = 0.6
-                OutputPerMillion = 2.2
-            }
-        ],
-        a.Prices
-    )
 
     let b = config.Providers[1]
     Assert.Equal((1, 3, "anthropic"), (b.Priority, b.Weight, b.Family))
@@ -1054,28 +1042,3 @@ let ``pooling enabled false has no effect and says so`` () =
         |> loaded
 
     Assert.Equal("providers[0].pooling.enabled", (Assert.Single warnings).Path)
-
-[<Fact>]
-let ``a price needs input and output, as non-negative numbers`` () =
-    let errors, _ =
-        load (
-            providers [
-                provider 3 "a" "anthropic" [
-                    "prices",
-                    map 6 [
-                        "claude", map 7 [ "input", plain 7 "-1" ]
-                        "x", map 8 [ "input", quoted 8 "1"; "output", plain 8 "1" ]
-                    ]
-                ]
-            ]
-        )
-        |> invalid
-
-    Assert.Equal<string list>(
-        [
-            "providers[0].prices.claude.input"
-            "providers[0].prices.claude.output"
-            "providers[0].prices.x.input"
-        ],
-        paths errors |> List.sort
-    )

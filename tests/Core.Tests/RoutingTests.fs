@@ -225,34 +225,58 @@ let ``latency based: a provider unmeasured for a while is explored once`` () =
 
 [<Fact>]
 let ``cost based: cheapest first for the model, unpriced last`` () =
-    let price (pattern: string) (input: float) (output: float) = {
+    let rule (pattern: string) (input: decimal) (output: decimal) : PriceRule = {
         Pattern = pattern
-        InputPerMillion = input
-        OutputPerMillion = output
+        Price = {
+            Input = input
+            Output = output
+            CacheRead = input
+            CacheWrite = input
+        }
     }
 
     let runtime =
         relay RoutingStrategy.CostBased [
             {
                 provider "a" [] with
-                    Prices = [ price "claude" 3.0 15.0 ]
+                    Pricing = [ rule "glm*" 3m 15m ]
             }
-            provider "b" []
+            provider "b" [] // nothing prices GLM models here: last
             {
                 provider "c" [] with
-                    Prices = [ price "claude-sonnet" 1.0 5.0; price "*" 100.0 100.0 ]
+                    Pricing = [ rule "glm-5" 1m 5m; rule "*" 100m 100m ]
+            }
+        ]
+        |> runtimeOf
+
+    Assert.Equal<string list>([ "c"; "a"; "b" ], plan runtime (at 1.0) (request "glm-5") |> snd |> names runtime)
+    Assert.Equal<string list>([ "a"; "c"; "b" ], plan runtime (at 1.0) (request "glm-4.7") |> snd |> names runtime)
+
+[<Fact>]
+let ``cost based: a provider's pricing overrides the built-in Claude prices the others fall back to`` () =
+    let cheap: PriceRule = {
+        Pattern = "claude-opus*"
+        Price = {
+            Input = 1m
+            Output = 1m
+            CacheRead = 1m
+            CacheWrite = 1m
+        }
+    }
+
+    let runtime =
+        relay RoutingStrategy.CostBased [
+            provider "list-price" []
+            {
+                provider "discounted" [] with
+                    Pricing = [ cheap ]
             }
         ]
         |> runtimeOf
 
     Assert.Equal<string list>(
-        [ "c"; "a"; "b" ],
-        plan runtime (at 1.0) (request "claude-sonnet-4") |> snd |> names runtime
-    )
-
-    Assert.Equal<string list>(
-        [ "a"; "c"; "b" ],
-        plan runtime (at 1.0) (request "claude-opus-4") |> snd |> names runtime
+        [ "discounted"; "list-price" ],
+        plan runtime (at 1.0) (request "claude-opus-4-1") |> snd |> names runtime
     )
 
 [<Fact>]

@@ -48,7 +48,6 @@ let private keys: string list = [
     "window_ms"
     "family"
     "weight"
-    "prices"
     "input"
     "output"
     "cache"

@@ -31,8 +31,7 @@ public static class TestConfig
             defaults.Priority,
             defaults.Weight,
             defaults.Family,
-            defaults.KeyStrategy,
-            defaults.Prices);
+            defaults.KeyStrategy);
     }
 
     public static RelayConfig Relay(
