@@ -453,7 +453,7 @@ module ConfigDecode =
             |> Decoded.bind (fun fields ->
                 decoded {
                     let! server = server fields
-                    and! providers = ConfigProviders.decode fields
+                    and! providers, failedProviders = ConfigProviders.decode fields
                     and! logging = logging fields
                     and! metrics = metrics fields
                     and! otel = otel fields
@@ -472,7 +472,7 @@ module ConfigDecode =
                                 Routing = routing.Config
                                 Health = health
                             }
-                        Findings = ConfigRouting.checkNames routing providers
+                        Findings = ConfigRouting.checkNames routing providers failedProviders
                     }
                 })
 

@@ -36,6 +36,8 @@ type internal ProviderEntry = {
     DisabledBecause: string option
     /// The provider, when it is usable and of a supported type (None: skipped or invalid).
     Config: ProviderConfig option
+    /// An enabled entry with an error of its own (already reported; it makes the load fail).
+    Failed: bool
 }
 
 /// Decodes `providers[]` (seed-cc-relay.md §3.2, with our defaults: `enabled` is true unless said otherwise).
@@ -405,6 +407,7 @@ module internal ConfigProviders =
                             Enabled = enabled
                             DisabledBecause = disabledBecause
                             Config = config
+                            Failed = false
                         }
                     })
 
@@ -413,7 +416,12 @@ module internal ConfigProviders =
             // A provider with an error is not usable, even when disabled.
             let whole =
                 if Decoded.hasErrors whole then
-                    whole |> Decoded.map (fun e -> { e with Config = None })
+                    whole
+                    |> Decoded.map (fun e -> {
+                        e with
+                            Config = None
+                            Failed = enabled
+                    })
                 else
                     whole
 
@@ -484,12 +492,14 @@ module internal ConfigProviders =
 
             [ Finding.error (ConfigRead.issue cursor at $"no enabled provider%s{detail}") ]
 
-    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough).
-    let decode (root: Fields) : Decoded<ProviderConfig list> =
+    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough). Also gives
+    /// the names of enabled entries that failed with errors of their own: they exist in the file, so a
+    /// reference to one (from `routing`) is not a second error.
+    let decode (root: Fields) : Decoded<ProviderConfig list * string list> =
         let cursor = root.Cursor.Child "providers"
 
         match ConfigRead.entry "providers" root with
-        | None -> Decoded.ok Config.defaults.Providers
+        | None -> Decoded.ok (Config.defaults.Providers, [])
         | Some listEntry ->
             // Each entry always yields a value, so one bad provider does not hide the list-level checks.
             let attempted: Read<ProviderEntry option> =
@@ -499,7 +509,7 @@ module internal ConfigProviders =
             |> Decoded.bind (fun entries ->
                 match entries |> Option.map (List.choose id) with
                 | None
-                | Some [] -> Decoded.ok Config.defaults.Providers
+                | Some [] -> Decoded.ok (Config.defaults.Providers, [])
                 | Some entries ->
                     let duplicates, dropped = duplicateNames entries
 
@@ -509,7 +519,9 @@ module internal ConfigProviders =
                         |> List.filter (fun (i, _) -> not (dropped.Contains i))
                         |> List.choose (fun (_, e) -> e.Config)
 
+                    let failed = entries |> List.filter _.Failed |> List.choose _.Name
+
                     {
-                        Value = Some kept
+                        Value = Some(kept, failed)
                         Findings = duplicates @ noneEnabled (ConfigNode.position listEntry.Value) cursor entries
                     })

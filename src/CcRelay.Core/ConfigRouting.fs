@@ -130,13 +130,14 @@ module internal ConfigRouting =
             })
 
     /// Every provider name that `routing` refers to must exist in `providers` (enabled or not): a typo would
-    /// otherwise silently route elsewhere.
-    let checkNames (routing: RoutingEntry) (providers: ProviderConfig list) : Finding list =
+    /// otherwise silently route elsewhere. `failed` names providers that have errors of their own: they are
+    /// not reported again through the names that refer to them.
+    let checkNames (routing: RoutingEntry) (providers: ProviderConfig list) (failed: string list) : Finding list =
         let known = providers |> List.map _.Name
 
         routing.Names
         |> List.choose (fun (name, cursor, at) ->
-            if List.contains name known then
+            if List.contains name known || List.contains name failed then
                 None
             else
                 let hint =

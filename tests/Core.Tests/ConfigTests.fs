@@ -929,6 +929,27 @@ let ``a model rule naming no provider is an error with a suggestion`` () =
     Assert.Equal("names no provider: \"anthropc\"; did you mean \"anthropic\"?", error.Message)
 
 [<Fact>]
+let ``a routing name of a provider that has its own error is not a second error`` () =
+    load (
+        map 1 [
+            "providers",
+            seq 2 [
+                provider 3 "anthropic" "anthropic" []
+                provider 6 "glm" "zai" [
+                    "keys", seq 9 [ map 10 [ "key", plain 10 "k"; "rpm_limit", plain 11 "abc" ] ]
+                ]
+            ]
+            "routing",
+            map 20 [
+                "model_mapping", map 21 [ "glm", plain 22 "glm" ]
+                "default_provider", plain 23 "glm"
+            ]
+        ]
+    )
+    |> singleError "providers[1].keys[0].rpm_limit" 11
+    |> ignore
+
+[<Fact>]
 let ``max_attempts must be at least 1`` () =
     load (map 1 [ "routing", map 2 [ "max_attempts", plain 3 "0" ] ])
     |> singleError "routing.max_attempts" 3
