@@ -207,6 +207,56 @@ public sealed class FailoverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Health_ShowsTheOpenCircuit_AndKeyCapacity_ThenRecovery()
+    {
+        // Arrange: A (two keys) fails; its breaker opens after one failure for 300 ms
+        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 300));
+        using (var before = await HealthAsync(relay))
+        {
+            Assert.Equal("a:up:closed:2/2,b:up:closed:0/0", Lines(before));
+        }
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert: A is down while its circuit is open; B serves, so the relay is healthy
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using (var open = await HealthAsync(relay))
+        {
+            Assert.Equal("a:down:open:2/2,b:up:closed:0/0", Lines(open));
+            Assert.Equal("ok", open.RootElement.GetProperty("status").GetString());
+        }
+
+        // after the break A may be probed again: up (bounded poll)
+        var deadline = DateTime.UtcNow + Bound;
+        string lines;
+        do
+        {
+            await Task.Delay(20);
+            using var health = await HealthAsync(relay);
+            lines = Lines(health);
+        }
+        while (lines.StartsWith("a:down", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        Assert.StartsWith("a:up:open", lines);
+    }
+
+    private static async Task<JsonDocument> HealthAsync(RelayHost relay)
+    {
+        using var response = await relay.Client.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+    }
+
+    private static string Lines(JsonDocument health) =>
+        string.Join(",", health.RootElement.GetProperty("providers").EnumerateArray().Select(p =>
+            p.GetProperty("name").GetString() + ":" + p.GetProperty("status").GetString() + ":" + p.GetProperty("circuit").GetString() + ":"
+            + p.GetProperty("keys_available").GetInt32() + "/" + p.GetProperty("keys").GetInt32()));
+
+    [Fact]
     public async Task StreamBreaksAfterContent_ClientGetsSseErrorEvent_AndNoRetry()
     {
         // Arrange: A starts a stream, then breaks once the client has its first event
