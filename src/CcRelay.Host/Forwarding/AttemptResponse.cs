@@ -48,6 +48,12 @@ internal sealed class AttemptResponse(
 
     public int Status => (int)Response.StatusCode;
 
+    /// <summary>A 200 stream's body, its first event already read into a prefix; null otherwise.</summary>
+    public Stream? Peeked { get; set; }
+
+    /// <summary>The <c>error.type</c> of a 200 stream whose first event was <c>error</c>; null otherwise.</summary>
+    public string? StreamErrorType { get; set; }
+
     /// <summary>A response header's first value (message or content headers); null when absent.</summary>
     public string? Header(string name) =>
         Response.Headers.TryGetValues(name, out var values) || Response.Content.Headers.TryGetValues(name, out values)
@@ -56,6 +62,7 @@ internal sealed class AttemptResponse(
 
     public void Dispose()
     {
+        Peeked?.Dispose();
         Response.Dispose();
         Request.Dispose();
         Cancellation.Dispose();

@@ -88,7 +88,7 @@ internal sealed class FailoverForwarder(
                     var outcome = await forwarder.SendAsync(context, plan, payload, server);
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
-                    var result = answer is null ? Failed(outcome.Failure) : Learn(attempt, answer);
+                    var result = answer is null ? Failed(outcome.Failure) : await LearnAsync(attempt, answer);
 
                     // :: (5) record + decide
                     var sent = dispatch;
@@ -101,7 +101,9 @@ internal sealed class FailoverForwarder(
                             await forwarder.RelayAsync(context, answer, body, server, record, startedAt);
                             return;
                         case Decision.Retry retry:
-                            Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
+                            Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
+                                : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
+                                : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
                             if (answer is not null)
                             {
                                 kept?.Dispose();
@@ -152,23 +154,28 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>Learns from the answer's rate-limit headers and classifies it.</summary>
-    private AttemptResult Learn(Attempt attempt, AttemptResponse answer)
+    private async Task<AttemptResult> LearnAsync(Attempt attempt, AttemptResponse answer)
     {
         var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
         cell.Transition(runtime => Relay.learn(runtime, cell.Now, attempt, headers));
-        if (answer.Status == 400 && IsSignatureError(answer))
+        if (answer.Status == 400 && await IsSignatureErrorAsync(answer))
         {
             return AttemptResult.SignatureRejected;
+        }
+
+        if (answer.StreamErrorType is { } errorType)
+        {
+            return AttemptResult.NewStreamError(errorType, answer.FirstByte);
         }
 
         var retryAfter = headers.RetryAfter is { Value: var r } ? FSharpValueOption<TimeSpan>.NewValueSome(r) : FSharpValueOption<TimeSpan>.ValueNone;
         return AttemptResult.NewAnswered(answer.Status, retryAfter, answer.FirstByte);
     }
 
-    private static bool IsSignatureError(AttemptResponse answer)
+    private static async Task<bool> IsSignatureErrorAsync(AttemptResponse answer)
     {
         // the error body is buffered by SendAsync; reading it here leaves it readable for relaying
-        var bytes = answer.Response.Content.ReadAsByteArrayAsync().GetAwaiter().GetResult();
+        var bytes = await answer.Response.Content.ReadAsByteArrayAsync(answer.Cancellation.Token);
         return Affinity.isSignatureError(bytes);
     }
 

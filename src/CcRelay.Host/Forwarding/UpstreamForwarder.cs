@@ -54,6 +54,33 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 }
             }
 
+            else if (response.IsSuccessStatusCode && IsEventStream(response))
+            {
+                // a stream is judged by its first event: an `error` before any content may still fail over
+                try
+                {
+                    var stream = await response.Content.ReadAsStreamAsync(linked.Token);
+                    var (prefix, errorType, ended) = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    attempt.Peeked = new PrefixedStream(prefix, stream);
+                    attempt.StreamErrorType = errorType;
+                    if (ended && prefix.Length == 0)
+                    {
+                        attempt.Dispose();
+                        return Failed(AttemptFailure.ConnectFailed, "upstream stream ended before its first event");
+                    }
+                }
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                {
+                    attempt.Dispose();
+                    return Failed(AttemptFailure.TimedOut, $"upstream sent no event within {server.FirstByteTimeoutMs} ms");
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    attempt.Dispose();
+                    return Failed(aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed, "upstream stream broke before its first event");
+                }
+            }
+
             return new AttemptOutcome(attempt, AttemptFailure.None, "");
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
@@ -119,7 +146,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         Stream upstreamBody;
         try
         {
-            upstreamBody = await response.Content.ReadAsStreamAsync(linked.Token);
+            upstreamBody = attempt.Peeked ?? await response.Content.ReadAsStreamAsync(linked.Token);
+            attempt.Peeked = null; // owned by the relay below from here
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
         {

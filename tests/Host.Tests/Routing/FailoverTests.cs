@@ -257,6 +257,55 @@ public sealed class FailoverTests : IAsyncLifetime
             + p.GetProperty("keys_available").GetInt32() + "/" + p.GetProperty("keys").GetInt32()));
 
     [Fact]
+    public async Task StreamBeginsWithAnErrorEvent_ClientGetsProviderBsStream()
+    {
+        // Arrange: A answers 200 and its first event (after a ping) is an overloaded error
+        _a.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.Ping + Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}"""));
+        };
+        _b.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "from-b") + Fake.MessageEnd());
+        };
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Requests.StreamingBody);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", text);
+        Assert.DoesNotContain("from-a", text);
+        Assert.Contains("event: message_stop", text);
+        Assert.Single(_a.Requests);
+    }
+
+    [Fact]
+    public async Task StreamBeginsWithANonRetryableErrorEvent_IsRelayedAsIs()
+    {
+        // Arrange: an invalid_request_error is the request's fault: no other provider would do better
+        var error = Fake.Event("error", """{"type":"error","error":{"type":"invalid_request_error","message":"from-a"}}""");
+        _a.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, error);
+        };
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Requests.StreamingBody);
+
+        // Assert: byte for byte, and B never asked
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(error, await response.Content.ReadAsStringAsync());
+        Assert.Empty(_b.Requests);
+    }
+
+    [Fact]
     public async Task StreamBreaksAfterContent_ClientGetsSseErrorEvent_AndNoRetry()
     {
         // Arrange: A starts a stream, then breaks once the client has its first event
