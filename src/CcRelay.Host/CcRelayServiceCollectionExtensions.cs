@@ -28,6 +28,11 @@ public static class CcRelayServiceCollectionExtensions
             options.Config,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<RuntimeCell>>()));
+        services.AddHostedService(sp => new HealthProber(
+            sp.GetRequiredService<RuntimeCell>(),
+            UpstreamClient.Create(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
             UpstreamClient.Create(),
             sp.GetRequiredService<TimeProvider>(),

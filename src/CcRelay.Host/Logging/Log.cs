@@ -101,4 +101,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 28, EventName = "AttemptFailed", Level = LogLevel.Information,
         Message = "{request_id} {attempt} failed: {reason}; trying again")]
     public static partial void AttemptFailed(ILogger logger, string request_id, string attempt, string reason);
+
+    [LoggerMessage(EventId = 29, EventName = "HealthProbed", Level = LogLevel.Debug,
+        Message = "health check of {provider} ({url}): succeeded={succeeded}")]
+    public static partial void HealthProbed(ILogger logger, string provider, string url, bool succeeded);
 }

@@ -68,12 +68,12 @@ public static class TestConfig
         return new RoutingConfig(d.Strategy, maxAttempts, failoverTimeoutMs, d.HedgeAfterMs, debug, d.ModelRules, d.DefaultProvider);
     }
 
-    /// <summary>The default health section with the given breaker settings (health-check probes off).</summary>
-    public static HealthConfig Health(int failureThreshold = 5, int windowMs = 10_000, int openDurationMs = 30_000, int halfOpenProbes = 1)
+    /// <summary>The default health section with the given breaker settings (health-check probes off unless an interval is given).</summary>
+    public static HealthConfig Health(int failureThreshold = 5, int windowMs = 10_000, int openDurationMs = 30_000, int halfOpenProbes = 1, int healthCheckIntervalMs = 0)
     {
         var d = Config.defaultHealth;
         return new HealthConfig(
-            new HealthCheckConfig(false, d.HealthCheck.IntervalMs, d.HealthCheck.Probe),
+            new HealthCheckConfig(healthCheckIntervalMs > 0, healthCheckIntervalMs > 0 ? healthCheckIntervalMs : d.HealthCheck.IntervalMs, d.HealthCheck.Probe),
             new CircuitBreakerConfig(failureThreshold, windowMs, openDurationMs, halfOpenProbes));
     }
 

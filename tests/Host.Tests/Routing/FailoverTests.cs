@@ -244,6 +244,38 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.StartsWith("a:up:open", lines);
     }
 
+    [Fact]
+    public async Task HealthCheckProbeSucceeds_EndsTheBreakEarly()
+    {
+        // Arrange: A's messages fail, its /v1/models answers; the break would last 60 s
+        _a.Handler = context => context.Request.Path == "/v1/models"
+            ? Fake.WriteJsonAsync(context, 200, """{"data":[]}""")
+            : Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, healthCheckIntervalMs: 1_000));
+        using var response = await SendAsync(relay);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        // Act: wait (bounded poll) for the prober
+        var deadline = DateTime.UtcNow + Bound;
+        string lines;
+        do
+        {
+            await Task.Delay(50);
+            using var health = await HealthAsync(relay);
+            lines = Lines(health);
+        }
+        while (!lines.StartsWith("a:up", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        // Assert: the probe carried A's key, and ended the break long before 60 s: A may be tried again
+        // (its next request is the half-open probe)
+        Assert.StartsWith("a:up:open", lines);
+        var probe = _a.Requests.First(r => r.PathAndQuery == "/v1/models");
+        Assert.Equal("GET", probe.Method);
+        Assert.Equal("key-one", probe.Header("x-api-key"));
+    }
+
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
     {
         using var response = await relay.Client.GetAsync("/health");
