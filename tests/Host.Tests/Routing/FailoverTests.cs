@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using CcRelay.Core;
+using CcRelay.Host.Configuration;
 using CcRelay.Host.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 
@@ -274,6 +275,66 @@ public sealed class FailoverTests : IAsyncLifetime
         var probe = _a.Requests.First(r => r.PathAndQuery == "/v1/models");
         Assert.Equal("GET", probe.Method);
         Assert.Equal("key-one", probe.Header("x-api-key"));
+    }
+
+    [Fact]
+    public async Task Reload_AddsAProvider_AndTheOpenCircuitSurvives()
+    {
+        // Arrange: a relay started from a file with only A, which fails and opens its circuit at once
+        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        var dir = Directory.CreateTempSubdirectory("cc-relay-routing-").FullName;
+        var path = Path.Combine(dir, "cc-relay.yaml");
+        try
+        {
+            await File.WriteAllTextAsync(path, Yaml(withB: false));
+            var load = (ConfigLoad.Loaded)ConfigFile.Load(path, Environment.GetEnvironmentVariable);
+            await using var relay = await RelayHost.StartAsync(load.Config, path);
+            using (var failed = await SendAsync(relay))
+            {
+                Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
+            }
+
+            // Act: B appears
+            await File.WriteAllTextAsync(path, Yaml(withB: true));
+            var result = relay.Reloader.Reload("test");
+
+            // Assert: B serves at once, and A's open circuit (breaker state kept by name) is skipped
+            Assert.Equal(CcRelay.Host.Reload.ReloadOutcome.Applied, result.Outcome);
+            using var served = await SendAsync(relay);
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+            Assert.Contains("from-b", await served.Content.ReadAsStringAsync());
+            Assert.Single(_a.Requests);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        string Yaml(bool withB) => $"""
+            server:
+              listen: "127.0.0.1:0"
+              auth:
+                api_key: "{RelayKey}"
+            routing:
+              max_attempts: 1
+            health:
+              health_check:
+                enabled: false
+              circuit_breaker:
+                failure_threshold: 1
+                open_duration_ms: 60000
+            providers:
+              - name: a
+                type: anthropic_compatible
+                base_url: "{_a.BaseUrl}"
+                priority: 2
+            """ + (withB ? $"""
+
+              - name: b
+                type: anthropic_compatible
+                base_url: "{_b.BaseUrl}"
+                priority: 1
+            """ : "");
     }
 
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
