@@ -337,6 +337,31 @@ public sealed class FailoverTests : IAsyncLifetime
             """ : "");
     }
 
+    [Fact]
+    public async Task ThinkingSignatureRejected_SameProviderOnceMore_WithThinkingStripped()
+    {
+        // Arrange: A rejects the signature of the replayed thinking block once, then answers
+        const string Body = """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"EqQBsig=="},{"type":"text","text":"ok"}]},{"role":"user","content":"more"}]}""";
+        var first = 0;
+        _a.Handler = context => Interlocked.Exchange(ref first, 1) == 0
+            ? Fake.WriteJsonAsync(context, 400, """{"type":"error","error":{"type":"invalid_request_error","message":"messages.1.content.0: Invalid `signature` in `thinking` block"}}""")
+            : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Body);
+
+        // Assert: A twice, the second time without the thinking block; B never asked
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-a", await response.Content.ReadAsStringAsync());
+        Assert.Equal(2, _a.Requests.Count);
+        Assert.Contains("EqQBsig==", System.Text.Encoding.UTF8.GetString(_a.Requests[0].Body));
+        var retried = System.Text.Encoding.UTF8.GetString(_a.Requests[1].Body);
+        Assert.DoesNotContain("EqQBsig==", retried);
+        Assert.Contains("\"text\":\"ok\"", retried);
+        Assert.Empty(_b.Requests);
+    }
+
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
     {
         using var response = await relay.Client.GetAsync("/health");
