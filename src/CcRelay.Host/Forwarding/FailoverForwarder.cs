@@ -73,19 +73,10 @@ internal sealed class FailoverForwarder(
                 AttemptResponse? answer = null;
                 try
                 {
-                    // :: (4) the attempt's upstream request: its provider, its key, its body
-                    var plan = Upstream.planWith(attempt.Provider, attempt.Key, facts, pathAndQuery, forward);
-                    record.Provider = plan.Provider.Name;
-                    record.UpstreamModel = plan.UpstreamModel;
-                    var payload = plan.RewriteModel is { Value: var rewritten }
-                        ? RequestFactsModule.withModel(body.Span, facts, rewritten)
-                        : body.Memory;
-                    if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
-                    {
-                        payload = stripped.Value;
-                    }
-
-                    var outcome = await forwarder.SendAsync(context, plan, payload, server);
+                    // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
+                    AttemptOutcome outcome;
+                    (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, attempt, dispatch, facts, body, forward, pathAndQuery, server);
+                    record.Provider = attempt.ProviderName;
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
                     var result = answer is null ? Failed(outcome.Failure) : await LearnAsync(attempt, answer);
@@ -150,6 +141,103 @@ internal sealed class FailoverForwarder(
         finally
         {
             kept?.Dispose();
+        }
+    }
+
+    /// <summary>The attempt's upstream request (its provider, its key, its body) sent.</summary>
+    private Task<AttemptOutcome> SendAsync(
+        HttpContext context,
+        Attempt attempt,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        ServerConfig server,
+        CancellationToken lost)
+    {
+        var plan = Upstream.planWith(attempt.Provider, attempt.Key, facts, pathAndQuery, forward);
+        var payload = plan.RewriteModel is { Value: var rewritten }
+            ? RequestFactsModule.withModel(body.Span, facts, rewritten)
+            : body.Memory;
+        if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
+        {
+            payload = stripped.Value;
+        }
+
+        return forwarder.SendAsync(context, plan, payload, server, lost);
+    }
+
+    /// <summary>
+    /// Sends the attempt. When <c>Failover.hedgeAfter</c> passes with no answer and <c>Relay.next</c> on the
+    /// hedged dispatch sends a second attempt, the two race: the first to get an answer wins (or, when
+    /// neither gets one, the last to fail); the loser is cancelled, completed as <c>Abandoned</c> and released
+    /// here. Returns the attempt to carry on with and the dispatch.
+    /// </summary>
+    private async Task<(Attempt Attempt, AttemptOutcome Outcome, Dispatch Dispatch)> SendOrHedgeAsync(
+        HttpContext context,
+        Attempt attempt,
+        Dispatch dispatch,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        ServerConfig server)
+    {
+        using var firstLost = new CancellationTokenSource();
+        var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, server, firstLost.Token);
+        if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        using (var timer = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            var delay = Task.Delay(hedgeAfter.Value, timeProvider, timer.Token);
+            if (await Task.WhenAny(first, delay) == first)
+            {
+                await timer.CancelAsync();
+                return (attempt, await first, dispatch);
+            }
+        }
+
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        var hedgedDispatch = Failover.hedged(dispatch);
+        var (step, afterHedge) = cell.Transition(runtime => Relay.next(runtime, cell.Now, hedgedDispatch));
+        if (step is not Step.Send { Attempt: var hedge })
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        using var hedgeLost = new CancellationTokenSource();
+        var second = SendAsync(context, hedge, facts, body, forward, pathAndQuery, server, hedgeLost.Token);
+        var done = await Task.WhenAny(first, second);
+        var other = done == first ? second : first;
+        if ((await done).Response is null)
+        {
+            // no answer from the first to finish: the other one is all that is left
+            // (when it fails too, the request carries on with its failure)
+            var failed = await done;
+            var rest = await other;
+            Abandon(done == first ? attempt : hedge, failed);
+            return done == first ? (hedge, rest, afterHedge) : (attempt, rest, afterHedge);
+        }
+
+        // the winner has an answer: cancel the loser and wait for it to let go
+        await (done == first ? hedgeLost : firstLost).CancelAsync();
+        var loser = await other;
+        Abandon(done == first ? hedge : attempt, loser);
+        return done == first ? (attempt, await first, afterHedge) : (hedge, await second, afterHedge);
+
+        void Abandon(Attempt lost, AttemptOutcome outcome)
+        {
+            outcome.Response?.Dispose();
+            var now = cell.Now;
+            cell.Transition(runtime => Relay.complete(runtime, now, afterHedge, lost, AttemptResult.Abandoned));
+            cell.Update(runtime => Relay.release(runtime, lost));
         }
     }
 

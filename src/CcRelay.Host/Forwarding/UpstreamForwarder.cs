@@ -24,13 +24,14 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
     /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
     /// buffered so it can be classified and still relayed later. Nothing is written to the client.
     /// </summary>
-    public async Task<AttemptOutcome> SendAsync(HttpContext context, UpstreamPlan plan, ReadOnlyMemory<byte> body, ServerConfig server)
+    public async Task<AttemptOutcome> SendAsync(HttpContext context, UpstreamPlan plan, ReadOnlyMemory<byte> body, ServerConfig server, CancellationToken lost = default)
     {
         // One token for the whole attempt: the client's abort, linked with the relay's own deadline
         // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
         // fired is told apart by `aborted.IsCancellationRequested`.
         var aborted = context.RequestAborted;
-        var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // `lost`: the attempt lost a hedge race; it is reported as abandoned, like a client abort
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, lost);
         linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
         var sentAt = timeProvider.GetTimestamp();
 
@@ -83,7 +84,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
             return new AttemptOutcome(attempt, AttemptFailure.None, "");
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested || lost.IsCancellationRequested)
         {
             request.Dispose();
             linked.Dispose();

@@ -62,10 +62,10 @@ public static class TestConfig
     }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
-    public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true)
+    public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0)
     {
         var d = Config.defaultRouting;
-        return new RoutingConfig(d.Strategy, maxAttempts, failoverTimeoutMs, d.HedgeAfterMs, debug, d.ModelRules, d.DefaultProvider);
+        return new RoutingConfig(d.Strategy, maxAttempts, failoverTimeoutMs, hedgeAfterMs, debug, d.ModelRules, d.DefaultProvider);
     }
 
     /// <summary>The default health section with the given breaker settings (health-check probes off unless an interval is given).</summary>

@@ -362,6 +362,40 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Empty(_b.Requests);
     }
 
+    [Fact]
+    public async Task HedgeAfter_SlowProviderA_ProviderBAnswers_AndAIsCancelled()
+    {
+        // Arrange: A holds its headers until the relay lets go; hedging after 100 ms
+        var aSawCancel = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Handler = async context =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                aSawCancel.SetResult();
+            }
+        };
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            routing: TestConfig.Routing(hedgeAfterMs: 100));
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert: B's answer; A's attempt was given up
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", await response.Content.ReadAsStringAsync());
+        Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
+        await aSawCancel.Task.WaitAsync(Bound);
+        using var health = await HealthAsync(relay);
+        Assert.Equal("a:up:closed:0/0,b:up:closed:0/0", Lines(health));
+        // the loser is released before the winner is relayed (the winner's own release may still be on its way)
+        Assert.Equal(0, health.RootElement.GetProperty("providers")[0].GetProperty("in_flight").GetInt32());
+    }
+
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
     {
         using var response = await relay.Client.GetAsync("/health");
