@@ -305,10 +305,12 @@ module Failover =
     }
 
     /// The verdict when nothing can be sent: relay the last upstream answer if there is one worth
-    /// relaying; else say when to come back.
+    /// relaying (a 5xx, a 429 with the upstream's own `retry-after` and message, a refused key); else say
+    /// when to come back.
     let unavailable (dispatch: Dispatch) (rateLimited: bool) (readyIn: TimeSpan) : Verdict =
         match dispatch.Last with
         | ValueSome(Classification.ProviderFailed _)
+        | ValueSome(Classification.RateLimited _)
         | ValueSome Classification.KeyRefused -> Verdict.PassThrough
         | ValueSome(Classification.NoAnswer timedOut) -> Verdict.NoAnswer timedOut
         | _ when rateLimited -> Verdict.RateLimited(retryAfterSeconds readyIn)

@@ -163,3 +163,34 @@ module RelayHealth =
                     ValueNone
         })
         |> List.ofArray
+
+    /// The `/health` report: every configured provider, with the circuit, key capacity and load of the
+    /// enabled ones. A provider is `up` while its breaker would admit a request now (closed, half-open
+    /// with a probe to spare, or open with its break over), `down` otherwise.
+    let report (version: string) (config: RelayConfig) (runtime: RelayRuntime) (now: TimeSpan) : HealthReport =
+        let statuses = status runtime now
+
+        config.Providers
+        |> List.map (fun p ->
+            match runtime.Providers |> Array.tryFindIndex (fun s -> s.Name = p.Name) with
+            | Some i when p.Enabled ->
+                let state = runtime.Providers[i]
+                let line = statuses[i]
+
+                let admissible =
+                    match CircuitBreaker.peek runtime.Policy.Breaker now state.Breaker with
+                    | CircuitBreaker.Admitted _ -> true
+                    | CircuitBreaker.Refused _ -> false
+
+                {
+                    Health.provider p with
+                        Status =
+                            if admissible then "up"
+                            elif line.Circuit = "disabled" then "disabled"
+                            else "down"
+                        Circuit = line.Circuit
+                        KeysAvailable = line.KeysReady
+                        InFlight = line.InFlight
+                }
+            | _ -> Health.provider p)
+        |> Health.ofProviders version

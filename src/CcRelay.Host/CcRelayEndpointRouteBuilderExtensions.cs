@@ -23,13 +23,14 @@ public static class CcRelayEndpointRouteBuilderExtensions
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoint>();
         var state = services.GetRequiredService<RelayState>();
+        var runtime = services.GetRequiredService<Routing.RuntimeCell>();
 
         Route(endpoints, "/v1/messages", "POST", messages.HandleAsync);
         Route(endpoints, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
         Route(endpoints, "/v1/models", "GET, HEAD", models.ListAsync);
         Route(endpoints, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
         Route(endpoints, "/", "GET, HEAD", RootEndpoints.RootAsync);
-        Route(endpoints, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state));
+        Route(endpoints, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state, runtime));
 
         if (notFoundFallback)
         {

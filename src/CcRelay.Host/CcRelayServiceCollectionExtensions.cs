@@ -2,6 +2,7 @@ using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Reload;
+using CcRelay.Host.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -23,16 +24,31 @@ public static class CcRelayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(new RelayState(options.Config));
+        services.AddSingleton(sp => new RuntimeCell(
+            options.Config,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<RuntimeCell>>()));
+        services.AddHostedService(sp => new HealthProber(
+            sp.GetRequiredService<RuntimeCell>(),
+            UpstreamClient.Create(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
             UpstreamClient.Create(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));
+        services.AddSingleton(sp => new FailoverForwarder(
+            sp.GetRequiredService<UpstreamForwarder>(),
+            sp.GetRequiredService<RuntimeCell>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<FailoverForwarder>>()));
         services.AddSingleton(sp => new ConfigReloader(
             sp.GetRequiredService<RelayState>(),
             options,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>(),
-            sp.GetService<LoggingSwitch>()));
+            sp.GetService<LoggingSwitch>(),
+            sp.GetRequiredService<RuntimeCell>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();

@@ -453,3 +453,38 @@ let ``a printed attempt shows the key id, never the key`` () =
     let id = KeyId.ofSecret "a1"
     Assert.Equal($"attempt 1 at a (key %s{id})", string attempt)
     Assert.DoesNotContain("\"a1\"", sprintf "%A" step)
+
+[<Fact>]
+let ``the health report shows each circuit and the keys ready, and is ok while any provider is up`` () =
+    let config =
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 2; key "a2" 2 ]; provider "b" [ key "b1" 2 ] ]
+
+    let runtime = Relay.create TimeSpan.Zero config
+    let runtime = (RelayHealth.disable runtime "b").Runtime
+
+    let lines (report: HealthReport) =
+        report.Providers
+        |> List.map (fun p -> $"%s{p.Name}:%s{p.Status}:%s{p.Circuit}:%d{p.KeysAvailable}/%d{p.Keys}")
+
+    let report = RelayHealth.report "v" config runtime TimeSpan.Zero
+    Assert.Equal("ok", report.Status)
+    Assert.Equal<string list>([ "a:up:closed:2/2"; "b:disabled:disabled:1/1" ], lines report)
+
+    let runtime = (RelayHealth.disable runtime "a").Runtime
+    let report = RelayHealth.report "v" config runtime TimeSpan.Zero
+    Assert.Equal("unavailable", report.Status)
+    Assert.Equal(503, Health.statusCode report)
+
+[<Fact>]
+let ``a 429 that ends the request is relayed as the upstream sent it`` () =
+    let config = relay RoutingStrategy.Failover [ provider "a" [ key "a1" 2 ] ]
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, _, decision, dispatch, _ =
+        attempt runtime TimeSpan.Zero dispatch (AttemptResult.Answered(429, ValueSome(at 20.0), TimeSpan.Zero))
+
+    Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
+    let _, step, _ = next runtime TimeSpan.Zero dispatch
+    Assert.Equal(Step.Stop Verdict.PassThrough, step)

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
-using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -11,114 +10,162 @@ using Microsoft.Extensions.Primitives;
 namespace CcRelay.Host.Forwarding;
 
 /// <summary>
-/// Sends one planned attempt upstream and relays the answer.
+/// Sends one planned attempt upstream (<see cref="SendAsync"/>: nothing reaches the client yet, so the
+/// caller may still fail over) and relays a chosen answer (<see cref="RelayAsync"/>: the commit).
 /// <code>
 ///   (6) send          Client     Relay ──request──► Upstream
-///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: 504; no connection: 502)
+///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: TimedOut; no connection: ConnectFailed)
 ///   (8) relay         Client ◄── Relay ◄──body───── Upstream   (SSE event by event; JSON copied)
 /// </code>
 /// </summary>
 internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, ILogger<UpstreamForwarder> logger)
 {
-    // bodyLease owns the pooled memory behind body; it is disposed as soon as the answer is committed to the
-    // client and the body has been sent, so a long stream does not pin it.
-    public async Task ForwardAsync(
-        HttpContext context,
-        UpstreamPlan plan,
-        ReadOnlyMemory<byte> body,
-        IDisposable bodyLease,
-        ServerConfig server,
-        RequestRecord record,
-        long startedAt)
+    /// <summary>
+    /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
+    /// buffered so it can be classified and still relayed later. Nothing is written to the client.
+    /// </summary>
+    public async Task<AttemptOutcome> SendAsync(HttpContext context, UpstreamPlan plan, ReadOnlyMemory<byte> body, ServerConfig server, CancellationToken lost = default)
     {
         // One token for the whole attempt: the client's abort, linked with the relay's own deadline
         // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
         // fired is told apart by `aborted.IsCancellationRequested`.
         var aborted = context.RequestAborted;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // `lost`: the attempt lost a hedge race; it is reported as abandoned, like a client abort
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, lost);
         linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
+        var sentAt = timeProvider.GetTimestamp();
 
         // :: Step 6: send  Relay ──► Upstream
         var content = new UpstreamBodyContent(body);
-        using var request = BuildRequest(context.Request, plan, content);
-        HttpResponseMessage response;
+        var request = BuildRequest(context.Request, plan, content);
         try
         {
-            response = await invoker.SendAsync(request, linked.Token);
+            var response = await invoker.SendAsync(request, linked.Token);
+            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt));
+            if ((int)response.StatusCode >= 400 && !IsEventStream(response))
+            {
+                try
+                {
+                    await response.Content.LoadIntoBufferAsync(linked.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    attempt.Dispose();
+                    return Failed(aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed, "upstream error body could not be read");
+                }
+            }
+
+            else if (response.IsSuccessStatusCode && IsEventStream(response))
+            {
+                // a stream is judged by its first event: an `error` before any content may still fail over
+                try
+                {
+                    var stream = await response.Content.ReadAsStreamAsync(linked.Token);
+                    var (prefix, errorType, ended) = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    attempt.Peeked = new PrefixedStream(prefix, stream);
+                    attempt.StreamErrorType = errorType;
+                    if (ended && prefix.Length == 0)
+                    {
+                        attempt.Dispose();
+                        return Failed(AttemptFailure.ConnectFailed, "upstream stream ended before its first event");
+                    }
+                }
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                {
+                    attempt.Dispose();
+                    return Failed(AttemptFailure.TimedOut, $"upstream sent no event within {server.FirstByteTimeoutMs} ms");
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    attempt.Dispose();
+                    return Failed(aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed, "upstream stream broke before its first event");
+                }
+            }
+
+            return new AttemptOutcome(attempt, AttemptFailure.None, "");
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested || lost.IsCancellationRequested)
         {
-            record.Result = "client_aborted";
-            record.Status = 499;
-            return;
+            request.Dispose();
+            linked.Dispose();
+            return new AttemptOutcome(null, AttemptFailure.ClientAborted, "client aborted");
         }
         catch (OperationCanceledException)
         {
-            var reason = $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms";
-            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
-            record.Result = "timeout_error";
-            await RespondErrorAsync(context, record, ErrorType.Timeout, reason);
-            return;
+            request.Dispose();
+            linked.Dispose();
+            return new AttemptOutcome(null, AttemptFailure.TimedOut, $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms");
         }
         catch (HttpRequestException e)
         {
-            var reason = $"upstream connection failed ({Describe(e)})";
-            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
-            record.Result = "api_error";
-            await RespondErrorAsync(context, record, ErrorType.Api, reason);
+            request.Dispose();
+            linked.Dispose();
+            return new AttemptOutcome(null, AttemptFailure.ConnectFailed, $"upstream connection failed ({Describe(e)})");
+        }
+
+        static AttemptOutcome Failed(AttemptFailure failure, string reason) => new(null, failure, reason);
+    }
+
+    // bodyLease owns the pooled memory behind the body; it is disposed as soon as the answer is committed to
+    // the client and the body has been sent, so a long stream does not pin it. Only the delivered answer
+    // releases it: a failed attempt leaves it for the next one.
+    public async Task RelayAsync(HttpContext context, AttemptResponse attempt, IDisposable bodyLease, ServerConfig server, RequestRecord record, long startedAt)
+    {
+        var response = attempt.Response;
+        var content = attempt.Content;
+        var linked = attempt.Cancellation;
+        var aborted = context.RequestAborted;
+
+        // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
+        record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
+        record.Status = (int)response.StatusCode;
+        record.Provider = attempt.Plan.Provider.Name;
+        record.UpstreamModel = attempt.Plan.UpstreamModel;
+        linked.CancelAfter(server.TimeoutMs > 0
+            ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
+            : Timeout.InfiniteTimeSpan);
+
+        // the answer is committed to the client from here on: release what only the request needed.
+        // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
+        // sending it (duplex), in which case the lease is released when the request ends instead.
+        if (content.Sent)
+        {
+            content.Forget();
+            bodyLease.Dispose();
+        }
+
+        attempt.Request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
+
+        var isStream = IsEventStream(response);
+        CopyResponseHeaders(context.Response, response, isStream);
+        if (record.Status >= 400)
+        {
+            record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        // :: Step 8: relay  Client ◄── Relay ◄── Upstream
+        Stream upstreamBody;
+        try
+        {
+            upstreamBody = attempt.Peeked ?? await response.Content.ReadAsStreamAsync(linked.Token);
+            attempt.Peeked = null; // owned by the relay below from here
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+        {
+            context.Abort();
+            record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
             return;
         }
 
-        using (response)
+        await using (upstreamBody)
         {
-            // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
-            record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
-            record.Status = (int)response.StatusCode;
-            linked.CancelAfter(server.TimeoutMs > 0
-                ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
-                : Timeout.InfiniteTimeSpan);
-
-            // the answer is committed to the client from here on: release what only the request needed.
-            // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
-            // sending it (duplex), in which case the lease is released when this method ends instead.
-            if (content.Sent)
+            if (isStream)
             {
-                content.Forget();
-                bodyLease.Dispose();
+                await RelayStreamAsync(context, attempt.Plan, record, upstreamBody, linked.Token);
             }
-
-            request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
-
-            var isStream = IsEventStream(response);
-            CopyResponseHeaders(context.Response, response, isStream);
-            if (record.Status >= 400)
+            else
             {
-                record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-
-            // :: Step 8: relay  Client ◄── Relay ◄── Upstream
-            Stream upstreamBody;
-            try
-            {
-                upstreamBody = await response.Content.ReadAsStreamAsync(linked.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
-            {
-                context.Abort();
-                record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
-                return;
-            }
-
-            await using (upstreamBody)
-            {
-                if (isStream)
-                {
-                    await RelayStreamAsync(context, plan, record, upstreamBody, linked.Token);
-                }
-                else
-                {
-                    await CopyBodyAsync(context, record, upstreamBody, linked.Token);
-                }
+                await CopyBodyAsync(context, record, upstreamBody, linked.Token);
             }
         }
     }
@@ -188,15 +235,6 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             // JSON body look complete. Abort the connection so the client sees the truncation.
             record.Result = context.RequestAborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
             context.Abort();
-        }
-    }
-
-    private static async Task RespondErrorAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message)
-    {
-        record.Status = ErrorEnvelope.status(errorType);
-        if (!context.Response.HasStarted)
-        {
-            record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message);
         }
     }
 

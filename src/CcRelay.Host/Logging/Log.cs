@@ -66,4 +66,43 @@ internal static partial class Log
     [LoggerMessage(EventId = 12, EventName = "ConfigReloadFailed", Level = LogLevel.Error,
         Message = "config reload ({trigger}) failed: {reason}")]
     public static partial void ConfigReloadFailed(ILogger logger, string trigger, string reason);
+    [LoggerMessage(EventId = 20, EventName = "BreakerOpened", Level = LogLevel.Warning,
+        Message = "circuit of {provider} opened for {open_ms} ms")]
+    public static partial void BreakerOpened(ILogger logger, string provider, double open_ms);
+
+    [LoggerMessage(EventId = 21, EventName = "BreakerHalfOpened", Level = LogLevel.Information,
+        Message = "circuit of {provider} half-open: probing")]
+    public static partial void BreakerHalfOpened(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 22, EventName = "BreakerClosed", Level = LogLevel.Information,
+        Message = "circuit of {provider} closed")]
+    public static partial void BreakerClosed(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 23, EventName = "BreakerDisabled", Level = LogLevel.Warning,
+        Message = "provider {provider} disabled by the operator")]
+    public static partial void BreakerDisabled(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 24, EventName = "BreakerEnabled", Level = LogLevel.Information,
+        Message = "provider {provider} enabled by the operator")]
+    public static partial void BreakerEnabled(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 25, EventName = "KeyCooledDown", Level = LogLevel.Warning,
+        Message = "key {key_id} of {provider} rate-limited; cooling down for {cooldown_ms} ms")]
+    public static partial void KeyCooledDown(ILogger logger, string provider, string key_id, double cooldown_ms);
+
+    [LoggerMessage(EventId = 26, EventName = "KeyRevoked", Level = LogLevel.Error,
+        Message = "key {key_id} of {provider} was refused (401/403); set aside until the next config reload")]
+    public static partial void KeyRevoked(ILogger logger, string provider, string key_id);
+
+    [LoggerMessage(EventId = 27, EventName = "KeyLimitsLearned", Level = LogLevel.Debug,
+        Message = "key {key_id} of {provider}: rate limits learned from upstream headers")]
+    public static partial void KeyLimitsLearned(ILogger logger, string provider, string key_id);
+
+    [LoggerMessage(EventId = 28, EventName = "AttemptFailed", Level = LogLevel.Information,
+        Message = "{request_id} {attempt} failed: {reason}; trying again")]
+    public static partial void AttemptFailed(ILogger logger, string request_id, string attempt, string reason);
+
+    [LoggerMessage(EventId = 29, EventName = "HealthProbed", Level = LogLevel.Debug,
+        Message = "health check of {provider} ({url}): succeeded={succeeded}")]
+    public static partial void HealthProbed(ILogger logger, string provider, string url, bool succeeded);
 }

@@ -20,6 +20,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
     private readonly RelayState _state;
     private readonly CcRelayOptions _options;
     private readonly LoggingSwitch? _logging;
+    private readonly Routing.RuntimeCell? _runtime;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConfigReloader> _logger;
     private FileSystemWatcher? _watcher;
@@ -32,8 +33,10 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         CcRelayOptions options,
         TimeProvider timeProvider,
         ILogger<ConfigReloader> logger,
-        LoggingSwitch? logging = null)
+        LoggingSwitch? logging = null,
+        Routing.RuntimeCell? runtime = null)
     {
+        _runtime = runtime;
         _state = state;
         _options = options;
         _timeProvider = timeProvider;
@@ -72,7 +75,10 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 var changes = ConfigDiff.between(running, next).ToArray();
                 if (changes.Length > 0)
                 {
-                    _state.Swap(ConfigDiff.applicable(running, next));
+                    var applied = _state.Swap(ConfigDiff.applicable(running, next));
+
+                    // breakers, buckets, cooldowns and learned limits survive by provider name and key id
+                    _runtime?.Reconcile(applied.Config);
                     nextLogging = next.Logging;
                 }
 
