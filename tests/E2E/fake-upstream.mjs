@@ -1,7 +1,8 @@
 // A scripted fake of the Anthropic Messages API, for the end-to-end test (run.sh).
 // Node 20, no dependencies. Listens on 127.0.0.1 only.
 //
-// Usage: node fake-upstream.mjs [--port N] [--log FILE] [--mode tool-loop|error-after-content]
+// Usage: node fake-upstream.mjs [--port N] [--log FILE] [--mode tool-loop|error-after-content|overloaded]
+//   mode overloaded: every POST /v1/messages answers 529 overloaded_error (a sick provider for failover).
 //   (or FAKE_PORT / FAKE_LOG / FAKE_MODE; port 0 = a random free port)
 // Prints exactly one line `LISTENING <port>` on stdout once it accepts connections.
 //
@@ -42,7 +43,7 @@ function option(name, envName, fallback) {
 const port = Number(option('port', 'FAKE_PORT', '0'));
 const logPath = option('log', 'FAKE_LOG', 'fake-upstream.jsonl');
 const mode = option('mode', 'FAKE_MODE', 'tool-loop');
-const MODES = ['tool-loop', 'error-after-content'];
+const MODES = ['tool-loop', 'error-after-content', 'overloaded'];
 if (!MODES.includes(mode)) {
   console.error(`unknown mode ${mode}; expected one of ${MODES.join(', ')}`);
   process.exit(2);
@@ -220,6 +221,11 @@ async function handleMessages(req, res, record, bodyText) {
     record.reply = { status: 400, reason: 'body is not JSON' };
     log(record);
     return sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } }, record.requestId);
+  }
+  if (mode === 'overloaded') {
+    record.reply = { status: 529, overloaded: true };
+    log(record);
+    return sendJson(res, 529, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, record.requestId);
   }
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const toolResult = blocksOf(lastUserMessage(messages)).find((b) => b.type === 'tool_result');

@@ -141,8 +141,8 @@ build_relay() {
 
 # Starts the fake upstream and waits for its `LISTENING <port>` line. Sets FAKE_PID, FAKE_PORT.
 start_fake() {
-  local dir=$1 mode=$2 fd word
-  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/upstream.jsonl" 2>"$dir/fake.err")
+  local dir=$1 mode=$2 logname=${3:-upstream} fd word
+  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/$logname.jsonl" 2>"$dir/fake.err")
   FAKE_PID=$!
   PIDS+=("$FAKE_PID")
   if ! read -r -t 15 -u "$fd" word FAKE_PORT || [[ $word != LISTENING ]]; then
@@ -157,16 +157,14 @@ start_fake() {
 start_relay() {
   local dir=$1 i
   RELAY_PORT=$(free_port)
-  cat >"$dir/relay.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$RELAY_PORT"
-providers:
-  - name: fake
-    type: anthropic_compatible
-    base_url: "http://127.0.0.1:$FAKE_PORT"
-    keys:
-      - key: "$UPSTREAM_KEY"
-EOF
+  {
+    printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n' "$RELAY_PORT"
+    # a sick provider first, when the scenario has one: the relay must fail over to "fake"
+    if [[ -n ${SICK_PORT:-} ]]; then
+      printf '  - name: sick\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "sick-key"\n' "$SICK_PORT"
+    fi
+    printf '  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$UPSTREAM_KEY"
+  } >"$dir/relay.yaml"
   "${RELAY_CMD[@]}" serve --config "$dir/relay.yaml" >"$dir/relay.out" 2>"$dir/relay.err" &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")
@@ -191,8 +189,8 @@ EOF
 
 stop_scenario_processes() {
   local pid
-  for pid in ${RELAY_PID:-} ${FAKE_PID:-}; do stop_pid "$pid"; forget_pid "$pid"; done
-  RELAY_PID='' FAKE_PID=''
+  for pid in ${RELAY_PID:-} ${FAKE_PID:-} ${SICK_PID:-}; do stop_pid "$pid"; forget_pid "$pid"; done
+  RELAY_PID='' FAKE_PID='' SICK_PID='' SICK_PORT=''
 }
 
 # Runs `claude -p` exactly as docs/claude-code-client.md describes, in a fresh HOME/config dir. Sets CLAUDE_RC.
@@ -336,12 +334,28 @@ scenario_error_after_content() {
   check "(d) the mid-stream error reached curl byte-for-byte as the upstream sent it" probe_check
 }
 
+scenario_failover() {
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
+  check "(c) Claude Code saw no error and retried nothing itself (no api_retry event)" \
+    claude_out 'map(select(.type == "system" and .subtype == "api_retry")) | length == 0'
+  check "(d) the sick provider was tried and answered 529" \
+    jq -e -s 'map(select(.method == "POST" and .reply.status == 529)) | length >= 1' "$DIR/sick.jsonl"
+  check "(e) the healthy provider served both turns, the tool round trip intact" \
+    upstream '($posts | length) == 2 and $posts[1].verdict.ok == true'
+}
+
 run_scenario() {
   local name=$1 fake_mode=$2 base_url start=$SECONDS
   SCENARIO=$name
   SCENARIO_FAILED=0
   DIR=$TMP/$name
   mkdir -p "$DIR"
+  if [[ $name == failover ]]; then
+    start_fake "$DIR" overloaded sick
+    SICK_PID=$FAKE_PID SICK_PORT=$FAKE_PORT
+  fi
   start_fake "$DIR" "$fake_mode"
   base_url=http://127.0.0.1:$FAKE_PORT
   if [[ $MODE == relay ]]; then
@@ -389,6 +403,7 @@ echo "# mode: $MODE${CC_RELAY_BIN:+ ($CC_RELAY_BIN)}"
 
 run_scenario tool-loop tool-loop
 run_scenario error-after-content error-after-content
+if [[ $MODE == relay ]]; then run_scenario failover tool-loop; fi
 
 echo "E2E: $PASSED passed, $FAILED failed"
 ((FAILED == 0))
