@@ -1,8 +1,11 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -16,18 +19,50 @@ namespace CcRelay.Host.Forwarding;
 ///   (6) send          Client     Relay ──request──► Upstream
 ///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: 504; no connection: 502)
 ///   (8) relay         Client ◄── Relay ◄──body───── Upstream   (SSE event by event; JSON copied)
+///   (9) account       the answer's usage and cost, the attempt's outcome and span
 /// </code>
 /// </summary>
-internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, ILogger<UpstreamForwarder> logger)
+internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger)
 {
+    /// <summary>Makes one attempt at <paramref name="plan"/>; counts it and ends its span however it ends.</summary>
     public async Task ForwardAsync(
         HttpContext context,
+        RelaySnapshot snapshot,
         UpstreamPlan plan,
         ReadOnlyMemory<byte> body,
-        ServerConfig server,
-        RequestRecord record,
-        long startedAt)
+        RequestRecord record)
     {
+        record.Attempts++;
+        if (record.Detailed)
+        {
+            record.KeyId = KeyIdOf(snapshot, plan);
+        }
+
+        var attempt = RelayTracing.StartAttempt(plan, record);
+        var outcome = AttemptOutcome.Abandoned;
+        try
+        {
+            outcome = await AttemptAsync(context, snapshot, plan, body, record, attempt);
+        }
+        finally
+        {
+            // :: Step 9: account for the attempt
+            metrics.RecordAttempt(plan.Provider.Name, outcome);
+            RelayTracing.EndAttempt(attempt, record, outcome);
+        }
+    }
+
+    private async Task<AttemptOutcome> AttemptAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        UpstreamPlan plan,
+        ReadOnlyMemory<byte> body,
+        RequestRecord record,
+        Activity? attempt)
+    {
+        var server = snapshot.Config.Server;
+        var debug = snapshot.Config.Logging.DebugOptions;
+
         // One token for the whole attempt: the client's abort, linked with the relay's own deadline
         // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
         // fired is told apart by `aborted.IsCancellationRequested`.
@@ -37,7 +72,19 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
         // :: Step 6: send  Relay ──► Upstream
         using var request = BuildRequest(context.Request, plan, body);
+        if (attempt is not null && snapshot.Config.Otel.PropagateTraceContext)
+        {
+            RelayTracing.Inject(attempt, request);
+        }
+
+        if (DebugLog.IsOn(logger, debug.LogRequestHeaders))
+        {
+            var secrets = DebugLog.Secrets(context, snapshot);
+            Log.DebugUpstreamRequest(logger, record.RequestId, plan.Provider.Name, Redact.url(secrets, plan.Url), Redact.headers(secrets, DebugLog.Pairs(request)));
+        }
+
         HttpResponseMessage response;
+        var sentAt = timeProvider.GetTimestamp();
         try
         {
             response = await invoker.SendAsync(request, linked.Token);
@@ -46,7 +93,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         {
             record.Result = "client_aborted";
             record.Status = 499;
-            return;
+            return AttemptOutcome.Abandoned;
         }
         catch (OperationCanceledException)
         {
@@ -54,7 +101,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
             record.Result = "timeout_error";
             await RespondErrorAsync(context, record, ErrorType.Timeout, reason);
-            return;
+            return AttemptOutcome.NewFailure("timeout");
         }
         catch (HttpRequestException e)
         {
@@ -62,18 +109,30 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
             record.Result = "api_error";
             await RespondErrorAsync(context, record, ErrorType.Api, reason);
-            return;
+            return AttemptOutcome.NewFailure("connection");
+        }
+        finally
+        {
+            record.Timing.AddUpstreamWait(sentAt);
         }
 
         using (response)
         {
             // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
-            record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
+            var ttfb = timeProvider.GetElapsedTime(record.Timing.StartedAt);
+            record.TtfbMs = ttfb.TotalMilliseconds;
             record.Status = (int)response.StatusCode;
+            metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, ttfb);
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
                 : Timeout.InfiniteTimeSpan);
 
+            if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
+            {
+                Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, record.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
+            }
+
+            var outcome = Outcome.ofStatus(record.Status);
             var isStream = IsEventStream(response);
             CopyResponseHeaders(context.Response, response, isStream);
             if (record.Status >= 400)
@@ -91,61 +150,79 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             {
                 context.Abort();
                 record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
-                return;
+                return aborted.IsCancellationRequested ? AttemptOutcome.Abandoned : AttemptOutcome.NewFailure("body");
             }
 
             await using (upstreamBody)
             {
-                if (isStream)
-                {
-                    await RelayStreamAsync(context, plan, record, upstreamBody, linked.Token);
-                }
-                else
-                {
-                    await CopyBodyAsync(context, record, upstreamBody, linked.Token);
-                }
+                return isStream
+                    ? await RelayStreamAsync(context, snapshot, plan, record, upstreamBody, outcome, linked.Token)
+                    : await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
             }
         }
     }
 
-    private async Task RelayStreamAsync(
+    private async Task<AttemptOutcome> RelayStreamAsync(
         HttpContext context,
+        RelaySnapshot snapshot,
         UpstreamPlan plan,
         RequestRecord record,
         Stream upstreamBody,
+        AttemptOutcome outcome,
         CancellationToken cancellationToken)
     {
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         context.Response.Headers["X-Accel-Buffering"] = "no";
         await context.Response.StartAsync(cancellationToken);
 
-        var (end, reason) = await SseRelay.RelayAsync(
+        var debug = snapshot.Config.Logging.DebugOptions;
+        using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
+        var (end, reason, tap) = await SseRelay.RelayAsync(
             upstreamBody,
             context.Response,
             () => context.RequestAborted.IsCancellationRequested,
             bytes => record.BytesOut += bytes,
-            cancellationToken);
+            cancellationToken,
+            capture);
+
+        Answered(snapshot, plan, record, UsageModule.ofTap(tap));
+        if (capture is not null)
+        {
+            Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.sse(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
+        }
 
         switch (end)
         {
             case StreamEnd.Completed:
-                break;
+                return outcome;
             case StreamEnd.ClientAborted:
                 record.Result = "client_aborted";
-                break;
+                return AttemptOutcome.Abandoned;
             case StreamEnd.UpstreamErrorEvent:
                 record.Result = "upstream_error_event";
-                break;
+                record.ErrorType = tap.ErrorType?.Value ?? "api_error";
+                return AttemptOutcome.NewFailure("error event");
             default:
                 record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
+                record.ErrorType = end == StreamEnd.TimedOut ? "timeout_error" : "api_error";
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
-                break;
+                return AttemptOutcome.NewFailure(record.Result);
         }
     }
 
-    private static async Task CopyBodyAsync(HttpContext context, RequestRecord record, Stream upstreamBody, CancellationToken cancellationToken)
+    private async Task<AttemptOutcome> CopyBodyAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        UpstreamPlan plan,
+        RequestRecord record,
+        Stream upstreamBody,
+        long? contentLength,
+        AttemptOutcome outcome,
+        CancellationToken cancellationToken)
     {
-        // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read.
+        // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read. The
+        // first MiB is also copied aside: the answer's usage sits at its end and is read once it is relayed.
+        using var capture = new BodyCapture(BodyCapture.JsonAnswerLimit, contentLength);
         var writer = context.Response.BodyWriter;
         try
         {
@@ -158,6 +235,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                     break;
                 }
 
+                capture.Append(memory.Span[..read]);
                 writer.Advance(read);
                 record.BytesOut += read;
                 var flushed = await writer.FlushAsync(cancellationToken);
@@ -171,18 +249,65 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         {
             // NOTE: the status line is gone already; ending the response normally would make a truncated
             // JSON body look complete. Abort the connection so the client sees the truncation.
-            record.Result = context.RequestAborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+            var clientLeft = context.RequestAborted.IsCancellationRequested;
+            record.Result = clientLeft ? "client_aborted" : "upstream_body_failed";
             context.Abort();
+            outcome = clientLeft ? AttemptOutcome.Abandoned : AttemptOutcome.NewFailure("body");
         }
+
+        var answer = UsageModule.ofJson(capture.Span);
+        Answered(snapshot, plan, record, answer);
+        if (record.Status >= 400)
+        {
+            record.ErrorType = answer.ErrorType?.Value ?? "upstream_error";
+        }
+
+        var debug = snapshot.Config.Logging.DebugOptions;
+        if (DebugLog.IsOn(logger, debug.LogResponseBody))
+        {
+            Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
+        }
+
+        return outcome;
+    }
+
+    /// <summary>Records what the answer said about itself: its usage (metrics, cost) on the record.</summary>
+    private void Answered(RelaySnapshot snapshot, UpstreamPlan plan, RequestRecord record, AnswerUsage answer)
+    {
+        record.Answer = answer;
+        if (answer.Usage?.Value is not { } usage)
+        {
+            return;
+        }
+
+        var model = answer.Model?.Value ?? plan.UpstreamModel;
+        record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
+        metrics.RecordUsage(plan.Provider.Name, model, usage, record.CostUsd);
     }
 
     private static async Task RespondErrorAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message)
     {
         record.Status = ErrorEnvelope.status(errorType);
+        record.ErrorType = ErrorEnvelope.wireName(errorType);
         if (!context.Response.HasStarted)
         {
             record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message);
         }
+    }
+
+    /// <summary>The key id of the credential the plan sends (a configured key, or the caller's own); <c>-</c> when none.</summary>
+    private static string KeyIdOf(RelaySnapshot snapshot, UpstreamPlan plan)
+    {
+        if (plan.Credentials.IsEmpty)
+        {
+            return "-";
+        }
+
+        var (name, value) = plan.Credentials.Head;
+        var secret = string.Equals(name, "authorization", StringComparison.OrdinalIgnoreCase) && Headers.tryBearer(value)?.Value is { } token
+            ? token
+            : value;
+        return snapshot.KeyIdOf(secret);
     }
 
     private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, ReadOnlyMemory<byte> body)
