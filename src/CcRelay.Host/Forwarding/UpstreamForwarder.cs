@@ -175,6 +175,10 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         context.Response.Headers["X-Accel-Buffering"] = "no";
         await context.Response.StartAsync(cancellationToken);
 
+        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
+        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
+        await context.Response.BodyWriter.FlushAsync(cancellationToken);
+
         var debug = snapshot.Config.Logging.DebugOptions;
         using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
         var (end, reason, tap) = await SseRelay.RelayAsync(
