@@ -28,7 +28,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private readonly LoggingSwitch _switch;
     private readonly ConsoleFormatter _json;
     private readonly ConsoleFormatter _text;
-    private readonly Channel<(string Path, string Line)> _queue;
+    private readonly Channel<Entry> _queue;
     private readonly Task _writer;
     private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
     private long _dropped;
@@ -39,7 +39,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         var byName = formatters.ToDictionary(f => f.Name, StringComparer.Ordinal);
         _json = byName[ConsoleFormatterNames.Json];
         _text = byName[ConsoleFormatterNames.Simple];
-        _queue = Channel.CreateBounded<(string, string)>(new BoundedChannelOptions(QueueCapacity)
+        _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(QueueCapacity)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.DropWrite,
@@ -50,6 +50,18 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     public ILogger CreateLogger(string categoryName) => new FileLogger(this, categoryName);
 
     public void SetScopeProvider(IExternalScopeProvider scopeProvider) => _scopes = scopeProvider;
+
+    /// <summary>Completes when every line logged before the call is written and flushed.</summary>
+    public async Task FlushAsync()
+    {
+        var flushed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        while (!_queue.Writer.TryWrite(new Entry(null, null, flushed)))
+        {
+            await Task.Delay(1); // the queue is full (and drops what does not fit): wait for room
+        }
+
+        await flushed.Task;
+    }
 
     public void Dispose()
     {
@@ -76,7 +88,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             builder.Capacity = 1024;
         }
 
-        if (!_queue.Writer.TryWrite((path, line)))
+        if (!_queue.Writer.TryWrite(new Entry(path, line, null)))
         {
             Interlocked.Increment(ref _dropped);
         }
@@ -93,12 +105,19 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             {
                 while (_queue.Reader.TryRead(out var entry))
                 {
+                    if (entry.Flushed is { } flushed)
+                    {
+                        Flush(ref file, ref openPath);
+                        flushed.TrySetResult();
+                        continue;
+                    }
+
                     if (!string.Equals(entry.Path, openPath, StringComparison.Ordinal))
                     {
                         file?.Dispose();
                         file = null;
-                        openPath = entry.Path;
-                        file = Open(entry.Path, ref failedPath);
+                        openPath = entry.Path!;
+                        file = Open(openPath, ref failedPath);
                     }
 
                     if (file is null)
@@ -116,22 +135,27 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                 }
 
                 // one flush per batch: lines are on disk as soon as the queue is empty
-                try
-                {
-                    file?.Flush();
-                }
-                catch (IOException e)
-                {
-                    Report(openPath!, e.Message);
-                    file?.Dispose();
-                    file = null;
-                    openPath = null;
-                }
+                Flush(ref file, ref openPath);
             }
         }
         finally
         {
             file?.Dispose();
+        }
+    }
+
+    private static void Flush(ref StreamWriter? file, ref string? openPath)
+    {
+        try
+        {
+            file?.Flush();
+        }
+        catch (IOException e)
+        {
+            Report(openPath!, e.Message);
+            file?.Dispose();
+            file = null;
+            openPath = null;
         }
     }
 
@@ -174,6 +198,9 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
 
     private static void Report(string path, string reason) =>
         Console.Error.WriteLine($"cc-relay: cannot write the log file {path}: {reason}; its lines are dropped until logging.output changes");
+
+    /// <summary>A formatted line for <c>Path</c>, or a flush request.</summary>
+    private readonly record struct Entry(string? Path, string? Line, TaskCompletionSource? Flushed);
 
     private sealed class FileLogger(FileLoggerProvider owner, string category) : ILogger
     {
