@@ -33,6 +33,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         RequestRecord record)
     {
         record.Attempts++;
+        record.UpstreamStatus = 0;
         if (record.Detailed)
         {
             record.KeyId = KeyIdOf(snapshot, plan);
@@ -121,7 +122,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
             var ttfb = timeProvider.GetElapsedTime(record.Timing.StartedAt);
             record.TtfbMs = ttfb.TotalMilliseconds;
-            record.Status = (int)response.StatusCode;
+            record.Status = record.UpstreamStatus = (int)response.StatusCode;
             metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, ttfb);
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))

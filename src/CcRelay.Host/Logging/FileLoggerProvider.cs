@@ -23,7 +23,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private const int QueueCapacity = 10_000;
 
     [ThreadStatic]
-    private static StringWriter? t_writer;
+    private static StringWriter? _threadWriter;
 
     private readonly LoggingSwitch _switch;
     private readonly ConsoleFormatter _json;
@@ -72,7 +72,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private void Write<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
         var path = _switch.Current.Output;
-        var writer = t_writer ??= new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+        var writer = _threadWriter ??= new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
         var formatterFor = _switch.Current.Format.IsJson ? _json : _text;
         formatterFor.Write(new LogEntry<TState>(level, category, eventId, state, exception, formatter), _scopes, writer);
         var builder = writer.GetStringBuilder();

@@ -30,7 +30,11 @@ internal sealed class RequestRecord
 
     public string UpstreamModel { get; set; } = "-";
 
+    /// <summary>The status the client got.</summary>
     public int Status { get; set; }
+
+    /// <summary>The status the current upstream attempt answered with; 0 while it has not answered.</summary>
+    public int UpstreamStatus { get; set; }
 
     public bool Stream { get; set; }
 

@@ -117,9 +117,9 @@ internal static class RelayTracing
 
         if (attempt.IsAllDataRequested)
         {
-            if (record.Status > 0)
+            if (record.UpstreamStatus > 0)
             {
-                attempt.SetTag("http.response.status_code", record.Status);
+                attempt.SetTag("http.response.status_code", record.UpstreamStatus);
             }
 
             Answer(attempt, record);

@@ -3,9 +3,9 @@ using CcRelay.Core;
 using CcRelay.Host.Configuration;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
-using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Reload;
 
