@@ -13,6 +13,7 @@ public sealed class RelaySnapshot
 {
     private readonly FrozenDictionary<string, PriceTable> _prices;
     private readonly FrozenDictionary<string, string> _keyIds;
+    private RecentKeyId? _recent;
 
     /// <summary>Derives a snapshot from a validated configuration.</summary>
     public RelaySnapshot(RelayConfig config)
@@ -72,7 +73,33 @@ public sealed class RelaySnapshot
     public PriceTable PricesFor(string provider) =>
         _prices.TryGetValue(provider, out var table) ? table : Pricing.builtIn;
 
-    /// <summary>The <see cref="KeyId"/> of a secret, from the snapshot's table when it is a configured key.</summary>
-    public string KeyIdOf(string secret) =>
-        _keyIds.TryGetValue(secret, out var id) ? id : KeyId.ofSecret(secret);
+    /// <summary>
+    /// The <see cref="KeyId"/> of a secret: from the snapshot's table when it is a configured key, else computed,
+    /// remembering the last one (a client sends the same credential request after request).
+    /// </summary>
+    public string KeyIdOf(string secret)
+    {
+        if (_keyIds.TryGetValue(secret, out var id))
+        {
+            return id;
+        }
+
+        var recent = Volatile.Read(ref _recent);
+        if (recent is not null && string.Equals(recent.Secret, secret, StringComparison.Ordinal))
+        {
+            return recent.Id;
+        }
+
+        id = KeyId.ofSecret(secret);
+        Volatile.Write(ref _recent, new RecentKeyId(secret, id));
+        return id;
+    }
+
+    /// <summary>A class, not a record: a record's ToString would print the secret.</summary>
+    private sealed class RecentKeyId(string secret, string id)
+    {
+        public string Secret { get; } = secret;
+
+        public string Id { get; } = id;
+    }
 }
