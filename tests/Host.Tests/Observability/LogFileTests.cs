@@ -103,6 +103,21 @@ public sealed class LogFileTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UnwritableFile_DoesNotStopTheRelay()
+    {
+        var blocker = Path.Combine(_dir, "a-file");
+        await File.WriteAllTextAsync(blocker, "");
+        var config = TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["k"])])
+            .With(logging: TestConfig.Logging(output: Path.Combine(blocker, "under-a-file.log")));
+        await using var relay = await RelayHost.StartAsync(config);
+
+        var id = await SendAsync(relay);
+        await FlushAsync(relay);
+
+        Assert.StartsWith("req_", id, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ExistingFile_IsAppendedTo()
     {
         var path = Path.Combine(_dir, "existing.log");
