@@ -87,6 +87,15 @@ type ProviderConfig = {
     /// `pricing`: this provider's price rules, in file order; consulted before the built-in prices
     /// (`Pricing.withOverrides provider.Pricing Pricing.builtIn`).
     Pricing: PriceRule list
+    /// Routing priority (higher first); defaults to the first key's `priority`, as in the Go project.
+    Priority: int
+    /// Routing weight (>= 1); defaults to the first key's `weight` (0 counts as 1).
+    Weight: int
+    /// Providers of one family accept each other's thinking signatures: every `anthropic`-type provider
+    /// is family `anthropic`; any other provider is its own family (its name) unless configured.
+    Family: string
+    /// How the provider picks among its keys.
+    KeyStrategy: KeyStrategy
 }
 
 /// The `server` section.
@@ -183,6 +192,8 @@ type RelayConfig = {
     Logging: LoggingConfig
     Metrics: MetricsConfig
     Otel: OtelConfig
+    Routing: RoutingConfig
+    Health: HealthConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -283,6 +294,15 @@ module Config =
         PropagateTraceContext = false
     }
 
+    /// The family a provider belongs to when the config names none.
+    let defaultFamily (name: string) (providerType: ProviderType) : string =
+        match providerType with
+        | ProviderType.Anthropic -> "anthropic"
+        | ProviderType.Zai
+        | ProviderType.Minimax
+        | ProviderType.Ollama
+        | ProviderType.AnthropicCompatible -> name
+
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
         Name = name
@@ -294,6 +314,37 @@ module Config =
         ModelMapping = Map.empty
         Models = ProviderType.defaultModels providerType
         Pricing = []
+        Priority = 0
+        Weight = 1
+        Family = defaultFamily name providerType
+        KeyStrategy = KeyStrategy.LeastLoaded
+    }
+
+    /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,
+    /// 5 s of failing over, no hedging.
+    let defaultRouting: RoutingConfig = {
+        Strategy = RoutingStrategy.Failover
+        MaxAttempts = 5
+        FailoverTimeoutMs = 5_000
+        HedgeAfterMs = 0
+        Debug = false
+        ModelRules = []
+        DefaultProvider = None
+    }
+
+    /// The `health` section when nothing is configured (the Go project's values, plus a 10 s window).
+    let defaultHealth: HealthConfig = {
+        HealthCheck = {
+            Enabled = true
+            IntervalMs = 10_000
+            Probe = ProbeKind.Models
+        }
+        CircuitBreaker = {
+            FailureThreshold = 5
+            WindowMs = 10_000
+            OpenDurationMs = 30_000
+            HalfOpenProbes = 3
+        }
     }
 
     /// The embedded default: one `anthropic` provider in passthrough mode (the caller's own credential
@@ -306,4 +357,6 @@ module Config =
         Logging = defaultLogging
         Metrics = defaultMetrics
         Otel = defaultOtel
+        Routing = defaultRouting
+        Health = defaultHealth
     }

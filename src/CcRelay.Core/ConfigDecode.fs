@@ -12,7 +12,7 @@ open System
 module ConfigDecode =
 
     let private rootKeys: string list =
-        [ "server"; "providers"; "logging"; "metrics"; "otel" ]
+        [ "server"; "providers"; "logging"; "metrics"; "otel"; "routing"; "health" ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
     let private serverKeys: string list = [
@@ -438,7 +438,7 @@ module ConfigDecode =
         ConfigSections.all
         |> List.choose (fun (name, shape, strict) ->
             ConfigRead.entry name root
-            |> Option.map (ConfigSections.decode name shape strict (root.Cursor.Child name)))
+            |> Option.map (ConfigSections.decode shape strict (root.Cursor.Child name)))
         |> Decoded.sequence
         |> Decoded.map ignore
 
@@ -459,18 +459,26 @@ module ConfigDecode =
             |> Decoded.bind (fun fields ->
                 decoded {
                     let! server = server fields
-                    and! providers = ConfigProviders.decode fields
+                    and! providers, failedProviders = ConfigProviders.decode fields
                     and! logging = logging fields
                     and! metrics = metrics fields
                     and! otel = otel fields
+                    and! routing = ConfigRouting.routing fields
+                    and! health = ConfigRouting.health fields
                     and! () = acceptedSections fields
 
-                    return {
-                        Server = server
-                        Providers = providers
-                        Logging = logging
-                        Metrics = metrics
-                        Otel = otel
+                    return! {
+                        Value =
+                            Some {
+                                Server = server
+                                Providers = providers
+                                Logging = logging
+                                Metrics = metrics
+                                Otel = otel
+                                Routing = routing.Config
+                                Health = health
+                            }
+                        Findings = ConfigRouting.checkNames routing providers failedProviders
                     }
                 })
 

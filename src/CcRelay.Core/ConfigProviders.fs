@@ -19,6 +19,10 @@ type internal ProviderFields = {
     ModelMapping: (string * string) list
     Models: string list
     Pricing: PriceRule list
+    Priority: int option
+    Weight: int option
+    Family: string option
+    KeyStrategy: KeyStrategy
 }
 
 /// One decoded `providers[]` entry, with what the list-level checks need.
@@ -32,6 +36,8 @@ type internal ProviderEntry = {
     DisabledBecause: string option
     /// The provider, when it is usable and of a supported type (None: skipped or invalid).
     Config: ProviderConfig option
+    /// An enabled entry with an error of its own (already reported; it makes the load fail).
+    Failed: bool
 }
 
 /// Decodes `providers[]` (seed-cc-relay.md §3.2, with our defaults: `enabled` is true unless said otherwise).
@@ -62,6 +68,9 @@ module internal ConfigProviders =
             "model_mapping"
             "models"
             "pricing"
+            "priority"
+            "weight"
+            "family"
         ]
         @ (cloudKeys |> List.map fst)
 
@@ -122,18 +131,32 @@ module internal ConfigProviders =
                             at
                             $"expected an absolute http:// or https:// URL, got %s{ConfigRead.quote text}")
 
-    /// `pooling`: accepted and validated; stored once key pools exist.
-    let private pooling (fields: Fields) : Decoded<unit> =
+    /// `pooling`: the key strategy. Pooling itself is always on when a provider has keys, so
+    /// `enabled: false` (Go's switch) has no effect and says so.
+    let private pooling (fields: Fields) : Decoded<KeyStrategy> =
         ConfigRead.subsection "pooling" [ "enabled"; "strategy" ] fields
         |> Decoded.bind (fun pooling ->
-            let strategies =
-                [ "least_loaded"; "round_robin"; "random"; "weighted" ]
-                |> List.map (fun s -> s, s)
+            let enabled = ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling
+
+            let enabled =
+                match enabled.Value with
+                | Some(Some false) ->
+                    enabled
+                    |> Decoded.tell [
+                        Finding.warning (
+                            ConfigRead.issue
+                                (pooling.Cursor.Child "enabled")
+                                (ConfigRead.valueAt "enabled" pooling)
+                                "has no effect: keys are always pooled and their limits always enforced"
+                        )
+                    ]
+                | _ -> enabled
 
             Decoded.zip
-                (ConfigRead.field "enabled" ConfigRead.optionalBoolean pooling)
-                (ConfigRead.field "strategy" (ConfigRead.optionalChoice strategies) pooling)
-            |> Decoded.map ignore)
+                enabled
+                (ConfigRead.field "strategy" (ConfigRead.optionalChoice KeyStrategy.all) pooling
+                 |> Decoded.orDefault KeyStrategy.LeastLoaded)
+            |> Decoded.map snd)
 
     /// The most a price may be, in USD per million tokens: far above any real model's, so that a slipped
     /// digit is caught.
@@ -250,7 +273,15 @@ module internal ConfigProviders =
             and! pricing =
                 pricing fields |> Decoded.attempt |> Decoded.map (Option.defaultValue [])
 
-            and! _ = pooling fields |> Decoded.attempt
+
+            and! keyStrategy =
+                pooling fields
+                |> Decoded.attempt
+                |> Decoded.map (Option.defaultValue KeyStrategy.LeastLoaded)
+
+            and! priority = optional "priority" (ConfigRead.optionalInteger 0L 1_000_000L)
+            and! weight = optional "weight" (ConfigRead.optionalInteger 0L 1_000_000L)
+            and! family = optional "family" ConfigRead.optionalString
 
             return {
                 Name = name
@@ -261,6 +292,10 @@ module internal ConfigProviders =
                 ModelMapping = mapping
                 Models = models
                 Pricing = pricing
+                Priority = priority |> Option.map int
+                Weight = weight |> Option.map int
+                Family = family |> Option.filter (fun f -> f.Length > 0)
+                KeyStrategy = keyStrategy
             }
         }
 
@@ -309,6 +344,19 @@ module internal ConfigProviders =
                             | [] -> ProviderType.defaultModels providerType
                             | listed -> listed
                         Pricing = parts.Pricing
+                        // Go took the provider's priority and weight from its first key; an explicit
+                        // provider-level value wins.
+                        Priority =
+                            parts.Priority
+                            |> Option.orElse (keys.Keys |> List.tryHead |> Option.map _.Priority)
+                            |> Option.defaultValue 0
+                        Weight =
+                            parts.Weight
+                            |> Option.orElse (keys.Keys |> List.tryHead |> Option.map _.Weight)
+                            |> Option.defaultValue 1
+                            |> max 1
+                        Family = parts.Family |> Option.defaultValue (Config.defaultFamily name providerType)
+                        KeyStrategy = parts.KeyStrategy
                     },
                     keys.DisabledBecause
                 | _ -> None, keys.DisabledBecause
@@ -359,6 +407,7 @@ module internal ConfigProviders =
                             Enabled = enabled
                             DisabledBecause = disabledBecause
                             Config = config
+                            Failed = false
                         }
                     })
 
@@ -367,7 +416,12 @@ module internal ConfigProviders =
             // A provider with an error is not usable, even when disabled.
             let whole =
                 if Decoded.hasErrors whole then
-                    whole |> Decoded.map (fun e -> { e with Config = None })
+                    whole
+                    |> Decoded.map (fun e -> {
+                        e with
+                            Config = None
+                            Failed = enabled
+                    })
                 else
                     whole
 
@@ -438,12 +492,14 @@ module internal ConfigProviders =
 
             [ Finding.error (ConfigRead.issue cursor at $"no enabled provider%s{detail}") ]
 
-    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough).
-    let decode (root: Fields) : Decoded<ProviderConfig list> =
+    /// Decodes `providers`. Absent, null or empty: the embedded default (Anthropic passthrough). Also gives
+    /// the names of enabled entries that failed with errors of their own: they exist in the file, so a
+    /// reference to one (from `routing`) is not a second error.
+    let decode (root: Fields) : Decoded<ProviderConfig list * string list> =
         let cursor = root.Cursor.Child "providers"
 
         match ConfigRead.entry "providers" root with
-        | None -> Decoded.ok Config.defaults.Providers
+        | None -> Decoded.ok (Config.defaults.Providers, [])
         | Some listEntry ->
             // Each entry always yields a value, so one bad provider does not hide the list-level checks.
             let attempted: Read<ProviderEntry option> =
@@ -453,7 +509,7 @@ module internal ConfigProviders =
             |> Decoded.bind (fun entries ->
                 match entries |> Option.map (List.choose id) with
                 | None
-                | Some [] -> Decoded.ok Config.defaults.Providers
+                | Some [] -> Decoded.ok (Config.defaults.Providers, [])
                 | Some entries ->
                     let duplicates, dropped = duplicateNames entries
 
@@ -463,7 +519,9 @@ module internal ConfigProviders =
                         |> List.filter (fun (i, _) -> not (dropped.Contains i))
                         |> List.choose (fun (_, e) -> e.Config)
 
+                    let failed = entries |> List.filter _.Failed |> List.choose _.Name
+
                     {
-                        Value = Some kept
+                        Value = Some(kept, failed)
                         Findings = duplicates @ noneEnabled (ConfigNode.position listEntry.Value) cursor entries
                     })

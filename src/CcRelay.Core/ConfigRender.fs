@@ -74,6 +74,17 @@ module ConfigRender =
         | LogFormat.Json -> "json"
         | LogFormat.Text -> "text"
 
+    let private optional (render: 'Value -> string) (value: 'Value option) : string =
+        match value with
+        | Some v -> render v
+        | None -> "null"
+
+    let private keyStrategy (value: KeyStrategy) : string =
+        KeyStrategy.all |> List.find (fun (_, k) -> k = value) |> fst
+
+    let private floatText (value: float) : string =
+        value.ToString("R", CultureInfo.InvariantCulture)
+
     let private server (config: ServerConfig) : string list = [
         "server:"
         $"  listen: %s{quote (string config.Listen)}"
@@ -106,6 +117,11 @@ module ConfigRender =
         // OriginalString: the URL as configured (Uri.ToString would add a trailing slash).
         $"    base_url: %s{quote provider.BaseUrl.OriginalString}"
         $"    auth_header: %s{authHeader provider.AuthStyle}"
+        $"    priority: %s{integer (int64 provider.Priority)}"
+        $"    weight: %s{integer (int64 provider.Weight)}"
+        $"    family: %s{quote provider.Family}"
+        "    pooling:"
+        $"      strategy: %s{keyStrategy provider.KeyStrategy}"
         match provider.Keys with
         | [] -> "    keys: []"
         | keys ->
@@ -149,10 +165,40 @@ module ConfigRender =
         $"    max_body_log_size: %s{integer (int64 config.DebugOptions.MaxBodyLogSize)}"
     ]
 
-    let private optional (render: 'Value -> string) (value: 'Value option) : string =
-        match value with
-        | Some v -> render v
-        | None -> "null"
+    let private routing (config: RoutingConfig) : string list = [
+        "routing:"
+        $"  strategy: %s{RoutingStrategy.wireName config.Strategy}"
+        $"  max_attempts: %s{integer (int64 config.MaxAttempts)}"
+        $"  failover_timeout: %s{integer (int64 config.FailoverTimeoutMs)}"
+        $"  hedge_after_ms: %s{integer (int64 config.HedgeAfterMs)}"
+        $"  debug: %s{boolean config.Debug}"
+        match config.ModelRules with
+        | [] -> "  model_mapping: {}"
+        | rules ->
+            "  model_mapping:"
+
+            for rule in rules do
+                $"    %s{quote rule.Pattern}: %s{quote rule.Provider}"
+        $"  default_provider: %s{optional quote config.DefaultProvider}"
+    ]
+
+    let private health (config: HealthConfig) : string list = [
+        "health:"
+        "  health_check:"
+        $"    enabled: %s{boolean config.HealthCheck.Enabled}"
+        $"    interval_ms: %s{integer (int64 config.HealthCheck.IntervalMs)}"
+        match config.HealthCheck.Probe with
+        | ProbeKind.Models -> "    probe: models"
+        | ProbeKind.CountTokens -> "    probe: count_tokens"
+        | ProbeKind.Url target ->
+            "    probe: url"
+            $"    url: %s{quote target.OriginalString}"
+        "  circuit_breaker:"
+        $"    failure_threshold: %s{integer (int64 config.CircuitBreaker.FailureThreshold)}"
+        $"    window_ms: %s{integer (int64 config.CircuitBreaker.WindowMs)}"
+        $"    open_duration_ms: %s{integer (int64 config.CircuitBreaker.OpenDurationMs)}"
+        $"    half_open_probes: %s{integer (int64 config.CircuitBreaker.HalfOpenProbes)}"
+    ]
 
     let private metrics (config: MetricsConfig) : string list = [
         "metrics:"
@@ -186,6 +232,8 @@ module ConfigRender =
                 "providers:"
                 yield! providers |> List.collect provider
             yield! logging config.Logging
+            yield! routing config.Routing
+            yield! health config.Health
             yield! metrics config.Metrics
             yield! otel config.Otel
         ]

@@ -13,39 +13,10 @@ type internal Shape =
     | TextMap
     | Section of Keys: (string * Shape) list
 
-/// Sections accepted but not effective in this version: `routing`, `health`, `grpc`, `cache`
+/// Sections accepted but not effective in this version: `grpc`, `cache`
 /// (seed-cc-relay.md §3.2). Each present section gets one warning saying so.
 [<RequireQualifiedAccess>]
 module internal ConfigSections =
-
-    /// `routing.strategy` spellings (the Go project's list).
-    let routingStrategies: string list = [
-        "failover"
-        "round_robin"
-        "weighted_round_robin"
-        "shuffle"
-        "model_based"
-        "least_loaded"
-        "weighted_failover"
-    ]
-
-    let private routing: (string * Shape) list = [
-        "strategy", Shape.Choice routingStrategies
-        "failover_timeout", Shape.Integer 0L
-        "debug", Shape.Boolean
-        "model_mapping", Shape.TextMap
-        "default_provider", Shape.Text
-    ]
-
-    let private health: (string * Shape) list = [
-        "health_check", Shape.Section [ "enabled", Shape.Boolean; "interval_ms", Shape.Integer 0L ]
-        "circuit_breaker",
-        Shape.Section [
-            "failure_threshold", Shape.Integer 0L
-            "open_duration_ms", Shape.Integer 0L
-            "half_open_probes", Shape.Integer 0L
-        ]
-    ]
 
     let private grpc: (string * Shape) list = [ "listen", Shape.Listen; "web_listen", Shape.Listen ]
 
@@ -108,50 +79,13 @@ module internal ConfigSections =
                     |> Decoded.sequence
                     |> Decoded.map (fun _ -> Some()))
 
-    /// `routing.strategy: model_based` needs a non-empty `routing.model_mapping` (the Go project's rule).
-    let private modelBasedNeedsMapping: Read<unit> =
-        fun cursor node ->
-            match node with
-            | Mapping(entries, at) ->
-                let find key =
-                    entries |> List.tryFind (fun e -> e.Key = key) |> Option.map _.Value
-
-                let isModelBased =
-                    match find "strategy" with
-                    | Some(Scalar((ScalarValue.Plain s | ScalarValue.String s), _)) -> s = "model_based"
-                    | _ -> false
-
-                let hasMapping =
-                    match find "model_mapping" with
-                    | Some(Mapping(_ :: _, _)) -> true
-                    | _ -> false
-
-                if isModelBased && not hasMapping then
-                    ConfigRead.fail (cursor.Child "model_mapping") at "is required when strategy is model_based"
-                else
-                    Decoded.ok ()
-            | _ -> Decoded.ok ()
-
-    /// The sections, their shapes, and whether their problems are errors. `routing` problems are errors,
-    /// as in the Go project (its values will drive routing); the others only warn, because nothing reads
-    /// them yet (and `cache.mode` must never be required: seed §16 #11).
-    let all: (string * Shape * bool) list = [
-        "routing", Shape.Section routing, true
-        "health", Shape.Section health, false
-        "grpc", Shape.Section grpc, false
-        "cache", Shape.Section cache, false
-    ]
+    /// The sections, their shapes, and whether their problems are errors. They only warn, because nothing
+    /// reads them yet (and `cache.mode` must never be required: seed §16 #11).
+    let all: (string * Shape * bool) list = [ "grpc", Shape.Section grpc, false; "cache", Shape.Section cache, false ]
 
     /// Checks one accepted-but-not-effective section and adds its one "not effective" warning.
-    let decode (name: string) (shape: Shape) (strict: bool) (cursor: Cursor) (entry: MappingEntry) : Decoded<unit> =
-        let checkedShape =
-            Decoded.zip
-                (check shape cursor entry.Value)
-                (if name = "routing" then
-                     modelBasedNeedsMapping cursor entry.Value
-                 else
-                     Decoded.ok ())
-            |> Decoded.map ignore
+    let decode (shape: Shape) (strict: bool) (cursor: Cursor) (entry: MappingEntry) : Decoded<unit> =
+        let checkedShape = check shape cursor entry.Value |> Decoded.map ignore
 
         let checkedShape =
             if strict then

@@ -8,9 +8,15 @@ type ProviderHealth = {
     Name: string
     Type: string
     Enabled: bool
-    /// `up` when it may receive requests, `disabled` otherwise.
+    /// `up` when it may receive requests, `down` while its circuit refuses them, `disabled` otherwise.
     Status: string
     Keys: int
+    /// The circuit breaker: `closed`, `open`, `half-open` or `disabled`.
+    Circuit: string
+    /// Keys ready to send a request now (not cooling down, not set aside, buckets not empty).
+    KeysAvailable: int
+    /// Requests in flight to it.
+    InFlight: int
 }
 
 /// The `/health` answer.
@@ -25,17 +31,32 @@ type HealthReport = {
 [<RequireQualifiedAccess>]
 module Health =
 
+    /// A provider's line from its configuration alone (no runtime state: circuit closed, every key ready).
+    let provider (p: ProviderConfig) : ProviderHealth = {
+        Name = p.Name
+        Type = ProviderType.wireName p.Type
+        Enabled = p.Enabled
+        Status = if p.Enabled then "up" else "disabled"
+        Keys = p.Keys.Length
+        Circuit = if p.Enabled then "closed" else "disabled"
+        KeysAvailable = if p.Enabled then p.Keys.Length else 0
+        InFlight = 0
+    }
+
+    /// The report over provider lines: `ok` when any is `up`.
+    let ofProviders (version: string) (providers: ProviderHealth list) : HealthReport = {
+        Status =
+            if providers |> List.exists (fun p -> p.Status = "up") then
+                "ok"
+            else
+                "unavailable"
+        Version = version
+        Providers = providers
+    }
+
     /// The report for a configuration.
     let report (version: string) (config: RelayConfig) : HealthReport =
-        let providers =
-            config.Providers
-            |> List.map (fun p -> {
-                Name = p.Name
-                Type = ProviderType.wireName p.Type
-                Enabled = p.Enabled
-                Status = if p.Enabled then "up" else "disabled"
-                Keys = p.Keys.Length
-            })
+        let providers = config.Providers |> List.map provider
 
         {
             Status =
@@ -67,6 +88,9 @@ module Health =
             writer.WriteBoolean("enabled", p.Enabled)
             writer.WriteString("status", p.Status)
             writer.WriteNumber("keys", p.Keys)
+            writer.WriteString("circuit", p.Circuit)
+            writer.WriteNumber("keys_available", p.KeysAvailable)
+            writer.WriteNumber("in_flight", p.InFlight)
             writer.WriteEndObject()
 
         writer.WriteEndArray()

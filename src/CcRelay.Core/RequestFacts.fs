@@ -14,6 +14,17 @@ type RequestFacts = {
     ModelTokenLength: int
     /// The top-level `stream` flag (`false` when absent or not a boolean).
     Stream: bool
+    /// The top-level `max_tokens` (0 when absent or not a positive integer).
+    MaxTokens: int
+    /// Input tokens the request is expected to cost, before the upstream says (`estimateInputTokens`).
+    EstimatedInputTokens: int
+    /// Whether some message carries a signed `thinking` block or a `redacted_thinking` block: such a
+    /// conversation only validates on the provider family that minted them.
+    ThinkingSignatures: bool
+    /// Offset of `messages[0]` in the body (-1 when there is none): the conversation's stable first turn.
+    FirstMessageStart: int
+    /// Length of `messages[0]` in the body, in bytes (0 when there is none).
+    FirstMessageLength: int
 }
 
 /// Why a body was refused before any upstream was called.
@@ -39,6 +50,12 @@ module RequestFacts =
         | BodyError.MissingModel -> "model: field required"
         | BodyError.ModelNotString -> "model: must be a non-empty string"
 
+    /// Input tokens estimated from the body's size: one token per 4 bytes, rounded up. JSON syntax and
+    /// base64 images make this an over-estimate, which is the safe side for rate limits: the key pool
+    /// charges the estimate before sending and gives back the difference when the real usage arrives.
+    let estimateInputTokens (bodyLength: int) : int =
+        int ((int64 (max 0 bodyLength) + 3L) / 4L)
+
     /// Reads the facts of a body. The whole body is validated as JSON (UTF-8 included); nothing is allocated but
     /// the model string.
     let inspect (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
@@ -48,6 +65,14 @@ module RequestFacts =
         let mutable modelLength = 0
         let mutable modelBad = false
         let mutable stream = false
+        let mutable maxTokens = 0
+        let mutable inMessages = false
+        let mutable messageCount = 0
+        let mutable firstStart = -1
+        let mutable firstLength = 0
+        let mutable blockThinking = false
+        let mutable blockSigned = false
+        let mutable signatures = false
         let mutable error: BodyError option = None
 
         try
@@ -57,8 +82,55 @@ module RequestFacts =
                 error <- Some BodyError.NotAnObject
             else
                 while reader.Read() do
+                    // messages[i] objects sit at depth 2, their content blocks at depth 4 and the blocks'
+                    // properties at depth 5.
+                    if inMessages then
+                        match reader.TokenType, reader.CurrentDepth with
+                        | JsonTokenType.StartObject, 2 ->
+                            if messageCount = 0 then
+                                firstStart <- int reader.TokenStartIndex
+
+                            messageCount <- messageCount + 1
+                        | JsonTokenType.EndObject, 2 when messageCount = 1 && firstLength = 0 ->
+                            firstLength <- int reader.BytesConsumed - firstStart
+                        | JsonTokenType.StartObject, 4 ->
+                            blockThinking <- false
+                            blockSigned <- false
+                        | JsonTokenType.EndObject, 4 ->
+                            if blockThinking && blockSigned then
+                                signatures <- true
+                        | JsonTokenType.PropertyName, 5 ->
+                            if reader.ValueTextEquals "type"B then
+                                reader.Read() |> ignore
+
+                                if
+                                    reader.TokenType = JsonTokenType.String
+                                    && (reader.ValueTextEquals "thinking"B
+                                        || reader.ValueTextEquals "redacted_thinking"B)
+                                then
+                                    blockThinking <- true
+                            elif reader.ValueTextEquals "signature"B || reader.ValueTextEquals "data"B then
+                                reader.Read() |> ignore
+
+                                if reader.TokenType = JsonTokenType.String && not reader.ValueSpan.IsEmpty then
+                                    blockSigned <- true
+                        | _ -> ()
+
                     if reader.TokenType = JsonTokenType.PropertyName && reader.CurrentDepth = 1 then
-                        if reader.ValueTextEquals "model"B then
+                        inMessages <- reader.ValueTextEquals "messages"B
+
+                        if reader.ValueTextEquals "max_tokens"B then
+                            reader.Read() |> ignore
+
+                            match reader.TokenType with
+                            | JsonTokenType.Number ->
+                                match reader.TryGetInt32() with
+                                | true, value when value > 0 -> maxTokens <- value
+                                | _ -> ()
+                            | JsonTokenType.StartObject
+                            | JsonTokenType.StartArray -> reader.Skip()
+                            | _ -> ()
+                        elif reader.ValueTextEquals "model"B then
                             reader.Read() |> ignore
 
                             if isNull model && not modelBad then
@@ -106,6 +178,11 @@ module RequestFacts =
                     ModelTokenStart = modelStart
                     ModelTokenLength = modelLength
                     Stream = stream
+                    MaxTokens = maxTokens
+                    EstimatedInputTokens = estimateInputTokens body.Length
+                    ThinkingSignatures = signatures
+                    FirstMessageStart = firstStart
+                    FirstMessageLength = firstLength
                 }
 
     /// The body with its `model` value replaced by `model`; every other byte is kept as it was.

@@ -40,29 +40,35 @@ module Upstream =
 
             Uri(root + path + "?" + (if query = "" then baseQuery else baseQuery + "&" + query))
 
-    /// The credential headers for a provider. Anthropic-type providers receive the caller's foreign
-    /// credential when there is one (passthrough, e.g. a Claude subscription token); every other case
-    /// uses the provider's first configured key in its auth style; with neither, nothing is sent.
-    let credentials (provider: ProviderConfig) (forward: Credential list) : (string * string) list =
-        let configured () =
-            match provider.Keys with
-            | key :: _ when key.Key.Length > 0 ->
-                match provider.AuthStyle with
-                | AuthStyle.XApiKey -> [ "x-api-key", key.Key ]
-                | AuthStyle.Bearer -> [ "authorization", "Bearer " + key.Key ]
-            | _ -> []
-
+    /// The credential headers for an attempt with `key`. Anthropic-type providers receive the caller's
+    /// foreign credential when there is one (passthrough, e.g. a Claude subscription token); otherwise the
+    /// key is sent in the provider's auth style; with neither, nothing is sent.
+    let credentialsWith
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (forward: Credential list)
+        : (string * string) list =
         if ProviderType.acceptsClientCredential provider.Type && not forward.IsEmpty then
             forward
             |> List.map (function
                 | ApiKey key -> "x-api-key", key
                 | BearerToken token -> "authorization", "Bearer " + token)
         else
-            configured ()
+            match key with
+            | ValueSome key when key.Key.Length > 0 ->
+                match provider.AuthStyle with
+                | AuthStyle.XApiKey -> [ "x-api-key", key.Key ]
+                | AuthStyle.Bearer -> [ "authorization", "Bearer " + key.Key ]
+            | _ -> []
 
-    /// Plans the attempt at `provider` for a request with `facts`, arriving at `pathAndQuery`.
-    let plan
+    /// The credential headers for a provider with its first configured key (see `credentialsWith`).
+    let credentials (provider: ProviderConfig) (forward: Credential list) : (string * string) list =
+        credentialsWith provider (provider.Keys |> List.tryHead |> ValueOption.ofOption) forward
+
+    /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`).
+    let planWith
         (provider: ProviderConfig)
+        (key: KeyConfig voption)
         (facts: RequestFacts)
         (pathAndQuery: string)
         (forward: Credential list)
@@ -72,7 +78,17 @@ module Upstream =
         {
             Provider = provider
             Url = url provider.BaseUrl pathAndQuery
-            Credentials = credentials provider forward
+            Credentials = credentialsWith provider key forward
             RewriteModel = mapped |> Option.filter (fun m -> m <> facts.Model)
             UpstreamModel = defaultArg mapped facts.Model
         }
+
+    /// Plans the attempt at `provider` with its first key, for a request with `facts`, arriving at
+    /// `pathAndQuery`.
+    let plan
+        (provider: ProviderConfig)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        (forward: Credential list)
+        : UpstreamPlan =
+        planWith provider (provider.Keys |> List.tryHead |> ValueOption.ofOption) facts pathAndQuery forward

@@ -4,6 +4,7 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
 using CcRelay.Host.Reload;
+using CcRelay.Host.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -28,17 +29,32 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton(new RelayState(options.Config));
         services.AddCcRelayMetrics();
         services.TryAddSingleton(_ => new OtlpExport(options.Config.Otel));
+        services.AddSingleton(sp => new RuntimeCell(
+            options.Config,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<RuntimeCell>>()));
+        services.AddHostedService(sp => new HealthProber(
+            sp.GetRequiredService<RuntimeCell>(),
+            UpstreamClient.Create(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
             UpstreamClient.Create(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));
+        services.AddSingleton(sp => new FailoverForwarder(
+            sp.GetRequiredService<UpstreamForwarder>(),
+            sp.GetRequiredService<RuntimeCell>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<FailoverForwarder>>()));
         services.AddSingleton(sp => new ConfigReloader(
             sp.GetRequiredService<RelayState>(),
             options,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>(),
             sp.GetService<LoggingSwitch>(),
+            sp.GetRequiredService<RuntimeCell>(),
             sp.GetService<RelayMetrics>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton<MessagesEndpoint>();

@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using CcRelay.Core;
-using CcRelay.Host.Metrics;
 using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
@@ -45,7 +44,7 @@ public sealed class RelaySnapshot
         _prices = prices.ToFrozenDictionary(StringComparer.Ordinal);
         _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
         Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
-        ProviderStatuses = [.. config.Providers.Select(p => new ProviderStatus(p.Name, p.Enabled, "closed", []))];
+        ProviderStatuses = [.. config.Providers.Select(p => new Metrics.ProviderStatus(p.Name, p.Enabled, "closed", []))];
     }
 
     /// <summary>The validated configuration.</summary>
@@ -67,7 +66,7 @@ public sealed class RelaySnapshot
     /// Each provider's state for <c>ccrelay_provider_up</c> and <c>ccrelay_circuit_state</c>: up when enabled, circuit
     /// closed, no key capacities (until circuit breakers and key pools exist).
     /// </summary>
-    public IReadOnlyList<ProviderStatus> ProviderStatuses { get; }
+    public IReadOnlyList<Metrics.ProviderStatus> ProviderStatuses { get; }
 
     /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
     public PriceTable PricesFor(string provider) =>

@@ -56,6 +56,11 @@ providers:
     enabled: true
     base_url: "https://api.anthropic.com"
     auth_header: x-api-key
+    priority: 0
+    weight: 1
+    family: "anthropic"
+    pooling:
+      strategy: least_loaded
     keys: []
     model_mapping: {}
     models:
@@ -73,6 +78,24 @@ logging:
     log_response_headers: false
     log_response_body: false
     max_body_log_size: 1000
+routing:
+  strategy: failover
+  max_attempts: 5
+  failover_timeout: 5000
+  hedge_after_ms: 0
+  debug: false
+  model_mapping: {}
+  default_provider: null
+health:
+  health_check:
+    enabled: true
+    interval_ms: 10000
+    probe: models
+  circuit_breaker:
+    failure_threshold: 5
+    window_ms: 10000
+    open_duration_ms: 30000
+    half_open_probes: 3
 metrics:
   enabled: true
   path: "/metrics"
@@ -144,7 +167,14 @@ let private snakeCase (name: string) : string =
 [<Fact>]
 let ``every field of the config records is rendered, so a new field cannot be left out silently`` () =
     // Fields whose YAML name is not their snake-cased record name.
-    let renamed = Map.ofList [ "AuthStyle", "auth_header"; "Key", "key_id" ]
+    let renamed =
+        Map.ofList [
+            "AuthStyle", "auth_header"
+            "Key", "key_id"
+            "ModelRules", "model_mapping"
+            "KeyStrategy", "strategy"
+            "FailoverTimeoutMs", "failover_timeout"
+        ]
 
     let records = [
         typeof<RelayConfig>
@@ -156,6 +186,10 @@ let ``every field of the config records is rendered, so a new field cannot be le
         typeof<DebugOptions>
         typeof<MetricsConfig>
         typeof<OtelConfig>
+        typeof<RoutingConfig>
+        typeof<HealthConfig>
+        typeof<HealthCheckConfig>
+        typeof<CircuitBreakerConfig>
     ]
 
     let lines = (ConfigRender.toYaml withSecrets).Split '\n'

@@ -750,7 +750,7 @@ let ``an unknown key far from any known one gets no suggestion`` () =
     Assert.Equal("unknown key, ignored", (Assert.Single warnings).Message)
 
 [<Fact>]
-let ``each accepted but not effective section warns once`` () =
+let ``each accepted but not effective section warns once; routing and health are effective`` () =
     let document =
         map 1 [
             "routing", map 2 [ "strategy", plain 3 "failover"; "failover_timeout", plain 4 "5000" ]
@@ -762,7 +762,8 @@ let ``each accepted but not effective section warns once`` () =
 
     let _, warnings = load document |> loaded
     // metrics is effective now: no warning for it
-    Assert.Equal<string list>([ "routing"; "health"; "grpc"; "cache" ], paths warnings)
+    // metrics, routing and health are effective now; grpc and cache are not
+    Assert.Equal<string list>([ "grpc"; "cache" ], paths warnings)
     Assert.All(warnings, fun w -> Assert.Equal("accepted but not effective in this version", w.Message))
 
 [<Fact>]
@@ -861,3 +862,204 @@ let ``ListenAddress round-trips through ToString`` () =
         match ListenAddress.TryParse text with
         | Ok address -> Assert.Equal(text, string address)
         | Error e -> failwith e
+
+// ---------------------------
+// routing, health, and the provider's routing fields
+// ---------------------------
+
+[<Fact>]
+let ``routing values are stored`` () =
+    let config, warnings =
+        load (
+            map 1 [
+                "providers", seq 2 [ provider 3 "a" "anthropic" []; provider 6 "b" "ollama" [] ]
+                "routing",
+                map 10 [
+                    "strategy", plain 11 "model_based"
+                    "max_attempts", plain 12 "3"
+                    "failover_timeout", plain 13 "9000"
+                    "hedge_after_ms", plain 14 "2500"
+                    "debug", plain 15 "true"
+                    "model_mapping", map 16 [ "claude", plain 17 "a"; "qwen*", plain 18 "b" ]
+                    "default_provider", plain 19 "b"
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+
+    Assert.Equal(
+        {
+            Strategy = RoutingStrategy.ModelBased
+            MaxAttempts = 3
+            FailoverTimeoutMs = 9000
+            HedgeAfterMs = 2500
+            Debug = true
+            ModelRules = [
+                { Pattern = "claude"; Provider = "a" }
+                { Pattern = "qwen*"; Provider = "b" }
+            ]
+            DefaultProvider = Some "b"
+        },
+        config.Routing
+    )
+
+[<Theory>]
+[<InlineData("latency_based")>]
+[<InlineData("cost_based")>]
+[<InlineData("weighted_failover")>]
+let ``the new strategies are accepted`` (strategy: string) =
+    let config, _ =
+        load (map 1 [ "routing", map 2 [ "strategy", plain 3 strategy ] ]) |> loaded
+
+    Assert.Equal(strategy, RoutingStrategy.wireName config.Routing.Strategy)
+
+[<Fact>]
+let ``a model rule naming no provider is an error with a suggestion`` () =
+    let error =
+        load (
+            map 1 [
+                "providers", seq 2 [ provider 3 "anthropic" "anthropic" [] ]
+                "routing", map 10 [ "model_mapping", map 11 [ "claude", plain 12 "anthropc" ] ]
+            ]
+        )
+        |> singleError "routing.model_mapping.claude" 12
+
+    Assert.Equal("names no provider: \"anthropc\"; did you mean \"anthropic\"?", error.Message)
+
+[<Fact>]
+let ``a routing name of a provider that has its own error is not a second error`` () =
+    load (
+        map 1 [
+            "providers",
+            seq 2 [
+                provider 3 "anthropic" "anthropic" []
+                provider 6 "glm" "zai" [
+                    "keys", seq 9 [ map 10 [ "key", plain 10 "k"; "rpm_limit", plain 11 "abc" ] ]
+                ]
+            ]
+            "routing",
+            map 20 [
+                "model_mapping", map 21 [ "glm", plain 22 "glm" ]
+                "default_provider", plain 23 "glm"
+            ]
+        ]
+    )
+    |> singleError "providers[1].keys[0].rpm_limit" 11
+    |> ignore
+
+[<Fact>]
+let ``max_attempts must be at least 1`` () =
+    load (map 1 [ "routing", map 2 [ "max_attempts", plain 3 "0" ] ])
+    |> singleError "routing.max_attempts" 3
+    |> ignore
+
+[<Fact>]
+let ``health values are stored; 0 means the default as in Go`` () =
+    let config, warnings =
+        load (
+            map 1 [
+                "health",
+                map 2 [
+                    "health_check",
+                    map 3 [
+                        "enabled", plain 4 "false"
+                        "interval_ms", plain 5 "0"
+                        "probe", plain 6 "count_tokens"
+                    ]
+                    "circuit_breaker",
+                    map 7 [
+                        "failure_threshold", plain 8 "7"
+                        "window_ms", plain 9 "20000"
+                        "open_duration_ms", plain 10 "0"
+                        "half_open_probes", plain 11 "1"
+                    ]
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+
+    Assert.Equal(
+        {
+            HealthCheck = {
+                Enabled = false
+                IntervalMs = 10_000
+                Probe = ProbeKind.CountTokens
+            }
+            CircuitBreaker = {
+                FailureThreshold = 7
+                WindowMs = 20_000
+                OpenDurationMs = 30_000
+                HalfOpenProbes = 1
+            }
+        },
+        config.Health
+    )
+
+[<Fact>]
+let ``a url probe needs a url; a url alone means a url probe`` () =
+    load (map 1 [ "health", map 2 [ "health_check", map 3 [ "probe", plain 4 "url" ] ] ])
+    |> singleError "health.health_check.url" 3
+    |> ignore
+
+    let config, _ =
+        load (
+            map 1 [
+                "health", map 2 [ "health_check", map 3 [ "url", quoted 4 "http://localhost:9/up" ] ]
+            ]
+        )
+        |> loaded
+
+    Assert.Equal(ProbeKind.Url(Uri "http://localhost:9/up"), config.Health.HealthCheck.Probe)
+
+[<Fact>]
+let ``a typo in health is a warning with a suggestion`` () =
+    let _, warnings =
+        load (
+            map 1 [
+                "health", map 2 [ "circuit_breaker", map 3 [ "failure_treshold", plain 4 "3" ] ]
+            ]
+        )
+        |> loaded
+
+    Assert.Equal("unknown key, ignored; did you mean \"failure_threshold\"?", (Assert.Single warnings).Message)
+
+[<Fact>]
+let ``provider routing fields are stored; priority and weight default to the first key's`` () =
+    let config, warnings =
+        load (
+            providers [
+                provider 3 "a" "zai" [
+                    "keys",
+                    seq 6 [
+                        map 6 [ "key", quoted 6 "k"; "priority", plain 7 "2"; "weight", plain 8 "4" ]
+                    ]
+                    "pooling", map 9 [ "strategy", plain 10 "weighted" ]
+                    "family", plain 11 "glm"
+                ]
+                provider 20 "b" "anthropic" [ "priority", plain 23 "1"; "weight", plain 24 "3" ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    let a = config.Providers.Head
+    Assert.Equal((2, 4, "glm", KeyStrategy.Weighted), (a.Priority, a.Weight, a.Family, a.KeyStrategy))
+
+    let b = config.Providers[1]
+    Assert.Equal((1, 3, "anthropic"), (b.Priority, b.Weight, b.Family))
+
+[<Fact>]
+let ``pooling enabled false has no effect and says so`` () =
+    let _, warnings =
+        load (
+            providers [
+                provider 3 "a" "anthropic" [ "pooling", map 6 [ "enabled", plain 7 "false" ] ]
+            ]
+        )
+        |> loaded
+
+    Assert.Equal("providers[0].pooling.enabled", (Assert.Single warnings).Path)

@@ -205,3 +205,49 @@ let ``withModel writes non-ASCII text so that it reads back unchanged`` () =
 
     Assert.Equal(model, (facts result).Model)
     Assert.True((facts result).Stream)
+
+// ---------------------------
+// Routing facts
+// ---------------------------
+
+[<Fact>]
+let ``inspect reads max_tokens and estimates input tokens from the size`` () =
+    let body = """{"model":"m","max_tokens":4096,"messages":[]}"""
+    let found = facts body
+    Assert.Equal(4096, found.MaxTokens)
+    Assert.Equal((body.Length + 3) / 4, found.EstimatedInputTokens)
+    Assert.Equal(0, RequestFacts.estimateInputTokens 0)
+    Assert.Equal(1, RequestFacts.estimateInputTokens 1)
+    Assert.Equal(250, RequestFacts.estimateInputTokens 1000)
+
+[<Theory>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"abc"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"signature":"abc","type":"thinking"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"redacted_thinking","data":"abc"}]}]}""",
+             true)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""}]}]}""",
+             false)>]
+[<InlineData("""{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"t","signature":"abc"}]}]}""",
+             false)>]
+[<InlineData("""{"model":"m","thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}""",
+             false)>]
+[<InlineData("""{"model":"m","metadata":{"x":[{"a":{"type":"thinking","signature":"s"}}]}}""", false)>]
+let ``inspect sees signed thinking blocks in messages`` (body: string) (expected: bool) =
+    Assert.Equal(expected, (facts body).ThinkingSignatures)
+
+[<Fact>]
+let ``inspect locates the first message`` () =
+    let body =
+        """{"model":"m","messages":[ {"role":"user","content":"hi"} , {"role":"assistant","content":"x"}]}"""
+
+    let found = facts body
+
+    Assert.Equal(
+        """{"role":"user","content":"hi"}""",
+        body.Substring(found.FirstMessageStart, found.FirstMessageLength)
+    )
+
+    let none = facts """{"model":"m","messages":[]}"""
+    Assert.Equal(-1, none.FirstMessageStart)

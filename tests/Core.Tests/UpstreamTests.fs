@@ -29,6 +29,11 @@ let private facts (model: string) : RequestFacts = {
     ModelTokenStart = 9
     ModelTokenLength = model.Length + 2
     Stream = false
+    MaxTokens = 0
+    EstimatedInputTokens = 0
+    ThinkingSignatures = false
+    FirstMessageStart = -1
+    FirstMessageLength = 0
 }
 
 // ---------------------------

@@ -12,11 +12,11 @@ namespace CcRelay.Host.Endpoints;
 
 /// <summary>
 /// <c>POST /v1/messages</c> and <c>POST /v1/messages/count_tokens</c>: one impureim sandwich per request.
-/// Steps 1–5 read and decide (Core does the deciding); 6–8 act (<see cref="UpstreamForwarder"/>); 9 records.
+/// Steps 1–4 read and decide (Core does the deciding); 5–8 plan and act with failover (<see cref="FailoverForwarder"/>); 9 records.
 /// </summary>
 internal sealed class MessagesEndpoint(
     RelayState state,
-    UpstreamForwarder forwarder,
+    FailoverForwarder forwarder,
     RelayMetrics metrics,
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger)
@@ -149,17 +149,8 @@ internal sealed class MessagesEndpoint(
             return;
         }
 
-        var plan = Upstream.plan(snapshot.Candidates.Head, facts, PathAndQuery(request), forward);
-        record.Provider = plan.Provider.Name;
-        record.UpstreamModel = plan.UpstreamModel;
-
-        // :: Step 5: transform — the only body change ever made is the model value, patched in place
-        var upstreamBody = plan.RewriteModel is { Value: var rewritten }
-            ? RequestFactsModule.withModel(body.Span, facts, rewritten)
-            : body.Memory;
-
-        // :: Steps 6–8: send, classify, relay
-        await forwarder.ForwardAsync(context, snapshot, plan, upstreamBody, record);
+        // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
+        await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

@@ -19,9 +19,9 @@ internal static class RootEndpoints
         return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
     }
 
-    public static Task HealthAsync(HttpContext context, RelayState state)
+    public static Task HealthAsync(HttpContext context, RelayState state, Routing.RuntimeCell runtime)
     {
-        var report = Health.report(RelayInfo.Version, state.Current.Config);
+        var report = RelayHealth.report(RelayInfo.Version, state.Current.Config, runtime.Current, runtime.Now);
         var json = Health.toJson(report);
         context.Response.StatusCode = Health.statusCode(report);
         context.Response.ContentType = "application/json";

@@ -23,7 +23,9 @@ namespace CcRelay.Host.Forwarding;
 /// </summary>
 internal static class SseRelay
 {
-    private const int ReadBufferSize = 4096;
+    // Anthropic events are 100–500 bytes; the buffer doubles for bigger ones. Small matters: every open stream
+    // receives its event at about the same moment, so the per-read buffer is paid once per stream at the peak.
+    private const int ReadBufferSize = 1024;
     private const int ChannelCapacity = 8;
 
     private readonly record struct Segment(byte[] Buffer, int Offset, int Count);
@@ -57,7 +59,8 @@ internal static class SseRelay
 
         using var readerCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var state = new ReadState(capture);
-        var reader = Task.Run(() => ReadAsync(upstream, channel.Writer, state, readerCancellation.Token), CancellationToken.None);
+        // no Task.Run: the reader runs until its first await (the zero-byte read) and continues from there
+        var reader = ReadAsync(upstream, channel.Writer, state, readerCancellation.Token);
 
         var writeFailed = false;
         try

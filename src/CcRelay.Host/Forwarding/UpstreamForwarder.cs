@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
-using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
@@ -10,72 +8,59 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
 
 /// <summary>
-/// Sends one planned attempt upstream and relays the answer.
+/// Sends one planned attempt upstream (<see cref="SendAsync"/>: nothing reaches the client yet, so the
+/// caller may still fail over) and relays a chosen answer (<see cref="RelayAsync"/>: the commit).
 /// <code>
 ///   (6) send          Client     Relay ──request──► Upstream
-///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: 504; no connection: 502)
+///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: TimedOut; no connection: ConnectFailed)
 ///   (8) relay         Client ◄── Relay ◄──body───── Upstream   (SSE event by event; JSON copied)
-///   (9) account       the answer's usage and cost, the attempt's outcome and span
+///   (9) account       each attempt's outcome and span; the delivered answer's usage and cost
 /// </code>
 /// </summary>
 internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger)
 {
-    /// <summary>Makes one attempt at <paramref name="plan"/>; counts it and ends its span however it ends.</summary>
-    public async Task ForwardAsync(
-        HttpContext context,
-        RelaySnapshot snapshot,
-        UpstreamPlan plan,
-        ReadOnlyMemory<byte> body,
-        RequestRecord record)
-    {
-        record.Attempts++;
-        record.UpstreamStatus = 0;
-        if (record.Detailed)
-        {
-            record.KeyId = KeyIdOf(snapshot, plan);
-        }
-
-        var attempt = RelayTracing.StartAttempt(plan, record);
-        var outcome = AttemptOutcome.Abandoned;
-        try
-        {
-            outcome = await AttemptAsync(context, snapshot, plan, body, record, attempt);
-        }
-        finally
-        {
-            // :: Step 9: account for the attempt
-            metrics.RecordAttempt(plan.Provider.Name, outcome);
-            RelayTracing.EndAttempt(attempt, record, outcome);
-        }
-    }
-
-    private async Task<AttemptOutcome> AttemptAsync(
+    /// <summary>
+    /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
+    /// buffered so it can be classified and still relayed later. Nothing is written to the client. The
+    /// attempt is counted and its span ended here when it gets no response, else by <see cref="AttemptResponse.End"/>.
+    /// </summary>
+    public async Task<AttemptOutcome> SendAsync(
         HttpContext context,
         RelaySnapshot snapshot,
         UpstreamPlan plan,
         ReadOnlyMemory<byte> body,
         RequestRecord record,
-        Activity? attempt)
+        CancellationToken lost = default)
     {
         var server = snapshot.Config.Server;
         var debug = snapshot.Config.Logging.DebugOptions;
+
+        // runs before the first await: attempts started by a hedge are numbered in order
+        record.Attempts++;
+        var keyId = record.Detailed ? KeyIdOf(snapshot, plan) : "-";
+        record.KeyId = keyId;
+        var span = RelayTracing.StartAttempt(plan, record);
 
         // One token for the whole attempt: the client's abort, linked with the relay's own deadline
         // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
         // fired is told apart by `aborted.IsCancellationRequested`.
         var aborted = context.RequestAborted;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // `lost`: the attempt lost a hedge race; it is reported as abandoned, like a client abort
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, lost);
         linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
+        var sentAt = timeProvider.GetTimestamp();
 
         // :: Step 6: send  Relay ──► Upstream
-        using var request = BuildRequest(context.Request, plan, body);
-        if (attempt is not null && snapshot.Config.Otel.PropagateTraceContext)
+        var content = new UpstreamBodyContent(body);
+        var request = BuildRequest(context.Request, plan, content);
+        if (span is not null && snapshot.Config.Otel.PropagateTraceContext)
         {
-            RelayTracing.Inject(attempt, request);
+            RelayTracing.Inject(span, request);
         }
 
         if (DebugLog.IsOn(logger, debug.LogRequestHeaders))
@@ -84,56 +69,158 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.DebugUpstreamRequest(logger, record.RequestId, plan.Provider.Name, Redact.url(secrets, plan.Url), Redact.headers(secrets, DebugLog.Pairs(request)));
         }
 
-        HttpResponseMessage response;
-        var sentAt = timeProvider.GetTimestamp();
         try
         {
-            response = await invoker.SendAsync(request, linked.Token);
+            var response = await invoker.SendAsync(request, linked.Token);
+            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt))
+            {
+                KeyId = keyId,
+                OnEnd = (outcome, answer, error) =>
+                {
+                    // :: Step 9: account for the attempt
+                    metrics.RecordAttempt(plan.Provider.Name, outcome);
+                    RelayTracing.EndAttempt(span, (int)response.StatusCode, answer, error, outcome);
+                },
+            };
+
+            // :: Step 7: headers arrived
+            metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
+            if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
+            {
+                Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, attempt.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
+            }
+
+            if ((int)response.StatusCode >= 400 && !IsEventStream(response))
+            {
+                try
+                {
+                    await response.Content.LoadIntoBufferAsync(linked.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    var failure = aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed;
+                    attempt.End(MetricOf(failure), null, ErrorOf(failure));
+                    attempt.Dispose();
+                    return Failed(failure, "upstream error body could not be read");
+                }
+            }
+
+            else if (response.IsSuccessStatusCode && IsEventStream(response))
+            {
+                // a stream is judged by its first event: an `error` before any content may still fail over
+                try
+                {
+                    var stream = await response.Content.ReadAsStreamAsync(linked.Token);
+                    var (prefix, errorType, ended) = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    attempt.Peeked = new PrefixedStream(prefix, stream);
+                    attempt.StreamErrorType = errorType;
+                    if (ended && prefix.Length == 0)
+                    {
+                        attempt.End(MetricOf(AttemptFailure.ConnectFailed), null, ErrorOf(AttemptFailure.ConnectFailed));
+                        attempt.Dispose();
+                        return Failed(AttemptFailure.ConnectFailed, "upstream stream ended before its first event");
+                    }
+                }
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested && !lost.IsCancellationRequested)
+                {
+                    attempt.End(MetricOf(AttemptFailure.TimedOut), null, ErrorOf(AttemptFailure.TimedOut));
+                    attempt.Dispose();
+                    return Failed(AttemptFailure.TimedOut, $"upstream sent no event within {server.FirstByteTimeoutMs} ms");
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    var failure = aborted.IsCancellationRequested || lost.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed;
+                    attempt.End(MetricOf(failure), null, ErrorOf(failure));
+                    attempt.Dispose();
+                    return Failed(failure, "upstream stream broke before its first event");
+                }
+            }
+
+            return new AttemptOutcome(attempt, AttemptFailure.None, "");
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested || lost.IsCancellationRequested)
         {
-            record.Result = "client_aborted";
-            record.Status = 499;
-            return AttemptOutcome.Abandoned;
+            return NoResponse(AttemptFailure.ClientAborted, "client aborted");
         }
         catch (OperationCanceledException)
         {
-            var reason = $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms";
-            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
-            record.Result = "timeout_error";
-            await RespondErrorAsync(context, record, ErrorType.Timeout, reason);
-            return AttemptOutcome.NewFailure("timeout");
+            return NoResponse(AttemptFailure.TimedOut, $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms");
         }
         catch (HttpRequestException e)
         {
-            var reason = $"upstream connection failed ({Describe(e)})";
-            Log.UpstreamFailed(logger, record.RequestId, plan.Provider.Name, reason);
-            record.Result = "api_error";
-            await RespondErrorAsync(context, record, ErrorType.Api, reason);
-            return AttemptOutcome.NewFailure("connection");
+            return NoResponse(AttemptFailure.ConnectFailed, $"upstream connection failed ({Describe(e)})");
         }
         finally
         {
+            // the upstream's share of the request's time: headers, an error body, a stream's first event
             record.Timing.AddUpstreamWait(sentAt);
         }
 
-        using (response)
+        AttemptOutcome NoResponse(AttemptFailure failure, string reason)
+        {
+            request.Dispose();
+            linked.Dispose();
+            metrics.RecordAttempt(plan.Provider.Name, MetricOf(failure));
+            RelayTracing.EndAttempt(span, 0, null, ErrorOf(failure), MetricOf(failure));
+            return Failed(failure, reason);
+        }
+
+        static AttemptOutcome Failed(AttemptFailure failure, string reason) => new(null, failure, reason);
+    }
+
+    private static MetricOutcome MetricOf(AttemptFailure failure) =>
+        failure switch
+        {
+            AttemptFailure.TimedOut => MetricOutcome.NewFailure("timeout"),
+            AttemptFailure.ClientAborted => MetricOutcome.Abandoned,
+            _ => MetricOutcome.NewFailure("connection"),
+        };
+
+    private static string ErrorOf(AttemptFailure failure) =>
+        failure switch
+        {
+            AttemptFailure.TimedOut => "timeout_error",
+            AttemptFailure.ClientAborted => "client_aborted",
+            _ => "api_error",
+        };
+
+    // bodyLease owns the pooled memory behind the body; it is disposed as soon as the answer is committed to
+    // the client and the body has been sent, so a long stream does not pin it. Only the delivered answer
+    // releases it: a failed attempt leaves it for the next one.
+    // Returns the delivered answer's usage, when it told it (for key-pool settlement).
+    public async Task<Usage?> RelayAsync(HttpContext context, RelaySnapshot snapshot, AttemptResponse attempt, IDisposable bodyLease, RequestRecord record, long startedAt)
+    {
+        var server = snapshot.Config.Server;
+        var response = attempt.Response;
+        var content = attempt.Content;
+        var linked = attempt.Cancellation;
+        var aborted = context.RequestAborted;
+        var plan = attempt.Plan;
+        var outcome = attempt.StreamErrorType is null ? Outcome.ofStatus(attempt.Status) : MetricOutcome.NewFailure("error event");
+        AnswerUsage? answer = null;
+        try
         {
             // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
-            var ttfb = timeProvider.GetElapsedTime(record.Timing.StartedAt);
-            record.TtfbMs = ttfb.TotalMilliseconds;
-            record.Status = record.UpstreamStatus = (int)response.StatusCode;
-            metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, ttfb);
+            record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
+            record.Status = record.UpstreamStatus = attempt.Status;
+            record.Provider = plan.Provider.Name;
+            record.UpstreamModel = plan.UpstreamModel;
+            record.KeyId = attempt.KeyId;
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
                 : Timeout.InfiniteTimeSpan);
 
-            if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
+            // the answer is committed to the client from here on: release what only the request needed.
+            // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
+            // sending it (duplex), in which case the lease is released when the request ends instead.
+            if (content.Sent)
             {
-                Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, record.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
+                content.Forget();
+                bodyLease.Dispose();
             }
 
-            var outcome = Outcome.ofStatus(record.Status);
+            attempt.Request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
+
             var isStream = IsEventStream(response);
             CopyResponseHeaders(context.Response, response, isStream);
             if (record.Status >= 400)
@@ -145,31 +232,40 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Stream upstreamBody;
             try
             {
-                upstreamBody = await response.Content.ReadAsStreamAsync(linked.Token);
+                upstreamBody = attempt.Peeked ?? await response.Content.ReadAsStreamAsync(linked.Token);
+                attempt.Peeked = null; // owned by the relay below from here
             }
             catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
             {
                 context.Abort();
                 record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
-                return aborted.IsCancellationRequested ? AttemptOutcome.Abandoned : AttemptOutcome.NewFailure("body");
+                outcome = aborted.IsCancellationRequested ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
+                return null;
             }
 
             await using (upstreamBody)
             {
-                return isStream
+                (outcome, answer) = isStream
                     ? await RelayStreamAsync(context, snapshot, plan, record, upstreamBody, outcome, linked.Token)
                     : await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
             }
+
+            return answer.Usage?.Value;
+        }
+        finally
+        {
+            // :: Step 9: account for the delivered attempt
+            attempt.End(outcome, answer, outcome.IsSuccess ? null : record.ErrorType ?? (outcome.IsAbandoned ? "client_aborted" : record.Result));
         }
     }
 
-    private async Task<AttemptOutcome> RelayStreamAsync(
+    private async Task<(MetricOutcome Outcome, AnswerUsage Answer)> RelayStreamAsync(
         HttpContext context,
         RelaySnapshot snapshot,
         UpstreamPlan plan,
         RequestRecord record,
         Stream upstreamBody,
-        AttemptOutcome outcome,
+        MetricOutcome outcome,
         CancellationToken cancellationToken)
     {
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
@@ -190,7 +286,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             cancellationToken,
             capture);
 
-        Answered(snapshot, plan, record, UsageModule.ofTap(tap));
+        var answer = UsageModule.ofTap(tap);
+        Answered(snapshot, plan, record, answer);
         if (capture is not null)
         {
             Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.sse(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
@@ -199,30 +296,30 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         switch (end)
         {
             case StreamEnd.Completed:
-                return outcome;
+                return (outcome, answer);
             case StreamEnd.ClientAborted:
                 record.Result = "client_aborted";
-                return AttemptOutcome.Abandoned;
+                return (MetricOutcome.Abandoned, answer);
             case StreamEnd.UpstreamErrorEvent:
                 record.Result = "upstream_error_event";
                 record.ErrorType = tap.ErrorType?.Value ?? "api_error";
-                return AttemptOutcome.NewFailure("error event");
+                return (MetricOutcome.NewFailure("error event"), answer);
             default:
                 record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
                 record.ErrorType = end == StreamEnd.TimedOut ? "timeout_error" : "api_error";
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
-                return AttemptOutcome.NewFailure(record.Result);
+                return (MetricOutcome.NewFailure(record.Result), answer);
         }
     }
 
-    private async Task<AttemptOutcome> CopyBodyAsync(
+    private async Task<(MetricOutcome Outcome, AnswerUsage Answer)> CopyBodyAsync(
         HttpContext context,
         RelaySnapshot snapshot,
         UpstreamPlan plan,
         RequestRecord record,
         Stream upstreamBody,
         long? contentLength,
-        AttemptOutcome outcome,
+        MetricOutcome outcome,
         CancellationToken cancellationToken)
     {
         // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read. The
@@ -257,7 +354,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             var clientLeft = context.RequestAborted.IsCancellationRequested;
             record.Result = clientLeft ? "client_aborted" : "upstream_body_failed";
             context.Abort();
-            outcome = clientLeft ? AttemptOutcome.Abandoned : AttemptOutcome.NewFailure("body");
+            outcome = clientLeft ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
         }
 
         var answer = UsageModule.ofJson(capture.Span);
@@ -273,7 +370,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
         }
 
-        return outcome;
+        return (outcome, answer);
     }
 
     /// <summary>Records what the answer said about itself: its usage (metrics, cost) on the record.</summary>
@@ -288,16 +385,6 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         var model = answer.Model?.Value ?? plan.UpstreamModel;
         record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
         metrics.RecordUsage(plan.Provider.Name, model, usage, record.CostUsd);
-    }
-
-    private static async Task RespondErrorAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message)
-    {
-        record.Status = ErrorEnvelope.status(errorType);
-        record.ErrorType = ErrorEnvelope.wireName(errorType);
-        if (!context.Response.HasStarted)
-        {
-            record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message);
-        }
     }
 
     /// <summary>The key id of the credential the plan sends (a configured key, or the caller's own); <c>-</c> when none.</summary>
@@ -315,11 +402,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         return snapshot.KeyIdOf(secret);
     }
 
-    private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, ReadOnlyMemory<byte> body)
+    private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, HttpContent content)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, plan.Url)
         {
-            Content = new ReadOnlyMemoryContent(body),
+            Content = content,
         };
 
         if (plan.Url.Scheme == Uri.UriSchemeHttps)

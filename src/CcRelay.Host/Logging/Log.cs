@@ -83,31 +83,63 @@ internal static partial class Log
         Message = "config reload ({trigger}) failed: {reason}")]
     public static partial void ConfigReloadFailed(ILogger logger, string trigger, string reason);
 
+    // ---- routing: breakers, key pools, failover, health checks (20–29) ----
+
+    [LoggerMessage(EventId = 20, EventName = "BreakerOpened", Level = LogLevel.Warning,
+        Message = "circuit of {provider} opened for {open_ms} ms")]
+    public static partial void BreakerOpened(ILogger logger, string provider, double open_ms);
+
+    [LoggerMessage(EventId = 21, EventName = "BreakerHalfOpened", Level = LogLevel.Information,
+        Message = "circuit of {provider} half-open: probing")]
+    public static partial void BreakerHalfOpened(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 22, EventName = "BreakerClosed", Level = LogLevel.Information,
+        Message = "circuit of {provider} closed")]
+    public static partial void BreakerClosed(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 23, EventName = "BreakerDisabled", Level = LogLevel.Warning,
+        Message = "provider {provider} disabled by the operator")]
+    public static partial void BreakerDisabled(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 24, EventName = "BreakerEnabled", Level = LogLevel.Information,
+        Message = "provider {provider} enabled by the operator")]
+    public static partial void BreakerEnabled(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 25, EventName = "KeyCooledDown", Level = LogLevel.Warning,
+        Message = "key {key_id} of {provider} rate-limited; cooling down for {cooldown_ms} ms")]
+    public static partial void KeyCooledDown(ILogger logger, string provider, string key_id, double cooldown_ms);
+
+    [LoggerMessage(EventId = 26, EventName = "KeyRevoked", Level = LogLevel.Error,
+        Message = "key {key_id} of {provider} was refused (401/403); set aside until the next config reload")]
+    public static partial void KeyRevoked(ILogger logger, string provider, string key_id);
+
+    [LoggerMessage(EventId = 27, EventName = "KeyLimitsLearned", Level = LogLevel.Debug,
+        Message = "key {key_id} of {provider}: rate limits learned from upstream headers")]
+    public static partial void KeyLimitsLearned(ILogger logger, string provider, string key_id);
+
+    [LoggerMessage(EventId = 28, EventName = "AttemptFailed", Level = LogLevel.Information,
+        Message = "{request_id} {attempt} failed: {reason}; trying again")]
+    public static partial void AttemptFailed(ILogger logger, string request_id, string attempt, string reason);
+
+    [LoggerMessage(EventId = 29, EventName = "HealthProbed", Level = LogLevel.Debug,
+        Message = "health check of {provider} ({url}): succeeded={succeeded}")]
+    public static partial void HealthProbed(ILogger logger, string provider, string url, bool succeeded);
+
     // ---- debug_options (level debug; every value already redacted by Core.Redact) ----
 
-    [LoggerMessage(EventId = 20, EventName = "DebugRequestBody", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 40, EventName = "DebugRequestBody", Level = LogLevel.Debug,
         Message = "{request_id} request body ({bytes} bytes): {body}")]
     public static partial void DebugRequestBody(ILogger logger, string request_id, long bytes, string body);
 
-    [LoggerMessage(EventId = 21, EventName = "DebugUpstreamRequest", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 41, EventName = "DebugUpstreamRequest", Level = LogLevel.Debug,
         Message = "{request_id} upstream request to {provider}: POST {url} headers: {headers}")]
     public static partial void DebugUpstreamRequest(ILogger logger, string request_id, string provider, string url, string headers);
 
-    [LoggerMessage(EventId = 22, EventName = "DebugResponseHeaders", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 42, EventName = "DebugResponseHeaders", Level = LogLevel.Debug,
         Message = "{request_id} upstream {provider} answered {status}; headers: {headers}")]
     public static partial void DebugResponseHeaders(ILogger logger, string request_id, string provider, int status, string headers);
 
-    [LoggerMessage(EventId = 23, EventName = "DebugResponseBody", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 43, EventName = "DebugResponseBody", Level = LogLevel.Debug,
         Message = "{request_id} response body from {provider} ({bytes} bytes): {body}")]
     public static partial void DebugResponseBody(ILogger logger, string request_id, string provider, long bytes, string body);
-
-    // ---- provider health (written by routing: circuit breakers and key pools) ----
-
-    [LoggerMessage(EventId = 30, EventName = "CircuitStateChanged", Level = LogLevel.Warning,
-        Message = "provider {provider} circuit {from_state} -> {to_state}: {reason}")]
-    public static partial void CircuitStateChanged(ILogger logger, string provider, string from_state, string to_state, string reason);
-
-    [LoggerMessage(EventId = 31, EventName = "KeyCoolingDown", Level = LogLevel.Warning,
-        Message = "provider {provider} key {key_id} cools down for {cooldown_ms} ms: {reason}")]
-    public static partial void KeyCoolingDown(ILogger logger, string provider, string key_id, double cooldown_ms, string reason);
 }

@@ -108,7 +108,7 @@ internal static class RelayTracing
     }
 
     /// <summary>Ends an attempt span with what the attempt learned.</summary>
-    public static void EndAttempt(Activity? attempt, RequestRecord record, AttemptOutcome outcome)
+    public static void EndAttempt(Activity? attempt, int upstreamStatus, AnswerUsage? answer, string? error, AttemptOutcome outcome)
     {
         if (attempt is null)
         {
@@ -117,15 +117,15 @@ internal static class RelayTracing
 
         if (attempt.IsAllDataRequested)
         {
-            if (record.UpstreamStatus > 0)
+            if (upstreamStatus > 0)
             {
-                attempt.SetTag("http.response.status_code", record.UpstreamStatus);
+                attempt.SetTag("http.response.status_code", upstreamStatus);
             }
 
-            Answer(attempt, record);
+            Answer(attempt, answer);
             if (!outcome.IsSuccess)
             {
-                var error = record.ErrorType ?? (outcome.IsAbandoned ? "client_aborted" : record.Result);
+                error ??= outcome.IsAbandoned ? "client_aborted" : "api_error";
                 attempt.SetTag("error.type", error);
                 if (outcome.IsFailure)
                 {
@@ -136,6 +136,7 @@ internal static class RelayTracing
 
         attempt.Dispose();
     }
+
 
     /// <summary>Ends the request span with the request's outcome.</summary>
     public static void EndRequest(Activity? activity, RequestRecord record)
@@ -160,7 +161,7 @@ internal static class RelayTracing
 
             activity.SetTag("cc_relay.result", record.Result);
             activity.SetTag("cc_relay.attempts", record.Attempts);
-            Answer(activity, record);
+            Answer(activity, record.Answer);
             if (record.ErrorType is { } error)
             {
                 activity.SetTag("error.type", error);
@@ -175,9 +176,9 @@ internal static class RelayTracing
         activity.Dispose();
     }
 
-    private static void Answer(Activity activity, RequestRecord record)
+    private static void Answer(Activity activity, AnswerUsage? answer)
     {
-        if (record.Answer is not { } answer)
+        if (answer is null)
         {
             return;
         }
@@ -192,7 +193,7 @@ internal static class RelayTracing
             activity.SetTag("gen_ai.response.finish_reasons", new[] { stopReason });
         }
 
-        if (record.Usage is { } usage)
+        if (answer.Usage?.Value is { } usage)
         {
             // GenAI semantic conventions count the whole prompt as input
             activity.SetTag("gen_ai.usage.input_tokens", UsageModule.promptTokens(usage));

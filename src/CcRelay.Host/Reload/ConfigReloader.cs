@@ -22,6 +22,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
     private readonly RelayState _state;
     private readonly CcRelayOptions _options;
     private readonly LoggingSwitch? _logging;
+    private readonly Routing.RuntimeCell? _runtime;
     private readonly RelayMetrics? _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConfigReloader> _logger;
@@ -36,8 +37,10 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         TimeProvider timeProvider,
         ILogger<ConfigReloader> logger,
         LoggingSwitch? logging = null,
+        Routing.RuntimeCell? runtime = null,
         RelayMetrics? metrics = null)
     {
+        _runtime = runtime;
         _state = state;
         _options = options;
         _timeProvider = timeProvider;
@@ -82,6 +85,9 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 if (changes.Length > 0)
                 {
                     var swapped = _state.Swap(ConfigDiff.applicable(running, next));
+
+                    // breakers, buckets, cooldowns and learned limits survive by provider name and key id
+                    _runtime?.Reconcile(swapped.Config);
                     nextLogging = next.Logging;
                     secrets = ListModule.OfSeq(secrets.Concat(swapped.Secrets).Distinct(StringComparer.Ordinal));
                     if (_metrics is not null)

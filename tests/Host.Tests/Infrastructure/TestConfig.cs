@@ -14,7 +14,8 @@ public static class TestConfig
         IEnumerable<string>? keys = null,
         IDictionary<string, string>? modelMapping = null,
         IEnumerable<string>? models = null,
-        bool enabled = true)
+        bool enabled = true,
+        int? priority = null)
     {
         var providerType = type ?? ProviderType.AnthropicCompatible;
         var defaults = Config.defaultProvider(name, providerType, baseUrl);
@@ -27,7 +28,11 @@ public static class TestConfig
             ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1))),
             MapModule.OfSeq((modelMapping ?? new Dictionary<string, string>()).Select(kv => Tuple.Create(kv.Key, kv.Value))),
             models is null ? defaults.Models : ListModule.OfSeq(models),
-            defaults.Pricing);
+            defaults.Pricing,
+            priority ?? defaults.Priority,
+            defaults.Weight,
+            defaults.Family,
+            defaults.KeyStrategy);
     }
 
     public static RelayConfig Relay(
@@ -37,7 +42,9 @@ public static class TestConfig
         string? bearerSecret = null,
         long maxBodyBytes = 32L * 1024 * 1024,
         int firstByteTimeoutMs = 120_000,
-        int timeoutMs = 600_000)
+        int timeoutMs = 600_000,
+        RoutingConfig? routing = null,
+        HealthConfig? health = null)
     {
         var d = Config.defaultServer;
         var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
@@ -50,7 +57,23 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth);
+    }
+
+    /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
+    public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0)
+    {
+        var d = Config.defaultRouting;
+        return new RoutingConfig(d.Strategy, maxAttempts, failoverTimeoutMs, hedgeAfterMs, debug, d.ModelRules, d.DefaultProvider);
+    }
+
+    /// <summary>The default health section with the given breaker settings (health-check probes off unless an interval is given).</summary>
+    public static HealthConfig Health(int failureThreshold = 5, int windowMs = 10_000, int openDurationMs = 30_000, int halfOpenProbes = 1, int healthCheckIntervalMs = 0)
+    {
+        var d = Config.defaultHealth;
+        return new HealthConfig(
+            new HealthCheckConfig(healthCheckIntervalMs > 0, healthCheckIntervalMs > 0 ? healthCheckIntervalMs : d.HealthCheck.IntervalMs, d.HealthCheck.Probe),
+            new CircuitBreakerConfig(failureThreshold, windowMs, openDurationMs, halfOpenProbes));
     }
 
     public static RelayConfig With(
@@ -58,7 +81,7 @@ public static class TestConfig
         LoggingConfig? logging = null,
         MetricsConfig? metrics = null,
         OtelConfig? otel = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel);
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,
@@ -94,7 +117,11 @@ public static class TestConfig
             provider.Keys,
             provider.ModelMapping,
             provider.Models,
-            ListModule.OfSeq(rules.Select(r => new PriceRule(r.Pattern, new ModelPrice(r.Input, r.Output, r.Input, r.Input)))));
+            ListModule.OfSeq(rules.Select(r => new PriceRule(r.Pattern, new ModelPrice(r.Input, r.Output, r.Input, r.Input)))),
+            provider.Priority,
+            provider.Weight,
+            provider.Family,
+            provider.KeyStrategy);
 
     private static FSharpOption<string> Opt(string? value) =>
         value is null ? FSharpOption<string>.None : FSharpOption<string>.Some(value);

@@ -2,6 +2,8 @@ using System.Diagnostics.Metrics;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 
+using ProviderStatus = CcRelay.Host.Metrics.ProviderStatus;
+
 namespace CcRelay.Host.Tests.Metrics;
 
 public sealed class RelayMetricsTests : IDisposable

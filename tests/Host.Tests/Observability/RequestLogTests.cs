@@ -115,7 +115,9 @@ public sealed class RequestLogTests : IAsyncLifetime
         Assert.Equal("overloaded_error", line.Fields["error_type"]);
         Assert.Null(line.Fields["input_tokens"]);
         Assert.Null(line.Fields["cost_usd"]);
-        Assert.Equal(1, line.Fields["attempts"]);
+
+        // routing retries the only provider up to routing.max_attempts (5); the last 529 is passed through
+        Assert.Equal(5, line.Fields["attempts"]);
     }
 
     [Fact]

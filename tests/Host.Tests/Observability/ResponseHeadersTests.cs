@@ -100,14 +100,16 @@ public sealed class ResponseHeadersTests : IAsyncLifetime
     [Fact]
     public async Task Stream_HeadersArriveBeforeTheFirstByte()
     {
-        // the upstream starts the stream and then holds every event until the client has the headers
+        // the upstream sends its first event (routing classifies a stream by it before committing) and then
+        // holds every other event until the client has the headers
         var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _upstream.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
             await context.Response.Body.FlushAsync();
             await go.Task.WaitAsync(Bound);
-            await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "hi") + Fake.MessageEnd());
+            await Fake.WriteAsync(context, Fake.TextBlock(0, "hi") + Fake.MessageEnd());
         };
         using var timeout = new CancellationTokenSource(Bound);
 

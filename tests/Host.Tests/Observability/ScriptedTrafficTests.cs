@@ -23,7 +23,8 @@ public sealed class ScriptedTrafficTests : IAsyncLifetime
         _upstream.Handler = AnswerAsync;
         _relay = await RelayHost.StartAsync(TestConfig.Relay(
             [TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["sk-fake-provider"])],
-            apiKey: RelayKey));
+            apiKey: RelayKey,
+            routing: TestConfig.Routing(maxAttempts: 1, debug: false)));
     }
 
     public async Task DisposeAsync()

@@ -1,0 +1,218 @@
+namespace CcRelay.Core
+
+open System
+open System.Buffers
+open System.Text.Json
+
+/// Thinking-signature affinity.
+///
+/// Thinking blocks carry signatures (and `redacted_thinking` blocks encrypted data) that only the provider
+/// family that minted them can verify. So:
+///
+/// 1. Every success pins the request's *conversation* to the family that answered (`Relay.record`).
+/// 2. A request that replays signed thinking blocks is planned with its pinned family first.
+/// 3. When it must cross to another family (the pinned one is down or exhausted), the attempt says
+///    `StripThinking`, and the host sends `stripThinking body` instead: the other family could not verify
+///    the blocks, and answering without the old reasoning beats failing the user.
+/// 4. A provider that still rejects a signature (a 400 that `isSignatureError` recognises) gets one retry
+///    with thinking stripped, on the same provider, without touching breakers or keys.
+///
+/// The conversation is keyed by `x-claude-code-session-id` when the client sends it (Claude Code does),
+/// else by a hash of the raw bytes of `messages[0]`, which a client replays unchanged on every turn.
+[<RequireQualifiedAccess>]
+module Affinity =
+
+    let private fnv (seed: uint64) (bytes: ReadOnlySpan<byte>) : uint64 =
+        let mutable hash = seed
+
+        for b in bytes do
+            hash <- (hash ^^^ uint64 b) * 1099511628211UL
+
+        hash
+
+    /// The conversation key of a request: from the session id when there is one, else from `messages[0]`;
+    /// 0 when neither exists.
+    let conversationKey (sessionId: string | null) (body: ReadOnlySpan<byte>) (facts: RequestFacts) : uint64 =
+        let nonZero (key: uint64) = if key = 0UL then 1UL else key
+
+        match sessionId with
+        | NonNull id when id.Length > 0 ->
+            nonZero (fnv 14695981039346656037UL (ReadOnlySpan(Text.Encoding.UTF8.GetBytes id)))
+        | _ when
+            facts.FirstMessageStart >= 0
+            && facts.FirstMessageLength > 0
+            && facts.FirstMessageStart + facts.FirstMessageLength <= body.Length
+            ->
+            // Another seed, so that a session id and a message are two separate key spaces.
+            nonZero (fnv 1469598103934665603UL (body.Slice(facts.FirstMessageStart, facts.FirstMessageLength)))
+        | _ -> 0UL
+
+    /// Whether an upstream 400 body complains about a thinking signature (`…Invalid \`signature\` in
+    /// \`thinking\` block`). Looks at `error.message` only.
+    let isSignatureError (body: ReadOnlySpan<byte>) : bool =
+        let mutable reader = Utf8JsonReader(body)
+        let mutable found = false
+
+        try
+            while not found && reader.Read() do
+                if
+                    reader.TokenType = JsonTokenType.PropertyName
+                    && reader.CurrentDepth = 2
+                    && reader.ValueTextEquals "message"B
+                then
+                    reader.Read() |> ignore
+
+                    if reader.TokenType = JsonTokenType.String then
+                        match reader.GetString() with
+                        | NonNull message ->
+                            found <-
+                                message.Contains("signature", StringComparison.OrdinalIgnoreCase)
+                                && message.Contains("thinking", StringComparison.OrdinalIgnoreCase)
+                        | _ -> ()
+        with
+        | :? JsonException
+        | :? InvalidOperationException -> ()
+
+        found
+
+    [<Struct>]
+    type private Element = { Start: int; End: int; Thinking: bool }
+
+    type private Message = {
+        Start: int
+        mutable End: int
+        mutable ContentStart: int
+        mutable ContentEnd: int
+        Blocks: ResizeArray<Element>
+    }
+
+    /// The body without `thinking` and `redacted_thinking` blocks; ValueNone when it has none (or is not
+    /// the expected JSON). Every other byte of every kept block and message is kept as it was. An
+    /// assistant message left with no content is dropped (the API merges the turns around it).
+    let stripThinking (body: ReadOnlySpan<byte>) : byte array voption =
+        let messages = ResizeArray<Message>()
+        let mutable arrayStart = -1
+        let mutable arrayEnd = -1
+        let mutable inMessages = false
+        let mutable current: Message option = None
+        let mutable blockStart = -1
+        let mutable blockThinking = false
+        let mutable any = false
+        let mutable ok = true
+        let mutable reader = Utf8JsonReader(body)
+
+        try
+            while reader.Read() do
+                let depth = reader.CurrentDepth
+
+                match reader.TokenType with
+                | JsonTokenType.PropertyName when depth = 1 -> inMessages <- reader.ValueTextEquals "messages"B
+                | JsonTokenType.StartArray when depth = 1 && inMessages -> arrayStart <- int reader.TokenStartIndex
+                | JsonTokenType.EndArray when depth = 1 && inMessages ->
+                    arrayEnd <- int reader.BytesConsumed
+                    inMessages <- false
+                | _ when not inMessages -> ()
+                | JsonTokenType.StartObject when depth = 2 ->
+                    let m = {
+                        Start = int reader.TokenStartIndex
+                        End = -1
+                        ContentStart = -1
+                        ContentEnd = -1
+                        Blocks = ResizeArray()
+                    }
+
+                    messages.Add m
+                    current <- Some m
+                | JsonTokenType.EndObject when depth = 2 ->
+                    match current with
+                    | Some m -> m.End <- int reader.BytesConsumed
+                    | None -> ()
+                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals "content"B ->
+                    reader.Read() |> ignore
+
+                    match current with
+                    | Some m when reader.TokenType = JsonTokenType.StartArray ->
+                        m.ContentStart <- int reader.TokenStartIndex
+                    | _ -> ()
+                | JsonTokenType.EndArray when depth = 3 ->
+                    match current with
+                    | Some m when m.ContentStart >= 0 && m.ContentEnd < 0 -> m.ContentEnd <- int reader.BytesConsumed
+                    | _ -> ()
+                | (JsonTokenType.StartObject | JsonTokenType.StartArray) when depth = 4 ->
+                    blockStart <- int reader.TokenStartIndex
+                    blockThinking <- false
+                | (JsonTokenType.EndObject | JsonTokenType.EndArray) when depth = 4 ->
+                    match current with
+                    | Some m ->
+                        m.Blocks.Add {
+                            Start = blockStart
+                            End = int reader.BytesConsumed
+                            Thinking = blockThinking
+                        }
+
+                        any <- any || blockThinking
+                    | None -> ()
+                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals "type"B ->
+                    reader.Read() |> ignore
+
+                    blockThinking <-
+                        reader.TokenType = JsonTokenType.String
+                        && (reader.ValueTextEquals "thinking"B
+                            || reader.ValueTextEquals "redacted_thinking"B)
+                | JsonTokenType.String
+                | JsonTokenType.Number
+                | JsonTokenType.True
+                | JsonTokenType.False
+                | JsonTokenType.Null when depth = 4 ->
+                    match current with
+                    | Some m ->
+                        m.Blocks.Add {
+                            Start = int reader.TokenStartIndex
+                            End = int reader.BytesConsumed
+                            Thinking = false
+                        }
+                    | None -> ()
+                | _ -> ()
+        with
+        | :? JsonException
+        | :? InvalidOperationException -> ok <- false
+
+        if not ok || not any || arrayStart < 0 || arrayEnd < 0 then
+            ValueNone
+        else
+            let out = ArrayBufferWriter<byte>(body.Length)
+            out.Write(body.Slice(0, arrayStart))
+            out.Write("["B)
+            let mutable first = true
+
+            for m in messages do
+                let thinking = m.Blocks |> Seq.filter _.Thinking |> Seq.length
+                let dropped = thinking > 0 && thinking = m.Blocks.Count
+
+                if not dropped && m.End > m.Start then
+                    if not first then
+                        out.Write(","B)
+
+                    first <- false
+
+                    if thinking = 0 || m.ContentStart < 0 || m.ContentEnd < 0 then
+                        out.Write(body.Slice(m.Start, m.End - m.Start))
+                    else
+                        out.Write(body.Slice(m.Start, m.ContentStart - m.Start))
+                        out.Write("["B)
+                        let mutable firstBlock = true
+
+                        for b in m.Blocks do
+                            if not b.Thinking then
+                                if not firstBlock then
+                                    out.Write(","B)
+
+                                firstBlock <- false
+                                out.Write(body.Slice(b.Start, b.End - b.Start))
+
+                        out.Write("]"B)
+                        out.Write(body.Slice(m.ContentEnd, m.End - m.ContentEnd))
+
+            out.Write("]"B)
+            out.Write(body.Slice(arrayEnd))
+            ValueSome(out.WrittenSpan.ToArray())

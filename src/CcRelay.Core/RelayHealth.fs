@@ -1,0 +1,196 @@
+namespace CcRelay.Core
+
+open System
+
+/// A provider's state as `/health` and the debug headers show it.
+type ProviderStatus = {
+    Name: string
+    /// `closed`, `open`, `half-open` or `disabled`.
+    Circuit: string
+    Keys: int
+    /// Keys that could take a request now.
+    KeysReady: int
+    InFlight: int
+    /// Smoothed time to first byte, when measured.
+    LatencyMs: float voption
+}
+
+/// A health-check probe to send to a provider whose circuit is open.
+type Probe = {
+    Provider: ProviderConfig
+    Method: string
+    Url: Uri
+    /// The JSON body (`count_tokens`), or empty for a GET.
+    Body: byte array
+}
+
+/// Operator switches, health-check probes and status, over one `RelayRuntime` (see `Relay` for the
+/// request path). Pure, like `Relay`: the host swaps the runtime and logs the effects.
+[<RequireQualifiedAccess>]
+module RelayHealth =
+
+    // ---------------------------
+    // Operator and health checks
+    // ---------------------------
+
+    let private withBreaker
+        (runtime: RelayRuntime)
+        (name: string)
+        (change: CircuitBreaker.Breaker -> CircuitBreaker.Breaker)
+        : Transition<bool> =
+        match RelayPolicy.indexOf runtime.Policy name with
+        | -1 -> {
+            Runtime = runtime
+            Value = false
+            Effects = []
+          }
+        | p ->
+            let state = runtime.Providers[p]
+            let breaker = change state.Breaker
+
+            {
+                Runtime = RelayRuntime.withProvider p { state with Breaker = breaker } runtime
+                Value = true
+                Effects = RelayRuntime.breakerEffects name state.Breaker breaker
+            }
+
+    /// Operator: stop routing to a provider until `enable`. False when no enabled provider has that name.
+    let disable (runtime: RelayRuntime) (name: string) : Transition<bool> =
+        withBreaker runtime name CircuitBreaker.disable
+
+    /// Operator: route to a disabled provider again (its circuit starts closed).
+    let enable (runtime: RelayRuntime) (name: string) : Transition<bool> =
+        withBreaker runtime name CircuitBreaker.enable
+
+    let private probeFor (kind: ProbeKind) (provider: ProviderConfig) : Probe =
+        match kind with
+        | ProbeKind.Models -> {
+            Provider = provider
+            Method = "GET"
+            Url = Upstream.url provider.BaseUrl "/v1/models"
+            Body = [||]
+          }
+        | ProbeKind.CountTokens ->
+            let model =
+                provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
+
+            let encoded = Text.Json.JsonEncodedText.Encode(model).ToString()
+
+            {
+                Provider = provider
+                Method = "POST"
+                Url = Upstream.url provider.BaseUrl "/v1/messages/count_tokens"
+                Body =
+                    Text.Encoding.UTF8.GetBytes(
+                        $"{{\"model\":\"%s{encoded}\",\"messages\":[{{\"role\":\"user\",\"content\":\"ping\"}}]}}"
+                    )
+            }
+        | ProbeKind.Url target -> {
+            Provider = provider
+            Method = "GET"
+            Url = target
+            Body = [||]
+          }
+
+    /// The health-check probes due now: one per provider whose circuit is open and that was not probed
+    /// within `health.health_check.interval_ms` (none when health checks are off). Marks them probed.
+    let probesDue (runtime: RelayRuntime) (now: TimeSpan) : Transition<Probe list> =
+        let policy = runtime.Policy
+        let check = policy.Config.Health.HealthCheck
+
+        let due =
+            if not check.Enabled then
+                []
+            else
+                runtime.Providers
+                |> Array.indexed
+                |> Array.filter (fun (_, state) ->
+                    match state.Breaker.State with
+                    | CircuitBreaker.Open until ->
+                        until > now
+                        && (state.ProbedAt = TimeSpan.MinValue
+                            || now - state.ProbedAt >= policy.HealthCheckInterval)
+                    | _ -> false)
+                |> Array.map fst
+                |> List.ofArray
+
+        let runtime =
+            due
+            |> List.fold
+                (fun (rt: RelayRuntime) p -> RelayRuntime.withProvider p { rt.Providers[p] with ProbedAt = now } rt)
+                runtime
+
+        {
+            Runtime = runtime
+            Value = due |> List.map (fun p -> probeFor check.Probe policy.Providers[p].Config)
+            Effects = []
+        }
+
+    /// A probe's result: a 2xx ends the provider's break now (its next request is a half-open probe);
+    /// anything else changes nothing.
+    let probed (runtime: RelayRuntime) (now: TimeSpan) (provider: string) (succeeded: bool) : Transition<unit> =
+        if not succeeded then
+            {
+                Runtime = runtime
+                Value = ()
+                Effects = []
+            }
+        else
+            let changed = withBreaker runtime provider (CircuitBreaker.probeSucceeded now)
+
+            {
+                Runtime = changed.Runtime
+                Value = ()
+                Effects = changed.Effects
+            }
+
+    /// Every enabled provider's state, in config order.
+    let status (runtime: RelayRuntime) (now: TimeSpan) : ProviderStatus list =
+        runtime.Providers
+        |> Array.map (fun state -> {
+            Name = state.Name
+            Circuit = CircuitBreaker.stateName state.Breaker
+            Keys = state.Keys.Length
+            KeysReady =
+                state.Keys
+                |> Array.filter (fun k -> KeyPool.readyIn now 1 k = TimeSpan.Zero)
+                |> Array.length
+            InFlight = state.InFlight
+            LatencyMs =
+                if state.Latency.Samples > 0 then
+                    ValueSome state.Latency.EwmaMs
+                else
+                    ValueNone
+        })
+        |> List.ofArray
+
+    /// The `/health` report: every configured provider, with the circuit, key capacity and load of the
+    /// enabled ones. A provider is `up` while its breaker would admit a request now (closed, half-open
+    /// with a probe to spare, or open with its break over), `down` otherwise.
+    let report (version: string) (config: RelayConfig) (runtime: RelayRuntime) (now: TimeSpan) : HealthReport =
+        let statuses = status runtime now
+
+        config.Providers
+        |> List.map (fun p ->
+            match runtime.Providers |> Array.tryFindIndex (fun s -> s.Name = p.Name) with
+            | Some i when p.Enabled ->
+                let state = runtime.Providers[i]
+                let line = statuses[i]
+
+                let admissible =
+                    match CircuitBreaker.peek runtime.Policy.Breaker now state.Breaker with
+                    | CircuitBreaker.Admitted _ -> true
+                    | CircuitBreaker.Refused _ -> false
+
+                {
+                    Health.provider p with
+                        Status =
+                            if admissible then "up"
+                            elif line.Circuit = "disabled" then "disabled"
+                            else "down"
+                        Circuit = line.Circuit
+                        KeysAvailable = line.KeysReady
+                        InFlight = line.InFlight
+                }
+            | _ -> Health.provider p)
+        |> Health.ofProviders version

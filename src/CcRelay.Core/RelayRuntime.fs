@@ -1,0 +1,251 @@
+namespace CcRelay.Core
+
+open System
+
+/// Time to first byte of one provider, smoothed. (A reference: it changes once per success, while the
+/// provider state that holds it is copied on every admit.)
+type Latency = {
+    /// Exponentially weighted moving average, in ms (meaningless while `Samples = 0`).
+    EwmaMs: float
+    Samples: int
+    SampledAt: TimeSpan
+    /// When `latency_based` last sent a request here to measure it.
+    ExploredAt: TimeSpan
+}
+
+/// The live state of one provider.
+type ProviderState = {
+    Name: string
+    Breaker: CircuitBreaker.Breaker
+    /// Aligned with the policy's `Keys`.
+    Keys: KeyState array
+    /// Round-robin position among keys.
+    KeyCursor: int
+    /// Admitted attempts not yet released (`least_loaded`).
+    InFlight: int
+    Latency: Latency
+    /// The key id and time of the last 429: a 429 from a second key within the breaker window counts
+    /// against the provider.
+    Last429Key: string
+    Last429At: TimeSpan
+    /// When a health-check probe was last handed out for this provider.
+    ProbedAt: TimeSpan
+}
+
+/// Cursors of the stateful routing strategies.
+type RoutingState = {
+    /// Plans made so far (`round_robin`, and tie rotation in `least_loaded`).
+    Counter: int64
+    /// The admissible set the weighted-round-robin currents belong to (a hash of provider indexes).
+    WrrSet: uint64
+    /// Smooth weighted-round-robin currents, by provider index.
+    WrrCurrent: int array
+    DeckSet: uint64
+    /// The shuffled deck of provider indexes, and the next card to deal.
+    Deck: int array
+    DeckNext: int
+}
+
+/// Which provider family last answered a conversation (thinking-signature affinity).
+type Pin = { Family: string; At: TimeSpan }
+
+/// All of the relay's mutable-in-spirit state, as one immutable value the host keeps in one atomic cell.
+/// Provider states are aligned with `Policy.Providers`; everything is keyed by provider name and key id
+/// across reloads (`reconcile`).
+type RelayRuntime = {
+    Policy: RelayPolicy
+    Providers: ProviderState array
+    Routing: RoutingState
+    /// Conversation key → the family that minted its thinking signatures.
+    Pins: Map<uint64, Pin>
+    PinCount: int
+}
+
+/// Something worth a log line or a metric, produced by a transition (never by I/O).
+[<RequireQualifiedAccess>]
+type RelayEffect =
+    | BreakerOpened of Provider: string * Until: TimeSpan
+    | BreakerHalfOpened of Provider: string
+    | BreakerClosed of Provider: string
+    | BreakerDisabled of Provider: string
+    | BreakerEnabled of Provider: string
+    | KeyCooledDown of Provider: string * KeyId: string * Until: TimeSpan
+    | KeyRevoked of Provider: string * KeyId: string
+    | KeyLimitsLearned of Provider: string * KeyId: string * Limits: KeyLimits
+
+/// A new runtime, a value the caller asked for, and the effects to log after the swap.
+[<Struct>]
+type Transition<'Value> = {
+    Runtime: RelayRuntime
+    Value: 'Value
+    Effects: RelayEffect list
+}
+
+/// Creating and reconciling runtimes.
+[<RequireQualifiedAccess>]
+module RelayRuntime =
+
+    /// Pins older than this are forgotten (the Go project's signature-cache TTL).
+    let pinLifetime: TimeSpan = TimeSpan.FromHours 3.0
+
+    /// At most this many conversations are pinned; the oldest go first.
+    let maxPins: int = 10_000
+
+    let private freshLatency: Latency = {
+        EwmaMs = 0.0
+        Samples = 0
+        SampledAt = TimeSpan.MinValue
+        ExploredAt = TimeSpan.MinValue
+    }
+
+    let private freshProvider (now: TimeSpan) (provider: ProviderPolicy) : ProviderState = {
+        Name = provider.Name
+        Breaker = CircuitBreaker.closed
+        Keys = provider.Keys |> Array.map (KeyPool.initial now)
+        KeyCursor = 0
+        InFlight = 0
+        Latency = freshLatency
+        Last429Key = ""
+        Last429At = TimeSpan.MinValue
+        ProbedAt = TimeSpan.MinValue
+    }
+
+    let private freshRouting (providers: int) : RoutingState = {
+        Counter = 0L
+        WrrSet = 0UL
+        WrrCurrent = Array.zeroCreate providers
+        DeckSet = 0UL
+        Deck = [||]
+        DeckNext = 0
+    }
+
+    /// A runtime for a first config: every breaker closed, every key full.
+    let create (now: TimeSpan) (config: RelayConfig) : RelayRuntime =
+        let policy = RelayPolicy.compile 1L config
+
+        {
+            Policy = policy
+            Providers = policy.Providers |> Array.map (freshProvider now)
+            Routing = freshRouting policy.Providers.Length
+            Pins = Map.empty
+            PinCount = 0
+        }
+
+    /// The runtime for a reloaded config. Providers that remain (by name) keep their breaker, in-flight
+    /// count, latency and key cursor; keys that remain (by id) keep their buckets and cooldowns, and their
+    /// learned limits unless the configured ones changed; a revoked key is usable again. New providers and
+    /// keys start fresh; removed ones are dropped. Routing cursors are kept where they still mean something.
+    let reconcile (now: TimeSpan) (config: RelayConfig) (old: RelayRuntime) : RelayRuntime =
+        let policy = RelayPolicy.compile (old.Policy.Version + 1L) config
+
+        let oldByName = old.Providers |> Array.map (fun p -> p.Name, p) |> dict
+
+        let providers =
+            policy.Providers
+            |> Array.map (fun p ->
+                match oldByName.TryGetValue p.Name with
+                | true, survivor ->
+                    let oldKeys = survivor.Keys |> Array.map (fun k -> k.Id, k) |> dict
+
+                    {
+                        survivor with
+                            Keys =
+                                p.Keys
+                                |> Array.map (fun k ->
+                                    match oldKeys.TryGetValue k.Id with
+                                    | true, state -> KeyPool.carryOver now k state
+                                    | _ -> KeyPool.initial now k)
+                    }
+                | _ -> freshProvider now p)
+
+        let wrr =
+            policy.Providers
+            |> Array.map (fun p ->
+                match RelayPolicy.indexOf old.Policy p.Name with
+                | -1 -> 0
+                | i when i < old.Routing.WrrCurrent.Length -> old.Routing.WrrCurrent[i]
+                | _ -> 0)
+
+        {
+            Policy = policy
+            Providers = providers
+            Routing = {
+                freshRouting policy.Providers.Length with
+                    Counter = old.Routing.Counter
+                    WrrCurrent = wrr
+            }
+            Pins = old.Pins
+            PinCount = old.PinCount
+        }
+
+    /// The effects of a breaker change (none when its generation did not move).
+    let breakerEffects
+        (name: string)
+        (before: CircuitBreaker.Breaker)
+        (after: CircuitBreaker.Breaker)
+        : RelayEffect list =
+        if before.Generation = after.Generation then
+            []
+        else
+            match after.State with
+            | CircuitBreaker.Open until -> [ RelayEffect.BreakerOpened(name, until) ]
+            | CircuitBreaker.HalfOpen _ -> [ RelayEffect.BreakerHalfOpened name ]
+            | CircuitBreaker.Closed _ ->
+                match before.State with
+                | CircuitBreaker.Disabled -> [ RelayEffect.BreakerEnabled name ]
+                | _ -> [ RelayEffect.BreakerClosed name ]
+            | CircuitBreaker.Disabled -> [ RelayEffect.BreakerDisabled name ]
+
+    /// The runtime with one provider's state replaced.
+    let withProvider (index: int) (state: ProviderState) (runtime: RelayRuntime) : RelayRuntime =
+        let providers = Array.copy runtime.Providers
+        providers[index] <- state
+        { runtime with Providers = providers }
+
+    /// Pins `key` to `family`; refreshes at most once a minute, and forgets the oldest pins beyond `maxPins`.
+    let pin (now: TimeSpan) (key: uint64) (family: string) (runtime: RelayRuntime) : RelayRuntime =
+        match runtime.Pins.TryFind key with
+        | Some p when p.Family = family && now - p.At < TimeSpan.FromMinutes 1.0 -> runtime
+        | existing ->
+            let pins = runtime.Pins.Add(key, { Family = family; At = now })
+
+            let count =
+                if existing.IsSome then
+                    runtime.PinCount
+                else
+                    runtime.PinCount + 1
+
+            if count <= maxPins then
+                {
+                    runtime with
+                        Pins = pins
+                        PinCount = count
+                }
+            else
+                // Rare: drop the expired, then the older half.
+                let alive = pins |> Map.filter (fun _ p -> now - p.At < pinLifetime)
+
+                let kept =
+                    if alive.Count <= maxPins then
+                        alive
+                    else
+                        alive
+                        |> Map.toArray
+                        |> Array.sortByDescending (fun (_, p) -> p.At)
+                        |> Array.truncate (maxPins / 2)
+                        |> Map.ofArray
+
+                {
+                    runtime with
+                        Pins = kept
+                        PinCount = kept.Count
+                }
+
+    /// The family a conversation is pinned to, when the pin is still alive.
+    let pinnedFamily (now: TimeSpan) (key: uint64) (runtime: RelayRuntime) : string voption =
+        if key = 0UL then
+            ValueNone
+        else
+            match runtime.Pins.TryFind key with
+            | Some p when now - p.At < pinLifetime -> ValueSome p.Family
+            | _ -> ValueNone

@@ -1,0 +1,101 @@
+using CcRelay.Core;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>Why an attempt got no response.</summary>
+internal enum AttemptFailure
+{
+    /// <summary>It got one.</summary>
+    None,
+
+    /// <summary>No connection, or it broke before any answer.</summary>
+    ConnectFailed,
+
+    /// <summary>No response headers within <c>server.first_byte_timeout_ms</c>.</summary>
+    TimedOut,
+
+    /// <summary>The client went away.</summary>
+    ClientAborted,
+}
+
+/// <summary>What <see cref="UpstreamForwarder.SendAsync"/> got: a response, or why there is none.</summary>
+internal readonly record struct AttemptOutcome(AttemptResponse? Response, AttemptFailure Failure, string Reason);
+
+/// <summary>
+/// An upstream answer whose headers arrived but which is not yet committed to the client. It owns the
+/// request, the response and the attempt's cancellation; disposing it discards the answer.
+/// </summary>
+internal sealed class AttemptResponse(
+    UpstreamPlan plan,
+    HttpRequestMessage request,
+    HttpResponseMessage response,
+    UpstreamBodyContent content,
+    CancellationTokenSource cancellation,
+    TimeSpan firstByte) : IDisposable
+{
+    private Action<MetricOutcome, AnswerUsage?, string?>? _onEnd;
+
+    public UpstreamPlan Plan { get; } = plan;
+
+    public HttpRequestMessage Request { get; } = request;
+
+    public HttpResponseMessage Response { get; } = response;
+
+    public UpstreamBodyContent Content { get; } = content;
+
+    public CancellationTokenSource Cancellation { get; } = cancellation;
+
+    /// <summary>From sending to response headers.</summary>
+    public TimeSpan FirstByte { get; } = firstByte;
+
+    public int Status => (int)Response.StatusCode;
+
+    /// <summary>A 200 stream's body, its first event already read into a prefix; null otherwise.</summary>
+    public Stream? Peeked { get; set; }
+
+    /// <summary>The <c>error.type</c> of a 200 stream whose first event was <c>error</c>; null otherwise.</summary>
+    public string? StreamErrorType { get; set; }
+
+    /// <summary>A response header's first value (message or content headers); null when absent.</summary>
+    public string? Header(string name) =>
+        Response.Headers.TryGetValues(name, out var values) || Response.Content.Headers.TryGetValues(name, out values)
+            ? values.FirstOrDefault()
+            : null;
+
+    /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
+    public string KeyId { get; init; } = "-";
+
+    /// <summary>Counts the attempt and ends its span; set by <see cref="UpstreamForwarder.SendAsync"/>.</summary>
+    public Action<MetricOutcome, AnswerUsage?, string?>? OnEnd { get => _onEnd; set => _onEnd = value; }
+
+    /// <summary>
+    /// Accounts for the attempt (metrics, span) once: with how its relay ended, or, for an answer that is
+    /// discarded (retried, replaced, lost a hedge), with what its status says.
+    /// </summary>
+    public void End(MetricOutcome outcome, AnswerUsage? answer = null, string? error = null) =>
+        Interlocked.Exchange(ref _onEnd, null)?.Invoke(outcome, answer, error);
+
+    /// <summary>Accounts for an answer that will not be relayed as it stands (what its status says).</summary>
+    public void Discarded()
+    {
+        if (StreamErrorType is { } streamError)
+        {
+            End(MetricOutcome.NewFailure("error event"), null, streamError);
+        }
+        else
+        {
+            var outcome = Outcome.ofStatus(Status);
+            End(outcome, null, outcome.IsSuccess ? null : "upstream_" + Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    public void Dispose()
+    {
+        Discarded();
+        Peeked?.Dispose();
+        Response.Dispose();
+        Request.Dispose();
+        Cancellation.Dispose();
+    }
+}

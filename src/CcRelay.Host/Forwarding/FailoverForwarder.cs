@@ -1,0 +1,373 @@
+using System.Globalization;
+using CcRelay.Core;
+using CcRelay.Host.Http;
+using CcRelay.Host.Logging;
+using CcRelay.Host.Routing;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Walks a request's plan until an answer can be delivered: Core decides (<c>Relay.plan</c>, <c>next</c>,
+/// <c>learn</c>, <c>complete</c>, <c>release</c>, each one CAS on the <see cref="RuntimeCell"/>), the host
+/// acts (<see cref="UpstreamForwarder.SendAsync"/>, then <see cref="UpstreamForwarder.RelayAsync"/> for the
+/// one answer delivered). Nothing reaches the client before an answer is delivered, so every retry is
+/// invisible to it.
+/// </summary>
+internal sealed class FailoverForwarder(
+    UpstreamForwarder forwarder,
+    RuntimeCell cell,
+    TimeProvider timeProvider,
+    ILogger<FailoverForwarder> logger)
+{
+    public async Task ForwardAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        RequestRecord record,
+        long startedAt)
+    {
+        var aborted = context.RequestAborted;
+
+        // :: (1) what routing needs from the request
+        var sessionId = context.Request.Headers["x-claude-code-session-id"].ToString();
+        var conversation = Affinity.conversationKey(sessionId.Length > 0 ? sessionId : null, body.Span, facts);
+        var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
+
+        // :: (2) the ordered plan
+        var dispatch = cell.Transition(runtime => Relay.plan(runtime, cell.Now, request));
+
+        // the last failed answer, kept for a Stop PassThrough until another answer replaces it
+        AttemptResponse? kept = null;
+        var lastReason = "";
+        try
+        {
+            while (true)
+            {
+                // :: (3) breaker admit + key pick
+                var current = dispatch;
+                var (step, next) = cell.Transition(runtime => Relay.next(runtime, cell.Now, current));
+                dispatch = next;
+                switch (step)
+                {
+                    case Step.Wait wait:
+                        if (!await DelayAsync(wait.Delay, record, aborted))
+                        {
+                            return;
+                        }
+
+                        continue;
+                    case Step.Stop stop:
+                        await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
+                        return;
+                }
+
+                var attempt = ((Step.Send)step).Attempt;
+                AttemptResponse? answer = null;
+                try
+                {
+                    // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
+                    AttemptOutcome outcome;
+                    (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, snapshot, attempt, dispatch, facts, body, forward, pathAndQuery, record);
+                    record.Provider = attempt.ProviderName;
+                    answer = outcome.Response;
+                    lastReason = outcome.Reason;
+                    var result = answer is null ? Failed(outcome.Failure) : await LearnAsync(attempt, answer);
+
+                    // :: (5) record + decide
+                    var sent = dispatch;
+                    var (decision, after) = cell.Transition(runtime => Relay.complete(runtime, cell.Now, sent, attempt, result));
+                    dispatch = after;
+                    switch (decision)
+                    {
+                        case var _ when decision.IsDeliver && answer is not null:
+                            Decorate(context.Response, snapshot, attempt);
+                            var usage = await forwarder.RelayAsync(context, snapshot, answer, body, record, startedAt);
+                            if (usage is not null)
+                            {
+                                // the answer's real usage settles the key's token estimate
+                                var delivered = attempt;
+                                cell.Update(runtime => Relay.settle(runtime, cell.Now, delivered, usage));
+                            }
+
+                            return;
+                        case Decision.Retry retry:
+                            Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
+                                : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
+                                : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
+                            if (answer is not null)
+                            {
+                                answer.Discarded(); // the attempt is over: count it now, keep its answer for a pass-through
+                                kept?.Dispose();
+                                kept = answer;
+                                answer = null;
+                            }
+
+                            if (retry.Delay > TimeSpan.Zero && !await DelayAsync(retry.Delay, record, aborted))
+                            {
+                                return;
+                            }
+
+                            continue;
+                        case Decision.Stop stop:
+                            if (answer is not null)
+                            {
+                                kept?.Dispose();
+                                kept = answer;
+                                answer = null;
+                            }
+
+                            await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
+                            return;
+                        default:
+                            // Abandon: the client is gone
+                            record.Result = "client_aborted";
+                            record.Status = 499;
+                            return;
+                    }
+                }
+                finally
+                {
+                    answer?.Dispose();
+
+                    // :: (6) exactly once per Send
+                    cell.Update(runtime => Relay.release(runtime, attempt));
+                }
+            }
+        }
+        finally
+        {
+            kept?.Dispose();
+        }
+    }
+
+    /// <summary>The attempt's upstream request (its provider, its key, its body) sent.</summary>
+    private Task<AttemptOutcome> SendAsync(
+        HttpContext context,
+        Attempt attempt,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        RelaySnapshot snapshot,
+        RequestRecord record,
+        CancellationToken lost)
+    {
+        var plan = Upstream.planWith(attempt.Provider, attempt.Key, facts, pathAndQuery, forward);
+        var payload = plan.RewriteModel is { Value: var rewritten }
+            ? RequestFactsModule.withModel(body.Span, facts, rewritten)
+            : body.Memory;
+        if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
+        {
+            payload = stripped.Value;
+        }
+
+        return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+    }
+
+    /// <summary>
+    /// Sends the attempt. When <c>Failover.hedgeAfter</c> passes with no answer and <c>Relay.next</c> on the
+    /// hedged dispatch sends a second attempt, the two race: the first to get an answer wins (or, when
+    /// neither gets one, the last to fail); the loser is cancelled, completed as <c>Abandoned</c> and released
+    /// here. Returns the attempt to carry on with and the dispatch.
+    /// </summary>
+    private async Task<(Attempt Attempt, AttemptOutcome Outcome, Dispatch Dispatch)> SendOrHedgeAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        Attempt attempt,
+        Dispatch dispatch,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        RequestRecord record)
+    {
+        using var firstLost = new CancellationTokenSource();
+        var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, firstLost.Token);
+        if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        using (var timer = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            var delay = Task.Delay(hedgeAfter.Value, timeProvider, timer.Token);
+            if (await Task.WhenAny(first, delay) == first)
+            {
+                await timer.CancelAsync();
+                return (attempt, await first, dispatch);
+            }
+        }
+
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        var hedgedDispatch = Failover.hedged(dispatch);
+        var (step, afterHedge) = cell.Transition(runtime => Relay.next(runtime, cell.Now, hedgedDispatch));
+        if (step is not Step.Send { Attempt: var hedge })
+        {
+            return (attempt, await first, dispatch);
+        }
+
+        using var hedgeLost = new CancellationTokenSource();
+        var second = SendAsync(context, hedge, facts, body, forward, pathAndQuery, snapshot, record, hedgeLost.Token);
+        var done = await Task.WhenAny(first, second);
+        var other = done == first ? second : first;
+        if ((await done).Response is null)
+        {
+            // no answer from the first to finish: the other one is all that is left
+            // (when it fails too, the request carries on with its failure)
+            var failed = await done;
+            var rest = await other;
+            Abandon(done == first ? attempt : hedge, failed);
+            return done == first ? (hedge, rest, afterHedge) : (attempt, rest, afterHedge);
+        }
+
+        // the winner has an answer: cancel the loser and wait for it to let go
+        await (done == first ? hedgeLost : firstLost).CancelAsync();
+        var loser = await other;
+        Abandon(done == first ? hedge : attempt, loser);
+        return done == first ? (attempt, await first, afterHedge) : (hedge, await second, afterHedge);
+
+        void Abandon(Attempt lost, AttemptOutcome outcome)
+        {
+            outcome.Response?.End(MetricOutcome.Abandoned);
+            outcome.Response?.Dispose();
+            var now = cell.Now;
+            cell.Transition(runtime => Relay.complete(runtime, now, afterHedge, lost, AttemptResult.Abandoned));
+            cell.Update(runtime => Relay.release(runtime, lost));
+        }
+    }
+
+    /// <summary>Learns from the answer's rate-limit headers and classifies it.</summary>
+    private async Task<AttemptResult> LearnAsync(Attempt attempt, AttemptResponse answer)
+    {
+        var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
+        cell.Transition(runtime => Relay.learn(runtime, cell.Now, attempt, headers));
+        if (answer.Status == 400 && await IsSignatureErrorAsync(answer))
+        {
+            return AttemptResult.SignatureRejected;
+        }
+
+        if (answer.StreamErrorType is { } errorType)
+        {
+            return AttemptResult.NewStreamError(errorType, answer.FirstByte);
+        }
+
+        var retryAfter = headers.RetryAfter is { Value: var r } ? FSharpValueOption<TimeSpan>.NewValueSome(r) : FSharpValueOption<TimeSpan>.ValueNone;
+        return AttemptResult.NewAnswered(answer.Status, retryAfter, answer.FirstByte);
+    }
+
+    private static async Task<bool> IsSignatureErrorAsync(AttemptResponse answer)
+    {
+        // the error body is buffered by SendAsync; reading it here leaves it readable for relaying
+        var bytes = await answer.Response.Content.ReadAsByteArrayAsync(answer.Cancellation.Token);
+        return Affinity.isSignatureError(bytes);
+    }
+
+    private static AttemptResult Failed(AttemptFailure failure) =>
+        failure switch
+        {
+            AttemptFailure.TimedOut => AttemptResult.TimedOut,
+            AttemptFailure.ClientAborted => AttemptResult.Abandoned,
+            _ => AttemptResult.ConnectFailed,
+        };
+
+    /// <summary>The relay's own headers on a delivered answer: never a key, only its id.</summary>
+    private void Decorate(HttpResponse response, RelaySnapshot snapshot, Attempt attempt)
+    {
+        var health = RelayHealth.status(cell.Current, cell.Now);
+        if (attempt.KeyId.Length > 0)
+        {
+            response.Headers["x-cc-relay-key-id"] = attempt.KeyId;
+            foreach (var provider in health)
+            {
+                if (provider.Name == attempt.ProviderName)
+                {
+                    response.Headers["x-cc-relay-keys-available"] = provider.KeysReady.ToString(CultureInfo.InvariantCulture);
+                    response.Headers["x-cc-relay-keys-total"] = provider.Keys.ToString(CultureInfo.InvariantCulture);
+                }
+            }
+        }
+
+        if (snapshot.Config.Routing.Debug)
+        {
+            response.Headers["x-cc-relay-strategy"] = RoutingStrategyModule.wireName(snapshot.Config.Routing.Strategy);
+            response.Headers["x-cc-relay-provider"] = attempt.ProviderName;
+            response.Headers["x-cc-relay-attempts"] = attempt.Number.ToString(CultureInfo.InvariantCulture);
+            response.Headers["x-cc-relay-health"] = string.Join(",", health.Select(p => p.Name + "=" + p.Circuit));
+        }
+    }
+
+    private async Task StopAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        Verdict verdict,
+        AttemptResponse? kept,
+        string lastReason,
+        RequestBody body,
+        RequestRecord record,
+        long startedAt)
+    {
+        if (verdict.IsPassThrough && kept is not null)
+        {
+            // an error answer passed through: it carries no usage to settle
+            await forwarder.RelayAsync(context, snapshot, kept, body, record, startedAt);
+            return;
+        }
+
+        if (lastReason.Length > 0)
+        {
+            // the last attempt got no answer at all: the relay answers with its own error
+            Log.UpstreamFailed(logger, record.RequestId, record.Provider, lastReason);
+        }
+
+        var status = VerdictModule.status(verdict);
+        var errorType = VerdictModule.errorType(verdict);
+        if (status == 0)
+        {
+            status = StatusCodes.Status502BadGateway;
+            errorType = ErrorType.Api;
+        }
+
+        if (VerdictModule.retryAfterSeconds(verdict) is { IsSome: true } seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.Value.ToString(CultureInfo.InvariantCulture);
+        }
+
+        record.Status = status;
+        record.Result = ErrorEnvelope.wireName(errorType);
+        record.ErrorType = record.Result;
+        if (!context.Response.HasStarted)
+        {
+            // no answer at all: say why the last attempt got none (the Core's message is generic)
+            var message = verdict.IsNoAnswer && lastReason.Length > 0 ? lastReason : VerdictModule.message(verdict);
+            record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
+        }
+    }
+
+    /// <summary>Waits on the relay's clock; false when the client went away meanwhile.</summary>
+    private async Task<bool> DelayAsync(TimeSpan delay, RequestRecord record, CancellationToken aborted)
+    {
+        try
+        {
+            await Task.Delay(delay, timeProvider, aborted);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            record.Result = "client_aborted";
+            record.Status = 499;
+            return false;
+        }
+    }
+}

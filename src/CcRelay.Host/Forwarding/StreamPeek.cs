@@ -1,0 +1,155 @@
+using System.Text.Json;
+using CcRelay.Core;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Reads a 200 stream's first meaningful event before anything is committed to the client, so an
+/// <c>error</c> event the upstream sends before any content can still fail over. <c>ping</c> events and
+/// unnamed frames before it are read too; everything read is kept and relayed first.
+/// </summary>
+internal static class StreamPeek
+{
+    /// <summary>At most this much is read ahead; a first event larger than that is not looked at.</summary>
+    private const int Limit = 64 * 1024;
+
+    /// <summary>What was read ahead (relay it first), and the first event's <c>error.type</c> when it is an <c>error</c> event.</summary>
+    public static async Task<(byte[] Prefix, string? ErrorType, bool Ended)> FirstEventAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[4096];
+        var length = 0;
+        var scanned = 0;
+        while (true)
+        {
+            // frames already complete: skip pings and unnamed frames
+            while (true)
+            {
+                var end = Sse.findEventEnd(buffer.AsSpan(scanned, length - scanned));
+                if (end < 0)
+                {
+                    break;
+                }
+
+                var frame = buffer.AsSpan(scanned, end);
+                var kind = Sse.frameKind(frame);
+                scanned += end;
+                if (kind.IsPing || kind.IsUnnamed)
+                {
+                    continue;
+                }
+
+                return (buffer[..length], kind.IsError ? ErrorType(frame) : null, false);
+            }
+
+            if (length >= Limit)
+            {
+                return (buffer[..length], null, false);
+            }
+
+            if (length == buffer.Length)
+            {
+                Array.Resize(ref buffer, Math.Min(Limit, buffer.Length * 2));
+            }
+
+            var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+            if (read == 0)
+            {
+                return (buffer[..length], null, true);
+            }
+
+            length += read;
+        }
+    }
+
+    private static string ErrorType(ReadOnlySpan<byte> frame)
+    {
+        foreach (var sse in Sse.parse(frame))
+        {
+            try
+            {
+                using var json = JsonDocument.Parse(sse.Data);
+                if (json.RootElement.TryGetProperty("error", out var error)
+                    && error.TryGetProperty("type", out var type)
+                    && type.ValueKind == JsonValueKind.String)
+                {
+                    return type.GetString() ?? "api_error";
+                }
+            }
+            catch (JsonException)
+            {
+                // not JSON: an error all the same
+            }
+        }
+
+        return "api_error";
+    }
+}
+
+/// <summary>A read-only stream: <paramref name="prefix"/> first, then <paramref name="rest"/> (owned).</summary>
+internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
+{
+    private int _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_position < prefix.Length)
+        {
+            if (buffer.Length == 0)
+            {
+                return 0;
+            }
+
+            var count = Math.Min(buffer.Length, prefix.Length - _position);
+            prefix.AsMemory(_position, count).CopyTo(buffer);
+            _position += count;
+            return count;
+        }
+
+        return await rest.ReadAsync(buffer, cancellationToken);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            rest.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await rest.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}

@@ -1,0 +1,87 @@
+using System.Net.Http.Headers;
+using CcRelay.Core;
+using CcRelay.Host.Logging;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
+
+namespace CcRelay.Host.Routing;
+
+/// <summary>
+/// Health checks for providers whose circuit is open: on a <see cref="TimeProvider"/> timer, asks Core which
+/// probes are due (<c>RelayHealth.probesDue</c>), sends them, and reports each (<c>RelayHealth.probed</c>);
+/// a successful probe half-opens the circuit before its break is over. A probe succeeds on a 2xx answer.
+/// </summary>
+internal sealed class HealthProber(
+    RuntimeCell cell,
+    HttpMessageInvoker invoker,
+    TimeProvider timeProvider,
+    ILogger<HealthProber> logger) : BackgroundService
+{
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Tick(), timeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                var now = cell.Now;
+                var due = cell.Transition(runtime => RelayHealth.probesDue(runtime, now));
+                if (!due.IsEmpty)
+                {
+                    await Task.WhenAll(due.Select(probe => ProbeAsync(probe, stoppingToken)));
+                }
+
+                timer.Period = Tick();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // shutting down
+        }
+    }
+
+    /// <summary>Half the configured interval, between 250 ms and 5 s (Core spaces each provider's probes).</summary>
+    private TimeSpan Tick()
+    {
+        var interval = cell.Current.Policy.HealthCheckInterval / 2;
+        return interval < TimeSpan.FromMilliseconds(250) ? TimeSpan.FromMilliseconds(250)
+            : interval > TimeSpan.FromSeconds(5) ? TimeSpan.FromSeconds(5)
+            : interval;
+    }
+
+    private async Task ProbeAsync(Probe probe, CancellationToken stoppingToken)
+    {
+        bool succeeded;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            timeout.CancelAfter(ProbeTimeout);
+            using var request = new HttpRequestMessage(new HttpMethod(probe.Method), probe.Url);
+            if (probe.Body.Length > 0)
+            {
+                request.Content = new ByteArrayContent(probe.Body);
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            }
+
+            request.Headers.TryAddWithoutValidation("anthropic-version", "2023-06-01");
+            foreach (var (name, value) in Upstream.credentials(probe.Provider, FSharpList<Credential>.Empty))
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+
+            using var response = await invoker.SendAsync(request, timeout.Token);
+            succeeded = response.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !stoppingToken.IsCancellationRequested)
+        {
+            succeeded = false;
+        }
+
+        Log.HealthProbed(logger, probe.Provider.Name, probe.Url.ToString(), succeeded);
+        var now = cell.Now;
+        cell.Transition(runtime => RelayHealth.probed(runtime, now, probe.Provider.Name, succeeded));
+    }
+}

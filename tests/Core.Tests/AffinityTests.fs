@@ -1,0 +1,88 @@
+module CcRelay.Core.Tests.AffinityTests
+
+open System
+open System.Text
+open Xunit
+open CcRelay.Core
+
+let private bytes (text: string) : byte array = Encoding.UTF8.GetBytes text
+
+let private factsOf (body: byte array) : RequestFacts =
+    match RequestFacts.inspect (ReadOnlySpan body) with
+    | Ok facts -> facts
+    | Error e -> failwith $"%A{e}"
+
+let private strip (text: string) : string option =
+    match Affinity.stripThinking (ReadOnlySpan(bytes text)) with
+    | ValueSome stripped -> Some(Encoding.UTF8.GetString stripped)
+    | ValueNone -> None
+
+let private conversation =
+    """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"sig1"}, {"type":"text","text":"hello"},{"type":"redacted_thinking","data":"xyz"}]},{"role":"user","content":[{"type":"text","text":"more"}]}],"stream":true}"""
+
+[<Fact>]
+let ``stripThinking removes thinking blocks and keeps every other byte`` () =
+    Assert.Equal(
+        Some
+            """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"text","text":"hello"}]},{"role":"user","content":[{"type":"text","text":"more"}]}],"stream":true}""",
+        strip conversation
+    )
+
+[<Fact>]
+let ``an assistant message with only thinking is dropped`` () =
+    let body =
+        """{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"signature":"s","type":"thinking","thinking":"t"}]},{"role":"user","content":"b"}],"model":"m"}"""
+
+    Assert.Equal(
+        Some """{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}],"model":"m"}""",
+        strip body
+    )
+
+[<Fact>]
+let ``a body without thinking blocks is left alone`` () =
+    Assert.Equal(
+        None,
+        strip """{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"thinking"}]}]}"""
+    )
+
+    Assert.Equal(None, strip "not json")
+
+[<Fact>]
+let ``the conversation key comes from the session id, else from the first message`` () =
+    let body = bytes conversation
+    let facts = factsOf body
+    let bySession = Affinity.conversationKey "session-1" (ReadOnlySpan body) facts
+
+    Assert.Equal(
+        bySession,
+        Affinity.conversationKey "session-1" (ReadOnlySpan(bytes """{"model":"x","messages":[]}""")) facts
+    )
+
+    Assert.NotEqual(bySession, Affinity.conversationKey "session-2" (ReadOnlySpan body) facts)
+
+    let byMessage = Affinity.conversationKey null (ReadOnlySpan body) facts
+    Assert.NotEqual(0UL, byMessage)
+    // A later turn replays the same first message.
+    let later =
+        bytes
+            """{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"x"},{"role":"user","content":"y"}]}"""
+
+    Assert.Equal(byMessage, Affinity.conversationKey null (ReadOnlySpan later) (factsOf later))
+
+[<Fact>]
+let ``no session and no message: no key`` () =
+    let body = bytes """{"model":"m"}"""
+    Assert.Equal(0UL, Affinity.conversationKey null (ReadOnlySpan body) (factsOf body))
+
+[<Fact>]
+let ``a signature complaint is recognised from error.message`` () =
+    let body =
+        """{"type":"error","error":{"type":"invalid_request_error","message":"messages.1.content.0: Invalid `signature` in `thinking` block"}}"""
+
+    Assert.True(Affinity.isSignatureError (ReadOnlySpan(bytes body)))
+
+    let other =
+        """{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: field required"}}"""
+
+    Assert.False(Affinity.isSignatureError (ReadOnlySpan(bytes other)))
+    Assert.False(Affinity.isSignatureError (ReadOnlySpan(bytes "<html>")))

@@ -1,0 +1,541 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using CcRelay.Core;
+using CcRelay.Host.Configuration;
+using CcRelay.Host.Tests.Infrastructure;
+using CcRelay.Host.Tests.Metrics;
+using Microsoft.AspNetCore.Http;
+
+namespace CcRelay.Host.Tests.Routing;
+
+/// <summary>
+/// The host walks the Core's plan: two fake upstreams A (first in the plan) and B; a failure of A before
+/// anything reached the client is invisible to it.
+/// </summary>
+public sealed class FailoverTests : IAsyncLifetime
+{
+    private const string RelayKey = "relay-secret";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    private FakeUpstream _a = null!;
+    private FakeUpstream _b = null!;
+
+    public async Task InitializeAsync()
+    {
+        _a = await FakeUpstream.StartAsync();
+        _b = await FakeUpstream.StartAsync();
+        _b.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _a.DisposeAsync();
+        await _b.DisposeAsync();
+    }
+
+    private static Task<RelayHost> RelayAsync(
+        IEnumerable<ProviderConfig> providers,
+        int firstByteTimeoutMs = 120_000,
+        RoutingConfig? routing = null,
+        HealthConfig? health = null) =>
+        RelayHost.StartAsync(TestConfig.Relay(
+            providers,
+            apiKey: RelayKey,
+            firstByteTimeoutMs: firstByteTimeoutMs,
+            routing: routing ?? TestConfig.Routing(),
+            health: health ?? TestConfig.Health()));
+
+    private Task<RelayHost> TwoProvidersAsync(Uri? aUrl = null, int firstByteTimeoutMs = 120_000, HealthConfig? health = null) =>
+        RelayAsync(
+            [TestConfig.Provider("a", aUrl ?? _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            firstByteTimeoutMs,
+            health: health);
+
+    private static Task<HttpResponseMessage> SendAsync(RelayHost relay, string body = Requests.PlainBody) =>
+        relay.Client.SendAsync(Requests.Messages(body, apiKey: RelayKey));
+
+    [Theory]
+    [InlineData(529)]
+    [InlineData(500)]
+    [InlineData(503)]
+    public async Task ProviderAFails_ClientGetsProviderBsAnswer(int status)
+    {
+        // Arrange
+        _a.Handler = context => Fake.WriteJsonAsync(context, status, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert: B's answer, nothing of A's
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", text);
+        Assert.DoesNotContain("from-a", text);
+        Assert.Single(_a.Requests);
+        Assert.Single(_b.Requests);
+        Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
+        Assert.Equal("2", response.Headers.GetValues("x-cc-relay-attempts").Single());
+    }
+
+    [Fact]
+    public async Task ProviderAFails_EveryAttemptIsCounted_TheRequestOnce_AndTheAnswerIsStamped()
+    {
+        // Arrange
+        _a.Handler = context => Fake.WriteJsonAsync(context, 529, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay);
+        _ = await response.Content.ReadAsStringAsync();
+        await relay.Logs.RequestLinesAsync(1);
+        var metrics = PrometheusTextParser.Parse(await relay.ScrapeAsync());
+
+        // Assert: A's failed attempt and B's answer each counted; one request, with B's usage
+        Assert.Equal(1, metrics.Value("ccrelay_upstream_attempts_total", ("provider", "a"), ("outcome", "failure")));
+        Assert.Equal(1, metrics.Value("ccrelay_upstream_attempts_total", ("provider", "b"), ("outcome", "success")));
+        Assert.Equal(1, metrics.Named("ccrelay_requests_total").Sum(s => s.Value));
+        Assert.Equal(1, metrics.Value("ccrelay_requests_total", ("provider", "b"), ("model", "claude-test"), ("status_class", "2xx"), ("stream", "false")));
+        Assert.True(response.Headers.Contains("x-cc-relay-request-id"));
+        Assert.True(response.Headers.Contains("x-cc-relay-overhead-ms"));
+    }
+
+    [Fact]
+    public async Task ProviderARefusesConnections_ClientGetsProviderBsAnswer()
+    {
+        // Arrange: a port nothing listens on
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        await using var relay = await TwoProvidersAsync(new Uri($"http://127.0.0.1:{port}/"));
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ProviderASendsNoHeadersWithinFirstByteTimeout_ClientGetsProviderBsAnswer()
+    {
+        // Arrange
+        _a.Handler = async context => await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+        await using var relay = await TwoProvidersAsync(firstByteTimeoutMs: 300);
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", await response.Content.ReadAsStringAsync());
+        Assert.Single(_a.Requests);
+    }
+
+    [Fact]
+    public async Task KeyRateLimited_TheProvidersOtherKeyServes()
+    {
+        // Arrange: whichever key goes first gets a 429
+        var first = 0;
+        _a.Handler = context => Interlocked.Exchange(ref first, 1) == 0
+            ? RateLimitedAsync(context, 30)
+            : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert: the second key answered, and the relay says so by id only
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-a", await response.Content.ReadAsStringAsync());
+        Assert.Equal(2, _a.Requests.Count);
+        var keys = _a.Requests.Select(r => r.Header("x-api-key")).ToArray();
+        Assert.NotEqual(keys[0], keys[1]);
+        Assert.Equal(KeyId.ofSecret(keys[1]!), response.Headers.GetValues("x-cc-relay-key-id").Single());
+        Assert.Equal("2", response.Headers.GetValues("x-cc-relay-keys-total").Single());
+        Assert.Equal("1", response.Headers.GetValues("x-cc-relay-keys-available").Single());
+        Assert.DoesNotContain(response.Headers, h => h.Value.Any(v => v.Contains("key-", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task AllKeysRateLimited_Answers429WithRetryAfter()
+    {
+        // Arrange
+        _a.Handler = context => RateLimitedAsync(context, 20);
+        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+
+        // Act
+        using var response = await SendAsync(relay);
+        using var second = await SendAsync(relay);
+
+        // Assert: both keys tried once; then both cool down for 20 s, and the relay says so without asking
+        Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        var retryAfter = int.Parse(response.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(retryAfter, 19, 20);
+        Assert.Equal(2, _a.Requests.Count);
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        var secondRetryAfter = int.Parse(second.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(secondRetryAfter, 1, 20);
+        using var json = JsonDocument.Parse(await second.Content.ReadAsStringAsync());
+        Assert.Equal("rate_limit_error", json.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal(2, _a.Requests.Count);
+    }
+
+    [Fact]
+    public async Task BreakerOpensAfterThreshold_ThenHalfOpensAfterOpenDuration()
+    {
+        // Arrange: A always fails; the breaker opens after 2 failures for 400 ms
+        var failing = 1;
+        _a.Handler = context => Volatile.Read(ref failing) == 1
+            ? Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""")
+            : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        await using var relay = await TwoProvidersAsync(health: TestConfig.Health(failureThreshold: 2, openDurationMs: 400, halfOpenProbes: 1));
+
+        // Act: two failures open it; the next requests skip A entirely
+        for (var i = 0; i < 2; i++)
+        {
+            using var failedOver = await SendAsync(relay);
+            Assert.Equal(HttpStatusCode.OK, failedOver.StatusCode);
+        }
+
+        Assert.Equal(2, _a.Requests.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            using var skipped = await SendAsync(relay);
+            Assert.Equal(HttpStatusCode.OK, skipped.StatusCode);
+            Assert.Contains("a=open", skipped.Headers.GetValues("x-cc-relay-health").Single());
+        }
+
+        Assert.Equal(2, _a.Requests.Count);
+
+        // Assert: after the break, a request probes A again (bounded poll), and its success closes the circuit
+        Volatile.Write(ref failing, 0);
+        var deadline = DateTime.UtcNow + Bound;
+        string provider;
+        do
+        {
+            await Task.Delay(50);
+            using var probe = await SendAsync(relay);
+            provider = probe.Headers.GetValues("x-cc-relay-provider").Single();
+        }
+        while (provider != "a" && DateTime.UtcNow < deadline);
+
+        Assert.Equal("a", provider);
+        Assert.Equal(3, _a.Requests.Count);
+        using var closed = await SendAsync(relay);
+        Assert.Equal("a", closed.Headers.GetValues("x-cc-relay-provider").Single());
+        Assert.Contains("a=closed", closed.Headers.GetValues("x-cc-relay-health").Single());
+    }
+
+    [Fact]
+    public async Task Health_ShowsTheOpenCircuit_AndKeyCapacity_ThenRecovery()
+    {
+        // Arrange: A (two keys) fails; its breaker opens after one failure for 300 ms
+        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 300));
+        using (var before = await HealthAsync(relay))
+        {
+            Assert.Equal("a:up:closed:2/2,b:up:closed:0/0", Lines(before));
+        }
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert: A is down while its circuit is open; B serves, so the relay is healthy
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using (var open = await HealthAsync(relay))
+        {
+            Assert.Equal("a:down:open:2/2,b:up:closed:0/0", Lines(open));
+            Assert.Equal("ok", open.RootElement.GetProperty("status").GetString());
+        }
+
+        // after the break A may be probed again: up (bounded poll)
+        var deadline = DateTime.UtcNow + Bound;
+        string lines;
+        do
+        {
+            await Task.Delay(20);
+            using var health = await HealthAsync(relay);
+            lines = Lines(health);
+        }
+        while (lines.StartsWith("a:down", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        Assert.StartsWith("a:up:open", lines);
+    }
+
+    [Fact]
+    public async Task HealthCheckProbeSucceeds_EndsTheBreakEarly()
+    {
+        // Arrange: A's messages fail, its /v1/models answers; the break would last 60 s
+        _a.Handler = context => context.Request.Path == "/v1/models"
+            ? Fake.WriteJsonAsync(context, 200, """{"data":[]}""")
+            : Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, healthCheckIntervalMs: 1_000));
+        using var response = await SendAsync(relay);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        // Act: wait (bounded poll) for the prober
+        var deadline = DateTime.UtcNow + Bound;
+        string lines;
+        do
+        {
+            await Task.Delay(50);
+            using var health = await HealthAsync(relay);
+            lines = Lines(health);
+        }
+        while (!lines.StartsWith("a:up", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+
+        // Assert: the probe carried A's key, and ended the break long before 60 s: A may be tried again
+        // (its next request is the half-open probe)
+        Assert.StartsWith("a:up:open", lines);
+        var probe = _a.Requests.First(r => r.PathAndQuery == "/v1/models");
+        Assert.Equal("GET", probe.Method);
+        Assert.Equal("key-one", probe.Header("x-api-key"));
+    }
+
+    [Fact]
+    public async Task Reload_AddsAProvider_AndTheOpenCircuitSurvives()
+    {
+        // Arrange: a relay started from a file with only A, which fails and opens its circuit at once
+        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        var dir = Directory.CreateTempSubdirectory("cc-relay-routing-").FullName;
+        var path = Path.Combine(dir, "cc-relay.yaml");
+        try
+        {
+            await File.WriteAllTextAsync(path, Yaml(withB: false));
+            var load = (ConfigLoad.Loaded)ConfigFile.Load(path, Environment.GetEnvironmentVariable);
+            await using var relay = await RelayHost.StartAsync(load.Config, path);
+            using (var failed = await SendAsync(relay))
+            {
+                Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
+            }
+
+            // Act: B appears
+            await File.WriteAllTextAsync(path, Yaml(withB: true));
+            var result = relay.Reloader.Reload("test");
+
+            // Assert: B serves at once, and A's open circuit (breaker state kept by name) is skipped
+            Assert.Equal(CcRelay.Host.Reload.ReloadOutcome.Applied, result.Outcome);
+            using var served = await SendAsync(relay);
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+            Assert.Contains("from-b", await served.Content.ReadAsStringAsync());
+            Assert.Single(_a.Requests);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        string Yaml(bool withB) => $"""
+            server:
+              listen: "127.0.0.1:0"
+              auth:
+                api_key: "{RelayKey}"
+            routing:
+              max_attempts: 1
+            health:
+              health_check:
+                enabled: false
+              circuit_breaker:
+                failure_threshold: 1
+                open_duration_ms: 60000
+            providers:
+              - name: a
+                type: anthropic_compatible
+                base_url: "{_a.BaseUrl}"
+                priority: 2
+            """ + (withB ? $"""
+
+              - name: b
+                type: anthropic_compatible
+                base_url: "{_b.BaseUrl}"
+                priority: 1
+            """ : "");
+    }
+
+    [Fact]
+    public async Task ThinkingSignatureRejected_SameProviderOnceMore_WithThinkingStripped()
+    {
+        // Arrange: A rejects the signature of the replayed thinking block once, then answers
+        const string Body = """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"EqQBsig=="},{"type":"text","text":"ok"}]},{"role":"user","content":"more"}]}""";
+        var first = 0;
+        _a.Handler = context => Interlocked.Exchange(ref first, 1) == 0
+            ? Fake.WriteJsonAsync(context, 400, """{"type":"error","error":{"type":"invalid_request_error","message":"messages.1.content.0: Invalid `signature` in `thinking` block"}}""")
+            : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Body);
+
+        // Assert: A twice, the second time without the thinking block; B never asked
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-a", await response.Content.ReadAsStringAsync());
+        Assert.Equal(2, _a.Requests.Count);
+        Assert.Contains("EqQBsig==", System.Text.Encoding.UTF8.GetString(_a.Requests[0].Body));
+        var retried = System.Text.Encoding.UTF8.GetString(_a.Requests[1].Body);
+        Assert.DoesNotContain("EqQBsig==", retried);
+        Assert.Contains("\"text\":\"ok\"", retried);
+        Assert.Empty(_b.Requests);
+    }
+
+    [Fact]
+    public async Task HedgeAfter_SlowProviderA_ProviderBAnswers_AndAIsCancelled()
+    {
+        // Arrange: A holds its headers until the relay lets go; hedging after 100 ms
+        var aSawCancel = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Handler = async context =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                aSawCancel.SetResult();
+            }
+        };
+        await using var relay = await RelayAsync(
+            [TestConfig.Provider("a", _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            routing: TestConfig.Routing(hedgeAfterMs: 100));
+
+        // Act
+        using var response = await SendAsync(relay);
+
+        // Assert: B's answer; A's attempt was given up
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", await response.Content.ReadAsStringAsync());
+        Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
+        await aSawCancel.Task.WaitAsync(Bound);
+        using var health = await HealthAsync(relay);
+        Assert.Equal("a:up:closed:0/0,b:up:closed:0/0", Lines(health));
+        // the loser is released before the winner is relayed (the winner's own release may still be on its way)
+        Assert.Equal(0, health.RootElement.GetProperty("providers")[0].GetProperty("in_flight").GetInt32());
+    }
+
+    private static async Task<JsonDocument> HealthAsync(RelayHost relay)
+    {
+        using var response = await relay.Client.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+    }
+
+    private static string Lines(JsonDocument health) =>
+        string.Join(",", health.RootElement.GetProperty("providers").EnumerateArray().Select(p =>
+            p.GetProperty("name").GetString() + ":" + p.GetProperty("status").GetString() + ":" + p.GetProperty("circuit").GetString() + ":"
+            + p.GetProperty("keys_available").GetInt32() + "/" + p.GetProperty("keys").GetInt32()));
+
+    [Fact]
+    public async Task StreamBeginsWithAnErrorEvent_ClientGetsProviderBsStream()
+    {
+        // Arrange: A answers 200 and its first event (after a ping) is an overloaded error
+        _a.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.Ping + Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}"""));
+        };
+        _b.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "from-b") + Fake.MessageEnd());
+        };
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Requests.StreamingBody);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("from-b", text);
+        Assert.DoesNotContain("from-a", text);
+        Assert.Contains("event: message_stop", text);
+        Assert.Single(_a.Requests);
+    }
+
+    [Fact]
+    public async Task StreamBeginsWithANonRetryableErrorEvent_IsRelayedAsIs()
+    {
+        // Arrange: an invalid_request_error is the request's fault: no other provider would do better
+        var error = Fake.Event("error", """{"type":"error","error":{"type":"invalid_request_error","message":"from-a"}}""");
+        _a.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, error);
+        };
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Requests.StreamingBody);
+
+        // Assert: byte for byte, and B never asked
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(error, await response.Content.ReadAsStringAsync());
+        Assert.Empty(_b.Requests);
+    }
+
+    [Fact]
+    public async Task StreamBreaksAfterContent_ClientGetsSseErrorEvent_AndNoRetry()
+    {
+        // Arrange: A starts a stream, then breaks once the client has its first event
+        var clientHasFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _a.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart());
+            await clientHasFirst.Task.WaitAsync(Bound);
+            context.Abort();
+        };
+        await using var relay = await TwoProvidersAsync();
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act
+        using var response = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody, apiKey: RelayKey), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var first = await reader.NextAsync(timeout.Token);
+        clientHasFirst.SetResult();
+        var rest = await reader.RestAsync(timeout.Token);
+
+        // Assert
+        Assert.StartsWith("event: message_start\n", first);
+        Assert.StartsWith("event: error\n", Assert.Single(rest));
+        Assert.Empty(_b.Requests);
+    }
+
+    [Fact]
+    public async Task RateLimitHeadersSayNoRequestsLeft_NextRequestUsesTheOtherKey()
+    {
+        // Arrange: every answer says its key has no request left this minute
+        _a.Handler = context =>
+        {
+            context.Response.Headers["anthropic-ratelimit-requests-limit"] = "50";
+            context.Response.Headers["anthropic-ratelimit-requests-remaining"] = "0";
+            context.Response.Headers["anthropic-ratelimit-requests-reset"] = DateTimeOffset.UtcNow.AddSeconds(60).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            return Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        };
+        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+
+        // Act
+        using var first = await SendAsync(relay);
+        using var second = await SendAsync(relay);
+
+        // Assert: no 429 ever, and the second request went out on the other key
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        var keys = _a.Requests.Select(r => r.Header("x-api-key")).ToArray();
+        Assert.Equal(2, keys.Length);
+        Assert.NotEqual(keys[0], keys[1]);
+    }
+
+    private static Task RateLimitedAsync(HttpContext context, int retryAfterSeconds)
+    {
+        context.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Fake.WriteJsonAsync(context, 429, """{"type":"error","error":{"type":"rate_limit_error","message":"from-a"}}""");
+    }
+}

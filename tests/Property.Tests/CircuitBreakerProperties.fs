@@ -1,0 +1,180 @@
+module CcRelay.Core.Properties.CircuitBreakerProperties
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open Xunit
+open CcRelay.Core
+
+type private B = CircuitBreaker.Breaker
+
+/// What happens to a breaker, after `Step` ms.
+type private Event =
+    | Admit
+    /// An outcome reported with the current generation (`Late = false`) or an older one.
+    | Report of Outcome: CircuitBreaker.Outcome * Late: bool
+    | ProbeSucceeded
+    | Disable
+    | Enable
+
+let private policy: Gen<CircuitBreaker.Policy> =
+    gen {
+        let! threshold = Gen.choose (1, 5)
+        let! window = Gen.choose (100, 5_000)
+        let! openFor = Gen.choose (100, 5_000)
+        let! probes = Gen.choose (1, 4)
+
+        return {
+            FailureThreshold = threshold
+            Window = TimeSpan.FromMilliseconds(float window)
+            OpenDuration = TimeSpan.FromMilliseconds(float openFor)
+            HalfOpenProbes = probes
+        }
+    }
+
+let private event: Gen<Event> =
+    Gen.frequency [
+        6, Gen.constant Admit
+        4, Gen.constant (Report(CircuitBreaker.Outcome.Failure, false))
+        3, Gen.constant (Report(CircuitBreaker.Outcome.Success, false))
+        1, Gen.constant (Report(CircuitBreaker.Outcome.Abandoned, false))
+        1,
+        Gen.elements [ CircuitBreaker.Outcome.Failure; CircuitBreaker.Outcome.Success ]
+        |> Gen.map (fun o -> Report(o, true))
+        1, Gen.constant ProbeSucceeded
+        1, Gen.elements [ Disable; Enable ]
+    ]
+
+let private history =
+    gen {
+        let! policy = policy
+
+        let! events =
+            Gen.listOfLength 200 (Gen.zip (Gen.frequency [ 3, Gen.choose (0, 300); 1, Gen.choose (0, 6_000) ]) event)
+
+        return policy, events
+    }
+    |> Check.arb
+
+/// Folds a history, calling `check policy now before event after admission` at every step.
+let private run
+    (policy: CircuitBreaker.Policy)
+    (events: (int * Event) list)
+    (check: TimeSpan -> B -> Event -> B -> CircuitBreaker.Admission voption -> unit)
+    : unit =
+    let mutable now = TimeSpan.FromSeconds 1.0
+    let mutable breaker = CircuitBreaker.closed
+
+    for step, e in events do
+        now <- now + TimeSpan.FromMilliseconds(float step)
+        let before = breaker
+
+        let after, admission =
+            match e with
+            | Admit ->
+                let struct (admission, after) = CircuitBreaker.admit policy now before
+                after, ValueSome admission
+            | Report(outcome, late) ->
+                let generation = if late then before.Generation - 1 else before.Generation
+                CircuitBreaker.record policy now generation outcome before, ValueNone
+            | ProbeSucceeded -> CircuitBreaker.probeSucceeded now before, ValueNone
+            | Disable -> CircuitBreaker.disable before, ValueNone
+            | Enable -> CircuitBreaker.enable before, ValueNone
+
+        check now before e after admission
+        breaker <- after
+
+[<Fact>]
+let ``open never admits before its time`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            run policy events (fun now before _ _ admission ->
+                match before.State, admission with
+                | CircuitBreaker.Open until, ValueSome(CircuitBreaker.Admitted _) -> Assert.True(now >= until)
+                | CircuitBreaker.Disabled, ValueSome admitted ->
+                    Assert.Equal(CircuitBreaker.Refused ValueNone, admitted)
+                | _ -> ())))
+
+[<Fact>]
+let ``late outcomes, outcomes while open, and abandoned change nothing`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            run policy events (fun _ before e after _ ->
+                match before.State, e with
+                | _, Report(_, true)
+                | _, Report(CircuitBreaker.Outcome.Abandoned, _)
+                | CircuitBreaker.Open _, Report _ -> Assert.Equal(before, after)
+                | _ -> ())))
+
+[<Fact>]
+let ``half-open admits at most half_open_probes per probe window`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            let admits = Collections.Generic.Dictionary<struct (int * TimeSpan), int>()
+
+            run policy events (fun _ _ _ after admission ->
+                match after.State, admission with
+                | CircuitBreaker.HalfOpen(admitted, _, since), ValueSome(CircuitBreaker.Admitted _) ->
+                    let window = struct (after.Generation, since)
+
+                    let count =
+                        (match admits.TryGetValue window with
+                         | true, n -> n
+                         | _ -> 0)
+                        + 1
+
+                    admits[window] <- count
+                    Assert.True(admitted <= policy.HalfOpenProbes)
+                    Assert.True(count <= policy.HalfOpenProbes, $"%d{count} admits in one window")
+                | _ -> ())))
+
+[<Fact>]
+let ``the trip decision equals a naive recount of the window`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            // Failure times counted in the current closed generation.
+            let mutable failures: TimeSpan list = []
+            let mutable generation = -1
+
+            run policy events (fun now before e after _ ->
+                match before.State, e with
+                | CircuitBreaker.Closed _, Report(CircuitBreaker.Outcome.Failure, false) ->
+                    if before.Generation <> generation then
+                        generation <- before.Generation
+                        failures <- []
+
+                    failures <- now :: failures
+                    let recent = failures |> List.filter (fun at -> now - at < policy.Window)
+                    let shouldOpen = recent.Length >= policy.FailureThreshold
+
+                    match after.State with
+                    | CircuitBreaker.Open until ->
+                        Assert.True(shouldOpen)
+                        Assert.Equal(now + policy.OpenDuration, until)
+                    | _ -> Assert.False(shouldOpen)
+                | _ -> ())))
+
+[<Fact>]
+let ``a closed breaker always admits, and every state change bumps the generation`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            run policy events (fun _ before _ after admission ->
+                match before.State, admission with
+                | CircuitBreaker.Closed _, ValueSome admitted ->
+                    Assert.Equal(CircuitBreaker.Admitted before.Generation, admitted)
+                | _ -> ()
+
+                let kind (b: B) =
+                    match b.State with
+                    | CircuitBreaker.Closed _ -> 0
+                    | CircuitBreaker.Open _ -> 1
+                    | CircuitBreaker.HalfOpen _ -> 2
+                    | CircuitBreaker.Disabled -> 3
+
+                if kind before <> kind after then
+                    Assert.Equal(before.Generation + 1, after.Generation))))

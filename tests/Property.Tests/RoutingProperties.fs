@@ -1,0 +1,247 @@
+module CcRelay.Core.Properties.RoutingProperties
+
+open System
+open System.Text.RegularExpressions
+open FsCheck
+open FsCheck.FSharp
+open Xunit
+open CcRelay.Core
+
+let private provider (i: int) (weight: int) : ProviderConfig = {
+    Config.defaultProvider $"p%d{i}" ProviderType.AnthropicCompatible (Uri $"https://p%d{i}.example.test") with
+        Weight = weight
+        Priority = 0
+}
+
+let private runtimeOf (strategy: RoutingStrategy) (providers: ProviderConfig list) : RelayRuntime =
+    Relay.create TimeSpan.Zero {
+        Config.defaults with
+            Providers = providers
+            Routing = {
+                Config.defaultRouting with
+                    Strategy = strategy
+            }
+    }
+
+let private request (seed: uint64) : RouteRequest = {
+    Model = "m"
+    EstimatedInputTokens = 10
+    ExpectedOutputTokens = 10
+    ThinkingSignatures = false
+    ConversationKey = 0UL
+    ClientCredential = false
+    Seed = seed
+    ArrivedAt = TimeSpan.Zero
+}
+
+/// The first provider index of `count` consecutive plans.
+let private leaders (count: int) (runtime: RelayRuntime) : int list =
+    let mutable runtime = runtime
+
+    [
+        for i in 1..count do
+            let t = Relay.plan runtime (TimeSpan.FromSeconds 1.0) (request (uint64 i * 7919UL))
+            runtime <- t.Runtime
+            yield t.Value.Order[0]
+    ]
+
+let private weights =
+    Gen.listOf (Gen.choose (1, 6))
+    |> Gen.resize 6
+    |> Gen.filter (fun w -> w.Length >= 1)
+
+[<Fact>]
+let ``round robin leads evenly, within 1, over any run`` () =
+    Check.property (
+        Prop.forAll (Gen.zip (Gen.choose (1, 7)) (Gen.choose (1, 60)) |> Check.arb) (fun (n, runs) ->
+            let runtime =
+                runtimeOf RoutingStrategy.RoundRobin [ for i in 0 .. n - 1 -> provider i 1 ]
+
+            let counts = Array.zeroCreate n
+
+            for p in leaders runs runtime do
+                counts[p] <- counts[p] + 1
+
+            Assert.True(Array.max counts - Array.min counts <= 1))
+    )
+
+[<Fact>]
+let ``smooth weighted round robin matches the weights exactly over each full cycle`` () =
+    Check.property (
+        Prop.forAll (Gen.zip weights (Gen.choose (1, 3)) |> Check.arb) (fun (ws, cycles) ->
+            let runtime =
+                runtimeOf RoutingStrategy.WeightedRoundRobin (ws |> List.mapi provider)
+
+            let total = List.sum ws
+
+            for cycle in leaders (total * cycles) runtime |> List.chunkBySize total do
+                let counts = Array.zeroCreate ws.Length
+
+                for p in cycle do
+                    counts[p] <- counts[p] + 1
+
+                Assert.Equal<int list>(ws, List.ofArray counts))
+    )
+
+[<Fact>]
+let ``shuffle deals each provider once per deck`` () =
+    Check.property (
+        Prop.forAll (Gen.zip (Gen.choose (1, 7)) (Gen.choose (1, 4)) |> Check.arb) (fun (n, decks) ->
+            let runtime =
+                runtimeOf RoutingStrategy.Shuffle [ for i in 0 .. n - 1 -> provider i 1 ]
+
+            for deck in leaders (n * decks) runtime |> List.chunkBySize n do
+                Assert.Equal<int list>([ 0 .. n - 1 ], List.sort deck))
+    )
+
+/// A provider's breaker state for the admissibility property.
+type private Health =
+    | Closed
+    | OpenFuture
+    | OpenElapsed
+    | HalfOpenFree
+    | HalfOpenFull
+    | Disabled
+
+let private breakerOf (health: Health) : CircuitBreaker.Breaker =
+    let now = TimeSpan.FromSeconds 100.0
+
+    let state =
+        match health with
+        | Closed -> CircuitBreaker.Closed [||]
+        | OpenFuture -> CircuitBreaker.Open(now + TimeSpan.FromSeconds 5.0)
+        | OpenElapsed -> CircuitBreaker.Open(now - TimeSpan.FromSeconds 5.0)
+        | HalfOpenFree -> CircuitBreaker.HalfOpen(0, 0, now - TimeSpan.FromSeconds 1.0)
+        | HalfOpenFull -> CircuitBreaker.HalfOpen(10, 0, now - TimeSpan.FromSeconds 1.0)
+        | Disabled -> CircuitBreaker.Disabled
+
+    { State = state; Generation = 3 }
+
+let private strategies = RoutingStrategy.all |> List.map snd
+
+let private fleet =
+    gen {
+        let! strategy = Gen.elements strategies
+
+        let! healths =
+            Gen.listOf (Gen.elements [ Closed; OpenFuture; OpenElapsed; HalfOpenFree; HalfOpenFull; Disabled ])
+            |> Gen.resize 7
+            |> Gen.filter (fun h -> h.Length >= 1)
+
+        let! weights = Gen.listOfLength healths.Length (Gen.choose (1, 5))
+        let! priorities = Gen.listOfLength healths.Length (Gen.choose (0, 2))
+        let! inFlight = Gen.listOfLength healths.Length (Gen.choose (0, 3))
+        let! seed = Gen.choose (0, Int32.MaxValue) |> Gen.map uint64
+        let! plans = Gen.choose (1, 4)
+        return strategy, healths, weights, priorities, inFlight, seed, plans
+    }
+    |> Check.arb
+
+[<Fact>]
+let ``no strategy ever plans an open provider, and every closed one is planned`` () =
+    Check.property (
+        Prop.forAll fleet (fun (strategy, healths, weights, priorities, inFlight, seed, plans) ->
+            let providers =
+                List.zip3 weights priorities [ 0 .. weights.Length - 1 ]
+                |> List.map (fun (w, p, i) -> {
+                    provider i w with
+                        Priority = p
+                        Models = [ "m" ]
+                })
+
+            let config = {
+                Config.defaults with
+                    Providers = providers
+                    Routing = {
+                        Config.defaultRouting with
+                            Strategy = strategy
+                            ModelRules = [ { Pattern = "m"; Provider = "p0" } ]
+                    }
+            }
+
+            let mutable runtime = Relay.create TimeSpan.Zero config
+
+            runtime <- {
+                runtime with
+                    Providers =
+                        runtime.Providers
+                        |> Array.mapi (fun i state -> {
+                            state with
+                                Breaker = breakerOf healths[i]
+                                InFlight = inFlight[i]
+                        })
+            }
+
+            let now = TimeSpan.FromSeconds 100.0
+
+            for i in 1..plans do
+                let t =
+                    Relay.plan runtime now {
+                        request (seed + uint64 i) with
+                            Model = "m"
+                    }
+
+                runtime <- t.Runtime
+                let planned = t.Value.Order |> Array.map (fun p -> healths[p]) |> List.ofArray
+
+                Assert.DoesNotContain(OpenFuture, planned)
+                Assert.DoesNotContain(Disabled, planned)
+                Assert.DoesNotContain(HalfOpenFull, planned)
+                Assert.Equal(t.Value.Order.Length, (Array.distinct t.Value.Order).Length)
+
+                let servable =
+                    healths
+                    |> List.filter (fun h -> h = Closed || h = OpenElapsed || h = HalfOpenFree)
+
+                Assert.Equal(servable.Length, planned.Length))
+    )
+
+// ---------------------------
+// Model patterns against an oracle
+// ---------------------------
+
+let private alphabet = [ "a"; "b"; "-"; "*"; "ab"; "c" ]
+
+let private pattern: Gen<string> =
+    Gen.listOf (Gen.elements alphabet) |> Gen.resize 4 |> Gen.map String.Concat
+
+let private name: Gen<string> =
+    Gen.listOf (Gen.elements [ "a"; "b"; "-"; "c" ])
+    |> Gen.resize 6
+    |> Gen.map String.Concat
+
+/// The oracle of one pattern: a prefix without `*`, an anchored regex with it.
+let private naiveMatch (p: string) (n: string) : bool =
+    if p.Contains '*' then
+        let regex =
+            "^" + (p.Split '*' |> Array.map Regex.Escape |> String.concat ".*") + "$"
+
+        Regex.IsMatch(n, regex, RegexOptions.Singleline)
+    else
+        n.StartsWith(p, StringComparison.Ordinal)
+
+[<Fact>]
+let ``a pattern matches exactly when the naive oracle says so`` () =
+    Check.quick
+        1000
+        (Prop.forAll (Gen.zip pattern name |> Check.arb) (fun (p, n) ->
+            Assert.Equal(naiveMatch p n, ModelPattern.matches p n)))
+
+[<Fact>]
+let ``model rules agree with a naive longest-match oracle`` () =
+    Check.quick
+        500
+        (Prop.forAll (Gen.zip (Gen.listOf pattern |> Gen.resize 6) name |> Check.arb) (fun (patterns, n) ->
+            let patterns = Array.ofList patterns
+            let literal (p: string) = p.Replace("*", "").Length
+
+            let expected =
+                patterns
+                |> Array.indexed
+                |> Array.filter (fun (_, p) -> naiveMatch p n)
+                |> Array.sortBy (fun (i, p) -> -(literal p), i)
+                |> Array.tryHead
+                |> Option.map fst
+                |> Option.defaultValue -1
+
+            Assert.Equal(expected, ModelPattern.tryFindIn patterns (ModelPattern.precedence patterns) n)))
