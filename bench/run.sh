@@ -10,6 +10,8 @@
 #   bench/run.sh --nice N        run everything at nice N (e.g. -10) to push back other load on a shared machine
 #   bench/run.sh --no-install    do not apt-get missing tools
 #   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
+#   bench/run.sh --observability the relay twice in one run: metrics off + warn logs vs metrics on + info JSON logs
+#                                to a file; prints (and writes to bench/out/<stamp>/observability.md) the on ÷ off ratios
 #
 # Everything listens on 127.0.0.1 (ports picked at random). Every process started here is stopped here (by PID, on
 # exit, error or Ctrl-C). Every load step is bounded in time and in request count. Raw data and logs: bench/out/<stamp>/.
@@ -27,6 +29,7 @@ INSTALL=1
 DIAG=1
 NICE=""
 REPORT="$BENCH/RESULTS.md"
+OBS=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1; RUNS=1 ;;
@@ -37,7 +40,8 @@ while [[ $# -gt 0 ]]; do
         --no-diag) DIAG=0 ;;
         --nice) NICE="$2"; shift ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --observability) OBS=1 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -224,7 +228,7 @@ start_nginx() { # $1 = dir name; echoes pid
     echo $!
 }
 
-write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = observability: default | off | on
     cat > "$1" <<EOF
 server:
   listen: "127.0.0.1:$2"
@@ -234,16 +238,20 @@ providers:
     base_url: "http://127.0.0.1:$3"
     keys:
       - key: "bench-key"
-logging:
-  level: warn
 EOF
+    case "${4:-default}" in
+        default) printf 'logging:\n  level: warn\n' >> "$1" ;;
+        off) printf 'logging:\n  level: warn\nmetrics:\n  enabled: false\n' >> "$1" ;;
+        # not *.log: the per-request log can be large and is not copied to bench/out
+        on) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: true\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
+    esac
 }
 
 # The relay. "cli" = the real `cc-relay serve --config FILE --listen ADDR` (what users run). "shim" = bench/RelayHost:
 # the same CcRelayServer.Build with the same config built in code, for as long as main's config reader does not
 # honour the file. "auto" tries cli first and falls back to shim when /health shows the config was not applied.
-start_relay() { # $1 = name, $2 = listen, $3 = upstream; echoes pid
-    write_relay_config "$WORK/$1.yaml" "$2" "$3"
+start_relay() { # $1 = name, $2 = listen, $3 = upstream, $4 = observability (see write_relay_config); echoes pid
+    write_relay_config "$WORK/$1.yaml" "$2" "$3" "${4:-default}"
     if [[ $RELAY_MODE == shim ]]; then
         dotnet "$SHIM_DLL" --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" >"$WORK/$1.log" 2>&1 &
     else
@@ -283,6 +291,87 @@ PID_NG="$(start_nginx proxy)"; PIDS+=("$PID_NG")
 wait_port "$P_UP_JSON" "upstream nginx"
 wait_port "$P_UP_SSE" "fake upstream"
 wait_port "$P_NG_JSON" "nginx proxy"
+
+# ---- --observability: relay with metrics off + warn logs vs metrics on + info JSON logs to a file ------------------
+if [[ $OBS == 1 ]]; then
+    [[ $RELAY == 1 ]] || { say "--observability measures the relay; it did not build"; exit 1; }
+    OBS_TARGETS=(relay-off relay-on)
+    declare -A OBS_PJ=([relay-off]="$P_RL_JSON" [relay-on]="$P_NG_HOLD") OBS_PS=([relay-off]="$P_RL_SSE" [relay-on]="$P_RL_HOLD")
+    declare -A URL_JSON URL_SSE PID_JSON
+    for t in "${OBS_TARGETS[@]}"; do
+        pj="$(start_relay "$t-json" "${OBS_PJ[$t]}" "$P_UP_JSON" "${t#relay-}")"; PIDS+=("$pj")
+        ps="$(start_relay "$t-sse" "${OBS_PS[$t]}" "$P_UP_SSE" "${t#relay-}")"; PIDS+=("$ps")
+        { wait_port "${OBS_PJ[$t]}" "$t" && wait_port "${OBS_PS[$t]}" "$t"; } || exit 1
+        { relay_uses_bench_config "${OBS_PJ[$t]}" && relay_uses_bench_config "${OBS_PS[$t]}"; } \
+            || { say "$t did not apply the benchmark config; not sending it any traffic"; exit 1; }
+        URL_JSON[$t]="http://127.0.0.1:${OBS_PJ[$t]}/v1/messages"; URL_SSE[$t]="http://127.0.0.1:${OBS_PS[$t]}/v1/messages"
+        PID_JSON[$t]="$pj"
+        { check "${URL_JSON[$t]}" false && check "${URL_SSE[$t]}" true; } || { say "$t failed the sanity check"; exit 1; }
+    done
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[relay-off]}/metrics") == 404 ]] || { say "relay-off serves /metrics"; exit 1; }
+    curl -s "http://127.0.0.1:${OBS_PJ[relay-on]}/metrics" | grep -q '^ccrelay_requests_total' || { say "relay-on has no metrics"; exit 1; }
+
+    TARGETS=("${OBS_TARGETS[@]}")
+    COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$RESULTS")
+    WARM=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$OUT/warmup.jsonl")
+    for t in "${TARGETS[@]}"; do
+        say "warm-up $t (${WARMUP_SECONDS}s JSON + SSE)"
+        lg throughput --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$WARMUP_SECONDS" --max-requests "$TP_MAX_REQUESTS" "${WARM[@]}" >>"$LOG"
+        lg sse --label "$t" --url "${URL_SSE[$t]}" --streams 32 --rounds 1 --deltas 100 --interval-ms 2 "${WARM[@]}" >>"$LOG"
+    done
+    for run in $(seq "$RUNS"); do
+        order=("${TARGETS[@]}"); (( run % 2 == 0 )) && order=("${TARGETS[1]}" "${TARGETS[0]}")
+        say "run $run/$RUNS (order: ${order[*]})"
+        for conns in $TP_CONNS; do
+            for t in "${order[@]}"; do
+                say "  throughput $t c=$conns"
+                lg throughput --run "$run" --label "$t" --url "${URL_JSON[$t]}" --conns "$conns" --duration "$TP_SECONDS" \
+                    --warmup-s "$TP_WARMUP" --max-requests "$TP_MAX_REQUESTS" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
+            done
+        done
+        for t in "${order[@]}"; do
+            say "  fixed rate $t ($RATE req/s)"
+            lg rate --run "$run" --label "$t" --url "${URL_JSON[$t]}" --rate "$RATE" --count "$RATE_COUNT" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
+        done
+        for t in "${order[@]}"; do
+            say "  sse $t"
+            lg sse --run "$run" --label "$t" --url "${URL_SSE[$t]}" --streams "$SSE_STREAMS" --rounds "$SSE_ROUNDS" \
+                --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
+        done
+    done
+
+    # Medians over runs, and on ÷ off per row. The issue's bar: throughput and added latency within 5%.
+    log_lines=$(cat "$WORK"/relay-on-*-requests.jsonl 2>/dev/null | wc -l)
+    {
+        echo "# Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs"
+        echo
+        echo "Command: \`$CMDLINE\`, $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)."
+        echo "relay-on wrote $log_lines JSON log lines to its files; medians of $RUNS run(s)."
+        echo
+        echo "| Measure | off | on | on ÷ off |"
+        echo "|---|---|---|---|"
+        jq -rs '
+          def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+          def val($test; $target; $key; $conns):
+            [ .[] | select(.test == $test and .target == $target and ($conns == null or .conns == $conns)) | .[$key] | select(. != null) ] | med;
+          def row($label; $test; $key; $conns):
+            val($test; "relay-off"; $key; $conns) as $off | val($test; "relay-on"; $key; $conns) as $on
+            | "| \($label) | \($off) | \($on) | \(if $off != null and $on != null and $off != 0 then ($on / $off * 1000 | round / 1000) else "n/a" end) |";
+          . as $all
+          | ([ $all[] | select(.test == "throughput") | .conns ] | unique) as $conns
+          | ($conns[] as $c | ($all | row("throughput req/s, \($c) connections"; "throughput"; "rps"; $c)),
+                             ($all | row("relay CPU µs per request, \($c) connections"; "throughput"; "cpu_us_per_req"; $c)),
+                             ($all | row("latency p50 ms, \($c) connections (saturated)"; "throughput"; "p50_ms"; $c))),
+            ($all | row("latency p50 ms, fixed rate"; "rate"; "p50_ms"; null)),
+            ($all | row("latency p99 ms, fixed rate"; "rate"; "p99_ms"; null)),
+            ($all | row("SSE per-event delay p50 ms"; "sse"; "p50_ms"; null)),
+            ($all | row("SSE per-event delay p99 ms"; "sse"; "p99_ms"; null))
+        ' "$RESULTS"
+    } > "$OUT/observability.md"
+    cat "$OUT/observability.md"
+    say "done: $OUT/observability.md (raw data: ${OUT#$ROOT/})"
+    exit 0
+fi
 
 PID_RL_JSON="" PID_RL_SSE=""
 if [[ $RELAY == 1 ]]; then

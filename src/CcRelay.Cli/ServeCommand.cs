@@ -70,9 +70,10 @@ internal static class ServeCommand
             Overrides = overrides,
         });
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay");
+        var secrets = app.Services.GetRequiredService<RelayState>().Current.Secrets;
         foreach (var warning in warnings)
         {
-            Log.ConfigWarning(logger, warning.ToString());
+            Log.ConfigWarning(logger, Redact.issue(secrets, warning));
         }
 
         var enabled = overridden.Providers.Where(p => p.Enabled).Select(p => p.Name).ToArray();

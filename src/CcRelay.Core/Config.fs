@@ -129,12 +129,17 @@ type LogFormat =
     | Json
     | Text
 
-/// `logging.debug_options`: what debug-level logs may add. Each is off unless set.
+/// `logging.debug_options`: what debug-level logs may add. Each is off unless set; every one is redacted
+/// (`Redact`) and written only when `logging.level` is `debug`.
 type DebugOptions = {
     /// Log a redacted, truncated preview of request bodies at debug level.
     LogRequestBody: bool
+    /// Log the request headers sent upstream (and the upstream URL) at debug level.
+    LogRequestHeaders: bool
     /// Log upstream response headers at debug level.
     LogResponseHeaders: bool
+    /// Log a redacted, truncated preview of response bodies (JSON answers and SSE streams) at debug level.
+    LogResponseBody: bool
     /// The most body bytes a debug log shows.
     MaxBodyLogSize: int
 }
@@ -159,11 +164,21 @@ type MetricsConfig = {
     MaxModelLabels: int
 }
 
+/// The OTLP transport (`otel.protocol`).
+[<RequireQualifiedAccess>]
+type OtlpProtocol =
+    /// OTLP over gRPC (the exporter's default; port 4317).
+    | Grpc
+    /// OTLP over HTTP with protobuf bodies (`POST <endpoint>/v1/traces`, `/v1/metrics`; port 4318).
+    | HttpProtobuf
+
 /// The `otel` section: OpenTelemetry export.
 type OtelConfig = {
     Enabled: bool
     /// The OTLP endpoint; None leaves it to the exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, else its default).
     Endpoint: Uri option
+    /// How spans and metrics travel to the endpoint.
+    Protocol: OtlpProtocol
     /// `service.name` of the exported resource.
     ServiceName: string
     /// Send W3C `traceparent`/`tracestate` for the relay's span on upstream requests.
@@ -248,7 +263,9 @@ module Config =
     /// `logging.debug_options` when nothing is configured: nothing extra is logged, bodies are cut at 1000 bytes.
     let defaultDebugOptions: DebugOptions = {
         LogRequestBody = false
+        LogRequestHeaders = false
         LogResponseHeaders = false
+        LogResponseBody = false
         MaxBodyLogSize = 1000
     }
 
@@ -272,6 +289,7 @@ module Config =
     let defaultOtel: OtelConfig = {
         Enabled = false
         Endpoint = None
+        Protocol = OtlpProtocol.Grpc
         ServiceName = "cc-relay"
         PropagateTraceContext = false
     }

@@ -33,7 +33,9 @@ module ConfigDecode =
 
     let private debugOptionKeys: string list = [
         "log_request_body"
+        "log_request_headers"
         "log_response_headers"
+        "log_response_body"
         "log_tls_metrics"
         "max_body_log_size"
     ]
@@ -168,7 +170,9 @@ module ConfigDecode =
 
             decoded {
                 let! logRequestBody = flag "log_request_body"
+                and! logRequestHeaders = flag "log_request_headers"
                 and! logResponseHeaders = flag "log_response_headers"
+                and! logResponseBody = flag "log_response_body"
                 and! _ = flag "log_tls_metrics"
 
                 and! maxBodyLogSize =
@@ -178,7 +182,9 @@ module ConfigDecode =
 
                 return {
                     LogRequestBody = logRequestBody
+                    LogRequestHeaders = logRequestHeaders
                     LogResponseHeaders = logResponseHeaders
+                    LogResponseBody = logResponseBody
                     // 0 means the default, as in the Go project
                     MaxBodyLogSize =
                         if maxBodyLogSize = 0L then
@@ -352,7 +358,7 @@ module ConfigDecode =
     // otel
     // ---------------------------
 
-    let private otelKeys: string list = [ "enabled"; "endpoint"; "service_name"; "propagate_trace_context" ]
+    let private otelKeys: string list = [ "enabled"; "endpoint"; "protocol"; "service_name"; "propagate_trace_context" ]
 
     /// An absolute http(s) URL without credentials (an OTLP collector).
     let private otlpEndpoint: Read<Uri option> =
@@ -381,8 +387,7 @@ module ConfigDecode =
                             (ConfigNode.position node)
                             $"expected an absolute http:// or https:// URL, e.g. http://localhost:4317, got %s{ConfigRead.quote text}")
 
-    /// `otel`. Stored for the OTLP exporter; while this build has none, `enabled: true` warns that nothing
-    /// is exported.
+    /// `otel`: OTLP export of traces and metrics (off by default).
     let private otel (root: Fields) : Decoded<OtelConfig> =
         ConfigRead.subsection "otel" otelKeys root
         |> Decoded.bind (fun fields ->
@@ -395,6 +400,16 @@ module ConfigDecode =
                     |> Decoded.orDefault defaults.Enabled
 
                 and! endpoint = fields |> ConfigRead.field "endpoint" otlpEndpoint
+
+                and! protocol =
+                    fields
+                    |> ConfigRead.field
+                        "protocol"
+                        (ConfigRead.optionalChoice [
+                            "grpc", OtlpProtocol.Grpc
+                            "http/protobuf", OtlpProtocol.HttpProtobuf
+                        ])
+                    |> Decoded.orDefault defaults.Protocol
 
                 and! serviceName =
                     fields
@@ -409,20 +424,11 @@ module ConfigDecode =
                 return {
                     Enabled = enabled
                     Endpoint = endpoint
+                    Protocol = protocol
                     ServiceName = serviceName
                     PropagateTraceContext = propagate
                 }
-            }
-            |> Decoded.bind (fun config ->
-                match ConfigRead.entry "enabled" fields with
-                | Some entry when config.Enabled ->
-                    Decoded.warn
-                        (ConfigRead.issue
-                            (fields.Cursor.Child "enabled")
-                            entry.KeyAt
-                            "is stored, but this build has no OTLP exporter yet: nothing is exported")
-                        config
-                | _ -> Decoded.ok config))
+            })
 
     // ---------------------------
     // The document

@@ -42,12 +42,28 @@ module ConfigDiff =
     let between (current: RelayConfig) (next: RelayConfig) : ConfigChange list =
         let s, t = current.Server, next.Server
 
+        let m, n = current.Metrics, next.Metrics
+        let o, p = current.Otel, next.Otel
+
         let restart =
             changedFields [
                 "server.listen", s.Listen <> t.Listen
                 "server.enable_http2", s.EnableHttp2 <> t.EnableHttp2
+                "metrics.enabled", m.Enabled <> n.Enabled
+                "metrics.path", m.Path <> n.Path
+                "metrics.listen", m.Listen <> n.Listen
+                "otel.enabled", o.Enabled <> p.Enabled
+                "otel.endpoint", o.Endpoint <> p.Endpoint
+                "otel.protocol", o.Protocol <> p.Protocol
+                "otel.service_name", o.ServiceName <> p.ServiceName
             ]
             |> List.map ConfigChange.RestartRequired
+
+        let observability =
+            changedFields [
+                "metrics.max_model_labels", m.MaxModelLabels <> n.MaxModelLabels
+                "otel.propagate_trace_context", o.PropagateTraceContext <> p.PropagateTraceContext
+            ]
 
         let liveServer =
             changedFields [
@@ -70,6 +86,7 @@ module ConfigDiff =
                 "logging.level", current.Logging.Level <> next.Logging.Level
                 "logging.format", current.Logging.Format <> next.Logging.Format
                 "logging.output", current.Logging.Output <> next.Logging.Output
+                "logging.debug_options", current.Logging.DebugOptions <> next.Logging.DebugOptions
             ]
 
         let loggingOther =
@@ -107,6 +124,7 @@ module ConfigDiff =
             @ serverOther
             @ logging
             @ loggingOther
+            @ observability
             @ (if providersReordered then [ "providers (order)" ] else [])
             |> List.map ConfigChange.SettingChanged
 
@@ -168,12 +186,21 @@ module ConfigDiff =
             |> String.concat "; "
 
     /// The config a reload actually applies: `next`, except the settings only a restart can change, which keep
-    /// their running values (the listener stays where it is, and the snapshot must say so).
+    /// their running values (the listeners stay where they are, metrics and OTLP export keep their
+    /// start-up settings, and the snapshot must say so).
     let applicable (running: RelayConfig) (next: RelayConfig) : RelayConfig = {
         next with
             Server = {
                 next.Server with
                     Listen = running.Server.Listen
                     EnableHttp2 = running.Server.EnableHttp2
+            }
+            Metrics = {
+                running.Metrics with
+                    MaxModelLabels = next.Metrics.MaxModelLabels
+            }
+            Otel = {
+                running.Otel with
+                    PropagateTraceContext = next.Otel.PropagateTraceContext
             }
     }

@@ -159,7 +159,9 @@ module ConfigRender =
         $"  output: %s{quote config.Output}"
         "  debug_options:"
         $"    log_request_body: %s{boolean config.DebugOptions.LogRequestBody}"
+        $"    log_request_headers: %s{boolean config.DebugOptions.LogRequestHeaders}"
         $"    log_response_headers: %s{boolean config.DebugOptions.LogResponseHeaders}"
+        $"    log_response_body: %s{boolean config.DebugOptions.LogResponseBody}"
         $"    max_body_log_size: %s{integer (int64 config.DebugOptions.MaxBodyLogSize)}"
     ]
 
@@ -206,10 +208,16 @@ module ConfigRender =
         $"  max_model_labels: %s{integer (int64 config.MaxModelLabels)}"
     ]
 
+    let private protocol (value: OtlpProtocol) : string =
+        match value with
+        | OtlpProtocol.Grpc -> "grpc"
+        | OtlpProtocol.HttpProtobuf -> quote "http/protobuf"
+
     let private otel (config: OtelConfig) : string list = [
         "otel:"
         $"  enabled: %s{boolean config.Enabled}"
         $"  endpoint: %s{optional (fun (u: Uri) -> quote u.OriginalString) config.Endpoint}"
+        $"  protocol: %s{protocol config.Protocol}"
         $"  service_name: %s{quote config.ServiceName}"
         $"  propagate_trace_context: %s{boolean config.PropagateTraceContext}"
     ]

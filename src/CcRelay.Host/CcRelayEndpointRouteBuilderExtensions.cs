@@ -1,5 +1,7 @@
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Http;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -24,28 +26,37 @@ public static class CcRelayEndpointRouteBuilderExtensions
         var models = services.GetRequiredService<ModelsEndpoint>();
         var state = services.GetRequiredService<RelayState>();
         var runtime = services.GetRequiredService<Routing.RuntimeCell>();
+        var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
 
-        Route(endpoints, "/v1/messages", "POST", messages.HandleAsync);
-        Route(endpoints, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
-        Route(endpoints, "/v1/models", "GET, HEAD", models.ListAsync);
-        Route(endpoints, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
-        Route(endpoints, "/", "GET, HEAD", RootEndpoints.RootAsync);
-        Route(endpoints, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state, runtime));
+        // OTLP export (when otel.enabled) starts before the first request
+        _ = services.GetService<OtlpExport>();
+
+        // ccrelay_provider_up and ccrelay_circuit_state read the current snapshot at each scrape
+        services.GetService<RelayMetrics>()?.ObserveProviders(() => state.Current.ProviderStatuses);
+
+        Route(endpoints, time, "/v1/messages", "POST", messages.HandleAsync);
+        Route(endpoints, time, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
+        Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
+        Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
+        Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);
+        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state, runtime));
 
         if (notFoundFallback)
         {
-            endpoints.MapFallback(RootEndpoints.NotFoundAsync);
+            endpoints.MapFallback(RelayResponseHeaders.Stamped(RootEndpoints.NotFoundAsync, time));
         }
 
         return endpoints;
     }
 
-    private static void Route(IEndpointRouteBuilder endpoints, string pattern, string allow, RequestDelegate handler)
+    /// <summary>Maps a route whose every answer (405 included) carries the relay's response headers.</summary>
+    private static void Route(IEndpointRouteBuilder endpoints, TimeProvider time, string pattern, string allow, RequestDelegate handler)
     {
         var allowed = allow.Split(", ");
-        endpoints.Map(pattern, context =>
-            allowed.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase)
+        endpoints.Map(pattern, RelayResponseHeaders.Stamped(
+            context => allowed.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase)
                 ? handler(context)
-                : ErrorResponse.MethodNotAllowedAsync(context, allow));
+                : ErrorResponse.MethodNotAllowedAsync(context, allow),
+            time));
     }
 }

@@ -1,6 +1,8 @@
 using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -31,14 +33,15 @@ public static class CcRelayServer
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = null; // the relay enforces server.max_body_bytes itself
             var protocols = config.Server.EnableHttp2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
-            var listen = config.Server.Listen;
-            if (string.Equals(listen.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+            Listen(kestrel, config.Server.Listen, o => o.Protocols = protocols);
+            if (config.Metrics is { Enabled: true, Listen.Value: var metricsListen })
             {
-                kestrel.ListenLocalhost(listen.Port, o => o.Protocols = protocols);
-            }
-            else
-            {
-                kestrel.Listen(IPAddress.Parse(listen.Host), listen.Port, o => o.Protocols = protocols);
+                // added second, so Addresses(app)[0] stays the relay's own address
+                Listen(kestrel, metricsListen, o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    MetricsListener.Mark(o);
+                });
             }
         });
         builder.Services.Configure<HostOptions>(host =>
@@ -59,8 +62,38 @@ public static class CcRelayServer
         });
 
         var app = builder.Build();
+
+        // OTLP export starts with the app, before the first request (it is a no-op when otel is off)
+        _ = app.Services.GetRequiredService<OtlpExport>();
+        if (config.Metrics.Enabled)
+        {
+            if (config.Metrics.Listen is null)
+            {
+                app.MapCcRelayMetrics(config.Metrics.Path);
+            }
+            else
+            {
+                app.UseMetricsListener(
+                    config.Metrics.Path,
+                    app.Services.GetRequiredService<PrometheusExposition>(),
+                    app.Services.GetRequiredService<TimeProvider>());
+            }
+        }
+
         app.MapCcRelay(notFoundFallback: true);
         return app;
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, ListenAddress address, Action<ListenOptions> configure)
+    {
+        if (string.Equals(address.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            kestrel.ListenLocalhost(address.Port, configure);
+        }
+        else
+        {
+            kestrel.Listen(IPAddress.Parse(address.Host), address.Port, configure);
+        }
     }
 
     /// <summary>The addresses a started relay listens on (with the real port when 0 was asked for).</summary>
@@ -75,8 +108,9 @@ public static class CcRelayServer
     {
         logging.ClearProviders();
         logging.SetMinimumLevel(MsLogLevel.Trace);
-        logging.AddFilter((_, category, level) => loggingSwitch.Allows(category, level));
+        logging.AddFilter((provider, category, level) => loggingSwitch.Allows(provider, category, level));
         logging.AddConsole();
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new FileLoggerProvider(loggingSwitch, sp.GetServices<ConsoleFormatter>()));
         logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;

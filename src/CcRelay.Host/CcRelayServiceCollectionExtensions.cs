@@ -1,6 +1,8 @@
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,7 +15,8 @@ namespace CcRelay.Host;
 public static class CcRelayServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the relay's services. Pair with <see cref="CcRelayEndpointRouteBuilderExtensions.MapCcRelay"/>.
+    /// Adds the relay's services, its metrics (<see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/>)
+    /// and, when <c>otel.enabled</c>, OTLP export. Pair with <see cref="CcRelayEndpointRouteBuilderExtensions.MapCcRelay"/>.
     /// </summary>
     public static IServiceCollection AddCcRelay(this IServiceCollection services, Action<CcRelayOptions>? configure = null)
     {
@@ -24,6 +27,8 @@ public static class CcRelayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(new RelayState(options.Config));
+        services.AddCcRelayMetrics();
+        services.TryAddSingleton(_ => new OtlpExport(options.Config.Otel));
         services.AddSingleton(sp => new RuntimeCell(
             options.Config,
             sp.GetRequiredService<TimeProvider>(),
@@ -36,6 +41,7 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton(sp => new UpstreamForwarder(
             UpstreamClient.Create(),
             sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<RelayMetrics>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));
         services.AddSingleton(sp => new FailoverForwarder(
             sp.GetRequiredService<UpstreamForwarder>(),
@@ -48,7 +54,8 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>(),
             sp.GetService<LoggingSwitch>(),
-            sp.GetRequiredService<RuntimeCell>()));
+            sp.GetRequiredService<RuntimeCell>(),
+            sp.GetService<RelayMetrics>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using CcRelay.Core;
 using Microsoft.FSharp.Collections;
 
@@ -9,6 +10,10 @@ namespace CcRelay.Host;
 /// </summary>
 public sealed class RelaySnapshot
 {
+    private readonly FrozenDictionary<string, PriceTable> _prices;
+    private readonly FrozenDictionary<string, string> _keyIds;
+    private RecentKeyId? _recent;
+
     /// <summary>Derives a snapshot from a validated configuration.</summary>
     public RelaySnapshot(RelayConfig config)
     {
@@ -17,6 +22,29 @@ public sealed class RelaySnapshot
         Auth = Core.Auth.compile(config.Server.Auth);
         Candidates = Upstream.candidates(config);
         Catalogue = Models.catalogue(config);
+
+        // compiled once per snapshot, never per request
+        var prices = new Dictionary<string, PriceTable>(StringComparer.Ordinal);
+        var keyIds = new Dictionary<string, string>(StringComparer.Ordinal);
+        var secrets = new List<string>();
+        foreach (var provider in config.Providers)
+        {
+            prices.TryAdd(provider.Name, Pricing.withOverrides(provider.Pricing, Pricing.builtIn));
+            foreach (var key in provider.Keys.Where(k => k.Key.Length > 0))
+            {
+                keyIds.TryAdd(key.Key, KeyId.ofSecret(key.Key));
+                secrets.Add(key.Key);
+            }
+        }
+
+        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret }
+            .Where(s => s is not null && s.Value.Length > 0)
+            .Select(s => s!.Value));
+
+        _prices = prices.ToFrozenDictionary(StringComparer.Ordinal);
+        _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
+        Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
+        ProviderStatuses = [.. config.Providers.Select(p => new Metrics.ProviderStatus(p.Name, p.Enabled, "closed", []))];
     }
 
     /// <summary>The validated configuration.</summary>
@@ -30,4 +58,47 @@ public sealed class RelaySnapshot
 
     /// <summary>The <c>/v1/models</c> catalogue.</summary>
     public FSharpList<ModelInfo> Catalogue { get; }
+
+    /// <summary>Every secret the configuration holds (provider keys, client-auth secrets), for <see cref="Redact"/>.</summary>
+    public FSharpList<string> Secrets { get; }
+
+    /// <summary>
+    /// Each provider's state for <c>ccrelay_provider_up</c> and <c>ccrelay_circuit_state</c>: up when enabled, circuit
+    /// closed, no key capacities (until circuit breakers and key pools exist).
+    /// </summary>
+    public IReadOnlyList<Metrics.ProviderStatus> ProviderStatuses { get; }
+
+    /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
+    public PriceTable PricesFor(string provider) =>
+        _prices.TryGetValue(provider, out var table) ? table : Pricing.builtIn;
+
+    /// <summary>
+    /// The <see cref="KeyId"/> of a secret: from the snapshot's table when it is a configured key, else computed,
+    /// remembering the last one (a client sends the same credential request after request).
+    /// </summary>
+    public string KeyIdOf(string secret)
+    {
+        if (_keyIds.TryGetValue(secret, out var id))
+        {
+            return id;
+        }
+
+        var recent = Volatile.Read(ref _recent);
+        if (recent is not null && string.Equals(recent.Secret, secret, StringComparison.Ordinal))
+        {
+            return recent.Id;
+        }
+
+        id = KeyId.ofSecret(secret);
+        Volatile.Write(ref _recent, new RecentKeyId(secret, id));
+        return id;
+    }
+
+    /// <summary>A class, not a record: a record's ToString would print the secret.</summary>
+    private sealed class RecentKeyId(string secret, string id)
+    {
+        public string Secret { get; } = secret;
+
+        public string Id { get; } = id;
+    }
 }

@@ -124,3 +124,48 @@ let ``command-line overrides win over the file and leave the rest alone`` () =
     Assert.Equal(Config.defaults.Logging.Format, applied.Logging.Format)
     Assert.Equal<ProviderConfig list>(Config.defaults.Providers, applied.Providers)
     Assert.Equal(Config.defaults, ConfigOverrides.apply ConfigOverrides.none Config.defaults)
+
+[<Fact>]
+let ``metrics and otel exporter settings need a restart; the model-label limit and propagation apply live`` () =
+    let before = config [ provider "a" ]
+
+    let after = {
+        before with
+            Metrics = {
+                before.Metrics with
+                    Path = "/prom"
+                    MaxModelLabels = 7
+            }
+            Otel = {
+                before.Otel with
+                    Enabled = true
+                    PropagateTraceContext = true
+            }
+            Logging = {
+                before.Logging with
+                    DebugOptions = {
+                        before.Logging.DebugOptions with
+                            LogRequestBody = true
+                    }
+            }
+    }
+
+    let changes = ConfigDiff.between before after
+
+    Assert.Equal<ConfigChange list>(
+        [
+            ConfigChange.RestartRequired "metrics.path"
+            ConfigChange.RestartRequired "otel.enabled"
+            ConfigChange.SettingChanged "logging.debug_options"
+            ConfigChange.SettingChanged "metrics.max_model_labels"
+            ConfigChange.SettingChanged "otel.propagate_trace_context"
+        ],
+        changes
+    )
+
+    let applied = ConfigDiff.applicable before after
+    Assert.Equal("/metrics", applied.Metrics.Path)
+    Assert.Equal(7, applied.Metrics.MaxModelLabels)
+    Assert.False applied.Otel.Enabled
+    Assert.True applied.Otel.PropagateTraceContext
+    Assert.True applied.Logging.DebugOptions.LogRequestBody

@@ -85,6 +85,7 @@ let ``without the sections, metrics are on at /metrics and otel is off`` () =
         {
             Enabled = false
             Endpoint = None
+            Protocol = OtlpProtocol.Grpc
             ServiceName = "cc-relay"
             PropagateTraceContext = false
         },
@@ -94,7 +95,9 @@ let ``without the sections, metrics are on at /metrics and otel is off`` () =
     Assert.Equal(
         {
             LogRequestBody = false
+            LogRequestHeaders = false
             LogResponseHeaders = false
+            LogResponseBody = false
             MaxBodyLogSize = 1000
         },
         config.Logging.DebugOptions
@@ -188,14 +191,15 @@ let ``bad metrics values are errors at their path`` (key: string, value: string)
 // ---------------------------
 
 [<Fact>]
-let ``otel keys are read, and enabling it warns that nothing is exported yet`` () =
+let ``otel keys are read without warnings`` () =
     let config, warnings =
         load (
             section "otel" [
                 "enabled", plain 3 "true"
-                "endpoint", quoted 4 "http://localhost:4317"
-                "service_name", quoted 5 "relay-a"
-                "propagate_trace_context", plain 6 "true"
+                "endpoint", quoted 4 "http://localhost:4318"
+                "protocol", quoted 5 "http/protobuf"
+                "service_name", quoted 6 "relay-a"
+                "propagate_trace_context", plain 7 "true"
             ]
         )
         |> loaded
@@ -203,21 +207,26 @@ let ``otel keys are read, and enabling it warns that nothing is exported yet`` (
     Assert.Equal(
         {
             Enabled = true
-            Endpoint = Some(Uri "http://localhost:4317")
+            Endpoint = Some(Uri "http://localhost:4318")
+            Protocol = OtlpProtocol.HttpProtobuf
             ServiceName = "relay-a"
             PropagateTraceContext = true
         },
         config.Otel
     )
 
-    let warning = Assert.Single warnings
-    Assert.Equal("otel.enabled", warning.Path)
-    Assert.Contains("no OTLP exporter", warning.Message)
+    Assert.Empty warnings
+
+[<Fact>]
+let ``otel protocol grpc is read`` () =
+    let config, _ = load (section "otel" [ "protocol", plain 3 "grpc" ]) |> loaded
+    Assert.Equal(OtlpProtocol.Grpc, config.Otel.Protocol)
 
 [<Theory>]
 [<InlineData("endpoint", "localhost:4317")>]
 [<InlineData("endpoint", "grpc://collector:4317")>]
 [<InlineData("endpoint", "http://user:pw@collector:4317")>]
+[<InlineData("protocol", "http")>]
 [<InlineData("service_name", "\"\"")>]
 [<InlineData("propagate_trace_context", "1")>]
 let ``bad otel values are errors at their path`` (key: string, value: string) =
@@ -239,9 +248,11 @@ let ``debug options are stored; max_body_log_size 0 means the default`` () =
                     "debug_options",
                     map 3 [
                         "log_request_body", plain 4 "true"
-                        "log_response_headers", plain 5 "true"
-                        "log_tls_metrics", plain 6 "true"
-                        "max_body_log_size", plain 7 size
+                        "log_request_headers", plain 5 "true"
+                        "log_response_headers", plain 6 "true"
+                        "log_response_body", plain 7 "true"
+                        "log_tls_metrics", plain 8 "true"
+                        "max_body_log_size", plain 9 size
                     ]
                 ]
             )
@@ -252,7 +263,9 @@ let ``debug options are stored; max_body_log_size 0 means the default`` () =
     Assert.Equal(
         {
             LogRequestBody = true
+            LogRequestHeaders = true
             LogResponseHeaders = true
+            LogResponseBody = true
             MaxBodyLogSize = 4096
         },
         read "4096"

@@ -74,7 +74,9 @@ logging:
   output: "stdout"
   debug_options:
     log_request_body: false
+    log_request_headers: false
     log_response_headers: false
+    log_response_body: false
     max_body_log_size: 1000
 routing:
   strategy: failover
@@ -102,6 +104,7 @@ metrics:
 otel:
   enabled: false
   endpoint: null
+  protocol: grpc
   service_name: "cc-relay"
   propagate_trace_context: false
 """

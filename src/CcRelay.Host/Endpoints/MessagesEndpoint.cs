@@ -1,7 +1,10 @@
+using System.Diagnostics;
 using CcRelay.Core;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -14,48 +17,84 @@ namespace CcRelay.Host.Endpoints;
 internal sealed class MessagesEndpoint(
     RelayState state,
     FailoverForwarder forwarder,
+    RelayMetrics metrics,
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger)
 {
     public async Task HandleAsync(HttpContext context)
     {
         // :: Step 1: read — clock, snapshot, request id, body
-        var startedAt = timeProvider.GetTimestamp();
+        var timing = RelayResponseHeaders.Stamp(context, timeProvider);
         var snapshot = state.Current;
         var request = context.Request;
         var record = new RequestRecord
         {
-            RequestId = RequestId.Assign(context),
+            RequestId = timing.RequestId,
             Method = request.Method,
             Path = request.Path.Value ?? "",
+            Timing = timing,
+            Detailed = logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Information),
         };
 
+        metrics.RequestStarted();
+        var span = RelayTracing.StartRequest(context, record.RequestId);
         try
         {
-            await HandleAsync(context, snapshot, record, startedAt);
+            await HandleAsync(context, snapshot, record);
         }
         finally
         {
-            // :: Step 9: account — one line per request, after the response is done
-            Log.RequestCompleted(
-                logger,
-                record.RequestId,
-                record.Method,
-                record.Path,
-                record.Status,
-                record.Provider,
-                record.Model,
-                record.UpstreamModel,
-                record.Stream,
-                record.Result,
-                Math.Round(timeProvider.GetElapsedTime(startedAt).TotalMilliseconds, 2),
-                Math.Round(record.TtfbMs, 2),
-                record.BytesIn,
-                record.BytesOut);
+            Complete(context, record, span);
         }
     }
 
-    private async Task HandleAsync(HttpContext context, RelaySnapshot snapshot, RequestRecord record, long startedAt)
+    /// <summary>:: Step 9: account — metrics, the request span, and one line per request, after the response is done.</summary>
+    private void Complete(HttpContext context, RequestRecord record, Activity? span)
+    {
+        if (record.Status == 0)
+        {
+            // an exception ended the request (the client left while its body was read, …)
+            var clientLeft = context.RequestAborted.IsCancellationRequested;
+            record.Status = clientLeft ? 499 : 500;
+            record.Result = clientLeft ? "client_aborted" : "internal_error";
+        }
+
+        var elapsed = record.Timing.Elapsed;
+        metrics.RecordRequest(record.ProviderLabel, record.EffectiveModel, record.Status, record.Stream, elapsed);
+        metrics.RequestFinished();
+        RelayTracing.EndRequest(span, record);
+
+        var usage = record.Usage;
+        Log.RequestCompleted(
+            logger,
+            record.RequestId,
+            record.Method,
+            record.Path,
+            record.Status,
+            record.ClientKeyId,
+            record.Provider,
+            record.KeyId,
+            record.Model,
+            record.UpstreamModel,
+            record.Answer?.Model?.Value,
+            record.Stream,
+            record.Result,
+            record.ErrorType,
+            record.Answer?.StopReason?.Value,
+            record.Attempts,
+            Math.Round(elapsed.TotalMilliseconds, 2),
+            Math.Round(record.TtfbMs, 2),
+            Math.Round(record.Timing.OverheadMs, 3),
+            usage?.InputTokens,
+            usage?.OutputTokens,
+            usage?.CacheReadTokens,
+            usage?.CacheWriteTokens,
+            record.CostUsd,
+            record.BytesIn,
+            record.BytesOut);
+    }
+
+    private async Task HandleAsync(HttpContext context, RelaySnapshot snapshot, RequestRecord record)
     {
         var request = context.Request;
         var server = snapshot.Config.Server;
@@ -70,7 +109,14 @@ internal sealed class MessagesEndpoint(
         record.BytesIn = body.Length;
 
         // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
-        var verdict = Core.Auth.authenticate(snapshot.Auth, request.Headers["x-api-key"].ToString(), request.Headers.Authorization.ToString());
+        var apiKey = request.Headers["x-api-key"].ToString();
+        var authorization = request.Headers.Authorization.ToString();
+        var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
+        if (record.Detailed)
+        {
+            record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
+        }
+
         if (verdict is AuthVerdict.Denied denied)
         {
             await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
@@ -78,6 +124,11 @@ internal sealed class MessagesEndpoint(
         }
 
         var forward = ((AuthVerdict.Allowed)verdict).Forward;
+        var debug = snapshot.Config.Logging.DebugOptions;
+        if (DebugLog.IsOn(logger, debug.LogRequestBody))
+        {
+            Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
+        }
 
         // :: Step 3: inspect — one pass over the body, never re-serialised
         var inspected = RequestFactsModule.inspect(body.Span);
@@ -99,15 +150,22 @@ internal sealed class MessagesEndpoint(
         }
 
         // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-        await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, startedAt);
+        await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)
     {
         record.Status = status ?? ErrorEnvelope.status(errorType);
         record.Result = ErrorEnvelope.wireName(errorType);
+        record.ErrorType = record.Result;
         record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
     }
+
+    /// <summary>The key id of the caller's credential (its <c>x-api-key</c>, else its bearer token); <c>-</c> when it sent none.</summary>
+    private static string ClientKeyId(RelaySnapshot snapshot, string apiKey, string authorization) =>
+        apiKey.Length > 0 ? snapshot.KeyIdOf(apiKey)
+        : Headers.tryBearer(authorization)?.Value is { } token ? snapshot.KeyIdOf(token)
+        : "-";
 
     /// <summary>The route path and query, without any PathBase the relay is mounted under.</summary>
     private static string PathAndQuery(HttpRequest request) => request.Path.Value + request.QueryString.Value;

@@ -1,4 +1,5 @@
 using CcRelay.Core;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -33,6 +34,8 @@ internal sealed class AttemptResponse(
     CancellationTokenSource cancellation,
     TimeSpan firstByte) : IDisposable
 {
+    private Action<MetricOutcome, AnswerUsage?, string?>? _onEnd;
+
     public UpstreamPlan Plan { get; } = plan;
 
     public HttpRequestMessage Request { get; } = request;
@@ -60,8 +63,36 @@ internal sealed class AttemptResponse(
             ? values.FirstOrDefault()
             : null;
 
+    /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
+    public string KeyId { get; init; } = "-";
+
+    /// <summary>Counts the attempt and ends its span; set by <see cref="UpstreamForwarder.SendAsync"/>.</summary>
+    public Action<MetricOutcome, AnswerUsage?, string?>? OnEnd { get => _onEnd; set => _onEnd = value; }
+
+    /// <summary>
+    /// Accounts for the attempt (metrics, span) once: with how its relay ended, or, for an answer that is
+    /// discarded (retried, replaced, lost a hedge), with what its status says.
+    /// </summary>
+    public void End(MetricOutcome outcome, AnswerUsage? answer = null, string? error = null) =>
+        Interlocked.Exchange(ref _onEnd, null)?.Invoke(outcome, answer, error);
+
+    /// <summary>Accounts for an answer that will not be relayed as it stands (what its status says).</summary>
+    public void Discarded()
+    {
+        if (StreamErrorType is { } streamError)
+        {
+            End(MetricOutcome.NewFailure("error event"), null, streamError);
+        }
+        else
+        {
+            var outcome = Outcome.ofStatus(Status);
+            End(outcome, null, outcome.IsSuccess ? null : "upstream_" + Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
     public void Dispose()
     {
+        Discarded();
         Peeked?.Dispose();
         Response.Dispose();
         Request.Dispose();

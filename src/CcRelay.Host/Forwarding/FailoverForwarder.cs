@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -33,7 +34,6 @@ internal sealed class FailoverForwarder(
         RequestRecord record,
         long startedAt)
     {
-        var server = snapshot.Config.Server;
         var aborted = context.RequestAborted;
 
         // :: (1) what routing needs from the request
@@ -65,7 +65,7 @@ internal sealed class FailoverForwarder(
 
                         continue;
                     case Step.Stop stop:
-                        await StopAsync(context, stop.Verdict, kept, lastReason, body, server, record, startedAt);
+                        await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
                         return;
                 }
 
@@ -75,7 +75,7 @@ internal sealed class FailoverForwarder(
                 {
                     // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
                     AttemptOutcome outcome;
-                    (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, attempt, dispatch, facts, body, forward, pathAndQuery, server);
+                    (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, snapshot, attempt, dispatch, facts, body, forward, pathAndQuery, record);
                     record.Provider = attempt.ProviderName;
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
@@ -89,7 +89,14 @@ internal sealed class FailoverForwarder(
                     {
                         case var _ when decision.IsDeliver && answer is not null:
                             Decorate(context.Response, snapshot, attempt);
-                            await forwarder.RelayAsync(context, answer, body, server, record, startedAt);
+                            var usage = await forwarder.RelayAsync(context, snapshot, answer, body, record, startedAt);
+                            if (usage is not null)
+                            {
+                                // the answer's real usage settles the key's token estimate
+                                var delivered = attempt;
+                                cell.Update(runtime => Relay.settle(runtime, cell.Now, delivered, usage));
+                            }
+
                             return;
                         case Decision.Retry retry:
                             Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
@@ -97,6 +104,7 @@ internal sealed class FailoverForwarder(
                                 : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
                             if (answer is not null)
                             {
+                                answer.Discarded(); // the attempt is over: count it now, keep its answer for a pass-through
                                 kept?.Dispose();
                                 kept = answer;
                                 answer = null;
@@ -115,12 +123,8 @@ internal sealed class FailoverForwarder(
                                 kept = answer;
                                 answer = null;
                             }
-                            else if (outcome.Failure != AttemptFailure.None)
-                            {
-                                Log.UpstreamFailed(logger, record.RequestId, attempt.ProviderName, outcome.Reason);
-                            }
 
-                            await StopAsync(context, stop.Verdict, kept, lastReason, body, server, record, startedAt);
+                            await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
                             return;
                         default:
                             // Abandon: the client is gone
@@ -152,7 +156,8 @@ internal sealed class FailoverForwarder(
         RequestBody body,
         FSharpList<Credential> forward,
         string pathAndQuery,
-        ServerConfig server,
+        RelaySnapshot snapshot,
+        RequestRecord record,
         CancellationToken lost)
     {
         var plan = Upstream.planWith(attempt.Provider, attempt.Key, facts, pathAndQuery, forward);
@@ -164,7 +169,7 @@ internal sealed class FailoverForwarder(
             payload = stripped.Value;
         }
 
-        return forwarder.SendAsync(context, plan, payload, server, lost);
+        return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
     }
 
     /// <summary>
@@ -175,16 +180,17 @@ internal sealed class FailoverForwarder(
     /// </summary>
     private async Task<(Attempt Attempt, AttemptOutcome Outcome, Dispatch Dispatch)> SendOrHedgeAsync(
         HttpContext context,
+        RelaySnapshot snapshot,
         Attempt attempt,
         Dispatch dispatch,
         RequestFacts facts,
         RequestBody body,
         FSharpList<Credential> forward,
         string pathAndQuery,
-        ServerConfig server)
+        RequestRecord record)
     {
         using var firstLost = new CancellationTokenSource();
-        var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, server, firstLost.Token);
+        var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, firstLost.Token);
         if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
         {
             return (attempt, await first, dispatch);
@@ -213,7 +219,7 @@ internal sealed class FailoverForwarder(
         }
 
         using var hedgeLost = new CancellationTokenSource();
-        var second = SendAsync(context, hedge, facts, body, forward, pathAndQuery, server, hedgeLost.Token);
+        var second = SendAsync(context, hedge, facts, body, forward, pathAndQuery, snapshot, record, hedgeLost.Token);
         var done = await Task.WhenAny(first, second);
         var other = done == first ? second : first;
         if ((await done).Response is null)
@@ -234,6 +240,7 @@ internal sealed class FailoverForwarder(
 
         void Abandon(Attempt lost, AttemptOutcome outcome)
         {
+            outcome.Response?.End(MetricOutcome.Abandoned);
             outcome.Response?.Dispose();
             var now = cell.Now;
             cell.Transition(runtime => Relay.complete(runtime, now, afterHedge, lost, AttemptResult.Abandoned));
@@ -303,18 +310,25 @@ internal sealed class FailoverForwarder(
 
     private async Task StopAsync(
         HttpContext context,
+        RelaySnapshot snapshot,
         Verdict verdict,
         AttemptResponse? kept,
         string lastReason,
         RequestBody body,
-        ServerConfig server,
         RequestRecord record,
         long startedAt)
     {
         if (verdict.IsPassThrough && kept is not null)
         {
-            await forwarder.RelayAsync(context, kept, body, server, record, startedAt);
+            // an error answer passed through: it carries no usage to settle
+            await forwarder.RelayAsync(context, snapshot, kept, body, record, startedAt);
             return;
+        }
+
+        if (lastReason.Length > 0)
+        {
+            // the last attempt got no answer at all: the relay answers with its own error
+            Log.UpstreamFailed(logger, record.RequestId, record.Provider, lastReason);
         }
 
         var status = VerdictModule.status(verdict);
@@ -332,6 +346,7 @@ internal sealed class FailoverForwarder(
 
         record.Status = status;
         record.Result = ErrorEnvelope.wireName(errorType);
+        record.ErrorType = record.Result;
         if (!context.Response.HasStarted)
         {
             // no answer at all: say why the last attempt got none (the Core's message is generic)

@@ -30,19 +30,25 @@ internal static class SseRelay
 
     private readonly record struct Segment(byte[] Buffer, int Offset, int Count);
 
-    private sealed class ReadState
+    private sealed class ReadState(BodyCapture? capture)
     {
-        public bool SawMessageStop;
-        public bool SawErrorEvent;
+        /// <summary>The usage tap, fed every framed event: usage, model, stop reason, <c>message_stop</c>, errors.</summary>
+        public UsageTap Tap = UsageModule.emptyTap;
         public string Reason = "";
+        public readonly BodyCapture? Capture = capture;
     }
 
-    public static async Task<(StreamEnd End, string Reason)> RelayAsync(
+    /// <summary>
+    /// Relays the stream; returns how it ended and what its usage tap read. With <paramref name="capture"/>
+    /// (debug logging only), the first events are also copied there, up to its limit.
+    /// </summary>
+    public static async Task<(StreamEnd End, string Reason, UsageTap Tap)> RelayAsync(
         Stream upstream,
         HttpResponse response,
         Func<bool> clientAborted,
         Action<long> onBytesWritten,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        BodyCapture? capture = null)
     {
         var channel = Channel.CreateBounded<Segment>(new BoundedChannelOptions(ChannelCapacity)
         {
@@ -52,7 +58,7 @@ internal static class SseRelay
         });
 
         using var readerCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var state = new ReadState();
+        var state = new ReadState(capture);
         // no Task.Run: the reader runs until its first await (the zero-byte read) and continues from there
         var reader = ReadAsync(upstream, channel.Writer, state, readerCancellation.Token);
 
@@ -88,18 +94,19 @@ internal static class SseRelay
         }
 
         var end = reader.IsCompletedSuccessfully ? reader.Result : StreamEnd.UpstreamFailed;
+        var tap = state.Tap;
         if (clientAborted())
         {
-            return (StreamEnd.ClientAborted, "client disconnected");
+            return (StreamEnd.ClientAborted, "client disconnected", tap);
         }
 
-        if (end == StreamEnd.Completed && state.SawErrorEvent)
+        if (end == StreamEnd.Completed && tap.ErrorType is not null)
         {
             // the upstream said what went wrong, in the client's own protocol: nothing to add
-            return (StreamEnd.UpstreamErrorEvent, "upstream sent an SSE error event");
+            return (StreamEnd.UpstreamErrorEvent, "upstream sent an SSE error event", tap);
         }
 
-        if (end == StreamEnd.Completed && !state.SawMessageStop)
+        if (end == StreamEnd.Completed && !tap.SawMessageStop)
         {
             end = StreamEnd.UpstreamTruncated;
             state.Reason = "upstream closed the stream before message_stop";
@@ -116,11 +123,11 @@ internal static class SseRelay
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
             {
-                return (StreamEnd.ClientAborted, "client disconnected");
+                return (StreamEnd.ClientAborted, "client disconnected", tap);
             }
         }
 
-        return (end, state.Reason);
+        return (end, state.Reason, tap);
     }
 
     private static async Task<StreamEnd> ReadAsync(
@@ -174,9 +181,10 @@ internal static class SseRelay
                         break;
                     }
 
-                    var kind = Sse.frameKind(buffer.AsSpan(complete, end));
-                    state.SawMessageStop |= kind.IsMessageStop;
-                    state.SawErrorEvent |= kind.IsError;
+                    // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
+                    // events that carry usage); it neither copies nor delays the client's bytes
+                    state.Tap = UsageModule.feed(state.Tap, buffer.AsSpan(complete, end));
+                    state.Capture?.Append(buffer.AsSpan(complete, end));
 
                     complete += end;
                 }

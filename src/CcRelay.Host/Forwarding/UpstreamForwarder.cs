@@ -2,10 +2,13 @@ using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
+using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -16,16 +19,33 @@ namespace CcRelay.Host.Forwarding;
 ///   (6) send          Client     Relay ──request──► Upstream
 ///   (7) classify      Client     Relay ◄─headers─── Upstream   (none within first_byte_timeout: TimedOut; no connection: ConnectFailed)
 ///   (8) relay         Client ◄── Relay ◄──body───── Upstream   (SSE event by event; JSON copied)
+///   (9) account       each attempt's outcome and span; the delivered answer's usage and cost
 /// </code>
 /// </summary>
-internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, ILogger<UpstreamForwarder> logger)
+internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger)
 {
     /// <summary>
     /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
-    /// buffered so it can be classified and still relayed later. Nothing is written to the client.
+    /// buffered so it can be classified and still relayed later. Nothing is written to the client. The
+    /// attempt is counted and its span ended here when it gets no response, else by <see cref="AttemptResponse.End"/>.
     /// </summary>
-    public async Task<AttemptOutcome> SendAsync(HttpContext context, UpstreamPlan plan, ReadOnlyMemory<byte> body, ServerConfig server, CancellationToken lost = default)
+    public async Task<AttemptOutcome> SendAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        UpstreamPlan plan,
+        ReadOnlyMemory<byte> body,
+        RequestRecord record,
+        CancellationToken lost = default)
     {
+        var server = snapshot.Config.Server;
+        var debug = snapshot.Config.Logging.DebugOptions;
+
+        // runs before the first await: attempts started by a hedge are numbered in order
+        record.Attempts++;
+        var keyId = record.Detailed ? KeyIdOf(snapshot, plan) : "-";
+        record.KeyId = keyId;
+        var span = RelayTracing.StartAttempt(plan, record);
+
         // One token for the whole attempt: the client's abort, linked with the relay's own deadline
         // (first-byte timeout until headers arrive, then what is left of server.timeout_ms). Whichever
         // fired is told apart by `aborted.IsCancellationRequested`.
@@ -38,10 +58,38 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         // :: Step 6: send  Relay ──► Upstream
         var content = new UpstreamBodyContent(body);
         var request = BuildRequest(context.Request, plan, content);
+        if (span is not null && snapshot.Config.Otel.PropagateTraceContext)
+        {
+            RelayTracing.Inject(span, request);
+        }
+
+        if (DebugLog.IsOn(logger, debug.LogRequestHeaders))
+        {
+            var secrets = DebugLog.Secrets(context, snapshot);
+            Log.DebugUpstreamRequest(logger, record.RequestId, plan.Provider.Name, Redact.url(secrets, plan.Url), Redact.headers(secrets, DebugLog.Pairs(request)));
+        }
+
         try
         {
             var response = await invoker.SendAsync(request, linked.Token);
-            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt));
+            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt))
+            {
+                KeyId = keyId,
+                OnEnd = (outcome, answer, error) =>
+                {
+                    // :: Step 9: account for the attempt
+                    metrics.RecordAttempt(plan.Provider.Name, outcome);
+                    RelayTracing.EndAttempt(span, (int)response.StatusCode, answer, error, outcome);
+                },
+            };
+
+            // :: Step 7: headers arrived
+            metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
+            if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
+            {
+                Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, attempt.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
+            }
+
             if ((int)response.StatusCode >= 400 && !IsEventStream(response))
             {
                 try
@@ -50,8 +98,10 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
                 {
+                    var failure = aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed;
+                    attempt.End(MetricOf(failure), null, ErrorOf(failure));
                     attempt.Dispose();
-                    return Failed(aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed, "upstream error body could not be read");
+                    return Failed(failure, "upstream error body could not be read");
                 }
             }
 
@@ -66,19 +116,23 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                     attempt.StreamErrorType = errorType;
                     if (ended && prefix.Length == 0)
                     {
+                        attempt.End(MetricOf(AttemptFailure.ConnectFailed), null, ErrorOf(AttemptFailure.ConnectFailed));
                         attempt.Dispose();
                         return Failed(AttemptFailure.ConnectFailed, "upstream stream ended before its first event");
                     }
                 }
-                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                catch (OperationCanceledException) when (!aborted.IsCancellationRequested && !lost.IsCancellationRequested)
                 {
+                    attempt.End(MetricOf(AttemptFailure.TimedOut), null, ErrorOf(AttemptFailure.TimedOut));
                     attempt.Dispose();
                     return Failed(AttemptFailure.TimedOut, $"upstream sent no event within {server.FirstByteTimeoutMs} ms");
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
                 {
+                    var failure = aborted.IsCancellationRequested || lost.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed;
+                    attempt.End(MetricOf(failure), null, ErrorOf(failure));
                     attempt.Dispose();
-                    return Failed(aborted.IsCancellationRequested ? AttemptFailure.ClientAborted : AttemptFailure.ConnectFailed, "upstream stream broke before its first event");
+                    return Failed(failure, "upstream stream broke before its first event");
                 }
             }
 
@@ -86,128 +140,191 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested || lost.IsCancellationRequested)
         {
-            request.Dispose();
-            linked.Dispose();
-            return new AttemptOutcome(null, AttemptFailure.ClientAborted, "client aborted");
+            return NoResponse(AttemptFailure.ClientAborted, "client aborted");
         }
         catch (OperationCanceledException)
         {
-            request.Dispose();
-            linked.Dispose();
-            return new AttemptOutcome(null, AttemptFailure.TimedOut, $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms");
+            return NoResponse(AttemptFailure.TimedOut, $"upstream sent no response headers within {server.FirstByteTimeoutMs} ms");
         }
         catch (HttpRequestException e)
         {
+            return NoResponse(AttemptFailure.ConnectFailed, $"upstream connection failed ({Describe(e)})");
+        }
+        finally
+        {
+            // the upstream's share of the request's time: headers, an error body, a stream's first event
+            record.Timing.AddUpstreamWait(sentAt);
+        }
+
+        AttemptOutcome NoResponse(AttemptFailure failure, string reason)
+        {
             request.Dispose();
             linked.Dispose();
-            return new AttemptOutcome(null, AttemptFailure.ConnectFailed, $"upstream connection failed ({Describe(e)})");
+            metrics.RecordAttempt(plan.Provider.Name, MetricOf(failure));
+            RelayTracing.EndAttempt(span, 0, null, ErrorOf(failure), MetricOf(failure));
+            return Failed(failure, reason);
         }
 
         static AttemptOutcome Failed(AttemptFailure failure, string reason) => new(null, failure, reason);
     }
 
+    private static MetricOutcome MetricOf(AttemptFailure failure) =>
+        failure switch
+        {
+            AttemptFailure.TimedOut => MetricOutcome.NewFailure("timeout"),
+            AttemptFailure.ClientAborted => MetricOutcome.Abandoned,
+            _ => MetricOutcome.NewFailure("connection"),
+        };
+
+    private static string ErrorOf(AttemptFailure failure) =>
+        failure switch
+        {
+            AttemptFailure.TimedOut => "timeout_error",
+            AttemptFailure.ClientAborted => "client_aborted",
+            _ => "api_error",
+        };
+
     // bodyLease owns the pooled memory behind the body; it is disposed as soon as the answer is committed to
     // the client and the body has been sent, so a long stream does not pin it. Only the delivered answer
     // releases it: a failed attempt leaves it for the next one.
-    public async Task RelayAsync(HttpContext context, AttemptResponse attempt, IDisposable bodyLease, ServerConfig server, RequestRecord record, long startedAt)
+    // Returns the delivered answer's usage, when it told it (for key-pool settlement).
+    public async Task<Usage?> RelayAsync(HttpContext context, RelaySnapshot snapshot, AttemptResponse attempt, IDisposable bodyLease, RequestRecord record, long startedAt)
     {
+        var server = snapshot.Config.Server;
         var response = attempt.Response;
         var content = attempt.Content;
         var linked = attempt.Cancellation;
         var aborted = context.RequestAborted;
-
-        // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
-        record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
-        record.Status = (int)response.StatusCode;
-        record.Provider = attempt.Plan.Provider.Name;
-        record.UpstreamModel = attempt.Plan.UpstreamModel;
-        linked.CancelAfter(server.TimeoutMs > 0
-            ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
-            : Timeout.InfiniteTimeSpan);
-
-        // the answer is committed to the client from here on: release what only the request needed.
-        // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
-        // sending it (duplex), in which case the lease is released when the request ends instead.
-        if (content.Sent)
-        {
-            content.Forget();
-            bodyLease.Dispose();
-        }
-
-        attempt.Request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
-
-        var isStream = IsEventStream(response);
-        CopyResponseHeaders(context.Response, response, isStream);
-        if (record.Status >= 400)
-        {
-            record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        // :: Step 8: relay  Client ◄── Relay ◄── Upstream
-        Stream upstreamBody;
+        var plan = attempt.Plan;
+        var outcome = attempt.StreamErrorType is null ? Outcome.ofStatus(attempt.Status) : MetricOutcome.NewFailure("error event");
+        AnswerUsage? answer = null;
         try
         {
-            upstreamBody = attempt.Peeked ?? await response.Content.ReadAsStreamAsync(linked.Token);
-            attempt.Peeked = null; // owned by the relay below from here
-        }
-        catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
-        {
-            context.Abort();
-            record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
-            return;
-        }
+            // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
+            record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
+            record.Status = record.UpstreamStatus = attempt.Status;
+            record.Provider = plan.Provider.Name;
+            record.UpstreamModel = plan.UpstreamModel;
+            record.KeyId = attempt.KeyId;
+            linked.CancelAfter(server.TimeoutMs > 0
+                ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
+                : Timeout.InfiniteTimeSpan);
 
-        await using (upstreamBody)
+            // the answer is committed to the client from here on: release what only the request needed.
+            // NOTE: HTTP/1.1 has always finished sending the body when headers arrive; HTTP/2 may still be
+            // sending it (duplex), in which case the lease is released when the request ends instead.
+            if (content.Sent)
+            {
+                content.Forget();
+                bodyLease.Dispose();
+            }
+
+            attempt.Request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
+
+            var isStream = IsEventStream(response);
+            CopyResponseHeaders(context.Response, response, isStream);
+            if (record.Status >= 400)
+            {
+                record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            // :: Step 8: relay  Client ◄── Relay ◄── Upstream
+            Stream upstreamBody;
+            try
+            {
+                upstreamBody = attempt.Peeked ?? await response.Content.ReadAsStreamAsync(linked.Token);
+                attempt.Peeked = null; // owned by the relay below from here
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+            {
+                context.Abort();
+                record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+                outcome = aborted.IsCancellationRequested ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
+                return null;
+            }
+
+            await using (upstreamBody)
+            {
+                (outcome, answer) = isStream
+                    ? await RelayStreamAsync(context, snapshot, plan, record, upstreamBody, outcome, linked.Token)
+                    : await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
+            }
+
+            return answer.Usage?.Value;
+        }
+        finally
         {
-            if (isStream)
-            {
-                await RelayStreamAsync(context, attempt.Plan, record, upstreamBody, linked.Token);
-            }
-            else
-            {
-                await CopyBodyAsync(context, record, upstreamBody, linked.Token);
-            }
+            // :: Step 9: account for the delivered attempt
+            attempt.End(outcome, answer, outcome.IsSuccess ? null : record.ErrorType ?? (outcome.IsAbandoned ? "client_aborted" : record.Result));
         }
     }
 
-    private async Task RelayStreamAsync(
+    private async Task<(MetricOutcome Outcome, AnswerUsage Answer)> RelayStreamAsync(
         HttpContext context,
+        RelaySnapshot snapshot,
         UpstreamPlan plan,
         RequestRecord record,
         Stream upstreamBody,
+        MetricOutcome outcome,
         CancellationToken cancellationToken)
     {
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         context.Response.Headers["X-Accel-Buffering"] = "no";
         await context.Response.StartAsync(cancellationToken);
 
-        var (end, reason) = await SseRelay.RelayAsync(
+        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
+        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
+        await context.Response.BodyWriter.FlushAsync(cancellationToken);
+
+        var debug = snapshot.Config.Logging.DebugOptions;
+        using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
+        var (end, reason, tap) = await SseRelay.RelayAsync(
             upstreamBody,
             context.Response,
             () => context.RequestAborted.IsCancellationRequested,
             bytes => record.BytesOut += bytes,
-            cancellationToken);
+            cancellationToken,
+            capture);
+
+        var answer = UsageModule.ofTap(tap);
+        Answered(snapshot, plan, record, answer);
+        if (capture is not null)
+        {
+            Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.sse(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
+        }
 
         switch (end)
         {
             case StreamEnd.Completed:
-                break;
+                return (outcome, answer);
             case StreamEnd.ClientAborted:
                 record.Result = "client_aborted";
-                break;
+                return (MetricOutcome.Abandoned, answer);
             case StreamEnd.UpstreamErrorEvent:
                 record.Result = "upstream_error_event";
-                break;
+                record.ErrorType = tap.ErrorType?.Value ?? "api_error";
+                return (MetricOutcome.NewFailure("error event"), answer);
             default:
                 record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
+                record.ErrorType = end == StreamEnd.TimedOut ? "timeout_error" : "api_error";
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
-                break;
+                return (MetricOutcome.NewFailure(record.Result), answer);
         }
     }
 
-    private static async Task CopyBodyAsync(HttpContext context, RequestRecord record, Stream upstreamBody, CancellationToken cancellationToken)
+    private async Task<(MetricOutcome Outcome, AnswerUsage Answer)> CopyBodyAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        UpstreamPlan plan,
+        RequestRecord record,
+        Stream upstreamBody,
+        long? contentLength,
+        MetricOutcome outcome,
+        CancellationToken cancellationToken)
     {
-        // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read.
+        // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read. The
+        // first MiB is also copied aside: the answer's usage sits at its end and is read once it is relayed.
+        using var capture = new BodyCapture(BodyCapture.JsonAnswerLimit, contentLength);
         var writer = context.Response.BodyWriter;
         try
         {
@@ -220,6 +337,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                     break;
                 }
 
+                capture.Append(memory.Span[..read]);
                 writer.Advance(read);
                 record.BytesOut += read;
                 var flushed = await writer.FlushAsync(cancellationToken);
@@ -233,9 +351,55 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         {
             // NOTE: the status line is gone already; ending the response normally would make a truncated
             // JSON body look complete. Abort the connection so the client sees the truncation.
-            record.Result = context.RequestAborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+            var clientLeft = context.RequestAborted.IsCancellationRequested;
+            record.Result = clientLeft ? "client_aborted" : "upstream_body_failed";
             context.Abort();
+            outcome = clientLeft ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
         }
+
+        var answer = UsageModule.ofJson(capture.Span);
+        Answered(snapshot, plan, record, answer);
+        if (record.Status >= 400)
+        {
+            record.ErrorType = answer.ErrorType?.Value ?? "upstream_error";
+        }
+
+        var debug = snapshot.Config.Logging.DebugOptions;
+        if (DebugLog.IsOn(logger, debug.LogResponseBody))
+        {
+            Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
+        }
+
+        return (outcome, answer);
+    }
+
+    /// <summary>Records what the answer said about itself: its usage (metrics, cost) on the record.</summary>
+    private void Answered(RelaySnapshot snapshot, UpstreamPlan plan, RequestRecord record, AnswerUsage answer)
+    {
+        record.Answer = answer;
+        if (answer.Usage?.Value is not { } usage)
+        {
+            return;
+        }
+
+        var model = answer.Model?.Value ?? plan.UpstreamModel;
+        record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
+        metrics.RecordUsage(plan.Provider.Name, model, usage, record.CostUsd);
+    }
+
+    /// <summary>The key id of the credential the plan sends (a configured key, or the caller's own); <c>-</c> when none.</summary>
+    private static string KeyIdOf(RelaySnapshot snapshot, UpstreamPlan plan)
+    {
+        if (plan.Credentials.IsEmpty)
+        {
+            return "-";
+        }
+
+        var (name, value) = plan.Credentials.Head;
+        var secret = string.Equals(name, "authorization", StringComparison.OrdinalIgnoreCase) && Headers.tryBearer(value)?.Value is { } token
+            ? token
+            : value;
+        return snapshot.KeyIdOf(secret);
     }
 
     private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, HttpContent content)

@@ -5,21 +5,37 @@ namespace CcRelay.Host.Logging;
 /// <summary>Every log line the relay writes (host and CLI), source-generated. Event ids live here, in one table.</summary>
 internal static partial class Log
 {
+    /// <summary>
+    /// The one line per request. Field names are a contract (dashboards and tests read them): see
+    /// <c>docs/observability.md</c>. Tokens and cost are null when unknown, never zero.
+    /// </summary>
     [LoggerMessage(EventId = 1, EventName = "RequestCompleted", Level = LogLevel.Information,
-        Message = "{request_id} {method} {path} -> {status} provider={provider} model={model} upstream_model={upstream_model} stream={stream} result={result} duration_ms={duration_ms} ttfb_ms={ttfb_ms} bytes_in={bytes_in} bytes_out={bytes_out}")]
+        Message = "{request_id} {method} {path} -> {status} client_key_id={client_key_id} provider={provider} key_id={key_id} model={model} upstream_model={upstream_model} response_model={response_model} stream={stream} result={result} error_type={error_type} stop_reason={stop_reason} attempts={attempts} duration_ms={duration_ms} ttfb_ms={ttfb_ms} overhead_ms={overhead_ms} input_tokens={input_tokens} output_tokens={output_tokens} cache_read_tokens={cache_read_tokens} cache_write_tokens={cache_write_tokens} cost_usd={cost_usd} bytes_in={bytes_in} bytes_out={bytes_out}")]
     public static partial void RequestCompleted(
         ILogger logger,
         string request_id,
         string method,
         string path,
         int status,
+        string client_key_id,
         string provider,
+        string key_id,
         string model,
         string upstream_model,
+        string? response_model,
         bool stream,
         string result,
+        string? error_type,
+        string? stop_reason,
+        int attempts,
         double duration_ms,
         double ttfb_ms,
+        double overhead_ms,
+        long? input_tokens,
+        long? output_tokens,
+        long? cache_read_tokens,
+        long? cache_write_tokens,
+        decimal? cost_usd,
         long bytes_in,
         long bytes_out);
 
@@ -66,6 +82,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 12, EventName = "ConfigReloadFailed", Level = LogLevel.Error,
         Message = "config reload ({trigger}) failed: {reason}")]
     public static partial void ConfigReloadFailed(ILogger logger, string trigger, string reason);
+
+    // ---- routing: breakers, key pools, failover, health checks (20–29) ----
+
     [LoggerMessage(EventId = 20, EventName = "BreakerOpened", Level = LogLevel.Warning,
         Message = "circuit of {provider} opened for {open_ms} ms")]
     public static partial void BreakerOpened(ILogger logger, string provider, double open_ms);
@@ -105,4 +124,22 @@ internal static partial class Log
     [LoggerMessage(EventId = 29, EventName = "HealthProbed", Level = LogLevel.Debug,
         Message = "health check of {provider} ({url}): succeeded={succeeded}")]
     public static partial void HealthProbed(ILogger logger, string provider, string url, bool succeeded);
+
+    // ---- debug_options (level debug; every value already redacted by Core.Redact) ----
+
+    [LoggerMessage(EventId = 40, EventName = "DebugRequestBody", Level = LogLevel.Debug,
+        Message = "{request_id} request body ({bytes} bytes): {body}")]
+    public static partial void DebugRequestBody(ILogger logger, string request_id, long bytes, string body);
+
+    [LoggerMessage(EventId = 41, EventName = "DebugUpstreamRequest", Level = LogLevel.Debug,
+        Message = "{request_id} upstream request to {provider}: POST {url} headers: {headers}")]
+    public static partial void DebugUpstreamRequest(ILogger logger, string request_id, string provider, string url, string headers);
+
+    [LoggerMessage(EventId = 42, EventName = "DebugResponseHeaders", Level = LogLevel.Debug,
+        Message = "{request_id} upstream {provider} answered {status}; headers: {headers}")]
+    public static partial void DebugResponseHeaders(ILogger logger, string request_id, string provider, int status, string headers);
+
+    [LoggerMessage(EventId = 43, EventName = "DebugResponseBody", Level = LogLevel.Debug,
+        Message = "{request_id} response body from {provider} ({bytes} bytes): {body}")]
+    public static partial void DebugResponseBody(ILogger logger, string request_id, string provider, long bytes, string body);
 }

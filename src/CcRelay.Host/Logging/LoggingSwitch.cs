@@ -7,12 +7,14 @@ using MsLogLevel = Microsoft.Extensions.Logging.LogLevel;
 namespace CcRelay.Host.Logging;
 
 /// <summary>
-/// The logging settings in force, changeable while the relay runs: the level is checked by a filter on
-/// every log call, and the console formatter and stream follow <see cref="ConsoleLoggerOptions"/>, whose
-/// change token this class fires.
+/// The logging settings in force, changeable while the relay runs: the level (and whether lines go to the
+/// console or to the file sink) is checked by a filter on every log call, and the console formatter and
+/// stream follow <see cref="ConsoleLoggerOptions"/>, whose change token this class fires.
 /// </summary>
 public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptions>
 {
+    private static readonly string ConsoleProvider = typeof(ConsoleLoggerProvider).FullName!;
+    private static readonly string FileProvider = typeof(FileLoggerProvider).FullName!;
     private volatile LoggingConfig _current;
     private CancellationTokenSource _changed = new();
 
@@ -39,6 +41,33 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
         previous.Dispose();
     }
 
+    /// <summary>Whether <c>logging.output</c> names a file (anything but <c>stdout</c> and <c>stderr</c>).</summary>
+    public bool WritesToFile => IsFile(_current.Output);
+
+    /// <summary>
+    /// Whether the logger provider <paramref name="provider"/> (its type's full name, as logging filters see it)
+    /// writes a line of <paramref name="level"/> in <paramref name="category"/>: the console only while
+    /// <c>logging.output</c> is a stream, the file sink only while it is a file, any other provider (a test's,
+    /// an embedding application's) always.
+    /// </summary>
+    public bool Allows(string? provider, string? category, MsLogLevel level)
+    {
+        if (provider is not null)
+        {
+            if (string.Equals(provider, ConsoleProvider, StringComparison.Ordinal) && WritesToFile)
+            {
+                return false;
+            }
+
+            if (string.Equals(provider, FileProvider, StringComparison.Ordinal) && !WritesToFile)
+            {
+                return false;
+            }
+        }
+
+        return Allows(category, level);
+    }
+
     /// <summary>Whether a line of <paramref name="level"/> in <paramref name="category"/> is written.</summary>
     public bool Allows(string? category, MsLogLevel level)
     {
@@ -59,6 +88,8 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
         options.FormatterName = _current.Format.IsJson ? ConsoleFormatterNames.Json : ConsoleFormatterNames.Simple;
         options.LogToStandardErrorThreshold = _current.Output == "stderr" ? MsLogLevel.Trace : MsLogLevel.None;
     }
+
+    internal static bool IsFile(string output) => output is not ("stdout" or "stderr" or "");
 
     IChangeToken IOptionsChangeTokenSource<ConsoleLoggerOptions>.GetChangeToken() => new CancellationChangeToken(_changed.Token);
 

@@ -1,3 +1,6 @@
+using CcRelay.Core;
+using CcRelay.Host.Http;
+
 namespace CcRelay.Host.Logging;
 
 /// <summary>The facts of one relayed request, collected on the hot path and logged once at its end.</summary>
@@ -9,13 +12,29 @@ internal sealed class RequestRecord
 
     public required string Path { get; init; }
 
+    /// <summary>The request's clock: its start, its upstream waits, its overhead.</summary>
+    public required RequestTiming Timing { get; init; }
+
+    /// <summary>Whether the completion line (and so the fields only it shows, like key ids) is written.</summary>
+    public bool Detailed { get; init; }
+
+    /// <summary><see cref="KeyId"/> of the caller's credential (<c>x-api-key</c> or bearer token); <c>-</c> when none or not logged.</summary>
+    public string ClientKeyId { get; set; } = "-";
+
     public string Provider { get; set; } = "-";
+
+    /// <summary><see cref="KeyId"/> of the credential sent upstream; <c>-</c> when none or not logged.</summary>
+    public string KeyId { get; set; } = "-";
 
     public string Model { get; set; } = "-";
 
     public string UpstreamModel { get; set; } = "-";
 
+    /// <summary>The status the client got.</summary>
     public int Status { get; set; }
+
+    /// <summary>The status the current upstream attempt answered with; 0 while it has not answered.</summary>
+    public int UpstreamStatus { get; set; }
 
     public bool Stream { get; set; }
 
@@ -28,4 +47,29 @@ internal sealed class RequestRecord
 
     /// <summary>How the request ended: <c>ok</c>, an error type, <c>client_aborted</c>, …</summary>
     public string Result { get; set; } = "ok";
+
+    /// <summary>
+    /// The Anthropic error type the client saw, when it saw one: the relay's own (<c>timeout_error</c>, …),
+    /// the upstream's error body's <c>error.type</c>, or that of an SSE <c>error</c> event. Null on success.
+    /// </summary>
+    public string? ErrorType { get; set; }
+
+    /// <summary>Upstream attempts made (0 when the request was refused before routing).</summary>
+    public int Attempts { get; set; }
+
+    /// <summary>What the answer said about itself (model, usage, stop reason, error type); null when no answer was read.</summary>
+    public AnswerUsage? Answer { get; set; }
+
+    /// <summary>The answer's token usage; null when unknown (no answer, or an answer without <c>usage</c>). Unknown is not zero.</summary>
+    public Usage? Usage => Answer?.Usage?.Value;
+
+    /// <summary>The answer's estimated cost in USD; null when unknown (no usage, or no price for the model).</summary>
+    public decimal? CostUsd { get; set; }
+
+    /// <summary>The model the upstream answered with, else the one sent upstream, else the one requested; null when none is known.</summary>
+    public string? EffectiveModel =>
+        Answer?.Model?.Value ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
+
+    /// <summary>The provider label for metrics: <c>none</c> when no provider was chosen.</summary>
+    public string ProviderLabel => Provider == "-" ? "none" : Provider;
 }

@@ -2,8 +2,10 @@ using System.Runtime.InteropServices;
 using CcRelay.Core;
 using CcRelay.Host.Configuration;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Metrics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Reload;
 
@@ -21,6 +23,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
     private readonly CcRelayOptions _options;
     private readonly LoggingSwitch? _logging;
     private readonly Routing.RuntimeCell? _runtime;
+    private readonly RelayMetrics? _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConfigReloader> _logger;
     private FileSystemWatcher? _watcher;
@@ -34,7 +37,8 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         TimeProvider timeProvider,
         ILogger<ConfigReloader> logger,
         LoggingSwitch? logging = null,
-        Routing.RuntimeCell? runtime = null)
+        Routing.RuntimeCell? runtime = null,
+        RelayMetrics? metrics = null)
     {
         _runtime = runtime;
         _state = state;
@@ -42,6 +46,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         _timeProvider = timeProvider;
         _logger = logger;
         _logging = logging;
+        _metrics = metrics;
     }
 
     /// <summary>Raised after every reload attempt, whatever its outcome.</summary>
@@ -53,15 +58,19 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         var path = _options.ConfigPath ?? throw new InvalidOperationException("the relay was not started from a config file, so there is nothing to reload");
         ReloadResult result;
         LoggingConfig? nextLogging = null;
+        FSharpList<string> secrets;
         lock (_gate)
         {
+            // errors and warnings are logged with the running config's secrets scrubbed (and quoted values of
+            // credential keys hidden): a broken file may carry a key in the wrong place
+            secrets = _state.Current.Secrets;
             // NOTE: an empty file is a valid config (the built-in Anthropic passthrough) at start-up, but on a
             // reload it is almost always an editor caught between truncating and writing. Applying it would
             // silently reroute every request, so a reload refuses it and keeps the running config.
             var load = IsBlank(path)
                 ? ConfigLoad.NewInvalid(
-                    Microsoft.FSharp.Collections.ListModule.OfSeq([ConfigIssue.Unplaced("(document)", "the file is empty (is it still being written?); an empty config is accepted only at start-up")]),
-                    Microsoft.FSharp.Collections.FSharpList<ConfigIssue>.Empty)
+                    ListModule.OfSeq([ConfigIssue.Unplaced("(document)", "the file is empty (is it still being written?); an empty config is accepted only at start-up")]),
+                    FSharpList<ConfigIssue>.Empty)
                 : ConfigFile.Load(path, _options.Environment);
             if (load is ConfigLoad.Invalid invalid)
             {
@@ -75,11 +84,16 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 var changes = ConfigDiff.between(running, next).ToArray();
                 if (changes.Length > 0)
                 {
-                    var applied = _state.Swap(ConfigDiff.applicable(running, next));
+                    var swapped = _state.Swap(ConfigDiff.applicable(running, next));
 
                     // breakers, buckets, cooldowns and learned limits survive by provider name and key id
-                    _runtime?.Reconcile(applied.Config);
+                    _runtime?.Reconcile(swapped.Config);
                     nextLogging = next.Logging;
+                    secrets = ListModule.OfSeq(secrets.Concat(swapped.Secrets).Distinct(StringComparer.Ordinal));
+                    if (_metrics is not null)
+                    {
+                        _metrics.MaxModelLabels = swapped.Config.Metrics.MaxModelLabels;
+                    }
                 }
 
                 result = new ReloadResult(changes.Length > 0 ? ReloadOutcome.Applied : ReloadOutcome.Unchanged, trigger, changes, [], [.. loaded.Warnings]);
@@ -88,7 +102,8 @@ public sealed class ConfigReloader : IHostedService, IDisposable
 
         // logs and events after the swap, never inside it; the report is written under the logging settings
         // that were in force when the reload happened, then the new ones apply
-        Report(path, result);
+        Report(path, result, secrets);
+        _metrics?.RecordConfigReload(result.Outcome != ReloadOutcome.Rejected);
         if (nextLogging is not null)
         {
             _logging?.Apply(nextLogging);
@@ -181,11 +196,12 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.ConfigReloadFailed(_logger, trigger, e.Message);
+            _metrics?.RecordConfigReload(succeeded: false);
+            Log.ConfigReloadFailed(_logger, trigger, Redact.scrub(_state.Current.Secrets, e.Message));
         }
     }
 
-    private void Report(string path, ReloadResult result)
+    private void Report(string path, ReloadResult result, FSharpList<string> secrets)
     {
         switch (result.Outcome)
         {
@@ -193,12 +209,12 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 Log.ConfigReloadRejected(_logger, result.Trigger, path, result.Errors.Count);
                 foreach (var error in result.Errors)
                 {
-                    Log.ConfigReloadError(_logger, error.ToString());
+                    Log.ConfigReloadError(_logger, Redact.issue(secrets, error));
                 }
 
                 break;
             case ReloadOutcome.Applied:
-                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(Microsoft.FSharp.Collections.ListModule.OfSeq(result.Changes)));
+                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(ListModule.OfSeq(result.Changes)));
                 foreach (var change in result.Changes.OfType<ConfigChange.RestartRequired>())
                 {
                     Log.ConfigRestartRequired(_logger, change.Path);
@@ -212,7 +228,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
 
         foreach (var warning in result.Warnings)
         {
-            Log.ConfigWarning(_logger, warning.ToString());
+            Log.ConfigWarning(_logger, Redact.issue(secrets, warning));
         }
     }
 }

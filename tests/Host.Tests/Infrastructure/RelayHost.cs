@@ -34,6 +34,19 @@ public sealed class RelayHost : IAsyncDisposable
 
     public RelayState State => (RelayState)_app.Services.GetService(typeof(RelayState))!;
 
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Every address the relay listens on: its own first, then the metrics listener's (metrics.listen).</summary>
+    public IReadOnlyList<Uri> Addresses => [.. CcRelayServer.Addresses(_app).Select(a => new Uri(a))];
+
+    /// <summary>Scrapes <paramref name="path"/> on the relay's own listener (or on <paramref name="baseUrl"/>).</summary>
+    public async Task<string> ScrapeAsync(string path = "/metrics", Uri? baseUrl = null)
+    {
+        using var response = await Client.GetAsync(new Uri(baseUrl ?? BaseUrl, path));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
+    }
+
     public CcRelay.Host.Reload.ConfigReloader Reloader => (CcRelay.Host.Reload.ConfigReloader)_app.Services.GetService(typeof(CcRelay.Host.Reload.ConfigReloader))!;
 
     public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null)

@@ -76,6 +76,53 @@ public static class TestConfig
             new CircuitBreakerConfig(failureThreshold, windowMs, openDurationMs, halfOpenProbes));
     }
 
+    public static RelayConfig With(
+        this RelayConfig config,
+        LoggingConfig? logging = null,
+        MetricsConfig? metrics = null,
+        OtelConfig? otel = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health);
+
+    public static LoggingConfig Logging(
+        CcRelay.Core.LogLevel? level = null,
+        LogFormat? format = null,
+        string output = "stdout",
+        bool debugAll = false,
+        int maxBodyLogSize = 1000) =>
+        new(
+            level ?? CcRelay.Core.LogLevel.Info,
+            format ?? LogFormat.Text,
+            output,
+            new DebugOptions(debugAll, debugAll, debugAll, debugAll, maxBodyLogSize));
+
+    public static MetricsConfig Metrics(bool enabled = true, string path = "/metrics", ListenAddress? listen = null, int maxModelLabels = 100) =>
+        new(enabled, path, listen is null ? FSharpOption<ListenAddress>.None : FSharpOption<ListenAddress>.Some(listen), maxModelLabels);
+
+    public static OtelConfig Otel(bool enabled = false, Uri? endpoint = null, bool propagate = false) =>
+        new(
+            enabled,
+            endpoint is null ? FSharpOption<Uri>.None : FSharpOption<Uri>.Some(endpoint),
+            OtlpProtocol.HttpProtobuf,
+            "cc-relay-test",
+            propagate);
+
+    /// <summary>A provider with <c>pricing</c> rules (pattern → input/output price per million tokens).</summary>
+    public static ProviderConfig WithPricing(this ProviderConfig provider, params (string Pattern, decimal Input, decimal Output)[] rules) =>
+        new(
+            provider.Name,
+            provider.Type,
+            provider.Enabled,
+            provider.BaseUrl,
+            provider.AuthStyle,
+            provider.Keys,
+            provider.ModelMapping,
+            provider.Models,
+            ListModule.OfSeq(rules.Select(r => new PriceRule(r.Pattern, new ModelPrice(r.Input, r.Output, r.Input, r.Input)))),
+            provider.Priority,
+            provider.Weight,
+            provider.Family,
+            provider.KeyStrategy);
+
     private static FSharpOption<string> Opt(string? value) =>
         value is null ? FSharpOption<string>.None : FSharpOption<string>.Some(value);
 }

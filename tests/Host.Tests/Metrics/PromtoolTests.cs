@@ -65,7 +65,7 @@ public sealed class PromtoolTests
         ]);
     }
 
-    private static async Task<(int ExitCode, string Output)> RunPromtoolAsync(string exposition)
+    internal static async Task<(int ExitCode, string Output)> RunPromtoolAsync(string exposition)
     {
         var start = new ProcessStartInfo("promtool", ["check", "metrics"])
         {

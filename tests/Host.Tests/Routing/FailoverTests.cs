@@ -4,6 +4,7 @@ using System.Text.Json;
 using CcRelay.Core;
 using CcRelay.Host.Configuration;
 using CcRelay.Host.Tests.Infrastructure;
+using CcRelay.Host.Tests.Metrics;
 using Microsoft.AspNetCore.Http;
 
 namespace CcRelay.Host.Tests.Routing;
@@ -76,6 +77,28 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Single(_b.Requests);
         Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
         Assert.Equal("2", response.Headers.GetValues("x-cc-relay-attempts").Single());
+    }
+
+    [Fact]
+    public async Task ProviderAFails_EveryAttemptIsCounted_TheRequestOnce_AndTheAnswerIsStamped()
+    {
+        // Arrange
+        _a.Handler = context => Fake.WriteJsonAsync(context, 529, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay);
+        _ = await response.Content.ReadAsStringAsync();
+        await relay.Logs.RequestLinesAsync(1);
+        var metrics = PrometheusTextParser.Parse(await relay.ScrapeAsync());
+
+        // Assert: A's failed attempt and B's answer each counted; one request, with B's usage
+        Assert.Equal(1, metrics.Value("ccrelay_upstream_attempts_total", ("provider", "a"), ("outcome", "failure")));
+        Assert.Equal(1, metrics.Value("ccrelay_upstream_attempts_total", ("provider", "b"), ("outcome", "success")));
+        Assert.Equal(1, metrics.Named("ccrelay_requests_total").Sum(s => s.Value));
+        Assert.Equal(1, metrics.Value("ccrelay_requests_total", ("provider", "b"), ("model", "claude-test"), ("status_class", "2xx"), ("stream", "false")));
+        Assert.True(response.Headers.Contains("x-cc-relay-request-id"));
+        Assert.True(response.Headers.Contains("x-cc-relay-overhead-ms"));
     }
 
     [Fact]

@@ -1,0 +1,167 @@
+using System.Text;
+using CcRelay.Core;
+using CcRelay.Host.Configuration;
+using CcRelay.Host.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
+
+namespace CcRelay.Host.Tests.Observability;
+
+/// <summary>
+/// Known secrets fed through every path the relay logs — request headers, body fields, query strings, upstream
+/// response headers and bodies (JSON and SSE), upstream errors, a broken connection, a rejected config reload —
+/// with debug logging and every debug option on: none appears in any log output (the JSON log file, and every
+/// captured line's message and fields).
+/// </summary>
+public sealed class SecretRedactionTests : IAsyncLifetime
+{
+    private const string RelayKey = "sk-relay-SECRET0001";
+    private const string ProviderKey = "sk-provider-SECRET0002";
+
+    private static readonly string[] Secrets =
+    [
+        RelayKey, ProviderKey, "SECRET0003", "SECRET0004", "SECRET0005", "SECRET0006", "SECRET0007", "SECRET0008",
+        "SECRET0009", "SECRET0010", "SECRET0011", "SECRET0012", "SECRET0013", "SECRET0014", "SECRET0015",
+        "SECRET0016",
+    ];
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("cc-relay-secrets-").FullName;
+    private FakeUpstream _upstream = null!;
+
+    private string ConfigPath => Path.Combine(_dir, "cc-relay.yaml");
+
+    private string LogPath => Path.Combine(_dir, "relay.log");
+
+    public async Task InitializeAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync();
+        _upstream.Handler = AnswerAsync;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static async Task AnswerAsync(HttpContext context)
+    {
+        var body = Encoding.UTF8.GetString(FakeUpstream.Current(context).Body);
+        context.Response.Headers["set-cookie"] = "session=SECRET0010";
+        context.Response.Headers["x-upstream-secret"] = "SECRET0011";
+        if (body.Contains("\"stream\":true", StringComparison.Ordinal))
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(
+                context,
+                Fake.MessageStart() + Fake.Event("custom", """{"type":"custom","secret":"SECRET0013"}""") + Fake.TextBlock(0, "hi") + Fake.MessageEnd());
+        }
+        else if (body.Contains("kind=error", StringComparison.Ordinal))
+        {
+            await Fake.WriteJsonAsync(context, 401, """{"type":"error","error":{"type":"authentication_error","message":"bad key"},"api_key":"SECRET0014"}""");
+        }
+        else if (body.Contains("kind=drop", StringComparison.Ordinal))
+        {
+            context.Abort();
+        }
+        else
+        {
+            await Fake.WriteJsonAsync(context, 200, """{"id":"m","type":"message","model":"claude-test","content":[],"access_token":"SECRET0012","usage":{"input_tokens":1,"output_tokens":1}}""");
+        }
+    }
+
+    private string Config(string extra = "") => $"""
+        server:
+          listen: "127.0.0.1:0"
+          auth:
+            api_key: "{RelayKey}"
+        providers:
+          - name: fake
+            type: anthropic_compatible
+            base_url: "{_upstream.BaseUrl}"
+            keys:
+              - key: "{ProviderKey}"
+        logging:
+          level: debug
+          format: json
+          output: "{LogPath}"
+          debug_options:
+            log_request_body: true
+            log_request_headers: true
+            log_response_headers: true
+            log_response_body: true
+            max_body_log_size: 100000
+        routing:
+          max_attempts: 1
+        {extra}
+        """;
+
+    private static HttpRequestMessage Request(string kind, bool stream = false)
+    {
+        var body = "{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":8" + (stream ? ",\"stream\":true" : "")
+            + ",\"api_key\":\"SECRET0006\",\"metadata\":{\"user_id\":\"u\",\"password\":\"SECRET0007\"}"
+            + ",\"messages\":[{\"role\":\"user\",\"content\":\"kind=" + kind + "; my key is " + RelayKey + "\"}]}";
+        var request = Requests.Messages(body, path: "/v1/messages?beta=true&api_key=SECRET0008&token=SECRET0009", apiKey: RelayKey);
+        request.Headers.TryAddWithoutValidation("authorization", "Bearer SECRET0003");
+        request.Headers.TryAddWithoutValidation("cookie", "session=SECRET0004");
+        request.Headers.TryAddWithoutValidation("x-custom-token", "SECRET0005");
+        return request;
+    }
+
+    [Fact]
+    public async Task KnownSecrets_ThroughEveryPath_AppearInNoLogOutput()
+    {
+        // Arrange: a relay logging at debug level, every debug option on, JSON lines to a file
+        await File.WriteAllTextAsync(ConfigPath, Config());
+        var load = (ConfigLoad.Loaded)ConfigFile.Load(ConfigPath, Environment.GetEnvironmentVariable);
+        var relay = await RelayHost.StartAsync(load.Config, ConfigPath);
+        IReadOnlyList<CapturedLogs.LogLine> lines;
+        try
+        {
+            // Act: JSON, SSE, a dropped connection, an upstream error… (the drop before the 401: a 401 sets
+            // the provider's only key aside until the next reload)
+            foreach (var (kind, stream) in new[] { ("ok", false), ("ok", true), ("drop", false), ("error", false) })
+            {
+                using var response = await relay.Client.SendAsync(Request(kind, stream));
+                _ = await response.Content.ReadAsByteArrayAsync();
+            }
+
+            await relay.Logs.RequestLinesAsync(4);
+
+            // … and a reload of a broken file with secrets in the wrong places
+            await File.WriteAllTextAsync(ConfigPath, Config($"""
+                  extra_section:
+                    api_key: "SECRET0015"
+                """).Replace($"api_key: \"{RelayKey}\"", $"api_key: [\"{RelayKey}\"]\n    allow_bearer: \"{ProviderKey}\"\n    bearer_secret: {{ nested: \"SECRET0016\" }}", StringComparison.Ordinal));
+            var result = relay.Reloader.Reload("test");
+            Assert.Equal(CcRelay.Host.Reload.ReloadOutcome.Rejected, result.Outcome);
+            lines = await relay.Logs.WaitForAsync(l => l.EventId == 9, 2);
+        }
+        finally
+        {
+            // stopping the relay flushes the log file
+            await relay.DisposeAsync();
+        }
+
+        lines = relay.Logs.Lines;
+        var file = await File.ReadAllTextAsync(LogPath);
+
+        // Assert: the paths were really logged…
+        // (request body 40, upstream request 41, response headers 42, response body 43, upstream failure 2,
+        // config error 9, config warning 5, completion 1)
+        foreach (var eventId in new[] { 40, 41, 42, 43, 2, 9, 5, 1 })
+        {
+            Assert.Contains($"\"EventId\":{eventId},", file, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("[REDACTED]", file, StringComparison.Ordinal);
+        Assert.Contains("kind=ok", file, StringComparison.Ordinal);
+
+        // … and no secret is anywhere
+        var captured = string.Join("\n", lines.Select(l => l.Message + " " + string.Join(" ", l.Fields.Values.Select(v => v?.ToString()))));
+        foreach (var secret in Secrets)
+        {
+            Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
+        }
+    }
+}
