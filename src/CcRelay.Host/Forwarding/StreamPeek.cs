@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using CcRelay.Core;
 
@@ -16,48 +17,59 @@ internal static class StreamPeek
     /// <summary>What was read ahead (relay it first), and the first event's <c>error.type</c> when it is an <c>error</c> event.</summary>
     public static async Task<(byte[] Prefix, string? ErrorType, bool Ended)> FirstEventAsync(Stream stream, CancellationToken cancellationToken)
     {
-        var buffer = new byte[4096];
+        // pooled: every open stream peeks at about the same moment, and only the (small) prefix outlives this call
+        var buffer = ArrayPool<byte>.Shared.Rent(1024);
         var length = 0;
         var scanned = 0;
-        while (true)
+        try
         {
-            // frames already complete: skip pings and unnamed frames
             while (true)
             {
-                var end = Sse.findEventEnd(buffer.AsSpan(scanned, length - scanned));
-                if (end < 0)
+                // frames already complete: skip pings and unnamed frames
+                while (true)
                 {
-                    break;
+                    var end = Sse.findEventEnd(buffer.AsSpan(scanned, length - scanned));
+                    if (end < 0)
+                    {
+                        break;
+                    }
+
+                    var frame = buffer.AsSpan(scanned, end);
+                    var kind = Sse.frameKind(frame);
+                    scanned += end;
+                    if (kind.IsPing || kind.IsUnnamed)
+                    {
+                        continue;
+                    }
+
+                    return (buffer[..length], kind.IsError ? ErrorType(frame) : null, false);
                 }
 
-                var frame = buffer.AsSpan(scanned, end);
-                var kind = Sse.frameKind(frame);
-                scanned += end;
-                if (kind.IsPing || kind.IsUnnamed)
+                if (length >= Limit)
                 {
-                    continue;
+                    return (buffer[..length], null, false);
                 }
 
-                return (buffer[..length], kind.IsError ? ErrorType(frame) : null, false);
-            }
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Limit, buffer.Length * 2));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
 
-            if (length >= Limit)
-            {
-                return (buffer[..length], null, false);
-            }
+                var read = await stream.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, Limit) - length), cancellationToken);
+                if (read == 0)
+                {
+                    return (buffer[..length], null, true);
+                }
 
-            if (length == buffer.Length)
-            {
-                Array.Resize(ref buffer, Math.Min(Limit, buffer.Length * 2));
+                length += read;
             }
-
-            var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
-            if (read == 0)
-            {
-                return (buffer[..length], null, true);
-            }
-
-            length += read;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -88,6 +100,7 @@ internal static class StreamPeek
 /// <summary>A read-only stream: <paramref name="prefix"/> first, then <paramref name="rest"/> (owned).</summary>
 internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
 {
+    private byte[] _prefix = prefix;
     private int _position;
 
     public override bool CanRead => true;
@@ -106,16 +119,23 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_position < prefix.Length)
+        if (_position < _prefix.Length)
         {
             if (buffer.Length == 0)
             {
                 return 0;
             }
 
-            var count = Math.Min(buffer.Length, prefix.Length - _position);
-            prefix.AsMemory(_position, count).CopyTo(buffer);
+            var count = Math.Min(buffer.Length, _prefix.Length - _position);
+            _prefix.AsMemory(_position, count).CopyTo(buffer);
             _position += count;
+            if (_position == _prefix.Length)
+            {
+                // relayed: a long stream should not keep it
+                _prefix = [];
+                _position = 0;
+            }
+
             return count;
         }
 
