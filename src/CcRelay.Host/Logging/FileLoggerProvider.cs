@@ -8,11 +8,15 @@ namespace CcRelay.Host.Logging;
 
 /// <summary>
 /// Writes log lines to the file <c>logging.output</c> names, formatted exactly as on the console (the same
-/// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>, one text line
-/// otherwise).
+/// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>
+/// (<see cref="JsonLineFormatter"/>), one text line otherwise).
 /// <code>
 ///   Log() ──format──► Channel (bounded, never blocks the caller) ──► [writer task] ──append──► file (0600)
 /// </code>
+/// NOTE: the writer takes lines in batches. It sleeps until a line arrives, then waits
+/// <see cref="BatchInterval"/> for more before it writes and flushes them all: a busy relay costs the writer
+/// a few wake-ups and writes per second, not one per line (a thread hop and a syscall per line cost more
+/// than formatting the line). A line is on disk at most <see cref="BatchInterval"/> after it was logged.
 /// The file is opened for append and created with mode 0600. Whether lines go here or to the console is the
 /// <see cref="LoggingSwitch"/>'s call, per line, so a reload moves logging between files and streams at once.
 /// A line the full queue cannot take is counted and reported in the file when there is room again.
@@ -21,6 +25,9 @@ namespace CcRelay.Host.Logging;
 internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScope
 {
     private const int QueueCapacity = 10_000;
+
+    /// <summary>How long the writer gathers lines before it writes them.</summary>
+    private static readonly TimeSpan BatchInterval = TimeSpan.FromMilliseconds(50);
 
     [ThreadStatic]
     private static StringWriter? _threadWriter;
@@ -31,13 +38,14 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private readonly Channel<Entry> _queue;
     private readonly Task _writer;
     private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _dropped;
 
     public FileLoggerProvider(LoggingSwitch loggingSwitch, IEnumerable<ConsoleFormatter> formatters)
     {
         _switch = loggingSwitch;
         var byName = formatters.ToDictionary(f => f.Name, StringComparer.Ordinal);
-        _json = byName[ConsoleFormatterNames.Json];
+        _json = byName[JsonLineFormatter.FormatterName];
         _text = byName[ConsoleFormatterNames.Simple];
         _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(QueueCapacity)
         {
@@ -60,14 +68,19 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             await Task.Delay(1); // the queue is full (and drops what does not fit): wait for room
         }
 
+        Wake();
         await flushed.Task;
     }
 
     public void Dispose()
     {
         _queue.Writer.TryComplete();
+        Wake();
         _ = _writer.Wait(TimeSpan.FromSeconds(5));
     }
+
+    /// <summary>Cuts the writer's current batch wait short.</summary>
+    private void Wake() => Volatile.Read(ref _wake).TrySetResult();
 
     private void Write<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
@@ -103,6 +116,18 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         {
             while (await _queue.Reader.WaitToReadAsync())
             {
+                // gather a batch (a flush request or shutdown ends the wait early)
+                var wake = Volatile.Read(ref _wake);
+                if (!wake.Task.IsCompleted)
+                {
+                    await Task.WhenAny(Task.Delay(BatchInterval), wake.Task);
+                }
+
+                if (wake.Task.IsCompleted)
+                {
+                    Interlocked.CompareExchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), wake);
+                }
+
                 while (_queue.Reader.TryRead(out var entry))
                 {
                     if (entry.Flushed is { } flushed)

@@ -87,6 +87,10 @@ public sealed class LogFileTests : IAsyncLifetime
         Assert.Equal(3, state.GetProperty("input_tokens").GetInt64());
         Assert.Equal(JsonValueKind.Number, state.GetProperty("cost_usd").ValueKind);
         Assert.Equal(JsonValueKind.Null, state.GetProperty("error_type").ValueKind);
+        Assert.False(state.TryGetProperty("{OriginalFormat}", out _));
+        Assert.StartsWith(one + " POST /v1/messages -> 200", completion.GetProperty("Message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("Information", completion.GetProperty("LogLevel").GetString());
+        Assert.EndsWith("Z", completion.GetProperty("Timestamp").GetString(), StringComparison.Ordinal);
         AssertPrivate(first);
 
         // Act 2: a reload moves logging to a second file, as text
