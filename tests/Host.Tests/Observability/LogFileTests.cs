@@ -88,7 +88,7 @@ public sealed class LogFileTests : IAsyncLifetime
         Assert.Equal(JsonValueKind.Number, state.GetProperty("cost_usd").ValueKind);
         Assert.Equal(JsonValueKind.Null, state.GetProperty("error_type").ValueKind);
         Assert.False(state.TryGetProperty("{OriginalFormat}", out _));
-        Assert.StartsWith(one + " POST /v1/messages -> 200", completion.GetProperty("Message").GetString(), StringComparison.Ordinal);
+        Assert.False(completion.TryGetProperty("Message", out _)); // the request line's message is its fields in a row
         Assert.Equal("Information", completion.GetProperty("LogLevel").GetString());
         Assert.EndsWith("Z", completion.GetProperty("Timestamp").GetString(), StringComparison.Ordinal);
         AssertPrivate(first);
