@@ -118,12 +118,7 @@ public static class CcRelayServer
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
             o.ColorBehavior = LoggerColorBehavior.Disabled;
         });
-        logging.AddJsonConsole(o =>
-        {
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
-            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
-        });
+        logging.AddConsoleFormatter<JsonLineFormatter, ConsoleFormatterOptions>();
         logging.Services.AddSingleton<IOptionsChangeTokenSource<ConsoleLoggerOptions>>(loggingSwitch);
         logging.Services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(new ConfigureOptions<ConsoleLoggerOptions>(loggingSwitch.Configure));
     }

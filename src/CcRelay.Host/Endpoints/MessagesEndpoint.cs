@@ -84,7 +84,7 @@ internal sealed class MessagesEndpoint(
             record.Attempts,
             Math.Round(elapsed.TotalMilliseconds, 2),
             Math.Round(record.TtfbMs, 2),
-            Math.Round(record.Timing.OverheadMs, 3),
+            record.Timing.OverheadMs,
             usage?.InputTokens,
             usage?.OutputTokens,
             usage?.CacheReadTokens,

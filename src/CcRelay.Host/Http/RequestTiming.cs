@@ -42,7 +42,8 @@ internal sealed class RequestTiming
     /// <summary>Fixes the overhead at the response start and renders it for the header.</summary>
     public string ResponseStarting()
     {
-        OverheadMs = Math.Max(0, (Elapsed - UpstreamWait).TotalMilliseconds);
+        // rounded once, here: the header and the request line show the same number
+        OverheadMs = Math.Round(Math.Max(0, (Elapsed - UpstreamWait).TotalMilliseconds), 3);
         return OverheadMs.ToString("0.###", CultureInfo.InvariantCulture);
     }
 }

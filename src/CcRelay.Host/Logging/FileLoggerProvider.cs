@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -8,11 +9,15 @@ namespace CcRelay.Host.Logging;
 
 /// <summary>
 /// Writes log lines to the file <c>logging.output</c> names, formatted exactly as on the console (the same
-/// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>, one text line
-/// otherwise).
+/// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>
+/// (<see cref="JsonLineFormatter"/>), one text line otherwise).
 /// <code>
 ///   Log() ──format──► Channel (bounded, never blocks the caller) ──► [writer task] ──append──► file (0600)
 /// </code>
+/// NOTE: the writer takes lines in batches. It sleeps until a line arrives, then waits
+/// <see cref="BatchInterval"/> for more before it writes and flushes them all: a busy relay costs the writer
+/// a few wake-ups and writes per second, not one per line (a thread hop and a syscall per line cost more
+/// than formatting the line). A line is on disk at most <see cref="BatchInterval"/> after it was logged.
 /// The file is opened for append and created with mode 0600. Whether lines go here or to the console is the
 /// <see cref="LoggingSwitch"/>'s call, per line, so a reload moves logging between files and streams at once.
 /// A line the full queue cannot take is counted and reported in the file when there is room again.
@@ -22,23 +27,27 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
 {
     private const int QueueCapacity = 10_000;
 
+    /// <summary>How long the writer gathers lines before it writes them.</summary>
+    private static readonly TimeSpan BatchInterval = TimeSpan.FromMilliseconds(50);
+
     [ThreadStatic]
-    private static StringWriter? _threadWriter;
+    private static StringWriter? _threadText;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? _threadBytes;
 
     private readonly LoggingSwitch _switch;
-    private readonly ConsoleFormatter _json;
     private readonly ConsoleFormatter _text;
     private readonly Channel<Entry> _queue;
     private readonly Task _writer;
     private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _dropped;
 
     public FileLoggerProvider(LoggingSwitch loggingSwitch, IEnumerable<ConsoleFormatter> formatters)
     {
         _switch = loggingSwitch;
-        var byName = formatters.ToDictionary(f => f.Name, StringComparer.Ordinal);
-        _json = byName[ConsoleFormatterNames.Json];
-        _text = byName[ConsoleFormatterNames.Simple];
+        _text = formatters.Single(f => f.Name == ConsoleFormatterNames.Simple);
         _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(QueueCapacity)
         {
             SingleReader = true,
@@ -55,41 +64,73 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     public async Task FlushAsync()
     {
         var flushed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        while (!_queue.Writer.TryWrite(new Entry(null, null, flushed)))
+        while (!_queue.Writer.TryWrite(new Entry(null, null, 0, flushed)))
         {
             await Task.Delay(1); // the queue is full (and drops what does not fit): wait for room
         }
 
+        Wake();
         await flushed.Task;
     }
 
     public void Dispose()
     {
         _queue.Writer.TryComplete();
+        Wake();
         _ = _writer.Wait(TimeSpan.FromSeconds(5));
     }
 
+    /// <summary>Cuts the writer's current batch wait short.</summary>
+    private void Wake() => Volatile.Read(ref _wake).TrySetResult();
+
     private void Write<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        var path = _switch.Current.Output;
-        var writer = _threadWriter ??= new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
-        var formatterFor = _switch.Current.Format.IsJson ? _json : _text;
-        formatterFor.Write(new LogEntry<TState>(level, category, eventId, state, exception, formatter), _scopes, writer);
-        var builder = writer.GetStringBuilder();
-        if (builder.Length == 0)
+        var settings = _switch.Current;
+        var output = _threadBytes ??= new ArrayBufferWriter<byte>(4096);
+        var entry = new LogEntry<TState>(level, category, eventId, state, exception, formatter);
+        if (settings.Format.IsJson)
+        {
+            // straight to UTF-8: the file is written with these bytes
+            if (!JsonLineFormatter.WriteUtf8(entry, output))
+            {
+                return;
+            }
+        }
+        else
+        {
+            var text = _threadText ??= new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+            _text.Write(entry, _scopes, text);
+            var builder = text.GetStringBuilder();
+            output.ResetWrittenCount();
+            foreach (var chunk in builder.GetChunks())
+            {
+                var bytes = output.GetSpan(Encoding.UTF8.GetMaxByteCount(chunk.Length));
+                output.Advance(Encoding.UTF8.GetBytes(chunk.Span, bytes));
+            }
+
+            builder.Clear();
+            if (builder.Capacity > 64 * 1024)
+            {
+                builder.Capacity = 1024;
+            }
+        }
+
+        var length = output.WrittenCount;
+        if (length == 0)
         {
             return;
         }
 
-        var line = builder.ToString();
-        builder.Clear();
-        if (builder.Capacity > 64 * 1024)
+        var line = ArrayPool<byte>.Shared.Rent(length);
+        output.WrittenSpan.CopyTo(line);
+        if (output.Capacity > 64 * 1024)
         {
-            builder.Capacity = 1024;
+            _threadBytes = null; // a huge line (a debug body) must not pin its buffer
         }
 
-        if (!_queue.Writer.TryWrite(new Entry(path, line, null)))
+        if (!_queue.Writer.TryWrite(new Entry(settings.Output, line, length, null)))
         {
+            ArrayPool<byte>.Shared.Return(line);
             Interlocked.Increment(ref _dropped);
         }
     }
@@ -97,12 +138,24 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private async Task WriteAllAsync()
     {
         string? openPath = null;
-        StreamWriter? file = null;
+        FileStream? file = null;
         var failedPath = (string?)null;
         try
         {
             while (await _queue.Reader.WaitToReadAsync())
             {
+                // gather a batch (a flush request or shutdown ends the wait early)
+                var wake = Volatile.Read(ref _wake);
+                if (!wake.Task.IsCompleted)
+                {
+                    await Task.WhenAny(Task.Delay(BatchInterval), wake.Task);
+                }
+
+                if (wake.Task.IsCompleted)
+                {
+                    Interlocked.CompareExchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), wake);
+                }
+
                 while (_queue.Reader.TryRead(out var entry))
                 {
                     if (entry.Flushed is { } flushed)
@@ -112,29 +165,42 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                         continue;
                     }
 
-                    if (!string.Equals(entry.Path, openPath, StringComparison.Ordinal))
+                    try
                     {
+                        if (!string.Equals(entry.Path, openPath, StringComparison.Ordinal))
+                        {
+                            file?.Dispose();
+                            file = null;
+                            openPath = entry.Path!;
+                            file = Open(openPath, ref failedPath);
+                        }
+
+                        if (file is null)
+                        {
+                            continue;
+                        }
+
+                        var dropped = Interlocked.Exchange(ref _dropped, 0);
+                        if (dropped > 0)
+                        {
+                            file.Write(Encoding.UTF8.GetBytes($"cc-relay: {dropped} log line(s) dropped: the log file could not keep up{Environment.NewLine}"));
+                        }
+
+                        file.Write(entry.Line!, 0, entry.Length);
+                    }
+                    catch (IOException e)
+                    {
+                        Report(openPath!, e.Message);
                         file?.Dispose();
                         file = null;
-                        openPath = entry.Path!;
-                        file = Open(openPath, ref failedPath);
                     }
-
-                    if (file is null)
+                    finally
                     {
-                        continue;
+                        ArrayPool<byte>.Shared.Return(entry.Line!);
                     }
-
-                    var dropped = Interlocked.Exchange(ref _dropped, 0);
-                    if (dropped > 0)
-                    {
-                        file.Write($"cc-relay: {dropped} log line(s) dropped: the log file could not keep up{Environment.NewLine}");
-                    }
-
-                    file.Write(entry.Line);
                 }
 
-                // one flush per batch: lines are on disk as soon as the queue is empty
+                // one flush per batch
                 Flush(ref file, ref openPath);
             }
         }
@@ -144,7 +210,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         }
     }
 
-    private static void Flush(ref StreamWriter? file, ref string? openPath)
+    private static void Flush(ref FileStream? file, ref string? openPath)
     {
         try
         {
@@ -159,7 +225,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         }
     }
 
-    private static StreamWriter? Open(string path, ref string? failedPath)
+    private static FileStream? Open(string path, ref string? failedPath)
     {
         try
         {
@@ -168,6 +234,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                 Mode = FileMode.Append,
                 Access = FileAccess.Write,
                 Share = FileShare.ReadWrite | FileShare.Delete,
+                BufferSize = 64 * 1024,
             };
             if (!OperatingSystem.IsWindows())
             {
@@ -181,7 +248,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             }
 
             failedPath = null;
-            return new StreamWriter(new FileStream(path, options), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = false };
+            return new FileStream(path, options);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
@@ -199,8 +266,8 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private static void Report(string path, string reason) =>
         Console.Error.WriteLine($"cc-relay: cannot write the log file {path}: {reason}; its lines are dropped until logging.output changes");
 
-    /// <summary>A formatted line for <c>Path</c>, or a flush request.</summary>
-    private readonly record struct Entry(string? Path, string? Line, TaskCompletionSource? Flushed);
+    /// <summary>A formatted UTF-8 line (a pooled buffer) for <c>Path</c>, or a flush request.</summary>
+    private readonly record struct Entry(string? Path, byte[]? Line, int Length, TaskCompletionSource? Flushed);
 
     private sealed class FileLogger(FileLoggerProvider owner, string category) : ILogger
     {

@@ -85,7 +85,7 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
     public void Configure(ConsoleLoggerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.FormatterName = _current.Format.IsJson ? ConsoleFormatterNames.Json : ConsoleFormatterNames.Simple;
+        options.FormatterName = _current.Format.IsJson ? JsonLineFormatter.FormatterName : ConsoleFormatterNames.Simple;
         options.LogToStandardErrorThreshold = _current.Output == "stderr" ? MsLogLevel.Trace : MsLogLevel.None;
     }
 

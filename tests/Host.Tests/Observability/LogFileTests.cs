@@ -87,6 +87,10 @@ public sealed class LogFileTests : IAsyncLifetime
         Assert.Equal(3, state.GetProperty("input_tokens").GetInt64());
         Assert.Equal(JsonValueKind.Number, state.GetProperty("cost_usd").ValueKind);
         Assert.Equal(JsonValueKind.Null, state.GetProperty("error_type").ValueKind);
+        Assert.False(state.TryGetProperty("{OriginalFormat}", out _));
+        Assert.False(completion.TryGetProperty("Message", out _)); // the request line's message is its fields in a row
+        Assert.Equal("Information", completion.GetProperty("LogLevel").GetString());
+        Assert.EndsWith("Z", completion.GetProperty("Timestamp").GetString(), StringComparison.Ordinal);
         AssertPrivate(first);
 
         // Act 2: a reload moves logging to a second file, as text

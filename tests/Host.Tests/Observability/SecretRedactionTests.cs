@@ -154,6 +154,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         }
 
         Assert.Contains("[REDACTED]", file, StringComparison.Ordinal);
+        Assert.Contains("\"Message\":\"config error: ", file, StringComparison.Ordinal);
         Assert.Contains("kind=ok", file, StringComparison.Ordinal);
 
         // … and no secret is anywhere

@@ -1,0 +1,211 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Console;
+
+namespace CcRelay.Host.Logging;
+
+/// <summary>
+/// <c>logging.format: json</c>: one JSON object per line, for the console and the log file alike.
+/// <code>
+///   {"Timestamp":"2026-11-21T10:16:43.931Z","EventId":1,"LogLevel":"Information","Category":"…","Message":"…","State":{"request_id":"req_…",…}}
+/// </code>
+/// The shape of the framework's JSON console formatter (so existing log pipelines keep working), minus its
+/// <c>{OriginalFormat}</c> entry, which repeats the message template on every line, and minus the request
+/// line's <c>Message</c>, which repeats its <c>State</c>. Numbers, booleans and null stay JSON numbers,
+/// booleans and null. It costs a fraction of the framework's formatter: one reused UTF-8 buffer per thread,
+/// no string for the JSON text, relaxed escaping.
+/// </summary>
+internal sealed class JsonLineFormatter : ConsoleFormatter
+{
+    /// <summary>The formatter's name, for <see cref="ConsoleLoggerOptions.FormatterName"/>.</summary>
+    public const string FormatterName = "ccrelay-json";
+
+    private const string OriginalFormat = "{OriginalFormat}";
+
+    /// <summary>The request line (<c>Log.RequestCompleted</c>): its message is its fields in a row, so its JSON has only the fields.</summary>
+    private const int RequestLineEventId = 1;
+
+    private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
+
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Indented = false,
+        SkipValidation = true,
+    };
+
+    [ThreadStatic]
+    private static Buffers? _buffers;
+
+    public JsonLineFormatter()
+        : base(FormatterName)
+    {
+    }
+
+    public override void Write<TState>(in LogEntry<TState> logEntry, IExternalScopeProvider? scopeProvider, TextWriter textWriter)
+    {
+        var buffers = _buffers ??= new Buffers();
+        if (!WriteUtf8(logEntry, buffers.Bytes))
+        {
+            return;
+        }
+
+        // UTF-8 → chars in a reused buffer: the line never exists as a separate string here
+        var written = buffers.Bytes.WrittenSpan;
+        var chars = buffers.Chars(Encoding.UTF8.GetMaxCharCount(written.Length));
+        var count = Encoding.UTF8.GetChars(written, chars);
+        textWriter.Write(chars.AsSpan(0, count));
+        buffers.Trim();
+    }
+
+    /// <summary>
+    /// Writes the line (its line feed included) as UTF-8 into <paramref name="output"/>, which it clears first;
+    /// false when there is nothing to write. The log file takes this path: no text, no re-encoding.
+    /// </summary>
+    public static bool WriteUtf8<TState>(in LogEntry<TState> logEntry, ArrayBufferWriter<byte> output)
+    {
+        output.ResetWrittenCount();
+        var requestLine = logEntry.EventId.Id == RequestLineEventId;
+        var message = requestLine ? null : logEntry.Formatter(logEntry.State, logEntry.Exception);
+        if (!requestLine && logEntry.Exception is null && string.IsNullOrEmpty(message))
+        {
+            return false;
+        }
+
+        var buffers = _buffers ??= new Buffers();
+        var writer = buffers.Writer(output);
+        writer.WriteStartObject();
+        Span<char> stamp = stackalloc char[24];
+        _ = DateTime.UtcNow.TryFormat(stamp, out var stampLength, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        writer.WriteString("Timestamp", stamp[..stampLength]);
+        writer.WriteNumber("EventId", logEntry.EventId.Id);
+        writer.WriteString("LogLevel", LevelName(logEntry.LogLevel));
+        writer.WriteString("Category", logEntry.Category);
+        if (message is not null)
+        {
+            writer.WriteString("Message", message);
+        }
+
+        if (logEntry.Exception is { } exception)
+        {
+            writer.WriteString("Exception", exception.ToString());
+        }
+
+        if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
+        {
+            writer.WriteStartObject("State");
+            for (var i = 0; i < state.Count; i++)
+            {
+                var (name, value) = state[i];
+                if (!string.Equals(name, OriginalFormat, StringComparison.Ordinal))
+                {
+                    WriteValue(writer, name, value);
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndObject();
+        writer.Flush();
+        output.Write(NewLine);
+        return true;
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, string name, object? value)
+    {
+        switch (value)
+        {
+            case null:
+                writer.WriteNull(name);
+                break;
+            case string text:
+                writer.WriteString(name, text);
+                break;
+            case bool flag:
+                writer.WriteBoolean(name, flag);
+                break;
+            case int number:
+                writer.WriteNumber(name, number);
+                break;
+            case long number:
+                writer.WriteNumber(name, number);
+                break;
+            case double number when double.IsFinite(number):
+                writer.WriteNumber(name, number);
+                break;
+            case decimal number:
+                writer.WriteNumber(name, number);
+                break;
+            default:
+                writer.WriteString(name, Convert.ToString(value, CultureInfo.InvariantCulture));
+                break;
+        }
+    }
+
+    private static string LevelName(LogLevel level) =>
+        level switch
+        {
+            LogLevel.Trace => "Trace",
+            LogLevel.Debug => "Debug",
+            LogLevel.Information => "Information",
+            LogLevel.Warning => "Warning",
+            LogLevel.Error => "Error",
+            LogLevel.Critical => "Critical",
+            _ => "None",
+        };
+
+    /// <summary>One thread's reusable buffers.</summary>
+    private sealed class Buffers
+    {
+        private const int KeepAtMost = 64 * 1024;
+        private Utf8JsonWriter? _writer;
+        private char[] _chars = new char[4096];
+
+        public ArrayBufferWriter<byte> Bytes { get; private set; } = new(4096);
+
+        public Utf8JsonWriter Writer(IBufferWriter<byte> output)
+        {
+            if (_writer is null)
+            {
+                _writer = new Utf8JsonWriter(output, WriterOptions);
+            }
+            else
+            {
+                _writer.Reset(output);
+            }
+
+            return _writer;
+        }
+
+        public char[] Chars(int length)
+        {
+            if (_chars.Length < length)
+            {
+                _chars = new char[Math.Max(length, _chars.Length * 2)];
+            }
+
+            return _chars;
+        }
+
+        /// <summary>Drops buffers a huge line (a debug body) grew, so one such line does not pin them.</summary>
+        public void Trim()
+        {
+            if (Bytes.Capacity > KeepAtMost)
+            {
+                Bytes = new ArrayBufferWriter<byte>(4096);
+                _writer = null;
+            }
+
+            if (_chars.Length > KeepAtMost)
+            {
+                _chars = new char[4096];
+            }
+        }
+    }
+}
