@@ -22,6 +22,17 @@ open System.Text.Json
 [<RequireQualifiedAccess>]
 module Affinity =
 
+    // Property names and punctuation, built once (a `"…"B` literal is a new array at every evaluation).
+    let private messagesName: byte array = "messages"B
+    let private messageName: byte array = "message"B
+    let private contentName: byte array = "content"B
+    let private typeName: byte array = "type"B
+    let private redactedThinkingName: byte array = "redacted_thinking"B
+    let private thinkingName: byte array = "thinking"B
+    let private openBracket: byte array = "["B
+    let private comma: byte array = ","B
+    let private closeBracket: byte array = "]"B
+
     let private fnv (seed: uint64) (bytes: ReadOnlySpan<byte>) : uint64 =
         let mutable hash = seed
 
@@ -37,7 +48,7 @@ module Affinity =
 
         match sessionId with
         | NonNull id when id.Length > 0 ->
-            nonZero (fnv 14695981039346656037UL (ReadOnlySpan(Text.Encoding.UTF8.GetBytes id)))
+            nonZero (fnv 14695981039346656037UL (Runtime.InteropServices.MemoryMarshal.AsBytes(id.AsSpan())))
         | _ when
             facts.FirstMessageStart >= 0
             && facts.FirstMessageLength > 0
@@ -58,7 +69,7 @@ module Affinity =
                 if
                     reader.TokenType = JsonTokenType.PropertyName
                     && reader.CurrentDepth = 2
-                    && reader.ValueTextEquals "message"B
+                    && reader.ValueTextEquals messageName
                 then
                     reader.Read() |> ignore
 
@@ -106,7 +117,7 @@ module Affinity =
                 let depth = reader.CurrentDepth
 
                 match reader.TokenType with
-                | JsonTokenType.PropertyName when depth = 1 -> inMessages <- reader.ValueTextEquals "messages"B
+                | JsonTokenType.PropertyName when depth = 1 -> inMessages <- reader.ValueTextEquals messagesName
                 | JsonTokenType.StartArray when depth = 1 && inMessages -> arrayStart <- int reader.TokenStartIndex
                 | JsonTokenType.EndArray when depth = 1 && inMessages ->
                     arrayEnd <- int reader.BytesConsumed
@@ -127,7 +138,7 @@ module Affinity =
                     match current with
                     | Some m -> m.End <- int reader.BytesConsumed
                     | None -> ()
-                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals "content"B ->
+                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals contentName ->
                     reader.Read() |> ignore
 
                     match current with
@@ -152,13 +163,13 @@ module Affinity =
 
                         any <- any || blockThinking
                     | None -> ()
-                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals "type"B ->
+                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals typeName ->
                     reader.Read() |> ignore
 
                     blockThinking <-
                         reader.TokenType = JsonTokenType.String
-                        && (reader.ValueTextEquals "thinking"B
-                            || reader.ValueTextEquals "redacted_thinking"B)
+                        && (reader.ValueTextEquals thinkingName
+                            || reader.ValueTextEquals redactedThinkingName)
                 | JsonTokenType.String
                 | JsonTokenType.Number
                 | JsonTokenType.True
@@ -182,7 +193,7 @@ module Affinity =
         else
             let out = ArrayBufferWriter<byte>(body.Length)
             out.Write(body.Slice(0, arrayStart))
-            out.Write("["B)
+            out.Write(openBracket)
             let mutable first = true
 
             for m in messages do
@@ -191,7 +202,7 @@ module Affinity =
 
                 if not dropped && m.End > m.Start then
                     if not first then
-                        out.Write(","B)
+                        out.Write(comma)
 
                     first <- false
 
@@ -199,20 +210,20 @@ module Affinity =
                         out.Write(body.Slice(m.Start, m.End - m.Start))
                     else
                         out.Write(body.Slice(m.Start, m.ContentStart - m.Start))
-                        out.Write("["B)
+                        out.Write(openBracket)
                         let mutable firstBlock = true
 
                         for b in m.Blocks do
                             if not b.Thinking then
                                 if not firstBlock then
-                                    out.Write(","B)
+                                    out.Write(comma)
 
                                 firstBlock <- false
                                 out.Write(body.Slice(b.Start, b.End - b.Start))
 
-                        out.Write("]"B)
+                        out.Write(closeBracket)
                         out.Write(body.Slice(m.ContentEnd, m.End - m.ContentEnd))
 
-            out.Write("]"B)
+            out.Write(closeBracket)
             out.Write(body.Slice(arrayEnd))
             ValueSome(out.WrittenSpan.ToArray())

@@ -44,7 +44,8 @@ module RateLimitHeaders =
     }
 
     /// Whether any rate-limit information is present.
-    let isEmpty (headers: RateLimitHeaders) : bool = headers = empty
+    let isEmpty (headers: RateLimitHeaders) : bool =
+        obj.ReferenceEquals(headers, empty) || headers = empty
 
     /// When no `retry-after` is given for a 429.
     let defaultCooldown: TimeSpan = TimeSpan.FromSeconds 60.0
@@ -119,30 +120,57 @@ module RateLimitHeaders =
             | true, n -> Some n
             | _ -> None
 
-    let private window (wallNow: DateTimeOffset) (lookup: string -> string | null) (kind: string) =
+    /// The `-limit`, `-remaining` and `-reset` header names of one window kind, built once.
+    let private names (kind: string) =
         let prefix = "anthropic-ratelimit-" + kind
+        struct (prefix + "-limit", prefix + "-remaining", prefix + "-reset")
 
-        {
-            Limit = number (lookup (prefix + "-limit")) |> Option.filter (fun n -> n > 0L)
-            Remaining = number (lookup (prefix + "-remaining"))
+    let private requestsNames = names "requests"
+    let private tokensNames = names "tokens"
+    let private inputTokensNames = names "input-tokens"
+    let private outputTokensNames = names "output-tokens"
+
+    let private window (wallNow: DateTimeOffset) (lookup: string -> string | null) struct (limit, remaining, reset) =
+        match lookup limit, lookup remaining, lookup reset with
+        | null, null, null -> emptyWindow
+        | limit, remaining, reset -> {
+            Limit = number limit |> Option.filter (fun n -> n > 0L)
+            Remaining = number remaining
             ResetIn =
-                match lookup (prefix + "-reset") with
+                match reset with
                 | null -> None
                 | text ->
                     tryParseRfc3339 text
                     |> Option.map (fun reset -> max TimeSpan.Zero (reset - wallNow))
-        }
+          }
 
     /// Parses the headers of one response. `lookup` returns a header's value (null when absent; header
     /// names are passed in lower case); `wallNow` is the wall-clock time of the response, against which
     /// the RFC 3339 resets and HTTP-dates are measured.
-    let parse (wallNow: DateTimeOffset) (lookup: string -> string | null) : RateLimitHeaders = {
-        Requests = window wallNow lookup "requests"
-        Tokens = window wallNow lookup "tokens"
-        InputTokens = window wallNow lookup "input-tokens"
-        OutputTokens = window wallNow lookup "output-tokens"
-        RetryAfter = tryParseRetryAfter wallNow (lookup "retry-after")
-    }
+    let parse (wallNow: DateTimeOffset) (lookup: string -> string | null) : RateLimitHeaders =
+        let requests = window wallNow lookup requestsNames
+        let tokens = window wallNow lookup tokensNames
+        let inputTokens = window wallNow lookup inputTokensNames
+        let outputTokens = window wallNow lookup outputTokensNames
+        let retryAfter = tryParseRetryAfter wallNow (lookup "retry-after")
+
+        // a response without any (most error answers, every non-Anthropic provider): the shared empty value
+        if
+            obj.ReferenceEquals(requests, emptyWindow)
+            && obj.ReferenceEquals(tokens, emptyWindow)
+            && obj.ReferenceEquals(inputTokens, emptyWindow)
+            && obj.ReferenceEquals(outputTokens, emptyWindow)
+            && retryAfter.IsNone
+        then
+            empty
+        else
+            {
+                Requests = requests
+                Tokens = tokens
+                InputTokens = inputTokens
+                OutputTokens = outputTokens
+                RetryAfter = retryAfter
+            }
 
 /// The parser for C# callers.
 [<AbstractClass; Sealed>]

@@ -144,6 +144,24 @@ module RelayHealth =
                 Effects = changed.Effects
             }
 
+    let private keysReady (now: TimeSpan) (keys: KeyState array) : int =
+        let mutable ready = 0
+
+        for key in keys do
+            if KeyPool.readyIn now 1 key = TimeSpan.Zero then
+                ready <- ready + 1
+
+        ready
+
+    /// One enabled provider's keys: how many could take a request now, and how many it has. Reads that
+    /// provider only and allocates nothing (it runs for every delivered answer's headers).
+    let keys (runtime: RelayRuntime) (now: TimeSpan) (provider: string) : struct (int * int) voption =
+        match RelayPolicy.indexOf runtime.Policy provider with
+        | -1 -> ValueNone
+        | p ->
+            let state = runtime.Providers[p]
+            ValueSome(struct (keysReady now state.Keys, state.Keys.Length))
+
     /// Every enabled provider's state, in config order.
     let status (runtime: RelayRuntime) (now: TimeSpan) : ProviderStatus list =
         runtime.Providers
@@ -151,10 +169,7 @@ module RelayHealth =
             Name = state.Name
             Circuit = CircuitBreaker.stateName state.Breaker
             Keys = state.Keys.Length
-            KeysReady =
-                state.Keys
-                |> Array.filter (fun k -> KeyPool.readyIn now 1 k = TimeSpan.Zero)
-                |> Array.length
+            KeysReady = keysReady now state.Keys
             InFlight = state.InFlight
             LatencyMs =
                 if state.Latency.Samples > 0 then

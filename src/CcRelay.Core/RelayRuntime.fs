@@ -91,6 +91,9 @@ module RelayRuntime =
     /// At most this many conversations are pinned; the oldest go first.
     let maxPins: int = 10_000
 
+    /// A pin to the same family is refreshed at most this often.
+    let private repinAfter: TimeSpan = TimeSpan.FromMinutes 1.0
+
     let private freshLatency: Latency = {
         EwmaMs = 0.0
         Samples = 0
@@ -205,7 +208,7 @@ module RelayRuntime =
     /// Pins `key` to `family`; refreshes at most once a minute, and forgets the oldest pins beyond `maxPins`.
     let pin (now: TimeSpan) (key: uint64) (family: string) (runtime: RelayRuntime) : RelayRuntime =
         match runtime.Pins.TryFind key with
-        | Some p when p.Family = family && now - p.At < TimeSpan.FromMinutes 1.0 -> runtime
+        | Some p when p.Family = family && Time.before (now - p.At) repinAfter -> runtime
         | existing ->
             let pins = runtime.Pins.Add(key, { Family = family; At = now })
 
@@ -223,7 +226,7 @@ module RelayRuntime =
                 }
             else
                 // Rare: drop the expired, then the older half.
-                let alive = pins |> Map.filter (fun _ p -> now - p.At < pinLifetime)
+                let alive = pins |> Map.filter (fun _ p -> Time.before (now - p.At) pinLifetime)
 
                 let kept =
                     if alive.Count <= maxPins then
@@ -247,5 +250,5 @@ module RelayRuntime =
             ValueNone
         else
             match runtime.Pins.TryFind key with
-            | Some p when now - p.At < pinLifetime -> ValueSome p.Family
+            | Some p when Time.before (now - p.At) pinLifetime -> ValueSome p.Family
             | _ -> ValueNone

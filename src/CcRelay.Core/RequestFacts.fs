@@ -39,6 +39,17 @@ type BodyError =
 [<RequireQualifiedAccess>]
 module RequestFacts =
 
+    // Property names, built once (a `"…"B` literal is a new array at every evaluation).
+    let private typeName: byte array = "type"B
+    let private thinkingName: byte array = "thinking"B
+    let private redactedThinkingName: byte array = "redacted_thinking"B
+    let private signatureName: byte array = "signature"B
+    let private dataName: byte array = "data"B
+    let private messagesName: byte array = "messages"B
+    let private maxTokensName: byte array = "max_tokens"B
+    let private modelName: byte array = "model"B
+    let private streamName: byte array = "stream"B
+
     let private readerOptions =
         JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false, MaxDepth = 512)
 
@@ -100,16 +111,16 @@ module RequestFacts =
                             if blockThinking && blockSigned then
                                 signatures <- true
                         | JsonTokenType.PropertyName, 5 ->
-                            if reader.ValueTextEquals "type"B then
+                            if reader.ValueTextEquals typeName then
                                 reader.Read() |> ignore
 
                                 if
                                     reader.TokenType = JsonTokenType.String
-                                    && (reader.ValueTextEquals "thinking"B
-                                        || reader.ValueTextEquals "redacted_thinking"B)
+                                    && (reader.ValueTextEquals thinkingName
+                                        || reader.ValueTextEquals redactedThinkingName)
                                 then
                                     blockThinking <- true
-                            elif reader.ValueTextEquals "signature"B || reader.ValueTextEquals "data"B then
+                            elif reader.ValueTextEquals signatureName || reader.ValueTextEquals dataName then
                                 reader.Read() |> ignore
 
                                 if reader.TokenType = JsonTokenType.String && not reader.ValueSpan.IsEmpty then
@@ -117,9 +128,9 @@ module RequestFacts =
                         | _ -> ()
 
                     if reader.TokenType = JsonTokenType.PropertyName && reader.CurrentDepth = 1 then
-                        inMessages <- reader.ValueTextEquals "messages"B
+                        inMessages <- reader.ValueTextEquals messagesName
 
-                        if reader.ValueTextEquals "max_tokens"B then
+                        if reader.ValueTextEquals maxTokensName then
                             reader.Read() |> ignore
 
                             match reader.TokenType with
@@ -130,7 +141,7 @@ module RequestFacts =
                             | JsonTokenType.StartObject
                             | JsonTokenType.StartArray -> reader.Skip()
                             | _ -> ()
-                        elif reader.ValueTextEquals "model"B then
+                        elif reader.ValueTextEquals modelName then
                             reader.Read() |> ignore
 
                             if isNull model && not modelBad then
@@ -150,7 +161,7 @@ module RequestFacts =
                                 || reader.TokenType = JsonTokenType.StartArray
                             then
                                 reader.Skip()
-                        elif reader.ValueTextEquals "stream"B then
+                        elif reader.ValueTextEquals streamName then
                             reader.Read() |> ignore
                             stream <- reader.TokenType = JsonTokenType.True
 

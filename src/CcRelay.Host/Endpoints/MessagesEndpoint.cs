@@ -40,7 +40,60 @@ internal sealed class MessagesEndpoint(
         var span = RelayTracing.StartRequest(context, record.RequestId);
         try
         {
-            await HandleAsync(context, snapshot, record);
+            var server = snapshot.Config.Server;
+
+            using var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
+            if (body is null)
+            {
+                await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
+                return;
+            }
+
+            record.BytesIn = body.Length;
+
+            // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
+            var apiKey = request.Headers["x-api-key"].ToString();
+            var authorization = request.Headers.Authorization.ToString();
+            var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
+            if (record.Detailed)
+            {
+                record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
+            }
+
+            if (verdict is AuthVerdict.Denied denied)
+            {
+                await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
+                return;
+            }
+
+            var forward = ((AuthVerdict.Allowed)verdict).Forward;
+            var debug = snapshot.Config.Logging.DebugOptions;
+            if (DebugLog.IsOn(logger, debug.LogRequestBody))
+            {
+                Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
+            }
+
+            // :: Step 3: inspect — one pass over the body, never re-serialised
+            var inspected = RequestFactsModule.inspect(body.Span);
+            if (inspected.IsError)
+            {
+                await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
+                return;
+            }
+
+            var facts = inspected.ResultValue;
+            record.Model = facts.Model;
+            record.Stream = facts.Stream;
+
+            // :: Step 4: plan — where the request goes
+            if (snapshot.Candidates.IsEmpty)
+            {
+                await RejectAsync(context, record, ErrorType.Overloaded, "no enabled provider is configured", StatusCodes.Status503ServiceUnavailable);
+                return;
+            }
+
+            // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
+            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
         }
         finally
         {
@@ -92,65 +145,6 @@ internal sealed class MessagesEndpoint(
             record.CostUsd,
             record.BytesIn,
             record.BytesOut);
-    }
-
-    private async Task HandleAsync(HttpContext context, RelaySnapshot snapshot, RequestRecord record)
-    {
-        var request = context.Request;
-        var server = snapshot.Config.Server;
-
-        using var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
-        if (body is null)
-        {
-            await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
-            return;
-        }
-
-        record.BytesIn = body.Length;
-
-        // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
-        var apiKey = request.Headers["x-api-key"].ToString();
-        var authorization = request.Headers.Authorization.ToString();
-        var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
-        if (record.Detailed)
-        {
-            record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
-        }
-
-        if (verdict is AuthVerdict.Denied denied)
-        {
-            await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
-            return;
-        }
-
-        var forward = ((AuthVerdict.Allowed)verdict).Forward;
-        var debug = snapshot.Config.Logging.DebugOptions;
-        if (DebugLog.IsOn(logger, debug.LogRequestBody))
-        {
-            Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
-        }
-
-        // :: Step 3: inspect — one pass over the body, never re-serialised
-        var inspected = RequestFactsModule.inspect(body.Span);
-        if (inspected.IsError)
-        {
-            await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
-            return;
-        }
-
-        var facts = inspected.ResultValue;
-        record.Model = facts.Model;
-        record.Stream = facts.Stream;
-
-        // :: Step 4: plan — where the request goes
-        if (snapshot.Candidates.IsEmpty)
-        {
-            await RejectAsync(context, record, ErrorType.Overloaded, "no enabled provider is configured", StatusCodes.Status503ServiceUnavailable);
-            return;
-        }
-
-        // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-        await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

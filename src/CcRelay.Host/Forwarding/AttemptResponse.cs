@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using CcRelay.Core;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
@@ -59,9 +60,19 @@ internal sealed class AttemptResponse(
 
     /// <summary>A response header's first value (message or content headers); null when absent.</summary>
     public string? Header(string name) =>
-        Response.Headers.TryGetValues(name, out var values) || Response.Content.Headers.TryGetValues(name, out values)
-            ? values.FirstOrDefault()
+        Response.Headers.NonValidated.TryGetValues(name, out var values) || Response.Content.Headers.NonValidated.TryGetValues(name, out values)
+            ? First(values)
             : null;
+
+    private static string? First(HeaderStringValues values)
+    {
+        foreach (var value in values)
+        {
+            return value;
+        }
+
+        return null;
+    }
 
     /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
     public string KeyId { get; init; } = "-";

@@ -75,11 +75,22 @@ internal sealed class FailoverForwarder(
                 {
                     // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
                     AttemptOutcome outcome;
-                    (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, snapshot, attempt, dispatch, facts, body, forward, pathAndQuery, record);
+                    if (Failover.hedgeAfter(dispatch).IsSome)
+                    {
+                        (attempt, outcome, dispatch) = await SendOrHedgeAsync(context, snapshot, attempt, dispatch, facts, body, forward, pathAndQuery, record);
+                    }
+                    else
+                    {
+                        // no hedging: the attempt alone, without the race's machinery
+                        outcome = await SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, CancellationToken.None);
+                    }
+
                     record.Provider = attempt.ProviderName;
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
-                    var result = answer is null ? Failed(outcome.Failure) : await LearnAsync(attempt, answer);
+                    var result = answer is null ? Failed(outcome.Failure)
+                        : answer.Status == StatusCodes.Status400BadRequest ? await ClassifyBadRequestAsync(attempt, answer)
+                        : Learn(attempt, answer);
 
                     // :: (5) record + decide
                     var sent = dispatch;
@@ -191,10 +202,7 @@ internal sealed class FailoverForwarder(
     {
         using var firstLost = new CancellationTokenSource();
         var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, firstLost.Token);
-        if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
-        {
-            return (attempt, await first, dispatch);
-        }
+        var hedgeAfter = Failover.hedgeAfter(dispatch);
 
         using (var timer = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
         {
@@ -249,13 +257,12 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>Learns from the answer's rate-limit headers and classifies it.</summary>
-    private async Task<AttemptResult> LearnAsync(Attempt attempt, AttemptResponse answer)
+    private AttemptResult Learn(Attempt attempt, AttemptResponse answer)
     {
         var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
-        cell.Transition(runtime => Relay.learn(runtime, cell.Now, attempt, headers));
-        if (answer.Status == 400 && await IsSignatureErrorAsync(answer))
+        if (!RateLimitHeadersModule.isEmpty(headers))
         {
-            return AttemptResult.SignatureRejected;
+            cell.Transition(runtime => Relay.learn(runtime, cell.Now, attempt, headers));
         }
 
         if (answer.StreamErrorType is { } errorType)
@@ -265,6 +272,13 @@ internal sealed class FailoverForwarder(
 
         var retryAfter = headers.RetryAfter is { Value: var r } ? FSharpValueOption<TimeSpan>.NewValueSome(r) : FSharpValueOption<TimeSpan>.ValueNone;
         return AttemptResult.NewAnswered(answer.Status, retryAfter, answer.FirstByte);
+    }
+
+    /// <summary>A 400 may be a thinking signature the provider rejects (its body, buffered, says so); else as <see cref="Learn"/>.</summary>
+    private async Task<AttemptResult> ClassifyBadRequestAsync(Attempt attempt, AttemptResponse answer)
+    {
+        var learned = Learn(attempt, answer);
+        return await IsSignatureErrorAsync(answer) ? AttemptResult.SignatureRejected : learned;
     }
 
     private static async Task<bool> IsSignatureErrorAsync(AttemptResponse answer)
@@ -285,28 +299,31 @@ internal sealed class FailoverForwarder(
     /// <summary>The relay's own headers on a delivered answer: never a key, only its id.</summary>
     private void Decorate(HttpResponse response, RelaySnapshot snapshot, Attempt attempt)
     {
-        var health = RelayHealth.status(cell.Current, cell.Now);
         if (attempt.KeyId.Length > 0)
         {
             response.Headers["x-cc-relay-key-id"] = attempt.KeyId;
-            foreach (var provider in health)
+            if (RelayHealth.keys(cell.Current, cell.Now, attempt.ProviderName) is { IsSome: true } keys)
             {
-                if (provider.Name == attempt.ProviderName)
-                {
-                    response.Headers["x-cc-relay-keys-available"] = provider.KeysReady.ToString(CultureInfo.InvariantCulture);
-                    response.Headers["x-cc-relay-keys-total"] = provider.Keys.ToString(CultureInfo.InvariantCulture);
-                }
+                var (ready, total) = keys.Value;
+                response.Headers["x-cc-relay-keys-available"] = Count(ready);
+                response.Headers["x-cc-relay-keys-total"] = Count(total);
             }
         }
 
         if (snapshot.Config.Routing.Debug)
         {
+            var health = RelayHealth.status(cell.Current, cell.Now);
             response.Headers["x-cc-relay-strategy"] = RoutingStrategyModule.wireName(snapshot.Config.Routing.Strategy);
             response.Headers["x-cc-relay-provider"] = attempt.ProviderName;
             response.Headers["x-cc-relay-attempts"] = attempt.Number.ToString(CultureInfo.InvariantCulture);
             response.Headers["x-cc-relay-health"] = string.Join(",", health.Select(p => p.Name + "=" + p.Circuit));
         }
     }
+
+    // small counts are the usual case: their strings are cached, not formatted per answer
+    private static readonly string[] SmallCounts = [.. Enumerable.Range(0, 64).Select(i => i.ToString(CultureInfo.InvariantCulture))];
+
+    private static string Count(int n) => (uint)n < (uint)SmallCounts.Length ? SmallCounts[n] : n.ToString(CultureInfo.InvariantCulture);
 
     private async Task StopAsync(
         HttpContext context,

@@ -51,7 +51,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         // fired is told apart by `aborted.IsCancellationRequested`.
         var aborted = context.RequestAborted;
         // `lost`: the attempt lost a hedge race; it is reported as abandoned, like a client abort
-        var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, lost);
+        var linked = lost.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(aborted, lost) : CancellationTokenSource.CreateLinkedTokenSource(aborted);
         linked.CancelAfter(TimeSpan.FromMilliseconds(server.FirstByteTimeoutMs));
         var sentAt = timeProvider.GetTimestamp();
 
@@ -422,9 +422,16 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 continue;
             }
 
-            if (!request.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value))
+            // one value (the usual case) is added as a string: the StringValues is not boxed
+            var values = header.Value;
+            var added = values.Count == 1
+                ? request.Headers.TryAddWithoutValidation(header.Key, values.ToString())
+                : request.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)values);
+            if (!added)
             {
-                request.Content.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
+                _ = values.Count == 1
+                    ? request.Content.Headers.TryAddWithoutValidation(header.Key, values.ToString())
+                    : request.Content.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)values);
             }
         }
 

@@ -44,6 +44,8 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
     /// <summary>Whether <c>logging.output</c> names a file (anything but <c>stdout</c> and <c>stderr</c>).</summary>
     public bool WritesToFile => IsFile(_current.Output);
 
+    private const string HostingDiagnostics = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     /// <summary>
     /// Whether the logger provider <paramref name="provider"/> (its type's full name, as logging filters see it)
     /// writes a line of <paramref name="level"/> in <paramref name="category"/>: the console only while
@@ -71,6 +73,13 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
     /// <summary>Whether a line of <paramref name="level"/> in <paramref name="category"/> is written.</summary>
     public bool Allows(string? category, MsLogLevel level)
     {
+        // ASP.NET Core's per-request start/finish lines: the relay writes its own request line. Enabled, the
+        // category alone makes hosting start an Activity and a logging scope for every request.
+        if (string.Equals(category, HostingDiagnostics, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
         var minimum = ToMicrosoft(_current.Level);
         // the framework's own chatter stays at warnings and above, whatever the relay's level
         if (category is not null && (category.StartsWith("Microsoft", StringComparison.Ordinal) || category.StartsWith("System", StringComparison.Ordinal)))

@@ -43,9 +43,10 @@ public sealed class RuntimeCell
             var next = transition(before);
             if (ReferenceEquals(Interlocked.CompareExchange(ref _runtime, next.Runtime, before), before))
             {
-                foreach (var effect in next.Effects)
+                // NOTE: not foreach: an FSharpList enumerator is an allocation, and the list is nearly always empty
+                for (var effects = next.Effects; !effects.IsEmpty; effects = effects.Tail)
                 {
-                    LogEffect(effect);
+                    LogEffect(effects.Head);
                 }
 
                 return next.Value;
