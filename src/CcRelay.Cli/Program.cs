@@ -9,7 +9,27 @@ namespace CcRelay.Cli;
 /// </summary>
 internal static class Program
 {
-    private static Task<int> Main(string[] args) => RunAsync(args, CliEnvironment.FromProcess(), new InvocationConfiguration());
+    private static Task<int> Main(string[] args)
+    {
+        PreferInlineSocketCompletions();
+        return RunAsync(args, CliEnvironment.FromProcess(), new InvocationConfiguration());
+    }
+
+    /// <summary>
+    /// Socket completions run on the socket event threads (one per core) instead of being queued to the thread
+    /// pool: a relayed request then crosses no thread boundary between its client socket and its upstream socket
+    /// (measured: context switches per request 3.7 → 1.0, CPU per request −15 % on a minimal proxy, see
+    /// bench/RESULTS.md). The runtime reads the variable once, when the first socket is created, so it is set here,
+    /// before anything else runs; an operator's own value (e.g. <c>0</c>) is left alone.
+    /// </summary>
+    private static void PreferInlineSocketCompletions()
+    {
+        const string Name = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        if (Environment.GetEnvironmentVariable(Name) is null)
+        {
+            Environment.SetEnvironmentVariable(Name, "1");
+        }
+    }
 
     /// <summary>
     /// Parses and runs <paramref name="args"/>. A usage error (unknown option, bad value, missing subcommand)
