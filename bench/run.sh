@@ -12,6 +12,9 @@
 #   bench/run.sh --out FILE      write the report somewhere else than bench/RESULTS.md
 #   bench/run.sh --observability the relay twice in one run: metrics off + warn logs vs metrics on + info JSON logs
 #                                to a file; prints (and writes to bench/out/<stamp>/observability.md) the on ÷ off ratios
+#   bench/run.sh --routing       the relay twice in one run: one provider with one key vs three providers (round robin)
+#                                with four rate-limited keys each; prints (and writes to bench/out/<stamp>/routing.md)
+#                                the pooled ÷ single ratios
 #
 # Everything listens on 127.0.0.1 (ports picked at random). Every process started here is stopped here (by PID, on
 # exit, error or Ctrl-C). Every load step is bounded in time and in request count. Raw data and logs: bench/out/<stamp>/.
@@ -29,7 +32,7 @@ INSTALL=1
 DIAG=1
 NICE=""
 REPORT="$BENCH/RESULTS.md"
-OBS=0
+COMPARE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1; RUNS=1 ;;
@@ -40,8 +43,9 @@ while [[ $# -gt 0 ]]; do
         --no-diag) DIAG=0 ;;
         --nice) NICE="$2"; shift ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
-        --observability) OBS=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --observability) COMPARE=observability ;;
+        --routing) COMPARE=routing ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -228,8 +232,23 @@ start_nginx() { # $1 = dir name; echoes pid
     echo $!
 }
 
-write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = observability: default | off | on
-    cat > "$1" <<EOF
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | pooled
+    if [[ ${4:-default} == pooled ]]; then
+        # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
+        # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).
+        {
+            printf 'server:\n  listen: "127.0.0.1:%s"\nrouting:\n  strategy: round_robin\nproviders:\n' "$2"
+            for name in fake fake-b fake-c; do
+                printf '  - name: %s\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n' "$name" "$3"
+                for k in 1 2 3 4; do
+                    printf '      - key: "bench-%s-key-%s"\n        rpm_limit: 10000000\n        itpm_limit: 2000000000\n        otpm_limit: 1000000000\n' "$name" "$k"
+                done
+            done
+            printf 'logging:\n  level: warn\n'
+        } > "$1"
+        return
+    fi
+    cat > "$1" <<EOC
 server:
   listen: "127.0.0.1:$2"
 providers:
@@ -238,9 +257,9 @@ providers:
     base_url: "http://127.0.0.1:$3"
     keys:
       - key: "bench-key"
-EOF
+EOC
     case "${4:-default}" in
-        default) printf 'logging:\n  level: warn\n' >> "$1" ;;
+        default|single) printf 'logging:\n  level: warn\n' >> "$1" ;;
         off) printf 'logging:\n  level: warn\nmetrics:\n  enabled: false\n' >> "$1" ;;
         # not *.log: the per-request log can be large and is not copied to bench/out
         on) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: true\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
@@ -250,7 +269,7 @@ EOF
 # The relay. "cli" = the real `cc-relay serve --config FILE --listen ADDR` (what users run). "shim" = bench/RelayHost:
 # the same CcRelayServer.Build with the same config built in code, for as long as main's config reader does not
 # honour the file. "auto" tries cli first and falls back to shim when /health shows the config was not applied.
-start_relay() { # $1 = name, $2 = listen, $3 = upstream, $4 = observability (see write_relay_config); echoes pid
+start_relay() { # $1 = name, $2 = listen, $3 = upstream, $4 = variant (see write_relay_config); echoes pid
     write_relay_config "$WORK/$1.yaml" "$2" "$3" "${4:-default}"
     if [[ $RELAY_MODE == shim ]]; then
         dotnet "$SHIM_DLL" --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" >"$WORK/$1.log" 2>&1 &
@@ -292,11 +311,20 @@ wait_port "$P_UP_JSON" "upstream nginx"
 wait_port "$P_UP_SSE" "fake upstream"
 wait_port "$P_NG_JSON" "nginx proxy"
 
-# ---- --observability: relay with metrics off + warn logs vs metrics on + info JSON logs to a file ------------------
-if [[ $OBS == 1 ]]; then
-    [[ $RELAY == 1 ]] || { say "--observability measures the relay; it did not build"; exit 1; }
-    OBS_TARGETS=(relay-off relay-on)
-    declare -A OBS_PJ=([relay-off]="$P_RL_JSON" [relay-on]="$P_NG_HOLD") OBS_PS=([relay-off]="$P_RL_SSE" [relay-on]="$P_RL_HOLD")
+# ---- --observability / --routing: the relay twice, A vs B, in the same run ---------------------------------------
+#   observability: relay-off (metrics off + warn logs)  vs relay-on (metrics on + info JSON logs to a file)
+#   routing:       relay-single (1 provider, 1 key)     vs relay-pooled (3 providers round robin x 4 rate-limited keys)
+if [[ -n $COMPARE ]]; then
+    [[ $RELAY == 1 ]] || { say "--$COMPARE measures the relay; it did not build"; exit 1; }
+    if [[ $COMPARE == observability ]]; then
+        OBS_TARGETS=(relay-off relay-on); A_NAME=off; B_NAME=on
+        TITLE="Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs"
+    else
+        OBS_TARGETS=(relay-single relay-pooled); A_NAME=single; B_NAME=pooled
+        TITLE="Routing overhead: 3 providers (round robin) × 4 rate-limited keys each vs 1 provider with 1 key"
+    fi
+    TA="${OBS_TARGETS[0]}" TB="${OBS_TARGETS[1]}"
+    declare -A OBS_PJ=([$TA]="$P_RL_JSON" [$TB]="$P_NG_HOLD") OBS_PS=([$TA]="$P_RL_SSE" [$TB]="$P_RL_HOLD")
     declare -A URL_JSON URL_SSE PID_JSON
     for t in "${OBS_TARGETS[@]}"; do
         pj="$(start_relay "$t-json" "${OBS_PJ[$t]}" "$P_UP_JSON" "${t#relay-}")"; PIDS+=("$pj")
@@ -308,9 +336,14 @@ if [[ $OBS == 1 ]]; then
         PID_JSON[$t]="$pj"
         { check "${URL_JSON[$t]}" false && check "${URL_SSE[$t]}" true; } || { say "$t failed the sanity check"; exit 1; }
     done
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[relay-off]}/metrics") == 404 ]] || { say "relay-off serves /metrics"; exit 1; }
-    scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-on]}/metrics")"
-    grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "relay-on has no metrics"; exit 1; }
+    if [[ $COMPARE == observability ]]; then
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[relay-off]}/metrics") == 404 ]] || { say "relay-off serves /metrics"; exit 1; }
+        scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-on]}/metrics")"
+        grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "relay-on has no metrics"; exit 1; }
+    else
+        health="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-pooled]}/health")"
+        grep -q '"name":"fake-c"' <<<"$health" || { say "relay-pooled does not route to three providers: $health"; exit 1; }
+    fi
 
     TARGETS=("${OBS_TARGETS[@]}")
     COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$RESULTS")
@@ -344,22 +377,25 @@ if [[ $OBS == 1 ]]; then
         done
     done
 
-    # Medians over runs, and on ÷ off per row. The issue's bar: throughput and added latency within 5%.
-    log_lines=$(cat "$WORK"/relay-on-*-requests.jsonl 2>/dev/null | wc -l)
+    # Medians over runs, and B ÷ A per row. The issues' bar: throughput and added latency within 5%.
     {
-        echo "# Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs"
+        echo "# $TITLE"
         echo
         echo "Command: \`$CMDLINE\`, $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)."
-        echo "relay-on wrote $log_lines JSON log lines to its files; medians of $RUNS run(s)."
+        if [[ $COMPARE == observability ]]; then
+            echo "relay-on wrote $(cat "$WORK"/relay-on-*-requests.jsonl 2>/dev/null | wc -l) JSON log lines to its files; medians of $RUNS run(s)."
+        else
+            echo "Medians of $RUNS run(s)."
+        fi
         echo
-        echo "| Measure | off | on | on ÷ off |"
+        echo "| Measure | $A_NAME | $B_NAME | $B_NAME ÷ $A_NAME |"
         echo "|---|---|---|---|"
-        jq -rs '
+        jq -rs --arg a "$TA" --arg b "$TB" '
           def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
           def val($test; $target; $key; $conns):
             [ .[] | select(.test == $test and .target == $target and ($conns == null or .conns == $conns)) | .[$key] | select(. != null) ] | med;
           def row($name; $test; $key; $conns):
-            val($test; "relay-off"; $key; $conns) as $off | val($test; "relay-on"; $key; $conns) as $on
+            val($test; $a; $key; $conns) as $off | val($test; $b; $key; $conns) as $on
             | "| \($name) | \($off) | \($on) | \(if $off != null and $on != null and $off != 0 then ($on / $off * 1000 | round / 1000) else "n/a" end) |";
           . as $all
           | ([ $all[] | select(.test == "throughput") | .conns ] | unique) as $conns
@@ -371,9 +407,9 @@ if [[ $OBS == 1 ]]; then
             ($all | row("SSE per-event delay p50 ms"; "sse"; "p50_ms"; null)),
             ($all | row("SSE per-event delay p99 ms"; "sse"; "p99_ms"; null))
         ' "$RESULTS"
-    } > "$OUT/observability.md"
-    cat "$OUT/observability.md"
-    say "done: $OUT/observability.md (raw data: ${OUT#$ROOT/})"
+    } > "$OUT/$COMPARE.md"
+    cat "$OUT/$COMPARE.md"
+    say "done: $OUT/$COMPARE.md (raw data: ${OUT#$ROOT/})"
     exit 0
 fi
 
