@@ -106,6 +106,23 @@ public static class TestConfig
             "cc-relay-test",
             propagate);
 
+    /// <summary>A provider with these keys instead of its own (for limits: <c>new KeyConfig(secret, rpm, itpm, otpm, 0, 0, 1)</c>).</summary>
+    public static ProviderConfig WithKeys(this ProviderConfig provider, params KeyConfig[] keys) =>
+        new(
+            provider.Name,
+            provider.Type,
+            provider.Enabled,
+            provider.BaseUrl,
+            provider.AuthStyle,
+            ListModule.OfSeq(keys),
+            provider.ModelMapping,
+            provider.Models,
+            provider.Pricing,
+            provider.Priority,
+            provider.Weight,
+            provider.Family,
+            provider.KeyStrategy);
+
     /// <summary>A provider with <c>pricing</c> rules (pattern → input/output price per million tokens).</summary>
     public static ProviderConfig WithPricing(this ProviderConfig provider, params (string Pattern, decimal Input, decimal Output)[] rules) =>
         new(
