@@ -117,34 +117,7 @@ internal sealed class MessagesEndpoint(
         metrics.RequestFinished();
         RelayTracing.EndRequest(span, record);
 
-        var usage = record.Usage;
-        Log.RequestCompleted(
-            logger,
-            record.RequestId,
-            record.Method,
-            record.Path,
-            record.Status,
-            record.ClientKeyId,
-            record.Provider,
-            record.KeyId,
-            record.Model,
-            record.UpstreamModel,
-            record.Answer?.Model?.Value,
-            record.Stream,
-            record.Result,
-            record.ErrorType,
-            record.Answer?.StopReason?.Value,
-            record.Attempts,
-            Math.Round(elapsed.TotalMilliseconds, 2),
-            Math.Round(record.TtfbMs, 2),
-            record.Timing.OverheadMs,
-            usage?.InputTokens,
-            usage?.OutputTokens,
-            usage?.CacheReadTokens,
-            usage?.CacheWriteTokens,
-            record.CostUsd,
-            record.BytesIn,
-            record.BytesOut);
+        Log.RequestCompleted(logger, record, elapsed.TotalMilliseconds);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

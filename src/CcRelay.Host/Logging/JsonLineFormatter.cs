@@ -30,6 +30,8 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     /// <summary>The request line (<c>Log.RequestCompleted</c>): its message is its fields in a row, so its JSON has only the fields.</summary>
     private const int RequestLineEventId = 1;
 
+    private static readonly JsonEncodedText StateName = JsonEncodedText.Encode("State");
+
     private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
 
     private static readonly JsonWriterOptions WriterOptions = new()
@@ -96,7 +98,13 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
             writer.WriteString("Exception", exception.ToString());
         }
 
-        if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
+        if (logEntry.State is RequestLine line)
+        {
+            writer.WriteStartObject(StateName);
+            line.WriteJson(writer);
+            writer.WriteEndObject();
+        }
+        else if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
         {
             writer.WriteStartObject("State");
             for (var i = 0; i < state.Count; i++)

@@ -1,0 +1,190 @@
+using System.Collections;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace CcRelay.Host.Logging;
+
+/// <summary>
+/// The state of the one line per request (<see cref="Log.RequestCompleted"/>): its fields by name, as every
+/// structured logger provider reads them (each value boxed only when read that way), and
+/// <see cref="WriteJson"/>, which the relay's own JSON formatter takes instead: typed values, property names
+/// encoded once, nothing boxed. Field names and order are a contract (docs/observability.md).
+/// </summary>
+internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
+{
+    /// <summary>The message template the text line follows (also given as <c>{OriginalFormat}</c>).</summary>
+    public const string Template =
+        "{request_id} {method} {path} -> {status} client_key_id={client_key_id} provider={provider} key_id={key_id} model={model} upstream_model={upstream_model} response_model={response_model} stream={stream} result={result} error_type={error_type} stop_reason={stop_reason} attempts={attempts} duration_ms={duration_ms} ttfb_ms={ttfb_ms} overhead_ms={overhead_ms} input_tokens={input_tokens} output_tokens={output_tokens} cache_read_tokens={cache_read_tokens} cache_write_tokens={cache_write_tokens} cost_usd={cost_usd} bytes_in={bytes_in} bytes_out={bytes_out}";
+
+    private static readonly string[] Names =
+    [
+        "request_id", "method", "path", "status", "client_key_id", "provider", "key_id", "model", "upstream_model",
+        "response_model", "stream", "result", "error_type", "stop_reason", "attempts", "duration_ms", "ttfb_ms",
+        "overhead_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd",
+        "bytes_in", "bytes_out",
+    ];
+
+    private static readonly JsonEncodedText[] EncodedNames = [.. Names.Select(n => JsonEncodedText.Encode(n))];
+
+    private readonly RequestRecord _record;
+    private readonly double _durationMs;
+    private readonly double _ttfbMs;
+    private readonly double _overheadMs;
+
+    public RequestLine(RequestRecord record, double durationMs)
+    {
+        _record = record;
+        _durationMs = Math.Round(durationMs, 2);
+        _ttfbMs = Math.Round(record.TtfbMs, 2);
+        _overheadMs = record.Timing.OverheadMs;
+    }
+
+    /// <summary>The text line (the template's fields in a row), as the text formatter writes it.</summary>
+    public static Func<RequestLine, Exception?, string> Format { get; } = static (line, _) => line.ToString();
+
+    /// <summary>The fields, then <c>{OriginalFormat}</c>.</summary>
+    public int Count => Names.Length + 1;
+
+    public KeyValuePair<string, object?> this[int index] =>
+        index == Names.Length
+            ? new KeyValuePair<string, object?>("{OriginalFormat}", Template)
+            : new KeyValuePair<string, object?>(Names[index], Value(index));
+
+    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+    {
+        for (var i = 0; i < Count; i++)
+        {
+            yield return this[i];
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>Writes the fields (inside an object the caller opened): strings, numbers, booleans and nulls as such.</summary>
+    public void WriteJson(Utf8JsonWriter writer)
+    {
+        var r = _record;
+        var usage = r.Usage;
+        writer.WriteString(EncodedNames[0], r.RequestId);
+        writer.WriteString(EncodedNames[1], r.Method);
+        writer.WriteString(EncodedNames[2], r.Path);
+        writer.WriteNumber(EncodedNames[3], r.Status);
+        writer.WriteString(EncodedNames[4], r.ClientKeyId);
+        writer.WriteString(EncodedNames[5], r.Provider);
+        writer.WriteString(EncodedNames[6], r.KeyId);
+        writer.WriteString(EncodedNames[7], r.Model);
+        writer.WriteString(EncodedNames[8], r.UpstreamModel);
+        WriteString(writer, EncodedNames[9], r.Answer?.Model?.Value);
+        writer.WriteBoolean(EncodedNames[10], r.Stream);
+        writer.WriteString(EncodedNames[11], r.Result);
+        WriteString(writer, EncodedNames[12], r.ErrorType);
+        WriteString(writer, EncodedNames[13], r.Answer?.StopReason?.Value);
+        writer.WriteNumber(EncodedNames[14], r.Attempts);
+        WriteNumber(writer, EncodedNames[15], _durationMs);
+        WriteNumber(writer, EncodedNames[16], _ttfbMs);
+        WriteNumber(writer, EncodedNames[17], _overheadMs);
+        WriteNumber(writer, EncodedNames[18], usage?.InputTokens);
+        WriteNumber(writer, EncodedNames[19], usage?.OutputTokens);
+        WriteNumber(writer, EncodedNames[20], usage?.CacheReadTokens);
+        WriteNumber(writer, EncodedNames[21], usage?.CacheWriteTokens);
+        if (r.CostUsd is { } cost)
+        {
+            writer.WriteNumber(EncodedNames[22], cost);
+        }
+        else
+        {
+            writer.WriteNull(EncodedNames[22]);
+        }
+
+        writer.WriteNumber(EncodedNames[23], r.BytesIn);
+        writer.WriteNumber(EncodedNames[24], r.BytesOut);
+    }
+
+    /// <summary>The template with every field filled in, as <c>LoggerMessage</c> fills it: invariant culture, <c>(null)</c> for null.</summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder(512);
+        var from = 0;
+        for (var i = 0; i < Names.Length; i++)
+        {
+            var hole = Template.IndexOf('{', from);
+            text.Append(Template, from, hole - from);
+            text.Append(Value(i) is { } value ? Convert.ToString(value, CultureInfo.InvariantCulture) : "(null)");
+            from = Template.IndexOf('}', hole) + 1;
+        }
+
+        return text.Append(Template, from, Template.Length - from).ToString();
+    }
+
+    private object? Value(int index)
+    {
+        var r = _record;
+        var usage = r.Usage;
+        return index switch
+        {
+            0 => r.RequestId,
+            1 => r.Method,
+            2 => r.Path,
+            3 => r.Status,
+            4 => r.ClientKeyId,
+            5 => r.Provider,
+            6 => r.KeyId,
+            7 => r.Model,
+            8 => r.UpstreamModel,
+            9 => r.Answer?.Model?.Value,
+            10 => r.Stream,
+            11 => r.Result,
+            12 => r.ErrorType,
+            13 => r.Answer?.StopReason?.Value,
+            14 => r.Attempts,
+            15 => _durationMs,
+            16 => _ttfbMs,
+            17 => _overheadMs,
+            18 => usage?.InputTokens,
+            19 => usage?.OutputTokens,
+            20 => usage?.CacheReadTokens,
+            21 => usage?.CacheWriteTokens,
+            22 => r.CostUsd,
+            23 => r.BytesIn,
+            24 => r.BytesOut,
+            _ => throw new ArgumentOutOfRangeException(nameof(index)),
+        };
+    }
+
+    private static void WriteString(Utf8JsonWriter writer, JsonEncodedText name, string? value)
+    {
+        if (value is null)
+        {
+            writer.WriteNull(name);
+        }
+        else
+        {
+            writer.WriteString(name, value);
+        }
+    }
+
+    private static void WriteNumber(Utf8JsonWriter writer, JsonEncodedText name, long? value)
+    {
+        if (value is { } number)
+        {
+            writer.WriteNumber(name, number);
+        }
+        else
+        {
+            writer.WriteNull(name);
+        }
+    }
+
+    private static void WriteNumber(Utf8JsonWriter writer, JsonEncodedText name, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            writer.WriteNumber(name, value);
+        }
+        else
+        {
+            writer.WriteString(name, value.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+}
