@@ -101,7 +101,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         writer.WriteNumber(EncodedNames[24], r.BytesOut);
     }
 
-    /// <summary>The template with every field filled in, as <c>LoggerMessage</c> fills it: invariant culture, <c>(null)</c> for null.</summary>
+    /// <summary>The template with every field filled in, as the generated loggers fill it: invariant culture, nothing for null.</summary>
     public override string ToString()
     {
         var text = new StringBuilder(512);
@@ -110,7 +110,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         {
             var hole = Template.IndexOf('{', from);
             text.Append(Template, from, hole - from);
-            text.Append(Value(i) is { } value ? Convert.ToString(value, CultureInfo.InvariantCulture) : "(null)");
+            text.Append(Convert.ToString(Value(i), CultureInfo.InvariantCulture));
             from = Template.IndexOf('}', hole) + 1;
         }
 

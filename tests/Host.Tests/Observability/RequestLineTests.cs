@@ -118,7 +118,7 @@ public sealed class RequestLineTests
     }
 
     [Fact]
-    public void TheTextLine_FillsTheTemplate_WithNullsAsTheGeneratedLoggersWriteThem()
+    public void TheTextLine_FillsTheTemplate_WithNullsLeftEmptyAsTheGeneratedLoggersLeaveThem()
     {
         // Arrange
         var line = new RequestLine(Record(answered: false), 7.891);
@@ -129,9 +129,9 @@ public sealed class RequestLineTests
         // Assert
         Assert.Equal(
             "req_1 POST /v1/messages -> 502 client_key_id=ab12cd34 provider=anthropic key_id=ef56ab78 model=claude-sonnet-4-6 "
-            + "upstream_model=claude-sonnet-4-6-20260101 response_model=(null) stream=True result=api_error error_type=api_error "
-            + "stop_reason=(null) attempts=2 duration_ms=7.89 ttfb_ms=12.35 overhead_ms=-1 input_tokens=(null) output_tokens=(null) "
-            + "cache_read_tokens=(null) cache_write_tokens=(null) cost_usd=(null) bytes_in=5668 bytes_out=837",
+            + "upstream_model=claude-sonnet-4-6-20260101 response_model= stream=True result=api_error error_type=api_error "
+            + "stop_reason= attempts=2 duration_ms=7.89 ttfb_ms=12.35 overhead_ms=-1 input_tokens= output_tokens= "
+            + "cache_read_tokens= cache_write_tokens= cost_usd= bytes_in=5668 bytes_out=837",
             text);
     }
 }
