@@ -42,7 +42,7 @@ internal sealed class FailoverForwarder(
         var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
 
         // :: (2) the ordered plan
-        var dispatch = cell.Transition(runtime => Relay.plan(runtime, cell.Now, request));
+        var dispatch = cell.Transition(request, static (runtime, now, r) => Relay.plan(runtime, now, r));
 
         // the last failed answer, kept for a Stop PassThrough until another answer replaces it
         AttemptResponse? kept = null;
@@ -53,7 +53,7 @@ internal sealed class FailoverForwarder(
             {
                 // :: (3) breaker admit + key pick
                 var current = dispatch;
-                var (step, next) = cell.Transition(runtime => Relay.next(runtime, cell.Now, current));
+                var (step, next) = cell.Transition(current, static (runtime, now, d) => Relay.next(runtime, now, d));
                 dispatch = next;
                 switch (step)
                 {
@@ -94,7 +94,7 @@ internal sealed class FailoverForwarder(
 
                     // :: (5) record + decide
                     var sent = dispatch;
-                    var (decision, after) = cell.Transition(runtime => Relay.complete(runtime, cell.Now, sent, attempt, result));
+                    var (decision, after) = cell.Transition((sent, attempt, result), static (runtime, now, s) => Relay.complete(runtime, now, s.sent, s.attempt, s.result));
                     dispatch = after;
                     switch (decision)
                     {
@@ -105,7 +105,7 @@ internal sealed class FailoverForwarder(
                             {
                                 // the answer's real usage settles the key's token estimate
                                 var delivered = attempt;
-                                cell.Update(runtime => Relay.settle(runtime, cell.Now, delivered, usage));
+                                cell.Update((delivered, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.delivered, s.usage));
                             }
 
                             return;
@@ -149,7 +149,7 @@ internal sealed class FailoverForwarder(
                     answer?.Dispose();
 
                     // :: (6) exactly once per Send
-                    cell.Update(runtime => Relay.release(runtime, attempt));
+                    cell.Update(attempt, static (runtime, _, a) => Relay.release(runtime, a));
                 }
             }
         }
@@ -262,7 +262,7 @@ internal sealed class FailoverForwarder(
         var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
         if (!RateLimitHeadersModule.isEmpty(headers))
         {
-            cell.Transition(runtime => Relay.learn(runtime, cell.Now, attempt, headers));
+            cell.Transition((attempt, headers), static (runtime, now, s) => Relay.learn(runtime, now, s.attempt, s.headers));
         }
 
         if (answer.StreamErrorType is { } errorType)

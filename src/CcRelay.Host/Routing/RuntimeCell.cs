@@ -54,6 +54,44 @@ public sealed class RuntimeCell
         }
     }
 
+    /// <summary>
+    /// <see cref="Transition{T}(Func{RelayRuntime, Transition{T}})"/> for the request path: the transition gets the
+    /// runtime, the monotonic now and <paramref name="arg"/>, so a static lambda needs no closure (no allocation).
+    /// </summary>
+    public T Transition<TArg, T>(TArg arg, Func<RelayRuntime, TimeSpan, TArg, Transition<T>> transition)
+    {
+        ArgumentNullException.ThrowIfNull(transition);
+        while (true)
+        {
+            var before = Volatile.Read(ref _runtime);
+            var next = transition(before, Now, arg);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _runtime, next.Runtime, before), before))
+            {
+                for (var effects = next.Effects; !effects.IsEmpty; effects = effects.Tail)
+                {
+                    LogEffect(effects.Head);
+                }
+
+                return next.Value;
+            }
+        }
+    }
+
+    /// <summary><see cref="Update(Func{RelayRuntime, RelayRuntime})"/> with an argument, for static lambdas (no closure).</summary>
+    public void Update<TArg>(TArg arg, Func<RelayRuntime, TimeSpan, TArg, RelayRuntime> update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        while (true)
+        {
+            var before = Volatile.Read(ref _runtime);
+            var next = update(before, Now, arg);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _runtime, next, before), before))
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Applies a pure runtime update atomically (no value, no effects).</summary>
     public void Update(Func<RelayRuntime, RelayRuntime> update)
     {
