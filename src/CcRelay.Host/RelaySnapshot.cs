@@ -44,7 +44,6 @@ public sealed class RelaySnapshot
         _prices = prices.ToFrozenDictionary(StringComparer.Ordinal);
         _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
         Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
-        ProviderStatuses = [.. config.Providers.Select(p => new Metrics.ProviderStatus(p.Name, p.Enabled, "closed", []))];
     }
 
     /// <summary>The validated configuration.</summary>
@@ -61,12 +60,6 @@ public sealed class RelaySnapshot
 
     /// <summary>Every secret the configuration holds (provider keys, client-auth secrets), for <see cref="Redact"/>.</summary>
     public FSharpList<string> Secrets { get; }
-
-    /// <summary>
-    /// Each provider's state for <c>ccrelay_provider_up</c> and <c>ccrelay_circuit_state</c>: up when enabled, circuit
-    /// closed, no key capacities (until circuit breakers and key pools exist).
-    /// </summary>
-    public IReadOnlyList<Metrics.ProviderStatus> ProviderStatuses { get; }
 
     /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
     public PriceTable PricesFor(string provider) =>

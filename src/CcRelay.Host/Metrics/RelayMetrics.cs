@@ -195,8 +195,8 @@ public sealed class RelayMetrics
         _configReloads.Add(1, new KeyValuePair<string, object?>("result", succeeded ? "success" : "failure"));
 
     /// <summary>
-    /// Sets where provider state comes from at each scrape (typically: the current snapshot's providers with
-    /// their breaker and key-pool state). Called on the scraping thread; must be quick and never throw.
+    /// Sets where provider state comes from at each scrape (the relay's: <see cref="ProviderStatus.Of"/> over
+    /// the live runtime, its breakers and key pools). Called on the scraping thread; must be quick and never throw.
     /// </summary>
     public void ObserveProviders(Func<IReadOnlyList<ProviderStatus>> source)
     {
