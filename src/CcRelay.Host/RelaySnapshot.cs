@@ -10,7 +10,6 @@ namespace CcRelay.Host;
 /// </summary>
 public sealed class RelaySnapshot
 {
-    private readonly FrozenDictionary<string, PriceTable> _prices;
     private readonly FrozenDictionary<string, string> _keyIds;
     private RecentKeyId? _recent;
 
@@ -23,13 +22,12 @@ public sealed class RelaySnapshot
         Candidates = Upstream.candidates(config);
         Catalogue = Models.catalogue(config);
 
-        // compiled once per snapshot, never per request
-        var prices = new Dictionary<string, PriceTable>(StringComparer.Ordinal);
+        // compiled once per snapshot, never per request; the runtime's policy shares the price tables
+        Prices = ProviderPricesModule.compile(config.Providers);
         var keyIds = new Dictionary<string, string>(StringComparer.Ordinal);
         var secrets = new List<string>();
         foreach (var provider in config.Providers)
         {
-            prices.TryAdd(provider.Name, Pricing.withOverrides(provider.Pricing, Pricing.builtIn));
             foreach (var key in provider.Keys.Where(k => k.Key.Length > 0))
             {
                 keyIds.TryAdd(key.Key, KeyId.ofSecret(key.Key));
@@ -41,7 +39,6 @@ public sealed class RelaySnapshot
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));
 
-        _prices = prices.ToFrozenDictionary(StringComparer.Ordinal);
         _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
         Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
     }
@@ -61,9 +58,14 @@ public sealed class RelaySnapshot
     /// <summary>Every secret the configuration holds (provider keys, client-auth secrets), for <see cref="Redact"/>.</summary>
     public FSharpList<string> Secrets { get; }
 
+    /// <summary>
+    /// Every provider's price table, compiled once for this configuration and shared with the routing policy
+    /// (<see cref="Routing.RuntimeCell.Reconcile"/>).
+    /// </summary>
+    public ProviderPrices Prices { get; }
+
     /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
-    public PriceTable PricesFor(string provider) =>
-        _prices.TryGetValue(provider, out var table) ? table : Pricing.builtIn;
+    public PriceTable PricesFor(string provider) => ProviderPricesModule.tableOf(Prices, provider);
 
     /// <summary>
     /// The <see cref="KeyId"/> of a secret: from the snapshot's table when it is a configured key, else computed,

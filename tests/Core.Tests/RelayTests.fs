@@ -419,6 +419,41 @@ let ``gauges show the live circuits and key capacities of every configured provi
     Assert.Equal<string list>([ KeyId.ofSecret "a1"; KeyId.ofSecret "b1" ], ids)
 
 [<Fact>]
+let ``the policy prices with the tables it is given: one compiled table per config load`` () =
+    let free = {
+        Input = 0m
+        Output = 0m
+        CacheRead = 0m
+        CacheWrite = 0m
+    }
+
+    let config =
+        relay RoutingStrategy.Failover [
+            {
+                provider "a" [] with
+                    Pricing = [ { Pattern = "local-*"; Price = free } ]
+            }
+            provider "b" []
+        ]
+
+    let prices = ProviderPrices.compile config.Providers
+    let runtime = Relay.createWith TimeSpan.Zero prices config
+    let reconciled = Relay.reconcileWith (at 1.0) prices config runtime
+
+    Assert.Same(ProviderPrices.tableOf prices "a", runtime.Policy.Providers[0].Pricing)
+    Assert.Same(ProviderPrices.tableOf prices "a", reconciled.Policy.Providers[0].Pricing)
+    Assert.Equal(Some free, Pricing.tryFind (ProviderPrices.tableOf prices "a") "local-1")
+    // over the built-in prices; a provider without rules, or not in the config, has the built-in table
+    Assert.Equal(
+        Pricing.tryFind Pricing.builtIn "claude-sonnet-4-6",
+        Pricing.tryFind runtime.Policy.Providers[0].Pricing "claude-sonnet-4-6"
+    )
+
+    Assert.Same(Pricing.builtIn, ProviderPrices.tableOf prices "b")
+    Assert.Same(Pricing.builtIn, ProviderPrices.tableOf prices "unknown")
+    Assert.Equal(ValueSome(struct (0.0, 0.0)), RelayPolicy.price runtime.Policy.Providers[0] "local-1")
+
+[<Fact>]
 let ``a rejected signature is retried on the same provider with thinking stripped`` () =
     let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
 

@@ -159,7 +159,7 @@ public sealed class RelayMetrics
 
     /// <summary>
     /// An answer's usage: adds its tokens and its cost at <paramref name="prices"/> (a provider's table:
-    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>). A model without a price adds to
+    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>, e.g. <see cref="RelaySnapshot.PricesFor"/>). A model without a price adds to
     /// <c>ccrelay_unpriced_answers_total</c> instead of adding zero cost.
     /// </summary>
     public void RecordUsage(string provider, string? model, Usage usage, PriceTable prices)
