@@ -420,18 +420,13 @@ let ``gauges show the live circuits and key capacities of every configured provi
 
 [<Fact>]
 let ``the policy prices with the tables it is given: one compiled table per config load`` () =
-    let free = {
-        Input = 0m
-        Output = 0m
-        CacheRead = 0m
-        CacheWrite = 0m
-    }
+    let free = flatPrice "local-*" 0m
 
     let config =
         relay RoutingStrategy.Failover [
             {
                 provider "a" [] with
-                    Pricing = [ { Pattern = "local-*"; Price = free } ]
+                    Pricing = [ free ]
             }
             provider "b" []
         ]
@@ -442,7 +437,7 @@ let ``the policy prices with the tables it is given: one compiled table per conf
 
     Assert.Same(ProviderPrices.tableOf prices "a", runtime.Policy.Providers[0].Pricing)
     Assert.Same(ProviderPrices.tableOf prices "a", reconciled.Policy.Providers[0].Pricing)
-    Assert.Equal(Some free, Pricing.tryFind (ProviderPrices.tableOf prices "a") "local-1")
+    Assert.Equal(Some free.Price, Pricing.tryFind (ProviderPrices.tableOf prices "a") "local-1")
     // over the built-in prices; a provider without rules, or not in the config, has the built-in table
     Assert.Equal(
         Pricing.tryFind Pricing.builtIn "claude-sonnet-4-6",

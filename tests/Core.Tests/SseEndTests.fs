@@ -26,6 +26,13 @@ let private appended (verdict: StreamVerdict) : (string * string) option =
             string (error.GetProperty("type").GetString()), string (error.GetProperty("message").GetString())
         | other -> failwith $"expected one error event, got %A{other}")
 
+/// Under every way the read can stop, `facts` end as `expected` with nothing appended.
+let private endsSilently (expected: StreamEnd) (facts: StreamFacts) : unit =
+    for read in [ StreamRead.Eof; StreamRead.Failed "reset"; StreamRead.Cancelled ] do
+        let verdict = SseEnd.classify { facts with Read = read }
+        Assert.Equal(expected, verdict.End)
+        Assert.Equal(None, verdict.ErrorEvent)
+
 [<Fact>]
 let ``message_stop then EOF is a clean end, nothing appended`` () =
     let verdict = SseEnd.classify clean
@@ -61,10 +68,7 @@ let ``a reset before message_stop appends an api_error naming the cause`` () =
 
 [<Fact>]
 let ``a reset or the time limit after message_stop loses nothing: a clean end`` () =
-    for read in [ StreamRead.Failed "reset"; StreamRead.Cancelled ] do
-        let verdict = SseEnd.classify { clean with Read = read }
-        Assert.Equal(StreamEnd.Completed, verdict.End)
-        Assert.Equal(None, verdict.ErrorEvent)
+    endsSilently StreamEnd.Completed clean
 
 [<Fact>]
 let ``a cancelled read with the client still there is the time limit: timeout_error appended`` () =
@@ -80,17 +84,11 @@ let ``a cancelled read with the client still there is the time limit: timeout_er
 
 [<Fact>]
 let ``the upstream's own error event is passed through and nothing is added`` () =
-    for read in [ StreamRead.Eof; StreamRead.Failed "reset"; StreamRead.Cancelled ] do
-        let verdict =
-            SseEnd.classify {
-                clean with
-                    SawMessageStop = false
-                    SawErrorEvent = true
-                    Read = read
-            }
-
-        Assert.Equal(StreamEnd.UpstreamErrorEvent, verdict.End)
-        Assert.Equal(None, verdict.ErrorEvent)
+    endsSilently StreamEnd.UpstreamErrorEvent {
+        clean with
+            SawMessageStop = false
+            SawErrorEvent = true
+    }
 
 [<Fact>]
 let ``an error event followed by a cut mid-event is truncation`` () =
@@ -106,17 +104,11 @@ let ``an error event followed by a cut mid-event is truncation`` () =
 
 [<Fact>]
 let ``a client that went away gets nothing appended, whatever the read did`` () =
-    for read in [ StreamRead.Eof; StreamRead.Failed "reset"; StreamRead.Cancelled ] do
-        let verdict =
-            SseEnd.classify {
-                clean with
-                    SawMessageStop = false
-                    Read = read
-                    ClientAborted = true
-            }
-
-        Assert.Equal(StreamEnd.ClientAborted, verdict.End)
-        Assert.Equal(None, verdict.ErrorEvent)
+    endsSilently StreamEnd.ClientAborted {
+        clean with
+            SawMessageStop = false
+            ClientAborted = true
+    }
 
 [<Fact>]
 let ``a failed write with the client still there is the time limit cutting it, never a clean end`` () =

@@ -10,27 +10,12 @@ namespace CcRelay.Host.Tests.Metrics;
 /// <c>ccrelay_provider_up</c>, <c>ccrelay_circuit_state</c> and <c>ccrelay_key_capacity_ratio</c> on a real relay:
 /// each scrape shows the live breakers and key pools. Time moves on a <see cref="ShiftedTimeProvider"/>.
 /// </summary>
-public sealed class ProviderGaugesTests : IAsyncLifetime
+public sealed class ProviderGaugesTests : TwoUpstreamTests
 {
     private const string RelayKey = "relay-secret";
     private const string ApiError = """{"type":"error","error":{"type":"api_error","message":"from-a"}}""";
 
     private readonly ShiftedTimeProvider _clock = new();
-    private FakeUpstream _a = null!;
-    private FakeUpstream _b = null!;
-
-    public async Task InitializeAsync()
-    {
-        _a = await FakeUpstream.StartAsync();
-        _b = await FakeUpstream.StartAsync();
-        _b.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _a.DisposeAsync();
-        await _b.DisposeAsync();
-    }
 
     private Task<RelayHost> RelayAsync(IEnumerable<ProviderConfig> providers, HealthConfig? health = null) =>
         RelayHost.StartAsync(
@@ -63,11 +48,11 @@ public sealed class ProviderGaugesTests : IAsyncLifetime
     {
         // Arrange: A fails with 500s; one failure opens its circuit for 60 s; B serves meanwhile
         var failing = 1;
-        _a.Handler = context => Volatile.Read(ref failing) == 1
+        A.Handler = context => Volatile.Read(ref failing) == 1
             ? Fake.WriteJsonAsync(context, 500, ApiError)
             : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await RelayAsync(
-            [TestConfig.Provider("a", _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            [TestConfig.Provider("a", A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, halfOpenProbes: 1));
         var before = await ScrapeAsync(relay);
 
@@ -94,12 +79,12 @@ public sealed class ProviderGaugesTests : IAsyncLifetime
     public async Task ProviderIsolatedByTheOperator_OrDisabledInTheConfig_ScrapesAsIsolatedAndDown()
     {
         // Arrange
-        _a.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await RelayAsync(
         [
-            TestConfig.Provider("a", _a.BaseUrl, priority: 2),
-            TestConfig.Provider("b", _b.BaseUrl, priority: 1),
-            TestConfig.Provider("off", _b.BaseUrl, enabled: false),
+            TestConfig.Provider("a", A.BaseUrl, priority: 2),
+            TestConfig.Provider("b", B.BaseUrl, priority: 1),
+            TestConfig.Provider("off", B.BaseUrl, enabled: false),
         ]);
         var cell = (RuntimeCell)relay.Services.GetService(typeof(RuntimeCell))!;
 
@@ -122,7 +107,7 @@ public sealed class ProviderGaugesTests : IAsyncLifetime
     {
         // Arrange: whichever key goes first gets a 429 with a 30 s cooldown; the other answers
         var first = 0;
-        _a.Handler = context =>
+        A.Handler = context =>
         {
             if (Interlocked.Exchange(ref first, 1) != 0)
             {
@@ -132,14 +117,14 @@ public sealed class ProviderGaugesTests : IAsyncLifetime
             context.Response.Headers.RetryAfter = "30";
             return Fake.WriteJsonAsync(context, 429, """{"type":"error","error":{"type":"rate_limit_error","message":"from-a"}}""");
         };
-        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+        await using var relay = await RelayAsync([TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"])]);
         var idOne = KeyId.ofSecret("key-one");
         var idTwo = KeyId.ofSecret("key-two");
         var before = await ScrapeAsync(relay);
 
         // Act
         Assert.Equal("a", await SendAsync(relay));
-        var limited = _a.Requests[0].Header("x-api-key") == "key-one" ? idOne : idTwo;
+        var limited = A.Requests[0].Header("x-api-key") == "key-one" ? idOne : idTwo;
         var served = limited == idOne ? idTwo : idOne;
         var cooling = await ScrapeAsync(relay);
         _clock.Advance(TimeSpan.FromSeconds(31));
