@@ -69,6 +69,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.DebugUpstreamRequest(logger, record.RequestId, plan.Provider.Name, Redact.url(secrets, plan.Url), Redact.headers(secrets, DebugLog.Pairs(request)));
         }
 
+        record.Timing.UpstreamWaitStarts(); // ends in the finally below
         try
         {
             var response = await invoker.SendAsync(request, linked.Token);
@@ -153,7 +154,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         finally
         {
             // the upstream's share of the request's time: headers, an error body, a stream's first event
-            record.Timing.AddUpstreamWait(sentAt);
+            // (a hedge and the attempt it races overlap: the union of their waits counts, once)
+            record.Timing.UpstreamWaitEnds();
         }
 
         AttemptOutcome NoResponse(AttemptFailure failure, string reason)

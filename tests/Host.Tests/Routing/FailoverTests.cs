@@ -403,6 +403,57 @@ public sealed class FailoverTests : TwoUpstreamTests
         Assert.Equal(0, health.RootElement.GetProperty("providers")[0].GetProperty("in_flight").GetInt32());
     }
 
+    [Fact]
+    public async Task HedgeAfter_OverlappingWaitsCountOnce_TheOverheadHeaderKeepsTheRelaysOwnTime()
+    {
+        // Arrange: the relay's clock jumps only where the test says: +10 s of the relay's own work (as it logs the
+        // request body, before any attempt) and +20 s while A and its hedge B both wait (in B's handler). A holds
+        // its headers until it is given up; hedging after 100 ms.
+        var clock = new ShiftedTimeProvider();
+        A.Handler = async context =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        };
+        B.Handler = context =>
+        {
+            clock.Advance(TimeSpan.FromSeconds(20));
+            return Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
+        };
+        var config = TestConfig.Relay(
+                [TestConfig.Provider("a", A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
+                apiKey: RelayKey,
+                routing: TestConfig.Routing(failoverTimeoutMs: 0, hedgeAfterMs: 100),
+                health: TestConfig.Health())
+            .With(logging: TestConfig.Logging(level: CcRelay.Core.LogLevel.Debug, debugAll: true));
+        await using var relay = await RelayHost.StartAsync(config, timeProvider: clock);
+        relay.Logs.OnLogged = line =>
+        {
+            if (line.EventId == 40)
+            {
+                clock.Advance(TimeSpan.FromSeconds(10)); // DebugRequestBody: the relay's own time
+            }
+        };
+
+        // Act
+        using var response = await SendAsync(relay);
+        var overhead = double.Parse(response.Headers.GetValues("x-cc-relay-overhead-ms").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var line = (await relay.Logs.RequestLinesAsync()).Single();
+
+        // Assert: B answered; the overhead is the relay's own 10 s (plus its real work), the 20 s both attempts
+        // waited is upstream time counted once (counted twice, it would eat the relay's 10 s: overhead 0)
+        Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
+        Assert.Equal(2, line.Fields["attempts"]);
+        Assert.InRange(overhead, 10_000, 15_000);
+        Assert.Equal(overhead, (double)line.Fields["overhead_ms"]!);
+        Assert.True(overhead <= (double)line.Fields["duration_ms"]! - 20_000, $"overhead {overhead} ms, duration {line.Fields["duration_ms"]} ms");
+    }
+
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
     {
         using var response = await relay.Client.GetAsync("/health");
