@@ -166,6 +166,22 @@ module internal ConfigRead =
             )
         | _ -> None
 
+    /// A typed (non-string) field: `ofText` reads the expanded text of a plain or quoted scalar, `ofNode` any
+    /// other node; null, and text that expands to "", are None.
+    let private typedScalar
+        (ofText: Cursor -> ConfigNode -> Text -> Decoded<'Value option>)
+        (ofNode: Cursor -> ConfigNode -> Decoded<'Value option>)
+        : Read<'Value option> =
+        fun cursor node ->
+            match typedText cursor node with
+            | Some text ->
+                text
+                |> Decoded.bind (fun t ->
+                    match t with
+                    | None -> Decoded.none
+                    | Some t -> ofText cursor node t)
+            | None -> ofNode cursor node
+
     /// A string value. Plain scalars are taken as written (`key: 0123` stays "0123"); TOML numbers and
     /// booleans are not strings. None for null.
     let optionalString: Read<string option> =
@@ -215,101 +231,124 @@ module internal ConfigRead =
             else
                 None
 
+    /// How to read one kind of number (`optionalNumber`): what messages call it, its range, its syntax.
+    type private Number<'Value> = {
+        /// "an integer", "a number": what a value of another kind was expected to be.
+        Expected: string
+        /// What a quoted value is told after "expected …, got …".
+        QuotedHint: string
+        /// What a plain scalar that does not parse was expected to be (with its syntax).
+        Syntax: string
+        /// The allowed range, as "must be …" says it.
+        Allowed: string
+        InRange: 'Value -> bool
+        Show: 'Value -> string
+        /// Parses a plain scalar's expanded text.
+        Parse: string -> 'Value option
+        /// A typed scalar (a YAML or TOML number): Some value, Some error text (the "got …" part), or None
+        /// when it is not a number at all.
+        OfScalar: ScalarValue -> Result<'Value, string> option
+    }
+
+    /// A number in range, unquoted: a plain scalar is parsed after `${…}` expansion, a typed one converted.
+    let private optionalNumber (number: Number<'Value>) : Read<'Value option> =
+        let checkRange (cursor: Cursor) (at: Position) (value: 'Value) : Decoded<'Value option> =
+            if number.InRange value then
+                Decoded.ok (Some value)
+            else
+                fail cursor at $"must be %s{number.Allowed}, got %s{number.Show value}"
+
+        typedScalar
+            (fun cursor node t ->
+                let at = ConfigNode.position node
+
+                if t.Quoted then
+                    fail cursor at $"expected %s{number.Expected}, %s{got t}; %s{number.QuotedHint}"
+                else
+                    match number.Parse t.Value with
+                    | Some value -> checkRange cursor at value
+                    | None -> fail cursor at $"expected %s{number.Syntax}, %s{got t}")
+            (fun cursor node ->
+                match node with
+                | Scalar(scalar, at) ->
+                    match number.OfScalar scalar with
+                    | Some(Ok value) -> checkRange cursor at value
+                    | Some(Error shown) -> fail cursor at $"expected %s{number.Syntax}, got %s{shown}"
+                    | None -> fail cursor at $"expected %s{number.Expected}, got %s{kind node}"
+                | other -> fail cursor (ConfigNode.position other) $"expected %s{number.Expected}, got %s{kind other}")
+
     /// An integer in `[minimum, maximum]`. A plain scalar is parsed after expansion.
     ///
     /// NOTE: a *quoted* number (`rpm_limit: "60"`) is an error, as in the Go project (yaml.v3 refuses a
     /// `!!str` for an int): quoting says "text". `rpm_limit: ${RPM}` (unquoted) is how to take an integer
     /// from the environment.
     let optionalInteger (minimum: int64) (maximum: int64) : Read<int64 option> =
-        fun cursor node ->
-            let allowed =
-                if maximum = Int64.MaxValue then
-                    $">= %d{minimum}"
-                else
-                    $"from %d{minimum} to %d{maximum}"
+        let allowed =
+            if maximum = Int64.MaxValue then
+                $">= %d{minimum}"
+            else
+                $"from %d{minimum} to %d{maximum}"
 
-            let checkRange (at: Position) (value: int64) : Decoded<int64 option> =
-                if value < minimum || value > maximum then
-                    fail cursor at $"must be %s{allowed}, got %d{value}"
-                else
-                    Decoded.ok (Some value)
-
-            match node, typedText cursor node with
-            | _, Some text ->
-                text
-                |> Decoded.bind (fun t ->
-                    match t with
-                    | None -> Decoded.none
-                    | Some t when t.Quoted ->
-                        fail
-                            cursor
-                            (ConfigNode.position node)
-                            $"expected an integer, %s{got t}; remove the quotes to write a number"
-                    | Some t ->
-                        match tryParseInteger t.Value with
-                        | Some value -> checkRange (ConfigNode.position node) value
-                        | None ->
-                            fail
-                                cursor
-                                (ConfigNode.position node)
-                                $"expected an integer (%s{allowed}; decimal, 0x… or 0o…), %s{got t}")
-            | Scalar(ScalarValue.Integer value, at), None -> checkRange at value
-            | other, None -> fail cursor (ConfigNode.position other) $"expected an integer, got %s{kind other}"
+        optionalNumber {
+            Expected = "an integer"
+            QuotedHint = "remove the quotes to write a number"
+            Syntax = $"an integer (%s{allowed}; decimal, 0x… or 0o…)"
+            Allowed = allowed
+            InRange = fun value -> value >= minimum && value <= maximum
+            Show = fun value -> value.ToString(CultureInfo.InvariantCulture)
+            Parse = tryParseInteger
+            OfScalar =
+                function
+                | ScalarValue.Integer value -> Some(Ok value)
+                | _ -> None
+        }
 
     /// A decimal number in `[minimum, maximum]` (prices): an integer or a YAML 1.2 float (`3`, `0.30`,
     /// `.5`, `1.5e-1`), unquoted, as an exact decimal. `.inf` and `.nan` are refused.
     let optionalDecimal (minimum: decimal) (maximum: decimal) : Read<decimal option> =
-        fun cursor node ->
-            let allowed =
-                let show (d: decimal) =
-                    d.ToString(CultureInfo.InvariantCulture)
+        let show (d: decimal) =
+            d.ToString(CultureInfo.InvariantCulture)
 
-                $"a number from %s{show minimum} to %s{show maximum}"
+        let allowed = $"a number from %s{show minimum} to %s{show maximum}"
 
-            let checkRange (at: Position) (value: decimal) : Decoded<decimal option> =
-                if value < minimum || value > maximum then
-                    fail cursor at $"must be %s{allowed}, got %s{value.ToString(CultureInfo.InvariantCulture)}"
-                else
-                    Decoded.ok (Some value)
-
-            match node, typedText cursor node with
-            | _, Some text ->
-                text
-                |> Decoded.bind (fun t ->
-                    match t with
-                    | None -> Decoded.none
-                    | Some t when t.Quoted ->
-                        fail cursor (ConfigNode.position node) $"expected a number, %s{got t}; remove the quotes"
-                    | Some t ->
-                        match Decimal.TryParse(t.Value, NumberStyles.Float, CultureInfo.InvariantCulture) with
-                        | true, value when t.Value.Trim() = t.Value -> checkRange (ConfigNode.position node) value
-                        | _ -> fail cursor (ConfigNode.position node) $"expected %s{allowed}, %s{got t}")
-            | Scalar(ScalarValue.Integer value, at), None -> checkRange at (decimal value)
-            | Scalar(ScalarValue.Float value, at), None ->
-                if Double.IsFinite value && abs value < 1e15 then
-                    checkRange at (decimal value)
-                else
-                    fail cursor at $"expected %s{allowed}, got %g{value}"
-            | other, None -> fail cursor (ConfigNode.position other) $"expected a number, got %s{kind other}"
+        optionalNumber {
+            Expected = "a number"
+            QuotedHint = "remove the quotes"
+            Syntax = allowed
+            Allowed = allowed
+            InRange = fun value -> value >= minimum && value <= maximum
+            Show = show
+            Parse =
+                fun text ->
+                    match Decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture) with
+                    | true, value when text.Trim() = text -> Some value
+                    | _ -> None
+            OfScalar =
+                function
+                | ScalarValue.Integer value -> Some(Ok(decimal value))
+                | ScalarValue.Float value when Double.IsFinite value && abs value < 1e15 -> Some(Ok(decimal value))
+                | ScalarValue.Float value -> Some(Error $"%g{value}")
+                | _ -> None
+        }
 
     /// A boolean: `true`/`false` (also `True`, `TRUE`, `False`, `FALSE`), unquoted.
     let optionalBoolean: Read<bool option> =
-        fun cursor node ->
-            match node, typedText cursor node with
-            | _, Some text ->
-                text
-                |> Decoded.bind (fun t ->
-                    match t with
-                    | None -> Decoded.none
-                    | Some t when not t.Quoted && (t.Value = "true" || t.Value = "True" || t.Value = "TRUE") ->
-                        Decoded.ok (Some true)
-                    | Some t when not t.Quoted && (t.Value = "false" || t.Value = "False" || t.Value = "FALSE") ->
-                        Decoded.ok (Some false)
-                    | Some t ->
-                        let hint = if t.Quoted then "; remove the quotes" else ""
-                        fail cursor (ConfigNode.position node) $"expected true or false, %s{got t}%s{hint}")
-            | Scalar(ScalarValue.Boolean value, _), None -> Decoded.ok (Some value)
-            | other, None -> fail cursor (ConfigNode.position other) $"expected true or false, got %s{kind other}"
+        typedScalar
+            (fun cursor node t ->
+                match t.Value with
+                | "true"
+                | "True"
+                | "TRUE" when not t.Quoted -> Decoded.ok (Some true)
+                | "false"
+                | "False"
+                | "FALSE" when not t.Quoted -> Decoded.ok (Some false)
+                | _ ->
+                    let hint = if t.Quoted then "; remove the quotes" else ""
+                    fail cursor (ConfigNode.position node) $"expected true or false, %s{got t}%s{hint}")
+            (fun cursor node ->
+                match node with
+                | Scalar(ScalarValue.Boolean value, _) -> Decoded.ok (Some value)
+                | other -> fail cursor (ConfigNode.position other) $"expected true or false, got %s{kind other}")
 
     /// One of a fixed set of spellings (case-sensitive, as documented).
     let optionalChoice (choices: (string * 'Value) list) : Read<'Value option> =

@@ -147,6 +147,14 @@ module KeyPool =
             (fractionLeft now state.Limits.Rpm state.Rpm)
             (min (fractionLeft now state.Limits.Itpm state.Itpm) (fractionLeft now state.Limits.Otpm state.Otpm))
 
+    /// What remains of a key now, in [0, 1]: 0 while it is revoked or cooling down after a 429, else its
+    /// `headroom` (the tightest bucket; 1 when it has no limits). The `ccrelay_key_capacity_ratio` gauge.
+    let capacity (now: TimeSpan) (state: KeyState) : float =
+        if state.Revoked || Time.before now state.CooldownUntil then
+            0.0
+        else
+            headroom now state
+
     /// What a pick needs to know about a provider's keys.
     [<Struct>]
     type Pick =

@@ -23,13 +23,28 @@ open System
 [<RequireQualifiedAccess>]
 module Relay =
 
-    /// A runtime for a first config (see `RelayRuntime.create`).
-    let create (now: TimeSpan) (config: RelayConfig) : RelayRuntime = RelayRuntime.create now config
+    /// A runtime for a first config whose price tables are compiled already (the host compiles them once per
+    /// config load and shares them with its snapshot; see `RelayRuntime.create`).
+    let createWith (now: TimeSpan) (prices: ProviderPrices) (config: RelayConfig) : RelayRuntime =
+        RelayRuntime.create now prices config
 
-    /// The runtime for a reloaded config; state survives by provider name and key id
-    /// (see `RelayRuntime.reconcile`).
+    /// A runtime for a first config, compiling its price tables.
+    let create (now: TimeSpan) (config: RelayConfig) : RelayRuntime =
+        createWith now (ProviderPrices.compile config.Providers) config
+
+    /// The runtime for a reloaded config whose price tables are compiled already; state survives by provider
+    /// name and key id (see `RelayRuntime.reconcile`).
+    let reconcileWith
+        (now: TimeSpan)
+        (prices: ProviderPrices)
+        (config: RelayConfig)
+        (runtime: RelayRuntime)
+        : RelayRuntime =
+        RelayRuntime.reconcile now prices config runtime
+
+    /// The runtime for a reloaded config, compiling its price tables.
     let reconcile (now: TimeSpan) (config: RelayConfig) (runtime: RelayRuntime) : RelayRuntime =
-        RelayRuntime.reconcile now config runtime
+        reconcileWith now (ProviderPrices.compile config.Providers) config runtime
 
     /// What routing needs from a request. `conversationKey`: `Affinity.conversationKey`;
     /// `clientCredential`: the caller's own credential will be forwarded (Anthropic passthrough);

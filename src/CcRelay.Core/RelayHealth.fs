@@ -15,6 +15,26 @@ type ProviderStatus = {
     LatencyMs: float voption
 }
 
+/// One key's remaining capacity at a scrape.
+type KeyGauge = {
+    /// The key's short hash id (never the key).
+    KeyId: string
+    /// `KeyPool.capacity`: 0 (exhausted, cooling down or revoked) to 1 (unused or unlimited).
+    Ratio: float
+}
+
+/// One provider's live state as the Prometheus gauges show it (`ccrelay_provider_up`,
+/// `ccrelay_circuit_state`, `ccrelay_key_capacity_ratio`).
+type ProviderGauges = {
+    Name: string
+    /// Its breaker would admit a request now: the same rule as `/health`'s `up`.
+    Up: bool
+    /// One of `RelayHealth.circuitStates`.
+    Circuit: string
+    /// Its keys, config order (none for a provider without keys or with `enabled: false`).
+    Keys: KeyGauge array
+}
+
 /// A health-check probe to send to a provider whose circuit is open.
 type Probe = {
     Provider: ProviderConfig
@@ -179,6 +199,51 @@ module RelayHealth =
         })
         |> List.ofArray
 
+    let private admissible (runtime: RelayRuntime) (now: TimeSpan) (state: ProviderState) : bool =
+        match CircuitBreaker.peek runtime.Policy.Breaker now state.Breaker with
+        | CircuitBreaker.Admitted _ -> true
+        | CircuitBreaker.Refused _ -> false
+
+    /// The values of the `state` label of `ccrelay_circuit_state`: `closed`, `half_open`, `open` and
+    /// `isolated` (an operator disabled the provider, or its config says `enabled: false`).
+    let circuitStates: string list = [ "closed"; "half_open"; "open"; "isolated" ]
+
+    let private circuitLabel (breaker: CircuitBreaker.Breaker) : string =
+        match breaker.State with
+        | CircuitBreaker.Closed _ -> "closed"
+        | CircuitBreaker.HalfOpen _ -> "half_open"
+        | CircuitBreaker.Open _ -> "open"
+        | CircuitBreaker.Disabled -> "isolated"
+
+    /// Every configured provider's gauges at a scrape, in config order, from the live runtime (its policy's
+    /// config, so a reload shows up as one consistent change). The circuit is the breaker's state as `status` shows it, named as in
+    /// `circuitStates`; after its break an `open` circuit stays `open` (and `Up`) until the next
+    /// request probes it. A provider with `enabled: false` is down and `isolated`, with no keys.
+    let gauges (runtime: RelayRuntime) (now: TimeSpan) : ProviderGauges list =
+        runtime.Policy.Config.Providers
+        |> List.map (fun p ->
+            match RelayPolicy.indexOf runtime.Policy p.Name with
+            | -1 -> {
+                Name = p.Name
+                Up = false
+                Circuit = "isolated"
+                Keys = [||]
+              }
+            | i ->
+                let state = runtime.Providers[i]
+
+                {
+                    Name = state.Name
+                    Up = admissible runtime now state
+                    Circuit = circuitLabel state.Breaker
+                    Keys =
+                        state.Keys
+                        |> Array.map (fun k -> {
+                            KeyId = k.Id
+                            Ratio = KeyPool.capacity now k
+                        })
+                })
+
     /// The `/health` report: every configured provider, with the circuit, key capacity and load of the
     /// enabled ones. A provider is `up` while its breaker would admit a request now (closed, half-open
     /// with a probe to spare, or open with its break over), `down` otherwise.
@@ -192,15 +257,10 @@ module RelayHealth =
                 let state = runtime.Providers[i]
                 let line = statuses[i]
 
-                let admissible =
-                    match CircuitBreaker.peek runtime.Policy.Breaker now state.Breaker with
-                    | CircuitBreaker.Admitted _ -> true
-                    | CircuitBreaker.Refused _ -> false
-
                 {
                     Health.provider p with
                         Status =
-                            if admissible then "up"
+                            if admissible runtime now state then "up"
                             elif line.Circuit = "disabled" then "disabled"
                             else "down"
                         Circuit = line.Circuit

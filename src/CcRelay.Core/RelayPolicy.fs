@@ -3,6 +3,37 @@ namespace CcRelay.Core
 open System
 open System.Collections.Frozen
 
+/// Every configured provider's price table (its `pricing` rules over the built-in Claude prices), compiled
+/// once per config load and shared: routing (`RelayPolicy`) and cost accounting (the host's snapshot) read
+/// the same tables.
+type ProviderPrices = private {
+    Tables: FrozenDictionary<string, PriceTable>
+}
+
+/// Compiling and reading `ProviderPrices`.
+[<RequireQualifiedAccess>]
+module ProviderPrices =
+
+    /// Compiles each provider's table (`Pricing.withOverrides provider.Pricing Pricing.builtIn`); the first
+    /// provider of a name wins.
+    let compile (providers: ProviderConfig list) : ProviderPrices =
+        let tables =
+            Collections.Generic.Dictionary<string, PriceTable>(StringComparer.Ordinal)
+
+        for provider in providers do
+            if not (tables.ContainsKey provider.Name) then
+                tables[provider.Name] <- Pricing.withOverrides provider.Pricing Pricing.builtIn
+
+        {
+            Tables = tables.ToFrozenDictionary(StringComparer.Ordinal)
+        }
+
+    /// A provider's table; the built-in prices for a provider the config does not name.
+    let tableOf (prices: ProviderPrices) (provider: string) : PriceTable =
+        match prices.Tables.TryGetValue provider with
+        | true, table -> table
+        | _ -> Pricing.builtIn
+
 /// One enabled provider, compiled for the hot path.
 type ProviderPolicy = {
     /// Position in `RelayPolicy.Providers` (config order among enabled providers).
@@ -70,7 +101,7 @@ module RelayPolicy =
 
         found
 
-    let private provider (index: int) (config: ProviderConfig) : ProviderPolicy =
+    let private provider (prices: ProviderPrices) (index: int) (config: ProviderConfig) : ProviderPolicy =
         let keys = KeyPool.compile config.Keys
 
         {
@@ -87,13 +118,17 @@ module RelayPolicy =
             Serves =
                 Seq.append config.Models (config.ModelMapping |> Map.keys)
                 |> fun models -> FrozenSet.ToFrozenSet(models, StringComparer.Ordinal)
-            Pricing = Pricing.withOverrides config.Pricing Pricing.builtIn
+            Pricing = ProviderPrices.tableOf prices config.Name
         }
 
-    /// Compiles a config; `version` should exceed the previous policy's.
-    let compile (version: int64) (config: RelayConfig) : RelayPolicy =
+    /// Compiles a config whose price tables are compiled already (`ProviderPrices.compile config.Providers`);
+    /// `version` should exceed the previous policy's.
+    let compile (version: int64) (prices: ProviderPrices) (config: RelayConfig) : RelayPolicy =
         let providers =
-            config.Providers |> List.filter _.Enabled |> List.mapi provider |> Array.ofList
+            config.Providers
+            |> List.filter _.Enabled
+            |> List.mapi (provider prices)
+            |> Array.ofList
 
         let byName (name: string) =
             providers

@@ -122,9 +122,10 @@ module RelayRuntime =
         DeckNext = 0
     }
 
-    /// A runtime for a first config: every breaker closed, every key full.
-    let create (now: TimeSpan) (config: RelayConfig) : RelayRuntime =
-        let policy = RelayPolicy.compile 1L config
+    /// A runtime for a first config (its price tables compiled: `ProviderPrices.compile config.Providers`):
+    /// every breaker closed, every key full.
+    let create (now: TimeSpan) (prices: ProviderPrices) (config: RelayConfig) : RelayRuntime =
+        let policy = RelayPolicy.compile 1L prices config
 
         {
             Policy = policy
@@ -138,8 +139,8 @@ module RelayRuntime =
     /// count, latency and key cursor; keys that remain (by id) keep their buckets and cooldowns, and their
     /// learned limits unless the configured ones changed; a revoked key is usable again. New providers and
     /// keys start fresh; removed ones are dropped. Routing cursors are kept where they still mean something.
-    let reconcile (now: TimeSpan) (config: RelayConfig) (old: RelayRuntime) : RelayRuntime =
-        let policy = RelayPolicy.compile (old.Policy.Version + 1L) config
+    let reconcile (now: TimeSpan) (prices: ProviderPrices) (config: RelayConfig) (old: RelayRuntime) : RelayRuntime =
+        let policy = RelayPolicy.compile (old.Policy.Version + 1L) prices config
 
         let oldByName = old.Providers |> Array.map (fun p -> p.Name, p) |> dict
 

@@ -31,8 +31,9 @@ public static class CcRelayEndpointRouteBuilderExtensions
         // OTLP export (when otel.enabled) starts before the first request
         _ = services.GetService<OtlpExport>();
 
-        // ccrelay_provider_up and ccrelay_circuit_state read the current snapshot at each scrape
-        services.GetService<RelayMetrics>()?.ObserveProviders(() => state.Current.ProviderStatuses);
+        // ccrelay_provider_up, ccrelay_circuit_state and ccrelay_key_capacity_ratio read the live breakers and
+        // key pools at each scrape (nothing per request)
+        services.GetService<RelayMetrics>()?.ObserveProviders(() => ProviderStatus.Of(runtime.Current, runtime.Now));
 
         Route(endpoints, time, "/v1/messages", "POST", messages.HandleAsync);
         Route(endpoints, time, "/v1/messages/count_tokens", "POST", messages.HandleAsync);

@@ -52,6 +52,12 @@ public static class CcRelayServer
         options.ConfigureLogging?.Invoke(builder.Logging);
 
         builder.Services.AddSingleton(loggingSwitch);
+        if (options.TimeProvider is not null)
+        {
+            // registered first: AddCcRelay only adds TimeProvider.System when none is
+            builder.Services.AddSingleton(options.TimeProvider);
+        }
+
         builder.Services.AddCcRelay(relay =>
         {
             relay.Config = config;

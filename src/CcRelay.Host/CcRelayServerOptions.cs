@@ -21,6 +21,11 @@ public sealed class CcRelayServerOptions
     /// </summary>
     public bool InlineScheduling { get; init; } = true;
 
+    /// <summary>
+    /// The clock every decision is made on (breakers, key pools, timings); null for <see cref="TimeProvider.System"/>.
+    /// </summary>
+    public TimeProvider? TimeProvider { get; init; }
+
     /// <summary>Extra logging setup, e.g. a test's capturing provider. Runs after the relay's own.</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
 }

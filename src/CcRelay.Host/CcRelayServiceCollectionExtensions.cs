@@ -30,7 +30,7 @@ public static class CcRelayServiceCollectionExtensions
         services.AddCcRelayMetrics();
         services.TryAddSingleton(_ => new OtlpExport(options.Config.Otel));
         services.AddSingleton(sp => new RuntimeCell(
-            options.Config,
+            sp.GetRequiredService<RelayState>().Current,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<RuntimeCell>>()));
         services.AddHostedService(sp => new HealthProber(

@@ -10,7 +10,6 @@ namespace CcRelay.Host;
 /// </summary>
 public sealed class RelaySnapshot
 {
-    private readonly FrozenDictionary<string, PriceTable> _prices;
     private readonly FrozenDictionary<string, string> _keyIds;
     private RecentKeyId? _recent;
 
@@ -23,13 +22,12 @@ public sealed class RelaySnapshot
         Candidates = Upstream.candidates(config);
         Catalogue = Models.catalogue(config);
 
-        // compiled once per snapshot, never per request
-        var prices = new Dictionary<string, PriceTable>(StringComparer.Ordinal);
+        // compiled once per snapshot, never per request; the runtime's policy shares the price tables
+        Prices = ProviderPricesModule.compile(config.Providers);
         var keyIds = new Dictionary<string, string>(StringComparer.Ordinal);
         var secrets = new List<string>();
         foreach (var provider in config.Providers)
         {
-            prices.TryAdd(provider.Name, Pricing.withOverrides(provider.Pricing, Pricing.builtIn));
             foreach (var key in provider.Keys.Where(k => k.Key.Length > 0))
             {
                 keyIds.TryAdd(key.Key, KeyId.ofSecret(key.Key));
@@ -41,10 +39,8 @@ public sealed class RelaySnapshot
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));
 
-        _prices = prices.ToFrozenDictionary(StringComparer.Ordinal);
         _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
         Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
-        ProviderStatuses = [.. config.Providers.Select(p => new Metrics.ProviderStatus(p.Name, p.Enabled, "closed", []))];
     }
 
     /// <summary>The validated configuration.</summary>
@@ -63,14 +59,13 @@ public sealed class RelaySnapshot
     public FSharpList<string> Secrets { get; }
 
     /// <summary>
-    /// Each provider's state for <c>ccrelay_provider_up</c> and <c>ccrelay_circuit_state</c>: up when enabled, circuit
-    /// closed, no key capacities (until circuit breakers and key pools exist).
+    /// Every provider's price table, compiled once for this configuration and shared with the routing policy
+    /// (<see cref="Routing.RuntimeCell.Reconcile"/>).
     /// </summary>
-    public IReadOnlyList<Metrics.ProviderStatus> ProviderStatuses { get; }
+    public ProviderPrices Prices { get; }
 
     /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
-    public PriceTable PricesFor(string provider) =>
-        _prices.TryGetValue(provider, out var table) ? table : Pricing.builtIn;
+    public PriceTable PricesFor(string provider) => ProviderPricesModule.tableOf(Prices, provider);
 
     /// <summary>
     /// The <see cref="KeyId"/> of a secret: from the snapshot's table when it is a configured key, else computed,

@@ -1063,3 +1063,102 @@ let ``pooling enabled false has no effect and says so`` () =
         |> loaded
 
     Assert.Equal("providers[0].pooling.enabled", (Assert.Single warnings).Path)
+
+// ---------------------------
+// Number readers: every message, word for word
+// ---------------------------
+
+let private readAt (read: Read<'Value option>) (node: ConfigNode) : 'Value option option * string list =
+    let cursor = {
+        Path = "x"
+        Lookup = environment [ "SEVEN", "7"; "EMPTY", "" ]
+    }
+
+    let decoded = read cursor node
+    decoded.Value, decoded.Findings |> List.map _.Issue.Message
+
+let private integerMessages: (ConfigNode * string) list = [
+    plain 1 "101", "must be from 0 to 100, got 101"
+    plain 1 "-1", "must be from 0 to 100, got -1"
+    quoted 1 "60", "expected an integer, got \"60\"; remove the quotes to write a number"
+    plain 1 "ten", "expected an integer (from 0 to 100; decimal, 0x… or 0o…), got \"ten\""
+    plain 1 "${SEVEN}00", "must be from 0 to 100, got 700"
+    plain 1 "1${SEVEN}x", "expected an integer (from 0 to 100; decimal, 0x… or 0o…), got \"17x\" (from \"1${SEVEN}x\")"
+    Scalar(ScalarValue.Integer 500L, at 1), "must be from 0 to 100, got 500"
+    Scalar(ScalarValue.Boolean true, at 1), "expected an integer, got a boolean"
+    Scalar(ScalarValue.Float 1.5, at 1), "expected an integer, got a number"
+    seq 1 [], "expected an integer, got a list"
+]
+
+/// Each node read alone gives exactly its message.
+let private saysExactly (read: Read<'Value option>) (cases: (ConfigNode * string) list) : unit =
+    for node, message in cases do
+        Assert.Equal<string list>([ message ], snd (readAt read node))
+
+[<Fact>]
+let ``the integer reader says what was wrong, in these words`` () =
+    saysExactly (ConfigRead.optionalInteger 0L 100L) integerMessages
+
+    Assert.Equal<string list>(
+        [ "must be >= 1, got 0" ],
+        snd (readAt (ConfigRead.optionalInteger 1L Int64.MaxValue) (plain 1 "0"))
+    )
+
+    for node, value in
+        [
+            plain 1 "0x10", 16L
+            plain 1 "${SEVEN}", 7L
+            Scalar(ScalarValue.Integer 9L, at 1), 9L
+        ] do
+        Assert.Equal((Some(Some value), []), readAt (ConfigRead.optionalInteger 0L 100L) node)
+
+    for node in [ plain 1 "~"; plain 1 "${EMPTY}"; Scalar(ScalarValue.Null, at 1) ] do
+        Assert.Equal((Some None, []), readAt (ConfigRead.optionalInteger 0L 100L) node)
+
+let private decimalMessages: (ConfigNode * string) list = [
+    plain 1 "100001", "must be a number from 0 to 100000, got 100001"
+    plain 1 "-0.5", "must be a number from 0 to 100000, got -0.5"
+    quoted 1 "3", "expected a number, got \"3\"; remove the quotes"
+    plain 1 "cheap", "expected a number from 0 to 100000, got \"cheap\""
+    Scalar(ScalarValue.Integer 100001L, at 1), "must be a number from 0 to 100000, got 100001"
+    Scalar(ScalarValue.Float infinity, at 1), "expected a number from 0 to 100000, got Infinity"
+    Scalar(ScalarValue.Float 1e20, at 1), "expected a number from 0 to 100000, got 1e+20"
+    Scalar(ScalarValue.Boolean false, at 1), "expected a number, got a boolean"
+    map 1 [], "expected a number, got a mapping"
+]
+
+[<Fact>]
+let ``the decimal reader says what was wrong, in these words`` () =
+    saysExactly (ConfigRead.optionalDecimal 0m 100000m) decimalMessages
+
+    for node, value in
+        [
+            plain 1 "0.30", 0.30m
+            plain 1 ".5", 0.5m
+            plain 1 "1.5e-1", 0.15m
+            Scalar(ScalarValue.Float 2.5, at 1), 2.5m
+            Scalar(ScalarValue.Integer 3L, at 1), 3m
+        ] do
+        Assert.Equal((Some(Some value), []), readAt (ConfigRead.optionalDecimal 0m 100000m) node)
+
+    Assert.Equal((Some None, []), readAt (ConfigRead.optionalDecimal 0m 100000m) (plain 1 "null"))
+
+[<Fact>]
+let ``the boolean reader says what was wrong, in these words`` () =
+    saysExactly ConfigRead.optionalBoolean [
+        quoted 1 "true", "expected true or false, got \"true\"; remove the quotes"
+        plain 1 "yes", "expected true or false, got \"yes\""
+        plain 1 "${SEVEN}", "expected true or false, got \"7\" (from \"${SEVEN}\")"
+        Scalar(ScalarValue.Integer 1L, at 1), "expected true or false, got an integer"
+        seq 1 [], "expected true or false, got a list"
+    ]
+
+    for node, value in
+        [
+            plain 1 "TRUE", Some true
+            plain 1 "False", Some false
+            Scalar(ScalarValue.Boolean true, at 1), Some true
+            plain 1 "~", None
+            plain 1 "${EMPTY}", None
+        ] do
+        Assert.Equal((Some value, []), readAt ConfigRead.optionalBoolean node)

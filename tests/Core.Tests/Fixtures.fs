@@ -24,6 +24,17 @@ let provider (name: string) (keys: KeyConfig list) : ProviderConfig = {
         Keys = keys
 }
 
+/// A price rule: `usd` per million tokens of every kind for the models `pattern` matches.
+let flatPrice (pattern: string) (usd: decimal) : PriceRule = {
+    Pattern = pattern
+    Price = {
+        Input = usd
+        Output = usd
+        CacheRead = usd
+        CacheWrite = usd
+    }
+}
+
 /// A config with these providers and strategy, defaults elsewhere.
 let relay (strategy: RoutingStrategy) (providers: ProviderConfig list) : RelayConfig = {
     Config.defaults with

@@ -115,6 +115,18 @@ let ``a revoked key is never ready`` () =
     Assert.Equal(TimeSpan.MaxValue, KeyPool.readyIn TimeSpan.Zero 1 (KeyPool.revoke states[0]))
 
 [<Fact>]
+let ``capacity is the tightest bucket's fraction, and 0 while cooling down or revoked`` () =
+    let _, _, states = compiled [ key "a" 4; key "unlimited" 0 ]
+    let used = KeyPool.take TimeSpan.Zero 0L states[0]
+    Assert.Equal(1.0, KeyPool.capacity TimeSpan.Zero states[0])
+    Assert.Equal(0.75, KeyPool.capacity TimeSpan.Zero used)
+    Assert.Equal(1.0, KeyPool.capacity TimeSpan.Zero states[1])
+    let cooled = KeyPool.coolDown (at 30.0) states[1]
+    Assert.Equal(0.0, KeyPool.capacity (at 29.0) cooled)
+    Assert.Equal(1.0, KeyPool.capacity (at 30.0) cooled)
+    Assert.Equal(0.0, KeyPool.capacity TimeSpan.Zero (KeyPool.revoke states[0]))
+
+[<Fact>]
 let ``a later cooldown is never shortened by an earlier one`` () =
     let _, _, states = compiled [ key "a" 60 ]
     let cooled = states[0] |> KeyPool.coolDown (at 60.0) |> KeyPool.coolDown (at 10.0)

@@ -362,6 +362,93 @@ let ``status shows circuits, keys and latency`` () =
     Assert.Equal(ValueSome 100.0, status.Head.LatencyMs)
 
 [<Fact>]
+let ``gauges show the live circuits and key capacities of every configured provider`` () =
+    let config = {
+        relay RoutingStrategy.Failover [
+            provider "a" [ key "a1" 4 ]
+            provider "b" [ key "b1" 0 ]
+            {
+                provider "off" [ key "o1" 0 ] with
+                    Enabled = false
+            }
+            provider "c" []
+        ] with
+            Health = {
+                Config.defaultHealth with
+                    CircuitBreaker = {
+                        Config.defaultHealth.CircuitBreaker with
+                            FailureThreshold = 1
+                            OpenDurationMs = 30_000
+                    }
+            }
+    }
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, _, _, _, _ = attempt runtime TimeSpan.Zero dispatch (status 503)
+    let runtime = (RelayHealth.disable runtime "b").Runtime
+
+    let lines (gauges: ProviderGauges list) =
+        gauges
+        |> List.map (fun g ->
+            let keys = g.Keys |> Array.map (fun k -> $"%.2f{k.Ratio}") |> String.concat "/"
+            $"%s{g.Name}:%b{g.Up}:%s{g.Circuit}:%s{keys}")
+
+    // A failed (open, one request taken of 4), B isolated by the operator, `off` disabled in the config.
+    Assert.Equal<string list>(
+        [
+            "a:false:open:0.75"
+            "b:false:isolated:1.00"
+            "off:false:isolated:"
+            "c:true:closed:"
+        ],
+        lines (RelayHealth.gauges runtime TimeSpan.Zero)
+    )
+
+    // After the break A may be probed: up, its circuit still open until a request probes it.
+    Assert.Equal("a:true:open:1.00", (lines (RelayHealth.gauges runtime (at 30.0))).Head)
+    let runtime, dispatch = plan runtime (at 30.0) (request "m")
+    let runtime, _, _, _, _ = attempt runtime (at 30.0) dispatch (status 503)
+    Assert.Equal("a:false:open:0.75", (lines (RelayHealth.gauges runtime (at 30.0))).Head)
+
+    let ids =
+        RelayHealth.gauges runtime (at 30.0)
+        |> List.collect (fun g -> g.Keys |> Array.map _.KeyId |> List.ofArray)
+
+    Assert.Equal<string list>([ KeyId.ofSecret "a1"; KeyId.ofSecret "b1" ], ids)
+
+[<Fact>]
+let ``the policy prices with the tables it is given: one compiled table per config load`` () =
+    let free = flatPrice "local-*" 0m
+
+    let config =
+        relay RoutingStrategy.Failover [
+            {
+                provider "a" [] with
+                    Pricing = [ free ]
+            }
+            provider "b" []
+        ]
+
+    let prices = ProviderPrices.compile config.Providers
+    let runtime = Relay.createWith TimeSpan.Zero prices config
+    let reconciled = Relay.reconcileWith (at 1.0) prices config runtime
+
+    Assert.Same(ProviderPrices.tableOf prices "a", runtime.Policy.Providers[0].Pricing)
+    Assert.Same(ProviderPrices.tableOf prices "a", reconciled.Policy.Providers[0].Pricing)
+    Assert.Equal(Some free.Price, Pricing.tryFind (ProviderPrices.tableOf prices "a") "local-1")
+    // over the built-in prices; a provider without rules, or not in the config, has the built-in table
+    Assert.Equal(
+        Pricing.tryFind Pricing.builtIn "claude-sonnet-4-6",
+        Pricing.tryFind runtime.Policy.Providers[0].Pricing "claude-sonnet-4-6"
+    )
+
+    Assert.Same(Pricing.builtIn, ProviderPrices.tableOf prices "b")
+    Assert.Same(Pricing.builtIn, ProviderPrices.tableOf prices "unknown")
+    Assert.Equal(ValueSome(struct (0.0, 0.0)), RelayPolicy.price runtime.Policy.Providers[0] "local-1")
+
+[<Fact>]
 let ``a rejected signature is retried on the same provider with thinking stripped`` () =
     let runtime, dispatch = plan (twoProviders ()) TimeSpan.Zero (request "m")
 

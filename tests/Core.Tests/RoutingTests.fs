@@ -254,15 +254,7 @@ let ``cost based: cheapest first for the model, unpriced last`` () =
 
 [<Fact>]
 let ``cost based: a provider's pricing overrides the built-in Claude prices the others fall back to`` () =
-    let cheap: PriceRule = {
-        Pattern = "claude-opus*"
-        Price = {
-            Input = 1m
-            Output = 1m
-            CacheRead = 1m
-            CacheWrite = 1m
-        }
-    }
+    let cheap = flatPrice "claude-opus*" 1m
 
     let runtime =
         relay RoutingStrategy.CostBased [

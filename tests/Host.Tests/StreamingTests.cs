@@ -125,6 +125,42 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.StartsWith("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"", error);
     }
 
+    [Fact]
+    public async Task Stream_UpstreamResetsAfterMessageStop_EndsCleanly_NothingAppended()
+    {
+        // Arrange: a whole answer, then a reset instead of a clean close (once the client has message_stop)
+        var clientHasStop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "whole") + Fake.MessageEnd());
+            await clientHasStop.Task.WaitAsync(Bound);
+            context.Abort();
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var events = new List<string>();
+        while (await reader.NextAsync(timeout.Token) is { } e)
+        {
+            events.Add(e);
+            if (e.StartsWith("event: message_stop\n", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        clientHasStop.SetResult();
+        var rest = await reader.RestAsync(timeout.Token);
+
+        // Assert: the answer was whole, so the reset loses nothing: no error event, a successful request
+        Assert.StartsWith("event: message_stop\n", events[^1]);
+        Assert.Empty(rest);
+        Assert.Equal("ok", (await _relay.Logs.RequestLinesAsync()).Single().Fields["result"]);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -131,6 +131,35 @@ let ``reconcile keeps the survivors' state, starts new ones fresh and drops remo
             Assert.Equal(old.Routing.Counter, reloaded.Routing.Counter)))
 
 [<Fact>]
+let ``gauges agree with the health report, name only known circuit states, and keep ratios in 0..1`` () =
+    let traffic' =
+        Gen.zip config (Gen.listOf (Gen.choose (0, 100_000)) |> Gen.resize 60)
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll traffic' (fun (config, seeds) ->
+            let runtime = traffic (Relay.create TimeSpan.Zero config) seeds
+            // the time of the last step of the traffic, or a little later
+            let now =
+                TimeSpan.FromSeconds 1.0
+                + TimeSpan.FromMilliseconds(float (seeds |> List.sumBy (fun s -> s % 700)))
+                + TimeSpan.FromMilliseconds(float (seeds.Length % 3 * 500))
+
+            let gauges = RelayHealth.gauges runtime now
+            let report = RelayHealth.report "v" config runtime now
+
+            Assert.Equal<string list>(config.Providers |> List.map _.Name, gauges |> List.map _.Name)
+
+            for g, line in List.zip gauges report.Providers do
+                Assert.Equal(line.Status = "up", g.Up)
+                Assert.Contains(g.Circuit, RelayHealth.circuitStates)
+                Assert.Equal(line.Circuit = "disabled", (g.Circuit = "isolated"))
+
+                for k in g.Keys do
+                    Assert.InRange(k.Ratio, 0.0, 1.0))
+    )
+
+[<Fact>]
 let ``a picked key is always ready, and none is picked while one is`` () =
     let pool =
         gen {

@@ -16,10 +16,9 @@ namespace CcRelay.Host.Forwarding;
 ///     for a later one. A partial event stays with the reader until its blank line arrives.
 /// (3) The writer writes and flushes each segment at once. The channel is bounded, so a slow client
 ///     slows the upstream read rather than growing memory.
-/// (4) At the end the reader says how the stream ended. Anything but a clean end after
-///     <c>message_stop</c> (or the upstream's own <c>error</c>) makes the writer append an SSE
-///     <c>error</c> event: a truncated stream must never look complete (Claude Code takes a clean EOF
-///     as an empty answer).
+/// (4) At the end the reader says how its read stopped; Core's <see cref="SseEnd.classify"/> decides from
+///     that and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) the writer
+///     appends: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
 /// </summary>
 internal static class SseRelay
 {
@@ -34,7 +33,10 @@ internal static class SseRelay
     {
         /// <summary>The usage tap, fed every framed event: usage, model, stop reason, <c>message_stop</c>, errors.</summary>
         public UsageTap Tap = UsageModule.emptyTap;
-        public string Reason = "";
+
+        /// <summary>Bytes of an unfinished event were left when the read stopped.</summary>
+        public bool PartialEvent;
+
         public readonly BodyCapture? Capture = capture;
     }
 
@@ -93,44 +95,31 @@ internal static class SseRelay
             await ((Task)reader).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        var end = reader.IsCompletedSuccessfully ? reader.Result : StreamEnd.UpstreamFailed;
+        // (4) Core decides how it ended, and what to append
+        var read = reader.IsCompletedSuccessfully ? reader.Result : StreamRead.NewFailed(reader.Exception?.InnerException?.Message ?? "");
         var tap = state.Tap;
-        if (clientAborted())
+        var verdict = SseEnd.classify(Facts(clientAborted()));
+        if (verdict.ErrorEvent is { } errorEvent)
         {
-            return (StreamEnd.ClientAborted, "client disconnected", tap);
-        }
-
-        if (end == StreamEnd.Completed && tap.ErrorType is not null)
-        {
-            // the upstream said what went wrong, in the client's own protocol: nothing to add
-            return (StreamEnd.UpstreamErrorEvent, "upstream sent an SSE error event", tap);
-        }
-
-        if (end == StreamEnd.Completed && !tap.SawMessageStop)
-        {
-            end = StreamEnd.UpstreamTruncated;
-            state.Reason = "upstream closed the stream before message_stop";
-        }
-
-        if (end != StreamEnd.Completed && !writeFailed)
-        {
-            var errorType = end == StreamEnd.TimedOut ? ErrorType.Timeout : ErrorType.Api;
-            var errorEvent = ErrorEnvelope.toSseEvent(errorType, state.Reason);
             try
             {
-                await response.BodyWriter.WriteAsync(errorEvent, CancellationToken.None);
-                onBytesWritten(errorEvent.Length);
+                await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None);
+                onBytesWritten(errorEvent.Value.Length);
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
             {
-                return (StreamEnd.ClientAborted, "client disconnected", tap);
+                // the client left before the error event reached it
+                verdict = SseEnd.classify(Facts(aborted: true));
             }
         }
 
-        return (end, state.Reason, tap);
+        return (verdict.End, verdict.Reason, tap);
+
+        StreamFacts Facts(bool aborted) =>
+            new(tap.SawMessageStop, tap.ErrorType is not null, state.PartialEvent, read, aborted, writeFailed);
     }
 
-    private static async Task<StreamEnd> ReadAsync(
+    private static async Task<StreamRead> ReadAsync(
         Stream upstream,
         ChannelWriter<Segment> output,
         ReadState state,
@@ -160,13 +149,7 @@ internal static class SseRelay
                 var read = await upstream.ReadAsync(buffer.AsMemory(length), cancellationToken);
                 if (read == 0)
                 {
-                    if (length > 0)
-                    {
-                        state.Reason = "upstream closed the stream in the middle of an event";
-                        return StreamEnd.UpstreamTruncated;
-                    }
-
-                    return StreamEnd.Completed;
+                    return StreamRead.Eof;
                 }
 
                 length += read;
@@ -211,16 +194,15 @@ internal static class SseRelay
         }
         catch (OperationCanceledException)
         {
-            state.Reason = "the relay's request time limit ran out";
-            return StreamEnd.TimedOut;
+            return StreamRead.Cancelled;
         }
         catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
         {
-            state.Reason = "upstream connection lost: " + e.Message;
-            return StreamEnd.UpstreamFailed;
+            return StreamRead.NewFailed(e.Message);
         }
         finally
         {
+            state.PartialEvent = length > 0;
             if (buffer is not null)
             {
                 ArrayPool<byte>.Shared.Return(buffer);

@@ -69,6 +69,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.DebugUpstreamRequest(logger, record.RequestId, plan.Provider.Name, Redact.url(secrets, plan.Url), Redact.headers(secrets, DebugLog.Pairs(request)));
         }
 
+        record.Timing.UpstreamWaitStarts(); // ends in the finally below
         try
         {
             var response = await invoker.SendAsync(request, linked.Token);
@@ -153,7 +154,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         finally
         {
             // the upstream's share of the request's time: headers, an error body, a stream's first event
-            record.Timing.AddUpstreamWait(sentAt);
+            // (a hedge and the attempt it races overlap: the union of their waits counts, once)
+            record.Timing.UpstreamWaitEnds();
         }
 
         AttemptOutcome NoResponse(AttemptFailure failure, string reason)
@@ -293,20 +295,20 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.sse(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
         }
 
-        switch (end)
+        switch (end.Tag)
         {
-            case StreamEnd.Completed:
+            case StreamEnd.Tags.Completed:
                 return (outcome, answer);
-            case StreamEnd.ClientAborted:
+            case StreamEnd.Tags.ClientAborted:
                 record.Result = "client_aborted";
                 return (MetricOutcome.Abandoned, answer);
-            case StreamEnd.UpstreamErrorEvent:
+            case StreamEnd.Tags.UpstreamErrorEvent:
                 record.Result = "upstream_error_event";
                 record.ErrorType = tap.ErrorType?.Value ?? "api_error";
                 return (MetricOutcome.NewFailure("error event"), answer);
             default:
-                record.Result = end == StreamEnd.TimedOut ? "timeout_error" : "stream_error";
-                record.ErrorType = end == StreamEnd.TimedOut ? "timeout_error" : "api_error";
+                record.Result = end.IsTimedOut ? "timeout_error" : "stream_error";
+                record.ErrorType = end.IsTimedOut ? "timeout_error" : "api_error";
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
                 return (MetricOutcome.NewFailure(record.Result), answer);
         }

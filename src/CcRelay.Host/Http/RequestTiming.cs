@@ -10,7 +10,8 @@ namespace CcRelay.Host.Http;
 internal sealed class RequestTiming
 {
     private readonly TimeProvider _timeProvider;
-    private long _upstreamWaitTicks;
+    private readonly Lock _waitLock = new();
+    private Core.UpstreamWait _wait = Core.UpstreamWaitModule.none;
 
     public RequestTiming(TimeProvider timeProvider, string requestId, HttpResponse response)
     {
@@ -30,14 +31,40 @@ internal sealed class RequestTiming
     /// <summary>The relay's own time up to the response start, in ms; -1 until the response started.</summary>
     public double OverheadMs { get; private set; } = -1;
 
-    /// <summary>Time spent waiting for upstream response headers (all attempts).</summary>
-    public TimeSpan UpstreamWait => TimeSpan.FromTicks(Interlocked.Read(ref _upstreamWaitTicks));
+    /// <summary>
+    /// Time spent waiting on upstreams (Core <c>UpstreamWait</c>): while at least one attempt waited for its
+    /// response headers, error body or first event. Hedged attempts that overlap count once.
+    /// </summary>
+    public TimeSpan UpstreamWait
+    {
+        get
+        {
+            lock (_waitLock)
+            {
+                return Core.UpstreamWaitModule.total(Elapsed, _wait);
+            }
+        }
+    }
 
     public TimeSpan Elapsed => _timeProvider.GetElapsedTime(StartedAt);
 
-    /// <summary>Adds the wait from <paramref name="sentAt"/> (a timestamp) until now.</summary>
-    public void AddUpstreamWait(long sentAt) =>
-        Interlocked.Add(ref _upstreamWaitTicks, _timeProvider.GetElapsedTime(sentAt).Ticks);
+    /// <summary>An attempt is about to be sent: it waits on its upstream from now.</summary>
+    public void UpstreamWaitStarts()
+    {
+        lock (_waitLock)
+        {
+            _wait = Core.UpstreamWaitModule.start(Elapsed, _wait);
+        }
+    }
+
+    /// <summary>The attempt's wait is over (pair with <see cref="UpstreamWaitStarts"/>, also on failure).</summary>
+    public void UpstreamWaitEnds()
+    {
+        lock (_waitLock)
+        {
+            _wait = Core.UpstreamWaitModule.stop(Elapsed, _wait);
+        }
+    }
 
     /// <summary>Fixes the overhead at the response start and renders it for the header.</summary>
     public string ResponseStarting()

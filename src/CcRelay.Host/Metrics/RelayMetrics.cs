@@ -159,7 +159,7 @@ public sealed class RelayMetrics
 
     /// <summary>
     /// An answer's usage: adds its tokens and its cost at <paramref name="prices"/> (a provider's table:
-    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>). A model without a price adds to
+    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>, e.g. <see cref="RelaySnapshot.PricesFor"/>). A model without a price adds to
     /// <c>ccrelay_unpriced_answers_total</c> instead of adding zero cost.
     /// </summary>
     public void RecordUsage(string provider, string? model, Usage usage, PriceTable prices)
@@ -195,8 +195,8 @@ public sealed class RelayMetrics
         _configReloads.Add(1, new KeyValuePair<string, object?>("result", succeeded ? "success" : "failure"));
 
     /// <summary>
-    /// Sets where provider state comes from at each scrape (typically: the current snapshot's providers with
-    /// their breaker and key-pool state). Called on the scraping thread; must be quick and never throw.
+    /// Sets where provider state comes from at each scrape (the relay's: <see cref="ProviderStatus.Of"/> over
+    /// the live runtime, its breakers and key pools). Called on the scraping thread; must be quick and never throw.
     /// </summary>
     public void ObserveProviders(Func<IReadOnlyList<ProviderStatus>> source)
     {

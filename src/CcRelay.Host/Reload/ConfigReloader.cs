@@ -87,7 +87,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                     var swapped = _state.Swap(ConfigDiff.applicable(running, next));
 
                     // breakers, buckets, cooldowns and learned limits survive by provider name and key id
-                    _runtime?.Reconcile(swapped.Config);
+                    _runtime?.Reconcile(swapped);
                     nextLogging = next.Logging;
                     secrets = ListModule.OfSeq(secrets.Concat(swapped.Secrets).Distinct(StringComparer.Ordinal));
                     if (_metrics is not null)

@@ -17,14 +17,17 @@ public sealed class RuntimeCell
     private readonly ILogger _logger;
     private RelayRuntime _runtime;
 
-    /// <summary>Creates the runtime for the startup configuration (<c>Relay.create</c>).</summary>
-    public RuntimeCell(RelayConfig config, TimeProvider timeProvider, ILogger<RuntimeCell> logger)
+    /// <summary>
+    /// Creates the runtime for the startup snapshot's configuration (<c>Relay.createWith</c>), sharing its
+    /// compiled price tables.
+    /// </summary>
+    public RuntimeCell(RelaySnapshot snapshot, TimeProvider timeProvider, ILogger<RuntimeCell> logger)
     {
-        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(snapshot);
         _timeProvider = timeProvider;
         _logger = logger;
         _start = timeProvider.GetTimestamp();
-        _runtime = Relay.create(TimeSpan.Zero, config);
+        _runtime = Relay.createWith(TimeSpan.Zero, snapshot.Prices, snapshot.Config);
     }
 
     /// <summary>The monotonic now: elapsed since the cell was created.</summary>
@@ -107,11 +110,15 @@ public sealed class RuntimeCell
         }
     }
 
-    /// <summary>Reconciles with a reloaded configuration (<c>Relay.reconcile</c>): surviving providers and keys keep their state.</summary>
-    public void Reconcile(RelayConfig config)
+    /// <summary>
+    /// Reconciles with a reloaded snapshot (<c>Relay.reconcileWith</c>, sharing its compiled price tables):
+    /// surviving providers and keys keep their state.
+    /// </summary>
+    public void Reconcile(RelaySnapshot snapshot)
     {
+        ArgumentNullException.ThrowIfNull(snapshot);
         var now = Now;
-        Update(runtime => Relay.reconcile(now, config, runtime));
+        Update(runtime => Relay.reconcileWith(now, snapshot.Prices, snapshot.Config, runtime));
     }
 
     private void LogEffect(RelayEffect effect)

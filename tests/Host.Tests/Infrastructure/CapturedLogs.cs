@@ -13,6 +13,12 @@ public sealed class CapturedLogs : ILoggerProvider
     public IReadOnlyList<LogLine> Lines => [.. _lines];
 
     /// <summary>
+    /// Runs on the relay's own thread as each line is logged, before it is captured: lets a test act at an exact
+    /// point of the relay's work (e.g. move its clock while it logs a request body).
+    /// </summary>
+    public Action<LogLine>? OnLogged { get; set; }
+
+    /// <summary>
     /// Waits until at least <paramref name="count"/> lines match. The relay writes its per-request line after
     /// the response is complete, so a client can see the answer before the line exists.
     /// </summary>
@@ -42,6 +48,7 @@ public sealed class CapturedLogs : ILoggerProvider
 
     private void Add(LogLine line)
     {
+        OnLogged?.Invoke(line);
         _lines.Enqueue(line);
         TaskCompletionSource previous;
         lock (_gate)

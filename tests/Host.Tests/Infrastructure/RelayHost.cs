@@ -49,12 +49,13 @@ public sealed class RelayHost : IAsyncDisposable
 
     public CcRelay.Host.Reload.ConfigReloader Reloader => (CcRelay.Host.Reload.ConfigReloader)_app.Services.GetService(typeof(CcRelay.Host.Reload.ConfigReloader))!;
 
-    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null)
+    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null)
     {
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
         {
             ConfigPath = configPath,
+            TimeProvider = timeProvider,
             ConfigureLogging = logging => logging.AddProvider(logs),
         });
         await app.StartAsync();

@@ -39,7 +39,7 @@ public sealed class HotReloadTests : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
-    private string Valid(int version, string level = "info", string listen = "127.0.0.1:0") => $"""
+    private string Valid(int version, string level = "info", string listen = "127.0.0.1:0", string pricing = "{}") => $"""
         server:
           listen: "{listen}"
         providers:
@@ -50,6 +50,7 @@ public sealed class HotReloadTests : IAsyncLifetime
               - key: "k"
             model_mapping:
               "claude-sonnet-4-6": "up-{version}"
+            pricing: {pricing}
         logging:
           level: {level}
         """;
@@ -222,6 +223,29 @@ public sealed class HotReloadTests : IAsyncLifetime
 
         Assert.Equal(ReloadOutcome.Rejected, result.Outcome);
         Assert.Equal("up-1", MappedModel(relay));
+    }
+
+    [Fact]
+    public async Task SnapshotAndRoutingPolicy_ShareOneCompiledPriceTable_AtStartAndAfterAReload()
+    {
+        // Arrange: the provider prices its mapped model, differently in each version
+        string Priced(int version) => Valid(version, pricing: $$"""{ "up-*": { input: {{version}}, output: 1 } }""");
+        await using var relay = await StartAsync(Priced(1));
+        var cell = (CcRelay.Host.Routing.RuntimeCell)relay.Services.GetService(typeof(CcRelay.Host.Routing.RuntimeCell))!;
+        var atStart = relay.State.Current.PricesFor("fake");
+        var sharedAtStart = cell.Current.Policy.Providers[0].Pricing;
+
+        // Act
+        await File.WriteAllTextAsync(ConfigPath, Priced(2));
+        var result = relay.Reloader.Reload();
+
+        // Assert: one table per config load, the same instance on both sides, with the new prices
+        Assert.Equal(ReloadOutcome.Applied, result.Outcome);
+        Assert.Same(atStart, sharedAtStart);
+        var reloaded = relay.State.Current.PricesFor("fake");
+        Assert.Same(reloaded, cell.Current.Policy.Providers[0].Pricing);
+        Assert.Equal(1m, Pricing.tryFind(atStart, "up-1")!.Value.Input);
+        Assert.Equal(2m, Pricing.tryFind(reloaded, "up-2")!.Value.Input);
     }
 
     [Fact]

@@ -13,26 +13,10 @@ namespace CcRelay.Host.Tests.Routing;
 /// The host walks the Core's plan: two fake upstreams A (first in the plan) and B; a failure of A before
 /// anything reached the client is invisible to it.
 /// </summary>
-public sealed class FailoverTests : IAsyncLifetime
+public sealed class FailoverTests : TwoUpstreamTests
 {
     private const string RelayKey = "relay-secret";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
-
-    private FakeUpstream _a = null!;
-    private FakeUpstream _b = null!;
-
-    public async Task InitializeAsync()
-    {
-        _a = await FakeUpstream.StartAsync();
-        _b = await FakeUpstream.StartAsync();
-        _b.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _a.DisposeAsync();
-        await _b.DisposeAsync();
-    }
 
     private static Task<RelayHost> RelayAsync(
         IEnumerable<ProviderConfig> providers,
@@ -48,7 +32,7 @@ public sealed class FailoverTests : IAsyncLifetime
 
     private Task<RelayHost> TwoProvidersAsync(Uri? aUrl = null, int firstByteTimeoutMs = 120_000, HealthConfig? health = null) =>
         RelayAsync(
-            [TestConfig.Provider("a", aUrl ?? _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            [TestConfig.Provider("a", aUrl ?? A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             firstByteTimeoutMs,
             health: health);
 
@@ -62,7 +46,7 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task ProviderAFails_ClientGetsProviderBsAnswer(int status)
     {
         // Arrange
-        _a.Handler = context => Fake.WriteJsonAsync(context, status, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
+        A.Handler = context => Fake.WriteJsonAsync(context, status, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
         await using var relay = await TwoProvidersAsync();
 
         // Act
@@ -73,8 +57,8 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("from-b", text);
         Assert.DoesNotContain("from-a", text);
-        Assert.Single(_a.Requests);
-        Assert.Single(_b.Requests);
+        Assert.Single(A.Requests);
+        Assert.Single(B.Requests);
         Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
         Assert.Equal("2", response.Headers.GetValues("x-cc-relay-attempts").Single());
     }
@@ -83,7 +67,7 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task ProviderAFails_EveryAttemptIsCounted_TheRequestOnce_AndTheAnswerIsStamped()
     {
         // Arrange
-        _a.Handler = context => Fake.WriteJsonAsync(context, 529, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
+        A.Handler = context => Fake.WriteJsonAsync(context, 529, """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}""");
         await using var relay = await TwoProvidersAsync();
 
         // Act
@@ -123,7 +107,7 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task ProviderASendsNoHeadersWithinFirstByteTimeout_ClientGetsProviderBsAnswer()
     {
         // Arrange
-        _a.Handler = async context => await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+        A.Handler = async context => await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
         await using var relay = await TwoProvidersAsync(firstByteTimeoutMs: 300);
 
         // Act
@@ -132,7 +116,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("from-b", await response.Content.ReadAsStringAsync());
-        Assert.Single(_a.Requests);
+        Assert.Single(A.Requests);
     }
 
     [Fact]
@@ -140,10 +124,10 @@ public sealed class FailoverTests : IAsyncLifetime
     {
         // Arrange: whichever key goes first gets a 429
         var first = 0;
-        _a.Handler = context => Interlocked.Exchange(ref first, 1) == 0
+        A.Handler = context => Interlocked.Exchange(ref first, 1) == 0
             ? RateLimitedAsync(context, 30)
             : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
-        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+        await using var relay = await RelayAsync([TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"])]);
 
         // Act
         using var response = await SendAsync(relay);
@@ -151,8 +135,8 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert: the second key answered, and the relay says so by id only
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("from-a", await response.Content.ReadAsStringAsync());
-        Assert.Equal(2, _a.Requests.Count);
-        var keys = _a.Requests.Select(r => r.Header("x-api-key")).ToArray();
+        Assert.Equal(2, A.Requests.Count);
+        var keys = A.Requests.Select(r => r.Header("x-api-key")).ToArray();
         Assert.NotEqual(keys[0], keys[1]);
         Assert.Equal(KeyId.ofSecret(keys[1]!), response.Headers.GetValues("x-cc-relay-key-id").Single());
         Assert.Equal("2", response.Headers.GetValues("x-cc-relay-keys-total").Single());
@@ -164,8 +148,8 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task AllKeysRateLimited_Answers429WithRetryAfter()
     {
         // Arrange
-        _a.Handler = context => RateLimitedAsync(context, 20);
-        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+        A.Handler = context => RateLimitedAsync(context, 20);
+        await using var relay = await RelayAsync([TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"])]);
 
         // Act
         using var response = await SendAsync(relay);
@@ -175,13 +159,13 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
         var retryAfter = int.Parse(response.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(retryAfter, 19, 20);
-        Assert.Equal(2, _a.Requests.Count);
+        Assert.Equal(2, A.Requests.Count);
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         var secondRetryAfter = int.Parse(second.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(secondRetryAfter, 1, 20);
         using var json = JsonDocument.Parse(await second.Content.ReadAsStringAsync());
         Assert.Equal("rate_limit_error", json.RootElement.GetProperty("error").GetProperty("type").GetString());
-        Assert.Equal(2, _a.Requests.Count);
+        Assert.Equal(2, A.Requests.Count);
     }
 
     [Fact]
@@ -189,7 +173,7 @@ public sealed class FailoverTests : IAsyncLifetime
     {
         // Arrange: A always fails; the breaker opens after 2 failures for 400 ms
         var failing = 1;
-        _a.Handler = context => Volatile.Read(ref failing) == 1
+        A.Handler = context => Volatile.Read(ref failing) == 1
             ? Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""")
             : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await TwoProvidersAsync(health: TestConfig.Health(failureThreshold: 2, openDurationMs: 400, halfOpenProbes: 1));
@@ -201,7 +185,7 @@ public sealed class FailoverTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, failedOver.StatusCode);
         }
 
-        Assert.Equal(2, _a.Requests.Count);
+        Assert.Equal(2, A.Requests.Count);
         for (var i = 0; i < 3; i++)
         {
             using var skipped = await SendAsync(relay);
@@ -209,7 +193,7 @@ public sealed class FailoverTests : IAsyncLifetime
             Assert.Contains("a=open", skipped.Headers.GetValues("x-cc-relay-health").Single());
         }
 
-        Assert.Equal(2, _a.Requests.Count);
+        Assert.Equal(2, A.Requests.Count);
 
         // Assert: after the break, a request probes A again (bounded poll), and its success closes the circuit
         Volatile.Write(ref failing, 0);
@@ -224,7 +208,7 @@ public sealed class FailoverTests : IAsyncLifetime
         while (provider != "a" && DateTime.UtcNow < deadline);
 
         Assert.Equal("a", provider);
-        Assert.Equal(3, _a.Requests.Count);
+        Assert.Equal(3, A.Requests.Count);
         using var closed = await SendAsync(relay);
         Assert.Equal("a", closed.Headers.GetValues("x-cc-relay-provider").Single());
         Assert.Contains("a=closed", closed.Headers.GetValues("x-cc-relay-health").Single());
@@ -234,9 +218,9 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task Health_ShowsTheOpenCircuit_AndKeyCapacity_ThenRecovery()
     {
         // Arrange: A (two keys) fails; its breaker opens after one failure for 300 ms
-        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        A.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
         await using var relay = await RelayAsync(
-            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            [TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"], priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             health: TestConfig.Health(failureThreshold: 1, openDurationMs: 300));
         using (var before = await HealthAsync(relay))
         {
@@ -272,11 +256,11 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task HealthCheckProbeSucceeds_EndsTheBreakEarly()
     {
         // Arrange: A's messages fail, its /v1/models answers; the break would last 60 s
-        _a.Handler = context => context.Request.Path == "/v1/models"
+        A.Handler = context => context.Request.Path == "/v1/models"
             ? Fake.WriteJsonAsync(context, 200, """{"data":[]}""")
             : Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
         await using var relay = await RelayAsync(
-            [TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            [TestConfig.Provider("a", A.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             health: TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, healthCheckIntervalMs: 1_000));
         using var response = await SendAsync(relay);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -295,7 +279,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert: the probe carried A's key, and ended the break long before 60 s: A may be tried again
         // (its next request is the half-open probe)
         Assert.StartsWith("a:up:open", lines);
-        var probe = _a.Requests.First(r => r.PathAndQuery == "/v1/models");
+        var probe = A.Requests.First(r => r.PathAndQuery == "/v1/models");
         Assert.Equal("GET", probe.Method);
         Assert.Equal("key-one", probe.Header("x-api-key"));
     }
@@ -304,7 +288,7 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task Reload_AddsAProvider_AndTheOpenCircuitSurvives()
     {
         // Arrange: a relay started from a file with only A, which fails and opens its circuit at once
-        _a.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
+        A.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
         var dir = Directory.CreateTempSubdirectory("cc-relay-routing-").FullName;
         var path = Path.Combine(dir, "cc-relay.yaml");
         try
@@ -326,7 +310,7 @@ public sealed class FailoverTests : IAsyncLifetime
             using var served = await SendAsync(relay);
             Assert.Equal(HttpStatusCode.OK, served.StatusCode);
             Assert.Contains("from-b", await served.Content.ReadAsStringAsync());
-            Assert.Single(_a.Requests);
+            Assert.Single(A.Requests);
         }
         finally
         {
@@ -349,13 +333,13 @@ public sealed class FailoverTests : IAsyncLifetime
             providers:
               - name: a
                 type: anthropic_compatible
-                base_url: "{_a.BaseUrl}"
+                base_url: "{A.BaseUrl}"
                 priority: 2
             """ + (withB ? $"""
 
               - name: b
                 type: anthropic_compatible
-                base_url: "{_b.BaseUrl}"
+                base_url: "{B.BaseUrl}"
                 priority: 1
             """ : "");
     }
@@ -366,7 +350,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // Arrange: A rejects the signature of the replayed thinking block once, then answers
         const string Body = """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"EqQBsig=="},{"type":"text","text":"ok"}]},{"role":"user","content":"more"}]}""";
         var first = 0;
-        _a.Handler = context => Interlocked.Exchange(ref first, 1) == 0
+        A.Handler = context => Interlocked.Exchange(ref first, 1) == 0
             ? Fake.WriteJsonAsync(context, 400, """{"type":"error","error":{"type":"invalid_request_error","message":"messages.1.content.0: Invalid `signature` in `thinking` block"}}""")
             : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await TwoProvidersAsync();
@@ -377,12 +361,12 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert: A twice, the second time without the thinking block; B never asked
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("from-a", await response.Content.ReadAsStringAsync());
-        Assert.Equal(2, _a.Requests.Count);
-        Assert.Contains("EqQBsig==", System.Text.Encoding.UTF8.GetString(_a.Requests[0].Body));
-        var retried = System.Text.Encoding.UTF8.GetString(_a.Requests[1].Body);
+        Assert.Equal(2, A.Requests.Count);
+        Assert.Contains("EqQBsig==", System.Text.Encoding.UTF8.GetString(A.Requests[0].Body));
+        var retried = System.Text.Encoding.UTF8.GetString(A.Requests[1].Body);
         Assert.DoesNotContain("EqQBsig==", retried);
         Assert.Contains("\"text\":\"ok\"", retried);
-        Assert.Empty(_b.Requests);
+        Assert.Empty(B.Requests);
     }
 
     [Fact]
@@ -390,7 +374,7 @@ public sealed class FailoverTests : IAsyncLifetime
     {
         // Arrange: A holds its headers until the relay lets go; hedging after 100 ms
         var aSawCancel = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _a.Handler = async context =>
+        A.Handler = async context =>
         {
             try
             {
@@ -402,7 +386,7 @@ public sealed class FailoverTests : IAsyncLifetime
             }
         };
         await using var relay = await RelayAsync(
-            [TestConfig.Provider("a", _a.BaseUrl, priority: 2), TestConfig.Provider("b", _b.BaseUrl, priority: 1)],
+            [TestConfig.Provider("a", A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             routing: TestConfig.Routing(hedgeAfterMs: 100));
 
         // Act
@@ -417,6 +401,57 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Equal("a:up:closed:0/0,b:up:closed:0/0", Lines(health));
         // the loser is released before the winner is relayed (the winner's own release may still be on its way)
         Assert.Equal(0, health.RootElement.GetProperty("providers")[0].GetProperty("in_flight").GetInt32());
+    }
+
+    [Fact]
+    public async Task HedgeAfter_OverlappingWaitsCountOnce_TheOverheadHeaderKeepsTheRelaysOwnTime()
+    {
+        // Arrange: the relay's clock jumps only where the test says: +10 s of the relay's own work (as it logs the
+        // request body, before any attempt) and +20 s while A and its hedge B both wait (in B's handler). A holds
+        // its headers until it is given up; hedging after 100 ms.
+        var clock = new ShiftedTimeProvider();
+        A.Handler = async context =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        };
+        B.Handler = context =>
+        {
+            clock.Advance(TimeSpan.FromSeconds(20));
+            return Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
+        };
+        var config = TestConfig.Relay(
+                [TestConfig.Provider("a", A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
+                apiKey: RelayKey,
+                routing: TestConfig.Routing(failoverTimeoutMs: 0, hedgeAfterMs: 100),
+                health: TestConfig.Health())
+            .With(logging: TestConfig.Logging(level: CcRelay.Core.LogLevel.Debug, debugAll: true));
+        await using var relay = await RelayHost.StartAsync(config, timeProvider: clock);
+        relay.Logs.OnLogged = line =>
+        {
+            if (line.EventId == 40)
+            {
+                clock.Advance(TimeSpan.FromSeconds(10)); // DebugRequestBody: the relay's own time
+            }
+        };
+
+        // Act
+        using var response = await SendAsync(relay);
+        var overhead = double.Parse(response.Headers.GetValues("x-cc-relay-overhead-ms").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var line = (await relay.Logs.RequestLinesAsync()).Single();
+
+        // Assert: B answered; the overhead is the relay's own 10 s (plus its real work), the 20 s both attempts
+        // waited is upstream time counted once (counted twice, it would eat the relay's 10 s: overhead 0)
+        Assert.Equal("b", response.Headers.GetValues("x-cc-relay-provider").Single());
+        Assert.Equal(2, line.Fields["attempts"]);
+        Assert.InRange(overhead, 10_000, 15_000);
+        Assert.Equal(overhead, (double)line.Fields["overhead_ms"]!);
+        Assert.True(overhead <= (double)line.Fields["duration_ms"]! - 20_000, $"overhead {overhead} ms, duration {line.Fields["duration_ms"]} ms");
     }
 
     private static async Task<JsonDocument> HealthAsync(RelayHost relay)
@@ -435,12 +470,12 @@ public sealed class FailoverTests : IAsyncLifetime
     public async Task StreamBeginsWithAnErrorEvent_ClientGetsProviderBsStream()
     {
         // Arrange: A answers 200 and its first event (after a ping) is an overloaded error
-        _a.Handler = async context =>
+        A.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, Fake.Ping + Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"from-a"}}"""));
         };
-        _b.Handler = async context =>
+        B.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "from-b") + Fake.MessageEnd());
@@ -456,7 +491,7 @@ public sealed class FailoverTests : IAsyncLifetime
         Assert.Contains("from-b", text);
         Assert.DoesNotContain("from-a", text);
         Assert.Contains("event: message_stop", text);
-        Assert.Single(_a.Requests);
+        Assert.Single(A.Requests);
     }
 
     [Fact]
@@ -464,7 +499,7 @@ public sealed class FailoverTests : IAsyncLifetime
     {
         // Arrange: an invalid_request_error is the request's fault: no other provider would do better
         var error = Fake.Event("error", """{"type":"error","error":{"type":"invalid_request_error","message":"from-a"}}""");
-        _a.Handler = async context =>
+        A.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, error);
@@ -477,7 +512,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert: byte for byte, and B never asked
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(error, await response.Content.ReadAsStringAsync());
-        Assert.Empty(_b.Requests);
+        Assert.Empty(B.Requests);
     }
 
     [Fact]
@@ -485,7 +520,7 @@ public sealed class FailoverTests : IAsyncLifetime
     {
         // Arrange: A starts a stream, then breaks once the client has its first event
         var clientHasFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _a.Handler = async context =>
+        A.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, Fake.MessageStart());
@@ -505,21 +540,21 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert
         Assert.StartsWith("event: message_start\n", first);
         Assert.StartsWith("event: error\n", Assert.Single(rest));
-        Assert.Empty(_b.Requests);
+        Assert.Empty(B.Requests);
     }
 
     [Fact]
     public async Task RateLimitHeadersSayNoRequestsLeft_NextRequestUsesTheOtherKey()
     {
         // Arrange: every answer says its key has no request left this minute
-        _a.Handler = context =>
+        A.Handler = context =>
         {
             context.Response.Headers["anthropic-ratelimit-requests-limit"] = "50";
             context.Response.Headers["anthropic-ratelimit-requests-remaining"] = "0";
             context.Response.Headers["anthropic-ratelimit-requests-reset"] = DateTimeOffset.UtcNow.AddSeconds(60).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             return Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         };
-        await using var relay = await RelayAsync([TestConfig.Provider("a", _a.BaseUrl, keys: ["key-one", "key-two"])]);
+        await using var relay = await RelayAsync([TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"])]);
 
         // Act
         using var first = await SendAsync(relay);
@@ -528,7 +563,7 @@ public sealed class FailoverTests : IAsyncLifetime
         // Assert: no 429 ever, and the second request went out on the other key
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
-        var keys = _a.Requests.Select(r => r.Header("x-api-key")).ToArray();
+        var keys = A.Requests.Select(r => r.Header("x-api-key")).ToArray();
         Assert.Equal(2, keys.Length);
         Assert.NotEqual(keys[0], keys[1]);
     }
