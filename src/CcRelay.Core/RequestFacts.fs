@@ -67,9 +67,9 @@ module RequestFacts =
     let estimateInputTokens (bodyLength: int) : int =
         int ((int64 (max 0 bodyLength) + 3L) / 4L)
 
-    /// Reads the facts of a body. The whole body is validated as JSON (UTF-8 included); nothing is allocated but
-    /// the model string.
-    let inspect (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
+    /// Reads the facts of a body with `Utf8JsonReader`: the whole body is validated as JSON (UTF-8 included);
+    /// nothing is allocated but the model string. The reference for `inspect`'s fast path, and its fallback.
+    let inspectWithReader (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
         let mutable reader = Utf8JsonReader(body, readerOptions)
         let mutable model: string | null = null
         let mutable modelStart = -1
@@ -195,6 +195,413 @@ module RequestFacts =
                     FirstMessageStart = firstStart
                     FirstMessageLength = firstLength
                 }
+
+    // ---------------------------
+    // Fast path
+    // ---------------------------
+
+    // Bytes that end a run of plain string content: the closing quote, an escape, a control character.
+    let private stringStops =
+        Buffers.SearchValues.Create(ReadOnlySpan [| yield '"'B; yield '\\'B; for b in 0uy .. 31uy -> b |])
+
+    let private trueLiteral: byte array = "true"B
+    let private falseLiteral: byte array = "false"B
+    let private nullLiteral: byte array = "null"B
+
+    let private isHex (b: byte) =
+        (b >= '0'B && b <= '9'B) || (b >= 'a'B && b <= 'f'B) || (b >= 'A'B && b <= 'F'B)
+
+    let private isDigit (b: byte) = b >= '0'B && b <= '9'B
+
+    let private isSpace (b: byte) =
+        b = ' 'B || b = '\n'B || b = '\r'B || b = '\t'B
+
+    /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes;
+    /// -1 when it is not a valid JSON string. Plain runs are skipped with a vectorised search.
+    let private scanString (body: ReadOnlySpan<byte>) (start: int) : struct (int * bool) =
+        let mutable i = start + 1
+        let mutable result = -2
+        let mutable escaped = false
+
+        while result = -2 do
+            let k = body.Slice(i).IndexOfAny(stringStops)
+
+            if k < 0 then
+                result <- -1
+            else
+                let j = i + k
+
+                if body[j] = '"'B then
+                    result <- j + 1
+                elif body[j] = '\\'B && j + 1 < body.Length then
+                    escaped <- true
+
+                    match body[j + 1] with
+                    | '"'B
+                    | '\\'B
+                    | '/'B
+                    | 'b'B
+                    | 'f'B
+                    | 'n'B
+                    | 'r'B
+                    | 't'B -> i <- j + 2
+                    | 'u'B when
+                        j + 5 < body.Length
+                        && isHex body[j + 2]
+                        && isHex body[j + 3]
+                        && isHex body[j + 4]
+                        && isHex body[j + 5]
+                        ->
+                        i <- j + 6
+                    | _ -> result <- -1
+                else
+                    result <- -1
+
+        struct (result, escaped)
+
+    /// The end (exclusive) of the number starting at `start` (RFC 8259's grammar), or -1.
+    let private scanNumber (body: ReadOnlySpan<byte>) (start: int) : int =
+        let n = body.Length
+        let mutable i = start
+
+        if i < n && body[i] = '-'B then
+            i <- i + 1
+
+        if i >= n || not (isDigit body[i]) then
+            -1
+        else
+            if body[i] = '0'B then
+                i <- i + 1
+            else
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            let mutable ok = true
+
+            if i < n && body[i] = '.'B then
+                i <- i + 1
+                ok <- i < n && isDigit body[i]
+
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            if ok && i < n && (body[i] = 'e'B || body[i] = 'E'B) then
+                i <- i + 1
+
+                if i < n && (body[i] = '+'B || body[i] = '-'B) then
+                    i <- i + 1
+
+                ok <- i < n && isDigit body[i]
+
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            if ok then i else -1
+
+    /// The key a value belongs to, among those `inspect` looks at.
+    [<RequireQualifiedAccess>]
+    type private Key =
+        | Other
+        | Model
+        | Stream
+        | MaxTokens
+        | BlockType
+        | BlockSignature
+
+    [<Literal>]
+    let private FastMaxDepth = 64
+
+    /// The scan's state: where it is, what it has read.
+    [<Struct; NoEquality; NoComparison>]
+    type private Scan = {
+        mutable At: int
+        mutable Ok: bool
+        /// Open containers (the root included) and whether each is an array.
+        mutable Depth: int
+        Arrays: bool array
+        /// 0: a value; 1: a key or '}' (object just opened); 2: a key; 3: ',' or the end; 4: a value or ']'
+        mutable Expect: int
+        mutable RootDone: bool
+        mutable Key: Key
+        mutable Model: string | null
+        mutable ModelStart: int
+        mutable ModelLength: int
+        mutable ModelBad: bool
+        mutable Stream: bool
+        mutable MaxTokens: int
+        mutable InMessages: bool
+        mutable MessageCount: int
+        mutable FirstStart: int
+        mutable FirstLength: int
+        mutable BlockThinking: bool
+        mutable BlockSigned: bool
+        mutable Signatures: bool
+    }
+
+    /// What a value at [start, stop) of `kind` ('s' string, 'n' number, 't' true, 'o' anything else) means
+    /// for the key it belongs to, exactly as `inspectWithReader` reads it.
+    let private valueFor
+        (body: ReadOnlySpan<byte>)
+        (s: byref<Scan>)
+        (kind: char)
+        (start: int)
+        (stop: int)
+        (escaped: bool)
+        : unit =
+        match s.Key with
+        | Key.Other -> ()
+        | Key.Model ->
+            if isNull s.Model && not s.ModelBad then
+                if kind <> 's' then
+                    s.ModelBad <- true
+                elif escaped then
+                    s.Ok <- false // decoding escapes is the reader's job
+                elif stop - start = 2 then
+                    s.ModelBad <- true
+                else
+                    s.Model <- Text.Encoding.UTF8.GetString(body.Slice(start + 1, stop - start - 2))
+                    s.ModelStart <- start
+                    s.ModelLength <- stop - start
+        | Key.Stream -> s.Stream <- kind = 't'
+        | Key.MaxTokens ->
+            if kind = 'n' then
+                let token = body.Slice(start, stop - start)
+                let mutable value = 0
+                let mutable consumed = 0
+
+                if
+                    Buffers.Text.Utf8Parser.TryParse(token, &value, &consumed)
+                    && consumed = token.Length
+                    && value > 0
+                then
+                    s.MaxTokens <- value
+        | Key.BlockType ->
+            if kind = 's' then
+                if escaped then
+                    s.Ok <- false
+                else
+                    let text = body.Slice(start + 1, stop - start - 2)
+
+                    if
+                        text.SequenceEqual(ReadOnlySpan thinkingName)
+                        || text.SequenceEqual(ReadOnlySpan redactedThinkingName)
+                    then
+                        s.BlockThinking <- true
+        | Key.BlockSignature ->
+            if kind = 's' && stop - start > 2 then
+                s.BlockSigned <- true
+
+        s.Key <- Key.Other
+
+    /// A key (its opening quote at `s.At`), its colon; what it is, for the value that follows.
+    let private readKey (body: ReadOnlySpan<byte>) (s: byref<Scan>) : unit =
+        let struct (stop, escaped) = scanString body s.At
+
+        if stop < 0 then
+            s.Ok <- false
+        else
+            let name = body.Slice(s.At + 1, stop - s.At - 2)
+
+            if s.Depth = 1 then
+                if escaped then
+                    s.Ok <- false
+                else
+                    s.InMessages <- name.SequenceEqual(ReadOnlySpan messagesName)
+
+                    s.Key <-
+                        if name.SequenceEqual(ReadOnlySpan modelName) then
+                            Key.Model
+                        elif name.SequenceEqual(ReadOnlySpan streamName) then
+                            Key.Stream
+                        elif name.SequenceEqual(ReadOnlySpan maxTokensName) then
+                            Key.MaxTokens
+                        else
+                            Key.Other
+            elif s.InMessages && s.Depth = 5 then
+                if escaped then
+                    s.Ok <- false
+                else
+                    s.Key <-
+                        if name.SequenceEqual(ReadOnlySpan typeName) then
+                            Key.BlockType
+                        elif
+                            name.SequenceEqual(ReadOnlySpan signatureName)
+                            || name.SequenceEqual(ReadOnlySpan dataName)
+                        then
+                            Key.BlockSignature
+                        else
+                            Key.Other
+
+            let mutable i = stop
+
+            while i < body.Length && isSpace body[i] do
+                i <- i + 1
+
+            if i < body.Length && body[i] = ':'B then
+                s.At <- i + 1
+                s.Expect <- 0
+            else
+                s.Ok <- false
+
+    /// The container open at `s.At` ('{' or '[').
+    let private openContainer (s: byref<Scan>) (isArray: bool) : unit =
+        if s.Depth >= FastMaxDepth || (s.Depth = 0 && isArray) then
+            s.Ok <- false
+        else
+            // messages[i] objects sit at depth 2, their content blocks at depth 4
+            if not isArray && s.InMessages then
+                if s.Depth = 2 then
+                    if s.MessageCount = 0 then
+                        s.FirstStart <- s.At
+
+                    s.MessageCount <- s.MessageCount + 1
+                elif s.Depth = 4 then
+                    s.BlockThinking <- false
+                    s.BlockSigned <- false
+
+            // a container is "anything else" to the key it is the value of
+            s.Key <-
+                match s.Key with
+                | Key.Model when isNull s.Model && not s.ModelBad ->
+                    s.ModelBad <- true
+                    Key.Other
+                | Key.Stream ->
+                    s.Stream <- false
+                    Key.Other
+                | _ -> Key.Other
+
+            s.Depth <- s.Depth + 1
+            s.Arrays[s.Depth] <- isArray
+            s.Expect <- if isArray then 4 else 1
+            s.At <- s.At + 1
+
+    /// The container closing at `s.At` with `b` ('}' or ']').
+    let private closeContainer (s: byref<Scan>) (b: byte) : unit =
+        if s.Depth = 0 || (b = ']'B) <> s.Arrays[s.Depth] then
+            s.Ok <- false
+        else
+            s.Depth <- s.Depth - 1
+
+            if b = '}'B && s.InMessages then
+                if s.Depth = 2 && s.MessageCount = 1 && s.FirstLength = 0 then
+                    s.FirstLength <- s.At + 1 - s.FirstStart
+                elif s.Depth = 4 && s.BlockThinking && s.BlockSigned then
+                    s.Signatures <- true
+
+            s.At <- s.At + 1
+            s.Expect <- 3
+            s.RootDone <- s.Depth = 0
+
+    /// A string, number or literal value at `s.At`.
+    let private readScalar (body: ReadOnlySpan<byte>) (s: byref<Scan>) (b: byte) : unit =
+        if b = '"'B then
+            let struct (stop, escaped) = scanString body s.At
+
+            if stop < 0 then
+                s.Ok <- false
+            else
+                valueFor body &s 's' s.At stop escaped
+                s.At <- stop
+                s.Expect <- 3
+        elif b = 't'B || b = 'f'B || b = 'n'B then
+            let literal =
+                if b = 't'B then trueLiteral
+                elif b = 'f'B then falseLiteral
+                else nullLiteral
+
+            if body.Slice(s.At).StartsWith(ReadOnlySpan literal) then
+                valueFor body &s (if b = 't'B then 't' else 'o') s.At (s.At + literal.Length) false
+                s.At <- s.At + literal.Length
+                s.Expect <- 3
+            else
+                s.Ok <- false
+        else
+            let stop = scanNumber body s.At
+
+            if stop < 0 then
+                s.Ok <- false
+            else
+                valueFor body &s 'n' s.At stop false
+                s.At <- stop
+                s.Expect <- 3
+
+    /// The facts of a well-formed request in one pass without a tokenizer: string contents are skipped by a
+    /// vectorised search, and only the keys and values `inspect` looks at are compared. ValueNone for anything
+    /// else (not JSON, no usable model, escapes in a key or value it compares, deep nesting): `inspect` then
+    /// reads the body with `Utf8JsonReader`, which says exactly what is wrong. Whenever this answers, it gives
+    /// the reader's facts (a property test holds the two together).
+    let tryFast (body: ReadOnlySpan<byte>) : RequestFacts voption =
+        let mutable s = {
+            At = 0
+            Ok = true
+            Depth = 0
+            Arrays = Array.zeroCreate (FastMaxDepth + 1)
+            Expect = 0
+            RootDone = false
+            Key = Key.Other
+            Model = null
+            ModelStart = -1
+            ModelLength = 0
+            ModelBad = false
+            Stream = false
+            MaxTokens = 0
+            InMessages = false
+            MessageCount = 0
+            FirstStart = -1
+            FirstLength = 0
+            BlockThinking = false
+            BlockSigned = false
+            Signatures = false
+        }
+
+        while s.Ok && s.At < body.Length do
+            let b = body[s.At]
+
+            if isSpace b then
+                s.At <- s.At + 1
+            elif s.RootDone then
+                s.Ok <- false
+            else
+                match s.Expect with
+                | 1 when b = '}'B -> closeContainer &s b
+                | 1
+                | 2 -> if b = '"'B then readKey body &s else s.Ok <- false
+                | 3 ->
+                    if b = ','B && s.Depth > 0 then
+                        s.At <- s.At + 1
+                        s.Expect <- if s.Arrays[s.Depth] then 0 else 2
+                    elif b = '}'B || b = ']'B then
+                        closeContainer &s b
+                    else
+                        s.Ok <- false
+                | 4 when b = ']'B -> closeContainer &s b
+                | _ ->
+                    if b = '{'B || b = '['B then openContainer &s (b = '['B)
+                    elif s.Depth = 0 then s.Ok <- false
+                    else readScalar body &s b
+
+        match s.Model with
+        | NonNull model when s.Ok && s.RootDone && not s.ModelBad && Text.Unicode.Utf8.IsValid body ->
+            ValueSome {
+                Model = model
+                ModelTokenStart = s.ModelStart
+                ModelTokenLength = s.ModelLength
+                Stream = s.Stream
+                MaxTokens = s.MaxTokens
+                EstimatedInputTokens = estimateInputTokens body.Length
+                ThinkingSignatures = s.Signatures
+                FirstMessageStart = s.FirstStart
+                FirstMessageLength = s.FirstLength
+            }
+        | _ -> ValueNone
+
+    /// Reads the facts of a body. The whole body is validated as JSON (UTF-8 included); nothing is allocated but
+    /// the model string. A well-formed request takes the fast path; anything else is read (and refused, with the
+    /// reader's own words) by `inspectWithReader`.
+    let inspect (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
+        match tryFast body with
+        | ValueSome facts -> Ok facts
+        | ValueNone -> inspectWithReader body
 
     /// The body with its `model` value replaced by `model`; every other byte is kept as it was.
     let withModel (body: ReadOnlySpan<byte>) (facts: RequestFacts) (model: string) : byte array =

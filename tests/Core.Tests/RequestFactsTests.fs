@@ -251,3 +251,47 @@ let ``inspect locates the first message`` () =
 
     let none = facts """{"model":"m","messages":[]}"""
     Assert.Equal(-1, none.FirstMessageStart)
+
+// ---------------------------
+// The fast path
+// ---------------------------
+
+/// A Claude Code turn: system blocks, tools, a signed thinking block replayed, escapes in the text it skips.
+let private claudeCodeTurn =
+    """{"model":"claude-sonnet-4-6","max_tokens":32000,"stream":true,
+  "system":[{"type":"text","text":"You are Claude Code.\nUse the tools.\t\"Be precise.\" \u00e9\ud83d\ude00","cache_control":{"type":"ephemeral"}}],
+  "tools":[{"name":"Read","description":"Reads a file.\n","input_schema":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}],
+  "messages":[
+    {"role":"user","content":[{"type":"text","text":"Fix the \"failing\" test in src\\Core."}]},
+    {"role":"assistant","content":[{"type":"thinking","thinking":"Let me look.","signature":"EqQBCkYIBxgCKkB"},{"type":"tool_use","id":"toolu_01","name":"Read","input":{"path":"src/Routing.fs"}}]},
+    {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01","content":"let order = ...\n"}]}
+  ],
+  "metadata":{"user_id":"user_abc"},"thinking":{"type":"enabled","budget_tokens":31999},"temperature":1.0e0}"""
+
+[<Fact>]
+let ``a Claude Code turn takes the fast path, with the reader's facts`` () =
+    let body = bytes claudeCodeTurn
+    let fast = RequestFacts.tryFast (ReadOnlySpan body)
+
+    match RequestFacts.inspectWithReader (ReadOnlySpan body) with
+    | Ok expected ->
+        Assert.Equal(ValueSome expected, fast)
+        Assert.True(expected.ThinkingSignatures)
+        Assert.Equal(32000, expected.MaxTokens)
+        Assert.True(expected.Stream)
+        Assert.True(expected.FirstMessageStart > 0 && expected.FirstMessageLength > 0)
+    | Error e -> failwith $"%A{e}"
+
+[<Theory>]
+[<InlineData("""{"m\u006fdel":"x"}""")>] // an escaped key the fast path would have to decode
+[<InlineData("""{"model":"cl\u0061ude"}""")>] // an escaped model
+[<InlineData("""{"model":"x","a":[1,2,]}""")>] // a trailing comma
+[<InlineData("""{"model":"x"} {}""")>] // a second value
+[<InlineData("""{"model":"x","n":01}""")>] // a leading zero
+[<InlineData("""{"model":"x","s":"a	b"}""")>] // a raw tab inside a string
+[<InlineData("""{"model":""}""")>] // an empty model
+[<InlineData("""[{"model":"x"}]""")>] // not an object
+let ``anything unusual is left to the reader, which gives its own verdict`` (text: string) =
+    let body = bytes text
+    Assert.Equal(ValueNone, RequestFacts.tryFast (ReadOnlySpan body))
+    Assert.Equal(RequestFacts.inspectWithReader (ReadOnlySpan body), inspectBytes body)

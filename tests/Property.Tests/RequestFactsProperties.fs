@@ -231,3 +231,105 @@ let ``inspect answers every body with a verdict, never an exception`` () =
         |> Check.arb
 
     Check.quick 1000 (Prop.forAll anyBytes (fun body -> inspectBytes body |> ignore))
+
+// ---------------------------
+// The fast path and the reader agree
+// ---------------------------
+
+/// `messages` as Claude Code sends them: turns whose `content` holds text, tool and thinking blocks, the
+/// thinking ones signed (or with `data`) or not, with keys in any order and random extras.
+let private messagesValue: FsCheck.Gen<Json> =
+    let block =
+        gen {
+            let! kind =
+                Gen.elements [ "thinking"; "redacted_thinking"; "text"; "tool_use"; "thinkingX"; "" ]
+
+            let! signature = Gen.elements [ None; Some ""; Some "sig-EqWb"; Some "c2lnbmF0dXJl" ]
+            let! signatureKey = Gen.elements [ "signature"; "data"; "signatures" ]
+            let! extra = Gen.sized jsonValue |> Gen.resize 4
+
+            let members =
+                [ "type", JString kind; "text", extra ]
+                @ (match signature with
+                   | Some s -> [ signatureKey, JString s ]
+                   | None -> [])
+
+            let! shuffled = Gen.shuffle (Array.ofList members)
+            return JObject(List.ofArray shuffled)
+        }
+
+    let turn =
+        gen {
+            let! role = Gen.elements [ "user"; "assistant" ]
+            let! blocks = Gen.listOf block |> Gen.resize 3
+            let! asText = Gen.frequency [ 4, Gen.constant false; 1, Gen.constant true ]
+            let content = if asText then JString "plain text turn" else JArray blocks
+            return JObject [ "role", JString role; "content", content ]
+        }
+
+    Gen.listOf turn |> Gen.resize 4 |> Gen.map JArray
+
+/// A request with `messages` among its other members, the model and sometimes `max_tokens` and `stream`.
+let private claudeCodeBody: FsCheck.Gen<byte array> =
+    gen {
+        let! json, _ = requestBody
+        let! messages = messagesValue
+
+        let! maxTokens =
+            Gen.elements [ None; Some "32000"; Some "0"; Some "-5"; Some "1.5"; Some "99999999999" ]
+
+        let members =
+            match json with
+            | JObject members -> members
+            | other -> [ "x", other ]
+
+        let extras =
+            [ "messages", messages ]
+            @ (match maxTokens with
+               | Some n -> [ "max_tokens", JNumber n ]
+               | None -> [])
+
+        let! at = Gen.choose (0, members.Length)
+        let before, after = List.splitAt at members
+        let! text = renderJson (JObject(before @ extras @ after))
+        return Encoding.UTF8.GetBytes text
+    }
+
+/// A Claude-Code-like body, or one broken in one of the ways a client or a network can break it.
+let private anyRequestBytes: FsCheck.Gen<byte array> =
+    gen {
+        let! body = claudeCodeBody
+
+        return!
+            Gen.frequency [
+                3, Gen.constant body
+                1, Gen.choose (0, body.Length - 1) |> Gen.map (fun cut -> body[.. cut - 1])
+                1,
+                Gen.zip (Gen.choose (0, body.Length - 1)) (Gen.elements ("{}[]\",:\\ 0-etrufalsn\u0001x".ToCharArray()))
+                |> Gen.map (fun (at, c) ->
+                    let copy = Array.copy body
+                    copy[at] <- byte c
+                    copy)
+                1,
+                Gen.zip
+                    (Gen.choose (0, body.Length))
+                    (Gen.elements [ "\\ud800"; "\\u00"; "\\x"; ","; "]"; "}"; " 01"; "1." ])
+                |> Gen.map (fun (at, junk) -> Array.concat [ body[.. at - 1]; Encoding.UTF8.GetBytes junk; body[at..] ])
+            ]
+    }
+
+[<Fact>]
+let ``inspect gives exactly what the reader gives, for any body`` () =
+    Check.quick
+        1000
+        (Prop.forAll (Check.arb anyRequestBytes) (fun body ->
+            Assert.Equal(RequestFacts.inspectWithReader (ReadOnlySpan body), inspectBytes body)))
+
+[<Fact>]
+let ``the fast path answers only with the reader's facts`` () =
+    Check.quick
+        1000
+        (Prop.forAll (Check.arb anyRequestBytes) (fun body ->
+            match RequestFacts.tryFast (ReadOnlySpan body) with
+            | ValueSome facts -> Assert.Equal(Ok facts, RequestFacts.inspectWithReader (ReadOnlySpan body))
+            | ValueNone -> ()))
