@@ -22,6 +22,15 @@ open System.Text.Json
 [<RequireQualifiedAccess>]
 module Affinity =
 
+    // NOTE: a byte-string literal builds a new array every time it is evaluated; the readers below compare
+    // names at every property, so the names are built once here.
+    let private messageName: byte array = "message"B
+    let private messagesName: byte array = "messages"B
+    let private contentName: byte array = "content"B
+    let private typeName: byte array = "type"B
+    let private thinkingName: byte array = "thinking"B
+    let private redactedThinkingName: byte array = "redacted_thinking"B
+
     let private fnv (seed: uint64) (bytes: ReadOnlySpan<byte>) : uint64 =
         let mutable hash = seed
 
@@ -58,7 +67,7 @@ module Affinity =
                 if
                     reader.TokenType = JsonTokenType.PropertyName
                     && reader.CurrentDepth = 2
-                    && reader.ValueTextEquals "message"B
+                    && reader.ValueTextEquals(ReadOnlySpan messageName)
                 then
                     reader.Read() |> ignore
 
@@ -106,7 +115,8 @@ module Affinity =
                 let depth = reader.CurrentDepth
 
                 match reader.TokenType with
-                | JsonTokenType.PropertyName when depth = 1 -> inMessages <- reader.ValueTextEquals "messages"B
+                | JsonTokenType.PropertyName when depth = 1 ->
+                    inMessages <- reader.ValueTextEquals(ReadOnlySpan messagesName)
                 | JsonTokenType.StartArray when depth = 1 && inMessages -> arrayStart <- int reader.TokenStartIndex
                 | JsonTokenType.EndArray when depth = 1 && inMessages ->
                     arrayEnd <- int reader.BytesConsumed
@@ -127,7 +137,7 @@ module Affinity =
                     match current with
                     | Some m -> m.End <- int reader.BytesConsumed
                     | None -> ()
-                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals "content"B ->
+                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals(ReadOnlySpan contentName) ->
                     reader.Read() |> ignore
 
                     match current with
@@ -152,13 +162,13 @@ module Affinity =
 
                         any <- any || blockThinking
                     | None -> ()
-                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals "type"B ->
+                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals(ReadOnlySpan typeName) ->
                     reader.Read() |> ignore
 
                     blockThinking <-
                         reader.TokenType = JsonTokenType.String
-                        && (reader.ValueTextEquals "thinking"B
-                            || reader.ValueTextEquals "redacted_thinking"B)
+                        && (reader.ValueTextEquals(ReadOnlySpan thinkingName)
+                            || reader.ValueTextEquals(ReadOnlySpan redactedThinkingName))
                 | JsonTokenType.String
                 | JsonTokenType.Number
                 | JsonTokenType.True

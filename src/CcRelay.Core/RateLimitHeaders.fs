@@ -119,28 +119,51 @@ module RateLimitHeaders =
             | true, n -> Some n
             | _ -> None
 
-    let private window (wallNow: DateTimeOffset) (lookup: string -> string | null) (kind: string) =
+    /// The three header names of one window, built once: parsing runs on every upstream answer.
+    [<Struct>]
+    type private WindowNames = {
+        Limit: string
+        Remaining: string
+        Reset: string
+    }
+
+    let private names (kind: string) : WindowNames =
         let prefix = "anthropic-ratelimit-" + kind
 
         {
-            Limit = number (lookup (prefix + "-limit")) |> Option.filter (fun n -> n > 0L)
-            Remaining = number (lookup (prefix + "-remaining"))
+            Limit = prefix + "-limit"
+            Remaining = prefix + "-remaining"
+            Reset = prefix + "-reset"
+        }
+
+    let private requestsNames = names "requests"
+    let private tokensNames = names "tokens"
+    let private inputTokensNames = names "input-tokens"
+    let private outputTokensNames = names "output-tokens"
+
+    let private window (wallNow: DateTimeOffset) (lookup: string -> string | null) (names: WindowNames) =
+        match lookup names.Limit, lookup names.Remaining, lookup names.Reset with
+        // most answers (every non-Anthropic upstream) carry none: share the empty window
+        | null, null, null -> emptyWindow
+        | limit, remaining, reset -> {
+            Limit = number limit |> Option.filter (fun n -> n > 0L)
+            Remaining = number remaining
             ResetIn =
-                match lookup (prefix + "-reset") with
+                match reset with
                 | null -> None
                 | text ->
                     tryParseRfc3339 text
                     |> Option.map (fun reset -> max TimeSpan.Zero (reset - wallNow))
-        }
+          }
 
     /// Parses the headers of one response. `lookup` returns a header's value (null when absent; header
     /// names are passed in lower case); `wallNow` is the wall-clock time of the response, against which
     /// the RFC 3339 resets and HTTP-dates are measured.
     let parse (wallNow: DateTimeOffset) (lookup: string -> string | null) : RateLimitHeaders = {
-        Requests = window wallNow lookup "requests"
-        Tokens = window wallNow lookup "tokens"
-        InputTokens = window wallNow lookup "input-tokens"
-        OutputTokens = window wallNow lookup "output-tokens"
+        Requests = window wallNow lookup requestsNames
+        Tokens = window wallNow lookup tokensNames
+        InputTokens = window wallNow lookup inputTokensNames
+        OutputTokens = window wallNow lookup outputTokensNames
         RetryAfter = tryParseRetryAfter wallNow (lookup "retry-after")
     }
 

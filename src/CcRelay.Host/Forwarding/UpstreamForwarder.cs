@@ -278,13 +278,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
         var debug = snapshot.Config.Logging.DebugOptions;
         using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
-        var (end, reason, tap) = await SseRelay.RelayAsync(
-            upstreamBody,
-            context.Response,
-            () => context.RequestAborted.IsCancellationRequested,
-            bytes => record.BytesOut += bytes,
-            cancellationToken,
-            capture);
+        var (end, reason, tap) = await SseRelay.RelayAsync(upstreamBody, context, record, cancellationToken, capture);
 
         var answer = UsageModule.ofTap(tap);
         Answered(snapshot, plan, record, answer);
@@ -422,9 +416,16 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 continue;
             }
 
-            if (!request.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value))
+            // one value (the usual case) goes in as a string: the IEnumerable overload would box the StringValues
+            var values = header.Value;
+            var added = values.Count == 1
+                ? request.Headers.TryAddWithoutValidation(header.Key, values.ToString())
+                : request.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)values);
+            if (!added)
             {
-                request.Content.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
+                _ = values.Count == 1
+                    ? request.Content.Headers.TryAddWithoutValidation(header.Key, values.ToString())
+                    : request.Content.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)values);
             }
         }
 

@@ -14,6 +14,7 @@ namespace CcRelay.Host.Logging;
 public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptions>
 {
     private static readonly string ConsoleProvider = typeof(ConsoleLoggerProvider).FullName!;
+    private const string HostingDiagnostics = "Microsoft.AspNetCore.Hosting.Diagnostics";
     private static readonly string FileProvider = typeof(FileLoggerProvider).FullName!;
     private volatile LoggingConfig _current;
     private CancellationTokenSource _changed = new();
@@ -71,6 +72,14 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
     /// <summary>Whether a line of <paramref name="level"/> in <paramref name="category"/> is written.</summary>
     public bool Allows(string? category, MsLogLevel level)
     {
+        // NOTE: ASP.NET Core's hosting starts an Activity and a logging scope for every request as soon as this
+        // category is enabled at any level (it checks Critical). The relay writes its own request line and
+        // starts its own spans, so nobody reads them; at 1,000 open streams they cost ~0.6 KB per stream.
+        if (string.Equals(category, HostingDiagnostics, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
         var minimum = ToMicrosoft(_current.Level);
         // the framework's own chatter stays at warnings and above, whatever the relay's level
         if (category is not null && (category.StartsWith("Microsoft", StringComparison.Ordinal) || category.StartsWith("System", StringComparison.Ordinal)))
