@@ -21,7 +21,7 @@ internal sealed class MessagesEndpoint(
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger)
 {
-    public async Task HandleAsync(HttpContext context)
+    public Task HandleAsync(HttpContext context)
     {
         // :: Step 1: read — clock, snapshot, request id, body
         var timing = RelayResponseHeaders.Stamp(context, timeProvider);
@@ -38,14 +38,10 @@ internal sealed class MessagesEndpoint(
 
         metrics.RequestStarted();
         var span = RelayTracing.StartRequest(context, record.RequestId);
-        try
-        {
-            await HandleAsync(context, snapshot, record);
-        }
-        finally
-        {
-            Complete(context, record, span);
-        }
+
+        // NOTE: one async method per request, not a wrapper around another: each level's state machine would
+        // live as long as a stream does
+        return HandleAsync(context, snapshot, record, span);
     }
 
     /// <summary>:: Step 9: account — metrics, the request span, and one line per request, after the response is done.</summary>
@@ -94,63 +90,70 @@ internal sealed class MessagesEndpoint(
             record.BytesOut);
     }
 
-    private async Task HandleAsync(HttpContext context, RelaySnapshot snapshot, RequestRecord record)
+    private async Task HandleAsync(HttpContext context, RelaySnapshot snapshot, RequestRecord record, Activity? span)
     {
-        var request = context.Request;
-        var server = snapshot.Config.Server;
-
-        using var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
-        if (body is null)
+        try
         {
-            await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
-            return;
+            var request = context.Request;
+            var server = snapshot.Config.Server;
+
+            using var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
+            if (body is null)
+            {
+                await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
+                return;
+            }
+
+            record.BytesIn = body.Length;
+
+            // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
+            var apiKey = request.Headers["x-api-key"].ToString();
+            var authorization = request.Headers.Authorization.ToString();
+            var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
+            if (record.Detailed)
+            {
+                record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
+            }
+
+            if (verdict is AuthVerdict.Denied denied)
+            {
+                await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
+                return;
+            }
+
+            var forward = ((AuthVerdict.Allowed)verdict).Forward;
+            var debug = snapshot.Config.Logging.DebugOptions;
+            if (DebugLog.IsOn(logger, debug.LogRequestBody))
+            {
+                Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
+            }
+
+            // :: Step 3: inspect — one pass over the body, never re-serialised
+            var inspected = RequestFactsModule.inspect(body.Span);
+            if (inspected.IsError)
+            {
+                await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
+                return;
+            }
+
+            var facts = inspected.ResultValue;
+            record.Model = facts.Model;
+            record.Stream = facts.Stream;
+
+            // :: Step 4: plan — where the request goes
+            if (snapshot.Candidates.IsEmpty)
+            {
+                await RejectAsync(context, record, ErrorType.Overloaded, "no enabled provider is configured", StatusCodes.Status503ServiceUnavailable);
+                return;
+            }
+
+            // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
+            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
         }
-
-        record.BytesIn = body.Length;
-
-        // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
-        var apiKey = request.Headers["x-api-key"].ToString();
-        var authorization = request.Headers.Authorization.ToString();
-        var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
-        if (record.Detailed)
+        finally
         {
-            record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
+            Complete(context, record, span);
         }
-
-        if (verdict is AuthVerdict.Denied denied)
-        {
-            await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
-            return;
-        }
-
-        var forward = ((AuthVerdict.Allowed)verdict).Forward;
-        var debug = snapshot.Config.Logging.DebugOptions;
-        if (DebugLog.IsOn(logger, debug.LogRequestBody))
-        {
-            Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
-        }
-
-        // :: Step 3: inspect — one pass over the body, never re-serialised
-        var inspected = RequestFactsModule.inspect(body.Span);
-        if (inspected.IsError)
-        {
-            await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
-            return;
-        }
-
-        var facts = inspected.ResultValue;
-        record.Model = facts.Model;
-        record.Stream = facts.Stream;
-
-        // :: Step 4: plan — where the request goes
-        if (snapshot.Candidates.IsEmpty)
-        {
-            await RejectAsync(context, record, ErrorType.Overloaded, "no enabled provider is configured", StatusCodes.Status503ServiceUnavailable);
-            return;
-        }
-
-        // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-        await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

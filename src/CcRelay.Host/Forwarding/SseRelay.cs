@@ -2,6 +2,7 @@ using System.Buffers;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -32,7 +33,8 @@ internal static class SseRelay
     private const int ReadBufferSize = 1024;
 
     /// <summary>
-    /// Relays the stream; returns how it ended and what its usage tap read (usage, model, stop reason,
+    /// Starts the response (buffering off, <c>X-Accel-Buffering: no</c>, headers flushed at once) and relays the
+    /// stream; returns how it ended and what its usage tap read (usage, model, stop reason,
     /// <c>message_stop</c>, errors). Written bytes are added to <paramref name="record"/>. With
     /// <paramref name="capture"/> (debug logging only), the first events are also copied there, up to its limit.
     /// </summary>
@@ -44,6 +46,14 @@ internal static class SseRelay
         BodyCapture? capture = null)
     {
         var response = context.Response;
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.StartAsync(cancellationToken);
+
+        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
+        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
+        await response.BodyWriter.FlushAsync(cancellationToken);
+
         var tap = UsageModule.emptyTap;
         var end = StreamEnd.Completed;
         var reason = "";
