@@ -214,4 +214,45 @@ public sealed class StreamingTests : IAsyncLifetime
 
         Assert.Equal(body, await response.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task Stream_EventsSplitAcrossUpstreamWrites_EachReachesClientWholeAndInOrder()
+    {
+        // Arrange: every upstream write ends in the middle of the next event (the relay must keep that tail,
+        // send only whole events, and join the tail with the next write); the next write waits until the
+        // client has the last whole event, so each write is surely a read of its own.
+        var body = Fake.MessageStart()
+            + string.Concat(Enumerable.Range(0, 4).Select(i => Fake.TextBlock(i, new string((char)('a' + i), 700 * (i + 1)))))
+            + Fake.MessageEnd();
+        var events = body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e + "\n\n").ToArray();
+        var received = Enumerable.Range(0, events.Length).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            var tail = "";
+            for (var i = 0; i < events.Length; i++)
+            {
+                // this event (minus what the last write already sent) and the first part of the next one
+                var next = i + 1 < events.Length ? events[i + 1][..(events[i + 1].Length / 2)] : "";
+                await Fake.WriteAsync(context, events[i][tail.Length..] + next);
+                tail = next;
+                await received[i].Task.WaitAsync(Bound);
+            }
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var reader = new SseClientReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var got = new List<string>();
+        for (var i = 0; i < events.Length; i++)
+        {
+            got.Add(await reader.NextAsync(timeout.Token) ?? "");
+            received[i].SetResult();
+        }
+
+        // Assert: whole events, in order, nothing added
+        Assert.Equal(events, got);
+        Assert.Empty(await reader.RestAsync(timeout.Token));
+    }
 }

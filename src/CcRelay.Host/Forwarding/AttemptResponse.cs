@@ -1,5 +1,8 @@
 using System.Net.Http.Headers;
+using System.Diagnostics;
 using CcRelay.Core;
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Observability;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -33,9 +36,11 @@ internal sealed class AttemptResponse(
     HttpResponseMessage response,
     UpstreamBodyContent content,
     CancellationTokenSource cancellation,
-    TimeSpan firstByte) : IDisposable
+    TimeSpan firstByte,
+    RelayMetrics metrics,
+    Activity? span) : IDisposable
 {
-    private Action<MetricOutcome, AnswerUsage?, string?>? _onEnd;
+    private int _ended;
 
     public UpstreamPlan Plan { get; } = plan;
 
@@ -77,15 +82,19 @@ internal sealed class AttemptResponse(
     /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
     public string KeyId { get; init; } = "-";
 
-    /// <summary>Counts the attempt and ends its span; set by <see cref="UpstreamForwarder.SendAsync"/>.</summary>
-    public Action<MetricOutcome, AnswerUsage?, string?>? OnEnd { get => _onEnd; set => _onEnd = value; }
-
     /// <summary>
     /// Accounts for the attempt (metrics, span) once: with how its relay ended, or, for an answer that is
     /// discarded (retried, replaced, lost a hedge), with what its status says.
     /// </summary>
-    public void End(MetricOutcome outcome, AnswerUsage? answer = null, string? error = null) =>
-        Interlocked.Exchange(ref _onEnd, null)?.Invoke(outcome, answer, error);
+    public void End(MetricOutcome outcome, AnswerUsage? answer = null, string? error = null)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) == 0)
+        {
+            // :: Step 9: account for the attempt
+            metrics.RecordAttempt(Plan.Provider.Name, outcome);
+            RelayTracing.EndAttempt(span, Status, answer, error, outcome);
+        }
+    }
 
     /// <summary>Accounts for an answer that will not be relayed as it stands (what its status says).</summary>
     public void Discarded()

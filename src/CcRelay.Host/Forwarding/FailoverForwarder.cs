@@ -34,6 +34,50 @@ internal sealed class FailoverForwarder(
         RequestRecord record,
         long startedAt)
     {
+        // NOTE: choosing and relaying are two methods so that everything the choice needed (the plan, the
+        // dispatch, the routing request, the closures over them, a kept failed answer) is garbage by the time a
+        // stream starts: an async method's locals live as long as the method, a long stream's included.
+        if (await ChooseAsync(context, snapshot, facts, body, forward, pathAndQuery, record, startedAt) is not { } delivery)
+        {
+            return;
+        }
+
+        // :: (7) relay the delivered answer; its attempt is released once the relay is over
+        try
+        {
+            var usage = await forwarder.RelayAsync(context, snapshot, delivery.Answer, body, record, startedAt);
+            if (usage is not null)
+            {
+                // the answer's real usage settles the key's token estimate
+                cell.Update((delivery.Attempt, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.Attempt, s.usage));
+            }
+        }
+        finally
+        {
+            delivery.Answer.Dispose();
+
+            // :: (6) exactly once per Send
+            cell.Update(delivery.Attempt, static (runtime, _, a) => Relay.release(runtime, a));
+        }
+    }
+
+    /// <summary>An answer chosen for the client, and the attempt that got it (released after the relay).</summary>
+    private sealed record Delivery(AttemptResponse Answer, Attempt Attempt);
+
+    /// <summary>
+    /// Walks the plan until an answer is to be delivered (returned, its attempt not yet released) or the
+    /// request is over (null: the relay answered itself, passed an error through, or the client left).
+    /// </summary>
+    private async Task<Delivery?> ChooseAsync(
+        HttpContext context,
+        RelaySnapshot snapshot,
+        RequestFacts facts,
+        RequestBody body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        RequestRecord record,
+        long startedAt)
+    {
         var aborted = context.RequestAborted;
 
         // :: (1) what routing needs from the request
@@ -60,17 +104,18 @@ internal sealed class FailoverForwarder(
                     case Step.Wait wait:
                         if (!await DelayAsync(wait.Delay, record, aborted))
                         {
-                            return;
+                            return null;
                         }
 
                         continue;
                     case Step.Stop stop:
                         await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
-                        return;
+                        return null;
                 }
 
                 var attempt = ((Step.Send)step).Attempt;
                 AttemptResponse? answer = null;
+                var delivered = false;
                 try
                 {
                     // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
@@ -100,15 +145,10 @@ internal sealed class FailoverForwarder(
                     {
                         case var _ when decision.IsDeliver && answer is not null:
                             Decorate(context.Response, snapshot, attempt);
-                            var usage = await forwarder.RelayAsync(context, snapshot, answer, body, record, startedAt);
-                            if (usage is not null)
-                            {
-                                // the answer's real usage settles the key's token estimate
-                                var delivered = attempt;
-                                cell.Update((delivered, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.delivered, s.usage));
-                            }
-
-                            return;
+                            delivered = true;
+                            var delivery = new Delivery(answer, attempt);
+                            answer = null; // the caller owns it now
+                            return delivery;
                         case Decision.Retry retry:
                             Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
                                 : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
@@ -123,7 +163,7 @@ internal sealed class FailoverForwarder(
 
                             if (retry.Delay > TimeSpan.Zero && !await DelayAsync(retry.Delay, record, aborted))
                             {
-                                return;
+                                return null;
                             }
 
                             continue;
@@ -136,25 +176,29 @@ internal sealed class FailoverForwarder(
                             }
 
                             await StopAsync(context, snapshot, stop.Verdict, kept, lastReason, body, record, startedAt);
-                            return;
+                            return null;
                         default:
                             // Abandon: the client is gone
                             record.Result = "client_aborted";
                             record.Status = 499;
-                            return;
+                            return null;
                     }
                 }
                 finally
                 {
                     answer?.Dispose();
 
-                    // :: (6) exactly once per Send
-                    cell.Update(attempt, static (runtime, _, a) => Relay.release(runtime, a));
+                    // :: (6) exactly once per Send (a delivered attempt's is after its relay)
+                    if (!delivered)
+                    {
+                        cell.Update(attempt, static (runtime, _, a) => Relay.release(runtime, a));
+                    }
                 }
             }
         }
         finally
         {
+            // a failed answer kept for a pass-through is not needed once another answer is delivered
             kept?.Dispose();
         }
     }
@@ -200,9 +244,14 @@ internal sealed class FailoverForwarder(
         string pathAndQuery,
         RequestRecord record)
     {
+        if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
+        {
+            // no hedge: nothing can make this attempt lose, so it needs no token source of its own
+            return (attempt, await SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, CancellationToken.None), dispatch);
+        }
+
         using var firstLost = new CancellationTokenSource();
         var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, firstLost.Token);
-        var hedgeAfter = Failover.hedgeAfter(dispatch);
 
         using (var timer = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
         {

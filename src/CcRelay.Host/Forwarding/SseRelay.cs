@@ -1,110 +1,175 @@
 using System.Buffers;
-using System.Threading.Channels;
 using CcRelay.Core;
+using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace CcRelay.Host.Forwarding;
 
 /// <summary>
-/// Relays an upstream SSE body to the client event by event.
+/// Relays an upstream SSE body to the client event by event, in one loop.
 /// <code>
-///   upstream ──read──► [reader task] ──complete events──► Channel (bounded) ──► [writer] ──write+flush──► client
+///   upstream ──zero-byte read──► rent ──read──► frame ──complete events──► write+flush ──► client
+///                                                  └── partial tail stays in the buffer ──┘
 /// </code>
-/// (1) The reader waits with a zero-byte read, so an idle stream pins no buffer (YARP's lesson).
-/// (2) It frames the bytes with <see cref="Sse.findEventEnd"/> and hands over only complete events: all the
-///     events one read completed travel as one segment and are flushed together; no event ever waits
-///     for a later one. A partial event stays with the reader until its blank line arrives.
-/// (3) The writer writes and flushes each segment at once. The channel is bounded, so a slow client
-///     slows the upstream read rather than growing memory.
-/// (4) At the end the reader says how its read stopped; Core's <see cref="SseEnd.classify"/> decides from
-///     that and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) the writer
-///     appends: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
+/// (1) The loop waits with a zero-byte read, so an idle stream pins no buffer (YARP's lesson). Only then does
+///     it rent a buffer, and it gives the buffer back as soon as no partial event is left in it.
+/// (2) It frames the bytes with <see cref="Sse.findEventEnd"/> and writes only complete events: all the
+///     events one read completed are written and flushed together; no event ever waits for a later one. A
+///     partial event stays in the buffer until its blank line arrives.
+/// (3) The write and its flush are awaited before the next read, so a slow client slows the upstream read
+///     rather than growing memory.
+/// (4) At the end the loop says how its read stopped; Core's <see cref="SseEnd.classify"/> decides from that
+///     and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) to append: a
+///     truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
+/// NOTE: one loop, not a reader task feeding a writer through a channel: at 1,000 open streams the channel,
+/// the second task and its linked cancellation cost ~1.5 KB per stream, the reader's buffers were handed
+/// to another thread (so the pool missed and allocated ~1 KB per event), and every event paid a thread hop.
 /// </summary>
 internal static class SseRelay
 {
     // Anthropic events are 100–500 bytes; the buffer doubles for bigger ones. Small matters: every open stream
     // receives its event at about the same moment, so the per-read buffer is paid once per stream at the peak.
     private const int ReadBufferSize = 1024;
-    private const int ChannelCapacity = 8;
-
-    private readonly record struct Segment(byte[] Buffer, int Offset, int Count);
-
-    private sealed class ReadState(BodyCapture? capture)
-    {
-        /// <summary>The usage tap, fed every framed event: usage, model, stop reason, <c>message_stop</c>, errors.</summary>
-        public UsageTap Tap = UsageModule.emptyTap;
-
-        /// <summary>Bytes of an unfinished event were left when the read stopped.</summary>
-        public bool PartialEvent;
-
-        public readonly BodyCapture? Capture = capture;
-    }
 
     /// <summary>
-    /// Relays the stream; returns how it ended and what its usage tap read. With <paramref name="capture"/>
-    /// (debug logging only), the first events are also copied there, up to its limit.
+    /// Starts the response (buffering off, <c>X-Accel-Buffering: no</c>, headers flushed at once) and relays the
+    /// stream; returns how it ended and what its usage tap read (usage, model, stop reason,
+    /// <c>message_stop</c>, errors). Written bytes are added to <paramref name="record"/>. With
+    /// <paramref name="capture"/> (debug logging only), the first events are also copied there, up to its limit.
     /// </summary>
     public static async Task<(StreamEnd End, string Reason, UsageTap Tap)> RelayAsync(
         Stream upstream,
-        HttpResponse response,
-        Func<bool> clientAborted,
-        Action<long> onBytesWritten,
+        HttpContext context,
+        RequestRecord record,
         CancellationToken cancellationToken,
         BodyCapture? capture = null)
     {
-        var channel = Channel.CreateBounded<Segment>(new BoundedChannelOptions(ChannelCapacity)
-        {
-            SingleReader = true,
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        var response = context.Response;
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.StartAsync(cancellationToken);
 
-        using var readerCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var state = new ReadState(capture);
-        // no Task.Run: the reader runs until its first await (the zero-byte read) and continues from there
-        var reader = ReadAsync(upstream, channel.Writer, state, readerCancellation.Token);
+        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
+        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
+        await response.BodyWriter.FlushAsync(cancellationToken);
 
+        var tap = UsageModule.emptyTap;
+        var read = StreamRead.Eof;
         var writeFailed = false;
+        byte[]? buffer = null;
+        var length = 0;
         try
         {
-            // :: Step 8: write and flush each complete event  Client ◄── Relay
-            await foreach (var segment in channel.Reader.ReadAllAsync(CancellationToken.None))
+            while (true)
             {
+                int count;
                 try
                 {
-                    if (!writeFailed)
+                    if (buffer is null)
                     {
-                        await response.BodyWriter.WriteAsync(segment.Buffer.AsMemory(segment.Offset, segment.Count), cancellationToken);
-                        onBytesWritten(segment.Count);
+                        // (1) wait for data before pinning a buffer
+                        _ = await upstream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+                        buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
+                    }
+                    else if (length == buffer.Length)
+                    {
+                        // an event larger than the buffer: grow it
+                        var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                        buffer.AsSpan(0, length).CopyTo(bigger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = bigger;
+                    }
+
+                    count = await upstream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    read = StreamRead.Cancelled;
+                    break;
+                }
+                catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
+                {
+                    read = StreamRead.NewFailed(e.Message);
+                    break;
+                }
+
+                if (count == 0)
+                {
+                    break;
+                }
+
+                length += count;
+
+                // (2) frame: find the end of the last complete event in the buffer
+                var complete = 0;
+                while (true)
+                {
+                    var eventEnd = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
+                    if (eventEnd < 0)
+                    {
+                        break;
+                    }
+
+                    // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
+                    // events that carry usage); it neither copies nor delays the client's bytes
+                    tap = UsageModule.feed(tap, buffer.AsSpan(complete, eventEnd));
+                    capture?.Append(buffer.AsSpan(complete, eventEnd));
+                    complete += eventEnd;
+                }
+
+                if (complete == 0)
+                {
+                    continue;
+                }
+
+                // (3) :: Step 8: write and flush the complete events  Client ◄── Relay
+                try
+                {
+                    var flushed = await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken);
+                    record.BytesOut += complete;
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        writeFailed = true; // the client's side of the connection is done
+                        break;
                     }
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
                 {
-                    // the client is gone (or our time is up): stop the reader, keep draining to return buffers
-                    writeFailed = true;
-                    await readerCancellation.CancelAsync();
+                    writeFailed = true; // the client is gone (or our time is up)
+                    break;
                 }
-                finally
+
+                // keep the partial tail at the start of the buffer; with none left, give the buffer back
+                length -= complete;
+                if (length == 0)
                 {
-                    ArrayPool<byte>.Shared.Return(segment.Buffer);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                }
+                else
+                {
+                    buffer.AsSpan(complete, length).CopyTo(buffer);
                 }
             }
         }
         finally
         {
-            await ((Task)reader).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
 
         // (4) Core decides how it ended, and what to append
-        var read = reader.IsCompletedSuccessfully ? reader.Result : StreamRead.NewFailed(reader.Exception?.InnerException?.Message ?? "");
-        var tap = state.Tap;
-        var verdict = SseEnd.classify(Facts(clientAborted()));
+        var partial = length > 0;
+        var verdict = SseEnd.classify(Facts(context.RequestAborted.IsCancellationRequested));
         if (verdict.ErrorEvent is { } errorEvent)
         {
             try
             {
                 await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None);
-                onBytesWritten(errorEvent.Value.Length);
+                record.BytesOut += errorEvent.Value.Length;
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
             {
@@ -116,99 +181,6 @@ internal static class SseRelay
         return (verdict.End, verdict.Reason, tap);
 
         StreamFacts Facts(bool aborted) =>
-            new(tap.SawMessageStop, tap.ErrorType is not null, state.PartialEvent, read, aborted, writeFailed);
-    }
-
-    private static async Task<StreamRead> ReadAsync(
-        Stream upstream,
-        ChannelWriter<Segment> output,
-        ReadState state,
-        CancellationToken cancellationToken)
-    {
-        byte[]? buffer = null;
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (buffer is null)
-                {
-                    // (1) wait for data before pinning a buffer
-                    _ = await upstream.ReadAsync(Memory<byte>.Empty, cancellationToken);
-                    buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
-                }
-                else if (length == buffer.Length)
-                {
-                    // an event larger than the buffer: grow it
-                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-
-                var read = await upstream.ReadAsync(buffer.AsMemory(length), cancellationToken);
-                if (read == 0)
-                {
-                    return StreamRead.Eof;
-                }
-
-                length += read;
-
-                // (2) frame: find the end of the last complete event in the buffer
-                var complete = 0;
-                while (true)
-                {
-                    var end = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
-                    if (end < 0)
-                    {
-                        break;
-                    }
-
-                    // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
-                    // events that carry usage); it neither copies nor delays the client's bytes
-                    state.Tap = UsageModule.feed(state.Tap, buffer.AsSpan(complete, end));
-                    state.Capture?.Append(buffer.AsSpan(complete, end));
-
-                    complete += end;
-                }
-
-                if (complete == 0)
-                {
-                    continue;
-                }
-
-                // hand the complete events over with the buffer; keep the partial tail in a fresh one
-                var full = buffer;
-                var tail = length - complete;
-                buffer = null;
-                length = 0;
-                if (tail > 0)
-                {
-                    buffer = ArrayPool<byte>.Shared.Rent(Math.Max(ReadBufferSize, tail * 2));
-                    full.AsSpan(complete, tail).CopyTo(buffer);
-                    length = tail;
-                }
-
-                await output.WriteAsync(new Segment(full, 0, complete), CancellationToken.None);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            return StreamRead.Cancelled;
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
-        {
-            return StreamRead.NewFailed(e.Message);
-        }
-        finally
-        {
-            state.PartialEvent = length > 0;
-            if (buffer is not null)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            output.TryComplete();
-        }
+            new(tap.SawMessageStop, tap.ErrorType is not null, partial, read, aborted, writeFailed);
     }
 }

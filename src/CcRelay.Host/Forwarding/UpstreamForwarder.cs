@@ -5,7 +5,6 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
@@ -73,15 +72,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         try
         {
             var response = await invoker.SendAsync(request, linked.Token);
-            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt))
+            var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
                 KeyId = keyId,
-                OnEnd = (outcome, answer, error) =>
-                {
-                    // :: Step 9: account for the attempt
-                    metrics.RecordAttempt(plan.Provider.Name, outcome);
-                    RelayTracing.EndAttempt(span, (int)response.StatusCode, answer, error, outcome);
-                },
             };
 
             // :: Step 7: headers arrived
@@ -247,9 +240,18 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
             await using (upstreamBody)
             {
-                (outcome, answer) = isStream
-                    ? await RelayStreamAsync(context, snapshot, plan, record, upstreamBody, outcome, linked.Token)
-                    : await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
+                if (isStream)
+                {
+                    // NOTE: awaited here, not in a helper: an async helper's state machine would live as long as the stream
+                    var debug = snapshot.Config.Logging.DebugOptions;
+                    using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
+                    var (end, reason, tap) = await SseRelay.RelayAsync(upstreamBody, context, record, linked.Token, capture);
+                    (outcome, answer) = StreamEnded(context, snapshot, plan, record, outcome, end, reason, tap, capture);
+                }
+                else
+                {
+                    (outcome, answer) = await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
+                }
             }
 
             return answer.Usage?.Value;
@@ -261,37 +263,23 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         }
     }
 
-    private async Task<(MetricOutcome Outcome, AnswerUsage Answer)> RelayStreamAsync(
+    /// <summary>Accounts for a relayed stream: its usage, its debug capture, and what its end means for the record and the metrics.</summary>
+    private (MetricOutcome Outcome, AnswerUsage Answer) StreamEnded(
         HttpContext context,
         RelaySnapshot snapshot,
         UpstreamPlan plan,
         RequestRecord record,
-        Stream upstreamBody,
         MetricOutcome outcome,
-        CancellationToken cancellationToken)
+        StreamEnd end,
+        string reason,
+        UsageTap tap,
+        BodyCapture? capture)
     {
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        context.Response.Headers["X-Accel-Buffering"] = "no";
-        await context.Response.StartAsync(cancellationToken);
-
-        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
-        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
-        await context.Response.BodyWriter.FlushAsync(cancellationToken);
-
-        var debug = snapshot.Config.Logging.DebugOptions;
-        using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
-        var (end, reason, tap) = await SseRelay.RelayAsync(
-            upstreamBody,
-            context.Response,
-            () => context.RequestAborted.IsCancellationRequested,
-            bytes => record.BytesOut += bytes,
-            cancellationToken,
-            capture);
-
         var answer = UsageModule.ofTap(tap);
         Answered(snapshot, plan, record, answer);
         if (capture is not null)
         {
+            var debug = snapshot.Config.Logging.DebugOptions;
             Log.DebugResponseBody(logger, record.RequestId, plan.Provider.Name, capture.TotalLength, Redact.sse(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, capture.Span));
         }
 
@@ -464,8 +452,23 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         }
     }
 
-    private static bool IsEventStream(HttpResponseMessage response) =>
-        string.Equals(response.Content.Headers.ContentType?.MediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// Whether the answer is an SSE stream (<c>Content-Type: text/event-stream</c>, parameters ignored).
+    /// NOTE: read from the raw header: the typed <c>ContentType</c> would parse it into header objects that the
+    /// response keeps for as long as a stream is open.
+    /// </summary>
+    private static bool IsEventStream(HttpResponseMessage response)
+    {
+        if (!response.Content.Headers.NonValidated.TryGetValues("Content-Type", out var values) || values.Count != 1)
+        {
+            return false;
+        }
+
+        var value = values.ToString().AsSpan();
+        var semicolon = value.IndexOf(';');
+        var mediaType = (semicolon < 0 ? value : value[..semicolon]).Trim();
+        return mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase);
+    }
 
     private static string Describe(HttpRequestException e) =>
         e.HttpRequestError switch
