@@ -1,5 +1,5 @@
-using System.Net.Http.Headers;
 using System.Diagnostics;
+using System.Net.Http.Headers;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
