@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 using OpenTelemetry;
@@ -29,17 +30,7 @@ public sealed class OtlpExport : IDisposable
             return;
         }
 
-        var resource = ResourceBuilder.CreateDefault().AddService(config.ServiceName, serviceVersion: RelayInfo.Version);
-        _tracing = Sdk.CreateTracerProviderBuilder()
-            .SetResourceBuilder(resource)
-            .AddSource(RelayTracing.SourceName)
-            .AddOtlpExporter(o => Configure(o, config, "v1/traces"))
-            .Build();
-        _metrics = Sdk.CreateMeterProviderBuilder()
-            .SetResourceBuilder(resource)
-            .AddMeter(RelayMetrics.MeterName, ProcessMetrics.MeterName)
-            .AddOtlpExporter(o => Configure(o, config, "v1/metrics"))
-            .Build();
+        (_tracing, _metrics) = Build(config);
     }
 
     /// <summary>Whether anything is exported.</summary>
@@ -57,6 +48,25 @@ public sealed class OtlpExport : IDisposable
     {
         _tracing?.Dispose();
         _metrics?.Dispose();
+    }
+
+    // NOTE: a method of its own, not inlined: compiling the constructor would otherwise load the SDK and the
+    // exporter assemblies (~0.5 MB resident) in every relay, exporting or not
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static (TracerProvider Tracing, MeterProvider Metrics) Build(OtelConfig config)
+    {
+        var resource = ResourceBuilder.CreateDefault().AddService(config.ServiceName, serviceVersion: RelayInfo.Version);
+        var tracing = Sdk.CreateTracerProviderBuilder()
+            .SetResourceBuilder(resource)
+            .AddSource(RelayTracing.SourceName)
+            .AddOtlpExporter(o => Configure(o, config, "v1/traces"))
+            .Build();
+        var metrics = Sdk.CreateMeterProviderBuilder()
+            .SetResourceBuilder(resource)
+            .AddMeter(RelayMetrics.MeterName, ProcessMetrics.MeterName)
+            .AddOtlpExporter(o => Configure(o, config, "v1/metrics"))
+            .Build();
+        return (tracing, metrics);
     }
 
     private static void Configure(OtlpExporterOptions options, OtelConfig config, string signalPath)
