@@ -96,8 +96,7 @@ internal sealed class FailoverForwarder(
             while (true)
             {
                 // :: (3) breaker admit + key pick
-                var current = dispatch;
-                var (step, next) = cell.Transition(current, static (runtime, now, d) => Relay.next(runtime, now, d));
+                var (step, next) = cell.Transition(dispatch, static (runtime, now, d) => Relay.next(runtime, now, d));
                 dispatch = next;
                 switch (step)
                 {
@@ -138,8 +137,7 @@ internal sealed class FailoverForwarder(
                         : Learn(attempt, answer);
 
                     // :: (5) record + decide
-                    var sent = dispatch;
-                    var (decision, after) = cell.Transition((sent, attempt, result), static (runtime, now, s) => Relay.complete(runtime, now, s.sent, s.attempt, s.result));
+                    var (decision, after) = cell.Transition((dispatch, attempt, result), static (runtime, now, s) => Relay.complete(runtime, now, s.dispatch, s.attempt, s.result));
                     dispatch = after;
                     switch (decision)
                     {
@@ -244,12 +242,8 @@ internal sealed class FailoverForwarder(
         string pathAndQuery,
         RequestRecord record)
     {
-        if (Failover.hedgeAfter(dispatch) is not { IsSome: true } hedgeAfter)
-        {
-            // no hedge: nothing can make this attempt lose, so it needs no token source of its own
-            return (attempt, await SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, CancellationToken.None), dispatch);
-        }
-
+        // only called with routing.hedge_after_ms set (ChooseAsync sends a lone attempt itself)
+        var hedgeAfter = Failover.hedgeAfter(dispatch);
         using var firstLost = new CancellationTokenSource();
         var first = SendAsync(context, attempt, facts, body, forward, pathAndQuery, snapshot, record, firstLost.Token);
 
@@ -309,10 +303,7 @@ internal sealed class FailoverForwarder(
     private AttemptResult Learn(Attempt attempt, AttemptResponse answer)
     {
         var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
-        if (!RateLimitHeadersModule.isEmpty(headers))
-        {
-            cell.Transition((attempt, headers), static (runtime, now, s) => Relay.learn(runtime, now, s.attempt, s.headers));
-        }
+        cell.Transition((attempt, headers), static (runtime, now, s) => Relay.learn(runtime, now, s.attempt, s.headers));
 
         if (answer.StreamErrorType is { } errorType)
         {
