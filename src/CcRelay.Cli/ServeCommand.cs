@@ -62,12 +62,18 @@ internal static class ServeCommand
             return ExitCodes.InvalidConfig;
         }
 
+        if (UpstreamClientChoice(environment, error) is not { } builtinHttp1)
+        {
+            return ExitCodes.InvalidConfig;
+        }
+
         var overridden = ConfigOverridesModule.apply(overrides, config);
         var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
         {
             ConfigSource = source,
             ConfigPath = path,
             Overrides = overrides,
+            BuiltinHttp1Client = builtinHttp1,
         });
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay");
         var secrets = app.Services.GetRequiredService<RelayState>().Current.Secrets;
@@ -94,6 +100,29 @@ internal static class ServeCommand
 
         await app.WaitForShutdownAsync(CancellationToken.None);
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// <c>$CC_RELAY_UPSTREAM_CLIENT</c>: <c>builtin</c> (default) sends plain-http upstream requests through the
+    /// relay's own HTTP/1.1 client, <c>system</c> through .NET's SocketsHttpHandler. Null after printing why the
+    /// value is invalid.
+    /// </summary>
+    private static bool? UpstreamClientChoice(CliEnvironment environment, TextWriter error)
+    {
+        const string Name = "CC_RELAY_UPSTREAM_CLIENT";
+        var value = environment.NonEmpty(Name);
+        if (value is null || value.Equals("builtin", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        if (value.Equals("system", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        error.WriteLine($"cc-relay: ${Name} must be builtin or system, not '{value}'");
+        return null;
     }
 
     /// <summary>The command-line overrides, or null after printing why a flag is invalid.</summary>

@@ -29,6 +29,13 @@ public sealed class CcRelayOptions
     /// <summary>Command-line overrides, applied again to every reloaded config (so a reload never drops them).</summary>
     public ConfigOverrides Overrides { get; set; } = ConfigOverridesModule.none;
 
+    /// <summary>
+    /// Send plain-http (<c>http://</c>) upstream requests through the relay's own HTTP/1.1 client: one write per
+    /// request and no header objects to validate (see docs/relay.md, "Upstream connections"). https upstreams
+    /// (HTTP/2 when offered) and proxied ones always use .NET's SocketsHttpHandler. Default true.
+    /// </summary>
+    public bool BuiltinHttp1Client { get; set; } = true;
+
     /// <summary>Reads environment variables for <c>${VAR}</c> expansion on reload.</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
 }

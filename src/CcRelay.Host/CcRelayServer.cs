@@ -65,6 +65,7 @@ public static class CcRelayServer
             relay.ConfigSource = options.ConfigSource;
             relay.ReloadOnSighup = options.ConfigPath is not null;
             relay.Overrides = options.Overrides;
+            relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
         });
 
         var app = builder.Build();

@@ -35,11 +35,11 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<ILogger<RuntimeCell>>()));
         services.AddHostedService(sp => new HealthProber(
             sp.GetRequiredService<RuntimeCell>(),
-            UpstreamClient.Create(),
+            UpstreamClient.Create(options.BuiltinHttp1Client),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
-            UpstreamClient.Create(),
+            UpstreamClient.Create(options.BuiltinHttp1Client),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));

@@ -9,21 +9,25 @@ internal static class UpstreamClient
     /// NOTE: <see cref="HttpMessageInvoker"/>, not <see cref="HttpClient"/>: the latter's convenience
     /// overloads buffer whole responses, which would stall SSE (the YARP lesson). No automatic
     /// decompression, redirects, cookies or proxy-side tracing headers: the relay forwards exactly.
+    /// Plain-http upstreams go through the relay's own HTTP/1.1 client (<see cref="Http1Handler"/>) unless
+    /// <paramref name="builtinHttp1"/> is false; https (HTTP/2 when the upstream offers it) and proxied ones
+    /// through <see cref="SocketsHttpHandler"/>.
     /// </summary>
-    public static HttpMessageInvoker Create() =>
-        new(
-            new SocketsHttpHandler
-            {
-                AutomaticDecompression = DecompressionMethods.None,
-                AllowAutoRedirect = false,
-                UseCookies = false,
-                UseProxy = true,
-                ActivityHeadersPropagator = null,
-                ConnectTimeout = TimeSpan.FromSeconds(15),
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
-                EnableMultipleHttp2Connections = true,
-                MaxResponseHeadersLength = 256,
-            },
-            disposeHandler: true);
+    public static HttpMessageInvoker Create(bool builtinHttp1 = true) =>
+        new(builtinHttp1 ? new Http1Handler(System()) : System(), disposeHandler: true);
+
+    private static SocketsHttpHandler System() =>
+        new SocketsHttpHandler
+        {
+            AutomaticDecompression = DecompressionMethods.None,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            UseProxy = true,
+            ActivityHeadersPropagator = null,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+            EnableMultipleHttp2Connections = true,
+            MaxResponseHeadersLength = 256,
+        };
 }

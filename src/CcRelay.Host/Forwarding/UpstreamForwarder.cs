@@ -21,7 +21,7 @@ namespace CcRelay.Host.Forwarding;
 ///   (9) account       each attempt's outcome and span; the delivered answer's usage and cost
 /// </code>
 /// </summary>
-internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger)
+internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger) : IDisposable
 {
     /// <summary>
     /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
@@ -480,4 +480,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             HttpRequestError.InvalidResponse => "invalid HTTP response",
             _ => e.HttpRequestError.ToString(),
         };
+
+    /// <summary>Closes the pooled upstream connections (the relay's DI container owns the forwarder).</summary>
+    public void Dispose() => invoker.Dispose();
 }

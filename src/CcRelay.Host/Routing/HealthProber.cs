@@ -84,4 +84,10 @@ internal sealed class HealthProber(
         var now = cell.Now;
         cell.Transition(runtime => RelayHealth.probed(runtime, now, probe.Provider.Name, succeeded));
     }
+
+    public override void Dispose()
+    {
+        invoker.Dispose();
+        base.Dispose();
+    }
 }

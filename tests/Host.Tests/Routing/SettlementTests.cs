@@ -14,9 +14,10 @@ public sealed class SettlementTests : IAsyncLifetime
 {
     private const string RelayKey = "relay-secret";
 
-    // 60 output tokens a minute: one token a second. An answer of 600 output tokens empties the bucket, so the
-    // next request is a second away from its one token; with no failover window to wait in, the relay answers 429.
-    private const int OtpmLimit = 60;
+    // 6 output tokens a minute: one token every 10 s. An answer of 600 output tokens empties the bucket, so the
+    // next request is 10 s away from its one token; with no failover window to wait in, the relay answers 429.
+    // (Ten seconds, not one: on a loaded machine a second can pass between the two requests.)
+    private const int OtpmLimit = 6;
     private const int SpentOutputTokens = 600;
 
     private FakeUpstream _upstream = null!;
@@ -94,8 +95,8 @@ public sealed class SettlementTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         Assert.Single(_upstream.Requests);
 
-        // an empty bucket refills one token a second
+        // an empty bucket refills one token every 10 s
         var retryAfter = int.Parse(second.Headers.GetValues("retry-after").Single(), CultureInfo.InvariantCulture);
-        Assert.Equal(1, retryAfter);
+        Assert.Equal(10, retryAfter);
     }
 }

@@ -1,0 +1,209 @@
+using CcRelay.Core;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Reads one response body off its connection, framed as the head said (length, chunked, until close). Bytes
+/// already buffered come first; after that reads go straight into the caller's memory when the framing allows.
+/// The connection goes back to its pool the moment the body's last byte is read; disposing the stream before
+/// that closes it.
+/// </summary>
+internal sealed class Http1BodyStream : Stream
+{
+    private readonly BodyFraming _framing;
+    private readonly bool _keepAlive;
+    private Http1Connection? _connection;
+    private long _remaining;
+    private ChunkDecoder _chunks = Chunked.start;
+
+    public Http1BodyStream(Http1Connection connection, BodyFraming framing, bool keepAlive)
+    {
+        _connection = connection;
+        _framing = framing;
+        _keepAlive = keepAlive;
+        _remaining = framing.IsLength ? framing.length : 0;
+        if (framing.IsEmpty || (framing.IsLength && framing.length == 0))
+        {
+            Complete();
+        }
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_connection is not { } connection || buffer.IsEmpty)
+        {
+            return 0;
+        }
+
+        try
+        {
+            var read = _framing.Tag switch
+            {
+                BodyFraming.Tags.Length => await ReadLengthAsync(connection, buffer, cancellationToken),
+                BodyFraming.Tags.Chunked => await ReadChunkedAsync(connection, buffer, cancellationToken),
+                _ => await ReadUntilCloseAsync(connection, buffer, cancellationToken),
+            };
+            return read;
+        }
+        catch
+        {
+            // the connection's state is unknown after a failed or cancelled read
+            Abandon();
+            throw;
+        }
+    }
+
+    private async ValueTask<int> ReadLengthAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var want = (int)Math.Min(buffer.Length, _remaining);
+        int read;
+        if (connection.Buffered.Length > 0)
+        {
+            read = Math.Min(want, connection.Buffered.Length);
+            connection.Buffered[..read].CopyTo(buffer.Span);
+            connection.Consume(read);
+        }
+        else
+        {
+            read = await connection.ReceiveAsync(buffer[..want], cancellationToken);
+            if (read == 0)
+            {
+                throw Ended($"{_remaining} bytes short of its Content-Length");
+            }
+        }
+
+        _remaining -= read;
+        if (_remaining == 0)
+        {
+            Complete();
+        }
+
+        return read;
+    }
+
+    private async ValueTask<int> ReadChunkedAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (connection.Buffered.Length > 0)
+            {
+                var step = Chunked.step(_chunks, connection.Buffered, buffer.Length);
+                _chunks = step.Decoder;
+                if (step.DataLength > 0)
+                {
+                    connection.Buffered.Slice(step.DataStart, step.DataLength).CopyTo(buffer.Span);
+                }
+
+                connection.Consume(step.Consumed);
+                if (_chunks.Phase == ChunkPhase.Invalid)
+                {
+                    throw new HttpIOException(HttpRequestError.InvalidResponse, "the upstream sent invalid chunked framing");
+                }
+
+                if (_chunks.Phase == ChunkPhase.Done)
+                {
+                    Complete();
+                }
+
+                if (step.DataLength > 0 || _chunks.Phase == ChunkPhase.Done)
+                {
+                    return step.DataLength;
+                }
+            }
+            else if (_chunks.Phase == ChunkPhase.Data)
+            {
+                // inside a chunk with nothing buffered: read its data straight into the caller's memory
+                var read = await connection.ReceiveAsync(buffer[..(int)Math.Min(buffer.Length, _chunks.Remaining)], cancellationToken);
+                if (read == 0)
+                {
+                    throw Ended("inside a chunk");
+                }
+
+                _chunks = Chunked.skipData(_chunks, read);
+                return read;
+            }
+            else if (await connection.FillAsync(cancellationToken) == 0)
+            {
+                throw Ended("before its last chunk");
+            }
+        }
+    }
+
+    private async ValueTask<int> ReadUntilCloseAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        int read;
+        if (connection.Buffered.Length > 0)
+        {
+            read = Math.Min(buffer.Length, connection.Buffered.Length);
+            connection.Buffered[..read].CopyTo(buffer.Span);
+            connection.Consume(read);
+            return read;
+        }
+
+        read = await connection.ReceiveAsync(buffer, cancellationToken);
+        if (read == 0)
+        {
+            Complete();
+        }
+
+        return read;
+    }
+
+    private static HttpIOException Ended(string where) =>
+        new(HttpRequestError.ResponseEnded, $"the upstream closed the connection {where}");
+
+    /// <summary>The body was read to its end: the connection is free for the next request (or closed).</summary>
+    private void Complete()
+    {
+        var connection = _connection;
+        _connection = null;
+        connection?.Release(_keepAlive);
+    }
+
+    /// <summary>The body was not read to its end: the connection cannot be reused.</summary>
+    private void Abandon()
+    {
+        var connection = _connection;
+        _connection = null;
+        connection?.Dispose();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Abandon();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
