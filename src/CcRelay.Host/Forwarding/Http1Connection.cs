@@ -149,9 +149,16 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         var target = request.RequestUri!.PathAndQuery;
         var method = request.Method.Method;
         var hasBody = !body.IsEmpty || request.Content is not null || request.Method == HttpMethod.Post || request.Method == HttpMethod.Put;
+        var hostLine = _pool.HostLine;
+        if (request.Headers.NonValidated.TryGetValues("Host", out var host))
+        {
+            // a Host the caller set explicitly wins over the endpoint's
+            CheckField(host.ToString());
+            hostLine = Encoding.ASCII.GetBytes($"Host: {host}\r\n");
+        }
 
         // the head's exact size, so it is written into one buffer (with the body behind it when small)
-        var headSize = method.Length + 1 + target.Length + Http11.Length + _pool.HostLine.Length + 2;
+        var headSize = method.Length + 1 + target.Length + Http11.Length + hostLine.Length + 2;
         headSize += FieldsSize(request.Headers);
         if (request.Content is not null)
         {
@@ -171,7 +178,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
             buffer[at++] = (byte)' ';
             at = Ascii(target, buffer, at);
             at = Bytes(Http11, buffer, at);
-            at = Bytes(_pool.HostLine, buffer, at);
+            at = Bytes(hostLine, buffer, at);
             at = Fields(request.Headers, buffer, at);
             if (request.Content is not null)
             {

@@ -51,7 +51,8 @@ internal sealed class Http1Handler : DelegatingHandler
         var body = await RequestBodyAsync(request.Content, cancellationToken);
         for (var attempt = 0; ; attempt++)
         {
-            var connection = pool.TryTake() ?? await pool.ConnectAsync(cancellationToken);
+            // a retry goes to a new connection: another idle one may have been closed the same way
+            var connection = (attempt == 0 ? pool.TryTake() : null) ?? await pool.ConnectAsync(cancellationToken);
             try
             {
                 return await connection.SendAsync(request, body, cancellationToken);

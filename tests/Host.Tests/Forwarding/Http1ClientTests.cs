@@ -61,6 +61,19 @@ public sealed class Http1ClientTests
     }
 
     [Fact]
+    public async Task ExplicitHost_WinsOverTheEndpoints()
+    {
+        await using var upstream = Answering(Ok);
+        using var invoker = UpstreamClient.Create();
+        using var request = Post(upstream.BaseUrl);
+        request.Headers.Host = "gateway.internal";
+
+        using var response = await invoker.SendAsync(request, CancellationToken.None);
+
+        Assert.Equal("Host: gateway.internal", Assert.Single(upstream.Requests).FieldLines[0]);
+    }
+
+    [Fact]
     public async Task LargeBody_IsSentWhole()
     {
         await using var upstream = Answering(Ok);
