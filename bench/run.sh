@@ -5,7 +5,6 @@
 #   bench/run.sh --quick         1 short run (~1.5 minutes) to check the harness
 #   bench/run.sh --runs 5        more runs (medians get steadier)
 #   bench/run.sh --no-relay      direct + nginx only (relay column shows n/a)
-#   bench/run.sh --relay-mode M  how the relay is started: auto (default), cli, shim — see "relay" below
 #   bench/run.sh --no-diag       skip the diagnostic pass (perf stat: syscalls and context switches per request)
 #   bench/run.sh --nice N        run everything at nice N (e.g. -10) to push back other load on a shared machine
 #   bench/run.sh --no-install    do not apt-get missing tools
@@ -27,7 +26,6 @@ CMDLINE="bench/run.sh${*:+ $*}"
 RUNS=3
 QUICK=0
 RELAY=1
-RELAY_MODE=auto
 INSTALL=1
 DIAG=1
 NICE=""
@@ -38,14 +36,13 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; RUNS=1 ;;
         --runs) RUNS="$2"; shift ;;
         --no-relay) RELAY=0 ;;
-        --relay-mode) RELAY_MODE="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-diag) DIAG=0 ;;
         --nice) NICE="$2"; shift ;;
         --out) REPORT="$(realpath -m "$2")"; shift ;;
         --observability) COMPARE=observability ;;
         --routing) COMPARE=routing ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -126,11 +123,6 @@ export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 say "building bench tools (Release)"
 dotnet build -c Release bench/FakeUpstream >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
 dotnet build -c Release bench/LoadGen >>"$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
-SHIM_DLL="$ROOT/artifacts/bin/RelayHost/release/bench-relay-host.dll"
-build_shim() {
-    say "building bench/RelayHost"
-    dotnet build -c Release bench/RelayHost >>"$LOG" 2>&1 && [[ -f $SHIM_DLL ]]
-}
 RELAY_NOTE="measured"
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
 if [[ $RELAY == 1 ]]; then
@@ -138,8 +130,6 @@ if [[ $RELAY == 1 ]]; then
     if ! dotnet build -c Release src/CcRelay.Cli >>"$LOG" 2>&1 || [[ ! -f $RELAY_DLL ]]; then
         say "relay build failed; continuing with direct + nginx only (see $LOG)"
         RELAY=0; RELAY_NOTE="not measured: build failed"
-    elif [[ $RELAY_MODE == shim ]] && ! build_shim; then
-        RELAY=0; RELAY_NOTE="not measured: bench/RelayHost build failed"
     fi
 else
     RELAY_NOTE="not measured (--no-relay)"
@@ -266,16 +256,10 @@ EOC
     esac
 }
 
-# The relay. "cli" = the real `cc-relay serve --config FILE --listen ADDR` (what users run). "shim" = bench/RelayHost:
-# the same CcRelayServer.Build with the same config built in code, for as long as main's config reader does not
-# honour the file. "auto" tries cli first and falls back to shim when /health shows the config was not applied.
+# The relay: the real `cc-relay serve --config FILE --listen ADDR` (what users run).
 start_relay() { # $1 = name, $2 = listen, $3 = upstream, $4 = variant (see write_relay_config); echoes pid
     write_relay_config "$WORK/$1.yaml" "$2" "$3" "${4:-default}"
-    if [[ $RELAY_MODE == shim ]]; then
-        dotnet "$SHIM_DLL" --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" >"$WORK/$1.log" 2>&1 &
-    else
-        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
-    fi
+    dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
     echo $!
 }
 
@@ -415,35 +399,20 @@ fi
 
 PID_RL_JSON="" PID_RL_SSE=""
 if [[ $RELAY == 1 ]]; then
-    [[ $RELAY_MODE == auto ]] && RELAY_MODE=cli && RELAY_AUTO=1
-    while true; do
-        say "starting relay ($RELAY_MODE)"
-        PID_RL_JSON="$(start_relay relay-json "$P_RL_JSON" "$P_UP_JSON")"; PIDS+=("$PID_RL_JSON")
-        PID_RL_SSE="$(start_relay relay-sse "$P_RL_SSE" "$P_UP_SSE")"; PIDS+=("$PID_RL_SSE")
-        if ! wait_port "$P_RL_JSON" "relay" || ! wait_port "$P_RL_SSE" "relay"; then
-            say "relay did not start: $(tail -5 "$WORK/relay-json.log" | tr '\n' ' ' | cut -c1-400)"
-            RELAY=0; RELAY_NOTE="not measured: did not start"
-            break
-        fi
-        if relay_uses_bench_config "$P_RL_JSON" && relay_uses_bench_config "$P_RL_SSE"; then
-            if [[ $RELAY_MODE == cli ]]; then
-                RELAY_NOTE="\`cc-relay serve --config <generated yaml> --listen 127.0.0.1:<port>\` (artifacts/bin/CcRelay.Cli/release/cc-relay.dll)"
-            else
-                RELAY_NOTE="bench/RelayHost shim (same CcRelayServer.Build as \`cc-relay serve\`, same provider/key/logging config built in code, same GC settings) — \`cc-relay serve --config\` did not apply the config file (its /health: \`${CLI_HEALTH:-?}\`)"
-            fi
-            break
-        fi
+    say "starting relay"
+    PID_RL_JSON="$(start_relay relay-json "$P_RL_JSON" "$P_UP_JSON")"; PIDS+=("$PID_RL_JSON")
+    PID_RL_SSE="$(start_relay relay-sse "$P_RL_SSE" "$P_UP_SSE")"; PIDS+=("$PID_RL_SSE")
+    if ! wait_port "$P_RL_JSON" "relay" || ! wait_port "$P_RL_SSE" "relay"; then
+        say "relay did not start: $(tail -5 "$WORK/relay-json.log" | tr '\n' ' ' | cut -c1-400)"
+        RELAY=0; RELAY_NOTE="not measured: did not start"
+    elif relay_uses_bench_config "$P_RL_JSON" && relay_uses_bench_config "$P_RL_SSE"; then
+        RELAY_NOTE="\`cc-relay serve --config <generated yaml> --listen 127.0.0.1:<port>\` (artifacts/bin/CcRelay.Cli/release/cc-relay.dll)"
+    else
         CLI_HEALTH="$(curl -s -m 5 "http://127.0.0.1:$P_RL_JSON/health" | head -c 300)"
         stop_pid "$PID_RL_JSON"; stop_pid "$PID_RL_SSE"
-        if [[ $RELAY_MODE == cli && ${RELAY_AUTO:-0} == 1 ]] && build_shim; then
-            say "cc-relay serve did not apply the benchmark config (/health: $CLI_HEALTH); falling back to bench/RelayHost"
-            RELAY_MODE=shim
-            continue
-        fi
         say "relay is not using the benchmark config (/health: $CLI_HEALTH); not sending it any traffic"
         RELAY=0; RELAY_NOTE="not measured: the relay did not apply the benchmark config (/health: $CLI_HEALTH)"
-        break
-    done
+    fi
 fi
 
 declare -A URL_JSON=([direct]="http://127.0.0.1:$P_UP_JSON/v1/messages" [nginx]="http://127.0.0.1:$P_NG_JSON/v1/messages" [relay]="http://127.0.0.1:$P_RL_JSON/v1/messages")

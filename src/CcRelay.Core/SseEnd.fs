@@ -10,6 +10,17 @@ type StreamRead =
     /// The read was cancelled: the client went away, a write to it failed, or the relay's time limit ran out.
     | Cancelled
 
+/// How the relay's writes to the client went.
+[<RequireQualifiedAccess>]
+type StreamWrite =
+    /// Every write and flush went through.
+    | Delivered
+    /// A write or flush failed: an I/O error, a reset, a flush that found the connection already done. Only
+    /// the client's side of the connection makes a write fail, and nothing more can reach it.
+    | Failed
+    /// A write was cancelled by the relay's own token: the client's abort or the relay's time limit.
+    | Cancelled
+
 /// What the host knows when a relayed stream stops.
 type StreamFacts = {
     /// A `message_stop` event was relayed.
@@ -21,9 +32,8 @@ type StreamFacts = {
     Read: StreamRead
     /// The client's request was aborted: it went away.
     ClientAborted: bool
-    /// A write to the client failed or was cancelled: nothing more can reach it. (While the client's request is
-    /// not aborted, that is the relay's time limit cutting the write.)
-    WriteFailed: bool
+    /// How the writes to the client went.
+    Write: StreamWrite
 }
 
 /// How a relayed SSE stream ended, and whose fault it was (YARP's blame-by-side lesson).
@@ -58,8 +68,8 @@ type StreamVerdict = {
 ///
 /// | Facts                                         | End                | Appended         |
 /// |-----------------------------------------------|--------------------|------------------|
-/// | the client aborted                            | ClientAborted      | nothing          |
-/// | a write failed (client still there)           | TimedOut           | nothing (cannot) |
+/// | the client aborted, or a write to it failed   | ClientAborted      | nothing (cannot) |
+/// | a write was cancelled (client still there)    | TimedOut           | nothing (cannot) |
 /// | the upstream's `error` event, nothing partial | UpstreamErrorEvent | nothing          |
 /// | `message_stop`, nothing partial               | Completed          | nothing          |
 /// | EOF mid-event, or before `message_stop`       | UpstreamTruncated  | `api_error`      |
@@ -68,6 +78,10 @@ type StreamVerdict = {
 ///
 /// Once `message_stop` (or the upstream's own `error` event) is relayed the answer is whole: a reset or the
 /// time limit while waiting for the upstream to close loses nothing and adds nothing.
+///
+/// A failed write is the client leaving even while its request is not (yet) flagged aborted: ASP.NET Core's
+/// Kestrel completes the response at once when the connection goes, and cancels `RequestAborted` later, on the
+/// thread pool. Blaming the time limit or the upstream for it would count a healthy upstream's answer as failed.
 [<RequireQualifiedAccess>]
 module SseEnd =
 
@@ -87,11 +101,16 @@ module SseEnd =
     [<Literal>]
     let TimeLimitReason = "the relay's request time limit ran out"
 
+    /// Whether the client has left: its request was aborted, or a write to it failed (whatever the request
+    /// says yet). A write cancelled by the relay's own token, its request not aborted, is the time limit.
+    let clientLeft (clientAborted: bool) (write: StreamWrite) : bool =
+        clientAborted || write = StreamWrite.Failed
+
     /// Classifies the end of a relayed stream (see the table above).
     let classify (facts: StreamFacts) : StreamVerdict =
-        if facts.ClientAborted then
+        if clientLeft facts.ClientAborted facts.Write then
             ended StreamEnd.ClientAborted "client disconnected"
-        elif facts.WriteFailed then
+        elif facts.Write = StreamWrite.Cancelled then
             ended StreamEnd.TimedOut TimeLimitReason
         elif facts.SawErrorEvent && not facts.PartialEvent then
             ended StreamEnd.UpstreamErrorEvent "upstream sent an SSE error event"
@@ -106,3 +125,37 @@ module SseEnd =
             | StreamRead.Failed reason ->
                 broken StreamEnd.UpstreamFailed ErrorType.Api ("upstream connection lost: " + reason)
             | StreamRead.Cancelled -> broken StreamEnd.TimedOut ErrorType.Timeout TimeLimitReason
+
+/// What the host knows when it stops copying a JSON (not SSE) answer's body to the client.
+type BodyFacts = {
+    Read: StreamRead
+    Write: StreamWrite
+    /// The client's request was aborted: it went away.
+    ClientAborted: bool
+}
+
+/// How copying a JSON answer's body ended, and whose fault it was.
+[<RequireQualifiedAccess>]
+type BodyEnd =
+    /// The upstream's body ended (EOF) and every byte of it reached the client.
+    | Completed
+    /// Reading the upstream's body failed, or the relay's time limit cut the copy.
+    | UpstreamFailed
+    /// The client went away: its request was aborted, or a write to it failed (`SseEnd.clientLeft`).
+    | ClientAborted
+
+/// How copying a JSON answer's body ended. The rules, first match wins: the client left (`SseEnd.clientLeft`):
+/// ClientAborted; the read and every write went through: Completed; otherwise (the read failed or was
+/// cancelled, or a write was cancelled by the time limit): UpstreamFailed. Either way but Completed, the host
+/// aborts the connection so a truncated body never looks complete.
+[<RequireQualifiedAccess>]
+module BodyEnd =
+
+    /// Classifies the end of a copied JSON body (see the module's rules).
+    let classify (facts: BodyFacts) : BodyEnd =
+        if SseEnd.clientLeft facts.ClientAborted facts.Write then
+            BodyEnd.ClientAborted
+        elif facts.Read = StreamRead.Eof && facts.Write = StreamWrite.Delivered then
+            BodyEnd.Completed
+        else
+            BodyEnd.UpstreamFailed

@@ -12,7 +12,7 @@ let private clean: StreamFacts = {
     PartialEvent = false
     Read = StreamRead.Eof
     ClientAborted = false
-    WriteFailed = false
+    Write = StreamWrite.Delivered
 }
 
 /// The appended event's (error type, message), when there is one.
@@ -111,7 +111,94 @@ let ``a client that went away gets nothing appended, whatever the read did`` () 
     }
 
 [<Fact>]
-let ``a failed write with the client still there is the time limit cutting it, never a clean end`` () =
-    let verdict = SseEnd.classify { clean with WriteFailed = true }
+let ``a failed write is the client leaving, before its request is flagged aborted too: nothing appended`` () =
+    endsSilently StreamEnd.ClientAborted {
+        clean with
+            SawMessageStop = false
+            Write = StreamWrite.Failed
+    }
+
+    // not the time limit, not the upstream: even when the upstream had broken too
+    endsSilently StreamEnd.ClientAborted {
+        clean with
+            PartialEvent = true
+            Write = StreamWrite.Failed
+    }
+
+[<Fact>]
+let ``a write cancelled with the client still there is the time limit cutting it, never a clean end`` () =
+    let verdict =
+        SseEnd.classify {
+            clean with
+                Write = StreamWrite.Cancelled
+        }
+
     Assert.Equal(StreamEnd.TimedOut, verdict.End)
     Assert.Equal(None, verdict.ErrorEvent)
+
+[<Fact>]
+let ``a write cancelled by the client's abort is the client leaving`` () =
+    let verdict =
+        SseEnd.classify {
+            clean with
+                ClientAborted = true
+                Write = StreamWrite.Cancelled
+        }
+
+    Assert.Equal(StreamEnd.ClientAborted, verdict.End)
+
+// ---------------------------
+// BodyEnd: a copied JSON body
+// ---------------------------
+
+/// A JSON body copied to its EOF, every write through, the client still there.
+let private copied: BodyFacts = {
+    Read = StreamRead.Eof
+    Write = StreamWrite.Delivered
+    ClientAborted = false
+}
+
+[<Fact>]
+let ``a JSON body copied to its end is complete`` () =
+    Assert.Equal(BodyEnd.Completed, BodyEnd.classify copied)
+
+[<Fact>]
+let ``a failed write of a JSON body is the client leaving, before its request is flagged aborted too`` () =
+    Assert.Equal(
+        BodyEnd.ClientAborted,
+        BodyEnd.classify {
+            copied with
+                Write = StreamWrite.Failed
+        }
+    )
+
+[<Fact>]
+let ``a JSON body whose client aborted is the client leaving, whatever the read did`` () =
+    for read in [ StreamRead.Eof; StreamRead.Failed "reset"; StreamRead.Cancelled ] do
+        Assert.Equal(
+            BodyEnd.ClientAborted,
+            BodyEnd.classify {
+                copied with
+                    Read = read
+                    ClientAborted = true
+            }
+        )
+
+[<Fact>]
+let ``a failed read, or the time limit cutting the copy, is the upstream's failure`` () =
+    for facts in
+        [
+            {
+                copied with
+                    Read = StreamRead.Failed "reset"
+            }
+            {
+                copied with
+                    Read = StreamRead.Cancelled
+            }
+            {
+                copied with
+                    Write = StreamWrite.Cancelled
+            }
+        ] do
+        Assert.Equal(BodyEnd.UpstreamFailed, BodyEnd.classify facts)

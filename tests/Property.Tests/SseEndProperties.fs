@@ -20,15 +20,26 @@ let private read: Gen<StreamRead> =
         anyText |> Gen.map StreamRead.Failed
     ]
 
+/// Mostly writes that went through, so the upstream's side of the table is well covered.
+let private write: Gen<StreamWrite> =
+    Gen.frequency [
+        4, Gen.constant StreamWrite.Delivered
+        1, Gen.constant StreamWrite.Failed
+        1, Gen.constant StreamWrite.Cancelled
+    ]
+
+/// Mostly a client that stays, for the same reason.
+let private clientAborted: Gen<bool> =
+    Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
+
 let private facts: Arbitrary<StreamFacts> =
     gen {
         let! sawMessageStop = Gen.elements [ false; true ]
         let! sawErrorEvent = Gen.elements [ false; true ]
         let! partialEvent = Gen.elements [ false; true ]
         let! read = read
-        // mostly a client that stays, so the upstream's side of the table is well covered
-        let! clientAborted = Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
-        let! writeFailed = Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
+        let! clientAborted = clientAborted
+        let! write = write
 
         return {
             SawMessageStop = sawMessageStop
@@ -36,7 +47,21 @@ let private facts: Arbitrary<StreamFacts> =
             PartialEvent = partialEvent
             Read = read
             ClientAborted = clientAborted
-            WriteFailed = writeFailed
+            Write = write
+        }
+    }
+    |> Check.arb
+
+let private bodyFacts: Arbitrary<BodyFacts> =
+    gen {
+        let! read = read
+        let! write = write
+        let! clientAborted = clientAborted
+
+        return {
+            Read = read
+            Write = write
+            ClientAborted = clientAborted
         }
     }
     |> Check.arb
@@ -53,7 +78,7 @@ let ``never a clean end unless message_stop was seen, nothing is pending, and th
                 Assert.True(facts.SawMessageStop)
                 Assert.False(facts.PartialEvent)
                 Assert.False(facts.ClientAborted)
-                Assert.False(facts.WriteFailed))
+                Assert.Equal(StreamWrite.Delivered, facts.Write))
     )
 
 [<Fact>]
@@ -75,14 +100,14 @@ let ``nothing is appended after a failed write, nor after the upstream's own err
                 match verdict.End with
                 | StreamEnd.UpstreamTruncated
                 | StreamEnd.UpstreamFailed -> true
-                | StreamEnd.TimedOut -> not facts.WriteFailed
+                | StreamEnd.TimedOut -> facts.Write = StreamWrite.Delivered
                 | StreamEnd.Completed
                 | StreamEnd.UpstreamErrorEvent
                 | StreamEnd.ClientAborted -> false
 
             Assert.Equal(broken, verdict.ErrorEvent.IsSome)
 
-            if facts.WriteFailed then
+            if facts.Write <> StreamWrite.Delivered then
                 Assert.Equal(None, verdict.ErrorEvent))
     )
 
@@ -122,7 +147,35 @@ let ``the relay never blames the upstream's error event it did not see, nor a ti
             | StreamEnd.UpstreamErrorEvent -> Assert.True(facts.SawErrorEvent)
             | StreamEnd.UpstreamFailed -> Assert.True(facts.Read.IsFailed)
             | StreamEnd.UpstreamTruncated -> Assert.Equal(StreamRead.Eof, facts.Read)
-            | StreamEnd.TimedOut -> Assert.True(facts.Read = StreamRead.Cancelled || facts.WriteFailed)
+            | StreamEnd.TimedOut ->
+                Assert.True(facts.Read = StreamRead.Cancelled || facts.Write = StreamWrite.Cancelled)
+            | StreamEnd.Completed
+            | StreamEnd.ClientAborted -> ())
+    )
+
+[<Fact>]
+let ``a failed write is always the client leaving: never the time limit nor the upstream, nothing appended`` () =
+    Check.property (
+        Prop.forAll facts (fun facts ->
+            let verdict =
+                SseEnd.classify {
+                    facts with
+                        Write = StreamWrite.Failed
+                }
+
+            Assert.Equal(StreamEnd.ClientAborted, verdict.End)
+            Assert.Equal(None, verdict.ErrorEvent))
+    )
+
+[<Fact>]
+let ``the upstream or the time limit is blamed only while the client is there and no write failed`` () =
+    Check.property (
+        Prop.forAll facts (fun facts ->
+            match (SseEnd.classify facts).End with
+            | StreamEnd.UpstreamErrorEvent
+            | StreamEnd.UpstreamTruncated
+            | StreamEnd.UpstreamFailed
+            | StreamEnd.TimedOut -> Assert.False(SseEnd.clientLeft facts.ClientAborted facts.Write)
             | StreamEnd.Completed
             | StreamEnd.ClientAborted -> ())
     )
@@ -134,7 +187,46 @@ let ``the client leaving while the error event is written turns any verdict into
             let first = SseEnd.classify facts
 
             if first.ErrorEvent.IsSome then
-                let retold = SseEnd.classify { facts with ClientAborted = true }
+                // what the host tells Core when writing the appended event fails
+                let retold =
+                    SseEnd.classify {
+                        facts with
+                            Write = StreamWrite.Failed
+                    }
+
                 Assert.Equal(StreamEnd.ClientAborted, retold.End)
                 Assert.Equal(None, retold.ErrorEvent))
+    )
+
+[<Fact>]
+let ``a JSON copy ends by the client exactly when it left, complete only when everything went through`` () =
+    Check.property (
+        Prop.forAll bodyFacts (fun facts ->
+            let left = SseEnd.clientLeft facts.ClientAborted facts.Write
+
+            match BodyEnd.classify facts with
+            | BodyEnd.ClientAborted -> Assert.True(left)
+            | BodyEnd.Completed ->
+                Assert.False(left)
+                Assert.Equal(StreamRead.Eof, facts.Read)
+                Assert.Equal(StreamWrite.Delivered, facts.Write)
+            | BodyEnd.UpstreamFailed ->
+                Assert.False(left)
+                Assert.True(facts.Read <> StreamRead.Eof || facts.Write = StreamWrite.Cancelled))
+    )
+
+[<Fact>]
+let ``a JSON copy and a stream agree on whether the client left`` () =
+    Check.property (
+        Prop.forAll facts (fun stream ->
+            let body = {
+                Read = stream.Read
+                Write = stream.Write
+                ClientAborted = stream.ClientAborted
+            }
+
+            Assert.Equal(
+                BodyEnd.classify body = BodyEnd.ClientAborted,
+                (SseEnd.classify stream).End = StreamEnd.ClientAborted
+            ))
     )

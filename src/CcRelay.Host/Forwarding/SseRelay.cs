@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
@@ -19,9 +20,9 @@ namespace CcRelay.Host.Forwarding;
 ///     partial event stays in the buffer until its blank line arrives.
 /// (3) The write and its flush are awaited before the next read, so a slow client slows the upstream read
 ///     rather than growing memory.
-/// (4) At the end the loop says how its read stopped; Core's <see cref="SseEnd.classify"/> decides from that
-///     and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) to append: a
-///     truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
+/// (4) At the end the loop says how its read stopped and how its writes went; Core's <see cref="SseEnd.classify"/>
+///     decides from that and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) to
+///     append: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
 /// NOTE: one loop, not a reader task feeding a writer through a channel: at 1,000 open streams the channel,
 /// the second task and its linked cancellation cost ~1.5 KB per stream, the reader's buffers were handed
 /// to another thread (so the pool missed and allocated ~1 KB per event), and every event paid a thread hop.
@@ -48,20 +49,33 @@ internal static class SseRelay
         var response = context.Response;
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         response.Headers["X-Accel-Buffering"] = "no";
-        await response.StartAsync(cancellationToken);
-
-        // NOTE: StartAsync only buffers the status line and headers; flush them, so the client has them as soon
-        // as the upstream's arrived (x-cc-relay-overhead-ms included), not with the first event
-        await response.BodyWriter.FlushAsync(cancellationToken);
 
         var tap = UsageModule.emptyTap;
         var read = StreamRead.Eof;
-        var writeFailed = false;
+        var write = StreamWrite.Delivered;
         byte[]? buffer = null;
         var length = 0;
         try
         {
-            while (true)
+            // NOTE: StartAsync only buffers the status line and headers (no token: a cancelled one would leave the
+            // response unstarted, and the client an empty 200); flush them, so the client has them as soon as the
+            // upstream's arrived (x-cc-relay-overhead-ms included), not with the first event. A flush cancelled by
+            // the token makes Kestrel abort the connection, so a cut stream never ends cleanly.
+            await response.StartAsync(CancellationToken.None);
+            write = Written(await response.BodyWriter.FlushAsync(cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            write = StreamWrite.Cancelled; // the client's abort or the relay's time limit
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            write = StreamWrite.Failed; // the client is gone (Kestrel's ConnectionAbortedException is an OperationCanceledException)
+        }
+
+        try
+        {
+            while (write.IsDelivered)
             {
                 int count;
                 try
@@ -126,17 +140,21 @@ internal static class SseRelay
                 // (3) :: Step 8: write and flush the complete events  Client ◄── Relay
                 try
                 {
-                    var flushed = await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken);
+                    write = Written(await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken));
                     record.BytesOut += complete;
-                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    if (!write.IsDelivered)
                     {
-                        writeFailed = true; // the client's side of the connection is done
                         break;
                     }
                 }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    write = StreamWrite.Cancelled; // the client's abort or the relay's time limit
+                    break;
+                }
                 catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
                 {
-                    writeFailed = true; // the client is gone (or our time is up)
+                    write = StreamWrite.Failed; // the client is gone, whether or not RequestAborted says so yet
                     break;
                 }
 
@@ -163,24 +181,32 @@ internal static class SseRelay
 
         // (4) Core decides how it ended, and what to append
         var partial = length > 0;
-        var verdict = SseEnd.classify(Facts(context.RequestAborted.IsCancellationRequested));
+        var verdict = SseEnd.classify(Facts(write));
         if (verdict.ErrorEvent is { } errorEvent)
         {
             try
             {
-                await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None);
+                var appended = Written(await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None));
                 record.BytesOut += errorEvent.Value.Length;
+                if (!appended.IsDelivered)
+                {
+                    verdict = SseEnd.classify(Facts(appended)); // the client left before the error event reached it
+                }
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
             {
                 // the client left before the error event reached it
-                verdict = SseEnd.classify(Facts(aborted: true));
+                verdict = SseEnd.classify(Facts(StreamWrite.Failed));
             }
         }
 
         return (verdict.End, verdict.Reason, tap);
 
-        StreamFacts Facts(bool aborted) =>
-            new(tap.SawMessageStop, tap.ErrorType is not null, partial, read, aborted, writeFailed);
+        StreamFacts Facts(StreamWrite written) =>
+            new(tap.SawMessageStop, tap.ErrorType is not null, partial, read, context.RequestAborted.IsCancellationRequested, written);
     }
+
+    /// <summary>What a flush says of the client: a completed or cancelled flush means its side of the connection is done.</summary>
+    private static StreamWrite Written(FlushResult flushed) =>
+        flushed.IsCompleted || flushed.IsCanceled ? StreamWrite.Failed : StreamWrite.Delivered;
 }

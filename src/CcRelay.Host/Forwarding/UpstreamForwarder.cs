@@ -316,35 +316,66 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         // first MiB is also copied aside: the answer's usage sits at its end and is read once it is relayed.
         using var capture = new BodyCapture(BodyCapture.JsonAnswerLimit, contentLength);
         var writer = context.Response.BodyWriter;
-        try
+        var read = StreamRead.Eof;
+        var write = StreamWrite.Delivered;
+        while (true)
         {
-            while (true)
+            var memory = writer.GetMemory(4096);
+            int count;
+            try
             {
-                var memory = writer.GetMemory(4096);
-                var read = await upstreamBody.ReadAsync(memory, cancellationToken);
-                if (read == 0)
-                {
-                    break;
-                }
+                count = await upstreamBody.ReadAsync(memory, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                read = StreamRead.Cancelled;
+                break;
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
+            {
+                read = StreamRead.NewFailed(e.Message);
+                break;
+            }
 
-                capture.Append(memory.Span[..read]);
-                writer.Advance(read);
-                record.BytesOut += read;
+            if (count == 0)
+            {
+                break;
+            }
+
+            capture.Append(memory.Span[..count]);
+            writer.Advance(count);
+            record.BytesOut += count;
+            try
+            {
                 var flushed = await writer.FlushAsync(cancellationToken);
                 if (flushed.IsCanceled || flushed.IsCompleted)
                 {
+                    write = StreamWrite.Failed; // the client's side of the connection is done
                     break;
                 }
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                write = StreamWrite.Cancelled; // the client's abort or the relay's time limit
+                break;
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                write = StreamWrite.Failed; // the client is gone, whether or not RequestAborted says so yet
+                break;
+            }
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+
+        // Core decides whose side ended the copy: a failed write is the client leaving, never the upstream
+        var end = BodyEndModule.classify(new BodyFacts(read, write, context.RequestAborted.IsCancellationRequested));
+        if (!end.IsCompleted)
         {
             // NOTE: the status line is gone already; ending the response normally would make a truncated
             // JSON body look complete. Abort the connection so the client sees the truncation.
-            var clientLeft = context.RequestAborted.IsCancellationRequested;
-            record.Result = clientLeft ? "client_aborted" : "upstream_body_failed";
             context.Abort();
-            outcome = clientLeft ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
+            (record.Result, outcome) = end.IsClientAborted
+                ? ("client_aborted", MetricOutcome.Abandoned)
+                : ("upstream_body_failed", MetricOutcome.NewFailure("body"));
         }
 
         var answer = UsageModule.ofJson(capture.Span);

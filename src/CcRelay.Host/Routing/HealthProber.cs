@@ -80,9 +80,11 @@ internal sealed class HealthProber(
             succeeded = false;
         }
 
-        Log.HealthProbed(logger, probe.Provider.Name, probe.Url.ToString(), succeeded);
         var now = cell.Now;
         cell.Transition(runtime => RelayHealth.probed(runtime, now, probe.Provider.Name, succeeded));
+
+        // logged after the swap (as every state change is): whoever reads the line sees the state it reports
+        Log.HealthProbed(logger, probe.Provider.Name, probe.Url.ToString(), succeeded);
     }
 
     public override void Dispose()

@@ -9,6 +9,7 @@ namespace CcRelay.Host.Tests.Observability;
 public sealed class RequestLogTests : IAsyncLifetime
 {
     private const string ProviderKey = "sk-fake-provider-key";
+    private readonly ShiftedTimeProvider _clock = new();
     private FakeUpstream _upstream = null!;
     private RelayHost _relay = null!;
 
@@ -16,7 +17,7 @@ public sealed class RequestLogTests : IAsyncLifetime
     {
         _upstream = await FakeUpstream.StartAsync();
         var provider = TestConfig.Provider("fake", _upstream.BaseUrl, keys: [ProviderKey]).WithPricing(("claude-priced-by-config", 1m, 2m));
-        _relay = await RelayHost.StartAsync(TestConfig.Relay([provider]));
+        _relay = await RelayHost.StartAsync(TestConfig.Relay([provider]), timeProvider: _clock);
     }
 
     public async Task DisposeAsync()
@@ -154,15 +155,13 @@ public sealed class RequestLogTests : IAsyncLifetime
     [Fact]
     public async Task Overhead_ExcludesTheUpstreamWait()
     {
-        // the upstream holds its headers back (and measures for how long): the relay's overhead cannot include
+        // the upstream holds its headers back for 10 s of the relay's clock: the relay's overhead cannot include
         // that wait, which lies inside the relay's own wait for the headers
-        var held = TimeSpan.Zero;
-        _upstream.Handler = async context =>
+        var held = TimeSpan.FromSeconds(10);
+        _upstream.Handler = context =>
         {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            await Task.Delay(300);
-            held = clock.Elapsed;
-            await Fake.WriteJsonAsync(context, 200, Fake.MessageJson());
+            _clock.Advance(held);
+            return Fake.WriteJsonAsync(context, 200, Fake.MessageJson());
         };
 
         var (response, line) = await SendAsync(Requests.PlainBody);

@@ -22,19 +22,23 @@ public sealed class FailoverTests : TwoUpstreamTests
         IEnumerable<ProviderConfig> providers,
         int firstByteTimeoutMs = 120_000,
         RoutingConfig? routing = null,
-        HealthConfig? health = null) =>
-        RelayHost.StartAsync(TestConfig.Relay(
-            providers,
-            apiKey: RelayKey,
-            firstByteTimeoutMs: firstByteTimeoutMs,
-            routing: routing ?? TestConfig.Routing(),
-            health: health ?? TestConfig.Health()));
+        HealthConfig? health = null,
+        TimeProvider? timeProvider = null) =>
+        RelayHost.StartAsync(
+            TestConfig.Relay(
+                providers,
+                apiKey: RelayKey,
+                firstByteTimeoutMs: firstByteTimeoutMs,
+                routing: routing ?? TestConfig.Routing(),
+                health: health ?? TestConfig.Health()),
+            timeProvider: timeProvider);
 
-    private Task<RelayHost> TwoProvidersAsync(Uri? aUrl = null, int firstByteTimeoutMs = 120_000, HealthConfig? health = null) =>
+    private Task<RelayHost> TwoProvidersAsync(Uri? aUrl = null, int firstByteTimeoutMs = 120_000, HealthConfig? health = null, TimeProvider? timeProvider = null) =>
         RelayAsync(
             [TestConfig.Provider("a", aUrl ?? A.BaseUrl, priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
             firstByteTimeoutMs,
-            health: health);
+            health: health,
+            timeProvider: timeProvider);
 
     private static Task<HttpResponseMessage> SendAsync(RelayHost relay, string body = Requests.PlainBody) =>
         relay.Client.SendAsync(Requests.Messages(body, apiKey: RelayKey));
@@ -171,12 +175,14 @@ public sealed class FailoverTests : TwoUpstreamTests
     [Fact]
     public async Task BreakerOpensAfterThreshold_ThenHalfOpensAfterOpenDuration()
     {
-        // Arrange: A always fails; the breaker opens after 2 failures for 400 ms
+        // Arrange: A always fails; the breaker opens after 2 failures for 30 s of the relay's clock, which moves
+        // only when the test says
+        var clock = new ShiftedTimeProvider();
         var failing = 1;
         A.Handler = context => Volatile.Read(ref failing) == 1
             ? Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""")
             : Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
-        await using var relay = await TwoProvidersAsync(health: TestConfig.Health(failureThreshold: 2, openDurationMs: 400, halfOpenProbes: 1));
+        await using var relay = await TwoProvidersAsync(health: TestConfig.Health(failureThreshold: 2, openDurationMs: 30_000, halfOpenProbes: 1), timeProvider: clock);
 
         // Act: two failures open it; the next requests skip A entirely
         for (var i = 0; i < 2; i++)
@@ -195,19 +201,14 @@ public sealed class FailoverTests : TwoUpstreamTests
 
         Assert.Equal(2, A.Requests.Count);
 
-        // Assert: after the break, a request probes A again (bounded poll), and its success closes the circuit
+        // Assert: once the break is over, the very next request probes A, and its success closes the circuit
         Volatile.Write(ref failing, 0);
-        var deadline = DateTime.UtcNow + Bound;
-        string provider;
-        do
+        clock.Advance(TimeSpan.FromSeconds(30));
+        using (var probe = await SendAsync(relay))
         {
-            await Task.Delay(50);
-            using var probe = await SendAsync(relay);
-            provider = probe.Headers.GetValues("x-cc-relay-provider").Single();
+            Assert.Equal("a", probe.Headers.GetValues("x-cc-relay-provider").Single());
         }
-        while (provider != "a" && DateTime.UtcNow < deadline);
 
-        Assert.Equal("a", provider);
         Assert.Equal(3, A.Requests.Count);
         using var closed = await SendAsync(relay);
         Assert.Equal("a", closed.Headers.GetValues("x-cc-relay-provider").Single());
@@ -217,11 +218,13 @@ public sealed class FailoverTests : TwoUpstreamTests
     [Fact]
     public async Task Health_ShowsTheOpenCircuit_AndKeyCapacity_ThenRecovery()
     {
-        // Arrange: A (two keys) fails; its breaker opens after one failure for 300 ms
+        // Arrange: A (two keys) fails; its breaker opens after one failure for 30 s of the relay's clock
+        var clock = new ShiftedTimeProvider();
         A.Handler = context => Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
         await using var relay = await RelayAsync(
             [TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"], priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
-            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 300));
+            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 30_000),
+            timeProvider: clock);
         using (var before = await HealthAsync(relay))
         {
             Assert.Equal("a:up:closed:2/2,b:up:closed:0/0", Lines(before));
@@ -238,18 +241,12 @@ public sealed class FailoverTests : TwoUpstreamTests
             Assert.Equal("ok", open.RootElement.GetProperty("status").GetString());
         }
 
-        // after the break A may be probed again: up (bounded poll)
-        var deadline = DateTime.UtcNow + Bound;
-        string lines;
-        do
+        // after the break A may be probed again: up (its circuit stays open until that probe)
+        clock.Advance(TimeSpan.FromSeconds(30));
+        using (var after = await HealthAsync(relay))
         {
-            await Task.Delay(20);
-            using var health = await HealthAsync(relay);
-            lines = Lines(health);
+            Assert.Equal("a:up:open:2/2,b:up:closed:0/0", Lines(after));
         }
-        while (lines.StartsWith("a:down", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
-
-        Assert.StartsWith("a:up:open", lines);
     }
 
     [Fact]
@@ -259,26 +256,25 @@ public sealed class FailoverTests : TwoUpstreamTests
         A.Handler = context => context.Request.Path == "/v1/models"
             ? Fake.WriteJsonAsync(context, 200, """{"data":[]}""")
             : Fake.WriteJsonAsync(context, 500, """{"type":"error","error":{"type":"api_error","message":"from-a"}}""");
-        await using var relay = await RelayAsync(
-            [TestConfig.Provider("a", A.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
-            health: TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, healthCheckIntervalMs: 1_000));
+        // (debug logging: the prober's report, logged once its result is applied, is what the test waits for)
+        var config = TestConfig.Relay(
+                [TestConfig.Provider("a", A.BaseUrl, keys: ["key-one"], priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)],
+                apiKey: RelayKey,
+                routing: TestConfig.Routing(),
+                health: TestConfig.Health(failureThreshold: 1, openDurationMs: 60_000, healthCheckIntervalMs: 1_000))
+            .With(logging: TestConfig.Logging(level: CcRelay.Core.LogLevel.Debug));
+        await using var relay = await RelayHost.StartAsync(config);
         using var response = await SendAsync(relay);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
-        // Act: wait (bounded poll) for the prober
-        var deadline = DateTime.UtcNow + Bound;
-        string lines;
-        do
-        {
-            await Task.Delay(50);
-            using var health = await HealthAsync(relay);
-            lines = Lines(health);
-        }
-        while (!lines.StartsWith("a:up", StringComparison.Ordinal) && DateTime.UtcNow < deadline);
+        // Act: wait for the prober's first report
+        var probed = (await relay.Logs.WaitForAsync(l => l.EventId == 29)).First();
+        using var health = await HealthAsync(relay);
 
         // Assert: the probe carried A's key, and ended the break long before 60 s: A may be tried again
         // (its next request is the half-open probe)
-        Assert.StartsWith("a:up:open", lines);
+        Assert.Equal(true, probed.Fields["succeeded"]);
+        Assert.StartsWith("a:up:open", Lines(health));
         var probe = A.Requests.First(r => r.PathAndQuery == "/v1/models");
         Assert.Equal("GET", probe.Method);
         Assert.Equal("key-one", probe.Header("x-api-key"));
