@@ -30,13 +30,19 @@ internal sealed class Http1BodyStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_connection is not { } connection || buffer.IsEmpty)
+        if (_connection is not { } connection)
         {
             return 0;
         }
 
         try
         {
+            if (buffer.IsEmpty)
+            {
+                await WaitForDataAsync(connection, cancellationToken);
+                return 0;
+            }
+
             var read = _framing.Tag switch
             {
                 BodyFraming.Tags.Length => await ReadLengthAsync(connection, buffer, cancellationToken),
@@ -50,6 +56,51 @@ internal sealed class Http1BodyStream : Stream
             // the connection's state is unknown after a failed or cancelled read
             Abandon();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A zero-byte read: returns once body bytes can be read, without the caller or the connection holding a
+    /// buffer meanwhile. Chunk framing already received (the CRLF after an event's chunk, the next size line) is
+    /// consumed first, so a stream between events waits here, not in a real read.
+    /// </summary>
+    private async ValueTask WaitForDataAsync(Http1Connection connection, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_framing.IsChunked && !connection.Buffered.IsEmpty)
+            {
+                var step = Chunked.step(_chunks, connection.Buffered, 0);
+                _chunks = step.Decoder;
+                connection.Consume(step.Consumed);
+                if (_chunks.Phase == ChunkPhase.Invalid)
+                {
+                    throw new HttpIOException(HttpRequestError.InvalidResponse, "the upstream sent invalid chunked framing");
+                }
+
+                if (_chunks.Phase == ChunkPhase.Done)
+                {
+                    Complete();
+                    return;
+                }
+            }
+
+            if (!connection.Buffered.IsEmpty)
+            {
+                return; // body bytes are waiting
+            }
+
+            await connection.WaitForDataAsync(cancellationToken);
+            if (!_framing.IsChunked || _chunks.Phase == ChunkPhase.Data)
+            {
+                return;
+            }
+
+            // only framing may have arrived: read it, and wait on if no data came with it
+            if (await connection.FillAsync(cancellationToken) == 0)
+            {
+                return; // the connection's end: the real read reports it
+            }
         }
     }
 

@@ -25,7 +25,9 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     private readonly Socket _socket;
     private readonly Http1Pool _pool;
     private readonly long _createdAt = Environment.TickCount64;
-    private byte[] _buffer = new byte[InitialBufferSize];
+    // rented while received bytes wait to be read, returned as soon as none do: an open stream waiting for its
+    // next event holds no buffer here (see WaitForDataAsync)
+    private byte[]? _buffer;
     private int _start;
     private int _end;
     private HttpResponseMessage? _target;
@@ -47,7 +49,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     public long IdleSince { get; set; }
 
     /// <summary>The unread bytes received after the response head.</summary>
-    public ReadOnlySpan<byte> Buffered => _buffer.AsSpan(_start, _end - _start);
+    public ReadOnlySpan<byte> Buffered => _buffer is null ? default : _buffer.AsSpan(_start, _end - _start);
 
     public bool IsWithinLifetime(long now) => now - _createdAt < (long)Http1Handler.Lifetime.TotalMilliseconds;
 
@@ -91,6 +93,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         {
             var headLength = await ReadHeadAsync(cancellationToken);
             var head = _buffer.AsSpan(_start, headLength);
+            var version = head[7] == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11;
             var status = Http1.status(head);
             if (status is >= 100 and < 200 && status != 101)
             {
@@ -126,7 +129,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
 
             var answer = parsed.ResultValue;
             response.StatusCode = (HttpStatusCode)answer.Status;
-            response.Version = head[7] == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11;
+            response.Version = version;
             content.Start(new Http1BodyStream(this, answer.Framing, answer.KeepAlive));
             return response;
         }
@@ -332,13 +335,14 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     }
 
     /// <summary>
-    /// Receives more bytes behind the buffered ones (moving them to the front, or growing the buffer up to
-    /// <paramref name="limit"/> when full). Returns 0 at the connection's end.
+    /// Receives more bytes behind the buffered ones (renting a buffer when none is held, moving the bytes to the
+    /// front, or growing the buffer up to <paramref name="limit"/> when full). Returns 0 at the connection's end.
     /// </summary>
     public async ValueTask<int> FillAsync(CancellationToken cancellationToken, int limit = InitialBufferSize)
     {
-        if (_start == _end)
+        if (_buffer is null)
         {
+            _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
             _start = _end = 0;
         }
         else if (_end == _buffer.Length)
@@ -346,8 +350,9 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
             var length = _end - _start;
             if (_start == 0)
             {
-                var grown = new byte[Math.Min(Math.Max(_buffer.Length * 2, length + 1), Math.Max(limit, length + 1))];
+                var grown = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(_buffer.Length * 2, length + 1), Math.Max(limit, length + 1)));
                 _buffer.AsSpan(0, length).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(_buffer);
                 _buffer = grown;
             }
             else
@@ -361,7 +366,28 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
 
         var read = await ReceiveAsync(_buffer.AsMemory(_end), cancellationToken);
         _end += read;
+        if (_start == _end)
+        {
+            ReturnBuffer();
+        }
+
         return read;
+    }
+
+    /// <summary>
+    /// Waits until the upstream sent something (or closed) without holding a buffer: a zero-byte receive. An
+    /// open stream spends its life here between events.
+    /// </summary>
+    public async ValueTask WaitForDataAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
+        }
+        catch (SocketException)
+        {
+            // the next real read says what happened
+        }
     }
 
     /// <summary>Receives straight into the caller's memory (nothing may be buffered). 0 at the connection's end.</summary>
@@ -382,8 +408,26 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         }
     }
 
-    /// <summary>Marks buffered bytes as read.</summary>
-    public void Consume(int count) => _start += count;
+    /// <summary>Marks buffered bytes as read; the buffer goes back to the pool once none are left.</summary>
+    public void Consume(int count)
+    {
+        _start += count;
+        if (_start == _end)
+        {
+            ReturnBuffer();
+        }
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+
+        _start = _end = 0;
+    }
 
     /// <summary>Called by the body stream when the response ended: back to the pool, or closed.</summary>
     public void Release(bool keepAlive)
@@ -392,7 +436,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         {
             // NOTE: bytes after a response nobody asked for mean the upstream is confused: the connection is closed below
             Reused = true;
-            _start = _end = 0;
+            ReturnBuffer();
             _pool.Return(this);
         }
         else
@@ -408,6 +452,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            // NOTE: a held buffer is left to the GC, not returned: a receive on another thread may still be writing into it
             _socket.Dispose();
         }
     }

@@ -146,6 +146,40 @@ public sealed class Http1ClientTests
     }
 
     [Fact]
+    public async Task ZeroByteRead_WaitsForTheNextChunk_WithoutConsumingIt()
+    {
+        var more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = RawUpstream.Start(async connection =>
+        {
+            await connection.ReadRequestAsync();
+            await connection.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+            await more.Task;
+            await connection.SendAsync("6\r\nsecond\r\n0\r\n\r\n");
+        });
+        try
+        {
+            using var invoker = UpstreamClient.Create();
+            using var response = await invoker.SendAsync(Post(upstream.BaseUrl), CancellationToken.None);
+            var body = await response.Content.ReadAsStreamAsync();
+            var buffer = new byte[64];
+            Assert.Equal("first", Encoding.ASCII.GetString(buffer, 0, await body.ReadAsync(buffer)));
+
+            // the CRLF after "first" is framing, not data: the zero-byte read consumes it and waits on
+            var waiting = body.ReadAsync(Memory<byte>.Empty).AsTask();
+            Assert.False(waiting.IsCompleted);
+            more.SetResult();
+
+            Assert.Equal(0, await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal("second", Encoding.ASCII.GetString(buffer, 0, await body.ReadAsync(buffer)));
+            Assert.Equal(0, await body.ReadAsync(buffer));
+        }
+        finally
+        {
+            more.TrySetResult(); // the upstream's script ends either way
+        }
+    }
+
+    [Fact]
     public async Task BodyUntilClose_IsReadToTheEnd_AndTheConnectionIsNotReused()
     {
         await using var upstream = RawUpstream.Start(async connection =>
