@@ -31,6 +31,10 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     private const int RequestLineEventId = 1;
 
     private static readonly JsonEncodedText StateName = JsonEncodedText.Encode("State");
+    private static readonly JsonEncodedText TimestampName = JsonEncodedText.Encode("Timestamp");
+    private static readonly JsonEncodedText EventIdName = JsonEncodedText.Encode("EventId");
+    private static readonly JsonEncodedText LogLevelName = JsonEncodedText.Encode("LogLevel");
+    private static readonly JsonEncodedText CategoryName = JsonEncodedText.Encode("Category");
 
     private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
 
@@ -82,12 +86,11 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         var buffers = _buffers ??= new Buffers();
         var writer = buffers.Writer(output);
         writer.WriteStartObject();
-        Span<char> stamp = stackalloc char[24];
-        _ = DateTime.UtcNow.TryFormat(stamp, out var stampLength, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
-        writer.WriteString("Timestamp", stamp[..stampLength]);
-        writer.WriteNumber("EventId", logEntry.EventId.Id);
-        writer.WriteString("LogLevel", LevelName(logEntry.LogLevel));
-        writer.WriteString("Category", logEntry.Category);
+        Span<byte> stamp = stackalloc byte[24];
+        writer.WriteString(TimestampName, Timestamp(DateTime.UtcNow, stamp));
+        writer.WriteNumber(EventIdName, logEntry.EventId.Id);
+        writer.WriteString(LogLevelName, LevelName(logEntry.LogLevel));
+        writer.WriteString(CategoryName, logEntry.Category);
         if (message is not null)
         {
             writer.WriteString("Message", message);
@@ -123,6 +126,38 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         writer.Flush();
         output.Write(NewLine);
         return true;
+    }
+
+    /// <summary>
+    /// <c>yyyy-MM-ddTHH:mm:ss.fffZ</c> as UTF-8 digits, written by hand: a custom format string is parsed on
+    /// every call, and this runs once per log line.
+    /// </summary>
+    internal static ReadOnlySpan<byte> Timestamp(DateTime utc, Span<byte> stamp)
+    {
+        Digits(stamp[..4], utc.Year);
+        stamp[4] = (byte)'-';
+        Digits(stamp.Slice(5, 2), utc.Month);
+        stamp[7] = (byte)'-';
+        Digits(stamp.Slice(8, 2), utc.Day);
+        stamp[10] = (byte)'T';
+        Digits(stamp.Slice(11, 2), utc.Hour);
+        stamp[13] = (byte)':';
+        Digits(stamp.Slice(14, 2), utc.Minute);
+        stamp[16] = (byte)':';
+        Digits(stamp.Slice(17, 2), utc.Second);
+        stamp[19] = (byte)'.';
+        Digits(stamp.Slice(20, 3), utc.Millisecond);
+        stamp[23] = (byte)'Z';
+        return stamp[..24];
+
+        static void Digits(Span<byte> into, int value)
+        {
+            for (var i = into.Length - 1; i >= 0; i--)
+            {
+                into[i] = (byte)('0' + (value % 10));
+                value /= 10;
+            }
+        }
     }
 
     private static void WriteValue(Utf8JsonWriter writer, string name, object? value)
