@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CcRelay.Core;
 
 namespace CcRelay.Host.Forwarding;
@@ -28,6 +29,7 @@ internal sealed class Http1BodyStream : Stream
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (_connection is not { } connection)
@@ -64,6 +66,7 @@ internal sealed class Http1BodyStream : Stream
     /// buffer meanwhile. Chunk framing already received (the CRLF after an event's chunk, the next size line) is
     /// consumed first, so a stream between events waits here, not in a real read.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WaitForDataAsync(Http1Connection connection, CancellationToken cancellationToken)
     {
         while (true)
@@ -104,6 +107,7 @@ internal sealed class Http1BodyStream : Stream
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadLengthAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var want = (int)Math.Min(buffer.Length, _remaining);
@@ -132,6 +136,7 @@ internal sealed class Http1BodyStream : Stream
         return read;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadChunkedAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
@@ -180,6 +185,7 @@ internal sealed class Http1BodyStream : Stream
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadUntilCloseAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         int read;

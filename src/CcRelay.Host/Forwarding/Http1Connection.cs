@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using CcRelay.Core;
@@ -147,6 +148,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteRequestAsync(HttpRequestMessage request, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
         var target = request.RequestUri!.PathAndQuery;
@@ -307,6 +309,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     }
 
     /// <summary>Reads until a whole response head is buffered; returns its length (from the buffer's start).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadHeadAsync(CancellationToken cancellationToken)
     {
         while (true)
@@ -338,6 +341,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     /// Receives more bytes behind the buffered ones (renting a buffer when none is held, moving the bytes to the
     /// front, or growing the buffer up to <paramref name="limit"/> when full). Returns 0 at the connection's end.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> FillAsync(CancellationToken cancellationToken, int limit = InitialBufferSize)
     {
         if (_buffer is null)
@@ -378,6 +382,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     /// Waits until the upstream sent something (or closed) without holding a buffer: a zero-byte receive. An
     /// open stream spends its life here between events.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WaitForDataAsync(CancellationToken cancellationToken)
     {
         try
@@ -391,6 +396,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     }
 
     /// <summary>Receives straight into the caller's memory (nothing may be buffered). 0 at the connection's end.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> ReceiveAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
         try
