@@ -105,6 +105,33 @@ public sealed class Http1ClientTests
     }
 
     [Fact]
+    public async Task LargeResponseHead_UpToTheLimit_IsRead()
+    {
+        // 100 KB of fields: the read buffer grows past its first 4 KB, and the body behind the head is intact
+        var fields = string.Concat(Enumerable.Range(0, 1000).Select(i => $"x-field-{i:D4}: {new string('v', 80)}\r\n"));
+        await using var upstream = Answering($"HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\n{{}}");
+        using var invoker = UpstreamClient.Create();
+
+        using var response = await invoker.SendAsync(Post(upstream.BaseUrl), CancellationToken.None);
+
+        Assert.Equal(new string('v', 80), response.Headers.NonValidated["x-field-0999"].ToString());
+        Assert.Equal("{}", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ResponseHead_OverTheLimit_IsAnInvalidResponseError()
+    {
+        var fields = string.Concat(Enumerable.Range(0, 3000).Select(i => $"x-field-{i:D4}: {new string('v', 100)}\r\n"));
+        await using var upstream = Answering($"HTTP/1.1 200 OK\r\n{fields}\r\n");
+        using var invoker = UpstreamClient.Create();
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => invoker.SendAsync(Post(upstream.BaseUrl), CancellationToken.None));
+
+        Assert.Equal(HttpRequestError.InvalidResponse, error.HttpRequestError);
+        Assert.Contains("256 KB", error.Message);
+    }
+
+    [Fact]
     public async Task Connection_IsReused_ForTheNextRequests()
     {
         await using var upstream = Answering(Ok);
