@@ -1,11 +1,12 @@
 namespace CcRelay.Core
 
 open System
+open System.Collections.Frozen
 
 /// How a response body is delimited (RFC 9112 §6.3).
 [<RequireQualifiedAccess; Struct>]
 type BodyFraming =
-    /// No body: a response to HEAD, a 1xx, 204 or 304.
+    /// No body: a response to HEAD, a 1xx, 204 or 304, or `Content-Length: 0`.
     | Empty
     /// Exactly this many bytes (`Content-Length`).
     | Length of length: int64
@@ -18,6 +19,10 @@ type BodyFraming =
 [<Struct>]
 type ResponseHead = {
     Status: int
+    /// The `x` of `HTTP/1.x`.
+    Minor: int
+    /// A 1xx other than 101 (100 Continue, 103 Early Hints): not the answer; the final head follows it.
+    Interim: bool
     Framing: BodyFraming
     /// Whether the connection may carry another request once this body has been read to its end.
     KeepAlive: bool
@@ -192,7 +197,7 @@ module Http1 =
         last
 
     /// Parses a complete head (as delimited by `headEnd`): its status line and header fields, each passed to
-    /// `sink` (null: fields are only checked). `forHead`: the request was a HEAD, so the answer has no body.
+    /// `sink` (null: fields are only checked; an interim head's fields never reach it). `forHead`: the request was a HEAD, so the answer has no body.
     /// Framing and connection reuse follow RFC 9112 §6.3 and §9.3; a message the RFC calls unrecoverable
     /// (conflicting lengths, an invalid field line) is an error naming what is wrong.
     let parseResponseHead
@@ -204,6 +209,9 @@ module Http1 =
 
         if code < 0 then
             Error "invalid status line"
+        elif code = 101 then
+            // the relay never asks to switch protocols
+            Error "an unexpected 101 Switching Protocols"
         else
             let minor = int (head[7] - '0'B)
             let mutable error: string | null = null
@@ -270,7 +278,8 @@ module Http1 =
                                 close <- close || hasToken value closeToken
                                 keepAlive <- keepAlive || hasToken value keepAliveToken
 
-                            if isNull error && not (isNull sink) then
+                            // an interim head's fields are checked, not reported: they are not the answer's
+                            if isNull error && not (isNull sink) && code >= 200 then
                                 sink.Header(name, value)
 
             match error with
@@ -284,7 +293,9 @@ module Http1 =
                              BodyFraming.Chunked
                          else
                              BodyFraming.UntilClose)
-                    elif length >= 0L then
+                    elif length = 0L then
+                        BodyFraming.Empty
+                    elif length > 0L then
                         BodyFraming.Length length
                     else
                         BodyFraming.UntilClose
@@ -293,6 +304,8 @@ module Http1 =
 
                 Ok {
                     Status = code
+                    Minor = minor
+                    Interim = code < 200
                     Framing = framing
                     // both a transfer coding and a length: the connection must be closed after (RFC 9112 §6.3 ¶3)
                     KeepAlive =
@@ -300,6 +313,48 @@ module Http1 =
                         && framing <> BodyFraming.UntilClose
                         && not (transferCoding && length >= 0L)
                 }
+
+/// When a pooled connection may carry another request.
+[<RequireQualifiedAccess>]
+type PooledReuse =
+    /// Past its lifetime or idle timeout: close it.
+    | Expired
+    /// Idle only briefly: use it as it is.
+    | Reuse
+    /// Idle long enough that the upstream may have closed it meanwhile: use it if its socket is not at its end.
+    | ReuseIfOpen
+
+/// The HTTP/1.1 client's own rules: what it writes itself, when it reuses a connection, when it sends again.
+[<RequireQualifiedAccess>]
+module Http1Client =
+
+    /// Fields the client writes itself (`Host`, `Content-Length`) or that would break its framing of the
+    /// request (`Transfer-Encoding`, `Connection`): never copied from the request's header collections.
+    let private ownFields: FrozenSet<string> =
+        FrozenSet.ToFrozenSet(
+            [ "host"; "content-length"; "transfer-encoding"; "connection" ],
+            StringComparer.OrdinalIgnoreCase
+        )
+
+    let writesItself (name: string) : bool = ownFields.Contains name
+
+    /// An idle connection older than this is checked for the upstream having closed it.
+    let checkAfterIdle: TimeSpan = TimeSpan.FromSeconds 1.0
+
+    /// Whether a connection `age` old and idle for `idle` may be reused.
+    let reuse (lifetime: TimeSpan) (idleTimeout: TimeSpan) (age: TimeSpan) (idle: TimeSpan) : PooledReuse =
+        if age >= lifetime || idle >= idleTimeout then
+            PooledReuse.Expired
+        elif idle < checkAfterIdle then
+            PooledReuse.Reuse
+        else
+            PooledReuse.ReuseIfOpen
+
+    /// Whether a failed request is sent again on a new connection: only once, only when it failed on a reused
+    /// connection (which the upstream may have closed while idle) before any byte of the answer arrived, and
+    /// never after the caller cancelled. Nothing of it was answered, so the upstream did not act on it.
+    let sendAgain (attempt: int) (reused: bool) (nothingReceived: bool) (cancelled: bool) : bool =
+        attempt = 0 && reused && nothingReceived && not cancelled
 
 /// Where a chunked body decoder stands (RFC 9112 §7.1).
 type ChunkPhase =

@@ -102,6 +102,7 @@ let ``every field reaches the sink in order with optional whitespace trimmed`` (
 [<InlineData("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", "Content-Length")>]
 [<InlineData("HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456789\r\n\r\n", "Content-Length")>]
 [<InlineData("HTTP/1.1 2x0 OK\r\n\r\n", "status line")>]
+[<InlineData("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "101 Switching Protocols")>]
 let ``an unrecoverable head is an error naming what is wrong`` (head: string, expected: string) =
     Assert.Contains(expected, parseError head)
 
@@ -111,6 +112,22 @@ let ``a field that breaks the head stops the fields before it reaches the sink``
         parseWith false "HTTP/1.1 200 OK\r\na: 1\r\nbad name: 2\r\nc: 3\r\n\r\n"
 
     Assert.Equal<(string * string) list>([ "a", "1" ], fields)
+
+[<Fact>]
+let ``an interim head is marked, and its fields are checked but never reach the sink`` () =
+    match parseWith false "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" with
+    | Ok head, fields ->
+        Assert.True head.Interim
+        Assert.Empty fields
+    | Error e, _ -> failwith e
+
+    Assert.False (parse "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").Interim
+    Assert.Contains("invalid character", parseError "HTTP/1.1 100 Continue\r\nbad name: x\r\n\r\n")
+
+[<Theory>]
+[<InlineData("HTTP/1.0 200 OK\r\n\r\n", 0)>]
+[<InlineData("HTTP/1.1 200 OK\r\n\r\n", 1)>]
+let ``the head says its minor version`` (head: string, minor: int) = Assert.Equal(minor, (parse head).Minor)
 
 // ---------------------------
 // Framing and reuse (RFC 9112 §6.3, §9.3)
@@ -125,7 +142,7 @@ let ``a Content-Length frames the body, and a list of one repeated value is that
         (parse "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\n").Framing
     )
 
-    Assert.Equal(BodyFraming.Length 0L, (parse "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").Framing)
+    Assert.Equal(BodyFraming.Empty, (parse "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").Framing)
 
 [<Fact>]
 let ``chunked as the final transfer coding frames the body by chunks`` () =
@@ -270,3 +287,47 @@ let ``data read straight into a host buffer is accounted with skipData`` () =
     Assert.Equal(ChunkPhase.DataCr, whole.Phase)
     let rest = Chunked.step whole (ReadOnlySpan(bytes "\r\n0\r\n\r\n")) 4096
     Assert.Equal(ChunkPhase.Done, rest.Decoder.Phase)
+
+// ---------------------------
+// The client's own rules
+// ---------------------------
+
+[<Theory>]
+[<InlineData("Host", true)>]
+[<InlineData("content-length", true)>]
+[<InlineData("Transfer-Encoding", true)>]
+[<InlineData("CONNECTION", true)>]
+[<InlineData("Content-Type", false)>]
+[<InlineData("x-api-key", false)>]
+[<InlineData("traceparent", false)>]
+let ``the client writes Host and Content-Length itself and never copies framing fields``
+    (name: string, expected: bool)
+    =
+    Assert.Equal(expected, Http1Client.writesItself name)
+
+let private seconds (s: float) = TimeSpan.FromSeconds s
+
+[<Theory>]
+[<InlineData(10.0, 0.5, "Reuse")>]
+[<InlineData(10.0, 1.0, "ReuseIfOpen")>]
+[<InlineData(10.0, 89.0, "ReuseIfOpen")>]
+[<InlineData(100.0, 90.0, "Expired")>]
+[<InlineData(300.0, 0.1, "Expired")>]
+let ``a pooled connection is reused within its lifetime and idle timeout, checked once idle a second``
+    (age: float, idle: float, expected: string)
+    =
+    let verdict =
+        Http1Client.reuse (seconds 300.0) (seconds 90.0) (seconds age) (seconds idle)
+
+    Assert.Equal(expected, string verdict)
+
+[<Theory>]
+[<InlineData(0, true, true, false, true)>]
+[<InlineData(1, true, true, false, false)>]
+[<InlineData(0, false, true, false, false)>]
+[<InlineData(0, true, false, false, false)>]
+[<InlineData(0, true, true, true, false)>]
+let ``a request is sent again only once, only when a reused connection failed before any answer, never after cancellation``
+    (attempt: int, reused: bool, nothingReceived: bool, cancelled: bool, expected: bool)
+    =
+    Assert.Equal(expected, Http1Client.sendAgain attempt reused nothingReceived cancelled)

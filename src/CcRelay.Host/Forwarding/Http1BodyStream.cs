@@ -23,7 +23,7 @@ internal sealed class Http1BodyStream : Stream
         _framing = framing;
         _keepAlive = keepAlive;
         _remaining = framing.IsLength ? framing.length : 0;
-        if (framing.IsEmpty || (framing.IsLength && framing.length == 0))
+        if (framing.IsEmpty)
         {
             Complete();
         }
@@ -73,18 +73,10 @@ internal sealed class Http1BodyStream : Stream
         {
             if (_framing.IsChunked && !connection.Buffered.IsEmpty)
             {
-                var step = Chunked.step(_chunks, connection.Buffered, 0);
-                _chunks = step.Decoder;
-                connection.Consume(step.Consumed);
-                if (_chunks.Phase == ChunkPhase.Invalid)
+                _ = StepChunks(connection, Span<byte>.Empty);
+                if (_connection is null)
                 {
-                    throw new HttpIOException(HttpRequestError.InvalidResponse, "the upstream sent invalid chunked framing");
-                }
-
-                if (_chunks.Phase == ChunkPhase.Done)
-                {
-                    Complete();
-                    return;
+                    return; // the body ended
                 }
             }
 
@@ -110,17 +102,14 @@ internal sealed class Http1BodyStream : Stream
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadLengthAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        var want = (int)Math.Min(buffer.Length, _remaining);
         int read;
         if (connection.Buffered.Length > 0)
         {
-            read = Math.Min(want, connection.Buffered.Length);
-            connection.Buffered[..read].CopyTo(buffer.Span);
-            connection.Consume(read);
+            read = connection.TakeBuffered(buffer.Span, _remaining);
         }
         else
         {
-            read = await connection.ReceiveAsync(buffer[..want], cancellationToken);
+            read = await connection.ReceiveAsync(buffer[..(int)Math.Min(buffer.Length, _remaining)], cancellationToken);
             if (read == 0)
             {
                 throw Ended($"{_remaining} bytes short of its Content-Length");
@@ -143,27 +132,10 @@ internal sealed class Http1BodyStream : Stream
         {
             if (connection.Buffered.Length > 0)
             {
-                var step = Chunked.step(_chunks, connection.Buffered, buffer.Length);
-                _chunks = step.Decoder;
-                if (step.DataLength > 0)
+                var data = StepChunks(connection, buffer.Span);
+                if (data > 0 || _connection is null)
                 {
-                    connection.Buffered.Slice(step.DataStart, step.DataLength).CopyTo(buffer.Span);
-                }
-
-                connection.Consume(step.Consumed);
-                if (_chunks.Phase == ChunkPhase.Invalid)
-                {
-                    throw new HttpIOException(HttpRequestError.InvalidResponse, "the upstream sent invalid chunked framing");
-                }
-
-                if (_chunks.Phase == ChunkPhase.Done)
-                {
-                    Complete();
-                }
-
-                if (step.DataLength > 0 || _chunks.Phase == ChunkPhase.Done)
-                {
-                    return step.DataLength;
+                    return data;
                 }
             }
             else if (_chunks.Phase == ChunkPhase.Data)
@@ -185,19 +157,38 @@ internal sealed class Http1BodyStream : Stream
         }
     }
 
+    /// <summary>
+    /// Decodes buffered chunk framing up to one run of data, copied into <paramref name="destination"/> (empty:
+    /// framing only); completes the body at its end. Returns the data bytes copied.
+    /// </summary>
+    private int StepChunks(Http1Connection connection, Span<byte> destination)
+    {
+        var step = Chunked.step(_chunks, connection.Buffered, destination.Length);
+        _chunks = step.Decoder;
+        connection.Buffered.Slice(step.DataStart, step.DataLength).CopyTo(destination);
+        connection.Consume(step.Consumed);
+        if (_chunks.Phase == ChunkPhase.Invalid)
+        {
+            throw new HttpIOException(HttpRequestError.InvalidResponse, "the upstream sent invalid chunked framing");
+        }
+
+        if (_chunks.Phase == ChunkPhase.Done)
+        {
+            Complete();
+        }
+
+        return step.DataLength;
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReadUntilCloseAsync(Http1Connection connection, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        int read;
         if (connection.Buffered.Length > 0)
         {
-            read = Math.Min(buffer.Length, connection.Buffered.Length);
-            connection.Buffered[..read].CopyTo(buffer.Span);
-            connection.Consume(read);
-            return read;
+            return connection.TakeBuffered(buffer.Span, long.MaxValue);
         }
 
-        read = await connection.ReceiveAsync(buffer, cancellationToken);
+        var read = await connection.ReceiveAsync(buffer, cancellationToken);
         if (read == 0)
         {
             Complete();

@@ -52,23 +52,22 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     /// <summary>The unread bytes received after the response head.</summary>
     public ReadOnlySpan<byte> Buffered => _buffer is null ? default : _buffer.AsSpan(_start, _end - _start);
 
-    public bool IsWithinLifetime(long now) => now - _createdAt < (long)Http1Handler.Lifetime.TotalMilliseconds;
+    public bool IsWithinLifetime(long now) => TimeSpan.FromMilliseconds(now - _createdAt) < Http1Handler.Lifetime;
 
     /// <summary>
-    /// Whether an idle connection may carry another request: within its lifetime and idle timeout, and — after
-    /// a second of idleness — not closed by the upstream meanwhile (a readable idle socket is at its end).
+    /// Whether an idle connection may carry another request (<c>Http1Client.reuse</c>); when it has been idle long
+    /// enough to check, a readable idle socket is at its end (the upstream closed it).
     /// </summary>
     public bool IsReusable(long now)
     {
-        var idle = now - IdleSince;
-        if (!IsWithinLifetime(now) || idle >= (long)Http1Handler.IdleTimeout.TotalMilliseconds)
-        {
-            return false;
-        }
-
+        var reuse = Http1Client.reuse(
+            Http1Handler.Lifetime,
+            Http1Handler.IdleTimeout,
+            TimeSpan.FromMilliseconds(now - _createdAt),
+            TimeSpan.FromMilliseconds(now - IdleSince));
         try
         {
-            return idle < 1000 || !_socket.Poll(0, SelectMode.SelectRead);
+            return reuse.IsReuse || (reuse.IsReuseIfOpen && !_socket.Poll(0, SelectMode.SelectRead));
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -90,49 +89,39 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         }
 
         var forHead = request.Method == HttpMethod.Head;
-        while (true)
+        var response = new HttpResponseMessage { RequestMessage = request };
+        var content = new Http1Content();
+        response.Content = content;
+        try
         {
-            var headLength = await ReadHeadAsync(cancellationToken);
-            var head = _buffer.AsSpan(_start, headLength);
-            var version = head[7] == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11;
-            var status = Http1.status(head);
-            if (status is >= 100 and < 200 && status != 101)
+            while (true)
             {
-                // an interim answer (100 Continue, 103 Early Hints): checked, skipped
-                var interim = Http1.parseResponseHead(head, forHead, null);
+                var headLength = await ReadHeadAsync(cancellationToken);
+                _target = response;
+                var parsed = Http1.parseResponseHead(_buffer.AsSpan(_start, headLength), forHead, this);
+                _target = null;
                 Consume(headLength);
-                if (interim.IsError)
+                if (parsed.IsError)
                 {
-                    throw Invalid(interim.ErrorValue);
+                    throw Invalid(parsed.ErrorValue);
                 }
 
-                continue;
-            }
+                var answer = parsed.ResultValue;
+                if (answer.Interim)
+                {
+                    continue; // 100 Continue, 103 Early Hints: the answer follows
+                }
 
-            var response = new HttpResponseMessage { RequestMessage = request };
-            var content = new Http1Content();
-            response.Content = content;
-            _target = response;
-            var parsed = Http1.parseResponseHead(head, forHead, this);
-            _target = null;
-            Consume(headLength);
-            if (parsed.IsError)
-            {
-                response.Dispose();
-                throw Invalid(parsed.ErrorValue);
+                response.StatusCode = (HttpStatusCode)answer.Status;
+                response.Version = answer.Minor == 0 ? HttpVersion.Version10 : HttpVersion.Version11;
+                content.Start(new Http1BodyStream(this, answer.Framing, answer.KeepAlive));
+                return response;
             }
-
-            if (status == 101)
-            {
-                response.Dispose();
-                throw Invalid("an unexpected 101 Switching Protocols");
-            }
-
-            var answer = parsed.ResultValue;
-            response.StatusCode = (HttpStatusCode)answer.Status;
-            response.Version = version;
-            content.Start(new Http1BodyStream(this, answer.Framing, answer.KeepAlive));
-            return response;
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
         }
     }
 
@@ -233,7 +222,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         var size = 0;
         foreach (var (name, values) in headers.NonValidated)
         {
-            if (IsOwnField(name))
+            if (Http1Client.writesItself(name))
             {
                 continue;
             }
@@ -254,7 +243,7 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
     {
         foreach (var (name, values) in headers.NonValidated)
         {
-            if (IsOwnField(name))
+            if (Http1Client.writesItself(name))
             {
                 continue;
             }
@@ -283,13 +272,6 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
 
         return at;
     }
-
-    /// <summary>Fields the connection writes itself (the endpoint's Host, the body's length) or that would break framing.</summary>
-    private static bool IsOwnField(string name) =>
-        name.Equals("Host", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Connection", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>A CR, LF or NUL in a field would end the head early (header injection): refused.</summary>
     private static void CheckField(string text)
@@ -412,6 +394,15 @@ internal sealed class Http1Connection : IResponseHeaderSink, IDisposable
         {
             throw new HttpRequestException(HttpRequestError.ConnectionError, $"receiving from the upstream failed: {e.SocketErrorCode}", e);
         }
+    }
+
+    /// <summary>Copies up to <paramref name="max"/> buffered bytes into <paramref name="destination"/> and marks them read.</summary>
+    public int TakeBuffered(Span<byte> destination, long max)
+    {
+        var count = (int)Math.Min(Math.Min(destination.Length, max), _end - _start);
+        Buffered[..count].CopyTo(destination);
+        Consume(count);
+        return count;
     }
 
     /// <summary>Marks buffered bytes as read; the buffer goes back to the pool once none are left.</summary>

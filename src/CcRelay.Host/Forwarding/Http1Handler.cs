@@ -1,4 +1,5 @@
-using System.Runtime.CompilerServices;
+using System.Collections.Concurrent;
+using CcRelay.Core;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -29,8 +30,8 @@ internal sealed class Http1Handler : DelegatingHandler
     /// <summary>The largest response head accepted (status line and header fields).</summary>
     internal const int MaxResponseHeadBytes = 256 * 1024;
 
-    private readonly ConditionalWeakTable<Uri, Http1Pool?> _byUri = [];
-    private readonly Dictionary<(string Host, int Port), Http1Pool?> _byEndpoint = [];
+    // null: the endpoint's requests go to the inner handler
+    private readonly ConcurrentDictionary<(string Host, int Port), Http1Pool?> _pools = new();
     private readonly Timer _scavenger;
     private bool _disposed;
 
@@ -57,7 +58,7 @@ internal sealed class Http1Handler : DelegatingHandler
             {
                 return await connection.SendAsync(request, body, cancellationToken);
             }
-            catch (HttpRequestException) when (attempt == 0 && connection.Reused && connection.NothingReceived && !cancellationToken.IsCancellationRequested)
+            catch (HttpRequestException) when (Http1Client.sendAgain(attempt, connection.Reused, connection.NothingReceived, cancellationToken.IsCancellationRequested))
             {
                 // the upstream closed the idle connection: nothing of this request was answered, send it again
                 connection.Dispose();
@@ -76,24 +77,8 @@ internal sealed class Http1Handler : DelegatingHandler
     /// <summary>The pool for an upstream's endpoint; null when the request goes to the inner handler.</summary>
     private Http1Pool? PoolFor(Uri uri)
     {
-        // the relay builds one Uri per upstream URL (Upstream.url's cache): found by reference
-        if (_byUri.TryGetValue(uri, out var pool))
-        {
-            return pool;
-        }
-
-        lock (_byEndpoint)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_byEndpoint.TryGetValue((uri.IdnHost, uri.Port), out pool))
-            {
-                pool = IsEligible(uri) ? new Http1Pool(uri) : null;
-                _byEndpoint[(uri.IdnHost, uri.Port)] = pool;
-            }
-        }
-
-        _byUri.AddOrUpdate(uri, pool);
-        return pool;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _pools.GetOrAdd((uri.IdnHost, uri.Port), static (_, uri) => IsEligible(uri) ? new Http1Pool(uri) : null, uri);
     }
 
     private static bool IsEligible(Uri uri)
@@ -119,13 +104,7 @@ internal sealed class Http1Handler : DelegatingHandler
 
     private void Scavenge()
     {
-        Http1Pool?[] pools;
-        lock (_byEndpoint)
-        {
-            pools = [.. _byEndpoint.Values];
-        }
-
-        foreach (var pool in pools)
+        foreach (var pool in _pools.Values)
         {
             pool?.Scavenge();
         }
@@ -136,14 +115,8 @@ internal sealed class Http1Handler : DelegatingHandler
         if (disposing)
         {
             _scavenger.Dispose();
-            Http1Pool?[] pools;
-            lock (_byEndpoint)
-            {
-                _disposed = true;
-                pools = [.. _byEndpoint.Values];
-            }
-
-            foreach (var pool in pools)
+            _disposed = true;
+            foreach (var pool in _pools.Values)
             {
                 pool?.Dispose();
             }

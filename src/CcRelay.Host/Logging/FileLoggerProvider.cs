@@ -201,15 +201,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
 
                 if (disposed)
                 {
-                    // lines logged while the last batch was written are written too
-                    lock (_gate)
-                    {
-                        batch = _pending;
-                        _pending = _spare;
-                    }
-
-                    WriteBatch(batch, ref file, ref openPath, ref failedPath);
-                    return;
+                    return; // Write and FlushAsync add nothing once disposed: that batch was the last
                 }
             }
         }
