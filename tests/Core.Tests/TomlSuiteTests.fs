@@ -1,4 +1,4 @@
-/// The official toml-test suite (`shared/toml-test`, MIT), every file that `files-toml-1.0.0` lists: one
+/// The official toml-test suite (`tests/fixtures/toml-test`, MIT), every file that `files-toml-1.0.0` lists: one
 /// xunit case per file, so the runner's counts are the suite's pass counts.
 module CcRelay.Core.Tests.TomlSuiteTests
 
@@ -9,14 +9,14 @@ open System.Text.Json
 open CcRelay.Core
 open Xunit
 
-/// `shared/toml-test/tests`, found by walking up from the test binaries (the repo's sibling `shared/`).
+/// `tests/fixtures/toml-test/tests`, found by walking up from the test binaries to the repository.
 let private suite: Lazy<string> =
     lazy
         (let rec find (dir: DirectoryInfo | null) =
             match dir with
-            | null -> failwith $"shared/toml-test not found above %s{AppContext.BaseDirectory}"
+            | null -> failwith $"tests/fixtures/toml-test not found above %s{AppContext.BaseDirectory}"
             | dir ->
-                let candidate = Path.Combine(dir.FullName, "shared", "toml-test", "tests")
+                let candidate = Path.Combine(dir.FullName, "tests", "fixtures", "toml-test", "tests")
 
                 if File.Exists(Path.Combine(candidate, "files-toml-1.0.0")) then
                     candidate

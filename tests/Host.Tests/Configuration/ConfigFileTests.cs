@@ -18,7 +18,7 @@ public sealed class ConfigFileTests : IDisposable
         return path;
     }
 
-    /// <summary>Finds <paramref name="relative"/> by walking up from the test binaries (the repo, or its sibling <c>shared/</c>).</summary>
+    /// <summary>Finds <paramref name="relative"/> by walking up from the test binaries to the repository.</summary>
     private static string Above(string relative)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -33,7 +33,7 @@ public sealed class ConfigFileTests : IDisposable
         throw new FileNotFoundException(relative + " not found above " + AppContext.BaseDirectory);
     }
 
-    private static string ReferenceConfig() => Above(Path.Combine("shared", "reference", "cc-relay-example.yaml"));
+    private static string ReferenceConfig() => Above(Path.Combine("tests", "fixtures", "reference", "cc-relay-example.yaml"));
 
     private static string TomlExample() => Above(Path.Combine("examples", "config.toml"));
 
