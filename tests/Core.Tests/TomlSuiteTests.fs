@@ -16,7 +16,8 @@ let private suite: Lazy<string> =
             match dir with
             | null -> failwith $"tests/fixtures/toml-test not found above %s{AppContext.BaseDirectory}"
             | dir ->
-                let candidate = Path.Combine(dir.FullName, "tests", "fixtures", "toml-test", "tests")
+                let candidate =
+                    Path.Combine(dir.FullName, "tests", "fixtures", "toml-test", "tests")
 
                 if File.Exists(Path.Combine(candidate, "files-toml-1.0.0")) then
                     candidate
