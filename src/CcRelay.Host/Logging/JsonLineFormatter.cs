@@ -30,13 +30,15 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     /// <summary>The request line (<c>Log.RequestCompleted</c>): its message is its fields in a row, so its JSON has only the fields.</summary>
     private const int RequestLineEventId = 1;
 
-    private static readonly JsonEncodedText StateName = JsonEncodedText.Encode("State");
     private static readonly JsonEncodedText TimestampName = JsonEncodedText.Encode("Timestamp");
     private static readonly JsonEncodedText EventIdName = JsonEncodedText.Encode("EventId");
     private static readonly JsonEncodedText LogLevelName = JsonEncodedText.Encode("LogLevel");
     private static readonly JsonEncodedText CategoryName = JsonEncodedText.Encode("Category");
 
     private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
+
+    /// <summary>The request line's literal bytes around its category, level and fields, with room to spare.</summary>
+    private const int EnvelopeBytes = 128 + Utf8LineWriter.MaxNumberBytes;
 
     private static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -76,6 +78,12 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     public static bool WriteUtf8<TState>(in LogEntry<TState> logEntry, ArrayBufferWriter<byte> output)
     {
         output.ResetWrittenCount();
+        if (logEntry.State is RequestLine line)
+        {
+            WriteRequestLine(logEntry, line, output);
+            return true;
+        }
+
         var requestLine = logEntry.EventId.Id == RequestLineEventId;
         var message = requestLine ? null : logEntry.Formatter(logEntry.State, logEntry.Exception);
         if (!requestLine && logEntry.Exception is null && string.IsNullOrEmpty(message))
@@ -101,13 +109,7 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
             writer.WriteString("Exception", exception.ToString());
         }
 
-        if (logEntry.State is RequestLine line)
-        {
-            writer.WriteStartObject(StateName);
-            line.WriteJson(writer);
-            writer.WriteEndObject();
-        }
-        else if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
+        if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
         {
             writer.WriteStartObject("State");
             for (var i = 0; i < state.Count; i++)
@@ -126,6 +128,32 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         writer.Flush();
         output.Write(NewLine);
         return true;
+    }
+
+    /// <summary>
+    /// The request line, the one written for every request: by hand (<see cref="Utf8LineWriter"/>) into one span
+    /// sized for its worst case, the same bytes the general path would write, but without its message.
+    /// </summary>
+    private static void WriteRequestLine<TState>(in LogEntry<TState> logEntry, RequestLine line, ArrayBufferWriter<byte> output)
+    {
+        var category = logEntry.Category;
+        var level = LevelName(logEntry.LogLevel);
+        var size = EnvelopeBytes + ((category.Length + level.Length) * Utf8LineWriter.MaxBytesPerChar) + line.MaxJsonBytes;
+        var writer = new Utf8LineWriter(output.GetSpan(size));
+        Span<byte> stamp = stackalloc byte[24];
+        writer.Raw("{\"Timestamp\":\""u8);
+        writer.Raw(Timestamp(DateTime.UtcNow, stamp));
+        writer.Raw("\",\"EventId\":"u8);
+        writer.Number(logEntry.EventId.Id);
+        writer.Raw(",\"LogLevel\":"u8);
+        writer.String(level);
+        writer.Raw(",\"Category\":"u8);
+        writer.String(category);
+        writer.Raw(",\"State\":{"u8);
+        line.WriteJson(ref writer);
+        writer.Raw("}}"u8);
+        writer.Raw(NewLine);
+        output.Advance(writer.Written);
     }
 
     /// <summary>

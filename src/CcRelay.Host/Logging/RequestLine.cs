@@ -8,8 +8,9 @@ namespace CcRelay.Host.Logging;
 /// <summary>
 /// The state of the one line per request (<see cref="Log.RequestCompleted"/>): its fields by name, as every
 /// structured logger provider reads them (each value boxed only when read that way), and
-/// <see cref="WriteJson"/>, which the relay's own JSON formatter takes instead: typed values, property names
-/// encoded once, nothing boxed. Field names and order are a contract (docs/observability.md).
+/// <see cref="WriteJson"/>, which the relay's own JSON formatter takes instead: typed values written by hand
+/// (<see cref="Utf8LineWriter"/>), property names encoded once, nothing boxed. Field names and order are a
+/// contract (docs/observability.md).
 /// </summary>
 internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 {
@@ -25,7 +26,10 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         "bytes_in", "bytes_out",
     ];
 
-    private static readonly JsonEncodedText[] EncodedNames = [.. Names.Select(n => JsonEncodedText.Encode(n))];
+    /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, …</summary>
+    private static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
+
+    private static readonly int NamesBytes = NameBytes.Sum(n => n.Length);
 
     private readonly RequestRecord _record;
     private readonly double _durationMs;
@@ -61,44 +65,85 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>Writes the fields (inside an object the caller opened): strings, numbers, booleans and nulls as such.</summary>
-    public void WriteJson(Utf8JsonWriter writer)
+    /// <summary>The most bytes <see cref="WriteJson"/> writes (strings at their worst escaping), to size its span.</summary>
+    public int MaxJsonBytes
+    {
+        get
+        {
+            var r = _record;
+            var chars = r.RequestId.Length + r.Method.Length + r.Path.Length + r.ClientKeyId.Length + r.Provider.Length
+                + r.KeyId.Length + r.Model.Length + r.UpstreamModel.Length + (r.Answer?.Model?.Value.Length ?? 0)
+                + r.Result.Length + (r.ErrorType?.Length ?? 0) + (r.Answer?.StopReason?.Value.Length ?? 0);
+            return NamesBytes + (chars * Utf8LineWriter.MaxBytesPerChar) + (Names.Length * (Utf8LineWriter.MaxNumberBytes + 2));
+        }
+    }
+
+    /// <summary>
+    /// Writes the fields (inside an object the caller opened): strings, numbers, booleans and nulls as such,
+    /// byte for byte what <see cref="Utf8JsonWriter"/> writes for them with relaxed escaping.
+    /// </summary>
+    public void WriteJson(ref Utf8LineWriter writer)
     {
         var r = _record;
         var usage = r.Usage;
-        writer.WriteString(EncodedNames[0], r.RequestId);
-        writer.WriteString(EncodedNames[1], r.Method);
-        writer.WriteString(EncodedNames[2], r.Path);
-        writer.WriteNumber(EncodedNames[3], r.Status);
-        writer.WriteString(EncodedNames[4], r.ClientKeyId);
-        writer.WriteString(EncodedNames[5], r.Provider);
-        writer.WriteString(EncodedNames[6], r.KeyId);
-        writer.WriteString(EncodedNames[7], r.Model);
-        writer.WriteString(EncodedNames[8], r.UpstreamModel);
-        WriteString(writer, EncodedNames[9], r.Answer?.Model?.Value);
-        writer.WriteBoolean(EncodedNames[10], r.Stream);
-        writer.WriteString(EncodedNames[11], r.Result);
-        WriteString(writer, EncodedNames[12], r.ErrorType);
-        WriteString(writer, EncodedNames[13], r.Answer?.StopReason?.Value);
-        writer.WriteNumber(EncodedNames[14], r.Attempts);
-        WriteNumber(writer, EncodedNames[15], _durationMs);
-        WriteNumber(writer, EncodedNames[16], _ttfbMs);
-        WriteNumber(writer, EncodedNames[17], _overheadMs);
-        WriteNumber(writer, EncodedNames[18], usage?.InputTokens);
-        WriteNumber(writer, EncodedNames[19], usage?.OutputTokens);
-        WriteNumber(writer, EncodedNames[20], usage?.CacheReadTokens);
-        WriteNumber(writer, EncodedNames[21], usage?.CacheWriteTokens);
+        writer.Raw(NameBytes[0]);
+        writer.String(r.RequestId);
+        writer.Raw(NameBytes[1]);
+        writer.String(r.Method);
+        writer.Raw(NameBytes[2]);
+        writer.String(r.Path);
+        writer.Raw(NameBytes[3]);
+        writer.Number(r.Status);
+        writer.Raw(NameBytes[4]);
+        writer.String(r.ClientKeyId);
+        writer.Raw(NameBytes[5]);
+        writer.String(r.Provider);
+        writer.Raw(NameBytes[6]);
+        writer.String(r.KeyId);
+        writer.Raw(NameBytes[7]);
+        writer.String(r.Model);
+        writer.Raw(NameBytes[8]);
+        writer.String(r.UpstreamModel);
+        writer.Raw(NameBytes[9]);
+        writer.String(r.Answer?.Model?.Value);
+        writer.Raw(NameBytes[10]);
+        writer.Boolean(r.Stream);
+        writer.Raw(NameBytes[11]);
+        writer.String(r.Result);
+        writer.Raw(NameBytes[12]);
+        writer.String(r.ErrorType);
+        writer.Raw(NameBytes[13]);
+        writer.String(r.Answer?.StopReason?.Value);
+        writer.Raw(NameBytes[14]);
+        writer.Number(r.Attempts);
+        writer.Raw(NameBytes[15]);
+        writer.Number(_durationMs, 2);
+        writer.Raw(NameBytes[16]);
+        writer.Number(_ttfbMs, 2);
+        writer.Raw(NameBytes[17]);
+        writer.Number(_overheadMs, 3);
+        writer.Raw(NameBytes[18]);
+        Number(ref writer, usage?.InputTokens);
+        writer.Raw(NameBytes[19]);
+        Number(ref writer, usage?.OutputTokens);
+        writer.Raw(NameBytes[20]);
+        Number(ref writer, usage?.CacheReadTokens);
+        writer.Raw(NameBytes[21]);
+        Number(ref writer, usage?.CacheWriteTokens);
+        writer.Raw(NameBytes[22]);
         if (r.CostUsd is { } cost)
         {
-            writer.WriteNumber(EncodedNames[22], cost);
+            writer.Number(cost);
         }
         else
         {
-            writer.WriteNull(EncodedNames[22]);
+            writer.Raw("null"u8);
         }
 
-        writer.WriteNumber(EncodedNames[23], r.BytesIn);
-        writer.WriteNumber(EncodedNames[24], r.BytesOut);
+        writer.Raw(NameBytes[23]);
+        writer.Number(r.BytesIn);
+        writer.Raw(NameBytes[24]);
+        writer.Number(r.BytesOut);
     }
 
     /// <summary>The template with every field filled in, as the generated loggers fill it: invariant culture, nothing for null.</summary>
@@ -152,39 +197,15 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         };
     }
 
-    private static void WriteString(Utf8JsonWriter writer, JsonEncodedText name, string? value)
-    {
-        if (value is null)
-        {
-            writer.WriteNull(name);
-        }
-        else
-        {
-            writer.WriteString(name, value);
-        }
-    }
-
-    private static void WriteNumber(Utf8JsonWriter writer, JsonEncodedText name, long? value)
+    private static void Number(ref Utf8LineWriter writer, long? value)
     {
         if (value is { } number)
         {
-            writer.WriteNumber(name, number);
+            writer.Number(number);
         }
         else
         {
-            writer.WriteNull(name);
-        }
-    }
-
-    private static void WriteNumber(Utf8JsonWriter writer, JsonEncodedText name, double value)
-    {
-        if (double.IsFinite(value))
-        {
-            writer.WriteNumber(name, value);
-        }
-        else
-        {
-            writer.WriteString(name, value.ToString(CultureInfo.InvariantCulture));
+            writer.Raw("null"u8);
         }
     }
 }

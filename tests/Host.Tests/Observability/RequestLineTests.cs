@@ -1,10 +1,13 @@
 using System.Buffers;
 using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Tests.Observability;
@@ -48,18 +51,129 @@ public sealed class RequestLineTests
         };
     }
 
+    private const string Category = "CcRelay.Host.Endpoints.MessagesEndpoint";
+
+    /// <summary>The line as the relay's JSON formatter writes it (console and log file alike).</summary>
+    private static string Line(RequestLine line)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        var entry = new LogEntry<RequestLine>(Microsoft.Extensions.Logging.LogLevel.Information, Category, Log.RequestCompletedEvent, line, null, RequestLine.Format);
+        Assert.True(JsonLineFormatter.WriteUtf8(entry, output));
+        return Encoding.UTF8.GetString(output.WrittenSpan);
+    }
+
     private static Dictionary<string, JsonElement> Json(RequestLine line)
     {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using var document = JsonDocument.Parse(Line(line));
+        return document.RootElement.GetProperty("State").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone());
+    }
+
+    /// <summary>
+    /// The line as <see cref="Utf8JsonWriter"/> writes it with relaxed escaping, field by field: the reference the
+    /// hand-written line must equal byte for byte (what the relay wrote before, and what log pipelines parse).
+    /// </summary>
+    private static string ReferenceLine(RequestLine line, string timestamp)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true }))
         {
             writer.WriteStartObject();
-            line.WriteJson(writer);
+            writer.WriteString("Timestamp", timestamp);
+            writer.WriteNumber("EventId", 1);
+            writer.WriteString("LogLevel", "Information");
+            writer.WriteString("Category", Category);
+            writer.WriteStartObject("State");
+            foreach (var (name, value) in line.Where(f => f.Key != "{OriginalFormat}"))
+            {
+                switch (value)
+                {
+                    case null:
+                        writer.WriteNull(name);
+                        break;
+                    case string text:
+                        writer.WriteString(name, text);
+                        break;
+                    case bool flag:
+                        writer.WriteBoolean(name, flag);
+                        break;
+                    case int number:
+                        writer.WriteNumber(name, number);
+                        break;
+                    case long number:
+                        writer.WriteNumber(name, number);
+                        break;
+                    case decimal number:
+                        writer.WriteNumber(name, number);
+                        break;
+                    case double number when double.IsFinite(number):
+                        writer.WriteNumber(name, number);
+                        break;
+                    default:
+                        writer.WriteString(name, Convert.ToString(value, CultureInfo.InvariantCulture));
+                        break;
+                }
+            }
+
+            writer.WriteEndObject();
             writer.WriteEndObject();
         }
 
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        return document.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone());
+        return Encoding.UTF8.GetString(output.WrittenSpan) + Environment.NewLine;
+    }
+
+    [Fact]
+    public void TheJsonLine_IsByteForByteWhatTheFrameworkWriterWrites_ForRandomRecords()
+    {
+        var random = new Random(20261121);
+        string[] texts = ["", "-", "anthropic", "claude-sonnet-4-6", "/v1/messages?beta=true", "modèle \"x\"", "tab\there", "😀", "\ud800", "a\u2028b"];
+        string Text() => random.Next(3) == 0 ? texts[random.Next(texts.Length)] : new string((char)random.Next(0x20, 0x7f), random.Next(1, 40));
+        double Millis() => random.Next(8) switch
+        {
+            0 => -1,
+            1 => random.NextDouble() * 1e12,
+            _ => random.NextDouble() * Math.Pow(10, random.Next(0, 6)),
+        };
+
+        for (var i = 0; i < 5_000; i++)
+        {
+            var answered = random.Next(3) != 0;
+            var record = new RequestRecord
+            {
+                RequestId = Text(),
+                Method = random.Next(2) == 0 ? "POST" : Text(),
+                Path = Text(),
+                Timing = new RequestTiming(TimeProvider.System, "req_1", new DefaultHttpContext().Response),
+            };
+            record.ClientKeyId = Text();
+            record.Provider = Text();
+            record.KeyId = Text();
+            record.Model = Text();
+            record.UpstreamModel = Text();
+            record.Status = random.Next(100, 600);
+            record.Stream = random.Next(2) == 0;
+            record.Result = Text();
+            record.ErrorType = random.Next(2) == 0 ? null : Text();
+            record.Attempts = random.Next(0, 9);
+            record.TtfbMs = Millis();
+            record.BytesIn = random.NextInt64(0, long.MaxValue) >> random.Next(64);
+            record.BytesOut = random.NextInt64(0, long.MaxValue) >> random.Next(64);
+            record.CostUsd = random.Next(3) == 0 ? null : new decimal(random.Next(), random.Next(8), 0, false, (byte)random.Next(29));
+            if (answered)
+            {
+                record.Answer = new AnswerUsage(
+                    random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
+                    random.Next(4) == 0 ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(new Usage(random.NextInt64(1_000_000), random.NextInt64(100_000), random.NextInt64(1_000_000), random.NextInt64(100_000))),
+                    random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
+                    FSharpOption<string>.None);
+            }
+
+            var line = new RequestLine(record, Millis());
+
+            var written = Line(line);
+            var timestamp = JsonDocument.Parse(written).RootElement.GetProperty("Timestamp").GetString()!;
+
+            Assert.Equal(ReferenceLine(line, timestamp), written);
+        }
     }
 
     [Theory]
