@@ -178,10 +178,23 @@ module CircuitBreaker =
         | Disabled -> moveTo (Closed noFailures) breaker
         | _ -> breaker
 
-    /// The state's name, as `/health` and the debug header show it.
-    let stateName (breaker: Breaker) : string =
-        match breaker.State with
+    let private nameOf (state: State) : string =
+        match state with
         | Closed _ -> "closed"
         | Open _ -> "open"
         | HalfOpen _ -> "half-open"
         | Disabled -> "disabled"
+
+    /// The state's name: `closed`, `open`, `half-open` or `disabled`.
+    let stateName (breaker: Breaker) : string = nameOf breaker.State
+
+    /// The state as a caller finds the breaker at `now`: an `Open` breaker whose break is over admits its next
+    /// call as a half-open probe, so it is `HalfOpen` with no probe let through yet (the state itself moves on
+    /// that call, in `admit`). What operators are shown: never `Open` on a provider that takes requests.
+    let observe (now: TimeSpan) (breaker: Breaker) : State =
+        match breaker.State with
+        | Open until when Time.notBefore now until -> HalfOpen(0, 0, now)
+        | state -> state
+
+    /// The name of the state a caller finds at `now` (`observe`), as `/health` and the debug header show it.
+    let stateNameAt (now: TimeSpan) (breaker: Breaker) : string = nameOf (observe now breaker)

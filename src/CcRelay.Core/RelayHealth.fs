@@ -187,7 +187,7 @@ module RelayHealth =
         runtime.Providers
         |> Array.map (fun state -> {
             Name = state.Name
-            Circuit = CircuitBreaker.stateName state.Breaker
+            Circuit = CircuitBreaker.stateNameAt now state.Breaker
             Keys = state.Keys.Length
             KeysReady = keysReady now state.Keys
             InFlight = state.InFlight
@@ -208,8 +208,9 @@ module RelayHealth =
     /// `isolated` (an operator disabled the provider, or its config says `enabled: false`).
     let circuitStates: string list = [ "closed"; "half_open"; "open"; "isolated" ]
 
-    let private circuitLabel (breaker: CircuitBreaker.Breaker) : string =
-        match breaker.State with
+    /// The breaker as a caller finds it at `now` (`CircuitBreaker.stateNameAt`), named as in `circuitStates`.
+    let private circuitLabel (now: TimeSpan) (breaker: CircuitBreaker.Breaker) : string =
+        match CircuitBreaker.observe now breaker with
         | CircuitBreaker.Closed _ -> "closed"
         | CircuitBreaker.HalfOpen _ -> "half_open"
         | CircuitBreaker.Open _ -> "open"
@@ -217,8 +218,8 @@ module RelayHealth =
 
     /// Every configured provider's gauges at a scrape, in config order, from the live runtime (its policy's
     /// config, so a reload shows up as one consistent change). The circuit is the breaker's state as `status` shows it, named as in
-    /// `circuitStates`; after its break an `open` circuit stays `open` (and `Up`) until the next
-    /// request probes it. A provider with `enabled: false` is down and `isolated`, with no keys.
+    /// `circuitStates`: after its break an `open` circuit is `half_open` (and `Up`), as the next request
+    /// probes it. A provider with `enabled: false` is down and `isolated`, with no keys.
     let gauges (runtime: RelayRuntime) (now: TimeSpan) : ProviderGauges list =
         runtime.Policy.Config.Providers
         |> List.map (fun p ->
@@ -235,7 +236,7 @@ module RelayHealth =
                 {
                     Name = state.Name
                     Up = admissible runtime now state
-                    Circuit = circuitLabel state.Breaker
+                    Circuit = circuitLabel now state.Breaker
                     Keys =
                         state.Keys
                         |> Array.map (fun k -> {
@@ -246,11 +247,12 @@ module RelayHealth =
 
     /// The `/health` report: every configured provider, with the circuit, key capacity and load of the
     /// enabled ones. A provider is `up` while its breaker would admit a request now (closed, half-open
-    /// with a probe to spare, or open with its break over), `down` otherwise.
-    let report (version: string) (config: RelayConfig) (runtime: RelayRuntime) (now: TimeSpan) : HealthReport =
+    /// with a probe to spare, or open with its break over), `down` otherwise. The providers are those of the
+    /// runtime's own config (its policy's), so a report made during a reload is all old or all new.
+    let report (version: string) (runtime: RelayRuntime) (now: TimeSpan) : HealthReport =
         let statuses = status runtime now
 
-        config.Providers
+        runtime.Policy.Config.Providers
         |> List.map (fun p ->
             match runtime.Providers |> Array.tryFindIndex (fun s -> s.Name = p.Name) with
             | Some i when p.Enabled ->

@@ -24,7 +24,6 @@ public static class CcRelayEndpointRouteBuilderExtensions
         var services = endpoints.ServiceProvider;
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoint>();
-        var state = services.GetRequiredService<RelayState>();
         var runtime = services.GetRequiredService<Routing.RuntimeCell>();
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
 
@@ -40,7 +39,7 @@ public static class CcRelayEndpointRouteBuilderExtensions
         Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
         Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
         Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);
-        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, state, runtime));
+        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime));
 
         if (notFoundFallback)
         {

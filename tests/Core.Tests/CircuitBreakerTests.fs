@@ -138,3 +138,18 @@ let ``the state names are those of the Go project, plus disabled`` () =
     Assert.Equal("open", CircuitBreaker.stateName (opened ()))
     Assert.Equal("half-open", CircuitBreaker.stateName (snd (admit 33.0 (opened ()))))
     Assert.Equal("disabled", CircuitBreaker.stateName (CircuitBreaker.disable CircuitBreaker.closed))
+
+[<Fact>]
+let ``after its break an open breaker is observed half-open: its next call is a probe`` () =
+    let breaker = opened ()
+
+    let until =
+        match breaker.State with
+        | CircuitBreaker.Open until -> until
+        | state -> failwith $"not open: %A{state}"
+
+    Assert.Equal("open", CircuitBreaker.stateNameAt (until - TimeSpan.FromMilliseconds 1.0) breaker)
+    Assert.Equal("half-open", CircuitBreaker.stateNameAt until breaker)
+    Assert.Equal("open", CircuitBreaker.stateName breaker)
+    Assert.Equal(CircuitBreaker.HalfOpen(0, 0, until), CircuitBreaker.observe until breaker)
+    Assert.Equal(CircuitBreaker.Disabled, CircuitBreaker.observe until (CircuitBreaker.disable breaker))

@@ -406,8 +406,9 @@ let ``gauges show the live circuits and key capacities of every configured provi
         lines (RelayHealth.gauges runtime TimeSpan.Zero)
     )
 
-    // After the break A may be probed: up, its circuit still open until a request probes it.
-    Assert.Equal("a:true:open:1.00", (lines (RelayHealth.gauges runtime (at 30.0))).Head)
+    // After the break A may be probed: up, and half-open (its next request is the probe), never "open and up".
+    Assert.Equal("a:true:half_open:1.00", (lines (RelayHealth.gauges runtime (at 30.0))).Head)
+    Assert.Equal("half-open", (RelayHealth.status runtime (at 30.0)).Head.Circuit)
     let runtime, dispatch = plan runtime (at 30.0) (request "m")
     let runtime, _, _, _, _ = attempt runtime (at 30.0) dispatch (status 503)
     Assert.Equal("a:false:open:0.75", (lines (RelayHealth.gauges runtime (at 30.0))).Head)
@@ -553,12 +554,12 @@ let ``the health report shows each circuit and the keys ready, and is ok while a
         report.Providers
         |> List.map (fun p -> $"%s{p.Name}:%s{p.Status}:%s{p.Circuit}:%d{p.KeysAvailable}/%d{p.Keys}")
 
-    let report = RelayHealth.report "v" config runtime TimeSpan.Zero
+    let report = RelayHealth.report "v" runtime TimeSpan.Zero
     Assert.Equal("ok", report.Status)
     Assert.Equal<string list>([ "a:up:closed:2/2"; "b:disabled:disabled:1/1" ], lines report)
 
     let runtime = (RelayHealth.disable runtime "a").Runtime
-    let report = RelayHealth.report "v" config runtime TimeSpan.Zero
+    let report = RelayHealth.report "v" runtime TimeSpan.Zero
     Assert.Equal("unavailable", report.Status)
     Assert.Equal(503, Health.statusCode report)
 

@@ -178,3 +178,36 @@ let ``a closed breaker always admits, and every state change bumps the generatio
 
                 if kind before <> kind after then
                     Assert.Equal(before.Generation + 1, after.Generation))))
+
+[<Fact>]
+let ``the observed state is open exactly while an open breaker refuses, and is what the next admission finds`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            run policy events (fun now before e after admission ->
+                let observed = CircuitBreaker.observe now before
+
+                let isOpen =
+                    match observed with
+                    | CircuitBreaker.Open _ -> true
+                    | _ -> false
+
+                let refusedWhileOpen =
+                    match before.State, CircuitBreaker.peek policy now before with
+                    | CircuitBreaker.Open _, CircuitBreaker.Refused _ -> true
+                    | _ -> false
+
+                Assert.Equal(refusedWhileOpen, isOpen)
+
+                Assert.Equal(
+                    CircuitBreaker.stateName { before with State = observed },
+                    CircuitBreaker.stateNameAt now before
+                )
+
+                // an admission moves the breaker to the state it was observed in (a half-open break is taken up)
+                match e, admission, observed, after.State with
+                | Admit, ValueSome(CircuitBreaker.Admitted _), CircuitBreaker.HalfOpen _, CircuitBreaker.HalfOpen _
+                | Admit, ValueSome(CircuitBreaker.Admitted _), CircuitBreaker.Closed _, CircuitBreaker.Closed _
+                | Admit, ValueSome(CircuitBreaker.Refused _), _, _
+                | (Report _ | ProbeSucceeded | Disable | Enable), _, _, _ -> ()
+                | _ -> failwith $"admitted in observed state %A{observed}, moved to %A{after.State}")))

@@ -131,7 +131,9 @@ let ``reconcile keeps the survivors' state, starts new ones fresh and drops remo
             Assert.Equal(old.Routing.Counter, reloaded.Routing.Counter)))
 
 [<Fact>]
-let ``gauges agree with the health report, name only known circuit states, and keep ratios in 0..1`` () =
+let ``gauges agree with the health report, name only known circuit states, never show an open circuit up, and keep ratios in 0..1``
+    ()
+    =
     let traffic' =
         Gen.zip config (Gen.listOf (Gen.choose (0, 100_000)) |> Gen.resize 60)
         |> Check.arb
@@ -146,7 +148,7 @@ let ``gauges agree with the health report, name only known circuit states, and k
                 + TimeSpan.FromMilliseconds(float (seeds.Length % 3 * 500))
 
             let gauges = RelayHealth.gauges runtime now
-            let report = RelayHealth.report "v" config runtime now
+            let report = RelayHealth.report "v" runtime now
 
             Assert.Equal<string list>(config.Providers |> List.map _.Name, gauges |> List.map _.Name)
 
@@ -154,6 +156,16 @@ let ``gauges agree with the health report, name only known circuit states, and k
                 Assert.Equal(line.Status = "up", g.Up)
                 Assert.Contains(g.Circuit, RelayHealth.circuitStates)
                 Assert.Equal(line.Circuit = "disabled", (g.Circuit = "isolated"))
+                // an open circuit refuses: a provider that takes requests is never shown open
+                Assert.False(g.Up && g.Circuit = "open", $"%s{g.Name} is up with an open circuit")
+                // the same circuit as the health report, in the metric's names
+                let named =
+                    if line.Circuit = "disabled" then
+                        "isolated"
+                    else
+                        line.Circuit.Replace('-', '_')
+
+                Assert.Equal(named, g.Circuit)
 
                 for k in g.Keys do
                     Assert.InRange(k.Ratio, 0.0, 1.0))

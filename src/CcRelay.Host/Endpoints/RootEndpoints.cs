@@ -19,9 +19,10 @@ internal static class RootEndpoints
         return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
     }
 
-    public static Task HealthAsync(HttpContext context, RelayState state, Routing.RuntimeCell runtime)
+    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime)
     {
-        var report = RelayHealth.report(RelayInfo.Version, state.Current.Config, runtime.Current, runtime.Now);
+        // one read of the runtime: its providers, circuits and keys, and the config they came from, all of one generation
+        var report = RelayHealth.report(RelayInfo.Version, runtime.Current, runtime.Now);
         var json = Health.toJson(report);
         context.Response.StatusCode = Health.statusCode(report);
         context.Response.ContentType = "application/json";

@@ -52,7 +52,20 @@ public sealed class RelayMetrics
     private readonly Counter<long> _configReloads;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
+    private const int UpGauge = 1;
+    private const int CircuitGauge = 2;
+    private const int KeysGauge = 4;
+
+    /// <summary>The oldest a reading of provider state may be when a gauge reuses it.</summary>
+    private static readonly TimeSpan ReadingMaxAge = TimeSpan.FromSeconds(1);
+
+    private readonly Lock _readingLock = new();
     private Func<IReadOnlyList<ProviderStatus>>? _providers;
+
+    // guarded by _readingLock: the last reading of provider state, when it was taken, which gauges had it
+    private IReadOnlyList<ProviderStatus>? _reading;
+    private long _readAt;
+    private int _readBy;
     private int _maxModelLabels;
 
     /// <summary>Creates the instruments on the <c>CcRelay</c> meter of <paramref name="meterFactory"/>.</summary>
@@ -201,7 +214,11 @@ public sealed class RelayMetrics
     public void ObserveProviders(Func<IReadOnlyList<ProviderStatus>> source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        Volatile.Write(ref _providers, source);
+        lock (_readingLock)
+        {
+            Volatile.Write(ref _providers, source);
+            _reading = null;
+        }
     }
 
     /// <summary>
@@ -253,11 +270,33 @@ public sealed class RelayMetrics
         _tokens.Add(count, in tags);
     }
 
-    private IReadOnlyList<ProviderStatus> Providers() => Volatile.Read(ref _providers)?.Invoke() ?? [];
+    /// <summary>
+    /// The provider state for gauge <paramref name="gauge"/> (<c>UpGauge</c>, <c>CircuitGauge</c> or <c>KeysGauge</c>). The three
+    /// provider gauges share one reading per collection, so one scrape never shows a provider up in one gauge and
+    /// open in another, and the runtime is read once, not three times: a gauge gets the current reading unless it
+    /// already had it (then a new collection has begun and a new reading is taken) or it is older than
+    /// <see cref="ReadingMaxAge"/>. The gauges of one collection are observed one after the other, in any order.
+    /// </summary>
+    private IReadOnlyList<ProviderStatus> Providers(int gauge)
+    {
+        lock (_readingLock)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (_reading is null || (_readBy & gauge) != 0 || Stopwatch.GetElapsedTime(_readAt, now) > ReadingMaxAge)
+            {
+                _reading = Volatile.Read(ref _providers)?.Invoke() ?? [];
+                _readAt = now;
+                _readBy = 0;
+            }
+
+            _readBy |= gauge;
+            return _reading;
+        }
+    }
 
     private IEnumerable<Measurement<int>> ObserveUp()
     {
-        foreach (var provider in Providers())
+        foreach (var provider in Providers(UpGauge))
         {
             yield return new Measurement<int>(provider.Up ? 1 : 0, new KeyValuePair<string, object?>("provider", provider.Provider));
         }
@@ -265,7 +304,7 @@ public sealed class RelayMetrics
 
     private IEnumerable<Measurement<int>> ObserveCircuits()
     {
-        foreach (var provider in Providers())
+        foreach (var provider in Providers(CircuitGauge))
         {
             foreach (var state in CircuitStates)
             {
@@ -284,7 +323,7 @@ public sealed class RelayMetrics
 
     private IEnumerable<Measurement<double>> ObserveKeys()
     {
-        foreach (var provider in Providers())
+        foreach (var provider in Providers(KeysGauge))
         {
             foreach (var key in provider.Keys)
             {

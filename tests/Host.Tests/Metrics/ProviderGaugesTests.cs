@@ -65,10 +65,10 @@ public sealed class ProviderGaugesTests : TwoUpstreamTests
         Assert.Equal((0, "open"), Gauges(open, "a"));
         Assert.Equal((1, "closed"), Gauges(open, "b"));
 
-        // the break is over: A may be probed (up), its circuit still open until a request probes it
+        // the break is over: A may be probed (up), so its circuit shows half-open, not open
         Volatile.Write(ref failing, 0);
         _clock.Advance(TimeSpan.FromSeconds(61));
-        Assert.Equal((1, "open"), Gauges(await ScrapeAsync(relay), "a"));
+        Assert.Equal((1, "half_open"), Gauges(await ScrapeAsync(relay), "a"));
 
         // the probe succeeds: closed and up again
         Assert.Equal("a", await SendAsync(relay));

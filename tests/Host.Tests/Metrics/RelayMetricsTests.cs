@@ -249,6 +249,33 @@ public sealed class RelayMetricsTests : IDisposable
         Assert.Empty(second.Named("ccrelay_key_capacity_ratio"));
     }
 
+
+    [Fact]
+    public void ObserveProviders_OneReadingPerScrape_SoTheThreeGaugesAgree()
+    {
+        // Arrange: a source whose provider changes state at every call (a breaker moving mid-scrape)
+        var calls = 0;
+        _metrics.ObserveProviders(() =>
+        {
+            var call = Interlocked.Increment(ref calls);
+            return call % 2 == 1
+                ? [new ProviderStatus("a", true, "closed", [new("k1", 1.0)])]
+                : [new ProviderStatus("a", false, "open", [new("k1", 0.0)])];
+        });
+
+        // Act
+        var scrapes = Enumerable.Range(0, 4).Select(_ => Scrape()).ToList();
+
+        // Assert: one call per scrape, and within each scrape up, circuit and capacity come from that one call
+        Assert.Equal(4, calls);
+        for (var i = 0; i < scrapes.Count; i++)
+        {
+            var up = i % 2 == 0;
+            Assert.Equal(up ? 1 : 0, scrapes[i].Value("ccrelay_provider_up", ("provider", "a")));
+            Assert.Equal(1, scrapes[i].Value("ccrelay_circuit_state", ("provider", "a"), ("state", up ? "closed" : "open")));
+            Assert.Equal(up ? 1 : 0, scrapes[i].Value("ccrelay_key_capacity_ratio", ("provider", "a"), ("key_id", "k1")));
+        }
+    }
     [Fact]
     public void ProcessMetrics_ArePresentWithPlausibleValues()
     {

@@ -241,11 +241,11 @@ public sealed class FailoverTests : TwoUpstreamTests
             Assert.Equal("ok", open.RootElement.GetProperty("status").GetString());
         }
 
-        // after the break A may be probed again: up (its circuit stays open until that probe)
+        // after the break A may be probed again: up, and half-open (its next request is the probe), never "up and open"
         clock.Advance(TimeSpan.FromSeconds(30));
         using (var after = await HealthAsync(relay))
         {
-            Assert.Equal("a:up:open:2/2,b:up:closed:0/0", Lines(after));
+            Assert.Equal("a:up:half-open:2/2,b:up:closed:0/0", Lines(after));
         }
     }
 
@@ -274,7 +274,7 @@ public sealed class FailoverTests : TwoUpstreamTests
         // Assert: the probe carried A's key, and ended the break long before 60 s: A may be tried again
         // (its next request is the half-open probe)
         Assert.Equal(true, probed.Fields["succeeded"]);
-        Assert.StartsWith("a:up:open", Lines(health));
+        Assert.StartsWith("a:up:half-open", Lines(health));
         var probe = A.Requests.First(r => r.PathAndQuery == "/v1/models");
         Assert.Equal("GET", probe.Method);
         Assert.Equal("key-one", probe.Header("x-api-key"));
