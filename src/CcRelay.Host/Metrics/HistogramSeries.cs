@@ -1,17 +1,31 @@
 namespace CcRelay.Host.Metrics;
 
 /// <summary>
-/// Counts per explicit bucket, plus sum. Recording and snapshotting share a lock, so a scrape always sees
-/// <c>+Inf</c> bucket = <c>_count</c> and a sum of the same observations.
+/// Counts per explicit bucket, plus sum, one cell per processor (<see cref="Stripes"/>). Each cell has a
+/// spin lock of its own, which only the processor's own threads take (and a scrape, in turn): recording and
+/// snapshotting a cell are one step, so a scrape always sees <c>+Inf</c> bucket = <c>_count</c> and a sum of
+/// the same observations.
 /// </summary>
-internal sealed class HistogramSeries(string labels, double[] bounds) : MetricSeries(labels)
+internal sealed class HistogramSeries : MetricSeries
 {
-    private readonly Lock _lock = new();
-    private readonly long[] _counts = new long[bounds.Length + 1];
-    private double _sum;
+    // per cell: [lock, sum as double bits, count per bucket (the last is +Inf)]
+    private const int LockAt = 0;
+    private const int SumAt = 1;
+    private const int CountsAt = 2;
+
+    private readonly int _cellLength;
+    private readonly long[] _cells;
+
+    public HistogramSeries(string labels, double[] bounds)
+        : base(labels)
+    {
+        Bounds = bounds;
+        _cellLength = Stripes.CellLength(CountsAt + bounds.Length + 1);
+        _cells = Stripes.Allocate(CountsAt + bounds.Length + 1);
+    }
 
     /// <summary>The upper bounds, ascending, without <c>+Inf</c>.</summary>
-    public double[] Bounds { get; } = bounds;
+    public double[] Bounds { get; }
 
     public override void Add(long value) => Add((double)value);
 
@@ -29,30 +43,54 @@ internal sealed class HistogramSeries(string labels, double[] bounds) : MetricSe
             bucket++;
         }
 
-        lock (_lock)
-        {
-            _counts[bucket]++;
-            _sum += value;
-        }
+        var cell = Stripes.Mine(_cellLength);
+        Enter(cell);
+        _cells[cell + CountsAt + bucket]++;
+        _cells[cell + SumAt] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(_cells[cell + SumAt]) + value);
+        Volatile.Write(ref _cells[cell + LockAt], 0);
     }
 
     /// <summary>Cumulative counts per bound (the last one is <c>+Inf</c>, the total count) and the sum.</summary>
     public (long[] Cumulative, double Sum) Snapshot()
     {
-        var cumulative = new long[_counts.Length];
-        double sum;
-        lock (_lock)
+        var counts = new long[Bounds.Length + 1];
+        var sum = 0d;
+        for (var i = 0; i < Stripes.Count; i++)
         {
-            long running = 0;
-            for (var i = 0; i < _counts.Length; i++)
+            var cell = Stripes.Cell(i, _cellLength);
+            Enter(cell);
+            for (var bucket = 0; bucket < counts.Length; bucket++)
             {
-                running += _counts[i];
-                cumulative[i] = running;
+                counts[bucket] += _cells[cell + CountsAt + bucket];
             }
 
-            sum = _sum;
+            sum += BitConverter.Int64BitsToDouble(_cells[cell + SumAt]);
+            Volatile.Write(ref _cells[cell + LockAt], 0);
         }
 
-        return (cumulative, sum);
+        long running = 0;
+        for (var bucket = 0; bucket < counts.Length; bucket++)
+        {
+            running += counts[bucket];
+            counts[bucket] = running;
+        }
+
+        return (counts, sum);
+    }
+
+    /// <summary>Takes a cell's lock: held for a few stores, by the processor's threads and now and then a scrape.</summary>
+    private void Enter(int cell)
+    {
+        if (Interlocked.CompareExchange(ref _cells[cell + LockAt], 1, 0) == 0)
+        {
+            return;
+        }
+
+        var spin = default(SpinWait);
+        do
+        {
+            spin.SpinOnce();
+        }
+        while (Interlocked.CompareExchange(ref _cells[cell + LockAt], 1, 0) != 0);
     }
 }

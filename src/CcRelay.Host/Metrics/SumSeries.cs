@@ -1,36 +1,32 @@
 namespace CcRelay.Host.Metrics;
 
 /// <summary>
-/// A running sum (counters, up-down counters). Integer and fractional measurements are kept apart, so a
-/// counter fed integers stays exact at any size and is rendered as an integer.
+/// A running sum (counters, up-down counters), one cell per processor (<see cref="Stripes"/>). Integer and
+/// fractional measurements are kept apart, so a counter fed integers stays exact at any size and is rendered
+/// as an integer.
 /// </summary>
 internal sealed class SumSeries(string labels) : MetricSeries(labels)
 {
-    private long _integral;
-    private double _fractional;
+    // per cell: [integral, fractional as double bits]
+    private static readonly int CellLength = Stripes.CellLength(2);
+    private readonly long[] _cells = Stripes.Allocate(2);
 
-    public override void Add(long value) => Interlocked.Add(ref _integral, value);
+    public override void Add(long value) => Interlocked.Add(ref _cells[Stripes.Mine(CellLength)], value);
 
-    public override void Add(double value)
-    {
-        var current = Volatile.Read(ref _fractional);
-        while (true)
-        {
-            var seen = Interlocked.CompareExchange(ref _fractional, current + value, current);
-            if (seen.Equals(current))
-            {
-                return;
-            }
-
-            current = seen;
-        }
-    }
+    public override void Add(double value) => Stripes.AddDouble(ref _cells[Stripes.Mine(CellLength) + 1], value);
 
     /// <summary>The value as sample text.</summary>
     public string Render()
     {
-        var fractional = Volatile.Read(ref _fractional);
-        var integral = Interlocked.Read(ref _integral);
+        long integral = 0;
+        var fractional = 0d;
+        for (var cell = 0; cell < Stripes.Count; cell++)
+        {
+            var at = Stripes.Cell(cell, CellLength);
+            integral += Interlocked.Read(ref _cells[at]);
+            fractional += BitConverter.Int64BitsToDouble(Interlocked.Read(ref _cells[at + 1]));
+        }
+
         return fractional == 0d ? PrometheusText.FormatLong(integral) : PrometheusText.FormatDouble(integral + fractional);
     }
 }
