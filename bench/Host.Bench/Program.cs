@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(CcRelay.Host.Bench.RequestLineBenchmarks).Assembly).Run(args);
