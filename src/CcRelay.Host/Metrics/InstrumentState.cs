@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace CcRelay.Host.Metrics;
@@ -11,7 +12,8 @@ namespace CcRelay.Host.Metrics;
 ///                                   (miss: canonical labels, once per label set)
 /// </code>
 /// NOTE: the hot path is the lookup of an existing series by the recorded span: no allocation, no lock
-/// (histograms take a short per-series lock). A miss builds the sorted, escaped label text once; tag order
+/// (histograms take a short per-processor lock), and for tags that are the same objects as a recent
+/// measurement's (the relay's label strings are), no string hashing either. A miss builds the sorted, escaped label text once; tag order
 /// does not matter, because series are shared by their canonical labels.
 /// </summary>
 internal sealed class InstrumentState
@@ -84,15 +86,46 @@ internal sealed class InstrumentState
 
     private MetricSeries SeriesFor(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
+        // the same tag objects as a recent measurement (the relay records with the same label strings every
+        // time): its series, by reference compares, without hashing a string
         var store = Volatile.Read(ref _store);
-        if (store.Lookup.TryGetValue(tags, out var found))
+        var slot = Slot(tags);
+        if (Volatile.Read(ref store.Recent[slot]) is { Series: { } recent } key && key.SameObjects(tags))
         {
-            return found;
+            return recent;
         }
 
-        var series = store.ByLabels.GetOrAdd(CanonicalLabels(tags), _newSeries);
-        store.Lookup.TryAdd(tags, series);
+        if (!store.Lookup.TryGetValue(tags, out key, out var series))
+        {
+            var added = store.ByLabels.GetOrAdd(CanonicalLabels(tags), _newSeries);
+            store.Lookup.TryAdd(tags, added);
+            if (!store.Lookup.TryGetValue(tags, out key, out series))
+            {
+                return added; // not reached: a store's keys are never removed
+            }
+        }
+
+        // the key's series never changes once it is in the store; a key holding other (equal) objects than
+        // these never matches by reference, and is left out of the recent ones
+        key.Series ??= series;
+        if (key.SameObjects(tags))
+        {
+            Volatile.Write(ref store.Recent[slot], key);
+        }
+
         return series;
+    }
+
+    /// <summary>The recent-keys slot of a tag set: from the identities of its objects, so it costs no string hashing.</summary>
+    private static int Slot(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var hash = tags.Length;
+        foreach (var (name, value) in tags)
+        {
+            hash = (hash * 31) + RuntimeHelpers.GetHashCode(name) + (RuntimeHelpers.GetHashCode(value) * 7);
+        }
+
+        return hash & (SeriesStore.RecentSlots - 1);
     }
 
     /// <summary><c>a="x",b="y"</c>: names sanitized and sorted, values escaped.</summary>
@@ -142,6 +175,12 @@ internal sealed class InstrumentState
     /// <summary>The series of one collection period: by canonical labels, and by recorded tags for lookup.</summary>
     private sealed class SeriesStore
     {
+        /// <summary>How many recently used keys are kept (a power of two).</summary>
+        public const int RecentSlots = 32;
+
+        /// <summary>Recently used keys, by <see cref="Slot"/>: a measurement with the same tag objects finds its series here.</summary>
+        public readonly LabelKey?[] Recent = new LabelKey?[RecentSlots];
+
         public SeriesStore()
         {
             ByTags = new ConcurrentDictionary<LabelKey, MetricSeries>(LabelKeyComparer.Instance);

@@ -243,6 +243,31 @@ public sealed class PrometheusExpositionTests : IDisposable
     }
 
     [Fact]
+    public void EqualTagValues_InOtherObjects_ShareASeries_WhateverTheRecentLookupsHeld()
+    {
+        // Arrange: one label value as the same string object every time, as a copy each time, and boxed
+        // numbers (a new object per measurement), interleaved with other series that may share a recent slot
+        var counter = _meter.CreateCounter<long>("test_same");
+        const string Model = "claude-sonnet-4-6";
+
+        // Act
+        for (var i = 0; i < 100; i++)
+        {
+            counter.Add(1, Tag("model", Model));
+            counter.Add(1, Tag("model", new string(Model.AsSpan())));
+            counter.Add(1, Tag("code", 200));
+            counter.Add(1, Tag("model", $"other-{i % 40}"));
+        }
+
+        // Assert
+        var scrape = Scrape();
+        Assert.Equal(200, scrape.Value("test_same_total", ("model", Model)));
+        Assert.Equal(100, scrape.Value("test_same_total", ("code", "200")));
+        Assert.Equal(40 + 2, scrape.Named("test_same_total").Count());
+        Assert.Equal(3, scrape.Value("test_same_total", ("model", "other-7")));
+    }
+
+    [Fact]
     public void NonStringTagValues_AreRenderedInvariantly()
     {
         _meter.CreateCounter<long>("test_typed").Add(1, Tag("code", 200), Tag("flag", true), Tag("ratio", 0.5), Tag("none", null));
