@@ -11,7 +11,7 @@ namespace CcRelay.Host.Logging;
 /// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>
 /// (<see cref="JsonLineFormatter"/>), one text line otherwise).
 /// <code>
-///   Log() ──format──► batch buffer (bytes, bounded, never blocks the caller) ──► [writer task] ──append──► file (0600)
+///   Log() ──format──► batch buffer (bytes, bounded, never blocks the caller) ──► [writer thread] ──append──► file (0600)
 /// </code>
 /// NOTE: the writer takes lines in batches. It sleeps until a line arrives, then waits
 /// <see cref="BatchInterval"/> for more before it swaps the batch for an empty one and writes it in one go: a
@@ -19,7 +19,9 @@ namespace CcRelay.Host.Logging;
 /// syscall per line cost more than formatting the line). Lines are copied into the batch's one growing buffer,
 /// not into a buffer each: at 20,000 lines a second, a pooled buffer per line outruns the array pool (a 50 ms
 /// batch holds ~1,000 of them) and every line allocated. A line is on disk at most <see cref="BatchInterval"/>
-/// after it was logged.
+/// after it was logged. The writer is a thread of its own, asleep on the batch lock between batches: a
+/// thread-pool loop woke a pool worker twice per batch, and the idle workers' spinning on each wake-up cost
+/// the relay's request threads more than the writing.
 /// The file is opened for append and created with mode 0600. Whether lines go here or to the console is the
 /// <see cref="LoggingSwitch"/>'s call, per line, so a reload moves logging between files and streams at once.
 /// A line the full queue cannot take is counted and reported in the file when there is room again.
@@ -44,22 +46,25 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
 
     private readonly LoggingSwitch _switch;
     private readonly ConsoleFormatter _text;
-    private readonly Lock _gate = new();
-    private readonly Task _writer;
+    /// <summary>Guards the batches; the writer sleeps on it (<see cref="Monitor.Wait(object)"/>), so it is a monitor, not a <see cref="Lock"/>.</summary>
+    private readonly object _gate = new();
+    private readonly Thread _writer;
     private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
 
     // guarded by _gate
     private Batch _pending = new();
     private Batch _spare = new();
-    private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _writeNow;
     private bool _disposed;
 
     public FileLoggerProvider(LoggingSwitch loggingSwitch, IEnumerable<ConsoleFormatter> formatters)
     {
         _switch = loggingSwitch;
         _text = formatters.Single(f => f.Name == ConsoleFormatterNames.Simple);
-        _writer = Task.Run(WriteAllAsync);
+        // a thread of its own, not the thread pool: waking a pool worker twice per batch costs the relay's busy
+        // threads more (the idle workers spin on each wake-up) than this thread sleeping on the gate
+        _writer = new Thread(WriteAll) { IsBackground = true, Name = "cc-relay log file" };
+        _writer.Start();
     }
 
     public ILogger CreateLogger(string categoryName) => new FileLogger(this, categoryName);
@@ -78,8 +83,8 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             }
 
             _pending.Flushes.Add(flushed);
-            _arrived.TrySetResult();
-            _wake.TrySetResult();
+            _writeNow = true;
+            Monitor.PulseAll(_gate);
         }
 
         return flushed.Task;
@@ -90,11 +95,10 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         lock (_gate)
         {
             _disposed = true;
-            _arrived.TrySetResult();
-            _wake.TrySetResult();
+            Monitor.PulseAll(_gate);
         }
 
-        _ = _writer.Wait(TimeSpan.FromSeconds(5));
+        _ = _writer.Join(TimeSpan.FromSeconds(5));
     }
 
     private void Write<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
@@ -133,9 +137,11 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         {
             lock (_gate)
             {
-                if (!_disposed && _pending.TryAppend(path, output.WrittenSpan))
+                // the batch's first line wakes the writer (it sleeps while there is nothing to write)
+                var first = _pending.IsEmpty;
+                if (!_disposed && _pending.TryAppend(path, output.WrittenSpan) && first)
                 {
-                    _arrived.TrySetResult();
+                    Monitor.Pulse(_gate);
                 }
             }
         }
@@ -146,7 +152,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         }
     }
 
-    private async Task WriteAllAsync()
+    private void WriteAll()
     {
         string? openPath = null;
         FileStream? file = null;
@@ -155,39 +161,23 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         {
             while (true)
             {
-                // sleep until a line (or a flush request) arrives, then gather more for a while
-                Task arrived;
-                lock (_gate)
-                {
-                    if (_pending.IsEmpty && !_disposed)
-                    {
-                        _arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    }
-
-                    arrived = _arrived.Task;
-                }
-
-                await arrived;
-                Task wake;
-                lock (_gate)
-                {
-                    wake = _wake.Task;
-                }
-
-                if (!wake.IsCompleted)
-                {
-                    await Task.WhenAny(Task.Delay(BatchInterval), wake);
-                }
-
                 Batch batch;
                 bool disposed;
                 lock (_gate)
                 {
-                    if (_wake.Task.IsCompleted)
+                    // sleep until a line (or a flush request) arrives, then gather more for a while; a flush
+                    // request or disposal ends the gathering early (lines never pulse a non-empty batch)
+                    while (_pending.IsEmpty && !_disposed)
                     {
-                        _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        Monitor.Wait(_gate);
                     }
 
+                    if (!_writeNow && !_disposed)
+                    {
+                        Monitor.Wait(_gate, BatchInterval);
+                    }
+
+                    _writeNow = false;
                     batch = _pending;
                     _pending = _spare;
                     disposed = _disposed;
