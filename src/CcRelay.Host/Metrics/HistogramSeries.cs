@@ -86,10 +86,12 @@ internal sealed class HistogramSeries : MetricSeries
             return;
         }
 
+        // contended only when the holder was preempted on this processor (or moved off it): spin, then yield to
+        // it, never sleep a whole millisecond
         var spin = default(SpinWait);
         do
         {
-            spin.SpinOnce();
+            spin.SpinOnce(sleep1Threshold: -1);
         }
         while (Interlocked.CompareExchange(ref _cells[cell + LockAt], 1, 0) != 0);
     }
