@@ -47,30 +47,7 @@ public class RequestLineBenchmarks
         for (var i = 0; i < _line.Count - 1; i++)
         {
             var (name, value) = _line[i];
-            switch (value)
-            {
-                case null:
-                    _writer.WriteNull(name);
-                    break;
-                case string text:
-                    _writer.WriteString(name, text);
-                    break;
-                case bool flag:
-                    _writer.WriteBoolean(name, flag);
-                    break;
-                case int number:
-                    _writer.WriteNumber(name, number);
-                    break;
-                case long number:
-                    _writer.WriteNumber(name, number);
-                    break;
-                case decimal number:
-                    _writer.WriteNumber(name, number);
-                    break;
-                case double number:
-                    _writer.WriteNumber(name, number);
-                    break;
-            }
+            JsonLineFormatter.WriteValue(_writer, name, value);
         }
 
         _writer.WriteEndObject();

@@ -188,7 +188,8 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         }
     }
 
-    private static void WriteValue(Utf8JsonWriter writer, string name, object? value)
+    /// <summary>A state value as the general path writes it: strings, booleans and numbers as such, anything else as its invariant text.</summary>
+    internal static void WriteValue(Utf8JsonWriter writer, string name, object? value)
     {
         switch (value)
         {

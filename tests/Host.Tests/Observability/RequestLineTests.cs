@@ -85,33 +85,7 @@ public sealed class RequestLineTests
             writer.WriteStartObject("State");
             foreach (var (name, value) in line.Where(f => f.Key != "{OriginalFormat}"))
             {
-                switch (value)
-                {
-                    case null:
-                        writer.WriteNull(name);
-                        break;
-                    case string text:
-                        writer.WriteString(name, text);
-                        break;
-                    case bool flag:
-                        writer.WriteBoolean(name, flag);
-                        break;
-                    case int number:
-                        writer.WriteNumber(name, number);
-                        break;
-                    case long number:
-                        writer.WriteNumber(name, number);
-                        break;
-                    case decimal number:
-                        writer.WriteNumber(name, number);
-                        break;
-                    case double number when double.IsFinite(number):
-                        writer.WriteNumber(name, number);
-                        break;
-                    default:
-                        writer.WriteString(name, Convert.ToString(value, CultureInfo.InvariantCulture));
-                        break;
-                }
+                JsonLineFormatter.WriteValue(writer, name, value);
             }
 
             writer.WriteEndObject();
