@@ -27,18 +27,12 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
 
     private const string OriginalFormat = "{OriginalFormat}";
 
-    /// <summary>The request line (<c>Log.RequestCompleted</c>): its message is its fields in a row, so its JSON has only the fields.</summary>
-    private const int RequestLineEventId = 1;
-
     private static readonly JsonEncodedText TimestampName = JsonEncodedText.Encode("Timestamp");
     private static readonly JsonEncodedText EventIdName = JsonEncodedText.Encode("EventId");
     private static readonly JsonEncodedText LogLevelName = JsonEncodedText.Encode("LogLevel");
     private static readonly JsonEncodedText CategoryName = JsonEncodedText.Encode("Category");
 
     private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
-
-    /// <summary>The request line's literal bytes around its category, level and fields, with room to spare.</summary>
-    private const int EnvelopeBytes = 128 + Utf8LineWriter.MaxNumberBytes;
 
     private static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -84,9 +78,8 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
             return true;
         }
 
-        var requestLine = logEntry.EventId.Id == RequestLineEventId;
-        var message = requestLine ? null : logEntry.Formatter(logEntry.State, logEntry.Exception);
-        if (!requestLine && logEntry.Exception is null && string.IsNullOrEmpty(message))
+        var message = logEntry.Formatter(logEntry.State, logEntry.Exception);
+        if (logEntry.Exception is null && string.IsNullOrEmpty(message))
         {
             return false;
         }
@@ -99,10 +92,7 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         writer.WriteNumber(EventIdName, logEntry.EventId.Id);
         writer.WriteString(LogLevelName, LevelName(logEntry.LogLevel));
         writer.WriteString(CategoryName, logEntry.Category);
-        if (message is not null)
-        {
-            writer.WriteString("Message", message);
-        }
+        writer.WriteString("Message", message);
 
         if (logEntry.Exception is { } exception)
         {
@@ -131,29 +121,24 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     }
 
     /// <summary>
-    /// The request line, the one written for every request: by hand (<see cref="Utf8LineWriter"/>) into one span
-    /// sized for its worst case, the same bytes the general path would write, but without its message.
+    /// The request line, the one written for every request: by hand (<see cref="Utf8LineWriter"/>), the same bytes
+    /// the general path would write, but without its message, which would only repeat its fields.
     /// </summary>
     private static void WriteRequestLine<TState>(in LogEntry<TState> logEntry, RequestLine line, ArrayBufferWriter<byte> output)
     {
-        var category = logEntry.Category;
-        var level = LevelName(logEntry.LogLevel);
-        var size = EnvelopeBytes + ((category.Length + level.Length) * Utf8LineWriter.MaxBytesPerChar) + line.MaxJsonBytes;
-        var writer = new Utf8LineWriter(output.GetSpan(size));
+        var writer = new Utf8LineWriter(output);
         Span<byte> stamp = stackalloc byte[24];
         writer.Raw("{\"Timestamp\":\""u8);
         writer.Raw(Timestamp(DateTime.UtcNow, stamp));
         writer.Raw("\",\"EventId\":"u8);
         writer.Number(logEntry.EventId.Id);
-        writer.Raw(",\"LogLevel\":"u8);
-        writer.String(level);
-        writer.Raw(",\"Category\":"u8);
-        writer.String(category);
+        writer.Property(",\"LogLevel\":"u8, LevelName(logEntry.LogLevel));
+        writer.Property(",\"Category\":"u8, logEntry.Category);
         writer.Raw(",\"State\":{"u8);
         line.WriteJson(ref writer);
         writer.Raw("}}"u8);
         writer.Raw(NewLine);
-        output.Advance(writer.Written);
+        writer.Flush();
     }
 
     /// <summary>

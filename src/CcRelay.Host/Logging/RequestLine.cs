@@ -29,8 +29,6 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
     /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, …</summary>
     private static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
 
-    private static readonly int NamesBytes = NameBytes.Sum(n => n.Length);
-
     private readonly RequestRecord _record;
     private readonly double _durationMs;
     private readonly double _ttfbMs;
@@ -65,19 +63,6 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>The most bytes <see cref="WriteJson"/> writes (strings at their worst escaping), to size its span.</summary>
-    public int MaxJsonBytes
-    {
-        get
-        {
-            var r = _record;
-            var chars = r.RequestId.Length + r.Method.Length + r.Path.Length + r.ClientKeyId.Length + r.Provider.Length
-                + r.KeyId.Length + r.Model.Length + r.UpstreamModel.Length + (r.Answer?.Model?.Value.Length ?? 0)
-                + r.Result.Length + (r.ErrorType?.Length ?? 0) + (r.Answer?.StopReason?.Value.Length ?? 0);
-            return NamesBytes + (chars * Utf8LineWriter.MaxBytesPerChar) + (Names.Length * (Utf8LineWriter.MaxNumberBytes + 2));
-        }
-    }
-
     /// <summary>
     /// Writes the fields (inside an object the caller opened): strings, numbers, booleans and nulls as such,
     /// byte for byte what <see cref="Utf8JsonWriter"/> writes for them with relaxed escaping.
@@ -86,64 +71,31 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
     {
         var r = _record;
         var usage = r.Usage;
-        writer.Raw(NameBytes[0]);
-        writer.String(r.RequestId);
-        writer.Raw(NameBytes[1]);
-        writer.String(r.Method);
-        writer.Raw(NameBytes[2]);
-        writer.String(r.Path);
-        writer.Raw(NameBytes[3]);
-        writer.Number(r.Status);
-        writer.Raw(NameBytes[4]);
-        writer.String(r.ClientKeyId);
-        writer.Raw(NameBytes[5]);
-        writer.String(r.Provider);
-        writer.Raw(NameBytes[6]);
-        writer.String(r.KeyId);
-        writer.Raw(NameBytes[7]);
-        writer.String(r.Model);
-        writer.Raw(NameBytes[8]);
-        writer.String(r.UpstreamModel);
-        writer.Raw(NameBytes[9]);
-        writer.String(r.Answer?.Model?.Value);
-        writer.Raw(NameBytes[10]);
-        writer.Boolean(r.Stream);
-        writer.Raw(NameBytes[11]);
-        writer.String(r.Result);
-        writer.Raw(NameBytes[12]);
-        writer.String(r.ErrorType);
-        writer.Raw(NameBytes[13]);
-        writer.String(r.Answer?.StopReason?.Value);
-        writer.Raw(NameBytes[14]);
-        writer.Number(r.Attempts);
-        writer.Raw(NameBytes[15]);
-        writer.Number(_durationMs, 2);
-        writer.Raw(NameBytes[16]);
-        writer.Number(_ttfbMs, 2);
-        writer.Raw(NameBytes[17]);
-        writer.Number(_overheadMs, 3);
-        writer.Raw(NameBytes[18]);
-        Number(ref writer, usage?.InputTokens);
-        writer.Raw(NameBytes[19]);
-        Number(ref writer, usage?.OutputTokens);
-        writer.Raw(NameBytes[20]);
-        Number(ref writer, usage?.CacheReadTokens);
-        writer.Raw(NameBytes[21]);
-        Number(ref writer, usage?.CacheWriteTokens);
-        writer.Raw(NameBytes[22]);
-        if (r.CostUsd is { } cost)
-        {
-            writer.Number(cost);
-        }
-        else
-        {
-            writer.Raw("null"u8);
-        }
-
-        writer.Raw(NameBytes[23]);
-        writer.Number(r.BytesIn);
-        writer.Raw(NameBytes[24]);
-        writer.Number(r.BytesOut);
+        writer.Property(NameBytes[0], r.RequestId);
+        writer.Property(NameBytes[1], r.Method);
+        writer.Property(NameBytes[2], r.Path);
+        writer.Property(NameBytes[3], r.Status);
+        writer.Property(NameBytes[4], r.ClientKeyId);
+        writer.Property(NameBytes[5], r.Provider);
+        writer.Property(NameBytes[6], r.KeyId);
+        writer.Property(NameBytes[7], r.Model);
+        writer.Property(NameBytes[8], r.UpstreamModel);
+        writer.Property(NameBytes[9], r.Answer?.Model?.Value);
+        writer.Property(NameBytes[10], r.Stream);
+        writer.Property(NameBytes[11], r.Result);
+        writer.Property(NameBytes[12], r.ErrorType);
+        writer.Property(NameBytes[13], r.Answer?.StopReason?.Value);
+        writer.Property(NameBytes[14], r.Attempts);
+        writer.Property(NameBytes[15], _durationMs, decimals: 2);
+        writer.Property(NameBytes[16], _ttfbMs, decimals: 2);
+        writer.Property(NameBytes[17], _overheadMs, decimals: 3);
+        writer.Property(NameBytes[18], usage?.InputTokens);
+        writer.Property(NameBytes[19], usage?.OutputTokens);
+        writer.Property(NameBytes[20], usage?.CacheReadTokens);
+        writer.Property(NameBytes[21], usage?.CacheWriteTokens);
+        writer.Property(NameBytes[22], r.CostUsd);
+        writer.Property(NameBytes[23], r.BytesIn);
+        writer.Property(NameBytes[24], r.BytesOut);
     }
 
     /// <summary>The template with every field filled in, as the generated loggers fill it: invariant culture, nothing for null.</summary>
@@ -195,17 +147,5 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
             24 => r.BytesOut,
             _ => throw new ArgumentOutOfRangeException(nameof(index)),
         };
-    }
-
-    private static void Number(ref Utf8LineWriter writer, long? value)
-    {
-        if (value is { } number)
-        {
-            writer.Number(number);
-        }
-        else
-        {
-            writer.Raw("null"u8);
-        }
     }
 }

@@ -7,19 +7,17 @@ using System.Text.Json;
 namespace CcRelay.Host.Logging;
 
 /// <summary>
-/// JSON written by hand into a span the caller sized: literals, strings, integers, decimals and doubles, byte for
-/// byte what <see cref="Utf8JsonWriter"/> writes with relaxed escaping (tests compare the two on random values).
-/// For the request line, which runs once per request: the framework writer escapes every string through the
-/// encoder and formats every double with the shortest round-trip search, this one copies plain ASCII as it is
-/// and writes the line's rounded milliseconds as fixed-point digits.
+/// JSON written by hand into an <see cref="IBufferWriter{T}"/>: literals, properties, strings, integers, decimals
+/// and doubles, byte for byte what <see cref="Utf8JsonWriter"/> writes with relaxed escaping (tests compare the
+/// two on random values). For the request line, which runs once per request: the framework writer escapes every
+/// string through the encoder and formats every double with the shortest round-trip search, this one copies
+/// plain ASCII as it is and writes the line's rounded milliseconds as fixed-point digits. Each write makes sure
+/// of its room (one compare), so no caller has to size the line; <see cref="Flush"/> commits the bytes.
 /// </summary>
 internal ref struct Utf8LineWriter
 {
-    /// <summary>The most bytes one UTF-16 char can become (<c>\uXXXX</c>), for sizing the span.</summary>
-    public const int MaxBytesPerChar = 6;
-
     /// <summary>The most bytes a number this writer writes takes (a decimal: 29 digits, a sign, a point; a double's "R" form).</summary>
-    public const int MaxNumberBytes = 32;
+    private const int MaxNumberBytes = 32;
 
     private const double FixedLimit = 1e9;
 
@@ -36,22 +34,82 @@ internal ref struct Utf8LineWriter
     [ThreadStatic]
     private static Fallback? _fallback;
 
-    private readonly Span<byte> _span;
+    private readonly IBufferWriter<byte> _output;
+    private Span<byte> _span;
     private int _written;
 
-    public Utf8LineWriter(Span<byte> span) => _span = span;
+    public Utf8LineWriter(IBufferWriter<byte> output)
+    {
+        _output = output;
+        _span = output.GetSpan(1024);
+    }
 
-    /// <summary>Bytes written so far.</summary>
-    public readonly int Written => _written;
+    /// <summary>Commits what was written to the output.</summary>
+    public void Flush()
+    {
+        _output.Advance(_written);
+        _written = 0;
+        _span = default;
+    }
 
     /// <summary>The bytes as they are (a literal that is valid JSON where it goes).</summary>
     public void Raw(scoped ReadOnlySpan<byte> bytes)
     {
+        Ensure(bytes.Length);
         bytes.CopyTo(_span[_written..]);
         _written += bytes.Length;
     }
 
-    /// <summary>A JSON string, or <c>null</c>. Needs <see cref="MaxBytesPerChar"/> bytes per char plus two.</summary>
+    /// <summary>A property: its name and colon as given (<c>,"name":</c>, encoded once by the caller), then the value.</summary>
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, string? value)
+    {
+        Raw(nameAndColon);
+        String(value);
+    }
+
+    /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, long? value)
+    {
+        Raw(nameAndColon);
+        if (value is { } number)
+        {
+            Number(number);
+        }
+        else
+        {
+            Raw("null"u8);
+        }
+    }
+
+    /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, decimal? value)
+    {
+        Raw(nameAndColon);
+        if (value is { } number)
+        {
+            Number(number);
+        }
+        else
+        {
+            Raw("null"u8);
+        }
+    }
+
+    /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, bool value)
+    {
+        Raw(nameAndColon);
+        Raw(value ? "true"u8 : "false"u8);
+    }
+
+    /// <summary>A property whose value is a double with at most <paramref name="decimals"/> decimals (<see cref="Number(double, int)"/>).</summary>
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, double value, int decimals)
+    {
+        Raw(nameAndColon);
+        Number(value, decimals);
+    }
+
+    /// <summary>A JSON string, or <c>null</c>.</summary>
     public void String(string? value)
     {
         if (value is null)
@@ -67,6 +125,7 @@ internal ref struct Utf8LineWriter
             return;
         }
 
+        Ensure(value.Length + 2);
         _span[_written++] = (byte)'"';
         _written += Encoding.ASCII.GetBytes(value, _span[_written..]);
         _span[_written++] = (byte)'"';
@@ -75,6 +134,7 @@ internal ref struct Utf8LineWriter
     /// <summary>An integer.</summary>
     public void Number(long value)
     {
+        Ensure(MaxNumberBytes);
         value.TryFormat(_span[_written..], out var count, default, CultureInfo.InvariantCulture);
         _written += count;
     }
@@ -82,6 +142,7 @@ internal ref struct Utf8LineWriter
     /// <summary>A decimal as <see cref="Utf8JsonWriter"/> writes it (its own digits, trailing zeros kept).</summary>
     public void Number(decimal value)
     {
+        Ensure(MaxNumberBytes);
         value.TryFormat(_span[_written..], out var count, default, CultureInfo.InvariantCulture);
         _written += count;
     }
@@ -100,6 +161,7 @@ internal ref struct Utf8LineWriter
             return;
         }
 
+        Ensure(MaxNumberBytes);
         var scale = decimals switch { 1 => 10L, 2 => 100L, 3 => 1000L, _ => throw new ArgumentOutOfRangeException(nameof(decimals)) };
         var scaled = Math.Round(value * scale);
         if (Math.Abs(value) >= FixedLimit || scaled / scale != value)
@@ -144,8 +206,16 @@ internal ref struct Utf8LineWriter
         _written += digits;
     }
 
-    /// <summary><c>true</c> or <c>false</c>.</summary>
-    public void Boolean(bool value) => Raw(value ? "true"u8 : "false"u8);
+    /// <summary>Makes room for <paramref name="bytes"/> more bytes: commits what is written and asks the output for more.</summary>
+    private void Ensure(int bytes)
+    {
+        if (_span.Length - _written < bytes)
+        {
+            _output.Advance(_written);
+            _written = 0;
+            _span = _output.GetSpan(Math.Max(bytes, 1024));
+        }
+    }
 
     /// <summary>The framework's writer, for the strings that need escaping (and unpaired surrogates replaced, as it does).</summary>
     private sealed class Fallback

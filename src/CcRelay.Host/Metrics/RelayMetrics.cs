@@ -37,6 +37,14 @@ public sealed class RelayMetrics
     /// <summary>Model ids longer than this are never labels of their own.</summary>
     private const int MaxModelLength = 200;
 
+    // the provider gauges, one bit each (which of them had the current reading of provider state)
+    private const int UpGauge = 1;
+    private const int CircuitGauge = 2;
+    private const int KeysGauge = 4;
+
+    /// <summary>The oldest a reading of provider state may be when a gauge reuses it.</summary>
+    private static readonly TimeSpan ReadingMaxAge = TimeSpan.FromSeconds(1);
+
     private static readonly double[] DurationBounds = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
     private static readonly double[] TtfbBounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60];
     private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -52,17 +60,10 @@ public sealed class RelayMetrics
     private readonly Counter<long> _configReloads;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
-    private const int UpGauge = 1;
-    private const int CircuitGauge = 2;
-    private const int KeysGauge = 4;
-
-    /// <summary>The oldest a reading of provider state may be when a gauge reuses it.</summary>
-    private static readonly TimeSpan ReadingMaxAge = TimeSpan.FromSeconds(1);
-
     private readonly Lock _readingLock = new();
-    private Func<IReadOnlyList<ProviderStatus>>? _providers;
 
-    // guarded by _readingLock: the last reading of provider state, when it was taken, which gauges had it
+    // guarded by _readingLock: where provider state comes from, its last reading, when it was taken, which gauges had it
+    private Func<IReadOnlyList<ProviderStatus>>? _providers;
     private IReadOnlyList<ProviderStatus>? _reading;
     private long _readAt;
     private int _readBy;
@@ -216,7 +217,7 @@ public sealed class RelayMetrics
         ArgumentNullException.ThrowIfNull(source);
         lock (_readingLock)
         {
-            Volatile.Write(ref _providers, source);
+            _providers = source;
             _reading = null;
         }
     }
@@ -284,7 +285,7 @@ public sealed class RelayMetrics
             var now = Stopwatch.GetTimestamp();
             if (_reading is null || (_readBy & gauge) != 0 || Stopwatch.GetElapsedTime(_readAt, now) > ReadingMaxAge)
             {
-                _reading = Volatile.Read(ref _providers)?.Invoke() ?? [];
+                _reading = _providers?.Invoke() ?? [];
                 _readAt = now;
                 _readBy = 0;
             }

@@ -35,12 +35,13 @@ public sealed class Utf8LineWriterTests
 
     private delegate void Write(ref Utf8LineWriter writer);
 
-    private static string Written(int size, Write write)
+    private static string Written(Write write)
     {
-        var bytes = new byte[size];
-        var writer = new Utf8LineWriter(bytes);
+        var output = new ArrayBufferWriter<byte>();
+        var writer = new Utf8LineWriter(output);
         write(ref writer);
-        return Encoding.UTF8.GetString(bytes, 0, writer.Written);
+        writer.Flush();
+        return Encoding.UTF8.GetString(output.WrittenSpan);
     }
 
     private static string RandomString(Random random)
@@ -63,7 +64,7 @@ public sealed class Utf8LineWriterTests
         {
             var value = $"x{(char)c}y";
 
-            Assert.Equal(Reference(w => w.WriteStringValue(value)), Written(64, (ref w) => w.String(value)));
+            Assert.Equal(Reference(w => w.WriteStringValue(value)), Written((ref w) => w.String(value)));
         }
     }
 
@@ -75,12 +76,38 @@ public sealed class Utf8LineWriterTests
         {
             var value = RandomString(random);
 
-            Assert.Equal(Reference(w => w.WriteStringValue(value)), Written(2 + (value.Length * Utf8LineWriter.MaxBytesPerChar), (ref w) => w.String(value)));
+            Assert.Equal(Reference(w => w.WriteStringValue(value)), Written((ref w) => w.String(value)));
         }
     }
 
     [Fact]
-    public void Null_IsNull() => Assert.Equal("null", Written(4, (ref w) => w.String(null)));
+    public void LongValues_AndManyWrites_GrowPastTheFirstBuffer_WithNothingLost()
+    {
+        var ascii = new string('a', 5_000);
+        var escaped = string.Concat(Enumerable.Repeat("é\"\n", 2_000));
+
+        var written = Written((ref w) =>
+        {
+            w.Raw("["u8);
+            for (var i = 0; i < 300; i++)
+            {
+                w.Number((long)i);
+                w.Raw(","u8);
+            }
+
+            w.String(ascii);
+            w.Raw(","u8);
+            w.String(escaped);
+            w.Raw("]"u8);
+        });
+
+        var expected = "[" + string.Concat(Enumerable.Range(0, 300).Select(i => i + ",")) + Reference(w => w.WriteStringValue(ascii))
+            + "," + Reference(w => w.WriteStringValue(escaped)) + "]";
+        Assert.Equal(expected, written);
+    }
+
+    [Fact]
+    public void Null_IsNull() => Assert.Equal("null", Written((ref w) => w.String(null)));
 
     [Theory]
     [InlineData(1.23, 2, "1.23")]
@@ -96,7 +123,7 @@ public sealed class Utf8LineWriterTests
     [InlineData(0.1234, 3, "0.1234")]
     public void Doubles_Examples(double value, int decimals, string expected)
     {
-        Assert.Equal(expected, Written(Utf8LineWriter.MaxNumberBytes, (ref w) => w.Number(value, decimals)));
+        Assert.Equal(expected, Written((ref w) => w.Number(value, decimals)));
         Assert.Equal(expected, Reference(w => w.WriteNumberValue(value)));
     }
 
@@ -112,7 +139,7 @@ public sealed class Utf8LineWriterTests
             // mostly values rounded as the request line rounds them (the fixed-point path), sometimes not (the general one)
             var value = random.Next(5) == 0 ? raw : Math.Round(raw, decimals);
 
-            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written(Utf8LineWriter.MaxNumberBytes, (ref w) => w.Number(value, decimals)));
+            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written((ref w) => w.Number(value, decimals)));
         }
     }
 
@@ -121,7 +148,7 @@ public sealed class Utf8LineWriterTests
     [InlineData(double.PositiveInfinity)]
     [InlineData(double.NegativeInfinity)]
     public void NonFiniteDoubles_AreStrings(double value) =>
-        Assert.Equal($"\"{value.ToString(CultureInfo.InvariantCulture)}\"", Written(64, (ref w) => w.Number(value, 2)));
+        Assert.Equal($"\"{value.ToString(CultureInfo.InvariantCulture)}\"", Written((ref w) => w.Number(value, 2)));
 
     [Fact]
     public void IntegersAndDecimals_AreWrittenAsTheFrameworkWritesThem()
@@ -130,13 +157,13 @@ public sealed class Utf8LineWriterTests
         long[] edges = [0, -1, long.MinValue, long.MaxValue, int.MaxValue];
         foreach (var value in edges.Concat(Enumerable.Range(0, 10_000).Select(_ => random.NextInt64(long.MinValue, long.MaxValue) >> random.Next(64))))
         {
-            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written(Utf8LineWriter.MaxNumberBytes, (ref w) => w.Number(value)));
+            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written((ref w) => w.Number(value)));
         }
 
         decimal[] decimalEdges = [0m, 0.000546m, 1.50m, -0.1m, decimal.MaxValue, decimal.MinValue, 0.0000000000000000000000000001m];
         foreach (var value in decimalEdges.Concat(Enumerable.Range(0, 10_000).Select(_ => new decimal(random.Next(), random.Next(), random.Next(), random.Next(2) == 0, (byte)random.Next(29)))))
         {
-            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written(Utf8LineWriter.MaxNumberBytes, (ref w) => w.Number(value)));
+            Assert.Equal(Reference(w => w.WriteNumberValue(value)), Written((ref w) => w.Number(value)));
         }
     }
 }
