@@ -14,6 +14,9 @@
 #   bench/run.sh --routing       the relay twice in one run: one provider with one key vs three providers (round robin)
 #                                with four rate-limited keys each; prints (and writes to bench/out/<stamp>/routing.md)
 #                                the pooled ÷ single ratios
+#   bench/run.sh --observability --aa   (or --routing --aa) adds an A/A control: a second relay configured exactly as
+#                                the first, measured the same way, so the report shows the noise floor (how far two
+#                                identical relays differ) next to the comparison
 #
 # Everything listens on 127.0.0.1 (ports picked at random). Every process started here is stopped here (by PID, on
 # exit, error or Ctrl-C). Every load step is bounded in time and in request count. Raw data and logs: bench/out/<stamp>/.
@@ -31,6 +34,7 @@ DIAG=1
 NICE=""
 REPORT="$BENCH/RESULTS.md"
 COMPARE=""
+AA=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1; RUNS=1 ;;
@@ -42,6 +46,7 @@ while [[ $# -gt 0 ]]; do
         --out) REPORT="$(realpath -m "$2")"; shift ;;
         --observability) COMPARE=observability ;;
         --routing) COMPARE=routing ;;
+        --aa) AA=1 ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
@@ -142,7 +147,7 @@ export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
 lg() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 "${LOADGEN[@]}" "$@"; }
 
 # ---- processes ----------------------------------------------------------------------------------------------------
-read -r P_UP_JSON P_UP_SSE P_NG_JSON P_NG_SSE P_RL_JSON P_RL_SSE P_NG_HOLD P_RL_HOLD <<<"$(lg ports 8)"
+read -r P_UP_JSON P_UP_SSE P_NG_JSON P_NG_SSE P_RL_JSON P_RL_SSE P_NG_HOLD P_RL_HOLD P_AA_JSON P_AA_SSE <<<"$(lg ports 10)"
 
 # The fixed JSON answer (no ' $ or \ so it can sit in an nginx 'return' string).
 MESSAGE_JSON='{"id":"msg_01BenchFakeUpstream000000001","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"I read src/CcRelay.Core/Routing.fs. The planner orders attempts by strategy, then filters providers whose circuit is open and keys without capacity. The failing test expects the fallback provider to be tried after a 529 from the primary; the current code stops after the first retryable failure because the attempt list is truncated when the key pool reports zero capacity. I will change the filter so that an empty pool skips the provider instead of ending the plan, and add a property test for it."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":2417,"cache_creation_input_tokens":0,"cache_read_input_tokens":18880,"output_tokens":112,"service_tier":"standard"}}'
@@ -298,6 +303,7 @@ wait_port "$P_NG_JSON" "nginx proxy"
 # ---- --observability / --routing: the relay twice, A vs B, in the same run ---------------------------------------
 #   observability: relay-off (metrics off + warn logs)  vs relay-on (metrics on + info JSON logs to a file)
 #   routing:       relay-single (1 provider, 1 key)     vs relay-pooled (3 providers round robin x 4 rate-limited keys)
+#   --aa adds A' (relay-off-again / relay-single-again): configured as A, measured as A and B, compared with A.
 if [[ -n $COMPARE ]]; then
     [[ $RELAY == 1 ]] || { say "--$COMPARE measures the relay; it did not build"; exit 1; }
     if [[ $COMPARE == observability ]]; then
@@ -307,8 +313,10 @@ if [[ -n $COMPARE ]]; then
         OBS_TARGETS=(relay-single relay-pooled); A_NAME=single; B_NAME=pooled
         TITLE="Routing overhead: 3 providers (round robin) × 4 rate-limited keys each vs 1 provider with 1 key"
     fi
-    TA="${OBS_TARGETS[0]}" TB="${OBS_TARGETS[1]}"
-    declare -A OBS_PJ=([$TA]="$P_RL_JSON" [$TB]="$P_NG_HOLD") OBS_PS=([$TA]="$P_RL_SSE" [$TB]="$P_RL_HOLD")
+    TA="${OBS_TARGETS[0]}" TB="${OBS_TARGETS[1]}" TAA="${OBS_TARGETS[0]}-again"
+    declare -A OBS_PJ=([$TA]="$P_RL_JSON" [$TB]="$P_NG_HOLD" [$TAA]="$P_AA_JSON") OBS_PS=([$TA]="$P_RL_SSE" [$TB]="$P_RL_HOLD" [$TAA]="$P_AA_SSE")
+    declare -A OBS_VARIANT=([$TA]="$A_NAME" [$TB]="$B_NAME" [$TAA]="$A_NAME")
+    [[ $AA == 1 ]] && OBS_TARGETS+=("$TAA")
     declare -A URL_JSON URL_SSE PID_JSON PID_SSE
     TARGETS=("${OBS_TARGETS[@]}")
     COMMON=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --out "$RESULTS")
@@ -326,8 +334,8 @@ if [[ -n $COMPARE ]]; then
     start_compare_relays() {
         local t pj ps
         for t in "${OBS_TARGETS[@]}"; do
-            pj="$(start_relay "$t-json" "${OBS_PJ[$t]}" "$P_UP_JSON" "${t#relay-}")"; PIDS+=("$pj")
-            ps="$(start_relay "$t-sse" "${OBS_PS[$t]}" "$P_UP_SSE" "${t#relay-}")"; PIDS+=("$ps")
+            pj="$(start_relay "$t-json" "${OBS_PJ[$t]}" "$P_UP_JSON" "${OBS_VARIANT[$t]}")"; PIDS+=("$pj")
+            ps="$(start_relay "$t-sse" "${OBS_PS[$t]}" "$P_UP_SSE" "${OBS_VARIANT[$t]}")"; PIDS+=("$ps")
             { wait_port "${OBS_PJ[$t]}" "$t" && wait_port "${OBS_PS[$t]}" "$t"; } || exit 1
             { relay_uses_bench_config "${OBS_PJ[$t]}" && relay_uses_bench_config "${OBS_PS[$t]}"; } \
                 || { say "$t did not apply the benchmark config; not sending it any traffic"; exit 1; }
@@ -336,7 +344,10 @@ if [[ -n $COMPARE ]]; then
             { check "${URL_JSON[$t]}" false && check "${URL_SSE[$t]}" true; } || { say "$t failed the sanity check"; exit 1; }
         done
         if [[ $COMPARE == observability ]]; then
-            [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[relay-off]}/metrics") == 404 ]] || { say "relay-off serves /metrics"; exit 1; }
+            off_targets=("$TA"); [[ $AA == 1 ]] && off_targets+=("$TAA")
+            for t in "${off_targets[@]}"; do
+                [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[$t]}/metrics") == 404 ]] || { say "$t serves /metrics"; exit 1; }
+            done
             scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-on]}/metrics")"
             grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "relay-on has no metrics"; exit 1; }
         else
@@ -355,7 +366,9 @@ if [[ -n $COMPARE ]]; then
     }
 
     for run in $(seq "$RUNS"); do
-        order=("${TARGETS[@]}"); (( run % 2 == 0 )) && order=("${TARGETS[1]}" "${TARGETS[0]}")
+        # rotate the order every run, so no target is always first (or always last, after the others warmed the cache)
+        n=${#TARGETS[@]} order=()
+        for k in $(seq 0 $((n - 1))); do order+=("${TARGETS[$(( (k + run - 1) % n ))]}"); done
         say "run $run/$RUNS (order: ${order[*]}; fresh relay processes)"
         start_compare_relays
         for conns in $TP_CONNS; do
@@ -365,10 +378,13 @@ if [[ -n $COMPARE ]]; then
                     --warmup-s "$TP_WARMUP" --max-requests "$TP_MAX_REQUESTS" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
             done
         done
-        for t in "${order[@]}"; do
-            say "  fixed rate $t ($RATE req/s)"
-            lg rate --run "$run" --label "$t" --url "${URL_JSON[$t]}" --rate "$RATE" --count "$RATE_COUNT" --pids "${PID_JSON[$t]}" "${COMMON[@]}" >>"$LOG"
-        done
+        # Fixed rate: every relay and the upstream itself (direct) in one interleaved schedule, request i to target
+        # i mod n, each at $RATE req/s: they meet the same moments of the machine, and "direct" gives the latency the
+        # relays add (relay − direct, per run).
+        labels=direct urls="http://127.0.0.1:$P_UP_JSON/v1/messages" pids=""
+        for t in "${order[@]}"; do labels+=",$t"; urls+=",${URL_JSON[$t]}"; pids+="/${PID_JSON[$t]}"; done
+        say "  fixed rate, interleaved: $labels ($RATE req/s each)"
+        lg rate --run "$run" --label "$labels" --url "$urls" --rate "$RATE" --count "$RATE_COUNT" --pids "$pids" "${COMMON[@]}" >>"$LOG"
         for t in "${order[@]}"; do
             say "  sse $t"
             lg sse --run "$run" --label "$t" --url "${URL_SSE[$t]}" --streams "$SSE_STREAMS" --rounds "$SSE_ROUNDS" \
@@ -377,7 +393,10 @@ if [[ -n $COMPARE ]]; then
         stop_compare_relays
     done
 
-    # Medians over runs, and B ÷ A per row. The issues' bar: throughput and added latency within 5%.
+    # Per row: medians over runs, the paired ratio (median of each run's own X ÷ A) with a distribution-free 95 %
+    # confidence interval for it (order statistics of the per-run ratios: [r_k, r_(n+1-k)] with k the largest such
+    # that P(Binomial(n, 1/2) < k) ≤ 2.5 %; none below 6 runs), and the verdict against the issues' 5 % bar: within
+    # when the whole interval is on the good side of it, beyond when the whole interval is past it, else undecided.
     {
         echo "# $TITLE"
         echo
@@ -388,37 +407,60 @@ if [[ -n $COMPARE ]]; then
             echo "Medians of $RUNS run(s)."
         fi
         echo
-        echo "Each run starts both relays afresh (so each run is an independent draw of tiered-JIT outcomes) and measures"
-        echo "them back to back, so the machine's drift between runs (large on a shared 2-core machine) hits both alike:"
-        echo "the paired column, the median over runs of each run's own ratio, is the comparison; the ratio of the"
-        echo "medians is given too, and each run's ratio."
+        echo "Each run starts every relay afresh (so each run is an independent draw of tiered-JIT outcomes) and measures"
+        echo "them back to back (throughput, SSE) or interleaved request by request (fixed rate), so the machine's drift"
+        echo "hits them alike. The paired ratio (the median over runs of each run's own ratio) is the comparison; its 95 %"
+        echo "interval is distribution-free (order statistics). Verdict against the 5 % bar: **within** when the whole"
+        echo "interval is on the good side of it, **beyond** when the whole interval is past it, else *undecided* (more runs)."
+        [[ $AA == 1 ]] && { echo; echo "The A/A rows compare two relays configured alike ($TAA ÷ $TA): the noise floor of this invocation."; }
         echo
-        echo "| Measure | $A_NAME | $B_NAME | $B_NAME ÷ $A_NAME, paired (median of per-run ratios) | ratio of medians | per-run ratios |"
-        echo "|---|---|---|---|---|---|"
-        jq -rs --arg a "$TA" --arg b "$TB" '
+        echo "| Measure | $A_NAME | compared | compared ÷ $A_NAME | paired ratio | 95 % interval | verdict (5 % bar) | ratio of medians | per-run ratios |"
+        echo "|---|---|---|---|---|---|---|---|---|"
+        jq -rs --arg a "$TA" --arg b "$TB" --arg aa "$TAA" --argjson with_aa "$AA" '
           def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
           def r3: . * 1000 | round / 1000;
-          def vals($test; $target; $key; $conns):
-            [ .[] | select(.test == $test and .target == $target and ($conns == null or .conns == $conns) and .[$key] != null) ];
-          def val($test; $target; $key; $conns): [ vals($test; $target; $key; $conns)[] | .[$key] ] | med;
-          def paired($test; $key; $conns):
+          def binom_cdf($n; $m): reduce range(0; $m + 1) as $i ({c: 1, s: 0}; .s += .c | .c = .c * ($n - $i) / ($i + 1)) | .s / pow(2; $n);
+          def k95($n): [range(1; $n + 1) | select(binom_cdf($n; . - 1) <= 0.025)] | if length == 0 then 0 else max end;
+          def ci: sort as $r | ($r | length) as $n | k95($n) as $k | if $k == 0 then null else [$r[$k - 1], $r[$n - $k]] end;
+          # the value of one measure for one target in one run ("added": latency minus the same run'"'"'s direct latency)
+          def vals($test; $target; $key; $conns; $added):
             . as $all
-            | [ vals($test; $a; $key; $conns)[] as $x
-                | ($all | vals($test; $b; $key; $conns) | map(select(.run == $x.run)) | first) as $y
-                | select($y != null and $x[$key] != 0) | $y[$key] / $x[$key] ];
-          def row($name; $test; $key; $conns):
-            val($test; $a; $key; $conns) as $off | val($test; $b; $key; $conns) as $on
-            | paired($test; $key; $conns) as $ratios
-            | "| \($name) | \($off) | \($on) | \(if ($ratios | length) > 0 then ($ratios | med | r3) else "n/a" end) | \(if $off != null and $on != null and $off != 0 then ($on / $off | r3) else "n/a" end) | \($ratios | map(r3 | tostring) | join(", ")) |";
-          . as $all
-          | ([ $all[] | select(.test == "throughput") | .conns ] | unique) as $conns
-          | ($conns[] as $c | ($all | row("throughput req/s, \($c) connections"; "throughput"; "rps"; $c)),
-                             ($all | row("relay CPU µs per request, \($c) connections"; "throughput"; "cpu_us_per_req"; $c)),
-                             ($all | row("latency p50 ms, \($c) connections (saturated)"; "throughput"; "p50_ms"; $c))),
-            ($all | row("latency p50 ms, fixed rate"; "rate"; "p50_ms"; null)),
-            ($all | row("latency p99 ms, fixed rate"; "rate"; "p99_ms"; null)),
-            ($all | row("SSE per-event delay p50 ms"; "sse"; "p50_ms"; null)),
-            ($all | row("SSE per-event delay p99 ms"; "sse"; "p99_ms"; null))
+            | [ .[] | select(.test == $test and .target == $target and ($conns == null or .conns == $conns) and .[$key] != null)
+                | . as $x
+                | if $added then
+                    ($all | map(select(.test == $test and .target == "direct" and .run == $x.run)) | first) as $d
+                    | select($d != null and $d[$key] != null) | {run: $x.run, v: ($x[$key] - $d[$key])}
+                  else {run: $x.run, v: $x[$key]} end ];
+          def paired($test; $key; $conns; $added; $p; $q):
+            . as $all
+            | [ vals($test; $p; $key; $conns; $added)[] as $x
+                | ($all | vals($test; $q; $key; $conns; $added) | map(select(.run == $x.run)) | first) as $y
+                | select($y != null and $x.v != 0) | $y.v / $x.v ];
+          # $better: "higher" (throughput) or "lower" (latency) is better; null: no bar (CPU, shown for context)
+          def verdict($ci; $better):
+            if $better == null or $ci == null then (if $better == null then "" else "n/a (< 6 runs)" end)
+            elif $better == "higher" then (if $ci[0] >= 0.95 then "**within**" elif $ci[1] < 0.95 then "**beyond**" else "*undecided*" end)
+            else (if $ci[1] <= 1.05 then "**within**" elif $ci[0] > 1.05 then "**beyond**" else "*undecided*" end) end;
+          def row($name; $test; $key; $conns; $added; $better; $q; $qname):
+            ([vals($test; $a; $key; $conns; $added)[] | .v] | med) as $va
+            | ([vals($test; $q; $key; $conns; $added)[] | .v] | med) as $vq
+            | paired($test; $key; $conns; $added; $a; $q) as $ratios
+            | ($ratios | ci) as $ci
+            | "| \($name) | \($va | if . == null then "n/a" else r3 end) | \($vq | if . == null then "n/a" else r3 end) | \($qname) | \(if ($ratios | length) > 0 then ($ratios | med | r3) else "n/a" end) | \(if $ci == null then "n/a" else "\($ci[0] | r3) – \($ci[1] | r3)" end) | \(verdict($ci; $better)) | \(if $va != null and $vq != null and $va != 0 then ($vq / $va | r3) else "n/a" end) | \($ratios | map(r3 | tostring) | join(", ")) |";
+          def rows($q; $qname):
+            . as $all
+            | ([ $all[] | select(.test == "throughput") | .conns ] | unique) as $conns
+            | ($conns[] as $c | ($all | row("throughput req/s, \($c) connections"; "throughput"; "rps"; $c; false; "higher"; $q; $qname)),
+                               ($all | row("relay CPU µs per request, \($c) connections"; "throughput"; "cpu_us_per_req"; $c; false; null; $q; $qname)),
+                               ($all | row("latency p50 ms, \($c) connections (saturated)"; "throughput"; "p50_ms"; $c; false; "lower"; $q; $qname))),
+              ($all | row("latency p50 ms, fixed rate"; "rate"; "p50_ms"; null; false; "lower"; $q; $qname)),
+              ($all | row("latency p99 ms, fixed rate"; "rate"; "p99_ms"; null; false; "lower"; $q; $qname)),
+              ($all | row("added latency p50 ms (relay − direct), fixed rate"; "rate"; "p50_ms"; null; true; "lower"; $q; $qname)),
+              ($all | row("added latency p99 ms (relay − direct), fixed rate"; "rate"; "p99_ms"; null; true; "lower"; $q; $qname)),
+              ($all | row("SSE per-event delay p50 ms"; "sse"; "p50_ms"; null; false; "lower"; $q; $qname)),
+              ($all | row("SSE per-event delay p99 ms"; "sse"; "p99_ms"; null; false; "lower"; $q; $qname));
+          (rows($b; $b | ltrimstr("relay-"))),
+          (if $with_aa == 1 then rows($aa; "A/A: \($aa | ltrimstr("relay-"))") else empty end)
         ' "$RESULTS"
     } > "$OUT/$COMPARE.md"
     cat "$OUT/$COMPARE.md"

@@ -41,8 +41,9 @@ internal sealed class Options
 
     public bool Flag(string name) => _values.TryGetValue(name, out var v) && v == "true";
 
-    public IReadOnlyList<int> Pids(string name) =>
-        _values.TryGetValue(name, out var v) && v.Length > 0
-            ? v.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray()
-            : [];
+    public IReadOnlyList<int> Pids(string name) => ParsePids(_values.TryGetValue(name, out var v) ? v : "");
+
+    /// <summary>A comma-separated list of process ids (empty: none).</summary>
+    public static IReadOnlyList<int> ParsePids(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
 }

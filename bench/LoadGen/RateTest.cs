@@ -7,31 +7,59 @@ namespace CcRelay.Bench.LoadGen;
 /// so a stall in the target is charged to every request it delays (coordinated omission corrected, wrk2-style).
 /// Workers are dedicated threads with blocking keep-alive sockets (no thread-pool hops in the timed path);
 /// a worker claims the next due slot as soon as it is free, so a slow response never delays the schedule.
-/// Bounded by --count requests and by a hard deadline of 2 × (count / rate) + 10 s.
+/// Bounded by --count requests per target and by a hard deadline of 2 × (count / rate) + 10 s.
+/// <para>
+/// Several targets (<c>--url A,B,…</c> with <c>--label a,b,…</c> and <c>--pids pa/pb/…</c>) are measured
+/// interleaved: request i goes to target i mod n, each at <c>--rate</c> (the schedule runs at n × rate), so every
+/// target meets the same moments of the machine — its wake-ups, its other load, its drift. Comparing two relays
+/// this way pairs each request of one with a neighbour of the other; run one after the other, the machine's
+/// minute-to-minute drift (±20 % in p50 between runs on a shared 2-core machine) decided the comparison.
+/// One record per target.
+/// </para>
 /// </summary>
 internal static class RateTest
 {
     public static int Run(Options o)
     {
-        var target = Target.Parse(o.Str("url"));
+        var urls = o.Str("url").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var labels = o.Str("label").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var pidGroups = o.Str("pids", "").Split('/');
+        var n = urls.Length;
+        if (labels.Length != n)
+        {
+            throw new ArgumentException($"--url names {n} target(s) but --label {labels.Length}; give one label per url");
+        }
+
+        if (n > 1 && o.Str("pids", "").Length > 0 && pidGroups.Length != n)
+        {
+            throw new ArgumentException($"--pids has {pidGroups.Length} group(s) for {n} targets; separate each target's pids with '/'");
+        }
+
+        var targets = urls.Select(Target.Parse).ToArray();
         var rate = o.Double("rate");
         var count = o.Int("count");
+        var total = count * n;
         var workers = o.Int("workers", 16);
         var warmup = o.Int("warmup", 500);
         var body = Target.RenderBody(o.Str("body"), stream: false, 0, 0);
-        var request = target.BuildRequest(body, Target.ReadHeaders(o.Str("headers")));
-        var pids = o.Pids("pids");
+        var headers = Target.ReadHeaders(o.Str("headers"));
+        var requests = targets.Select(t => t.BuildRequest(body, headers)).ToArray();
+        var pids = Enumerable.Range(0, n)
+            .Select(k => n == 1 ? o.Pids("pids") : Options.ParsePids(pidGroups.Length == n ? pidGroups[k] : ""))
+            .ToArray();
 
-        Warmup(target, request, warmup);
+        for (var k = 0; k < n; k++)
+        {
+            Warmup(targets[k], requests[k], warmup);
+        }
 
-        var latency = new long[count];
-        var service = new long[count];
-        var lag = new long[count];
-        var status = new int[count];
+        var latency = new long[total];
+        var service = new long[total];
+        var lag = new long[total];
+        var status = new int[total];
         var next = -1;
-        var errors = 0;
-        var period = Clock.MsToTicks(1000.0 / rate);
-        var cpu0 = ProcStats.CpuSeconds(pids);
+        var period = Clock.MsToTicks(1000.0 / (rate * n));
+        var cpu0 = pids.Select(ProcStats.CpuSeconds).ToArray();
         var t0 = Clock.Now + Clock.MsToTicks(20);
         var hardStop = t0 + Clock.MsToTicks((2000.0 * count / rate) + 10_000);
 
@@ -40,17 +68,18 @@ internal static class RateTest
             Clock.PreciseTimers();
             var buffer = new byte[64 * 1024];
             var parser = new ResponseParser();
-            Socket? socket = null;
+            var sockets = new Socket?[n];
             try
             {
                 while (true)
                 {
                     var i = Interlocked.Increment(ref next);
-                    if (i >= count)
+                    if (i >= total)
                     {
                         return;
                     }
 
+                    var k = i % n;
                     var due = t0 + (i * period);
                     Clock.SleepUntil(due);
                     if (Clock.Now > hardStop)
@@ -62,19 +91,19 @@ internal static class RateTest
                     var sent = Clock.Now;
                     try
                     {
-                        socket ??= target.Connect();
-                        status[i] = Exchange(socket, request, buffer, parser);
+                        sockets[k] ??= targets[k].Connect();
+                        status[i] = Exchange(sockets[k]!, requests[k], buffer, parser);
                         if (!parser.KeepAlive)
                         {
-                            socket.Dispose();
-                            socket = null;
+                            sockets[k]!.Dispose();
+                            sockets[k] = null;
                         }
                     }
                     catch (Exception e) when (e is SocketException or IOException or InvalidDataException)
                     {
                         status[i] = -1;
-                        socket?.Dispose();
-                        socket = null;
+                        sockets[k]?.Dispose();
+                        sockets[k] = null;
                     }
 
                     var done = Clock.Now;
@@ -85,53 +114,61 @@ internal static class RateTest
             }
             finally
             {
-                socket?.Dispose();
+                foreach (var socket in sockets)
+                {
+                    socket?.Dispose();
+                }
             }
         })
         { IsBackground = true, Name = "rate-worker" }).ToList();
 
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
-        var cpu1 = ProcStats.CpuSeconds(pids);
+        var cpu1 = pids.Select(ProcStats.CpuSeconds).ToArray();
 
         if (o.Str("dump", "").Length > 0)
         {
-            // Per-request timeline for post-mortems: due time since t0, latency, service time, send lag (ms).
-            File.WriteAllLines(o.Str("dump"), Enumerable.Range(0, count).Select(i => string.Create(
+            // Per-request timeline for post-mortems: due time since t0, target, latency, service time, send lag (ms).
+            File.WriteAllLines(o.Str("dump"), Enumerable.Range(0, total).Select(i => string.Create(
                 System.Globalization.CultureInfo.InvariantCulture,
-                $"{i},{status[i]},{Clock.TicksToMs(i * period):0.000},{Clock.TicksToMs(latency[i]):0.000},{Clock.TicksToMs(service[i]):0.000},{Clock.TicksToMs(lag[i]):0.000}")).Prepend("i,status,due_ms,latency_ms,service_ms,lag_ms"));
+                $"{i},{labels[i % n]},{status[i]},{Clock.TicksToMs(i * period):0.000},{Clock.TicksToMs(latency[i]):0.000},{Clock.TicksToMs(service[i]):0.000},{Clock.TicksToMs(lag[i]):0.000}")).Prepend("i,target,status,due_ms,latency_ms,service_ms,lag_ms"));
         }
 
-        var ok = Enumerable.Range(0, count).Where(i => status[i] == 200).ToArray();
-        errors = count - ok.Length;
-        var lat = new Percentiles(ok.Select(i => latency[i]));
-        var svc = new Percentiles(ok.Select(i => service[i]));
-        var lg = new Percentiles(lag);
-        var seconds = count / rate;
-
-        ResultWriter.Append(o, "rate", new Dictionary<string, object?>
+        for (var k = 0; k < n; k++)
         {
-            ["rate"] = rate,
-            ["count"] = count,
-            ["ok"] = ok.Length,
-            ["errors"] = errors,
-            ["non200"] = status.Count(s => s > 0 && s != 200),
-            ["io_errors"] = status.Count(s => s == -1),
-            ["not_sent"] = status.Count(s => s == -2),
-            ["p50_ms"] = ResultWriter.R(lat.Ms(50), 4),
-            ["p90_ms"] = ResultWriter.R(lat.Ms(90), 4),
-            ["p99_ms"] = ResultWriter.R(lat.Ms(99), 4),
-            ["p999_ms"] = ResultWriter.R(lat.Ms(99.9), 4),
-            ["max_ms"] = ResultWriter.R(lat.MaxMs, 4),
-            ["mean_ms"] = ResultWriter.R(lat.MeanMs, 4),
-            ["svc_p50_ms"] = ResultWriter.R(svc.Ms(50), 4),
-            ["svc_p99_ms"] = ResultWriter.R(svc.Ms(99), 4),
-            ["send_lag_p50_ms"] = ResultWriter.R(lg.Ms(50), 4),
-            ["send_lag_p99_ms"] = ResultWriter.R(lg.Ms(99), 4),
-            ["cpu_s"] = pids.Count > 0 ? ResultWriter.R(cpu1 - cpu0) : null,
-            ["cpu_s_per_10k"] = pids.Count > 0 ? ResultWriter.R((cpu1 - cpu0) * 10_000 / Math.Max(1, ok.Length)) : null,
-            ["duration_s"] = ResultWriter.R(seconds, 1),
-        });
+            var mine = Enumerable.Range(0, count).Select(j => (j * n) + k).ToArray();
+            var ok = mine.Where(i => status[i] == 200).ToArray();
+            var lat = new Percentiles(ok.Select(i => latency[i]));
+            var svc = new Percentiles(ok.Select(i => service[i]));
+            var lg = new Percentiles(mine.Select(i => lag[i]));
+            var cpu = cpu1[k] - cpu0[k];
+
+            ResultWriter.Append(o, "rate", labels[k], new Dictionary<string, object?>
+            {
+                ["rate"] = rate,
+                ["count"] = count,
+                ["interleaved"] = n,
+                ["ok"] = ok.Length,
+                ["errors"] = count - ok.Length,
+                ["non200"] = mine.Count(i => status[i] > 0 && status[i] != 200),
+                ["io_errors"] = mine.Count(i => status[i] == -1),
+                ["not_sent"] = mine.Count(i => status[i] == -2),
+                ["p50_ms"] = ResultWriter.R(lat.Ms(50), 4),
+                ["p90_ms"] = ResultWriter.R(lat.Ms(90), 4),
+                ["p99_ms"] = ResultWriter.R(lat.Ms(99), 4),
+                ["p999_ms"] = ResultWriter.R(lat.Ms(99.9), 4),
+                ["max_ms"] = ResultWriter.R(lat.MaxMs, 4),
+                ["mean_ms"] = ResultWriter.R(lat.MeanMs, 4),
+                ["svc_p50_ms"] = ResultWriter.R(svc.Ms(50), 4),
+                ["svc_p99_ms"] = ResultWriter.R(svc.Ms(99), 4),
+                ["send_lag_p50_ms"] = ResultWriter.R(lg.Ms(50), 4),
+                ["send_lag_p99_ms"] = ResultWriter.R(lg.Ms(99), 4),
+                ["cpu_s"] = pids[k].Count > 0 ? ResultWriter.R(cpu) : null,
+                ["cpu_s_per_10k"] = pids[k].Count > 0 ? ResultWriter.R(cpu * 10_000 / Math.Max(1, ok.Length)) : null,
+                ["duration_s"] = ResultWriter.R(count / rate, 1),
+            });
+        }
+
         return 0;
     }
 

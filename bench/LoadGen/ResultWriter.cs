@@ -5,13 +5,16 @@ namespace CcRelay.Bench.LoadGen;
 /// <summary>Appends one JSON object per measurement to a .jsonl file (and echoes it to stdout).</summary>
 internal static class ResultWriter
 {
-    public static void Append(Options o, string test, IReadOnlyDictionary<string, object?> metrics)
+    public static void Append(Options o, string test, IReadOnlyDictionary<string, object?> metrics) =>
+        Append(o, test, o.Str("label"), metrics);
+
+    public static void Append(Options o, string test, string label, IReadOnlyDictionary<string, object?> metrics)
     {
         var record = new Dictionary<string, object?>
         {
             ["run"] = o.Int("run", 1),
             ["test"] = test,
-            ["target"] = o.Str("label"),
+            ["target"] = label,
         };
         foreach (var (k, v) in metrics)
         {
