@@ -331,9 +331,9 @@ if [[ -n $COMPARE ]]; then
     # three identically configured relays side by side measured 59.5, 63 and 66 µs per request over eight rounds:
     # with the same two processes in every run, one such draw decides every run alike (seven runs at 0.85-0.96 at
     # 32 connections and 0.95-1.09 at 128, in one invocation). New processes per run make the draws independent.
-    start_compare_relays() {
+    start_compare_relays() { # the targets in this run's order: started, checked and warmed up in it
         local t pj ps
-        for t in "${OBS_TARGETS[@]}"; do
+        for t in "$@"; do
             pj="$(start_relay "$t-json" "${OBS_PJ[$t]}" "$P_UP_JSON" "${OBS_VARIANT[$t]}")"; PIDS+=("$pj")
             ps="$(start_relay "$t-sse" "${OBS_PS[$t]}" "$P_UP_SSE" "${OBS_VARIANT[$t]}")"; PIDS+=("$ps")
             { wait_port "${OBS_PJ[$t]}" "$t" && wait_port "${OBS_PS[$t]}" "$t"; } || exit 1
@@ -354,7 +354,7 @@ if [[ -n $COMPARE ]]; then
             health="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-pooled]}/health")"
             grep -q '"name":"fake-c"' <<<"$health" || { say "relay-pooled does not route to three providers: $health"; exit 1; }
         fi
-        for t in "${TARGETS[@]}"; do
+        for t in "$@"; do
             say "  warm-up $t (${OBS_WARMUP}s JSON + SSE)"
             lg throughput --label "$t" --url "${URL_JSON[$t]}" --conns 32 --duration "$OBS_WARMUP" --max-requests "$TP_MAX_REQUESTS" "${WARM[@]}" >>"$LOG"
             lg sse --label "$t" --url "${URL_SSE[$t]}" --streams 32 --rounds 1 --deltas 100 --interval-ms 2 "${WARM[@]}" >>"$LOG"
@@ -366,11 +366,20 @@ if [[ -n $COMPARE ]]; then
     }
 
     for run in $(seq "$RUNS"); do
-        # rotate the order every run, so no target is always first (or always last, after the others warmed the cache)
+        # The order (of start, warm-up and every measurement) changes every run, balanced for carry-over: each
+        # target comes first equally often and follows each other target equally often. Two targets: AB, BA. Three:
+        # ABC CBA BCA ACB CAB BAC (a Williams design; every 6 runs each ordered neighbour pair occurs twice). A plain
+        # rotation (ABC BCA CAB) always puts B after A: with --aa, relay-off-again (always measured right after
+        # relay-on) came out 4-11 % faster than relay-off at 128 connections in 7 runs of 7.
         n=${#TARGETS[@]} order=()
-        for k in $(seq 0 $((n - 1))); do order+=("${TARGETS[$(( (k + run - 1) % n ))]}"); done
+        if (( n == 3 )); then
+            read -r -a perm <<<"$(echo "0 1 2|2 1 0|1 2 0|0 2 1|2 0 1|1 0 2" | cut -d'|' -f$(( (run - 1) % 6 + 1 )))"
+        else
+            perm=(0 1); (( run % 2 == 0 )) && perm=(1 0)
+        fi
+        for k in "${perm[@]}"; do order+=("${TARGETS[$k]}"); done
         say "run $run/$RUNS (order: ${order[*]}; fresh relay processes)"
-        start_compare_relays
+        start_compare_relays "${order[@]}"
         for conns in $TP_CONNS; do
             for t in "${order[@]}"; do
                 say "  throughput $t c=$conns"
