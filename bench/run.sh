@@ -14,6 +14,8 @@
 #   bench/run.sh --routing       the relay twice in one run: one provider with one key vs three providers (round robin)
 #                                with four rate-limited keys each; prints (and writes to bench/out/<stamp>/routing.md)
 #                                the pooled ÷ single ratios
+#   OBS_B=logs bench/run.sh --observability     relay-on with JSON logs to a file only (metrics off); OBS_B=metrics:
+#                                metrics only (warn logs): which half of the observability costs what
 #   bench/run.sh --observability --aa   (or --routing --aa) adds an A/A control: a second relay configured exactly as
 #                                the first, measured the same way, so the report shows the noise floor (how far two
 #                                identical relays differ) next to the comparison
@@ -227,7 +229,7 @@ start_nginx() { # $1 = dir name; echoes pid
     echo $!
 }
 
-write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | pooled
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | logs | metrics | pooled
     if [[ ${4:-default} == pooled ]]; then
         # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
         # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).
@@ -258,6 +260,8 @@ EOC
         off) printf 'logging:\n  level: warn\nmetrics:\n  enabled: false\n' >> "$1" ;;
         # not *.log: the per-request log can be large and is not copied to bench/out
         on) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: true\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
+        logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
+        metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' >> "$1" ;;
     esac
 }
 
@@ -307,8 +311,14 @@ wait_port "$P_NG_JSON" "nginx proxy"
 if [[ -n $COMPARE ]]; then
     [[ $RELAY == 1 ]] || { say "--$COMPARE measures the relay; it did not build"; exit 1; }
     if [[ $COMPARE == observability ]]; then
-        OBS_TARGETS=(relay-off relay-on); A_NAME=off; B_NAME=on
-        TITLE="Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs"
+        # OBS_B=logs or OBS_B=metrics measures one half of relay-on's settings at a time
+        case "${OBS_B:=on}" in
+            on) TITLE="Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs" ;;
+            logs) TITLE="Observability overhead, logging alone: info JSON logs to a file (metrics off) vs metrics off + warn logs" ;;
+            metrics) TITLE="Observability overhead, metrics alone: metrics on (warn logs) vs metrics off + warn logs" ;;
+            *) say "OBS_B must be on, logs or metrics, not '$OBS_B'"; exit 2 ;;
+        esac
+        OBS_TARGETS=(relay-off "relay-$OBS_B"); A_NAME=off; B_NAME=$OBS_B
     else
         OBS_TARGETS=(relay-single relay-pooled); A_NAME=single; B_NAME=pooled
         TITLE="Routing overhead: 3 providers (round robin) × 4 rate-limited keys each vs 1 provider with 1 key"
@@ -348,8 +358,10 @@ if [[ -n $COMPARE ]]; then
             for t in "${off_targets[@]}"; do
                 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[$t]}/metrics") == 404 ]] || { say "$t serves /metrics"; exit 1; }
             done
-            scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-on]}/metrics")"
-            grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "relay-on has no metrics"; exit 1; }
+            if [[ $B_NAME != logs ]]; then
+                scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[$TB]}/metrics")"
+                grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "$TB has no metrics"; exit 1; }
+            fi
         else
             health="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-pooled]}/health")"
             grep -q '"name":"fake-c"' <<<"$health" || { say "relay-pooled does not route to three providers: $health"; exit 1; }
@@ -411,7 +423,7 @@ if [[ -n $COMPARE ]]; then
         echo
         echo "Command: \`$CMDLINE\`, $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)."
         if [[ $COMPARE == observability ]]; then
-            echo "relay-on wrote $(cat "$WORK"/relay-on-*-requests.jsonl 2>/dev/null | wc -l) JSON log lines to its files; medians of $RUNS run(s)."
+            echo "$TB wrote $(cat "$WORK/$TB"-*-requests.jsonl 2>/dev/null | wc -l) JSON log lines to its files; medians of $RUNS run(s)."
         else
             echo "Medians of $RUNS run(s)."
         fi
