@@ -15,7 +15,8 @@
 #                                with four rate-limited keys each; prints (and writes to bench/out/<stamp>/routing.md)
 #                                the pooled ÷ single ratios
 #   OBS_B=logs bench/run.sh --observability     relay-on with JSON logs to a file only (metrics off); OBS_B=metrics:
-#                                metrics only (warn logs): which half of the observability costs what
+#                                metrics only (warn logs); OBS_B=devnull: JSON logs made and written to /dev/null
+#                                (metrics off): which part of the observability costs what
 #   bench/run.sh --observability --aa   (or --routing --aa) adds an A/A control: a second relay configured exactly as
 #                                the first, measured the same way, so the report shows the noise floor (how far two
 #                                identical relays differ) next to the comparison
@@ -229,7 +230,7 @@ start_nginx() { # $1 = dir name; echoes pid
     echo $!
 }
 
-write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | logs | metrics | pooled
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | logs | metrics | devnull | pooled
     if [[ ${4:-default} == pooled ]]; then
         # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
         # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).
@@ -262,6 +263,7 @@ EOC
         on) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: true\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
         logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
         metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' >> "$1" ;;
+        devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' >> "$1" ;;
     esac
 }
 
@@ -316,7 +318,8 @@ if [[ -n $COMPARE ]]; then
             on) TITLE="Observability overhead: metrics on + info JSON logs to a file vs metrics off + warn logs" ;;
             logs) TITLE="Observability overhead, logging alone: info JSON logs to a file (metrics off) vs metrics off + warn logs" ;;
             metrics) TITLE="Observability overhead, metrics alone: metrics on (warn logs) vs metrics off + warn logs" ;;
-            *) say "OBS_B must be on, logs or metrics, not '$OBS_B'"; exit 2 ;;
+            devnull) TITLE="Observability overhead, log lines made but not kept: info JSON logs to /dev/null (metrics off) vs metrics off + warn logs" ;;
+            *) say "OBS_B must be on, logs, metrics or devnull, not '$OBS_B'"; exit 2 ;;
         esac
         OBS_TARGETS=(relay-off "relay-$OBS_B"); A_NAME=off; B_NAME=$OBS_B
     else
@@ -358,7 +361,7 @@ if [[ -n $COMPARE ]]; then
             for t in "${off_targets[@]}"; do
                 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[$t]}/metrics") == 404 ]] || { say "$t serves /metrics"; exit 1; }
             done
-            if [[ $B_NAME != logs ]]; then
+            if [[ $B_NAME == on || $B_NAME == metrics ]]; then
                 scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[$TB]}/metrics")"
                 grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "$TB has no metrics"; exit 1; }
             fi
