@@ -357,14 +357,14 @@ if [[ -n $COMPARE ]]; then
             { check "${URL_JSON[$t]}" false && check "${URL_SSE[$t]}" true; } || { say "$t failed the sanity check"; exit 1; }
         done
         if [[ $COMPARE == observability ]]; then
-            off_targets=("$TA"); [[ $AA == 1 ]] && off_targets+=("$TAA")
-            for t in "${off_targets[@]}"; do
-                [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[$t]}/metrics") == 404 ]] || { say "$t serves /metrics"; exit 1; }
+            # each relay serves /metrics exactly when its variant turns metrics on
+            for t in "$@"; do
+                code="$(curl -s -o "$WORK/metrics.out" -w '%{http_code}' "http://127.0.0.1:${OBS_PJ[$t]}/metrics")"
+                case "${OBS_VARIANT[$t]}" in
+                    on|metrics) [[ $code == 200 ]] && grep -q '^ccrelay_requests_total' "$WORK/metrics.out" || { say "$t has no metrics"; exit 1; } ;;
+                    *) [[ $code == 404 ]] || { say "$t serves /metrics"; exit 1; } ;;
+                esac
             done
-            if [[ $B_NAME == on || $B_NAME == metrics ]]; then
-                scrape="$(curl -s "http://127.0.0.1:${OBS_PJ[$TB]}/metrics")"
-                grep -q '^ccrelay_requests_total' <<<"$scrape" || { say "$TB has no metrics"; exit 1; }
-            fi
         else
             health="$(curl -s "http://127.0.0.1:${OBS_PJ[relay-pooled]}/health")"
             grep -q '"name":"fake-c"' <<<"$health" || { say "relay-pooled does not route to three providers: $health"; exit 1; }
@@ -405,7 +405,7 @@ if [[ -n $COMPARE ]]; then
         # Fixed rate: every relay and the upstream itself (direct) in one interleaved schedule, request i to target
         # i mod n, each at $RATE req/s: they meet the same moments of the machine, and "direct" gives the latency the
         # relays add (relay − direct, per run).
-        labels=direct urls="http://127.0.0.1:$P_UP_JSON/v1/messages" pids=""
+        labels=direct urls="http://127.0.0.1:$P_UP_JSON/v1/messages" pids="" # direct's pid group is the empty one before the first '/'
         for t in "${order[@]}"; do labels+=",$t"; urls+=",${URL_JSON[$t]}"; pids+="/${PID_JSON[$t]}"; done
         say "  fixed rate, interleaved: $labels ($RATE req/s each)"
         lg rate --run "$run" --label "$labels" --url "$urls" --rate "$RATE" --count "$RATE_COUNT" --pids "$pids" "${COMMON[@]}" >>"$LOG"

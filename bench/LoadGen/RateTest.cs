@@ -23,14 +23,16 @@ internal static class RateTest
     {
         var urls = o.Str("url").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var labels = o.Str("label").Split(',', StringSplitOptions.RemoveEmptyEntries);
-        var pidGroups = o.Str("pids", "").Split('/');
         var n = urls.Length;
+        // one group of comma-separated pids per target, groups separated by '/'; none at all: no CPU figures
+        var pidList = o.Str("pids", "");
+        var pidGroups = pidList.Length == 0 ? Enumerable.Repeat("", n).ToArray() : pidList.Split('/');
         if (labels.Length != n)
         {
             throw new ArgumentException($"--url names {n} target(s) but --label {labels.Length}; give one label per url");
         }
 
-        if (n > 1 && o.Str("pids", "").Length > 0 && pidGroups.Length != n)
+        if (pidGroups.Length != n)
         {
             throw new ArgumentException($"--pids has {pidGroups.Length} group(s) for {n} targets; separate each target's pids with '/'");
         }
@@ -44,9 +46,7 @@ internal static class RateTest
         var body = Target.RenderBody(o.Str("body"), stream: false, 0, 0);
         var headers = Target.ReadHeaders(o.Str("headers"));
         var requests = targets.Select(t => t.BuildRequest(body, headers)).ToArray();
-        var pids = Enumerable.Range(0, n)
-            .Select(k => n == 1 ? o.Pids("pids") : Options.ParsePids(pidGroups.Length == n ? pidGroups[k] : ""))
-            .ToArray();
+        var pids = pidGroups.Select(Options.ParsePids).ToArray();
 
         for (var k = 0; k < n; k++)
         {

@@ -68,32 +68,10 @@ internal ref struct Utf8LineWriter
     }
 
     /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
-    public void Property(scoped ReadOnlySpan<byte> nameAndColon, long? value)
-    {
-        Raw(nameAndColon);
-        if (value is { } number)
-        {
-            Number(number);
-        }
-        else
-        {
-            Raw("null"u8);
-        }
-    }
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, long? value) => NumberOrNull(nameAndColon, value);
 
     /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
-    public void Property(scoped ReadOnlySpan<byte> nameAndColon, decimal? value)
-    {
-        Raw(nameAndColon);
-        if (value is { } number)
-        {
-            Number(number);
-        }
-        else
-        {
-            Raw("null"u8);
-        }
-    }
+    public void Property(scoped ReadOnlySpan<byte> nameAndColon, decimal? value) => NumberOrNull(nameAndColon, value);
 
     /// <inheritdoc cref="Property(ReadOnlySpan{byte}, string)"/>
     public void Property(scoped ReadOnlySpan<byte> nameAndColon, bool value)
@@ -132,15 +110,29 @@ internal ref struct Utf8LineWriter
     }
 
     /// <summary>An integer.</summary>
-    public void Number(long value)
-    {
-        Ensure(MaxNumberBytes);
-        value.TryFormat(_span[_written..], out var count, default, CultureInfo.InvariantCulture);
-        _written += count;
-    }
+    public void Number(long value) => Formatted(value);
 
     /// <summary>A decimal as <see cref="Utf8JsonWriter"/> writes it (its own digits, trailing zeros kept).</summary>
-    public void Number(decimal value)
+    public void Number(decimal value) => Formatted(value);
+
+    /// <summary>A property whose value is a number (<see cref="Formatted{T}"/>), or <c>null</c>.</summary>
+    private void NumberOrNull<T>(scoped ReadOnlySpan<byte> nameAndColon, T? value)
+        where T : struct, IUtf8SpanFormattable
+    {
+        Raw(nameAndColon);
+        if (value is { } number)
+        {
+            Formatted(number);
+        }
+        else
+        {
+            Raw("null"u8);
+        }
+    }
+
+    /// <summary>A long or a decimal in its invariant default format: at most <see cref="MaxNumberBytes"/> bytes.</summary>
+    private void Formatted<T>(T value)
+        where T : IUtf8SpanFormattable
     {
         Ensure(MaxNumberBytes);
         value.TryFormat(_span[_written..], out var count, default, CultureInfo.InvariantCulture);
