@@ -11,8 +11,13 @@ namespace CcRelay.Host.Logging;
 /// <see cref="ConsoleFormatter"/>s: one JSON object per line with <c>format: json</c>
 /// (<see cref="JsonLineFormatter"/>), one text line otherwise).
 /// <code>
-///   Log() ──format──► batch buffer (bytes, bounded, never blocks the caller) ──► [writer thread] ──append──► file (0600)
+///   Log() ──format──────────────► batch (bytes, bounded, never blocks the caller) ──► [writer thread] ──append──► file (0600)
+///   request line ──copy facts──►   └ request lines' facts (RequestLineBuffer)        ── format here ─┘
 /// </code>
+/// The request line, logged for every request, is not formatted on the request's thread: its facts are copied
+/// into the batch (<see cref="RequestLineBuffer"/>) and the writer formats them, each in its place among the
+/// other lines, when it writes the batch. The bytes are those the JSON formatter writes (one code path), the
+/// timestamp the time it was logged.
 /// NOTE: the writer takes lines in batches. It sleeps until a line arrives, then waits
 /// <see cref="BatchInterval"/> for more before it swaps the batch for an empty one and writes it in one go: a
 /// busy relay costs the writer a few wake-ups and writes per second, not one per line (a thread hop and a
@@ -104,6 +109,25 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private void Write<TState>(string category, LogLevel level, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
         var settings = _switch.Current;
+        if (settings.Format.IsJson && state is RequestLine line)
+        {
+            // the request line: its facts are copied into the batch, the writer thread formats them
+            if (settings.Output is { } to)
+            {
+                var now = DateTime.UtcNow;
+                lock (_gate)
+                {
+                    var first = _pending.IsEmpty;
+                    if (!_disposed && _pending.TryAppend(to, line, now, category, level, eventId.Id) && first)
+                    {
+                        Monitor.Pulse(_gate);
+                    }
+                }
+            }
+
+            return;
+        }
+
         var output = _threadBytes ??= new ArrayBufferWriter<byte>(4096);
         var entry = new LogEntry<TState>(level, category, eventId, state, exception, formatter);
         if (settings.Format.IsJson)
@@ -157,6 +181,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         string? openPath = null;
         FileStream? file = null;
         var failedPath = (string?)null;
+        var scratch = new ArrayBufferWriter<byte>(64 * 1024);
         try
         {
             while (true)
@@ -183,7 +208,7 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                     disposed = _disposed;
                 }
 
-                WriteBatch(batch, ref file, ref openPath, ref failedPath);
+                WriteBatch(batch, scratch, ref file, ref openPath, ref failedPath);
                 lock (_gate)
                 {
                     _spare = batch;
@@ -202,12 +227,14 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     }
 
     /// <summary>Writes a batch's lines to their files in order, flushes, completes its flush requests and empties it.</summary>
-    private static void WriteBatch(Batch batch, ref FileStream? file, ref string? openPath, ref string? failedPath)
+    private static void WriteBatch(Batch batch, ArrayBufferWriter<byte> scratch, ref FileStream? file, ref string? openPath, ref string? failedPath)
     {
         for (var i = 0; i < batch.Runs.Count; i++)
         {
-            var (path, start) = batch.Runs[i];
-            var end = i + 1 < batch.Runs.Count ? batch.Runs[i + 1].Start : batch.Length;
+            var (path, start, firstLine) = batch.Runs[i];
+            var last = i + 1 == batch.Runs.Count;
+            var end = last ? batch.Length : batch.Runs[i + 1].Start;
+            var endLine = last ? batch.Lines.Count : batch.Runs[i + 1].FirstLine;
             try
             {
                 if (!string.Equals(path, openPath, StringComparison.Ordinal))
@@ -228,10 +255,29 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                     file.Write(Encoding.UTF8.GetBytes($"cc-relay: {batch.Dropped} log line(s) dropped: the log file could not keep up{Environment.NewLine}"));
                 }
 
-                file.Write(batch.Bytes, start, end - start);
+                // the run's formatted lines, with its request lines formatted here, each where it was logged
+                var from = start;
+                for (var line = firstLine; line < endLine; line++)
+                {
+                    var at = batch.Lines.Position(line);
+                    if (at > from || scratch.WrittenCount >= 64 * 1024)
+                    {
+                        file.Write(scratch.WrittenSpan);
+                        scratch.ResetWrittenCount();
+                        file.Write(batch.Bytes, from, at - from);
+                        from = at;
+                    }
+
+                    batch.Lines.WriteJson(line, scratch);
+                }
+
+                file.Write(scratch.WrittenSpan);
+                scratch.ResetWrittenCount();
+                file.Write(batch.Bytes, from, end - from);
             }
             catch (IOException e)
             {
+                scratch.ResetWrittenCount();
                 Report(openPath!, e.Message);
                 file?.Dispose();
                 file = null;
@@ -303,15 +349,24 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
     private static void Report(string path, string reason) =>
         Console.Error.WriteLine($"cc-relay: cannot write the log file {path}: {reason}; its lines are dropped until logging.output changes");
 
-    /// <summary>Formatted UTF-8 lines in the order they were logged, each run of them with the file it goes to.</summary>
+    /// <summary>
+    /// Lines in the order they were logged, each run of them with the file it goes to: formatted UTF-8 lines in
+    /// <see cref="Bytes"/>, request lines as their facts in <see cref="Lines"/>, each with its place among the bytes.
+    /// </summary>
     private sealed class Batch
     {
+        /// <summary>The most request lines a batch holds (their facts take ~250 bytes each, their strings more).</summary>
+        private const int MaxLines = MaxBatchBytes / 256;
+
         public byte[] Bytes { get; private set; } = new byte[64 * 1024];
 
         public int Length { get; private set; }
 
-        /// <summary>Where each run of lines for one path starts in <see cref="Bytes"/>.</summary>
-        public List<(string Path, int Start)> Runs { get; } = [];
+        /// <summary>The request lines, each with the offset in <see cref="Bytes"/> it goes before.</summary>
+        public RequestLineBuffer Lines { get; } = new();
+
+        /// <summary>Where each run of lines for one path starts: in <see cref="Bytes"/>, and in <see cref="Lines"/>.</summary>
+        public List<(string Path, int Start, int FirstLine)> Runs { get; } = [];
 
         /// <summary>Flush requests made before the batch was taken: completed once it is written.</summary>
         public List<TaskCompletionSource> Flushes { get; } = [];
@@ -319,9 +374,9 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         /// <summary>Lines that did not fit.</summary>
         public long Dropped { get; private set; }
 
-        public bool IsEmpty => Length == 0 && Flushes.Count == 0;
+        public bool IsEmpty => Length == 0 && Lines.Count == 0 && Flushes.Count == 0;
 
-        /// <summary>Appends a line; false (and counted) when the batch is full.</summary>
+        /// <summary>Appends a formatted line; false (and counted) when the batch is full.</summary>
         public bool TryAppend(string path, ReadOnlySpan<byte> line)
         {
             if (Length + line.Length > MaxBatchBytes)
@@ -337,13 +392,23 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
                 Bytes = grown;
             }
 
-            if (Runs.Count == 0 || !string.Equals(Runs[^1].Path, path, StringComparison.Ordinal))
-            {
-                Runs.Add((path, Length));
-            }
-
+            StartRun(path);
             line.CopyTo(Bytes.AsSpan(Length));
             Length += line.Length;
+            return true;
+        }
+
+        /// <summary>Appends a request line's facts; false (and counted) when the batch is full.</summary>
+        public bool TryAppend(string path, RequestLine line, DateTime timestamp, string category, LogLevel level, int eventId)
+        {
+            if (Lines.Count >= MaxLines || Lines.CharCount > MaxBatchBytes / 2)
+            {
+                Dropped++;
+                return false;
+            }
+
+            StartRun(path);
+            Lines.Add(line, timestamp, category, level, eventId, position: Length);
             return true;
         }
 
@@ -351,11 +416,20 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
         {
             Length = 0;
             Dropped = 0;
+            Lines.Clear();
             Runs.Clear();
             Flushes.Clear();
             if (Bytes.Length > KeepBatchBytes)
             {
                 Bytes = new byte[64 * 1024];
+            }
+        }
+
+        private void StartRun(string path)
+        {
+            if (Runs.Count == 0 || !string.Equals(Runs[^1].Path, path, StringComparison.Ordinal))
+            {
+                Runs.Add((path, Length, Lines.Count));
             }
         }
     }

@@ -32,7 +32,8 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     private static readonly JsonEncodedText LogLevelName = JsonEncodedText.Encode("LogLevel");
     private static readonly JsonEncodedText CategoryName = JsonEncodedText.Encode("Category");
 
-    private static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
+    /// <summary>The line feed every line ends with.</summary>
+    internal static readonly byte[] NewLine = Encoding.UTF8.GetBytes(Environment.NewLine);
 
     private static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -121,24 +122,17 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
     }
 
     /// <summary>
-    /// The request line, the one written for every request: by hand (<see cref="Utf8LineWriter"/>), the same bytes
-    /// the general path would write, but without its message, which would only repeat its fields.
+    /// The request line, the one written for every request: by hand (<see cref="RequestLineBuffer"/>), the same
+    /// bytes the general path would write, but without its message, which would only repeat its fields. The log
+    /// file keeps the line's facts and formats them on its writer thread; this is the path for everything else.
     /// </summary>
     private static void WriteRequestLine<TState>(in LogEntry<TState> logEntry, RequestLine line, ArrayBufferWriter<byte> output)
     {
-        var writer = new Utf8LineWriter(output);
-        Span<byte> stamp = stackalloc byte[24];
-        writer.Raw("{\"Timestamp\":\""u8);
-        writer.Raw(Timestamp(DateTime.UtcNow, stamp));
-        writer.Raw("\",\"EventId\":"u8);
-        writer.Number(logEntry.EventId.Id);
-        writer.Property(",\"LogLevel\":"u8, LevelName(logEntry.LogLevel));
-        writer.Property(",\"Category\":"u8, logEntry.Category);
-        writer.Raw(",\"State\":{"u8);
-        line.WriteJson(ref writer);
-        writer.Raw("}}"u8);
-        writer.Raw(NewLine);
-        writer.Flush();
+        var buffers = _buffers ??= new Buffers();
+        var one = buffers.RequestLine;
+        one.Clear();
+        one.Add(line, DateTime.UtcNow, logEntry.Category, logEntry.LogLevel, logEntry.EventId.Id, position: 0);
+        one.WriteJson(0, output);
     }
 
     /// <summary>
@@ -205,7 +199,7 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         }
     }
 
-    private static string LevelName(LogLevel level) =>
+    internal static string LevelName(LogLevel level) =>
         level switch
         {
             LogLevel.Trace => "Trace",
@@ -225,6 +219,9 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         private char[] _chars = new char[4096];
 
         public ArrayBufferWriter<byte> Bytes { get; private set; } = new(4096);
+
+        /// <summary>The request line being written (one at a time).</summary>
+        public RequestLineBuffer RequestLine { get; } = new();
 
         public Utf8JsonWriter Writer(IBufferWriter<byte> output)
         {

@@ -1,16 +1,14 @@
 using System.Collections;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 
 namespace CcRelay.Host.Logging;
 
 /// <summary>
 /// The state of the one line per request (<see cref="Log.RequestCompleted"/>): its fields by name, as every
-/// structured logger provider reads them (each value boxed only when read that way), and
-/// <see cref="WriteJson"/>, which the relay's own JSON formatter takes instead: typed values written by hand
-/// (<see cref="Utf8LineWriter"/>), property names encoded once, nothing boxed. Field names and order are a
-/// contract (docs/observability.md).
+/// structured logger provider reads them (each value boxed only when read that way), and the typed facts the
+/// relay's own JSON formatter and log file take instead (<see cref="RequestLineBuffer"/>: values written by hand,
+/// property names encoded once, nothing boxed). Field names and order are a contract (docs/observability.md).
 /// </summary>
 internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 {
@@ -26,21 +24,28 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         "bytes_in", "bytes_out",
     ];
 
-    /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, …</summary>
-    private static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
+    /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, … (<see cref="RequestLineBuffer.WriteJson"/>).</summary>
+    internal static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
 
-    private readonly RequestRecord _record;
-    private readonly double _durationMs;
-    private readonly double _ttfbMs;
-    private readonly double _overheadMs;
-
-    public RequestLine(RequestRecord record, double durationMs)
+        public RequestLine(RequestRecord record, double durationMs)
     {
-        _record = record;
-        _durationMs = Math.Round(durationMs, 2);
-        _ttfbMs = Math.Round(record.TtfbMs, 2);
-        _overheadMs = record.Timing.OverheadMs;
+        Record = record;
+        DurationMs = Math.Round(durationMs, 2);
+        TtfbMs = Math.Round(record.TtfbMs, 2);
+        OverheadMs = record.Timing.OverheadMs;
     }
+
+    /// <summary>The request's facts.</summary>
+    public RequestRecord Record { get; }
+
+    /// <summary><c>duration_ms</c>: rounded to 2 decimals.</summary>
+    public double DurationMs { get; }
+
+    /// <summary><c>ttfb_ms</c>: rounded to 2 decimals; -1 when no response headers came.</summary>
+    public double TtfbMs { get; }
+
+    /// <summary><c>overhead_ms</c>.</summary>
+    public double OverheadMs { get; }
 
     /// <summary>The text line (the template's fields in a row), as the text formatter writes it.</summary>
     public static Func<RequestLine, Exception?, string> Format { get; } = static (line, _) => line.ToString();
@@ -63,41 +68,6 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>
-    /// Writes the fields (inside an object the caller opened): strings, numbers, booleans and nulls as such,
-    /// byte for byte what <see cref="Utf8JsonWriter"/> writes for them with relaxed escaping.
-    /// </summary>
-    public void WriteJson(ref Utf8LineWriter writer)
-    {
-        var r = _record;
-        var usage = r.Usage;
-        writer.Property(NameBytes[0], r.RequestId);
-        writer.Property(NameBytes[1], r.Method);
-        writer.Property(NameBytes[2], r.Path);
-        writer.Property(NameBytes[3], r.Status);
-        writer.Property(NameBytes[4], r.ClientKeyId);
-        writer.Property(NameBytes[5], r.Provider);
-        writer.Property(NameBytes[6], r.KeyId);
-        writer.Property(NameBytes[7], r.Model);
-        writer.Property(NameBytes[8], r.UpstreamModel);
-        writer.Property(NameBytes[9], r.Answer?.Model?.Value);
-        writer.Property(NameBytes[10], r.Stream);
-        writer.Property(NameBytes[11], r.Result);
-        writer.Property(NameBytes[12], r.ErrorType);
-        writer.Property(NameBytes[13], r.Answer?.StopReason?.Value);
-        writer.Property(NameBytes[14], r.Attempts);
-        writer.Property(NameBytes[15], _durationMs, decimals: 2);
-        writer.Property(NameBytes[16], _ttfbMs, decimals: 2);
-        writer.Property(NameBytes[17], _overheadMs, decimals: 3);
-        writer.Property(NameBytes[18], usage?.InputTokens);
-        writer.Property(NameBytes[19], usage?.OutputTokens);
-        writer.Property(NameBytes[20], usage?.CacheReadTokens);
-        writer.Property(NameBytes[21], usage?.CacheWriteTokens);
-        writer.Property(NameBytes[22], r.CostUsd);
-        writer.Property(NameBytes[23], r.BytesIn);
-        writer.Property(NameBytes[24], r.BytesOut);
-    }
-
     /// <summary>The template with every field filled in, as the generated loggers fill it: invariant culture, nothing for null.</summary>
     public override string ToString()
     {
@@ -116,7 +86,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     private object? Value(int index)
     {
-        var r = _record;
+        var r = Record;
         var usage = r.Usage;
         return index switch
         {
@@ -135,9 +105,9 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
             12 => r.ErrorType,
             13 => r.Answer?.StopReason?.Value,
             14 => r.Attempts,
-            15 => _durationMs,
-            16 => _ttfbMs,
-            17 => _overheadMs,
+            15 => DurationMs,
+            16 => TtfbMs,
+            17 => OverheadMs,
             18 => usage?.InputTokens,
             19 => usage?.OutputTokens,
             20 => usage?.CacheReadTokens,

@@ -96,7 +96,13 @@ internal ref struct Utf8LineWriter
             return;
         }
 
-        if (value.AsSpan().ContainsAnyExcept(Plain))
+        String(value.AsSpan());
+    }
+
+    /// <summary>A JSON string.</summary>
+    public void String(scoped ReadOnlySpan<char> value)
+    {
+        if (value.ContainsAnyExcept(Plain))
         {
             // escapes, non-ASCII, unpaired surrogates: rare here (ids, names, model ids), so the framework writes them
             Raw((_fallback ??= new Fallback()).Quoted(value));
@@ -217,7 +223,7 @@ internal ref struct Utf8LineWriter
 
         public Fallback() => _writer = new Utf8JsonWriter(_buffer, FallbackOptions);
 
-        public ReadOnlySpan<byte> Quoted(string value)
+        public ReadOnlySpan<byte> Quoted(scoped ReadOnlySpan<char> value)
         {
             _buffer.ResetWrittenCount();
             _writer.Reset(_buffer);

@@ -6,8 +6,12 @@ using System.Text.Json;
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Tests.Observability;
@@ -95,10 +99,9 @@ public sealed class RequestLineTests
         return Encoding.UTF8.GetString(output.WrittenSpan) + Environment.NewLine;
     }
 
-    [Fact]
-    public void TheJsonLine_IsByteForByteWhatTheFrameworkWriterWrites_ForRandomRecords()
+    /// <summary>A request line with random values: strings that need escaping, nulls, huge and negative numbers.</summary>
+    private static RequestLine RandomLine(Random random)
     {
-        var random = new Random(20261121);
         string[] texts = ["", "-", "anthropic", "claude-sonnet-4-6", "/v1/messages?beta=true", "modèle \"x\"", "tab\there", "😀", "\ud800", "a\u2028b"];
         string Text() => random.Next(3) == 0 ? texts[random.Next(texts.Length)] : new string((char)random.Next(0x20, 0x7f), random.Next(1, 40));
         double Millis() => random.Next(8) switch
@@ -108,45 +111,136 @@ public sealed class RequestLineTests
             _ => random.NextDouble() * Math.Pow(10, random.Next(0, 6)),
         };
 
+        var answered = random.Next(3) != 0;
+        var record = new RequestRecord
+        {
+            RequestId = Text(),
+            Method = random.Next(2) == 0 ? "POST" : Text(),
+            Path = Text(),
+            Timing = new RequestTiming(TimeProvider.System, "req_1", new DefaultHttpContext().Response),
+        };
+        record.ClientKeyId = Text();
+        record.Provider = Text();
+        record.KeyId = Text();
+        record.Model = Text();
+        record.UpstreamModel = Text();
+        record.Status = random.Next(100, 600);
+        record.Stream = random.Next(2) == 0;
+        record.Result = Text();
+        record.ErrorType = random.Next(2) == 0 ? null : Text();
+        record.Attempts = random.Next(0, 9);
+        record.TtfbMs = Millis();
+        record.BytesIn = random.NextInt64(0, long.MaxValue) >> random.Next(64);
+        record.BytesOut = random.NextInt64(0, long.MaxValue) >> random.Next(64);
+        record.CostUsd = random.Next(3) == 0 ? null : new decimal(random.Next(), random.Next(8), 0, false, (byte)random.Next(29));
+        if (answered)
+        {
+            record.Answer = new AnswerUsage(
+                random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
+                random.Next(4) == 0 ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(new Usage(random.NextInt64(1_000_000), random.NextInt64(100_000), random.NextInt64(1_000_000), random.NextInt64(100_000))),
+                random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
+                FSharpOption<string>.None);
+        }
+
+        return new RequestLine(record, Millis());
+    }
+
+    [Fact]
+    public void TheJsonLine_IsByteForByteWhatTheFrameworkWriterWrites_ForRandomRecords()
+    {
+        var random = new Random(20261121);
         for (var i = 0; i < 5_000; i++)
         {
-            var answered = random.Next(3) != 0;
-            var record = new RequestRecord
-            {
-                RequestId = Text(),
-                Method = random.Next(2) == 0 ? "POST" : Text(),
-                Path = Text(),
-                Timing = new RequestTiming(TimeProvider.System, "req_1", new DefaultHttpContext().Response),
-            };
-            record.ClientKeyId = Text();
-            record.Provider = Text();
-            record.KeyId = Text();
-            record.Model = Text();
-            record.UpstreamModel = Text();
-            record.Status = random.Next(100, 600);
-            record.Stream = random.Next(2) == 0;
-            record.Result = Text();
-            record.ErrorType = random.Next(2) == 0 ? null : Text();
-            record.Attempts = random.Next(0, 9);
-            record.TtfbMs = Millis();
-            record.BytesIn = random.NextInt64(0, long.MaxValue) >> random.Next(64);
-            record.BytesOut = random.NextInt64(0, long.MaxValue) >> random.Next(64);
-            record.CostUsd = random.Next(3) == 0 ? null : new decimal(random.Next(), random.Next(8), 0, false, (byte)random.Next(29));
-            if (answered)
-            {
-                record.Answer = new AnswerUsage(
-                    random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
-                    random.Next(4) == 0 ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(new Usage(random.NextInt64(1_000_000), random.NextInt64(100_000), random.NextInt64(1_000_000), random.NextInt64(100_000))),
-                    random.Next(4) == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(Text()),
-                    FSharpOption<string>.None);
-            }
-
-            var line = new RequestLine(record, Millis());
+            var line = RandomLine(random);
 
             var written = Line(line);
             var timestamp = JsonDocument.Parse(written).RootElement.GetProperty("Timestamp").GetString()!;
 
             Assert.Equal(ReferenceLine(line, timestamp), written);
+        }
+    }
+
+    /// <summary>
+    /// The log file keeps request lines as their facts and formats them on its writer thread, a batch at a time,
+    /// between the lines formatted when they were logged: the file must hold the same bytes, in the order logged,
+    /// each line in the file that was in force when it was logged.
+    /// </summary>
+    [Fact]
+    public async Task TheLogFile_WritesTheSameBytes_InTheOrderLogged_EachLineToItsFile()
+    {
+        // Arrange: a file sink writing JSON to one of two files, switched while lines are waiting to be written
+        var dir = Directory.CreateTempSubdirectory("cc-relay-requestline-").FullName;
+        try
+        {
+            string[] paths = [Path.Combine(dir, "a.log"), Path.Combine(dir, "b.log")];
+            LoggingConfig To(int file) => TestConfig.Logging(format: LogFormat.Json, output: paths[file]);
+            var loggingSwitch = new LoggingSwitch(To(0));
+            using var services = new ServiceCollection()
+                .AddLogging(b => b.AddConsole())
+                .BuildServiceProvider();
+            using var provider = new FileLoggerProvider(loggingSwitch, services.GetServices<ConsoleFormatter>());
+            var logger = provider.CreateLogger(Category);
+            var random = new Random(20261122);
+            var expected = new List<(RequestLine? Line, string? Message)>[] { [], [] };
+            var file = 0;
+            var before = DateTime.UtcNow;
+
+            // Act: request lines among other lines, in runs, with the file switched now and then
+            for (var i = 0; i < 3_000; i++)
+            {
+                if (random.Next(50) == 0)
+                {
+                    file = 1 - file;
+                    loggingSwitch.Apply(To(file));
+                }
+
+                if (random.Next(4) == 0)
+                {
+                    var message = $"other line {i}";
+                    logger.LogWarning("other line {Number}", i);
+                    expected[file].Add((null, message));
+                }
+                else
+                {
+                    var line = RandomLine(random);
+                    logger.Log(Microsoft.Extensions.Logging.LogLevel.Information, Log.RequestCompletedEvent, line, null, RequestLine.Format);
+                    expected[file].Add((line, null));
+                }
+            }
+
+            await provider.FlushAsync();
+            var after = DateTime.UtcNow;
+
+            // Assert: each file holds its lines in order; request lines byte for byte, stamped when they were logged
+            for (var f = 0; f < 2; f++)
+            {
+                var text = await File.ReadAllTextAsync(paths[f]);
+                var lines = text.Split(Environment.NewLine)[..^1];
+                Assert.Equal(expected[f].Count, lines.Length);
+                var previous = DateTime.MinValue;
+                for (var i = 0; i < lines.Length; i++)
+                {
+                    var root = JsonDocument.Parse(lines[i]).RootElement;
+                    var timestamp = root.GetProperty("Timestamp").GetString()!;
+                    var stamped = DateTime.Parse(timestamp, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal);
+                    Assert.InRange(stamped, before.AddMilliseconds(-1), after);
+                    Assert.True(stamped >= previous, $"line {i} of file {f} is stamped before the line ahead of it");
+                    previous = stamped;
+                    var (line, message) = expected[f][i];
+                    if (line is not null)
+                    {
+                        Assert.Equal(ReferenceLine(line, timestamp), lines[i] + Environment.NewLine);
+                    }
+                    else
+                    {
+                        Assert.Equal(message, root.GetProperty("Message").GetString());
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
         }
     }
 
