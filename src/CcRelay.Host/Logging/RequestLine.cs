@@ -27,7 +27,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
     /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, … (<see cref="RequestLineBuffer.WriteJson"/>).</summary>
     internal static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
 
-        public RequestLine(RequestRecord record, double durationMs)
+    public RequestLine(RequestRecord record, double durationMs)
     {
         Record = record;
         DurationMs = Math.Round(durationMs, 2);
