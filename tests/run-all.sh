@@ -51,11 +51,24 @@ fi
 # assembly (its design-time build is Debug). Without it, every `using CcRelay.Core` looks unnecessary.
 step "formatting: fantomas (F#) and dotnet format (C#)"
 dotnet build src/CcRelay.Core -c Debug >"$LOG_DIR/core-debug.log" 2>&1 || fail_step "Core Debug build for dotnet format"
-dotnet fantomas --check src tests || fail_step "fantomas --check (run: dotnet fantomas src tests)"
+dotnet fantomas --check src tests bench/Core.Bench || fail_step "fantomas --check (run: dotnet fantomas src tests bench/Core.Bench)"
 if ! dotnet format CcRelay.sln --verify-no-changes >"$LOG_DIR/format.log" 2>&1; then
   grep -v "Could not format .*fsproj" "$LOG_DIR/format.log"
   fail_step "dotnet format --verify-no-changes (run: dotnet format CcRelay.sln)"
 fi
+
+# The benchmarks are not in the solution (BenchmarkDotNet and the load tools are no part of the product), but they
+# build on the product's internals: a change there must not break them unseen.
+step "bench tools build (Release, warnings are errors) and dotnet format"
+for project in bench/Core.Bench/Core.Bench.fsproj bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj; do
+  if ! dotnet build "$project" -c Release >"$LOG_DIR/bench-build.log" 2>&1; then
+    grep -E "error|warning" "$LOG_DIR/bench-build.log" | sort -u
+    fail_step "build $project"
+  elif [[ $project == *.csproj ]] && ! dotnet format "$project" --verify-no-changes >"$LOG_DIR/bench-format.log" 2>&1; then
+    cat "$LOG_DIR/bench-format.log"
+    fail_step "dotnet format --verify-no-changes (run: dotnet format $project)"
+  fi
+done
 
 step "unit, property and integration tests"
 dotnet test CcRelay.sln -c Release --no-build 2>&1 | tee "$LOG_DIR/test.log" | grep -E "^\s*(Passed|Failed)[!]|^\s*Failed |Error Message|Assert\." || true
