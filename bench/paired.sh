@@ -64,27 +64,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 P_UP=$(free_port) P_A=$(free_port) P_B=$(free_port)
 
 # the upstream: nginx answering every request with one fixed Message (the one bench/run.sh uses)
-MESSAGE_JSON="$(sed -n "s/^MESSAGE_JSON='\(.*\)'$/\1/p" "$BENCH/run.sh")"
+source "$BENCH/lib.sh"
 mkdir -p "$WORK/up/tmp"
-cat >"$WORK/up/nginx.conf" <<EOF
-daemon off;
-master_process on;
-pid $WORK/up/nginx.pid;
-error_log $WORK/up/error.log warn;
-worker_processes 1;
-worker_rlimit_nofile 65536;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_max_body_size 32m;
-    client_body_buffer_size 256k;
-    client_body_temp_path $WORK/up/tmp/body;
-    proxy_temp_path $WORK/up/tmp/proxy;
-    fastcgi_temp_path $WORK/up/tmp/fastcgi;
-    uwsgi_temp_path $WORK/up/tmp/uwsgi;
-    scgi_temp_path $WORK/up/tmp/scgi;
+{
+    nginx_common "$WORK/up"; echo "worker_processes 1;"
+    echo "http {"; nginx_http_common "$WORK/up"
+    cat <<EOF
     server {
         listen 127.0.0.1:$P_UP backlog=8192;
         default_type application/json;
@@ -92,6 +77,7 @@ http {
     }
 }
 EOF
+} >"$WORK/up/nginx.conf"
 nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" >/dev/null 2>&1 &
 PIDS+=($!)
 
@@ -106,18 +92,8 @@ sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.templa
     done <"$BENCH/payloads/headers.txt"
 } >"$WORK/post.lua"
 
-config() { # $1 = file, $2 = port, $3 = variant (as run.sh's write_relay_config)
-    printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "bench-key"\n' "$2" "$P_UP" >"$1"
-    case "$3" in
-        off) printf 'logging:\n  level: warn\nmetrics:\n  enabled: false\n' ;;
-        on) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: true\n' "${1%.yaml}-requests.jsonl" ;;
-        logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" ;;
-        metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' ;;
-        devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' ;;
-    esac >>"$1"
-}
-config "$WORK/a.yaml" "$P_A" off
-config "$WORK/b.yaml" "$P_B" "$B"
+write_relay_config "$WORK/a.yaml" "$P_A" "$P_UP" off
+write_relay_config "$WORK/b.yaml" "$P_B" "$P_UP" "$B"
 
 load() { # $1 = port, $2 = seconds -> requests per second
     wrk -t1 -c"$CONNS" -d"$2"s -s "$WORK/post.lua" "http://127.0.0.1:$1/v1/messages" 2>&1 | awk '/Requests\/sec/{printf "%d", $2}'
