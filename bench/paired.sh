@@ -36,7 +36,7 @@ done
 : "${CONNS:=16}" "${ROUND_S:=10}" "${WARM_S:=20}" "${B:=on}"
 [[ $AA == 1 ]] && B=off
 case "$B" in on | logs | metrics | devnull | off) ;; *) echo "B must be on, logs, metrics, devnull or off" >&2; exit 2 ;; esac
-for tool in wrk nginx curl python3; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
+for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
 
 WORK="$(mktemp -d /tmp/ccpaired.XXXXXX)"
 mkdir -p "$BENCH/out"
@@ -55,13 +55,14 @@ trap 'exit 130' INT TERM
 say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 cd "$ROOT"
-say "building relay (dotnet build -c Release src/CcRelay.Cli)"
-dotnet build -c Release src/CcRelay.Cli >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+say "building relay and load tools (dotnet build -c Release)"
+for project in src/CcRelay.Cli bench/LoadGen; do
+    dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+done
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
 
-# free ports: ask the kernel, one listener at a time
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-P_UP=$(free_port) P_A=$(free_port) P_B=$(free_port)
+# three free loopback ports (as run.sh picks them)
+read -r P_UP P_A P_B <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 3)"
 
 # the upstream: nginx answering every request with one fixed Message (the one bench/run.sh uses)
 source "$BENCH/lib.sh"
@@ -79,7 +80,8 @@ mkdir -p "$WORK/up/tmp"
 EOF
 } >"$WORK/up/nginx.conf"
 nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" >/dev/null 2>&1 &
-PIDS+=($!)
+PID_NGINX=$!
+PIDS+=("$PID_NGINX")
 
 # the request: the benchmark's Claude Code request (non-streaming), as a wrk script
 sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$WORK/body.json"
@@ -111,14 +113,16 @@ for r in $(seq "$ROUNDS"); do
     PA=$!; PIDS+=("$PA")
     dotnet "$RELAY_DLL" serve --config "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
     PB=$!; PIDS+=("$PB")
-    wait_health "$P_A" && wait_health "$P_B" || { say "a relay did not start (see $WORK/a.log, $WORK/b.log)"; exit 1; }
+    if ! { wait_health "$P_A" && wait_health "$P_B"; }; then
+        say "a relay did not start; its output:"; tail -n 20 "$WORK/a.log" "$WORK/b.log" >&2; exit 1
+    fi
     load "$P_A" "$WARM_S" >/dev/null & load "$P_B" "$WARM_S" >/dev/null; wait %%
     ca=$(cpu_ticks "$PA") cb=$(cpu_ticks "$PB")
     load "$P_A" "$ROUND_S" >"$WORK/ra" & load "$P_B" "$ROUND_S" >"$WORK/rb"; wait %%
     ca=$(($(cpu_ticks "$PA") - ca)) cb=$(($(cpu_ticks "$PB") - cb))
     a=$(cat "$WORK/ra") b=$(cat "$WORK/rb")
     kill -TERM "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null || true
-    PIDS=("${PIDS[@]:0:1}")
+    PIDS=("$PID_NGINX")
     awk -v r="$r" -v a="$a" -v b="$b" -v ca="$ca" -v cb="$cb" -v s="$ROUND_S" 'BEGIN {
         cpa = ca * 1e4 / (a * s); cpb = cb * 1e4 / (b * s)
         printf "round %d: A %d req/s, %.1f us CPU/request; B %d req/s, %.1f us CPU/request; B/A throughput %.3f cpu %.3f\n",
