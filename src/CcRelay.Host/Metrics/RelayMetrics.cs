@@ -18,8 +18,10 @@ namespace CcRelay.Host.Metrics;
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>
-/// Recording is cheap: tags travel in a stack-only <see cref="TagList"/> of strings that already exist, and
-/// the exposition finds an existing series without allocating. Label values are bounded: providers and key
+/// Recording is cheap: the counters are the relay's own (<see cref="RequestCounters"/>: a request finds its
+/// route once and adds to per-processor cells), reported by observable instruments at each collection; the two
+/// histograms take their tags in a stack-only <see cref="TagList"/> of strings that already exist, and the
+/// exposition finds an existing series without allocating. Label values are bounded: providers and key
 /// ids come from the config, status classes and outcomes are fixed sets, and models beyond
 /// <see cref="MaxModelLabels"/> distinct ids are counted as <see cref="OtherModel"/>.
 /// </summary>
@@ -47,16 +49,18 @@ public sealed class RelayMetrics
 
     private static readonly double[] DurationBounds = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
     private static readonly double[] TtfbBounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60];
-    private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+    private static readonly string[] TokenKinds = ["input", "output", "cache_read", "cache_write"];
 
-    private readonly Counter<long> _requests;
+    private readonly RequestCounters _counters = new();
+    private readonly Instrument _requests;
+    private readonly Instrument _attempts;
+    private readonly Instrument _tokens;
+    private readonly Instrument _cost;
+    private readonly Instrument _unpriced;
+    private readonly Instrument _inflight;
     private readonly Histogram<double> _requestDuration;
     private readonly Histogram<double> _ttfb;
-    private readonly Counter<long> _attempts;
-    private readonly Counter<long> _tokens;
-    private readonly Counter<double> _cost;
-    private readonly Counter<long> _unpriced;
-    private readonly UpDownCounter<long> _inflight;
     private readonly Counter<long> _configReloads;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
@@ -82,24 +86,24 @@ public sealed class RelayMetrics
         Meter = meter;
         MaxModelLabels = maxModelLabels;
 
-        _requests = meter.CreateCounter<long>(
-            "ccrelay_requests", "{request}", "Relayed requests by provider, model, HTTP status class and streaming.");
+        _requests = meter.CreateObservableCounter(
+            "ccrelay_requests", ObserveRequests, "{request}", "Relayed requests by provider, model, HTTP status class and streaming.");
         _requestDuration = meter.CreateHistogram(
             "ccrelay_request_duration_seconds", "s", "Time from request start to the last byte sent to the client.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBounds });
         _ttfb = meter.CreateHistogram(
             "ccrelay_ttfb_seconds", "s", "Time from request start to the upstream's response headers.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TtfbBounds });
-        _attempts = meter.CreateCounter<long>(
-            "ccrelay_upstream_attempts", "{attempt}", "Upstream attempts by outcome: success, failure, rejected, abandoned.");
-        _tokens = meter.CreateCounter<long>(
-            "ccrelay_tokens", "{token}", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write.");
-        _cost = meter.CreateCounter<double>(
-            "ccrelay_cost_usd", "USD", "Estimated cost of answers in US dollars (list prices; see pricing).");
-        _unpriced = meter.CreateCounter<long>(
-            "ccrelay_unpriced_answers", "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
-        _inflight = meter.CreateUpDownCounter<long>(
-            "ccrelay_inflight_requests", "{request}", "Requests being relayed now.");
+        _attempts = meter.CreateObservableCounter(
+            "ccrelay_upstream_attempts", ObserveAttempts, "{attempt}", "Upstream attempts by outcome: success, failure, rejected, abandoned.");
+        _tokens = meter.CreateObservableCounter(
+            "ccrelay_tokens", ObserveTokens, "{token}", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write.");
+        _cost = meter.CreateObservableCounter(
+            "ccrelay_cost_usd", ObserveCost, "USD", "Estimated cost of answers in US dollars (list prices; see pricing).");
+        _unpriced = meter.CreateObservableCounter(
+            "ccrelay_unpriced_answers", ObserveUnpriced, "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
+        _inflight = meter.CreateObservableUpDownCounter(
+            "ccrelay_inflight_requests", () => _counters.Inflight, "{request}", "Requests being relayed now.");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
 
@@ -109,6 +113,9 @@ public sealed class RelayMetrics
         meter.CreateObservableGauge(
             "ccrelay_key_capacity_ratio", ObserveKeys, "1", "Remaining capacity of a provider key, 0 (exhausted) to 1 (unused).");
     }
+
+    /// <summary>The outcomes <c>ccrelay_upstream_attempts_total</c> counts, in the order of <see cref="AttemptCounters"/>' cells.</summary>
+    public static IReadOnlyList<string> AttemptOutcomes { get; } = ["success", "failure", "rejected", "abandoned"];
 
     /// <summary>The circuit states <c>ccrelay_circuit_state</c> always reports, one series each.</summary>
     public static IReadOnlyList<string> CircuitStates { get; } = ["closed", "half_open", "open", "isolated"];
@@ -127,10 +134,22 @@ public sealed class RelayMetrics
     }
 
     /// <summary>A request entered the relay.</summary>
-    public void RequestStarted() => _inflight.Add(1);
+    public void RequestStarted()
+    {
+        if (_inflight.Enabled)
+        {
+            _counters.RequestStarted();
+        }
+    }
 
     /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
-    public void RequestFinished() => _inflight.Add(-1);
+    public void RequestFinished()
+    {
+        if (_inflight.Enabled)
+        {
+            _counters.RequestFinished();
+        }
+    }
 
     /// <summary>
     /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that
@@ -140,14 +159,10 @@ public sealed class RelayMetrics
     public void RecordRequest(string provider, string? model, int status, bool stream, TimeSpan duration)
     {
         var modelLabel = ModelLabel(model);
-        var counted = new TagList
+        if (_requests.Enabled)
         {
-            { "provider", provider },
-            { "model", modelLabel },
-            { "status_class", StatusClass(status) },
-            { "stream", stream ? "true" : "false" },
-        };
-        _requests.Add(1, in counted);
+            _counters.Route(provider, modelLabel).AddRequest(StatusClassIndex(status), stream);
+        }
 
         var timed = new TagList { { "provider", provider }, { "model", modelLabel } };
         _requestDuration.Record(duration.TotalSeconds, in timed);
@@ -164,11 +179,16 @@ public sealed class RelayMetrics
     public void RecordAttempt(string provider, AttemptOutcome outcome)
     {
         ArgumentNullException.ThrowIfNull(outcome);
-        var label = outcome.IsSuccess ? "success"
-            : outcome.IsFailure ? "failure"
-            : outcome.IsRejected ? "rejected"
-            : "abandoned";
-        _attempts.Add(1, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("outcome", label));
+        if (!_attempts.Enabled)
+        {
+            return;
+        }
+
+        var index = outcome.IsSuccess ? 0
+            : outcome.IsFailure ? 1
+            : outcome.IsRejected ? 2
+            : 3;
+        _counters.Attempts(provider).Add(index);
     }
 
     /// <summary>
@@ -187,20 +207,9 @@ public sealed class RelayMetrics
     public void RecordUsage(string provider, string? model, Usage usage, decimal? costUsd)
     {
         ArgumentNullException.ThrowIfNull(usage);
-        var modelLabel = ModelLabel(model);
-        AddTokens(provider, modelLabel, "input", usage.InputTokens);
-        AddTokens(provider, modelLabel, "output", usage.OutputTokens);
-        AddTokens(provider, modelLabel, "cache_read", usage.CacheReadTokens);
-        AddTokens(provider, modelLabel, "cache_write", usage.CacheWriteTokens);
-
-        var tags = new TagList { { "provider", provider }, { "model", modelLabel } };
-        if (costUsd is { } cost)
+        if (_tokens.Enabled || _cost.Enabled || _unpriced.Enabled)
         {
-            _cost.Add((double)cost, in tags);
-        }
-        else
-        {
-            _unpriced.Add(1, in tags);
+            _counters.Route(provider, ModelLabel(model)).AddUsage(usage, costUsd);
         }
     }
 
@@ -262,14 +271,10 @@ public sealed class RelayMetrics
     }
 
     /// <summary><c>2xx</c> for 200–299 and so on; <c>other</c> outside 100–599.</summary>
-    public static string StatusClass(int status) =>
-        status is >= 100 and < 600 ? StatusClasses[(status / 100) - 1] : "other";
+    public static string StatusClass(int status) => StatusClasses[StatusClassIndex(status)];
 
-    private void AddTokens(string provider, string modelLabel, string kind, long count)
-    {
-        var tags = new TagList { { "provider", provider }, { "model", modelLabel }, { "kind", kind } };
-        _tokens.Add(count, in tags);
-    }
+    /// <summary>The index of <see cref="StatusClass"/>'s label: 0 for 1xx to 4 for 5xx, 5 for <c>other</c>.</summary>
+    internal static int StatusClassIndex(int status) => status is >= 100 and < 600 ? (status / 100) - 1 : 5;
 
     /// <summary>
     /// The provider state for gauge <paramref name="gauge"/> (<c>UpGauge</c>, <c>CircuitGauge</c> or <c>KeysGauge</c>). The three
@@ -294,6 +299,87 @@ public sealed class RelayMetrics
             return _reading;
         }
     }
+
+    private IEnumerable<Measurement<long>> ObserveRequests()
+    {
+        foreach (var route in _counters.Routes)
+        {
+            for (var statusClass = 0; statusClass < RouteCounters.StatusClasses; statusClass++)
+            {
+                for (var streamed = 0; streamed < 2; streamed++)
+                {
+                    var stream = streamed == 1;
+                    var count = route.Requests(statusClass, stream);
+                    if (count > 0)
+                    {
+                        yield return new Measurement<long>(
+                            count,
+                            Tag("provider", route.Provider),
+                            Tag("model", route.Model),
+                            Tag("status_class", StatusClasses[statusClass]),
+                            Tag("stream", stream ? "true" : "false"));
+                    }
+                }
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveAttempts()
+    {
+        foreach (var provider in _counters.Providers)
+        {
+            for (var outcome = 0; outcome < AttemptCounters.Outcomes; outcome++)
+            {
+                var count = provider.Count(outcome);
+                if (count > 0)
+                {
+                    yield return new Measurement<long>(count, Tag("provider", provider.Provider), Tag("outcome", AttemptOutcomes[outcome]));
+                }
+            }
+        }
+    }
+
+    /// <summary>Every kind of a route that had usage, zeros included, so a dashboard sees the series from its first answer.</summary>
+    private IEnumerable<Measurement<long>> ObserveTokens()
+    {
+        foreach (var route in _counters.Routes)
+        {
+            if (!route.HasUsage)
+            {
+                continue;
+            }
+
+            for (var kind = 0; kind < RouteCounters.TokenKinds; kind++)
+            {
+                yield return new Measurement<long>(route.Tokens(kind), Tag("provider", route.Provider), Tag("model", route.Model), Tag("kind", TokenKinds[kind]));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveCost()
+    {
+        foreach (var route in _counters.Routes)
+        {
+            if (route.HasCost)
+            {
+                yield return new Measurement<double>(route.CostUsd, Tag("provider", route.Provider), Tag("model", route.Model));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveUnpriced()
+    {
+        foreach (var route in _counters.Routes)
+        {
+            var count = route.Unpriced;
+            if (count > 0)
+            {
+                yield return new Measurement<long>(count, Tag("provider", route.Provider), Tag("model", route.Model));
+            }
+        }
+    }
+
+    private static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
 
     private IEnumerable<Measurement<int>> ObserveUp()
     {

@@ -29,6 +29,30 @@ internal static class Stripes
     /// <summary>Where cell <paramref name="cell"/> (0 to <see cref="Count"/> - 1) starts.</summary>
     public static int Cell(int cell, int cellLength) => (1 + cell) * cellLength;
 
+    /// <summary>The sum over every cell of the long at <paramref name="offset"/> in cells of <paramref name="cellLength"/> longs.</summary>
+    public static long Sum(long[] cells, int cellLength, int offset)
+    {
+        long sum = 0;
+        for (var cell = 0; cell < Count; cell++)
+        {
+            sum += Interlocked.Read(ref cells[Cell(cell, cellLength) + offset]);
+        }
+
+        return sum;
+    }
+
+    /// <summary>The sum over every cell of the double stored as bits at <paramref name="offset"/>.</summary>
+    public static double SumDouble(long[] cells, int cellLength, int offset)
+    {
+        var sum = 0d;
+        for (var cell = 0; cell < Count; cell++)
+        {
+            sum += BitConverter.Int64BitsToDouble(Interlocked.Read(ref cells[Cell(cell, cellLength) + offset]));
+        }
+
+        return sum;
+    }
+
     /// <summary>Adds <paramref name="value"/> to the double stored as bits at <paramref name="bits"/>.</summary>
     public static void AddDouble(ref long bits, double value)
     {

@@ -204,6 +204,133 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
+    public void Inflight_BeforeAnyRequest_IsReportedAsZero() =>
+        Assert.Equal(0, Scrape().Value("ccrelay_inflight_requests"));
+
+    [Fact]
+    public void RecordRequest_StatusOutsideHttp_CountsAsOther()
+    {
+        _metrics.RecordRequest("p", "m", 0, false, TimeSpan.Zero);
+        _metrics.RecordRequest("p", "m", 700, true, TimeSpan.Zero);
+
+        var scrape = Scrape();
+        Assert.Equal(1, scrape.Value("ccrelay_requests_total", ("provider", "p"), ("model", "m"), ("status_class", "other"), ("stream", "false")));
+        Assert.Equal(1, scrape.Value("ccrelay_requests_total", ("provider", "p"), ("model", "m"), ("status_class", "other"), ("stream", "true")));
+        Assert.Equal(2, scrape.Named("ccrelay_requests_total").Count());
+    }
+
+    [Fact]
+    public void Counters_EqualNamesInOtherStrings_ShareOneSeries()
+    {
+        // a reload builds new provider name strings; they must count into the series the old ones started
+        var usage = Tokens(1, 2, 0, 0);
+        for (var i = 0; i < 3; i++)
+        {
+            var provider = new string("zai".AsSpan());
+            _metrics.RecordRequest(provider, new string("GLM-5".AsSpan()), 200, false, TimeSpan.Zero);
+            _metrics.RecordAttempt(provider, AttemptOutcome.Success);
+            _metrics.RecordUsage(provider, "GLM-5", usage, 0.5m);
+        }
+
+        var scrape = Scrape();
+        Assert.Equal(3, scrape.Value("ccrelay_requests_total", ("provider", "zai"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "false")));
+        Assert.Single(scrape.Named("ccrelay_requests_total"));
+        Assert.Equal(3, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "success")));
+        Assert.Equal(6, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "output")));
+        Assert.Equal(1.5, scrape.Value("ccrelay_cost_usd_total", ("provider", "zai"), ("model", "GLM-5")), 12);
+    }
+
+    [Fact]
+    public void RecordUsage_KindsWithoutTokens_AreReportedAsZero()
+    {
+        _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), 0m);
+
+        var scrape = Scrape();
+        Assert.Equal(0, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "cache_read")));
+        Assert.Equal(0, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "cache_write")));
+        Assert.Equal(0, scrape.Value("ccrelay_cost_usd_total", ("provider", "zai"), ("model", "GLM-5")));
+        Assert.Empty(scrape.Named("ccrelay_unpriced_answers_total"));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Counters_RandomTrafficOnManyThreads_MatchAModelAndNeverGoBack(int seed)
+    {
+        // Arrange: a script of requests, attempts and answers over a few routes, counted by a plain model
+        string[] providers = ["zai", "anthropic", "bedrock"];
+        string[] models = ["GLM-5", "claude-sonnet-4-6", "claude-opus-4-6"];
+        int[] statuses = [200, 201, 400, 429, 500, 529, 0];
+        var random = new Random(seed);
+        var script = Enumerable.Range(0, 20_000).Select(_ => (
+            Provider: providers[random.Next(providers.Length)],
+            Model: models[random.Next(models.Length)],
+            Status: statuses[random.Next(statuses.Length)],
+            Stream: random.Next(2) == 1,
+            Outcome: random.Next(4),
+            Input: (long)random.Next(0, 100_000),
+            Priced: random.Next(3) != 0)).ToArray();
+        AttemptOutcome[] outcomes = [AttemptOutcome.Success, AttemptOutcome.NewFailure("x"), AttemptOutcome.NewRejected(400), AttemptOutcome.Abandoned];
+        string[] outcomeNames = ["success", "failure", "rejected", "abandoned"];
+
+        // Act: four threads record the script while a fifth scrapes
+        var scrapes = new List<PrometheusTextParser>();
+        using var done = new CancellationTokenSource();
+        var scraper = Task.Run(() =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                scrapes.Add(Scrape());
+            }
+        });
+        Parallel.For(0, script.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var (provider, model, status, stream, outcome, input, priced) = script[i];
+            _metrics.RequestStarted();
+            _metrics.RecordAttempt(provider, outcomes[outcome]);
+            _metrics.RecordUsage(provider, model, Tokens(input, 1, 0, 0), priced ? 0.25m : null);
+            _metrics.RecordRequest(provider, model, status, stream, TimeSpan.FromMilliseconds(5));
+            _metrics.RequestFinished();
+        });
+        done.Cancel();
+        await scraper;
+        var final = Scrape();
+
+        // Assert: every series holds exactly what the model counted
+        foreach (var group in script.GroupBy(r => (r.Provider, r.Model, Class: RelayMetrics.StatusClass(r.Status), r.Stream)))
+        {
+            Assert.Equal(group.Count(), final.Value("ccrelay_requests_total", ("provider", group.Key.Provider), ("model", group.Key.Model), ("status_class", group.Key.Class), ("stream", group.Key.Stream ? "true" : "false")));
+        }
+
+        foreach (var group in script.GroupBy(r => (r.Provider, r.Outcome)))
+        {
+            Assert.Equal(group.Count(), final.Value("ccrelay_upstream_attempts_total", ("provider", group.Key.Provider), ("outcome", outcomeNames[group.Key.Outcome])));
+        }
+
+        foreach (var group in script.GroupBy(r => (r.Provider, r.Model)))
+        {
+            (string, string)[] route = [("provider", group.Key.Provider), ("model", group.Key.Model)];
+            Assert.Equal(group.Sum(r => r.Input), final.Value("ccrelay_tokens_total", [.. route, ("kind", "input")]));
+            Assert.Equal(group.Count(), final.Value("ccrelay_tokens_total", [.. route, ("kind", "output")]));
+            Assert.Equal(group.Count(r => r.Priced) * 0.25, final.Value("ccrelay_cost_usd_total", route), 9);
+            Assert.Equal(group.Count(r => !r.Priced), final.Value("ccrelay_unpriced_answers_total", route));
+        }
+
+        Assert.Equal(script.Length, final.Named("ccrelay_request_duration_seconds_count").Sum(s => s.Value));
+        Assert.Equal(0, final.Value("ccrelay_inflight_requests"));
+
+        // and no counter went back between two scrapes taken while the threads recorded
+        foreach (var (before, after) in scrapes.Append(final).Zip(scrapes.Append(final).Skip(1)))
+        {
+            foreach (var sample in before.Named("ccrelay_requests_total").Concat(before.Named("ccrelay_tokens_total")).Concat(before.Named("ccrelay_upstream_attempts_total")))
+            {
+                Assert.True(after.Value(sample.Name, [.. sample.Labels.Select(l => (l.Key, l.Value))]) >= sample.Value, $"{sample.Name} went back");
+            }
+        }
+    }
+
+    [Fact]
     public void ConfigReloads_CountedByResult()
     {
         _metrics.RecordConfigReload(succeeded: true);
