@@ -2,9 +2,16 @@
 # Two relays under load at the same time: a drift-free comparison of what one configuration costs against another.
 #
 #   bench/paired.sh                  relay-off vs relay-on (metrics + info JSON request lines to a file), 12 rounds
-#   bench/paired.sh --aa             relay-off vs relay-off (the noise floor of this method)
+#   bench/paired.sh --aa             relay-off vs relay-off (A against itself: the noise floor of this method)
 #   bench/paired.sh --rounds 6       fewer rounds (no interval below 6)
 #   B=logs|metrics|devnull bench/paired.sh   relay-on's parts alone (as OBS_B in run.sh --observability)
+#   A=default B=pooled bench/paired.sh       one provider against three pooled ones (as run.sh --routing)
+#   A=on B=on RELAY_B=/tmp/new/cc-relay.dll bench/paired.sh
+#                                    one configuration, two builds: the relay built here (A) against another
+#                                    (e.g. `dotnet publish src/CcRelay.Cli -c Release -o /tmp/new` of a change)
+#
+# A and B are bench/lib.sh's relay variants: off, on, logs, metrics, devnull, default, pooled (A defaults to off,
+# B to on). RELAY_A / RELAY_B name a cc-relay.dll to run instead of the one this script builds.
 #
 # Each round starts both relays afresh (each round is an independent draw of tiered-JIT outcomes), warms them up
 # together, then loads both at once for ROUND_S seconds: one wrk with CONNS connections per relay, both against the
@@ -33,9 +40,17 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option: $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
-: "${CONNS:=16}" "${ROUND_S:=10}" "${WARM_S:=20}" "${B:=on}"
-[[ $AA == 1 ]] && B=off
-case "$B" in on | logs | metrics | devnull | off) ;; *) echo "B must be on, logs, metrics, devnull or off" >&2; exit 2 ;; esac
+: "${CONNS:=16}" "${ROUND_S:=10}" "${WARM_S:=20}" "${A:=off}" "${B:=on}"
+[[ $AA == 1 ]] && B=$A
+for variant in "$A" "$B"; do
+    case "$variant" in
+        off | on | logs | metrics | devnull | default | pooled) ;;
+        *) echo "A and B must each be off, on, logs, metrics, devnull, default or pooled (got '$variant')" >&2; exit 2 ;;
+    esac
+done
+for dll in "${RELAY_A:-}" "${RELAY_B:-}"; do
+    [[ -z $dll || -f $dll ]] || { echo "no such relay build: $dll (RELAY_A / RELAY_B name a cc-relay.dll)" >&2; exit 2; }
+done
 for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
 
 WORK="$(mktemp -d /tmp/ccpaired.XXXXXX)"
@@ -60,6 +75,7 @@ for project in src/CcRelay.Cli bench/LoadGen; do
     dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
 done
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
+DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
 
 # three free loopback ports (as run.sh picks them)
 read -r P_UP P_A P_B <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 3)"
@@ -94,7 +110,7 @@ sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.templa
     done <"$BENCH/payloads/headers.txt"
 } >"$WORK/post.lua"
 
-write_relay_config "$WORK/a.yaml" "$P_A" "$P_UP" off
+write_relay_config "$WORK/a.yaml" "$P_A" "$P_UP" "$A"
 write_relay_config "$WORK/b.yaml" "$P_B" "$P_UP" "$B"
 
 load() { # $1 = port, $2 = seconds -> requests per second
@@ -103,15 +119,15 @@ load() { # $1 = port, $2 = seconds -> requests per second
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 wait_health() { for _ in $(seq 100); do curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"fake"' && return 0; sleep 0.1; done; return 1; }
 
-B_NAME=$([[ $AA == 1 ]] && echo "off-again" || echo "$B")
+B_NAME=$([[ $AA == 1 ]] && echo "$A-again" || echo "$B")
 {
-    echo "bench/paired.sh: relay-off (A) vs relay-$B_NAME (B), both loaded at once; $ROUNDS round(s) of ${ROUND_S}s after ${WARM_S}s of warm-up, wrk $CONNS connections each"
+    echo "bench/paired.sh: relay-$A (A${RELAY_A:+, $RELAY_A}) vs relay-$B_NAME (B${RELAY_B:+, $RELAY_B}), both loaded at once; $ROUNDS round(s) of ${ROUND_S}s after ${WARM_S}s of warm-up, wrk $CONNS connections each"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 for r in $(seq "$ROUNDS"); do
-    dotnet "$RELAY_DLL" serve --config "$WORK/a.yaml" >"$WORK/a.log" 2>&1 &
+    dotnet "$DLL_A" serve --config "$WORK/a.yaml" >"$WORK/a.log" 2>&1 &
     PA=$!; PIDS+=("$PA")
-    dotnet "$RELAY_DLL" serve --config "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
+    dotnet "$DLL_B" serve --config "$WORK/b.yaml" >"$WORK/b.log" 2>&1 &
     PB=$!; PIDS+=("$PB")
     if ! { wait_health "$P_A" && wait_health "$P_B"; }; then
         say "a relay did not start; its output:"; tail -n 20 "$WORK/a.log" "$WORK/b.log" >&2; exit 1
