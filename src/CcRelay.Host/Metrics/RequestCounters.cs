@@ -10,8 +10,8 @@ namespace CcRelay.Host.Metrics;
 /// per provider its attempts by outcome; and the requests in flight. <see cref="RelayMetrics"/> reports them through
 /// observable instruments, read at each collection.
 /// <code>
-///   RecordRequest(provider, model, …) ──recent slot (by reference)──► RouteCounters ──► per-processor cells
-///                                     (miss: dictionary by value, once per string pair)
+///   RecordRequest(provider, model, …) ──recent slot──► RouteCounters ──► per-processor cells
+///                                     (miss: dictionary by value, then the slot)
 ///   scrape ──► Routes / Providers ──► sums of the cells ──► Measurement per series
 /// </code>
 /// NOTE: why not one measurement per counter: a synchronous instrument hands every measurement to every listener,
@@ -27,8 +27,8 @@ internal sealed class RequestCounters
 
     private readonly ConcurrentDictionary<(string Provider, string Model), RouteCounters> _routes = new();
     private readonly ConcurrentDictionary<string, AttemptCounters> _providers = new(StringComparer.Ordinal);
-    private readonly RecentRoute?[] _recentRoutes = new RecentRoute?[RecentSlots];
-    private readonly RecentProvider?[] _recentProviders = new RecentProvider?[RecentSlots];
+    private readonly RouteCounters?[] _recentRoutes = new RouteCounters?[RecentSlots];
+    private readonly AttemptCounters?[] _recentProviders = new AttemptCounters?[RecentSlots];
     private readonly long[] _inflight = Stripes.Allocate(1);
     private readonly int _inflightCell = Stripes.CellLength(1);
 
@@ -45,17 +45,25 @@ internal sealed class RequestCounters
 
     public void RequestFinished() => Interlocked.Decrement(ref _inflight[Stripes.Mine(_inflightCell)]);
 
-    /// <summary>The counters of <paramref name="provider"/> and <paramref name="model"/> (a model label, already bounded).</summary>
+    /// <summary>
+    /// The counters of <paramref name="provider"/> and <paramref name="model"/> (a model label, already bounded).
+    /// The relay asks with the same string objects every time (the config's provider names, the model labels'
+    /// own strings): their identities pick a recent slot, whose counters match at the cost of a reference
+    /// compare (equal strings that are other objects, after a reload, compare by value). Nothing is allocated
+    /// but a route's first counters.
+    /// </summary>
     public RouteCounters Route(string provider, string model)
     {
         var slot = ((RuntimeHelpers.GetHashCode(provider) * 31) + RuntimeHelpers.GetHashCode(model)) & (RecentSlots - 1);
-        if (Volatile.Read(ref _recentRoutes[slot]) is { } recent && ReferenceEquals(recent.Provider, provider) && ReferenceEquals(recent.Model, model))
+        if (Volatile.Read(ref _recentRoutes[slot]) is { } recent
+            && string.Equals(recent.Provider, provider, StringComparison.Ordinal)
+            && string.Equals(recent.Model, model, StringComparison.Ordinal))
         {
-            return recent.Counters;
+            return recent;
         }
 
         var counters = _routes.GetOrAdd((provider, model), static key => new RouteCounters(key.Provider, key.Model));
-        Volatile.Write(ref _recentRoutes[slot], new RecentRoute(provider, model, counters));
+        Volatile.Write(ref _recentRoutes[slot], counters);
         return counters;
     }
 
@@ -63,21 +71,15 @@ internal sealed class RequestCounters
     public AttemptCounters Attempts(string provider)
     {
         var slot = RuntimeHelpers.GetHashCode(provider) & (RecentSlots - 1);
-        if (Volatile.Read(ref _recentProviders[slot]) is { } recent && ReferenceEquals(recent.Provider, provider))
+        if (Volatile.Read(ref _recentProviders[slot]) is { } recent && string.Equals(recent.Provider, provider, StringComparison.Ordinal))
         {
-            return recent.Counters;
+            return recent;
         }
 
         var counters = _providers.GetOrAdd(provider, static name => new AttemptCounters(name));
-        Volatile.Write(ref _recentProviders[slot], new RecentProvider(provider, counters));
+        Volatile.Write(ref _recentProviders[slot], counters);
         return counters;
     }
-
-    /// <summary>A recently used route, by the very string objects it was asked for with (which may differ from the dictionary's equal ones).</summary>
-    private sealed record RecentRoute(string Provider, string Model, RouteCounters Counters);
-
-    /// <summary>A recently used provider, by the string object it was asked for with.</summary>
-    private sealed record RecentProvider(string Provider, AttemptCounters Counters);
 }
 
 /// <summary>

@@ -424,6 +424,43 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
+    public void Recording_MoreRoutesThanRecentSlots_AllocatesNothing()
+    {
+        // Arrange: 40 providers × 2 models, more routes than recent slots, so some share a slot and keep evicting each other
+        var providers = Enumerable.Range(0, 40).Select(i => "provider-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        string[] models = ["GLM-5", "claude-sonnet-4-6"];
+        var usage = Tokens(1, 2, 3, 4);
+        Record();
+        _ = _exposition.Render();
+
+        // Act
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 20; i++)
+        {
+            Record();
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        // Assert
+        Assert.Equal(0, allocated);
+        Assert.Equal(21, Scrape().Value("ccrelay_requests_total", ("provider", "provider-7"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "false")));
+
+        void Record()
+        {
+            foreach (var provider in providers)
+            {
+                foreach (var model in models)
+                {
+                    _metrics.RecordAttempt(provider, AttemptOutcome.Success);
+                    _metrics.RecordUsage(provider, model, usage, 0.25m);
+                    _metrics.RecordRequest(provider, model, 200, false, TimeSpan.FromSeconds(1));
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Recording_KnownSeries_AllocatesNothing()
     {
         // Arrange: every series exists once
