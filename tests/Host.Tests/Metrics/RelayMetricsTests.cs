@@ -430,17 +430,9 @@ public sealed class RelayMetricsTests : IDisposable
         var providers = Enumerable.Range(0, 40).Select(i => "provider-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         string[] models = ["GLM-5", "claude-sonnet-4-6"];
         var usage = Tokens(1, 2, 3, 4);
-        Record();
-        _ = _exposition.Render();
 
         // Act
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 20; i++)
-        {
-            Record();
-        }
-
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var allocated = AllocatedByRepeats(Record, times: 20);
 
         // Assert
         Assert.Equal(0, allocated);
@@ -463,19 +455,11 @@ public sealed class RelayMetricsTests : IDisposable
     [Fact]
     public void Recording_KnownSeries_AllocatesNothing()
     {
-        // Arrange: every series exists once
+        // Arrange
         var usage = Tokens(1, 2, 3, 4);
-        Record();
-        _ = _exposition.Render();
 
         // Act
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
-        {
-            Record();
-        }
-
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var allocated = AllocatedByRepeats(Record, times: 1000);
 
         // Assert
         Assert.Equal(0, allocated);
@@ -489,5 +473,19 @@ public sealed class RelayMetricsTests : IDisposable
             _metrics.RecordRequest("zai", "GLM-5", 200, true, TimeSpan.FromSeconds(2));
             _metrics.RequestFinished();
         }
+    }
+
+    /// <summary>Bytes <paramref name="record"/> allocates over <paramref name="times"/> calls, after one call and a scrape have made every series.</summary>
+    private long AllocatedByRepeats(Action record, int times)
+    {
+        record();
+        _ = _exposition.Render();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < times; i++)
+        {
+            record();
+        }
+
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 }
