@@ -30,7 +30,7 @@ internal sealed class RequestCounters
     private readonly RouteCounters?[] _recentRoutes = new RouteCounters?[RecentSlots];
     private readonly AttemptCounters?[] _recentProviders = new AttemptCounters?[RecentSlots];
     private readonly long[] _inflight = Stripes.Allocate(1);
-    private readonly int _inflightCell = Stripes.CellLength(1);
+    private readonly int _inflightCellLength = Stripes.CellLength(1);
 
     /// <summary>The routes counted so far (a snapshot in no particular order).</summary>
     public ICollection<RouteCounters> Routes => _routes.Values;
@@ -39,11 +39,11 @@ internal sealed class RequestCounters
     public ICollection<AttemptCounters> Providers => _providers.Values;
 
     /// <summary>Requests in flight: started and not yet finished.</summary>
-    public long Inflight => Stripes.Sum(_inflight, _inflightCell, 0);
+    public long Inflight => Stripes.Sum(_inflight, _inflightCellLength, 0);
 
-    public void RequestStarted() => Interlocked.Increment(ref _inflight[Stripes.Mine(_inflightCell)]);
+    public void RequestStarted() => Interlocked.Increment(ref _inflight[Stripes.Mine(_inflightCellLength)]);
 
-    public void RequestFinished() => Interlocked.Decrement(ref _inflight[Stripes.Mine(_inflightCell)]);
+    public void RequestFinished() => Interlocked.Decrement(ref _inflight[Stripes.Mine(_inflightCellLength)]);
 
     /// <summary>
     /// The counters of <paramref name="provider"/> and <paramref name="model"/> (a model label, already bounded).

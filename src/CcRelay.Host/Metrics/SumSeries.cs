@@ -18,15 +18,8 @@ internal sealed class SumSeries(string labels) : MetricSeries(labels)
     /// <summary>The value as sample text.</summary>
     public string Render()
     {
-        long integral = 0;
-        var fractional = 0d;
-        for (var cell = 0; cell < Stripes.Count; cell++)
-        {
-            var at = Stripes.Cell(cell, CellLength);
-            integral += Interlocked.Read(ref _cells[at]);
-            fractional += BitConverter.Int64BitsToDouble(Interlocked.Read(ref _cells[at + 1]));
-        }
-
+        var integral = Stripes.Sum(_cells, CellLength, 0);
+        var fractional = Stripes.SumDouble(_cells, CellLength, 1);
         return fractional == 0d ? PrometheusText.FormatLong(integral) : PrometheusText.FormatDouble(integral + fractional);
     }
 }
