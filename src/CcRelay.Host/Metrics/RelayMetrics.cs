@@ -58,7 +58,6 @@ public sealed class RelayMetrics
     private readonly Instrument _tokens;
     private readonly Instrument _cost;
     private readonly Instrument _unpriced;
-    private readonly Instrument _inflight;
     private readonly Histogram<double> _requestDuration;
     private readonly Histogram<double> _ttfb;
     private readonly Counter<long> _configReloads;
@@ -102,7 +101,7 @@ public sealed class RelayMetrics
             "ccrelay_cost_usd", ObserveCost, "USD", "Estimated cost of answers in US dollars (list prices; see pricing).");
         _unpriced = meter.CreateObservableCounter(
             "ccrelay_unpriced_answers", ObserveUnpriced, "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
-        _inflight = meter.CreateObservableUpDownCounter(
+        meter.CreateObservableUpDownCounter(
             "ccrelay_inflight_requests", () => _counters.Inflight, "{request}", "Requests being relayed now.");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
@@ -133,23 +132,14 @@ public sealed class RelayMetrics
         set => Volatile.Write(ref _maxModelLabels, Math.Max(0, value));
     }
 
-    /// <summary>A request entered the relay.</summary>
-    public void RequestStarted()
-    {
-        if (_inflight.Enabled)
-        {
-            _counters.RequestStarted();
-        }
-    }
+    /// <summary>
+    /// A request entered the relay. Counted whether or not anything listens (two per-processor increments): a gauge
+    /// counted only while listened to would be left off by the requests in flight when its listener came or went.
+    /// </summary>
+    public void RequestStarted() => _counters.RequestStarted();
 
     /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
-    public void RequestFinished()
-    {
-        if (_inflight.Enabled)
-        {
-            _counters.RequestFinished();
-        }
-    }
+    public void RequestFinished() => _counters.RequestFinished();
 
     /// <summary>
     /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that

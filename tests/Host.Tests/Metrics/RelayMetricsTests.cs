@@ -204,6 +204,26 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
+    public void Inflight_RequestsInFlightWhenTheListenerAttaches_AreCounted()
+    {
+        // Arrange: a relay whose requests start before anything listens to its meter
+        using var meter = new Meter(RelayMetrics.MeterName);
+        var metrics = new RelayMetrics(meter, maxModelLabels: 100);
+        metrics.RequestStarted();
+        metrics.RequestStarted();
+
+        // Act: a listener attaches, then one of them finishes
+        using var exposition = new PrometheusExposition(meter);
+        var during = PrometheusTextParser.Parse(exposition.Render()).Value("ccrelay_inflight_requests");
+        metrics.RequestFinished();
+        var after = PrometheusTextParser.Parse(exposition.Render()).Value("ccrelay_inflight_requests");
+
+        // Assert
+        Assert.Equal(2, during);
+        Assert.Equal(1, after);
+    }
+
+    [Fact]
     public void Inflight_BeforeAnyRequest_IsReportedAsZero() =>
         Assert.Equal(0, Scrape().Value("ccrelay_inflight_requests"));
 
