@@ -24,6 +24,42 @@ public sealed class ForwardingTests : IAsyncLifetime
             firstByteTimeoutMs: firstByteTimeoutMs));
 
     [Fact]
+    public async Task Json_WithoutContentLength_ClientHasTheWholeAnswer_BeforeTheRequestLineIsWritten()
+    {
+        // Arrange: the upstream answers in two chunks without Content-Length, so the client knows the answer is over
+        // only from the last chunk; the request line (written after the response) waits until the client has it
+        var json = Fake.MessageJson("in two chunks");
+        _upstream.Handler = async context =>
+        {
+            context.Response.StatusCode = 200;
+            context.Response.ContentType = "application/json";
+            await Fake.WriteAsync(context, json[..20]);
+            await Fake.WriteAsync(context, json[20..]);
+        };
+        await using var relay = await RelayAsync();
+        var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lineWaitedForTheClient = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        relay.Logs.OnLogged = line =>
+        {
+            if (line.EventId == 1)
+            {
+                lineWaitedForTheClient.TrySetResult(clientHasTheEnd.Task.Wait(TimeSpan.FromSeconds(5)));
+            }
+        };
+
+        // Act
+        using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
+        var text = await response.Content.ReadAsStringAsync();
+        clientHasTheEnd.SetResult();
+
+        // Assert: relayed chunked, whole, and ended before the relay wrote its line
+        Assert.True(response.Headers.TransferEncodingChunked);
+        Assert.Equal(json, text);
+        Assert.True(await lineWaitedForTheClient.Task.WaitAsync(TimeSpan.FromSeconds(15)), "the client had its answer only after the request line was written");
+        Assert.Equal(2L, (await relay.Logs.RequestLinesAsync()).Single().Fields["output_tokens"]);
+    }
+
+    [Fact]
     public async Task Body_ReachesUpstreamByteForByte_UnknownFieldsSystemRoleAndThinkingIntact()
     {
         // odd spacing, key order, escapes, a role:"system" entry and a signed thinking block

@@ -255,4 +255,41 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.Equal(events, got);
         Assert.Empty(await reader.RestAsync(timeout.Token));
     }
+
+    [Theory]
+    [InlineData(true)] // message_stop: the stream is whole
+    [InlineData(false)] // the upstream closes before message_stop: the relay appends an error event
+    public async Task Stream_ClientSeesTheEndOfTheStream_BeforeTheRequestLineIsWritten(bool whole)
+    {
+        // Arrange: the request line, which the relay writes on the request's thread after the response, waits
+        // (bounded) until the client has read the stream to its end
+        _upstream.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart() + (whole ? Fake.TextBlock(0, "hi") + Fake.MessageEnd() : ""));
+        };
+        var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lineWaitedForTheClient = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _relay.Logs.OnLogged = line =>
+        {
+            if (line.EventId == 1)
+            {
+                lineWaitedForTheClient.TrySetResult(clientHasTheEnd.Task.Wait(TimeSpan.FromSeconds(5)));
+            }
+        };
+        using var timeout = new CancellationTokenSource(Bound);
+
+        // Act: read the chunked stream to its last chunk
+        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        var text = await response.Content.ReadAsStringAsync(timeout.Token);
+        clientHasTheEnd.SetResult();
+
+        // Assert: the client had the end of its stream while the relay had not yet written the request line
+        Assert.True(response.Headers.TransferEncodingChunked);
+        Assert.EndsWith(whole ? Fake.MessageEnd() : "}}\n\n", text);
+        Assert.Equal(whole, !text.Contains("event: error\n", StringComparison.Ordinal));
+        Assert.True(await lineWaitedForTheClient.Task.WaitAsync(Bound), "the client saw the end of its stream only after the request line was written");
+        var line = Assert.Single(await _relay.Logs.RequestLinesAsync());
+        Assert.Equal(whole ? "ok" : "stream_error", line.Fields["result"]);
+    }
 }

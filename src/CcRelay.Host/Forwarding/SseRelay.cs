@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using CcRelay.Core;
+using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -23,6 +24,8 @@ namespace CcRelay.Host.Forwarding;
 /// (4) At the end the loop says how its read stopped and how its writes went; Core's <see cref="SseEnd.classify"/>
 ///     decides from that and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) to
 ///     append: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
+/// (5) When the stream's last word reached the client, the response is ended there (<see cref="ResponseEnd"/>):
+///     the client sees the end of its stream before the relay's accounting runs.
 /// NOTE: one loop, not a reader task feeding a writer through a channel: at 1,000 open streams the channel,
 /// the second task and its linked cancellation cost ~1.5 KB per stream, the reader's buffers were handed
 /// to another thread (so the pool missed and allocated ~1 KB per event), and every event paid a thread hop.
@@ -182,22 +185,32 @@ internal static class SseRelay
         // (4) Core decides how it ended, and what to append
         var partial = length > 0;
         var verdict = SseEnd.classify(Facts(write));
+        var last = write;
         if (verdict.ErrorEvent is { } errorEvent)
         {
             try
             {
-                var appended = Written(await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None));
+                last = Written(await response.BodyWriter.WriteAsync(errorEvent.Value, CancellationToken.None));
                 record.BytesOut += errorEvent.Value.Length;
-                if (!appended.IsDelivered)
+                if (!last.IsDelivered)
                 {
-                    verdict = SseEnd.classify(Facts(appended)); // the client left before the error event reached it
+                    verdict = SseEnd.classify(Facts(last)); // the client left before the error event reached it
                 }
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
             {
                 // the client left before the error event reached it
-                verdict = SseEnd.classify(Facts(StreamWrite.Failed));
+                last = StreamWrite.Failed;
+                verdict = SseEnd.classify(Facts(last));
             }
+        }
+
+        // (5) the stream's last word (its end, or the appended error event) reached the client: end the response
+        // now, so the client sees the end of the stream before the accounting runs. A cancelled or failed write
+        // leaves the connection to Kestrel, which aborts it: a cut stream never ends cleanly.
+        if (last.IsDelivered && !context.RequestAborted.IsCancellationRequested)
+        {
+            await ResponseEnd.CompleteAsync(response);
         }
 
         return (verdict.End, verdict.Reason, tap);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
+using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
@@ -376,6 +377,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             (record.Result, outcome) = end.IsClientAborted
                 ? ("client_aborted", MetricOutcome.Abandoned)
                 : ("upstream_body_failed", MetricOutcome.NewFailure("body"));
+        }
+        else
+        {
+            // the answer is whole: the client has it before the accounting below runs
+            await ResponseEnd.CompleteAsync(context.Response);
         }
 
         var answer = UsageModule.ofJson(capture.Span);
