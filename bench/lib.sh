@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/paired.sh (sourced, not run): the upstream's answer, nginx's common
+# Shared by bench/run.sh, bench/paired.sh and bench/latency.sh (sourced, not run): the upstream's answer, nginx's common
 # configuration, and the relay configurations each variant is measured with.
 
 # The fixed JSON answer (no ' $ or \ so it can sit in an nginx 'return' string).

@@ -11,9 +11,12 @@ namespace CcRelay.Host.Http;
 /// Without it, a chunked body (every SSE stream, a JSON answer without Content-Length) and every HTTP/2 response
 /// end only when the request delegate returns: the client would wait for the accounting to see the end of its
 /// answer (with <c>log_response_body</c> on, for the redaction of the whole captured body).
-/// NOTE: it does not yield the processor to the client. A <see cref="Thread.Yield"/> here let a client on the same
-/// machine read its answer before the accounting (the relay's added latency p50 −9 % at 200 requests a second),
-/// but under load it gave the socket thread's time slice away once per request: throughput fell to a fifth.
+/// NOTE: it does not yield the processor to the client. The send that completes the answer wakes the client; Linux
+/// often wakes it on the sender's processor, where it waits for the accounting that runs next on the relay's socket
+/// thread. A <see cref="Thread.Yield"/> after the send let it run first: at 200 requests a second the relay's added
+/// latency p50 fell 9 %, and relay-on's lead over relay-off shrank (bench/RESULTS.md).
+/// But a yield gives the thread's time slice away: after every answer, throughput fell to a fifth under load; only
+/// when no other request was in flight, still −4 % with another process busy on the machine.
 /// </summary>
 internal static class ResponseEnd
 {
