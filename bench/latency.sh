@@ -58,29 +58,17 @@ for spec in "${SPECS[@]}"; do
 done
 for tool in wrk nginx curl python3; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl python3)" >&2; exit 1; }; done
 
-WORK="$(mktemp -d /tmp/cclatency.XXXXXX)"
+# MESSAGE_JSON, write_relay_config, and the pieces every script here shares (bench_scratch, start_upstream, …)
+source "$BENCH/lib.sh"
+say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+bench_scratch cclatency
 mkdir -p "$BENCH/out"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$BENCH/out/latency-$STAMP.txt" RAW="$BENCH/out/latency-$STAMP.jsonl"
 : >"$RAW"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 cd "$ROOT"
-say "building relay and load tools (dotnet build -c Release)"
-for project in src/CcRelay.Cli bench/LoadGen; do
-    dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
-done
+build_tools src/CcRelay.Cli bench/LoadGen
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
 LOADGEN=(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll")
 
@@ -89,23 +77,8 @@ read -r -a PORTS <<<"$("${LOADGEN[@]}" ports $((N + 1)))"
 P_UP=${PORTS[0]}
 
 # the upstream: nginx answering every request with one fixed Message (the one bench/run.sh uses)
-source "$BENCH/lib.sh"
-mkdir -p "$WORK/up/tmp"
-{
-    nginx_common "$WORK/up"; echo "worker_processes 1;"
-    echo "http {"; nginx_http_common "$WORK/up"
-    cat <<EOF
-    server {
-        listen 127.0.0.1:$P_UP backlog=8192;
-        default_type application/json;
-        location / { return 200 '$MESSAGE_JSON'; }
-    }
-}
-EOF
-} >"$WORK/up/nginx.conf"
-nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" >/dev/null 2>&1 &
-PID_NGINX=$!
-PIDS+=("$PID_NGINX")
+start_upstream "$WORK/up" "$P_UP"
+PID_NGINX=${PIDS[-1]}
 
 for k in "${!NAMES[@]}"; do write_relay_config "$WORK/${NAMES[$k]}.yaml" "${PORTS[$((k + 1))]}" "$P_UP" "${VARIANTS[$k]}"; done
 wait_health() { for _ in $(seq 150); do curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"fake"' && return 0; sleep 0.1; done; return 1; }

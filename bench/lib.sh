@@ -66,3 +66,80 @@ EOC
         devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' >> "$1" ;;
     esac
 }
+
+# ---- shared by paired.sh, latency.sh and nginx-log.sh (run.sh has its own, which also copies the logs out) ----------
+
+# bench_scratch NAME: WORK = a new scratch directory, PIDS = () for every process started; on exit (or Ctrl-C) every
+# process in PIDS is stopped (by PID) and WORK removed.
+bench_scratch() {
+    WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+
+# build_tools PROJECT...: dotnet build -c Release each, its output in $WORK/build.log (shown on failure); uses the
+# script's say
+build_tools() {
+    local project
+    say "building $* (dotnet build -c Release)"
+    for project in "$@"; do
+        dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+    done
+}
+
+# start_upstream DIR PORT: nginx (one worker) answering every request with MESSAGE_JSON; its PID is added to PIDS
+start_upstream() {
+    mkdir -p "$1/tmp"
+    {
+        nginx_common "$1"; echo "worker_processes 1;"
+        echo "http {"; nginx_http_common "$1"
+        cat <<EOC
+    server {
+        listen 127.0.0.1:$2 backlog=8192;
+        default_type application/json;
+        location / { return 200 '$MESSAGE_JSON'; }
+    }
+}
+EOC
+    } >"$1/nginx.conf"
+    nginx -c "$1/nginx.conf" -p "$1" >/dev/null 2>&1 &
+    PIDS+=($!)
+}
+
+# write_wrk_script DIR: DIR/post.lua, a wrk script sending the benchmark's Claude Code request (non-streaming)
+write_wrk_script() {
+    local h
+    sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$1/body.json"
+    {
+        echo 'wrk.method = "POST"'
+        echo "local f = io.open(\"$1/body.json\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
+        while IFS= read -r h; do
+            [[ -z $h ]] && continue
+            printf 'wrk.headers["%s"] = "%s"\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//; s/"/\\"/g')"
+        done <"$BENCH/payloads/headers.txt"
+    } >"$1/post.lua"
+}
+
+# ratio_summary FILE FIELD WHAT: over FILE's "round" lines, the median of the FIELDth value from the end (0 = last)
+# and a distribution-free 95 % interval [r_k, r_(n+1-k)], k the largest with P(Bin(n, 1/2) < k) <= 2.5 %; appended
+# to FILE and shown
+ratio_summary() {
+    awk -v f="$2" '/^round/ {print $(NF - f)}' "$1" | sort -n | awk -v what="$3" '
+        { v[NR] = $1 }
+        END {
+            n = NR; median = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            k = 0; cdf = 0; p = 0.5 ^ n; c = 1
+            for (i = 0; i < n; i++) { cdf += c * p; if (cdf > 0.025) break; k = i + 1; c = c * (n - i) / (i + 1) }
+            if (k >= 1) printf "B/A %s: median %.3f, 95 %% interval %.3f - %.3f (n = %d)\n", what, median, v[k], v[n + 1 - k], n
+            else printf "B/A %s: median %.3f (n = %d: too few rounds for an interval)\n", what, median, n
+        }' | tee -a "$1"
+}

@@ -33,31 +33,19 @@ done
     { echo "--buffer takes nginx's access_log buffer parameters, e.g. \"buffer=64k flush=50ms\" (got '$BUFFER')" >&2; exit 2; }
 for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
 
-WORK="$(mktemp -d /tmp/ccnginxlog.XXXXXX)"
+# MESSAGE_JSON, nginx's common configuration, and the pieces every script here shares (bench_scratch, …)
+source "$BENCH/lib.sh"
+say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+bench_scratch ccnginxlog
 mkdir -p "$BENCH/out"
 OUT="$BENCH/out/nginx-log-$(date -u +%Y%m%dT%H%M%SZ).txt"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 cd "$ROOT"
-say "building the load tools (dotnet build -c Release bench/LoadGen)"
-dotnet build -c Release bench/LoadGen >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+build_tools bench/LoadGen
 read -r P_UP P_A P_B <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 3)"
-
-source "$BENCH/lib.sh"
 # the relay's request line, field for field, with nginx's values where it has them (the relay's line: docs/observability.md)
 LINE='{"Timestamp":"$time_iso8601","EventId":1,"LogLevel":"Information","Category":"CcRelay.Host.Endpoints.MessagesEndpoint","State":{"request_id":"req_$request_id","method":"$request_method","path":"$uri","status":$status,"client_key_id":"-","provider":"fake","key_id":"683b1671","model":"claude-sonnet-4-6","upstream_model":"claude-sonnet-4-6","response_model":"claude-sonnet-4-5-20250929","stream":false,"result":"ok","error_type":null,"stop_reason":"end_turn","attempts":1,"duration_ms":$request_time,"ttfb_ms":$upstream_header_time,"overhead_ms":0.063,"input_tokens":2417,"output_tokens":112,"cache_read_tokens":18880,"cache_write_tokens":0,"cost_usd":0.014595,"bytes_in":$request_length,"bytes_out":$bytes_sent}}'
-write_nginx() { # $1 = dir, $2 = the server block's contents, $3 = extra http-level lines
+write_nginx() { # $1 = dir, $2 = the server block's contents, $3 = extra http-level lines, $4 = port
     mkdir -p "$1/tmp"
     {
         nginx_common "$1"; echo "worker_processes 1;"
@@ -69,13 +57,13 @@ write_nginx() { # $1 = dir, $2 = the server block's contents, $3 = extra http-le
 }
 UPSTREAM='proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off;
     upstream up { server 127.0.0.1:'"$P_UP"'; keepalive 256; keepalive_requests 1000000; keepalive_timeout 300s; }'
-write_nginx "$WORK/up" "default_type application/json; location / { return 200 '$MESSAGE_JSON'; }" "" "$P_UP"
+start_upstream "$WORK/up" "$P_UP"
 write_nginx "$WORK/a" "location / { proxy_pass http://up; }" "$UPSTREAM" "$P_A"
 # NOTE: in the server block: nginx_http_common's `access_log off` cancels every access_log of the http level
 write_nginx "$WORK/b" "access_log $WORK/b/access.jsonl relay${BUFFER:+ $BUFFER}; location / { proxy_pass http://up; }" \
     "$UPSTREAM
     log_format relay escape=json '$LINE';" "$P_B"
-for n in up a b; do
+for n in a b; do
     nginx -c "$WORK/$n/nginx.conf" -p "$WORK/$n" >/dev/null 2>&1 &
     PIDS+=($!)
 done
@@ -85,15 +73,7 @@ for port in "$P_UP" "$P_A" "$P_B"; do
 done
 
 # the request: the benchmark's Claude Code request (non-streaming), as a wrk script
-sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$WORK/body.json"
-{
-    echo 'wrk.method = "POST"'
-    echo "local f = io.open(\"$WORK/body.json\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
-    while IFS= read -r h; do
-        [[ -z $h ]] && continue
-        printf 'wrk.headers["%s"] = "%s"\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//; s/"/\\"/g')"
-    done <"$BENCH/payloads/headers.txt"
-} >"$WORK/post.lua"
+write_wrk_script "$WORK"
 load() { # $1 = port, $2 = seconds -> requests per second
     wrk -t1 -c"$CONNS" -d"$2"s -s "$WORK/post.lua" "http://127.0.0.1:$1/v1/messages" 2>&1 | awk '/Requests\/sec/{printf "%d", $2}'
 }
@@ -116,17 +96,6 @@ done
 lines=$(wc -l <"$WORK/b/access.jsonl")
 [[ $lines -gt 0 ]] || { say "nginx B wrote no access lines: the comparison is void"; exit 1; }
 echo "B wrote $lines lines of $(($(stat -c %s "$WORK/b/access.jsonl") / lines)) bytes on average" | tee -a "$OUT"
-summary() { # $1 = field number from the end (0 = last), $2 = what (as bench/paired.sh)
-    awk -v f="$1" '/^round/ {print $(NF - f)}' "$OUT" | sort -n | awk -v what="$2" '
-        { v[NR] = $1 }
-        END {
-            n = NR; median = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            k = 0; cdf = 0; p = 0.5 ^ n; c = 1
-            for (i = 0; i < n; i++) { cdf += c * p; if (cdf > 0.025) break; k = i + 1; c = c * (n - i) / (i + 1) }
-            if (k >= 1) printf "B/A %s: median %.3f, 95 %% interval %.3f - %.3f (n = %d)\n", what, median, v[k], v[n + 1 - k], n
-            else printf "B/A %s: median %.3f (n = %d: too few rounds for an interval)\n", what, median, n
-        }' | tee -a "$OUT"
-}
-summary 2 "throughput"
-summary 0 "CPU per request"
+ratio_summary "$OUT" 2 "throughput"
+ratio_summary "$OUT" 0 "CPU per request"
 say "written: $OUT"

@@ -53,27 +53,15 @@ for dll in "${RELAY_A:-}" "${RELAY_B:-}"; do
 done
 for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
 
-WORK="$(mktemp -d /tmp/ccpaired.XXXXXX)"
+# MESSAGE_JSON, write_relay_config, and the pieces every script here shares (bench_scratch, start_upstream, …)
+source "$BENCH/lib.sh"
+say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+bench_scratch ccpaired
 mkdir -p "$BENCH/out"
 OUT="$BENCH/out/paired-$(date -u +%Y%m%dT%H%M%SZ).txt"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 cd "$ROOT"
-say "building relay and load tools (dotnet build -c Release)"
-for project in src/CcRelay.Cli bench/LoadGen; do
-    dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
-done
+build_tools src/CcRelay.Cli bench/LoadGen
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
 DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
 
@@ -81,34 +69,11 @@ DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
 read -r P_UP P_A P_B <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 3)"
 
 # the upstream: nginx answering every request with one fixed Message (the one bench/run.sh uses)
-source "$BENCH/lib.sh"
-mkdir -p "$WORK/up/tmp"
-{
-    nginx_common "$WORK/up"; echo "worker_processes 1;"
-    echo "http {"; nginx_http_common "$WORK/up"
-    cat <<EOF
-    server {
-        listen 127.0.0.1:$P_UP backlog=8192;
-        default_type application/json;
-        location / { return 200 '$MESSAGE_JSON'; }
-    }
-}
-EOF
-} >"$WORK/up/nginx.conf"
-nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" >/dev/null 2>&1 &
-PID_NGINX=$!
-PIDS+=("$PID_NGINX")
+start_upstream "$WORK/up" "$P_UP"
+PID_NGINX=${PIDS[-1]}
 
 # the request: the benchmark's Claude Code request (non-streaming), as a wrk script
-sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$WORK/body.json"
-{
-    echo 'wrk.method = "POST"'
-    echo "local f = io.open(\"$WORK/body.json\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
-    while IFS= read -r h; do
-        [[ -z $h ]] && continue
-        printf 'wrk.headers["%s"] = "%s"\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//; s/"/\\"/g')"
-    done <"$BENCH/payloads/headers.txt"
-} >"$WORK/post.lua"
+write_wrk_script "$WORK"
 
 write_relay_config "$WORK/a.yaml" "$P_A" "$P_UP" "$A"
 write_relay_config "$WORK/b.yaml" "$P_B" "$P_UP" "$B"
@@ -144,18 +109,6 @@ for r in $(seq "$ROUNDS"); do
         printf "round %d: A %d req/s, %.1f us CPU/request; B %d req/s, %.1f us CPU/request; B/A throughput %.3f cpu %.3f\n",
             r, a, cpa, b, cpb, b / a, cpb / cpa }' | tee -a "$OUT"
 done
-# median and distribution-free 95 % interval [r_k, r_(n+1-k)], k the largest with P(Bin(n, 1/2) < k) <= 2.5 %
-summary() { # $1 = field number from the end (0 = last), $2 = what
-    awk -v f="$1" '/^round/ {print $(NF - f)}' "$OUT" | sort -n | awk -v what="$2" '
-        { v[NR] = $1 }
-        END {
-            n = NR; median = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            k = 0; cdf = 0; p = 0.5 ^ n; c = 1
-            for (i = 0; i < n; i++) { cdf += c * p; if (cdf > 0.025) break; k = i + 1; c = c * (n - i) / (i + 1) }
-            if (k >= 1) printf "B/A %s: median %.3f, 95 %% interval %.3f - %.3f (n = %d)\n", what, median, v[k], v[n + 1 - k], n
-            else printf "B/A %s: median %.3f (n = %d: too few rounds for an interval)\n", what, median, n
-        }' | tee -a "$OUT"
-}
-summary 2 "throughput"
-summary 0 "CPU per request"
+ratio_summary "$OUT" 2 "throughput"
+ratio_summary "$OUT" 0 "CPU per request"
 say "written: $OUT"
