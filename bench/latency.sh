@@ -26,6 +26,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
+# MESSAGE_JSON, RELAY_VARIANTS, write_relay_config, and the pieces every script here shares (bench_scratch, …)
+source "$BENCH/lib.sh"
 CMDLINE="bench/latency.sh${*:+ $*}"
 ROUNDS=8 RATE=200 COUNT=3000 WARM_S=10 SPECS=()
 while [[ $# -gt 0 ]]; do
@@ -47,10 +49,7 @@ for spec in "${SPECS[@]}"; do
     name="${spec%%=*}" rest="${spec#*=}"
     variant="${rest%%@*}" dll=""
     [[ $rest == *@* ]] && dll="${rest#*@}"
-    case "$variant" in
-        off | on | logs | metrics | devnull | default | pooled) ;;
-        *) echo "'$spec': the variant must be off, on, logs, metrics, devnull, default or pooled (got '$variant')" >&2; exit 2 ;;
-    esac
+    relay_variant_ok "$variant" || { echo "'$spec': the variant must be one of: ${RELAY_VARIANTS[*]} (got '$variant')" >&2; exit 2; }
     [[ $name =~ ^[A-Za-z0-9_-]+$ && $name != direct ]] || { echo "'$spec': a name is letters, digits, - and _, not 'direct'" >&2; exit 2; }
     for seen in "${NAMES[@]}"; do [[ $seen != "$name" ]] || { echo "'$name' is named twice" >&2; exit 2; }; done
     [[ -z $dll || -f $dll ]] || { echo "'$spec': no such relay build: $dll" >&2; exit 2; }
@@ -58,11 +57,7 @@ for spec in "${SPECS[@]}"; do
 done
 for tool in wrk nginx curl python3; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl python3)" >&2; exit 1; }; done
 
-# MESSAGE_JSON, write_relay_config, and the pieces every script here shares (bench_scratch, start_upstream, …)
-source "$BENCH/lib.sh"
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_scratch cclatency
-mkdir -p "$BENCH/out"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$BENCH/out/latency-$STAMP.txt" RAW="$BENCH/out/latency-$STAMP.jsonl"
 : >"$RAW"

@@ -30,7 +30,13 @@ nginx_http_common() { # $1 = prefix dir
 EOF
 }
 
-write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: default | off | on | logs | metrics | devnull | pooled
+# The relay configurations write_relay_config knows.
+RELAY_VARIANTS=(off on logs metrics devnull default pooled)
+
+# relay_variant_ok NAME: whether NAME is one of RELAY_VARIANTS
+relay_variant_ok() { [[ " ${RELAY_VARIANTS[*]} " == *" $1 "* ]]; }
+
+write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: one of RELAY_VARIANTS (default: default)
     if [[ ${4:-default} == pooled ]]; then
         # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
         # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).
@@ -69,9 +75,13 @@ EOC
 
 # ---- shared by paired.sh, latency.sh and nginx-log.sh (run.sh has its own, which also copies the logs out) ----------
 
-# bench_scratch NAME: WORK = a new scratch directory, PIDS = () for every process started; on exit (or Ctrl-C) every
-# process in PIDS is stopped (by PID) and WORK removed.
+# progress on stderr (run.sh defines its own, which also writes its log, before it sources this file)
+declare -F say >/dev/null || say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# bench_scratch NAME: WORK = a new scratch directory, PIDS = () for every process started, bench/out made; on exit (or
+# Ctrl-C) every process in PIDS is stopped (by PID) and WORK removed.
 bench_scratch() {
+    mkdir -p "$BENCH/out"
     WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
     PIDS=()
     trap bench_cleanup EXIT
@@ -86,8 +96,7 @@ bench_cleanup() {
     exit "$rc"
 }
 
-# build_tools PROJECT...: dotnet build -c Release each, its output in $WORK/build.log (shown on failure); uses the
-# script's say
+# build_tools PROJECT...: dotnet build -c Release each, its output in $WORK/build.log (shown on failure)
 build_tools() {
     local project
     say "building $* (dotnet build -c Release)"

@@ -35,9 +35,7 @@ for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing:
 
 # MESSAGE_JSON, nginx's common configuration, and the pieces every script here shares (bench_scratch, …)
 source "$BENCH/lib.sh"
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_scratch ccnginxlog
-mkdir -p "$BENCH/out"
 OUT="$BENCH/out/nginx-log-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
 cd "$ROOT"

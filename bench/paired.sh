@@ -32,6 +32,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
+# MESSAGE_JSON, RELAY_VARIANTS, write_relay_config, and the pieces every script here shares (bench_scratch, …)
+source "$BENCH/lib.sh"
 ROUNDS=12 AA=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -43,21 +45,14 @@ done
 : "${CONNS:=16}" "${ROUND_S:=10}" "${WARM_S:=20}" "${A:=off}" "${B:=on}"
 [[ $AA == 1 ]] && B=$A
 for variant in "$A" "$B"; do
-    case "$variant" in
-        off | on | logs | metrics | devnull | default | pooled) ;;
-        *) echo "A and B must each be off, on, logs, metrics, devnull, default or pooled (got '$variant')" >&2; exit 2 ;;
-    esac
+    relay_variant_ok "$variant" || { echo "A and B must each be one of: ${RELAY_VARIANTS[*]} (got '$variant')" >&2; exit 2; }
 done
 for dll in "${RELAY_A:-}" "${RELAY_B:-}"; do
     [[ -z $dll || -f $dll ]] || { echo "no such relay build: $dll (RELAY_A / RELAY_B name a cc-relay.dll)" >&2; exit 2; }
 done
 for tool in wrk nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y wrk nginx-light curl)" >&2; exit 1; }; done
 
-# MESSAGE_JSON, write_relay_config, and the pieces every script here shares (bench_scratch, start_upstream, …)
-source "$BENCH/lib.sh"
-say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_scratch ccpaired
-mkdir -p "$BENCH/out"
 OUT="$BENCH/out/paired-$(date -u +%Y%m%dT%H%M%SZ).txt"
 
 cd "$ROOT"

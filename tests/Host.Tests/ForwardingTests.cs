@@ -38,14 +38,7 @@ public sealed class ForwardingTests : IAsyncLifetime
         };
         await using var relay = await RelayAsync();
         var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var lineWaitedForTheClient = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        relay.Logs.OnLogged = line =>
-        {
-            if (line.EventId == 1)
-            {
-                lineWaitedForTheClient.TrySetResult(clientHasTheEnd.Task.Wait(TimeSpan.FromSeconds(5)));
-            }
-        };
+        var lineWaitedForTheClient = relay.Logs.HoldRequestLineUntil(clientHasTheEnd.Task);
 
         // Act
         using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
@@ -55,7 +48,7 @@ public sealed class ForwardingTests : IAsyncLifetime
         // Assert: relayed chunked, whole, and ended before the relay wrote its line
         Assert.True(response.Headers.TransferEncodingChunked);
         Assert.Equal(json, text);
-        Assert.True(await lineWaitedForTheClient.Task.WaitAsync(TimeSpan.FromSeconds(15)), "the client had its answer only after the request line was written");
+        Assert.True(await lineWaitedForTheClient.WaitAsync(TimeSpan.FromSeconds(15)), "the client had its answer only after the request line was written");
         Assert.Equal(2L, (await relay.Logs.RequestLinesAsync()).Single().Fields["output_tokens"]);
     }
 

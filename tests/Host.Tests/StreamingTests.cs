@@ -269,14 +269,7 @@ public sealed class StreamingTests : IAsyncLifetime
             await Fake.WriteAsync(context, Fake.MessageStart() + (whole ? Fake.TextBlock(0, "hi") + Fake.MessageEnd() : ""));
         };
         var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var lineWaitedForTheClient = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _relay.Logs.OnLogged = line =>
-        {
-            if (line.EventId == 1)
-            {
-                lineWaitedForTheClient.TrySetResult(clientHasTheEnd.Task.Wait(TimeSpan.FromSeconds(5)));
-            }
-        };
+        var lineWaitedForTheClient = _relay.Logs.HoldRequestLineUntil(clientHasTheEnd.Task);
         using var timeout = new CancellationTokenSource(Bound);
 
         // Act: read the chunked stream to its last chunk
@@ -288,7 +281,7 @@ public sealed class StreamingTests : IAsyncLifetime
         Assert.True(response.Headers.TransferEncodingChunked);
         Assert.EndsWith(whole ? Fake.MessageEnd() : "}}\n\n", text);
         Assert.Equal(whole, !text.Contains("event: error\n", StringComparison.Ordinal));
-        Assert.True(await lineWaitedForTheClient.Task.WaitAsync(Bound), "the client saw the end of its stream only after the request line was written");
+        Assert.True(await lineWaitedForTheClient.WaitAsync(Bound), "the client saw the end of its stream only after the request line was written");
         var line = Assert.Single(await _relay.Logs.RequestLinesAsync());
         Assert.Equal(whole ? "ok" : "stream_error", line.Fields["result"]);
     }

@@ -43,6 +43,24 @@ public sealed class CapturedLogs : ILoggerProvider
         }
     }
 
+    /// <summary>
+    /// Makes the relay's thread wait, when it logs its next request line, until <paramref name="released"/> completes
+    /// (at most 5 s); the result says whether it did in time. A test releases it once its client has seen something,
+    /// and so learns whether the client saw it before the relay wrote its line.
+    /// </summary>
+    public Task<bool> HoldRequestLineUntil(Task released)
+    {
+        var held = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        OnLogged = line =>
+        {
+            if (line.EventId == 1)
+            {
+                held.TrySetResult(released.Wait(TimeSpan.FromSeconds(5)));
+            }
+        };
+        return held.Task;
+    }
+
     /// <summary>Waits for the per-request completion lines (event id 1).</summary>
     public Task<IReadOnlyList<LogLine>> RequestLinesAsync(int count = 1) => WaitForAsync(l => l.EventId == 1, count);
 
