@@ -36,6 +36,13 @@ public sealed class CcRelayOptions
     /// </summary>
     public bool BuiltinHttp1Client { get; set; } = true;
 
+    /// <summary>
+    /// How long finished requests wait to be accounted for (metrics, request line) in one batch, off their
+    /// threads (<see cref="Observability.RequestAccounting"/>); <see cref="Timeout.InfiniteTimeSpan"/>: only when
+    /// scraped or stopped (tests).
+    /// </summary>
+    internal TimeSpan AccountingInterval { get; set; } = Observability.RequestAccounting.DefaultInterval;
+
     /// <summary>Reads environment variables for <c>${VAR}</c> expansion on reload.</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
 }

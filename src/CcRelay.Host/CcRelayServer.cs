@@ -66,6 +66,7 @@ public static class CcRelayServer
             relay.ReloadOnSighup = options.ConfigPath is not null;
             relay.Overrides = options.Overrides;
             relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
+            relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;
         });
 
         var app = builder.Build();

@@ -57,6 +57,14 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetService<RelayMetrics>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+        services.AddSingleton(sp =>
+        {
+            var accounting = new RequestAccounting(sp.GetRequiredService<RelayMetrics>(), sp.GetRequiredService<ILogger<MessagesEndpoint>>(), options.AccountingInterval);
+
+            // a scrape counts every request that has ended, however recently
+            sp.GetService<PrometheusExposition>()?.OnScrape(accounting.Drain);
+            return accounting;
+        });
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
         return services;

@@ -24,10 +24,11 @@ public sealed class ForwardingTests : IAsyncLifetime
             firstByteTimeoutMs: firstByteTimeoutMs));
 
     [Fact]
-    public async Task Json_WithoutContentLength_ClientHasTheWholeAnswer_BeforeTheRequestLineIsWritten()
+    public async Task Json_WithoutContentLength_ClientHasTheWholeAnswer_BeforeTheRelayHasAccountedForIt()
     {
         // Arrange: the upstream answers in two chunks without Content-Length, so the client knows the answer is over
-        // only from the last chunk; the request line (written after the response) waits until the client has it
+        // only from the last chunk; the response body's debug line (logged on the request's thread once the body is
+        // relayed, before the accounting) waits until the client has it
         var json = Fake.MessageJson("in two chunks");
         _upstream.Handler = async context =>
         {
@@ -36,19 +37,21 @@ public sealed class ForwardingTests : IAsyncLifetime
             await Fake.WriteAsync(context, json[..20]);
             await Fake.WriteAsync(context, json[20..]);
         };
-        await using var relay = await RelayAsync();
+        await using var relay = await RelayHost.StartAsync(
+            TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["upstream-key"])])
+                .With(logging: TestConfig.Logging(CcRelay.Core.LogLevel.Debug, debugAll: true)));
         var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var lineWaitedForTheClient = relay.Logs.HoldRequestLineUntil(clientHasTheEnd.Task);
+        var lineWaitedForTheClient = relay.Logs.HoldLineUntil(43, clientHasTheEnd.Task);
 
         // Act
         using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
         var text = await response.Content.ReadAsStringAsync();
         clientHasTheEnd.SetResult();
 
-        // Assert: relayed chunked, whole, and ended before the relay wrote its line
+        // Assert: relayed chunked, whole, and ended while the relay's thread was still at its debug line
         Assert.True(response.Headers.TransferEncodingChunked);
         Assert.Equal(json, text);
-        Assert.True(await lineWaitedForTheClient.WaitAsync(TimeSpan.FromSeconds(15)), "the client had its answer only after the request line was written");
+        Assert.True(await lineWaitedForTheClient.WaitAsync(TimeSpan.FromSeconds(15)), "the client had its answer only after the relay's thread moved on");
         Assert.Equal(2L, (await relay.Logs.RequestLinesAsync()).Single().Fields["output_tokens"]);
     }
 

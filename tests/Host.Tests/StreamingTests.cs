@@ -259,30 +259,34 @@ public sealed class StreamingTests : IAsyncLifetime
     [Theory]
     [InlineData(true)] // message_stop: the stream is whole
     [InlineData(false)] // the upstream closes before message_stop: the relay appends an error event
-    public async Task Stream_ClientSeesTheEndOfTheStream_BeforeTheRequestLineIsWritten(bool whole)
+    public async Task Stream_ClientSeesTheEndOfTheStream_BeforeTheRelayHasAccountedForIt(bool whole)
     {
-        // Arrange: the request line, which the relay writes on the request's thread after the response, waits
-        // (bounded) until the client has read the stream to its end
+        // Arrange: the response body's debug line, which the relay logs on the request's thread once the stream is
+        // relayed (before the usage settles the key, before the request is queued for its metrics and request
+        // line), waits (bounded) until the client has read the stream to its end
+        await using var relay = await RelayHost.StartAsync(
+            TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["upstream-key"])])
+                .With(logging: TestConfig.Logging(CcRelay.Core.LogLevel.Debug, debugAll: true)));
         _upstream.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, Fake.MessageStart() + (whole ? Fake.TextBlock(0, "hi") + Fake.MessageEnd() : ""));
         };
         var clientHasTheEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var lineWaitedForTheClient = _relay.Logs.HoldRequestLineUntil(clientHasTheEnd.Task);
+        var lineWaitedForTheClient = relay.Logs.HoldLineUntil(43, clientHasTheEnd.Task);
         using var timeout = new CancellationTokenSource(Bound);
 
         // Act: read the chunked stream to its last chunk
-        using var response = await _relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        using var response = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
         var text = await response.Content.ReadAsStringAsync(timeout.Token);
         clientHasTheEnd.SetResult();
 
-        // Assert: the client had the end of its stream while the relay had not yet written the request line
+        // Assert: the client had the end of its stream while the relay's thread was still at its debug line
         Assert.True(response.Headers.TransferEncodingChunked);
         Assert.EndsWith(whole ? Fake.MessageEnd() : "}}\n\n", text);
         Assert.Equal(whole, !text.Contains("event: error\n", StringComparison.Ordinal));
-        Assert.True(await lineWaitedForTheClient.WaitAsync(Bound), "the client saw the end of its stream only after the request line was written");
-        var line = Assert.Single(await _relay.Logs.RequestLinesAsync());
+        Assert.True(await lineWaitedForTheClient.WaitAsync(Bound), "the client saw the end of its stream only after the relay's thread moved on");
+        var line = Assert.Single(await relay.Logs.RequestLinesAsync());
         Assert.Equal(whole ? "ok" : "stream_error", line.Fields["result"]);
     }
 }

@@ -18,6 +18,7 @@ internal sealed class MessagesEndpoint(
     RelayState state,
     FailoverForwarder forwarder,
     RelayMetrics metrics,
+    RequestAccounting accounting,
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger)
 {
@@ -101,7 +102,10 @@ internal sealed class MessagesEndpoint(
         }
     }
 
-    /// <summary>:: Step 9: account — metrics, the request span, and one line per request, after the response is done.</summary>
+    /// <summary>
+    /// :: Step 9: account — the request span here; the metrics and the one line per request by
+    /// <see cref="RequestAccounting"/>, off this thread (the client has its answer already).
+    /// </summary>
     private void Complete(HttpContext context, RequestRecord record, Activity? span)
     {
         if (record.Status == 0)
@@ -112,12 +116,13 @@ internal sealed class MessagesEndpoint(
             record.Result = clientLeft ? "client_aborted" : "internal_error";
         }
 
-        var elapsed = record.Timing.Elapsed;
-        metrics.RecordRequest(record.ProviderLabel, record.EffectiveModel, record.Status, record.Stream, elapsed);
-        metrics.RequestFinished();
+        record.Elapsed = record.Timing.Elapsed;
+        record.EndedAt = timeProvider.GetUtcNow().UtcDateTime;
         RelayTracing.EndRequest(span, record);
+        accounting.Add(record);
 
-        Log.RequestCompleted(logger, record, elapsed.TotalMilliseconds);
+        // after the record is queued: a scrape that finds no request in flight finds every finished one accounted
+        metrics.RequestFinished();
     }
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)

@@ -400,7 +400,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         return (outcome, answer);
     }
 
-    /// <summary>Records what the answer said about itself: its usage (metrics, cost) on the record.</summary>
+    /// <summary>Records what the answer said about itself on the record: its usage and its cost (counted in the metrics by <see cref="RequestAccounting"/>).</summary>
     private void Answered(RelaySnapshot snapshot, UpstreamPlan plan, RequestRecord record, AnswerUsage answer)
     {
         record.Answer = answer;
@@ -411,7 +411,6 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
         var model = answer.Model?.Value ?? plan.UpstreamModel;
         record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
-        metrics.RecordUsage(plan.Provider.Name, model, usage, record.CostUsd);
     }
 
     /// <summary>The key id of the credential the plan sends (a configured key, or the caller's own); <c>-</c> when none.</summary>

@@ -114,11 +114,10 @@ internal sealed class FileLoggerProvider : ILoggerProvider, ISupportExternalScop
             // the request line: its facts are copied into the batch, the writer thread formats them
             if (settings.Output is { } to)
             {
-                var now = DateTime.UtcNow;
                 lock (_gate)
                 {
                     var first = _pending.IsEmpty;
-                    if (!_disposed && _pending.TryAppend(to, line, now, category, level, eventId.Id) && first)
+                    if (!_disposed && _pending.TryAppend(to, line, line.Timestamp, category, level, eventId.Id) && first)
                     {
                         Monitor.Pulse(_gate);
                     }

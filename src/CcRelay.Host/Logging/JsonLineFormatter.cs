@@ -131,7 +131,7 @@ internal sealed class JsonLineFormatter : ConsoleFormatter
         var buffers = _buffers ??= new Buffers();
         var one = buffers.RequestLine;
         one.Clear();
-        one.Add(line, DateTime.UtcNow, logEntry.Category, logEntry.LogLevel, logEntry.EventId.Id, position: 0);
+        one.Add(line, line.Timestamp, logEntry.Category, logEntry.LogLevel, logEntry.EventId.Id, position: 0);
         one.WriteJson(0, output);
     }
 

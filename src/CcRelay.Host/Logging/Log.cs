@@ -109,6 +109,10 @@ internal static partial class Log
         Message = "health check of {provider} ({url}): succeeded={succeeded}")]
     public static partial void HealthProbed(ILogger logger, string provider, string url, bool succeeded);
 
+    [LoggerMessage(EventId = 30, EventName = "AccountingFailed", Level = LogLevel.Error,
+        Message = "{request_id} could not be accounted for (metrics, request line)")]
+    public static partial void AccountingFailed(ILogger logger, string request_id, Exception exception);
+
     // ---- debug_options (level debug; every value already redacted by Core.Redact) ----
 
     [LoggerMessage(EventId = 40, EventName = "DebugRequestBody", Level = LogLevel.Debug,

@@ -33,7 +33,11 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         DurationMs = Math.Round(durationMs, 2);
         TtfbMs = Math.Round(record.TtfbMs, 2);
         OverheadMs = record.Timing.OverheadMs;
+        Timestamp = record.EndedAt == default ? DateTime.UtcNow : record.EndedAt;
     }
+
+    /// <summary>The line's time (UTC): when its request ended, else when the line was made.</summary>
+    public DateTime Timestamp { get; }
 
     /// <summary>The request's facts.</summary>
     public RequestRecord Record { get; }

@@ -70,6 +70,12 @@ internal sealed class RequestRecord
     public string? EffectiveModel =>
         Answer?.Model?.Value ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
 
+    /// <summary>From the request's start to its end (the last byte sent); set when it ends.</summary>
+    public TimeSpan Elapsed { get; set; }
+
+    /// <summary>When the request ended (UTC), the time its request line shows; <c>default</c> until it ends.</summary>
+    public DateTime EndedAt { get; set; }
+
     /// <summary>The provider label for metrics: <c>none</c> when no provider was chosen.</summary>
     public string ProviderLabel => Provider == "-" ? "none" : Provider;
 }

@@ -32,6 +32,7 @@ public sealed class PrometheusExposition : IDisposable
     private readonly ConcurrentDictionary<Instrument, InstrumentState> _instruments = new();
     private readonly MeterListener _listener;
     private readonly Lock _scrape = new();
+    private Action[] _onScrape = [];
 
     /// <summary>Listens to every instrument, present and future, of <paramref name="meters"/>.</summary>
     public PrometheusExposition(params IEnumerable<Meter> meters)
@@ -75,12 +76,31 @@ public sealed class PrometheusExposition : IDisposable
         await output.WriteAsync(Encoding.UTF8.GetBytes(Render()), cancellationToken);
     }
 
+    /// <summary>
+    /// Runs <paramref name="beforeScrape"/> at the start of every scrape, before any instrument is read: a
+    /// producer that records its measurements in batches settles the ones still pending, so a scrape shows
+    /// everything that happened before it (the relay's request accounting does).
+    /// </summary>
+    public void OnScrape(Action beforeScrape)
+    {
+        ArgumentNullException.ThrowIfNull(beforeScrape);
+        lock (_scrape)
+        {
+            _onScrape = [.. _onScrape, beforeScrape];
+        }
+    }
+
     /// <summary>The exposition as text.</summary>
     public string Render()
     {
         // One scrape at a time: observable instruments are reset, observed and read as one step.
         lock (_scrape)
         {
+            foreach (var settle in _onScrape)
+            {
+                settle();
+            }
+
             var states = _instruments.Values.ToArray();
             foreach (var state in states)
             {

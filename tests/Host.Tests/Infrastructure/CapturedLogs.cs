@@ -44,16 +44,18 @@ public sealed class CapturedLogs : ILoggerProvider
     }
 
     /// <summary>
-    /// Makes the relay's thread wait, when it logs its next request line, until <paramref name="released"/> completes
-    /// (at most 5 s); the result says whether it did in time. A test releases it once its client has seen something,
-    /// and so learns whether the client saw it before the relay wrote its line.
+    /// Makes the thread that logs the next line of <paramref name="eventId"/> wait there until
+    /// <paramref name="released"/> completes (at most 5 s); the result says whether it did in time. A test releases
+    /// it once its client has seen something, and so learns whether the client saw it before the relay logged the
+    /// line. (The response body's debug line, 43, is logged on the request's thread after the body is relayed;
+    /// the request line, 1, on the accounting thread.)
     /// </summary>
-    public Task<bool> HoldRequestLineUntil(Task released)
+    public Task<bool> HoldLineUntil(int eventId, Task released)
     {
         var held = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         OnLogged = line =>
         {
-            if (line.EventId == 1)
+            if (line.EventId == eventId)
             {
                 held.TrySetResult(released.Wait(TimeSpan.FromSeconds(5)));
             }

@@ -49,13 +49,18 @@ public sealed class RelayHost : IAsyncDisposable
 
     public CcRelay.Host.Reload.ConfigReloader Reloader => (CcRelay.Host.Reload.ConfigReloader)_app.Services.GetService(typeof(CcRelay.Host.Reload.ConfigReloader))!;
 
-    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null)
+    /// <summary>
+    /// Starts a relay on <c>127.0.0.1:0</c>. <paramref name="accountingInterval"/>: how long finished requests wait
+    /// for their metrics and request line (<see cref="Timeout.InfiniteTimeSpan"/>: until a scrape or the end).
+    /// </summary>
+    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null)
     {
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
         {
             ConfigPath = configPath,
             TimeProvider = timeProvider,
+            AccountingInterval = accountingInterval,
             ConfigureLogging = logging => logging.AddProvider(logs),
         });
         await app.StartAsync();

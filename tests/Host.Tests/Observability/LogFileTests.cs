@@ -107,6 +107,31 @@ public sealed class LogFileTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JsonFile_RequestLine_IsStampedWithTheRelaysClock_AtTheRequestsEnd()
+    {
+        // Arrange: the relay's clock 400 days ahead of the machine's, so a line stamped when written (by the
+        // machine's clock) is told apart from one stamped with the request's end
+        var path = Path.Combine(_dir, "clock.log");
+        await File.WriteAllTextAsync(ConfigPath, Config(path));
+        var load = (ConfigLoad.Loaded)ConfigFile.Load(ConfigPath, Environment.GetEnvironmentVariable);
+        var clock = new ShiftedTimeProvider();
+        clock.Advance(TimeSpan.FromDays(400));
+        await using var relay = await RelayHost.StartAsync(load.Config, ConfigPath, clock);
+
+        // Act
+        var before = clock.GetUtcNow();
+        var id = await SendAsync(relay);
+        var after = clock.GetUtcNow();
+        await FlushAsync(relay);
+
+        // Assert
+        var line = (await File.ReadAllLinesAsync(path)).Select(l => JsonDocument.Parse(l).RootElement)
+            .Single(e => e.GetProperty("EventId").GetInt32() == 1 && e.GetProperty("State").GetProperty("request_id").GetString() == id);
+        var stamp = DateTimeOffset.Parse(line.GetProperty("Timestamp").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(stamp, before.AddMilliseconds(-1), after);
+    }
+
+    [Fact]
     public async Task UnwritableFile_DoesNotStopTheRelay()
     {
         var blocker = Path.Combine(_dir, "a-file");

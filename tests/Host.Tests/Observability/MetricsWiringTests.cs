@@ -48,6 +48,47 @@ public sealed class MetricsWiringTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Scrape_CountsAFinishedRequest_TheAccountingThreadHasNotReachedYet()
+    {
+        // Arrange: the relay's accounting thread would wait forever; only a scrape (or the end) accounts
+        await using var relay = await RelayHost.StartAsync(Config(TestConfig.Metrics()), accountingInterval: Timeout.InfiniteTimeSpan);
+        using var relayed = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
+        _ = await relayed.Content.ReadAsByteArrayAsync();
+
+        // Act: scrape until the request has left the relay (it is queued for accounting before it leaves), then once more
+        for (var scrapes = 0; PrometheusTextParser.Parse(await relay.ScrapeAsync()).Value("ccrelay_inflight_requests") != 0; scrapes++)
+        {
+            Assert.True(scrapes < 1000, "the request never left the relay");
+        }
+
+        var scraped = PrometheusTextParser.Parse(await relay.ScrapeAsync());
+
+        // Assert: counted, timed, and its line written, by the scrape
+        Assert.Equal(HttpStatusCode.OK, relayed.StatusCode);
+        Assert.Equal(1, scraped.Value("ccrelay_requests_total", ("provider", "fake"), ("model", "claude-test"), ("status_class", "2xx"), ("stream", "false")));
+        Assert.Equal(1, scraped.Named("ccrelay_request_duration_seconds_count").Sum(s => s.Value));
+        Assert.Single(relay.Logs.Lines, l => l.EventId == 1);
+    }
+
+    [Fact]
+    public async Task Stop_AccountsForFinishedRequests_TheAccountingThreadHasNotReachedYet()
+    {
+        // Arrange
+        var relay = await RelayHost.StartAsync(Config(TestConfig.Metrics()), accountingInterval: Timeout.InfiniteTimeSpan);
+        using (var relayed = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody)))
+        {
+            _ = await relayed.Content.ReadAsByteArrayAsync();
+        }
+
+        // Act
+        await relay.DisposeAsync();
+
+        // Assert: the request line was written on the way out
+        var line = Assert.Single(relay.Logs.Lines, l => l.EventId == 1);
+        Assert.Equal(200, line.Fields["status"]);
+    }
+
+    [Fact]
     public async Task MetricsDisabled_ServesNoMetrics()
     {
         await using var relay = await RelayHost.StartAsync(Config(TestConfig.Metrics(enabled: false)));

@@ -72,6 +72,20 @@ public sealed class RequestLineTests
         return document.RootElement.GetProperty("State").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone());
     }
 
+    [Fact]
+    public void JsonLine_IsStampedWithTheTimeItsRequestEnded_HoweverLaterItIsWritten()
+    {
+        // Arrange: a request that ended in 2020
+        var record = Record(answered: true);
+        record.EndedAt = new DateTime(2020, 1, 2, 3, 4, 5, 678, DateTimeKind.Utc);
+
+        // Act
+        using var document = JsonDocument.Parse(Line(new RequestLine(record, 1)));
+
+        // Assert
+        Assert.Equal("2020-01-02T03:04:05.678Z", document.RootElement.GetProperty("Timestamp").GetString());
+    }
+
     /// <summary>
     /// The line as <see cref="Utf8JsonWriter"/> writes it with relaxed escaping, field by field: the reference the
     /// hand-written line must equal byte for byte (what the relay wrote before, and what log pipelines parse).
