@@ -12,9 +12,10 @@ namespace CcRelay.Host.Metrics;
 ///   request start ──► RequestStarted()                                      ccrelay_inflight_requests
 ///   headers in    ──► RecordTimeToFirstByte(provider, model, ttfb)          ccrelay_ttfb_seconds
 ///   each attempt  ──► RecordAttempt(provider, outcome)                      ccrelay_upstream_attempts_total
-///   answer done   ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total
-///   request end   ──► RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
-///                     RequestFinished()
+///   request end   ──► RequestFinished()  (after queuing the record: RequestAccounting)
+///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total
+///   (≤ 20 ms later,   RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
+///    or at a scrape)
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>

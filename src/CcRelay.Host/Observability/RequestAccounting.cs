@@ -71,12 +71,17 @@ internal sealed class RequestAccounting : IDisposable
 
     /// <summary>
     /// Queues a finished request's record (its <see cref="RequestRecord.Elapsed"/> and
-    /// <see cref="RequestRecord.EndedAt"/> set). The record must not change afterwards.
+    /// <see cref="RequestRecord.EndedAt"/> set). The record must not change afterwards. A request that ends
+    /// after <see cref="Dispose"/> (one the host's shutdown timeout gave up on) is accounted for at once.
     /// </summary>
     public void Add(RequestRecord record)
     {
-        _queue.Enqueue(record); // a full fence: the read below cannot move before it
-        if (Volatile.Read(ref _asleep) == 1 && Interlocked.Exchange(ref _asleep, 0) == 1)
+        _queue.Enqueue(record); // a full fence: the reads below cannot move before it
+        if (_disposed)
+        {
+            Drain();
+        }
+        else if (Volatile.Read(ref _asleep) == 1 && Interlocked.Exchange(ref _asleep, 0) == 1)
         {
             _wake.Release();
         }

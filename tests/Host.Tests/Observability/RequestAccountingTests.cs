@@ -152,6 +152,21 @@ public sealed class RequestAccountingTests : IDisposable
     }
 
     [Fact]
+    public void Add_AfterDispose_AccountsAtOnce()
+    {
+        // Arrange
+        var accounting = Accounting(TimeSpan.FromHours(1));
+        accounting.Dispose();
+
+        // Act: a request the host's shutdown gave up on ends after the relay stopped
+        accounting.Add(Finished(1));
+
+        // Assert
+        Assert.Equal(1, Requests(Scrape()));
+        Assert.Single(_logs.Lines, l => l.EventId == 1);
+    }
+
+    [Fact]
     public void ThrowingLogger_FailsOnlyItsOwnLines_TheRestIsStillAccounted()
     {
         // Arrange: a logger provider that throws on every request line
