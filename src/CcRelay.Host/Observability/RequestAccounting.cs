@@ -88,13 +88,7 @@ internal sealed class RequestAccounting : IDisposable
     }
 
     /// <summary>Accounts, before it returns, for every record added before it was called.</summary>
-    public void Drain()
-    {
-        while (!_queue.IsEmpty)
-        {
-            AccountChunk();
-        }
-    }
+    public void Drain() => AccountAll();
 
     /// <summary>Stops the thread and accounts for what is still queued.</summary>
     public void Dispose()
@@ -120,13 +114,7 @@ internal sealed class RequestAccounting : IDisposable
                 continue;
             }
 
-            var accounted = 0;
-            while (!_queue.IsEmpty)
-            {
-                accounted += AccountChunk();
-            }
-
-            if (accounted == 0)
+            if (AccountAll() == 0)
             {
                 // nothing came in a whole interval: sleep until a request ends. Announced before the queue is
                 // looked at again, so a record added meanwhile either is seen here or wakes the thread.
@@ -139,6 +127,18 @@ internal sealed class RequestAccounting : IDisposable
                 _wake.Wait(); // a request's wake-up (or, if one took the announcement back first, its release), or Dispose
             }
         }
+    }
+
+    /// <summary>Accounts for records until the queue is empty; returns how many.</summary>
+    private int AccountAll()
+    {
+        var accounted = 0;
+        while (!_queue.IsEmpty)
+        {
+            accounted += AccountChunk();
+        }
+
+        return accounted;
     }
 
     /// <summary>Takes up to <see cref="ChunkSize"/> records and accounts for them; returns how many.</summary>
