@@ -3,20 +3,20 @@ using Microsoft.AspNetCore.Http;
 namespace CcRelay.Host.Http;
 
 /// <summary>
-/// Ends a relayed response as soon as its last byte is written, before the request's accounting (usage, key pool,
-/// metrics, the request line, a debug body log) runs.
+/// Ends a relayed response as soon as its last byte is written, before the rest of the request's work on its thread
+/// (the usage, the key pool's settlement, a debug body log, queuing the record for <see cref="Observability.RequestAccounting"/>).
 /// <code>
-///   last write ──► CompleteAsync (chunked: the last chunk; HTTP/2: END_STREAM) ──► accounting
+///   last write ──► CompleteAsync (chunked: the last chunk; HTTP/2: END_STREAM) ──► usage, key pool, queue the record
 /// </code>
 /// Without it, a chunked body (every SSE stream, a JSON answer without Content-Length) and every HTTP/2 response
-/// end only when the request delegate returns: the client would wait for the accounting to see the end of its
-/// answer (with <c>log_response_body</c> on, for the redaction of the whole captured body).
+/// end only when the request delegate returns: the client would wait for that work to see the end of its answer
+/// (with <c>log_response_body</c> on, for the redaction of the whole captured body).
 /// NOTE: it does not yield the processor to the client. The send that completes the answer wakes the client; Linux
-/// often wakes it on the sender's processor, where it waits for the accounting that runs next on the relay's socket
-/// thread. A <see cref="Thread.Yield"/> after the send let it run first: at 200 requests a second the relay's added
-/// latency p50 fell 9 %, and relay-on's lead over relay-off shrank (bench/RESULTS.md).
-/// But a yield gives the thread's time slice away: after every answer, throughput fell to a fifth under load; only
-/// when no other request was in flight, still −4 % with another process busy on the machine.
+/// often wakes it on the sender's processor, where it waits for what runs next on the relay's socket thread (which
+/// is why the metrics and the request line are not done there: RequestAccounting). A <see cref="Thread.Yield"/>
+/// after the send let the client run first, but it gives the thread's time slice away: after every answer,
+/// throughput fell to a fifth under load; only when no other request was in flight, still −4 % with another process
+/// busy on the machine (bench/RESULTS.md).
 /// </summary>
 internal static class ResponseEnd
 {

@@ -15,11 +15,11 @@ internal static partial class Log
     /// method takes its 25 fields as arguments and boxes each one for every provider. <see cref="RequestLine"/> is the
     /// same fields and template, readable by name like a generated state, plus a typed JSON writer.
     /// </summary>
-    public static void RequestCompleted(ILogger logger, RequestRecord record, double durationMs)
+    public static void RequestCompleted(ILogger logger, RequestRecord record)
     {
         if (logger.IsEnabled(LogLevel.Information))
         {
-            logger.Log(LogLevel.Information, RequestCompletedEvent, new RequestLine(record, durationMs), null, RequestLine.Format);
+            logger.Log(LogLevel.Information, RequestCompletedEvent, new RequestLine(record, record.Elapsed.TotalMilliseconds), null, RequestLine.Format);
         }
     }
 

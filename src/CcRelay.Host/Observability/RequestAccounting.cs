@@ -165,11 +165,12 @@ internal sealed class RequestAccounting : IDisposable
         {
             if (record.Usage is { } usage)
             {
-                _metrics.RecordUsage(record.Provider, record.Answer?.Model?.Value ?? record.UpstreamModel, usage, record.CostUsd);
+                // the model the answer named, else the one sent: the model its cost was computed for
+                _metrics.RecordUsage(record.Provider, record.EffectiveModel, usage, record.CostUsd);
             }
 
             _metrics.RecordRequest(record.ProviderLabel, record.EffectiveModel, record.Status, record.Stream, record.Elapsed);
-            Log.RequestCompleted(_logger, record, record.Elapsed.TotalMilliseconds);
+            Log.RequestCompleted(_logger, record);
         }
         catch (Exception e)
         {
