@@ -36,6 +36,9 @@ if ((${#need_apt[@]})); then
   fi
 fi
 
+step "npm ci (tests/Interop: the independent AWS event-stream codec and SigV4 signer the tests check against)"
+(cd tests/Interop && npm ci --no-audit --no-fund >"$LOG_DIR/npm-interop.log" 2>&1) || { cat "$LOG_DIR/npm-interop.log"; fail_step "npm ci in tests/Interop"; }
+
 step "dotnet tool restore"
 dotnet tool restore >/dev/null || fail_step "dotnet tool restore"
 
