@@ -72,6 +72,76 @@ type KeyConfig = {
     Weight: int
 }
 
+/// Which Bedrock API the relay calls (`bedrock_api`).
+[<RequireQualifiedAccess>]
+type BedrockApi =
+    /// InvokeModel / InvokeModelWithResponseStream (`/model/{id}/invoke[-with-response-stream]`, AWS event
+    /// stream answers): every Claude model on Bedrock, what Claude Code's own Bedrock mode uses. The default.
+    | Invoke
+    /// The Messages API on bedrock-runtime (`/anthropic/v1/messages`): the native Anthropic shape and SSE.
+    | Messages
+
+/// Where a Bedrock provider's AWS credentials come from when it has no `keys` (Bedrock API keys).
+[<RequireQualifiedAccess>]
+type AwsCredentialSource =
+    /// `aws_access_key_id` / `aws_secret_access_key` (and `aws_session_token`) from the config.
+    | Static of AccessKeyId: string * SecretAccessKey: string * SessionToken: string option
+    /// A named profile of the shared AWS config and credentials files (`aws_profile`).
+    | Profile of Name: string
+    /// The standard chain: `AWS_BEARER_TOKEN_BEDROCK`, then the environment, the default profile, container
+    /// and instance credentials.
+    | Chain
+
+/// `type: bedrock` settings.
+type BedrockSettings = {
+    /// `aws_region` (required): the endpoint's region and the SigV4 signing region.
+    Region: string
+    Credentials: AwsCredentialSource
+    Api: BedrockApi
+    /// `bedrock_betas`: the `anthropic-beta` values passed on into the body's `anthropic_beta`; others are
+    /// dropped (and reported).
+    Betas: string list
+}
+
+/// `type: vertex` settings.
+type VertexSettings = {
+    /// `gcp_project_id` (required).
+    ProjectId: string
+    /// `gcp_region` (required): a region such as `us-east5`, or `global`, `us`, `eu`.
+    Region: string
+    /// `gcp_credentials_file`: a service-account or authorized-user JSON file; None: Application Default
+    /// Credentials.
+    CredentialsFile: string option
+}
+
+/// How a Foundry provider without `keys` obtains a Microsoft Entra ID token.
+[<RequireQualifiedAccess>]
+type EntraCredential =
+    /// `DefaultAzureCredential`: environment, workload identity, managed identity, Azure CLI, …
+    | Default
+    /// A service principal's client secret (`azure_tenant_id`, `azure_client_id`, `azure_client_secret`).
+    | ClientSecret of TenantId: string * ClientId: string * Secret: string
+    /// A service principal's certificate (`azure_tenant_id`, `azure_client_id`, `azure_client_certificate_path`).
+    | ClientCertificate of TenantId: string * ClientId: string * Path: string
+
+/// `type: azure` (alias `foundry`) settings.
+type FoundrySettings = {
+    /// `azure_resource_name`: the `{resource}` of `https://{resource}.services.ai.azure.com/anthropic`
+    /// (None when `base_url` is given instead).
+    Resource: string option
+    /// Used when the provider has no `keys`.
+    Entra: EntraCredential
+}
+
+/// The cloud platform a provider runs on, with its settings.
+[<RequireQualifiedAccess>]
+type CloudSettings =
+    /// An Anthropic-shaped endpoint reached with keys or a passed-through credential.
+    | Direct
+    | Bedrock of BedrockSettings
+    | Vertex of VertexSettings
+    | Foundry of FoundrySettings
+
 /// One provider (`providers[]`), with type defaults applied.
 type ProviderConfig = {
     Name: string
@@ -96,6 +166,8 @@ type ProviderConfig = {
     Family: string
     /// How the provider picks among its keys.
     KeyStrategy: KeyStrategy
+    /// The cloud settings of a `bedrock`, `vertex` or `azure` provider (`CloudSettings.Direct` for the rest).
+    Cloud: CloudSettings
 }
 
 /// The `server` section.
@@ -301,7 +373,12 @@ module Config =
         | ProviderType.Zai
         | ProviderType.Minimax
         | ProviderType.Ollama
-        | ProviderType.AnthropicCompatible -> name
+        | ProviderType.AnthropicCompatible
+        // Claude behind a cloud mints Anthropic's own thinking signatures, yet the platforms do not promise to
+        // accept each other's: each cloud provider is its own family unless `family` says otherwise.
+        | ProviderType.Bedrock
+        | ProviderType.Vertex
+        | ProviderType.Foundry -> name
 
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
@@ -318,6 +395,7 @@ module Config =
         Weight = 1
         Family = defaultFamily name providerType
         KeyStrategy = KeyStrategy.LeastLoaded
+        Cloud = CloudSettings.Direct
     }
 
     /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,

@@ -45,7 +45,11 @@ module internal ConfigKeys =
     let requiresKey (providerType: ProviderType) : bool =
         match providerType with
         | ProviderType.Anthropic
-        | ProviderType.Ollama -> false
+        | ProviderType.Ollama
+        // the clouds have credentials of their own (AWS, Google, Entra ID); keys are an alternative
+        | ProviderType.Bedrock
+        | ProviderType.Vertex
+        | ProviderType.Foundry -> false
         | ProviderType.Zai
         | ProviderType.Minimax
         | ProviderType.AnthropicCompatible -> true

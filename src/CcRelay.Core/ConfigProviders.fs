@@ -44,16 +44,25 @@ type internal ProviderEntry = {
 [<RequireQualifiedAccess>]
 module internal ConfigProviders =
 
-    /// Go keys of the cloud types, accepted so Go configs load; each belongs to one type.
-    let private cloudKeys: (string * string) list = [
-        "aws_region", "bedrock"
-        "aws_access_key_id", "bedrock"
-        "aws_secret_access_key", "bedrock"
-        "gcp_project_id", "vertex"
-        "gcp_region", "vertex"
-        "azure_resource_name", "azure"
-        "azure_api_version", "azure"
-        "azure_deployment_id", "azure"
+    /// The cloud types' keys (the Go project's and ours); each belongs to one type.
+    let private cloudKeys: (string * ProviderType) list = [
+        "aws_region", ProviderType.Bedrock
+        "aws_access_key_id", ProviderType.Bedrock
+        "aws_secret_access_key", ProviderType.Bedrock
+        "aws_session_token", ProviderType.Bedrock
+        "aws_profile", ProviderType.Bedrock
+        "bedrock_api", ProviderType.Bedrock
+        "bedrock_betas", ProviderType.Bedrock
+        "gcp_project_id", ProviderType.Vertex
+        "gcp_region", ProviderType.Vertex
+        "gcp_credentials_file", ProviderType.Vertex
+        "azure_resource_name", ProviderType.Foundry
+        "azure_api_version", ProviderType.Foundry
+        "azure_deployment_id", ProviderType.Foundry
+        "azure_tenant_id", ProviderType.Foundry
+        "azure_client_id", ProviderType.Foundry
+        "azure_client_secret", ProviderType.Foundry
+        "azure_client_certificate_path", ProviderType.Foundry
     ]
 
     let private providerKeys: string list =
@@ -77,6 +86,8 @@ module internal ConfigProviders =
     let private kinds: (string * ProviderKind) list =
         (ProviderType.all
          |> List.map (fun t -> ProviderType.wireName t, ProviderKind.Supported t))
+        @ (ProviderType.aliases
+           |> List.map (fun (alias, t) -> alias, ProviderKind.Supported t))
         @ (ProviderType.notYetSupported
            |> List.map (fun n -> n, ProviderKind.NotYetSupported n))
 
@@ -210,26 +221,263 @@ module internal ConfigProviders =
         |> Decoded.map (List.map (fun (pattern, price) -> { Pattern = pattern; Price = price }))
         |> Decoded.tell patternProblems
 
-    /// The Go cloud keys: checked as strings (so `${…}` problems surface), warned about on the wrong type.
-    let private cloudFields (kind: ProviderKind option) (fields: Fields) : Decoded<unit> =
+    /// The cloud keys of the other types: checked as strings (so `${…}` problems surface), warned about.
+    let private foreignCloudKeys (providerType: ProviderType) (fields: Fields) : Decoded<unit> =
         cloudKeys
+        |> List.filter (fun (_, owner) -> owner <> providerType)
         |> List.map (fun (key, owner) ->
             let read = ConfigRead.field key ConfigRead.optionalString fields
 
-            match ConfigRead.entry key fields, kind with
-            | Some entry, Some(ProviderKind.Supported t) ->
+            match ConfigRead.entry key fields with
+            | Some entry ->
                 read
                 |> Decoded.tell [
                     Finding.warning (
                         ConfigRead.issue
                             (fields.Cursor.Child key)
                             entry.KeyAt
-                            $"applies only to type %s{owner}, not %s{ProviderType.wireName t}; ignored"
+                            $"applies only to type %s{ProviderType.wireName owner}, not %s{ProviderType.wireName providerType}; ignored"
                     )
                 ]
-            | _ -> read)
+            | None -> read)
         |> Decoded.sequence
         |> Decoded.map ignore
+
+    /// A string key that must be given for this type.
+    let private requiredFor (providerType: ProviderType) (key: string) (fields: Fields) : Decoded<string> =
+        ConfigRead.field key ConfigRead.optionalString fields
+        |> Decoded.bind (fun value ->
+            match value with
+            | Some text when text.Trim().Length > 0 -> Decoded.ok text
+            | Some _ -> ConfigRead.fail (fields.Cursor.Child key) (ConfigRead.valueAt key fields) "must not be empty"
+            | None when (ConfigRead.entry key fields).IsSome ->
+                // present but not a string: already reported
+                { Value = None; Findings = [] }
+            | None ->
+                ConfigRead.fail
+                    (fields.Cursor.Child key)
+                    fields.At
+                    $"is required for type %s{ProviderType.wireName providerType}")
+
+    let private text (key: string) (fields: Fields) : Decoded<string option> =
+        ConfigRead.field key ConfigRead.optionalString fields
+        |> Decoded.map (Option.filter (fun t -> t.Length > 0))
+
+    /// An error at `key` (which is present) or, when absent, at the provider.
+    let private problem (fields: Fields) (key: string) (message: string) : Finding =
+        let at =
+            match ConfigRead.entry key fields with
+            | Some _ -> ConfigRead.valueAt key fields
+            | None -> fields.At
+
+        Finding.error (ConfigRead.issue (fields.Cursor.Child key) at message)
+
+    /// A region or project spelled as AWS and Google spell them: lower-case letters, digits and hyphens.
+    let private isPlainName (value: string) : bool =
+        value.Length > 0
+        && value
+           |> Seq.forall (fun c -> (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c = '-')
+
+    let private nameProblem (fields: Fields) (key: string) (value: string) (what: string) (example: string) =
+        if isPlainName value then
+            []
+        else
+            [
+                problem
+                    fields
+                    key
+                    $"%s{ConfigRead.quote value} is not %s{what} (lower-case letters, digits and hyphens, e.g. %s{example})"
+            ]
+
+    let private bedrock (fields: Fields) : Decoded<CloudSettings> =
+        decoded {
+            let! region = requiredFor ProviderType.Bedrock "aws_region" fields
+            and! accessKey = text "aws_access_key_id" fields
+            and! secret = text "aws_secret_access_key" fields
+            and! token = text "aws_session_token" fields
+            and! profile = text "aws_profile" fields
+
+            and! api =
+                fields
+                |> ConfigRead.field
+                    "bedrock_api"
+                    (ConfigRead.optionalChoice [ "invoke", BedrockApi.Invoke; "messages", BedrockApi.Messages ])
+                |> Decoded.orDefault BedrockApi.Invoke
+
+            and! betas =
+                fields
+                |> ConfigRead.field "bedrock_betas" (ConfigRead.optionalList ConfigRead.nonEmptyString)
+
+            return region, accessKey, secret, token, profile, api, betas
+        }
+        |> Decoded.bind (fun (region, accessKey, secret, token, profile, api, betas) ->
+            let credentials, problems =
+                match accessKey, secret, token, profile with
+                | Some _, _, _, Some _
+                | _, Some _, _, Some _ ->
+                    AwsCredentialSource.Chain,
+                    [
+                        problem
+                            fields
+                            "aws_profile"
+                            "give either aws_profile or aws_access_key_id/aws_secret_access_key, not both"
+                    ]
+                | Some id, Some secret, token, None -> AwsCredentialSource.Static(id, secret, token), []
+                | Some _, None, _, _ ->
+                    AwsCredentialSource.Chain,
+                    [ problem fields "aws_secret_access_key" "is required with aws_access_key_id" ]
+                | None, Some _, _, _ ->
+                    AwsCredentialSource.Chain,
+                    [ problem fields "aws_access_key_id" "is required with aws_secret_access_key" ]
+                | None, None, Some _, _ ->
+                    AwsCredentialSource.Chain,
+                    [
+                        problem
+                            fields
+                            "aws_session_token"
+                            "needs aws_access_key_id and aws_secret_access_key (a session token is part of a temporary credential set)"
+                    ]
+                | None, None, None, Some name -> AwsCredentialSource.Profile name, []
+                | None, None, None, None -> AwsCredentialSource.Chain, []
+
+            {
+                Value =
+                    Some(
+                        CloudSettings.Bedrock {
+                            Region = region
+                            Credentials = credentials
+                            Api = api
+                            Betas = betas |> Option.defaultValue BedrockBetas.defaults
+                        }
+                    )
+                Findings = problems @ nameProblem fields "aws_region" region "an AWS region" "us-east-1"
+            })
+
+    let private vertex (fields: Fields) : Decoded<CloudSettings> =
+        decoded {
+            let! project = requiredFor ProviderType.Vertex "gcp_project_id" fields
+            and! region = requiredFor ProviderType.Vertex "gcp_region" fields
+            and! file = text "gcp_credentials_file" fields
+            return project, region, file
+        }
+        |> Decoded.bind (fun (project, region, file) -> {
+            Value =
+                Some(
+                    CloudSettings.Vertex {
+                        ProjectId = project
+                        Region = region
+                        CredentialsFile = file
+                    }
+                )
+            Findings = nameProblem fields "gcp_region" region "a Google Cloud region" "us-east5"
+        })
+
+    let private foundry (baseUrlGiven: bool) (fields: Fields) : Decoded<CloudSettings> =
+        let noEffect (key: string) (why: string) : Finding list =
+            match ConfigRead.entry key fields with
+            | Some entry -> [
+                Finding.warning (
+                    ConfigRead.issue
+                        (fields.Cursor.Child key)
+                        entry.KeyAt
+                        $"has no effect on Microsoft Foundry: %s{why}"
+                )
+              ]
+            | None -> []
+
+        decoded {
+            let! resource = text "azure_resource_name" fields
+            and! _ = text "azure_api_version" fields
+            and! _ = text "azure_deployment_id" fields
+            and! tenant = text "azure_tenant_id" fields
+            and! client = text "azure_client_id" fields
+            and! secret = text "azure_client_secret" fields
+            and! certificate = text "azure_client_certificate_path" fields
+            return resource, tenant, client, secret, certificate
+        }
+        |> Decoded.bind (fun (resource, tenant, client, secret, certificate) ->
+            let resourceProblems =
+                match resource with
+                | None when not baseUrlGiven -> [
+                    problem
+                        fields
+                        "azure_resource_name"
+                        "is required for type azure (or give base_url, e.g. https://my-resource.services.ai.azure.com/anthropic)"
+                  ]
+                | Some name when not (name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-')) -> [
+                    problem
+                        fields
+                        "azure_resource_name"
+                        $"%s{ConfigRead.quote name} is not a resource name (letters, digits and hyphens: the part before .services.ai.azure.com)"
+                  ]
+                | _ -> []
+
+            let entra, entraProblems =
+                match tenant, client, secret, certificate with
+                | _, _, Some _, Some _ ->
+                    EntraCredential.Default,
+                    [
+                        problem
+                            fields
+                            "azure_client_certificate_path"
+                            "give either azure_client_secret or azure_client_certificate_path, not both"
+                    ]
+                | Some tenant, Some client, Some secret, None ->
+                    EntraCredential.ClientSecret(tenant, client, secret), []
+                | Some tenant, Some client, None, Some path ->
+                    EntraCredential.ClientCertificate(tenant, client, path), []
+                | None, _, Some _, _
+                | None, _, _, Some _ ->
+                    EntraCredential.Default,
+                    [
+                        problem fields "azure_tenant_id" "is required with a client secret or certificate"
+                    ]
+                | _, None, Some _, _
+                | _, None, _, Some _ ->
+                    EntraCredential.Default,
+                    [
+                        problem fields "azure_client_id" "is required with a client secret or certificate"
+                    ]
+                | _, _, None, None -> EntraCredential.Default, []
+
+            {
+                Value = Some(CloudSettings.Foundry { Resource = resource; Entra = entra })
+                Findings =
+                    resourceProblems
+                    @ entraProblems
+                    @ noEffect "azure_api_version" "its Anthropic endpoint takes no api-version"
+                    @ noEffect "azure_deployment_id" "the deployment name is the model (use model_mapping)"
+            })
+
+    /// The cloud settings of a provider of `providerType`, and warnings for other types' cloud keys.
+    let private cloud (providerType: ProviderType) (baseUrlGiven: bool) (fields: Fields) : Decoded<CloudSettings> =
+        let own =
+            match providerType with
+            | ProviderType.Bedrock -> bedrock fields
+            | ProviderType.Vertex -> vertex fields
+            | ProviderType.Foundry -> foundry baseUrlGiven fields
+            | ProviderType.Anthropic
+            | ProviderType.Zai
+            | ProviderType.Minimax
+            | ProviderType.Ollama
+            | ProviderType.AnthropicCompatible -> Decoded.ok CloudSettings.Direct
+
+        Decoded.zip own (foreignCloudKeys providerType fields) |> Decoded.map fst
+
+    /// The endpoint a cloud provider uses when `base_url` is not given.
+    let private cloudBaseUrl (settings: CloudSettings) : Uri option =
+        match settings with
+        | CloudSettings.Bedrock b -> Some(Uri $"https://bedrock-runtime.%s{b.Region}.amazonaws.com")
+        | CloudSettings.Vertex v ->
+            match v.Region with
+            | "global" -> Some(Uri "https://aiplatform.googleapis.com/v1")
+            | "us"
+            | "eu" -> Some(Uri $"https://aiplatform.%s{v.Region}.rep.googleapis.com/v1")
+            | region -> Some(Uri $"https://%s{region}-aiplatform.googleapis.com/v1")
+        | CloudSettings.Foundry { Resource = Some resource } ->
+            Some(Uri $"https://%s{resource}.services.ai.azure.com/anthropic")
+        | CloudSettings.Foundry _
+        | CloudSettings.Direct -> None
 
     /// Every field, each decoded on its own so that all their problems are reported together.
     let private providerFields (fields: Fields) : Decoded<ProviderFields> =
@@ -310,10 +558,21 @@ module internal ConfigProviders =
         (fields: Fields)
         (parts: ProviderFields)
         : Decoded<ProviderConfig option * string option> =
+        let baseUrlGiven = (ConfigRead.entry "base_url" fields).IsSome
+        let cloud = cloud providerType baseUrlGiven fields
+
+        let typeDefault =
+            match cloud.Value with
+            | Some settings -> cloudBaseUrl settings
+            | None -> None
+            |> Option.orElse (ProviderType.defaultBaseUrl providerType)
+
         let baseUrl =
-            match parts.BaseUrl, ProviderType.defaultBaseUrl providerType with
+            match parts.BaseUrl, typeDefault with
             | Some uri, _
             | None, Some uri -> Decoded.ok (Some uri)
+            // The cloud settings that would give the URL have an error of their own (reported).
+            | None, None when ProviderType.isCloud providerType -> Decoded.ok None
             // Present but invalid: already reported.
             | None, None when (ConfigRead.entry "base_url" fields).IsSome -> Decoded.ok None
             | None, None ->
@@ -324,6 +583,7 @@ module internal ConfigProviders =
 
         decoded {
             let! baseUrl = baseUrl
+            and! cloud = cloud
             and! keys = ConfigKeys.resolve enabled providerType fields parts.Keys
 
             return
@@ -357,6 +617,7 @@ module internal ConfigProviders =
                             |> max 1
                         Family = parts.Family |> Option.defaultValue (Config.defaultFamily name providerType)
                         KeyStrategy = parts.KeyStrategy
+                        Cloud = cloud
                     },
                     keys.DisabledBecause
                 | _ -> None, keys.DisabledBecause
@@ -398,7 +659,6 @@ module internal ConfigProviders =
 
                     decoded {
                         let! config, disabledBecause = resolved
-                        and! _ = cloudFields parts.Kind fields |> Decoded.attempt
 
                         return {
                             Cursor = cursor

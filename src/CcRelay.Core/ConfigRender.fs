@@ -110,6 +110,55 @@ module ConfigRender =
         $"        weight: %s{integer (int64 key.Weight)}"
     ]
 
+    /// A cloud provider's settings; secrets as `<redacted>`, an access key id as its key id.
+    let private cloud (settings: CloudSettings) : string list =
+        match settings with
+        | CloudSettings.Direct -> []
+        | CloudSettings.Bedrock b -> [
+            $"    aws_region: %s{quote b.Region}"
+            match b.Credentials with
+            | AwsCredentialSource.Static(id, _, token) ->
+                $"    aws_access_key_id: %s{quote (KeyId.ofSecret id)}"
+                $"    aws_secret_access_key: %s{quote redacted}"
+
+                if token.IsSome then
+                    $"    aws_session_token: %s{quote redacted}"
+            | AwsCredentialSource.Profile name -> $"    aws_profile: %s{quote name}"
+            | AwsCredentialSource.Chain -> ()
+            match b.Api with
+            | BedrockApi.Invoke -> "    bedrock_api: invoke"
+            | BedrockApi.Messages -> "    bedrock_api: messages"
+            match b.Betas with
+            | [] -> "    bedrock_betas: []"
+            | betas ->
+                "    bedrock_betas:"
+
+                for beta in betas do
+                    $"      - %s{quote beta}"
+          ]
+        | CloudSettings.Vertex v -> [
+            $"    gcp_project_id: %s{quote v.ProjectId}"
+            $"    gcp_region: %s{quote v.Region}"
+            match v.CredentialsFile with
+            | Some file -> $"    gcp_credentials_file: %s{quote file}"
+            | None -> ()
+          ]
+        | CloudSettings.Foundry f -> [
+            match f.Resource with
+            | Some resource -> $"    azure_resource_name: %s{quote resource}"
+            | None -> ()
+            match f.Entra with
+            | EntraCredential.Default -> ()
+            | EntraCredential.ClientSecret(tenant, client, _) ->
+                $"    azure_tenant_id: %s{quote tenant}"
+                $"    azure_client_id: %s{quote client}"
+                $"    azure_client_secret: %s{quote redacted}"
+            | EntraCredential.ClientCertificate(tenant, client, path) ->
+                $"    azure_tenant_id: %s{quote tenant}"
+                $"    azure_client_id: %s{quote client}"
+                $"    azure_client_certificate_path: %s{quote path}"
+          ]
+
     let private provider (provider: ProviderConfig) : string list = [
         $"  - name: %s{quote provider.Name}"
         $"    type: %s{ProviderType.wireName provider.Type}"
@@ -150,6 +199,7 @@ module ConfigRender =
                 let p = rule.Price
 
                 $"      %s{quote rule.Pattern}: {{ input: %s{decimalText p.Input}, output: %s{decimalText p.Output}, cache_read: %s{decimalText p.CacheRead}, cache_write: %s{decimalText p.CacheWrite} }}"
+        yield! cloud provider.Cloud
     ]
 
     let private logging (config: LoggingConfig) : string list = [

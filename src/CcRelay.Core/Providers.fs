@@ -18,6 +18,12 @@ type ProviderType =
     | Minimax
     | Ollama
     | AnthropicCompatible
+    /// AWS Bedrock: InvokeModel (or its Messages API), SigV4 or Bedrock API keys.
+    | Bedrock
+    /// Google Vertex AI: `rawPredict` / `streamRawPredict`, Google OAuth tokens.
+    | Vertex
+    /// Microsoft Foundry (`azure`, alias `foundry`): the Anthropic shape at the resource's endpoint, key or Entra ID.
+    | Foundry
 
 /// Per-type facts: names, default base URLs, auth style, default model lists (seed-cc-relay.md §5.2).
 [<RequireQualifiedAccess>]
@@ -30,6 +36,9 @@ module ProviderType =
         ProviderType.Minimax
         ProviderType.Ollama
         ProviderType.AnthropicCompatible
+        ProviderType.Bedrock
+        ProviderType.Vertex
+        ProviderType.Foundry
     ]
 
     /// The config spelling of a type.
@@ -40,14 +49,34 @@ module ProviderType =
         | ProviderType.Minimax -> "minimax"
         | ProviderType.Ollama -> "ollama"
         | ProviderType.AnthropicCompatible -> "anthropic_compatible"
+        | ProviderType.Bedrock -> "bedrock"
+        | ProviderType.Vertex -> "vertex"
+        | ProviderType.Foundry -> "azure"
+
+    /// Other spellings a type is accepted under (`foundry` for `azure`, Microsoft's current name).
+    let aliases: (string * ProviderType) list = [ "foundry", ProviderType.Foundry ]
 
     /// Types that exist in the Go project's schema but that this version does not relay to yet.
     /// A disabled provider of such a type loads with a warning; an enabled one is an error.
-    let notYetSupported: string list = [ "bedrock"; "vertex"; "azure" ]
+    let notYetSupported: string list = []
 
-    /// Parses the config spelling (case-sensitive, as documented).
+    /// Parses the config spelling (case-sensitive, as documented), aliases included.
     let tryParse (name: string) : ProviderType option =
-        all |> List.tryFind (fun t -> wireName t = name)
+        all
+        |> List.tryFind (fun t -> wireName t = name)
+        |> Option.orElse (aliases |> List.tryFind (fun (alias, _) -> alias = name) |> Option.map snd)
+
+    /// Whether the type is one of the cloud platforms (its endpoint and credentials come from cloud settings).
+    let isCloud (providerType: ProviderType) : bool =
+        match providerType with
+        | ProviderType.Bedrock
+        | ProviderType.Vertex
+        | ProviderType.Foundry -> true
+        | ProviderType.Anthropic
+        | ProviderType.Zai
+        | ProviderType.Minimax
+        | ProviderType.Ollama
+        | ProviderType.AnthropicCompatible -> false
 
     /// The default base URL; None when the type has none (`anthropic_compatible` requires `base_url`).
     let defaultBaseUrl (providerType: ProviderType) : Uri option =
@@ -57,11 +86,19 @@ module ProviderType =
         | ProviderType.Minimax -> Some(Uri "https://api.minimax.io/anthropic")
         | ProviderType.Ollama -> Some(Uri "http://localhost:11434")
         | ProviderType.AnthropicCompatible -> None
+        // computed from the cloud settings (region, project, resource) when `base_url` is not given
+        | ProviderType.Bedrock
+        | ProviderType.Vertex
+        | ProviderType.Foundry -> None
 
     /// How the type sends a configured key.
     let defaultAuthStyle (providerType: ProviderType) : AuthStyle =
         match providerType with
-        | ProviderType.Minimax -> AuthStyle.Bearer
+        | ProviderType.Minimax
+        // Bedrock API keys and Google access tokens are bearer tokens
+        | ProviderType.Bedrock
+        | ProviderType.Vertex -> AuthStyle.Bearer
+        | ProviderType.Foundry
         | ProviderType.Anthropic
         | ProviderType.Zai
         | ProviderType.Ollama
@@ -83,5 +120,27 @@ module ProviderType =
             "MiniMax-M2.1-highspeed"
             "MiniMax-M2"
           ]
+        | ProviderType.Bedrock
+        | ProviderType.Vertex
+        | ProviderType.Foundry -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible -> []
+
+/// The `anthropic-beta` values a Bedrock provider passes on by default (`bedrock_betas` replaces the list).
+[<RequireQualifiedAccess>]
+module BedrockBetas =
+
+    /// Betas Claude on Bedrock accepts in the body's `anthropic_beta` (AWS's Anthropic documentation); the
+    /// rest of what Claude Code sends (`claude-code-20250219`, `oauth-2025-04-20`, …) is first-party only.
+    let defaults: string list = [
+        "interleaved-thinking-2025-05-14"
+        "context-1m-2025-08-07"
+        "fine-grained-tool-streaming-2025-05-14"
+        "token-efficient-tools-2025-02-19"
+        "output-128k-2025-02-19"
+        "computer-use-2025-01-24"
+        "context-management-2025-06-27"
+        "tool-examples-2025-10-29"
+        "effort-2025-11-24"
+        "tool-search-tool-2025-10-19"
+    ]

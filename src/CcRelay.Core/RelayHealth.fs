@@ -37,12 +37,15 @@ type ProviderGauges = {
 
 /// A health-check probe to send to a provider whose circuit is open.
 type Probe = {
-    Provider: ProviderConfig
+    /// The upstream request a real request to the provider would get (URL, credentials, signing).
+    Plan: UpstreamPlan
     Method: string
-    Url: Uri
-    /// The JSON body (`count_tokens`), or empty for a GET.
+    /// The JSON body (a token count), or empty for a GET.
     Body: byte array
-}
+} with
+
+    /// The provider probed.
+    member this.Provider: ProviderConfig = this.Plan.Provider
 
 /// Operator switches, health-check probes and status, over one `RelayRuntime` (see `Relay` for the
 /// request path). Pure, like `Relay`: the host swaps the runtime and logs the effects.
@@ -83,34 +86,13 @@ module RelayHealth =
         withBreaker runtime name CircuitBreaker.enable
 
     let private probeFor (kind: ProbeKind) (provider: ProviderConfig) : Probe =
-        match kind with
-        | ProbeKind.Models -> {
-            Provider = provider
-            Method = "GET"
-            Url = Upstream.url provider.BaseUrl "/v1/models"
-            Body = [||]
-          }
-        | ProbeKind.CountTokens ->
-            let model =
-                provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
+        let plan, method, body = Dialect.probe kind provider
 
-            let encoded = Text.Json.JsonEncodedText.Encode(model).ToString()
-
-            {
-                Provider = provider
-                Method = "POST"
-                Url = Upstream.url provider.BaseUrl "/v1/messages/count_tokens"
-                Body =
-                    Text.Encoding.UTF8.GetBytes(
-                        $"{{\"model\":\"%s{encoded}\",\"messages\":[{{\"role\":\"user\",\"content\":\"ping\"}}]}}"
-                    )
-            }
-        | ProbeKind.Url target -> {
-            Provider = provider
-            Method = "GET"
-            Url = target
-            Body = [||]
-          }
+        {
+            Plan = plan
+            Method = method
+            Body = body
+        }
 
     /// The health-check probes due now: one per provider whose circuit is open and that was not probed
     /// within `health.health_check.interval_ms` (none when health checks are off). Marks them probed.

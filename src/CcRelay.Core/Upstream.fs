@@ -2,20 +2,6 @@ namespace CcRelay.Core
 
 open System
 
-/// How the upstream request for one attempt differs from the client's request.
-type UpstreamPlan = {
-    Provider: ProviderConfig
-    /// The full upstream URL: the provider's base URL (path prefix kept) + the client's path and query.
-    Url: Uri
-    /// Credential headers to set (name, value). The client's own credential headers are never copied
-    /// blindly; these are the only ones that go out.
-    Credentials: (string * string) list
-    /// The model to write into the body, when the provider's `model_mapping` renames it.
-    RewriteModel: string option
-    /// The model the upstream will see.
-    UpstreamModel: string
-}
-
 /// Where a request goes and what it carries (the Anthropic-shaped provider family).
 [<RequireQualifiedAccess>]
 module Upstream =
@@ -87,31 +73,3 @@ module Upstream =
     /// The credential headers for a provider with its first configured key (see `credentialsWith`).
     let credentials (provider: ProviderConfig) (forward: Credential list) : (string * string) list =
         credentialsWith provider (provider.Keys |> List.tryHead |> ValueOption.ofOption) forward
-
-    /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`).
-    let planWith
-        (provider: ProviderConfig)
-        (key: KeyConfig voption)
-        (facts: RequestFacts)
-        (pathAndQuery: string)
-        (forward: Credential list)
-        : UpstreamPlan =
-        let mapped = provider.ModelMapping |> Map.tryFind facts.Model
-
-        {
-            Provider = provider
-            Url = url provider.BaseUrl pathAndQuery
-            Credentials = credentialsWith provider key forward
-            RewriteModel = mapped |> Option.filter (fun m -> m <> facts.Model)
-            UpstreamModel = defaultArg mapped facts.Model
-        }
-
-    /// Plans the attempt at `provider` with its first key, for a request with `facts`, arriving at
-    /// `pathAndQuery`.
-    let plan
-        (provider: ProviderConfig)
-        (facts: RequestFacts)
-        (pathAndQuery: string)
-        (forward: Credential list)
-        : UpstreamPlan =
-        planWith provider (provider.Keys |> List.tryHead |> ValueOption.ofOption) facts pathAndQuery forward

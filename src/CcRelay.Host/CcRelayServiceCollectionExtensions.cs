@@ -1,3 +1,4 @@
+using CcRelay.Host.Credentials;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
@@ -33,13 +34,16 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RelayState>().Current,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<RuntimeCell>>()));
+        services.AddSingleton(sp => new CloudCredentials(sp.GetRequiredService<TimeProvider>(), options.Environment));
         services.AddHostedService(sp => new HealthProber(
             sp.GetRequiredService<RuntimeCell>(),
             UpstreamClient.Create(options.BuiltinHttp1Client),
+            sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
             UpstreamClient.Create(options.BuiltinHttp1Client),
+            sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),
             sp.GetRequiredService<ILogger<UpstreamForwarder>>()));

@@ -32,6 +32,31 @@ let private withSecrets: RelayConfig = {
                     Keys = [ key "zai-key-aaa"; key "zai-key-bbb" ]
                     ModelMapping = Map.ofList [ "claude-sonnet-4-6", "GLM-4.7" ]
             }
+            {
+                Config.defaultProvider
+                    "bedrock"
+                    ProviderType.Bedrock
+                    (Uri "https://bedrock-runtime.us-east-1.amazonaws.com") with
+                    Cloud =
+                        CloudSettings.Bedrock {
+                            Region = "us-east-1"
+                            Credentials =
+                                AwsCredentialSource.Static("AKIDEXAMPLE", "aws-secret-ccc", Some "aws-session-ddd")
+                            Api = BedrockApi.Invoke
+                            Betas = [ "interleaved-thinking-2025-05-14" ]
+                        }
+            }
+            {
+                Config.defaultProvider
+                    "foundry"
+                    ProviderType.Foundry
+                    (Uri "https://res.services.ai.azure.com/anthropic") with
+                    Cloud =
+                        CloudSettings.Foundry {
+                            Resource = Some "res"
+                            Entra = EntraCredential.ClientSecret("tenant", "client", "entra-secret-eee")
+                        }
+            }
         ]
 }
 
@@ -115,8 +140,23 @@ otel:
 let ``no secret appears; keys are shown by key id and the others as redacted`` () =
     let text = ConfigRender.toYaml withSecrets
 
-    for secret in [ "relay-api-key-123"; "relay-bearer-456"; "zai-key-aaa"; "zai-key-bbb" ] do
+    for secret in
+        [
+            "relay-api-key-123"
+            "relay-bearer-456"
+            "zai-key-aaa"
+            "zai-key-bbb"
+            "AKIDEXAMPLE"
+            "aws-secret-ccc"
+            "aws-session-ddd"
+            "entra-secret-eee"
+        ] do
         Assert.DoesNotContain(secret, text)
+
+    let accessKeyId = KeyId.ofSecret "AKIDEXAMPLE"
+    Assert.Contains($"    aws_access_key_id: \"%s{accessKeyId}\"\n", text)
+    Assert.Contains("    aws_secret_access_key: \"<redacted>\"\n", text)
+    Assert.Contains("    azure_client_secret: \"<redacted>\"\n", text)
 
     for secret in [ "zai-key-aaa"; "zai-key-bbb" ] do
         Assert.Contains($"- key_id: \"%s{KeyId.ofSecret secret}\"\n", text)
@@ -174,6 +214,8 @@ let ``every field of the config records is rendered, so a new field cannot be le
             "ModelRules", "model_mapping"
             "KeyStrategy", "strategy"
             "FailoverTimeoutMs", "failover_timeout"
+            // the cloud settings are rendered by their keys (aws_region, gcp_project_id, azure_resource_name, …)
+            "Cloud", "aws_region"
         ]
 
     let records = [

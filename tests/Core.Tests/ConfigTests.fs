@@ -365,15 +365,15 @@ let ``an unknown type lists the allowed ones and suggests the closest`` () =
     Assert.Contains("did you mean \"anthropic\"?", error.Message)
 
 [<Fact>]
-let ``an enabled provider of a recognised but unsupported type is an error`` () =
+let ``an enabled bedrock provider needs aws_region`` () =
     let error =
         load (providers [ provider 3 "b" "bedrock" [] ])
-        |> singleError "providers[0].type" 5
+        |> singleError "providers[0].aws_region" 3
 
-    Assert.Contains("not supported yet", error.Message)
+    Assert.Equal("is required for type bedrock", error.Message)
 
 [<Fact>]
-let ``a disabled provider of an unsupported type is skipped with a warning`` () =
+let ``a disabled vertex provider with missing settings is skipped with warnings`` () =
     let document =
         providers [
             provider 3 "b" "vertex" [ "enabled", plain 6 "false" ]
@@ -382,7 +382,8 @@ let ``a disabled provider of an unsupported type is skipped with a warning`` () 
 
     let config, warnings = load document |> loaded
     Assert.Equal<string list>([ "a" ], config.Providers |> List.map _.Name)
-    Assert.Equal<string list>([ "providers[0].type" ], paths warnings)
+
+    Assert.Equal<string list>([ "providers[0].gcp_project_id"; "providers[0].gcp_region" ], paths warnings |> List.sort)
 
 [<Fact>]
 let ``anthropic_compatible requires base_url`` () =

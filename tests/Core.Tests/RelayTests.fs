@@ -343,7 +343,7 @@ let ``health probes: due for open circuits once per interval; a success ends the
     let due = RelayHealth.probesDue runtime (at 1.0)
     let probe = Assert.Single due.Value
     Assert.Equal("GET", probe.Method)
-    Assert.Equal(Uri "https://a.example.test/v1/models", probe.Url)
+    Assert.Equal(Uri "https://a.example.test/v1/models", probe.Plan.Url)
     Assert.Empty((RelayHealth.probesDue due.Runtime (at 2.0)).Value)
     let probed = RelayHealth.probed due.Runtime (at 3.0) "a" true
     Assert.Equal(CircuitBreaker.Open(at 3.0), (stateOf probed.Runtime "a").Breaker.State)

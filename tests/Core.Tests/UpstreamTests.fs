@@ -161,20 +161,24 @@ let ``plan renames a mapped model and targets the provider's URL`` () =
     }
 
     let plan =
-        Upstream.plan zai (facts "claude-sonnet-4-6") "/v1/messages?beta=true" [ BearerToken "tok" ]
+        Dialect.plan zai (ValueSome zai.Keys.Head) (facts "claude-sonnet-4-6") "/v1/messages?beta=true" [] [
+            BearerToken "tok"
+        ]
 
     Assert.Equal("zai", plan.Provider.Name)
     Assert.Equal("https://api.z.ai/api/anthropic/v1/messages?beta=true", plan.Url.AbsoluteUri)
     Assert.Equal<(string * string) list>([ "x-api-key", "zk" ], plan.Credentials)
-    Assert.Equal(Some "GLM-5", plan.RewriteModel)
+    Assert.Equal(BodyEdit.PatchModel "GLM-5", plan.Body)
     Assert.Equal("GLM-5", plan.UpstreamModel)
 
 [<Fact>]
 let ``plan leaves an unmapped model alone`` () =
     let plan =
-        Upstream.plan (provider ProviderType.Anthropic []) (facts "claude-opus-4-6") "/v1/messages" [ ApiKey "u" ]
+        Dialect.plan (provider ProviderType.Anthropic []) ValueNone (facts "claude-opus-4-6") "/v1/messages" [] [
+            ApiKey "u"
+        ]
 
-    Assert.Equal(None, plan.RewriteModel)
+    Assert.Equal(BodyEdit.Unchanged, plan.Body)
     Assert.Equal("claude-opus-4-6", plan.UpstreamModel)
     Assert.Equal<(string * string) list>([ "x-api-key", "u" ], plan.Credentials)
 
@@ -185,8 +189,8 @@ let ``plan does not rewrite a model mapped to itself`` () =
             ModelMapping = Map [ "GLM-5", "GLM-5" ]
     }
 
-    let plan = Upstream.plan same (facts "GLM-5") "/v1/messages" []
-    Assert.Equal(None, plan.RewriteModel)
+    let plan = Dialect.plan same ValueNone (facts "GLM-5") "/v1/messages" [] []
+    Assert.Equal(BodyEdit.Unchanged, plan.Body)
     Assert.Equal("GLM-5", plan.UpstreamModel)
 
 [<Fact>]
@@ -196,7 +200,7 @@ let ``model mapping matches the exact name only`` () =
             ModelMapping = Map [ "claude-sonnet-4-6", "GLM-5" ]
     }
 
-    Assert.Equal(None, (Upstream.plan zai (facts "Claude-Sonnet-4-6") "/v1/messages" []).RewriteModel)
+    Assert.Equal(BodyEdit.Unchanged, (Dialect.plan zai ValueNone (facts "Claude-Sonnet-4-6") "/v1/messages" [] []).Body)
 
 [<Fact>]
 let ``candidates are the enabled providers in config order`` () =

@@ -60,6 +60,12 @@ internal sealed class AttemptResponse(
     /// <summary>A 200 stream's body, its first event already read into a prefix; null otherwise.</summary>
     public Stream? Peeked { get; set; }
 
+    /// <summary>Whether the answer is relayed as an SSE stream (an Anthropic stream, or another framing converted to one).</summary>
+    public bool IsStream { get; set; }
+
+    /// <summary>Whether the stream was converted from another framing (its upstream Content-Type is not relayed).</summary>
+    public bool Converted { get; set; }
+
     /// <summary>The <c>error.type</c> of a 200 stream whose first event was <c>error</c>; null otherwise.</summary>
     public string? StreamErrorType { get; set; }
 

@@ -213,10 +213,15 @@ internal sealed class FailoverForwarder(
         RequestRecord record,
         CancellationToken lost)
     {
-        var plan = Upstream.planWith(attempt.Provider, attempt.Key, facts, pathAndQuery, forward);
-        var payload = plan.RewriteModel is { Value: var rewritten }
-            ? RequestFactsModule.withModel(body.Span, facts, rewritten)
-            : body.Memory;
+        // :: (5) plan the attempt: the provider's dialect decides URL, headers, body edit, credential and answer
+        var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context), forward);
+        var edited = Dialect.body(plan.Body, body.Span, facts);
+        if (edited.IsError)
+        {
+            return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue));
+        }
+
+        var payload = edited.ResultValue is { IsSome: true } reshaped ? reshaped.Value : body.Memory;
         if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
         {
             payload = stripped.Value;
@@ -224,6 +229,12 @@ internal sealed class FailoverForwarder(
 
         return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
     }
+
+    /// <summary>The client's <c>anthropic-beta</c> values (a dialect may move them into the body or drop some).</summary>
+    private static FSharpList<string> Betas(HttpContext context) =>
+        context.Request.Headers.TryGetValue("anthropic-beta", out var betas) && betas.Count > 0
+            ? Dialect.betaValues(betas!)
+            : FSharpList<string>.Empty;
 
     /// <summary>
     /// Sends the attempt. When <c>Failover.hedgeAfter</c> passes with no answer and <c>Relay.next</c> on the

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
+using CcRelay.Host.Credentials;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
@@ -8,6 +9,7 @@ using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
+using Microsoft.FSharp.Collections;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -22,7 +24,7 @@ namespace CcRelay.Host.Forwarding;
 ///   (9) account       each attempt's outcome and span; the delivered answer's usage and cost
 /// </code>
 /// </summary>
-internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger) : IDisposable
+internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredentials credentials, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger) : IDisposable
 {
     /// <summary>
     /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
@@ -72,6 +74,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
         record.Timing.UpstreamWaitStarts(); // ends in the finally below
         try
         {
+            // the credential step: signing or a token, over the final request
+            if (await credentials.ApplyAsync(request, plan, body, linked.Token) is { } noCredential)
+            {
+                return NoResponse(AttemptFailure.ConnectFailed, noCredential);
+            }
+
             var response = await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
@@ -85,11 +93,20 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, attempt.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
             }
 
-            if ((int)response.StatusCode >= 400 && !IsEventStream(response))
+            var converted = plan.Answer.IsBedrock && response.IsSuccessStatusCode && IsAwsEventStream(response);
+            attempt.IsStream = converted || IsEventStream(response);
+            attempt.Converted = converted;
+            var translated = (int)response.StatusCode >= 400 ? !plan.Answer.IsAnthropic : plan.Answer.IsBedrockCountTokens;
+            if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated)
             {
                 try
                 {
                     await response.Content.LoadIntoBufferAsync(linked.Token);
+                    if (translated)
+                    {
+                        // the answer in the Anthropic shape: a cloud's error envelope, Bedrock's token count
+                        await AnswerDialects.TranslateAsync(plan.Answer, response, linked.Token);
+                    }
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
                 {
@@ -100,12 +117,13 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
                 }
             }
 
-            else if (response.IsSuccessStatusCode && IsEventStream(response))
+            else if (response.IsSuccessStatusCode && attempt.IsStream)
             {
                 // a stream is judged by its first event: an `error` before any content may still fail over
                 try
                 {
-                    var stream = await response.Content.ReadAsStreamAsync(linked.Token);
+                    var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
+                    var stream = converted ? new EventStreamSseStream(upstream) : upstream;
                     var (prefix, errorType, ended) = await StreamPeek.FirstEventAsync(stream, linked.Token);
                     attempt.Peeked = new PrefixedStream(prefix, stream);
                     attempt.StreamErrorType = errorType;
@@ -217,8 +235,18 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
             attempt.Request.Headers.Clear(); // already on the wire; the message itself lives as long as the response
 
-            var isStream = IsEventStream(response);
+            var isStream = attempt.IsStream;
             CopyResponseHeaders(context.Response, response, isStream);
+            if (attempt.Converted)
+            {
+                context.Response.ContentType = "text/event-stream; charset=utf-8";
+            }
+
+            if (!plan.Dropped.IsEmpty)
+            {
+                // what the provider cannot take was left out: the client is told which
+                context.Response.Headers["x-cc-relay-dropped-betas"] = string.Join(",", plan.Dropped);
+            }
             if (record.Status >= 400)
             {
                 record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -430,6 +458,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
     private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, HttpContent content)
     {
+        var drop = plan.DropHeaders;
         var request = new HttpRequestMessage(HttpMethod.Post, plan.Url)
         {
             Content = content,
@@ -443,7 +472,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
 
         foreach (var header in incoming.Headers)
         {
-            if (!Headers.forwardRequest(header.Key))
+            if (!Headers.forwardRequest(header.Key) || (!drop.IsEmpty && Dropped(drop, header.Key)))
             {
                 continue;
             }
@@ -461,13 +490,37 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, TimeProvider
             }
         }
 
+        foreach (var (name, value) in plan.SetHeaders)
+        {
+            request.Headers.Remove(name);
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
         foreach (var (name, value) in plan.Credentials)
         {
             request.Headers.TryAddWithoutValidation(name, value);
         }
 
         return request;
+
+        static bool Dropped(FSharpList<string> drop, string name)
+        {
+            foreach (var dropped in drop)
+            {
+                if (string.Equals(dropped, name, StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
+
+    /// <summary>Whether the answer is an AWS event stream (<c>application/vnd.amazon.eventstream</c>).</summary>
+    private static bool IsAwsEventStream(HttpResponseMessage response) =>
+        response.Content.Headers.NonValidated.TryGetValues("Content-Type", out var values)
+        && values.ToString().StartsWith("application/vnd.amazon.eventstream", StringComparison.OrdinalIgnoreCase);
 
     private static void CopyResponseHeaders(HttpResponse response, HttpResponseMessage upstream, bool isStream)
     {

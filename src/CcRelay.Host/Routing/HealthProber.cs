@@ -1,9 +1,9 @@
 using System.Net.Http.Headers;
 using CcRelay.Core;
+using CcRelay.Host.Credentials;
 using CcRelay.Host.Logging;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Routing;
 
@@ -15,6 +15,7 @@ namespace CcRelay.Host.Routing;
 internal sealed class HealthProber(
     RuntimeCell cell,
     HttpMessageInvoker invoker,
+    CloudCredentials credentials,
     TimeProvider timeProvider,
     ILogger<HealthProber> logger) : BackgroundService
 {
@@ -59,21 +60,39 @@ internal sealed class HealthProber(
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             timeout.CancelAfter(ProbeTimeout);
-            using var request = new HttpRequestMessage(new HttpMethod(probe.Method), probe.Url);
+            // the probe is the plan a request would get: its URL, headers, credential and signing
+            var plan = probe.Plan;
+            using var request = new HttpRequestMessage(new HttpMethod(probe.Method), plan.Url);
             if (probe.Body.Length > 0)
             {
                 request.Content = new ByteArrayContent(probe.Body);
                 request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             }
 
-            request.Headers.TryAddWithoutValidation("anthropic-version", "2023-06-01");
-            foreach (var (name, value) in Upstream.credentials(probe.Provider, FSharpList<Credential>.Empty))
+            if (!plan.DropHeaders.Contains("anthropic-version"))
+            {
+                request.Headers.TryAddWithoutValidation("anthropic-version", "2023-06-01");
+            }
+
+            foreach (var (name, value) in plan.SetHeaders)
             {
                 request.Headers.TryAddWithoutValidation(name, value);
             }
 
-            using var response = await invoker.SendAsync(request, timeout.Token);
-            succeeded = response.IsSuccessStatusCode;
+            foreach (var (name, value) in plan.Credentials)
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+
+            if (await credentials.ApplyAsync(request, plan, probe.Body, timeout.Token) is not null)
+            {
+                succeeded = false;
+            }
+            else
+            {
+                using var response = await invoker.SendAsync(request, timeout.Token);
+                succeeded = Dialect.probeSucceeded(plan, (int)response.StatusCode);
+            }
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !stoppingToken.IsCancellationRequested)
         {
@@ -84,7 +103,7 @@ internal sealed class HealthProber(
         cell.Transition(runtime => RelayHealth.probed(runtime, now, probe.Provider.Name, succeeded));
 
         // logged after the swap (as every state change is): whoever reads the line sees the state it reports
-        Log.HealthProbed(logger, probe.Provider.Name, probe.Url.ToString(), succeeded);
+        Log.HealthProbed(logger, probe.Provider.Name, probe.Plan.Url.ToString(), succeeded);
     }
 
     public override void Dispose()

@@ -59,7 +59,7 @@ public sealed class ConfigFileTests : IDisposable
         Assert.True(config.Server.Auth.AllowBearer);
         Assert.True(config.Server.EnableHttp2);
         Assert.Equal(
-            ["anthropic-pool", "zai", "minimax", "ollama"],
+            ["anthropic-pool", "zai", "minimax", "ollama", "bedrock", "azure"],
             config.Providers.Select(p => p.Name));
         var enabled = config.Providers.Where(p => p.Enabled).Select(p => p.Name);
         Assert.Equal(["anthropic-pool", "ollama"], enabled);

@@ -65,5 +65,5 @@ public sealed class ExampleConfigTests
         Assert.Equal(["server", "routing", "providers", "health", "logging", "grpc", "metrics", "otel", "cache"], topLevel);
     }
 
-    private static bool ConfigKeysNeeded(ProviderType type) => type != ProviderType.Ollama;
+    private static bool ConfigKeysNeeded(ProviderType type) => type != ProviderType.Ollama && !ProviderTypeModule.isCloud(type);
 }

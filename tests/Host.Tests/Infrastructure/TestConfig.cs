@@ -15,7 +15,8 @@ public static class TestConfig
         IDictionary<string, string>? modelMapping = null,
         IEnumerable<string>? models = null,
         bool enabled = true,
-        int? priority = null)
+        int? priority = null,
+        CloudSettings? cloud = null)
     {
         var providerType = type ?? ProviderType.AnthropicCompatible;
         var defaults = Config.defaultProvider(name, providerType, baseUrl);
@@ -32,7 +33,8 @@ public static class TestConfig
             priority ?? defaults.Priority,
             defaults.Weight,
             defaults.Family,
-            defaults.KeyStrategy);
+            defaults.KeyStrategy,
+            cloud ?? CloudSettings.Direct);
     }
 
     public static RelayConfig Relay(
@@ -121,7 +123,8 @@ public static class TestConfig
             provider.Priority,
             provider.Weight,
             provider.Family,
-            provider.KeyStrategy);
+            provider.KeyStrategy,
+            provider.Cloud);
 
     /// <summary>A provider with <c>pricing</c> rules (pattern → input/output price per million tokens).</summary>
     public static ProviderConfig WithPricing(this ProviderConfig provider, params (string Pattern, decimal Input, decimal Output)[] rules) =>
@@ -138,7 +141,8 @@ public static class TestConfig
             provider.Priority,
             provider.Weight,
             provider.Family,
-            provider.KeyStrategy);
+            provider.KeyStrategy,
+            provider.Cloud);
 
     private static FSharpOption<string> Opt(string? value) =>
         value is null ? FSharpOption<string>.None : FSharpOption<string>.Some(value);

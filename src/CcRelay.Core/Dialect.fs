@@ -1,0 +1,427 @@
+namespace CcRelay.Core
+
+open System
+
+/// What the client asked of the upstream.
+[<RequireQualifiedAccess>]
+type Operation =
+    /// `POST /v1/messages`: create a message (a stream or a JSON answer).
+    | Messages
+    /// `POST /v1/messages/count_tokens`: count a would-be request's input tokens.
+    | CountTokens
+
+/// How an attempt's credential is obtained beyond the static headers of `UpstreamPlan.Credentials`.
+[<RequireQualifiedAccess>]
+type Signing =
+    /// Nothing more: the static headers (a configured key, a passed-through credential) or no credential.
+    | Static
+    /// AWS Signature Version 4 over the final request (URL, headers, body).
+    | SigV4 of Region: string * Service: string * Source: AwsCredentialSource
+    /// `Authorization: Bearer <Google OAuth2 access token>` (scope cloud-platform).
+    | GoogleToken of CredentialsFile: string option
+    /// `Authorization: Bearer <Microsoft Entra ID token>` for `Scope`.
+    | EntraToken of Scope: string * Credential: EntraCredential
+
+/// A reshape of a JSON body for a cloud, done as byte edits (the rest of the body is never re-serialised).
+type BodyReshape = {
+    /// The value to write into the body's `model`, in place (None: the model is not patched).
+    PatchModel: string option
+    /// Top-level members removed (e.g. `model` and `stream`, which Bedrock takes from the URL).
+    Remove: string list
+    /// Top-level members inserted first: (name, raw JSON value).
+    Prepend: (string * string) list
+    /// Wrap the reshaped body as Bedrock CountTokens' `{"input":{"invokeModel":{"body":"<base64>"}}}`.
+    WrapForBedrockCountTokens: bool
+}
+
+/// How the client's body becomes the upstream's.
+[<RequireQualifiedAccess>]
+type BodyEdit =
+    /// The client's bytes, untouched.
+    | Unchanged
+    /// The client's bytes with `model` replaced in place.
+    | PatchModel of Model: string
+    /// A cloud's shape.
+    | Reshape of BodyReshape
+
+/// How the upstream's answer is read back into the Anthropic shape.
+[<RequireQualifiedAccess>]
+type AnswerDialect =
+    /// Anthropic SSE or JSON, Anthropic error envelopes: relayed as they are.
+    | Anthropic
+    /// Bedrock InvokeModel: an AWS event stream (`application/vnd.amazon.eventstream`) of base64 chunks, or the
+    /// Message JSON; errors as `{"message"}` with `x-amzn-ErrorType`, mapped onto Anthropic's.
+    | Bedrock
+    /// Bedrock CountTokens: `{"inputTokens":N}` becomes `{"input_tokens":N}`; errors as `Bedrock`.
+    | BedrockCountTokens
+    /// Vertex AI: Anthropic SSE or JSON from the model; Google's own envelope for front-end errors, mapped.
+    | Vertex
+
+/// Everything one attempt sends upstream and how its answer is read, decided in Core; the host executes it.
+type UpstreamPlan = {
+    Provider: ProviderConfig
+    Operation: Operation
+    /// The full upstream URL.
+    Url: Uri
+    /// Credential headers to set (name, value). The client's own credential headers are never copied
+    /// blindly; these (and what `Signing` adds) are the only ones that go out.
+    Credentials: (string * string) list
+    /// What the host adds to the request last, over its final bytes.
+    Signing: Signing
+    /// Client headers not forwarded to this upstream (lower-case names), beyond the hop-by-hop and credential
+    /// headers that never are (e.g. `anthropic-beta`, which Bedrock takes in the body).
+    DropHeaders: string list
+    /// Headers set on the upstream request (name, value).
+    SetHeaders: (string * string) list
+    Body: BodyEdit
+    Answer: AnswerDialect
+    /// The model the upstream will see.
+    UpstreamModel: string
+    /// What the provider cannot take and the relay left out (`anthropic-beta` values), reported to the client.
+    Dropped: string list
+}
+
+/// The per-provider dialects: for each attempt, the whole upstream request plan.
+[<RequireQualifiedAccess>]
+module Dialect =
+
+    /// The operation a client path names.
+    let operationOf (pathAndQuery: string) : Operation =
+        let path =
+            match pathAndQuery.IndexOf '?' with
+            | -1 -> pathAndQuery
+            | q -> pathAndQuery.Substring(0, q)
+
+        if path.EndsWith("/count_tokens", StringComparison.Ordinal) then
+            Operation.CountTokens
+        else
+            Operation.Messages
+
+    /// The `anthropic-beta` values of the client's header(s): comma-separated, trimmed, de-duplicated, in order.
+    let betaValues (headerValues: string seq) : string list =
+        headerValues
+        |> Seq.collect (fun v -> v.Split(',', StringSplitOptions.TrimEntries ||| StringSplitOptions.RemoveEmptyEntries))
+        |> Seq.distinct
+        |> List.ofSeq
+
+    let private jsonString (value: string) : string =
+        "\"" + Text.Json.JsonEncodedText.Encode(value).ToString() + "\""
+
+    /// The version Bedrock's InvokeModel requires in the body.
+    let bedrockVersion: string = "bedrock-2023-05-31"
+
+    /// The version Vertex AI's rawPredict requires in the body.
+    let vertexVersion: string = "vertex-2023-10-16"
+
+    let private anthropicShaped
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        (forward: Credential list)
+        : UpstreamPlan =
+        let mapped = provider.ModelMapping |> Map.tryFind facts.Model
+
+        {
+            Provider = provider
+            Operation = operationOf pathAndQuery
+            Url = Upstream.url provider.BaseUrl pathAndQuery
+            Credentials = Upstream.credentialsWith provider key forward
+            Signing = Signing.Static
+            DropHeaders = []
+            SetHeaders = []
+            Body =
+                match mapped with
+                | Some model when model <> facts.Model -> BodyEdit.PatchModel model
+                | _ -> BodyEdit.Unchanged
+            Answer = AnswerDialect.Anthropic
+            UpstreamModel = defaultArg mapped facts.Model
+            Dropped = []
+        }
+
+    /// A configured key as a bearer token (Bedrock API keys, Google access tokens), else `None`.
+    let private bearer (key: KeyConfig voption) : (string * string) list option =
+        match key with
+        | ValueSome key when key.Key.Length > 0 -> Some [ "authorization", "Bearer " + key.Key ]
+        | _ -> None
+
+    let private bedrock
+        (settings: BedrockSettings)
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (operation: Operation)
+        (betas: string list)
+        : UpstreamPlan =
+        let model = Bedrock.modelId provider.ModelMapping settings.Region facts.Model
+
+        let accepted, dropped =
+            betas |> List.partition (fun b -> List.contains b settings.Betas)
+
+        let credentials, signing =
+            match bearer key with
+            | Some headers -> headers, Signing.Static
+            | None -> [], Signing.SigV4(settings.Region, "bedrock", settings.Credentials)
+
+        let plan = {
+            Provider = provider
+            Operation = operation
+            Url = provider.BaseUrl
+            Credentials = credentials
+            Signing = signing
+            DropHeaders = [ "anthropic-beta"; "anthropic-version" ]
+            SetHeaders = []
+            Body = BodyEdit.Unchanged
+            Answer = AnswerDialect.Bedrock
+            UpstreamModel = model
+            Dropped = dropped
+        }
+
+        let betaMember =
+            match accepted with
+            | [] -> []
+            | accepted -> [
+                "anthropic_beta", "[" + (accepted |> List.map jsonString |> String.concat ",") + "]"
+              ]
+
+        let reshape = {
+            PatchModel = None
+            Remove = [ "model"; "stream"; "anthropic_version"; "anthropic_beta" ]
+            Prepend = ("anthropic_version", jsonString bedrockVersion) :: betaMember
+            WrapForBedrockCountTokens = false
+        }
+
+        match settings.Api, operation with
+        | BedrockApi.Messages, _ -> {
+            plan with
+                Url = Bedrock.url provider.BaseUrl Bedrock.messagesApiPath
+                // the native Anthropic shape: the model travels in the body; the betas stay a header
+                DropHeaders = []
+                Body = BodyEdit.PatchModel model
+                Answer = AnswerDialect.Anthropic
+                Dropped = []
+          }
+        | BedrockApi.Invoke, Operation.Messages -> {
+            plan with
+                Url = Bedrock.url provider.BaseUrl (Bedrock.invokePath model facts.Stream)
+                SetHeaders =
+                    if facts.Stream then
+                        [
+                            "accept", "application/vnd.amazon.eventstream"
+                            "x-amzn-bedrock-accept", "application/json"
+                        ]
+                    else
+                        [ "accept", "application/json" ]
+                Body = BodyEdit.Reshape reshape
+          }
+        | BedrockApi.Invoke, Operation.CountTokens -> {
+            plan with
+                Url = Bedrock.url provider.BaseUrl (Bedrock.countTokensPath model)
+                SetHeaders = [ "accept", "application/json" ]
+                Body =
+                    BodyEdit.Reshape {
+                        reshape with
+                            WrapForBedrockCountTokens = true
+                    }
+                Answer = AnswerDialect.BedrockCountTokens
+          }
+
+    let private vertex
+        (settings: VertexSettings)
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (operation: Operation)
+        : UpstreamPlan =
+        let model = Vertex.modelId provider.ModelMapping facts.Model
+
+        let credentials, signing =
+            match bearer key with
+            | Some headers -> headers, Signing.Static
+            | None -> [], Signing.GoogleToken settings.CredentialsFile
+
+        let version = [ "anthropic_version", jsonString vertexVersion ]
+
+        {
+            Provider = provider
+            Operation = operation
+            Url =
+                match operation with
+                | Operation.Messages ->
+                    Vertex.url provider.BaseUrl (Vertex.path settings.ProjectId settings.Region model facts.Stream)
+                | Operation.CountTokens ->
+                    Vertex.url provider.BaseUrl (Vertex.countTokensPath settings.ProjectId settings.Region)
+            Credentials = credentials
+            Signing = signing
+            DropHeaders = []
+            SetHeaders = []
+            Body =
+                match operation with
+                | Operation.Messages ->
+                    BodyEdit.Reshape {
+                        PatchModel = None
+                        Remove = [ "model"; "anthropic_version" ]
+                        Prepend = version
+                        WrapForBedrockCountTokens = false
+                    }
+                // count-tokens keeps the model in the body (it is not in the URL)
+                | Operation.CountTokens ->
+                    BodyEdit.Reshape {
+                        PatchModel = Some model
+                        Remove = [ "anthropic_version" ]
+                        Prepend = version
+                        WrapForBedrockCountTokens = false
+                    }
+            Answer = AnswerDialect.Vertex
+            UpstreamModel = model
+            Dropped = []
+        }
+
+    let private foundry
+        (settings: FoundrySettings)
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        : UpstreamPlan =
+        let plan = anthropicShaped provider key facts pathAndQuery []
+
+        match plan.Credentials with
+        | [] -> {
+            plan with
+                Signing = Signing.EntraToken(Foundry.entraScope, settings.Entra)
+          }
+        | _ -> plan
+
+    /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`), for a request
+    /// with `facts` that arrived at `pathAndQuery` with `anthropic-beta` values `betas` and the caller's
+    /// passed-through credentials `forward`.
+    let plan
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (pathAndQuery: string)
+        (betas: string list)
+        (forward: Credential list)
+        : UpstreamPlan =
+        match provider.Cloud with
+        | CloudSettings.Direct -> anthropicShaped provider key facts pathAndQuery forward
+        | CloudSettings.Bedrock settings -> bedrock settings provider key facts (operationOf pathAndQuery) betas
+        | CloudSettings.Vertex settings -> vertex settings provider key facts (operationOf pathAndQuery)
+        | CloudSettings.Foundry settings -> foundry settings provider key facts pathAndQuery
+
+    /// The body the plan sends: the client's bytes (`ValueNone`) or the edited ones. An edit that cannot be
+    /// made (a body that is not a JSON object) is an error with the reason.
+    let body (edit: BodyEdit) (body: ReadOnlySpan<byte>) (facts: RequestFacts) : Result<byte array voption, string> =
+        match edit with
+        | BodyEdit.Unchanged -> Ok ValueNone
+        | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
+        | BodyEdit.Reshape reshape ->
+            let patched =
+                match reshape.PatchModel with
+                | Some model when model <> facts.Model -> RequestFacts.withModel body facts model
+                | _ -> body.ToArray()
+
+            let prepend =
+                reshape.Prepend
+                |> List.map (fun (name, json) -> name, Text.Encoding.UTF8.GetBytes json)
+
+            JsonEdit.edit (ReadOnlySpan patched) reshape.Remove prepend
+            |> Result.map (fun (edited, _) ->
+                if reshape.WrapForBedrockCountTokens then
+                    let encoded = Convert.ToBase64String edited
+
+                    ValueSome(
+                        Text.Encoding.UTF8.GetBytes("{\"input\":{\"invokeModel\":{\"body\":\"" + encoded + "\"}}}")
+                    )
+                else
+                    ValueSome edited)
+
+    /// A facts value for a probe or a synthetic request of `model` (no body offsets: its body is built whole).
+    let private probeFacts (model: string) : RequestFacts = {
+        Model = model
+        ModelTokenStart = 0
+        ModelTokenLength = 0
+        Stream = false
+        MaxTokens = 1
+        EstimatedInputTokens = 1
+        ThinkingSignatures = false
+        FirstMessageStart = -1
+        FirstMessageLength = 0
+    }
+
+    /// A health probe of `provider` as the same plan a request would get (its first key, no passed-through
+    /// credential): `(plan, method, body)`. `GET /v1/models` where the provider has a models API; a token count
+    /// of one word for the clouds, which have none.
+    let probe (kind: ProbeKind) (provider: ProviderConfig) : UpstreamPlan * string * byte array =
+        let key = provider.Keys |> List.tryHead |> ValueOption.ofOption
+
+        let model =
+            provider.Models |> List.tryHead |> Option.defaultValue "claude-haiku-4-5"
+
+        let countBody =
+            Text.Encoding.UTF8.GetBytes(
+                "{\"model\":"
+                + jsonString model
+                + ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}"
+            )
+
+        let countTokens () =
+            let facts = {
+                probeFacts model with
+                    ModelTokenStart = 9
+                    ModelTokenLength = Text.Encoding.UTF8.GetByteCount(jsonString model)
+            }
+
+            let plan = plan provider key facts "/v1/messages/count_tokens" [] []
+
+            let sent =
+                match body plan.Body (ReadOnlySpan countBody) facts with
+                | Ok(ValueSome edited) -> edited
+                | Ok ValueNone
+                | Error _ -> countBody
+
+            plan, "POST", sent
+
+        match kind, provider.Cloud with
+        | ProbeKind.Url target, _ ->
+            let plan = plan provider key (probeFacts model) "/v1/models" [] []
+            { plan with Url = target }, "GET", [||]
+        | ProbeKind.CountTokens, _
+        | ProbeKind.Models, (CloudSettings.Bedrock _ | CloudSettings.Vertex _ | CloudSettings.Foundry _) ->
+            countTokens ()
+        | ProbeKind.Models, CloudSettings.Direct -> plan provider key (probeFacts model) "/v1/models" [] [], "GET", [||]
+
+    /// Whether a probe's answer shows the provider serving again. With a credential of its own: a 2xx. Without
+    /// one (a passthrough provider, which only ever carries its callers' credentials), an authentication
+    /// refusal (401/403) is the healthy answer too: the provider is up and judging credentials.
+    let probeSucceeded (plan: UpstreamPlan) (status: int) : bool =
+        let credentialed =
+            not plan.Credentials.IsEmpty
+            || (match plan.Signing with
+                | Signing.Static -> false
+                | _ -> true)
+
+        (status >= 200 && status < 300)
+        || (not credentialed && (status = 401 || status = 403))
+
+    /// An answer of `dialect` in the Anthropic shape, for the buffered answers a dialect changes (a cloud's
+    /// error, Bedrock's token count): `(status, body)`, or None when it stays as it is. Error messages are kept
+    /// word for word (Claude Code reacts to some of them).
+    let answer
+        (dialect: AnswerDialect)
+        (status: int)
+        (errorTypeHeader: string option)
+        (body: ReadOnlySpan<byte>)
+        : (int * byte array) option =
+        match dialect with
+        | AnswerDialect.Anthropic -> None
+        | AnswerDialect.Bedrock
+        | AnswerDialect.BedrockCountTokens when status >= 400 ->
+            Some(BedrockAnswer.errorBody status errorTypeHeader body)
+        | AnswerDialect.Vertex when status >= 400 -> Some(VertexAnswer.errorBody status body)
+        | AnswerDialect.BedrockCountTokens ->
+            BedrockCount.countTokensAnswer body
+            |> Option.map (fun n -> status, BedrockCount.countTokensResponse n)
+        | AnswerDialect.Bedrock
+        | AnswerDialect.Vertex -> None

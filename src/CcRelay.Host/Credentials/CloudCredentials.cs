@@ -1,0 +1,184 @@
+using System.Collections.Concurrent;
+using Amazon.Runtime;
+using Amazon.Runtime.CredentialManagement;
+using Amazon.Runtime.Credentials;
+using Azure.Core;
+using Azure.Identity;
+using CcRelay.Core;
+using Google.Apis.Auth.OAuth2;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace CcRelay.Host.Credentials;
+
+/// <summary>
+/// The credential step of the upstream pipeline: applies a plan's <see cref="Signing"/> to the final request.
+/// The credential sources are well-kept libraries (AWSSDK.Core's credential chain and profiles, Google.Apis.Auth's
+/// Application Default Credentials, Azure.Identity); each is built once per configured source and keeps its own
+/// refresh. Signing itself is Core's (<c>SigV4.sign</c>), over the exact bytes sent. No credential is ever logged:
+/// a failure says which source failed, never what it held.
+/// </summary>
+internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, string?> environment)
+{
+    /// <summary>Refresh tokens this long before they expire (a request may take minutes to be sent).</summary>
+    private static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
+
+    private readonly ConcurrentDictionary<AwsCredentialSource, AWSCredentials> _aws = new();
+    private readonly ConcurrentDictionary<string, GoogleCredential> _google = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<EntraCredential, CachedToken> _entra = new();
+
+    /// <summary>Tests: the Entra ID credential for a configured source (default: Azure.Identity's).</summary>
+    internal Func<EntraCredential, TokenCredential> EntraFactory { get; set; } = CreateEntra;
+
+    /// <summary>
+    /// Adds what <paramref name="plan"/>'s signing needs to <paramref name="request"/> (whose URL, headers and
+    /// <paramref name="body"/> are final). Returns null when done, else why no credential could be had.
+    /// </summary>
+    public async ValueTask<string?> ApplyAsync(HttpRequestMessage request, UpstreamPlan plan, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            switch (plan.Signing)
+            {
+                case Signing.SigV4 sigV4:
+                    return await SignAsync(request, sigV4, body);
+                case Signing.GoogleToken google:
+                    var token = await GoogleFor(google.CredentialsFile).UnderlyingCredential.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
+                    request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
+                    return null;
+                case Signing.EntraToken entra:
+                    var entraToken = await EntraTokenAsync(entra.Scope, entra.Credential, cancellationToken);
+                    request.Headers.TryAddWithoutValidation("authorization", "Bearer " + entraToken);
+                    return null;
+                default:
+                    return null;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // NOTE: the exception's type, not its message: a library's message may quote what it read
+            return $"no {Describe(plan.Signing)} credential could be obtained ({e.GetType().Name})";
+        }
+    }
+
+    /// <summary>Forgets a cached token (the upstream refused it): the next request gets a fresh one.</summary>
+    public void Invalidate(UpstreamPlan plan)
+    {
+        switch (plan.Signing)
+        {
+            case Signing.GoogleToken google:
+                _google.TryRemove(google.CredentialsFile is { } file ? file.Value : "", out _);
+                break;
+            case Signing.EntraToken entra:
+                _entra.TryRemove(entra.Credential, out _);
+                break;
+        }
+    }
+
+    private static string Describe(Signing signing) =>
+        signing switch
+        {
+            Signing.SigV4 => "AWS",
+            Signing.GoogleToken => "Google",
+            Signing.EntraToken => "Microsoft Entra ID",
+            _ => "static",
+        };
+
+    private async Task<string?> SignAsync(HttpRequestMessage request, Signing.SigV4 plan, ReadOnlyMemory<byte> body)
+    {
+        // a Bedrock API key in the environment takes precedence over AWS credentials, as in the AWS SDKs and Claude Code
+        if (plan.Source.IsChain && environment("AWS_BEARER_TOKEN_BEDROCK") is { Length: > 0 } bearer)
+        {
+            request.Headers.TryAddWithoutValidation("authorization", "Bearer " + bearer);
+            return null;
+        }
+
+        var immutable = await AwsFor(plan.Source).GetCredentialsAsync();
+        var credentials = new AwsCredentials(
+            immutable.AccessKey,
+            immutable.SecretKey,
+            immutable.UseToken ? FSharpOption<string>.Some(immutable.Token) : FSharpOption<string>.None);
+
+        var signed = new List<Tuple<string, string>>();
+        if (request.Content?.Headers.ContentType is { } contentType)
+        {
+            signed.Add(Tuple.Create("content-type", contentType.ToString()));
+        }
+
+        foreach (var header in request.Headers.NonValidated)
+        {
+            if (header.Key.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase))
+            {
+                signed.Add(Tuple.Create(header.Key.ToLowerInvariant(), header.Value.ToString()));
+            }
+        }
+
+        var headers = SigV4.sign(
+            credentials,
+            plan.Region,
+            plan.Service,
+            timeProvider.GetUtcNow(),
+            request.Method.Method,
+            request.RequestUri!,
+            ListModule.OfSeq(signed),
+            SigV4.sha256Hex(body.Span));
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return null;
+    }
+
+    private AWSCredentials AwsFor(AwsCredentialSource source) =>
+        _aws.GetOrAdd(source, static source => source switch
+        {
+            AwsCredentialSource.Static { SessionToken: { } token } s => new SessionAWSCredentials(s.AccessKeyId, s.SecretAccessKey, token.Value),
+            AwsCredentialSource.Static s => new BasicAWSCredentials(s.AccessKeyId, s.SecretAccessKey),
+            AwsCredentialSource.Profile p => new CredentialProfileStoreChain().TryGetAWSCredentials(p.Name, out var fromProfile)
+                ? fromProfile
+                : throw new InvalidOperationException("AWS profile not found"),
+            _ => DefaultAWSCredentialsIdentityResolver.GetCredentials(),
+        });
+
+    private GoogleCredential GoogleFor(FSharpOption<string>? file) =>
+        _google.GetOrAdd(file is { } f ? f.Value : "", static path =>
+        {
+            var credential = path.Length == 0
+                ? GoogleCredential.GetApplicationDefault()
+                : FromFile(path);
+            return credential.CreateScoped("https://www.googleapis.com/auth/cloud-platform");
+        });
+
+    /// <summary>A credential file of the type it says it is (service account, authorized user, external account).</summary>
+    private static GoogleCredential FromFile(string path)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+        var type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() : null;
+        return CredentialFactory.FromFile(path, type ?? JsonCredentialParameters.ServiceAccountCredentialType);
+    }
+
+    private async Task<string> EntraTokenAsync(string scope, EntraCredential source, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        if (_entra.TryGetValue(source, out var cached) && cached.Scope == scope && cached.Token.ExpiresOn - RefreshAhead > now)
+        {
+            return cached.Token.Token;
+        }
+
+        var credential = cached?.Credential ?? EntraFactory(source);
+        var token = await credential.GetTokenAsync(new TokenRequestContext([scope]), cancellationToken);
+        _entra[source] = new CachedToken(credential, scope, token);
+        return token.Token;
+    }
+
+    private static TokenCredential CreateEntra(EntraCredential source) =>
+        source switch
+        {
+            EntraCredential.ClientSecret s => new ClientSecretCredential(s.TenantId, s.ClientId, s.Secret),
+            EntraCredential.ClientCertificate c => new ClientCertificateCredential(c.TenantId, c.ClientId, c.Path),
+            _ => new DefaultAzureCredential(),
+        };
+
+    private sealed record CachedToken(TokenCredential Credential, string Scope, AccessToken Token);
+}

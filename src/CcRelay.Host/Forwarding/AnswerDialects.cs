@@ -1,0 +1,29 @@
+using System.Net;
+using System.Net.Http.Headers;
+using CcRelay.Core;
+using Microsoft.FSharp.Core;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>Puts a buffered answer into the Anthropic shape where its dialect says so (<c>Dialect.answer</c>).</summary>
+internal static class AnswerDialects
+{
+    private static readonly MediaTypeHeaderValue Json = new("application/json");
+
+    public static async Task TranslateAsync(AnswerDialect dialect, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        var errorType = response.Headers.NonValidated.TryGetValues("x-amzn-ErrorType", out var values) ? FSharpOption<string>.Some(values.ToString()) : FSharpOption<string>.None;
+        if (Dialect.answer(dialect, (int)response.StatusCode, errorType, bytes) is not { } translated)
+        {
+            return;
+        }
+
+        var (status, body) = translated.Value;
+        var original = response.Content;
+        response.StatusCode = (HttpStatusCode)status;
+        response.Content = new ByteArrayContent(body);
+        response.Content.Headers.ContentType = Json;
+        original.Dispose();
+    }
+}
