@@ -434,6 +434,30 @@ module Relay =
                 Effects = transition @ effects
             }
 
+    /// Records that a delivered answer broke after content reached the client (an `error` event mid-stream, a
+    /// truncated body, the whole-request timeout): a failure for the provider's breaker, so a provider that
+    /// always breaks mid-stream trips. It stays final for the request (bytes were sent) and leaves the key alone.
+    let brokeAfterDelivery (runtime: RelayRuntime) (now: TimeSpan) (attempt: Attempt) : Transition<unit> =
+        let struct (p, _) = locate runtime attempt
+
+        if p < 0 then
+            {
+                Runtime = runtime
+                Value = ()
+                Effects = []
+            }
+        else
+            let state = runtime.Providers[p]
+
+            let breaker =
+                CircuitBreaker.record runtime.Policy.Breaker now attempt.Generation CircuitBreaker.Outcome.Failure state.Breaker
+
+            {
+                Runtime = RelayRuntime.withProvider p { state with Breaker = breaker } runtime
+                Value = ()
+                Effects = RelayRuntime.breakerEffects state.Name state.Breaker breaker
+            }
+
     /// Pins a conversation to the family that just answered it (call after a success; `Relay.complete`
     /// does).
     let pin (runtime: RelayRuntime) (now: TimeSpan) (conversationKey: uint64) (attempt: Attempt) : RelayRuntime =

@@ -113,6 +113,21 @@ module Sse =
             else
                 FrameKind.Other
 
+
+    /// Whether a frame of this kind says how the stream goes. The relay reads past the others before it commits
+    /// an answer, so that an `error` event that comes before any content — first, or right after
+    /// `message_start`, as Anthropic's overloaded errors often do — can still fail over.
+    let decidesStream (kind: FrameKind) : bool =
+        match kind with
+        | FrameKind.Ping
+        | FrameKind.Unnamed
+        | FrameKind.MessageStart -> false
+        | FrameKind.ContentBlockStart
+        | FrameKind.MessageDelta
+        | FrameKind.MessageStop
+        | FrameKind.Error
+        | FrameKind.Other -> true
+
     /// Formats one event. Multi-line data becomes several `data:` lines (`\r\n`, `\r` and `\n` all count
     /// as breaks), so `parse (format e) = [e]` for every event whose data uses `\n` breaks.
     /// Throws `ArgumentException` for what no parser would read back: a line break in `event` or `id`,

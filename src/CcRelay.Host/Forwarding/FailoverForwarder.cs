@@ -45,11 +45,17 @@ internal sealed class FailoverForwarder(
         // :: (7) relay the delivered answer; its attempt is released once the relay is over
         try
         {
-            var usage = await forwarder.RelayAsync(context, snapshot, delivery.Answer, body, record, startedAt);
+            var (usage, broke) = await forwarder.RelayAsync(context, snapshot, delivery.Answer, body, record, startedAt);
             if (usage is not null)
             {
                 // the answer's real usage settles the key's token estimate
                 cell.Update((delivery.Attempt, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.Attempt, s.usage));
+            }
+
+            if (broke)
+            {
+                // too late to fail over, not too late to count: a provider that breaks mid-stream trips its breaker
+                cell.Transition(delivery.Attempt, static (runtime, now, a) => Relay.brokeAfterDelivery(runtime, now, a));
             }
         }
         finally

@@ -6,8 +6,8 @@ namespace CcRelay.Host.Forwarding;
 
 /// <summary>
 /// Reads a 200 stream's first meaningful event before anything is committed to the client, so an
-/// <c>error</c> event the upstream sends before any content can still fail over. <c>ping</c> events and
-/// unnamed frames before it are read too; everything read is kept and relayed first.
+/// <c>error</c> event the upstream sends before any content can still fail over. <c>message_start</c>, <c>ping</c>
+/// events and unnamed frames before it are read too (<c>Sse.decidesStream</c>); everything read is kept and relayed first.
 /// </summary>
 internal static class StreamPeek
 {
@@ -37,7 +37,7 @@ internal static class StreamPeek
                     var frame = buffer.AsSpan(scanned, end);
                     var kind = Sse.frameKind(frame);
                     scanned += end;
-                    if (kind.IsPing || kind.IsUnnamed)
+                    if (!Sse.decidesStream(kind))
                     {
                         continue;
                     }

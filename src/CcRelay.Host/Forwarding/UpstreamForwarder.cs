@@ -202,7 +202,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
     // the client and the body has been sent, so a long stream does not pin it. Only the delivered answer
     // releases it: a failed attempt leaves it for the next one.
     // Returns the delivered answer's usage, when it told it (for key-pool settlement).
-    public async Task<Usage?> RelayAsync(HttpContext context, RelaySnapshot snapshot, AttemptResponse attempt, IDisposable bodyLease, RequestRecord record, long startedAt)
+    // Broke: the answer failed after its first bytes reached the client (an error event mid-stream, a truncated
+    // body, the whole-request time limit), which counts against the provider's health.
+    public async Task<(Usage? Usage, bool Broke)> RelayAsync(HttpContext context, RelaySnapshot snapshot, AttemptResponse attempt, IDisposable bodyLease, RequestRecord record, long startedAt)
     {
         var server = snapshot.Config.Server;
         var response = attempt.Response;
@@ -264,7 +266,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 context.Abort();
                 record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
                 outcome = aborted.IsCancellationRequested ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
-                return null;
+                return (null, !aborted.IsCancellationRequested);
             }
 
             await using (upstreamBody)
@@ -283,7 +285,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 }
             }
 
-            return answer.Usage?.Value;
+            // an answer that began as an error (status or first event) did not break: it was an error all along
+            var began = attempt.StreamErrorType is null && attempt.Status < 400;
+            return (answer.Usage?.Value, began && outcome.IsFailure);
         }
         finally
         {

@@ -519,7 +519,7 @@ public sealed class FailoverTests : TwoUpstreamTests
         A.Handler = async context =>
         {
             await Fake.StartStreamAsync(context);
-            await Fake.WriteAsync(context, Fake.MessageStart());
+            await Fake.WriteAsync(context, Fake.MessageStart() + ContentBlockStart);
             await clientHasFirst.Task.WaitAsync(Bound);
             context.Abort();
         };
@@ -535,8 +535,43 @@ public sealed class FailoverTests : TwoUpstreamTests
 
         // Assert
         Assert.StartsWith("event: message_start\n", first);
-        Assert.StartsWith("event: error\n", Assert.Single(rest));
+        Assert.Equal(2, rest.Count);
+        Assert.StartsWith("event: content_block_start\n", rest[0]);
+        Assert.StartsWith("event: error\n", rest[1]);
         Assert.Empty(B.Requests);
+    }
+
+    private static readonly string ContentBlockStart = Fake.Event("content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}""");
+
+    [Fact]
+    public async Task StreamSendsMessageStartThenAnErrorEvent_BeforeAnyContent_FailsOverToB()
+    {
+        // Arrange: Anthropic's overloaded errors often come right after message_start, before any content block
+        A.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart("from-a") + Fake.Ping);
+            await Fake.WriteAsync(context, Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"""));
+        };
+        B.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart("from-b") + Fake.TextBlock(0, "hello") + Fake.MessageEnd());
+        };
+        await using var relay = await TwoProvidersAsync();
+
+        // Act
+        using var response = await SendAsync(relay, Requests.StreamingBody);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert: nothing of A's reached the client; B's stream whole
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.DoesNotContain("from-a", text);
+        Assert.DoesNotContain("event: error", text);
+        Assert.Contains("from-b", text);
+        Assert.Contains("event: message_stop", text);
+        Assert.Single(A.Requests);
+        Assert.Single(B.Requests);
     }
 
     [Fact]
