@@ -419,9 +419,9 @@ module Dialect =
         | AnswerDialect.Bedrock
         | AnswerDialect.BedrockCountTokens when status >= 400 ->
             Some(BedrockAnswer.errorBody status errorTypeHeader body)
-        | AnswerDialect.Vertex when status >= 400 -> Some(VertexAnswer.errorBody status body)
+        | AnswerDialect.Vertex when status >= 400 -> Some(Vertex.errorBody status body)
         | AnswerDialect.BedrockCountTokens ->
-            BedrockCount.countTokensAnswer body
-            |> Option.map (fun n -> status, BedrockCount.countTokensResponse n)
+            Bedrock.countTokensAnswer body
+            |> Option.map (fun n -> status, Bedrock.countTokensResponse n)
         | AnswerDialect.Bedrock
         | AnswerDialect.Vertex -> None
