@@ -109,6 +109,32 @@ module SigV4 =
         else
             $"%s{url.IdnHost}:%d{url.Port}"
 
+    /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`): the string to sign
+    /// `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}` HMAC'd with the key derived from
+    /// the secret, date, region and service.
+    let internal signature
+        (secretAccessKey: string)
+        (region: string)
+        (service: string)
+        (amzDate: string)
+        (canonicalRequest: string)
+        : string =
+        let shortDate = amzDate.Substring(0, 8)
+
+        let stringToSign =
+            String.concat "\n" [
+                Algorithm
+                amzDate
+                $"%s{shortDate}/%s{region}/%s{service}/aws4_request"
+                sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
+            ]
+
+        let signingKey =
+            [ shortDate; region; service; "aws4_request" ]
+            |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
+
+        hex (hmac signingKey stringToSign)
+
     /// The headers to add to a request so that it carries a SigV4 signature: `x-amz-date`,
     /// `x-amz-security-token` (session credentials only), `x-amz-content-sha256` and `authorization`.
     /// Signed: `host` (from `url`, port included when not the default), those `x-amz-*` headers, and of
@@ -169,19 +195,8 @@ module SigV4 =
                 payloadSha256Hex
             ]
 
-        let stringToSign =
-            String.concat "\n" [
-                Algorithm
-                amzDate
-                scope
-                sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
-            ]
-
-        let signingKey =
-            [ shortDate; region; service; "aws4_request" ]
-            |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + credentials.SecretAccessKey))
-
-        let signature = hex (hmac signingKey stringToSign)
+        let signature =
+            signature credentials.SecretAccessKey region service amzDate canonicalRequest
 
         generated
         @ [
