@@ -347,7 +347,7 @@ module internal ConfigProviders =
                             Region = region
                             Credentials = credentials
                             Api = api
-                            Betas = betas |> Option.defaultValue BedrockBetas.defaults
+                            Betas = betas |> Option.defaultValue Bedrock.defaultBetas
                         }
                     )
                 Findings = problems @ nameProblem fields "aws_region" region "an AWS region" "us-east-1"
@@ -404,12 +404,10 @@ module internal ConfigProviders =
                         "azure_resource_name"
                         "is required for type azure (or give base_url, e.g. https://my-resource.services.ai.azure.com/anthropic)"
                   ]
-                | Some name when not (name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-')) -> [
-                    problem
-                        fields
-                        "azure_resource_name"
-                        $"%s{ConfigRead.quote name} is not a resource name (letters, digits and hyphens: the part before .services.ai.azure.com)"
-                  ]
+                | Some name ->
+                    match Foundry.defaultBaseUrl name with
+                    | Ok _ -> []
+                    | Error message -> [ problem fields "azure_resource_name" $"%s{ConfigRead.quote name}: %s{message}" ]
                 | _ -> []
 
             let entra, entraProblems =
@@ -467,15 +465,9 @@ module internal ConfigProviders =
     /// The endpoint a cloud provider uses when `base_url` is not given.
     let private cloudBaseUrl (settings: CloudSettings) : Uri option =
         match settings with
-        | CloudSettings.Bedrock b -> Some(Uri $"https://bedrock-runtime.%s{b.Region}.amazonaws.com")
-        | CloudSettings.Vertex v ->
-            match v.Region with
-            | "global" -> Some(Uri "https://aiplatform.googleapis.com/v1")
-            | "us"
-            | "eu" -> Some(Uri $"https://aiplatform.%s{v.Region}.rep.googleapis.com/v1")
-            | region -> Some(Uri $"https://%s{region}-aiplatform.googleapis.com/v1")
-        | CloudSettings.Foundry { Resource = Some resource } ->
-            Some(Uri $"https://%s{resource}.services.ai.azure.com/anthropic")
+        | CloudSettings.Bedrock b -> Some(Bedrock.defaultBaseUrl b.Region)
+        | CloudSettings.Vertex v -> Some(Vertex.defaultBaseUrl v.Region)
+        | CloudSettings.Foundry { Resource = Some resource } -> Foundry.defaultBaseUrl resource |> Result.toOption
         | CloudSettings.Foundry _
         | CloudSettings.Direct -> None
 

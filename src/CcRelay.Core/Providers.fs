@@ -125,22 +125,3 @@ module ProviderType =
         | ProviderType.Foundry -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible -> []
-
-/// The `anthropic-beta` values a Bedrock provider passes on by default (`bedrock_betas` replaces the list).
-[<RequireQualifiedAccess>]
-module BedrockBetas =
-
-    /// Betas Claude on Bedrock accepts in the body's `anthropic_beta` (AWS's Anthropic documentation); the
-    /// rest of what Claude Code sends (`claude-code-20250219`, `oauth-2025-04-20`, …) is first-party only.
-    let defaults: string list = [
-        "interleaved-thinking-2025-05-14"
-        "context-1m-2025-08-07"
-        "fine-grained-tool-streaming-2025-05-14"
-        "token-efficient-tools-2025-02-19"
-        "output-128k-2025-02-19"
-        "computer-use-2025-01-24"
-        "context-management-2025-06-27"
-        "tool-examples-2025-10-29"
-        "effort-2025-11-24"
-        "tool-search-tool-2025-10-19"
-    ]

@@ -1,0 +1,205 @@
+namespace CcRelay.Core
+
+open System
+open System.Globalization
+open System.Security.Cryptography
+open System.Text
+
+/// AWS credentials for SigV4 signing. `SessionToken` is set for temporary (STS) credentials.
+type AwsCredentials = {
+    AccessKeyId: string
+    SecretAccessKey: string
+    SessionToken: string option
+}
+
+/// AWS Signature Version 4 (`AWS4-HMAC-SHA256`) request signing, header form, for non-S3 services (Bedrock).
+/// Pure: the signing time is passed in.
+[<RequireQualifiedAccess>]
+module SigV4 =
+
+    [<Literal>]
+    let private Algorithm = "AWS4-HMAC-SHA256"
+
+    let private isUnreserved (b: byte) =
+        (b >= 'A'B && b <= 'Z'B)
+        || (b >= 'a'B && b <= 'z'B)
+        || (b >= '0'B && b <= '9'B)
+        || b = '-'B
+        || b = '_'B
+        || b = '.'B
+        || b = '~'B
+
+    /// RFC 3986 encoding of the UTF-8 bytes of `text`: unreserved characters kept (and `/` when `keepSlash`),
+    /// everything else `%XX` with upper-case hex (AWS's `UriEncode`).
+    let private uriEncode (keepSlash: bool) (text: string) : string =
+        let builder = StringBuilder(text.Length + 16)
+
+        for b in Encoding.UTF8.GetBytes text do
+            if isUnreserved b || (keepSlash && b = '/'B) then
+                builder.Append(char b) |> ignore
+            else
+                builder.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture))
+                |> ignore
+
+        builder.ToString()
+
+    /// Lower-case hex of bytes.
+    let private hex (bytes: byte array) : string = Convert.ToHexStringLower bytes
+
+    let private hmac (key: byte array) (data: string) : byte array =
+        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes data)
+
+    /// Lower-case hex SHA-256 of a payload (the `x-amz-content-sha256` value and the canonical request's last line).
+    let sha256Hex (body: ReadOnlySpan<byte>) : string =
+        let digest = Array.zeroCreate<byte> 32
+        SHA256.HashData(body, Span digest) |> ignore
+        hex digest
+
+    /// The canonical URI of a wire path for a non-S3 service: the path as sent (already percent-encoded) is
+    /// URI-encoded once more, segment by segment (RFC 3986 unreserved characters and `/` kept), so `:` signs
+    /// as `%3A` and an encoded `%2F` as `%252F`. No dot-segment normalisation: the relay builds its paths.
+    /// An empty path is `/`.
+    let canonicalUri (wirePath: string) : string =
+        if String.IsNullOrEmpty wirePath then
+            "/"
+        else
+            uriEncode true wirePath
+
+    /// The canonical query string of a wire query (with or without its leading `?`): each `name=value` pair
+    /// percent-decoded then RFC 3986 encoded, sorted by name, then value (ordinal). `+` is taken literally.
+    let private canonicalQuery (query: string) : string =
+        let query = if query.StartsWith '?' then query.Substring 1 else query
+
+        query.Split('&', StringSplitOptions.RemoveEmptyEntries)
+        |> Array.map (fun pair ->
+            let name, value =
+                match pair.IndexOf '=' with
+                | -1 -> pair, ""
+                | at -> pair.Substring(0, at), pair.Substring(at + 1)
+
+            uriEncode false (Uri.UnescapeDataString name), uriEncode false (Uri.UnescapeDataString value))
+        |> Array.sortWith (fun (n1, v1) (n2, v2) ->
+            match String.CompareOrdinal(n1, n2) with
+            | 0 -> String.CompareOrdinal(v1, v2)
+            | c -> c)
+        |> Array.map (fun (name, value) -> name + "=" + value)
+        |> String.concat "&"
+
+    /// A header value as SigV4 signs it: trimmed, inner runs of whitespace collapsed to one space.
+    let private canonicalValue (value: string) : string =
+        let builder = StringBuilder(value.Length)
+        let mutable space = false
+
+        for c in value.Trim() do
+            if c = ' ' || c = '\t' || c = '\r' || c = '\n' then
+                space <- true
+            else
+                if space then
+                    builder.Append(' ') |> ignore
+                    space <- false
+
+                builder.Append(c) |> ignore
+
+        builder.ToString()
+
+    /// The `Host` header value for a URL: the host, with the port when it is not the scheme's default.
+    let private hostOf (url: Uri) : string =
+        if url.IsDefaultPort then
+            url.IdnHost
+        else
+            $"%s{url.IdnHost}:%d{url.Port}"
+
+    /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`): the string to sign
+    /// `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}` HMAC'd with the key derived from
+    /// the secret, date, region and service.
+    let internal signature
+        (secretAccessKey: string)
+        (region: string)
+        (service: string)
+        (amzDate: string)
+        (canonicalRequest: string)
+        : string =
+        let shortDate = amzDate.Substring(0, 8)
+
+        let stringToSign =
+            String.concat "\n" [
+                Algorithm
+                amzDate
+                $"%s{shortDate}/%s{region}/%s{service}/aws4_request"
+                sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
+            ]
+
+        let signingKey =
+            [ shortDate; region; service; "aws4_request" ]
+            |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
+
+        hex (hmac signingKey stringToSign)
+
+    /// The headers to add to a request so that it carries a SigV4 signature: `x-amz-date`,
+    /// `x-amz-security-token` (session credentials only), `x-amz-content-sha256` and `authorization`.
+    /// Signed: `host` (from `url`, port included when not the default), those `x-amz-*` headers, and of
+    /// `headers` the `content-type` and every `x-amz-*` one (names lower-cased, values trimmed with inner
+    /// whitespace collapsed, repeated names joined with `,`); never `connection` or `authorization`.
+    /// The canonical URI is computed from the URL's escaped path exactly as it goes on the wire (`AbsolutePath`,
+    /// which does not unescape `%2F`), so build the URL with canonicalisation off (see `Bedrock.url`) and send
+    /// it unchanged. `payloadSha256Hex` is `sha256Hex` of the exact body sent.
+    let sign
+        (credentials: AwsCredentials)
+        (region: string)
+        (service: string)
+        (now: DateTimeOffset)
+        (method: string)
+        (url: Uri)
+        (headers: (string * string) list)
+        (payloadSha256Hex: string)
+        : (string * string) list =
+        let amzDate =
+            now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture)
+
+        let shortDate = amzDate.Substring(0, 8)
+        let scope = $"%s{shortDate}/%s{region}/%s{service}/aws4_request"
+
+        let generated = [
+            "x-amz-date", amzDate
+            match credentials.SessionToken with
+            | Some token -> "x-amz-security-token", token
+            | None -> ()
+            "x-amz-content-sha256", payloadSha256Hex
+        ]
+
+        let generatedNames = generated |> List.map fst
+
+        let given =
+            headers
+            |> List.map (fun (name, value) -> name.Trim().ToLowerInvariant(), value)
+            |> List.filter (fun (name, _) ->
+                (name = "content-type" || name.StartsWith("x-amz-", StringComparison.Ordinal))
+                && not (List.contains name generatedNames))
+
+        let canonicalHeaders =
+            ("host", hostOf url) :: given @ generated
+            |> List.groupBy fst
+            |> List.map (fun (name, values) -> name, values |> List.map (snd >> canonicalValue) |> String.concat ",")
+            |> List.sortWith (fun (a, _) (b, _) -> String.CompareOrdinal(a, b))
+
+        let signedHeaders = canonicalHeaders |> List.map fst |> String.concat ";"
+
+        let canonicalRequest =
+            String.concat "\n" [
+                method.ToUpperInvariant()
+                canonicalUri url.AbsolutePath
+                canonicalQuery url.Query
+                yield! canonicalHeaders |> List.map (fun (name, value) -> name + ":" + value)
+                ""
+                signedHeaders
+                payloadSha256Hex
+            ]
+
+        let signature =
+            signature credentials.SecretAccessKey region service amzDate canonicalRequest
+
+        generated
+        @ [
+            "authorization",
+            $"%s{Algorithm} Credential=%s{credentials.AccessKeyId}/%s{scope}, SignedHeaders=%s{signedHeaders}, Signature=%s{signature}"
+        ]
