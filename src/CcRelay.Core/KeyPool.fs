@@ -297,6 +297,21 @@ module KeyPool =
                 Otpm = adjust state.Limits.Otpm (-outputTokens) state.Otpm
         }
 
+    /// Gives back what `take` charged (one request, `charged` input tokens): for a call that does not count
+    /// against the key's message limits (a token count).
+    let refund (now: TimeSpan) (charged: int64) (state: KeyState) : KeyState =
+        let adjust (capacity: int) (delta: int64) (bucket: TokenBucket.Bucket) =
+            if capacity > 0 && delta <> 0L then
+                TokenBucket.adjust (limits capacity) now delta bucket
+            else
+                bucket
+
+        {
+            state with
+                Rpm = adjust state.Limits.Rpm 1L state.Rpm
+                Itpm = adjust state.Limits.Itpm charged state.Itpm
+        }
+
     /// Puts the key in cooldown until `until`; an earlier deadline never shortens a later one.
     let coolDown (until: TimeSpan) (state: KeyState) : KeyState =
         if Time.before state.CooldownUntil until then

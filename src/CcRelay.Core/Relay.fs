@@ -534,6 +534,20 @@ module Relay =
             keys[k] <- KeyPool.settle now attempt.ChargedInputTokens input usage.OutputTokens keys[k]
             RelayRuntime.withProvider p { state with Keys = keys } runtime
 
+    /// Gives back the key capacity an attempt took, for a call that does not count against the key's message
+    /// limits: `count_tokens` (Anthropic limits token counting apart from messages), which would otherwise drain
+    /// the requests per minute and input tokens that messages need and never return them (it has no usage).
+    let refund (runtime: RelayRuntime) (now: TimeSpan) (attempt: Attempt) : RelayRuntime =
+        let struct (p, k) = locate runtime attempt
+
+        if p < 0 || k < 0 then
+            runtime
+        else
+            let state = runtime.Providers[p]
+            let keys = Array.copy state.Keys
+            keys[k] <- KeyPool.refund now attempt.ChargedInputTokens keys[k]
+            RelayRuntime.withProvider p { state with Keys = keys } runtime
+
     /// An admitted attempt is over (its answer relayed, abandoned, or failed): exactly once per `Send`.
     let release (runtime: RelayRuntime) (attempt: Attempt) : RelayRuntime =
         let struct (p, _) = locate runtime attempt

@@ -63,7 +63,7 @@ internal sealed class FailoverForwarder(
             delivery.Answer.Dispose();
 
             // :: (6) exactly once per Send
-            cell.Update(delivery.Attempt, static (runtime, _, a) => Relay.release(runtime, a));
+            Release(delivery.Attempt, pathAndQuery);
         }
     }
 
@@ -195,7 +195,7 @@ internal sealed class FailoverForwarder(
                     // :: (6) exactly once per Send (a delivered attempt's is after its relay)
                     if (!delivered)
                     {
-                        cell.Update(attempt, static (runtime, _, a) => Relay.release(runtime, a));
+                        Release(attempt, pathAndQuery);
                     }
                 }
             }
@@ -234,6 +234,17 @@ internal sealed class FailoverForwarder(
         }
 
         return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+    }
+
+    /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>
+    private void Release(Attempt attempt, string pathAndQuery)
+    {
+        if (Dialect.operationOf(pathAndQuery).IsCountTokens)
+        {
+            cell.Update(attempt, static (runtime, now, a) => Relay.refund(runtime, now, a));
+        }
+
+        cell.Update(attempt, static (runtime, _, a) => Relay.release(runtime, a));
     }
 
     /// <summary>The client's <c>anthropic-beta</c> values (a dialect may move them into the body or drop some).</summary>
