@@ -80,7 +80,8 @@ module BedrockAnswer =
     /// The status and Anthropic error type of a known Bedrock exception name, in any of the spellings AWS
     /// uses (`ThrottlingException`, `throttlingException`, `ThrottlingException:http://…`,
     /// `com.amazon.coral.service#ThrottlingException`); None for a name the table does not know.
-    let tryErrorOf (exceptionName: string) : (int * ErrorType) option = Map.tryFind (bareName exceptionName) table
+    let tryErrorOf (exceptionName: string) : (int * ErrorType) option =
+        Map.tryFind (bareName exceptionName) table
 
     /// The status and Anthropic error type for an HTTP status alone: the 4xx Anthropic names keep their type
     /// (401, 403, 404, 413, 429), any other 4xx is invalid_request_error with that status, everything else
@@ -188,7 +189,7 @@ module BedrockAnswer =
         let name = Encoding.UTF8.GetBytes eventType
 
         let out =
-            Array.zeroCreate<byte> (
+            Array.zeroCreate<byte>(
                 eventPrefix.Length
                 + name.Length
                 + dataPrefix.Length
@@ -276,8 +277,7 @@ module BedrockAnswer =
                 |> Option.defaultValue "UnknownError"
 
             let text =
-                EventStream.stringHeader ":error-message" message
-                |> Option.defaultValue code
+                EventStream.stringHeader ":error-message" message |> Option.defaultValue code
 
             error (errorOf code) text
         | _ -> BedrockFrame.Skip
@@ -296,7 +296,7 @@ module BedrockAnswer =
         let prefix = "{\"bytes\":\""B
         let suffix = "\"}"B
         let encodedLength = Base64.GetMaxEncodedToUtf8Length eventJson.Length
-        let payload = Array.zeroCreate<byte> (prefix.Length + encodedLength + suffix.Length)
+        let payload = Array.zeroCreate<byte>(prefix.Length + encodedLength + suffix.Length)
         prefix.CopyTo(payload, 0)
 
         let _, _, _ =

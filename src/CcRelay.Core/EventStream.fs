@@ -282,7 +282,7 @@ module EventStream =
         if total > int64 MaxMessageLength then
             invalidArg (nameof message) $"message of {total} bytes is over 16 MiB"
 
-        let out = Array.zeroCreate<byte> (int total)
+        let out = Array.zeroCreate<byte>(int total)
         let span = Span out
         BinaryPrimitives.WriteUInt32BigEndian(span, uint32 total)
         BinaryPrimitives.WriteUInt32BigEndian(span.Slice 4, uint32 headersLength)
