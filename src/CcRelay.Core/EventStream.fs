@@ -162,7 +162,7 @@ module EventStream =
                     | None -> error <- Some "header name is not UTF-8"
                     | Some name ->
                         match decodeValue valueType (section.Slice(valueStart, size)) with
-                        | None -> error <- Some $"header '{name}' string value is not UTF-8"
+                        | None -> error <- Some "header string value is not UTF-8"
                         | Some value ->
                             headers.Add(name, value)
                             i <- valueStart + size

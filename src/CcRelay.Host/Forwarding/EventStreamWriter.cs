@@ -12,13 +12,15 @@ internal static class EventStreamWriter
     /// <summary>
     /// The encoded <c>chunk</c> frame carrying the data of one complete SSE event (<c>event: x\ndata: {…}\n\n</c>;
     /// several <c>data:</c> lines join with <c>\n</c>, as an SSE client would; CRLF, CR and LF all end lines).
-    /// The data bytes go into the frame as they are. Null for an event with no data (a comment such as
+    /// The data bytes go into the frame as they are; anything after the event's blank line is ignored. Null for an event with no data (a comment such as
     /// <c>: ping</c>, a blank line), which an SSE client would not dispatch either.
     /// </summary>
     public static byte[]? ChunkOfSseEvent(ReadOnlySpan<byte> sseEvent)
     {
-        var data = new ArrayBufferWriter<byte>(sseEvent.Length);
+        // one data line (the usual case) is framed straight from the input; more are joined into a copy
+        ReadOnlySpan<byte> first = [];
         var lines = 0;
+        ArrayBufferWriter<byte>? joined = null;
         var rest = sseEvent;
         while (!rest.IsEmpty)
         {
@@ -27,6 +29,11 @@ internal static class EventStreamWriter
             rest = end < 0
                 ? []
                 : rest[(rest[end] == '\r' && end + 1 < rest.Length && rest[end + 1] == '\n' ? end + 2 : end + 1)..];
+
+            if (line.IsEmpty)
+            {
+                break; // the blank line that ends the event
+            }
 
             if (!line.StartsWith("data"u8) || (line.Length > 4 && line[4] != ':'))
             {
@@ -39,14 +46,23 @@ internal static class EventStreamWriter
                 value = value[1..];
             }
 
-            if (lines++ > 0)
+            if (lines++ == 0)
             {
-                data.Write("\n"u8);
+                first = value;
+                continue;
             }
 
-            data.Write(value);
+            if (joined is null)
+            {
+                joined = new ArrayBufferWriter<byte>(sseEvent.Length);
+                joined.Write(first);
+            }
+
+            joined.Write("\n"u8);
+            joined.Write(value);
         }
 
-        return data.WrittenCount == 0 ? null : EventStream.encode(BedrockAnswer.chunkOfEvent(data.WrittenSpan));
+        var data = joined is null ? first : joined.WrittenSpan;
+        return data.IsEmpty ? null : EventStream.encode(BedrockAnswer.chunkOfEvent(data));
     }
 }
