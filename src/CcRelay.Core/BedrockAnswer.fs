@@ -101,11 +101,15 @@ module BedrockAnswer =
     let errorOf (exceptionName: string) : int * ErrorType =
         tryErrorOf exceptionName |> Option.defaultValue (502, ErrorType.Api)
 
+    // NOTE: events are only validated, never rebuilt, so nesting deeper than the reader's default 64 (a deep
+    // tool input inside message_start, say) must not turn a good event into a "malformed chunk" error.
+    let private readerOptions = JsonReaderOptions(MaxDepth = 1024)
+
     /// The string value of a top-level property of a JSON object; None when the bytes are not a JSON
     /// object or the property is missing or not a string. Every byte is validated.
     let private topLevelString (json: ReadOnlySpan<byte>) (names: string list) : Result<string option, unit> =
         try
-            let mutable reader = Utf8JsonReader(json)
+            let mutable reader = Utf8JsonReader(json, readerOptions)
             let mutable found = None
 
             if reader.Read() && reader.TokenType = JsonTokenType.StartObject then
@@ -216,7 +220,7 @@ module BedrockAnswer =
     /// The base64 `bytes` property of a chunk payload, decoded.
     let private chunkBytes (payload: ReadOnlySpan<byte>) : Result<byte array, string> =
         try
-            let mutable reader = Utf8JsonReader(payload)
+            let mutable reader = Utf8JsonReader(payload, readerOptions)
             let mutable bytes = None
 
             if reader.Read() && reader.TokenType = JsonTokenType.StartObject then

@@ -397,3 +397,15 @@ let ``exceptionOf writes the exception frame AWS SDKs know`` (errorTypeName: str
             errorType
 
     Assert.Equal(expected, readBack)
+
+[<Fact>]
+let ``an event nested deeper than 64 levels still goes out`` () =
+    let json =
+        "{\"type\":\"message_start\",\"x\":"
+        + String.replicate 200 "["
+        + String.replicate 200 "]"
+        + "}"
+
+    match BedrockAnswer.ofMessage (chunkOf json) with
+    | BedrockFrame.Event(sse, "message_start") -> Assert.Equal("event: message_start\ndata: " + json + "\n\n", text sse)
+    | other -> failwith $"expected Event, got %A{other}"
