@@ -1,0 +1,273 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using CcRelay.Core;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>
+/// Reads a Bedrock <c>application/vnd.amazon.eventstream</c> answer as the Anthropic SSE it carries
+/// (protocols.md §2.6): each upstream message goes through <see cref="BedrockAnswer.ofMessage"/> and its SSE
+/// bytes come out in order; skipped frames produce nothing. Messages may be split anywhere across upstream
+/// reads. A read returns as soon as one whole event is ready, and packs further events only when they are
+/// already buffered: it never waits on upstream while it has something to give, so each event can be flushed
+/// to the client the moment it exists.
+/// </summary>
+/// <remarks>
+/// After an exception or error frame the stream yields that SSE <c>error</c> event and then ends. A corrupt
+/// frame, or upstream ending inside a frame, throws <see cref="IOException"/>: a truncated answer must look
+/// truncated. Upstream ending between frames is the end of the stream. Disposing disposes the upstream stream.
+/// </remarks>
+internal sealed class EventStreamSseStream : Stream
+{
+    private const int InitialBufferSize = 8192;
+
+    private readonly Stream _inner;
+    private byte[]? _buffer;
+    private int _start;
+    private int _end;
+    private byte[] _pending = [];
+    private int _pendingOffset;
+    private bool _upstreamEnded;
+    private bool _done;
+    private IOException? _fault;
+    private bool _disposed;
+
+    public EventStreamSseStream(Stream inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        _inner = inner;
+    }
+
+    public override bool CanRead => !_disposed;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// Returns at least one byte of SSE as soon as an event is whole, 0 at the end. A zero-byte read returns
+    /// once an event (or the end) is ready, without consuming it.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        while (!TryAdvance())
+        {
+            var free = PrepareFill();
+            var count = await _inner.ReadAsync(free, cancellationToken);
+            Filled(count);
+        }
+
+        return Copy(buffer.Span);
+    }
+
+    public override int Read(Span<byte> buffer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        while (!TryAdvance())
+        {
+            var free = PrepareFill();
+            Filled(_inner.Read(free.Span));
+        }
+
+        return Copy(buffer);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    /// <summary>
+    /// Makes the next SSE bytes ready from what is buffered. True when a read can return without upstream:
+    /// SSE bytes are pending or the stream is over; false when upstream must be read first.
+    /// </summary>
+    private bool TryAdvance()
+    {
+        if (_fault is not null)
+        {
+            throw _fault;
+        }
+
+        while (_pendingOffset == _pending.Length)
+        {
+            if (_done)
+            {
+                return true;
+            }
+
+            var read = EventStream.tryRead(_buffer.AsSpan(_start, _end - _start));
+            switch (read)
+            {
+                case EventStreamRead.Message message:
+                    _start += message.Consumed;
+                    switch (BedrockAnswer.ofMessage(message.Item1))
+                    {
+                        case BedrockFrame.Event frame:
+                            SetPending(frame.Sse);
+                            break;
+                        case BedrockFrame.Error frame:
+                            SetPending(frame.Sse);
+                            _done = true; // the error event is the last thing the client gets
+                            break;
+                        default:
+                            break; // skipped: keep-alives, other event types
+                    }
+
+                    break;
+                case EventStreamRead.Corrupt corrupt:
+                    throw Fault("corrupt AWS event stream: " + corrupt.Reason);
+                default:
+                    // NeedMore
+                    if (!_upstreamEnded)
+                    {
+                        return false;
+                    }
+
+                    if (_start == _end)
+                    {
+                        _done = true;
+                        return true;
+                    }
+
+                    throw Fault("AWS event stream ended inside a frame");
+            }
+        }
+
+        return true;
+    }
+
+    private IOException Fault(string message)
+    {
+        _fault = new IOException(message);
+        return _fault;
+    }
+
+    private void SetPending(byte[] sse)
+    {
+        _pending = sse;
+        _pendingOffset = 0;
+    }
+
+    /// <summary>
+    /// Copies pending SSE, then whatever further events are already buffered, without reading upstream. A
+    /// failure met after some bytes were copied is kept for the next read, so those bytes still go out.
+    /// </summary>
+    private int Copy(Span<byte> destination)
+    {
+        var written = 0;
+        while (written < destination.Length && _pendingOffset < _pending.Length)
+        {
+            var count = Math.Min(destination.Length - written, _pending.Length - _pendingOffset);
+            _pending.AsSpan(_pendingOffset, count).CopyTo(destination[written..]);
+            written += count;
+            _pendingOffset += count;
+            if (_pendingOffset == _pending.Length)
+            {
+                try
+                {
+                    if (!TryAdvance())
+                    {
+                        break;
+                    }
+                }
+                catch (IOException)
+                {
+                    break; // kept in _fault: thrown by the next read
+                }
+            }
+        }
+
+        return written;
+    }
+
+    /// <summary>Moves unread bytes to the front, grows the buffer when it is full, and returns its free part.</summary>
+    private Memory<byte> PrepareFill()
+    {
+        if (_buffer is null)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+        }
+        else if (_start > 0)
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _end -= _start;
+            _start = 0;
+        }
+
+        if (_end == _buffer.Length)
+        {
+            // a frame larger than the buffer (EventStream.tryRead bounds it at 16 MiB)
+            var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+            _buffer.AsSpan(0, _end).CopyTo(bigger);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
+
+        return _buffer.AsMemory(_end);
+    }
+
+    private void Filled(int count)
+    {
+        if (count == 0)
+        {
+            _upstreamEnded = true;
+        }
+        else
+        {
+            _end += count;
+        }
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            _disposed = true;
+            ReturnBuffer();
+            _inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            ReturnBuffer();
+            await _inner.DisposeAsync();
+        }
+
+        await base.DisposeAsync();
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
