@@ -14,18 +14,30 @@ internal static class StreamPeek
     /// <summary>At most this much is read ahead; a first event larger than that is not looked at.</summary>
     private const int Limit = 64 * 1024;
 
-    /// <summary>What was read ahead (relay it first), and the first event's <c>error.type</c> when it is an <c>error</c> event.</summary>
-    public static async Task<(byte[] Prefix, string? ErrorType, bool Ended)> FirstEventAsync(Stream stream, CancellationToken cancellationToken)
+    /// <summary>
+    /// How long a stream that has sent <c>message_start</c> may stay silent before the relay commits it anyway: an
+    /// error right after <c>message_start</c> (Anthropic's overloaded errors) comes at once, and a healthy stream's
+    /// first content block too; a slower one is relayed rather than held against the first-byte limit.
+    /// </summary>
+    internal static readonly TimeSpan MessageStartHold = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// What was read ahead (relay it first), the first decisive event's <c>error.type</c> when it is an <c>error</c>
+    /// event, whether the stream ended, and — when the hold after <c>message_start</c> ran out — the read still under
+    /// way (its bytes land in <c>PendingBuffer</c>).
+    /// </summary>
+    public static async Task<Peek> FirstEventAsync(Stream stream, CancellationToken cancellationToken)
     {
         // pooled: every open stream peeks at about the same moment, and only the (small) prefix outlives this call
         var buffer = ArrayPool<byte>.Shared.Rent(1024);
         var length = 0;
         var scanned = 0;
+        long heldSince = 0;
         try
         {
             while (true)
             {
-                // frames already complete: skip pings and unnamed frames
+                // frames already complete: read past the ones that do not decide the stream (Sse.decidesStream)
                 while (true)
                 {
                     var end = Sse.findEventEnd(buffer.AsSpan(scanned, length - scanned));
@@ -39,15 +51,20 @@ internal static class StreamPeek
                     scanned += end;
                     if (!Sse.decidesStream(kind))
                     {
+                        if (kind.IsMessageStart && heldSince == 0)
+                        {
+                            heldSince = System.Diagnostics.Stopwatch.GetTimestamp();
+                        }
+
                         continue;
                     }
 
-                    return (buffer[..length], kind.IsError ? ErrorType(frame) : null, false);
+                    return new Peek(buffer[..length], kind.IsError ? ErrorType(frame) : null, false);
                 }
 
                 if (length >= Limit)
                 {
-                    return (buffer[..length], null, false);
+                    return new Peek(buffer[..length], null, false);
                 }
 
                 if (length == buffer.Length)
@@ -58,10 +75,40 @@ internal static class StreamPeek
                     buffer = bigger;
                 }
 
-                var read = await stream.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, Limit) - length), cancellationToken);
+                int read;
+                if (heldSince == 0)
+                {
+                    read = await stream.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, Limit) - length), cancellationToken);
+                }
+                else
+                {
+                    // message_start is held: wait for the next event only so long, then commit what is here
+                    var left = MessageStartHold - System.Diagnostics.Stopwatch.GetElapsedTime(heldSince);
+                    var pendingBuffer = new byte[4096];
+                    var pending = left > TimeSpan.Zero ? stream.ReadAsync(pendingBuffer, cancellationToken).AsTask() : null;
+                    if (pending is null || !await CompletesWithinAsync(pending, left, cancellationToken))
+                    {
+                        return new Peek(buffer[..length], null, false, pending ?? stream.ReadAsync(pendingBuffer, cancellationToken).AsTask(), pendingBuffer);
+                    }
+
+                    read = await pending;
+                    if (read > 0)
+                    {
+                        if (length + read > buffer.Length)
+                        {
+                            var bigger = ArrayPool<byte>.Shared.Rent(length + read);
+                            buffer.AsSpan(0, length).CopyTo(bigger);
+                            ArrayPool<byte>.Shared.Return(buffer);
+                            buffer = bigger;
+                        }
+
+                        pendingBuffer.AsSpan(0, read).CopyTo(buffer.AsSpan(length));
+                    }
+                }
+
                 if (read == 0)
                 {
-                    return (buffer[..length], null, true);
+                    return new Peek(buffer[..length], null, true);
                 }
 
                 length += read;
@@ -71,6 +118,16 @@ internal static class StreamPeek
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Whether <paramref name="task"/> completes within <paramref name="limit"/> (false when the limit passes first).</summary>
+    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(limit, timer.Token);
+        var first = await Task.WhenAny(task, delay);
+        await timer.CancelAsync();
+        return first == task || cancellationToken.IsCancellationRequested;
     }
 
     private static string ErrorType(ReadOnlySpan<byte> frame)
@@ -97,11 +154,18 @@ internal static class StreamPeek
     }
 }
 
-/// <summary>A read-only stream: <paramref name="prefix"/> first, then <paramref name="rest"/> (owned).</summary>
-internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
+/// <summary>What <see cref="StreamPeek.FirstEventAsync"/> read.</summary>
+internal readonly record struct Peek(byte[] Prefix, string? ErrorType, bool Ended, Task<int>? Pending = null, byte[]? PendingBuffer = null);
+
+/// <summary>
+/// A read-only stream: <paramref name="prefix"/> first, then the bytes of a read still <paramref name="pending"/>
+/// (into <paramref name="pendingBuffer"/>), then <paramref name="rest"/> (owned).
+/// </summary>
+internal sealed class PrefixedStream(byte[] prefix, Stream rest, Task<int>? pending = null, byte[]? pendingBuffer = null) : Stream
 {
     private byte[] _prefix = prefix;
     private int _position;
+    private Task<int>? _pending = pending;
 
     public override bool CanRead => true;
 
@@ -124,7 +188,7 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
     {
         if (_position >= _prefix.Length)
         {
-            return rest.ReadAsync(buffer, cancellationToken);
+            return _pending is null ? rest.ReadAsync(buffer, cancellationToken) : PendingAsync(buffer);
         }
 
         if (buffer.Length == 0)
@@ -143,6 +207,16 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
         }
 
         return ValueTask.FromResult(count);
+    }
+
+    /// <summary>The read the peek left under way: its bytes become the prefix, the rest of the stream follows.</summary>
+    private async ValueTask<int> PendingAsync(Memory<byte> buffer)
+    {
+        var read = await _pending!;
+        _pending = null;
+        _prefix = pendingBuffer![..read];
+        _position = 0;
+        return read == 0 ? 0 : await ReadAsync(buffer);
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -164,6 +238,8 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
     {
         if (disposing)
         {
+            // a read left under way fails once its stream is gone: observe it
+            _pending?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             rest.Dispose();
         }
 
@@ -172,6 +248,7 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
 
     public override async ValueTask DisposeAsync()
     {
+        _pending?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         await rest.DisposeAsync();
         await base.DisposeAsync();
     }

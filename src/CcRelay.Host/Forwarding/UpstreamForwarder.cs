@@ -124,10 +124,10 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
                     var stream = converted ? new EventStreamSseStream(upstream) : upstream;
-                    var (prefix, errorType, ended) = await StreamPeek.FirstEventAsync(stream, linked.Token);
-                    attempt.Peeked = new PrefixedStream(prefix, stream);
-                    attempt.StreamErrorType = errorType;
-                    if (ended && prefix.Length == 0)
+                    var peek = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
+                    attempt.StreamErrorType = peek.ErrorType;
+                    if (peek.Ended && peek.Prefix.Length == 0)
                     {
                         attempt.End(MetricOf(AttemptFailure.ConnectFailed), null, ErrorOf(AttemptFailure.ConnectFailed));
                         attempt.Dispose();

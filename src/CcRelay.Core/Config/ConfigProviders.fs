@@ -407,7 +407,9 @@ module internal ConfigProviders =
                 | Some name ->
                     match Foundry.defaultBaseUrl name with
                     | Ok _ -> []
-                    | Error message -> [ problem fields "azure_resource_name" $"%s{ConfigRead.quote name}: %s{message}" ]
+                    | Error message -> [
+                        problem fields "azure_resource_name" $"%s{ConfigRead.quote name}: %s{message}"
+                      ]
                 | _ -> []
 
             let entra, entraProblems =

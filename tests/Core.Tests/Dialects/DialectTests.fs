@@ -44,9 +44,13 @@ let private edited (plan: UpstreamPlan) (bytes: byte array) : JsonElement =
     | Error e -> failwith e
 
 [<Fact>]
-let ``bedrock streams go to invoke-with-response-stream of the region's profile, SigV4-signed, betas moved into the body`` () =
+let ``bedrock streams go to invoke-with-response-stream of the region's profile, SigV4-signed, betas moved into the body``
+    ()
+    =
     let betas = [ "interleaved-thinking-2025-05-14"; "claude-code-20250219" ]
-    let plan = Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages?beta=true" betas []
+
+    let plan =
+        Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages?beta=true" betas []
 
     Assert.Equal(
         "https://bedrock-runtime.eu-west-1.amazonaws.com/model/eu.anthropic.claude-sonnet-4-6/invoke-with-response-stream",
@@ -66,20 +70,26 @@ let ``bedrock streams go to invoke-with-response-stream of the region's profile,
 
     Assert.Equal<string list>(
         [ "interleaved-thinking-2025-05-14" ],
-        [ for b in sent.GetProperty("anthropic_beta").EnumerateArray() -> string (b.GetString()) ]
+        [
+            for b in sent.GetProperty("anthropic_beta").EnumerateArray() -> string (b.GetString())
+        ]
     )
 
     Assert.Equal(64, sent.GetProperty("max_tokens").GetInt32())
 
 [<Fact>]
 let ``a bedrock API key is a bearer token and replaces SigV4`` () =
-    let plan = Dialect.plan (bedrock [ "bedrock-api-key" ]) (ValueSome(key "bedrock-api-key" 0)) (factsOf body) "/v1/messages" [] []
+    let plan =
+        Dialect.plan (bedrock [ "bedrock-api-key" ]) (ValueSome(key "bedrock-api-key" 0)) (factsOf body) "/v1/messages" [] []
+
     Assert.Equal<(string * string) list>([ "authorization", "Bearer bedrock-api-key" ], plan.Credentials)
     Assert.Equal(Signing.Static, plan.Signing)
 
 [<Fact>]
 let ``bedrock count_tokens wraps the invoke body for CountTokens`` () =
-    let plan = Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
+    let plan =
+        Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
+
     Assert.EndsWith("/model/eu.anthropic.claude-sonnet-4-6/count-tokens", plan.Url.AbsoluteUri)
     Assert.Equal(AnswerDialect.BedrockCountTokens, plan.Answer)
     let sent = edited plan body
@@ -98,13 +108,19 @@ let ``bedrock count-tokens answers become Anthropic's, errors keep their message
     let translated =
         Dialect.answer AnswerDialect.BedrockCountTokens 200 None (ReadOnlySpan """{"inputTokens":42}"""B)
 
-    Assert.Equal(Some(200, """{"input_tokens":42}"""), translated |> Option.map (fun (s, b) -> s, Encoding.UTF8.GetString b))
+    Assert.Equal(
+        Some(200, """{"input_tokens":42}"""),
+        translated |> Option.map (fun (s, b) -> s, Encoding.UTF8.GetString b)
+    )
+
     Assert.Equal(None, Dialect.answer AnswerDialect.Anthropic 500 None (ReadOnlySpan "{}"B))
 
 [<Fact>]
 let ``vertex keeps stream, moves the model into the URL, and counts tokens with the model in the body`` () =
     let facts = factsOf body
-    let plan = Dialect.plan vertex ValueNone facts "/v1/messages?beta=true" [ "context-1m-2025-08-07" ] []
+
+    let plan =
+        Dialect.plan vertex ValueNone facts "/v1/messages?beta=true" [ "context-1m-2025-08-07" ] []
 
     Assert.Equal(
         "https://us-east5-aiplatform.googleapis.com/v1/projects/proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-6:streamRawPredict",
@@ -133,7 +149,9 @@ let ``foundry sends a key as x-api-key, and asks Entra ID without one`` () =
                 }
     }
 
-    let withKey = Dialect.plan foundry (ValueSome(key "fk" 0)) (factsOf body) "/v1/messages" [] []
+    let withKey =
+        Dialect.plan foundry (ValueSome(key "fk" 0)) (factsOf body) "/v1/messages" [] []
+
     Assert.Equal("https://res.services.ai.azure.com/anthropic/v1/messages", withKey.Url.AbsoluteUri)
     Assert.Equal<(string * string) list>([ "x-api-key", "fk" ], withKey.Credentials)
     let entra = Dialect.plan foundry ValueNone (factsOf body) "/v1/messages" [] []
@@ -149,7 +167,10 @@ let ``a passthrough provider's probe counts an authentication refusal as up; a k
     Assert.False(Dialect.probeSucceeded plan 503)
 
     let keyed, _, _ =
-        Dialect.probe ProbeKind.Models { passthrough with Keys = [ key "k" 0 ] }
+        Dialect.probe ProbeKind.Models {
+            passthrough with
+                Keys = [ key "k" 0 ]
+        }
 
     Assert.False(Dialect.probeSucceeded keyed 401)
     Assert.True(Dialect.probeSucceeded keyed 200)
@@ -163,13 +184,7 @@ let ``a cloud's models probe is a token count through its own plan`` () =
 
 [<Fact>]
 let ``a refund gives back the request and the input tokens a token count took`` () =
-    let policies =
-        KeyPool.compile [
-            {
-                key "k" 1 with
-                    ItpmLimit = 1000
-            }
-        ]
+    let policies = KeyPool.compile [ { key "k" 1 with ItpmLimit = 1000 } ]
 
     let fresh = KeyPool.initial TimeSpan.Zero policies[0]
     let taken = KeyPool.take (at 1.0) 800L fresh

@@ -450,7 +450,12 @@ module Relay =
             let state = runtime.Providers[p]
 
             let breaker =
-                CircuitBreaker.record runtime.Policy.Breaker now attempt.Generation CircuitBreaker.Outcome.Failure state.Breaker
+                CircuitBreaker.record
+                    runtime.Policy.Breaker
+                    now
+                    attempt.Generation
+                    CircuitBreaker.Outcome.Failure
+                    state.Breaker
 
             {
                 Runtime = RelayRuntime.withProvider p { state with Breaker = breaker } runtime
