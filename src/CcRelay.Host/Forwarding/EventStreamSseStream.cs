@@ -32,10 +32,25 @@ internal sealed class EventStreamSseStream : Stream
     private IOException? _fault;
     private bool _disposed;
 
+    /// <summary>How long upstream may be silent before a <c>ping</c> is sent (Bedrock sends none; Claude Code gives up on a silent stream).</summary>
+    internal static readonly TimeSpan DefaultPingInterval = TimeSpan.FromSeconds(15);
+
+    /// <summary>Anthropic's own keep-alive event, byte for byte.</summary>
+    private static readonly byte[] Ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n"u8.ToArray();
+
+    private readonly TimeSpan _pingInterval;
+    private Task<int>? _read;
+
     public EventStreamSseStream(Stream inner)
+        : this(inner, DefaultPingInterval)
+    {
+    }
+
+    internal EventStreamSseStream(Stream inner, TimeSpan pingInterval)
     {
         ArgumentNullException.ThrowIfNull(inner);
         _inner = inner;
+        _pingInterval = pingInterval;
     }
 
     public override bool CanRead => !_disposed;
@@ -62,12 +77,29 @@ internal sealed class EventStreamSseStream : Stream
         ObjectDisposedException.ThrowIf(_disposed, this);
         while (!TryAdvance())
         {
-            var free = PrepareFill();
-            var count = await _inner.ReadAsync(free, cancellationToken);
+            // one upstream read at a time; it may outlive a read of ours that answers with a ping
+            _read ??= _inner.ReadAsync(PrepareFill(), cancellationToken).AsTask();
+            if (!_read.IsCompleted && !await CompletesWithinAsync(_read, _pingInterval, cancellationToken))
+            {
+                // upstream is silent: keep the client's stream alive, as Anthropic's own pings do
+                SetPending(Ping);
+                break;
+            }
+
+            var count = await _read;
+            _read = null;
             Filled(count);
         }
 
         return Copy(buffer.Span);
+    }
+
+    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var first = await Task.WhenAny(task, Task.Delay(limit, timer.Token));
+        await timer.CancelAsync();
+        return first == task || cancellationToken.IsCancellationRequested;
     }
 
     public override int Read(Span<byte> buffer)
