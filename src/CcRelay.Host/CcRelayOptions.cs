@@ -43,6 +43,9 @@ public sealed class CcRelayOptions
     /// </summary>
     internal TimeSpan AccountingInterval { get; set; } = Observability.RequestAccounting.DefaultInterval;
 
+    /// <summary>How long a converted stream (Bedrock's event stream) may be silent before the relay sends a ping (tests shorten it).</summary>
+    internal TimeSpan PingInterval { get; set; } = Forwarding.EventStreamSseStream.DefaultPingInterval;
+
     /// <summary>Reads environment variables for <c>${VAR}</c> expansion on reload.</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;
 }

@@ -67,6 +67,7 @@ public static class CcRelayServer
             relay.Overrides = options.Overrides;
             relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
             relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;
+            relay.PingInterval = options.PingInterval ?? relay.PingInterval;
         });
 
         var app = builder.Build();

@@ -37,4 +37,7 @@ public sealed class CcRelayServerOptions
 
     /// <summary>See <see cref="CcRelayOptions.AccountingInterval"/> (tests).</summary>
     internal TimeSpan? AccountingInterval { get; init; }
+
+    /// <summary>See <see cref="CcRelayOptions.PingInterval"/> (tests).</summary>
+    internal TimeSpan? PingInterval { get; init; }
 }

@@ -46,7 +46,10 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),
-            sp.GetRequiredService<ILogger<UpstreamForwarder>>()));
+            sp.GetRequiredService<ILogger<UpstreamForwarder>>())
+        {
+            PingInterval = options.PingInterval,
+        });
         services.AddSingleton(sp => new FailoverForwarder(
             sp.GetRequiredService<UpstreamForwarder>(),
             sp.GetRequiredService<RuntimeCell>(),

@@ -26,6 +26,9 @@ namespace CcRelay.Host.Forwarding;
 /// </summary>
 internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredentials credentials, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger) : IDisposable
 {
+    /// <summary>How long a converted stream may be silent before a ping (<see cref="CcRelayOptions.PingInterval"/>).</summary>
+    internal TimeSpan PingInterval { get; init; } = EventStreamSseStream.DefaultPingInterval;
+
     /// <summary>
     /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
     /// buffered so it can be classified and still relayed later. Nothing is written to the client. The
@@ -123,7 +126,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 try
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
-                    var stream = converted ? new EventStreamSseStream(upstream) : upstream;
+                    var stream = converted ? new EventStreamSseStream(upstream, PingInterval) : upstream;
                     var peek = await StreamPeek.FirstEventAsync(stream, linked.Token);
                     attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;

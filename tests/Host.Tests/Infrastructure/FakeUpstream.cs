@@ -10,6 +10,9 @@ namespace CcRelay.Host.Tests.Infrastructure;
 /// <summary>One request as the fake upstream received it.</summary>
 public sealed record UpstreamRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, byte[] Body)
 {
+    /// <summary>The request target exactly as it came on the wire (no unescaping): what a SigV4 signature covers.</summary>
+    public string RawTarget { get; init; } = "";
+
     public string? Header(string name) => Headers.TryGetValue(name.ToLowerInvariant(), out var v) ? v : null;
 }
 
@@ -55,7 +58,10 @@ public sealed class FakeUpstream : IAsyncDisposable
             context.Request.Method,
             context.Request.Path.Value + context.Request.QueryString.Value,
             headers,
-            body.ToArray());
+            body.ToArray())
+        {
+            RawTarget = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? "",
+        };
         _requests.Enqueue(request);
         context.Items[typeof(UpstreamRequest)] = request;
         await Handler(context);
