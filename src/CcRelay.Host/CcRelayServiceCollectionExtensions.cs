@@ -52,6 +52,7 @@ public static class CcRelayServiceCollectionExtensions
         });
         services.AddSingleton(sp => new FailoverForwarder(
             sp.GetRequiredService<UpstreamForwarder>(),
+            sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FailoverForwarder>>()));

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CcRelay.Core;
+using CcRelay.Host.Credentials;
 using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Routing;
@@ -20,6 +21,7 @@ namespace CcRelay.Host.Forwarding;
 /// </summary>
 internal sealed class FailoverForwarder(
     UpstreamForwarder forwarder,
+    CloudCredentials credentials,
     RuntimeCell cell,
     TimeProvider timeProvider,
     ILogger<FailoverForwarder> logger)
@@ -228,12 +230,34 @@ internal sealed class FailoverForwarder(
         }
 
         var payload = edited.ResultValue is { IsSome: true } reshaped ? reshaped.Value : body.Memory;
+        if (plan.Signing.IsGoogleToken || plan.Signing.IsEntraToken)
+        {
+            return SendWithTokenAsync(context, snapshot, plan, payload, record, lost);
+        }
+
         if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
         {
             payload = stripped.Value;
         }
 
         return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+    }
+
+    /// <summary>
+    /// A request with an OAuth token (Google, Entra ID): a 401 means the token went stale before its time (revoked,
+    /// rotated): the token is dropped and the request sent once more with a fresh one.
+    /// </summary>
+    private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost)
+    {
+        var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+        if (outcome.Response is not { Status: StatusCodes.Status401Unauthorized } refused)
+        {
+            return outcome;
+        }
+
+        refused.Dispose();
+        credentials.Invalidate(plan);
+        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
     }
 
     /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>
