@@ -33,6 +33,8 @@ public sealed class RelaySnapshot
                 keyIds.TryAdd(key.Key, KeyId.ofSecret(key.Key));
                 secrets.Add(key.Key);
             }
+
+            secrets.AddRange(CcRelay.Core.Config.cloudSecrets(provider.Cloud).Where(s => s.Length > 0));
         }
 
         secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret }

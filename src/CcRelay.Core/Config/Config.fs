@@ -380,6 +380,21 @@ module Config =
         | ProviderType.Vertex
         | ProviderType.Foundry -> name
 
+    /// The secrets a provider's cloud settings hold (for redaction): AWS secret key and session token, the Entra
+    /// client secret. Access key ids are not secret but are shown only as key ids all the same.
+    let cloudSecrets (settings: CloudSettings) : string list =
+        match settings with
+        | CloudSettings.Bedrock {
+                                    Credentials = AwsCredentialSource.Static(id, secret, token)
+                                } -> [ id; secret ] @ Option.toList token
+        | CloudSettings.Foundry {
+                                    Entra = EntraCredential.ClientSecret(_, _, secret)
+                                } -> [ secret ]
+        | CloudSettings.Bedrock _
+        | CloudSettings.Vertex _
+        | CloudSettings.Foundry _
+        | CloudSettings.Direct -> []
+
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
         Name = name

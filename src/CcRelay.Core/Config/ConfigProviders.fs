@@ -438,6 +438,16 @@ module internal ConfigProviders =
                     [
                         problem fields "azure_client_id" "is required with a client secret or certificate"
                     ]
+                | Some _, Some _, None, None ->
+                    EntraCredential.Default,
+                    [
+                        Finding.warning (
+                            ConfigRead.issue
+                                (fields.Cursor.Child "azure_client_id")
+                                (ConfigRead.valueAt "azure_client_id" fields)
+                                "has no effect without azure_client_secret or azure_client_certificate_path: DefaultAzureCredential is used (it reads AZURE_CLIENT_ID from the environment)"
+                        )
+                    ]
                 | _, _, None, None -> EntraCredential.Default, []
 
             {

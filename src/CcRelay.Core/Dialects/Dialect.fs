@@ -192,13 +192,13 @@ module Dialect =
         }
 
         match settings.Api, operation with
-        | BedrockApi.Messages, _ -> {
+        | BedrockApi.Messages, Operation.Messages -> {
             plan with
                 Url = Bedrock.url provider.BaseUrl Bedrock.messagesApiPath
-                // the native Anthropic shape: the model travels in the body; the betas stay a header
+                // the native Anthropic shape: the model travels in the body; the betas stay a header; Bedrock's
+                // own errors (signature, throttling) are mapped, Anthropic-shaped ones pass as they are
                 DropHeaders = []
                 Body = BodyEdit.PatchModel model
-                Answer = AnswerDialect.Anthropic
                 Dropped = []
           }
         | BedrockApi.Invoke, Operation.Messages -> {
@@ -214,7 +214,8 @@ module Dialect =
                         [ "accept", "application/json" ]
                 Body = BodyEdit.Reshape reshape
           }
-        | BedrockApi.Invoke, Operation.CountTokens -> {
+        // tokens are counted by Bedrock's CountTokens operation whichever API serves messages
+        | _, Operation.CountTokens -> {
             plan with
                 Url = Bedrock.url provider.BaseUrl (Bedrock.countTokensPath model)
                 SetHeaders = [ "accept", "application/json" ]

@@ -190,3 +190,52 @@ let ``a refund gives back the request and the input tokens a token count took`` 
     let taken = KeyPool.take (at 1.0) 800L fresh
     Assert.NotEqual(TimeSpan.Zero, KeyPool.readyIn (at 1.0) 800 taken)
     Assert.Equal(TimeSpan.Zero, KeyPool.readyIn (at 1.0) 800 (KeyPool.refund (at 1.0) 800L taken))
+
+[<Fact>]
+let ``bedrock's Messages API keeps the Anthropic shape, maps Bedrock's errors, and counts tokens with CountTokens`` () =
+    let messagesApi = {
+        bedrock [] with
+            Cloud =
+                match (bedrock []).Cloud with
+                | CloudSettings.Bedrock b -> CloudSettings.Bedrock { b with Api = BedrockApi.Messages }
+                | other -> other
+    }
+
+    let plan =
+        Dialect.plan messagesApi ValueNone (factsOf body) "/v1/messages" [ "claude-code-20250219" ] []
+
+    Assert.EndsWith("/anthropic/v1/messages", plan.Url.AbsoluteUri)
+    Assert.Equal(BodyEdit.PatchModel "eu.anthropic.claude-sonnet-4-6", plan.Body)
+    Assert.Empty(plan.DropHeaders)
+    Assert.Empty(plan.Dropped)
+    Assert.Equal(AnswerDialect.Bedrock, plan.Answer)
+
+    let count =
+        Dialect.plan messagesApi ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
+
+    Assert.EndsWith("/count-tokens", count.Url.AbsoluteUri)
+    Assert.Equal(AnswerDialect.BedrockCountTokens, count.Answer)
+
+[<Fact>]
+let ``a cloud's secrets are known for redaction`` () =
+    Assert.Equal<string list>(
+        [ "AKID"; "secret"; "session" ],
+        Config.cloudSecrets (
+            CloudSettings.Bedrock {
+                Region = "us-east-1"
+                Credentials = AwsCredentialSource.Static("AKID", "secret", Some "session")
+                Api = BedrockApi.Invoke
+                Betas = []
+            }
+        )
+    )
+
+    Assert.Equal<string list>(
+        [ "entra-secret" ],
+        Config.cloudSecrets (
+            CloudSettings.Foundry {
+                Resource = None
+                Entra = EntraCredential.ClientSecret("t", "c", "entra-secret")
+            }
+        )
+    )
