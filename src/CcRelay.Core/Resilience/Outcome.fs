@@ -32,3 +32,69 @@ module Outcome =
         | AttemptOutcome.Success
         | AttemptOutcome.Rejected _
         | AttemptOutcome.Abandoned -> false
+
+/// What happened to a request, end to end: the one value the request line, the metrics and the trace report
+/// (`result`), with the error type the client saw and, where the relay decides it, the status.
+[<RequireQualifiedAccess>]
+type RequestResult =
+    /// Answered (the status is the upstream's).
+    | Ok
+    /// An upstream's error answer passed through (`upstream_429`); its error type from its body when it had one.
+    | UpstreamStatus of Status: int * ErrorType: string option
+    /// A relayed stream carried an `error` event (`upstream_error_event`), of this error type.
+    | UpstreamErrorEvent of ErrorType: string
+    /// A relayed stream broke after its first bytes (`stream_error`).
+    | StreamBroken
+    /// A relayed answer ran into the whole-request time limit (`timeout_error`).
+    | TimedOut
+    /// A relayed JSON answer's body could not be read to its end (`upstream_body_failed`).
+    | BodyFailed
+    /// The client went away (`client_aborted`, 499).
+    | ClientAborted
+    /// The relay answered with its own error envelope (its `error.type` is the result).
+    | Refused of ErrorType: ErrorType * Status: int
+    /// The relay failed (`internal_error`, 500).
+    | InternalError
+
+/// Names of `RequestResult`s.
+[<RequireQualifiedAccess>]
+module RequestResult =
+
+    /// The `result` field of the request line and the `result` label of the metrics.
+    let wireName (result: RequestResult) : string =
+        match result with
+        | RequestResult.Ok -> "ok"
+        | RequestResult.UpstreamStatus(status, _) -> "upstream_" + string status
+        | RequestResult.UpstreamErrorEvent _ -> "upstream_error_event"
+        | RequestResult.StreamBroken -> "stream_error"
+        | RequestResult.TimedOut -> "timeout_error"
+        | RequestResult.BodyFailed -> "upstream_body_failed"
+        | RequestResult.ClientAborted -> "client_aborted"
+        | RequestResult.Refused(errorType, _) -> ErrorEnvelope.wireName errorType
+        | RequestResult.InternalError -> "internal_error"
+
+    /// The Anthropic error type the client saw, when it saw one.
+    let errorType (result: RequestResult) : string option =
+        match result with
+        | RequestResult.Ok
+        | RequestResult.ClientAborted
+        | RequestResult.BodyFailed
+        | RequestResult.InternalError -> None
+        | RequestResult.UpstreamStatus(_, errorType) -> Some(defaultArg errorType "upstream_error")
+        | RequestResult.UpstreamErrorEvent errorType -> Some errorType
+        | RequestResult.StreamBroken -> Some "api_error"
+        | RequestResult.TimedOut -> Some "timeout_error"
+        | RequestResult.Refused(errorType, _) -> Some(ErrorEnvelope.wireName errorType)
+
+    /// The status the relay itself decides for this result (None: the upstream's status stands).
+    let status (result: RequestResult) : int option =
+        match result with
+        | RequestResult.ClientAborted -> Some 499
+        | RequestResult.InternalError -> Some 500
+        | RequestResult.Refused(_, status) -> Some status
+        | RequestResult.Ok
+        | RequestResult.UpstreamStatus _
+        | RequestResult.UpstreamErrorEvent _
+        | RequestResult.StreamBroken
+        | RequestResult.TimedOut
+        | RequestResult.BodyFailed -> None

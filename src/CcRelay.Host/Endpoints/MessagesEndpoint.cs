@@ -111,9 +111,7 @@ internal sealed class MessagesEndpoint(
         if (record.Status == 0)
         {
             // an exception ended the request (the client left while its body was read, …)
-            var clientLeft = context.RequestAborted.IsCancellationRequested;
-            record.Status = clientLeft ? 499 : 500;
-            record.Result = clientLeft ? "client_aborted" : "internal_error";
+            record.Ended(context.RequestAborted.IsCancellationRequested ? RequestResult.ClientAborted : RequestResult.InternalError);
         }
 
         record.Elapsed = record.Timing.Elapsed;
@@ -127,9 +125,7 @@ internal sealed class MessagesEndpoint(
 
     private static async Task RejectAsync(HttpContext context, RequestRecord record, ErrorType errorType, string message, int? status = null)
     {
-        record.Status = status ?? ErrorEnvelope.status(errorType);
-        record.Result = ErrorEnvelope.wireName(errorType);
-        record.ErrorType = record.Result;
+        record.Ended(RequestResult.NewRefused(errorType, status ?? ErrorEnvelope.status(errorType)));
         record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
     }
 

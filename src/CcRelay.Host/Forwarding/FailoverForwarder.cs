@@ -44,7 +44,7 @@ internal sealed class FailoverForwarder(
             return;
         }
 
-        // :: (7) relay the delivered answer; its attempt is released once the relay is over
+        // :: Step 8: relay the delivered answer; its attempt is released once the relay is over
         try
         {
             var (usage, broke) = await forwarder.RelayAsync(context, snapshot, delivery.Answer, body, record, startedAt);
@@ -64,7 +64,7 @@ internal sealed class FailoverForwarder(
         {
             delivery.Answer.Dispose();
 
-            // :: (6) exactly once per Send
+            // :: Step 9: account — the attempt is released exactly once per send
             Release(delivery.Attempt, pathAndQuery);
         }
     }
@@ -88,12 +88,12 @@ internal sealed class FailoverForwarder(
     {
         var aborted = context.RequestAborted;
 
-        // :: (1) what routing needs from the request
+        // :: Step 4: plan — what routing needs from the request
         var sessionId = context.Request.Headers["x-claude-code-session-id"].ToString();
         var conversation = Affinity.conversationKey(sessionId.Length > 0 ? sessionId : null, body.Span, facts);
         var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
 
-        // :: (2) the ordered plan
+        // :: Step 4: plan — the ordered providers
         var dispatch = cell.Transition(request, static (runtime, now, r) => Relay.plan(runtime, now, r));
 
         // the last failed answer, kept for a Stop PassThrough until another answer replaces it
@@ -103,7 +103,7 @@ internal sealed class FailoverForwarder(
         {
             while (true)
             {
-                // :: (3) breaker admit + key pick
+                // :: Step 4: plan — breaker admission and key pick for the next attempt
                 var (step, next) = cell.Transition(dispatch, static (runtime, now, d) => Relay.next(runtime, now, d));
                 dispatch = next;
                 switch (step)
@@ -125,7 +125,7 @@ internal sealed class FailoverForwarder(
                 var delivered = false;
                 try
                 {
-                    // :: (4) send; with routing.hedge_after_ms, race a second attempt when the first is slow
+                    // :: Step 6: send; with routing.hedge_after_ms, race a second attempt when the first is slow
                     AttemptOutcome outcome;
                     if (Failover.hedgeAfter(dispatch).IsSome)
                     {
@@ -144,7 +144,7 @@ internal sealed class FailoverForwarder(
                         : answer.Status == StatusCodes.Status400BadRequest ? await ClassifyBadRequestAsync(attempt, answer)
                         : Learn(attempt, answer);
 
-                    // :: (5) record + decide
+                    // :: Step 7: classify — record the outcome, decide: deliver, retry or stop
                     var (decision, after) = cell.Transition((dispatch, attempt, result), static (runtime, now, s) => Relay.complete(runtime, now, s.dispatch, s.attempt, s.result));
                     dispatch = after;
                     switch (decision)
@@ -185,8 +185,7 @@ internal sealed class FailoverForwarder(
                             return null;
                         default:
                             // Abandon: the client is gone
-                            record.Result = "client_aborted";
-                            record.Status = 499;
+                            record.Ended(RequestResult.ClientAborted);
                             return null;
                     }
                 }
@@ -194,7 +193,7 @@ internal sealed class FailoverForwarder(
                 {
                     answer?.Dispose();
 
-                    // :: (6) exactly once per Send (a delivered attempt's is after its relay)
+                    // :: Step 9: account — exactly once per send (a delivered attempt's is after its relay)
                     if (!delivered)
                     {
                         Release(attempt, pathAndQuery);
@@ -221,7 +220,7 @@ internal sealed class FailoverForwarder(
         RequestRecord record,
         CancellationToken lost)
     {
-        // :: (5) plan the attempt: the provider's dialect decides URL, headers, body edit, credential and answer
+        // :: Step 5: plan the attempt — the provider's dialect decides URL, headers, body edit, credential and answer
         var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context), forward);
         var edited = Dialect.body(plan.Body, body.Span, facts);
         if (edited.IsError)
@@ -453,9 +452,7 @@ internal sealed class FailoverForwarder(
             context.Response.Headers.RetryAfter = seconds.Value.ToString(CultureInfo.InvariantCulture);
         }
 
-        record.Status = status;
-        record.Result = ErrorEnvelope.wireName(errorType);
-        record.ErrorType = record.Result;
+        record.Ended(RequestResult.NewRefused(errorType, status));
         if (!context.Response.HasStarted)
         {
             // no answer at all: say why the last attempt got none (the Core's message is generic)
@@ -474,8 +471,7 @@ internal sealed class FailoverForwarder(
         }
         catch (OperationCanceledException)
         {
-            record.Result = "client_aborted";
-            record.Status = 499;
+            record.Ended(RequestResult.ClientAborted);
             return false;
         }
     }

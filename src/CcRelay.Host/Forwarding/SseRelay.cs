@@ -14,17 +14,17 @@ namespace CcRelay.Host.Forwarding;
 ///   upstream ──zero-byte read──► rent ──read──► frame ──complete events──► write+flush ──► client
 ///                                                  └── partial tail stays in the buffer ──┘
 /// </code>
-/// (1) The loop waits with a zero-byte read, so an idle stream pins no buffer (YARP's lesson). Only then does
+/// Idle: the loop waits with a zero-byte read, so an idle stream pins no buffer (YARP's lesson). Only then does
 ///     it rent a buffer, and it gives the buffer back as soon as no partial event is left in it.
-/// (2) It frames the bytes with <see cref="Sse.findEventEnd"/> and writes only complete events: all the
+/// Framing: it frames the bytes with <see cref="Sse.findEventEnd"/> and writes only complete events: all the
 ///     events one read completed are written and flushed together; no event ever waits for a later one. A
 ///     partial event stays in the buffer until its blank line arrives.
-/// (3) The write and its flush are awaited before the next read, so a slow client slows the upstream read
+/// Backpressure: the write and its flush are awaited before the next read, so a slow client slows the upstream read
 ///     rather than growing memory.
-/// (4) At the end the loop says how its read stopped and how its writes went; Core's <see cref="SseEnd.classify"/>
+/// End: at the end the loop says how its read stopped and how its writes went; Core's <see cref="SseEnd.classify"/>
 ///     decides from that and what was relayed how the stream ended, and which SSE <c>error</c> event (if any) to
 ///     append: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
-/// (5) When the stream's last word reached the client, the response is ended there (<see cref="ResponseEnd"/>):
+/// Completion: when the stream's last word reached the client, the response is ended there (<see cref="ResponseEnd"/>):
 ///     the client sees the end of its stream before the relay's accounting runs.
 /// NOTE: one loop, not a reader task feeding a writer through a channel: at 1,000 open streams the channel,
 /// the second task and its linked cancellation cost ~1.5 KB per stream, the reader's buffers were handed
@@ -85,7 +85,7 @@ internal static class SseRelay
                 {
                     if (buffer is null)
                     {
-                        // (1) wait for data before pinning a buffer
+                        // idle: wait for data before pinning a buffer
                         _ = await upstream.ReadAsync(Memory<byte>.Empty, cancellationToken);
                         buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
                     }
@@ -118,7 +118,7 @@ internal static class SseRelay
 
                 length += count;
 
-                // (2) frame: find the end of the last complete event in the buffer
+                // framing: find the end of the last complete event in the buffer
                 var complete = 0;
                 while (true)
                 {
@@ -140,7 +140,7 @@ internal static class SseRelay
                     continue;
                 }
 
-                // (3) :: Step 8: write and flush the complete events  Client ◄── Relay
+                // :: Step 8: relay — write and flush the complete events  Client ◄── Relay
                 try
                 {
                     write = Written(await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken));
@@ -182,7 +182,7 @@ internal static class SseRelay
             }
         }
 
-        // (4) Core decides how it ended, and what to append
+        // end: Core decides how it ended, and what to append
         var partial = length > 0;
         var verdict = SseEnd.classify(Facts(write));
         var last = write;
@@ -205,7 +205,7 @@ internal static class SseRelay
             }
         }
 
-        // (5) the stream's last word (its end, or the appended error event) reached the client: end the response
+        // completion: the stream's last word (its end, or the appended error event) reached the client: end the response
         // now, so the client sees the end of the stream before the accounting runs. A cancelled or failed write
         // leaves the connection to Kestrel, which aborts it: a cut stream never ends cleanly.
         if (last.IsDelivered && !context.RequestAborted.IsCancellationRequested)

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -89,7 +90,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 KeyId = keyId,
             };
 
-            // :: Step 7: headers arrived
+            // :: Step 7: classify — the headers arrived (an error body is buffered, a stream peeked, below)
             metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
             if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
             {
@@ -219,7 +220,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         AnswerUsage? answer = null;
         try
         {
-            // :: Step 7: classify. The first-byte limit is met; the whole-request limit applies from here.
+            // the first-byte limit is met; the whole-request limit applies from here
             record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
             record.Status = record.UpstreamStatus = attempt.Status;
             record.Provider = plan.Provider.Name;
@@ -254,7 +255,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
             if (record.Status >= 400)
             {
-                record.Result = "upstream_" + record.Status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                record.Ended(RequestResult.NewUpstreamStatus(record.Status, FSharpOption<string>.None), relayed: true);
             }
 
             // :: Step 8: relay  Client ◄── Relay ◄── Upstream
@@ -267,7 +268,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
             {
                 context.Abort();
-                record.Result = aborted.IsCancellationRequested ? "client_aborted" : "upstream_body_failed";
+                record.Ended(aborted.IsCancellationRequested ? RequestResult.ClientAborted : RequestResult.BodyFailed, relayed: true);
                 outcome = aborted.IsCancellationRequested ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
                 return (null, !aborted.IsCancellationRequested);
             }
@@ -324,15 +325,13 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             case StreamEnd.Tags.Completed:
                 return (outcome, answer);
             case StreamEnd.Tags.ClientAborted:
-                record.Result = "client_aborted";
+                record.Ended(RequestResult.ClientAborted, relayed: true);
                 return (MetricOutcome.Abandoned, answer);
             case StreamEnd.Tags.UpstreamErrorEvent:
-                record.Result = "upstream_error_event";
-                record.ErrorType = tap.ErrorType?.Value ?? "api_error";
+                record.Ended(RequestResult.NewUpstreamErrorEvent(tap.ErrorType?.Value ?? "api_error"), relayed: true);
                 return (MetricOutcome.NewFailure("error event"), answer);
             default:
-                record.Result = end.IsTimedOut ? "timeout_error" : "stream_error";
-                record.ErrorType = end.IsTimedOut ? "timeout_error" : "api_error";
+                record.Ended(end.IsTimedOut ? RequestResult.TimedOut : RequestResult.StreamBroken, relayed: true);
                 Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
                 return (MetricOutcome.NewFailure(record.Result), answer);
         }
@@ -409,9 +408,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             // NOTE: the status line is gone already; ending the response normally would make a truncated
             // JSON body look complete. Abort the connection so the client sees the truncation.
             context.Abort();
-            (record.Result, outcome) = end.IsClientAborted
-                ? ("client_aborted", MetricOutcome.Abandoned)
-                : ("upstream_body_failed", MetricOutcome.NewFailure("body"));
+            outcome = end.IsClientAborted ? MetricOutcome.Abandoned : MetricOutcome.NewFailure("body");
+            record.Ended(end.IsClientAborted ? RequestResult.ClientAborted : RequestResult.BodyFailed, relayed: true);
         }
         else
         {
@@ -421,9 +419,10 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         var answer = UsageModule.ofJson(capture.Span);
         Answered(snapshot, plan, record, answer);
-        if (record.Status >= 400)
+        if (record.Status >= 400 && end.IsCompleted)
         {
-            record.ErrorType = answer.ErrorType?.Value ?? "upstream_error";
+            // an error answer passed through: its error type from its body
+            record.Ended(RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType), relayed: true);
         }
 
         var debug = snapshot.Config.Logging.DebugOptions;

@@ -45,8 +45,23 @@ internal sealed class RequestRecord
     /// <summary>Elapsed ms from the request's start to the upstream's response headers; -1 when none came.</summary>
     public double TtfbMs { get; set; } = -1;
 
-    /// <summary>How the request ended: <c>ok</c>, an error type, <c>client_aborted</c>, …</summary>
+    /// <summary>How the request ended: <c>ok</c>, an error type, <c>client_aborted</c>, … (<see cref="Ended"/> sets it from Core's <see cref="RequestResult"/>).</summary>
     public string Result { get; set; } = "ok";
+
+    /// <summary>
+    /// Records what happened to the request, as Core names it: the result, the error type the client saw and,
+    /// where the relay decides it (a refusal, a client that left) and the answer's own status is not already out
+    /// (<paramref name="relayed"/>), the status.
+    /// </summary>
+    public void Ended(RequestResult result, bool relayed = false)
+    {
+        Result = RequestResultModule.wireName(result);
+        ErrorType = RequestResultModule.errorType(result)?.Value;
+        if (!relayed && RequestResultModule.status(result) is { } status)
+        {
+            Status = status.Value;
+        }
+    }
 
     /// <summary>
     /// The Anthropic error type the client saw, when it saw one: the relay's own (<c>timeout_error</c>, …),

@@ -69,3 +69,26 @@ let ``only failures are retryable`` () =
     Assert.False(Outcome.isRetryable AttemptOutcome.Success)
     Assert.False(Outcome.isRetryable (AttemptOutcome.Rejected 400))
     Assert.False(Outcome.isRetryable AttemptOutcome.Abandoned)
+
+[<Fact>]
+let ``a request's result names itself once, for the line, the metrics and the trace`` () =
+    let cases = [
+        RequestResult.Ok, "ok", None, None
+        RequestResult.UpstreamStatus(429, Some "rate_limit_error"), "upstream_429", Some "rate_limit_error", None
+        RequestResult.UpstreamStatus(500, None), "upstream_500", Some "upstream_error", None
+        RequestResult.UpstreamErrorEvent "overloaded_error", "upstream_error_event", Some "overloaded_error", None
+        RequestResult.StreamBroken, "stream_error", Some "api_error", None
+        RequestResult.TimedOut, "timeout_error", Some "timeout_error", None
+        RequestResult.BodyFailed, "upstream_body_failed", None, None
+        RequestResult.ClientAborted, "client_aborted", None, Some 499
+        RequestResult.Refused(ErrorType.Authentication, 401),
+        "authentication_error",
+        Some "authentication_error",
+        Some 401
+        RequestResult.InternalError, "internal_error", None, Some 500
+    ]
+
+    for result, wire, errorType, status in cases do
+        Assert.Equal(wire, RequestResult.wireName result)
+        Assert.Equal(errorType, RequestResult.errorType result)
+        Assert.Equal(status, RequestResult.status result)
