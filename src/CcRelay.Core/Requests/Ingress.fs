@@ -202,10 +202,9 @@ module Ingress =
             match stringArray inner "anthropic_beta" with
             | Error e -> Error e
             | Ok betas ->
-                JsonEdit.edit
-                    inner
-                    [ "anthropic_version"; "anthropic_beta"; "model"; "stream"; "max_tokens" ]
-                    [ "model", jsonString modelId ]
+                JsonEdit.edit inner [ "anthropic_version"; "anthropic_beta"; "model"; "stream"; "max_tokens" ] [
+                    "model", jsonString modelId
+                ]
                 |> Result.map (fun (edited, _) -> {
                     Body = edited
                     Betas = defaultArg betas []
