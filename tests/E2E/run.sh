@@ -8,6 +8,10 @@
 # Scenarios (each check is one counted case; output ends with `E2E: <N> passed, <M> failed`):
 #   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
 #   error-after-content  the upstream sends an SSE `error` event after content; Claude Code must fail
+#   failover             a sick provider first; the relay must fail over invisibly
+#   bedrock-bearer, bedrock-skip-auth, vertex
+#                        Claude Code in Bedrock / Vertex mode with the relay as its endpoint (relay auth on)
+#   E2E_ONLY="name ..."  runs only the named scenarios
 #
 # Everything listens on 127.0.0.1. Every process started here is stopped by PID, and the temp dir is
 # removed, by the EXIT trap. The captures of the last run are copied to tests/E2E/.work/last-run/.
