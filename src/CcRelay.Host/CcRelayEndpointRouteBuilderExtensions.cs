@@ -13,7 +13,9 @@ namespace CcRelay.Host;
 public static class CcRelayEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps <c>/v1/messages</c>, <c>/v1/messages/count_tokens</c>, <c>/v1/models[/{id}]</c>, <c>/</c> and
+    /// Maps <c>/v1/messages</c>, <c>/v1/messages/count_tokens</c>, the Bedrock and Vertex AI shaped routes
+    /// (<c>/model/{id}/invoke[-with-response-stream]</c>, <c>/model/{id}/count-tokens</c>, <c>/inference-profiles[/{id}]</c>,
+    /// <c>/v1/projects/…/models/{m}:rawPredict|:streamRawPredict</c>), <c>/v1/models[/{id}]</c>, <c>/</c> and
     /// <c>/health</c>. A known route called with another method answers 405 with <c>Allow</c>.
     /// With <paramref name="notFoundFallback"/>, every other path answers 404 in the Anthropic envelope
     /// (leave it off when the relay shares an application with other endpoints).
@@ -24,6 +26,7 @@ public static class CcRelayEndpointRouteBuilderExtensions
         var services = endpoints.ServiceProvider;
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoint>();
+        var ingress = services.GetRequiredService<IngressEndpoint>();
         var runtime = services.GetRequiredService<Routing.RuntimeCell>();
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
 
@@ -36,6 +39,13 @@ public static class CcRelayEndpointRouteBuilderExtensions
 
         Route(endpoints, time, "/v1/messages", "POST", messages.HandleAsync);
         Route(endpoints, time, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
+
+        // the relay as Claude Code's Bedrock or Vertex AI endpoint: the same pipeline, the cloud's shapes
+        Route(endpoints, time, "/model/{**operation}", "POST", ingress.BedrockAsync);
+        Route(endpoints, time, "/inference-profiles", "GET", ingress.BedrockAsync);
+        Route(endpoints, time, "/inference-profiles/{**id}", "GET", ingress.BedrockAsync);
+        Route(endpoints, time, "/v1/projects/{**operation}", "POST", ingress.VertexAsync);
+
         Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
         Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
         Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);

@@ -75,6 +75,7 @@ public static class CcRelayServiceCollectionExtensions
         });
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();
+        services.AddSingleton<IngressEndpoint>();
         return services;
     }
 }

@@ -8,6 +8,10 @@
 # Scenarios (each check is one counted case; output ends with `E2E: <N> passed, <M> failed`):
 #   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
 #   error-after-content  the upstream sends an SSE `error` event after content; Claude Code must fail
+#   failover             a sick provider first; the relay must fail over invisibly
+#   bedrock-bearer, bedrock-skip-auth, vertex
+#                        Claude Code in Bedrock / Vertex mode with the relay as its endpoint (relay auth on)
+#   E2E_ONLY="name ..."  runs only the named scenarios
 #
 # Everything listens on 127.0.0.1. Every process started here is stopped by PID, and the temp dir is
 # removed, by the EXIT trap. The captures of the last run are copied to tests/E2E/.work/last-run/.
@@ -158,7 +162,12 @@ start_relay() {
   local dir=$1 i
   RELAY_PORT=$(free_port)
   {
-    printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n' "$RELAY_PORT"
+    printf 'server:\n  listen: "127.0.0.1:%s"\n' "$RELAY_PORT"
+    # the cloud-mode scenarios: the relay authenticates its clients (x-api-key or bearer, one secret)
+    if [[ -n ${RELAY_AUTH:-} ]]; then
+      printf '  auth:\n    api_key: "%s"\n    allow_bearer: true\n    bearer_secret: "%s"\n' "$RELAY_AUTH" "$RELAY_AUTH"
+    fi
+    printf 'providers:\n'
     # a sick provider first, when the scenario has one: the relay must fail over to "fake"
     if [[ -n ${SICK_PORT:-} ]]; then
       printf '  - name: sick\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "sick-key"\n' "$SICK_PORT"
@@ -196,12 +205,13 @@ stop_scenario_processes() {
 # Runs `claude -p` exactly as docs/claude-code-client.md describes, in a fresh HOME/config dir. Sets CLAUDE_RC.
 run_claude() {
   local dir=$1 base_url=$2
+  local -a client_env=(ANTHROPIC_BASE_URL="$base_url" ANTHROPIC_API_KEY="$CLIENT_KEY")
+  ((${#CLIENT_ENV[@]})) && client_env=("${CLIENT_ENV[@]}")
   mkdir -p "$dir/home" "$dir/cwd"
   # In the background and awaited, so a TERM/INT to this script is handled at once (the trap then
   # stops `timeout`, which passes the signal on to claude).
   (cd "$dir/cwd" && exec env -i PATH=/usr/bin:/bin HOME="$dir/home" CLAUDE_CONFIG_DIR="$dir/home/.claude" LANG=C.UTF-8 \
-      ANTHROPIC_BASE_URL="$base_url" \
-      ANTHROPIC_API_KEY="$CLIENT_KEY" \
+      "${client_env[@]}" \
       ANTHROPIC_MODEL="$MODEL" ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5 \
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 \
       CLAUDE_CODE_MAX_RETRIES=1 \
@@ -346,6 +356,92 @@ scenario_failover() {
     upstream '($posts | length) == 2 and $posts[1].verdict.ok == true'
 }
 
+# ---- Claude Code in Bedrock or Vertex mode, pointed at the relay (the relay serves them from the fake) -------
+
+RELAY_SECRET=relay-e2e-secret
+
+# The main loop's requests as the upstream saw them: the streaming ones (probes and fallbacks left out).
+JQ_LOOP='[$posts[] | select(.reply.streaming == true)] as $loop'
+
+cloud_mode_checks() {
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
+  check "(c) Claude Code saw no error and retried nothing (no api_retry event)" \
+    claude_out 'map(select(.type == "system" and .subtype == "api_retry")) | length == 0'
+  check "(d) the tool loop reached the upstream as 2 streamed /v1/messages, history intact (thinking signature byte for byte)" \
+    upstream "$JQ_LOOP"' | ($loop | length) == 2 and ($loop | map(.reply.turn)) == [1, 2] and $loop[1].verdict.ok == true'
+  check "(e) the model Claude Code named in the URL reached the upstream as the body's model" \
+    upstream --arg m "$MODEL" "$JQ_LOOP"' | all($loop[]; (.bodyText | fromjson | .model) == $m)'
+  check "(f) upstream saw the provider key; the relay's own credential travelled nowhere" \
+    upstream --arg want "$UPSTREAM_KEY" --arg secret "$RELAY_SECRET" \
+      'all($posts[]; .headers["x-api-key"] == $want) and (map(tostring | contains($secret)) | any | not)'
+  check "(g) anthropic-beta (claude-code-20250219) reached the upstream; no cloud body member did" \
+    upstream "$JQ_LOOP"' | all($loop[]; (.headers["anthropic-beta"] // "" | contains("claude-code-20250219"))
+                     and (.bodyText | fromjson | has("anthropic_version") or has("anthropic_beta") | not))'
+}
+
+# The relay's request lines (its log on stdout): "METHOD PATH -> STATUS".
+relay_calls() { grep -o 'info: CcRelay[^ ]* req_[^ ]* [A-Z]* [^ ]* -> [0-9]*' "$DIR/relay.out" 2>/dev/null | cut -d' ' -f4- || true; }
+relay_saw() { relay_calls | grep -q "$1"; }
+relay_never() { ! relay_calls | grep -q "$1"; }
+
+# After Claude Code, the Bedrock surface by curl: inference profiles with and without the relay's credential,
+# and one invoke-with-response-stream whose event stream is decoded by the AWS SDK's codec (@smithy/eventstream-codec).
+probe_bedrock_bearer() {
+  local base_url=$1
+  curl -sS -m 10 -o "$DIR/profiles.json" -w '%{http_code}' -H "authorization: Bearer $RELAY_SECRET" \
+    "$base_url/inference-profiles?type=SYSTEM_DEFINED" >"$DIR/profiles.status" 2>/dev/null || true
+  curl -sS -m 10 -D "$DIR/noauth.headers" -o "$DIR/noauth.json" -w '%{http_code}' \
+    "$base_url/inference-profiles?type=SYSTEM_DEFINED" >"$DIR/noauth.status" 2>/dev/null || true
+  curl -sS -N -m 30 -D "$DIR/probe.headers" -o "$DIR/probe.es" -w '%{http_code}' \
+    "$base_url/model/$MODEL/invoke-with-response-stream" \
+    -H 'content-type: application/json' -H "authorization: Bearer $RELAY_SECRET" \
+    --data-binary '{"anthropic_version":"bedrock-2023-05-31","max_tokens":256,"metadata":{"user_id":"'"$PROBE_MARK"'"},"messages":[{"role":"user","content":"byte probe"}]}' \
+    >"$DIR/probe.status" 2>/dev/null || true
+  base64 -w0 "$DIR/probe.es" | node "$REPO/tests/Interop/eventstream.mjs" decode >"$DIR/probe.decoded.json" 2>"$DIR/probe.decode.err" || true
+}
+
+# The decoded frames are all `chunk` events whose bytes are the fake's SSE events' data, byte for byte, pings left out.
+eventstream_check() {
+  [[ $(cat "$DIR/probe.status") == 200 ]] && grep -qi '^content-type: application/vnd.amazon.eventstream' "$DIR/probe.headers" || return 1
+  jq -e -s --arg mark "$PROBE_MARK" --slurpfile frames "$DIR/probe.decoded.json" '
+    (map(select(.bodyText? // "" | contains($mark))) | last | .seq) as $seq
+    | (map(select(.kind? == "sent" and .seq == $seq)) | last | .sseBase64 | @base64d
+       | split("\n\n") | map(select(length > 0) | split("\n"))
+       | map(select(.[0] != "event: ping") | map(select(startswith("data: ")))[0][6:])) as $want
+    | ($frames[0] | map(select(any(.headers[]; .name == ":event-type" and .value == "chunk"))
+                          | .payload | @base64d | fromjson | .bytes | @base64d)) as $got
+    | ($want | length) > 5 and $got == $want and ($frames[0] | length) == ($want | length)' "$DIR/upstream.jsonl"
+}
+
+scenario_bedrock_bearer() {
+  cloud_mode_checks
+  check "(h) start-up availability probes (POST /model/{id}/invoke, bearer) were served through the relay with 200" \
+    relay_saw 'POST /model/[^ ]*/invoke -> 200'
+  check "(i) GET /inference-profiles with the relay credential: 200 in AWS's shape" \
+    bash -c "[[ \$(cat '$DIR/profiles.status') == 200 ]] && jq -e '.inferenceProfileSummaries | type == \"array\"' '$DIR/profiles.json'"
+  check "(j) GET /inference-profiles without a credential: 401 UnrecognizedClientException" \
+    bash -c "[[ \$(cat '$DIR/noauth.status') == 401 ]] && grep -qi '^x-amzn-errortype: UnrecognizedClientException' '$DIR/noauth.headers'"
+  check "(k) invoke-with-response-stream: smithy decodes chunk frames = the upstream's SSE events byte for byte, pings dropped" \
+    eventstream_check
+  echo "# relay saw: $(relay_calls | sed 's/us\.anthropic\.[^/]*/<probe-id>/' | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
+
+scenario_bedrock_skip_auth() {
+  cloud_mode_checks
+  check "(h) CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1: no availability probe reached the relay" \
+    relay_never '/invoke -> '
+  echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
+
+scenario_vertex() {
+  cloud_mode_checks
+  check "(h) every model call arrived as :streamRawPredict on the Vertex path" \
+    bash -c "[[ -n \$(grep -o 'POST /v1/projects/e2e-project/locations/us-east5/publishers/anthropic/models/$MODEL:streamRawPredict -> 200' '$DIR/relay.out') ]]"
+  echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
+
 run_scenario() {
   local name=$1 fake_mode=$2 base_url start=$SECONDS
   SCENARIO=$name
@@ -370,6 +466,17 @@ run_scenario() {
     base_url=http://127.0.0.1:$RELAY_PORT
   fi
   echo "# scenario $name: claude -> ${MODE/direct/fake upstream directly} ($base_url)"
+  CLIENT_ENV=()
+  case $name in
+    bedrock-bearer) CLIENT_ENV=(CLAUDE_CODE_USE_BEDROCK=1 ANTHROPIC_BEDROCK_BASE_URL="$base_url"
+                                AWS_BEARER_TOKEN_BEDROCK="$RELAY_SECRET" AWS_REGION=us-east-1) ;;
+    bedrock-skip-auth) CLIENT_ENV=(CLAUDE_CODE_USE_BEDROCK=1 ANTHROPIC_BEDROCK_BASE_URL="$base_url"
+                                   CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 "ANTHROPIC_CUSTOM_HEADERS=x-api-key: $RELAY_SECRET"
+                                   CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1 AWS_REGION=us-east-1) ;;
+    vertex) CLIENT_ENV=(CLAUDE_CODE_USE_VERTEX=1 ANTHROPIC_VERTEX_BASE_URL="$base_url/v1" CLAUDE_CODE_SKIP_VERTEX_AUTH=1
+                        ANTHROPIC_VERTEX_PROJECT_ID=e2e-project CLOUD_ML_REGION=us-east5
+                        "ANTHROPIC_CUSTOM_HEADERS=x-api-key: $RELAY_SECRET" CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1) ;;
+  esac
   run_claude "$DIR" "$base_url"
   if declare -F "probe_${name//-/_}" >/dev/null; then "probe_${name//-/_}" "$base_url"; fi
   stop_scenario_processes
@@ -398,12 +505,27 @@ keep_captures() {
 mkdir -p "$WORK"
 rm -rf "$WORK/last-run"
 install_claude
+if [[ $MODE == relay && ! -d $REPO/tests/Interop/node_modules/@smithy/eventstream-codec ]]; then
+  echo "# tests/Interop: npm ci (the AWS event-stream codec the Bedrock checks decode with)"
+  (cd "$REPO/tests/Interop" && npm ci --no-audit --no-fund >"$TMP/npm-interop.log" 2>&1) || { cat "$TMP/npm-interop.log" >&2; exit 2; }
+fi
 if [[ $MODE == relay && -z ${CC_RELAY_BIN:-} ]]; then build_relay; fi
 echo "# mode: $MODE${CC_RELAY_BIN:+ ($CC_RELAY_BIN)}"
 
-run_scenario tool-loop tool-loop
-run_scenario error-after-content error-after-content
-if [[ $MODE == relay ]]; then run_scenario failover tool-loop; fi
+ONLY=${E2E_ONLY:-}
+wanted() { [[ -z $ONLY || " $ONLY " == *" $1 "* ]]; }
+CLIENT_ENV=()
+wanted tool-loop && run_scenario tool-loop tool-loop
+wanted error-after-content && run_scenario error-after-content error-after-content
+if [[ $MODE == relay ]]; then
+  wanted failover && run_scenario failover tool-loop
+  # Claude Code in Bedrock / Vertex mode with the relay as its endpoint; the relay authenticates it
+  RELAY_AUTH=$RELAY_SECRET
+  wanted bedrock-bearer && run_scenario bedrock-bearer tool-loop
+  wanted bedrock-skip-auth && run_scenario bedrock-skip-auth tool-loop
+  wanted vertex && run_scenario vertex tool-loop
+  RELAY_AUTH=''
+fi
 
 echo "E2E: $PASSED passed, $FAILED failed"
 ((FAILED == 0))

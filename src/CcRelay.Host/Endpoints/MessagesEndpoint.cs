@@ -13,6 +13,7 @@ namespace CcRelay.Host.Endpoints;
 /// <summary>
 /// <c>POST /v1/messages</c> and <c>POST /v1/messages/count_tokens</c>: one impureim sandwich per request.
 /// Steps 1–4 read and decide (Core does the deciding); 5–8 plan and act with failover (<see cref="FailoverForwarder"/>); 9 records.
+/// The cloud-shaped routes (<see cref="IngressEndpoint"/>) run the same pipeline with their body converted after step 2.
 /// </summary>
 internal sealed class MessagesEndpoint(
     RelayState state,
@@ -22,7 +23,14 @@ internal sealed class MessagesEndpoint(
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger)
 {
-    public async Task HandleAsync(HttpContext context)
+    public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
+
+    /// <summary>
+    /// The pipeline; with <paramref name="ingress"/>, the request arrived in a cloud's shape: once authenticated, its
+    /// body is converted (<see cref="Ingress.convert"/>), its <c>anthropic_beta</c> values join the <c>anthropic-beta</c>
+    /// header, and it is served as the Anthropic path the conversion names.
+    /// </summary>
+    public async Task HandleAsync(HttpContext context, IngressRoute? ingress)
     {
         // :: Step 1: read — clock, snapshot, request id, body
         var timing = RelayResponseHeaders.Stamp(context, timeProvider);
@@ -43,7 +51,8 @@ internal sealed class MessagesEndpoint(
         {
             var server = snapshot.Config.Server;
 
-            using var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
+            var body = await RequestBody.ReadAsync(request, server.MaxBodyBytes, context.RequestAborted);
+            using var lease = body;
             if (body is null)
             {
                 await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
@@ -68,6 +77,22 @@ internal sealed class MessagesEndpoint(
             }
 
             var forward = ((AuthVerdict.Allowed)verdict).Forward;
+            var pathAndQuery = PathAndQuery(request);
+            if (ingress is not null)
+            {
+                var converted = Ingress.convert(ingress, body.Span);
+                if (converted.IsError)
+                {
+                    await RejectAsync(context, record, ErrorType.InvalidRequest, converted.ErrorValue);
+                    return;
+                }
+
+                // the converted body replaces the client's (the lease above returns the client's buffer)
+                body = RequestBody.Of(converted.ResultValue.Body);
+                pathAndQuery = converted.ResultValue.PathAndQuery;
+                IngressEndpoint.PrepareHeaders(request, converted.ResultValue.Betas);
+            }
+
             var debug = snapshot.Config.Logging.DebugOptions;
             if (DebugLog.IsOn(logger, debug.LogRequestBody))
             {
@@ -94,7 +119,7 @@ internal sealed class MessagesEndpoint(
             }
 
             // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, PathAndQuery(request), record, record.Timing.StartedAt);
+            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, pathAndQuery, record, record.Timing.StartedAt);
         }
         finally
         {

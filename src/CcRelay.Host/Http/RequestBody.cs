@@ -8,12 +8,19 @@ namespace CcRelay.Host.Http;
 internal sealed class RequestBody : IDisposable
 {
     private byte[]? _buffer;
+    private readonly bool _pooled = true;
 
     private RequestBody(byte[] buffer, int length)
     {
         _buffer = buffer;
         Length = length;
     }
+
+    private RequestBody(byte[] bytes)
+        : this(bytes, bytes.Length) => _pooled = false;
+
+    /// <summary>A body that is not pooled (a converted one): Dispose only lets go of it.</summary>
+    public static RequestBody Of(byte[] bytes) => new(bytes);
 
     public int Length { get; }
 
@@ -24,7 +31,7 @@ internal sealed class RequestBody : IDisposable
     public void Dispose()
     {
         var buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null)
+        if (buffer is not null && _pooled)
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
