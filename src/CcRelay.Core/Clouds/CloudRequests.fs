@@ -135,6 +135,37 @@ module Bedrock =
             |> Map.tryFind (model.ToLowerInvariant())
             |> Option.map (fun id -> prefix + "." + id)
 
+    /// The Claude model name a Bedrock id of the built-in table stands for (the dated name where there is one),
+    /// its geo prefix ignored: what Claude Code in Bedrock mode means by `us.anthropic.claude-sonnet-4-6`, so that
+    /// a relay behind it can route it to any provider. None for ids the table does not know (ARNs, custom models).
+    let claudeName (modelId: string) : string option =
+        let id = modelId.Trim()
+
+        let baseId =
+            geoPrefixes
+            |> List.tryFind (fun prefix -> id.StartsWith(prefix + ".anthropic.", StringComparison.Ordinal))
+            |> Option.map (fun prefix -> id.Substring(prefix.Length + 1))
+            |> Option.defaultValue id
+
+        let names =
+            builtIn
+            |> Map.toList
+            |> List.filter (fun (_, bedrockId) -> bedrockId = baseId)
+            |> List.map fst
+
+        let dated (name: string) =
+            name.Length > 9
+            && name[name.Length - 9] = '-'
+            && name.Substring(name.Length - 8) |> Seq.forall Char.IsAsciiDigit
+
+        names
+        |> List.tryFind dated
+        |> Option.orElse (
+            names
+            |> List.tryFind (fun n -> not (n.EndsWith("-latest", StringComparison.Ordinal)))
+        )
+        |> Option.orElse (List.tryHead names)
+
     /// The Bedrock model id a request is sent with: the operator's `model_mapping` (exact name) first, then the
     /// built-in table with the region's profile prefix, else the model as it is.
     let modelId (mapping: Map<string, string>) (region: string) (model: string) : string =

@@ -140,9 +140,28 @@ module Ingress =
         | :? JsonException
         | :? InvalidOperationException -> Error "the body is not valid JSON"
 
+    /// The model a Bedrock-mode request is routed as: the Claude name of a Bedrock id the built-in table knows
+    /// (`us.anthropic.claude-sonnet-4-6` → `claude-sonnet-4-6`), so any provider can serve it (a Bedrock provider
+    /// maps it forward again, with its own region's profile); other ids (ARNs, custom models) as they are, for
+    /// `model_mapping`.
+    let routedModel (modelId: string) : string =
+        Bedrock.claudeName modelId |> Option.defaultValue modelId
+
+    /// The model a Vertex-mode request is routed as: a versioned Vertex id `claude-…@YYYYMMDD` as the Claude name
+    /// `claude-…-YYYYMMDD` (a Vertex provider maps it back); other names as they are.
+    let vertexRoutedModel (model: string) : string =
+        match model.LastIndexOf '@' with
+        | at when
+            at > 0
+            && model.Length - at = 9
+            && model.Substring(at + 1) |> Seq.forall Char.IsAsciiDigit
+            ->
+            model.Substring(0, at) + "-" + model.Substring(at + 1)
+        | _ -> model
+
     /// Bedrock InvokeModel's body (no `model`, no `stream`, `anthropic_version`, optional `anthropic_beta`)
     /// as Anthropic's: `anthropic_version` and `anthropic_beta` removed (with any `model` or `stream` the
-    /// client sent), `"model"` (the decoded model id, as it is: routing and `model_mapping` see the Bedrock id)
+    /// client sent), `"model"` (`routedModel` of the decoded model id)
     /// and `"stream"` (by the operation) inserted first. Every other byte is kept. The `anthropic_beta` values
     /// are returned for the `anthropic-beta` header.
     let bedrockMessages (modelId: string) (stream: bool) (body: ReadOnlySpan<byte>) : Result<IngressRequest, string> =
@@ -150,7 +169,7 @@ module Ingress =
         | Error e -> Error e
         | Ok betas ->
             let prepend = [
-                "model", jsonString modelId
+                "model", jsonString (routedModel modelId)
                 "stream", (if stream then "true"B else "false"B)
             ]
 
@@ -203,7 +222,7 @@ module Ingress =
             | Error e -> Error e
             | Ok betas ->
                 JsonEdit.edit inner [ "anthropic_version"; "anthropic_beta"; "model"; "stream"; "max_tokens" ] [
-                    "model", jsonString modelId
+                    "model", jsonString (routedModel modelId)
                 ]
                 |> Result.map (fun (edited, _) -> {
                     Body = edited
@@ -212,9 +231,10 @@ module Ingress =
                 })
 
     /// Vertex rawPredict's body (no `model`, `anthropic_version`, `stream` as the client chose) as Anthropic's:
-    /// `anthropic_version` (and any `model`) removed, `"model"` inserted first; every other byte kept.
+    /// `anthropic_version` (and any `model`) removed, `"model"` (`vertexRoutedModel`) inserted first; every other
+    /// byte kept.
     let vertexMessages (model: string) (body: ReadOnlySpan<byte>) : Result<IngressRequest, string> =
-        JsonEdit.edit body [ "anthropic_version"; "model" ] [ "model", jsonString model ]
+        JsonEdit.edit body [ "anthropic_version"; "model" ] [ "model", jsonString (vertexRoutedModel model) ]
         |> Result.map (fun (edited, _) -> {
             Body = edited
             Betas = []
@@ -223,7 +243,20 @@ module Ingress =
 
     /// Vertex count-tokens:rawPredict's body (it keeps its `model`) as Anthropic's: `anthropic_version` removed.
     let vertexCountTokens (body: ReadOnlySpan<byte>) : Result<IngressRequest, string> =
-        JsonEdit.edit body [ "anthropic_version" ] []
+        let model =
+            match RequestFacts.inspect body with
+            | Ok facts when vertexRoutedModel facts.Model <> facts.Model -> [
+                "model", jsonString (vertexRoutedModel facts.Model)
+              ]
+            | _ -> []
+
+        let remove =
+            if model.IsEmpty then
+                [ "anthropic_version" ]
+            else
+                [ "anthropic_version"; "model" ]
+
+        JsonEdit.edit body remove model
         |> Result.map (fun (edited, _) -> {
             Body = edited
             Betas = []

@@ -183,3 +183,50 @@ let ``inference profiles in AWS's shape, the model the id without its geo prefix
     let one = JsonDocument.Parse(Ingress.inferenceProfile "us-east-1" arn).RootElement
     Assert.Equal(arn, one.GetProperty("inferenceProfileArn").GetString())
     Assert.Equal("xyz", one.GetProperty("inferenceProfileId").GetString())
+
+[<Theory>]
+[<InlineData("us.anthropic.claude-sonnet-4-6", "claude-sonnet-4-6")>]
+[<InlineData("global.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5-20251001")>]
+[<InlineData("anthropic.claude-opus-4-6-v1", "claude-opus-4-6")>]
+[<InlineData("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123",
+             "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123")>]
+[<InlineData("my-custom-model", "my-custom-model")>]
+let ``a Bedrock id of the built-in table is routed as its Claude name, others as they are``
+    (id: string, routed: string)
+    =
+    Assert.Equal(routed, Ingress.routedModel id)
+
+    let body =
+        ok (Ingress.bedrockMessages id true (bytes """{"anthropic_version":"bedrock-2023-05-31","max_tokens":5}"""))
+
+    Assert.Equal(routed, JsonDocument.Parse(body.Body).RootElement.GetProperty("model").GetString())
+
+[<Fact>]
+let ``every Claude name of the table maps to Bedrock and back to a name for the same model`` () =
+    for name in
+        [
+            "claude-sonnet-4-6"
+            "claude-haiku-4-5"
+            "claude-opus-4-6"
+            "claude-sonnet-4-5-20250929"
+        ] do
+        let id = Bedrock.modelId Map.empty "us-east-1" name
+        let back = Ingress.routedModel id
+        Assert.Equal(id, Bedrock.modelId Map.empty "us-east-1" back)
+
+[<Fact>]
+let ``a versioned Vertex id is routed as the dated Claude name, in messages and in token counts`` () =
+    Assert.Equal("claude-sonnet-4-5-20250929", Ingress.vertexRoutedModel "claude-sonnet-4-5@20250929")
+    Assert.Equal("claude-sonnet-4-6", Ingress.vertexRoutedModel "claude-sonnet-4-6")
+
+    let count =
+        ok (
+            Ingress.vertexCountTokens (
+                bytes """{"anthropic_version":"vertex-2023-10-16","model":"claude-haiku-4-5@20251001","messages":[]}"""
+            )
+        )
+
+    Assert.Equal(
+        "claude-haiku-4-5-20251001",
+        JsonDocument.Parse(count.Body).RootElement.GetProperty("model").GetString()
+    )
