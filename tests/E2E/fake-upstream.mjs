@@ -1,5 +1,5 @@
 // A scripted fake of the Anthropic Messages API, for the end-to-end test (run.sh).
-// Node 20, no dependencies. Listens on 127.0.0.1 only.
+// Node 20, no dependencies (except --mode bedrock, below). Listens on 127.0.0.1 only.
 //
 // Usage: node fake-upstream.mjs [--port N] [--log FILE] [--mode tool-loop|error-after-content|overloaded|bedrock]
 //   mode overloaded: every POST /v1/messages answers 529 overloaded_error (a sick provider for failover).
