@@ -9,6 +9,8 @@
 #   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
 #   error-after-content  the upstream sends an SSE `error` event after content; Claude Code must fail
 #   failover             a sick provider first; the relay must fail over invisibly
+#   bedrock-upstream     the relay's only provider is `type: bedrock`, its base_url a fake Bedrock runtime that
+#                        verifies SigV4 with @smithy/signature-v4 and streams an AWS event stream; same tool loop
 #   bedrock-bearer, bedrock-skip-auth, vertex
 #                        Claude Code in Bedrock / Vertex mode with the relay as its endpoint (relay auth on)
 #   E2E_ONLY="name ..."  runs only the named scenarios
@@ -28,6 +30,9 @@ BUILD_STAMP=$WORK/relay-build.stamp
 
 CLIENT_KEY=sk-ant-e2e-client
 UPSTREAM_KEY=upstream-test-key
+# Static AWS credentials of the bedrock-upstream scenario: the relay signs with them, the fake Bedrock verifies.
+AWS_TEST_KEY_ID=AKIAE2ETESTACCESSKEY
+AWS_TEST_SECRET=e2e-test-secret-access-key/+AbCdEf0123456789
 MODEL=claude-sonnet-4-6
 PROMPT='Run the end-to-end test command with the Bash tool, then report the result.'
 PROBE_MARK=e2e-byte-probe
@@ -146,7 +151,8 @@ build_relay() {
 # Starts the fake upstream and waits for its `LISTENING <port>` line. Sets FAKE_PID, FAKE_PORT.
 start_fake() {
   local dir=$1 mode=$2 logname=${3:-upstream} fd word
-  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/$logname.jsonl" 2>"$dir/fake.err")
+  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/$logname.jsonl" \
+                 --aws-access-key-id "$AWS_TEST_KEY_ID" --aws-secret-access-key "$AWS_TEST_SECRET" 2>"$dir/fake.err")
   FAKE_PID=$!
   PIDS+=("$FAKE_PID")
   if ! read -r -t 15 -u "$fd" word FAKE_PORT || [[ $word != LISTENING ]]; then
@@ -172,7 +178,13 @@ start_relay() {
     if [[ -n ${SICK_PORT:-} ]]; then
       printf '  - name: sick\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "sick-key"\n' "$SICK_PORT"
     fi
-    printf '  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$UPSTREAM_KEY"
+    if [[ -n ${BEDROCK_UPSTREAM:-} ]]; then
+      # the only provider is a Bedrock one (SigV4 with static keys) whose endpoint is the fake Bedrock runtime
+      printf '  - name: bedrock\n    type: bedrock\n    base_url: "http://127.0.0.1:%s"\n    aws_region: us-east-1\n' "$FAKE_PORT"
+      printf '    aws_access_key_id: "%s"\n    aws_secret_access_key: "%s"\n' "$AWS_TEST_KEY_ID" "$AWS_TEST_SECRET"
+    else
+      printf '  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$UPSTREAM_KEY"
+    fi
   } >"$dir/relay.yaml"
   "${RELAY_CMD[@]}" serve --config "$dir/relay.yaml" >"$dir/relay.out" 2>"$dir/relay.err" &
   RELAY_PID=$!
@@ -442,6 +454,70 @@ scenario_vertex() {
   echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 }
 
+# ---- the relay's provider is Bedrock: Claude Code (first-party mode) -> relay -> fake Bedrock runtime -----------
+
+# The built-in model table of a us-* region: the inference profile the relay must call.
+BEDROCK_MODEL_ID=us.anthropic.$MODEL
+
+# jq over the fake Bedrock's capture; $calls = its model calls (the replay probes left out), $loop = the streamed ones.
+bedrock_up() {
+  local filter=${!#}
+  jq -e -s "${@:1:$#-1}" \
+    '[.[] | select(.bedrock != null and .headers["x-e2e-probe"] == null)] as $calls
+     | [$calls[] | select(.bedrock.operation == "invoke-with-response-stream")] as $loop
+     | '"$filter" "$DIR/upstream.jsonl"
+}
+
+# After Claude Code: the relay's turn-1 request replayed to the fake Bedrock with the same headers must be
+# accepted as it is (200) and refused with one byte more in the body (403 InvalidSignatureException), so the
+# fake's verification is known to bite.
+probe_bedrock_upstream() {
+  local first
+  first=$(jq -c -s '[.[] | select(.bedrock.operation == "invoke-with-response-stream")] | first // empty' "$DIR/upstream.jsonl" 2>/dev/null)
+  [[ -n $first ]] || return 0
+  local -a hdrs=()
+  local h
+  while IFS= read -r h; do hdrs+=(-H "$h"); done < <(jq -r '.headers | to_entries[]
+      | select(.key | test("^(authorization|content-type|x-amz-.*|accept|x-amzn-.*)$")) | "\(.key): \(.value)"' <<<"$first")
+  jq -j '.bodyText' <<<"$first" >"$DIR/replay.body"
+  jq -j '.bodyText + " "' <<<"$first" >"$DIR/tamper.body"
+  for h in replay tamper; do
+    curl -sS -m 10 -D "$DIR/$h.headers" -o "$DIR/$h.out" -w '%{http_code}' "${hdrs[@]}" -H "x-e2e-probe: $h" \
+      --data-binary @"$DIR/$h.body" "http://127.0.0.1:$FAKE_PORT$(jq -r .url <<<"$first")" >"$DIR/$h.status" 2>/dev/null || true
+  done
+}
+
+scenario_bedrock_upstream() {
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
+  check "(c) Claude Code saw no error and retried nothing (no api_retry event)" \
+    claude_out 'map(select(.type == "system" and .subtype == "api_retry")) | length == 0'
+  check "(d) the tool loop reached the fake Bedrock as 2 invoke-with-response-stream calls for $BEDROCK_MODEL_ID" \
+    bedrock_up --arg id "$BEDROCK_MODEL_ID" '($loop | length) == 2 and ($loop | map(.reply.turn)) == [1, 2]
+      and all($loop[]; .bedrock.modelId == $id and .url == "/model/\($id)/invoke-with-response-stream")'
+  check "(e) every model call was SigV4-signed with the test key and smithy verified the signature (no 403)" \
+    bedrock_up --arg akid "$AWS_TEST_KEY_ID" '($calls | length) >= 2
+      and all($calls[]; .bedrock.signature.ok == true and .reply.status == 200
+                        and (.headers.authorization | startswith("AWS4-HMAC-SHA256 Credential=\($akid)/"))
+                        and (.headers["x-amz-date"] | test("^[0-9]{8}T[0-9]{6}Z$")))'
+  check "(f) Bedrock-shaped bodies: no model/stream, anthropic_version bedrock-2023-05-31, no anthropic-* headers, no client key" \
+    bedrock_up --arg client "$CLIENT_KEY" 'all($calls[]; .bedrock.shape.ok == true
+      and (.bodyText | fromjson | (has("model") or has("stream") | not) and .anthropic_version == "bedrock-2023-05-31"
+           and ((.anthropic_beta // []) | index("claude-code-20250219") | not))
+      and (.headers | has("anthropic-version") or has("anthropic-beta") or has("x-api-key") | not))
+      and (map(tostring | contains($client)) | any | not)'
+  check "(g) turn 2's history came back intact through event stream -> SSE (tool id, thinking text and signature byte for byte)" \
+    bedrock_up '$loop[1].verdict.ok == true'
+  check "(h) the tool really ran: turn-2 tool_result content has relay-e2e-ok" \
+    bedrock_up "$JQ_DEFS"'$loop[1] | tool_result_text | contains("relay-e2e-ok")'
+  check "(i) the relay's request log: POST /v1/messages -> 200 by provider bedrock, upstream_model $BEDROCK_MODEL_ID" \
+    bash -c "(( \$(grep -c 'POST /v1/messages[^ ]* -> 200 .*provider=bedrock .*upstream_model=$BEDROCK_MODEL_ID ' '$DIR/relay.out') >= 2 ))"
+  check "(j) control: the relay's turn-1 request replayed as is: 200; with one byte more: 403 InvalidSignatureException" \
+    bash -c "[[ \$(cat '$DIR/replay.status') == 200 && \$(cat '$DIR/tamper.status') == 403 ]] && grep -qi '^x-amzn-errortype: InvalidSignatureException' '$DIR/tamper.headers'"
+  echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
+
 run_scenario() {
   local name=$1 fake_mode=$2 base_url start=$SECONDS
   SCENARIO=$name
@@ -519,6 +595,10 @@ wanted tool-loop && run_scenario tool-loop tool-loop
 wanted error-after-content && run_scenario error-after-content error-after-content
 if [[ $MODE == relay ]]; then
   wanted failover && run_scenario failover tool-loop
+  # The relay's only provider is `type: bedrock`, pointed at the fake Bedrock runtime
+  BEDROCK_UPSTREAM=1
+  wanted bedrock-upstream && run_scenario bedrock-upstream bedrock
+  BEDROCK_UPSTREAM=''
   # Claude Code in Bedrock / Vertex mode with the relay as its endpoint; the relay authenticates it
   RELAY_AUTH=$RELAY_SECRET
   wanted bedrock-bearer && run_scenario bedrock-bearer tool-loop
