@@ -541,6 +541,39 @@ public sealed class FailoverTests : TwoUpstreamTests
         Assert.Empty(B.Requests);
     }
 
+    [Fact]
+    public async Task StreamsThatAlwaysBreakAfterContent_TripTheBreaker_SoLaterRequestsGoToB()
+    {
+        // Arrange: A's every stream sends content, then an overloaded error; the breaker opens after 2 failures
+        A.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart("from-a") + Fake.TextBlock(0, "partial"));
+            await Fake.WriteAsync(context, Fake.Event("error", """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"""));
+        };
+        B.Handler = async context =>
+        {
+            await Fake.StartStreamAsync(context);
+            await Fake.WriteAsync(context, Fake.MessageStart("from-b") + Fake.TextBlock(0, "whole") + Fake.MessageEnd());
+        };
+        await using var relay = await TwoProvidersAsync(health: TestConfig.Health(failureThreshold: 2, openDurationMs: 60_000, halfOpenProbes: 1));
+
+        // Act: two broken streams reach the client (too late to fail over), then A's circuit is open
+        for (var i = 0; i < 2; i++)
+        {
+            using var broken = await SendAsync(relay, Requests.StreamingBody);
+            Assert.EndsWith("\"message\":\"Overloaded\"}}\n\n", await broken.Content.ReadAsStringAsync());
+        }
+
+        using var third = await SendAsync(relay, Requests.StreamingBody);
+        var text = await third.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Contains("from-b", text);
+        Assert.Equal(2, A.Requests.Count);
+        Assert.StartsWith("a:down:open:", Lines(await HealthAsync(relay)), StringComparison.Ordinal);
+    }
+
     private static readonly string ContentBlockStart = Fake.Event("content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}""");
 
     [Fact]

@@ -33,6 +33,31 @@ public sealed class SettlementTests : IAsyncLifetime
             routing: TestConfig.Routing(failoverTimeoutMs: 1)));
 
     [Fact]
+    public async Task TokenCounts_GiveBackTheRequestTheyTook_SoMessagesStillFindTheKeyReady()
+    {
+        // Arrange: one request a minute; token counts must not spend it (Anthropic limits them apart)
+        _upstream.Handler = context => Fake.WriteJsonAsync(context, 200, """{"input_tokens":12}""");
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay(
+            [TestConfig.Provider("a", _upstream.BaseUrl).WithKeys(new KeyConfig("key-one", 1, 0, 0, 0, 0, 1))],
+            apiKey: RelayKey,
+            routing: TestConfig.Routing(failoverTimeoutMs: 1)));
+
+        // Act
+        for (var i = 0; i < 3; i++)
+        {
+            using var count = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, path: "/v1/messages/count_tokens", apiKey: RelayKey));
+            Assert.Equal(HttpStatusCode.OK, count.StatusCode);
+        }
+
+        _upstream.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("message after counts"));
+        using var message = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, apiKey: RelayKey));
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, message.StatusCode);
+        Assert.Equal(4, _upstream.Requests.Count);
+    }
+
+    [Fact]
     public async Task JsonAnswer_ItsOutputTokensAreCharged_SoTheNextRequestFindsTheKeySpent()
     {
         // Arrange
