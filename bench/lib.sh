@@ -31,12 +31,30 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex)
+
+# The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
+# key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
+BENCH_AWS_KEY_ID=AKIABENCHFAKE0000000
+BENCH_AWS_SECRET=bench/fake/secret/key/0000000000000000000
+BENCH_VERTEX_TOKEN=bench-vertex-token
 
 # relay_variant_ok NAME: whether NAME is one of RELAY_VARIANTS
 relay_variant_ok() { [[ " ${RELAY_VARIANTS[*]} " == *" $1 "* ]]; }
 
 write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: one of RELAY_VARIANTS (default: default)
+    case "${4:-default}" in
+        # the clouds, on the same upstream through base_url: bedrock signs every request with SigV4 (static keys,
+        # no `keys`), vertex sends keys[].key as a bearer token (no Google credentials needed)
+        bedrock)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: bedrock\n    base_url: "http://127.0.0.1:%s"\n    aws_region: us-east-1\n    aws_access_key_id: "%s"\n    aws_secret_access_key: "%s"\nlogging:\n  level: warn\n' \
+                "$2" "$3" "$BENCH_AWS_KEY_ID" "$BENCH_AWS_SECRET" > "$1"
+            return ;;
+        vertex)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: vertex\n    base_url: "http://127.0.0.1:%s"\n    gcp_project_id: bench-project\n    gcp_region: us-east5\n    keys:\n      - key: "%s"\nlogging:\n  level: warn\n' \
+                "$2" "$3" "$BENCH_VERTEX_TOKEN" > "$1"
+            return ;;
+    esac
     if [[ ${4:-default} == pooled ]]; then
         # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
         # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).

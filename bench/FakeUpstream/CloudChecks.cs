@@ -89,7 +89,7 @@ internal sealed class CloudChecks(string awsKeyId, string awsSecret, string vert
             var colon = line.IndexOf(':', StringComparison.Ordinal);
             if (colon > 0)
             {
-                list.Add((line[..colon].Trim().ToLowerInvariant(), line[(colon + 1)..]));
+                list.Add((line[..colon].Trim().ToLowerInvariant(), line[(colon + 1)..].Trim()));
             }
         }
 

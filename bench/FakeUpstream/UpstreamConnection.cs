@@ -169,7 +169,8 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
             var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, stop);
+                // whole milliseconds, rounded up: Task.Delay truncates, and a wait under 1 ms would not wait at all
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), stop);
             }
 
             lastSent = Stopwatch.GetTimestamp();
