@@ -170,3 +170,57 @@ ratio_summary() {
             else printf "B/A %s: median %.3f (n = %d: too few rounds for an interval)\n", what, median, n
         }' | tee -a "$1"
 }
+
+# ---- shared by ttfb.sh and clouds.sh ---------------------------------------------------------------------------------
+
+# start_fake LOG PORT: bench/FakeUpstream on 127.0.0.1:PORT (Anthropic, Bedrock and Vertex paths; it checks the
+# cloud credentials above); its PID is added to PIDS. Its exit line (CHECKS …) counts the signatures it verified.
+start_fake() {
+    dotnet "$ROOT/artifacts/bin/FakeUpstream/release/fake-upstream.dll" --port "$2" --aws-key-id "$BENCH_AWS_KEY_ID" \
+        --aws-secret "$BENCH_AWS_SECRET" --vertex-token "$BENCH_VERTEX_TOKEN" >"$1" 2>&1 &
+    PIDS+=($!)
+}
+
+# start_proxy_nginx DIR PORT UPSTREAM_PORT: the reference proxy (as bench/run.sh configures it: keep-alive upstream,
+# proxy_buffering off, so SSE events pass as they come); its PID is added to PIDS
+start_proxy_nginx() {
+    mkdir -p "$1/tmp"
+    {
+        nginx_common "$1"; echo "worker_processes auto;"
+        echo "http {"; nginx_http_common "$1"
+        cat <<EOC
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    proxy_read_timeout 600s;
+    proxy_send_timeout 600s;
+    upstream up { server 127.0.0.1:$3; keepalive 256; keepalive_requests 1000000; keepalive_timeout 300s; }
+    server { listen 127.0.0.1:$2 backlog=8192; location / { proxy_pass http://up; } }
+}
+EOC
+    } >"$1/nginx.conf"
+    nginx -c "$1/nginx.conf" -p "$1" >/dev/null 2>&1 &
+    PIDS+=($!)
+}
+
+# start_relay NAME PORT UPSTREAM_PORT VARIANT: the relay ($RELAY_DLL) with write_relay_config's VARIANT, its config and
+# log in $WORK; its PID is added to PIDS. wait_relay PORT: until its /health lists the provider "fake" (the benchmark
+# config: otherwise it would forward off the machine, and it gets no traffic).
+start_relay() {
+    write_relay_config "$WORK/$1.yaml" "$2" "$3" "$4"
+    dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+    PIDS+=($!)
+}
+wait_relay() {
+    for _ in $(seq 150); do curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"name":"fake"' && return 0; sleep 0.1; done
+    say "the relay on port $1 did not come up with the benchmark config"; return 1
+}
+wait_listen() { # PORT
+    "${LOADGEN[@]}" wait-port --port "$1" --timeout-s 30
+}
+
+# bench_header TITLE: the lines every report starts with (commit, date, cores, load average)
+bench_header() {
+    echo "$1"
+    echo "commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bench || echo ' (+ uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+}
