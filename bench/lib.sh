@@ -31,12 +31,30 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex)
+
+# The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
+# key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
+BENCH_AWS_KEY_ID=AKIABENCHFAKE0000000
+BENCH_AWS_SECRET=bench/fake/secret/key/0000000000000000000
+BENCH_VERTEX_TOKEN=bench-vertex-token
 
 # relay_variant_ok NAME: whether NAME is one of RELAY_VARIANTS
 relay_variant_ok() { [[ " ${RELAY_VARIANTS[*]} " == *" $1 "* ]]; }
 
 write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = variant: one of RELAY_VARIANTS (default: default)
+    case "${4:-default}" in
+        # the clouds, on the same upstream through base_url: bedrock signs every request with SigV4 (static keys,
+        # no `keys`), vertex sends keys[].key as a bearer token (no Google credentials needed)
+        bedrock)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: bedrock\n    base_url: "http://127.0.0.1:%s"\n    aws_region: us-east-1\n    aws_access_key_id: "%s"\n    aws_secret_access_key: "%s"\nlogging:\n  level: warn\n' \
+                "$2" "$3" "$BENCH_AWS_KEY_ID" "$BENCH_AWS_SECRET" > "$1"
+            return ;;
+        vertex)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: vertex\n    base_url: "http://127.0.0.1:%s"\n    gcp_project_id: bench-project\n    gcp_region: us-east5\n    keys:\n      - key: "%s"\nlogging:\n  level: warn\n' \
+                "$2" "$3" "$BENCH_VERTEX_TOKEN" > "$1"
+            return ;;
+    esac
     if [[ ${4:-default} == pooled ]]; then
         # Three providers on the same upstream, round robin, each with a pool of four keys whose limits are far above
         # what the benchmark sends (the buckets are charged and refilled on every request, but never run dry).
@@ -151,4 +169,58 @@ ratio_summary() {
             if (k >= 1) printf "B/A %s: median %.3f, 95 %% interval %.3f - %.3f (n = %d)\n", what, median, v[k], v[n + 1 - k], n
             else printf "B/A %s: median %.3f (n = %d: too few rounds for an interval)\n", what, median, n
         }' | tee -a "$1"
+}
+
+# ---- shared by ttfb.sh and clouds.sh ---------------------------------------------------------------------------------
+
+# start_fake LOG PORT: bench/FakeUpstream on 127.0.0.1:PORT (Anthropic, Bedrock and Vertex paths; it checks the
+# cloud credentials above); its PID is added to PIDS. Its exit line (CHECKS …) counts the signatures it verified.
+start_fake() {
+    dotnet "$ROOT/artifacts/bin/FakeUpstream/release/fake-upstream.dll" --port "$2" --aws-key-id "$BENCH_AWS_KEY_ID" \
+        --aws-secret "$BENCH_AWS_SECRET" --vertex-token "$BENCH_VERTEX_TOKEN" >"$1" 2>&1 &
+    PIDS+=($!)
+}
+
+# start_proxy_nginx DIR PORT UPSTREAM_PORT: the reference proxy (as bench/run.sh configures it: keep-alive upstream,
+# proxy_buffering off, so SSE events pass as they come); its PID is added to PIDS
+start_proxy_nginx() {
+    mkdir -p "$1/tmp"
+    {
+        nginx_common "$1"; echo "worker_processes auto;"
+        echo "http {"; nginx_http_common "$1"
+        cat <<EOC
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    proxy_read_timeout 600s;
+    proxy_send_timeout 600s;
+    upstream up { server 127.0.0.1:$3; keepalive 256; keepalive_requests 1000000; keepalive_timeout 300s; }
+    server { listen 127.0.0.1:$2 backlog=8192; location / { proxy_pass http://up; } }
+}
+EOC
+    } >"$1/nginx.conf"
+    nginx -c "$1/nginx.conf" -p "$1" >/dev/null 2>&1 &
+    PIDS+=($!)
+}
+
+# start_relay NAME PORT UPSTREAM_PORT VARIANT: the relay ($RELAY_DLL) with write_relay_config's VARIANT, its config and
+# log in $WORK; its PID is added to PIDS. wait_relay PORT: until its /health lists the provider "fake" (the benchmark
+# config: otherwise it would forward off the machine, and it gets no traffic).
+start_relay() {
+    write_relay_config "$WORK/$1.yaml" "$2" "$3" "$4"
+    dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+    PIDS+=($!)
+}
+wait_relay() {
+    for _ in $(seq 150); do curl -sf -m 1 "http://127.0.0.1:$1/health" | grep -q '"name":"fake"' && return 0; sleep 0.1; done
+    say "the relay on port $1 did not come up with the benchmark config"; return 1
+}
+wait_listen() { # PORT
+    "${LOADGEN[@]}" wait-port --port "$1" --timeout-s 30
+}
+
+# bench_header TITLE: the lines every report starts with (commit, date, cores, load average)
+bench_header() {
+    echo "$1"
+    echo "commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bench || echo ' (+ uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 }

@@ -39,6 +39,34 @@ internal sealed class CannedResponses
 
     public byte[] Message { get; }
 
+    /// <summary>Bedrock InvokeModelWithResponseStream's head: an AWS event stream, chunked.</summary>
+    public byte[] EventStreamHead { get; } = Encoding.ASCII.GetBytes(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nx-amzn-RequestId: bench-fake-request\r\n" +
+        "X-Amzn-Bedrock-Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+    /// <summary>Bedrock CountTokens' answer.</summary>
+    public byte[] BedrockCountTokens { get; } = Json("200 OK", "{\"inputTokens\":2417}", "");
+
+    /// <summary>What Bedrock answers a request whose signature does not match.</summary>
+    public byte[] InvalidSignature { get; } = Json(
+        "403 Forbidden",
+        "{\"message\":\"The request signature we calculated does not match the signature you provided.\"}",
+        "x-amzn-ErrorType: InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.coral.service/\r\n");
+
+    /// <summary>What Vertex AI answers a request without a valid bearer token.</summary>
+    public byte[] Unauthenticated { get; } = Json(
+        "401 Unauthorized",
+        "{\"error\":{\"code\":401,\"message\":\"Request had invalid authentication credentials.\",\"status\":\"UNAUTHENTICATED\"}}",
+        "");
+
+    private static byte[] Json(string status, string json, string extraHeaders)
+    {
+        var body = Encoding.UTF8.GetBytes(json);
+        return Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extraHeaders}Content-Length: {body.Length}\r\n\r\n")
+            .Concat(body).ToArray();
+    }
+
     public byte[] CountTokens { get; }
 
     public byte[] NotFound { get; }

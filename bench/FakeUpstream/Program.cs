@@ -10,20 +10,31 @@ namespace CcRelay.Bench.FakeUpstream;
 /// <c>POST /v1/messages</c> answers a fixed JSON message, or (body has <c>"stream":true</c>) an SSE stream whose
 /// events leave at known times and carry their send time (<c>"bench_ts"</c>, Stopwatch ticks = CLOCK_MONOTONIC ns)
 /// so a client on the same machine can compute per-event delay.
-/// Usage: fake-upstream [--port N] (0 = any free port; the chosen port is printed as "LISTENING N").
+/// The clouds' paths are served too (see <see cref="UpstreamConnection"/>), their credentials checked against
+/// <c>--aws-key-id</c> / <c>--aws-secret</c> (SigV4) and <c>--vertex-token</c> (bearer); the counts of what passed and
+/// failed are printed on exit as a <c>CHECKS …</c> line.
+/// Usage: fake-upstream [--port N] [--aws-key-id K] [--aws-secret S] [--vertex-token T]
+/// (port 0 = any free port; the chosen port is printed as "LISTENING N").
 /// </summary>
 internal static class Program
 {
     private static async Task<int> Main(string[] args)
     {
         var port = 0;
+        var (awsKeyId, awsSecret, vertexToken) = ("AKIABENCHFAKE0000000", "bench/fake/secret/key/0000000000000000000", "bench-vertex-token");
         for (var i = 0; i < args.Length - 1; i++)
         {
-            if (args[i] == "--port")
+            switch (args[i])
             {
-                port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                case "--port": port = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--aws-key-id": awsKeyId = args[i + 1]; break;
+                case "--aws-secret": awsSecret = args[i + 1]; break;
+                case "--vertex-token": vertexToken = args[i + 1]; break;
+                default: break;
             }
         }
+
+        var checks = new CloudChecks(awsKeyId, awsSecret, vertexToken);
 
         if (Stopwatch.Frequency != 1_000_000_000)
         {
@@ -49,7 +60,7 @@ internal static class Program
             {
                 var socket = await listener.AcceptAsync(stop.Token);
                 socket.NoDelay = true;
-                var connection = new UpstreamConnection(socket, responses, stop.Token);
+                var connection = new UpstreamConnection(socket, responses, checks, stop.Token);
                 _ = Task.Run(connection.RunAsync);
             }
         }
@@ -57,6 +68,8 @@ internal static class Program
         {
             // SIGTERM / SIGINT: exit cleanly.
         }
+
+        Console.WriteLine(checks.Summary);
 
         return 0;
     }

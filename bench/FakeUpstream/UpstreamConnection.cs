@@ -5,7 +5,12 @@ using System.Net.Sockets;
 namespace CcRelay.Bench.FakeUpstream;
 
 /// <summary>One keep-alive HTTP/1.1 connection: parse request, answer, repeat until the peer closes.</summary>
-internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CancellationToken stop)
+/// <remarks>
+/// Paths: <c>/v1/messages</c> (Anthropic), <c>/model/{id}/invoke</c> and <c>/model/{id}/invoke-with-response-stream</c>
+/// (Bedrock: SigV4 checked, the stream as an AWS event stream), <c>…/publishers/anthropic/models/{m}:rawPredict</c> and
+/// <c>:streamRawPredict</c> (Vertex: bearer token checked, the stream as Anthropic SSE).
+/// </remarks>
+internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CloudChecks checks, CancellationToken stop)
 {
     private byte[] _buffer = new byte[64 * 1024];
     private int _start;
@@ -25,6 +30,9 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
 
                 var request = _buffer.AsMemory(_start, head);
                 var (target, contentLength, chunked, close) = ParseHead(request.Span);
+                var bedrock = target.StartsWith("/model/", StringComparison.Ordinal);
+                var vertex = !bedrock && target.Contains("/publishers/anthropic/models/", StringComparison.Ordinal);
+                var headText = bedrock || vertex ? System.Text.Encoding.ASCII.GetString(request.Span) : "";
                 _start += head;
 
                 byte[] body;
@@ -42,6 +50,15 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
 
                 var bodyStart = chunked ? 0 : _start;
                 var knobs = RequestKnobs.Parse(body.AsSpan(bodyStart, bodyLength));
+                string? refused = null;
+                if (bedrock)
+                {
+                    refused = checks.Bedrock(headText[..headText.IndexOf(' ', StringComparison.Ordinal)], target, headText, body.AsSpan(bodyStart, bodyLength));
+                }
+                else if (vertex)
+                {
+                    refused = checks.Vertex(headText, body.AsSpan(bodyStart, bodyLength));
+                }
                 if (!chunked)
                 {
                     _start += contentLength;
@@ -52,7 +69,41 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
                     _start = _end = 0;
                 }
 
-                if (target.StartsWith("/v1/messages/count_tokens", StringComparison.Ordinal))
+                if (refused is not null)
+                {
+                    await socket.SendAsync(bedrock ? responses.InvalidSignature : responses.Unauthenticated, SocketFlags.None, stop);
+                }
+                else if (bedrock)
+                {
+                    if (target.EndsWith("/invoke-with-response-stream", StringComparison.Ordinal))
+                    {
+                        await StreamAsync(knobs, eventStream: true);
+                    }
+                    else if (target.EndsWith("/count-tokens", StringComparison.Ordinal))
+                    {
+                        await socket.SendAsync(responses.BedrockCountTokens, SocketFlags.None, stop);
+                    }
+                    else
+                    {
+                        await socket.SendAsync(target.EndsWith("/invoke", StringComparison.Ordinal) ? responses.Message : responses.NotFound, SocketFlags.None, stop);
+                    }
+                }
+                else if (vertex)
+                {
+                    if (target.EndsWith(":streamRawPredict", StringComparison.Ordinal) && knobs.Stream)
+                    {
+                        await StreamAsync(knobs, eventStream: false);
+                    }
+                    else if (target.Contains("count-tokens", StringComparison.Ordinal))
+                    {
+                        await socket.SendAsync(responses.CountTokens, SocketFlags.None, stop);
+                    }
+                    else
+                    {
+                        await socket.SendAsync(target.EndsWith(":rawPredict", StringComparison.Ordinal) ? responses.Message : responses.NotFound, SocketFlags.None, stop);
+                    }
+                }
+                else if (target.StartsWith("/v1/messages/count_tokens", StringComparison.Ordinal))
                 {
                     await socket.SendAsync(responses.CountTokens, SocketFlags.None, stop);
                 }
@@ -62,7 +113,7 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
                 }
                 else if (knobs.Stream)
                 {
-                    await StreamAsync(knobs);
+                    await StreamAsync(knobs, eventStream: false);
                 }
                 else
                 {
@@ -85,33 +136,59 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
         }
     }
 
-    private async Task StreamAsync(RequestKnobs knobs)
+    /// <summary>
+    /// The scripted stream, as SSE or (Bedrock) as event-stream frames. Event k leaves at t0 + k·interval; with
+    /// <c>first_us</c> set, content_block_start leaves first_us after message_start (0: in the same write) and every
+    /// later event interval after the one before.
+    /// </summary>
+    private async Task StreamAsync(RequestKnobs knobs, bool eventStream)
     {
-        await socket.SendAsync(responses.SseHead, SocketFlags.None, stop);
-        var chunk = new byte[2048];
+        await socket.SendAsync(eventStream ? responses.EventStreamHead : responses.SseHead, SocketFlags.None, stop);
+        var chunk = new byte[4096];
         var events = SseScript.EventCount(knobs.Deltas);
         var t0 = Stopwatch.GetTimestamp();
         var intervalTicks = knobs.IntervalMicros * Stopwatch.Frequency / 1_000_000;
+        var firstTicks = knobs.FirstMicros * Stopwatch.Frequency / 1_000_000;
         var lastSent = long.MinValue / 2;
         for (var seq = 0; seq < events; seq++)
         {
-            // On schedule when possible, but never closer than half an interval to the previous event: if this
+            // On schedule when possible, but never closer than half a gap to the previous event: if this
             // process was descheduled, catching up with back-to-back sends would let any proxy legitimately
             // deliver two events in one read, which the client would then count as coalesced.
-            var due = Math.Max(t0 + (seq * intervalTicks), lastSent + (intervalTicks / 2));
+            long scheduled, gap;
+            if (knobs.FirstMicros < 0 || seq == 0)
+            {
+                (scheduled, gap) = (t0 + (seq * intervalTicks), intervalTicks);
+            }
+            else
+            {
+                (scheduled, gap) = seq == 1 ? (t0 + firstTicks, firstTicks) : (t0 + firstTicks + ((seq - 1) * intervalTicks), intervalTicks);
+            }
+
+            var due = Math.Max(scheduled, lastSent + (gap / 2));
             var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, stop);
+                // whole milliseconds, rounded up: Task.Delay truncates, and a wait under 1 ms would not wait at all
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), stop);
             }
 
             lastSent = Stopwatch.GetTimestamp();
-            var length = SseScript.WriteChunk(chunk, seq, knobs.Deltas, lastSent);
+            var length = Write(chunk, seq, knobs.Deltas, lastSent, eventStream);
+            if (seq == 0 && knobs.FirstMicros == 0 && events > 1)
+            {
+                // message_start and content_block_start together, in one write
+                length += Write(chunk.AsSpan(length), ++seq, knobs.Deltas, lastSent, eventStream);
+            }
+
             await socket.SendAsync(chunk.AsMemory(0, length), SocketFlags.None, stop);
         }
 
         await socket.SendAsync(CannedResponses.LastChunk.ToArray(), SocketFlags.None, stop);
     }
+
+    private static int Write(Span<byte> buffer, int seq, int deltas, long timestamp, bool eventStream) =>
+        eventStream ? SseScript.WriteBedrockChunk(buffer, seq, deltas, timestamp) : SseScript.WriteChunk(buffer, seq, deltas, timestamp);
 
     /// <summary>Reads until the buffer holds a complete request head; returns its length (incl. CRLFCRLF) or -1 on EOF.</summary>
     private async Task<int> ReadHeadAsync()

@@ -11,6 +11,7 @@ namespace CcRelay.Bench.LoadGen;
 /// <item><c>throughput</c> — wrk closed loop (<see cref="ThroughputTest"/>).</item>
 /// <item><c>rate</c> — open-loop fixed-rate latency (<see cref="RateTest"/>).</item>
 /// <item><c>sse</c> — streaming per-event delay / coalescing (<see cref="StreamTest"/>).</item>
+/// <item><c>ttfb</c> — time to first event and per-event delay of several targets, interleaved (<see cref="TtfbTest"/>).</item>
 /// <item><c>hold</c> — RSS idle and per open stream (<see cref="HoldTest"/>).</item>
 /// <item><c>rss --pids P --label L</c> — record the RSS of a process tree.</item>
 /// <item><c>report --in results.jsonl --meta meta.txt --out RESULTS.md</c>.</item>
@@ -22,7 +23,7 @@ internal static class Program
     {
         if (args.Length == 0)
         {
-            await Console.Error.WriteLineAsync("usage: loadgen <ports|wait-port|throughput|rate|sse|hold|rss|report> [--option value ...]");
+            await Console.Error.WriteLineAsync("usage: loadgen <ports|wait-port|throughput|rate|sse|ttfb|hold|rss|report> [--option value ...]");
             return 2;
         }
 
@@ -45,6 +46,7 @@ internal static class Program
                 "throughput" => ThroughputTest.Run(o),
                 "rate" => RateTest.Run(o),
                 "sse" => await StreamTest.RunAsync(o),
+                "ttfb" => await TtfbTest.RunAsync(o),
                 "hold" => await HoldTest.RunAsync(o),
                 "rss" => Rss(o),
                 "report" => Report.Run(o),

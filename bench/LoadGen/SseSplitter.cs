@@ -48,6 +48,9 @@ internal sealed class SseSplitter
     /// <summary>Per-event delay (arrival − upstream send) in Stopwatch ticks.</summary>
     public List<long> Delays { get; } = new(128);
 
+    /// <summary>Per-event upstream send time (<c>bench_ts</c>) in Stopwatch ticks.</summary>
+    public List<long> SendTimes { get; } = new(128);
+
     public void Reset()
     {
         _length = 0;
@@ -60,6 +63,7 @@ internal sealed class SseSplitter
         HeldBack = 0;
         UpstreamBursts = 0;
         Delays.Clear();
+        SendTimes.Clear();
     }
 
     public void BeginRead(long readTime)
@@ -138,6 +142,7 @@ internal sealed class SseSplitter
 
         LastSeq = seq;
         Delays.Add(ReadTime - ts);
+        SendTimes.Add(ts);
         if (_previousTsThisRead != long.MinValue)
         {
             if (ts - _previousTsThisRead >= MinSendGapTicks)

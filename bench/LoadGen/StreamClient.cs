@@ -22,6 +22,12 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
 
     public string? Failure { get; private set; }
 
+    /// <summary>When the last stream's request was sent (Stopwatch ticks, just before the socket write).</summary>
+    public long SentAt { get; private set; }
+
+    /// <summary>When the last stream's first event was complete at this client (the socket read that completed it).</summary>
+    public long FirstEventAt { get; private set; }
+
     /// <summary>Invoked once per stream when message_start arrives.</summary>
     public Action? OnFirstEvent { get; set; }
 
@@ -35,6 +41,8 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
         try
         {
             _socket ??= await target.ConnectAsync(ct);
+            FirstEventAt = 0;
+            SentAt = Clock.Now;
             await _socket.SendAsync(request, SocketFlags.None, ct);
             while (!_parser.Done)
             {
@@ -55,6 +63,7 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
                 if (first && Splitter.Events > 0)
                 {
                     first = false;
+                    FirstEventAt = Splitter.ReadTime;
                     OnFirstEvent?.Invoke();
                 }
             }

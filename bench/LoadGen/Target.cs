@@ -31,11 +31,17 @@ internal sealed class Target
         return new Target(new IPEndPoint(ip, uri.Port), $"{uri.Host}:{uri.Port}", uri.PathAndQuery);
     }
 
-    /// <summary>Renders the request template: <c>__STREAM__</c> → true/false, <c>__BENCH__</c> → upstream knobs.</summary>
-    public static string RenderBody(string templatePath, bool stream, int deltas, long intervalMicros) =>
+    /// <summary>
+    /// Renders the request template: <c>__STREAM__</c> → true/false, <c>__BENCH__</c> → upstream knobs
+    /// (<paramref name="firstMicros"/> ≥ 0: the gap between message_start and content_block_start, 0 = one write).
+    /// </summary>
+    public static string RenderBody(string templatePath, bool stream, int deltas, long intervalMicros, long firstMicros = -1) =>
         File.ReadAllText(templatePath).TrimEnd()
             .Replace("__STREAM__", stream ? "true" : "false", StringComparison.Ordinal)
-            .Replace("__BENCH__", $"cc-bench:deltas={deltas},interval_us={intervalMicros}", StringComparison.Ordinal);
+            .Replace(
+                "__BENCH__",
+                $"cc-bench:deltas={deltas},interval_us={intervalMicros}" + (firstMicros >= 0 ? $",first_us={firstMicros}" : ""),
+                StringComparison.Ordinal);
 
     public static IReadOnlyList<string> ReadHeaders(string headersPath) =>
         File.ReadAllLines(headersPath).Where(l => l.Contains(':', StringComparison.Ordinal) && !l.StartsWith('#')).ToArray();
