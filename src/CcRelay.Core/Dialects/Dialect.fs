@@ -318,16 +318,15 @@ module Dialect =
         | BodyEdit.Unchanged -> Ok ValueNone
         | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
         | BodyEdit.Reshape reshape ->
-            let patched =
-                match reshape.PatchModel with
-                | Some model when model <> facts.Model -> RequestFacts.withModel body facts model
-                | _ -> body.ToArray()
-
             let prepend =
                 reshape.Prepend
                 |> List.map (fun (name, json) -> name, Text.Encoding.UTF8.GetBytes json)
 
-            JsonEdit.edit (ReadOnlySpan patched) reshape.Remove prepend
+            match reshape.PatchModel with
+            | Some model when model <> facts.Model ->
+                JsonEdit.edit (ReadOnlySpan(RequestFacts.withModel body facts model)) reshape.Remove prepend
+            // the client's bytes are read in place: one copy, the edited body
+            | _ -> JsonEdit.edit body reshape.Remove prepend
             |> Result.map (fun (edited, _) ->
                 if reshape.WrapForBedrockCountTokens then
                     let encoded = Convert.ToBase64String edited

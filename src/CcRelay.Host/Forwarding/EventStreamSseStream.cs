@@ -79,14 +79,26 @@ internal sealed class EventStreamSseStream : Stream
         {
             // one upstream read at a time; it may outlive a read of ours that answers with a ping
             _read ??= _inner.ReadAsync(PrepareFill(), cancellationToken).AsTask();
-            if (!_read.IsCompleted && !await CompletesWithinAsync(_read, _pingInterval, cancellationToken))
+            int count;
+            if (_read.IsCompleted)
             {
-                // upstream is silent: keep the client's stream alive, as Anthropic's own pings do
-                SetPending(Ping);
-                break;
+                count = await _read;
+            }
+            else
+            {
+                try
+                {
+                    // NOTE: WaitAsync's one timer, not a linked source + Task.Delay + WhenAny: this runs once per event
+                    count = await _read.WaitAsync(_pingInterval, cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                    // upstream is silent: keep the client's stream alive, as Anthropic's own pings do
+                    SetPending(Ping);
+                    break;
+                }
             }
 
-            var count = await _read;
             _read = null;
             Filled(count);
         }
@@ -94,13 +106,6 @@ internal sealed class EventStreamSseStream : Stream
         return Copy(buffer.Span);
     }
 
-    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan limit, CancellationToken cancellationToken)
-    {
-        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var first = await Task.WhenAny(task, Task.Delay(limit, timer.Token));
-        await timer.CancelAsync();
-        return first == task || cancellationToken.IsCancellationRequested;
-    }
 
     public override int Read(Span<byte> buffer)
     {
