@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using CcRelay.Core;
+using CcRelay.Host.Tests.Infrastructure;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 
@@ -115,36 +115,9 @@ public sealed class SigV4InteropTests
             ["date"] = Now.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
         });
 
-        var start = new ProcessStartInfo("node", ["sigv4.mjs"])
-        {
-            WorkingDirectory = directory,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"node is required for the SigV4 interop tests (tests/run-all.sh installs it): {e.Message}");
-            throw;
-        }
-
-        using (process)
-        {
-            await process.StandardInput.WriteAsync(input);
-            process.StandardInput.Close();
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            Assert.True(process.ExitCode == 0, $"node sigv4.mjs exited {process.ExitCode}: {await error}");
-            return JsonSerializer.Deserialize<Dictionary<string, string>>(await output)
-                ?? throw new InvalidOperationException("sigv4.mjs printed null");
-        }
+        var (exitCode, output, error) = await ToolProcess.RunAsync("node", ["sigv4.mjs"], input, "the SigV4 interop tests need Node.js (tests/run-all.sh installs it)", directory);
+        Assert.True(exitCode == 0, $"node sigv4.mjs exited {exitCode}: {error}");
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(output)
+            ?? throw new InvalidOperationException("sigv4.mjs printed null");
     }
 }

@@ -1,6 +1,5 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Text.Json.Nodes;
+using CcRelay.Host.Tests.Infrastructure;
 
 namespace CcRelay.Host.Tests.Interop;
 
@@ -68,41 +67,13 @@ internal static class SmithyEventStream
             Assert.Fail($"@smithy/eventstream-codec is not installed: run `npm ci` in {interop} (tests/run-all.sh does)");
         }
 
-        var start = new ProcessStartInfo("node", [Path.Combine(interop, "eventstream.mjs"), mode])
+        var (exitCode, output, error) = await ToolProcess.RunAsync("node", [Path.Combine(interop, "eventstream.mjs"), mode], input, "the event-stream interop tests need Node.js (CI and tests/run-all.sh install it)", interop);
+        if (exitCode != 0)
         {
-            WorkingDirectory = interop,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-        }
-        catch (Win32Exception e)
-        {
-            Assert.Fail($"node is not installed ({e.Message}); the event-stream interop tests need Node.js (CI and tests/run-all.sh install it)");
-            throw;
+            Assert.Fail($"node eventstream.mjs {mode} exited with {exitCode}: {error}");
         }
 
-        using (process)
-        {
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            await process.StandardInput.WriteAsync(input);
-            process.StandardInput.Close();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await process.WaitForExitAsync(timeout.Token);
-            if (process.ExitCode != 0)
-            {
-                Assert.Fail($"node eventstream.mjs {mode} exited with {process.ExitCode}: {await stderr}");
-            }
-
-            return await stdout;
-        }
+        return output;
     }
 
     /// <summary>A header value as JSON, for comparing decoded headers.</summary>

@@ -1,8 +1,7 @@
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
-
+using CcRelay.Host.Tests.Infrastructure;
 using ProviderStatus = CcRelay.Host.Metrics.ProviderStatus;
 
 namespace CcRelay.Host.Tests.Metrics;
@@ -67,34 +66,7 @@ public sealed class PromtoolTests
 
     internal static async Task<(int ExitCode, string Output)> RunPromtoolAsync(string exposition)
     {
-        var start = new ProcessStartInfo("promtool", ["check", "metrics"])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("promtool did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"promtool is not installed ({e.Message}); install Debian's prometheus package (tests/run-all.sh does)");
-            throw;
-        }
-
-        using (process)
-        {
-            await process.StandardInput.WriteAsync(exposition);
-            process.StandardInput.Close();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await process.WaitForExitAsync(timeout.Token);
-            return (process.ExitCode, await stdout + await stderr);
-        }
+        var (exitCode, output, error) = await ToolProcess.RunAsync("promtool", ["check", "metrics"], exposition, "install Debian's prometheus package (tests/run-all.sh does)", timeout: TimeSpan.FromSeconds(30));
+        return (exitCode, output + error);
     }
 }
