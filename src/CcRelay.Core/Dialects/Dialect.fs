@@ -52,8 +52,10 @@ type AnswerDialect =
     /// Bedrock InvokeModel: an AWS event stream (`application/vnd.amazon.eventstream`) of base64 chunks, or the
     /// Message JSON; errors as `{"message"}` with `x-amzn-ErrorType`, mapped onto Anthropic's.
     | Bedrock
-    /// Bedrock CountTokens: `{"inputTokens":N}` becomes `{"input_tokens":N}`; errors as `Bedrock`.
-    | BedrockCountTokens
+    /// Bedrock CountTokens: `{"inputTokens":N}` becomes `{"input_tokens":N}`. Where Bedrock cannot count for the
+    /// model (a 400 or 404: CountTokens is not offered for every model and region) the relay's own estimate of
+    /// the request is the answer; other errors as `Bedrock`.
+    | BedrockCountTokens of Estimate: int
     /// Vertex AI: Anthropic SSE or JSON from the model; Google's own envelope for front-end errors, mapped.
     | Vertex
 
@@ -224,7 +226,7 @@ module Dialect =
                         reshape with
                             WrapForBedrockCountTokens = true
                     }
-                Answer = AnswerDialect.BedrockCountTokens
+                Answer = AnswerDialect.BedrockCountTokens facts.EstimatedInputTokens
           }
 
     let private vertex
@@ -416,11 +418,13 @@ module Dialect =
         : (int * byte array) option =
         match dialect with
         | AnswerDialect.Anthropic -> None
+        | AnswerDialect.BedrockCountTokens estimate when status = 400 || status = 404 ->
+            Some(200, Bedrock.countTokensResponse estimate)
         | AnswerDialect.Bedrock
-        | AnswerDialect.BedrockCountTokens when status >= 400 ->
+        | AnswerDialect.BedrockCountTokens _ when status >= 400 ->
             Some(BedrockAnswer.errorBody status errorTypeHeader body)
         | AnswerDialect.Vertex when status >= 400 -> Some(Vertex.errorBody status body)
-        | AnswerDialect.BedrockCountTokens ->
+        | AnswerDialect.BedrockCountTokens _ ->
             Bedrock.countTokensAnswer body
             |> Option.map (fun n -> status, Bedrock.countTokensResponse n)
         | AnswerDialect.Bedrock

@@ -91,7 +91,7 @@ let ``bedrock count_tokens wraps the invoke body for CountTokens`` () =
         Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
 
     Assert.EndsWith("/model/eu.anthropic.claude-sonnet-4-6/count-tokens", plan.Url.AbsoluteUri)
-    Assert.Equal(AnswerDialect.BedrockCountTokens, plan.Answer)
+    Assert.Equal(AnswerDialect.BedrockCountTokens (factsOf body).EstimatedInputTokens, plan.Answer)
     let sent = edited plan body
 
     let inner =
@@ -106,7 +106,7 @@ let ``bedrock count_tokens wraps the invoke body for CountTokens`` () =
 [<Fact>]
 let ``bedrock count-tokens answers become Anthropic's, errors keep their message`` () =
     let translated =
-        Dialect.answer AnswerDialect.BedrockCountTokens 200 None (ReadOnlySpan """{"inputTokens":42}"""B)
+        Dialect.answer (AnswerDialect.BedrockCountTokens 7) 200 None (ReadOnlySpan """{"inputTokens":42}"""B)
 
     Assert.Equal(
         Some(200, """{"input_tokens":42}"""),
@@ -214,7 +214,7 @@ let ``bedrock's Messages API keeps the Anthropic shape, maps Bedrock's errors, a
         Dialect.plan messagesApi ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
 
     Assert.EndsWith("/count-tokens", count.Url.AbsoluteUri)
-    Assert.Equal(AnswerDialect.BedrockCountTokens, count.Answer)
+    Assert.True(count.Answer.IsBedrockCountTokens)
 
 [<Fact>]
 let ``a cloud's secrets are known for redaction`` () =
@@ -239,3 +239,26 @@ let ``a cloud's secrets are known for redaction`` () =
             }
         )
     )
+
+[<Fact>]
+let ``where Bedrock cannot count tokens for a model, the relay's estimate answers; other errors stay errors`` () =
+    let notOffered =
+        Dialect.answer
+            (AnswerDialect.BedrockCountTokens 123)
+            400
+            (Some "ValidationException")
+            (ReadOnlySpan """{"message":"The provided model doesn't support counting tokens."}"""B)
+
+    Assert.Equal(
+        Some(200, """{"input_tokens":123}"""),
+        notOffered |> Option.map (fun (s, b) -> s, Encoding.UTF8.GetString b)
+    )
+
+    let throttled =
+        Dialect.answer
+            (AnswerDialect.BedrockCountTokens 123)
+            429
+            (Some "ThrottlingException")
+            (ReadOnlySpan """{"message":"Too many requests"}"""B)
+
+    Assert.Equal(Some 429, throttled |> Option.map fst)
