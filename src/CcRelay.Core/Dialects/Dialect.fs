@@ -106,6 +106,15 @@ module Dialect =
         |> Seq.distinct
         |> List.ofSeq
 
+    /// Whether the provider's plans need the client's `anthropic-beta` values (Bedrock InvokeModel moves them into
+    /// the body); for the rest the header travels as it is and the values need not be read.
+    let readsBetas (provider: ProviderConfig) : bool =
+        match provider.Cloud with
+        | CloudSettings.Bedrock _ -> true
+        | CloudSettings.Direct
+        | CloudSettings.Vertex _
+        | CloudSettings.Foundry _ -> false
+
     let private jsonString (value: string) : string =
         "\"" + Text.Json.JsonEncodedText.Encode(value).ToString() + "\""
 

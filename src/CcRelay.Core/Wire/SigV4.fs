@@ -112,6 +112,30 @@ module SigV4 =
     /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`): the string to sign
     /// `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}` HMAC'd with the key derived from
     /// the secret, date, region and service.
+    // Signing keys, by secret, day, region and service: four HMACs a request saved (a key changes once a day). Bounded:
+    // past the bound keys are derived each time.
+    let private signingKeys =
+        Collections.Concurrent.ConcurrentDictionary<struct (string * string * string * string), byte array>()
+
+    let private maxSigningKeys = 256
+
+    /// The SigV4 signing key: HMAC chain `"AWS4"+secret → date → region → service → "aws4_request"`.
+    let private signingKey (secretAccessKey: string) (shortDate: string) (region: string) (service: string) =
+        let key = struct (secretAccessKey, shortDate, region, service)
+
+        match signingKeys.TryGetValue key with
+        | true, known -> known
+        | _ ->
+            let derived =
+                [ shortDate; region; service; "aws4_request" ]
+                |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
+
+            if signingKeys.Count >= maxSigningKeys then
+                signingKeys.Clear()
+
+            signingKeys.TryAdd(key, derived) |> ignore
+            derived
+
     let internal signature
         (secretAccessKey: string)
         (region: string)
@@ -129,9 +153,7 @@ module SigV4 =
                 sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
             ]
 
-        let signingKey =
-            [ shortDate; region; service; "aws4_request" ]
-            |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
+        let signingKey = signingKey secretAccessKey shortDate region service
 
         hex (hmac signingKey stringToSign)
 

@@ -221,7 +221,7 @@ internal sealed class FailoverForwarder(
         CancellationToken lost)
     {
         // :: Step 5: plan the attempt — the provider's dialect decides URL, headers, body edit, credential and answer
-        var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context), forward);
+        var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context, attempt.Provider), forward);
         var edited = Dialect.body(plan.Body, body.Span, facts);
         if (edited.IsError)
         {
@@ -271,8 +271,8 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>The client's <c>anthropic-beta</c> values (a dialect may move them into the body or drop some).</summary>
-    private static FSharpList<string> Betas(HttpContext context) =>
-        context.Request.Headers.TryGetValue("anthropic-beta", out var betas) && betas.Count > 0
+    private static FSharpList<string> Betas(HttpContext context, ProviderConfig provider) =>
+        Dialect.readsBetas(provider) && context.Request.Headers.TryGetValue("anthropic-beta", out var betas) && betas.Count > 0
             ? Dialect.betaValues(betas!)
             : FSharpList<string>.Empty;
 

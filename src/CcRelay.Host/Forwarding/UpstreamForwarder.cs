@@ -79,7 +79,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         try
         {
             // the credential step: signing or a token, over the final request
-            if (await credentials.ApplyAsync(request, plan, body, linked.Token) is { } noCredential)
+            if (!plan.Signing.IsStatic && await credentials.ApplyAsync(request, plan, body, linked.Token) is { } noCredential)
             {
                 return NoResponse(AttemptFailure.ConnectFailed, noCredential);
             }
