@@ -115,12 +115,16 @@ module Bedrock =
             "claude-3-5-haiku-latest", haiku35
         ]
 
+    /// `{prefix}.anthropic.` for every geo prefix (built once: `isBedrockId` runs per request).
+    let private profilePrefixes: string array =
+        geoPrefixes |> List.map (fun prefix -> prefix + ".anthropic.") |> Array.ofList
+
     /// Whether a model is already a Bedrock id: an ARN, a base `anthropic.…` id or a geo profile of one.
     let private isBedrockId (model: string) : bool =
         model.StartsWith("arn:", StringComparison.Ordinal)
         || model.StartsWith("anthropic.", StringComparison.Ordinal)
-        || geoPrefixes
-           |> List.exists (fun prefix -> model.StartsWith(prefix + ".anthropic.", StringComparison.Ordinal))
+        || profilePrefixes
+           |> Array.exists (fun prefix -> model.StartsWith(prefix, StringComparison.Ordinal))
 
     /// The Bedrock inference-profile id `{prefix}.anthropic.…` of a Claude model name as Claude Code sends it
     /// (dated or not, a `[1m]` marker ignored); a name that already is a Bedrock id (`anthropic.…`, a geo

@@ -118,6 +118,28 @@ module Dialect =
     let private jsonString (value: string) : string =
         "\"" + Text.Json.JsonEncodedText.Encode(value).ToString() + "\""
 
+    // Cloud URLs, by base URL, operation and model id: the same for every request to the same provider and model,
+    // and building one (path encoding, a Uri that keeps its escapes) costs more than the rest of the plan. Bounded,
+    // because the client chooses the model; past the bound URLs are built each time.
+    let private targets =
+        Collections.Concurrent.ConcurrentDictionary<struct (string * string * string), Uri>()
+
+    let private maxTargets = 1024
+    let private targetCount = ref 0
+
+    let private target (baseUrl: Uri) (operation: string) (model: string) (build: unit -> Uri) : Uri =
+        let key = struct (baseUrl.OriginalString, operation, model)
+
+        match targets.TryGetValue key with
+        | true, known -> known
+        | _ ->
+            let url = build ()
+
+            if targetCount.Value < maxTargets && targets.TryAdd(key, url) then
+                Threading.Interlocked.Increment(&targetCount.contents) |> ignore
+
+            url
+
     /// The version Bedrock's InvokeModel requires in the body.
     let bedrockVersion: string = "bedrock-2023-05-31"
 
@@ -214,7 +236,12 @@ module Dialect =
           }
         | BedrockApi.Invoke, Operation.Messages -> {
             plan with
-                Url = Bedrock.url provider.BaseUrl (Bedrock.invokePath model facts.Stream)
+                Url =
+                    target
+                        provider.BaseUrl
+                        (if facts.Stream then "bedrock-stream" else "bedrock-invoke")
+                        model
+                        (fun () -> Bedrock.url provider.BaseUrl (Bedrock.invokePath model facts.Stream))
                 SetHeaders =
                     if facts.Stream then
                         [
@@ -228,7 +255,9 @@ module Dialect =
         // tokens are counted by Bedrock's CountTokens operation whichever API serves messages
         | _, Operation.CountTokens -> {
             plan with
-                Url = Bedrock.url provider.BaseUrl (Bedrock.countTokensPath model)
+                Url =
+                    target provider.BaseUrl "bedrock-count" model (fun () ->
+                        Bedrock.url provider.BaseUrl (Bedrock.countTokensPath model))
                 SetHeaders = [ "accept", "application/json" ]
                 Body =
                     BodyEdit.Reshape {
@@ -260,9 +289,13 @@ module Dialect =
             Url =
                 match operation with
                 | Operation.Messages ->
-                    Vertex.url provider.BaseUrl (Vertex.path settings.ProjectId settings.Region model facts.Stream)
+                    let operation = if facts.Stream then "vertex-stream " else "vertex-raw "
+
+                    target provider.BaseUrl (operation + settings.ProjectId + " " + settings.Region) model (fun () ->
+                        Vertex.url provider.BaseUrl (Vertex.path settings.ProjectId settings.Region model facts.Stream))
                 | Operation.CountTokens ->
-                    Vertex.url provider.BaseUrl (Vertex.countTokensPath settings.ProjectId settings.Region)
+                    target provider.BaseUrl ("vertex-count " + settings.ProjectId + " " + settings.Region) "" (fun () ->
+                        Vertex.url provider.BaseUrl (Vertex.countTokensPath settings.ProjectId settings.Region))
             Credentials = credentials
             Signing = signing
             DropHeaders = []

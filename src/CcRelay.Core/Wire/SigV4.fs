@@ -107,7 +107,7 @@ module SigV4 =
         if url.IsDefaultPort then
             url.IdnHost
         else
-            $"%s{url.IdnHost}:%d{url.Port}"
+            url.IdnHost + ":" + url.Port.ToString(CultureInfo.InvariantCulture)
 
     /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`): the string to sign
     /// `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}` HMAC'd with the key derived from
@@ -149,7 +149,7 @@ module SigV4 =
             String.concat "\n" [
                 Algorithm
                 amzDate
-                $"%s{shortDate}/%s{region}/%s{service}/aws4_request"
+                String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
                 sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
             ]
 
@@ -179,7 +179,8 @@ module SigV4 =
             now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture)
 
         let shortDate = amzDate.Substring(0, 8)
-        let scope = $"%s{shortDate}/%s{region}/%s{service}/aws4_request"
+        // NOTE: String.Concat and arrays, not interpolation and list pipelines: this runs once per signed request
+        let scope = String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
 
         let generated = [
             "x-amz-date", amzDate
@@ -189,39 +190,86 @@ module SigV4 =
             "x-amz-content-sha256", payloadSha256Hex
         ]
 
-        let generatedNames = generated |> List.map fst
+        let isGenerated (name: string) =
+            name = "x-amz-date"
+            || name = "x-amz-content-sha256"
+            || name = "x-amz-security-token"
 
-        let given =
-            headers
-            |> List.map (fun (name, value) -> name.Trim().ToLowerInvariant(), value)
-            |> List.filter (fun (name, _) ->
+        // every signed header, lower-cased: host, the given content-type and x-amz-* ones, the generated ones
+        let all = ResizeArray<struct (string * string)>(8)
+        all.Add(struct ("host", hostOf url))
+
+        for name, value in headers do
+            let name = name.Trim().ToLowerInvariant()
+
+            if
                 (name = "content-type" || name.StartsWith("x-amz-", StringComparison.Ordinal))
-                && not (List.contains name generatedNames))
+                && not (isGenerated name)
+            then
+                all.Add(struct (name, canonicalValue value))
 
-        let canonicalHeaders =
-            ("host", hostOf url) :: given @ generated
-            |> List.groupBy fst
-            |> List.map (fun (name, values) -> name, values |> List.map (snd >> canonicalValue) |> String.concat ",")
-            |> List.sortWith (fun (a, _) (b, _) -> String.CompareOrdinal(a, b))
+        for name, value in generated do
+            all.Add(struct (name, canonicalValue value))
 
-        let signedHeaders = canonicalHeaders |> List.map fst |> String.concat ";"
+        // sorted by name (stable: repeated names keep their order and are joined with ",")
+        let sorted =
+            List.ofSeq all
+            |> List.sortWith (fun (struct (a, _)) (struct (b, _)) -> String.CompareOrdinal(a, b))
+            |> Array.ofList
 
-        let canonicalRequest =
-            String.concat "\n" [
-                method.ToUpperInvariant()
-                canonicalUri url.AbsolutePath
-                canonicalQuery url.Query
-                yield! canonicalHeaders |> List.map (fun (name, value) -> name + ":" + value)
-                ""
-                signedHeaders
-                payloadSha256Hex
-            ]
+        let canonical = Text.StringBuilder(512)
+        let signed = Text.StringBuilder(96)
+
+        canonical
+            .Append(method.ToUpperInvariant())
+            .Append('\n')
+            .Append(canonicalUri url.AbsolutePath)
+            .Append('\n')
+            .Append(canonicalQuery url.Query)
+            .Append('\n')
+        |> ignore
+
+        let mutable i = 0
+
+        while i < sorted.Length do
+            let struct (name, value) = sorted[i]
+            canonical.Append(name).Append(':').Append(value) |> ignore
+            i <- i + 1
+
+            while i < sorted.Length && (let struct (next, _) = sorted[i] in next = name) do
+                let struct (_, more) = sorted[i]
+                canonical.Append(',').Append(more) |> ignore
+                i <- i + 1
+
+            canonical.Append('\n') |> ignore
+
+            if signed.Length > 0 then
+                signed.Append(';') |> ignore
+
+            signed.Append(name) |> ignore
+
+        let signedHeaders = signed.ToString()
+
+        canonical.Append('\n').Append(signedHeaders).Append('\n').Append(payloadSha256Hex)
+        |> ignore
 
         let signature =
-            signature credentials.SecretAccessKey region service amzDate canonicalRequest
+            signature credentials.SecretAccessKey region service amzDate (canonical.ToString())
 
         generated
         @ [
             "authorization",
-            $"%s{Algorithm} Credential=%s{credentials.AccessKeyId}/%s{scope}, SignedHeaders=%s{signedHeaders}, Signature=%s{signature}"
+            String.Concat(
+                [|
+                    Algorithm
+                    " Credential="
+                    credentials.AccessKeyId
+                    "/"
+                    scope
+                    ", SignedHeaders="
+                    signedHeaders
+                    ", Signature="
+                    signature
+                |]
+            )
         ]

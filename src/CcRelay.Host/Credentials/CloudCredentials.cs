@@ -93,11 +93,20 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
             return null;
         }
 
-        var immutable = await AwsFor(plan.Source).GetCredentialsAsync();
-        var credentials = new AwsCredentials(
-            immutable.AccessKey,
-            immutable.SecretKey,
-            immutable.UseToken ? FSharpOption<string>.Some(immutable.Token) : FSharpOption<string>.None);
+        AwsCredentials credentials;
+        if (plan.Source is AwsCredentialSource.Static configured)
+        {
+            // the configured keys themselves: no SDK call (its GetCredentialsAsync may hop to the thread pool)
+            credentials = new AwsCredentials(configured.AccessKeyId, configured.SecretAccessKey, configured.SessionToken);
+        }
+        else
+        {
+            var immutable = await AwsFor(plan.Source).GetCredentialsAsync();
+            credentials = new AwsCredentials(
+                immutable.AccessKey,
+                immutable.SecretKey,
+                immutable.UseToken ? FSharpOption<string>.Some(immutable.Token) : FSharpOption<string>.None);
+        }
 
         var signed = new List<Tuple<string, string>>();
         if (request.Content?.Headers.ContentType is { } contentType)
@@ -133,8 +142,6 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
     private AWSCredentials AwsFor(AwsCredentialSource source) =>
         _aws.GetOrAdd(source, static source => source switch
         {
-            AwsCredentialSource.Static { SessionToken: { } token } s => new SessionAWSCredentials(s.AccessKeyId, s.SecretAccessKey, token.Value),
-            AwsCredentialSource.Static s => new BasicAWSCredentials(s.AccessKeyId, s.SecretAccessKey),
             AwsCredentialSource.Profile p => new CredentialProfileStoreChain().TryGetAWSCredentials(p.Name, out var fromProfile)
                 ? fromProfile
                 : throw new InvalidOperationException("AWS profile not found"),
