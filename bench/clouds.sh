@@ -28,13 +28,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
-QUICK=0
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --quick) QUICK=1; shift ;;
-        *) echo "unknown option: $1 (see the header of $0)" >&2; exit 2 ;;
-    esac
-done
+quick_option "$@"
 if [[ $QUICK == 1 ]]; then : "${ROUNDS:=50}" "${PAIRED_ROUNDS:=6}" "${WARM_S:=6}" "${ROUND_S:=5}"; fi
 : "${ROUNDS:=150}" "${CONC:=1}" "${DELTAS:=10}" "${INTERVAL_MS:=5}" "${PAIRED_ROUNDS:=8}" "${WARM_S:=10}" "${ROUND_S:=8}"
 PAIRED="${PAIRED-bedrock}"

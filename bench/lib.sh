@@ -224,3 +224,14 @@ bench_header() {
     echo "$1"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bench || echo ' (+ uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 }
+
+# quick_option "$@": the scripts' one option, --quick (sets QUICK=1); anything else is a usage error
+quick_option() {
+    QUICK=0
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --quick) QUICK=1; shift ;;
+            *) echo "unknown option: $1 (see the header of $0)" >&2; exit 2 ;;
+        esac
+    done
+}

@@ -23,13 +23,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
-QUICK=0
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --quick) QUICK=1; shift ;;
-        *) echo "unknown option: $1 (see the header of $0)" >&2; exit 2 ;;
-    esac
-done
+quick_option "$@"
 if [[ $QUICK == 1 ]]; then : "${ROUNDS_1:=80}" "${ROUNDS_50:=20}"; fi
 : "${GAPS:=0 3000}" "${ROUNDS_1:=300}" "${ROUNDS_50:=60}" "${DELTAS:=3}" "${INTERVAL_MS:=5}"
 for tool in nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install -y nginx-light curl)" >&2; exit 1; }; done

@@ -36,6 +36,19 @@ public sealed class BedrockTests : TwoUpstreamTests
 
     private Task<RelayHost> RelayAsync(params ProviderConfig[] providers) => RelayHost.StartAsync(TestConfig.Relay(providers), pingInterval: TimeSpan.FromMilliseconds(200));
 
+    /// <summary>Bedrock (A) first, an Anthropic-compatible provider (B) to fail over to.</summary>
+    private Task<RelayHost> BedrockThenAnthropicAsync() =>
+        RelayAsync(Bedrock(A.BaseUrl), TestConfig.Provider("anthropic", B.BaseUrl, ProviderType.AnthropicCompatible, keys: ["b-key"]));
+
+    /// <summary>Two streaming requests, one after the other: what the client read of each.</summary>
+    private static async Task<(string First, string Second)> TwoStreamsAsync(RelayHost relay)
+    {
+        using var first = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        var firstText = await first.Content.ReadAsStringAsync();
+        using var second = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        return (firstText, await second.Content.ReadAsStringAsync());
+    }
+
     /// <summary>What the real Bedrock does first: a request whose signature does not verify is refused with 403.</summary>
     private static bool SignatureVerifies(UpstreamRequest request, Uri baseUrl)
     {
@@ -222,15 +235,10 @@ public sealed class BedrockTests : TwoUpstreamTests
             await Fake.StartStreamAsync(context);
             await Fake.WriteAsync(context, Fake.MessageStart() + Fake.TextBlock(0, "from anthropic") + Fake.MessageEnd());
         };
-        await using var relay = await RelayAsync(
-            Bedrock(A.BaseUrl),
-            TestConfig.Provider("anthropic", B.BaseUrl, ProviderType.AnthropicCompatible, keys: ["b-key"]));
+        await using var relay = await BedrockThenAnthropicAsync();
 
         // Act
-        using var first = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
-        var firstText = await first.Content.ReadAsStringAsync();
-        using var second = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
-        var secondText = await second.Content.ReadAsStringAsync();
+        var (firstText, secondText) = await TwoStreamsAsync(relay);
 
         // Assert
         Assert.Contains("from anthropic", firstText);
@@ -262,15 +270,10 @@ public sealed class BedrockTests : TwoUpstreamTests
 
             await context.Response.Body.WriteAsync(EventStream.encode(BedrockAnswer.exceptionOf(ErrorType.Overloaded, "Bedrock is unable to process your request.")));
         };
-        await using var relay = await RelayAsync(
-            Bedrock(A.BaseUrl),
-            TestConfig.Provider("anthropic", B.BaseUrl, ProviderType.AnthropicCompatible, keys: ["b-key"]));
+        await using var relay = await BedrockThenAnthropicAsync();
 
         // Act
-        using var first = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
-        var firstText = await first.Content.ReadAsStringAsync();
-        using var second = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
-        var secondText = await second.Content.ReadAsStringAsync();
+        var (firstText, secondText) = await TwoStreamsAsync(relay);
 
         // Assert
         Assert.Contains("from-b", firstText);
