@@ -29,6 +29,8 @@ module ConfigDiff =
                 "keys", a.Keys <> b.Keys
                 "model_mapping", a.ModelMapping <> b.ModelMapping
                 "models", a.Models <> b.Models
+                // the cloud keys (region, project, resource, credentials) by the type's own name for them
+                "cloud settings", a.Cloud <> b.Cloud
             ]
 
         // fields added to the record later still show up, if not by name

@@ -169,3 +169,21 @@ let ``metrics and otel exporter settings need a restart; the model-label limit a
     Assert.False applied.Otel.Enabled
     Assert.True applied.Otel.PropagateTraceContext
     Assert.True applied.Logging.DebugOptions.LogRequestBody
+
+[<Fact>]
+let ``a change of a cloud provider's region is named as its cloud settings`` () =
+    let bedrock (region: string) = {
+        Config.defaultProvider "b" ProviderType.Bedrock (Uri "https://bedrock.test") with
+            Cloud =
+                CloudSettings.Bedrock {
+                    Region = region
+                    Credentials = AwsCredentialSource.Chain
+                    Api = BedrockApi.Invoke
+                    Betas = []
+                }
+    }
+
+    Assert.Equal<ConfigChange list>(
+        [ ConfigChange.ProviderChanged("b", [ "cloud settings" ]) ],
+        ConfigDiff.between (config [ bedrock "us-east-1" ]) (config [ bedrock "eu-west-1" ])
+    )
