@@ -217,60 +217,9 @@ module Bedrock =
         "tool-search-tool-2025-10-19"
     ]
 
-    /// A body reshaped for InvokeModel, and what was left out.
-    type Reshaped = {
-        /// The InvokeModel body.
-        Body: byte array
-        /// Fields removed other than `model` and `stream` (none yet).
-        DroppedFields: string list
-        /// `anthropic-beta` values not in the accepted list, which the body does not carry.
-        DroppedBetas: string list
-    }
-
+    /// The `anthropic_version` InvokeModel requires in the body (the plan adds it: `Dialect.plan`).
     [<Literal>]
-    let private Version = "bedrock-2023-05-31"
-
-    /// The beta names of `anthropic-beta` header values (comma-separated lists): trimmed, empty ones and repeats
-    /// dropped, first-seen order kept.
-    let private betaNames (betaHeader: string list) : string list =
-        betaHeader
-        |> List.collect (fun value ->
-            value.Split(',', StringSplitOptions.TrimEntries ||| StringSplitOptions.RemoveEmptyEntries)
-            |> List.ofArray)
-        |> List.distinct
-
-    /// The InvokeModel body of an Anthropic Messages body (protocols.md §2.2), by byte edits (`JsonEdit`):
-    /// `model` and `stream` removed, `"anthropic_version":"bedrock-2023-05-31"` and, when some header beta is in
-    /// `accepted`, `"anthropic_beta":[…]` (in header order) added at the front; everything else kept byte for byte.
-    /// A body that already has `anthropic_version` or `anthropic_beta` (a client speaking Bedrock's shape) keeps
-    /// its own, and no second one is added. Header betas not in `accepted` are reported in `DroppedBetas`.
-    /// Error when the body is not a JSON object.
-    let reshape
-        (body: ReadOnlySpan<byte>)
-        (betaHeader: string list)
-        (accepted: string list)
-        : Result<Reshaped, string> =
-        match JsonEdit.names body with
-        | Error e -> Error e
-        | Ok present ->
-            let betas = betaNames betaHeader
-
-            let kept, dropped =
-                betas |> List.partition (fun beta -> List.contains beta accepted)
-
-            let prepend = [
-                if not (List.contains "anthropic_version" present) then
-                    "anthropic_version", JsonSerializer.SerializeToUtf8Bytes Version
-                if not kept.IsEmpty && not (List.contains "anthropic_beta" present) then
-                    "anthropic_beta", JsonSerializer.SerializeToUtf8Bytes(Array.ofList kept)
-            ]
-
-            JsonEdit.edit body [ "model"; "stream" ] prepend
-            |> Result.map (fun (bytes, _) -> {
-                Body = bytes
-                DroppedFields = []
-                DroppedBetas = dropped
-            })
+    let anthropicVersion = "bedrock-2023-05-31"
 
     /// The CountTokens request body for a reshaped InvokeModel body: `{"input":{"invokeModel":{"body":"<base64>"}}}`.
     let countTokensBody (reshapedBody: ReadOnlySpan<byte>) : byte array =
@@ -339,24 +288,9 @@ module Vertex =
     /// The request URL: `baseUrl` (its path prefix such as `/v1` kept) followed by `path`, sent as given.
     let url (baseUrl: Uri) (path: string) : Uri = CloudUrl.combine baseUrl path
 
+    /// The `anthropic_version` rawPredict requires in the body (the plan adds it: `Dialect.plan`).
     [<Literal>]
-    let private Version = "vertex-2023-10-16"
-
-    /// The rawPredict body of an Anthropic Messages body (protocols.md §3.2), by byte edits: `model` removed
-    /// (kept for count-tokens, where the SDKs leave it), `"anthropic_version":"vertex-2023-10-16"` added at the
-    /// front unless the body has its own, `stream` and everything else kept byte for byte.
-    /// Error when the body is not a JSON object.
-    let reshape (body: ReadOnlySpan<byte>) (countTokens: bool) : Result<byte array, string> =
-        match JsonEdit.names body with
-        | Error e -> Error e
-        | Ok present ->
-            let prepend = [
-                if not (List.contains "anthropic_version" present) then
-                    "anthropic_version", JsonSerializer.SerializeToUtf8Bytes Version
-            ]
-
-            JsonEdit.edit body (if countTokens then [] else [ "model" ]) prepend
-            |> Result.map fst
+    let anthropicVersion = "vertex-2023-10-16"
 
     /// The Vertex model id: the operator's `model_mapping` (exact name) first; else a dated Claude name
     /// `claude-…-YYYYMMDD` as `claude-…@YYYYMMDD` (Vertex's versioned ids); names already carrying `@` and

@@ -59,6 +59,26 @@ type AnswerDialect =
     /// Vertex AI: Anthropic SSE or JSON from the model; Google's own envelope for front-end errors, mapped.
     | Vertex
 
+/// How the upstream framed its answer (from its `Content-Type`).
+[<RequireQualifiedAccess>]
+type Framing =
+    /// `text/event-stream`.
+    | Sse
+    /// `application/vnd.amazon.eventstream`.
+    | AwsEventStream
+    /// Anything else (JSON).
+    | Other
+
+/// What the host does with an answer before it is judged and relayed.
+[<RequireQualifiedAccess>]
+type AnswerReading =
+    /// Relayed as it is (an SSE stream, a JSON answer).
+    | AsIs
+    /// An AWS event stream read as the Anthropic SSE it carries.
+    | ConvertEventStream
+    /// Buffered and put into the Anthropic shape by `Dialect.answer` (a cloud's error, Bedrock's token count).
+    | Translate
+
 /// Everything one attempt sends upstream and how its answer is read, decided in Core; the host executes it.
 type UpstreamPlan = {
     Provider: ProviderConfig
@@ -99,13 +119,6 @@ module Dialect =
         else
             Operation.Messages
 
-    /// The `anthropic-beta` values of the client's header(s): comma-separated, trimmed, de-duplicated, in order.
-    let betaValues (headerValues: string seq) : string list =
-        headerValues
-        |> Seq.collect (fun v -> v.Split(',', StringSplitOptions.TrimEntries ||| StringSplitOptions.RemoveEmptyEntries))
-        |> Seq.distinct
-        |> List.ofSeq
-
     /// Whether the provider's plans need the client's `anthropic-beta` values (Bedrock InvokeModel moves them into
     /// the body); for the rest the header travels as it is and the values need not be read.
     let readsBetas (provider: ProviderConfig) : bool =
@@ -139,12 +152,6 @@ module Dialect =
                 Threading.Interlocked.Increment(&targetCount.contents) |> ignore
 
             url
-
-    /// The version Bedrock's InvokeModel requires in the body.
-    let bedrockVersion: string = "bedrock-2023-05-31"
-
-    /// The version Vertex AI's rawPredict requires in the body.
-    let vertexVersion: string = "vertex-2023-10-16"
 
     let private anthropicShaped
         (provider: ProviderConfig)
@@ -220,7 +227,7 @@ module Dialect =
         let reshape = {
             PatchModel = None
             Remove = [ "model"; "stream"; "anthropic_version"; "anthropic_beta" ]
-            Prepend = ("anthropic_version", jsonString bedrockVersion) :: betaMember
+            Prepend = ("anthropic_version", jsonString Bedrock.anthropicVersion) :: betaMember
             WrapForBedrockCountTokens = false
         }
 
@@ -281,7 +288,7 @@ module Dialect =
             | Some headers -> headers, Signing.Static
             | None -> [], Signing.GoogleToken settings.CredentialsFile
 
-        let version = [ "anthropic_version", jsonString vertexVersion ]
+        let version = [ "anthropic_version", jsonString Vertex.anthropicVersion ]
 
         {
             Provider = provider
@@ -373,11 +380,7 @@ module Dialect =
             | _ -> JsonEdit.edit body reshape.Remove prepend
             |> Result.map (fun (edited, _) ->
                 if reshape.WrapForBedrockCountTokens then
-                    let encoded = Convert.ToBase64String edited
-
-                    ValueSome(
-                        Text.Encoding.UTF8.GetBytes("{\"input\":{\"invokeModel\":{\"body\":\"" + encoded + "\"}}}")
-                    )
+                    ValueSome(Bedrock.countTokensBody (ReadOnlySpan edited))
                 else
                     ValueSome edited)
 
@@ -411,11 +414,10 @@ module Dialect =
             )
 
         let countTokens () =
-            let facts = {
-                probeFacts model with
-                    ModelTokenStart = 9
-                    ModelTokenLength = Text.Encoding.UTF8.GetByteCount(jsonString model)
-            }
+            let facts =
+                match RequestFacts.inspect (ReadOnlySpan countBody) with
+                | Ok facts -> facts
+                | Error _ -> probeFacts model
 
             let plan = plan provider key facts "/v1/messages/count_tokens" [] []
 
@@ -448,6 +450,29 @@ module Dialect =
 
         (status >= 200 && status < 300)
         || (not credentialed && (status = 401 || status = 403))
+
+    /// How an answer of `dialect` with `status` and `framing` is read: a cloud's error or Bedrock's token count
+    /// is translated, a successful Bedrock event stream converted, everything else relayed as it is.
+    let reading (dialect: AnswerDialect) (status: int) (framing: Framing) : AnswerReading =
+        match dialect, framing with
+        | AnswerDialect.Anthropic, _ -> AnswerReading.AsIs
+        | _, Framing.Sse when status < 400 -> AnswerReading.AsIs
+        | AnswerDialect.Bedrock, Framing.AwsEventStream when status < 400 -> AnswerReading.ConvertEventStream
+        | AnswerDialect.BedrockCountTokens _, _ -> AnswerReading.Translate
+        | _ when status >= 400 -> AnswerReading.Translate
+        | _ -> AnswerReading.AsIs
+
+    /// Whether the attempt carries an OAuth token (Google, Entra ID), which an upstream may refuse before its time.
+    let usesToken (plan: UpstreamPlan) : bool =
+        match plan.Signing with
+        | Signing.GoogleToken _
+        | Signing.EntraToken _ -> true
+        | Signing.Static
+        | Signing.SigV4 _ -> false
+
+    /// Whether a refused answer means the attempt's OAuth token went stale before its time (revoked, rotated):
+    /// a 401 to a Google or Entra ID token. The host drops the token and sends once more with a fresh one.
+    let retriesWithFreshToken (plan: UpstreamPlan) (status: int) : bool = status = 401 && usesToken plan
 
     /// An answer of `dialect` in the Anthropic shape, for the buffered answers a dialect changes (a cloud's
     /// error, Bedrock's token count): `(status, body)`, or None when it stays as it is. Error messages are kept

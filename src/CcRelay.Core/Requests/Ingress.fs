@@ -276,10 +276,7 @@ module Ingress =
     /// The `anthropic-beta` values a converted request carries: the client's header values, then the body's
     /// `anthropic_beta` ones, de-duplicated in order.
     let mergeBetas (headerValues: string seq) (bodyBetas: string list) : string list =
-        Seq.append headerValues bodyBetas
-        |> Seq.collect (fun v -> v.Split(',', StringSplitOptions.TrimEntries ||| StringSplitOptions.RemoveEmptyEntries))
-        |> Seq.distinct
-        |> List.ofSeq
+        Headers.betaValues (Seq.append headerValues bodyBetas)
 
     // ---------------------------
     // Answers

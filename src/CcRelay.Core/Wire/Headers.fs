@@ -50,6 +50,14 @@ module Headers =
     let isHopByHop (name: string) : bool =
         name.StartsWith(':') || hopByHop.Contains name
 
+    /// The beta names of `anthropic-beta` header values (each a comma-separated list; the header may repeat):
+    /// trimmed, empty ones and repeats dropped, first-seen order kept.
+    let betaValues (headerValues: string seq) : string list =
+        headerValues
+        |> Seq.collect (fun v -> v.Split(',', StringSplitOptions.TrimEntries ||| StringSplitOptions.RemoveEmptyEntries))
+        |> Seq.distinct
+        |> List.ofSeq
+
     /// Whether a client request header is copied to the upstream request unchanged.
     /// Credentials (`x-api-key`, `authorization`) never are: the auth decision sets them explicitly.
     let forwardRequest (name: string) : bool =

@@ -67,13 +67,6 @@ module JsonEdit =
         | None when not (Text.Unicode.Utf8.IsValid body) -> Error "the body is not valid UTF-8"
         | None -> Ok(struct (List.ofSeq found, openAt, closeAt))
 
-    /// The names of the top-level members of a JSON object (unescaped, in body order, repeats kept);
-    /// Error when the body is not a single JSON object in valid UTF-8.
-    let names (body: ReadOnlySpan<byte>) : Result<string list, string> =
-        match members body with
-        | Ok(struct (found, _, _)) -> Ok(found |> List.map _.Name)
-        | Error e -> Error e
-
     /// `"name":` as UTF-8, the name JSON-escaped.
     let private nameBytes (name: string) : byte array =
         let encoded =

@@ -65,7 +65,7 @@ internal sealed class FailoverForwarder(
             delivery.Answer.Dispose();
 
             // :: Step 9: account — the attempt is released exactly once per send
-            Release(delivery.Attempt, pathAndQuery);
+            Release(delivery.Attempt, Dialect.operationOf(pathAndQuery).IsCountTokens);
         }
     }
 
@@ -95,6 +95,8 @@ internal sealed class FailoverForwarder(
 
         // :: Step 4: plan — the ordered providers
         var dispatch = cell.Transition(request, static (runtime, now, r) => Relay.plan(runtime, now, r));
+
+        var countTokens = Dialect.operationOf(pathAndQuery).IsCountTokens;
 
         // the last failed answer, kept for a Stop PassThrough until another answer replaces it
         AttemptResponse? kept = null;
@@ -196,7 +198,7 @@ internal sealed class FailoverForwarder(
                     // :: Step 9: account — exactly once per send (a delivered attempt's is after its relay)
                     if (!delivered)
                     {
-                        Release(attempt, pathAndQuery);
+                        Release(attempt, countTokens);
                     }
                 }
             }
@@ -229,7 +231,7 @@ internal sealed class FailoverForwarder(
         }
 
         var payload = edited.ResultValue is { IsSome: true } reshaped ? reshaped.Value : body.Memory;
-        if (plan.Signing.IsGoogleToken || plan.Signing.IsEntraToken)
+        if (Dialect.usesToken(plan))
         {
             return SendWithTokenAsync(context, snapshot, plan, payload, record, lost);
         }
@@ -249,7 +251,7 @@ internal sealed class FailoverForwarder(
     private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost)
     {
         var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
-        if (outcome.Response is not { Status: StatusCodes.Status401Unauthorized } refused)
+        if (outcome.Response is not { } refused || !Dialect.retriesWithFreshToken(plan, refused.Status))
         {
             return outcome;
         }
@@ -260,9 +262,9 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>
-    private void Release(Attempt attempt, string pathAndQuery)
+    private void Release(Attempt attempt, bool countTokens)
     {
-        if (Dialect.operationOf(pathAndQuery).IsCountTokens)
+        if (countTokens)
         {
             cell.Update(attempt, static (runtime, now, a) => Relay.refund(runtime, now, a));
         }
@@ -273,7 +275,7 @@ internal sealed class FailoverForwarder(
     /// <summary>The client's <c>anthropic-beta</c> values (a dialect may move them into the body or drop some).</summary>
     private static FSharpList<string> Betas(HttpContext context, ProviderConfig provider) =>
         Dialect.readsBetas(provider) && context.Request.Headers.TryGetValue("anthropic-beta", out var betas) && betas.Count > 0
-            ? Dialect.betaValues(betas!)
+            ? Headers.betaValues(betas!)
             : FSharpList<string>.Empty;
 
     /// <summary>

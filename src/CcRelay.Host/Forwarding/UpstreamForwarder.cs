@@ -97,10 +97,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, attempt.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
             }
 
-            var converted = plan.Answer.IsBedrock && response.IsSuccessStatusCode && IsAwsEventStream(response);
-            attempt.IsStream = converted || IsEventStream(response);
+            var framing = IsEventStream(response) ? Framing.Sse : IsAwsEventStream(response) ? Framing.AwsEventStream : Framing.Other;
+            var reading = Dialect.reading(plan.Answer, (int)response.StatusCode, framing);
+            var converted = reading.IsConvertEventStream;
+            attempt.IsStream = converted || framing.IsSse;
             attempt.Converted = converted;
-            var translated = (int)response.StatusCode >= 400 ? !plan.Answer.IsAnthropic : plan.Answer.IsBedrockCountTokens;
+            var translated = reading.IsTranslate;
             if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated)
             {
                 try

@@ -9,10 +9,6 @@ open CcRelay.Core
 let private bytes (text: string) : byte array = Encoding.UTF8.GetBytes text
 let private text (bytes: byte array) : string = Encoding.UTF8.GetString bytes
 
-let private reshapeBedrock (body: string) (betas: string list) (accepted: string list) : Bedrock.Reshaped =
-    match Bedrock.reshape (ReadOnlySpan(bytes body)) betas accepted with
-    | Ok reshaped -> reshaped
-    | Error e -> failwith $"expected a body, got %s{e}"
 
 // ---------------------------
 // Bedrock model ids
@@ -142,45 +138,6 @@ let ``url does not unescape or canonicalise dot segments and escapes`` () =
 // ---------------------------
 
 [<Fact>]
-let ``reshape removes model and stream and adds version and accepted betas`` () =
-    let reshaped =
-        reshapeBedrock
-            """{"model":"claude-sonnet-4-6","max_tokens":10, "stream":true,"messages":[]}"""
-            [
-                "interleaved-thinking-2025-05-14, unknown-beta-1"
-                " context-1m-2025-08-07,interleaved-thinking-2025-05-14"
-            ]
-            Bedrock.defaultBetas
-
-    Assert.Equal(
-        """{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["interleaved-thinking-2025-05-14","context-1m-2025-08-07"],"max_tokens":10, "messages":[]}""",
-        text reshaped.Body
-    )
-
-    Assert.Equal<string list>([ "unknown-beta-1" ], reshaped.DroppedBetas)
-    Assert.Empty(reshaped.DroppedFields)
-
-[<Fact>]
-let ``reshape adds no anthropic_beta without an accepted beta`` () =
-    let reshaped =
-        reshapeBedrock """{"model":"m","messages":[]}""" [ "x-1" ] Bedrock.defaultBetas
-
-    Assert.Equal("""{"anthropic_version":"bedrock-2023-05-31","messages":[]}""", text reshaped.Body)
-    Assert.Equal<string list>([ "x-1" ], reshaped.DroppedBetas)
-
-[<Fact>]
-let ``reshape keeps a Bedrock-shaped client's own version and betas`` () =
-    let body =
-        """{"anthropic_version":"bedrock-2099-01-01","anthropic_beta":["mine"],"messages":[]}"""
-
-    let reshaped = reshapeBedrock body [ "context-1m-2025-08-07" ] Bedrock.defaultBetas
-    Assert.Equal(body, text reshaped.Body)
-
-[<Fact>]
-let ``reshape refuses a body that is not an object`` () =
-    Assert.True(Result.isError (Bedrock.reshape (ReadOnlySpan(bytes "[1]")) [] []))
-
-[<Fact>]
 let ``count tokens: the request wraps the body in base64, the answer is read and rewritten`` () =
     let body = bytes """{"anthropic_version":"bedrock-2023-05-31","messages":[]}"""
     let request = Bedrock.countTokensBody (ReadOnlySpan body)
@@ -236,28 +193,6 @@ let ``Vertex paths and URL`` () =
     Assert.Equal(
         "https://us-east5-aiplatform.googleapis.com/v1" + path,
         (Vertex.url (Vertex.defaultBaseUrl "us-east5") path).OriginalString
-    )
-
-[<Fact>]
-let ``Vertex reshape removes model, keeps stream, adds the version`` () =
-    let reshape body countTokens =
-        match Vertex.reshape (ReadOnlySpan(bytes body)) countTokens with
-        | Ok result -> text result
-        | Error e -> failwith e
-
-    Assert.Equal(
-        """{"anthropic_version":"vertex-2023-10-16","stream":true,"messages":[]}""",
-        reshape """{"model":"m","stream":true,"messages":[]}""" false
-    )
-
-    Assert.Equal(
-        """{"anthropic_version":"vertex-2023-10-16","model":"m","messages":[]}""",
-        reshape """{"model":"m","messages":[]}""" true
-    )
-
-    Assert.Equal(
-        """{"anthropic_version":"v","messages":[]}""",
-        reshape """{"anthropic_version":"v","model":"m","messages":[]}""" false
     )
 
 [<Theory>]

@@ -262,3 +262,24 @@ let ``where Bedrock cannot count tokens for a model, the relay's estimate answer
             (ReadOnlySpan """{"message":"Too many requests"}"""B)
 
     Assert.Equal(Some 429, throttled |> Option.map fst)
+
+[<Fact>]
+let ``how an answer is read: a cloud's errors and Bedrock's counts translated, its event stream converted`` () =
+    Assert.Equal(AnswerReading.AsIs, Dialect.reading AnswerDialect.Anthropic 500 Framing.Other)
+    Assert.Equal(AnswerReading.AsIs, Dialect.reading AnswerDialect.Bedrock 200 Framing.Other)
+    Assert.Equal(AnswerReading.ConvertEventStream, Dialect.reading AnswerDialect.Bedrock 200 Framing.AwsEventStream)
+    Assert.Equal(AnswerReading.Translate, Dialect.reading AnswerDialect.Bedrock 429 Framing.Other)
+    Assert.Equal(AnswerReading.Translate, Dialect.reading (AnswerDialect.BedrockCountTokens 1) 200 Framing.Other)
+    Assert.Equal(AnswerReading.AsIs, Dialect.reading AnswerDialect.Vertex 200 Framing.Sse)
+    Assert.Equal(AnswerReading.Translate, Dialect.reading AnswerDialect.Vertex 503 Framing.Other)
+
+[<Fact>]
+let ``only an OAuth token's 401 is retried with a fresh token`` () =
+    let vertexPlan = Dialect.plan vertex ValueNone (factsOf body) "/v1/messages" [] []
+
+    let keyed =
+        Dialect.plan (bedrock [ "k" ]) (ValueSome(key "k" 0)) (factsOf body) "/v1/messages" [] []
+
+    Assert.True(Dialect.retriesWithFreshToken vertexPlan 401)
+    Assert.False(Dialect.retriesWithFreshToken vertexPlan 403)
+    Assert.False(Dialect.retriesWithFreshToken keyed 401)

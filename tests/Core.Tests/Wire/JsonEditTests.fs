@@ -101,7 +101,3 @@ let ``anything but one JSON object is an error`` (body: string) =
 let ``invalid UTF-8 is an error`` () =
     let body = Array.concat [ bytes "{\"a\":\""; [| 0xFFuy |]; bytes "\"}" ]
     Assert.True(Result.isError (JsonEdit.edit (ReadOnlySpan body) [] []))
-
-[<Fact>]
-let ``names lists the top-level members in order`` () =
-    Assert.Equal(Ok [ "a"; "model"; "a" ], JsonEdit.names (ReadOnlySpan(bytes """{"a":{"x":1},"model":"m","a":[]}""")))

@@ -17,84 +17,79 @@ let private renderedRequest =
     }
     |> Check.arb
 
+let private factsOf (body: byte array) : RequestFacts =
+    match RequestFacts.inspect (ReadOnlySpan body) with
+    | Ok facts -> facts
+    | Error e -> failwith (RequestFacts.describe e)
+
+let private cloud (providerType: ProviderType) (settings: CloudSettings) : ProviderConfig = {
+    Config.defaultProvider "c" providerType (Uri "https://cloud.example.test") with
+        Cloud = settings
+}
+
+let private reshaped (provider: ProviderConfig) (body: byte array) (betas: string list) : UpstreamPlan * byte array =
+    let facts = factsOf body
+    let plan = Dialect.plan provider ValueNone facts "/v1/messages" betas []
+
+    match Dialect.body plan.Body (ReadOnlySpan body) facts with
+    | Ok(ValueSome edited) -> plan, edited
+    | Ok ValueNone -> plan, body
+    | Error e -> failwith e
+
 [<Fact>]
-let ``Bedrock reshape keeps every member but model and stream byte for byte`` () =
+let ``a Bedrock plan's body keeps every member but model and stream byte for byte`` () =
+    let bedrock =
+        cloud
+            ProviderType.Bedrock
+            (CloudSettings.Bedrock {
+                Region = "us-east-1"
+                Credentials = AwsCredentialSource.Chain
+                Api = BedrockApi.Invoke
+                Betas = Bedrock.defaultBetas
+            })
+
     Check.property (
         Prop.forAll renderedRequest (fun (body, betas) ->
-            match Bedrock.reshape (ReadOnlySpan body) [ String.Join(",", betas) ] Bedrock.defaultBetas with
-            | Error e -> failwith e
-            | Ok reshaped ->
-                Assert.True(isJson reshaped.Body)
-                let accepted = betas |> List.filter (fun b -> List.contains b Bedrock.defaultBetas)
+            let plan, sent = reshaped bedrock body betas
+            Assert.True(isJson sent)
+            let accepted = betas |> List.filter (fun b -> List.contains b Bedrock.defaultBetas)
 
-                let expected =
-                    [
-                        "anthropic_version", Encoding.UTF8.GetBytes "\"anthropic_version\":\"bedrock-2023-05-31\""
-                        if not accepted.IsEmpty then
-                            "anthropic_beta",
-                            Encoding.UTF8.GetBytes(
-                                "\"anthropic_beta\":["
-                                + String.Join(",", accepted |> List.map (fun b -> "\"" + b + "\""))
-                                + "]"
-                            )
-                    ]
-                    @ (members body
-                       |> List.filter (fun (name, _) -> name <> "model" && name <> "stream"))
+            let expected =
+                [
+                    "anthropic_version", Encoding.UTF8.GetBytes "\"anthropic_version\":\"bedrock-2023-05-31\""
+                    if not accepted.IsEmpty then
+                        "anthropic_beta",
+                        Encoding.UTF8.GetBytes(
+                            "\"anthropic_beta\":["
+                            + String.Join(",", accepted |> List.map (fun b -> "\"" + b + "\""))
+                            + "]"
+                        )
+                ]
+                @ (members body
+                   |> List.filter (fun (name, _) -> name <> "model" && name <> "stream"))
 
-                Assert.Equal<(string * byte array) list>(expected, members reshaped.Body)
-                Assert.Equal<string list>(betas |> List.except accepted, reshaped.DroppedBetas))
+            Assert.Equal<(string * byte array) list>(expected, members sent)
+            Assert.Equal<string list>(betas |> List.except accepted, plan.Dropped))
     )
 
 [<Fact>]
-let ``Vertex reshape keeps every member but model byte for byte`` () =
+let ``a Vertex plan's body keeps every member but model byte for byte`` () =
+    let vertex =
+        cloud
+            ProviderType.Vertex
+            (CloudSettings.Vertex {
+                ProjectId = "p"
+                Region = "us-east5"
+                CredentialsFile = None
+            })
+
     Check.property (
         Prop.forAll renderedRequest (fun (body, _) ->
-            match Vertex.reshape (ReadOnlySpan body) false with
-            | Error e -> failwith e
-            | Ok reshaped ->
-                let expected =
-                    ("anthropic_version", Encoding.UTF8.GetBytes "\"anthropic_version\":\"vertex-2023-10-16\"")
-                    :: (members body |> List.filter (fun (name, _) -> name <> "model"))
+            let _, sent = reshaped vertex body []
 
-                Assert.Equal<(string * byte array) list>(expected, members reshaped))
-    )
+            let expected =
+                ("anthropic_version", Encoding.UTF8.GetBytes "\"anthropic_version\":\"vertex-2023-10-16\"")
+                :: (members body |> List.filter (fun (name, _) -> name <> "model"))
 
-let private modelIds =
-    Gen.frequency [
-        3, stringOf 12 textPiece
-        1,
-        Gen.elements [
-            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-            "a%2Fb"
-            "x?y#z"
-        ]
-    ]
-    |> Check.arb
-
-[<Fact>]
-let ``encodeModelId round-trips and leaves no slash, query or fragment`` () =
-    Check.property (
-        Prop.forAll modelIds (fun modelId ->
-            let encoded = Bedrock.encodeModelId modelId
-            Assert.Equal(modelId, Uri.UnescapeDataString encoded)
-            Assert.DoesNotContain("/", encoded)
-            Assert.DoesNotContain("?", encoded)
-            Assert.DoesNotContain("#", encoded)
-            Assert.True(encoded |> Seq.forall (fun c -> c > ' ' && c < '\u007f')))
-    )
-
-[<Fact>]
-let ``canonicalUri of an encoded path decodes twice to the raw path`` () =
-    Check.property (
-        Prop.forAll (Gen.listOf (stringOf 6 textPiece) |> Gen.resize 5 |> Check.arb) (fun segments ->
-            let raw = "/" + String.Join("/", segments)
-            let wire = "/" + String.Join("/", segments |> List.map Bedrock.encodeModelId)
-            let canonical = SigV4.canonicalUri wire
-            Assert.Equal(raw, Uri.UnescapeDataString(Uri.UnescapeDataString canonical))
-
-            Assert.True(
-                canonical
-                |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-_.~/%".Contains c)
-            ))
+            Assert.Equal<(string * byte array) list>(expected, members sent))
     )

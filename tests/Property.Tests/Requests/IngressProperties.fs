@@ -72,7 +72,7 @@ let ``Bedrock body to Anthropic's and back by Dialect's Bedrock reshape is the i
                             "anthropic_version"
                             "anthropic_beta"
                         ] [
-                            "anthropic_version", Encoding.UTF8.GetBytes("\"" + Dialect.bedrockVersion + "\"")
+                            "anthropic_version", Encoding.UTF8.GetBytes("\"" + Bedrock.anthropicVersion + "\"")
                         ]
 
                     match back with
