@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
@@ -127,7 +128,9 @@ public static class CcRelayServer
             o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
             o.ColorBehavior = LoggerColorBehavior.Disabled;
         });
-        logging.AddConsoleFormatter<JsonLineFormatter, ConsoleFormatterOptions>();
+        // registered directly: AddConsoleFormatter<,> also binds the formatter's options to configuration, which
+        // the trimmer cannot follow (IL2026/IL3050), and this formatter has no options
+        logging.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, JsonLineFormatter>());
         logging.Services.AddSingleton<IOptionsChangeTokenSource<ConsoleLoggerOptions>>(loggingSwitch);
         logging.Services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(new ConfigureOptions<ConsoleLoggerOptions>(loggingSwitch.Configure));
     }

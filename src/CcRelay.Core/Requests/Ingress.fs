@@ -98,8 +98,16 @@ module Ingress =
             | _ -> None
         | _ -> None
 
+    /// `value` as a JSON string literal, escaped as System.Text.Json escapes by default (written directly:
+    /// the reflection-based serializer is not available to a trimmed, Native AOT build).
     let private jsonString (value: string) : byte array =
-        JsonSerializer.SerializeToUtf8Bytes(value)
+        let buffer = ArrayBufferWriter<byte>()
+
+        do
+            use writer = new Utf8JsonWriter(buffer)
+            writer.WriteStringValue value
+
+        buffer.WrittenSpan.ToArray()
 
     /// The string values of the top-level array member `name` (None when absent); Error when the body is not
     /// JSON or the member is not an array of strings.
