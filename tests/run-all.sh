@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every CcRelay test on a fresh machine: installs what is missing, checks formatting, builds with
-# warnings as errors, runs the Core, property and host suites, then the end-to-end run with the real
-# Claude Code CLI. Ends with one line `N passed, M failed` (the sum over every runner); exits non-zero
-# if anything failed.
+# warnings as errors, runs the Core, property and host suites and the packaging checks (tests/Packaging/run.sh),
+# then the end-to-end run with the real Claude Code CLI. Ends with one line `N passed, M failed` (the sum over
+# every runner); exits non-zero if anything failed.
 #
 #   bash tests/run-all.sh            everything
 #   SKIP_E2E=1 bash tests/run-all.sh  without the Claude Code end-to-end run
@@ -83,6 +83,17 @@ while read -r line; do
 done < <(grep -E "^\s*(Passed|Failed)! +- +Failed:" "$LOG_DIR/test.log")
 runners=$(grep -cE "^\s*(Passed|Failed)! +- +Failed:" "$LOG_DIR/test.log")
 if [[ $runners -lt 3 ]]; then fail_step "dotnet test reported $runners of 3 test assemblies"; fi
+
+# Packs the Release build above (no rebuild); installs the tool on a clean HOME; builds examples/Embedded on the package.
+step "packages: dotnet pack, the cc-relay tool installed from them, examples/Embedded on the packed CcRelay.Host"
+bash tests/Packaging/run.sh --no-build 2>&1 | tee "$LOG_DIR/packaging.log"
+summary=$(grep -E "^Packaging: [0-9]+ passed, [0-9]+ failed$" "$LOG_DIR/packaging.log" | tail -1)
+if [[ -n $summary ]]; then
+  passed=$((passed + $(sed -E 's/Packaging: ([0-9]+) passed.*/\1/' <<<"$summary")))
+  failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
+else
+  fail_step "tests/Packaging/run.sh printed no summary"
+fi
 
 if [[ -z ${SKIP_E2E:-} ]]; then
   step "end to end: real Claude Code CLI through the relay"
