@@ -1,0 +1,167 @@
+// Startup and idle memory of relay builds, side by side (bench/startup.sh runs it).
+//
+//   node bench/startup.mjs --runs N --out FILE NAME=COMMAND [NAME=COMMAND ...]
+//
+// COMMAND is split on spaces and run with `serve --config <yaml> --listen 127.0.0.1:<port>` appended. Each run
+// starts every variant once, in turn (interleaved, so a busy machine slows them alike), and measures:
+//   - startup: from spawn to the first 200 answered by GET /health (the client retries a refused connection every
+//     millisecond);
+//   - idle RSS: VmRSS (and its anonymous part) of the process after 20 requests (10 relayed POST /v1/messages to a fake upstream served by
+//     this script, 10 GET /health), one second of idleness and nothing else.
+// Every listener is on 127.0.0.1; each process is stopped by its PID (SIGTERM, SIGKILL after 10 s); a run that
+// does not answer within 30 s fails the benchmark.
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import http from "node:http";
+import net from "node:net";
+
+const args = process.argv.slice(2);
+let runs = 10;
+let out = null;
+const variants = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--runs") runs = Number(args[++i]);
+  else if (args[i] === "--out") out = args[++i];
+  else {
+    const eq = args[i].indexOf("=");
+    if (eq < 1) throw new Error(`not NAME=COMMAND: ${args[i]}`);
+    variants.push({ name: args[i].slice(0, eq), command: args[i].slice(eq + 1).split(" ").filter(Boolean) });
+  }
+}
+if (variants.length === 0 || !(runs >= 1)) {
+  console.error("usage: node bench/startup.mjs [--runs N] [--out FILE] NAME=COMMAND...");
+  process.exit(2);
+}
+
+const MESSAGE = JSON.stringify({
+  id: "msg_startup", type: "message", role: "assistant", model: "claude-sonnet-4-6",
+  content: [{ type: "text", text: "hello" }], stop_reason: "end_turn", stop_sequence: null,
+  usage: { input_tokens: 3, output_tokens: 1 },
+});
+const upstream = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(MESSAGE) });
+    res.end(MESSAGE);
+  });
+});
+await new Promise((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+
+const work = mkdtempSync(join(tmpdir(), "cc-relay-startup-"));
+const config = join(work, "relay.yaml");
+writeFileSync(config, [
+  "providers:",
+  "  - name: fake",
+  "    type: anthropic_compatible",
+  `    base_url: "http://127.0.0.1:${upstream.address().port}"`,
+  "    keys:",
+  '      - key: "startup-key"',
+  "logging:",
+  "  level: warn",
+  "",
+].join("\n"));
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function request(port, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path, agent: false, headers: body ? {
+      "content-type": "application/json", "anthropic-version": "2023-06-01", "content-length": Buffer.byteLength(body),
+    } : {} }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+// VmRSS, and its anonymous part (heap, stacks: the process's own; the rest is the executable's and libraries'
+// file pages, shared and reclaimable)
+function memoryKiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]), anon: Number(/Anonymous:\s+(\d+) kB/.exec(rollup)[1]) };
+}
+
+async function once(variant) {
+  const port = await freePort();
+  const argv = [...variant.command.slice(1), "serve", "--config", config, "--listen", `127.0.0.1:${port}`];
+  const started = process.hrtime.bigint();
+  const child = spawn(variant.command[0], argv, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  let exitedEarly = false;
+  exited.then(() => (exitedEarly = true));
+  try {
+    let startupMs = null;
+    while (startupMs === null) {
+      if (exitedEarly) throw new Error(`${variant.name} exited during start-up: ${stderr}`);
+      if (Number(process.hrtime.bigint() - started) / 1e6 > 30_000) throw new Error(`${variant.name}: no /health in 30 s`);
+      try {
+        if ((await request(port, "GET", "/health")) === 200) startupMs = Number(process.hrtime.bigint() - started) / 1e6;
+      } catch {
+        await sleep(1);
+      }
+    }
+    const body = JSON.stringify({ model: "claude-sonnet-4-6", max_tokens: 8, messages: [{ role: "user", content: "hi" }] });
+    for (let i = 0; i < 10; i++) {
+      const status = await request(port, "POST", "/v1/messages", body);
+      if (status !== 200) throw new Error(`${variant.name}: POST /v1/messages answered ${status}`);
+      await request(port, "GET", "/health");
+    }
+    await sleep(1000);
+    const memory = memoryKiB(child.pid);
+    return { startupMs, rssKiB: memory.rss, anonKiB: memory.anon };
+  } finally {
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+const results = Object.fromEntries(variants.map((v) => [v.name, []]));
+try {
+  for (let run = 1; run <= runs; run++) {
+    for (const variant of variants) {
+      const r = await once(variant);
+      results[variant.name].push(r);
+      console.log(`run ${run}/${runs} ${variant.name}: startup ${r.startupMs.toFixed(1)} ms, idle RSS ${(r.rssKiB / 1024).toFixed(1)} MiB (anonymous ${(r.anonKiB / 1024).toFixed(1)} MiB)`);
+    }
+  }
+} finally {
+  upstream.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
+};
+const lines = [
+  `| build | startup to first /health 200, median (min–max) | idle RSS after 20 requests, median (min–max) | of which anonymous, median |`,
+  `|---|---|---|---|`,
+];
+for (const variant of variants) {
+  const ms = results[variant.name].map((r) => r.startupMs);
+  const mib = results[variant.name].map((r) => r.rssKiB / 1024);
+  const anon = results[variant.name].map((r) => r.anonKiB / 1024);
+  lines.push(`| ${variant.name} (\`${variant.command.join(" ")}\`) | ${quantile(ms, 0.5).toFixed(1)} ms (${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}) | ${quantile(mib, 0.5).toFixed(1)} MiB (${Math.min(...mib).toFixed(1)}–${Math.max(...mib).toFixed(1)}) | ${quantile(anon, 0.5).toFixed(1)} MiB |`);
+}
+const table = lines.join("\n");
+console.log(`\n${runs} runs each, interleaved\n\n${table}`);
+if (out) writeFileSync(out, JSON.stringify({ runs, variants, results }, null, 1) + "\n");
