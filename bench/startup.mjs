@@ -6,7 +6,7 @@
 // starts every variant once, in turn (interleaved, so a busy machine slows them alike), and measures:
 //   - startup: from spawn to the first 200 answered by GET /health (the client retries a refused connection every
 //     millisecond);
-//   - idle RSS: VmRSS (and its anonymous part) of the process after 20 requests (10 relayed POST /v1/messages to a fake upstream served by
+//   - idle RSS: VmRSS (and its private dirty part) of the process after 20 requests (10 relayed POST /v1/messages to a fake upstream served by
 //     this script, 10 GET /health), one second of idleness and nothing else.
 // Every listener is on 127.0.0.1; each process is stopped by its PID (SIGTERM, SIGKILL after 10 s); a run that
 // does not answer within 30 s fails the benchmark.
@@ -86,12 +86,12 @@ function request(port, method, path, body) {
   });
 }
 
-// VmRSS, and its anonymous part (heap, stacks: the process's own; the rest is the executable's and libraries'
-// file pages, shared and reclaimable)
+// VmRSS, and its private dirty part: what this process alone holds and cannot give back (heaps, stacks, JIT code);
+// the rest is clean pages of the executable, the runtime and the libraries, shared and reclaimable.
 function memoryKiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]), anon: Number(/Anonymous:\s+(\d+) kB/.exec(rollup)[1]) };
+  return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]), dirty: Number(/Private_Dirty:\s+(\d+) kB/.exec(rollup)[1]) };
 }
 
 async function once(variant) {
@@ -123,7 +123,7 @@ async function once(variant) {
     }
     await sleep(1000);
     const memory = memoryKiB(child.pid);
-    return { startupMs, rssKiB: memory.rss, anonKiB: memory.anon };
+    return { startupMs, rssKiB: memory.rss, dirtyKiB: memory.dirty };
   } finally {
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -138,7 +138,7 @@ try {
     for (const variant of variants) {
       const r = await once(variant);
       results[variant.name].push(r);
-      console.log(`run ${run}/${runs} ${variant.name}: startup ${r.startupMs.toFixed(1)} ms, idle RSS ${(r.rssKiB / 1024).toFixed(1)} MiB (anonymous ${(r.anonKiB / 1024).toFixed(1)} MiB)`);
+      console.log(`run ${run}/${runs} ${variant.name}: startup ${r.startupMs.toFixed(1)} ms, idle RSS ${(r.rssKiB / 1024).toFixed(1)} MiB (private dirty ${(r.dirtyKiB / 1024).toFixed(1)} MiB)`);
     }
   }
 } finally {
@@ -153,14 +153,14 @@ const quantile = (xs, q) => {
   return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
 };
 const lines = [
-  `| build | startup to first /health 200, median (min–max) | idle RSS after 20 requests, median (min–max) | of which anonymous, median |`,
+  `| build | startup to first /health 200, median (min–max) | idle RSS after 20 requests, median (min–max) | of which private dirty, median |`,
   `|---|---|---|---|`,
 ];
 for (const variant of variants) {
   const ms = results[variant.name].map((r) => r.startupMs);
   const mib = results[variant.name].map((r) => r.rssKiB / 1024);
-  const anon = results[variant.name].map((r) => r.anonKiB / 1024);
-  lines.push(`| ${variant.name} (\`${variant.command.join(" ")}\`) | ${quantile(ms, 0.5).toFixed(1)} ms (${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}) | ${quantile(mib, 0.5).toFixed(1)} MiB (${Math.min(...mib).toFixed(1)}–${Math.max(...mib).toFixed(1)}) | ${quantile(anon, 0.5).toFixed(1)} MiB |`);
+  const dirty = results[variant.name].map((r) => r.dirtyKiB / 1024);
+  lines.push(`| ${variant.name} (\`${variant.command.join(" ")}\`) | ${quantile(ms, 0.5).toFixed(1)} ms (${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}) | ${quantile(mib, 0.5).toFixed(1)} MiB (${Math.min(...mib).toFixed(1)}–${Math.max(...mib).toFixed(1)}) | ${quantile(dirty, 0.5).toFixed(1)} MiB |`);
 }
 const table = lines.join("\n");
 console.log(`\n${runs} runs each, interleaved\n\n${table}`);
