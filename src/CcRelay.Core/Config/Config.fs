@@ -131,6 +131,10 @@ type FoundrySettings = {
     Resource: string option
     /// Used when the provider has no `keys`.
     Entra: EntraCredential
+    /// `azure_authority_host`: the Entra ID authority for `Entra` (a sovereign cloud such as
+    /// `https://login.microsoftonline.us`, or Azure Stack); None: Azure.Identity's default (the public cloud, or
+    /// `AZURE_AUTHORITY_HOST`).
+    AuthorityHost: string option
 }
 
 /// The cloud platform a provider runs on, with its settings.

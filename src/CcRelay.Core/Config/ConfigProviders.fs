@@ -63,6 +63,7 @@ module internal ConfigProviders =
         "azure_client_id", ProviderType.Foundry
         "azure_client_secret", ProviderType.Foundry
         "azure_client_certificate_path", ProviderType.Foundry
+        "azure_authority_host", ProviderType.Foundry
     ]
 
     let private providerKeys: string list =
@@ -393,9 +394,23 @@ module internal ConfigProviders =
             and! client = text "azure_client_id" fields
             and! secret = text "azure_client_secret" fields
             and! certificate = text "azure_client_certificate_path" fields
-            return resource, tenant, client, secret, certificate
+            and! authority = text "azure_authority_host" fields
+            return resource, tenant, client, secret, certificate, authority
         }
-        |> Decoded.bind (fun (resource, tenant, client, secret, certificate) ->
+        |> Decoded.bind (fun (resource, tenant, client, secret, certificate, authority) ->
+            let authorityProblems =
+                match authority with
+                | Some host ->
+                    match Uri.TryCreate(host, UriKind.Absolute) with
+                    | true, NonNull uri when uri.Scheme = Uri.UriSchemeHttps && String.IsNullOrEmpty uri.Query -> []
+                    | _ -> [
+                        problem
+                            fields
+                            "azure_authority_host"
+                            $"%s{ConfigRead.quote host} is not an https URL (e.g. https://login.microsoftonline.us)"
+                      ]
+                | None -> []
+
             let resourceProblems =
                 match resource with
                 | None when not baseUrlGiven -> [
@@ -451,9 +466,17 @@ module internal ConfigProviders =
                 | _, _, None, None -> EntraCredential.Default, []
 
             {
-                Value = Some(CloudSettings.Foundry { Resource = resource; Entra = entra })
+                Value =
+                    Some(
+                        CloudSettings.Foundry {
+                            Resource = resource
+                            Entra = entra
+                            AuthorityHost = authority
+                        }
+                    )
                 Findings =
                     resourceProblems
+                    @ authorityProblems
                     @ entraProblems
                     @ noEffect "azure_api_version" "its Anthropic endpoint takes no api-version"
                     @ noEffect "azure_deployment_id" "the deployment name is the model (use model_mapping)"

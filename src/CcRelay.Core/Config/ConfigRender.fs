@@ -157,6 +157,9 @@ module ConfigRender =
                 $"    azure_tenant_id: %s{quote tenant}"
                 $"    azure_client_id: %s{quote client}"
                 $"    azure_client_certificate_path: %s{quote path}"
+            match f.AuthorityHost with
+            | Some host -> $"    azure_authority_host: %s{quote host}"
+            | None -> ()
           ]
 
     let private provider (provider: ProviderConfig) : string list = [

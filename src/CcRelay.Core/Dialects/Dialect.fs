@@ -19,8 +19,8 @@ type Signing =
     | SigV4 of Region: string * Service: string * Source: AwsCredentialSource
     /// `Authorization: Bearer <Google OAuth2 access token>` (scope cloud-platform).
     | GoogleToken of CredentialsFile: string option
-    /// `Authorization: Bearer <Microsoft Entra ID token>` for `Scope`.
-    | EntraToken of Scope: string * Credential: EntraCredential
+    /// `Authorization: Bearer <Microsoft Entra ID token>` for `Scope`, from `AuthorityHost` (None: the default).
+    | EntraToken of Scope: string * Credential: EntraCredential * AuthorityHost: string option
 
 /// A reshape of a JSON body for a cloud, done as byte edits (the rest of the body is never re-serialised).
 type BodyReshape = {
@@ -341,7 +341,7 @@ module Dialect =
         match plan.Credentials with
         | [] -> {
             plan with
-                Signing = Signing.EntraToken(Foundry.entraScope, settings.Entra)
+                Signing = Signing.EntraToken(Foundry.entraScope, settings.Entra, settings.AuthorityHost)
           }
         | _ -> plan
 

@@ -55,6 +55,7 @@ let private withSecrets: RelayConfig = {
                         CloudSettings.Foundry {
                             Resource = Some "res"
                             Entra = EntraCredential.ClientSecret("tenant", "client", "entra-secret-eee")
+                            AuthorityHost = Some "https://login.microsoftonline.us"
                         }
             }
         ]
@@ -157,6 +158,7 @@ let ``no secret appears; keys are shown by key id and the others as redacted`` (
     Assert.Contains($"    aws_access_key_id: \"%s{accessKeyId}\"\n", text)
     Assert.Contains("    aws_secret_access_key: \"<redacted>\"\n", text)
     Assert.Contains("    azure_client_secret: \"<redacted>\"\n", text)
+    Assert.Contains("    azure_authority_host: \"https://login.microsoftonline.us\"\n", text)
 
     for secret in [ "zai-key-aaa"; "zai-key-bbb" ] do
         Assert.Contains($"- key_id: \"%s{KeyId.ofSecret secret}\"\n", text)

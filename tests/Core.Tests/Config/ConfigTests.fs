@@ -385,6 +385,64 @@ let ``a disabled vertex provider with missing settings is skipped with warnings`
 
     Assert.Equal<string list>([ "providers[0].gcp_project_id"; "providers[0].gcp_region" ], paths warnings |> List.sort)
 
+/// A Foundry provider with the given settings (beside its resource name).
+let private foundry (rest: (string * ConfigNode) list) =
+    providers [ provider 3 "f" "azure" (("azure_resource_name", plain 6 "my-res") :: rest) ]
+
+[<Fact>]
+let ``a foundry service principal with a client secret and a sovereign authority`` () =
+    let config, warnings =
+        foundry [
+            "azure_tenant_id", plain 7 "tenant-1"
+            "azure_client_id", plain 8 "client-1"
+            "azure_client_secret", plain 9 "s3cret"
+            "azure_authority_host", plain 10 "https://login.microsoftonline.us"
+        ]
+        |> load
+        |> loaded
+
+    Assert.Empty warnings
+
+    match (List.exactlyOne config.Providers).Cloud with
+    | CloudSettings.Foundry settings ->
+        Assert.Equal(Some "my-res", settings.Resource)
+        Assert.Equal(EntraCredential.ClientSecret("tenant-1", "client-1", "s3cret"), settings.Entra)
+        Assert.Equal(Some "https://login.microsoftonline.us", settings.AuthorityHost)
+    | other -> failwith $"expected Foundry settings, got %A{other}"
+
+[<Theory>]
+[<InlineData("http://login.microsoftonline.us")>]
+[<InlineData("login.microsoftonline.us")>]
+[<InlineData("https://login.example/?tenant=x")>]
+let ``a foundry authority host must be an https URL`` (host: string) =
+    let error =
+        foundry [ "azure_authority_host", plain 7 host ]
+        |> load
+        |> singleError "providers[0].azure_authority_host" 7
+
+    Assert.Contains("is not an https URL", error.Message)
+
+[<Fact>]
+let ``a foundry secret and certificate together, or without a tenant, are errors`` () =
+    let both =
+        foundry [
+            "azure_tenant_id", plain 7 "t"
+            "azure_client_id", plain 8 "c"
+            "azure_client_secret", plain 9 "s"
+            "azure_client_certificate_path", plain 10 "/c.pem"
+        ]
+        |> load
+        |> singleError "providers[0].azure_client_certificate_path" 10
+
+    Assert.Contains("not both", both.Message)
+
+    let noTenant =
+        foundry [ "azure_client_id", plain 8 "c"; "azure_client_secret", plain 9 "s" ]
+        |> load
+        |> singleError "providers[0].azure_tenant_id" 3
+
+    Assert.Equal("is required with a client secret or certificate", noTenant.Message)
+
 [<Fact>]
 let ``anthropic_compatible requires base_url`` () =
     let error =

@@ -146,6 +146,7 @@ let ``foundry sends a key as x-api-key, and asks Entra ID without one`` () =
                 CloudSettings.Foundry {
                     Resource = Some "res"
                     Entra = EntraCredential.Default
+                    AuthorityHost = None
                 }
     }
 
@@ -155,7 +156,7 @@ let ``foundry sends a key as x-api-key, and asks Entra ID without one`` () =
     Assert.Equal("https://res.services.ai.azure.com/anthropic/v1/messages", withKey.Url.AbsoluteUri)
     Assert.Equal<(string * string) list>([ "x-api-key", "fk" ], withKey.Credentials)
     let entra = Dialect.plan foundry ValueNone (factsOf body) "/v1/messages" [] []
-    Assert.Equal(Signing.EntraToken("https://ai.azure.com/.default", EntraCredential.Default), entra.Signing)
+    Assert.Equal(Signing.EntraToken("https://ai.azure.com/.default", EntraCredential.Default, None), entra.Signing)
 
 [<Fact>]
 let ``a passthrough provider's probe counts an authentication refusal as up; a keyed one needs a 2xx`` () =
@@ -236,6 +237,7 @@ let ``a cloud's secrets are known for redaction`` () =
             CloudSettings.Foundry {
                 Resource = None
                 Entra = EntraCredential.ClientSecret("t", "c", "entra-secret")
+                AuthorityHost = None
             }
         )
     )
