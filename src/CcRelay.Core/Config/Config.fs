@@ -60,6 +60,18 @@ type ListenAddress = {
                         Port = p
                     })
 
+/// Where AWS credentials for SigV4 come from: a Bedrock provider's own (when it has no `keys`), or one `keys[]`
+/// entry's credential set.
+[<RequireQualifiedAccess>]
+type AwsCredentialSource =
+    /// `aws_access_key_id` / `aws_secret_access_key` (and `aws_session_token`) from the config.
+    | Static of AccessKeyId: string * SecretAccessKey: string * SessionToken: string option
+    /// A named profile of the shared AWS config and credentials files (`aws_profile`).
+    | Profile of Name: string
+    /// The standard chain: `AWS_BEARER_TOKEN_BEDROCK`, then the environment, the default profile, container
+    /// and instance credentials.
+    | Chain
+
 /// One configured provider key (`providers[].keys[]`).
 type KeyConfig = {
     Key: string
@@ -70,6 +82,10 @@ type KeyConfig = {
     TpmLimit: int
     Priority: int
     Weight: int
+    /// Bedrock only: an AWS credential set (`aws_access_key_id` / `aws_secret_access_key` / `aws_session_token`,
+    /// or `aws_profile`) that signs this key's requests with SigV4; `Key` is then the set's identity in the pool
+    /// (a secret, never shown). None: `Key` is the credential itself.
+    Aws: AwsCredentialSource option
 }
 
 /// Which Bedrock API the relay calls (`bedrock_api`).
@@ -80,17 +96,6 @@ type BedrockApi =
     | Invoke
     /// The Messages API on bedrock-runtime (`/anthropic/v1/messages`): the native Anthropic shape and SSE.
     | Messages
-
-/// Where a Bedrock provider's AWS credentials come from when it has no `keys` (Bedrock API keys).
-[<RequireQualifiedAccess>]
-type AwsCredentialSource =
-    /// `aws_access_key_id` / `aws_secret_access_key` (and `aws_session_token`) from the config.
-    | Static of AccessKeyId: string * SecretAccessKey: string * SessionToken: string option
-    /// A named profile of the shared AWS config and credentials files (`aws_profile`).
-    | Profile of Name: string
-    /// The standard chain: `AWS_BEARER_TOKEN_BEDROCK`, then the environment, the default profile, container
-    /// and instance credentials.
-    | Chain
 
 /// `type: bedrock` settings.
 type BedrockSettings = {
@@ -398,6 +403,15 @@ module Config =
         | CloudSettings.Vertex _
         | CloudSettings.Foundry _
         | CloudSettings.Direct -> []
+
+    /// The secrets a configured key holds (for redaction): the key itself, and an AWS credential set's secret
+    /// key and session token (its access key id is not secret, but is shown only as a key id).
+    let keySecrets (key: KeyConfig) : string list =
+        key.Key
+        :: (match key.Aws with
+            | Some(AwsCredentialSource.Static(id, secret, token)) -> [ id; secret ] @ Option.toList token
+            | _ -> [])
+        |> List.filter (fun s -> s.Length > 0)
 
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {

@@ -313,33 +313,8 @@ module internal ConfigProviders =
         }
         |> Decoded.bind (fun (region, accessKey, secret, token, profile, api, betas) ->
             let credentials, problems =
-                match accessKey, secret, token, profile with
-                | Some _, _, _, Some _
-                | _, Some _, _, Some _ ->
-                    AwsCredentialSource.Chain,
-                    [
-                        problem
-                            fields
-                            "aws_profile"
-                            "give either aws_profile or aws_access_key_id/aws_secret_access_key, not both"
-                    ]
-                | Some id, Some secret, token, None -> AwsCredentialSource.Static(id, secret, token), []
-                | Some _, None, _, _ ->
-                    AwsCredentialSource.Chain,
-                    [ problem fields "aws_secret_access_key" "is required with aws_access_key_id" ]
-                | None, Some _, _, _ ->
-                    AwsCredentialSource.Chain,
-                    [ problem fields "aws_access_key_id" "is required with aws_secret_access_key" ]
-                | None, None, Some _, _ ->
-                    AwsCredentialSource.Chain,
-                    [
-                        problem
-                            fields
-                            "aws_session_token"
-                            "needs aws_access_key_id and aws_secret_access_key (a session token is part of a temporary credential set)"
-                    ]
-                | None, None, None, Some name -> AwsCredentialSource.Profile name, []
-                | None, None, None, None -> AwsCredentialSource.Chain, []
+                ConfigKeys.awsCredentials (problem fields) (accessKey, secret, token, profile)
+                |> fun (source, problems) -> defaultArg source AwsCredentialSource.Chain, problems
 
             {
                 Value =

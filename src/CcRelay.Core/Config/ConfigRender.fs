@@ -102,6 +102,16 @@ module ConfigRender =
 
     let private key (key: KeyConfig) : string list = [
         $"      - key_id: %s{quote (KeyId.ofSecret key.Key)}"
+        match key.Aws with
+        | Some(AwsCredentialSource.Static(id, _, token)) ->
+            $"        aws_access_key_id: %s{quote (KeyId.ofSecret id)}"
+            $"        aws_secret_access_key: %s{quote redacted}"
+
+            if token.IsSome then
+                $"        aws_session_token: %s{quote redacted}"
+        | Some(AwsCredentialSource.Profile name) -> $"        aws_profile: %s{quote name}"
+        | Some AwsCredentialSource.Chain
+        | None -> ()
         $"        rpm_limit: %s{integer (int64 key.RpmLimit)}"
         $"        itpm_limit: %s{integer (int64 key.ItpmLimit)}"
         $"        otpm_limit: %s{integer (int64 key.OtpmLimit)}"

@@ -179,10 +179,11 @@ module Dialect =
             Dropped = []
         }
 
-    /// A configured key as a bearer token (Bedrock API keys, Google access tokens), else `None`.
+    /// A configured key as a bearer token (Bedrock API keys, Google access tokens), else `None` (no key, or
+    /// a key that is an AWS credential set).
     let private bearer (key: KeyConfig voption) : (string * string) list option =
         match key with
-        | ValueSome key when key.Key.Length > 0 -> Some [ "authorization", "Bearer " + key.Key ]
+        | ValueSome key when key.Key.Length > 0 && key.Aws.IsNone -> Some [ "authorization", "Bearer " + key.Key ]
         | _ -> None
 
     let private bedrock
@@ -199,9 +200,10 @@ module Dialect =
             betas |> List.partition (fun b -> List.contains b settings.Betas)
 
         let credentials, signing =
-            match bearer key with
-            | Some headers -> headers, Signing.Static
-            | None -> [], Signing.SigV4(settings.Region, "bedrock", settings.Credentials)
+            match key, bearer key with
+            | ValueSome { Aws = Some source }, _ -> [], Signing.SigV4(settings.Region, "bedrock", source)
+            | _, Some headers -> headers, Signing.Static
+            | _, None -> [], Signing.SigV4(settings.Region, "bedrock", settings.Credentials)
 
         let plan = {
             Provider = provider

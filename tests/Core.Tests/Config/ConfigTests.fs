@@ -519,6 +519,73 @@ let ``a keyless zai warns that requests go without a credential, unless keys its
     Assert.Empty warnings
 
 [<Fact>]
+let ``bedrock keys may be AWS credential sets that pool beside Bedrock API keys`` () =
+    let document =
+        providers [
+            provider 3 "b" "bedrock" [
+                "aws_region", plain 4 "us-east-1"
+                "keys",
+                seq 6 [
+                    map 7 [
+                        "aws_access_key_id", plain 7 "AKIAONE"
+                        "aws_secret_access_key", quoted 8 "secret-one"
+                        "rpm_limit", plain 9 "50"
+                    ]
+                    map 10 [ "aws_profile", plain 10 "account-two" ]
+                    map 11 [ "key", quoted 11 "bedrock-api-key" ]
+                ]
+            ]
+        ]
+
+    let config, warnings = load document |> loaded
+    Assert.Empty warnings
+    let keys = (Assert.Single config.Providers).Keys
+
+    Assert.Equal<AwsCredentialSource option list>(
+        [
+            Some(AwsCredentialSource.Static("AKIAONE", "secret-one", None))
+            Some(AwsCredentialSource.Profile "account-two")
+            None
+        ],
+        keys |> List.map _.Aws
+    )
+
+    Assert.Equal(50, keys.Head.RpmLimit)
+    // each set has its own identity in the pool (distinct key ids), the API key is itself
+    Assert.Equal(3, keys |> List.map (fun k -> KeyId.ofSecret k.Key) |> List.distinct |> List.length)
+    Assert.Equal("bedrock-api-key", keys[2].Key)
+    Assert.Contains("secret-one", Config.keySecrets keys.Head)
+
+[<Fact>]
+let ``an AWS credential set in keys is an error beside a key, half given, or on another type`` () =
+    let bedrock (entry: (string * ConfigNode) list) =
+        providers [
+            provider 3 "b" "bedrock" [ "aws_region", plain 4 "us-east-1"; "keys", seq 6 [ map 7 entry ] ]
+        ]
+
+    let both =
+        load (bedrock [ "key", quoted 7 "k"; "aws_profile", plain 8 "p" ])
+        |> singleError "providers[0].keys[0].key" 7
+
+    Assert.Contains("not both", both.Message)
+
+    let half =
+        load (bedrock [ "aws_access_key_id", plain 7 "AKIA" ])
+        |> singleError "providers[0].keys[0].aws_secret_access_key" 7
+
+    Assert.Equal("is required with aws_access_key_id", half.Message)
+
+    let elsewhere =
+        load (
+            providers [
+                provider 3 "z" "zai" [ "keys", seq 6 [ map 7 [ "aws_profile", plain 7 "p" ] ] ]
+            ]
+        )
+        |> singleError "providers[0].keys[0]" 7
+
+    Assert.Equal("AWS credentials in keys[] apply only to type bedrock, not zai", elsewhere.Message)
+
+[<Fact>]
 let ``key limits are read and checked`` () =
     let document =
         providers [
@@ -549,6 +616,7 @@ let ``key limits are read and checked`` () =
             TpmLimit = 3000
             Priority = 2
             Weight = 4
+            Aws = None
         },
         Assert.Single (Assert.Single config.Providers).Keys
     )

@@ -86,6 +86,21 @@ let ``a bedrock API key is a bearer token and replaces SigV4`` () =
     Assert.Equal(Signing.Static, plan.Signing)
 
 [<Fact>]
+let ``a bedrock key that is an AWS credential set signs with that set, not the provider's`` () =
+    let set = AwsCredentialSource.Static("AKIAKEY", "key-secret", Some "session")
+
+    let credentialSet = {
+        key "aws:AKIAKEY:key-secret" 0 with
+            Aws = Some set
+    }
+
+    let plan =
+        Dialect.plan (bedrock []) (ValueSome credentialSet) (factsOf body) "/v1/messages" [] []
+
+    Assert.Equal(Signing.SigV4("eu-west-1", "bedrock", set), plan.Signing)
+    Assert.Empty plan.Credentials
+
+[<Fact>]
 let ``bedrock count_tokens wraps the invoke body for CountTokens`` () =
     let plan =
         Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
