@@ -158,6 +158,12 @@ module ConfigRender =
                 $"    azure_client_id: %s{quote client}"
                 $"    azure_client_certificate_path: %s{quote path}"
           ]
+        | CloudSettings.OpenAi o -> [
+            $"    reasoning_field: %s{OpenAiKnobs.reasoningFieldName o.ReasoningField}"
+            $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
+            $"    stream_usage: %s{boolean o.StreamUsage}"
+            $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
+          ]
 
     let private provider (provider: ProviderConfig) : string list = [
         $"  - name: %s{quote provider.Name}"
