@@ -142,6 +142,46 @@ type FoundrySettings = {
     AuthorityHost: string option
 }
 
+/// Which field of a Chat Completions message carries the model's reasoning (`reasoning_field`).
+[<RequireQualifiedAccess>]
+type ReasoningField =
+    /// `reasoning_content` (DeepSeek, GLM, Kimi, Qwen, older vLLM).
+    | ReasoningContent
+    /// `reasoning` (OpenRouter, Ollama, newer vLLM).
+    | Reasoning
+    /// None: the provider shows no reasoning (OpenAI's own Chat Completions); nothing is read or echoed.
+    | NoField
+
+/// Which request field carries the output limit (`max_tokens_field`).
+[<RequireQualifiedAccess>]
+type MaxTokensField =
+    /// `max_tokens` (DeepSeek, vLLM, Ollama and most compatible servers).
+    | MaxTokens
+    /// `max_completion_tokens` (OpenAI's o-series and GPT-5-era models refuse `max_tokens`).
+    | MaxCompletionTokens
+
+/// How the request's `thinking` reaches a Chat Completions provider (`thinking_control`).
+[<RequireQualifiedAccess>]
+type ThinkingControl =
+    /// Nothing is sent: the model thinks or not as it does by default (and `thinking` is reported dropped).
+    | NoControl
+    /// `reasoning_effort: low | medium | high` from the budget or `output_config.effort` (OpenAI reasoning models).
+    | ReasoningEffort
+    /// `thinking: {"type": "enabled" | "disabled"}` (DeepSeek, GLM, Kimi).
+    | ThinkingField
+
+/// `type: openai` settings: the knobs real Chat Completions servers differ on.
+type OpenAiSettings = {
+    /// `reasoning_field`: where reasoning is read from an answer and echoed back on later turns.
+    ReasoningField: ReasoningField
+    /// `max_tokens_field`.
+    MaxTokensField: MaxTokensField
+    /// `stream_usage`: whether `stream_options: {"include_usage": true}` is sent with a stream.
+    StreamUsage: bool
+    /// `thinking_control`.
+    Thinking: ThinkingControl
+}
+
 /// The cloud platform a provider runs on, with its settings.
 [<RequireQualifiedAccess>]
 type CloudSettings =
@@ -150,6 +190,8 @@ type CloudSettings =
     | Bedrock of BedrockSettings
     | Vertex of VertexSettings
     | Foundry of FoundrySettings
+    /// Not a cloud: a `type: openai` provider's translation settings (the request is translated to Chat Completions).
+    | OpenAi of OpenAiSettings
 
 /// One provider (`providers[]`), with type defaults applied.
 type ProviderConfig = {
@@ -387,7 +429,8 @@ module Config =
         // accept each other's: each cloud provider is its own family unless `family` says otherwise.
         | ProviderType.Bedrock
         | ProviderType.Vertex
-        | ProviderType.Foundry -> name
+        | ProviderType.Foundry
+        | ProviderType.OpenAi -> name
 
     /// The secrets a provider's cloud settings hold (for redaction): AWS secret key and session token, the Entra
     /// client secret. Access key ids are not secret but are shown only as key ids all the same.
@@ -402,6 +445,7 @@ module Config =
         | CloudSettings.Bedrock _
         | CloudSettings.Vertex _
         | CloudSettings.Foundry _
+        | CloudSettings.OpenAi _
         | CloudSettings.Direct -> []
 
     /// The secrets a configured key holds (for redaction): the key itself, and an AWS credential set's secret
@@ -471,3 +515,34 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
     }
+
+/// The config spellings of `type: openai`'s knobs.
+[<RequireQualifiedAccess>]
+module OpenAiKnobs =
+
+    /// `reasoning_field` values.
+    let reasoningFields: (string * ReasoningField) list = [
+        "reasoning_content", ReasoningField.ReasoningContent
+        "reasoning", ReasoningField.Reasoning
+        "none", ReasoningField.NoField
+    ]
+
+    /// `max_tokens_field` values.
+    let maxTokensFields: (string * MaxTokensField) list = [
+        "max_tokens", MaxTokensField.MaxTokens
+        "max_completion_tokens", MaxTokensField.MaxCompletionTokens
+    ]
+
+    /// `thinking_control` values.
+    let thinkingControls: (string * ThinkingControl) list = [
+        "none", ThinkingControl.NoControl
+        "reasoning_effort", ThinkingControl.ReasoningEffort
+        "thinking", ThinkingControl.ThinkingField
+    ]
+
+    let private nameOf (choices: (string * 'Value) list) (value: 'Value) : string =
+        choices |> List.find (fun (_, v) -> v = value) |> fst
+
+    let reasoningFieldName (value: ReasoningField) : string = nameOf reasoningFields value
+    let maxTokensFieldName (value: MaxTokensField) : string = nameOf maxTokensFields value
+    let thinkingControlName (value: ThinkingControl) : string = nameOf thinkingControls value

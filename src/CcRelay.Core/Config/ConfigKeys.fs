@@ -83,6 +83,8 @@ module internal ConfigKeys =
         match providerType with
         | ProviderType.Anthropic
         | ProviderType.Ollama
+        // a Chat Completions server may be local and keyless (vLLM, Ollama, LM Studio)
+        | ProviderType.OpenAi
         // the clouds have credentials of their own (AWS, Google, Entra ID); keys are an alternative
         | ProviderType.Bedrock
         | ProviderType.Vertex

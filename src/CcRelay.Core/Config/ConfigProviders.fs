@@ -64,6 +64,10 @@ module internal ConfigProviders =
         "azure_client_secret", ProviderType.Foundry
         "azure_client_certificate_path", ProviderType.Foundry
         "azure_authority_host", ProviderType.Foundry
+        "reasoning_field", ProviderType.OpenAi
+        "max_tokens_field", ProviderType.OpenAi
+        "stream_usage", ProviderType.OpenAi
+        "thinking_control", ProviderType.OpenAi
     ]
 
     let private providerKeys: string list =
@@ -457,13 +461,71 @@ module internal ConfigProviders =
                     @ noEffect "azure_deployment_id" "the deployment name is the model (use model_mapping)"
             })
 
-    /// The cloud settings of a provider of `providerType`, and warnings for other types' cloud keys.
-    let private cloud (providerType: ProviderType) (baseUrlGiven: bool) (fields: Fields) : Decoded<CloudSettings> =
+    /// `type: openai`'s knobs. The defaults follow the server: OpenAI's own API (`api.openai.com`) shows no
+    /// reasoning and its newer models take only `max_completion_tokens`; every other server (DeepSeek, vLLM,
+    /// Ollama, OpenRouter, …) takes `max_tokens` and shows reasoning as `reasoning_content` (read as
+    /// `reasoning` too).
+    let private openAi (baseUrl: Uri option) (fields: Fields) : Decoded<CloudSettings> =
+        let openAiItself =
+            match baseUrl with
+            | Some url -> url.Host.Equals("api.openai.com", StringComparison.OrdinalIgnoreCase)
+            | None -> true
+
+        let choice (key: string) (choices: (string * 'Value) list) (fallback: 'Value) : Decoded<'Value> =
+            fields
+            |> ConfigRead.field key (ConfigRead.optionalChoice choices)
+            |> Decoded.orDefault fallback
+
+        decoded {
+            let! reasoning =
+                choice
+                    "reasoning_field"
+                    OpenAiKnobs.reasoningFields
+                    (if openAiItself then
+                         ReasoningField.NoField
+                     else
+                         ReasoningField.ReasoningContent)
+
+            and! maxTokens =
+                choice
+                    "max_tokens_field"
+                    OpenAiKnobs.maxTokensFields
+                    (if openAiItself then
+                         MaxTokensField.MaxCompletionTokens
+                     else
+                         MaxTokensField.MaxTokens)
+
+            and! streamUsage =
+                fields
+                |> ConfigRead.field "stream_usage" ConfigRead.optionalBoolean
+                |> Decoded.orDefault true
+
+            and! thinking =
+                choice "thinking_control" OpenAiKnobs.thinkingControls ThinkingControl.NoControl
+
+            return
+                CloudSettings.OpenAi {
+                    ReasoningField = reasoning
+                    MaxTokensField = maxTokens
+                    StreamUsage = streamUsage
+                    Thinking = thinking
+                }
+        }
+
+    /// The cloud settings of a provider of `providerType` (a `type: openai` provider's knobs too), and
+    /// warnings for other types' keys.
+    let private cloud
+        (providerType: ProviderType)
+        (baseUrlGiven: bool)
+        (baseUrl: Uri option)
+        (fields: Fields)
+        : Decoded<CloudSettings> =
         let own =
             match providerType with
             | ProviderType.Bedrock -> bedrock fields
             | ProviderType.Vertex -> vertex fields
             | ProviderType.Foundry -> foundry baseUrlGiven fields
+            | ProviderType.OpenAi -> openAi baseUrl fields
             | ProviderType.Anthropic
             | ProviderType.Zai
             | ProviderType.Minimax
@@ -479,6 +541,7 @@ module internal ConfigProviders =
         | CloudSettings.Vertex v -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry { Resource = Some resource } -> Foundry.defaultBaseUrl resource |> Result.toOption
         | CloudSettings.Foundry _
+        | CloudSettings.OpenAi _
         | CloudSettings.Direct -> None
 
     /// Every field, each decoded on its own so that all their problems are reported together.
@@ -561,7 +624,7 @@ module internal ConfigProviders =
         (parts: ProviderFields)
         : Decoded<ProviderConfig option * string option> =
         let baseUrlGiven = (ConfigRead.entry "base_url" fields).IsSome
-        let cloud = cloud providerType baseUrlGiven fields
+        let cloud = cloud providerType baseUrlGiven parts.BaseUrl fields
 
         let typeDefault =
             match cloud.Value with

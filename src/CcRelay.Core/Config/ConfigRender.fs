@@ -171,6 +171,12 @@ module ConfigRender =
             | Some host -> $"    azure_authority_host: %s{quote host}"
             | None -> ()
           ]
+        | CloudSettings.OpenAi o -> [
+            $"    reasoning_field: %s{OpenAiKnobs.reasoningFieldName o.ReasoningField}"
+            $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
+            $"    stream_usage: %s{boolean o.StreamUsage}"
+            $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
+          ]
 
     let private provider (provider: ProviderConfig) : string list = [
         $"  - name: %s{quote provider.Name}"

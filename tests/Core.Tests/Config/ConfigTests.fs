@@ -1289,3 +1289,84 @@ let ``the boolean reader says what was wrong, in these words`` () =
             plain 1 "${EMPTY}", None
         ] do
         Assert.Equal((Some value, []), readAt ConfigRead.optionalBoolean node)
+
+// ---------------------------
+// type: openai
+// ---------------------------
+
+let private openAiSettings (config: RelayConfig) : OpenAiSettings =
+    match config.Providers.Head.Cloud with
+    | CloudSettings.OpenAi settings -> settings
+    | other -> failwith $"expected openai settings, got %A{other}"
+
+[<Fact>]
+let ``an openai provider defaults to OpenAI's API, bearer keys, and OpenAI's knobs`` () =
+    let config, warnings =
+        load (
+            providers [
+                provider 3 "gpt" "openai" [ "keys", seq 6 [ map 7 [ "key", plain 7 "sk-x" ] ] ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    let p = config.Providers.Head
+    Assert.Equal(Uri "https://api.openai.com", p.BaseUrl)
+    Assert.Equal(AuthStyle.Bearer, p.AuthStyle)
+
+    Assert.Equal(
+        {
+            ReasoningField = ReasoningField.NoField
+            MaxTokensField = MaxTokensField.MaxCompletionTokens
+            StreamUsage = true
+            Thinking = ThinkingControl.NoControl
+        },
+        openAiSettings config
+    )
+
+[<Fact>]
+let ``an openai provider elsewhere reads reasoning_content and sends max_tokens; every knob can be set`` () =
+    let elsewhere, _ =
+        load (providers [ provider 3 "local" "openai" [ "base_url", plain 6 "http://127.0.0.1:11434" ] ])
+        |> loaded
+
+    Assert.Equal(ReasoningField.ReasoningContent, (openAiSettings elsewhere).ReasoningField)
+    Assert.Equal(MaxTokensField.MaxTokens, (openAiSettings elsewhere).MaxTokensField)
+
+    let set, _ =
+        load (
+            providers [
+                provider 3 "ds" "openai" [
+                    "base_url", plain 6 "https://api.deepseek.com"
+                    "reasoning_field", plain 7 "reasoning"
+                    "max_tokens_field", plain 8 "max_completion_tokens"
+                    "stream_usage", plain 9 "false"
+                    "thinking_control", plain 10 "thinking"
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Equal(
+        {
+            ReasoningField = ReasoningField.Reasoning
+            MaxTokensField = MaxTokensField.MaxCompletionTokens
+            StreamUsage = false
+            Thinking = ThinkingControl.ThinkingField
+        },
+        openAiSettings set
+    )
+
+[<Fact>]
+let ``an unknown openai knob value is a located error; the knobs on another type warn`` () =
+    let error =
+        load (providers [ provider 3 "ds" "openai" [ "thinking_control", plain 6 "effort" ] ])
+        |> singleError "providers[0].thinking_control" 6
+
+    Assert.Contains("allowed: none, reasoning_effort, thinking", error.Message)
+
+    let _, warnings =
+        load (providers [ provider 3 "a" "anthropic" [ "reasoning_field", plain 6 "reasoning" ] ])
+        |> loaded
+
+    Assert.Contains("applies only to type openai", (Assert.Single warnings).Message)
