@@ -61,8 +61,9 @@ internal sealed class JsonLineFormatter() : ConsoleFormatter(FormatterName)
         if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> state)
         {
             writer.WriteStartObject("State");
-            foreach (var (name, value) in state)
+            for (var i = 0; i < state.Count; i++)
             {
+                var (name, value) = state[i];
                 if (name != "{OriginalFormat}")
                 {
                     WriteValue(writer, name, value);

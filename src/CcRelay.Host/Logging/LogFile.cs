@@ -80,12 +80,12 @@ internal sealed class LogFile : ILoggerProvider
         }
     }
 
-    private void Write<TState>(in LogEntry<TState> entry)
+    private void Write(Line line)
     {
         lock (_gate)
         {
             Follow();
-            _sink?.Emit(new Line<TState>(entry));
+            _sink?.Emit(line);
         }
     }
 
@@ -191,7 +191,7 @@ internal sealed class LogFile : ILoggerProvider
         {
             if (IsEnabled(logLevel))
             {
-                owner.Write(new LogEntry<TState>(logLevel, category, eventId, state, exception, formatter));
+                owner.Write(new Line<TState>(new LogEntry<TState>(logLevel, category, eventId, state, exception, formatter)));
             }
         }
     }
