@@ -119,7 +119,7 @@ public static class CcRelayServer
         logging.SetMinimumLevel(MsLogLevel.Trace);
         logging.AddFilter((provider, category, level) => loggingSwitch.Allows(provider, category, level));
         logging.AddConsole();
-        logging.Services.AddSingleton<ILoggerProvider>(sp => new FileLoggerProvider(loggingSwitch, sp.GetServices<ConsoleFormatter>()));
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new LogFile(loggingSwitch, sp.GetServices<ConsoleFormatter>()));
         logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
