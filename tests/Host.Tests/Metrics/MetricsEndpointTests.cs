@@ -18,9 +18,8 @@ public sealed class MetricsEndpointTests : IAsyncLifetime
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(new CcRelayOptions { Config = Config.defaults });
-        builder.Services.AddCcRelayMetrics();
-        builder.Services.AddCcRelayMetrics();
+        builder.Services.AddCcRelayMetrics(Config.defaults);
+        builder.Services.AddCcRelayMetrics(Config.defaults);
         _app = builder.Build();
         _app.MapCcRelayMetrics("/prom");
         await _app.StartAsync();

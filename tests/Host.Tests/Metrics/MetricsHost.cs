@@ -1,0 +1,45 @@
+using CcRelay.Host.Metrics;
+using CcRelay.Host.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace CcRelay.Host.Tests.Metrics;
+
+/// <summary>
+/// The relay's metrics as <c>AddCcRelay</c> registers them (<see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/>:
+/// the instruments, OpenTelemetry's provider and its Prometheus exporter) in a host of their own, started, so its
+/// metric listeners run; scraped without HTTP.
+/// </summary>
+public sealed class MetricsHost : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private MetricsHost(IHost host) => _host = host;
+
+    public IServiceProvider Services => _host.Services;
+
+    public RelayMetrics Metrics => _host.Services.GetRequiredService<RelayMetrics>();
+
+    public PrometheusExposition Exposition => _host.Services.GetRequiredService<PrometheusExposition>();
+
+    /// <summary>Starts the host; <paramref name="beforeStart"/> records before any listener is there.</summary>
+    public static async Task<MetricsHost> StartAsync(int maxModelLabels = 100, Action<RelayMetrics>? beforeStart = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddCcRelayMetrics(TestConfig.Relay([]).With(metrics: TestConfig.Metrics(maxModelLabels: maxModelLabels)));
+        var host = builder.Build();
+        beforeStart?.Invoke(host.Services.GetRequiredService<RelayMetrics>());
+        await host.StartAsync();
+        return new MetricsHost(host);
+    }
+
+    public async Task<string> RenderAsync() => await Exposition.RenderAsync();
+
+    public async Task<PrometheusTextParser> ScrapeAsync() => PrometheusTextParser.Parse(await RenderAsync());
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+    }
+}
