@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -68,16 +67,5 @@ public sealed class PrometheusExposition
         // always the text format 0.0.4, as before: the exporter would answer OpenMetrics to a client that asks for it
         context.Request.Headers.Remove("Accept");
         return _exporter(context);
-    }
-
-    /// <summary>The exposition as text (a scrape without HTTP, its callbacks included).</summary>
-    public async Task<string> RenderAsync()
-    {
-        var context = new DefaultHttpContext();
-        context.Request.Method = HttpMethods.Get;
-        using var body = new MemoryStream();
-        context.Response.Body = body;
-        await ServeAsync(context);
-        return Encoding.UTF8.GetString(body.ToArray());
     }
 }

@@ -53,6 +53,23 @@ public sealed class MetricsEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Get_AskingForOpenMetrics_StillGetsTheTextFormat()
+    {
+        // Arrange: what Prometheus sends by default
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/prom", UriKind.Relative));
+        request.Headers.TryAddWithoutValidation("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1");
+
+        // Act
+        using var response = await _client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        Assert.DoesNotContain("# EOF", body, StringComparison.Ordinal);
+        Assert.True(PrometheusTextParser.Parse(body).Has("process_resident_memory_bytes"));
+    }
+
+    [Fact]
     public async Task Head_AnswersWithoutABody()
     {
         using var request = new HttpRequestMessage(HttpMethod.Head, new Uri("/prom", UriKind.Relative));

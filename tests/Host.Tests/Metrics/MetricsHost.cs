@@ -1,5 +1,7 @@
+using System.Text;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -33,7 +35,17 @@ public sealed class MetricsHost : IAsyncDisposable
         return new MetricsHost(host);
     }
 
-    public async Task<string> RenderAsync() => await Exposition.RenderAsync();
+    /// <summary>A scrape without HTTP: the exposition's answer to a <c>GET</c>, as text.</summary>
+    public async Task<string> RenderAsync()
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = HttpMethods.Get;
+        using var body = new MemoryStream();
+        context.Response.Body = body;
+        await Exposition.ServeAsync(context);
+        Assert.Equal(PrometheusExposition.ContentType, context.Response.ContentType);
+        return Encoding.UTF8.GetString(body.ToArray());
+    }
 
     public async Task<PrometheusTextParser> ScrapeAsync() => PrometheusTextParser.Parse(await RenderAsync());
 

@@ -200,7 +200,7 @@ public sealed class RequestAccountingTests : IAsyncLifetime
             var scrapes = 0;
             while (!done.IsCancellationRequested)
             {
-                _ = await _exposition.RenderAsync();
+                _ = await _host.RenderAsync();
                 scrapes++;
             }
 
