@@ -4,8 +4,8 @@
 # request line (~700 bytes). Both are loaded at once, as in bench/paired.sh, and compared by CPU per request.
 #
 #   bench/nginx-log.sh                                 8 rounds, one write(2) per line (nginx's default)
-#   bench/nginx-log.sh --buffer "buffer=64k flush=50ms" lines gathered in a 64 KB buffer, written at least every
-#                                                      50 ms (the relay's log file is written in batches like that)
+#   bench/nginx-log.sh --buffer "buffer=64k flush=1s"  lines gathered in a 64 KB buffer, written at least every
+#                                                      second (the relay's log file is buffered like that)
 #   bench/nginx-log.sh --rounds 12
 #
 # Each nginx runs one worker; one upstream nginx answers every request with bench/lib.sh's fixed Message. Per

@@ -17,6 +17,7 @@ type PlanBenchmarks() =
         TpmLimit = 0
         Priority = index % 2
         Weight = 1 + index % 3
+        Aws = None
     }
 
     let provider (index: int) : ProviderConfig = {

@@ -14,7 +14,7 @@ namespace CcRelay.Bench.LoadGen;
 /// <item><c>ttfb</c> — time to first event and per-event delay of several targets, interleaved (<see cref="TtfbTest"/>).</item>
 /// <item><c>hold</c> — RSS idle and per open stream (<see cref="HoldTest"/>).</item>
 /// <item><c>rss --pids P --label L</c> — record the RSS of a process tree.</item>
-/// <item><c>report --in results.jsonl --meta meta.txt --out RESULTS.md</c>.</item>
+/// <item><c>report --in results.jsonl --meta meta.txt --out results/run.md</c>.</item>
 /// </list>
 /// </summary>
 internal static class Program

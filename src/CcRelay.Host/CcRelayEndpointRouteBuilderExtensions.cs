@@ -1,11 +1,12 @@
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Http;
 using CcRelay.Host.Metrics;
-using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace CcRelay.Host;
 
@@ -24,14 +25,17 @@ public static class CcRelayEndpointRouteBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var services = endpoints.ServiceProvider;
+
+        // OpenTelemetry's providers (when metrics or OTLP export is on) start before the first request, and before
+        // the request accounting, which the container then disposes first
+        _ = services.GetService<MeterProvider>();
+        _ = services.GetService<TracerProvider>();
+        _ = services.GetService<ProcessMetrics>();
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoint>();
         var ingress = services.GetRequiredService<IngressEndpoint>();
         var runtime = services.GetRequiredService<Routing.RuntimeCell>();
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
-
-        // OTLP export (when otel.enabled) starts before the first request
-        _ = services.GetService<OtlpExport>();
 
         // ccrelay_provider_up, ccrelay_circuit_state and ccrelay_key_capacity_ratio read the live breakers and
         // key pools at each scrape (nothing per request)

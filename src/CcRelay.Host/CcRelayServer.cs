@@ -2,7 +2,6 @@ using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
-using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -73,8 +72,6 @@ public static class CcRelayServer
 
         var app = builder.Build();
 
-        // OTLP export starts with the app, before the first request (it is a no-op when otel is off)
-        _ = app.Services.GetRequiredService<OtlpExport>();
         if (config.Metrics.Enabled)
         {
             if (config.Metrics.Listen is null)
@@ -120,7 +117,7 @@ public static class CcRelayServer
         logging.SetMinimumLevel(MsLogLevel.Trace);
         logging.AddFilter((provider, category, level) => loggingSwitch.Allows(provider, category, level));
         logging.AddConsole();
-        logging.Services.AddSingleton<ILoggerProvider>(sp => new FileLoggerProvider(loggingSwitch, sp.GetServices<ConsoleFormatter>()));
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new LogFile(loggingSwitch, sp.GetServices<ConsoleFormatter>()));
         logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;

@@ -8,6 +8,7 @@ using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host;
@@ -17,7 +18,7 @@ public static class CcRelayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the relay's services, its metrics (<see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/>)
-    /// and, when <c>otel.enabled</c>, OTLP export. Pair with <see cref="CcRelayEndpointRouteBuilderExtensions.MapCcRelay"/>.
+    /// and, when <c>otel.enabled</c>, OTLP export of its spans and metrics. Pair with <see cref="CcRelayEndpointRouteBuilderExtensions.MapCcRelay"/>.
     /// </summary>
     public static IServiceCollection AddCcRelay(this IServiceCollection services, Action<CcRelayOptions>? configure = null)
     {
@@ -28,8 +29,8 @@ public static class CcRelayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(new RelayState(options.Config));
-        services.AddCcRelayMetrics();
-        services.TryAddSingleton(_ => new OtlpExport(options.Config.Otel));
+        services.AddCcRelayMetrics(options.Config);
+        OtlpExport.Add(services, options.Config.Otel);
         services.AddSingleton(sp => new RuntimeCell(
             sp.GetRequiredService<RelayState>().Current,
             sp.GetRequiredService<TimeProvider>(),
@@ -69,8 +70,11 @@ public static class CcRelayServiceCollectionExtensions
         {
             var accounting = new RequestAccounting(sp.GetRequiredService<RelayMetrics>(), sp.GetRequiredService<ILogger<MessagesEndpoint>>(), options.AccountingInterval);
 
-            // a scrape counts every request that has ended, however recently
+            // a scrape counts every request that has ended, however recently; once the server has stopped, the
+            // requests it waited for are counted while the metric providers still listen (the container
+            // disposes them, flushing OTLP, before it disposes the accounting)
             sp.GetService<PrometheusExposition>()?.OnScrape(accounting.Drain);
+            sp.GetService<IHostApplicationLifetime>()?.ApplicationStopped.Register(accounting.Drain);
             return accounting;
         });
         services.AddSingleton<MessagesEndpoint>();

@@ -31,7 +31,7 @@ public sealed class RelaySnapshot
             foreach (var key in provider.Keys.Where(k => k.Key.Length > 0))
             {
                 keyIds.TryAdd(key.Key, KeyId.ofSecret(key.Key));
-                secrets.Add(key.Key);
+                secrets.AddRange(CcRelay.Core.Config.keySecrets(key));
             }
 
             secrets.AddRange(CcRelay.Core.Config.cloudSecrets(provider.Cloud).Where(s => s.Length > 0));

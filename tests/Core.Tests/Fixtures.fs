@@ -16,6 +16,7 @@ let key (secret: string) (rpm: int) : KeyConfig = {
     TpmLimit = 0
     Priority = 0
     Weight = 1
+    Aws = None
 }
 
 /// An `anthropic_compatible` provider with these keys.

@@ -60,6 +60,18 @@ type ListenAddress = {
                         Port = p
                     })
 
+/// Where AWS credentials for SigV4 come from: a Bedrock provider's own (when it has no `keys`), or one `keys[]`
+/// entry's credential set.
+[<RequireQualifiedAccess>]
+type AwsCredentialSource =
+    /// `aws_access_key_id` / `aws_secret_access_key` (and `aws_session_token`) from the config.
+    | Static of AccessKeyId: string * SecretAccessKey: string * SessionToken: string option
+    /// A named profile of the shared AWS config and credentials files (`aws_profile`).
+    | Profile of Name: string
+    /// The standard chain: `AWS_BEARER_TOKEN_BEDROCK`, then the environment, the default profile, container
+    /// and instance credentials.
+    | Chain
+
 /// One configured provider key (`providers[].keys[]`).
 type KeyConfig = {
     Key: string
@@ -70,6 +82,10 @@ type KeyConfig = {
     TpmLimit: int
     Priority: int
     Weight: int
+    /// Bedrock only: an AWS credential set (`aws_access_key_id` / `aws_secret_access_key` / `aws_session_token`,
+    /// or `aws_profile`) that signs this key's requests with SigV4; `Key` is then the set's identity in the pool
+    /// (a secret, never shown). None: `Key` is the credential itself.
+    Aws: AwsCredentialSource option
 }
 
 /// Which Bedrock API the relay calls (`bedrock_api`).
@@ -80,17 +96,6 @@ type BedrockApi =
     | Invoke
     /// The Messages API on bedrock-runtime (`/anthropic/v1/messages`): the native Anthropic shape and SSE.
     | Messages
-
-/// Where a Bedrock provider's AWS credentials come from when it has no `keys` (Bedrock API keys).
-[<RequireQualifiedAccess>]
-type AwsCredentialSource =
-    /// `aws_access_key_id` / `aws_secret_access_key` (and `aws_session_token`) from the config.
-    | Static of AccessKeyId: string * SecretAccessKey: string * SessionToken: string option
-    /// A named profile of the shared AWS config and credentials files (`aws_profile`).
-    | Profile of Name: string
-    /// The standard chain: `AWS_BEARER_TOKEN_BEDROCK`, then the environment, the default profile, container
-    /// and instance credentials.
-    | Chain
 
 /// `type: bedrock` settings.
 type BedrockSettings = {
@@ -131,6 +136,50 @@ type FoundrySettings = {
     Resource: string option
     /// Used when the provider has no `keys`.
     Entra: EntraCredential
+    /// `azure_authority_host`: the Entra ID authority for `Entra` (a sovereign cloud such as
+    /// `https://login.microsoftonline.us`, or Azure Stack); None: Azure.Identity's default (the public cloud, or
+    /// `AZURE_AUTHORITY_HOST`).
+    AuthorityHost: string option
+}
+
+/// Which field of a Chat Completions message carries the model's reasoning (`reasoning_field`).
+[<RequireQualifiedAccess>]
+type ReasoningField =
+    /// `reasoning_content` (DeepSeek, GLM, Kimi, Qwen, older vLLM).
+    | ReasoningContent
+    /// `reasoning` (OpenRouter, Ollama, newer vLLM).
+    | Reasoning
+    /// None: the provider shows no reasoning (OpenAI's own Chat Completions); nothing is read or echoed.
+    | NoField
+
+/// Which request field carries the output limit (`max_tokens_field`).
+[<RequireQualifiedAccess>]
+type MaxTokensField =
+    /// `max_tokens` (DeepSeek, vLLM, Ollama and most compatible servers).
+    | MaxTokens
+    /// `max_completion_tokens` (OpenAI's o-series and GPT-5-era models refuse `max_tokens`).
+    | MaxCompletionTokens
+
+/// How the request's `thinking` reaches a Chat Completions provider (`thinking_control`).
+[<RequireQualifiedAccess>]
+type ThinkingControl =
+    /// Nothing is sent: the model thinks or not as it does by default (and `thinking` is reported dropped).
+    | NoControl
+    /// `reasoning_effort: low | medium | high` from the budget or `output_config.effort` (OpenAI reasoning models).
+    | ReasoningEffort
+    /// `thinking: {"type": "enabled" | "disabled"}` (DeepSeek, GLM, Kimi).
+    | ThinkingField
+
+/// `type: openai` settings: the knobs real Chat Completions servers differ on.
+type OpenAiSettings = {
+    /// `reasoning_field`: where reasoning is read from an answer and echoed back on later turns.
+    ReasoningField: ReasoningField
+    /// `max_tokens_field`.
+    MaxTokensField: MaxTokensField
+    /// `stream_usage`: whether `stream_options: {"include_usage": true}` is sent with a stream.
+    StreamUsage: bool
+    /// `thinking_control`.
+    Thinking: ThinkingControl
 }
 
 /// The cloud platform a provider runs on, with its settings.
@@ -141,6 +190,8 @@ type CloudSettings =
     | Bedrock of BedrockSettings
     | Vertex of VertexSettings
     | Foundry of FoundrySettings
+    /// Not a cloud: a `type: openai` provider's translation settings (the request is translated to Chat Completions).
+    | OpenAi of OpenAiSettings
 
 /// One provider (`providers[]`), with type defaults applied.
 type ProviderConfig = {
@@ -378,7 +429,8 @@ module Config =
         // accept each other's: each cloud provider is its own family unless `family` says otherwise.
         | ProviderType.Bedrock
         | ProviderType.Vertex
-        | ProviderType.Foundry -> name
+        | ProviderType.Foundry
+        | ProviderType.OpenAi -> name
 
     /// The secrets a provider's cloud settings hold (for redaction): AWS secret key and session token, the Entra
     /// client secret. Access key ids are not secret but are shown only as key ids all the same.
@@ -393,7 +445,17 @@ module Config =
         | CloudSettings.Bedrock _
         | CloudSettings.Vertex _
         | CloudSettings.Foundry _
+        | CloudSettings.OpenAi _
         | CloudSettings.Direct -> []
+
+    /// The secrets a configured key holds (for redaction): the key itself, and an AWS credential set's secret
+    /// key and session token (its access key id is not secret, but is shown only as a key id).
+    let keySecrets (key: KeyConfig) : string list =
+        key.Key
+        :: (match key.Aws with
+            | Some(AwsCredentialSource.Static(id, secret, token)) -> [ id; secret ] @ Option.toList token
+            | _ -> [])
+        |> List.filter (fun s -> s.Length > 0)
 
     /// A provider of the given type with every default applied and no keys.
     let defaultProvider (name: string) (providerType: ProviderType) (baseUrl: Uri) : ProviderConfig = {
@@ -453,3 +515,34 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
     }
+
+/// The config spellings of `type: openai`'s knobs.
+[<RequireQualifiedAccess>]
+module OpenAiKnobs =
+
+    /// `reasoning_field` values.
+    let reasoningFields: (string * ReasoningField) list = [
+        "reasoning_content", ReasoningField.ReasoningContent
+        "reasoning", ReasoningField.Reasoning
+        "none", ReasoningField.NoField
+    ]
+
+    /// `max_tokens_field` values.
+    let maxTokensFields: (string * MaxTokensField) list = [
+        "max_tokens", MaxTokensField.MaxTokens
+        "max_completion_tokens", MaxTokensField.MaxCompletionTokens
+    ]
+
+    /// `thinking_control` values.
+    let thinkingControls: (string * ThinkingControl) list = [
+        "none", ThinkingControl.NoControl
+        "reasoning_effort", ThinkingControl.ReasoningEffort
+        "thinking", ThinkingControl.ThinkingField
+    ]
+
+    let private nameOf (choices: (string * 'Value) list) (value: 'Value) : string =
+        choices |> List.find (fun (_, v) -> v = value) |> fst
+
+    let reasoningFieldName (value: ReasoningField) : string = nameOf reasoningFields value
+    let maxTokensFieldName (value: MaxTokensField) : string = nameOf maxTokensFields value
+    let thinkingControlName (value: ThinkingControl) : string = nameOf thinkingControls value

@@ -15,7 +15,7 @@ type internal KeyEntry = {
     /// Where the key's value is (or the entry, when it has no key).
     At: Position
     Text: KeyText
-    /// The limits, with `Key` still empty.
+    /// The limits, with `Key` still empty (and `Aws`, when the entry is an AWS credential set).
     Limits: KeyConfig
 }
 
@@ -38,7 +38,44 @@ module internal ConfigKeys =
         "tpm_limit"
         "priority"
         "weight"
+        "aws_access_key_id"
+        "aws_secret_access_key"
+        "aws_session_token"
+        "aws_profile"
     ]
+
+    /// An AWS credential set from its four keys (a provider's, or one `keys[]` entry's); None when none is given.
+    /// `problem key message` locates a finding at `key`.
+    let awsCredentials
+        (problem: string -> string -> Finding)
+        (accessKey: string option, secret: string option, token: string option, profile: string option)
+        : AwsCredentialSource option * Finding list =
+        match accessKey, secret, token, profile with
+        | Some _, _, _, Some _
+        | _, Some _, _, Some _ ->
+            None,
+            [
+                problem "aws_profile" "give either aws_profile or aws_access_key_id/aws_secret_access_key, not both"
+            ]
+        | Some id, Some secret, token, None -> Some(AwsCredentialSource.Static(id, secret, token)), []
+        | Some _, None, _, _ -> None, [ problem "aws_secret_access_key" "is required with aws_access_key_id" ]
+        | None, Some _, _, _ -> None, [ problem "aws_access_key_id" "is required with aws_secret_access_key" ]
+        | None, None, Some _, _ ->
+            None,
+            [
+                problem
+                    "aws_session_token"
+                    "needs aws_access_key_id and aws_secret_access_key (a session token is part of a temporary credential set)"
+            ]
+        | None, None, None, Some name -> Some(AwsCredentialSource.Profile name), []
+        | None, None, None, None -> None, []
+
+    /// The pool identity of an AWS credential set (a secret: only its key id is ever shown).
+    let private awsIdentity (source: AwsCredentialSource) : string =
+        match source with
+        | AwsCredentialSource.Static(id, secret, _) -> "aws:" + id + ":" + secret
+        | AwsCredentialSource.Profile name -> "aws-profile:" + name
+        | AwsCredentialSource.Chain -> "aws-chain"
 
     /// Whether a `keys[]` entry must carry a key: Anthropic can pass the caller's own credential through,
     /// and a local Ollama usually needs none.
@@ -46,6 +83,8 @@ module internal ConfigKeys =
         match providerType with
         | ProviderType.Anthropic
         | ProviderType.Ollama
+        // a Chat Completions server may be local and keyless (vLLM, Ollama, LM Studio)
+        | ProviderType.OpenAi
         // the clouds have credentials of their own (AWS, Google, Entra ID); keys are an alternative
         | ProviderType.Bedrock
         | ProviderType.Vertex
@@ -84,6 +123,18 @@ module internal ConfigKeys =
 
                 let anyInt = int64 Int32.MaxValue
 
+                let optionalText (key: string) : Decoded<string option> =
+                    ConfigRead.field key ConfigRead.optionalString fields
+                    |> Decoded.map (Option.filter (fun t -> t.Length > 0))
+
+                let problem (key: string) (message: string) : Finding =
+                    let at =
+                        match ConfigRead.entry key fields with
+                        | Some _ -> ConfigRead.valueAt key fields
+                        | None -> fields.At
+
+                    Finding.error (ConfigRead.issue (cursor.Child key) at message)
+
                 decoded {
                     let! text = keyText (cursor.Child "key") fields
                     and! rpm = limit "rpm_limit" anyInt
@@ -92,22 +143,40 @@ module internal ConfigKeys =
                     and! tpm = limit "tpm_limit" anyInt
                     and! priority = limit "priority" 2L
                     and! weight = limit "weight" anyInt
+                    and! accessKey = optionalText "aws_access_key_id"
+                    and! secret = optionalText "aws_secret_access_key"
+                    and! token = optionalText "aws_session_token"
+                    and! profile = optionalText "aws_profile"
 
-                    return {
-                        Cursor = cursor
-                        At = ConfigRead.valueAt "key" fields
-                        Text = text
-                        Limits = {
-                            Key = ""
-                            RpmLimit = rpm
-                            ItpmLimit = itpm
-                            OtpmLimit = otpm
-                            TpmLimit = tpm
-                            Priority = priority
-                            Weight = weight
-                        }
-                    }
-                })
+                    return
+                        {
+                            Cursor = cursor
+                            At = ConfigRead.valueAt "key" fields
+                            Text = text
+                            Limits = {
+                                Key = ""
+                                RpmLimit = rpm
+                                ItpmLimit = itpm
+                                OtpmLimit = otpm
+                                TpmLimit = tpm
+                                Priority = priority
+                                Weight = weight
+                                Aws = None
+                            }
+                        },
+                        (accessKey, secret, token, profile)
+                }
+                |> Decoded.bind (fun (entry, aws) ->
+                    let source, problems = awsCredentials problem aws
+
+                    {
+                        Value =
+                            Some {
+                                entry with
+                                    Limits = { entry.Limits with Aws = source }
+                            }
+                        Findings = problems
+                    }))
 
     /// What one entry contributes: its findings and, when usable, its key.
     let private judge (providerType: ProviderType) (entry: KeyEntry) : Finding list * (KeyEntry * string) option =
@@ -117,20 +186,39 @@ module internal ConfigKeys =
         let at (message: string) =
             ConfigRead.issue (entry.Cursor.Child "key") entry.At message
 
-        match entry.Text, requiresKey providerType with
-        | KeyText.Given value, _ -> [], Some(entry, value)
-        | KeyText.UnsetVariable name, true ->
+        match entry.Limits.Aws, entry.Text, requiresKey providerType with
+        | Some _, _, _ when providerType <> ProviderType.Bedrock ->
+            [
+                Finding.error (
+                    ConfigRead.issue
+                        entry.Cursor
+                        entry.At
+                        $"AWS credentials in keys[] apply only to type bedrock, not %s{typeName}"
+                )
+            ],
+            None
+        | Some _, (KeyText.Given _ | KeyText.UnsetVariable _), _ ->
+            [
+                Finding.error (
+                    at
+                        "give either key (a Bedrock API key) or an AWS credential set (aws_access_key_id/aws_secret_access_key or aws_profile), not both"
+                )
+            ],
+            None
+        | Some source, KeyText.Missing, _ -> [], Some(entry, awsIdentity source)
+        | None, KeyText.Given value, _ -> [], Some(entry, value)
+        | None, KeyText.UnsetVariable name, true ->
             [
                 Finding.warning (at $"environment variable %s{name} is not set; this key is skipped")
             ],
             None
-        | KeyText.UnsetVariable name, false ->
+        | None, KeyText.UnsetVariable name, false ->
             [
                 Finding.warning (at $"environment variable %s{name} is not set; this key is skipped (%s{noKeyNeeded})")
             ],
             None
-        | KeyText.Missing, true -> [ Finding.error (at $"is required for type %s{typeName}") ], None
-        | KeyText.Missing, false ->
+        | None, KeyText.Missing, true -> [ Finding.error (at $"is required for type %s{typeName}") ], None
+        | None, KeyText.Missing, false ->
             [
                 Finding.warning (at $"no key given; this entry is ignored (%s{noKeyNeeded})")
             ],

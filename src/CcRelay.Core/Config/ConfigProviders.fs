@@ -63,6 +63,11 @@ module internal ConfigProviders =
         "azure_client_id", ProviderType.Foundry
         "azure_client_secret", ProviderType.Foundry
         "azure_client_certificate_path", ProviderType.Foundry
+        "azure_authority_host", ProviderType.Foundry
+        "reasoning_field", ProviderType.OpenAi
+        "max_tokens_field", ProviderType.OpenAi
+        "stream_usage", ProviderType.OpenAi
+        "thinking_control", ProviderType.OpenAi
     ]
 
     let private providerKeys: string list =
@@ -312,33 +317,8 @@ module internal ConfigProviders =
         }
         |> Decoded.bind (fun (region, accessKey, secret, token, profile, api, betas) ->
             let credentials, problems =
-                match accessKey, secret, token, profile with
-                | Some _, _, _, Some _
-                | _, Some _, _, Some _ ->
-                    AwsCredentialSource.Chain,
-                    [
-                        problem
-                            fields
-                            "aws_profile"
-                            "give either aws_profile or aws_access_key_id/aws_secret_access_key, not both"
-                    ]
-                | Some id, Some secret, token, None -> AwsCredentialSource.Static(id, secret, token), []
-                | Some _, None, _, _ ->
-                    AwsCredentialSource.Chain,
-                    [ problem fields "aws_secret_access_key" "is required with aws_access_key_id" ]
-                | None, Some _, _, _ ->
-                    AwsCredentialSource.Chain,
-                    [ problem fields "aws_access_key_id" "is required with aws_secret_access_key" ]
-                | None, None, Some _, _ ->
-                    AwsCredentialSource.Chain,
-                    [
-                        problem
-                            fields
-                            "aws_session_token"
-                            "needs aws_access_key_id and aws_secret_access_key (a session token is part of a temporary credential set)"
-                    ]
-                | None, None, None, Some name -> AwsCredentialSource.Profile name, []
-                | None, None, None, None -> AwsCredentialSource.Chain, []
+                ConfigKeys.awsCredentials (problem fields) (accessKey, secret, token, profile)
+                |> fun (source, problems) -> defaultArg source AwsCredentialSource.Chain, problems
 
             {
                 Value =
@@ -393,9 +373,23 @@ module internal ConfigProviders =
             and! client = text "azure_client_id" fields
             and! secret = text "azure_client_secret" fields
             and! certificate = text "azure_client_certificate_path" fields
-            return resource, tenant, client, secret, certificate
+            and! authority = text "azure_authority_host" fields
+            return resource, tenant, client, secret, certificate, authority
         }
-        |> Decoded.bind (fun (resource, tenant, client, secret, certificate) ->
+        |> Decoded.bind (fun (resource, tenant, client, secret, certificate, authority) ->
+            let authorityProblems =
+                match authority with
+                | Some host ->
+                    match Uri.TryCreate(host, UriKind.Absolute) with
+                    | true, NonNull uri when uri.Scheme = Uri.UriSchemeHttps && String.IsNullOrEmpty uri.Query -> []
+                    | _ -> [
+                        problem
+                            fields
+                            "azure_authority_host"
+                            $"%s{ConfigRead.quote host} is not an https URL (e.g. https://login.microsoftonline.us)"
+                      ]
+                | None -> []
+
             let resourceProblems =
                 match resource with
                 | None when not baseUrlGiven -> [
@@ -451,21 +445,87 @@ module internal ConfigProviders =
                 | _, _, None, None -> EntraCredential.Default, []
 
             {
-                Value = Some(CloudSettings.Foundry { Resource = resource; Entra = entra })
+                Value =
+                    Some(
+                        CloudSettings.Foundry {
+                            Resource = resource
+                            Entra = entra
+                            AuthorityHost = authority
+                        }
+                    )
                 Findings =
                     resourceProblems
+                    @ authorityProblems
                     @ entraProblems
                     @ noEffect "azure_api_version" "its Anthropic endpoint takes no api-version"
                     @ noEffect "azure_deployment_id" "the deployment name is the model (use model_mapping)"
             })
 
-    /// The cloud settings of a provider of `providerType`, and warnings for other types' cloud keys.
-    let private cloud (providerType: ProviderType) (baseUrlGiven: bool) (fields: Fields) : Decoded<CloudSettings> =
+    /// `type: openai`'s knobs. The defaults follow the server: OpenAI's own API (`api.openai.com`) shows no
+    /// reasoning and its newer models take only `max_completion_tokens`; every other server (DeepSeek, vLLM,
+    /// Ollama, OpenRouter, …) takes `max_tokens` and shows reasoning as `reasoning_content` (read as
+    /// `reasoning` too).
+    let private openAi (baseUrl: Uri option) (fields: Fields) : Decoded<CloudSettings> =
+        let openAiItself =
+            match baseUrl with
+            | Some url -> url.Host.Equals("api.openai.com", StringComparison.OrdinalIgnoreCase)
+            | None -> true
+
+        let choice (key: string) (choices: (string * 'Value) list) (fallback: 'Value) : Decoded<'Value> =
+            fields
+            |> ConfigRead.field key (ConfigRead.optionalChoice choices)
+            |> Decoded.orDefault fallback
+
+        decoded {
+            let! reasoning =
+                choice
+                    "reasoning_field"
+                    OpenAiKnobs.reasoningFields
+                    (if openAiItself then
+                         ReasoningField.NoField
+                     else
+                         ReasoningField.ReasoningContent)
+
+            and! maxTokens =
+                choice
+                    "max_tokens_field"
+                    OpenAiKnobs.maxTokensFields
+                    (if openAiItself then
+                         MaxTokensField.MaxCompletionTokens
+                     else
+                         MaxTokensField.MaxTokens)
+
+            and! streamUsage =
+                fields
+                |> ConfigRead.field "stream_usage" ConfigRead.optionalBoolean
+                |> Decoded.orDefault true
+
+            and! thinking =
+                choice "thinking_control" OpenAiKnobs.thinkingControls ThinkingControl.NoControl
+
+            return
+                CloudSettings.OpenAi {
+                    ReasoningField = reasoning
+                    MaxTokensField = maxTokens
+                    StreamUsage = streamUsage
+                    Thinking = thinking
+                }
+        }
+
+    /// The cloud settings of a provider of `providerType` (a `type: openai` provider's knobs too), and
+    /// warnings for other types' keys.
+    let private cloud
+        (providerType: ProviderType)
+        (baseUrlGiven: bool)
+        (baseUrl: Uri option)
+        (fields: Fields)
+        : Decoded<CloudSettings> =
         let own =
             match providerType with
             | ProviderType.Bedrock -> bedrock fields
             | ProviderType.Vertex -> vertex fields
             | ProviderType.Foundry -> foundry baseUrlGiven fields
+            | ProviderType.OpenAi -> openAi baseUrl fields
             | ProviderType.Anthropic
             | ProviderType.Zai
             | ProviderType.Minimax
@@ -481,6 +541,7 @@ module internal ConfigProviders =
         | CloudSettings.Vertex v -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry { Resource = Some resource } -> Foundry.defaultBaseUrl resource |> Result.toOption
         | CloudSettings.Foundry _
+        | CloudSettings.OpenAi _
         | CloudSettings.Direct -> None
 
     /// Every field, each decoded on its own so that all their problems are reported together.
@@ -563,7 +624,7 @@ module internal ConfigProviders =
         (parts: ProviderFields)
         : Decoded<ProviderConfig option * string option> =
         let baseUrlGiven = (ConfigRead.entry "base_url" fields).IsSome
-        let cloud = cloud providerType baseUrlGiven fields
+        let cloud = cloud providerType baseUrlGiven parts.BaseUrl fields
 
         let typeDefault =
             match cloud.Value with

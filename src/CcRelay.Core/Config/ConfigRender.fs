@@ -102,6 +102,16 @@ module ConfigRender =
 
     let private key (key: KeyConfig) : string list = [
         $"      - key_id: %s{quote (KeyId.ofSecret key.Key)}"
+        match key.Aws with
+        | Some(AwsCredentialSource.Static(id, _, token)) ->
+            $"        aws_access_key_id: %s{quote (KeyId.ofSecret id)}"
+            $"        aws_secret_access_key: %s{quote redacted}"
+
+            if token.IsSome then
+                $"        aws_session_token: %s{quote redacted}"
+        | Some(AwsCredentialSource.Profile name) -> $"        aws_profile: %s{quote name}"
+        | Some AwsCredentialSource.Chain
+        | None -> ()
         $"        rpm_limit: %s{integer (int64 key.RpmLimit)}"
         $"        itpm_limit: %s{integer (int64 key.ItpmLimit)}"
         $"        otpm_limit: %s{integer (int64 key.OtpmLimit)}"
@@ -157,6 +167,15 @@ module ConfigRender =
                 $"    azure_tenant_id: %s{quote tenant}"
                 $"    azure_client_id: %s{quote client}"
                 $"    azure_client_certificate_path: %s{quote path}"
+            match f.AuthorityHost with
+            | Some host -> $"    azure_authority_host: %s{quote host}"
+            | None -> ()
+          ]
+        | CloudSettings.OpenAi o -> [
+            $"    reasoning_field: %s{OpenAiKnobs.reasoningFieldName o.ReasoningField}"
+            $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
+            $"    stream_usage: %s{boolean o.StreamUsage}"
+            $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
           ]
 
     let private provider (provider: ProviderConfig) : string list = [

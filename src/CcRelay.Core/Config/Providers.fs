@@ -24,6 +24,8 @@ type ProviderType =
     | Vertex
     /// Microsoft Foundry (`azure`, alias `foundry`): the Anthropic shape at the resource's endpoint, key or Entra ID.
     | Foundry
+    /// OpenAI Chat Completions (`/v1/chat/completions`) and any compatible server: the request is translated.
+    | OpenAi
 
 /// Per-type facts: names, default base URLs, auth style, default model lists (seed-cc-relay.md §5.2).
 [<RequireQualifiedAccess>]
@@ -39,6 +41,7 @@ module ProviderType =
         ProviderType.Bedrock
         ProviderType.Vertex
         ProviderType.Foundry
+        ProviderType.OpenAi
     ]
 
     /// The config spelling of a type.
@@ -52,6 +55,7 @@ module ProviderType =
         | ProviderType.Bedrock -> "bedrock"
         | ProviderType.Vertex -> "vertex"
         | ProviderType.Foundry -> "azure"
+        | ProviderType.OpenAi -> "openai"
 
     /// Other spellings a type is accepted under (`foundry` for `azure`, Microsoft's current name).
     let aliases: (string * ProviderType) list = [ "foundry", ProviderType.Foundry ]
@@ -76,7 +80,11 @@ module ProviderType =
         | ProviderType.Zai
         | ProviderType.Minimax
         | ProviderType.Ollama
-        | ProviderType.AnthropicCompatible -> false
+        | ProviderType.AnthropicCompatible
+        | ProviderType.OpenAi -> false
+
+    /// Whether the type's requests and answers are translated (another API shape than Anthropic's).
+    let translates (providerType: ProviderType) : bool = providerType = ProviderType.OpenAi
 
     /// The default base URL; None when the type has none (`anthropic_compatible` requires `base_url`).
     let defaultBaseUrl (providerType: ProviderType) : Uri option =
@@ -86,6 +94,7 @@ module ProviderType =
         | ProviderType.Minimax -> Some(Uri "https://api.minimax.io/anthropic")
         | ProviderType.Ollama -> Some(Uri "http://localhost:11434")
         | ProviderType.AnthropicCompatible -> None
+        | ProviderType.OpenAi -> Some(Uri "https://api.openai.com")
         // computed from the cloud settings (region, project, resource) when `base_url` is not given
         | ProviderType.Bedrock
         | ProviderType.Vertex
@@ -95,6 +104,7 @@ module ProviderType =
     let defaultAuthStyle (providerType: ProviderType) : AuthStyle =
         match providerType with
         | ProviderType.Minimax
+        | ProviderType.OpenAi
         // Bedrock API keys and Google access tokens are bearer tokens
         | ProviderType.Bedrock
         | ProviderType.Vertex -> AuthStyle.Bearer
@@ -124,4 +134,5 @@ module ProviderType =
         | ProviderType.Vertex
         | ProviderType.Foundry -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
         | ProviderType.Ollama
-        | ProviderType.AnthropicCompatible -> []
+        | ProviderType.AnthropicCompatible
+        | ProviderType.OpenAi -> []

@@ -19,8 +19,8 @@ type Signing =
     | SigV4 of Region: string * Service: string * Source: AwsCredentialSource
     /// `Authorization: Bearer <Google OAuth2 access token>` (scope cloud-platform).
     | GoogleToken of CredentialsFile: string option
-    /// `Authorization: Bearer <Microsoft Entra ID token>` for `Scope`.
-    | EntraToken of Scope: string * Credential: EntraCredential
+    /// `Authorization: Bearer <Microsoft Entra ID token>` for `Scope`, from `AuthorityHost` (None: the default).
+    | EntraToken of Scope: string * Credential: EntraCredential * AuthorityHost: string option
 
 /// A reshape of a JSON body for a cloud, done as byte edits (the rest of the body is never re-serialised).
 type BodyReshape = {
@@ -34,6 +34,12 @@ type BodyReshape = {
     WrapForBedrockCountTokens: bool
 }
 
+/// The API shape a translated request is written in (Responses and Gemini will sit beside Chat Completions).
+[<RequireQualifiedAccess>]
+type Translation =
+    /// OpenAI Chat Completions (`/v1/chat/completions`), with the provider's knobs.
+    | OpenAiChat of Settings: OpenAiSettings * Model: string
+
 /// How the client's body becomes the upstream's.
 [<RequireQualifiedAccess>]
 type BodyEdit =
@@ -43,6 +49,8 @@ type BodyEdit =
     | PatchModel of Model: string
     /// A cloud's shape.
     | Reshape of BodyReshape
+    /// Another API's request, written anew from the client's (`Dialect.edit` does it).
+    | Translate of Translation
 
 /// How the upstream's answer is read back into the Anthropic shape.
 [<RequireQualifiedAccess>]
@@ -58,6 +66,11 @@ type AnswerDialect =
     | BedrockCountTokens of Estimate: int
     /// Vertex AI: Anthropic SSE or JSON from the model; Google's own envelope for front-end errors, mapped.
     | Vertex
+    /// OpenAI Chat Completions: a stream of `chat.completion.chunk`s converted event by event, a JSON answer
+    /// or an OpenAI error translated whole.
+    | OpenAiChat of ChatAnswerPlan
+    /// Answered by the relay without an upstream call (`count_tokens` of a translated provider: its estimate).
+    | Local of Status: int * Body: byte array
 
 /// How the upstream framed its answer (from its `Content-Type`).
 [<RequireQualifiedAccess>]
@@ -76,8 +89,11 @@ type AnswerReading =
     | AsIs
     /// An AWS event stream read as the Anthropic SSE it carries.
     | ConvertEventStream
-    /// Buffered and put into the Anthropic shape by `Dialect.answer` (a cloud's error, Bedrock's token count).
+    /// Buffered and put into the Anthropic shape by `Dialect.answer` (a cloud's error, Bedrock's token count,
+    /// a translated target's JSON answer or error).
     | Translate
+    /// Another API's SSE stream, converted event by event into Anthropic SSE (`ChatStream` for Chat Completions).
+    | TranslateStream
 
 /// Everything one attempt sends upstream and how its answer is read, decided in Core; the host executes it.
 type UpstreamPlan = {
@@ -101,6 +117,9 @@ type UpstreamPlan = {
     UpstreamModel: string
     /// What the provider cannot take and the relay left out (`anthropic-beta` values), reported to the client.
     Dropped: string list
+    /// What a translated request asked for that the target cannot do, left out (`cache_control`, `web_search`,
+    /// `document`, …), reported to the client in `x-cc-relay-dropped`. Known once `Dialect.edit` ran.
+    DroppedFeatures: string list
 }
 
 /// The per-provider dialects: for each attempt, the whole upstream request plan.
@@ -126,7 +145,8 @@ module Dialect =
         | CloudSettings.Bedrock _ -> true
         | CloudSettings.Direct
         | CloudSettings.Vertex _
-        | CloudSettings.Foundry _ -> false
+        | CloudSettings.Foundry _
+        | CloudSettings.OpenAi _ -> false
 
     let private jsonString (value: string) : string =
         "\"" + Text.Json.JsonEncodedText.Encode(value).ToString() + "\""
@@ -177,12 +197,14 @@ module Dialect =
             Answer = AnswerDialect.Anthropic
             UpstreamModel = defaultArg mapped facts.Model
             Dropped = []
+            DroppedFeatures = []
         }
 
-    /// A configured key as a bearer token (Bedrock API keys, Google access tokens), else `None`.
+    /// A configured key as a bearer token (Bedrock API keys, Google access tokens), else `None` (no key, or
+    /// a key that is an AWS credential set).
     let private bearer (key: KeyConfig voption) : (string * string) list option =
         match key with
-        | ValueSome key when key.Key.Length > 0 -> Some [ "authorization", "Bearer " + key.Key ]
+        | ValueSome key when key.Key.Length > 0 && key.Aws.IsNone -> Some [ "authorization", "Bearer " + key.Key ]
         | _ -> None
 
     let private bedrock
@@ -199,9 +221,10 @@ module Dialect =
             betas |> List.partition (fun b -> List.contains b settings.Betas)
 
         let credentials, signing =
-            match bearer key with
-            | Some headers -> headers, Signing.Static
-            | None -> [], Signing.SigV4(settings.Region, "bedrock", settings.Credentials)
+            match key, bearer key with
+            | ValueSome { Aws = Some source }, _ -> [], Signing.SigV4(settings.Region, "bedrock", source)
+            | _, Some headers -> headers, Signing.Static
+            | _, None -> [], Signing.SigV4(settings.Region, "bedrock", settings.Credentials)
 
         let plan = {
             Provider = provider
@@ -215,6 +238,7 @@ module Dialect =
             Answer = AnswerDialect.Bedrock
             UpstreamModel = model
             Dropped = dropped
+            DroppedFeatures = []
         }
 
         let betaMember =
@@ -327,6 +351,7 @@ module Dialect =
             Answer = AnswerDialect.Vertex
             UpstreamModel = model
             Dropped = []
+            DroppedFeatures = []
         }
 
     let private foundry
@@ -341,9 +366,67 @@ module Dialect =
         match plan.Credentials with
         | [] -> {
             plan with
-                Signing = Signing.EntraToken(Foundry.entraScope, settings.Entra)
+                Signing = Signing.EntraToken(Foundry.entraScope, settings.Entra, settings.AuthorityHost)
           }
         | _ -> plan
+
+    /// The Chat Completions path for a base URL: `/chat/completions` under a base that already names an API
+    /// version (`…/v1`, `…/v4`, `…/v1beta/openai`), else `/v1/chat/completions` (OpenAI, DeepSeek, Ollama,
+    /// vLLM, OpenRouter's `…/api`, Groq's `…/openai`).
+    let chatPath (baseUrl: Uri) (resource: string) : string =
+        let versioned =
+            baseUrl.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries)
+            |> Array.exists (fun segment -> segment.Length >= 2 && segment[0] = 'v' && Char.IsAsciiDigit segment[1])
+
+        if versioned then "/" + resource else "/v1/" + resource
+
+    let private openAi
+        (settings: OpenAiSettings)
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (operation: Operation)
+        : UpstreamPlan =
+        let model =
+            provider.ModelMapping
+            |> Map.tryFind facts.Model
+            |> Option.defaultValue facts.Model
+
+        {
+            Provider = provider
+            Operation = operation
+            Url = Upstream.url provider.BaseUrl (chatPath provider.BaseUrl "chat/completions")
+            // the provider's own key as a bearer token; a caller's Anthropic credential is never sent here
+            Credentials = Upstream.credentialsWith provider key []
+            Signing = Signing.Static
+            DropHeaders = [
+                "anthropic-version"
+                "anthropic-beta"
+                "anthropic-dangerous-direct-browser-access"
+            ]
+            SetHeaders = [
+                "accept",
+                (if facts.Stream then
+                     "text/event-stream"
+                 else
+                     "application/json")
+            ]
+            Body = BodyEdit.Translate(Translation.OpenAiChat(settings, model))
+            Answer =
+                match operation with
+                | Operation.Messages ->
+                    AnswerDialect.OpenAiChat {
+                        Model = model
+                        EstimatedInputTokens = facts.EstimatedInputTokens
+                        ToolNames = Map.empty
+                        ReadsReasoning = settings.ReasoningField <> ReasoningField.NoField
+                    }
+                // Chat Completions has no counting endpoint: the relay's estimate is the answer (`edit` refines it)
+                | Operation.CountTokens -> AnswerDialect.Local(200, AnthropicOut.countTokens facts.EstimatedInputTokens)
+            UpstreamModel = model
+            Dropped = []
+            DroppedFeatures = []
+        }
 
     /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`), for a request
     /// with `facts` that arrived at `pathAndQuery` with `anthropic-beta` values `betas` and the caller's
@@ -361,11 +444,15 @@ module Dialect =
         | CloudSettings.Bedrock settings -> bedrock settings provider key facts (operationOf pathAndQuery) betas
         | CloudSettings.Vertex settings -> vertex settings provider key facts (operationOf pathAndQuery)
         | CloudSettings.Foundry settings -> foundry settings provider key facts pathAndQuery
+        | CloudSettings.OpenAi settings -> openAi settings provider key facts (operationOf pathAndQuery)
 
     /// The body the plan sends: the client's bytes (`ValueNone`) or the edited ones. An edit that cannot be
     /// made (a body that is not a JSON object) is an error with the reason.
     let body (edit: BodyEdit) (body: ReadOnlySpan<byte>) (facts: RequestFacts) : Result<byte array voption, string> =
         match edit with
+        | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
+            ChatRequest.translate settings model true body
+            |> Result.map (fun translated -> ValueSome translated.Body)
         | BodyEdit.Unchanged -> Ok ValueNone
         | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
         | BodyEdit.Reshape reshape ->
@@ -383,6 +470,45 @@ module Dialect =
                     ValueSome(Bedrock.countTokensBody (ReadOnlySpan edited))
                 else
                     ValueSome edited)
+
+    /// The attempt's final plan and body: `body`, and for a translation also what only the translated request
+    /// tells (what was dropped, the tool names to restore, the input estimate). `stripThinking`: the
+    /// conversation's thinking was minted by another family, so none of it is echoed to a translated target.
+    let edit
+        (plan: UpstreamPlan)
+        (payload: ReadOnlySpan<byte>)
+        (facts: RequestFacts)
+        (stripThinking: bool)
+        : Result<UpstreamPlan * byte array voption, string> =
+        match plan.Body with
+        | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
+            ChatRequest.translate settings model (not stripThinking) payload
+            |> Result.map (fun translated ->
+                let answer =
+                    match plan.Answer with
+                    | AnswerDialect.OpenAiChat answer ->
+                        AnswerDialect.OpenAiChat {
+                            answer with
+                                EstimatedInputTokens = translated.EstimatedInputTokens
+                                ToolNames = translated.ToolNames
+                        }
+                    | AnswerDialect.Local _ ->
+                        AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
+                    | other -> other
+
+                {
+                    plan with
+                        Answer = answer
+                        DroppedFeatures = translated.Dropped
+                },
+                ValueSome translated.Body)
+        | other -> body other payload facts |> Result.map (fun edited -> plan, edited)
+
+    /// The answer the relay gives itself instead of calling the upstream (`(status, body)`), when the plan says so.
+    let localAnswer (plan: UpstreamPlan) : (int * byte array) option =
+        match plan.Answer with
+        | AnswerDialect.Local(status, body) -> Some(status, body)
+        | _ -> None
 
     /// A facts value for a probe or a synthetic request of `model` (no body offsets: its body is built whole).
     let private probeFacts (model: string) : RequestFacts = {
@@ -430,6 +556,17 @@ module Dialect =
             plan, "POST", sent
 
         match kind, provider.Cloud with
+        // Chat Completions servers have `GET /v1/models` (OpenAI, DeepSeek, vLLM, Ollama, OpenRouter)
+        | (ProbeKind.Models | ProbeKind.CountTokens), CloudSettings.OpenAi _ ->
+            let plan = plan provider key (probeFacts model) "/v1/models" [] []
+
+            {
+                plan with
+                    Url = Upstream.url provider.BaseUrl (chatPath provider.BaseUrl "models")
+                    Answer = AnswerDialect.Anthropic
+            },
+            "GET",
+            [||]
         | ProbeKind.Url target, _ ->
             let plan = plan provider key (probeFacts model) "/v1/models" [] []
             { plan with Url = target }, "GET", [||]
@@ -455,7 +592,10 @@ module Dialect =
     /// is translated, a successful Bedrock event stream converted, everything else relayed as it is.
     let reading (dialect: AnswerDialect) (status: int) (framing: Framing) : AnswerReading =
         match dialect, framing with
-        | AnswerDialect.Anthropic, _ -> AnswerReading.AsIs
+        | AnswerDialect.Anthropic, _
+        | AnswerDialect.Local _, _ -> AnswerReading.AsIs
+        | AnswerDialect.OpenAiChat _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
+        | AnswerDialect.OpenAiChat _, _ -> AnswerReading.Translate
         | _, Framing.Sse when status < 400 -> AnswerReading.AsIs
         | AnswerDialect.Bedrock, Framing.AwsEventStream when status < 400 -> AnswerReading.ConvertEventStream
         | AnswerDialect.BedrockCountTokens _, _ -> AnswerReading.Translate
@@ -484,7 +624,10 @@ module Dialect =
         (body: ReadOnlySpan<byte>)
         : (int * byte array) option =
         match dialect with
-        | AnswerDialect.Anthropic -> None
+        | AnswerDialect.Anthropic
+        | AnswerDialect.Local _ -> None
+        | AnswerDialect.OpenAiChat _ when status >= 400 -> Some(ChatAnswer.errorBody status body)
+        | AnswerDialect.OpenAiChat plan -> Some(ChatAnswer.ofJson plan body)
         | AnswerDialect.BedrockCountTokens estimate when status = 400 || status = 404 ->
             Some(200, Bedrock.countTokensResponse estimate)
         | AnswerDialect.Bedrock

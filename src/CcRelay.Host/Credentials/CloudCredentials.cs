@@ -3,6 +3,7 @@ using Amazon.Runtime;
 using Amazon.Runtime.CredentialManagement;
 using Amazon.Runtime.Credentials;
 using Azure.Core;
+using Azure.Core.Pipeline;
 using Azure.Identity;
 using CcRelay.Core;
 using Google.Apis.Auth.OAuth2;
@@ -18,17 +19,30 @@ namespace CcRelay.Host.Credentials;
 /// refresh. Signing itself is Core's (<c>SigV4.sign</c>), over the exact bytes sent. No credential is ever logged:
 /// a failure says which source failed, never what it held.
 /// </summary>
-internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, string?> environment)
+internal sealed class CloudCredentials
 {
+    private readonly TimeProvider _timeProvider;
+    private readonly Func<string, string?> _environment;
+
+    public CloudCredentials(TimeProvider timeProvider, Func<string, string?> environment)
+    {
+        _timeProvider = timeProvider;
+        _environment = environment;
+        EntraFactory = CreateEntra;
+    }
+
     /// <summary>Refresh tokens this long before they expire (a request may take minutes to be sent).</summary>
     private static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
 
     private readonly ConcurrentDictionary<AwsCredentialSource, AWSCredentials> _aws = new();
     private readonly ConcurrentDictionary<string, GoogleCredential> _google = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<EntraCredential, CachedToken> _entra = new();
+    private readonly ConcurrentDictionary<(EntraCredential Source, string? Authority), CachedToken> _entra = new();
 
-    /// <summary>Tests: the Entra ID credential for a configured source (default: Azure.Identity's).</summary>
-    internal Func<EntraCredential, TokenCredential> EntraFactory { get; set; } = CreateEntra;
+    /// <summary>Tests: the Entra ID credential for a configured source and authority host (default: Azure.Identity's).</summary>
+    internal Func<EntraCredential, string?, TokenCredential> EntraFactory { get; set; }
+
+    /// <summary>Tests: the transport Azure.Identity's credentials use (default: its own HttpClient).</summary>
+    internal HttpPipelineTransport? EntraTransport { get; set; }
 
     /// <summary>
     /// Adds what <paramref name="plan"/>'s signing needs to <paramref name="request"/> (whose URL, headers and
@@ -47,7 +61,7 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
                     return null;
                 case Signing.EntraToken entra:
-                    var entraToken = await EntraTokenAsync(entra.Scope, entra.Credential, cancellationToken);
+                    var entraToken = await EntraTokenAsync(entra.Scope, (entra.Credential, OrNull(entra.AuthorityHost)), cancellationToken);
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + entraToken);
                     return null;
                 default:
@@ -70,7 +84,7 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
                 _google.TryRemove(google.CredentialsFile is { } file ? file.Value : "", out _);
                 break;
             case Signing.EntraToken entra:
-                _entra.TryRemove(entra.Credential, out _);
+                _entra.TryRemove((entra.Credential, OrNull(entra.AuthorityHost)), out _);
                 break;
         }
     }
@@ -87,7 +101,7 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
     private async Task<string?> SignAsync(HttpRequestMessage request, Signing.SigV4 plan, ReadOnlyMemory<byte> body)
     {
         // a Bedrock API key in the environment takes precedence over AWS credentials, as in the AWS SDKs and Claude Code
-        if (plan.Source.IsChain && environment("AWS_BEARER_TOKEN_BEDROCK") is { Length: > 0 } bearer)
+        if (plan.Source.IsChain && _environment("AWS_BEARER_TOKEN_BEDROCK") is { Length: > 0 } bearer)
         {
             request.Headers.TryAddWithoutValidation("authorization", "Bearer " + bearer);
             return null;
@@ -126,7 +140,7 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
             credentials,
             plan.Region,
             plan.Service,
-            timeProvider.GetUtcNow(),
+            _timeProvider.GetUtcNow(),
             request.Method.Method,
             request.RequestUri!,
             ListModule.OfSeq(signed),
@@ -165,27 +179,55 @@ internal sealed class CloudCredentials(TimeProvider timeProvider, Func<string, s
         return CredentialFactory.FromFile(path, type ?? JsonCredentialParameters.ServiceAccountCredentialType);
     }
 
-    private async Task<string> EntraTokenAsync(string scope, EntraCredential source, CancellationToken cancellationToken)
+    private async Task<string> EntraTokenAsync(string scope, (EntraCredential Source, string? Authority) key, CancellationToken cancellationToken)
     {
-        var now = timeProvider.GetUtcNow();
-        if (_entra.TryGetValue(source, out var cached) && cached.Scope == scope && cached.Token.ExpiresOn - RefreshAhead > now)
+        var now = _timeProvider.GetUtcNow();
+        if (_entra.TryGetValue(key, out var cached) && cached.Scope == scope && cached.Token.ExpiresOn - RefreshAhead > now)
         {
             return cached.Token.Token;
         }
 
-        var credential = cached?.Credential ?? EntraFactory(source);
+        var credential = cached?.Credential ?? EntraFactory(key.Source, key.Authority);
         var token = await credential.GetTokenAsync(new TokenRequestContext([scope]), cancellationToken);
-        _entra[source] = new CachedToken(credential, scope, token);
+        _entra[key] = new CachedToken(credential, scope, token);
         return token.Token;
     }
 
-    private static TokenCredential CreateEntra(EntraCredential source) =>
-        source switch
+    private static string? OrNull(FSharpOption<string>? value) => value is { } some ? some.Value : null;
+
+    private TokenCredential CreateEntra(EntraCredential source, string? authority)
+    {
+        T With<T>(T options)
+            where T : TokenCredentialOptions
         {
-            EntraCredential.ClientSecret s => new ClientSecretCredential(s.TenantId, s.ClientId, s.Secret),
-            EntraCredential.ClientCertificate c => new ClientCertificateCredential(c.TenantId, c.ClientId, c.Path),
-            _ => new DefaultAzureCredential(),
+            if (authority is not null)
+            {
+                options.AuthorityHost = new Uri(authority);
+            }
+
+            if (EntraTransport is { } transport)
+            {
+                options.Transport = transport;
+            }
+
+            return options;
+        }
+
+        // an authority Azure.Identity does not know (Azure Stack, a private cloud) cannot be checked against Microsoft's
+        // instance discovery, which would refuse it
+        var unknown = authority is not null && !KnownAuthorities.Contains(new Uri(authority).Host);
+        return source switch
+        {
+            EntraCredential.ClientSecret s => new ClientSecretCredential(s.TenantId, s.ClientId, s.Secret, With(new ClientSecretCredentialOptions { DisableInstanceDiscovery = unknown })),
+            EntraCredential.ClientCertificate c => new ClientCertificateCredential(c.TenantId, c.ClientId, c.Path, With(new ClientCertificateCredentialOptions { DisableInstanceDiscovery = unknown })),
+            _ => new DefaultAzureCredential(With(new DefaultAzureCredentialOptions { DisableInstanceDiscovery = unknown })),
         };
+    }
+
+    /// <summary>The authority hosts Azure.Identity knows (public, US Government and China clouds).</summary>
+    private static readonly HashSet<string> KnownAuthorities = new(
+        [AzureAuthorityHosts.AzurePublicCloud.Host, AzureAuthorityHosts.AzureGovernment.Host, AzureAuthorityHosts.AzureChina.Host],
+        StringComparer.OrdinalIgnoreCase);
 
     private sealed record CachedToken(TokenCredential Credential, string Scope, AccessToken Token);
 }

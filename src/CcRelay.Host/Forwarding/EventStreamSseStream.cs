@@ -5,9 +5,10 @@ using CcRelay.Core;
 namespace CcRelay.Host.Forwarding;
 
 /// <summary>
-/// Reads a Bedrock <c>application/vnd.amazon.eventstream</c> answer as the Anthropic SSE it carries
-/// (protocols.md §2.6): each upstream message goes through <see cref="BedrockAnswer.ofMessage"/> and its SSE
-/// bytes come out in order; skipped frames produce nothing. Messages may be split anywhere across upstream
+/// Reads an answer in another framing as Anthropic SSE, through an <see cref="IAnswerDecoder"/>: a Bedrock
+/// <c>application/vnd.amazon.eventstream</c> answer as the Anthropic SSE it carries (protocols.md §2.6: each
+/// upstream message goes through <see cref="BedrockAnswer.ofMessage"/>, skipped frames produce nothing), or an
+/// OpenAI Chat Completions stream translated by <see cref="ChatStream"/>. Frames may be split anywhere across upstream
 /// reads. A read returns as soon as one whole event is ready, and packs further events only when they are
 /// already buffered: it never waits on upstream while it has something to give, so each event can be flushed
 /// to the client the moment it exists.
@@ -22,6 +23,7 @@ internal sealed class EventStreamSseStream : Stream
     private const int InitialBufferSize = 8192;
 
     private readonly Stream _inner;
+    private readonly IAnswerDecoder _decoder;
     private byte[]? _buffer;
     private int _start;
     private int _end;
@@ -47,9 +49,16 @@ internal sealed class EventStreamSseStream : Stream
     }
 
     internal EventStreamSseStream(Stream inner, TimeSpan pingInterval)
+        : this(inner, new BedrockEventStreamDecoder(), pingInterval)
+    {
+    }
+
+    internal EventStreamSseStream(Stream inner, IAnswerDecoder decoder, TimeSpan pingInterval)
     {
         ArgumentNullException.ThrowIfNull(inner);
+        ArgumentNullException.ThrowIfNull(decoder);
         _inner = inner;
+        _decoder = decoder;
         _pingInterval = pingInterval;
     }
 
@@ -142,51 +151,35 @@ internal sealed class EventStreamSseStream : Stream
                 return true;
             }
 
-            var read = EventStream.tryRead(_buffer.AsSpan(_start, _end - _start));
-            switch (read)
+            DecodeStep step;
+            try
             {
-                case EventStreamRead.Message message:
-                    _start += message.Consumed;
-                    switch (BedrockAnswer.ofMessage(message.Item1))
-                    {
-                        case BedrockFrame.Event frame:
-                            SetPending(frame.Sse);
-                            break;
-                        case BedrockFrame.Error frame:
-                            SetPending(frame.Sse);
-                            _done = true; // the error event is the last thing the client gets
-                            break;
-                        default:
-                            break; // skipped: keep-alives, other event types
-                    }
+                step = _decoder.Decode(_buffer.AsSpan(_start, _end - _start), _upstreamEnded);
+            }
+            catch (IOException e)
+            {
+                _fault = e;
+                throw;
+            }
 
-                    break;
-                case EventStreamRead.Corrupt corrupt:
-                    throw Fault("corrupt AWS event stream: " + corrupt.Reason);
-                default:
-                    // NeedMore
-                    if (!_upstreamEnded)
-                    {
-                        return false;
-                    }
+            if (step.NeedMore)
+            {
+                return false;
+            }
 
-                    if (_start == _end)
-                    {
-                        _done = true;
-                        return true;
-                    }
+            _start += step.Consumed;
+            if (step.Sse is { Length: > 0 } sse)
+            {
+                SetPending(sse);
+            }
 
-                    throw Fault("AWS event stream ended inside a frame");
+            if (step.Done)
+            {
+                _done = true; // after an error event, the last thing the client gets, or at the end
             }
         }
 
         return true;
-    }
-
-    private IOException Fault(string message)
-    {
-        _fault = new IOException(message);
-        return _fault;
     }
 
     private void SetPending(byte[] sse)

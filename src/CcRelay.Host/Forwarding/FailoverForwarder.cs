@@ -224,19 +224,21 @@ internal sealed class FailoverForwarder(
     {
         // :: Step 5: plan the attempt — the provider's dialect decides URL, headers, body edit, credential and answer
         var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context, attempt.Provider), forward);
-        var edited = Dialect.body(plan.Body, body.Span, facts);
+        var edited = Dialect.edit(plan, body.Span, facts, attempt.StripThinking);
         if (edited.IsError)
         {
             return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue));
         }
 
-        var payload = edited.ResultValue is { IsSome: true } reshaped ? reshaped.Value : body.Memory;
+        (plan, var reshaped) = edited.ResultValue;
+        var payload = reshaped is { IsSome: true } ? reshaped.Value : body.Memory;
         if (Dialect.usesToken(plan))
         {
             return SendWithTokenAsync(context, snapshot, plan, payload, record, lost);
         }
 
-        if (attempt.StripThinking && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
+        // a translation left another family's thinking out already (Dialect.edit)
+        if (attempt.StripThinking && !plan.Body.IsTranslate && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
         {
             payload = stripped.Value;
         }

@@ -84,7 +84,10 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 return NoResponse(AttemptFailure.ConnectFailed, noCredential);
             }
 
-            var response = await invoker.SendAsync(request, linked.Token);
+            // a plan the relay answers itself (a translated provider's count_tokens) calls no upstream
+            var response = Dialect.localAnswer(plan) is { } local
+                ? LocalResponse(request, local.Value.Item1, local.Value.Item2)
+                : await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
                 KeyId = keyId,
@@ -99,7 +102,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
             var framing = IsEventStream(response) ? Framing.Sse : IsAwsEventStream(response) ? Framing.AwsEventStream : Framing.Other;
             var reading = Dialect.reading(plan.Answer, (int)response.StatusCode, framing);
-            var converted = reading.IsConvertEventStream;
+            var converted = reading.IsConvertEventStream || reading.IsTranslateStream;
             attempt.IsStream = converted || framing.IsSse;
             attempt.Converted = converted;
             var translated = reading.IsTranslate;
@@ -129,7 +132,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 try
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
-                    var stream = converted ? new EventStreamSseStream(upstream, PingInterval) : upstream;
+                    var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), PingInterval) : upstream;
                     var peek = await StreamPeek.FirstEventAsync(stream, linked.Token);
                     attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;
@@ -254,6 +257,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             {
                 // what the provider cannot take was left out: the client is told which
                 context.Response.Headers["x-cc-relay-dropped-betas"] = string.Join(",", plan.Dropped);
+            }
+
+            if (!plan.DroppedFeatures.IsEmpty)
+            {
+                // what a translated target cannot do was left out of the request: the client is told which
+                context.Response.Headers["x-cc-relay-dropped"] = string.Join(",", plan.DroppedFeatures);
             }
             if (record.Status >= 400)
             {
@@ -523,6 +532,22 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
             return false;
         }
+    }
+
+    /// <summary>How a converted stream of this plan's dialect becomes Anthropic SSE.</summary>
+    private static IAnswerDecoder DecoderOf(UpstreamPlan plan) =>
+        plan.Answer is AnswerDialect.OpenAiChat chat ? new ChatStreamDecoder(chat.Item) : new BedrockEventStreamDecoder();
+
+    /// <summary>The answer of a plan the relay answers itself, as if an upstream had given it.</summary>
+    private static HttpResponseMessage LocalResponse(HttpRequestMessage request, int status, byte[] body)
+    {
+        var response = new HttpResponseMessage((HttpStatusCode)status)
+        {
+            RequestMessage = request,
+            Content = new ByteArrayContent(body),
+        };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return response;
     }
 
     /// <summary>Whether the answer is an AWS event stream (<c>application/vnd.amazon.eventstream</c>).</summary>

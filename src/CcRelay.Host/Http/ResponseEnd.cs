@@ -16,7 +16,7 @@ namespace CcRelay.Host.Http;
 /// is why the metrics and the request line are not done there: RequestAccounting). A <see cref="Thread.Yield"/>
 /// after the send let the client run first, but it gives the thread's time slice away: after every answer,
 /// throughput fell to a fifth under load; only when no other request was in flight, still −4 % with another process
-/// busy on the machine (bench/RESULTS.md).
+/// busy on the machine (bench/history/2026-11.md, "Where relay-on's added latency comes from").
 /// </summary>
 internal static class ResponseEnd
 {

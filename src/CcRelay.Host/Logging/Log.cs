@@ -11,15 +11,15 @@ internal static partial class Log
     /// <summary>
     /// The one line per request. Field names are a contract (dashboards and tests read them): see
     /// <c>docs/observability.md</c>. Tokens and cost are null when unknown, never zero.
-    /// NOTE: the only line not written by a <c>[LoggerMessage]</c> method: it runs for every request, and a generated
-    /// method takes its 25 fields as arguments and boxes each one for every provider. <see cref="RequestLine"/> is the
-    /// same fields and template, readable by name like a generated state, plus a typed JSON writer.
+    /// NOTE: the only line not written by a <c>[LoggerMessage]</c> method: its JSON line is stamped with the time its
+    /// request ended, which a generated state could carry only as a 26th field. <see cref="RequestLine"/> is the same
+    /// fields and template, readable by name like a generated state, plus that time.
     /// </summary>
     public static void RequestCompleted(ILogger logger, RequestRecord record)
     {
         if (logger.IsEnabled(LogLevel.Information))
         {
-            logger.Log(LogLevel.Information, RequestCompletedEvent, new RequestLine(record, record.Elapsed.TotalMilliseconds), null, RequestLine.Format);
+            logger.Log(LogLevel.Information, RequestCompletedEvent, new RequestLine(record), null, RequestLine.Format);
         }
     }
 

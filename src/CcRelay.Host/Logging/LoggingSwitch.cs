@@ -14,7 +14,7 @@ namespace CcRelay.Host.Logging;
 public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptions>
 {
     private static readonly string ConsoleProvider = typeof(ConsoleLoggerProvider).FullName!;
-    private static readonly string FileProvider = typeof(FileLoggerProvider).FullName!;
+    private static readonly string FileProvider = typeof(LogFile).FullName!;
     private volatile LoggingConfig _current;
     private CancellationTokenSource _changed = new();
 
@@ -100,7 +100,10 @@ public sealed class LoggingSwitch : IOptionsChangeTokenSource<ConsoleLoggerOptio
 
     internal static bool IsFile(string output) => output is not ("stdout" or "stderr" or "");
 
-    IChangeToken IOptionsChangeTokenSource<ConsoleLoggerOptions>.GetChangeToken() => new CancellationChangeToken(_changed.Token);
+    /// <summary>Fires when <see cref="Apply"/> changes the settings.</summary>
+    internal IChangeToken GetChangeToken() => new CancellationChangeToken(_changed.Token);
+
+    IChangeToken IOptionsChangeTokenSource<ConsoleLoggerOptions>.GetChangeToken() => GetChangeToken();
 
     private static MsLogLevel ToMicrosoft(Core.LogLevel level) =>
         level.Tag switch

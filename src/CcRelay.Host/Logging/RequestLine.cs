@@ -6,11 +6,10 @@ namespace CcRelay.Host.Logging;
 
 /// <summary>
 /// The state of the one line per request (<see cref="Log.RequestCompleted"/>): its fields by name, as every
-/// structured logger provider reads them (each value boxed only when read that way), and the typed facts the
-/// relay's own JSON formatter and log file take instead (<see cref="RequestLineBuffer"/>: values written by hand,
-/// property names encoded once, nothing boxed). Field names and order are a contract (docs/observability.md).
+/// structured logger provider reads them (each value boxed only when read), and the time its request ended, which
+/// the JSON line shows. Field names and order are a contract (docs/observability.md).
 /// </summary>
-internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
+internal sealed class RequestLine(RequestRecord record) : IReadOnlyList<KeyValuePair<string, object?>>
 {
     /// <summary>The message template the text line follows (also given as <c>{OriginalFormat}</c>).</summary>
     public const string Template =
@@ -24,32 +23,8 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
         "bytes_in", "bytes_out",
     ];
 
-    /// <summary>Each field's name as it precedes its value in the JSON: <c>"request_id":</c>, <c>,"method":</c>, … (<see cref="RequestLineBuffer.WriteJson"/>).</summary>
-    internal static readonly byte[][] NameBytes = [.. Names.Select((n, i) => Encoding.UTF8.GetBytes((i == 0 ? "\"" : ",\"") + n + "\":"))];
-
-    public RequestLine(RequestRecord record, double durationMs)
-    {
-        Record = record;
-        DurationMs = Math.Round(durationMs, 2);
-        TtfbMs = Math.Round(record.TtfbMs, 2);
-        OverheadMs = record.Timing.OverheadMs;
-        Timestamp = record.EndedAt == default ? DateTime.UtcNow : record.EndedAt;
-    }
-
     /// <summary>The line's time (UTC): when its request ended, else when the line was made.</summary>
-    public DateTime Timestamp { get; }
-
-    /// <summary>The request's facts.</summary>
-    public RequestRecord Record { get; }
-
-    /// <summary><c>duration_ms</c>: rounded to 2 decimals.</summary>
-    public double DurationMs { get; }
-
-    /// <summary><c>ttfb_ms</c>: rounded to 2 decimals; -1 when no response headers came.</summary>
-    public double TtfbMs { get; }
-
-    /// <summary><c>overhead_ms</c>.</summary>
-    public double OverheadMs { get; }
+    public DateTime Timestamp { get; } = record.EndedAt == default ? DateTime.UtcNow : record.EndedAt;
 
     /// <summary>The text line (the template's fields in a row), as the text formatter writes it.</summary>
     public static Func<RequestLine, Exception?, string> Format { get; } = static (line, _) => line.ToString();
@@ -72,7 +47,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>The template with every field filled in, as the generated loggers fill it: invariant culture, nothing for null.</summary>
+    /// <summary>The template with every field filled in: invariant culture, nothing for null.</summary>
     public override string ToString()
     {
         var text = new StringBuilder(512);
@@ -90,7 +65,7 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
 
     private object? Value(int index)
     {
-        var r = Record;
+        var r = record;
         var usage = r.Usage;
         return index switch
         {
@@ -109,9 +84,9 @@ internal sealed class RequestLine : IReadOnlyList<KeyValuePair<string, object?>>
             12 => r.ErrorType,
             13 => r.Answer?.StopReason?.Value,
             14 => r.Attempts,
-            15 => DurationMs,
-            16 => TtfbMs,
-            17 => OverheadMs,
+            15 => Math.Round(r.Elapsed.TotalMilliseconds, 2),
+            16 => Math.Round(r.TtfbMs, 2),
+            17 => r.Timing.OverheadMs,
             18 => usage?.InputTokens,
             19 => usage?.OutputTokens,
             20 => usage?.CacheReadTokens,

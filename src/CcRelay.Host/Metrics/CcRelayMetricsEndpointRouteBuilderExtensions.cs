@@ -11,10 +11,10 @@ public static class CcRelayMetricsEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Serves the <see cref="PrometheusExposition"/> registered by
-    /// <see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/> at <paramref name="path"/>
-    /// (<c>metrics.path</c>) for <c>GET</c> and <c>HEAD</c>, as <c>text/plain; version=0.0.4</c>. The standalone
-    /// relay serves <c>metrics.listen</c> itself, on a listener of its own (see <c>CcRelayServer</c>); an
-    /// embedding application can narrow the returned builder with <c>RequireHost("*:&lt;port&gt;")</c>.
+    /// <see cref="CcRelayMetricsServiceCollectionExtensions.AddCcRelayMetrics"/> (with <c>metrics.enabled</c>) at
+    /// <paramref name="path"/> (<c>metrics.path</c>) for <c>GET</c> and <c>HEAD</c>, as <c>text/plain; version=0.0.4</c>.
+    /// The standalone relay serves <c>metrics.listen</c> itself, on a listener of its own (see <c>CcRelayServer</c>);
+    /// an embedding application can narrow the returned builder with <c>RequireHost("*:&lt;port&gt;")</c>.
     /// </summary>
     public static IEndpointConventionBuilder MapCcRelayMetrics(this IEndpointRouteBuilder endpoints, string path = "/metrics")
     {
@@ -22,24 +22,6 @@ public static class CcRelayMetricsEndpointRouteBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(path);
         var exposition = endpoints.ServiceProvider.GetRequiredService<PrometheusExposition>();
         var timeProvider = endpoints.ServiceProvider.GetService<TimeProvider>() ?? TimeProvider.System;
-
-        return endpoints.MapMethods(
-            path,
-            [HttpMethods.Get, HttpMethods.Head],
-            RelayResponseHeaders.Stamped(context => ServeAsync(context, exposition), timeProvider));
-    }
-
-    /// <summary>Writes the exposition as the answer to a <c>GET</c> or <c>HEAD</c>.</summary>
-    internal static async Task ServeAsync(HttpContext context, PrometheusExposition exposition)
-    {
-        context.Response.ContentType = PrometheusExposition.ContentType;
-        context.Response.Headers.CacheControl = "no-store";
-        if (HttpMethods.IsHead(context.Request.Method))
-        {
-            return;
-        }
-
-        exposition.Write(context.Response.BodyWriter);
-        await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+        return endpoints.MapMethods(path, [HttpMethods.Get, HttpMethods.Head], RelayResponseHeaders.Stamped(exposition.ServeAsync, timeProvider));
     }
 }

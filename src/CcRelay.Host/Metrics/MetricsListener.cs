@@ -37,7 +37,7 @@ internal static class MetricsListener
             }
 
             return HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
-                ? CcRelayMetricsEndpointRouteBuilderExtensions.ServeAsync(context, exposition)
+                ? exposition.ServeAsync(context)
                 : ErrorResponse.MethodNotAllowedAsync(context, "GET, HEAD");
         });
 

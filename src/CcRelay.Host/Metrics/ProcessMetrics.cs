@@ -18,14 +18,9 @@ public sealed class ProcessMetrics
 
     /// <summary>Creates the instruments on the <c>CcRelay.Process</c> meter of <paramref name="meterFactory"/>.</summary>
     public ProcessMetrics(IMeterFactory meterFactory)
-        : this(CreateMeter(meterFactory))
     {
-    }
-
-    /// <summary>Creates the instruments on <paramref name="meter"/> (its owner disposes it).</summary>
-    public ProcessMetrics(Meter meter)
-    {
-        ArgumentNullException.ThrowIfNull(meter);
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        var meter = meterFactory.Create(new MeterOptions(MeterName));
         Meter = meter;
         using (var process = Process.GetCurrentProcess())
         {
@@ -54,7 +49,7 @@ public sealed class ProcessMetrics
             "dotnet_threadpool_queue_length", () => ThreadPool.PendingWorkItemCount, "{item}", "Work items queued to the thread pool.");
     }
 
-    /// <summary>The meter the instruments live on (give it to <see cref="PrometheusExposition"/>).</summary>
+    /// <summary>The meter the instruments live on.</summary>
     public Meter Meter { get; }
 
     private static IEnumerable<Measurement<long>> ObserveCollections()
@@ -64,11 +59,5 @@ public sealed class ProcessMetrics
             yield return new Measurement<long>(
                 GC.CollectionCount(generation), new KeyValuePair<string, object?>("generation", "gen" + generation));
         }
-    }
-
-    private static Meter CreateMeter(IMeterFactory meterFactory)
-    {
-        ArgumentNullException.ThrowIfNull(meterFactory);
-        return meterFactory.Create(new MeterOptions(MeterName));
     }
 }

@@ -6,25 +6,23 @@ using CcRelay.Core;
 namespace CcRelay.Host.Metrics;
 
 /// <summary>
-/// The relay's instruments (meter <c>CcRelay</c>) and the calls that record them. Every metric and label is
-/// listed in <c>docs/observability.md</c>.
+/// The relay's instruments (meter <c>CcRelay</c>, <c>System.Diagnostics.Metrics</c>) and the calls that record
+/// them. OpenTelemetry's SDK aggregates them for both the Prometheus scrape and OTLP export; every metric and label
+/// is listed in <c>docs/observability.md</c>.
 /// <code>
 ///   request start ──► RequestStarted()                                      ccrelay_inflight_requests
 ///   headers in    ──► RecordTimeToFirstByte(provider, model, ttfb)          ccrelay_ttfb_seconds
 ///   each attempt  ──► RecordAttempt(provider, outcome)                      ccrelay_upstream_attempts_total
 ///   request end   ──► RequestFinished()  (after queuing the record: RequestAccounting)
-///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total
-///   (≤ 20 ms later,   RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
-///    or at a scrape)
+///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total, ccrelay_unpriced_answers_total
+///                     RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>
-/// Recording is cheap: the counters are the relay's own (<see cref="RequestCounters"/>: a request finds its
-/// route once and adds to per-processor cells), reported by observable instruments at each collection; the two
-/// histograms take their tags in a stack-only <see cref="TagList"/> of strings that already exist, and the
-/// exposition finds an existing series without allocating. Label values are bounded: providers and key
-/// ids come from the config, status classes and outcomes are fixed sets, and models beyond
-/// <see cref="MaxModelLabels"/> distinct ids are counted as <see cref="OtherModel"/>.
+/// Label values are bounded: providers and key ids come from the config, status classes and outcomes are fixed
+/// sets, and models beyond <see cref="MaxModelLabels"/> distinct ids are counted as <see cref="OtherModel"/>.
+/// With nothing listening (<c>metrics.enabled: false</c>, OTLP export off) every instrument is disabled and a
+/// record call returns after one check.
 /// </summary>
 public sealed class RelayMetrics
 {
@@ -51,59 +49,54 @@ public sealed class RelayMetrics
     private static readonly double[] DurationBounds = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
     private static readonly double[] TtfbBounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60];
     private static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
-    private static readonly string[] TokenKinds = ["input", "output", "cache_read", "cache_write"];
 
-    private readonly RequestCounters _counters = new();
-    private readonly Instrument _requests;
-    private readonly Instrument _attempts;
-    private readonly Instrument _tokens;
-    private readonly Instrument _cost;
-    private readonly Instrument _unpriced;
+    private readonly Counter<long> _requests;
     private readonly Histogram<double> _requestDuration;
     private readonly Histogram<double> _ttfb;
+    private readonly Counter<long> _attempts;
+    private readonly Counter<long> _tokens;
+    private readonly Counter<double> _cost;
+    private readonly Counter<long> _unpriced;
     private readonly Counter<long> _configReloads;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
+    private long _inflight;
+    private int _maxModelLabels;
 
     // guarded by _readingLock: where provider state comes from, its last reading, when it was taken, which gauges had it
     private Func<IReadOnlyList<ProviderStatus>>? _providers;
     private IReadOnlyList<ProviderStatus>? _reading;
     private long _readAt;
     private int _readBy;
-    private int _maxModelLabels;
 
     /// <summary>Creates the instruments on the <c>CcRelay</c> meter of <paramref name="meterFactory"/>.</summary>
     public RelayMetrics(IMeterFactory meterFactory, int maxModelLabels = 100)
-        : this(CreateMeter(meterFactory), maxModelLabels)
     {
-    }
-
-    /// <summary>Creates the instruments on <paramref name="meter"/> (its owner disposes it).</summary>
-    public RelayMetrics(Meter meter, int maxModelLabels = 100)
-    {
-        ArgumentNullException.ThrowIfNull(meter);
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        var meter = meterFactory.Create(new MeterOptions(MeterName));
         Meter = meter;
         MaxModelLabels = maxModelLabels;
 
-        _requests = meter.CreateObservableCounter(
-            "ccrelay_requests", ObserveRequests, "{request}", "Relayed requests by provider, model, HTTP status class and streaming.");
+        // units in braces are annotations: OTLP carries them, the Prometheus names get no suffix from them
+        _requests = meter.CreateCounter<long>(
+            "ccrelay_requests", "{request}", "Relayed requests by provider, model, HTTP status class and streaming.");
         _requestDuration = meter.CreateHistogram(
             "ccrelay_request_duration_seconds", "s", "Time from request start to the last byte sent to the client.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBounds });
         _ttfb = meter.CreateHistogram(
             "ccrelay_ttfb_seconds", "s", "Time from request start to the upstream's response headers.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TtfbBounds });
-        _attempts = meter.CreateObservableCounter(
-            "ccrelay_upstream_attempts", ObserveAttempts, "{attempt}", "Upstream attempts by outcome: success, failure, rejected, abandoned.");
-        _tokens = meter.CreateObservableCounter(
-            "ccrelay_tokens", ObserveTokens, "{token}", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write.");
-        _cost = meter.CreateObservableCounter(
-            "ccrelay_cost_usd", ObserveCost, "USD", "Estimated cost of answers in US dollars (list prices; see pricing).");
-        _unpriced = meter.CreateObservableCounter(
-            "ccrelay_unpriced_answers", ObserveUnpriced, "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
+        _attempts = meter.CreateCounter<long>(
+            "ccrelay_upstream_attempts", "{attempt}", "Upstream attempts by outcome: success, failure, rejected, abandoned.");
+        _tokens = meter.CreateCounter<long>(
+            "ccrelay_tokens", "{token}", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write.");
+        _cost = meter.CreateCounter<double>(
+            "ccrelay_cost_usd", "{USD}", "Estimated cost of answers in US dollars (list prices; see pricing).");
+        _unpriced = meter.CreateCounter<long>(
+            "ccrelay_unpriced_answers", "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
         meter.CreateObservableUpDownCounter(
-            "ccrelay_inflight_requests", () => _counters.Inflight, "{request}", "Requests being relayed now.");
+            "ccrelay_inflight_requests", () => Volatile.Read(ref _inflight), "{request}", "Requests being relayed now.");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
 
@@ -114,13 +107,13 @@ public sealed class RelayMetrics
             "ccrelay_key_capacity_ratio", ObserveKeys, "1", "Remaining capacity of a provider key, 0 (exhausted) to 1 (unused).");
     }
 
-    /// <summary>The outcomes <c>ccrelay_upstream_attempts_total</c> counts, in the order of <see cref="AttemptCounters"/>' cells.</summary>
+    /// <summary>The outcomes <c>ccrelay_upstream_attempts_total</c> counts.</summary>
     public static IReadOnlyList<string> AttemptOutcomes { get; } = ["success", "failure", "rejected", "abandoned"];
 
     /// <summary>The circuit states <c>ccrelay_circuit_state</c> always reports, one series each.</summary>
     public static IReadOnlyList<string> CircuitStates { get; } = ["closed", "half_open", "open", "isolated"];
 
-    /// <summary>The meter the instruments live on (give it to <see cref="PrometheusExposition"/>).</summary>
+    /// <summary>The meter the instruments live on.</summary>
     public Meter Meter { get; }
 
     /// <summary>
@@ -134,13 +127,13 @@ public sealed class RelayMetrics
     }
 
     /// <summary>
-    /// A request entered the relay. Counted whether or not anything listens (two per-processor increments): a gauge
-    /// counted only while listened to would be left off by the requests in flight when its listener came or went.
+    /// A request entered the relay. Counted whether or not anything listens (one interlocked increment), so a
+    /// listener that attaches while requests are in flight reads the true number.
     /// </summary>
-    public void RequestStarted() => _counters.RequestStarted();
+    public void RequestStarted() => Interlocked.Increment(ref _inflight);
 
     /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
-    public void RequestFinished() => _counters.RequestFinished();
+    public void RequestFinished() => Interlocked.Decrement(ref _inflight);
 
     /// <summary>
     /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that
@@ -149,37 +142,41 @@ public sealed class RelayMetrics
     /// </summary>
     public void RecordRequest(string provider, string? model, int status, bool stream, TimeSpan duration)
     {
-        var modelLabel = ModelLabel(model);
-        if (_requests.Enabled)
+        if (!_requests.Enabled && !_requestDuration.Enabled)
         {
-            _counters.Route(provider, modelLabel).AddRequest(StatusClassIndex(status), stream);
+            return;
         }
 
-        var timed = new TagList { { "provider", provider }, { "model", modelLabel } };
-        _requestDuration.Record(duration.TotalSeconds, in timed);
+        var modelLabel = ModelLabel(model);
+        var tags = new TagList
+        {
+            { "provider", provider },
+            { "model", modelLabel },
+            { "status_class", StatusClass(status) },
+            { "stream", stream ? "true" : "false" },
+        };
+        _requests.Add(1, in tags);
+        _requestDuration.Record(duration.TotalSeconds, Tag("provider", provider), Tag("model", modelLabel));
     }
 
     /// <summary>The upstream's response headers arrived <paramref name="ttfb"/> after the request started.</summary>
     public void RecordTimeToFirstByte(string provider, string? model, TimeSpan ttfb)
     {
-        var tags = new TagList { { "provider", provider }, { "model", ModelLabel(model) } };
-        _ttfb.Record(ttfb.TotalSeconds, in tags);
+        if (_ttfb.Enabled)
+        {
+            _ttfb.Record(ttfb.TotalSeconds, Tag("provider", provider), Tag("model", ModelLabel(model)));
+        }
     }
 
     /// <summary>One upstream attempt ended with <paramref name="outcome"/> (Core's classification).</summary>
     public void RecordAttempt(string provider, AttemptOutcome outcome)
     {
         ArgumentNullException.ThrowIfNull(outcome);
-        if (!_attempts.Enabled)
-        {
-            return;
-        }
-
         var index = outcome.IsSuccess ? 0
             : outcome.IsFailure ? 1
             : outcome.IsRejected ? 2
             : 3;
-        _counters.Attempts(provider).Add(index);
+        _attempts.Add(1, Tag("provider", provider), Tag("outcome", AttemptOutcomes[index]));
     }
 
     /// <summary>
@@ -194,19 +191,36 @@ public sealed class RelayMetrics
         RecordUsage(provider, model, usage, cost is null ? null : cost.Value);
     }
 
-    /// <summary>An answer's usage, with its cost in USD when known (null: unknown, never zero).</summary>
+    /// <summary>
+    /// An answer's usage, with its cost in USD when known (null: unknown, never zero). Every token kind is added,
+    /// zeros included, so a dashboard sees each kind's series from a route's first answer.
+    /// </summary>
     public void RecordUsage(string provider, string? model, Usage usage, decimal? costUsd)
     {
         ArgumentNullException.ThrowIfNull(usage);
-        if (_tokens.Enabled || _cost.Enabled || _unpriced.Enabled)
+        if (!_tokens.Enabled && !_cost.Enabled && !_unpriced.Enabled)
         {
-            _counters.Route(provider, ModelLabel(model)).AddUsage(usage, costUsd);
+            return;
+        }
+
+        var p = Tag("provider", provider);
+        var m = Tag("model", ModelLabel(model));
+        _tokens.Add(usage.InputTokens, p, m, Tag("kind", "input"));
+        _tokens.Add(usage.OutputTokens, p, m, Tag("kind", "output"));
+        _tokens.Add(usage.CacheReadTokens, p, m, Tag("kind", "cache_read"));
+        _tokens.Add(usage.CacheWriteTokens, p, m, Tag("kind", "cache_write"));
+        if (costUsd is { } cost)
+        {
+            _cost.Add((double)cost, p, m);
+        }
+        else
+        {
+            _unpriced.Add(1, p, m);
         }
     }
 
     /// <summary>A configuration reload was attempted.</summary>
-    public void RecordConfigReload(bool succeeded) =>
-        _configReloads.Add(1, new KeyValuePair<string, object?>("result", succeeded ? "success" : "failure"));
+    public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));
 
     /// <summary>
     /// Sets where provider state comes from at each scrape (the relay's: <see cref="ProviderStatus.Of"/> over
@@ -262,10 +276,9 @@ public sealed class RelayMetrics
     }
 
     /// <summary><c>2xx</c> for 200–299 and so on; <c>other</c> outside 100–599.</summary>
-    public static string StatusClass(int status) => StatusClasses[StatusClassIndex(status)];
+    public static string StatusClass(int status) => StatusClasses[status is >= 100 and < 600 ? (status / 100) - 1 : 5];
 
-    /// <summary>The index of <see cref="StatusClass"/>'s label: 0 for 1xx to 4 for 5xx, 5 for <c>other</c>.</summary>
-    internal static int StatusClassIndex(int status) => status is >= 100 and < 600 ? (status / 100) - 1 : 5;
+    private static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
 
     /// <summary>
     /// The provider state for gauge <paramref name="gauge"/> (<c>UpGauge</c>, <c>CircuitGauge</c> or <c>KeysGauge</c>). The three
@@ -291,131 +304,23 @@ public sealed class RelayMetrics
         }
     }
 
-    private IEnumerable<Measurement<long>> ObserveRequests()
-    {
-        foreach (var route in _counters.Routes)
-        {
-            for (var statusClass = 0; statusClass < RouteCounters.StatusClasses; statusClass++)
-            {
-                for (var streamed = 0; streamed < 2; streamed++)
-                {
-                    var stream = streamed == 1;
-                    var count = route.Requests(statusClass, stream);
-                    if (count > 0)
-                    {
-                        yield return new Measurement<long>(
-                            count,
-                            Tag("provider", route.Provider),
-                            Tag("model", route.Model),
-                            Tag("status_class", StatusClasses[statusClass]),
-                            Tag("stream", stream ? "true" : "false"));
-                    }
-                }
-            }
-        }
-    }
-
-    private IEnumerable<Measurement<long>> ObserveAttempts()
-    {
-        foreach (var provider in _counters.Providers)
-        {
-            for (var outcome = 0; outcome < AttemptCounters.Outcomes; outcome++)
-            {
-                var count = provider.Count(outcome);
-                if (count > 0)
-                {
-                    yield return new Measurement<long>(count, Tag("provider", provider.Provider), Tag("outcome", AttemptOutcomes[outcome]));
-                }
-            }
-        }
-    }
-
-    /// <summary>Every kind of a route that had usage, zeros included, so a dashboard sees the series from its first answer.</summary>
-    private IEnumerable<Measurement<long>> ObserveTokens()
-    {
-        foreach (var route in _counters.Routes)
-        {
-            if (!route.HasUsage)
-            {
-                continue;
-            }
-
-            for (var kind = 0; kind < RouteCounters.TokenKinds; kind++)
-            {
-                yield return new Measurement<long>(route.Tokens(kind), Tag("provider", route.Provider), Tag("model", route.Model), Tag("kind", TokenKinds[kind]));
-            }
-        }
-    }
-
-    private IEnumerable<Measurement<double>> ObserveCost()
-    {
-        foreach (var route in _counters.Routes)
-        {
-            if (route.HasCost)
-            {
-                yield return new Measurement<double>(route.CostUsd, Tag("provider", route.Provider), Tag("model", route.Model));
-            }
-        }
-    }
-
-    private IEnumerable<Measurement<long>> ObserveUnpriced()
-    {
-        foreach (var route in _counters.Routes)
-        {
-            var count = route.Unpriced;
-            if (count > 0)
-            {
-                yield return new Measurement<long>(count, Tag("provider", route.Provider), Tag("model", route.Model));
-            }
-        }
-    }
-
-    private static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
-
-    private IEnumerable<Measurement<int>> ObserveUp()
-    {
-        foreach (var provider in Providers(UpGauge))
-        {
-            yield return new Measurement<int>(provider.Up ? 1 : 0, new KeyValuePair<string, object?>("provider", provider.Provider));
-        }
-    }
+    private IEnumerable<Measurement<int>> ObserveUp() =>
+        Providers(UpGauge).Select(p => new Measurement<int>(p.Up ? 1 : 0, Tag("provider", p.Provider)));
 
     private IEnumerable<Measurement<int>> ObserveCircuits()
     {
         foreach (var provider in Providers(CircuitGauge))
         {
-            foreach (var state in CircuitStates)
+            var states = CircuitStates.Contains(provider.CircuitState, StringComparer.Ordinal) ? CircuitStates : [.. CircuitStates, provider.CircuitState];
+            foreach (var state in states)
             {
-                yield return Circuit(provider.Provider, state, string.Equals(state, provider.CircuitState, StringComparison.Ordinal));
-            }
-
-            if (!CircuitStates.Contains(provider.CircuitState, StringComparer.Ordinal))
-            {
-                yield return Circuit(provider.Provider, provider.CircuitState, current: true);
-            }
-        }
-
-        static Measurement<int> Circuit(string provider, string state, bool current) =>
-            new(current ? 1 : 0, new KeyValuePair<string, object?>("provider", provider), new KeyValuePair<string, object?>("state", state));
-    }
-
-    private IEnumerable<Measurement<double>> ObserveKeys()
-    {
-        foreach (var provider in Providers(KeysGauge))
-        {
-            foreach (var key in provider.Keys)
-            {
-                yield return new Measurement<double>(
-                    Math.Clamp(key.Ratio, 0d, 1d),
-                    new KeyValuePair<string, object?>("provider", provider.Provider),
-                    new KeyValuePair<string, object?>("key_id", key.KeyId));
+                var current = string.Equals(state, provider.CircuitState, StringComparison.Ordinal);
+                yield return new Measurement<int>(current ? 1 : 0, Tag("provider", provider.Provider), Tag("state", state));
             }
         }
     }
 
-    private static Meter CreateMeter(IMeterFactory meterFactory)
-    {
-        ArgumentNullException.ThrowIfNull(meterFactory);
-        return meterFactory.Create(new MeterOptions(MeterName));
-    }
+    private IEnumerable<Measurement<double>> ObserveKeys() =>
+        Providers(KeysGauge).SelectMany(p => p.Keys.Select(k =>
+            new Measurement<double>(Math.Clamp(k.Ratio, 0d, 1d), Tag("provider", p.Provider), Tag("key_id", k.KeyId))));
 }

@@ -1,7 +1,5 @@
-using System.Runtime.CompilerServices;
 using CcRelay.Core;
-using CcRelay.Host.Metrics;
-using OpenTelemetry;
+using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -10,63 +8,24 @@ using OpenTelemetry.Trace;
 namespace CcRelay.Host.Observability;
 
 /// <summary>
-/// OTLP export of the relay's spans (<see cref="RelayTracing"/>) and metrics (<see cref="RelayMetrics"/>,
-/// <see cref="ProcessMetrics"/>) when <c>otel.enabled</c> is true. Off, it builds nothing: no listener is
-/// registered, so spans are never created.
-/// NOTE: built with the SDK's own builders (OpenTelemetry.Extensions.Hosting is not used); disposing it
-/// (the container does, at shutdown) flushes what is still buffered.
+/// OTLP export (<c>otel.enabled</c>) of the relay's spans (<see cref="RelayTracing"/>) and of its metrics: the
+/// OTLP exporter joins the container's OpenTelemetry <see cref="MeterProvider"/>, beside the Prometheus exporter
+/// when <c>metrics.enabled</c>. Off, nothing is registered: no listener, so spans are never created. The
+/// providers are flushed when the container disposes them.
 /// </summary>
-public sealed class OtlpExport : IDisposable
+internal static class OtlpExport
 {
-    private readonly TracerProvider? _tracing;
-    private readonly MeterProvider? _metrics;
-
-    /// <summary>Starts exporting when <paramref name="config"/> says so.</summary>
-    public OtlpExport(OtelConfig config)
+    public static void Add(IServiceCollection services, OtelConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
         if (!config.Enabled)
         {
             return;
         }
 
-        (_tracing, _metrics) = Build(config);
-    }
-
-    /// <summary>Whether anything is exported.</summary>
-    public bool Enabled => _tracing is not null;
-
-    /// <summary>Exports everything buffered now (spans and a metrics collection).</summary>
-    public void Flush()
-    {
-        _tracing?.ForceFlush();
-        _metrics?.ForceFlush();
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        _tracing?.Dispose();
-        _metrics?.Dispose();
-    }
-
-    // NOTE: a method of its own, not inlined: compiling the constructor would otherwise load the SDK and the
-    // exporter assemblies (~0.5 MB resident) in every relay, exporting or not
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static (TracerProvider Tracing, MeterProvider Metrics) Build(OtelConfig config)
-    {
-        var resource = ResourceBuilder.CreateDefault().AddService(config.ServiceName, serviceVersion: RelayInfo.Version);
-        var tracing = Sdk.CreateTracerProviderBuilder()
-            .SetResourceBuilder(resource)
-            .AddSource(RelayTracing.SourceName)
-            .AddOtlpExporter(o => Configure(o, config, "v1/traces"))
-            .Build();
-        var metrics = Sdk.CreateMeterProviderBuilder()
-            .SetResourceBuilder(resource)
-            .AddMeter(RelayMetrics.MeterName, ProcessMetrics.MeterName)
-            .AddOtlpExporter(o => Configure(o, config, "v1/metrics"))
-            .Build();
-        return (tracing, metrics);
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(config.ServiceName, serviceVersion: RelayInfo.Version))
+            .WithTracing(tracing => tracing.AddSource(RelayTracing.SourceName).AddOtlpExporter(o => Configure(o, config, "v1/traces")))
+            .WithMetrics(metrics => metrics.AddOtlpExporter(o => Configure(o, config, "v1/metrics")));
     }
 
     private static void Configure(OtlpExporterOptions options, OtelConfig config, string signalPath)

@@ -57,7 +57,7 @@ internal sealed class RequestAccounting : IDisposable
         _interval = interval ?? DefaultInterval;
         if (_interval != Timeout.InfiniteTimeSpan)
         {
-            // a thread of its own: a thread-pool loop would wake a pool worker per batch (see FileLoggerProvider)
+            // a thread of its own: a thread-pool loop would wake a pool worker per batch
             _thread = new Thread(Run) { IsBackground = true, Name = "cc-relay accounting" };
             _thread.Start();
         }

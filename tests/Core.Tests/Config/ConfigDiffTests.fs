@@ -35,6 +35,7 @@ let ``providers added, removed and changed are named with the changed fields`` (
                             TpmLimit = 0
                             Priority = 0
                             Weight = 1
+                            Aws = None
                         }
                     ]
                     BaseUrl = Uri "http://elsewhere.test"

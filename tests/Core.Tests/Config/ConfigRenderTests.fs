@@ -13,6 +13,7 @@ let private key (secret: string) : KeyConfig = {
     TpmLimit = 100_000
     Priority = 1
     Weight = 2
+    Aws = None
 }
 
 /// A config holding every kind of secret, with values no default would produce.
@@ -37,6 +38,16 @@ let private withSecrets: RelayConfig = {
                     "bedrock"
                     ProviderType.Bedrock
                     (Uri "https://bedrock-runtime.us-east-1.amazonaws.com") with
+                    Keys = [
+                        {
+                            key "aws:AKIDKEYSET:aws-key-secret-fff" with
+                                Aws = Some(AwsCredentialSource.Static("AKIDKEYSET", "aws-key-secret-fff", None))
+                        }
+                        {
+                            key "aws-profile:team-b" with
+                                Aws = Some(AwsCredentialSource.Profile "team-b")
+                        }
+                    ]
                     Cloud =
                         CloudSettings.Bedrock {
                             Region = "us-east-1"
@@ -55,6 +66,7 @@ let private withSecrets: RelayConfig = {
                         CloudSettings.Foundry {
                             Resource = Some "res"
                             Entra = EntraCredential.ClientSecret("tenant", "client", "entra-secret-eee")
+                            AuthorityHost = Some "https://login.microsoftonline.us"
                         }
             }
         ]
@@ -150,13 +162,21 @@ let ``no secret appears; keys are shown by key id and the others as redacted`` (
             "aws-secret-ccc"
             "aws-session-ddd"
             "entra-secret-eee"
+            "AKIDKEYSET"
+            "aws-key-secret-fff"
         ] do
         Assert.DoesNotContain(secret, text)
+
+    let setKeyId = KeyId.ofSecret "AKIDKEYSET"
+    Assert.Contains($"        aws_access_key_id: \"%s{setKeyId}\"\n", text)
+    Assert.Contains("        aws_secret_access_key: \"<redacted>\"\n", text)
+    Assert.Contains("        aws_profile: \"team-b\"\n", text)
 
     let accessKeyId = KeyId.ofSecret "AKIDEXAMPLE"
     Assert.Contains($"    aws_access_key_id: \"%s{accessKeyId}\"\n", text)
     Assert.Contains("    aws_secret_access_key: \"<redacted>\"\n", text)
     Assert.Contains("    azure_client_secret: \"<redacted>\"\n", text)
+    Assert.Contains("    azure_authority_host: \"https://login.microsoftonline.us\"\n", text)
 
     for secret in [ "zai-key-aaa"; "zai-key-bbb" ] do
         Assert.Contains($"- key_id: \"%s{KeyId.ofSecret secret}\"\n", text)
@@ -216,6 +236,8 @@ let ``every field of the config records is rendered, so a new field cannot be le
             "FailoverTimeoutMs", "failover_timeout"
             // the cloud settings are rendered by their keys (aws_region, gcp_project_id, azure_resource_name, …)
             "Cloud", "aws_region"
+            // a key's AWS credential set: its profile, or its access key id (as a key id) and redacted secret
+            "Aws", "aws_profile"
         ]
 
     let records = [

@@ -385,6 +385,64 @@ let ``a disabled vertex provider with missing settings is skipped with warnings`
 
     Assert.Equal<string list>([ "providers[0].gcp_project_id"; "providers[0].gcp_region" ], paths warnings |> List.sort)
 
+/// A Foundry provider with the given settings (beside its resource name).
+let private foundry (rest: (string * ConfigNode) list) =
+    providers [ provider 3 "f" "azure" (("azure_resource_name", plain 6 "my-res") :: rest) ]
+
+[<Fact>]
+let ``a foundry service principal with a client secret and a sovereign authority`` () =
+    let config, warnings =
+        foundry [
+            "azure_tenant_id", plain 7 "tenant-1"
+            "azure_client_id", plain 8 "client-1"
+            "azure_client_secret", plain 9 "s3cret"
+            "azure_authority_host", plain 10 "https://login.microsoftonline.us"
+        ]
+        |> load
+        |> loaded
+
+    Assert.Empty warnings
+
+    match (List.exactlyOne config.Providers).Cloud with
+    | CloudSettings.Foundry settings ->
+        Assert.Equal(Some "my-res", settings.Resource)
+        Assert.Equal(EntraCredential.ClientSecret("tenant-1", "client-1", "s3cret"), settings.Entra)
+        Assert.Equal(Some "https://login.microsoftonline.us", settings.AuthorityHost)
+    | other -> failwith $"expected Foundry settings, got %A{other}"
+
+[<Theory>]
+[<InlineData("http://login.microsoftonline.us")>]
+[<InlineData("login.microsoftonline.us")>]
+[<InlineData("https://login.example/?tenant=x")>]
+let ``a foundry authority host must be an https URL`` (host: string) =
+    let error =
+        foundry [ "azure_authority_host", plain 7 host ]
+        |> load
+        |> singleError "providers[0].azure_authority_host" 7
+
+    Assert.Contains("is not an https URL", error.Message)
+
+[<Fact>]
+let ``a foundry secret and certificate together, or without a tenant, are errors`` () =
+    let both =
+        foundry [
+            "azure_tenant_id", plain 7 "t"
+            "azure_client_id", plain 8 "c"
+            "azure_client_secret", plain 9 "s"
+            "azure_client_certificate_path", plain 10 "/c.pem"
+        ]
+        |> load
+        |> singleError "providers[0].azure_client_certificate_path" 10
+
+    Assert.Contains("not both", both.Message)
+
+    let noTenant =
+        foundry [ "azure_client_id", plain 8 "c"; "azure_client_secret", plain 9 "s" ]
+        |> load
+        |> singleError "providers[0].azure_tenant_id" 3
+
+    Assert.Equal("is required with a client secret or certificate", noTenant.Message)
+
 [<Fact>]
 let ``anthropic_compatible requires base_url`` () =
     let error =
@@ -461,6 +519,73 @@ let ``a keyless zai warns that requests go without a credential, unless keys its
     Assert.Empty warnings
 
 [<Fact>]
+let ``bedrock keys may be AWS credential sets that pool beside Bedrock API keys`` () =
+    let document =
+        providers [
+            provider 3 "b" "bedrock" [
+                "aws_region", plain 4 "us-east-1"
+                "keys",
+                seq 6 [
+                    map 7 [
+                        "aws_access_key_id", plain 7 "AKIAONE"
+                        "aws_secret_access_key", quoted 8 "secret-one"
+                        "rpm_limit", plain 9 "50"
+                    ]
+                    map 10 [ "aws_profile", plain 10 "account-two" ]
+                    map 11 [ "key", quoted 11 "bedrock-api-key" ]
+                ]
+            ]
+        ]
+
+    let config, warnings = load document |> loaded
+    Assert.Empty warnings
+    let keys = (Assert.Single config.Providers).Keys
+
+    Assert.Equal<AwsCredentialSource option list>(
+        [
+            Some(AwsCredentialSource.Static("AKIAONE", "secret-one", None))
+            Some(AwsCredentialSource.Profile "account-two")
+            None
+        ],
+        keys |> List.map _.Aws
+    )
+
+    Assert.Equal(50, keys.Head.RpmLimit)
+    // each set has its own identity in the pool (distinct key ids), the API key is itself
+    Assert.Equal(3, keys |> List.map (fun k -> KeyId.ofSecret k.Key) |> List.distinct |> List.length)
+    Assert.Equal("bedrock-api-key", keys[2].Key)
+    Assert.Contains("secret-one", Config.keySecrets keys.Head)
+
+[<Fact>]
+let ``an AWS credential set in keys is an error beside a key, half given, or on another type`` () =
+    let bedrock (entry: (string * ConfigNode) list) =
+        providers [
+            provider 3 "b" "bedrock" [ "aws_region", plain 4 "us-east-1"; "keys", seq 6 [ map 7 entry ] ]
+        ]
+
+    let both =
+        load (bedrock [ "key", quoted 7 "k"; "aws_profile", plain 8 "p" ])
+        |> singleError "providers[0].keys[0].key" 7
+
+    Assert.Contains("not both", both.Message)
+
+    let half =
+        load (bedrock [ "aws_access_key_id", plain 7 "AKIA" ])
+        |> singleError "providers[0].keys[0].aws_secret_access_key" 7
+
+    Assert.Equal("is required with aws_access_key_id", half.Message)
+
+    let elsewhere =
+        load (
+            providers [
+                provider 3 "z" "zai" [ "keys", seq 6 [ map 7 [ "aws_profile", plain 7 "p" ] ] ]
+            ]
+        )
+        |> singleError "providers[0].keys[0]" 7
+
+    Assert.Equal("AWS credentials in keys[] apply only to type bedrock, not zai", elsewhere.Message)
+
+[<Fact>]
 let ``key limits are read and checked`` () =
     let document =
         providers [
@@ -491,6 +616,7 @@ let ``key limits are read and checked`` () =
             TpmLimit = 3000
             Priority = 2
             Weight = 4
+            Aws = None
         },
         Assert.Single (Assert.Single config.Providers).Keys
     )
@@ -1163,3 +1289,84 @@ let ``the boolean reader says what was wrong, in these words`` () =
             plain 1 "${EMPTY}", None
         ] do
         Assert.Equal((Some value, []), readAt ConfigRead.optionalBoolean node)
+
+// ---------------------------
+// type: openai
+// ---------------------------
+
+let private openAiSettings (config: RelayConfig) : OpenAiSettings =
+    match config.Providers.Head.Cloud with
+    | CloudSettings.OpenAi settings -> settings
+    | other -> failwith $"expected openai settings, got %A{other}"
+
+[<Fact>]
+let ``an openai provider defaults to OpenAI's API, bearer keys, and OpenAI's knobs`` () =
+    let config, warnings =
+        load (
+            providers [
+                provider 3 "gpt" "openai" [ "keys", seq 6 [ map 7 [ "key", plain 7 "sk-x" ] ] ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    let p = config.Providers.Head
+    Assert.Equal(Uri "https://api.openai.com", p.BaseUrl)
+    Assert.Equal(AuthStyle.Bearer, p.AuthStyle)
+
+    Assert.Equal(
+        {
+            ReasoningField = ReasoningField.NoField
+            MaxTokensField = MaxTokensField.MaxCompletionTokens
+            StreamUsage = true
+            Thinking = ThinkingControl.NoControl
+        },
+        openAiSettings config
+    )
+
+[<Fact>]
+let ``an openai provider elsewhere reads reasoning_content and sends max_tokens; every knob can be set`` () =
+    let elsewhere, _ =
+        load (providers [ provider 3 "local" "openai" [ "base_url", plain 6 "http://127.0.0.1:11434" ] ])
+        |> loaded
+
+    Assert.Equal(ReasoningField.ReasoningContent, (openAiSettings elsewhere).ReasoningField)
+    Assert.Equal(MaxTokensField.MaxTokens, (openAiSettings elsewhere).MaxTokensField)
+
+    let set, _ =
+        load (
+            providers [
+                provider 3 "ds" "openai" [
+                    "base_url", plain 6 "https://api.deepseek.com"
+                    "reasoning_field", plain 7 "reasoning"
+                    "max_tokens_field", plain 8 "max_completion_tokens"
+                    "stream_usage", plain 9 "false"
+                    "thinking_control", plain 10 "thinking"
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Equal(
+        {
+            ReasoningField = ReasoningField.Reasoning
+            MaxTokensField = MaxTokensField.MaxCompletionTokens
+            StreamUsage = false
+            Thinking = ThinkingControl.ThinkingField
+        },
+        openAiSettings set
+    )
+
+[<Fact>]
+let ``an unknown openai knob value is a located error; the knobs on another type warn`` () =
+    let error =
+        load (providers [ provider 3 "ds" "openai" [ "thinking_control", plain 6 "effort" ] ])
+        |> singleError "providers[0].thinking_control" 6
+
+    Assert.Contains("allowed: none, reasoning_effort, thinking", error.Message)
+
+    let _, warnings =
+        load (providers [ provider 3 "a" "anthropic" [ "reasoning_field", plain 6 "reasoning" ] ])
+        |> loaded
+
+    Assert.Contains("applies only to type openai", (Assert.Single warnings).Message)

@@ -173,6 +173,11 @@ let ``invalid escapes are errors`` (text: string) =
     Assert.Equal(at 1 6, (error text).Position)
 
 [<Fact>]
+let ``U+FFFD is an ordinary character`` () =
+    Assert.Equal(str "\uFFFD", only "s = \"\uFFFD\"")
+    Assert.Equal(str "\uFFFD", only "s = '\uFFFD'")
+
+[<Fact>]
 let ``literal strings keep backslashes`` () =
     Assert.Equal(str @"C:\Users\relay", only @"s = 'C:\Users\relay'")
 
@@ -303,6 +308,17 @@ let ``a super-table may be defined after its sub-table, once`` () =
 [<InlineData("[[a]]\n[a]", 2)>]
 let ``inline tables, arrays by value and header tables are closed to other forms`` (text: string, line: int) =
     Assert.Equal(line, (error text).Position.Line)
+
+// Tomlyn 2.11.1 accepts these four and keeps only the later definition (docs/configuration.md, "Why our own parser").
+[<Theory>]
+[<InlineData("[[providers]]\nkeys = [{ key = \"k1\" }]\n[[providers.keys]]\nkey = \"k2\"", 3)>]
+[<InlineData("[[providers]]\nkeys = { key = \"k1\" }\n[[providers.keys]]\nkey = \"k2\"", 3)>]
+[<InlineData("[[providers]]\npooling = 1\n[providers.pooling]", 3)>]
+[<InlineData("[[providers]]\npooling.enabled = true\n[providers.pooling]", 3)>]
+let ``inside an array of tables, a key's value is closed to headers too`` (text: string, line: int) =
+    let e = error text
+    Assert.Equal(line, e.Position.Line)
+    Assert.Contains("again", e.Message)
 
 [<Fact>]
 let ``a header may define sub-tables of a table made by dotted keys`` () =

@@ -86,6 +86,21 @@ let ``a bedrock API key is a bearer token and replaces SigV4`` () =
     Assert.Equal(Signing.Static, plan.Signing)
 
 [<Fact>]
+let ``a bedrock key that is an AWS credential set signs with that set, not the provider's`` () =
+    let set = AwsCredentialSource.Static("AKIAKEY", "key-secret", Some "session")
+
+    let credentialSet = {
+        key "aws:AKIAKEY:key-secret" 0 with
+            Aws = Some set
+    }
+
+    let plan =
+        Dialect.plan (bedrock []) (ValueSome credentialSet) (factsOf body) "/v1/messages" [] []
+
+    Assert.Equal(Signing.SigV4("eu-west-1", "bedrock", set), plan.Signing)
+    Assert.Empty plan.Credentials
+
+[<Fact>]
 let ``bedrock count_tokens wraps the invoke body for CountTokens`` () =
     let plan =
         Dialect.plan (bedrock []) ValueNone (factsOf body) "/v1/messages/count_tokens" [] []
@@ -146,6 +161,7 @@ let ``foundry sends a key as x-api-key, and asks Entra ID without one`` () =
                 CloudSettings.Foundry {
                     Resource = Some "res"
                     Entra = EntraCredential.Default
+                    AuthorityHost = None
                 }
     }
 
@@ -155,7 +171,7 @@ let ``foundry sends a key as x-api-key, and asks Entra ID without one`` () =
     Assert.Equal("https://res.services.ai.azure.com/anthropic/v1/messages", withKey.Url.AbsoluteUri)
     Assert.Equal<(string * string) list>([ "x-api-key", "fk" ], withKey.Credentials)
     let entra = Dialect.plan foundry ValueNone (factsOf body) "/v1/messages" [] []
-    Assert.Equal(Signing.EntraToken("https://ai.azure.com/.default", EntraCredential.Default), entra.Signing)
+    Assert.Equal(Signing.EntraToken("https://ai.azure.com/.default", EntraCredential.Default, None), entra.Signing)
 
 [<Fact>]
 let ``a passthrough provider's probe counts an authentication refusal as up; a keyed one needs a 2xx`` () =
@@ -236,6 +252,7 @@ let ``a cloud's secrets are known for redaction`` () =
             CloudSettings.Foundry {
                 Resource = None
                 Entra = EntraCredential.ClientSecret("t", "c", "entra-secret")
+                AuthorityHost = None
             }
         )
     )

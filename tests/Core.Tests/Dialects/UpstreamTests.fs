@@ -12,6 +12,7 @@ let private key (value: string) : KeyConfig = {
     TpmLimit = 0
     Priority = 1
     Weight = 1
+    Aws = None
 }
 
 let private provider (providerType: ProviderType) (keys: string list) : ProviderConfig =

@@ -50,11 +50,11 @@ public sealed class BedrockTests : TwoUpstreamTests
     }
 
     /// <summary>What the real Bedrock does first: a request whose signature does not verify is refused with 403.</summary>
-    private static bool SignatureVerifies(UpstreamRequest request, Uri baseUrl)
+    private static bool SignatureVerifies(UpstreamRequest request, Uri baseUrl, string accessKeyId = AccessKeyId, string secretAccessKey = SecretAccessKey)
     {
         var authorization = request.Header("authorization") ?? "";
         var amzDate = request.Header("x-amz-date") ?? "";
-        if (!authorization.StartsWith("AWS4-HMAC-SHA256 Credential=" + AccessKeyId + "/", StringComparison.Ordinal) || amzDate.Length == 0)
+        if (!authorization.StartsWith("AWS4-HMAC-SHA256 Credential=" + accessKeyId + "/", StringComparison.Ordinal) || amzDate.Length == 0)
         {
             return false;
         }
@@ -71,7 +71,7 @@ public sealed class BedrockTests : TwoUpstreamTests
 
         var url = CcRelay.Core.Bedrock.url(baseUrl, request.RawTarget);
         var expected = SigV4.sign(
-            new AwsCredentials(AccessKeyId, SecretAccessKey, FSharpOption<string>.None),
+            new AwsCredentials(accessKeyId, secretAccessKey, FSharpOption<string>.None),
             Region,
             "bedrock",
             date,
@@ -213,6 +213,40 @@ public sealed class BedrockTests : TwoUpstreamTests
         Assert.Equal("error", error.GetProperty("type").GetString());
         Assert.Equal("invalid_request_error", error.GetProperty("error").GetProperty("type").GetString());
         Assert.Equal("messages.0.content: Extra inputs are not permitted", error.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task TwoAwsCredentialSets_PoolAsKeys_AThrottledSetCoolsDown_AndTheOtherSignsTheRetry()
+    {
+        // Arrange: two accounts' credential sets in one provider's pool; the first account is throttled
+        static KeyConfig CredentialSet(string id, string secret) =>
+            new("aws:" + id + ":" + secret, 0, 0, 0, 0, 0, 1, FSharpOption<AwsCredentialSource>.Some(AwsCredentialSource.NewStatic(id, secret, FSharpOption<string>.None)));
+        A.Handler = context =>
+        {
+            var request = FakeUpstream.Current(context);
+            if (SignatureVerifies(request, A.BaseUrl, "AKIDSETONE", "secret-one"))
+            {
+                context.Response.Headers["x-amzn-ErrorType"] = "ThrottlingException";
+                return Fake.WriteJsonAsync(context, 429, """{"message":"Too many requests, please wait before trying again."}""");
+            }
+
+            return SignatureVerifies(request, A.BaseUrl, "AKIDSETTWO", "secret-two")
+                ? WriteEventStreamAsync(context, StreamEvents("signed by set two"))
+                : Fake.WriteJsonAsync(context, 403, """{"message":"The request signature we calculated does not match the signature you provided."}""");
+        };
+        var provider = Bedrock(A.BaseUrl).WithKeys(CredentialSet("AKIDSETONE", "secret-one"), CredentialSet("AKIDSETTWO", "secret-two"));
+        await using var relay = await RelayAsync(provider);
+
+        // Act
+        var (firstText, secondText) = await TwoStreamsAsync(relay);
+
+        // Assert: both answered by set two; set one was tried at most once (then cooled down), never the provider's own keys
+        Assert.Contains("signed by set two", firstText);
+        Assert.Contains("signed by set two", secondText);
+        var accounts = A.Requests.Select(r => (r.Header("authorization") ?? "").Split('/')[0]).ToList();
+        Assert.True(accounts.Count(a => a.EndsWith("AKIDSETONE", StringComparison.Ordinal)) <= 1, string.Join(", ", accounts));
+        Assert.Equal(2, accounts.Count(a => a.EndsWith("AKIDSETTWO", StringComparison.Ordinal)));
+        Assert.DoesNotContain(accounts, a => a.EndsWith(AccessKeyId, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Azure.Core;
@@ -184,7 +185,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
             new Uri(A.BaseUrl, "/anthropic"),
             ProviderType.Foundry,
             keys: keys,
-            cloud: CloudSettings.NewFoundry(new FoundrySettings(FSharpOption<string>.None, EntraCredential.Default)));
+            cloud: CloudSettings.NewFoundry(new FoundrySettings(FSharpOption<string>.None, EntraCredential.Default, FSharpOption<string>.None)));
 
     [Fact]
     public async Task Foundry_WithAKey_IsTheAnthropicShapeAtTheResourceEndpoint()
@@ -212,7 +213,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         A.Handler = context => StreamAsync(context, "entra ok");
         await using var relay = await RelayHost.StartAsync(TestConfig.Relay([Foundry()]));
         var entra = new FakeEntra([TimeSpan.FromMinutes(2), TimeSpan.FromHours(1)]);
-        relay.Services.GetRequiredService<CloudCredentials>().EntraFactory = _ => entra;
+        relay.Services.GetRequiredService<CloudCredentials>().EntraFactory = (_, _) => entra;
 
         // Act
         for (var i = 0; i < 3; i++)
@@ -224,6 +225,71 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         // Assert
         Assert.Equal(["Bearer entra-1", "Bearer entra-2", "Bearer entra-2"], A.Requests.Select(r => r.Header("authorization")));
         Assert.All(entra.Scopes, scope => Assert.Equal("https://ai.azure.com/.default", scope));
+    }
+
+    [Fact]
+    public async Task Foundry_WithAServicePrincipal_GetsItsTokenFromTheEntraEndpoint_AndARefusedTokenIsReplaced()
+    {
+        // Arrange: a fake Entra ID token endpoint on https (a self-signed certificate the relay's credential
+        // transport is told to trust), reached through azure_authority_host; Foundry refuses the first token once
+        using var certificate = SelfSignedLoopbackCertificate();
+        await using var entra = await FakeUpstream.StartAsync(certificate);
+        var issued = 0;
+        entra.Handler = async context =>
+        {
+            var form = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(Encoding.UTF8.GetString(FakeUpstream.Current(context).Body));
+            if (context.Request.Path != "/tenant-1/oauth2/v2.0/token" || form["grant_type"] != "client_credentials"
+                || form["client_id"] != "client-1" || form["client_secret"] != "s3cret-value")
+            {
+                await Fake.WriteJsonAsync(context, 400, """{"error":"invalid_client"}""");
+                return;
+            }
+
+            var n = Interlocked.Increment(ref issued);
+            await Fake.WriteJsonAsync(context, 200, $$"""{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"entra-token-{{n}}"}""");
+        };
+        var foundryCalls = 0;
+        A.Handler = context => Interlocked.Increment(ref foundryCalls) == 1
+            ? Fake.WriteJsonAsync(context, 401, """{"type":"error","error":{"type":"authentication_error","message":"token expired"}}""")
+            : StreamAsync(context, "entra ok");
+        var settings = new FoundrySettings(
+            FSharpOption<string>.None,
+            EntraCredential.NewClientSecret("tenant-1", "client-1", "s3cret-value"),
+            FSharpOption<string>.Some(entra.BaseUrl.GetLeftPart(UriPartial.Authority)));
+        var provider = TestConfig.Provider("foundry", new Uri(A.BaseUrl, "/anthropic"), ProviderType.Foundry, cloud: CloudSettings.NewFoundry(settings));
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay([provider]));
+        using var trusting = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented?.Thumbprint == certificate.Thumbprint,
+        };
+        relay.Services.GetRequiredService<CloudCredentials>().EntraTransport = new Azure.Core.Pipeline.HttpClientTransport(trusting);
+
+        // Act: the first request meets the refusal (a fresh token, one retry), the second reuses the fresh token
+        using var first = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+        var firstBody = await first.Content.ReadAsStringAsync();
+        using var second = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Contains("entra ok", firstBody);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(["Bearer entra-token-1", "Bearer entra-token-2", "Bearer entra-token-2"], A.Requests.Select(r => r.Header("authorization")));
+        Assert.All(entra.Requests, r => Assert.Equal("/tenant-1/oauth2/v2.0/token", r.PathAndQuery));
+        Assert.Equal(2, entra.Requests.Count);
+        var scope = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(Encoding.UTF8.GetString(entra.Requests[0].Body))["scope"];
+        Assert.Equal("https://ai.azure.com/.default", scope.ToString());
+    }
+
+    private static X509Certificate2 SelfSignedLoopbackCertificate()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        // exported and re-imported so that Kestrel on Linux gets a certificate with a usable private key
+        return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx), null);
     }
 
     /// <summary>An Entra ID credential that issues numbered tokens with the given lifetimes.</summary>

@@ -26,7 +26,7 @@ public static class TestConfig
             enabled,
             baseUrl,
             defaults.AuthStyle,
-            ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1))),
+            ListModule.OfSeq((keys ?? []).Select(k => new KeyConfig(k, 0, 0, 0, 0, 0, 1, null))),
             MapModule.OfSeq((modelMapping ?? new Dictionary<string, string>()).Select(kv => Tuple.Create(kv.Key, kv.Value))),
             models is null ? defaults.Models : ListModule.OfSeq(models),
             defaults.Pricing,
@@ -108,7 +108,7 @@ public static class TestConfig
             "cc-relay-test",
             propagate);
 
-    /// <summary>A provider with these keys instead of its own (for limits: <c>new KeyConfig(secret, rpm, itpm, otpm, 0, 0, 1)</c>).</summary>
+    /// <summary>A provider with these keys instead of its own (for limits: <c>new KeyConfig(secret, rpm, itpm, otpm, 0, 0, 1, null)</c>).</summary>
     public static ProviderConfig WithKeys(this ProviderConfig provider, params KeyConfig[] keys) =>
         new(
             provider.Name,

@@ -18,9 +18,8 @@ public sealed class MetricsEndpointTests : IAsyncLifetime
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(new CcRelayOptions { Config = Config.defaults });
-        builder.Services.AddCcRelayMetrics();
-        builder.Services.AddCcRelayMetrics();
+        builder.Services.AddCcRelayMetrics(Config.defaults);
+        builder.Services.AddCcRelayMetrics(Config.defaults);
         _app = builder.Build();
         _app.MapCcRelayMetrics("/prom");
         await _app.StartAsync();
@@ -51,6 +50,23 @@ public sealed class MetricsEndpointTests : IAsyncLifetime
         var scrape = PrometheusTextParser.Parse(body);
         Assert.Equal(1, scrape.Value("ccrelay_requests_total", ("provider", "anthropic"), ("model", "claude-haiku-4-5"), ("status_class", "2xx"), ("stream", "true")));
         Assert.True(scrape.Has("process_resident_memory_bytes"));
+    }
+
+    [Fact]
+    public async Task Get_AskingForOpenMetrics_StillGetsTheTextFormat()
+    {
+        // Arrange: what Prometheus sends by default
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/prom", UriKind.Relative));
+        request.Headers.TryAddWithoutValidation("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1");
+
+        // Act
+        using var response = await _client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        Assert.DoesNotContain("# EOF", body, StringComparison.Ordinal);
+        Assert.True(PrometheusTextParser.Parse(body).Has("process_resident_memory_bytes"));
     }
 
     [Fact]

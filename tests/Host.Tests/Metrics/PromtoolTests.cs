@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Tests.Infrastructure;
@@ -17,15 +16,11 @@ public sealed class PromtoolTests
     public async Task PromtoolCheckMetrics_RealisticExposition_FindsNoProblem()
     {
         // Arrange: every relay and process metric, with label values that need escaping
-        using var meter = new Meter(RelayMetrics.MeterName);
-        using var processMeter = new Meter(ProcessMetrics.MeterName);
-        var metrics = new RelayMetrics(meter);
-        _ = new ProcessMetrics(processMeter);
-        using var exposition = new PrometheusExposition(meter, processMeter);
-        Script(metrics);
+        await using var host = await MetricsHost.StartAsync();
+        Script(host.Metrics);
 
         // Act
-        var text = exposition.Render();
+        var text = await host.RenderAsync();
         var (exitCode, output) = await RunPromtoolAsync(text);
 
         // Assert

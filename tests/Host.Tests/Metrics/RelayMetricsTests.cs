@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 
@@ -6,33 +5,25 @@ using ProviderStatus = CcRelay.Host.Metrics.ProviderStatus;
 
 namespace CcRelay.Host.Tests.Metrics;
 
-public sealed class RelayMetricsTests : IDisposable
+public sealed class RelayMetricsTests : IAsyncLifetime
 {
-    private readonly Meter _meter = new(RelayMetrics.MeterName);
-    private readonly Meter _processMeter = new(ProcessMetrics.MeterName);
-    private readonly RelayMetrics _metrics;
-    private readonly PrometheusExposition _exposition;
+    private MetricsHost _host = null!;
+    private RelayMetrics _metrics = null!;
 
-    public RelayMetricsTests()
+    public async Task InitializeAsync()
     {
-        _metrics = new RelayMetrics(_meter, maxModelLabels: 100);
-        _ = new ProcessMetrics(_processMeter);
-        _exposition = new PrometheusExposition(_meter, _processMeter);
+        _host = await MetricsHost.StartAsync();
+        _metrics = _host.Metrics;
     }
 
-    public void Dispose()
-    {
-        _exposition.Dispose();
-        _meter.Dispose();
-        _processMeter.Dispose();
-    }
+    public async Task DisposeAsync() => await _host.DisposeAsync();
 
-    private PrometheusTextParser Scrape() => PrometheusTextParser.Parse(_exposition.Render());
+    private Task<PrometheusTextParser> ScrapeAsync() => _host.ScrapeAsync();
 
     private static Usage Tokens(long input, long output, long cacheRead, long cacheWrite) => new(input, output, cacheRead, cacheWrite);
 
     [Fact]
-    public void RecordRequest_ScriptedRequests_CountedByLabelsAndTimed()
+    public async Task RecordRequest_ScriptedRequests_CountedByLabelsAndTimed()
     {
         // Arrange
         (string Provider, string Model, int Status, bool Stream, double Seconds)[] script =
@@ -50,7 +41,7 @@ public sealed class RelayMetricsTests : IDisposable
             _metrics.RecordRequest(provider, model, status, stream, TimeSpan.FromSeconds(seconds));
         }
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
 
         // Assert
         const string Requests = "ccrelay_requests_total";
@@ -87,19 +78,19 @@ public sealed class RelayMetricsTests : IDisposable
         Assert.Equal(expected, RelayMetrics.StatusClass(status));
 
     [Fact]
-    public void RecordTimeToFirstByte_IsAHistogramPerProviderAndModel()
+    public async Task RecordTimeToFirstByte_IsAHistogramPerProviderAndModel()
     {
         _metrics.RecordTimeToFirstByte("zai", "GLM-5", TimeSpan.FromMilliseconds(80));
         _metrics.RecordTimeToFirstByte("zai", "GLM-5", TimeSpan.FromSeconds(4));
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(1, scrape.Value("ccrelay_ttfb_seconds_bucket", ("provider", "zai"), ("model", "GLM-5"), ("le", "0.1")));
         Assert.Equal(2, scrape.Value("ccrelay_ttfb_seconds_bucket", ("provider", "zai"), ("model", "GLM-5"), ("le", "5")));
         Assert.Equal(2, scrape.Value("ccrelay_ttfb_seconds_count", ("provider", "zai"), ("model", "GLM-5")));
     }
 
     [Fact]
-    public void RecordAttempt_LabelsCoreOutcomes()
+    public async Task RecordAttempt_LabelsCoreOutcomes()
     {
         _metrics.RecordAttempt("zai", AttemptOutcome.Success);
         _metrics.RecordAttempt("zai", AttemptOutcome.NewFailure("status 529"));
@@ -107,7 +98,7 @@ public sealed class RelayMetricsTests : IDisposable
         _metrics.RecordAttempt("zai", AttemptOutcome.NewRejected(400));
         _metrics.RecordAttempt("zai", AttemptOutcome.Abandoned);
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(1, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "success")));
         Assert.Equal(2, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "failure")));
         Assert.Equal(1, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "rejected")));
@@ -115,7 +106,7 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void RecordUsage_AddsTokensByKindAndTheCostOfTheTable()
+    public async Task RecordUsage_AddsTokensByKindAndTheCostOfTheTable()
     {
         // Arrange: built-in Sonnet prices 3 / 15 / 0.30 / 3.75 USD per million tokens
         var prices = Pricing.builtIn;
@@ -123,7 +114,7 @@ public sealed class RelayMetricsTests : IDisposable
         // Act
         _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(12, 57, 900, 100), prices);
         _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(1_000_000, 0, 0, 0), prices);
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
 
         // Assert
         (string, string) provider = ("provider", "anthropic");
@@ -137,19 +128,19 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void RecordUsage_UnpricedModel_CountsAnUnpricedAnswerAndNoCost()
+    public async Task RecordUsage_UnpricedModel_CountsAnUnpricedAnswerAndNoCost()
     {
         _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), Pricing.builtIn);
         _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), costUsd: null);
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(2, scrape.Value("ccrelay_unpriced_answers_total", ("provider", "zai"), ("model", "GLM-5")));
         Assert.Equal(20, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "input")));
         Assert.Empty(scrape.Named("ccrelay_cost_usd_total"));
     }
 
     [Fact]
-    public void ModelLabels_PastTheLimit_CollapseToOther()
+    public async Task ModelLabels_PastTheLimit_CollapseToOther()
     {
         // Arrange
         _metrics.MaxModelLabels = 2;
@@ -162,7 +153,7 @@ public sealed class RelayMetricsTests : IDisposable
         _metrics.RecordRequest("p", "m1", 200, false, TimeSpan.Zero);
         _metrics.RecordRequest("p", "", 200, false, TimeSpan.Zero);
         _metrics.RecordRequest("p", null, 200, false, TimeSpan.Zero);
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
 
         // Assert
         static (string, string)[] Labels(string model) => [("provider", "p"), ("model", model), ("status_class", "2xx"), ("stream", "false")];
@@ -193,30 +184,30 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void Inflight_FollowsStartsAndFinishes()
+    public async Task Inflight_FollowsStartsAndFinishes()
     {
         _metrics.RequestStarted();
         _metrics.RequestStarted();
         _metrics.RequestStarted();
         _metrics.RequestFinished();
 
-        Assert.Equal(2, Scrape().Value("ccrelay_inflight_requests"));
+        Assert.Equal(2, (await ScrapeAsync()).Value("ccrelay_inflight_requests"));
     }
 
     [Fact]
-    public void Inflight_RequestsInFlightWhenTheListenerAttaches_AreCounted()
+    public async Task Inflight_RequestsInFlightWhenTheListenerAttaches_AreCounted()
     {
         // Arrange: a relay whose requests start before anything listens to its meter
-        using var meter = new Meter(RelayMetrics.MeterName);
-        var metrics = new RelayMetrics(meter, maxModelLabels: 100);
-        metrics.RequestStarted();
-        metrics.RequestStarted();
+        await using var host = await MetricsHost.StartAsync(beforeStart: metrics =>
+        {
+            metrics.RequestStarted();
+            metrics.RequestStarted();
+        });
 
-        // Act: a listener attaches, then one of them finishes
-        using var exposition = new PrometheusExposition(meter);
-        var during = PrometheusTextParser.Parse(exposition.Render()).Value("ccrelay_inflight_requests");
-        metrics.RequestFinished();
-        var after = PrometheusTextParser.Parse(exposition.Render()).Value("ccrelay_inflight_requests");
+        // Act: the listener has attached; one of them finishes
+        var during = (await host.ScrapeAsync()).Value("ccrelay_inflight_requests");
+        host.Metrics.RequestFinished();
+        var after = (await host.ScrapeAsync()).Value("ccrelay_inflight_requests");
 
         // Assert
         Assert.Equal(2, during);
@@ -224,23 +215,23 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void Inflight_BeforeAnyRequest_IsReportedAsZero() =>
-        Assert.Equal(0, Scrape().Value("ccrelay_inflight_requests"));
+    public async Task Inflight_BeforeAnyRequest_IsReportedAsZero() =>
+        Assert.Equal(0, (await ScrapeAsync()).Value("ccrelay_inflight_requests"));
 
     [Fact]
-    public void RecordRequest_StatusOutsideHttp_CountsAsOther()
+    public async Task RecordRequest_StatusOutsideHttp_CountsAsOther()
     {
         _metrics.RecordRequest("p", "m", 0, false, TimeSpan.Zero);
         _metrics.RecordRequest("p", "m", 700, true, TimeSpan.Zero);
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(1, scrape.Value("ccrelay_requests_total", ("provider", "p"), ("model", "m"), ("status_class", "other"), ("stream", "false")));
         Assert.Equal(1, scrape.Value("ccrelay_requests_total", ("provider", "p"), ("model", "m"), ("status_class", "other"), ("stream", "true")));
         Assert.Equal(2, scrape.Named("ccrelay_requests_total").Count());
     }
 
     [Fact]
-    public void Counters_EqualNamesInOtherStrings_ShareOneSeries()
+    public async Task Counters_EqualNamesInOtherStrings_ShareOneSeries()
     {
         // a reload builds new provider name strings; they must count into the series the old ones started
         var usage = Tokens(1, 2, 0, 0);
@@ -252,7 +243,7 @@ public sealed class RelayMetricsTests : IDisposable
             _metrics.RecordUsage(provider, "GLM-5", usage, 0.5m);
         }
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(3, scrape.Value("ccrelay_requests_total", ("provider", "zai"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "false")));
         Assert.Single(scrape.Named("ccrelay_requests_total"));
         Assert.Equal(3, scrape.Value("ccrelay_upstream_attempts_total", ("provider", "zai"), ("outcome", "success")));
@@ -261,11 +252,11 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void RecordUsage_KindsWithoutTokens_AreReportedAsZero()
+    public async Task RecordUsage_KindsWithoutTokens_AreReportedAsZero()
     {
         _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), 0m);
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(0, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "cache_read")));
         Assert.Equal(0, scrape.Value("ccrelay_tokens_total", ("provider", "zai"), ("model", "GLM-5"), ("kind", "cache_write")));
         Assert.Equal(0, scrape.Value("ccrelay_cost_usd_total", ("provider", "zai"), ("model", "GLM-5")));
@@ -297,11 +288,11 @@ public sealed class RelayMetricsTests : IDisposable
         // Act: four threads record the script while a fifth scrapes
         var scrapes = new List<PrometheusTextParser>();
         using var done = new CancellationTokenSource();
-        var scraper = Task.Run(() =>
+        var scraper = Task.Run(async () =>
         {
             while (!done.IsCancellationRequested)
             {
-                scrapes.Add(Scrape());
+                scrapes.Add(await ScrapeAsync());
             }
         });
         Parallel.For(0, script.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
@@ -315,7 +306,7 @@ public sealed class RelayMetricsTests : IDisposable
         });
         done.Cancel();
         await scraper;
-        var final = Scrape();
+        var final = await ScrapeAsync();
 
         // Assert: every series holds exactly what the model counted
         foreach (var group in script.GroupBy(r => (r.Provider, r.Model, Class: RelayMetrics.StatusClass(r.Status), r.Stream)))
@@ -351,19 +342,71 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void ConfigReloads_CountedByResult()
+    public async Task Families_HaveTheirPrometheusNamesTypesAndHelp()
+    {
+        // Arrange: one of everything
+        _metrics.RequestStarted();
+        _metrics.RecordTimeToFirstByte("p", "m", TimeSpan.FromSeconds(1));
+        _metrics.RecordAttempt("p", AttemptOutcome.Success);
+        _metrics.RecordUsage("p", "m", Tokens(1, 1, 0, 0), 0.5m);
+        _metrics.RecordUsage("p", "m", Tokens(1, 1, 0, 0), costUsd: null);
+        _metrics.RecordRequest("p", "m", 200, false, TimeSpan.FromSeconds(1));
+        _metrics.RecordConfigReload(succeeded: true);
+        _metrics.ObserveProviders(() => [new ProviderStatus("p", true, "closed", [new KeyCapacity("k1", 1)])]);
+
+        // Act
+        var scrape = await ScrapeAsync();
+
+        // Assert
+        (string Name, string Type, string Help)[] expected =
+        [
+            ("ccrelay_requests_total", "counter", "Relayed requests by provider, model, HTTP status class and streaming."),
+            ("ccrelay_request_duration_seconds", "histogram", "Time from request start to the last byte sent to the client."),
+            ("ccrelay_ttfb_seconds", "histogram", "Time from request start to the upstream's response headers."),
+            ("ccrelay_upstream_attempts_total", "counter", "Upstream attempts by outcome: success, failure, rejected, abandoned."),
+            ("ccrelay_tokens_total", "counter", "Tokens reported by upstream answers, by kind: input, output, cache_read, cache_write."),
+            ("ccrelay_cost_usd_total", "counter", "Estimated cost of answers in US dollars (list prices; see pricing)."),
+            ("ccrelay_unpriced_answers_total", "counter", "Answers with usage but no price for their model: their cost is unknown."),
+            ("ccrelay_inflight_requests", "gauge", "Requests being relayed now."),
+            ("ccrelay_config_reloads_total", "counter", "Configuration reloads by result: success, failure."),
+            ("ccrelay_provider_up", "gauge", "1 when the provider may receive requests, else 0."),
+            ("ccrelay_circuit_state", "gauge", "1 for the provider's current circuit state (closed, half_open, open, isolated), 0 for the others."),
+            ("ccrelay_key_capacity_ratio", "gauge", "Remaining capacity of a provider key, 0 (exhausted) to 1 (unused)."),
+        ];
+        foreach (var (name, type, help) in expected)
+        {
+            Assert.Equal(type, scrape.Types.GetValueOrDefault(name));
+            Assert.Equal(help, scrape.Help.GetValueOrDefault(name));
+        }
+
+        Assert.Equal(expected.Length, scrape.Types.Keys.Count(k => k.StartsWith("ccrelay_", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task LabelValues_WithBackslashQuoteAndNewline_AreEscapedAndReadBack()
+    {
+        const string Provider = "odd\"provider\\";
+        const string Model = "model\nwith}breaks,=";
+
+        _metrics.RecordRequest(Provider, Model, 200, false, TimeSpan.Zero);
+
+        Assert.Equal(1, (await ScrapeAsync()).Value("ccrelay_requests_total", ("provider", Provider), ("model", Model), ("status_class", "2xx"), ("stream", "false")));
+    }
+
+    [Fact]
+    public async Task ConfigReloads_CountedByResult()
     {
         _metrics.RecordConfigReload(succeeded: true);
         _metrics.RecordConfigReload(succeeded: true);
         _metrics.RecordConfigReload(succeeded: false);
 
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
         Assert.Equal(2, scrape.Value("ccrelay_config_reloads_total", ("result", "success")));
         Assert.Equal(1, scrape.Value("ccrelay_config_reloads_total", ("result", "failure")));
     }
 
     [Fact]
-    public void ObserveProviders_ReportsUpCircuitStateAndKeyCapacity_AtEachScrape()
+    public async Task ObserveProviders_ReportsUpCircuitStateAndKeyCapacity_AtEachScrape()
     {
         // Arrange
         IReadOnlyList<ProviderStatus> providers =
@@ -374,9 +417,9 @@ public sealed class RelayMetricsTests : IDisposable
         _metrics.ObserveProviders(() => providers);
 
         // Act
-        var first = Scrape();
+        var first = await ScrapeAsync();
         providers = [new("anthropic", true, "half_open", [])];
-        var second = Scrape();
+        var second = await ScrapeAsync();
 
         // Assert
         Assert.Equal(1, first.Value("ccrelay_provider_up", ("provider", "anthropic")));
@@ -398,7 +441,7 @@ public sealed class RelayMetricsTests : IDisposable
 
 
     [Fact]
-    public void ObserveProviders_OneReadingPerScrape_SoTheThreeGaugesAgree()
+    public async Task ObserveProviders_OneReadingPerScrape_SoTheThreeGaugesAgree()
     {
         // Arrange: a source whose provider changes state at every call (a breaker moving mid-scrape)
         var calls = 0;
@@ -411,7 +454,11 @@ public sealed class RelayMetricsTests : IDisposable
         });
 
         // Act
-        var scrapes = Enumerable.Range(0, 4).Select(_ => Scrape()).ToList();
+        var scrapes = new List<PrometheusTextParser>();
+        for (var i = 0; i < 4; i++)
+        {
+            scrapes.Add(await ScrapeAsync());
+        }
 
         // Assert: one call per scrape, and within each scrape up, circuit and capacity come from that one call
         Assert.Equal(4, calls);
@@ -424,9 +471,9 @@ public sealed class RelayMetricsTests : IDisposable
         }
     }
     [Fact]
-    public void ProcessMetrics_ArePresentWithPlausibleValues()
+    public async Task ProcessMetrics_ArePresentWithPlausibleValues()
     {
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
 
         Assert.Equal("counter", scrape.Types["process_cpu_seconds_total"]);
         Assert.True(scrape.Value("process_cpu_seconds_total") > 0);
@@ -444,19 +491,19 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void Recording_MoreRoutesThanRecentSlots_AllocatesNothing()
+    public async Task Recording_ManyRoutes_AllocatesNothingPerRequest()
     {
-        // Arrange: 40 providers × 2 models, more routes than recent slots, so some share a slot and keep evicting each other
+        // Arrange: 40 providers × 2 models
         var providers = Enumerable.Range(0, 40).Select(i => "provider-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         string[] models = ["GLM-5", "claude-sonnet-4-6"];
         var usage = Tokens(1, 2, 3, 4);
 
         // Act
-        var allocated = AllocatedByRepeats(Record, times: 20);
+        var allocated = await AllocatedByRepeatsAsync(Record, times: 20);
 
-        // Assert
-        Assert.Equal(0, allocated);
-        Assert.Equal(21, Scrape().Value("ccrelay_requests_total", ("provider", "provider-7"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "false")));
+        // Assert: less than the smallest object (24 bytes) per request recorded
+        Assert.InRange(allocated, 0, 20 * 80 * 24 / 2);
+        Assert.Equal(22, (await ScrapeAsync()).Value("ccrelay_requests_total", ("provider", "provider-7"), ("model", "GLM-5"), ("status_class", "2xx"), ("stream", "false")));
 
         void Record()
         {
@@ -473,16 +520,18 @@ public sealed class RelayMetricsTests : IDisposable
     }
 
     [Fact]
-    public void Recording_KnownSeries_AllocatesNothing()
+    public async Task Recording_KnownSeries_AllocatesNothingPerRequest()
     {
         // Arrange
         var usage = Tokens(1, 2, 3, 4);
 
         // Act
-        var allocated = AllocatedByRepeats(Record, times: 1000);
+        var allocated = await AllocatedByRepeatsAsync(Record, times: 10_000);
 
-        // Assert
-        Assert.Equal(0, allocated);
+        // Assert: OpenTelemetry's SDK finds an existing series without allocating. Under a busy test run the
+        // runtime allocates a few KB now and then on the recording thread (seen: 4.5 KB in 1,000 requests, never
+        // alone); one boxed value or tag array per request would be 240 KB or more.
+        Assert.InRange(allocated, 0, 10_000 * 24 / 2);
 
         void Record()
         {
@@ -495,11 +544,15 @@ public sealed class RelayMetricsTests : IDisposable
         }
     }
 
-    /// <summary>Bytes <paramref name="record"/> allocates over <paramref name="times"/> calls, after one call and a scrape have made every series.</summary>
-    private long AllocatedByRepeats(Action record, int times)
+    /// <summary>
+    /// Bytes <paramref name="record"/> allocates over <paramref name="times"/> calls, after one call and a scrape have
+    /// made every series, and one more call on this thread (the SDK keeps per-thread buffers, made once).
+    /// </summary>
+    private async Task<long> AllocatedByRepeatsAsync(Action record, int times)
     {
         record();
-        _ = _exposition.Render();
+        _ = await _host.RenderAsync();
+        record();
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < times; i++)
         {

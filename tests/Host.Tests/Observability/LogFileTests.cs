@@ -42,8 +42,8 @@ public sealed class LogFileTests : IAsyncLifetime
           output: "{output}"
         """;
 
-    private static Task FlushAsync(RelayHost relay) =>
-        ((IEnumerable<ILoggerProvider>)relay.Services.GetService(typeof(IEnumerable<ILoggerProvider>))!).OfType<FileLoggerProvider>().Single().FlushAsync();
+    private static void Flush(RelayHost relay) =>
+        ((IEnumerable<ILoggerProvider>)relay.Services.GetService(typeof(IEnumerable<ILoggerProvider>))!).OfType<LogFile>().Single().Flush();
 
     private static void AssertPrivate(string path)
     {
@@ -74,7 +74,7 @@ public sealed class LogFileTests : IAsyncLifetime
 
         // Act 1: a request logged to the first file
         var one = await SendAsync(relay);
-        await FlushAsync(relay);
+        Flush(relay);
 
         // Assert 1: JSON lines with the completion line's fields under State; the file is private
         var lines = await File.ReadAllLinesAsync(first);
@@ -97,7 +97,7 @@ public sealed class LogFileTests : IAsyncLifetime
         await File.WriteAllTextAsync(ConfigPath, Config(second, format: "text"));
         Assert.Equal(CcRelay.Host.Reload.ReloadOutcome.Applied, relay.Reloader.Reload("test").Outcome);
         var two = await SendAsync(relay);
-        await FlushAsync(relay);
+        Flush(relay);
 
         // Assert 2: the second request is in the second file only, in text
         Assert.DoesNotContain(two, await File.ReadAllTextAsync(first), StringComparison.Ordinal);
@@ -122,7 +122,7 @@ public sealed class LogFileTests : IAsyncLifetime
         var before = clock.GetUtcNow();
         var id = await SendAsync(relay);
         var after = clock.GetUtcNow();
-        await FlushAsync(relay);
+        Flush(relay);
 
         // Assert
         var line = (await File.ReadAllLinesAsync(path)).Select(l => JsonDocument.Parse(l).RootElement)
@@ -141,7 +141,7 @@ public sealed class LogFileTests : IAsyncLifetime
         await using var relay = await RelayHost.StartAsync(config);
 
         var id = await SendAsync(relay);
-        await FlushAsync(relay);
+        Flush(relay);
 
         Assert.StartsWith("req_", id, StringComparison.Ordinal);
     }
@@ -156,7 +156,7 @@ public sealed class LogFileTests : IAsyncLifetime
         await using var relay = await RelayHost.StartAsync(config);
 
         var id = await SendAsync(relay);
-        await FlushAsync(relay);
+        Flush(relay);
 
         var lines = await File.ReadAllLinesAsync(path);
         Assert.Equal("previous line", lines[0]);

@@ -1,8 +1,11 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Configuration;
+using CcRelay.Host.Metrics;
 using CcRelay.Host.Tests.Infrastructure;
 using CcRelay.Host.Tests.Metrics;
+using OpenTelemetry.Metrics;
 
 namespace CcRelay.Host.Tests.Observability;
 
@@ -99,6 +102,34 @@ public sealed class MetricsWiringTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MetricsAndOtlpDisabled_NothingListensToTheInstruments()
+    {
+        // Arrange: a listener of the test's own sees which of this relay's instruments anything has enabled
+        await using var relay = await RelayHost.StartAsync(Config(TestConfig.Metrics(enabled: false)));
+        var meter = ((RelayMetrics)relay.Services.GetService(typeof(RelayMetrics))!).Meter;
+        var enabled = new List<string>();
+        using var probe = new MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (instrument.Meter == meter && instrument.Enabled)
+                {
+                    enabled.Add(instrument.Name);
+                }
+            },
+        };
+
+        // Act: a request, then every instrument published so far is looked at
+        using var relayed = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
+        probe.Start();
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, relayed.StatusCode);
+        Assert.Null(relay.Services.GetService(typeof(MeterProvider)));
+        Assert.Empty(enabled);
+    }
+
+    [Fact]
     public async Task Reloads_AreCounted_AndTheModelLabelLimitFollows()
     {
         var dir = Directory.CreateTempSubdirectory("cc-relay-metrics-reload-").FullName;
@@ -127,7 +158,7 @@ public sealed class MetricsWiringTests : IAsyncLifetime
 
             Assert.True(scraped.Value("ccrelay_config_reloads_total", ("result", "success")) >= 1);
             Assert.True(scraped.Value("ccrelay_config_reloads_total", ("result", "failure")) >= 1);
-            Assert.Equal(7, ((CcRelay.Host.Metrics.RelayMetrics)relay.Services.GetService(typeof(CcRelay.Host.Metrics.RelayMetrics))!).MaxModelLabels);
+            Assert.Equal(7, ((RelayMetrics)relay.Services.GetService(typeof(RelayMetrics))!).MaxModelLabels);
         }
         finally
         {

@@ -78,4 +78,26 @@ public sealed class OtlpExportTests : IAsyncLifetime
         Assert.True(Holds(metrics, "ccrelay_requests"));
         Assert.True(Holds(metrics, "ccrelay_tokens"));
     }
+
+    [Fact]
+    public async Task Stop_ExportsTheRequestsTheAccountingThreadHasNotReachedYet()
+    {
+        // Arrange: the accounting thread would wait forever; only the stop accounts for the request
+        var config = TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["k"])])
+            .With(otel: TestConfig.Otel(enabled: true, endpoint: CollectorUrl));
+        var relay = await RelayHost.StartAsync(config, accountingInterval: Timeout.InfiniteTimeSpan);
+        using (var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody)))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // Act
+        await relay.DisposeAsync();
+
+        // Assert: counted before the meter provider's last export
+        Assert.Single(relay.Logs.Lines, l => l.EventId == 1);
+        var metrics = _received.Where(r => r.Path == "/v1/metrics").SelectMany(r => r.Body).ToArray();
+        Assert.True(Holds(metrics, "ccrelay_requests"));
+        Assert.True(Holds(metrics, "ccrelay_request_duration_seconds"));
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using CcRelay.Core;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Http;
@@ -18,26 +17,28 @@ namespace CcRelay.Host.Tests.Observability;
 /// Finished requests are accounted for (metrics, request line) off their threads: exactly once each, by the
 /// accounting thread or by whoever drains first (a scrape, the shutdown), never lost, never counted twice.
 /// </summary>
-public sealed class RequestAccountingTests : IDisposable
+public sealed class RequestAccountingTests : IAsyncLifetime
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
-    private readonly Meter _meter = new(RelayMetrics.MeterName);
-    private readonly RelayMetrics _metrics;
-    private readonly PrometheusExposition _exposition;
     private readonly CapturedLogs _logs = new();
     private readonly ILoggerFactory _loggerFactory;
+    private MetricsHost _host = null!;
+    private RelayMetrics _metrics = null!;
+    private PrometheusExposition _exposition = null!;
 
-    public RequestAccountingTests()
-    {
-        _metrics = new RelayMetrics(_meter);
-        _exposition = new PrometheusExposition(_meter);
+    public RequestAccountingTests() =>
         _loggerFactory = LoggerFactory.Create(logging => logging.SetMinimumLevel(LogLevel.Trace).AddProvider(_logs));
+
+    public async Task InitializeAsync()
+    {
+        _host = await MetricsHost.StartAsync();
+        _metrics = _host.Metrics;
+        _exposition = _host.Exposition;
     }
 
-    public void Dispose()
+    public async Task DisposeAsync()
     {
-        _exposition.Dispose();
-        _meter.Dispose();
+        await _host.DisposeAsync();
         _loggerFactory.Dispose();
     }
 
@@ -66,12 +67,12 @@ public sealed class RequestAccountingTests : IDisposable
             EndedAt = endedAt ?? new DateTime(2026, 11, 22, 7, 0, 0, DateTimeKind.Utc).AddMilliseconds(i),
         };
 
-    private PrometheusTextParser Scrape() => PrometheusTextParser.Parse(_exposition.Render());
+    private Task<PrometheusTextParser> ScrapeAsync() => _host.ScrapeAsync();
 
     private static double Requests(PrometheusTextParser scrape) => scrape.Named("ccrelay_requests_total").Sum(s => s.Value);
 
     [Fact]
-    public void Drain_AccountsForEveryQueuedRecord_OnceAndOnlyThen()
+    public async Task Drain_AccountsForEveryQueuedRecord_OnceAndOnlyThen()
     {
         // Arrange: no accounting thread, so only Drain accounts
         using var accounting = Accounting(Timeout.InfiniteTimeSpan);
@@ -82,11 +83,11 @@ public sealed class RequestAccountingTests : IDisposable
             accounting.Add(Finished(i));
         }
 
-        var queued = Scrape();
+        var queued = await ScrapeAsync();
         var linesQueued = _logs.Lines.Count;
         accounting.Drain();
         accounting.Drain();
-        var drained = Scrape();
+        var drained = await ScrapeAsync();
 
         // Assert: nothing before the drain; each record once after it, with its usage, duration and line
         Assert.Equal(0, Requests(queued));
@@ -101,7 +102,7 @@ public sealed class RequestAccountingTests : IDisposable
     }
 
     [Fact]
-    public void Scrape_WithTheDrainHooked_ShowsRequestsTheThreadHasNotAccountedForYet()
+    public async Task Scrape_WithTheDrainHooked_ShowsRequestsTheThreadHasNotAccountedForYet()
     {
         // Arrange: the accounting thread would wait an hour; the scrape drains first, as the relay wires it
         using var accounting = Accounting(TimeSpan.FromHours(1));
@@ -110,7 +111,7 @@ public sealed class RequestAccountingTests : IDisposable
         accounting.Add(Finished(2));
 
         // Act
-        var scrape = Scrape();
+        var scrape = await ScrapeAsync();
 
         // Assert
         Assert.Equal(2, Requests(scrape));
@@ -135,7 +136,7 @@ public sealed class RequestAccountingTests : IDisposable
     }
 
     [Fact]
-    public void Dispose_AccountsForWhatIsStillQueued_WithoutWaitingForTheInterval()
+    public async Task Dispose_AccountsForWhatIsStillQueued_WithoutWaitingForTheInterval()
     {
         // Arrange
         var accounting = Accounting(TimeSpan.FromHours(1));
@@ -147,12 +148,12 @@ public sealed class RequestAccountingTests : IDisposable
 
         // Assert
         Assert.True(TimeProvider.System.GetElapsedTime(started) < Bound);
-        Assert.Equal(1, Requests(Scrape()));
+        Assert.Equal(1, Requests(await ScrapeAsync()));
         Assert.Single(_logs.Lines, l => l.EventId == 1);
     }
 
     [Fact]
-    public void Add_AfterDispose_AccountsAtOnce()
+    public async Task Add_AfterDispose_AccountsAtOnce()
     {
         // Arrange
         var accounting = Accounting(TimeSpan.FromHours(1));
@@ -162,12 +163,12 @@ public sealed class RequestAccountingTests : IDisposable
         accounting.Add(Finished(1));
 
         // Assert
-        Assert.Equal(1, Requests(Scrape()));
+        Assert.Equal(1, Requests(await ScrapeAsync()));
         Assert.Single(_logs.Lines, l => l.EventId == 1);
     }
 
     [Fact]
-    public void ThrowingLogger_FailsOnlyItsOwnLines_TheRestIsStillAccounted()
+    public async Task ThrowingLogger_FailsOnlyItsOwnLines_TheRestIsStillAccounted()
     {
         // Arrange: a logger provider that throws on every request line
         using var factory = LoggerFactory.Create(logging => logging.AddProvider(_logs).AddProvider(new ThrowingOnRequestLines()));
@@ -182,7 +183,7 @@ public sealed class RequestAccountingTests : IDisposable
         accounting.Drain();
 
         // Assert: every request counted; every failure reported with its request id
-        Assert.Equal(3, Requests(Scrape()));
+        Assert.Equal(3, Requests(await ScrapeAsync()));
         Assert.Equal(["req_1", "req_2", "req_3"], _logs.Lines.Where(l => l.EventId == 30).Select(l => (string?)l.Fields["request_id"]));
     }
 
@@ -194,12 +195,12 @@ public sealed class RequestAccountingTests : IDisposable
         _exposition.OnScrape(accounting.Drain);
         const int PerThread = 2_000;
         using var done = new CancellationTokenSource();
-        var scraping = Task.Run(() =>
+        var scraping = Task.Run(async () =>
         {
             var scrapes = 0;
             while (!done.IsCancellationRequested)
             {
-                _ = _exposition.Render();
+                _ = await _host.RenderAsync();
                 scrapes++;
             }
 
@@ -214,7 +215,7 @@ public sealed class RequestAccountingTests : IDisposable
                 accounting.Add(Finished((t * PerThread) + i));
             }
         })));
-        var final = Scrape();
+        var final = await ScrapeAsync();
         done.Cancel();
         var scrapes = await scraping;
 

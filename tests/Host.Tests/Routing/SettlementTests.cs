@@ -28,7 +28,7 @@ public sealed class SettlementTests : IAsyncLifetime
 
     private Task<RelayHost> RelayAsync() =>
         RelayHost.StartAsync(TestConfig.Relay(
-            [TestConfig.Provider("a", _upstream.BaseUrl).WithKeys(new KeyConfig("key-one", 0, 0, OtpmLimit, 0, 0, 1))],
+            [TestConfig.Provider("a", _upstream.BaseUrl).WithKeys(new KeyConfig("key-one", 0, 0, OtpmLimit, 0, 0, 1, null))],
             apiKey: RelayKey,
             routing: TestConfig.Routing(failoverTimeoutMs: 1)));
 
@@ -38,7 +38,7 @@ public sealed class SettlementTests : IAsyncLifetime
         // Arrange: one request a minute; token counts must not spend it (Anthropic limits them apart)
         _upstream.Handler = context => Fake.WriteJsonAsync(context, 200, """{"input_tokens":12}""");
         await using var relay = await RelayHost.StartAsync(TestConfig.Relay(
-            [TestConfig.Provider("a", _upstream.BaseUrl).WithKeys(new KeyConfig("key-one", 1, 0, 0, 0, 0, 1))],
+            [TestConfig.Provider("a", _upstream.BaseUrl).WithKeys(new KeyConfig("key-one", 1, 0, 0, 0, 0, 1, null))],
             apiKey: RelayKey,
             routing: TestConfig.Routing(failoverTimeoutMs: 1)));
 

@@ -101,6 +101,7 @@ let private providerAndForward =
                         TpmLimit = 0
                         Priority = 1
                         Weight = 1
+                        Aws = None
                     })
         }
 

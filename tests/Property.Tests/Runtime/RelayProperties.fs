@@ -14,6 +14,7 @@ let private key (secret: string) (rpm: int) : KeyConfig = {
     TpmLimit = 0
     Priority = 0
     Weight = 1
+    Aws = None
 }
 
 let private provider (name: string) (keys: KeyConfig list) : ProviderConfig = {
