@@ -93,11 +93,13 @@ pack_all() {
 }
 check "dotnet pack: CcRelay.Core, CcRelay.Host and cc-relay $VERSION" pack_all || finish
 echo "# packed at ${SECONDS}s"
-if grep -qE "warning" "$TMP/pack.log"; then
-  not_ok "dotnet pack printed no warning"
-  grep -E "warning" "$TMP/pack.log" | sort -u | sed 's/^/#   /'
+# NU5104 is expected and stays a warning (src/CcRelay.Host/CcRelay.Host.csproj): CcRelay.Host depends on OpenTelemetry's
+# Prometheus exporter, which is published only as a beta
+if grep -E "warning" "$TMP/pack.log" | grep -qv "NU5104"; then
+  not_ok "dotnet pack printed no warning (but NU5104)"
+  grep -E "warning" "$TMP/pack.log" | grep -v "NU5104" | sort -u | sed 's/^/#   /'
 else
-  ok "dotnet pack printed no warning"
+  ok "dotnet pack printed no warning (but NU5104)"
 fi
 
 # package_has NUPKG FILE...: the package holds every FILE, and its nuspec a description, the MIT license
