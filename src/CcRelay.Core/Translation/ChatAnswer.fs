@@ -1,6 +1,8 @@
 namespace CcRelay.Core
 
 open System
+open System.Buffers
+open System.Text
 open System.Text.Json
 
 /// What reading a Chat Completions answer back into the Anthropic shape needs from its request.
@@ -90,6 +92,19 @@ module ChatAnswer =
         else
             None
 
+    /// `{"_raw_arguments":"<arguments>"}`, escaped as System.Text.Json escapes by default (written directly:
+    /// the reflection-based serializer is not available to a trimmed, Native AOT build).
+    let private rawArguments (arguments: string) : string =
+        let buffer = ArrayBufferWriter<byte>()
+
+        do
+            use writer = new Utf8JsonWriter(buffer)
+            writer.WriteStartObject()
+            writer.WriteString("_raw_arguments", arguments)
+            writer.WriteEndObject()
+
+        Encoding.UTF8.GetString(buffer.WrittenSpan)
+
     /// A tool call's arguments as a JSON object: as they are when valid; an empty string is `{}`; anything
     /// else is kept whole under `_raw_arguments`, so the tool (and the model) see what went wrong instead of
     /// an empty input.
@@ -103,9 +118,9 @@ module ChatAnswer =
                 if document.RootElement.ValueKind = JsonValueKind.Object then
                     arguments
                 else
-                    JsonSerializer.Serialize(dict [ "_raw_arguments", arguments ])
+                    rawArguments arguments
             with :? JsonException ->
-                JsonSerializer.Serialize(dict [ "_raw_arguments", arguments ])
+                rawArguments arguments
 
     // ---------------------------
     // Errors
