@@ -47,12 +47,12 @@ public static class CcRelayServer
 
             if (config.Grpc.Enabled)
             {
-                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge)
+                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge); added last,
+                // so Addresses(app)[^1] is its address
                 Listen(kestrel, config.Grpc.Listen, o =>
                 {
                     o.Protocols = HttpProtocols.Http2;
                     ManagementListener.Mark(o);
-                    options.OnManagementListen?.Invoke(o);
                 });
             }
         });

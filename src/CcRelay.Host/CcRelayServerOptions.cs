@@ -35,9 +35,6 @@ public sealed class CcRelayServerOptions
     /// <summary>Extra logging setup, e.g. a test's capturing provider. Runs after the relay's own.</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
 
-    /// <summary>Called with the management listener's options (tests read its bound port from them).</summary>
-    internal Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? OnManagementListen { get; init; }
-
     /// <summary>See <see cref="CcRelayOptions.AccountingInterval"/> (tests).</summary>
     internal TimeSpan? AccountingInterval { get; init; }
 

@@ -2,6 +2,7 @@ using CcRelay.Host.Routing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace CcRelay.Host.Management;
 
@@ -22,7 +23,9 @@ public static class CcRelayManagementExtensions
             grpc.Interceptors.Add<ManagementAuthInterceptor>();
             grpc.EnableDetailedErrors = false;
         });
-        services.AddGrpcHealthChecks();
+        // checked on each call (no publisher cache: a Check right after start answers the truth)
+        services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
+            .Add(new HealthCheckRegistration("providers", sp => new ProvidersHealthCheck(sp.GetRequiredService<RuntimeCell>()), HealthStatus.Unhealthy, null));
         services.AddGrpcReflection();
         return services;
     }
