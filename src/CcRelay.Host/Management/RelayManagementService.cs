@@ -3,8 +3,8 @@ using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
 using Grpc.Core;
-using Status = CcRelay.Management.V1.Status;
 using Microsoft.FSharp.Collections;
+using Status = CcRelay.Management.V1.Status;
 
 namespace CcRelay.Host.Management;
 
