@@ -37,7 +37,7 @@ public sealed class RelaySnapshot
             secrets.AddRange(CcRelay.Core.Config.cloudSecrets(provider.Cloud).Where(s => s.Length > 0));
         }
 
-        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret }
+        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret, config.Grpc.AuthToken }
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));
 
