@@ -132,7 +132,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
                     var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), PingInterval) : upstream;
-                    var peek = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    var peek = await StreamPeek.FirstEventAsync(stream, timeProvider, linked.Token);
                     attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;
                     if (peek.Ended && peek.Prefix.Length == 0)
