@@ -102,10 +102,10 @@ internal sealed class MessagesEndpoint(
             }
 
             // :: Step 3: inspect — one pass over the body, never re-serialised
-            var inspected = RequestFactsModule.inspect(body.Span);
+            var inspected = RequestFacts.Inspect(body.Span);
             if (inspected.IsError)
             {
-                await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
+                await RejectAsync(context, record, ErrorType.InvalidRequest, inspected.ErrorValue.Message);
                 return;
             }
 
