@@ -5,7 +5,6 @@ using CcRelay.Host.Logging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Cli;
 
@@ -67,7 +66,7 @@ internal static class ServeCommand
             return ExitCodes.InvalidConfig;
         }
 
-        var overridden = ConfigOverridesModule.apply(overrides, config);
+        var overridden = overrides.Apply(config);
         var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
         {
             ConfigSource = source,
@@ -128,7 +127,7 @@ internal static class ServeCommand
     /// <summary>The command-line overrides, or null after printing why a flag is invalid.</summary>
     private static ConfigOverrides? ParseOverrides(ParseResult parse, TextWriter error)
     {
-        var listen = FSharpOption<ListenAddress>.None;
+        var overrides = ConfigOverrides.None;
         if (parse.GetValue(ListenOption) is { } listenText)
         {
             var parsed = ListenAddress.TryParse(listenText);
@@ -138,24 +137,33 @@ internal static class ServeCommand
                 return null;
             }
 
-            listen = FSharpOption<ListenAddress>.Some(parsed.ResultValue);
+            overrides = overrides.WithListen(parsed.ResultValue);
         }
 
         var level = parse.GetValue(LogLevelOption) switch
         {
-            "debug" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Debug),
-            "info" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Info),
-            "warn" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Warn),
-            "error" => FSharpOption<Core.LogLevel>.Some(Core.LogLevel.Error),
-            _ => FSharpOption<Core.LogLevel>.None,
+            "debug" => Core.LogLevel.Debug,
+            "info" => Core.LogLevel.Info,
+            "warn" => Core.LogLevel.Warn,
+            "error" => Core.LogLevel.Error,
+            _ => null,
         };
+        if (level is not null)
+        {
+            overrides = overrides.WithLevel(level);
+        }
+
         var format = parse.GetValue(LogFormatOption) switch
         {
-            "json" => FSharpOption<LogFormat>.Some(LogFormat.Json),
-            "text" => FSharpOption<LogFormat>.Some(LogFormat.Text),
-            _ => FSharpOption<LogFormat>.None,
+            "json" => LogFormat.Json,
+            "text" => LogFormat.Text,
+            _ => null,
         };
+        if (format is not null)
+        {
+            overrides = overrides.WithFormat(format);
+        }
 
-        return new ConfigOverrides(listen, level, format);
+        return overrides;
     }
 }

@@ -27,7 +27,7 @@ public sealed class CcRelayOptions
     public TimeSpan ReloadDebounce { get; set; } = TimeSpan.FromMilliseconds(150);
 
     /// <summary>Command-line overrides, applied again to every reloaded config (so a reload never drops them).</summary>
-    public ConfigOverrides Overrides { get; set; } = ConfigOverridesModule.none;
+    public ConfigOverrides Overrides { get; set; } = ConfigOverrides.None;
 
     /// <summary>
     /// Send plain-http (<c>http://</c>) upstream requests through the relay's own HTTP/1.1 client: one write per

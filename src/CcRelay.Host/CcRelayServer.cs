@@ -1,6 +1,7 @@
 using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Logging;
+using CcRelay.Host.Management;
 using CcRelay.Host.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -43,6 +44,17 @@ public static class CcRelayServer
                     MetricsListener.Mark(o);
                 });
             }
+
+            if (config.Grpc.Enabled)
+            {
+                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge); added last,
+                // so Addresses(app)[^1] is its address
+                Listen(kestrel, config.Grpc.Listen, o =>
+                {
+                    o.Protocols = HttpProtocols.Http2;
+                    ManagementListener.Mark(o);
+                });
+            }
         });
         builder.Services.Configure<HostOptions>(host =>
             host.ShutdownTimeout = TimeSpan.FromMilliseconds(config.Server.ShutdownTimeoutMs));
@@ -70,7 +82,17 @@ public static class CcRelayServer
             relay.PingInterval = options.PingInterval ?? relay.PingInterval;
         });
 
+        if (config.Grpc.Enabled)
+        {
+            builder.Services.AddCcRelayManagement();
+        }
+
         var app = builder.Build();
+        if (config.Grpc.Enabled)
+        {
+            app.UseManagementListener();
+            app.MapCcRelayManagement();
+        }
 
         if (config.Metrics.Enabled)
         {

@@ -13,7 +13,7 @@ public sealed class CcRelayServerOptions
     public string? ConfigPath { get; init; }
 
     /// <summary>Command-line overrides, applied again to every reloaded config.</summary>
-    public ConfigOverrides Overrides { get; init; } = ConfigOverridesModule.none;
+    public ConfigOverrides Overrides { get; init; } = ConfigOverrides.None;
 
     /// <summary>
     /// Run Kestrel's I/O continuations inline instead of queueing them to the thread pool (fewer thread hops

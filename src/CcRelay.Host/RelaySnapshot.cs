@@ -23,7 +23,7 @@ public sealed class RelaySnapshot
         Catalogue = Models.catalogue(config);
 
         // compiled once per snapshot, never per request; the runtime's policy shares the price tables
-        Prices = ProviderPricesModule.compile(config.Providers);
+        Prices = ProviderPrices.Compile(config.Providers);
         var keyIds = new Dictionary<string, string>(StringComparer.Ordinal);
         var secrets = new List<string>();
         foreach (var provider in config.Providers)
@@ -37,7 +37,7 @@ public sealed class RelaySnapshot
             secrets.AddRange(CcRelay.Core.Config.cloudSecrets(provider.Cloud).Where(s => s.Length > 0));
         }
 
-        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret }
+        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret, config.Grpc.AuthToken }
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));
 
@@ -67,7 +67,7 @@ public sealed class RelaySnapshot
     public ProviderPrices Prices { get; }
 
     /// <summary>A provider's price table (its <c>pricing</c> rules, then the built-in prices).</summary>
-    public PriceTable PricesFor(string provider) => ProviderPricesModule.tableOf(Prices, provider);
+    public PriceTable PricesFor(string provider) => Prices.TableOf(provider);
 
     /// <summary>
     /// The <see cref="KeyId"/> of a secret: from the snapshot's table when it is a configured key, else computed,

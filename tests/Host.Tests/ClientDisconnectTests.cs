@@ -94,7 +94,7 @@ public sealed class ClientDisconnectTests : IAsyncLifetime
 
         try
         {
-            await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+            await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, context.RequestAborted);
         }
         catch (OperationCanceledException)
         {

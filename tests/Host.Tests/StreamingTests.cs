@@ -78,7 +78,7 @@ public sealed class StreamingTests : IAsyncLifetime
             await Fake.WriteAsync(context, Fake.MessageStart());
             try
             {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, context.RequestAborted);
             }
             catch (OperationCanceledException)
             {

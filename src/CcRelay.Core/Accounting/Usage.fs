@@ -477,3 +477,27 @@ module Usage =
             StopReason = found.FoundStopReason
             ErrorType = found.FoundErrorType
         }
+
+/// The C#-facing surface of `Usage`.
+type Usage with
+
+    /// Every input token of the request (`Usage.promptTokens`).
+    member this.PromptTokens: int64 = Usage.promptTokens this
+
+/// The C#-facing surface of `UsageTap`: the host feeds a relayed stream's events through it.
+type UsageTap with
+
+    /// A tap that has seen nothing (`Usage.emptyTap`).
+    static member Empty: UsageTap = Usage.emptyTap
+
+    /// The tap after one SSE event (`Usage.feed`).
+    member this.Feed(frame: ReadOnlySpan<byte>) : UsageTap = Usage.feed this frame
+
+/// The C#-facing surface of `AnswerUsage`.
+type AnswerUsage with
+
+    /// What a stream's tap saw (`Usage.ofTap`).
+    static member OfTap(tap: UsageTap) : AnswerUsage = Usage.ofTap tap
+
+    /// What a JSON answer says (`Usage.ofJson`).
+    static member OfJson(body: ReadOnlySpan<byte>) : AnswerUsage = Usage.ofJson body

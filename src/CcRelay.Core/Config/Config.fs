@@ -308,6 +308,16 @@ type OtelConfig = {
     PropagateTraceContext: bool
 }
 
+/// The `grpc` section: the management API (`proto/ccrelay/v1/management.proto`) on a listener of its own.
+type GrpcConfig = {
+    /// Serve the API. Off when the config has no `grpc` section; on when it has one, unless `enabled: false`.
+    Enabled: bool
+    /// The API's own listener (HTTP/2 without TLS); never the relay's.
+    Listen: ListenAddress
+    /// When set, every call must carry `authorization: Bearer <token>`; required off loopback.
+    AuthToken: string option
+}
+
 /// The whole effective configuration: defaults applied, variables expanded, validated.
 type RelayConfig = {
     Server: ServerConfig
@@ -317,6 +327,7 @@ type RelayConfig = {
     Otel: OtelConfig
     Routing: RoutingConfig
     Health: HealthConfig
+    Grpc: GrpcConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -417,6 +428,13 @@ module Config =
         PropagateTraceContext = false
     }
 
+    /// The `grpc` section when the config has none: off (listening, when enabled, on 127.0.0.1:8788).
+    let defaultGrpc: GrpcConfig = {
+        Enabled = false
+        Listen = { Host = "127.0.0.1"; Port = 8788 }
+        AuthToken = None
+    }
+
     /// The family a provider belongs to when the config names none.
     let defaultFamily (name: string) (providerType: ProviderType) : string =
         match providerType with
@@ -514,6 +532,7 @@ module Config =
         Otel = defaultOtel
         Routing = defaultRouting
         Health = defaultHealth
+        Grpc = defaultGrpc
     }
 
 /// The config spellings of `type: openai`'s knobs.

@@ -12,7 +12,16 @@ open System
 module ConfigDecode =
 
     let private rootKeys: string list =
-        [ "server"; "providers"; "logging"; "metrics"; "otel"; "routing"; "health" ]
+        [
+            "server"
+            "providers"
+            "logging"
+            "metrics"
+            "otel"
+            "routing"
+            "health"
+            "grpc"
+        ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
     let private serverKeys: string list = [
@@ -465,6 +474,7 @@ module ConfigDecode =
                     and! otel = otel fields
                     and! routing = ConfigRouting.routing fields
                     and! health = ConfigRouting.health fields
+                    and! grpc = ConfigGrpc.decode fields
                     and! () = acceptedSections fields
 
                     return! {
@@ -477,6 +487,7 @@ module ConfigDecode =
                                 Otel = otel
                                 Routing = routing.Config
                                 Health = health
+                                Grpc = grpc
                             }
                         Findings = ConfigRouting.checkNames routing providers failedProviders
                     }

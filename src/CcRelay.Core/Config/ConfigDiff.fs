@@ -58,6 +58,10 @@ module ConfigDiff =
                 "otel.endpoint", o.Endpoint <> p.Endpoint
                 "otel.protocol", o.Protocol <> p.Protocol
                 "otel.service_name", o.ServiceName <> p.ServiceName
+                // the management listener and its token are set up once, at start
+                "grpc.enabled", current.Grpc.Enabled <> next.Grpc.Enabled
+                "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
+                "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
             ]
             |> List.map ConfigChange.RestartRequired
 
@@ -205,4 +209,5 @@ module ConfigDiff =
                 running.Otel with
                     PropagateTraceContext = next.Otel.PropagateTraceContext
             }
+            Grpc = running.Grpc
     }

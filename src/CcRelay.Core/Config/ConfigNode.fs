@@ -48,3 +48,18 @@ module ConfigNode =
 
     /// An empty mapping at line 1, column 1: the document of an empty file.
     let empty: ConfigNode = Mapping([], { Line = 1; Column = 1 })
+
+/// The C#-facing surface: the host's YAML and TOML readers build and read nodes with these.
+type ConfigNode with
+
+    /// An empty mapping at line 1, column 1 (`ConfigNode.empty`).
+    static member Empty: ConfigNode = ConfigNode.empty
+
+    /// Where the node starts (`ConfigNode.position`).
+    member this.Position: Position = ConfigNode.position this
+
+    /// A sequence of these items, in order.
+    static member SequenceOf(items: ConfigNode seq, at: Position) : ConfigNode = Sequence(List.ofSeq items, at)
+
+    /// A mapping of these entries, in file order.
+    static member MappingOf(entries: MappingEntry seq, at: Position) : ConfigNode = Mapping(List.ofSeq entries, at)

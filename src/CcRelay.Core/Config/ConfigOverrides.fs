@@ -32,3 +32,21 @@ module ConfigOverrides =
                     Format = defaultArg overrides.Format config.Logging.Format
             }
     }
+
+/// The C#-facing surface: the CLI builds overrides from its flags, the host applies them.
+type ConfigOverrides with
+
+    /// No overrides (`ConfigOverrides.none`).
+    static member None: ConfigOverrides = ConfigOverrides.none
+
+    /// These overrides with `--listen` set.
+    member this.WithListen(listen: ListenAddress) : ConfigOverrides = { this with Listen = Some listen }
+
+    /// These overrides with `--log-level` set.
+    member this.WithLevel(level: LogLevel) : ConfigOverrides = { this with Level = Some level }
+
+    /// These overrides with `--log-format` set.
+    member this.WithFormat(format: LogFormat) : ConfigOverrides = { this with Format = Some format }
+
+    /// The config with these overrides applied (`ConfigOverrides.apply`).
+    member this.Apply(config: RelayConfig) : RelayConfig = ConfigOverrides.apply this config

@@ -291,6 +291,13 @@ module ConfigRender =
         $"  propagate_trace_context: %s{boolean config.PropagateTraceContext}"
     ]
 
+    let private grpc (config: GrpcConfig) : string list = [
+        "grpc:"
+        $"  enabled: %s{boolean config.Enabled}"
+        $"  listen: %s{quote (string config.Listen)}"
+        $"  auth_token: %s{secret config.AuthToken}"
+    ]
+
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
     let toYaml (config: RelayConfig) : string =
         let lines = [
@@ -305,6 +312,7 @@ module ConfigRender =
             yield! health config.Health
             yield! metrics config.Metrics
             yield! otel config.Otel
+            yield! grpc config.Grpc
         ]
 
         String.Join("\n", lines) + "\n"

@@ -13,12 +13,10 @@ type internal Shape =
     | TextMap
     | Section of Keys: (string * Shape) list
 
-/// Sections accepted but not effective in this version: `grpc`, `cache`
+/// Sections accepted but not effective in this version: `cache`
 /// (seed-cc-relay.md §3.2). Each present section gets one warning saying so.
 [<RequireQualifiedAccess>]
 module internal ConfigSections =
-
-    let private grpc: (string * Shape) list = [ "listen", Shape.Listen; "web_listen", Shape.Listen ]
 
     let private cache: (string * Shape) list = [
         "mode", Shape.Choice [ "single"; "ha"; "disabled" ]
@@ -81,7 +79,7 @@ module internal ConfigSections =
 
     /// The sections, their shapes, and whether their problems are errors. They only warn, because nothing
     /// reads them yet (and `cache.mode` must never be required: seed §16 #11).
-    let all: (string * Shape * bool) list = [ "grpc", Shape.Section grpc, false; "cache", Shape.Section cache, false ]
+    let all: (string * Shape * bool) list = [ "cache", Shape.Section cache, false ]
 
     /// Checks one accepted-but-not-effective section and adds its one "not effective" warning.
     let decode (shape: Shape) (strict: bool) (cursor: Cursor) (entry: MappingEntry) : Decoded<unit> =

@@ -136,3 +136,9 @@ module ProviderType =
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible
         | ProviderType.OpenAi -> []
+
+/// The C#-facing surface of `ProviderType`.
+type ProviderType with
+
+    /// The config spelling (`ProviderType.wireName`).
+    member this.WireName: string = ProviderType.wireName this

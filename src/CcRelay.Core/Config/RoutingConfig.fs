@@ -129,3 +129,9 @@ type HealthConfig = {
     HealthCheck: HealthCheckConfig
     CircuitBreaker: CircuitBreakerConfig
 }
+
+/// The C#-facing surface of `RoutingStrategy`.
+type RoutingStrategy with
+
+    /// The config spelling (`RoutingStrategy.wireName`).
+    member this.WireName: string = RoutingStrategy.wireName this

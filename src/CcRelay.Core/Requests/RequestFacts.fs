@@ -621,3 +621,15 @@ module RequestFacts =
         result[at] <- byte '"'
         body.Slice(tailStart).CopyTo(result.AsSpan(at + 1))
         result
+
+/// The C#-facing surface of `RequestFacts`.
+type RequestFacts with
+
+    /// Reads a request body's facts, or why it is refused (`RequestFacts.inspect`).
+    static member Inspect(body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> = RequestFacts.inspect body
+
+/// The C#-facing surface of `BodyError`.
+type BodyError with
+
+    /// The message a client sees (`RequestFacts.describe`).
+    member this.Message: string = RequestFacts.describe this

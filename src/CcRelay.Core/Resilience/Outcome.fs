@@ -98,3 +98,25 @@ module RequestResult =
         | RequestResult.StreamBroken
         | RequestResult.TimedOut
         | RequestResult.BodyFailed -> None
+
+/// The C#-facing surface of `RequestResult`: the request line, the metrics and the trace read these.
+type RequestResult with
+
+    /// An upstream's error answer passed through, its error type unknown.
+    static member OfUpstreamStatus(status: int) : RequestResult =
+        RequestResult.UpstreamStatus(status, None)
+
+    /// The `result` field and label (`RequestResult.wireName`).
+    member this.WireName: string = RequestResult.wireName this
+
+    /// The Anthropic error type the client saw, or null (`RequestResult.errorType`).
+    member this.ClientErrorType: string | null =
+        match RequestResult.errorType this with
+        | Some errorType -> errorType
+        | None -> null
+
+    /// The status the relay decides, or null when the upstream's stands (`RequestResult.status`).
+    member this.RelayStatus: System.Nullable<int> =
+        match RequestResult.status this with
+        | Some status -> System.Nullable status
+        | None -> System.Nullable()

@@ -58,3 +58,18 @@ module UpstreamWait =
             wait.Done + Time.later TimeSpan.Zero (now - wait.Since)
         else
             wait.Done
+
+/// The C#-facing surface: the host's request timing calls these.
+type UpstreamWait with
+
+    /// Nothing waited yet (`UpstreamWait.none`).
+    static member None: UpstreamWait = UpstreamWait.none
+
+    /// An attempt starts waiting (`UpstreamWait.start`).
+    member this.Start(now: TimeSpan) : UpstreamWait = UpstreamWait.start now this
+
+    /// An attempt stops waiting (`UpstreamWait.stop`).
+    member this.Stop(now: TimeSpan) : UpstreamWait = UpstreamWait.stop now this
+
+    /// The time waited up to `now` (`UpstreamWait.total`).
+    member this.Total(now: TimeSpan) : TimeSpan = UpstreamWait.total now this

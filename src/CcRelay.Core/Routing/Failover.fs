@@ -354,3 +354,21 @@ module Verdict =
         | Verdict.NoAnswer true -> "the upstream did not answer in time"
         | Verdict.NoAnswer false -> "the upstream could not be reached"
         | Verdict.PassThrough -> "the upstream failed"
+
+/// The C#-facing surface of `Verdict`: the host writes the relay's error envelope from these.
+type Verdict with
+
+    /// The HTTP status (`Verdict.status`).
+    member this.Status: int = Verdict.status this
+
+    /// The error type of the envelope (`Verdict.errorType`).
+    member this.ErrorType: ErrorType = Verdict.errorType this
+
+    /// `Retry-After` in whole seconds, or null (`Verdict.retryAfterSeconds`).
+    member this.RetryAfterSeconds: Nullable<int> =
+        match Verdict.retryAfterSeconds this with
+        | ValueSome s -> Nullable s
+        | ValueNone -> Nullable()
+
+    /// The message of the envelope (`Verdict.message`).
+    member this.Message: string = Verdict.message this

@@ -171,3 +171,12 @@ module RelayPolicy =
         match Pricing.tryFind provider.Pricing model with
         | Some p -> ValueSome(struct (float p.Input, float p.Output))
         | None -> ValueNone
+
+/// The C#-facing surface of `ProviderPrices`.
+type ProviderPrices with
+
+    /// Compiles every provider's table (`ProviderPrices.compile`).
+    static member Compile(providers: ProviderConfig list) : ProviderPrices = ProviderPrices.compile providers
+
+    /// A provider's table (`ProviderPrices.tableOf`).
+    member this.TableOf(provider: string) : PriceTable = ProviderPrices.tableOf this provider

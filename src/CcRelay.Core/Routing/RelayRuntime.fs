@@ -30,6 +30,8 @@ type ProviderState = {
     Last429At: TimeSpan
     /// When a health-check probe was last handed out for this provider.
     ProbedAt: TimeSpan
+    /// Whether the last health-check probe answered 2xx; ValueNone before the first result.
+    ProbeSucceeded: bool voption
 }
 
 /// Cursors of the stateful routing strategies.
@@ -111,6 +113,7 @@ module RelayRuntime =
         Last429Key = ""
         Last429At = TimeSpan.MinValue
         ProbedAt = TimeSpan.MinValue
+        ProbeSucceeded = ValueNone
     }
 
     let private freshRouting (providers: int) : RoutingState = {

@@ -129,22 +129,35 @@ module RelayHealth =
         }
 
     /// A probe's result: a 2xx ends the provider's break now (its next request is a half-open probe);
-    /// anything else changes nothing.
+    /// anything else leaves the breaker as it is. Either way the result is kept (`ProbeSucceeded`) for operators.
     let probed (runtime: RelayRuntime) (now: TimeSpan) (provider: string) (succeeded: bool) : Transition<unit> =
-        if not succeeded then
-            {
-                Runtime = runtime
-                Value = ()
-                Effects = []
-            }
-        else
-            let changed = withBreaker runtime provider (CircuitBreaker.probeSucceeded now)
+        let changed =
+            if succeeded then
+                withBreaker runtime provider (CircuitBreaker.probeSucceeded now)
+            else
+                {
+                    Runtime = runtime
+                    Value = true
+                    Effects = []
+                }
 
-            {
-                Runtime = changed.Runtime
-                Value = ()
-                Effects = changed.Effects
-            }
+        let runtime =
+            match RelayPolicy.indexOf changed.Runtime.Policy provider with
+            | -1 -> changed.Runtime
+            | p ->
+                RelayRuntime.withProvider
+                    p
+                    {
+                        changed.Runtime.Providers[p] with
+                            ProbeSucceeded = ValueSome succeeded
+                    }
+                    changed.Runtime
+
+        {
+            Runtime = runtime
+            Value = ()
+            Effects = changed.Effects
+        }
 
     let private keysReady (now: TimeSpan) (keys: KeyState array) : int =
         let mutable ready = 0

@@ -273,3 +273,13 @@ module SigV4 =
                 |]
             )
         ]
+
+/// The C#-facing surface of `AwsCredentials`.
+type AwsCredentials with
+
+    /// Credentials from their parts; `sessionToken` is null for long-term keys.
+    static member Create(accessKeyId: string, secretAccessKey: string, sessionToken: string | null) : AwsCredentials = {
+        AccessKeyId = accessKeyId
+        SecretAccessKey = secretAccessKey
+        SessionToken = Option.ofObj sessionToken
+    }

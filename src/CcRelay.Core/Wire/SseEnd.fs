@@ -159,3 +159,9 @@ module BodyEnd =
             BodyEnd.Completed
         else
             BodyEnd.UpstreamFailed
+
+/// The C#-facing surface of `BodyEnd`.
+type BodyEnd with
+
+    /// Classifies the end of a copied JSON body (`BodyEnd.classify`).
+    static member Classify(facts: BodyFacts) : BodyEnd = BodyEnd.classify facts

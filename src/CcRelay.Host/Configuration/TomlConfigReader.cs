@@ -24,7 +24,7 @@ public static class TomlConfigReader
         }
 
         var error = parsed.ErrorValue;
-        document = ConfigNodeModule.empty;
+        document = ConfigNode.Empty;
         errors = [ConfigIssue.At("(document)", error.Position.Line, error.Position.Column, "TOML syntax error: " + error.Message)];
         return false;
     }

@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
 
@@ -44,7 +43,7 @@ public static partial class YamlConfigReader
 
         public ConfigNode ReadStream()
         {
-            var document = ConfigNodeModule.empty;
+            var document = ConfigNode.Empty;
             try
             {
                 parser.Consume<StreamStart>();
@@ -131,7 +130,7 @@ public static partial class YamlConfigReader
                 items.Add(ReadNode($"{path}[{items.Count}]"));
             }
 
-            return ConfigNode.NewSequence(ListModule.OfSeq(items), At(start.Start));
+            return ConfigNode.SequenceOf(items, At(start.Start));
         }
 
         private ConfigNode ReadMapping(string path, MappingStart start)
@@ -145,7 +144,7 @@ public static partial class YamlConfigReader
                 if (keyEvent is not Scalar key)
                 {
                     var node = ReadNode(path);
-                    var at = ConfigNodeModule.position(node);
+                    var at = node.Position;
                     _errors.Add(ConfigIssue.At(path.Length == 0 ? "(document)" : path, at.Line, at.Column,
                         "a mapping key must be a plain string, not a list, mapping or alias"));
                     ReadNode(path);
@@ -184,7 +183,7 @@ public static partial class YamlConfigReader
                 }
             }
 
-            return ConfigNode.NewMapping(ListModule.OfSeq(entries), At(start.Start));
+            return ConfigNode.MappingOf(entries, At(start.Start));
         }
 
         private IEnumerable<MappingEntry> MergeSources(string path, ConfigNode value)
@@ -196,7 +195,7 @@ public static partial class YamlConfigReader
                 case ConfigNode.Sequence sequence when sequence.Items.All(i => i.IsMapping):
                     return sequence.Items.SelectMany(i => ((ConfigNode.Mapping)i).Entries);
                 default:
-                    var at = ConfigNodeModule.position(value);
+                    var at = value.Position;
                     _errors.Add(ConfigIssue.At(path.Length == 0 ? "(document)" : path, at.Line, at.Column,
                         "a merge key (<<) needs a mapping or a list of mappings"));
                     return [];

@@ -116,10 +116,10 @@ internal sealed class CloudCredentials
         else
         {
             var immutable = await AwsFor(plan.Source).GetCredentialsAsync();
-            credentials = new AwsCredentials(
+            credentials = AwsCredentials.Create(
                 immutable.AccessKey,
                 immutable.SecretKey,
-                immutable.UseToken ? FSharpOption<string>.Some(immutable.Token) : FSharpOption<string>.None);
+                immutable.UseToken ? immutable.Token : null);
         }
 
         var signed = new List<Tuple<string, string>>();

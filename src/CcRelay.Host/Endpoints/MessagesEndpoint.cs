@@ -21,7 +21,8 @@ internal sealed class MessagesEndpoint(
     RelayMetrics metrics,
     RequestAccounting accounting,
     TimeProvider timeProvider,
-    ILogger<MessagesEndpoint> logger)
+    ILogger<MessagesEndpoint> logger,
+    Management.RequestFeed? feed = null)
 {
     public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
 
@@ -46,6 +47,7 @@ internal sealed class MessagesEndpoint(
         };
 
         metrics.RequestStarted();
+        feed?.Started();
         var span = RelayTracing.StartRequest(context, record.RequestId);
         try
         {
@@ -100,10 +102,10 @@ internal sealed class MessagesEndpoint(
             }
 
             // :: Step 3: inspect — one pass over the body, never re-serialised
-            var inspected = RequestFactsModule.inspect(body.Span);
+            var inspected = RequestFacts.Inspect(body.Span);
             if (inspected.IsError)
             {
-                await RejectAsync(context, record, ErrorType.InvalidRequest, RequestFactsModule.describe(inspected.ErrorValue));
+                await RejectAsync(context, record, ErrorType.InvalidRequest, inspected.ErrorValue.Message);
                 return;
             }
 
@@ -143,6 +145,7 @@ internal sealed class MessagesEndpoint(
         record.EndedAt = timeProvider.GetUtcNow().UtcDateTime;
         RelayTracing.EndRequest(span, record);
         accounting.Add(record);
+        feed?.Completed(record);
 
         // after the record is queued: a scrape that finds no request in flight finds every finished one accounted
         metrics.RequestFinished();

@@ -357,7 +357,7 @@ internal sealed class FailoverForwarder(
     /// <summary>Learns from the answer's rate-limit headers and classifies it.</summary>
     private AttemptResult Learn(Attempt attempt, AttemptResponse answer)
     {
-        var headers = RateLimitHeadersModule.parse(timeProvider.GetUtcNow(), FuncConvert.FromFunc<string, string?>(answer.Header));
+        var headers = RateLimitHeaderParser.Parse(timeProvider.GetUtcNow(), answer.Header);
         cell.Transition((attempt, headers), static (runtime, now, s) => Relay.learn(runtime, now, s.attempt, s.headers));
 
         if (answer.StreamErrorType is { } errorType)
@@ -408,7 +408,7 @@ internal sealed class FailoverForwarder(
         if (snapshot.Config.Routing.Debug)
         {
             var health = RelayHealth.status(cell.Current, cell.Now);
-            response.Headers["x-cc-relay-strategy"] = RoutingStrategyModule.wireName(snapshot.Config.Routing.Strategy);
+            response.Headers["x-cc-relay-strategy"] = snapshot.Config.Routing.Strategy.WireName;
             response.Headers["x-cc-relay-provider"] = attempt.ProviderName;
             response.Headers["x-cc-relay-attempts"] = attempt.Number.ToString(CultureInfo.InvariantCulture);
             response.Headers["x-cc-relay-health"] = string.Join(",", health.Select(p => p.Name + "=" + p.Circuit));
@@ -443,24 +443,24 @@ internal sealed class FailoverForwarder(
             Log.UpstreamFailed(logger, record.RequestId, record.Provider, lastReason);
         }
 
-        var status = VerdictModule.status(verdict);
-        var errorType = VerdictModule.errorType(verdict);
+        var status = verdict.Status;
+        var errorType = verdict.ErrorType;
         if (status == 0)
         {
             status = StatusCodes.Status502BadGateway;
             errorType = ErrorType.Api;
         }
 
-        if (VerdictModule.retryAfterSeconds(verdict) is { IsSome: true } seconds)
+        if (verdict.RetryAfterSeconds is { } seconds)
         {
-            context.Response.Headers.RetryAfter = seconds.Value.ToString(CultureInfo.InvariantCulture);
+            context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         }
 
         record.Ended(RequestResult.NewRefused(errorType, status));
         if (!context.Response.HasStarted)
         {
             // no answer at all: say why the last attempt got none (the Core's message is generic)
-            var message = verdict.IsNoAnswer && lastReason.Length > 0 ? lastReason : VerdictModule.message(verdict);
+            var message = verdict.IsNoAnswer && lastReason.Length > 0 ? lastReason : verdict.Message;
             record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
         }
     }

@@ -53,7 +53,7 @@ internal static class SseRelay
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         response.Headers["X-Accel-Buffering"] = "no";
 
-        var tap = UsageModule.emptyTap;
+        var tap = UsageTap.Empty;
         var read = StreamRead.Eof;
         var write = StreamWrite.Delivered;
         byte[]? buffer = null;
@@ -130,7 +130,7 @@ internal static class SseRelay
 
                     // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
                     // events that carry usage); it neither copies nor delays the client's bytes
-                    tap = UsageModule.feed(tap, buffer.AsSpan(complete, eventEnd));
+                    tap = tap.Feed(buffer.AsSpan(complete, eventEnd));
                     capture?.Append(buffer.AsSpan(complete, eventEnd));
                     complete += eventEnd;
                 }

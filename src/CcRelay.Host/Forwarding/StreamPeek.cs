@@ -26,7 +26,7 @@ internal static class StreamPeek
     /// event, whether the stream ended, and — when the hold after <c>message_start</c> ran out — the read still under
     /// way (its bytes land in <c>PendingBuffer</c>).
     /// </summary>
-    public static async Task<Peek> FirstEventAsync(Stream stream, CancellationToken cancellationToken)
+    public static async Task<Peek> FirstEventAsync(Stream stream, TimeProvider timeProvider, CancellationToken cancellationToken)
     {
         // pooled: every open stream peeks at about the same moment, and only the (small) prefix outlives this call
         var buffer = ArrayPool<byte>.Shared.Rent(1024);
@@ -53,7 +53,7 @@ internal static class StreamPeek
                     {
                         if (kind.IsMessageStart && heldSince == 0)
                         {
-                            heldSince = System.Diagnostics.Stopwatch.GetTimestamp();
+                            heldSince = timeProvider.GetTimestamp();
                         }
 
                         continue;
@@ -83,10 +83,10 @@ internal static class StreamPeek
                 else
                 {
                     // message_start is held: wait for the next event only so long, then commit what is here
-                    var left = MessageStartHold - System.Diagnostics.Stopwatch.GetElapsedTime(heldSince);
+                    var left = MessageStartHold - timeProvider.GetElapsedTime(heldSince);
                     var pendingBuffer = new byte[4096];
                     var pending = left > TimeSpan.Zero ? stream.ReadAsync(pendingBuffer, cancellationToken).AsTask() : null;
-                    if (pending is null || !await CompletesWithinAsync(pending, left, cancellationToken))
+                    if (pending is null || !await CompletesWithinAsync(pending, left, timeProvider, cancellationToken))
                     {
                         return new Peek(buffer[..length], null, false, pending ?? stream.ReadAsync(pendingBuffer, cancellationToken).AsTask(), pendingBuffer);
                     }
@@ -121,10 +121,10 @@ internal static class StreamPeek
     }
 
     /// <summary>Whether <paramref name="task"/> completes within <paramref name="limit"/> (false when the limit passes first).</summary>
-    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan limit, CancellationToken cancellationToken)
+    private static async Task<bool> CompletesWithinAsync(Task task, TimeSpan limit, TimeProvider timeProvider, CancellationToken cancellationToken)
     {
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var delay = Task.Delay(limit, timer.Token);
+        var delay = Task.Delay(limit, timeProvider, timer.Token);
         var first = await Task.WhenAny(task, delay);
         await timer.CancelAsync();
         return first == task || cancellationToken.IsCancellationRequested;

@@ -10,7 +10,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -133,7 +132,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
                     var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), PingInterval) : upstream;
-                    var peek = await StreamPeek.FirstEventAsync(stream, linked.Token);
+                    var peek = await StreamPeek.FirstEventAsync(stream, timeProvider, linked.Token);
                     attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;
                     if (peek.Ended && peek.Prefix.Length == 0)
@@ -266,7 +265,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
             if (record.Status >= 400)
             {
-                record.Ended(RequestResult.NewUpstreamStatus(record.Status, FSharpOption<string>.None), relayed: true);
+                record.Ended(RequestResult.OfUpstreamStatus(record.Status), relayed: true);
             }
 
             // :: Step 8: relay  Client ◄── Relay ◄── Upstream
@@ -323,7 +322,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         UsageTap tap,
         BodyCapture? capture)
     {
-        var answer = UsageModule.ofTap(tap);
+        var answer = AnswerUsage.OfTap(tap);
         Answered(snapshot, plan, record, answer);
         if (capture is not null)
         {
@@ -413,7 +412,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         }
 
         // Core decides whose side ended the copy: a failed write is the client leaving, never the upstream
-        var end = BodyEndModule.classify(new BodyFacts(read, write, context.RequestAborted.IsCancellationRequested));
+        var end = BodyEnd.Classify(new BodyFacts(read, write, context.RequestAborted.IsCancellationRequested));
         if (!end.IsCompleted)
         {
             // NOTE: the status line is gone already; ending the response normally would make a truncated
@@ -428,7 +427,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             await ResponseEnd.CompleteAsync(context.Response);
         }
 
-        var answer = UsageModule.ofJson(capture.Span);
+        var answer = AnswerUsage.OfJson(capture.Span);
         Answered(snapshot, plan, record, answer);
         if (record.Status >= 400 && end.IsCompleted)
         {

@@ -11,7 +11,7 @@ internal sealed class RequestTiming
 {
     private readonly TimeProvider _timeProvider;
     private readonly Lock _waitLock = new();
-    private Core.UpstreamWait _wait = Core.UpstreamWaitModule.none;
+    private Core.UpstreamWait _wait = Core.UpstreamWait.None;
 
     public RequestTiming(TimeProvider timeProvider, string requestId, HttpResponse response)
     {
@@ -41,7 +41,7 @@ internal sealed class RequestTiming
         {
             lock (_waitLock)
             {
-                return Core.UpstreamWaitModule.total(Elapsed, _wait);
+                return _wait.Total(Elapsed);
             }
         }
     }
@@ -53,7 +53,7 @@ internal sealed class RequestTiming
     {
         lock (_waitLock)
         {
-            _wait = Core.UpstreamWaitModule.start(Elapsed, _wait);
+            _wait = _wait.Start(Elapsed);
         }
     }
 
@@ -62,7 +62,7 @@ internal sealed class RequestTiming
     {
         lock (_waitLock)
         {
-            _wait = Core.UpstreamWaitModule.stop(Elapsed, _wait);
+            _wait = _wait.Stop(Elapsed);
         }
     }
 

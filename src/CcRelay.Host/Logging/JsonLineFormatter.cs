@@ -43,7 +43,9 @@ internal sealed class JsonLineFormatter() : ConsoleFormatter(FormatterName)
         writer.Reset(bytes);
         writer.WriteStartObject();
         Span<char> stamp = stackalloc char[24];
+#pragma warning disable RS0030 // an entry that is not a request line is stamped on the logging framework's wall clock, as the framework's own formatters do
         (line?.Timestamp ?? DateTime.UtcNow).TryFormat(stamp, out _, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+#pragma warning restore RS0030
         writer.WriteString("Timestamp", stamp);
         writer.WriteNumber("EventId", logEntry.EventId.Id);
         writer.WriteString("LogLevel", logEntry.LogLevel.ToString());

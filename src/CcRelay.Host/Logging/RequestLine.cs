@@ -24,7 +24,9 @@ internal sealed class RequestLine(RequestRecord record) : IReadOnlyList<KeyValue
     ];
 
     /// <summary>The line's time (UTC): when its request ended, else when the line was made.</summary>
+#pragma warning disable RS0030 // a line with no request end is stamped on the logging framework's wall clock, as every other log entry is
     public DateTime Timestamp { get; } = record.EndedAt == default ? DateTime.UtcNow : record.EndedAt;
+#pragma warning restore RS0030
 
     /// <summary>The text line (the template's fields in a row), as the text formatter writes it.</summary>
     public static Func<RequestLine, Exception?, string> Format { get; } = static (line, _) => line.ToString();

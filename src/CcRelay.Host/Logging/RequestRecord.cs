@@ -55,11 +55,11 @@ internal sealed class RequestRecord
     /// </summary>
     public void Ended(RequestResult result, bool relayed = false)
     {
-        Result = RequestResultModule.wireName(result);
-        ErrorType = RequestResultModule.errorType(result)?.Value;
-        if (!relayed && RequestResultModule.status(result) is { } status)
+        Result = result.WireName;
+        ErrorType = result.ClientErrorType;
+        if (!relayed && result.RelayStatus is { } status)
         {
-            Status = status.Value;
+            Status = status;
         }
     }
 

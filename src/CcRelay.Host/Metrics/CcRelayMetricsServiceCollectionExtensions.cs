@@ -30,7 +30,7 @@ public static class CcRelayMetricsServiceCollectionExtensions
         services.AddMetrics(metrics => metrics
             .EnableMetrics(RelayMetrics.MeterName, instrumentName: null, listenerName: null, scopes: MeterScope.Local)
             .EnableMetrics(ProcessMetrics.MeterName, instrumentName: null, listenerName: null, scopes: MeterScope.Local));
-        services.AddSingleton(sp => new RelayMetrics(sp.GetRequiredService<IMeterFactory>(), config.Metrics.MaxModelLabels));
+        services.AddSingleton(sp => new RelayMetrics(sp.GetRequiredService<IMeterFactory>(), config.Metrics.MaxModelLabels, sp.GetService<TimeProvider>()));
         services.AddSingleton(sp => new ProcessMetrics(sp.GetRequiredService<IMeterFactory>()));
         if (config.Metrics.Enabled)
         {

@@ -67,13 +67,18 @@ public sealed class RelayMetrics
     // guarded by _readingLock: where provider state comes from, its last reading, when it was taken, which gauges had it
     private Func<IReadOnlyList<ProviderStatus>>? _providers;
     private IReadOnlyList<ProviderStatus>? _reading;
+    private readonly TimeProvider _timeProvider;
     private long _readAt;
     private int _readBy;
 
-    /// <summary>Creates the instruments on the <c>CcRelay</c> meter of <paramref name="meterFactory"/>.</summary>
-    public RelayMetrics(IMeterFactory meterFactory, int maxModelLabels = 100)
+    /// <summary>
+    /// Creates the instruments on the <c>CcRelay</c> meter of <paramref name="meterFactory"/>; the gauges' reading
+    /// ages on <paramref name="timeProvider"/> (null for <see cref="TimeProvider.System"/>).
+    /// </summary>
+    public RelayMetrics(IMeterFactory meterFactory, int maxModelLabels = 100, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
+        _timeProvider = timeProvider ?? TimeProvider.System;
         var meter = meterFactory.Create(new MeterOptions(MeterName));
         Meter = meter;
         MaxModelLabels = maxModelLabels;
@@ -291,8 +296,8 @@ public sealed class RelayMetrics
     {
         lock (_readingLock)
         {
-            var now = Stopwatch.GetTimestamp();
-            if (_reading is null || (_readBy & gauge) != 0 || Stopwatch.GetElapsedTime(_readAt, now) > ReadingMaxAge)
+            var now = _timeProvider.GetTimestamp();
+            if (_reading is null || (_readBy & gauge) != 0 || _timeProvider.GetElapsedTime(_readAt, now) > ReadingMaxAge)
             {
                 _reading = _providers?.Invoke() ?? [];
                 _readAt = now;

@@ -74,7 +74,7 @@ internal static class RelayTracing
         if (activity is { IsAllDataRequested: true })
         {
             activity.SetTag("gen_ai.operation.name", operation);
-            activity.SetTag("gen_ai.system", ProviderTypeModule.wireName(plan.Provider.Type));
+            activity.SetTag("gen_ai.system", plan.Provider.Type.WireName);
             activity.SetTag("gen_ai.request.model", plan.UpstreamModel);
             activity.SetTag("server.address", plan.Url.Host);
             activity.SetTag("server.port", plan.Url.Port);
@@ -196,7 +196,7 @@ internal static class RelayTracing
         if (answer.Usage?.Value is { } usage)
         {
             // GenAI semantic conventions count the whole prompt as input
-            activity.SetTag("gen_ai.usage.input_tokens", UsageModule.promptTokens(usage));
+            activity.SetTag("gen_ai.usage.input_tokens", usage.PromptTokens);
             activity.SetTag("gen_ai.usage.output_tokens", usage.OutputTokens);
             activity.SetTag("gen_ai.usage.cache_read.input_tokens", usage.CacheReadTokens);
             activity.SetTag("gen_ai.usage.cache_creation.input_tokens", usage.CacheWriteTokens);

@@ -68,9 +68,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
             // reload it is almost always an editor caught between truncating and writing. Applying it would
             // silently reroute every request, so a reload refuses it and keeps the running config.
             var load = IsBlank(path)
-                ? ConfigLoad.NewInvalid(
-                    ListModule.OfSeq([ConfigIssue.Unplaced("(document)", "the file is empty (is it still being written?); an empty config is accepted only at start-up")]),
-                    FSharpList<ConfigIssue>.Empty)
+                ? ConfigLoad.Failed([ConfigIssue.Unplaced("(document)", "the file is empty (is it still being written?); an empty config is accepted only at start-up")])
                 : ConfigFile.Load(path, _options.Environment);
             if (load is ConfigLoad.Invalid invalid)
             {
@@ -79,7 +77,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
             else
             {
                 var loaded = (ConfigLoad.Loaded)load;
-                var next = ConfigOverridesModule.apply(_options.Overrides, loaded.Config);
+                var next = _options.Overrides.Apply(loaded.Config);
                 var running = _state.Current.Config;
                 var changes = ConfigDiff.between(running, next).ToArray();
                 if (changes.Length > 0)

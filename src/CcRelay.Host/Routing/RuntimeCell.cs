@@ -46,7 +46,7 @@ public sealed class RuntimeCell
             var next = transition(before);
             if (ReferenceEquals(Interlocked.CompareExchange(ref _runtime, next.Runtime, before), before))
             {
-                // NOTE: not foreach: an FSharpList enumerator is an allocation, and the list is nearly always empty
+                // NOTE: not foreach: an F# list's enumerator is an allocation, and the list is nearly always empty
                 for (var effects = next.Effects; !effects.IsEmpty; effects = effects.Tail)
                 {
                     LogEffect(effects.Head);

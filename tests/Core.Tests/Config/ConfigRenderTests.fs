@@ -144,6 +144,10 @@ otel:
   protocol: grpc
   service_name: "cc-relay"
   propagate_trace_context: false
+grpc:
+  enabled: false
+  listen: "127.0.0.1:8788"
+  auth_token: null
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)

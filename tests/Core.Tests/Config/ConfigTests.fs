@@ -877,7 +877,7 @@ let ``an unknown key far from any known one gets no suggestion`` () =
     Assert.Equal("unknown key, ignored", (Assert.Single warnings).Message)
 
 [<Fact>]
-let ``each accepted but not effective section warns once; routing and health are effective`` () =
+let ``each accepted but not effective section warns once; routing, health and grpc are effective`` () =
     let document =
         map 1 [
             "routing", map 2 [ "strategy", plain 3 "failover"; "failover_timeout", plain 4 "5000" ]
@@ -888,9 +888,8 @@ let ``each accepted but not effective section warns once; routing and health are
         ]
 
     let _, warnings = load document |> loaded
-    // metrics is effective now: no warning for it
-    // metrics, routing and health are effective now; grpc and cache are not
-    Assert.Equal<string list>([ "grpc"; "cache" ], paths warnings)
+    // metrics, routing, health and grpc are effective now; cache is not
+    Assert.Equal<string list>([ "cache" ], paths warnings)
     Assert.All(warnings, fun w -> Assert.Equal("accepted but not effective in this version", w.Message))
 
 [<Fact>]

@@ -287,7 +287,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         var names = new SubjectAlternativeNameBuilder();
         names.AddIpAddress(IPAddress.Loopback);
         request.CertificateExtensions.Add(names.Build());
-        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        using var created = request.CreateSelfSigned(TimeProvider.System.GetUtcNow().AddMinutes(-5), TimeProvider.System.GetUtcNow().AddHours(1));
         // exported and re-imported so that Kestrel on Linux gets a certificate with a usable private key
         return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx), null);
     }
@@ -306,7 +306,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         {
             Scopes.AddRange(requestContext.Scopes);
             var n = Interlocked.Increment(ref _issued);
-            return ValueTask.FromResult(new AccessToken("entra-" + n, DateTimeOffset.UtcNow + lifetimes[Math.Min(n, lifetimes.Length) - 1]));
+            return ValueTask.FromResult(new AccessToken("entra-" + n, TimeProvider.System.GetUtcNow() + lifetimes[Math.Min(n, lifetimes.Length) - 1]));
         }
     }
 }

@@ -6,7 +6,7 @@ namespace CcRelay.Host.Tests.Configuration;
 /// <summary>examples/config.yaml: it covers the schema and loads as it is.</summary>
 public sealed class ExampleConfigTests
 {
-    private static readonly string[] AcceptedNotEffective = ["grpc", "cache"];
+    private static readonly string[] AcceptedNotEffective = ["cache"];
 
     /// <summary>Finds examples/config.yaml by walking up from the test binaries to the repository root.</summary>
     private static string ExamplePath()

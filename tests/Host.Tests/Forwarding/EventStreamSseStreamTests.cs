@@ -100,7 +100,7 @@ public sealed class EventStreamSseStreamTests
                 return first.Length;
             }
 
-            await Task.Delay(Timeout.Infinite, cancellationToken);
+            await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
             return 0;
         }
 

@@ -199,7 +199,7 @@ public sealed class RequestLineTests
             var random = new Random(20261122);
             var expected = new List<(RequestLine? Line, string? Message)>[] { [], [] };
             var file = 0;
-            var before = DateTime.UtcNow;
+            var before = TimeProvider.System.GetUtcNow().UtcDateTime;
 
             // Act: request lines among other lines, in runs, with the file switched now and then
             for (var i = 0; i < 3_000; i++)
@@ -225,7 +225,7 @@ public sealed class RequestLineTests
             }
 
             provider.Flush();
-            var after = DateTime.UtcNow;
+            var after = TimeProvider.System.GetUtcNow().UtcDateTime;
 
             // Assert: each file holds its lines in order; request lines byte for byte
             for (var f = 0; f < 2; f++)

@@ -111,7 +111,7 @@ public sealed class FailoverTests : TwoUpstreamTests
     public async Task ProviderASendsNoHeadersWithinFirstByteTimeout_ClientGetsProviderBsAnswer()
     {
         // Arrange
-        A.Handler = async context => await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+        A.Handler = async context => await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, context.RequestAborted);
         await using var relay = await TwoProvidersAsync(firstByteTimeoutMs: 300);
 
         // Act
@@ -374,7 +374,7 @@ public sealed class FailoverTests : TwoUpstreamTests
         {
             try
             {
-                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+                await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, context.RequestAborted);
             }
             catch (OperationCanceledException)
             {
@@ -410,7 +410,7 @@ public sealed class FailoverTests : TwoUpstreamTests
         {
             try
             {
-                await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+                await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, context.RequestAborted);
             }
             catch (OperationCanceledException)
             {
@@ -615,7 +615,7 @@ public sealed class FailoverTests : TwoUpstreamTests
         {
             context.Response.Headers["anthropic-ratelimit-requests-limit"] = "50";
             context.Response.Headers["anthropic-ratelimit-requests-remaining"] = "0";
-            context.Response.Headers["anthropic-ratelimit-requests-reset"] = DateTimeOffset.UtcNow.AddSeconds(60).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers["anthropic-ratelimit-requests-reset"] = TimeProvider.System.GetUtcNow().AddSeconds(60).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             return Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         };
         await using var relay = await RelayAsync([TestConfig.Provider("a", A.BaseUrl, keys: ["key-one", "key-two"])]);

@@ -1,0 +1,134 @@
+namespace CcRelay.Core
+
+open System
+
+/// One completed request, as the statistics window keeps it.
+type RequestSample = {
+    /// When it ended, on the relay's monotonic clock.
+    At: TimeSpan
+    /// The provider that answered (or was last tried); `none` when none was chosen.
+    Provider: string
+    /// The status the client got.
+    Status: int
+    /// `RequestStats.errorClass`; empty on success.
+    ErrorClass: string
+    /// Start to last byte.
+    LatencyMs: float
+    /// Start to the upstream's response headers; negative when none came.
+    TtfbMs: float
+    InputTokens: int64
+    OutputTokens: int64
+    CostUsd: decimal
+}
+
+/// Nearest-rank percentiles of a set of durations, in ms (0 when the set is empty).
+type Percentiles = { P50: float; P95: float; P99: float }
+
+/// One provider's traffic over the window.
+type ProviderWindow = {
+    Provider: string
+    Requests: int
+    RequestsPerSecond: float
+    Errors: int
+    /// Errors per second by `errorClass`, by class name.
+    ErrorsPerSecond: (string * float) list
+    Latency: Percentiles
+    /// Over the requests that got response headers.
+    Ttfb: Percentiles
+    InputTokens: int64
+    OutputTokens: int64
+    CostUsd: decimal
+}
+
+/// Sliding-window statistics of completed requests (`WatchStats`). Pure: the host keeps the samples and
+/// passes them with `now`; a sample belongs to the window while it is younger than the window.
+[<RequireQualifiedAccess>]
+module RequestStats =
+
+    /// The default window.
+    let defaultWindow: TimeSpan = TimeSpan.FromSeconds 60.0
+
+    /// The class of a failed request, from the status the client got and the result's wire name
+    /// (`RequestResult.wireName`); empty for a success. A client that left is `client_aborted` whatever
+    /// its status.
+    let errorClass (status: int) (result: string) : string =
+        if result = "client_aborted" then
+            "client_aborted"
+        elif status < 400 && result = "ok" then
+            ""
+        elif status = 429 then
+            "rate_limit"
+        elif status = 529 || status = 503 then
+            "overloaded"
+        elif status = 504 || status = 408 || result = "timeout_error" then
+            "timeout"
+        elif status = 401 || status = 403 then
+            "auth"
+        elif status >= 500 || status < 400 then
+            "server"
+        else
+            "client"
+
+    /// Whether a sample is in the window ending at `now`: younger than `window` (a sample exactly `window`
+    /// old is forgotten), and not from the future.
+    let inWindow (now: TimeSpan) (window: TimeSpan) (sample: RequestSample) : bool =
+        sample.At <= now && now - sample.At < window
+
+    /// The nearest-rank `q` percentile (0 < q <= 1) of ascending values: the smallest value with at least
+    /// `q` of all values at or below it. 0 for no values.
+    let percentile (q: float) (sorted: float array) : float =
+        if sorted.Length = 0 then
+            0.0
+        else
+            let rank = int (Math.Ceiling(q * float sorted.Length - 1e-9))
+            sorted[(max 1 (min sorted.Length rank)) - 1]
+
+    let private percentiles (values: float array) : Percentiles =
+        let sorted = Array.sort values
+
+        {
+            P50 = percentile 0.50 sorted
+            P95 = percentile 0.95 sorted
+            P99 = percentile 0.99 sorted
+        }
+
+    /// Per provider (by name), the window ending at `now`. Rates are per second over the window, or over
+    /// `elapsed` (how long the relay has run) while that is shorter, and at least one second.
+    let summarize
+        (now: TimeSpan)
+        (window: TimeSpan)
+        (elapsed: TimeSpan)
+        (samples: RequestSample seq)
+        : ProviderWindow list =
+        let seconds = max 1.0 (min window.TotalSeconds elapsed.TotalSeconds)
+
+        samples
+        |> Seq.filter (inWindow now window)
+        |> Seq.groupBy _.Provider
+        |> Seq.sortBy fst
+        |> Seq.map (fun (provider, group) ->
+            let group = Array.ofSeq group
+            let errors = group |> Array.filter (fun s -> s.ErrorClass <> "")
+
+            {
+                Provider = provider
+                Requests = group.Length
+                RequestsPerSecond = float group.Length / seconds
+                Errors = errors.Length
+                ErrorsPerSecond =
+                    errors
+                    |> Array.countBy _.ErrorClass
+                    |> Array.sortBy fst
+                    |> Array.map (fun (c, n) -> c, float n / seconds)
+                    |> List.ofArray
+                Latency = group |> Array.map _.LatencyMs |> percentiles
+                Ttfb =
+                    group
+                    |> Array.filter (fun s -> s.TtfbMs >= 0.0)
+                    |> Array.map _.TtfbMs
+                    |> percentiles
+                InputTokens = group |> Array.sumBy _.InputTokens
+                OutputTokens = group |> Array.sumBy _.OutputTokens
+                CostUsd = group |> Array.sumBy _.CostUsd
+            })
+        |> List.ofSeq

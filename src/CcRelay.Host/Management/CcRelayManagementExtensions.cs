@@ -1,0 +1,42 @@
+using CcRelay.Host.Routing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace CcRelay.Host.Management;
+
+/// <summary>Registers and maps the gRPC management API (<c>grpc:</c>; docs/management.md).</summary>
+public static class CcRelayManagementExtensions
+{
+    /// <summary>
+    /// Adds gRPC with the token check on every call, health checking (<c>grpc.health.v1</c>), reflection and
+    /// the <see cref="RequestFeed"/> the relay records completed requests into. Call after <c>AddCcRelay</c>.
+    /// </summary>
+    public static IServiceCollection AddCcRelayManagement(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddSingleton(sp => new RequestFeed(sp.GetRequiredService<RuntimeCell>()));
+        services.AddSingleton<ManagementAuthInterceptor>();
+        services.AddGrpc(grpc =>
+        {
+            grpc.Interceptors.Add<ManagementAuthInterceptor>();
+            grpc.EnableDetailedErrors = false;
+        });
+        // checked on each call (no publisher cache: a Check right after start answers the truth)
+        services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
+            .Add(new HealthCheckRegistration("providers", sp => new ProvidersHealthCheck(sp.GetRequiredService<RuntimeCell>()), HealthStatus.Unhealthy, null));
+        services.AddGrpcReflection();
+        return services;
+    }
+
+    /// <summary>Maps the management service, health and reflection (served only on the management listener).</summary>
+    public static IEndpointRouteBuilder MapCcRelayManagement(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        endpoints.MapGrpcService<RelayManagementService>();
+        endpoints.MapGrpcHealthChecksService();
+        endpoints.MapGrpcReflectionService();
+        return endpoints;
+    }
+}

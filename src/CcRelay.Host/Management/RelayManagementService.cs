@@ -1,0 +1,195 @@
+using CcRelay.Core;
+using CcRelay.Host.Reload;
+using CcRelay.Host.Routing;
+using CcRelay.Management.V1;
+using Grpc.Core;
+using Microsoft.FSharp.Collections;
+using Status = CcRelay.Management.V1.Status;
+
+namespace CcRelay.Host.Management;
+
+/// <summary>
+/// The <c>ccrelay.v1.RelayManagement</c> service: reads the live runtime and snapshot, asks Core for the views
+/// and decisions (<see cref="Core.Management"/>, <see cref="RequestStats"/>), applies transitions through the
+/// <see cref="RuntimeCell"/>. Never answers with a secret: keys are key ids, the config is rendered redacted.
+/// </summary>
+internal sealed class RelayManagementService(
+    RelayState state,
+    RuntimeCell runtime,
+    ConfigReloader reloader,
+    RequestFeed feed,
+    CcRelayOptions options,
+    TimeProvider timeProvider) : RelayManagement.RelayManagementBase
+{
+    private readonly DateTimeOffset _started = timeProvider.GetUtcNow() - runtime.Now;
+
+    public override Task<Status> GetStatus(GetStatusRequest request, ServerCallContext context)
+    {
+        var now = runtime.Now;
+        var current = runtime.Current;
+        var providers = Core.Management.providers(current, now);
+        return Task.FromResult(new Status
+        {
+            Version = RelayInfo.Version,
+            UptimeMs = (long)now.TotalMilliseconds,
+            StartedUnixMs = _started.ToUnixTimeMilliseconds(),
+            ConfigGeneration = current.Policy.Version,
+            ConfigPath = options.ConfigPath is { } path ? Path.GetFullPath(path) : "",
+            ConfigSource = options.ConfigSource ?? "built-in default",
+            RoutingStrategy = RoutingStrategyModule.wireName(current.Policy.Config.Routing.Strategy),
+            ProvidersTotal = providers.Length,
+            ProvidersUp = providers.Count(p => p.Up),
+            Totals = feed.Totals(),
+        });
+    }
+
+    public override Task<ListProvidersResponse> ListProviders(ListProvidersRequest request, ServerCallContext context)
+    {
+        var response = new ListProvidersResponse();
+        response.Providers.AddRange(Core.Management.providers(runtime.Current, runtime.Now).Select(ManagementViews.Provider));
+        return Task.FromResult(response);
+    }
+
+    public override Task<SetProviderEnabledResponse> SetProviderEnabled(SetProviderEnabledRequest request, ServerCallContext context)
+    {
+        var change = runtime.Transition(current => Core.Management.setEnabled(current, request.Name, request.Enabled));
+        if (change.IsUnknownProvider)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no provider is named \"{request.Name}\""));
+        }
+
+        if (change.IsDisabledInConfig)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, $"provider \"{request.Name}\" is disabled in the config (enabled: false, or no usable key); change the config and reload"));
+        }
+
+        var view = Core.Management.providers(runtime.Current, runtime.Now).First(p => p.Name == request.Name);
+        return Task.FromResult(new SetProviderEnabledResponse
+        {
+            Changed = ((OperatorChange.Done)change).Changed,
+            Provider = ManagementViews.Provider(view),
+        });
+    }
+
+    public override Task<ListKeysResponse> ListKeys(ListKeysRequest request, ServerCallContext context)
+    {
+        var current = runtime.Current;
+        if (request.Provider.Length > 0 && !current.Policy.Config.Providers.Any(p => p.Name == request.Provider))
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no provider is named \"{request.Provider}\""));
+        }
+
+        var response = new ListKeysResponse();
+        response.Keys.AddRange(Core.Management.keys(current, runtime.Now, request.Provider).Select(ManagementViews.Key));
+        return Task.FromResult(response);
+    }
+
+    public override Task<ReloadConfigResponse> ReloadConfig(ReloadConfigRequest request, ServerCallContext context)
+    {
+        if (options.ConfigPath is null)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, "the relay runs the built-in default config (no config file), so there is nothing to reload"));
+        }
+
+        ReloadResult result;
+        try
+        {
+            result = reloader.Reload("grpc");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, Redact.scrub(state.Current.Secrets, e.Message)));
+        }
+
+        // issues are shown as the reloader logs them: the running config's secrets (and the new one's) scrubbed
+        var secrets = ListModule.OfSeq(state.Current.Secrets);
+        var response = new ReloadConfigResponse
+        {
+            Outcome = result.Outcome switch
+            {
+                ReloadOutcome.Applied => "applied",
+                ReloadOutcome.Unchanged => "unchanged",
+                _ => "rejected",
+            },
+            ConfigGeneration = runtime.Current.Policy.Version,
+        };
+        response.Changes.AddRange(result.Changes.Select(c => Redact.scrub(secrets, ConfigDiff.describe(ListModule.OfSeq([c])))));
+        response.Errors.AddRange(result.Errors.Select(e => ManagementViews.Issue(secrets, e)));
+        response.Warnings.AddRange(result.Warnings.Select(w => ManagementViews.Issue(secrets, w)));
+        return Task.FromResult(response);
+    }
+
+    public override Task<GetConfigResponse> GetConfig(GetConfigRequest request, ServerCallContext context) =>
+        Task.FromResult(new GetConfigResponse
+        {
+            Yaml = ConfigRender.toYaml(state.Current.Config),
+            ConfigGeneration = runtime.Current.Policy.Version,
+        });
+
+    public override async Task WatchRequests(WatchRequestsRequest request, IServerStreamWriter<CompletedRequest> responseStream, ServerCallContext context)
+    {
+        using var subscription = feed.Subscribe(request.Provider);
+        var cancel = context.CancellationToken;
+        try
+        {
+            // headers now, so a client knows it is subscribed before the first request completes
+            await context.WriteResponseHeadersAsync([]);
+            while (await subscription.Reader.WaitToReadAsync(cancel))
+            {
+                while (subscription.Reader.TryRead(out var message))
+                {
+                    await responseStream.WriteAsync(message, cancel);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // the client ended the stream
+        }
+    }
+
+    public override async Task WatchStats(WatchStatsRequest request, IServerStreamWriter<Stats> responseStream, ServerCallContext context)
+    {
+        var interval = TimeSpan.FromMilliseconds(request.IntervalMs == 0 ? 1000 : Math.Max(100, request.IntervalMs));
+        var window = request.WindowMs == 0 ? RequestStats.defaultWindow : TimeSpan.FromMilliseconds(request.WindowMs);
+        if (window < TimeSpan.FromSeconds(1) || window > RequestFeed.MaxWindow)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, $"window_ms must be 1000 to {(long)RequestFeed.MaxWindow.TotalMilliseconds}, got {request.WindowMs}"));
+        }
+
+        var cancel = context.CancellationToken;
+        using var timer = new PeriodicTimer(interval, timeProvider);
+        try
+        {
+            do
+            {
+                await responseStream.WriteAsync(StatsNow(window), cancel);
+            }
+            while (await timer.WaitForNextTickAsync(cancel));
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // the client ended the stream
+        }
+    }
+
+    private Stats StatsNow(TimeSpan window)
+    {
+        var now = runtime.Now;
+        var current = runtime.Current;
+        var windows = RequestStats.summarize(now, window, now, feed.Samples(now)).ToDictionary(w => w.Provider, StringComparer.Ordinal);
+        var stats = new Stats
+        {
+            UnixMs = timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
+            UptimeMs = (long)now.TotalMilliseconds,
+            WindowMs = (long)window.TotalMilliseconds,
+            ConfigGeneration = current.Policy.Version,
+            RoutingStrategy = RoutingStrategyModule.wireName(current.Policy.Config.Routing.Strategy),
+            Totals = feed.Totals(),
+            Dropped = feed.SamplesDropped,
+        };
+        stats.Providers.AddRange(Core.Management.providers(current, now)
+            .Select(view => ManagementViews.Stats(view, windows.GetValueOrDefault(view.Name))));
+        return stats;
+    }
+}

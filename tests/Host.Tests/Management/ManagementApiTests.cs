@@ -1,0 +1,273 @@
+using System.Net;
+using CcRelay.Core;
+using CcRelay.Host.Tests.Infrastructure;
+using CcRelay.Management.V1;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Microsoft.FSharp.Core;
+using HealthClient = Grpc.Health.V1.Health.HealthClient;
+
+namespace CcRelay.Host.Tests.Management;
+
+/// <summary>
+/// The gRPC management API against a real relay (grpc enabled on 127.0.0.1:0) and two fake upstreams, called
+/// with Grpc.Net.Client: every method, the token, the listener separation, and no secret in any answer.
+/// </summary>
+public sealed class ManagementApiTests : TwoUpstreamTests
+{
+    private const string Token = "mgmt-token-0123456789";
+    private const string SecretA = "sk-secret-key-of-a-0001";
+    private const string SecretB = "sk-secret-key-of-b-0002";
+
+    private static RelayConfig Config(FakeUpstream a, FakeUpstream b, string? token = Token) =>
+        TestConfig.Relay([
+            TestConfig.Provider("a", a.BaseUrl, keys: [SecretA], priority: 2),
+            TestConfig.Provider("b", b.BaseUrl, keys: [SecretB], priority: 1),
+        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), token is null ? FSharpOption<string>.None : FSharpOption<string>.Some(token)));
+
+    private static GrpcChannel Channel(RelayHost relay) => GrpcChannel.ForAddress(relay.Addresses[^1]);
+
+    private static Metadata Auth(string token = Token) => new() { { "authorization", "Bearer " + token } };
+
+    [Fact]
+    public async Task GetStatus_ListProviders_ListKeys_GetConfig_ShowTheLiveRelay_WithKeysOnlyAsIds()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using (var watch = client.WatchRequests(new WatchRequestsRequest(), Auth(), cancellationToken: cancel.Token))
+        {
+            // the request's record is complete once it is streamed: the totals below include it
+            await watch.ResponseHeadersAsync;
+            await SendAsync(relay);
+            Assert.True(await watch.ResponseStream.MoveNext(cancel.Token));
+        }
+
+        var status = await client.GetStatusAsync(new GetStatusRequest(), Auth());
+        var providers = await client.ListProvidersAsync(new ListProvidersRequest(), Auth());
+        var keys = await client.ListKeysAsync(new ListKeysRequest { Provider = "a" }, Auth());
+        var config = await client.GetConfigAsync(new GetConfigRequest(), Auth());
+
+        Assert.Equal(RelayInfo.Version, status.Version);
+        Assert.Equal(1, status.ConfigGeneration);
+        Assert.Equal("failover", status.RoutingStrategy);
+        Assert.Equal(2, status.ProvidersTotal);
+        Assert.Equal(2, status.ProvidersUp);
+        Assert.Equal(1, status.Totals.Requests);
+        Assert.Equal(3, status.Totals.InputTokens);
+        Assert.Equal(["a", "b"], providers.Providers.Select(p => p.Name));
+        var a = providers.Providers[0];
+        Assert.Equal("closed", a.Circuit);
+        Assert.True(a.Up);
+        Assert.Equal("unknown", a.Probe);
+        Assert.Equal([KeyId.ofSecret(SecretA)], a.Keys.Select(k => k.KeyId));
+        Assert.Equal([KeyId.ofSecret(SecretA)], keys.Keys.Select(k => k.KeyId));
+        Assert.Contains("key_id: \"" + KeyId.ofSecret(SecretA) + "\"", config.Yaml, StringComparison.Ordinal);
+        Assert.Contains("auth_token: \"<redacted>\"", config.Yaml, StringComparison.Ordinal);
+
+        // no answer carries a secret
+        foreach (var message in new IMessage[] { status, providers, keys, config })
+        {
+            var json = JsonFormatter.Default.Format(message);
+            Assert.DoesNotContain(SecretA, json, StringComparison.Ordinal);
+            Assert.DoesNotContain(SecretB, json, StringComparison.Ordinal);
+            Assert.DoesNotContain(Token, json, StringComparison.Ordinal);
+        }
+
+        var missing = await Assert.ThrowsAsync<RpcException>(() => client.ListKeysAsync(new ListKeysRequest { Provider = "nope" }, Auth()).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task EveryCall_WithoutTheToken_OrWithAWrongOne_IsUnauthenticated_HealthAndReflectionIncluded()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        var health = new HealthClient(channel);
+
+        var none = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(new GetStatusRequest()).ResponseAsync);
+        var wrong = await Assert.ThrowsAsync<RpcException>(() => client.ListProvidersAsync(new ListProvidersRequest(), Auth("nope")).ResponseAsync);
+        var healthNone = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new HealthCheckRequest()).ResponseAsync);
+        using var stream = client.WatchRequests(new WatchRequestsRequest());
+        var streamNone = await Assert.ThrowsAsync<RpcException>(() => stream.ResponseStream.MoveNext());
+
+        Assert.All([none, wrong, healthNone, streamNone], e => Assert.Equal(StatusCode.Unauthenticated, e.StatusCode));
+        Assert.DoesNotContain(Token, none.Status.Detail, StringComparison.Ordinal);
+        var serving = await health.CheckAsync(new HealthCheckRequest(), Auth());
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, serving.Status);
+    }
+
+    [Fact]
+    public async Task WithoutAToken_OnLoopback_CallsNeedNoAuthorization_AndTheApiIsOnlyOnItsOwnListener()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B, token: null));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+
+        var status = await client.GetStatusAsync(new GetStatusRequest());
+        Assert.Equal(2, status.ProvidersTotal);
+
+        // the relay's routes are not on the management listener, and the API is not on the relay's
+        using var http2 = new HttpClient { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var models = await http2.GetAsync(new Uri(relay.Addresses[^1], "/v1/models"));
+        Assert.Equal(HttpStatusCode.NotFound, models.StatusCode);
+        using var onRelay = await relay.Client.PostAsync("/ccrelay.v1.RelayManagement/GetStatus", new ByteArrayContent([]));
+        Assert.Equal(HttpStatusCode.NotFound, onRelay.StatusCode);
+    }
+
+    [Fact]
+    public async Task SetProviderEnabled_False_SendsTrafficElsewhere_AndTrue_BringsItBack()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+
+        var disabled = await client.SetProviderEnabledAsync(new SetProviderEnabledRequest { Name = "a", Enabled = false }, Auth());
+        var again = await client.SetProviderEnabledAsync(new SetProviderEnabledRequest { Name = "a", Enabled = false }, Auth());
+        var whileDisabled = await SendAsync(relay);
+        var enabled = await client.SetProviderEnabledAsync(new SetProviderEnabledRequest { Name = "a", Enabled = true }, Auth());
+        var afterwards = await SendAsync(relay);
+
+        Assert.True(disabled.Changed);
+        Assert.True(disabled.Provider.OperatorDisabled);
+        Assert.Equal("disabled", disabled.Provider.Circuit);
+        Assert.False(again.Changed);
+        Assert.Contains("from-b", whileDisabled, StringComparison.Ordinal);
+        Assert.True(enabled.Changed);
+        Assert.Equal("closed", enabled.Provider.Circuit);
+        Assert.Contains("from-a", afterwards, StringComparison.Ordinal);
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => client.SetProviderEnabledAsync(new SetProviderEnabledRequest { Name = "zz" }, Auth()).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task WatchRequests_StreamsEachCompletedRequest_WithItsKeyId_Status_AndTokens()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = client.WatchRequests(new WatchRequestsRequest(), Auth(), cancellationToken: cancel.Token);
+        await call.ResponseHeadersAsync; // subscribed
+
+        await SendAsync(relay);
+        Assert.True(await call.ResponseStream.MoveNext(cancel.Token));
+        var completed = call.ResponseStream.Current;
+
+        Assert.Equal("a", completed.Provider);
+        Assert.Equal("claude-sonnet-4-6", completed.Model);
+        Assert.Equal(KeyId.ofSecret(SecretA), completed.KeyId);
+        Assert.Equal(200, completed.Status);
+        Assert.Equal("ok", completed.Result);
+        Assert.Equal("", completed.ErrorClass);
+        Assert.Equal(3, completed.InputTokens);
+        Assert.Equal(2, completed.OutputTokens);
+        Assert.True(completed.LatencyMs > 0);
+        Assert.DoesNotContain(SecretA, JsonFormatter.Default.Format(completed), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task WatchStats_SendsOneMessagePerInterval_WithTheWindowPerProvider()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 429, """{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}""");
+        await SendAsync(relay); // a: 429 → b answers
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = client.WatchStats(new WatchStatsRequest { IntervalMs = 100 }, Auth(), cancellationToken: cancel.Token);
+
+        var messages = new List<Stats>();
+        while (messages.Count < 3 && await call.ResponseStream.MoveNext(cancel.Token))
+        {
+            messages.Add(call.ResponseStream.Current);
+        }
+
+        var last = messages[^1];
+        Assert.Equal(60_000, last.WindowMs);
+        Assert.True(messages[2].UptimeMs - messages[0].UptimeMs >= 150, "two intervals of 100 ms apart");
+        var b = last.Providers.Single(p => p.Name == "b");
+        Assert.Equal(1, b.Requests);
+        Assert.True(b.RequestsPerSecond > 0);
+        Assert.True(b.LatencyMs.P99 > 0);
+        Assert.Equal(3, b.InputTokens);
+        Assert.Equal([KeyId.ofSecret(SecretB)], b.Keys.Select(k => k.KeyId));
+        var a = last.Providers.Single(p => p.Name == "a");
+        Assert.Equal(0, a.Requests); // the request is counted where it ended
+        Assert.Equal(1, last.Totals.Requests);
+        var invalid = client.WatchStats(new WatchStatsRequest { WindowMs = 10 }, Auth());
+        var error = await Assert.ThrowsAsync<RpcException>(() => invalid.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task ReloadConfig_Invalid_AnswersTheLocatedErrors_AndKeepsTheRunningConfig_Valid_Applies()
+    {
+        var dir = Directory.CreateTempSubdirectory("ccrelay-grpc-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "cc-relay.yaml");
+            await File.WriteAllTextAsync(path, "providers: []\n");
+            await using var relay = await RelayHost.StartAsync(Config(A, B), configPath: path);
+            using var channel = Channel(relay);
+            var client = new RelayManagement.RelayManagementClient(channel);
+
+            await File.WriteAllTextAsync(path, $"""
+                providers:
+                  - name: a
+                    type: anthropic_compatible
+                    base_url: "{A.BaseUrl}"
+                    keys:
+                      - key: "sk-new-secret-in-file-9999"
+                        rpm_limit: -5
+                """);
+            var rejected = await client.ReloadConfigAsync(new ReloadConfigRequest(), Auth());
+            var stillRunning = await client.ListProvidersAsync(new ListProvidersRequest(), Auth());
+
+            await File.WriteAllTextAsync(path, $"""
+                providers:
+                  - name: a
+                    type: anthropic_compatible
+                    base_url: "{A.BaseUrl}"
+                    keys:
+                      - key: "{SecretA}"
+                """);
+            var applied = await client.ReloadConfigAsync(new ReloadConfigRequest(), Auth());
+            var status = await client.GetStatusAsync(new GetStatusRequest(), Auth());
+
+            Assert.Equal("rejected", rejected.Outcome);
+            var issue = Assert.Single(rejected.Errors);
+            Assert.Equal("providers[0].keys[0].rpm_limit", issue.Path);
+            Assert.Equal(7, issue.Line);
+            Assert.True(issue.Column > 0);
+            Assert.StartsWith("providers[0].keys[0].rpm_limit (line 7, column", issue.Text, StringComparison.Ordinal);
+            Assert.DoesNotContain("sk-new-secret-in-file-9999", JsonFormatter.Default.Format(rejected), StringComparison.Ordinal);
+            Assert.Equal(["a", "b"], stillRunning.Providers.Select(p => p.Name));
+            Assert.Equal(1, rejected.ConfigGeneration);
+
+            Assert.Equal("applied", applied.Outcome);
+            Assert.Equal(2, applied.ConfigGeneration);
+            Assert.Equal(2, status.ConfigGeneration);
+            Assert.Equal(path, status.ConfigPath);
+            Assert.Equal(1, status.ProvidersTotal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<string> SendAsync(RelayHost relay)
+    {
+        using var answer = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        return await answer.Content.ReadAsStringAsync();
+    }
+}
