@@ -9,8 +9,9 @@ namespace CcRelay.Bench.FakeUpstream;
 /// Paths: <c>/v1/messages</c> (Anthropic), <c>/model/{id}/invoke</c> and <c>/model/{id}/invoke-with-response-stream</c>
 /// (Bedrock: SigV4 checked, the stream as an AWS event stream), <c>…/publishers/anthropic/models/{m}:rawPredict</c> and
 /// <c>:streamRawPredict</c> (Vertex: bearer token checked, the stream as Anthropic SSE).
+/// Every answer waits first for the request's head delay, if its knobs ask for one (<see cref="HeadDelays"/>).
 /// </remarks>
-internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CloudChecks checks, CancellationToken stop)
+internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CloudChecks checks, HeadDelays delays, CancellationToken stop)
 {
     private byte[] _buffer = new byte[64 * 1024];
     private int _start;
@@ -67,6 +68,13 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
                 if (_start == _end)
                 {
                     _start = _end = 0;
+                }
+
+                // the realistic upstream: the answer's head leaves after head_min_us..head_max_us (knobs), seeded per lane
+                var headDelay = delays.Next(HeadDelays.Lane(target), knobs);
+                if (headDelay > TimeSpan.Zero)
+                {
+                    await Task.Delay(headDelay, stop);
                 }
 
                 if (refused is not null)
