@@ -390,6 +390,67 @@ done
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report -------------------------------------------------------------------------------------------------------
+# Per row: medians over runs of each target; relay ÷ nginx and relay − nginx within each run, their median, and a
+# distribution-free 95 % interval for the ratio (order statistics: [r_k, r_(n+1-k)], none below 6 runs).
+REPORT_JQ="$(cat <<'JQ'
+      def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+      def binom_cdf($n; $m): reduce range(0; $m + 1) as $i ({c: 1, s: 0}; .s += .c | .c = .c * ($n - $i) / ($i + 1)) | .s / pow(2; $n);
+      def k95($n): [range(1; $n + 1) | select(binom_cdf($n; . - 1) <= 0.025)] | if length == 0 then 0 else max end;
+      def ci: sort as $r | ($r | length) as $n | k95($n) as $k | if $k == 0 then null else [$r[$k - 1], $r[$n - $k]] end;
+      def f($d): if . == null then "–" else (. * pow(10; $d) | round / pow(10; $d) | tostring) end;
+      def val($rs; $t; $run; $key; $added):
+        ($rs | map(select(.target == $t and .run == $run)) | first | if . == null then null else .[$key] end) as $v
+        | if $added | not then $v
+          else ($rs | map(select(.target == "direct" and .run == $run)) | first | if . == null then null else .[$key] end) as $d
+               | if $v == null or $d == null then null else $v - $d end end;
+      def row($name; $test; $conns; $key; $added; $d):
+        map(select(.test == $test and ($conns == null or .conns == $conns))) as $rs
+        | if ($rs | length) == 0 then empty else
+          ([$rs[].run] | unique) as $runs
+          | (["direct", "nginx", "relay"] | map(. as $t | [$runs[] as $r | val($rs; $t; $r; $key; $added) | select(. != null)] | med)) as $m
+          | select($m | map(select(. != null)) | length > 0)
+          | [$runs[] as $r | {a: val($rs; "relay"; $r; $key; $added), b: val($rs; "nginx"; $r; $key; $added)} | select(.a != null and .b != null)] as $pairs
+          | ([$pairs[] | select(.b != 0) | .a / .b]) as $ratios
+          | ($ratios | ci) as $ci
+          | "| \($name) | \(if $added then "–" else ($m[0] | f($d)) end) | \($m[1] | f($d)) | \($m[2] | f($d)) | \(if ($ratios | length) == 0 then "–" else "**\($ratios | med | f(2))×**" + (if $ci == null then "" else " [\($ci[0] | f(2)), \($ci[1] | f(2))]" end) end) | \([$pairs[] | .a - .b] | med | if . == null then "–" else (if . >= 0 then "+" else "" end) + f($d) end) |"
+          end;
+      map(if .test == "rate" and .cpu_s_per_10k != null then .cpu_us = .cpu_s_per_10k * 100 else . end) as $all
+      | ([$all[] | select(.test == "throughput") | .conns] | unique) as $conns
+      | ($conns[] as $c | ($all | row("throughput req/s, wrk \($c) connections"; "throughput"; $c; "rps"; false; 0)),
+                          ($all | row("proxy CPU µs per request, wrk \($c) connections"; "throughput"; $c; "cpu_us_per_req"; false; 1)),
+                          ($all | row("latency p50 ms, wrk \($c) connections"; "throughput"; $c; "p50_ms"; false; 3))),
+        ($all | row("latency p50 ms, fixed rate"; "rate"; null; "p50_ms"; false; 3)),
+        ($all | row("latency p99 ms, fixed rate"; "rate"; null; "p99_ms"; false; 3)),
+        # with the realistic upstream every response says how long the upstream waited: latency less that wait ("net"),
+        # request by request, is what the path added to it; the added rows are computed from it then
+        ([$all[] | select(.test == "rate" and .net_p50_ms != null)] | length > 0) as $net
+        | ($all | row("latency less the upstream's own wait p50 ms, fixed rate"; "rate"; null; "net_p50_ms"; false; 3)),
+        ($all | row("latency less the upstream's own wait p99 ms, fixed rate"; "rate"; null; "net_p99_ms"; false; 3)),
+        ($all | row("added latency p50 ms, fixed rate\(if $net then " (net of the upstream's wait)" else "" end)"; "rate"; null; if $net then "net_p50_ms" else "p50_ms" end; true; 3)),
+        ($all | row("added latency p99 ms, fixed rate\(if $net then " (net of the upstream's wait)" else "" end)"; "rate"; null; if $net then "net_p99_ms" else "p99_ms" end; true; 3)),
+        ($all | row("added latency mean ms, fixed rate (net of the upstream's wait)"; "rate"; null; "net_mean_ms"; true; 3)),
+        ($all | row("proxy CPU µs per request, fixed rate"; "rate"; null; "cpu_us"; false; 1)),
+        ($all | row("time to first event p50 ms (request write → message_start read)"; "ttfb"; null; "ttfb_p50_ms"; false; 3)),
+        ($all | row("time to first event p99 ms"; "ttfb"; null; "ttfb_p99_ms"; false; 3)),
+        ($all | row("time to first event less the upstream's own wait p50 ms"; "ttfb"; null; "ttfb_net_p50_ms"; false; 3)),
+        ($all | row("time to first event less the upstream's own wait p99 ms"; "ttfb"; null; "ttfb_net_p99_ms"; false; 3)),
+        ([$all[] | select(.test == "ttfb" and .ttfb_net_p50_ms != null)] | length > 0) as $tnet
+        | ($all | row("added time to first event p50 ms\(if $tnet then " (net of the upstream's wait)" else "" end)"; "ttfb"; null; if $tnet then "ttfb_net_p50_ms" else "ttfb_p50_ms" end; true; 3)),
+        ($all | row("added time to first event p99 ms\(if $tnet then " (net of the upstream's wait)" else "" end)"; "ttfb"; null; if $tnet then "ttfb_net_p99_ms" else "ttfb_p99_ms" end; true; 3)),
+        ($all | row("first-event delay p50 ms (upstream write → client read)"; "ttfb"; null; "first_event_delay_p50_ms"; false; 3)),
+        ($all | row("first-event delay p99 ms"; "ttfb"; null; "first_event_delay_p99_ms"; false; 3)),
+        ($all | row("later events delay p50 ms (ttfb streams)"; "ttfb"; null; "later_event_delay_p50_ms"; false; 3)),
+        ($all | row("proxy CPU ms per stream (ttfb streams)"; "ttfb"; null; "cpu_ms_per_stream"; false; 3)),
+        ($all | row("per-event delay p50 ms (sse, many streams at once)"; "sse"; null; "p50_ms"; false; 3)),
+        ($all | row("per-event delay p99 ms (sse)"; "sse"; null; "p99_ms"; false; 3)),
+        ($all | row("events coalesced with the next % (sse)"; "sse"; null; "coalesced_pct"; false; 2)),
+        ($all | row("failed streams (sse)"; "sse"; null; "failed_streams"; false; 0)),
+        ($all | row("RSS idle after warm-up MB (hold)"; "hold"; null; "rss_idle_mb"; false; 1)),
+        ($all | row("RSS while holding the streams MB"; "hold"; null; "rss_hold_mb"; false; 1)),
+        ($all | row("RSS per open stream KB"; "hold"; null; "kb_per_stream"; false; 1)),
+        ($all | row("failed of the held streams"; "hold"; null; "failed_streams"; false; 0))
+JQ
+)"
 case "$MODE" in
     https) DESC="https upstream (TLS 1.2/1.3, HTTP/2 and HTTP/1.1 by ALPN; certificate from a throwaway CA, verified by both proxies) answering at once: JSON from nginx's fixed answer, SSE from FakeUpstream behind the TLS nginx" ;;
     realistic) DESC="plain-http upstream answering after realistic delays: FakeUpstream, each answer's head after a uniform draw in [$((REAL_HEAD_MIN_US / 1000)), $((REAL_HEAD_MAX_US / 1000))] ms (seed $SEED, the same sequence per target)" ;;
@@ -421,53 +482,7 @@ fi
     echo
     echo "| Metric | direct | nginx | relay | relay ÷ nginx | relay − nginx |"
     echo "|---|---:|---:|---:|---:|---:|"
-    jq -rs '
-      def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
-      def binom_cdf($n; $m): reduce range(0; $m + 1) as $i ({c: 1, s: 0}; .s += .c | .c = .c * ($n - $i) / ($i + 1)) | .s / pow(2; $n);
-      def k95($n): [range(1; $n + 1) | select(binom_cdf($n; . - 1) <= 0.025)] | if length == 0 then 0 else max end;
-      def ci: sort as $r | ($r | length) as $n | k95($n) as $k | if $k == 0 then null else [$r[$k - 1], $r[$n - $k]] end;
-      def f($d): if . == null then "–" else (. * pow(10; $d) | round / pow(10; $d) | tostring) end;
-      def val($rs; $t; $run; $key; $added):
-        ($rs | map(select(.target == $t and .run == $run)) | first | if . == null then null else .[$key] end) as $v
-        | if $added | not then $v
-          else ($rs | map(select(.target == "direct" and .run == $run)) | first | if . == null then null else .[$key] end) as $d
-               | if $v == null or $d == null then null else $v - $d end end;
-      def row($name; $test; $conns; $key; $added; $d):
-        map(select(.test == $test and ($conns == null or .conns == $conns))) as $rs
-        | if ($rs | length) == 0 then empty else
-          ([$rs[].run] | unique) as $runs
-          | (["direct", "nginx", "relay"] | map(. as $t | [$runs[] as $r | val($rs; $t; $r; $key; $added) | select(. != null)] | med)) as $m
-          | [$runs[] as $r | {a: val($rs; "relay"; $r; $key; $added), b: val($rs; "nginx"; $r; $key; $added)} | select(.a != null and .b != null)] as $pairs
-          | ([$pairs[] | select(.b != 0) | .a / .b]) as $ratios
-          | ($ratios | ci) as $ci
-          | "| \($name) | \(if $added then "–" else ($m[0] | f($d)) end) | \($m[1] | f($d)) | \($m[2] | f($d)) | \(if ($ratios | length) == 0 then "–" else "**\($ratios | med | f(2))×**" + (if $ci == null then "" else " [\($ci[0] | f(2)), \($ci[1] | f(2))]" end) end) | \([$pairs[] | .a - .b] | med | if . == null then "–" else (if . >= 0 then "+" else "" end) + f($d) end) |"
-          end;
-      map(if .test == "rate" and .cpu_s_per_10k != null then .cpu_us = .cpu_s_per_10k * 100 else . end) as $all
-      | ([$all[] | select(.test == "throughput") | .conns] | unique) as $conns
-      | ($conns[] as $c | ($all | row("throughput req/s, wrk \($c) connections"; "throughput"; $c; "rps"; false; 0)),
-                          ($all | row("proxy CPU µs per request, wrk \($c) connections"; "throughput"; $c; "cpu_us_per_req"; false; 1)),
-                          ($all | row("latency p50 ms, wrk \($c) connections"; "throughput"; $c; "p50_ms"; false; 3))),
-        ($all | row("latency p50 ms, fixed rate"; "rate"; null; "p50_ms"; false; 3)),
-        ($all | row("latency p99 ms, fixed rate"; "rate"; null; "p99_ms"; false; 3)),
-        ($all | row("added latency p50 ms, fixed rate"; "rate"; null; "p50_ms"; true; 3)),
-        ($all | row("added latency p99 ms, fixed rate"; "rate"; null; "p99_ms"; true; 3)),
-        ($all | row("proxy CPU µs per request, fixed rate"; "rate"; null; "cpu_us"; false; 1)),
-        ($all | row("time to first event p50 ms (request write → message_start read)"; "ttfb"; null; "ttfb_p50_ms"; false; 3)),
-        ($all | row("time to first event p99 ms"; "ttfb"; null; "ttfb_p99_ms"; false; 3)),
-        ($all | row("added time to first event p50 ms"; "ttfb"; null; "ttfb_p50_ms"; true; 3)),
-        ($all | row("first-event delay p50 ms (upstream write → client read)"; "ttfb"; null; "first_event_delay_p50_ms"; false; 3)),
-        ($all | row("first-event delay p99 ms"; "ttfb"; null; "first_event_delay_p99_ms"; false; 3)),
-        ($all | row("later events delay p50 ms (ttfb streams)"; "ttfb"; null; "later_event_delay_p50_ms"; false; 3)),
-        ($all | row("proxy CPU ms per stream (ttfb streams)"; "ttfb"; null; "cpu_ms_per_stream"; false; 3)),
-        ($all | row("per-event delay p50 ms (sse, many streams at once)"; "sse"; null; "p50_ms"; false; 3)),
-        ($all | row("per-event delay p99 ms (sse)"; "sse"; null; "p99_ms"; false; 3)),
-        ($all | row("events coalesced with the next % (sse)"; "sse"; null; "coalesced_pct"; false; 2)),
-        ($all | row("failed streams (sse)"; "sse"; null; "failed_streams"; false; 0)),
-        ($all | row("RSS idle after warm-up MB (hold)"; "hold"; null; "rss_idle_mb"; false; 1)),
-        ($all | row("RSS while holding the streams MB"; "hold"; null; "rss_hold_mb"; false; 1)),
-        ($all | row("RSS per open stream KB"; "hold"; null; "kb_per_stream"; false; 1)),
-        ($all | row("failed of the held streams"; "hold"; null; "failed_streams"; false; 0))
-    ' "$RESULTS"
+    jq -rs "$REPORT_JQ" "$RESULTS"
     echo
     echo "Errors: $(jq -rs '[.[] | select((.errors // 0) > 0 or (.failed_streams // 0) > 0) | "\(.test) run \(.run) \(.target): errors \(.errors // 0), failed streams \(.failed_streams // 0)\(if .first_failure then " (" + .first_failure + ")" else "" end)"] | if length == 0 then "none" else join("; ") end' "$RESULTS")"
     echo
