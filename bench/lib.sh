@@ -142,18 +142,20 @@ EOC
     PIDS+=($!)
 }
 
-# write_wrk_script DIR: DIR/post.lua, a wrk script sending the benchmark's Claude Code request (non-streaming)
+# write_wrk_script DIR [TEMPLATE [NAME]]: DIR/NAME.lua (post), a wrk script sending the benchmark's Claude Code request
+# (non-streaming) made from TEMPLATE (default: bench/payloads/messages.template.json)
 write_wrk_script() {
-    local h
-    sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$1/body.json"
+    local h name="${3:-post}" body="$1/body.json"
+    [[ $name == post ]] || body="$1/$name-body.json"
+    sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "${2:-$BENCH/payloads/messages.template.json}" >"$body"
     {
         echo 'wrk.method = "POST"'
-        echo "local f = io.open(\"$1/body.json\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
+        echo "local f = io.open(\"$body\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
         while IFS= read -r h; do
             [[ -z $h ]] && continue
             printf 'wrk.headers["%s"] = "%s"\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//; s/"/\\"/g')"
         done <"$BENCH/payloads/headers.txt"
-    } >"$1/post.lua"
+    } >"$1/$name.lua"
 }
 
 # ratio_summary FILE FIELD WHAT: over FILE's "round" lines, the median of the FIELDth value from the end (0 = last)
