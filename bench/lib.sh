@@ -142,18 +142,20 @@ EOC
     PIDS+=($!)
 }
 
-# write_wrk_script DIR: DIR/post.lua, a wrk script sending the benchmark's Claude Code request (non-streaming)
+# write_wrk_script DIR [TEMPLATE [NAME]]: DIR/NAME.lua (post), a wrk script sending the benchmark's Claude Code request
+# (non-streaming) made from TEMPLATE (default: bench/payloads/messages.template.json)
 write_wrk_script() {
-    local h
-    sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "$BENCH/payloads/messages.template.json" >"$1/body.json"
+    local h name="${3:-post}" body="$1/body.json"
+    [[ $name == post ]] || body="$1/$name-body.json"
+    sed -e 's/__STREAM__/false/' -e 's/__BENCH__//' "${2:-$BENCH/payloads/messages.template.json}" >"$body"
     {
         echo 'wrk.method = "POST"'
-        echo "local f = io.open(\"$1/body.json\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
+        echo "local f = io.open(\"$body\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"
         while IFS= read -r h; do
             [[ -z $h ]] && continue
             printf 'wrk.headers["%s"] = "%s"\n' "${h%%:*}" "$(echo "${h#*:}" | sed 's/^ *//; s/"/\\"/g')"
         done <"$BENCH/payloads/headers.txt"
-    } >"$1/post.lua"
+    } >"$1/$name.lua"
 }
 
 # ratio_summary FILE FIELD WHAT: over FILE's "round" lines, the median of the FIELDth value from the end (0 = last)
@@ -249,4 +251,82 @@ replace_generated_block() {
         $0 == begin { print; while ((getline line < block) > 0) print line; inside = 1; next }
         $0 == end { inside = 0 }
         !inside' "$3" >"$3.new" && mv "$3.new" "$3"
+}
+
+# ---- the path users take (bench/real-path.sh, paired.sh UPSTREAM=…): a TLS upstream and a realistic one ------------
+
+# make_test_tls DIR: a throwaway CA (DIR/ca.pem) and a server certificate for 127.0.0.1 (IP SAN, CN 127.0.0.1) it
+# signed (DIR/server.pem, DIR/server.key), ECDSA P-256, valid two days. Made at run time in the scratch directory,
+# never kept: the relay trusts the CA through SSL_CERT_FILE (its process only), nginx through
+# proxy_ssl_trusted_certificate; both verify the certificate and its name.
+make_test_tls() {
+    mkdir -p "$1"
+    (
+        cd "$1"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=cc-relay bench throwaway CA" -keyout ca.key -out ca.pem \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+            -keyout server.key -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" -days 2 \
+            -extfile server.ext -out server.pem
+        openssl verify -CAfile ca.pem server.pem
+        rm -f ca.key server.csr server.ext
+    ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; return 1; }
+}
+
+# The realistic upstream: the answer's head after 200-800 ms (uniform, FakeUpstream's seeded draw, the same sequence
+# for every lane), message_start and content_block_start in one write (as Anthropic's first events usually come).
+: "${REAL_HEAD_MIN_US:=200000}" "${REAL_HEAD_MAX_US:=800000}"
+
+# realistic_template SRC DST: the request template whose cc-bench knobs also ask for the realistic head delay.
+# The knobs the load tools write (deltas, interval_us, first_us) come first and win over the ones added here.
+realistic_template() {
+    sed "s/__BENCH__/__BENCH__,first_us=0,head_min_us=$REAL_HEAD_MIN_US,head_max_us=$REAL_HEAD_MAX_US/" "$1" >"$2"
+    grep -q "head_max_us=$REAL_HEAD_MAX_US" "$2" || { echo "realistic_template: no __BENCH__ in $1" >&2; return 1; }
+}
+
+# nginx_tls_check_log: http-level lines that log, to a TLS server's check log, only the requests whose user agent
+# starts with cc-bench-check (the protocol check pass), with the protocol each proxy spoke to the upstream.
+nginx_tls_check_log() {
+    cat <<'EOC'
+    log_format bench_check '$http_user_agent $server_protocol $ssl_protocol session_reused=$ssl_session_reused connection=$connection request_on_it=$connection_requests $request_uri';
+    map $http_user_agent $bench_check { ~^cc-bench-check 1; default 0; }
+EOC
+}
+
+# nginx_tls_server PORT TLS_DIR CHECK_LOG LOCATION: a server terminating TLS on 127.0.0.1:PORT (TLS 1.2/1.3; HTTP/2
+# and HTTP/1.1 by ALPN) with TLS_DIR's certificate; LOCATION: the directives of its `location /`
+nginx_tls_server() {
+    cat <<EOC
+    server {
+        listen 127.0.0.1:$1 ssl http2 backlog=8192;
+        ssl_certificate $2/server.pem;
+        ssl_certificate_key $2/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:bench_tls_$1:10m;
+        ssl_session_timeout 1h;
+        access_log $3 bench_check if=\$bench_check;
+        default_type application/json;
+        location / { $4 }
+    }
+EOC
+}
+
+# nginx_https_proxy UPSTREAM_NAME TLS_DIR: the location directives with which the reference nginx proxies to an https
+# upstream as a careful operator would: the certificate verified against the CA (name 127.0.0.1), TLS 1.3 allowed
+# (nginx 1.22 offers only up to 1.2 to upstreams unless told), TLS sessions reused, connections kept alive (the
+# `upstream` block's keepalive pool)
+nginx_https_proxy() {
+    echo "proxy_pass https://$1; proxy_ssl_trusted_certificate $2/ca.pem; proxy_ssl_verify on; proxy_ssl_verify_depth 2; proxy_ssl_name 127.0.0.1; proxy_ssl_server_name off; proxy_ssl_protocols TLSv1.2 TLSv1.3; proxy_ssl_session_reuse on;"
+}
+
+# nginx_fake_upstream FAKE_PORT, nginx_to_fake: the location directives of a server passing everything to FakeUpstream event by event
+# (keep-alive HTTP/1.1, proxy_buffering off); the http level needs `upstream fake { … }` (nginx_fake_upstream)
+nginx_fake_upstream() {
+    echo "    upstream fake { server 127.0.0.1:$1; keepalive 256; keepalive_requests 1000000; keepalive_timeout 300s; }"
+}
+nginx_to_fake() {
+    echo 'proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; proxy_read_timeout 600s;'
 }

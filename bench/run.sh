@@ -23,6 +23,10 @@
 #   bench/run.sh --observability --aa   (or --routing --aa) adds an A/A control: a second relay configured exactly as
 #                                the first, measured the same way, so the report shows the noise floor (how far two
 #                                identical relays differ) next to the comparison
+#   bench/run.sh --upstream https|realistic|https-realistic [--quick] [--runs N]
+#                                the path users take (bench/real-path.sh): relay and nginx against a TLS upstream
+#                                (HTTP/2 by ALPN) and/or one answering after 200-800 ms with events spread over seconds;
+#                                report in bench/out/<stamp>/real-path.md (bench/RESULTS.md is left alone)
 #
 # Everything listens on 127.0.0.1 (ports picked at random). Every process started here is stopped here (by PID, on
 # exit, error or Ctrl-C). Every load step is bounded in time and in request count. Raw data and logs: bench/out/<stamp>/.
@@ -31,6 +35,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"
 CMDLINE="bench/run.sh${*:+ $*}"
+# --upstream https|realistic|https-realistic: the path users take, measured by bench/real-path.sh (same options)
+for arg in "$@"; do [[ $arg == --upstream ]] && exec "$BENCH/real-path.sh" "$@"; done
 
 RUNS=3
 QUICK=0

@@ -13,7 +13,9 @@ namespace CcRelay.Bench.FakeUpstream;
 /// The clouds' paths are served too (see <see cref="UpstreamConnection"/>), their credentials checked against
 /// <c>--aws-key-id</c> / <c>--aws-secret</c> (SigV4) and <c>--vertex-token</c> (bearer); the counts of what passed and
 /// failed are printed on exit as a <c>CHECKS …</c> line.
-/// Usage: fake-upstream [--port N] [--aws-key-id K] [--aws-secret S] [--vertex-token T]
+/// A request whose knobs ask for a head delay (<c>head_min_us</c>, <c>head_max_us</c>) waits for it before its answer,
+/// drawn from a sequence seeded by <c>--seed</c> (default 22), one per lane (<see cref="HeadDelays"/>).
+/// Usage: fake-upstream [--port N] [--aws-key-id K] [--aws-secret S] [--vertex-token T] [--seed N]
 /// (port 0 = any free port; the chosen port is printed as "LISTENING N").
 /// </summary>
 internal static class Program
@@ -21,6 +23,7 @@ internal static class Program
     private static async Task<int> Main(string[] args)
     {
         var port = 0;
+        var seed = 22UL;
         var (awsKeyId, awsSecret, vertexToken) = ("AKIABENCHFAKE0000000", "bench/fake/secret/key/0000000000000000000", "bench-vertex-token");
         for (var i = 0; i < args.Length - 1; i++)
         {
@@ -30,6 +33,7 @@ internal static class Program
                 case "--aws-key-id": awsKeyId = args[i + 1]; break;
                 case "--aws-secret": awsSecret = args[i + 1]; break;
                 case "--vertex-token": vertexToken = args[i + 1]; break;
+                case "--seed": seed = ulong.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
                 default: break;
             }
         }
@@ -54,13 +58,14 @@ internal static class Program
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
 
         var responses = new CannedResponses();
+        var delays = new HeadDelays(seed);
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 var socket = await listener.AcceptAsync(stop.Token);
                 socket.NoDelay = true;
-                var connection = new UpstreamConnection(socket, responses, checks, stop.Token);
+                var connection = new UpstreamConnection(socket, responses, checks, delays, stop.Token);
                 _ = Task.Run(connection.RunAsync);
             }
         }

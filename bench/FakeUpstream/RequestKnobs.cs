@@ -9,8 +9,10 @@ namespace CcRelay.Bench.FakeUpstream;
 /// <c>first_us</c> (optional) is the gap between message_start and content_block_start: 0 sends both in one write,
 /// N sends content_block_start N µs after message_start and the deltas <c>interval_us</c> apart after it; absent,
 /// every event is <c>interval_us</c> after the one before.
+/// <c>head_min_us</c> / <c>head_max_us</c> (optional): the response head (JSON or stream) waits a time drawn uniformly
+/// between them (<see cref="HeadDelays"/>); only <c>head_min_us</c>: exactly that long; absent: no wait.
 /// </summary>
-internal readonly record struct RequestKnobs(bool Stream, int Deltas, long IntervalMicros, long FirstMicros = -1)
+internal readonly record struct RequestKnobs(bool Stream, int Deltas, long IntervalMicros, long FirstMicros = -1, long HeadMinMicros = 0, long HeadMaxMicros = 0)
 {
     public static RequestKnobs Parse(ReadOnlySpan<byte> body)
     {
@@ -18,6 +20,8 @@ internal readonly record struct RequestKnobs(bool Stream, int Deltas, long Inter
         var deltas = 20;
         long interval = 20_000;
         long first = -1;
+        long headMin = 0;
+        long headMax = 0;
         var at = body.IndexOf("cc-bench:"u8);
         if (at >= 0)
         {
@@ -25,9 +29,11 @@ internal readonly record struct RequestKnobs(bool Stream, int Deltas, long Inter
             deltas = (int)Number(rest, "deltas="u8, deltas);
             interval = Number(rest, "interval_us="u8, interval);
             first = Number(rest, "first_us="u8, first);
+            headMin = Number(rest, "head_min_us="u8, headMin);
+            headMax = Number(rest, "head_max_us="u8, headMin);
         }
 
-        return new RequestKnobs(stream, Math.Clamp(deltas, 0, 100_000), Math.Max(0, interval), Math.Max(-1, first));
+        return new RequestKnobs(stream, Math.Clamp(deltas, 0, 100_000), Math.Max(0, interval), Math.Max(-1, first), Math.Max(0, headMin), Math.Max(0, headMax));
     }
 
     private static bool IsStream(ReadOnlySpan<byte> body)

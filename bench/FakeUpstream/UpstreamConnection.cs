@@ -9,12 +9,16 @@ namespace CcRelay.Bench.FakeUpstream;
 /// Paths: <c>/v1/messages</c> (Anthropic), <c>/model/{id}/invoke</c> and <c>/model/{id}/invoke-with-response-stream</c>
 /// (Bedrock: SigV4 checked, the stream as an AWS event stream), <c>…/publishers/anthropic/models/{m}:rawPredict</c> and
 /// <c>:streamRawPredict</c> (Vertex: bearer token checked, the stream as Anthropic SSE).
+/// Every answer waits first for the request's head delay, if its knobs ask for one (<see cref="HeadDelays"/>).
 /// </remarks>
-internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CloudChecks checks, CancellationToken stop)
+internal sealed class UpstreamConnection(Socket socket, CannedResponses responses, CloudChecks checks, HeadDelays delays, CancellationToken stop)
 {
     private byte[] _buffer = new byte[64 * 1024];
     private int _start;
     private int _end;
+
+    // "bench-head-wait-us: N\r\n" after a head delay (N: the time actually waited), else null
+    private byte[]? _waitHeader;
 
     public async Task RunAsync()
     {
@@ -69,6 +73,17 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
                     _start = _end = 0;
                 }
 
+                // the realistic upstream: the answer's head leaves after head_min_us..head_max_us (knobs), seeded per lane
+                var headDelay = delays.Next(HeadDelays.Lane(target), knobs);
+                _waitHeader = null;
+                if (headDelay > TimeSpan.Zero)
+                {
+                    var waitStart = Stopwatch.GetTimestamp();
+                    await Task.Delay(headDelay, stop);
+                    var waited = (long)Stopwatch.GetElapsedTime(waitStart).TotalMicroseconds;
+                    _waitHeader = System.Text.Encoding.ASCII.GetBytes($"bench-head-wait-us: {waited}\r\n");
+                }
+
                 if (refused is not null)
                 {
                     await socket.SendAsync(bedrock ? responses.InvalidSignature : responses.Unauthenticated, SocketFlags.None, stop);
@@ -117,7 +132,7 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
                 }
                 else
                 {
-                    await socket.SendAsync(responses.Message, SocketFlags.None, stop);
+                    await socket.SendAsync(WithWaitHeader(responses.Message), SocketFlags.None, stop);
                 }
 
                 if (close)
@@ -143,7 +158,7 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
     /// </summary>
     private async Task StreamAsync(RequestKnobs knobs, bool eventStream)
     {
-        await socket.SendAsync(eventStream ? responses.EventStreamHead : responses.SseHead, SocketFlags.None, stop);
+        await socket.SendAsync(WithWaitHeader(eventStream ? responses.EventStreamHead : responses.SseHead), SocketFlags.None, stop);
         var chunk = new byte[4096];
         var events = SseScript.EventCount(knobs.Deltas);
         var t0 = Stopwatch.GetTimestamp();
@@ -185,6 +200,22 @@ internal sealed class UpstreamConnection(Socket socket, CannedResponses response
         }
 
         await socket.SendAsync(CannedResponses.LastChunk.ToArray(), SocketFlags.None, stop);
+    }
+
+    /// <summary>
+    /// The Anthropic answer's head (and body) with, after a head delay, <c>bench-head-wait-us</c>: the time the upstream
+    /// waited before it, so a client can take the upstream's own wait out of the latency it measures (both proxies
+    /// forward the header).
+    /// </summary>
+    private byte[] WithWaitHeader(byte[] response)
+    {
+        if (_waitHeader is null)
+        {
+            return response;
+        }
+
+        var statusLine = response.AsSpan().IndexOf("\r\n"u8) + 2;
+        return [.. response.AsSpan(0, statusLine), .. _waitHeader, .. response.AsSpan(statusLine)];
     }
 
     private static int Write(Span<byte> buffer, int seq, int deltas, long timestamp, bool eventStream) =>

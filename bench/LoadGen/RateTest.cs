@@ -16,6 +16,11 @@ namespace CcRelay.Bench.LoadGen;
 /// minute-to-minute drift (±20 % in p50 between runs on a shared 2-core machine) decided the comparison.
 /// One record per target.
 /// </para>
+/// <para>
+/// When the upstream says how long it waited before its answer (FakeUpstream's <c>bench-head-wait-us</c>, the
+/// realistic upstream's drawn delay), every request's latency less that wait is recorded too (<c>net_*</c>): what the
+/// path added to the upstream's own wait, request by request, so targets can be compared without the draw's spread.
+/// </para>
 /// </summary>
 internal static class RateTest
 {
@@ -57,6 +62,7 @@ internal static class RateTest
         var service = new long[total];
         var lag = new long[total];
         var status = new int[total];
+        var wait = new long[total];
         var next = -1;
         var period = Clock.MsToTicks(1000.0 / (rate * n));
         var cpu0 = pids.Select(ProcStats.CpuSeconds).ToArray();
@@ -93,6 +99,7 @@ internal static class RateTest
                     {
                         sockets[k] ??= targets[k].Connect();
                         status[i] = Exchange(sockets[k]!, requests[k], buffer, parser);
+                        wait[i] = parser.UpstreamWaitTicks;
                         if (!parser.KeepAlive)
                         {
                             sockets[k]!.Dispose();
@@ -141,6 +148,9 @@ internal static class RateTest
             var lat = new Percentiles(ok.Select(i => latency[i]));
             var svc = new Percentiles(ok.Select(i => service[i]));
             var lg = new Percentiles(mine.Select(i => lag[i]));
+            var waited = ok.Where(i => wait[i] >= 0).ToArray();
+            var net = new Percentiles(waited.Select(i => latency[i] - wait[i]));
+            var upstreamWait = new Percentiles(waited.Select(i => wait[i]));
             var cpu = cpu1[k] - cpu0[k];
 
             ResultWriter.Append(o, "rate", labels[k], new Dictionary<string, object?>
@@ -166,6 +176,12 @@ internal static class RateTest
                 ["cpu_s"] = pids[k].Count > 0 ? ResultWriter.R(cpu) : null,
                 ["cpu_s_per_10k"] = pids[k].Count > 0 ? ResultWriter.R(cpu * 10_000 / Math.Max(1, ok.Length)) : null,
                 ["duration_s"] = ResultWriter.R(count / rate, 1),
+                ["net_count"] = waited.Length,
+                ["net_p50_ms"] = waited.Length > 0 ? ResultWriter.R(net.Ms(50), 4) : null,
+                ["net_p90_ms"] = waited.Length > 0 ? ResultWriter.R(net.Ms(90), 4) : null,
+                ["net_p99_ms"] = waited.Length > 0 ? ResultWriter.R(net.Ms(99), 4) : null,
+                ["net_mean_ms"] = waited.Length > 0 ? ResultWriter.R(net.MeanMs, 4) : null,
+                ["upstream_wait_p50_ms"] = waited.Length > 0 ? ResultWriter.R(upstreamWait.Ms(50), 4) : null,
             });
         }
 

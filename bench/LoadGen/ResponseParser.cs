@@ -32,6 +32,12 @@ internal sealed class ResponseParser
 
     public bool KeepAlive { get; private set; } = true;
 
+    /// <summary>
+    /// The upstream's own wait before its answer's head, from FakeUpstream's <c>bench-head-wait-us</c> header (which
+    /// the proxies forward), in Stopwatch ticks; -1 when the response has none.
+    /// </summary>
+    public long UpstreamWaitTicks { get; private set; } = -1;
+
     public bool Done => _state == State.Done;
 
     public bool HeadDone => _state != State.Head;
@@ -45,6 +51,7 @@ internal sealed class ResponseParser
         _remaining = 0;
         Status = 0;
         KeepAlive = true;
+        UpstreamWaitTicks = -1;
         _sawStatus = false;
         _chunked = false;
         _contentLength = -1;
@@ -200,6 +207,10 @@ internal sealed class ResponseParser
                     else if (System.Text.Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
                     {
                         _chunked = value.IndexOf("chunked"u8) >= 0;
+                    }
+                    else if (System.Text.Ascii.EqualsIgnoreCase(name, "bench-head-wait-us"u8) && Utf8Parser.TryParse(value, out long waitUs, out _))
+                    {
+                        UpstreamWaitTicks = Clock.MsToTicks(waitUs / 1000.0);
                     }
                     else if (System.Text.Ascii.EqualsIgnoreCase(name, "connection"u8))
                     {

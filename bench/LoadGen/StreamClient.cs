@@ -28,6 +28,9 @@ internal sealed class StreamClient(Target target, byte[] request, int expectedEv
     /// <summary>When the last stream's first event was complete at this client (the socket read that completed it).</summary>
     public long FirstEventAt { get; private set; }
 
+    /// <summary>The upstream's own wait before the last stream's head (<see cref="ResponseParser.UpstreamWaitTicks"/>), -1: none said.</summary>
+    public long UpstreamWaitTicks => _parser.UpstreamWaitTicks;
+
     /// <summary>Invoked once per stream when message_start arrives.</summary>
     public Action? OnFirstEvent { get; set; }
 

@@ -32,6 +32,19 @@ internal sealed class Target
     }
 
     /// <summary>
+    /// Checks a URL wrk is pointed at: <c>http://</c> or <c>https://</c> (wrk speaks TLS, this tool's own clients do
+    /// not), on a loopback address.
+    /// </summary>
+    public static void CheckWrkUrl(string url)
+    {
+        var uri = new Uri(url);
+        if (uri.Scheme is not ("http" or "https") || !IPAddress.TryParse(uri.Host, out var ip) || !IPAddress.IsLoopback(ip))
+        {
+            throw new ArgumentException($"only http(s)://127.0.0.1:<port>/ targets are allowed, got {url}");
+        }
+    }
+
+    /// <summary>
     /// Renders the request template: <c>__STREAM__</c> → true/false, <c>__BENCH__</c> → upstream knobs
     /// (<paramref name="firstMicros"/> ≥ 0: the gap between message_start and content_block_start, 0 = one write).
     /// </summary>

@@ -9,14 +9,15 @@ namespace CcRelay.Bench.LoadGen;
 /// Closed-loop throughput with wrk (C, far cheaper per request than anything we could write here).
 /// The wrk Lua script POSTs the Claude-Code-like body and stops each thread after --max-requests / threads
 /// responses; wrk's -d bounds the time and the process is killed if it overruns by 15 s.
-/// CPU of the target process tree (utime + stime) is read before and after.
+/// CPU of the target process tree (utime + stime) is read before and after. The URL may be https (wrk speaks TLS):
+/// the only test here that can load a TLS upstream directly.
 /// </summary>
 internal static partial class ThroughputTest
 {
     public static int Run(Options o)
     {
         var url = o.Str("url");
-        _ = Target.Parse(url);
+        Target.CheckWrkUrl(url);
         var conns = o.Int("conns");
         var threads = o.Int("threads", 2);
         var seconds = o.Int("duration", 8);

@@ -16,6 +16,8 @@ namespace CcRelay.Bench.LoadGen;
 /// <item><b>first-event delay</b>: that read's time − the upstream's send time of message_start (<c>bench_ts</c>).</item>
 /// <item><b>per-event delay</b>: arrival − upstream send time of every later event.</item>
 /// <item><b>gap</b>: the upstream's own gap between message_start and content_block_start.</item>
+/// <item><b>net ttfb</b>: ttfb less the upstream's own wait before the head, when it says (FakeUpstream's
+/// <c>bench-head-wait-us</c>): what the path added to it, stream by stream.</item>
 /// </list>
 /// Added delay = a target's figure − a baseline's (<c>--baseline l1,l2</c>; default: the first label), computed per
 /// block of rounds (<c>--blocks</c>, default 10), reported as the median over the blocks with a distribution-free
@@ -90,7 +92,8 @@ internal static class TtfbTest
                 {
                     var d = c.Splitter.Delays;
                     var t = c.Splitter.SendTimes;
-                    samples[k].Add(new Sample(round, c.FirstEventAt - c.SentAt, d[0], t[1] - t[0], d.Skip(1).ToArray()));
+                    var ttfb = c.FirstEventAt - c.SentAt;
+                    samples[k].Add(new Sample(round, ttfb, d[0], t[1] - t[0], d.Skip(1).ToArray(), c.UpstreamWaitTicks >= 0 ? ttfb - c.UpstreamWaitTicks : -1));
                 }
             }
         }
@@ -134,6 +137,7 @@ internal static class TtfbTest
             var first = new Percentiles(s.Select(x => x.FirstDelay));
             var later = new Percentiles(s.SelectMany(x => x.Later));
             var gap = new Percentiles(s.Select(x => x.Gap));
+            var net = new Percentiles(s.Where(x => x.NetTtfb >= 0).Select(x => x.NetTtfb));
             var cpuMs = cpu[k] * 1000 / Math.Max(1, s.Count);
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"{labels[k]} | {s.Count} | {failures[k]} | {ttfb.Ms(50):0.000} | {ttfb.Ms(90):0.000} | {ttfb.Ms(99):0.000} | {first.Ms(50):0.000} | {first.Ms(99):0.000} | {later.Ms(50):0.000} | {later.Ms(99):0.000} | {gap.Ms(50):0.000} | {(double.IsNaN(cpuMs) ? "-" : cpuMs.ToString("0.000", CultureInfo.InvariantCulture))}");
@@ -156,14 +160,17 @@ internal static class TtfbTest
                 ["later_event_delay_p99_ms"] = ResultWriter.R(later.Ms(99), 4),
                 ["upstream_gap_p50_ms"] = ResultWriter.R(gap.Ms(50), 4),
                 ["cpu_ms_per_stream"] = double.IsNaN(cpuMs) ? null : ResultWriter.R(cpuMs, 4),
+                ["ttfb_net_p50_ms"] = net.Count > 0 ? ResultWriter.R(net.Ms(50), 4) : null,
+                ["ttfb_net_p99_ms"] = net.Count > 0 ? ResultWriter.R(net.Ms(99), 4) : null,
             });
         }
 
         // ---- added, per block ----
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"added (target − baseline), ms: median over {blocks} blocks of rounds [95 % interval] / pooled over all samples");
-        text.AppendLine("target − baseline | ttfb p50 | ttfb p99 | first-event delay p50 | later events' delay p50 | later events' delay p99");
-        text.AppendLine("---|---|---|---|---|---");
+        var anyNet = samples.Any(s => s.Any(x => x.NetTtfb >= 0));
+        text.AppendLine("target − baseline | ttfb p50 | ttfb p99 | first-event delay p50 | later events' delay p50 | later events' delay p99" + (anyNet ? " | net ttfb p50 | net ttfb p99" : ""));
+        text.AppendLine("---|---|---|---|---|---" + (anyNet ? "|---|---" : ""));
         var perRound = Math.Max(1, rounds / blocks);
         foreach (var b in baselines)
         {
@@ -204,7 +211,7 @@ internal static class TtfbTest
                 }
 
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"{labels[k]} − {b} | {Column(Ttfb, 50)} | {Column(Ttfb, 99)} | {Column(First, 50)} | {Column(Later, 50)} | {Column(Later, 99)}");
+                    $"{labels[k]} − {b} | {Column(Ttfb, 50)} | {Column(Ttfb, 99)} | {Column(First, 50)} | {Column(Later, 50)} | {Column(Later, 99)}{(anyNet ? $" | {Column(Net, 50)} | {Column(Net, 99)}" : "")}");
             }
         }
 
@@ -224,8 +231,10 @@ internal static class TtfbTest
 
     private static IEnumerable<long> Later(Sample x) => x.Later;
 
+    private static IEnumerable<long> Net(Sample x) => x.NetTtfb >= 0 ? [x.NetTtfb] : [];
+
     private static string Name(Func<Sample, IEnumerable<long>> pick) =>
-        pick == Ttfb ? "ttfb" : pick == First ? "first_event_delay" : "later_event_delay";
+        pick == Ttfb ? "ttfb" : pick == First ? "first_event_delay" : pick == Net ? "ttfb_net" : "later_event_delay";
 
     private static double Median(List<double> v)
     {
@@ -261,5 +270,5 @@ internal static class TtfbTest
         return k >= 1 ? (s[k - 1], s[count - k]) : (double.NaN, double.NaN);
     }
 
-    private sealed record Sample(int Round, long Ttfb, long FirstDelay, long Gap, long[] Later);
+    private sealed record Sample(int Round, long Ttfb, long FirstDelay, long Gap, long[] Later, long NetTtfb);
 }
