@@ -10,7 +10,7 @@
 #
 # Everything is built in Release from the working tree as it is. Warnings are errors, the Native AOT publish's trim
 # and AOT analysis of CcRelay's own code included; the collapsed per-assembly notes for third-party packages
-# (IL2104/IL3053: FSharp.Core, Google.Apis.Core, Newtonsoft.Json) stay warnings, listed in docs/install.md.
+# (IL2104/IL3053: FSharp.Core, Google.Apis.Core, Newtonsoft.Json, Grpc.AspNetCore.Server.Reflection) stay warnings, listed in docs/install.md.
 # Native AOT needs clang and zlib (Debian: clang zlib1g-dev); they are installed when missing.
 # A release built in a clone whose `origin` is a GitHub URL carries SourceLink and the repository URL.
 set -euo pipefail
