@@ -76,6 +76,7 @@ public static class CcRelayServer
             relay.ConfigPath = options.ConfigPath;
             relay.ConfigSource = options.ConfigSource;
             relay.ReloadOnSighup = options.ConfigPath is not null;
+            relay.WatchConfig = options.WatchConfig;
             relay.Overrides = options.Overrides;
             relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
             relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;

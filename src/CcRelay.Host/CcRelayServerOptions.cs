@@ -35,6 +35,9 @@ public sealed class CcRelayServerOptions
     /// <summary>Extra logging setup, e.g. a test's capturing provider. Runs after the relay's own.</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
 
+    /// <summary>See <see cref="CcRelayOptions.WatchConfig"/> (tests: a reload only when asked for).</summary>
+    internal bool WatchConfig { get; init; } = true;
+
     /// <summary>See <see cref="CcRelayOptions.AccountingInterval"/> (tests).</summary>
     internal TimeSpan? AccountingInterval { get; init; }
 

@@ -35,21 +35,8 @@ module ChatAnswer =
         | _ when calledTools -> "tool_use"
         | _ -> "end_turn"
 
-    let internal tryProperty (element: JsonElement) (name: string) : JsonElement voption =
-        match element.ValueKind with
-        | JsonValueKind.Object ->
-            match element.TryGetProperty name with
-            | true, value when value.ValueKind <> JsonValueKind.Null -> ValueSome value
-            | _ -> ValueNone
-        | _ -> ValueNone
-
-    let internal tryString (element: JsonElement) (name: string) : string option =
-        match tryProperty element name with
-        | ValueSome value when value.ValueKind = JsonValueKind.String -> Option.ofObj (value.GetString())
-        | _ -> None
-
     let private number (element: JsonElement voption) (name: string) : int64 =
-        match element |> ValueOption.bind (fun e -> tryProperty e name) with
+        match element |> ValueOption.bind (fun e -> JsonRead.tryProperty e name) with
         | ValueSome value when value.ValueKind = JsonValueKind.Number ->
             match value.TryGetInt64() with
             | true, n when n > 0L -> n
@@ -65,7 +52,10 @@ module ChatAnswer =
 
         let cached =
             match
-                number (usage |> ValueOption.bind (fun u -> tryProperty u "prompt_tokens_details")) "cached_tokens"
+                number
+                    (usage
+                     |> ValueOption.bind (fun u -> JsonRead.tryProperty u "prompt_tokens_details"))
+                    "cached_tokens"
             with
             | 0L -> number usage "prompt_cache_hit_tokens"
             | cached -> cached
@@ -87,8 +77,8 @@ module ChatAnswer =
     /// reading both costs nothing); None when `reasoning_field: none`.
     let reasoningOf (plan: ChatAnswerPlan) (message: JsonElement) : string option =
         if plan.ReadsReasoning then
-            tryString message "reasoning_content"
-            |> Option.orElse (tryString message "reasoning")
+            JsonRead.tryString message "reasoning_content"
+            |> Option.orElse (JsonRead.tryString message "reasoning")
         else
             None
 
@@ -174,10 +164,10 @@ module ChatAnswer =
             match error with
             | ValueSome error when error.ValueKind = JsonValueKind.String -> error.GetString() |> string, None
             | ValueSome error ->
-                (tryString error "message" |> Option.defaultValue fallback),
-                (tryString error "code"
+                (JsonRead.tryString error "message" |> Option.defaultValue fallback),
+                (JsonRead.tryString error "code"
                  |> Option.orElse (
-                     match tryProperty error "code" with
+                     match JsonRead.tryProperty error "code" with
                      | ValueSome code when code.ValueKind = JsonValueKind.Number -> Some(code.GetRawText())
                      | _ -> None
                  ))
@@ -217,13 +207,13 @@ module ChatAnswer =
             use document = document
             let root = document.RootElement
 
-            if tryString root "type" = Some "error" then
+            if JsonRead.tryString root "type" = Some "error" then
                 status, body.ToArray()
             else
                 let status = if status < 400 then 502 else status
 
                 let status, errorType, message =
-                    describeError status (tryProperty root "error") fallback
+                    describeError status (JsonRead.tryProperty root "error") fallback
 
                 status, ErrorEnvelope.toJson errorType message
         | None ->
@@ -252,16 +242,16 @@ module ChatAnswer =
             let root = document.RootElement
 
             let choice =
-                match tryProperty root "choices" with
+                match JsonRead.tryProperty root "choices" with
                 | ValueSome choices when choices.ValueKind = JsonValueKind.Array && choices.GetArrayLength() > 0 ->
                     ValueSome(choices[0])
                 | _ -> ValueNone
 
-            match choice, tryProperty root "error" with
+            match choice, JsonRead.tryProperty root "error" with
             | ValueSome choice, _ ->
                 // an absent message reads as an empty one (`default` is an Undefined element: no properties)
                 let message =
-                    tryProperty choice "message"
+                    JsonRead.tryProperty choice "message"
                     |> ValueOption.defaultValue Unchecked.defaultof<JsonElement>
 
                 let thinking =
@@ -270,29 +260,29 @@ module ChatAnswer =
                     | _ -> []
 
                 let text =
-                    match tryString message "content" with
+                    match JsonRead.tryString message "content" with
                     | Some text when text.Length > 0 -> [ AnswerBlock.Text text ]
                     | _ -> []
 
                 let tools =
-                    match tryProperty message "tool_calls" with
+                    match JsonRead.tryProperty message "tool_calls" with
                     | ValueSome calls when calls.ValueKind = JsonValueKind.Array ->
                         calls.EnumerateArray()
                         |> Seq.mapi (fun i call ->
-                            let func = tryProperty call "function"
+                            let func = JsonRead.tryProperty call "function"
 
                             let name =
                                 func
-                                |> ValueOption.bind (fun f -> tryString f "name" |> ValueOption.ofOption)
+                                |> ValueOption.bind (fun f -> JsonRead.tryString f "name" |> ValueOption.ofOption)
                                 |> ValueOption.defaultValue ""
 
                             let arguments =
                                 func
-                                |> ValueOption.bind (fun f -> tryString f "arguments" |> ValueOption.ofOption)
+                                |> ValueOption.bind (fun f -> JsonRead.tryString f "arguments" |> ValueOption.ofOption)
                                 |> ValueOption.defaultValue ""
 
                             AnswerBlock.ToolUse(
-                                tryString call "id" |> Option.defaultValue $"toolu_cc_%d{i}",
+                                JsonRead.tryString call "id" |> Option.defaultValue $"toolu_cc_%d{i}",
                                 toolName plan name,
                                 toolInput arguments
                             ))
@@ -300,19 +290,19 @@ module ChatAnswer =
                     | _ -> []
 
                 let usage =
-                    match tryProperty root "usage" with
+                    match JsonRead.tryProperty root "usage" with
                     | ValueSome usage -> usageOf usage
                     | ValueNone -> {
                         Usage.zero with
                             InputTokens = int64 plan.EstimatedInputTokens
                       }
 
-                let finish = tryString choice "finish_reason" |> Option.defaultValue "stop"
+                let finish = JsonRead.tryString choice "finish_reason" |> Option.defaultValue "stop"
 
                 200,
                 AnthropicOut.message {
-                    Id = tryString root "id" |> Option.defaultValue "msg_cc_relay"
-                    Model = tryString root "model" |> Option.defaultValue plan.Model
+                    Id = JsonRead.tryString root "id" |> Option.defaultValue "msg_cc_relay"
+                    Model = JsonRead.tryString root "model" |> Option.defaultValue plan.Model
                     Content = thinking @ text @ tools
                     StopReason = stopReason finish (not tools.IsEmpty)
                     Usage = usage

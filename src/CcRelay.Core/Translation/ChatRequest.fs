@@ -69,19 +69,6 @@ module ChatRequest =
         "inference_geo"
     ]
 
-    let private tryProperty (element: JsonElement) (name: string) : JsonElement voption =
-        match element.ValueKind with
-        | JsonValueKind.Object ->
-            match element.TryGetProperty name with
-            | true, value when value.ValueKind <> JsonValueKind.Null -> ValueSome value
-            | _ -> ValueNone
-        | _ -> ValueNone
-
-    let private tryString (element: JsonElement) (name: string) : string option =
-        match tryProperty element name with
-        | ValueSome value when value.ValueKind = JsonValueKind.String -> Option.ofObj (value.GetString())
-        | _ -> None
-
     /// A server tool's capability name: its `type` without the date suffix (`web_search_20250305` → `web_search`).
     let serverToolName (toolType: string) : string =
         let cut = toolType.LastIndexOf '_'
@@ -124,7 +111,7 @@ module ChatRequest =
         target
 
     let private noteCacheControl (context: Context) (block: JsonElement) : unit =
-        if (tryProperty block "cache_control").IsSome then
+        if (JsonRead.tryProperty block "cache_control").IsSome then
             drop context "cache_control"
 
     /// The text of a block list or string (`system`, a `tool_result`'s content), text blocks joined by `\n`.
@@ -136,24 +123,27 @@ module ChatRequest =
             |> Seq.choose (fun block ->
                 noteCacheControl context block
 
-                match tryString block "type" with
-                | Some "text" -> tryString block "text"
+                match JsonRead.tryString block "type" with
+                | Some "text" -> JsonRead.tryString block "text"
                 | _ -> None)
             |> String.concat "\n"
         | _ -> ""
 
     /// An `image` block as an `image_url` part: base64 as a data URL, a URL as it is.
     let private writeImage (context: Context) (writer: Utf8JsonWriter) (block: JsonElement) : unit =
-        match tryProperty block "source" with
+        match JsonRead.tryProperty block "source" with
         | ValueSome source ->
             let url =
-                match tryString source "type" with
+                match JsonRead.tryString source "type" with
                 | Some "base64" ->
-                    let data = tryString source "data" |> Option.defaultValue ""
-                    let mediaType = tryString source "media_type" |> Option.defaultValue "image/png"
+                    let data = JsonRead.tryString source "data" |> Option.defaultValue ""
+
+                    let mediaType =
+                        JsonRead.tryString source "media_type" |> Option.defaultValue "image/png"
+
                     context.ImageBytes <- context.ImageBytes + int64 data.Length
                     Some("data:" + mediaType + ";base64," + data)
-                | Some "url" -> tryString source "url"
+                | Some "url" -> JsonRead.tryString source "url"
                 | _ -> None
 
             match url with
@@ -176,14 +166,14 @@ module ChatRequest =
     let private userParts (context: Context) (block: JsonElement) : Part list =
         noteCacheControl context block
 
-        match tryString block "type" with
-        | Some "text" -> [ TextPart(tryString block "text" |> Option.defaultValue "") ]
+        match JsonRead.tryString block "type" with
+        | Some "text" -> [ TextPart(JsonRead.tryString block "text" |> Option.defaultValue "") ]
         | Some "image" -> [ ImagePart block ]
         | Some "document" ->
-            match tryProperty block "source" with
+            match JsonRead.tryProperty block "source" with
             // a plain-text document is text
-            | ValueSome source when tryString source "type" = Some "text" -> [
-                TextPart(tryString source "data" |> Option.defaultValue "")
+            | ValueSome source when JsonRead.tryString source "type" = Some "text" -> [
+                TextPart(JsonRead.tryString source "data" |> Option.defaultValue "")
               ]
             | _ ->
                 drop context "document"
@@ -236,9 +226,9 @@ module ChatRequest =
             let mutable carried = []
 
             for block in blocks do
-                if tryString block "type" = Some "tool_result" then
+                if JsonRead.tryString block "type" = Some "tool_result" then
                     noteCacheControl context block
-                    let result = tryProperty block "content"
+                    let result = JsonRead.tryProperty block "content"
 
                     let text =
                         match result with
@@ -248,7 +238,7 @@ module ChatRequest =
                     match result with
                     | ValueSome result when result.ValueKind = JsonValueKind.Array ->
                         for inner in result.EnumerateArray() do
-                            match tryString inner "type" with
+                            match JsonRead.tryString inner "type" with
                             | Some "image" -> carried <- ImagePart inner :: carried
                             | Some "text"
                             | None -> ()
@@ -256,20 +246,20 @@ module ChatRequest =
                     | _ -> ()
 
                     let isError =
-                        match tryProperty block "is_error" with
+                        match JsonRead.tryProperty block "is_error" with
                         | ValueSome value -> value.ValueKind = JsonValueKind.True
                         | ValueNone -> false
 
                     writer.WriteStartObject()
                     writer.WriteString("role", "tool")
-                    writer.WriteString("tool_call_id", tryString block "tool_use_id" |> Option.defaultValue "")
+                    writer.WriteString("tool_call_id", JsonRead.tryString block "tool_use_id" |> Option.defaultValue "")
                     // NOTE: a tool message has no error flag; the prefix is how the model learns the call failed
                     writer.WriteString("content", (if isError then "Error: " + text else text))
                     writer.WriteEndObject()
 
             let rest =
                 blocks
-                |> List.filter (fun b -> tryString b "type" <> Some "tool_result")
+                |> List.filter (fun b -> JsonRead.tryString b "type" <> Some "tool_result")
                 |> List.collect (userParts context)
 
             writeUser context writer (rest @ List.rev carried)
@@ -291,19 +281,19 @@ module ChatRequest =
             for block in content.EnumerateArray() do
                 noteCacheControl context block
 
-                match tryString block "type" with
-                | Some "text" -> texts.Add(tryString block "text" |> Option.defaultValue "")
+                match JsonRead.tryString block "type" with
+                | Some "text" -> texts.Add(JsonRead.tryString block "text" |> Option.defaultValue "")
                 | Some "tool_use" -> calls.Add block
                 | Some "thinking" when
                     context.EchoReasoning
-                    && tryString block "signature" = Some AnthropicOut.ReasoningSignature
+                    && JsonRead.tryString block "signature" = Some AnthropicOut.ReasoningSignature
                     ->
-                    reasoning.Add(tryString block "thinking" |> Option.defaultValue "")
+                    reasoning.Add(JsonRead.tryString block "thinking" |> Option.defaultValue "")
                 // another family's reasoning (Anthropic's signed blocks) is never sent to this target
                 | Some "thinking"
                 | Some "redacted_thinking" -> ()
                 | Some "server_tool_use" ->
-                    drop context (tryString block "name" |> Option.defaultValue "server_tool_use")
+                    drop context (JsonRead.tryString block "name" |> Option.defaultValue "server_tool_use")
                 | Some other when other.EndsWith("_tool_result", StringComparison.Ordinal) -> ()
                 | Some other -> drop context other
                 | None -> ()
@@ -330,13 +320,17 @@ module ChatRequest =
 
                     for call in calls do
                         writer.WriteStartObject()
-                        writer.WriteString("id", tryString call "id" |> Option.defaultValue "")
+                        writer.WriteString("id", JsonRead.tryString call "id" |> Option.defaultValue "")
                         writer.WriteString("type", "function")
                         writer.WriteStartObject "function"
-                        writer.WriteString("name", toolName context (tryString call "name" |> Option.defaultValue ""))
+
+                        writer.WriteString(
+                            "name",
+                            toolName context (JsonRead.tryString call "name" |> Option.defaultValue "")
+                        )
 
                         let arguments =
-                            match tryProperty call "input" with
+                            match JsonRead.tryProperty call "input" with
                             | ValueSome input -> input.GetRawText()
                             | ValueNone -> "{}"
 
@@ -351,11 +345,11 @@ module ChatRequest =
 
     let private writeTools (context: Context) (writer: Utf8JsonWriter) (root: JsonElement) : unit =
         let custom =
-            match tryProperty root "tools" with
+            match JsonRead.tryProperty root "tools" with
             | ValueSome tools when tools.ValueKind = JsonValueKind.Array ->
                 tools.EnumerateArray()
                 |> Seq.filter (fun tool ->
-                    match tryString tool "type" with
+                    match JsonRead.tryString tool "type" with
                     | None
                     | Some "custom" -> true
                     | Some serverTool ->
@@ -372,15 +366,15 @@ module ChatRequest =
                 writer.WriteStartObject()
                 writer.WriteString("type", "function")
                 writer.WriteStartObject "function"
-                writer.WriteString("name", toolName context (tryString tool "name" |> Option.defaultValue ""))
+                writer.WriteString("name", toolName context (JsonRead.tryString tool "name" |> Option.defaultValue ""))
 
-                match tryString tool "description" with
+                match JsonRead.tryString tool "description" with
                 | Some description -> writer.WriteString("description", description)
                 | None -> ()
 
                 writer.WritePropertyName "parameters"
 
-                match tryProperty tool "input_schema" with
+                match JsonRead.tryProperty tool "input_schema" with
                 | ValueSome schema -> schema.WriteTo writer
                 | ValueNone ->
                     writer.WriteStartObject()
@@ -392,9 +386,9 @@ module ChatRequest =
 
             writer.WriteEndArray()
 
-            match tryProperty root "tool_choice" with
+            match JsonRead.tryProperty root "tool_choice" with
             | ValueSome choice ->
-                match tryString choice "type" with
+                match JsonRead.tryString choice "type" with
                 | Some "auto" -> writer.WriteString("tool_choice", "auto")
                 | Some "any" -> writer.WriteString("tool_choice", "required")
                 | Some "none" -> writer.WriteString("tool_choice", "none")
@@ -402,12 +396,17 @@ module ChatRequest =
                     writer.WriteStartObject "tool_choice"
                     writer.WriteString("type", "function")
                     writer.WriteStartObject "function"
-                    writer.WriteString("name", toolName context (tryString choice "name" |> Option.defaultValue ""))
+
+                    writer.WriteString(
+                        "name",
+                        toolName context (JsonRead.tryString choice "name" |> Option.defaultValue "")
+                    )
+
                     writer.WriteEndObject()
                     writer.WriteEndObject()
                 | _ -> ()
 
-                match tryProperty choice "disable_parallel_tool_use" with
+                match JsonRead.tryProperty choice "disable_parallel_tool_use" with
                 | ValueSome value when value.ValueKind = JsonValueKind.True ->
                     writer.WriteBoolean("parallel_tool_calls", false)
                 | _ -> ()
@@ -415,22 +414,22 @@ module ChatRequest =
 
     /// `thinking` (and `output_config.effort`) → the provider's thinking control.
     let private writeThinking (context: Context) (writer: Utf8JsonWriter) (root: JsonElement) : unit =
-        let thinking = tryProperty root "thinking"
+        let thinking = JsonRead.tryProperty root "thinking"
 
         let kind =
             thinking
-            |> ValueOption.bind (fun t -> tryString t "type" |> ValueOption.ofOption)
+            |> ValueOption.bind (fun t -> JsonRead.tryString t "type" |> ValueOption.ofOption)
 
         let effort () =
             match kind with
             | ValueSome "enabled" ->
-                match thinking |> ValueOption.bind (fun t -> tryProperty t "budget_tokens") with
+                match thinking |> ValueOption.bind (fun t -> JsonRead.tryProperty t "budget_tokens") with
                 | ValueSome budget when budget.ValueKind = JsonValueKind.Number -> effortOfBudget (budget.GetInt32())
                 | _ -> "medium"
             | _ ->
                 match
-                    tryProperty root "output_config"
-                    |> ValueOption.bind (fun c -> tryString c "effort" |> ValueOption.ofOption)
+                    JsonRead.tryProperty root "output_config"
+                    |> ValueOption.bind (fun c -> JsonRead.tryString c "effort" |> ValueOption.ofOption)
                 with
                 | ValueSome("low" | "medium" | "high" as effort) -> effort
                 | ValueSome "max" -> "high"
@@ -451,13 +450,13 @@ module ChatRequest =
     /// `output_config.format` (or the older `output_format`) `json_schema` → `response_format`.
     let private writeResponseFormat (context: Context) (writer: Utf8JsonWriter) (root: JsonElement) : unit =
         let format =
-            tryProperty root "output_config"
-            |> ValueOption.bind (fun c -> tryProperty c "format")
-            |> ValueOption.orElse (tryProperty root "output_format")
+            JsonRead.tryProperty root "output_config"
+            |> ValueOption.bind (fun c -> JsonRead.tryProperty c "format")
+            |> ValueOption.orElse (JsonRead.tryProperty root "output_format")
 
         match format with
-        | ValueSome format when tryString format "type" = Some "json_schema" ->
-            match tryProperty format "schema" with
+        | ValueSome format when JsonRead.tryString format "type" = Some "json_schema" ->
+            match JsonRead.tryProperty format "schema" with
             | ValueSome schema ->
                 writer.WriteStartObject "response_format"
                 writer.WriteString("type", "json_schema")
@@ -472,7 +471,7 @@ module ChatRequest =
         | ValueNone -> ()
 
     let private copyNumber (writer: Utf8JsonWriter) (root: JsonElement) (from: string) (target: string) : unit =
-        match tryProperty root from with
+        match JsonRead.tryProperty root from with
         | ValueSome value when value.ValueKind = JsonValueKind.Number ->
             writer.WritePropertyName target
             value.WriteTo writer
@@ -483,7 +482,7 @@ module ChatRequest =
         writer.WriteString("model", model)
         writer.WriteStartArray "messages"
 
-        match tryProperty root "system" with
+        match JsonRead.tryProperty root "system" with
         | ValueSome system ->
             let text = textOf context system
 
@@ -494,8 +493,8 @@ module ChatRequest =
                 writer.WriteEndObject()
         | ValueNone -> ()
 
-        for message in (tryProperty root "messages").Value.EnumerateArray() do
-            match tryString message "role", tryProperty message "content" with
+        for message in (JsonRead.tryProperty root "messages").Value.EnumerateArray() do
+            match JsonRead.tryString message "role", JsonRead.tryProperty message "content" with
             | Some "user", ValueSome content -> userTurn context writer content
             | Some "assistant", ValueSome content -> assistantTurn context writer content
             | _ -> ()
@@ -511,10 +510,10 @@ module ChatRequest =
         copyNumber writer root "temperature" "temperature"
         copyNumber writer root "top_p" "top_p"
 
-        if (tryProperty root "top_k").IsSome then
+        if (JsonRead.tryProperty root "top_k").IsSome then
             drop context "top_k"
 
-        match tryProperty root "stop_sequences" with
+        match JsonRead.tryProperty root "stop_sequences" with
         | ValueSome stops when stops.ValueKind = JsonValueKind.Array && stops.GetArrayLength() > 0 ->
             // OpenAI takes at most 4
             if stops.GetArrayLength() > 4 then
@@ -529,8 +528,8 @@ module ChatRequest =
         | _ -> ()
 
         match
-            tryProperty root "metadata"
-            |> ValueOption.bind (fun m -> tryString m "user_id" |> ValueOption.ofOption)
+            JsonRead.tryProperty root "metadata"
+            |> ValueOption.bind (fun m -> JsonRead.tryString m "user_id" |> ValueOption.ofOption)
         with
         | ValueSome user -> writer.WriteString("user", user)
         | ValueNone -> ()
@@ -539,7 +538,7 @@ module ChatRequest =
         writeThinking context writer root
         writeResponseFormat context writer root
 
-        match tryProperty root "stream" with
+        match JsonRead.tryProperty root "stream" with
         | ValueSome value when value.ValueKind = JsonValueKind.True ->
             writer.WriteBoolean("stream", true)
 
@@ -549,11 +548,11 @@ module ChatRequest =
                 writer.WriteEndObject()
         | _ -> ()
 
-        if (tryProperty root "cache_control").IsSome then
+        if (JsonRead.tryProperty root "cache_control").IsSome then
             drop context "cache_control"
 
         for field in unsupportedFields do
-            if (tryProperty root field).IsSome then
+            if (JsonRead.tryProperty root field).IsSome then
                 drop context field
 
         writer.WriteEndObject()
@@ -586,7 +585,7 @@ module ChatRequest =
             if root.ValueKind <> JsonValueKind.Object then
                 Error "request body must be a JSON object"
             else
-                match tryProperty root "messages" with
+                match JsonRead.tryProperty root "messages" with
                 | ValueSome messages when messages.ValueKind = JsonValueKind.Array ->
                     let context = {
                         Settings = settings

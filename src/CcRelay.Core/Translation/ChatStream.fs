@@ -231,20 +231,20 @@ module ChatStream =
     /// One `delta.tool_calls[]` entry.
     let private toolDelta (state: ChatStreamState) (call: JsonElement) : ChatStreamState * AnthropicEvent list =
         let key =
-            match ChatAnswer.tryProperty call "index" with
+            match JsonRead.tryProperty call "index" with
             | ValueSome index when index.ValueKind = JsonValueKind.Number -> index.GetInt32()
             | _ -> 0
 
-        let func = ChatAnswer.tryProperty call "function"
+        let func = JsonRead.tryProperty call "function"
 
         let field name =
             func
-            |> ValueOption.bind (fun f -> ChatAnswer.tryString f name |> ValueOption.ofOption)
+            |> ValueOption.bind (fun f -> JsonRead.tryString f name |> ValueOption.ofOption)
             |> ValueOption.defaultValue ""
 
         let name = field "name"
         let fragment = field "arguments"
-        let id = ChatAnswer.tryString call "id" |> Option.defaultValue ""
+        let id = JsonRead.tryString call "id" |> Option.defaultValue ""
 
         let known, state =
             match state.Tools.TryFind key with
@@ -357,10 +357,9 @@ module ChatStream =
             if state.Started then
                 state, []
             else
-                let id = ChatAnswer.tryString root "id" |> Option.defaultValue state.MessageId
+                let id = JsonRead.tryString root "id" |> Option.defaultValue state.MessageId
 
-                let model =
-                    ChatAnswer.tryString root "model" |> Option.defaultValue state.Plan.Model
+                let model = JsonRead.tryString root "model" |> Option.defaultValue state.Plan.Model
 
                 {
                     state with
@@ -372,11 +371,11 @@ module ChatStream =
                 ]
 
         let choice =
-            match ChatAnswer.tryProperty root "choices" with
+            match JsonRead.tryProperty root "choices" with
             | ValueSome choices when choices.ValueKind = JsonValueKind.Array ->
                 choices.EnumerateArray()
                 |> Seq.tryFind (fun c ->
-                    match ChatAnswer.tryProperty c "index" with
+                    match JsonRead.tryProperty c "index" with
                     | ValueSome index when index.ValueKind = JsonValueKind.Number -> index.GetInt32() = 0
                     | _ -> true)
             | _ -> None
@@ -387,7 +386,7 @@ module ChatStream =
             | Some _ when state.Stop.IsSome -> state, []
             | Some choice ->
                 let delta =
-                    ChatAnswer.tryProperty choice "delta"
+                    JsonRead.tryProperty choice "delta"
                     |> ValueOption.defaultValue Unchecked.defaultof<JsonElement>
 
                 let step (state, events) (next: ChatStreamState -> ChatStreamState * AnthropicEvent list) =
@@ -399,17 +398,17 @@ module ChatStream =
                     | Some text when text.Length > 0 -> fun s -> deltaIn s true text
                     | _ -> ()
 
-                    match ChatAnswer.tryString delta "content" with
+                    match JsonRead.tryString delta "content" with
                     | Some text when text.Length > 0 -> fun s -> deltaIn s false text
                     | _ -> ()
 
-                    match ChatAnswer.tryProperty delta "tool_calls" with
+                    match JsonRead.tryProperty delta "tool_calls" with
                     | ValueSome calls when calls.ValueKind = JsonValueKind.Array ->
                         for call in calls.EnumerateArray() do
                             fun s -> toolDelta s call
                     | _ -> ()
 
-                    match ChatAnswer.tryString choice "finish_reason" with
+                    match JsonRead.tryString choice "finish_reason" with
                     | Some reason -> fun s -> finished s reason
                     | None -> ()
                 ]
@@ -418,7 +417,7 @@ module ChatStream =
             | None -> state, []
 
         let state =
-            match ChatAnswer.tryProperty root "usage" with
+            match JsonRead.tryProperty root "usage" with
             | ValueSome usage when usage.ValueKind = JsonValueKind.Object -> {
                 state with
                     Usage = Some(ChatAnswer.usageOf usage)
@@ -453,10 +452,10 @@ module ChatStream =
                 use document = document
                 let root = document.RootElement
 
-                match ChatAnswer.tryProperty root "error" with
+                match JsonRead.tryProperty root "error" with
                 | ValueSome error ->
                     let status =
-                        match ChatAnswer.tryProperty error "code" with
+                        match JsonRead.tryProperty error "code" with
                         | ValueSome code when code.ValueKind = JsonValueKind.Number -> code.GetInt32()
                         | _ -> 500
 

@@ -53,7 +53,7 @@ public sealed class RelayHost : IAsyncDisposable
     /// Starts a relay on <c>127.0.0.1:0</c>. <paramref name="accountingInterval"/>: how long finished requests wait
     /// for their metrics and request line (<see cref="Timeout.InfiniteTimeSpan"/>: until a scrape or the end).
     /// </summary>
-    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null, TimeSpan? pingInterval = null)
+    public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null, TimeSpan? pingInterval = null, bool watchConfig = true)
     {
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
@@ -62,6 +62,7 @@ public sealed class RelayHost : IAsyncDisposable
             TimeProvider = timeProvider,
             AccountingInterval = accountingInterval,
             PingInterval = pingInterval,
+            WatchConfig = watchConfig,
             ConfigureLogging = logging => logging.AddProvider(logs),
         });
         await app.StartAsync();

@@ -215,7 +215,7 @@ public sealed class ManagementApiTests : TwoUpstreamTests
         {
             var path = Path.Combine(dir.FullName, "cc-relay.yaml");
             await File.WriteAllTextAsync(path, "providers: []\n");
-            await using var relay = await RelayHost.StartAsync(Config(A, B), configPath: path);
+            await using var relay = await RelayHost.StartAsync(Config(A, B), configPath: path, watchConfig: false); // only the API reloads: no race with the file watcher
             using var channel = Channel(relay);
             var client = new RelayManagement.RelayManagementClient(channel);
 
