@@ -391,8 +391,9 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report -------------------------------------------------------------------------------------------------------
 # Per row: medians over runs of each target; relay ÷ nginx and relay − nginx within each run, their median, and a
-# distribution-free 95 % interval for the ratio (order statistics: [r_k, r_(n+1-k)], none below 6 runs). A ratio is
-# taken only where nginx's figure is positive and the relay's not negative (an added p99 can come out below zero).
+# distribution-free 95 % interval for the ratio (order statistics: [r_k, r_(n+1-k)], none below 6 runs). No ratio when
+# in some run nginx's figure is not positive or the relay's negative (an added p99 can come out below zero): read the
+# difference then.
 REPORT_JQ="$(cat <<'JQ'
       def med: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
       def binom_cdf($n; $m): reduce range(0; $m + 1) as $i ({c: 1, s: 0}; .s += .c | .c = .c * ($n - $i) / ($i + 1)) | .s / pow(2; $n);
@@ -411,7 +412,7 @@ REPORT_JQ="$(cat <<'JQ'
           | (["direct", "nginx", "relay"] | map(. as $t | [$runs[] as $r | val($rs; $t; $r; $key; $added) | select(. != null)] | med)) as $m
           | select($m | map(select(. != null)) | length > 0)
           | [$runs[] as $r | {a: val($rs; "relay"; $r; $key; $added), b: val($rs; "nginx"; $r; $key; $added)} | select(.a != null and .b != null)] as $pairs
-          | ([$pairs[] | select(.b > 0 and .a >= 0) | .a / .b]) as $ratios
+          | (if any($pairs[]; .b <= 0 or .a < 0) then [] else [$pairs[] | .a / .b] end) as $ratios
           | ($ratios | ci) as $ci
           | "| \($name) | \(if $added then "–" else ($m[0] | f($d)) end) | \($m[1] | f($d)) | \($m[2] | f($d)) | \(if ($ratios | length) == 0 then "–" else "**\($ratios | med | f(2))×**" + (if $ci == null then "" else " [\($ci[0] | f(2)), \($ci[1] | f(2))]" end) end) | \([$pairs[] | .a - .b] | med | if . == null then "–" else (if . >= 0 then "+" else "" end) + f($d) end) |"
           end;
@@ -444,7 +445,7 @@ REPORT_JQ="$(cat <<'JQ'
         ($all | row("proxy CPU ms per stream (ttfb streams)"; "ttfb"; null; "cpu_ms_per_stream"; false; 3)),
         ($all | row("per-event delay p50 ms (sse, many streams at once)"; "sse"; null; "p50_ms"; false; 3)),
         ($all | row("per-event delay p99 ms (sse)"; "sse"; null; "p99_ms"; false; 3)),
-        ($all | row("events coalesced with the next % (sse)"; "sse"; null; "coalesced_pct"; false; 2)),
+        ($all | row("events coalesced with the next % (sse)"; "sse"; null; "coalesced_pct"; false; 3)),
         ($all | row("failed streams (sse)"; "sse"; null; "failed_streams"; false; 0)),
         ($all | row("RSS idle after warm-up MB (hold)"; "hold"; null; "rss_idle_mb"; false; 1)),
         ($all | row("RSS while holding the streams MB"; "hold"; null; "rss_hold_mb"; false; 1)),
