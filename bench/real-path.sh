@@ -116,7 +116,7 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for f in "$WORK"/*.log "$WORK"/*/*.log; do [[ -f $f ]] && cp "$f" "$OUT/$(echo "${f#"$WORK"/}" | tr / _)"; done
+    for f in "$WORK"/*.log "$WORK"/*/*.log; do [[ -f $f ]] && { cp "$f" "$OUT/$(echo "${f#"$WORK"/}" | tr / _)" 2>/dev/null || true; }; done
     rm -rf "$WORK"
     exit "$rc"
 }
