@@ -44,6 +44,15 @@ module internal ConfigKeys =
         "aws_profile"
     ]
 
+    /// An error at `key` of `fields` (where its value is, when present) or, when absent, at the section itself.
+    let problem (fields: Fields) (key: string) (message: string) : Finding =
+        let at =
+            match ConfigRead.entry key fields with
+            | Some _ -> ConfigRead.valueAt key fields
+            | None -> fields.At
+
+        Finding.error (ConfigRead.issue (fields.Cursor.Child key) at message)
+
     /// An AWS credential set from its four keys (a provider's, or one `keys[]` entry's); None when none is given.
     /// `problem key message` locates a finding at `key`.
     let awsCredentials
@@ -127,14 +136,6 @@ module internal ConfigKeys =
                     ConfigRead.field key ConfigRead.optionalString fields
                     |> Decoded.map (Option.filter (fun t -> t.Length > 0))
 
-                let problem (key: string) (message: string) : Finding =
-                    let at =
-                        match ConfigRead.entry key fields with
-                        | Some _ -> ConfigRead.valueAt key fields
-                        | None -> fields.At
-
-                    Finding.error (ConfigRead.issue (cursor.Child key) at message)
-
                 decoded {
                     let! text = keyText (cursor.Child "key") fields
                     and! rpm = limit "rpm_limit" anyInt
@@ -167,7 +168,7 @@ module internal ConfigKeys =
                         (accessKey, secret, token, profile)
                 }
                 |> Decoded.bind (fun (entry, aws) ->
-                    let source, problems = awsCredentials problem aws
+                    let source, problems = awsCredentials (problem fields) aws
 
                     {
                         Value =

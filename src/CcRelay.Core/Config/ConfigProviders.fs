@@ -269,13 +269,7 @@ module internal ConfigProviders =
         |> Decoded.map (Option.filter (fun t -> t.Length > 0))
 
     /// An error at `key` (which is present) or, when absent, at the provider.
-    let private problem (fields: Fields) (key: string) (message: string) : Finding =
-        let at =
-            match ConfigRead.entry key fields with
-            | Some _ -> ConfigRead.valueAt key fields
-            | None -> fields.At
-
-        Finding.error (ConfigRead.issue (fields.Cursor.Child key) at message)
+    let private problem = ConfigKeys.problem
 
     /// A region or project spelled as AWS and Google spell them: lower-case letters, digits and hyphens.
     let private isPlainName (value: string) : bool =
