@@ -182,6 +182,34 @@ type OpenAiSettings = {
     Thinking: ThinkingControl
 }
 
+/// How the request's `thinking` reaches Gemini (`gemini_thinking`).
+[<RequireQualifiedAccess>]
+type GeminiThinking =
+    /// By the model's name: `thinkingLevel` for Gemini 3 (`gemini-3…`), `thinkingBudget` for the rest.
+    | Auto
+    /// `thinkingConfig.thinkingBudget` (Gemini 2.5).
+    | Budget
+    /// `thinkingConfig.thinkingLevel` (Gemini 3).
+    | Level
+    /// No `thinkingConfig` is sent (and `thinking` is reported dropped).
+    | NoControl
+
+/// Where a `type: gemini` provider's Gemini runs.
+[<RequireQualifiedAccess>]
+type GeminiEndpoint =
+    /// Google AI Studio (the Gemini Developer API): `/v1beta/models/{model}:…`, keys as `x-goog-api-key`.
+    | AiStudio
+    /// Vertex AI (`gcp_project_id` given): `/projects/{p}/locations/{r}/publishers/google/models/{model}:…`,
+    /// Google OAuth tokens (or keys as bearer tokens).
+    | Vertex of VertexSettings
+
+/// `type: gemini` settings.
+type GeminiSettings = {
+    Endpoint: GeminiEndpoint
+    /// `gemini_thinking`.
+    Thinking: GeminiThinking
+}
+
 /// The cloud platform a provider runs on, with its settings.
 [<RequireQualifiedAccess>]
 type CloudSettings =
@@ -192,6 +220,8 @@ type CloudSettings =
     | Foundry of FoundrySettings
     /// Not a cloud: a `type: openai` provider's translation settings (the request is translated to Chat Completions).
     | OpenAi of OpenAiSettings
+    /// Not a cloud of its own: a `type: gemini` provider's settings (the request is translated to `generateContent`).
+    | Gemini of GeminiSettings
 
 /// One provider (`providers[]`), with type defaults applied.
 type ProviderConfig = {
@@ -448,7 +478,8 @@ module Config =
         | ProviderType.Bedrock
         | ProviderType.Vertex
         | ProviderType.Foundry
-        | ProviderType.OpenAi -> name
+        | ProviderType.OpenAi
+        | ProviderType.Gemini -> name
 
     /// The secrets a provider's cloud settings hold (for redaction): AWS secret key and session token, the Entra
     /// client secret. Access key ids are not secret but are shown only as key ids all the same.
@@ -464,6 +495,7 @@ module Config =
         | CloudSettings.Vertex _
         | CloudSettings.Foundry _
         | CloudSettings.OpenAi _
+        | CloudSettings.Gemini _
         | CloudSettings.Direct -> []
 
     /// The secrets a configured key holds (for redaction): the key itself, and an AWS credential set's secret
@@ -565,3 +597,13 @@ module OpenAiKnobs =
     let reasoningFieldName (value: ReasoningField) : string = nameOf reasoningFields value
     let maxTokensFieldName (value: MaxTokensField) : string = nameOf maxTokensFields value
     let thinkingControlName (value: ThinkingControl) : string = nameOf thinkingControls value
+
+    /// `gemini_thinking` values.
+    let geminiThinkings: (string * GeminiThinking) list = [
+        "auto", GeminiThinking.Auto
+        "budget", GeminiThinking.Budget
+        "level", GeminiThinking.Level
+        "none", GeminiThinking.NoControl
+    ]
+
+    let geminiThinkingName (value: GeminiThinking) : string = nameOf geminiThinkings value

@@ -94,6 +94,8 @@ module internal ConfigKeys =
         | ProviderType.Ollama
         // a Chat Completions server may be local and keyless (vLLM, Ollama, LM Studio)
         | ProviderType.OpenAi
+        // Gemini on Vertex AI uses Google credentials (AI Studio's need of keys is checked with its settings)
+        | ProviderType.Gemini
         // the clouds have credentials of their own (AWS, Google, Entra ID); keys are an alternative
         | ProviderType.Bedrock
         | ProviderType.Vertex

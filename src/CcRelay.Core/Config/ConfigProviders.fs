@@ -68,6 +68,11 @@ module internal ConfigProviders =
         "max_tokens_field", ProviderType.OpenAi
         "stream_usage", ProviderType.OpenAi
         "thinking_control", ProviderType.OpenAi
+        // Gemini on Vertex AI reads the Google keys too
+        "gcp_project_id", ProviderType.Gemini
+        "gcp_region", ProviderType.Gemini
+        "gcp_credentials_file", ProviderType.Gemini
+        "gemini_thinking", ProviderType.Gemini
     ]
 
     let private providerKeys: string list =
@@ -86,7 +91,7 @@ module internal ConfigProviders =
             "weight"
             "family"
         ]
-        @ (cloudKeys |> List.map fst)
+        @ (cloudKeys |> List.map fst |> List.distinct)
 
     let private kinds: (string * ProviderKind) list =
         (ProviderType.all
@@ -228,8 +233,11 @@ module internal ConfigProviders =
 
     /// The cloud keys of the other types: checked as strings (so `${…}` problems surface), warned about.
     let private foreignCloudKeys (providerType: ProviderType) (fields: Fields) : Decoded<unit> =
+        let own = cloudKeys |> List.filter (fun (_, owner) -> owner = providerType) |> List.map fst
+
         cloudKeys
-        |> List.filter (fun (_, owner) -> owner <> providerType)
+        |> List.filter (fun (key, _) -> not (List.contains key own))
+        |> List.distinctBy fst
         |> List.map (fun (key, owner) ->
             let read = ConfigRead.field key ConfigRead.optionalString fields
 
@@ -506,6 +514,75 @@ module internal ConfigProviders =
                 }
         }
 
+    /// `type: gemini`'s settings: Vertex AI when `gcp_project_id` is given (then `gcp_region` is required),
+    /// else Google AI Studio; `gemini_thinking` (default `auto`).
+    let private gemini (fields: Fields) : Decoded<CloudSettings> =
+        decoded {
+            let! project = text "gcp_project_id" fields
+            and! region = text "gcp_region" fields
+            and! file = text "gcp_credentials_file" fields
+
+            and! thinking =
+                fields
+                |> ConfigRead.field "gemini_thinking" (ConfigRead.optionalChoice OpenAiKnobs.geminiThinkings)
+                |> Decoded.orDefault GeminiThinking.Auto
+
+            return project, region, file, thinking
+        }
+        |> Decoded.bind (fun (project, region, file, thinking) ->
+            let vertexOnly (key: string) (value: string option) =
+                match value with
+                | Some _ -> [
+                    problem fields key "applies to Gemini on Vertex AI only: give gcp_project_id too (or remove it)"
+                  ]
+                | None -> []
+
+            match project, region with
+            | Some project, Some region -> {
+                Value =
+                    Some(
+                        CloudSettings.Gemini {
+                            Endpoint =
+                                GeminiEndpoint.Vertex {
+                                    ProjectId = project
+                                    Region = region
+                                    CredentialsFile = file
+                                }
+                            Thinking = thinking
+                        }
+                    )
+                Findings =
+                    nameProblem fields "gcp_region" region "a Google Cloud region" "us-central1"
+                    @ nameProblem fields "gcp_project_id" project "a Google Cloud project id" "my-project"
+              }
+            | Some _, None -> {
+                Value = None
+                Findings = [
+                    problem fields "gcp_region" "is required for Gemini on Vertex AI (with gcp_project_id), e.g. global or us-central1"
+                ]
+              }
+            | None, _ ->
+                {
+                    Value =
+                        Some(
+                            CloudSettings.Gemini {
+                                Endpoint = GeminiEndpoint.AiStudio
+                                Thinking = thinking
+                            }
+                        )
+                    Findings =
+                        vertexOnly "gcp_region" region
+                        @ vertexOnly "gcp_credentials_file" file
+                        @ (match ConfigRead.entry "keys" fields with
+                           | None -> [
+                               problem
+                                   fields
+                                   "keys"
+                                   "is required for Gemini on Google AI Studio (an API key); for Vertex AI give gcp_project_id and gcp_region"
+                             ]
+                           | Some _ -> [])
+                })
+
     /// The cloud settings of a provider of `providerType` (a `type: openai` provider's knobs too), and
     /// warnings for other types' keys.
     let private cloud
@@ -520,6 +597,7 @@ module internal ConfigProviders =
             | ProviderType.Vertex -> vertex fields
             | ProviderType.Foundry -> foundry baseUrlGiven fields
             | ProviderType.OpenAi -> openAi baseUrl fields
+            | ProviderType.Gemini -> gemini fields
             | ProviderType.Anthropic
             | ProviderType.Zai
             | ProviderType.Minimax
@@ -534,8 +612,12 @@ module internal ConfigProviders =
         | CloudSettings.Bedrock b -> Some(Bedrock.defaultBaseUrl b.Region)
         | CloudSettings.Vertex v -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry { Resource = Some resource } -> Foundry.defaultBaseUrl resource |> Result.toOption
+        | CloudSettings.Gemini {
+                                   Endpoint = GeminiEndpoint.Vertex v
+                               } -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry _
         | CloudSettings.OpenAi _
+        | CloudSettings.Gemini _
         | CloudSettings.Direct -> None
 
     /// Every field, each decoded on its own so that all their problems are reported together.

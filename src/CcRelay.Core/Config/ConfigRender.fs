@@ -177,6 +177,18 @@ module ConfigRender =
             $"    stream_usage: %s{boolean o.StreamUsage}"
             $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
           ]
+        | CloudSettings.Gemini g -> [
+            match g.Endpoint with
+            | GeminiEndpoint.AiStudio -> ()
+            | GeminiEndpoint.Vertex v ->
+                $"    gcp_project_id: %s{quote v.ProjectId}"
+                $"    gcp_region: %s{quote v.Region}"
+
+                match v.CredentialsFile with
+                | Some file -> $"    gcp_credentials_file: %s{quote file}"
+                | None -> ()
+            $"    gemini_thinking: %s{OpenAiKnobs.geminiThinkingName g.Thinking}"
+          ]
 
     let private provider (provider: ProviderConfig) : string list = [
         $"  - name: %s{quote provider.Name}"

@@ -26,6 +26,8 @@ type ProviderType =
     | Foundry
     /// OpenAI Chat Completions (`/v1/chat/completions`) and any compatible server: the request is translated.
     | OpenAi
+    /// Google Gemini `generateContent` (AI Studio keys, or Vertex AI): the request is translated.
+    | Gemini
 
 /// Per-type facts: names, default base URLs, auth style, default model lists (seed-cc-relay.md §5.2).
 [<RequireQualifiedAccess>]
@@ -42,6 +44,7 @@ module ProviderType =
         ProviderType.Vertex
         ProviderType.Foundry
         ProviderType.OpenAi
+        ProviderType.Gemini
     ]
 
     /// The config spelling of a type.
@@ -56,6 +59,7 @@ module ProviderType =
         | ProviderType.Vertex -> "vertex"
         | ProviderType.Foundry -> "azure"
         | ProviderType.OpenAi -> "openai"
+        | ProviderType.Gemini -> "gemini"
 
     /// Other spellings a type is accepted under (`foundry` for `azure`, Microsoft's current name).
     let aliases: (string * ProviderType) list = [ "foundry", ProviderType.Foundry ]
@@ -81,10 +85,12 @@ module ProviderType =
         | ProviderType.Minimax
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible
-        | ProviderType.OpenAi -> false
+        | ProviderType.OpenAi
+        | ProviderType.Gemini -> false
 
     /// Whether the type's requests and answers are translated (another API shape than Anthropic's).
-    let translates (providerType: ProviderType) : bool = providerType = ProviderType.OpenAi
+    let translates (providerType: ProviderType) : bool =
+        providerType = ProviderType.OpenAi || providerType = ProviderType.Gemini
 
     /// The default base URL; None when the type has none (`anthropic_compatible` requires `base_url`).
     let defaultBaseUrl (providerType: ProviderType) : Uri option =
@@ -95,6 +101,8 @@ module ProviderType =
         | ProviderType.Ollama -> Some(Uri "http://localhost:11434")
         | ProviderType.AnthropicCompatible -> None
         | ProviderType.OpenAi -> Some(Uri "https://api.openai.com")
+        // AI Studio's; a Vertex AI Gemini provider's comes from `gcp_region` (`ConfigProviders`)
+        | ProviderType.Gemini -> Some(Uri "https://generativelanguage.googleapis.com")
         // computed from the cloud settings (region, project, resource) when `base_url` is not given
         | ProviderType.Bedrock
         | ProviderType.Vertex
@@ -109,6 +117,8 @@ module ProviderType =
         | ProviderType.Bedrock
         | ProviderType.Vertex -> AuthStyle.Bearer
         | ProviderType.Foundry
+        // AI Studio keys go as `x-goog-api-key` (the Gemini plan sets the header itself)
+        | ProviderType.Gemini
         | ProviderType.Anthropic
         | ProviderType.Zai
         | ProviderType.Ollama
@@ -135,7 +145,8 @@ module ProviderType =
         | ProviderType.Foundry -> [ "claude-opus-4-6"; "claude-sonnet-4-6"; "claude-haiku-4-5" ]
         | ProviderType.Ollama
         | ProviderType.AnthropicCompatible
-        | ProviderType.OpenAi -> []
+        | ProviderType.OpenAi
+        | ProviderType.Gemini -> []
 
 /// The C#-facing surface of `ProviderType`.
 type ProviderType with

@@ -39,6 +39,8 @@ type BodyReshape = {
 type Translation =
     /// OpenAI Chat Completions (`/v1/chat/completions`), with the provider's knobs.
     | OpenAiChat of Settings: OpenAiSettings * Model: string
+    /// Gemini `generateContent` (or its `countTokens`).
+    | Gemini of Settings: GeminiSettings * Model: string * Kind: GeminiRequestKind
 
 /// How the client's body becomes the upstream's.
 [<RequireQualifiedAccess>]
@@ -69,6 +71,11 @@ type AnswerDialect =
     /// OpenAI Chat Completions: a stream of `chat.completion.chunk`s converted event by event, a JSON answer
     /// or an OpenAI error translated whole.
     | OpenAiChat of ChatAnswerPlan
+    /// Gemini: an SSE stream of `GenerateContentResponse`s converted event by event, a JSON answer or a Google
+    /// error translated whole.
+    | Gemini of GeminiAnswerPlan
+    /// Gemini `countTokens`: `{"totalTokens":N}` becomes `{"input_tokens":N}`; errors as `Gemini`.
+    | GeminiCountTokens
     /// Answered by the relay without an upstream call (`count_tokens` of a translated provider: its estimate).
     | Local of Status: int * Body: byte array
 
@@ -146,7 +153,8 @@ module Dialect =
         | CloudSettings.Direct
         | CloudSettings.Vertex _
         | CloudSettings.Foundry _
-        | CloudSettings.OpenAi _ -> false
+        | CloudSettings.OpenAi _
+        | CloudSettings.Gemini _ -> false
 
     let private jsonString (value: string) : string =
         "\"" + Text.Json.JsonEncodedText.Encode(value).ToString() + "\""
@@ -428,6 +436,97 @@ module Dialect =
             DroppedFeatures = []
         }
 
+    /// The Gemini path of `model`'s `operation` (`generateContent`, `streamGenerateContent`, `countTokens`):
+    /// Vertex AI's publisher-model path, or AI Studio's `/v1beta/models/…` (without the version when the base
+    /// URL already names one).
+    let geminiPath (settings: GeminiSettings) (baseUrl: Uri) (model: string) (operation: string) : string =
+        let model = CloudUrl.encodeSegment model
+
+        match settings.Endpoint with
+        | GeminiEndpoint.Vertex v ->
+            $"/projects/%s{CloudUrl.encodeSegment v.ProjectId}/locations/%s{CloudUrl.encodeSegment v.Region}/publishers/google/models/%s{model}:%s{operation}"
+        | GeminiEndpoint.AiStudio ->
+            let prefix = if (chatPath baseUrl "").Length = 1 then "" else "/v1beta"
+            $"%s{prefix}/models/%s{model}:%s{operation}"
+
+    let private gemini
+        (settings: GeminiSettings)
+        (provider: ProviderConfig)
+        (key: KeyConfig voption)
+        (facts: RequestFacts)
+        (operation: Operation)
+        : UpstreamPlan =
+        let model =
+            provider.ModelMapping
+            |> Map.tryFind facts.Model
+            |> Option.defaultValue facts.Model
+
+        let method, kind =
+            match operation, settings.Endpoint with
+            | Operation.Messages, _ when facts.Stream -> "streamGenerateContent", GeminiRequestKind.Generate
+            | Operation.Messages, _ -> "generateContent", GeminiRequestKind.Generate
+            | Operation.CountTokens, GeminiEndpoint.AiStudio -> "countTokens", GeminiRequestKind.CountAiStudio
+            | Operation.CountTokens, GeminiEndpoint.Vertex _ -> "countTokens", GeminiRequestKind.CountVertex
+
+        let url =
+            let where =
+                match settings.Endpoint with
+                | GeminiEndpoint.AiStudio -> "studio"
+                | GeminiEndpoint.Vertex v -> v.ProjectId + " " + v.Region
+
+            target provider.BaseUrl ("gemini " + method + " " + where) model (fun () ->
+                let path = geminiPath settings provider.BaseUrl model method
+
+                let path =
+                    if method = "streamGenerateContent" then
+                        path + "?alt=sse"
+                    else
+                        path
+
+                CloudUrl.combine provider.BaseUrl path)
+
+        let credentials, signing =
+            match settings.Endpoint, key with
+            | GeminiEndpoint.AiStudio, ValueSome key when key.Key.Length > 0 -> [ "x-goog-api-key", key.Key ], Signing.Static
+            | GeminiEndpoint.AiStudio, _ -> [], Signing.Static
+            | GeminiEndpoint.Vertex v, key ->
+                match bearer key with
+                | Some headers -> headers, Signing.Static
+                | None -> [], Signing.GoogleToken v.CredentialsFile
+
+        {
+            Provider = provider
+            Operation = operation
+            Url = url
+            Credentials = credentials
+            Signing = signing
+            DropHeaders = [
+                "anthropic-version"
+                "anthropic-beta"
+                "anthropic-dangerous-direct-browser-access"
+            ]
+            SetHeaders = [
+                "accept",
+                (if facts.Stream && operation = Operation.Messages then
+                     "text/event-stream"
+                 else
+                     "application/json")
+            ]
+            Body = BodyEdit.Translate(Translation.Gemini(settings, model, kind))
+            Answer =
+                match operation with
+                | Operation.Messages ->
+                    AnswerDialect.Gemini {
+                        Model = model
+                        EstimatedInputTokens = facts.EstimatedInputTokens
+                        ToolNames = Map.empty
+                    }
+                | Operation.CountTokens -> AnswerDialect.GeminiCountTokens
+            UpstreamModel = model
+            Dropped = []
+            DroppedFeatures = []
+        }
+
     /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`), for a request
     /// with `facts` that arrived at `pathAndQuery` with `anthropic-beta` values `betas` and the caller's
     /// passed-through credentials `forward`.
@@ -445,6 +544,7 @@ module Dialect =
         | CloudSettings.Vertex settings -> vertex settings provider key facts (operationOf pathAndQuery)
         | CloudSettings.Foundry settings -> foundry settings provider key facts pathAndQuery
         | CloudSettings.OpenAi settings -> openAi settings provider key facts (operationOf pathAndQuery)
+        | CloudSettings.Gemini settings -> gemini settings provider key facts (operationOf pathAndQuery)
 
     /// The body the plan sends: the client's bytes (`ValueNone`) or the edited ones. An edit that cannot be
     /// made (a body that is not a JSON object) is an error with the reason.
@@ -452,6 +552,9 @@ module Dialect =
         match edit with
         | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
             ChatRequest.translate settings model true body
+            |> Result.map (fun translated -> ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.Gemini(settings, model, kind)) ->
+            GeminiRequest.translate settings model kind true body
             |> Result.map (fun translated -> ValueSome translated.Body)
         | BodyEdit.Unchanged -> Ok ValueNone
         | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
@@ -494,6 +597,25 @@ module Dialect =
                         }
                     | AnswerDialect.Local _ ->
                         AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
+                    | other -> other
+
+                {
+                    plan with
+                        Answer = answer
+                        DroppedFeatures = translated.Dropped
+                },
+                ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.Gemini(settings, model, kind)) ->
+            GeminiRequest.translate settings model kind (not stripThinking) payload
+            |> Result.map (fun translated ->
+                let answer =
+                    match plan.Answer with
+                    | AnswerDialect.Gemini answer ->
+                        AnswerDialect.Gemini {
+                            answer with
+                                EstimatedInputTokens = translated.EstimatedInputTokens
+                                ToolNames = translated.ToolNames
+                        }
                     | other -> other
 
                 {
@@ -571,7 +693,8 @@ module Dialect =
             let plan = plan provider key (probeFacts model) "/v1/models" [] []
             { plan with Url = target }, "GET", [||]
         | ProbeKind.CountTokens, _
-        | ProbeKind.Models, (CloudSettings.Bedrock _ | CloudSettings.Vertex _ | CloudSettings.Foundry _) ->
+        | ProbeKind.Models,
+          (CloudSettings.Bedrock _ | CloudSettings.Vertex _ | CloudSettings.Foundry _ | CloudSettings.Gemini _) ->
             countTokens ()
         | ProbeKind.Models, CloudSettings.Direct -> plan provider key (probeFacts model) "/v1/models" [] [], "GET", [||]
 
@@ -596,6 +719,9 @@ module Dialect =
         | AnswerDialect.Local _, _ -> AnswerReading.AsIs
         | AnswerDialect.OpenAiChat _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
         | AnswerDialect.OpenAiChat _, _ -> AnswerReading.Translate
+        | AnswerDialect.Gemini _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
+        | AnswerDialect.Gemini _, _
+        | AnswerDialect.GeminiCountTokens, _ -> AnswerReading.Translate
         | _, Framing.Sse when status < 400 -> AnswerReading.AsIs
         | AnswerDialect.Bedrock, Framing.AwsEventStream when status < 400 -> AnswerReading.ConvertEventStream
         | AnswerDialect.BedrockCountTokens _, _ -> AnswerReading.Translate
@@ -628,6 +754,13 @@ module Dialect =
         | AnswerDialect.Local _ -> None
         | AnswerDialect.OpenAiChat _ when status >= 400 -> Some(ChatAnswer.errorBody status body)
         | AnswerDialect.OpenAiChat plan -> Some(ChatAnswer.ofJson plan body)
+        | AnswerDialect.Gemini _
+        | AnswerDialect.GeminiCountTokens when status >= 400 -> Some(GeminiAnswer.errorBody status body)
+        | AnswerDialect.Gemini plan -> Some(GeminiStream.ofJson plan body)
+        | AnswerDialect.GeminiCountTokens ->
+            match GeminiAnswer.countTokens body with
+            | Some counted -> Some(status, counted)
+            | None -> Some(GeminiAnswer.errorBody 502 body)
         | AnswerDialect.BedrockCountTokens estimate when status = 400 || status = 404 ->
             Some(200, Bedrock.countTokensResponse estimate)
         | AnswerDialect.Bedrock
@@ -639,3 +772,12 @@ module Dialect =
             |> Option.map (fun n -> status, Bedrock.countTokensResponse n)
         | AnswerDialect.Bedrock
         | AnswerDialect.Vertex -> None
+
+    /// The seconds a translated error answer asks the relay to wait (Gemini's 429 carries them in its body,
+    /// `RetryInfo.retryDelay`, not in `retry-after`); the host sets `retry-after` from it, so the key cools down.
+    let retryAfterSeconds (dialect: AnswerDialect) (status: int) (body: ReadOnlySpan<byte>) : int voption =
+        match dialect with
+        | AnswerDialect.Gemini _
+        | AnswerDialect.GeminiCountTokens when status = 429 ->
+            GeminiAnswer.retryAfterSeconds body |> ValueOption.ofOption
+        | _ -> ValueNone
