@@ -19,6 +19,12 @@ internal static class AnswerDialects
             return;
         }
 
+        // an error that says how long to wait in its body (Gemini's RetryInfo) cools the key as a retry-after would
+        if (Dialect.retryAfterSeconds(dialect, (int)response.StatusCode, bytes) is { IsSome: true } wait && !response.Headers.Contains("retry-after"))
+        {
+            response.Headers.TryAddWithoutValidation("retry-after", wait.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         var (status, body) = translated.Value;
         var original = response.Content;
         response.StatusCode = (HttpStatusCode)status;

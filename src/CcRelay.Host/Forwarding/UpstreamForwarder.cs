@@ -535,7 +535,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
     /// <summary>How a converted stream of this plan's dialect becomes Anthropic SSE.</summary>
     private static IAnswerDecoder DecoderOf(UpstreamPlan plan) =>
-        plan.Answer is AnswerDialect.OpenAiChat chat ? new ChatStreamDecoder(chat.Item) : new BedrockEventStreamDecoder();
+        plan.Answer switch
+        {
+            AnswerDialect.OpenAiChat chat => new ChatStreamDecoder(chat.Item),
+            AnswerDialect.Gemini gemini => new GeminiStreamDecoder(gemini.Item),
+            _ => new BedrockEventStreamDecoder(),
+        };
 
     /// <summary>The answer of a plan the relay answers itself, as if an upstream had given it.</summary>
     private static HttpResponseMessage LocalResponse(HttpRequestMessage request, int status, byte[] body)

@@ -1369,3 +1369,110 @@ let ``an unknown openai knob value is a located error; the knobs on another type
         |> loaded
 
     Assert.Contains("applies only to type openai", (Assert.Single warnings).Message)
+
+// ---------------------------
+// type: gemini
+// ---------------------------
+
+let private geminiSettings (config: RelayConfig) : GeminiSettings =
+    match config.Providers.Head.Cloud with
+    | CloudSettings.Gemini settings -> settings
+    | other -> failwith $"expected gemini settings, got %A{other}"
+
+[<Fact>]
+let ``a gemini provider with keys is Google AI Studio by default`` () =
+    let config, warnings =
+        load (providers [ provider 3 "g" "gemini" [ "keys", seq 6 [ map 7 [ "key", plain 7 "AIza-x" ] ] ] ])
+        |> loaded
+
+    Assert.Empty warnings
+    let p = config.Providers.Head
+    Assert.Equal(Uri "https://generativelanguage.googleapis.com", p.BaseUrl)
+    Assert.Equal({ Endpoint = GeminiEndpoint.AiStudio; Thinking = GeminiThinking.Auto }, geminiSettings config)
+    Assert.Equal("g", p.Family)
+
+[<Fact>]
+let ``a gemini provider with gcp_project_id is Gemini on Vertex AI, at its region's endpoint, without keys`` () =
+    let config, warnings =
+        load (
+            providers [
+                provider 3 "vg" "gemini" [
+                    "gcp_project_id", plain 6 "my-project"
+                    "gcp_region", plain 7 "global"
+                    "gemini_thinking", plain 8 "level"
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    Assert.Equal(Uri "https://aiplatform.googleapis.com/v1", config.Providers.Head.BaseUrl)
+
+    Assert.Equal(
+        {
+            Endpoint =
+                GeminiEndpoint.Vertex {
+                    ProjectId = "my-project"
+                    Region = "global"
+                    CredentialsFile = None
+                }
+            Thinking = GeminiThinking.Level
+        },
+        geminiSettings config
+    )
+
+[<Fact>]
+let ``gemini config errors are located: AI Studio without keys, a project without region, a bad knob`` () =
+    let noKeys =
+        load (providers [ provider 3 "g" "gemini" [] ]) |> singleError "providers[0].keys" 3
+
+    Assert.Contains("AI Studio", noKeys.Message)
+
+    load (providers [ provider 3 "g" "gemini" [ "gcp_project_id", plain 6 "p" ] ])
+    |> singleError "providers[0].gcp_region" 3
+    |> ignore
+
+    let knob =
+        load (
+            providers [
+                provider 3 "g" "gemini" [ "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]; "gemini_thinking", plain 8 "max" ]
+            ]
+        )
+        |> singleError "providers[0].gemini_thinking" 8
+
+    Assert.Contains("allowed: auto, budget, level, none", knob.Message)
+
+    let errors, _ =
+        load (
+            providers [
+                provider 3 "g" "gemini" [
+                    "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]
+                    "gcp_region", plain 8 "us-central1"
+                ]
+            ]
+        )
+        |> invalid
+
+    Assert.Equal<string list>([ "providers[0].gcp_region" ], paths errors)
+
+[<Fact>]
+let ``the Google keys on a vertex provider do not warn for belonging to gemini too`` () =
+    let _, warnings =
+        load (
+            providers [
+                provider 3 "v" "vertex" [ "gcp_project_id", plain 6 "p"; "gcp_region", plain 7 "us-east5" ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+
+    let _, warnings =
+        load (
+            providers [
+                provider 3 "a" "anthropic" [ "gemini_thinking", plain 6 "level" ]
+            ]
+        )
+        |> loaded
+
+    Assert.Contains("applies only to type gemini", (Assert.Single warnings).Message)
