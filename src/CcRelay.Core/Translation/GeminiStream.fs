@@ -94,13 +94,14 @@ module GeminiStream =
             let state, carried = carrier closed signature
             state, AnthropicEvent.BlockStop index :: carried
 
-    let private opened (state: GeminiStreamState) (block: GeminiOpen) (kind: StartedBlock) =
+    /// Closes the open block (which may add a carrier block) and opens `block index` at the next index.
+    let private opened (state: GeminiStreamState) (block: int -> GeminiOpen) (kind: StartedBlock) =
         let state, closed = closeOpen state
 
         {
             state with
                 Next = state.Next + 1
-                Open = block
+                Open = block state.Next
         },
         closed @ [ AnthropicEvent.BlockStart(state.Next, kind) ]
 
@@ -117,10 +118,10 @@ module GeminiStream =
             | GeminiOpen.Thinking(_, None) -> state, []
             // a run already signed: what follows is a new run
             | GeminiOpen.Thinking(_, Some _) when text.Length > 0 || signature.IsSome ->
-                opened state (GeminiOpen.Thinking(state.Next, None)) StartedBlock.Thinking
+                opened state (fun index -> GeminiOpen.Thinking(index, None)) StartedBlock.Thinking
             | GeminiOpen.Thinking _ -> state, []
             | _ when text.Length = 0 && signature.IsNone -> state, []
-            | _ -> opened state (GeminiOpen.Thinking(state.Next, None)) StartedBlock.Thinking
+            | _ -> opened state (fun index -> GeminiOpen.Thinking(index, None)) StartedBlock.Thinking
 
         match state.Open with
         | GeminiOpen.Thinking(index, own) ->
@@ -150,9 +151,10 @@ module GeminiStream =
              else
                  [])
         | _ when text.Length > 0 ->
-            let index = state.Next
-            let state, events = opened state (GeminiOpen.Text(index, signature)) StartedBlock.Text
-            delta state text, events @ [ AnthropicEvent.TextDelta(index, text) ]
+            let state, events =
+                opened state (fun index -> GeminiOpen.Text(index, signature)) StartedBlock.Text
+
+            delta state text, events @ [ AnthropicEvent.TextDelta(state.Next - 1, text) ]
         | _ ->
             match signature with
             | Some signature ->
