@@ -124,6 +124,39 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
     }
 
     [Fact]
+    public async Task GeminiOnVertex_StreamGenerateContent_WithAGoogleToken_TranslatedToAnthropicEvents()
+    {
+        // Arrange: a type gemini provider on Vertex AI; the fake checks the token and the publisher-model path
+        GoogleTokenEndpoint(expiresIn: 3600);
+        A.Handler = context => FakeUpstream.Current(context).Header("authorization") == "Bearer ya29.token-1"
+            && FakeUpstream.Current(context).RawTarget == "/v1/projects/proj/locations/us-central1/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+            ? Translation.FakeGemini.StreamAsync(context, Translation.FakeGemini.Chunk("""[{"text":"from gemini on vertex"}]""", "STOP", usage: true))
+            : Fake.WriteJsonAsync(context, 401, """{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}""");
+        var settings = new GeminiSettings(GeminiEndpoint.NewVertex(new VertexSettings("proj", "us-central1", FSharpOption<string>.Some(_credentialsFile))), GeminiThinking.Auto);
+        var provider = TestConfig.Provider(
+            "gemini-vertex",
+            new Uri(A.BaseUrl, "/v1"),
+            ProviderType.Gemini,
+            modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "gemini-2.5-pro" },
+            cloud: CloudSettings.NewGemini(settings));
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay([provider]));
+        using var request = Requests.Messages("""{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}""");
+
+        // Act
+        using var response = await relay.Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("event: message_start", text);
+        Assert.Contains("from gemini on vertex", text);
+        Assert.EndsWith("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", text);
+        var sent = Assert.Single(A.Requests);
+        Assert.Null(sent.Header("x-goog-api-key"));
+        Assert.Equal("hi", JsonDocument.Parse(sent.Body).RootElement.GetProperty("contents")[0].GetProperty("parts")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task Vertex_AnExpiringToken_IsRefreshedBeforeItsNextUse()
     {
         // Arrange: tokens that expire within Google's refresh margin are never used twice
