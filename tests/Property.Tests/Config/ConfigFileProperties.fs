@@ -146,7 +146,8 @@ let private providerSpec (index: int) (name: string) : Gen<ProviderSpec> =
         let! providerType =
             Gen.elements (ProviderType.all |> List.filter (ProviderType.isCloud >> not))
 
-        let! keyCount = Gen.choose (0, 3)
+        // Gemini on AI Studio (no gcp_project_id) needs an API key
+        let! keyCount = Gen.choose ((if providerType = ProviderType.Gemini then 1 else 0), 3)
 
         let! keys =
             [ 0 .. keyCount - 1 ]
