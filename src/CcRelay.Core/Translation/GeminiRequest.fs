@@ -543,7 +543,15 @@ module GeminiRequest =
                         writer.WriteString("thinkingLevel", level)
                     else
                         match kind, budget with
-                        | "enabled", Some budget -> writer.WriteNumber("thinkingBudget", budget)
+                        | "enabled", Some budget ->
+                            // Gemini refuses a budget over the model's range (2.5 Flash: 24576, 2.5 Pro: 32768)
+                            let most =
+                                if context.Model.Contains("flash", StringComparison.OrdinalIgnoreCase) then
+                                    24576
+                                else
+                                    32768
+
+                            writer.WriteNumber("thinkingBudget", min budget most)
                         // dynamic thinking: the model decides
                         | _ -> writer.WriteNumber("thinkingBudget", -1)
 

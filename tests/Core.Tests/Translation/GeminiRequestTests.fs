@@ -225,6 +225,7 @@ let ``web search alone becomes Google Search`` () =
 [<Theory>]
 [<InlineData("gemini-2.5-pro", """{"type":"enabled","budget_tokens":2048}""", "thinkingBudget", "2048")>]
 [<InlineData("gemini-2.5-flash", """{"type":"adaptive"}""", "thinkingBudget", "-1")>]
+[<InlineData("gemini-2.5-flash", """{"type":"enabled","budget_tokens":31999}""", "thinkingBudget", "24576")>]
 [<InlineData("gemini-3-pro-preview", """{"type":"enabled","budget_tokens":2048}""", "thinkingLevel", "\"low\"")>]
 [<InlineData("gemini-3-pro-preview", """{"type":"adaptive"}""", "thinkingLevel", "\"high\"")>]
 let ``thinking becomes thinkingConfig: a budget for 2.5, a level for 3, thoughts included`` (model, thinking, field, value) =

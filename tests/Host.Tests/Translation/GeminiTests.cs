@@ -314,4 +314,37 @@ public sealed class GeminiTests : TwoUpstreamTests
         Assert.Equal("message_stop", events[^1].Name);
         Assert.Contains(events, e => e.Name == "content_block_delta" && e.Data.GetProperty("delta").GetProperty("text").GetString() == "from-gemini");
     }
+
+    [Fact]
+    public async Task ConversationCrossesToAnthropic_GeminisSignaturesAreNeverSentThere()
+    {
+        // Arrange: Gemini answers the first turn with a signed call, then goes down; B (Anthropic-shaped) takes over
+        var down = 0;
+        A.Handler = FakeGemini.Strict((context, _, _, _) => Volatile.Read(ref down) == 1
+            ? FakeGemini.ErrorAsync(context, 503, "The model is overloaded.", "UNAVAILABLE")
+            : FakeGemini.StreamAsync(
+                context,
+                FakeGemini.Chunk("""[{"text":"Plan.","thought":true}]"""),
+                FakeGemini.Chunk("""[{"functionCall":{"name":"Read","args":{"path":"a"}},"thoughtSignature":"R2VtaW5p"}]""", "STOP", usage: true)));
+        await using var relay = await RelayAsync([Gemini(priority: 2), TestConfig.Provider("b", B.BaseUrl, priority: 1)]);
+        const string Ask = """{"role":"user","content":"read a"}""";
+        using var first = await SendAsync(relay, """{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,"thinking":{"type":"adaptive"},""" + Tools + ""","messages":[""" + Ask + "]}");
+        var content = Replay(Events(await first.Content.ReadAsStringAsync()));
+        var id = content.Last()!["id"]!.GetValue<string>();
+        Interlocked.Exchange(ref down, 1);
+
+        // Act: the next turn replays Gemini's thinking blocks
+        var assistant = new JsonObject { ["role"] = "assistant", ["content"] = content };
+        using var second = await SendAsync(relay, """{"model":"claude-sonnet-4-6","max_tokens":64,"thinking":{"type":"adaptive"},""" + Tools
+            + ""","messages":[""" + Ask + "," + assistant.ToJsonString() + ""","""
+            + $$"""{"role":"user","content":[{"type":"tool_result","tool_use_id":"{{id}}","content":"A"}]}]}""");
+
+        // Assert: B served, and received no thinking block (the signatures stay with Gemini's family)
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal("b", second.Headers.GetValues("x-cc-relay-provider").Single());
+        var sent = System.Text.Encoding.UTF8.GetString(B.Requests.Single().Body);
+        Assert.DoesNotContain("cc-relay:gemini", sent);
+        Assert.DoesNotContain("\"thinking\"", sent.Replace("\"thinking\":{", "", StringComparison.Ordinal));
+        Assert.Contains(id, sent);
+    }
 }
