@@ -233,7 +233,10 @@ module internal ConfigProviders =
 
     /// The cloud keys of the other types: checked as strings (so `${…}` problems surface), warned about.
     let private foreignCloudKeys (providerType: ProviderType) (fields: Fields) : Decoded<unit> =
-        let own = cloudKeys |> List.filter (fun (_, owner) -> owner = providerType) |> List.map fst
+        let own =
+            cloudKeys
+            |> List.filter (fun (_, owner) -> owner = providerType)
+            |> List.map fst
 
         cloudKeys
         |> List.filter (fun (key, _) -> not (List.contains key own))
@@ -558,30 +561,32 @@ module internal ConfigProviders =
             | Some _, None -> {
                 Value = None
                 Findings = [
-                    problem fields "gcp_region" "is required for Gemini on Vertex AI (with gcp_project_id), e.g. global or us-central1"
+                    problem
+                        fields
+                        "gcp_region"
+                        "is required for Gemini on Vertex AI (with gcp_project_id), e.g. global or us-central1"
                 ]
               }
-            | None, _ ->
-                {
-                    Value =
-                        Some(
-                            CloudSettings.Gemini {
-                                Endpoint = GeminiEndpoint.AiStudio
-                                Thinking = thinking
-                            }
-                        )
-                    Findings =
-                        vertexOnly "gcp_region" region
-                        @ vertexOnly "gcp_credentials_file" file
-                        @ (match ConfigRead.entry "keys" fields with
-                           | None -> [
-                               problem
-                                   fields
-                                   "keys"
-                                   "is required for Gemini on Google AI Studio (an API key); for Vertex AI give gcp_project_id and gcp_region"
-                             ]
-                           | Some _ -> [])
-                })
+            | None, _ -> {
+                Value =
+                    Some(
+                        CloudSettings.Gemini {
+                            Endpoint = GeminiEndpoint.AiStudio
+                            Thinking = thinking
+                        }
+                    )
+                Findings =
+                    vertexOnly "gcp_region" region
+                    @ vertexOnly "gcp_credentials_file" file
+                    @ (match ConfigRead.entry "keys" fields with
+                       | None -> [
+                           problem
+                               fields
+                               "keys"
+                               "is required for Gemini on Google AI Studio (an API key); for Vertex AI give gcp_project_id and gcp_region"
+                         ]
+                       | Some _ -> [])
+              })
 
     /// The cloud settings of a provider of `providerType` (a `type: openai` provider's knobs too), and
     /// warnings for other types' keys.
@@ -612,9 +617,7 @@ module internal ConfigProviders =
         | CloudSettings.Bedrock b -> Some(Bedrock.defaultBaseUrl b.Region)
         | CloudSettings.Vertex v -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry { Resource = Some resource } -> Foundry.defaultBaseUrl resource |> Result.toOption
-        | CloudSettings.Gemini {
-                                   Endpoint = GeminiEndpoint.Vertex v
-                               } -> Some(Vertex.defaultBaseUrl v.Region)
+        | CloudSettings.Gemini { Endpoint = GeminiEndpoint.Vertex v } -> Some(Vertex.defaultBaseUrl v.Region)
         | CloudSettings.Foundry _
         | CloudSettings.OpenAi _
         | CloudSettings.Gemini _

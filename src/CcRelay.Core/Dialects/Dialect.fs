@@ -487,7 +487,8 @@ module Dialect =
 
         let credentials, signing =
             match settings.Endpoint, key with
-            | GeminiEndpoint.AiStudio, ValueSome key when key.Key.Length > 0 -> [ "x-goog-api-key", key.Key ], Signing.Static
+            | GeminiEndpoint.AiStudio, ValueSome key when key.Key.Length > 0 ->
+                [ "x-goog-api-key", key.Key ], Signing.Static
             | GeminiEndpoint.AiStudio, _ -> [], Signing.Static
             | GeminiEndpoint.Vertex v, key ->
                 match bearer key with

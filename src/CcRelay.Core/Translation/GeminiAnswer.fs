@@ -48,7 +48,9 @@ module GeminiAnswer =
     /// `usageMetadata` in Anthropic's meaning: `input_tokens` = prompt + tool-use prompt − cached;
     /// `cache_read_input_tokens` = cached; `output_tokens` = candidates + thoughts (reported outside candidates).
     let usageOf (usage: JsonElement) : Usage =
-        let prompt = number usage "promptTokenCount" + number usage "toolUsePromptTokenCount"
+        let prompt =
+            number usage "promptTokenCount" + number usage "toolUsePromptTokenCount"
+
         let cached = min (number usage "cachedContentTokenCount") prompt
 
         {
@@ -127,7 +129,13 @@ module GeminiAnswer =
     /// some front ends, an array of one.
     let errorBody (status: int) (body: ReadOnlySpan<byte>) : int * byte array =
         let text = Text.Encoding.UTF8.GetString(body).Trim()
-        let fallback = if text = "" then $"upstream answered HTTP %d{status}" else text
+
+        let fallback =
+            if text = "" then
+                $"upstream answered HTTP %d{status}"
+            else
+                text
+
         let status = if status < 400 then 502 else status
 
         match parse body with

@@ -98,12 +98,21 @@ module GeminiRequest =
             | true, NonNull uri -> uri.AbsolutePath.ToLowerInvariant()
             | _ -> url.ToLowerInvariant()
 
-        if path.EndsWith(".png", StringComparison.Ordinal) then "image/png"
-        elif path.EndsWith(".gif", StringComparison.Ordinal) then "image/gif"
-        elif path.EndsWith(".webp", StringComparison.Ordinal) then "image/webp"
-        elif path.EndsWith(".jpg", StringComparison.Ordinal) || path.EndsWith(".jpeg", StringComparison.Ordinal) then "image/jpeg"
-        elif path.EndsWith(".pdf", StringComparison.Ordinal) then "application/pdf"
-        else fallback
+        if path.EndsWith(".png", StringComparison.Ordinal) then
+            "image/png"
+        elif path.EndsWith(".gif", StringComparison.Ordinal) then
+            "image/gif"
+        elif path.EndsWith(".webp", StringComparison.Ordinal) then
+            "image/webp"
+        elif
+            path.EndsWith(".jpg", StringComparison.Ordinal)
+            || path.EndsWith(".jpeg", StringComparison.Ordinal)
+        then
+            "image/jpeg"
+        elif path.EndsWith(".pdf", StringComparison.Ordinal) then
+            "application/pdf"
+        else
+            fallback
 
     /// An image or document source as a part: base64 inline, a URL as `fileData`, plain text as text.
     let private sourcePart (context: Context) (kind: string) (block: JsonElement) : Part list =
@@ -123,7 +132,10 @@ module GeminiRequest =
             | Some "url" ->
                 let url = text source "url"
                 context.Images <- context.Images + 1
-                [ File(mimeOfUrl url (if kind = "image" then "image/jpeg" else "application/pdf"), url) ]
+
+                [
+                    File(mimeOfUrl url (if kind = "image" then "image/jpeg" else "application/pdf"), url)
+                ]
             | Some "text" when kind = "document" -> [ Text(text source "data") ]
             | Some "content" when kind = "document" ->
                 match JsonRead.tryProperty source "content" with
@@ -241,6 +253,7 @@ module GeminiRequest =
                 | Some "text" -> add (Text(text block "text"))
                 | Some "tool_use" ->
                     let id = text block "id"
+
                     let name =
                         match context.CallNames.TryGetValue id with
                         | true, name -> name
@@ -283,7 +296,8 @@ module GeminiRequest =
             // the first call of a step without a genuine signature (history made by another model) gets the
             // value Gemini documents for skipping its validation
             match parts |> Seq.tryFindIndex (fun (part, _) -> part.IsCall) with
-            | Some first when (snd parts[first]).IsNone -> parts[first] <- (fst parts[first], Some GeminiWire.SkipSignature)
+            | Some first when (snd parts[first]).IsNone ->
+                parts[first] <- (fst parts[first], Some GeminiWire.SkipSignature)
             | _ -> ()
 
             List.ofSeq parts
@@ -443,7 +457,11 @@ module GeminiRequest =
                     | Some description when description.Length > 0 -> writer.WriteString("description", description)
                     | _ -> ()
 
-                    match JsonRead.tryProperty tool "input_schema" |> ValueOption.toOption |> Option.bind GeminiSchema.parameters with
+                    match
+                        JsonRead.tryProperty tool "input_schema"
+                        |> ValueOption.toOption
+                        |> Option.bind GeminiSchema.parameters
+                    with
                     | Some parameters ->
                         writer.WritePropertyName "parameters"
                         parameters.WriteTo writer

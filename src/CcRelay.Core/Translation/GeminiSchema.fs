@@ -58,7 +58,11 @@ module GeminiWire =
         | [| "toolu"; "gm"; name; upstream; _; position |] ->
             match unhex name, Int32.TryParse position with
             | Some name, (true, position) when name.Length > 0 ->
-                let upstream = if upstream = "x" then Some None else unhex upstream |> Option.map Some
+                let upstream =
+                    if upstream = "x" then
+                        Some None
+                    else
+                        unhex upstream |> Option.map Some
 
                 upstream |> Option.map (fun upstream -> name, upstream, position)
             | _ -> None
@@ -217,9 +221,7 @@ module GeminiSchema =
                 let merged =
                     match JsonRead.tryProperty schema "allOf" with
                     | ValueSome branches when branches.ValueKind = JsonValueKind.Array ->
-                        branches.EnumerateArray()
-                        |> Seq.map (clean root refs (depth + 1))
-                        |> List.ofSeq
+                        branches.EnumerateArray() |> Seq.map (clean root refs (depth + 1)) |> List.ofSeq
                     | _ -> []
 
                 let mutable nullable =
@@ -248,7 +250,8 @@ module GeminiSchema =
                     [ "anyOf"; "oneOf" ]
                     |> List.collect (fun key ->
                         match JsonRead.tryProperty schema key with
-                        | ValueSome list when list.ValueKind = JsonValueKind.Array -> List.ofSeq (list.EnumerateArray())
+                        | ValueSome list when list.ValueKind = JsonValueKind.Array ->
+                            List.ofSeq (list.EnumerateArray())
                         | _ -> [])
                     |> List.filter (fun branch ->
                         if JsonRead.tryString branch "type" = Some "null" then
@@ -300,7 +303,10 @@ module GeminiSchema =
                     result["type"] <- str ("STRING")
                     result["enum"] <- arrayOf (values |> List.map (fun v -> str (scalarText v)))
                 | Some values when not values.IsEmpty ->
-                    hints.Add("one of: " + (values |> List.map (fun v -> v.GetRawText()) |> String.concat ", "))
+                    hints.Add(
+                        "one of: "
+                        + (values |> List.map (fun v -> v.GetRawText()) |> String.concat ", ")
+                    )
                 | _ -> ()
 
                 // properties and required (only names that exist)
@@ -316,19 +322,17 @@ module GeminiSchema =
                     merged
                     |> List.collect (fun m ->
                         match m["properties"] with
-                        | :? JsonObject as props ->
-                            [
-                                for KeyValue(name, value) in List.ofSeq props do
-                                    props.Remove name |> ignore
+                        | :? JsonObject as props -> [
+                            for KeyValue(name, value) in List.ofSeq props do
+                                props.Remove name |> ignore
 
-                                    match value with
-                                    | :? JsonObject as value -> name, value
-                                    | _ -> ()
-                            ]
+                                match value with
+                                | :? JsonObject as value -> name, value
+                                | _ -> ()
+                          ]
                         | _ -> [])
 
-                let allProperties =
-                    (properties @ mergedProperties) |> List.distinctBy fst
+                let allProperties = (properties @ mergedProperties) |> List.distinctBy fst
 
                 let required =
                     let own =

@@ -105,11 +105,10 @@ module GeminiStream =
         },
         closed @ [ AnthropicEvent.BlockStart(state.Next, kind) ]
 
-    let private delta (state: GeminiStreamState) (text: string) =
-        {
-            state with
-                OutputChars = state.OutputChars + int64 text.Length
-        }
+    let private delta (state: GeminiStreamState) (text: string) = {
+        state with
+            OutputChars = state.OutputChars + int64 text.Length
+    }
 
     /// A thought part: thinking text, and maybe the run's signature.
     let private thought (state: GeminiStreamState) (text: string) (signature: string option) =
@@ -179,7 +178,9 @@ module GeminiStream =
             | ValueSome args when args.ValueKind = JsonValueKind.Object -> args.GetRawText()
             | _ -> "{}"
 
-        let id = GeminiWire.toolId name (JsonRead.tryString call "id") state.Nonce state.Calls
+        let id =
+            GeminiWire.toolId name (JsonRead.tryString call "id") state.Nonce state.Calls
+
         let index = state.Next
 
         {
@@ -440,7 +441,10 @@ module GeminiStream =
             use document = document
             let root = document.RootElement
 
-            if root.ValueKind <> JsonValueKind.Object || (JsonRead.tryProperty root "error").IsSome then
+            if
+                root.ValueKind <> JsonValueKind.Object
+                || (JsonRead.tryProperty root "error").IsSome
+            then
                 GeminiAnswer.errorBody 502 body
             else
                 let state, events = chunk (start plan) root text

@@ -1382,13 +1382,25 @@ let private geminiSettings (config: RelayConfig) : GeminiSettings =
 [<Fact>]
 let ``a gemini provider with keys is Google AI Studio by default`` () =
     let config, warnings =
-        load (providers [ provider 3 "g" "gemini" [ "keys", seq 6 [ map 7 [ "key", plain 7 "AIza-x" ] ] ] ])
+        load (
+            providers [
+                provider 3 "g" "gemini" [ "keys", seq 6 [ map 7 [ "key", plain 7 "AIza-x" ] ] ]
+            ]
+        )
         |> loaded
 
     Assert.Empty warnings
     let p = config.Providers.Head
     Assert.Equal(Uri "https://generativelanguage.googleapis.com", p.BaseUrl)
-    Assert.Equal({ Endpoint = GeminiEndpoint.AiStudio; Thinking = GeminiThinking.Auto }, geminiSettings config)
+
+    Assert.Equal(
+        {
+            Endpoint = GeminiEndpoint.AiStudio
+            Thinking = GeminiThinking.Auto
+        },
+        geminiSettings config
+    )
+
     Assert.Equal("g", p.Family)
 
 [<Fact>]
@@ -1424,7 +1436,8 @@ let ``a gemini provider with gcp_project_id is Gemini on Vertex AI, at its regio
 [<Fact>]
 let ``gemini config errors are located: AI Studio without keys, a project without region, a bad knob`` () =
     let noKeys =
-        load (providers [ provider 3 "g" "gemini" [] ]) |> singleError "providers[0].keys" 3
+        load (providers [ provider 3 "g" "gemini" [] ])
+        |> singleError "providers[0].keys" 3
 
     Assert.Contains("AI Studio", noKeys.Message)
 
@@ -1435,7 +1448,10 @@ let ``gemini config errors are located: AI Studio without keys, a project withou
     let knob =
         load (
             providers [
-                provider 3 "g" "gemini" [ "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]; "gemini_thinking", plain 8 "max" ]
+                provider 3 "g" "gemini" [
+                    "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]
+                    "gemini_thinking", plain 8 "max"
+                ]
             ]
         )
         |> singleError "providers[0].gemini_thinking" 8
@@ -1468,11 +1484,7 @@ let ``the Google keys on a vertex provider do not warn for belonging to gemini t
     Assert.Empty warnings
 
     let _, warnings =
-        load (
-            providers [
-                provider 3 "a" "anthropic" [ "gemini_thinking", plain 6 "level" ]
-            ]
-        )
+        load (providers [ provider 3 "a" "anthropic" [ "gemini_thinking", plain 6 "level" ] ])
         |> loaded
 
     Assert.Contains("applies only to type gemini", (Assert.Single warnings).Message)

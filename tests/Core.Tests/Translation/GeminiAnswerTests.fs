@@ -13,11 +13,16 @@ let private plan: GeminiAnswerPlan = {
 }
 
 let private sse (chunks: string list) : byte array =
-    chunks |> List.map (fun c -> "data: " + c + "\r\n\r\n") |> String.concat "" |> Encoding.UTF8.GetBytes
+    chunks
+    |> List.map (fun c -> "data: " + c + "\r\n\r\n")
+    |> String.concat ""
+    |> Encoding.UTF8.GetBytes
 
 /// Feeds the chunks and ends the upstream: every event, in order.
 let private run (chunks: string list) : AnthropicEvent list =
-    let state, events = GeminiStream.feed (GeminiStream.start plan) (ReadOnlySpan(sse chunks))
+    let state, events =
+        GeminiStream.feed (GeminiStream.start plan) (ReadOnlySpan(sse chunks))
+
     let _, ending = GeminiStream.finish state
     events @ ending
 
@@ -31,7 +36,9 @@ let ``a thinking, calling stream: message_start at once, thinking then a signed 
             """{"candidates":[{"content":{"role":"model","parts":[{"text":"Let me check","thought":true}]},"index":0}],"responseId":"r1","modelVersion":"gemini-3-pro"}"""
             """{"candidates":[{"content":{"role":"model","parts":[{"text":" the file.","thought":true}]},"index":0}]}"""
             """{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"Read","args":{"file_path":"a.ts"}},"thoughtSignature":"CiQB"}]},"index":0}]}"""
-            """{"candidates":[{"content":{"role":"model","parts":[{"text":""}]},"finishReason":"STOP","index":0}],""" + usage + "}"
+            """{"candidates":[{"content":{"role":"model","parts":[{"text":""}]},"finishReason":"STOP","index":0}],"""
+            + usage
+            + "}"
         ]
 
     match events with
@@ -71,7 +78,14 @@ let ``text with the signature on its last part: the signature rides in a block a
     Assert.Contains(AnthropicEvent.SignatureDelta(1, GeminiWire.SignaturePrefix + "S9"), events)
 
     Assert.Equal(
-        AnthropicEvent.MessageDelta("end_turn", { Usage.zero with InputTokens = 123L; OutputTokens = 2L }),
+        AnthropicEvent.MessageDelta(
+            "end_turn",
+            {
+                Usage.zero with
+                    InputTokens = 123L
+                    OutputTokens = 2L
+            }
+        ),
         events[events.Length - 2]
     )
 
@@ -160,7 +174,9 @@ let ``Google errors map to Anthropic status and type`` (status: int, google: str
     let body =
         $"""{{"error":{{"code":%d{status},"message":"nope","status":"%s{google}"}}}}"""
 
-    let mapped, envelope = GeminiAnswer.errorBody status (ReadOnlySpan(Encoding.UTF8.GetBytes body))
+    let mapped, envelope =
+        GeminiAnswer.errorBody status (ReadOnlySpan(Encoding.UTF8.GetBytes body))
+
     Assert.Equal(expected, mapped)
     let error = JsonDocument.Parse(envelope: byte array).RootElement.GetProperty "error"
     Assert.Equal(errorType, error.GetProperty("type").GetString())

@@ -62,7 +62,10 @@ let ``AI Studio: the key as x-goog-api-key, streamGenerateContent with alt=sse, 
 
     match Dialect.edit count (ReadOnlySpan plain) (factsOf plain) false with
     | Ok(edited, ValueSome sent) ->
-        Assert.True(JsonDocument.Parse(sent: byte array).RootElement.TryGetProperty("generateContentRequest") |> fst)
+        Assert.True(
+            JsonDocument.Parse(sent: byte array).RootElement.TryGetProperty("generateContentRequest")
+            |> fst
+        )
 
         Assert.Equal(
             Some(200, """{"input_tokens":7}"""B),

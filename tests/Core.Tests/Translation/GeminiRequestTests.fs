@@ -16,7 +16,8 @@ let private translateAs (model: string) (kind: GeminiRequestKind) (echo: bool) (
     | Ok translated -> translated
     | Error e -> failwith e
 
-let private translate (json: string) = translateAs "gemini-2.5-pro" GeminiRequestKind.Generate true json
+let private translate (json: string) =
+    translateAs "gemini-2.5-pro" GeminiRequestKind.Generate true json
 
 let private root (translated: GeminiRequestTranslation) : JsonElement =
     JsonDocument.Parse(translated.Body: byte array).RootElement
@@ -165,13 +166,17 @@ let ``thought signatures go back on the part they came with; another family's th
     Assert.Equal("SIG-LAST", str model[2] "thoughtSignature")
 
     // crossing from another family: nothing of the thinking is echoed (the call gets the skip value)
-    let stripped = parts (contents (translateAs "gemini-3-pro" GeminiRequestKind.Generate false body)).[1]
+    let stripped =
+        parts (contents (translateAs "gemini-3-pro" GeminiRequestKind.Generate false body)).[1]
+
     Assert.Equal(2, stripped.Length)
     Assert.Equal(GeminiWire.SkipSignature, str stripped[0] "thoughtSignature")
     Assert.False(has stripped[1] "thoughtSignature")
 
 [<Fact>]
-let ``tools: declarations with cleaned schemas, no parameters when there are none, tool_choice as functionCallingConfig`` () =
+let ``tools: declarations with cleaned schemas, no parameters when there are none, tool_choice as functionCallingConfig``
+    ()
+    =
     let translated =
         translate
             """{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}],
@@ -203,7 +208,14 @@ let ``tools: declarations with cleaned schemas, no parameters when there are non
     Assert.True((props.GetProperty "opt").GetProperty("nullable").GetBoolean())
     Assert.True(has (props.GetProperty "tags") "items")
     Assert.Equal("NUMBER", str ((props.GetProperty "ref").GetProperty("properties").GetProperty "x") "type")
-    Assert.Equal<string list>([ "file_path" ], parameters.GetProperty("required").EnumerateArray() |> Seq.map (fun r -> string (r.GetString())) |> List.ofSeq)
+
+    Assert.Equal<string list>(
+        [ "file_path" ],
+        parameters.GetProperty("required").EnumerateArray()
+        |> Seq.map (fun r -> string (r.GetString()))
+        |> List.ofSeq
+    )
+
     Assert.Equal("Noop", str declarations[1] "name")
     Assert.False(has declarations[1] "parameters")
     let calling = json.GetProperty("toolConfig").GetProperty "functionCallingConfig"
@@ -228,14 +240,18 @@ let ``web search alone becomes Google Search`` () =
 [<InlineData("gemini-2.5-flash", """{"type":"enabled","budget_tokens":31999}""", "thinkingBudget", "24576")>]
 [<InlineData("gemini-3-pro-preview", """{"type":"enabled","budget_tokens":2048}""", "thinkingLevel", "\"low\"")>]
 [<InlineData("gemini-3-pro-preview", """{"type":"adaptive"}""", "thinkingLevel", "\"high\"")>]
-let ``thinking becomes thinkingConfig: a budget for 2.5, a level for 3, thoughts included`` (model, thinking, field, value) =
+let ``thinking becomes thinkingConfig: a budget for 2.5, a level for 3, thoughts included``
+    (model, thinking, field, value)
+    =
     let json =
         root (
             translateAs
                 model
                 GeminiRequestKind.Generate
                 true
-                ("""{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}],"thinking":""" + thinking + "}")
+                ("""{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}],"thinking":"""
+                 + thinking
+                 + "}")
         )
 
     let config = json.GetProperty("generationConfig").GetProperty "thinkingConfig"
@@ -256,16 +272,23 @@ let ``structured output becomes responseMimeType and a cleaned responseSchema`` 
     Assert.False(has (config.GetProperty "responseSchema") "additionalProperties")
 
 [<Fact>]
-let ``count requests: AI Studio wraps the request with its model, Vertex puts contents at the top without generationConfig`` () =
+let ``count requests: AI Studio wraps the request with its model, Vertex puts contents at the top without generationConfig``
+    ()
+    =
     let body =
         """{"model":"m","max_tokens":10,"system":"s","messages":[{"role":"user","content":"x"}]}"""
 
-    let studioJson = root (translateAs "gemini-2.5-pro" GeminiRequestKind.CountAiStudio true body)
+    let studioJson =
+        root (translateAs "gemini-2.5-pro" GeminiRequestKind.CountAiStudio true body)
+
     let inner = studioJson.GetProperty "generateContentRequest"
     Assert.Equal("models/gemini-2.5-pro", str inner "model")
     Assert.True(has inner "contents")
     Assert.True(has inner "generationConfig")
-    let vertexJson = root (translateAs "gemini-2.5-pro" GeminiRequestKind.CountVertex true body)
+
+    let vertexJson =
+        root (translateAs "gemini-2.5-pro" GeminiRequestKind.CountVertex true body)
+
     Assert.True(has vertexJson "contents")
     Assert.True(has vertexJson "systemInstruction")
     Assert.False(has vertexJson "generationConfig")

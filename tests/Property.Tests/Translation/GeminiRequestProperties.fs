@@ -43,7 +43,22 @@ let rec private schema (depth: int) : Gen<JsonNode> =
     let leaf =
         gen {
             let! t = Gen.elements scalarTypes
-            let! extras = Gen.subListOf [ "format"; "pattern"; "exclusiveMinimum"; "minimum"; "title"; "default"; "examples"; "x-hint"; "deprecated"; "minLength"; "multipleOf" ]
+
+            let! extras =
+                Gen.subListOf [
+                    "format"
+                    "pattern"
+                    "exclusiveMinimum"
+                    "minimum"
+                    "title"
+                    "default"
+                    "examples"
+                    "x-hint"
+                    "deprecated"
+                    "minLength"
+                    "multipleOf"
+                ]
+
             let node = obj [ "type", str t ]
 
             for extra in extras do
@@ -65,7 +80,12 @@ let rec private schema (depth: int) : Gen<JsonNode> =
         Gen.elements [
             (fun () -> obj [ "const", str "fixed" ] :> JsonNode)
             (fun () -> obj [ "enum", arr [ str "a"; str "b" ] ] :> JsonNode)
-            (fun () -> obj [ "type", str "integer"; "enum", arr [ JsonValue.Create 1; JsonValue.Create 2 ] ] :> JsonNode)
+            (fun () ->
+                obj [
+                    "type", str "integer"
+                    "enum", arr [ JsonValue.Create 1; JsonValue.Create 2 ]
+                ]
+                :> JsonNode)
             (fun () -> obj [ "type", arr [ str "string"; str "null" ] ] :> JsonNode)
             (fun () -> obj [ "type", arr [ str "string"; str "integer" ] ] :> JsonNode)
             (fun () -> obj [ "$ref", str "#/$defs/Thing" ] :> JsonNode)
@@ -114,7 +134,11 @@ let rec private schema (depth: int) : Gen<JsonNode> =
 
                 return
                     (if tuple then
-                         obj [ "type", str "array"; "prefixItems", arr [ items ]; "uniqueItems", JsonValue.Create true ]
+                         obj [
+                             "type", str "array"
+                             "prefixItems", arr [ items ]
+                             "uniqueItems", JsonValue.Create true
+                         ]
                      else
                          obj [ "type", str "array"; "items", items; "minItems", JsonValue.Create 1 ])
                     :> JsonNode
@@ -189,14 +213,13 @@ let rec private schemaProblems (path: string) (node: JsonElement) : string list 
 
         let enumProblems =
             match node.TryGetProperty "enum" with
-            | true, values ->
-                [
-                    if not (is "STRING") then
-                        $"%s{path}.enum: only for STRING"
-                    for v in values.EnumerateArray() do
-                        if v.ValueKind <> JsonValueKind.String then
-                            $"%s{path}.enum: not a string"
-                ]
+            | true, values -> [
+                if not (is "STRING") then
+                    $"%s{path}.enum: only for STRING"
+                for v in values.EnumerateArray() do
+                    if v.ValueKind <> JsonValueKind.String then
+                        $"%s{path}.enum: not a string"
+              ]
             | _ -> []
 
         let properties =
@@ -389,13 +412,22 @@ let private conversation: Gen<JsonObject> =
             let! calls = Gen.choose (0, 3)
             let! withText = Gen.elements [ true; false ]
             let! text = jsonText
-            let! thinking = Gen.elements [ None; Some(GeminiWire.SignaturePrefix + "SIG"); Some "EqQBAnthropic" ]
+
+            let! thinking =
+                Gen.elements [ None; Some(GeminiWire.SignaturePrefix + "SIG"); Some "EqQBAnthropic" ]
+
             let! thinkingText = Gen.elements [ ""; "thought" ]
             let content = JsonArray()
 
             match thinking with
             | Some signature ->
-                content.Add(obj [ "type", str "thinking"; "thinking", str thinkingText; "signature", str signature ])
+                content.Add(
+                    obj [
+                        "type", str "thinking"
+                        "thinking", str thinkingText
+                        "signature", str signature
+                    ]
+                )
             | None -> ()
 
             if withText || calls = 0 then
@@ -442,7 +474,8 @@ let private conversation: Gen<JsonObject> =
                             textBlock "out"
                             obj [
                                 "type", str "image"
-                                "source", obj [ "type", str "base64"; "media_type", str "image/png"; "data", str "AAAA" ]
+                                "source",
+                                obj [ "type", str "base64"; "media_type", str "image/png"; "data", str "AAAA" ]
                             ]
                         ]
                     else
@@ -508,7 +541,9 @@ let ``any Claude Code-like conversation translates to a request a strict Gemini 
 
             for model in [ "gemini-2.5-pro"; "gemini-3-pro-preview" ] do
                 for echo in [ true; false ] do
-                    match GeminiRequest.translate settings model GeminiRequestKind.Generate echo (ReadOnlySpan bytes) with
+                    match
+                        GeminiRequest.translate settings model GeminiRequestKind.Generate echo (ReadOnlySpan bytes)
+                    with
                     | Ok translated ->
                         let body = JsonDocument.Parse(translated.Body: byte array).RootElement
                         let problems = requestProblems body

@@ -49,7 +49,10 @@ let private argumentsText: Gen<string> =
     }
 
 let private signature: Gen<string option> =
-    Gen.frequency [ 2, Gen.constant None; 1, Gen.elements [ Some "CiQB"; Some "c2lnLTI="; Some "EhYK/+x" ] ]
+    Gen.frequency [
+        2, Gen.constant None
+        1, Gen.elements [ Some "CiQB"; Some "c2lnLTI="; Some "EhYK/+x" ]
+    ]
 
 let private partSpec: Gen<PartSpec> =
     Gen.frequency [
@@ -128,7 +131,8 @@ let private chunk (parts: PartSpec list) (finish: string option) (usage: bool) :
 
     if usage then
         root["usageMetadata"] <-
-            JsonNode.Parse """{"promptTokenCount":30,"candidatesTokenCount":5,"thoughtsTokenCount":2,"totalTokenCount":37}"""
+            JsonNode.Parse
+                """{"promptTokenCount":30,"candidatesTokenCount":5,"thoughtsTokenCount":2,"totalTokenCount":37}"""
 
     root["modelVersion"] <- str "gemini-x"
     root["responseId"] <- str "resp-1"
@@ -181,7 +185,10 @@ let private blocks (events: AnthropicEvent list) : (StartedBlock * string * stri
     match events with
     | AnthropicEvent.MessageStart _ :: rest ->
         let folder
-            (open': (int * StartedBlock * StringBuilder * string) option, finished: (StartedBlock * string * string) list)
+            (
+                open': (int * StartedBlock * StringBuilder * string) option,
+                finished: (StartedBlock * string * string) list
+            )
             (event: AnthropicEvent)
             =
             match open', event with
@@ -225,7 +232,9 @@ let ``any split of a Gemini stream gives the same Anthropic events`` () =
     )
 
 [<Fact>]
-let ``blocks are well-formed, text and thoughts whole, tool inputs parse to exactly the arguments, signatures all carried`` () =
+let ``blocks are well-formed, text and thoughts whole, tool inputs parse to exactly the arguments, signatures all carried``
+    ()
+    =
     Check.property (
         Prop.forAll (Check.arb streamSpec) (fun spec ->
             let events = runChunks [ sse (fst (payloads spec)) ]
@@ -290,7 +299,11 @@ let ``blocks are well-formed, text and thoughts whole, tool inputs parse to exac
 
             let carried =
                 blocks
-                |> List.choose (fun (b, _, s) -> if b = StartedBlock.Thinking then GeminiWire.signatureOf s else None)
+                |> List.choose (fun (b, _, s) ->
+                    if b = StartedBlock.Thinking then
+                        GeminiWire.signatureOf s
+                    else
+                        None)
                 |> List.filter (fun s -> s.Length > 0)
 
             // consecutive thought parts of one run keep the last signature, so carried ⊆ given, in order
@@ -338,7 +351,13 @@ let ``a Gemini stream cut anywhere before its finishReason ends in an error even
             let bytes = sse (List.take keep all)
             // and cut inside the next event too, sometimes
             let! extra = Gen.choose (0, 20)
-            let next = if keep < all.Length then Encoding.UTF8.GetBytes("data: " + all[keep]) else [||]
+
+            let next =
+                if keep < all.Length then
+                    Encoding.UTF8.GetBytes("data: " + all[keep])
+                else
+                    [||]
+
             return Array.append bytes (Array.truncate extra next)
         }
 
