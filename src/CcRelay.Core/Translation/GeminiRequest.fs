@@ -53,7 +53,6 @@ module GeminiRequest =
     /// One part of a Gemini content.
     type private Part =
         | Text of Text: string
-        | Thought of Text: string * Signature: string option
         | Inline of MimeType: string * Data: string
         | File of MimeType: string * Uri: string
         | Call of Name: string * Args: string * Id: string option
@@ -233,8 +232,9 @@ module GeminiRequest =
         | _ -> []
 
     /// An assistant turn's parts, with the thought signatures it carries placed where Gemini gave them
-    /// (`GeminiWire`): a thinking block with text is a thought part with its signature; an empty one's
-    /// signature goes on the next part (the function call it came with), or on the last when none follows.
+    /// (`GeminiWire`): a thinking block's signature goes on the next part (the function call it came with, or
+    /// the text after a thought run), or on the last part when none follows (a signature Gemini put on the
+    /// answer's last text part); the thought text is not sent back.
     let private modelParts (context: Context) (content: JsonElement) : (Part * string option) list =
         match content.ValueKind with
         | JsonValueKind.String -> [ Text(content.GetString() |> string), None ]
@@ -273,11 +273,11 @@ module GeminiRequest =
                 | Some "thinking" when context.EchoSignatures ->
                     match GeminiWire.signatureOf (text block "signature") with
                     | Some signature ->
-                        let signature = if signature.Length > 0 then Some signature else None
-
-                        match text block "thinking" with
-                        | "" -> pending <- signature |> Option.orElse pending
-                        | thinking -> parts.Add(Thought(thinking, signature), None)
+                        // NOTE: the thought text itself is not sent back: Gemini takes thought parts, but replayed
+                        // thoughts confuse the model (google-gemini/gemini-cli#705 removed them from its history);
+                        // only the signature matters, and it belongs on the part that follows
+                        if signature.Length > 0 then
+                            pending <- Some signature
                     // another target's reasoning is never sent to Gemini
                     | None -> ()
                 | Some "thinking"
@@ -308,13 +308,6 @@ module GeminiRequest =
 
         match part with
         | Text text -> writer.WriteString("text", text)
-        | Thought(text, own) ->
-            writer.WriteString("text", text)
-            writer.WriteBoolean("thought", true)
-
-            match own with
-            | Some s -> writer.WriteString("thoughtSignature", s)
-            | None -> ()
         | Inline(mime, data) ->
             writer.WriteStartObject "inlineData"
             writer.WriteString("mimeType", mime)

@@ -138,7 +138,7 @@ let ``a tool result whose tool_use is gone (compacted) finds its function by the
     Assert.Equal("call-7", str response "id")
 
 [<Fact>]
-let ``thought signatures go back on the part they came with; another family's thinking is left out`` () =
+let ``thought signatures go back on the part they came with, thoughts are not replayed; another family's thinking is left out`` () =
     let call = GeminiWire.toolId "Bash" None "n1" 0
 
     let body =
@@ -156,14 +156,21 @@ let ``thought signatures go back on the part they came with; another family's th
         + ""","content":"a b"}]}]}"""
 
     let model = parts (contents (translate body)).[1]
-    Assert.Equal(3, model.Length)
-    Assert.True(model[0].GetProperty("thought").GetBoolean())
-    Assert.Equal("Plan it.", str model[0] "text")
-    Assert.Equal("SIG-THOUGHT", str model[0] "thoughtSignature")
-    Assert.Equal("SIG-CALL", str model[1] "thoughtSignature")
-    Assert.Equal("Bash", str (model[1].GetProperty "functionCall") "name")
-    Assert.Equal("done", str model[2] "text")
-    Assert.Equal("SIG-LAST", str model[2] "thoughtSignature")
+    Assert.Equal(2, model.Length)
+    Assert.Equal("SIG-CALL", str model[0] "thoughtSignature")
+    Assert.Equal("Bash", str (model[0].GetProperty "functionCall") "name")
+    Assert.Equal("done", str model[1] "text")
+    Assert.Equal("SIG-LAST", str model[1] "thoughtSignature")
+
+    // a thought run's signature goes on the part after it
+    let answered =
+        translate
+            """{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"go"},{"role":"assistant","content":[
+                  {"type":"thinking","thinking":"Plan it.","signature":"cc-relay:gemini:v1:SIG-THOUGHT"},{"type":"text","text":"answer"}]}]}"""
+
+    let answer = parts (contents answered).[1]
+    Assert.Equal("answer", str (Assert.Single answer) "text")
+    Assert.Equal("SIG-THOUGHT", str answer[0] "thoughtSignature")
 
     // crossing from another family: nothing of the thinking is echoed (the call gets the skip value)
     let stripped =
