@@ -230,3 +230,15 @@ let ``tool ids round-trip names with any characters`` () =
     Assert.Matches("^[a-zA-Z0-9_-]+$", id)
     Assert.Equal(Some("mcp__x/y z_é", Some "a_b", 3), GeminiWire.tryParseToolId id)
     Assert.Equal(None, GeminiWire.tryParseToolId "toolu_01ABC")
+
+[<Fact>]
+let ``a blocked prompt (no candidates, promptFeedback.blockReason) ends as a refusal`` () =
+    let events =
+        run [
+            """{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":12,"totalTokenCount":12}}"""
+        ]
+
+    match events with
+    | [ AnthropicEvent.MessageStart _; AnthropicEvent.MessageDelta("refusal", usage); AnthropicEvent.MessageStop ] ->
+        Assert.Equal(12L, usage.InputTokens)
+    | other -> failwithf "unexpected events: %A" other

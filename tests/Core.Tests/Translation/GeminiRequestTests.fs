@@ -138,7 +138,9 @@ let ``a tool result whose tool_use is gone (compacted) finds its function by the
     Assert.Equal("call-7", str response "id")
 
 [<Fact>]
-let ``thought signatures go back on the part they came with, thoughts are not replayed; another family's thinking is left out`` () =
+let ``thought signatures go back on the part they came with, thoughts are not replayed; another family's thinking is left out``
+    ()
+    =
     let call = GeminiWire.toolId "Bash" None "n1" 0
 
     let body =
