@@ -68,6 +68,8 @@ module internal ConfigProviders =
         "max_tokens_field", ProviderType.OpenAi
         "stream_usage", ProviderType.OpenAi
         "thinking_control", ProviderType.OpenAi
+        "openai_api", ProviderType.OpenAi
+        "on_dropped", ProviderType.OpenAi
     ]
 
     let private providerKeys: string list =
@@ -497,12 +499,18 @@ module internal ConfigProviders =
             and! thinking =
                 choice "thinking_control" OpenAiKnobs.thinkingControls ThinkingControl.NoControl
 
+            and! api = choice "openai_api" OpenAiKnobs.apis OpenAiApi.Chat
+
+            and! onDropped = choice "on_dropped" OpenAiKnobs.droppedPolicies DroppedPolicy.Report
+
             return
                 CloudSettings.OpenAi {
                     ReasoningField = reasoning
                     MaxTokensField = maxTokens
                     StreamUsage = streamUsage
                     Thinking = thinking
+                    Api = api
+                    OnDropped = onDropped
                 }
         }
 

@@ -39,6 +39,8 @@ type BodyReshape = {
 type Translation =
     /// OpenAI Chat Completions (`/v1/chat/completions`), with the provider's knobs.
     | OpenAiChat of Settings: OpenAiSettings * Model: string
+    /// OpenAI Responses (`/v1/responses`); `Family` mints and accepts the reasoning envelopes.
+    | OpenAiResponses of Family: string * Model: string
 
 /// How the client's body becomes the upstream's.
 [<RequireQualifiedAccess>]
@@ -69,6 +71,9 @@ type AnswerDialect =
     /// OpenAI Chat Completions: a stream of `chat.completion.chunk`s converted event by event, a JSON answer
     /// or an OpenAI error translated whole.
     | OpenAiChat of ChatAnswerPlan
+    /// OpenAI Responses: a stream of `response.*` events converted event by event, a response object or an
+    /// OpenAI error translated whole.
+    | OpenAiResponses of ResponsesAnswerPlan
     /// Answered by the relay without an upstream call (`count_tokens` of a translated provider: its estimate).
     | Local of Status: int * Body: byte array
 
@@ -392,10 +397,15 @@ module Dialect =
             |> Map.tryFind facts.Model
             |> Option.defaultValue facts.Model
 
+        let responses = settings.Api = OpenAiApi.Responses
+
         {
             Provider = provider
             Operation = operation
-            Url = Upstream.url provider.BaseUrl (chatPath provider.BaseUrl "chat/completions")
+            Url =
+                Upstream.url
+                    provider.BaseUrl
+                    (chatPath provider.BaseUrl (if responses then "responses" else "chat/completions"))
             // the provider's own key as a bearer token; a caller's Anthropic credential is never sent here
             Credentials = Upstream.credentialsWith provider key []
             Signing = Signing.Static
@@ -411,9 +421,22 @@ module Dialect =
                  else
                      "application/json")
             ]
-            Body = BodyEdit.Translate(Translation.OpenAiChat(settings, model))
+            Body =
+                BodyEdit.Translate(
+                    if responses then
+                        Translation.OpenAiResponses(provider.Family, model)
+                    else
+                        Translation.OpenAiChat(settings, model)
+                )
             Answer =
                 match operation with
+                | Operation.Messages when responses ->
+                    AnswerDialect.OpenAiResponses {
+                        Model = model
+                        EstimatedInputTokens = facts.EstimatedInputTokens
+                        ToolNames = Map.empty
+                        Family = provider.Family
+                    }
                 | Operation.Messages ->
                     AnswerDialect.OpenAiChat {
                         Model = model
@@ -453,6 +476,9 @@ module Dialect =
         | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
             ChatRequest.translate settings model true body
             |> Result.map (fun translated -> ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
+            ResponsesRequest.translate family model true body
+            |> Result.map (fun translated -> ValueSome translated.Body)
         | BodyEdit.Unchanged -> Ok ValueNone
         | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
         | BodyEdit.Reshape reshape ->
@@ -488,6 +514,27 @@ module Dialect =
                     match plan.Answer with
                     | AnswerDialect.OpenAiChat answer ->
                         AnswerDialect.OpenAiChat {
+                            answer with
+                                EstimatedInputTokens = translated.EstimatedInputTokens
+                                ToolNames = translated.ToolNames
+                        }
+                    | AnswerDialect.Local _ ->
+                        AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
+                    | other -> other
+
+                {
+                    plan with
+                        Answer = answer
+                        DroppedFeatures = translated.Dropped
+                },
+                ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
+            ResponsesRequest.translate family model (not stripThinking) payload
+            |> Result.map (fun translated ->
+                let answer =
+                    match plan.Answer with
+                    | AnswerDialect.OpenAiResponses answer ->
+                        AnswerDialect.OpenAiResponses {
                             answer with
                                 EstimatedInputTokens = translated.EstimatedInputTokens
                                 ToolNames = translated.ToolNames
@@ -596,6 +643,8 @@ module Dialect =
         | AnswerDialect.Local _, _ -> AnswerReading.AsIs
         | AnswerDialect.OpenAiChat _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
         | AnswerDialect.OpenAiChat _, _ -> AnswerReading.Translate
+        | AnswerDialect.OpenAiResponses _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
+        | AnswerDialect.OpenAiResponses _, _ -> AnswerReading.Translate
         | _, Framing.Sse when status < 400 -> AnswerReading.AsIs
         | AnswerDialect.Bedrock, Framing.AwsEventStream when status < 400 -> AnswerReading.ConvertEventStream
         | AnswerDialect.BedrockCountTokens _, _ -> AnswerReading.Translate
@@ -628,6 +677,7 @@ module Dialect =
         | AnswerDialect.Local _ -> None
         | AnswerDialect.OpenAiChat _ when status >= 400 -> Some(ChatAnswer.errorBody status body)
         | AnswerDialect.OpenAiChat plan -> Some(ChatAnswer.ofJson plan body)
+        | AnswerDialect.OpenAiResponses plan -> Some(ResponsesAnswer.ofJson plan status body)
         | AnswerDialect.BedrockCountTokens estimate when status = 400 || status = 404 ->
             Some(200, Bedrock.countTokensResponse estimate)
         | AnswerDialect.Bedrock

@@ -534,8 +534,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
     }
 
     /// <summary>How a converted stream of this plan's dialect becomes Anthropic SSE.</summary>
-    private static IAnswerDecoder DecoderOf(UpstreamPlan plan) =>
-        plan.Answer is AnswerDialect.OpenAiChat chat ? new ChatStreamDecoder(chat.Item) : new BedrockEventStreamDecoder();
+    private static IAnswerDecoder DecoderOf(UpstreamPlan plan) => plan.Answer switch
+    {
+        AnswerDialect.OpenAiChat chat => new ChatStreamDecoder(chat.Item),
+        AnswerDialect.OpenAiResponses responses => new ResponsesStreamDecoder(responses.Item),
+        _ => new BedrockEventStreamDecoder(),
+    };
 
     /// <summary>The answer of a plan the relay answers itself, as if an upstream had given it.</summary>
     private static HttpResponseMessage LocalResponse(HttpRequestMessage request, int status, byte[] body)
