@@ -15,6 +15,8 @@ let private settings: OpenAiSettings = {
     MaxTokensField = MaxTokensField.MaxTokens
     StreamUsage = true
     Thinking = ThinkingControl.ReasoningEffort
+    Api = OpenAiApi.Chat
+    OnDropped = DroppedPolicy.Report
 }
 
 let private names = [
