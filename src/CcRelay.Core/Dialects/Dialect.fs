@@ -497,6 +497,33 @@ module Dialect =
                 else
                     ValueSome edited)
 
+    /// Whether the plan's provider refuses a request that asks for what it cannot do (`on_dropped: refuse`).
+    let private refusesDropped (plan: UpstreamPlan) : bool =
+        match plan.Provider.Cloud with
+        | CloudSettings.OpenAi settings -> settings.OnDropped = DroppedPolicy.Refuse
+        | _ -> false
+
+    /// A translated plan with what its request left out (cleaned for a header and a log line); a provider that
+    /// refuses rather than drops answers a message request itself, with a 400 naming them, and calls no upstream.
+    let private withDropped (plan: UpstreamPlan) (dropped: string list) : UpstreamPlan =
+        let dropped = dropped |> List.map Dropped.clean |> List.distinct
+
+        if refusesDropped plan && not dropped.IsEmpty && plan.Operation = Operation.Messages then
+            {
+                plan with
+                    DroppedFeatures = dropped
+                    Answer = AnswerDialect.Local(400, Dropped.refusal plan.Provider.Name dropped)
+            }
+        else
+            { plan with DroppedFeatures = dropped }
+
+    /// Whether the plan is a refusal of what its request asked for (`on_dropped: refuse`): nothing was dropped
+    /// then, the request was not sent.
+    let refusedDropped (plan: UpstreamPlan) : bool =
+        refusesDropped plan
+        && not plan.DroppedFeatures.IsEmpty
+        && plan.Operation = Operation.Messages
+
     /// The attempt's final plan and body: `body`, and for a translation also what only the translated request
     /// tells (what was dropped, the tool names to restore, the input estimate). `stripThinking`: the
     /// conversation's thinking was minted by another family, so none of it is echoed to a translated target.
@@ -522,12 +549,7 @@ module Dialect =
                         AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
                     | other -> other
 
-                {
-                    plan with
-                        Answer = answer
-                        DroppedFeatures = translated.Dropped
-                },
-                ValueSome translated.Body)
+                withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
             ResponsesRequest.translate family model (not stripThinking) payload
             |> Result.map (fun translated ->
@@ -543,12 +565,7 @@ module Dialect =
                         AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
                     | other -> other
 
-                {
-                    plan with
-                        Answer = answer
-                        DroppedFeatures = translated.Dropped
-                },
-                ValueSome translated.Body)
+                withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | other -> body other payload facts |> Result.map (fun edited -> plan, edited)
 
     /// The answer the relay gives itself instead of calling the upstream (`(status, body)`), when the plan says so.

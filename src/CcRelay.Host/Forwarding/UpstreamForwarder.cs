@@ -260,8 +260,15 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
             if (!plan.DroppedFeatures.IsEmpty)
             {
-                // what a translated target cannot do was left out of the request: the client is told which
-                context.Response.Headers["x-cc-relay-dropped"] = string.Join(",", plan.DroppedFeatures);
+                // what a translated target cannot do was left out of the request (or, refusing, named in a 400):
+                // the client, the request line and (when it was left out) the metric say which
+                var dropped = string.Join(",", plan.DroppedFeatures);
+                context.Response.Headers["x-cc-relay-dropped"] = dropped;
+                record.Dropped = dropped;
+                if (!Dialect.refusedDropped(plan))
+                {
+                    metrics.RecordDropped(plan.Provider.Name, plan.DroppedFeatures);
+                }
             }
             if (record.Status >= 400)
             {
