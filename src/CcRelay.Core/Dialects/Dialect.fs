@@ -574,6 +574,26 @@ module Dialect =
         | AnswerDialect.Local(status, body) -> Some(status, body)
         | _ -> None
 
+    /// A translated provider's `count_tokens` answer counted with a real tokenizer (`count`, the host's, in the
+    /// model's encoding) over the translated request `payload` (`TokenEstimate`); None for any other plan, or
+    /// when the payload cannot be read (the plan's own estimate answers then).
+    let countTokens
+        (plan: UpstreamPlan)
+        (payload: ReadOnlySpan<byte>)
+        (count: Func<TokenEncoding, string, int>)
+        : byte array option =
+        let shape =
+            match plan.Operation, plan.Body with
+            | Operation.CountTokens, BodyEdit.Translate(Translation.OpenAiChat _) -> Some false
+            | Operation.CountTokens, BodyEdit.Translate(Translation.OpenAiResponses _) -> Some true
+            | _ -> None
+
+        match shape with
+        | Some responses ->
+            TokenEstimate.ofBody count responses payload
+            |> Option.map (fun tokens -> AnthropicOut.countTokens tokens)
+        | None -> None
+
     /// A facts value for a probe or a synthetic request of `model` (no body offsets: its body is built whole).
     let private probeFacts (model: string) : RequestFacts = {
         Model = model

@@ -84,8 +84,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
 
             // a plan the relay answers itself (a translated provider's count_tokens) calls no upstream
+            // (a translated count_tokens is counted with a real tokenizer over the translated request)
             var response = Dialect.localAnswer(plan) is { } local
-                ? LocalResponse(request, local.Value.Item1, local.Value.Item2)
+                ? LocalResponse(request, local.Value.Item1, await TokenCounter.AnswerAsync(plan, body) ?? local.Value.Item2)
                 : await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
