@@ -509,3 +509,34 @@ let ``openai_api: responses plans /v1/responses with a Responses answer; count_t
 
     let count = Dialect.plan provider ValueNone facts "/v1/messages/count_tokens" [] []
     Assert.True((Dialect.localAnswer count).IsSome)
+
+// ---------------------------
+// Token estimates
+// ---------------------------
+
+/// Counts words: enough to check what is counted and how often.
+let private words = Func<TokenEncoding, string, int>(fun _ text -> text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length)
+
+[<Fact>]
+let ``a Responses request's tokens: instructions and items 3 each plus their text, images a fixed cost, reasoning nothing`` () =
+    let body =
+        """{"model":"gpt-5","instructions":"be brief now","input":[
+            {"type":"message","role":"user","content":[{"type":"input_text","text":"two words"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]},
+            {"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"gAAAA lots of cipher text"},
+            {"type":"function_call","call_id":"c","name":"Read","arguments":"{\"path\": \"a\"}"},
+            {"type":"function_call_output","call_id":"c","output":"file text here"}]}"""B
+
+    // developer message 3+1+3, user 3+1+2+image, reasoning 0, call 3+1+2, output 3+3, reply 3
+    Assert.Equal(Some(7 + 6 + ChatRequest.ImageTokens + 6 + 6 + 3), TokenEstimate.ofBody words true (ReadOnlySpan body))
+    Assert.Equal(None, TokenEstimate.ofBody words true (ReadOnlySpan "[1]"B))
+
+[<Theory>]
+[<InlineData("gpt-4o", "O200k")>]
+[<InlineData("gpt-4.1-mini", "O200k")>]
+[<InlineData("gpt-5", "O200k")>]
+[<InlineData("o3", "O200k")>]
+[<InlineData("deepseek-chat", "O200k")>]
+[<InlineData("gpt-4-0613", "Cl100k")>]
+[<InlineData("gpt-3.5-turbo", "Cl100k")>]
+let ``the encoding follows the model`` (model: string, encoding: string) =
+    Assert.Equal(encoding, string (TokenEstimate.encodingFor model))
