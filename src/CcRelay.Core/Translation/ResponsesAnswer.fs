@@ -190,11 +190,41 @@ module ResponsesAnswer =
                 Usage = usage
             }
 
+    /// The message of a 400 refusing a reasoning item given back (`invalid_encrypted_content`: another
+    /// organisation's ciphertext, or a damaged one; an item id that does not match): it is worded as Anthropic
+    /// words a rejected thinking signature, so that the relay retries once without thinking (`Affinity`) and
+    /// Claude Code, if it sees it, strips its thinking blocks and retries (protocols.md §6.8).
+    let private reasoningRejected (status: int) (body: ReadOnlySpan<byte>) : string option =
+        if status <> 400 then
+            None
+        else
+            try
+                use document = JsonDocument.Parse(ReadOnlyMemory(body.ToArray()), documentOptions)
+
+                match JsonRead.tryProperty document.RootElement "error" with
+                | ValueSome error when error.ValueKind = JsonValueKind.Object ->
+                    let message = JsonRead.tryString error "message" |> Option.defaultValue ""
+
+                    if
+                        JsonRead.tryString error "code" = Some "invalid_encrypted_content"
+                        || message.Contains("encrypted content", StringComparison.OrdinalIgnoreCase)
+                    then
+                        Some message
+                    else
+                        None
+                | _ -> None
+            with :? JsonException ->
+                None
+
     /// A Responses JSON answer (`(status, body)` from the upstream) in the Anthropic shape: an error status as
     /// an Anthropic error (as Chat Completions errors: the same `{"error": {…}}` shape), a response as a Message.
     let ofJson (plan: ResponsesAnswerPlan) (status: int) (body: ReadOnlySpan<byte>) : int * byte array =
         if status >= 400 then
-            ChatAnswer.errorBody status body
+            match reasoningRejected status body with
+            | Some message ->
+                400,
+                ErrorEnvelope.toJson ErrorType.InvalidRequest ("Invalid `signature` in `thinking` block: " + message)
+            | None -> ChatAnswer.errorBody status body
         else
             let parsed =
                 try

@@ -131,6 +131,32 @@ public sealed class OpenAiResponsesTests : TwoUpstreamTests
     }
 
     [Fact]
+    public async Task ReasoningTheServerCannotVerify_IsRetriedOnceWithoutThinking()
+    {
+        // Arrange: a history whose reasoning envelope carries ciphertext the server did not issue (another
+        // organisation's key, say): OpenAI refuses it with invalid_encrypted_content
+        _server.Issue("rs_9");
+        A.Handler = _server.Strict((context, _) => FakeOpenAiResponses.StreamAsync(
+            context, FakeOpenAiResponses.Created, FakeOpenAiResponses.TextDelta("msg_1", "fresh answer"), FakeOpenAiResponses.Completed()));
+        await using var relay = await RelayAsync([OpenAi()]);
+        var envelope = ReasoningEnvelope.mint("a", "rs_9", "gAAAAB-not-what-the-server-issued");
+        var body = """{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"},"""
+            + $$"""{"role":"assistant","content":[{"type":"thinking","thinking":"","signature":"{{envelope}}"},{"type":"text","text":"hello"}]},"""
+            + """{"role":"user","content":"again"}]}""";
+
+        // Act
+        using var response = await SendAsync(relay, body);
+        var text = await response.Content.ReadAsStringAsync();
+
+        // Assert: refused once, then answered without the reasoning item
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("fresh answer", text);
+        Assert.Equal(2, A.Requests.Count);
+        Assert.Contains(FakeOpenAi.Body(A.Requests[0]).GetProperty("input").EnumerateArray(), i => i.GetProperty("type").GetString() == "reasoning");
+        Assert.DoesNotContain(FakeOpenAi.Body(A.Requests[1]).GetProperty("input").EnumerateArray(), i => i.GetProperty("type").GetString() == "reasoning");
+    }
+
+    [Fact]
     public async Task NotStreaming_TheResponseIsAnAnthropicMessage_DroppedFeaturesReported_CountTokensLocal()
     {
         // Arrange
