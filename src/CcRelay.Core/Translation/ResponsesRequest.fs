@@ -305,13 +305,28 @@ module ResponsesRequest =
         | _ -> ()
 
     /// An assistant turn, item by item in the order of its blocks: its own reasoning (an envelope this provider
-    /// family minted) as a `reasoning` item, so that it stays directly before the items that followed it;
-    /// text as an assistant message; each tool use as a `function_call`.
+    /// family minted) as a `reasoning` item directly before the item that followed it (OpenAI refuses a reasoning
+    /// item without its following item, so one that nothing followed is left out); text as an assistant message;
+    /// each tool use as a `function_call`.
     let private assistantTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
         let texts = ResizeArray<string>()
+        let reasoning = ResizeArray<string * string>()
+
+        let flushReasoning () =
+            for id, encrypted in reasoning do
+                writer.WriteStartObject()
+                writer.WriteString("type", "reasoning")
+                writer.WriteString("id", id)
+                writer.WriteStartArray "summary"
+                writer.WriteEndArray()
+                writer.WriteString("encrypted_content", encrypted)
+                writer.WriteEndObject()
+
+            reasoning.Clear()
 
         let flushText () =
             if texts.Count > 0 then
+                flushReasoning ()
                 writer.WriteStartObject()
                 writer.WriteString("type", "message")
                 writer.WriteString("role", "assistant")
@@ -338,18 +353,13 @@ module ResponsesRequest =
                     match JsonRead.tryString block "signature" |> Option.bind ReasoningEnvelope.tryRead with
                     | Some(id, encrypted, minter) when context.EchoReasoning && minter = context.Family ->
                         flushText ()
-                        writer.WriteStartObject()
-                        writer.WriteString("type", "reasoning")
-                        writer.WriteString("id", id)
-                        writer.WriteStartArray "summary"
-                        writer.WriteEndArray()
-                        writer.WriteString("encrypted_content", encrypted)
-                        writer.WriteEndObject()
+                        reasoning.Add((id, encrypted))
                     // another family's reasoning (Anthropic's signed blocks, another provider's) is never sent here
                     | _ -> ()
                 | Some "redacted_thinking" -> ()
                 | Some "tool_use" ->
                     flushText ()
+                    flushReasoning ()
                     writer.WriteStartObject()
                     writer.WriteString("type", "function_call")
                     writer.WriteString("call_id", JsonRead.tryString block "id" |> Option.defaultValue "")

@@ -540,3 +540,20 @@ let ``a Responses request's tokens: instructions and items 3 each plus their tex
 [<InlineData("gpt-3.5-turbo", "Cl100k")>]
 let ``the encoding follows the model`` (model: string, encoding: string) =
     Assert.Equal(encoding, string (TokenEstimate.encodingFor model))
+
+[<Fact>]
+let ``a reasoning item that nothing followed in its turn is left out (OpenAI refuses one without its following item)`` () =
+    let envelope = ReasoningEnvelope.mint "openai" "rs_1" "gAAAAenc"
+
+    let translated =
+        translate
+            "openai"
+            true
+            $"""{{"model":"m","max_tokens":100,"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":[{{"type":"thinking","thinking":"","signature":"%s{envelope}"}}]}},{{"role":"user","content":"again"}}]}}"""
+
+    let types =
+        (root translated).GetProperty("input").EnumerateArray()
+        |> Seq.map (fun i -> string (i.GetProperty("type").GetString()))
+        |> List.ofSeq
+
+    Assert.Equal<string list>([ "message"; "message" ], types)
