@@ -508,7 +508,11 @@ module Dialect =
     let private withDropped (plan: UpstreamPlan) (dropped: string list) : UpstreamPlan =
         let dropped = dropped |> List.map Dropped.clean |> List.distinct
 
-        if refusesDropped plan && not dropped.IsEmpty && plan.Operation = Operation.Messages then
+        if
+            refusesDropped plan
+            && not dropped.IsEmpty
+            && plan.Operation = Operation.Messages
+        then
             {
                 plan with
                     DroppedFeatures = dropped

@@ -49,9 +49,12 @@ module Dropped =
         let kept =
             capability
             |> String.map (fun c ->
-                if Char.IsAsciiLetterLower c || Char.IsAsciiDigit c || c = '_' then c
-                elif Char.IsAsciiLetterUpper c then Char.ToLowerInvariant c
-                else '_')
+                if Char.IsAsciiLetterLower c || Char.IsAsciiDigit c || c = '_' then
+                    c
+                elif Char.IsAsciiLetterUpper c then
+                    Char.ToLowerInvariant c
+                else
+                    '_')
 
         if kept.Length > 64 then kept.Substring(0, 64) else kept
 

@@ -238,7 +238,10 @@ module ResponsesAnswer =
                 use document = document
                 let root = document.RootElement
 
-                if root.ValueKind = JsonValueKind.Object && (JsonRead.tryProperty root "output").IsSome then
+                if
+                    root.ValueKind = JsonValueKind.Object
+                    && (JsonRead.tryProperty root "output").IsSome
+                then
                     ofResponse plan root
                 else
                     ChatAnswer.errorBody 502 body

@@ -49,9 +49,7 @@ module ReasoningEnvelope =
                     use document = JsonDocument.Parse(ReadOnlyMemory bytes)
                     let root = document.RootElement
 
-                    match
-                        JsonRead.tryString root "id", JsonRead.tryString root "ec", JsonRead.tryString root "up"
-                    with
+                    match JsonRead.tryString root "id", JsonRead.tryString root "ec", JsonRead.tryString root "up" with
                     | Some id, Some ec, Some up when id.Length > 0 && ec.Length > 0 -> Some(id, ec, up)
                     | _ -> None
                 with :? JsonException ->
@@ -108,6 +106,7 @@ module ResponsesRequest =
         Dropped: ResizeArray<string>
         Names: Collections.Generic.Dictionary<string, string>
         mutable Images: int
+        /// Bytes of the body the estimate leaves out: image and file data, encrypted reasoning.
         mutable ImageBytes: int64
     }
 
@@ -152,7 +151,8 @@ module ResponsesRequest =
         let source = JsonRead.tryProperty block "source"
 
         let sourceField name =
-            source |> ValueOption.bind (fun s -> JsonRead.tryString s name |> ValueOption.ofOption)
+            source
+            |> ValueOption.bind (fun s -> JsonRead.tryString s name |> ValueOption.ofOption)
 
         let inputText (value: string) =
             writer.WriteStartObject()
@@ -196,10 +196,7 @@ module ResponsesRequest =
                 writer.WriteStartObject()
                 writer.WriteString("type", "input_file")
 
-                writer.WriteString(
-                    "filename",
-                    JsonRead.tryString block "title" |> Option.defaultValue "document.pdf"
-                )
+                writer.WriteString("filename", JsonRead.tryString block "title" |> Option.defaultValue "document.pdf")
 
                 writer.WriteString(
                     "file_data",
@@ -314,6 +311,8 @@ module ResponsesRequest =
 
         let flushReasoning () =
             for id, encrypted in reasoning do
+                // ciphertext is not text the model reads as written: left out of the estimate, as image data is
+                context.ImageBytes <- context.ImageBytes + int64 encrypted.Length
                 writer.WriteStartObject()
                 writer.WriteString("type", "reasoning")
                 writer.WriteString("id", id)
@@ -363,7 +362,11 @@ module ResponsesRequest =
                     writer.WriteStartObject()
                     writer.WriteString("type", "function_call")
                     writer.WriteString("call_id", JsonRead.tryString block "id" |> Option.defaultValue "")
-                    writer.WriteString("name", toolName context (JsonRead.tryString block "name" |> Option.defaultValue ""))
+
+                    writer.WriteString(
+                        "name",
+                        toolName context (JsonRead.tryString block "name" |> Option.defaultValue "")
+                    )
 
                     writer.WriteString(
                         "arguments",
@@ -399,7 +402,8 @@ module ResponsesRequest =
         let webSearch =
             server
             |> List.filter (fun tool ->
-                let name = ChatRequest.serverToolName (JsonRead.tryString tool "type" |> Option.defaultValue "")
+                let name =
+                    ChatRequest.serverToolName (JsonRead.tryString tool "type" |> Option.defaultValue "")
 
                 if name = "web_search" then
                     true
@@ -539,7 +543,10 @@ module ResponsesRequest =
         if userId.Length <= 64 then
             userId
         else
-            "cc-" + (Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes userId) |> Convert.ToHexStringLower).Substring(0, 40)
+            "cc-"
+            + (Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes userId)
+               |> Convert.ToHexStringLower)
+                .Substring(0, 40)
 
     let private write (context: Context) (model: string) (root: JsonElement) (writer: Utf8JsonWriter) =
         writer.WriteStartObject()

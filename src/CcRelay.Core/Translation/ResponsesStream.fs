@@ -122,10 +122,19 @@ module ResponsesStream =
                 | ItemKind.Reasoning
                 | ItemKind.Message -> current
 
-            { put state id current with Open = None }, [ AnthropicEvent.BlockStop index ]
+            {
+                put state id current with
+                    Open = None
+            },
+            [ AnthropicEvent.BlockStop index ]
 
     /// Opens a block for item `id` after closing the open one.
-    let private openBlock (state: ResponsesStreamState) (id: string) (value: StreamedItem) (block: StartedBlock) : Step =
+    let private openBlock
+        (state: ResponsesStreamState)
+        (id: string)
+        (value: StreamedItem)
+        (block: StartedBlock)
+        : Step =
         let state, closed = closeOpen state
         let index = state.Next
 
@@ -171,14 +180,11 @@ module ResponsesStream =
                 | ItemKind.Reasoning -> AnthropicEvent.ThinkingDelta(current.Block, text)
                 | _ -> AnthropicEvent.TextDelta(current.Block, text)
 
-            put
-                state
-                id
-                {
-                    current with
-                        LastPart = part
-                        Streamed = true
-                },
+            put state id {
+                current with
+                    LastPart = part
+                    Streamed = true
+            },
             opened @ [ delta ]
 
     /// A function call's block starts (with its arguments so far, when the added item carries some).
@@ -286,7 +292,12 @@ module ResponsesStream =
                         match JsonRead.tryString part "type" with
                         | Some "output_text" ->
                             let state, more =
-                                textIn state id ItemKind.Message i (JsonRead.tryString part "text" |> Option.defaultValue "")
+                                textIn
+                                    state
+                                    id
+                                    ItemKind.Message
+                                    i
+                                    (JsonRead.tryString part "text" |> Option.defaultValue "")
 
                             state, events @ more
                         | Some "refusal" ->
@@ -384,7 +395,10 @@ module ResponsesStream =
                 let itemId =
                     match JsonRead.tryString root "item_id" with
                     | Some id -> Some id
-                    | None -> itemOf |> ValueOption.bind (fun i -> JsonRead.tryString i "id" |> ValueOption.ofOption) |> ValueOption.toOption
+                    | None ->
+                        itemOf
+                        |> ValueOption.bind (fun i -> JsonRead.tryString i "id" |> ValueOption.ofOption)
+                        |> ValueOption.toOption
 
                 let state, opening =
                     if state.Started || kind = "error" then
@@ -400,15 +414,25 @@ module ResponsesStream =
                             |> ValueOption.bind (fun r -> JsonRead.tryString r "model" |> ValueOption.ofOption)
                             |> ValueOption.defaultValue state.Plan.Model
 
-                        { state with Started = true; MessageId = id },
-                        [ AnthropicEvent.MessageStart(id, model, int64 state.Plan.EstimatedInputTokens) ]
+                        {
+                            state with
+                                Started = true
+                                MessageId = id
+                        },
+                        [
+                            AnthropicEvent.MessageStart(id, model, int64 state.Plan.EstimatedInputTokens)
+                        ]
 
                 let terminal = kind = "response.completed" || kind = "response.incomplete"
 
                 match openCall state, itemId with
                 // another item's event while a call's block is open: held back until it closes
                 | Some call, Some other when other <> call && not terminal ->
-                    { state with Deferred = data :: state.Deferred }, opening
+                    {
+                        state with
+                            Deferred = data :: state.Deferred
+                    },
+                    opening
                 | _ ->
                     let state, events = body state kind root response itemOf itemId
                     state, opening @ events
@@ -442,8 +466,12 @@ module ResponsesStream =
             | ValueSome value when value.ValueKind = JsonValueKind.Number -> value.GetInt32()
             | _ -> 0
 
-        let delta () = JsonRead.tryString root "delta" |> Option.defaultValue ""
-        let itemType = itemOf |> ValueOption.bind (fun i -> JsonRead.tryString i "type" |> ValueOption.ofOption)
+        let delta () =
+            JsonRead.tryString root "delta" |> Option.defaultValue ""
+
+        let itemType =
+            itemOf
+            |> ValueOption.bind (fun i -> JsonRead.tryString i "type" |> ValueOption.ofOption)
 
         match kind, itemId with
         | "response.output_item.added", Some id ->
@@ -470,8 +498,11 @@ module ResponsesStream =
             | _ -> state, []
         | "response.function_call_arguments.done", Some id ->
             match state.Open, JsonRead.tryString root "arguments" with
-            | Some(openId, index), Some arguments when openId = id && arguments.Length > 0 && not state.Items[id].Streamed ->
-                put state id { state.Items[id] with Streamed = true }, [ AnthropicEvent.InputJsonDelta(index, arguments) ]
+            | Some(openId, index), Some arguments when
+                openId = id && arguments.Length > 0 && not state.Items[id].Streamed
+                ->
+                put state id { state.Items[id] with Streamed = true },
+                [ AnthropicEvent.InputJsonDelta(index, arguments) ]
             | _ -> state, []
         | "response.output_item.done", Some id ->
             match itemType with

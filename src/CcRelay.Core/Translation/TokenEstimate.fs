@@ -61,7 +61,11 @@ module TokenEstimate =
     /// Tools in OpenAI's accounting; `flat`: Responses' `{type, name, description, parameters}`, else Chat's
     /// `{type, function: {…}}`.
     let private tools (count: string -> int) (encoding: TokenEncoding) (flat: bool) (root: JsonElement) : int =
-        let trimmed (value: string) = if value.EndsWith '.' then value.Substring(0, value.Length - 1) else value
+        let trimmed (value: string) =
+            if value.EndsWith '.' then
+                value.Substring(0, value.Length - 1)
+            else
+                value
 
         match JsonRead.tryProperty root "tools" with
         | ValueSome tools when tools.ValueKind = JsonValueKind.Array && tools.GetArrayLength() > 0 ->
@@ -194,8 +198,14 @@ module TokenEstimate =
             if root.ValueKind <> JsonValueKind.Object then
                 None
             else
-                let encoding = encodingFor (JsonRead.tryString root "model" |> Option.defaultValue "")
-                let counter (value: string) = if value.Length = 0 then 0 else count.Invoke(encoding, value)
+                let encoding =
+                    encodingFor (JsonRead.tryString root "model" |> Option.defaultValue "")
+
+                let counter (value: string) =
+                    if value.Length = 0 then
+                        0
+                    else
+                        count.Invoke(encoding, value)
 
                 Some(
                     if responses then

@@ -64,7 +64,9 @@ let private signatureOf (events: AnthropicEvent list) : string =
 // ---------------------------
 
 [<Fact>]
-let ``system becomes instructions, the attribution block left out; the body is stateless and asks for encrypted reasoning`` () =
+let ``system becomes instructions, the attribution block left out; the body is stateless and asks for encrypted reasoning``
+    ()
+    =
     let body =
         root (
             translate
@@ -111,7 +113,9 @@ let ``a tool loop: function_call and function_call_output items, results before 
             "function_call_output"
             "message"
         ],
-        input |> Array.map (fun i -> string (i.GetProperty("type").GetString())) |> List.ofArray
+        input
+        |> Array.map (fun i -> string (i.GetProperty("type").GetString()))
+        |> List.ofArray
     )
 
     let image = (input[0].GetProperty "content").[1]
@@ -133,7 +137,9 @@ let ``a tool loop: function_call and function_call_output items, results before 
     Assert.Empty translated.Dropped
 
 [<Fact>]
-let ``thinking budgets and adaptive effort become reasoning effort with a summary; sampling is then left out and reported`` () =
+let ``thinking budgets and adaptive effort become reasoning effort with a summary; sampling is then left out and reported``
+    ()
+    =
     let effortOf (thinking: string) =
         let translated =
             translate
@@ -162,7 +168,9 @@ let ``thinking budgets and adaptive effort become reasoning effort with a summar
     Assert.Equal("none", effortOf """"thinking":{"type":"disabled"}""")
 
 [<Fact>]
-let ``what Responses cannot take is reported: stop sequences, top_k, cache_control, server tools other than web search`` () =
+let ``what Responses cannot take is reported: stop sequences, top_k, cache_control, server tools other than web search``
+    ()
+    =
     let translated =
         translate
             "openai"
@@ -222,7 +230,9 @@ let ``a reasoning envelope round-trips to a reasoning item before the items it p
 // ---------------------------
 
 [<Fact>]
-let ``a response object becomes a Message: reasoning as a signed thinking block, text, tool use, usage without the cached part`` () =
+let ``a response object becomes a Message: reasoning as a signed thinking block, text, tool use, usage without the cached part``
+    ()
+    =
     let body =
         completed
             """[{"type":"reasoning","id":"rs_9","summary":[{"type":"summary_text","text":"Plan A"},{"type":"summary_text","text":"Plan B"}],"encrypted_content":"gAAAAxyz"},
@@ -231,7 +241,8 @@ let ``a response object becomes a Message: reasoning as a signed thinking block,
             "completed"
             "null"
 
-    let response = JsonDocument.Parse(body).RootElement.GetProperty("response").GetRawText()
+    let response =
+        JsonDocument.Parse(body).RootElement.GetProperty("response").GetRawText()
 
     let status, answer =
         ResponsesAnswer.ofJson plan 200 (ReadOnlySpan(Encoding.UTF8.GetBytes response))
@@ -299,7 +310,9 @@ let ``stop reasons: max_output_tokens, content_filter, refusal; an error answer 
 // ---------------------------
 
 [<Fact>]
-let ``a stream: reasoning summary parts join into one thinking block signed with the envelope, then text, then a tool call`` () =
+let ``a stream: reasoning summary parts join into one thinking block signed with the envelope, then text, then a tool call``
+    ()
+    =
     let events =
         run plan [
             created
@@ -515,10 +528,13 @@ let ``openai_api: responses plans /v1/responses with a Responses answer; count_t
 // ---------------------------
 
 /// Counts words: enough to check what is counted and how often.
-let private words = Func<TokenEncoding, string, int>(fun _ text -> text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length)
+let private words =
+    Func<TokenEncoding, string, int>(fun _ text -> text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length)
 
 [<Fact>]
-let ``a Responses request's tokens: instructions and items 3 each plus their text, images a fixed cost, reasoning nothing`` () =
+let ``a Responses request's tokens: instructions and items 3 each plus their text, images a fixed cost, reasoning nothing``
+    ()
+    =
     let body =
         """{"model":"gpt-5","instructions":"be brief now","input":[
             {"type":"message","role":"user","content":[{"type":"input_text","text":"two words"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]},
@@ -542,7 +558,9 @@ let ``the encoding follows the model`` (model: string, encoding: string) =
     Assert.Equal(encoding, string (TokenEstimate.encodingFor model))
 
 [<Fact>]
-let ``a reasoning item that nothing followed in its turn is left out (OpenAI refuses one without its following item)`` () =
+let ``a reasoning item that nothing followed in its turn is left out (OpenAI refuses one without its following item)``
+    ()
+    =
     let envelope = ReasoningEnvelope.mint "openai" "rs_1" "gAAAAenc"
 
     let translated =

@@ -29,7 +29,8 @@ let private withEnvelopes: Gen<JsonObject * string list> =
                         let family = choices[n % choices.Length]
 
                         if family <> "" then
-                            block["signature"] <- JsonValue.Create(ReasoningEnvelope.mint family $"rs_%d{n}" $"gAAAA%d{n}")
+                            block["signature"] <-
+                                JsonValue.Create(ReasoningEnvelope.mint family $"rs_%d{n}" $"gAAAA%d{n}")
 
                         n <- n + 1
             | _ -> ()
@@ -72,8 +73,7 @@ let private strictlyValid (body: JsonElement) : unit =
         let item = items[i]
 
         match string (item.GetProperty("type").GetString()) with
-        | "message" ->
-            Assert.Contains(string (item.GetProperty("role").GetString()), [ "user"; "assistant" ])
+        | "message" -> Assert.Contains(string (item.GetProperty("role").GetString()), [ "user"; "assistant" ])
         | "reasoning" ->
             let id = string (item.GetProperty("id").GetString())
             Assert.StartsWith("rs_", id)
@@ -136,7 +136,10 @@ let ``any Claude Code-like conversation translates to a request a strict Respons
 
                 for name in used do
                     let target = ToolName.forTarget name
-                    let restored = translated.ToolNames |> Map.tryFind target |> Option.defaultValue target
+
+                    let restored =
+                        translated.ToolNames |> Map.tryFind target |> Option.defaultValue target
+
                     Assert.Equal(name, restored)
             | Error e -> failwith e)
     )

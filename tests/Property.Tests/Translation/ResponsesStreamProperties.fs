@@ -189,10 +189,7 @@ let private payloads (spec: StreamSpec) : string list * int =
             ]
 
             for index, part in List.indexed r.Parts do
-                event "response.reasoning_summary_part.added" [
-                    "item_id", str r.ItemId
-                    "summary_index", num index
-                ]
+                event "response.reasoning_summary_part.added" [ "item_id", str r.ItemId; "summary_index", num index ]
 
                 for delta in part do
                     event "response.reasoning_summary_text.delta" [
@@ -268,7 +265,12 @@ let private payloads (spec: StreamSpec) : string list * int =
             parse
                 """{"input_tokens":30,"input_tokens_details":{"cached_tokens":20},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3}}"""
 
-        event (if spec.Incomplete then "response.incomplete" else "response.completed") [ "response", response ]
+        event
+            (if spec.Incomplete then
+                 "response.incomplete"
+             else
+                 "response.completed")
+            [ "response", response ]
 
     let body = created :: reasoning @ message @ calls
     body @ [ terminal ], body.Length
@@ -300,7 +302,10 @@ let private blocks (events: AnthropicEvent list) : (StartedBlock * string * stri
     match events with
     | AnthropicEvent.MessageStart _ :: rest ->
         let folder
-            (open': (int * StartedBlock * StringBuilder * string) option, finished: (StartedBlock * string * string) list)
+            (
+                open': (int * StartedBlock * StringBuilder * string) option,
+                finished: (StartedBlock * string * string) list
+            )
             (event: AnthropicEvent)
             =
             match open', event with
@@ -344,7 +349,9 @@ let ``any split of the upstream bytes gives the same Anthropic events`` () =
     )
 
 [<Fact>]
-let ``well-formed Anthropic events: reasoning signed with its envelope, text whole, each call's input exactly its arguments`` () =
+let ``well-formed Anthropic events: reasoning signed with its envelope, text whole, each call's input exactly its arguments``
+    ()
+    =
     let cases =
         gen {
             let! spec = streamSpec
@@ -385,7 +392,9 @@ let ``well-formed Anthropic events: reasoning signed with its envelope, text who
 
             // in the order the upstream started them, each input exactly the arguments sent
             Assert.Equal<(string * string * string) list>(
-                spec.Calls |> List.map (fun c -> c.CallId, c.Name, c.Arguments) |> List.sortBy (fun (id, _, _) -> id),
+                spec.Calls
+                |> List.map (fun c -> c.CallId, c.Name, c.Arguments)
+                |> List.sortBy (fun (id, _, _) -> id),
                 calls |> List.sortBy (fun (id, _, _) -> id)
             )
 
