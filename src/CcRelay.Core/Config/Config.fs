@@ -170,6 +170,22 @@ type ThinkingControl =
     /// `thinking: {"type": "enabled" | "disabled"}` (DeepSeek, GLM, Kimi).
     | ThinkingField
 
+/// Which OpenAI API a `type: openai` provider is spoken to in (`openai_api`).
+[<RequireQualifiedAccess>]
+type OpenAiApi =
+    /// Chat Completions (`/v1/chat/completions`): every OpenAI-compatible server.
+    | Chat
+    /// Responses (`/v1/responses`): OpenAI's own reasoning models, whose encrypted reasoning is carried across turns.
+    | Responses
+
+/// What the relay does with a request that asks for something the target cannot do (`on_dropped`).
+[<RequireQualifiedAccess>]
+type DroppedPolicy =
+    /// Leave it out and say so (`x-cc-relay-dropped`, the request's log line, a metric).
+    | Report
+    /// Refuse the request: a 400 `invalid_request_error` naming what the target cannot do.
+    | Refuse
+
 /// `type: openai` settings: the knobs real Chat Completions servers differ on.
 type OpenAiSettings = {
     /// `reasoning_field`: where reasoning is read from an answer and echoed back on later turns.
@@ -180,6 +196,10 @@ type OpenAiSettings = {
     StreamUsage: bool
     /// `thinking_control`.
     Thinking: ThinkingControl
+    /// `openai_api`: Chat Completions or Responses.
+    Api: OpenAiApi
+    /// `on_dropped`: report what was left out (the default) or refuse the request.
+    OnDropped: DroppedPolicy
 }
 
 /// How the request's `thinking` reaches Gemini (`gemini_thinking`).
@@ -591,6 +611,15 @@ module OpenAiKnobs =
         "thinking", ThinkingControl.ThinkingField
     ]
 
+    /// `openai_api` values.
+    let apis: (string * OpenAiApi) list = [ "chat", OpenAiApi.Chat; "responses", OpenAiApi.Responses ]
+
+    /// `on_dropped` values.
+    let droppedPolicies: (string * DroppedPolicy) list = [
+        "report", DroppedPolicy.Report
+        "refuse", DroppedPolicy.Refuse
+    ]
+
     let private nameOf (choices: (string * 'Value) list) (value: 'Value) : string =
         choices |> List.find (fun (_, v) -> v = value) |> fst
 
@@ -607,3 +636,5 @@ module OpenAiKnobs =
     ]
 
     let geminiThinkingName (value: GeminiThinking) : string = nameOf geminiThinkings value
+    let apiName (value: OpenAiApi) : string = nameOf apis value
+    let droppedPolicyName (value: DroppedPolicy) : string = nameOf droppedPolicies value

@@ -176,6 +176,8 @@ module ConfigRender =
             $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
             $"    stream_usage: %s{boolean o.StreamUsage}"
             $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
+            $"    openai_api: %s{OpenAiKnobs.apiName o.Api}"
+            $"    on_dropped: %s{OpenAiKnobs.droppedPolicyName o.OnDropped}"
           ]
         | CloudSettings.Gemini g -> [
             match g.Endpoint with

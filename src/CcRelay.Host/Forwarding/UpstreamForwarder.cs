@@ -84,8 +84,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
 
             // a plan the relay answers itself (a translated provider's count_tokens) calls no upstream
+            // (a translated count_tokens is counted with a real tokenizer over the translated request)
             var response = Dialect.localAnswer(plan) is { } local
-                ? LocalResponse(request, local.Value.Item1, local.Value.Item2)
+                ? LocalResponse(request, local.Value.Item1, await TokenCounter.AnswerAsync(plan, body) ?? local.Value.Item2)
                 : await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
@@ -260,8 +261,15 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
             if (!plan.DroppedFeatures.IsEmpty)
             {
-                // what a translated target cannot do was left out of the request: the client is told which
-                context.Response.Headers["x-cc-relay-dropped"] = string.Join(",", plan.DroppedFeatures);
+                // what a translated target cannot do was left out of the request (or, refusing, named in a 400):
+                // the client, the request line and (when it was left out) the metric say which
+                var dropped = string.Join(",", plan.DroppedFeatures);
+                context.Response.Headers["x-cc-relay-dropped"] = dropped;
+                record.Dropped = dropped;
+                if (!Dialect.refusedDropped(plan))
+                {
+                    metrics.RecordDropped(plan.Provider.Name, plan.DroppedFeatures);
+                }
             }
             if (record.Status >= 400)
             {
@@ -538,6 +546,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         plan.Answer switch
         {
             AnswerDialect.OpenAiChat chat => new ChatStreamDecoder(chat.Item),
+            AnswerDialect.OpenAiResponses responses => new ResponsesStreamDecoder(responses.Item),
             AnswerDialect.Gemini gemini => new GeminiStreamDecoder(gemini.Item),
             _ => new BedrockEventStreamDecoder(),
         };

@@ -91,6 +91,12 @@ internal sealed class RequestRecord
     /// <summary>When the request ended (UTC), the time its request line shows; <c>default</c> until it ends.</summary>
     public DateTime EndedAt { get; set; }
 
+    /// <summary>
+    /// What the target could not carry (<c>x-cc-relay-dropped</c>: left out, or refused with <c>on_dropped: refuse</c>),
+    /// comma-separated; null when nothing.
+    /// </summary>
+    public string? Dropped { get; set; }
+
     /// <summary>The provider label for metrics: <c>none</c> when no provider was chosen.</summary>
     public string ProviderLabel => Provider == "-" ? "none" : Provider;
 }

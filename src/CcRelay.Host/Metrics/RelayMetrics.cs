@@ -16,6 +16,7 @@ namespace CcRelay.Host.Metrics;
 ///   request end   ──► RequestFinished()  (after queuing the record: RequestAccounting)
 ///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total, ccrelay_unpriced_answers_total
 ///                     RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
+///   translated    ──► RecordDropped(provider, capabilities)                 ccrelay_dropped_capabilities_total
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>
@@ -58,6 +59,7 @@ public sealed class RelayMetrics
     private readonly Counter<double> _cost;
     private readonly Counter<long> _unpriced;
     private readonly Counter<long> _configReloads;
+    private readonly Counter<long> _dropped;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -102,6 +104,8 @@ public sealed class RelayMetrics
             "ccrelay_unpriced_answers", "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
         meter.CreateObservableUpDownCounter(
             "ccrelay_inflight_requests", () => Volatile.Read(ref _inflight), "{request}", "Requests being relayed now.");
+        _dropped = meter.CreateCounter<long>(
+            "ccrelay_dropped_capabilities", "{request}", "Translated requests sent without something they asked for, by provider and capability (other: a name outside the known set).");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
 
@@ -221,6 +225,24 @@ public sealed class RelayMetrics
         else
         {
             _unpriced.Add(1, p, m);
+        }
+    }
+
+    /// <summary>
+    /// A translated request went to <paramref name="provider"/> without <paramref name="capabilities"/> (Core's names):
+    /// one count per capability, labelled by <c>Dropped.label</c> so that the label values stay a fixed set.
+    /// </summary>
+    public void RecordDropped(string provider, IEnumerable<string> capabilities)
+    {
+        ArgumentNullException.ThrowIfNull(capabilities);
+        if (!_dropped.Enabled)
+        {
+            return;
+        }
+
+        foreach (var capability in capabilities)
+        {
+            _dropped.Add(1, Tag("provider", provider), Tag("capability", Dropped.label(capability)));
         }
     }
 
