@@ -1319,6 +1319,8 @@ let ``an openai provider defaults to OpenAI's API, bearer keys, and OpenAI's kno
             MaxTokensField = MaxTokensField.MaxCompletionTokens
             StreamUsage = true
             Thinking = ThinkingControl.NoControl
+            Api = OpenAiApi.Chat
+            OnDropped = DroppedPolicy.Report
         },
         openAiSettings config
     )
@@ -1352,6 +1354,8 @@ let ``an openai provider elsewhere reads reasoning_content and sends max_tokens;
             MaxTokensField = MaxTokensField.MaxCompletionTokens
             StreamUsage = false
             Thinking = ThinkingControl.ThinkingField
+            Api = OpenAiApi.Chat
+            OnDropped = DroppedPolicy.Report
         },
         openAiSettings set
     )
