@@ -65,10 +65,11 @@ type OperatorChange =
 /// What the management API reads from and does to the live runtime: views of providers and keys, and the
 /// operator's switch. Pure: the host passes the runtime and the monotonic now, and swaps what comes back.
 ///
-/// The operator state lives in the provider's breaker (`CircuitBreaker.Disabled`), next to its other
-/// states: a disabled provider is never planned (`Routing.order` admits nothing a breaker refuses) and never
-/// probed (`RelayHealth.probesDue` probes only open circuits). It survives a config reload while the
-/// provider keeps its name (`RelayRuntime.reconcile` keeps a survivor's breaker), and ends with the process.
+/// The operator state is a switch beside the provider's breaker state (`Breaker.OperatorDisabled`): a
+/// disabled provider is never planned (`Routing.order` admits nothing a breaker refuses) and never probed
+/// (`RelayHealth.probesDue` skips it); enabling it finds the breaker in the state its own traffic left it.
+/// It survives a config reload while the provider keeps its name (`RelayRuntime.reconcile` keeps a
+/// survivor's breaker), and ends with the process.
 [<RequireQualifiedAccess>]
 module Management =
 
@@ -112,10 +113,10 @@ module Management =
 
     let private circuit (now: TimeSpan) (breaker: CircuitBreaker.Breaker) : string * TimeSpan voption =
         match CircuitBreaker.observe now breaker with
+        | _ when breaker.OperatorDisabled -> "disabled", ValueNone
         | CircuitBreaker.Closed _ -> "closed", ValueNone
         | CircuitBreaker.HalfOpen _ -> "half_open", ValueNone
         | CircuitBreaker.Open until -> "open", ValueSome(until - now)
-        | CircuitBreaker.Disabled -> "disabled", ValueNone
 
     /// Every configured provider, in config order, from the runtime's own config (a view made during a
     /// reload is all old or all new).
@@ -148,7 +149,7 @@ module Management =
                 {
                     basic with
                         EnabledInConfig = true
-                        OperatorDisabled = state.Breaker.State = CircuitBreaker.Disabled
+                        OperatorDisabled = state.Breaker.OperatorDisabled
                         Circuit = name
                         CircuitChangesIn = changesIn
                         ProbeSucceeded = state.ProbeSucceeded
@@ -176,8 +177,8 @@ module Management =
         |> List.filter (fun p -> provider = "" || p.Name = provider)
         |> List.collect _.Keys
 
-    /// Operator: enable or disable a provider. Disabling moves its breaker to `Disabled`; enabling moves a
-    /// disabled breaker to closed with its failures forgotten. Asking for the state it is in changes nothing.
+    /// Operator: enable or disable a provider. Disabling sets its breaker's operator switch; enabling clears
+    /// it, leaving the breaker's own state as it is. Asking for the state it is in changes nothing.
     let setEnabled (runtime: RelayRuntime) (name: string) (enabled: bool) : Transition<OperatorChange> =
         let unchanged (value: OperatorChange) : Transition<OperatorChange> = {
             Runtime = runtime
@@ -190,7 +191,7 @@ module Management =
             unchanged OperatorChange.DisabledInConfig
         | -1 -> unchanged OperatorChange.UnknownProvider
         | i ->
-            let disabled = runtime.Providers[i].Breaker.State = CircuitBreaker.Disabled
+            let disabled = runtime.Providers[i].Breaker.OperatorDisabled
 
             if disabled = not enabled then
                 unchanged (OperatorChange.Done false)

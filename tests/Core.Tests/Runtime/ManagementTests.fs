@@ -207,8 +207,9 @@ let ``a disabled provider is never probed, even when its circuit was open`` () =
             {
                 runtime.Providers[0] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at 30.0)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
                     }
             }
             runtime
@@ -263,8 +264,9 @@ let ``an open circuit says when it changes; the probe result is kept`` () =
             {
                 runtime.Providers[0] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at 30.0)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
                     }
             }
             runtime
@@ -352,3 +354,33 @@ let ``a window summary per provider`` () =
     let early = RequestStats.summarize (at 4.0) (at 60.0) (at 4.0) samples
     // a: 0.5 s, 2 s and 3 s are in; 61 s is still to come
     Assert.Equal(3.0 / 4.0, early.Head.RequestsPerSecond, 9)
+
+[<Fact>]
+let ``enabling a provider restores its breaker's own state: an open circuit stays open until its break ends`` () =
+    let runtime = runtime ()
+
+    let opened =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Breaker = {
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
+                    }
+            }
+            runtime
+
+    let disabled = Management.setEnabled opened "a" false
+    Assert.Equal("disabled", (Management.providers disabled.Runtime (at 10.0) |> List.head).Circuit)
+
+    let enabled = Management.setEnabled disabled.Runtime "a" true
+    Assert.Equal<RelayEffect list>([ RelayEffect.BreakerEnabled "a" ], enabled.Effects)
+    Assert.Equal(opened.Providers[0].Breaker, enabled.Runtime.Providers[0].Breaker)
+    let view = Management.providers enabled.Runtime (at 10.0) |> List.head
+    Assert.Equal("open", view.Circuit)
+    Assert.Equal(ValueSome(at 20.0), view.CircuitChangesIn)
+    Assert.False view.Up
+    // after the break: half-open, its next request a probe
+    Assert.Equal("half_open", (Management.providers enabled.Runtime (at 31.0) |> List.head).Circuit)
