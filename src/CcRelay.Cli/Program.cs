@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CcRelay.Cli.Api;
 using CcRelay.Host;
 
 namespace CcRelay.Cli;
@@ -50,17 +51,22 @@ internal static class Program
     {
         var root = new RootCommand("cc-relay: a relay between Claude Code and the LLM providers you use.");
         root.Add(ServeCommand.Create(environment));
+        root.Add(StatusCommand.Create(environment));
+        root.Add(ModelsCommand.Create(environment));
+        root.Add(ProvidersCommand.Create(environment));
+        root.Add(KeysCommand.Create(environment));
         root.Add(ConfigCommand(environment));
         root.Add(VersionCommand());
         return root;
     }
 
     private static Command ConfigCommand(CliEnvironment environment) =>
-        new("config", "Create, check and show the config; point Claude Code at the relay.")
+        new("config", "Create, check and show the config; reload a running relay's; point Claude Code at the relay.")
         {
             ConfigValidateCommand.Create(environment),
             ConfigInitCommand.Create(environment),
             ConfigShowCommand.Create(environment),
+            ConfigReloadCommand.Create(environment),
             ClaudeCodeCommand.Create(environment),
         };
 
