@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CcRelay.Cli.Api;
+using CcRelay.Cli.Claude;
 using CcRelay.Host;
 
 namespace CcRelay.Cli;
@@ -38,6 +39,13 @@ internal static class Program
     /// </summary>
     internal static async Task<int> RunAsync(string[] args, CliEnvironment environment, InvocationConfiguration configuration)
     {
+        // cc-relay claude …: every argument after "claude" is Claude Code's (its -c, -p, --model…), so none is
+        // parsed here; only a lone --help/-h shows this command's help ("cc-relay claude -- --help": Claude Code's)
+        if (args is ["claude", .. var claudeArgs] && claudeArgs is not (["--help"] or ["-h"]))
+        {
+            return await ClaudeCommand.RunAsync(claudeArgs is ["--", .. var rest] ? rest : claudeArgs, environment, configuration.Error, CancellationToken.None);
+        }
+
         var parse = BuildCommand(environment).Parse(args);
         var code = await parse.InvokeAsync(configuration);
         return parse.Errors.Count > 0 ? ExitCodes.InvalidConfig : code;
@@ -55,6 +63,7 @@ internal static class Program
         root.Add(ModelsCommand.Create(environment));
         root.Add(ProvidersCommand.Create(environment));
         root.Add(KeysCommand.Create(environment));
+        root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
         root.Add(VersionCommand());
         return root;

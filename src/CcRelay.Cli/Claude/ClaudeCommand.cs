@@ -1,0 +1,142 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using CcRelay.Core;
+
+namespace CcRelay.Cli.Claude;
+
+/// <summary>
+/// <c>cc-relay claude [claude args…]</c>: Claude Code through the relay with nothing to set up. Uses the relay that
+/// answers at the config's <c>server.listen</c>, or starts one in the background on a free loopback port (the
+/// user's config, or the built-in passthrough); runs <c>claude</c> with <c>ANTHROPIC_BASE_URL</c> (and the relay's
+/// client credential when it has client auth), every argument, the terminal and stdin passed through; returns
+/// its exit code and stops the relay it started.
+/// </summary>
+internal static class ClaudeCommand
+{
+    /// <summary>The exit code when <c>claude</c> is not on <c>PATH</c>: the shell's "command not found".</summary>
+    public const int ClaudeNotFound = 127;
+
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The command as <c>--help</c> shows it; <see cref="Program.RunAsync"/> runs it without parsing (every argument is Claude Code's).</summary>
+    public static Command Create(CliEnvironment environment)
+    {
+        var arguments = new Argument<string[]>("claude-args") { Description = "Passed to claude unchanged.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("claude", """
+            Run Claude Code through the relay. Uses the relay answering at the config's server.listen, else starts
+            one in the background on a free loopback port (your config, or the built-in Anthropic passthrough) and
+            stops it when Claude Code exits. Every argument goes to claude unchanged (the config comes from
+            $CC_RELAY_CONFIG or the usual places, never from a flag); stdin, the terminal and the exit code pass
+            through. Exit 127 when claude is not on PATH.
+
+            Examples:
+              cc-relay claude
+              cc-relay claude -p "explain this repository" --model claude-sonnet-4-6
+              CC_RELAY_CONFIG=~/relay.yaml cc-relay claude -c
+              cc-relay claude -- --help      # Claude Code's own help
+            """)
+        {
+            arguments,
+        };
+        command.SetAction((parse, cancellationToken) =>
+            RunAsync(parse.GetValue(arguments) ?? [], environment, parse.InvocationConfiguration.Error, cancellationToken));
+        return command;
+    }
+
+    /// <summary>Runs Claude Code with <paramref name="arguments"/> (after <c>claude</c> on the command line, unparsed).</summary>
+    public static async Task<int> RunAsync(string[] arguments, CliEnvironment environment, TextWriter error, CancellationToken cancellationToken)
+    {
+        // before anything is started: is there a claude to run?
+        if (BackgroundRelay.Which("claude", environment) is not { } claude)
+        {
+            await error.WriteLineAsync("cc-relay: claude (Claude Code) is not on PATH. Install it (npm install -g @anthropic-ai/claude-code) and run cc-relay claude again.");
+            return ClaudeNotFound;
+        }
+
+        var loaded = LoadConfig.Run(null, environment, error);
+        if (loaded is null)
+        {
+            return ExitCodes.InvalidConfig;
+        }
+
+        var (config, path, _, _) = loaded.Value;
+        BackgroundRelay? started = null;
+        Uri url;
+        var configured = ClaudeSettings.clientUrl(config.Server.Listen);
+        if (configured.IsOk && await RelayProbe.IsRelayAsync(new Uri(configured.ResultValue), TimeSpan.FromSeconds(2), cancellationToken))
+        {
+            url = new Uri(configured.ResultValue);
+            await error.WriteLineAsync($"cc-relay: Claude Code uses the relay at {url.GetLeftPart(UriPartial.Authority)}");
+        }
+        else
+        {
+            try
+            {
+                started = await BackgroundRelay.StartAsync(path, environment, StartTimeout, cancellationToken);
+            }
+            catch (InvalidOperationException e)
+            {
+                await error.WriteLineAsync($"cc-relay: could not start a relay: {e.Message}");
+                return ExitCodes.Failure;
+            }
+
+            url = started.Url;
+            await error.WriteLineAsync($"cc-relay: started a relay at {url.GetLeftPart(UriPartial.Authority)} ({(path is null ? "built-in Anthropic passthrough" : path)}); it stops when Claude Code exits");
+        }
+
+        try
+        {
+            return await RunClaudeAsync(claude, arguments, url, config.Server.Auth, environment);
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await started.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<int> RunClaudeAsync(string claude, string[] arguments, Uri url, AuthSettings auth, CliEnvironment environment)
+    {
+        var start = new ProcessStartInfo(claude) { UseShellExecute = false, WorkingDirectory = environment.WorkingDirectory };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["ANTHROPIC_BASE_URL"] = url.GetLeftPart(UriPartial.Authority);
+
+        // the relay's client credential: an api_key goes as x-api-key (ANTHROPIC_API_KEY), a bearer secret as
+        // Authorization: Bearer (ANTHROPIC_AUTH_TOKEN); without client auth Claude Code sends its own credential
+        if (auth.ApiKey?.Value is { Length: > 0 } apiKey)
+        {
+            start.Environment["ANTHROPIC_API_KEY"] = apiKey;
+        }
+        else if (auth.AllowBearer && auth.BearerSecret?.Value is { Length: > 0 } bearer)
+        {
+            start.Environment["ANTHROPIC_AUTH_TOKEN"] = bearer;
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("claude did not start");
+
+        // Ctrl-C and Ctrl-\ reach Claude Code from the terminal itself; this process only waits for it. A SIGTERM
+        // or SIGHUP sent to this process is passed on, so Claude Code ends as it would have, and then the relay.
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, context => context.Cancel = true);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Forward(context, process));
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Forward(context, process));
+        await process.WaitForExitAsync(CancellationToken.None);
+        return process.ExitCode;
+    }
+
+    private static void Forward(PosixSignalContext context, Process process)
+    {
+        context.Cancel = true;
+        if (!process.HasExited)
+        {
+            _ = Signals.Send(process.Id, context.Signal == PosixSignal.SIGHUP ? Signals.Sighup : Signals.Sigterm);
+        }
+    }
+}
