@@ -384,3 +384,102 @@ let ``enabling a provider restores its breaker's own state: an open circuit stay
     Assert.False view.Up
     // after the break: half-open, its next request a probe
     Assert.Equal("half_open", (Management.providers enabled.Runtime (at 31.0) |> List.head).Circuit)
+
+let private newKey (secret: string) : NewKey = {
+    Secret = secret
+    RpmLimit = 5
+    ItpmLimit = 0
+    OtpmLimit = 0
+    Priority = 1
+    Weight = 2
+}
+
+[<Fact>]
+let ``a key added to the running config joins the pool on reconcile; the others keep their state`` () =
+    let runtime = runtime ()
+    // a1 has taken a request: its bucket is not full
+    let used =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Keys = runtime.Providers[0].Keys |> Array.mapi (fun i k -> if i = 0 then KeyPool.take TimeSpan.Zero 0L k else k)
+            }
+            runtime
+
+    match KeyEdit.add used.Policy.Config "a" (newKey "a3") with
+    | KeyEditResult.Changed(config, id) ->
+        Assert.Equal(KeyId.ofSecret "a3", id)
+        let next = Relay.reconcile (at 1.0) config used
+        Assert.Equal(used.Policy.Version + 1L, next.Policy.Version)
+        let keys = Management.keys next (at 1.0) "a"
+        Assert.Equal<string list>([ KeyId.ofSecret "a1"; KeyId.ofSecret "a2"; id ], keys |> List.map _.KeyId)
+        Assert.Equal(used.Providers[0].Keys[0], next.Providers[0].Keys[0])
+        let added = List.last keys
+        Assert.Equal(5, added.Limits.Rpm)
+        Assert.Equal(1, added.Priority)
+        Assert.Equal(2, added.Weight)
+        // added again: already there, nothing to apply
+        Assert.Equal(KeyEditResult.AlreadyThere id, KeyEdit.add config "a" (newKey "a3"))
+        // removed: the pool is the old one again
+        match KeyEdit.remove config "a" id with
+        | KeyEditResult.Changed(removed, _) ->
+            Assert.Equal<KeyConfig list>(used.Policy.Config.Providers.Head.Keys, removed.Providers.Head.Keys)
+        | other -> failwith $"%A{other}"
+    | other -> failwith $"%A{other}"
+
+[<Fact>]
+let ``key edits refuse an unknown or config-disabled provider, an unknown id, the last key and invalid values`` () =
+    let config =
+        relay RoutingStrategy.Failover [
+            provider "a" [ key "a1" 10 ]
+            {
+                provider "off" [ key "o1" 10 ] with
+                    Enabled = false
+            }
+        ]
+
+    Assert.Equal(KeyEditResult.UnknownProvider, KeyEdit.add config "nope" (newKey "x"))
+    Assert.Equal(KeyEditResult.DisabledInConfig, KeyEdit.add config "off" (newKey "x"))
+    Assert.Equal(KeyEditResult.NoSuchKey, KeyEdit.remove config "a" "00000000")
+    Assert.Equal(KeyEditResult.UnknownProvider, KeyEdit.remove config "nope" (KeyId.ofSecret "a1"))
+
+    match KeyEdit.remove config "a" (KeyId.ofSecret "a1") with
+    | KeyEditResult.Invalid message -> Assert.Contains("last key", message)
+    | other -> failwith $"%A{other}"
+
+    for bad, field in
+        [
+            newKey "", "key:"
+            newKey "sk with space", "key:"
+            { newKey "sk-x" with RpmLimit = -1 }, "rpm_limit:"
+            { newKey "sk-x" with ItpmLimit = -1 }, "itpm_limit:"
+            { newKey "sk-x" with OtpmLimit = -1 }, "otpm_limit:"
+            { newKey "sk-x" with Weight = -1 }, "weight:"
+        ] do
+        match KeyEdit.add config "a" bad with
+        | KeyEditResult.Invalid message ->
+            Assert.StartsWith(field, message)
+            Assert.DoesNotContain("sk with space", message)
+        | other -> failwith $"%A{other}"
+
+[<Fact>]
+let ``models per provider come from the config, in config order, with the mapping`` () =
+    let config =
+        relay RoutingStrategy.Failover [
+            {
+                provider "a" [ key "a1" 10 ] with
+                    Models = [ "m1"; "m2" ]
+                    ModelMapping = Map [ "claude-sonnet-4-6", "m1" ]
+            }
+            {
+                provider "off" [] with
+                    Enabled = false
+            }
+        ]
+
+    let models = ProviderModels.ofConfig config
+    Assert.Equal<string list>([ "a"; "off" ], models |> List.map _.Provider)
+    Assert.Equal<string list>([ "m1"; "m2" ], models.Head.Models)
+    Assert.Equal<(string * string) list>([ "claude-sonnet-4-6", "m1" ], models.Head.Mapping)
+    Assert.False (List.last models).EnabledInConfig
