@@ -17,6 +17,9 @@ internal static class ClaudeCommand
     /// <summary>The exit code when <c>claude</c> is not on <c>PATH</c>: the shell's "command not found".</summary>
     public const int ClaudeNotFound = 127;
 
+    /// <summary>The exit code when Ctrl-C or SIGTERM arrives before Claude Code started: 128 + SIGINT, as a shell says it.</summary>
+    public const int Interrupted = 130;
+
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The command as <c>--help</c> shows it; <see cref="Program.RunAsync"/> runs it without parsing (every argument is Claude Code's).</summary>
@@ -61,33 +64,66 @@ internal static class ClaudeCommand
         }
 
         var (config, path, _, _) = loaded.Value;
+
+        // Signals: while the relay starts, Ctrl-C or SIGTERM cancels the start (and stops what was started);
+        // while Claude Code runs, Ctrl-C and Ctrl-\ are Claude Code's (the terminal sends them to it too) and
+        // this process only waits; a SIGTERM or SIGHUP sent here is passed on, so Claude Code ends as it would
+        // have, and then the relay.
+        using var starting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Process? claudeProcess = null;
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            var running = Volatile.Read(ref claudeProcess);
+            if (running is null)
+            {
+                starting.Cancel();
+            }
+            else if (context.Signal is PosixSignal.SIGTERM or PosixSignal.SIGHUP && !running.HasExited)
+            {
+                _ = Signals.Send(running.Id, context.Signal == PosixSignal.SIGHUP ? Signals.Sighup : Signals.Sigterm);
+            }
+        }
+
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, OnSignal);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+
         BackgroundRelay? started = null;
         Uri url;
         var configured = ClaudeSettings.clientUrl(config.Server.Listen);
-        if (configured.IsOk && await RelayProbe.IsRelayAsync(new Uri(configured.ResultValue), TimeSpan.FromSeconds(2), cancellationToken))
+        try
         {
-            url = new Uri(configured.ResultValue);
-            await error.WriteLineAsync($"cc-relay: Claude Code uses the relay at {url.GetLeftPart(UriPartial.Authority)}");
+            if (configured.IsOk && await RelayProbe.IsRelayAsync(new Uri(configured.ResultValue), TimeSpan.FromSeconds(2), starting.Token))
+            {
+                url = new Uri(configured.ResultValue);
+                await error.WriteLineAsync($"cc-relay: Claude Code uses the relay at {url.GetLeftPart(UriPartial.Authority)}");
+            }
+            else
+            {
+                started = await BackgroundRelay.StartAsync(path, environment, StartTimeout, starting.Token);
+                url = started.Url;
+                await error.WriteLineAsync($"cc-relay: started a relay at {url.GetLeftPart(UriPartial.Authority)} ({(path is null ? "built-in Anthropic passthrough" : path)}); it stops when Claude Code exits");
+            }
         }
-        else
+        catch (InvalidOperationException e)
         {
-            try
-            {
-                started = await BackgroundRelay.StartAsync(path, environment, StartTimeout, cancellationToken);
-            }
-            catch (InvalidOperationException e)
-            {
-                await error.WriteLineAsync($"cc-relay: could not start a relay: {e.Message}");
-                return ExitCodes.Failure;
-            }
-
-            url = started.Url;
-            await error.WriteLineAsync($"cc-relay: started a relay at {url.GetLeftPart(UriPartial.Authority)} ({(path is null ? "built-in Anthropic passthrough" : path)}); it stops when Claude Code exits");
+            await error.WriteLineAsync($"cc-relay: could not start a relay: {e.Message}");
+            return ExitCodes.Failure;
+        }
+        catch (OperationCanceledException) when (starting.IsCancellationRequested)
+        {
+            await error.WriteLineAsync("cc-relay: interrupted before Claude Code started");
+            return Interrupted;
         }
 
         try
         {
-            return await RunClaudeAsync(claude, arguments, url, config.Server.Auth, environment);
+            using var process = StartClaude(claude, arguments, url, config.Server.Auth, environment);
+            Volatile.Write(ref claudeProcess, process);
+            await process.WaitForExitAsync(CancellationToken.None);
+            return process.ExitCode;
         }
         finally
         {
@@ -98,7 +134,7 @@ internal static class ClaudeCommand
         }
     }
 
-    private static async Task<int> RunClaudeAsync(string claude, string[] arguments, Uri url, AuthSettings auth, CliEnvironment environment)
+    private static Process StartClaude(string claude, string[] arguments, Uri url, AuthSettings auth, CliEnvironment environment)
     {
         var start = new ProcessStartInfo(claude) { UseShellExecute = false, WorkingDirectory = environment.WorkingDirectory };
         foreach (var argument in arguments)
@@ -119,24 +155,6 @@ internal static class ClaudeCommand
             start.Environment["ANTHROPIC_AUTH_TOKEN"] = bearer;
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("claude did not start");
-
-        // Ctrl-C and Ctrl-\ reach Claude Code from the terminal itself; this process only waits for it. A SIGTERM
-        // or SIGHUP sent to this process is passed on, so Claude Code ends as it would have, and then the relay.
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
-        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, context => context.Cancel = true);
-        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Forward(context, process));
-        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context => Forward(context, process));
-        await process.WaitForExitAsync(CancellationToken.None);
-        return process.ExitCode;
-    }
-
-    private static void Forward(PosixSignalContext context, Process process)
-    {
-        context.Cancel = true;
-        if (!process.HasExited)
-        {
-            _ = Signals.Send(process.Id, context.Signal == PosixSignal.SIGHUP ? Signals.Sighup : Signals.Sigterm);
-        }
+        return Process.Start(start) ?? throw new InvalidOperationException("claude did not start");
     }
 }

@@ -133,6 +133,72 @@ public sealed class ClaudeRunTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASigtermToCcRelayClaude_IsPassedOnToClaude_WhoseExitCodeComesBack_AndTheRelayStops()
+    {
+        // Arrange: a claude that says "ready" on stdout, then waits for SIGTERM, records it and exits 143
+        var bin = Path.Combine(_dir, "bin-term");
+        Directory.CreateDirectory(bin);
+        var stub = Path.Combine(bin, "claude");
+        await File.WriteAllTextAsync(stub, $$"""
+            #!/usr/bin/env bash
+            trap 'printf term > "{{_dir}}/signal"; exit 143' TERM
+            printf '%s' "$ANTHROPIC_BASE_URL" > "{{_dir}}/url"
+            echo ready
+            while :; do sleep 0.1; done
+
+            """.ReplaceLineEndings("\n"));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(stub, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        var config = Path.Combine(_dir, "relay.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            server:
+              listen: "127.0.0.1:{DeadPort()}"
+            providers:
+              - name: fake
+                type: anthropic_compatible
+                base_url: "{_upstream.BaseUrl}"
+            """);
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "cc-relay.dll"), "claude"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = _dir,
+        };
+        start.Environment["PATH"] = bin + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH");
+        start.Environment["CC_RELAY_CONFIG"] = config;
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var bound = new CancellationTokenSource(Bound);
+        try
+        {
+            // Act: once claude runs, SIGTERM cc-relay claude
+            Assert.Equal("ready", await process.StandardOutput.ReadLineAsync(bound.Token));
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync(bound.Token);
+            }
+
+            await process.WaitForExitAsync(bound.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        // Assert: claude got the signal and its exit code came back; the relay started for it is gone
+        Assert.True(143 == process.ExitCode, await stderr);
+        Assert.Equal("term", Recorded("signal"));
+        Assert.False(Accepts(new Uri(Recorded("url"))), "the relay started for Claude Code still listens");
+    }
+
+    [Fact]
     public async Task ARelayRunning_AtTheConfigsAddress_IsUsed_AndLeftRunning()
     {
         var relayConfig = TestConfig.Relay([TestConfig.Provider("fake", _upstream.BaseUrl, keys: ["k"])]);
