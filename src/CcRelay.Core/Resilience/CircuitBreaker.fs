@@ -189,7 +189,10 @@ module CircuitBreaker =
     /// circuit stays open until its break ends, a closed one keeps its recent failures.
     let enable (breaker: Breaker) : Breaker =
         if breaker.OperatorDisabled then
-            { breaker with OperatorDisabled = false }
+            {
+                breaker with
+                    OperatorDisabled = false
+            }
         else
             breaker
 

@@ -249,7 +249,9 @@ module KeyEdit =
 
     let private replace (config: RelayConfig) (provider: ProviderConfig) : RelayConfig = {
         config with
-            Providers = config.Providers |> List.map (fun p -> if p.Name = provider.Name then provider else p)
+            Providers =
+                config.Providers
+                |> List.map (fun p -> if p.Name = provider.Name then provider else p)
     }
 
     /// Adds `key` at the end of `provider`'s keys. Limits and weight must not be negative; the secret must not

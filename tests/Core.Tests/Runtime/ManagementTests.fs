@@ -403,7 +403,9 @@ let ``a key added to the running config joins the pool on reconcile; the others 
             0
             {
                 runtime.Providers[0] with
-                    Keys = runtime.Providers[0].Keys |> Array.mapi (fun i k -> if i = 0 then KeyPool.take TimeSpan.Zero 0L k else k)
+                    Keys =
+                        runtime.Providers[0].Keys
+                        |> Array.mapi (fun i k -> if i = 0 then KeyPool.take TimeSpan.Zero 0L k else k)
             }
             runtime
 

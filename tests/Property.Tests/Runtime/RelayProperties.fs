@@ -274,13 +274,19 @@ let ``a provider the operator disabled is never planned, sent to or probed, over
                         let before = runtime.Providers[i].Breaker
                         let enable = before.OperatorDisabled
 
-                        let change =
-                            Management.setEnabled runtime name enable
+                        let change = Management.setEnabled runtime name enable
 
                         runtime <- change.Runtime
                         let after = runtime.Providers[i].Breaker
                         Assert.Equal(not enable, after.OperatorDisabled)
-                        Assert.Equal({ before with OperatorDisabled = not enable }, after)
+
+                        Assert.Equal(
+                            {
+                                before with
+                                    OperatorDisabled = not enable
+                            },
+                            after
+                        )
                 | 1 ->
                     let due = RelayHealth.probesDue runtime now
                     let off = disabled runtime
