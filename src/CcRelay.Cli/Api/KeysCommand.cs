@@ -70,8 +70,8 @@ internal static class KeysCommand
         var priority = new Option<int>("--priority") { Description = "Its tier: higher tiers are used first (as keys[].priority)." };
         var weight = Limit("--weight", "Its share within its tier (as keys[].weight).");
         var command = new Command("add", """
-            Add a key to a provider's live pool. The key is read from standard input (or --from-env), never taken
-            on the command line; the answer names it by key id. The config file is not changed: the next config
+            Add a key to a provider's live pool. The key is read from standard input (typed at a terminal, it is
+            not shown) or --from-env, never taken on the command line; the answer names it by key id. The config file is not changed: the next config
             reload makes the pools the file's again, and a restart starts from the file.
 
             Examples:
@@ -84,7 +84,10 @@ internal static class KeysCommand
         return options.AddTo(command).WithAction(options, environment, async context =>
         {
             var variable = context.Parse.GetValue(fromEnv);
-            var secret = variable is not null ? environment.Variable(variable) : await environment.Input().ReadLineAsync(context.Cancel);
+            var input = environment.Input();
+            var secret = variable is not null ? environment.Variable(variable)
+                : ReferenceEquals(input, Console.In) && !Console.IsInputRedirected ? ReadHidden(context.Error, context.Parse.GetValue(provider)!)
+                : await input.ReadLineAsync(context.Cancel);
             secret = secret?.Trim();
             if (string.IsNullOrEmpty(secret))
             {
@@ -142,6 +145,27 @@ internal static class KeysCommand
                 : $"Removed key {answer.KeyId} from {context.Parse.GetValue(provider)} (config generation {answer.ConfigGeneration}).");
             return ExitCodes.Success;
         });
+    }
+
+    /// <summary>Reads a key typed at the terminal without echoing it.</summary>
+    private static string ReadHidden(TextWriter prompt, string provider)
+    {
+        prompt.Write($"Key for {provider} (not shown): ");
+        var typed = new System.Text.StringBuilder();
+        for (var key = Console.ReadKey(intercept: true); key.Key != ConsoleKey.Enter; key = Console.ReadKey(intercept: true))
+        {
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                typed.Length = Math.Max(0, typed.Length - 1);
+            }
+            else if (!char.IsControl(key.KeyChar))
+            {
+                typed.Append(key.KeyChar);
+            }
+        }
+
+        prompt.WriteLine();
+        return typed.ToString();
     }
 
     private static Option<int> Limit(string name, string description)
