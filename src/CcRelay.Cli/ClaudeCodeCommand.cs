@@ -58,7 +58,9 @@ internal static class ClaudeCodeCommand
                 ? ExitCodes.InvalidConfig
                 : Edit(environment, output, error, text => ClaudeSettings.setBaseUrl(text, relayUrl), createIfMissing: true);
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay config cc init",
+            "cc-relay config cc init --url http://127.0.0.1:9000");
     }
 
     private static Command Remove(CliEnvironment environment)
@@ -94,7 +96,9 @@ internal static class ClaudeCodeCommand
             var skill = ClaudeDirectory(environment, TextWriter.Null) is { } directory ? ClaudeSkill.Remove(directory, output, error) : code;
             return Math.Max(code, skill);
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay config cc remove",
+            "cc-relay config cc remove --force");
     }
 
     private static Option<string?> UrlOption(string description)

@@ -66,7 +66,7 @@ internal static class Program
         root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
         root.Add(VersionCommand());
-        return root;
+        return root.ShowingExamples();
     }
 
     private static Command ConfigCommand(CliEnvironment environment) =>
@@ -87,6 +87,7 @@ internal static class Program
             parse.InvocationConfiguration.Output.WriteLine($"cc-relay {RelayInfo.Version}");
             return 0;
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay version");
     }
 }

@@ -27,11 +27,9 @@ internal static class ClaudeCommand
     {
         var arguments = new Argument<string[]>("claude-args") { Description = "Passed to claude unchanged.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("claude", """
-            Run Claude Code through the relay. Uses the relay answering at the config's server.listen, else starts
-            one in the background on a free loopback port (your config, or the built-in Anthropic passthrough) and
-            stops it when Claude Code exits. Every argument goes to claude unchanged (the config comes from
-            $CC_RELAY_CONFIG or the usual places, never from a flag); stdin, the terminal and the exit code pass
-            through. Exit 127 when claude is not on PATH.
+            Run Claude Code through the relay: the one answering at the config's server.listen, else one started
+            for the session. Arguments, stdin, the terminal and the exit code pass through; exit 127 when claude
+            is not on PATH. The config comes from $CC_RELAY_CONFIG or the usual places (docs/cli.md#claude).
 
             Examples:
               cc-relay claude
