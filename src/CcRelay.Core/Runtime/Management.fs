@@ -312,6 +312,36 @@ module KeyEdit =
             else
                 KeyEditResult.Changed(replace config { p with Keys = kept }, keyId)
 
+    /// The runtime for a config changed by `add` or `remove`: `RelayRuntime.reconcile` (every other key keeps
+    /// its buckets, cooldowns and learned limits by key id), except that a key revoked by a 401/403 stays
+    /// revoked — a key edit is not a reload, and nobody changed that key.
+    let reconcile (now: TimeSpan) (prices: ProviderPrices) (config: RelayConfig) (runtime: RelayRuntime) : RelayRuntime =
+        let next = RelayRuntime.reconcile now prices config runtime
+
+        let revoked =
+            runtime.Providers
+            |> Seq.collect (fun p -> p.Keys |> Seq.filter _.Revoked |> Seq.map (fun k -> p.Name, k.Id))
+            |> Set.ofSeq
+
+        if revoked.IsEmpty then
+            next
+        else
+            {
+                next with
+                    Providers =
+                        next.Providers
+                        |> Array.map (fun p -> {
+                            p with
+                                Keys =
+                                    p.Keys
+                                    |> Array.map (fun k ->
+                                        if revoked.Contains(p.Name, k.Id) then
+                                            { k with Revoked = true }
+                                        else
+                                            k)
+                        })
+            }
+
 /// One provider's models as `cc-relay models` shows them.
 type ProviderModels = {
     Provider: string

@@ -114,7 +114,8 @@ public sealed class ConfigReloader : IHostedService, IDisposable
     /// <summary>
     /// Adds or removes a key of the running config (management API <c>AddKey</c>/<c>RemoveKey</c>, decided by
     /// <see cref="KeyEdit"/>) and applies it as a reload applies a file, under the same gate: the snapshot is
-    /// swapped and the runtime reconciled, so every other key keeps its state. The file is not written.
+    /// swapped and the runtime reconciled, so every other key keeps its state (a revoked key stays revoked). The
+    /// file is not written.
     /// </summary>
     public KeyEditResult EditKeys(string trigger, string provider, bool added, Func<RelayConfig, KeyEditResult> edit)
     {
@@ -126,7 +127,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
             if (result is KeyEditResult.Changed changed)
             {
                 var swapped = _state.Swap(changed.Config);
-                _runtime?.Reconcile(swapped);
+                _runtime?.ReconcileKeyEdit(swapped);
             }
         }
 

@@ -485,3 +485,25 @@ let ``models per provider come from the config, in config order, with the mappin
     Assert.Equal<string list>([ "m1"; "m2" ], models.Head.Models)
     Assert.Equal<(string * string) list>([ "claude-sonnet-4-6", "m1" ], models.Head.Mapping)
     Assert.False (List.last models).EnabledInConfig
+
+[<Fact>]
+let ``a key edit, unlike a reload, leaves a revoked key revoked`` () =
+    let runtime = runtime ()
+
+    let revoked =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Keys = runtime.Providers[0].Keys |> Array.mapi (fun i k -> if i = 1 then { k with Revoked = true } else k)
+            }
+            runtime
+
+    match KeyEdit.add revoked.Policy.Config "a" (newKey "a3") with
+    | KeyEditResult.Changed(config, _) ->
+        let prices = ProviderPrices.compile config.Providers
+        let edited = KeyEdit.reconcile (at 1.0) prices config revoked
+        Assert.Equal<bool list>([ false; true; false ], edited.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray)
+        let reloaded = Relay.reconcile (at 1.0) config revoked
+        Assert.Equal<bool list>([ false; false; false ], reloaded.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray)
+    | other -> failwith $"%A{other}"
