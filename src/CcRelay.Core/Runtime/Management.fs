@@ -315,7 +315,12 @@ module KeyEdit =
     /// The runtime for a config changed by `add` or `remove`: `RelayRuntime.reconcile` (every other key keeps
     /// its buckets, cooldowns and learned limits by key id), except that a key revoked by a 401/403 stays
     /// revoked — a key edit is not a reload, and nobody changed that key.
-    let reconcile (now: TimeSpan) (prices: ProviderPrices) (config: RelayConfig) (runtime: RelayRuntime) : RelayRuntime =
+    let reconcile
+        (now: TimeSpan)
+        (prices: ProviderPrices)
+        (config: RelayConfig)
+        (runtime: RelayRuntime)
+        : RelayRuntime =
         let next = RelayRuntime.reconcile now prices config runtime
 
         let revoked =

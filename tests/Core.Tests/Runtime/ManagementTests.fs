@@ -495,7 +495,9 @@ let ``a key edit, unlike a reload, leaves a revoked key revoked`` () =
             0
             {
                 runtime.Providers[0] with
-                    Keys = runtime.Providers[0].Keys |> Array.mapi (fun i k -> if i = 1 then { k with Revoked = true } else k)
+                    Keys =
+                        runtime.Providers[0].Keys
+                        |> Array.mapi (fun i k -> if i = 1 then { k with Revoked = true } else k)
             }
             runtime
 
@@ -505,5 +507,9 @@ let ``a key edit, unlike a reload, leaves a revoked key revoked`` () =
         let edited = KeyEdit.reconcile (at 1.0) prices config revoked
         Assert.Equal<bool list>([ false; true; false ], edited.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray)
         let reloaded = Relay.reconcile (at 1.0) config revoked
-        Assert.Equal<bool list>([ false; false; false ], reloaded.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray)
+
+        Assert.Equal<bool list>(
+            [ false; false; false ],
+            reloaded.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray
+        )
     | other -> failwith $"%A{other}"
