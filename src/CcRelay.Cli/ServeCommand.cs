@@ -43,7 +43,10 @@ internal static class ServeCommand
             LogFormatOption,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, environment, cancellationToken));
-        return command;
+        return command.WithExamples(
+            "cc-relay serve",
+            "cc-relay serve --config ./cc-relay.yaml --log-level debug",
+            "cc-relay serve --listen 127.0.0.1:9000 --log-format json");
     }
 
     private static async Task<int> RunAsync(ParseResult parse, CliEnvironment environment, CancellationToken cancellationToken)

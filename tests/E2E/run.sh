@@ -13,6 +13,8 @@
 #                        verifies SigV4 with @smithy/signature-v4 and streams an AWS event stream; same tool loop
 #   bedrock-bearer, bedrock-skip-auth, vertex
 #                        Claude Code in Bedrock / Vertex mode with the relay as its endpoint (relay auth on)
+#   cc-relay-claude      `cc-relay claude -p …`: no relay runs, so the command starts one, runs Claude Code through
+#                        it (the relay's client key handed over), passes the exit code back and stops the relay
 #   E2E_ONLY="name ..."  runs only the named scenarios
 #
 # Everything listens on 127.0.0.1. Every process started here is stopped by PID, and the temp dir is
@@ -568,6 +570,59 @@ run_scenario() {
   echo "# scenario $name took $((SECONDS - start)) s"
 }
 
+# ---- `cc-relay claude`: the command starts its own relay, runs the real Claude Code through it, stops it ----
+
+# No relay listens at the config's server.listen, so `cc-relay claude` starts one in the background on a free
+# port, hands Claude Code ANTHROPIC_BASE_URL and the relay's client key (server.auth.api_key), passes every
+# argument through, and stops the relay when Claude Code exits. Sets CLAUDE_RC (cc-relay's exit code).
+run_cc_relay_claude() {
+  local start=$SECONDS path pid
+  SCENARIO=cc-relay-claude
+  SCENARIO_FAILED=0
+  DIR=$TMP/$SCENARIO
+  mkdir -p "$DIR/home" "$DIR/cwd"
+  start_fake "$DIR" tool-loop
+  printf 'server:\n  listen: "127.0.0.1:%s"\n  auth:\n    api_key: "%s"\nproviders:\n  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' \
+    "$(free_port)" "$RELAY_SECRET" "$FAKE_PORT" "$UPSTREAM_KEY" >"$DIR/relay.yaml"
+  path=$(dirname "$CLAUDE"):/usr/bin:/bin
+  if [[ ${RELAY_CMD[0]} == dotnet ]]; then path=$(dirname "$(command -v dotnet)"):$path; fi
+  echo "# scenario $SCENARIO: cc-relay claude -> its own relay -> fake upstream"
+  (cd "$DIR/cwd" && exec env -i PATH="$path" HOME="$DIR/home" CLAUDE_CONFIG_DIR="$DIR/home/.claude" LANG=C.UTF-8 \
+      ${DOTNET_ROOT:+DOTNET_ROOT="$DOTNET_ROOT"} DOTNET_CLI_TELEMETRY_OPTOUT=1 CC_RELAY_CONFIG="$DIR/relay.yaml" \
+      ANTHROPIC_MODEL="$MODEL" ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5 \
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 \
+      CLAUDE_CODE_MAX_RETRIES=1 IS_SANDBOX=1 \
+      timeout 150 "${RELAY_CMD[@]}" claude -p "$PROMPT" --output-format stream-json --verbose \
+        --dangerously-skip-permissions --no-session-persistence --max-turns 4 \
+      </dev/null >"$DIR/claude.jsonl" 2>"$DIR/claude.err") &
+  pid=$!
+  PIDS+=("$pid")
+  CLAUDE_RC=0
+  wait "$pid" || CLAUDE_RC=$?
+  forget_pid "$pid"
+  stop_scenario_processes
+  scenario_cc_relay_claude
+  if ((SCENARIO_FAILED)); then
+    echo "# diagnostics for $SCENARIO: cc-relay claude rc=$CLAUDE_RC"
+    sed 's/^/#   claude: /' "$DIR/claude.jsonl" | tail -5 | cut -c1-400
+    sed 's/^/#   stderr: /' "$DIR/claude.err" | tail -20
+  fi
+  keep_captures
+  echo "# scenario $SCENARIO took $((SECONDS - start)) s"
+}
+
+scenario_cc_relay_claude() {
+  local relay_url
+  relay_url=$(sed -nE 's|^cc-relay: started a relay at (http://127\.0\.0\.1:[0-9]+) .*|\1|p' "$DIR/claude.err" | head -1)
+  check "(a) cc-relay claude exits 0 (Claude Code's exit code)" test "$CLAUDE_RC" -eq 0
+  check "(b) it started a relay on a loopback port" test -n "$relay_url"
+  check "(c) final result contains E2E-DONE, is_error false" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
+  check "(d) both turns reached the upstream through the relay, with the relay's upstream key" \
+    upstream --arg key "$UPSTREAM_KEY" '($posts | length) == 2 and all($posts[]; .headers["x-api-key"] == $key)'
+  check "(e) the relay it started is stopped" bash -c '! curl -fsS -m 2 -o /dev/null "$1/"' _ "$relay_url"
+}
+
 # Copies a scenario's captures (not the throwaway HOME / cwd) to .work/last-run/ for inspection.
 keep_captures() {
   local dest=$WORK/last-run/$SCENARIO
@@ -605,6 +660,7 @@ if [[ $MODE == relay ]]; then
   wanted bedrock-skip-auth && run_scenario bedrock-skip-auth tool-loop
   wanted vertex && run_scenario vertex tool-loop
   RELAY_AUTH=''
+  wanted cc-relay-claude && run_cc_relay_claude
 fi
 
 echo "E2E: $PASSED passed, $FAILED failed"

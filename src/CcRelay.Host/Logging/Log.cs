@@ -47,6 +47,14 @@ internal static partial class Log
         Message = "config reloaded ({trigger}) from {path}: {changes}")]
     public static partial void ConfigReloaded(ILogger logger, string trigger, string path, string changes);
 
+    [LoggerMessage(EventId = 13, EventName = "KeyAdded", Level = LogLevel.Information,
+        Message = "key {keyId} added to provider {provider} ({trigger}); the config file is unchanged, so a reload drops it")]
+    public static partial void KeyAdded(ILogger logger, string trigger, string provider, string keyId);
+
+    [LoggerMessage(EventId = 14, EventName = "KeyRemoved", Level = LogLevel.Information,
+        Message = "key {keyId} removed from provider {provider} ({trigger}); the config file is unchanged, so a reload brings it back")]
+    public static partial void KeyRemoved(ILogger logger, string trigger, string provider, string keyId);
+
     [LoggerMessage(EventId = 8, EventName = "ConfigReloadRejected", Level = LogLevel.Error,
         Message = "config reload ({trigger}) rejected: {path} has {count} error(s); the running config stays in force")]
     public static partial void ConfigReloadRejected(ILogger logger, string trigger, string path, int count);

@@ -165,4 +165,80 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task KnownSecrets_AppearInNoManagementApiAnswer_StreamOrLog_KeysAddedThroughItIncluded()
+    {
+        // Arrange: the same relay with the management API on, its token a secret too
+        const string Token = "SECRET0017";
+        const string AddedKey = "sk-added-SECRET0018";
+        await File.WriteAllTextAsync(ConfigPath, Config($"""
+            grpc:
+              listen: "127.0.0.1:0"
+              auth_token: "{Token}"
+            """));
+        var load = (ConfigLoad.Loaded)ConfigFile.Load(ConfigPath, Environment.GetEnvironmentVariable);
+        var relay = await RelayHost.StartAsync(load.Config, ConfigPath, watchConfig: false);
+        var answers = new List<string>();
+        try
+        {
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(relay.Addresses[^1]);
+            var client = new CcRelay.Management.V1.RelayManagement.RelayManagementClient(channel);
+            var auth = new Grpc.Core.Metadata { { "authorization", "Bearer " + Token } };
+            string Json(Google.Protobuf.IMessage message) => Google.Protobuf.JsonFormatter.Default.Format(message);
+            using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var requests = client.WatchRequests(new(), auth, cancellationToken: cancel.Token);
+            await requests.ResponseHeadersAsync;
+
+            // Act: a key added through the API takes traffic; every method answers; a broken reload is refused
+            var added = await client.AddKeyAsync(new() { Provider = "fake", Key = AddedKey, Priority = 5 }, auth);
+            answers.Add(Json(added));
+            using (var response = await relay.Client.SendAsync(Request("ok")))
+            {
+                _ = await response.Content.ReadAsByteArrayAsync();
+            }
+
+            Assert.True(await requests.ResponseStream.MoveNext(cancel.Token));
+            answers.Add(Json(requests.ResponseStream.Current));
+            Assert.Equal(added.KeyId, requests.ResponseStream.Current.KeyId);
+            answers.Add(Json(await client.GetStatusAsync(new(), auth)));
+            answers.Add(Json(await client.ListProvidersAsync(new(), auth)));
+            answers.Add(Json(await client.ListKeysAsync(new(), auth)));
+            answers.Add(Json(await client.GetConfigAsync(new(), auth)));
+            answers.Add(Json(await client.ListModelsAsync(new(), auth)));
+            answers.Add(Json(await client.SetProviderEnabledAsync(new() { Name = "fake", Enabled = true }, auth)));
+            using (var stats = client.WatchStats(new() { IntervalMs = 100 }, auth, cancellationToken: cancel.Token))
+            {
+                Assert.True(await stats.ResponseStream.MoveNext(cancel.Token));
+                answers.Add(Json(stats.ResponseStream.Current));
+            }
+
+            var again = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AddKeyAsync(new() { Provider = "fake", Key = AddedKey + " x" }, auth).ResponseAsync);
+            answers.Add(again.Status.Detail);
+            answers.Add(Json(await client.RemoveKeyAsync(new() { Provider = "fake", KeyId = added.KeyId }, auth)));
+            await File.WriteAllTextAsync(ConfigPath, Config($"""
+                  extra_section:
+                    api_key: "SECRET0015"
+                """).Replace($"api_key: \"{RelayKey}\"", $"api_key: [\"{RelayKey}\"]\n    allow_bearer: \"{ProviderKey}\"", StringComparison.Ordinal));
+            var rejected = await client.ReloadConfigAsync(new(), auth);
+            Assert.Equal("rejected", rejected.Outcome);
+            answers.Add(Json(rejected));
+        }
+        finally
+        {
+            await relay.DisposeAsync();
+        }
+
+        // Assert: the key really was shown (by id), and no secret is in any answer, stream message or log line
+        Assert.Contains(KeyId.ofSecret(AddedKey), string.Join("\n", answers), StringComparison.Ordinal);
+        var logged = string.Join("\n", relay.Logs.Lines.Select(l => l.Message + " " + string.Join(" ", l.Fields.Values.Select(v => v?.ToString()))));
+        Assert.Contains(KeyId.ofSecret(AddedKey), logged, StringComparison.Ordinal);
+        var file = await File.ReadAllTextAsync(LogPath);
+        foreach (var secret in Secrets.Append(Token).Append(AddedKey))
+        {
+            Assert.All(answers, answer => Assert.DoesNotContain(secret, answer, StringComparison.Ordinal));
+            Assert.DoesNotContain(secret, logged, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
+        }
+    }
 }
