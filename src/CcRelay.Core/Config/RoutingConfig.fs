@@ -106,10 +106,10 @@ module Stage =
 
     /// Every configurable stage with its config spelling, in precedence order (`default` last).
     let all: (string * Stage) list = [
-        "subagent", Stage.Subagent
         "long_context", Stage.LongContext
         "web_search", Stage.WebSearch
         "image", Stage.Image
+        "subagent", Stage.Subagent
         "background", Stage.Background
         "think", Stage.Think
         "default", Stage.Default

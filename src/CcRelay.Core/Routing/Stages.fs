@@ -121,30 +121,58 @@ module Stages =
                 if stop < 0 then None else Some(text.Substring(from, stop - from).Trim()))
         |> Option.defaultValue ""
 
+    /// Whether the current string value starts with `prefix` (ASCII), escapes decoded.
+    let private startsWith (reader: byref<Utf8JsonReader>) (prefix: byte array) : bool =
+        if reader.ValueIsEscaped then
+            let text = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
+            text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
+        else
+            reader.ValueSpan.StartsWith(ReadOnlySpan prefix)
+
     /// What one system text says (index 0 is the attribution block).
     let private systemText (reader: byref<Utf8JsonReader>) (index: int) (f: StageFacts) : StageFacts =
-        let raw = reader.ValueSpan
         let mutable f = f
 
-        if raw.IndexOf(ReadOnlySpan subagentMarker) >= 0 then
-            f <- { f with SubagentMarker = true }
-
-        if
-            f.ModelTag.Length = 0
-            && (reader.ValueIsEscaped
-                || raw.IndexOf(ReadOnlySpan tagBytes[0]) >= 0
-                || raw.IndexOf(ReadOnlySpan tagBytes[1]) >= 0)
-        then
+        if reader.ValueIsEscaped then
+            // escapes decoded: what the text says, not how it was written
             let text = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
-            let tag = findTag text
 
-            if tag.Length > 0 then
-                f <- { f with ModelTag = tag }
+            if text.Contains("cc_is_subagent=true", StringComparison.Ordinal) then
+                f <- { f with SubagentMarker = true }
 
-        if index >= 1 && f.SideRequest.Length = 0 then
-            for (prefix, kind) in sidePrompts do
-                if f.SideRequest.Length = 0 && raw.StartsWith(ReadOnlySpan prefix) then
-                    f <- { f with SideRequest = kind }
+            if f.ModelTag.Length = 0 then
+                let tag = findTag text
+
+                if tag.Length > 0 then
+                    f <- { f with ModelTag = tag }
+
+            if index >= 1 && f.SideRequest.Length = 0 then
+                for (prefix, kind) in sidePrompts do
+                    if
+                        f.SideRequest.Length = 0
+                        && text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
+                    then
+                        f <- { f with SideRequest = kind }
+        else
+            let raw = reader.ValueSpan
+
+            if raw.IndexOf(ReadOnlySpan subagentMarker) >= 0 then
+                f <- { f with SubagentMarker = true }
+
+            if
+                f.ModelTag.Length = 0
+                && (raw.IndexOf(ReadOnlySpan tagBytes[0]) >= 0
+                    || raw.IndexOf(ReadOnlySpan tagBytes[1]) >= 0)
+            then
+                let tag = findTag (Text.Encoding.UTF8.GetString raw)
+
+                if tag.Length > 0 then
+                    f <- { f with ModelTag = tag }
+
+            if index >= 1 && f.SideRequest.Length = 0 then
+                for (prefix, kind) in sidePrompts do
+                    if f.SideRequest.Length = 0 && raw.StartsWith(ReadOnlySpan prefix) then
+                        f <- { f with SideRequest = kind }
 
         f
 
@@ -200,10 +228,7 @@ module Stages =
                     | JsonTokenType.PropertyName when section = 2 && depth = 3 && reader.ValueTextEquals typeName ->
                         reader.Read() |> ignore
 
-                        if
-                            reader.TokenType = JsonTokenType.String
-                            && reader.ValueSpan.StartsWith(ReadOnlySpan webSearchPrefix)
-                        then
+                        if reader.TokenType = JsonTokenType.String && startsWith &reader webSearchPrefix then
                             facts <- { facts with WebSearchTool = true }
                     | JsonTokenType.PropertyName when section = 3 && depth = 3 && reader.ValueTextEquals textName ->
                         reader.Read() |> ignore
@@ -231,7 +256,7 @@ module Stages =
                             reader.Read() |> ignore
 
                             if reader.TokenType = JsonTokenType.String then
-                                messageCompaction <- reader.ValueSpan.StartsWith(ReadOnlySpan compactionPrefix)
+                                messageCompaction <- startsWith &reader compactionPrefix
                                 firstText <- false
                     | JsonTokenType.PropertyName when section = 4 && (depth = 5 || depth = 7) ->
                         if reader.ValueTextEquals typeName then
@@ -243,7 +268,7 @@ module Stages =
                             reader.Read() |> ignore
 
                             if reader.TokenType = JsonTokenType.String then
-                                messageCompaction <- reader.ValueSpan.StartsWith(ReadOnlySpan compactionPrefix)
+                                messageCompaction <- startsWith &reader compactionPrefix
                                 firstText <- false
                     | _ -> ()
         with

@@ -338,7 +338,7 @@ web_search = []
             )
 
         has "routing.long_context_threshold" 12 "must be from 1"
-        has "routing.stages.thinking" 15 "unknown stage (stages: subagent, long_context"
+        has "routing.stages.thinking" 15 "unknown stage (stages: long_context, web_search, image, subagent"
         has "routing.stages.image" 17 "expected \"provider\" or \"provider,model\""
         has "routing.stages.web_search" 18 "at least one target"
         Assert.Equal(4, errors.Length)
