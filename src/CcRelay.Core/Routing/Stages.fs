@@ -74,7 +74,9 @@ module Stages =
     let private imageName: byte array = "image"B
     let private webSearchPrefix: byte array = "web_search"B
     let private subagentMarker: byte array = "cc_is_subagent=true"B
-    let private compactionPrefix: byte array = "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools."B
+
+    let private compactionPrefix: byte array =
+        "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools."B
 
     /// Claude Code side requests recognised by how their system prompt starts (protocols.md §7.7).
     let private sidePrompts: (byte array * string) list = [
@@ -88,8 +90,7 @@ module Stages =
         "<CCR-SUBAGENT-MODEL>", "</CCR-SUBAGENT-MODEL>"
     ]
 
-    let private tagBytes: byte array array =
-        [| "CC-RELAY-MODEL>"B; "CCR-SUBAGENT-MODEL>"B |]
+    let private tagBytes: byte array array = [| "CC-RELAY-MODEL>"B; "CCR-SUBAGENT-MODEL>"B |]
 
     /// No facts: what an empty or unreadable body gives.
     let empty: StageFacts = {
@@ -118,7 +119,10 @@ module Stages =
                 let from = start + opening.Length
                 let stop = text.IndexOf(closing, from, StringComparison.Ordinal)
 
-                if stop < 0 then None else Some(text.Substring(from, stop - from).Trim()))
+                if stop < 0 then
+                    None
+                else
+                    Some(text.Substring(from, stop - from).Trim()))
         |> Option.defaultValue ""
 
     /// Whether the current string value starts with `prefix` (ASCII), escapes decoded.
@@ -325,7 +329,10 @@ module Stages =
         let at = text.IndexOfAny [| ','; '/' |]
 
         if at < 0 then
-            if enabled text then Some { Provider = text; Model = None } else None
+            if enabled text then
+                Some { Provider = text; Model = None }
+            else
+                None
         else
             let provider = text.Substring(0, at).Trim()
             let model = text.Substring(at + 1).Trim()
@@ -360,41 +367,38 @@ module Stages =
         (facts: RequestFacts)
         (stage: StageFacts)
         (headers: StageHeaders)
-        : (Stage * string) list =
-        [
-            if facts.EstimatedInputTokens > threshold then
-                Stage.LongContext, $"tokens>%d{threshold}"
-            if stage.WebSearchTool then
-                Stage.WebSearch, "web-search-tool"
-            if stage.LatestUserImage then
-                Stage.Image, "image"
-            if headers.AgentId then
-                Stage.Subagent, "agent-header"
-            elif stage.SubagentMarker then
-                Stage.Subagent, "subagent-marker"
-            if facts.MaxTokens > 0 && facts.MaxTokens <= 1 then
-                Stage.Background, "probe"
-            elif stage.LatestUserCompaction then
-                Stage.Background, "compaction"
-            elif stage.SideRequest.Length > 0 then
-                Stage.Background, stage.SideRequest
-            elif not stage.HasTools && facts.Model.Contains("haiku", StringComparison.OrdinalIgnoreCase) then
-                Stage.Background, "haiku"
-            elif headers.ClaudeCode && not stage.HasTools && not headers.ClaudeCodeBeta then
-                Stage.Background, "auxiliary"
-            if stage.Thinking = "enabled" || stage.Thinking = "adaptive" then
-                Stage.Think, $"thinking-%s{stage.Thinking}"
-            Stage.Default, "default"
-        ]
+        : (Stage * string) list = [
+        if facts.EstimatedInputTokens > threshold then
+            Stage.LongContext, $"tokens>%d{threshold}"
+        if stage.WebSearchTool then
+            Stage.WebSearch, "web-search-tool"
+        if stage.LatestUserImage then
+            Stage.Image, "image"
+        if headers.AgentId then
+            Stage.Subagent, "agent-header"
+        elif stage.SubagentMarker then
+            Stage.Subagent, "subagent-marker"
+        if facts.MaxTokens > 0 && facts.MaxTokens <= 1 then
+            Stage.Background, "probe"
+        elif stage.LatestUserCompaction then
+            Stage.Background, "compaction"
+        elif stage.SideRequest.Length > 0 then
+            Stage.Background, stage.SideRequest
+        elif
+            not stage.HasTools
+            && facts.Model.Contains("haiku", StringComparison.OrdinalIgnoreCase)
+        then
+            Stage.Background, "haiku"
+        elif headers.ClaudeCode && not stage.HasTools && not headers.ClaudeCodeBeta then
+            Stage.Background, "auxiliary"
+        if stage.Thinking = "enabled" || stage.Thinking = "adaptive" then
+            Stage.Think, $"thinking-%s{stage.Thinking}"
+        Stage.Default, "default"
+    ]
 
     /// The decision for one request: a `provider,model` switch, a tag, else the first matching stage that
     /// has targets; `default` with no targets (every provider) when none has.
-    let decide
-        (config: RelayConfig)
-        (facts: RequestFacts)
-        (stage: StageFacts)
-        (headers: StageHeaders)
-        : StageDecision =
+    let decide (config: RelayConfig) (facts: RequestFacts) (stage: StageFacts) (headers: StageHeaders) : StageDecision =
         match tryDirect config facts.Model with
         | Some target -> {
             Stage = Stage.Direct

@@ -113,11 +113,12 @@ module Relay =
                     picked.Add(struct (i, defaultArg target.Model ""))
 
             let candidates = picked |> Seq.map (fun (struct (i, _)) -> i) |> Array.ofSeq
-            let struct (order, family, runtime) = Routing.orderAmong runtime now request candidates
+
+            let struct (order, family, runtime) =
+                Routing.orderAmong runtime now request candidates
 
             let modelOf (i: int) =
-                picked
-                |> Seq.pick (fun (struct (j, m)) -> if j = i then Some m else None)
+                picked |> Seq.pick (fun (struct (j, m)) -> if j = i then Some m else None)
 
             let models = order |> Array.map modelOf
 
@@ -127,7 +128,11 @@ module Relay =
                     Request = request
                     Policy = runtime.Policy
                     Order = order
-                    Models = if models |> Array.forall String.IsNullOrEmpty then [||] else models
+                    Models =
+                        if models |> Array.forall String.IsNullOrEmpty then
+                            [||]
+                        else
+                            models
                     PinnedFamily = family
                     Position = 0
                     Attempts = 0

@@ -69,19 +69,17 @@ module RouteExplain =
                 let p = dispatch.Order[position]
                 let name = policy.Providers[p].Name
 
-                let step =
-                    Relay.next
-                        runtime
-                        now
-                        {
-                            dispatch with
-                                Position = position
-                        }
+                let step = Relay.next runtime now { dispatch with Position = position }
 
                 match step.Value with
                 | struct (Step.Send attempt, _) when attempt.ProviderIndex = p ->
                     tried.Add name |> ignore
-                    let model = if attempt.Model.Length > 0 then attempt.Model else facts.Model
+
+                    let model =
+                        if attempt.Model.Length > 0 then
+                            attempt.Model
+                        else
+                            facts.Model
 
                     let prepared =
                         if model = facts.Model then
@@ -127,7 +125,11 @@ module RouteExplain =
                     explained.Add entry
                 | _ ->
                     tried.Add name |> ignore
-                    skipped.Add { Provider = name; Reason = "no capacity: no key ready" }
+
+                    skipped.Add {
+                        Provider = name
+                        Reason = "no capacity: no key ready"
+                    }
 
             let targets = decision.Targets |> List.map _.Provider
 
@@ -152,7 +154,10 @@ module RouteExplain =
                         else
                             "not planned"
 
-                    skipped.Add { Provider = provider.Name; Reason = reason }
+                    skipped.Add {
+                        Provider = provider.Name
+                        Reason = reason
+                    }
 
             Ok {
                 Stage = decision.Stage
@@ -172,7 +177,9 @@ module RouteExplain =
     let toText (e: RouteExplanation) : string =
         let text = Text.StringBuilder()
         let line (s: string) = text.Append(s).Append('\n') |> ignore
-        let list (items: string list) = if items.IsEmpty then "none" else String.Join(", ", items)
+
+        let list (items: string list) =
+            if items.IsEmpty then "none" else String.Join(", ", items)
 
         line $"stage:     %s{Stage.wireName e.Stage} (%s{e.Reason})"
         line $"strategy:  %s{RoutingStrategy.wireName e.Strategy}"

@@ -39,11 +39,7 @@ let private recorded (name: string) : byte array * StageHeaders =
         | _ -> ""
 
     body,
-    Stages.headersOf
-        (header "x-claude-code-agent-id")
-        (header "anthropic-beta")
-        (header "user-agent")
-        (header "x-app")
+    Stages.headersOf (header "x-claude-code-agent-id") (header "anthropic-beta") (header "user-agent") (header "x-app")
 
 let private target (provider: string) (model: string option) : StageTarget = { Provider = provider; Model = model }
 
@@ -89,7 +85,9 @@ let private classify (config: RelayConfig) (name: string) : StageDecision =
 [<InlineData("title", "background", "title", "cheap")>]
 [<InlineData("compaction", "background", "compaction", "cheap")>]
 [<InlineData("image", "image", "image", "vision")>]
-let ``Claude Code's recorded requests land on their stage`` (name: string, stage: string, reason: string, first: string) =
+let ``Claude Code's recorded requests land on their stage``
+    (name: string, stage: string, reason: string, first: string)
+    =
     let decision = classify (staged 60_000) name
     Assert.Equal(stage, Stage.wireName decision.Stage)
     Assert.Equal(reason, decision.Reason)
@@ -139,7 +137,9 @@ let ``the matching stages come in precedence order and end with default`` () =
         RequestFacts.inspect (ReadOnlySpan body)
         |> Result.defaultWith (fun _ -> failwith "bad")
 
-    let matching = Stages.matching 1000 facts (Stages.inspect (ReadOnlySpan body)) headers
+    let matching =
+        Stages.matching 1000 facts (Stages.inspect (ReadOnlySpan body)) headers
+
     Assert.Equal<Stage list>([ Stage.LongContext; Stage.Subagent; Stage.Default ], matching |> List.map fst)
 
 // ---------------------------
@@ -149,21 +149,42 @@ let ``the matching stages come in precedence order and end with default`` () =
 let private switching: RelayConfig =
     relay RoutingStrategy.Failover [
         provider "anthropic" []
-        { provider "openrouter" [] with Models = [ "anthropic/claude-sonnet-4" ] }
-        { provider "off" [] with Enabled = false }
+        {
+            provider "openrouter" [] with
+                Models = [ "anthropic/claude-sonnet-4" ]
+        }
+        {
+            provider "off" [] with
+                Enabled = false
+        }
     ]
 
 [<Fact>]
 let ``provider,model goes to that provider with that model`` () =
-    Assert.Equal(Some(target "openrouter" (Some "anthropic/claude-sonnet-4")), Stages.tryDirect switching "openrouter,anthropic/claude-sonnet-4")
-    Assert.Equal(Some(target "anthropic" (Some "claude-opus-4-8")), Stages.tryDirect switching "anthropic,claude-opus-4-8")
+    Assert.Equal(
+        Some(target "openrouter" (Some "anthropic/claude-sonnet-4")),
+        Stages.tryDirect switching "openrouter,anthropic/claude-sonnet-4"
+    )
+
+    Assert.Equal(
+        Some(target "anthropic" (Some "claude-opus-4-8")),
+        Stages.tryDirect switching "anthropic,claude-opus-4-8"
+    )
 
 [<Fact>]
 let ``provider/model switches only when no provider lists the whole name`` () =
     // OpenRouter lists the id: it stays a model id
     Assert.Equal(None, Stages.tryDirect switching "anthropic/claude-sonnet-4")
-    Assert.Equal(Some(target "anthropic" (Some "claude-opus-4-8")), Stages.tryDirect switching "anthropic/claude-opus-4-8")
-    Assert.Equal(Some(target "openrouter" (Some "anthropic/claude-sonnet-4")), Stages.tryDirect switching "openrouter/anthropic/claude-sonnet-4")
+
+    Assert.Equal(
+        Some(target "anthropic" (Some "claude-opus-4-8")),
+        Stages.tryDirect switching "anthropic/claude-opus-4-8"
+    )
+
+    Assert.Equal(
+        Some(target "openrouter" (Some "anthropic/claude-sonnet-4")),
+        Stages.tryDirect switching "openrouter/anthropic/claude-sonnet-4"
+    )
 
 [<Fact>]
 let ``names of unknown or disabled providers, and model_switching off, are plain model ids`` () =
@@ -216,11 +237,7 @@ let ``a stage's targets are the candidates, in their order under failover, each 
     let runtime', _, _ = next t.Runtime (at 0.0) t.Value
     ignore runtime'
 
-    let second =
-        Relay.next t.Runtime (at 0.0) {
-            dispatch with
-                Position = 1
-        }
+    let second = Relay.next t.Runtime (at 0.0) { dispatch with Position = 1 }
 
     match second.Value with
     | struct (Step.Send a, _) ->
@@ -329,7 +346,8 @@ web_search = []
 
     match load with
     | Invalid(errors, _) ->
-        let shown = errors |> List.map (fun e -> e.Path, e.Position |> Option.map _.Line, e.Message)
+        let shown =
+            errors |> List.map (fun e -> e.Path, e.Position |> Option.map _.Line, e.Message)
 
         let has (path: string) (line: int) (text: string) =
             Assert.Contains(
@@ -358,7 +376,8 @@ think = ["main", { provider = "nobody" }]
 
     match load with
     | Invalid(errors, _) ->
-        let shown = errors |> List.map (fun e -> e.Path, e.Position |> Option.map _.Line, e.Message)
+        let shown =
+            errors |> List.map (fun e -> e.Path, e.Position |> Option.map _.Line, e.Message)
 
         Assert.Equal<(string * int option * string) list>(
             [
@@ -379,7 +398,12 @@ let ``route explain names the stage, the providers in order with key id and mode
         staged 60_000 with
             Providers =
                 (staged 60_000).Providers
-                @ [ { provider "retired" [] with Enabled = false } ]
+                @ [
+                    {
+                        provider "retired" [] with
+                            Enabled = false
+                    }
+                ]
     }
 
     let body, headers = recorded "quota"
@@ -392,8 +416,23 @@ let ``route explain names the stage, the providers in order with key id and mode
         Assert.Equal("cheap", only.Provider)
         Assert.Equal("claude-haiku-4-5", only.Model)
         Assert.Equal(KeyId.ofSecret "sk-cheap-0123456789", only.KeyId)
-        Assert.Contains({ Provider = "retired"; Reason = "disabled" }, e.Skipped)
-        Assert.Contains({ Provider = "main"; Reason = "not a target of stage background" }, e.Skipped)
+
+        Assert.Contains(
+            {
+                Provider = "retired"
+                Reason = "disabled"
+            },
+            e.Skipped
+        )
+
+        Assert.Contains(
+            {
+                Provider = "main"
+                Reason = "not a target of stage background"
+            },
+            e.Skipped
+        )
+
         Assert.True(RouteExplain.routable e)
         let text = RouteExplain.toText e
         Assert.Contains("stage:     background (probe)", text)

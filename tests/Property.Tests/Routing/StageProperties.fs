@@ -56,10 +56,16 @@ let private shapes: Gen<Shape> =
 let private imageBlock =
     JObject [
         "type", JString "image"
-        "source", JObject [ "type", JString "base64"; "media_type", JString "image/png"; "data", JString "iVBORw0KGgo=" ]
+        "source",
+        JObject [
+            "type", JString "base64"
+            "media_type", JString "image/png"
+            "data", JString "iVBORw0KGgo="
+        ]
     ]
 
-let private text (t: string) = JObject [ "type", JString "text"; "text", JString t ]
+let private text (t: string) =
+    JObject [ "type", JString "text"; "text", JString t ]
 
 /// The request a shape describes, as a JSON tree (rendered with random whitespace and escapes).
 let private build (shape: Shape) : Json =
@@ -80,13 +86,23 @@ let private build (shape: Shape) : Json =
         for i in 1 .. shape.OtherTools do
             JObject [
                 "name", JString $"Tool%d{i}"
-                "input_schema", JObject [ "type", JString "object"; "properties", JObject [ "type", JObject [ "type", JString "image" ] ] ]
+                "input_schema",
+                JObject [
+                    "type", JString "object"
+                    "properties", JObject [ "type", JObject [ "type", JString "image" ] ]
+                ]
             ]
     ]
 
     let latest = [
-        if shape.Image then imageBlock
-        text (if shape.Compaction then "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools.\n\nYour task is to create a detailed summary" else "go on")
+        if shape.Image then
+            imageBlock
+        text (
+            if shape.Compaction then
+                "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools.\n\nYour task is to create a detailed summary"
+            else
+                "go on"
+        )
     ]
 
     JObject [
@@ -94,11 +110,22 @@ let private build (shape: Shape) : Json =
         "max_tokens", JNumber "32000"
         if shape.Thinking.Length > 0 then
             "thinking", JObject [ "type", JString shape.Thinking ]
-        "system", JArray [ text attribution; text "You are Claude Code, Anthropic's official CLI for Claude."; text prompt ]
+        "system",
+        JArray [
+            text attribution
+            text "You are Claude Code, Anthropic's official CLI for Claude."
+            text prompt
+        ]
         "messages",
         JArray [
-            JObject [ "role", JString "user"; "content", JArray [ (if shape.EarlierImage then imageBlock else text "first"); text "hello" ] ]
-            JObject [ "role", JString "assistant"; "content", JArray [ text "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools." ] ]
+            JObject [
+                "role", JString "user"
+                "content", JArray [ (if shape.EarlierImage then imageBlock else text "first"); text "hello" ]
+            ]
+            JObject [
+                "role", JString "assistant"
+                "content", JArray [ text "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools." ]
+            ]
             JObject [ "content", JArray latest; "role", JString "user" ]
         ]
         if not tools.IsEmpty then
@@ -121,16 +148,23 @@ let private rendered =
     gen {
         let! shape = shapes
         let! body = renderJson (build shape)
-        let! tail = Gen.elements [ ""; "\"}"; "]}}"; ",\"thinking\":{\"type\":\"enabled\"}}"; "<CC-RELAY-MODEL>x</CC-RELAY-MODEL>" ]
+
+        let! tail =
+            Gen.elements [
+                ""
+                "\"}"
+                "]}}"
+                ",\"thinking\":{\"type\":\"enabled\"}}"
+                "<CC-RELAY-MODEL>x</CC-RELAY-MODEL>"
+            ]
+
         return shape, Encoding.UTF8.GetBytes body, Encoding.UTF8.GetBytes tail
     }
     |> Check.arb
 
 [<Fact>]
 let ``inspect reads exactly the features a Claude Code-shaped request was built with, however it is written`` () =
-    Check.property (
-        Prop.forAll rendered (fun (shape, body, _) -> Stages.inspect (ReadOnlySpan body) = expected shape)
-    )
+    Check.property (Prop.forAll rendered (fun (shape, body, _) -> Stages.inspect (ReadOnlySpan body) = expected shape))
 
 [<Fact>]
 let ``classification never reads past the body: bytes after it change nothing, and truncations never throw`` () =
@@ -142,7 +176,9 @@ let ``classification never reads past the body: bytes after it change nothing, a
 
             let truncationsHold =
                 [ 0; 1; body.Length / 3; body.Length / 2; body.Length - 1 ]
-                |> List.forall (fun n -> Stages.inspect (ReadOnlySpan(buffer, 0, max 0 n)) |> ignore; true)
+                |> List.forall (fun n ->
+                    Stages.inspect (ReadOnlySpan(buffer, 0, max 0 n)) |> ignore
+                    true)
 
             whole = inBuffer && truncationsHold)
     )
