@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CcRelay.Core;
 using CcRelay.Host.Configuration;
 using CcRelay.Host.Reload;
 using CcRelay.Host.Tests.Infrastructure;
