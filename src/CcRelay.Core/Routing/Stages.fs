@@ -290,7 +290,11 @@ module Stages =
     /// provider lists or maps the whole name (so OpenRouter's `anthropic/claude-sonnet-4` stays a model id
     /// wherever a provider lists it). The model part must not be empty.
     let tryDirect (config: RelayConfig) (model: string) : StageTarget option =
-        if not config.Routing.Stages.ModelSwitching then
+        // the usual model name has neither separator: no allocation, no provider scan
+        if
+            not config.Routing.Stages.ModelSwitching
+            || model.AsSpan().IndexOfAny(',', '/') < 0
+        then
             None
         else
             let enabled = config.Providers |> List.filter _.Enabled
@@ -447,6 +451,20 @@ module Stages =
             Targets = [ target ]
         })
 
+    /// The decision without stages or a switch: every provider, as without stages.
+    let private unstaged: StageDecision = {
+        Stage = Stage.Default
+        Reason = "default"
+        Targets = []
+    }
+
+    /// Headers that say nothing (for callers that know no stage is configured: `active` is false).
+    let noHeaders: StageHeaders = {
+        AgentId = false
+        ClaudeCodeBeta = false
+        ClaudeCode = false
+    }
+
     /// Classifies one request: `RequestFacts` plus one more pass over the body when stages are configured.
     let classify
         (config: RelayConfig)
@@ -459,11 +477,7 @@ module Stages =
         else
             match tryDirectDecision config facts.Model with
             | Some decision -> decision
-            | None -> {
-                Stage = Stage.Default
-                Reason = "default"
-                Targets = []
-              }
+            | None -> unstaged
 
     /// The headers' facts from their raw values ("" when absent).
     let headersOf (agentId: string) (betas: string) (userAgent: string) (app: string) : StageHeaders = {

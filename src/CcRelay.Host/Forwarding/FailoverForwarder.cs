@@ -95,11 +95,10 @@ internal sealed class FailoverForwarder(
 
         // :: Step 4: plan — the stage (routing.stages, a provider,model switch) picks the candidates
         var headers = context.Request.Headers;
-        var stage = StageDecision.Classify(
-            snapshot.Config,
-            facts,
-            body.Span,
-            Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString()));
+        var stageHeaders = Stages.active(snapshot.Config)
+            ? Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString())
+            : Stages.noHeaders;
+        var stage = StageDecision.Classify(snapshot.Config, facts, body.Span, stageHeaders);
         record.Stage = stage.StageName;
         record.StageReason = stage.Reason;
 
