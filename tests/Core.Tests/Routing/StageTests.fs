@@ -457,3 +457,22 @@ let ``route explain reports what translation to an OpenAI-compatible provider wo
         Assert.Equal("oai", only.Provider)
         Assert.Contains("cache_control", only.DroppedFeatures)
     | Error e -> failwith e
+
+[<Fact>]
+let ``route explain says which provider does not serve the model under model_based`` () =
+    let config = {
+        relay RoutingStrategy.ModelBased [ provider "a" []; provider "b" [] ] with
+            Routing.ModelRules = [ { Pattern = "claude"; Provider = "a" } ]
+            Routing.Strategy = RoutingStrategy.ModelBased
+    }
+
+    let body =
+        """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"""B
+
+    match RouteExplain.explain config (at 0.0) (ReadOnlySpan body) Stages.noHeaders [] "/v1/messages" with
+    | Ok e ->
+        Assert.Equal(Stage.Default, e.Stage)
+        Assert.Equal<string list>([ "a" ], e.Providers |> List.map _.Provider)
+        Assert.Equal("", (List.head e.Providers).KeyId)
+        Assert.Equal<SkippedProvider list>([ { Provider = "b"; Reason = "does not serve the model" } ], e.Skipped)
+    | Error e -> failwith e
