@@ -474,5 +474,14 @@ let ``route explain says which provider does not serve the model under model_bas
         Assert.Equal(Stage.Default, e.Stage)
         Assert.Equal<string list>([ "a" ], e.Providers |> List.map _.Provider)
         Assert.Equal("", (List.head e.Providers).KeyId)
-        Assert.Equal<SkippedProvider list>([ { Provider = "b"; Reason = "does not serve the model" } ], e.Skipped)
+
+        Assert.Equal<SkippedProvider list>(
+            [
+                {
+                    Provider = "b"
+                    Reason = "does not serve the model"
+                }
+            ],
+            e.Skipped
+        )
     | Error e -> failwith e
