@@ -65,6 +65,7 @@ internal static class Program
         root.Add(KeysCommand.Create(environment));
         root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
+        root.Add(new Command("route", "Ask where requests would go.") { RouteExplainCommand.Create(environment) });
         root.Add(VersionCommand());
         return root.ShowingExamples();
     }

@@ -545,6 +545,15 @@ module Config =
         Cloud = CloudSettings.Direct
     }
 
+    /// No stage configured; long context from 60 000 estimated tokens (claude-code-router's default); model
+    /// switching on, not listed.
+    let defaultStages: StagesConfig = {
+        Routes = []
+        LongContextThreshold = 60_000
+        ModelSwitching = true
+        ListSwitchModels = false
+    }
+
     /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,
     /// 5 s of failing over, no hedging.
     let defaultRouting: RoutingConfig = {
@@ -555,6 +564,7 @@ module Config =
         Debug = false
         ModelRules = []
         DefaultProvider = None
+        Stages = defaultStages
     }
 
     /// The `health` section when nothing is configured (the Go project's values, plus a 10 s window).

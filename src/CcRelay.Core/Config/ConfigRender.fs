@@ -263,6 +263,23 @@ module ConfigRender =
             for rule in rules do
                 $"    %s{quote rule.Pattern}: %s{quote rule.Provider}"
         $"  default_provider: %s{optional quote config.DefaultProvider}"
+        match config.Stages.Routes with
+        | [] -> "  stages: {}"
+        | routes ->
+            "  stages:"
+
+            for stage, targets in routes do
+                $"    %s{Stage.wireName stage}:"
+
+                for target in targets do
+                    $"      - provider: %s{quote target.Provider}"
+
+                    match target.Model with
+                    | Some model -> $"        model: %s{quote model}"
+                    | None -> ()
+        $"  long_context_threshold: %s{integer (int64 config.Stages.LongContextThreshold)}"
+        $"  model_switching: %s{boolean config.Stages.ModelSwitching}"
+        $"  list_switch_models: %s{boolean config.Stages.ListSwitchModels}"
     ]
 
     let private health (config: HealthConfig) : string list = [

@@ -30,6 +30,12 @@ internal sealed class RequestRecord
 
     public string UpstreamModel { get; set; } = "-";
 
+    /// <summary>The routing stage the request was classified into (<c>Stages.classify</c>); <c>-</c> before routing.</summary>
+    public string Stage { get; set; } = "-";
+
+    /// <summary>Why that stage (a short, bounded reason); <c>-</c> before routing.</summary>
+    public string StageReason { get; set; } = "-";
+
     /// <summary>The status the client got.</summary>
     public int Status { get; set; }
 

@@ -60,6 +60,7 @@ public sealed class RelayMetrics
     private readonly Counter<long> _unpriced;
     private readonly Counter<long> _configReloads;
     private readonly Counter<long> _dropped;
+    private readonly Counter<long> _stages;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -106,6 +107,8 @@ public sealed class RelayMetrics
             "ccrelay_inflight_requests", () => Volatile.Read(ref _inflight), "{request}", "Requests being relayed now.");
         _dropped = meter.CreateCounter<long>(
             "ccrelay_dropped_capabilities", "{request}", "Translated requests sent without something they asked for, by provider and capability (other: a name outside the known set).");
+        _stages = meter.CreateCounter<long>(
+            "ccrelay_stage_requests", "{request}", "Requests by routing stage, the reason it was chosen, and the provider that answered (or was last tried).");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
 
@@ -166,6 +169,18 @@ public sealed class RelayMetrics
         };
         _requests.Add(1, in tags);
         _requestDuration.Record(duration.TotalSeconds, Tag("provider", provider), Tag("model", modelLabel));
+    }
+
+    /// <summary>
+    /// A request was routed by stage: <paramref name="stage"/> and <paramref name="reason"/> come from Core's fixed
+    /// sets (the reason's only number is the configured long-context threshold), so the labels stay bounded.
+    /// </summary>
+    public void RecordStage(string stage, string reason, string provider)
+    {
+        if (_stages.Enabled)
+        {
+            _stages.Add(1, Tag("stage", stage), Tag("reason", reason), Tag("provider", provider));
+        }
     }
 
     /// <summary>The upstream's response headers arrived <paramref name="ttfb"/> after the request started.</summary>

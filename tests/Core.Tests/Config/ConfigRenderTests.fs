@@ -123,6 +123,10 @@ routing:
   debug: false
   model_mapping: {}
   default_provider: null
+  stages: {}
+  long_context_threshold: 60000
+  model_switching: true
+  list_switch_models: false
 health:
   health_check:
     enabled: true

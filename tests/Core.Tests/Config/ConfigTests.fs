@@ -1027,6 +1027,7 @@ let ``routing values are stored`` () =
                 { Pattern = "qwen*"; Provider = "b" }
             ]
             DefaultProvider = Some "b"
+            Stages = Config.defaultStages
         },
         config.Routing
     )
