@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CcRelay.Cli.Tui;
 using CcRelay.Host;
 
 namespace CcRelay.Cli;
@@ -51,6 +52,7 @@ internal static class Program
         var root = new RootCommand("cc-relay: a relay between Claude Code and the LLM providers you use.");
         root.Add(ServeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
+        root.Add(TuiCommand.Create(environment));
         root.Add(VersionCommand());
         return root;
     }
