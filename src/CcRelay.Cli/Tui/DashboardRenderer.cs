@@ -269,10 +269,11 @@ internal static class DashboardRenderer
     private const int StatusWidth = 5;
     private const int LatencyWidth = 7;
     private const int TokensWidth = 9;
-    private const int NoteMin = 13;
+    private const int NoteMin = 16;
 
+    /// <summary>The model column: what the other columns and the note's minimum leave (17 at 80 columns, claude-sonnet-4-5).</summary>
     private static int ModelWidth(int width) =>
-        Math.Clamp(width - (TimeWidth + ProviderWidth + StatusWidth + LatencyWidth + TokensWidth + NoteMin + 7), 8, 40);
+        Math.Clamp(width - (2 + TimeWidth + ProviderWidth + StatusWidth + LatencyWidth + TokensWidth + NoteMin + 6), 8, 40);
 
     private static Line RequestsHeader(DashboardState state, int width)
     {

@@ -122,7 +122,7 @@ internal static class TuiText
             {
                 if (line.Length > 0 && line.Length + 1 + word.Length > width)
                 {
-                    yield return line.ToString();
+                    yield return Fit(line.ToString(), width);
                     line.Clear();
                 }
 
