@@ -26,6 +26,7 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [[ ${1:-} != --no-build ]]; then
   dotnet build src/CcRelay.Cli -c Release >"$TMP/build.log" 2>&1 || { grep -E "error|warning" "$TMP/build.log" | sort -u; echo "TUI: 0 passed, 1 failed"; exit 1; }
