@@ -7,6 +7,7 @@
 #
 #   bash tests/Tui/run.sh             builds src/CcRelay.Cli (Release) first
 #   bash tests/Tui/run.sh --no-build  uses the Release build already there
+#   TUI_CAPTURE=FILE                  also saves the screen when a provider's circuit is open (for docs/tui.md)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -140,6 +141,7 @@ fits "every line fits 80 columns" 80
 curl -s -m 5 -X POST "http://127.0.0.1:$CONTROL/beta/fail" >/dev/null
 check "beta fails upstream: its row shows the circuit open (✖ down, open Ns)" "$SESSION" "^. beta +✖ down +on +open [0-9]+s" 20
 check "a request that failed over names the provider it left (↪ from beta)" "$SESSION" "↪ from beta" 15
+if [[ -n ${TUI_CAPTURE:-} ]]; then screen >"$TUI_CAPTURE"; fi # docs/tui.md's screen capture
 curl -s -m 5 -X POST "http://127.0.0.1:$CONTROL/beta/heal" >/dev/null
 
 tmux send-keys -t "$SESSION" g d

@@ -14,6 +14,9 @@ internal static class TuiApp
     /// <summary>How often the terminal looks for a changed state (and ticks countdowns).</summary>
     private static readonly TimeSpan Refresh = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>Main-loop iterations a second at most: keys are answered within 100 ms.</summary>
+    private const int MaxIterationsPerSecond = 10;
+
     public static async Task RunAsync(TuiTarget target, CancellationToken cancellationToken)
     {
         var time = TimeProvider.System;
@@ -52,6 +55,9 @@ internal static class TuiApp
 
     private static void RunTerminal(DashboardStore store, TuiRelayClient client, TimeProvider time, CancellationTokenSource stop)
     {
+        // the main loop's rate cap (Terminal.Gui's default is 25 a second): the dashboard changes at most a few
+        // times a second, and every iteration costs CPU, which under `serve --tui` is the relay's
+        Application.MaximumIterationsPerSecond = MaxIterationsPerSecond;
         using var app = Application.Create();
         app.Init();
         if (app.Driver is { } driver)
