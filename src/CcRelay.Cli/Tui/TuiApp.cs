@@ -66,6 +66,7 @@ internal static class TuiApp
             driver.Force16Colors = true;
         }
 
+        // every action has a key; mouse events are ignored (the terminal still reports them: Shift selects text)
         app.Mouse.IsMouseDisabled = true;
         using var top = new Runnable();
         var view = new DashboardView(store, time, action => Act(action, store, client, time, app, stop.Token));
