@@ -3,7 +3,8 @@
 # send-keys to press keys, capture-pane to read the screen. Checks that the table shows a provider's circuit
 # opening when its upstream fails, that `d` stops traffic to a provider (the fake counts requests) and `e`
 # restores it, a rejected reload with its located error, resizing, losing and regaining the relay,
-# TERM=screen, and `serve --tui`. Every wait polls the screen with a deadline. Ends with `TUI: N passed, M failed`.
+# TERM=screen, a wrong token, and `serve --tui`. Every wait polls the screen with a deadline.
+# Ends with `TUI: N passed, M failed`.
 #
 #   bash tests/Tui/run.sh             builds src/CcRelay.Cli (Release) first
 #   bash tests/Tui/run.sh --no-build  uses the Release build already there
@@ -201,6 +202,16 @@ tmux new-session -d -s "$SESSION-screen" -x 80 -y 24 \
 check "TERM=screen: live, both providers" "$SESSION-screen" "^. beta +. [a-z]+ +on" 40
 tmux send-keys -t "$SESSION-screen" q
 check "TERM=screen: q quits, exit 0" "$SESSION-screen" "TUI-EXIT=0" 10
+
+# ---- a wrong token ----------------------------------------------------------------------------------------
+echo "tui: a wrong token"
+tmux kill-session -t "$SESSION-screen" 2>/dev/null
+tmux new-session -d -s "$SESSION-screen" -x 80 -y 24 \
+  "env TERM=xterm-256color CC_RELAY_GRPC_TOKEN=not-the-token timeout --foreground 120 dotnet $DLL tui --relay 127.0.0.1:$GRPC_PORT; echo TUI-EXIT=\$?; sleep 60"
+check "a wrong token: refused, said so (and retried)" "$SESSION-screen" "refused: wrong or missing token" 40
+if screen "$SESSION-screen" | grep -q "not-the-token"; then not_ok "a wrong token is not shown" "$SESSION-screen"; else ok "a wrong token is not shown"; fi
+tmux send-keys -t "$SESSION-screen" q
+check "a wrong token: q quits, exit 0" "$SESSION-screen" "TUI-EXIT=0" 10
 
 # ---- serve --tui: relay and dashboard in one terminal --------------------------------------------------
 echo "serve --tui: 80x24, a config without a grpc section"
