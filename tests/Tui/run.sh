@@ -200,8 +200,8 @@ echo "tui: 80x24, TERM=screen"
 tmux new-session -d -s "$SESSION-screen" -x 80 -y 24 \
   "env TERM=screen CC_RELAY_GRPC_TOKEN=$TUI_TEST_TOKEN timeout --foreground 120 dotnet $DLL tui --relay 127.0.0.1:$GRPC_PORT; echo TUI-EXIT=\$?; sleep 60"
 check "TERM=screen: live, both providers" "$SESSION-screen" "^. beta +. [a-z]+ +on" 40
-tmux send-keys -t "$SESSION-screen" q
-check "TERM=screen: q quits, exit 0" "$SESSION-screen" "TUI-EXIT=0" 10
+tmux send-keys -t "$SESSION-screen" C-c
+check "TERM=screen: ctrl+c quits, exit 0" "$SESSION-screen" "TUI-EXIT=0" 10
 
 # ---- a wrong token ----------------------------------------------------------------------------------------
 echo "tui: a wrong token"
@@ -240,6 +240,16 @@ fi
 tmux send-keys -t "$SESSION-serve" q
 check "serve --tui: q quits the dashboard and stops the relay, exit 0" "$SESSION-serve" "SERVE-EXIT=0" 30
 if curl -s -m 3 -o /dev/null "http://127.0.0.1:$SERVE_PORT/health"; then not_ok "serve --tui: the relay is stopped" "$SESSION-serve"; else ok "serve --tui: the relay is stopped"; fi
+
+tmux kill-session -t "$SESSION-serve" 2>/dev/null
+tmux new-session -d -s "$SESSION-serve" -x 80 -y 24 \
+  "env TERM=xterm-256color timeout --foreground 180 dotnet $DLL serve --tui --config $TMP/serve.yaml; echo SERVE-EXIT=\$?; sleep 60"
+check "serve --tui again: live" "$SESSION-serve" "● live" 40
+# this test's own relay, by its PID (its command line names this run's temp dir)
+SERVE_PID=$(pgrep -f "^dotnet $DLL serve --tui --config $TMP/serve.yaml")
+[[ -n $SERVE_PID ]] && kill -TERM "$SERVE_PID"
+check "serve --tui: SIGTERM stops relay and dashboard, exit 0, terminal restored" "$SESSION-serve" "^SERVE-EXIT=0" 30
+if screen "$SESSION-serve" | grep -q "PROVIDER"; then not_ok "serve --tui: after SIGTERM the dashboard is gone from the screen" "$SESSION-serve"; else ok "serve --tui: after SIGTERM the dashboard is gone from the screen"; fi
 
 echo "TUI: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
