@@ -344,7 +344,7 @@ internal static class DashboardRenderer
     {
         var (title, content) = overlay switch
         {
-            Overlay.Help => ("Keys", HelpLines(width - 4)),
+            Overlay.Help => ("Help", HelpLines(width - 4)),
             Overlay.Keys keys => ($"Keys of {keys.Provider}", KeyLines(state, keys.Provider, width - 4)),
             Overlay.Reload reload => ("Config reload", ReloadLines(reload.Answer, width - 4)),
             _ => ("", new List<Line>()),

@@ -24,7 +24,7 @@ internal sealed record TuiTarget(Uri Address, string? Token, string Display)
         var address = ParseAddress(text ?? "127.0.0.1:8788");
         return address is null
             ? (null, $"cannot read the relay's management address '{text}' (host:port or http://host:port)")
-            : (new TuiTarget(address, token, address.IsDefaultPort || address.Scheme == Uri.UriSchemeHttp ? address.Authority : address.ToString()), null);
+            : (new TuiTarget(address, token, address.Scheme == Uri.UriSchemeHttp ? address.Authority : address.GetLeftPart(UriPartial.Authority)), null);
     }
 
     /// <summary><c>host:port</c>, <c>[::1]:port</c> or a full <c>http(s)://</c> URI; null when it is neither.</summary>
