@@ -13,6 +13,8 @@ set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
+# the screen holds ● › │ …: grep's `.` and bash's ${#line} must count characters, whatever locale CI has
+export LC_ALL=C.UTF-8
 DLL=$REPO/artifacts/bin/CcRelay.Cli/release/cc-relay.dll
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cc-relay-tui.XXXXXX")
 SESSION=cc-relay-tui-test-$$
