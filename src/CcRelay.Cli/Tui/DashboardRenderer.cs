@@ -26,17 +26,17 @@ internal static class DashboardRenderer
     /// <summary>The table's columns, most important first: a narrow terminal drops them from the end of this list.</summary>
     private static readonly Column[] Columns =
     [
-        new("PROVIDER", 10, Align.Left, p => new Span(p.Name, Tone.Normal)),
-        new("HEALTH", 6, Align.Left, p => ProviderHealth.Of(p) is var h ? new Span(h.Label, h.Tone) : default),
-        new("CIRCUIT", 8, Align.Left, p => new Span(ProviderHealth.Circuit(p), CircuitTone(p.Circuit))),
-        new("ERR%", 5, Align.Right, p => new Span(TuiFormat.Percent(ProviderHealth.ErrorRatio(p)), ProviderHealth.ErrorRatio(p) >= ProviderHealth.DegradedErrorRatio ? Tone.Bad : Tone.Normal)),
-        new("REQ/S", 5, Align.Right, p => new Span(TuiFormat.Rate(p.RequestsPerSecond), Tone.Normal)),
-        new("P99", 6, Align.Right, p => new Span(p.Requests == 0 ? "-" : TuiFormat.Millis(p.LatencyMs?.P99 ?? -1), Tone.Normal)),
-        new("P50", 6, Align.Right, p => new Span(p.Requests == 0 ? "-" : TuiFormat.Millis(p.LatencyMs?.P50 ?? -1), Tone.Normal)),
-        new("ON", 3, Align.Left, p => new Span(ProviderHealth.Enabled(p), ProviderHealth.Enabled(p) == "on" ? Tone.Normal : Tone.Warn)),
-        new("INFL", 4, Align.Right, p => new Span(TuiFormat.Count(p.InFlight), Tone.Normal)),
-        new("TOKENS", 6, Align.Right, p => new Span(TuiFormat.Count(p.InputTokens + p.OutputTokens), Tone.Normal)),
-        new("COST", 7, Align.Right, p => new Span(TuiFormat.Cost(p.CostUsd), Tone.Normal)),
+        new("PROVIDER", 10, Align.Left, (p, _) => new Span(p.Name, Tone.Normal)),
+        new("HEALTH", 6, Align.Left, (p, failedOver) => ProviderHealth.Of(p, failedOver) is var h ? new Span(h.Label, h.Tone) : default),
+        new("CIRCUIT", 8, Align.Left, (p, _) => new Span(ProviderHealth.Circuit(p), CircuitTone(p.Circuit))),
+        new("ERR%", 5, Align.Right, (p, _) => new Span(TuiFormat.Percent(ProviderHealth.ErrorRatio(p)), ProviderHealth.ErrorRatio(p) >= ProviderHealth.DegradedErrorRatio ? Tone.Bad : Tone.Normal)),
+        new("REQ/S", 5, Align.Right, (p, _) => new Span(TuiFormat.Rate(p.RequestsPerSecond), Tone.Normal)),
+        new("P99", 6, Align.Right, (p, _) => new Span(p.Requests == 0 ? "-" : TuiFormat.Millis(p.LatencyMs?.P99 ?? -1), Tone.Normal)),
+        new("P50", 6, Align.Right, (p, _) => new Span(p.Requests == 0 ? "-" : TuiFormat.Millis(p.LatencyMs?.P50 ?? -1), Tone.Normal)),
+        new("ON", 3, Align.Left, (p, _) => new Span(ProviderHealth.Enabled(p), ProviderHealth.Enabled(p) == "on" ? Tone.Normal : Tone.Warn)),
+        new("INFL", 4, Align.Right, (p, _) => new Span(TuiFormat.Count(p.InFlight), Tone.Normal)),
+        new("TOKENS", 6, Align.Right, (p, _) => new Span(TuiFormat.Count(p.InputTokens + p.OutputTokens), Tone.Normal)),
+        new("COST", 7, Align.Right, (p, _) => new Span(TuiFormat.Cost(p.CostUsd), Tone.Normal)),
     ];
 
     /// <summary>The order the kept columns are printed in (left to right).</summary>
@@ -145,10 +145,11 @@ internal static class DashboardRenderer
         var shown = providers.Skip(first).Take(tableRows).ToList();
 
         var layout = ColumnLayout(width);
+        var failovers = state.FailoversFrom();
         lines.Add(TableHeader(layout, width));
         foreach (var provider in shown)
         {
-            lines.Add(Row(provider, layout, provider.Name == state.SelectedProvider?.Name, width));
+            lines.Add(Row(provider, failovers.GetValueOrDefault(provider.Name), layout, provider.Name == state.SelectedProvider?.Name, width));
         }
 
         lines.Add(TuiText.Clip([new Span("KEYS", Tone.Header), new Span("  capacity left in each provider's pool (⏎: per key)", Tone.Dim)], width, Tone.Normal));
@@ -188,12 +189,12 @@ internal static class DashboardRenderer
         return TuiText.Clip([new Span("  " + string.Join(' ', cells), Tone.Header)], width);
     }
 
-    private static Line Row(ProviderStats provider, (IReadOnlyList<Column> Columns, int NameWidth) layout, bool selected, int width)
+    private static Line Row(ProviderStats provider, int failedOver, (IReadOnlyList<Column> Columns, int NameWidth) layout, bool selected, int width)
     {
         var spans = new List<Span> { new(selected ? "› " : "  ", Tone.Accent) };
         foreach (var column in layout.Columns)
         {
-            var cell = column.Cell(provider);
+            var cell = column.Cell(provider, failedOver);
             var cellWidth = column.Header == "PROVIDER" ? layout.NameWidth : column.Width;
             if (spans.Count > 1)
             {
@@ -371,7 +372,8 @@ internal static class DashboardRenderer
     {
         var lines = TuiKeys.Help.Select(h => new Line([new Span(TuiText.Left(h.Keys, 12), Tone.Accent), new Span(h.Does, Tone.Normal)])).ToList();
         lines.Add(Line.Empty);
-        lines.Add(Line.Of("Health: ● ok  ▲ warn (errors ≥ 5 %, probe failed, keys spent)", Tone.Normal));
+        lines.Add(Line.Of("Health: ● ok  ▲ warn (errors ≥ 5 %, requests failed over from it,", Tone.Normal));
+        lines.Add(Line.Of("        probe failed, keys spent)", Tone.Normal));
         lines.Add(Line.Of("        ◐ half (one probe decides)  ✖ down (circuit open)  ○ off", Tone.Normal));
         lines.Add(Line.Of("Rates, latency, errors, tokens and cost: over the last 60 s.", Tone.Dim));
         return [.. lines.Select(l => TuiText.Clip(l.Spans, width))];
@@ -385,7 +387,7 @@ internal static class DashboardRenderer
             return [Line.Of($"{providerName} is not in the running config any more.", Tone.Warn)];
         }
 
-        var health = ProviderHealth.Of(provider);
+        var health = ProviderHealth.Of(provider, state.FailoversFrom().GetValueOrDefault(providerName));
         var lines = new List<Line>
         {
             new([new Span(health.Label, health.Tone), new Span($"  circuit {ProviderHealth.Circuit(provider)} · probe {provider.Probe} · {TuiFormat.Count(provider.InFlight)} in flight", Tone.Normal)]),
@@ -453,7 +455,7 @@ internal static class DashboardRenderer
         return lines;
     }
 
-    /// <summary>A table column: its header, its narrowest width, how it aligns, and its cell for a provider.</summary>
-    internal sealed record Column(string Header, int Width, Align Align, Func<ProviderStats, Span> Cell);
+    /// <summary>A table column: its header, its narrowest width, how it aligns, and its cell for a provider (and the requests that failed over from it).</summary>
+    internal sealed record Column(string Header, int Width, Align Align, Func<ProviderStats, int, Span> Cell);
 }
 

@@ -96,6 +96,25 @@ internal sealed record DashboardState
     public ProviderStats? SelectedProvider =>
         Providers.FirstOrDefault(p => p.Name == Selected) ?? Providers.FirstOrDefault();
 
+    /// <summary>
+    /// Per provider, the recent requests (of those kept) that failed on it and went on to another, within the
+    /// statistics window (<see cref="ProviderHealth.Of"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, int> FailoversFrom()
+    {
+        if (Stats is null)
+        {
+            return new Dictionary<string, int>();
+        }
+
+        var since = Stats.UnixMs - (Stats.WindowMs > 0 ? Stats.WindowMs : 60_000);
+        return Recent
+            .TakeWhile(r => r.EndedUnixMs >= since)
+            .SelectMany(r => r.FailedOver)
+            .GroupBy(name => name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+    }
+
     /// <summary>A statistics message arrived: the connection is up.</summary>
     public DashboardState WithStats(Stats stats) =>
         this with { Stats = stats, Connection = new Connection(Phase.Connected), Selected = Selected ?? stats.Providers.FirstOrDefault()?.Name };

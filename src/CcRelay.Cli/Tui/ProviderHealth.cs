@@ -30,11 +30,16 @@ internal static class ProviderHealth
     /// <summary>An error ratio over the window from which a closed circuit's provider shows as degraded (5 %).</summary>
     public const double DegradedErrorRatio = 0.05;
 
-    public static Health Of(ProviderStats provider) =>
+    /// <summary>
+    /// The provider's health. <paramref name="failedOver"/>: requests in the window that failed on it and went on
+    /// to another provider. They count as the other's requests in the statistics (a request counts where it
+    /// ended), so without them a provider whose every failure is caught by a failover would look healthy.
+    /// </summary>
+    public static Health Of(ProviderStats provider, int failedOver = 0) =>
         provider.OperatorDisabled || provider.Circuit is "disabled" or "config_disabled" ? Health.Off
         : provider.Circuit == "open" ? Health.Down
         : provider.Circuit == "half_open" ? Health.Probing
-        : ErrorRatio(provider) >= DegradedErrorRatio || provider.Probe == "failed" || KeysSpent(provider) ? Health.Degraded
+        : ErrorRatio(provider) >= DegradedErrorRatio || failedOver > 0 || provider.Probe == "failed" || KeysSpent(provider) ? Health.Degraded
         : Health.Ok;
 
     /// <summary>Errors ÷ requests over the window; 0 without requests.</summary>

@@ -73,6 +73,29 @@ public sealed class DashboardStateTests
     }
 
     [Fact]
+    public void RequestsThatFailedOverFromAProvider_WithinTheWindow_MarkItDegraded()
+    {
+        var stats = new Stats { UnixMs = 100_000, WindowMs = 60_000 };
+        stats.Providers.Add(Provider("a"));
+        stats.Providers.Add(Provider("b"));
+        static CompletedRequest FromA(long endedUnixMs)
+        {
+            var request = new CompletedRequest { Provider = "b", Status = 200, EndedUnixMs = endedUnixMs };
+            request.FailedOver.Add("a");
+            return request;
+        }
+
+        var recent = new DashboardState { Target = "t" }.WithStats(stats).WithRequest(FromA(30_000)).WithRequest(FromA(90_000));
+        var old = new DashboardState { Target = "t" }.WithStats(stats).WithRequest(FromA(30_000));
+
+        Assert.Equal(new Dictionary<string, int> { ["a"] = 1 }, recent.FailoversFrom());
+        Assert.Empty(old.FailoversFrom());
+        Assert.Same(Health.Degraded, ProviderHealth.Of(stats.Providers[0], recent.FailoversFrom()["a"]));
+        var row = DashboardRenderer.Render(recent, 80, 24, DateTimeOffset.FromUnixTimeMilliseconds(100_000), TimeZoneInfo.Utc)[2].Text;
+        Assert.Matches(@"^› a +▲ warn +on +closed", row);
+    }
+
+    [Fact]
     public void APanel_TakesTheKeys_UntilClosed()
     {
         var state = State(Provider("a"), Provider("b")).Apply(TuiAction.Details);
