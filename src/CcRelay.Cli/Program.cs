@@ -1,6 +1,7 @@
 using System.CommandLine;
 using CcRelay.Cli.Api;
 using CcRelay.Cli.Claude;
+using CcRelay.Cli.Tui;
 using CcRelay.Host;
 
 namespace CcRelay.Cli;
@@ -66,6 +67,7 @@ internal static class Program
         root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
         root.Add(new Command("route", "Ask where requests would go.") { RouteExplainCommand.Create(environment) });
+        root.Add(TuiCommand.Create(environment));
         root.Add(VersionCommand());
         return root.ShowingExamples();
     }

@@ -167,6 +167,7 @@ internal sealed class FailoverForwarder(
                             answer = null; // the caller owns it now
                             return delivery;
                         case Decision.Retry retry:
+                            (record.FailedOver ??= []).Add(attempt.ProviderName);
                             Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
                                 : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
                                 : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));

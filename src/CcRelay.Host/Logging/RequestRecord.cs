@@ -78,6 +78,9 @@ internal sealed class RequestRecord
     /// <summary>Upstream attempts made (0 when the request was refused before routing).</summary>
     public int Attempts { get; set; }
 
+    /// <summary>The providers of the failed attempts that were followed by another, in order; null when none failed over.</summary>
+    public List<string>? FailedOver { get; set; }
+
     /// <summary>What the answer said about itself (model, usage, stop reason, error type); null when no answer was read.</summary>
     public AnswerUsage? Answer { get; set; }
 

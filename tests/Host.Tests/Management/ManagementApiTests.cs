@@ -174,6 +174,28 @@ public sealed class ManagementApiTests : TwoUpstreamTests
     }
 
     [Fact]
+    public async Task WatchRequests_AFailedOverRequest_NamesTheProvidersItLeft()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}");
+        B.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = client.WatchRequests(new WatchRequestsRequest(), Auth(), cancellationToken: cancel.Token);
+        await call.ResponseHeadersAsync; // subscribed
+
+        var answer = await SendAsync(relay);
+        Assert.True(await call.ResponseStream.MoveNext(cancel.Token));
+        var completed = call.ResponseStream.Current;
+
+        Assert.Contains("from-b", answer, StringComparison.Ordinal);
+        Assert.Equal("b", completed.Provider);
+        Assert.Equal(["a"], completed.FailedOver);
+        Assert.Equal(2, completed.Attempts);
+    }
+
+    [Fact]
     public async Task WatchStats_SendsOneMessagePerInterval_WithTheWindowPerProvider()
     {
         await using var relay = await RelayHost.StartAsync(Config(A, B));
