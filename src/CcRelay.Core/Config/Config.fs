@@ -363,7 +363,7 @@ type ConnectionLimits = {
     /// `min_response_bytes_per_second`: a client reading an answer slower than this is cut (0: no minimum).
     /// It applies only while a write waits for the client, so a quiet SSE stream is never cut.
     MinResponseBytesPerSecond: int
-    /// `min_rate_grace_ms`: how long a rate may stay under its minimum before the connection is cut.
+    /// `min_rate_grace_ms`: how long a rate may stay under its minimum before the connection is cut (>= 2 s).
     MinRateGraceMs: int
     /// `max_connections`: open connections the listener accepts (0: unlimited).
     MaxConnections: int64

@@ -137,7 +137,8 @@ module internal ConfigEdge =
                 and! responseRate =
                     integer "min_response_bytes_per_second" 0L 1_000_000_000L (int64 d.MinResponseBytesPerSecond)
 
-                and! grace = integer "min_rate_grace_ms" 100L 600_000L (int64 d.MinRateGraceMs)
+                // Kestrel wants more than 1 s: its heartbeat checks the rates once a second
+                and! grace = integer "min_rate_grace_ms" 2_000L 600_000L (int64 d.MinRateGraceMs)
                 and! connections = integer "max_connections" 0L Int64.MaxValue d.MaxConnections
 
                 return {
