@@ -30,14 +30,24 @@ public sealed class EdgeCertificates : IDisposable
         return request.CreateSelfSigned(TimeProvider.System.GetUtcNow().AddDays(-1), TimeProvider.System.GetUtcNow().AddDays(30));
     }
 
-    /// <summary>A server certificate for 127.0.0.1 and localhost; signed by <paramref name="issuer"/>, else self-signed.</summary>
-    public static X509Certificate2 CreateLeaf(string name, X509Certificate2? issuer = null)
+    /// <summary>
+    /// A server certificate for 127.0.0.1 and localhost (else for upstream.example only); signed by
+    /// <paramref name="issuer"/>, else self-signed.
+    /// </summary>
+    public static X509Certificate2 CreateLeaf(string name, X509Certificate2? issuer = null, bool loopback = true)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        san.AddDnsName("localhost");
+        if (loopback)
+        {
+            san.AddIpAddress(IPAddress.Loopback);
+            san.AddDnsName("localhost");
+        }
+        else
+        {
+            san.AddDnsName("upstream.example");
+        }
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
