@@ -32,16 +32,6 @@ internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider,
 {
     private Gate? _gate;
 
-    /// <summary>Requests refused so far (529), for tests and the log.</summary>
-    public long Refused => Interlocked.Read(ref _refused);
-
-    private long _refused;
-
-    /// <summary>Requests holding a slot right now.</summary>
-    public int InFlight => Volatile.Read(ref _inFlight);
-
-    private int _inFlight;
-
     /// <summary>Wraps a relayed route's handler.</summary>
     public RequestDelegate Wrap(RequestDelegate handler) => context => InvokeAsync(context, handler);
 
@@ -66,19 +56,21 @@ internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider,
             return;
         }
 
-        Interlocked.Increment(ref _inFlight);
-        try
-        {
-            await handler(context);
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
-        }
+        await handler(context);
     }
 
-    private Task<RateLimitLease> AcquireAsync(HttpContext context, ConcurrencyLimiter limiter, AdmissionLimits limits) =>
-        AcquireAsync(context, token => limiter.AcquireAsync(1, token), limits);
+    private Task<RateLimitLease> AcquireAsync(HttpContext context, ConcurrencyLimiter limiter, AdmissionLimits limits)
+    {
+        // a free slot is taken at once, whatever the queue's wait (even 0)
+        var lease = limiter.AttemptAcquire(1);
+        if (lease.IsAcquired)
+        {
+            return Task.FromResult(lease);
+        }
+
+        lease.Dispose();
+        return AcquireAsync(context, token => limiter.AcquireAsync(1, token), limits);
+    }
 
     private Task<RateLimitLease> AcquireAsync(HttpContext context, IClientConcurrency client, AdmissionLimits limits) =>
         AcquireAsync(context, token => client.AcquireAsync(context, token), limits);
@@ -111,7 +103,6 @@ internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider,
             return Refusal.Instance;
         }
 
-        Interlocked.Increment(ref _refused);
         var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan after)
             ? Failover.retryAfterSeconds(after)
             : Admission.retryAfterSeconds(limits);

@@ -144,8 +144,4 @@ internal static partial class Log
     [LoggerMessage(EventId = 62, EventName = "AuditWriteFailed", Level = LogLevel.Error,
         Message = "audit log write failed: {reason}")]
     public static partial void AuditWriteFailed(ILogger logger, string reason);
-
-    [LoggerMessage(EventId = 63, EventName = "AdmissionRefused", Level = LogLevel.Warning,
-        Message = "request refused 529 at admission: {reason}")]
-    public static partial void AdmissionRefused(ILogger logger, string reason);
 }

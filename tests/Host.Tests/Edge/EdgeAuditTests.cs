@@ -181,6 +181,21 @@ public sealed class EdgeAuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Edge_Files_AMissingCaBundleOrAuditDirectory_AreConfigErrorsAtTheirKeys()
+    {
+        File.WriteAllText(ConfigPath, $"""
+            security:
+              upstream_ca_file: "{Path.Combine(_files.Directory, "no-such-ca.pem")}"
+              audit_log: "{Path.Combine(_files.Directory, "no-such-dir", "audit.jsonl")}"
+            """);
+
+        var errors = Assert.IsType<ConfigLoad.Invalid>(ConfigFile.Load(ConfigPath, _ => null)).Errors;
+
+        Assert.Equal(["security.upstream_ca_file", "security.audit_log"], errors.Select(e => e.Path));
+        Assert.Equal(2, errors.Head.Position!.Value.Line);
+    }
+
+    [Fact]
     public async Task Edge_Audit_OperatorCallsAndRefusedTokens_OfTheManagementApi()
     {
         // Arrange
