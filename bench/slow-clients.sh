@@ -2,8 +2,8 @@
 # Do slow clients starve fast ones? Fast-client latency at the relay alone, then with 1,000 slowloris clients
 # (headers a byte a second, reconnecting whenever the relay cuts them) — bench/slow_clients.py does the measuring.
 #
-#   bench/slow-clients.sh                     1,000 slow clients, 300 fast requests per phase (~1-2 min)
-#   SLOW=2000 REQUESTS=500 bench/slow-clients.sh
+#   bench/slow-clients.sh                     1,000 slow clients; 30 s alone, 30 s with them, 30 s alone (~2 min)
+#   SLOW=2000 PHASE_S=60 bench/slow-clients.sh
 #   HEADERS_TIMEOUT_MS=30000 bench/slow-clients.sh   the relay with a longer header timeout (Kestrel's default)
 #
 # The relay runs the benchmark config (one anthropic_compatible provider on bench/FakeUpstream) with its default
@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
 quick_option "$@"
-: "${SLOW:=1000}" "${REQUESTS:=300}" "${HEADERS_TIMEOUT_MS:=}"
+: "${SLOW:=1000}" "${PHASE_S:=30}" "${HEADERS_TIMEOUT_MS:=}"
 command -v python3 >/dev/null || { echo "missing: python3" >&2; exit 1; }
 command -v curl >/dev/null || { echo "missing: curl" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || true
@@ -39,9 +39,9 @@ dotnet "$RELAY_DLL" serve --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
 PIDS+=($!)
 wait_listen "$P_UP"; wait_relay "$P_RELAY"
 
-bench_header "bench/slow-clients.sh: fast-client latency alone and with $SLOW slow clients; REQUESTS=$REQUESTS HEADERS_TIMEOUT_MS=${HEADERS_TIMEOUT_MS:-default (10000)}" | tee "$OUT"
+bench_header "bench/slow-clients.sh: fast-client latency alone and with $SLOW slow clients; PHASE_S=$PHASE_S HEADERS_TIMEOUT_MS=${HEADERS_TIMEOUT_MS:-default (10000)}" | tee "$OUT"
 echo "each fast request: a new connection, one non-streaming POST /v1/messages, read to the end; the machine is shared, so figures are for the same run only" | tee -a "$OUT"
 echo | tee -a "$OUT"
-timeout 300 python3 "$BENCH/slow_clients.py" --port "$P_RELAY" --slow "$SLOW" --requests "$REQUESTS" | tee -a "$OUT"
+timeout $((PHASE_S * 3 + 120)) python3 "$BENCH/slow_clients.py" --port "$P_RELAY" --slow "$SLOW" --phase-s "$PHASE_S" --deadline-s $((PHASE_S * 3 + 60)) | tee -a "$OUT"
 echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
 say "written: $OUT"

@@ -2,13 +2,16 @@
 """Fast-client latency at the relay with and without 1,000 slow clients (slowloris: headers a byte at a time).
 
 Run by bench/slow-clients.sh (which starts the fake upstream and the relay); usable alone:
-    python3 bench/slow_clients.py --port 8787 [--slow 1000] [--requests 300] [--deadline-s 240]
+    python3 bench/slow_clients.py --port 8787 [--slow 1000] [--phase-s 30] [--deadline-s 240]
 
 Each fast request opens a new connection (what a starved accept loop or thread pool would delay), sends one
 non-streaming POST /v1/messages with Connection: close and reads the answer to the end; latency is from connect to
 the last byte. Slow clients send a request line and then one header byte per second; when the relay cuts one
 (server.limits.request_headers_timeout_ms), it reconnects at once, so the full number stays open throughout.
-Everything is bounded by --deadline-s; prints a Markdown table.
+Three phases of --phase-s seconds each (fast requests back to back): alone, with the slow clients, alone again (the
+machine is shared: the second "alone" shows the drift). A phase longer than the relay's header timeout (10 s by
+default) includes the cutting and reconnecting of every slow client. Everything is bounded by --deadline-s; prints a
+Markdown table.
 """
 import argparse
 import asyncio
@@ -43,9 +46,10 @@ async def fast_request(port, body):
     return elapsed, status
 
 
-async def measure(port, body, count):
+async def measure(port, body, seconds):
     latencies, failures = [], 0
-    for _ in range(count):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
         try:
             elapsed, status = await asyncio.wait_for(fast_request(port, body), 30)
             if status == 200:
@@ -108,34 +112,37 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--slow", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--settle-s", type=float, default=5.0)
+    parser.add_argument("--phase-s", type=float, default=30.0)
+    parser.add_argument("--settle-s", type=float, default=3.0)
     parser.add_argument("--deadline-s", type=float, default=240.0)
     args = parser.parse_args()
     body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}).encode()
 
     async def run():
-        await measure(args.port, body, 30)  # warm-up
-        base, base_failed = await measure(args.port, body, args.requests)
+        await measure(args.port, body, 2)  # warm-up
+        base, base_failed = await measure(args.port, body, args.phase_s)
         slow = SlowClients(args.port, args.slow)
         tasks = slow.start()
         await asyncio.sleep(args.settle_s)
         opened = slow.open
-        loaded, loaded_failed = await measure(args.port, body, args.requests)
+        loaded, loaded_failed = await measure(args.port, body, args.phase_s)
         still_open = slow.open
         slow.stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return base, base_failed, loaded, loaded_failed, opened, still_open, slow.cut
+        after, after_failed = await measure(args.port, body, args.phase_s)
+        return base, base_failed, loaded, loaded_failed, after, after_failed, opened, still_open, slow.cut
 
-    base, base_failed, loaded, loaded_failed, opened, still_open, cut = await asyncio.wait_for(run(), args.deadline_s)
+    base, base_failed, loaded, loaded_failed, after, after_failed, opened, still_open, cut = await asyncio.wait_for(run(), args.deadline_s)
     print("| fast client | answered | failed | p50 ms | p95 ms | p99 ms | max ms | mean ms |")
     print("|---|---|---|---|---|---|---|---|")
     print(row("alone", base, base_failed))
     print(row(f"with {args.slow} slow clients", loaded, loaded_failed))
+    print(row("alone again", after, after_failed))
     print()
     print(f"slow clients open when measuring started: {opened}; at its end: {still_open}; connections the relay cut during the run: {cut}")
-    if base and loaded:
-        print(f"p50 ratio (with ÷ alone): {percentile(loaded, 50) / percentile(base, 50):.2f}; p99 ratio: {percentile(loaded, 99) / percentile(base, 99):.2f}")
+    alone = base + after
+    if alone and loaded:
+        print(f"p50 ratio (with ÷ both alone phases): {percentile(loaded, 50) / percentile(alone, 50):.2f}; p99 ratio: {percentile(loaded, 99) / percentile(alone, 99):.2f}")
     return 0 if not loaded_failed else 1
 
 

@@ -103,8 +103,7 @@ module ConfigDecode =
                     nonEmpty apiKey
             }
             |> Decoded.bind (fun (settings, ownKey) ->
-                let anyBearer =
-                    ConfigEdge.anyBearer fields settings.BearerSecret.IsSome
+                let anyBearer = ConfigEdge.anyBearer fields settings.BearerSecret.IsSome
 
                 let findings = [
                     yield! anyBearer

@@ -32,10 +32,7 @@ module internal ConfigEdge =
 
     let private auditKeys: string list = [ "path"; "auth_failures_per_minute" ]
 
-    let private tlsVersions: (string * TlsVersion) list = [
-        "1.2", TlsVersion.Tls12
-        "1.3", TlsVersion.Tls13
-    ]
+    let private tlsVersions: (string * TlsVersion) list = [ "1.2", TlsVersion.Tls12; "1.3", TlsVersion.Tls13 ]
 
     /// The config spelling of a TLS version.
     let tlsVersionName (version: TlsVersion) : string =
@@ -75,9 +72,7 @@ module internal ConfigEdge =
         let cursor = root.Cursor.Child "server"
 
         match ConfigRead.entry "server" root with
-        | Some {
-                   Value = Mapping(entries, at) as node
-               } ->
+        | Some { Value = Mapping(entries, at) as node } ->
             ConfigRead.section (entries |> List.map _.Key) cursor node
             |> _.Value
             |> Option.defaultValue {
@@ -128,11 +123,18 @@ module internal ConfigEdge =
                 |> Decoded.orDefault fallback
 
             decoded {
-                let! headers = integer "request_headers_timeout_ms" 100L 600_000L (int64 d.RequestHeadersTimeoutMs)
-                and! keepAlive = integer "keep_alive_timeout_ms" 100L 3_600_000L (int64 d.KeepAliveTimeoutMs)
+                let! headers =
+                    integer "request_headers_timeout_ms" 100L 600_000L (int64 d.RequestHeadersTimeoutMs)
+
+                and! keepAlive =
+                    integer "keep_alive_timeout_ms" 100L 3_600_000L (int64 d.KeepAliveTimeoutMs)
 
                 and! bodyRate =
-                    integer "min_request_body_bytes_per_second" 0L 1_000_000_000L (int64 d.MinRequestBodyBytesPerSecond)
+                    integer
+                        "min_request_body_bytes_per_second"
+                        0L
+                        1_000_000_000L
+                        (int64 d.MinRequestBodyBytesPerSecond)
 
                 and! responseRate =
                     integer "min_response_bytes_per_second" 0L 1_000_000_000L (int64 d.MinResponseBytesPerSecond)
@@ -162,9 +164,7 @@ module internal ConfigEdge =
     let private audit (security: Fields) : Decoded<AuditConfig option> =
         match ConfigRead.entry "audit_log" security with
         | None -> Decoded.none
-        | Some {
-                   Value = Scalar _ as node
-               } ->
+        | Some { Value = Scalar _ as node } ->
             // the short form: `audit_log: /var/log/cc-relay/audit.jsonl`
             file (security.Cursor.Child "audit_log") node
             |> Decoded.map (
@@ -293,9 +293,7 @@ module internal ConfigEdge =
         let fallback = "security.upstream_hosts", ConfigRead.valueAt "security" root
 
         match ConfigRead.entry "providers" root with
-        | Some {
-                   Value = Sequence(items, _)
-               } ->
+        | Some { Value = Sequence(items, _) } ->
             items
             |> List.indexed
             |> List.tryPick (fun (i, item) ->

@@ -37,7 +37,10 @@ module Audit =
 
             writer.WriteString(
                 "time",
-                event.At.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", Globalization.CultureInfo.InvariantCulture)
+                event.At.UtcDateTime.ToString(
+                    "yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
+                    Globalization.CultureInfo.InvariantCulture
+                )
             )
 
             writer.WriteString("event", event.Event)
@@ -71,7 +74,9 @@ type AuthFailureWindow = {
 }
 
 /// Per-source minutes of authentication failures (keyed by peer address).
-type AuthFailureLimiter = { Windows: Map<string, AuthFailureWindow> }
+type AuthFailureLimiter = {
+    Windows: Map<string, AuthFailureWindow>
+}
 
 /// At most N authentication failures per source and minute reach the audit log; the rest are counted, and
 /// the count is written with the source's next written failure. Time is a monotonic timestamp passed in.
@@ -111,7 +116,12 @@ module AuthFailureLimiter =
         match limiter.Windows.TryFind source with
         | Some w when now - w.Start < window ->
             if w.Written < perMinute then
-                struct (AuditAdmit.Write w.Suppressed, set { w with Written = w.Written + 1; Suppressed = 0 })
+                struct (AuditAdmit.Write w.Suppressed,
+                        set {
+                            w with
+                                Written = w.Written + 1
+                                Suppressed = 0
+                        })
             else
                 struct (AuditAdmit.Suppress, set { w with Suppressed = w.Suppressed + 1 })
         | previous ->

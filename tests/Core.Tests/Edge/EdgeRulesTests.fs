@@ -39,8 +39,7 @@ let ``Edge an empty allowlist admits every host`` () =
 
 [<Fact>]
 let ``Edge a redirect is refused, naming only the target's host`` () =
-    let message =
-        UpstreamRedirect.refusal 302 "https://other.example/steal?token=abc"
+    let message = UpstreamRedirect.refusal 302 "https://other.example/steal?token=abc"
 
     Assert.Equal(
         Some "upstream answered 302 (a redirect to host other.example); the relay never follows redirects",

@@ -102,6 +102,8 @@ let ``Edge host allowlist: a suffix admits exactly the domain and names below it
                 | Ok p -> p
                 | Error e -> failwith e
 
-            let expected = host = domain || host.EndsWith("." + domain, StringComparison.Ordinal)
+            let expected =
+                host = domain || host.EndsWith("." + domain, StringComparison.Ordinal)
+
             HostPattern.matches shown pattern = expected)
     )
