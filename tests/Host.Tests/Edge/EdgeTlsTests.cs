@@ -73,6 +73,23 @@ public sealed class EdgeTlsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Edge_Tls_ASecondListener_ServesHttpsBesideThePlainOne()
+    {
+        _files.WritePair(EdgeCertificates.CreateLeaf("second-listener"));
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay([TestConfig.Provider("a", _upstream.BaseUrl)])
+            .With(edge: EdgeConfigs.Edge(tls: EdgeConfigs.Tls(_files, listen: new ListenAddress("127.0.0.1", 0)))));
+
+        using var plain = await relay.Client.GetAsync("/v1/models");
+        var (status, seen) = await GetAsync(relay.Addresses[1]);
+
+        Assert.Equal("http", relay.BaseUrl.Scheme);
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        Assert.Equal("https", relay.Addresses[1].Scheme);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("CN=second-listener", seen.Subject);
+    }
+
+    [Fact]
     public async Task Edge_Tls_ABrokenReplacement_KeepsTheCertificateInUse()
     {
         _files.WritePair(EdgeCertificates.CreateLeaf("kept"));
