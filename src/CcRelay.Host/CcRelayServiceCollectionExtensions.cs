@@ -82,6 +82,7 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton(sp => new AdmissionGate(
             sp.GetRequiredService<RelayState>(),
             sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<RelayMetrics>(),
             sp.GetService<IClientConcurrency>()));
         services.AddSingleton(sp =>
         {

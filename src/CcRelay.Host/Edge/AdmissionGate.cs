@@ -28,7 +28,7 @@ public interface IClientConcurrency
 /// NOTE: a reload that changes the limits starts a new limiter; requests holding a slot of the old one release
 /// it there, so for as long as they run the relay may have up to both limits' worth in flight.
 /// </remarks>
-internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider, IClientConcurrency? clients = null)
+internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider, Metrics.RelayMetrics? metrics = null, IClientConcurrency? clients = null)
 {
     private Gate? _gate;
 
@@ -103,6 +103,7 @@ internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider,
             return Refusal.Instance;
         }
 
+        metrics?.RecordAdmissionRefused(refusal.IsQueueFull ? "queue_full" : "waited_too_long");
         var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan after)
             ? Failover.retryAfterSeconds(after)
             : Admission.retryAfterSeconds(limits);

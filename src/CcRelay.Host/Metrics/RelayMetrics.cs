@@ -58,6 +58,7 @@ public sealed class RelayMetrics
     private readonly Counter<double> _cost;
     private readonly Counter<long> _unpriced;
     private readonly Counter<long> _configReloads;
+    private readonly Counter<long> _admissionRefused;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -104,6 +105,8 @@ public sealed class RelayMetrics
             "ccrelay_inflight_requests", () => Volatile.Read(ref _inflight), "{request}", "Requests being relayed now.");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
+        _admissionRefused = meter.CreateCounter<long>(
+            "ccrelay_admission_refused", "{request}", "Requests answered 529 at admission (server.max_concurrent) by reason: queue_full, waited_too_long.");
 
         meter.CreateObservableGauge("ccrelay_provider_up", ObserveUp, "1", "1 when the provider may receive requests, else 0.");
         meter.CreateObservableGauge(
@@ -223,6 +226,9 @@ public sealed class RelayMetrics
             _unpriced.Add(1, p, m);
         }
     }
+
+    /// <summary>A request was refused at admission (529): <c>queue_full</c> or <c>waited_too_long</c>.</summary>
+    public void RecordAdmissionRefused(string reason) => _admissionRefused.Add(1, Tag("reason", reason));
 
     /// <summary>A configuration reload was attempted.</summary>
     public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));

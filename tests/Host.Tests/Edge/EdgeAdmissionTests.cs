@@ -68,6 +68,7 @@ public sealed class EdgeAdmissionTests : IAsyncLifetime
         Assert.Equal(3, all.Count(r => r.Status == HttpStatusCode.OK));
         Assert.Equal(2, all.Count(r => r.Status == (HttpStatusCode)529));
         Assert.Equal(3, _upstream.Requests.Count);
+        Assert.Contains("ccrelay_admission_refused_total{reason=\"queue_full\"} 2", await relay.ScrapeAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
