@@ -1,6 +1,8 @@
 using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host.Tests.Edge;
 
@@ -22,9 +24,9 @@ public sealed class EdgeUpstreamTests : IAsyncLifetime
         _files.Dispose();
     }
 
-    private static RelayConfig Config(Uri upstream, string? caFile = null) =>
+    private static RelayConfig Config(Uri upstream, string? caFile = null, TlsVersion? minTls = null) =>
         TestConfig.Relay([TestConfig.Provider("a", upstream)], routing: TestConfig.Routing(maxAttempts: 1), health: TestConfig.Health(failureThreshold: 100))
-            .With(edge: EdgeConfigs.Edge(security: EdgeConfigs.Security(caFile: caFile)));
+            .With(edge: EdgeConfigs.Edge(security: EdgeConfigs.Security(caFile: caFile, minTls: minTls)));
 
     private Func<Microsoft.AspNetCore.Http.HttpContext, Task> RedirectElsewhere => context =>
     {
@@ -87,6 +89,44 @@ public sealed class EdgeUpstreamTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadGateway, redirected.Status);
         Assert.Contains("a redirect to host 127.0.0.1", redirected.Body, StringComparison.Ordinal);
         Assert.Empty(_elsewhere.Requests);
+    }
+
+    [Fact]
+    public async Task Edge_Upstream_MinimumTlsVersion_RefusesAnUpstreamBelowIt()
+    {
+        // Arrange: an https upstream that speaks TLS 1.2 only, its CA in the bundle
+        var ca = EdgeCertificates.CreateCa("edge-test-ca-3");
+        var leaf = EdgeCertificates.CreateLeaf("tls12-upstream", ca);
+        var bundle = _files.WriteBundle("ca3.pem", ca);
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = leaf,
+            SslProtocols = System.Security.Authentication.SslProtocols.Tls12,
+        })));
+        await using var app = builder.Build();
+        Microsoft.AspNetCore.Builder.RunExtensions.Run(app, context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("tls 1.2")));
+        await app.StartAsync();
+        var url = new Uri(app.Urls.First());
+
+        // Act
+        (HttpStatusCode Status, string Body) atTls12, atTls13;
+        await using (var relay = await RelayHost.StartAsync(Config(url, caFile: bundle)))
+        {
+            atTls12 = await SendAsync(relay);
+        }
+
+        await using (var relay = await RelayHost.StartAsync(Config(url, caFile: bundle, minTls: TlsVersion.Tls13)))
+        {
+            atTls13 = await SendAsync(relay);
+        }
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, atTls12.Status);
+        Assert.Equal(HttpStatusCode.BadGateway, atTls13.Status);
+        await app.StopAsync();
     }
 
     [Fact]
