@@ -368,6 +368,89 @@ type GrpcConfig = {
     AuthToken: string option
 }
 
+/// A TLS protocol version the relay accepts as its minimum.
+[<RequireQualifiedAccess>]
+type TlsVersion =
+    | Tls12
+    | Tls13
+
+/// A file a config key names, with where the key sits: the host reads the file (Core does no I/O) and reports a
+/// problem with it at `Key` (`server.tls.cert_file`) and `At`.
+type ConfigFileRef = {
+    Path: string
+    Key: string
+    At: Position option
+}
+
+/// `server.tls`: the relay's own listener speaks TLS (docs/security.md).
+type TlsConfig = {
+    /// `cert_file`: the certificate chain, PEM (leaf first). Re-read when it changes on disk.
+    CertFile: ConfigFileRef
+    /// `key_file`: the certificate's private key, PEM.
+    KeyFile: ConfigFileRef
+    /// `min_version`: `1.2` (default) or `1.3`.
+    MinVersion: TlsVersion
+    /// `listen`: a second listener for TLS; None makes `server.listen` itself speak TLS.
+    Listen: ListenAddress option
+}
+
+/// `server.queue_size` / `server.queue_timeout_ms`: the wait queue in front of `server.max_concurrent`.
+type QueueConfig = {
+    /// How many requests may wait for a slot; None: as many as `max_concurrent`.
+    Size: int option
+    /// How long a request may wait for a slot before it is answered 529.
+    TimeoutMs: int
+}
+
+/// `server.limits`: Kestrel's connection limits, chosen for a relay (long SSE answers, short requests).
+type ConnectionLimits = {
+    /// `request_headers_timeout_ms`: a client must send its whole header block within this.
+    RequestHeadersTimeoutMs: int
+    /// `keep_alive_timeout_ms`: an idle connection is closed after this.
+    KeepAliveTimeoutMs: int
+    /// `min_request_body_bytes_per_second`: slower request bodies are cut (0: no minimum).
+    MinRequestBodyBytesPerSecond: int
+    /// `min_response_bytes_per_second`: a client reading an answer slower than this is cut (0: no minimum).
+    /// It applies only while a write waits for the client, so a quiet SSE stream is never cut.
+    MinResponseBytesPerSecond: int
+    /// `min_rate_grace_ms`: how long a rate may stay under its minimum before the connection is cut (>= 2 s).
+    MinRateGraceMs: int
+    /// `max_connections`: open connections the listener accepts (0: unlimited).
+    MaxConnections: int64
+}
+
+/// `security.audit_log`: the audit trail (JSON lines, append-only, mode 0600).
+type AuditConfig = {
+    /// `path`: the file; created with mode 0600.
+    Path: string
+    /// `auth_failures_per_minute`: authentication failures written per source address and minute; the rest
+    /// are counted and the count written with the next one.
+    AuthFailuresPerMinute: int
+}
+
+/// The `security` section: who the relay talks to upstream, and what it shows without a token.
+type SecurityConfig = {
+    /// `upstream_hosts`: hosts (`api.anthropic.com`) and suffixes (`.anthropic.com`) providers may use; empty:
+    /// any host.
+    UpstreamHosts: HostPattern list
+    /// `upstream_ca_file`: a PEM bundle of CAs that upstream certificates may also chain to.
+    UpstreamCaFile: ConfigFileRef option
+    /// `upstream_min_tls`: the lowest TLS version the relay speaks to an https upstream.
+    UpstreamMinTls: TlsVersion
+    /// `status_token`: when set, `/metrics` and the detailed `/health` need `Authorization: Bearer <token>`.
+    StatusToken: string option
+    /// `audit_log`; None: no audit trail.
+    Audit: AuditConfig option
+}
+
+/// The hardened edge: TLS, admission, connection limits and the `security` section.
+type EdgeConfig = {
+    Tls: TlsConfig option
+    Queue: QueueConfig
+    Limits: ConnectionLimits
+    Security: SecurityConfig
+}
+
 /// The whole effective configuration: defaults applied, variables expanded, validated.
 type RelayConfig = {
     Server: ServerConfig
@@ -378,6 +461,8 @@ type RelayConfig = {
     Routing: RoutingConfig
     Health: HealthConfig
     Grpc: GrpcConfig
+    /// TLS, admission, connection limits, the upstream allowlist, the audit log (docs/security.md).
+    Edge: EdgeConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -483,6 +568,28 @@ module Config =
         Enabled = false
         Listen = { Host = "127.0.0.1"; Port = 8788 }
         AuthToken = None
+    }
+
+    /// The edge when nothing is configured: no TLS, a queue as long as `max_concurrent` with a 30 s wait,
+    /// Kestrel's limits tightened for a relay, any upstream host, TLS 1.2 upstream, no status token, no audit log.
+    let defaultEdge: EdgeConfig = {
+        Tls = None
+        Queue = { Size = None; TimeoutMs = 30_000 }
+        Limits = {
+            RequestHeadersTimeoutMs = 10_000
+            KeepAliveTimeoutMs = 130_000
+            MinRequestBodyBytesPerSecond = 240
+            MinResponseBytesPerSecond = 240
+            MinRateGraceMs = 5_000
+            MaxConnections = 0L
+        }
+        Security = {
+            UpstreamHosts = []
+            UpstreamCaFile = None
+            UpstreamMinTls = TlsVersion.Tls12
+            StatusToken = None
+            Audit = None
+        }
     }
 
     /// The family a provider belongs to when the config names none.
@@ -595,6 +702,7 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
         Grpc = defaultGrpc
+        Edge = defaultEdge
     }
 
 /// The config spellings of `type: openai`'s knobs.

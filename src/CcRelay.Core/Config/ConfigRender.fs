@@ -329,10 +329,55 @@ module ConfigRender =
         $"  auth_token: %s{secret config.AuthToken}"
     ]
 
+    let private tlsVersion (version: TlsVersion) : string =
+        match version with
+        | TlsVersion.Tls12 -> quote "1.2"
+        | TlsVersion.Tls13 -> quote "1.3"
+
+    /// The edge's `server` keys (rendered right after the `server` section's own).
+    let private edgeServer (edge: EdgeConfig) : string list = [
+        match edge.Tls with
+        | Some tls ->
+            "  tls:"
+            $"    cert_file: %s{quote tls.CertFile.Path}"
+            $"    key_file: %s{quote tls.KeyFile.Path}"
+            $"    min_version: %s{tlsVersion tls.MinVersion}"
+            $"    listen: %s{optional (fun (l: ListenAddress) -> quote (string l)) tls.Listen}"
+        | None -> "  tls: null"
+        $"  queue_size: %s{optional (fun (n: int) -> integer (int64 n)) edge.Queue.Size}"
+        $"  queue_timeout_ms: %s{integer (int64 edge.Queue.TimeoutMs)}"
+        "  limits:"
+        $"    request_headers_timeout_ms: %s{integer (int64 edge.Limits.RequestHeadersTimeoutMs)}"
+        $"    keep_alive_timeout_ms: %s{integer (int64 edge.Limits.KeepAliveTimeoutMs)}"
+        $"    min_request_body_bytes_per_second: %s{integer (int64 edge.Limits.MinRequestBodyBytesPerSecond)}"
+        $"    min_response_bytes_per_second: %s{integer (int64 edge.Limits.MinResponseBytesPerSecond)}"
+        $"    min_rate_grace_ms: %s{integer (int64 edge.Limits.MinRateGraceMs)}"
+        $"    max_connections: %s{integer edge.Limits.MaxConnections}"
+    ]
+
+    let private security (config: SecurityConfig) : string list = [
+        "security:"
+        match config.UpstreamHosts with
+        | [] -> "  upstream_hosts: []"
+        | hosts ->
+            let shown = hosts |> List.map (HostPattern.text >> quote) |> String.concat ", "
+            $"  upstream_hosts: [%s{shown}]"
+        $"  upstream_ca_file: %s{optional (fun (f: ConfigFileRef) -> quote f.Path) config.UpstreamCaFile}"
+        $"  upstream_min_tls: %s{tlsVersion config.UpstreamMinTls}"
+        $"  status_token: %s{secret config.StatusToken}"
+        match config.Audit with
+        | Some audit ->
+            "  audit_log:"
+            $"    path: %s{quote audit.Path}"
+            $"    auth_failures_per_minute: %s{integer (int64 audit.AuthFailuresPerMinute)}"
+        | None -> "  audit_log: null"
+    ]
+
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
     let toYaml (config: RelayConfig) : string =
         let lines = [
             yield! server config.Server
+            yield! edgeServer config.Edge
             match config.Providers with
             | [] -> "providers: []"
             | providers ->
@@ -344,6 +389,7 @@ module ConfigRender =
             yield! metrics config.Metrics
             yield! otel config.Otel
             yield! grpc config.Grpc
+            yield! security config.Edge.Security
         ]
 
         String.Join("\n", lines) + "\n"

@@ -93,6 +93,14 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 KeyId = keyId,
             };
 
+            // a redirect is never followed (neither client does) nor passed on: no answer from this upstream
+            if (UpstreamRedirect.refusal(attempt.Status, response.Headers.Location?.OriginalString) is { } redirect)
+            {
+                attempt.End(MetricOf(AttemptFailure.ConnectFailed), null, ErrorOf(AttemptFailure.ConnectFailed));
+                attempt.Dispose();
+                return Failed(AttemptFailure.ConnectFailed, redirect.Value);
+            }
+
             // :: Step 7: classify — the headers arrived (an error body is buffered, a stream peeked, below)
             metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
             if (DebugLog.IsOn(logger, debug.LogResponseHeaders))

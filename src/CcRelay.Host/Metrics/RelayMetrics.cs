@@ -61,6 +61,7 @@ public sealed class RelayMetrics
     private readonly Counter<long> _configReloads;
     private readonly Counter<long> _dropped;
     private readonly Counter<long> _stages;
+    private readonly Counter<long> _admissionRefused;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -111,6 +112,8 @@ public sealed class RelayMetrics
             "ccrelay_stage_requests", "{request}", "Requests by routing stage, the reason it was chosen, and the provider that answered (or was last tried).");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
+        _admissionRefused = meter.CreateCounter<long>(
+            "ccrelay_admission_refused", "{request}", "Requests answered 529 at admission (server.max_concurrent) by reason: queue_full, waited_too_long.");
 
         meter.CreateObservableGauge("ccrelay_provider_up", ObserveUp, "1", "1 when the provider may receive requests, else 0.");
         meter.CreateObservableGauge(
@@ -260,6 +263,8 @@ public sealed class RelayMetrics
             _dropped.Add(1, Tag("provider", provider), Tag("capability", Dropped.label(capability)));
         }
     }
+    /// <summary>A request was refused at admission (529): <c>queue_full</c> or <c>waited_too_long</c>.</summary>
+    public void RecordAdmissionRefused(string reason) => _admissionRefused.Add(1, Tag("reason", reason));
 
     /// <summary>A configuration reload was attempted.</summary>
     public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));

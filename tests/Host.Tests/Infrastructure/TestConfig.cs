@@ -59,7 +59,7 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge);
     }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
@@ -95,8 +95,9 @@ public static class TestConfig
         LoggingConfig? logging = null,
         MetricsConfig? metrics = null,
         OtelConfig? otel = null,
-        GrpcConfig? grpc = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc);
+        GrpcConfig? grpc = null,
+        EdgeConfig? edge = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,

@@ -9,8 +9,8 @@ namespace CcRelay.Host.Tests.Observability;
 /// <summary>
 /// Known secrets fed through every path the relay logs — request headers, body fields, query strings, upstream
 /// response headers and bodies (JSON and SSE), upstream errors, a broken connection, a rejected config reload —
-/// with debug logging and every debug option on: none appears in any log output (the JSON log file, and every
-/// captured line's message and fields).
+/// with debug logging and every debug option on, and through the edge (a wrong status token, a wrong relay key): none
+/// appears in any log output (the JSON log file, every captured line's message and fields) nor in the audit log.
 /// </summary>
 public sealed class SecretRedactionTests : IAsyncLifetime
 {
@@ -21,7 +21,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     [
         RelayKey, ProviderKey, "SECRET0003", "SECRET0004", "SECRET0005", "SECRET0006", "SECRET0007", "SECRET0008",
         "SECRET0009", "SECRET0010", "SECRET0011", "SECRET0012", "SECRET0013", "SECRET0014", "SECRET0015",
-        "SECRET0016",
+        "SECRET0016", "SECRET0017", "SECRET0018", "SECRET0019",
     ];
 
     private readonly string _dir = Directory.CreateTempSubdirectory("cc-relay-secrets-").FullName;
@@ -30,6 +30,8 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     private string ConfigPath => Path.Combine(_dir, "cc-relay.yaml");
 
     private string LogPath => Path.Combine(_dir, "relay.log");
+
+    private string AuditPath => Path.Combine(_dir, "audit.jsonl");
 
     public async Task InitializeAsync()
     {
@@ -92,6 +94,9 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             max_body_log_size: 100000
         routing:
           max_attempts: 1
+        security:
+          status_token: "SECRET0017"
+          audit_log: "{AuditPath}"
         {extra}
         """;
 
@@ -127,6 +132,19 @@ public sealed class SecretRedactionTests : IAsyncLifetime
 
             await relay.Logs.RequestLinesAsync(4);
 
+            // the edge: a wrong status token, the right one, a wrong relay key (each reaches the audit log or is refused)
+            foreach (var token in new[] { "SECRET0018", "SECRET0017" })
+            {
+                using var scrape = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+                scrape.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
+                using var answer = await relay.Client.SendAsync(scrape);
+            }
+
+            using (var denied = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, apiKey: "SECRET0019")))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.Unauthorized, denied.StatusCode);
+            }
+
             // … and a reload of a broken file with secrets in the wrong places
             await File.WriteAllTextAsync(ConfigPath, Config($"""
                   extra_section:
@@ -144,6 +162,10 @@ public sealed class SecretRedactionTests : IAsyncLifetime
 
         lines = relay.Logs.Lines;
         var file = await File.ReadAllTextAsync(LogPath);
+        var audit = await File.ReadAllTextAsync(AuditPath);
+        Assert.Contains("\"event\":\"auth.failed\"", audit, StringComparison.Ordinal);
+        Assert.Contains("\"event\":\"status.denied\"", audit, StringComparison.Ordinal);
+        Assert.Contains("\"outcome\":\"rejected\"", audit, StringComparison.Ordinal);
 
         // Assert: the paths were really logged…
         // (request body 40, upstream request 41, response headers 42, response body 43, upstream failure 2,
@@ -163,6 +185,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         {
             Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, audit, StringComparison.Ordinal);
         }
     }
 
