@@ -328,6 +328,10 @@ type RelayConfig = {
     Routing: RoutingConfig
     Health: HealthConfig
     Grpc: GrpcConfig
+    /// `clients`: per-client relay keys with their limits and budgets (docs/teams.md); empty: none.
+    Clients: ClientConfig list
+    /// `ledger`: the usage ledger and the budgets' calendar.
+    Ledger: LedgerConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -435,6 +439,15 @@ module Config =
         AuthToken = None
     }
 
+    /// The `ledger` section when nothing is configured: on, at the default path, flushed every second, UTC.
+    let defaultLedger: LedgerConfig = {
+        Enabled = true
+        Path = None
+        FlushIntervalMs = 1_000
+        QueueCapacity = 10_000
+        TimeZone = TimeZoneInfo.Utc
+    }
+
     /// The family a provider belongs to when the config names none.
     let defaultFamily (name: string) (providerType: ProviderType) : string =
         match providerType with
@@ -533,6 +546,8 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
         Grpc = defaultGrpc
+        Clients = []
+        Ledger = defaultLedger
     }
 
 /// The config spellings of `type: openai`'s knobs.

@@ -21,6 +21,8 @@ module ConfigDecode =
             "routing"
             "health"
             "grpc"
+            "clients"
+            "ledger"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
@@ -476,6 +478,8 @@ module ConfigDecode =
                     and! health = ConfigRouting.health fields
                     and! grpc = ConfigGrpc.decode fields
                     and! () = acceptedSections fields
+                    and! clients, mentions = ConfigClients.decode fields
+                    and! ledger = ConfigClients.ledger fields
 
                     return! {
                         Value =
@@ -488,8 +492,14 @@ module ConfigDecode =
                                 Routing = routing.Config
                                 Health = health
                                 Grpc = grpc
+                                Clients = clients
+                                Ledger = ledger
                             }
-                        Findings = ConfigRouting.checkNames routing providers failedProviders
+                        Findings =
+                            ConfigRouting.checkNames routing providers failedProviders
+                            @ ConfigClients.checkProviders
+                                mentions
+                                ((providers |> List.map _.Name) @ failedProviders)
                     }
                 })
 

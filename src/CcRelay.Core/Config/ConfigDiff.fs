@@ -62,6 +62,7 @@ module ConfigDiff =
                 "grpc.enabled", current.Grpc.Enabled <> next.Grpc.Enabled
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
+                "ledger", current.Ledger <> next.Ledger
             ]
             |> List.map ConfigChange.RestartRequired
 
@@ -210,4 +211,6 @@ module ConfigDiff =
                     PropagateTraceContext = next.Otel.PropagateTraceContext
             }
             Grpc = running.Grpc
+            // the ledger's file and writer are opened once, at start-up; clients reload live
+            Ledger = running.Ledger
     }

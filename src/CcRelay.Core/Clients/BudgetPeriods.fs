@@ -1,0 +1,53 @@
+namespace CcRelay.Core
+
+open System
+
+/// The calendar of budgets: where a day, a week (Monday to Monday) and a month start and end, at midnight in
+/// one time zone (`ledger.time_zone`, UTC by default). Pure: the time zone's rules are data, `now` is given.
+[<RequireQualifiedAccess>]
+module BudgetPeriods =
+
+    /// The first valid instant at or after a local wall-clock time. A midnight skipped by a daylight-saving
+    /// change (some zones jump from 23:59 to 01:00) starts the period at the first local time that exists.
+    let private toUtc (zone: TimeZoneInfo) (local: DateTime) : DateTimeOffset =
+        let mutable local = DateTime.SpecifyKind(local, DateTimeKind.Unspecified)
+        let mutable steps = 0
+
+        // a skipped hour is at most 2 hours (Antarctica/Troll); 15-minute steps find its end
+        while zone.IsInvalidTime local && steps < 16 do
+            local <- local.AddMinutes 15.0
+            steps <- steps + 1
+
+        DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(local, zone), TimeSpan.Zero)
+
+    /// The local midnight that starts the period holding `now`, as a local date.
+    let private localStart (zone: TimeZoneInfo) (period: BudgetPeriod) (now: DateTimeOffset) : DateTime =
+        let today = TimeZoneInfo.ConvertTime(now, zone).Date
+
+        match period with
+        | BudgetPeriod.Day -> today
+        | BudgetPeriod.Week -> today.AddDays(-(float ((int today.DayOfWeek + 6) % 7)))
+        | BudgetPeriod.Month -> DateTime(today.Year, today.Month, 1)
+        | BudgetPeriod.Total -> DateTime.MinValue
+
+    /// When the period holding `now` started (UTC); `DateTimeOffset.MinValue` for `Total`.
+    let startOf (zone: TimeZoneInfo) (period: BudgetPeriod) (now: DateTimeOffset) : DateTimeOffset =
+        match period with
+        | BudgetPeriod.Total -> DateTimeOffset.MinValue
+        | _ -> toUtc zone (localStart zone period now)
+
+    /// When the period holding `now` ends and the next starts (UTC); None for `Total`, which never ends.
+    let endOf (zone: TimeZoneInfo) (period: BudgetPeriod) (now: DateTimeOffset) : DateTimeOffset option =
+        let start = localStart zone period now
+
+        match period with
+        | BudgetPeriod.Day -> Some(toUtc zone (start.AddDays 1.0))
+        | BudgetPeriod.Week -> Some(toUtc zone (start.AddDays 7.0))
+        | BudgetPeriod.Month -> Some(toUtc zone (start.AddMonths 1))
+        | BudgetPeriod.Total -> None
+
+    /// The local calendar day of an instant (`usage --by day`), as `yyyy-MM-dd`.
+    let dayOf (zone: TimeZoneInfo) (at: DateTimeOffset) : string =
+        TimeZoneInfo
+            .ConvertTime(at, zone)
+            .ToString("yyyy-MM-dd", Globalization.CultureInfo.InvariantCulture)
