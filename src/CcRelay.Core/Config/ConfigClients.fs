@@ -53,6 +53,37 @@ module internal ConfigClients =
         && Char.IsAsciiLetterOrDigit name[0]
         && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.' || c = '@')
 
+    let private clientName: Read<string option> =
+        fun cursor node ->
+            ConfigRead.nonEmptyString cursor node
+            |> Decoded.bind (fun name ->
+                if validName name then
+                    Decoded.ok (Some name)
+                else
+                    ConfigRead.fail
+                        cursor
+                        (ConfigNode.position node)
+                        $"%s{ConfigRead.quote name} is not a client name: 1 to 64 letters, digits, '-', '_', '.' or '@', starting with a letter or digit")
+
+    /// The provider names a `clients[]` entry lists, with where each is, read from the node itself so that they
+    /// are checked even when the entry has other problems.
+    let private mentionsOf (cursor: Cursor) (node: ConfigNode) : (string * Cursor * Position) list =
+        match node with
+        | Mapping(entries, _) ->
+            match entries |> List.tryFind (fun e -> e.Key = "providers") with
+            | Some { Value = Sequence(items, _) } ->
+                items
+                |> List.mapi (fun i item ->
+                    match item with
+                    | Scalar((ScalarValue.Plain name | ScalarValue.String name), at) when
+                        name.Length > 0 && not (name.Contains "${")
+                        ->
+                        Some(name, (cursor.Child "providers").Item i, at)
+                    | _ -> None)
+                |> List.choose id
+            | _ -> []
+        | _ -> []
+
     /// `expires`: an RFC 3339 date-time with an offset (`2027-01-31T00:00:00Z`), or a date (midnight UTC).
     let private expires: Read<DateTimeOffset option> =
         fun cursor node ->
@@ -169,8 +200,8 @@ module internal ConfigClients =
                 else
                     problem fields "key_sha256" "expected 64 hex digits (sha256sum of the key, without a newline)")
 
-    /// One `clients[]` entry, with the positions of the provider names it lists (checked against the providers later).
-    let private client: Read<ClientConfig * (string * Cursor * Position) list> =
+    /// One `clients[]` entry.
+    let private client: Read<ClientConfig> =
         fun cursor node ->
             ConfigRead.section clientKeys cursor node
             |> Decoded.bind (fun fields ->
@@ -180,7 +211,7 @@ module internal ConfigClients =
                     |> Decoded.orDefault []
 
                 decoded {
-                    let! name = ConfigRead.required fields "name" (ConfigRead.some ConfigRead.nonEmptyString)
+                    let! name = ConfigRead.required fields "name" clientName
                     and! digest = keyDigest fields
                     and! expiresAt = fields |> ConfigRead.field "expires" expires
                     and! providers = names "providers"
@@ -212,37 +243,26 @@ module internal ConfigClients =
                         Budgets = budgets
                         Metadata = metadata
                     }
-                }
-                |> Decoded.bind (fun config ->
-                    if validName config.Name then
-                        let mentions =
-                            match ConfigRead.entry "providers" fields with
-                            | Some {
-                                       Value = Sequence(items, _)
-                                   } ->
-                                List.zip config.Providers (List.truncate config.Providers.Length items)
-                                |> List.mapi (fun i (name, item) ->
-                                    name, (fields.Cursor.Child "providers").Item i, ConfigNode.position item)
-                            | _ -> []
+                })
 
-                        Decoded.ok (config, mentions)
-                    else
-                        ConfigRead.fail
-                            (fields.Cursor.Child "name")
-                            (ConfigRead.valueAt "name" fields)
-                            $"%s{ConfigRead.quote config.Name} is not a client name: 1 to 64 letters, digits, '-', '_', '.' or '@', starting with a letter or digit"))
-
-    /// `clients`: the clients, and every provider name they list with where it is.
+    /// `clients`: the clients that decoded (one with problems is left out, its problems reported), and every
+    /// provider name they list with where it is.
     let decode (root: Fields) : Decoded<ClientConfig list * (string * Cursor * Position) list> =
+        let entry: Read<ClientConfig option * (string * Cursor * Position) list> =
+            fun cursor node ->
+                client cursor node
+                |> Decoded.attempt
+                |> Decoded.map (fun c -> c, mentionsOf cursor node)
+
         root
-        |> ConfigRead.field "clients" (ConfigRead.optionalList client)
+        |> ConfigRead.field "clients" (ConfigRead.optionalList entry)
         |> Decoded.orDefault []
         |> Decoded.bind (fun entries ->
-            let clients = entries |> List.map fst
+            let clients =
+                entries |> List.mapi (fun i (c, _) -> c |> Option.map (fun c -> i, c)) |> List.choose id
 
             let duplicates (key: ClientConfig -> string) (what: string) =
                 clients
-                |> List.mapi (fun i c -> i, c)
                 |> List.groupBy (snd >> key)
                 |> List.filter (fun (_, group) -> group.Length > 1)
                 |> List.collect (fun (_, group) ->
@@ -250,22 +270,17 @@ module internal ConfigClients =
 
                     group.Tail
                     |> List.map (fun (i, _) ->
-                        Finding.error
-                            {
-                                Path = $"clients[%d{i}]"
-                                Position = None
-                                Message = $"%s{what} as clients[%d{first}]"
-                            })
-
-                )
-
-            let findings =
-                duplicates (fun c -> c.Name) "has the same name"
-                @ duplicates (fun c -> Convert.ToHexString c.KeyDigest) "has the same key"
+                        Finding.error {
+                            Path = $"clients[%d{i}]"
+                            Position = None
+                            Message = $"%s{what} as clients[%d{first}]"
+                        }))
 
             {
-                Value = Some(clients, entries |> List.collect snd)
-                Findings = findings
+                Value = Some(clients |> List.map snd, entries |> List.collect snd)
+                Findings =
+                    duplicates (fun c -> c.Name) "has the same name"
+                    @ duplicates (fun c -> Convert.ToHexString c.KeyDigest) "has the same key"
             })
 
     /// Errors for provider names no provider has (a disabled provider's name is fine: it may come back).
