@@ -39,8 +39,8 @@ type ClientDemand = {
 /// What an admitted request holds until it is settled.
 type ClientTicket = {
     Demand: ClientDemand
-    /// The budgets (indexes into `ClientConfig.Budgets`) the estimate was reserved in, with their period start.
-    Reserved: struct (int * DateTimeOffset) list
+    /// The budgets (indexes into `ClientConfig.Budgets`) the estimate was reserved in.
+    Reserved: int list
 }
 
 /// Why a client's request is refused before routing.
@@ -100,7 +100,8 @@ module ClientLimits =
         | None -> true
         | Some pattern -> ModelPattern.matches pattern model
 
-    /// The spend moved into the period holding `wall`: a new period starts from nothing.
+    /// The spend moved into the period holding `wall`: a new period starts with nothing spent, and with the
+    /// estimates of the requests still in flight, which will be charged to the period they end in.
     let private roll (zone: TimeZoneInfo) (budget: Budget) (wall: DateTimeOffset) (spend: Spend) : Spend =
         let start = BudgetPeriods.startOf zone budget.Period wall
 
@@ -110,7 +111,7 @@ module ClientLimits =
             {
                 PeriodStart = start
                 Spent = 0m
-                Reserved = 0m
+                Reserved = spend.Reserved
             }
 
     /// Rolls every budget into the period holding `wall`.
@@ -181,15 +182,12 @@ module ClientLimits =
                         budgets
                         |> Array.indexed
                         |> Array.choose (fun (i, b) ->
-                            if applies b demand.Model then
-                                Some(struct (i, state.Spend[i].PeriodStart))
-                            else
-                                None)
+                            if applies b demand.Model then Some i else None)
                         |> List.ofArray
 
                     let spend = Array.copy state.Spend
 
-                    for struct (i, _) in reserved do
+                    for i in reserved do
                         spend[i] <- {
                             spend[i] with
                                 Reserved = spend[i].Reserved + demand.CostUsd
@@ -211,7 +209,8 @@ module ClientLimits =
     /// Settles an admitted request once it ended: its slot is freed, the token estimates are corrected by the
     /// real usage (refunded or charged late; None: the estimate stands), and its cost replaces its estimate in
     /// the budgets (None: the estimate is kept as its cost). A request that ends in a later period than it was
-    /// admitted in is charged to the period it ended in, as the ledger (which records its end) counts it.
+    /// admitted in is charged to the period it ended in, as the ledger (which records its end) counts it; its
+    /// estimate was carried into that period when it rolled over.
     let settle
         (zone: TimeZoneInfo)
         (client: ClientConfig)
@@ -241,14 +240,12 @@ module ClientLimits =
         let cost = costUsd |> Option.defaultValue demand.CostUsd |> max 0m
         let spend = Array.copy state.Spend
 
-        for struct (i, start) in ticket.Reserved do
+        for i in ticket.Reserved do
             if i < spend.Length then
-                let s = spend[i]
-
                 spend[i] <- {
-                    s with
-                        Reserved = (if s.PeriodStart = start then max 0m (s.Reserved - demand.CostUsd) else s.Reserved)
-                        Spent = s.Spent + cost
+                    spend[i] with
+                        Reserved = max 0m (spend[i].Reserved - demand.CostUsd)
+                        Spent = spend[i].Spent + cost
                 }
 
         {

@@ -416,12 +416,15 @@ let ``a budget reserves estimates, settles real costs, and refuses what would no
     let state = ClientLimits.settle utc alice t0 noon a None (Some 0.1m) state
     Assert.Equal(0.1m, state.Spend[0].Spent)
     Assert.Equal(0m, state.Spend[0].Reserved)
-    let _, state = admitOk alice t0 noon (demand "m" 0.6m) state
+    let b, state = admitOk alice t0 noon (demand "m" 0.6m) state
 
-    // the next day starts from nothing
+    // the next day starts with nothing spent, but with the estimate of the request still in flight: it is
+    // charged to the day it ends in
     let tomorrow = noon.AddDays 1.0
-    let _, state = admitOk alice t0 tomorrow (demand "m" 0.9m) state
-    Assert.Equal(0.9m, state.Spend[0].Reserved)
+    let _, state = admitOk alice t0 tomorrow (demand "m" 0.4m) state
+    Assert.Equal((0m, 1m), (state.Spend[0].Spent, state.Spend[0].Reserved))
+    let state = ClientLimits.settle utc alice t0 tomorrow b None (Some 0.5m) state
+    Assert.Equal((0.5m, 0.4m), (state.Spend[0].Spent, state.Spend[0].Reserved))
 
 [<Fact>]
 let ``a per-family budget counts only its models`` () =
