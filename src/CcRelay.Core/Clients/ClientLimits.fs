@@ -315,6 +315,30 @@ module ClientLimits =
                 |> Array.ofList
         }
 
+    /// The cost a finished request settles with: its answer's cost when the answer reported usage (None when
+    /// its model has no price: the estimate stands); nothing when no upstream answered it or it failed without
+    /// usage (providers do not bill errors); else (a stream cut before its usage) the estimate stands.
+    let settledCost (attempted: bool) (status: int) (usageKnown: bool) (costUsd: decimal option) : decimal option =
+        if usageKnown then costUsd
+        elif not attempted || status >= 400 || status = 0 then Some 0m
+        else None
+
+    /// The Anthropic error a refusal is answered with: `rate_limit_error` (429) when waiting a short while
+    /// helps; `permission_error` (403) for a spent budget or a request too large for a limit, which Claude Code
+    /// shows at once instead of retrying for hours (docs/teams.md).
+    let errorType (refusal: ClientRefusal) : ErrorType =
+        match refusal with
+        | ClientRefusal.RateLimited _ -> ErrorType.RateLimit
+        | ClientRefusal.TooLarge _
+        | ClientRefusal.OverBudget _ -> ErrorType.Permission
+
+    /// The short reason for metrics and the ledger: `rpm`, `itpm`, `otpm`, `max_concurrent`, `too_large`, `budget`.
+    let reason (refusal: ClientRefusal) : string =
+        match refusal with
+        | ClientRefusal.RateLimited(limit, _) -> limit
+        | ClientRefusal.TooLarge _ -> "too_large"
+        | ClientRefusal.OverBudget _ -> "budget"
+
     /// The `retry-after` of a refusal, in whole seconds rounded up (at least 1); None when waiting never helps.
     let retryAfter (wall: DateTimeOffset) (refusal: ClientRefusal) : int64 option =
         let seconds (wait: TimeSpan) =

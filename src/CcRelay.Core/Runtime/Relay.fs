@@ -89,6 +89,21 @@ module Relay =
             Effects = []
         }
 
+    /// The dispatch with only the providers `allowed` names in its order (a client's `providers`); an empty
+    /// list allows every provider.
+    let restrictTo (allowed: string list) (dispatch: Dispatch) : Dispatch =
+        match allowed with
+        | [] -> dispatch
+        | names ->
+            let providers = dispatch.Policy.Providers
+
+            {
+                dispatch with
+                    Order =
+                        dispatch.Order
+                        |> Array.filter (fun p -> List.contains providers[p].Name names)
+            }
+
     // ---------------------------
     // Mapping across reloads
     // ---------------------------

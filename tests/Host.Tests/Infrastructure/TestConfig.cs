@@ -46,7 +46,9 @@ public static class TestConfig
         int firstByteTimeoutMs = 120_000,
         int timeoutMs = 600_000,
         RoutingConfig? routing = null,
-        HealthConfig? health = null)
+        HealthConfig? health = null,
+        IEnumerable<ClientConfig>? clients = null,
+        LedgerConfig? ledger = null)
     {
         var d = Config.defaultServer;
         var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
@@ -59,7 +61,15 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger);
+    }
+
+    /// <summary>The ledger off: tests that do not ask for one never write a file.</summary>
+    public static LedgerConfig NoLedger => new(false, null, Config.defaultLedger.FlushIntervalMs, Config.defaultLedger.QueueCapacity, TimeZoneInfo.Utc);
+
+    /// <summary>A ledger at <paramref name="path"/>, flushed every <paramref name="flushIntervalMs"/> ms.</summary>
+    public static LedgerConfig Ledger(string path, int flushIntervalMs = 50, TimeZoneInfo? timeZone = null) =>
+        new(true, FSharpOption<string>.Some(path), flushIntervalMs, Config.defaultLedger.QueueCapacity, timeZone ?? TimeZoneInfo.Utc);
     }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
@@ -84,7 +94,7 @@ public static class TestConfig
         MetricsConfig? metrics = null,
         OtelConfig? otel = null,
         GrpcConfig? grpc = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc);
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, config.Clients, config.Ledger);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,
