@@ -65,12 +65,11 @@ public static class TestConfig
     }
 
     /// <summary>The ledger off: tests that do not ask for one never write a file.</summary>
-    public static LedgerConfig NoLedger => new(false, null, Config.defaultLedger.FlushIntervalMs, Config.defaultLedger.QueueCapacity, TimeZoneInfo.Utc);
+    public static LedgerConfig NoLedger => new(false, FSharpOption<string>.None, Config.defaultLedger.FlushIntervalMs, Config.defaultLedger.QueueCapacity, TimeZoneInfo.Utc);
 
     /// <summary>A ledger at <paramref name="path"/>, flushed every <paramref name="flushIntervalMs"/> ms.</summary>
     public static LedgerConfig Ledger(string path, int flushIntervalMs = 50, TimeZoneInfo? timeZone = null) =>
         new(true, FSharpOption<string>.Some(path), flushIntervalMs, Config.defaultLedger.QueueCapacity, timeZone ?? TimeZoneInfo.Utc);
-    }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
     public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0)
