@@ -51,3 +51,36 @@ module BudgetPeriods =
         TimeZoneInfo
             .ConvertTime(at, zone)
             .ToString("yyyy-MM-dd", Globalization.CultureInfo.InvariantCulture)
+
+    /// `--since` of `cc-relay usage`: `7d`, `24h`, `30m`, `2w` before `now`, or a date (`2026-12-01`, midnight in
+    /// `zone`) or an RFC 3339 date-time.
+    let parseSince (zone: TimeZoneInfo) (now: DateTimeOffset) (text: string) : Result<DateTimeOffset, string> =
+        let text = text.Trim()
+        let invariant = Globalization.CultureInfo.InvariantCulture
+
+        let amount =
+            if text.Length >= 2 then
+                match Int32.TryParse(text.AsSpan(0, text.Length - 1), Globalization.NumberStyles.None, invariant) with
+                | true, n -> Some n
+                | _ -> None
+            else
+                None
+
+        match amount, (if text.Length > 0 then text[text.Length - 1] else ' ') with
+        | Some n, 'm' -> Ok(now.AddMinutes(float -n))
+        | Some n, 'h' -> Ok(now.AddHours(float -n))
+        | Some n, 'd' -> Ok(now.AddDays(float -n))
+        | Some n, 'w' -> Ok(now.AddDays(float (-7 * n)))
+        | _ ->
+            match DateTime.TryParseExact(text, "yyyy-MM-dd", invariant, Globalization.DateTimeStyles.None) with
+            | true, date -> Ok(DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(date, zone), TimeSpan.Zero))
+            | _ ->
+                match
+                    DateTimeOffset.TryParse(
+                        text,
+                        invariant,
+                        Globalization.DateTimeStyles.AssumeUniversal ||| Globalization.DateTimeStyles.AdjustToUniversal
+                    )
+                with
+                | true, at when text.Contains 'T' -> Ok at
+                | _ -> Error $"--since: expected a span such as 7d, 24h, 30m or 2w, a date (2026-12-01) or a date-time, got \"%s{text}\""
