@@ -9,6 +9,7 @@ namespace CcRelay.Host.Tests.Infrastructure;
 public sealed class RelayHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private string? _ledgerDirectory;
 
     private RelayHost(WebApplication app, CapturedLogs logs, Uri baseUrl)
     {
@@ -55,6 +56,17 @@ public sealed class RelayHost : IAsyncDisposable
     /// </summary>
     public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null, TimeSpan? pingInterval = null, bool watchConfig = true)
     {
+        // a config file without ledger.path would write the machine's own ledger (~/.local/state): tests never do
+        string? ledgerDirectory = null;
+        if (config.Ledger.Enabled && config.Ledger.Path is null)
+        {
+            ledgerDirectory = Directory.CreateTempSubdirectory("cc-relay-test-ledger-").FullName;
+            var ledger = config.Ledger;
+            config = new RelayConfig(
+                config.Server, config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Clients,
+                new LedgerConfig(true, Microsoft.FSharp.Core.FSharpOption<string>.Some(Path.Combine(ledgerDirectory, "ledger.db")), ledger.FlushIntervalMs, ledger.QueueCapacity, ledger.TimeZone));
+        }
+
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
         {
@@ -66,7 +78,7 @@ public sealed class RelayHost : IAsyncDisposable
             ConfigureLogging = logging => logging.AddProvider(logs),
         });
         await app.StartAsync();
-        return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0]));
+        return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0])) { _ledgerDirectory = ledgerDirectory };
     }
 
     public async ValueTask DisposeAsync()
@@ -74,5 +86,9 @@ public sealed class RelayHost : IAsyncDisposable
         Client.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        if (_ledgerDirectory is not null)
+        {
+            Directory.Delete(_ledgerDirectory, recursive: true);
+        }
     }
 }

@@ -31,6 +31,8 @@ public sealed class SecretRedactionTests : IAsyncLifetime
 
     private string LogPath => Path.Combine(_dir, "relay.log");
 
+    private string LedgerPath => Path.Combine(_dir, "ledger.db");
+
     public async Task InitializeAsync()
     {
         _upstream = await FakeUpstream.StartAsync();
@@ -92,6 +94,8 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             max_body_log_size: 100000
         routing:
           max_attempts: 1
+        ledger:
+          path: "{LedgerPath}"
         {extra}
         """;
 
@@ -145,6 +149,16 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         lines = relay.Logs.Lines;
         var file = await File.ReadAllTextAsync(LogPath);
 
+        // the usage ledger (written at the relay's stop) holds the four requests, and no secret either
+        using (var ledger = CcRelay.Host.Ledger.LedgerFile.OpenForReading(LedgerPath))
+        using (var count = ledger.CreateCommand())
+        {
+            count.CommandText = "SELECT COUNT(*) FROM requests";
+            Assert.Equal(4L, (long)count.ExecuteScalar()!);
+        }
+
+        var ledgerBytes = string.Concat(Directory.GetFiles(_dir, "ledger.db*").Select(f => Encoding.Latin1.GetString(File.ReadAllBytes(f))));
+
         // Assert: the paths were really logged…
         // (request body 40, upstream request 41, response headers 42, response body 43, upstream failure 2,
         // config error 9, config warning 5, completion 1)
@@ -163,6 +177,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         {
             Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, ledgerBytes, StringComparison.Ordinal);
         }
     }
 }
