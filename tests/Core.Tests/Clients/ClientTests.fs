@@ -507,3 +507,33 @@ let ``periods in a time zone end at its midnight, across a daylight-saving chang
     Assert.Equal(DateTimeOffset(2026, 3, 28, 23, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf berlin BudgetPeriod.Day late)
     Assert.Equal(Some(DateTimeOffset(2026, 3, 29, 22, 0, 0, TimeSpan.Zero)), BudgetPeriods.endOf berlin BudgetPeriod.Day late)
     Assert.Equal("2026-03-29", BudgetPeriods.dayOf berlin late)
+
+// ---------------------------
+// config show
+// ---------------------------
+
+[<Fact>]
+let ``config show renders clients by key id, never the key nor its digest, and the ledger`` () =
+    let config =
+        load (
+            providers
+            + """
+[[clients]]
+name = "alice"
+key = "${ALICE_KEY}"
+models = ["claude-sonnet-*"]
+budget = { weekly_usd = 20 }
+
+[ledger]
+time_zone = "Europe/Berlin"
+"""
+        )
+        |> loaded
+
+    let yaml = ConfigRender.toYaml config
+    let alice = config.Clients.Head
+    Assert.Contains($"key_id: \"%s{alice.KeyId}\"", yaml)
+    Assert.Contains("      - period: week\n        usd: 20", yaml)
+    Assert.Contains("time_zone: \"Europe/Berlin\"", yaml)
+    Assert.DoesNotContain("alice-relay-key", yaml)
+    Assert.DoesNotContain(Convert.ToHexStringLower alice.KeyDigest, yaml)

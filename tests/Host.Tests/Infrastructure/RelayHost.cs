@@ -56,16 +56,9 @@ public sealed class RelayHost : IAsyncDisposable
     /// </summary>
     public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null, TimeSpan? pingInterval = null, bool watchConfig = true)
     {
-        // a config file without ledger.path would write the machine's own ledger (~/.local/state): tests never do
-        string? ledgerDirectory = null;
-        if (config.Ledger.Enabled && config.Ledger.Path is null)
-        {
-            ledgerDirectory = Directory.CreateTempSubdirectory("cc-relay-test-ledger-").FullName;
-            var ledger = config.Ledger;
-            config = new RelayConfig(
-                config.Server, config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Clients,
-                new LedgerConfig(true, Microsoft.FSharp.Core.FSharpOption<string>.Some(Path.Combine(ledgerDirectory, "ledger.db")), ledger.FlushIntervalMs, ledger.QueueCapacity, ledger.TimeZone));
-        }
+        // a config without ledger.path would write the machine's own ledger (~/.local/state): each test relay's
+        // state directory is a temporary one
+        var ledgerDirectory = Directory.CreateTempSubdirectory("cc-relay-test-state-").FullName;
 
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
@@ -76,6 +69,7 @@ public sealed class RelayHost : IAsyncDisposable
             PingInterval = pingInterval,
             WatchConfig = watchConfig,
             ConfigureLogging = logging => logging.AddProvider(logs),
+            Environment = name => name == "XDG_STATE_HOME" ? ledgerDirectory : System.Environment.GetEnvironmentVariable(name),
         });
         await app.StartAsync();
         return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0])) { _ledgerDirectory = ledgerDirectory };
