@@ -359,7 +359,7 @@ module ConfigRender =
             yield! otel config.Otel
             yield! grpc config.Grpc
             match config.Clients with
-            | [] -> ()
+            | [] -> "clients: []"
             | clients ->
                 "clients:"
                 yield! clients |> List.collect client

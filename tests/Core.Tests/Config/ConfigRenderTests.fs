@@ -148,6 +148,13 @@ grpc:
   enabled: false
   listen: "127.0.0.1:8788"
   auth_token: null
+clients: []
+ledger:
+  enabled: true
+  path: null
+  flush_interval_ms: 1000
+  queue_capacity: 10000
+  time_zone: "UTC"
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)
