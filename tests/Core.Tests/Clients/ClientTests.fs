@@ -537,3 +537,20 @@ time_zone = "Europe/Berlin"
     Assert.Contains("time_zone: \"Europe/Berlin\"", yaml)
     Assert.DoesNotContain("alice-relay-key", yaml)
     Assert.DoesNotContain(Convert.ToHexStringLower alice.KeyDigest, yaml)
+
+// ---------------------------
+// Routing a client
+// ---------------------------
+
+[<Fact>]
+let ``a client limited to some providers is planned on those only`` () =
+    let config =
+        Fixtures.relay RoutingStrategy.Failover [ Fixtures.provider "a" []; Fixtures.provider "b" []; Fixtures.provider "c" [] ]
+
+    let runtime = Relay.createWith TimeSpan.Zero (ProviderPrices.compile config.Providers) config
+    let dispatch = (Relay.plan runtime TimeSpan.Zero (Fixtures.request "m")).Value
+    let names (d: Dispatch) = d.Order |> Array.map (fun p -> d.Policy.Providers[p].Name) |> List.ofArray
+
+    Assert.Equal<string list>([ "a"; "b"; "c" ], names dispatch)
+    Assert.Equal<string list>([ "c"; "a" ], names (Relay.restrictTo [ "c"; "a" ] dispatch) |> List.sortDescending)
+    Assert.Equal<string list>([ "a"; "b"; "c" ], names (Relay.restrictTo [] dispatch))
