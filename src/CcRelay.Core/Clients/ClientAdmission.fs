@@ -16,7 +16,8 @@ type ClientDenial = {
 module ClientAdmission =
 
     /// Decides what a request of `client` demands, or denies it: a model outside `models`, or no enabled provider
-    /// among `providers`, is a 403 `permission_error` (retrying never helps). The cost estimate is the dearest over
+    /// among `providers`, is a 400 `invalid_request_error` (retrying never helps; not 403, which Claude Code shows
+    /// as "Failed to authenticate"). The cost estimate is the dearest over
     /// the providers the client may be routed to (`tableOf` gives a provider's price table).
     let decide
         (client: ClientConfig)
@@ -29,14 +30,14 @@ module ClientAdmission =
 
         if not (ClientKeys.allowsModel client facts.Model) then
             Error {
-                Type = ErrorType.Permission
+                Type = ErrorType.InvalidRequest
                 Reason = "model"
                 Message =
                     $"""client %s{client.Name} may not use model %s{facts.Model}; allowed: %s{String.Join(", ", client.Models)}"""
             }
         elif allowed.IsEmpty then
             Error {
-                Type = ErrorType.Permission
+                Type = ErrorType.InvalidRequest
                 Reason = "provider"
                 Message =
                     $"""client %s{client.Name} may use providers %s{String.Join(", ", client.Providers)}, none of which is enabled"""

@@ -323,14 +323,18 @@ module ClientLimits =
         elif not attempted || status >= 400 || status = 0 then Some 0m
         else None
 
-    /// The Anthropic error a refusal is answered with: `rate_limit_error` (429) when waiting a short while
-    /// helps; `permission_error` (403) for a spent budget or a request too large for a limit, which Claude Code
-    /// shows at once instead of retrying for hours (docs/teams.md).
+    /// The Anthropic error a refusal is answered with, chosen by what the real Claude Code CLI (2.1.197) does with
+    /// each (docs/teams.md): 429 `rate_limit_error` whenever waiting helps — a limit, or a budget whose period
+    /// rolls over (with `retry-after`: Claude Code retries by itself up to a minute, and shows "Request rejected
+    /// (429) · <message>" at once for a longer wait); 400 `invalid_request_error` when waiting never helps (a spent
+    /// `total_usd`, a request larger than a per-minute limit). Not 403: Claude Code prefixes every 403 with
+    /// "Failed to authenticate", which would send the user to their key.
     let errorType (refusal: ClientRefusal) : ErrorType =
         match refusal with
-        | ClientRefusal.RateLimited _ -> ErrorType.RateLimit
+        | ClientRefusal.RateLimited _
+        | ClientRefusal.OverBudget(_, _, _, Some _) -> ErrorType.RateLimit
         | ClientRefusal.TooLarge _
-        | ClientRefusal.OverBudget _ -> ErrorType.Permission
+        | ClientRefusal.OverBudget(_, _, _, None) -> ErrorType.InvalidRequest
 
     /// The short reason for metrics and the ledger: `rpm`, `itpm`, `otpm`, `max_concurrent`, `too_large`, `budget`.
     let reason (refusal: ClientRefusal) : string =

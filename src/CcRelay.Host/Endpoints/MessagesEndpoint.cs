@@ -200,8 +200,8 @@ internal sealed class MessagesEndpoint(
     }
 
     /// <summary>
-    /// Answers a request a client limit refused: 429 <c>rate_limit_error</c> with <c>retry-after</c> when a short wait
-    /// helps, 403 <c>permission_error</c> (with <c>retry-after</c> until the period rolls over) for a spent budget.
+    /// Answers a request a client limit refused: 429 <c>rate_limit_error</c> with <c>retry-after</c> when waiting helps
+    /// (a limit, or a budget until its period rolls over), 400 <c>invalid_request_error</c> when it never does.
     /// </summary>
     private async Task RefuseAsync(HttpContext context, RequestRecord record, ClientConfig client, ClientRefusal refusal)
     {

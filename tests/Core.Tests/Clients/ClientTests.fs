@@ -554,3 +554,19 @@ let ``a client limited to some providers is planned on those only`` () =
     Assert.Equal<string list>([ "a"; "b"; "c" ], names dispatch)
     Assert.Equal<string list>([ "c"; "a" ], names (Relay.restrictTo [ "c"; "a" ] dispatch) |> List.sortDescending)
     Assert.Equal<string list>([ "a"; "b"; "c" ], names (Relay.restrictTo [] dispatch))
+
+[<Fact>]
+let ``refusals: 429 when waiting helps (limits, budgets that roll over), 400 when it never does`` () =
+    let budget period = {
+        Period = period
+        LimitUsd = 1m
+        Models = None
+    }
+
+    let resets = Some(noon.AddHours 12.0)
+    Assert.Equal(ErrorType.RateLimit, ClientLimits.errorType (ClientRefusal.RateLimited("rpm", TimeSpan.FromSeconds 3.0)))
+    Assert.Equal(ErrorType.RateLimit, ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets)))
+    Assert.Equal(ErrorType.InvalidRequest, ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None)))
+    Assert.Equal(ErrorType.InvalidRequest, ClientLimits.errorType (ClientRefusal.TooLarge("itpm", 10L, 5)))
+    Assert.Equal(Some 43200L, ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets)))
+    Assert.Equal(None, ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None)))

@@ -171,7 +171,7 @@ public sealed class ClientKeyTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ClientOverBudget_IsBlocked_With403_AndRetryAfterUntilTheDayEnds()
+    public async Task ClientOverBudget_IsBlocked_With429_AndRetryAfterUntilTheDayEnds()
     {
         // Arrange: a 1-cent daily budget; one answer costs 1.8 cents
         await using var relay = await RelayHost.StartAsync(Config(Client("alice", AliceKey, budgets: [Daily(0.01m)])));
@@ -182,9 +182,9 @@ public sealed class ClientKeyTests : IAsyncLifetime
 
         // Assert
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, second.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         var (type, message) = await ErrorOf(second);
-        Assert.Equal("permission_error", type);
+        Assert.Equal("rate_limit_error", type);
         Assert.Contains("day budget of USD 0.01", message);
         Assert.Contains("resets at", message);
         var retryAfter = long.Parse(second.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
@@ -216,9 +216,9 @@ public sealed class ClientKeyTests : IAsyncLifetime
         using var refused = await relay.Client.SendAsync(Message(AliceKey, "claude-opus-4-5"));
 
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         var (type, message) = await ErrorOf(refused);
-        Assert.Equal("permission_error", type);
+        Assert.Equal("invalid_request_error", type);
         Assert.Contains("may not use model claude-opus-4-5", message);
         Assert.Single(_upstream.Requests);
     }

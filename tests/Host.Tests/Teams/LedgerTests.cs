@@ -127,7 +127,7 @@ public sealed class LedgerTests : IAsyncLifetime
         await using var second = await RelayHost.StartAsync(Config(alice));
         using var refused = await second.Client.SendAsync(Message(ClientKeyTests.AliceKey));
 
-        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Single(_upstream.Requests);
         Assert.Single(Rows(), r => (long)r["status"]! == 200);
     }
