@@ -224,6 +224,36 @@ public sealed class ClientKeyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AllowedProviders_AreTheOnlyOnesPlanned()
+    {
+        // Arrange: the first provider by priority is not alice's
+        await using var other = await FakeUpstream.StartAsync();
+        other.Handler = context => Fake.WriteJsonAsync(context, 200, PricedAnswer());
+        var alice = Client("alice", AliceKey);
+        alice = new ClientConfig(
+            alice.Name, alice.KeyDigest, alice.KeyId, alice.ExpiresAt, ListModule.OfSeq(["mine"]), alice.Models, alice.Stages,
+            alice.RpmLimit, alice.ItpmLimit, alice.OtpmLimit, alice.MaxConcurrent, alice.Budgets, alice.Metadata);
+        var config = TestConfig.Relay(
+            [
+                TestConfig.Provider("first", other.BaseUrl, ProviderType.Anthropic, keys: [UpstreamKey], priority: 10),
+                TestConfig.Provider("mine", _upstream.BaseUrl, ProviderType.Anthropic, keys: [UpstreamKey], priority: 1),
+            ],
+            apiKey: "operator-relay-secret",
+            clients: [alice]);
+        await using var relay = await RelayHost.StartAsync(config);
+
+        // Act
+        using var asAlice = await relay.Client.SendAsync(Message(AliceKey));
+        using var asOperator = await relay.Client.SendAsync(Message("operator-relay-secret"));
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, asAlice.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, asOperator.StatusCode);
+        Assert.Single(_upstream.Requests);
+        Assert.Single(other.Requests);
+    }
+
+    [Fact]
     public async Task ClientMetrics_CountRequestsAndRefusals_ByClientName()
     {
         await using var relay = await RelayHost.StartAsync(Config(Client("alice", AliceKey, rpm: 1)));
