@@ -48,9 +48,7 @@ module BudgetPeriods =
 
     /// The local calendar day of an instant (`usage --by day`), as `yyyy-MM-dd`.
     let dayOf (zone: TimeZoneInfo) (at: DateTimeOffset) : string =
-        TimeZoneInfo
-            .ConvertTime(at, zone)
-            .ToString("yyyy-MM-dd", Globalization.CultureInfo.InvariantCulture)
+        TimeZoneInfo.ConvertTime(at, zone).ToString("yyyy-MM-dd", Globalization.CultureInfo.InvariantCulture)
 
     /// `--since` of `cc-relay usage`: `7d`, `24h`, `30m`, `2w` before `now`, or a date (`2026-12-01`, midnight in
     /// `zone`) or an RFC 3339 date-time.
@@ -79,8 +77,11 @@ module BudgetPeriods =
                     DateTimeOffset.TryParse(
                         text,
                         invariant,
-                        Globalization.DateTimeStyles.AssumeUniversal ||| Globalization.DateTimeStyles.AdjustToUniversal
+                        Globalization.DateTimeStyles.AssumeUniversal
+                        ||| Globalization.DateTimeStyles.AdjustToUniversal
                     )
                 with
                 | true, at when text.Contains 'T' -> Ok at
-                | _ -> Error $"--since: expected a span such as 7d, 24h, 30m or 2w, a date (2026-12-01) or a date-time, got \"%s{text}\""
+                | _ ->
+                    Error
+                        $"--since: expected a span such as 7d, 24h, 30m or 2w, a date (2026-12-01) or a date-time, got \"%s{text}\""

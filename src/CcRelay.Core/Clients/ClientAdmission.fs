@@ -48,7 +48,8 @@ module ClientAdmission =
 
             let cost =
                 allowed
-                |> List.map (fun p -> ClientLimits.estimate (Pricing.tryFind (tableOf.Invoke p.Name) facts.Model) input output)
+                |> List.map (fun p ->
+                    ClientLimits.estimate (Pricing.tryFind (tableOf.Invoke p.Name) facts.Model) input output)
                 |> List.max
 
             Ok {

@@ -22,7 +22,8 @@ type ClientVerdict =
 module ClientKeys =
 
     /// SHA-256 of a presented key's UTF-8 bytes.
-    let digest (key: string) : byte array = SHA256.HashData(Encoding.UTF8.GetBytes key)
+    let digest (key: string) : byte array =
+        SHA256.HashData(Encoding.UTF8.GetBytes key)
 
     /// The client whose key digest equals `digest`. Every client is compared, in constant time, whatever
     /// matched: the time taken says nothing about which digest (or how much of it) matched.

@@ -65,8 +65,7 @@ type ClientRefusal =
 [<RequireQualifiedAccess>]
 module ClientLimits =
 
-    let private limitsOf (capacity: int) : TokenBucket.Limits =
-        TokenBucket.perMinute (max 1 capacity)
+    let private limitsOf (capacity: int) : TokenBucket.Limits = TokenBucket.perMinute (max 1 capacity)
 
     /// A client's state with nothing used, as of `now` and `wall`.
     let fresh (zone: TimeZoneInfo) (client: ClientConfig) (now: TimeSpan) (wall: DateTimeOffset) : ClientState = {
@@ -90,8 +89,7 @@ module ClientLimits =
         match price with
         | None -> 0m
         | Some p ->
-            (decimal inputTokens * max p.Input p.CacheWrite
-             + decimal outputTokens * p.Output)
+            (decimal inputTokens * max p.Input p.CacheWrite + decimal outputTokens * p.Output)
             / 1_000_000m
 
     /// Whether a budget counts requests for `model`.
@@ -159,7 +157,10 @@ module ClientLimits =
                 let s = state.Spend[i]
                 let committed = s.Spent + s.Reserved
 
-                if applies b demand.Model && (committed >= b.LimitUsd || committed + demand.CostUsd > b.LimitUsd) then
+                if
+                    applies b demand.Model
+                    && (committed >= b.LimitUsd || committed + demand.CostUsd > b.LimitUsd)
+                then
                     Some(ClientRefusal.OverBudget(b, s.Spent, demand.CostUsd, BudgetPeriods.endOf zone b.Period wall))
                 else
                     None)
@@ -181,8 +182,7 @@ module ClientLimits =
                     let reserved =
                         budgets
                         |> Array.indexed
-                        |> Array.choose (fun (i, b) ->
-                            if applies b demand.Model then Some i else None)
+                        |> Array.choose (fun (i, b) -> if applies b demand.Model then Some i else None)
                         |> List.ofArray
 
                     let spend = Array.copy state.Spend
@@ -293,7 +293,12 @@ module ClientLimits =
         let fresh = fresh zone after now wall
         let old = List.zip before.Budgets (List.ofArray state.Spend)
 
-        let keep (capacityBefore: int) (capacityAfter: int) (bucket: TokenBucket.Bucket) (freshBucket: TokenBucket.Bucket) =
+        let keep
+            (capacityBefore: int)
+            (capacityAfter: int)
+            (bucket: TokenBucket.Bucket)
+            (freshBucket: TokenBucket.Bucket)
+            =
             if capacityBefore = capacityAfter then
                 bucket
             else
@@ -319,9 +324,12 @@ module ClientLimits =
     /// its model has no price: the estimate stands); nothing when no upstream answered it or it failed without
     /// usage (providers do not bill errors); else (a stream cut before its usage) the estimate stands.
     let settledCost (attempted: bool) (status: int) (usageKnown: bool) (costUsd: decimal option) : decimal option =
-        if usageKnown then costUsd
-        elif not attempted || status >= 400 || status = 0 then Some 0m
-        else None
+        if usageKnown then
+            costUsd
+        elif not attempted || status >= 400 || status = 0 then
+            Some 0m
+        else
+            None
 
     /// The Anthropic error a refusal is answered with, chosen by what the real Claude Code CLI (2.1.197) does with
     /// each (docs/teams.md): 429 `rate_limit_error` whenever waiting helps — a limit, or a budget whose period

@@ -51,7 +51,8 @@ module internal ConfigClients =
         name.Length >= 1
         && name.Length <= 64
         && Char.IsAsciiLetterOrDigit name[0]
-        && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.' || c = '@')
+        && name
+           |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.' || c = '@')
 
     let private clientName: Read<string option> =
         fun cursor node ->
@@ -151,7 +152,10 @@ module internal ConfigClients =
                     caps fields (Some pattern)
                     |> Decoded.bind (fun budgets ->
                         if budgets.IsEmpty then
-                            ConfigRead.fail cursor fields.At "gives no cap: set daily_usd, weekly_usd, monthly_usd or total_usd"
+                            ConfigRead.fail
+                                cursor
+                                fields.At
+                                "gives no cap: set daily_usd, weekly_usd, monthly_usd or total_usd"
                         else
                             Decoded.ok budgets)))
 
@@ -190,7 +194,10 @@ module internal ConfigClients =
                     "key"
                     "is required: the client's key (key: \"${ALICE_RELAY_KEY}\") or its SHA-256 (key_sha256)"
             | Some key, None when key.Length < MinimumKeyLength ->
-                problem fields "key" $"is too short: a client key needs at least %d{MinimumKeyLength} characters (e.g. 32 random bytes, base64)"
+                problem
+                    fields
+                    "key"
+                    $"is too short: a client key needs at least %d{MinimumKeyLength} characters (e.g. 32 random bytes, base64)"
             | Some key, None -> Decoded.ok (SHA256.HashData(Encoding.UTF8.GetBytes key))
             | None, Some hex ->
                 let hex = hex.Trim()
@@ -259,7 +266,9 @@ module internal ConfigClients =
         |> Decoded.orDefault []
         |> Decoded.bind (fun entries ->
             let clients =
-                entries |> List.mapi (fun i (c, _) -> c |> Option.map (fun c -> i, c)) |> List.choose id
+                entries
+                |> List.mapi (fun i (c, _) -> c |> Option.map (fun c -> i, c))
+                |> List.choose id
 
             let duplicates (key: ClientConfig -> string) (what: string) =
                 clients

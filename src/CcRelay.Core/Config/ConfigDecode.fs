@@ -497,9 +497,7 @@ module ConfigDecode =
                             }
                         Findings =
                             ConfigRouting.checkNames routing providers failedProviders
-                            @ ConfigClients.checkProviders
-                                mentions
-                                ((providers |> List.map _.Name) @ failedProviders)
+                            @ ConfigClients.checkProviders mentions ((providers |> List.map _.Name) @ failedProviders)
                     }
                 })
 

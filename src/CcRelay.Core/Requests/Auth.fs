@@ -128,7 +128,11 @@ module Auth =
     /// The caller's *foreign* credentials among the two headers (null or empty when absent): those that match
     /// none of the relay's own secrets, which travel on as `authenticate` would forward them. Used when a client
     /// key (`ClientKeys`) authenticated the request through the other header.
-    let foreign (policy: AuthPolicy) (apiKeyHeader: string | null) (authorizationHeader: string | null) : Credential list =
+    let foreign
+        (policy: AuthPolicy)
+        (apiKeyHeader: string | null)
+        (authorizationHeader: string | null)
+        : Credential list =
         let isOwn (value: string) =
             let d = digest value
             matches policy.ApiKeyDigest d || matches policy.BearerDigest d

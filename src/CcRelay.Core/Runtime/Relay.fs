@@ -99,9 +99,7 @@ module Relay =
 
             {
                 dispatch with
-                    Order =
-                        dispatch.Order
-                        |> Array.filter (fun p -> List.contains providers[p].Name names)
+                    Order = dispatch.Order |> Array.filter (fun p -> List.contains providers[p].Name names)
             }
 
     // ---------------------------

@@ -141,9 +141,7 @@ budget = { weekly_usd = 0 }
 let ``every client problem is reported at its path, and no message shows a key`` () =
     let result = loadWith [ "SHORT", "short-key" ] (providers + problems)
 
-    let shown =
-        errors result
-        |> List.map (fun e -> e.Path, e.Message)
+    let shown = errors result |> List.map (fun e -> e.Path, e.Message)
 
     let paths = shown |> List.map fst |> Set.ofList
 
@@ -161,7 +159,12 @@ let ``every client problem is reported at its path, and no message shows a key``
         ] do
         Assert.True(paths.Contains path, $"%s{path} not in %A{shown}")
 
-    Assert.Contains(shown, fun (path, message) -> path = "clients[0].providers[0]" && message.Contains "did you mean \"anthropic\"")
+    Assert.Contains(
+        shown,
+        fun (path, message) ->
+            path = "clients[0].providers[0]"
+            && message.Contains "did you mean \"anthropic\""
+    )
 
     for _, message in shown do
         Assert.DoesNotContain("short-key", message)
@@ -178,7 +181,10 @@ let ``two clients with one name or one key are an error at the second`` () =
     let shown = load twice |> errors |> List.map (fun e -> e.Path, e.Message)
 
     Assert.Equal<(string * string) list>(
-        [ "clients[1]", "has the same name as clients[0]"; "clients[2]", "has the same key as clients[0]" ],
+        [
+            "clients[1]", "has the same name as clients[0]"
+            "clients[2]", "has the same key as clients[0]"
+        ],
         shown
     )
 
@@ -204,7 +210,9 @@ time_zone = "Europe/Berlin"
     Assert.Equal("Europe/Berlin", berlin.Ledger.TimeZone.Id)
 
     let error =
-        load (providers + "[ledger]\ntime_zone = \"Mars/Olympus\"\n") |> errors |> Assert.Single
+        load (providers + "[ledger]\ntime_zone = \"Mars/Olympus\"\n")
+        |> errors
+        |> Assert.Single
 
     Assert.Equal("ledger.time_zone", error.Path)
 
@@ -249,7 +257,9 @@ let ``a client key in x-api-key or as a bearer token is that client, and is neve
     let alice = client "alice" "alice-relay-key-0123456789"
     let bob = client "bob" "bob-relay-key-0123456789ab"
 
-    match ClientKeys.authenticate [ alice; bob ] openAuth noon "bob-relay-key-0123456789ab" "Bearer user-oauth-token" with
+    match
+        ClientKeys.authenticate [ alice; bob ] openAuth noon "bob-relay-key-0123456789ab" "Bearer user-oauth-token"
+    with
     | Admitted(Some c, forward) ->
         Assert.Equal("bob", c.Name)
         Assert.Equal<Credential list>([ BearerToken "user-oauth-token" ], forward)
@@ -488,24 +498,58 @@ let ``the estimate prices input at the dearer of input and cache write, output a
 let ``periods: UTC day, Monday weeks, months; total never ends`` () =
     // 2026-12-09 is a Wednesday
     let wednesday = DateTimeOffset(2026, 12, 9, 15, 30, 0, TimeSpan.Zero)
-    Assert.Equal(DateTimeOffset(2026, 12, 9, 0, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf utc BudgetPeriod.Day wednesday)
-    Assert.Equal(DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf utc BudgetPeriod.Week wednesday)
-    Assert.Equal(Some(DateTimeOffset(2026, 12, 14, 0, 0, 0, TimeSpan.Zero)), BudgetPeriods.endOf utc BudgetPeriod.Week wednesday)
-    Assert.Equal(DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf utc BudgetPeriod.Month wednesday)
-    Assert.Equal(Some(DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero)), BudgetPeriods.endOf utc BudgetPeriod.Month wednesday)
+
+    Assert.Equal(
+        DateTimeOffset(2026, 12, 9, 0, 0, 0, TimeSpan.Zero),
+        BudgetPeriods.startOf utc BudgetPeriod.Day wednesday
+    )
+
+    Assert.Equal(
+        DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero),
+        BudgetPeriods.startOf utc BudgetPeriod.Week wednesday
+    )
+
+    Assert.Equal(
+        Some(DateTimeOffset(2026, 12, 14, 0, 0, 0, TimeSpan.Zero)),
+        BudgetPeriods.endOf utc BudgetPeriod.Week wednesday
+    )
+
+    Assert.Equal(
+        DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero),
+        BudgetPeriods.startOf utc BudgetPeriod.Month wednesday
+    )
+
+    Assert.Equal(
+        Some(DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero)),
+        BudgetPeriods.endOf utc BudgetPeriod.Month wednesday
+    )
+
     Assert.Equal(None, BudgetPeriods.endOf utc BudgetPeriod.Total wednesday)
 
     // a Sunday belongs to the week that started on the Monday before
     let sunday = DateTimeOffset(2026, 12, 13, 23, 59, 59, TimeSpan.Zero)
-    Assert.Equal(DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf utc BudgetPeriod.Week sunday)
+
+    Assert.Equal(
+        DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero),
+        BudgetPeriods.startOf utc BudgetPeriod.Week sunday
+    )
 
 [<Fact>]
 let ``periods in a time zone end at its midnight, across a daylight-saving change`` () =
     let berlin = TimeZoneInfo.FindSystemTimeZoneById "Europe/Berlin"
     // 23:30 UTC on 2026-03-28 is already the 29th in Berlin (UTC+1); the 29th has 23 hours (DST starts)
     let late = DateTimeOffset(2026, 3, 28, 23, 30, 0, TimeSpan.Zero)
-    Assert.Equal(DateTimeOffset(2026, 3, 28, 23, 0, 0, TimeSpan.Zero), BudgetPeriods.startOf berlin BudgetPeriod.Day late)
-    Assert.Equal(Some(DateTimeOffset(2026, 3, 29, 22, 0, 0, TimeSpan.Zero)), BudgetPeriods.endOf berlin BudgetPeriod.Day late)
+
+    Assert.Equal(
+        DateTimeOffset(2026, 3, 28, 23, 0, 0, TimeSpan.Zero),
+        BudgetPeriods.startOf berlin BudgetPeriod.Day late
+    )
+
+    Assert.Equal(
+        Some(DateTimeOffset(2026, 3, 29, 22, 0, 0, TimeSpan.Zero)),
+        BudgetPeriods.endOf berlin BudgetPeriod.Day late
+    )
+
     Assert.Equal("2026-03-29", BudgetPeriods.dayOf berlin late)
 
 // ---------------------------
@@ -545,11 +589,19 @@ time_zone = "Europe/Berlin"
 [<Fact>]
 let ``a client limited to some providers is planned on those only`` () =
     let config =
-        Fixtures.relay RoutingStrategy.Failover [ Fixtures.provider "a" []; Fixtures.provider "b" []; Fixtures.provider "c" [] ]
+        Fixtures.relay RoutingStrategy.Failover [
+            Fixtures.provider "a" []
+            Fixtures.provider "b" []
+            Fixtures.provider "c" []
+        ]
 
-    let runtime = Relay.createWith TimeSpan.Zero (ProviderPrices.compile config.Providers) config
+    let runtime =
+        Relay.createWith TimeSpan.Zero (ProviderPrices.compile config.Providers) config
+
     let dispatch = (Relay.plan runtime TimeSpan.Zero (Fixtures.request "m")).Value
-    let names (d: Dispatch) = d.Order |> Array.map (fun p -> d.Policy.Providers[p].Name) |> List.ofArray
+
+    let names (d: Dispatch) =
+        d.Order |> Array.map (fun p -> d.Policy.Providers[p].Name) |> List.ofArray
 
     Assert.Equal<string list>([ "a"; "b"; "c" ], names dispatch)
     Assert.Equal<string list>([ "c"; "a" ], names (Relay.restrictTo [ "c"; "a" ] dispatch) |> List.sortDescending)
@@ -564,9 +616,30 @@ let ``refusals: 429 when waiting helps (limits, budgets that roll over), 400 whe
     }
 
     let resets = Some(noon.AddHours 12.0)
-    Assert.Equal(ErrorType.RateLimit, ClientLimits.errorType (ClientRefusal.RateLimited("rpm", TimeSpan.FromSeconds 3.0)))
-    Assert.Equal(ErrorType.RateLimit, ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets)))
-    Assert.Equal(ErrorType.InvalidRequest, ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None)))
+
+    Assert.Equal(
+        ErrorType.RateLimit,
+        ClientLimits.errorType (ClientRefusal.RateLimited("rpm", TimeSpan.FromSeconds 3.0))
+    )
+
+    Assert.Equal(
+        ErrorType.RateLimit,
+        ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets))
+    )
+
+    Assert.Equal(
+        ErrorType.InvalidRequest,
+        ClientLimits.errorType (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None))
+    )
+
     Assert.Equal(ErrorType.InvalidRequest, ClientLimits.errorType (ClientRefusal.TooLarge("itpm", 10L, 5)))
-    Assert.Equal(Some 43200L, ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets)))
-    Assert.Equal(None, ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None)))
+
+    Assert.Equal(
+        Some 43200L,
+        ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Day, 1m, 0.1m, resets))
+    )
+
+    Assert.Equal(
+        None,
+        ClientLimits.retryAfter noon (ClientRefusal.OverBudget(budget BudgetPeriod.Total, 1m, 0.1m, None))
+    )

@@ -28,7 +28,9 @@ let private op: Gen<Op> =
             return Admit(model, cents, percent, known)
         }
         3, Gen.choose (0, 20) |> Gen.map Settle
-        1, Gen.frequency [ 3, Gen.choose (0, 30); 1, Gen.choose (0, 3 * 86_400) ] |> Gen.map Wait
+        1,
+        Gen.frequency [ 3, Gen.choose (0, 30); 1, Gen.choose (0, 3 * 86_400) ]
+        |> Gen.map Wait
     ]
 
 let private client: Gen<ClientConfig> =
@@ -86,7 +88,10 @@ let ``budgets never hold more than cap + what settled requests cost beyond their
     Check.property (
         Prop.forAll scenario (fun (client, ops, startMinute, zoneId) ->
             let zone = TimeZoneInfo.FindSystemTimeZoneById zoneId
-            let start = DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero).AddMinutes(float startMinute)
+
+            let start =
+                DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero).AddMinutes(float startMinute)
+
             let budgets = Array.ofList client.Budgets
             let mutable now = TimeSpan.FromHours 1.0
             let mutable wall = start
@@ -100,9 +105,7 @@ let ``budgets never hold more than cap + what settled requests cost beyond their
                     let s = state.Spend[i]
 
                     let allowed =
-                        excess.TryFind(i, s.PeriodStart)
-                        |> Option.map snd
-                        |> Option.defaultValue 0m
+                        excess.TryFind(i, s.PeriodStart) |> Option.map snd |> Option.defaultValue 0m
 
                     if s.Spent + s.Reserved > budgets[i].LimitUsd + allowed || s.Reserved < 0m then
                         ok <- false
@@ -128,7 +131,13 @@ let ``budgets never hold more than cap + what settled requests cost beyond their
                     match ClientLimits.admit zone client now wall demand state with
                     | Ok ticket, next ->
                         state <- next
-                        let actual = if known then Some(estimate * decimal percent / 100m) else None
+
+                        let actual =
+                            if known then
+                                Some(estimate * decimal percent / 100m)
+                            else
+                                None
+
                         inFlight <- inFlight @ [ ticket, actual ]
                     | Error _, next -> state <- next
                 | Settle index when not inFlight.IsEmpty ->
@@ -138,7 +147,8 @@ let ``budgets never hold more than cap + what settled requests cost beyond their
                     state <- ClientLimits.settle zone client now wall ticket None actual state
 
                     // the overshoot this settlement may add to each budget it is charged to (the period it ends in)
-                    let beyond = max 0m ((actual |> Option.defaultValue ticket.Demand.CostUsd) - ticket.Demand.CostUsd)
+                    let beyond =
+                        max 0m ((actual |> Option.defaultValue ticket.Demand.CostUsd) - ticket.Demand.CostUsd)
 
                     for i in 0 .. budgets.Length - 1 do
                         if ClientLimits.applies budgets[i] ticket.Demand.Model then
@@ -157,7 +167,10 @@ let ``rpm: no window of a minute admits more than twice the limit (a full bucket
     let gen =
         gen {
             let! rpm = Gen.choose (1, 20)
-            let! gaps = Gen.listOf (Gen.frequency [ 4, Gen.constant 0; 3, Gen.choose (0, 5_000); 1, Gen.choose (0, 60_000) ])
+
+            let! gaps =
+                Gen.listOf (Gen.frequency [ 4, Gen.constant 0; 3, Gen.choose (0, 5_000); 1, Gen.choose (0, 60_000) ])
+
             return rpm, gaps
         }
         |> Check.arb
@@ -209,7 +222,9 @@ let ``rpm: no window of a minute admits more than twice the limit (a full bucket
 
             admitted
             |> List.forall (fun t ->
-                admitted |> List.filter (fun u -> u >= t && u < t + TimeSpan.FromMinutes 1.0) |> List.length
+                admitted
+                |> List.filter (fun u -> u >= t && u < t + TimeSpan.FromMinutes 1.0)
+                |> List.length
                 <= 2 * rpm))
     )
 
@@ -218,8 +233,19 @@ let ``period roll-over: every instant lies in [startOf, endOf), and endOf is the
     let gen =
         gen {
             let! minutes = Gen.choose (0, 3 * 366 * 24 * 60)
-            let! period = Gen.elements [ BudgetPeriod.Day; BudgetPeriod.Week; BudgetPeriod.Month ]
-            let! zone = Gen.elements [ "UTC"; "Europe/Berlin"; "America/New_York"; "Asia/Kolkata"; "Australia/Lord_Howe" ]
+
+            let! period =
+                Gen.elements [ BudgetPeriod.Day; BudgetPeriod.Week; BudgetPeriod.Month ]
+
+            let! zone =
+                Gen.elements [
+                    "UTC"
+                    "Europe/Berlin"
+                    "America/New_York"
+                    "Asia/Kolkata"
+                    "Australia/Lord_Howe"
+                ]
+
             return minutes, period, zone
         }
         |> Check.arb
@@ -228,7 +254,10 @@ let ``period roll-over: every instant lies in [startOf, endOf), and endOf is the
         1000
         (Prop.forAll gen (fun (minutes, period, zoneId) ->
             let zone = TimeZoneInfo.FindSystemTimeZoneById zoneId
-            let now = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero).AddMinutes(float minutes)
+
+            let now =
+                DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero).AddMinutes(float minutes)
+
             let start = BudgetPeriods.startOf zone period now
             let finish = (BudgetPeriods.endOf zone period now).Value
             let local = TimeZoneInfo.ConvertTime(start, zone)
