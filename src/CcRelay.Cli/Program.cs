@@ -68,6 +68,7 @@ internal static class Program
         root.Add(ConfigCommand(environment));
         root.Add(new Command("route", "Ask where requests would go.") { RouteExplainCommand.Create(environment) });
         root.Add(TuiCommand.Create(environment));
+        root.Add(UsageCommand.Create(environment));
         root.Add(VersionCommand());
         return root.ShowingExamples();
     }

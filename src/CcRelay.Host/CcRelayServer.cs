@@ -111,6 +111,7 @@ public static class CcRelayServer
             relay.WatchConfig = options.WatchConfig;
             relay.Overrides = options.Overrides;
             relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
+            relay.Environment = options.Environment ?? relay.Environment;
             relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;
             relay.PingInterval = options.PingInterval ?? relay.PingInterval;
         });

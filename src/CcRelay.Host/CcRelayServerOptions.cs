@@ -32,6 +32,9 @@ public sealed class CcRelayServerOptions
     /// </summary>
     public TimeProvider? TimeProvider { get; init; }
 
+    /// <summary>Reads an environment variable (null when unset); null: the process's environment (<see cref="CcRelayOptions.Environment"/>).</summary>
+    public Func<string, string?>? Environment { get; init; }
+
     /// <summary>Extra logging setup, e.g. a test's capturing provider. Runs after the relay's own.</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
 

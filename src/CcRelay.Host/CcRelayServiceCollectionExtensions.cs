@@ -67,9 +67,23 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetService<RelayMetrics>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+        services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));
+        services.AddSingleton<Ledger.IUsageLedger>(sp => OpenLedger(options, sp));
+        services.AddSingleton(sp => new Clients.ClientGate(
+            sp.GetRequiredService<RelayState>().Current.Config,
+            sp.GetRequiredService<Ledger.IUsageLedger>(),
+            sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp =>
         {
-            var accounting = new RequestAccounting(sp.GetRequiredService<RelayMetrics>(), sp.GetRequiredService<ILogger<MessagesEndpoint>>(), options.AccountingInterval);
+            var state = sp.GetRequiredService<RelayState>();
+            var clientMetrics = sp.GetRequiredService<Clients.ClientMetrics>();
+            var accounting = new RequestAccounting(sp.GetRequiredService<RelayMetrics>(), sp.GetRequiredService<ILogger<MessagesEndpoint>>(), options.AccountingInterval)
+            {
+                Ledger = sp.GetRequiredService<Ledger.IUsageLedger>(),
+
+                // client metrics only while clients are configured: no client label otherwise
+                ClientMetrics = () => state.Current.Config.Clients.IsEmpty ? null : clientMetrics,
+            };
 
             // a scrape counts every request that has ended, however recently; once the server has stopped, the
             // requests it waited for are counted while the metric providers still listen (the container
@@ -94,5 +108,27 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton<ModelsEndpoint>();
         services.AddSingleton<IngressEndpoint>();
         return services;
+    }
+
+    /// <summary>
+    /// The usage ledger <c>ledger</c> asks for: the SQLite file, or none when it is off. A file that cannot be opened
+    /// does not stop the relay: the ledger reports it and tries again at each flush.
+    /// </summary>
+    private static Ledger.IUsageLedger OpenLedger(CcRelayOptions options, IServiceProvider services)
+    {
+        var config = options.Config.Ledger;
+        if (!config.Enabled)
+        {
+            return Ledger.NullLedger.Instance;
+        }
+
+        var ledger = new Ledger.SqliteLedger(
+            Ledger.LedgerFile.ResolvePath(config, options.Environment),
+            TimeSpan.FromMilliseconds(config.FlushIntervalMs),
+            config.QueueCapacity,
+            services.GetRequiredService<TimeProvider>(),
+            services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Ledger"));
+        services.GetRequiredService<Clients.ClientMetrics>().Watch(ledger);
+        return ledger;
     }
 }

@@ -463,6 +463,10 @@ type RelayConfig = {
     Grpc: GrpcConfig
     /// TLS, admission, connection limits, the upstream allowlist, the audit log (docs/security.md).
     Edge: EdgeConfig
+    /// `clients`: per-client relay keys with their limits and budgets (docs/teams.md); empty: none.
+    Clients: ClientConfig list
+    /// `ledger`: the usage ledger and the budgets' calendar.
+    Ledger: LedgerConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -592,6 +596,15 @@ module Config =
         }
     }
 
+    /// The `ledger` section when nothing is configured: on, at the default path, flushed every second, UTC.
+    let defaultLedger: LedgerConfig = {
+        Enabled = true
+        Path = None
+        FlushIntervalMs = 1_000
+        QueueCapacity = 10_000
+        TimeZone = TimeZoneInfo.Utc
+    }
+
     /// The family a provider belongs to when the config names none.
     let defaultFamily (name: string) (providerType: ProviderType) : string =
         match providerType with
@@ -703,6 +716,8 @@ module Config =
         Health = defaultHealth
         Grpc = defaultGrpc
         Edge = defaultEdge
+        Clients = []
+        Ledger = defaultLedger
     }
 
 /// The config spellings of `type: openai`'s knobs.

@@ -22,6 +22,8 @@ module ConfigDecode =
             "health"
             "grpc"
             "security"
+            "clients"
+            "ledger"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
@@ -496,6 +498,8 @@ module ConfigDecode =
                     and! grpc = ConfigGrpc.decode fields
                     and! edge = ConfigEdge.decode fields
                     and! () = acceptedSections fields
+                    and! clients, mentions = ConfigClients.decode fields
+                    and! ledger = ConfigClients.ledger fields
 
                     return! {
                         Value =
@@ -509,10 +513,13 @@ module ConfigDecode =
                                 Health = health
                                 Grpc = grpc
                                 Edge = edge
+                                Clients = clients
+                                Ledger = ledger
                             }
                         Findings =
                             ConfigRouting.checkNames routing providers failedProviders
                             @ ConfigEdge.checkUpstreams fields edge providers
+                            @ ConfigClients.checkProviders mentions ((providers |> List.map _.Name) @ failedProviders)
                     }
                 })
 

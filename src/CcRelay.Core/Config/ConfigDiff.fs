@@ -82,6 +82,7 @@ module ConfigDiff =
                 "grpc.enabled", current.Grpc.Enabled <> next.Grpc.Enabled
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
+                "ledger", current.Ledger <> next.Ledger
             ]
             @ edgeRestart current.Edge next.Edge
             |> List.map ConfigChange.RestartRequired
@@ -244,4 +245,6 @@ module ConfigDiff =
                             Audit = running.Edge.Security.Audit
                     }
             }
+            // the ledger's file and writer are opened once, at start-up; clients reload live
+            Ledger = running.Ledger
     }

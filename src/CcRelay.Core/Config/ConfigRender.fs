@@ -373,6 +373,51 @@ module ConfigRender =
         | None -> "  audit_log: null"
     ]
 
+    let private names (values: string list) : string =
+        "[" + String.Join(", ", values |> List.map quote) + "]"
+
+    /// A client: its key only as its key id (the first 8 hex digits of its SHA-256), never the key or its digest.
+    let private instant (at: DateTimeOffset) : string =
+        quote (at.ToString("yyyy-MM-dd'T'HH:mm:ssK", CultureInfo.InvariantCulture))
+
+    let private client (client: ClientConfig) : string list = [
+        $"  - name: %s{quote client.Name}"
+        $"    key_id: %s{quote client.KeyId}"
+        $"    expires: %s{optional instant client.ExpiresAt}"
+        $"    providers: %s{names client.Providers}"
+        $"    models: %s{names client.Models}"
+        $"    stages: %s{names client.Stages}"
+        $"    rpm_limit: %s{integer (int64 client.RpmLimit)}"
+        $"    itpm_limit: %s{integer (int64 client.ItpmLimit)}"
+        $"    otpm_limit: %s{integer (int64 client.OtpmLimit)}"
+        $"    max_concurrent: %s{integer (int64 client.MaxConcurrent)}"
+        match client.Budgets with
+        | [] -> "    budgets: []"
+        | budgets ->
+            "    budgets:"
+
+            for b in budgets do
+                $"      - period: %s{b.Period.WireName}"
+                $"        usd: %s{decimalText b.LimitUsd}"
+                $"        models: %s{optional quote b.Models}"
+        match client.Metadata with
+        | [] -> "    metadata: {}"
+        | metadata ->
+            "    metadata:"
+
+            for name, value in metadata do
+                $"      %s{quote name}: %s{quote value}"
+    ]
+
+    let private ledger (config: LedgerConfig) : string list = [
+        "ledger:"
+        $"  enabled: %s{boolean config.Enabled}"
+        $"  path: %s{optional quote config.Path}"
+        $"  flush_interval_ms: %s{integer (int64 config.FlushIntervalMs)}"
+        $"  queue_capacity: %s{integer (int64 config.QueueCapacity)}"
+        $"  time_zone: %s{quote config.TimeZone.Id}"
+    ]
+
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
     let toYaml (config: RelayConfig) : string =
         let lines = [
@@ -390,6 +435,12 @@ module ConfigRender =
             yield! otel config.Otel
             yield! grpc config.Grpc
             yield! security config.Edge.Security
+            match config.Clients with
+            | [] -> "clients: []"
+            | clients ->
+                "clients:"
+                yield! clients |> List.collect client
+            yield! ledger config.Ledger
         ]
 
         String.Join("\n", lines) + "\n"

@@ -124,3 +124,26 @@ module Auth =
                 | Some _, _ when policy.ApiKeyDigest.IsSome -> Denied "invalid x-api-key"
                 | _, Some _ when policy.AllowBearer -> Denied "invalid bearer token"
                 | _ -> Denied $"wrong credential type: send %s{accepted}"
+
+    /// The caller's *foreign* credentials among the two headers (null or empty when absent): those that match
+    /// none of the relay's own secrets, which travel on as `authenticate` would forward them. Used when a client
+    /// key (`ClientKeys`) authenticated the request through the other header.
+    let foreign
+        (policy: AuthPolicy)
+        (apiKeyHeader: string | null)
+        (authorizationHeader: string | null)
+        : Credential list =
+        let isOwn (value: string) =
+            let d = digest value
+            matches policy.ApiKeyDigest d || matches policy.BearerDigest d
+
+        [
+            match apiKeyHeader with
+            | null
+            | "" -> ()
+            | key when not (isOwn key) -> ApiKey key
+            | _ -> ()
+            match Headers.tryBearer authorizationHeader with
+            | Some token when not (isOwn token) -> BearerToken token
+            | _ -> ()
+        ]

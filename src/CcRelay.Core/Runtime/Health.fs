@@ -27,6 +27,16 @@ type HealthReport = {
     Providers: ProviderHealth list
 }
 
+/// The usage ledger's line in `/health` (docs/teams.md): a failing ledger is reported, never a reason for a 503.
+type LedgerHealth = {
+    Enabled: bool
+    Healthy: bool
+    RowsWritten: int64
+    RowsDropped: int64
+    /// The last write problem (no secret, no path); None when healthy.
+    Problem: string option
+}
+
 /// What `/health` reports, and with which status code.
 [<RequireQualifiedAccess>]
 module Health =
@@ -73,7 +83,8 @@ module Health =
         if report.Status = "ok" then 200 else 503
 
     /// The report as JSON.
-    let toJson (report: HealthReport) : byte array =
+    /// The report as JSON, with the ledger's line when given.
+    let toJsonWithLedger (report: HealthReport) (ledger: LedgerHealth option) : byte array =
         let buffer = ArrayBufferWriter<byte>(256)
         use writer = new Utf8JsonWriter(buffer)
         writer.WriteStartObject()
@@ -94,6 +105,31 @@ module Health =
             writer.WriteEndObject()
 
         writer.WriteEndArray()
+
+        match ledger with
+        | Some l ->
+            writer.WriteStartObject "ledger"
+
+            writer.WriteString(
+                "status",
+                (if not l.Enabled then "disabled"
+                 elif l.Healthy then "ok"
+                 else "failing")
+            )
+
+            writer.WriteNumber("rows_written", l.RowsWritten)
+            writer.WriteNumber("rows_dropped", l.RowsDropped)
+
+            match l.Problem with
+            | Some problem -> writer.WriteString("problem", problem)
+            | None -> ()
+
+            writer.WriteEndObject()
+        | None -> ()
+
         writer.WriteEndObject()
         writer.Flush()
         buffer.WrittenSpan.ToArray()
+
+    /// The report as JSON.
+    let toJson (report: HealthReport) : byte array = toJsonWithLedger report None

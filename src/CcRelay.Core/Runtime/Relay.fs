@@ -145,6 +145,27 @@ module Relay =
                 Effects = []
             }
 
+    /// The dispatch with only the providers `allowed` names in its order (a client's `providers`); an empty
+    /// list allows every provider. A stage's per-attempt models (`Models`) are filtered with their providers.
+    let restrictTo (allowed: string list) (dispatch: Dispatch) : Dispatch =
+        match allowed with
+        | [] -> dispatch
+        | names ->
+            let providers = dispatch.Policy.Providers
+            let keep (p: int) = List.contains providers[p].Name names
+
+            {
+                dispatch with
+                    Order = dispatch.Order |> Array.filter keep
+                    Models =
+                        if dispatch.Models.Length = dispatch.Order.Length then
+                            Array.zip dispatch.Order dispatch.Models
+                            |> Array.filter (fst >> keep)
+                            |> Array.map snd
+                        else
+                            dispatch.Models
+            }
+
     // ---------------------------
     // Mapping across reloads
     // ---------------------------

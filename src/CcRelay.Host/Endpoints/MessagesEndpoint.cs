@@ -22,7 +22,9 @@ internal sealed class MessagesEndpoint(
     RequestAccounting accounting,
     TimeProvider timeProvider,
     ILogger<MessagesEndpoint> logger,
-    Management.RequestFeed? feed = null)
+    Management.RequestFeed? feed = null,
+    Clients.ClientGate? clientGate = null,
+    Clients.ClientMetrics? clientMetrics = null)
 {
     public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
 
@@ -49,6 +51,8 @@ internal sealed class MessagesEndpoint(
         metrics.RequestStarted();
         feed?.Started();
         var span = RelayTracing.StartRequest(context, record.RequestId);
+        ClientConfig? client = null;
+        ClientTicket? ticket = null;
         try
         {
             var server = snapshot.Config.Server;
@@ -68,19 +72,28 @@ internal sealed class MessagesEndpoint(
             // :: Step 2: authenticate — the relay's own credential is consumed here, foreign ones may travel on
             var apiKey = request.Headers["x-api-key"].ToString();
             var authorization = request.Headers.Authorization.ToString();
-            var verdict = Core.Auth.authenticate(snapshot.Auth, apiKey, authorization);
+            // a client key (clients[]) names the caller; anything else is server.auth's to decide, as before
+            var verdict = ClientKeys.authenticate(snapshot.Config.Clients, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
             if (record.Detailed)
             {
                 record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
             }
 
-            if (verdict is AuthVerdict.Denied denied)
+            if (verdict is ClientVerdict.Refused refused)
             {
-                await RejectAsync(context, record, ErrorType.Authentication, denied.Reason);
+                await RejectAsync(context, record, ErrorType.Authentication, refused.Reason);
                 return;
             }
 
-            var forward = ((AuthVerdict.Allowed)verdict).Forward;
+            var admitted = (ClientVerdict.Admitted)verdict;
+            var forward = admitted.Forward;
+            client = admitted.Client?.Value;
+            if (client is not null)
+            {
+                record.Client = client.Name;
+                record.ClientKeyId = client.KeyId;
+            }
+
             var pathAndQuery = PathAndQuery(request);
             if (ingress is not null)
             {
@@ -122,11 +135,40 @@ internal sealed class MessagesEndpoint(
                 return;
             }
 
+            // :: Step 4: plan — the client's models, providers, limits and budgets, before routing
+            if (client is not null && clientGate is not null)
+            {
+                var decision = ClientAdmission.decide(client, snapshot.Candidates, snapshot.PricesFor, facts);
+                if (decision.IsError)
+                {
+                    var denial = decision.ErrorValue;
+                    clientMetrics?.Refused(client.Name, denial.Reason);
+                    await RejectAsync(context, record, denial.Type, denial.Message);
+                    return;
+                }
+
+                var admission = clientGate.Admit(client, decision.ResultValue);
+                if (admission.IsError)
+                {
+                    await RefuseAsync(context, record, client, admission.ErrorValue);
+                    return;
+                }
+
+                ticket = admission.ResultValue;
+            }
+
             // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, pathAndQuery, record, record.Timing.StartedAt);
+            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, pathAndQuery, record, record.Timing.StartedAt, client);
         }
         finally
         {
+            if (ticket is not null && client is not null && clientGate is not null)
+            {
+                // the slot frees and the estimate gives way to the real usage and cost, as soon as the request ends
+                var cost = ClientLimits.settledCost(record.Attempts > 0, record.Status, record.Usage is not null, record.CostUsd is { } c ? c : null);
+                clientGate.Settle(client, ticket, record.Usage, cost?.Value);
+            }
+
             Complete(context, record, span);
         }
     }
@@ -157,6 +199,21 @@ internal sealed class MessagesEndpoint(
     {
         record.Ended(RequestResult.NewRefused(errorType, status ?? ErrorEnvelope.status(errorType)));
         record.BytesOut = await ErrorResponse.WriteAsync(context, errorType, message, status);
+    }
+
+    /// <summary>
+    /// Answers a request a client limit refused: 429 <c>rate_limit_error</c> with <c>retry-after</c> when waiting helps
+    /// (a limit, or a budget until its period rolls over), 400 <c>invalid_request_error</c> when it never does.
+    /// </summary>
+    private async Task RefuseAsync(HttpContext context, RequestRecord record, ClientConfig client, ClientRefusal refusal)
+    {
+        clientMetrics?.Refused(client.Name, ClientLimits.reason(refusal));
+        if (ClientLimits.retryAfter(timeProvider.GetUtcNow(), refusal) is { } seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        await RejectAsync(context, record, ClientLimits.errorType(refusal), ClientLimits.describe(client, refusal));
     }
 
     /// <summary>The key id of the caller's credential (its <c>x-api-key</c>, else its bearer token); <c>-</c> when it sent none.</summary>

@@ -1,6 +1,7 @@
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
+using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 
@@ -19,11 +20,11 @@ internal static class RootEndpoints
         return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
     }
 
-    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime)
+    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime, Ledger.IUsageLedger? ledger = null)
     {
         // one read of the runtime: its providers, circuits and keys, and the config they came from, all of one generation
         var report = RelayHealth.report(RelayInfo.Version, runtime.Current, runtime.Now);
-        var json = Health.toJson(report);
+        var json = Health.toJsonWithLedger(report, ledger is null ? FSharpOption<LedgerHealth>.None : FSharpOption<LedgerHealth>.Some(LedgerHealthOf(ledger.Status)));
         context.Response.StatusCode = Health.statusCode(report);
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";
@@ -32,6 +33,10 @@ internal static class RootEndpoints
             ? Task.CompletedTask
             : context.Response.Body.WriteAsync(json, context.RequestAborted).AsTask();
     }
+
+    /// <summary>The ledger's line in <c>/health</c>: its state and counts, its problem, never its path.</summary>
+    private static LedgerHealth LedgerHealthOf(Ledger.LedgerStatus status) =>
+        new(status.Enabled, status.Healthy, status.Written, status.Dropped, status.Problem is { } p ? FSharpOption<string>.Some(p) : FSharpOption<string>.None);
 
     public static Task NotFoundAsync(HttpContext context) =>
         ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"no route for {context.Request.Method} {context.Request.Path}");

@@ -34,12 +34,13 @@ internal sealed class FailoverForwarder(
         FSharpList<Credential> forward,
         string pathAndQuery,
         RequestRecord record,
-        long startedAt)
+        long startedAt,
+        ClientConfig? client = null)
     {
         // NOTE: choosing and relaying are two methods so that everything the choice needed (the plan, the
         // dispatch, the routing request, the closures over them, a kept failed answer) is garbage by the time a
         // stream starts: an async method's locals live as long as the method, a long stream's included.
-        if (await ChooseAsync(context, snapshot, facts, body, forward, pathAndQuery, record, startedAt) is not { } delivery)
+        if (await ChooseAsync(context, snapshot, facts, body, forward, pathAndQuery, record, startedAt, client) is not { } delivery)
         {
             return;
         }
@@ -84,7 +85,8 @@ internal sealed class FailoverForwarder(
         FSharpList<Credential> forward,
         string pathAndQuery,
         RequestRecord record,
-        long startedAt)
+        long startedAt,
+        ClientConfig? client)
     {
         var aborted = context.RequestAborted;
 
@@ -104,6 +106,11 @@ internal sealed class FailoverForwarder(
 
         // :: Step 4: plan — the ordered providers (the strategy orders the stage's candidates)
         var dispatch = cell.Transition((request, stage.Targets), static (runtime, now, s) => Relay.planRoute(runtime, now, s.request, s.Targets));
+        if (client is not null)
+        {
+            // a client limited to some providers (clients[].providers) is planned on those only
+            dispatch = Relay.restrictTo(client.Providers, dispatch);
+        }
 
         var countTokens = Dialect.operationOf(pathAndQuery).IsCountTokens;
 

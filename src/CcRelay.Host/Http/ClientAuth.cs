@@ -1,5 +1,6 @@
 using CcRelay.Core;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CcRelay.Host.Http;
 
@@ -8,13 +9,17 @@ internal static class ClientAuth
 {
     public static async Task<bool> AuthorizeAsync(HttpContext context, RelaySnapshot snapshot)
     {
-        var verdict = Core.Auth.authenticate(
+        // client keys (clients[]) pass here too; their limits apply to relayed requests only
+        var now = (context.RequestServices?.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
+        var verdict = ClientKeys.authenticate(
+            snapshot.Config.Clients,
             snapshot.Auth,
+            now,
             context.Request.Headers["x-api-key"].ToString(),
             context.Request.Headers.Authorization.ToString());
-        if (verdict is AuthVerdict.Denied denied)
+        if (verdict is ClientVerdict.Refused refused)
         {
-            _ = await ErrorResponse.WriteAsync(context, ErrorType.Authentication, denied.Reason);
+            _ = await ErrorResponse.WriteAsync(context, ErrorType.Authentication, refused.Reason);
             return false;
         }
 

@@ -21,6 +21,9 @@ internal sealed class RequestRecord
     /// <summary><see cref="KeyId"/> of the caller's credential (<c>x-api-key</c> or bearer token); <c>-</c> when none or not logged.</summary>
     public string ClientKeyId { get; set; } = "-";
 
+    /// <summary>The client's name (<c>clients[].name</c>); <c>-</c> when the request came through <c>server.auth</c> or an open relay.</summary>
+    public string Client { get; set; } = "-";
+
     public string Provider { get; set; } = "-";
 
     /// <summary><see cref="KeyId"/> of the credential sent upstream; <c>-</c> when none or not logged.</summary>

@@ -19,7 +19,8 @@ internal sealed class RelayManagementService(
     ConfigReloader reloader,
     RequestFeed feed,
     CcRelayOptions options,
-    TimeProvider timeProvider) : RelayManagement.RelayManagementBase
+    TimeProvider timeProvider,
+    Ledger.IUsageLedger ledger) : RelayManagement.RelayManagementBase
 {
     private readonly DateTimeOffset _started = timeProvider.GetUtcNow() - runtime.Now;
 
@@ -238,5 +239,59 @@ internal sealed class RelayManagementService(
         stats.Providers.AddRange(Core.Management.providers(current, now)
             .Select(view => ManagementViews.Stats(view, windows.GetValueOrDefault(view.Name))));
         return stats;
+    }
+
+    public override async Task<GetUsageResponse> GetUsage(GetUsageRequest request, ServerCallContext context)
+    {
+        var by = request.By.Length == 0 ? "client" : request.By;
+        if (!Enum.TryParse<Ledger.UsageGrouping>(by, ignoreCase: true, out var grouping) || !by.All(char.IsAsciiLetterLower))
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "by: expected client, provider, model, key or day"));
+        }
+
+        var zone = state.Current.Config.Ledger.TimeZone;
+        var since = BudgetPeriods.parseSince(zone, timeProvider.GetUtcNow(), request.Since.Length == 0 ? "7d" : request.Since);
+        if (since.IsError)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, since.ErrorValue));
+        }
+
+        await ledger.FlushAsync(context.CancellationToken);
+        var status = ledger.Status;
+        var response = new GetUsageResponse
+        {
+            By = by,
+            SinceUnixMs = since.ResultValue.ToUnixTimeMilliseconds(),
+            LedgerEnabled = status.Enabled,
+            LedgerHealthy = status.Healthy,
+        };
+        if (!status.Enabled)
+        {
+            return response;
+        }
+
+        IReadOnlyList<Ledger.UsageGroup> groups;
+        try
+        {
+            groups = ledger.Query(new Ledger.UsageQuery(grouping, since.ResultValue, zone));
+        }
+        catch (Exception e) when (e is FileNotFoundException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "the usage ledger cannot be read: " + e.Message));
+        }
+
+        response.Groups.AddRange(groups.Select(g => new UsageGroup
+        {
+            Key = g.Key,
+            Requests = g.Requests,
+            Errors = g.Errors,
+            InputTokens = g.InputTokens,
+            OutputTokens = g.OutputTokens,
+            CacheReadTokens = g.CacheReadTokens,
+            CacheWriteTokens = g.CacheWriteTokens,
+            CostUsd = (double)g.CostUsd,
+            Unpriced = g.Unpriced,
+        }));
+        return response;
     }
 }

@@ -63,6 +63,12 @@ internal sealed class RequestAccounting : IDisposable
         }
     }
 
+    /// <summary>The usage ledger each accounted request is appended to (<see cref="Ledger.NullLedger"/>: none).</summary>
+    public Ledger.IUsageLedger Ledger { get; init; } = CcRelay.Host.Ledger.NullLedger.Instance;
+
+    /// <summary>The client metrics, when clients are configured (null: none recorded).</summary>
+    public Func<Clients.ClientMetrics?> ClientMetrics { get; init; } = static () => null;
+
     /// <summary>Records not yet accounted for.</summary>
     public int Pending => _queue.Count;
 
@@ -175,6 +181,10 @@ internal sealed class RequestAccounting : IDisposable
                 _metrics.RecordStage(record.Stage, record.StageReason, record.ProviderLabel);
             }
 
+            ClientMetrics()?.Finished(record.Client, record.Result, record.Usage, record.CostUsd);
+
+            // a queue write that never blocks: a full or failing ledger drops the row and says so, the request is done
+            Ledger.Append(CcRelay.Host.Ledger.LedgerRows.Of(record));
             Log.RequestCompleted(_logger, record);
         }
         catch (Exception e)

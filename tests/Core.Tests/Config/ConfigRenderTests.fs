@@ -196,6 +196,13 @@ security:
   upstream_min_tls: "1.2"
   status_token: null
   audit_log: null
+clients: []
+ledger:
+  enabled: true
+  path: null
+  flush_interval_ms: 1000
+  queue_capacity: 10000
+  time_zone: "UTC"
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)

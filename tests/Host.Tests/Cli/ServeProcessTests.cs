@@ -62,6 +62,9 @@ public sealed partial class ServeProcessTests : IAsyncLifetime
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 WorkingDirectory = _dir,
+
+                // the relay's usage ledger goes into the test's directory, not the machine's state directory
+                Environment = { ["XDG_STATE_HOME"] = _dir },
             },
         };
         process.OutputDataReceived += (_, e) =>

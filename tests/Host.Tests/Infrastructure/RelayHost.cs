@@ -9,6 +9,7 @@ namespace CcRelay.Host.Tests.Infrastructure;
 public sealed class RelayHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private string? _ledgerDirectory;
 
     private RelayHost(WebApplication app, CapturedLogs logs, Uri baseUrl)
     {
@@ -55,6 +56,10 @@ public sealed class RelayHost : IAsyncDisposable
     /// </summary>
     public static async Task<RelayHost> StartAsync(RelayConfig config, string? configPath = null, TimeProvider? timeProvider = null, TimeSpan? accountingInterval = null, TimeSpan? pingInterval = null, bool watchConfig = true)
     {
+        // a config without ledger.path would write the machine's own ledger (~/.local/state): each test relay's
+        // state directory is a temporary one
+        var ledgerDirectory = Directory.CreateTempSubdirectory("cc-relay-test-state-").FullName;
+
         var logs = new CapturedLogs();
         var app = CcRelayServer.Build(config, new CcRelayServerOptions
         {
@@ -64,9 +69,10 @@ public sealed class RelayHost : IAsyncDisposable
             PingInterval = pingInterval,
             WatchConfig = watchConfig,
             ConfigureLogging = logging => logging.AddProvider(logs),
+            Environment = name => name == "XDG_STATE_HOME" ? ledgerDirectory : System.Environment.GetEnvironmentVariable(name),
         });
         await app.StartAsync();
-        return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0]));
+        return new RelayHost(app, logs, new Uri(CcRelayServer.Addresses(app)[0])) { _ledgerDirectory = ledgerDirectory };
     }
 
     public async ValueTask DisposeAsync()
@@ -74,5 +80,9 @@ public sealed class RelayHost : IAsyncDisposable
         Client.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        if (_ledgerDirectory is not null)
+        {
+            Directory.Delete(_ledgerDirectory, recursive: true);
+        }
     }
 }

@@ -46,7 +46,9 @@ public static class TestConfig
         int firstByteTimeoutMs = 120_000,
         int timeoutMs = 600_000,
         RoutingConfig? routing = null,
-        HealthConfig? health = null)
+        HealthConfig? health = null,
+        IEnumerable<ClientConfig>? clients = null,
+        LedgerConfig? ledger = null)
     {
         var d = Config.defaultServer;
         var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
@@ -59,8 +61,15 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger);
     }
+
+    /// <summary>The ledger off: tests that do not ask for one never write a file.</summary>
+    public static LedgerConfig NoLedger => new(false, FSharpOption<string>.None, Config.defaultLedger.FlushIntervalMs, Config.defaultLedger.QueueCapacity, TimeZoneInfo.Utc);
+
+    /// <summary>A ledger at <paramref name="path"/>, flushed every <paramref name="flushIntervalMs"/> ms.</summary>
+    public static LedgerConfig Ledger(string path, int flushIntervalMs = 50, TimeZoneInfo? timeZone = null) =>
+        new(true, FSharpOption<string>.Some(path), flushIntervalMs, Config.defaultLedger.QueueCapacity, timeZone ?? TimeZoneInfo.Utc);
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
     public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0, StagesConfig? stages = null, RoutingStrategy? strategy = null)
@@ -97,7 +106,7 @@ public static class TestConfig
         OtelConfig? otel = null,
         GrpcConfig? grpc = null,
         EdgeConfig? edge = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge);
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge, config.Clients, config.Ledger);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,

@@ -32,6 +32,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     private string LogPath => Path.Combine(_dir, "relay.log");
 
     private string AuditPath => Path.Combine(_dir, "audit.jsonl");
+    private string LedgerPath => Path.Combine(_dir, "ledger.db");
 
     public async Task InitializeAsync()
     {
@@ -97,6 +98,8 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         security:
           status_token: "SECRET0017"
           audit_log: "{AuditPath}"
+        ledger:
+          path: "{LedgerPath}"
         {extra}
         """;
 
@@ -167,6 +170,16 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         Assert.Contains("\"event\":\"status.denied\"", audit, StringComparison.Ordinal);
         Assert.Contains("\"outcome\":\"rejected\"", audit, StringComparison.Ordinal);
 
+        // the usage ledger (written at the relay's stop) holds the four requests, and no secret either
+        using (var ledger = CcRelay.Host.Ledger.LedgerFile.OpenForReading(LedgerPath))
+        using (var count = ledger.CreateCommand())
+        {
+            count.CommandText = "SELECT COUNT(*) FROM requests";
+            Assert.Equal(4L, (long)count.ExecuteScalar()!);
+        }
+
+        var ledgerBytes = string.Concat(Directory.GetFiles(_dir, "ledger.db*").Select(f => Encoding.Latin1.GetString(File.ReadAllBytes(f))));
+
         // Assert: the paths were really logged…
         // (request body 40, upstream request 41, response headers 42, response body 43, upstream failure 2,
         // config error 9, config warning 5, completion 1)
@@ -186,6 +199,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, audit, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, ledgerBytes, StringComparison.Ordinal);
         }
     }
 

@@ -1,0 +1,60 @@
+namespace CcRelay.Core
+
+open System
+
+/// Why a client's request is refused before its limits are even consulted.
+type ClientDenial = {
+    Type: ErrorType
+    /// The short reason for metrics: `model`, `provider`.
+    Reason: string
+    Message: string
+}
+
+/// The checks of a client's request before routing: the model it asks for, the providers it may use, and what
+/// it demands of its limits (`ClientLimits.admit`).
+[<RequireQualifiedAccess>]
+module ClientAdmission =
+
+    /// Decides what a request of `client` demands, or denies it: a model outside `models`, or no enabled provider
+    /// among `providers`, is a 400 `invalid_request_error` (retrying never helps; not 403, which Claude Code shows
+    /// as "Failed to authenticate"). The cost estimate is the dearest over
+    /// the providers the client may be routed to (`tableOf` gives a provider's price table).
+    let decide
+        (client: ClientConfig)
+        (candidates: ProviderConfig list)
+        (tableOf: Func<string, PriceTable>)
+        (facts: RequestFacts)
+        : Result<ClientDemand, ClientDenial> =
+        let allowed =
+            candidates |> List.filter (fun p -> ClientKeys.allowsProvider client p.Name)
+
+        if not (ClientKeys.allowsModel client facts.Model) then
+            Error {
+                Type = ErrorType.InvalidRequest
+                Reason = "model"
+                Message =
+                    $"""client %s{client.Name} may not use model %s{facts.Model}; allowed: %s{String.Join(", ", client.Models)}"""
+            }
+        elif allowed.IsEmpty then
+            Error {
+                Type = ErrorType.InvalidRequest
+                Reason = "provider"
+                Message =
+                    $"""client %s{client.Name} may use providers %s{String.Join(", ", client.Providers)}, none of which is enabled"""
+            }
+        else
+            let input = int64 (max 0 facts.EstimatedInputTokens)
+            let output = int64 (max 0 facts.MaxTokens)
+
+            let cost =
+                allowed
+                |> List.map (fun p ->
+                    ClientLimits.estimate (Pricing.tryFind (tableOf.Invoke p.Name) facts.Model) input output)
+                |> List.max
+
+            Ok {
+                Model = facts.Model
+                InputTokens = input
+                OutputTokens = output
+                CostUsd = cost
+            }

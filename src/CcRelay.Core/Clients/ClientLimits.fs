@@ -1,0 +1,392 @@
+namespace CcRelay.Core
+
+open System
+
+/// What one budget of a client has used in its current period.
+[<Struct>]
+type Spend = {
+    /// The start (UTC) of the period these amounts belong to (`BudgetPeriods.startOf`).
+    PeriodStart: DateTimeOffset
+    /// Settled cost of requests that ended in the period, USD.
+    Spent: decimal
+    /// Estimated cost of requests admitted in the period and still in flight, USD.
+    Reserved: decimal
+}
+
+/// One client's live limits: its rate buckets, its requests in flight, its spend per budget (in the order of
+/// `ClientConfig.Budgets`).
+type ClientState = {
+    Rpm: TokenBucket.Bucket
+    Itpm: TokenBucket.Bucket
+    Otpm: TokenBucket.Bucket
+    InFlight: int
+    Spend: Spend array
+}
+
+/// What a request asks of its client's limits, estimated before the call.
+[<Struct>]
+type ClientDemand = {
+    /// The requested model (budgets per model family match it).
+    Model: string
+    /// The input estimate (`RequestFacts.EstimatedInputTokens`).
+    InputTokens: int64
+    /// The most output the request may produce (`max_tokens`).
+    OutputTokens: int64
+    /// The cost estimate (`ClientLimits.estimate`), USD.
+    CostUsd: decimal
+}
+
+/// What an admitted request holds until it is settled.
+type ClientTicket = {
+    Demand: ClientDemand
+    /// The budgets (indexes into `ClientConfig.Budgets`) the estimate was reserved in.
+    Reserved: int list
+}
+
+/// Why a client's request is refused before routing.
+[<RequireQualifiedAccess>]
+type ClientRefusal =
+    /// A per-minute limit (`rpm`, `itpm`, `otpm`) or `max_concurrent` is reached; waiting `RetryAfter` helps.
+    | RateLimited of Limit: string * RetryAfter: TimeSpan
+    /// The request alone needs more than a per-minute limit allows: waiting never helps.
+    | TooLarge of Limit: string * Needed: int64 * Capacity: int
+    /// A budget has no room for the request's estimate. `ResetsAt`: when its period rolls over (None: a total budget).
+    | OverBudget of Budget: Budget * SpentUsd: decimal * EstimateUsd: decimal * ResetsAt: DateTimeOffset option
+
+/// The limits and budgets of `clients[]` as pure transitions (docs/teams.md), beside the key pools:
+/// `admit` before routing, `settle` once after the request ends. Two clocks come in: `now` (monotonic) for the
+/// per-minute buckets, `wall` (UTC) for the budgets' calendar.
+///
+/// The overshoot bound (checked by properties): a budget admits a request only while its settled spend plus
+/// the estimates in flight plus this request's estimate fit under the cap, so spend exceeds the cap by at most
+/// what the requests in flight cost beyond their estimates. The output side of an estimate is `max_tokens`, an
+/// upper bound; the input side is an estimate from the body's size (priced at the dearer of input and cache
+/// write), so the overshoot is what the input estimate missed.
+[<RequireQualifiedAccess>]
+module ClientLimits =
+
+    let private limitsOf (capacity: int) : TokenBucket.Limits = TokenBucket.perMinute (max 1 capacity)
+
+    /// A client's state with nothing used, as of `now` and `wall`.
+    let fresh (zone: TimeZoneInfo) (client: ClientConfig) (now: TimeSpan) (wall: DateTimeOffset) : ClientState = {
+        Rpm = TokenBucket.full (limitsOf client.RpmLimit) now
+        Itpm = TokenBucket.full (limitsOf client.ItpmLimit) now
+        Otpm = TokenBucket.full (limitsOf client.OtpmLimit) now
+        InFlight = 0
+        Spend =
+            client.Budgets
+            |> List.map (fun b -> {
+                PeriodStart = BudgetPeriods.startOf zone b.Period wall
+                Spent = 0m
+                Reserved = 0m
+            })
+            |> Array.ofList
+    }
+
+    /// The cost estimate of a request before the call, USD: input at the dearer of the input and cache-write
+    /// prices, output at `max_tokens`. Zero when the model has no price (such a request cannot be budgeted).
+    let estimate (price: ModelPrice option) (inputTokens: int64) (outputTokens: int64) : decimal =
+        match price with
+        | None -> 0m
+        | Some p ->
+            (decimal inputTokens * max p.Input p.CacheWrite + decimal outputTokens * p.Output)
+            / 1_000_000m
+
+    /// Whether a budget counts requests for `model`.
+    let applies (budget: Budget) (model: string) : bool =
+        match budget.Models with
+        | None -> true
+        | Some pattern -> ModelPattern.matches pattern model
+
+    /// The spend moved into the period holding `wall`: a new period starts with nothing spent, and with the
+    /// estimates of the requests still in flight, which will be charged to the period they end in.
+    let private roll (zone: TimeZoneInfo) (budget: Budget) (wall: DateTimeOffset) (spend: Spend) : Spend =
+        let start = BudgetPeriods.startOf zone budget.Period wall
+
+        if start = spend.PeriodStart then
+            spend
+        else
+            {
+                PeriodStart = start
+                Spent = 0m
+                Reserved = spend.Reserved
+            }
+
+    /// Rolls every budget into the period holding `wall`.
+    let rollAll (zone: TimeZoneInfo) (client: ClientConfig) (wall: DateTimeOffset) (state: ClientState) : ClientState =
+        let budgets = Array.ofList client.Budgets
+
+        {
+            state with
+                Spend = state.Spend |> Array.mapi (fun i s -> roll zone budgets[i] wall s)
+        }
+
+    /// Takes `cost` from a bucket whose limit is `capacity` (0: unlimited).
+    let private take
+        (name: string)
+        (capacity: int)
+        (now: TimeSpan)
+        (cost: int64)
+        (bucket: TokenBucket.Bucket)
+        : Result<TokenBucket.Bucket, ClientRefusal> =
+        if capacity <= 0 then
+            Ok bucket
+        else
+            match TokenBucket.tryTake (limitsOf capacity) now cost bucket with
+            | struct (TokenBucket.Granted, bucket) -> Ok bucket
+            | struct (TokenBucket.Denied wait, _) -> Error(ClientRefusal.RateLimited(name, wait))
+            | struct (TokenBucket.NeverSatisfiable, _) -> Error(ClientRefusal.TooLarge(name, cost, capacity))
+
+    /// Admits a request or says why not. Admitted, it holds a request slot, its tokens and its estimate until
+    /// `settle`. The state is unchanged by a refusal (other than budgets rolled into the current period).
+    let admit
+        (zone: TimeZoneInfo)
+        (client: ClientConfig)
+        (now: TimeSpan)
+        (wall: DateTimeOffset)
+        (demand: ClientDemand)
+        (state: ClientState)
+        : Result<ClientTicket, ClientRefusal> * ClientState =
+        let state = rollAll zone client wall state
+        let budgets = Array.ofList client.Budgets
+
+        let overBudget =
+            budgets
+            |> Array.indexed
+            |> Array.tryPick (fun (i, b) ->
+                let s = state.Spend[i]
+                let committed = s.Spent + s.Reserved
+
+                if
+                    applies b demand.Model
+                    && (committed >= b.LimitUsd || committed + demand.CostUsd > b.LimitUsd)
+                then
+                    Some(ClientRefusal.OverBudget(b, s.Spent, demand.CostUsd, BudgetPeriods.endOf zone b.Period wall))
+                else
+                    None)
+
+        let result =
+            match overBudget with
+            | Some refusal -> Error refusal
+            | None when client.MaxConcurrent > 0 && state.InFlight >= client.MaxConcurrent ->
+                // a slot frees when a request ends: no clock says when, so a short wait
+                Error(ClientRefusal.RateLimited("max_concurrent", TimeSpan.FromSeconds 1.0))
+            | None ->
+                take "rpm" client.RpmLimit now 1L state.Rpm
+                |> Result.bind (fun rpm ->
+                    take "itpm" client.ItpmLimit now demand.InputTokens state.Itpm
+                    |> Result.bind (fun itpm ->
+                        take "otpm" client.OtpmLimit now demand.OutputTokens state.Otpm
+                        |> Result.map (fun otpm -> rpm, itpm, otpm)))
+                |> Result.map (fun (rpm, itpm, otpm) ->
+                    let reserved =
+                        budgets
+                        |> Array.indexed
+                        |> Array.choose (fun (i, b) -> if applies b demand.Model then Some i else None)
+                        |> List.ofArray
+
+                    let spend = Array.copy state.Spend
+
+                    for i in reserved do
+                        spend[i] <- {
+                            spend[i] with
+                                Reserved = spend[i].Reserved + demand.CostUsd
+                        }
+
+                    { Demand = demand; Reserved = reserved },
+                    {
+                        Rpm = rpm
+                        Itpm = itpm
+                        Otpm = otpm
+                        InFlight = state.InFlight + 1
+                        Spend = spend
+                    })
+
+        match result with
+        | Ok(ticket, admitted) -> Ok ticket, admitted
+        | Error refusal -> Error refusal, state
+
+    /// Settles an admitted request once it ended: its slot is freed, the token estimates are corrected by the
+    /// real usage (refunded or charged late; None: the estimate stands), and its cost replaces its estimate in
+    /// the budgets (None: the estimate is kept as its cost). A request that ends in a later period than it was
+    /// admitted in is charged to the period it ended in, as the ledger (which records its end) counts it; its
+    /// estimate was carried into that period when it rolled over.
+    let settle
+        (zone: TimeZoneInfo)
+        (client: ClientConfig)
+        (now: TimeSpan)
+        (wall: DateTimeOffset)
+        (ticket: ClientTicket)
+        (usage: Usage option)
+        (costUsd: decimal option)
+        (state: ClientState)
+        : ClientState =
+        let state = rollAll zone client wall state
+        let demand = ticket.Demand
+
+        let correct (capacity: int) (estimated: int64) (actual: int64) (bucket: TokenBucket.Bucket) =
+            if capacity <= 0 then
+                bucket
+            else
+                TokenBucket.adjust (limitsOf capacity) now (estimated - actual) bucket
+
+        let itpm, otpm =
+            match usage with
+            | Some u ->
+                correct client.ItpmLimit demand.InputTokens (Usage.promptTokens u) state.Itpm,
+                correct client.OtpmLimit demand.OutputTokens u.OutputTokens state.Otpm
+            | None -> state.Itpm, state.Otpm
+
+        let cost = costUsd |> Option.defaultValue demand.CostUsd |> max 0m
+        let spend = Array.copy state.Spend
+
+        for i in ticket.Reserved do
+            if i < spend.Length then
+                spend[i] <- {
+                    spend[i] with
+                        Reserved = max 0m (spend[i].Reserved - demand.CostUsd)
+                        Spent = spend[i].Spent + cost
+                }
+
+        {
+            state with
+                Itpm = itpm
+                Otpm = otpm
+                InFlight = max 0 (state.InFlight - 1)
+                Spend = spend
+        }
+
+    /// Adds spend recorded before the relay started (the ledger's rows) to the budgets it falls in: a row of
+    /// `model` that ended at `at` and cost `costUsd`. Rows from before a budget's current period count nothing.
+    let restore
+        (zone: TimeZoneInfo)
+        (client: ClientConfig)
+        (wall: DateTimeOffset)
+        (model: string)
+        (at: DateTimeOffset)
+        (costUsd: decimal)
+        (state: ClientState)
+        : ClientState =
+        let state = rollAll zone client wall state
+        let budgets = Array.ofList client.Budgets
+        let spend = Array.copy state.Spend
+
+        for i in 0 .. budgets.Length - 1 do
+            if applies budgets[i] model && at >= spend[i].PeriodStart && costUsd > 0m then
+                spend[i] <- {
+                    spend[i] with
+                        Spent = spend[i].Spent + costUsd
+                }
+
+        { state with Spend = spend }
+
+    /// The state under a reloaded config of the same client: rate buckets and requests in flight kept, spend
+    /// kept for budgets that did not change (matched by period and models), new budgets start from nothing.
+    let relimit
+        (zone: TimeZoneInfo)
+        (before: ClientConfig)
+        (after: ClientConfig)
+        (now: TimeSpan)
+        (wall: DateTimeOffset)
+        (state: ClientState)
+        : ClientState =
+        let fresh = fresh zone after now wall
+        let old = List.zip before.Budgets (List.ofArray state.Spend)
+
+        let keep
+            (capacityBefore: int)
+            (capacityAfter: int)
+            (bucket: TokenBucket.Bucket)
+            (freshBucket: TokenBucket.Bucket)
+            =
+            if capacityBefore = capacityAfter then
+                bucket
+            else
+                TokenBucket.relimit (limitsOf capacityBefore) (limitsOf capacityAfter) now bucket
+                |> fun b -> if capacityBefore <= 0 then freshBucket else b
+
+        {
+            Rpm = keep before.RpmLimit after.RpmLimit state.Rpm fresh.Rpm
+            Itpm = keep before.ItpmLimit after.ItpmLimit state.Itpm fresh.Itpm
+            Otpm = keep before.OtpmLimit after.OtpmLimit state.Otpm fresh.Otpm
+            InFlight = state.InFlight
+            Spend =
+                after.Budgets
+                |> List.mapi (fun i b ->
+                    old
+                    |> List.tryFind (fun (o, _) -> o.Period = b.Period && o.Models = b.Models)
+                    |> Option.map snd
+                    |> Option.defaultValue fresh.Spend[i])
+                |> Array.ofList
+        }
+
+    /// The cost a finished request settles with: its answer's cost when the answer reported usage (None when
+    /// its model has no price: the estimate stands); nothing when no upstream answered it or it failed without
+    /// usage (providers do not bill errors); else (a stream cut before its usage) the estimate stands.
+    let settledCost (attempted: bool) (status: int) (usageKnown: bool) (costUsd: decimal option) : decimal option =
+        if usageKnown then
+            costUsd
+        elif not attempted || status >= 400 || status = 0 then
+            Some 0m
+        else
+            None
+
+    /// The Anthropic error a refusal is answered with, chosen by what the real Claude Code CLI (2.1.197) does with
+    /// each (docs/teams.md): 429 `rate_limit_error` whenever waiting helps — a limit, or a budget whose period
+    /// rolls over (with `retry-after`: Claude Code retries by itself up to a minute, and shows "Request rejected
+    /// (429) · <message>" at once for a longer wait); 400 `invalid_request_error` when waiting never helps (a spent
+    /// `total_usd`, a request larger than a per-minute limit). Not 403: Claude Code prefixes every 403 with
+    /// "Failed to authenticate", which would send the user to their key.
+    let errorType (refusal: ClientRefusal) : ErrorType =
+        match refusal with
+        | ClientRefusal.RateLimited _
+        | ClientRefusal.OverBudget(_, _, _, Some _) -> ErrorType.RateLimit
+        | ClientRefusal.TooLarge _
+        | ClientRefusal.OverBudget(_, _, _, None) -> ErrorType.InvalidRequest
+
+    /// The short reason for metrics and the ledger: `rpm`, `itpm`, `otpm`, `max_concurrent`, `too_large`, `budget`.
+    let reason (refusal: ClientRefusal) : string =
+        match refusal with
+        | ClientRefusal.RateLimited(limit, _) -> limit
+        | ClientRefusal.TooLarge _ -> "too_large"
+        | ClientRefusal.OverBudget _ -> "budget"
+
+    /// The `retry-after` of a refusal, in whole seconds rounded up (at least 1); None when waiting never helps.
+    let retryAfter (wall: DateTimeOffset) (refusal: ClientRefusal) : int64 option =
+        let seconds (wait: TimeSpan) =
+            max 1L (int64 (Math.Ceiling wait.TotalSeconds))
+
+        match refusal with
+        | ClientRefusal.RateLimited(_, wait) -> Some(seconds wait)
+        | ClientRefusal.TooLarge _ -> None
+        | ClientRefusal.OverBudget(_, _, _, Some resetsAt) -> Some(seconds (resetsAt - wall))
+        | ClientRefusal.OverBudget(_, _, _, None) -> None
+
+    /// What the client is told (no secret, no other client's figures).
+    let describe (client: ClientConfig) (refusal: ClientRefusal) : string =
+        let money (d: decimal) =
+            d.ToString("0.00##", Globalization.CultureInfo.InvariantCulture)
+
+        match refusal with
+        | ClientRefusal.RateLimited("max_concurrent", _) ->
+            $"client %s{client.Name} has %d{client.MaxConcurrent} requests in flight, its max_concurrent limit; retry when one ends"
+        | ClientRefusal.RateLimited(limit, wait) ->
+            $"client %s{client.Name} reached its %s{limit}_limit; retry in %d{max 1L (int64 (Math.Ceiling wait.TotalSeconds))} s"
+        | ClientRefusal.TooLarge(limit, needed, capacity) ->
+            $"this request needs %d{needed} tokens, more than client %s{client.Name}'s %s{limit}_limit of %d{capacity} per minute allows"
+        | ClientRefusal.OverBudget(budget, spent, estimate, resetsAt) ->
+            let scope =
+                match budget.Models with
+                | Some pattern -> $" for models %s{pattern}"
+                | None -> ""
+
+            let resets =
+                match resetsAt with
+                | Some at ->
+                    let shown =
+                        at.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", Globalization.CultureInfo.InvariantCulture)
+
+                    $"; it resets at %s{shown}"
+                | None -> "; it does not reset: ask the relay's operator"
+
+            $"client %s{client.Name} has used USD %s{money spent} of its %s{budget.Period.WireName} budget of USD %s{money budget.LimitUsd}%s{scope} (this request may cost up to USD %s{money estimate})%s{resets}"

@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using CcRelay.Core;
+using CcRelay.Host.Ledger;
+using Microsoft.FSharp.Core;
+
+namespace CcRelay.Host.Clients;
+
+/// <summary>
+/// The live limits and spend of each client (<c>clients[]</c>): Core decides (<see cref="ClientLimits.admit"/>,
+/// <see cref="ClientLimits.settle"/>), this class holds each client's state and swaps it under a per-client lock
+/// (the transition is pure and short). State is keyed by client name and survives reloads
+/// (<see cref="ClientLimits.relimit"/>); at start-up, budgets are rebuilt from the ledger.
+/// NOTE: the state is local to this relay. A shared store (PostgreSQL, issue 21 §4) would publish each
+/// settlement as an additive delta and merge the others' into these cells; Core's transitions stay as they are.
+/// </summary>
+public sealed class ClientGate
+{
+    private readonly ConcurrentDictionary<string, Cell> _cells = new(StringComparer.Ordinal);
+    private readonly TimeProvider _timeProvider;
+    private readonly TimeZoneInfo _zone;
+    private readonly long _start;
+
+    /// <summary>
+    /// A gate for <paramref name="config"/>'s clients, in the time zone of its <c>ledger</c> (fixed until restart), with
+    /// its budgets rebuilt from <paramref name="ledger"/>.
+    /// </summary>
+    public ClientGate(RelayConfig config, IUsageLedger ledger, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(ledger);
+        _timeProvider = timeProvider;
+        _zone = config.Ledger.TimeZone;
+        _start = timeProvider.GetTimestamp();
+        Rebuild(config, ledger);
+    }
+
+    private TimeSpan Now => _timeProvider.GetElapsedTime(_start);
+
+    /// <summary>Admits a request of <paramref name="client"/> or says why not; an admitted one must be settled once.</summary>
+    public FSharpResult<ClientTicket, ClientRefusal> Admit(ClientConfig client, ClientDemand demand)
+    {
+        var cell = CellOf(client);
+        lock (cell)
+        {
+            var (result, next) = ClientLimits.admit(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), demand, cell.State);
+            cell.State = next;
+            return result;
+        }
+    }
+
+    /// <summary>Settles an admitted request with what it really used and cost (null: unknown, the estimate stands).</summary>
+    public void Settle(ClientConfig client, ClientTicket ticket, Usage? usage, decimal? costUsd)
+    {
+        var cell = CellOf(client);
+        lock (cell)
+        {
+            cell.State = ClientLimits.settle(
+                _zone,
+                cell.Config,
+                Now,
+                _timeProvider.GetUtcNow(),
+                ticket,
+                usage is null ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(usage),
+                costUsd is { } cost ? FSharpOption<decimal>.Some(cost) : FSharpOption<decimal>.None,
+                cell.State);
+        }
+    }
+
+    /// <summary>A client's spend per budget now (tests, reports).</summary>
+    public IReadOnlyList<Spend> SpendOf(ClientConfig client)
+    {
+        var cell = CellOf(client);
+        lock (cell)
+        {
+            cell.State = ClientLimits.rollAll(_zone, cell.Config, _timeProvider.GetUtcNow(), cell.State);
+            return cell.State.Spend;
+        }
+    }
+
+    /// <summary>The cell of a client, made fresh or carried over to a reloaded config of the same name.</summary>
+    private Cell CellOf(ClientConfig client)
+    {
+        var cell = _cells.GetOrAdd(client.Name, static (_, s) => new Cell(s.client, ClientLimits.fresh(s.zone, s.client, s.now, s.wall)),
+            (client, zone: _zone, now: Now, wall: _timeProvider.GetUtcNow()));
+        if (!ReferenceEquals(cell.Config, client))
+        {
+            lock (cell)
+            {
+                if (!ReferenceEquals(cell.Config, client))
+                {
+                    if (!cell.Config.Equals(client))
+                    {
+                        cell.State = ClientLimits.relimit(_zone, cell.Config, client, Now, _timeProvider.GetUtcNow(), cell.State);
+                    }
+
+                    cell.Config = client;
+                }
+            }
+        }
+
+        return cell;
+    }
+
+    /// <summary>Adds the spend of the budgets' current periods recorded in the ledger.</summary>
+    private void Rebuild(RelayConfig config, IUsageLedger ledger)
+    {
+        var wall = _timeProvider.GetUtcNow();
+        var budgeted = config.Clients.Where(c => !c.Budgets.IsEmpty).ToList();
+        if (budgeted.Count == 0)
+        {
+            return;
+        }
+
+        var since = budgeted
+            .SelectMany(c => c.Budgets)
+            .Select(b => BudgetPeriods.startOf(_zone, b.Period, wall))
+            .Min();
+        var byName = budgeted.ToDictionary(c => c.Name, StringComparer.Ordinal);
+        foreach (var bucket in ledger.SpendSince(since))
+        {
+            if (byName.TryGetValue(bucket.Client, out var client))
+            {
+                var cell = CellOf(client);
+                lock (cell)
+                {
+                    cell.State = ClientLimits.restore(_zone, client, wall, bucket.Model, bucket.Start, bucket.CostUsd, cell.State);
+                }
+            }
+        }
+    }
+
+    /// <summary>One client's config and state; locked while a transition runs.</summary>
+    private sealed class Cell(ClientConfig config, ClientState state)
+    {
+        public ClientConfig Config { get; set; } = config;
+
+        public ClientState State { get; set; } = state;
+    }
+}

@@ -1,0 +1,270 @@
+/// Client limits and budgets over any interleaving of admissions and settlements (docs/teams.md).
+module CcRelay.Core.Properties.ClientLimitsProperties
+
+open System
+open FsCheck
+open FsCheck.FSharp
+open Xunit
+open CcRelay.Core
+
+/// One step: admit a request (its estimate and, once settled, its real cost as a multiple of the estimate in
+/// percent), settle the request in flight at an index, or let time pass.
+type private Op =
+    | Admit of Model: int * EstimateCents: int * ActualPercent: int * Known: bool
+    | Settle of Index: int
+    | Wait of Seconds: int
+
+let private models = [| "claude-opus-4-5"; "claude-sonnet-4-5" |]
+
+let private op: Gen<Op> =
+    Gen.frequency [
+        5,
+        gen {
+            let! model = Gen.choose (0, 1)
+            let! cents = Gen.choose (0, 300)
+            // real costs from nothing to twice the estimate: underestimates happen (the input side is a guess)
+            let! percent = Gen.frequency [ 4, Gen.choose (0, 100); 1, Gen.choose (100, 200) ]
+            let! known = Gen.frequency [ 5, Gen.constant true; 1, Gen.constant false ]
+            return Admit(model, cents, percent, known)
+        }
+        3, Gen.choose (0, 20) |> Gen.map Settle
+        1,
+        Gen.frequency [ 3, Gen.choose (0, 30); 1, Gen.choose (0, 3 * 86_400) ]
+        |> Gen.map Wait
+    ]
+
+let private client: Gen<ClientConfig> =
+    gen {
+        let! rpm = Gen.choose (0, 10)
+        let! concurrent = Gen.choose (0, 5)
+        let! dayCap = Gen.choose (1, 1000)
+        let! opusWeekCap = Gen.choose (1, 1000)
+
+        return {
+            Name = "c"
+            KeyDigest = Array.zeroCreate 32
+            KeyId = "00000000"
+            ExpiresAt = None
+            Providers = []
+            Models = []
+            Stages = []
+            RpmLimit = rpm
+            ItpmLimit = 0
+            OtpmLimit = 0
+            MaxConcurrent = concurrent
+            Budgets = [
+                {
+                    Period = BudgetPeriod.Day
+                    LimitUsd = decimal dayCap / 100m
+                    Models = None
+                }
+                {
+                    Period = BudgetPeriod.Week
+                    LimitUsd = decimal opusWeekCap / 100m
+                    Models = Some "claude-opus-*"
+                }
+            ]
+            Metadata = []
+        }
+    }
+
+let private scenario =
+    gen {
+        let! client = client
+        let! ops = Gen.listOf op |> Gen.resize 80
+        // start anywhere in a week, in UTC or a zone with daylight saving
+        let! startMinute = Gen.choose (0, 7 * 24 * 60)
+        let! zone = Gen.elements [ "UTC"; "Europe/Berlin"; "America/New_York" ]
+        return client, ops, startMinute, zone
+    }
+    |> Check.arb
+
+/// What the model of the property tracks per budget and period: what was settled, and the overshoot allowed
+/// (the real cost beyond the estimate of every request settled in the period).
+type private Ledger = Map<int * DateTimeOffset, decimal * decimal>
+
+[<Fact>]
+let ``budgets never hold more than cap + what settled requests cost beyond their estimates, over any interleaving`` () =
+    Check.property (
+        Prop.forAll scenario (fun (client, ops, startMinute, zoneId) ->
+            let zone = TimeZoneInfo.FindSystemTimeZoneById zoneId
+
+            let start =
+                DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero).AddMinutes(float startMinute)
+
+            let budgets = Array.ofList client.Budgets
+            let mutable now = TimeSpan.FromHours 1.0
+            let mutable wall = start
+            let mutable state = ClientLimits.fresh zone client now wall
+            let mutable inFlight: (ClientTicket * decimal option) list = []
+            let mutable excess: Ledger = Map.empty
+            let mutable ok = true
+
+            let check () =
+                for i in 0 .. budgets.Length - 1 do
+                    let s = state.Spend[i]
+
+                    let allowed =
+                        excess.TryFind(i, s.PeriodStart) |> Option.map snd |> Option.defaultValue 0m
+
+                    if s.Spent + s.Reserved > budgets[i].LimitUsd + allowed || s.Reserved < 0m then
+                        ok <- false
+
+                if client.MaxConcurrent > 0 && state.InFlight > client.MaxConcurrent then
+                    ok <- false
+
+            for step in ops do
+                match step with
+                | Wait seconds ->
+                    now <- now + TimeSpan.FromSeconds(float seconds)
+                    wall <- wall.AddSeconds(float seconds)
+                | Admit(model, cents, percent, known) ->
+                    let estimate = decimal cents / 100m
+
+                    let demand = {
+                        Model = models[model]
+                        InputTokens = 100L
+                        OutputTokens = 100L
+                        CostUsd = estimate
+                    }
+
+                    match ClientLimits.admit zone client now wall demand state with
+                    | Ok ticket, next ->
+                        state <- next
+
+                        let actual =
+                            if known then
+                                Some(estimate * decimal percent / 100m)
+                            else
+                                None
+
+                        inFlight <- inFlight @ [ ticket, actual ]
+                    | Error _, next -> state <- next
+                | Settle index when not inFlight.IsEmpty ->
+                    let index = index % inFlight.Length
+                    let ticket, actual = inFlight[index]
+                    inFlight <- inFlight |> List.removeAt index
+                    state <- ClientLimits.settle zone client now wall ticket None actual state
+
+                    // the overshoot this settlement may add to each budget it is charged to (the period it ends in)
+                    let beyond =
+                        max 0m ((actual |> Option.defaultValue ticket.Demand.CostUsd) - ticket.Demand.CostUsd)
+
+                    for i in 0 .. budgets.Length - 1 do
+                        if ClientLimits.applies budgets[i] ticket.Demand.Model then
+                            let key = i, state.Spend[i].PeriodStart
+                            let settled, allowed = excess.TryFind key |> Option.defaultValue (0m, 0m)
+                            excess <- excess.Add(key, (settled, allowed + beyond))
+                | Settle _ -> ()
+
+                check ()
+
+            ok)
+    )
+
+[<Fact>]
+let ``rpm: no window of a minute admits more than twice the limit (a full bucket plus a minute's refill)`` () =
+    let gen =
+        gen {
+            let! rpm = Gen.choose (1, 20)
+
+            let! gaps =
+                Gen.listOf (Gen.frequency [ 4, Gen.constant 0; 3, Gen.choose (0, 5_000); 1, Gen.choose (0, 60_000) ])
+
+            return rpm, gaps
+        }
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll gen (fun (rpm, gaps) ->
+            let client = {
+                Name = "c"
+                KeyDigest = Array.zeroCreate 32
+                KeyId = "00000000"
+                ExpiresAt = None
+                Providers = []
+                Models = []
+                Stages = []
+                RpmLimit = rpm
+                ItpmLimit = 0
+                OtpmLimit = 0
+                MaxConcurrent = 0
+                Budgets = []
+                Metadata = []
+            }
+
+            let wall = DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero)
+            let mutable now = TimeSpan.FromHours 1.0
+            let mutable state = ClientLimits.fresh TimeZoneInfo.Utc client now wall
+            let mutable admitted = []
+
+            for gap in gaps do
+                now <- now + TimeSpan.FromMilliseconds(float gap)
+
+                let demand = {
+                    Model = "m"
+                    InputTokens = 0L
+                    OutputTokens = 0L
+                    CostUsd = 0m
+                }
+
+                match ClientLimits.admit TimeZoneInfo.Utc client now wall demand state with
+                | Ok _, next ->
+                    state <- next
+                    admitted <- now :: admitted
+                | Error(ClientRefusal.RateLimited(_, wait)), next ->
+                    state <- next
+                    // the promise: after the wait, one request is admitted (nothing else spends meanwhile)
+                    match ClientLimits.admit TimeZoneInfo.Utc client (now + wait) wall demand state with
+                    | Ok _, _ -> ()
+                    | Error e, _ -> failwith $"retry-after broke its promise: %A{e}"
+                | Error e, _ -> failwith $"%A{e}"
+
+            admitted
+            |> List.forall (fun t ->
+                admitted
+                |> List.filter (fun u -> u >= t && u < t + TimeSpan.FromMinutes 1.0)
+                |> List.length
+                <= 2 * rpm))
+    )
+
+[<Fact>]
+let ``period roll-over: every instant lies in [startOf, endOf), and endOf is the next period's start`` () =
+    let gen =
+        gen {
+            let! minutes = Gen.choose (0, 3 * 366 * 24 * 60)
+
+            let! period =
+                Gen.elements [ BudgetPeriod.Day; BudgetPeriod.Week; BudgetPeriod.Month ]
+
+            let! zone =
+                Gen.elements [
+                    "UTC"
+                    "Europe/Berlin"
+                    "America/New_York"
+                    "Asia/Kolkata"
+                    "Australia/Lord_Howe"
+                ]
+
+            return minutes, period, zone
+        }
+        |> Check.arb
+
+    Check.quick
+        1000
+        (Prop.forAll gen (fun (minutes, period, zoneId) ->
+            let zone = TimeZoneInfo.FindSystemTimeZoneById zoneId
+
+            let now =
+                DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero).AddMinutes(float minutes)
+
+            let start = BudgetPeriods.startOf zone period now
+            let finish = (BudgetPeriods.endOf zone period now).Value
+            let local = TimeZoneInfo.ConvertTime(start, zone)
+
+            start <= now
+            && now < finish
+            && BudgetPeriods.startOf zone period finish = finish
+            && BudgetPeriods.startOf zone period (finish.AddTicks -1L) = start
+            && (period <> BudgetPeriod.Week || local.DayOfWeek = DayOfWeek.Monday)
+            && (period <> BudgetPeriod.Month || local.Day = 1)))
