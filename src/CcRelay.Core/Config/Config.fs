@@ -328,6 +328,8 @@ type RelayConfig = {
     Routing: RoutingConfig
     Health: HealthConfig
     Grpc: GrpcConfig
+    /// `pipelines` and `plugins` (docs/pipelines.md).
+    Pipelines: PipelinesConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -533,6 +535,7 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
         Grpc = defaultGrpc
+        Pipelines = { Pipelines = []; Plugins = [] }
     }
 
 /// The config spellings of `type: openai`'s knobs.

@@ -21,6 +21,8 @@ module ConfigDecode =
             "routing"
             "health"
             "grpc"
+            "pipelines"
+            "plugins"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
@@ -475,6 +477,7 @@ module ConfigDecode =
                     and! routing = ConfigRouting.routing fields
                     and! health = ConfigRouting.health fields
                     and! grpc = ConfigGrpc.decode fields
+                    and! pipelines, pipelineReferences = PipelineDecode.decode fields
                     and! () = acceptedSections fields
 
                     return! {
@@ -488,8 +491,11 @@ module ConfigDecode =
                                 Routing = routing.Config
                                 Health = health
                                 Grpc = grpc
+                                Pipelines = pipelines
                             }
-                        Findings = ConfigRouting.checkNames routing providers failedProviders
+                        Findings =
+                            ConfigRouting.checkNames routing providers failedProviders
+                            @ PipelineDecode.check pipelineReferences providers
                     }
                 })
 

@@ -1,0 +1,275 @@
+namespace CcRelay.Core
+
+open System
+open System.Text
+open System.Text.Json
+
+/// The pipelines that apply to one attempt, their steps in order.
+type SelectedPipeline = {
+    /// The pipelines' names, in the order they run.
+    Names: string list
+    /// Steps on the Anthropic request (before the dialect), plugins included.
+    Anthropic: PipelineStep list
+    /// Steps on the body sent upstream (after the dialect).
+    Upstream: PipelineStep list
+    /// Steps on the answer.
+    Response: PipelineStep list
+} with
+
+    /// Whether nothing applies.
+    member this.IsEmpty: bool =
+        this.Anthropic.IsEmpty && this.Upstream.IsEmpty && this.Response.IsEmpty
+
+/// One line of a request's pipeline report.
+[<RequireQualifiedAccess>]
+type StepReport =
+    /// The step edited the body (`Reserialised`: not in place).
+    | Applied of Name: string * Reserialised: bool
+    /// The step had nothing to do for this request.
+    | Unchanged of Name: string
+    /// The step failed and was left out (`on_error: skip`).
+    | Skipped of Name: string * Reason: string
+    /// The step does not apply to this attempt's dialect (a model-attached pipeline at another provider).
+    | NotApplicable of Name: string * Dialect: string
+
+/// A pipeline run over one body: the body so far (all or nothing: a failed step never leaves its edit), what
+/// each step did, and the failure that stops the request (`on_error: fail`).
+type PipelineRun = {
+    /// The body after the steps so far.
+    Body: byte array
+    /// Whether any step edited it.
+    Changed: bool
+    /// The steps' reports, in order.
+    Reports: StepReport list
+    /// The failing step and why; the request fails with `Pipeline.errorStatus` and an Anthropic error.
+    Failure: (string * string) option
+}
+
+/// Pipelines: which apply to an attempt, running them step by step under their `on_error` policy, and the
+/// report (debug header, log field).
+[<RequireQualifiedAccess>]
+module Pipeline =
+
+    /// No pipeline.
+    let none: SelectedPipeline = {
+        Names = []
+        Anthropic = []
+        Upstream = []
+        Response = []
+    }
+
+    /// Whether a pipeline applies to an attempt at `provider` for a request of `model` (the model the client
+    /// asked for). NOTE: the seam for routing stages: add the request's stage to the arguments and match it
+    /// against an `Attach.Stages` list here; nothing else changes.
+    let applies (attach: PipelineAttach) (provider: string) (model: string) : bool =
+        List.contains provider attach.Providers
+        || attach.Models |> List.exists (fun pattern -> ModelPattern.matches pattern model)
+
+    /// The pipelines for an attempt, in file order, their steps concatenated.
+    let select (config: PipelinesConfig) (provider: string) (model: string) : SelectedPipeline =
+        let chosen =
+            config.Pipelines |> List.filter (fun p -> applies p.Attach provider model)
+
+        match chosen with
+        | [] -> none
+        | _ ->
+            let request = chosen |> List.collect _.Request
+
+            {
+                Names = chosen |> List.map _.Name
+                Anthropic =
+                    request
+                    |> List.filter (fun s -> Transformers.phase s.Transform = StepPhase.Anthropic)
+                Upstream =
+                    request
+                    |> List.filter (fun s -> Transformers.phase s.Transform = StepPhase.Upstream)
+                Response = chosen |> List.collect _.Response
+            }
+
+    /// A run over `body` (not copied: steps never write into their input).
+    let start (body: byte array) : PipelineRun = {
+        Body = body
+        Changed = false
+        Reports = []
+        Failure = None
+    }
+
+    /// Whether a step can run at a provider of `dialect` (model-attached pipelines reach every provider).
+    let appliesTo (step: PipelineStep) (dialect: string) : bool =
+        match step.Transform with
+        | Transform.Plugin _ -> true
+        | transform ->
+            match Transformers.tryFind step.Name with
+            | Some info -> info.AppliesTo = [ "all" ] || List.contains dialect info.AppliesTo
+            | None -> transform = Transform.RepairToolJson
+
+    /// Records one step's outcome: an edit is committed, a failure skipped or made the run's failure by the
+    /// step's policy. After a failure nothing more is recorded.
+    let record (run: PipelineRun) (step: PipelineStep) (outcome: StepOutcome) : PipelineRun =
+        match run.Failure, outcome with
+        | Some _, _ -> run
+        | None, StepOutcome.Changed(body, reserialised) -> {
+            run with
+                Body = body
+                Changed = true
+                Reports = run.Reports @ [ StepReport.Applied(step.Name, reserialised) ]
+          }
+        | None, StepOutcome.Unchanged -> {
+            run with
+                Reports = run.Reports @ [ StepReport.Unchanged step.Name ]
+          }
+        | None, StepOutcome.Failed reason ->
+            match step.OnError with
+            | OnError.Skip -> {
+                run with
+                    Reports = run.Reports @ [ StepReport.Skipped(step.Name, reason) ]
+              }
+            | OnError.Fail -> {
+                run with
+                    Failure = Some(step.Name, reason)
+              }
+
+    /// Runs the built-in steps of `steps` over the run (plugins are the host's: it calls them and `record`s
+    /// their outcomes). `thinking`: the Anthropic request's `thinking` member; `dialect`: the attempt's.
+    let runBuiltIn
+        (steps: PipelineStep list)
+        (dialect: string)
+        (thinking: byte array option)
+        (run: PipelineRun)
+        : PipelineRun =
+        steps
+        |> List.fold
+            (fun (run: PipelineRun) step ->
+                if run.Failure.IsSome then
+                    run
+                elif not (appliesTo step dialect) then
+                    {
+                        run with
+                            Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]
+                    }
+                else
+                    record run step (Transformers.applyRequest step.Transform thinking run.Body))
+            run
+
+    /// The report as a header value: `name` for an in-place edit, `name(reserialised)`, `name(unchanged)`,
+    /// `name(skipped)`, `name(n/a)`; steps separated by commas.
+    let header (reports: StepReport list) : string =
+        reports
+        |> List.map (function
+            | StepReport.Applied(name, false) -> name
+            | StepReport.Applied(name, true) -> name + "(reserialised)"
+            | StepReport.Unchanged name -> name + "(unchanged)"
+            | StepReport.Skipped(name, _) -> name + "(skipped)"
+            | StepReport.NotApplicable(name, _) -> name + "(n/a)")
+        |> String.concat ","
+
+    /// The reasons of skipped steps, for the log (`name: reason; …`), empty when none.
+    let skipped (reports: StepReport list) : string =
+        reports
+        |> List.choose (function
+            | StepReport.Skipped(name, reason) -> Some(name + ": " + reason)
+            | _ -> None)
+        |> String.concat "; "
+
+    /// The HTTP status of a failed pipeline: 500 for a plugin (the relay's side failed), 400 for a built-in
+    /// transformer (it cannot apply to this request).
+    let errorStatus (stepName: string) : int =
+        if stepName.StartsWith("plugin:", StringComparison.Ordinal) then 500 else 400
+
+    /// The Anthropic-shaped error body of a failed pipeline.
+    let errorBody (stepName: string) (reason: string) : byte array =
+        let errorType =
+            if errorStatus stepName = 500 then
+                "api_error"
+            else
+                "invalid_request_error"
+
+        use stream = new IO.MemoryStream()
+
+        (use writer = new Utf8JsonWriter(stream)
+         writer.WriteStartObject()
+         writer.WriteString("type", "error")
+         writer.WriteStartObject "error"
+         writer.WriteString("type", errorType)
+         writer.WriteString("message", $"the relay's transformer %s{stepName} failed: %s{reason}")
+         writer.WriteEndObject()
+         writer.WriteEndObject())
+
+        stream.ToArray()
+
+    /// A response step's outcome on a whole JSON answer.
+    let runAnswer (steps: PipelineStep list) (body: byte array) : PipelineRun =
+        steps
+        |> List.fold
+            (fun (run: PipelineRun) step ->
+                if run.Failure.IsSome then
+                    run
+                else
+                    record run step (Transformers.applyAnswer step.Transform run.Body))
+            (start body)
+
+    /// Whether the answer side repairs tool JSON.
+    let repairsToolJson (selected: SelectedPipeline) : bool =
+        selected.Response |> List.exists (fun s -> s.Transform = Transform.RepairToolJson)
+
+/// The plugin protocol, version 1 (docs/plugins.md): one JSON line each way per call.
+[<RequireQualifiedAccess>]
+module PluginProtocol =
+
+    /// The protocol version this relay speaks.
+    [<Literal>]
+    let Version = 1
+
+    /// The request line for one call: `{"v":1,"id":N,"kind":"request","provider":…,"model":…,"body":{…}}` + `\n`.
+    /// The body is embedded as it is (raw JSON), not re-encoded.
+    let requestLine (id: int64) (provider: string) (model: string) (body: ReadOnlySpan<byte>) : byte array =
+        let head =
+            Encoding.UTF8.GetBytes(
+                $"{{\"v\":%d{Version},\"id\":%d{id},\"kind\":\"request\",\"provider\":"
+                + Encoding.UTF8.GetString(JsonSpans.stringLiteral provider)
+                + ",\"model\":"
+                + Encoding.UTF8.GetString(JsonSpans.stringLiteral model)
+                + ",\"body\":"
+            )
+
+        let line = Array.zeroCreate<byte> (head.Length + body.Length + 2)
+        head.CopyTo(line, 0)
+        body.CopyTo(line.AsSpan(head.Length))
+        line[line.Length - 2] <- byte '}'
+        line[line.Length - 1] <- byte '\n'
+        line
+
+    /// The hello line a plugin may be sent first: `{"v":1,"kind":"hello"}`.
+    let hello: byte array = Encoding.UTF8.GetBytes "{\"v\":1,\"id\":0,\"kind\":\"hello\"}\n"
+
+    /// A plugin's answer line for call `id`, read: `{"v":1,"id":N,"body":{…}}` (the new body, re-serialised by
+    /// the plugin), `{"v":1,"id":N,"unchanged":true}`, or `{"v":1,"id":N,"error":"…"}`. Anything else —
+    /// not JSON, another id or version, a body that is not an object — is a failed call.
+    let answer (id: int64) (line: ReadOnlySpan<byte>) : StepOutcome =
+        try
+            use document = JsonDocument.Parse(line.ToArray())
+            let root = document.RootElement
+
+            let property (name: string) =
+                match root.TryGetProperty name with
+                | true, value -> Some value
+                | _ -> None
+
+            if root.ValueKind <> JsonValueKind.Object then
+                StepOutcome.Failed "the plugin answered something other than a JSON object"
+            else
+                match property "v", property "id" with
+                | Some v, _ when v.ValueKind <> JsonValueKind.Number || v.GetInt32() <> Version ->
+                    StepOutcome.Failed $"the plugin answered protocol version %s{v.GetRawText()}, not %d{Version}"
+                | None, _ -> StepOutcome.Failed "the plugin's answer has no v (protocol version)"
+                | _, Some i when i.ValueKind = JsonValueKind.Number && i.GetInt64() = id ->
+                    match property "error", property "unchanged", property "body" with
+                    | Some e, _, _ when e.ValueKind = JsonValueKind.String ->
+                        StepOutcome.Failed("the plugin reported: " + e.GetString())
+                    | _, Some u, _ when u.ValueKind = JsonValueKind.True -> StepOutcome.Unchanged
+                    | _, _, Some body when body.ValueKind = JsonValueKind.Object ->
+                        StepOutcome.Changed(Encoding.UTF8.GetBytes(body.GetRawText()), true)
+                    | _ -> StepOutcome.Failed "the plugin's answer has neither body (an object), unchanged nor error"
+                | _ -> StepOutcome.Failed $"the plugin answered another call than %d{id}"
+        with :? JsonException ->
+            StepOutcome.Failed "the plugin answered a line that is not JSON"
