@@ -53,7 +53,9 @@ public static class CcRelayEndpointRouteBuilderExtensions
         Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
         Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
         Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);
-        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime));
+        var plugins = services.GetService<Plugins.PluginHost>();
+        var state = services.GetService<RelayState>();
+        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime, plugins, state));
 
         if (notFoundFallback)
         {

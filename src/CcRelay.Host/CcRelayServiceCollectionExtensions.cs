@@ -3,6 +3,7 @@ using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
+using CcRelay.Host.Plugins;
 using CcRelay.Host.Observability;
 using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
@@ -51,12 +52,14 @@ public static class CcRelayServiceCollectionExtensions
         {
             PingInterval = options.PingInterval,
         });
+        services.AddSingleton(sp => new PluginHost(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton(sp => new FailoverForwarder(
             sp.GetRequiredService<UpstreamForwarder>(),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<FailoverForwarder>>()));
+            sp.GetRequiredService<ILogger<FailoverForwarder>>(),
+            sp.GetRequiredService<PluginHost>()));
         services.AddSingleton(sp => new ConfigReloader(
             sp.GetRequiredService<RelayState>(),
             options,

@@ -208,6 +208,34 @@ module Pipeline =
                     record run step (Transformers.applyAnswer step.Transform run.Body))
             (start body)
 
+    /// The report including a failure (`name(failed)`), for the debug header and the log line.
+    let report (run: PipelineRun) : string =
+        let steps = header run.Reports
+
+        match run.Failure with
+        | Some(name, _) when steps.Length > 0 -> steps + "," + name + "(failed)"
+        | Some(name, _) -> name + "(failed)"
+        | None -> steps
+
+    /// The dialect name of a provider, as the catalog's `AppliesTo` names it.
+    let dialect (provider: ProviderConfig) : string = PipelineDecode.dialectOf provider
+
+    /// The plan of an attempt whose pipeline failed: the relay answers it itself with the Anthropic error,
+    /// nothing goes upstream (no credential is applied).
+    let failedPlan (plan: UpstreamPlan) (stepName: string) (reason: string) : UpstreamPlan = {
+        plan with
+            Answer = AnswerDialect.Local(errorStatus stepName, errorBody stepName reason)
+            Signing = Signing.Static
+            Credentials = []
+    }
+
+    /// The run continued on another body (the upstream phase on the dialect's body): its reports kept.
+    let continueWith (body: byte array) (run: PipelineRun) : PipelineRun = {
+        run with
+            Body = body
+            Changed = false
+    }
+
     /// Whether the answer side repairs tool JSON.
     let repairsToolJson (selected: SelectedPipeline) : bool =
         selected.Response |> List.exists (fun s -> s.Transform = Transform.RepairToolJson)
@@ -273,3 +301,49 @@ module PluginProtocol =
                 | _ -> StepOutcome.Failed $"the plugin answered another call than %d{id}"
         with :? JsonException ->
             StepOutcome.Failed "the plugin answered a line that is not JSON"
+
+/// A plugin's state, for `/health`, the metrics and the management API.
+type PluginStatus = {
+    Name: string
+    /// `idle` (never called), `running`, `stopped` (died or cut off; restarted on the next call).
+    State: string
+    Calls: int64
+    Failures: int64
+    Restarts: int64
+    /// The last failure's reason (the relay's words, never the plugin's output).
+    LastError: string
+    /// Whether the CPU and memory limits are enforced (prlimit found).
+    Sandboxed: bool
+}
+
+/// Plugin states as JSON.
+[<RequireQualifiedAccess>]
+module PluginStatuses =
+
+    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool}, …]`.
+    let toJson (statuses: PluginStatus seq) : byte array =
+        use stream = new IO.MemoryStream()
+
+        (use writer = new Utf8JsonWriter(stream)
+         writer.WriteStartArray()
+
+         for s in statuses do
+             writer.WriteStartObject()
+             writer.WriteString("name", s.Name)
+             writer.WriteString("state", s.State)
+             writer.WriteNumber("calls", s.Calls)
+             writer.WriteNumber("failures", s.Failures)
+             writer.WriteNumber("restarts", s.Restarts)
+             writer.WriteString("last_error", s.LastError)
+             writer.WriteBoolean("sandboxed", s.Sandboxed)
+             writer.WriteEndObject()
+
+         writer.WriteEndArray())
+
+        stream.ToArray()
+
+    /// A `/health` body with the plugins' states added as its `plugins` member (a byte edit).
+    let addToHealth (health: byte array) (statuses: PluginStatus seq) : byte array =
+        match JsonSpans.set (ReadOnlySpan health) "plugins" (toJson statuses) with
+        | Ok edited -> edited
+        | Error _ -> health

@@ -19,11 +19,17 @@ internal static class RootEndpoints
         return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
     }
 
-    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime)
+    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime, Plugins.PluginHost? plugins = null, RelayState? state = null)
     {
         // one read of the runtime: its providers, circuits and keys, and the config they came from, all of one generation
         var report = RelayHealth.report(RelayInfo.Version, runtime.Current, runtime.Now);
         var json = Health.toJson(report);
+        if (plugins is not null && state?.Current.Config.Pipelines.Plugins is { IsEmpty: false } configured)
+        {
+            // the plugins' states, when any is configured (docs/plugins.md)
+            json = PluginStatuses.addToHealth(json, plugins.Statuses(configured));
+        }
+
         context.Response.StatusCode = Health.statusCode(report);
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";
