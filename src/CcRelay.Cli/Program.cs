@@ -51,6 +51,7 @@ internal static class Program
         var root = new RootCommand("cc-relay: a relay between Claude Code and the LLM providers you use.");
         root.Add(ServeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
+        root.Add(TransformersCommand.Create());
         root.Add(VersionCommand());
         return root;
     }

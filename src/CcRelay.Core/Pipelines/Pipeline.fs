@@ -347,3 +347,104 @@ module PluginStatuses =
         match JsonSpans.set (ReadOnlySpan health) "plugins" (toJson statuses) with
         | Ok edited -> edited
         | Error _ -> health
+
+/// `cc-relay transformers`: the catalog as text and as JSON.
+[<RequireQualifiedAccess>]
+module TransformerCatalog =
+
+    let private pluginNote =
+        "plugin: <name>  (request; applies to: all; re-serialises)\n"
+        + "  An external transformer (plugins.<name>, docs/plugins.md): it receives the request and returns a whole\n"
+        + "  new body, so the request is re-serialised by the plugin; reported as plugin:<name>(reserialised).\n"
+
+    /// The catalog as text: one block per transformer.
+    let text: string =
+        let block (t: TransformerInfo) =
+            let sb = StringBuilder()
+
+            let editing =
+                if t.InPlace then
+                    "edits bytes in place"
+                else
+                    "re-serialises"
+
+            sb.Append($"""%s{t.Name}  (%s{t.Side}; applies to: %s{String.concat ", " t.AppliesTo}; %s{editing})""")
+              .Append('\n')
+              .Append("  ")
+              .Append(t.Summary)
+              .Append('\n')
+              .Append("  edits: ")
+              .Append(t.Edits)
+              .Append('\n')
+            |> ignore
+
+            match t.Options with
+            | [] -> sb.Append("  options: none\n") |> ignore
+            | options ->
+                sb.Append("  options:\n") |> ignore
+                let width = options |> List.map _.Name.Length |> List.max
+                let kindWidth = options |> List.map _.Kind.Describe.Length |> List.max
+
+                for o in options do
+                    let defaultText =
+                        match o.Default with
+                        | Some d -> $" (default %s{d})"
+                        | None -> ""
+
+                    sb.Append("    ")
+                      .Append(o.Name.PadRight width)
+                      .Append("  ")
+                      .Append(o.Kind.Describe.PadRight kindWidth)
+                      .Append("  ")
+                      .Append(o.Description)
+                      .Append(defaultText)
+                      .Append('\n')
+                    |> ignore
+
+            sb.ToString()
+
+        (Transformers.catalog |> List.map block |> String.concat "\n") + "\n" + pluginNote
+
+    /// The catalog as JSON: `{"version":1,"transformers":[{"name","side","summary","applies_to":[…],
+    /// "in_place":bool,"edits","options":[{"name","type","default"|null,"description"}]}]}`.
+    let json: byte array =
+        use stream = new IO.MemoryStream()
+        use writer = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
+        writer.WriteStartObject()
+        writer.WriteNumber("version", 1)
+        writer.WriteStartArray "transformers"
+
+        for t in Transformers.catalog do
+            writer.WriteStartObject()
+            writer.WriteString("name", t.Name)
+            writer.WriteString("side", t.Side)
+            writer.WriteString("summary", t.Summary)
+            writer.WriteStartArray "applies_to"
+
+            for a in t.AppliesTo do
+                writer.WriteStringValue a
+
+            writer.WriteEndArray()
+            writer.WriteBoolean("in_place", t.InPlace)
+            writer.WriteString("edits", t.Edits)
+            writer.WriteStartArray "options"
+
+            for o in t.Options do
+                writer.WriteStartObject()
+                writer.WriteString("name", o.Name)
+                writer.WriteString("type", o.Kind.Describe)
+
+                match o.Default with
+                | Some d -> writer.WriteString("default", d)
+                | None -> writer.WriteNull "default"
+
+                writer.WriteString("description", o.Description)
+                writer.WriteEndObject()
+
+            writer.WriteEndArray()
+            writer.WriteEndObject()
+
+        writer.WriteEndArray()
+        writer.WriteEndObject()
+        writer.Flush()
+        stream.ToArray()
