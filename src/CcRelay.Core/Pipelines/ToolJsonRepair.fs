@@ -22,8 +22,10 @@ module ToolJsonRepair =
         try
             use document = JsonDocument.Parse(text)
             document.RootElement.ValueKind = JsonValueKind.Object
-        with :? JsonException ->
-            false
+        with
+        | :? JsonException
+        // a lone surrogate (`"\ud800"` decodes to one) cannot be transcoded to UTF-8
+        | :? ArgumentException -> false
 
     /// The usual breakage of model-written JSON, mended: a markdown fence around it, text before the first
     /// `{`, trailing commas, Python's `True`/`False`/`None`, an unterminated string, unclosed brackets (a
