@@ -267,9 +267,6 @@ module PluginProtocol =
         line[line.Length - 1] <- byte '\n'
         line
 
-    /// The hello line a plugin may be sent first: `{"v":1,"kind":"hello"}`.
-    let hello: byte array = Encoding.UTF8.GetBytes "{\"v\":1,\"id\":0,\"kind\":\"hello\"}\n"
-
     /// A plugin's answer line for call `id`, read: `{"v":1,"id":N,"body":{…}}` (the new body, re-serialised by
     /// the plugin), `{"v":1,"id":N,"unchanged":true}`, or `{"v":1,"id":N,"error":"…"}`. Anything else —
     /// not JSON, another id or version, a body that is not an object — is a failed call.

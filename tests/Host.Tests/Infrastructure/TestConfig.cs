@@ -46,7 +46,8 @@ public static class TestConfig
         int firstByteTimeoutMs = 120_000,
         int timeoutMs = 600_000,
         RoutingConfig? routing = null,
-        HealthConfig? health = null)
+        HealthConfig? health = null,
+        PipelinesConfig? pipelines = null)
     {
         var d = Config.defaultServer;
         var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
@@ -59,7 +60,7 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, pipelines ?? NoPipelines);
     }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
@@ -83,8 +84,12 @@ public static class TestConfig
         LoggingConfig? logging = null,
         MetricsConfig? metrics = null,
         OtelConfig? otel = null,
-        GrpcConfig? grpc = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc);
+        GrpcConfig? grpc = null,
+        PipelinesConfig? pipelines = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, pipelines ?? config.Pipelines);
+
+    /// <summary>No pipelines, no plugins.</summary>
+    public static PipelinesConfig NoPipelines { get; } = new(FSharpList<PipelineConfig>.Empty, FSharpList<PluginConfig>.Empty);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,
