@@ -249,7 +249,7 @@ module PluginProtocol =
     let Version = 1
 
     /// The request line for one call: `{"v":1,"id":N,"kind":"request","provider":…,"model":…,"body":{…}}` + `\n`.
-    /// The body is embedded as it is (raw JSON), not re-encoded.
+    /// The body is embedded as it is (raw JSON), not re-encoded; its line breaks (whitespace) become spaces.
     let requestLine (id: int64) (provider: string) (model: string) (body: ReadOnlySpan<byte>) : byte array =
         let head =
             Encoding.UTF8.GetBytes(
@@ -263,6 +263,15 @@ module PluginProtocol =
         let line = Array.zeroCreate<byte> (head.Length + body.Length + 2)
         head.CopyTo(line, 0)
         body.CopyTo(line.AsSpan(head.Length))
+
+        // NOTE: a raw CR or LF in valid JSON can only be whitespace (inside strings they are escaped), so a
+        // pretty-printed body becomes one line by turning them into spaces: the same JSON value, one line
+        let embedded = line.AsSpan(head.Length, body.Length)
+
+        if embedded.IndexOfAny(byte '\n', byte '\r') >= 0 then
+            embedded.Replace(byte '\n', byte ' ')
+            embedded.Replace(byte '\r', byte ' ')
+
         line[line.Length - 2] <- byte '}'
         line[line.Length - 1] <- byte '\n'
         line

@@ -248,6 +248,15 @@ let ``the request line embeds the body as it is`` () =
     Assert.Equal(7L, document.RootElement.GetProperty("id").GetInt64())
     Assert.Equal(1, document.RootElement.GetProperty("v").GetInt32())
 
+[<Fact>]
+let ``a pretty-printed body is embedded on one line, as the same JSON`` () =
+    let pretty = Encoding.UTF8.GetBytes "{\r\n  \"model\": \"m\",\n  \"messages\": [\"a\\nb\"]\n}"
+    let line = PluginProtocol.requestLine 1L "p" "m" (System.ReadOnlySpan pretty) |> Encoding.UTF8.GetString
+    Assert.Equal(line.Length - 1, line.IndexOf '\n')
+    use document = JsonDocument.Parse line
+    let messages = document.RootElement.GetProperty("body").GetProperty "messages"
+    Assert.Equal("a\nb", messages[0].GetString())
+
 [<Theory>]
 [<InlineData("""{"v":1,"id":3,"body":{"model":"x"}}""", "changed")>]
 [<InlineData("""{"v":1,"id":3,"unchanged":true}""", "unchanged")>]
