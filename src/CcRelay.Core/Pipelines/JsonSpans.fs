@@ -41,7 +41,12 @@ module JsonSpans =
 
     /// Every object's members at depth ≤ `maxDepth` (1: the top level only, whose nested values are skipped),
     /// grouped per object, with the top-level object's `{` and `}`. Error when the body is not one JSON object.
-    let scan (body: ReadOnlySpan<byte>) (maxDepth: int) : Result<JsonMember list list * int * int, string> =
+    /// `wanted`: when not empty, only these names are read (the others' `Name` is "", nothing is allocated for them).
+    let scan
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string list)
+        : Result<JsonMember list list * int * int, string> =
         let mutable reader = Utf8JsonReader(body, readerOptions)
         let objects = ResizeArray<JsonMember list>()
         let stack = Collections.Generic.Stack<Frame>()
@@ -85,7 +90,18 @@ module JsonSpans =
                     match reader.TokenType with
                     | JsonTokenType.PropertyName ->
                         let frame = stack.Peek()
-                        frame.PendingName <- reader.GetString() |> Option.ofObj |> Option.defaultValue ""
+                        frame.PendingName <-
+                            match wanted with
+                            | [] -> reader.GetString() |> Option.ofObj |> Option.defaultValue ""
+                            | names ->
+                                let mutable found = ""
+
+                                for name in names do
+                                    if found.Length = 0 && reader.ValueTextEquals name then
+                                        found <- name
+
+                                found
+
                         frame.PendingStart <- int reader.TokenStartIndex
                         reader.Read() |> ignore
                         frame.PendingValue <- int reader.TokenStartIndex
@@ -143,7 +159,7 @@ module JsonSpans =
 
     /// The top-level members, with the object's `{` and `}`.
     let topLevel (body: ReadOnlySpan<byte>) : Result<JsonMember list * int * int, string> =
-        scan body 1
+        scan body 1 []
         |> Result.map (fun (objects, openAt, closeAt) ->
             // with depth 1 only the top-level object is recorded
             (objects |> List.tryLast |> Option.defaultValue []), openAt, closeAt)
@@ -211,14 +227,12 @@ module JsonSpans =
                 members[lastKept].Stop, members[n - 1].Stop
           ]
 
-    /// The body without the members for which `remove` holds, at any depth up to `maxDepth` (members inside
-    /// a removed one go with it). Also the number of members removed (nested ones inside removed ones too).
-    let removeWhere
-        (body: ReadOnlySpan<byte>)
-        (maxDepth: int)
-        (remove: JsonMember -> bool)
-        : Result<byte array * int, string> =
-        match scan body maxDepth with
+    /// The body without the members named in `names`, at any depth up to `maxDepth` (members inside a removed
+    /// one go with it). Also the number of members removed (nested ones inside removed ones too).
+    let removeNamed (body: ReadOnlySpan<byte>) (maxDepth: int) (names: string list) : Result<byte array * int, string> =
+        let remove (m: JsonMember) = m.Name.Length > 0
+
+        match scan body maxDepth names with
         | Error e -> Error e
         | Ok(objects, _, _) ->
             let spans =

@@ -247,19 +247,34 @@ module Transformers =
             |> List.map (fun (name, value) -> name, numberBytes value)
             |> setAll body
 
+    /// Whether the body may hold a member of one of these names: a name's bytes appear, or some `\u` escape
+    /// might spell one. False proves absence without parsing (a vectorised search).
+    let private mayName (body: byte array) (names: string list) : bool =
+        body.AsSpan().IndexOf("\\u"B) >= 0
+        || names
+           |> List.exists (fun name -> body.AsSpan().IndexOf(Encoding.UTF8.GetBytes name) >= 0)
+
+    let private cacheControl = [ "cache_control" ]
+
     let private stripCacheControl (body: byte array) : StepOutcome =
-        match JsonSpans.removeWhere (ReadOnlySpan body) 512 (fun m -> m.Name = "cache_control") with
-        | Error e -> StepOutcome.Failed e
-        | Ok(_, 0) -> StepOutcome.Unchanged
-        | Ok(edited, _) -> changed edited
+        if not (mayName body cacheControl) then
+            StepOutcome.Unchanged
+        else
+            match JsonSpans.removeNamed (ReadOnlySpan body) 512 cacheControl with
+            | Error e -> StepOutcome.Failed e
+            | Ok(_, 0) -> StepOutcome.Unchanged
+            | Ok(edited, _) -> changed edited
 
     let private dropFields (fields: string list) (deep: bool) (body: byte array) : StepOutcome =
         let depth = if deep then 512 else 1
 
-        match JsonSpans.removeWhere (ReadOnlySpan body) depth (fun m -> List.contains m.Name fields) with
-        | Error e -> StepOutcome.Failed e
-        | Ok(_, 0) -> StepOutcome.Unchanged
-        | Ok(edited, _) -> changed edited
+        if not (mayName body fields) then
+            StepOutcome.Unchanged
+        else
+            match JsonSpans.removeNamed (ReadOnlySpan body) depth fields with
+            | Error e -> StepOutcome.Failed e
+            | Ok(_, 0) -> StepOutcome.Unchanged
+            | Ok(edited, _) -> changed edited
 
     let private toolChoice (choice: string) (name: string option) (onlyWithTools: bool) (body: byte array) =
         match JsonSpans.topLevel (ReadOnlySpan body) with

@@ -47,9 +47,19 @@ internal static class PipelineRunner
             }
 
             var config = snapshot.Config.Pipelines.Plugins.FirstOrDefault(p => p.Name == plugin.Name);
-            var outcome = config is null || plugins is null
-                ? StepOutcome.NewFailed("the plugin is not configured")
-                : await plugins.CallAsync(config, provider.Name, model, run.Body, cancellationToken);
+            StepOutcome outcome;
+            try
+            {
+                outcome = config is null || plugins is null
+                    ? StepOutcome.NewFailed("the plugin is not configured")
+                    : await plugins.CallAsync(config, provider.Name, model, run.Body, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // the client left mid-call: the attempt that follows sees the abort and ends as abandoned
+                outcome = StepOutcome.NewFailed("the client left during the plugin call");
+            }
+
             if (outcome is StepOutcome.Changed changed && RequestFacts.Inspect(changed.Body) is { IsError: true } invalid)
             {
                 outcome = StepOutcome.NewFailed("the plugin's body is not a valid request: " + invalid.ErrorValue.Message);

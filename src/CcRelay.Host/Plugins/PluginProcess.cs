@@ -63,7 +63,12 @@ internal sealed class PluginProcess : IDisposable
 
         try
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                // a reload replaced the plugin while this call waited for it
+                return Fail("the plugin was reconfigured during the call");
+            }
+
             if (_process is null || _process.HasExited)
             {
                 if (Start() is { } startError)
@@ -75,7 +80,7 @@ internal sealed class PluginProcess : IDisposable
             var id = ++_nextId;
             var line = PluginProtocol.requestLine(id, provider, model, body);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var exchange = ExchangeAsync(line, body.Length + LineSlack, deadline.Token);
+            var exchange = ExchangeAsync(_stdin!, _stdout!, line, body.Length + LineSlack, deadline.Token);
             byte[]? answer;
             try
             {
@@ -160,10 +165,10 @@ internal sealed class PluginProcess : IDisposable
     }
 
     /// <summary>Writes the request line and reads one answer line (null: the plugin's stdout ended first).</summary>
-    private async Task<byte[]?> ExchangeAsync(byte[] line, int maxLine, CancellationToken cancellationToken)
+    private async Task<byte[]?> ExchangeAsync(Stream stdin, Stream stdout, byte[] line, int maxLine, CancellationToken cancellationToken)
     {
-        await _stdin!.WriteAsync(line, cancellationToken);
-        await _stdin.FlushAsync(cancellationToken);
+        await stdin.WriteAsync(line, cancellationToken);
+        await stdin.FlushAsync(cancellationToken);
         while (true)
         {
             var newline = Array.IndexOf(_buffer, (byte)'\n', 0, _buffered);
@@ -185,7 +190,7 @@ internal sealed class PluginProcess : IDisposable
                 Array.Resize(ref _buffer, Math.Min(maxLine + 1, _buffer.Length * 2));
             }
 
-            var read = await _stdout!.ReadAsync(_buffer.AsMemory(_buffered), cancellationToken);
+            var read = await stdout.ReadAsync(_buffer.AsMemory(_buffered), cancellationToken);
             if (read == 0)
             {
                 return null;
