@@ -38,7 +38,10 @@ type PipelineBenchmarks() =
                 OnError = OnError.Fail
                 Request = steps
                 Response = []
-                Attach = { Providers = [ "other" ]; Models = [ "gpt-*" ] }
+                Attach = {
+                    Providers = [ "other" ]
+                    Models = [ "gpt-*" ]
+                }
             }
         ]
         Plugins = []

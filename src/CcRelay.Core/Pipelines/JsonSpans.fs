@@ -90,6 +90,7 @@ module JsonSpans =
                     match reader.TokenType with
                     | JsonTokenType.PropertyName ->
                         let frame = stack.Peek()
+
                         frame.PendingName <-
                             match wanted with
                             | [] -> reader.GetString() |> Option.ofObj |> Option.defaultValue ""
@@ -245,13 +246,17 @@ module JsonSpans =
                 spans
                 |> List.fold
                     (fun (kept, reach) (start, stop) ->
-                        if start < reach then kept, reach else (start, stop) :: kept, stop)
+                        if start < reach then
+                            kept, reach
+                        else
+                            (start, stop) :: kept, stop)
                     ([], -1)
                 |> fst
                 |> List.rev
 
             let count =
-                objects |> List.sumBy (fun members -> members |> List.filter remove |> List.length)
+                objects
+                |> List.sumBy (fun members -> members |> List.filter remove |> List.length)
 
             if outer.IsEmpty then
                 Ok(body.ToArray(), 0)

@@ -174,7 +174,10 @@ module Pipeline =
     /// The HTTP status of a failed pipeline: 500 for a plugin (the relay's side failed), 400 for a built-in
     /// transformer (it cannot apply to this request).
     let errorStatus (stepName: string) : int =
-        if stepName.StartsWith("plugin:", StringComparison.Ordinal) then 500 else 400
+        if stepName.StartsWith("plugin:", StringComparison.Ordinal) then
+            500
+        else
+            400
 
     /// The Anthropic-shaped error body of a failed pipeline.
     let errorBody (stepName: string) (reason: string) : byte array =
@@ -238,7 +241,8 @@ module Pipeline =
 
     /// Whether the answer side repairs tool JSON.
     let repairsToolJson (selected: SelectedPipeline) : bool =
-        selected.Response |> List.exists (fun s -> s.Transform = Transform.RepairToolJson)
+        selected.Response
+        |> List.exists (fun s -> s.Transform = Transform.RepairToolJson)
 
 /// The plugin protocol, version 1 (docs/plugins.md): one JSON line each way per call.
 [<RequireQualifiedAccess>]
@@ -260,7 +264,7 @@ module PluginProtocol =
                 + ",\"body\":"
             )
 
-        let line = Array.zeroCreate<byte> (head.Length + body.Length + 2)
+        let line = Array.zeroCreate<byte>(head.Length + body.Length + 2)
         head.CopyTo(line, 0)
         body.CopyTo(line.AsSpan(head.Length))
 
@@ -374,14 +378,15 @@ module TransformerCatalog =
                 else
                     "re-serialises"
 
-            sb.Append($"""%s{t.Name}  (%s{t.Side}; applies to: %s{String.concat ", " t.AppliesTo}; %s{editing})""")
-              .Append('\n')
-              .Append("  ")
-              .Append(t.Summary)
-              .Append('\n')
-              .Append("  edits: ")
-              .Append(t.Edits)
-              .Append('\n')
+            sb
+                .Append($"""%s{t.Name}  (%s{t.Side}; applies to: %s{String.concat ", " t.AppliesTo}; %s{editing})""")
+                .Append('\n')
+                .Append("  ")
+                .Append(t.Summary)
+                .Append('\n')
+                .Append("  edits: ")
+                .Append(t.Edits)
+                .Append('\n')
             |> ignore
 
             match t.Options with
@@ -397,19 +402,22 @@ module TransformerCatalog =
                         | Some d -> $" (default %s{d})"
                         | None -> ""
 
-                    sb.Append("    ")
-                      .Append(o.Name.PadRight width)
-                      .Append("  ")
-                      .Append(o.Kind.Describe.PadRight kindWidth)
-                      .Append("  ")
-                      .Append(o.Description)
-                      .Append(defaultText)
-                      .Append('\n')
+                    sb
+                        .Append("    ")
+                        .Append(o.Name.PadRight width)
+                        .Append("  ")
+                        .Append(o.Kind.Describe.PadRight kindWidth)
+                        .Append("  ")
+                        .Append(o.Description)
+                        .Append(defaultText)
+                        .Append('\n')
                     |> ignore
 
             sb.ToString()
 
-        (Transformers.catalog |> List.map block |> String.concat "\n") + "\n" + pluginNote
+        (Transformers.catalog |> List.map block |> String.concat "\n")
+        + "\n"
+        + pluginNote
 
     /// The catalog as JSON: `{"version":1,"transformers":[{"name","side","summary","applies_to":[…],
     /// "in_place":bool,"edits","options":[{"name","type","default"|null,"description"}]}]}`.

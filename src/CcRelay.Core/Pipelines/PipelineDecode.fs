@@ -54,13 +54,21 @@ module internal PipelineDecode =
     let private readOption (kind: OptionKind) : Read<OptionValue option> =
         fun cursor node ->
             match kind with
-            | OptionKind.Integer(lo, hi) -> ConfigRead.optionalInteger lo hi cursor node |> Decoded.map (Option.map OptionValue.Integer)
-            | OptionKind.Number(lo, hi) -> ConfigRead.optionalDecimal lo hi cursor node |> Decoded.map (Option.map OptionValue.Number)
-            | OptionKind.Text -> ConfigRead.some ConfigRead.nonEmptyString cursor node |> Decoded.map (Option.map OptionValue.Text)
+            | OptionKind.Integer(lo, hi) ->
+                ConfigRead.optionalInteger lo hi cursor node
+                |> Decoded.map (Option.map OptionValue.Integer)
+            | OptionKind.Number(lo, hi) ->
+                ConfigRead.optionalDecimal lo hi cursor node
+                |> Decoded.map (Option.map OptionValue.Number)
+            | OptionKind.Text ->
+                ConfigRead.some ConfigRead.nonEmptyString cursor node
+                |> Decoded.map (Option.map OptionValue.Text)
             | OptionKind.Choice allowed ->
                 ConfigRead.optionalChoice (allowed |> List.map (fun a -> a, a)) cursor node
                 |> Decoded.map (Option.map OptionValue.Text)
-            | OptionKind.Flag -> ConfigRead.optionalBoolean cursor node |> Decoded.map (Option.map OptionValue.Flag)
+            | OptionKind.Flag ->
+                ConfigRead.optionalBoolean cursor node
+                |> Decoded.map (Option.map OptionValue.Flag)
             | OptionKind.Texts ->
                 ConfigRead.optionalList ConfigRead.nonEmptyString cursor node
                 |> Decoded.map (Option.map OptionValue.Texts)
@@ -113,7 +121,8 @@ module internal PipelineDecode =
             }
 
             if options.IsEmpty then
-                Error "needs at least one of temperature, top_p, top_k, temperature_min, temperature_max, top_p_max, top_k_max"
+                Error
+                    "needs at least one of temperature, top_p, top_k, temperature_min, temperature_max, top_p_max, top_k_max"
             else
                 match sampling.TemperatureMin, sampling.TemperatureMax with
                 | Some lo, Some hi when lo > hi -> Error "temperature_min is above temperature_max"
@@ -172,7 +181,11 @@ module internal PipelineDecode =
         fun cursor node ->
             let at = ConfigNode.position node
 
-            let fromName (name: string) (nameAt: Position) (optionsOf: TransformerInfo -> Decoded<Map<string, OptionValue>>) =
+            let fromName
+                (name: string)
+                (nameAt: Position)
+                (optionsOf: TransformerInfo -> Decoded<Map<string, OptionValue>>)
+                =
                 match Transformers.tryFind name with
                 | None ->
                     let hint =
@@ -185,7 +198,10 @@ module internal PipelineDecode =
                         nameAt
                         $"""unknown transformer %s{ConfigRead.quote name}%s{hint} (the catalog: cc-relay transformers)"""
                 | Some info when info.Side <> side ->
-                    ConfigRead.fail cursor nameAt $"%s{name} is a %s{info.Side} transformer; it belongs under %s{info.Side}:"
+                    ConfigRead.fail
+                        cursor
+                        nameAt
+                        $"%s{name} is a %s{info.Side} transformer; it belongs under %s{info.Side}:"
                 | Some info ->
                     optionsOf info
                     |> Decoded.bind (fun options ->
@@ -212,7 +228,10 @@ module internal PipelineDecode =
                 ConfigRead.nonEmptyString cursor node
                 |> Decoded.bind (fun name -> fromName name at (fun _ -> Decoded.ok Map.empty))
             | Mapping(entries, _) ->
-                match entries |> List.tryFind (fun e -> e.Key = "plugin"), entries |> List.tryFind (fun e -> e.Key = "use") with
+                match
+                    entries |> List.tryFind (fun e -> e.Key = "plugin"),
+                    entries |> List.tryFind (fun e -> e.Key = "use")
+                with
                 | Some plugin, None ->
                     ConfigRead.nonEmptyString (cursor.Child "plugin") plugin.Value
                     |> Decoded.bind (fun name ->
@@ -220,7 +239,10 @@ module internal PipelineDecode =
 
                         match extra with
                         | e :: _ ->
-                            ConfigRead.fail (cursor.Child e.Key) e.KeyAt "a plugin step takes no options (set them in plugins.<name>)"
+                            ConfigRead.fail
+                                (cursor.Child e.Key)
+                                e.KeyAt
+                                "a plugin step takes no options (set them in plugins.<name>)"
                         | [] when not (List.contains name plugins) ->
                             let hint =
                                 match ConfigRead.suggest plugins name with
@@ -276,9 +298,11 @@ module internal PipelineDecode =
                                 |> Decoded.map (List.choose id >> Map.ofList)
 
                             Decoded.zip unknown values |> Decoded.map snd))
-                | Some _, Some _ -> ConfigRead.fail cursor at "a step is either use: <transformer> or plugin: <name>, not both"
+                | Some _, Some _ ->
+                    ConfigRead.fail cursor at "a step is either use: <transformer> or plugin: <name>, not both"
                 | None, None -> ConfigRead.fail cursor at "a step needs use: <transformer> (or plugin: <name>)"
-            | other -> ConfigRead.fail cursor (ConfigNode.position other) "expected a transformer name or a mapping with use:"
+            | other ->
+                ConfigRead.fail cursor (ConfigNode.position other) "expected a transformer name or a mapping with use:"
 
     let private steps
         (key: string)
@@ -292,7 +316,11 @@ module internal PipelineDecode =
         |> ConfigRead.field key (ConfigRead.optionalList (step side plugins onError pluginOnError))
         |> Decoded.orDefault []
 
-    let private pipeline (plugins: string list) (pluginOnError: Map<string, OnError>) (name: string) : Read<PipelineConfig * PipelineReference list> =
+    let private pipeline
+        (plugins: string list)
+        (pluginOnError: Map<string, OnError>)
+        (name: string)
+        : Read<PipelineConfig * PipelineReference list> =
         fun cursor node ->
             ConfigRead.section pipelineKeys cursor node
             |> Decoded.bind (fun fields ->
@@ -334,7 +362,10 @@ module internal PipelineDecode =
                                 OnError = onError
                                 Request = request |> List.map fst
                                 Response = response |> List.map fst
-                                Attach = { Providers = providers; Models = models }
+                                Attach = {
+                                    Providers = providers
+                                    Models = models
+                                }
                             },
                             references
                     }
@@ -349,7 +380,10 @@ module internal PipelineDecode =
                                 )
                         ]
 
-                        { Value = Some(config, references); Findings = findings })))
+                        {
+                            Value = Some(config, references)
+                            Findings = findings
+                        })))
 
     let private plugin (name: string) : Read<PluginConfig> =
         fun cursor node ->
@@ -361,7 +395,8 @@ module internal PipelineDecode =
                     |> Decoded.orDefault fallback
 
                 decoded {
-                    let! command = ConfigRead.required fields "command" (ConfigRead.some ConfigRead.nonEmptyString)
+                    let! command =
+                        ConfigRead.required fields "command" (ConfigRead.some ConfigRead.nonEmptyString)
 
                     and! args =
                         fields

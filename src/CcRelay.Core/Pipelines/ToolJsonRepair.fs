@@ -39,14 +39,24 @@ module ToolJsonRepair =
             let unfenced =
                 if trimmed.StartsWith "```" then
                     let firstLine = trimmed.IndexOf '\n'
-                    let body = if firstLine < 0 then "" else trimmed.Substring(firstLine + 1)
+
+                    let body =
+                        if firstLine < 0 then
+                            ""
+                        else
+                            trimmed.Substring(firstLine + 1)
+
                     let close = body.LastIndexOf "```"
                     if close < 0 then body else body.Substring(0, close)
                 else
                     trimmed
 
             match unfenced.IndexOf '{' with
-            | -1 -> if String.IsNullOrWhiteSpace unfenced then Some "{}" else None
+            | -1 ->
+                if String.IsNullOrWhiteSpace unfenced then
+                    Some "{}"
+                else
+                    None
             | first ->
                 let source = unfenced.Substring first
                 let out = StringBuilder(source.Length + 8)
@@ -76,9 +86,12 @@ module ToolJsonRepair =
                     if inString then
                         out.Append c |> ignore
 
-                        if escaped then escaped <- false
-                        elif c = '\\' then escaped <- true
-                        elif c = '"' then inString <- false
+                        if escaped then
+                            escaped <- false
+                        elif c = '\\' then
+                            escaped <- true
+                        elif c = '"' then
+                            inString <- false
 
                         i <- i + 1
                     else
@@ -267,7 +280,11 @@ module ToolJsonRepair =
                          | _ -> false)
                         && i >= 0
                         ->
-                        { state with Held = state.Held.Add(i, StringBuilder()) }, bytes
+                        {
+                            state with
+                                Held = state.Held.Add(i, StringBuilder())
+                        },
+                        bytes
                     | _ -> passThrough ()
                 | "content_block_delta" ->
                     match state.Held.TryFind i, data.TryGetProperty "delta" with

@@ -201,7 +201,8 @@ module Transformers =
             edits
             |> List.fold
                 (fun result (name, value) ->
-                    result |> Result.bind (fun (b: byte array) -> JsonSpans.set (ReadOnlySpan b) name value))
+                    result
+                    |> Result.bind (fun (b: byte array) -> JsonSpans.set (ReadOnlySpan b) name value))
                 (Ok body)
             |> ofResult
 
@@ -334,7 +335,9 @@ module Transformers =
                 match span[found.ValueStart] with
                 | '"'B ->
                     let current =
-                        use document = JsonDocument.Parse(body.AsMemory(found.ValueStart, found.Stop - found.ValueStart))
+                        use document =
+                            JsonDocument.Parse(body.AsMemory(found.ValueStart, found.Stop - found.ValueStart))
+
                         document.RootElement.GetString() |> Option.ofObj |> Option.defaultValue ""
 
                     let joined =

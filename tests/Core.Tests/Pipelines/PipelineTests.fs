@@ -54,7 +54,12 @@ response = [ "repair_tool_json" ]
     Assert.Equal("fixes", pipeline.Name)
     Assert.Equal(OnError.Skip, pipeline.OnError)
     Assert.Equal<string list>([ "deepseek" ], pipeline.Attach.Providers)
-    Assert.Equal<string list>([ "max_tokens"; "strip_cache_control"; "reasoning_effort" ], pipeline.Request |> List.map _.Name)
+
+    Assert.Equal<string list>(
+        [ "max_tokens"; "strip_cache_control"; "reasoning_effort" ],
+        pipeline.Request |> List.map _.Name
+    )
+
     Assert.Equal(Transform.MaxTokens(Some 8192L, None), pipeline.Request.Head.Transform)
     Assert.Equal(Transform.ReasoningEffort(4096L, 16384L), pipeline.Request[2].Transform)
     Assert.Equal(Transform.RepairToolJson, pipeline.Response.Head.Transform)
@@ -103,7 +108,11 @@ request = [ "reasoning_effort" ]
         |> List.exactlyOne
 
     Assert.Equal("pipelines.p.request[0]", issue.Path)
-    Assert.Contains("reasoning_effort cannot apply to provider anthropic (dialect anthropic); it applies to: openai", issue.Message)
+
+    Assert.Contains(
+        "reasoning_effort cannot apply to provider anthropic (dialect anthropic); it applies to: openai",
+        issue.Message
+    )
 
 [<Fact>]
 let ``unknown providers, plugins and sides are errors`` () =
@@ -153,13 +162,17 @@ request = [ { plugin = "redact" } ]
 [<Fact>]
 let ``a pipeline attached to nothing is a warning`` () =
     match load (providers + "\n[pipelines.p]\nrequest = [\"strip_cache_control\"]\n") with
-    | Loaded(_, warnings) -> Assert.Contains(warnings, fun w -> w.Path = "pipelines.p" && w.Message.Contains "attached to nothing")
+    | Loaded(_, warnings) ->
+        Assert.Contains(warnings, fun w -> w.Path = "pipelines.p" && w.Message.Contains "attached to nothing")
     | Invalid(errors, _) -> failwith $"%A{errors}"
 
 [<Fact>]
 let ``a pipeline change is a live setting change`` () =
     let before = loaded ""
-    let after = loaded "\n[pipelines.p]\nmodels = [\"*\"]\nrequest = [\"strip_cache_control\"]\n"
+
+    let after =
+        loaded "\n[pipelines.p]\nmodels = [\"*\"]\nrequest = [\"strip_cache_control\"]\n"
+
     Assert.Contains(ConfigChange.SettingChanged "pipelines", ConfigDiff.between before after)
 
 // ---------------------------
@@ -188,14 +201,23 @@ let ``pipelines are selected by provider and by model pattern, in file order`` (
     Assert.Equal<string list>([ "drop_fields" ], both.Upstream |> List.map _.Name)
     Assert.True((Pipeline.select config.Pipelines "anthropic" "claude-opus-4").IsEmpty)
 
-let private body = Encoding.UTF8.GetBytes """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s","messages":[]}"""
+let private body =
+    Encoding.UTF8.GetBytes """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s","messages":[]}"""
 
 [<Fact>]
 let ``on_error skip leaves the failing step out and reports it`` () =
     let selected = Pipeline.select config.Pipelines "anthropic" "claude-haiku-4-5"
-    let run = Pipeline.runBuiltIn selected.Anthropic "anthropic" None (Pipeline.start body)
+
+    let run =
+        Pipeline.runBuiltIn selected.Anthropic "anthropic" None (Pipeline.start body)
+
     Assert.True run.Failure.IsNone
-    Assert.Equal("""{"model":"claude-haiku-4-5","max_tokens":500,"system":"s!","messages":[]}""", Encoding.UTF8.GetString run.Body)
+
+    Assert.Equal(
+        """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s!","messages":[]}""",
+        Encoding.UTF8.GetString run.Body
+    )
+
     Assert.Equal("tool_choice(skipped),system", Pipeline.report run)
     Assert.Contains("missing", Pipeline.skipped run.Reports)
 
@@ -213,7 +235,9 @@ let ``on_error fail stops the run with the body untouched and an Anthropic error
         OnError = OnError.Fail
     }
 
-    let run = Pipeline.runBuiltIn [ capped; failing ] "anthropic" None (Pipeline.start body)
+    let run =
+        Pipeline.runBuiltIn [ capped; failing ] "anthropic" None (Pipeline.start body)
+
     Assert.Equal(Some "tool_choice", run.Failure |> Option.map fst)
     Assert.Equal("max_tokens,tool_choice(failed)", Pipeline.report run)
     Assert.Equal(400, Pipeline.errorStatus "tool_choice")
@@ -250,8 +274,13 @@ let ``the request line embeds the body as it is`` () =
 
 [<Fact>]
 let ``a pretty-printed body is embedded on one line, as the same JSON`` () =
-    let pretty = Encoding.UTF8.GetBytes "{\r\n  \"model\": \"m\",\n  \"messages\": [\"a\\nb\"]\n}"
-    let line = PluginProtocol.requestLine 1L "p" "m" (System.ReadOnlySpan pretty) |> Encoding.UTF8.GetString
+    let pretty =
+        Encoding.UTF8.GetBytes "{\r\n  \"model\": \"m\",\n  \"messages\": [\"a\\nb\"]\n}"
+
+    let line =
+        PluginProtocol.requestLine 1L "p" "m" (System.ReadOnlySpan pretty)
+        |> Encoding.UTF8.GetString
+
     Assert.Equal(line.Length - 1, line.IndexOf '\n')
     use document = JsonDocument.Parse line
     let messages = document.RootElement.GetProperty("body").GetProperty "messages"

@@ -53,14 +53,18 @@ let private stream (frames: string list) : string * int =
         frames
         |> List.fold
             (fun (state, out: StringBuilder) f ->
-                let state, bytes = ToolJsonRepair.frame state (ReadOnlySpan(Encoding.UTF8.GetBytes f))
+                let state, bytes =
+                    ToolJsonRepair.frame state (ReadOnlySpan(Encoding.UTF8.GetBytes f))
+
                 state, out.Append(Encoding.UTF8.GetString bytes))
             (ToolJsonRepair.start, StringBuilder())
 
     out.ToString(), ToolJsonRepair.repaired state
 
 let private toolStart =
-    frame "content_block_start" """{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"""
+    frame
+        "content_block_start"
+        """{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"""
 
 let private delta (json: string) =
     frame
@@ -69,18 +73,27 @@ let private delta (json: string) =
          + JsonSerializer.Serialize json
          + "}}")
 
-let private stop = frame "content_block_stop" """{"type":"content_block_stop","index":1}"""
+let private stop =
+    frame "content_block_stop" """{"type":"content_block_stop","index":1}"""
 
 [<Fact>]
 let ``a streamed tool input is sent whole at its block's end, repaired`` () =
-    let text = frame "content_block_delta" """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"""
-    let out, repaired = stream [ text; toolStart; delta "{\"q\": \"a\""; delta ", \"n\": 1,"; stop ]
+    let text =
+        frame
+            "content_block_delta"
+            """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"""
+
+    let out, repaired =
+        stream [ text; toolStart; delta "{\"q\": \"a\""; delta ", \"n\": 1,"; stop ]
+
     Assert.Equal(1, repaired)
 
     let expected =
         text
         + toolStart
-        + frame "content_block_delta" """{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\u0022q\u0022: \u0022a\u0022, \u0022n\u0022: 1}"}}"""
+        + frame
+            "content_block_delta"
+            """{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\u0022q\u0022: \u0022a\u0022, \u0022n\u0022: 1}"}}"""
         + stop
 
     Assert.Equal(expected, out)

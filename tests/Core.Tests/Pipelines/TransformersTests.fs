@@ -58,13 +58,25 @@ let private sampling = {
 [<Fact>]
 let ``sampling sets temperature and top_k`` () =
     let edited =
-        apply (Transform.Sampling { sampling with Temperature = Some 0.2m; TopK = Some 40L }) """{"model":"m","temperature":1}"""
+        apply
+            (Transform.Sampling {
+                sampling with
+                    Temperature = Some 0.2m
+                    TopK = Some 40L
+            })
+            """{"model":"m","temperature":1}"""
 
     Assert.Equal("""{"model":"m","temperature":0.2,"top_k":40}""", edited)
 
 [<Fact>]
 let ``sampling clamps only what the request carries`` () =
-    let clamp = Transform.Sampling { sampling with TemperatureMax = Some 1.0m; TopPMax = Some 0.9m }
+    let clamp =
+        Transform.Sampling {
+            sampling with
+                TemperatureMax = Some 1.0m
+                TopPMax = Some 0.9m
+        }
+
     Assert.Equal("""{"temperature":1.0, "top_p":0.9}""", apply clamp """{"temperature":1.7, "top_p":0.95}""")
     Assert.Equal(StepOutcome.Unchanged, outcome clamp """{"model":"m"}""")
     Assert.Equal(StepOutcome.Unchanged, outcome clamp """{"temperature":0.5}""")
@@ -99,7 +111,8 @@ let ``drop_fields drops top-level members only unless deep`` () =
 // tool_choice
 // ---------------------------
 
-let private withTools = """{"model":"m","tools":[{"name":"get_weather","input_schema":{}}]}"""
+let private withTools =
+    """{"model":"m","tools":[{"name":"get_weather","input_schema":{}}]}"""
 
 [<Fact>]
 let ``tool_choice forces any tool when tools are given`` () =
@@ -129,20 +142,46 @@ let ``tool_choice names a tool, and fails for a tool the request lacks`` () =
 
 [<Fact>]
 let ``system appends to and prepends a string prompt`` () =
-    Assert.Equal("""{"system":"You are X. Be brief.","model":"m"}""", apply (Transform.System(SystemEdit.Append, " Be brief.")) """{"system":"You are X.","model":"m"}""")
-    Assert.Equal("""{"system":"Note: You are X.","model":"m"}""", apply (Transform.System(SystemEdit.Prepend, "Note: ")) """{"system":"You are X.","model":"m"}""")
+    Assert.Equal(
+        """{"system":"You are X. Be brief.","model":"m"}""",
+        apply (Transform.System(SystemEdit.Append, " Be brief.")) """{"system":"You are X.","model":"m"}"""
+    )
+
+    Assert.Equal(
+        """{"system":"Note: You are X.","model":"m"}""",
+        apply (Transform.System(SystemEdit.Prepend, "Note: ")) """{"system":"You are X.","model":"m"}"""
+    )
 
 [<Fact>]
 let ``system inserts a block into a prompt array`` () =
     let body = """{"system":[{"type":"text","text":"a"}]}"""
-    Assert.Equal("""{"system":[{"type":"text","text":"a"},{"type":"text","text":"z"}]}""", apply (Transform.System(SystemEdit.Append, "z")) body)
-    Assert.Equal("""{"system":[{"type":"text","text":"z"},{"type":"text","text":"a"}]}""", apply (Transform.System(SystemEdit.Prepend, "z")) body)
-    Assert.Equal("""{"system":[{"type":"text","text":"z"}]}""", apply (Transform.System(SystemEdit.Append, "z")) """{"system":[]}""")
+
+    Assert.Equal(
+        """{"system":[{"type":"text","text":"a"},{"type":"text","text":"z"}]}""",
+        apply (Transform.System(SystemEdit.Append, "z")) body
+    )
+
+    Assert.Equal(
+        """{"system":[{"type":"text","text":"z"},{"type":"text","text":"a"}]}""",
+        apply (Transform.System(SystemEdit.Prepend, "z")) body
+    )
+
+    Assert.Equal(
+        """{"system":[{"type":"text","text":"z"}]}""",
+        apply (Transform.System(SystemEdit.Append, "z")) """{"system":[]}"""
+    )
 
 [<Fact>]
 let ``system replaces the prompt or adds one`` () =
-    Assert.Equal("""{"system":"new"}""", apply (Transform.System(SystemEdit.Replace, "new")) """{"system":[{"type":"text","text":"a"}]}""")
-    Assert.Equal("""{"model":"m","system":"quote \" done"}""", apply (Transform.System(SystemEdit.Append, "quote \" done")) """{"model":"m"}""")
+    Assert.Equal(
+        """{"system":"new"}""",
+        apply (Transform.System(SystemEdit.Replace, "new")) """{"system":[{"type":"text","text":"a"}]}"""
+    )
+
+    Assert.Equal(
+        """{"model":"m","system":"quote \" done"}""",
+        apply (Transform.System(SystemEdit.Append, "quote \" done")) """{"model":"m"}"""
+    )
 
 // ---------------------------
 // rename_model
@@ -150,14 +189,19 @@ let ``system replaces the prompt or adds one`` () =
 
 [<Fact>]
 let ``rename_model by the most specific pattern`` () =
-    let rename = Transform.RenameModel([ "claude-*", "general"; "claude-haiku-*", "small" ], None)
+    let rename =
+        Transform.RenameModel([ "claude-*", "general"; "claude-haiku-*", "small" ], None)
+
     Assert.Equal("""{"model":"small","x":1}""", apply rename """{"model":"claude-haiku-4-5","x":1}""")
     Assert.Equal("""{"model":"general","x":1}""", apply rename """{"model":"claude-opus-4","x":1}""")
     Assert.Equal(StepOutcome.Unchanged, outcome rename """{"model":"gpt-5"}""")
 
 [<Fact>]
 let ``rename_model to one name`` () =
-    Assert.Equal("""{"model":"deepseek-chat"}""", apply (Transform.RenameModel([], Some "deepseek-chat")) """{"model":"claude-x"}""")
+    Assert.Equal(
+        """{"model":"deepseek-chat"}""",
+        apply (Transform.RenameModel([], Some "deepseek-chat")) """{"model":"claude-x"}"""
+    )
 
 // ---------------------------
 // reasoning_effort
@@ -169,8 +213,14 @@ let ``rename_model to one name`` () =
 [<InlineData("""{"type":"enabled","budget_tokens":16384}""", "high")>]
 [<InlineData("""{"type":"adaptive"}""", "medium")>]
 let ``reasoning_effort maps the budget`` (thinking: string, effort: string) =
-    match Transformers.applyRequest (Transform.ReasoningEffort(4096L, 16384L)) (Some(bytes thinking)) (bytes """{"model":"gpt-5"}""") with
-    | StepOutcome.Changed(edited, false) -> Assert.Equal($"""{{"model":"gpt-5","reasoning_effort":"%s{effort}"}}""", text edited)
+    match
+        Transformers.applyRequest
+            (Transform.ReasoningEffort(4096L, 16384L))
+            (Some(bytes thinking))
+            (bytes """{"model":"gpt-5"}""")
+    with
+    | StepOutcome.Changed(edited, false) ->
+        Assert.Equal($"""{{"model":"gpt-5","reasoning_effort":"%s{effort}"}}""", text edited)
     | other -> failwith $"%A{other}"
 
 [<Fact>]
@@ -208,8 +258,10 @@ let ``every catalog entry names its dialects and says how it edits`` () =
 let ``the catalog as JSON lists every transformer`` () =
     use document = JsonDocument.Parse(TransformerCatalog.json)
 
-    let names =
-        [ for t in document.RootElement.GetProperty("transformers").EnumerateArray() -> string (t.GetProperty("name").GetString()) ]
+    let names = [
+        for t in document.RootElement.GetProperty("transformers").EnumerateArray() ->
+            string (t.GetProperty("name").GetString())
+    ]
 
     Assert.Equal<string list>(Transformers.catalog |> List.map _.Name, names)
     Assert.Contains("plugin: <name>", TransformerCatalog.text)

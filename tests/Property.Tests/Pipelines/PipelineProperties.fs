@@ -37,12 +37,36 @@ let private anthropicTree: Gen<Json> =
         let! model = modelName
         let! maxTokens = Gen.choose (1, 64000)
         let! blocks = Gen.nonEmptyListOf textBlock |> Gen.resize 3
-        let! system = Gen.oneof [ Gen.constant None; jsonText |> Gen.map (JString >> Some); Gen.listOf textBlock |> Gen.resize 2 |> Gen.map (JArray >> Some) ]
-        let! tools = Gen.elements [ None; Some(JArray [ JObject [ "name", JString "get_weather"; "input_schema", JObject [] ] ]) ]
+
+        let! system =
+            Gen.oneof [
+                Gen.constant None
+                jsonText |> Gen.map (JString >> Some)
+                Gen.listOf textBlock |> Gen.resize 2 |> Gen.map (JArray >> Some)
+            ]
+
+        let! tools =
+            Gen.elements [
+                None
+                Some(JArray [ JObject [ "name", JString "get_weather"; "input_schema", JObject [] ] ])
+            ]
+
         let! temperature = Gen.elements [ None; Some "0.3"; Some "1.5"; Some "1" ]
         let! others = topLevelMembers
 
-        let known = [ "model"; "max_tokens"; "messages"; "system"; "tools"; "temperature"; "top_p"; "top_k"; "tool_choice"; "thinking"; "stream" ]
+        let known = [
+            "model"
+            "max_tokens"
+            "messages"
+            "system"
+            "tools"
+            "temperature"
+            "top_p"
+            "top_k"
+            "tool_choice"
+            "thinking"
+            "stream"
+        ]
 
         let members =
             [
@@ -82,12 +106,26 @@ let private sampling = {
 /// The request-side built-in transformers that keep a valid request valid, with options.
 let private validityPreserving: Gen<Transform> =
     Gen.oneof [
-        Gen.choose (1, 100000) |> Gen.map (fun n -> Transform.MaxTokens(Some(int64 n), None))
-        Gen.choose (1, 100000) |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)))
-        Gen.elements [ 0.0m; 0.5m; 1.0m ] |> Gen.map (fun t -> Transform.Sampling { sampling with Temperature = Some t; TopKMax = Some 10L })
-        Gen.constant (Transform.Sampling { sampling with TemperatureMax = Some 1.0m })
+        Gen.choose (1, 100000)
+        |> Gen.map (fun n -> Transform.MaxTokens(Some(int64 n), None))
+        Gen.choose (1, 100000)
+        |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)))
+        Gen.elements [ 0.0m; 0.5m; 1.0m ]
+        |> Gen.map (fun t ->
+            Transform.Sampling {
+                sampling with
+                    Temperature = Some t
+                    TopKMax = Some 10L
+            })
+        Gen.constant (
+            Transform.Sampling {
+                sampling with
+                    TemperatureMax = Some 1.0m
+            }
+        )
         Gen.constant Transform.StripCacheControl
-        Gen.elements [ "any"; "auto"; "none" ] |> Gen.map (fun t -> Transform.ToolChoice(t, None, true))
+        Gen.elements [ "any"; "auto"; "none" ]
+        |> Gen.map (fun t -> Transform.ToolChoice(t, None, true))
         Gen.map2
             (fun edit text -> Transform.System(edit, text))
             (Gen.elements [ SystemEdit.Append; SystemEdit.Prepend; SystemEdit.Replace ])
@@ -109,18 +147,20 @@ let private step (transform: Transform) : PipelineStep = {
 [<Fact>]
 let ``a pipeline of validity-preserving transformers yields a valid request`` () =
     Check.property (
-        Prop.forAll (Check.arb (Gen.zip anthropicRequest (Gen.listOf validityPreserving |> Gen.resize 6))) (fun (body, transforms) ->
-            let bytes = Encoding.UTF8.GetBytes body
-            Assert.True(RequestFacts.inspect (ReadOnlySpan bytes) |> Result.isOk)
+        Prop.forAll
+            (Check.arb (Gen.zip anthropicRequest (Gen.listOf validityPreserving |> Gen.resize 6)))
+            (fun (body, transforms) ->
+                let bytes = Encoding.UTF8.GetBytes body
+                Assert.True(RequestFacts.inspect (ReadOnlySpan bytes) |> Result.isOk)
 
-            let run =
-                Pipeline.runBuiltIn (transforms |> List.map step) "anthropic" None (Pipeline.start bytes)
+                let run =
+                    Pipeline.runBuiltIn (transforms |> List.map step) "anthropic" None (Pipeline.start bytes)
 
-            Assert.Equal(None, run.Failure)
-            Assert.True(isJson run.Body)
-            Assert.True(RequestFacts.inspect (ReadOnlySpan run.Body) |> Result.isOk)
-            // the input is never written into
-            Assert.Equal(body, Encoding.UTF8.GetString bytes))
+                Assert.Equal(None, run.Failure)
+                Assert.True(isJson run.Body)
+                Assert.True(RequestFacts.inspect (ReadOnlySpan run.Body) |> Result.isOk)
+                // the input is never written into
+                Assert.Equal(body, Encoding.UTF8.GetString bytes))
     )
 
 /// Whether `small` is `large` with some bytes deleted (and nothing else changed).
@@ -136,7 +176,12 @@ let private isSubsequence (small: byte array) (large: byte array) : bool =
 /// The JSON tree with every `name` member removed at any depth.
 let rec private without (name: string) (json: Json) : Json =
     match json with
-    | JObject members -> JObject(members |> List.filter (fun (n, _) -> n <> name) |> List.map (fun (n, v) -> n, without name v))
+    | JObject members ->
+        JObject(
+            members
+            |> List.filter (fun (n, _) -> n <> name)
+            |> List.map (fun (n, v) -> n, without name v)
+        )
     | JArray items -> JArray(items |> List.map (without name))
     | other -> other
 
@@ -171,10 +216,18 @@ let ``strip_cache_control only deletes bytes, exactly the cache_control members`
 let ``top-level sets leave every other member's bytes as they were`` () =
     let sets =
         Gen.oneof [
-            Gen.choose (1, 100000) |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)), "max_tokens")
+            Gen.choose (1, 100000)
+            |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)), "max_tokens")
             Gen.constant (Transform.ToolChoice("any", None, false), "tool_choice")
-            Gen.constant (Transform.Sampling { sampling with Temperature = Some 0.25m }, "temperature")
-            modelName |> Gen.map (fun m -> Transform.RenameModel([], Some(m + "-x")), "model")
+            Gen.constant (
+                Transform.Sampling {
+                    sampling with
+                        Temperature = Some 0.25m
+                },
+                "temperature"
+            )
+            modelName
+            |> Gen.map (fun m -> Transform.RenameModel([], Some(m + "-x")), "model")
         ]
 
     Check.property (
@@ -218,7 +271,11 @@ let ``drop_fields leaves the other members' bytes and order`` () =
 let ``tool JSON repair always yields an object or gives up, and keeps valid objects`` () =
     Check.property (
         Prop.forAll (Check.arb (Gen.zip (jsonValue 8 |> Gen.bind renderJson) (Gen.choose (0, 40)))) (fun (json, cut) ->
-            let text = if cut < json.Length then json.Substring(0, json.Length - cut) else json
+            let text =
+                if cut < json.Length then
+                    json.Substring(0, json.Length - cut)
+                else
+                    json
 
             match ToolJsonRepair.repair text with
             | Some repaired ->
