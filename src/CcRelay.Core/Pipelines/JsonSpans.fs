@@ -210,6 +210,45 @@ module JsonSpans =
                 | None -> Ok(splice body [ openAt + 1, openAt + 1, Array.append (nameBytes name) json ])
             | found -> Ok(splice body (found |> List.map (fun m -> m.ValueStart, m.Stop, json)))
 
+    /// Sets top-level members `(name, raw JSON)` in one splice over an object already scanned (`members`, its
+    /// `{` at `openAt`): present members get the value in place, absent ones are added after the last member.
+    let setMany
+        (body: ReadOnlySpan<byte>)
+        (members: JsonMember list)
+        (openAt: int)
+        (edits: (string * byte array) list)
+        : byte array =
+        let replacements =
+            edits
+            |> List.collect (fun (name, json) ->
+                members
+                |> List.filter (fun m -> m.Name = name)
+                |> List.map (fun m -> m.ValueStart, m.Stop, json))
+
+        let added =
+            edits
+            |> List.filter (fun (name, _) -> not (members |> List.exists (fun m -> m.Name = name)))
+
+        let insertion =
+            match added, List.tryLast members with
+            | [], _ -> []
+            | _, Some last -> [
+                last.Stop,
+                last.Stop,
+                added
+                |> List.map (fun (n, j) -> Array.concat [ ","B; nameBytes n; j ])
+                |> Array.concat
+              ]
+            | _, None -> [
+                openAt + 1,
+                openAt + 1,
+                added
+                |> List.mapi (fun i (n, j) -> Array.concat [ (if i > 0 then ","B else [||]); nameBytes n; j ])
+                |> Array.concat
+              ]
+
+        splice body (replacements @ insertion)
+
     /// The spans that remove the members of one object for which `remove` holds, with their separators, so
     /// the object stays valid JSON whichever positions they held.
     let private removals (members: JsonMember list) (remove: JsonMember -> bool) : (int * int) list =

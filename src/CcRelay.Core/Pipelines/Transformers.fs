@@ -194,22 +194,32 @@ module Transformers =
         | Error reason -> StepOutcome.Failed reason
 
     /// Sets each `(name, value)` in turn; Unchanged when there is nothing to set.
+    /// Sets each `(name, value)` over a body already scanned, in one splice; Unchanged when there is nothing to set.
+    let private setScanned
+        (body: byte array)
+        (members: JsonMember list)
+        (openAt: int)
+        (edits: (string * byte array) list)
+        : StepOutcome =
+        match edits with
+        | [] -> StepOutcome.Unchanged
+        | _ -> changed (JsonSpans.setMany (ReadOnlySpan body) members openAt edits)
+
+    /// Sets each `(name, value)`: one scan, one splice.
     let private setAll (body: byte array) (edits: (string * byte array) list) : StepOutcome =
         match edits with
         | [] -> StepOutcome.Unchanged
         | _ ->
-            edits
-            |> List.fold
-                (fun result (name, value) ->
-                    result
-                    |> Result.bind (fun (b: byte array) -> JsonSpans.set (ReadOnlySpan b) name value))
-                (Ok body)
-            |> ofResult
+            match JsonSpans.topLevel (ReadOnlySpan body) with
+            | Error e -> StepOutcome.Failed e
+            | Ok(members, openAt, _) -> setScanned body members openAt edits
 
     let private maxTokens (cap: int64 option) (set: int64 option) (body: byte array) : StepOutcome =
         match JsonSpans.topLevel (ReadOnlySpan body) with
         | Error e -> StepOutcome.Failed e
-        | Ok(members, _, _) ->
+        | Ok(members, openAt, _) ->
+            let setAll body edits = setScanned body members openAt edits
+
             let current =
                 JsonSpans.value (ReadOnlySpan body) members "max_tokens"
                 |> Option.bind decimalOf
@@ -224,7 +234,9 @@ module Transformers =
     let private sampling (options: SamplingOptions) (body: byte array) : StepOutcome =
         match JsonSpans.topLevel (ReadOnlySpan body) with
         | Error e -> StepOutcome.Failed e
-        | Ok(members, _, _) ->
+        | Ok(members, openAt, _) ->
+            let setAll body edits = setScanned body members openAt edits
+
             let current name =
                 JsonSpans.value (ReadOnlySpan body) members name |> Option.bind decimalOf
 
@@ -280,7 +292,9 @@ module Transformers =
     let private toolChoice (choice: string) (name: string option) (onlyWithTools: bool) (body: byte array) =
         match JsonSpans.topLevel (ReadOnlySpan body) with
         | Error e -> StepOutcome.Failed e
-        | Ok(members, _, _) ->
+        | Ok(members, openAt, _) ->
+            let setAll body edits = setScanned body members openAt edits
+
             let hasTools =
                 match JsonSpans.value (ReadOnlySpan body) members "tools" with
                 | Some raw ->
@@ -363,7 +377,9 @@ module Transformers =
     let private renameModel (map: (string * string) list) (target: string option) (body: byte array) =
         match JsonSpans.topLevel (ReadOnlySpan body) with
         | Error e -> StepOutcome.Failed e
-        | Ok(members, _, _) ->
+        | Ok(members, openAt, _) ->
+            let setAll body edits = setScanned body members openAt edits
+
             let current =
                 JsonSpans.value (ReadOnlySpan body) members "model"
                 |> Option.bind (fun raw ->
