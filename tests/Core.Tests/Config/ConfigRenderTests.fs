@@ -148,6 +148,8 @@ grpc:
   enabled: false
   listen: "127.0.0.1:8788"
   auth_token: null
+pipelines: {}
+plugins: {}
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)

@@ -160,6 +160,27 @@ request = [ { plugin = "redact" } ]
     Assert.Equal(OnError.Skip, step.OnError)
 
 [<Fact>]
+let ``config show renders pipelines and plugins, a plugin's env redacted`` () =
+    let config =
+        loaded
+            """
+[plugins.redact]
+command = "/usr/bin/redact"
+env = { TOKEN = "s3cret-value" }
+
+[pipelines.p]
+models = ["claude-*"]
+request = [ { use = "max_tokens", cap = 8192 }, { plugin = "redact" }, { use = "system", append = "x" } ]
+response = [ "repair_tool_json" ]
+"""
+
+    let yaml = ConfigRender.toYaml config
+    Assert.Contains("""request: [{use: max_tokens, cap: 8192}, {plugin: "redact"}, {use: system, append: "x"}]""", yaml)
+    Assert.Contains("""response: [{use: repair_tool_json}]""", yaml)
+    Assert.Contains("""env: {"TOKEN": "<redacted>"}""", yaml)
+    Assert.DoesNotContain("s3cret-value", yaml)
+
+[<Fact>]
 let ``a pipeline attached to nothing is a warning`` () =
     match load (providers + "\n[pipelines.p]\nrequest = [\"strip_cache_control\"]\n") with
     | Loaded(_, warnings) ->
