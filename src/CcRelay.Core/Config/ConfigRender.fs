@@ -321,7 +321,9 @@ module ConfigRender =
             | Transform.RepairToolJson
             | Transform.Plugin _ -> []
             | Transform.ToolChoice(choice, name, onlyWithTools) ->
-                [ "type", choice ] @ some "name" quote name @ [ "only_with_tools", boolean onlyWithTools ]
+                [ "type", choice ]
+                @ some "name" quote name
+                @ [ "only_with_tools", boolean onlyWithTools ]
             | Transform.System(edit, text) ->
                 let key =
                     match edit with
@@ -346,7 +348,11 @@ module ConfigRender =
 
         match step.Transform with
         | Transform.Plugin name -> "{plugin: " + quote name + "}"
-        | _ -> "{use: " + step.Name + String.concat "" (options |> List.map (fun (k, v) -> ", " + k + ": " + v)) + "}"
+        | _ ->
+            "{use: "
+            + step.Name
+            + String.concat "" (options |> List.map (fun (k, v) -> ", " + k + ": " + v))
+            + "}"
 
     /// `pipelines` and `plugins`; a plugin's `env` values read `"<redacted>"` (they may be secrets).
     let private pipelines (config: PipelinesConfig) : string list = [
