@@ -25,6 +25,12 @@ need_apt=()
 # tmux: tests/Tui/run.sh drives the dashboard in it
 for tool in jq curl tmux; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
 command -v node >/dev/null || need_apt+=(nodejs)
+# the plugin tests (Host.Tests/Pipelines) run the Python and JavaScript example plugins with a cleared
+# environment, so the interpreters must sit in /usr/bin or /usr/local/bin (not only behind pyenv/nvm shims),
+# and prlimit (util-linux) applies their CPU and memory limits
+[[ -x /usr/bin/python3 || -x /usr/local/bin/python3 ]] || need_apt+=(python3)
+[[ -x /usr/bin/node || -x /usr/local/bin/node ]] || { [[ " ${need_apt[*]} " == *" nodejs "* ]] || need_apt+=(nodejs); }
+command -v prlimit >/dev/null || need_apt+=(util-linux)
 command -v npm >/dev/null || need_apt+=(npm)
 # promtool (Host.Tests' `promtool check metrics` test fails without it) comes with Debian's prometheus package
 command -v promtool >/dev/null || need_apt+=(prometheus)

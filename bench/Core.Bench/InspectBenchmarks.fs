@@ -74,6 +74,9 @@ type InspectBenchmarks() =
         | ValueSome _ -> ()
         | ValueNone -> failwith "the benchmark body does not take the fast path"
 
+    /// The body the benchmarks read (after `Setup`), for other benchmarks over the same bodies.
+    member _.Body: byte array = body
+
     [<Benchmark(Baseline = true)>]
     member _.Reader() : RequestFacts =
         match RequestFacts.inspectWithReader (ReadOnlySpan body) with

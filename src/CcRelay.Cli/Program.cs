@@ -66,9 +66,24 @@ internal static class Program
         root.Add(KeysCommand.Create(environment));
         root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
-        root.Add(new Command("route", "Ask where requests would go.") { RouteExplainCommand.Create(environment) });
-        root.Add(TuiCommand.Create(environment));
-        root.Add(UsageCommand.Create(environment));
+        root.Add(new Command("route", "Ask where requests would go.")
+        {
+            RouteExplainCommand.Create(environment).WithExamples(
+                "cc-relay route explain request.json",
+                "cat request.json | cc-relay route explain --json",
+                "cc-relay route explain request.json --config ./cc-relay.yaml --header \"x-claude-code-agent-id: a1\""),
+        }.WithExamples("cc-relay route explain request.json"));
+        root.Add(TuiCommand.Create(environment).WithExamples(
+            "cc-relay tui",
+            "cc-relay tui --relay 127.0.0.1:8788 --token \"$CC_RELAY_GRPC_TOKEN\"",
+            "CC_RELAY_GRPC_ADDRESS=10.0.0.5:8788 cc-relay tui"));
+        root.Add(UsageCommand.Create(environment).WithExamples(
+            "cc-relay usage",
+            "cc-relay usage --by model --since 30d",
+            "cc-relay usage --by day --csv > usage.csv"));
+        root.Add(TransformersCommand.Create().WithExamples(
+            "cc-relay transformers",
+            "cc-relay transformers --json | jq '.[].name'"));
         root.Add(VersionCommand());
         return root.ShowingExamples();
     }

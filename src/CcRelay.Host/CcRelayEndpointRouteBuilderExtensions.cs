@@ -58,7 +58,9 @@ public static class CcRelayEndpointRouteBuilderExtensions
         Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
         Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);
         var ledger = services.GetService<Ledger.IUsageLedger>();
-        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime, ledger));
+        var plugins = services.GetService<Plugins.PluginHost>();
+        var state = services.GetService<RelayState>();
+        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime, ledger, plugins, state));
 
         if (notFoundFallback)
         {

@@ -5,6 +5,7 @@ using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;
+using CcRelay.Host.Plugins;
 using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -52,12 +53,14 @@ public static class CcRelayServiceCollectionExtensions
         {
             PingInterval = options.PingInterval,
         });
+        services.AddSingleton(sp => new PluginHost(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton(sp => new FailoverForwarder(
             sp.GetRequiredService<UpstreamForwarder>(),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<FailoverForwarder>>()));
+            sp.GetRequiredService<ILogger<FailoverForwarder>>(),
+            sp.GetRequiredService<PluginHost>()));
         services.AddSingleton(sp => new ConfigReloader(
             sp.GetRequiredService<RelayState>(),
             options,

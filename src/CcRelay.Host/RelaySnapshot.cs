@@ -38,6 +38,10 @@ public sealed class RelaySnapshot
         }
 
         StatusToken = Core.StatusToken.compile(config.Edge.Security.StatusToken);
+
+        // what a plugin is given in its env may be a secret of its own
+        secrets.AddRange(config.Pipelines.Plugins.SelectMany(p => p.Env).Select(e => e.Item2).Where(v => v.Length > 0));
+
         secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret, config.Grpc.AuthToken, config.Edge.Security.StatusToken }
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));

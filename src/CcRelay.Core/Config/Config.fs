@@ -467,6 +467,8 @@ type RelayConfig = {
     Clients: ClientConfig list
     /// `ledger`: the usage ledger and the budgets' calendar.
     Ledger: LedgerConfig
+    /// `pipelines` and `plugins` (docs/pipelines.md).
+    Pipelines: PipelinesConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -718,6 +720,7 @@ module Config =
         Edge = defaultEdge
         Clients = []
         Ledger = defaultLedger
+        Pipelines = { Pipelines = []; Plugins = [] }
     }
 
 /// The config spellings of `type: openai`'s knobs.

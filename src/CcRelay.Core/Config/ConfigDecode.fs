@@ -24,6 +24,8 @@ module ConfigDecode =
             "security"
             "clients"
             "ledger"
+            "pipelines"
+            "plugins"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
@@ -497,6 +499,7 @@ module ConfigDecode =
                     and! health = ConfigRouting.health fields
                     and! grpc = ConfigGrpc.decode fields
                     and! edge = ConfigEdge.decode fields
+                    and! pipelines, pipelineReferences = PipelineDecode.decode fields
                     and! () = acceptedSections fields
                     and! clients, mentions = ConfigClients.decode fields
                     and! ledger = ConfigClients.ledger fields
@@ -515,11 +518,13 @@ module ConfigDecode =
                                 Edge = edge
                                 Clients = clients
                                 Ledger = ledger
+                                Pipelines = pipelines
                             }
                         Findings =
                             ConfigRouting.checkNames routing providers failedProviders
                             @ ConfigEdge.checkUpstreams fields edge providers
                             @ ConfigClients.checkProviders mentions ((providers |> List.map _.Name) @ failedProviders)
+                            @ PipelineDecode.check pipelineReferences providers
                     }
                 })
 

@@ -156,6 +156,10 @@ module ConfigDiff =
             @ loggingOther
             @ observability
             @ (if providersReordered then [ "providers (order)" ] else [])
+            @ changedFields [
+                "pipelines", current.Pipelines.Pipelines <> next.Pipelines.Pipelines
+                "plugins", current.Pipelines.Plugins <> next.Pipelines.Plugins
+            ]
             |> List.map ConfigChange.SettingChanged
 
         // anything else (sections added to RelayConfig later) is caught by whole-record equality

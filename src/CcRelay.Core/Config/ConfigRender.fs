@@ -418,6 +418,92 @@ module ConfigRender =
         $"  time_zone: %s{quote config.TimeZone.Id}"
     ]
 
+    /// One pipeline step as a flow mapping: `{use: max_tokens, cap: 8192}`, `{plugin: "redact"}`.
+    let private step (step: PipelineStep) : string =
+        let some (name: string) (render: 'Value -> string) (value: 'Value option) =
+            value |> Option.map (fun v -> name, render v) |> Option.toList
+
+        let list (items: string list) =
+            "[" + String.Join(", ", items |> List.map quote) + "]"
+
+        let options =
+            match step.Transform with
+            | Transform.MaxTokens(cap, set) -> some "cap" integer cap @ some "set" integer set
+            | Transform.Sampling o ->
+                some "temperature" decimalText o.Temperature
+                @ some "top_p" decimalText o.TopP
+                @ some "top_k" integer o.TopK
+                @ some "temperature_min" decimalText o.TemperatureMin
+                @ some "temperature_max" decimalText o.TemperatureMax
+                @ some "top_p_max" decimalText o.TopPMax
+                @ some "top_k_max" integer o.TopKMax
+            | Transform.StripCacheControl
+            | Transform.RepairToolJson
+            | Transform.Plugin _ -> []
+            | Transform.ToolChoice(choice, name, onlyWithTools) ->
+                [ "type", choice ]
+                @ some "name" quote name
+                @ [ "only_with_tools", boolean onlyWithTools ]
+            | Transform.System(edit, text) ->
+                let key =
+                    match edit with
+                    | SystemEdit.Append -> "append"
+                    | SystemEdit.Prepend -> "prepend"
+                    | SystemEdit.Replace -> "replace"
+
+                [ key, quote text ]
+            | Transform.RenameModel(map, target) ->
+                some "to" quote target
+                @ (if map.IsEmpty then
+                       []
+                   else
+                       [
+                           "map",
+                           "{"
+                           + String.Join(", ", map |> List.map (fun (k, v) -> quote k + ": " + quote v))
+                           + "}"
+                       ])
+            | Transform.DropFields(fields, deep) -> [ "fields", list fields; "deep", boolean deep ]
+            | Transform.ReasoningEffort(low, high) -> [ "low_below", integer low; "high_from", integer high ]
+
+        match step.Transform with
+        | Transform.Plugin name -> "{plugin: " + quote name + "}"
+        | _ ->
+            "{use: "
+            + step.Name
+            + String.concat "" (options |> List.map (fun (k, v) -> ", " + k + ": " + v))
+            + "}"
+
+    /// `pipelines` and `plugins`; a plugin's `env` values read `"<redacted>"` (they may be secrets).
+    let private pipelines (config: PipelinesConfig) : string list = [
+        match config.Pipelines with
+        | [] -> "pipelines: {}"
+        | pipelines ->
+            "pipelines:"
+
+            for p in pipelines do
+                $"  %s{quote p.Name}:"
+                $"    on_error: %s{p.OnError.WireName}"
+                $"""    providers: [%s{String.Join(", ", p.Attach.Providers |> List.map quote)}]"""
+                $"""    models: [%s{String.Join(", ", p.Attach.Models |> List.map quote)}]"""
+                $"""    request: [%s{String.Join(", ", p.Request |> List.map step)}]"""
+                $"""    response: [%s{String.Join(", ", p.Response |> List.map step)}]"""
+        match config.Plugins with
+        | [] -> "plugins: {}"
+        | plugins ->
+            "plugins:"
+
+            for p in plugins do
+                $"  %s{quote p.Name}:"
+                $"    command: %s{quote p.Command}"
+                $"""    args: [%s{String.Join(", ", p.Args |> List.map quote)}]"""
+                $"""    env: {{%s{String.Join(", ", p.Env |> List.map (fun (k, _) -> quote k + ": " + quote redacted))}}}"""
+                $"    timeout_ms: %d{p.TimeoutMs}"
+                $"    memory_mb: %d{p.MemoryMb}"
+                $"    cpu_seconds: %d{p.CpuSeconds}"
+                $"    on_error: %s{p.OnError.WireName}"
+    ]
+
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
     let toYaml (config: RelayConfig) : string =
         let lines = [
@@ -441,6 +527,7 @@ module ConfigRender =
                 "clients:"
                 yield! clients |> List.collect client
             yield! ledger config.Ledger
+            yield! pipelines config.Pipelines
         ]
 
         String.Join("\n", lines) + "\n"

@@ -20,11 +20,17 @@ internal static class RootEndpoints
         return context.Response.WriteAsync("cc-relay " + RelayInfo.Version + "\n", context.RequestAborted);
     }
 
-    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime, Ledger.IUsageLedger? ledger = null)
+    public static Task HealthAsync(HttpContext context, Routing.RuntimeCell runtime, Ledger.IUsageLedger? ledger = null, Plugins.PluginHost? plugins = null, RelayState? state = null)
     {
         // one read of the runtime: its providers, circuits and keys, and the config they came from, all of one generation
         var report = RelayHealth.report(RelayInfo.Version, runtime.Current, runtime.Now);
         var json = Health.toJsonWithLedger(report, ledger is null ? FSharpOption<LedgerHealth>.None : FSharpOption<LedgerHealth>.Some(LedgerHealthOf(ledger.Status)));
+        if (plugins is not null && state?.Current.Config.Pipelines.Plugins is { IsEmpty: false } configured)
+        {
+            // the plugins' states, when any is configured (docs/plugins.md)
+            json = PluginStatuses.addToHealth(json, plugins.Statuses(configured));
+        }
+
         context.Response.StatusCode = Health.statusCode(report);
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";

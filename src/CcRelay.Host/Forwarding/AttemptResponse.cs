@@ -88,6 +88,9 @@ internal sealed class AttemptResponse(
     /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
     public string KeyId { get; init; } = "-";
 
+    /// <summary>What the attempt's pipelines did (null: none applied).</summary>
+    public AttemptPipeline? Pipeline { get; init; }
+
     /// <summary>
     /// Accounts for the attempt (metrics, span) once: with how its relay ended, or, for an answer that is
     /// discarded (retried, replaced, lost a hedge), with what its status says.

@@ -24,7 +24,8 @@ internal sealed class FailoverForwarder(
     CloudCredentials credentials,
     RuntimeCell cell,
     TimeProvider timeProvider,
-    ILogger<FailoverForwarder> logger)
+    ILogger<FailoverForwarder> logger,
+    Plugins.PluginHost? plugins = null)
 {
     public async Task ForwardAsync(
         HttpContext context,
@@ -159,6 +160,7 @@ internal sealed class FailoverForwarder(
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
                     var result = answer is null ? Failed(outcome.Failure)
+                        : answer.Pipeline is { Failed: true } ? AttemptResult.NewStreamError("pipeline_error", answer.FirstByte) // the relay's own error: delivered, the provider not judged
                         : answer.Status == StatusCodes.Status400BadRequest ? await ClassifyBadRequestAsync(attempt, answer)
                         : Learn(attempt, answer);
 
@@ -254,6 +256,13 @@ internal sealed class FailoverForwarder(
             facts = reread.ResultValue;
         }
 
+        // :: Step 5: the attempt's pipelines (docs/pipelines.md), when any is attached to its provider or model
+        var selected = Pipeline.select(snapshot.Config.Pipelines, attempt.ProviderName, facts.Model);
+        if (!selected.IsEmpty)
+        {
+            return SendTransformedAsync(context, attempt, facts, source, forward, pathAndQuery, snapshot, record, selected, lost);
+        }
+
         // :: Step 5: plan the attempt — the provider's dialect decides URL, headers, body edit, credential and answer
         var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context, attempt.Provider), forward);
         var edited = Dialect.edit(plan, source.Span, facts, attempt.StripThinking);
@@ -279,12 +288,99 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>
+    /// An attempt through its pipelines: (1) the Anthropic-phase steps (plugins included) on a copy of the request,
+    /// its facts read again when they edited it; (2) the dialect's plan and edit of that request; (3) the
+    /// upstream-phase steps on the body the dialect produced; (4) send. A step that fails under <c>on_error: fail</c>
+    /// makes the attempt the relay's own Anthropic error (400 for a transformer, 500 for a plugin), sent nowhere.
+    /// </summary>
+    private async Task<AttemptOutcome> SendTransformedAsync(
+        HttpContext context,
+        Attempt attempt,
+        RequestFacts facts,
+        ReadOnlyMemory<byte> body,
+        FSharpList<Credential> forward,
+        string pathAndQuery,
+        RelaySnapshot snapshot,
+        RequestRecord record,
+        SelectedPipeline selected,
+        CancellationToken lost)
+    {
+        // :: Step 5.1: the Anthropic request's steps, on a copy (the client's bytes stay for other attempts)
+        var run = await PipelineRunner.RunAnthropicAsync(selected, snapshot, plugins, attempt.Provider, facts.Model, body.Span.ToArray(), context.RequestAborted);
+        var transformedFacts = facts;
+        if (run.Failure is null && run.Changed)
+        {
+            var inspected = RequestFacts.Inspect(run.Body);
+            if (inspected.IsError)
+            {
+                run = Pipeline.record(run, selected.Anthropic.Last(), StepOutcome.NewFailed("the transformed request is not valid: " + inspected.ErrorValue.Message));
+            }
+            else
+            {
+                transformedFacts = inspected.ResultValue;
+            }
+        }
+
+        ReadOnlyMemory<byte> anthropic = run.Changed ? run.Body : body;
+
+        // :: Step 5.2: the dialect's plan and edit, as for any request
+        var plan = Dialect.plan(attempt.Provider, attempt.Key, transformedFacts, pathAndQuery, Betas(context, attempt.Provider), forward);
+        ReadOnlyMemory<byte> payload = anthropic;
+        if (run.Failure is null)
+        {
+            var edited = Dialect.edit(plan, anthropic.Span, transformedFacts, attempt.StripThinking);
+            if (edited.IsError)
+            {
+                return new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue);
+            }
+
+            (plan, var reshaped) = edited.ResultValue;
+            payload = reshaped is { IsSome: true } ? reshaped.Value : anthropic;
+            if (attempt.StripThinking && !plan.Body.IsTranslate && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
+            {
+                payload = stripped.Value;
+            }
+
+            // :: Step 5.3: the upstream body's steps
+            if (!selected.Upstream.IsEmpty)
+            {
+                var thinking = Transformers.thinkingOf(anthropic.Span);
+                var upstream = Pipeline.runBuiltIn(selected.Upstream, Pipeline.dialect(attempt.Provider), thinking, Pipeline.continueWith(payload.ToArray(), run));
+                if (upstream.Changed)
+                {
+                    payload = upstream.Body;
+                }
+
+                run = upstream;
+            }
+        }
+
+        var report = Pipeline.report(run);
+        var skipped = Redact.scrub(snapshot.Secrets, Pipeline.skipped(run.Reports));
+        Log.PipelineApplied(logger, record.RequestId, attempt.ProviderName, report, skipped);
+        var pipeline = new AttemptPipeline(report, skipped, selected.Response, run.Failure is not null);
+        if (run.Failure is { } failure)
+        {
+            // nothing half-transformed goes anywhere: the relay answers with the step's error
+            plan = Pipeline.failedPlan(plan, failure.Value.Item1, Redact.scrub(snapshot.Secrets, failure.Value.Item2));
+            return await forwarder.SendAsync(context, snapshot, plan, ReadOnlyMemory<byte>.Empty, record, lost, pipeline);
+        }
+
+        if (Dialect.usesToken(plan))
+        {
+            return await SendWithTokenAsync(context, snapshot, plan, payload, record, lost, pipeline);
+        }
+
+        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
+    }
+
+    /// <summary>
     /// A request with an OAuth token (Google, Entra ID): a 401 means the token went stale before its time (revoked,
     /// rotated): the token is dropped and the request sent once more with a fresh one.
     /// </summary>
-    private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost)
+    private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost, AttemptPipeline? pipeline = null)
     {
-        var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+        var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
         if (outcome.Response is not { } refused || !Dialect.retriesWithFreshToken(plan, refused.Status))
         {
             return outcome;
@@ -292,7 +388,7 @@ internal sealed class FailoverForwarder(
 
         refused.Dispose();
         credentials.Invalidate(plan);
-        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
     }
 
     /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>

@@ -40,7 +40,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         UpstreamPlan plan,
         ReadOnlyMemory<byte> body,
         RequestRecord record,
-        CancellationToken lost = default)
+        CancellationToken lost = default,
+        AttemptPipeline? pipeline = null)
     {
         var server = snapshot.Config.Server;
         var debug = snapshot.Config.Logging.DebugOptions;
@@ -91,6 +92,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
                 KeyId = keyId,
+                Pipeline = pipeline,
             };
 
             // a redirect is never followed (neither client does) nor passed on: no answer from this upstream
@@ -124,6 +126,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                         // the answer in the Anthropic shape: a cloud's error envelope, Bedrock's token count
                         await AnswerDialects.TranslateAsync(plan.Answer, response, linked.Token);
                     }
+
+                    if (pipeline is { Failed: false, Response.IsEmpty: false } && (int)response.StatusCode < 400)
+                    {
+                        // :: Step 7: the answer's steps on a whole JSON answer (repair_tool_json)
+                        await PipelineAnswers.ApplyAsync(pipeline, response, linked.Token);
+                    }
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
                 {
@@ -141,6 +149,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
                     var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), PingInterval) : upstream;
+                    if (pipeline is { Failed: false, RepairsToolJson: true })
+                    {
+                        // tool input fragments held to their block's end, then sent whole (repaired when needed)
+                        stream = new EventStreamSseStream(stream, new ToolJsonRepairDecoder(), PingInterval);
+                    }
+
                     var peek = await StreamPeek.FirstEventAsync(stream, timeProvider, linked.Token);
                     attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;
@@ -265,6 +279,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             {
                 // what the provider cannot take was left out: the client is told which
                 context.Response.Headers["x-cc-relay-dropped-betas"] = string.Join(",", plan.Dropped);
+            }
+
+            if (attempt.Pipeline is { Report.Length: > 0 } applied)
+            {
+                // the transformers the attempt's pipelines ran (docs/pipelines.md): in place, (reserialised), (skipped), …
+                context.Response.Headers["x-cc-relay-transformers"] = applied.Report;
             }
 
             if (!plan.DroppedFeatures.IsEmpty)

@@ -123,6 +123,10 @@ internal static partial class Log
 
     // ---- debug_options (level debug; every value already redacted by Core.Redact) ----
 
+    [LoggerMessage(EventId = 31, EventName = "PipelineApplied", Level = LogLevel.Information,
+        Message = "{request_id} {provider} transformers={transformers} skipped={skipped}")]
+    public static partial void PipelineApplied(ILogger logger, string request_id, string provider, string transformers, string skipped);
+
     [LoggerMessage(EventId = 40, EventName = "DebugRequestBody", Level = LogLevel.Debug,
         Message = "{request_id} request body ({bytes} bytes): {body}")]
     public static partial void DebugRequestBody(ILogger logger, string request_id, long bytes, string body);

@@ -203,6 +203,8 @@ ledger:
   flush_interval_ms: 1000
   queue_capacity: 10000
   time_zone: "UTC"
+pipelines: {}
+plugins: {}
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)

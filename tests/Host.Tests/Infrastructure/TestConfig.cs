@@ -48,7 +48,8 @@ public static class TestConfig
         RoutingConfig? routing = null,
         HealthConfig? health = null,
         IEnumerable<ClientConfig>? clients = null,
-        LedgerConfig? ledger = null)
+        LedgerConfig? ledger = null,
+        PipelinesConfig? pipelines = null)
     {
         var d = Config.defaultServer;
         var auth = new AuthSettings(Opt(apiKey), allowBearer, Opt(bearerSecret));
@@ -61,7 +62,7 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger, pipelines ?? NoPipelines);
     }
 
     /// <summary>The ledger off: tests that do not ask for one never write a file.</summary>
@@ -105,8 +106,12 @@ public static class TestConfig
         MetricsConfig? metrics = null,
         OtelConfig? otel = null,
         GrpcConfig? grpc = null,
-        EdgeConfig? edge = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge, config.Clients, config.Ledger);
+        EdgeConfig? edge = null,
+        PipelinesConfig? pipelines = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge, config.Clients, config.Ledger, pipelines ?? config.Pipelines);
+
+    /// <summary>No pipelines, no plugins.</summary>
+    public static PipelinesConfig NoPipelines { get; } = new(FSharpList<PipelineConfig>.Empty, FSharpList<PluginConfig>.Empty);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,

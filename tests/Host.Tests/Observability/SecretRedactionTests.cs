@@ -170,12 +170,12 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         Assert.Contains("\"event\":\"status.denied\"", audit, StringComparison.Ordinal);
         Assert.Contains("\"outcome\":\"rejected\"", audit, StringComparison.Ordinal);
 
-        // the usage ledger (written at the relay's stop) holds the four requests, and no secret either
+        // the usage ledger (written at the relay's stop) holds the four relayed requests and the one refused for its wrong key, and no secret either
         using (var ledger = CcRelay.Host.Ledger.LedgerFile.OpenForReading(LedgerPath))
         using (var count = ledger.CreateCommand())
         {
             count.CommandText = "SELECT COUNT(*) FROM requests";
-            Assert.Equal(4L, (long)count.ExecuteScalar()!);
+            Assert.Equal(5L, (long)count.ExecuteScalar()!);
         }
 
         var ledgerBytes = string.Concat(Directory.GetFiles(_dir, "ledger.db*").Select(f => Encoding.Latin1.GetString(File.ReadAllBytes(f))));

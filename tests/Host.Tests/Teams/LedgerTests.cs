@@ -95,7 +95,7 @@ public sealed class LedgerTests : IAsyncLifetime
         Assert.Equal(KeyId.ofSecret(ClientKeyTests.UpstreamKey), row["key_id"]);
         Assert.Equal("claude-sonnet-4-6", row["model"]);
         Assert.Equal("claude-sonnet-4-6", row["response_model"]);
-        Assert.Null(row["stage"]);
+        Assert.Equal("default", row["stage"]);
         Assert.Equal(200L, row["status"]);
         Assert.Equal("ok", row["result"]);
         Assert.Equal(1000L, row["input_tokens"]);

@@ -1,0 +1,73 @@
+using CcRelay.Core;
+using CcRelay.Host.Plugins;
+using Microsoft.FSharp.Collections;
+
+namespace CcRelay.Host.Forwarding;
+
+/// <summary>What an attempt's pipeline did: the report for the debug header and the log, and its answer-side steps.</summary>
+/// <param name="Report">The steps as <see cref="Pipeline.report"/> writes them.</param>
+/// <param name="Skipped">The reasons of skipped steps (already scrubbed of secrets).</param>
+/// <param name="Response">The answer-side steps.</param>
+/// <param name="Failed">The pipeline failed: the attempt's answer is the relay's own error.</param>
+internal sealed record AttemptPipeline(string Report, string Skipped, FSharpList<PipelineStep> Response, bool Failed)
+{
+    /// <summary>Whether the answer side repairs streamed tool JSON.</summary>
+    public bool RepairsToolJson => Response.Any(s => s.Transform.IsRepairToolJson);
+}
+
+/// <summary>
+/// Runs the Anthropic-phase steps of a pipeline: built-in steps in Core, plugin steps through the
+/// <see cref="PluginHost"/>, each outcome recorded by <see cref="Pipeline.record"/> under the step's <c>on_error</c>.
+/// A plugin's body must still be a valid request (<see cref="RequestFacts.Inspect"/>), else its step failed.
+/// </summary>
+internal static class PipelineRunner
+{
+    public static async Task<PipelineRun> RunAnthropicAsync(
+        SelectedPipeline selected,
+        RelaySnapshot snapshot,
+        PluginHost? plugins,
+        ProviderConfig provider,
+        string model,
+        byte[] body,
+        CancellationToken cancellationToken)
+    {
+        var dialect = Pipeline.dialect(provider);
+        var run = Pipeline.start(body);
+        foreach (var step in selected.Anthropic)
+        {
+            if (run.Failure is not null)
+            {
+                break;
+            }
+
+            if (step.Transform is not Transform.Plugin plugin)
+            {
+                run = Pipeline.runBuiltIn(ListModule.Singleton(step), dialect, null, run);
+                continue;
+            }
+
+            var config = snapshot.Config.Pipelines.Plugins.FirstOrDefault(p => p.Name == plugin.Name);
+            StepOutcome outcome;
+            try
+            {
+                outcome = config is null || plugins is null
+                    ? StepOutcome.NewFailed("the plugin is not configured")
+                    : await plugins.CallAsync(config, provider.Name, model, run.Body, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // the client left mid-call: the attempt that follows sees the abort and ends as abandoned
+                outcome = StepOutcome.NewFailed("the client left during the plugin call");
+            }
+
+            if (outcome is StepOutcome.Changed changed && RequestFacts.Inspect(changed.Body) is { IsError: true } invalid)
+            {
+                outcome = StepOutcome.NewFailed("the plugin's body is not a valid request: " + invalid.ErrorValue.Message);
+            }
+
+            run = Pipeline.record(run, step, outcome);
+        }
+
+        return run;
+    }
+}

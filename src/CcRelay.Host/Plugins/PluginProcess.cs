@@ -1,0 +1,326 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using CcRelay.Core;
+
+namespace CcRelay.Host.Plugins;
+
+/// <summary>
+/// One plugin's process, kept warm between calls: started on the first call, restarted on the call after it
+/// died or was cut off. Calls are serial (one line out, one line back, protocol v1 of docs/plugins.md).
+/// <code>
+///   call     Relay ──{"v":1,"id":N,"kind":"request",…}\n──► plugin stdin
+///   answer   Relay ◄──{"v":1,"id":N,"body"|"unchanged"|"error"}\n── plugin stdout   (within timeout_ms, else killed)
+/// </code>
+/// Sandbox (Linux, with <c>prlimit</c> from util-linux): <c>prlimit --data=&lt;memory_mb&gt; --cpu=&lt;cpu_seconds&gt;
+/// --core=0 -- command args…</c> sets RLIMIT_DATA, RLIMIT_CPU and RLIMIT_CORE on the plugin process itself (prlimit
+/// execs it); the wall-clock deadline is the relay's own; the environment is cleared except <c>PATH</c>, <c>LANG</c>,
+/// <c>HOME</c> and the configured <c>env</c>.
+/// </summary>
+internal sealed class PluginProcess : IDisposable
+{
+    /// <summary>The longest answer line read before the plugin is cut off as answering garbage, beyond the body's size.</summary>
+    private const int LineSlack = 1 << 20;
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly TimeProvider _timeProvider;
+    private readonly string? _prlimit;
+    private Process? _process;
+    private Stream? _stdin;
+    private Stream? _stdout;
+    private byte[] _buffer = new byte[8192];
+    private int _buffered;
+    private long _nextId;
+    private long _calls;
+    private long _failures;
+    private long _starts;
+    private string _lastError = "";
+    private bool _disposed;
+
+    public PluginProcess(PluginConfig config, string? prlimit, TimeProvider timeProvider)
+    {
+        Config = config;
+        _prlimit = prlimit;
+        _timeProvider = timeProvider;
+    }
+
+    /// <summary>The settings this process was started with (a reload with other settings replaces it).</summary>
+    public PluginConfig Config { get; }
+
+    /// <summary>Counts restarts (starts after the first): a plugin that keeps dying shows here.</summary>
+    public event Action<string>? Restarted;
+
+    /// <summary>Calls the plugin with one request; never throws for the plugin's faults: they are a <c>Failed</c> outcome.</summary>
+    public async Task<StepOutcome> CallAsync(string provider, string model, byte[] body, CancellationToken cancellationToken)
+    {
+        var timeout = TimeSpan.FromMilliseconds(Config.TimeoutMs);
+        Interlocked.Increment(ref _calls);
+
+        // one call at a time: a caller waits at most the deadline for the previous call
+        if (!await _gate.WaitAsync(timeout, cancellationToken))
+        {
+            return Fail("busy: another call did not finish within the deadline");
+        }
+
+        try
+        {
+            if (_disposed)
+            {
+                // a reload replaced the plugin while this call waited for it
+                return Fail("the plugin was reconfigured during the call");
+            }
+
+            if (_process is null || _process.HasExited)
+            {
+                if (Start() is { } startError)
+                {
+                    return Fail(startError);
+                }
+            }
+
+            var id = ++_nextId;
+            var line = PluginProtocol.requestLine(id, provider, model, body);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var exchange = ExchangeAsync(_stdin!, _stdout!, line, body.Length + LineSlack, deadline.Token);
+            byte[]? answer;
+            try
+            {
+                answer = await exchange.WaitAsync(timeout, _timeProvider, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // NOTE: pipe reads are not reliably cancellable; killing the process ends the read with EOF
+                await deadline.CancelAsync();
+                Kill();
+                await exchange.ContinueWith(static _ => { }, TaskScheduler.Default);
+                return Fail($"no answer within {Config.TimeoutMs} ms (timeout_ms); the plugin was stopped");
+            }
+            catch (OperationCanceledException)
+            {
+                // the client left mid-call: the plugin's answer would come out of step, so it goes
+                Kill();
+                await exchange.ContinueWith(static _ => { }, TaskScheduler.Default);
+                throw;
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+            {
+                Kill();
+                return Fail("the plugin's pipe broke: " + e.Message);
+            }
+
+            if (answer is null)
+            {
+                var exit = ExitDescription();
+                Kill();
+                return Fail("the plugin exited before answering" + exit);
+            }
+
+            var outcome = PluginProtocol.answer(id, answer);
+            if (outcome is StepOutcome.Failed failed)
+            {
+                // a plugin's own error keeps the process; garbage or a call out of step does not
+                if (!failed.Reason.StartsWith("the plugin reported:", StringComparison.Ordinal))
+                {
+                    Kill();
+                }
+
+                Interlocked.Increment(ref _failures);
+                _lastError = failed.Reason;
+            }
+
+            return outcome;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The plugin's state for <c>/health</c> and the management API.</summary>
+    public PluginStatus Status(bool sandboxed)
+    {
+        var process = _process;
+        var state = process is null ? (_starts == 0 ? "idle" : "stopped")
+            : !HasExited(process) ? "running"
+            : "stopped";
+        return new PluginStatus(Config.Name, state, Interlocked.Read(ref _calls), Interlocked.Read(ref _failures), Math.Max(0, Interlocked.Read(ref _starts) - 1), _lastError, sandboxed);
+    }
+
+    private static bool HasExited(Process process)
+    {
+        try
+        {
+            return process.HasExited;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
+    private StepOutcome Fail(string reason)
+    {
+        Interlocked.Increment(ref _failures);
+        _lastError = reason;
+        return StepOutcome.NewFailed(reason);
+    }
+
+    /// <summary>Writes the request line and reads one answer line (null: the plugin's stdout ended first).</summary>
+    private async Task<byte[]?> ExchangeAsync(Stream stdin, Stream stdout, byte[] line, int maxLine, CancellationToken cancellationToken)
+    {
+        await stdin.WriteAsync(line, cancellationToken);
+        await stdin.FlushAsync(cancellationToken);
+        while (true)
+        {
+            var newline = Array.IndexOf(_buffer, (byte)'\n', 0, _buffered);
+            if (newline >= 0)
+            {
+                var answer = _buffer.AsSpan(0, newline).ToArray();
+                _buffered -= newline + 1;
+                Array.Copy(_buffer, newline + 1, _buffer, 0, _buffered);
+                return answer;
+            }
+
+            if (_buffered >= maxLine)
+            {
+                throw new InvalidOperationException($"the plugin's answer line exceeds {maxLine} bytes");
+            }
+
+            if (_buffered == _buffer.Length)
+            {
+                Array.Resize(ref _buffer, Math.Min(maxLine + 1, _buffer.Length * 2));
+            }
+
+            var read = await stdout.ReadAsync(_buffer.AsMemory(_buffered), cancellationToken);
+            if (read == 0)
+            {
+                return null;
+            }
+
+            _buffered += read;
+        }
+    }
+
+    /// <summary>Starts the process (null), or says why it could not.</summary>
+    private string? Start()
+    {
+        Kill();
+        var info = new ProcessStartInfo
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            CreateNoWindow = true,
+        };
+
+        if (_prlimit is not null)
+        {
+            info.FileName = _prlimit;
+            info.ArgumentList.Add("--data=" + ((long)Config.MemoryMb * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            info.ArgumentList.Add("--cpu=" + Config.CpuSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            info.ArgumentList.Add("--core=0");
+            info.ArgumentList.Add("--");
+            info.ArgumentList.Add(Config.Command);
+        }
+        else
+        {
+            info.FileName = Config.Command;
+        }
+
+        foreach (var arg in Config.Args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        // nothing of the relay's environment (its keys included) reaches the plugin but what is named here
+        info.Environment.Clear();
+        info.Environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+        info.Environment["LANG"] = "C.UTF-8";
+        info.Environment["HOME"] = Path.GetTempPath();
+        foreach (var (name, value) in Config.Env)
+        {
+            info.Environment[name] = value;
+        }
+
+        try
+        {
+            var process = Process.Start(info);
+            if (process is null)
+            {
+                return "the plugin could not be started";
+            }
+
+            // stderr is the plugin's own log: drained so it never blocks, not kept (it may quote requests)
+            process.ErrorDataReceived += static (_, _) => { };
+            process.BeginErrorReadLine();
+            _process = process;
+            _stdin = process.StandardInput.BaseStream;
+            _stdout = process.StandardOutput.BaseStream;
+            _buffered = 0;
+            if (Interlocked.Increment(ref _starts) > 1)
+            {
+                Restarted?.Invoke(Config.Name);
+            }
+
+            return null;
+        }
+        catch (Exception e) when (e is Win32Exception or InvalidOperationException or IOException)
+        {
+            return "the plugin could not be started: " + e.Message;
+        }
+    }
+
+    private string ExitDescription()
+    {
+        try
+        {
+            return _process is { } p && p.WaitForExit(TimeSpan.FromMilliseconds(200))
+                ? " (exit code " + p.ExitCode.ToString(System.Globalization.CultureInfo.InvariantCulture) + ")"
+                : "";
+        }
+        catch (InvalidOperationException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>Stops the process (the next call starts a new one).</summary>
+    private void Kill()
+    {
+        var process = _process;
+        _process = null;
+        _stdin = null;
+        _stdout = null;
+        _buffered = 0;
+        if (process is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or Win32Exception or NotSupportedException)
+        {
+            // it is gone already
+        }
+
+        process.Dispose();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        // NOTE: the gate is not disposed: a call in flight (a reload replaced the plugin) still releases it
+        _disposed = true;
+        Kill();
+    }
+}

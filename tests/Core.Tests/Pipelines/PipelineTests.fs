@@ -1,0 +1,344 @@
+module CcRelay.Core.Tests.Pipelines.PipelineTests
+
+open System.Text
+open System.Text.Json
+open CcRelay.Core
+open Xunit
+
+let private load (toml: string) : ConfigLoad =
+    match Toml.parse toml with
+    | Ok document -> ConfigDecode.decode (fun _ -> None) document
+    | Error e -> failwith e.Message
+
+let private providers =
+    """
+[[providers]]
+name = "anthropic"
+type = "anthropic"
+
+[[providers]]
+name = "deepseek"
+type = "openai"
+base_url = "https://api.deepseek.com"
+keys = [ { key = "sk-test" } ]
+"""
+
+let private loaded (toml: string) : RelayConfig =
+    match load (providers + toml) with
+    | Loaded(config, _) -> config
+    | Invalid(errors, _) -> failwith (errors |> List.map string |> String.concat "\n")
+
+let private errors (toml: string) : ConfigIssue list =
+    match load (providers + toml) with
+    | Loaded _ -> failwith "loaded"
+    | Invalid(errors, _) -> errors
+
+// ---------------------------
+// Config
+// ---------------------------
+
+[<Fact>]
+let ``a pipeline loads with its steps, policy and attachments`` () =
+    let config =
+        loaded
+            """
+[pipelines.fixes]
+on_error = "skip"
+providers = ["deepseek"]
+models = ["claude-haiku-*"]
+request = [ { use = "max_tokens", cap = 8192 }, "strip_cache_control", { use = "reasoning_effort" } ]
+response = [ "repair_tool_json" ]
+"""
+
+    let pipeline = config.Pipelines.Pipelines |> List.exactlyOne
+    Assert.Equal("fixes", pipeline.Name)
+    Assert.Equal(OnError.Skip, pipeline.OnError)
+    Assert.Equal<string list>([ "deepseek" ], pipeline.Attach.Providers)
+
+    Assert.Equal<string list>(
+        [ "max_tokens"; "strip_cache_control"; "reasoning_effort" ],
+        pipeline.Request |> List.map _.Name
+    )
+
+    Assert.Equal(Transform.MaxTokens(Some 8192L, None), pipeline.Request.Head.Transform)
+    Assert.Equal(Transform.ReasoningEffort(4096L, 16384L), pipeline.Request[2].Transform)
+    Assert.Equal(Transform.RepairToolJson, pipeline.Response.Head.Transform)
+
+[<Fact>]
+let ``an unknown transformer is located, with a suggestion`` () =
+    let issue =
+        errors
+            """
+[pipelines.p]
+providers = ["anthropic"]
+request = [ { use = "max_token", cap = 1 } ]
+"""
+        |> List.exactlyOne
+
+    Assert.Equal("pipelines.p.request[0]", issue.Path)
+    Assert.Contains("unknown transformer \"max_token\"; did you mean max_tokens?", issue.Message)
+    Assert.True issue.Position.IsSome
+
+[<Fact>]
+let ``bad options are each reported`` () =
+    let issues =
+        errors
+            """
+[pipelines.p]
+providers = ["anthropic"]
+request = [ { use = "max_tokens", cap = "lots" }, { use = "sampling", temprature = 1 }, { use = "system" }, { use = "max_tokens", cap = 1, set = 2 } ]
+"""
+
+    let paths = issues |> List.map _.Path
+    Assert.Contains("pipelines.p.request[0].cap", paths)
+    Assert.Contains("pipelines.p.request[1].temprature", paths)
+    Assert.Contains("pipelines.p.request[2]", paths)
+    Assert.Contains("pipelines.p.request[3]", paths)
+    Assert.Contains(issues, fun i -> i.Message.Contains "takes only one of cap, set")
+
+[<Fact>]
+let ``a transformer that cannot apply to the provider's dialect is an error`` () =
+    let issue =
+        errors
+            """
+[pipelines.p]
+providers = ["anthropic"]
+request = [ "reasoning_effort" ]
+"""
+        |> List.exactlyOne
+
+    Assert.Equal("pipelines.p.request[0]", issue.Path)
+
+    Assert.Contains(
+        "reasoning_effort cannot apply to provider anthropic (dialect anthropic); it applies to: openai",
+        issue.Message
+    )
+
+[<Fact>]
+let ``unknown providers, plugins and sides are errors`` () =
+    let issues =
+        errors
+            """
+[pipelines.p]
+providers = ["anthropc"]
+request = [ { plugin = "nope" }, "repair_tool_json" ]
+response = [ "strip_cache_control" ]
+"""
+
+    let messages = issues |> List.map _.Message |> String.concat "\n"
+    Assert.Contains("no provider is named \"anthropc\"; did you mean anthropic?", messages)
+    Assert.Contains("unknown plugin \"nope\"", messages)
+    Assert.Contains("repair_tool_json is a response transformer", messages)
+    Assert.Contains("strip_cache_control is a request transformer", messages)
+
+[<Fact>]
+let ``a plugin loads with its sandbox and its own policy`` () =
+    let config =
+        loaded
+            """
+[plugins.redact]
+command = "/usr/bin/redact"
+args = ["--fast"]
+env = { MODE = "strict" }
+timeout_ms = 250
+memory_mb = 64
+
+[pipelines.p]
+on_error = "fail"
+models = ["*"]
+request = [ { plugin = "redact" } ]
+"""
+
+    let plugin = config.Pipelines.Plugins |> List.exactlyOne
+    Assert.Equal(250, plugin.TimeoutMs)
+    Assert.Equal(64, plugin.MemoryMb)
+    Assert.Equal(60, plugin.CpuSeconds)
+    Assert.Equal<(string * string) list>([ "MODE", "strict" ], plugin.Env)
+    // the plugin's own fail-safe policy (default skip) wins over the pipeline's
+    let step = config.Pipelines.Pipelines.Head.Request.Head
+    Assert.Equal("plugin:redact", step.Name)
+    Assert.Equal(OnError.Skip, step.OnError)
+
+[<Fact>]
+let ``config show renders pipelines and plugins, a plugin's env redacted`` () =
+    let config =
+        loaded
+            """
+[plugins.redact]
+command = "/usr/bin/redact"
+env = { TOKEN = "s3cret-value" }
+
+[pipelines.p]
+models = ["claude-*"]
+request = [ { use = "max_tokens", cap = 8192 }, { plugin = "redact" }, { use = "system", append = "x" } ]
+response = [ "repair_tool_json" ]
+"""
+
+    let yaml = ConfigRender.toYaml config
+    Assert.Contains("""request: [{use: max_tokens, cap: 8192}, {plugin: "redact"}, {use: system, append: "x"}]""", yaml)
+    Assert.Contains("""response: [{use: repair_tool_json}]""", yaml)
+    Assert.Contains("""env: {"TOKEN": "<redacted>"}""", yaml)
+    Assert.DoesNotContain("s3cret-value", yaml)
+
+[<Fact>]
+let ``a pipeline attached to nothing is a warning`` () =
+    match load (providers + "\n[pipelines.p]\nrequest = [\"strip_cache_control\"]\n") with
+    | Loaded(_, warnings) ->
+        Assert.Contains(warnings, fun w -> w.Path = "pipelines.p" && w.Message.Contains "attached to nothing")
+    | Invalid(errors, _) -> failwith $"%A{errors}"
+
+[<Fact>]
+let ``a pipeline change is a live setting change`` () =
+    let before = loaded ""
+
+    let after =
+        loaded "\n[pipelines.p]\nmodels = [\"*\"]\nrequest = [\"strip_cache_control\"]\n"
+
+    Assert.Contains(ConfigChange.SettingChanged "pipelines", ConfigDiff.between before after)
+
+// ---------------------------
+// Selection and runs
+// ---------------------------
+
+let private config =
+    loaded
+        """
+[pipelines.deepseek]
+providers = ["deepseek"]
+request = [ { use = "drop_fields", fields = ["stream_options"] }, { use = "max_tokens", cap = 100 } ]
+response = [ "repair_tool_json" ]
+
+[pipelines.haiku]
+on_error = "skip"
+models = ["claude-haiku-*"]
+request = [ { use = "tool_choice", type = "tool", name = "missing", only_with_tools = false }, { use = "system", append = "!" } ]
+"""
+
+[<Fact>]
+let ``pipelines are selected by provider and by model pattern, in file order`` () =
+    let both = Pipeline.select config.Pipelines "deepseek" "claude-haiku-4-5"
+    Assert.Equal<string list>([ "deepseek"; "haiku" ], both.Names)
+    Assert.Equal<string list>([ "max_tokens"; "tool_choice"; "system" ], both.Anthropic |> List.map _.Name)
+    Assert.Equal<string list>([ "drop_fields" ], both.Upstream |> List.map _.Name)
+    Assert.True((Pipeline.select config.Pipelines "anthropic" "claude-opus-4").IsEmpty)
+
+let private body =
+    Encoding.UTF8.GetBytes """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s","messages":[]}"""
+
+[<Fact>]
+let ``on_error skip leaves the failing step out and reports it`` () =
+    let selected = Pipeline.select config.Pipelines "anthropic" "claude-haiku-4-5"
+
+    let run =
+        Pipeline.runBuiltIn selected.Anthropic "anthropic" None (Pipeline.start body)
+
+    Assert.True run.Failure.IsNone
+
+    Assert.Equal(
+        """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s!","messages":[]}""",
+        Encoding.UTF8.GetString run.Body
+    )
+
+    Assert.Equal("tool_choice(skipped),system", Pipeline.report run)
+    Assert.Contains("missing", Pipeline.skipped run.Reports)
+
+[<Fact>]
+let ``on_error fail stops the run with the body untouched and an Anthropic error`` () =
+    let failing = {
+        Name = "tool_choice"
+        Transform = Transform.ToolChoice("tool", Some "missing", false)
+        OnError = OnError.Fail
+    }
+
+    let capped = {
+        Name = "max_tokens"
+        Transform = Transform.MaxTokens(Some 100L, None)
+        OnError = OnError.Fail
+    }
+
+    let run =
+        Pipeline.runBuiltIn [ capped; failing ] "anthropic" None (Pipeline.start body)
+
+    Assert.Equal(Some "tool_choice", run.Failure |> Option.map fst)
+    Assert.Equal("max_tokens,tool_choice(failed)", Pipeline.report run)
+    Assert.Equal(400, Pipeline.errorStatus "tool_choice")
+    Assert.Equal(500, Pipeline.errorStatus "plugin:x")
+
+    use error = JsonDocument.Parse(Pipeline.errorBody "tool_choice" "no such tool")
+    Assert.Equal("invalid_request_error", error.RootElement.GetProperty("error").GetProperty("type").GetString())
+
+[<Fact>]
+let ``a dialect-limited step of a model-attached pipeline is not applicable elsewhere`` () =
+    let step = {
+        Name = "reasoning_effort"
+        Transform = Transform.ReasoningEffort(1L, 2L)
+        OnError = OnError.Fail
+    }
+
+    let run = Pipeline.runBuiltIn [ step ] "anthropic" None (Pipeline.start body)
+    Assert.Equal("reasoning_effort(n/a)", Pipeline.report run)
+    Assert.False run.Changed
+
+// ---------------------------
+// Plugin protocol
+// ---------------------------
+
+[<Fact>]
+let ``the request line embeds the body as it is`` () =
+    let line = PluginProtocol.requestLine 7L "p" "m" (System.ReadOnlySpan body)
+    let text = Encoding.UTF8.GetString line
+    Assert.EndsWith("}\n", text)
+    Assert.Contains(Encoding.UTF8.GetString body, text)
+    use document = JsonDocument.Parse(text)
+    Assert.Equal(7L, document.RootElement.GetProperty("id").GetInt64())
+    Assert.Equal(1, document.RootElement.GetProperty("v").GetInt32())
+
+[<Fact>]
+let ``a pretty-printed body is embedded on one line, as the same JSON`` () =
+    let pretty =
+        Encoding.UTF8.GetBytes "{\r\n  \"model\": \"m\",\n  \"messages\": [\"a\\nb\"]\n}"
+
+    let line =
+        PluginProtocol.requestLine 1L "p" "m" (System.ReadOnlySpan pretty)
+        |> Encoding.UTF8.GetString
+
+    Assert.Equal(line.Length - 1, line.IndexOf '\n')
+    use document = JsonDocument.Parse line
+    let messages = document.RootElement.GetProperty("body").GetProperty "messages"
+    Assert.Equal("a\nb", messages[0].GetString())
+
+[<Theory>]
+[<InlineData("""{"v":1,"id":3,"body":{"model":"x"}}""", "changed")>]
+[<InlineData("""{"v":1,"id":3,"unchanged":true}""", "unchanged")>]
+[<InlineData("""{"v":1,"id":3,"error":"nope"}""", "failed")>]
+[<InlineData("""{"v":1,"id":4,"unchanged":true}""", "failed")>]
+[<InlineData("""{"v":2,"id":3,"unchanged":true}""", "failed")>]
+[<InlineData("""{"v":1,"id":3,"body":[1]}""", "failed")>]
+[<InlineData("""not json""", "failed")>]
+[<InlineData("""{"id":3,"unchanged":true}""", "failed")>]
+let ``plugin answers are read strictly`` (line: string, expected: string) =
+    let kind =
+        match PluginProtocol.answer 3L (System.ReadOnlySpan(Encoding.UTF8.GetBytes line)) with
+        | StepOutcome.Changed(_, true) -> "changed"
+        | StepOutcome.Changed(_, false) -> "in place?"
+        | StepOutcome.Unchanged -> "unchanged"
+        | StepOutcome.Failed _ -> "failed"
+
+    Assert.Equal(expected, kind)
+
+[<Fact>]
+let ``plugin states are added to the health body`` () =
+    let health = Encoding.UTF8.GetBytes """{"status":"ok","providers":[]}"""
+
+    let status = {
+        Name = "p"
+        State = "running"
+        Calls = 2L
+        Failures = 1L
+        Restarts = 0L
+        LastError = "x"
+        Sandboxed = true
+    }
+
+    let edited = PluginStatuses.addToHealth health [ status ] |> Encoding.UTF8.GetString
+    Assert.StartsWith("""{"status":"ok","providers":[],"plugins":[{"name":"p","state":"running","calls":2""", edited)

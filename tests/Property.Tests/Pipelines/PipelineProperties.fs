@@ -1,0 +1,295 @@
+module CcRelay.Core.Properties.PipelineProperties
+
+open System
+open System.Text
+open System.Text.Json
+open FsCheck
+open FsCheck.FSharp
+open Xunit
+open CcRelay.Core
+open CcRelay.Core.Properties.Generators
+open CcRelay.Core.Properties.JsonEditProperties
+
+// ---------------------------
+// Generators
+// ---------------------------
+
+let private cacheControl = JObject [ "type", JString "ephemeral" ]
+
+let private textBlock: Gen<Json> =
+    gen {
+        let! text = jsonText
+        let! cached = Gen.elements [ false; true ]
+
+        return
+            JObject [
+                "type", JString "text"
+                "text", JString text
+                if cached then
+                    "cache_control", cacheControl
+            ]
+    }
+
+/// A Messages request as clients send them, rendered with random whitespace and escapes, with other members
+/// beside the known ones.
+let private anthropicTree: Gen<Json> =
+    gen {
+        let! model = modelName
+        let! maxTokens = Gen.choose (1, 64000)
+        let! blocks = Gen.nonEmptyListOf textBlock |> Gen.resize 3
+
+        let! system =
+            Gen.oneof [
+                Gen.constant None
+                jsonText |> Gen.map (JString >> Some)
+                Gen.listOf textBlock |> Gen.resize 2 |> Gen.map (JArray >> Some)
+            ]
+
+        let! tools =
+            Gen.elements [
+                None
+                Some(JArray [ JObject [ "name", JString "get_weather"; "input_schema", JObject [] ] ])
+            ]
+
+        let! temperature = Gen.elements [ None; Some "0.3"; Some "1.5"; Some "1" ]
+        let! others = topLevelMembers
+
+        let known = [
+            "model"
+            "max_tokens"
+            "messages"
+            "system"
+            "tools"
+            "temperature"
+            "top_p"
+            "top_k"
+            "tool_choice"
+            "thinking"
+            "stream"
+        ]
+
+        let members =
+            [
+                "model", JString model
+                "max_tokens", JNumber(string maxTokens)
+                "messages", JArray [ JObject [ "role", JString "user"; "content", JArray blocks ] ]
+                match system with
+                | Some s -> "system", s
+                | None -> ()
+                match tools with
+                | Some t -> "tools", t
+                | None -> ()
+                match temperature with
+                | Some t -> "temperature", JNumber t
+                | None -> ()
+            ]
+            @ (others
+               |> List.filter (fun (key, _) -> not (List.contains key known))
+               |> List.distinctBy fst)
+
+        let! order = Gen.shuffle members
+        return JObject(List.ofArray order)
+    }
+
+let private anthropicRequest: Gen<string> = anthropicTree |> Gen.bind renderJson
+
+let private sampling = {
+    Temperature = None
+    TopP = None
+    TopK = None
+    TemperatureMin = None
+    TemperatureMax = None
+    TopPMax = None
+    TopKMax = None
+}
+
+/// The request-side built-in transformers that keep a valid request valid, with options.
+let private validityPreserving: Gen<Transform> =
+    Gen.oneof [
+        Gen.choose (1, 100000)
+        |> Gen.map (fun n -> Transform.MaxTokens(Some(int64 n), None))
+        Gen.choose (1, 100000)
+        |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)))
+        Gen.elements [ 0.0m; 0.5m; 1.0m ]
+        |> Gen.map (fun t ->
+            Transform.Sampling {
+                sampling with
+                    Temperature = Some t
+                    TopKMax = Some 10L
+            })
+        Gen.constant (
+            Transform.Sampling {
+                sampling with
+                    TemperatureMax = Some 1.0m
+            }
+        )
+        Gen.constant Transform.StripCacheControl
+        Gen.elements [ "any"; "auto"; "none" ]
+        |> Gen.map (fun t -> Transform.ToolChoice(t, None, true))
+        Gen.map2
+            (fun edit text -> Transform.System(edit, text))
+            (Gen.elements [ SystemEdit.Append; SystemEdit.Prepend; SystemEdit.Replace ])
+            jsonText
+        modelName |> Gen.map (fun m -> Transform.RenameModel([ "*", m ], None))
+        Gen.constant (Transform.DropFields([ "metadata"; "mode" ], false))
+    ]
+
+let private step (transform: Transform) : PipelineStep = {
+    Name = "t"
+    Transform = transform
+    OnError = OnError.Fail
+}
+
+// ---------------------------
+// Properties
+// ---------------------------
+
+[<Fact>]
+let ``a pipeline of validity-preserving transformers yields a valid request`` () =
+    Check.property (
+        Prop.forAll
+            (Check.arb (Gen.zip anthropicRequest (Gen.listOf validityPreserving |> Gen.resize 6)))
+            (fun (body, transforms) ->
+                let bytes = Encoding.UTF8.GetBytes body
+                Assert.True(RequestFacts.inspect (ReadOnlySpan bytes) |> Result.isOk)
+
+                let run =
+                    Pipeline.runBuiltIn (transforms |> List.map step) "anthropic" None (Pipeline.start bytes)
+
+                Assert.Equal(None, run.Failure)
+                Assert.True(isJson run.Body)
+                Assert.True(RequestFacts.inspect (ReadOnlySpan run.Body) |> Result.isOk)
+                // the input is never written into
+                Assert.Equal(body, Encoding.UTF8.GetString bytes))
+    )
+
+/// Whether `small` is `large` with some bytes deleted (and nothing else changed).
+let private isSubsequence (small: byte array) (large: byte array) : bool =
+    let mutable i = 0
+
+    for b in large do
+        if i < small.Length && small[i] = b then
+            i <- i + 1
+
+    i = small.Length
+
+/// The JSON tree with every `name` member removed at any depth.
+let rec private without (name: string) (json: Json) : Json =
+    match json with
+    | JObject members ->
+        JObject(
+            members
+            |> List.filter (fun (n, _) -> n <> name)
+            |> List.map (fun (n, v) -> n, without name v)
+        )
+    | JArray items -> JArray(items |> List.map (without name))
+    | other -> other
+
+[<Fact>]
+let ``strip_cache_control only deletes bytes, exactly the cache_control members`` () =
+    let case =
+        gen {
+            let! tree = anthropicTree
+            let! body = renderJson tree
+            let! expected = renderJson (without "cache_control" tree)
+            return body, expected
+        }
+
+    Check.property (
+        Prop.forAll (Check.arb case) (fun (body, expected) ->
+            let bytes = Encoding.UTF8.GetBytes body
+
+            let edited =
+                match Transformers.applyRequest Transform.StripCacheControl None bytes with
+                | StepOutcome.Changed(edited, false) -> edited
+                | StepOutcome.Unchanged -> bytes
+                | other -> failwith $"%A{other}"
+
+            Assert.True(isSubsequence edited bytes)
+            use wanted = JsonDocument.Parse expected
+            use got = JsonDocument.Parse edited
+            Assert.True(JsonElement.DeepEquals(wanted.RootElement, got.RootElement)))
+    )
+
+/// A top-level set: every other member keeps its bytes and its place; the set member has the new value.
+[<Fact>]
+let ``top-level sets leave every other member's bytes as they were`` () =
+    let sets =
+        Gen.oneof [
+            Gen.choose (1, 100000)
+            |> Gen.map (fun n -> Transform.MaxTokens(None, Some(int64 n)), "max_tokens")
+            Gen.constant (Transform.ToolChoice("any", None, false), "tool_choice")
+            Gen.constant (
+                Transform.Sampling {
+                    sampling with
+                        Temperature = Some 0.25m
+                },
+                "temperature"
+            )
+            modelName
+            |> Gen.map (fun m -> Transform.RenameModel([], Some(m + "-x")), "model")
+        ]
+
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip anthropicRequest sets)) (fun (body, (transform, name)) ->
+            let bytes = Encoding.UTF8.GetBytes body
+
+            match Transformers.applyRequest transform None bytes with
+            | StepOutcome.Changed(edited, false) ->
+                let before = members bytes |> List.filter (fun (n, _) -> n <> name)
+                let after = members edited |> List.filter (fun (n, _) -> n <> name)
+                Assert.Equal<(string * byte array) list>(before, after)
+                // the bytes outside the object's members (its whitespace around) are kept too
+                Assert.Equal(bytes[0], edited[0])
+                Assert.Equal(bytes[bytes.Length - 1], edited[edited.Length - 1])
+            | StepOutcome.Unchanged -> ()
+            | other -> failwith $"%A{other}")
+    )
+
+[<Fact>]
+let ``drop_fields leaves the other members' bytes and order`` () =
+    Check.property (
+        Prop.forAll (Check.arb anthropicRequest) (fun body ->
+            let bytes = Encoding.UTF8.GetBytes body
+            let dropped = [ "system"; "temperature" ]
+
+            let edited =
+                match Transformers.applyRequest (Transform.DropFields(dropped, false)) None bytes with
+                | StepOutcome.Changed(edited, false) -> edited
+                | StepOutcome.Unchanged -> bytes
+                | other -> failwith $"%A{other}"
+
+            Assert.True(isSubsequence edited bytes)
+
+            Assert.Equal<(string * byte array) list>(
+                members bytes |> List.filter (fun (n, _) -> not (List.contains n dropped)),
+                members edited
+            ))
+    )
+
+[<Fact>]
+let ``tool JSON repair always yields an object or gives up, and keeps valid objects`` () =
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip (jsonValue 8 |> Gen.bind renderJson) (Gen.choose (0, 40)))) (fun (json, cut) ->
+            let text =
+                if cut < json.Length then
+                    json.Substring(0, json.Length - cut)
+                else
+                    json
+
+            match ToolJsonRepair.repair text with
+            | Some repaired ->
+                use document = JsonDocument.Parse repaired
+                Assert.Equal(JsonValueKind.Object, document.RootElement.ValueKind)
+            | None -> ()
+
+            let valid =
+                try
+                    use document = JsonDocument.Parse json
+                    document.RootElement.ValueKind = JsonValueKind.Object
+                with :? JsonException ->
+                    false
+
+            if valid then
+                Assert.Equal(Some json, ToolJsonRepair.repair json))
+    )
