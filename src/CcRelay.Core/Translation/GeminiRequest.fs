@@ -32,12 +32,6 @@ type GeminiRequestTranslation = {
 [<RequireQualifiedAccess>]
 module GeminiRequest =
 
-    let private writerOptions =
-        JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false)
-
-    let private documentOptions =
-        JsonDocumentOptions(MaxDepth = 512, CommentHandling = JsonCommentHandling.Disallow)
-
     /// Gemini takes at most 5 stop sequences.
     [<Literal>]
     let MaxStopSequences = 5
@@ -708,54 +702,27 @@ module GeminiRequest =
         (body: ReadOnlySpan<byte>)
         : Result<GeminiRequestTranslation, string> =
         let bodyLength = body.Length
-        let bytes = body.ToArray()
 
-        let parsed =
-            try
-                Ok(JsonDocument.Parse(ReadOnlyMemory bytes, documentOptions))
-            with :? JsonException as e ->
-                Error $"request body is not valid JSON: %s{e.Message}"
+        RequestFrame.read body (fun root messages ->
+            let context = {
+                Settings = settings
+                Model = model
+                EchoSignatures = echoSignatures
+                Dropped = ResizeArray()
+                Names = Collections.Generic.Dictionary()
+                CallNames = Collections.Generic.Dictionary()
+                Images = 0
+                ImageBytes = 0L
+            }
 
-        parsed
-        |> Result.bind (fun document ->
-            use document = document
-            let root = document.RootElement
+            collectCalls context messages
 
-            if root.ValueKind <> JsonValueKind.Object then
-                Error "request body must be a JSON object"
-            else
-                match JsonRead.tryProperty root "messages" with
-                | ValueSome messages when messages.ValueKind = JsonValueKind.Array ->
-                    let context = {
-                        Settings = settings
-                        Model = model
-                        EchoSignatures = echoSignatures
-                        Dropped = ResizeArray()
-                        Names = Collections.Generic.Dictionary()
-                        CallNames = Collections.Generic.Dictionary()
-                        Images = 0
-                        ImageBytes = 0L
-                    }
+            let written =
+                RequestFrame.write bodyLength (fun writer -> write context kind root messages writer)
 
-                    collectCalls context messages
-                    let buffer = ArrayBufferWriter<byte>(max 256 (bodyLength + 256))
-
-                    do
-                        use writer = new Utf8JsonWriter(buffer, writerOptions)
-                        write context kind root messages writer
-                        writer.Flush()
-
-                    let textBytes = int64 buffer.WrittenCount - context.ImageBytes
-
-                    Ok {
-                        Body = buffer.WrittenSpan.ToArray()
-                        Dropped = List.ofSeq context.Dropped
-                        ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-                        EstimatedInputTokens =
-                            int (
-                                min
-                                    (int64 Int32.MaxValue)
-                                    ((textBytes + 3L) / 4L + int64 (context.Images * ChatRequest.ImageTokens))
-                            )
-                    }
-                | _ -> Error "messages: field required (an array of messages)")
+            Ok {
+                Body = written
+                Dropped = List.ofSeq context.Dropped
+                ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+                EstimatedInputTokens = RequestFrame.estimate written.Length context.ImageBytes context.Images
+            })

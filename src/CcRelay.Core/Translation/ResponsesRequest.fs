@@ -77,12 +77,6 @@ module ResponsesRequest =
     [<Literal>]
     let MinOutputTokens = 16
 
-    let private writerOptions =
-        JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false)
-
-    let private documentOptions =
-        JsonDocumentOptions(MaxDepth = 512, CommentHandling = JsonCommentHandling.Disallow)
-
     /// The request fields the Responses API has no equivalent for, reported by their own names when present.
     let private unsupportedFields = [
         "context_management"
@@ -629,51 +623,23 @@ module ResponsesRequest =
         (body: ReadOnlySpan<byte>)
         : Result<ResponsesRequestTranslation, string> =
         let bodyLength = body.Length
-        let bytes = body.ToArray()
 
-        let parsed =
-            try
-                Ok(JsonDocument.Parse(ReadOnlyMemory bytes, documentOptions))
-            with :? JsonException as e ->
-                Error $"request body is not valid JSON: %s{e.Message}"
+        RequestFrame.read body (fun root _ ->
+            let context = {
+                Family = family
+                EchoReasoning = echoReasoning
+                Dropped = ResizeArray()
+                Names = Collections.Generic.Dictionary()
+                Images = 0
+                ImageBytes = 0L
+            }
 
-        parsed
-        |> Result.bind (fun document ->
-            use document = document
-            let root = document.RootElement
+            let written =
+                RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
-            if root.ValueKind <> JsonValueKind.Object then
-                Error "request body must be a JSON object"
-            else
-                match JsonRead.tryProperty root "messages" with
-                | ValueSome messages when messages.ValueKind = JsonValueKind.Array ->
-                    let context = {
-                        Family = family
-                        EchoReasoning = echoReasoning
-                        Dropped = ResizeArray()
-                        Names = Collections.Generic.Dictionary()
-                        Images = 0
-                        ImageBytes = 0L
-                    }
-
-                    let buffer = ArrayBufferWriter<byte>(max 256 (bodyLength + 256))
-
-                    do
-                        use writer = new Utf8JsonWriter(buffer, writerOptions)
-                        write context model root writer
-                        writer.Flush()
-
-                    let textBytes = int64 buffer.WrittenCount - context.ImageBytes
-
-                    Ok {
-                        Body = buffer.WrittenSpan.ToArray()
-                        Dropped = List.ofSeq context.Dropped
-                        ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-                        EstimatedInputTokens =
-                            int (
-                                min
-                                    (int64 Int32.MaxValue)
-                                    ((textBytes + 3L) / 4L + int64 (context.Images * ChatRequest.ImageTokens))
-                            )
-                    }
-                | _ -> Error "messages: field required (an array of messages)")
+            Ok {
+                Body = written
+                Dropped = List.ofSeq context.Dropped
+                ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+                EstimatedInputTokens = RequestFrame.estimate written.Length context.ImageBytes context.Images
+            })

@@ -1,0 +1,64 @@
+namespace CcRelay.Core
+
+open System
+open System.Buffers
+open System.Text.Encodings.Web
+open System.Text.Json
+
+/// What every request translator (Chat Completions, Responses, Gemini) shares around its own mapping: the
+/// client's body parsed and checked (a JSON object with a `messages` array), the target's request written into
+/// one buffer, and the input-token estimate of what was written.
+[<RequireQualifiedAccess>]
+module internal RequestFrame =
+
+    /// What one image costs in the input estimate (about Anthropic's figure for a 1.15-megapixel image).
+    [<Literal>]
+    let ImageTokens = 1600
+
+    let private writerOptions =
+        JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false)
+
+    let private documentOptions =
+        JsonDocumentOptions(MaxDepth = 512, CommentHandling = JsonCommentHandling.Disallow)
+
+    /// Parses `body` and gives `translate` its root object and its `messages` array (both valid only during the
+    /// call); an error names what is wrong with the body.
+    let read
+        (body: ReadOnlySpan<byte>)
+        (translate: JsonElement -> JsonElement -> Result<'Translation, string>)
+        : Result<'Translation, string> =
+        let bytes = body.ToArray()
+
+        let parsed =
+            try
+                Ok(JsonDocument.Parse(ReadOnlyMemory bytes, documentOptions))
+            with :? JsonException as e ->
+                Error $"request body is not valid JSON: %s{e.Message}"
+
+        parsed
+        |> Result.bind (fun document ->
+            use document = document
+            let root = document.RootElement
+
+            if root.ValueKind <> JsonValueKind.Object then
+                Error "request body must be a JSON object"
+            else
+                match JsonRead.tryProperty root "messages" with
+                | ValueSome messages when messages.ValueKind = JsonValueKind.Array -> translate root messages
+                | _ -> Error "messages: field required (an array of messages)")
+
+    /// The target's request as `write` writes it, in a buffer sized for a client body of `bodyLength` bytes.
+    let write (bodyLength: int) (write: Utf8JsonWriter -> unit) : byte array =
+        let buffer = ArrayBufferWriter<byte>(max 256 (bodyLength + 256))
+
+        do
+            use writer = new Utf8JsonWriter(buffer, writerOptions)
+            write writer
+            writer.Flush()
+
+        buffer.WrittenSpan.ToArray()
+
+    /// Input tokens estimated from a translated request of `written` bytes, `imageBytes` of them image data:
+    /// the rest / 4, plus `ImageTokens` per image (protocols.md §6.8).
+    let estimate (written: int) (imageBytes: int64) (images: int) : int =
+        int (min (int64 Int32.MaxValue) ((int64 written - imageBytes + 3L) / 4L + int64 (images * ImageTokens)))
