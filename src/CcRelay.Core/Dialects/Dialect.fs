@@ -424,7 +424,7 @@ module Dialect =
                 match operation with
                 | Operation.Messages ->
                     AnswerDialect.OpenAiChat {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                         ReadsReasoning = settings.ReasoningField <> ReasoningField.NoField
@@ -520,7 +520,7 @@ module Dialect =
                 match operation with
                 | Operation.Messages ->
                     AnswerDialect.Gemini {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                     }
