@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every CcRelay test on a fresh machine: installs what is missing, checks formatting, builds with
-# warnings as errors, runs the Core, property and host suites and the packaging checks (tests/Packaging/run.sh),
-# then the end-to-end run with the real Claude Code CLI. Ends with one line `N passed, M failed` (the sum over
-# every runner); exits non-zero if anything failed.
+# warnings as errors, runs the Core, property and host suites, the packaging checks (tests/Packaging/run.sh) and
+# the dashboard in tmux (tests/Tui/run.sh), then the end-to-end run with the real Claude Code CLI. Ends with one
+# line `N passed, M failed` (the sum over every runner); exits non-zero if anything failed.
 #
 #   bash tests/run-all.sh            everything
 #   SKIP_E2E=1 bash tests/run-all.sh  without the Claude Code end-to-end run
@@ -22,7 +22,8 @@ fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); }
 
 # ---- what the suites need beyond the .NET SDK ------------------------------------------------------
 need_apt=()
-for tool in jq curl; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
+# tmux: tests/Tui/run.sh drives the dashboard in it
+for tool in jq curl tmux; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 # promtool (Host.Tests' `promtool check metrics` test fails without it) comes with Debian's prometheus package
@@ -93,6 +94,17 @@ if [[ -n $summary ]]; then
   failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
 else
   fail_step "tests/Packaging/run.sh printed no summary"
+fi
+
+# The dashboard, driven in tmux: the real cc-relay tui against a relay with two fake upstreams (tests/Tui/run.sh).
+step "tui: cc-relay tui and serve --tui in tmux (80x24, send-keys, capture-pane)"
+bash tests/Tui/run.sh --no-build 2>&1 | tee "$LOG_DIR/tui.log"
+summary=$(grep -E "^TUI: [0-9]+ passed, [0-9]+ failed$" "$LOG_DIR/tui.log" | tail -1)
+if [[ -n $summary ]]; then
+  passed=$((passed + $(sed -E 's/TUI: ([0-9]+) passed.*/\1/' <<<"$summary")))
+  failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
+else
+  fail_step "tests/Tui/run.sh printed no summary"
 fi
 
 if [[ -z ${SKIP_E2E:-} ]]; then

@@ -5,7 +5,7 @@ using Microsoft.FSharp.Core;
 namespace CcRelay.Cli;
 
 /// <summary>
-/// <c>cc-relay config cc init|remove</c>: points Claude Code at the relay by setting
+/// <c>cc-relay config cc init|remove|skill</c>: points Claude Code at the relay by setting
 /// <c>env.ANTHROPIC_BASE_URL</c> in its <c>settings.json</c> (<c>$CLAUDE_CONFIG_DIR/settings.json</c>, else
 /// <c>~/.claude/settings.json</c>), or takes that back. The edit itself is <see cref="ClaudeSettings"/>; this
 /// class finds the file, derives the relay URL, and writes atomically. No credential is ever written.
@@ -15,11 +15,33 @@ internal static class ClaudeCodeCommand
     private const string DefaultUrlSource = "server.listen of the config serve would load, else 127.0.0.1:8787";
 
     public static Command Create(CliEnvironment environment) =>
-        new("cc", "Point Claude Code at the relay (env.ANTHROPIC_BASE_URL in its settings.json), or undo that.")
+        new("cc", "Point Claude Code at the relay (env.ANTHROPIC_BASE_URL in its settings.json), install the cc-relay skill, or undo that.")
         {
             Init(environment),
             Remove(environment),
+            Skill(environment),
         };
+
+    private static Command Skill(CliEnvironment environment)
+    {
+        var command = new Command("skill", $$"""
+            Install the cc-relay skill for Claude Code ({{ClaudeSkill.RelativePath}} in $CLAUDE_CONFIG_DIR, else
+            ~/.claude): it lets Claude list the relay's models and providers (cc-relay models --json, status --json).
+            config cc remove removes it again.
+
+            Examples:
+              cc-relay config cc skill
+              CLAUDE_CONFIG_DIR=~/.claude-work cc-relay config cc skill
+            """);
+        command.SetAction(parse =>
+        {
+            var (output, error) = (parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
+            return ClaudeDirectory(environment, error) is { } directory
+                ? ClaudeSkill.Install(directory, output, error)
+                : ExitCodes.Failure;
+        });
+        return command;
+    }
 
     private static Command Init(CliEnvironment environment)
     {
@@ -36,7 +58,9 @@ internal static class ClaudeCodeCommand
                 ? ExitCodes.InvalidConfig
                 : Edit(environment, output, error, text => ClaudeSettings.setBaseUrl(text, relayUrl), createIfMissing: true);
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay config cc init",
+            "cc-relay config cc init --url http://127.0.0.1:9000");
     }
 
     private static Command Remove(CliEnvironment environment)
@@ -68,9 +92,13 @@ internal static class ClaudeCodeCommand
                 return ExitCodes.InvalidConfig;
             }
 
-            return Edit(environment, output, error, text => ClaudeSettings.removeBaseUrl(text, expected), createIfMissing: false);
+            var code = Edit(environment, output, error, text => ClaudeSettings.removeBaseUrl(text, expected), createIfMissing: false);
+            var skill = ClaudeDirectory(environment, TextWriter.Null) is { } directory ? ClaudeSkill.Remove(directory, output, error) : code;
+            return Math.Max(code, skill);
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay config cc remove",
+            "cc-relay config cc remove --force");
     }
 
     private static Option<string?> UrlOption(string description)
@@ -120,16 +148,20 @@ internal static class ClaudeCodeCommand
     }
 
     /// <summary>Where Claude Code keeps its user settings, or null (after saying why) when unknown.</summary>
-    private static string? SettingsPath(CliEnvironment environment, TextWriter error)
+    private static string? SettingsPath(CliEnvironment environment, TextWriter error) =>
+        ClaudeDirectory(environment, error) is { } directory ? Path.Combine(directory, "settings.json") : null;
+
+    /// <summary>Claude Code's user directory (<c>$CLAUDE_CONFIG_DIR</c>, else <c>~/.claude</c>), or null (after saying why) when unknown.</summary>
+    private static string? ClaudeDirectory(CliEnvironment environment, TextWriter error)
     {
         if (environment.NonEmpty("CLAUDE_CONFIG_DIR") is { } configDirectory)
         {
-            return Path.Combine(environment.FullPath(configDirectory), "settings.json");
+            return environment.FullPath(configDirectory);
         }
 
         if (environment.Home is { } home)
         {
-            return Path.Combine(home, ".claude", "settings.json");
+            return Path.Combine(home, ".claude");
         }
 
         error.WriteLine("cc-relay: cannot find Claude Code's settings: neither CLAUDE_CONFIG_DIR nor HOME is set");

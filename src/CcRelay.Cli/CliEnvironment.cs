@@ -25,6 +25,9 @@ internal sealed record CliEnvironment(Func<string, string?> Variable, string Wor
             string.IsNullOrWhiteSpace(home) ? null : home);
     }
 
+    /// <summary>Standard input (the console's unless a test gives its own).</summary>
+    public Func<TextReader> Input { get; init; } = () => Console.In;
+
     /// <summary>A variable's value, or null when it is unset or only white space.</summary>
     public string? NonEmpty(string name) => Variable(name) is { } value && !string.IsNullOrWhiteSpace(value) ? value : null;
 

@@ -37,7 +37,10 @@ internal static class ConfigInitCommand
             environment,
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error));
-        return command;
+        return command.WithExamples(
+            "cc-relay config init",
+            "cc-relay config init --format toml",
+            "cc-relay config init -o ~/.config/cc-relay/config.yaml --force");
     }
 
     private static int Run(string? format, string? output, bool force, CliEnvironment environment, TextWriter stdout, TextWriter error)

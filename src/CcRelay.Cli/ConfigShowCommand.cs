@@ -22,7 +22,9 @@ internal static class ConfigShowCommand
             path,
         };
         command.SetAction(parse => Run(parse.GetValue(path), environment, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error));
-        return command;
+        return command.WithExamples(
+            "cc-relay config show",
+            "cc-relay config show ./cc-relay.yaml > effective.yaml");
     }
 
     private static int Run(string? path, CliEnvironment environment, TextWriter output, TextWriter error)

@@ -26,7 +26,9 @@ internal static class ConfigValidateCommand
             path,
         };
         command.SetAction(parse => Run(parse.GetValue(path), environment, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error));
-        return command;
+        return command.WithExamples(
+            "cc-relay config validate",
+            "cc-relay config validate ./cc-relay.toml");
     }
 
     private static int Run(string? path, CliEnvironment environment, TextWriter output, TextWriter error)

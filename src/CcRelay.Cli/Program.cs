@@ -1,4 +1,7 @@
 using System.CommandLine;
+using CcRelay.Cli.Api;
+using CcRelay.Cli.Claude;
+using CcRelay.Cli.Tui;
 using CcRelay.Host;
 
 namespace CcRelay.Cli;
@@ -37,6 +40,13 @@ internal static class Program
     /// </summary>
     internal static async Task<int> RunAsync(string[] args, CliEnvironment environment, InvocationConfiguration configuration)
     {
+        // cc-relay claude …: every argument after "claude" is Claude Code's (its -c, -p, --model…), so none is
+        // parsed here; only a lone --help/-h shows this command's help ("cc-relay claude -- --help": Claude Code's)
+        if (args is ["claude", .. var claudeArgs] && claudeArgs is not (["--help"] or ["-h"]))
+        {
+            return await ClaudeCommand.RunAsync(claudeArgs is ["--", .. var rest] ? rest : claudeArgs, environment, configuration.Error, CancellationToken.None);
+        }
+
         var parse = BuildCommand(environment).Parse(args);
         var code = await parse.InvokeAsync(configuration);
         return parse.Errors.Count > 0 ? ExitCodes.InvalidConfig : code;
@@ -50,17 +60,25 @@ internal static class Program
     {
         var root = new RootCommand("cc-relay: a relay between Claude Code and the LLM providers you use.");
         root.Add(ServeCommand.Create(environment));
+        root.Add(StatusCommand.Create(environment));
+        root.Add(ModelsCommand.Create(environment));
+        root.Add(ProvidersCommand.Create(environment));
+        root.Add(KeysCommand.Create(environment));
+        root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
+        root.Add(new Command("route", "Ask where requests would go.") { RouteExplainCommand.Create(environment) });
+        root.Add(TuiCommand.Create(environment));
         root.Add(VersionCommand());
-        return root;
+        return root.ShowingExamples();
     }
 
     private static Command ConfigCommand(CliEnvironment environment) =>
-        new("config", "Create, check and show the config; point Claude Code at the relay.")
+        new("config", "Create, check and show the config; reload a running relay's; point Claude Code at the relay.")
         {
             ConfigValidateCommand.Create(environment),
             ConfigInitCommand.Create(environment),
             ConfigShowCommand.Create(environment),
+            ConfigReloadCommand.Create(environment),
             ClaudeCodeCommand.Create(environment),
         };
 
@@ -72,6 +90,7 @@ internal static class Program
             parse.InvocationConfiguration.Output.WriteLine($"cc-relay {RelayInfo.Version}");
             return 0;
         });
-        return command;
+        return command.WithExamples(
+            "cc-relay version");
     }
 }

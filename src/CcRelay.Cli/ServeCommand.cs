@@ -1,10 +1,13 @@
 using System.CommandLine;
+using System.Security.Cryptography;
+using CcRelay.Cli.Tui;
 using CcRelay.Core;
 using CcRelay.Host;
 using CcRelay.Host.Logging;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace CcRelay.Cli;
 
@@ -31,6 +34,11 @@ internal static class ServeCommand
         Description = "Log format, overriding logging.format.",
     };
 
+    private static readonly Option<bool> TuiOption = new("--tui")
+    {
+        Description = "Show the live dashboard (cc-relay tui) in this terminal while the relay runs. Console logs are off meanwhile (a logging.output file still gets them); quitting the dashboard (q) stops the relay. Without an enabled grpc section the dashboard gets a loopback port and a one-run token of its own.",
+    };
+
     public static Command Create(CliEnvironment environment)
     {
         LogLevelOption.AcceptOnlyFromAmong("debug", "info", "warn", "error");
@@ -41,9 +49,13 @@ internal static class ServeCommand
             ListenOption,
             LogLevelOption,
             LogFormatOption,
+            TuiOption,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, environment, cancellationToken));
-        return command;
+        return command.WithExamples(
+            "cc-relay serve",
+            "cc-relay serve --config ./cc-relay.yaml --log-level debug",
+            "cc-relay serve --listen 127.0.0.1:9000 --log-format json");
     }
 
     private static async Task<int> RunAsync(ParseResult parse, CliEnvironment environment, CancellationToken cancellationToken)
@@ -66,6 +78,21 @@ internal static class ServeCommand
             return ExitCodes.InvalidConfig;
         }
 
+        var tui = parse.GetValue(TuiOption);
+        if (tui && (Console.IsInputRedirected || Console.IsOutputRedirected))
+        {
+            await error.WriteLineAsync("cc-relay: --tui needs a terminal (stdin and stdout must not be redirected)");
+            return ExitCodes.InvalidConfig;
+        }
+
+        if (tui && !overrides.Apply(config).Grpc.Enabled)
+        {
+            // NOTE: the dashboard reads the relay through the management API, as `cc-relay tui` does; without one in
+            // the config it gets its own on a free loopback port, with a token only this process knows.
+            var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
+            overrides = overrides.WithGrpc(new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), Microsoft.FSharp.Core.FSharpOption<string>.Some(token)));
+        }
+
         var overridden = overrides.Apply(config);
         var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
         {
@@ -73,6 +100,8 @@ internal static class ServeCommand
             ConfigPath = path,
             Overrides = overrides,
             BuiltinHttp1Client = builtinHttp1,
+            // while the dashboard owns the terminal no log line may be written to it
+            ConfigureLogging = tui ? logging => logging.AddFilter<ConsoleLoggerProvider>(_ => false) : null,
         });
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay");
         var secrets = app.Services.GetRequiredService<RelayState>().Current.Secrets;
@@ -97,7 +126,32 @@ internal static class ServeCommand
         var auth = Core.Auth.isOpen(Core.Auth.compile(overridden.Server.Auth)) ? "open" : "required";
         Log.Listening(logger, RelayInfo.Version, string.Join(", ", CcRelayServer.Addresses(app)), auth);
 
+        if (tui)
+        {
+            return await RunWithDashboardAsync(app, overridden.Grpc, cancellationToken);
+        }
+
         await app.WaitForShutdownAsync(CancellationToken.None);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// <c>--tui</c>: the dashboard on the relay's own management listener until the operator quits it (then the relay
+    /// stops) or the relay shuts down (SIGTERM; then the dashboard closes and the terminal is restored).
+    /// </summary>
+    private static async Task<int> RunWithDashboardAsync(Microsoft.AspNetCore.Builder.WebApplication app, GrpcConfig grpc, CancellationToken cancellationToken)
+    {
+        // the management listener is added last (CcRelayServer.Build), and with port 0 only the server knows its port
+        var address = TuiTarget.ParseAddress(CcRelayServer.Addresses(app)[^1].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal))!;
+        var target = new TuiTarget(address, grpc.AuthToken?.Value, address.Authority);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var dashboard = TuiApp.RunAsync(target, stop.Token);
+        var shutdown = app.WaitForShutdownAsync(CancellationToken.None);
+        await Task.WhenAny(dashboard, shutdown);
+        await stop.CancelAsync();
+        await dashboard;
+        await app.StopAsync(CancellationToken.None);
+        await shutdown;
         return ExitCodes.Success;
     }
 

@@ -37,18 +37,22 @@ public static class CcRelayEndpointRouteBuilderExtensions
         var runtime = services.GetRequiredService<Routing.RuntimeCell>();
         var time = services.GetService<TimeProvider>() ?? TimeProvider.System;
 
+        // server.max_concurrent: the relayed routes take a slot (or wait for one, or get 529); reads take none
+        var gate = services.GetRequiredService<Edge.AdmissionGate>();
+        _ = services.GetRequiredService<Edge.AuditTrail>();
+
         // ccrelay_provider_up, ccrelay_circuit_state and ccrelay_key_capacity_ratio read the live breakers and
         // key pools at each scrape (nothing per request)
         services.GetService<RelayMetrics>()?.ObserveProviders(() => ProviderStatus.Of(runtime.Current, runtime.Now));
 
-        Route(endpoints, time, "/v1/messages", "POST", messages.HandleAsync);
-        Route(endpoints, time, "/v1/messages/count_tokens", "POST", messages.HandleAsync);
+        Route(endpoints, time, "/v1/messages", "POST", gate.Wrap(messages.HandleAsync));
+        Route(endpoints, time, "/v1/messages/count_tokens", "POST", gate.Wrap(messages.HandleAsync));
 
         // the relay as Claude Code's Bedrock or Vertex AI endpoint: the same pipeline, the cloud's shapes
-        Route(endpoints, time, "/model/{**operation}", "POST", ingress.BedrockAsync);
+        Route(endpoints, time, "/model/{**operation}", "POST", gate.Wrap(ingress.BedrockAsync));
         Route(endpoints, time, "/inference-profiles", "GET", ingress.BedrockAsync);
         Route(endpoints, time, "/inference-profiles/{**id}", "GET", ingress.BedrockAsync);
-        Route(endpoints, time, "/v1/projects/{**operation}", "POST", ingress.VertexAsync);
+        Route(endpoints, time, "/v1/projects/{**operation}", "POST", gate.Wrap(ingress.VertexAsync));
 
         Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
         Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));

@@ -1,5 +1,6 @@
 using System.Net;
 using CcRelay.Core;
+using CcRelay.Host.Edge;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Management;
 using CcRelay.Host.Metrics;
@@ -12,6 +13,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using MsLogLevel = Microsoft.Extensions.Logging.LogLevel;
@@ -29,12 +31,42 @@ public static class CcRelayServer
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = options.InlineScheduling);
+
+        // server.tls: loaded now, so a bad pair fails the start (ConfigFile reports it at its key before this)
+        var edge = config.Edge;
+        CertificateHolder? certificate = null;
+        if (edge.Tls is { } tls)
+        {
+            certificate = new CertificateHolder(tls.Value, NullLogger.Instance);
+            _ = certificate.Current;
+            builder.WebHost.UseKestrelHttpsConfiguration();
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = null; // the relay enforces server.max_body_bytes itself
+            EdgeKestrel.ApplyLimits(kestrel.Limits, edge.Limits);
             var protocols = config.Server.EnableHttp2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
-            Listen(kestrel, config.Server.Listen, o => o.Protocols = protocols);
+            var handshake = TimeSpan.FromMilliseconds(edge.Limits.RequestHeadersTimeoutMs);
+            Listen(kestrel, config.Server.Listen, o =>
+            {
+                o.Protocols = protocols;
+                if (edge.Tls is { Value: { Listen: null } tls } && certificate is not null)
+                {
+                    EdgeKestrel.UseTls(o, certificate, tls.MinVersion, protocols, handshake);
+                }
+            });
+            if (edge.Tls is { Value: { Listen.Value: var tlsListen } tlsConfig } && certificate is not null)
+            {
+                // a second listener, for TLS only, added right after the relay's own (Addresses(app)[1])
+                Listen(kestrel, tlsListen, o =>
+                {
+                    o.Protocols = protocols;
+                    EdgeKestrel.UseTls(o, certificate, tlsConfig.MinVersion, protocols, handshake);
+                });
+            }
+
             if (config.Metrics is { Enabled: true, Listen.Value: var metricsListen })
             {
                 // added second, so Addresses(app)[0] stays the relay's own address
@@ -89,6 +121,16 @@ public static class CcRelayServer
         }
 
         var app = builder.Build();
+        app.UseEdgeGuard(
+            app.Services.GetRequiredService<RelayState>(),
+            app.Services.GetRequiredService<Routing.RuntimeCell>(),
+            app.Services.GetRequiredService<AuditTrail>(),
+            app.Services.GetRequiredService<TimeProvider>());
+        if (certificate is not null)
+        {
+            certificate.Logger = app.Services.GetRequiredService<ILogger<CertificateHolder>>();
+        }
+
         if (config.Grpc.Enabled)
         {
             app.UseManagementListener();

@@ -1,4 +1,5 @@
 using CcRelay.Host.Credentials;
+using CcRelay.Host.Edge;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
 using CcRelay.Host.Logging;
@@ -38,12 +39,12 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton(sp => new CloudCredentials(sp.GetRequiredService<TimeProvider>(), options.Environment));
         services.AddHostedService(sp => new HealthProber(
             sp.GetRequiredService<RuntimeCell>(),
-            UpstreamClient.Create(options.BuiltinHttp1Client),
+            UpstreamClient.Create(options.BuiltinHttp1Client, options.Config.Edge.Security),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
-            UpstreamClient.Create(options.BuiltinHttp1Client),
+            UpstreamClient.Create(options.BuiltinHttp1Client, options.Config.Edge.Security),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),
@@ -76,6 +77,18 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetService<PrometheusExposition>()?.OnScrape(accounting.Drain);
             sp.GetService<IHostApplicationLifetime>()?.ApplicationStopped.Register(accounting.Drain);
             return accounting;
+        });
+        // the hardened edge (docs/security.md): admission in front of the relayed routes, the audit log
+        services.AddSingleton(sp => new AdmissionGate(
+            sp.GetRequiredService<RelayState>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<RelayMetrics>(),
+            sp.GetService<IClientConcurrency>()));
+        services.AddSingleton(sp =>
+        {
+            var audit = new AuditTrail(sp.GetRequiredService<RelayState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AuditTrail>>());
+            sp.GetRequiredService<ConfigReloader>().Reloaded += audit.ConfigReloaded;
+            return audit;
         });
         services.AddSingleton<MessagesEndpoint>();
         services.AddSingleton<ModelsEndpoint>();

@@ -37,7 +37,8 @@ public sealed class RelaySnapshot
             secrets.AddRange(CcRelay.Core.Config.cloudSecrets(provider.Cloud).Where(s => s.Length > 0));
         }
 
-        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret, config.Grpc.AuthToken }
+        StatusToken = Core.StatusToken.compile(config.Edge.Security.StatusToken);
+        secrets.AddRange(new[] { config.Server.Auth.ApiKey, config.Server.Auth.BearerSecret, config.Grpc.AuthToken, config.Edge.Security.StatusToken }
             .Where(s => s is not null && s.Value.Length > 0)
             .Select(s => s!.Value));
 
@@ -50,6 +51,9 @@ public sealed class RelaySnapshot
 
     /// <summary>The compiled client-auth policy.</summary>
     public AuthPolicy Auth { get; }
+
+    /// <summary>The compiled <c>security.status_token</c> (<c>/metrics</c>, the detailed <c>/health</c>).</summary>
+    public StatusTokenPolicy StatusToken { get; }
 
     /// <summary>The providers a request may go to, in order.</summary>
     public FSharpList<ProviderConfig> Candidates { get; }

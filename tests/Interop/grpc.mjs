@@ -1,9 +1,9 @@
 // Calls the relay's management API with @grpc/grpc-js and @grpc/proto-loader (a stock gRPC stack that is not
 // .NET), loading proto/ccrelay/v1/management.proto as written; ManagementInteropTests checks what it prints.
 //
-// stdin:  {"address":"127.0.0.1:port","token","proto":path,"relay":"http://127.0.0.1:port"}
+// stdin:  {"address":"127.0.0.1:port","token","proto":path,"relay":"http://127.0.0.1:port","newKey"}
 // stdout: {"unauthenticated":{code,details},"status","providers","keys","config","disabled","enabled",
-//          "request","stats":[...]} (messages as proto-loader decodes them: longs as strings)
+//          "request","stats":[...],"models","added","removed"} (messages as proto-loader decodes them: longs as strings)
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
@@ -68,6 +68,11 @@ output.stats = await new Promise((resolve, reject) => {
   });
   call.on("error", (error) => (error.code === grpc.status.CANCELLED ? undefined : reject(error)));
 });
+
+// ListModels, and a key added to a's live pool (answered by its key id only) and removed again
+output.models = await unary("listModels", {});
+output.added = await unary("addKey", { provider: "a", key: input.newKey, rpmLimit: 5 });
+output.removed = await unary("removeKey", { provider: "a", keyId: output.added.keyId });
 
 client.close();
 process.stdout.write(JSON.stringify(output));

@@ -170,6 +170,22 @@ type ThinkingControl =
     /// `thinking: {"type": "enabled" | "disabled"}` (DeepSeek, GLM, Kimi).
     | ThinkingField
 
+/// Which OpenAI API a `type: openai` provider is spoken to in (`openai_api`).
+[<RequireQualifiedAccess>]
+type OpenAiApi =
+    /// Chat Completions (`/v1/chat/completions`): every OpenAI-compatible server.
+    | Chat
+    /// Responses (`/v1/responses`): OpenAI's own reasoning models, whose encrypted reasoning is carried across turns.
+    | Responses
+
+/// What the relay does with a request that asks for something the target cannot do (`on_dropped`).
+[<RequireQualifiedAccess>]
+type DroppedPolicy =
+    /// Leave it out and say so (`x-cc-relay-dropped`, the request's log line, a metric).
+    | Report
+    /// Refuse the request: a 400 `invalid_request_error` naming what the target cannot do.
+    | Refuse
+
 /// `type: openai` settings: the knobs real Chat Completions servers differ on.
 type OpenAiSettings = {
     /// `reasoning_field`: where reasoning is read from an answer and echoed back on later turns.
@@ -180,6 +196,10 @@ type OpenAiSettings = {
     StreamUsage: bool
     /// `thinking_control`.
     Thinking: ThinkingControl
+    /// `openai_api`: Chat Completions or Responses.
+    Api: OpenAiApi
+    /// `on_dropped`: report what was left out (the default) or refuse the request.
+    OnDropped: DroppedPolicy
 }
 
 /// How the request's `thinking` reaches Gemini (`gemini_thinking`).
@@ -348,6 +368,89 @@ type GrpcConfig = {
     AuthToken: string option
 }
 
+/// A TLS protocol version the relay accepts as its minimum.
+[<RequireQualifiedAccess>]
+type TlsVersion =
+    | Tls12
+    | Tls13
+
+/// A file a config key names, with where the key sits: the host reads the file (Core does no I/O) and reports a
+/// problem with it at `Key` (`server.tls.cert_file`) and `At`.
+type ConfigFileRef = {
+    Path: string
+    Key: string
+    At: Position option
+}
+
+/// `server.tls`: the relay's own listener speaks TLS (docs/security.md).
+type TlsConfig = {
+    /// `cert_file`: the certificate chain, PEM (leaf first). Re-read when it changes on disk.
+    CertFile: ConfigFileRef
+    /// `key_file`: the certificate's private key, PEM.
+    KeyFile: ConfigFileRef
+    /// `min_version`: `1.2` (default) or `1.3`.
+    MinVersion: TlsVersion
+    /// `listen`: a second listener for TLS; None makes `server.listen` itself speak TLS.
+    Listen: ListenAddress option
+}
+
+/// `server.queue_size` / `server.queue_timeout_ms`: the wait queue in front of `server.max_concurrent`.
+type QueueConfig = {
+    /// How many requests may wait for a slot; None: as many as `max_concurrent`.
+    Size: int option
+    /// How long a request may wait for a slot before it is answered 529.
+    TimeoutMs: int
+}
+
+/// `server.limits`: Kestrel's connection limits, chosen for a relay (long SSE answers, short requests).
+type ConnectionLimits = {
+    /// `request_headers_timeout_ms`: a client must send its whole header block within this.
+    RequestHeadersTimeoutMs: int
+    /// `keep_alive_timeout_ms`: an idle connection is closed after this.
+    KeepAliveTimeoutMs: int
+    /// `min_request_body_bytes_per_second`: slower request bodies are cut (0: no minimum).
+    MinRequestBodyBytesPerSecond: int
+    /// `min_response_bytes_per_second`: a client reading an answer slower than this is cut (0: no minimum).
+    /// It applies only while a write waits for the client, so a quiet SSE stream is never cut.
+    MinResponseBytesPerSecond: int
+    /// `min_rate_grace_ms`: how long a rate may stay under its minimum before the connection is cut (>= 2 s).
+    MinRateGraceMs: int
+    /// `max_connections`: open connections the listener accepts (0: unlimited).
+    MaxConnections: int64
+}
+
+/// `security.audit_log`: the audit trail (JSON lines, append-only, mode 0600).
+type AuditConfig = {
+    /// `path`: the file; created with mode 0600.
+    Path: string
+    /// `auth_failures_per_minute`: authentication failures written per source address and minute; the rest
+    /// are counted and the count written with the next one.
+    AuthFailuresPerMinute: int
+}
+
+/// The `security` section: who the relay talks to upstream, and what it shows without a token.
+type SecurityConfig = {
+    /// `upstream_hosts`: hosts (`api.anthropic.com`) and suffixes (`.anthropic.com`) providers may use; empty:
+    /// any host.
+    UpstreamHosts: HostPattern list
+    /// `upstream_ca_file`: a PEM bundle of CAs that upstream certificates may also chain to.
+    UpstreamCaFile: ConfigFileRef option
+    /// `upstream_min_tls`: the lowest TLS version the relay speaks to an https upstream.
+    UpstreamMinTls: TlsVersion
+    /// `status_token`: when set, `/metrics` and the detailed `/health` need `Authorization: Bearer <token>`.
+    StatusToken: string option
+    /// `audit_log`; None: no audit trail.
+    Audit: AuditConfig option
+}
+
+/// The hardened edge: TLS, admission, connection limits and the `security` section.
+type EdgeConfig = {
+    Tls: TlsConfig option
+    Queue: QueueConfig
+    Limits: ConnectionLimits
+    Security: SecurityConfig
+}
+
 /// The whole effective configuration: defaults applied, variables expanded, validated.
 type RelayConfig = {
     Server: ServerConfig
@@ -358,6 +461,8 @@ type RelayConfig = {
     Routing: RoutingConfig
     Health: HealthConfig
     Grpc: GrpcConfig
+    /// TLS, admission, connection limits, the upstream allowlist, the audit log (docs/security.md).
+    Edge: EdgeConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -465,6 +570,28 @@ module Config =
         AuthToken = None
     }
 
+    /// The edge when nothing is configured: no TLS, a queue as long as `max_concurrent` with a 30 s wait,
+    /// Kestrel's limits tightened for a relay, any upstream host, TLS 1.2 upstream, no status token, no audit log.
+    let defaultEdge: EdgeConfig = {
+        Tls = None
+        Queue = { Size = None; TimeoutMs = 30_000 }
+        Limits = {
+            RequestHeadersTimeoutMs = 10_000
+            KeepAliveTimeoutMs = 130_000
+            MinRequestBodyBytesPerSecond = 240
+            MinResponseBytesPerSecond = 240
+            MinRateGraceMs = 5_000
+            MaxConnections = 0L
+        }
+        Security = {
+            UpstreamHosts = []
+            UpstreamCaFile = None
+            UpstreamMinTls = TlsVersion.Tls12
+            StatusToken = None
+            Audit = None
+        }
+    }
+
     /// The family a provider belongs to when the config names none.
     let defaultFamily (name: string) (providerType: ProviderType) : string =
         match providerType with
@@ -525,6 +652,15 @@ module Config =
         Cloud = CloudSettings.Direct
     }
 
+    /// No stage configured; long context from 60 000 estimated tokens (claude-code-router's default); model
+    /// switching on, not listed.
+    let defaultStages: StagesConfig = {
+        Routes = []
+        LongContextThreshold = 60_000
+        ModelSwitching = true
+        ListSwitchModels = false
+    }
+
     /// The `routing` section when nothing is configured: failover in priority order, up to 5 attempts,
     /// 5 s of failing over, no hedging.
     let defaultRouting: RoutingConfig = {
@@ -535,6 +671,7 @@ module Config =
         Debug = false
         ModelRules = []
         DefaultProvider = None
+        Stages = defaultStages
     }
 
     /// The `health` section when nothing is configured (the Go project's values, plus a 10 s window).
@@ -565,6 +702,7 @@ module Config =
         Routing = defaultRouting
         Health = defaultHealth
         Grpc = defaultGrpc
+        Edge = defaultEdge
     }
 
 /// The config spellings of `type: openai`'s knobs.
@@ -591,6 +729,15 @@ module OpenAiKnobs =
         "thinking", ThinkingControl.ThinkingField
     ]
 
+    /// `openai_api` values.
+    let apis: (string * OpenAiApi) list = [ "chat", OpenAiApi.Chat; "responses", OpenAiApi.Responses ]
+
+    /// `on_dropped` values.
+    let droppedPolicies: (string * DroppedPolicy) list = [
+        "report", DroppedPolicy.Report
+        "refuse", DroppedPolicy.Refuse
+    ]
+
     let private nameOf (choices: (string * 'Value) list) (value: 'Value) : string =
         choices |> List.find (fun (_, v) -> v = value) |> fst
 
@@ -607,3 +754,5 @@ module OpenAiKnobs =
     ]
 
     let geminiThinkingName (value: GeminiThinking) : string = nameOf geminiThinkings value
+    let apiName (value: OpenAiApi) : string = nameOf apis value
+    let droppedPolicyName (value: DroppedPolicy) : string = nameOf droppedPolicies value

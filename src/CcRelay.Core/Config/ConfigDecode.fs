@@ -21,22 +21,31 @@ module ConfigDecode =
             "routing"
             "health"
             "grpc"
+            "security"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
-    let private serverKeys: string list = [
-        "listen"
-        "api_key"
-        "auth"
-        "timeout_ms"
-        "max_concurrent"
-        "max_body_bytes"
-        "enable_http2"
-        "first_byte_timeout_ms"
-        "shutdown_timeout_ms"
-    ]
+    let private serverKeys: string list =
+        [
+            "listen"
+            "api_key"
+            "auth"
+            "timeout_ms"
+            "max_concurrent"
+            "max_body_bytes"
+            "enable_http2"
+            "first_byte_timeout_ms"
+            "shutdown_timeout_ms"
+        ]
+        @ ConfigEdge.serverKeys
 
-    let private authKeys: string list = [ "api_key"; "allow_bearer"; "allow_subscription"; "bearer_secret" ]
+    let private authKeys: string list = [
+        "api_key"
+        "allow_bearer"
+        "allow_subscription"
+        "bearer_secret"
+        "allow_any_bearer"
+    ]
 
     let private loggingKeys: string list = [ "level"; "format"; "output"; "pretty"; "debug_options"; "file" ]
 
@@ -77,17 +86,27 @@ module ConfigDecode =
                 and! bearerSecret =
                     fields |> ConfigRead.field "bearer_secret" ConfigRead.optionalString
 
+                and! allowAnyBearer =
+                    fields |> ConfigRead.field "allow_any_bearer" ConfigRead.optionalBoolean
+
                 return
                     {
                         ApiKey = nonEmpty apiKey |> Option.orElse (nonEmpty legacyApiKey)
-                        // `allow_subscription` is an alias: either one turns bearer auth on.
-                        AllowBearer = allowBearer = Some true || allowSubscription = Some true
+                        // `allow_subscription` is an alias: either one turns bearer auth on; `allow_any_bearer`
+                        // turns it on without a secret, on purpose.
+                        AllowBearer =
+                            allowBearer = Some true
+                            || allowSubscription = Some true
+                            || allowAnyBearer = Some true
                         BearerSecret = nonEmpty bearerSecret
                     },
                     nonEmpty apiKey
             }
             |> Decoded.bind (fun (settings, ownKey) ->
+                let anyBearer = ConfigEdge.anyBearer fields settings.BearerSecret.IsSome
+
                 let findings = [
+                    yield! anyBearer
                     if ownKey.IsSome && (nonEmpty legacyApiKey).IsSome then
                         Finding.warning (
                             ConfigRead.issue
@@ -475,6 +494,7 @@ module ConfigDecode =
                     and! routing = ConfigRouting.routing fields
                     and! health = ConfigRouting.health fields
                     and! grpc = ConfigGrpc.decode fields
+                    and! edge = ConfigEdge.decode fields
                     and! () = acceptedSections fields
 
                     return! {
@@ -488,8 +508,11 @@ module ConfigDecode =
                                 Routing = routing.Config
                                 Health = health
                                 Grpc = grpc
+                                Edge = edge
                             }
-                        Findings = ConfigRouting.checkNames routing providers failedProviders
+                        Findings =
+                            ConfigRouting.checkNames routing providers failedProviders
+                            @ ConfigEdge.checkUpstreams fields edge providers
                     }
                 })
 

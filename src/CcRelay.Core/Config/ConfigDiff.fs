@@ -39,6 +39,26 @@ module ConfigDiff =
         else
             named
 
+    /// The edge's settings that are bound at start: the TLS listener (its certificate files are re-read when
+    /// they change, whatever the config says), Kestrel's limits, the upstream TLS settings, the audit file.
+    let private edgeRestart (e: EdgeConfig) (f: EdgeConfig) : string list =
+        changedFields [
+            "server.tls", e.Tls <> f.Tls
+            "server.limits", e.Limits <> f.Limits
+            "security.upstream_ca_file", e.Security.UpstreamCaFile <> f.Security.UpstreamCaFile
+            "security.upstream_min_tls", e.Security.UpstreamMinTls <> f.Security.UpstreamMinTls
+            "security.audit_log", e.Security.Audit <> f.Security.Audit
+        ]
+
+    /// The edge's settings the next request sees.
+    let private edgeLive (e: EdgeConfig) (f: EdgeConfig) : string list =
+        changedFields [
+            "server.queue_size", e.Queue.Size <> f.Queue.Size
+            "server.queue_timeout_ms", e.Queue.TimeoutMs <> f.Queue.TimeoutMs
+            "security.upstream_hosts", e.Security.UpstreamHosts <> f.Security.UpstreamHosts
+            "security.status_token", e.Security.StatusToken <> f.Security.StatusToken
+        ]
+
     /// Every change from `current` to `next`, in a stable order: restart-only settings first, then live
     /// settings, then providers (removed, added, changed) in config order.
     let between (current: RelayConfig) (next: RelayConfig) : ConfigChange list =
@@ -63,6 +83,7 @@ module ConfigDiff =
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
             ]
+            @ edgeRestart current.Edge next.Edge
             |> List.map ConfigChange.RestartRequired
 
         let observability =
@@ -80,6 +101,8 @@ module ConfigDiff =
                 "server.first_byte_timeout_ms", s.FirstByteTimeoutMs <> t.FirstByteTimeoutMs
                 "server.shutdown_timeout_ms", s.ShutdownTimeoutMs <> t.ShutdownTimeoutMs
             ]
+
+        let liveServer = liveServer @ edgeLive current.Edge next.Edge
 
         let serverOther =
             if liveServer.IsEmpty && restart.IsEmpty && s <> t then
@@ -210,4 +233,15 @@ module ConfigDiff =
                     PropagateTraceContext = next.Otel.PropagateTraceContext
             }
             Grpc = running.Grpc
+            Edge = {
+                next.Edge with
+                    Tls = running.Edge.Tls
+                    Limits = running.Edge.Limits
+                    Security = {
+                        next.Edge.Security with
+                            UpstreamCaFile = running.Edge.Security.UpstreamCaFile
+                            UpstreamMinTls = running.Edge.Security.UpstreamMinTls
+                            Audit = running.Edge.Security.Audit
+                    }
+            }
     }

@@ -1,11 +1,14 @@
 namespace CcRelay.Core
 
-/// Command-line settings that win over the config file (`serve --listen/--log-level/--log-format`).
+/// Command-line settings that win over the config file (`serve --listen/--log-level/--log-format`, and the
+/// management API `serve --tui` turns on for its dashboard when the config has none).
 /// They are applied to the loaded config and again to every reloaded one, so a reload never drops them.
 type ConfigOverrides = {
     Listen: ListenAddress option
     Level: LogLevel option
     Format: LogFormat option
+    /// Replaces the `grpc` section (`serve --tui` without an enabled one: a loopback port and a one-run token).
+    Grpc: GrpcConfig option
 }
 
 /// Applying command-line overrides.
@@ -17,6 +20,7 @@ module ConfigOverrides =
         Listen = None
         Level = None
         Format = None
+        Grpc = None
     }
 
     /// The config with every given override applied.
@@ -31,6 +35,7 @@ module ConfigOverrides =
                     Level = defaultArg overrides.Level config.Logging.Level
                     Format = defaultArg overrides.Format config.Logging.Format
             }
+            Grpc = defaultArg overrides.Grpc config.Grpc
     }
 
 /// The C#-facing surface: the CLI builds overrides from its flags, the host applies them.
@@ -47,6 +52,9 @@ type ConfigOverrides with
 
     /// These overrides with `--log-format` set.
     member this.WithFormat(format: LogFormat) : ConfigOverrides = { this with Format = Some format }
+
+    /// These overrides with the `grpc` section replaced (`serve --tui`).
+    member this.WithGrpc(grpc: GrpcConfig) : ConfigOverrides = { this with Grpc = Some grpc }
 
     /// The config with these overrides applied (`ConfigOverrides.apply`).
     member this.Apply(config: RelayConfig) : RelayConfig = ConfigOverrides.apply this config

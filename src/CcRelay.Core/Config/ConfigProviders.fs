@@ -73,6 +73,8 @@ module internal ConfigProviders =
         "gcp_region", ProviderType.Gemini
         "gcp_credentials_file", ProviderType.Gemini
         "gemini_thinking", ProviderType.Gemini
+        "openai_api", ProviderType.OpenAi
+        "on_dropped", ProviderType.OpenAi
     ]
 
     let private providerKeys: string list =
@@ -508,12 +510,18 @@ module internal ConfigProviders =
             and! thinking =
                 choice "thinking_control" OpenAiKnobs.thinkingControls ThinkingControl.NoControl
 
+            and! api = choice "openai_api" OpenAiKnobs.apis OpenAiApi.Chat
+
+            and! onDropped = choice "on_dropped" OpenAiKnobs.droppedPolicies DroppedPolicy.Report
+
             return
                 CloudSettings.OpenAi {
                     ReasoningField = reasoning
                     MaxTokensField = maxTokens
                     StreamUsage = streamUsage
                     Thinking = thinking
+                    Api = api
+                    OnDropped = onDropped
                 }
         }
 

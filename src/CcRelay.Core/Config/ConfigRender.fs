@@ -176,6 +176,8 @@ module ConfigRender =
             $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
             $"    stream_usage: %s{boolean o.StreamUsage}"
             $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
+            $"    openai_api: %s{OpenAiKnobs.apiName o.Api}"
+            $"    on_dropped: %s{OpenAiKnobs.droppedPolicyName o.OnDropped}"
           ]
         | CloudSettings.Gemini g -> [
             match g.Endpoint with
@@ -261,6 +263,23 @@ module ConfigRender =
             for rule in rules do
                 $"    %s{quote rule.Pattern}: %s{quote rule.Provider}"
         $"  default_provider: %s{optional quote config.DefaultProvider}"
+        match config.Stages.Routes with
+        | [] -> "  stages: {}"
+        | routes ->
+            "  stages:"
+
+            for stage, targets in routes do
+                $"    %s{Stage.wireName stage}:"
+
+                for target in targets do
+                    $"      - provider: %s{quote target.Provider}"
+
+                    match target.Model with
+                    | Some model -> $"        model: %s{quote model}"
+                    | None -> ()
+        $"  long_context_threshold: %s{integer (int64 config.Stages.LongContextThreshold)}"
+        $"  model_switching: %s{boolean config.Stages.ModelSwitching}"
+        $"  list_switch_models: %s{boolean config.Stages.ListSwitchModels}"
     ]
 
     let private health (config: HealthConfig) : string list = [
@@ -310,10 +329,55 @@ module ConfigRender =
         $"  auth_token: %s{secret config.AuthToken}"
     ]
 
+    let private tlsVersion (version: TlsVersion) : string =
+        match version with
+        | TlsVersion.Tls12 -> quote "1.2"
+        | TlsVersion.Tls13 -> quote "1.3"
+
+    /// The edge's `server` keys (rendered right after the `server` section's own).
+    let private edgeServer (edge: EdgeConfig) : string list = [
+        match edge.Tls with
+        | Some tls ->
+            "  tls:"
+            $"    cert_file: %s{quote tls.CertFile.Path}"
+            $"    key_file: %s{quote tls.KeyFile.Path}"
+            $"    min_version: %s{tlsVersion tls.MinVersion}"
+            $"    listen: %s{optional (fun (l: ListenAddress) -> quote (string l)) tls.Listen}"
+        | None -> "  tls: null"
+        $"  queue_size: %s{optional (fun (n: int) -> integer (int64 n)) edge.Queue.Size}"
+        $"  queue_timeout_ms: %s{integer (int64 edge.Queue.TimeoutMs)}"
+        "  limits:"
+        $"    request_headers_timeout_ms: %s{integer (int64 edge.Limits.RequestHeadersTimeoutMs)}"
+        $"    keep_alive_timeout_ms: %s{integer (int64 edge.Limits.KeepAliveTimeoutMs)}"
+        $"    min_request_body_bytes_per_second: %s{integer (int64 edge.Limits.MinRequestBodyBytesPerSecond)}"
+        $"    min_response_bytes_per_second: %s{integer (int64 edge.Limits.MinResponseBytesPerSecond)}"
+        $"    min_rate_grace_ms: %s{integer (int64 edge.Limits.MinRateGraceMs)}"
+        $"    max_connections: %s{integer edge.Limits.MaxConnections}"
+    ]
+
+    let private security (config: SecurityConfig) : string list = [
+        "security:"
+        match config.UpstreamHosts with
+        | [] -> "  upstream_hosts: []"
+        | hosts ->
+            let shown = hosts |> List.map (HostPattern.text >> quote) |> String.concat ", "
+            $"  upstream_hosts: [%s{shown}]"
+        $"  upstream_ca_file: %s{optional (fun (f: ConfigFileRef) -> quote f.Path) config.UpstreamCaFile}"
+        $"  upstream_min_tls: %s{tlsVersion config.UpstreamMinTls}"
+        $"  status_token: %s{secret config.StatusToken}"
+        match config.Audit with
+        | Some audit ->
+            "  audit_log:"
+            $"    path: %s{quote audit.Path}"
+            $"    auth_failures_per_minute: %s{integer (int64 audit.AuthFailuresPerMinute)}"
+        | None -> "  audit_log: null"
+    ]
+
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.
     let toYaml (config: RelayConfig) : string =
         let lines = [
             yield! server config.Server
+            yield! edgeServer config.Edge
             match config.Providers with
             | [] -> "providers: []"
             | providers ->
@@ -325,6 +389,7 @@ module ConfigRender =
             yield! metrics config.Metrics
             yield! otel config.Otel
             yield! grpc config.Grpc
+            yield! security config.Edge.Security
         ]
 
         String.Join("\n", lines) + "\n"

@@ -21,7 +21,104 @@ module internal ConfigRouting =
         "debug"
         "model_mapping"
         "default_provider"
+        "stages"
+        "long_context_threshold"
+        "model_switching"
+        "list_switch_models"
     ]
+
+    // ---------------------------
+    // stages
+    // ---------------------------
+
+    /// One stage target: `"provider"`, `"provider,model"`, or `{provider: …, model: …}`; with where its
+    /// provider name was written.
+    let private target: Read<StageTarget * (string * Cursor * Position)> =
+        fun cursor node ->
+            let at = ConfigNode.position node
+
+            match node with
+            | Mapping _ ->
+                ConfigRead.section [ "provider"; "model" ] cursor node
+                |> Decoded.bind (fun fields ->
+                    decoded {
+                        let! provider = ConfigRead.required fields "provider" ConfigRead.optionalString
+                        and! model = fields |> ConfigRead.field "model" ConfigRead.optionalString
+                        return provider, model
+                    }
+                    |> Decoded.bind (fun (provider, model) ->
+                        let providerAt = ConfigRead.valueAt "provider" fields
+
+                        if provider.Length = 0 then
+                            ConfigRead.fail (cursor.Child "provider") providerAt "must be a non-empty string"
+                        else
+                            Decoded.ok (
+                                {
+                                    Provider = provider
+                                    Model = model |> Option.filter (fun m -> m.Length > 0)
+                                },
+                                (provider, cursor.Child "provider", providerAt)
+                            )))
+            | _ ->
+                ConfigRead.nonEmptyString cursor node
+                |> Decoded.bind (fun text ->
+                    let comma = text.IndexOf ','
+
+                    let provider, model =
+                        if comma < 0 then
+                            text.Trim(), None
+                        else
+                            text.Substring(0, comma).Trim(), Some(text.Substring(comma + 1).Trim())
+
+                    match model with
+                    | Some "" ->
+                        ConfigRead.fail
+                            cursor
+                            at
+                            $"expected \"provider\" or \"provider,model\", got %s{ConfigRead.quote text}"
+                    | _ when provider.Length = 0 ->
+                        ConfigRead.fail
+                            cursor
+                            at
+                            $"expected \"provider\" or \"provider,model\", got %s{ConfigRead.quote text}"
+                    | _ -> Decoded.ok ({ Provider = provider; Model = model }, (provider, cursor, at)))
+
+    /// A stage's value: one target or a non-empty list of them.
+    let private targets: Read<(StageTarget * (string * Cursor * Position)) list> =
+        fun cursor node ->
+            match node with
+            | Sequence([], at) -> ConfigRead.fail cursor at "must name at least one target"
+            | Sequence(items, _) -> items |> List.mapi (fun i n -> target (cursor.Item i) n) |> Decoded.sequence
+            | _ -> target cursor node |> Decoded.map List.singleton
+
+    /// `routing.stages`: each key a stage (an unknown one is an error: a typo would silently route to the
+    /// default), each value its targets.
+    let private stages (fields: Fields) : Decoded<(Stage * (StageTarget * (string * Cursor * Position)) list) list> =
+        match ConfigRead.entry "stages" fields with
+        | None -> Decoded.ok []
+        | Some { Value = Scalar(ScalarValue.Null, _) } -> Decoded.ok []
+        | Some { Value = Mapping(entries, _) } ->
+            let cursor = fields.Cursor.Child "stages"
+            let names = Stage.all |> List.map fst
+
+            entries
+            |> List.map (fun e ->
+                match Stage.all |> List.tryFind (fun (name, _) -> name = e.Key) with
+                | Some(_, stage) -> targets (cursor.Child e.Key) e.Value |> Decoded.map (fun t -> stage, t)
+                | None ->
+                    let hint =
+                        match ConfigRead.suggest names e.Key with
+                        | Some s -> $"; did you mean \"%s{s}\"?"
+                        | None -> ""
+
+                    let known = String.concat ", " names
+                    ConfigRead.fail (cursor.Child e.Key) e.KeyAt $"unknown stage%s{hint} (stages: %s{known})")
+            |> Decoded.sequence
+        | Some e ->
+            ConfigRead.fail
+                (fields.Cursor.Child "stages")
+                (ConfigNode.position e.Value)
+                "expected a mapping of stage names to targets"
 
     /// An integer field in [minimum, maximum], with a default; `0` means the default where `zeroIsDefault`
     /// (the Go project's rule for the `health` numbers, so its configs keep their meaning).
@@ -95,6 +192,27 @@ module internal ConfigRouting =
                 and! defaultProvider =
                     fields |> ConfigRead.field "default_provider" ConfigRead.optionalString
 
+                and! stageRoutes = stages fields
+
+                and! threshold =
+                    integer
+                        fields
+                        "long_context_threshold"
+                        1L
+                        100_000_000L
+                        false
+                        Config.defaultStages.LongContextThreshold
+
+                and! switching =
+                    fields
+                    |> ConfigRead.field "model_switching" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault Config.defaultStages.ModelSwitching
+
+                and! listSwitches =
+                    fields
+                    |> ConfigRead.field "list_switch_models" ConfigRead.optionalBoolean
+                    |> Decoded.orDefault Config.defaultStages.ListSwitchModels
+
                 let defaultProvider = defaultProvider |> Option.filter (fun p -> p.Length > 0)
 
                 let config = {
@@ -110,6 +228,12 @@ module internal ConfigRouting =
                             Provider = provider
                         })
                     DefaultProvider = defaultProvider
+                    Stages = {
+                        Routes = stageRoutes |> List.map (fun (stage, ts) -> stage, ts |> List.map fst)
+                        LongContextThreshold = threshold
+                        ModelSwitching = switching
+                        ListSwitchModels = listSwitches
+                    }
                 }
 
                 let defaultName =
@@ -123,7 +247,10 @@ module internal ConfigRouting =
                     Value =
                         Some {
                             Config = config
-                            Names = ruleNames rules @ defaultName
+                            Names =
+                                ruleNames rules
+                                @ defaultName
+                                @ (stageRoutes |> List.collect (fun (_, ts) -> ts |> List.map snd))
                         }
                     Findings = modelBasedNeedsMapping fields config
                 }

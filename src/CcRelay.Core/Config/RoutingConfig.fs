@@ -78,6 +78,71 @@ type ModelRule = {
     Provider: string
 }
 
+/// What kind of request this is, for routing (`routing.stages`): see `Stages.classify` for how a request is
+/// recognised and the precedence between stages.
+[<RequireQualifiedAccess>]
+type Stage =
+    /// Claude Code's side requests: titles, Bash-prefix checks, summaries, probes and quota checks.
+    | Background
+    /// Thinking enabled or adaptive.
+    | Think
+    /// Estimated input tokens over `routing.long_context_threshold`.
+    | LongContext
+    /// A web search server tool is present.
+    | WebSearch
+    /// An image in the latest user turn.
+    | Image
+    /// A request made by a Claude Code subagent (or carrying a subagent model tag).
+    | Subagent
+    /// Nothing else matched.
+    | Default
+    /// Not a stage one configures: the model name was `provider,model` (or `provider/model`), which goes
+    /// straight to that provider with that model.
+    | Direct
+
+/// The config spellings of the stages.
+[<RequireQualifiedAccess>]
+module Stage =
+
+    /// Every configurable stage with its config spelling, in precedence order (`default` last).
+    let all: (string * Stage) list = [
+        "long_context", Stage.LongContext
+        "web_search", Stage.WebSearch
+        "image", Stage.Image
+        "subagent", Stage.Subagent
+        "background", Stage.Background
+        "think", Stage.Think
+        "default", Stage.Default
+    ]
+
+    /// The config spelling (also the `stage` of debug headers, log lines and metrics); `direct` for a
+    /// `provider,model` switch.
+    let wireName (stage: Stage) : string =
+        match stage with
+        | Stage.Direct -> "direct"
+        | stage -> all |> List.find (fun (_, s) -> s = stage) |> fst
+
+/// Where a stage sends its requests: one provider, with a model or with the client's.
+type StageTarget = {
+    Provider: string
+    /// The model sent upstream; None: the client's (mapped by the provider's `model_mapping` as usual).
+    Model: string option
+}
+
+/// `routing.stages` and the settings that go with it.
+type StagesConfig = {
+    /// Each configured stage with its targets, in the order to try (the strategy may reorder: see
+    /// docs/routing.md). A stage that is not listed is never chosen.
+    Routes: (Stage * StageTarget list) list
+    /// `routing.long_context_threshold`: estimated input tokens above which a request is `long_context`.
+    LongContextThreshold: int
+    /// `routing.model_switching`: model names `provider,model` and `provider/model` go straight to that
+    /// provider.
+    ModelSwitching: bool
+    /// `routing.list_switch_models`: `/v1/models` also lists `provider,model` for every provider's models.
+    ListSwitchModels: bool
+}
+
 /// The `routing` section.
 type RoutingConfig = {
     Strategy: RoutingStrategy
@@ -94,6 +159,8 @@ type RoutingConfig = {
     ModelRules: ModelRule list
     /// Where `model_based` sends a model no rule matches.
     DefaultProvider: string option
+    /// `routing.stages`, `long_context_threshold`, `model_switching`, `list_switch_models`.
+    Stages: StagesConfig
 }
 
 /// `health.circuit_breaker`.

@@ -41,6 +41,8 @@ type Translation =
     | OpenAiChat of Settings: OpenAiSettings * Model: string
     /// Gemini `generateContent` (or its `countTokens`).
     | Gemini of Settings: GeminiSettings * Model: string * Kind: GeminiRequestKind
+    /// OpenAI Responses (`/v1/responses`); `Family` mints and accepts the reasoning envelopes.
+    | OpenAiResponses of Family: string * Model: string
 
 /// How the client's body becomes the upstream's.
 [<RequireQualifiedAccess>]
@@ -76,6 +78,9 @@ type AnswerDialect =
     | Gemini of GeminiAnswerPlan
     /// Gemini `countTokens`: `{"totalTokens":N}` becomes `{"input_tokens":N}`; errors as `Gemini`.
     | GeminiCountTokens
+    /// OpenAI Responses: a stream of `response.*` events converted event by event, a response object or an
+    /// OpenAI error translated whole.
+    | OpenAiResponses of ResponsesAnswerPlan
     /// Answered by the relay without an upstream call (`count_tokens` of a translated provider: its estimate).
     | Local of Status: int * Body: byte array
 
@@ -400,10 +405,15 @@ module Dialect =
             |> Map.tryFind facts.Model
             |> Option.defaultValue facts.Model
 
+        let responses = settings.Api = OpenAiApi.Responses
+
         {
             Provider = provider
             Operation = operation
-            Url = Upstream.url provider.BaseUrl (chatPath provider.BaseUrl "chat/completions")
+            Url =
+                Upstream.url
+                    provider.BaseUrl
+                    (chatPath provider.BaseUrl (if responses then "responses" else "chat/completions"))
             // the provider's own key as a bearer token; a caller's Anthropic credential is never sent here
             Credentials = Upstream.credentialsWith provider key []
             Signing = Signing.Static
@@ -419,9 +429,22 @@ module Dialect =
                  else
                      "application/json")
             ]
-            Body = BodyEdit.Translate(Translation.OpenAiChat(settings, model))
+            Body =
+                BodyEdit.Translate(
+                    if responses then
+                        Translation.OpenAiResponses(provider.Family, model)
+                    else
+                        Translation.OpenAiChat(settings, model)
+                )
             Answer =
                 match operation with
+                | Operation.Messages when responses ->
+                    AnswerDialect.OpenAiResponses {
+                        Model = model
+                        EstimatedInputTokens = facts.EstimatedInputTokens
+                        ToolNames = Map.empty
+                        Family = provider.Family
+                    }
                 | Operation.Messages ->
                     AnswerDialect.OpenAiChat {
                         Model = facts.Model
@@ -559,6 +582,9 @@ module Dialect =
         | BodyEdit.Translate(Translation.Gemini(settings, model, kind)) ->
             GeminiRequest.translate settings model kind true body
             |> Result.map (fun translated -> ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
+            ResponsesRequest.translate family model true body
+            |> Result.map (fun translated -> ValueSome translated.Body)
         | BodyEdit.Unchanged -> Ok ValueNone
         | BodyEdit.PatchModel model -> Ok(ValueSome(RequestFacts.withModel body facts model))
         | BodyEdit.Reshape reshape ->
@@ -576,6 +602,37 @@ module Dialect =
                     ValueSome(Bedrock.countTokensBody (ReadOnlySpan edited))
                 else
                     ValueSome edited)
+
+    /// Whether the plan's provider refuses a request that asks for what it cannot do (`on_dropped: refuse`).
+    let private refusesDropped (plan: UpstreamPlan) : bool =
+        match plan.Provider.Cloud with
+        | CloudSettings.OpenAi settings -> settings.OnDropped = DroppedPolicy.Refuse
+        | _ -> false
+
+    /// A translated plan with what its request left out (cleaned for a header and a log line); a provider that
+    /// refuses rather than drops answers a message request itself, with a 400 naming them, and calls no upstream.
+    let private withDropped (plan: UpstreamPlan) (dropped: string list) : UpstreamPlan =
+        let dropped = dropped |> List.map Dropped.clean |> List.distinct
+
+        if
+            refusesDropped plan
+            && not dropped.IsEmpty
+            && plan.Operation = Operation.Messages
+        then
+            {
+                plan with
+                    DroppedFeatures = dropped
+                    Answer = AnswerDialect.Local(400, Dropped.refusal plan.Provider.Name dropped)
+            }
+        else
+            { plan with DroppedFeatures = dropped }
+
+    /// Whether the plan is a refusal of what its request asked for (`on_dropped: refuse`): nothing was dropped
+    /// then, the request was not sent.
+    let refusedDropped (plan: UpstreamPlan) : bool =
+        refusesDropped plan
+        && not plan.DroppedFeatures.IsEmpty
+        && plan.Operation = Operation.Messages
 
     /// The attempt's final plan and body: `body`, and for a translation also what only the translated request
     /// tells (what was dropped, the tool names to restore, the input estimate). `stripThinking`: the
@@ -602,12 +659,23 @@ module Dialect =
                         AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
                     | other -> other
 
-                {
-                    plan with
-                        Answer = answer
-                        DroppedFeatures = translated.Dropped
-                },
-                ValueSome translated.Body)
+                withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
+        | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
+            ResponsesRequest.translate family model (not stripThinking) payload
+            |> Result.map (fun translated ->
+                let answer =
+                    match plan.Answer with
+                    | AnswerDialect.OpenAiResponses answer ->
+                        AnswerDialect.OpenAiResponses {
+                            answer with
+                                EstimatedInputTokens = translated.EstimatedInputTokens
+                                ToolNames = translated.ToolNames
+                        }
+                    | AnswerDialect.Local _ ->
+                        AnswerDialect.Local(200, AnthropicOut.countTokens translated.EstimatedInputTokens)
+                    | other -> other
+
+                withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | BodyEdit.Translate(Translation.Gemini(settings, model, kind)) ->
             GeminiRequest.translate settings model kind (not stripThinking) payload
             |> Result.map (fun translated ->
@@ -621,12 +689,7 @@ module Dialect =
                         }
                     | other -> other
 
-                {
-                    plan with
-                        Answer = answer
-                        DroppedFeatures = translated.Dropped
-                },
-                ValueSome translated.Body)
+                withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | other -> body other payload facts |> Result.map (fun edited -> plan, edited)
 
     /// The answer the relay gives itself instead of calling the upstream (`(status, body)`), when the plan says so.
@@ -634,6 +697,26 @@ module Dialect =
         match plan.Answer with
         | AnswerDialect.Local(status, body) -> Some(status, body)
         | _ -> None
+
+    /// A translated provider's `count_tokens` answer counted with a real tokenizer (`count`, the host's, in the
+    /// model's encoding) over the translated request `payload` (`TokenEstimate`); None for any other plan, or
+    /// when the payload cannot be read (the plan's own estimate answers then).
+    let countTokens
+        (plan: UpstreamPlan)
+        (payload: ReadOnlySpan<byte>)
+        (count: Func<TokenEncoding, string, int>)
+        : byte array option =
+        let shape =
+            match plan.Operation, plan.Body with
+            | Operation.CountTokens, BodyEdit.Translate(Translation.OpenAiChat _) -> Some false
+            | Operation.CountTokens, BodyEdit.Translate(Translation.OpenAiResponses _) -> Some true
+            | _ -> None
+
+        match shape with
+        | Some responses ->
+            TokenEstimate.ofBody count responses payload
+            |> Option.map (fun tokens -> AnthropicOut.countTokens tokens)
+        | None -> None
 
     /// A facts value for a probe or a synthetic request of `model` (no body offsets: its body is built whole).
     let private probeFacts (model: string) : RequestFacts = {
@@ -725,6 +808,8 @@ module Dialect =
         | AnswerDialect.Gemini _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
         | AnswerDialect.Gemini _, _
         | AnswerDialect.GeminiCountTokens, _ -> AnswerReading.Translate
+        | AnswerDialect.OpenAiResponses _, Framing.Sse when status < 400 -> AnswerReading.TranslateStream
+        | AnswerDialect.OpenAiResponses _, _ -> AnswerReading.Translate
         | _, Framing.Sse when status < 400 -> AnswerReading.AsIs
         | AnswerDialect.Bedrock, Framing.AwsEventStream when status < 400 -> AnswerReading.ConvertEventStream
         | AnswerDialect.BedrockCountTokens _, _ -> AnswerReading.Translate
@@ -757,6 +842,7 @@ module Dialect =
         | AnswerDialect.Local _ -> None
         | AnswerDialect.OpenAiChat _ when status >= 400 -> Some(ChatAnswer.errorBody status body)
         | AnswerDialect.OpenAiChat plan -> Some(ChatAnswer.ofJson plan body)
+        | AnswerDialect.OpenAiResponses plan -> Some(ResponsesAnswer.ofJson plan status body)
         | AnswerDialect.Gemini _
         | AnswerDialect.GeminiCountTokens when status >= 400 -> Some(GeminiAnswer.errorBody status body)
         | AnswerDialect.Gemini plan -> Some(GeminiStream.ofJson plan body)

@@ -10,13 +10,19 @@ open System
 ///     ▲                                                    │ now >= until: the next admit (lazy)
 ///     │ half_open_probes successes                         ▼
 ///     └──────────────────────────────────────────────── HalfOpen ── any failure ──► Open(now + open_duration)
-///   Disabled: set and cleared only by the operator.
+///
+///   beside the state: OperatorDisabled, set and cleared only by the operator
 /// ```
 ///
 /// Rules learned from Polly (style.md §1.2): Open → HalfOpen happens lazily on the next admit; outcomes
 /// that arrive while Open never extend the break; a client disconnect (Abandoned) says nothing. On top,
 /// every state change bumps `Generation`, and an outcome only counts in the generation that admitted its
 /// call: a slow failure from before a break cannot reopen a half-open circuit.
+///
+/// The operator's switch is a flag beside the state, not a state: while it is set every admission is refused
+/// (no retry time: only the operator can help) and nothing else changes. The state keeps its own course —
+/// an open break still runs out, a call admitted before the switch still reports into its generation — so
+/// enabling again finds exactly the breaker the provider's own traffic made, not a fresh one.
 [<RequireQualifiedAccess>]
 module CircuitBreaker =
 
@@ -35,11 +41,14 @@ module CircuitBreaker =
         | Open of Until: TimeSpan
         /// `Admitted` probes let through since `Since`, `Succeeded` of them reported a success.
         | HalfOpen of Admitted: int * Succeeded: int * Since: TimeSpan
-        /// Operator override: refuses everything until enabled.
-        | Disabled
 
-    /// A breaker: its state and the generation of that state.
-    type Breaker = { State: State; Generation: int }
+    /// A breaker: its state, the generation of that state, and the operator's switch beside it.
+    type Breaker = {
+        State: State
+        Generation: int
+        /// Set by `disable`, cleared by `enable`: refuses every call; the state is left as it is.
+        OperatorDisabled: bool
+    }
 
     /// What a call's result says about the provider.
     [<RequireQualifiedAccess>]
@@ -71,11 +80,13 @@ module CircuitBreaker =
     let closed: Breaker = {
         State = Closed noFailures
         Generation = 0
+        OperatorDisabled = false
     }
 
     let private moveTo (state: State) (breaker: Breaker) : Breaker = {
-        State = state
-        Generation = breaker.Generation + 1
+        breaker with
+            State = state
+            Generation = breaker.Generation + 1
     }
 
     /// The half-open probe window has run out: probes admitted but never reported count as lost.
@@ -85,6 +96,7 @@ module CircuitBreaker =
     /// What `admit` would answer, without changing anything (for planning).
     let peek (policy: Policy) (now: TimeSpan) (breaker: Breaker) : Admission =
         match breaker.State with
+        | _ when breaker.OperatorDisabled -> Refused ValueNone
         | Closed _ -> Admitted breaker.Generation
         | Open until when Time.notBefore now until -> Admitted(breaker.Generation + 1)
         | Open until -> Refused(ValueSome(until - now))
@@ -93,11 +105,11 @@ module CircuitBreaker =
                 Admitted breaker.Generation
             else
                 Refused(ValueSome(since + policy.OpenDuration - now))
-        | Disabled -> Refused ValueNone
 
     /// Before a call. After the break, the first callers become the half-open probes.
     let admit (policy: Policy) (now: TimeSpan) (breaker: Breaker) : struct (Admission * Breaker) =
         match breaker.State with
+        | _ when breaker.OperatorDisabled -> struct (Refused ValueNone, breaker)
         | Closed _ -> struct (Admitted breaker.Generation, breaker)
         | Open until when Time.notBefore now until ->
             let next = moveTo (HalfOpen(1, 0, now)) breaker
@@ -119,10 +131,10 @@ module CircuitBreaker =
                         })
             else
                 struct (Refused(ValueSome(since + policy.OpenDuration - now)), breaker)
-        | Disabled -> struct (Refused ValueNone, breaker)
 
-    /// After a call admitted in `generation`. Outcomes of another generation, and any outcome while Open or
-    /// Disabled, change nothing.
+    /// After a call admitted in `generation`. Outcomes of another generation, and any outcome while Open,
+    /// change nothing. The operator's switch does not matter here: a call admitted before it was set still
+    /// tells the breaker about the provider.
     let record (policy: Policy) (now: TimeSpan) (generation: int) (outcome: Outcome) (breaker: Breaker) : Breaker =
         if generation <> breaker.Generation then
             breaker
@@ -158,7 +170,7 @@ module CircuitBreaker =
                             State = HalfOpen(admitted, succeeded + 1, since)
                     }
             | HalfOpen _, Outcome.Failure -> moveTo (Open(now + policy.OpenDuration)) breaker
-            | (Open _ | Disabled), _ -> breaker
+            | Open _, _ -> breaker
 
     /// A successful health-check probe while Open: the break ends now (the next admit goes half-open).
     let probeSucceeded (now: TimeSpan) (breaker: Breaker) : Breaker =
@@ -166,27 +178,36 @@ module CircuitBreaker =
         | Open until when Time.before now until -> { breaker with State = Open now }
         | _ -> breaker
 
-    /// Operator: refuse every call until `enable`.
+    /// Operator: refuse every call until `enable`. The state and its generation are left as they are.
     let disable (breaker: Breaker) : Breaker =
-        match breaker.State with
-        | Disabled -> breaker
-        | _ -> moveTo Disabled breaker
+        if breaker.OperatorDisabled then
+            breaker
+        else
+            { breaker with OperatorDisabled = true }
 
-    /// Operator: back to Closed, failures forgotten.
+    /// Operator: admit calls again, from the state the breaker is in (`enable (disable b) = b`): an open
+    /// circuit stays open until its break ends, a closed one keeps its recent failures.
     let enable (breaker: Breaker) : Breaker =
-        match breaker.State with
-        | Disabled -> moveTo (Closed noFailures) breaker
-        | _ -> breaker
+        if breaker.OperatorDisabled then
+            {
+                breaker with
+                    OperatorDisabled = false
+            }
+        else
+            breaker
 
     let private nameOf (state: State) : string =
         match state with
         | Closed _ -> "closed"
         | Open _ -> "open"
         | HalfOpen _ -> "half-open"
-        | Disabled -> "disabled"
 
-    /// The state's name: `closed`, `open`, `half-open` or `disabled`.
-    let stateName (breaker: Breaker) : string = nameOf breaker.State
+    /// The name: `disabled` while the operator's switch is set, else the state's: `closed`, `open` or `half-open`.
+    let stateName (breaker: Breaker) : string =
+        if breaker.OperatorDisabled then
+            "disabled"
+        else
+            nameOf breaker.State
 
     /// The state as a caller finds the breaker at `now`: an `Open` breaker whose break is over admits its next
     /// call as a half-open probe, so it is `HalfOpen` with no probe let through yet (the state itself moves on
@@ -196,5 +217,10 @@ module CircuitBreaker =
         | Open until when Time.notBefore now until -> HalfOpen(0, 0, now)
         | state -> state
 
-    /// The name of the state a caller finds at `now` (`observe`), as `/health` and the debug header show it.
-    let stateNameAt (now: TimeSpan) (breaker: Breaker) : string = nameOf (observe now breaker)
+    /// The name of the state a caller finds at `now` (`observe`), as `/health` and the debug header show it;
+    /// `disabled` while the operator's switch is set.
+    let stateNameAt (now: TimeSpan) (breaker: Breaker) : string =
+        if breaker.OperatorDisabled then
+            "disabled"
+        else
+            nameOf (observe now breaker)

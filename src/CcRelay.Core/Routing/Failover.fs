@@ -18,6 +18,9 @@ type Attempt = {
     /// Remove thinking blocks from the body before sending (`Affinity.stripThinking`): the attempt crosses
     /// to a provider family that did not mint the conversation's signatures.
     StripThinking: bool
+    /// The model to send instead of the client's (a stage target's or a `provider,model` switch's); "" to
+    /// send the client's.
+    Model: string
     /// When it was admitted.
     StartedAt: TimeSpan
     // Bookkeeping for `Relay.record`/`learn`/`settle`/`release`.
@@ -122,6 +125,9 @@ type Dispatch = {
     /// Provider indexes (into `Policy.Providers`), in the order to try them. May be shared with the policy:
     /// never modify it.
     Order: int array
+    /// The model each provider of `Order` is sent ("" for the client's), aligned with `Order`; empty when
+    /// no provider gets another model.
+    Models: string array
     /// The family the conversation's thinking signatures are pinned to; "" when none.
     PinnedFamily: string
     /// The position in `Order` to look at next.

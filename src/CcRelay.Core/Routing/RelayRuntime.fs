@@ -185,23 +185,27 @@ module RelayRuntime =
             PinCount = old.PinCount
         }
 
-    /// The effects of a breaker change (none when its generation did not move).
+    /// The effects of a breaker change: the operator's switch flipping, and a new state (none when its
+    /// generation did not move).
     let breakerEffects
         (name: string)
         (before: CircuitBreaker.Breaker)
         (after: CircuitBreaker.Breaker)
         : RelayEffect list =
+        let switched =
+            match before.OperatorDisabled, after.OperatorDisabled with
+            | false, true -> [ RelayEffect.BreakerDisabled name ]
+            | true, false -> [ RelayEffect.BreakerEnabled name ]
+            | _ -> []
+
         if before.Generation = after.Generation then
-            []
+            switched
         else
-            match after.State with
-            | CircuitBreaker.Open until -> [ RelayEffect.BreakerOpened(name, until) ]
-            | CircuitBreaker.HalfOpen _ -> [ RelayEffect.BreakerHalfOpened name ]
-            | CircuitBreaker.Closed _ ->
-                match before.State with
-                | CircuitBreaker.Disabled -> [ RelayEffect.BreakerEnabled name ]
-                | _ -> [ RelayEffect.BreakerClosed name ]
-            | CircuitBreaker.Disabled -> [ RelayEffect.BreakerDisabled name ]
+            switched
+            @ (match after.State with
+               | CircuitBreaker.Open until -> [ RelayEffect.BreakerOpened(name, until) ]
+               | CircuitBreaker.HalfOpen _ -> [ RelayEffect.BreakerHalfOpened name ]
+               | CircuitBreaker.Closed _ -> [ RelayEffect.BreakerClosed name ])
 
     /// The runtime with one provider's state replaced.
     let withProvider (index: int) (state: ProviderState) (runtime: RelayRuntime) : RelayRuntime =

@@ -391,17 +391,32 @@ module Routing =
 
     /// The ordered providers for a request, the family its thinking signatures are pinned to ("" when
     /// none), and the runtime with the strategy's cursors advanced.
-    let order
+    let private orderIn
         (runtime: RelayRuntime)
         (now: TimeSpan)
         (request: RouteRequest)
+        (candidates: int array voption)
         : struct (int array * string * RelayRuntime) =
         let policy = runtime.Policy
         let routing = runtime.Routing
 
+        // A stage's candidates in the order it lists them (`failover`, `model_based`), or the strategy's own
+        // base order kept to the candidates.
+        let listed (fallback: int array) =
+            match candidates with
+            | ValueSome c -> c
+            | ValueNone -> fallback
+
+        let restrict (order: int array) =
+            match candidates with
+            | ValueSome c -> order |> Array.filter (fun i -> Array.contains i c)
+            | ValueNone -> order
+
+        let configOrder (policy: RelayPolicy) = restrict (configOrder policy)
+
         let struct (order, runtime) =
             match policy.Strategy with
-            | RoutingStrategy.Failover -> struct (filterAdmissible runtime now policy.PriorityOrder, runtime)
+            | RoutingStrategy.Failover -> struct (filterAdmissible runtime now (listed policy.PriorityOrder), runtime)
             | RoutingStrategy.RoundRobin ->
                 let struct (order, routing) =
                     roundRobin routing (filterAdmissible runtime now (configOrder policy))
@@ -419,21 +434,21 @@ module Routing =
                 struct (order, { runtime with Routing = routing })
             | RoutingStrategy.LeastLoaded ->
                 let struct (order, routing) =
-                    leastLoaded runtime routing (filterAdmissible runtime now policy.PriorityOrder)
+                    leastLoaded runtime routing (filterAdmissible runtime now (restrict policy.PriorityOrder))
 
                 struct (order, { runtime with Routing = routing })
             | RoutingStrategy.WeightedFailover ->
                 struct (weightedFailover policy request.Seed (filterAdmissible runtime now (configOrder policy)),
                         runtime)
             | RoutingStrategy.ModelBased ->
-                struct (filterAdmissible runtime now (modelCandidates policy request.Model), runtime)
+                struct (filterAdmissible runtime now (listed (modelCandidates policy request.Model)), runtime)
             | RoutingStrategy.LatencyBased ->
                 let struct (order, providers) =
                     latencyBased runtime now (filterAdmissible runtime now (configOrder policy))
 
                 struct (order, { runtime with Providers = providers })
             | RoutingStrategy.CostBased ->
-                struct (costBased policy request (filterAdmissible runtime now policy.PriorityOrder), runtime)
+                struct (costBased policy request (filterAdmissible runtime now (restrict policy.PriorityOrder)), runtime)
 
         let family =
             if request.ThinkingSignatures then
@@ -450,6 +465,26 @@ module Routing =
                 order
 
         struct (order, family, runtime)
+
+    /// The ordered providers for a request, the family its thinking signatures are pinned to ("" when
+    /// none), and the runtime with the strategy's cursors advanced.
+    let order
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (request: RouteRequest)
+        : struct (int array * string * RelayRuntime) =
+        orderIn runtime now request ValueNone
+
+    /// `order` within a stage's candidates (provider indexes, in the order the stage lists them, no
+    /// duplicates): under `failover` and `model_based` the stage's order is the order; every other strategy
+    /// orders the candidates its own way. Admissibility and the thinking family apply as in `order`.
+    let orderAmong
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (request: RouteRequest)
+        (candidates: int array)
+        : struct (int array * string * RelayRuntime) =
+        orderIn runtime now request (ValueSome candidates)
 
     /// Records a time-to-first-byte sample.
     let sampleLatency (now: TimeSpan) (firstByte: TimeSpan) (latency: Latency) : Latency =

@@ -25,18 +25,37 @@ module Models =
     let createdAt: DateTimeOffset = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)
 
     /// Every model of every enabled provider, in config order; a model listed twice keeps its first provider.
+    /// With `routing.list_switch_models` (and model switching on), then `provider,model` for every model of
+    /// every enabled provider: the names that switch to that provider in a session.
     let catalogue (config: RelayConfig) : ModelInfo list =
-        config.Providers
-        |> List.filter _.Enabled
-        |> List.collect (fun p ->
-            p.Models
-            |> List.map (fun m -> {
-                Id = m
-                DisplayName = m
-                CreatedAt = createdAt
-                Provider = p.Name
-            }))
-        |> List.distinctBy _.Id
+        let enabled = config.Providers |> List.filter _.Enabled
+
+        let plain =
+            enabled
+            |> List.collect (fun p ->
+                p.Models
+                |> List.map (fun m -> {
+                    Id = m
+                    DisplayName = m
+                    CreatedAt = createdAt
+                    Provider = p.Name
+                }))
+
+        let switches =
+            if config.Routing.Stages.ListSwitchModels && config.Routing.Stages.ModelSwitching then
+                enabled
+                |> List.collect (fun p ->
+                    p.Models
+                    |> List.map (fun m -> {
+                        Id = $"%s{p.Name},%s{m}"
+                        DisplayName = $"%s{m} (%s{p.Name})"
+                        CreatedAt = createdAt
+                        Provider = p.Name
+                    }))
+            else
+                []
+
+        plain @ switches |> List.distinctBy _.Id
 
     /// Finds one model by id.
     let tryFind (catalogue: ModelInfo list) (id: string) : ModelInfo option =

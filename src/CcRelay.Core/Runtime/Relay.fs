@@ -77,6 +77,7 @@ module Relay =
                 Request = request
                 Policy = runtime.Policy
                 Order = order
+                Models = [||]
                 PinnedFamily = family
                 Position = 0
                 Attempts = 0
@@ -88,6 +89,61 @@ module Relay =
             }
             Effects = []
         }
+
+    /// Plans a request within a stage decision's targets (`Stages.classify`): the targets' enabled
+    /// providers are the candidates (in the order listed; a provider listed twice keeps its first place),
+    /// the strategy orders them (`Routing.orderAmong`), and each attempt carries its target's model. With no
+    /// targets: `plan`. When no target names an enabled provider, the plan is empty (the relay answers 503).
+    let planRoute
+        (runtime: RelayRuntime)
+        (now: TimeSpan)
+        (request: RouteRequest)
+        (targets: StageTarget list)
+        : Transition<Dispatch> =
+        if targets.IsEmpty then
+            plan runtime now request
+        else
+            let policy = runtime.Policy
+            let picked = ResizeArray<struct (int * string)>()
+
+            for target in targets do
+                let i = RelayPolicy.indexOf policy target.Provider
+
+                if i >= 0 && not (picked.Exists(fun (struct (j, _)) -> j = i)) then
+                    picked.Add(struct (i, defaultArg target.Model ""))
+
+            let candidates = picked |> Seq.map (fun (struct (i, _)) -> i) |> Array.ofSeq
+
+            let struct (order, family, runtime) =
+                Routing.orderAmong runtime now request candidates
+
+            let modelOf (i: int) =
+                picked |> Seq.pick (fun (struct (j, m)) -> if j = i then Some m else None)
+
+            let models = order |> Array.map modelOf
+
+            {
+                Runtime = runtime
+                Value = {
+                    Request = request
+                    Policy = runtime.Policy
+                    Order = order
+                    Models =
+                        if models |> Array.forall String.IsNullOrEmpty then
+                            [||]
+                        else
+                            models
+                    PinnedFamily = family
+                    Position = 0
+                    Attempts = 0
+                    FirstFailureAt = ValueNone
+                    Round = 0
+                    StripNext = false
+                    StripUsed = false
+                    Last = ValueNone
+                }
+                Effects = []
+            }
 
     // ---------------------------
     // Mapping across reloads
@@ -102,10 +158,16 @@ module Relay =
             let names = dispatch.Order |> Array.map (fun i -> dispatch.Policy.Providers[i].Name)
             let before = names |> Array.truncate dispatch.Position
 
-            let mapped =
-                names
-                |> Array.map (RelayPolicy.indexOf runtime.Policy)
-                |> Array.filter (fun i -> i >= 0)
+            let indexes = names |> Array.map (RelayPolicy.indexOf runtime.Policy)
+            let mapped = indexes |> Array.filter (fun i -> i >= 0)
+
+            let models =
+                if dispatch.Models.Length = 0 then
+                    dispatch.Models
+                else
+                    Array.zip indexes dispatch.Models
+                    |> Array.filter (fun (i, _) -> i >= 0)
+                    |> Array.map snd
 
             let position =
                 before
@@ -116,6 +178,7 @@ module Relay =
                 dispatch with
                     Policy = runtime.Policy
                     Order = mapped
+                    Models = models
                     Position = position
             }
 
@@ -251,6 +314,11 @@ module Relay =
                     StripThinking =
                         dispatch.StripNext
                         || (dispatch.PinnedFamily.Length > 0 && provider.Family <> dispatch.PinnedFamily)
+                    Model =
+                        if dispatch.Models.Length > position then
+                            dispatch.Models[position]
+                        else
+                            ""
                     StartedAt = now
                     ProviderIndex = p
                     KeyIndex = chosenKey

@@ -81,7 +81,8 @@ module RelayHealth =
     let disable (runtime: RelayRuntime) (name: string) : Transition<bool> =
         withBreaker runtime name CircuitBreaker.disable
 
-    /// Operator: route to a disabled provider again (its circuit starts closed).
+    /// Operator: route to a disabled provider again, from the state its breaker is in (an open circuit stays
+    /// open until its break ends; see `CircuitBreaker.enable`).
     let enable (runtime: RelayRuntime) (name: string) : Transition<bool> =
         withBreaker runtime name CircuitBreaker.enable
 
@@ -108,6 +109,7 @@ module RelayHealth =
                 |> Array.indexed
                 |> Array.filter (fun (_, state) ->
                     match state.Breaker.State with
+                    | _ when state.Breaker.OperatorDisabled -> false
                     | CircuitBreaker.Open until ->
                         until > now
                         && (state.ProbedAt = TimeSpan.MinValue
@@ -206,10 +208,10 @@ module RelayHealth =
     /// The breaker as a caller finds it at `now` (`CircuitBreaker.stateNameAt`), named as in `circuitStates`.
     let private circuitLabel (now: TimeSpan) (breaker: CircuitBreaker.Breaker) : string =
         match CircuitBreaker.observe now breaker with
+        | _ when breaker.OperatorDisabled -> "isolated"
         | CircuitBreaker.Closed _ -> "closed"
         | CircuitBreaker.HalfOpen _ -> "half_open"
         | CircuitBreaker.Open _ -> "open"
-        | CircuitBreaker.Disabled -> "isolated"
 
     /// Every configured provider's gauges at a scrape, in config order, from the live runtime (its policy's
     /// config, so a reload shows up as one consistent change). The circuit is the breaker's state as `status` shows it, named as in

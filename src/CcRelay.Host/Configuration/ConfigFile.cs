@@ -55,7 +55,8 @@ public static class ConfigFile
             }
         }
 
-        return ConfigDecoder.Decode(document, name => env(name));
+        // the files the edge names (TLS pair, CA bundle, audit directory) are read here, reported at their keys
+        return Edge.EdgeFiles.Check(ConfigDecoder.Decode(document, name => env(name)));
     }
 
     /// <summary>Reads the file with <paramref name="read"/>; an I/O problem becomes <paramref name="failure"/>.</summary>

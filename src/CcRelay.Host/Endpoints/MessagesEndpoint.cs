@@ -57,6 +57,8 @@ internal sealed class MessagesEndpoint(
             using var lease = body;
             if (body is null)
             {
+                // the rest of a refused body is not read: the connection ends with the answer
+                context.Response.Headers.Connection = "close";
                 await RejectAsync(context, record, ErrorType.RequestTooLarge, $"request body exceeds the relay's limit of {server.MaxBodyBytes} bytes (server.max_body_bytes)");
                 return;
             }

@@ -93,8 +93,17 @@ internal sealed class FailoverForwarder(
         var conversation = Affinity.conversationKey(sessionId.Length > 0 ? sessionId : null, body.Span, facts);
         var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
 
-        // :: Step 4: plan — the ordered providers
-        var dispatch = cell.Transition(request, static (runtime, now, r) => Relay.plan(runtime, now, r));
+        // :: Step 4: plan — the stage (routing.stages, a provider,model switch) picks the candidates
+        var headers = context.Request.Headers;
+        var stageHeaders = Stages.active(snapshot.Config)
+            ? Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString())
+            : Stages.noHeaders;
+        var stage = StageDecision.Classify(snapshot.Config, facts, body.Span, stageHeaders);
+        record.Stage = stage.StageName;
+        record.StageReason = stage.Reason;
+
+        // :: Step 4: plan — the ordered providers (the strategy orders the stage's candidates)
+        var dispatch = cell.Transition((request, stage.Targets), static (runtime, now, s) => Relay.planRoute(runtime, now, s.request, s.Targets));
 
         var countTokens = Dialect.operationOf(pathAndQuery).IsCountTokens;
 
@@ -152,12 +161,13 @@ internal sealed class FailoverForwarder(
                     switch (decision)
                     {
                         case var _ when decision.IsDeliver && answer is not null:
-                            Decorate(context.Response, snapshot, attempt);
+                            Decorate(context.Response, snapshot, attempt, record);
                             delivered = true;
                             var delivery = new Delivery(answer, attempt);
                             answer = null; // the caller owns it now
                             return delivery;
                         case Decision.Retry retry:
+                            (record.FailedOver ??= []).Add(attempt.ProviderName);
                             Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
                                 : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
                                 : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
@@ -222,16 +232,31 @@ internal sealed class FailoverForwarder(
         RequestRecord record,
         CancellationToken lost)
     {
+        // :: Step 5: a stage target's model (or a provider,model switch) replaces the client's, in place
+        var source = body.Memory;
+        if (attempt.Model.Length > 0 && attempt.Model != facts.Model)
+        {
+            var swapped = RequestFactsModule.withModel(source.Span, facts, attempt.Model);
+            var reread = RequestFacts.Inspect(swapped);
+            if (reread.IsError)
+            {
+                return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not take model " + attempt.Model + ": " + reread.ErrorValue.Message));
+            }
+
+            source = swapped;
+            facts = reread.ResultValue;
+        }
+
         // :: Step 5: plan the attempt — the provider's dialect decides URL, headers, body edit, credential and answer
         var plan = Dialect.plan(attempt.Provider, attempt.Key, facts, pathAndQuery, Betas(context, attempt.Provider), forward);
-        var edited = Dialect.edit(plan, body.Span, facts, attempt.StripThinking);
+        var edited = Dialect.edit(plan, source.Span, facts, attempt.StripThinking);
         if (edited.IsError)
         {
             return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue));
         }
 
         (plan, var reshaped) = edited.ResultValue;
-        var payload = reshaped is { IsSome: true } ? reshaped.Value : body.Memory;
+        var payload = reshaped is { IsSome: true } ? reshaped.Value : source;
         if (Dialect.usesToken(plan))
         {
             return SendWithTokenAsync(context, snapshot, plan, payload, record, lost);
@@ -392,7 +417,7 @@ internal sealed class FailoverForwarder(
         };
 
     /// <summary>The relay's own headers on a delivered answer: never a key, only its id.</summary>
-    private void Decorate(HttpResponse response, RelaySnapshot snapshot, Attempt attempt)
+    private void Decorate(HttpResponse response, RelaySnapshot snapshot, Attempt attempt, RequestRecord record)
     {
         if (attempt.KeyId.Length > 0)
         {
@@ -412,6 +437,11 @@ internal sealed class FailoverForwarder(
             response.Headers["x-cc-relay-provider"] = attempt.ProviderName;
             response.Headers["x-cc-relay-attempts"] = attempt.Number.ToString(CultureInfo.InvariantCulture);
             response.Headers["x-cc-relay-health"] = string.Join(",", health.Select(p => p.Name + "=" + p.Circuit));
+            if (record.Stage != "-")
+            {
+                response.Headers["x-cc-relay-stage"] = record.Stage;
+                response.Headers["x-cc-relay-stage-reason"] = record.StageReason;
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using CcRelay.Core;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -13,11 +14,16 @@ internal static class UpstreamClient
     /// <paramref name="builtinHttp1"/> is false; https (HTTP/2 when the upstream offers it) and proxied ones
     /// through <see cref="SocketsHttpHandler"/>.
     /// </summary>
-    public static HttpMessageInvoker Create(bool builtinHttp1 = true) =>
-        new(builtinHttp1 ? new Http1Handler(System()) : System(), disposeHandler: true);
+    public static HttpMessageInvoker Create(bool builtinHttp1 = true, SecurityConfig? security = null) =>
+        new(builtinHttp1 ? new Http1Handler(System(security)) : System(security), disposeHandler: true);
 
-    private static SocketsHttpHandler System() =>
-        new SocketsHttpHandler
+    /// <summary>
+    /// NOTE: <c>AllowAutoRedirect = false</c> here, and the HTTP/1.1 client follows nothing either: an upstream's 3xx
+    /// reaches <see cref="UpstreamForwarder"/>, which refuses it (<see cref="UpstreamRedirect.refusal"/>).
+    /// </summary>
+    private static SocketsHttpHandler System(SecurityConfig? security)
+    {
+        var handler = new SocketsHttpHandler
         {
             AutomaticDecompression = DecompressionMethods.None,
             AllowAutoRedirect = false,
@@ -30,4 +36,11 @@ internal static class UpstreamClient
             EnableMultipleHttp2Connections = true,
             MaxResponseHeadersLength = 256,
         };
+        if (security is not null)
+        {
+            Edge.UpstreamTls.Apply(handler, security);
+        }
+
+        return handler;
+    }
 }

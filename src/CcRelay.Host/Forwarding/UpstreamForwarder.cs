@@ -84,13 +84,22 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
 
             // a plan the relay answers itself (a translated provider's count_tokens) calls no upstream
+            // (a translated count_tokens is counted with a real tokenizer over the translated request)
             var response = Dialect.localAnswer(plan) is { } local
-                ? LocalResponse(request, local.Value.Item1, local.Value.Item2)
+                ? LocalResponse(request, local.Value.Item1, await TokenCounter.AnswerAsync(plan, body) ?? local.Value.Item2)
                 : await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
                 KeyId = keyId,
             };
+
+            // a redirect is never followed (neither client does) nor passed on: no answer from this upstream
+            if (UpstreamRedirect.refusal(attempt.Status, response.Headers.Location?.OriginalString) is { } redirect)
+            {
+                attempt.End(MetricOf(AttemptFailure.ConnectFailed), null, ErrorOf(AttemptFailure.ConnectFailed));
+                attempt.Dispose();
+                return Failed(AttemptFailure.ConnectFailed, redirect.Value);
+            }
 
             // :: Step 7: classify — the headers arrived (an error body is buffered, a stream peeked, below)
             metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
@@ -261,8 +270,15 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
             if (!plan.DroppedFeatures.IsEmpty)
             {
-                // what a translated target cannot do was left out of the request: the client is told which
-                context.Response.Headers["x-cc-relay-dropped"] = string.Join(",", plan.DroppedFeatures);
+                // what a translated target cannot do was left out of the request (or, refusing, named in a 400):
+                // the client, the request line and (when it was left out) the metric say which
+                var dropped = string.Join(",", plan.DroppedFeatures);
+                context.Response.Headers["x-cc-relay-dropped"] = dropped;
+                record.Dropped = dropped;
+                if (!Dialect.refusedDropped(plan))
+                {
+                    metrics.RecordDropped(plan.Provider.Name, plan.DroppedFeatures);
+                }
             }
             if (record.Status >= 400)
             {
@@ -540,6 +556,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         plan.Answer switch
         {
             AnswerDialect.OpenAiChat chat => new ChatStreamDecoder(chat.Item),
+            AnswerDialect.OpenAiResponses responses => new ResponsesStreamDecoder(responses.Item),
             AnswerDialect.Gemini gemini => new GeminiStreamDecoder(gemini.Item),
             _ => new BedrockEventStreamDecoder(),
         };

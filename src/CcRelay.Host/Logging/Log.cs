@@ -47,6 +47,14 @@ internal static partial class Log
         Message = "config reloaded ({trigger}) from {path}: {changes}")]
     public static partial void ConfigReloaded(ILogger logger, string trigger, string path, string changes);
 
+    [LoggerMessage(EventId = 13, EventName = "KeyAdded", Level = LogLevel.Information,
+        Message = "key {keyId} added to provider {provider} ({trigger}); the config file is unchanged, so a reload drops it")]
+    public static partial void KeyAdded(ILogger logger, string trigger, string provider, string keyId);
+
+    [LoggerMessage(EventId = 14, EventName = "KeyRemoved", Level = LogLevel.Information,
+        Message = "key {keyId} removed from provider {provider} ({trigger}); the config file is unchanged, so a reload brings it back")]
+    public static partial void KeyRemoved(ILogger logger, string trigger, string provider, string keyId);
+
     [LoggerMessage(EventId = 8, EventName = "ConfigReloadRejected", Level = LogLevel.Error,
         Message = "config reload ({trigger}) rejected: {path} has {count} error(s); the running config stays in force")]
     public static partial void ConfigReloadRejected(ILogger logger, string trigger, string path, int count);
@@ -130,4 +138,18 @@ internal static partial class Log
     [LoggerMessage(EventId = 43, EventName = "DebugResponseBody", Level = LogLevel.Debug,
         Message = "{request_id} response body from {provider} ({bytes} bytes): {body}")]
     public static partial void DebugResponseBody(ILogger logger, string request_id, string provider, long bytes, string body);
+
+    // ---- the edge: TLS, admission, audit (60–69) ----
+
+    [LoggerMessage(EventId = 60, EventName = "CertificateReloaded", Level = LogLevel.Information,
+        Message = "TLS certificate re-read from {path}: {subject}, valid until {not_after:o}")]
+    public static partial void CertificateReloaded(ILogger logger, string path, string subject, DateTime not_after);
+
+    [LoggerMessage(EventId = 61, EventName = "CertificateReloadFailed", Level = LogLevel.Error,
+        Message = "TLS certificate at {path} changed but does not load ({reason}); the previous one stays in use")]
+    public static partial void CertificateReloadFailed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 62, EventName = "AuditWriteFailed", Level = LogLevel.Error,
+        Message = "audit log write failed: {reason}")]
+    public static partial void AuditWriteFailed(ILogger logger, string reason);
 }

@@ -34,6 +34,12 @@ internal sealed class RequestRecord
     /// <c>model</c> is then the client's, and <see cref="EffectiveModel"/> is <see cref="UpstreamModel"/>.</summary>
     public bool Translated { get; set; }
 
+    /// <summary>The routing stage the request was classified into (<c>Stages.classify</c>); <c>-</c> before routing.</summary>
+    public string Stage { get; set; } = "-";
+
+    /// <summary>Why that stage (a short, bounded reason); <c>-</c> before routing.</summary>
+    public string StageReason { get; set; } = "-";
+
     /// <summary>The status the client got.</summary>
     public int Status { get; set; }
 
@@ -76,6 +82,9 @@ internal sealed class RequestRecord
     /// <summary>Upstream attempts made (0 when the request was refused before routing).</summary>
     public int Attempts { get; set; }
 
+    /// <summary>The providers of the failed attempts that were followed by another, in order; null when none failed over.</summary>
+    public List<string>? FailedOver { get; set; }
+
     /// <summary>What the answer said about itself (model, usage, stop reason, error type); null when no answer was read.</summary>
     public AnswerUsage? Answer { get; set; }
 
@@ -95,6 +104,12 @@ internal sealed class RequestRecord
 
     /// <summary>When the request ended (UTC), the time its request line shows; <c>default</c> until it ends.</summary>
     public DateTime EndedAt { get; set; }
+
+    /// <summary>
+    /// What the target could not carry (<c>x-cc-relay-dropped</c>: left out, or refused with <c>on_dropped: refuse</c>),
+    /// comma-separated; null when nothing.
+    /// </summary>
+    public string? Dropped { get; set; }
 
     /// <summary>The provider label for metrics: <c>none</c> when no provider was chosen.</summary>
     public string ProviderLabel => Provider == "-" ? "none" : Provider;

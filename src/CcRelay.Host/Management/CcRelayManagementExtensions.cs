@@ -18,8 +18,11 @@ public static class CcRelayManagementExtensions
         ArgumentNullException.ThrowIfNull(services);
         services.AddSingleton(sp => new RequestFeed(sp.GetRequiredService<RuntimeCell>()));
         services.AddSingleton<ManagementAuthInterceptor>();
+        services.AddSingleton<Edge.ManagementAuditInterceptor>();
         services.AddGrpc(grpc =>
         {
+            // the audit first: it records the token check's refusals
+            grpc.Interceptors.Add<Edge.ManagementAuditInterceptor>();
             grpc.Interceptors.Add<ManagementAuthInterceptor>();
             grpc.EnableDetailedErrors = false;
         });

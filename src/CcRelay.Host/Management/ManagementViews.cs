@@ -29,6 +29,19 @@ internal static class ManagementViews
         return provider;
     }
 
+    public static CcRelay.Management.V1.ProviderModels Models(CcRelay.Core.ProviderModels view)
+    {
+        var models = new CcRelay.Management.V1.ProviderModels
+        {
+            Provider = view.Provider,
+            Type = view.Type,
+            EnabledInConfig = view.EnabledInConfig,
+        };
+        models.Models.AddRange(view.Models);
+        models.Mapping.AddRange(view.Mapping.Select(m => new ModelMapping { From = m.Item1, To = m.Item2 }));
+        return models;
+    }
+
     public static Key Key(KeyView view) => new()
     {
         Provider = view.Provider,

@@ -84,6 +84,53 @@ internal sealed class RelayManagementService(
         return Task.FromResult(response);
     }
 
+    public override Task<AddKeyResponse> AddKey(AddKeyRequest request, ServerCallContext context)
+    {
+        var key = new NewKey(request.Key, request.RpmLimit, request.ItpmLimit, request.OtpmLimit, request.Priority, request.Weight);
+        var result = reloader.EditKeys("grpc", request.Provider, added: true, config => KeyEdit.add(config, request.Provider, key));
+        var (keyId, added) = result switch
+        {
+            KeyEditResult.Changed changed => (changed.KeyId, true),
+            KeyEditResult.AlreadyThere there => (there.KeyId, false),
+            _ => throw KeyEditFailure(result, request.Provider, ""),
+        };
+        var current = runtime.Current;
+        var response = new AddKeyResponse { Added = added, KeyId = keyId, ConfigGeneration = current.Policy.Version };
+        if (Core.Management.keys(current, runtime.Now, request.Provider).FirstOrDefault(k => k.KeyId == keyId) is { } view)
+        {
+            response.State = ManagementViews.Key(view);
+        }
+
+        return Task.FromResult(response);
+    }
+
+    public override Task<RemoveKeyResponse> RemoveKey(RemoveKeyRequest request, ServerCallContext context)
+    {
+        var result = reloader.EditKeys("grpc", request.Provider, added: false, config => KeyEdit.remove(config, request.Provider, request.KeyId));
+        if (result is not KeyEditResult.Changed changed)
+        {
+            throw KeyEditFailure(result, request.Provider, request.KeyId);
+        }
+
+        return Task.FromResult(new RemoveKeyResponse { KeyId = changed.KeyId, ConfigGeneration = runtime.Current.Policy.Version });
+    }
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        var response = new ListModelsResponse();
+        response.Providers.AddRange(ProviderModelsModule.ofConfig(state.Current.Config).Select(ManagementViews.Models));
+        return Task.FromResult(response);
+    }
+
+    /// <summary>A refused key edit as a status; never quotes the secret.</summary>
+    private static RpcException KeyEditFailure(KeyEditResult result, string provider, string keyId) => result switch
+    {
+        KeyEditResult.Invalid invalid => new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, invalid.Message)),
+        _ when result.IsUnknownProvider => new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"no provider is named \"{provider}\"")),
+        _ when result.IsNoSuchKey => new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"provider \"{provider}\" has no key {keyId}")),
+        _ => new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, $"provider \"{provider}\" is disabled in the config (enabled: false, or no usable key); change the config and reload")),
+    };
+
     public override Task<ReloadConfigResponse> ReloadConfig(ReloadConfigRequest request, ServerCallContext context)
     {
         if (options.ConfigPath is null)

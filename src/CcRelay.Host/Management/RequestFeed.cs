@@ -114,6 +114,11 @@ public sealed class RequestFeed
             OutputTokens = usage?.OutputTokens ?? -1,
             CostUsd = record.CostUsd is { } cost ? (double)cost : -1,
         };
+        if (record.FailedOver is { } failedOver)
+        {
+            message.FailedOver.AddRange(failedOver);
+        }
+
         foreach (var subscriber in subscribers)
         {
             if (subscriber.Provider.Length == 0 || string.Equals(subscriber.Provider, message.Provider, StringComparison.Ordinal))

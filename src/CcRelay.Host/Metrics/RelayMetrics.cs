@@ -16,6 +16,7 @@ namespace CcRelay.Host.Metrics;
 ///   request end   ──► RequestFinished()  (after queuing the record: RequestAccounting)
 ///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total, ccrelay_unpriced_answers_total
 ///                     RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
+///   translated    ──► RecordDropped(provider, capabilities)                 ccrelay_dropped_capabilities_total
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>
@@ -58,6 +59,9 @@ public sealed class RelayMetrics
     private readonly Counter<double> _cost;
     private readonly Counter<long> _unpriced;
     private readonly Counter<long> _configReloads;
+    private readonly Counter<long> _dropped;
+    private readonly Counter<long> _stages;
+    private readonly Counter<long> _admissionRefused;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -102,8 +106,14 @@ public sealed class RelayMetrics
             "ccrelay_unpriced_answers", "{answer}", "Answers with usage but no price for their model: their cost is unknown.");
         meter.CreateObservableUpDownCounter(
             "ccrelay_inflight_requests", () => Volatile.Read(ref _inflight), "{request}", "Requests being relayed now.");
+        _dropped = meter.CreateCounter<long>(
+            "ccrelay_dropped_capabilities", "{request}", "Translated requests sent without something they asked for, by provider and capability (other: a name outside the known set).");
+        _stages = meter.CreateCounter<long>(
+            "ccrelay_stage_requests", "{request}", "Requests by routing stage, the reason it was chosen, and the provider that answered (or was last tried).");
         _configReloads = meter.CreateCounter<long>(
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
+        _admissionRefused = meter.CreateCounter<long>(
+            "ccrelay_admission_refused", "{request}", "Requests answered 529 at admission (server.max_concurrent) by reason: queue_full, waited_too_long.");
 
         meter.CreateObservableGauge("ccrelay_provider_up", ObserveUp, "1", "1 when the provider may receive requests, else 0.");
         meter.CreateObservableGauge(
@@ -162,6 +172,18 @@ public sealed class RelayMetrics
         };
         _requests.Add(1, in tags);
         _requestDuration.Record(duration.TotalSeconds, Tag("provider", provider), Tag("model", modelLabel));
+    }
+
+    /// <summary>
+    /// A request was routed by stage: <paramref name="stage"/> and <paramref name="reason"/> come from Core's fixed
+    /// sets (the reason's only number is the configured long-context threshold), so the labels stay bounded.
+    /// </summary>
+    public void RecordStage(string stage, string reason, string provider)
+    {
+        if (_stages.Enabled)
+        {
+            _stages.Add(1, Tag("stage", stage), Tag("reason", reason), Tag("provider", provider));
+        }
     }
 
     /// <summary>The upstream's response headers arrived <paramref name="ttfb"/> after the request started.</summary>
@@ -223,6 +245,26 @@ public sealed class RelayMetrics
             _unpriced.Add(1, p, m);
         }
     }
+
+    /// <summary>
+    /// A translated request went to <paramref name="provider"/> without <paramref name="capabilities"/> (Core's names):
+    /// one count per capability, labelled by <c>Dropped.label</c> so that the label values stay a fixed set.
+    /// </summary>
+    public void RecordDropped(string provider, IEnumerable<string> capabilities)
+    {
+        ArgumentNullException.ThrowIfNull(capabilities);
+        if (!_dropped.Enabled)
+        {
+            return;
+        }
+
+        foreach (var capability in capabilities)
+        {
+            _dropped.Add(1, Tag("provider", provider), Tag("capability", Dropped.label(capability)));
+        }
+    }
+    /// <summary>A request was refused at admission (529): <c>queue_full</c> or <c>waited_too_long</c>.</summary>
+    public void RecordAdmissionRefused(string reason) => _admissionRefused.Add(1, Tag("reason", reason));
 
     /// <summary>A configuration reload was attempted.</summary>
     public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));

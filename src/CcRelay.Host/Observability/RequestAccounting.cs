@@ -170,6 +170,11 @@ internal sealed class RequestAccounting : IDisposable
             }
 
             _metrics.RecordRequest(record.ProviderLabel, record.EffectiveModel, record.Status, record.Stream, record.Elapsed);
+            if (record.Stage != "-")
+            {
+                _metrics.RecordStage(record.Stage, record.StageReason, record.ProviderLabel);
+            }
+
             Log.RequestCompleted(_logger, record);
         }
         catch (Exception e)

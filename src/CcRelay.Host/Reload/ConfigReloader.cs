@@ -111,6 +111,41 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Adds or removes a key of the running config (management API <c>AddKey</c>/<c>RemoveKey</c>, decided by
+    /// <see cref="KeyEdit"/>) and applies it as a reload applies a file, under the same gate: the snapshot is
+    /// swapped and the runtime reconciled, so every other key keeps its state (a revoked key stays revoked). The
+    /// file is not written.
+    /// </summary>
+    public KeyEditResult EditKeys(string trigger, string provider, bool added, Func<RelayConfig, KeyEditResult> edit)
+    {
+        ArgumentNullException.ThrowIfNull(edit);
+        KeyEditResult result;
+        lock (_gate)
+        {
+            result = edit(_state.Current.Config);
+            if (result is KeyEditResult.Changed changed)
+            {
+                var swapped = _state.Swap(changed.Config);
+                _runtime?.ReconcileKeyEdit(swapped);
+            }
+        }
+
+        if (result is KeyEditResult.Changed done)
+        {
+            if (added)
+            {
+                Log.KeyAdded(_logger, trigger, provider, done.KeyId);
+            }
+            else
+            {
+                Log.KeyRemoved(_logger, trigger, provider, done.KeyId);
+            }
+        }
+
+        return result;
+    }
+
     /// <inheritdoc/>
     public Task StartAsync(CancellationToken cancellationToken)
     {

@@ -121,6 +121,17 @@ public sealed class RuntimeCell
         Update(runtime => Relay.reconcileWith(now, snapshot.Prices, snapshot.Config, runtime));
     }
 
+    /// <summary>
+    /// Reconciles with a snapshot whose config a key edit changed (<c>KeyEdit.reconcile</c>): as <see cref="Reconcile"/>,
+    /// but a revoked key stays revoked.
+    /// </summary>
+    public void ReconcileKeyEdit(RelaySnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var now = Now;
+        Update(runtime => KeyEdit.reconcile(now, snapshot.Prices, snapshot.Config, runtime));
+    }
+
     private void LogEffect(RelayEffect effect)
     {
         switch (effect)

@@ -116,6 +116,7 @@ let ``command-line overrides win over the file and leave the rest alone`` () =
         Listen = Some { Host = "127.0.0.1"; Port = 1234 }
         Level = Some LogLevel.Warn
         Format = None
+        Grpc = None
     }
 
     let applied = ConfigOverrides.apply overrides Config.defaults
@@ -123,6 +124,7 @@ let ``command-line overrides win over the file and leave the rest alone`` () =
     Assert.Equal(1234, applied.Server.Listen.Port)
     Assert.Equal(LogLevel.Warn, applied.Logging.Level)
     Assert.Equal(Config.defaults.Logging.Format, applied.Logging.Format)
+    Assert.Equal(Config.defaults.Grpc, applied.Grpc)
     Assert.Equal<ProviderConfig list>(Config.defaults.Providers, applied.Providers)
     Assert.Equal(Config.defaults, ConfigOverrides.apply ConfigOverrides.none Config.defaults)
 

@@ -70,6 +70,34 @@ let private withSecrets: RelayConfig = {
                         }
             }
         ]
+        Edge = {
+            Config.defaultEdge with
+                Tls =
+                    Some {
+                        CertFile = {
+                            Path = "/etc/tls.crt"
+                            Key = "server.tls.cert_file"
+                            At = None
+                        }
+                        KeyFile = {
+                            Path = "/etc/tls.key"
+                            Key = "server.tls.key_file"
+                            At = None
+                        }
+                        MinVersion = TlsVersion.Tls13
+                        Listen = Some { Host = "0.0.0.0"; Port = 8443 }
+                    }
+                Security = {
+                    Config.defaultEdge.Security with
+                        UpstreamHosts = [ HostPattern.Suffix "anthropic.com" ]
+                        StatusToken = Some "status-token-ggg"
+                        Audit =
+                            Some {
+                                Path = "/var/log/audit.jsonl"
+                                AuthFailuresPerMinute = 10
+                            }
+                }
+        }
 }
 
 [<Fact>]
@@ -87,6 +115,16 @@ let ``the built-in default renders every key with its default`` () =
   max_concurrent: 0
   max_body_bytes: 33554432
   enable_http2: false
+  tls: null
+  queue_size: null
+  queue_timeout_ms: 30000
+  limits:
+    request_headers_timeout_ms: 10000
+    keep_alive_timeout_ms: 130000
+    min_request_body_bytes_per_second: 240
+    min_response_bytes_per_second: 240
+    min_rate_grace_ms: 5000
+    max_connections: 0
 providers:
   - name: "anthropic"
     type: anthropic
@@ -123,6 +161,10 @@ routing:
   debug: false
   model_mapping: {}
   default_provider: null
+  stages: {}
+  long_context_threshold: 60000
+  model_switching: true
+  list_switch_models: false
 health:
   health_check:
     enabled: true
@@ -148,6 +190,12 @@ grpc:
   enabled: false
   listen: "127.0.0.1:8788"
   auth_token: null
+security:
+  upstream_hosts: []
+  upstream_ca_file: null
+  upstream_min_tls: "1.2"
+  status_token: null
+  audit_log: null
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)
@@ -168,6 +216,7 @@ let ``no secret appears; keys are shown by key id and the others as redacted`` (
             "entra-secret-eee"
             "AKIDKEYSET"
             "aws-key-secret-fff"
+            "status-token-ggg"
         ] do
         Assert.DoesNotContain(secret, text)
 
@@ -242,6 +291,12 @@ let ``every field of the config records is rendered, so a new field cannot be le
             "Cloud", "aws_region"
             // a key's AWS credential set: its profile, or its access key id (as a key id) and redacted secret
             "Aws", "aws_profile"
+            // the edge renders into `server` (tls, queue_size, queue_timeout_ms, limits) and `security`
+            "Edge", "security"
+            "Queue", "queue_size"
+            "Size", "queue_size"
+            "TimeoutMs", "queue_timeout_ms"
+            "Audit", "audit_log"
         ]
 
     let records = [
@@ -258,6 +313,12 @@ let ``every field of the config records is rendered, so a new field cannot be le
         typeof<HealthConfig>
         typeof<HealthCheckConfig>
         typeof<CircuitBreakerConfig>
+        typeof<EdgeConfig>
+        typeof<TlsConfig>
+        typeof<QueueConfig>
+        typeof<ConnectionLimits>
+        typeof<SecurityConfig>
+        typeof<AuditConfig>
     ]
 
     let lines = (ConfigRender.toYaml withSecrets).Split '\n'

@@ -1027,6 +1027,7 @@ let ``routing values are stored`` () =
                 { Pattern = "qwen*"; Provider = "b" }
             ]
             DefaultProvider = Some "b"
+            Stages = Config.defaultStages
         },
         config.Routing
     )
@@ -1319,6 +1320,8 @@ let ``an openai provider defaults to OpenAI's API, bearer keys, and OpenAI's kno
             MaxTokensField = MaxTokensField.MaxCompletionTokens
             StreamUsage = true
             Thinking = ThinkingControl.NoControl
+            Api = OpenAiApi.Chat
+            OnDropped = DroppedPolicy.Report
         },
         openAiSettings config
     )
@@ -1352,6 +1355,8 @@ let ``an openai provider elsewhere reads reasoning_content and sends max_tokens;
             MaxTokensField = MaxTokensField.MaxCompletionTokens
             StreamUsage = false
             Thinking = ThinkingControl.ThinkingField
+            Api = OpenAiApi.Chat
+            OnDropped = DroppedPolicy.Report
         },
         openAiSettings set
     )
@@ -1488,3 +1493,29 @@ let ``the Google keys on a vertex provider do not warn for belonging to gemini t
         |> loaded
 
     Assert.Contains("applies only to type gemini", (Assert.Single warnings).Message)
+
+[<Fact>]
+let ``openai_api selects the Responses API and on_dropped refusing; bad values are located errors, each reported`` () =
+    let set, warnings =
+        load (
+            providers [
+                provider 3 "gpt" "openai" [ "openai_api", plain 6 "responses"; "on_dropped", plain 7 "refuse" ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    Assert.Equal(OpenAiApi.Responses, (openAiSettings set).Api)
+    Assert.Equal(DroppedPolicy.Refuse, (openAiSettings set).OnDropped)
+
+    let errors, _ =
+        load (
+            providers [
+                provider 3 "gpt" "openai" [ "openai_api", plain 6 "completions"; "on_dropped", plain 7 "ignore" ]
+            ]
+        )
+        |> invalid
+
+    Assert.Equal<string list>([ "providers[0].openai_api"; "providers[0].on_dropped" ], paths errors)
+    Assert.Contains("allowed: chat, responses", errors[0].Message)
+    Assert.Contains("allowed: report, refuse", errors[1].Message)

@@ -122,9 +122,39 @@ let ``lost probes are given up after the break duration`` () =
 let ``disabled refuses with no retry time until enabled`` () =
     let breaker = CircuitBreaker.disable CircuitBreaker.closed
     Assert.Equal(CircuitBreaker.Refused ValueNone, fst (admit 1.0 breaker))
-    Assert.Equal(breaker, breaker |> fail 2.0)
+    Assert.Equal(CircuitBreaker.Refused ValueNone, CircuitBreaker.peek policy (at 1.0) breaker)
+    Assert.Equal(breaker, snd (admit 1.0 breaker))
     let enabled = CircuitBreaker.enable breaker
     Assert.Equal(CircuitBreaker.Admitted enabled.Generation, fst (admit 3.0 enabled))
+
+[<Fact>]
+let ``enabling restores the breaker's own state, not a fresh one`` () =
+    // open: still open after enabling, until its break ends
+    let breaker = opened ()
+    let enabled = breaker |> CircuitBreaker.disable |> CircuitBreaker.enable
+    Assert.Equal(breaker, enabled)
+    Assert.Equal(CircuitBreaker.Refused(ValueSome(at 23.0)), fst (admit 10.0 enabled))
+
+    // the break ran out while disabled: enabling finds it over (the next call is a half-open probe)
+    let disabled = CircuitBreaker.disable breaker
+    Assert.Equal(CircuitBreaker.Refused ValueNone, fst (admit 40.0 disabled))
+    Assert.Equal("disabled", CircuitBreaker.stateNameAt (at 40.0) disabled)
+    let enabled = CircuitBreaker.enable disabled
+    Assert.Equal("half-open", CircuitBreaker.stateNameAt (at 40.0) enabled)
+
+    // closed with recent failures: they still count after enabling
+    let twice = CircuitBreaker.closed |> fail 1.0 |> fail 2.0
+    let enabled = twice |> CircuitBreaker.disable |> CircuitBreaker.enable
+    Assert.True(isOpen (enabled |> fail 3.0))
+
+[<Fact>]
+let ``a call admitted before the operator disabled the breaker still reports into it`` () =
+    let breaker = CircuitBreaker.closed |> fail 1.0 |> fail 2.0
+    let disabled = CircuitBreaker.disable breaker
+    let reported = disabled |> fail 3.0
+    Assert.True(isOpen reported)
+    Assert.True(reported.OperatorDisabled)
+    Assert.Equal(CircuitBreaker.Refused ValueNone, fst (admit 40.0 reported))
 
 [<Fact>]
 let ``a successful probe ends the break now`` () =
@@ -152,4 +182,6 @@ let ``after its break an open breaker is observed half-open: its next call is a 
     Assert.Equal("half-open", CircuitBreaker.stateNameAt until breaker)
     Assert.Equal("open", CircuitBreaker.stateName breaker)
     Assert.Equal(CircuitBreaker.HalfOpen(0, 0, until), CircuitBreaker.observe until breaker)
-    Assert.Equal(CircuitBreaker.Disabled, CircuitBreaker.observe until (CircuitBreaker.disable breaker))
+    // the operator's switch is beside the state: observing looks at the state only, the name shows the switch
+    Assert.Equal(CircuitBreaker.HalfOpen(0, 0, until), CircuitBreaker.observe until (CircuitBreaker.disable breaker))
+    Assert.Equal("disabled", CircuitBreaker.stateNameAt until (CircuitBreaker.disable breaker))

@@ -207,8 +207,9 @@ let ``a disabled provider is never probed, even when its circuit was open`` () =
             {
                 runtime.Providers[0] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at 30.0)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
                     }
             }
             runtime
@@ -263,8 +264,9 @@ let ``an open circuit says when it changes; the probe result is kept`` () =
             {
                 runtime.Providers[0] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at 30.0)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
                     }
             }
             runtime
@@ -352,3 +354,162 @@ let ``a window summary per provider`` () =
     let early = RequestStats.summarize (at 4.0) (at 60.0) (at 4.0) samples
     // a: 0.5 s, 2 s and 3 s are in; 61 s is still to come
     Assert.Equal(3.0 / 4.0, early.Head.RequestsPerSecond, 9)
+
+[<Fact>]
+let ``enabling a provider restores its breaker's own state: an open circuit stays open until its break ends`` () =
+    let runtime = runtime ()
+
+    let opened =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Breaker = {
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
+                    }
+            }
+            runtime
+
+    let disabled = Management.setEnabled opened "a" false
+    Assert.Equal("disabled", (Management.providers disabled.Runtime (at 10.0) |> List.head).Circuit)
+
+    let enabled = Management.setEnabled disabled.Runtime "a" true
+    Assert.Equal<RelayEffect list>([ RelayEffect.BreakerEnabled "a" ], enabled.Effects)
+    Assert.Equal(opened.Providers[0].Breaker, enabled.Runtime.Providers[0].Breaker)
+    let view = Management.providers enabled.Runtime (at 10.0) |> List.head
+    Assert.Equal("open", view.Circuit)
+    Assert.Equal(ValueSome(at 20.0), view.CircuitChangesIn)
+    Assert.False view.Up
+    // after the break: half-open, its next request a probe
+    Assert.Equal("half_open", (Management.providers enabled.Runtime (at 31.0) |> List.head).Circuit)
+
+let private newKey (secret: string) : NewKey = {
+    Secret = secret
+    RpmLimit = 5
+    ItpmLimit = 0
+    OtpmLimit = 0
+    Priority = 1
+    Weight = 2
+}
+
+[<Fact>]
+let ``a key added to the running config joins the pool on reconcile; the others keep their state`` () =
+    let runtime = runtime ()
+    // a1 has taken a request: its bucket is not full
+    let used =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Keys =
+                        runtime.Providers[0].Keys
+                        |> Array.mapi (fun i k -> if i = 0 then KeyPool.take TimeSpan.Zero 0L k else k)
+            }
+            runtime
+
+    match KeyEdit.add used.Policy.Config "a" (newKey "a3") with
+    | KeyEditResult.Changed(config, id) ->
+        Assert.Equal(KeyId.ofSecret "a3", id)
+        let next = Relay.reconcile (at 1.0) config used
+        Assert.Equal(used.Policy.Version + 1L, next.Policy.Version)
+        let keys = Management.keys next (at 1.0) "a"
+        Assert.Equal<string list>([ KeyId.ofSecret "a1"; KeyId.ofSecret "a2"; id ], keys |> List.map _.KeyId)
+        Assert.Equal(used.Providers[0].Keys[0], next.Providers[0].Keys[0])
+        let added = List.last keys
+        Assert.Equal(5, added.Limits.Rpm)
+        Assert.Equal(1, added.Priority)
+        Assert.Equal(2, added.Weight)
+        // added again: already there, nothing to apply
+        Assert.Equal(KeyEditResult.AlreadyThere id, KeyEdit.add config "a" (newKey "a3"))
+        // removed: the pool is the old one again
+        match KeyEdit.remove config "a" id with
+        | KeyEditResult.Changed(removed, _) ->
+            Assert.Equal<KeyConfig list>(used.Policy.Config.Providers.Head.Keys, removed.Providers.Head.Keys)
+        | other -> failwith $"%A{other}"
+    | other -> failwith $"%A{other}"
+
+[<Fact>]
+let ``key edits refuse an unknown or config-disabled provider, an unknown id, the last key and invalid values`` () =
+    let config =
+        relay RoutingStrategy.Failover [
+            provider "a" [ key "a1" 10 ]
+            {
+                provider "off" [ key "o1" 10 ] with
+                    Enabled = false
+            }
+        ]
+
+    Assert.Equal(KeyEditResult.UnknownProvider, KeyEdit.add config "nope" (newKey "x"))
+    Assert.Equal(KeyEditResult.DisabledInConfig, KeyEdit.add config "off" (newKey "x"))
+    Assert.Equal(KeyEditResult.NoSuchKey, KeyEdit.remove config "a" "00000000")
+    Assert.Equal(KeyEditResult.UnknownProvider, KeyEdit.remove config "nope" (KeyId.ofSecret "a1"))
+
+    match KeyEdit.remove config "a" (KeyId.ofSecret "a1") with
+    | KeyEditResult.Invalid message -> Assert.Contains("last key", message)
+    | other -> failwith $"%A{other}"
+
+    for bad, field in
+        [
+            newKey "", "key:"
+            newKey "sk with space", "key:"
+            { newKey "sk-x" with RpmLimit = -1 }, "rpm_limit:"
+            { newKey "sk-x" with ItpmLimit = -1 }, "itpm_limit:"
+            { newKey "sk-x" with OtpmLimit = -1 }, "otpm_limit:"
+            { newKey "sk-x" with Weight = -1 }, "weight:"
+        ] do
+        match KeyEdit.add config "a" bad with
+        | KeyEditResult.Invalid message ->
+            Assert.StartsWith(field, message)
+            Assert.DoesNotContain("sk with space", message)
+        | other -> failwith $"%A{other}"
+
+[<Fact>]
+let ``models per provider come from the config, in config order, with the mapping`` () =
+    let config =
+        relay RoutingStrategy.Failover [
+            {
+                provider "a" [ key "a1" 10 ] with
+                    Models = [ "m1"; "m2" ]
+                    ModelMapping = Map [ "claude-sonnet-4-6", "m1" ]
+            }
+            {
+                provider "off" [] with
+                    Enabled = false
+            }
+        ]
+
+    let models = ProviderModels.ofConfig config
+    Assert.Equal<string list>([ "a"; "off" ], models |> List.map _.Provider)
+    Assert.Equal<string list>([ "m1"; "m2" ], models.Head.Models)
+    Assert.Equal<(string * string) list>([ "claude-sonnet-4-6", "m1" ], models.Head.Mapping)
+    Assert.False (List.last models).EnabledInConfig
+
+[<Fact>]
+let ``a key edit, unlike a reload, leaves a revoked key revoked`` () =
+    let runtime = runtime ()
+
+    let revoked =
+        RelayRuntime.withProvider
+            0
+            {
+                runtime.Providers[0] with
+                    Keys =
+                        runtime.Providers[0].Keys
+                        |> Array.mapi (fun i k -> if i = 1 then { k with Revoked = true } else k)
+            }
+            runtime
+
+    match KeyEdit.add revoked.Policy.Config "a" (newKey "a3") with
+    | KeyEditResult.Changed(config, _) ->
+        let prices = ProviderPrices.compile config.Providers
+        let edited = KeyEdit.reconcile (at 1.0) prices config revoked
+        Assert.Equal<bool list>([ false; true; false ], edited.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray)
+        let reloaded = Relay.reconcile (at 1.0) config revoked
+
+        Assert.Equal<bool list>(
+            [ false; false; false ],
+            reloaded.Providers[0].Keys |> Array.map _.Revoked |> List.ofArray
+        )
+    | other -> failwith $"%A{other}"

@@ -156,8 +156,9 @@ let ``all circuits open: unavailable, retry when the first break ends`` () =
             {
                 rt.Providers[p] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at until)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at until)
+                            Generation = 1
                     }
             }
             rt
@@ -334,8 +335,9 @@ let ``health probes: due for open circuits once per interval; a success ends the
             {
                 runtime.Providers[p] with
                     Breaker = {
-                        State = CircuitBreaker.Open(at 30.0)
-                        Generation = 1
+                        CircuitBreaker.closed with
+                            State = CircuitBreaker.Open(at 30.0)
+                            Generation = 1
                     }
             }
             runtime

@@ -11,6 +11,8 @@ let internal deepSeek: OpenAiSettings = {
     MaxTokensField = MaxTokensField.MaxTokens
     StreamUsage = true
     Thinking = ThinkingControl.ThinkingField
+    Api = OpenAiApi.Chat
+    OnDropped = DroppedPolicy.Report
 }
 
 let internal openAiItself: OpenAiSettings = {
@@ -18,6 +20,8 @@ let internal openAiItself: OpenAiSettings = {
     MaxTokensField = MaxTokensField.MaxCompletionTokens
     StreamUsage = true
     Thinking = ThinkingControl.ReasoningEffort
+    Api = OpenAiApi.Chat
+    OnDropped = DroppedPolicy.Report
 }
 
 let private translateWith (settings: OpenAiSettings) (json: string) : ChatRequestTranslation =
@@ -195,6 +199,8 @@ let ``thinking as the provider's thinking field, or reported when the provider t
             {
                 deepSeek with
                     Thinking = ThinkingControl.NoControl
+                    Api = OpenAiApi.Chat
+                    OnDropped = DroppedPolicy.Report
             }
             body
 

@@ -24,7 +24,13 @@ internal sealed class CliSandbox : IDisposable
     /// <summary>The environment variables the commands see; nothing else is set.</summary>
     public Dictionary<string, string> Variables { get; } = [];
 
-    public CliEnvironment Environment => new(name => Variables.GetValueOrDefault(name), WorkingDirectory, Home);
+    /// <summary>What the commands read on standard input.</summary>
+    public string StandardInput { get; set; } = "";
+
+    public CliEnvironment Environment => new(name => Variables.GetValueOrDefault(name), WorkingDirectory, Home)
+    {
+        Input = () => new StringReader(StandardInput),
+    };
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 

@@ -39,6 +39,29 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task EveryCommand_HelpEndsWithExamples_AndTheListingKeepsThemOut()
+    {
+        static IEnumerable<string[]> Paths(Command command, string[] path) =>
+            command.Subcommands.Count == 0
+                ? [path]
+                : command.Subcommands.SelectMany(sub => Paths(sub, [.. path, sub.Name]));
+
+        var commands = Paths(Program.BuildCommand(), []).ToList();
+        Assert.Contains(commands, p => p.SequenceEqual(["config", "cc", "skill"]));
+        foreach (var path in commands)
+        {
+            var (code, output, _) = await RunAsync([.. path, "--help"]);
+            Assert.Equal(0, code);
+            var examples = output.IndexOf("\nExamples:\n  ", StringComparison.Ordinal);
+            Assert.True(examples > 0, $"cc-relay {string.Join(' ', path)} --help shows no examples:\n{output}");
+            Assert.True(output.IndexOf("Options:", StringComparison.Ordinal) < examples, string.Join(' ', path));
+        }
+
+        var (_, listing, _) = await RunAsync("--help");
+        Assert.DoesNotContain("Examples:", listing, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Serve_UnknownUpstreamClientChoice_Exits2_SayingWhatIsAllowed()
     {
         using var sandbox = new CliSandbox();

@@ -184,6 +184,7 @@ public sealed class ConfigFileTests : IDisposable
               timeout_ms: 0x3C
               auth:
                 allow_bearer: true
+                allow_any_bearer: true
             providers:
               - name: local
                 type: ollama
@@ -202,7 +203,7 @@ public sealed class ConfigFileTests : IDisposable
         var toml = Write("config.toml", """
             server.listen = "127.0.0.1:9000"
             server.timeout_ms = 60
-            server.auth = { allow_bearer = true }
+            server.auth = { allow_bearer = true, allow_any_bearer = true }
 
             [[providers]]
             name = "local"

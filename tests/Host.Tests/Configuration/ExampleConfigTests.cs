@@ -62,7 +62,7 @@ public sealed class ExampleConfigTests
             .Where(line => line.Length > 0 && char.IsLetter(line[0]))
             .Select(line => line[..line.IndexOf(':')]);
 
-        Assert.Equal(["server", "routing", "providers", "health", "logging", "grpc", "metrics", "otel", "cache"], topLevel);
+        Assert.Equal(["server", "security", "routing", "providers", "health", "logging", "grpc", "metrics", "otel", "cache"], topLevel);
     }
 
     private static bool ConfigKeysNeeded(ProviderType type) => type != ProviderType.Ollama && !ProviderTypeModule.isCloud(type);

@@ -59,15 +59,27 @@ public static class TestConfig
             d.EnableHttp2,
             firstByteTimeoutMs,
             d.ShutdownTimeoutMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge);
     }
 
     /// <summary>The default routing section with the given failover limits (and debug headers on).</summary>
-    public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0)
+    public static RoutingConfig Routing(int maxAttempts = 5, int failoverTimeoutMs = 5_000, bool debug = true, int hedgeAfterMs = 0, StagesConfig? stages = null, RoutingStrategy? strategy = null)
     {
         var d = Config.defaultRouting;
-        return new RoutingConfig(d.Strategy, maxAttempts, failoverTimeoutMs, hedgeAfterMs, debug, d.ModelRules, d.DefaultProvider);
+        return new RoutingConfig(strategy ?? d.Strategy, maxAttempts, failoverTimeoutMs, hedgeAfterMs, debug, d.ModelRules, d.DefaultProvider, stages ?? d.Stages);
     }
+
+    /// <summary><c>routing.stages</c>: each stage with its targets, written <c>provider</c> or <c>provider,model</c>.</summary>
+    public static StagesConfig Stages(params (Stage Stage, string[] Targets)[] routes) =>
+        new(
+            ListModule.OfSeq(routes.Select(r => Tuple.Create(
+                r.Stage,
+                ListModule.OfSeq(r.Targets.Select(t => t.Split(',', 2) is [var p, var m]
+                    ? new StageTarget(p, FSharpOption<string>.Some(m))
+                    : new StageTarget(t, FSharpOption<string>.None)))))),
+            Config.defaultStages.LongContextThreshold,
+            true,
+            true);
 
     /// <summary>The default health section with the given breaker settings (health-check probes off unless an interval is given).</summary>
     public static HealthConfig Health(int failureThreshold = 5, int windowMs = 10_000, int openDurationMs = 30_000, int halfOpenProbes = 1, int healthCheckIntervalMs = 0)
@@ -83,8 +95,9 @@ public static class TestConfig
         LoggingConfig? logging = null,
         MetricsConfig? metrics = null,
         OtelConfig? otel = null,
-        GrpcConfig? grpc = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc);
+        GrpcConfig? grpc = null,
+        EdgeConfig? edge = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge);
 
     public static LoggingConfig Logging(
         CcRelay.Core.LogLevel? level = null,

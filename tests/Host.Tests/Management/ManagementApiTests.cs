@@ -174,6 +174,28 @@ public sealed class ManagementApiTests : TwoUpstreamTests
     }
 
     [Fact]
+    public async Task WatchRequests_AFailedOverRequest_NamesTheProvidersItLeft()
+    {
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}");
+        B.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-b"));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = client.WatchRequests(new WatchRequestsRequest(), Auth(), cancellationToken: cancel.Token);
+        await call.ResponseHeadersAsync; // subscribed
+
+        var answer = await SendAsync(relay);
+        Assert.True(await call.ResponseStream.MoveNext(cancel.Token));
+        var completed = call.ResponseStream.Current;
+
+        Assert.Contains("from-b", answer, StringComparison.Ordinal);
+        Assert.Equal("b", completed.Provider);
+        Assert.Equal(["a"], completed.FailedOver);
+        Assert.Equal(2, completed.Attempts);
+    }
+
+    [Fact]
     public async Task WatchStats_SendsOneMessagePerInterval_WithTheWindowPerProvider()
     {
         await using var relay = await RelayHost.StartAsync(Config(A, B));
@@ -257,6 +279,105 @@ public sealed class ManagementApiTests : TwoUpstreamTests
             Assert.Equal(2, status.ConfigGeneration);
             Assert.Equal(path, status.ConfigPath);
             Assert.Equal(1, status.ProvidersTotal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AddKey_And_RemoveKey_ChangeTheLivePool_AnswerOnlyKeyIds_AndRefuseWhatTheyCannotDo()
+    {
+        const string Added = "sk-added-through-the-api-0003";
+        await using var relay = await RelayHost.StartAsync(Config(A, B));
+        using var channel = Channel(relay);
+        var client = new RelayManagement.RelayManagementClient(channel);
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+
+        var added = await client.AddKeyAsync(new AddKeyRequest { Provider = "a", Key = Added, RpmLimit = 7, Priority = 1 }, Auth());
+        var again = await client.AddKeyAsync(new AddKeyRequest { Provider = "a", Key = Added }, Auth());
+        var keys = await client.ListKeysAsync(new ListKeysRequest { Provider = "a" }, Auth());
+        var removed = await client.RemoveKeyAsync(new RemoveKeyRequest { Provider = "a", KeyId = KeyId.ofSecret(SecretA) }, Auth());
+        await SendAsync(relay);
+        var status = await client.GetStatusAsync(new GetStatusRequest(), Auth());
+
+        Assert.True(added.Added);
+        Assert.Equal(KeyId.ofSecret(Added), added.KeyId);
+        Assert.Equal(7, added.State.RpmLimit);
+        Assert.Equal(1, added.State.Priority);
+        Assert.Equal(2, added.ConfigGeneration);
+        Assert.False(again.Added);
+        Assert.Equal(added.KeyId, again.KeyId);
+        Assert.Equal([KeyId.ofSecret(SecretA), KeyId.ofSecret(Added)], keys.Keys.Select(k => k.KeyId));
+        Assert.Equal(KeyId.ofSecret(SecretA), removed.KeyId);
+        Assert.Equal(3, removed.ConfigGeneration);
+        Assert.Equal(3, status.ConfigGeneration);
+        // the request went out with the added key, the only one left
+        Assert.Equal(Added, A.Requests[^1].Header("x-api-key"));
+        foreach (var message in new IMessage[] { added, again, keys, removed })
+        {
+            Assert.DoesNotContain(Added, JsonFormatter.Default.Format(message), StringComparison.Ordinal);
+        }
+
+        async Task<StatusCode> Refused(Func<AsyncUnaryCall<RemoveKeyResponse>> call) =>
+            (await Assert.ThrowsAsync<RpcException>(() => call().ResponseAsync)).StatusCode;
+        async Task<RpcException> RefusedAdd(AddKeyRequest request) =>
+            await Assert.ThrowsAsync<RpcException>(() => client.AddKeyAsync(request, Auth()).ResponseAsync);
+
+        Assert.Equal(StatusCode.NotFound, await Refused(() => client.RemoveKeyAsync(new RemoveKeyRequest { Provider = "a", KeyId = "00000000" }, Auth())));
+        Assert.Equal(StatusCode.NotFound, await Refused(() => client.RemoveKeyAsync(new RemoveKeyRequest { Provider = "zz", KeyId = added.KeyId }, Auth())));
+        // the last key of a provider is not removed: disabling it is the operator's tool
+        Assert.Equal(StatusCode.InvalidArgument, await Refused(() => client.RemoveKeyAsync(new RemoveKeyRequest { Provider = "a", KeyId = added.KeyId }, Auth())));
+        Assert.Equal(StatusCode.NotFound, (await RefusedAdd(new AddKeyRequest { Provider = "zz", Key = "sk-x" })).StatusCode);
+        var empty = await RefusedAdd(new AddKeyRequest { Provider = "a", Key = "" });
+        Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+        var negative = await RefusedAdd(new AddKeyRequest { Provider = "a", Key = "sk-negative-limit-0004", RpmLimit = -1 });
+        Assert.Equal(StatusCode.InvalidArgument, negative.StatusCode);
+        Assert.DoesNotContain("sk-negative-limit-0004", negative.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AReload_MakesThePoolsTheFilesAgain_WhileTheOperatorSwitchSurvives()
+    {
+        var dir = Directory.CreateTempSubdirectory("ccrelay-grpc-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "cc-relay.yaml");
+            await File.WriteAllTextAsync(path, $"""
+                providers:
+                  - name: a
+                    type: anthropic_compatible
+                    base_url: "{A.BaseUrl}"
+                    keys:
+                      - key: "{SecretA}"
+                  - name: b
+                    type: anthropic_compatible
+                    base_url: "{B.BaseUrl}"
+                    keys:
+                      - key: "{SecretB}"
+                    model_mapping:
+                      "claude-sonnet-4-6": "b-model"
+                    models: ["b-model"]
+                """);
+            await using var relay = await RelayHost.StartAsync(Config(A, B), configPath: path, watchConfig: false);
+            using var channel = Channel(relay);
+            var client = new RelayManagement.RelayManagementClient(channel);
+
+            await client.AddKeyAsync(new AddKeyRequest { Provider = "a", Key = "sk-runtime-only-0005" }, Auth());
+            await client.SetProviderEnabledAsync(new SetProviderEnabledRequest { Name = "b", Enabled = false }, Auth());
+            var reloaded = await client.ReloadConfigAsync(new ReloadConfigRequest(), Auth());
+            var providers = await client.ListProvidersAsync(new ListProvidersRequest(), Auth());
+            var models = await client.ListModelsAsync(new ListModelsRequest(), Auth());
+
+            Assert.Equal("applied", reloaded.Outcome);
+            Assert.Equal([KeyId.ofSecret(SecretA)], providers.Providers[0].Keys.Select(k => k.KeyId));
+            Assert.True(providers.Providers[1].OperatorDisabled);
+            var b = models.Providers.Single(p => p.Provider == "b");
+            Assert.Equal(["b-model"], b.Models);
+            Assert.Equal("claude-sonnet-4-6", Assert.Single(b.Mapping).From);
+            Assert.Equal("b-model", b.Mapping[0].To);
+            Assert.DoesNotContain("sk-runtime-only-0005", JsonFormatter.Default.Format(reloaded), StringComparison.Ordinal);
         }
         finally
         {

@@ -14,9 +14,10 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
 {
     private const string Token = "interop-token-42";
     private const string SecretA = "sk-interop-secret-a";
+    private const string NewKey = "sk-interop-added-key";
 
     [Fact]
-    public async Task GrpcJs_WithoutTheToken_IsRefused_WithIt_CallsEveryMethod_AndBothStreams()
+    public async Task GrpcJs_WithoutTheToken_IsRefused_WithIt_CallsEveryMethod_AndBothStreams_AndEditsAKey()
     {
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         var config = TestConfig.Relay([
@@ -34,6 +35,7 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
             ["token"] = Token,
             ["proto"] = Path.Combine(directory, "..", "..", "proto", "ccrelay", "v1", "management.proto"),
             ["relay"] = relay.BaseUrl.ToString().TrimEnd('/'),
+            ["newKey"] = NewKey,
         });
 
         var (exitCode, output, error) = await ToolProcess.RunAsync("node", ["grpc.mjs"], input, "the gRPC interop test needs Node.js (tests/run-all.sh installs it)", directory);
@@ -59,7 +61,14 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
         Assert.Equal(2, stats.Length);
         Assert.Equal("60000", stats[1].GetProperty("windowMs").GetString());
         Assert.Equal(1, stats[1].GetProperty("providers").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "a").GetProperty("requests").GetInt32());
+        Assert.Equal(["a", "b"], root.GetProperty("models").GetProperty("providers").EnumerateArray().Select(p => p.GetProperty("provider").GetString()));
+        Assert.True(root.GetProperty("added").GetProperty("added").GetBoolean());
+        Assert.Equal(KeyId.ofSecret(NewKey), root.GetProperty("added").GetProperty("keyId").GetString());
+        Assert.Equal(5, root.GetProperty("added").GetProperty("state").GetProperty("rpmLimit").GetInt32());
+        Assert.Equal(KeyId.ofSecret(NewKey), root.GetProperty("removed").GetProperty("keyId").GetString());
+        Assert.Equal("3", root.GetProperty("removed").GetProperty("configGeneration").GetString());
         Assert.DoesNotContain(SecretA, output, StringComparison.Ordinal);
+        Assert.DoesNotContain(NewKey, output, StringComparison.Ordinal);
         Assert.DoesNotContain(Token, output, StringComparison.Ordinal);
     }
 

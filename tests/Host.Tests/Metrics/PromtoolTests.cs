@@ -52,6 +52,7 @@ public sealed class PromtoolTests
         metrics.RecordRequest("none", null, 400, stream: false, TimeSpan.FromMilliseconds(2));
         metrics.RecordConfigReload(succeeded: true);
         metrics.RecordConfigReload(succeeded: false);
+        metrics.RecordDropped("deepseek", ["cache_control", "web_search", "unknown_block"]);
         metrics.ObserveProviders(() =>
         [
             new ProviderStatus("anthropic", true, "closed", [new KeyCapacity("a1b2c3", 0.5)]),

@@ -352,6 +352,7 @@ public sealed class RelayMetricsTests : IAsyncLifetime
         _metrics.RecordUsage("p", "m", Tokens(1, 1, 0, 0), costUsd: null);
         _metrics.RecordRequest("p", "m", 200, false, TimeSpan.FromSeconds(1));
         _metrics.RecordConfigReload(succeeded: true);
+        _metrics.RecordDropped("p", ["cache_control"]);
         _metrics.ObserveProviders(() => [new ProviderStatus("p", true, "closed", [new KeyCapacity("k1", 1)])]);
 
         // Act
@@ -369,6 +370,7 @@ public sealed class RelayMetricsTests : IAsyncLifetime
             ("ccrelay_unpriced_answers_total", "counter", "Answers with usage but no price for their model: their cost is unknown."),
             ("ccrelay_inflight_requests", "gauge", "Requests being relayed now."),
             ("ccrelay_config_reloads_total", "counter", "Configuration reloads by result: success, failure."),
+            ("ccrelay_dropped_capabilities_total", "counter", "Translated requests sent without something they asked for, by provider and capability (other: a name outside the known set)."),
             ("ccrelay_provider_up", "gauge", "1 when the provider may receive requests, else 0."),
             ("ccrelay_circuit_state", "gauge", "1 for the provider's current circuit state (closed, half_open, open, isolated), 0 for the others."),
             ("ccrelay_key_capacity_ratio", "gauge", "Remaining capacity of a provider key, 0 (exhausted) to 1 (unused)."),
@@ -403,6 +405,18 @@ public sealed class RelayMetricsTests : IAsyncLifetime
         var scrape = await ScrapeAsync();
         Assert.Equal(2, scrape.Value("ccrelay_config_reloads_total", ("result", "success")));
         Assert.Equal(1, scrape.Value("ccrelay_config_reloads_total", ("result", "failure")));
+    }
+
+    [Fact]
+    public async Task DroppedCapabilities_CountedByProviderAndCapability_NamesOutsideTheKnownSetAsOther()
+    {
+        _metrics.RecordDropped("deepseek", ["cache_control", "web_search"]);
+        _metrics.RecordDropped("deepseek", ["cache_control", "made_up_block_1", "made_up_block_2"]);
+
+        var scrape = await ScrapeAsync();
+        Assert.Equal(2, scrape.Value("ccrelay_dropped_capabilities_total", ("provider", "deepseek"), ("capability", "cache_control")));
+        Assert.Equal(1, scrape.Value("ccrelay_dropped_capabilities_total", ("provider", "deepseek"), ("capability", "web_search")));
+        Assert.Equal(2, scrape.Value("ccrelay_dropped_capabilities_total", ("provider", "deepseek"), ("capability", "other")));
     }
 
     [Fact]

@@ -9,8 +9,8 @@ namespace CcRelay.Host.Tests.Observability;
 /// <summary>
 /// Known secrets fed through every path the relay logs — request headers, body fields, query strings, upstream
 /// response headers and bodies (JSON and SSE), upstream errors, a broken connection, a rejected config reload —
-/// with debug logging and every debug option on: none appears in any log output (the JSON log file, and every
-/// captured line's message and fields).
+/// with debug logging and every debug option on, and through the edge (a wrong status token, a wrong relay key): none
+/// appears in any log output (the JSON log file, every captured line's message and fields) nor in the audit log.
 /// </summary>
 public sealed class SecretRedactionTests : IAsyncLifetime
 {
@@ -21,7 +21,7 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     [
         RelayKey, ProviderKey, "SECRET0003", "SECRET0004", "SECRET0005", "SECRET0006", "SECRET0007", "SECRET0008",
         "SECRET0009", "SECRET0010", "SECRET0011", "SECRET0012", "SECRET0013", "SECRET0014", "SECRET0015",
-        "SECRET0016",
+        "SECRET0016", "SECRET0017", "SECRET0018", "SECRET0019",
     ];
 
     private readonly string _dir = Directory.CreateTempSubdirectory("cc-relay-secrets-").FullName;
@@ -30,6 +30,8 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     private string ConfigPath => Path.Combine(_dir, "cc-relay.yaml");
 
     private string LogPath => Path.Combine(_dir, "relay.log");
+
+    private string AuditPath => Path.Combine(_dir, "audit.jsonl");
 
     public async Task InitializeAsync()
     {
@@ -92,6 +94,9 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             max_body_log_size: 100000
         routing:
           max_attempts: 1
+        security:
+          status_token: "SECRET0017"
+          audit_log: "{AuditPath}"
         {extra}
         """;
 
@@ -127,6 +132,19 @@ public sealed class SecretRedactionTests : IAsyncLifetime
 
             await relay.Logs.RequestLinesAsync(4);
 
+            // the edge: a wrong status token, the right one, a wrong relay key (each reaches the audit log or is refused)
+            foreach (var token in new[] { "SECRET0018", "SECRET0017" })
+            {
+                using var scrape = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+                scrape.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
+                using var answer = await relay.Client.SendAsync(scrape);
+            }
+
+            using (var denied = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, apiKey: "SECRET0019")))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.Unauthorized, denied.StatusCode);
+            }
+
             // … and a reload of a broken file with secrets in the wrong places
             await File.WriteAllTextAsync(ConfigPath, Config($"""
                   extra_section:
@@ -144,6 +162,10 @@ public sealed class SecretRedactionTests : IAsyncLifetime
 
         lines = relay.Logs.Lines;
         var file = await File.ReadAllTextAsync(LogPath);
+        var audit = await File.ReadAllTextAsync(AuditPath);
+        Assert.Contains("\"event\":\"auth.failed\"", audit, StringComparison.Ordinal);
+        Assert.Contains("\"event\":\"status.denied\"", audit, StringComparison.Ordinal);
+        Assert.Contains("\"outcome\":\"rejected\"", audit, StringComparison.Ordinal);
 
         // Assert: the paths were really logged…
         // (request body 40, upstream request 41, response headers 42, response body 43, upstream failure 2,
@@ -163,6 +185,83 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         {
             Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, captured, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, audit, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task KnownSecrets_AppearInNoManagementApiAnswer_StreamOrLog_KeysAddedThroughItIncluded()
+    {
+        // Arrange: the same relay with the management API on, its token a secret too
+        const string Token = "SECRET0017";
+        const string AddedKey = "sk-added-SECRET0018";
+        await File.WriteAllTextAsync(ConfigPath, Config($"""
+            grpc:
+              listen: "127.0.0.1:0"
+              auth_token: "{Token}"
+            """));
+        var load = (ConfigLoad.Loaded)ConfigFile.Load(ConfigPath, Environment.GetEnvironmentVariable);
+        var relay = await RelayHost.StartAsync(load.Config, ConfigPath, watchConfig: false);
+        var answers = new List<string>();
+        try
+        {
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(relay.Addresses[^1]);
+            var client = new CcRelay.Management.V1.RelayManagement.RelayManagementClient(channel);
+            var auth = new Grpc.Core.Metadata { { "authorization", "Bearer " + Token } };
+            string Json(Google.Protobuf.IMessage message) => Google.Protobuf.JsonFormatter.Default.Format(message);
+            using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var requests = client.WatchRequests(new(), auth, cancellationToken: cancel.Token);
+            await requests.ResponseHeadersAsync;
+
+            // Act: a key added through the API takes traffic; every method answers; a broken reload is refused
+            var added = await client.AddKeyAsync(new() { Provider = "fake", Key = AddedKey, Priority = 5 }, auth);
+            answers.Add(Json(added));
+            using (var response = await relay.Client.SendAsync(Request("ok")))
+            {
+                _ = await response.Content.ReadAsByteArrayAsync();
+            }
+
+            Assert.True(await requests.ResponseStream.MoveNext(cancel.Token));
+            answers.Add(Json(requests.ResponseStream.Current));
+            Assert.Equal(added.KeyId, requests.ResponseStream.Current.KeyId);
+            answers.Add(Json(await client.GetStatusAsync(new(), auth)));
+            answers.Add(Json(await client.ListProvidersAsync(new(), auth)));
+            answers.Add(Json(await client.ListKeysAsync(new(), auth)));
+            answers.Add(Json(await client.GetConfigAsync(new(), auth)));
+            answers.Add(Json(await client.ListModelsAsync(new(), auth)));
+            answers.Add(Json(await client.SetProviderEnabledAsync(new() { Name = "fake", Enabled = true }, auth)));
+            using (var stats = client.WatchStats(new() { IntervalMs = 100 }, auth, cancellationToken: cancel.Token))
+            {
+                Assert.True(await stats.ResponseStream.MoveNext(cancel.Token));
+                answers.Add(Json(stats.ResponseStream.Current));
+            }
+
+            var again = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AddKeyAsync(new() { Provider = "fake", Key = AddedKey + " x" }, auth).ResponseAsync);
+            answers.Add(again.Status.Detail);
+            answers.Add(Json(await client.RemoveKeyAsync(new() { Provider = "fake", KeyId = added.KeyId }, auth)));
+            await File.WriteAllTextAsync(ConfigPath, Config($"""
+                  extra_section:
+                    api_key: "SECRET0015"
+                """).Replace($"api_key: \"{RelayKey}\"", $"api_key: [\"{RelayKey}\"]\n    allow_bearer: \"{ProviderKey}\"", StringComparison.Ordinal));
+            var rejected = await client.ReloadConfigAsync(new(), auth);
+            Assert.Equal("rejected", rejected.Outcome);
+            answers.Add(Json(rejected));
+        }
+        finally
+        {
+            await relay.DisposeAsync();
+        }
+
+        // Assert: the key really was shown (by id), and no secret is in any answer, stream message or log line
+        Assert.Contains(KeyId.ofSecret(AddedKey), string.Join("\n", answers), StringComparison.Ordinal);
+        var logged = string.Join("\n", relay.Logs.Lines.Select(l => l.Message + " " + string.Join(" ", l.Fields.Values.Select(v => v?.ToString()))));
+        Assert.Contains(KeyId.ofSecret(AddedKey), logged, StringComparison.Ordinal);
+        var file = await File.ReadAllTextAsync(LogPath);
+        foreach (var secret in Secrets.Append(Token).Append(AddedKey))
+        {
+            Assert.All(answers, answer => Assert.DoesNotContain(secret, answer, StringComparison.Ordinal));
+            Assert.DoesNotContain(secret, logged, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
         }
     }
 }

@@ -89,11 +89,12 @@ let ``open never admits before its time`` () =
     Check.quick
         200
         (Prop.forAll history (fun (policy, events) ->
-            run policy events (fun now before _ _ admission ->
+            run policy events (fun now before _ after admission ->
                 match before.State, admission with
-                | CircuitBreaker.Open until, ValueSome(CircuitBreaker.Admitted _) -> Assert.True(now >= until)
-                | CircuitBreaker.Disabled, ValueSome admitted ->
+                | _, ValueSome admitted when before.OperatorDisabled ->
                     Assert.Equal(CircuitBreaker.Refused ValueNone, admitted)
+                    Assert.Equal(before, after)
+                | CircuitBreaker.Open until, ValueSome(CircuitBreaker.Admitted _) -> Assert.True(now >= until)
                 | _ -> ())))
 
 [<Fact>]
@@ -165,7 +166,7 @@ let ``a closed breaker always admits, and every state change bumps the generatio
         (Prop.forAll history (fun (policy, events) ->
             run policy events (fun _ before _ after admission ->
                 match before.State, admission with
-                | CircuitBreaker.Closed _, ValueSome admitted ->
+                | CircuitBreaker.Closed _, ValueSome admitted when not before.OperatorDisabled ->
                     Assert.Equal(CircuitBreaker.Admitted before.Generation, admitted)
                 | _ -> ()
 
@@ -174,7 +175,6 @@ let ``a closed breaker always admits, and every state change bumps the generatio
                     | CircuitBreaker.Closed _ -> 0
                     | CircuitBreaker.Open _ -> 1
                     | CircuitBreaker.HalfOpen _ -> 2
-                    | CircuitBreaker.Disabled -> 3
 
                 if kind before <> kind after then
                     Assert.Equal(before.Generation + 1, after.Generation))))
@@ -193,7 +193,7 @@ let ``the observed state is open exactly while an open breaker refuses, and is w
                     | _ -> false
 
                 let refusedWhileOpen =
-                    match before.State, CircuitBreaker.peek policy now before with
+                    match before.State, CircuitBreaker.peek policy now { before with OperatorDisabled = false } with
                     | CircuitBreaker.Open _, CircuitBreaker.Refused _ -> true
                     | _ -> false
 
@@ -204,10 +204,41 @@ let ``the observed state is open exactly while an open breaker refuses, and is w
                     CircuitBreaker.stateNameAt now before
                 )
 
+                if before.OperatorDisabled then
+                    Assert.Equal("disabled", CircuitBreaker.stateNameAt now before)
+
                 // an admission moves the breaker to the state it was observed in (a half-open break is taken up)
                 match e, admission, observed, after.State with
+                | Admit, _, _, _ when before.OperatorDisabled -> ()
                 | Admit, ValueSome(CircuitBreaker.Admitted _), CircuitBreaker.HalfOpen _, CircuitBreaker.HalfOpen _
                 | Admit, ValueSome(CircuitBreaker.Admitted _), CircuitBreaker.Closed _, CircuitBreaker.Closed _
                 | Admit, ValueSome(CircuitBreaker.Refused _), _, _
                 | (Report _ | ProbeSucceeded | Disable | Enable), _, _, _ -> ()
                 | _ -> failwith $"admitted in observed state %A{observed}, moved to %A{after.State}")))
+
+[<Fact>]
+let ``the operator's switch only refuses: enabling restores the state the breaker's own course reached`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            // A shadow breaker sees the same history with every Disable/Enable and every admission refused by the
+            // switch left out: the switched breaker's state must always be the shadow's.
+            let mutable shadow = CircuitBreaker.closed
+
+            run policy events (fun now before e after _ ->
+                Assert.Equal(CircuitBreaker.enable (CircuitBreaker.disable before), CircuitBreaker.enable before)
+
+                shadow <-
+                    match e with
+                    | Admit when before.OperatorDisabled -> shadow
+                    | Admit ->
+                        let struct (_, next) = CircuitBreaker.admit policy now shadow
+                        next
+                    | Report(outcome, late) ->
+                        let generation = if late then shadow.Generation - 1 else shadow.Generation
+                        CircuitBreaker.record policy now generation outcome shadow
+                    | ProbeSucceeded -> CircuitBreaker.probeSucceeded now shadow
+                    | Disable
+                    | Enable -> shadow
+
+                Assert.Equal(shadow, { after with OperatorDisabled = false }))))

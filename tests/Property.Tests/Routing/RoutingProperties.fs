@@ -113,9 +113,13 @@ let private breakerOf (health: Health) : CircuitBreaker.Breaker =
         | OpenElapsed -> CircuitBreaker.Open(now - TimeSpan.FromSeconds 5.0)
         | HalfOpenFree -> CircuitBreaker.HalfOpen(0, 0, now - TimeSpan.FromSeconds 1.0)
         | HalfOpenFull -> CircuitBreaker.HalfOpen(10, 0, now - TimeSpan.FromSeconds 1.0)
-        | Disabled -> CircuitBreaker.Disabled
+        | Disabled -> CircuitBreaker.Closed [||]
 
-    { State = state; Generation = 3 }
+    {
+        State = state
+        Generation = 3
+        OperatorDisabled = (health = Disabled)
+    }
 
 let private strategies = RoutingStrategy.all |> List.map snd
 

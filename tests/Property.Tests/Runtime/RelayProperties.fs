@@ -230,3 +230,106 @@ let ``a picked key is always ready, and none is picked while one is`` () =
                 Assert.False anyReady
                 Assert.Equal(states |> Array.map (KeyPool.readyIn now 1) |> Array.min, wait))
     )
+
+[<Fact>]
+let ``a provider the operator disabled is never planned, sent to or probed, over any sequence`` () =
+    let steps =
+        Gen.zip config (Gen.listOf (Gen.choose (0, 100_000)) |> Gen.resize 80)
+        |> Check.arb
+
+    Check.quick
+        200
+        (Prop.forAll steps (fun (config, seeds) ->
+            let config = {
+                config with
+                    Health = {
+                        Config.defaultHealth with
+                            HealthCheck = {
+                                Config.defaultHealth.HealthCheck with
+                                    Enabled = true
+                                    IntervalMs = 1
+                            }
+                    }
+            }
+
+            let mutable runtime = Relay.create TimeSpan.Zero config
+            let mutable now = TimeSpan.FromSeconds 1.0
+
+            let disabled (rt: RelayRuntime) =
+                rt.Providers
+                |> Array.filter _.Breaker.OperatorDisabled
+                |> Array.map _.Name
+                |> Set.ofArray
+
+            for seed in seeds do
+                now <- now + TimeSpan.FromMilliseconds(float (seed % 3_000))
+                let name = names[seed % names.Length]
+
+                match seed % 10 with
+                | 0 ->
+                    // the switch flips, and flips nothing else: the breaker keeps its own state
+                    match RelayPolicy.indexOf runtime.Policy name with
+                    | -1 -> ()
+                    | i ->
+                        let before = runtime.Providers[i].Breaker
+                        let enable = before.OperatorDisabled
+
+                        let change = Management.setEnabled runtime name enable
+
+                        runtime <- change.Runtime
+                        let after = runtime.Providers[i].Breaker
+                        Assert.Equal(not enable, after.OperatorDisabled)
+
+                        Assert.Equal(
+                            {
+                                before with
+                                    OperatorDisabled = not enable
+                            },
+                            after
+                        )
+                | 1 ->
+                    let due = RelayHealth.probesDue runtime now
+                    let off = disabled runtime
+
+                    for probe in due.Value do
+                        Assert.DoesNotContain(probe.Provider.Name, off)
+
+                    runtime <- due.Runtime
+
+                    for probe in due.Value do
+                        runtime <- (RelayHealth.probed runtime now probe.Provider.Name (seed % 2 = 0)).Runtime
+                | _ ->
+                    let off = disabled runtime
+
+                    let request = {
+                        Model = "m"
+                        EstimatedInputTokens = 10
+                        ExpectedOutputTokens = 10
+                        ThinkingSignatures = false
+                        ConversationKey = 0UL
+                        ClientCredential = false
+                        Seed = uint64 seed
+                        ArrivedAt = now
+                    }
+
+                    let planned = Relay.plan runtime now request
+
+                    for i in planned.Value.Order do
+                        Assert.DoesNotContain(planned.Value.Policy.Providers[i].Name, off)
+
+                    let next = Relay.next planned.Runtime now planned.Value
+                    runtime <- next.Runtime
+
+                    match next.Value with
+                    | struct (Step.Send attempt, dispatch) ->
+                        Assert.DoesNotContain(attempt.ProviderName, off)
+
+                        let result =
+                            if seed % 3 = 0 then
+                                AttemptResult.Answered(529, ValueNone, TimeSpan.Zero)
+                            else
+                                AttemptResult.Answered(200, ValueNone, TimeSpan.FromMilliseconds 5.0)
+
+                        runtime <- (Relay.complete runtime now dispatch attempt result).Runtime
+                        runtime <- Relay.release runtime attempt
+                    | _ -> ()))

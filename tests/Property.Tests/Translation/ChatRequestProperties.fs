@@ -15,6 +15,8 @@ let private settings: OpenAiSettings = {
     MaxTokensField = MaxTokensField.MaxTokens
     StreamUsage = true
     Thinking = ThinkingControl.ReasoningEffort
+    Api = OpenAiApi.Chat
+    OnDropped = DroppedPolicy.Report
 }
 
 let private names = [
@@ -36,7 +38,7 @@ let private textBlock (text: string) : JsonNode =
 /// A Claude Code-like conversation: user and assistant turns, assistant turns with thinking (the target's own
 /// or another family's), text and parallel tool calls, each answered in the next user turn (results first or
 /// after text, some errors, some with images).
-let private conversation: Gen<JsonObject * string list> =
+let internal conversation: Gen<JsonObject * string list> =
     gen {
         let! turns = Gen.choose (0, 3)
         let messages = JsonArray()
