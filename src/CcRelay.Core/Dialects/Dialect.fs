@@ -440,7 +440,7 @@ module Dialect =
                 match operation with
                 | Operation.Messages when responses ->
                     AnswerDialect.OpenAiResponses {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                         Family = provider.Family
