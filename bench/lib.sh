@@ -31,7 +31,7 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini)
 
 # The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
 # key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
@@ -49,6 +49,16 @@ write_relay_config() { # $1 = file, $2 = listen port, $3 = upstream port, $4 = v
         bedrock)
             printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: bedrock\n    base_url: "http://127.0.0.1:%s"\n    aws_region: us-east-1\n    aws_access_key_id: "%s"\n    aws_secret_access_key: "%s"\nlogging:\n  level: warn\n' \
                 "$2" "$3" "$BENCH_AWS_KEY_ID" "$BENCH_AWS_SECRET" > "$1"
+            return ;;
+        # the translated providers (bench/translated.sh): an OpenAI Chat Completions server with a key (its reasoning
+        # field and thinking control at their defaults), Gemini on AI Studio with a key
+        openai)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: openai\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "bench-key"\n    model_mapping:\n      "claude-sonnet-4-6": "bench-model"\nlogging:\n  level: warn\n' \
+                "$2" "$3" > "$1"
+            return ;;
+        gemini)
+            printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: gemini\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "bench-key"\n    model_mapping:\n      "claude-sonnet-4-6": "bench-model"\nlogging:\n  level: warn\n' \
+                "$2" "$3" > "$1"
             return ;;
         vertex)
             printf 'server:\n  listen: "127.0.0.1:%s"\nproviders:\n  - name: fake\n    type: vertex\n    base_url: "http://127.0.0.1:%s"\n    gcp_project_id: bench-project\n    gcp_region: us-east5\n    keys:\n      - key: "%s"\nlogging:\n  level: warn\n' \

@@ -13,6 +13,10 @@
 #                        verifies SigV4 with @smithy/signature-v4 and streams an AWS event stream; same tool loop
 #   bedrock-bearer, bedrock-skip-auth, vertex
 #                        Claude Code in Bedrock / Vertex mode with the relay as its endpoint (relay auth on)
+#   openai-chat, gemini  the relay translates: its only provider is `type: openai` (a strict fake DeepSeek-style
+#                        Chat Completions server, fake-openai.mjs) or `type: gemini` (a strict fake Gemini 3,
+#                        fake-gemini.mjs); a three-turn tool loop with thinking, two parallel tool calls and an
+#                        image, then the Anthropic TypeScript SDK's stream accumulator over the same fake
 #   cc-relay-claude      `cc-relay claude -p …`: no relay runs, so the command starts one, runs Claude Code through
 #                        it (the relay's client key handed over), passes the exit code back and stops the relay
 #   stages               routing.stages on (think -> fake with model e2e-reasoner, background -> cheap, default -> fake):
@@ -156,8 +160,14 @@ build_relay() {
 # Starts the fake upstream and waits for its `LISTENING <port>` line. Sets FAKE_PID, FAKE_PORT.
 start_fake() {
   local dir=$1 mode=$2 logname=${3:-upstream} fd word
-  exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/$logname.jsonl" \
-                 --aws-access-key-id "$AWS_TEST_KEY_ID" --aws-secret-access-key "$AWS_TEST_SECRET" 2>"$dir/fake.err")
+  if [[ $mode == openai || $mode == gemini ]]; then
+    # a translated target: the fake of that API, which asks Claude Code to read files in its work dir
+    exec {fd}< <(exec node "$HERE/fake-$mode.mjs" --port 0 --log "$dir/$logname.jsonl" --workdir "$dir/cwd" \
+                   --key "$(target_key "$mode")" --model "$(target_model "$mode")" 2>"$dir/fake.err")
+  else
+    exec {fd}< <(exec node "$HERE/fake-upstream.mjs" --port 0 --mode "$mode" --log "$dir/$logname.jsonl" \
+                   --aws-access-key-id "$AWS_TEST_KEY_ID" --aws-secret-access-key "$AWS_TEST_SECRET" 2>"$dir/fake.err")
+  fi
   FAKE_PID=$!
   PIDS+=("$FAKE_PID")
   if ! read -r -t 15 -u "$fd" word FAKE_PORT || [[ $word != LISTENING ]]; then
@@ -187,7 +197,14 @@ start_relay() {
     if [[ -n ${CHEAP_PORT:-} ]]; then
       printf '  - name: cheap\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "cheap-key"\n' "$CHEAP_PORT"
     fi
-    if [[ -n ${BEDROCK_UPSTREAM:-} ]]; then
+    if [[ ${TARGET:-} == openai ]]; then
+      # DeepSeek-style: reasoning in reasoning_content (the default off api.openai.com), thinking as its `thinking` field
+      printf '  - name: deepseek\n    type: openai\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$(target_key openai)"
+      printf '    thinking_control: thinking\n    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model openai)" "$(target_model openai)"
+    elif [[ ${TARGET:-} == gemini ]]; then
+      printf '  - name: gemini\n    type: gemini\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$(target_key gemini)"
+      printf '    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model gemini)" "$(target_model gemini)"
+    elif [[ -n ${BEDROCK_UPSTREAM:-} ]]; then
       # the only provider is a Bedrock one (SigV4 with static keys) whose endpoint is the fake Bedrock runtime
       printf '  - name: bedrock\n    type: bedrock\n    base_url: "http://127.0.0.1:%s"\n    aws_region: us-east-1\n' "$FAKE_PORT"
       printf '    aws_access_key_id: "%s"\n    aws_secret_access_key: "%s"\n' "$AWS_TEST_KEY_ID" "$AWS_TEST_SECRET"
@@ -240,7 +257,7 @@ run_claude() {
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 \
       CLAUDE_CODE_MAX_RETRIES=1 \
       IS_SANDBOX=1 \
-      timeout 120 "$CLAUDE" -p "$PROMPT" --output-format stream-json --verbose \
+      timeout 120 "$CLAUDE" -p "${SCENARIO_PROMPT:-$PROMPT}" --output-format stream-json --verbose \
         --dangerously-skip-permissions --no-session-persistence --max-turns 4 \
       </dev/null >"$dir/claude.jsonl" 2>"$dir/claude.err") &
   local pid=$!
@@ -530,6 +547,89 @@ scenario_bedrock_upstream() {
   echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 }
 
+# ---- translated targets: Claude Code -> relay -> a fake OpenAI Chat Completions / Gemini server ------------------
+
+# The provider key and model each fake expects (the relay config maps Claude Code's model to it).
+target_key() { case $1 in openai) echo "$UPSTREAM_KEY" ;; gemini) echo gemini-test-key ;; esac; }
+target_model() { case $1 in openai) echo deepseek-reasoner ;; gemini) echo gemini-3-pro-preview ;; esac; }
+TARGET_PROMPT='Run the end-to-end test command with the Bash tool, then read notes.txt and look at pixel.png, then report.'
+
+# The work dir Claude Code runs in, with the two files the fakes ask it to read (the picture: fake-common.mjs's PNG).
+prepare_target_workdir() {
+  mkdir -p "$DIR/cwd"
+  printf '%s\n' 'notes-e2e-marker: the second file' >"$DIR/cwd/notes.txt"
+  node "$HERE/fake-common.mjs" png "$DIR/cwd/pixel.png"
+}
+
+# jq over Claude Code's requests as the fake saw them (the SDK's, made afterwards, are in sdk-upstream.jsonl);
+# $posts = the model calls in arrival order, $sent = their answers, $ok = those answered 200.
+target_up() {
+  local filter=${!#}
+  jq -e -s "${@:1:$#-1}" '[.[] | select(.method == "POST" and .reply != null and (.reply.countTokens | not))] as $posts
+     | [$posts[] | select(.reply.status == 200)] as $ok
+     | '"$filter" "$DIR/claude-upstream.jsonl"
+}
+
+# After Claude Code: the Anthropic TypeScript SDK's accumulator over the same relay and fake (its requests are told
+# apart from Claude Code's by a snapshot of the fake's log taken first).
+probe_target() {
+  local base_url=$1
+  cp "$DIR/upstream.jsonl" "$DIR/claude-upstream.jsonl" 2>/dev/null || : >"$DIR/claude-upstream.jsonl"
+  timeout 60 node "$HERE/sdk-accumulator.mjs" --sdk-from "$CC_DIR" --base-url "$base_url" --key "$CLIENT_KEY" \
+    --model "$MODEL" --log "$DIR/upstream.jsonl" --workdir "$DIR/cwd" >"$DIR/sdk.json" 2>"$DIR/sdk.err" || true
+}
+probe_openai_chat() { probe_target "$@"; }
+probe_gemini() { probe_target "$@"; }
+
+# Claude Code's own view (stream-json): the assistant messages, content blocks merged by message id.
+JQ_CC_MESSAGES='[.[] | select(.type == "assistant")] | group_by(.message.id) | map(map(.message.content[]))'
+
+target_checks() {
+  local target=$1 path=$2 provider=$3
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false, no api_retry" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))
+                and (map(select(.type == "system" and .subtype == "api_retry")) | length == 0)'
+  check "(c) 3 streamed model calls reached the fake at $path, turns 1-2-3, none refused by its validation" \
+    target_up --arg path "$path" '($posts | length) == 3 and ($ok | length) == 3
+      and ($posts | map(.reply.turn)) == [1, 2, 3] and all($posts[]; .reply.streaming == true and .path == $path)'
+  check "(d) the provider credential only: $(target_key "$target") reached the fake; no client key, no anthropic-* header" \
+    target_up --arg client "$CLIENT_KEY" --arg key "$(target_key "$target")" '($posts | length) > 0
+      and all($posts[]; (.headers.authorization == "Bearer \($key)" or .headers["x-goog-api-key"] == $key)
+                        and (.headers | has("x-api-key") or has("anthropic-version") or has("anthropic-beta") | not))
+      and (map(tostring | contains($client)) | any | not)'
+  check "(e) Claude Code got the thinking: its turn-1 message has the fake's reasoning as a thinking block before the Bash tool_use" \
+    claude_out --slurpfile up "$DIR/claude-upstream.jsonl" \
+      '($up | map(select(.reply.turn? == 1)) | first | .reply.planned) as $p
+       | ('"$JQ_CC_MESSAGES"' | map(select(any(.[]; .type == "tool_use" and .name == "Bash"))) | first) as $m
+       | $m != null and ($m | map(select(.type == "thinking") | .thinking) | join("")) == $p.reasoning
+         and ($m | map(.type) | index("thinking")) < ($m | map(.type) | index("tool_use"))
+         and ($m | map(select(.type == "tool_use") | .input) | first) == $p.calls[0].args'
+  check "(f) turn 2 carried the tool result and the turn-1 reasoning back in $target's own form (the fake's checks)" \
+    target_up '$ok[1].reply.checks.ok == true'
+  check "(g) parallel tool calls: turn 2's two calls reached Claude Code as one message with 2 tool_use blocks, both ran, and came back together" \
+    parallel_check
+  check "(h) the image: turn 3 carried pixel.png as $([[ $target == openai ]] && echo 'an image_url data: URL' || echo 'inlineData'), its bytes equal to the file" \
+    target_up '$ok[2].reply.checks | (.imageAsDataUrl // .imageAsInlineData) == true and .imageBytesEqualFile == true'
+  check "(i) turn 3's history is wholly intact (every check of the fake)" target_up '$ok[2].reply.checks.ok == true'
+  check "(j) the relay's request log: 3 POST /v1/messages -> 200 by provider $provider, upstream_model $(target_model "$target")" \
+    bash -c "(( \$(grep -c 'POST /v1/messages[^ ]* -> 200 .*provider=$provider .*upstream_model=$(target_model "$target")' '$DIR/relay.out') >= 3 ))"
+  check "(k) @anthropic-ai/sdk $(jq -r '.dependencies["@anthropic-ai/sdk"]' "$HERE/package.json") messages.stream().finalMessage() over the translated stream, 3 turns: content blocks and tool inputs equal what the fake sent" \
+    bash -c "[[ -s '$DIR/sdk.json' ]] && jq -e '.ok == true and (.turns | length) == 3' '$DIR/sdk.json'"
+  echo "# fake's turn checks: $(target_up -c '[$ok[] | .reply.checks // {}]' 2>/dev/null | tr -d '\n')"
+  echo "# sdk: $(jq -c '[.turns[] | {turn, ok, events, content, problems}]' "$DIR/sdk.json" 2>/dev/null || head -c 400 "$DIR/sdk.err")"
+  echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
+# Claude Code shows turn 2's two Read calls as one message, and turn 3 gave both back in one assistant message /
+# model step, with the notes' text, the turn-2 reasoning (or thought signature) as the fake gave it.
+parallel_check() {
+  jq -e -s "$JQ_CC_MESSAGES"' | map(select(map(select(.type == "tool_use" and .name == "Read")) | length == 2)) | length == 1' \
+    "$DIR/claude.jsonl" || return 1
+  target_up '$ok[2].reply.checks | (.parallelCallsInOneMessage // .parallelCallsInOneStep) == true and .notesRead == true
+    and (.reasoningEchoed // .signaturesEchoed) == true'
+}
+scenario_openai_chat() { target_checks openai /v1/chat/completions deepseek; }
+scenario_gemini() { target_checks gemini "/v1beta/models/$(target_model gemini):streamGenerateContent" gemini; }
 # jq over the cheap fake's capture, as `upstream` does over the main one's.
 # A fake that was never called wrote no capture: that is an empty one.
 cheap_up() {
@@ -576,6 +676,7 @@ run_scenario() {
     start_fake "$DIR" overloaded sick
     SICK_PID=$FAKE_PID SICK_PORT=$FAKE_PORT
   fi
+  if [[ $fake_mode == openai || $fake_mode == gemini ]]; then prepare_target_workdir; fi
   if [[ $name == stages || $name == model-switch ]]; then
     start_fake "$DIR" tool-loop cheap
     CHEAP_PID=$FAKE_PID CHEAP_PORT=$FAKE_PORT
@@ -714,6 +815,13 @@ if [[ $MODE == relay ]]; then
   wanted bedrock-skip-auth && run_scenario bedrock-skip-auth tool-loop
   wanted vertex && run_scenario vertex tool-loop
   RELAY_AUTH=''
+  # The relay translates: its only provider is a fake OpenAI Chat Completions server, then a fake Gemini
+  SCENARIO_PROMPT=$TARGET_PROMPT
+  TARGET=openai
+  wanted openai-chat && run_scenario openai-chat openai
+  TARGET=gemini
+  wanted gemini && run_scenario gemini gemini
+  TARGET='' SCENARIO_PROMPT=''
   wanted cc-relay-claude && run_cc_relay_claude
 fi
 

@@ -440,14 +440,14 @@ module Dialect =
                 match operation with
                 | Operation.Messages when responses ->
                     AnswerDialect.OpenAiResponses {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                         Family = provider.Family
                     }
                 | Operation.Messages ->
                     AnswerDialect.OpenAiChat {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                         ReadsReasoning = settings.ReasoningField <> ReasoningField.NoField
@@ -543,7 +543,7 @@ module Dialect =
                 match operation with
                 | Operation.Messages ->
                     AnswerDialect.Gemini {
-                        Model = model
+                        Model = facts.Model
                         EstimatedInputTokens = facts.EstimatedInputTokens
                         ToolNames = Map.empty
                     }

@@ -7,7 +7,9 @@ open System.Text.Json
 
 /// What reading a Chat Completions answer back into the Anthropic shape needs from its request.
 type ChatAnswerPlan = {
-    /// The model the upstream was asked for: the answer's `model` when the upstream names none.
+    /// The model the client asked for: the answer's `model`, whatever the upstream names. Claude Code drops
+    /// the thinking blocks of an answer whose model is not the one it asked for from the next turn's history, so
+    /// the reasoning the target wants echoed would never come back (tests/E2E `openai-chat`).
     Model: string
     /// The translated request's input estimate: `message_start`'s `input_tokens`, and the final usage when
     /// the upstream reports none.
@@ -302,7 +304,7 @@ module ChatAnswer =
                 200,
                 AnthropicOut.message {
                     Id = JsonRead.tryString root "id" |> Option.defaultValue "msg_cc_relay"
-                    Model = JsonRead.tryString root "model" |> Option.defaultValue plan.Model
+                    Model = plan.Model
                     Content = thinking @ text @ tools
                     StopReason = stopReason finish (not tools.IsEmpty)
                     Usage = usage

@@ -359,7 +359,8 @@ module ChatStream =
             else
                 let id = JsonRead.tryString root "id" |> Option.defaultValue state.MessageId
 
-                let model = JsonRead.tryString root "model" |> Option.defaultValue state.Plan.Model
+                // the client's model, not the chunk's: see ChatAnswerPlan.Model
+                let model = state.Plan.Model
 
                 {
                     state with

@@ -5,7 +5,9 @@ open System.Text.Json
 
 /// What reading a Gemini answer back into the Anthropic shape needs from its request.
 type GeminiAnswerPlan = {
-    /// The model the upstream was asked for: the answer's `model`.
+    /// The model the client asked for: the answer's `model`, whatever Gemini's `modelVersion` says. Claude Code
+    /// drops the thinking blocks of an answer whose model is not the one it asked for from the next turn's
+    /// history, and with them the thought signatures Gemini 3 wants back (tests/E2E `gemini`).
     Model: string
     /// The translated request's input estimate: `message_start`'s `input_tokens`, and the final usage when
     /// Gemini reports none.

@@ -254,8 +254,8 @@ module GeminiStream =
 
                 let id = "msg_gm_" + nonce
 
-                let model =
-                    JsonRead.tryString root "modelVersion" |> Option.defaultValue state.Plan.Model
+                // the client's model, not `modelVersion`: see GeminiAnswerPlan.Model
+                let model = state.Plan.Model
 
                 {
                     state with

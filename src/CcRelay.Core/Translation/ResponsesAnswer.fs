@@ -5,7 +5,9 @@ open System.Text.Json
 
 /// What reading a Responses answer back into the Anthropic shape needs from its request.
 type ResponsesAnswerPlan = {
-    /// The model the upstream was asked for: the answer's `model` when the upstream names none.
+    /// The model the client asked for: the answer's `model`, whatever the upstream names (as for
+    /// `ChatAnswerPlan.Model`: Claude Code drops the thinking of an answer naming another model from its next
+    /// request, and with it the encrypted reasoning carried in it).
     Model: string
     /// The translated request's input estimate (`message_start`, and the usage when the upstream gives none).
     EstimatedInputTokens: int
@@ -184,7 +186,7 @@ module ResponsesAnswer =
             200,
             AnthropicOut.message {
                 Id = JsonRead.tryString response "id" |> Option.defaultValue "msg_cc_relay"
-                Model = JsonRead.tryString response "model" |> Option.defaultValue plan.Model
+                Model = plan.Model
                 Content = blocks
                 StopReason = stopReason (defaultArg status "completed") incomplete calledTools refused
                 Usage = usage

@@ -409,10 +409,8 @@ module ResponsesStream =
                             |> ValueOption.bind (fun r -> JsonRead.tryString r "id" |> ValueOption.ofOption)
                             |> ValueOption.defaultValue state.MessageId
 
-                        let model =
-                            response
-                            |> ValueOption.bind (fun r -> JsonRead.tryString r "model" |> ValueOption.ofOption)
-                            |> ValueOption.defaultValue state.Plan.Model
+                        // the client's model, not the response's: see ResponsesAnswerPlan.Model
+                        let model = state.Plan.Model
 
                         {
                             state with

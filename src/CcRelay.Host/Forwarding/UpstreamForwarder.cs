@@ -252,6 +252,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             record.Status = record.UpstreamStatus = attempt.Status;
             record.Provider = plan.Provider.Name;
             record.UpstreamModel = plan.UpstreamModel;
+            record.Translated = plan.Body.IsTranslate;
             record.KeyId = attempt.KeyId;
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
@@ -489,7 +490,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             return;
         }
 
-        var model = answer.Model?.Value ?? plan.UpstreamModel;
+        // a translated answer names the client's model (Core: ChatAnswerPlan.Model); the price is the target's
+        var model = plan.Body.IsTranslate ? plan.UpstreamModel : answer.Model?.Value ?? plan.UpstreamModel;
         record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
     }
 

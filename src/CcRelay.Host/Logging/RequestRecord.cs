@@ -33,6 +33,10 @@ internal sealed class RequestRecord
 
     public string UpstreamModel { get; set; } = "-";
 
+    /// <summary>Whether the upstream's answer was translated (an <c>openai</c> or <c>gemini</c> provider): its
+    /// <c>model</c> is then the client's, and <see cref="EffectiveModel"/> is <see cref="UpstreamModel"/>.</summary>
+    public bool Translated { get; set; }
+
     /// <summary>The routing stage the request was classified into (<c>Stages.classify</c>); <c>-</c> before routing.</summary>
     public string Stage { get; set; } = "-";
 
@@ -93,9 +97,10 @@ internal sealed class RequestRecord
     /// <summary>The answer's estimated cost in USD; null when unknown (no usage, or no price for the model).</summary>
     public decimal? CostUsd { get; set; }
 
-    /// <summary>The model the upstream answered with, else the one sent upstream, else the one requested; null when none is known.</summary>
+    /// <summary>The model the upstream answered with (for a translated answer, the one sent upstream), else the one
+    /// sent upstream, else the one requested; null when none is known.</summary>
     public string? EffectiveModel =>
-        Answer?.Model?.Value ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
+        (Translated ? null : Answer?.Model?.Value) ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
 
     /// <summary>From the request's start to its end (the last byte sent); set when it ends.</summary>
     public TimeSpan Elapsed { get; set; }

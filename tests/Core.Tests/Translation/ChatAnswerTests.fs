@@ -7,7 +7,7 @@ open Xunit
 open CcRelay.Core
 
 let internal plan: ChatAnswerPlan = {
-    Model = "deepseek-chat"
+    Model = "claude-sonnet-4-6"
     EstimatedInputTokens = 42
     ToolNames = Map.ofList [ "short_abc", "mcp__a_very_long_name" ]
     ReadsReasoning = true
@@ -54,7 +54,7 @@ let ``a text stream: message_start with the estimate, one text block, usage from
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("chatcmpl-1", "deepseek-chat", 42L)
+            AnthropicEvent.MessageStart("chatcmpl-1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.Text)
             AnthropicEvent.TextDelta(0, "Hel")
             AnthropicEvent.TextDelta(0, "lo")
@@ -83,7 +83,7 @@ let ``reasoning becomes a signed thinking block before the text and the tool cal
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("chatcmpl-1", "deepseek-chat", 42L)
+            AnthropicEvent.MessageStart("chatcmpl-1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.Thinking)
             AnthropicEvent.ThinkingDelta(0, "Let me think")
             AnthropicEvent.ThinkingDelta(0, " more")
@@ -138,7 +138,7 @@ let ``interleaved parallel calls are served one block at a time, each with its w
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("chatcmpl-1", "deepseek-chat", 42L)
+            AnthropicEvent.MessageStart("chatcmpl-1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.ToolUse("c0", "Read"))
             AnthropicEvent.InputJsonDelta(0, "{\"path\":")
             AnthropicEvent.InputJsonDelta(0, "\"a\"}")
@@ -220,7 +220,9 @@ let ``a JSON answer becomes an Anthropic message with thinking, text, tools, sto
     Assert.Equal(200, status)
     let json = JsonDocument.Parse(answer: byte array).RootElement
     Assert.Equal("message", json.GetProperty("type").GetString())
-    Assert.Equal("deepseek-reasoner", json.GetProperty("model").GetString())
+    // the client's model, not the server's: Claude Code drops thinking from the history of an answer naming
+    // another model, and the reasoning DeepSeek wants echoed would be lost (tests/E2E openai-chat)
+    Assert.Equal("claude-sonnet-4-6", json.GetProperty("model").GetString())
     Assert.Equal("tool_use", json.GetProperty("stop_reason").GetString())
     let content = json.GetProperty("content").EnumerateArray() |> List.ofSeq
 

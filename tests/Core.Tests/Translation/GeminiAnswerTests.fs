@@ -7,7 +7,7 @@ open Xunit
 open CcRelay.Core
 
 let private plan: GeminiAnswerPlan = {
-    Model = "gemini-2.5-pro"
+    Model = "claude-sonnet-4-6"
     EstimatedInputTokens = 123
     ToolNames = Map.ofList [ "mcp__fs_read_file_1a2b3c4d", "mcp__fs/read file" ]
 }
@@ -57,7 +57,9 @@ let ``a thinking, calling stream: message_start at once, thinking then a signed 
         AnthropicEvent.MessageDelta("tool_use", finalUsage)
         AnthropicEvent.MessageStop ] ->
         Assert.StartsWith("msg_", id)
-        Assert.Equal("gemini-3-pro", model)
+        // the client's model, not modelVersion: Claude Code drops thinking (and the thought signatures in it) from
+        // the history of an answer naming another model (tests/E2E gemini)
+        Assert.Equal("claude-sonnet-4-6", model)
         Assert.Equal(GeminiWire.SignaturePrefix, thoughtSignature)
         Assert.Equal(GeminiWire.SignaturePrefix + "CiQB", callSignature)
         Assert.Equal(Some("Read", None, 0), GeminiWire.tryParseToolId toolId)

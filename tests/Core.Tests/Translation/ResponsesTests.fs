@@ -7,7 +7,8 @@ open Xunit
 open CcRelay.Core
 
 let internal plan: ResponsesAnswerPlan = {
-    Model = "gpt-5"
+    // the client's model: the answers name it, not the upstream's gpt-5 (Claude Code keeps thinking only then)
+    Model = "claude-sonnet-4-6"
     EstimatedInputTokens = 42
     ToolNames = Map.ofList [ "short_abc", "mcp__a_very_long_name" ]
     Family = "openai"
@@ -334,7 +335,7 @@ let ``a stream: reasoning summary parts join into one thinking block signed with
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("resp_1", "gpt-5", 42L)
+            AnthropicEvent.MessageStart("resp_1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.Thinking)
             AnthropicEvent.ThinkingDelta(0, "First")
             AnthropicEvent.ThinkingDelta(0, "\n\nSecond")
@@ -365,7 +366,7 @@ let ``reasoning without a summary still gets a signature-only thinking block, so
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("resp_1", "gpt-5", 42L)
+            AnthropicEvent.MessageStart("resp_1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.Thinking)
             AnthropicEvent.SignatureDelta(0, ReasoningEnvelope.mint "openai" "rs_1" "gAAAAx")
             AnthropicEvent.BlockStop 0
@@ -390,7 +391,7 @@ let ``items only the terminal event carries are sent whole; a call's arguments s
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("resp_1", "gpt-5", 42L)
+            AnthropicEvent.MessageStart("resp_1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.ToolUse("call_1", "f"))
             AnthropicEvent.InputJsonDelta(0, "{\"x\":2}")
             AnthropicEvent.BlockStop 0
@@ -420,7 +421,7 @@ let ``events of another item while a call is open wait for it; blocks never inte
 
     Assert.Equal<AnthropicEvent list>(
         [
-            AnthropicEvent.MessageStart("resp_1", "gpt-5", 42L)
+            AnthropicEvent.MessageStart("resp_1", "claude-sonnet-4-6", 42L)
             AnthropicEvent.BlockStart(0, StartedBlock.ToolUse("call_1", "f"))
             AnthropicEvent.InputJsonDelta(0, "{\"a\"")
             AnthropicEvent.InputJsonDelta(0, ":1}")

@@ -56,6 +56,24 @@ public sealed class RequestLineTests
         };
     }
 
+    [Fact]
+    public void EffectiveModel_OfATranslatedAnswer_IsTheModelSentUpstream_NotTheClientsModelTheAnswerNames()
+    {
+        // Arrange: a translated answer names the client's model (Claude Code keeps thinking only then)
+        var passthrough = Record(answered: true);
+        passthrough.Answer = new AnswerUsage(
+            FSharpOption<string>.Some("claude-sonnet-4-6"), FSharpOption<Usage>.None, FSharpOption<string>.None, FSharpOption<string>.None);
+        passthrough.UpstreamModel = "deepseek-reasoner";
+        var translated = Record(answered: true);
+        translated.Answer = passthrough.Answer;
+        translated.UpstreamModel = "deepseek-reasoner";
+        translated.Translated = true;
+
+        // Act + Assert: metrics and the request feed count a translated request under the target's model
+        Assert.Equal("claude-sonnet-4-6", passthrough.EffectiveModel);
+        Assert.Equal("deepseek-reasoner", translated.EffectiveModel);
+    }
+
     private const string Category = "CcRelay.Host.Endpoints.MessagesEndpoint";
 
     /// <summary>The line as the relay's JSON formatter writes it (console and log file alike).</summary>

@@ -66,7 +66,8 @@ public sealed class GeminiSdkTests : IAsyncLifetime
         // the tool (start, delta, stop); message_delta; message_stop
         Assert.Equal(13, events.Count);
         Assert.True(events[0].TryPickStart(out var start));
-        Assert.Equal("gemini-fake", start.Message.Model.Raw());
+        // the model the client asked for, not the upstream's "gemini-fake" (Claude Code keeps thinking only then)
+        Assert.Equal("gemini-2.5-flash", start.Message.Model.Raw());
         var thinking = string.Concat(events.Select(e => e.TryPickContentBlockDelta(out var d) && d.Delta.TryPickThinking(out var t) ? t.Thinking : ""));
         Assert.Equal("let me check", thinking);
         var signatures = events.Select(e => e.TryPickContentBlockDelta(out var d) && d.Delta.TryPickSignature(out var s) ? s.Signature : null).OfType<string>().ToList();

@@ -68,7 +68,8 @@ public sealed class OpenAiChatSdkTests : IAsyncLifetime
         // Assert: message_start, thinking (start, delta, signature, stop), tool (start, 2 deltas, stop), message_delta, message_stop
         Assert.Equal(11, events.Count);
         Assert.True(events[0].TryPickStart(out var start));
-        Assert.Equal("fake-model", start.Message.Model.Raw());
+        // the model the client asked for, not the upstream's "fake-model" (Claude Code keeps thinking only then)
+        Assert.Equal("deepseek-chat", start.Message.Model.Raw());
         var thinking = string.Concat(events.Select(e => e.TryPickContentBlockDelta(out var d) && d.Delta.TryPickThinking(out var t) ? t.Thinking : ""));
         Assert.Equal("let me check", thinking);
         var json = string.Concat(events.Select(e => e.TryPickContentBlockDelta(out var d) && d.Delta.TryPickInputJson(out var j) ? j.PartialJson : ""));
