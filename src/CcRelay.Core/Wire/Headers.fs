@@ -38,6 +38,8 @@ module Headers =
             "expect"
             "x-api-key"
             "authorization"
+            // Google's API-key header: a caller's Google key is never relayed (a gemini plan sets its own)
+            "x-goog-api-key"
         ]
         |> fun names -> FrozenSet.ToFrozenSet(names, StringComparer.OrdinalIgnoreCase)
 
@@ -59,7 +61,7 @@ module Headers =
         |> List.ofSeq
 
     /// Whether a client request header is copied to the upstream request unchanged.
-    /// Credentials (`x-api-key`, `authorization`) never are: the auth decision sets them explicitly.
+    /// Credentials (`x-api-key`, `authorization`, `x-goog-api-key`) never are: the auth decision sets them explicitly.
     let forwardRequest (name: string) : bool =
         not (isHopByHop name || requestOwned.Contains name)
 

@@ -59,6 +59,8 @@ let ``end-to-end request headers are forwarded`` (name: string) =
 [<InlineData("X-Api-Key")>]
 [<InlineData("AUTHORIZATION")>]
 [<InlineData("Proxy-Authorization")>]
+[<InlineData("x-goog-api-key")>]
+[<InlineData("X-Goog-Api-Key")>]
 let ``headers the relay owns are not forwarded upstream`` (name: string) =
     Assert.False(Headers.forwardRequest name)
 
