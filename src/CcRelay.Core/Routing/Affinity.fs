@@ -59,7 +59,7 @@ module Affinity =
         | _ -> 0UL
 
     /// Whether an upstream 400 body complains about a thinking signature (`…Invalid \`signature\` in
-    /// \`thinking\` block`). Looks at `error.message` only.
+    /// \`thinking\` block`, or Gemini's missing or invalid `thought_signature`). Looks at `error.message` only.
     let isSignatureError (body: ReadOnlySpan<byte>) : bool =
         let mutable reader = Utf8JsonReader(body)
         let mutable found = false
@@ -79,6 +79,9 @@ module Affinity =
                             found <-
                                 message.Contains("signature", StringComparison.OrdinalIgnoreCase)
                                 && message.Contains("thinking", StringComparison.OrdinalIgnoreCase)
+                                // Gemini 3: "Function call is missing a thought_signature in functionCall parts…"
+                                || message.Contains("thought_signature", StringComparison.OrdinalIgnoreCase)
+                                || message.Contains("thoughtSignature", StringComparison.Ordinal)
                         | _ -> ()
         with
         | :? JsonException

@@ -86,3 +86,10 @@ let ``a signature complaint is recognised from error.message`` () =
 
     Assert.False(Affinity.isSignatureError (ReadOnlySpan(bytes other)))
     Assert.False(Affinity.isSignatureError (ReadOnlySpan(bytes "<html>")))
+
+[<Fact>]
+let ``Gemini's missing thought signature is a signature complaint too`` () =
+    let body =
+        """{"type":"error","error":{"type":"invalid_request_error","message":"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance."}}"""
+
+    Assert.True(Affinity.isSignatureError (ReadOnlySpan(bytes body)))
