@@ -36,7 +36,8 @@ public sealed class ClientKeyTests : IAsyncLifetime
         IEnumerable<string>? models = null,
         IEnumerable<Budget>? budgets = null,
         DateTimeOffset? expires = null,
-        int maxConcurrent = 0)
+        int maxConcurrent = 0,
+        IEnumerable<string>? stages = null)
     {
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes(key));
         return new ClientConfig(
@@ -46,7 +47,7 @@ public sealed class ClientKeyTests : IAsyncLifetime
             expires is { } at ? FSharpOption<DateTimeOffset>.Some(at) : FSharpOption<DateTimeOffset>.None,
             FSharpList<string>.Empty,
             ListModule.OfSeq(models ?? []),
-            FSharpList<string>.Empty,
+            ListModule.OfSeq(stages ?? []),
             rpm,
             0,
             0,
