@@ -24,7 +24,8 @@ internal sealed class MessagesEndpoint(
     ILogger<MessagesEndpoint> logger,
     Management.RequestFeed? feed = null,
     Clients.ClientGate? clientGate = null,
-    Clients.ClientMetrics? clientMetrics = null)
+    Clients.ClientMetrics? clientMetrics = null,
+    Edge.AuditTrail? audit = null)
 {
     public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
 
@@ -219,6 +220,12 @@ internal sealed class MessagesEndpoint(
     private async Task RefuseAsync(HttpContext context, RequestRecord record, ClientConfig client, ClientRefusal refusal)
     {
         clientMetrics?.Refused(client.Name, ClientLimits.reason(refusal));
+        if (ClientLimits.budgetOf(refusal)?.Value is { } budget)
+        {
+            // who was blocked and by which budget; the client's key id, never its key
+            audit?.BudgetBlocked(context, client.Name, client.KeyId, budget);
+        }
+
         if (ClientLimits.retryAfter(timeProvider.GetUtcNow(), refusal) is { } seconds)
         {
             context.Response.Headers.RetryAfter = seconds.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -194,6 +194,34 @@ public sealed class ClientKeyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ClientOverBudget_IsAudited_AsBudgetBlocked_WithItsNameAndKeyId_AndNoSecret()
+    {
+        // Arrange: the audit log on, and a daily budget smaller than any request's estimate
+        using var files = new Edge.EdgeCertificates();
+        var auditPath = Path.Combine(files.Directory, "audit.jsonl");
+        var alice = Client("alice", AliceKey, budgets: [Daily(0.000001m)]);
+        await using var relay = await RelayHost.StartAsync(Config(alice)
+            .With(edge: Edge.EdgeConfigs.Edge(security: Edge.EdgeConfigs.Security(auditPath: auditPath))));
+
+        // Act
+        using var blocked = await relay.Client.SendAsync(Message(AliceKey));
+
+        // Assert: refused before the upstream, and one budget.blocked line naming the client and its key id
+        Assert.Equal(HttpStatusCode.TooManyRequests, blocked.StatusCode);
+        Assert.Empty(_upstream.Requests);
+        var text = await File.ReadAllTextAsync(auditPath);
+        var line = Assert.Single(
+            text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()),
+            l => l.GetProperty("event").GetString() == "budget.blocked");
+        Assert.Equal("alice", line.GetProperty("client").GetString());
+        Assert.Equal(alice.KeyId, line.GetProperty("actor").GetString());
+        Assert.Equal("day", line.GetProperty("budget").GetString());
+        Assert.Equal("blocked", line.GetProperty("outcome").GetString());
+        Assert.DoesNotContain(AliceKey, text, StringComparison.Ordinal);
+        Assert.DoesNotContain(UpstreamKey, text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ExpiredKey_IsRefused_With401()
     {
         await using var relay = await RelayHost.StartAsync(Config(Client("alice", AliceKey, expires: DateTimeOffset.UnixEpoch)));
