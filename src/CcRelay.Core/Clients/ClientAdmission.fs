@@ -5,7 +5,7 @@ open System
 /// Why a client's request is refused before its limits are even consulted.
 type ClientDenial = {
     Type: ErrorType
-    /// The short reason for metrics: `model`, `provider`.
+    /// The short reason for metrics: `model`, `provider`, `stage`.
     Reason: string
     Message: string
 }
@@ -57,4 +57,20 @@ module ClientAdmission =
                 InputTokens = input
                 OutputTokens = output
                 CostUsd = cost
+            }
+
+    /// Whether `client` may send a request of `stage` (the stage it is routed by, `Stages.classify`): a client
+    /// with `stages` is refused any other with a 400 `invalid_request_error` naming the stage and the allowed
+    /// ones (retrying never helps); no `stages` allows every stage.
+    let admitStage (client: ClientConfig) (stage: Stage) : Result<unit, ClientDenial> =
+        let name = Stage.wireName stage
+
+        if ClientKeys.allowsStage client (Some name) then
+            Ok()
+        else
+            Error {
+                Type = ErrorType.InvalidRequest
+                Reason = "stage"
+                Message =
+                    $"""client %s{client.Name} may not send %s{name} requests (stage %s{name}); allowed stages: %s{String.Join(", ", client.Stages)}"""
             }

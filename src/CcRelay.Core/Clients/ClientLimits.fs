@@ -351,6 +351,17 @@ module ClientLimits =
         | ClientRefusal.TooLarge _ -> "too_large"
         | ClientRefusal.OverBudget _ -> "budget"
 
+    /// The budget a refusal is for, for the audit log: its period's wire name (`day`, `week`, `month`, `total`),
+    /// with `:<pattern>` for a `by_model` cap (`week:claude-opus-*`); None when the refusal is not a budget's.
+    let budgetOf (refusal: ClientRefusal) : string option =
+        match refusal with
+        | ClientRefusal.OverBudget(budget, _, _, _) ->
+            match budget.Models with
+            | Some pattern -> Some $"%s{budget.Period.WireName}:%s{pattern}"
+            | None -> Some budget.Period.WireName
+        | ClientRefusal.RateLimited _
+        | ClientRefusal.TooLarge _ -> None
+
     /// The `retry-after` of a refusal, in whole seconds rounded up (at least 1); None when waiting never helps.
     let retryAfter (wall: DateTimeOffset) (refusal: ClientRefusal) : int64 option =
         let seconds (wait: TimeSpan) =

@@ -228,6 +228,8 @@ type GeminiSettings = {
     Endpoint: GeminiEndpoint
     /// `gemini_thinking`.
     Thinking: GeminiThinking
+    /// `on_dropped`: report what was left out (the default) or refuse the request.
+    OnDropped: DroppedPolicy
 }
 
 /// The cloud platform a provider runs on, with its settings.

@@ -207,6 +207,24 @@ module internal ConfigClients =
                 else
                     problem fields "key_sha256" "expected 64 hex digits (sha256sum of the key, without a newline)")
 
+    /// A `stages` entry: a stage's config spelling (`Stage.all`), or `direct` for a `provider,model` switch.
+    let private stageName: Read<string> =
+        fun cursor node ->
+            ConfigRead.nonEmptyString cursor node
+            |> Decoded.bind (fun name ->
+                let names = (Stage.all |> List.map fst) @ [ "direct" ]
+
+                if List.contains name names then
+                    Decoded.ok name
+                else
+                    let hint =
+                        match ConfigRead.suggest names name with
+                        | Some s -> $"; did you mean \"%s{s}\"?"
+                        | None -> ""
+
+                    let known = String.concat ", " names
+                    ConfigRead.fail cursor (ConfigNode.position node) $"unknown stage%s{hint} (stages: %s{known})")
+
     /// One `clients[]` entry.
     let private client: Read<ClientConfig> =
         fun cursor node ->
@@ -223,7 +241,12 @@ module internal ConfigClients =
                     and! expiresAt = fields |> ConfigRead.field "expires" expires
                     and! providers = names "providers"
                     and! models = names "models"
-                    and! stages = names "stages"
+
+                    and! stages =
+                        fields
+                        |> ConfigRead.field "stages" (ConfigRead.optionalList stageName)
+                        |> Decoded.orDefault []
+
                     and! rpm = limit fields "rpm_limit"
                     and! itpm = limit fields "itpm_limit"
                     and! otpm = limit fields "otpm_limit"

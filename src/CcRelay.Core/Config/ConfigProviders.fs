@@ -75,6 +75,7 @@ module internal ConfigProviders =
         "gemini_thinking", ProviderType.Gemini
         "openai_api", ProviderType.OpenAi
         "on_dropped", ProviderType.OpenAi
+        "on_dropped", ProviderType.Gemini
     ]
 
     let private providerKeys: string list =
@@ -243,8 +244,14 @@ module internal ConfigProviders =
         cloudKeys
         |> List.filter (fun (key, _) -> not (List.contains key own))
         |> List.distinctBy fst
-        |> List.map (fun (key, owner) ->
+        |> List.map (fun (key, _) ->
             let read = ConfigRead.field key ConfigRead.optionalString fields
+
+            let owners =
+                cloudKeys
+                |> List.filter (fun (k, _) -> k = key)
+                |> List.map (snd >> ProviderType.wireName)
+                |> String.concat " or "
 
             match ConfigRead.entry key fields with
             | Some entry ->
@@ -254,7 +261,7 @@ module internal ConfigProviders =
                         ConfigRead.issue
                             (fields.Cursor.Child key)
                             entry.KeyAt
-                            $"applies only to type %s{ProviderType.wireName owner}, not %s{ProviderType.wireName providerType}; ignored"
+                            $"applies only to type %s{owners}, not %s{ProviderType.wireName providerType}; ignored"
                     )
                 ]
             | None -> read)
@@ -538,9 +545,14 @@ module internal ConfigProviders =
                 |> ConfigRead.field "gemini_thinking" (ConfigRead.optionalChoice OpenAiKnobs.geminiThinkings)
                 |> Decoded.orDefault GeminiThinking.Auto
 
-            return project, region, file, thinking
+            and! onDropped =
+                fields
+                |> ConfigRead.field "on_dropped" (ConfigRead.optionalChoice OpenAiKnobs.droppedPolicies)
+                |> Decoded.orDefault DroppedPolicy.Report
+
+            return project, region, file, thinking, onDropped
         }
-        |> Decoded.bind (fun (project, region, file, thinking) ->
+        |> Decoded.bind (fun (project, region, file, thinking, onDropped) ->
             let vertexOnly (key: string) (value: string option) =
                 match value with
                 | Some _ -> [
@@ -560,6 +572,7 @@ module internal ConfigProviders =
                                     CredentialsFile = file
                                 }
                             Thinking = thinking
+                            OnDropped = onDropped
                         }
                     )
                 Findings =
@@ -581,6 +594,7 @@ module internal ConfigProviders =
                         CloudSettings.Gemini {
                             Endpoint = GeminiEndpoint.AiStudio
                             Thinking = thinking
+                            OnDropped = onDropped
                         }
                     )
                 Findings =

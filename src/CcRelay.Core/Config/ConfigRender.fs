@@ -190,6 +190,7 @@ module ConfigRender =
                 | Some file -> $"    gcp_credentials_file: %s{quote file}"
                 | None -> ()
             $"    gemini_thinking: %s{OpenAiKnobs.geminiThinkingName g.Thinking}"
+            $"    on_dropped: %s{OpenAiKnobs.droppedPolicyName g.OnDropped}"
           ]
 
     let private provider (provider: ProviderConfig) : string list = [

@@ -607,6 +607,7 @@ module Dialect =
     let private refusesDropped (plan: UpstreamPlan) : bool =
         match plan.Provider.Cloud with
         | CloudSettings.OpenAi settings -> settings.OnDropped = DroppedPolicy.Refuse
+        | CloudSettings.Gemini settings -> settings.OnDropped = DroppedPolicy.Refuse
         | _ -> false
 
     /// A translated plan with what its request left out (cleaned for a header and a log line); a provider that

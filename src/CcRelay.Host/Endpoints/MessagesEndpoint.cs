@@ -24,7 +24,8 @@ internal sealed class MessagesEndpoint(
     ILogger<MessagesEndpoint> logger,
     Management.RequestFeed? feed = null,
     Clients.ClientGate? clientGate = null,
-    Clients.ClientMetrics? clientMetrics = null)
+    Clients.ClientMetrics? clientMetrics = null,
+    Edge.AuditTrail? audit = null)
 {
     public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
 
@@ -135,15 +136,26 @@ internal sealed class MessagesEndpoint(
                 return;
             }
 
-            // :: Step 4: plan — the client's models, providers, limits and budgets, before routing
+            // :: Step 4: plan — the stage (routing.stages, a provider,model switch) picks the candidates
+            var headers = request.Headers;
+            var stageHeaders = Stages.active(snapshot.Config)
+                ? Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString())
+                : Stages.noHeaders;
+            var stage = StageDecision.Classify(snapshot.Config, facts, body.Span, stageHeaders);
+            record.Stage = stage.StageName;
+            record.StageReason = stage.Reason;
+
+            // :: Step 4: plan — the client's models, providers, stages, limits and budgets, before routing
             if (client is not null && clientGate is not null)
             {
                 var decision = ClientAdmission.decide(client, snapshot.Candidates, snapshot.PricesFor, facts);
-                if (decision.IsError)
+                var stageAllowed = ClientAdmission.admitStage(client, stage.Stage);
+                ClientDenial? denied = decision.IsError ? decision.ErrorValue : stageAllowed.IsError ? stageAllowed.ErrorValue : null;
+                if (denied is not null)
                 {
-                    var denial = decision.ErrorValue;
-                    clientMetrics?.Refused(client.Name, denial.Reason);
-                    await RejectAsync(context, record, denial.Type, denial.Message);
+                    // refused before any limit is taken: no ticket, no slot, no upstream call
+                    clientMetrics?.Refused(client.Name, denied.Reason);
+                    await RejectAsync(context, record, denied.Type, denied.Message);
                     return;
                 }
 
@@ -158,7 +170,7 @@ internal sealed class MessagesEndpoint(
             }
 
             // :: Steps 5–8: plan, send, classify, fail over, relay (the model patch, thinking strip and key are per attempt)
-            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, pathAndQuery, record, record.Timing.StartedAt, client);
+            await forwarder.ForwardAsync(context, snapshot, facts, body, forward, pathAndQuery, record, record.Timing.StartedAt, stage, client);
         }
         finally
         {
@@ -208,6 +220,12 @@ internal sealed class MessagesEndpoint(
     private async Task RefuseAsync(HttpContext context, RequestRecord record, ClientConfig client, ClientRefusal refusal)
     {
         clientMetrics?.Refused(client.Name, ClientLimits.reason(refusal));
+        if (ClientLimits.budgetOf(refusal)?.Value is { } budget)
+        {
+            // who was blocked and by which budget; the client's key id, never its key
+            audit?.BudgetBlocked(context, client.Name, client.KeyId, budget);
+        }
+
         if (ClientLimits.retryAfter(timeProvider.GetUtcNow(), refusal) is { } seconds)
         {
             context.Response.Headers.RetryAfter = seconds.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -36,12 +36,13 @@ internal sealed class FailoverForwarder(
         string pathAndQuery,
         RequestRecord record,
         long startedAt,
+        StageDecision stage,
         ClientConfig? client = null)
     {
         // NOTE: choosing and relaying are two methods so that everything the choice needed (the plan, the
         // dispatch, the routing request, the closures over them, a kept failed answer) is garbage by the time a
         // stream starts: an async method's locals live as long as the method, a long stream's included.
-        if (await ChooseAsync(context, snapshot, facts, body, forward, pathAndQuery, record, startedAt, client) is not { } delivery)
+        if (await ChooseAsync(context, snapshot, facts, body, forward, pathAndQuery, record, startedAt, stage, client) is not { } delivery)
         {
             return;
         }
@@ -87,6 +88,7 @@ internal sealed class FailoverForwarder(
         string pathAndQuery,
         RequestRecord record,
         long startedAt,
+        StageDecision stage,
         ClientConfig? client)
     {
         var aborted = context.RequestAborted;
@@ -95,15 +97,6 @@ internal sealed class FailoverForwarder(
         var sessionId = context.Request.Headers["x-claude-code-session-id"].ToString();
         var conversation = Affinity.conversationKey(sessionId.Length > 0 ? sessionId : null, body.Span, facts);
         var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
-
-        // :: Step 4: plan — the stage (routing.stages, a provider,model switch) picks the candidates
-        var headers = context.Request.Headers;
-        var stageHeaders = Stages.active(snapshot.Config)
-            ? Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString())
-            : Stages.noHeaders;
-        var stage = StageDecision.Classify(snapshot.Config, facts, body.Span, stageHeaders);
-        record.Stage = stage.StageName;
-        record.StageReason = stage.Reason;
 
         // :: Step 4: plan — the ordered providers (the strategy orders the stage's candidates)
         var dispatch = cell.Transition((request, stage.Targets), static (runtime, now, s) => Relay.planRoute(runtime, now, s.request, s.Targets));

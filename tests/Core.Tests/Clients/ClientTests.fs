@@ -53,7 +53,7 @@ key = "${ALICE_KEY}"
 expires = 2027-01-31T00:00:00Z
 providers = ["anthropic"]
 models = ["claude-sonnet-*", "claude-haiku-*"]
-stages = ["review"]
+stages = ["background"]
 rpm_limit = 60
 itpm_limit = 100000
 otpm_limit = 20000
@@ -78,7 +78,7 @@ weekly_usd = 20
     Assert.Equal(Some(DateTimeOffset(2027, 1, 31, 0, 0, 0, TimeSpan.Zero)), alice.ExpiresAt)
     Assert.Equal<string list>([ "anthropic" ], alice.Providers)
     Assert.Equal<string list>([ "claude-sonnet-*"; "claude-haiku-*" ], alice.Models)
-    Assert.Equal<string list>([ "review" ], alice.Stages)
+    Assert.Equal<string list>([ "background" ], alice.Stages)
     Assert.Equal((60, 100000, 20000, 4), (alice.RpmLimit, alice.ItpmLimit, alice.OtpmLimit, alice.MaxConcurrent))
 
     Assert.Equal<Budget list>(
@@ -120,6 +120,7 @@ let private problems =
 name = "bob"
 key = "${SHORT}"
 providers = ["anthropc"]
+stages = ["backgruond"]
 
 [[clients]]
 name = "bad name!"
@@ -149,6 +150,7 @@ let ``every client problem is reported at its path, and no message shows a key``
         [
             "clients[0].key"
             "clients[0].providers[0]"
+            "clients[0].stages[0]"
             "clients[1].name"
             "clients[1].key_sha256"
             "clients[1].expires"
@@ -164,6 +166,11 @@ let ``every client problem is reported at its path, and no message shows a key``
         fun (path, message) ->
             path = "clients[0].providers[0]"
             && message.Contains "did you mean \"anthropic\""
+    )
+
+    Assert.Contains(
+        shown,
+        fun (path, message) -> path = "clients[0].stages[0]" && message.Contains "did you mean \"background\""
     )
 
     for _, message in shown do
@@ -327,6 +334,25 @@ let ``allowed models, providers and stages`` () =
     Assert.True(ClientKeys.allowsStage alice (Some "review"))
     Assert.False(ClientKeys.allowsStage alice (Some "plan"))
     Assert.True(ClientKeys.allowsModel (client "bob" "bob-relay-key-0123456789ab") "anything")
+
+[<Fact>]
+let ``a client with stages is refused another stage, naming it and the allowed ones`` () =
+    let bg = {
+        client "bg" "bg-relay-key-0123456789abcd" with
+            Stages = [ "background"; "subagent" ]
+    }
+
+    Assert.Equal(Ok(), ClientAdmission.admitStage bg Stage.Background)
+    Assert.Equal(Ok(), ClientAdmission.admitStage (client "bob" "bob-relay-key-0123456789ab") Stage.Think)
+
+    match ClientAdmission.admitStage bg Stage.Think with
+    | Error denial ->
+        Assert.Equal(ErrorType.InvalidRequest, denial.Type)
+        Assert.Equal("stage", denial.Reason)
+        Assert.Contains("stage think", denial.Message)
+        Assert.Contains("allowed stages: background, subagent", denial.Message)
+        Assert.DoesNotContain("bg-relay-key", denial.Message)
+    | Ok() -> failwith "a think request passed a background-only client"
 
 // ---------------------------
 // Limits and budgets

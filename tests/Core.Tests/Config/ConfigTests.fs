@@ -1402,6 +1402,7 @@ let ``a gemini provider with keys is Google AI Studio by default`` () =
         {
             Endpoint = GeminiEndpoint.AiStudio
             Thinking = GeminiThinking.Auto
+            OnDropped = DroppedPolicy.Report
         },
         geminiSettings config
     )
@@ -1434,6 +1435,7 @@ let ``a gemini provider with gcp_project_id is Gemini on Vertex AI, at its regio
                     CredentialsFile = None
                 }
             Thinking = GeminiThinking.Level
+            OnDropped = DroppedPolicy.Report
         },
         geminiSettings config
     )
@@ -1475,6 +1477,42 @@ let ``gemini config errors are located: AI Studio without keys, a project withou
         |> invalid
 
     Assert.Equal<string list>([ "providers[0].gcp_region" ], paths errors)
+
+[<Fact>]
+let ``a gemini provider takes on_dropped; a bad value is a located error; config show renders it`` () =
+    let config, warnings =
+        load (
+            providers [
+                provider 3 "g" "gemini" [
+                    "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]
+                    "on_dropped", plain 8 "refuse"
+                ]
+            ]
+        )
+        |> loaded
+
+    Assert.Empty warnings
+    Assert.Equal(DroppedPolicy.Refuse, (geminiSettings config).OnDropped)
+    Assert.Contains("    on_dropped: refuse", ConfigRender.toYaml config)
+
+    let bad =
+        load (
+            providers [
+                provider 3 "g" "gemini" [
+                    "keys", seq 6 [ map 7 [ "key", plain 7 "k" ] ]
+                    "on_dropped", plain 8 "ignore"
+                ]
+            ]
+        )
+        |> singleError "providers[0].on_dropped" 8
+
+    Assert.Contains("allowed: report, refuse", bad.Message)
+
+    let _, warnings =
+        load (providers [ provider 3 "a" "anthropic" [ "on_dropped", plain 6 "refuse" ] ])
+        |> loaded
+
+    Assert.Contains("applies only to type openai or gemini", (Assert.Single warnings).Message)
 
 [<Fact>]
 let ``the Google keys on a vertex provider do not warn for belonging to gemini too`` () =

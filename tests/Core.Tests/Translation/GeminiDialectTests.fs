@@ -20,6 +20,7 @@ let private vertexSettings: GeminiSettings = {
             CredentialsFile = None
         }
     Thinking = GeminiThinking.Auto
+    OnDropped = DroppedPolicy.Report
 }
 
 let private gemini (baseUrl: string) (settings: GeminiSettings) (keys: KeyConfig list) : ProviderConfig = {
@@ -87,6 +88,48 @@ let ``Vertex AI: the publisher-model path under the region's endpoint, a Google 
 
     Assert.Equal(Signing.GoogleToken None, plan.Signing)
     Assert.Empty plan.Credentials
+
+[<Fact>]
+let ``a gemini provider with on_dropped refuse answers a request with cache_control itself, with a 400 naming it`` () =
+    let provider =
+        gemini
+            "https://generativelanguage.googleapis.com"
+            {
+                GeminiRequestTests.studio with
+                    OnDropped = DroppedPolicy.Refuse
+            }
+            [ key "k" 0 ]
+
+    let body =
+        """{"model":"claude-sonnet-4-6","max_tokens":64,"cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"hi"}]}"""B
+
+    let facts = factsOf body
+    let plan = Dialect.plan provider ValueNone facts "/v1/messages" [] []
+
+    match Dialect.edit plan (ReadOnlySpan body) facts false with
+    | Ok(edited, _) ->
+        Assert.True(Dialect.refusedDropped edited)
+
+        match Dialect.localAnswer edited with
+        | Some(400, answer) ->
+            let text = Encoding.UTF8.GetString answer
+            Assert.Contains("invalid_request_error", text)
+            Assert.Contains("cache_control", text)
+            Assert.Contains("on_dropped: refuse", text)
+        | other -> failwith $"expected a local 400, got %A{other}"
+    | Error e -> failwith e
+
+    // the default reports and sends
+    let reporting =
+        gemini "https://generativelanguage.googleapis.com" GeminiRequestTests.studio [ key "k" 0 ]
+
+    let sent = Dialect.plan reporting ValueNone facts "/v1/messages" [] []
+
+    match Dialect.edit sent (ReadOnlySpan body) facts false with
+    | Ok(edited, _) ->
+        Assert.False(Dialect.refusedDropped edited)
+        Assert.True((Dialect.localAnswer edited).IsNone)
+    | Error e -> failwith e
 
 [<Fact>]
 let ``a gemini plan translates the body, reports what it dropped, reads streams and errors as Gemini`` () =

@@ -9,6 +9,7 @@ open CcRelay.Core
 let internal studio: GeminiSettings = {
     Endpoint = GeminiEndpoint.AiStudio
     Thinking = GeminiThinking.Auto
+    OnDropped = DroppedPolicy.Report
 }
 
 let private translateAs (model: string) (kind: GeminiRequestKind) (echo: bool) (json: string) =

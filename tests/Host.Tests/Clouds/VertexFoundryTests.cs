@@ -132,7 +132,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
             && FakeUpstream.Current(context).RawTarget == "/v1/projects/proj/locations/us-central1/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
             ? Translation.FakeGemini.StreamAsync(context, Translation.FakeGemini.Chunk("""[{"text":"from gemini on vertex"}]""", "STOP", usage: true))
             : Fake.WriteJsonAsync(context, 401, """{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}""");
-        var settings = new GeminiSettings(GeminiEndpoint.NewVertex(new VertexSettings("proj", "us-central1", FSharpOption<string>.Some(_credentialsFile))), GeminiThinking.Auto);
+        var settings = new GeminiSettings(GeminiEndpoint.NewVertex(new VertexSettings("proj", "us-central1", FSharpOption<string>.Some(_credentialsFile))), GeminiThinking.Auto, DroppedPolicy.Report);
         var provider = TestConfig.Provider(
             "gemini-vertex",
             new Uri(A.BaseUrl, "/v1"),

@@ -68,9 +68,9 @@ public sealed class StageRoutingTests : IAsyncLifetime
     }
 
     /// <summary>A recorded request with the headers Claude Code sent it with.</summary>
-    private static HttpRequestMessage Recorded(string name)
+    private static HttpRequestMessage Recorded(string name, string key = RelayKey)
     {
-        var request = Requests.Messages(File.ReadAllText(Fixture(name + ".body.json")), apiKey: RelayKey);
+        var request = Requests.Messages(File.ReadAllText(Fixture(name + ".body.json")), apiKey: key);
         using var headers = JsonDocument.Parse(File.ReadAllText(Fixture(name + ".headers.json")));
         foreach (var header in headers.RootElement.GetProperty("headers").EnumerateObject())
         {
@@ -114,6 +114,45 @@ public sealed class StageRoutingTests : IAsyncLifetime
         Assert.Equal(stage, response.Headers.GetValues("x-cc-relay-stage").Single());
         Assert.Equal(reason, response.Headers.GetValues("x-cc-relay-stage-reason").Single());
         Assert.Equal(provider, response.Headers.GetValues("x-cc-relay-provider").Single());
+    }
+
+    [Fact]
+    public async Task AClientLimitedToBackground_IsRefusedAMainLoopRequest_BeforeAnyUpstreamCall_AndPassesATitle()
+    {
+        // Arrange: a client that may send background requests only
+        const string key = "background-client-key-0123456789";
+        var client = Teams.ClientKeyTests.Client("bg", key, maxConcurrent: 1, stages: ["background"]);
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay(
+            [
+                TestConfig.Provider("main", _main.BaseUrl, keys: ["sk-main-0123456789"], models: ["claude-sonnet-4-6"]),
+                TestConfig.Provider("cheap", _cheap.BaseUrl, keys: ["sk-cheap-0123456789"], models: ["claude-haiku-4-5"]),
+                TestConfig.Provider("reasoner", _reasoner.BaseUrl, keys: ["sk-reasoner-0123456789"]),
+            ],
+            routing: TestConfig.Routing(stages: Classic()),
+            clients: [client]));
+
+        // Act: the main loop (stage think), then a title (stage background)
+        using var refused = await relay.Client.SendAsync(Recorded("main-loop", key));
+        var refusedBody = await refused.Content.ReadAsStringAsync();
+        using var passed = await relay.Client.SendAsync(Recorded("title", key));
+        _ = await passed.Content.ReadAsStringAsync();
+
+        // Assert: an Anthropic-shaped 400 naming the stage and the allowed ones, no upstream call for it
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        using var json = JsonDocument.Parse(refusedBody);
+        Assert.Equal("error", json.RootElement.GetProperty("type").GetString());
+        var error = json.RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        var message = error.GetProperty("message").GetString()!;
+        Assert.Contains("stage think", message, StringComparison.Ordinal);
+        Assert.Contains("allowed stages: background", message, StringComparison.Ordinal);
+        Assert.Empty(_reasoner.Requests);
+        Assert.Empty(_main.Requests);
+
+        // the title passes to its stage's target; the refusal took no slot (max_concurrent 1 still admits it)
+        Assert.Equal(HttpStatusCode.OK, passed.StatusCode);
+        Assert.Equal("background", passed.Headers.GetValues("x-cc-relay-stage").Single());
+        Assert.Single(_cheap.Requests);
     }
 
     [Fact]

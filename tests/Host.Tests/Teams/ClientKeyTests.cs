@@ -36,7 +36,8 @@ public sealed class ClientKeyTests : IAsyncLifetime
         IEnumerable<string>? models = null,
         IEnumerable<Budget>? budgets = null,
         DateTimeOffset? expires = null,
-        int maxConcurrent = 0)
+        int maxConcurrent = 0,
+        IEnumerable<string>? stages = null)
     {
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes(key));
         return new ClientConfig(
@@ -46,7 +47,7 @@ public sealed class ClientKeyTests : IAsyncLifetime
             expires is { } at ? FSharpOption<DateTimeOffset>.Some(at) : FSharpOption<DateTimeOffset>.None,
             FSharpList<string>.Empty,
             ListModule.OfSeq(models ?? []),
-            FSharpList<string>.Empty,
+            ListModule.OfSeq(stages ?? []),
             rpm,
             0,
             0,
@@ -190,6 +191,34 @@ public sealed class ClientKeyTests : IAsyncLifetime
         var retryAfter = long.Parse(second.Headers.GetValues("retry-after").Single(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(retryAfter, 1, 86_400);
         Assert.Single(_upstream.Requests);
+    }
+
+    [Fact]
+    public async Task ClientOverBudget_IsAudited_AsBudgetBlocked_WithItsNameAndKeyId_AndNoSecret()
+    {
+        // Arrange: the audit log on, and a daily budget smaller than any request's estimate
+        using var files = new Edge.EdgeCertificates();
+        var auditPath = Path.Combine(files.Directory, "audit.jsonl");
+        var alice = Client("alice", AliceKey, budgets: [Daily(0.000001m)]);
+        await using var relay = await RelayHost.StartAsync(Config(alice)
+            .With(edge: Edge.EdgeConfigs.Edge(security: Edge.EdgeConfigs.Security(auditPath: auditPath))));
+
+        // Act
+        using var blocked = await relay.Client.SendAsync(Message(AliceKey));
+
+        // Assert: refused before the upstream, and one budget.blocked line naming the client and its key id
+        Assert.Equal(HttpStatusCode.TooManyRequests, blocked.StatusCode);
+        Assert.Empty(_upstream.Requests);
+        var text = await File.ReadAllTextAsync(auditPath);
+        var line = Assert.Single(
+            text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()),
+            l => l.GetProperty("event").GetString() == "budget.blocked");
+        Assert.Equal("alice", line.GetProperty("client").GetString());
+        Assert.Equal(alice.KeyId, line.GetProperty("actor").GetString());
+        Assert.Equal("day", line.GetProperty("budget").GetString());
+        Assert.Equal("blocked", line.GetProperty("outcome").GetString());
+        Assert.DoesNotContain(AliceKey, text, StringComparison.Ordinal);
+        Assert.DoesNotContain(UpstreamKey, text, StringComparison.Ordinal);
     }
 
     [Fact]

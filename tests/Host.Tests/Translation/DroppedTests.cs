@@ -98,4 +98,34 @@ public sealed class DroppedTests : TwoUpstreamTests
         // nothing was dropped: refusing is not dropping
         Assert.Empty(scrape.Named("ccrelay_dropped_capabilities_total"));
     }
+
+    [Fact]
+    public async Task Refuse_OnAGeminiProvider_CacheControlIsA400_NoUpstreamCall()
+    {
+        // Arrange: a Gemini provider that refuses rather than drops; Gemini cannot take cache_control
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, """{"candidates":[]}""");
+        var gemini = TestConfig.Provider(
+            "g",
+            A.BaseUrl,
+            type: ProviderType.Gemini,
+            keys: ["AIza-gemini"],
+            modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "gemini-2.5-pro" },
+            cloud: CloudSettings.NewGemini(new GeminiSettings(GeminiEndpoint.AiStudio, GeminiThinking.Auto, DroppedPolicy.Refuse)));
+        await using var relay = await RelayHost.StartAsync(TestConfig.Relay([gemini], apiKey: RelayKey, routing: TestConfig.Routing(), health: TestConfig.Health()));
+
+        // Act
+        var (refused, body, line) = await SendAsync(relay,
+            """{"model":"claude-sonnet-4-6","max_tokens":64,"system":[{"type":"text","text":"be brief","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}""");
+        using var _ = refused;
+
+        // Assert: Anthropic's envelope naming what Gemini cannot do; Gemini never called
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        using var json = JsonDocument.Parse(body);
+        var error = json.RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains("cache_control", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains("'g'", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("cache_control", line.Fields["dropped"]);
+        Assert.Empty(A.Requests);
+    }
 }

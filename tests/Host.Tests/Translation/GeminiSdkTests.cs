@@ -20,7 +20,7 @@ public sealed class GeminiSdkTests : IAsyncLifetime
             _upstream.BaseUrl,
             type: ProviderType.Gemini,
             keys: ["AIza-gemini"],
-            cloud: CloudSettings.NewGemini(new GeminiSettings(GeminiEndpoint.AiStudio, GeminiThinking.Auto)));
+            cloud: CloudSettings.NewGemini(new GeminiSettings(GeminiEndpoint.AiStudio, GeminiThinking.Auto, DroppedPolicy.Report)));
         _relay = await RelayHost.StartAsync(TestConfig.Relay([provider]));
         _client = new AnthropicClient
         {

@@ -14,7 +14,7 @@ public sealed class GeminiTests : TwoUpstreamTests
 {
     private const string RelayKey = "relay-secret";
 
-    private static readonly GeminiSettings Studio = new(GeminiEndpoint.AiStudio, GeminiThinking.Auto);
+    private static readonly GeminiSettings Studio = new(GeminiEndpoint.AiStudio, GeminiThinking.Auto, DroppedPolicy.Report);
 
     private const string Tools =
         """ "tools":[{"name":"Read","description":"read a file","input_schema":{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","additionalProperties":false,"properties":{"path":{"type":"string","format":"uri"},"limit":{"type":["integer","null"],"exclusiveMinimum":0},"mode":{"const":"fast"}},"required":["path"]}}] """;

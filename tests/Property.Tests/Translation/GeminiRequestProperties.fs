@@ -13,6 +13,7 @@ open CcRelay.Core.Properties.Generators
 let private settings: GeminiSettings = {
     Endpoint = GeminiEndpoint.AiStudio
     Thinking = GeminiThinking.Auto
+    OnDropped = DroppedPolicy.Report
 }
 
 let private str (value: string) : JsonNode = nonNull (JsonValue.Create value)
