@@ -14,7 +14,7 @@ type ChatAnswerPlan = {
     /// The translated request's input estimate: `message_start`'s `input_tokens`, and the final usage when
     /// the upstream reports none.
     EstimatedInputTokens: int
-    /// Tool names changed for the target → the client's (`ChatRequestTranslation.ToolNames`).
+    /// Tool names changed for the target → the client's (`TranslatedRequest.ToolNames`).
     ToolNames: Map<string, string>
     /// Whether reasoning is read at all (`reasoning_field` is not `none`).
     ReadsReasoning: bool

@@ -5,19 +5,6 @@ open System.Buffers
 open System.Text.Encodings.Web
 open System.Text.Json
 
-/// An Anthropic request translated for an OpenAI Chat Completions server.
-type ChatRequestTranslation = {
-    /// The `/v1/chat/completions` body.
-    Body: byte array
-    /// What the request asked for that the target cannot take and the relay left out, by capability
-    /// (`cache_control`, `web_search`, `document`, `top_k`, `thinking`, …), each once, in the order met.
-    Dropped: string list
-    /// Tool names changed for the target (its spelling → the client's), to restore them in the answer.
-    ToolNames: Map<string, string>
-    /// Input tokens estimated from the translated request: its bytes / 4 without image data, plus a fixed
-    /// cost per image (protocols.md §6.8). Base64 data would count an image as hundreds of thousands of tokens.
-    EstimatedInputTokens: int
-}
 
 /// Tool names as OpenAI accepts them (`^[A-Za-z0-9_-]{1,64}$`).
 [<RequireQualifiedAccess>]
@@ -560,7 +547,7 @@ module ChatRequest =
         (model: string)
         (echoReasoning: bool)
         (body: ReadOnlySpan<byte>)
-        : Result<ChatRequestTranslation, string> =
+        : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
 
         RequestFrame.read body (fun root _ ->
@@ -576,9 +563,4 @@ module ChatRequest =
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
-            Ok {
-                Body = written
-                Dropped = List.ofSeq context.Dropped
-                ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-                EstimatedInputTokens = RequestFrame.estimate written.Length context.ImageBytes context.Images
-            })
+            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))

@@ -114,8 +114,6 @@ type ChatStreamState = private {
 [<RequireQualifiedAccess>]
 module ChatStream =
 
-    let private documentOptions = JsonDocumentOptions(MaxDepth = 512)
-
     /// A stream about to be read for a request planned with `plan`.
     let start (plan: ChatAnswerPlan) : ChatStreamState = {
         Plan = plan
@@ -441,32 +439,15 @@ module ChatStream =
             | None ->
                 fail state ErrorType.Api "the upstream stream ended before the answer was finished (no finish_reason)"
         else
-            let parsed =
-                try
-                    Ok(JsonDocument.Parse(data, documentOptions))
-                with :? JsonException as e ->
-                    Error e.Message
-
-            match parsed with
-            | Error reason -> fail state ErrorType.Api $"malformed chunk from the upstream: %s{reason}"
-            | Ok document ->
-                use document = document
-                let root = document.RootElement
-
-                match JsonRead.tryProperty root "error" with
-                | ValueSome error ->
-                    let status =
-                        match JsonRead.tryProperty error "code" with
-                        | ValueSome code when code.ValueKind = JsonValueKind.Number -> code.GetInt32()
-                        | _ -> 500
-
+            StreamFrame.read
+                data
+                (fail state ErrorType.Api)
+                (fun status error ->
                     let _, errorType, message =
                         ChatAnswer.describeError status (ValueSome error) "the upstream failed"
 
-                    fail state errorType message
-                | ValueNone when root.ValueKind <> JsonValueKind.Object ->
-                    fail state ErrorType.Api "malformed chunk from the upstream: not a JSON object"
-                | ValueNone -> chunk state root
+                    fail state errorType message)
+                (fun root -> chunk state root)
 
     /// Feeds upstream bytes (split anywhere); returns the events they complete, in order.
     let feed (state: ChatStreamState) (bytes: ReadOnlySpan<byte>) : ChatStreamState * AnthropicEvent list =
@@ -474,17 +455,7 @@ module ChatStream =
             state, []
         else
             let parser, events = Sse.feed state.Parser bytes
-
-            events
-            |> List.fold
-                (fun (state, out) sse ->
-                    match sse.Event with
-                    // some servers name their error events; the data says the rest
-                    | Some name when name <> "message" && name <> "error" -> state, out
-                    | _ ->
-                        let state, more = event state sse.Data
-                        state, out @ more)
-                ({ state with Parser = parser }, [])
+            StreamFrame.fold event { state with Parser = parser } events
 
     /// The upstream ended: the answer ends as it finished, or, without a `finish_reason`, in an `error`.
     let finish (state: ChatStreamState) : ChatStreamState * AnthropicEvent list =

@@ -12,7 +12,7 @@ type GeminiAnswerPlan = {
     /// The translated request's input estimate: `message_start`'s `input_tokens`, and the final usage when
     /// Gemini reports none.
     EstimatedInputTokens: int
-    /// Function names changed for Gemini → the client's (`GeminiRequestTranslation.ToolNames`).
+    /// Function names changed for Gemini → the client's (`TranslatedRequest.ToolNames`).
     ToolNames: Map<string, string>
 }
 

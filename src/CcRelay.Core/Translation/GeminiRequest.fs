@@ -16,17 +16,6 @@ type GeminiRequestKind =
     /// Vertex AI `countTokens`: `contents`, `systemInstruction` and `tools` at the top level.
     | CountVertex
 
-/// An Anthropic request translated for Gemini.
-type GeminiRequestTranslation = {
-    /// The `generateContent` (or `countTokens`) body.
-    Body: byte array
-    /// What the request asked for that Gemini cannot take, by capability, each once, in the order met.
-    Dropped: string list
-    /// Function names changed for Gemini (its spelling → the client's).
-    ToolNames: Map<string, string>
-    /// Input tokens estimated from the translated request (as `ChatRequestTranslation.EstimatedInputTokens`).
-    EstimatedInputTokens: int
-}
 
 /// Anthropic Messages request → Gemini `generateContent` request (protocols.md §6.4, §6.6).
 [<RequireQualifiedAccess>]
@@ -700,7 +689,7 @@ module GeminiRequest =
         (kind: GeminiRequestKind)
         (echoSignatures: bool)
         (body: ReadOnlySpan<byte>)
-        : Result<GeminiRequestTranslation, string> =
+        : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
 
         RequestFrame.read body (fun root messages ->
@@ -720,9 +709,4 @@ module GeminiRequest =
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context kind root messages writer)
 
-            Ok {
-                Body = written
-                Dropped = List.ofSeq context.Dropped
-                ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-                EstimatedInputTokens = RequestFrame.estimate written.Length context.ImageBytes context.Images
-            })
+            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))

@@ -328,32 +328,15 @@ module GeminiStream =
         if state.Ended || data.Trim() = "[DONE]" || data.Trim() = "" then
             state, []
         else
-            let parsed =
-                try
-                    Ok(JsonDocument.Parse(data, documentOptions))
-                with :? JsonException as e ->
-                    Error e.Message
-
-            match parsed with
-            | Error reason -> fail state ErrorType.Api $"malformed chunk from the upstream: %s{reason}"
-            | Ok document ->
-                use document = document
-                let root = document.RootElement
-
-                match JsonRead.tryProperty root "error" with
-                | ValueSome error ->
-                    let status =
-                        match JsonRead.tryProperty error "code" with
-                        | ValueSome code when code.ValueKind = JsonValueKind.Number -> code.GetInt32()
-                        | _ -> 500
-
+            StreamFrame.read
+                data
+                (fail state ErrorType.Api)
+                (fun status error ->
                     let _, errorType, message =
                         GeminiAnswer.describe status (ValueSome error) "the upstream failed"
 
-                    fail state errorType message
-                | ValueNone when root.ValueKind <> JsonValueKind.Object ->
-                    fail state ErrorType.Api "malformed chunk from the upstream: not a JSON object"
-                | ValueNone -> chunk state root data
+                    fail state errorType message)
+                (fun root -> chunk state root data)
 
     /// Feeds upstream bytes (split anywhere); returns the events they complete, in order.
     let feed (state: GeminiStreamState) (bytes: ReadOnlySpan<byte>) : GeminiStreamState * AnthropicEvent list =
@@ -361,16 +344,7 @@ module GeminiStream =
             state, []
         else
             let parser, events = Sse.feed state.Parser bytes
-
-            events
-            |> List.fold
-                (fun (state, out) sse ->
-                    match sse.Event with
-                    | Some name when name <> "message" && name <> "error" -> state, out
-                    | _ ->
-                        let state, more = event state sse.Data
-                        state, out @ more)
-                ({ state with Parser = parser }, [])
+            StreamFrame.fold event { state with Parser = parser } events
 
     /// The upstream ended: the answer ends as it finished, or, without a `finishReason`, in an `error`.
     let finish (state: GeminiStreamState) : GeminiStreamState * AnthropicEvent list =

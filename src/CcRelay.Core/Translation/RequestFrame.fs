@@ -5,6 +5,20 @@ open System.Buffers
 open System.Text.Encodings.Web
 open System.Text.Json
 
+/// An Anthropic request translated for another API (Chat Completions, Responses, Gemini).
+type TranslatedRequest = {
+    /// The target's request body.
+    Body: byte array
+    /// What the request asked for that the target cannot take and the relay left out, by capability
+    /// (`cache_control`, `web_search`, `document`, `top_k`, `thinking`, …), each once, in the order met.
+    Dropped: string list
+    /// Tool names changed for the target (its spelling → the client's), to restore them in the answer.
+    ToolNames: Map<string, string>
+    /// Input tokens estimated from the translated request: its bytes / 4 without image data, plus a fixed
+    /// cost per image (protocols.md §6.8). Base64 data would count an image as hundreds of thousands of tokens.
+    EstimatedInputTokens: int
+}
+
 /// What every request translator (Chat Completions, Responses, Gemini) shares around its own mapping: the
 /// client's body parsed and checked (a JSON object with a `messages` array), the target's request written into
 /// one buffer, and the input-token estimate of what was written.
@@ -62,3 +76,17 @@ module internal RequestFrame =
     /// the rest / 4, plus `ImageTokens` per image (protocols.md §6.8).
     let estimate (written: int) (imageBytes: int64) (images: int) : int =
         int (min (int64 Int32.MaxValue) ((int64 written - imageBytes + 3L) / 4L + int64 (images * ImageTokens)))
+
+    /// The translation of a request whose target body is `body`, with what the translator collected.
+    let translated
+        (body: byte array)
+        (dropped: ResizeArray<string>)
+        (names: Collections.Generic.Dictionary<string, string>)
+        (imageBytes: int64)
+        (images: int)
+        : TranslatedRequest = {
+        Body = body
+        Dropped = List.ofSeq dropped
+        ToolNames = names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+        EstimatedInputTokens = estimate body.Length imageBytes images
+    }

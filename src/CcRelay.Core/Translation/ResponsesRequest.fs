@@ -55,17 +55,6 @@ module ReasoningEnvelope =
                 with :? JsonException ->
                     None
 
-/// An Anthropic request translated for an OpenAI Responses server.
-type ResponsesRequestTranslation = {
-    /// The `/v1/responses` body.
-    Body: byte array
-    /// What the request asked for that the target cannot take, left out (as `ChatRequestTranslation.Dropped`).
-    Dropped: string list
-    /// Tool names changed for the target (its spelling → the client's).
-    ToolNames: Map<string, string>
-    /// Input tokens estimated from the translated request (as `ChatRequestTranslation.EstimatedInputTokens`).
-    EstimatedInputTokens: int
-}
 
 /// Anthropic Messages request → OpenAI Responses request (protocols.md §6.5.2). The relay is stateless towards
 /// the upstream: the whole history goes every time, `store: false`, and the encrypted reasoning is asked for
@@ -621,7 +610,7 @@ module ResponsesRequest =
         (model: string)
         (echoReasoning: bool)
         (body: ReadOnlySpan<byte>)
-        : Result<ResponsesRequestTranslation, string> =
+        : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
 
         RequestFrame.read body (fun root _ ->
@@ -637,9 +626,4 @@ module ResponsesRequest =
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
-            Ok {
-                Body = written
-                Dropped = List.ofSeq context.Dropped
-                ToolNames = context.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-                EstimatedInputTokens = RequestFrame.estimate written.Length context.ImageBytes context.Images
-            })
+            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))

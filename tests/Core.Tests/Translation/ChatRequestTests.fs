@@ -24,15 +24,15 @@ let internal openAiItself: OpenAiSettings = {
     OnDropped = DroppedPolicy.Report
 }
 
-let private translateWith (settings: OpenAiSettings) (json: string) : ChatRequestTranslation =
+let private translateWith (settings: OpenAiSettings) (json: string) : TranslatedRequest =
     match ChatRequest.translate settings "target-model" true (ReadOnlySpan(Encoding.UTF8.GetBytes json)) with
     | Ok translated -> translated
     | Error e -> failwith e
 
-let private root (translated: ChatRequestTranslation) : JsonElement =
+let private root (translated: TranslatedRequest) : JsonElement =
     JsonDocument.Parse(translated.Body: byte array).RootElement
 
-let private messages (translated: ChatRequestTranslation) : JsonElement list =
+let private messages (translated: TranslatedRequest) : JsonElement list =
     (root translated).GetProperty("messages").EnumerateArray() |> List.ofSeq
 
 let private str (element: JsonElement) (name: string) : string =

@@ -20,10 +20,10 @@ let private translateAs (model: string) (kind: GeminiRequestKind) (echo: bool) (
 let private translate (json: string) =
     translateAs "gemini-2.5-pro" GeminiRequestKind.Generate true json
 
-let private root (translated: GeminiRequestTranslation) : JsonElement =
+let private root (translated: TranslatedRequest) : JsonElement =
     JsonDocument.Parse(translated.Body: byte array).RootElement
 
-let private contents (translated: GeminiRequestTranslation) : JsonElement list =
+let private contents (translated: TranslatedRequest) : JsonElement list =
     (root translated).GetProperty("contents").EnumerateArray() |> List.ofSeq
 
 let private parts (content: JsonElement) : JsonElement list =

@@ -14,12 +14,12 @@ let internal plan: ResponsesAnswerPlan = {
     Family = "openai"
 }
 
-let private translate (family: string) (echo: bool) (json: string) : ResponsesRequestTranslation =
+let private translate (family: string) (echo: bool) (json: string) : TranslatedRequest =
     match ResponsesRequest.translate family "gpt-5" echo (ReadOnlySpan(Encoding.UTF8.GetBytes json)) with
     | Ok translated -> translated
     | Error e -> failwith e
 
-let private root (translated: ResponsesRequestTranslation) : JsonElement =
+let private root (translated: TranslatedRequest) : JsonElement =
     JsonDocument.Parse(translated.Body: byte array).RootElement
 
 /// The events of a whole upstream stream (the SSE `data:` payloads), ended by the upstream closing.
@@ -198,7 +198,7 @@ let ``a reasoning envelope round-trips to a reasoning item before the items it p
             {{"role":"assistant","content":[{{"type":"thinking","thinking":"I should call.","signature":"%s{signature}"}},{{"type":"tool_use","id":"call_1","name":"f","input":{{}}}}]}},
             {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"call_1","content":"ok"}}]}}]}}"""
 
-    let types (translated: ResponsesRequestTranslation) =
+    let types (translated: TranslatedRequest) =
         (root translated).GetProperty("input").EnumerateArray()
         |> Seq.map (fun i -> string (i.GetProperty("type").GetString()))
         |> List.ofSeq
