@@ -528,8 +528,6 @@ module Dialect =
                 "anthropic-version"
                 "anthropic-beta"
                 "anthropic-dangerous-direct-browser-access"
-                // the plan's key is the only Google credential that goes out
-                "x-goog-api-key"
             ]
             SetHeaders = [
                 "accept",
