@@ -142,7 +142,8 @@ function historyChecks(body, turn) {
   checks.bashOutput = text(tools[0]?.content).includes(TOOL_OUTPUT);
   if (turn === 3) {
     checks.parallelCallsInOneMessage = assistants.length === 2 && assistants[1].tool_calls.length === 2;
-    checks.notesRead = text(tools[1]?.content).includes(NOTES_TEXT);
+    // Claude Code runs parallel tools concurrently and may give their results in either order
+    checks.notesRead = tools.slice(1).some((t) => text(t.content).includes(NOTES_TEXT));
     // the picture: an image_url part with a data: URL in a user message after the tool messages (a tool message holds text only)
     const lastTool = msgs.lastIndexOf(tools[tools.length - 1]);
     const images = msgs.slice(lastTool + 1).filter((m) => m.role === 'user' && Array.isArray(m.content))
