@@ -111,6 +111,8 @@ declare -F say >/dev/null || say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_scratch() {
     mkdir -p "$BENCH/out"
     WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+    # relays keep their default usage ledger (on), in the scratch dir rather than the user's ~/.local/state
+    export XDG_STATE_HOME="$WORK/state"
     PIDS=()
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
