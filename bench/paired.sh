@@ -23,7 +23,7 @@
 #                                    https-realistic = TLS in front of the delayed FakeUpstream. Default: instant (nginx's
 #                                    fixed answer over plain http)
 #
-# A and B are bench/lib.sh's relay variants: off, on, logs, metrics, devnull, default, pooled (A defaults to off,
+# A and B are bench/lib.sh's relay variants: off, on, logs, metrics, devnull, default, pooled, noclients, clients (A defaults to off,
 # B to on). RELAY_A / RELAY_B name a cc-relay.dll to run instead of the one this script builds.
 #
 # Each round starts both relays afresh (each round is an independent draw of tiered-JIT outcomes), warms them up
