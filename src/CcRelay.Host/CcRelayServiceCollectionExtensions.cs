@@ -72,10 +72,25 @@ public static class CcRelayServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton<Ledger.IUsageLedger>(sp => OpenLedger(options, sp));
-        services.AddSingleton(sp => new Clients.ClientGate(
-            sp.GetRequiredService<RelayState>().Current.Config,
-            sp.GetRequiredService<Ledger.IUsageLedger>(),
-            sp.GetRequiredService<TimeProvider>()));
+        // runtime client keys (cc-relay clients …): kept in the ledger's file unless a store is registered already
+        services.TryAddSingleton<Clients.IClientKeyStore>(_ => new Clients.SqliteClientKeyStore(Ledger.LedgerFile.ResolvePath(options.Config.Ledger, options.Environment)));
+        services.AddSingleton(sp => new Clients.ClientKeyRegistry(
+            sp.GetRequiredService<RelayState>(),
+            sp.GetRequiredService<Clients.IClientKeyStore>(),
+            sp.GetRequiredService<AuditTrail>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Clients")));
+        services.AddSingleton(sp =>
+        {
+            // the runtime changes are applied before the budgets are rebuilt: runtime clients' spend is rebuilt too
+            var state = sp.GetRequiredService<RelayState>();
+            _ = sp.GetRequiredService<Clients.ClientKeyRegistry>();
+            return new Clients.ClientGate(
+                state.Current.Config,
+                sp.GetRequiredService<Ledger.IUsageLedger>(),
+                sp.GetRequiredService<TimeProvider>(),
+                state.Current.Clients);
+        });
         services.AddSingleton(sp =>
         {
             var state = sp.GetRequiredService<RelayState>();
@@ -85,7 +100,7 @@ public static class CcRelayServiceCollectionExtensions
                 Ledger = sp.GetRequiredService<Ledger.IUsageLedger>(),
 
                 // client metrics only while clients are configured: no client label otherwise
-                ClientMetrics = () => state.Current.Config.Clients.IsEmpty ? null : clientMetrics,
+                ClientMetrics = () => state.Current.Clients.IsEmpty ? null : clientMetrics,
             };
 
             // a scrape counts every request that has ended, however recently; once the server has stopped, the
@@ -100,7 +115,9 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RelayState>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<RelayMetrics>(),
-            sp.GetService<IClientConcurrency>()));
+            sp.GetService<IClientConcurrency>(),
+            sp.GetRequiredService<RequestAccounting>(),
+            sp.GetRequiredService<ILogger<MessagesEndpoint>>()));
         services.AddSingleton(sp =>
         {
             var audit = new AuditTrail(sp.GetRequiredService<RelayState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AuditTrail>>());

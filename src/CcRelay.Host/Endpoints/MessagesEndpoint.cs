@@ -74,7 +74,7 @@ internal sealed class MessagesEndpoint(
             var apiKey = request.Headers["x-api-key"].ToString();
             var authorization = request.Headers.Authorization.ToString();
             // a client key (clients[]) names the caller; anything else is server.auth's to decide, as before
-            var verdict = ClientKeys.authenticate(snapshot.Config.Clients, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
+            var verdict = ClientKeys.authenticate(snapshot.Clients, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
             if (record.Detailed)
             {
                 record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);
