@@ -54,15 +54,7 @@ public sealed class ClientGate
         var cell = CellOf(client);
         lock (cell)
         {
-            cell.State = ClientLimits.settle(
-                _zone,
-                cell.Config,
-                Now,
-                _timeProvider.GetUtcNow(),
-                ticket,
-                usage is null ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(usage),
-                costUsd is { } cost ? FSharpOption<decimal>.Some(cost) : FSharpOption<decimal>.None,
-                cell.State);
+            cell.State = cell.State.Settle(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), ticket, usage, costUsd);
         }
     }
 
