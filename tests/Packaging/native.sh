@@ -4,7 +4,8 @@
 #      folder, artifacts/aot); the publish succeeds (our own trim/AOT warnings are errors there) and its log holds
 #      no trim or AOT warning (IL2xxx/IL3xxx) about CcRelay's own assemblies: only the collapsed per-assembly notes
 #      of third-party packages (docs/install.md lists them).
-#   2. `cc-relay version` prints the repository's version.
+#   2. The files build/release.sh ships (cc-relay and libe_sqlite3.so), copied alone into a folder of their own, are
+#      what runs below. `cc-relay version` prints the repository's version.
 #   3. `cc-relay serve` on 127.0.0.1 (port 0) with a config pointing at a fake upstream: GET /health answers 200,
 #      one POST /v1/messages is relayed (the configured key, the mapped model) and answered; SIGTERM stops it
 #      with exit code 0.
@@ -13,7 +14,8 @@
 # check failed.
 #
 #   bash tests/Packaging/native.sh                 publishes, then checks
-#   bash tests/Packaging/native.sh --bin PATH      checks an executable published before (no publish)
+#   bash tests/Packaging/native.sh --bin PATH      checks an executable published before (no publish; libe_sqlite3.so
+#                                                  beside it, as the release has it)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,7 +81,11 @@ if [[ -z $BIN ]]; then
   started=$SECONDS
   check "dotnet publish -r linux-x64 -p:PublishAot=true (Release)" publish || finish
   echo "# published in $((SECONDS - started))s; $(stat -c %s "$TMP/publish/cc-relay") bytes"
-  BIN=$TMP/publish/cc-relay
+  # run what build/release.sh ships, alone in a folder: the executable and SQLite's library, nothing else of the
+  # publish folder (the executable once shipped without the library and failed on `serve`)
+  mkdir -p "$TMP/release"
+  cp "$TMP/publish/cc-relay" "$TMP/publish/libe_sqlite3.so" "$TMP/release/"
+  BIN=$TMP/release/cc-relay
 
   # IL2104/IL3053 are the collapsed notes of a whole third-party assembly ("Assembly 'X' produced trim warnings");
   # anything else IL-numbered, or such a note about one of ours, is a warning from our code

@@ -1,4 +1,4 @@
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
@@ -8,50 +8,58 @@ namespace CcRelay.Host.Observability;
 
 /// <summary>
 /// The accounting of finished requests, done off their threads: each request's counters, duration and usage
-/// metrics and its request line. The request's thread only queues its record on a channel; a loop of this class
+/// metrics and its request line. The request's thread only queues its record; a thread of this class's own
 /// accounts for the queue in batches, and a scrape of <c>/metrics</c> or the relay's shutdown accounts for
 /// whatever is still queued first.
 /// <code>
-///   request ends ──Add(record): Channel.TryWrite (wakes the loop only when it waits for a first record)──► channel
-///   [loop: a record came ─► gather for Interval ─► account for the batch] ──► RecordUsage, RecordRequest ──► request line (Log)
+///   request ends ──Add(record): queue (lock-free; no wake-up while requests flow)──► queue
+///   [accounting thread, every Interval while requests flow] ──► RecordUsage, RecordRequest ──► request line (Log)
 ///   scrape (PrometheusExposition.OnScrape), Dispose ──Drain()──► the same, at once
 /// </code>
 /// NOTE: why not on the request's thread: the client that just got its answer is woken onto the processor the
 /// relay's thread is still running on, and waits for whatever that thread does next. With the metrics and the
 /// line on it, cold at a few hundred requests a second, that was ~4–5 % of the relay's added latency
-/// (bench/RESULTS.md, "The accounting off the request's thread"). Queued, the request's thread does one channel
-/// write, and the accounting runs in batches, on warm caches; under steady traffic the loop finds records waiting
-/// after each batch and no request pays for a wake-up. The request line keeps the time its request ended
-/// (<see cref="RequestRecord.EndedAt"/>), whenever it is written.
+/// (bench/RESULTS.md, "The accounting off the request's thread"). Queued, the request's thread does two
+/// interlocked operations, and the accounting runs in batches, on warm caches. The request line keeps the time
+/// its request ended (<see cref="RequestRecord.EndedAt"/>), whenever it is written.
+/// NOTE: the thread sleeps on a semaphore once an interval passes with nothing queued; the request that finds it
+/// asleep wakes it. A relay under steady traffic never sleeps it, so its requests never pay for a wake-up.
 /// </summary>
 internal sealed class RequestAccounting : IDisposable
 {
-    /// <summary>How long the loop gathers finished requests before it accounts for them.</summary>
+    /// <summary>How long the accounting thread gathers finished requests before it accounts for them.</summary>
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromMilliseconds(20);
 
     /// <summary>The most records accounted under one hold of the drain lock (a scrape waits for at most this many).</summary>
     private const int ChunkSize = 256;
 
-    private readonly Channel<RequestRecord> _queue = Channel.CreateUnbounded<RequestRecord>();
+    private readonly ConcurrentQueue<RequestRecord> _queue = new();
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly TimeSpan _interval;
+    private readonly SemaphoreSlim _wake = new(0);
     private readonly Lock _drain = new();
-    private readonly CancellationTokenSource _stopping = new();
-    private volatile bool _asleep;
+    private readonly Thread? _thread;
+
+    /// <summary>1 while the thread sleeps until a request wakes it (it waits on <see cref="_wake"/>).</summary>
+    private int _asleep;
+    private volatile bool _disposed;
 
     /// <summary>
-    /// Starts the accounting loop. The line is logged by <paramref name="logger"/> (the relay's
+    /// Starts the accounting thread. The line is logged by <paramref name="logger"/> (the relay's
     /// <see cref="MessagesEndpoint"/> category). With an <paramref name="interval"/> of
-    /// <see cref="Timeout.InfiniteTimeSpan"/> no loop runs and only <see cref="Drain"/> accounts (tests).
+    /// <see cref="Timeout.InfiniteTimeSpan"/> no thread runs and only <see cref="Drain"/> accounts (tests).
     /// </summary>
-    public RequestAccounting(RelayMetrics metrics, ILogger<MessagesEndpoint> logger, TimeSpan? interval = null, TimeProvider? timeProvider = null)
+    public RequestAccounting(RelayMetrics metrics, ILogger<MessagesEndpoint> logger, TimeSpan? interval = null)
     {
         _metrics = metrics;
         _logger = logger;
-        var gather = interval ?? DefaultInterval;
-        if (gather != Timeout.InfiniteTimeSpan)
+        _interval = interval ?? DefaultInterval;
+        if (_interval != Timeout.InfiniteTimeSpan)
         {
-            _ = RunAsync(gather, timeProvider ?? TimeProvider.System);
+            // a thread of its own: a thread-pool loop would wake a pool worker per batch
+            _thread = new Thread(Run) { IsBackground = true, Name = "cc-relay accounting" };
+            _thread.Start();
         }
     }
 
@@ -62,10 +70,10 @@ internal sealed class RequestAccounting : IDisposable
     public Func<Clients.ClientMetrics?> ClientMetrics { get; init; } = static () => null;
 
     /// <summary>Records not yet accounted for.</summary>
-    public int Pending => _queue.Reader.Count;
+    public int Pending => _queue.Count;
 
-    /// <summary>Whether the loop waits for the next request to end (tests).</summary>
-    internal bool Asleep => _asleep;
+    /// <summary>Whether the thread sleeps until the next request ends (tests).</summary>
+    internal bool Asleep => Volatile.Read(ref _asleep) == 1;
 
     /// <summary>
     /// Queues a finished request's record (its <see cref="RequestRecord.Elapsed"/> and
@@ -74,64 +82,86 @@ internal sealed class RequestAccounting : IDisposable
     /// </summary>
     public void Add(RequestRecord record)
     {
-        if (!_queue.Writer.TryWrite(record))
+        _queue.Enqueue(record); // a full fence: the reads below cannot move before it
+        if (_disposed)
         {
-            lock (_drain)
-            {
-                Account(record);
-            }
+            Drain();
+        }
+        else if (Volatile.Read(ref _asleep) == 1 && Interlocked.Exchange(ref _asleep, 0) == 1)
+        {
+            _wake.Release();
         }
     }
 
     /// <summary>Accounts, before it returns, for every record added before it was called.</summary>
-    public void Drain()
-    {
-        // the lock is held while a chunk is accounted: a Drain that finds the channel empty is not done before
-        // the records another thread has taken are accounted for
-        var more = true;
-        while (more)
-        {
-            lock (_drain)
-            {
-                var count = 0;
-                while (count < ChunkSize && _queue.Reader.TryRead(out var record))
-                {
-                    count++;
-                    Account(record);
-                }
+    public void Drain() => AccountAll();
 
-                more = count == ChunkSize;
-            }
-        }
-    }
-
-    /// <summary>Stops the loop and accounts for what is still queued.</summary>
+    /// <summary>Stops the thread and accounts for what is still queued.</summary>
     public void Dispose()
     {
-        if (_queue.Writer.TryComplete())
+        if (_disposed)
         {
-            _stopping.Cancel();
-            Drain();
+            return;
+        }
+
+        _disposed = true;
+        _wake.Release();
+        _ = _thread?.Join(TimeSpan.FromSeconds(5));
+        Drain();
+    }
+
+    private void Run()
+    {
+        while (!_disposed)
+        {
+            // gather for an interval (a wake-up now is Dispose), then account for the batch
+            if (_wake.Wait(_interval))
+            {
+                continue;
+            }
+
+            if (AccountAll() == 0)
+            {
+                // nothing came in a whole interval: sleep until a request ends. Announced before the queue is
+                // looked at again, so a record added meanwhile either is seen here or wakes the thread.
+                Interlocked.Exchange(ref _asleep, 1);
+                if (!_queue.IsEmpty && Interlocked.Exchange(ref _asleep, 0) == 1)
+                {
+                    continue; // took the announcement back before any request saw it
+                }
+
+                _wake.Wait(); // a request's wake-up (or, if one took the announcement back first, its release), or Dispose
+            }
         }
     }
 
-    private async Task RunAsync(TimeSpan interval, TimeProvider timeProvider)
+    /// <summary>Accounts for records until the queue is empty; returns how many.</summary>
+    private int AccountAll()
     {
-        try
+        var accounted = 0;
+        while (!_queue.IsEmpty)
         {
-            // a thread-pool loop: it waits for a first record, gathers for an interval, accounts for the batch
-            _asleep = true;
-            while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
-            {
-                _asleep = false;
-                await Task.Delay(interval, timeProvider, _stopping.Token).ConfigureAwait(false);
-                Drain();
-                _asleep = _queue.Reader.Count == 0;
-            }
+            accounted += AccountChunk();
         }
-        catch (OperationCanceledException)
+
+        return accounted;
+    }
+
+    /// <summary>Takes up to <see cref="ChunkSize"/> records and accounts for them; returns how many.</summary>
+    private int AccountChunk()
+    {
+        // the lock is held while the records are accounted: a Drain that finds the queue empty is not done
+        // before the records another thread has taken are accounted for
+        lock (_drain)
         {
-            // Dispose: it drains what is left
+            var count = 0;
+            while (count < ChunkSize && _queue.TryDequeue(out var record))
+            {
+                count++;
+                Account(record);
+            }
+
+            return count;
         }
     }
 
