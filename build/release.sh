@@ -2,8 +2,9 @@
 # Builds every release artifact of CcRelay into one folder:
 #
 #   <out>/packages/   CcRelay.Core, CcRelay.Host (embedding) and cc-relay (the .NET tool): .nupkg and .snupkg
-#   <out>/linux-x64/  cc-relay, the native executable (Native AOT, linux-x64; needs no .NET installed)
-#   <out>/cc-relay-<version>-linux-x64.tar.gz   the native executable, packed
+#   <out>/linux-x64/  cc-relay, the native executable (Native AOT, linux-x64; needs no .NET installed), and
+#                     libe_sqlite3.so beside it (SQLite for the usage ledger; the executable loads it from its folder)
+#   <out>/cc-relay-<version>-linux-x64.tar.gz   both, packed
 #   <out>/SHA256SUMS
 #
 #   bash build/release.sh [--out DIR]      (default: artifacts/release/<version>)
@@ -65,14 +66,17 @@ done
 say "dotnet publish (Release, Native AOT, linux-x64)"
 run publish.log dotnet publish src/CcRelay.Cli/CcRelay.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true \
   -p:ArtifactsPath="$REPO/artifacts/aot" -o "$LOGS/publish"
-cp "$LOGS/publish/cc-relay" "$OUT/linux-x64/cc-relay"
+# the executable and the one native library it loads itself: SQLite (Microsoft.Data.Sqlite's e_sqlite3, for the usage
+# ledger, which `serve` opens by default); the publish folder's other files (symbols, XML docs, the JIT build's
+# native helpers) are not needed. tests/Packaging/native.sh runs exactly these files.
+cp "$LOGS/publish/cc-relay" "$LOGS/publish/libe_sqlite3.so" "$OUT/linux-x64/"
 grep -E "warning IL" "$LOGS/publish.log" | sed -E 's/ \[.*//' | sort -u | sed 's/^/    /' || true
 
 say "checking the native executable"
 actual=$("$OUT/linux-x64/cc-relay" version)
 [[ $actual == "cc-relay $VERSION" ]] || { echo "FAILED: the native cc-relay printed '$actual'" >&2; exit 1; }
 
-tar -C "$OUT/linux-x64" -czf "$OUT/cc-relay-$VERSION-linux-x64.tar.gz" cc-relay
+tar -C "$OUT/linux-x64" -czf "$OUT/cc-relay-$VERSION-linux-x64.tar.gz" cc-relay libe_sqlite3.so
 (cd "$OUT" && find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | xargs sha256sum >SHA256SUMS)
 
 say "done: $OUT"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every CcRelay test on a fresh machine: installs what is missing, checks formatting, builds with
-# warnings as errors, runs the Core, property and host suites, the packaging checks (tests/Packaging/run.sh) and
+# warnings as errors, runs the Core, property and host suites, the packaging checks (tests/Packaging/run.sh), the
+# native executable (tests/Packaging/native.sh: a Native AOT publish, then version, /health and a relayed request) and
 # the dashboard in tmux (tests/Tui/run.sh), then the end-to-end run with the real Claude Code CLI. Ends with one
 # line `N passed, M failed` (the sum over every runner); exits non-zero if anything failed.
 #
 #   bash tests/run-all.sh            everything
 #   SKIP_E2E=1 bash tests/run-all.sh  without the Claude Code end-to-end run
+#   SKIP_NATIVE=1 bash tests/run-all.sh  without the Native AOT publish and its checks
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +36,11 @@ command -v prlimit >/dev/null || need_apt+=(util-linux)
 command -v npm >/dev/null || need_apt+=(npm)
 # promtool (Host.Tests' `promtool check metrics` test fails without it) comes with Debian's prometheus package
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# Native AOT's native toolchain (tests/Packaging/native.sh, as build/release.sh)
+if [[ -z ${SKIP_NATIVE:-} ]]; then
+  command -v clang >/dev/null || need_apt+=(clang)
+  [[ -f /usr/include/zlib.h ]] || need_apt+=(zlib1g-dev)
+fi
 if ((${#need_apt[@]})); then
   step "installing ${need_apt[*]}"
   if [[ $(id -u) -eq 0 ]]; then
@@ -100,6 +107,19 @@ if [[ -n $summary ]]; then
   failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
 else
   fail_step "tests/Packaging/run.sh printed no summary"
+fi
+
+# The native executable: a Native AOT publish (linux-x64), its warnings, version, /health and one relayed request.
+if [[ -z ${SKIP_NATIVE:-} ]]; then
+  step "native executable: Native AOT publish (linux-x64), no trim/AOT warning of ours, version, serve, a relayed request"
+  bash tests/Packaging/native.sh 2>&1 | tee "$LOG_DIR/native.log"
+  summary=$(grep -E "^Native: [0-9]+ passed, [0-9]+ failed$" "$LOG_DIR/native.log" | tail -1)
+  if [[ -n $summary ]]; then
+    passed=$((passed + $(sed -E 's/Native: ([0-9]+) passed.*/\1/' <<<"$summary")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
+  else
+    fail_step "tests/Packaging/native.sh printed no summary"
+  fi
 fi
 
 # The dashboard, driven in tmux: the real cc-relay tui against a relay with two fake upstreams (tests/Tui/run.sh).

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using CcRelay.Core;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Cli;
 
@@ -78,21 +77,21 @@ internal static class ClaudeCodeCommand
         command.SetAction(parse =>
         {
             var (output, error) = (parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error);
-            FSharpOption<string> expected;
+            string? expected;
             if (parse.GetValue(force))
             {
-                expected = FSharpOption<string>.None;
+                expected = null;
             }
             else if (RelayUrl(parse.GetValue(url), environment, error, "pass --url, or --force") is { } relayUrl)
             {
-                expected = FSharpOption<string>.Some(relayUrl);
+                expected = relayUrl;
             }
             else
             {
                 return ExitCodes.InvalidConfig;
             }
 
-            var code = Edit(environment, output, error, text => ClaudeSettings.removeBaseUrl(text, expected), createIfMissing: false);
+            var code = Edit(environment, output, error, text => SettingsEdit.RemoveBaseUrl(text, expected), createIfMissing: false);
             var skill = ClaudeDirectory(environment, TextWriter.Null) is { } directory ? ClaudeSkill.Remove(directory, output, error) : code;
             return Math.Max(code, skill);
         });

@@ -1,6 +1,5 @@
 using CcRelay.Core;
 using CcRelay.Host.Configuration;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Cli;
 
@@ -12,8 +11,8 @@ internal static class LoadConfig
     /// discovery order of <see cref="ConfigDiscovery.find"/>. Relative paths are resolved against the working directory.
     /// </summary>
     public static ConfigSource Find(string? explicitPath, CliEnvironment environment) =>
-        ConfigDiscovery.find(
-            FuncConvert.FromFunc<string, bool>(File.Exists),
+        ConfigSource.Find(
+            File.Exists,
             Option(explicitPath, environment),
             Option(environment.Variable("CC_RELAY_CONFIG"), environment),
             environment.WorkingDirectory,
@@ -68,6 +67,6 @@ internal static class LoadConfig
         }
     }
 
-    private static FSharpOption<string> Option(string? path, CliEnvironment environment) =>
-        string.IsNullOrWhiteSpace(path) ? FSharpOption<string>.None : FSharpOption<string>.Some(environment.FullPath(path));
+    private static string? Option(string? path, CliEnvironment environment) =>
+        string.IsNullOrWhiteSpace(path) ? null : environment.FullPath(path);
 }

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text;
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Cli;
 
@@ -99,7 +98,7 @@ internal static class RouteExplainCommand
         var betas = Header("anthropic-beta").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var stageHeaders = Stages.headersOf(Header("x-claude-code-agent-id"), Header("anthropic-beta"), Header("user-agent"), Header("x-app"));
 
-        var explained = RouteExplain.explain(loaded.Value.Config, TimeSpan.Zero, body, stageHeaders, ListModule.OfArray(betas), path);
+        var explained = RouteExplain.explain(loaded.Value.Config, TimeSpan.Zero, body, stageHeaders, betas, path);
         if (explained.IsError)
         {
             error.WriteLine($"cc-relay: the request would be refused: {explained.ErrorValue}");

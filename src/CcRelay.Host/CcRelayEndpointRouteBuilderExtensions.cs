@@ -46,7 +46,7 @@ public static class CcRelayEndpointRouteBuilderExtensions
 
         // ccrelay_provider_up, ccrelay_circuit_state and ccrelay_key_capacity_ratio read the live breakers and
         // key pools at each scrape (nothing per request)
-        services.GetService<RelayMetrics>()?.ObserveProviders(() => ProviderStatus.Of(runtime.Current, runtime.Now));
+        services.GetService<RelayMetrics>()?.ObserveProviders(() => Core.RelayHealth.gauges(runtime.Current, runtime.Now));
 
         Route(endpoints, time, audit, "/v1/messages", "POST", gate.Wrap(messages.HandleAsync));
         Route(endpoints, time, audit, "/v1/messages/count_tokens", "POST", gate.Wrap(messages.HandleAsync));

@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
 
@@ -24,7 +23,7 @@ public sealed class RelaySnapshot
         Clients = clients ?? config.Clients;
         Auth = Core.Auth.compile(config.Server.Auth);
         Candidates = Upstream.candidates(config);
-        Catalogue = Models.catalogue(config);
+        Catalogue = new ModelCatalogue(config);
 
         // compiled once per snapshot, never per request; the runtime's policy shares the price tables
         Prices = ProviderPrices.Compile(config.Providers);
@@ -51,7 +50,7 @@ public sealed class RelaySnapshot
             .Select(s => s!.Value));
 
         _keyIds = keyIds.ToFrozenDictionary(StringComparer.Ordinal);
-        Secrets = ListModule.OfSeq(secrets.Distinct(StringComparer.Ordinal));
+        Secrets = [.. secrets.Distinct(StringComparer.Ordinal)];
     }
 
     /// <summary>The validated configuration.</summary>
@@ -70,13 +69,13 @@ public sealed class RelaySnapshot
     public StatusTokenPolicy StatusToken { get; }
 
     /// <summary>The providers a request may go to, in order.</summary>
-    public FSharpList<ProviderConfig> Candidates { get; }
+    public IReadOnlyList<ProviderConfig> Candidates { get; }
 
     /// <summary>The <c>/v1/models</c> catalogue.</summary>
-    public FSharpList<ModelInfo> Catalogue { get; }
+    public ModelCatalogue Catalogue { get; }
 
     /// <summary>Every secret the configuration holds (provider keys, client-auth secrets), for <see cref="Redact"/>.</summary>
-    public FSharpList<string> Secrets { get; }
+    public IReadOnlyList<string> Secrets { get; }
 
     /// <summary>
     /// Every provider's price table, compiled once for this configuration and shared with the routing policy

@@ -102,13 +102,13 @@ else
   ok "dotnet pack printed no warning (but NU5104)"
 fi
 
-# package_has NUPKG FILE...: the package holds every FILE, and its nuspec a description, the MIT license
-# expression and the README
+# package_has NUPKG FILE...: the package holds every FILE, the README and the LICENSE text, and its nuspec a
+# description, the MIT license expression and the README
 package_has() {
   local nupkg=$PACKAGES/$1 listing nuspec file
   shift
   listing=$(unzip -Z1 "$nupkg") || return 1
-  for file in "$@" README.md; do
+  for file in "$@" README.md LICENSE; do
     grep -qxF "$file" <<<"$listing" || { echo "# $nupkg lacks $file"; return 1; }
   done
   nuspec=$(unzip -p "$nupkg" '*.nuspec')
@@ -116,11 +116,11 @@ package_has() {
   grep -q '<readme>README.md</readme>' <<<"$nuspec" || { echo "# no readme in the nuspec"; return 1; }
   grep -qE '<description>.{40,}</description>' <<<"$nuspec" || { echo "# no description"; return 1; }
 }
-check "CcRelay.Core package: dll, XML docs, README, MIT, description" \
+check "CcRelay.Core package: dll, XML docs, README, LICENSE, MIT, description" \
   package_has "CcRelay.Core.$VERSION.nupkg" lib/net10.0/CcRelay.Core.dll lib/net10.0/CcRelay.Core.xml
-check "CcRelay.Host package: dll, XML docs, README, MIT, description" \
+check "CcRelay.Host package: dll, XML docs, README, LICENSE, MIT, description" \
   package_has "CcRelay.Host.$VERSION.nupkg" lib/net10.0/CcRelay.Host.dll lib/net10.0/CcRelay.Host.xml
-check "cc-relay tool package: the tool's settings and entry point, README, MIT, description" \
+check "cc-relay tool package: the tool's settings and entry point, README, LICENSE, MIT, description" \
   package_has "cc-relay.$VERSION.nupkg" tools/net10.0/any/DotnetToolSettings.xml tools/net10.0/any/cc-relay.dll
 
 # ---- 2. the .NET tool, installed from the folder on a clean HOME -----------------------------------------------

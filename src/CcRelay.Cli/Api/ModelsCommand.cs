@@ -1,5 +1,4 @@
 using System.CommandLine;
-using CcRelay.Core;
 using CcRelay.Host.Management;
 using Grpc.Core;
 using ProviderModels = CcRelay.Management.V1.ProviderModels;
@@ -44,7 +43,7 @@ internal static class ModelsCommand
                 return ExitCodes.Failure;
             }
 
-            providers = [.. ProviderModelsModule.ofConfig(config).Select(ManagementViews.Models)];
+            providers = [.. Core.ProviderModels.OfConfig(config).Select(ManagementViews.Models)];
             source = "config";
         }
 

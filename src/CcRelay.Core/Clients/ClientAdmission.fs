@@ -21,10 +21,12 @@ module ClientAdmission =
     /// the providers the client may be routed to (`tableOf` gives a provider's price table).
     let decide
         (client: ClientConfig)
-        (candidates: ProviderConfig list)
+        (candidates: ProviderConfig seq)
         (tableOf: Func<string, PriceTable>)
         (facts: RequestFacts)
         : Result<ClientDemand, ClientDenial> =
+        let candidates = List.ofSeq candidates
+
         let allowed =
             candidates |> List.filter (fun p -> ClientKeys.allowsProvider client p.Name)
 

@@ -422,3 +422,19 @@ module ClientLimits =
                 | None -> "; it does not reset: ask the relay's operator"
 
             $"client %s{client.Name} has used USD %s{money spent} of its %s{budget.Period.WireName} budget of USD %s{money budget.LimitUsd}%s{scope} (this request may cost up to USD %s{money estimate})%s{resets}"
+
+/// The C#-facing surface of `ClientState`.
+type ClientState with
+
+    /// Settles an admitted request (`ClientLimits.settle`): `usage` null and `costUsd` without a value when unknown.
+    member this.Settle
+        (
+            zone: TimeZoneInfo,
+            client: ClientConfig,
+            now: TimeSpan,
+            wall: DateTimeOffset,
+            ticket: ClientTicket,
+            usage: Usage | null,
+            costUsd: Nullable<decimal>
+        ) : ClientState =
+        ClientLimits.settle zone client now wall ticket (Option.ofObj usage) (Option.ofNullable costUsd) this

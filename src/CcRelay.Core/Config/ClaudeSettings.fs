@@ -201,3 +201,10 @@ module ClaudeSettings =
                     | [], None -> SettingsEdit.Unchanged $"env.%s{baseUrlVariable} is not set; nothing to remove"
                     | changes, Some reason -> SettingsEdit.Write(render root, changes @ [ $"kept %s{reason}" ])
                     | changes, None -> SettingsEdit.Write(render root, changes)))
+
+/// The C#-facing surface of `SettingsEdit`.
+type SettingsEdit with
+
+    /// `ClaudeSettings.removeBaseUrl`: `expected` null removes any value.
+    static member RemoveBaseUrl(settings: string, expected: string | null) : SettingsEdit =
+        ClaudeSettings.removeBaseUrl settings (Option.ofObj expected)

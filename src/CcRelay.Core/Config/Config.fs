@@ -368,7 +368,14 @@ type GrpcConfig = {
     Listen: ListenAddress
     /// When set, every call must carry `authorization: Bearer <token>`; required off loopback.
     AuthToken: string option
-}
+} with
+
+    /// The section with `authToken` null when there is none.
+    static member Create(enabled: bool, listen: ListenAddress, authToken: string | null) : GrpcConfig = {
+        Enabled = enabled
+        Listen = listen
+        AuthToken = Option.ofObj authToken
+    }
 
 /// A TLS protocol version the relay accepts as its minimum.
 [<RequireQualifiedAccess>]
@@ -507,6 +514,10 @@ type ConfigLoad =
 
     /// A C#-friendly constructor: the load failed with these errors (and no warnings).
     static member Failed(errors: ConfigIssue seq) : ConfigLoad = Invalid(List.ofSeq errors, [])
+
+    /// A C#-friendly constructor: the load failed with these errors and warnings.
+    static member Failed(errors: ConfigIssue seq, warnings: ConfigIssue seq) : ConfigLoad =
+        Invalid(List.ofSeq errors, List.ofSeq warnings)
 
     /// The warnings of either outcome.
     member this.AllWarnings: ConfigIssue list =

@@ -174,7 +174,9 @@ module ConfigDiff =
         restart @ live @ removed @ addedOrChanged @ rest
 
     /// One line for the log: `providers added: b; changed: a (keys, base_url); restart required: server.listen`.
-    let describe (changes: ConfigChange list) : string =
+    let describe (changes: ConfigChange seq) : string =
+        let changes = List.ofSeq changes
+
         if changes.IsEmpty then
             "no changes"
         else

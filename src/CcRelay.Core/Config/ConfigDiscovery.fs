@@ -1,5 +1,6 @@
 namespace CcRelay.Core
 
+open System
 open System.IO
 
 /// Where the configuration comes from.
@@ -60,3 +61,22 @@ module ConfigDiscovery =
             firstExisting local "./cc-relay.yaml"
             |> Option.orElse (firstExisting user "~/.config/cc-relay/config.yaml")
             |> Option.defaultValue ConfigSource.Embedded
+
+/// The C#-facing surface of `ConfigSource`.
+type ConfigSource with
+
+    /// Decides the source (`ConfigDiscovery.find`); a path that is not given is null.
+    static member Find
+        (
+            exists: Func<string, bool>,
+            explicitPath: string | null,
+            environmentPath: string | null,
+            workingDirectory: string,
+            home: string | null
+        ) : ConfigSource =
+        ConfigDiscovery.find
+            exists.Invoke
+            (Option.ofObj explicitPath)
+            (Option.ofObj environmentPath)
+            workingDirectory
+            (Option.ofObj home)

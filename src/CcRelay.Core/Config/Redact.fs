@@ -45,7 +45,7 @@ module Redact =
            |> Array.exists (fun fragment -> name.Contains(fragment, StringComparison.OrdinalIgnoreCase))
 
     /// `text` with every occurrence of every non-empty known secret replaced by the marker.
-    let scrub (secrets: string list) (text: string) : string =
+    let scrub (secrets: string seq) (text: string) : string =
         let mutable result = text
 
         for secret in secrets do
@@ -58,11 +58,11 @@ module Redact =
         result
 
     /// A header's value as a debug log may show it.
-    let header (secrets: string list) (name: string) (value: string) : string =
+    let header (secrets: string seq) (name: string) (value: string) : string =
         if isSensitive name then Marker else scrub secrets value
 
     /// Headers as one log field, `name: value; name: value`, in the given order, each value through `header`.
-    let headers (secrets: string list) (pairs: (string * string) seq) : string =
+    let headers (secrets: string seq) (pairs: (string * string) seq) : string =
         let builder = StringBuilder()
 
         for name, value in pairs do
@@ -75,7 +75,7 @@ module Redact =
 
     /// A query string (with or without its leading `?`) with the values of credential-like parameters
     /// replaced. Names are compared after percent-decoding, so `api%5Fkey` counts as `api_key`.
-    let query (secrets: string list) (queryString: string) : string =
+    let query (secrets: string seq) (queryString: string) : string =
         if String.IsNullOrEmpty queryString then
             queryString
         else
@@ -116,7 +116,7 @@ module Redact =
             leading + (body.Split('&') |> Array.map redactPart |> String.concat "&")
 
     /// A URL for a log line: user info dropped, query through `query`.
-    let url (secrets: string list) (uri: Uri) : string =
+    let url (secrets: string seq) (uri: Uri) : string =
         if not uri.IsAbsoluteUri then
             query secrets (uri.ToString())
         else
@@ -147,7 +147,7 @@ module Redact =
     /// Copies the JSON tokens of `json` to `writer`, redacting as it goes, until the input ends, is
     /// invalid or incomplete, or the output passes `limit` bytes. True when the whole input was copied.
     let private copyRedacted
-        (secrets: string list)
+        (secrets: string seq)
         (json: ReadOnlySpan<byte>)
         (isFinalBlock: bool)
         (limit: int)
@@ -229,7 +229,7 @@ module Redact =
 
     /// A JSON body for a debug log: redacted (see the module's rules), then cut to `limit` bytes. Input
     /// that is not JSON shows only as far as it could be read; its raw bytes are never shown.
-    let json (secrets: string list) (limit: int) (body: ReadOnlySpan<byte>) : string =
+    let json (secrets: string seq) (limit: int) (body: ReadOnlySpan<byte>) : string =
         let limit = max 0 limit
         let output = ArrayBufferWriter<byte>(min (max 256 (limit + 64)) (body.Length + 64))
         use writer = new Utf8JsonWriter(output, writerOptions)
@@ -245,7 +245,7 @@ module Redact =
     /// SSE text for a debug log (possibly cut in the middle of an event): `event:`, `id:` and `retry:`
     /// lines as they are, each `data:` payload redacted as JSON, any other line (comments) replaced by the
     /// marker. Cut to `limit` bytes.
-    let sse (secrets: string list) (limit: int) (text: ReadOnlySpan<byte>) : string =
+    let sse (secrets: string seq) (limit: int) (text: ReadOnlySpan<byte>) : string =
         let limit = max 0 limit
         let output = ArrayBufferWriter<byte>(min (max 256 (limit + 64)) (text.Length + 64))
         let mutable position = 0
@@ -317,7 +317,7 @@ module Redact =
 
     /// A config problem as a log line may show it: the known secrets scrubbed, and every quoted value
     /// replaced when the key holds a credential (`…api_key`, `…keys[0].key`, `…bearer_secret`).
-    let issue (secrets: string list) (problem: ConfigIssue) : string =
+    let issue (secrets: string seq) (problem: ConfigIssue) : string =
         let lastSegment =
             let path = problem.Path
             let start = path.LastIndexOf '.' + 1

@@ -19,7 +19,25 @@ type AuditEvent = {
     Outcome: string
     /// Further facts, in order (never a secret: values pass through `Redact.scrub` all the same).
     Details: (string * string) list
-}
+} with
+
+    /// An event with its details in order (the C# host's constructor).
+    static member Create
+        (
+            at: DateTimeOffset,
+            event: string,
+            actor: string,
+            source: string,
+            outcome: string,
+            details: (string * string) seq
+        ) : AuditEvent = {
+        At = at
+        Event = event
+        Actor = actor
+        Source = source
+        Outcome = outcome
+        Details = List.ofSeq details
+    }
 
 /// The audit log's line format: one JSON object per line, `time`, `event`, `actor`, `source`, `outcome`, then
 /// the details as string fields.
@@ -27,7 +45,7 @@ type AuditEvent = {
 module Audit =
 
     /// The event as one JSON line (with its `\n`); every value is scrubbed of `secrets` first.
-    let toJsonLine (secrets: string list) (event: AuditEvent) : byte array =
+    let toJsonLine (secrets: string seq) (event: AuditEvent) : byte array =
         let buffer = ArrayBufferWriter<byte>(256)
 
         do
@@ -134,3 +152,13 @@ module AuthFailureLimiter =
                         Written = 1
                         Suppressed = 0
                     })
+
+/// The C#-facing surface of `AuthFailureLimiter`.
+type AuthFailureLimiter with
+
+    /// No failure seen yet (`AuthFailureLimiter.empty`).
+    static member Empty: AuthFailureLimiter = AuthFailureLimiter.empty
+
+    /// Decides one failure from `source` at `now` (`AuthFailureLimiter.admit`).
+    member this.Admit(now: TimeSpan, perMinute: int, source: string) : struct (AuditAdmit * AuthFailureLimiter) =
+        AuthFailureLimiter.admit now perMinute source this

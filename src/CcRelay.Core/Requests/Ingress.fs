@@ -283,7 +283,7 @@ module Ingress =
 
     /// The `anthropic-beta` values a converted request carries: the client's header values, then the body's
     /// `anthropic_beta` ones, de-duplicated in order.
-    let mergeBetas (headerValues: string seq) (bodyBetas: string list) : string list =
+    let mergeBetas (headerValues: string seq) (bodyBetas: string seq) : string list =
         Headers.betaValues (Seq.append headerValues bodyBetas)
 
     // ---------------------------

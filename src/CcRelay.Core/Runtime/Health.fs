@@ -133,3 +133,24 @@ module Health =
 
     /// The report as JSON.
     let toJson (report: HealthReport) : byte array = toJsonWithLedger report None
+
+/// The C#-facing surface of `LedgerHealth`.
+type LedgerHealth with
+
+    /// The ledger's line; `problem` null when healthy.
+    static member Create
+        (enabled: bool, healthy: bool, rowsWritten: int64, rowsDropped: int64, problem: string | null)
+        : LedgerHealth = {
+        Enabled = enabled
+        Healthy = healthy
+        RowsWritten = rowsWritten
+        RowsDropped = rowsDropped
+        Problem = Option.ofObj problem
+    }
+
+/// The C#-facing surface of `HealthReport`.
+type HealthReport with
+
+    /// The report as JSON (`Health.toJsonWithLedger`), with the ledger's line unless `ledger` is null.
+    member this.ToJson(ledger: LedgerHealth | null) : byte array =
+        Health.toJsonWithLedger this (Option.ofObj ledger)

@@ -1,6 +1,7 @@
 namespace CcRelay.Core
 
 open System
+open System.Collections.Generic
 open System.Security.Cryptography
 open System.Text
 
@@ -373,3 +374,10 @@ module ProviderModels =
             Models = p.Models
             Mapping = p.ModelMapping |> Map.toList
         })
+
+/// The C#-facing surface of `ProviderModels`.
+type ProviderModels with
+
+    /// Every configured provider in config order (`ProviderModels.ofConfig`).
+    static member OfConfig(config: RelayConfig) : IReadOnlyList<ProviderModels> =
+        ProviderModels.ofConfig config :> IReadOnlyList<_>

@@ -2,6 +2,7 @@ namespace CcRelay.Core
 
 open System
 open System.Buffers
+open System.Collections.Generic
 open System.Text.Json
 
 /// One entry of `/v1/models` (Anthropic `ModelInfo`).
@@ -165,3 +166,29 @@ module Models =
     /// One model as JSON.
     let modelJson (model: ModelInfo) : byte array =
         render (fun writer -> writeModel writer model)
+
+/// The `/v1/models` catalogue of one config for the host (`Models.catalogue`, built once), with its paging, its
+/// search and Bedrock's ListInferenceProfiles over it.
+[<Sealed>]
+type ModelCatalogue(config: RelayConfig) =
+    let models = Models.catalogue config
+    let plain = Models.plain config |> List.map _.Id
+
+    /// The models, in order.
+    member _.Models: IReadOnlyList<ModelInfo> = models
+
+    /// One page (`Models.page`); a parameter the query does not have is null.
+    member _.Page(limit: string | null, afterId: string | null, beforeId: string | null) : Result<ModelPage, string> =
+        Models.page models (Option.ofObj limit) (Option.ofObj afterId) (Option.ofObj beforeId)
+
+    /// The model with this id (`Models.tryFind`), or null.
+    member _.Find(id: string) : ModelInfo | null =
+        match Models.tryFind models id with
+        | Some model -> model
+        | None -> null
+
+    /// ListInferenceProfiles' answer over the providers' own model ids (`Models.plain`: no `provider,model`
+    /// switch ids, which are no Bedrock model names; `Ingress.inferenceProfiles`); `nextToken` null on the first
+    /// page.
+    member _.InferenceProfiles(region: string, nextToken: string | null) : byte array =
+        Ingress.inferenceProfiles region plain (Option.ofObj nextToken)

@@ -48,9 +48,11 @@ module RouteExplain =
         (now: TimeSpan)
         (body: ReadOnlySpan<byte>)
         (headers: StageHeaders)
-        (betas: string list)
+        (betas: string seq)
         (pathAndQuery: string)
         : Result<RouteExplanation, string> =
+        let betas = List.ofSeq betas
+
         match RequestFacts.inspect body with
         | Error e -> Error(RequestFacts.describe e)
         | Ok facts ->

@@ -172,7 +172,7 @@ module SigV4 =
         (now: DateTimeOffset)
         (method: string)
         (url: Uri)
-        (headers: (string * string) list)
+        (headers: (string * string) seq)
         (payloadSha256Hex: string)
         : (string * string) list =
         let amzDate =

@@ -60,15 +60,7 @@ public sealed class ClientGate
         var cell = _cells.TryGetValue(client.Name, out var existing) ? existing : CellOf(client);
         lock (cell)
         {
-            cell.State = ClientLimits.settle(
-                _zone,
-                cell.Config,
-                Now,
-                _timeProvider.GetUtcNow(),
-                ticket,
-                usage is null ? FSharpOption<Usage>.None : FSharpOption<Usage>.Some(usage),
-                costUsd is { } cost ? FSharpOption<decimal>.Some(cost) : FSharpOption<decimal>.None,
-                cell.State);
+            cell.State = cell.State.Settle(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), ticket, usage, costUsd);
         }
     }
 

@@ -7,8 +7,6 @@ using Azure.Core.Pipeline;
 using Azure.Identity;
 using CcRelay.Core;
 using Google.Apis.Auth.OAuth2;
-using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Credentials;
 
@@ -57,11 +55,11 @@ internal sealed class CloudCredentials
                 case Signing.SigV4 sigV4:
                     return await SignAsync(request, sigV4, body);
                 case Signing.GoogleToken google:
-                    var token = await GoogleFor(google.CredentialsFile).UnderlyingCredential.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
+                    var token = await GoogleFor(google.CredentialsFile?.Value).UnderlyingCredential.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
                     return null;
                 case Signing.EntraToken entra:
-                    var entraToken = await EntraTokenAsync(entra.Scope, (entra.Credential, OrNull(entra.AuthorityHost)), cancellationToken);
+                    var entraToken = await EntraTokenAsync(entra.Scope, (entra.Credential, entra.AuthorityHost?.Value), cancellationToken);
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + entraToken);
                     return null;
                 default:
@@ -84,7 +82,7 @@ internal sealed class CloudCredentials
                 _google.TryRemove(google.CredentialsFile is { } file ? file.Value : "", out _);
                 break;
             case Signing.EntraToken entra:
-                _entra.TryRemove((entra.Credential, OrNull(entra.AuthorityHost)), out _);
+                _entra.TryRemove((entra.Credential, entra.AuthorityHost?.Value), out _);
                 break;
         }
     }
@@ -143,7 +141,7 @@ internal sealed class CloudCredentials
             _timeProvider.GetUtcNow(),
             request.Method.Method,
             request.RequestUri!,
-            ListModule.OfSeq(signed),
+            signed,
             SigV4.sha256Hex(body.Span));
         foreach (var (name, value) in headers)
         {
@@ -162,8 +160,8 @@ internal sealed class CloudCredentials
             _ => DefaultAWSCredentialsIdentityResolver.GetCredentials(),
         });
 
-    private GoogleCredential GoogleFor(FSharpOption<string>? file) =>
-        _google.GetOrAdd(file is { } f ? f.Value : "", static path =>
+    private GoogleCredential GoogleFor(string? file) =>
+        _google.GetOrAdd(file ?? "", static path =>
         {
             var credential = path.Length == 0
                 ? GoogleCredential.GetApplicationDefault()
@@ -193,7 +191,6 @@ internal sealed class CloudCredentials
         return token.Token;
     }
 
-    private static string? OrNull(FSharpOption<string>? value) => value is { } some ? some.Value : null;
 
     private TokenCredential CreateEntra(EntraCredential source, string? authority)
     {

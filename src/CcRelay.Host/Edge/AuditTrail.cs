@@ -3,7 +3,6 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Reload;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Edge;
 
@@ -24,7 +23,7 @@ public sealed class AuditTrail : IDisposable
     private readonly ILogger<AuditTrail> _logger;
     private readonly int _perMinute;
     private FileStream? _file;
-    private AuthFailureLimiter _limiter = AuthFailureLimiterModule.empty;
+    private AuthFailureLimiter _limiter = AuthFailureLimiter.Empty;
 
     internal AuditTrail(RelayState state, TimeProvider timeProvider, ILogger<AuditTrail> logger)
     {
@@ -132,7 +131,7 @@ public sealed class AuditTrail : IDisposable
         }
         else if (result.Changes.Count > 0)
         {
-            details.Add(Tuple.Create("changes", ConfigDiff.describe(ListModule.OfSeq(result.Changes))));
+            details.Add(Tuple.Create("changes", ConfigDiff.describe(result.Changes)));
         }
 
         Write("config.reload", result.Trigger is "grpc" or "api" ? "operator" : "file", result.Trigger is "grpc" or "api" ? "management" : "local", outcome, details);
@@ -168,7 +167,7 @@ public sealed class AuditTrail : IDisposable
     {
         lock (_gate)
         {
-            (var admit, _limiter) = AuthFailureLimiterModule.admit(_timeProvider.GetElapsedTime(0), _perMinute, source, _limiter);
+            (var admit, _limiter) = _limiter.Admit(_timeProvider.GetElapsedTime(0), _perMinute, source);
             return admit;
         }
     }
@@ -180,7 +179,7 @@ public sealed class AuditTrail : IDisposable
             return;
         }
 
-        var line = Audit.toJsonLine(_state.Current.Secrets, new AuditEvent(_timeProvider.GetUtcNow(), what, actor, source, outcome, ListModule.OfSeq(details)));
+        var line = Audit.toJsonLine(_state.Current.Secrets, AuditEvent.Create(_timeProvider.GetUtcNow(), what, actor, source, outcome, details));
         try
         {
             lock (_gate)

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Edge;
 
@@ -21,7 +20,7 @@ internal static class EdgeFiles
         }
 
         var errors = Problems(loaded.Config.Edge).ToList();
-        return errors.Count == 0 ? load : ConfigLoad.NewInvalid(ListModule.OfSeq(errors), loaded.Warnings);
+        return errors.Count == 0 ? load : ConfigLoad.Failed(errors, loaded.Warnings);
     }
 
     /// <summary>Every problem with the files of <paramref name="edge"/>.</summary>

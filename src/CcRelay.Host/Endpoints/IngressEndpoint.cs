@@ -2,7 +2,6 @@ using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 
@@ -68,7 +67,7 @@ internal sealed class IngressEndpoint(RelayState state, MessagesEndpoint message
     /// <c>anthropic-beta</c>, an <c>anthropic-version</c> when the client sent none, and Bedrock's accept headers
     /// replaced by Anthropic's (the upstream answers SSE or JSON; the relay reframes it).
     /// </summary>
-    public static void PrepareHeaders(HttpRequest request, Microsoft.FSharp.Collections.FSharpList<string> bodyBetas)
+    public static void PrepareHeaders(HttpRequest request, IEnumerable<string> bodyBetas)
     {
         var headers = request.Headers;
         var betas = Ingress.mergeBetas(headers["anthropic-beta"].Where(v => v is not null).Select(v => v!), bodyBetas);
@@ -96,11 +95,7 @@ internal sealed class IngressEndpoint(RelayState state, MessagesEndpoint message
 
         var json = route is IngressRoute.GetInferenceProfile get
             ? Ingress.inferenceProfile(Region, get.Id)
-            : Ingress.inferenceProfiles(
-                Region,
-                // the providers' own models only: `provider,model` switch ids are no Bedrock model names
-                Microsoft.FSharp.Collections.ListModule.OfSeq(Models.plain(snapshot.Config).Select(m => m.Id)),
-                context.Request.Query["nextToken"] is { Count: > 0 } token ? FSharpOption<string>.Some(token.ToString()) : FSharpOption<string>.None);
+            : snapshot.Catalogue.InferenceProfiles(Region, context.Request.Query["nextToken"] is { Count: > 0 } token ? token.ToString() : null);
         context.Response.ContentType = "application/json";
         context.Response.ContentLength = json.Length;
         await context.Response.Body.WriteAsync(json, context.RequestAborted);

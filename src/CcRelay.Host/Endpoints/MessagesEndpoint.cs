@@ -130,7 +130,7 @@ internal sealed class MessagesEndpoint(
             record.Stream = facts.Stream;
 
             // :: Step 4: plan — where the request goes
-            if (snapshot.Candidates.IsEmpty)
+            if (snapshot.Candidates.Count == 0)
             {
                 await RejectAsync(context, record, ErrorType.Overloaded, "no enabled provider is configured", StatusCodes.Status503ServiceUnavailable);
                 return;

@@ -1,7 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 
@@ -17,7 +16,7 @@ internal sealed class ModelsEndpoint(RelayState state)
         }
 
         var query = context.Request.Query;
-        var page = Models.page(snapshot.Catalogue, Optional(query["limit"]), Optional(query["after_id"]), Optional(query["before_id"]));
+        var page = snapshot.Catalogue.Page(Optional(query["limit"]), Optional(query["after_id"]), Optional(query["before_id"]));
         if (page.IsError)
         {
             _ = await ErrorResponse.WriteAsync(context, ErrorType.InvalidRequest, page.ErrorValue);
@@ -35,7 +34,7 @@ internal sealed class ModelsEndpoint(RelayState state)
             return;
         }
 
-        if (Models.tryFind(snapshot.Catalogue, id) is not { Value: var model })
+        if (snapshot.Catalogue.Find(id) is not { } model)
         {
             _ = await ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"model: {id} is not served by any enabled provider");
             return;
@@ -44,8 +43,8 @@ internal sealed class ModelsEndpoint(RelayState state)
         await WriteJsonAsync(context, Models.modelJson(model));
     }
 
-    private static FSharpOption<string> Optional(Microsoft.Extensions.Primitives.StringValues value) =>
-        value.Count == 0 ? FSharpOption<string>.None : FSharpOption<string>.Some(value.ToString());
+    private static string? Optional(Microsoft.Extensions.Primitives.StringValues value) =>
+        value.Count == 0 ? null : value.ToString();
 
     private static Task WriteJsonAsync(HttpContext context, byte[] json)
     {

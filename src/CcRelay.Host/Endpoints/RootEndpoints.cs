@@ -1,7 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 
@@ -24,7 +23,7 @@ internal static class RootEndpoints
     {
         // one read of the runtime: its providers, circuits and keys, and the config they came from, all of one generation
         var report = RelayHealth.report(RelayInfo.Version, runtime.Current, runtime.Now);
-        var json = Health.toJsonWithLedger(report, ledger is null ? FSharpOption<LedgerHealth>.None : FSharpOption<LedgerHealth>.Some(LedgerHealthOf(ledger.Status)));
+        var json = report.ToJson(ledger is null ? null : LedgerHealthOf(ledger.Status));
         if (plugins is not null && state?.Current.Config.Pipelines.Plugins is { IsEmpty: false } configured)
         {
             // the plugins' states, when any is configured (docs/plugins.md)
@@ -42,7 +41,7 @@ internal static class RootEndpoints
 
     /// <summary>The ledger's line in <c>/health</c>: its state and counts, its problem, never its path.</summary>
     private static LedgerHealth LedgerHealthOf(Ledger.LedgerStatus status) =>
-        new(status.Enabled, status.Healthy, status.Written, status.Dropped, status.Problem is { } p ? FSharpOption<string>.Some(p) : FSharpOption<string>.None);
+        LedgerHealth.Create(status.Enabled, status.Healthy, status.Written, status.Dropped, status.Problem);
 
     public static Task NotFoundAsync(HttpContext context) =>
         ErrorResponse.WriteAsync(context, ErrorType.NotFound, $"no route for {context.Request.Method} {context.Request.Path}");

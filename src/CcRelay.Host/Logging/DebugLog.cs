@@ -2,7 +2,6 @@ using System.Net.Http.Headers;
 using CcRelay.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Logging;
 
@@ -16,20 +15,21 @@ internal static class DebugLog
     public static bool IsOn(ILogger logger, bool option) => option && logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Debug);
 
     /// <summary>The secrets to scrub for one request: the config's, plus the caller's own credentials.</summary>
-    public static FSharpList<string> Secrets(HttpContext context, RelaySnapshot snapshot)
+    public static IReadOnlyList<string> Secrets(HttpContext context, RelaySnapshot snapshot)
     {
-        var secrets = snapshot.Secrets;
+        var secrets = new List<string>(snapshot.Secrets.Count + 2);
+        if (Headers.tryBearer(context.Request.Headers.Authorization.ToString())?.Value is { } token)
+        {
+            secrets.Add(token);
+        }
+
         var apiKey = context.Request.Headers["x-api-key"].ToString();
         if (apiKey.Length > 0)
         {
-            secrets = FSharpList<string>.Cons(apiKey, secrets);
+            secrets.Add(apiKey);
         }
 
-        if (Headers.tryBearer(context.Request.Headers.Authorization.ToString())?.Value is { } token)
-        {
-            secrets = FSharpList<string>.Cons(token, secrets);
-        }
-
+        secrets.AddRange(snapshot.Secrets);
         return secrets;
     }
 

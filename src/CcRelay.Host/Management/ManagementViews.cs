@@ -1,6 +1,5 @@
 using CcRelay.Core;
 using CcRelay.Management.V1;
-using Microsoft.FSharp.Collections;
 using Percentiles = CcRelay.Management.V1.Percentiles;
 
 namespace CcRelay.Host.Management;
@@ -18,7 +17,7 @@ internal static class ManagementViews
             EnabledInConfig = view.EnabledInConfig,
             OperatorDisabled = view.OperatorDisabled,
             Circuit = view.Circuit,
-            CircuitChangesInMs = Milliseconds(view.CircuitChangesIn),
+            CircuitChangesInMs = view.CircuitChangesIn.IsValueSome ? Math.Max(1, Milliseconds(view.CircuitChangesIn.Value)) : 0,
             Up = view.Up,
             Probe = Probe(view),
             ProbedAgoMs = view.ProbedAgo.IsValueSome ? Milliseconds(view.ProbedAgo.Value) : -1,
@@ -65,7 +64,7 @@ internal static class ManagementViews
         {
             Name = view.Name,
             Circuit = view.Circuit,
-            CircuitChangesInMs = Milliseconds(view.CircuitChangesIn),
+            CircuitChangesInMs = view.CircuitChangesIn.IsValueSome ? Math.Max(1, Milliseconds(view.CircuitChangesIn.Value)) : 0,
             Up = view.Up,
             OperatorDisabled = view.OperatorDisabled,
             Probe = Probe(view),
@@ -95,7 +94,7 @@ internal static class ManagementViews
     }
 
     /// <summary>A config problem as the reloader logs it: known secrets scrubbed, credential values hidden.</summary>
-    public static CcRelay.Management.V1.ConfigIssue Issue(FSharpList<string> secrets, Core.ConfigIssue issue)
+    public static CcRelay.Management.V1.ConfigIssue Issue(IReadOnlyList<string> secrets, Core.ConfigIssue issue)
     {
         var text = Redact.issue(secrets, issue);
         var message = Redact.scrub(secrets, issue.Message);

@@ -3,7 +3,6 @@ using CcRelay.Host.Reload;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
 using Grpc.Core;
-using Microsoft.FSharp.Collections;
 using Status = CcRelay.Management.V1.Status;
 
 namespace CcRelay.Host.Management;
@@ -38,7 +37,7 @@ internal sealed class RelayManagementService(
             ConfigGeneration = current.Policy.Version,
             ConfigPath = options.ConfigPath is { } path ? Path.GetFullPath(path) : "",
             ConfigSource = options.ConfigSource ?? "built-in default",
-            RoutingStrategy = RoutingStrategyModule.wireName(current.Policy.Config.Routing.Strategy),
+            RoutingStrategy = current.Policy.Config.Routing.Strategy.WireName,
             ProvidersTotal = providers.Length,
             ProvidersUp = providers.Count(p => p.Up),
             Totals = feed.Totals(),
@@ -120,7 +119,7 @@ internal sealed class RelayManagementService(
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
         var response = new ListModelsResponse();
-        response.Providers.AddRange(ProviderModelsModule.ofConfig(state.Current.Config).Select(ManagementViews.Models));
+        response.Providers.AddRange(Core.ProviderModels.OfConfig(state.Current.Config).Select(ManagementViews.Models));
         return Task.FromResult(response);
     }
 
@@ -151,7 +150,7 @@ internal sealed class RelayManagementService(
         }
 
         // issues are shown as the reloader logs them: the running config's secrets (and the new one's) scrubbed
-        var secrets = ListModule.OfSeq(state.Current.Secrets);
+        var secrets = state.Current.Secrets;
         var response = new ReloadConfigResponse
         {
             Outcome = result.Outcome switch
@@ -162,7 +161,7 @@ internal sealed class RelayManagementService(
             },
             ConfigGeneration = runtime.Current.Policy.Version,
         };
-        response.Changes.AddRange(result.Changes.Select(c => Redact.scrub(secrets, ConfigDiff.describe(ListModule.OfSeq([c])))));
+        response.Changes.AddRange(result.Changes.Select(c => Redact.scrub(secrets, ConfigDiff.describe([c]))));
         response.Errors.AddRange(result.Errors.Select(e => ManagementViews.Issue(secrets, e)));
         response.Warnings.AddRange(result.Warnings.Select(w => ManagementViews.Issue(secrets, w)));
         return Task.FromResult(response);
@@ -233,7 +232,7 @@ internal sealed class RelayManagementService(
             UptimeMs = (long)now.TotalMilliseconds,
             WindowMs = (long)window.TotalMilliseconds,
             ConfigGeneration = current.Policy.Version,
-            RoutingStrategy = RoutingStrategyModule.wireName(current.Policy.Config.Routing.Strategy),
+            RoutingStrategy = current.Policy.Config.Routing.Strategy.WireName,
             Totals = feed.Totals(),
             Dropped = feed.SamplesDropped,
         };

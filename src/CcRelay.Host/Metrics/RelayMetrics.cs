@@ -69,8 +69,8 @@ public sealed class RelayMetrics
     private int _maxModelLabels;
 
     // guarded by _readingLock: where provider state comes from, its last reading, when it was taken, which gauges had it
-    private Func<IReadOnlyList<ProviderStatus>>? _providers;
-    private IReadOnlyList<ProviderStatus>? _reading;
+    private Func<IReadOnlyList<ProviderGauges>>? _providers;
+    private IReadOnlyList<ProviderGauges>? _reading;
     private readonly TimeProvider _timeProvider;
     private long _readAt;
     private int _readBy;
@@ -207,20 +207,9 @@ public sealed class RelayMetrics
     }
 
     /// <summary>
-    /// An answer's usage: adds its tokens and its cost at <paramref name="prices"/> (a provider's table:
-    /// <c>Pricing.withOverrides provider.Pricing Pricing.builtIn</c>, e.g. <see cref="RelaySnapshot.PricesFor"/>). A model without a price adds to
-    /// <c>ccrelay_unpriced_answers_total</c> instead of adding zero cost.
-    /// </summary>
-    public void RecordUsage(string provider, string? model, Usage usage, PriceTable prices)
-    {
-        ArgumentNullException.ThrowIfNull(usage);
-        var cost = string.IsNullOrEmpty(model) ? null : Pricing.cost(prices, model, usage);
-        RecordUsage(provider, model, usage, cost is null ? null : cost.Value);
-    }
-
-    /// <summary>
-    /// An answer's usage, with its cost in USD when known (null: unknown, never zero). Every token kind is added,
-    /// zeros included, so a dashboard sees each kind's series from a route's first answer.
+    /// An answer's usage, with its cost in USD when known (null: unknown, never zero: a model without a price adds
+    /// to <c>ccrelay_unpriced_answers_total</c> instead). Every token kind is added, zeros included, so a
+    /// dashboard sees each kind's series from a route's first answer.
     /// </summary>
     public void RecordUsage(string provider, string? model, Usage usage, decimal? costUsd)
     {
@@ -270,10 +259,10 @@ public sealed class RelayMetrics
     public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));
 
     /// <summary>
-    /// Sets where provider state comes from at each scrape (the relay's: <see cref="ProviderStatus.Of"/> over
+    /// Sets where provider state comes from at each scrape (the relay's: Core's <c>RelayHealth.gauges</c> over
     /// the live runtime, its breakers and key pools). Called on the scraping thread; must be quick and never throw.
     /// </summary>
-    public void ObserveProviders(Func<IReadOnlyList<ProviderStatus>> source)
+    public void ObserveProviders(Func<IReadOnlyList<ProviderGauges>> source)
     {
         ArgumentNullException.ThrowIfNull(source);
         lock (_readingLock)
@@ -334,7 +323,7 @@ public sealed class RelayMetrics
     /// already had it (then a new collection has begun and a new reading is taken) or it is older than
     /// <see cref="ReadingMaxAge"/>. The gauges of one collection are observed one after the other, in any order.
     /// </summary>
-    private IReadOnlyList<ProviderStatus> Providers(int gauge)
+    private IReadOnlyList<ProviderGauges> Providers(int gauge)
     {
         lock (_readingLock)
         {
@@ -352,22 +341,22 @@ public sealed class RelayMetrics
     }
 
     private IEnumerable<Measurement<int>> ObserveUp() =>
-        Providers(UpGauge).Select(p => new Measurement<int>(p.Up ? 1 : 0, Tag("provider", p.Provider)));
+        Providers(UpGauge).Select(p => new Measurement<int>(p.Up ? 1 : 0, Tag("provider", p.Name)));
 
     private IEnumerable<Measurement<int>> ObserveCircuits()
     {
         foreach (var provider in Providers(CircuitGauge))
         {
-            var states = CircuitStates.Contains(provider.CircuitState, StringComparer.Ordinal) ? CircuitStates : [.. CircuitStates, provider.CircuitState];
+            var states = CircuitStates.Contains(provider.Circuit, StringComparer.Ordinal) ? CircuitStates : [.. CircuitStates, provider.Circuit];
             foreach (var state in states)
             {
-                var current = string.Equals(state, provider.CircuitState, StringComparison.Ordinal);
-                yield return new Measurement<int>(current ? 1 : 0, Tag("provider", provider.Provider), Tag("state", state));
+                var current = string.Equals(state, provider.Circuit, StringComparison.Ordinal);
+                yield return new Measurement<int>(current ? 1 : 0, Tag("provider", provider.Name), Tag("state", state));
             }
         }
     }
 
     private IEnumerable<Measurement<double>> ObserveKeys() =>
         Providers(KeysGauge).SelectMany(p => p.Keys.Select(k =>
-            new Measurement<double>(Math.Clamp(k.Ratio, 0d, 1d), Tag("provider", p.Provider), Tag("key_id", k.KeyId))));
+            new Measurement<double>(Math.Clamp(k.Ratio, 0d, 1d), Tag("provider", p.Name), Tag("key_id", k.KeyId))));
 }

@@ -5,7 +5,6 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Reload;
 
@@ -58,7 +57,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         var path = _options.ConfigPath ?? throw new InvalidOperationException("the relay was not started from a config file, so there is nothing to reload");
         ReloadResult result;
         LoggingConfig? nextLogging = null;
-        FSharpList<string> secrets;
+        IReadOnlyList<string> secrets;
         lock (_gate)
         {
             // errors and warnings are logged with the running config's secrets scrubbed (and quoted values of
@@ -87,7 +86,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                     // breakers, buckets, cooldowns and learned limits survive by provider name and key id
                     _runtime?.Reconcile(swapped);
                     nextLogging = next.Logging;
-                    secrets = ListModule.OfSeq(secrets.Concat(swapped.Secrets).Distinct(StringComparer.Ordinal));
+                    secrets = [.. secrets.Concat(swapped.Secrets).Distinct(StringComparer.Ordinal)];
                     if (_metrics is not null)
                     {
                         _metrics.MaxModelLabels = swapped.Config.Metrics.MaxModelLabels;
@@ -234,7 +233,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         }
     }
 
-    private void Report(string path, ReloadResult result, FSharpList<string> secrets)
+    private void Report(string path, ReloadResult result, IReadOnlyList<string> secrets)
     {
         switch (result.Outcome)
         {
@@ -247,7 +246,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
 
                 break;
             case ReloadOutcome.Applied:
-                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(ListModule.OfSeq(result.Changes)));
+                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(result.Changes));
                 foreach (var change in result.Changes.OfType<ConfigChange.RestartRequired>())
                 {
                     Log.ConfigRestartRequired(_logger, change.Path);

@@ -1,7 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Tests.Infrastructure;
-using ProviderStatus = CcRelay.Host.Metrics.ProviderStatus;
 
 namespace CcRelay.Host.Tests.Metrics;
 
@@ -45,8 +44,8 @@ public sealed class PromtoolTests
         metrics.RecordTimeToFirstByte("anthropic", "claude-sonnet-4-6", TimeSpan.FromMilliseconds(420));
         metrics.RecordAttempt("zai", AttemptOutcome.NewFailure("status 529"));
         metrics.RecordAttempt("anthropic", AttemptOutcome.Success);
-        metrics.RecordUsage("anthropic", "claude-sonnet-4-6", new Usage(1200, 300, 50_000, 2000), Pricing.builtIn);
-        metrics.RecordUsage("odd\"provider\\", "model\nwith\nbreaks", new Usage(1, 1, 0, 0), Pricing.builtIn);
+        metrics.RecordUsage("anthropic", "claude-sonnet-4-6", new Usage(1200, 300, 50_000, 2000), Pricing.cost(Pricing.builtIn, "claude-sonnet-4-6", new Usage(1200, 300, 50_000, 2000))?.Value);
+        metrics.RecordUsage("odd\"provider\\", "model\nwith\nbreaks", new Usage(1, 1, 0, 0), costUsd: null);
         metrics.RecordRequest("anthropic", "claude-sonnet-4-6", 200, stream: true, TimeSpan.FromSeconds(8.5));
         metrics.RecordRequest("zai", "GLM-5", 529, stream: false, TimeSpan.FromSeconds(0.3));
         metrics.RecordRequest("none", null, 400, stream: false, TimeSpan.FromMilliseconds(2));
@@ -55,8 +54,8 @@ public sealed class PromtoolTests
         metrics.RecordDropped("deepseek", ["cache_control", "web_search", "unknown_block"]);
         metrics.ObserveProviders(() =>
         [
-            new ProviderStatus("anthropic", true, "closed", [new KeyCapacity("a1b2c3", 0.5)]),
-            new ProviderStatus("zai", false, "open", []),
+            new ProviderGauges("anthropic", true, "closed", [new KeyGauge("a1b2c3", 0.5)]),
+            new ProviderGauges("zai", false, "open", []),
         ]);
     }
 

@@ -1,7 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Metrics;
 
-using ProviderStatus = CcRelay.Host.Metrics.ProviderStatus;
 
 namespace CcRelay.Host.Tests.Metrics;
 
@@ -108,12 +107,12 @@ public sealed class RelayMetricsTests : IAsyncLifetime
     [Fact]
     public async Task RecordUsage_AddsTokensByKindAndTheCostOfTheTable()
     {
-        // Arrange: built-in Sonnet prices 3 / 15 / 0.30 / 3.75 USD per million tokens
-        var prices = Pricing.builtIn;
+        // Arrange: built-in Sonnet prices 3 / 15 / 0.30 / 3.75 USD per million tokens, as the relay prices an answer
+        static decimal? Cost(Usage usage) => Pricing.cost(Pricing.builtIn, "claude-sonnet-4-6", usage)?.Value;
 
         // Act
-        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(12, 57, 900, 100), prices);
-        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(1_000_000, 0, 0, 0), prices);
+        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(12, 57, 900, 100), Cost(Tokens(12, 57, 900, 100)));
+        _metrics.RecordUsage("anthropic", "claude-sonnet-4-6", Tokens(1_000_000, 0, 0, 0), Cost(Tokens(1_000_000, 0, 0, 0)));
         var scrape = await ScrapeAsync();
 
         // Assert
@@ -130,7 +129,8 @@ public sealed class RelayMetricsTests : IAsyncLifetime
     [Fact]
     public async Task RecordUsage_UnpricedModel_CountsAnUnpricedAnswerAndNoCost()
     {
-        _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), Pricing.builtIn);
+        Assert.Null(Pricing.cost(Pricing.builtIn, "GLM-5", Tokens(10, 5, 0, 0)));
+        _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), costUsd: null);
         _metrics.RecordUsage("zai", "GLM-5", Tokens(10, 5, 0, 0), costUsd: null);
 
         var scrape = await ScrapeAsync();
@@ -353,7 +353,7 @@ public sealed class RelayMetricsTests : IAsyncLifetime
         _metrics.RecordRequest("p", "m", 200, false, TimeSpan.FromSeconds(1));
         _metrics.RecordConfigReload(succeeded: true);
         _metrics.RecordDropped("p", ["cache_control"]);
-        _metrics.ObserveProviders(() => [new ProviderStatus("p", true, "closed", [new KeyCapacity("k1", 1)])]);
+        _metrics.ObserveProviders(() => [new ProviderGauges("p", true, "closed", [new KeyGauge("k1", 1)])]);
 
         // Act
         var scrape = await ScrapeAsync();
@@ -423,7 +423,7 @@ public sealed class RelayMetricsTests : IAsyncLifetime
     public async Task ObserveProviders_ReportsUpCircuitStateAndKeyCapacity_AtEachScrape()
     {
         // Arrange
-        IReadOnlyList<ProviderStatus> providers =
+        IReadOnlyList<ProviderGauges> providers =
         [
             new("anthropic", true, "closed", [new("k1a2b3", 0.75), new("k9z8y7", 1.5)]),
             new("zai", false, "open", []),
@@ -463,8 +463,8 @@ public sealed class RelayMetricsTests : IAsyncLifetime
         {
             var call = Interlocked.Increment(ref calls);
             return call % 2 == 1
-                ? [new ProviderStatus("a", true, "closed", [new("k1", 1.0)])]
-                : [new ProviderStatus("a", false, "open", [new("k1", 0.0)])];
+                ? [new ProviderGauges("a", true, "closed", [new("k1", 1.0)])]
+                : [new ProviderGauges("a", false, "open", [new("k1", 0.0)])];
         });
 
         // Act
