@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using CcRelay.Core;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
 
