@@ -79,11 +79,11 @@ public static class CcRelayServer
 
             if (config.Grpc.Enabled)
             {
-                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge); added last,
-                // so Addresses(app)[^1] is its address
+                // the management API: its own listener without TLS, HTTP/2 (gRPC's prior knowledge) and HTTP/1.1
+                // (grpc-web, a browser's protocol); added last, so Addresses(app)[^1] is its address
                 Listen(kestrel, config.Grpc.Listen, o =>
                 {
-                    o.Protocols = HttpProtocols.Http2;
+                    o.Protocols = HttpProtocols.Http1AndHttp2;
                     ManagementListener.Mark(o);
                 });
             }
@@ -135,6 +135,7 @@ public static class CcRelayServer
         if (config.Grpc.Enabled)
         {
             app.UseManagementListener();
+            app.UseCcRelayManagementWeb();
             app.MapCcRelayManagement();
         }
 

@@ -139,7 +139,7 @@ internal static class TuiApp
         try
         {
             var answer = await client.ReloadAsync(cancellationToken);
-            var tone = answer.Outcome switch { "applied" => Tone.Good, "unchanged" => Tone.Normal, _ => Tone.Bad };
+            var tone = answer.Outcome switch { "applied" => Tone.Good, "unchanged" or "restart_required" => Tone.Normal, _ => Tone.Bad };
             store.Update(s => (s with { Overlay = new Overlay.Reload(answer) }).Say($"config reload: {answer.Outcome}", tone, time.GetUtcNow()));
         }
         catch (RpcException e)

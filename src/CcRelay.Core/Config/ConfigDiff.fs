@@ -12,6 +12,17 @@ type ConfigChange =
     /// A setting that only a restart applies (the listener is already bound).
     | RestartRequired of Path: string
 
+/// What a reload does with the changes it found (`ConfigDiff.effect`).
+[<RequireQualifiedAccess>]
+type ReloadEffect =
+    /// Nothing differs from the running config.
+    | Unchanged
+    /// Only settings a restart applies differ: nothing is swapped in, and the reload says which need a restart.
+    | RestartRequired
+    /// Something takes effect now; restart-only settings among the changes keep their running values (`applicable`)
+    /// and are reported as needing a restart.
+    | Apply
+
 /// What a reload changes. Pure: two configs in, a list of changes out, for the reload log line.
 [<RequireQualifiedAccess>]
 module ConfigDiff =
@@ -252,3 +263,19 @@ module ConfigDiff =
             // the ledger's file and writer are opened once, at start-up; clients reload live
             Ledger = running.Ledger
     }
+
+    /// What a reload with `changes` (`between`) does: apply them when any takes effect now; when every one needs
+    /// a restart (a changed `grpc:` section, TLS files, listeners), nothing is applied and the reload says so,
+    /// every time, until the relay restarts.
+    let effect (changes: ConfigChange list) : ReloadEffect =
+        if changes.IsEmpty then
+            ReloadEffect.Unchanged
+        elif
+            changes
+            |> List.forall (function
+                | ConfigChange.RestartRequired _ -> true
+                | _ -> false)
+        then
+            ReloadEffect.RestartRequired
+        else
+            ReloadEffect.Apply

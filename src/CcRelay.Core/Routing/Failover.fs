@@ -60,6 +60,8 @@ type AttemptResult =
     | TimedOut
     /// The client went away (or the attempt lost a hedge race): says nothing about the upstream.
     | Abandoned
+    /// The relay answered the attempt itself (`LocalAnswer`), calling no upstream: says nothing about the provider.
+    | Local of Answer: LocalAnswer
 
 /// What one attempt's result means.
 [<RequireQualifiedAccess>]
@@ -81,6 +83,8 @@ type Classification =
     /// The provider refused a thinking signature: retry once with thinking stripped.
     | SignatureRejected
     | Abandoned
+    /// The relay's own answer (`AttemptResult.Local`): relay it; nothing is recorded for the provider.
+    | Local of Answer: LocalAnswer
 
 /// Why the relay answers the client itself instead of relaying an upstream answer.
 [<RequireQualifiedAccess>]
@@ -185,6 +189,7 @@ module Failover =
         | AttemptResult.ConnectFailed -> Classification.NoAnswer false
         | AttemptResult.TimedOut -> Classification.NoAnswer true
         | AttemptResult.Abandoned -> Classification.Abandoned
+        | AttemptResult.Local answer -> Classification.Local answer
 
     /// The jittered backoff before wrap-around `round` (1, 2, …): "equal jitter", half fixed and half
     /// random, doubling per round up to `backoffCap`.
@@ -236,7 +241,8 @@ module Failover =
 
         match classification with
         | Classification.Succeeded _
-        | Classification.Final -> struct (Decision.Deliver, dispatch)
+        | Classification.Final
+        | Classification.Local _ -> struct (Decision.Deliver, dispatch)
         | Classification.Abandoned -> struct (Decision.Abandon, dispatch)
         | Classification.SignatureRejected when dispatch.StripUsed -> struct (Decision.Deliver, dispatch)
         | _ ->

@@ -67,13 +67,13 @@ internal sealed class FailoverForwarder(
         {
             delivery.Answer.Dispose();
 
-            // :: Step 9: account — the attempt is released exactly once per send
-            Release(delivery.Attempt, Dialect.operationOf(pathAndQuery).IsCountTokens);
+            // :: Step 9: account — the attempt is released exactly once per send (a local answer gives its key's capacity back)
+            Release(delivery.Attempt, Dialect.operationOf(pathAndQuery).IsCountTokens || delivery.Local);
         }
     }
 
     /// <summary>An answer chosen for the client, and the attempt that got it (released after the relay).</summary>
-    private sealed record Delivery(AttemptResponse Answer, Attempt Attempt);
+    private sealed record Delivery(AttemptResponse Answer, Attempt Attempt, bool Local);
 
     /// <summary>
     /// Walks the plan until an answer is to be delivered (returned, its attempt not yet released) or the
@@ -153,7 +153,7 @@ internal sealed class FailoverForwarder(
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
                     var result = answer is null ? Failed(outcome.Failure)
-                        : answer.Pipeline is { Failed: true } ? AttemptResult.NewStreamError("pipeline_error", answer.FirstByte) // the relay's own error: delivered, the provider not judged
+                        : answer.Local is { } local ? AttemptResult.NewLocal(local) // the relay's own answer: delivered, nothing recorded for the provider
                         : answer.Status == StatusCodes.Status400BadRequest ? await ClassifyBadRequestAsync(attempt, answer)
                         : Learn(attempt, answer);
 
@@ -165,7 +165,7 @@ internal sealed class FailoverForwarder(
                         case var _ when decision.IsDeliver && answer is not null:
                             Decorate(context.Response, snapshot, attempt, record);
                             delivered = true;
-                            var delivery = new Delivery(answer, attempt);
+                            var delivery = new Delivery(answer, attempt, answer.Local is not null);
                             answer = null; // the caller owns it now
                             return delivery;
                         case Decision.Retry retry:
@@ -384,10 +384,13 @@ internal sealed class FailoverForwarder(
         return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
     }
 
-    /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>
-    private void Release(Attempt attempt, bool countTokens)
+    /// <summary>
+    /// The attempt is over; a token count, or an answer the relay made itself, also gives back the key capacity it
+    /// took (<c>Relay.refund</c>).
+    /// </summary>
+    private void Release(Attempt attempt, bool refund)
     {
-        if (countTokens)
+        if (refund)
         {
             cell.Update(attempt, static (runtime, now, a) => Relay.refund(runtime, now, a));
         }

@@ -1,4 +1,5 @@
 using CcRelay.Host.Routing;
+using Grpc.AspNetCore.Web;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,6 +33,14 @@ public static class CcRelayManagementExtensions
         services.AddGrpcReflection();
         return services;
     }
+
+    /// <summary>
+    /// grpc-web (Grpc.AspNetCore.Web) for every method of the management listener, always on: a browser page (or
+    /// any grpc-web client) calls the same API over HTTP/1.1 or HTTP/2, binary (<c>application/grpc-web</c>) or
+    /// text (<c>application/grpc-web-text</c>), with the same token check. Call after routing, before the endpoints.
+    /// </summary>
+    public static IApplicationBuilder UseCcRelayManagementWeb(this IApplicationBuilder app) =>
+        app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
 
     /// <summary>Maps the management service, health and reflection (served only on the management listener).</summary>
     public static IEndpointRouteBuilder MapCcRelayManagement(this IEndpointRouteBuilder endpoints)

@@ -157,6 +157,7 @@ internal sealed class RelayManagementService(
             {
                 ReloadOutcome.Applied => "applied",
                 ReloadOutcome.Unchanged => "unchanged",
+                ReloadOutcome.RestartRequired => "restart_required",
                 _ => "rejected",
             },
             ConfigGeneration = runtime.Current.Policy.Version,

@@ -3,6 +3,7 @@ using CcRelay.Core;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Management;
 
@@ -76,7 +77,9 @@ public sealed class RequestFeed
             record.TtfbMs,
             usage?.InputTokens ?? 0,
             usage?.OutputTokens ?? 0,
-            record.CostUsd ?? 0m);
+            record.CostUsd ?? 0m,
+            record.Local is not null,
+            record.FailedOver is { } failed ? ListModule.OfSeq(failed) : FSharpList<string>.Empty);
 
         lock (_gate)
         {
@@ -113,6 +116,7 @@ public sealed class RequestFeed
             InputTokens = usage?.InputTokens ?? -1,
             OutputTokens = usage?.OutputTokens ?? -1,
             CostUsd = record.CostUsd is { } cost ? (double)cost : -1,
+            Local = record.Local ?? "",
         };
         if (record.FailedOver is { } failedOver)
         {
