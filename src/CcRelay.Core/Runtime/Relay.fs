@@ -413,9 +413,10 @@ module Relay =
     /// are failures; a 429 is one when the provider has no other key, or a second key got a 429 within the
     /// breaker window; a client disconnect is nothing), the key (429 → cooldown for `retry-after`, default
     /// 60 s, at most 300 s; 401/403 → revoked until reload), the latency, and the conversation's pin.
-    /// An answer the relay made itself (`AttemptResult.Local`) records nothing: the breaker only gets back a
-    /// half-open probe slot the attempt took (`CircuitBreaker.unused`); the host gives back the key capacity
-    /// it took at release (`refund`). Returns the classification.
+    /// An attempt that never reached its upstream (`Failover.reachedUpstream`: the relay answered it itself, or
+    /// sent nothing) records nothing: the breaker only gets back a half-open probe slot the attempt took
+    /// (`CircuitBreaker.unused`); the host gives back the key capacity it took at release (`refund`). Returns the
+    /// classification.
     let record
         (runtime: RelayRuntime)
         (now: TimeSpan)
@@ -480,7 +481,8 @@ module Relay =
                 | Classification.NoAnswer _ ->
                     struct (None, [], CircuitBreaker.Outcome.Failure, state.Last429Key, state.Last429At)
                 | Classification.Abandoned
-                | Classification.Local _ ->
+                | Classification.Local _
+                | Classification.Unsent ->
                     struct (None, [], CircuitBreaker.Outcome.Abandoned, state.Last429Key, state.Last429At)
 
             let keys =
@@ -494,7 +496,8 @@ module Relay =
             let breaker =
                 match classification with
                 // the relay answered itself: the provider was not called, a probe slot it took is given back
-                | Classification.Local _ -> CircuitBreaker.unused attempt.Generation state.Breaker
+                | Classification.Local _
+                | Classification.Unsent -> CircuitBreaker.unused attempt.Generation state.Breaker
                 | _ -> CircuitBreaker.record policy.Breaker now attempt.Generation outcome state.Breaker
 
             let transition = RelayRuntime.breakerEffects name state.Breaker breaker

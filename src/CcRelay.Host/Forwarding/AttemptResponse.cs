@@ -21,6 +21,9 @@ internal enum AttemptFailure
 
     /// <summary>The client went away.</summary>
     ClientAborted,
+
+    /// <summary>Nothing was sent: the relay could not make the request for this provider (a body it cannot reshape).</summary>
+    NotSent,
 }
 
 /// <summary>What <see cref="UpstreamForwarder.SendAsync"/> got: a response, or why there is none.</summary>

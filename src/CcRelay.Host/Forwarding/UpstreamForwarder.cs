@@ -48,7 +48,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         // an answer the relay makes itself (a failed pipeline, an on_dropped refusal, a translated count_tokens):
         // no upstream attempt, no credential, no time to first byte
-        var local = LocalAnswer.ofPlan(pipeline is { Failed: true }, plan)?.Value;
+        var local = LocalAnswerModule.ofPlan(pipeline is { Failed: true }, plan)?.Value;
 
         // runs before the first await: attempts started by a hedge are numbered in order
         if (local is null)

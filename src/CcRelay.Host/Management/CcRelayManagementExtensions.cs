@@ -1,5 +1,4 @@
 using CcRelay.Host.Routing;
-using Grpc.AspNetCore.Web;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;

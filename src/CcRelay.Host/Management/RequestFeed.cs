@@ -24,6 +24,9 @@ public sealed class RequestFeed
     /// <summary>Messages a <c>WatchRequests</c> reader may fall behind before it loses the oldest.</summary>
     internal const int SubscriberBuffer = 4096;
 
+    /// <summary>The buffer of each new subscriber (<see cref="SubscriberBuffer"/>; tests make it small).</summary>
+    internal int SubscriberCapacity { get; set; } = SubscriberBuffer;
+
     private readonly Lock _gate = new();
     private readonly Queue<RequestSample> _samples = new();
     private readonly RuntimeCell _runtime;
@@ -145,7 +148,7 @@ public sealed class RequestFeed
     /// <summary>Subscribes to completed requests (of one provider, or all when empty) until disposed.</summary>
     internal Subscription Subscribe(string provider)
     {
-        var subscriber = new Subscriber(provider);
+        var subscriber = new Subscriber(provider, SubscriberCapacity);
         lock (_gate)
         {
             Volatile.Write(ref _subscribers, [.. _subscribers, subscriber]);
@@ -180,11 +183,11 @@ public sealed class RequestFeed
     {
         private long _dropped;
 
-        public Subscriber(string provider)
+        public Subscriber(string provider, int capacity)
         {
             Provider = provider;
             Channel = System.Threading.Channels.Channel.CreateBounded<CompletedRequest>(
-                new BoundedChannelOptions(SubscriberBuffer)
+                new BoundedChannelOptions(capacity)
                 {
                     FullMode = BoundedChannelFullMode.DropOldest,
                     SingleReader = true,

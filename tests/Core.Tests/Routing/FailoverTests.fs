@@ -59,6 +59,7 @@ let ``classify: errors before the first byte and stream errors before content`` 
     Assert.Equal(Classification.NoAnswer true, classify AttemptResult.TimedOut)
     Assert.Equal(Classification.Abandoned, classify AttemptResult.Abandoned)
     Assert.Equal(Classification.Local LocalAnswer.PipelineFailed, classify (AttemptResult.Local LocalAnswer.PipelineFailed))
+    Assert.Equal(Classification.Unsent, classify AttemptResult.Unsent)
 
 let private decide (now: float) (dispatch: Dispatch) (attempt: Attempt) (c: Classification) =
     let struct (decision, dispatch) = Failover.after (at now) dispatch attempt c

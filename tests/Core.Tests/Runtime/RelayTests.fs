@@ -659,3 +659,44 @@ let ``a local answer's key capacity is given back at release`` () =
     let runtime, dispatch = plan runtime TimeSpan.Zero (request "m")
     let _, step, _ = next runtime TimeSpan.Zero dispatch
     Assert.Equal("a", (sent step).ProviderName)
+
+[<Fact>]
+let ``an attempt that sent nothing moves on to the next provider without counting against its breaker`` () =
+    let config = {
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 0 ]; provider "b" [ key "b1" 0 ] ] with
+            Health = {
+                Config.defaultHealth with
+                    CircuitBreaker = {
+                        Config.defaultHealth.CircuitBreaker with
+                            FailureThreshold = 1
+                    }
+            }
+    }
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, first, decision, dispatch, effects =
+        attempt runtime TimeSpan.Zero dispatch AttemptResult.Unsent
+
+    Assert.Equal("a", first.ProviderName)
+    Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
+    Assert.Empty(effects)
+    Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
+    Assert.False(Failover.reachedUpstream AttemptResult.Unsent)
+    Assert.False(Failover.reachedUpstream (AttemptResult.Local LocalAnswer.CountTokens))
+    Assert.True(Failover.reachedUpstream AttemptResult.ConnectFailed)
+    Assert.True(Failover.reachedUpstream AttemptResult.Abandoned)
+
+    // b sends nothing either: the request ends with the relay's own 502, no provider blamed
+    let runtime, second, decision, _, _ =
+        attempt runtime TimeSpan.Zero dispatch AttemptResult.Unsent
+
+    Assert.Equal("b", second.ProviderName)
+
+    match decision with
+    | Decision.Retry _ -> ()
+    | Decision.Stop(Verdict.NoAnswer false) -> ()
+    | other -> failwith $"unexpected %A{other}"
+
+    Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "b").Breaker)
