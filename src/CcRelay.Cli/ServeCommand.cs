@@ -90,7 +90,7 @@ internal static class ServeCommand
             // NOTE: the dashboard reads the relay through the management API, as `cc-relay tui` does; without one in
             // the config it gets its own on a free loopback port, with a token only this process knows.
             var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
-            overrides = overrides.WithGrpc(new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), Microsoft.FSharp.Core.FSharpOption<string>.Some(token)));
+            overrides = overrides.WithGrpc(new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), Microsoft.FSharp.Core.FSharpOption<string>.Some(token), Microsoft.FSharp.Core.FSharpOption<ListenAddress>.None));
         }
 
         var overridden = overrides.Apply(config);

@@ -368,6 +368,9 @@ type GrpcConfig = {
     Listen: ListenAddress
     /// When set, every call must carry `authorization: Bearer <token>`; required off loopback.
     AuthToken: string option
+    /// `web_listen` (the Go project's key): a second listener of the API, HTTP/1.1 without TLS, for grpc-web
+    /// clients such as a browser page (the API's own listener speaks grpc-web over HTTP/2 too). None: none.
+    WebListen: ListenAddress option
 }
 
 /// A TLS protocol version the relay accepts as its minimum.
@@ -576,6 +579,7 @@ module Config =
         Enabled = false
         Listen = { Host = "127.0.0.1"; Port = 8788 }
         AuthToken = None
+        WebListen = None
     }
 
     /// The edge when nothing is configured: no TLS, a queue as long as `max_concurrent` with a 30 s wait,

@@ -93,6 +93,7 @@ module ConfigDiff =
                 "grpc.enabled", current.Grpc.Enabled <> next.Grpc.Enabled
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
+                "grpc.web_listen", current.Grpc.WebListen <> next.Grpc.WebListen
                 "ledger", current.Ledger <> next.Ledger
             ]
             @ edgeRestart current.Edge next.Edge

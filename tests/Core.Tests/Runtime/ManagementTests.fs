@@ -47,7 +47,7 @@ let ``without a grpc section the API is off`` () =
     Assert.Equal("127.0.0.1:8788", string config.Grpc.Listen)
 
 [<Fact>]
-let ``the Go project's grpc section loads, is effective, and web_listen warns`` () =
+let ``the Go project's grpc section loads and is effective, web_listen included`` () =
     let config, warnings =
         load
             Map.empty
@@ -58,8 +58,25 @@ let ``the Go project's grpc section loads, is effective, and web_listen warns`` 
 
     Assert.True config.Grpc.Enabled
     Assert.Equal("127.0.0.1:9090", string config.Grpc.Listen)
-    let warning = Assert.Single warnings
-    Assert.Equal("grpc.web_listen", warning.Path)
+    Assert.Equal(Some "127.0.0.1:9091", config.Grpc.WebListen |> Option.map string)
+    Assert.Empty warnings
+    Assert.Contains("web_listen: \"127.0.0.1:9091\"", ConfigRender.toYaml config)
+
+[<Fact>]
+let ``a web_listen off loopback without a token is an error at grpc.web_listen`` () =
+    let errors =
+        load
+            Map.empty
+            (map 1 [
+                "grpc", map 2 [ "listen", quoted 3 "127.0.0.1:9090"; "web_listen", quoted 4 "0.0.0.0:9091" ]
+            ])
+        |> function
+            | ConfigLoad.Invalid(errors, _) -> errors
+            | other -> failwith $"expected errors, got %A{other}"
+
+    let error = Assert.Single errors
+    Assert.Equal("grpc.web_listen", error.Path)
+    Assert.Contains("not a loopback address", error.Message)
 
 [<Fact>]
 let ``enabled false turns a present section off; the token is expanded from the environment`` () =
@@ -127,6 +144,7 @@ let ``the token is rendered redacted and a grpc change needs a restart`` () =
                 Config.defaultGrpc with
                     Enabled = true
                     AuthToken = Some "s3cret"
+                    WebListen = None
             }
     }
 

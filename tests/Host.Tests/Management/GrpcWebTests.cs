@@ -10,9 +10,9 @@ using Microsoft.FSharp.Core;
 namespace CcRelay.Host.Tests.Management;
 
 /// <summary>
-/// grpc-web on the management listener (always on): a grpc-web client (Grpc.Net.Client.Web, over HTTP/1.1 as a
-/// browser would) calls unary methods and a server stream, in binary and text mode, with the same token check;
-/// native gRPC keeps working on the same listener.
+/// grpc-web on the management API (always on): a grpc-web client (Grpc.Net.Client.Web) calls unary methods and a
+/// server stream, in binary and text mode, with the same token check — over HTTP/1.1 on <c>grpc.web_listen</c> (as a
+/// browser would) and over HTTP/2 on <c>grpc.listen</c>, where native gRPC keeps working.
 /// </summary>
 public sealed class GrpcWebTests : TwoUpstreamTests
 {
@@ -20,26 +20,30 @@ public sealed class GrpcWebTests : TwoUpstreamTests
 
     private static RelayConfig Config(FakeUpstream a) =>
         TestConfig.Relay([TestConfig.Provider("a", a.BaseUrl, keys: ["sk-secret-key-of-a-0001"])])
-            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token), FSharpOption<ListenAddress>.Some(new ListenAddress("127.0.0.1", 0))));
 
-    private static GrpcChannel WebChannel(RelayHost relay, GrpcWebMode mode) =>
-        GrpcChannel.ForAddress(relay.Addresses[^1], new GrpcChannelOptions
+    /// <summary>grpc-web over HTTP/1.1 to grpc.web_listen (Addresses[^2]), or over HTTP/2 to grpc.listen (Addresses[^1]).</summary>
+    private static GrpcChannel WebChannel(RelayHost relay, GrpcWebMode mode, bool http2 = false) =>
+        GrpcChannel.ForAddress(relay.Addresses[http2 ? ^1 : ^2], new GrpcChannelOptions
         {
-            HttpHandler = new GrpcWebHandler(mode, new HttpClientHandler()) { HttpVersion = HttpVersion.Version11 },
+            HttpHandler = new GrpcWebHandler(mode, new HttpClientHandler()),
+            HttpVersion = http2 ? HttpVersion.Version20 : HttpVersion.Version11,
+            HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact,
             DisposeHttpClient = true,
         });
 
     private static Metadata Auth(string token = Token) => new() { { "authorization", "Bearer " + token } };
 
     [Theory]
-    [InlineData(GrpcWebMode.GrpcWeb)]
-    [InlineData(GrpcWebMode.GrpcWebText)]
-    public async Task AGrpcWebClient_OverHttp11_CallsTheApi_AndItsStream_WithTheTokenChecked(GrpcWebMode mode)
+    [InlineData(GrpcWebMode.GrpcWeb, false)]
+    [InlineData(GrpcWebMode.GrpcWebText, false)]
+    [InlineData(GrpcWebMode.GrpcWeb, true)]
+    public async Task AGrpcWebClient_CallsTheApi_AndItsStream_WithTheTokenChecked(GrpcWebMode mode, bool http2)
     {
         // Arrange
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await RelayHost.StartAsync(Config(A));
-        using var channel = WebChannel(relay, mode);
+        using var channel = WebChannel(relay, mode, http2);
         var client = new RelayManagement.RelayManagementClient(channel);
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 
@@ -65,12 +69,12 @@ public sealed class GrpcWebTests : TwoUpstreamTests
     }
 
     [Fact]
-    public async Task TheListener_StillServesNativeGrpc_AndAPlainHttp11RequestForARelayRoute_IsNotFound()
+    public async Task NativeGrpc_StillWorks_AndTheWebListenerServesOnlyTheApi()
     {
         await using var relay = await RelayHost.StartAsync(Config(A));
         using var native = GrpcChannel.ForAddress(relay.Addresses[^1]);
         var client = new RelayManagement.RelayManagementClient(native);
-        using var http = new HttpClient { BaseAddress = relay.Addresses[^1] };
+        using var http = new HttpClient { BaseAddress = relay.Addresses[^2] };
 
         var providers = await client.ListProvidersAsync(new ListProvidersRequest(), Auth());
         using var relayRoute = await http.PostAsync("/v1/messages", new StringContent(Requests.PlainBody));

@@ -25,7 +25,7 @@ public sealed class ManagementApiTests : TwoUpstreamTests
         TestConfig.Relay([
             TestConfig.Provider("a", a.BaseUrl, keys: [SecretA], priority: 2),
             TestConfig.Provider("b", b.BaseUrl, keys: [SecretB], priority: 1),
-        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), token is null ? FSharpOption<string>.None : FSharpOption<string>.Some(token)));
+        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), token is null ? FSharpOption<string>.None : FSharpOption<string>.Some(token), FSharpOption<ListenAddress>.None));
 
     private static GrpcChannel Channel(RelayHost relay) => GrpcChannel.ForAddress(relay.Addresses[^1]);
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
 using CcRelay.Core;
 using CcRelay.Host.Management;
@@ -26,7 +25,7 @@ public sealed class StreamLoadTests(ITestOutputHelper output) : TwoUpstreamTests
 
     private static RelayConfig Config(FakeUpstream a) =>
         TestConfig.Relay([TestConfig.Provider("a", a.BaseUrl)])
-            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.None));
+            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.None, FSharpOption<ListenAddress>.None));
 
     /// <summary>
     /// Sends <paramref name="count"/> requests from <paramref name="workers"/> concurrent clients, request i due at
@@ -36,14 +35,15 @@ public sealed class StreamLoadTests(ITestOutputHelper output) : TwoUpstreamTests
     {
         var ids = new ConcurrentBag<string>();
         var next = -1;
-        var started = Stopwatch.GetTimestamp();
+        var clock = TimeProvider.System;
+        var started = clock.GetTimestamp();
         await Task.WhenAll(Enumerable.Range(0, workers).Select(async _ =>
         {
             for (var i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next))
             {
-                if (rate > 0 && TimeSpan.FromSeconds((double)i / rate) - Stopwatch.GetElapsedTime(started) is { Ticks: > 0 } due)
+                if (rate > 0 && TimeSpan.FromSeconds((double)i / rate) - clock.GetElapsedTime(started) is { Ticks: > 0 } due)
                 {
-                    await Task.Delay(due, cancel); // the load's schedule (500/s), not a wait for an event
+                    await Task.Delay(due, clock, cancel); // the load's schedule (500/s), not a wait for an event
                 }
 
                 using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody), cancel);
@@ -51,7 +51,7 @@ public sealed class StreamLoadTests(ITestOutputHelper output) : TwoUpstreamTests
                 ids.Add(response.Headers.GetValues("x-cc-relay-request-id").Single());
             }
         }));
-        return ([.. ids], Stopwatch.GetElapsedTime(started));
+        return ([.. ids], clock.GetElapsedTime(started));
     }
 
     /// <summary>Reads a WatchRequests stream until <paramref name="count"/> requests are accounted for (streamed or reported lost).</summary>

@@ -282,7 +282,8 @@ public sealed class HotReloadTests : IAsyncLifetime
         }
 
         Assert.Same(running, relay.State.Current);
-        Assert.Equal(2, relay.Logs.Lines.Count(l => l.EventId == 10 && l.Message.StartsWith("grpc.enabled", StringComparison.Ordinal)));
+        // (the file watcher may reload it once more: each time the same)
+        Assert.True(relay.Logs.Lines.Count(l => l.EventId == 10 && l.Message.StartsWith("grpc.enabled", StringComparison.Ordinal)) >= 2);
         Assert.DoesNotContain(relay.Logs.Lines, l => l.EventId == 7); // no "config reloaded"
 
         // a change that takes effect now is applied beside it, the grpc section still reported

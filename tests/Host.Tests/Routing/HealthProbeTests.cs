@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using CcRelay.Core;
 using CcRelay.Host.Tests.Infrastructure;
 
 namespace CcRelay.Host.Tests.Routing;

@@ -20,7 +20,7 @@ public sealed class LocalAnswerTests : TwoUpstreamTests
     private const string Failure = """{"type":"error","error":{"type":"api_error","message":"from-a"}}""";
 
     /// <summary>A request the pipeline below fails (its forced tool does not exist): model <c>claude-haiku-4-5</c>.</summary>
-    private const string PipelineFails = """{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}""";
+    private const string PipelineFails = """{"model":"claude-haiku-4-5","max_tokens":64,"tools":[{"name":"get_weather","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"hi"}]}""";
 
     /// <summary>Asks for <c>top_k</c>, which an OpenAI Responses target cannot carry.</summary>
     private const string AsksForTopK = """{"model":"claude-sonnet-4-6","max_tokens":64,"top_k":5,"messages":[{"role":"user","content":"hi"}]}""";

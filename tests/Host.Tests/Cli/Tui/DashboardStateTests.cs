@@ -158,7 +158,7 @@ public sealed class DashboardStateTests
     [Fact]
     public void Target_FlagBeatsEnvironmentBeatsConfigBeatsDefault()
     {
-        var grpc = new Core.GrpcConfig(true, new Core.ListenAddress("0.0.0.0", 9001), Microsoft.FSharp.Core.FSharpOption<string>.Some("from-config"));
+        var grpc = new Core.GrpcConfig(true, new Core.ListenAddress("0.0.0.0", 9001), Microsoft.FSharp.Core.FSharpOption<string>.Some("from-config"), Microsoft.FSharp.Core.FSharpOption<Core.ListenAddress>.None);
         string? Env(string name) => name == RelayTarget.AddressVariable ? "127.0.0.2:9002" : null;
 
         Assert.Equal(("http://10.0.0.1:9000/", "flag"), Pick(RelayTarget.From("10.0.0.1:9000", "flag", Env, grpc)));
