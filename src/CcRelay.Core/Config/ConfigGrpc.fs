@@ -39,13 +39,7 @@ module internal ConfigGrpc =
                     |> Decoded.orDefault defaults.Listen
 
                 and! token = fields |> ConfigRead.field "auth_token" ConfigRead.optionalString
-                and! web =
-                    match ConfigRead.entry "web_listen" fields with
-                    | Some _ ->
-                        fields
-                        |> ConfigRead.field "web_listen" ConfigSections.listen
-                        |> Decoded.map Some
-                    | None -> Decoded.ok None
+                and! web = fields |> ConfigRead.field "web_listen" ConfigSections.listen
 
                 return {
                     Enabled = enabled

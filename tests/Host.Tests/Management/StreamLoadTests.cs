@@ -103,19 +103,19 @@ public sealed class StreamLoadTests(ITestOutputHelper output) : TwoUpstreamTests
     [Fact]
     public async Task AReaderThatNeverReads_DoesNotHoldUpTheRelay_ItsBufferDropsTheOldest_AndTheLossIsSaidInTheStream()
     {
-        // Arrange: a small subscriber buffer (64), so a short run overflows it; the slow reader and the other
-        // reader each on a connection of their own
+        // Arrange: the other reader subscribes with the usual buffer (4096), the slow one with a small buffer (64),
+        // so a short run overflows it; each on a connection of its own
         const int Count = 2000;
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         await using var relay = await RelayHost.StartAsync(Config(A));
-        relay.Services.GetRequiredService<RequestFeed>().SubscriberCapacity = 64;
         using var slowChannel = GrpcChannel.ForAddress(relay.Addresses[^1]);
         using var fastChannel = GrpcChannel.ForAddress(relay.Addresses[^1]);
         using var cancel = new CancellationTokenSource(Bound);
-        using var slow = new RelayManagement.RelayManagementClient(slowChannel).WatchRequests(new WatchRequestsRequest(), cancellationToken: cancel.Token);
         using var fast = new RelayManagement.RelayManagementClient(fastChannel).WatchRequests(new WatchRequestsRequest(), cancellationToken: cancel.Token);
+        await fast.ResponseHeadersAsync; // subscribed
+        relay.Services.GetRequiredService<RequestFeed>().SubscriberCapacity = 64;
+        using var slow = new RelayManagement.RelayManagementClient(slowChannel).WatchRequests(new WatchRequestsRequest(), cancellationToken: cancel.Token);
         await slow.ResponseHeadersAsync;
-        await fast.ResponseHeadersAsync;
         var fastReading = ReadAsync(fast, Count, cancel.Token);
 
         // Act: 2000 requests as fast as 16 clients go, while the slow reader reads nothing
