@@ -156,9 +156,12 @@ module LocalAnswer =
     /// The request's result when the relay answered it locally with `status`: `ok` below 400, else the relay's
     /// own error (`invalid_request_error` for a 4xx, `api_error` for a 5xx), never an `upstream_…` result.
     let result (status: int) : RequestResult =
-        if status < 400 then RequestResult.Ok
-        elif status >= 500 then RequestResult.Refused(ErrorType.Api, status)
-        else RequestResult.Refused(ErrorType.InvalidRequest, status)
+        if status < 400 then
+            RequestResult.Ok
+        elif status >= 500 then
+            RequestResult.Refused(ErrorType.Api, status)
+        else
+            RequestResult.Refused(ErrorType.InvalidRequest, status)
 
 /// The C#-facing surface of `LocalAnswer`.
 type LocalAnswer with

@@ -126,7 +126,10 @@ module RequestStats =
             |> Map.ofArray
 
         let failed =
-            recent |> Array.collect (fun s -> Array.ofList s.FailedAttempts) |> Array.countBy id |> Map.ofArray
+            recent
+            |> Array.collect (fun s -> Array.ofList s.FailedAttempts)
+            |> Array.countBy id
+            |> Map.ofArray
 
         Seq.append (Map.keys answered) (Map.keys failed)
         |> Seq.distinct

@@ -204,7 +204,10 @@ let ``a reload applies changes when any takes effect now; restart-only changes a
             }
     }
 
-    let grpcAndProvider = { grpcOnly with Providers = [ provider "a"; provider "b" ] }
+    let grpcAndProvider = {
+        grpcOnly with
+            Providers = [ provider "a"; provider "b" ]
+    }
 
     Assert.Equal(ReloadEffect.Unchanged, ConfigDiff.effect (ConfigDiff.between running running))
     let restartOnly = ConfigDiff.between running grpcOnly

@@ -99,7 +99,9 @@ let private factsOf (body: string) : RequestFacts =
     | Error e -> failwith (RequestFacts.describe e)
 
 [<Fact>]
-let ``the relay's own answers are told from the plan: a failed pipeline, a translated count_tokens; an upstream call is none`` () =
+let ``the relay's own answers are told from the plan: a failed pipeline, a translated count_tokens; an upstream call is none``
+    ()
+    =
     let facts =
         factsOf """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"""
 
@@ -132,6 +134,10 @@ let ``a local answer's result is the relay's own: ok, or its error type, never a
 
     Assert.Equal<string list>(
         [ "pipeline_error"; "dropped_refused"; "count_tokens" ],
-        [ LocalAnswer.PipelineFailed; LocalAnswer.DroppedRefused; LocalAnswer.CountTokens ]
+        [
+            LocalAnswer.PipelineFailed
+            LocalAnswer.DroppedRefused
+            LocalAnswer.CountTokens
+        ]
         |> List.map LocalAnswer.wireName
     )

@@ -58,7 +58,12 @@ let ``classify: errors before the first byte and stream errors before content`` 
     Assert.Equal(Classification.NoAnswer false, classify AttemptResult.ConnectFailed)
     Assert.Equal(Classification.NoAnswer true, classify AttemptResult.TimedOut)
     Assert.Equal(Classification.Abandoned, classify AttemptResult.Abandoned)
-    Assert.Equal(Classification.Local LocalAnswer.PipelineFailed, classify (AttemptResult.Local LocalAnswer.PipelineFailed))
+
+    Assert.Equal(
+        Classification.Local LocalAnswer.PipelineFailed,
+        classify (AttemptResult.Local LocalAnswer.PipelineFailed)
+    )
+
     Assert.Equal(Classification.Unsent, classify AttemptResult.Unsent)
 
 let private decide (now: float) (dispatch: Dispatch) (attempt: Attempt) (c: Classification) =

@@ -607,7 +607,10 @@ let ``an answer the relay makes itself does not close a half-open circuit: its p
 
     for answer in [ LocalAnswer.PipelineFailed; LocalAnswer.DroppedRefused ] do
         let rt, dispatch = plan runtime (at 30.0) (request "m")
-        let rt, local, decision, _, effects = attempt rt (at 30.0) dispatch (AttemptResult.Local answer)
+
+        let rt, local, decision, _, effects =
+            attempt rt (at 30.0) dispatch (AttemptResult.Local answer)
+
         Assert.Equal("a", local.ProviderName)
         Assert.Equal(Decision.Deliver, decision)
         Assert.Empty(effects)
@@ -624,7 +627,12 @@ let ``an answer the relay makes itself does not close a half-open circuit: its p
 [<Fact>]
 let ``an answer the relay makes itself records nothing: no latency sample, no pin, no key change`` () =
     let runtime = oneProvider 0
-    let request = { request "m" with ConversationKey = 42UL }
+
+    let request = {
+        request "m" with
+            ConversationKey = 42UL
+    }
+
     let runtime, dispatch = plan runtime TimeSpan.Zero request
     let before = stateOf runtime "a"
 

@@ -83,8 +83,7 @@ let ``the window forgets exactly what is older than it`` () =
                 let counted = summary |> List.sumBy _.Requests
                 let byProvider = kept |> List.countBy _.Provider
 
-                let providers =
-                    (byProvider |> List.map fst) @ failed |> List.distinct |> List.sort
+                let providers = (byProvider |> List.map fst) @ failed |> List.distinct |> List.sort
 
                 counted = kept.Length
                 && (summary |> List.map _.Provider) = providers
@@ -95,7 +94,9 @@ let ``the window forgets exactly what is older than it`` () =
                        let mine = kept |> List.filter (fun s -> s.Provider = w.Provider)
                        let failedHere = failed |> List.filter ((=) w.Provider) |> List.length
                        let latencies = mine |> List.map _.LatencyMs
-                       let p (q: float) = if latencies.IsEmpty then 0.0 else oracle q latencies
+
+                       let p (q: float) =
+                           if latencies.IsEmpty then 0.0 else oracle q latencies
 
                        w.Requests = mine.Length
                        && w.FailedAttempts = failedHere
