@@ -57,7 +57,7 @@ internal sealed class FailoverForwarder(
                 cell.Update((delivery.Attempt, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.Attempt, s.usage));
             }
 
-            if (broke)
+            if (broke && delivery.ReachedUpstream)
             {
                 // too late to fail over, not too late to count: a provider that breaks mid-stream trips its breaker
                 cell.Transition(delivery.Attempt, static (runtime, now, a) => Relay.brokeAfterDelivery(runtime, now, a));
