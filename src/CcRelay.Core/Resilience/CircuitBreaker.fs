@@ -180,7 +180,7 @@ module CircuitBreaker =
             breaker
         else
             match breaker.State with
-            | HalfOpen(admitted, succeeded, since) when admitted > succeeded -> {
+            | HalfOpen(admitted, succeeded, since) when admitted > 0 -> {
                 breaker with
                     State = HalfOpen(admitted - 1, succeeded, since)
               }

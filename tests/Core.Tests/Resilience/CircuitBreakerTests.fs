@@ -218,7 +218,3 @@ let ``an unused call changes nothing in closed or open, nor in another generatio
     Assert.Equal(opened, CircuitBreaker.unused opened.Generation opened)
     let _, probing = admit 33.0 (opened)
     Assert.Equal(probing, CircuitBreaker.unused (probing.Generation - 1) probing)
-    // a probe slot that was never taken is not given: half-open never has fewer admitted than succeeded
-    let _, first = admit 33.0 (opened)
-    let succeeded = first |> succeed 34.0
-    Assert.Equal(succeeded, CircuitBreaker.unused succeeded.Generation succeeded)
