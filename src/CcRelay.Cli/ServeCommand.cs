@@ -142,8 +142,8 @@ internal static class ServeCommand
     private static async Task<int> RunWithDashboardAsync(Microsoft.AspNetCore.Builder.WebApplication app, GrpcConfig grpc, CancellationToken cancellationToken)
     {
         // the management listener is added last (CcRelayServer.Build), and with port 0 only the server knows its port
-        var address = TuiTarget.ParseAddress(CcRelayServer.Addresses(app)[^1].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal))!;
-        var target = new TuiTarget(address, grpc.AuthToken?.Value, address.Authority);
+        var address = Api.RelayTarget.ParseAddress(CcRelayServer.Addresses(app)[^1].Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal))!;
+        var target = new Api.RelayTarget(address, grpc.AuthToken?.Value, null, true);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var dashboard = TuiApp.RunAsync(target, stop.Token);
         var shutdown = app.WaitForShutdownAsync(CancellationToken.None);

@@ -77,10 +77,22 @@ public static class CcRelayServer
                 });
             }
 
+            if (config.Grpc is { Enabled: true, WebListen.Value: var webListen })
+            {
+                // grpc.web_listen: the management API for grpc-web over HTTP/1.1 (a browser's protocol). NOTE: a port
+                // of its own because Kestrel serves cleartext HTTP/2 (gRPC's prior knowledge) only on an HTTP/2-only
+                // endpoint. Added right before the API's own listener (Addresses(app)[^2])
+                Listen(kestrel, webListen, o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    ManagementListener.Mark(o);
+                });
+            }
+
             if (config.Grpc.Enabled)
             {
-                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge); added last,
-                // so Addresses(app)[^1] is its address
+                // the management API: its own listener, HTTP/2 without TLS (gRPC's prior knowledge; grpc-web over
+                // HTTP/2 too); added last, so Addresses(app)[^1] is its address
                 Listen(kestrel, config.Grpc.Listen, o =>
                 {
                     o.Protocols = HttpProtocols.Http2;
@@ -135,6 +147,7 @@ public static class CcRelayServer
         if (config.Grpc.Enabled)
         {
             app.UseManagementListener();
+            app.UseCcRelayManagementWeb();
             app.MapCcRelayManagement();
         }
 

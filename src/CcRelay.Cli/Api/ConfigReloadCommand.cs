@@ -46,6 +46,14 @@ internal static class ConfigReloadCommand
             case "unchanged":
                 await context.Output.WriteLineAsync($"Config unchanged (generation {answer.ConfigGeneration}).");
                 break;
+            case "restart_required":
+                await context.Output.WriteLineAsync($"Config not applied: what changed needs a restart; the relay keeps running generation {answer.ConfigGeneration}:");
+                foreach (var change in answer.Changes)
+                {
+                    await context.Output.WriteLineAsync($"  - {change}");
+                }
+
+                break;
             default:
                 await context.Error.WriteLineAsync($"cc-relay: the relay refused the config ({answer.Errors.Count} error(s)); it keeps running generation {answer.ConfigGeneration}:");
                 foreach (var issue in answer.Errors)

@@ -4,8 +4,8 @@ using CcRelay.Core;
 namespace CcRelay.Cli.Api;
 
 /// <summary>
-/// Which relay a command talks to and with which token: each from its flag, else its environment variable, else
-/// the config (the file <c>serve</c> would load, or <c>--config</c>), else the default.
+/// Which relay a command or the dashboard talks to and with which token: each from its flag, else its environment
+/// variable, else the config (the file <c>serve</c> would load, or <c>--config</c>), else the default (<see cref="From"/>).
 /// </summary>
 /// <param name="Address">The API's http:// address.</param>
 /// <param name="Token">The management token, or null.</param>
@@ -35,28 +35,40 @@ internal sealed record RelayTarget(Uri Address, string? Token, RelayConfig? Conf
         }
 
         var config = loaded?.Config;
-        var named = parse.GetValue(options.Relay) ?? environment.NonEmpty(AddressVariable);
-        Uri address;
-        if (named is not null)
+        var (target, problem) = From(parse.GetValue(options.Relay), parse.GetValue(options.Token), environment.Variable, config?.Grpc, config);
+        if (target is null)
         {
-            if (ParseAddress(named) is not { } parsed)
-            {
-                error.WriteLine($"cc-relay: --relay: expected host:port or http://host:port, got \"{named}\"");
-                return null;
-            }
-
-            address = parsed;
-        }
-        else
-        {
-            var listen = config?.Grpc.Listen ?? Core.Config.defaultGrpc.Listen;
-            var url = ClaudeSettings.clientUrl(listen);
-            address = new Uri(url.IsOk ? url.ResultValue : "http://127.0.0.1:8788");
+            error.WriteLine($"cc-relay: {problem}");
         }
 
-        var token = parse.GetValue(options.Token) ?? environment.NonEmpty(TokenVariable) ?? config?.Grpc.AuthToken?.Value;
-        return new RelayTarget(address, token, config, named is not null);
+        return target;
     }
+
+    /// <summary>
+    /// The one rule of every command and the dashboard: the address from the flag, else
+    /// <c>$CC_RELAY_GRPC_ADDRESS</c>, else the config's <c>grpc.listen</c> (a wildcard host dialled on loopback),
+    /// else <c>127.0.0.1:8788</c>; the token from the flag, else <c>$CC_RELAY_GRPC_TOKEN</c>, else
+    /// <c>grpc.auth_token</c>. An error message (without a token) when the address cannot be read.
+    /// </summary>
+    public static (RelayTarget? Target, string? Error) From(string? relayFlag, string? tokenFlag, Func<string, string?> variable, GrpcConfig? grpc, RelayConfig? config = null)
+    {
+        ArgumentNullException.ThrowIfNull(variable);
+        static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+        var named = NonEmpty(relayFlag) ?? NonEmpty(variable(AddressVariable));
+        var token = NonEmpty(tokenFlag) ?? NonEmpty(variable(TokenVariable)) ?? (grpc?.AuthToken is { } configured ? NonEmpty(configured.Value) : null);
+        if (named is null)
+        {
+            var url = ClaudeSettings.clientUrl(grpc?.Listen ?? Core.Config.defaultGrpc.Listen);
+            return (new RelayTarget(new Uri(url.IsOk ? url.ResultValue : "http://127.0.0.1:8788"), token, config, false), null);
+        }
+
+        return ParseAddress(named) is { } address
+            ? (new RelayTarget(address, token, config, true), null)
+            : (null, $"cannot read the relay's management address '{named}' (--relay: expected host:port or http://host:port)");
+    }
+
+    /// <summary>The address as the dashboard's title shows it (<c>host:port</c>, or the scheme too when it is https).</summary>
+    public string Display => Address.Scheme == Uri.UriSchemeHttp ? Address.Authority : Address.GetLeftPart(UriPartial.Authority);
 
     /// <summary><c>host:port</c> (a wildcard host becomes loopback) or an absolute http(s) URL; null when neither.</summary>
     public static Uri? ParseAddress(string text)
@@ -64,7 +76,8 @@ internal sealed record RelayTarget(Uri Address, string? Token, RelayConfig? Conf
         if (text.Contains("://", StringComparison.Ordinal))
         {
             return Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Port > 0
-                ? uri
+                && uri.Host.Length > 0 && uri.AbsolutePath is "/" or ""
+                ? new Uri(uri.GetLeftPart(UriPartial.Authority))
                 : null;
         }
 
@@ -79,5 +92,5 @@ internal sealed record RelayTarget(Uri Address, string? Token, RelayConfig? Conf
     }
 
     /// <summary>A client of this target's API.</summary>
-    public RelayClient Connect() => new(Address, Token);
+    public RelayClient Connect(TimeProvider? timeProvider = null) => new(Address, Token, timeProvider: timeProvider);
 }

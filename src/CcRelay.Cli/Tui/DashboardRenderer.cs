@@ -437,6 +437,10 @@ internal static class DashboardRenderer
             case "unchanged":
                 lines.Add(Line.Of($"● unchanged: the file says what generation {answer.ConfigGeneration} runs", Tone.Normal));
                 break;
+            case "restart_required":
+                lines.Add(Line.Of($"● not applied: what changed needs a restart; generation {answer.ConfigGeneration} stays", Tone.Normal));
+                lines.AddRange(answer.Changes.SelectMany(c => TuiText.Wrap("• " + c, width)).Select(t => Line.Of(t)));
+                break;
             default:
                 lines.Add(Line.Of($"✖ {answer.Outcome}: the running config (generation {answer.ConfigGeneration}) stays", Tone.Bad));
                 foreach (var issue in answer.Errors)

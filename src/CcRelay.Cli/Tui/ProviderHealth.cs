@@ -31,20 +31,26 @@ internal static class ProviderHealth
     public const double DegradedErrorRatio = 0.05;
 
     /// <summary>
-    /// The provider's health. <paramref name="failedOver"/>: requests in the window that failed on it and went on
-    /// to another provider. They count as the other's requests in the statistics (a request counts where it
-    /// ended), so without them a provider whose every failure is caught by a failover would look healthy.
+    /// The provider's health. Its failed attempts caught by a failover count against it (the relay counts them,
+    /// <see cref="ProviderStats.FailedAttempts"/>); <paramref name="failedOver"/>: those seen among the recent
+    /// requests kept, for a relay that does not count them yet.
     /// </summary>
     public static Health Of(ProviderStats provider, int failedOver = 0) =>
         provider.OperatorDisabled || provider.Circuit is "disabled" or "config_disabled" ? Health.Off
         : provider.Circuit == "open" ? Health.Down
         : provider.Circuit == "half_open" ? Health.Probing
-        : ErrorRatio(provider) >= DegradedErrorRatio || failedOver > 0 || provider.Probe == "failed" || KeysSpent(provider) ? Health.Degraded
+        : ErrorRatio(provider) >= DegradedErrorRatio || failedOver > 0 || provider.FailedAttempts > 0 || provider.Probe == "failed" || KeysSpent(provider) ? Health.Degraded
         : Health.Ok;
 
-    /// <summary>Errors ÷ requests over the window; 0 without requests.</summary>
-    public static double ErrorRatio(ProviderStats provider) =>
-        provider.Requests == 0 ? 0 : (double)provider.Errors / provider.Requests;
+    /// <summary>
+    /// Errors ÷ attempts over the window (its failed attempts caught by a failover included); 0 without any.
+    /// (A relay that does not count attempts yet: errors ÷ requests.)
+    /// </summary>
+    public static double ErrorRatio(ProviderStats provider)
+    {
+        var attempts = Math.Max(provider.Attempts, provider.Requests);
+        return attempts == 0 ? 0 : Math.Min(1, (double)provider.Errors / attempts);
+    }
 
     /// <summary>Every key of the pool has no capacity left (spent, cooling down or revoked); false without keys.</summary>
     public static bool KeysSpent(ProviderStats provider) =>

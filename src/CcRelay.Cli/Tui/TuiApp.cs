@@ -1,3 +1,4 @@
+using CcRelay.Cli.Api;
 using Grpc.Core;
 using Terminal.Gui.App;
 using Terminal.Gui.Views;
@@ -6,7 +7,7 @@ namespace CcRelay.Cli.Tui;
 
 /// <summary>
 /// Runs the dashboard: the terminal (Terminal.Gui, on a thread of its own), the relay's streams
-/// (<see cref="TuiRelayClient"/>) and the actions the keys ask for. Returns when the operator quits or
+/// (<see cref="DashboardFeed"/>, over the CLI's <see cref="RelayClient"/>) and the actions the keys ask for. Returns when the operator quits or
 /// <c>cancellationToken</c> fires.
 /// </summary>
 internal static class TuiApp
@@ -17,13 +18,13 @@ internal static class TuiApp
     /// <summary>Main-loop iterations a second at most: keys are answered within 100 ms.</summary>
     private const int MaxIterationsPerSecond = 10;
 
-    public static async Task RunAsync(TuiTarget target, CancellationToken cancellationToken)
+    public static async Task RunAsync(RelayTarget target, CancellationToken cancellationToken)
     {
         var time = TimeProvider.System;
         var store = new DashboardStore(new DashboardState { Target = target.Display });
-        using var client = new TuiRelayClient(target, time);
+        using var client = target.Connect(time);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var watching = client.WatchAsync(store, stop.Token);
+        var watching = new DashboardFeed(client, time).WatchAsync(store, stop.Token);
         var ui = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
@@ -53,7 +54,7 @@ internal static class TuiApp
         }
     }
 
-    private static void RunTerminal(DashboardStore store, TuiRelayClient client, TimeProvider time, CancellationTokenSource stop)
+    private static void RunTerminal(DashboardStore store, RelayClient client, TimeProvider time, CancellationTokenSource stop)
     {
         // the main loop's rate cap (Terminal.Gui's default is 25 a second): the dashboard changes at most a few
         // times a second, and every iteration costs CPU, which under `serve --tui` is the relay's
@@ -91,7 +92,7 @@ internal static class TuiApp
     }
 
     /// <summary>A key's action: view changes through the pure transition; enable, disable and reload call the relay.</summary>
-    private static void Act(TuiAction action, DashboardStore store, TuiRelayClient client, TimeProvider time, IApplication app, CancellationToken cancellationToken)
+    private static void Act(TuiAction action, DashboardStore store, RelayClient client, TimeProvider time, IApplication app, CancellationToken cancellationToken)
     {
         var state = store.Current;
         var selected = state.SelectedProvider;
@@ -114,11 +115,11 @@ internal static class TuiApp
         }
     }
 
-    private static async Task SetEnabledAsync(string provider, bool enable, DashboardStore store, TuiRelayClient client, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task SetEnabledAsync(string provider, bool enable, DashboardStore store, RelayClient client, TimeProvider time, CancellationToken cancellationToken)
     {
         try
         {
-            var answer = await client.SetEnabledAsync(provider, enable, cancellationToken);
+            var answer = await client.SetProviderEnabledAsync(provider, enable, cancellationToken);
             var text = !answer.Changed ? $"{provider} already {(enable ? "enabled" : "disabled")}"
                 : enable ? $"{provider} enabled: its circuit starts closed"
                 : $"{provider} disabled: no request goes to it (e enables it)";
@@ -134,12 +135,12 @@ internal static class TuiApp
         }
     }
 
-    private static async Task ReloadAsync(DashboardStore store, TuiRelayClient client, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task ReloadAsync(DashboardStore store, RelayClient client, TimeProvider time, CancellationToken cancellationToken)
     {
         try
         {
-            var answer = await client.ReloadAsync(cancellationToken);
-            var tone = answer.Outcome switch { "applied" => Tone.Good, "unchanged" => Tone.Normal, _ => Tone.Bad };
+            var answer = await client.ReloadConfigAsync(cancellationToken);
+            var tone = answer.Outcome switch { "applied" => Tone.Good, "unchanged" or "restart_required" => Tone.Normal, _ => Tone.Bad };
             store.Update(s => (s with { Overlay = new Overlay.Reload(answer) }).Say($"config reload: {answer.Outcome}", tone, time.GetUtcNow()));
         }
         catch (RpcException e)
@@ -155,6 +156,6 @@ internal static class TuiApp
     private static string Refusal(RpcException e) => e.StatusCode switch
     {
         StatusCode.FailedPrecondition or StatusCode.NotFound or StatusCode.InvalidArgument => e.Status.Detail,
-        _ => TuiRelayClient.Describe(e),
+        _ => RelayClient.Describe(e),
     };
 }

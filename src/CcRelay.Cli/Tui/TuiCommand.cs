@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CcRelay.Cli.Api;
 using CcRelay.Core;
 
 namespace CcRelay.Cli.Tui;
@@ -13,11 +14,11 @@ internal static class TuiCommand
     {
         var relay = new Option<string?>("--relay")
         {
-            Description = $"The relay's management API, host:port or http://host:port. Default: ${TuiTarget.AddressVariable}, else the config's grpc.listen, else 127.0.0.1:8788.",
+            Description = $"The relay's management API, host:port or http://host:port. Default: ${RelayTarget.AddressVariable}, else the config's grpc.listen, else 127.0.0.1:8788.",
         };
         var token = new Option<string?>("--token")
         {
-            Description = $"The management token (grpc.auth_token). Default: ${TuiTarget.TokenVariable}, else the config's grpc.auth_token.",
+            Description = $"The management token (grpc.auth_token). Default: ${RelayTarget.TokenVariable}, else the config's grpc.auth_token.",
         };
         var config = new Option<string?>("--config", "-c")
         {
@@ -53,10 +54,10 @@ internal static class TuiCommand
     /// The target from the flags, the environment and (only for what those leave open) the config's grpc section;
     /// null after printing why it cannot be had.
     /// </summary>
-    internal static TuiTarget? Resolve(string? relay, string? token, string? configPath, CliEnvironment environment, TextWriter error)
+    internal static RelayTarget? Resolve(string? relay, string? token, string? configPath, CliEnvironment environment, TextWriter error)
     {
         GrpcConfig? grpc = null;
-        var open = (relay ?? environment.NonEmpty(TuiTarget.AddressVariable)) is null || (token ?? environment.NonEmpty(TuiTarget.TokenVariable)) is null;
+        var open = (relay ?? environment.NonEmpty(RelayTarget.AddressVariable)) is null || (token ?? environment.NonEmpty(RelayTarget.TokenVariable)) is null;
         if (configPath is not null || open)
         {
             var loaded = LoadConfig.Run(configPath, environment, error);
@@ -68,7 +69,7 @@ internal static class TuiCommand
             grpc = loaded.Value.Path is null ? null : loaded.Value.Config.Grpc;
         }
 
-        var (target, problem) = TuiTarget.Resolve(relay, token, environment.Variable, grpc);
+        var (target, problem) = RelayTarget.From(relay, token, environment.Variable, grpc);
         if (target is null)
         {
             error.WriteLine($"cc-relay tui: {problem}");

@@ -368,13 +368,17 @@ type GrpcConfig = {
     Listen: ListenAddress
     /// When set, every call must carry `authorization: Bearer <token>`; required off loopback.
     AuthToken: string option
+    /// `web_listen` (the Go project's key): a second listener of the API, HTTP/1.1 without TLS, for grpc-web
+    /// clients such as a browser page (the API's own listener speaks grpc-web over HTTP/2 too). None: none.
+    WebListen: ListenAddress option
 } with
 
-    /// The section with `authToken` null when there is none.
+    /// The section with `authToken` null when there is none, and no grpc-web listener.
     static member Create(enabled: bool, listen: ListenAddress, authToken: string | null) : GrpcConfig = {
         Enabled = enabled
         Listen = listen
         AuthToken = Option.ofObj authToken
+        WebListen = None
     }
 
 /// A TLS protocol version the relay accepts as its minimum.
@@ -587,6 +591,7 @@ module Config =
         Enabled = false
         Listen = { Host = "127.0.0.1"; Port = 8788 }
         AuthToken = None
+        WebListen = None
     }
 
     /// The edge when nothing is configured: no TLS, a queue as long as `max_concurrent` with a 30 s wait,

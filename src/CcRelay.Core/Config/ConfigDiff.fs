@@ -12,6 +12,17 @@ type ConfigChange =
     /// A setting that only a restart applies (the listener is already bound).
     | RestartRequired of Path: string
 
+/// What a reload does with the changes it found (`ConfigDiff.effect`).
+[<RequireQualifiedAccess>]
+type ReloadEffect =
+    /// Nothing differs from the running config.
+    | Unchanged
+    /// Only settings a restart applies differ: nothing is swapped in, and the reload says which need a restart.
+    | RestartRequired
+    /// Something takes effect now; restart-only settings among the changes keep their running values (`applicable`)
+    /// and are reported as needing a restart.
+    | Apply
+
 /// What a reload changes. Pure: two configs in, a list of changes out, for the reload log line.
 [<RequireQualifiedAccess>]
 module ConfigDiff =
@@ -82,6 +93,7 @@ module ConfigDiff =
                 "grpc.enabled", current.Grpc.Enabled <> next.Grpc.Enabled
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
+                "grpc.web_listen", current.Grpc.WebListen <> next.Grpc.WebListen
                 "ledger", current.Ledger <> next.Ledger
             ]
             @ edgeRestart current.Edge next.Edge
@@ -254,3 +266,19 @@ module ConfigDiff =
             // the ledger's file and writer are opened once, at start-up; clients reload live
             Ledger = running.Ledger
     }
+
+    /// What a reload with `changes` (`between`) does: apply them when any takes effect now; when every one needs
+    /// a restart (a changed `grpc:` section, TLS files, listeners), nothing is applied and the reload says so,
+    /// every time, until the relay restarts.
+    let effect (changes: ConfigChange list) : ReloadEffect =
+        if changes.IsEmpty then
+            ReloadEffect.Unchanged
+        elif
+            changes
+            |> List.forall (function
+                | ConfigChange.RestartRequired _ -> true
+                | _ -> false)
+        then
+            ReloadEffect.RestartRequired
+        else
+            ReloadEffect.Apply

@@ -4,8 +4,8 @@ open System
 open System.Net
 
 /// The `grpc` section: the management API's listener and token (docs/management.md). The Go project's
-/// section (`listen`, `web_listen`) loads unchanged and is now effective; `web_listen` is read and warned
-/// about (grpc-web is not served yet).
+/// section (`listen`, `web_listen`) loads unchanged and is effective: `web_listen` is the API's grpc-web listener
+/// (HTTP/1.1), under the same token rule as `listen`.
 [<RequireQualifiedAccess>]
 module internal ConfigGrpc =
 
@@ -39,32 +39,25 @@ module internal ConfigGrpc =
                     |> Decoded.orDefault defaults.Listen
 
                 and! token = fields |> ConfigRead.field "auth_token" ConfigRead.optionalString
-                and! _ = fields |> ConfigRead.field "web_listen" ConfigSections.listen
+                and! web = fields |> ConfigRead.field "web_listen" ConfigSections.listen
 
                 return {
                     Enabled = enabled
                     Listen = listen
                     AuthToken = token |> Option.filter (fun t -> t.Length > 0)
+                    WebListen = web
                 }
             }
             |> Decoded.bind (fun config ->
-                let warnings = [
-                    match ConfigRead.entry "web_listen" fields with
-                    | Some entry ->
-                        Finding.warning (
-                            ConfigRead.issue
-                                (fields.Cursor.Child "web_listen")
-                                entry.KeyAt
-                                "accepted but not effective in this version (grpc-web is not served yet)"
-                        )
-                    | None -> ()
-                ]
-
-                if config.Enabled && config.AuthToken.IsNone && not (isLoopback config.Listen) then
+                let offLoopback (key: string) (address: ListenAddress) =
                     ConfigRead.fail
-                        (fields.Cursor.Child "listen")
-                        (ConfigRead.valueAt "listen" fields)
-                        $"%s{string config.Listen} is not a loopback address: set grpc.auth_token (e.g. \"${{CC_RELAY_GRPC_TOKEN}}\") or listen on 127.0.0.1"
-                    |> Decoded.tell warnings
-                else
-                    Decoded.ok config |> Decoded.tell warnings))
+                        (fields.Cursor.Child key)
+                        (ConfigRead.valueAt key fields)
+                        $"%s{string address} is not a loopback address: set grpc.auth_token (e.g. \"${{CC_RELAY_GRPC_TOKEN}}\") or listen on 127.0.0.1"
+
+                match config.WebListen with
+                | _ when config.Enabled && config.AuthToken.IsNone && not (isLoopback config.Listen) ->
+                    offLoopback "listen" config.Listen
+                | Some web when config.Enabled && config.AuthToken.IsNone && not (isLoopback web) ->
+                    offLoopback "web_listen" web
+                | _ -> Decoded.ok config))

@@ -328,6 +328,9 @@ module ConfigRender =
         $"  enabled: %s{boolean config.Enabled}"
         $"  listen: %s{quote (string config.Listen)}"
         $"  auth_token: %s{secret config.AuthToken}"
+        match config.WebListen with
+        | Some web -> $"  web_listen: %s{quote (string web)}"
+        | None -> ()
     ]
 
     let private tlsVersion (version: TlsVersion) : string =

@@ -172,6 +172,20 @@ module CircuitBreaker =
             | HalfOpen _, Outcome.Failure -> moveTo (Open(now + policy.OpenDuration)) breaker
             | Open _, _ -> breaker
 
+    /// After a call admitted in `generation` that never reached the provider (the relay answered it itself): it
+    /// says nothing about the provider, so nothing is recorded, and a half-open probe slot it took is given back
+    /// for a call that does reach the provider. Another generation's call changes nothing.
+    let unused (generation: int) (breaker: Breaker) : Breaker =
+        if generation <> breaker.Generation then
+            breaker
+        else
+            match breaker.State with
+            | HalfOpen(admitted, succeeded, since) when admitted > 0 -> {
+                breaker with
+                    State = HalfOpen(admitted - 1, succeeded, since)
+              }
+            | _ -> breaker
+
     /// A successful health-check probe while Open: the break ends now (the next admit goes half-open).
     let probeSucceeded (now: TimeSpan) (breaker: Breaker) : Breaker =
         match breaker.State with

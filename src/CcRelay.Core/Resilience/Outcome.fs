@@ -120,3 +120,51 @@ type RequestResult with
         match RequestResult.status this with
         | Some status -> System.Nullable status
         | None -> System.Nullable()
+
+/// An answer the relay makes itself for an admitted attempt, without calling the upstream it planned. It says
+/// nothing about the provider: no breaker or key-pool outcome is recorded for it (`Relay.record`), it is not an
+/// upstream attempt in the metrics, and the request line, metrics and ledger say it was answered locally.
+[<RequireQualifiedAccess>]
+type LocalAnswer =
+    /// The attempt's pipeline failed (`on_error: fail`): the failing step's Anthropic error.
+    | PipelineFailed
+    /// A translated provider refuses what it would have to leave out (`on_dropped: refuse`): a 400 naming it.
+    | DroppedRefused
+    /// A translated provider's `count_tokens`, counted by the relay.
+    | CountTokens
+
+/// Which answers the relay makes itself, and what they mean for the request.
+[<RequireQualifiedAccess>]
+module LocalAnswer =
+
+    /// The `local` field of the request line, the `reason` label of `ccrelay_local_answers_total`.
+    let wireName (answer: LocalAnswer) : string =
+        match answer with
+        | LocalAnswer.PipelineFailed -> "pipeline_error"
+        | LocalAnswer.DroppedRefused -> "dropped_refused"
+        | LocalAnswer.CountTokens -> "count_tokens"
+
+    /// The local answer an attempt's final plan makes, if it makes one (`Dialect.localAnswer`):
+    /// `pipelineFailed` says the attempt's pipeline failed (its plan is `Pipeline.failedPlan`).
+    let ofPlan (pipelineFailed: bool) (plan: UpstreamPlan) : LocalAnswer option =
+        match Dialect.localAnswer plan with
+        | None -> None
+        | Some _ when pipelineFailed -> Some LocalAnswer.PipelineFailed
+        | Some _ when Dialect.refusedDropped plan -> Some LocalAnswer.DroppedRefused
+        | Some _ -> Some LocalAnswer.CountTokens
+
+    /// The request's result when the relay answered it locally with `status`: `ok` below 400, else the relay's
+    /// own error (`invalid_request_error` for a 4xx, `api_error` for a 5xx), never an `upstream_…` result.
+    let result (status: int) : RequestResult =
+        if status < 400 then
+            RequestResult.Ok
+        elif status >= 500 then
+            RequestResult.Refused(ErrorType.Api, status)
+        else
+            RequestResult.Refused(ErrorType.InvalidRequest, status)
+
+/// The C#-facing surface of `LocalAnswer`.
+type LocalAnswer with
+
+    /// `LocalAnswer.wireName`.
+    member this.WireName: string = LocalAnswer.wireName this

@@ -60,6 +60,11 @@ type AttemptResult =
     | TimedOut
     /// The client went away (or the attempt lost a hedge race): says nothing about the upstream.
     | Abandoned
+    /// The relay answered the attempt itself (`LocalAnswer`), calling no upstream: says nothing about the provider.
+    | Local of Answer: LocalAnswer
+    /// The relay could not make the attempt's request for this provider (a body it cannot reshape for it) and sent
+    /// nothing: says nothing about the provider; another provider may take the request.
+    | Unsent
 
 /// What one attempt's result means.
 [<RequireQualifiedAccess>]
@@ -81,6 +86,10 @@ type Classification =
     /// The provider refused a thinking signature: retry once with thinking stripped.
     | SignatureRejected
     | Abandoned
+    /// The relay's own answer (`AttemptResult.Local`): relay it; nothing is recorded for the provider.
+    | Local of Answer: LocalAnswer
+    /// Nothing was sent (`AttemptResult.Unsent`): move on as after a failure, but record nothing for the provider.
+    | Unsent
 
 /// Why the relay answers the client itself instead of relaying an upstream answer.
 [<RequireQualifiedAccess>]
@@ -185,6 +194,22 @@ module Failover =
         | AttemptResult.ConnectFailed -> Classification.NoAnswer false
         | AttemptResult.TimedOut -> Classification.NoAnswer true
         | AttemptResult.Abandoned -> Classification.Abandoned
+        | AttemptResult.Local answer -> Classification.Local answer
+        | AttemptResult.Unsent -> Classification.Unsent
+
+    /// Whether the attempt reached its upstream (an answer, an error, a timeout, a broken connection, a client that
+    /// left meanwhile). One that did not (the relay answered it itself, or sent nothing) records nothing for the
+    /// provider, and gives back the key capacity its admission took (`Relay.refund`, at release).
+    let reachedUpstream (result: AttemptResult) : bool =
+        match result with
+        | AttemptResult.Local _
+        | AttemptResult.Unsent -> false
+        | AttemptResult.Answered _
+        | AttemptResult.StreamError _
+        | AttemptResult.SignatureRejected
+        | AttemptResult.ConnectFailed
+        | AttemptResult.TimedOut
+        | AttemptResult.Abandoned -> true
 
     /// The jittered backoff before wrap-around `round` (1, 2, …): "equal jitter", half fixed and half
     /// random, doubling per round up to `backoffCap`.
@@ -211,6 +236,7 @@ module Failover =
     let private giveUp (classification: Classification) : Decision =
         match classification with
         | Classification.NoAnswer timedOut -> Decision.Stop(Verdict.NoAnswer timedOut)
+        | Classification.Unsent -> Decision.Stop(Verdict.NoAnswer false)
         | _ -> Decision.Deliver
 
     /// Decides what follows an attempt, given its classification (`classify`) at `now`. Returns the
@@ -236,7 +262,8 @@ module Failover =
 
         match classification with
         | Classification.Succeeded _
-        | Classification.Final -> struct (Decision.Deliver, dispatch)
+        | Classification.Final
+        | Classification.Local _ -> struct (Decision.Deliver, dispatch)
         | Classification.Abandoned -> struct (Decision.Abandon, dispatch)
         | Classification.SignatureRejected when dispatch.StripUsed -> struct (Decision.Deliver, dispatch)
         | _ ->
@@ -319,6 +346,7 @@ module Failover =
         | ValueSome(Classification.RateLimited _)
         | ValueSome Classification.KeyRefused -> Verdict.PassThrough
         | ValueSome(Classification.NoAnswer timedOut) -> Verdict.NoAnswer timedOut
+        | ValueSome Classification.Unsent -> Verdict.NoAnswer false
         | _ when rateLimited -> Verdict.RateLimited(retryAfterSeconds readyIn)
         | _ -> Verdict.Unavailable(retryAfterSeconds readyIn)
 

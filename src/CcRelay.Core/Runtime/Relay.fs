@@ -413,7 +413,10 @@ module Relay =
     /// are failures; a 429 is one when the provider has no other key, or a second key got a 429 within the
     /// breaker window; a client disconnect is nothing), the key (429 → cooldown for `retry-after`, default
     /// 60 s, at most 300 s; 401/403 → revoked until reload), the latency, and the conversation's pin.
-    /// Returns the classification.
+    /// An attempt that never reached its upstream (`Failover.reachedUpstream`: the relay answered it itself, or
+    /// sent nothing) records nothing: the breaker only gets back a half-open probe slot the attempt took
+    /// (`CircuitBreaker.unused`); the host gives back the key capacity it took at release (`refund`). Returns the
+    /// classification.
     let record
         (runtime: RelayRuntime)
         (now: TimeSpan)
@@ -477,7 +480,9 @@ module Relay =
                 | Classification.ProviderFailed _
                 | Classification.NoAnswer _ ->
                     struct (None, [], CircuitBreaker.Outcome.Failure, state.Last429Key, state.Last429At)
-                | Classification.Abandoned ->
+                | Classification.Abandoned
+                | Classification.Local _
+                | Classification.Unsent ->
                     struct (None, [], CircuitBreaker.Outcome.Abandoned, state.Last429Key, state.Last429At)
 
             let keys =
@@ -489,7 +494,11 @@ module Relay =
                 | _ -> state.Keys
 
             let breaker =
-                CircuitBreaker.record policy.Breaker now attempt.Generation outcome state.Breaker
+                match classification with
+                // the relay answered itself: the provider was not called, a probe slot it took is given back
+                | Classification.Local _
+                | Classification.Unsent -> CircuitBreaker.unused attempt.Generation state.Breaker
+                | _ -> CircuitBreaker.record policy.Breaker now attempt.Generation outcome state.Breaker
 
             let transition = RelayRuntime.breakerEffects name state.Breaker breaker
 
@@ -630,7 +639,8 @@ module Relay =
 
     /// Gives back the key capacity an attempt took, for a call that does not count against the key's message
     /// limits: `count_tokens` (Anthropic limits token counting apart from messages), which would otherwise drain
-    /// the requests per minute and input tokens that messages need and never return them (it has no usage).
+    /// the requests per minute and input tokens that messages need and never return them (it has no usage), and
+    /// an attempt the relay answered itself (`AttemptResult.Local`: the key was never sent).
     let refund (runtime: RelayRuntime) (now: TimeSpan) (attempt: Attempt) : RelayRuntime =
         let struct (p, k) = locate runtime attempt
 

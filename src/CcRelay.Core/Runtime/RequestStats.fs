@@ -19,6 +19,11 @@ type RequestSample = {
     InputTokens: int64
     OutputTokens: int64
     CostUsd: decimal
+    /// The relay answered it itself, calling no upstream (`LocalAnswer`): not the provider's traffic.
+    Local: bool
+    /// The providers of the attempts that failed before the answer, in order, each caught by a failover (a
+    /// provider tried twice appears twice): each counts against the provider that failed it.
+    FailedAttempts: string list
 }
 
 /// Nearest-rank percentiles of a set of durations, in ms (0 when the set is empty).
@@ -38,6 +43,11 @@ type ProviderWindow = {
     InputTokens: int64
     OutputTokens: int64
     CostUsd: decimal
+    /// Attempts of this provider that failed and were followed by another (`RequestSample.FailedAttempts`); they
+    /// are among `Errors` (class `failed_over`) but not among `Requests`, which counts the requests it answered.
+    FailedAttempts: int
+    /// Every attempt of this provider: the requests it answered and its failed attempts (`Requests + FailedAttempts`).
+    Attempts: int
 }
 
 /// Sliding-window statistics of completed requests (`WatchStats`). Pure: the host keeps the samples and
@@ -92,8 +102,14 @@ module RequestStats =
             P99 = percentile 0.99 sorted
         }
 
+    /// The error class of a failed attempt caught by a failover (`ProviderWindow.FailedAttempts`).
+    let failedOverClass: string = "failed_over"
+
     /// Per provider (by name), the window ending at `now`. Rates are per second over the window, or over
-    /// `elapsed` (how long the relay has run) while that is shorter, and at least one second.
+    /// `elapsed` (how long the relay has run) while that is shorter, and at least one second. A request counts
+    /// under the provider that answered it (or was last tried), and each of its failed attempts counts as an
+    /// error of the provider that failed it: a provider whose every failure a failover caught does not look
+    /// healthy. A request the relay answered itself (`Local`) is no provider's traffic; its failed attempts are.
     let summarize
         (now: TimeSpan)
         (window: TimeSpan)
@@ -101,23 +117,39 @@ module RequestStats =
         (samples: RequestSample seq)
         : ProviderWindow list =
         let seconds = max 1.0 (min window.TotalSeconds elapsed.TotalSeconds)
+        let recent = samples |> Seq.filter (inWindow now window) |> Array.ofSeq
 
-        samples
-        |> Seq.filter (inWindow now window)
-        |> Seq.groupBy _.Provider
-        |> Seq.sortBy fst
-        |> Seq.map (fun (provider, group) ->
-            let group = Array.ofSeq group
+        let answered =
+            recent
+            |> Array.filter (fun s -> not s.Local)
+            |> Array.groupBy _.Provider
+            |> Map.ofArray
+
+        let failed =
+            recent
+            |> Array.collect (fun s -> Array.ofList s.FailedAttempts)
+            |> Array.countBy id
+            |> Map.ofArray
+
+        Seq.append (Map.keys answered) (Map.keys failed)
+        |> Seq.distinct
+        |> Seq.sort
+        |> Seq.map (fun provider ->
+            let group = answered |> Map.tryFind provider |> Option.defaultValue [||]
+            let failedHere = failed |> Map.tryFind provider |> Option.defaultValue 0
             let errors = group |> Array.filter (fun s -> s.ErrorClass <> "")
+
+            let classes =
+                Array.append (errors |> Array.map _.ErrorClass) (Array.create failedHere failedOverClass)
 
             {
                 Provider = provider
                 Requests = group.Length
                 RequestsPerSecond = float group.Length / seconds
-                Errors = errors.Length
+                Errors = classes.Length
                 ErrorsPerSecond =
-                    errors
-                    |> Array.countBy _.ErrorClass
+                    classes
+                    |> Array.countBy id
                     |> Array.sortBy fst
                     |> Array.map (fun (c, n) -> c, float n / seconds)
                     |> List.ofArray
@@ -130,5 +162,7 @@ module RequestStats =
                 InputTokens = group |> Array.sumBy _.InputTokens
                 OutputTokens = group |> Array.sumBy _.OutputTokens
                 CostUsd = group |> Array.sumBy _.CostUsd
+                FailedAttempts = failedHere
+                Attempts = group.Length + failedHere
             })
         |> List.ofSeq

@@ -122,6 +122,7 @@ public sealed class AuditTrail : IDisposable
         {
             ReloadOutcome.Applied => "applied",
             ReloadOutcome.Unchanged => "unchanged",
+            ReloadOutcome.RestartRequired => "restart_required",
             _ => "rejected",
         };
         var details = new List<Tuple<string, string>> { Tuple.Create("trigger", result.Trigger) };

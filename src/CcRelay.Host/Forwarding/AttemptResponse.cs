@@ -21,6 +21,9 @@ internal enum AttemptFailure
 
     /// <summary>The client went away.</summary>
     ClientAborted,
+
+    /// <summary>Nothing was sent: the relay could not make the request for this provider (a body it cannot reshape).</summary>
+    NotSent,
 }
 
 /// <summary>What <see cref="UpstreamForwarder.SendAsync"/> got: a response, or why there is none.</summary>
@@ -91,6 +94,9 @@ internal sealed class AttemptResponse(
     /// <summary>What the attempt's pipelines did (null: none applied).</summary>
     public AttemptPipeline? Pipeline { get; init; }
 
+    /// <summary>The answer the relay made itself, calling no upstream (null: the upstream answered): not an upstream attempt.</summary>
+    public LocalAnswer? Local { get; init; }
+
     /// <summary>
     /// Accounts for the attempt (metrics, span) once: with how its relay ended, or, for an answer that is
     /// discarded (retried, replaced, lost a hedge), with what its status says.
@@ -99,8 +105,12 @@ internal sealed class AttemptResponse(
     {
         if (Interlocked.Exchange(ref _ended, 1) == 0)
         {
-            // :: Step 9: account for the attempt
-            metrics.RecordAttempt(Plan.Provider.Name, outcome);
+            // :: Step 9: account for the attempt (an answer the relay made itself was no upstream attempt)
+            if (Local is null)
+            {
+                metrics.RecordAttempt(Plan.Provider.Name, outcome);
+            }
+
             RelayTracing.EndAttempt(span, Status, answer, error, outcome);
         }
     }

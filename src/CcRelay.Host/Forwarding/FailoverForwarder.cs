@@ -57,7 +57,7 @@ internal sealed class FailoverForwarder(
                 cell.Update((delivery.Attempt, usage), static (runtime, now, s) => Relay.settle(runtime, now, s.Attempt, s.usage));
             }
 
-            if (broke)
+            if (broke && delivery.ReachedUpstream)
             {
                 // too late to fail over, not too late to count: a provider that breaks mid-stream trips its breaker
                 cell.Transition(delivery.Attempt, static (runtime, now, a) => Relay.brokeAfterDelivery(runtime, now, a));
@@ -67,13 +67,13 @@ internal sealed class FailoverForwarder(
         {
             delivery.Answer.Dispose();
 
-            // :: Step 9: account — the attempt is released exactly once per send
-            Release(delivery.Attempt, Dialect.operationOf(pathAndQuery).IsCountTokens);
+            // :: Step 9: account — the attempt is released exactly once per send (one that reached no upstream gives its key's capacity back)
+            Release(delivery.Attempt, Dialect.operationOf(pathAndQuery).IsCountTokens || !delivery.ReachedUpstream);
         }
     }
 
     /// <summary>An answer chosen for the client, and the attempt that got it (released after the relay).</summary>
-    private sealed record Delivery(AttemptResponse Answer, Attempt Attempt);
+    private sealed record Delivery(AttemptResponse Answer, Attempt Attempt, bool ReachedUpstream);
 
     /// <summary>
     /// Walks the plan until an answer is to be delivered (returned, its attempt not yet released) or the
@@ -135,6 +135,7 @@ internal sealed class FailoverForwarder(
                 var attempt = ((Step.Send)step).Attempt;
                 AttemptResponse? answer = null;
                 var delivered = false;
+                var reached = true;
                 try
                 {
                     // :: Step 6: send; with routing.hedge_after_ms, race a second attempt when the first is slow
@@ -153,9 +154,10 @@ internal sealed class FailoverForwarder(
                     answer = outcome.Response;
                     lastReason = outcome.Reason;
                     var result = answer is null ? Failed(outcome.Failure)
-                        : answer.Pipeline is { Failed: true } ? AttemptResult.NewStreamError("pipeline_error", answer.FirstByte) // the relay's own error: delivered, the provider not judged
+                        : answer.Local is { } local ? AttemptResult.NewLocal(local) // the relay's own answer: delivered, nothing recorded for the provider
                         : answer.Status == StatusCodes.Status400BadRequest ? await ClassifyBadRequestAsync(attempt, answer)
                         : Learn(attempt, answer);
+                    reached = Failover.reachedUpstream(result);
 
                     // :: Step 7: classify — record the outcome, decide: deliver, retry or stop
                     var (decision, after) = cell.Transition((dispatch, attempt, result), static (runtime, now, s) => Relay.complete(runtime, now, s.dispatch, s.attempt, s.result));
@@ -165,11 +167,16 @@ internal sealed class FailoverForwarder(
                         case var _ when decision.IsDeliver && answer is not null:
                             Decorate(context.Response, snapshot, attempt, record);
                             delivered = true;
-                            var delivery = new Delivery(answer, attempt);
+                            var delivery = new Delivery(answer, attempt, reached);
                             answer = null; // the caller owns it now
                             return delivery;
                         case Decision.Retry retry:
-                            (record.FailedOver ??= []).Add(attempt.ProviderName);
+                            if (reached)
+                            {
+                                // (an attempt that sent nothing is no failure of its provider's)
+                                (record.FailedOver ??= []).Add(attempt.ProviderName);
+                            }
+
                             Log.AttemptFailed(logger, record.RequestId, attempt.Display, answer is null ? outcome.Reason
                                 : answer.StreamErrorType is { } streamError ? "upstream stream began with an error event (" + streamError + ")"
                                 : "upstream answered " + answer.Status.ToString(CultureInfo.InvariantCulture));
@@ -210,7 +217,7 @@ internal sealed class FailoverForwarder(
                     // :: Step 9: account — exactly once per send (a delivered attempt's is after its relay)
                     if (!delivered)
                     {
-                        Release(attempt, countTokens);
+                        Release(attempt, countTokens || !reached);
                     }
                 }
             }
@@ -242,7 +249,7 @@ internal sealed class FailoverForwarder(
             var reread = RequestFacts.Inspect(swapped);
             if (reread.IsError)
             {
-                return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not take model " + attempt.Model + ": " + reread.ErrorValue.Message));
+                return Task.FromResult(new AttemptOutcome(null, AttemptFailure.NotSent, "the request body could not take model " + attempt.Model + ": " + reread.ErrorValue.Message));
             }
 
             source = swapped;
@@ -261,7 +268,7 @@ internal sealed class FailoverForwarder(
         var edited = Dialect.edit(plan, source.Span, facts, attempt.StripThinking);
         if (edited.IsError)
         {
-            return Task.FromResult(new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue));
+            return Task.FromResult(new AttemptOutcome(null, AttemptFailure.NotSent, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue));
         }
 
         (plan, var reshaped) = edited.ResultValue;
@@ -324,7 +331,7 @@ internal sealed class FailoverForwarder(
             var edited = Dialect.edit(plan, anthropic.Span, transformedFacts, attempt.StripThinking);
             if (edited.IsError)
             {
-                return new AttemptOutcome(null, AttemptFailure.ConnectFailed, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue);
+                return new AttemptOutcome(null, AttemptFailure.NotSent, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue);
             }
 
             (plan, var reshaped) = edited.ResultValue;
@@ -384,10 +391,13 @@ internal sealed class FailoverForwarder(
         return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
     }
 
-    /// <summary>The attempt is over; a token count also gives back the key capacity it took (<c>Relay.refund</c>).</summary>
-    private void Release(Attempt attempt, bool countTokens)
+    /// <summary>
+    /// The attempt is over; a token count, or an attempt that reached no upstream (<c>Failover.reachedUpstream</c>:
+    /// the relay answered it itself, or sent nothing), also gives back the key capacity it took (<c>Relay.refund</c>).
+    /// </summary>
+    private void Release(Attempt attempt, bool refund)
     {
-        if (countTokens)
+        if (refund)
         {
             cell.Update(attempt, static (runtime, now, a) => Relay.refund(runtime, now, a));
         }
@@ -509,6 +519,7 @@ internal sealed class FailoverForwarder(
         {
             AttemptFailure.TimedOut => AttemptResult.TimedOut,
             AttemptFailure.ClientAborted => AttemptResult.Abandoned,
+            AttemptFailure.NotSent => AttemptResult.Unsent,
             _ => AttemptResult.ConnectFailed,
         };
 

@@ -46,8 +46,16 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         var server = snapshot.Config.Server;
         var debug = snapshot.Config.Logging.DebugOptions;
 
+        // an answer the relay makes itself (a failed pipeline, an on_dropped refusal, a translated count_tokens):
+        // no upstream attempt, no credential, no time to first byte
+        var local = LocalAnswerModule.ofPlan(pipeline is { Failed: true }, plan)?.Value;
+
         // runs before the first await: attempts started by a hedge are numbered in order
-        record.Attempts++;
+        if (local is null)
+        {
+            record.Attempts++;
+        }
+
         var keyId = record.Detailed ? KeyIdOf(snapshot, plan) : "-";
         record.KeyId = keyId;
         var span = RelayTracing.StartAttempt(plan, record);
@@ -79,20 +87,21 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         try
         {
             // the credential step: signing or a token, over the final request
-            if (!plan.Signing.IsStatic && await credentials.ApplyAsync(request, plan, body, linked.Token) is { } noCredential)
+            if (local is null && !plan.Signing.IsStatic && await credentials.ApplyAsync(request, plan, body, linked.Token) is { } noCredential)
             {
                 return NoResponse(AttemptFailure.ConnectFailed, noCredential);
             }
 
             // a plan the relay answers itself (a translated provider's count_tokens) calls no upstream
             // (a translated count_tokens is counted with a real tokenizer over the translated request)
-            var response = Dialect.localAnswer(plan) is { } local
-                ? LocalResponse(request, local.Value.Item1, await TokenCounter.AnswerAsync(plan, body) ?? local.Value.Item2)
+            var response = Dialect.localAnswer(plan) is { } answer
+                ? LocalResponse(request, answer.Value.Item1, await TokenCounter.AnswerAsync(plan, body) ?? answer.Value.Item2)
                 : await invoker.SendAsync(request, linked.Token);
             var attempt = new AttemptResponse(plan, request, response, content, linked, timeProvider.GetElapsedTime(sentAt), metrics, span)
             {
                 KeyId = keyId,
                 Pipeline = pipeline,
+                Local = local,
             };
 
             // a redirect is never followed (neither client does) nor passed on: no answer from this upstream
@@ -104,7 +113,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
 
             // :: Step 7: classify — the headers arrived (an error body is buffered, a stream peeked, below)
-            metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
+            if (local is null)
+            {
+                metrics.RecordTimeToFirstByte(plan.Provider.Name, plan.UpstreamModel, timeProvider.GetElapsedTime(record.Timing.StartedAt));
+            }
+
             if (DebugLog.IsOn(logger, debug.LogResponseHeaders))
             {
                 Log.DebugResponseHeaders(logger, record.RequestId, plan.Provider.Name, attempt.Status, Redact.headers(DebugLog.Secrets(context, snapshot), DebugLog.Pairs(response)));
@@ -249,7 +262,9 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         {
             // the first-byte limit is met; the whole-request limit applies from here
             record.TtfbMs = timeProvider.GetElapsedTime(startedAt).TotalMilliseconds;
-            record.Status = record.UpstreamStatus = attempt.Status;
+            record.Status = attempt.Status;
+            record.UpstreamStatus = attempt.Local is null ? attempt.Status : 0;
+            record.Local = attempt.Local?.WireName;
             record.Provider = plan.Provider.Name;
             record.UpstreamModel = plan.UpstreamModel;
             record.Translated = plan.Body.IsTranslate;
@@ -302,7 +317,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             }
             if (record.Status >= 400)
             {
-                record.Ended(RequestResult.OfUpstreamStatus(record.Status), relayed: true);
+                // the relay's own error answer is its own result (invalid_request_error, api_error), not an upstream_… one
+                record.Ended(attempt.Local is null ? RequestResult.OfUpstreamStatus(record.Status) : LocalAnswerModule.result(record.Status), relayed: true);
             }
 
             // :: Step 8: relay  Client ◄── Relay ◄── Upstream
@@ -468,8 +484,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         Answered(snapshot, plan, record, answer);
         if (record.Status >= 400 && end.IsCompleted)
         {
-            // an error answer passed through: its error type from its body
-            record.Ended(RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType), relayed: true);
+            // an error answer passed through: its error type from its body (the relay's own error answer is its own result)
+            record.Ended(record.Local is null ? RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType) : LocalAnswerModule.result(record.Status), relayed: true);
         }
 
         var debug = snapshot.Config.Logging.DebugOptions;

@@ -13,14 +13,14 @@ internal sealed class RequestLine(RequestRecord record) : IReadOnlyList<KeyValue
 {
     /// <summary>The message template the text line follows (also given as <c>{OriginalFormat}</c>).</summary>
     public const string Template =
-        "{request_id} {method} {path} -> {status} client_key_id={client_key_id} provider={provider} key_id={key_id} model={model} upstream_model={upstream_model} response_model={response_model} stream={stream} result={result} error_type={error_type} stop_reason={stop_reason} attempts={attempts} duration_ms={duration_ms} ttfb_ms={ttfb_ms} overhead_ms={overhead_ms} input_tokens={input_tokens} output_tokens={output_tokens} cache_read_tokens={cache_read_tokens} cache_write_tokens={cache_write_tokens} cost_usd={cost_usd} bytes_in={bytes_in} bytes_out={bytes_out} dropped={dropped} stage={stage} stage_reason={stage_reason} client={client}";
+        "{request_id} {method} {path} -> {status} client_key_id={client_key_id} provider={provider} key_id={key_id} model={model} upstream_model={upstream_model} response_model={response_model} stream={stream} result={result} error_type={error_type} stop_reason={stop_reason} attempts={attempts} duration_ms={duration_ms} ttfb_ms={ttfb_ms} overhead_ms={overhead_ms} input_tokens={input_tokens} output_tokens={output_tokens} cache_read_tokens={cache_read_tokens} cache_write_tokens={cache_write_tokens} cost_usd={cost_usd} bytes_in={bytes_in} bytes_out={bytes_out} dropped={dropped} stage={stage} stage_reason={stage_reason} client={client} local={local}";
 
     private static readonly string[] Names =
     [
         "request_id", "method", "path", "status", "client_key_id", "provider", "key_id", "model", "upstream_model",
         "response_model", "stream", "result", "error_type", "stop_reason", "attempts", "duration_ms", "ttfb_ms",
         "overhead_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd",
-        "bytes_in", "bytes_out", "dropped", "stage", "stage_reason", "client",
+        "bytes_in", "bytes_out", "dropped", "stage", "stage_reason", "client", "local",
     ];
 
     /// <summary>The line's time (UTC): when its request ended, else when the line was made.</summary>
@@ -100,6 +100,7 @@ internal sealed class RequestLine(RequestRecord record) : IReadOnlyList<KeyValue
             26 => r.Stage,
             27 => r.StageReason,
             28 => r.Client,
+            29 => r.Local,
             _ => throw new ArgumentOutOfRangeException(nameof(index)),
         };
     }

@@ -116,4 +116,10 @@ internal sealed class RequestRecord
 
     /// <summary>The provider label for metrics: <c>none</c> when no provider was chosen.</summary>
     public string ProviderLabel => Provider == "-" ? "none" : Provider;
+
+    /// <summary>
+    /// The relay answered the request itself, calling no upstream (<c>LocalAnswer.wireName</c>:
+    /// <c>pipeline_error</c>, <c>dropped_refused</c>, <c>count_tokens</c>); null when an upstream answered (or none did).
+    /// </summary>
+    public string? Local { get; set; }
 }

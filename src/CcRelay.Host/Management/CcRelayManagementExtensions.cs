@@ -33,6 +33,15 @@ public static class CcRelayManagementExtensions
         return services;
     }
 
+    /// <summary>
+    /// grpc-web (Grpc.AspNetCore.Web) for every method, always on: a grpc-web client calls the same API, binary
+    /// (<c>application/grpc-web</c>) or text (<c>application/grpc-web-text</c>), with the same token check, over HTTP/2
+    /// on <c>grpc.listen</c> and over HTTP/1.1 (a browser page) on <c>grpc.web_listen</c>. Call after routing, before
+    /// the endpoints.
+    /// </summary>
+    public static IApplicationBuilder UseCcRelayManagementWeb(this IApplicationBuilder app) =>
+        app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+
     /// <summary>Maps the management service, health and reflection (served only on the management listener).</summary>
     public static IEndpointRouteBuilder MapCcRelayManagement(this IEndpointRouteBuilder endpoints)
     {

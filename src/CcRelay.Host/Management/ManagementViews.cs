@@ -88,6 +88,8 @@ internal static class ManagementViews
             stats.InputTokens = window.InputTokens;
             stats.OutputTokens = window.OutputTokens;
             stats.CostUsd = (double)window.CostUsd;
+            stats.FailedAttempts = window.FailedAttempts;
+            stats.Attempts = window.Attempts;
         }
 
         return stats;

@@ -157,6 +157,7 @@ internal sealed class RelayManagementService(
             {
                 ReloadOutcome.Applied => "applied",
                 ReloadOutcome.Unchanged => "unchanged",
+                ReloadOutcome.RestartRequired => "restart_required",
                 _ => "rejected",
             },
             ConfigGeneration = runtime.Current.Policy.Version,
@@ -182,10 +183,21 @@ internal sealed class RelayManagementService(
         {
             // headers now, so a client knows it is subscribed before the first request completes
             await context.WriteResponseHeadersAsync([]);
+            var reported = 0L;
             while (await subscription.Reader.WaitToReadAsync(cancel))
             {
                 while (subscription.Reader.TryRead(out var message))
                 {
+                    // what this reader lost (its buffer was full) is said in the stream, on the next message it gets
+                    // (the message is shared by every subscriber: a copy carries the count)
+                    var dropped = subscription.Dropped;
+                    if (dropped != reported)
+                    {
+                        message = message.Clone();
+                        message.DroppedBefore = dropped - reported;
+                        reported = dropped;
+                    }
+
                     await responseStream.WriteAsync(message, cancel);
                 }
             }

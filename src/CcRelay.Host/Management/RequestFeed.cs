@@ -3,6 +3,7 @@ using CcRelay.Core;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Management;
 
@@ -22,6 +23,9 @@ public sealed class RequestFeed
 
     /// <summary>Messages a <c>WatchRequests</c> reader may fall behind before it loses the oldest.</summary>
     internal const int SubscriberBuffer = 4096;
+
+    /// <summary>The buffer of each new subscriber (<see cref="SubscriberBuffer"/>; tests make it small).</summary>
+    internal int SubscriberCapacity { get; set; } = SubscriberBuffer;
 
     private readonly Lock _gate = new();
     private readonly Queue<RequestSample> _samples = new();
@@ -76,7 +80,9 @@ public sealed class RequestFeed
             record.TtfbMs,
             usage?.InputTokens ?? 0,
             usage?.OutputTokens ?? 0,
-            record.CostUsd ?? 0m);
+            record.CostUsd ?? 0m,
+            record.Local is not null,
+            record.FailedOver is { } failed ? ListModule.OfSeq(failed) : FSharpList<string>.Empty);
 
         lock (_gate)
         {
@@ -113,6 +119,7 @@ public sealed class RequestFeed
             InputTokens = usage?.InputTokens ?? -1,
             OutputTokens = usage?.OutputTokens ?? -1,
             CostUsd = record.CostUsd is { } cost ? (double)cost : -1,
+            Local = record.Local ?? "",
         };
         if (record.FailedOver is { } failedOver)
         {
@@ -141,7 +148,7 @@ public sealed class RequestFeed
     /// <summary>Subscribes to completed requests (of one provider, or all when empty) until disposed.</summary>
     internal Subscription Subscribe(string provider)
     {
-        var subscriber = new Subscriber(provider);
+        var subscriber = new Subscriber(provider, SubscriberCapacity);
         lock (_gate)
         {
             Volatile.Write(ref _subscribers, [.. _subscribers, subscriber]);
@@ -176,11 +183,11 @@ public sealed class RequestFeed
     {
         private long _dropped;
 
-        public Subscriber(string provider)
+        public Subscriber(string provider, int capacity)
         {
             Provider = provider;
             Channel = System.Threading.Channels.Channel.CreateBounded<CompletedRequest>(
-                new BoundedChannelOptions(SubscriberBuffer)
+                new BoundedChannelOptions(capacity)
                 {
                     FullMode = BoundedChannelFullMode.DropOldest,
                     SingleReader = true,

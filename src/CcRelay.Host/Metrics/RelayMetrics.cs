@@ -17,6 +17,7 @@ namespace CcRelay.Host.Metrics;
 ///   accounted     ──► RecordUsage(provider, model, usage, prices)           ccrelay_tokens_total, ccrelay_cost_usd_total, ccrelay_unpriced_answers_total
 ///                     RecordRequest(provider, model, status, stream, took)  ccrelay_requests_total, ccrelay_request_duration_seconds
 ///   translated    ──► RecordDropped(provider, capabilities)                 ccrelay_dropped_capabilities_total
+///   local answer  ──► RecordLocalAnswer(provider, reason)                   ccrelay_local_answers_total
 ///   reload        ──► RecordConfigReload(succeeded)                         ccrelay_config_reloads_total
 ///   scrape        ──► the ObserveProviders source                           ccrelay_provider_up, ccrelay_circuit_state, ccrelay_key_capacity_ratio
 /// </code>
@@ -62,6 +63,7 @@ public sealed class RelayMetrics
     private readonly Counter<long> _dropped;
     private readonly Counter<long> _stages;
     private readonly Counter<long> _admissionRefused;
+    private readonly Counter<long> _localAnswers;
     private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
@@ -114,6 +116,8 @@ public sealed class RelayMetrics
             "ccrelay_config_reloads", "{reload}", "Configuration reloads by result: success, failure.");
         _admissionRefused = meter.CreateCounter<long>(
             "ccrelay_admission_refused", "{request}", "Requests answered 529 at admission (server.max_concurrent) by reason: queue_full, waited_too_long.");
+        _localAnswers = meter.CreateCounter<long>(
+            "ccrelay_local_answers", "{request}", "Requests the relay answered itself, calling no upstream, by provider and reason: pipeline_error, dropped_refused, count_tokens.");
 
         meter.CreateObservableGauge("ccrelay_provider_up", ObserveUp, "1", "1 when the provider may receive requests, else 0.");
         meter.CreateObservableGauge(
@@ -254,6 +258,18 @@ public sealed class RelayMetrics
     }
     /// <summary>A request was refused at admission (529): <c>queue_full</c> or <c>waited_too_long</c>.</summary>
     public void RecordAdmissionRefused(string reason) => _admissionRefused.Add(1, Tag("reason", reason));
+
+    /// <summary>
+    /// The relay answered a request planned for <paramref name="provider"/> itself, calling no upstream:
+    /// <paramref name="reason"/> is <c>LocalAnswer.wireName</c> (a fixed set).
+    /// </summary>
+    public void RecordLocalAnswer(string provider, string reason)
+    {
+        if (_localAnswers.Enabled)
+        {
+            _localAnswers.Add(1, Tag("provider", provider), Tag("reason", reason));
+        }
+    }
 
     /// <summary>A configuration reload was attempted.</summary>
     public void RecordConfigReload(bool succeeded) => _configReloads.Add(1, Tag("result", succeeded ? "success" : "failure"));

@@ -181,6 +181,11 @@ internal sealed class RequestAccounting : IDisposable
                 _metrics.RecordStage(record.Stage, record.StageReason, record.ProviderLabel);
             }
 
+            if (record.Local is { } local)
+            {
+                _metrics.RecordLocalAnswer(record.ProviderLabel, local);
+            }
+
             ClientMetrics()?.Finished(record.Client, record.Result, record.Usage, record.CostUsd);
 
             // a queue write that never blocks: a full or failing ledger drops the row and says so, the request is done

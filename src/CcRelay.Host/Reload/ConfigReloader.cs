@@ -78,8 +78,10 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 var loaded = (ConfigLoad.Loaded)load;
                 var next = _options.Overrides.Apply(loaded.Config);
                 var running = _state.Current.Config;
-                var changes = ConfigDiff.between(running, next).ToArray();
-                if (changes.Length > 0)
+                var diff = ConfigDiff.between(running, next);
+                var changes = diff.ToArray();
+                var effect = ConfigDiff.effect(diff);
+                if (effect.IsApply)
                 {
                     var swapped = _state.Swap(ConfigDiff.applicable(running, next));
 
@@ -93,7 +95,8 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                     }
                 }
 
-                result = new ReloadResult(changes.Length > 0 ? ReloadOutcome.Applied : ReloadOutcome.Unchanged, trigger, changes, [], [.. loaded.Warnings]);
+                var outcome = effect.IsApply ? ReloadOutcome.Applied : effect.IsRestartRequired ? ReloadOutcome.RestartRequired : ReloadOutcome.Unchanged;
+                result = new ReloadResult(outcome, trigger, changes, [], [.. loaded.Warnings]);
             }
         }
 
@@ -245,8 +248,13 @@ public sealed class ConfigReloader : IHostedService, IDisposable
                 }
 
                 break;
-            case ReloadOutcome.Applied:
-                Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(result.Changes));
+            case ReloadOutcome.Applied or ReloadOutcome.RestartRequired:
+                if (result.Outcome == ReloadOutcome.Applied)
+                {
+                    // (nothing was reloaded when every change needs a restart: only the warnings below say so)
+                    Log.ConfigReloaded(_logger, result.Trigger, path, ConfigDiff.describe(result.Changes));
+                }
+
                 foreach (var change in result.Changes.OfType<ConfigChange.RestartRequired>())
                 {
                     Log.ConfigRestartRequired(_logger, change.Path);

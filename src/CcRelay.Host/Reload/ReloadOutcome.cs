@@ -11,4 +11,10 @@ public enum ReloadOutcome
 
     /// <summary>The new config was invalid; the running one stays, and every error was logged.</summary>
     Rejected,
+
+    /// <summary>
+    /// The new config was valid but differs only in settings a restart applies (a <c>grpc:</c> section, TLS files,
+    /// listeners): nothing was applied, the running config stays, and the changes say what needs a restart.
+    /// </summary>
+    RestartRequired,
 }

@@ -190,3 +190,32 @@ let ``a change of a cloud provider's region is named as its cloud settings`` () 
         [ ConfigChange.ProviderChanged("b", [ "cloud settings" ]) ],
         ConfigDiff.between (config [ bedrock "us-east-1" ]) (config [ bedrock "eu-west-1" ])
     )
+
+[<Fact>]
+let ``a reload applies changes when any takes effect now; restart-only changes alone apply nothing`` () =
+    let running = config [ provider "a" ]
+
+    let grpcOnly = {
+        running with
+            Grpc = {
+                running.Grpc with
+                    Enabled = true
+                    Listen = { Host = "127.0.0.1"; Port = 9999 }
+            }
+    }
+
+    let grpcAndProvider = {
+        grpcOnly with
+            Providers = [ provider "a"; provider "b" ]
+    }
+
+    Assert.Equal(ReloadEffect.Unchanged, ConfigDiff.effect (ConfigDiff.between running running))
+    let restartOnly = ConfigDiff.between running grpcOnly
+    Assert.Equal(ReloadEffect.RestartRequired, ConfigDiff.effect restartOnly)
+    Assert.Contains(ConfigChange.RestartRequired "grpc.listen", restartOnly)
+    Assert.Equal("restart required for: grpc.enabled, grpc.listen", ConfigDiff.describe restartOnly)
+    // applied, the running grpc section stays, and the restart is still reported beside the live change
+    let mixed = ConfigDiff.between running grpcAndProvider
+    Assert.Equal(ReloadEffect.Apply, ConfigDiff.effect mixed)
+    Assert.Contains(ConfigChange.RestartRequired "grpc.enabled", mixed)
+    Assert.Equal(running.Grpc, (ConfigDiff.applicable running grpcAndProvider).Grpc)

@@ -191,6 +191,27 @@ let ``a passthrough provider's probe counts an authentication refusal as up; a k
     Assert.False(Dialect.probeSucceeded keyed 401)
     Assert.True(Dialect.probeSucceeded keyed 200)
 
+[<Theory>]
+[<InlineData(301)>]
+[<InlineData(302)>]
+[<InlineData(304)>]
+[<InlineData(307)>]
+[<InlineData(308)>]
+let ``a probe answered with a redirect is not up: neither a keyed nor a passthrough provider's`` (status: int) =
+    let passthrough =
+        Config.defaultProvider "anthropic" ProviderType.Anthropic (Uri "https://api.anthropic.com")
+
+    let plan, _, _ = Dialect.probe ProbeKind.Models passthrough
+
+    let keyed, _, _ =
+        Dialect.probe ProbeKind.Models {
+            passthrough with
+                Keys = [ key "k" 0 ]
+        }
+
+    Assert.False(Dialect.probeSucceeded plan status)
+    Assert.False(Dialect.probeSucceeded keyed status)
+
 [<Fact>]
 let ``a cloud's models probe is a token count through its own plan`` () =
     let plan, method, sent = Dialect.probe ProbeKind.Models (bedrock [])

@@ -185,3 +185,36 @@ let ``after its break an open breaker is observed half-open: its next call is a 
     // the operator's switch is beside the state: observing looks at the state only, the name shows the switch
     Assert.Equal(CircuitBreaker.HalfOpen(0, 0, until), CircuitBreaker.observe until (CircuitBreaker.disable breaker))
     Assert.Equal("disabled", CircuitBreaker.stateNameAt until (CircuitBreaker.disable breaker))
+
+[<Fact>]
+let ``a call that never reached the provider gives back the half-open probe it took, and nothing else`` () =
+    // the break is over: the first call after it is admitted as a probe (half_open_probes = 2)
+    let admission, probing = admit 33.0 (opened ())
+
+    let generation =
+        match admission with
+        | CircuitBreaker.Admitted g -> g
+        | refused -> failwith $"not admitted: %A{refused}"
+
+    Assert.Equal(CircuitBreaker.HalfOpen(1, 0, at 33.0), probing.State)
+
+    // the relay answered it itself: the slot is back, the circuit still half-open and in the same generation
+    let unused = CircuitBreaker.unused generation probing
+    Assert.Equal(CircuitBreaker.HalfOpen(0, 0, at 33.0), unused.State)
+    Assert.Equal(probing.Generation, unused.Generation)
+
+    // two real probes are still needed to close it
+    let _, once = admit 34.0 unused
+    let _, twice = admit 34.0 once
+    let closed = twice |> succeed 35.0 |> succeed 35.0
+    Assert.Equal("half-open", CircuitBreaker.stateName (twice |> succeed 35.0))
+    Assert.Equal("closed", CircuitBreaker.stateName closed)
+
+[<Fact>]
+let ``an unused call changes nothing in closed or open, nor in another generation`` () =
+    let closed = CircuitBreaker.closed |> fail 1.0
+    Assert.Equal(closed, CircuitBreaker.unused closed.Generation closed)
+    let opened = opened ()
+    Assert.Equal(opened, CircuitBreaker.unused opened.Generation opened)
+    let _, probing = admit 33.0 (opened)
+    Assert.Equal(probing, CircuitBreaker.unused (probing.Generation - 1) probing)

@@ -92,3 +92,52 @@ let ``a request's result names itself once, for the line, the metrics and the tr
         Assert.Equal(wire, RequestResult.wireName result)
         Assert.Equal(errorType, RequestResult.errorType result)
         Assert.Equal(status, RequestResult.status result)
+
+let private factsOf (body: string) : RequestFacts =
+    match RequestFacts.inspect (System.ReadOnlySpan(System.Text.Encoding.UTF8.GetBytes body)) with
+    | Ok facts -> facts
+    | Error e -> failwith (RequestFacts.describe e)
+
+[<Fact>]
+let ``the relay's own answers are told from the plan: a failed pipeline, a translated count_tokens; an upstream call is none``
+    ()
+    =
+    let facts =
+        factsOf """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"""
+
+    let direct =
+        Config.defaultProvider "a" ProviderType.AnthropicCompatible (System.Uri "https://a.example")
+
+    let sent = Dialect.plan direct ValueNone facts "/v1/messages" [] []
+    Assert.Equal(None, LocalAnswer.ofPlan false sent)
+
+    let failed = Pipeline.failedPlan sent "tool_choice" "no such tool"
+    Assert.Equal(Some LocalAnswer.PipelineFailed, LocalAnswer.ofPlan true failed)
+
+    // (a translated provider's count_tokens plan: ChatDialectTests)
+    let counted = {
+        sent with
+            Answer = AnswerDialect.Local(200, [||])
+            Operation = Operation.CountTokens
+    }
+
+    Assert.Equal(Some LocalAnswer.CountTokens, LocalAnswer.ofPlan false counted)
+    // a pipeline that failed on a token count is still the pipeline's error
+    Assert.Equal(Some LocalAnswer.PipelineFailed, LocalAnswer.ofPlan true (Pipeline.failedPlan counted "x" "y"))
+
+[<Fact>]
+let ``a local answer's result is the relay's own: ok, or its error type, never an upstream status`` () =
+    Assert.Equal(RequestResult.Ok, LocalAnswer.result 200)
+    Assert.Equal(RequestResult.Refused(ErrorType.InvalidRequest, 400), LocalAnswer.result 400)
+    Assert.Equal(RequestResult.Refused(ErrorType.Api, 500), LocalAnswer.result 500)
+    Assert.Equal("invalid_request_error", RequestResult.wireName (LocalAnswer.result 400))
+
+    Assert.Equal<string list>(
+        [ "pipeline_error"; "dropped_refused"; "count_tokens" ],
+        [
+            LocalAnswer.PipelineFailed
+            LocalAnswer.DroppedRefused
+            LocalAnswer.CountTokens
+        ]
+        |> List.map LocalAnswer.wireName
+    )

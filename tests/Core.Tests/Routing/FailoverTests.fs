@@ -59,6 +59,13 @@ let ``classify: errors before the first byte and stream errors before content`` 
     Assert.Equal(Classification.NoAnswer true, classify AttemptResult.TimedOut)
     Assert.Equal(Classification.Abandoned, classify AttemptResult.Abandoned)
 
+    Assert.Equal(
+        Classification.Local LocalAnswer.PipelineFailed,
+        classify (AttemptResult.Local LocalAnswer.PipelineFailed)
+    )
+
+    Assert.Equal(Classification.Unsent, classify AttemptResult.Unsent)
+
 let private decide (now: float) (dispatch: Dispatch) (attempt: Attempt) (c: Classification) =
     let struct (decision, dispatch) = Failover.after (at now) dispatch attempt c
     decision, dispatch
@@ -69,6 +76,8 @@ let ``success, a final error and a disconnect end the request`` () =
     Assert.Equal(Decision.Deliver, fst (decide 1.0 dispatch attempt (Classification.Succeeded TimeSpan.Zero)))
     Assert.Equal(Decision.Deliver, fst (decide 1.0 dispatch attempt Classification.Final))
     Assert.Equal(Decision.Abandon, fst (decide 1.0 dispatch attempt Classification.Abandoned))
+    // the relay's own answer is delivered as it is
+    Assert.Equal(Decision.Deliver, fst (decide 1.0 dispatch attempt (Classification.Local LocalAnswer.DroppedRefused)))
 
 [<Fact>]
 let ``a 429 or a refused key stays on the provider; a failing provider moves on`` () =

@@ -47,7 +47,7 @@ let ``without a grpc section the API is off`` () =
     Assert.Equal("127.0.0.1:8788", string config.Grpc.Listen)
 
 [<Fact>]
-let ``the Go project's grpc section loads, is effective, and web_listen warns`` () =
+let ``the Go project's grpc section loads and is effective, web_listen included`` () =
     let config, warnings =
         load
             Map.empty
@@ -58,8 +58,25 @@ let ``the Go project's grpc section loads, is effective, and web_listen warns`` 
 
     Assert.True config.Grpc.Enabled
     Assert.Equal("127.0.0.1:9090", string config.Grpc.Listen)
-    let warning = Assert.Single warnings
-    Assert.Equal("grpc.web_listen", warning.Path)
+    Assert.Equal(Some "127.0.0.1:9091", config.Grpc.WebListen |> Option.map string)
+    Assert.Empty warnings
+    Assert.Contains("web_listen: \"127.0.0.1:9091\"", ConfigRender.toYaml config)
+
+[<Fact>]
+let ``a web_listen off loopback without a token is an error at grpc.web_listen`` () =
+    let errors =
+        load
+            Map.empty
+            (map 1 [
+                "grpc", map 2 [ "listen", quoted 3 "127.0.0.1:9090"; "web_listen", quoted 4 "0.0.0.0:9091" ]
+            ])
+        |> function
+            | ConfigLoad.Invalid(errors, _) -> errors
+            | other -> failwith $"expected errors, got %A{other}"
+
+    let error = Assert.Single errors
+    Assert.Equal("grpc.web_listen", error.Path)
+    Assert.Contains("not a loopback address", error.Message)
 
 [<Fact>]
 let ``enabled false turns a present section off; the token is expanded from the environment`` () =
@@ -127,6 +144,7 @@ let ``the token is rendered redacted and a grpc change needs a restart`` () =
                 Config.defaultGrpc with
                     Enabled = true
                     AuthToken = Some "s3cret"
+                    WebListen = None
             }
     }
 
@@ -137,6 +155,8 @@ let ``the token is rendered redacted and a grpc change needs a restart`` () =
     let changes = ConfigDiff.between Config.defaults config
     Assert.Contains(ConfigChange.RestartRequired "grpc.enabled", changes)
     Assert.Equal(Config.defaults.Grpc, (ConfigDiff.applicable Config.defaults config).Grpc)
+    // a file that differs only in its grpc section applies nothing: the reload says a restart is needed
+    Assert.Equal(ReloadEffect.RestartRequired, ConfigDiff.effect changes)
 
 // ---------------------------
 // Views and the operator switch
@@ -327,6 +347,8 @@ let ``a window summary per provider`` () =
         InputTokens = 10L
         OutputTokens = 5L
         CostUsd = 0.5m
+        Local = false
+        FailedAttempts = []
     }
 
     let samples = [
@@ -354,6 +376,45 @@ let ``a window summary per provider`` () =
     let early = RequestStats.summarize (at 4.0) (at 60.0) (at 4.0) samples
     // a: 0.5 s, 2 s and 3 s are in; 61 s is still to come
     Assert.Equal(3.0 / 4.0, early.Head.RequestsPerSecond, 9)
+
+[<Fact>]
+let ``a failed attempt caught by a failover counts against the provider that failed it, not the one that answered`` () =
+    let sample (provider: string) (failedOver: string list) (local: bool) = {
+        At = at 1.0
+        Provider = provider
+        Status = if local then 400 else 200
+        ErrorClass = if local then "client" else ""
+        LatencyMs = 10.0
+        TtfbMs = 5.0
+        InputTokens = 1L
+        OutputTokens = 1L
+        CostUsd = 0m
+        Local = local
+        FailedAttempts = failedOver
+    }
+
+    // a fails twice and b answers; a fails once more and b answers; the relay answers one itself (after a failed)
+    let samples = [
+        sample "b" [ "a"; "a" ] false
+        sample "b" [ "a" ] false
+        sample "b" [ "a" ] true
+    ]
+
+    let summary = RequestStats.summarize (at 2.0) (at 60.0) (at 2.0) samples
+    Assert.Equal<string list>([ "a"; "b" ], summary |> List.map _.Provider)
+    let a, b = summary[0], summary[1]
+
+    // a answered nothing, but every one of its 4 attempts failed: an error rate of 100 %, not 0
+    Assert.Equal(0, a.Requests)
+    Assert.Equal(4, a.FailedAttempts)
+    Assert.Equal(4, a.Attempts)
+    Assert.Equal(4, a.Errors)
+    Assert.Equal<(string * float) list>([ RequestStats.failedOverClass, 4.0 / 2.0 ], a.ErrorsPerSecond)
+
+    // b answered 2 (the relay's own answer is not b's traffic) without an error
+    Assert.Equal(2, b.Requests)
+    Assert.Equal(0, b.Errors)
+    Assert.Equal(2, b.Attempts)
 
 [<Fact>]
 let ``enabling a provider restores its breaker's own state: an open circuit stays open until its break ends`` () =

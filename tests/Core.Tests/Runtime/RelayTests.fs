@@ -578,3 +578,133 @@ let ``a 429 that ends the request is relayed as the upstream sent it`` () =
     Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
     let _, step, _ = next runtime TimeSpan.Zero dispatch
     Assert.Equal(Step.Stop Verdict.PassThrough, step)
+
+/// A relay with one provider `a` (one key of `rpm` requests a minute) whose breaker opens after one failure for
+/// 30 s and closes after one half-open success.
+let private oneProvider (rpm: int) : RelayRuntime =
+    {
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" rpm ] ] with
+            Health = {
+                Config.defaultHealth with
+                    CircuitBreaker = {
+                        Config.defaultHealth.CircuitBreaker with
+                            FailureThreshold = 1
+                            OpenDurationMs = 30_000
+                            HalfOpenProbes = 1
+                    }
+            }
+    }
+    |> Relay.create TimeSpan.Zero
+
+[<Fact>]
+let ``an answer the relay makes itself does not close a half-open circuit: its probe is the next real call's`` () =
+    let runtime, dispatch = plan (oneProvider 0) TimeSpan.Zero (request "m")
+    let runtime, _, _, _, _ = attempt runtime TimeSpan.Zero dispatch (status 503)
+    Assert.Equal("open", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
+
+    // after the break: two local answers (a failed pipeline, an on_dropped refusal) on the half-open provider
+    let mutable runtime = runtime
+
+    for answer in [ LocalAnswer.PipelineFailed; LocalAnswer.DroppedRefused ] do
+        let rt, dispatch = plan runtime (at 30.0) (request "m")
+
+        let rt, local, decision, _, effects =
+            attempt rt (at 30.0) dispatch (AttemptResult.Local answer)
+
+        Assert.Equal("a", local.ProviderName)
+        Assert.Equal(Decision.Deliver, decision)
+        Assert.Empty(effects)
+        Assert.Equal("half-open", CircuitBreaker.stateNameAt (at 30.0) (stateOf rt "a").Breaker)
+        runtime <- rt
+
+    // the probe is still there: a real call is admitted, and its success closes the circuit
+    let runtime, dispatch = plan runtime (at 31.0) (request "m")
+    let runtime, probe, decision, _, _ = attempt runtime (at 31.0) dispatch ok
+    Assert.Equal("a", probe.ProviderName)
+    Assert.Equal(Decision.Deliver, decision)
+    Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
+
+[<Fact>]
+let ``an answer the relay makes itself records nothing: no latency sample, no pin, no key change`` () =
+    let runtime = oneProvider 0
+
+    let request = {
+        request "m" with
+            ConversationKey = 42UL
+    }
+
+    let runtime, dispatch = plan runtime TimeSpan.Zero request
+    let before = stateOf runtime "a"
+
+    let runtime, _, decision, _, effects =
+        attempt runtime (at 1.0) dispatch (AttemptResult.Local LocalAnswer.CountTokens)
+
+    let after = stateOf runtime "a"
+    Assert.Equal(Decision.Deliver, decision)
+    Assert.Empty(effects)
+    Assert.Equal(before.Breaker, after.Breaker)
+    Assert.Equal(before.Latency, after.Latency)
+    Assert.Equal(before.Last429Key, after.Last429Key)
+    Assert.Equal(0, after.InFlight)
+    // a success would pin the conversation to the family that answered; the relay's own answer does not
+    Assert.Equal(ValueNone, RelayRuntime.pinnedFamily (at 1.0) 42UL runtime)
+
+[<Fact>]
+let ``a local answer's key capacity is given back at release`` () =
+    // one request a minute: three local answers, refunded, leave it for a real call
+    let mutable runtime = oneProvider 1
+
+    for _ in 1..3 do
+        let rt, dispatch = plan runtime TimeSpan.Zero (request "m")
+        let rt, step, dispatch = next rt TimeSpan.Zero dispatch
+        let local = sent step
+
+        let completed =
+            Relay.complete rt TimeSpan.Zero dispatch local (AttemptResult.Local LocalAnswer.DroppedRefused)
+
+        runtime <- Relay.release (Relay.refund completed.Runtime TimeSpan.Zero local) local
+
+    let runtime, dispatch = plan runtime TimeSpan.Zero (request "m")
+    let _, step, _ = next runtime TimeSpan.Zero dispatch
+    Assert.Equal("a", (sent step).ProviderName)
+
+[<Fact>]
+let ``an attempt that sent nothing moves on to the next provider without counting against its breaker`` () =
+    let config = {
+        relay RoutingStrategy.Failover [ provider "a" [ key "a1" 0 ]; provider "b" [ key "b1" 0 ] ] with
+            Health = {
+                Config.defaultHealth with
+                    CircuitBreaker = {
+                        Config.defaultHealth.CircuitBreaker with
+                            FailureThreshold = 1
+                    }
+            }
+    }
+
+    let runtime, dispatch =
+        plan (Relay.create TimeSpan.Zero config) TimeSpan.Zero (request "m")
+
+    let runtime, first, decision, dispatch, effects =
+        attempt runtime TimeSpan.Zero dispatch AttemptResult.Unsent
+
+    Assert.Equal("a", first.ProviderName)
+    Assert.Equal(Decision.Retry TimeSpan.Zero, decision)
+    Assert.Empty(effects)
+    Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "a").Breaker)
+    Assert.False(Failover.reachedUpstream AttemptResult.Unsent)
+    Assert.False(Failover.reachedUpstream (AttemptResult.Local LocalAnswer.CountTokens))
+    Assert.True(Failover.reachedUpstream AttemptResult.ConnectFailed)
+    Assert.True(Failover.reachedUpstream AttemptResult.Abandoned)
+
+    // b sends nothing either: the request ends with the relay's own 502, no provider blamed
+    let runtime, second, decision, _, _ =
+        attempt runtime TimeSpan.Zero dispatch AttemptResult.Unsent
+
+    Assert.Equal("b", second.ProviderName)
+
+    match decision with
+    | Decision.Retry _ -> ()
+    | Decision.Stop(Verdict.NoAnswer false) -> ()
+    | other -> failwith $"unexpected %A{other}"
+
+    Assert.Equal("closed", CircuitBreaker.stateName (stateOf runtime "b").Breaker)

@@ -69,6 +69,8 @@ let ``count_tokens of an openai provider is answered locally with the translated
 
     match Dialect.edit plan (ReadOnlySpan body) facts false with
     | Ok(edited, _) ->
+        Assert.Equal(Some LocalAnswer.CountTokens, LocalAnswer.ofPlan false edited)
+
         match Dialect.localAnswer edited with
         | Some(200, answer) ->
             let tokens =

@@ -109,6 +109,7 @@ let ``a gemini provider with on_dropped refuse answers a request with cache_cont
     match Dialect.edit plan (ReadOnlySpan body) facts false with
     | Ok(edited, _) ->
         Assert.True(Dialect.refusedDropped edited)
+        Assert.Equal(Some LocalAnswer.DroppedRefused, LocalAnswer.ofPlan false edited)
 
         match Dialect.localAnswer edited with
         | Some(400, answer) ->
@@ -129,6 +130,7 @@ let ``a gemini provider with on_dropped refuse answers a request with cache_cont
     | Ok(edited, _) ->
         Assert.False(Dialect.refusedDropped edited)
         Assert.True((Dialect.localAnswer edited).IsNone)
+        Assert.Equal(None, LocalAnswer.ofPlan false edited)
     | Error e -> failwith e
 
 [<Fact>]

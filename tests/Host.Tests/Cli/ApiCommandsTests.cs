@@ -21,7 +21,7 @@ public sealed class ApiCommandsTests : TwoUpstreamTests
         TestConfig.Relay([
             TestConfig.Provider("a", a.BaseUrl, keys: [SecretA], priority: 2, modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "a-model" }, models: ["a-model"]),
             TestConfig.Provider("b", b.BaseUrl, keys: ["sk-cli-secret-of-b-0002"], priority: 1),
-        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token), FSharpOption<ListenAddress>.None));
 
     private static string Api(RelayHost relay) => relay.Addresses[^1].Authority;
 
@@ -267,7 +267,7 @@ public sealed class ApiCommandsTests : TwoUpstreamTests
         var config = TestConfig.Relay(
             [TestConfig.Provider("a", A.BaseUrl, keys: [SecretA])],
             clients: [Teams.ClientKeyTests.Client("alice", Teams.ClientKeyTests.AliceKey)])
-            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+            .With(grpc: GrpcConfig.Create(true, new ListenAddress("127.0.0.1", 0), Token));
         await using var relay = await RelayHost.StartAsync(config);
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
         using var sandbox = new CliSandbox();

@@ -44,7 +44,7 @@ public sealed class EdgeAuditTests : IAsyncLifetime
     private RelayConfig Config(string? statusToken = StatusSecret, bool grpc = false) =>
         TestConfig.Relay([TestConfig.Provider("a", _upstream.BaseUrl, keys: [ProviderKey])], apiKey: RelayKey)
             .With(
-                grpc: grpc ? new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(GrpcToken)) : null,
+                grpc: grpc ? new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(GrpcToken), FSharpOption<ListenAddress>.None) : null,
                 edge: EdgeConfigs.Edge(security: EdgeConfigs.Security(statusToken: statusToken, auditPath: AuditPath, authFailuresPerMinute: 2)));
 
     private List<JsonElement> AuditLines() =>

@@ -25,7 +25,7 @@ public sealed class ManagementApiTests : TwoUpstreamTests
         TestConfig.Relay([
             TestConfig.Provider("a", a.BaseUrl, keys: [SecretA], priority: 2),
             TestConfig.Provider("b", b.BaseUrl, keys: [SecretB], priority: 1),
-        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), token is null ? FSharpOption<string>.None : FSharpOption<string>.Some(token)));
+        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), token is null ? FSharpOption<string>.None : FSharpOption<string>.Some(token), FSharpOption<ListenAddress>.None));
 
     private static GrpcChannel Channel(RelayHost relay) => GrpcChannel.ForAddress(relay.Addresses[^1]);
 
@@ -223,6 +223,12 @@ public sealed class ManagementApiTests : TwoUpstreamTests
         Assert.Equal([KeyId.ofSecret(SecretB)], b.Keys.Select(k => k.KeyId));
         var a = last.Providers.Single(p => p.Name == "a");
         Assert.Equal(0, a.Requests); // the request is counted where it ended
+        Assert.Equal(1, a.FailedAttempts); // and its failed attempt against the provider that failed it
+        Assert.Equal(1, a.Attempts);
+        Assert.Equal(1, a.Errors);
+        Assert.True(a.ErrorsPerSecond["failed_over"] > 0);
+        Assert.Equal(0, b.Errors);
+        Assert.Equal(1, b.Attempts);
         Assert.Equal(1, last.Totals.Requests);
         var invalid = client.WatchStats(new WatchStatsRequest { WindowMs = 10 }, Auth());
         var error = await Assert.ThrowsAsync<RpcException>(() => invalid.ResponseStream.MoveNext());
@@ -279,6 +285,13 @@ public sealed class ManagementApiTests : TwoUpstreamTests
             Assert.Equal(2, status.ConfigGeneration);
             Assert.Equal(path, status.ConfigPath);
             Assert.Equal(1, status.ProvidersTotal);
+
+            // the same file again: it still has no grpc section while the relay serves the API, which only a
+            // restart changes; nothing is applied, and the answer says so rather than "applied"
+            var again = await client.ReloadConfigAsync(new ReloadConfigRequest(), Auth());
+            Assert.Equal("restart_required", again.Outcome);
+            Assert.Equal(2, again.ConfigGeneration);
+            Assert.Contains(again.Changes, c => c.Contains("grpc.enabled", StringComparison.Ordinal));
         }
         finally
         {

@@ -23,7 +23,7 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
         var config = TestConfig.Relay([
             TestConfig.Provider("a", A.BaseUrl, keys: [SecretA], priority: 2),
             TestConfig.Provider("b", B.BaseUrl, keys: ["sk-interop-secret-b"], priority: 1),
-        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token), FSharpOption<ListenAddress>.None));
         await using var relay = await RelayHost.StartAsync(config);
         var directory = InteropDirectory();
         Assert.True(

@@ -323,7 +323,7 @@ public sealed class RequestLineTests
             ["request_id", "method", "path", "status", "client_key_id", "provider", "key_id", "model", "upstream_model",
              "response_model", "stream", "result", "error_type", "stop_reason", "attempts", "duration_ms", "ttfb_ms",
              "overhead_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd",
-             "bytes_in", "bytes_out", "dropped", "stage", "stage_reason", "client", "{OriginalFormat}"],
+             "bytes_in", "bytes_out", "dropped", "stage", "stage_reason", "client", "local", "{OriginalFormat}"],
             names);
         Assert.Equal(RequestLine.Template, line[^1].Value);
         Assert.Equal(names.Count, line.Count);
@@ -343,7 +343,7 @@ public sealed class RequestLineTests
             "req_1 POST /v1/messages -> 502 client_key_id=ab12cd34 provider=anthropic key_id=ef56ab78 model=claude-sonnet-4-6 "
             + "upstream_model=claude-sonnet-4-6-20260101 response_model= stream=True result=api_error error_type=api_error "
             + "stop_reason= attempts=2 duration_ms=7.89 ttfb_ms=12.35 overhead_ms=-1 input_tokens= output_tokens= "
-            + "cache_read_tokens= cache_write_tokens= cost_usd= bytes_in=5668 bytes_out=837 dropped= stage=- stage_reason=- client=-",
+            + "cache_read_tokens= cache_write_tokens= cost_usd= bytes_in=5668 bytes_out=837 dropped= stage=- stage_reason=- client=- local=",
             text);
     }
 }

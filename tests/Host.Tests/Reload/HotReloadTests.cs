@@ -258,4 +258,43 @@ public sealed class HotReloadTests : IAsyncLifetime
         Assert.Equal(ReloadOutcome.Unchanged, result.Outcome);
         Assert.Empty(result.Changes);
     }
+
+    [Fact]
+    public async Task Reload_OfAFileThatDiffersOnlyInItsGrpcSection_AppliesNothing_AndSaysItNeedsARestart_EveryTime()
+    {
+        await using var relay = await StartAsync(Valid(1));
+        var running = relay.State.Current;
+
+        // Act: the file gains a grpc section (its listener is set up once, at start), and is reloaded twice
+        await File.WriteAllTextAsync(ConfigPath, Valid(1) + "\n" + """
+            grpc:
+              listen: "127.0.0.1:0"
+            """);
+        var first = relay.Reloader.Reload();
+        var second = relay.Reloader.Reload();
+
+        // Assert: not "applied": nothing was swapped in, and each reload names what needs a restart
+        foreach (var result in new[] { first, second })
+        {
+            Assert.Equal(ReloadOutcome.RestartRequired, result.Outcome);
+            Assert.Contains(ConfigChange.NewRestartRequired("grpc.enabled"), result.Changes);
+            Assert.All(result.Changes, c => Assert.True(c.IsRestartRequired));
+        }
+
+        Assert.Same(running, relay.State.Current);
+        // (the file watcher may reload it once more: each time the same)
+        Assert.True(relay.Logs.Lines.Count(l => l.EventId == 10 && l.Message.StartsWith("grpc.enabled", StringComparison.Ordinal)) >= 2);
+        Assert.DoesNotContain(relay.Logs.Lines, l => l.EventId == 7); // no "config reloaded"
+
+        // a change that takes effect now is applied beside it, the grpc section still reported
+        await File.WriteAllTextAsync(ConfigPath, Valid(2) + "\n" + """
+            grpc:
+              listen: "127.0.0.1:0"
+            """);
+        var applied = relay.Reloader.Reload();
+        Assert.Equal(ReloadOutcome.Applied, applied.Outcome);
+        Assert.Contains(ConfigChange.NewRestartRequired("grpc.enabled"), applied.Changes);
+        Assert.Equal("up-2", MappedModel(relay));
+        Assert.False(relay.State.Current.Config.Grpc.Enabled);
+    }
 }

@@ -38,7 +38,7 @@ public sealed class GetUsageTests : IAsyncLifetime
             [TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic, keys: [ClientKeyTests.UpstreamKey])],
             clients: [ClientKeyTests.Client("alice", ClientKeyTests.AliceKey)],
             ledger: TestConfig.Ledger(Path.Combine(_directory, "ledger.db"), flushIntervalMs: 60_000))
-            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token), FSharpOption<ListenAddress>.None));
         await using var relay = await RelayHost.StartAsync(config);
         using (await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, apiKey: ClientKeyTests.AliceKey)))
         {

@@ -55,7 +55,7 @@ public sealed class RuntimeClientKeyTests : IAsyncLifetime
             clients: clients.Length == 0 ? [ClientKeyTests.Client("alice", ClientKeyTests.AliceKey, rpm: 100)] : clients,
             ledger: TestConfig.Ledger(LedgerPath))
         .With(
-            grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)),
+            grpc: GrpcConfig.Create(true, new ListenAddress("127.0.0.1", 0), Token),
             edge: EdgeConfigs.Edge(security: EdgeConfigs.Security(auditPath: AuditPath)));
 
     private static Metadata Auth => new() { { "authorization", "Bearer " + Token } };

@@ -242,3 +242,21 @@ let ``the operator's switch only refuses: enabling restores the state the breake
                     | Enable -> shadow
 
                 Assert.Equal(shadow, { after with OperatorDisabled = false }))))
+
+[<Fact>]
+let ``a call the relay answered itself gives back what its admission took: the breaker admits as before`` () =
+    Check.quick
+        200
+        (Prop.forAll history (fun (policy, events) ->
+            run policy events (fun now before _ _ _ ->
+                match CircuitBreaker.admit policy now before with
+                | struct (CircuitBreaker.Admitted generation, admitted) ->
+                    let unused = CircuitBreaker.unused generation admitted
+                    Assert.True((CircuitBreaker.peek policy now unused).IsAdmitted)
+                    Assert.Equal(before.OperatorDisabled, unused.OperatorDisabled)
+
+                    match before.State with
+                    // a probe window that ran out starts a new one on admission: the old window is gone either way
+                    | CircuitBreaker.HalfOpen(_, _, since) when now - since >= policy.OpenDuration -> ()
+                    | _ -> Assert.Equal(CircuitBreaker.observe now before, CircuitBreaker.observe now unused)
+                | _ -> ())))

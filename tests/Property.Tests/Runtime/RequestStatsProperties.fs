@@ -18,15 +18,30 @@ let private sample (atMs: int) (provider: string) (latency: int) (status: int) :
     InputTokens = int64 latency
     OutputTokens = 1L
     CostUsd = 0.001m
+    Local = false
+    FailedAttempts = []
 }
 
+/// Samples of providers a, b, c; some failed over from others first, some answered by the relay itself.
 let private samples: Gen<RequestSample list> =
-    Gen.map4
-        sample
-        (Gen.choose (0, 120_000))
-        (Gen.elements [ "a"; "b"; "c" ])
-        (Gen.choose (0, 5_000))
-        (Gen.elements [ 200; 200; 200; 429; 500; 529 ])
+    gen {
+        let! s =
+            Gen.map4
+                sample
+                (Gen.choose (0, 120_000))
+                (Gen.elements [ "a"; "b"; "c" ])
+                (Gen.choose (0, 5_000))
+                (Gen.elements [ 200; 200; 200; 429; 500; 529 ])
+
+        let! failed = Gen.elements [ "a"; "b"; "c"; "d" ] |> Gen.listOf |> Gen.resize 3
+        let! local = Gen.frequency [ 5, Gen.constant false; 1, Gen.constant true ]
+
+        return {
+            s with
+                FailedAttempts = failed
+                Local = local
+        }
+    }
     |> Gen.listOf
 
 /// The oracle, by the definition: the smallest value with at least q of all values at or below it.
@@ -59,21 +74,34 @@ let ``the window forgets exactly what is older than it`` () =
             (fun (samples, nowMs, windowMs) ->
                 let now = TimeSpan.FromMilliseconds(float nowMs)
                 let window = TimeSpan.FromMilliseconds(float windowMs)
-                let kept = samples |> List.filter (fun s -> s.At <= now && now - s.At < window)
+                let inWindow = samples |> List.filter (fun s -> s.At <= now && now - s.At < window)
+                // the relay's own answers are no provider's traffic; their failed attempts are
+                let kept = inWindow |> List.filter (fun s -> not s.Local)
+                let failed = inWindow |> List.collect _.FailedAttempts
                 let summary = RequestStats.summarize now window now samples
 
                 let counted = summary |> List.sumBy _.Requests
-                let byProvider = kept |> List.countBy _.Provider |> List.sort
+                let byProvider = kept |> List.countBy _.Provider
+
+                let providers = (byProvider |> List.map fst) @ failed |> List.distinct |> List.sort
 
                 counted = kept.Length
-                && (summary |> List.map (fun w -> w.Provider, w.Requests)) = byProvider
+                && (summary |> List.map _.Provider) = providers
+                && (summary |> List.sumBy _.FailedAttempts) = failed.Length
                 && (summary |> List.sumBy _.InputTokens) = (kept |> List.sumBy _.InputTokens)
                 && summary
                    |> List.forall (fun w ->
                        let mine = kept |> List.filter (fun s -> s.Provider = w.Provider)
+                       let failedHere = failed |> List.filter ((=) w.Provider) |> List.length
                        let latencies = mine |> List.map _.LatencyMs
 
-                       w.Errors = (mine |> List.filter (fun s -> s.ErrorClass <> "") |> List.length)
-                       && w.Latency.P99 = oracle 0.99 latencies
-                       && w.Latency.P50 = oracle 0.5 latencies))
+                       let p (q: float) =
+                           if latencies.IsEmpty then 0.0 else oracle q latencies
+
+                       w.Requests = mine.Length
+                       && w.FailedAttempts = failedHere
+                       && w.Attempts = mine.Length + failedHere
+                       && w.Errors = (mine |> List.filter (fun s -> s.ErrorClass <> "") |> List.length) + failedHere
+                       && w.Latency.P99 = p 0.99
+                       && w.Latency.P50 = p 0.5))
     )

@@ -1,3 +1,4 @@
+using CcRelay.Cli.Api;
 using CcRelay.Cli.Tui;
 using CcRelay.Management.V1;
 
@@ -157,22 +158,22 @@ public sealed class DashboardStateTests
     [Fact]
     public void Target_FlagBeatsEnvironmentBeatsConfigBeatsDefault()
     {
-        var grpc = new Core.GrpcConfig(true, new Core.ListenAddress("0.0.0.0", 9001), Microsoft.FSharp.Core.FSharpOption<string>.Some("from-config"));
-        string? Env(string name) => name == TuiTarget.AddressVariable ? "127.0.0.2:9002" : null;
+        var grpc = new Core.GrpcConfig(true, new Core.ListenAddress("0.0.0.0", 9001), Microsoft.FSharp.Core.FSharpOption<string>.Some("from-config"), Microsoft.FSharp.Core.FSharpOption<Core.ListenAddress>.None);
+        string? Env(string name) => name == RelayTarget.AddressVariable ? "127.0.0.2:9002" : null;
 
-        Assert.Equal(("http://10.0.0.1:9000/", "flag"), Pick(TuiTarget.Resolve("10.0.0.1:9000", "flag", Env, grpc)));
-        Assert.Equal(("http://127.0.0.2:9002/", "from-config"), Pick(TuiTarget.Resolve(null, null, Env, grpc)));
-        Assert.Equal(("http://127.0.0.1:9001/", "from-config"), Pick(TuiTarget.Resolve(null, null, _ => null, grpc)));
-        Assert.Equal(("http://127.0.0.1:8788/", null), Pick(TuiTarget.Resolve(null, null, _ => null, null)));
-        Assert.Equal(("https://relay.example/", null), Pick(TuiTarget.Resolve("https://relay.example", null, _ => null, null)));
+        Assert.Equal(("http://10.0.0.1:9000/", "flag"), Pick(RelayTarget.From("10.0.0.1:9000", "flag", Env, grpc)));
+        Assert.Equal(("http://127.0.0.2:9002/", "from-config"), Pick(RelayTarget.From(null, null, Env, grpc)));
+        Assert.Equal(("http://127.0.0.1:9001/", "from-config"), Pick(RelayTarget.From(null, null, _ => null, grpc)));
+        Assert.Equal(("http://127.0.0.1:8788/", null), Pick(RelayTarget.From(null, null, _ => null, null)));
+        Assert.Equal(("https://relay.example/", null), Pick(RelayTarget.From("https://relay.example", null, _ => null, null)));
 
-        static (string, string?) Pick((TuiTarget? Target, string? Error) r) => (r.Target!.Address.ToString(), r.Target.Token);
+        static (string, string?) Pick((RelayTarget? Target, string? Error) r) => (r.Target!.Address.ToString(), r.Target.Token);
     }
 
     [Fact]
     public void Target_AnUnreadableAddressIsAnError()
     {
-        var (target, error) = TuiTarget.Resolve("ftp://x:1", null, _ => null, null);
+        var (target, error) = RelayTarget.From("ftp://x:1", null, _ => null, null);
 
         Assert.Null(target);
         Assert.Contains("ftp://x:1", error, StringComparison.Ordinal);
@@ -190,7 +191,7 @@ public sealed class DashboardStateTests
     [Fact]
     public void AFailure_IsDescribedWithoutTheToken()
     {
-        var refused = TuiRelayClient.Describe(new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Unauthenticated, "bad token secret-123")));
+        var refused = RelayClient.Describe(new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Unauthenticated, "bad token secret-123")));
 
         Assert.StartsWith("refused: wrong or missing token", refused, StringComparison.Ordinal);
         Assert.DoesNotContain("secret-123", refused, StringComparison.Ordinal);
