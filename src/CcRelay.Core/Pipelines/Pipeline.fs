@@ -59,16 +59,16 @@ module Pipeline =
     }
 
     /// Whether a pipeline applies to an attempt at `provider` for a request of `model` (the model the client
-    /// asked for). NOTE: the seam for routing stages: add the request's stage to the arguments and match it
-    /// against an `Attach.Stages` list here; nothing else changes.
-    let applies (attach: PipelineAttach) (provider: string) (model: string) : bool =
+    /// asked for) classified into `stage` (its `Stage.wireName`; "" or "-" when it was not classified).
+    let applies (attach: PipelineAttach) (provider: string) (model: string) (stage: string) : bool =
         List.contains provider attach.Providers
         || attach.Models |> List.exists (fun pattern -> ModelPattern.matches pattern model)
+        || List.contains stage attach.Stages
 
     /// The pipelines for an attempt, in file order, their steps concatenated.
-    let select (config: PipelinesConfig) (provider: string) (model: string) : SelectedPipeline =
+    let select (config: PipelinesConfig) (provider: string) (model: string) (stage: string) : SelectedPipeline =
         let chosen =
-            config.Pipelines |> List.filter (fun p -> applies p.Attach provider model)
+            config.Pipelines |> List.filter (fun p -> applies p.Attach provider model stage)
 
         match chosen with
         | [] -> none
@@ -131,25 +131,47 @@ module Pipeline =
 
     /// Runs the built-in steps of `steps` over the run (plugins are the host's: it calls them and `record`s
     /// their outcomes). `thinking`: the Anthropic request's `thinking` member; `dialect`: the attempt's.
+    /// Consecutive steps are fused into one scan and one splice when that gives what running them one by one
+    /// gives (`Transformers.applyFused`); otherwise each step scans the body it is given.
     let runBuiltIn
         (steps: PipelineStep list)
         (dialect: string)
         (thinking: byte array option)
         (run: PipelineRun)
         : PipelineRun =
-        steps
-        |> List.fold
-            (fun (run: PipelineRun) step ->
-                if run.Failure.IsSome then
-                    run
-                elif not (appliesTo step dialect) then
-                    {
-                        run with
-                            Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]
-                    }
-                else
-                    record run step (Transformers.applyRequest step.Transform thinking run.Body))
-            run
+        let notApplicable (run: PipelineRun) (step: PipelineStep) = {
+            run with
+                Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]
+        }
+
+        let applicable = steps |> List.filter (fun step -> appliesTo step dialect)
+
+        let fused =
+            match run.Failure, applicable with
+            | None, _ :: _ :: _ -> Transformers.applyFused (applicable |> List.map _.Transform) thinking run.Body
+            | _ -> None
+
+        match fused with
+        | Some outcomes ->
+            steps
+            |> List.fold
+                (fun (run: PipelineRun, outcomes: StepOutcome list) step ->
+                    match outcomes with
+                    | outcome :: rest when appliesTo step dialect -> record run step outcome, rest
+                    | _ -> notApplicable run step, outcomes)
+                (run, outcomes)
+            |> fst
+        | None ->
+            steps
+            |> List.fold
+                (fun (run: PipelineRun) step ->
+                    if run.Failure.IsSome then
+                        run
+                    elif not (appliesTo step dialect) then
+                        notApplicable run step
+                    else
+                        record run step (Transformers.applyRequest step.Transform thinking run.Body))
+                run
 
     /// The report as a header value: `name` for an in-place edit, `name(reserialised)`, `name(unchanged)`,
     /// `name(skipped)`, `name(n/a)`; steps separated by commas.
