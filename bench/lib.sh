@@ -31,7 +31,7 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini staged)
 
 # The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
 # key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
@@ -98,6 +98,9 @@ EOC
         logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
         metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' >> "$1" ;;
         devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' >> "$1" ;;
+        # routing stages configured, every stage on the one provider: the route is default's, the difference is the
+        # stage classification (one more pass over the body, Stages.inspect) on every request
+        staged) printf 'routing:\n  stages:\n    long_context: fake\n    web_search: fake\n    image: fake\n    subagent: fake\n    background: fake\n    think: fake\n    default: fake\nlogging:\n  level: warn\n' >> "$1" ;;
     esac
 }
 

@@ -6,6 +6,8 @@
 #   bench/paired.sh --rounds 6       fewer rounds (no interval below 6)
 #   B=logs|metrics|devnull bench/paired.sh   relay-on's parts alone (as OBS_B in run.sh --observability)
 #   A=default B=pooled bench/paired.sh       one provider against three pooled ones (as run.sh --routing)
+#   A=default B=staged bench/paired.sh       routing.stages configured (every stage on the one provider) against none:
+#                                    the stage classification's cost per request on passthrough
 #   A=on B=on RELAY_B=/tmp/new/cc-relay.dll bench/paired.sh
 #                                    one configuration, two builds: the relay built here (A) against another
 #                                    (e.g. `dotnet publish src/CcRelay.Cli -c Release -o /tmp/new` of a change)

@@ -346,13 +346,43 @@ type PluginStatus = {
     LastError: string
     /// Whether the CPU and memory limits are enforced (prlimit found).
     Sandboxed: bool
+    /// The median round trip of its last answered calls (`PluginLatency.Window` of them), in ms; 0 before any.
+    P50Ms: float
 }
+
+/// The round trips of a plugin's last answered calls, for its p50: a ring the host writes one sample into per
+/// answered call (`record`), read whole (`p50`).
+[<RequireQualifiedAccess>]
+module PluginLatency =
+
+    /// How many recent calls the p50 is over.
+    [<Literal>]
+    let Window = 256
+
+    /// A ring with room for `Window` samples.
+    let create () : float array = Array.zeroCreate Window
+
+    /// Puts the `count`-th sample (0-based: the number recorded before it) into the ring.
+    let record (ring: float array) (count: int64) (milliseconds: float) : unit =
+        ring[int (count % int64 ring.Length)] <- milliseconds
+
+    /// The median of the samples in the ring after `count` were recorded (the last `Window`); 0 when none. An
+    /// even number of samples gives the lower middle one (a sample that was measured, not a mean of two).
+    let p50 (ring: float array) (count: int64) : float =
+        let n = int (min count (int64 ring.Length))
+
+        if n = 0 then
+            0.0
+        else
+            let samples = Array.sub ring 0 n
+            Array.sortInPlace samples
+            samples[(n - 1) / 2]
 
 /// Plugin states as JSON.
 [<RequireQualifiedAccess>]
 module PluginStatuses =
 
-    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool}, …]`.
+    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool,"p50_ms":N}, …]`.
     let toJson (statuses: PluginStatus seq) : byte array =
         use stream = new IO.MemoryStream()
 
@@ -368,6 +398,7 @@ module PluginStatuses =
              writer.WriteNumber("restarts", s.Restarts)
              writer.WriteString("last_error", s.LastError)
              writer.WriteBoolean("sandboxed", s.Sandboxed)
+             writer.WriteNumber("p50_ms", Math.Round(s.P50Ms, 3))
              writer.WriteEndObject()
 
          writer.WriteEndArray())

@@ -429,7 +429,25 @@ let ``plugin states are added to the health body`` () =
         Restarts = 0L
         LastError = "x"
         Sandboxed = true
+        P50Ms = 0.25
     }
 
     let edited = PluginStatuses.addToHealth health [ status ] |> Encoding.UTF8.GetString
     Assert.StartsWith("""{"status":"ok","providers":[],"plugins":[{"name":"p","state":"running","calls":2""", edited)
+    Assert.EndsWith(""","sandboxed":true,"p50_ms":0.25}]}""", edited)
+
+[<Fact>]
+let ``a plugin's p50 is the median of its last calls`` () =
+    let ring = PluginLatency.create ()
+    Assert.Equal(0.0, PluginLatency.p50 ring 0L)
+
+    [ 5.0; 1.0; 3.0; 100.0 ]
+    |> List.iteri (fun i ms -> PluginLatency.record ring (int64 i) ms)
+    // four samples: the lower middle one
+    Assert.Equal(3.0, PluginLatency.p50 ring 4L)
+
+    // the window slides: after Window more fast calls the slow ones are gone
+    for i in 4 .. 4 + PluginLatency.Window - 1 do
+        PluginLatency.record ring (int64 i) 0.5
+
+    Assert.Equal(0.5, PluginLatency.p50 ring (int64 (4 + PluginLatency.Window)))
