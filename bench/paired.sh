@@ -8,6 +8,8 @@
 #   A=default B=pooled bench/paired.sh       one provider against three pooled ones (as run.sh --routing)
 #   A=noclients B=clients bench/paired.sh    no clients against every request carrying a client key with limits and
 #                                    budgets (the ledger off in both): the cost of the client-key checks and settlement
+#   A=default B=staged bench/paired.sh       routing.stages configured (every stage on the one provider) against none:
+#                                    the stage classification's cost per request on passthrough
 #   A=on B=on RELAY_B=/tmp/new/cc-relay.dll bench/paired.sh
 #                                    one configuration, two builds: the relay built here (A) against another
 #                                    (e.g. `dotnet publish src/CcRelay.Cli -c Release -o /tmp/new` of a change)

@@ -41,6 +41,7 @@ type PipelineBenchmarks() =
                 Attach = {
                     Providers = [ "other" ]
                     Models = [ "gpt-*" ]
+                    Stages = [ "think" ]
                 }
             }
         ]
@@ -61,10 +62,26 @@ type PipelineBenchmarks() =
         if run.Failure.IsSome || not run.Changed then
             failwith $"the benchmark pipeline did nothing: %s{Pipeline.report run}"
 
+    /// The three steps as a pipeline runs them: fused into one scan and one splice.
     [<Benchmark>]
     member _.ThreeByteEdits() : PipelineRun =
         Pipeline.runBuiltIn steps "anthropic" None (Pipeline.start body)
 
+    /// The same three steps one after another, each scanning the body the previous one made.
+    [<Benchmark>]
+    member _.ThreeByteEditsOneByOne() : PipelineRun =
+        steps
+        |> List.fold
+            (fun run step -> Pipeline.record run step (Transformers.applyRequest step.Transform None run.Body))
+            (Pipeline.start body)
+
+    /// One member scan of the body with `Utf8JsonReader` (the scan's fallback), for scale.
+    [<Benchmark>]
+    member _.ReaderScan() : int =
+        match JsonSpans.scanReader (ReadOnlySpan body) 512 [ "max_tokens"; "cache_control"; "metadata" ] with
+        | Ok(objects, _, _) -> objects.Length
+        | Error _ -> -1
+
     [<Benchmark>]
     member _.SelectNone() : SelectedPipeline =
-        Pipeline.select config "anthropic" "claude-sonnet-4-6"
+        Pipeline.select config "anthropic" "claude-sonnet-4-6" "default"

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CcRelay.Core;
 
 namespace CcRelay.Cli;
 
@@ -24,30 +25,42 @@ internal static class ConfigInitCommand
         {
             Description = "Replace the file if it exists.",
         };
+        var interactive = new Option<bool>("--interactive", "-i")
+        {
+            Description = "Ask for the providers (keys as ${VAR}), the routing strategy and stages, and write a YAML config from the answers.",
+        };
         var command = new Command("init", "Write a commented starter config (mode 0600); never replaces a file without --force.")
         {
             format,
             output,
             force,
+            interactive,
         };
         command.SetAction(parse => Run(
             parse.GetValue(format),
             parse.GetValue(output),
             parse.GetValue(force),
+            parse.GetValue(interactive),
             environment,
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error));
         return command.WithExamples(
             "cc-relay config init",
+            "cc-relay config init --interactive",
             "cc-relay config init --format toml",
             "cc-relay config init -o ~/.config/cc-relay/config.yaml --force");
     }
 
-    private static int Run(string? format, string? output, bool force, CliEnvironment environment, TextWriter stdout, TextWriter error)
+    private static int Run(string? format, string? output, bool force, bool interactive, CliEnvironment environment, TextWriter stdout, TextWriter error)
     {
         var extension = output is null ? null : Path.GetExtension(output).ToLowerInvariant();
         format ??= extension == ".toml" ? "toml" : "yaml";
         var allowed = format == "toml" ? new[] { ".toml" } : [".yaml", ".yml"];
+        if (interactive && format != "yaml")
+        {
+            error.WriteLine("cc-relay: --interactive writes YAML (give --output a .yaml or .yml name)");
+            return ExitCodes.InvalidConfig;
+        }
 
         // The loader picks the format from the extension, so a mismatch would write a file nothing reads.
         if (extension is not null && !allowed.Contains(extension))
@@ -69,9 +82,21 @@ internal static class ConfigInitCommand
             return ExitCodes.InvalidConfig;
         }
 
+        var content = StarterConfig.For(format);
+        if (interactive)
+        {
+            if (Ask(environment.Input(), stdout) is not { } answered)
+            {
+                error.WriteLine("cc-relay: the input ended before a valid answer; nothing was written");
+                return ExitCodes.InvalidConfig;
+            }
+
+            content = answered;
+        }
+
         try
         {
-            AtomicFile.Write(target, StarterConfig.For(format), AtomicFile.OwnerOnly, overwrite: force);
+            AtomicFile.Write(target, content, AtomicFile.OwnerOnly, overwrite: force);
         }
         catch (IOException) when (!force && File.Exists(target))
         {
@@ -92,5 +117,39 @@ internal static class ConfigInitCommand
         stdout.WriteLine(isDiscovered ? "  cc-relay serve" : $"  cc-relay serve --config {target}");
         stdout.WriteLine("  cc-relay config cc init    # point Claude Code at the relay");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Asks <see cref="ConfigWizard"/>'s questions one line each (an empty line takes the default shown in
+    /// brackets; a wrong answer is explained and asked again); the config text, or null when the input ends on an
+    /// answer that was not valid (an ended input otherwise takes the defaults).
+    /// </summary>
+    private static string? Ask(TextReader input, TextWriter stdout)
+    {
+        var state = ConfigWizard.start;
+        var rejected = false;
+        while (ConfigWizard.question(state) is { } question)
+        {
+            stdout.Write($"{question.Value.Prompt} [{question.Value.Default}]: ");
+            var line = input.ReadLine();
+            if (line is null && rejected)
+            {
+                return null;
+            }
+
+            var answered = ConfigWizard.answer(state, line ?? "");
+            rejected = answered.IsError;
+            if (answered.IsOk)
+            {
+                state = answered.ResultValue;
+                continue;
+            }
+
+            stdout.WriteLine();
+            stdout.WriteLine("  " + answered.ErrorValue);
+        }
+
+        stdout.WriteLine();
+        return ConfigWizard.render(state);
     }
 }

@@ -63,6 +63,7 @@ internal static class Program
         root.Add(StatusCommand.Create(environment));
         root.Add(ModelsCommand.Create(environment));
         root.Add(ProvidersCommand.Create(environment));
+        root.Add(PluginsCommand.Create(environment));
         root.Add(KeysCommand.Create(environment));
         root.Add(ClientsCommand.Create(environment));
         root.Add(ClaudeCommand.Create(environment));

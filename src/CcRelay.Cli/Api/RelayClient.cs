@@ -82,6 +82,9 @@ internal sealed class RelayClient : IDisposable
     public async Task<ListModelsResponse> ListModelsAsync(CancellationToken cancellationToken = default) =>
         await Api.ListModelsAsync(new ListModelsRequest(), CallOptions(cancellationToken));
 
+    public async Task<ListPluginsResponse> ListPluginsAsync(CancellationToken cancellationToken = default) =>
+        await Api.ListPluginsAsync(new ListPluginsRequest(), CallOptions(cancellationToken));
+
     /// <summary>Whether a failed call means that no relay's API answered at all (as opposed to a refusal).</summary>
     public static bool IsUnreachable(RpcException e) =>
         e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded

@@ -525,6 +525,7 @@ module ConfigDecode =
                             @ ConfigEdge.checkUpstreams fields edge providers
                             @ ConfigClients.checkProviders mentions ((providers |> List.map _.Name) @ failedProviders)
                             @ PipelineDecode.check pipelineReferences providers
+                            @ PipelineDecode.checkStages fields routing.Config.Stages
                     }
                 })
 

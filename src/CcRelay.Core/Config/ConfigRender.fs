@@ -490,6 +490,7 @@ module ConfigRender =
                 $"    on_error: %s{p.OnError.WireName}"
                 $"""    providers: [%s{String.Join(", ", p.Attach.Providers |> List.map quote)}]"""
                 $"""    models: [%s{String.Join(", ", p.Attach.Models |> List.map quote)}]"""
+                $"""    stages: [%s{String.Join(", ", p.Attach.Stages |> List.map quote)}]"""
                 $"""    request: [%s{String.Join(", ", p.Request |> List.map step)}]"""
                 $"""    response: [%s{String.Join(", ", p.Response |> List.map step)}]"""
         match config.Plugins with

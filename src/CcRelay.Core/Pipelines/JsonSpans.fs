@@ -39,10 +39,8 @@ module JsonSpans =
         OpenAt: int
     }
 
-    /// Every object's members at depth ≤ `maxDepth` (1: the top level only, whose nested values are skipped),
-    /// grouped per object, with the top-level object's `{` and `}`. Error when the body is not one JSON object.
-    /// `wanted`: when not empty, only these names are read (the others' `Name` is "", nothing is allocated for them).
-    let scan
+    /// `scan` with `Utf8JsonReader` (any well-formed body; the precise error otherwise).
+    let private scanWithReader
         (body: ReadOnlySpan<byte>)
         (maxDepth: int)
         (wanted: string list)
@@ -124,6 +122,8 @@ module JsonSpans =
                             }
                         | _ -> finish (int reader.BytesConsumed)
                     | JsonTokenType.StartObject
+                    | JsonTokenType.StartArray when stack.Count >= maxDepth -> reader.Skip()
+                    | JsonTokenType.StartObject
                     | JsonTokenType.StartArray ->
                         // an array item
                         stack.Push {
@@ -138,7 +138,13 @@ module JsonSpans =
                     | JsonTokenType.EndArray ->
                         let frame = stack.Pop()
 
-                        if frame.IsObject then
+                        // the objects that hold a wanted member, and the top-level object (closed last)
+                        if
+                            frame.IsObject
+                            && (wanted.IsEmpty
+                                || stack.Count = 0
+                                || frame.Members.Exists(fun m -> m.Name.Length > 0))
+                        then
                             objects.Add(List.ofSeq frame.Members)
 
                         if stack.Count = 0 then
@@ -157,6 +163,317 @@ module JsonSpans =
         | Some e -> Error e
         | None when closeAt < 0 -> Error "the body is not valid JSON: the object is not closed"
         | None -> Ok(List.ofSeq objects, openAt, closeAt)
+
+    // ---------------------------
+    // Fast path: the reader's answer without a tokenizer
+    // ---------------------------
+
+    // Bytes that end a run of plain string content: the closing quote, an escape, a control character.
+    let private stringStops =
+        Buffers.SearchValues.Create(ReadOnlySpan [| yield '"'B; yield '\\'B; for b in 0uy .. 31uy -> b |])
+
+    let private isHex (b: byte) =
+        (b >= '0'B && b <= '9'B) || (b >= 'a'B && b <= 'f'B) || (b >= 'A'B && b <= 'F'B)
+
+    let private isDigit (b: byte) = b >= '0'B && b <= '9'B
+
+    let private isSpace (b: byte) =
+        b = ' 'B || b = '\n'B || b = '\r'B || b = '\t'B
+
+    /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes; -1 when
+    /// it is not a valid JSON string. Plain runs are skipped with a vectorised search (as `RequestFacts.tryFast`).
+    let private scanString (body: ReadOnlySpan<byte>) (start: int) : struct (int * bool) =
+        let mutable i = start + 1
+        let mutable result = -2
+        let mutable escaped = false
+
+        while result = -2 do
+            let k = body.Slice(i).IndexOfAny(stringStops)
+
+            if k < 0 then
+                result <- -1
+            else
+                let j = i + k
+
+                if body[j] = '"'B then
+                    result <- j + 1
+                elif body[j] = '\\'B && j + 1 < body.Length then
+                    escaped <- true
+
+                    match body[j + 1] with
+                    | '"'B
+                    | '\\'B
+                    | '/'B
+                    | 'b'B
+                    | 'f'B
+                    | 'n'B
+                    | 'r'B
+                    | 't'B -> i <- j + 2
+                    | 'u'B when
+                        j + 5 < body.Length
+                        && isHex body[j + 2]
+                        && isHex body[j + 3]
+                        && isHex body[j + 4]
+                        && isHex body[j + 5]
+                        ->
+                        i <- j + 6
+                    | _ -> result <- -1
+                else
+                    result <- -1
+
+        struct (result, escaped)
+
+    /// The end (exclusive) of the number starting at `start` (RFC 8259's grammar), or -1.
+    let private scanNumber (body: ReadOnlySpan<byte>) (start: int) : int =
+        let n = body.Length
+        let mutable i = start
+
+        if i < n && body[i] = '-'B then
+            i <- i + 1
+
+        if i >= n || not (isDigit body[i]) then
+            -1
+        else
+            if body[i] = '0'B then
+                i <- i + 1
+            else
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            let mutable ok = true
+
+            if i < n && body[i] = '.'B then
+                i <- i + 1
+                ok <- i < n && isDigit body[i]
+
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            if ok && i < n && (body[i] = 'e'B || body[i] = 'E'B) then
+                i <- i + 1
+
+                if i < n && (body[i] = '+'B || body[i] = '-'B) then
+                    i <- i + 1
+
+                ok <- i < n && isDigit body[i]
+
+                while i < n && isDigit body[i] do
+                    i <- i + 1
+
+            if ok then i else -1
+
+    [<Literal>]
+    let private FastMaxDepth = 64
+
+    let private trueLiteral: byte array = "true"B
+    let private falseLiteral: byte array = "false"B
+    let private nullLiteral: byte array = "null"B
+
+    /// The open containers of a fast scan, one entry per depth (1: the top-level object).
+    type private Levels = {
+        IsArray: bool array
+        /// Where the object's members start in the shared member list.
+        MembersFrom: int array
+        HasWanted: bool array
+        PendingName: string array
+        PendingStart: int array
+        PendingValue: int array
+    }
+
+    /// `scan` without `Utf8JsonReader`: one pass whose string contents are skipped by a vectorised search.
+    /// ValueNone for anything it does not read itself (not JSON, invalid UTF-8, an escaped member name it would
+    /// have to compare, nesting deeper than 64): `scan` then asks the reader, which says exactly what is wrong.
+    /// Whenever it answers, it gives the reader's answer (a property test holds the two together).
+    let private scanFast
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string list)
+        : (JsonMember list list * int * int) voption =
+        let wantedBytes = wanted |> List.map Text.Encoding.UTF8.GetBytes |> Array.ofList
+
+        let levels = {
+            IsArray = Array.zeroCreate (FastMaxDepth + 1)
+            MembersFrom = Array.zeroCreate (FastMaxDepth + 1)
+            HasWanted = Array.zeroCreate (FastMaxDepth + 1)
+            PendingName = Array.create (FastMaxDepth + 1) ""
+            PendingStart = Array.zeroCreate (FastMaxDepth + 1)
+            PendingValue = Array.zeroCreate (FastMaxDepth + 1)
+        }
+
+        let members = ResizeArray<JsonMember>()
+        let objects = ResizeArray<JsonMember list>()
+
+        // the pending member of the object at `depth` ends at `stop`
+        let finish (depth: int) (stop: int) =
+            if depth <= maxDepth && not levels.IsArray[depth] then
+                members.Add {
+                    Name = levels.PendingName[depth]
+                    Depth = depth
+                    Start = levels.PendingStart[depth]
+                    ValueStart = levels.PendingValue[depth]
+                    Stop = stop
+                }
+
+        let mutable at = 0
+        let mutable ok = true
+        let mutable depth = 0
+        /// 0: a value; 1: a key or '}' (object just opened); 2: a key; 3: ',' or the end; 4: a value or ']'
+        let mutable expect = 0
+        let mutable openAt = -1
+        let mutable closeAt = -1
+
+        while ok && at < body.Length do
+            let b = body[at]
+
+            if isSpace b then
+                at <- at + 1
+            elif closeAt >= 0 then
+                ok <- false
+            else
+                match expect with
+                | 1
+                | 3
+                | 4 when b = '}'B || b = ']'B ->
+                    // a close: of the right kind, and not right after a comma
+                    if depth = 0 || (b = ']'B) <> levels.IsArray[depth] || (expect = 1 && b = ']'B) then
+                        ok <- false
+                    elif expect = 4 && b = '}'B then
+                        ok <- false
+                    else
+                        if not levels.IsArray[depth] && depth <= maxDepth then
+                            let from = levels.MembersFrom[depth]
+
+                            if wanted.IsEmpty || depth = 1 || levels.HasWanted[depth] then
+                                objects.Add [ for i in from .. members.Count - 1 -> members[i] ]
+
+                            members.RemoveRange(from, members.Count - from)
+
+                        if depth = 1 then
+                            closeAt <- at
+
+                        depth <- depth - 1
+                        at <- at + 1
+                        expect <- 3
+
+                        if depth > 0 then
+                            finish depth at
+                | 1
+                | 2 ->
+                    if b <> '"'B then
+                        ok <- false
+                    else
+                        let struct (stop, escaped) = scanString body at
+
+                        if stop < 0 || (escaped && depth <= maxDepth) then
+                            ok <- false
+                        else
+                            if depth <= maxDepth then
+                                let name = body.Slice(at + 1, stop - at - 2)
+
+                                let found =
+                                    if wanted.IsEmpty then
+                                        Text.Encoding.UTF8.GetString name
+                                    else
+                                        let mutable found = ""
+
+                                        for i in 0 .. wantedBytes.Length - 1 do
+                                            if found.Length = 0 && name.SequenceEqual(ReadOnlySpan wantedBytes[i]) then
+                                                found <- wanted[i]
+
+                                        if found.Length > 0 then
+                                            levels.HasWanted[depth] <- true
+
+                                        found
+
+                                levels.PendingName[depth] <- found
+                                levels.PendingStart[depth] <- at
+
+                            let mutable i = stop
+
+                            while i < body.Length && isSpace body[i] do
+                                i <- i + 1
+
+                            if i < body.Length && body[i] = ':'B then
+                                i <- i + 1
+
+                                while i < body.Length && isSpace body[i] do
+                                    i <- i + 1
+
+                                levels.PendingValue[depth] <- i
+                                at <- i
+                                expect <- 0
+                            else
+                                ok <- false
+                | 3 ->
+                    if b = ','B && depth > 0 then
+                        at <- at + 1
+                        expect <- if levels.IsArray[depth] then 0 else 2
+                    else
+                        ok <- false
+                | _ ->
+                    if b = '{'B || b = '['B then
+                        if depth >= FastMaxDepth || (depth = 0 && b = '['B) then
+                            ok <- false
+                        else
+                            depth <- depth + 1
+                            levels.IsArray[depth] <- b = '['B
+                            levels.MembersFrom[depth] <- members.Count
+                            levels.HasWanted[depth] <- false
+
+                            if depth = 1 then
+                                openAt <- at
+
+                            at <- at + 1
+                            expect <- if b = '['B then 4 else 1
+                    elif depth = 0 then
+                        ok <- false
+                    else
+                        let stop =
+                            if b = '"'B then
+                                let struct (stop, _) = scanString body at
+                                stop
+                            elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
+                                at + 4
+                            elif b = 'f'B && body.Slice(at).StartsWith(ReadOnlySpan falseLiteral) then
+                                at + 5
+                            elif b = 'n'B && body.Slice(at).StartsWith(ReadOnlySpan nullLiteral) then
+                                at + 4
+                            else
+                                scanNumber body at
+
+                        if stop < 0 then
+                            ok <- false
+                        else
+                            finish depth stop
+                            at <- stop
+                            expect <- 3
+
+        if ok && closeAt >= 0 && Text.Unicode.Utf8.IsValid body then
+            ValueSome(List.ofSeq objects, openAt, closeAt)
+        else
+            ValueNone
+
+    /// Every object's members at depth ≤ `maxDepth` (1: the top level only, whose nested values are skipped),
+    /// grouped per object in the order they close, with the top-level object's `{` and `}`. Error when the body
+    /// is not one JSON object. `wanted`: when not empty, only these names are read (the others' `Name` is "",
+    /// nothing is allocated for them) and only the objects holding one of them are listed, and the top-level
+    /// object (always last).
+    let scan
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string list)
+        : Result<JsonMember list list * int * int, string> =
+        match scanFast body maxDepth wanted with
+        | ValueSome found -> Ok found
+        | ValueNone -> scanWithReader body maxDepth wanted
+
+    /// The scan without its fast path (for the property that holds the two together).
+    let scanReader
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string list)
+        : Result<JsonMember list list * int * int, string> =
+        scanWithReader body maxDepth wanted
 
     /// The top-level members, with the object's `{` and `}`.
     let topLevel (body: ReadOnlySpan<byte>) : Result<JsonMember list * int * int, string> =

@@ -59,16 +59,16 @@ module Pipeline =
     }
 
     /// Whether a pipeline applies to an attempt at `provider` for a request of `model` (the model the client
-    /// asked for). NOTE: the seam for routing stages: add the request's stage to the arguments and match it
-    /// against an `Attach.Stages` list here; nothing else changes.
-    let applies (attach: PipelineAttach) (provider: string) (model: string) : bool =
+    /// asked for) classified into `stage` (its `Stage.wireName`; "" or "-" when it was not classified).
+    let applies (attach: PipelineAttach) (provider: string) (model: string) (stage: string) : bool =
         List.contains provider attach.Providers
         || attach.Models |> List.exists (fun pattern -> ModelPattern.matches pattern model)
+        || List.contains stage attach.Stages
 
     /// The pipelines for an attempt, in file order, their steps concatenated.
-    let select (config: PipelinesConfig) (provider: string) (model: string) : SelectedPipeline =
+    let select (config: PipelinesConfig) (provider: string) (model: string) (stage: string) : SelectedPipeline =
         let chosen =
-            config.Pipelines |> List.filter (fun p -> applies p.Attach provider model)
+            config.Pipelines |> List.filter (fun p -> applies p.Attach provider model stage)
 
         match chosen with
         | [] -> none
@@ -131,25 +131,47 @@ module Pipeline =
 
     /// Runs the built-in steps of `steps` over the run (plugins are the host's: it calls them and `record`s
     /// their outcomes). `thinking`: the Anthropic request's `thinking` member; `dialect`: the attempt's.
+    /// Consecutive steps are fused into one scan and one splice when that gives what running them one by one
+    /// gives (`Transformers.applyFused`); otherwise each step scans the body it is given.
     let runBuiltIn
         (steps: PipelineStep list)
         (dialect: string)
         (thinking: byte array option)
         (run: PipelineRun)
         : PipelineRun =
-        steps
-        |> List.fold
-            (fun (run: PipelineRun) step ->
-                if run.Failure.IsSome then
-                    run
-                elif not (appliesTo step dialect) then
-                    {
-                        run with
-                            Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]
-                    }
-                else
-                    record run step (Transformers.applyRequest step.Transform thinking run.Body))
-            run
+        let notApplicable (run: PipelineRun) (step: PipelineStep) = {
+            run with
+                Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]
+        }
+
+        let applicable = steps |> List.filter (fun step -> appliesTo step dialect)
+
+        let fused =
+            match run.Failure, applicable with
+            | None, _ :: _ :: _ -> Transformers.applyFused (applicable |> List.map _.Transform) thinking run.Body
+            | _ -> None
+
+        match fused with
+        | Some outcomes ->
+            steps
+            |> List.fold
+                (fun (run: PipelineRun, outcomes: StepOutcome list) step ->
+                    match outcomes with
+                    | outcome :: rest when appliesTo step dialect -> record run step outcome, rest
+                    | _ -> notApplicable run step, outcomes)
+                (run, outcomes)
+            |> fst
+        | None ->
+            steps
+            |> List.fold
+                (fun (run: PipelineRun) step ->
+                    if run.Failure.IsSome then
+                        run
+                    elif not (appliesTo step dialect) then
+                        notApplicable run step
+                    else
+                        record run step (Transformers.applyRequest step.Transform thinking run.Body))
+                run
 
     /// The report as a header value: `name` for an in-place edit, `name(reserialised)`, `name(unchanged)`,
     /// `name(skipped)`, `name(n/a)`; steps separated by commas.
@@ -324,13 +346,43 @@ type PluginStatus = {
     LastError: string
     /// Whether the CPU and memory limits are enforced (prlimit found).
     Sandboxed: bool
+    /// The median round trip of its last answered calls (`PluginLatency.Window` of them), in ms; 0 before any.
+    P50Ms: float
 }
+
+/// The round trips of a plugin's last answered calls, for its p50: a ring the host writes one sample into per
+/// answered call (`record`), read whole (`p50`).
+[<RequireQualifiedAccess>]
+module PluginLatency =
+
+    /// How many recent calls the p50 is over.
+    [<Literal>]
+    let Window = 256
+
+    /// A ring with room for `Window` samples.
+    let create () : float array = Array.zeroCreate Window
+
+    /// Puts the `count`-th sample (0-based: the number recorded before it) into the ring.
+    let record (ring: float array) (count: int64) (milliseconds: float) : unit =
+        ring[int (count % int64 ring.Length)] <- milliseconds
+
+    /// The median of the samples in the ring after `count` were recorded (the last `Window`); 0 when none. An
+    /// even number of samples gives the lower middle one (a sample that was measured, not a mean of two).
+    let p50 (ring: float array) (count: int64) : float =
+        let n = int (min count (int64 ring.Length))
+
+        if n = 0 then
+            0.0
+        else
+            let samples = Array.sub ring 0 n
+            Array.sortInPlace samples
+            samples[(n - 1) / 2]
 
 /// Plugin states as JSON.
 [<RequireQualifiedAccess>]
 module PluginStatuses =
 
-    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool}, …]`.
+    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool,"p50_ms":N}, …]`.
     let toJson (statuses: PluginStatus seq) : byte array =
         use stream = new IO.MemoryStream()
 
@@ -346,6 +398,7 @@ module PluginStatuses =
              writer.WriteNumber("restarts", s.Restarts)
              writer.WriteString("last_error", s.LastError)
              writer.WriteBoolean("sandboxed", s.Sandboxed)
+             writer.WriteNumber("p50_ms", Math.Round(s.P50Ms, 3))
              writer.WriteEndObject()
 
          writer.WriteEndArray())

@@ -18,7 +18,18 @@ type internal PipelineReference = {
 [<RequireQualifiedAccess>]
 module internal PipelineDecode =
 
-    let private pipelineKeys = [ "on_error"; "providers"; "models"; "request"; "response" ]
+    let private pipelineKeys = [ "on_error"; "providers"; "models"; "request"; "response"; "stages" ]
+
+    /// The stages a pipeline may attach to: the configurable ones and `direct` (a `provider,model` switch).
+    let private stageChoices =
+        (Stage.all |> List.map (fun (name, _) -> name, name)) @ [ "direct", "direct" ]
+
+    let private stageName: Read<string> =
+        fun cursor node ->
+            ConfigRead.optionalChoice stageChoices cursor node
+            |> Decoded.bind (function
+                | Some name -> Decoded.ok name
+                | None -> ConfigRead.fail cursor (ConfigNode.position node) "expected a stage name")
 
     let private pluginKeys = [
         "command"
@@ -341,6 +352,11 @@ module internal PipelineDecode =
                             |> ConfigRead.field "models" (ConfigRead.optionalList ConfigRead.nonEmptyString)
                             |> Decoded.orDefault []
 
+                        and! stages =
+                            fields
+                            |> ConfigRead.field "stages" (ConfigRead.optionalList stageName)
+                            |> Decoded.orDefault []
+
                         and! request = steps "request" "request" plugins onError pluginOnError fields
                         and! response = steps "response" "response" plugins onError pluginOnError fields
 
@@ -367,18 +383,23 @@ module internal PipelineDecode =
                                 Attach = {
                                     Providers = providers
                                     Models = models
+                                    Stages = stages
                                 }
                             },
                             references
                     }
                     |> Decoded.bind (fun (config, references) ->
                         let findings = [
-                            if config.Attach.Providers.IsEmpty && config.Attach.Models.IsEmpty then
+                            if
+                                config.Attach.Providers.IsEmpty
+                                && config.Attach.Models.IsEmpty
+                                && config.Attach.Stages.IsEmpty
+                            then
                                 Finding.warning (
                                     ConfigRead.issue
                                         cursor
                                         (ConfigNode.position node)
-                                        "is attached to nothing (give providers: or models:); it never runs"
+                                        "is attached to nothing (give providers:, models: or stages:); it never runs"
                                 )
                         ]
 
@@ -495,4 +516,48 @@ module internal PipelineDecode =
                             Message =
                                 $"""%s{name} cannot apply to provider %s{provider.Name} (dialect %s{dialect}); it applies to: %s{String.concat ", " dialects}"""
                         }
+    ]
+
+    /// The stage attachments checked against the routing stages: a stage no request is ever classified into
+    /// (one without targets in `routing.stages`; `direct` with model switching off) is a warning, located.
+    let checkStages (root: Fields) (stages: StagesConfig) : Finding list = [
+        let configured = stages.Routes |> List.map (fst >> Stage.wireName)
+        let cursor = root.Cursor.Child "pipelines"
+
+        match ConfigRead.entry "pipelines" root with
+        | Some { Value = Mapping(pipelines, _) } ->
+            for pipeline in pipelines do
+                match pipeline.Value with
+                | Mapping(entries, _) ->
+                    for entry in entries do
+                        match entry.Key, entry.Value with
+                        | "stages", Sequence(items, _) ->
+                            for i, item in List.indexed items do
+                                match item with
+                                | Scalar((ScalarValue.String name | ScalarValue.Plain name), at) ->
+                                    let why =
+                                        match name with
+                                        | "default" -> None
+                                        | "direct" when stages.ModelSwitching -> None
+                                        | "direct" ->
+                                            Some "routing.model_switching is off, so no request is a direct switch"
+                                        | name when List.contains name configured -> None
+                                        | name when List.contains name (Stage.all |> List.map fst) ->
+                                            Some
+                                                $"routing.stages gives %s{name} no targets, so no request is classified %s{name} (a stage is chosen only when it has targets)"
+                                        | _ -> None // an unknown name is an error already
+
+                                    match why with
+                                    | Some why ->
+                                        Finding.warning (
+                                            ConfigRead.issue
+                                                ((cursor.Child pipeline.Key).Child("stages").Item i)
+                                                at
+                                                $"%s{why}; the pipeline never runs for it"
+                                        )
+                                    | None -> ()
+                                | _ -> ()
+                        | _ -> ()
+                | _ -> ()
+        | _ -> ()
     ]

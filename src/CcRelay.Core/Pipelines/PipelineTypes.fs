@@ -73,13 +73,15 @@ type PipelineStep = {
     OnError: OnError
 }
 
-/// Where a pipeline applies. NOTE: the seam for routing stages: a `Stages` list here, matched in
-/// `Pipelines.select` against the request's stage, is all a stage attachment needs.
+/// Where a pipeline applies: any of its providers, model patterns or routing stages.
 type PipelineAttach = {
     /// Provider names (`providers[].name`).
     Providers: string list
     /// Model patterns (`ModelPattern`: prefix, or `*` globs), matched against the model the client asked for.
     Models: string list
+    /// Routing stages by their config spelling (`Stage.wireName`: `think`, `background`, …, `direct`), matched
+    /// against the stage the request was classified into.
+    Stages: string list
 }
 
 /// One named pipeline (`pipelines.<name>`).

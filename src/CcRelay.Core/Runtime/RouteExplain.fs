@@ -17,6 +17,11 @@ type ExplainedProvider = {
     DroppedFeatures: string list
     /// Why the request could not be prepared for this provider; "" when it could.
     Error: string
+    /// The pipelines that apply to this attempt (by provider, model or stage), in the order they run.
+    Pipelines: string list
+    /// What their built-in steps would do to this request, as `x-cc-relay-transformers` reports it; plugins
+    /// are not run by a dry run and show as `plugin:<name>(not run)`. "" without pipelines.
+    Transformers: string
 }
 
 /// A configured provider that would not be tried, and why.
@@ -102,19 +107,84 @@ module RouteExplain =
                             DroppedBetas = []
                             DroppedFeatures = []
                             Error = e
+                            Pipelines = []
+                            Transformers = ""
                           }
                         | Ok(facts, bytes) ->
+                            // the attempt's pipelines, as the host runs them (FailoverForwarder): the Anthropic
+                            // phase before the dialect, the upstream phase on the dialect's body
+                            let selected =
+                                Pipeline.select config.Pipelines name facts.Model (Stage.wireName decision.Stage)
+
+                            let dialect = Pipeline.dialect attempt.Provider
+
+                            let builtIn (steps: PipelineStep list) =
+                                steps
+                                |> List.filter (fun s ->
+                                    match s.Transform with
+                                    | Transform.Plugin _ -> false
+                                    | _ -> true)
+
+                            let anthropic =
+                                Pipeline.runBuiltIn (builtIn selected.Anthropic) dialect None (Pipeline.start bytes)
+
+                            let facts, bytes =
+                                if anthropic.Changed && anthropic.Failure.IsNone then
+                                    match RequestFacts.inspect (ReadOnlySpan anthropic.Body) with
+                                    | Ok changed -> changed, anthropic.Body
+                                    | Error _ -> facts, bytes
+                                else
+                                    facts, bytes
+
                             let plan = Dialect.plan attempt.Provider attempt.Key facts pathAndQuery betas []
 
+                            let report (run: PipelineRun) =
+                                if selected.IsEmpty then
+                                    ""
+                                else
+                                    let plugins =
+                                        selected.Anthropic
+                                        |> List.choose (fun s ->
+                                            match s.Transform with
+                                            | Transform.Plugin _ -> Some(s.Name + "(not run)")
+                                            | _ -> None)
+
+                                    [ Pipeline.report run ] @ plugins
+                                    |> List.filter (fun s -> s.Length > 0)
+                                    |> String.concat ","
+
+                            let failure (run: PipelineRun) =
+                                match run.Failure with
+                                | Some(step, reason) -> $"the pipeline fails at %s{step}: %s{reason}"
+                                | None -> ""
+
                             match Dialect.edit plan (ReadOnlySpan bytes) facts false with
-                            | Ok(plan, _) -> {
-                                Provider = name
-                                Model = plan.UpstreamModel
-                                KeyId = attempt.KeyId
-                                DroppedBetas = plan.Dropped
-                                DroppedFeatures = plan.DroppedFeatures
-                                Error = ""
-                              }
+                            | Ok(plan, reshaped) ->
+                                let run =
+                                    if anthropic.Failure.IsNone && not selected.Upstream.IsEmpty then
+                                        let payload =
+                                            match reshaped with
+                                            | ValueSome body -> body
+                                            | ValueNone -> bytes
+
+                                        Pipeline.runBuiltIn
+                                            selected.Upstream
+                                            dialect
+                                            (Transformers.thinkingOf (ReadOnlySpan bytes))
+                                            (Pipeline.continueWith payload anthropic)
+                                    else
+                                        anthropic
+
+                                {
+                                    Provider = name
+                                    Model = plan.UpstreamModel
+                                    KeyId = attempt.KeyId
+                                    DroppedBetas = plan.Dropped
+                                    DroppedFeatures = plan.DroppedFeatures
+                                    Error = failure run
+                                    Pipelines = selected.Names
+                                    Transformers = report run
+                                }
                             | Error e -> {
                                 Provider = name
                                 Model = plan.UpstreamModel
@@ -122,6 +192,8 @@ module RouteExplain =
                                 DroppedBetas = plan.Dropped
                                 DroppedFeatures = []
                                 Error = e
+                                Pipelines = selected.Names
+                                Transformers = report anthropic
                               }
 
                     explained.Add entry
@@ -199,7 +271,10 @@ module RouteExplain =
             if p.Error.Length > 0 then
                 line $"     cannot send: %s{p.Error}"
             else
-                line $"     dropped betas: %s{list p.DroppedBetas}; dropped by translation: %s{list p.DroppedFeatures}")
+                line $"     dropped betas: %s{list p.DroppedBetas}; dropped by translation: %s{list p.DroppedFeatures}"
+
+            if not p.Pipelines.IsEmpty then
+                line $"     pipelines: %s{list p.Pipelines}; transformers: %s{p.Transformers}")
 
         if not e.Skipped.IsEmpty then
             line "skipped:"
@@ -249,6 +324,13 @@ module RouteExplain =
                 if p.Error.Length > 0 then
                     writer.WriteString("error", p.Error)
 
+                writer.WriteStartArray "pipelines"
+
+                for name in p.Pipelines do
+                    writer.WriteStringValue name
+
+                writer.WriteEndArray()
+                writer.WriteString("transformers", p.Transformers)
                 writer.WriteEndObject()
 
             writer.WriteEndArray()

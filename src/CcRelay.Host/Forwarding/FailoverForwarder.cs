@@ -257,7 +257,7 @@ internal sealed class FailoverForwarder(
         }
 
         // :: Step 5: the attempt's pipelines (docs/pipelines.md), when any is attached to its provider or model
-        var selected = Pipeline.select(snapshot.Config.Pipelines, attempt.ProviderName, facts.Model);
+        var selected = Pipeline.select(snapshot.Config.Pipelines, attempt.ProviderName, facts.Model, record.Stage);
         if (!selected.IsEmpty)
         {
             return SendTransformedAsync(context, attempt, facts, source, forward, pathAndQuery, snapshot, record, selected, lost);

@@ -33,6 +33,7 @@ internal static class PipelineRunner
     {
         var dialect = Pipeline.dialect(provider);
         var run = Pipeline.start(body);
+        var builtIn = new List<PipelineStep>();
         foreach (var step in selected.Anthropic)
         {
             if (run.Failure is not null)
@@ -42,8 +43,15 @@ internal static class PipelineRunner
 
             if (step.Transform is not Transform.Plugin plugin)
             {
-                run = Pipeline.runBuiltIn(ListModule.Singleton(step), dialect, null, run);
+                // consecutive built-in steps run together (fused into one scan where that is exact)
+                builtIn.Add(step);
                 continue;
+            }
+
+            run = RunBuiltIn(builtIn, dialect, run);
+            if (run.Failure is not null)
+            {
+                break;
             }
 
             var config = snapshot.Config.Pipelines.Plugins.FirstOrDefault(p => p.Name == plugin.Name);
@@ -68,6 +76,19 @@ internal static class PipelineRunner
             run = Pipeline.record(run, step, outcome);
         }
 
-        return run;
+        return RunBuiltIn(builtIn, dialect, run);
+    }
+
+    /// <summary>Runs the built-in steps gathered so far, and empties the list.</summary>
+    private static PipelineRun RunBuiltIn(List<PipelineStep> steps, string dialect, PipelineRun run)
+    {
+        if (steps.Count == 0)
+        {
+            return run;
+        }
+
+        var result = Pipeline.runBuiltIn(ListModule.OfSeq(steps), dialect, null, run);
+        steps.Clear();
+        return result;
     }
 }

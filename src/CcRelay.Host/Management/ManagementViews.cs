@@ -95,6 +95,19 @@ internal static class ManagementViews
         return stats;
     }
 
+    /// <summary>A plugin's state; its last error scrubbed of every configured secret.</summary>
+    public static Plugin Plugin(FSharpList<string> secrets, PluginStatus status) => new()
+    {
+        Name = status.Name,
+        State = status.State,
+        Restarts = status.Restarts,
+        LastError = Redact.scrub(secrets, status.LastError),
+        Calls = status.Calls,
+        Failures = status.Failures,
+        P50Ms = status.P50Ms,
+        Sandboxed = status.Sandboxed,
+    };
+
     /// <summary>A config problem as the reloader logs it: known secrets scrubbed, credential values hidden.</summary>
     public static CcRelay.Management.V1.ConfigIssue Issue(IReadOnlyList<string> secrets, Core.ConfigIssue issue)
     {

@@ -20,7 +20,8 @@ internal sealed class RelayManagementService(
     CcRelayOptions options,
     TimeProvider timeProvider,
     Ledger.IUsageLedger ledger,
-    Clients.ClientKeyRegistry clientKeys) : RelayManagement.RelayManagementBase
+    Clients.ClientKeyRegistry clientKeys,
+    Plugins.PluginHost? plugins = null) : RelayManagement.RelayManagementBase
 {
     private readonly DateTimeOffset _started = timeProvider.GetUtcNow() - runtime.Now;
 
@@ -120,6 +121,18 @@ internal sealed class RelayManagementService(
     {
         var response = new ListModelsResponse();
         response.Providers.AddRange(Core.ProviderModels.OfConfig(state.Current.Config).Select(ManagementViews.Models));
+        return Task.FromResult(response);
+    }
+
+    public override Task<ListPluginsResponse> ListPlugins(ListPluginsRequest request, ServerCallContext context)
+    {
+        var configured = state.Current.Config.Pipelines.Plugins;
+        var statuses = plugins is not null
+            ? plugins.Statuses(configured)
+            : [.. configured.Select(c => new PluginStatus(c.Name, "idle", 0, 0, 0, "", false, 0))];
+        var secrets = ListModule.OfSeq(state.Current.Secrets);
+        var response = new ListPluginsResponse();
+        response.Plugins.AddRange(statuses.Select(s => ManagementViews.Plugin(secrets, s)));
         return Task.FromResult(response);
     }
 

@@ -55,7 +55,7 @@ public sealed class PluginHost : IDisposable
     public IReadOnlyList<PluginStatus> Statuses(IEnumerable<PluginConfig> configured) =>
         [.. configured.Select(c => _plugins.TryGetValue(c.Name, out var p) && p.Config.Equals(c)
             ? p.Status(Sandboxed)
-            : new PluginStatus(c.Name, "idle", 0, 0, 0, "", Sandboxed))];
+            : new PluginStatus(c.Name, "idle", 0, 0, 0, "", Sandboxed, 0))];
 
     private PluginProcess ProcessFor(PluginConfig config)
     {

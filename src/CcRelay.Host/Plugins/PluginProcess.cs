@@ -33,6 +33,8 @@ internal sealed class PluginProcess : IDisposable
     private long _calls;
     private long _failures;
     private long _starts;
+    private long _answered;
+    private readonly double[] _latencies = PluginLatency.create();
     private string _lastError = "";
     private bool _disposed;
 
@@ -82,6 +84,7 @@ internal sealed class PluginProcess : IDisposable
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var exchange = ExchangeAsync(_stdin!, _stdout!, line, body.Length + LineSlack, deadline.Token);
             byte[]? answer;
+            var sent = _timeProvider.GetTimestamp();
             try
             {
                 answer = await exchange.WaitAsync(timeout, _timeProvider, cancellationToken);
@@ -114,6 +117,10 @@ internal sealed class PluginProcess : IDisposable
                 return Fail("the plugin exited before answering" + exit);
             }
 
+            // the round trip of an answered call (calls are serial: the ring is written under the gate)
+            PluginLatency.record(_latencies, _answered, _timeProvider.GetElapsedTime(sent).TotalMilliseconds);
+            Interlocked.Increment(ref _answered);
+
             var outcome = PluginProtocol.answer(id, answer);
             if (outcome is StepOutcome.Failed failed)
             {
@@ -142,7 +149,8 @@ internal sealed class PluginProcess : IDisposable
         var state = process is null ? (_starts == 0 ? "idle" : "stopped")
             : !HasExited(process) ? "running"
             : "stopped";
-        return new PluginStatus(Config.Name, state, Interlocked.Read(ref _calls), Interlocked.Read(ref _failures), Math.Max(0, Interlocked.Read(ref _starts) - 1), _lastError, sandboxed);
+        var p50 = PluginLatency.p50((double[])_latencies.Clone(), Interlocked.Read(ref _answered));
+        return new PluginStatus(Config.Name, state, Interlocked.Read(ref _calls), Interlocked.Read(ref _failures), Math.Max(0, Interlocked.Read(ref _starts) - 1), _lastError, sandboxed, p50);
     }
 
     private static bool HasExited(Process process)

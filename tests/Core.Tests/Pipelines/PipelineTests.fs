@@ -197,6 +197,96 @@ let ``a pipeline change is a live setting change`` () =
     Assert.Contains(ConfigChange.SettingChanged "pipelines", ConfigDiff.between before after)
 
 // ---------------------------
+// Stage attachment
+// ---------------------------
+
+let private staged =
+    """
+[routing.stages]
+think = "deepseek"
+default = "anthropic"
+
+[pipelines.reasoner]
+stages = ["think"]
+request = [ { use = "max_tokens", cap = 4096 } ]
+"""
+
+[<Fact>]
+let ``a pipeline attached to a stage applies to requests of that stage only`` () =
+    let config = loaded staged
+    let pipeline = config.Pipelines.Pipelines |> List.exactlyOne
+    Assert.Equal<string list>([ "think" ], pipeline.Attach.Stages)
+    // any provider, any model: the stage decides
+    Assert.Equal<string list>([ "reasoner" ], (Pipeline.select config.Pipelines "anthropic" "m" "think").Names)
+    Assert.True((Pipeline.select config.Pipelines "deepseek" "m" "default").IsEmpty)
+    Assert.True((Pipeline.select config.Pipelines "deepseek" "m" "-").IsEmpty)
+
+[<Fact>]
+let ``an unknown stage is located, with the stages allowed and a suggestion`` () =
+    let issue =
+        errors "\n[pipelines.p]\nstages = [\"thinking\"]\nrequest = [\"strip_cache_control\"]\n"
+        |> List.exactlyOne
+
+    Assert.Equal("pipelines.p.stages[0]", issue.Path)
+    Assert.True issue.Position.IsSome
+
+    Assert.Contains(
+        "got \"thinking\"; allowed: long_context, web_search, image, subagent, background, think, default, direct",
+        issue.Message
+    )
+
+[<Fact>]
+let ``a stage that is never chosen is a located warning`` () =
+    let toml =
+        "\n[routing]\nmodel_switching = false\n[routing.stages]\nthink = \"deepseek\"\n"
+        + "[pipelines.p]\nstages = [\"think\", \"background\", \"default\", \"direct\"]\nrequest = [\"strip_cache_control\"]\n"
+
+    match load (providers + toml) with
+    | Loaded(_, warnings) ->
+        let staged =
+            warnings |> List.filter (fun w -> w.Path.StartsWith "pipelines.p.stages")
+
+        Assert.Equal<string list>([ "pipelines.p.stages[1]"; "pipelines.p.stages[3]" ], staged |> List.map _.Path)
+        Assert.Contains("routing.stages gives background no targets", staged[0].Message)
+        Assert.Contains("routing.model_switching is off", staged[1].Message)
+        Assert.True staged[0].Position.IsSome
+        // attached to stages only: attached to something
+        Assert.DoesNotContain(warnings, fun w -> w.Message.Contains "attached to nothing")
+    | Invalid(errors, _) -> failwith $"%A{errors}"
+
+[<Fact>]
+let ``config show renders a pipeline's stages`` () =
+    let yaml = ConfigRender.toYaml (loaded staged)
+    Assert.Contains("""stages: ["think"]""", yaml)
+
+[<Fact>]
+let ``route explain shows the pipelines of each provider and what their steps do`` () =
+    let config = loaded staged
+
+    let request =
+        Encoding.UTF8.GetBytes
+            """{"model":"claude-sonnet-4-5","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":2000},"messages":[{"role":"user","content":"hi"}]}"""
+
+    match
+        RouteExplain.explain
+            config
+            System.TimeSpan.Zero
+            (System.ReadOnlySpan request)
+            Stages.noHeaders
+            []
+            "/v1/messages"
+    with
+    | Ok explained ->
+        Assert.Equal(Stage.Think, explained.Stage)
+        let first = explained.Providers.Head
+        Assert.Equal("deepseek", first.Provider)
+        Assert.Equal<string list>([ "reasoner" ], first.Pipelines)
+        Assert.Equal("max_tokens", first.Transformers)
+        Assert.Contains("pipelines: reasoner; transformers: max_tokens", RouteExplain.toText explained)
+        Assert.Contains("\"transformers\": \"max_tokens\"", Encoding.UTF8.GetString(RouteExplain.toJson explained))
+    | Error e -> failwith e
+
+// ---------------------------
 // Selection and runs
 // ---------------------------
 
@@ -216,18 +306,19 @@ request = [ { use = "tool_choice", type = "tool", name = "missing", only_with_to
 
 [<Fact>]
 let ``pipelines are selected by provider and by model pattern, in file order`` () =
-    let both = Pipeline.select config.Pipelines "deepseek" "claude-haiku-4-5"
+    let both = Pipeline.select config.Pipelines "deepseek" "claude-haiku-4-5" "default"
     Assert.Equal<string list>([ "deepseek"; "haiku" ], both.Names)
     Assert.Equal<string list>([ "max_tokens"; "tool_choice"; "system" ], both.Anthropic |> List.map _.Name)
     Assert.Equal<string list>([ "drop_fields" ], both.Upstream |> List.map _.Name)
-    Assert.True((Pipeline.select config.Pipelines "anthropic" "claude-opus-4").IsEmpty)
+    Assert.True((Pipeline.select config.Pipelines "anthropic" "claude-opus-4" "default").IsEmpty)
 
 let private body =
     Encoding.UTF8.GetBytes """{"model":"claude-haiku-4-5","max_tokens":500,"system":"s","messages":[]}"""
 
 [<Fact>]
 let ``on_error skip leaves the failing step out and reports it`` () =
-    let selected = Pipeline.select config.Pipelines "anthropic" "claude-haiku-4-5"
+    let selected =
+        Pipeline.select config.Pipelines "anthropic" "claude-haiku-4-5" "default"
 
     let run =
         Pipeline.runBuiltIn selected.Anthropic "anthropic" None (Pipeline.start body)
@@ -338,7 +429,25 @@ let ``plugin states are added to the health body`` () =
         Restarts = 0L
         LastError = "x"
         Sandboxed = true
+        P50Ms = 0.25
     }
 
     let edited = PluginStatuses.addToHealth health [ status ] |> Encoding.UTF8.GetString
     Assert.StartsWith("""{"status":"ok","providers":[],"plugins":[{"name":"p","state":"running","calls":2""", edited)
+    Assert.EndsWith(""","sandboxed":true,"p50_ms":0.25}]}""", edited)
+
+[<Fact>]
+let ``a plugin's p50 is the median of its last calls`` () =
+    let ring = PluginLatency.create ()
+    Assert.Equal(0.0, PluginLatency.p50 ring 0L)
+
+    [ 5.0; 1.0; 3.0; 100.0 ]
+    |> List.iteri (fun i ms -> PluginLatency.record ring (int64 i) ms)
+    // four samples: the lower middle one
+    Assert.Equal(3.0, PluginLatency.p50 ring 4L)
+
+    // the window slides: after Window more fast calls the slow ones are gone
+    for i in 4 .. 4 + PluginLatency.Window - 1 do
+        PluginLatency.record ring (int64 i) 0.5
+
+    Assert.Equal(0.5, PluginLatency.p50 ring (int64 (4 + PluginLatency.Window)))

@@ -241,6 +241,83 @@ let ``a body that is not a JSON object fails the step`` () =
     | other -> failwith $"%A{other}"
 
 // ---------------------------
+// fused steps
+// ---------------------------
+
+let private threeEdits = [
+    Transform.MaxTokens(Some 8192L, None)
+    Transform.StripCacheControl
+    Transform.DropFields([ "metadata" ], false)
+]
+
+[<Fact>]
+let ``three byte edits fuse into one scan with the sequential result`` () =
+    let body =
+        """{"model":"m", "max_tokens": 32000,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}],"metadata":{"user_id":"u"},"stream":true}"""
+
+    match Transformers.applyFused threeEdits None (bytes body) with
+    | Some [ StepOutcome.Changed(a, false); StepOutcome.Changed(b, false); StepOutcome.Changed(c, false) ] ->
+        let expected =
+            """{"model":"m", "max_tokens": 8192,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true}"""
+
+        Assert.Equal(expected, text a)
+        Assert.Same(a, b)
+        Assert.Same(a, c)
+    | other -> failwith $"expected three fused edits, got %A{other}"
+
+[<Fact>]
+let ``fused steps report the ones with nothing to do`` () =
+    let body = """{"model":"m","max_tokens":100,"messages":[],"metadata":{}}"""
+
+    match Transformers.applyFused threeEdits None (bytes body) with
+    | Some [ StepOutcome.Unchanged; StepOutcome.Unchanged; StepOutcome.Changed(edited, false) ] ->
+        Assert.Equal("""{"model":"m","max_tokens":100,"messages":[]}""", text edited)
+    | other -> failwith $"%A{other}"
+
+[<Fact>]
+let ``steps that touch the same member are not fused, and run one after another`` () =
+    let steps = [
+        Transform.MaxTokens(None, Some 100L)
+        Transform.DropFields([ "max_tokens" ], false)
+    ]
+
+    // absent: the first adds it, the second removes what the first added
+    let body = """{"model":"m","messages":[]}"""
+    Assert.Equal(None, Transformers.applyFused steps None (bytes body))
+
+    let run =
+        Pipeline.runBuiltIn
+            (steps
+             |> List.map (fun t -> {
+                 Name = "t"
+                 Transform = t
+                 OnError = OnError.Fail
+             }))
+            "anthropic"
+            None
+            (Pipeline.start (bytes body))
+
+    Assert.Equal(body, text run.Body)
+
+[<Fact>]
+let ``a step that fails is not fused: its policy decides`` () =
+    let steps = [
+        Transform.MaxTokens(Some 10L, None)
+        Transform.ToolChoice("tool", Some "x", false)
+    ]
+
+    Assert.Equal(None, Transformers.applyFused steps None (bytes request))
+
+[<Fact>]
+let ``a body with an escaped member name is read by the reader, with the same result`` () =
+    let body = """{"model":"m","max\u005ftokens":32000,"messages":[]}"""
+
+    Assert.Equal(
+        """{"model":"m","max\u005ftokens":8192,"messages":[]}""",
+        apply (Transform.MaxTokens(Some 8192L, None)) body
+    )
+
+// ---------------------------
 // the catalog
 // ---------------------------
 

@@ -248,7 +248,7 @@ public sealed class ApiCommandsTests : TwoUpstreamTests
     public async Task EveryApiCommand_HasHelpWithExamples_AndTheSameGlobalOptions()
     {
         using var sandbox = new CliSandbox();
-        foreach (var command in new[] { "status", "models", "config reload", "providers list", "providers enable", "providers disable", "keys list", "keys add", "keys remove", "clients list", "clients add", "clients revoke", "clients rotate" })
+        foreach (var command in new[] { "status", "models", "config reload", "providers list", "providers enable", "providers disable", "keys list", "keys add", "keys remove", "clients list", "clients add", "clients revoke", "clients rotate", "plugins" })
         {
             var (code, output, _) = await sandbox.RunAsync([.. command.Split(' '), "--help"]);
             Assert.Equal(0, code);

@@ -129,4 +129,70 @@ public sealed class ConfigInitCommandTests : IDisposable
         Assert.Contains("'json'", error);
         Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
     }
+
+    [Fact]
+    public async Task Interactive_DrivenByStdin_WritesAConfigThatValidates_WithKeysAsVariables_AndStages()
+    {
+        // Arrange: providers, their keys' variables (the defaults for two of them), strategy, stages
+        _cli.StandardInput = "anthropic, openai ,ollama\n-\n\n\nround_robin\nbackground=ollama,qwen3:8b think=openai,o3\n";
+        _cli.Variables["OPENAI_API_KEY"] = "sk-test-openai-0001";
+
+        // Act
+        var (code, output, error) = await _cli.RunAsync("config", "init", "--interactive");
+
+        // Assert: every question was asked with its default, the file validates, the key only as ${VAR}
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        Assert.Contains("Providers, separated by commas (anthropic, zai, minimax, ollama, openai, gemini) [anthropic]: ", output);
+        Assert.Contains("openai key, written as ${VAR} ('-': no key) [OPENAI_API_KEY]: ", output);
+        Assert.Contains("Routing strategy (failover, ", output);
+        var path = InWorkingDirectory("cc-relay.yaml");
+        var text = await File.ReadAllTextAsync(path);
+        Assert.Contains("key: \"${OPENAI_API_KEY}\"", text);
+        Assert.DoesNotContain("sk-test-openai-0001", text);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(path, name => _cli.Variables.GetValueOrDefault(name)));
+        Assert.Equal(["anthropic", "openai", "ollama"], loaded.Config.Providers.Select(p => p.Name));
+        Assert.Equal(RoutingStrategy.RoundRobin, loaded.Config.Routing.Strategy);
+        Assert.Equal([Stage.Background, Stage.Think], loaded.Config.Routing.Stages.Routes.Select(r => r.Item1));
+        var (validateCode, validateOutput, _) = await _cli.RunAsync("config", "validate");
+        Assert.Equal(0, validateCode);
+        Assert.Contains($"{path} is valid", validateOutput);
+    }
+
+    [Fact]
+    public async Task Interactive_AWrongAnswerIsExplainedAndAskedAgain_AnEndedInputTakesTheDefaults()
+    {
+        // Arrange: a typo, then the fix; the input ends before the other questions
+        _cli.StandardInput = "antropic\nanthropic\n";
+
+        // Act
+        var (code, output, _) = await _cli.RunAsync("config", "init", "--interactive");
+
+        // Assert
+        Assert.Equal(0, code);
+        Assert.Contains("unknown provider type \"antropic\"; offered: anthropic, zai, minimax, ollama, openai, gemini", output);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(InWorkingDirectory("cc-relay.yaml"), _ => null));
+        Assert.Equal(["anthropic"], loaded.Config.Providers.Select(p => p.Name));
+        Assert.Empty(loaded.Warnings);
+    }
+
+    [Fact]
+    public async Task Interactive_NeverReplacesAFileWithoutForce_AndAnInputEndingOnABadAnswerWritesNothing()
+    {
+        // Arrange
+        _cli.Write("cc-relay.yaml", "# mine\n");
+        _cli.StandardInput = "anthropic\n";
+
+        // Act
+        var (kept, _, keptError) = await _cli.RunAsync("config", "init", "--interactive");
+        _cli.StandardInput = "nope\n";
+        var (refused, _, refusedError) = await _cli.RunAsync("config", "init", "--interactive", "--force");
+
+        // Assert
+        Assert.Equal(2, kept);
+        Assert.Contains("already exists", keptError);
+        Assert.Equal(2, refused);
+        Assert.Contains("nothing was written", refusedError);
+        Assert.Equal("# mine\n", await File.ReadAllTextAsync(InWorkingDirectory("cc-relay.yaml")));
+    }
 }

@@ -2,8 +2,13 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using CcRelay.Core;
+using CcRelay.Host.Tests.Cli;
 using CcRelay.Host.Tests.Infrastructure;
 using CcRelay.Host.Tests.Translation;
+using CcRelay.Management.V1;
+using Grpc.Net.Client;
+using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Tests.Pipelines;
 
@@ -58,7 +63,7 @@ public sealed class PluginTests : TwoUpstreamTests, IDisposable
         return path;
     }
 
-    private async Task<RelayHost> RelayAsync(string plugin, string onError = "skip", int timeoutMs = 2000, string extra = "")
+    private async Task<RelayHost> RelayAsync(string plugin, string onError = "skip", int timeoutMs = 2000, string extra = "", bool api = false)
     {
         var pipelines = PipelineTests.Pipelines(A.BaseUrl, $$"""
             [plugins.p]
@@ -72,11 +77,14 @@ public sealed class PluginTests : TwoUpstreamTests, IDisposable
             request = [ { plugin = "p" } ]
             """);
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("ok"));
-        return await RelayHost.StartAsync(TestConfig.Relay(
+        var config = TestConfig.Relay(
             [TestConfig.Provider("a", A.BaseUrl, keys: ["sk-a"])],
             apiKey: RelayKey,
             routing: TestConfig.Routing(),
-            pipelines: pipelines));
+            pipelines: pipelines);
+        return await RelayHost.StartAsync(api
+            ? config.With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.None))
+            : config);
     }
 
     private static Task<HttpResponseMessage> SendAsync(RelayHost relay, string body = Body) =>
@@ -121,6 +129,35 @@ public sealed class PluginTests : TwoUpstreamTests, IDisposable
         Assert.Equal("running", plugin.GetProperty("state").GetString());
         Assert.Equal(2, plugin.GetProperty("calls").GetInt32());
         Assert.Equal(0, plugin.GetProperty("restarts").GetInt32());
+    }
+
+    [Fact]
+    public async Task ManagementApi_ListsEachPluginsState_CallsAndP50_AndTheCliPrintsIt()
+    {
+        // Arrange: a plugin that answers, and one configured but never called
+        await using var relay = await RelayAsync(
+            $"command = {Quoted(Tool("python3"))}\nargs = [{Quoted(Path.Combine(Examples, "python", "redact_emails.py"))}]",
+            extra: "\n[plugins.unused]\ncommand = \"/nonexistent/plugin\"",
+            api: true);
+        using var first = await SendAsync(relay);
+        using var second = await SendAsync(relay);
+        using var channel = GrpcChannel.ForAddress(relay.Addresses[^1]);
+        var client = new RelayManagement.RelayManagementClient(channel);
+
+        // Act
+        var answer = await client.ListPluginsAsync(new ListPluginsRequest());
+        using var sandbox = new CliSandbox();
+        var (code, output, _) = await sandbox.RunAsync("plugins", "--relay", relay.Addresses[^1].Authority);
+
+        // Assert: in config order, the called one running with its calls and a measured round trip
+        Assert.Equal(["p", "unused"], answer.Plugins.Select(p => p.Name));
+        var plugin = answer.Plugins[0];
+        Assert.Equal(("running", 2L, 0L, 0L, ""), (plugin.State, plugin.Calls, plugin.Failures, plugin.Restarts, plugin.LastError));
+        Assert.True(plugin.P50Ms > 0, $"p50 {plugin.P50Ms}");
+        Assert.Equal(("idle", 0L, 0.0), (answer.Plugins[1].State, answer.Plugins[1].Calls, answer.Plugins[1].P50Ms));
+        Assert.Equal(0, code);
+        Assert.Contains("PLUGIN", output, StringComparison.Ordinal);
+        Assert.Matches(@"\np +running +2 +0 +0 +[0-9.]+ ms ", output);
     }
 
     [Fact]

@@ -134,8 +134,20 @@ let private validityPreserving: Gen<Transform> =
         Gen.constant (Transform.DropFields([ "metadata"; "mode" ], false))
     ]
 
+/// A step of `transform` under its catalog name (a step's name decides where it applies).
 let private step (transform: Transform) : PipelineStep = {
-    Name = "t"
+    Name =
+        match transform with
+        | Transform.MaxTokens _ -> "max_tokens"
+        | Transform.Sampling _ -> "sampling"
+        | Transform.StripCacheControl -> "strip_cache_control"
+        | Transform.ToolChoice _ -> "tool_choice"
+        | Transform.System _ -> "system"
+        | Transform.RenameModel _ -> "rename_model"
+        | Transform.DropFields _ -> "drop_fields"
+        | Transform.ReasoningEffort _ -> "reasoning_effort"
+        | Transform.RepairToolJson -> "repair_tool_json"
+        | Transform.Plugin name -> "plugin:" + name
     Transform = transform
     OnError = OnError.Fail
 }
@@ -157,6 +169,8 @@ let ``a pipeline of validity-preserving transformers yields a valid request`` ()
                     Pipeline.runBuiltIn (transforms |> List.map step) "anthropic" None (Pipeline.start bytes)
 
                 Assert.Equal(None, run.Failure)
+                // every step ran (none is limited to another dialect)
+                Assert.DoesNotContain(run.Reports, fun r -> r.IsNotApplicable)
                 Assert.True(isJson run.Body)
                 Assert.True(RequestFacts.inspect (ReadOnlySpan run.Body) |> Result.isOk)
                 // the input is never written into
@@ -292,4 +306,120 @@ let ``tool JSON repair always yields an object or gives up, and keeps valid obje
 
             if valid then
                 Assert.Equal(Some json, ToolJsonRepair.repair json))
+    )
+
+// ---------------------------
+// One scan for many steps
+// ---------------------------
+
+/// A body, or that body broken: cut short, or one byte replaced by a structural one.
+let private maybeBroken: Gen<byte array> =
+    gen {
+        let! tree, _ = requestBody
+        let! text = renderJson tree
+        let bytes = Encoding.UTF8.GetBytes text
+        let! at = Gen.choose (0, bytes.Length - 1)
+
+        let! b =
+            Gen.elements [
+                '{'B
+                '}'B
+                '['B
+                ']'B
+                ','B
+                ':'B
+                '"'B
+                '\\'B
+                ' 'B
+                '1'B
+                't'B
+                0xC3uy
+                0x80uy
+            ]
+
+        return!
+            Gen.frequency [
+                3, Gen.constant bytes
+                1, Gen.constant bytes[.. at - 1]
+                1,
+                Gen.constant (
+                    let copy = Array.copy bytes
+                    copy[at] <- b
+                    copy
+                )
+            ]
+    }
+
+[<Fact>]
+let ``the fast member scan gives the reader's answer, or leaves the body to it`` () =
+    let wanted =
+        Gen.elements [ []; [ "model" ]; [ "max_tokens"; "metadata" ]; [ "mode"; "system"; "tools" ] ]
+
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip3 maybeBroken wanted (Gen.elements [ 1; 2; 512 ]))) (fun (body, wanted, depth) ->
+            let expected = JsonSpans.scanReader (ReadOnlySpan body) depth wanted
+            Assert.Equal(expected, JsonSpans.scan (ReadOnlySpan body) depth wanted))
+    )
+
+/// Steps that meet each other: sets and removals of the same members, deep removals, system edits.
+let private anyRequestStep: Gen<Transform> =
+    Gen.frequency [
+        6, validityPreserving
+        1, Gen.constant (Transform.DropFields([ "max_tokens"; "temperature" ], false))
+        1, Gen.constant (Transform.DropFields([ "tool_choice"; "system" ], false))
+        1, Gen.constant (Transform.DropFields([ "text"; "cache_control" ], true))
+        1, Gen.constant (Transform.DropFields([ "type" ], true))
+        1, Gen.constant (Transform.ToolChoice("tool", Some "missing", false))
+        1, Gen.constant (Transform.ReasoningEffort(4096L, 16384L))
+    ]
+
+/// The steps one after another, each over the body the previous one made: what fusing must equal.
+let private oneByOne (steps: PipelineStep list) (thinking: byte array option) (body: byte array) : PipelineRun =
+    steps
+    |> List.fold
+        (fun (run: PipelineRun) step ->
+            if run.Failure.IsSome then
+                run
+            else
+                Pipeline.record run step (Transformers.applyRequest step.Transform thinking run.Body))
+        (Pipeline.start body)
+
+[<Fact>]
+let ``fused steps give exactly what the steps give one after another`` () =
+    let thinking =
+        Gen.elements [
+            None
+            Some(Encoding.UTF8.GetBytes """{"type":"enabled","budget_tokens":2000}""")
+            Some(Encoding.UTF8.GetBytes """{"type":"adaptive"}""")
+        ]
+
+    let case =
+        Gen.zip3 anthropicRequest (Gen.listOf anyRequestStep |> Gen.resize 5) thinking
+
+    Check.property (
+        Prop.forAll (Check.arb case) (fun (body, transforms, thinking) ->
+            let bytes = Encoding.UTF8.GetBytes body
+            let steps = transforms |> List.map step
+            let expected = oneByOne steps thinking bytes
+            let run = Pipeline.runBuiltIn steps "openai" thinking (Pipeline.start bytes)
+            Assert.DoesNotContain(expected.Reports, fun r -> r.IsNotApplicable)
+            Assert.Equal<byte array>(expected.Body, run.Body)
+            Assert.Equal(expected.Changed, run.Changed)
+            Assert.Equal<StepReport list>(expected.Reports, run.Reports)
+            Assert.Equal(expected.Failure, run.Failure)
+
+            // when fusing answers, each outcome is the step's own, the final body on every edit
+            match Transformers.applyFused transforms thinking bytes with
+            | Some outcomes ->
+                Assert.Equal(transforms.Length, outcomes.Length)
+
+                for outcome, report in List.zip outcomes expected.Reports do
+                    match outcome, report with
+                    | StepOutcome.Changed(edited, false), StepReport.Applied(_, false) ->
+                        Assert.Equal<byte array>(expected.Body, edited)
+                    | StepOutcome.Unchanged, StepReport.Unchanged _ -> ()
+                    | other -> failwith $"%A{other}"
+            | None -> ()
+            // the input is never written into
+            Assert.Equal(body, Encoding.UTF8.GetString bytes))
     )
