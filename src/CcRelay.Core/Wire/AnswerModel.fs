@@ -152,9 +152,13 @@ module AnswerModel =
 
         result
 
-    /// Whether an answer to a request for `requested` that went upstream as `upstream` is renamed: only when the
-    /// two differ (a mapping or a switch), and only for a request that named a model.
-    let renames (requested: string) (upstream: string) : bool =
+    /// Whether the answer to a request for `requested` is renamed: when the attempt sent another model (`sent`: a
+    /// stage's or a `provider,model` switch's, or a pipeline's), or the provider's `mapping` maps the sent model to
+    /// another name. A cloud's own id for the same model (Vertex `@`, Bedrock's) is not a rename.
+    let renames (requested: string) (sent: string) (mapping: Map<string, string>) : bool =
         requested.Length > 0
         && requested <> "-"
-        && not (String.Equals(requested, upstream, StringComparison.Ordinal))
+        && (not (String.Equals(requested, sent, StringComparison.Ordinal))
+            || (match Map.tryFind sent mapping with
+                | Some mapped -> not (String.Equals(mapped, sent, StringComparison.Ordinal))
+                | None -> false))

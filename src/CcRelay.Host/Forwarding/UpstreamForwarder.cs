@@ -30,7 +30,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
     internal TimeSpan? PingInterval { get; init; }
 
     /// <summary>
-    /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
+    /// Sends one attempt and waits for its response headers (<paramref name="sentModel"/>: the model the attempt's
+    /// body names before the provider's mapping, when a stage, switch or pipeline changed the client's); an error answer (4xx/5xx, not a stream) is
     /// buffered so it can be classified and still relayed later. Nothing is written to the client. The
     /// attempt is counted and its span ended here when it gets no response, else by <see cref="AttemptResponse.End"/>.
     /// </summary>
@@ -41,7 +42,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         ReadOnlyMemory<byte> body,
         RequestRecord record,
         CancellationToken lost = default,
-        AttemptPipeline? pipeline = null)
+        AttemptPipeline? pipeline = null,
+        string? sentModel = null)
     {
         var server = snapshot.Config.Server;
         var debug = snapshot.Config.Logging.DebugOptions;
@@ -118,7 +120,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             var translated = reading.IsTranslate;
 
             // a mapped or switched model's answer names the client's model (AnswerModel; docs/providers.md)
-            var renaming = plan.Operation.IsMessages && AnswerModel.renames(record.Model, plan.UpstreamModel);
+            var renaming = plan.Operation.IsMessages && AnswerModel.renames(record.Model, sentModel ?? record.Model, plan.Provider.ModelMapping);
+            attempt.Renames = renaming;
             var renamesJson = renaming && response.IsSuccessStatusCode && !attempt.IsStream;
             if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated || renamesJson)
             {
@@ -295,7 +298,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 context.Response.ContentType = "text/event-stream; charset=utf-8";
             }
 
-            if (plan.Operation.IsMessages && AnswerModel.renames(record.Model, plan.UpstreamModel))
+            if (attempt.Renames)
             {
                 // the answer names the client's model; the model that answered stays visible here (and in the log)
                 context.Response.Headers["x-cc-relay-model"] = attempt.RenamedFrom ?? plan.UpstreamModel;

@@ -73,11 +73,19 @@ let ``a JSON answer's top-level model is renamed, the thinking signature byte fo
     Assert.Equal("glm-5", renamed.Value.Was)
 
 [<Theory>]
-[<InlineData("claude-sonnet-4-6", "deepseek-chat", true)>]
-[<InlineData("claude-sonnet-4-6", "claude-sonnet-4-6", false)>]
-[<InlineData("-", "deepseek-chat", false)>]
-[<InlineData("", "deepseek-chat", false)>]
-let ``renames only when the requested and the upstream model differ``
-    (requested: string, upstream: string, expected: bool)
+[<InlineData("claude-sonnet-4-6", "e2e-reasoner", "", true)>]
+[<InlineData("claude-sonnet-4-6", "claude-sonnet-4-6", "glm-5", true)>]
+[<InlineData("claude-sonnet-4-6", "claude-sonnet-4-6", "claude-sonnet-4-6", false)>]
+[<InlineData("claude-sonnet-4-6", "claude-sonnet-4-6", "", false)>]
+[<InlineData("-", "deepseek-chat", "", false)>]
+[<InlineData("", "deepseek-chat", "", false)>]
+let ``renames when the attempt sent another model or the provider maps it, not for a cloud's own id``
+    (requested: string, sent: string, mapped: string, expected: bool)
     =
-    Assert.Equal(expected, AnswerModel.renames requested upstream)
+    let mapping =
+        if mapped = "" then
+            Map.empty
+        else
+            Map.ofList [ sent, mapped ]
+
+    Assert.Equal(expected, AnswerModel.renames requested sent mapping)
