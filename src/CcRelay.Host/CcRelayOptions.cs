@@ -43,8 +43,8 @@ public sealed class CcRelayOptions
     /// </summary>
     internal TimeSpan AccountingInterval { get; set; } = Observability.RequestAccounting.DefaultInterval;
 
-    /// <summary>How long a converted stream (Bedrock's event stream) may be silent before the relay sends a ping (tests shorten it).</summary>
-    internal TimeSpan PingInterval { get; set; } = Forwarding.EventStreamSseStream.DefaultPingInterval;
+    /// <summary>How long a converted stream (translated, or Bedrock's event stream) may be silent before the relay sends a keep-alive (tests shorten it); null: <c>server.stream_keepalive_ms</c>.</summary>
+    internal TimeSpan? PingInterval { get; set; }
 
     /// <summary>Reads environment variables for <c>${VAR}</c> expansion on reload.</summary>
     public Func<string, string?> Environment { get; set; } = System.Environment.GetEnvironmentVariable;

@@ -125,7 +125,7 @@ public static class CcRelayServer
             relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
             relay.Environment = options.Environment ?? relay.Environment;
             relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;
-            relay.PingInterval = options.PingInterval ?? relay.PingInterval;
+            relay.PingInterval = options.PingInterval;
         });
 
         if (config.Grpc.Enabled)

@@ -70,6 +70,7 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RuntimeCell>(),
             sp.GetService<RelayMetrics>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
+        services.AddHostedService(_ => new TokenizerWarmup(options.Config));
         services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton<Ledger.IUsageLedger>(sp => OpenLedger(options, sp));
         // runtime client keys (cc-relay clients …): kept in the ledger's file unless a store is registered already

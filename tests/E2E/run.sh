@@ -643,16 +643,18 @@ scenario_stages() {
   check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
   check "(b) final result contains E2E-DONE, is_error false" \
     claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))'
-  # Claude Code leaves out the earlier thinking blocks when the answer's `model` is not the one it asked for
-  # (here e2e-reasoner for claude-sonnet-4-6; measured: the same run with matching models echoes them), so
-  # turn 2's history is checked for the tool round trip only.
-  check "(c) both main-loop turns reached the think target with its model, tool round trip intact" \
+  # Claude Code leaves out the earlier thinking blocks when the answer's `model` is not the one it asked for;
+  # the fake answers with the model it was sent (e2e-reasoner, as a real server does) and the relay names the
+  # client's model (claude-sonnet-4-6) in message_start, so turn 2 carries turn 1's thinking and signature back.
+  check "(c) both main-loop turns reached the think target with its model; tool round trip and thinking intact" \
     upstream "$JQ_DEFS"'($posts | length) == 2 and all($posts[]; (body.model) == "e2e-reasoner")
               and ($posts | map(.reply.turn)) == [1, 2]
-              and $posts[1].verdict.toolUseIdKnown == true and $posts[1].verdict.toolResultHasOutput == true'
+              and $posts[1].verdict.ok == true'
   check "(d) the background target saw nothing" no_posts cheap.jsonl
   check "(e) the relay's request lines say stage=think (thinking-adaptive), provider fake" \
     bash -c "(( \$(grep -c 'POST /v1/messages[^ ]* -> 200 .*provider=fake .*stage=think stage_reason=thinking-adaptive' '$DIR/relay.out') == 2 ))"
+  check "(f) the request lines keep the model that answered: upstream_model and response_model e2e-reasoner" \
+    bash -c "(( \$(grep -c 'POST /v1/messages[^ ]* -> 200 .*model=claude-sonnet-4-6 upstream_model=e2e-reasoner response_model=e2e-reasoner ' '$DIR/relay.out') == 2 ))"
 }
 
 scenario_model_switch() {

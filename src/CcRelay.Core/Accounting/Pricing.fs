@@ -118,6 +118,64 @@ module Pricing =
             }
         ]
 
+    /// Built-in rules for well-known models of the translated targets (`type: openai`, `type: gemini`), so their cost
+    /// shows without a `pricing` config. DATA, NOT TRUTH, and older than the Anthropic rows: standard-tier list
+    /// prices in USD per million tokens as OpenAI's pricing page (platform.openai.com/docs/pricing), Google's Gemini
+    /// API pricing page (ai.google.dev/gemini-api/docs/pricing, paid tier, prompts up to 200k tokens) and DeepSeek's
+    /// (api-docs.deepseek.com/quick_start/pricing, the V3.2 prices of 2025-09-29) listed them in November 2025,
+    /// transcribed on 2026-12-07 without a live check (the build machine has no web access). Not modelled: Gemini's
+    /// dearer rate above 200k prompt tokens, OpenAI's priority/flex tiers, DeepSeek's off-peak discounts, batch
+    /// prices. Cache writes cost nothing extra on these services (they cache on their own): priced as input.
+    /// Exact ids and their dated snapshots only — `gpt-5.5` is not `gpt-5` — so a newer model has no price
+    /// until `providers[].pricing` gives it one, which also overrides any row here.
+    ///
+    /// | Ids (and `<id>-20*` snapshots)   | Input | Output | Cache read |
+    /// |----------------------------------|-------|--------|------------|
+    /// | gpt-5                            | 1.25  | 10     | 0.125      |
+    /// | gpt-5-mini                       | 0.25  |  2     | 0.025      |
+    /// | gpt-5-nano                       | 0.05  |  0.40  | 0.005      |
+    /// | gpt-4.1                          | 2     |  8     | 0.50       |
+    /// | gpt-4.1-mini                     | 0.40  |  1.60  | 0.10       |
+    /// | gpt-4.1-nano                     | 0.10  |  0.40  | 0.025      |
+    /// | gpt-4o                           | 2.50  | 10     | 1.25       |
+    /// | gpt-4o-mini                      | 0.15  |  0.60  | 0.075      |
+    /// | o3                               | 2     |  8     | 0.50       |
+    /// | o4-mini                          | 1.10  |  4.40  | 0.275      |
+    /// | gemini-3-pro-preview             | 2     | 12     | 0.20       |
+    /// | gemini-2.5-pro                   | 1.25  | 10     | 0.125      |
+    /// | gemini-2.5-flash                 | 0.30  |  2.50  | 0.03       |
+    /// | gemini-2.5-flash-lite            | 0.10  |  0.40  | 0.01       |
+    /// | deepseek-chat, deepseek-reasoner | 0.28  |  0.42  | 0.028      |
+    let translatedRules: PriceRule list =
+        [
+            "gpt-5", (1.25m, 10m, 0.125m), true
+            "gpt-5-mini", (0.25m, 2m, 0.025m), true
+            "gpt-5-nano", (0.05m, 0.40m, 0.005m), true
+            "gpt-4.1", (2m, 8m, 0.50m), true
+            "gpt-4.1-mini", (0.40m, 1.60m, 0.10m), true
+            "gpt-4.1-nano", (0.10m, 0.40m, 0.025m), true
+            "gpt-4o", (2.50m, 10m, 1.25m), true
+            "gpt-4o-mini", (0.15m, 0.60m, 0.075m), true
+            "o3", (2m, 8m, 0.50m), true
+            "o4-mini", (1.10m, 4.40m, 0.275m), true
+            "gemini-3-pro-preview", (2m, 12m, 0.20m), false
+            "gemini-2.5-pro", (1.25m, 10m, 0.125m), false
+            "gemini-2.5-flash", (0.30m, 2.50m, 0.03m), false
+            "gemini-2.5-flash-lite", (0.10m, 0.40m, 0.01m), false
+            "deepseek-chat", (0.28m, 0.42m, 0.028m), false
+            "deepseek-reasoner", (0.28m, 0.42m, 0.028m), false
+        ]
+        |> List.collect (fun (id, (input, output, cacheRead), dated) ->
+            let rule pattern = {
+                Pattern = pattern
+                Price = price input output cacheRead input
+            }
+
+            if dated then
+                [ rule id; rule (id + "-20*") ]
+            else
+                [ rule id ])
+
     /// Whether a pattern is a prefix rule (`claude-sonnet-4*`, `*`).
     let isPrefix (pattern: string) : bool = pattern.EndsWith '*'
 
@@ -142,8 +200,8 @@ module Pricing =
     /// A table of exactly these rules.
     let table (rules: PriceRule list) : PriceTable = { Layers = [ compile rules ] }
 
-    /// The built-in table (`builtInRules`).
-    let builtIn: PriceTable = table builtInRules
+    /// The built-in table (`builtInRules`, then `translatedRules`).
+    let builtIn: PriceTable = table (builtInRules @ translatedRules)
 
     /// A table that consults `rules` first and `fallback` for models they do not match.
     let withOverrides (rules: PriceRule list) (fallback: PriceTable) : PriceTable =

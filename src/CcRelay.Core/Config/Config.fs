@@ -288,6 +288,11 @@ type ServerConfig = {
     FirstByteTimeoutMs: int
     /// How long shutdown waits for in-flight requests before it cuts them.
     ShutdownTimeoutMs: int
+    /// `stream_keepalive`: what a stream the relay produces (translated, or from Bedrock's event stream) gets when
+    /// its upstream is silent: events Claude Code's idle watchdog counts, or pings only.
+    StreamKeepAlive: KeepAliveMode
+    /// `stream_keepalive_ms`: how long such a stream's upstream may be silent before a keep-alive goes out.
+    StreamKeepAliveMs: int
 }
 
 /// Log verbosity.
@@ -550,6 +555,8 @@ module Config =
         EnableHttp2 = false
         FirstByteTimeoutMs = 120_000
         ShutdownTimeoutMs = 30_000
+        StreamKeepAlive = KeepAliveMode.Events
+        StreamKeepAliveMs = 15_000
     }
 
     /// `logging.debug_options` when nothing is configured: nothing extra is logged, bodies are cut at 1000 bytes.
@@ -767,6 +774,9 @@ module OpenAiKnobs =
 
     /// `openai_api` values.
     let apis: (string * OpenAiApi) list = [ "chat", OpenAiApi.Chat; "responses", OpenAiApi.Responses ]
+
+    /// `server.stream_keepalive` values.
+    let keepAliveModes: (string * KeepAliveMode) list = [ "events", KeepAliveMode.Events; "pings", KeepAliveMode.Pings ]
 
     /// `on_dropped` values.
     let droppedPolicies: (string * DroppedPolicy) list = [

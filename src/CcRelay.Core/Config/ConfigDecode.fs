@@ -40,6 +40,8 @@ module ConfigDecode =
             "enable_http2"
             "first_byte_timeout_ms"
             "shutdown_timeout_ms"
+            "stream_keepalive"
+            "stream_keepalive_ms"
         ]
         @ ConfigEdge.serverKeys
 
@@ -171,6 +173,14 @@ module ConfigDecode =
                 and! shutdownTimeoutMs =
                     integer "shutdown_timeout_ms" 0L 600_000L (int64 defaults.ShutdownTimeoutMs)
 
+                and! streamKeepAlive =
+                    fields
+                    |> ConfigRead.field "stream_keepalive" (ConfigRead.optionalChoice OpenAiKnobs.keepAliveModes)
+                    |> Decoded.orDefault defaults.StreamKeepAlive
+
+                and! streamKeepAliveMs =
+                    integer "stream_keepalive_ms" 1_000L 290_000L (int64 defaults.StreamKeepAliveMs)
+
                 return {
                     Listen = listen
                     Auth = settings
@@ -184,6 +194,8 @@ module ConfigDecode =
                     EnableHttp2 = enableHttp2
                     FirstByteTimeoutMs = int firstByteTimeoutMs
                     ShutdownTimeoutMs = int shutdownTimeoutMs
+                    StreamKeepAlive = streamKeepAlive
+                    StreamKeepAliveMs = int streamKeepAliveMs
                 }
             })
 

@@ -113,6 +113,8 @@ module ConfigDiff =
                 "server.max_body_bytes", s.MaxBodyBytes <> t.MaxBodyBytes
                 "server.first_byte_timeout_ms", s.FirstByteTimeoutMs <> t.FirstByteTimeoutMs
                 "server.shutdown_timeout_ms", s.ShutdownTimeoutMs <> t.ShutdownTimeoutMs
+                "server.stream_keepalive", s.StreamKeepAlive <> t.StreamKeepAlive
+                "server.stream_keepalive_ms", s.StreamKeepAliveMs <> t.StreamKeepAliveMs
             ]
 
         let liveServer = liveServer @ edgeLive current.Edge next.Edge

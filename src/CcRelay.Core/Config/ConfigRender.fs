@@ -95,6 +95,10 @@ module ConfigRender =
         $"  timeout_ms: %s{integer (int64 config.TimeoutMs)}"
         $"  first_byte_timeout_ms: %s{integer (int64 config.FirstByteTimeoutMs)}"
         $"  shutdown_timeout_ms: %s{integer (int64 config.ShutdownTimeoutMs)}"
+        $"  stream_keepalive: %s{OpenAiKnobs.keepAliveModes
+                                 |> List.find (fun (_, v) -> v = config.StreamKeepAlive)
+                                 |> fst}"
+        $"  stream_keepalive_ms: %s{integer (int64 config.StreamKeepAliveMs)}"
         $"  max_concurrent: %s{integer (int64 config.MaxConcurrent)}"
         $"  max_body_bytes: %s{integer config.MaxBodyBytes}"
         $"  enable_http2: %s{boolean config.EnableHttp2}"

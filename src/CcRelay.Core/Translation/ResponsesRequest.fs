@@ -205,6 +205,32 @@ module ResponsesRequest =
         | Some("text" | "image" | "document") -> true
         | _ -> false
 
+    /// A mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role: "system"}` among the
+    /// messages), in place, as a `developer` message item (what OpenAI's reasoning models take for system text);
+    /// its text blocks as `input_text` parts, anything else reported as for a user turn.
+    let private systemTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
+        let blocks =
+            match content.ValueKind with
+            | JsonValueKind.Array -> content.EnumerateArray() |> List.ofSeq
+            | _ -> []
+
+        if content.ValueKind = JsonValueKind.String || not blocks.IsEmpty then
+            writer.WriteStartObject()
+            writer.WriteString("type", "message")
+            writer.WriteString("role", "developer")
+
+            if content.ValueKind = JsonValueKind.String then
+                writer.WriteString("content", content.GetString())
+            else
+                writer.WriteStartArray "content"
+
+                for block in blocks do
+                    writePart context writer block
+
+                writer.WriteEndArray()
+
+            writer.WriteEndObject()
+
     /// A user turn: a `function_call_output` per tool result first (in order), then a user message with the
     /// rest of the turn.
     let private userTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
@@ -548,6 +574,7 @@ module ResponsesRequest =
             match JsonRead.tryString message "role", JsonRead.tryProperty message "content" with
             | Some "user", ValueSome content -> userTurn context writer content
             | Some "assistant", ValueSome content -> assistantTurn context writer content
+            | Some "system", ValueSome content -> systemTurn context writer content
             | _ -> ()
 
         writer.WriteEndArray()

@@ -88,6 +88,12 @@ internal sealed class AttemptResponse(
         return null;
     }
 
+    /// <summary>The model the upstream's answer named before the relay named the client's in it (<see cref="AnswerModel"/>); null when not renamed.</summary>
+    public string? RenamedFrom { get; set; }
+
+    /// <summary>Whether the answer names the client's model instead of the one that answered (<see cref="AnswerModel.renames"/>).</summary>
+    public bool Renames { get; set; }
+
     /// <summary>The key id of the credential this attempt sent; <c>-</c> when none.</summary>
     public string KeyId { get; init; } = "-";
 

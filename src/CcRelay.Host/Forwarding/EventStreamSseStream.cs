@@ -34,13 +34,11 @@ internal sealed class EventStreamSseStream : Stream
     private IOException? _fault;
     private bool _disposed;
 
-    /// <summary>How long upstream may be silent before a <c>ping</c> is sent (Bedrock sends none; Claude Code gives up on a silent stream).</summary>
-    internal static readonly TimeSpan DefaultPingInterval = TimeSpan.FromSeconds(15);
-
-    /// <summary>Anthropic's own keep-alive event, byte for byte.</summary>
-    private static readonly byte[] Ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n"u8.ToArray();
+    /// <summary>How long upstream may be silent before a keep-alive is sent (<c>server.stream_keepalive_ms</c>; Bedrock sends none; Claude Code gives up on a silent stream).</summary>
+    internal static readonly TimeSpan DefaultPingInterval = TimeSpan.FromMilliseconds(Config.defaultServer.StreamKeepAliveMs);
 
     private readonly TimeSpan _pingInterval;
+    private KeepAliveState _keepAlive;
     private Task<int>? _read;
 
     public EventStreamSseStream(Stream inner)
@@ -53,13 +51,19 @@ internal sealed class EventStreamSseStream : Stream
     {
     }
 
-    internal EventStreamSseStream(Stream inner, IAnswerDecoder decoder, TimeSpan pingInterval)
+    /// <summary>A stream over <paramref name="inner"/>, decoded by <paramref name="decoder"/>.</summary>
+    /// <param name="inner">The upstream body.</param>
+    /// <param name="decoder">What turns it into Anthropic SSE.</param>
+    /// <param name="pingInterval">How long upstream may be silent before a keep-alive.</param>
+    /// <param name="keepAlive">What a silence gets (<see cref="KeepAlive"/>): events Claude Code's idle watchdog counts, or pings.</param>
+    internal EventStreamSseStream(Stream inner, IAnswerDecoder decoder, TimeSpan pingInterval, KeepAliveMode? keepAlive = null)
     {
         ArgumentNullException.ThrowIfNull(inner);
         ArgumentNullException.ThrowIfNull(decoder);
         _inner = inner;
         _decoder = decoder;
         _pingInterval = pingInterval;
+        _keepAlive = KeepAlive.start(keepAlive ?? KeepAliveMode.Events);
     }
 
     public override bool CanRead => !_disposed;
@@ -102,8 +106,9 @@ internal sealed class EventStreamSseStream : Stream
                 }
                 catch (TimeoutException)
                 {
-                    // upstream is silent: keep the client's stream alive, as Anthropic's own pings do
-                    SetPending(Ping);
+                    // upstream is silent: keep the client's stream alive (an event its idle watchdog counts, or a ping)
+                    (_keepAlive, var keepAlive) = KeepAlive.silence(_keepAlive);
+                    SetPending(keepAlive);
                     break;
                 }
             }
@@ -170,7 +175,9 @@ internal sealed class EventStreamSseStream : Stream
             _start += step.Consumed;
             if (step.Sse is { Length: > 0 } sse)
             {
-                SetPending(sse);
+                // the keep-alive follows what the client is sent (and closes a block of its own before the next one)
+                (_keepAlive, var relayed) = KeepAlive.pass(_keepAlive, sse);
+                SetPending(relayed);
             }
 
             if (step.Done)

@@ -275,7 +275,7 @@ internal sealed class FailoverForwarder(
         var payload = reshaped is { IsSome: true } ? reshaped.Value : source;
         if (Dialect.usesToken(plan))
         {
-            return SendWithTokenAsync(context, snapshot, plan, payload, record, lost);
+            return SendWithTokenAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
         }
 
         // a translation left another family's thinking out already (Dialect.edit)
@@ -284,7 +284,7 @@ internal sealed class FailoverForwarder(
             payload = stripped.Value;
         }
 
-        return forwarder.SendAsync(context, snapshot, plan, payload, record, lost);
+        return forwarder.SendAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
     }
 
     /// <summary>
@@ -368,19 +368,19 @@ internal sealed class FailoverForwarder(
 
         if (Dialect.usesToken(plan))
         {
-            return await SendWithTokenAsync(context, snapshot, plan, payload, record, lost, pipeline);
+            return await SendWithTokenAsync(context, snapshot, plan, payload, record, lost, pipeline, transformedFacts.Model);
         }
 
-        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
+        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline, transformedFacts.Model);
     }
 
     /// <summary>
     /// A request with an OAuth token (Google, Entra ID): a 401 means the token went stale before its time (revoked,
     /// rotated): the token is dropped and the request sent once more with a fresh one.
     /// </summary>
-    private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost, AttemptPipeline? pipeline = null)
+    private async Task<AttemptOutcome> SendWithTokenAsync(HttpContext context, RelaySnapshot snapshot, UpstreamPlan plan, ReadOnlyMemory<byte> payload, RequestRecord record, CancellationToken lost, AttemptPipeline? pipeline = null, string? sentModel = null)
     {
-        var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
+        var outcome = await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline, sentModel);
         if (outcome.Response is not { } refused || !Dialect.retriesWithFreshToken(plan, refused.Status))
         {
             return outcome;
@@ -388,7 +388,7 @@ internal sealed class FailoverForwarder(
 
         refused.Dispose();
         credentials.Invalidate(plan);
-        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline);
+        return await forwarder.SendAsync(context, snapshot, plan, payload, record, lost, pipeline, sentModel);
     }
 
     /// <summary>

@@ -34,6 +34,13 @@ internal static class TokenCounter
         return await Flights.RunAsync(key, () => Task.Run(() => Dialect.countTokens(plan, payload.Span, Count) is { } answer ? answer.Value : null));
     }
 
+    /// <summary>Loads both encodings' data and runs each once (<see cref="TokenizerWarmup"/>).</summary>
+    public static void Warm()
+    {
+        O200k.Value?.CountTokens("warm up");
+        Cl100k.Value?.CountTokens("warm up");
+    }
+
     /// <summary>The tokens of <paramref name="text"/> in <paramref name="encoding"/> (special-token text counted as text).</summary>
     internal static int CountText(TokenEncoding encoding, string text) =>
         (encoding.IsCl100k ? Cl100k.Value : O200k.Value)!.CountTokens(text, considerPreTokenization: true, considerNormalization: true);

@@ -26,11 +26,12 @@ namespace CcRelay.Host.Forwarding;
 /// </summary>
 internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredentials credentials, TimeProvider timeProvider, RelayMetrics metrics, ILogger<UpstreamForwarder> logger) : IDisposable
 {
-    /// <summary>How long a converted stream may be silent before a ping (<see cref="CcRelayOptions.PingInterval"/>).</summary>
-    internal TimeSpan PingInterval { get; init; } = EventStreamSseStream.DefaultPingInterval;
+    /// <summary>How long a converted stream may be silent before a keep-alive (<see cref="CcRelayOptions.PingInterval"/>, tests); null: <c>server.stream_keepalive_ms</c>.</summary>
+    internal TimeSpan? PingInterval { get; init; }
 
     /// <summary>
-    /// Sends one attempt and waits for its response headers; an error answer (4xx/5xx, not a stream) is
+    /// Sends one attempt and waits for its response headers (<paramref name="sentModel"/>: the model the attempt's
+    /// body names before the provider's mapping, when a stage, switch or pipeline changed the client's); an error answer (4xx/5xx, not a stream) is
     /// buffered so it can be classified and still relayed later. Nothing is written to the client. The
     /// attempt is counted and its span ended here when it gets no response, else by <see cref="AttemptResponse.End"/>.
     /// </summary>
@@ -41,7 +42,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         ReadOnlyMemory<byte> body,
         RequestRecord record,
         CancellationToken lost = default,
-        AttemptPipeline? pipeline = null)
+        AttemptPipeline? pipeline = null,
+        string? sentModel = null)
     {
         var server = snapshot.Config.Server;
         var debug = snapshot.Config.Logging.DebugOptions;
@@ -129,7 +131,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             attempt.IsStream = converted || framing.IsSse;
             attempt.Converted = converted;
             var translated = reading.IsTranslate;
-            if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated)
+
+            // a mapped or switched model's answer names the client's model (AnswerModel; docs/providers.md)
+            var renaming = plan.Operation.IsMessages && AnswerModel.renames(record.Model, sentModel ?? record.Model, plan.Provider.ModelMapping);
+            attempt.Renames = renaming;
+            var renamesJson = renaming && response.IsSuccessStatusCode && !attempt.IsStream;
+            if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated || renamesJson)
             {
                 try
                 {
@@ -144,6 +151,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                     {
                         // :: Step 7: the answer's steps on a whole JSON answer (repair_tool_json)
                         await PipelineAnswers.ApplyAsync(pipeline, response, linked.Token);
+                    }
+
+                    if (renamesJson)
+                    {
+                        attempt.RenamedFrom = await RenameJsonAsync(response, record.Model, linked.Token);
                     }
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
@@ -161,15 +173,24 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 try
                 {
                     var upstream = await response.Content.ReadAsStreamAsync(linked.Token);
-                    var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), PingInterval) : upstream;
+                    var keepAliveAfter = PingInterval ?? TimeSpan.FromMilliseconds(server.StreamKeepAliveMs);
+                    var stream = converted ? new EventStreamSseStream(upstream, DecoderOf(plan), keepAliveAfter, server.StreamKeepAlive) : upstream;
                     if (pipeline is { Failed: false, RepairsToolJson: true })
                     {
                         // tool input fragments held to their block's end, then sent whole (repaired when needed)
-                        stream = new EventStreamSseStream(stream, new ToolJsonRepairDecoder(), PingInterval);
+                        stream = new EventStreamSseStream(stream, new ToolJsonRepairDecoder(), keepAliveAfter, server.StreamKeepAlive);
                     }
 
                     var peek = await StreamPeek.FirstEventAsync(stream, timeProvider, linked.Token);
-                    attempt.Peeked = new PrefixedStream(peek.Prefix, stream, peek.Pending, peek.PendingBuffer);
+                    var prefix = peek.Prefix;
+                    if (renaming && AnswerModel.ofStreamStart(prefix, record.Model) is { IsSome: true } renamed)
+                    {
+                        // message_start is among the events read ahead: its model is edited there, nothing else
+                        prefix = renamed.Value.Bytes;
+                        attempt.RenamedFrom = renamed.Value.Was;
+                    }
+
+                    attempt.Peeked = new PrefixedStream(prefix, stream, peek.Pending, peek.PendingBuffer);
                     attempt.StreamErrorType = peek.ErrorType;
                     if (peek.Ended && peek.Prefix.Length == 0)
                     {
@@ -268,6 +289,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             record.Provider = plan.Provider.Name;
             record.UpstreamModel = plan.UpstreamModel;
             record.Translated = plan.Body.IsTranslate;
+            record.RenamedFrom = attempt.RenamedFrom;
             record.KeyId = attempt.KeyId;
             linked.CancelAfter(server.TimeoutMs > 0
                 ? TimeSpan.FromMilliseconds(Math.Max(1, server.TimeoutMs - record.TtfbMs))
@@ -289,6 +311,12 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             if (attempt.Converted)
             {
                 context.Response.ContentType = "text/event-stream; charset=utf-8";
+            }
+
+            if (attempt.Renames)
+            {
+                // the answer names the client's model; the model that answered stays visible here (and in the log)
+                context.Response.Headers["x-cc-relay-model"] = attempt.RenamedFrom ?? plan.UpstreamModel;
             }
 
             if (!plan.Dropped.IsEmpty)
@@ -507,8 +535,34 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         }
 
         // a translated answer names the client's model (Core: ChatAnswerPlan.Model); the price is the target's
-        var model = plan.Body.IsTranslate ? plan.UpstreamModel : answer.Model?.Value ?? plan.UpstreamModel;
+        var model = plan.Body.IsTranslate ? plan.UpstreamModel : record.RenamedFrom ?? answer.Model?.Value ?? plan.UpstreamModel;
         record.CostUsd = Pricing.cost(snapshot.PricesFor(plan.Provider.Name), model, usage)?.Value;
+    }
+
+    /// <summary>
+    /// Names <paramref name="model"/> in a buffered JSON answer (<see cref="AnswerModel.ofJson"/>, a byte edit of the one
+    /// string); returns the model the answer named before, null when it was left as it came.
+    /// </summary>
+    private static async Task<string?> RenameJsonAsync(HttpResponseMessage response, string model, CancellationToken cancellationToken)
+    {
+        var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        if (AnswerModel.ofJson(bytes, model) is not { IsSome: true } renamed)
+        {
+            return null;
+        }
+
+        var original = response.Content;
+        response.Content = new ByteArrayContent(renamed.Value.Bytes);
+        foreach (var header in original.Headers)
+        {
+            if (!string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                response.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+        }
+
+        original.Dispose();
+        return renamed.Value.Was;
     }
 
     /// <summary>The key id of the credential the plan sends (a configured key, or the caller's own); <c>-</c> when none.</summary>

@@ -17,7 +17,7 @@ internal static class LedgerRows
             Provider = record.Provider,
             KeyId = record.KeyId,
             Model = record.Model,
-            ResponseModel = record.Answer?.Model?.Value,
+            ResponseModel = record.ResponseModel,
             Stage = record.Stage == "-" ? null : record.Stage,
             Status = record.Status,
             Result = record.Result,

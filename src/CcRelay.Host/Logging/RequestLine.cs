@@ -80,7 +80,7 @@ internal sealed class RequestLine(RequestRecord record) : IReadOnlyList<KeyValue
             6 => r.KeyId,
             7 => r.Model,
             8 => r.UpstreamModel,
-            9 => r.Answer?.Model?.Value,
+            9 => r.ResponseModel,
             10 => r.Stream,
             11 => r.Result,
             12 => r.ErrorType,

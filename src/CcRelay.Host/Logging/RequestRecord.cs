@@ -100,7 +100,16 @@ internal sealed class RequestRecord
     /// <summary>The model the upstream answered with (for a translated answer, the one sent upstream), else the one
     /// sent upstream, else the one requested; null when none is known.</summary>
     public string? EffectiveModel =>
-        (Translated ? null : Answer?.Model?.Value) ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
+        RenamedFrom ?? (Translated ? null : Answer?.Model?.Value) ?? (UpstreamModel != "-" ? UpstreamModel : Model != "-" ? Model : null);
+
+    /// <summary>
+    /// The model the upstream's answer named when the relay named the client's model in it instead (a
+    /// <c>model_mapping</c> target or a switched model, <see cref="CcRelay.Core.AnswerModel"/>); null when not renamed.
+    /// </summary>
+    public string? RenamedFrom { get; set; }
+
+    /// <summary>The model the upstream's answer named (before any renaming); null when unknown.</summary>
+    public string? ResponseModel => RenamedFrom ?? Answer?.Model?.Value;
 
     /// <summary>From the request's start to its end (the last byte sent); set when it ends.</summary>
     public TimeSpan Elapsed { get; set; }

@@ -80,7 +80,8 @@ let ``built-in cache prices follow the page: reads a tenth, 5-minute writes five
 
 [<Theory>]
 [<InlineData("GLM-5")>]
-[<InlineData("gpt-5")>]
+[<InlineData("gpt-5.5")>]
+[<InlineData("gemini-3.1-pro-preview")>]
 [<InlineData("claude-opus-5")>]
 [<InlineData("claude")>]
 [<InlineData("")>]
@@ -157,3 +158,37 @@ let ``configured patterns ignore case and also match Bedrock ids without their p
 [<Fact>]
 let ``no overrides leave the table as it was`` () =
     Assert.Same(Pricing.builtIn, Pricing.withOverrides [] Pricing.builtIn)
+
+[<Theory>]
+[<InlineData("gpt-5", 1.25, 10.0, 0.125)>]
+[<InlineData("gpt-5-2025-08-07", 1.25, 10.0, 0.125)>]
+[<InlineData("GPT-5-mini", 0.25, 2.0, 0.025)>]
+[<InlineData("gpt-4o-mini-2024-07-18", 0.15, 0.60, 0.075)>]
+[<InlineData("o4-mini", 1.10, 4.40, 0.275)>]
+[<InlineData("gemini-2.5-pro", 1.25, 10.0, 0.125)>]
+[<InlineData("gemini-2.5-flash-lite", 0.10, 0.40, 0.01)>]
+[<InlineData("deepseek-reasoner", 0.28, 0.42, 0.028)>]
+let ``translated targets' well-known models have a built-in price, cache writes at the input price``
+    (model: string, input: float, output: float, cacheRead: float)
+    =
+    let found = builtInPrice model
+    Assert.True(found.IsSome, $"no built-in price for {model}")
+    Assert.Equal(decimal input, found.Value.Input)
+    Assert.Equal(decimal output, found.Value.Output)
+    Assert.Equal(decimal cacheRead, found.Value.CacheRead)
+    Assert.Equal(found.Value.Input, found.Value.CacheWrite)
+
+[<Fact>]
+let ``a configured price overrides a translated target's built-in one`` () =
+    let mine = {
+        Input = 9m
+        Output = 9m
+        CacheRead = 9m
+        CacheWrite = 9m
+    }
+
+    let table =
+        Pricing.withOverrides [ { Pattern = "gpt-5"; Price = mine } ] Pricing.builtIn
+
+    Assert.Equal(Some mine, Pricing.tryFind table "gpt-5")
+    Assert.Equal(Some 0.25m, Pricing.tryFind table "gpt-5-mini" |> Option.map _.Input)

@@ -112,6 +112,8 @@ let ``the built-in default renders every key with its default`` () =
   timeout_ms: 600000
   first_byte_timeout_ms: 120000
   shutdown_timeout_ms: 30000
+  stream_keepalive: events
+  stream_keepalive_ms: 15000
   max_concurrent: 0
   max_body_bytes: 33554432
   enable_http2: false
@@ -306,6 +308,8 @@ let ``every field of the config records is rendered, so a new field cannot be le
             "Size", "queue_size"
             "TimeoutMs", "queue_timeout_ms"
             "Audit", "audit_log"
+            "StreamKeepAlive", "stream_keepalive"
+            "StreamKeepAliveMs", "stream_keepalive_ms"
         ]
 
     let records = [

@@ -164,6 +164,8 @@ let ``server.timeout_ms out of range names the value and the range`` () =
 [<InlineData("first_byte_timeout_ms", "0")>]
 [<InlineData("first_byte_timeout_ms", "3600001")>]
 [<InlineData("shutdown_timeout_ms", "600001")>]
+[<InlineData("stream_keepalive_ms", "999")>]
+[<InlineData("stream_keepalive_ms", "290001")>]
 [<InlineData("max_concurrent", "-1")>]
 [<InlineData("max_body_bytes", "-5")>]
 let ``server integers are range-checked`` (key: string, value: string) =
@@ -197,6 +199,24 @@ let ``server values are read`` () =
     Assert.True config.Server.EnableHttp2
     Assert.Equal(15, config.Server.FirstByteTimeoutMs)
     Assert.Equal(5, config.Server.ShutdownTimeoutMs)
+
+[<Fact>]
+let ``server.stream_keepalive and its interval are read; another spelling is refused with the choices`` () =
+    let config, _ =
+        load (withServer [ "stream_keepalive", plain 3 "pings"; "stream_keepalive_ms", plain 4 "5000" ])
+        |> loaded
+
+    Assert.Equal(KeepAliveMode.Pings, config.Server.StreamKeepAlive)
+    Assert.Equal(5000, config.Server.StreamKeepAliveMs)
+    let defaults, _ = load (withServer []) |> loaded
+    Assert.Equal(KeepAliveMode.Events, defaults.Server.StreamKeepAlive)
+
+    let error =
+        load (withServer [ "stream_keepalive", plain 3 "deltas" ])
+        |> singleError "server.stream_keepalive" 3
+
+    Assert.Contains("events", error.Message)
+    Assert.Contains("pings", error.Message)
 
 [<Fact>]
 let ``a quoted number is not an integer`` () =

@@ -89,6 +89,33 @@ let ``system becomes instructions, the attribution block left out; the body is s
     Assert.Equal("hi", input[0].GetProperty("content").GetString())
 
 [<Fact>]
+let ``a mid-conversation system message becomes a developer message item in place`` () =
+    let body =
+        root (
+            translate
+                "openai"
+                true
+                """{"model":"m","max_tokens":100,"messages":[
+                    {"role":"user","content":"hi"},
+                    {"role":"system","content":[{"type":"text","text":"Available agent types: a, b"}]},
+                    {"role":"assistant","content":[{"type":"text","text":"ok"}]},
+                    {"role":"system","content":"be brief"},
+                    {"role":"user","content":"go"}]}"""
+        )
+
+    let input = body.GetProperty "input" |> _.EnumerateArray() |> List.ofSeq
+
+    Assert.Equal<string list>(
+        [ "user"; "developer"; "assistant"; "developer"; "user" ],
+        input |> List.map (fun i -> i.GetProperty("role").GetString() |> string)
+    )
+
+    let part = (input[1].GetProperty "content").[0]
+    Assert.Equal("input_text", part.GetProperty("type").GetString())
+    Assert.Equal("Available agent types: a, b", part.GetProperty("text").GetString())
+    Assert.Equal("be brief", input[3].GetProperty("content").GetString())
+
+[<Fact>]
 let ``a tool loop: function_call and function_call_output items, results before the turn's text, errors prefixed`` () =
     let translated =
         translate

@@ -339,9 +339,10 @@ public sealed class BedrockTests : TwoUpstreamTests
     }
 
     [Fact]
-    public async Task ASilentBedrockStream_GetsPings_SoTheClientKeepsWaiting()
+    public async Task ASilentBedrockStream_GetsKeepAlives_SoTheClientKeepsWaiting()
     {
-        // Arrange: after message_start and a content block start, Bedrock is silent until the client has seen a ping
+        // Arrange: after message_start and a thinking block's start, Bedrock is silent until the client has seen a
+        // keep-alive: an empty thinking delta (Claude Code's idle watchdog does not count pings)
         var sawPing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var events = StreamEvents("after the silence");
         A.Handler = async context =>
@@ -371,14 +372,15 @@ public sealed class BedrockTests : TwoUpstreamTests
         while (await reader.NextAsync(timeout.Token) is { } next)
         {
             seen.Add(next);
-            if (next.StartsWith("event: ping\n", StringComparison.Ordinal))
+            if (next.Contains("\"thinking\":\"\"}", StringComparison.Ordinal))
             {
                 sawPing.TrySetResult();
             }
         }
 
         // Assert
-        Assert.Equal("event: ping\ndata: {\"type\": \"ping\"}\n\n", seen[2]);
+        Assert.Equal("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"\"}}\n\n", seen[2]);
+        Assert.DoesNotContain(seen, e => e.StartsWith("event: ping\n", StringComparison.Ordinal));
         Assert.Contains(seen, e => e.Contains("after the silence", StringComparison.Ordinal));
         Assert.StartsWith("event: message_stop\n", seen[^1]);
     }

@@ -61,7 +61,9 @@ public static class TestConfig
             maxBodyBytes,
             d.EnableHttp2,
             firstByteTimeoutMs,
-            d.ShutdownTimeoutMs);
+            d.ShutdownTimeoutMs,
+            d.StreamKeepAlive,
+            d.StreamKeepAliveMs);
         return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger, pipelines ?? NoPipelines);
     }
 
