@@ -10,16 +10,14 @@ internal static class UpstreamClient
     /// NOTE: <see cref="HttpMessageInvoker"/>, not <see cref="HttpClient"/>: the latter's convenience
     /// overloads buffer whole responses, which would stall SSE (the YARP lesson). No automatic
     /// decompression, redirects, cookies or proxy-side tracing headers: the relay forwards exactly.
-    /// Plain-http upstreams go through the relay's own HTTP/1.1 client (<see cref="Http1Handler"/>) unless
-    /// <paramref name="builtinHttp1"/> is false; https (HTTP/2 when the upstream offers it) and proxied ones
-    /// through <see cref="SocketsHttpHandler"/>.
+    /// Every upstream, plain http (HTTP/1.1) or https (HTTP/2 when the upstream offers it), proxied or not, goes
+    /// through <see cref="SocketsHttpHandler"/> (docs/design.md, "The HTTP client").
     /// </summary>
-    public static HttpMessageInvoker Create(bool builtinHttp1 = true, SecurityConfig? security = null) =>
-        new(builtinHttp1 ? new Http1Handler(System(security)) : System(security), disposeHandler: true);
+    public static HttpMessageInvoker Create(SecurityConfig? security = null) => new(System(security), disposeHandler: true);
 
     /// <summary>
-    /// NOTE: <c>AllowAutoRedirect = false</c> here, and the HTTP/1.1 client follows nothing either: an upstream's 3xx
-    /// reaches <see cref="UpstreamForwarder"/>, which refuses it (<see cref="UpstreamRedirect.refusal"/>).
+    /// NOTE: <c>AllowAutoRedirect = false</c>: an upstream's 3xx reaches <see cref="UpstreamForwarder"/>, which
+    /// refuses it (<see cref="UpstreamRedirect.refusal"/>).
     /// </summary>
     private static SocketsHttpHandler System(SecurityConfig? security)
     {
