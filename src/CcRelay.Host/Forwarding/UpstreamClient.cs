@@ -13,7 +13,36 @@ internal static class UpstreamClient
     /// Every upstream, plain http (HTTP/1.1) or https (HTTP/2 when the upstream offers it), proxied or not, goes
     /// through <see cref="SocketsHttpHandler"/> (docs/design.md, "The HTTP client").
     /// </summary>
-    public static HttpMessageInvoker Create(SecurityConfig? security = null) => new(System(security), disposeHandler: true);
+    public static HttpMessageInvoker Create(SecurityConfig? security = null) => new(new LineBreakGuard(System(security)), disposeHandler: true);
+
+    /// <summary>
+    /// Refuses, before anything is sent, a request with a header value that has a line break or NUL
+    /// (<see cref="Headers.isWireSafe"/>): SocketsHttpHandler writes a value added without validation as it is, so
+    /// <c>a\r\nx-api-key: …</c> would reach the upstream as a second header.
+    /// </summary>
+    private sealed class LineBreakGuard(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            (Unsafe(request.Headers) ?? (request.Content is { } content ? Unsafe(content.Headers) : null)) is { } name
+                ? Task.FromException<HttpResponseMessage>(new HttpRequestException(HttpRequestError.Unknown, $"request header {name} has a line break or NUL: not sent"))
+                : base.SendAsync(request, cancellationToken);
+
+        private static string? Unsafe(System.Net.Http.Headers.HttpHeaders headers)
+        {
+            foreach (var header in headers.NonValidated)
+            {
+                foreach (var value in header.Value)
+                {
+                    if (!Headers.isWireSafe(value))
+                    {
+                        return header.Key;
+                    }
+                }
+            }
+
+            return null;
+        }
+    }
 
     /// <summary>
     /// NOTE: <c>AllowAutoRedirect = false</c>: an upstream's 3xx reaches <see cref="UpstreamForwarder"/>, which

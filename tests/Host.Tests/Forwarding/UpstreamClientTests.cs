@@ -419,10 +419,25 @@ public sealed class UpstreamClientTests
     [Fact]
     public async Task LineBreakInAHeader_IsRefused_BeforeAnythingIsSent()
     {
+        // SocketsHttpHandler alone would write "x-injected: a" and "x-api-key: stolen" as two field lines
         await using var upstream = Answering(Ok);
         using var invoker = UpstreamClient.Create();
         using var request = Post(upstream.BaseUrl);
         request.Headers.TryAddWithoutValidation("x-injected", "a\r\nx-api-key: stolen");
+
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => invoker.SendAsync(request, CancellationToken.None));
+
+        Assert.Contains("x-injected", error.Message);
+        Assert.Empty(upstream.Requests);
+    }
+
+    [Fact]
+    public async Task NulInAContentHeader_IsRefused_BeforeAnythingIsSent()
+    {
+        await using var upstream = Answering(Ok);
+        using var invoker = UpstreamClient.Create();
+        using var request = Post(upstream.BaseUrl);
+        request.Content!.Headers.TryAddWithoutValidation("Content-Type", "application/json\0x");
 
         await Assert.ThrowsAsync<HttpRequestException>(() => invoker.SendAsync(request, CancellationToken.None));
 
