@@ -225,7 +225,8 @@ module Dialect =
 
     let private bedrockRemove = [ "model"; "stream"; "anthropic_version"; "anthropic_beta" ]
 
-    let private bedrockVersion = "anthropic_version", jsonString Bedrock.anthropicVersion
+    let private bedrockVersion =
+        "anthropic_version", jsonString Bedrock.anthropicVersion
 
     let private bedrockStreamHeaders = [
         "accept", "application/vnd.amazon.eventstream"
@@ -302,7 +303,11 @@ module Dialect =
                         (if facts.Stream then "bedrock-stream" else "bedrock-invoke")
                         model
                         (fun () -> Bedrock.url provider.BaseUrl (Bedrock.invokePath model facts.Stream))
-                SetHeaders = if facts.Stream then bedrockStreamHeaders else bedrockJsonHeaders
+                SetHeaders =
+                    if facts.Stream then
+                        bedrockStreamHeaders
+                    else
+                        bedrockJsonHeaders
                 Body = BodyEdit.Reshape reshape
           }
         // tokens are counted by Bedrock's CountTokens operation whichever API serves messages
