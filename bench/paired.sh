@@ -13,10 +13,6 @@
 #   A=on B=on RELAY_B=/tmp/new/cc-relay.dll bench/paired.sh
 #                                    one configuration, two builds: the relay built here (A) against another
 #                                    (e.g. `dotnet publish src/CcRelay.Cli -c Release -o /tmp/new` of a change)
-#   A=default B=default CLIENT_B=system bench/paired.sh
-#                                    one build, the plain-http upstream client chosen per relay: the relay's own
-#                                    HTTP/1.1 client (builtin, the default) against SocketsHttpHandler (system), set
-#                                    through CC_RELAY_UPSTREAM_CLIENT
 #   ENV_B="DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0" A=default B=default bench/paired.sh
 #                                    one build, B started with extra environment variables (ENV_A for A; space-separated
 #                                    NAME=VALUE pairs)
@@ -59,7 +55,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option: $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
-: "${UPSTREAM:=instant}" "${CLIENT_A:=}" "${CLIENT_B:=}"
+: "${UPSTREAM:=instant}"
 case "$UPSTREAM" in
     instant) TLS=0 REAL=0 ;;
     realistic) TLS=0 REAL=1 ;;
@@ -67,9 +63,6 @@ case "$UPSTREAM" in
     https-realistic) TLS=1 REAL=1 ;;
     *) echo "UPSTREAM must be instant, realistic, https or https-realistic (got '$UPSTREAM')" >&2; exit 2 ;;
 esac
-for client in "$CLIENT_A" "$CLIENT_B"; do
-    [[ -z $client || $client == builtin || $client == system ]] || { echo "CLIENT_A / CLIENT_B must be builtin or system (got '$client')" >&2; exit 2; }
-done
 # the delayed upstream bounds throughput by latency: more connections and longer rounds, so the CPU ticks resolve ~1 %
 [[ $REAL == 1 ]] && : "${CONNS:=128}" "${ROUND_S:=20}"
 : "${CONNS:=16}" "${ROUND_S:=10}" "${WARM_S:=20}" "${A:=off}" "${B:=on}"
@@ -132,16 +125,15 @@ write_relay_config "$WORK/a.yaml" "$P_A" "$P_UP" "$A"
 write_relay_config "$WORK/b.yaml" "$P_B" "$P_UP" "$B"
 sed -i "s#\"http://127.0.0.1:$P_UP\"#\"$UP_URL\"#g" "$WORK/a.yaml" "$WORK/b.yaml"
 
-# relay_env CLIENT EXTRA: the environment a relay starts with (its upstream client; the throwaway CA with TLS; EXTRA:
-# space-separated NAME=VALUE pairs)
+# relay_env EXTRA: the environment a relay starts with (the throwaway CA with TLS; EXTRA: space-separated NAME=VALUE
+# pairs)
 relay_env() {
-    if [[ -n $1 ]]; then echo "CC_RELAY_UPSTREAM_CLIENT=$1"; fi
     if [[ $TLS == 1 ]]; then echo "SSL_CERT_FILE=$WORK/tls/ca.pem"; fi
-    if [[ -n $2 ]]; then tr ' ' '\n' <<<"$2" | grep .; fi
+    if [[ -n $1 ]]; then tr ' ' '\n' <<<"$1" | grep .; fi
 }
 ENV_A_TEXT="${ENV_A:-}" ENV_B_TEXT="${ENV_B:-}"
-mapfile -t ENV_A < <(relay_env "$CLIENT_A" "${ENV_A:-}")
-mapfile -t ENV_B < <(relay_env "$CLIENT_B" "${ENV_B:-}")
+mapfile -t ENV_A < <(relay_env "${ENV_A:-}")
+mapfile -t ENV_B < <(relay_env "${ENV_B:-}")
 
 load() { # $1 = port, $2 = seconds [$3 = wrk script name, default post] -> requests per second
     wrk -t1 -c"$CONNS" -d"$2"s --timeout 10s -s "$WORK/${3:-post}.lua" "http://127.0.0.1:$1/v1/messages" 2>&1 | awk '/Requests\/sec/{printf "%d", $2}'
@@ -151,7 +143,7 @@ wait_health() { for _ in $(seq 100); do curl -sf -m 1 "http://127.0.0.1:$1/healt
 
 B_NAME=$([[ $AA == 1 ]] && echo "$A-again" || echo "$B")
 {
-    echo "bench/paired.sh: relay-$A (A${RELAY_A:+, $RELAY_A}${CLIENT_A:+, upstream client $CLIENT_A}${ENV_A_TEXT:+, $ENV_A_TEXT}) vs relay-$B_NAME (B${RELAY_B:+, $RELAY_B}${CLIENT_B:+, upstream client $CLIENT_B}${ENV_B_TEXT:+, $ENV_B_TEXT}), both loaded at once; $ROUNDS round(s) of ${ROUND_S}s after ${WARM_S}s of warm-up, wrk $CONNS connections each; upstream $UPSTREAM ($UP_URL)"
+    echo "bench/paired.sh: relay-$A (A${RELAY_A:+, $RELAY_A}${ENV_A_TEXT:+, $ENV_A_TEXT}) vs relay-$B_NAME (B${RELAY_B:+, $RELAY_B}${ENV_B_TEXT:+, $ENV_B_TEXT}), both loaded at once; $ROUNDS round(s) of ${ROUND_S}s after ${WARM_S}s of warm-up, wrk $CONNS connections each; upstream $UPSTREAM ($UP_URL)"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 for r in $(seq "$ROUNDS"); do

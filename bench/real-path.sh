@@ -11,9 +11,6 @@
 #   ... --runs N     N runs (default 3); the relay ÷ nginx ratios get a 95 % interval from 6 runs on
 #   ... --no-install do not apt-get missing tools
 #   ... --out FILE   the report (default bench/out/<stamp>/real-path.md; bench/RESULTS.md is never written)
-#   CC_RELAY_UPSTREAM_CLIENT=system bench/run.sh --upstream realistic
-#                    the relay's plain-http upstream requests through SocketsHttpHandler instead of its own HTTP/1.1
-#                    client (https always goes through SocketsHttpHandler)
 #
 # The upstreams. JSON: nginx answering a fixed Message (https), or bench/FakeUpstream (realistic: nginx cannot wait a
 # drawn time). SSE: bench/FakeUpstream. With TLS, an nginx terminates it in front of them (`listen … ssl http2`, a
@@ -468,7 +465,7 @@ fi
 {
     echo "# The path users take: relay vs nginx, $MODE upstream"
     echo
-    echo "- **Command**: \`$CMDLINE\`$([[ -n ${CC_RELAY_UPSTREAM_CLIENT:-} ]] && echo " with CC_RELAY_UPSTREAM_CLIENT=$CC_RELAY_UPSTREAM_CLIENT")"
+    echo "- **Command**: \`$CMDLINE\`"
     echo "- **Date (UTC)**: $(date -u '+%Y-%m-%d %H:%M'); commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src bench || echo ' (+ uncommitted changes)')"
     echo "- **Machine**: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo); $(uname -sr); .NET SDK $(dotnet --version); $(nginx -v 2>&1 | sed 's/nginx version: //'); $(openssl version | cut -d' ' -f1-2)"
     echo "- **Load average**: $LOAD_START at the start of the measurements, $LOAD_END at the end (the machine is shared: other engineers build on it)"

@@ -6,6 +6,9 @@
 #   bench/ttfb.sh --quick            fewer rounds (~1 min): checks the harness, numbers are rough
 #   GAPS="0" bench/ttfb.sh           only content_block_start together with message_start
 #   RELAY=/tmp/new/cc-relay.dll bench/ttfb.sh    another build of the relay
+#   RELAY_B=/tmp/old/cc-relay.dll bench/ttfb.sh  a second relay (relay-b) in the same schedule: another build, or
+#   ENV_B="NAME=VALUE ..." bench/ttfb.sh         the same build with extra environment variables; relay-b's figures
+#                                                are also given against relay's (relay-b − relay, with intervals)
 #
 # The upstream is bench/FakeUpstream, streaming message_start, then content_block_start GAP µs later (0: both in one
 # write, as one TCP segment), then DELTAS deltas INTERVAL_MS apart. Every stream of every target starts on a warm
@@ -36,19 +39,31 @@ cd "$ROOT"
 build_tools src/CcRelay.Cli bench/LoadGen bench/FakeUpstream
 RELAY_DLL="${RELAY:-$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll}"
 LOADGEN=(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll")
-read -r P_UP P_NG P_RELAY <<<"$("${LOADGEN[@]}" ports 3)"
+read -r P_UP P_NG P_RELAY P_RELAY_B <<<"$("${LOADGEN[@]}" ports 4)"
+SECOND=$([[ -n ${RELAY_B:-} || -n ${ENV_B:-} ]] && echo 1 || echo 0)
+[[ -z ${RELAY_B:-} || -f ${RELAY_B:-} ]] || { echo "no such relay build: $RELAY_B" >&2; exit 2; }
 
 start_fake "$WORK/fake.log" "$P_UP"
 start_proxy_nginx "$WORK/nginx" "$P_NG" "$P_UP"
 start_relay relay "$P_RELAY" "$P_UP" default
 PID_RELAY=${PIDS[-1]}
+URLS="http://127.0.0.1:$P_UP/v1/messages,http://127.0.0.1:$P_NG/v1/messages,http://127.0.0.1:$P_RELAY/v1/messages"
+LABELS=direct,nginx,relay TARGET_PIDS="/${PIDS[1]}/$PID_RELAY" BASELINES=direct
+if [[ $SECOND == 1 ]]; then
+    # relay-b: the same configuration, another build (RELAY_B) and/or extra environment variables (ENV_B)
+    write_relay_config "$WORK/relay-b.yaml" "$P_RELAY_B" "$P_UP" default
+    mapfile -t EXTRA_ENV < <(tr ' ' '\n' <<<"${ENV_B:-}" | grep . || true)
+    env "${EXTRA_ENV[@]}" dotnet "${RELAY_B:-$RELAY_DLL}" serve --config "$WORK/relay-b.yaml" >"$WORK/relay-b.log" 2>&1 &
+    PIDS+=($!)
+    URLS+=",http://127.0.0.1:$P_RELAY_B/v1/messages" LABELS+=",relay-b" TARGET_PIDS+="/${PIDS[-1]}" BASELINES=direct,relay
+fi
 wait_listen "$P_UP"; wait_listen "$P_NG"; wait_relay "$P_RELAY"
+[[ $SECOND == 0 ]] || wait_relay "$P_RELAY_B"
 
-TARGETS=(--url "http://127.0.0.1:$P_UP/v1/messages,http://127.0.0.1:$P_NG/v1/messages,http://127.0.0.1:$P_RELAY/v1/messages"
-    --label direct,nginx,relay --pids "/${PIDS[1]}/$PID_RELAY" --baseline direct
+TARGETS=(--url "$URLS" --label "$LABELS" --pids "$TARGET_PIDS" --baseline "$BASELINES"
     --body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads/headers.txt" --deltas "$DELTAS" --interval-ms "$INTERVAL_MS")
 
-bench_header "bench/ttfb.sh: time to first event, upstream (direct) vs nginx vs relay, interleaved; GAPS=\"$GAPS\" ROUNDS_1=$ROUNDS_1 ROUNDS_50=$ROUNDS_50 DELTAS=$DELTAS INTERVAL_MS=$INTERVAL_MS" | tee "$OUT"
+bench_header "bench/ttfb.sh: time to first event, upstream (direct) vs nginx vs relay$([[ $SECOND == 1 ]] && echo " vs relay-b (${RELAY_B:-this build}${ENV_B:+, $ENV_B})"), interleaved; GAPS=\"$GAPS\" ROUNDS_1=$ROUNDS_1 ROUNDS_50=$ROUNDS_50 DELTAS=$DELTAS INTERVAL_MS=$INTERVAL_MS" | tee "$OUT"
 echo "times in ms; ttfb = request write → read completing message_start; first-event delay = upstream's write of message_start → that read; CPU per stream is the process's CPU over the phase ÷ its streams (nginx: its workers)" | tee -a "$OUT"
 say "warming up (8 streams at once, 40 rounds per target)"
 "${LOADGEN[@]}" ttfb "${TARGETS[@]}" --concurrency 8 --rounds 40 --warmup-rounds 5 --first-us 0 --tag warmup >/dev/null 2>&1 || true

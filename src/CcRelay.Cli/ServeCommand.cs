@@ -73,11 +73,6 @@ internal static class ServeCommand
             return ExitCodes.InvalidConfig;
         }
 
-        if (UpstreamClientChoice(environment, error) is not { } builtinHttp1)
-        {
-            return ExitCodes.InvalidConfig;
-        }
-
         var tui = parse.GetValue(TuiOption);
         if (tui && (Console.IsInputRedirected || Console.IsOutputRedirected))
         {
@@ -99,7 +94,6 @@ internal static class ServeCommand
             ConfigSource = source,
             ConfigPath = path,
             Overrides = overrides,
-            BuiltinHttp1Client = builtinHttp1,
             // while the dashboard owns the terminal no log line may be written to it
             ConfigureLogging = tui ? logging => logging.AddFilter<ConsoleLoggerProvider>(_ => false) : null,
         });
@@ -153,29 +147,6 @@ internal static class ServeCommand
         await app.StopAsync(CancellationToken.None);
         await shutdown;
         return ExitCodes.Success;
-    }
-
-    /// <summary>
-    /// <c>$CC_RELAY_UPSTREAM_CLIENT</c>: <c>builtin</c> (default) sends plain-http upstream requests through the
-    /// relay's own HTTP/1.1 client, <c>system</c> through .NET's SocketsHttpHandler. Null after printing why the
-    /// value is invalid.
-    /// </summary>
-    private static bool? UpstreamClientChoice(CliEnvironment environment, TextWriter error)
-    {
-        const string Name = "CC_RELAY_UPSTREAM_CLIENT";
-        var value = environment.NonEmpty(Name);
-        if (value is null || value.Equals("builtin", StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
-
-        if (value.Equals("system", StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-
-        error.WriteLine($"cc-relay: ${Name} must be builtin or system, not '{value}'");
-        return null;
     }
 
     /// <summary>The command-line overrides, or null after printing why a flag is invalid.</summary>

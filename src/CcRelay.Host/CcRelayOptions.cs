@@ -30,13 +30,6 @@ public sealed class CcRelayOptions
     public ConfigOverrides Overrides { get; set; } = ConfigOverrides.None;
 
     /// <summary>
-    /// Send plain-http (<c>http://</c>) upstream requests through the relay's own HTTP/1.1 client: one write per
-    /// request and no header objects to validate (see docs/relay.md, "Upstream connections"). https upstreams
-    /// (HTTP/2 when offered) and proxied ones always use .NET's SocketsHttpHandler. Default true.
-    /// </summary>
-    public bool BuiltinHttp1Client { get; set; } = true;
-
-    /// <summary>
     /// How long finished requests wait to be accounted for (metrics, request line) in one batch, off their
     /// threads (<see cref="Observability.RequestAccounting"/>); <see cref="Timeout.InfiniteTimeSpan"/>: only when
     /// scraped or stopped (tests).

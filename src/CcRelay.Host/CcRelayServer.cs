@@ -122,7 +122,6 @@ public static class CcRelayServer
             relay.ReloadOnSighup = options.ConfigPath is not null;
             relay.WatchConfig = options.WatchConfig;
             relay.Overrides = options.Overrides;
-            relay.BuiltinHttp1Client = options.BuiltinHttp1Client;
             relay.Environment = options.Environment ?? relay.Environment;
             relay.AccountingInterval = options.AccountingInterval ?? relay.AccountingInterval;
             relay.PingInterval = options.PingInterval;

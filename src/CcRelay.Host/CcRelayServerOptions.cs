@@ -22,12 +22,6 @@ public sealed class CcRelayServerOptions
     public bool InlineScheduling { get; init; } = true;
 
     /// <summary>
-    /// Send plain-http upstream requests through the relay's own HTTP/1.1 client (default true); false sends
-    /// every request through .NET's SocketsHttpHandler. See <see cref="CcRelayOptions.BuiltinHttp1Client"/>.
-    /// </summary>
-    public bool BuiltinHttp1Client { get; init; } = true;
-
-    /// <summary>
     /// The clock every decision is made on (breakers, key pools, timings); null for <see cref="TimeProvider.System"/>.
     /// </summary>
     public TimeProvider? TimeProvider { get; init; }

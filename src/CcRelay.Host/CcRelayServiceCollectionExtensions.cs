@@ -40,12 +40,12 @@ public static class CcRelayServiceCollectionExtensions
         services.AddSingleton(sp => new CloudCredentials(sp.GetRequiredService<TimeProvider>(), options.Environment));
         services.AddHostedService(sp => new HealthProber(
             sp.GetRequiredService<RuntimeCell>(),
-            UpstreamClient.Create(options.BuiltinHttp1Client, options.Config.Edge.Security),
+            UpstreamClient.Create(options.Config.Edge.Security),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
-            UpstreamClient.Create(options.BuiltinHttp1Client, options.Config.Edge.Security),
+            UpstreamClient.Create(options.Config.Edge.Security),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),

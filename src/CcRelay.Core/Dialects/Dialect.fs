@@ -220,6 +220,21 @@ module Dialect =
         | ValueSome key when key.Key.Length > 0 && key.Aws.IsNone -> Some [ "authorization", "Bearer " + key.Key ]
         | _ -> None
 
+    // What every Bedrock InvokeModel plan carries, built once (the plan is made per attempt).
+    let private bedrockDropHeaders = [ "anthropic-beta"; "anthropic-version" ]
+
+    let private bedrockRemove = [ "model"; "stream"; "anthropic_version"; "anthropic_beta" ]
+
+    let private bedrockVersion =
+        "anthropic_version", jsonString Bedrock.anthropicVersion
+
+    let private bedrockStreamHeaders = [
+        "accept", "application/vnd.amazon.eventstream"
+        "x-amzn-bedrock-accept", "application/json"
+    ]
+
+    let private bedrockJsonHeaders = [ "accept", "application/json" ]
+
     let private bedrock
         (settings: BedrockSettings)
         (provider: ProviderConfig)
@@ -231,7 +246,9 @@ module Dialect =
         let model = Bedrock.modelId provider.ModelMapping settings.Region facts.Model
 
         let accepted, dropped =
-            betas |> List.partition (fun b -> List.contains b settings.Betas)
+            match betas with
+            | [] -> [], []
+            | betas -> betas |> List.partition (fun b -> List.contains b settings.Betas)
 
         let credentials, signing =
             match key, bearer key with
@@ -245,7 +262,7 @@ module Dialect =
             Url = provider.BaseUrl
             Credentials = credentials
             Signing = signing
-            DropHeaders = [ "anthropic-beta"; "anthropic-version" ]
+            DropHeaders = bedrockDropHeaders
             SetHeaders = []
             Body = BodyEdit.Unchanged
             Answer = AnswerDialect.Bedrock
@@ -263,8 +280,8 @@ module Dialect =
 
         let reshape = {
             PatchModel = None
-            Remove = [ "model"; "stream"; "anthropic_version"; "anthropic_beta" ]
-            Prepend = ("anthropic_version", jsonString Bedrock.anthropicVersion) :: betaMember
+            Remove = bedrockRemove
+            Prepend = bedrockVersion :: betaMember
             WrapForBedrockCountTokens = false
         }
 
@@ -288,12 +305,9 @@ module Dialect =
                         (fun () -> Bedrock.url provider.BaseUrl (Bedrock.invokePath model facts.Stream))
                 SetHeaders =
                     if facts.Stream then
-                        [
-                            "accept", "application/vnd.amazon.eventstream"
-                            "x-amzn-bedrock-accept", "application/json"
-                        ]
+                        bedrockStreamHeaders
                     else
-                        [ "accept", "application/json" ]
+                        bedrockJsonHeaders
                 Body = BodyEdit.Reshape reshape
           }
         // tokens are counted by Bedrock's CountTokens operation whichever API serves messages
@@ -570,8 +584,9 @@ module Dialect =
         | CloudSettings.OpenAi settings -> openAi settings provider key facts (operationOf pathAndQuery)
         | CloudSettings.Gemini settings -> gemini settings provider key facts (operationOf pathAndQuery)
 
-    /// The body the plan sends: the client's bytes (`ValueNone`) or the edited ones. An edit that cannot be
-    /// made (a body that is not a JSON object) is an error with the reason.
+    /// The body the plan sends: the client's bytes (`ValueNone`) or the edited ones. `body` is one that
+    /// `RequestFacts.inspect` accepted (its facts are `facts`), so a reshape finds its members without validating
+    /// it again (`JsonEdit.editValid`). An edit that cannot be made is an error with the reason.
     let body (edit: BodyEdit) (body: ReadOnlySpan<byte>) (facts: RequestFacts) : Result<byte array voption, string> =
         match edit with
         | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
@@ -592,9 +607,9 @@ module Dialect =
 
             match reshape.PatchModel with
             | Some model when model <> facts.Model ->
-                JsonEdit.edit (ReadOnlySpan(RequestFacts.withModel body facts model)) reshape.Remove prepend
+                JsonEdit.editValid (ReadOnlySpan(RequestFacts.withModel body facts model)) reshape.Remove prepend
             // the client's bytes are read in place: one copy, the edited body
-            | _ -> JsonEdit.edit body reshape.Remove prepend
+            | _ -> JsonEdit.editValid body reshape.Remove prepend
             |> Result.map (fun (edited, _) ->
                 if reshape.WrapForBedrockCountTokens then
                     ValueSome(Bedrock.countTokensBody (ReadOnlySpan edited))

@@ -85,3 +85,9 @@ module Headers =
                 if token.Length = 0 then None else Some token
             else
                 None
+
+    /// Whether a header value can go on the wire as it is: no CR, LF or NUL, which would end its field line and
+    /// let the rest of the value be read as another header (SocketsHttpHandler writes a value added without
+    /// validation as it is).
+    let isWireSafe (value: string) : bool =
+        value.AsSpan().IndexOfAny('\r', '\n', '\000') < 0

@@ -55,6 +55,17 @@ module SigV4 =
         SHA256.HashData(body, Span digest) |> ignore
         hex digest
 
+    /// Lower-case hex SHA-256 of a text's UTF-8 bytes, encoded into a pooled buffer.
+    let private sha256HexOfText (text: string) : string =
+        let buffer =
+            Buffers.ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount text.Length)
+
+        try
+            let length = Encoding.UTF8.GetBytes(text, 0, text.Length, buffer, 0)
+            sha256Hex (ReadOnlySpan(buffer, 0, length))
+        finally
+            Buffers.ArrayPool<byte>.Shared.Return buffer
+
     /// The canonical URI of a wire path for a non-S3 service: the path as sent (already percent-encoded) is
     /// URI-encoded once more, segment by segment (RFC 3986 unreserved characters and `/` kept), so `:` signs
     /// as `%3A` and an encoded `%2F` as `%252F`. No dot-segment normalisation: the relay builds its paths.
@@ -64,6 +75,26 @@ module SigV4 =
             "/"
         else
             uriEncode true wirePath
+
+    // Canonical URIs, by wire path: the same for every request to the same model, and encoding one byte by byte
+    // costs more than the rest of the canonical request. Bounded (the client chooses the model): past the bound
+    // the cache starts over.
+    let private canonicalUris =
+        Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal)
+
+    let private maxCanonicalUris = 1024
+
+    let private canonicalUriOf (wirePath: string) : string =
+        match canonicalUris.TryGetValue wirePath with
+        | true, known -> known
+        | _ ->
+            let encoded = canonicalUri wirePath
+
+            if canonicalUris.Count >= maxCanonicalUris then
+                canonicalUris.Clear()
+
+            canonicalUris.TryAdd(wirePath, encoded) |> ignore
+            encoded
 
     /// The canonical query string of a wire query (with or without its leading `?`): each `name=value` pair
     /// percent-decoded then RFC 3986 encoded, sorted by name, then value (ordinal). `+` is taken literally.
@@ -85,8 +116,8 @@ module SigV4 =
         |> Array.map (fun (name, value) -> name + "=" + value)
         |> String.concat "&"
 
-    /// A header value as SigV4 signs it: trimmed, inner runs of whitespace collapsed to one space.
-    let private canonicalValue (value: string) : string =
+    /// A value trimmed, inner runs of whitespace collapsed to one space.
+    let private canonicalised (value: string) : string =
         let builder = StringBuilder(value.Length)
         let mutable space = false
 
@@ -101,6 +132,14 @@ module SigV4 =
                 builder.Append(c) |> ignore
 
         builder.ToString()
+
+    /// A header value as SigV4 signs it: trimmed, inner runs of whitespace collapsed to one space.
+    let private canonicalValue (value: string) : string =
+        // most values (dates, hashes, media types, tokens) have no whitespace at all: they sign as they are
+        if value.AsSpan().IndexOfAny(" \t\r\n".AsSpan()) < 0 then
+            value
+        else
+            canonicalised value
 
     /// The `Host` header value for a URL: the host, with the port when it is not the scheme's default.
     let private hostOf (url: Uri) : string =
@@ -150,7 +189,7 @@ module SigV4 =
                 Algorithm
                 amzDate
                 String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
-                sha256Hex (ReadOnlySpan(Encoding.UTF8.GetBytes canonicalRequest))
+                sha256HexOfText canonicalRequest
             ]
 
         let signingKey = signingKey secretAccessKey shortDate region service
@@ -223,7 +262,7 @@ module SigV4 =
         canonical
             .Append(method.ToUpperInvariant())
             .Append('\n')
-            .Append(canonicalUri url.AbsolutePath)
+            .Append(canonicalUriOf url.AbsolutePath)
             .Append('\n')
             .Append(canonicalQuery url.Query)
             .Append('\n')

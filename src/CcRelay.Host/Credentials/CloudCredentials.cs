@@ -120,8 +120,10 @@ internal sealed class CloudCredentials
                 immutable.UseToken ? immutable.Token : null);
         }
 
-        var signed = new List<Tuple<string, string>>();
-        if (request.Content?.Headers.ContentType is { } contentType)
+        var signed = new List<Tuple<string, string>>(4);
+
+        // NOTE: the raw value, not the typed ContentType: that would parse it into header objects and format it back
+        if (request.Content is { } content && content.Headers.NonValidated.TryGetValues("Content-Type", out var contentType))
         {
             signed.Add(Tuple.Create("content-type", contentType.ToString()));
         }

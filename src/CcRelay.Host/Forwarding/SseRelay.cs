@@ -61,11 +61,16 @@ internal static class SseRelay
         try
         {
             // NOTE: StartAsync only buffers the status line and headers (no token: a cancelled one would leave the
-            // response unstarted, and the client an empty 200); flush them, so the client has them as soon as the
+            // response unstarted, and the client an empty 200). When the first events are in hand already (the peek
+            // read them: the usual case), the headers go out with them in the loop's first write, one send and one
+            // client read for both; otherwise they are flushed now, so the client has them as soon as the
             // upstream's arrived (x-cc-relay-overhead-ms included), not with the first event. A flush cancelled by
             // the token makes Kestrel abort the connection, so a cut stream never ends cleanly.
             await response.StartAsync(CancellationToken.None);
-            write = Written(await response.BodyWriter.FlushAsync(cancellationToken));
+            if (upstream is not PrefixedStream { StartsWithEvent: true })
+            {
+                write = Written(await response.BodyWriter.FlushAsync(cancellationToken));
+            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -167,6 +167,9 @@ internal sealed class PrefixedStream(byte[] prefix, Stream rest, Task<int>? pend
     private int _position;
     private Task<int>? _pending = pending;
 
+    /// <summary>Whether a whole event is waiting to be read (the peek's prefix holds at least one complete frame).</summary>
+    public bool StartsWithEvent => _position == 0 && _prefix.Length > 0 && Sse.findEventEnd(_prefix) >= 0;
+
     public override bool CanRead => true;
 
     public override bool CanSeek => false;

@@ -15,12 +15,6 @@ internal sealed class UpstreamBodyContent(ReadOnlyMemory<byte> body) : HttpConte
     /// <summary>True once the whole body was written to the upstream connection.</summary>
     public bool Sent => Volatile.Read(ref _sent) == 1;
 
-    /// <summary>The body, for a handler that writes it itself (<see cref="Http1Connection"/>).</summary>
-    internal ReadOnlyMemory<byte> Body => _body;
-
-    /// <summary>Records that a handler writing <see cref="Body"/> itself has sent all of it.</summary>
-    internal void MarkSent() => Volatile.Write(ref _sent, 1);
-
     protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
     {
         await stream.WriteAsync(_body, cancellationToken);

@@ -10,16 +10,43 @@ internal static class UpstreamClient
     /// NOTE: <see cref="HttpMessageInvoker"/>, not <see cref="HttpClient"/>: the latter's convenience
     /// overloads buffer whole responses, which would stall SSE (the YARP lesson). No automatic
     /// decompression, redirects, cookies or proxy-side tracing headers: the relay forwards exactly.
-    /// Plain-http upstreams go through the relay's own HTTP/1.1 client (<see cref="Http1Handler"/>) unless
-    /// <paramref name="builtinHttp1"/> is false; https (HTTP/2 when the upstream offers it) and proxied ones
-    /// through <see cref="SocketsHttpHandler"/>.
+    /// Every upstream, plain http (HTTP/1.1) or https (HTTP/2 when the upstream offers it), proxied or not, goes
+    /// through <see cref="SocketsHttpHandler"/> (docs/design.md, "The HTTP client").
     /// </summary>
-    public static HttpMessageInvoker Create(bool builtinHttp1 = true, SecurityConfig? security = null) =>
-        new(builtinHttp1 ? new Http1Handler(System(security)) : System(security), disposeHandler: true);
+    public static HttpMessageInvoker Create(SecurityConfig? security = null) => new(new LineBreakGuard(System(security)), disposeHandler: true);
 
     /// <summary>
-    /// NOTE: <c>AllowAutoRedirect = false</c> here, and the HTTP/1.1 client follows nothing either: an upstream's 3xx
-    /// reaches <see cref="UpstreamForwarder"/>, which refuses it (<see cref="UpstreamRedirect.refusal"/>).
+    /// Refuses, before anything is sent, a request with a header value that has a line break or NUL
+    /// (<see cref="Headers.isWireSafe"/>): SocketsHttpHandler writes a value added without validation as it is, so
+    /// <c>a\r\nx-api-key: …</c> would reach the upstream as a second header.
+    /// </summary>
+    private sealed class LineBreakGuard(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            (Unsafe(request.Headers) ?? (request.Content is { } content ? Unsafe(content.Headers) : null)) is { } name
+                ? Task.FromException<HttpResponseMessage>(new HttpRequestException(HttpRequestError.Unknown, $"request header {name} has a line break or NUL: not sent"))
+                : base.SendAsync(request, cancellationToken);
+
+        private static string? Unsafe(System.Net.Http.Headers.HttpHeaders headers)
+        {
+            foreach (var header in headers.NonValidated)
+            {
+                foreach (var value in header.Value)
+                {
+                    if (!Headers.isWireSafe(value))
+                    {
+                        return header.Key;
+                    }
+                }
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// NOTE: <c>AllowAutoRedirect = false</c>: an upstream's 3xx reaches <see cref="UpstreamForwarder"/>, which
+    /// refuses it (<see cref="UpstreamRedirect.refusal"/>).
     /// </summary>
     private static SocketsHttpHandler System(SecurityConfig? security)
     {

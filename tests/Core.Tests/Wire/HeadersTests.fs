@@ -122,3 +122,14 @@ let ``tryBearer refuses other schemes and empty tokens`` (header: string) =
 [<Fact>]
 let ``tryBearer of an absent header is None`` () =
     Assert.Equal(None, Headers.tryBearer null)
+
+[<Theory>]
+[<InlineData("Bearer sk-ant-123", true)>]
+[<InlineData("", true)>]
+[<InlineData("a, b;\tq=1", true)>]
+[<InlineData("a\r\nx-api-key: stolen", false)>]
+[<InlineData("a\nb", false)>]
+[<InlineData("a\rb", false)>]
+[<InlineData("a\000b", false)>]
+let ``a header value is wire-safe unless it has a CR, LF or NUL`` (value: string, safe: bool) =
+    Assert.Equal(safe, Headers.isWireSafe value)

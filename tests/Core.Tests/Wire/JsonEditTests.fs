@@ -101,3 +101,24 @@ let ``anything but one JSON object is an error`` (body: string) =
 let ``invalid UTF-8 is an error`` () =
     let body = Array.concat [ bytes "{\"a\":\""; [| 0xFFuy |]; bytes "\"}" ]
     Assert.True(Result.isError (JsonEdit.edit (ReadOnlySpan body) [] []))
+
+[<Theory>]
+[<InlineData("""{"a":"x\\\"}{[","model":"m","b":[{"c":"]\\"},"{"],"n":-1.5e3,"stream":true}""")>]
+[<InlineData(" \r\n{ \"stream\" :false, \"model\":\"m\" , \"t\":[[],{}] , \"u\":null}\n ")>]
+[<InlineData("""{"mo\u0064el":"m","stream":true,"x":"\u00e9"}""")>]
+[<InlineData("""{}""")>]
+let ``editValid edits a valid body as edit does: quotes, brackets and escapes inside strings, whitespace, escaped names``
+    (body: string)
+    =
+    let prepend = [ "anthropic_version", bytes "\"v\"" ]
+    let remove = [ "model"; "stream" ]
+
+    match
+        JsonEdit.edit (ReadOnlySpan(bytes body)) remove prepend,
+        JsonEdit.editValid (ReadOnlySpan(bytes body)) remove prepend
+    with
+    | Ok(expected, expectedRemoved), Ok(result, removed) ->
+        Assert.Equal(Encoding.UTF8.GetString expected, Encoding.UTF8.GetString result)
+        Assert.Equal<string list>(expectedRemoved, removed)
+        Assert.True(isValidJson (Encoding.UTF8.GetString result))
+    | other -> failwith $"expected two edits, got %A{other}"

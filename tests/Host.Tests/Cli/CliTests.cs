@@ -62,18 +62,6 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public async Task Serve_UnknownUpstreamClientChoice_Exits2_SayingWhatIsAllowed()
-    {
-        using var sandbox = new CliSandbox();
-        sandbox.Variables["CC_RELAY_UPSTREAM_CLIENT"] = "curl";
-
-        var (code, _, error) = await sandbox.RunAsync("serve");
-
-        Assert.Equal(2, code);
-        Assert.Contains("$CC_RELAY_UPSTREAM_CLIENT must be builtin or system, not 'curl'", error);
-    }
-
-    [Fact]
     public async Task Serve_MissingConfigFile_Exits2_NamingIt()
     {
         var path = Path.Combine(_dir, "nope.yaml");

@@ -121,3 +121,16 @@ let ``edit keeps the bytes before the first member and after the last kept one``
             let close = Array.LastIndexOf(body, byte '}')
             Assert.True(result.AsSpan().EndsWith(ReadOnlySpan(body, close, body.Length - close))))
     )
+
+[<Fact>]
+let ``editValid gives what edit gives on every valid body`` () =
+    Check.property (
+        Prop.forAll editCase (fun (body, remove, prepend) ->
+            let expected, expectedRemoved = edit body remove prepend
+
+            match JsonEdit.editValid (ReadOnlySpan body) remove prepend with
+            | Ok(result, removed) ->
+                Assert.Equal<byte array>(expected, result)
+                Assert.Equal<string list>(expectedRemoved, removed)
+            | Error e -> failwith $"expected an edit, got %s{e}")
+    )
