@@ -72,10 +72,30 @@ public static class CcRelayServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton<Ledger.IUsageLedger>(sp => OpenLedger(options, sp));
+        // with state.postgres, budgets are rebuilt from the shared store's spend (every relay's), not from this relay's ledger
         services.AddSingleton(sp => new Clients.ClientGate(
             sp.GetRequiredService<RelayState>().Current.Config,
-            sp.GetRequiredService<Ledger.IUsageLedger>(),
+            options.Config.State.Postgres is null ? sp.GetRequiredService<Ledger.IUsageLedger>() : Ledger.NullLedger.Instance,
             sp.GetRequiredService<TimeProvider>()));
+        if (options.Config.State.Postgres?.Value is { } postgres)
+        {
+            // several relays, one behaviour (docs/scale-out.md): started before the server takes requests
+            services.AddSingleton(sp =>
+            {
+                var shared = new Shared.SharedStateService(
+                    postgres,
+                    TimeSpan.FromMilliseconds(options.Config.State.FlushIntervalMs),
+                    sp.GetRequiredService<RelayState>(),
+                    sp.GetRequiredService<RuntimeCell>(),
+                    sp.GetRequiredService<Clients.ClientGate>(),
+                    sp.GetRequiredService<TimeProvider>(),
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Shared"));
+                Shared.SharedStateMetrics.Register(sp.GetRequiredService<RelayMetrics>().Meter, shared);
+                return shared;
+            });
+            services.AddHostedService(sp => sp.GetRequiredService<Shared.SharedStateService>());
+        }
+
         services.AddSingleton(sp =>
         {
             var state = sp.GetRequiredService<RelayState>();

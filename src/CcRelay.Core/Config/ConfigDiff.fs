@@ -83,6 +83,8 @@ module ConfigDiff =
                 "grpc.listen", current.Grpc.Listen <> next.Grpc.Listen
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
                 "ledger", current.Ledger <> next.Ledger
+                // the shared-state connection is opened once, at start-up
+                "state", current.State <> next.State
             ]
             @ edgeRestart current.Edge next.Edge
             |> List.map ConfigChange.RestartRequired
@@ -251,4 +253,5 @@ module ConfigDiff =
             }
             // the ledger's file and writer are opened once, at start-up; clients reload live
             Ledger = running.Ledger
+            State = running.State
     }
