@@ -31,7 +31,7 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini clients shared)
 
 # The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
 # key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
@@ -98,6 +98,11 @@ EOC
         logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
         metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' >> "$1" ;;
         devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' >> "$1" ;;
+        # the benchmark's caller as a client (its x-api-key) with a budget far above what it spends, the ledger off;
+        # shared: the same, its state on the PostgreSQL named by $CC_RELAY_BENCH_PG (bench/shared-state.sh)
+        clients|shared)
+            printf 'logging:\n  level: warn\nclients:\n  - name: bench\n    key: "bench-client-key"\n    budget: { daily_usd: 1000000 }\nledger:\n  enabled: false\n' >> "$1"
+            if [[ $4 == shared ]]; then printf 'state:\n  postgres: "${CC_RELAY_BENCH_PG}"\n' >> "$1"; fi ;;
     esac
 }
 
