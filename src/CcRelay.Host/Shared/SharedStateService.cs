@@ -64,6 +64,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
     private long _merged;
     private long _dropped;
     private int _queueFullReported;
+    private int _disposed;
 
     /// <summary>A service for <paramref name="connectionString"/>; nothing is opened until <see cref="StartAsync"/>.</summary>
     public SharedStateService(
@@ -152,9 +153,14 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>Stops the loop and closes the pool; a second call (the container tracks the service twice: as itself and as a hosted service) does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _stop.CancelAsync();
         await _pool.DisposeAsync();
         _stop.Dispose();
