@@ -15,7 +15,10 @@ internal static class StateCommand
     {
         var client = new Argument<string>("client") { Description = "The client's name (clients[].name) or its key id (8 hex digits)." };
         var config = new Option<string?>("--config") { Description = "The config file whose state.postgres to use. Default: the file serve would load." };
-        var revoke = new Command("revoke-client-key", "Revoke a client key on every relay that shares state.postgres.") { client, config };
+        var revoke = new Command("revoke-client-key", "Revoke a client key on every relay that shares state.postgres.") { client, config }
+            .WithExamples(
+                "cc-relay state revoke-client-key alice",
+                "cc-relay state revoke-client-key 1a2b3c4d --config /etc/cc-relay/config.yaml");
         revoke.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;

@@ -20,6 +20,8 @@ type SharedEvent =
     | KeyLimitsLearned of Provider: string * KeyId: string * Limits: KeyLimits
     /// A client key was revoked: refused everywhere from now on.
     | ClientKeyRevoked of KeyId: string
+    /// A conversation was pinned to a provider family (thinking-signature affinity).
+    | ConversationPinned of ConversationKey: uint64 * Family: string
 
 /// Which local changes are published, and how a published one is applied by the other relays, as pure
 /// functions of the runtime, the monotonic `now` and the wall clock `wall` (read together).
@@ -43,6 +45,7 @@ module SharedEvents =
             Some(SharedEvent.KeyCooledDown(provider, keyId, toWall now wall until))
         | RelayEffect.KeyLimitsLearned(provider, keyId, limits) ->
             Some(SharedEvent.KeyLimitsLearned(provider, keyId, limits))
+        | RelayEffect.ConversationPinned(key, family) -> Some(SharedEvent.ConversationPinned(key, family))
         | RelayEffect.BreakerHalfOpened _
         | RelayEffect.BreakerClosed _
         | RelayEffect.KeyRevoked _ -> None
@@ -127,6 +130,7 @@ module SharedEvents =
                     else
                         adoptLimits now limits key)
                 runtime
+        | SharedEvent.ConversationPinned(key, family) -> RelayRuntime.pin now key family runtime
         | SharedEvent.ClientKeyRevoked _ -> runtime
 
     /// The most a NOTIFY payload holds (PostgreSQL: 8000 bytes).
@@ -165,6 +169,10 @@ module SharedEvents =
             | SharedEvent.ClientKeyRevoked keyId ->
                 w.WriteString("kind", "client_key_revoked")
                 w.WriteString("key_id", keyId)
+            | SharedEvent.ConversationPinned(key, family) ->
+                w.WriteString("kind", "conversation_pinned")
+                w.WriteNumber("conversation", key)
+                w.WriteString("family", family)
 
             w.WriteEndObject())
 
@@ -220,6 +228,13 @@ module SharedEvents =
                         )
                     | _ -> None
                 | Some "client_key_revoked", _, Some keyId -> Some(SharedEvent.ClientKeyRevoked keyId)
+                | Some "conversation_pinned", _, _ ->
+                    match root.TryGetProperty "conversation", text "family" with
+                    | (true, v), Some family when v.ValueKind = JsonValueKind.Number ->
+                        match v.TryGetUInt64() with
+                        | true, key -> Some(SharedEvent.ConversationPinned(key, family))
+                        | _ -> None
+                    | _ -> None
                 | _ -> None
 
             match text "relay", event with

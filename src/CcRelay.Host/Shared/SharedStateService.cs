@@ -343,7 +343,10 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
             if (relay != RelayId)
             {
                 Apply(shared);
-                SharedStateLog.Applied(_logger, Describe(shared), relay);
+                if (shared is not SharedEvent.ConversationPinned)
+                {
+                    SharedStateLog.Applied(_logger, Describe(shared), relay);
+                }
             }
         }
 
@@ -357,6 +360,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         SharedEvent.KeyCooledDown k => $"key {k.Provider}/{k.KeyId} cooling down until {k.Until:O}",
         SharedEvent.KeyLimitsLearned l => $"limits of key {l.Provider}/{l.KeyId} learned",
         SharedEvent.ClientKeyRevoked r => $"client key {r.KeyId} revoked",
+        SharedEvent.ConversationPinned p => $"a conversation pinned to {p.Family}",
         _ => "event",
     };
 
@@ -392,8 +396,15 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         var batch = new List<SharedEvent>();
         while (batch.Count < 500 && _events.Reader.TryPeek(out var shared))
         {
-            await using var command = RowOf(shared, connection, transaction);
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            await using (var command = RowOf(shared, connection, transaction))
+            {
+                // a pin has no row: it spreads by NOTIFY alone (best effort; a relay connecting later does not learn it)
+                if (command.CommandText.Length > 0)
+                {
+                    await command.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
             await using var notify = new NpgsqlCommand("SELECT pg_notify('ccrelay_events', @payload)", connection, transaction);
             notify.Parameters.AddWithValue("payload", SharedEvents.encode(RelayId, shared));
             await notify.ExecuteNonQueryAsync(cancellationToken);

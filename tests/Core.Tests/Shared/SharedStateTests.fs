@@ -442,3 +442,39 @@ let ``a flush body survives the store exactly`` () =
 
     Assert.Equal(Ok flush, SpendFlushJson.read flush.FlushId "r1" 42L (SpendFlushJson.write flush))
     Assert.True((SpendFlushJson.read flush.FlushId "r1" 42L "{\"spent\":[{}]}").IsError)
+
+[<Fact>]
+let ``a new pin is an effect that spreads; a pin elsewhere pins here`` () =
+    let config =
+        relay RoutingStrategy.Failover [ provider "a" [ key "sk-a-1" 0 ]; provider "b" [ key "sk-b-1" 0 ] ]
+
+    let request = {
+        Fixtures.request "claude-sonnet-4-5" with
+            ConversationKey = 42UL
+    }
+
+    let runtime, dispatch = plan (Relay.create (at 0.0) config) (at 1.0) request
+    let runtime, step, dispatch = next runtime (at 1.0) dispatch
+    let attempt = sent step
+    let completed = Relay.complete runtime (at 2.0) dispatch attempt ok
+    let family = attempt.Provider.Family
+    Assert.Contains(RelayEffect.ConversationPinned(42UL, family), completed.Effects)
+
+    // the same conversation answered by the same family again is no new pin
+    let runtime, dispatch =
+        plan (Relay.release completed.Runtime attempt) (at 3.0) request
+
+    let runtime, step, dispatch = next runtime (at 3.0) dispatch
+    let again = Relay.complete runtime (at 3.0) dispatch (sent step) ok
+    Assert.DoesNotContain(RelayEffect.ConversationPinned(42UL, family), again.Effects)
+
+    let event =
+        SharedEvents.ofEffect (at 2.0) wall (RelayEffect.ConversationPinned(42UL, family))
+
+    Assert.Equal(Some(SharedEvent.ConversationPinned(42UL, family)), event)
+    Assert.Equal(Ok("r1", event.Value), SharedEvents.decode (SharedEvents.encode "r1" event.Value))
+
+    let elsewhere =
+        SharedEvents.apply (at 5.0) wall event.Value (Relay.create (at 0.0) config)
+
+    Assert.Equal(ValueSome family, RelayRuntime.pinnedFamily (at 6.0) 42UL elsewhere)
