@@ -20,7 +20,8 @@ namespace CcRelay.Host.Shared;
 ///     (1) wait for a NOTIFY or the flush interval          ccrelay_events / ccrelay_spend ──► apply to RuntimeCell / ClientGate
 ///     (2) publish queued events: row per kind + pg_notify   ──► ccrelay_circuits, _providers, _keys, _revoked_client_keys
 ///     (3) flush pending spend (one row, unique flush id) + heartbeat, pg_notify ccrelay_spend
-///     (4) read the others' flushes after the last seq; release the reservations of relays gone silent
+///     (4) on a NOTIFY, read the others' flushes after the last seq; every 5 s, read anyway and release the
+///         reservations of relays gone silent
 ///   lost connection ──► Degraded (health, metric), backoff, reconnect, re-read every table, catch up by seq
 /// </code>
 /// The decisions (what is published, how it applies, the merge, the backoff) are Core's (<see cref="SharedEvents"/>,
@@ -65,6 +66,10 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
     private long _dropped;
     private int _queueFullReported;
     private int _disposed;
+    private long _lastHeartbeat;
+
+    /// <summary>How often an idle relay tells the others it is alive (a busy one does with every flush).</summary>
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>A service for <paramref name="connectionString"/>; nothing is opened until <see cref="StartAsync"/>.</summary>
     public SharedStateService(
@@ -246,6 +251,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
 
                 _firstSync.TrySetResult();
                 var nextGoneCheck = _time.GetTimestamp();
+                _lastHeartbeat = _time.GetTimestamp();
                 while (!stopping.IsCancellationRequested)
                 {
                     // :: Step 1: wait for a NOTIFY or the flush interval, then apply what arrived
@@ -262,7 +268,8 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                         await ReadSpendAsync(stopping);
                     }
 
-                    if (_time.GetElapsedTime(nextGoneCheck) >= TimeSpan.FromSeconds(1))
+                    // NOTE: the NOTIFY is what spreads spend; this read is the fallback for one lost with a connection
+                    if (_time.GetElapsedTime(nextGoneCheck) >= TimeSpan.FromSeconds(5))
                     {
                         nextGoneCheck = _time.GetTimestamp();
                         await ReadSpendAsync(stopping);
@@ -485,6 +492,13 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
             }
         }
 
+        // NOTE: nothing to write and the heartbeat not due: no round trip at all (an idle relay costs the database a
+        // heartbeat a second, a busy one a flush per interval)
+        if (_unconfirmed is null && _time.GetElapsedTime(_lastHeartbeat) < HeartbeatInterval)
+        {
+            return;
+        }
+
         await using var connection = await _pool.OpenConnectionAsync(cancellationToken);
         await using var batch = new NpgsqlBatch(connection);
         var heartbeat = new NpgsqlBatchCommand("INSERT INTO ccrelay_relays (relay, seen_at) VALUES (@relay, now()) ON CONFLICT (relay) DO UPDATE SET seen_at = now()");
@@ -511,6 +525,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
 
         // one round trip, one implicit transaction
         await batch.ExecuteNonQueryAsync(cancellationToken);
+        _lastHeartbeat = _time.GetTimestamp();
         if (flush is not null)
         {
             _unconfirmed = null;
