@@ -31,7 +31,7 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini clients shared)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini noclients clients shared)
 
 # The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
 # key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
@@ -98,10 +98,14 @@ EOC
         logs) printf 'logging:\n  level: info\n  format: json\n  output: "%s"\nmetrics:\n  enabled: false\n' "${1%.yaml}-requests.jsonl" >> "$1" ;;
         metrics) printf 'logging:\n  level: warn\nmetrics:\n  enabled: true\n' >> "$1" ;;
         devnull) printf 'logging:\n  level: info\n  format: json\n  output: "/dev/null"\nmetrics:\n  enabled: false\n' >> "$1" ;;
-        # the benchmark's caller as a client (its x-api-key) with a budget far above what it spends, the ledger off;
-        # shared: the same, its state on the PostgreSQL named by $CC_RELAY_BENCH_PG (bench/shared-state.sh)
+        # the client-key pair (issue 21 §6, docs/teams.md): the ledger off in both, so the difference is the client
+        # key's check, limits and budget settlement alone; the benchmark's x-api-key (bench-client-key) is the client's
+        # key, with limits and budgets far above what the benchmark sends (every bucket and budget is charged and
+        # settled on every request, none runs dry)
+        noclients) printf 'logging:\n  level: warn\nledger:\n  enabled: false\n' >> "$1" ;;
+        # shared: the client-key relay with its state on the PostgreSQL named by $CC_RELAY_BENCH_PG (bench/shared-state.sh)
         clients|shared)
-            printf 'logging:\n  level: warn\nclients:\n  - name: bench\n    key: "bench-client-key"\n    budget: { daily_usd: 1000000 }\nledger:\n  enabled: false\n' >> "$1"
+            printf 'logging:\n  level: warn\nledger:\n  enabled: false\nclients:\n  - name: bench\n    key_sha256: "1d9eb6f32b54cfdbc0846e361fc310d58fd5fbc3dad6cabf369ea41f14e78fd2"\n    rpm_limit: 100000000\n    itpm_limit: 2000000000\n    otpm_limit: 2000000000\n    max_concurrent: 100000\n    budget:\n      daily_usd: 100000000\n      weekly_usd: 100000000\n      monthly_usd: 100000000\n      total_usd: 100000000\n      by_model:\n        - models: "claude-sonnet-*"\n          weekly_usd: 100000000\n' >> "$1"
             if [[ $4 == shared ]]; then printf 'state:\n  postgres: "${CC_RELAY_BENCH_PG}"\n' >> "$1"; fi ;;
     esac
 }
@@ -116,6 +120,8 @@ declare -F say >/dev/null || say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_scratch() {
     mkdir -p "$BENCH/out"
     WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+    # relays keep their default usage ledger (on), in the scratch dir rather than the user's ~/.local/state
+    export XDG_STATE_HOME="$WORK/state"
     PIDS=()
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM

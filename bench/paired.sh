@@ -6,6 +6,8 @@
 #   bench/paired.sh --rounds 6       fewer rounds (no interval below 6)
 #   B=logs|metrics|devnull bench/paired.sh   relay-on's parts alone (as OBS_B in run.sh --observability)
 #   A=default B=pooled bench/paired.sh       one provider against three pooled ones (as run.sh --routing)
+#   A=noclients B=clients bench/paired.sh    no clients against every request carrying a client key with limits and
+#                                    budgets (the ledger off in both): the cost of the client-key checks and settlement
 #   A=on B=on RELAY_B=/tmp/new/cc-relay.dll bench/paired.sh
 #                                    one configuration, two builds: the relay built here (A) against another
 #                                    (e.g. `dotnet publish src/CcRelay.Cli -c Release -o /tmp/new` of a change)
@@ -23,7 +25,7 @@
 #                                    https-realistic = TLS in front of the delayed FakeUpstream. Default: instant (nginx's
 #                                    fixed answer over plain http)
 #
-# A and B are bench/lib.sh's relay variants: off, on, logs, metrics, devnull, default, pooled (A defaults to off,
+# A and B are bench/lib.sh's relay variants: off, on, logs, metrics, devnull, default, pooled, noclients, clients (A defaults to off,
 # B to on). RELAY_A / RELAY_B name a cc-relay.dll to run instead of the one this script builds.
 #
 # Each round starts both relays afresh (each round is an independent draw of tiered-JIT outcomes), warms them up

@@ -98,6 +98,8 @@ fi
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$BENCH/out/$STAMP"
 WORK="$(mktemp -d /tmp/ccrealpath.XXXXXX)"
+# The relays keep their default usage ledger (on), in the scratch dir rather than the user's ~/.local/state
+export XDG_STATE_HOME="$WORK/state"
 mkdir -p "$OUT"
 : "${REPORT:=$OUT/real-path.md}"
 RESULTS="$OUT/results.jsonl" LOG="$OUT/run.log" TTFB_DETAIL="$WORK/ttfb-detail.md"

@@ -76,11 +76,19 @@ else
 fi
 : "${TP_CONNS:=32 128}" "${TP_MAX_REQUESTS:=2000000}" "${RATE:=200}"
 : "${SSE_DELTAS:=40}" "${SSE_INTERVAL_MS:=20}" "${SSE_LATE_MS:=5}"
+# The fake upstream sends message_start and content_block_start in one write, as Anthropic's API does (SSE_FIRST_US=0).
+# The relay holds message_start until the next deciding event (src/CcRelay.Host/Forwarding/StreamPeek.cs: an error
+# right after message_start still fails over), so an upstream that left a gap there would show the hold as one late,
+# coalesced event per stream; what that hold costs is measured on its own by bench/ttfb.sh (GAPS="0 3000").
+# SSE_FIRST_US=-1 spaces every event SSE_INTERVAL_MS apart (the schedule before 2026-12-07).
+: "${SSE_FIRST_US:=0}"
 : "${HOLD_STREAMS:=1000}" "${HOLD_INTERVAL_MS:=1000}"
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$BENCH/out/$STAMP"
 WORK="$(mktemp -d /tmp/ccbench.XXXXXX)"
+# The relays keep their default usage ledger (on), in the scratch dir rather than the user's ~/.local/state
+export XDG_STATE_HOME="$WORK/state"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 META="$OUT/meta.txt"
@@ -359,7 +367,7 @@ if [[ -n $COMPARE ]]; then
         for t in "${order[@]}"; do
             say "  sse $t"
             lg sse --run "$run" --label "$t" --url "${URL_SSE[$t]}" --streams "$SSE_STREAMS" --rounds "$SSE_ROUNDS" \
-                --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
+                --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --first-us "$SSE_FIRST_US" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
         done
         stop_compare_relays
     done
@@ -494,7 +502,7 @@ WARM=(--body "$BENCH/payloads/messages.template.json" --headers "$BENCH/payloads
     echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "Priority: nice $(ps -o ni= -p $$ | xargs)"
-    echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms, late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms; one-off warm-up ${WARMUP_SECONDS}s per target"
+    echo "Parameters: throughput ${TP_SECONDS}s (+${TP_WARMUP}s warm-up) at ${TP_CONNS// /, } connections; fixed rate $RATE req/s × $RATE_COUNT requests; SSE $SSE_STREAMS streams × $SSE_ROUNDS rounds × ($SSE_DELTAS+5) events every $SSE_INTERVAL_MS ms (content_block_start $SSE_FIRST_US µs after message_start; -1: spaced too), late > $SSE_LATE_MS ms; hold $HOLD_STREAMS streams × ($HOLD_DELTAS+5) events every $HOLD_INTERVAL_MS ms; one-off warm-up ${WARMUP_SECONDS}s per target"
 } > "$META"
 
 # ---- measurements -------------------------------------------------------------------------------------------------
@@ -534,7 +542,7 @@ for run in $(seq "$RUNS"); do
     for t in "${order[@]}"; do
         say "  sse $t"
         lg sse --run "$run" --label "$t" --url "${URL_SSE[$t]}" --streams "$SSE_STREAMS" --rounds "$SSE_ROUNDS" \
-            --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
+            --deltas "$SSE_DELTAS" --interval-ms "$SSE_INTERVAL_MS" --first-us "$SSE_FIRST_US" --late-ms "$SSE_LATE_MS" "${COMMON[@]}" >>"$LOG"
     done
 
     sleep 3
@@ -554,7 +562,7 @@ for run in $(seq "$RUNS"); do
         if wait_port "$port" "$t (hold)" && { [[ $t == nginx ]] || relay_uses_bench_config "$port"; }; then
             say "  hold $t ($HOLD_STREAMS streams)"
             lg hold --run "$run" --label "$t" --url "http://127.0.0.1:$port/v1/messages" --streams "$HOLD_STREAMS" \
-                --deltas "$HOLD_DELTAS" --interval-ms "$HOLD_INTERVAL_MS" --pids "$pid" "${COMMON[@]}" >>"$LOG" \
+                --deltas "$HOLD_DELTAS" --interval-ms "$HOLD_INTERVAL_MS" --first-us "$SSE_FIRST_US" --pids "$pid" "${COMMON[@]}" >>"$LOG" \
                 || say "  hold $t failed (see $LOG)"
         fi
         stop_pid "$pid"

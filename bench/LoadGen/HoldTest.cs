@@ -6,6 +6,7 @@ namespace CcRelay.Bench.LoadGen;
 /// Memory under many open streams. Warm the target up (JSON requests + short streams), let it settle, read its
 /// idle RSS (process tree of --pids), then open --streams slow streams (one event every --interval-ms) and sample
 /// RSS while every stream is open. Per-stream cost = (peak RSS while holding − idle RSS) / streams.
+/// --first-us N (optional): as for <c>sse</c>, the gap between message_start and content_block_start (0: one write).
 /// Bounded by the stream count and a deadline of 2 × the scripted stream length + 60 s.
 /// </summary>
 internal static class HoldTest
@@ -19,7 +20,7 @@ internal static class HoldTest
         var settleMs = o.Int("settle-ms", 3000);
         var pids = o.Pids("pids");
         var headers = Target.ReadHeaders(o.Str("headers"));
-        var request = target.BuildRequest(Target.RenderBody(o.Str("body"), stream: true, deltas, (long)(intervalMs * 1000)), headers);
+        var request = target.BuildRequest(Target.RenderBody(o.Str("body"), stream: true, deltas, (long)(intervalMs * 1000), o.Int("first-us", -1)), headers);
         var expected = deltas + 5;
 
         // Warm-up: JSON + SSE paths, then let GC / pools settle before the idle reading.

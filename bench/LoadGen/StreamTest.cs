@@ -8,6 +8,8 @@ namespace CcRelay.Bench.LoadGen;
 /// client (timestamp right after the socket read) − upstream send time (<c>bench_ts</c>). An event is
 /// <i>coalesced</i> when it completed in the same read as the next event although the upstream sent that one at least
 /// interval/4 later (it was held back on the way), <i>late</i> when delay &gt; --late-ms.
+/// --first-us N (optional): the upstream sends content_block_start N µs after message_start (0: both in one write,
+/// as Anthropic's API does); absent, every event is --interval-ms after the one before.
 /// Bounded by streams × rounds and a hard deadline of 2 × the scripted duration + 20 s.
 /// </summary>
 internal static class StreamTest
@@ -21,7 +23,7 @@ internal static class StreamTest
         var intervalMs = o.Double("interval-ms", 20);
         var lateMs = o.Double("late-ms", 5);
         var request = target.BuildRequest(
-            Target.RenderBody(o.Str("body"), stream: true, deltas, (long)(intervalMs * 1000)),
+            Target.RenderBody(o.Str("body"), stream: true, deltas, (long)(intervalMs * 1000), o.Int("first-us", -1)),
             Target.ReadHeaders(o.Str("headers")));
         var expected = deltas + 5;
 

@@ -64,6 +64,7 @@ internal static class Program
         root.Add(ModelsCommand.Create(environment));
         root.Add(ProvidersCommand.Create(environment));
         root.Add(KeysCommand.Create(environment));
+        root.Add(ClientsCommand.Create(environment));
         root.Add(ClaudeCommand.Create(environment));
         root.Add(ConfigCommand(environment));
         root.Add(new Command("route", "Ask where requests would go.")

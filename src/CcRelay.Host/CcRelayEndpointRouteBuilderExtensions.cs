@@ -39,28 +39,31 @@ public static class CcRelayEndpointRouteBuilderExtensions
 
         // server.max_concurrent: the relayed routes take a slot (or wait for one, or get 529); reads take none
         var gate = services.GetRequiredService<Edge.AdmissionGate>();
-        _ = services.GetRequiredService<Edge.AuditTrail>();
+        var audit = services.GetRequiredService<Edge.AuditTrail>();
+
+        // the runtime client-key changes are read (and applied) before the first request
+        _ = services.GetRequiredService<Clients.ClientKeyRegistry>();
 
         // ccrelay_provider_up, ccrelay_circuit_state and ccrelay_key_capacity_ratio read the live breakers and
         // key pools at each scrape (nothing per request)
         services.GetService<RelayMetrics>()?.ObserveProviders(() => ProviderStatus.Of(runtime.Current, runtime.Now));
 
-        Route(endpoints, time, "/v1/messages", "POST", gate.Wrap(messages.HandleAsync));
-        Route(endpoints, time, "/v1/messages/count_tokens", "POST", gate.Wrap(messages.HandleAsync));
+        Route(endpoints, time, audit, "/v1/messages", "POST", gate.Wrap(messages.HandleAsync));
+        Route(endpoints, time, audit, "/v1/messages/count_tokens", "POST", gate.Wrap(messages.HandleAsync));
 
         // the relay as Claude Code's Bedrock or Vertex AI endpoint: the same pipeline, the cloud's shapes
-        Route(endpoints, time, "/model/{**operation}", "POST", gate.Wrap(ingress.BedrockAsync));
-        Route(endpoints, time, "/inference-profiles", "GET", ingress.BedrockAsync);
-        Route(endpoints, time, "/inference-profiles/{**id}", "GET", ingress.BedrockAsync);
-        Route(endpoints, time, "/v1/projects/{**operation}", "POST", gate.Wrap(ingress.VertexAsync));
+        Route(endpoints, time, audit, "/model/{**operation}", "POST", gate.Wrap(ingress.BedrockAsync));
+        Route(endpoints, time, audit, "/inference-profiles", "GET", ingress.BedrockAsync);
+        Route(endpoints, time, audit, "/inference-profiles/{**id}", "GET", ingress.BedrockAsync);
+        Route(endpoints, time, audit, "/v1/projects/{**operation}", "POST", gate.Wrap(ingress.VertexAsync));
 
-        Route(endpoints, time, "/v1/models", "GET, HEAD", models.ListAsync);
-        Route(endpoints, time, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
-        Route(endpoints, time, "/", "GET, HEAD", RootEndpoints.RootAsync);
+        Route(endpoints, time, audit, "/v1/models", "GET, HEAD", models.ListAsync);
+        Route(endpoints, time, audit, "/v1/models/{id}", "GET, HEAD", context => models.GetAsync(context, (string)context.Request.RouteValues["id"]!));
+        Route(endpoints, time, audit, "/", "GET, HEAD", RootEndpoints.RootAsync);
         var ledger = services.GetService<Ledger.IUsageLedger>();
         var plugins = services.GetService<Plugins.PluginHost>();
         var state = services.GetService<RelayState>();
-        Route(endpoints, time, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime, ledger, plugins, state));
+        Route(endpoints, time, audit, "/health", "GET, HEAD", context => RootEndpoints.HealthAsync(context, runtime, ledger, plugins, state));
 
         if (notFoundFallback)
         {
@@ -70,14 +73,25 @@ public static class CcRelayEndpointRouteBuilderExtensions
         return endpoints;
     }
 
-    /// <summary>Maps a route whose every answer (405 included) carries the relay's response headers.</summary>
-    private static void Route(IEndpointRouteBuilder endpoints, TimeProvider time, string pattern, string allow, RequestDelegate handler)
+    /// <summary>
+    /// Maps a route whose every answer (405 included) carries the relay's response headers, and whose every 401 (a
+    /// missing or wrong credential) is written to the audit log — in the standalone relay and in an application that
+    /// embeds it alike.
+    /// </summary>
+    private static void Route(IEndpointRouteBuilder endpoints, TimeProvider time, Edge.AuditTrail audit, string pattern, string allow, RequestDelegate handler)
     {
         var allowed = allow.Split(", ");
         endpoints.Map(pattern, RelayResponseHeaders.Stamped(
-            context => allowed.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase)
-                ? handler(context)
-                : ErrorResponse.MethodNotAllowedAsync(context, allow),
+            async context =>
+            {
+                await (allowed.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase)
+                    ? handler(context)
+                    : ErrorResponse.MethodNotAllowedAsync(context, allow));
+                if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
+                {
+                    audit.AuthFailed(context, "relay");
+                }
+            },
             time));
     }
 }

@@ -72,11 +72,26 @@ public static class CcRelayServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));
         services.AddSingleton<Ledger.IUsageLedger>(sp => OpenLedger(options, sp));
-        // with state.postgres, budgets are rebuilt from the shared store's spend (every relay's), not from this relay's ledger
-        services.AddSingleton(sp => new Clients.ClientGate(
-            sp.GetRequiredService<RelayState>().Current.Config,
-            options.Config.State.Postgres is null ? sp.GetRequiredService<Ledger.IUsageLedger>() : Ledger.NullLedger.Instance,
-            sp.GetRequiredService<TimeProvider>()));
+        // runtime client keys (cc-relay clients …): kept in the ledger's file unless a store is registered already
+        services.TryAddSingleton<Clients.IClientKeyStore>(_ => new Clients.SqliteClientKeyStore(Ledger.LedgerFile.ResolvePath(options.Config.Ledger, options.Environment)));
+        services.AddSingleton(sp => new Clients.ClientKeyRegistry(
+            sp.GetRequiredService<RelayState>(),
+            sp.GetRequiredService<Clients.IClientKeyStore>(),
+            sp.GetRequiredService<AuditTrail>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Clients")));
+        services.AddSingleton(sp =>
+        {
+            // the runtime changes are applied before the budgets are rebuilt: runtime clients' spend is rebuilt too
+            var state = sp.GetRequiredService<RelayState>();
+            _ = sp.GetRequiredService<Clients.ClientKeyRegistry>();
+            return new Clients.ClientGate(
+                state.Current.Config,
+                // with state.postgres, budgets are rebuilt from the shared store's spend (every relay's), not from this relay's ledger
+                options.Config.State.Postgres is null ? sp.GetRequiredService<Ledger.IUsageLedger>() : Ledger.NullLedger.Instance,
+                sp.GetRequiredService<TimeProvider>(),
+                state.Current.Clients);
+        });
         if (options.Config.State.Postgres?.Value is { } postgres)
         {
             // several relays, one behaviour (docs/scale-out.md): started before the server takes requests
@@ -89,7 +104,8 @@ public static class CcRelayServiceCollectionExtensions
                     sp.GetRequiredService<RuntimeCell>(),
                     sp.GetRequiredService<Clients.ClientGate>(),
                     sp.GetRequiredService<TimeProvider>(),
-                    sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Shared"));
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Shared"),
+                    sp.GetService<Clients.IClientKeyStore>());
                 Shared.SharedStateMetrics.Register(sp.GetRequiredService<RelayMetrics>().Meter, shared);
                 return shared;
             });
@@ -105,7 +121,7 @@ public static class CcRelayServiceCollectionExtensions
                 Ledger = sp.GetRequiredService<Ledger.IUsageLedger>(),
 
                 // client metrics only while clients are configured: no client label otherwise
-                ClientMetrics = () => state.Current.Config.Clients.IsEmpty ? null : clientMetrics,
+                ClientMetrics = () => state.Current.Clients.IsEmpty ? null : clientMetrics,
             };
 
             // a scrape counts every request that has ended, however recently; once the server has stopped, the
@@ -120,7 +136,9 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<RelayState>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<RelayMetrics>(),
-            sp.GetService<IClientConcurrency>()));
+            sp.GetService<IClientConcurrency>(),
+            sp.GetRequiredService<RequestAccounting>(),
+            sp.GetRequiredService<ILogger<MessagesEndpoint>>()));
         services.AddSingleton(sp =>
         {
             var audit = new AuditTrail(sp.GetRequiredService<RelayState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AuditTrail>>());

@@ -13,11 +13,15 @@ public sealed class RelaySnapshot
     private readonly FrozenDictionary<string, string> _keyIds;
     private RecentKeyId? _recent;
 
-    /// <summary>Derives a snapshot from a validated configuration.</summary>
-    public RelaySnapshot(RelayConfig config)
+    /// <summary>
+    /// Derives a snapshot from a validated configuration; <paramref name="clients"/>: the effective clients (the
+    /// config's with the runtime client-key changes laid over them), the config's when null.
+    /// </summary>
+    public RelaySnapshot(RelayConfig config, FSharpList<ClientConfig>? clients = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config;
+        Clients = clients ?? config.Clients;
         Auth = Core.Auth.compile(config.Server.Auth);
         Candidates = Upstream.candidates(config);
         Catalogue = Models.catalogue(config);
@@ -52,6 +56,12 @@ public sealed class RelaySnapshot
 
     /// <summary>The validated configuration.</summary>
     public RelayConfig Config { get; }
+
+    /// <summary>
+    /// The effective client keys: <c>clients[]</c> with the runtime changes (added, revoked, rotated) laid over them.
+    /// Read these, not <c>Config.Clients</c>, to decide who a caller is.
+    /// </summary>
+    public FSharpList<ClientConfig> Clients { get; }
 
     /// <summary>The compiled client-auth policy.</summary>
     public AuthPolicy Auth { get; }

@@ -1,11 +1,18 @@
 using CcRelay.Core;
+using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
 
-/// <summary>Holds the current <see cref="RelaySnapshot"/>; swapping it is atomic.</summary>
+/// <summary>
+/// Holds the current <see cref="RelaySnapshot"/>; swapping it is atomic. The snapshot's effective clients are the
+/// config's <c>clients[]</c> with the runtime client-key changes laid over them (<see cref="ClientKeyChanges.overlay"/>):
+/// a reload keeps the changes, a change keeps the config.
+/// </summary>
 public sealed class RelayState
 {
+    private readonly Lock _gate = new();
     private RelaySnapshot _current;
+    private FSharpList<ClientKeyChange> _clientKeyChanges = FSharpList<ClientKeyChange>.Empty;
 
     /// <summary>Starts with the given configuration.</summary>
     public RelayState(RelayConfig config) => _current = new RelaySnapshot(config);
@@ -13,11 +20,34 @@ public sealed class RelayState
     /// <summary>The snapshot new requests use.</summary>
     public RelaySnapshot Current => Volatile.Read(ref _current);
 
+    /// <summary>The runtime client-key changes in effect (oldest first).</summary>
+    public FSharpList<ClientKeyChange> ClientKeyChanges => Volatile.Read(ref _clientKeyChanges);
+
     /// <summary>Replaces the configuration for new requests; requests in flight keep theirs.</summary>
     public RelaySnapshot Swap(RelayConfig config)
     {
-        var next = new RelaySnapshot(config);
-        Volatile.Write(ref _current, next);
-        return next;
+        lock (_gate)
+        {
+            var next = new RelaySnapshot(config, Core.ClientKeyChanges.overlay(config.Clients, _clientKeyChanges));
+            Volatile.Write(ref _current, next);
+            return next;
+        }
+    }
+
+    /// <summary>
+    /// Replaces the runtime client-key changes (the store's whole log) for new requests; requests in flight keep
+    /// the client they were admitted as.
+    /// </summary>
+    public RelaySnapshot SetClientKeyChanges(FSharpList<ClientKeyChange> changes)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        lock (_gate)
+        {
+            var config = Current.Config;
+            var next = new RelaySnapshot(config, Core.ClientKeyChanges.overlay(config.Clients, changes));
+            Volatile.Write(ref _clientKeyChanges, changes);
+            Volatile.Write(ref _current, next);
+            return next;
+        }
     }
 }

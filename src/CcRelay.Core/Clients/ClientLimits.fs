@@ -36,11 +36,15 @@ type ClientDemand = {
     CostUsd: decimal
 }
 
+/// Which budget of a client: its period and its models (None: every model), as a reload matches budgets.
+type BudgetIdentity = BudgetPeriod * string option
+
 /// What an admitted request holds until it is settled.
 type ClientTicket = {
     Demand: ClientDemand
-    /// The budgets (indexes into `ClientConfig.Budgets`) the estimate was reserved in.
-    Reserved: int list
+    /// The budgets the estimate was reserved in, by identity (not by index: a reload between the admission and the
+    /// settlement may reorder, add or remove budgets; the settlement finds them in the config it settles under).
+    Reserved: BudgetIdentity list
 }
 
 /// Why a client's request is refused before routing.
@@ -91,6 +95,9 @@ module ClientLimits =
         | Some p ->
             (decimal inputTokens * max p.Input p.CacheWrite + decimal outputTokens * p.Output)
             / 1_000_000m
+
+    /// A budget's identity: what a reload and a settlement find it by.
+    let identity (budget: Budget) : BudgetIdentity = budget.Period, budget.Models
 
     /// Whether a budget counts requests for `model`.
     let applies (budget: Budget) (model: string) : bool =
@@ -183,7 +190,6 @@ module ClientLimits =
                         budgets
                         |> Array.indexed
                         |> Array.choose (fun (i, b) -> if applies b demand.Model then Some i else None)
-                        |> List.ofArray
 
                     let spend = Array.copy state.Spend
 
@@ -193,7 +199,10 @@ module ClientLimits =
                                 Reserved = spend[i].Reserved + demand.CostUsd
                         }
 
-                    { Demand = demand; Reserved = reserved },
+                    {
+                        Demand = demand
+                        Reserved = reserved |> Array.map (fun i -> identity budgets[i]) |> List.ofArray
+                    },
                     {
                         Rpm = rpm
                         Itpm = itpm
@@ -210,7 +219,8 @@ module ClientLimits =
     /// real usage (refunded or charged late; None: the estimate stands), and its cost replaces its estimate in
     /// the budgets (None: the estimate is kept as its cost). A request that ends in a later period than it was
     /// admitted in is charged to the period it ended in, as the ledger (which records its end) counts it; its
-    /// estimate was carried into that period when it rolled over.
+    /// estimate was carried into that period when it rolled over. `client` is the config the state is under now
+    /// (a reload since the admission may have reordered its budgets): the ticket's budgets are found by identity.
     let settle
         (zone: TimeZoneInfo)
         (client: ClientConfig)
@@ -239,9 +249,11 @@ module ClientLimits =
 
         let cost = costUsd |> Option.defaultValue demand.CostUsd |> max 0m
         let spend = Array.copy state.Spend
+        let budgets = Array.ofList client.Budgets
 
-        for i in ticket.Reserved do
-            if i < spend.Length then
+        for i in 0 .. min budgets.Length spend.Length - 1 do
+            // by identity: a budget a reload removed is gone, one it added was not reserved in
+            if List.contains (identity budgets[i]) ticket.Reserved then
                 spend[i] <- {
                     spend[i] with
                         Reserved = max 0m (spend[i].Reserved - demand.CostUsd)
@@ -280,6 +292,15 @@ module ClientLimits =
 
         { state with Spend = spend }
 
+    /// Whether two configs of a client have the same limits and budgets (whatever their keys, expiry or
+    /// allowances): a new key (a rotation, a grace-period key) leaves the client's state as it is.
+    let sameLimits (a: ClientConfig) (b: ClientConfig) : bool =
+        a.RpmLimit = b.RpmLimit
+        && a.ItpmLimit = b.ItpmLimit
+        && a.OtpmLimit = b.OtpmLimit
+        && a.MaxConcurrent = b.MaxConcurrent
+        && a.Budgets = b.Budgets
+
     /// The state under a reloaded config of the same client: rate buckets and requests in flight kept, spend
     /// kept for budgets that did not change (matched by period and models), new budgets start from nothing.
     let relimit
@@ -314,7 +335,7 @@ module ClientLimits =
                 after.Budgets
                 |> List.mapi (fun i b ->
                     old
-                    |> List.tryFind (fun (o, _) -> o.Period = b.Period && o.Models = b.Models)
+                    |> List.tryFind (fun (o, _) -> identity o = identity b)
                     |> Option.map snd
                     |> Option.defaultValue fresh.Spend[i])
                 |> Array.ofList

@@ -47,7 +47,7 @@ module internal ConfigClients =
     let keyIdOf (digest: byte array) : string =
         Convert.ToHexStringLower(digest).Substring(0, 8)
 
-    let private validName (name: string) : bool =
+    let internal validName (name: string) : bool =
         name.Length >= 1
         && name.Length <= 64
         && Char.IsAsciiLetterOrDigit name[0]

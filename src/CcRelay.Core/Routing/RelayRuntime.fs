@@ -38,14 +38,11 @@ type ProviderState = {
 type RoutingState = {
     /// Plans made so far (`round_robin`, and tie rotation in `least_loaded`).
     Counter: int64
-    /// The admissible set the weighted-round-robin currents belong to (a hash of provider indexes).
-    WrrSet: uint64
-    /// Smooth weighted-round-robin currents, by provider index.
+    /// Smooth weighted-round-robin currents, by provider index (kept across sets and reloads).
     WrrCurrent: int array
-    DeckSet: uint64
-    /// The shuffled deck of provider indexes, and the next card to deal.
+    /// The shuffled deck of every provider index, and which providers have led in their set's current round.
     Deck: int array
-    DeckNext: int
+    Dealt: bool array
 }
 
 /// Which provider family last answered a conversation (thinking-signature affinity).
@@ -120,11 +117,9 @@ module RelayRuntime =
 
     let private freshRouting (providers: int) : RoutingState = {
         Counter = 0L
-        WrrSet = 0UL
         WrrCurrent = Array.zeroCreate providers
-        DeckSet = 0UL
         Deck = [||]
-        DeckNext = 0
+        Dealt = [||]
     }
 
     /// A runtime for a first config (its price tables compiled: `ProviderPrices.compile config.Providers`):

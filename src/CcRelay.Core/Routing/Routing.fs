@@ -71,15 +71,6 @@ module Routing =
 
             result
 
-    /// A hash of a provider set, to notice when it changes.
-    let private signature (set: int array) : uint64 =
-        let mutable h = 14695981039346656037UL
-
-        for i in set do
-            h <- (h ^^^ uint64 (i + 1)) * 1099511628211UL
-
-        h ^^^ uint64 set.Length
-
     /// Stable insertion sort of `order` by ascending `keys` (aligned with `order`). Small n only.
     let private sortByKeys (keys: float array) (order: int array) : unit =
         for i in 1 .. order.Length - 1 do
@@ -161,8 +152,11 @@ module Routing =
                             Counter = routing.Counter + 1L
                     })
 
-    /// Smooth weighted round robin (nginx): every provider's current grows by its weight; the largest
-    /// leads and gives back the total. The rest follow by current, largest first.
+    /// Smooth weighted round robin (nginx): every provider in the set grows its current by its weight; the
+    /// largest leads and gives back the set's total. The rest follow by current, largest first. The currents are
+    /// kept for every provider, whatever the set: a provider outside this request's set (not admissible, or not
+    /// among a stage's candidates) keeps its current, as nginx keeps a down peer's, so sets that alternate between
+    /// requests each keep their own smooth rhythm instead of restarting it. The currents always sum to 0.
     let private weightedRoundRobin
         (policy: RelayPolicy)
         (routing: RoutingState)
@@ -171,10 +165,8 @@ module Routing =
         if set.Length = 0 then
             struct (set, routing)
         else
-            let setId = signature set
-
             let current =
-                if setId = routing.WrrSet && routing.WrrCurrent.Length = policy.Providers.Length then
+                if routing.WrrCurrent.Length = policy.Providers.Length then
                     Array.copy routing.WrrCurrent
                 else
                     Array.zeroCreate policy.Providers.Length
@@ -203,46 +195,79 @@ module Routing =
 
             sortByKeys keys order
 
-            struct (order,
-                    {
-                        routing with
-                            WrrSet = setId
-                            WrrCurrent = current
-                    })
+            struct (order, { routing with WrrCurrent = current })
 
-    /// Deals from a deck shuffled with the request's seed; a new deck when it runs out or the set changes.
-    let private shuffle (routing: RoutingState) (seed: uint64) (set: int array) : struct (int array * RoutingState) =
+    /// Deals from a deck of every provider, shuffled with the request's seed: the first card of the request's set
+    /// not dealt yet leads and is marked dealt; the set's other members follow in deck order after it. When every
+    /// member of the set has been dealt, their marks are cleared and the deck is shuffled anew. Marks are per
+    /// provider, so each member of a set leads once per round of that set whatever other sets the requests in
+    /// between had (a deck per set would restart whenever consecutive sets differ).
+    let private shuffle
+        (providers: int)
+        (routing: RoutingState)
+        (seed: uint64)
+        (set: int array)
+        : struct (int array * RoutingState) =
         if set.Length = 0 then
             struct (set, routing)
         else
-            let setId = signature set
+            let kept = routing.Deck.Length = providers && routing.Dealt.Length = providers
 
-            let deck, next =
-                if setId = routing.DeckSet && routing.DeckNext < routing.Deck.Length then
-                    routing.Deck, routing.DeckNext
+            let fresh () =
+                // Fisher-Yates.
+                let deck = Array.init providers id
+
+                for i in deck.Length - 1 .. -1 .. 1 do
+                    let j = Rng.below (Rng.mix seed (uint64 i)) (i + 1)
+                    let t = deck[i]
+                    deck[i] <- deck[j]
+                    deck[j] <- t
+
+                deck
+
+            let dealt =
+                if kept then
+                    Array.copy routing.Dealt
                 else
-                    // Fisher-Yates.
-                    let deck = Array.copy set
+                    Array.zeroCreate providers
 
-                    for i in deck.Length - 1 .. -1 .. 1 do
-                        let j = Rng.below (Rng.mix seed (uint64 i)) (i + 1)
-                        let t = deck[i]
-                        deck[i] <- deck[j]
-                        deck[j] <- t
+            let firstUndealt (deck: int array) =
+                let mutable j = 0
 
-                    deck, 0
+                while j < deck.Length && (dealt[deck[j]] || not (Array.contains deck[j] set)) do
+                    j <- j + 1
 
-            let order = Array.zeroCreate deck.Length
+                j
 
-            for i in 0 .. deck.Length - 1 do
-                order[i] <- deck[(next + i) % deck.Length]
+            let deck, lead =
+                let deck = if kept then routing.Deck else fresh ()
+                let lead = firstUndealt deck
+
+                if lead < deck.Length then
+                    deck, lead
+                else
+                    for i in set do
+                        dealt[i] <- false
+
+                    let deck = fresh ()
+                    deck, firstUndealt deck
+
+            dealt[deck[lead]] <- true
+            let order = Array.zeroCreate set.Length
+            let mutable n = 0
+
+            for k in 0 .. deck.Length - 1 do
+                let card = deck[(lead + k) % deck.Length]
+
+                if Array.contains card set then
+                    order[n] <- card
+                    n <- n + 1
 
             struct (order,
                     {
                         routing with
-                            DeckSet = setId
                             Deck = deck
-                            DeckNext = next + 1
+                            Dealt = dealt
                     })
 
     /// Fewest in flight first; then priority; then a rotation, so that idle equals share the load.
@@ -429,7 +454,11 @@ module Routing =
                 struct (order, { runtime with Routing = routing })
             | RoutingStrategy.Shuffle ->
                 let struct (order, routing) =
-                    shuffle routing request.Seed (filterAdmissible runtime now (configOrder policy))
+                    shuffle
+                        policy.Providers.Length
+                        routing
+                        request.Seed
+                        (filterAdmissible runtime now (configOrder policy))
 
                 struct (order, { runtime with Routing = routing })
             | RoutingStrategy.LeastLoaded ->

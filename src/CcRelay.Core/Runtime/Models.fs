@@ -25,21 +25,26 @@ module Models =
     let createdAt: DateTimeOffset = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)
 
     /// Every model of every enabled provider, in config order; a model listed twice keeps its first provider.
-    /// With `routing.list_switch_models` (and model switching on), then `provider,model` for every model of
-    /// every enabled provider: the names that switch to that provider in a session.
+    /// No `provider,model` switch entries: this is what the Bedrock ingress lists as inference profiles.
+    let plain (config: RelayConfig) : ModelInfo list =
+        config.Providers
+        |> List.filter _.Enabled
+        |> List.collect (fun p ->
+            p.Models
+            |> List.map (fun m -> {
+                Id = m
+                DisplayName = m
+                CreatedAt = createdAt
+                Provider = p.Name
+            }))
+        |> List.distinctBy _.Id
+
+    /// The catalogue `/v1/models` serves: `plain`, then, with `routing.list_switch_models` (and model switching
+    /// on), `provider,model` for every model of every enabled provider: the names that switch to that provider in
+    /// a session.
     let catalogue (config: RelayConfig) : ModelInfo list =
         let enabled = config.Providers |> List.filter _.Enabled
-
-        let plain =
-            enabled
-            |> List.collect (fun p ->
-                p.Models
-                |> List.map (fun m -> {
-                    Id = m
-                    DisplayName = m
-                    CreatedAt = createdAt
-                    Provider = p.Name
-                }))
+        let plain = plain config
 
         let switches =
             if config.Routing.Stages.ListSwitchModels && config.Routing.Stages.ModelSwitching then

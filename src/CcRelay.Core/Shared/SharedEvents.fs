@@ -255,3 +255,25 @@ module SharedClientKeys =
         | Admitted(Some client, _) when not revoked.IsEmpty && revoked.Contains client.KeyId ->
             Refused $"client key %s{client.KeyId} was revoked; ask the relay's operator for a new one"
         | verdict -> verdict
+
+/// Runtime client-key changes (`cc-relay clients add|revoke|rotate`) replicated between a relay's own store and the
+/// shared one: each side gets the changes it lacks, matched by what a change is (when, what, whose, which key).
+[<RequireQualifiedAccess>]
+module SharedKeyChanges =
+
+    let private identity (change: ClientKeyChange) =
+        struct (change.At.ToUnixTimeMilliseconds(), change.Kind.WireName, change.Client, change.KeySha256)
+
+    /// The changes only `local` has (to write to the shared store) and those only `shared` has (to append to the
+    /// local store, oldest first), each in its own order. Once both are written, both sides hold the same changes.
+    let missing
+        (local: ClientKeyChange list)
+        (shared: ClientKeyChange list)
+        : ClientKeyChange list * ClientKeyChange list =
+        let localIds = local |> List.map identity |> Set.ofList
+        let sharedIds = shared |> List.map identity |> Set.ofList
+
+        local |> List.filter (fun c -> not (sharedIds.Contains(identity c))),
+        shared
+        |> List.filter (fun c -> not (localIds.Contains(identity c)))
+        |> List.sortBy _.At

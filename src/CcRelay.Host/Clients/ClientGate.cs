@@ -24,16 +24,17 @@ public sealed class ClientGate
 
     /// <summary>
     /// A gate for <paramref name="config"/>'s clients, in the time zone of its <c>ledger</c> (fixed until restart), with
-    /// its budgets rebuilt from <paramref name="ledger"/>.
+    /// its budgets rebuilt from <paramref name="ledger"/>; <paramref name="clients"/>: the effective clients (with the
+    /// runtime client-key changes), the config's when null.
     /// </summary>
-    public ClientGate(RelayConfig config, IUsageLedger ledger, TimeProvider timeProvider)
+    public ClientGate(RelayConfig config, IUsageLedger ledger, TimeProvider timeProvider, IEnumerable<ClientConfig>? clients = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(ledger);
         _timeProvider = timeProvider;
         _zone = config.Ledger.TimeZone;
         _start = timeProvider.GetTimestamp();
-        Rebuild(config, ledger);
+        Rebuild(clients ?? config.Clients, ledger);
     }
 
     private TimeSpan Now => _timeProvider.GetElapsedTime(_start);
@@ -71,10 +72,15 @@ public sealed class ClientGate
         }
     }
 
-    /// <summary>Settles an admitted request with what it really used and cost (null: unknown, the estimate stands).</summary>
+    /// <summary>
+    /// Settles an admitted request with what it really used and cost (null: unknown, the estimate stands). It settles
+    /// under the client's config now (a reload may have come since its admission): the ticket names its budgets by
+    /// identity, and <paramref name="client"/> (the config it was admitted under) only finds the client's cell.
+    /// </summary>
     public void Settle(ClientConfig client, ClientTicket ticket, Usage? usage, decimal? costUsd)
     {
-        var cell = CellOf(client);
+        ArgumentNullException.ThrowIfNull(client);
+        var cell = _cells.TryGetValue(client.Name, out var existing) ? existing : CellOf(client);
         lock (cell)
         {
             cell.State = ClientLimits.settle(
@@ -113,7 +119,8 @@ public sealed class ClientGate
             {
                 if (!ReferenceEquals(cell.Config, client))
                 {
-                    if (!cell.Config.Equals(client))
+                    // a new key alone (a rotation, a grace-period key of the same client) changes nothing here
+                    if (!ClientLimits.sameLimits(cell.Config, client))
                     {
                         cell.State = ClientLimits.relimit(_zone, cell.Config, client, Now, _timeProvider.GetUtcNow(), cell.State);
                     }
@@ -127,10 +134,10 @@ public sealed class ClientGate
     }
 
     /// <summary>Adds the spend of the budgets' current periods recorded in the ledger.</summary>
-    private void Rebuild(RelayConfig config, IUsageLedger ledger)
+    private void Rebuild(IEnumerable<ClientConfig> clients, IUsageLedger ledger)
     {
         var wall = _timeProvider.GetUtcNow();
-        var budgeted = config.Clients.Where(c => !c.Budgets.IsEmpty).ToList();
+        var budgeted = clients.Where(c => !c.Budgets.IsEmpty).DistinctBy(c => c.Name, StringComparer.Ordinal).ToList();
         if (budgeted.Count == 0)
         {
             return;

@@ -28,7 +28,13 @@ public interface IClientConcurrency
 /// NOTE: a reload that changes the limits starts a new limiter; requests holding a slot of the old one release
 /// it there, so for as long as they run the relay may have up to both limits' worth in flight.
 /// </remarks>
-internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider, Metrics.RelayMetrics? metrics = null, IClientConcurrency? clients = null)
+internal sealed class AdmissionGate(
+    RelayState state,
+    TimeProvider timeProvider,
+    Metrics.RelayMetrics? metrics = null,
+    IClientConcurrency? clients = null,
+    Observability.RequestAccounting? accounting = null,
+    Microsoft.Extensions.Logging.ILogger? requestLogger = null)
 {
     private Gate? _gate;
 
@@ -108,8 +114,44 @@ internal sealed class AdmissionGate(RelayState state, TimeProvider timeProvider,
             ? Failover.retryAfterSeconds(after)
             : Admission.retryAfterSeconds(limits);
         context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-        await ErrorResponse.WriteAsync(context, ErrorType.Overloaded, Admission.message(limits, refusal));
+        var timing = RelayResponseHeaders.Stamp(context, timeProvider);
+        var bytesOut = await ErrorResponse.WriteAsync(context, ErrorType.Overloaded, Admission.message(limits, refusal));
+        Account(context, timing, bytesOut);
         return lease;
+    }
+
+    /// <summary>
+    /// The request line (and metrics, and ledger row) of a request refused here: status 529, no upstream, no model
+    /// (its body was never read), the key id of the credential it sent.
+    /// </summary>
+    private void Account(HttpContext context, RequestTiming timing, int bytesOut)
+    {
+        if (accounting is null)
+        {
+            return;
+        }
+
+        var record = new Logging.RequestRecord
+        {
+            RequestId = timing.RequestId,
+            Method = context.Request.Method,
+            Path = context.Request.Path.Value ?? "",
+            Timing = timing,
+            Detailed = requestLogger?.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Information) ?? false,
+        };
+        if (record.Detailed)
+        {
+            var apiKey = context.Request.Headers["x-api-key"].ToString();
+            record.ClientKeyId = apiKey.Length > 0 ? state.Current.KeyIdOf(apiKey)
+                : Headers.tryBearer(context.Request.Headers.Authorization.ToString())?.Value is { Length: > 0 } token ? state.Current.KeyIdOf(token)
+                : "-";
+        }
+
+        record.Ended(RequestResult.NewRefused(ErrorType.Overloaded, ErrorEnvelope.status(ErrorType.Overloaded)));
+        record.BytesOut = bytesOut;
+        record.Elapsed = timing.Elapsed;
+        record.EndedAt = timeProvider.GetUtcNow().UtcDateTime;
+        accounting.Add(record);
     }
 
     private Gate GateFor(AdmissionLimits limits)

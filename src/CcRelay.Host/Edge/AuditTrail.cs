@@ -146,9 +146,15 @@ public sealed class AuditTrail : IDisposable
     internal void StatusDenied(HttpContext context) =>
         Write("status.denied", CredentialOf(context), SourceOf(context), "denied", [Tuple.Create("path", context.Request.Path.Value ?? "")]);
 
-    /// <summary>A client key was added, revoked, rotated or changed (for the client keys: the key's id, never the key).</summary>
-    public void ClientKeyChanged(string actor, string source, string client, string keyId, string change) =>
-        Write("client_key.changed", actor, source, "ok", [Tuple.Create("client", client), Tuple.Create("key_id", keyId), Tuple.Create("change", change)]);
+    /// <summary>
+    /// A client key was added, revoked, rotated or changed (for the client keys: the key's id, never the key), with
+    /// <paramref name="details"/> such as the replaced key's id and its grace end.
+    /// </summary>
+    public void ClientKeyChanged(string actor, string source, string client, string keyId, string change, IEnumerable<(string Key, string Value)>? details = null) =>
+        Write("client_key.changed", actor, source, "ok", [
+            Tuple.Create("client", client), Tuple.Create("key_id", keyId), Tuple.Create("change", change),
+            .. (details ?? []).Select(d => Tuple.Create(d.Key, d.Value)),
+        ]);
 
     /// <summary>A request refused because its client is over a budget.</summary>
     public void BudgetBlocked(HttpContext context, string client, string keyId, string budget)

@@ -7,8 +7,8 @@ namespace CcRelay.Host.Edge;
 
 /// <summary>
 /// The first middleware of the standalone relay: <c>security.status_token</c> in front of <c>/metrics</c> (401
-/// without it) and <c>/health</c> (the status only, without providers, keys or circuits), and the audit of every
-/// answer 401 (a missing or wrong credential, on any route).
+/// without it) and <c>/health</c> (the status only, without providers, keys or circuits). The audit of the relay's
+/// routes' 401s is theirs (<c>MapCcRelay</c>), so an application that embeds the relay audits them too.
 /// </summary>
 internal static class EdgeGuard
 {
@@ -35,10 +35,6 @@ internal static class EdgeGuard
             }
 
             await next(context);
-            if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
-            {
-                audit.AuthFailed(context, "relay");
-            }
         });
 
     /// <summary><c>/health</c> for a caller without the token: the status and its code, nothing more.</summary>

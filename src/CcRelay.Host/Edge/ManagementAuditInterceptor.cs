@@ -6,7 +6,8 @@ namespace CcRelay.Host.Edge;
 
 /// <summary>
 /// Writes the management API's operator actions to the audit log: <c>SetProviderEnabled</c> (which provider, on or
-/// off), <c>ReloadConfig</c> (its outcome) and <c>GetConfig</c> (a read of the whole config), each with the peer
+/// off), <c>ReloadConfig</c> (its outcome), <c>GetConfig</c> (a read of the whole config) and refused client-key
+/// changes (<c>AddClient</c>, <c>RevokeClient</c>, <c>RotateClient</c>; made ones are <c>client_key.changed</c>), each with the peer
 /// address and how the call ended; and every call refused for a missing or wrong token. Runs before the token
 /// check (<see cref="Management.ManagementAuthInterceptor"/>), so it sees its refusals.
 /// </summary>
@@ -63,6 +64,11 @@ internal sealed class ManagementAuditInterceptor(AuditTrail audit) : Interceptor
             (ReloadConfigRequest, ReloadConfigResponse done) => [("reload", done.Outcome)],
             (ReloadConfigRequest, _) => [],
             (GetConfigRequest, _) => [],
+
+            // a client-key change that was made is audited as client_key.changed (ClientKeyRegistry); a refused one here
+            (AddClientRequest add, null) => [("client", add.Name)],
+            (RevokeClientRequest revoke, null) => [("client", revoke.Name)],
+            (RotateClientRequest rotate, null) => [("client", rotate.Name)],
             _ => null,
         };
 

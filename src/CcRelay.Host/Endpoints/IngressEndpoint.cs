@@ -98,7 +98,8 @@ internal sealed class IngressEndpoint(RelayState state, MessagesEndpoint message
             ? Ingress.inferenceProfile(Region, get.Id)
             : Ingress.inferenceProfiles(
                 Region,
-                Microsoft.FSharp.Collections.ListModule.OfSeq(snapshot.Catalogue.Select(m => m.Id)),
+                // the providers' own models only: `provider,model` switch ids are no Bedrock model names
+                Microsoft.FSharp.Collections.ListModule.OfSeq(Models.plain(snapshot.Config).Select(m => m.Id)),
                 context.Request.Query["nextToken"] is { Count: > 0 } token ? FSharpOption<string>.Some(token.ToString()) : FSharpOption<string>.None);
         context.Response.ContentType = "application/json";
         context.Response.ContentLength = json.Length;

@@ -119,4 +119,20 @@ internal static class ManagementViews
 
     private static long Milliseconds(Microsoft.FSharp.Core.FSharpValueOption<TimeSpan> value) =>
         value.IsValueSome ? Math.Max(1, Milliseconds(value.Value)) : 0;
+
+    public static ClientKeyInfo Client(ClientKeyView view)
+    {
+        var info = new ClientKeyInfo
+        {
+            Name = view.Name,
+            Source = view.Source,
+            KeyId = view.KeyId,
+            State = view.State,
+            ExpiresUnixMs = view.ExpiresAt?.Value.ToUnixTimeMilliseconds() ?? 0,
+            Like = view.Like?.Value ?? "",
+            Changed = view.Changed,
+        };
+        info.Grace.AddRange(view.Grace.Select(g => new GraceKey { KeyId = g.Item1, UntilUnixMs = g.Item2.ToUnixTimeMilliseconds() }));
+        return info;
+    }
 }

@@ -20,7 +20,8 @@ internal sealed class RelayManagementService(
     RequestFeed feed,
     CcRelayOptions options,
     TimeProvider timeProvider,
-    Ledger.IUsageLedger ledger) : RelayManagement.RelayManagementBase
+    Ledger.IUsageLedger ledger,
+    Clients.ClientKeyRegistry clientKeys) : RelayManagement.RelayManagementBase
 {
     private readonly DateTimeOffset _started = timeProvider.GetUtcNow() - runtime.Now;
 
@@ -293,5 +294,73 @@ internal sealed class RelayManagementService(
             Unpriced = g.Unpriced,
         }));
         return response;
+    }
+
+    public override Task<ListClientsResponse> ListClients(ListClientsRequest request, ServerCallContext context)
+    {
+        var response = new ListClientsResponse();
+        response.Clients.AddRange(clientKeys.List().Select(ManagementViews.Client));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<AddClientResponse> AddClient(AddClientRequest request, ServerCallContext context)
+    {
+        DateTimeOffset? expires = request.ExpiresUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(request.ExpiresUnixMs) : null;
+        var result = await clientKeys.AddAsync(Actor(request.Actor), Source(context), request.Name, request.KeySha256, expires, request.Like, context.CancellationToken);
+        ThrowIfRefused(result);
+        return new AddClientResponse { Client = ClientInfo(request.Name, "runtime") };
+    }
+
+    public override async Task<RevokeClientResponse> RevokeClient(RevokeClientRequest request, ServerCallContext context)
+    {
+        var result = await clientKeys.RevokeAsync(Actor(request.Actor), Source(context), request.Name, context.CancellationToken);
+        ThrowIfRefused(result);
+        var response = new RevokeClientResponse { Client = ClientInfo(request.Name, null) };
+        response.RevokedKeyIds.AddRange(result.ResultValue.Select(c => ClientKeyChanges.keyIdOfHex(c.KeySha256)));
+        return response;
+    }
+
+    public override async Task<RotateClientResponse> RotateClient(RotateClientRequest request, ServerCallContext context)
+    {
+        if (request.GraceMs < 0)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "grace_ms: from 0 (the old key stops at once) to 30 days"));
+        }
+
+        var grace = TimeSpan.FromMilliseconds(Math.Min(request.GraceMs, (long)TimeSpan.FromDays(365).TotalMilliseconds));
+        var result = await clientKeys.RotateAsync(Actor(request.Actor), Source(context), request.Name, request.KeySha256, grace, context.CancellationToken);
+        ThrowIfRefused(result);
+        var change = result.ResultValue.Head;
+        return new RotateClientResponse
+        {
+            Client = ClientInfo(request.Name, null),
+            PreviousKeyId = ClientKeyChanges.keyIdOfHex(change.PreviousSha256),
+            GraceUntilUnixMs = change.GraceUntil?.Value.ToUnixTimeMilliseconds() ?? 0,
+        };
+    }
+
+    /// <summary>The client as ListClients shows it now (the active entry of its name; <paramref name="source"/> when given).</summary>
+    private ClientKeyInfo ClientInfo(string name, string? source) =>
+        clientKeys.List().Where(v => v.Name == name && (source is null || v.Source == source)).Select(ManagementViews.Client).LastOrDefault() ?? new ClientKeyInfo { Name = name };
+
+    /// <summary>Who made a change, for the audit log: what the caller says it is (the CLI: <c>cli</c>), with the management token's id.</summary>
+    private string Actor(string said)
+    {
+        var who = said is { Length: > 0 and <= 32 } && said.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '@') ? said : "api";
+        return state.Current.Config.Grpc.AuthToken?.Value is { Length: > 0 } token ? $"{who}:token-{KeyId.ofSecret(token)}" : who;
+    }
+
+    private static string Source(ServerCallContext context) =>
+        context.GetHttpContext().Connection.RemoteIpAddress?.ToString() ?? "-";
+
+    /// <summary>A refused change as a status: the Core decision's message names no secret.</summary>
+    private static void ThrowIfRefused<T>(Microsoft.FSharp.Core.FSharpResult<T, ClientKeyError> result)
+    {
+        if (result.IsError)
+        {
+            var error = result.ErrorValue;
+            var code = error.IsNotFound ? StatusCode.NotFound : error.IsConflict ? StatusCode.AlreadyExists : StatusCode.InvalidArgument;
+            throw new RpcException(new Grpc.Core.Status(code, error.Message));
+        }
     }
 }

@@ -47,6 +47,22 @@ internal static class SharedSchema
             key_id text PRIMARY KEY,
             at timestamptz NOT NULL DEFAULT now());
         """,
+
+        // 2: the runtime client-key changes (cc-relay clients add|revoke|rotate), replicated from each relay's own store
+        """
+        CREATE TABLE IF NOT EXISTS ccrelay_client_key_changes (
+            seq bigserial PRIMARY KEY,
+            at timestamptz NOT NULL,
+            kind text NOT NULL,
+            client text NOT NULL,
+            key_sha256 text NOT NULL,
+            previous_sha256 text NOT NULL,
+            grace_until timestamptz,
+            expires_at timestamptz,
+            like_client text,
+            actor text NOT NULL,
+            UNIQUE (at, kind, client, key_sha256));
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

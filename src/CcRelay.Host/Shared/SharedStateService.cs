@@ -66,6 +66,8 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
     private long _dropped;
     private int _queueFullReported;
     private int _disposed;
+    private int _keysChanged = 1;
+    private readonly IClientKeyStore? _keyStore;
     private long _lastHeartbeat;
 
     /// <summary>How often an idle relay tells the others it is alive (a busy one does with every flush).</summary>
@@ -79,7 +81,8 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         RuntimeCell runtime,
         ClientGate gate,
         TimeProvider time,
-        ILogger logger)
+        ILogger logger,
+        IClientKeyStore? keyStore = null)
     {
         _state = state;
         _runtime = runtime;
@@ -112,6 +115,12 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         gate.OnAdmitted = Admitted;
         gate.OnSettled = Settled;
         runtime.OnEffect = Publish;
+        _keyStore = keyStore;
+        if (keyStore is not null)
+        {
+            // a change appended here (cc-relay clients …) is written to the shared store at the next turn of the loop
+            keyStore.Changed += (_, _) => Volatile.Write(ref _keysChanged, 1);
+        }
     }
 
     /// <summary>This relay's id in the store: host, process and a random part (a restarted relay is a new one).</summary>
@@ -227,7 +236,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                 await listen.OpenAsync(stopping);
                 var found = await SharedSchema.MigrateAsync(listen, stopping);
                 listen.Notification += (_, e) => _notifications.Enqueue(e.Channel + "\n" + e.Payload);
-                await using (var command = new NpgsqlCommand("LISTEN ccrelay_events; LISTEN ccrelay_spend", listen))
+                await using (var command = new NpgsqlCommand("LISTEN ccrelay_events; LISTEN ccrelay_spend; LISTEN ccrelay_client_keys", listen))
                 {
                     await command.ExecuteNonQueryAsync(stopping);
                 }
@@ -236,6 +245,8 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                 await PublishAsync(stopping);
                 await FlushAsync(stopping);
                 await ResyncAsync(stopping);
+                Volatile.Write(ref _keysChanged, 1);
+                await SyncKeysAsync(stopping);
                 await ReadSpendAsync(stopping);
                 await ReleaseGoneAsync(stopping);
                 var before = Link;
@@ -252,15 +263,29 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                 _firstSync.TrySetResult();
                 var nextGoneCheck = _time.GetTimestamp();
                 _lastHeartbeat = _time.GetTimestamp();
+                var lastFlush = _time.GetTimestamp();
                 while (!stopping.IsCancellationRequested)
                 {
-                    // :: Step 1: wait for a NOTIFY or the flush interval, then apply what arrived
-                    await listen.WaitAsync(_flushInterval, stopping);
+                    // :: Step 1: wait for a NOTIFY or the next flush, then apply what arrived
+                    var untilFlush = _flushInterval - _time.GetElapsedTime(lastFlush);
+                    if (untilFlush > TimeSpan.Zero)
+                    {
+                        await listen.WaitAsync(untilFlush, stopping);
+                    }
+
                     var spendNotified = ApplyNotifications();
 
-                    // :: Step 2-3: publish events, flush spend (with the heartbeat)
+                    // :: Step 2-3: publish events and client-key changes at once; flush spend (with the heartbeat) on
+                    // schedule only
+                    // NOTE: a NOTIFY (this relay's own flush announcement included) ends the wait early; flushing on
+                    // every wake-up would turn each flush's own NOTIFY into the next flush, a round trip per request
+                    await SyncKeysAsync(stopping);
                     await PublishAsync(stopping);
-                    await FlushAsync(stopping);
+                    if (_time.GetElapsedTime(lastFlush) >= _flushInterval)
+                    {
+                        lastFlush = _time.GetTimestamp();
+                        await FlushAsync(stopping);
+                    }
 
                     // :: Step 4: read the others' flushes; now and then, release the relays gone silent
                     if (spendNotified)
@@ -333,6 +358,12 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         {
             var split = message.IndexOf('\n', StringComparison.Ordinal);
             var channel = message[..split];
+            if (channel == "ccrelay_client_keys")
+            {
+                Volatile.Write(ref _keysChanged, 1);
+                continue;
+            }
+
             if (channel == "ccrelay_spend")
             {
                 spend |= message[(split + 1)..] != RelayId;
@@ -635,6 +666,89 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
 
             _view = view;
             MergeIntoCells(change);
+        }
+    }
+
+    /// <summary>
+    /// Replicates the runtime client-key changes both ways (<see cref="SharedKeyChanges.missing"/>): this relay's own
+    /// store keeps working while the database is away (a relay starts and refuses revoked keys without it), the shared
+    /// table carries every relay's changes; a change written here is announced (NOTIFY ccrelay_client_keys), and one
+    /// appended to the own store raises its <c>Changed</c>, which makes the registry apply it at once.
+    /// </summary>
+    private async Task SyncKeysAsync(CancellationToken cancellationToken)
+    {
+        if (_keyStore is null || Interlocked.Exchange(ref _keysChanged, 0) == 0)
+        {
+            return;
+        }
+
+        var local = await _keyStore.LoadAsync(cancellationToken);
+        var shared = new List<ClientKeyChange>();
+        await using var connection = await _pool.OpenConnectionAsync(cancellationToken);
+        await using (var command = new NpgsqlCommand(
+            "SELECT at, kind, client, key_sha256, previous_sha256, grace_until, expires_at, like_client, actor FROM ccrelay_client_key_changes ORDER BY seq",
+            connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                if (ClientKeyChangeKind.TryParse(reader.GetString(1))?.Value is not { } kind)
+                {
+                    continue; // written by a newer relay
+                }
+
+                shared.Add(new ClientKeyChange(
+                    reader.GetFieldValue<DateTimeOffset>(0),
+                    kind,
+                    reader.GetString(2),
+                    reader.GetString(3),
+                    reader.GetString(4),
+                    reader.IsDBNull(5) ? FSharpOption<DateTimeOffset>.None : FSharpOption<DateTimeOffset>.Some(reader.GetFieldValue<DateTimeOffset>(5)),
+                    reader.IsDBNull(6) ? FSharpOption<DateTimeOffset>.None : FSharpOption<DateTimeOffset>.Some(reader.GetFieldValue<DateTimeOffset>(6)),
+                    reader.IsDBNull(7) ? FSharpOption<string>.None : FSharpOption<string>.Some(reader.GetString(7)),
+                    reader.GetString(8)));
+            }
+        }
+
+        var (toShared, toLocal) = SharedKeyChanges.missing(ListModule.OfSeq(local), ListModule.OfSeq(shared)).ToValueTuple();
+        if (!toShared.IsEmpty)
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            foreach (var change in toShared)
+            {
+                await using var insert = new NpgsqlCommand(
+                    """
+                    INSERT INTO ccrelay_client_key_changes (at, kind, client, key_sha256, previous_sha256, grace_until, expires_at, like_client, actor)
+                    VALUES (@at, @kind, @client, @key, @previous, @grace, @expires, @like, @actor) ON CONFLICT DO NOTHING
+                    """,
+                    connection,
+                    transaction);
+                insert.Parameters.AddWithValue("at", change.At);
+                insert.Parameters.AddWithValue("kind", change.Kind.WireName);
+                insert.Parameters.AddWithValue("client", change.Client);
+                insert.Parameters.AddWithValue("key", change.KeySha256);
+                insert.Parameters.AddWithValue("previous", change.PreviousSha256);
+                insert.Parameters.AddWithValue("grace", change.GraceUntil is { } grace ? (object)grace.Value : DBNull.Value);
+                insert.Parameters.AddWithValue("expires", change.ExpiresAt is { } expires ? (object)expires.Value : DBNull.Value);
+                insert.Parameters.AddWithValue("like", change.Like is { } like ? (object)like.Value : DBNull.Value);
+                insert.Parameters.AddWithValue("actor", change.Actor);
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using (var notify = new NpgsqlCommand("SELECT pg_notify('ccrelay_client_keys', @relay)", connection, transaction))
+            {
+                notify.Parameters.AddWithValue("relay", RelayId);
+                await notify.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            Interlocked.Add(ref _published, toShared.Length);
+        }
+
+        if (!toLocal.IsEmpty)
+        {
+            // raises the store's Changed: the registry applies them (and this loop finds nothing left to copy)
+            await _keyStore.AppendAsync([.. toLocal], cancellationToken);
         }
     }
 

@@ -214,6 +214,15 @@ let ``list_switch_models adds provider,model entries to the catalogue`` () =
         Models.catalogue listed |> List.map _.Id
     )
 
+[<Fact>]
+let ``the plain models (the Bedrock ingress's inference profiles) never carry provider,model switch ids`` () =
+    let listed = {
+        switching with
+            Routing.Stages.ListSwitchModels = true
+    }
+
+    Assert.Equal<string list>([ "anthropic/claude-sonnet-4" ], Models.plain listed |> List.map _.Id)
+
 // ---------------------------
 // Planning within a stage
 // ---------------------------

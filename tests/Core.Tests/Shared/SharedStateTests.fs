@@ -254,7 +254,7 @@ let private ticket (model: string) (usd: decimal) : ClientTicket = {
         OutputTokens = 10L
         CostUsd = usd
     }
-    Reserved = [ 0 ]
+    Reserved = [ BudgetPeriod.Day, None ]
 }
 
 [<Fact>]

@@ -248,7 +248,7 @@ public sealed class ApiCommandsTests : TwoUpstreamTests
     public async Task EveryApiCommand_HasHelpWithExamples_AndTheSameGlobalOptions()
     {
         using var sandbox = new CliSandbox();
-        foreach (var command in new[] { "status", "models", "config reload", "providers list", "providers enable", "providers disable", "keys list", "keys add", "keys remove" })
+        foreach (var command in new[] { "status", "models", "config reload", "providers list", "providers enable", "providers disable", "keys list", "keys add", "keys remove", "clients list", "clients add", "clients revoke", "clients rotate" })
         {
             var (code, output, _) = await sandbox.RunAsync([.. command.Split(' '), "--help"]);
             Assert.Equal(0, code);
@@ -258,5 +258,67 @@ public sealed class ApiCommandsTests : TwoUpstreamTests
                 Assert.Contains(option, output, StringComparison.Ordinal);
             }
         }
+    }
+
+    [Fact]
+    public async Task Clients_AddRotateRevoke_PrintANewKeyOnce_WhichWorks_AndRefusalsExit2()
+    {
+        // Arrange: a relay with one config client
+        var config = TestConfig.Relay(
+            [TestConfig.Provider("a", A.BaseUrl, keys: [SecretA])],
+            clients: [Teams.ClientKeyTests.Client("alice", Teams.ClientKeyTests.AliceKey)])
+            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token)));
+        await using var relay = await RelayHost.StartAsync(config);
+        A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        using var sandbox = new CliSandbox();
+        string[] api = ["--relay", Api(relay), "--token", Token];
+        async Task<HttpStatusCode> SendAsync(string key)
+        {
+            using var response = await relay.Client.SendAsync(Requests.Messages(Requests.PlainBody, apiKey: key));
+            return response.StatusCode;
+        }
+
+        // Act + Assert: add prints the key once (the last line); it works at once
+        var (added, addOutput, _) = await sandbox.RunAsync(["clients", "add", "carol", "--like", "alice", "--expires", "30d", .. api]);
+        Assert.Equal(0, added);
+        var carolKey = addOutput.Trim().Split('\n')[^1].Trim();
+        Assert.Matches("^ccr_[A-Za-z0-9_-]{43}$", carolKey);
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(carolKey));
+
+        // rotate with grace, as JSON: the new key in "key"; both keys work
+        var (rotated, rotateJson, _) = await sandbox.RunAsync(["clients", "rotate", "carol", "--grace", "1h", "--json", .. api]);
+        Assert.Equal(0, rotated);
+        using var rotation = JsonDocument.Parse(rotateJson);
+        var newKey = rotation.RootElement.GetProperty("key").GetString()!;
+        Assert.StartsWith("ccr_", newKey, StringComparison.Ordinal);
+        Assert.NotEqual(carolKey, newKey);
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(carolKey));
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(newKey));
+
+        // list shows the key ids, never a key
+        var (listed, list, _) = await sandbox.RunAsync(["clients", "list", .. api]);
+        Assert.Equal(0, listed);
+        Assert.Matches(@"(?m)^carol\s+runtime\s+[0-9a-f]{8}\s+active", list);
+        Assert.Matches(@"(?m)^alice\s+config\s+[0-9a-f]{8}\s+active", list);
+        Assert.DoesNotContain(carolKey, list, StringComparison.Ordinal);
+        Assert.DoesNotContain(newKey, list, StringComparison.Ordinal);
+
+        // revoke: both of carol's keys stop at once
+        var (revoked, revokeOutput, _) = await sandbox.RunAsync(["clients", "revoke", "carol", .. api]);
+        Assert.Equal(0, revoked);
+        Assert.Contains("Revoked client carol's keys", revokeOutput, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(carolKey));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(newKey));
+
+        // refusals: exit 2 with the relay's reason
+        var (unknown, _, unknownError) = await sandbox.RunAsync(["clients", "revoke", "zed", .. api]);
+        Assert.Equal(2, unknown);
+        Assert.Contains("no client named zed", unknownError, StringComparison.Ordinal);
+        var (badGrace, _, graceError) = await sandbox.RunAsync(["clients", "rotate", "alice", "--grace", "forever", .. api]);
+        Assert.Equal(2, badGrace);
+        Assert.Contains("--grace", graceError, StringComparison.Ordinal);
+        var (fileName, _, fileError) = await sandbox.RunAsync(["clients", "add", "alice", .. api]);
+        Assert.Equal(2, fileName);
+        Assert.Contains("config file", fileError, StringComparison.Ordinal);
     }
 }

@@ -93,6 +93,13 @@ public sealed class EdgeAdmissionTests : IAsyncLifetime
         Assert.Equal("1", waiter.RetryAfter);
         Assert.Contains("no slot freed within 300 ms", waiter.Body, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Bound)).Status);
+
+        // the refused request has its request line too: status 529, no upstream, no model (its body was never read)
+        var lines = await relay.Logs.RequestLinesAsync(2).WaitAsync(Bound);
+        var refused = Assert.Single(lines, l => Equals(l.Fields["status"], 529));
+        Assert.Equal("-", refused.Fields["provider"]);
+        Assert.Equal("-", refused.Fields["model"]);
+        Assert.Equal("/v1/messages", refused.Fields["path"]);
     }
 
     [Fact]

@@ -204,11 +204,14 @@ public sealed class SecretRedactionTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task KnownSecrets_AppearInNoManagementApiAnswer_StreamOrLog_KeysAddedThroughItIncluded()
+    public async Task KnownSecrets_AppearInNoManagementApiAnswer_StreamOrLog_KeysAddedThroughItIncluded_ClientKeysInTheAuditAndLedgerToo()
     {
         // Arrange: the same relay with the management API on, its token a secret too
         const string Token = "SECRET0017";
         const string AddedKey = "sk-added-SECRET0018";
+        const string ClientKey = "ccr_client-SECRET0020-00000000000000000000";
+        const string RotatedClientKey = "ccr_client-SECRET0021-00000000000000000000";
+        static string Sha256(string key) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(key)));
         await File.WriteAllTextAsync(ConfigPath, Config($"""
             grpc:
               listen: "127.0.0.1:0"
@@ -253,6 +256,19 @@ public sealed class SecretRedactionTests : IAsyncLifetime
             var again = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AddKeyAsync(new() { Provider = "fake", Key = AddedKey + " x" }, auth).ResponseAsync);
             answers.Add(again.Status.Detail);
             answers.Add(Json(await client.RemoveKeyAsync(new() { Provider = "fake", KeyId = added.KeyId }, auth)));
+
+            // client keys changed at run time: the keys (made here, as the CLI makes them) travel only as digests
+            answers.Add(Json(await client.AddClientAsync(new() { Name = "carol", KeySha256 = Sha256(ClientKey), Actor = "cli" }, auth)));
+            using (var response = await relay.Client.SendAsync(Requests.Messages("{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"kind=ok\"}]}", apiKey: ClientKey)))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            }
+
+            answers.Add(Json(await client.RotateClientAsync(new() { Name = "carol", KeySha256 = Sha256(RotatedClientKey), GraceMs = 60_000, Actor = "cli" }, auth)));
+            answers.Add(Json(await client.ListClientsAsync(new(), auth)));
+            answers.Add(Json(await client.RevokeClientAsync(new() { Name = "carol", Actor = "cli" }, auth)));
+            var refusedAdd = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AddClientAsync(new() { Name = "dave", KeySha256 = ClientKey }, auth).ResponseAsync);
+            answers.Add(refusedAdd.Status.Detail);
             await File.WriteAllTextAsync(ConfigPath, Config($"""
                   extra_section:
                     api_key: "SECRET0015"
@@ -271,11 +287,16 @@ public sealed class SecretRedactionTests : IAsyncLifetime
         var logged = string.Join("\n", relay.Logs.Lines.Select(l => l.Message + " " + string.Join(" ", l.Fields.Values.Select(v => v?.ToString()))));
         Assert.Contains(KeyId.ofSecret(AddedKey), logged, StringComparison.Ordinal);
         var file = await File.ReadAllTextAsync(LogPath);
-        foreach (var secret in Secrets.Append(Token).Append(AddedKey))
+        var audit = await File.ReadAllTextAsync(AuditPath);
+        Assert.Contains("\"client_key.changed\"", audit, StringComparison.Ordinal);
+        var ledger = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(LedgerPath));
+        foreach (var secret in Secrets.Append(Token).Append(AddedKey).Append(ClientKey).Append(RotatedClientKey))
         {
             Assert.All(answers, answer => Assert.DoesNotContain(secret, answer, StringComparison.Ordinal));
             Assert.DoesNotContain(secret, logged, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, file, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, audit, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, ledger, StringComparison.Ordinal);
         }
     }
 }

@@ -94,6 +94,64 @@ let ``shuffle deals each provider once per deck`` () =
                 Assert.Equal<int list>([ 0 .. n - 1 ], List.sort deck))
     )
 
+/// Two disjoint candidate sets (as two stages give: providers 0..k-1 and k..n-1) and, for each request, which of
+/// the two it has.
+let private alternatingSets =
+    gen {
+        let! n = Gen.choose (2, 6)
+        let! k = Gen.choose (1, n - 1)
+        let! ws = Gen.listOfLength n (Gen.choose (1, 4))
+        let! picks = Gen.listOfLength 60 (Gen.elements [ true; false ])
+        return ws, k, picks
+    }
+
+/// The leaders of each set, in request order, when the requests alternate between the two sets as `picks` says.
+let private leadersAmong (strategy: RoutingStrategy) (ws: int list) (k: int) (picks: bool list) =
+    let mutable runtime = runtimeOf strategy (ws |> List.mapi provider)
+    let first = [| 0 .. k - 1 |]
+    let second = [| k .. ws.Length - 1 |]
+    let led = Collections.Generic.Dictionary<bool, ResizeArray<int>>()
+    led[true] <- ResizeArray()
+    led[false] <- ResizeArray()
+
+    picks
+    |> List.iteri (fun i pick ->
+        let struct (order, _, next) =
+            Routing.orderAmong
+                runtime
+                (TimeSpan.FromSeconds 1.0)
+                (request (uint64 i * 7919UL))
+                (if pick then first else second)
+
+        runtime <- next
+        led[pick].Add order[0])
+
+    [ first, List.ofSeq led[true]; second, List.ofSeq led[false] ]
+
+[<Fact>]
+let ``smooth weighted round robin keeps each set's weights when disjoint sets alternate`` () =
+    Check.property (
+        Prop.forAll (Check.arb alternatingSets) (fun (ws, k, picks) ->
+            for set, leaders in leadersAmong RoutingStrategy.WeightedRoundRobin ws k picks do
+                let total = set |> Array.sumBy (fun i -> ws[i])
+
+                for cycle in leaders |> List.chunkBySize total |> List.filter (fun c -> c.Length = total) do
+                    for i in set do
+                        Assert.Equal(ws[i], cycle |> List.filter ((=) i) |> List.length))
+    )
+
+[<Fact>]
+let ``shuffle deals each member of a set once per round when disjoint sets alternate`` () =
+    Check.property (
+        Prop.forAll (Check.arb alternatingSets) (fun (ws, k, picks) ->
+            for set, leaders in leadersAmong RoutingStrategy.Shuffle ws k picks do
+                for round in
+                    leaders
+                    |> List.chunkBySize set.Length
+                    |> List.filter (fun c -> c.Length = set.Length) do
+                    Assert.Equal<int list>(List.ofArray set, List.sort round))
+    )
+
 /// A provider's breaker state for the admissibility property.
 type private Health =
     | Closed

@@ -160,7 +160,8 @@ let ``N relays never hold more than cap + the estimates the others admitted with
                         node.Pending <- SharedSpend.admitted client.Name ticket node.Pending
                         node.InFlight <- node.InFlight @ [ ticket, estimate * decimal percent / 100m ]
 
-                        for b in ticket.Reserved do
+                        for id in ticket.Reserved do
+                            let b = budgets |> Array.findIndex (fun x -> ClientLimits.identity x = id)
                             node.Unflushed[b] <- node.Unflushed[b] + estimate
                             truth[b] <- truth[b] + estimate
                             allowance[b] <- max allowance[b] unseen[b]
@@ -173,7 +174,8 @@ let ``N relays never hold more than cap + the estimates the others admitted with
                     node.State <- ClientLimits.settle zone client now wall ticket None (Some actual) node.State
                     node.Pending <- SharedSpend.settled client.Name ticket (Some actual) wall node.Pending
 
-                    for b in ticket.Reserved do
+                    for id in ticket.Reserved do
+                        let b = budgets |> Array.findIndex (fun x -> ClientLimits.identity x = id)
                         truth[b] <- truth[b] - ticket.Demand.CostUsd + actual
                 | Settle _ -> ()
                 | Flush i ->
@@ -354,7 +356,7 @@ let ``what a relay takes is what the others merge: spend summed, levels as pendi
                             OutputTokens = 1L
                             CostUsd = decimal cents / 100m
                         }
-                        Reserved = [ 0 ]
+                        Reserved = [ BudgetPeriod.Total, None ]
                     }
 
                     inFlight <- ticket :: inFlight
