@@ -23,6 +23,9 @@ internal static partial class SharedStateLog
     [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "shared state: the event queue is full ({capacity}); events are dropped until PostgreSQL is reachable (the tables are re-read then)")]
     public static partial void QueueFull(ILogger logger, int capacity);
 
+    [LoggerMessage(EventId = 707, Level = LogLevel.Error, Message = "shared state: unexpected failure; reconnecting")]
+    public static partial void Unexpected(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 706, Level = LogLevel.Information, Message = "shared state: relay {relay} stopped publishing; its reservations are released here")]
     public static partial void RelayGone(ILogger logger, string relay);
 }

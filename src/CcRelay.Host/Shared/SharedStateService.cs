@@ -270,7 +270,8 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                     var untilFlush = _flushInterval - _time.GetElapsedTime(lastFlush);
                     if (untilFlush > TimeSpan.Zero)
                     {
-                        await listen.WaitAsync(untilFlush, stopping);
+                        // NOTE: whole milliseconds, at least one: Npgsql takes a timeout of 0 ms as "wait forever"
+                        await listen.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(untilFlush.TotalMilliseconds))), stopping);
                     }
 
                     var spendNotified = ApplyNotifications();
@@ -306,8 +307,15 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
             {
                 break;
             }
-            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException or System.Net.Sockets.SocketException)
+            catch (Exception e) when (!stopping.IsCancellationRequested)
             {
+                // NOTE: every failure, not just the database's: a loop that died silently would leave the relay
+                // unshared while it says "ok"
+                if (e is not (NpgsqlException or IOException or TimeoutException or System.Net.Sockets.SocketException))
+                {
+                    SharedStateLog.Unexpected(_logger, e);
+                }
+
                 var before = Link;
                 var next = SharedHealth.failed(_time.GetUtcNow(), Problem(e), before);
                 Volatile.Write(ref _link, next);

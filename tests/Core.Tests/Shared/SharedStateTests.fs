@@ -478,3 +478,32 @@ let ``a new pin is an effect that spreads; a pin elsewhere pins here`` () =
         SharedEvents.apply (at 5.0) wall event.Value (Relay.create (at 0.0) config)
 
     Assert.Equal(ValueSome family, RelayRuntime.pinnedFamily (at 6.0) 42UL elsewhere)
+
+[<Fact>]
+let ``runtime client-key changes: each side gets what it lacks, once`` () =
+    let change (minutes: float) (kind: ClientKeyChangeKind) (client: string) = {
+        At = wall.AddMinutes minutes
+        Kind = kind
+        Client = client
+        KeySha256 = String('a', 64)
+        PreviousSha256 = ""
+        GraceUntil = None
+        ExpiresAt = None
+        Like = None
+        Actor = "test"
+    }
+
+    let added = change 1.0 ClientKeyChangeKind.Added "dave"
+    let revoked = change 2.0 ClientKeyChangeKind.Revoked "dave"
+    let other = change 0.5 ClientKeyChangeKind.Added "erin"
+
+    let toShared, toLocal = SharedKeyChanges.missing [ added; revoked ] [ other; added ]
+    Assert.Equal<ClientKeyChange list>([ revoked ], toShared)
+    Assert.Equal<ClientKeyChange list>([ other ], toLocal)
+
+    // once both are written, nothing is missing on either side
+    let toShared, toLocal =
+        SharedKeyChanges.missing [ added; revoked; other ] [ other; added; revoked ]
+
+    Assert.Empty(toShared)
+    Assert.Empty(toLocal)
