@@ -31,7 +31,7 @@ EOF
 }
 
 # The relay configurations write_relay_config knows.
-RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini noclients clients staged)
+RELAY_VARIANTS=(off on logs metrics devnull default pooled bedrock vertex openai gemini noclients clients staged shared)
 
 # The static test credentials the cloud variants use and FakeUpstream checks (its defaults): SigV4 with a fixed
 # key pair for bedrock, a bearer token (keys[].key) for vertex. Test values, valid nowhere but in the fake.
@@ -103,7 +103,10 @@ EOC
         # key, with limits and budgets far above what the benchmark sends (every bucket and budget is charged and
         # settled on every request, none runs dry)
         noclients) printf 'logging:\n  level: warn\nledger:\n  enabled: false\n' >> "$1" ;;
-        clients) printf 'logging:\n  level: warn\nledger:\n  enabled: false\nclients:\n  - name: bench\n    key_sha256: "1d9eb6f32b54cfdbc0846e361fc310d58fd5fbc3dad6cabf369ea41f14e78fd2"\n    rpm_limit: 100000000\n    itpm_limit: 2000000000\n    otpm_limit: 2000000000\n    max_concurrent: 100000\n    budget:\n      daily_usd: 100000000\n      weekly_usd: 100000000\n      monthly_usd: 100000000\n      total_usd: 100000000\n      by_model:\n        - models: "claude-sonnet-*"\n          weekly_usd: 100000000\n' >> "$1" ;;
+        # shared: the client-key relay with its state on the PostgreSQL named by $CC_RELAY_BENCH_PG (bench/shared-state.sh)
+        clients|shared)
+            printf 'logging:\n  level: warn\nledger:\n  enabled: false\nclients:\n  - name: bench\n    key_sha256: "1d9eb6f32b54cfdbc0846e361fc310d58fd5fbc3dad6cabf369ea41f14e78fd2"\n    rpm_limit: 100000000\n    itpm_limit: 2000000000\n    otpm_limit: 2000000000\n    max_concurrent: 100000\n    budget:\n      daily_usd: 100000000\n      weekly_usd: 100000000\n      monthly_usd: 100000000\n      total_usd: 100000000\n      by_model:\n        - models: "claude-sonnet-*"\n          weekly_usd: 100000000\n' >> "$1"
+            if [[ $4 == shared ]]; then printf 'state:\n  postgres: "${CC_RELAY_BENCH_PG}"\n' >> "$1"; fi ;;
         # routing stages configured, every stage on the one provider: the route is default's, the difference is the
         # stage classification (one more pass over the body, Stages.inspect) on every request
         staged) printf 'routing:\n  stages:\n    long_context: fake\n    web_search: fake\n    image: fake\n    subagent: fake\n    background: fake\n    think: fake\n    default: fake\nlogging:\n  level: warn\n' >> "$1" ;;

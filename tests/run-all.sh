@@ -2,8 +2,9 @@
 # Runs every CcRelay test on a fresh machine: installs what is missing, checks formatting, builds with
 # warnings as errors, runs the Core, property and host suites, the packaging checks (tests/Packaging/run.sh), the
 # native executable (tests/Packaging/native.sh: a Native AOT publish, then version, /health and a relayed request) and
-# the dashboard in tmux (tests/Tui/run.sh), then the end-to-end run with the real Claude Code CLI. Ends with one
-# line `N passed, M failed` (the sum over every runner); exits non-zero if anything failed.
+# the dashboard in tmux (tests/Tui/run.sh), three relays on one PostgreSQL (tests/SharedState/run.sh), then the
+# end-to-end run with the real Claude Code CLI. Ends with one line `N passed, M failed` (the sum over every
+# runner); exits non-zero if anything failed.
 #
 #   bash tests/run-all.sh            everything
 #   SKIP_E2E=1 bash tests/run-all.sh  without the Claude Code end-to-end run
@@ -131,6 +132,18 @@ if [[ -n $summary ]]; then
   failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
 else
   fail_step "tests/Tui/run.sh printed no summary"
+fi
+
+# Several relays on one PostgreSQL (tests/SharedState/run.sh): three real relays, a round-robin client, the database
+# killed and restarted mid-run; installs PostgreSQL from Debian's packages when missing.
+step "shared state: three relays on one PostgreSQL (circuits, revocation, budgets, a lost database)"
+bash tests/SharedState/run.sh --no-build 2>&1 | tee "$LOG_DIR/shared.log"
+summary=$(grep -E "^SharedState: [0-9]+ passed, [0-9]+ failed$" "$LOG_DIR/shared.log" | tail -1)
+if [[ -n $summary ]]; then
+  passed=$((passed + $(sed -E 's/SharedState: ([0-9]+) passed.*/\1/' <<<"$summary")))
+  failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$summary")))
+else
+  fail_step "tests/SharedState/run.sh printed no summary"
 fi
 
 if [[ -z ${SKIP_E2E:-} ]]; then

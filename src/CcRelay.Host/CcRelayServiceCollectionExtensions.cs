@@ -88,10 +88,31 @@ public static class CcRelayServiceCollectionExtensions
             _ = sp.GetRequiredService<Clients.ClientKeyRegistry>();
             return new Clients.ClientGate(
                 state.Current.Config,
-                sp.GetRequiredService<Ledger.IUsageLedger>(),
+                // with state.postgres, budgets are rebuilt from the shared store's spend (every relay's), not from this relay's ledger
+                options.Config.State.Postgres is null ? sp.GetRequiredService<Ledger.IUsageLedger>() : Ledger.NullLedger.Instance,
                 sp.GetRequiredService<TimeProvider>(),
                 state.Current.Clients);
         });
+        if (options.Config.State.Postgres?.Value is { } postgres)
+        {
+            // several relays, one behaviour (docs/scale-out.md): started before the server takes requests
+            services.AddSingleton(sp =>
+            {
+                var shared = new Shared.SharedStateService(
+                    postgres,
+                    TimeSpan.FromMilliseconds(options.Config.State.FlushIntervalMs),
+                    sp.GetRequiredService<RelayState>(),
+                    sp.GetRequiredService<RuntimeCell>(),
+                    sp.GetRequiredService<Clients.ClientGate>(),
+                    sp.GetRequiredService<TimeProvider>(),
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Shared"),
+                    sp.GetService<Clients.IClientKeyStore>());
+                Shared.SharedStateMetrics.Register(sp.GetRequiredService<RelayMetrics>().Meter, shared);
+                return shared;
+            });
+            services.AddHostedService(sp => sp.GetRequiredService<Shared.SharedStateService>());
+        }
+
         services.AddSingleton(sp =>
         {
             var state = sp.GetRequiredService<RelayState>();

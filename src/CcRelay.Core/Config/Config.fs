@@ -487,6 +487,8 @@ type RelayConfig = {
     Ledger: LedgerConfig
     /// `pipelines` and `plugins` (docs/pipelines.md).
     Pipelines: PipelinesConfig
+    /// `state`: what several relays share through PostgreSQL (docs/scale-out.md).
+    State: StateConfig
 }
 
 /// A problem found in a config file: where, what, and what is allowed.
@@ -632,6 +634,12 @@ module Config =
         TimeZone = TimeZoneInfo.Utc
     }
 
+    /// The `state` section when nothing is configured: local state only; a 250 ms flush once `postgres` is set.
+    let defaultState: StateConfig = {
+        Postgres = None
+        FlushIntervalMs = 250
+    }
+
     /// The family a provider belongs to when the config names none.
     let defaultFamily (name: string) (providerType: ProviderType) : string =
         match providerType with
@@ -746,6 +754,7 @@ module Config =
         Clients = []
         Ledger = defaultLedger
         Pipelines = { Pipelines = []; Plugins = [] }
+        State = defaultState
     }
 
 /// The config spellings of `type: openai`'s knobs.

@@ -26,6 +26,7 @@ module ConfigDecode =
             "ledger"
             "pipelines"
             "plugins"
+            "state"
         ]
         @ (ConfigSections.all |> List.map (fun (name, _, _) -> name))
 
@@ -515,6 +516,7 @@ module ConfigDecode =
                     and! () = acceptedSections fields
                     and! clients, mentions = ConfigClients.decode fields
                     and! ledger = ConfigClients.ledger fields
+                    and! state = ConfigState.decode fields
 
                     return! {
                         Value =
@@ -531,6 +533,7 @@ module ConfigDecode =
                                 Clients = clients
                                 Ledger = ledger
                                 Pipelines = pipelines
+                                State = state
                             }
                         Findings =
                             ConfigRouting.checkNames routing providers failedProviders

@@ -95,6 +95,8 @@ module ConfigDiff =
                 "grpc.auth_token", current.Grpc.AuthToken <> next.Grpc.AuthToken
                 "grpc.web_listen", current.Grpc.WebListen <> next.Grpc.WebListen
                 "ledger", current.Ledger <> next.Ledger
+                // the shared-state connection is opened once, at start-up
+                "state", current.State <> next.State
             ]
             @ edgeRestart current.Edge next.Edge
             |> List.map ConfigChange.RestartRequired
@@ -267,6 +269,7 @@ module ConfigDiff =
             }
             // the ledger's file and writer are opened once, at start-up; clients reload live
             Ledger = running.Ledger
+            State = running.State
     }
 
     /// What a reload with `changes` (`between`) does: apply them when any takes effect now; when every one needs

@@ -537,6 +537,7 @@ module ConfigRender =
                 yield! clients |> List.collect client
             yield! ledger config.Ledger
             yield! pipelines config.Pipelines
+            yield! ConfigState.render redacted config.State
         ]
 
         String.Join("\n", lines) + "\n"

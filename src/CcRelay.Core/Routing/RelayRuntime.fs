@@ -71,6 +71,8 @@ type RelayEffect =
     | KeyCooledDown of Provider: string * KeyId: string * Until: TimeSpan
     | KeyRevoked of Provider: string * KeyId: string
     | KeyLimitsLearned of Provider: string * KeyId: string * Limits: KeyLimits
+    /// A conversation was pinned to a family it was not pinned to (thinking-signature affinity; shared, docs/scale-out.md).
+    | ConversationPinned of ConversationKey: uint64 * Family: string
 
 /// A new runtime, a value the caller asked for, and the effects to log after the swap.
 [<Struct>]

@@ -584,10 +584,25 @@ module Relay =
             | Classification.Succeeded _ -> pin recorded.Runtime now dispatch.Request.ConversationKey attempt
             | _ -> recorded.Runtime
 
+        // a new pin (or a pin to another family) is an effect: relays sharing state spread it
+        let key = dispatch.Request.ConversationKey
+
+        let effects =
+            if
+                key <> 0UL
+                && not (obj.ReferenceEquals(runtime, recorded.Runtime))
+                && RelayRuntime.pinnedFamily now key recorded.Runtime
+                   <> ValueSome attempt.Provider.Family
+            then
+                recorded.Effects
+                @ [ RelayEffect.ConversationPinned(key, attempt.Provider.Family) ]
+            else
+                recorded.Effects
+
         {
             Runtime = runtime
             Value = Failover.after now dispatch attempt recorded.Value
-            Effects = recorded.Effects
+            Effects = effects
         }
 
     /// Learns from the rate-limit headers of an answer to a configured key: new limits change capacities

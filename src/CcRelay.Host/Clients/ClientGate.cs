@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using CcRelay.Core;
 using CcRelay.Host.Ledger;
+using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Clients;
@@ -10,8 +11,9 @@ namespace CcRelay.Host.Clients;
 /// <see cref="ClientLimits.settle"/>), this class holds each client's state and swaps it under a per-client lock
 /// (the transition is pure and short). State is keyed by client name and survives reloads
 /// (<see cref="ClientLimits.relimit"/>); at start-up, budgets are rebuilt from the ledger.
-/// NOTE: the state is local to this relay. A shared store (PostgreSQL, issue 21 §4) would publish each
-/// settlement as an additive delta and merge the others' into these cells; Core's transitions stay as they are.
+/// With <c>state.postgres</c> (docs/scale-out.md), <see cref="OnAdmitted"/> and <see cref="OnSettled"/> hand each
+/// admission and settlement to the shared store, which publishes them as additive deltas and merges the other relays'
+/// into these cells (<see cref="Merge"/>); Core's transitions stay as they are.
 /// </summary>
 public sealed class ClientGate
 {
@@ -37,6 +39,22 @@ public sealed class ClientGate
 
     private TimeSpan Now => _timeProvider.GetElapsedTime(_start);
 
+    /// <summary>Called when a request was admitted, under its cell's lock (it must be short): the shared store's pending spend.</summary>
+    public Action<ClientConfig, ClientTicket>? OnAdmitted { get; set; }
+
+    /// <summary>Called after a request was settled with its cost (null: the estimate stands), outside the cell's lock.</summary>
+    public Action<ClientConfig, ClientTicket, decimal?>? OnSettled { get; set; }
+
+    /// <summary>Adds what other relays spent and reserved (<see cref="SharedSpend.apply"/>) to a client's cell.</summary>
+    public void Merge(ClientConfig client, FSharpList<SpendEntry> spent, FSharpList<ReservedLevel> reserved)
+    {
+        var cell = CellOf(client);
+        lock (cell)
+        {
+            cell.State = SharedSpend.apply(_zone, cell.Config, _timeProvider.GetUtcNow(), spent, reserved, cell.State);
+        }
+    }
+
     /// <summary>Admits a request of <paramref name="client"/> or says why not; an admitted one must be settled once.</summary>
     public FSharpResult<ClientTicket, ClientRefusal> Admit(ClientConfig client, ClientDemand demand)
     {
@@ -45,6 +63,11 @@ public sealed class ClientGate
         {
             var (result, next) = ClientLimits.admit(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), demand, cell.State);
             cell.State = next;
+            if (result.IsOk && OnAdmitted is { } admitted)
+            {
+                admitted(client, result.ResultValue);
+            }
+
             return result;
         }
     }
@@ -62,6 +85,8 @@ public sealed class ClientGate
         {
             cell.State = cell.State.Settle(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), ticket, usage, costUsd);
         }
+
+        OnSettled?.Invoke(client, ticket, costUsd);
     }
 
     /// <summary>A client's spend per budget now (tests, reports).</summary>

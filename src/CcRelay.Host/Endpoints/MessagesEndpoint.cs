@@ -25,7 +25,8 @@ internal sealed class MessagesEndpoint(
     Management.RequestFeed? feed = null,
     Clients.ClientGate? clientGate = null,
     Clients.ClientMetrics? clientMetrics = null,
-    Edge.AuditTrail? audit = null)
+    Edge.AuditTrail? audit = null,
+    Shared.SharedStateService? shared = null)
 {
     public Task HandleAsync(HttpContext context) => HandleAsync(context, null);
 
@@ -75,6 +76,12 @@ internal sealed class MessagesEndpoint(
             var authorization = request.Headers.Authorization.ToString();
             // a client key (clients[]) names the caller; anything else is server.auth's to decide, as before
             var verdict = ClientKeys.authenticate(snapshot.Clients, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
+            if (shared is not null)
+            {
+                // a client key revoked on any relay (state.postgres) is refused here too, from memory
+                verdict = shared.Check(verdict);
+            }
+
             if (record.Detailed)
             {
                 record.ClientKeyId = ClientKeyId(snapshot, apiKey, authorization);

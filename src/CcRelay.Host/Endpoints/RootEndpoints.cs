@@ -1,6 +1,8 @@
 using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 
@@ -28,6 +30,12 @@ internal static class RootEndpoints
         {
             // the plugins' states, when any is configured (docs/plugins.md)
             json = PluginStatuses.addToHealth(json, plugins.Statuses(configured));
+        }
+
+        if (context.RequestServices?.GetService<Shared.SharedStateService>() is { } shared)
+        {
+            // the link to the shared store (state.postgres): a degraded one still serves, on local state
+            json = SharedHealth.addToHealth(json, (context.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow(), shared.Link);
         }
 
         context.Response.StatusCode = Health.statusCode(report);

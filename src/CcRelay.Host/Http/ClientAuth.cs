@@ -17,6 +17,11 @@ internal static class ClientAuth
             now,
             context.Request.Headers["x-api-key"].ToString(),
             context.Request.Headers.Authorization.ToString());
+        if (context.RequestServices?.GetService<Shared.SharedStateService>() is { } shared)
+        {
+            verdict = shared.Check(verdict);
+        }
+
         if (verdict is ClientVerdict.Refused refused)
         {
             _ = await ErrorResponse.WriteAsync(context, ErrorType.Authentication, refused.Reason);

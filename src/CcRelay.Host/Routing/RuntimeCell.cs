@@ -30,6 +30,12 @@ public sealed class RuntimeCell
         _runtime = Relay.createWith(TimeSpan.Zero, snapshot.Prices, snapshot.Config);
     }
 
+    /// <summary>
+    /// Called with every effect after its swap (the shared store publishes those that spread, docs/scale-out.md); must
+    /// not block. Changes applied through <see cref="Update(Func{RelayRuntime, RelayRuntime})"/> have no effects.
+    /// </summary>
+    public Action<RelayEffect>? OnEffect { get; set; }
+
     /// <summary>The monotonic now: elapsed since the cell was created.</summary>
     public TimeSpan Now => _timeProvider.GetElapsedTime(_start);
 
@@ -134,6 +140,7 @@ public sealed class RuntimeCell
 
     private void LogEffect(RelayEffect effect)
     {
+        OnEffect?.Invoke(effect);
         switch (effect)
         {
             case RelayEffect.BreakerOpened opened:

@@ -207,6 +207,9 @@ ledger:
   time_zone: "UTC"
 pipelines: {}
 plugins: {}
+state:
+  postgres: null
+  flush_interval_ms: 250
 """
 
     Assert.Equal(expected.ReplaceLineEndings "\n", ConfigRender.toYaml Config.defaults)

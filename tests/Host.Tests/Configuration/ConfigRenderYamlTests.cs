@@ -55,7 +55,7 @@ public sealed class ConfigRenderYamlTests
     {
         Assert.True(YamlConfigReader.TryRead(ConfigRender.toYaml(Config.defaults), out var document, out _));
         Assert.Equal(
-            ["server", "providers", "logging", "routing", "health", "metrics", "otel", "grpc", "security", "clients", "ledger", "pipelines", "plugins"],
+            ["server", "providers", "logging", "routing", "health", "metrics", "otel", "grpc", "security", "clients", "ledger", "pipelines", "plugins", "state"],
             Assert.IsType<ConfigNode.Mapping>(document).Entries.Select(e => e.Key));
     }
 }

@@ -45,6 +45,6 @@ public static class EdgeConfigs
     {
         var s = config.Server;
         var server = new ServerConfig(s.Listen, s.Auth, s.TimeoutMs, maxConcurrent, s.MaxBodyBytes, s.EnableHttp2, s.FirstByteTimeoutMs, s.ShutdownTimeoutMs, s.StreamKeepAlive, s.StreamKeepAliveMs);
-        return new RelayConfig(server, config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Edge, config.Clients, config.Ledger, config.Pipelines);
+        return new RelayConfig(server, config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Edge, config.Clients, config.Ledger, config.Pipelines, config.State);
     }
 }

@@ -64,7 +64,7 @@ public static class TestConfig
             d.ShutdownTimeoutMs,
             d.StreamKeepAlive,
             d.StreamKeepAliveMs);
-        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger, pipelines ?? NoPipelines);
+        return new RelayConfig(server, ListModule.OfSeq(providers), Config.defaultLogging, Config.defaultMetrics, Config.defaultOtel, routing ?? Config.defaultRouting, health ?? Config.defaultHealth, Config.defaultGrpc, Config.defaultEdge, ListModule.OfSeq(clients ?? []), ledger ?? NoLedger, pipelines ?? NoPipelines, Config.defaultState);
     }
 
     /// <summary>The ledger off: tests that do not ask for one never write a file.</summary>
@@ -109,8 +109,9 @@ public static class TestConfig
         OtelConfig? otel = null,
         GrpcConfig? grpc = null,
         EdgeConfig? edge = null,
-        PipelinesConfig? pipelines = null) =>
-        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge, config.Clients, config.Ledger, pipelines ?? config.Pipelines);
+        PipelinesConfig? pipelines = null,
+        StateConfig? state = null) =>
+        new(config.Server, config.Providers, logging ?? config.Logging, metrics ?? config.Metrics, otel ?? config.Otel, config.Routing, config.Health, grpc ?? config.Grpc, edge ?? config.Edge, config.Clients, config.Ledger, pipelines ?? config.Pipelines, state ?? config.State);
 
     /// <summary>No pipelines, no plugins.</summary>
     public static PipelinesConfig NoPipelines { get; } = new(FSharpList<PipelineConfig>.Empty, FSharpList<PluginConfig>.Empty);

@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace CcRelay.Host.Shared;
+
+/// <summary>The shared store's log events: one per change of the link (a lost database is reported once, not per retry).</summary>
+internal static partial class SharedStateLog
+{
+    [LoggerMessage(EventId = 700, Level = LogLevel.Information, Message = "shared state on PostgreSQL: connected as relay {relay} (schema version {version}, was {found}; flushed every {flush_ms} ms)")]
+    public static partial void Connected(ILogger logger, string relay, int version, int found, int flush_ms);
+
+    [LoggerMessage(EventId = 701, Level = LogLevel.Error, Message = "shared state: PostgreSQL unreachable ({problem}); this relay runs on its local state and reconnects by itself")]
+    public static partial void Lost(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 702, Level = LogLevel.Information, Message = "shared state: PostgreSQL reachable again after {seconds} s; pending spend and events published, state re-read")]
+    public static partial void Recovered(ILogger logger, long seconds);
+
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "shared state: {event} from relay {relay}")]
+    public static partial void Applied(ILogger logger, string @event, string relay);
+
+    [LoggerMessage(EventId = 704, Level = LogLevel.Warning, Message = "shared state: ignored a message: {problem}")]
+    public static partial void Ignored(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "shared state: the event queue is full ({capacity}); events are dropped until PostgreSQL is reachable (the tables are re-read then)")]
+    public static partial void QueueFull(ILogger logger, int capacity);
+
+    [LoggerMessage(EventId = 707, Level = LogLevel.Error, Message = "shared state: unexpected failure; reconnecting")]
+    public static partial void Unexpected(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 706, Level = LogLevel.Information, Message = "shared state: relay {relay} stopped publishing; its reservations are released here")]
+    public static partial void RelayGone(ILogger logger, string relay);
+}
