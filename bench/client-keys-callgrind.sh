@@ -8,6 +8,7 @@
 #
 #   bench/client-keys-callgrind.sh              2 runs of each variant (interleaved), 2,000 measured requests each
 #   RUNS=3 REQUESTS=4000 bench/client-keys-callgrind.sh
+#   KEEP=/tmp/dumps bench/client-keys-callgrind.sh   also keep the dumps, for callgrind_annotate
 #
 # Tiered compilation is off (DOTNET_TieredCompilation=0: every method is compiled once, fully optimised, during the
 # warm-up), so the measured window holds the steady state, not the JIT. The count includes every thread of the
@@ -58,9 +59,11 @@ measure() { # $1 = variant -> "instructions-per-request"
     callgrind_control -d "$pid" >/dev/null
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     PIDS=("${UP_PIDS[@]}")
+    # the counters were zeroed before the window and stopped after it: every dump together (the one asked for, and
+    # the one at exit) is the window
     local ir
-    ir="$(cat "$WORK"/cg."$1".*.* 2>/dev/null | awk '/^summary:/ {s += $2} END {print s + 0}')"
-    rm -f "$WORK"/cg."$1".*
+    ir="$(cat "$WORK"/cg."$1".* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')"
+    mkdir -p "$WORK/kept"; mv "$WORK"/cg."$1".* "$WORK/kept/" 2>/dev/null || true
     say "$1: $codes; $ir instructions"
     awk -v ir="$ir" -v n="$REQUESTS" 'BEGIN {printf "%.0f", ir / n}'
 }
@@ -74,4 +77,6 @@ for r in $(seq "$RUNS"); do
     b="$(measure clients)"
     awk -v r="$r" -v a="$a" -v b="$b" 'BEGIN {printf "run %d: A %d instructions/request, B %d instructions/request, B/A %.4f\n", r, a, b, b / a}' | tee -a "$OUT"
 done
+# KEEP=DIR: the dumps, for callgrind_annotate (where the instructions go)
+[[ -n ${KEEP:-} ]] && mkdir -p "$KEEP" && cp "$WORK"/kept/* "$KEEP/"
 say "written: $OUT"

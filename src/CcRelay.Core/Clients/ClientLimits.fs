@@ -11,6 +11,9 @@ type Spend = {
     Spent: decimal
     /// Estimated cost of requests admitted in the period and still in flight, USD.
     Reserved: decimal
+    /// When the period ends (UTC; `DateTimeOffset.MaxValue` for a total budget): until then a request finds its
+    /// period without a time-zone conversion.
+    PeriodEnd: DateTimeOffset
 }
 
 /// One client's live limits: its rate buckets, its requests in flight, its spend per budget (in the order of
@@ -71,6 +74,10 @@ module ClientLimits =
 
     let private limitsOf (capacity: int) : TokenBucket.Limits = TokenBucket.perMinute (max 1 capacity)
 
+    let private periodEnd (zone: TimeZoneInfo) (period: BudgetPeriod) (wall: DateTimeOffset) : DateTimeOffset =
+        BudgetPeriods.endOf zone period wall
+        |> Option.defaultValue DateTimeOffset.MaxValue
+
     /// A client's state with nothing used, as of `now` and `wall`.
     let fresh (zone: TimeZoneInfo) (client: ClientConfig) (now: TimeSpan) (wall: DateTimeOffset) : ClientState = {
         Rpm = TokenBucket.full (limitsOf client.RpmLimit) now
@@ -83,6 +90,7 @@ module ClientLimits =
                 PeriodStart = BudgetPeriods.startOf zone b.Period wall
                 Spent = 0m
                 Reserved = 0m
+                PeriodEnd = periodEnd zone b.Period wall
             })
             |> Array.ofList
     }
@@ -108,16 +116,24 @@ module ClientLimits =
     /// The spend moved into the period holding `wall`: a new period starts with nothing spent, and with the
     /// estimates of the requests still in flight, which will be charged to the period they end in.
     let private roll (zone: TimeZoneInfo) (budget: Budget) (wall: DateTimeOffset) (spend: Spend) : Spend =
-        let start = BudgetPeriods.startOf zone budget.Period wall
-
-        if start = spend.PeriodStart then
+        if wall >= spend.PeriodStart && wall < spend.PeriodEnd then
+            // the common case, without a time-zone conversion
             spend
         else
-            {
-                PeriodStart = start
-                Spent = 0m
-                Reserved = spend.Reserved
-            }
+            let start = BudgetPeriods.startOf zone budget.Period wall
+
+            if start = spend.PeriodStart then
+                {
+                    spend with
+                        PeriodEnd = periodEnd zone budget.Period wall
+                }
+            else
+                {
+                    PeriodStart = start
+                    Spent = 0m
+                    Reserved = spend.Reserved
+                    PeriodEnd = periodEnd zone budget.Period wall
+                }
 
     /// Rolls every budget into the period holding `wall`.
     let rollAll (zone: TimeZoneInfo) (client: ClientConfig) (wall: DateTimeOffset) (state: ClientState) : ClientState =
