@@ -2,7 +2,6 @@ using CcRelay.Core;
 using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Endpoints;
 

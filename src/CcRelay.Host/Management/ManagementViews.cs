@@ -96,7 +96,7 @@ internal static class ManagementViews
     }
 
     /// <summary>A plugin's state; its last error scrubbed of every configured secret.</summary>
-    public static Plugin Plugin(FSharpList<string> secrets, PluginStatus status) => new()
+    public static Plugin Plugin(IReadOnlyList<string> secrets, PluginStatus status) => new()
     {
         Name = status.Name,
         State = status.State,

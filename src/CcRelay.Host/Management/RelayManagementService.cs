@@ -130,7 +130,7 @@ internal sealed class RelayManagementService(
         var statuses = plugins is not null
             ? plugins.Statuses(configured)
             : [.. configured.Select(c => new PluginStatus(c.Name, "idle", 0, 0, 0, "", false, 0))];
-        var secrets = ListModule.OfSeq(state.Current.Secrets);
+        var secrets = state.Current.Secrets;
         var response = new ListPluginsResponse();
         response.Plugins.AddRange(statuses.Select(s => ManagementViews.Plugin(secrets, s)));
         return Task.FromResult(response);

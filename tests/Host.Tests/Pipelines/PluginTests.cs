@@ -8,7 +8,6 @@ using CcRelay.Host.Tests.Infrastructure;
 using CcRelay.Host.Tests.Translation;
 using CcRelay.Management.V1;
 using Grpc.Net.Client;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Tests.Pipelines;
 
@@ -83,7 +82,7 @@ public sealed class PluginTests : TwoUpstreamTests, IDisposable
             routing: TestConfig.Routing(),
             pipelines: pipelines);
         return await RelayHost.StartAsync(api
-            ? config.With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.None))
+            ? config.With(grpc: GrpcConfig.Create(true, new ListenAddress("127.0.0.1", 0), null))
             : config);
     }
 

@@ -25,7 +25,7 @@ public sealed class KeepAliveTests : TwoUpstreamTests
         var server = config.Server;
         config = new RelayConfig(
             new ServerConfig(server.Listen, server.Auth, server.TimeoutMs, server.MaxConcurrent, server.MaxBodyBytes, server.EnableHttp2, server.FirstByteTimeoutMs, server.ShutdownTimeoutMs, mode, server.StreamKeepAliveMs),
-            config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Edge, config.Clients, config.Ledger, config.Pipelines);
+            config.Providers, config.Logging, config.Metrics, config.Otel, config.Routing, config.Health, config.Grpc, config.Edge, config.Clients, config.Ledger, config.Pipelines, config.State);
         return RelayHost.StartAsync(config, pingInterval: TimeSpan.FromMilliseconds(100));
     }
 
