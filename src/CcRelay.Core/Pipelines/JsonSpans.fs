@@ -2,6 +2,7 @@ namespace CcRelay.Core
 
 open System
 open System.Text.Json
+open CcRelay.Core.JsonScan
 
 /// One member of a JSON object, located in the body's bytes.
 [<Struct>]
@@ -168,106 +169,8 @@ module JsonSpans =
     // Fast path: the reader's answer without a tokenizer
     // ---------------------------
 
-    // Bytes that end a run of plain string content: the closing quote, an escape, a control character.
-    let private stringStops =
-        Buffers.SearchValues.Create(ReadOnlySpan [| yield '"'B; yield '\\'B; for b in 0uy .. 31uy -> b |])
-
-    let private isHex (b: byte) =
-        (b >= '0'B && b <= '9'B) || (b >= 'a'B && b <= 'f'B) || (b >= 'A'B && b <= 'F'B)
-
-    let private isDigit (b: byte) = b >= '0'B && b <= '9'B
-
-    let private isSpace (b: byte) =
-        b = ' 'B || b = '\n'B || b = '\r'B || b = '\t'B
-
-    /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes; -1 when
-    /// it is not a valid JSON string. Plain runs are skipped with a vectorised search (as `RequestFacts.tryFast`).
-    let private scanString (body: ReadOnlySpan<byte>) (start: int) : struct (int * bool) =
-        let mutable i = start + 1
-        let mutable result = -2
-        let mutable escaped = false
-
-        while result = -2 do
-            let k = body.Slice(i).IndexOfAny(stringStops)
-
-            if k < 0 then
-                result <- -1
-            else
-                let j = i + k
-
-                if body[j] = '"'B then
-                    result <- j + 1
-                elif body[j] = '\\'B && j + 1 < body.Length then
-                    escaped <- true
-
-                    match body[j + 1] with
-                    | '"'B
-                    | '\\'B
-                    | '/'B
-                    | 'b'B
-                    | 'f'B
-                    | 'n'B
-                    | 'r'B
-                    | 't'B -> i <- j + 2
-                    | 'u'B when
-                        j + 5 < body.Length
-                        && isHex body[j + 2]
-                        && isHex body[j + 3]
-                        && isHex body[j + 4]
-                        && isHex body[j + 5]
-                        ->
-                        i <- j + 6
-                    | _ -> result <- -1
-                else
-                    result <- -1
-
-        struct (result, escaped)
-
-    /// The end (exclusive) of the number starting at `start` (RFC 8259's grammar), or -1.
-    let private scanNumber (body: ReadOnlySpan<byte>) (start: int) : int =
-        let n = body.Length
-        let mutable i = start
-
-        if i < n && body[i] = '-'B then
-            i <- i + 1
-
-        if i >= n || not (isDigit body[i]) then
-            -1
-        else
-            if body[i] = '0'B then
-                i <- i + 1
-            else
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            let mutable ok = true
-
-            if i < n && body[i] = '.'B then
-                i <- i + 1
-                ok <- i < n && isDigit body[i]
-
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            if ok && i < n && (body[i] = 'e'B || body[i] = 'E'B) then
-                i <- i + 1
-
-                if i < n && (body[i] = '+'B || body[i] = '-'B) then
-                    i <- i + 1
-
-                ok <- i < n && isDigit body[i]
-
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            if ok then i else -1
-
     [<Literal>]
     let private FastMaxDepth = 64
-
-    let private trueLiteral: byte array = "true"B
-    let private falseLiteral: byte array = "false"B
-    let private nullLiteral: byte array = "null"B
 
     /// The open containers of a fast scan, one entry per depth (1: the top-level object).
     type private Levels = {
@@ -526,98 +429,6 @@ module JsonSpans =
                 | Some last -> Ok(splice body [ last.Stop, last.Stop, Array.concat [ ","B; nameBytes name; json ] ])
                 | None -> Ok(splice body [ openAt + 1, openAt + 1, Array.append (nameBytes name) json ])
             | found -> Ok(splice body (found |> List.map (fun m -> m.ValueStart, m.Stop, json)))
-
-    /// Sets top-level members `(name, raw JSON)` in one splice over an object already scanned (`members`, its
-    /// `{` at `openAt`): present members get the value in place, absent ones are added after the last member.
-    let setMany
-        (body: ReadOnlySpan<byte>)
-        (members: JsonMember list)
-        (openAt: int)
-        (edits: (string * byte array) list)
-        : byte array =
-        let replacements =
-            edits
-            |> List.collect (fun (name, json) ->
-                members
-                |> List.filter (fun m -> m.Name = name)
-                |> List.map (fun m -> m.ValueStart, m.Stop, json))
-
-        let added =
-            edits
-            |> List.filter (fun (name, _) -> not (members |> List.exists (fun m -> m.Name = name)))
-
-        let insertion =
-            match added, List.tryLast members with
-            | [], _ -> []
-            | _, Some last -> [
-                last.Stop,
-                last.Stop,
-                added
-                |> List.map (fun (n, j) -> Array.concat [ ","B; nameBytes n; j ])
-                |> Array.concat
-              ]
-            | _, None -> [
-                openAt + 1,
-                openAt + 1,
-                added
-                |> List.mapi (fun i (n, j) -> Array.concat [ (if i > 0 then ","B else [||]); nameBytes n; j ])
-                |> Array.concat
-              ]
-
-        splice body (replacements @ insertion)
-
-    /// The spans that remove the members of one object for which `remove` holds, with their separators, so
-    /// the object stays valid JSON whichever positions they held.
-    let private removals (members: JsonMember list) (remove: JsonMember -> bool) : (int * int) list =
-        let members = Array.ofList members
-        let n = members.Length
-        let removed = members |> Array.map remove
-
-        match Array.tryFindIndexBack not removed with
-        | _ when not (Array.contains true removed) -> []
-        | None -> [ members[0].Start, members[n - 1].Stop ]
-        | Some lastKept -> [
-            for i in 0 .. lastKept - 1 do
-                if removed[i] then
-                    members[i].Start, members[i + 1].Start
-            if lastKept < n - 1 then
-                members[lastKept].Stop, members[n - 1].Stop
-          ]
-
-    /// The body without the members named in `names`, at any depth up to `maxDepth` (members inside a removed
-    /// one go with it). Also the number of members removed (nested ones inside removed ones too).
-    let removeNamed (body: ReadOnlySpan<byte>) (maxDepth: int) (names: string list) : Result<byte array * int, string> =
-        let remove (m: JsonMember) = m.Name.Length > 0
-
-        match scan body maxDepth names with
-        | Error e -> Error e
-        | Ok(objects, _, _) ->
-            let spans =
-                objects
-                |> List.collect (fun members -> removals members remove)
-                |> List.sortBy fst
-
-            // nested spans (a member inside a removed member) go with the outer one
-            let outer =
-                spans
-                |> List.fold
-                    (fun (kept, reach) (start, stop) ->
-                        if start < reach then
-                            kept, reach
-                        else
-                            (start, stop) :: kept, stop)
-                    ([], -1)
-                |> fst
-                |> List.rev
-
-            let count =
-                objects
-                |> List.sumBy (fun members -> members |> List.filter remove |> List.length)
-
-            if outer.IsEmpty then
-                Ok(body.ToArray(), 0)
-            else
-                Ok(splice body (outer |> List.map (fun (start, stop) -> start, stop, [||])), count)
 
     /// A JSON string literal of `text`.
     let stringLiteral (text: string) : byte array =

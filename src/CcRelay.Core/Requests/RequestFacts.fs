@@ -3,6 +3,7 @@ namespace CcRelay.Core
 open System
 open System.Text.Encodings.Web
 open System.Text.Json
+open CcRelay.Core.JsonScan
 
 /// What the relay needs to know about a request body, read in one pass without re-serialising it.
 type RequestFacts = {
@@ -199,104 +200,6 @@ module RequestFacts =
     // ---------------------------
     // Fast path
     // ---------------------------
-
-    // Bytes that end a run of plain string content: the closing quote, an escape, a control character.
-    let private stringStops =
-        Buffers.SearchValues.Create(ReadOnlySpan [| yield '"'B; yield '\\'B; for b in 0uy .. 31uy -> b |])
-
-    let private trueLiteral: byte array = "true"B
-    let private falseLiteral: byte array = "false"B
-    let private nullLiteral: byte array = "null"B
-
-    let private isHex (b: byte) =
-        (b >= '0'B && b <= '9'B) || (b >= 'a'B && b <= 'f'B) || (b >= 'A'B && b <= 'F'B)
-
-    let private isDigit (b: byte) = b >= '0'B && b <= '9'B
-
-    let private isSpace (b: byte) =
-        b = ' 'B || b = '\n'B || b = '\r'B || b = '\t'B
-
-    /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes;
-    /// -1 when it is not a valid JSON string. Plain runs are skipped with a vectorised search.
-    let private scanString (body: ReadOnlySpan<byte>) (start: int) : struct (int * bool) =
-        let mutable i = start + 1
-        let mutable result = -2
-        let mutable escaped = false
-
-        while result = -2 do
-            let k = body.Slice(i).IndexOfAny(stringStops)
-
-            if k < 0 then
-                result <- -1
-            else
-                let j = i + k
-
-                if body[j] = '"'B then
-                    result <- j + 1
-                elif body[j] = '\\'B && j + 1 < body.Length then
-                    escaped <- true
-
-                    match body[j + 1] with
-                    | '"'B
-                    | '\\'B
-                    | '/'B
-                    | 'b'B
-                    | 'f'B
-                    | 'n'B
-                    | 'r'B
-                    | 't'B -> i <- j + 2
-                    | 'u'B when
-                        j + 5 < body.Length
-                        && isHex body[j + 2]
-                        && isHex body[j + 3]
-                        && isHex body[j + 4]
-                        && isHex body[j + 5]
-                        ->
-                        i <- j + 6
-                    | _ -> result <- -1
-                else
-                    result <- -1
-
-        struct (result, escaped)
-
-    /// The end (exclusive) of the number starting at `start` (RFC 8259's grammar), or -1.
-    let private scanNumber (body: ReadOnlySpan<byte>) (start: int) : int =
-        let n = body.Length
-        let mutable i = start
-
-        if i < n && body[i] = '-'B then
-            i <- i + 1
-
-        if i >= n || not (isDigit body[i]) then
-            -1
-        else
-            if body[i] = '0'B then
-                i <- i + 1
-            else
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            let mutable ok = true
-
-            if i < n && body[i] = '.'B then
-                i <- i + 1
-                ok <- i < n && isDigit body[i]
-
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            if ok && i < n && (body[i] = 'e'B || body[i] = 'E'B) then
-                i <- i + 1
-
-                if i < n && (body[i] = '+'B || body[i] = '-'B) then
-                    i <- i + 1
-
-                ok <- i < n && isDigit body[i]
-
-                while i < n && isDigit body[i] do
-                    i <- i + 1
-
-            if ok then i else -1
 
     /// The key a value belongs to, among those `inspect` looks at.
     [<RequireQualifiedAccess>]
