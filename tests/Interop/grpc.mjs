@@ -3,9 +3,12 @@
 //
 // stdin:  {"address":"127.0.0.1:port","token","proto":path,"relay":"http://127.0.0.1:port","newKey"}
 // stdout: {"unauthenticated":{code,details},"status","providers","keys","config","disabled","enabled",
-//          "request","stats":[...],"models","added","removed"} (messages as proto-loader decodes them: longs as strings)
+//          "request","stats":[...],"models","added","removed","reload","usage","clientAdded","clientRotated",
+//          "clientRevoked","clients","plugins"} (messages as proto-loader decodes them: longs as strings; a call the
+//          relay refuses as {code,details})
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
+import { createHash } from "node:crypto";
 
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
@@ -73,6 +76,18 @@ output.stats = await new Promise((resolve, reject) => {
 output.models = await unary("listModels", {});
 output.added = await unary("addKey", { provider: "a", key: input.newKey, rpmLimit: 5 });
 output.removed = await unary("removeKey", { provider: "a", keyId: output.added.keyId });
+
+// The rest of the service: a reload (the test relay has no config file: a refusal with its status code), usage
+// from the ledger, a client key added (only its SHA-256 is sent), rotated and revoked, the clients, the plugins
+const refused = (error) => ({ code: error.code, details: error.details });
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+output.reload = await unary("reloadConfig", {}).catch(refused);
+output.usage = await unary("getUsage", { by: "client", since: "7d" });
+output.clientAdded = await unary("addClient", { name: "interop", keySha256: sha256(input.clientKey), actor: "grpc-js" });
+output.clientRotated = await unary("rotateClient", { name: "interop", keySha256: sha256(`${input.clientKey}-next`), graceMs: 60000, actor: "grpc-js" });
+output.clientRevoked = await unary("revokeClient", { name: "interop", actor: "grpc-js" });
+output.clients = await unary("listClients", {});
+output.plugins = await unary("listPlugins", {});
 
 client.close();
 process.stdout.write(JSON.stringify(output));

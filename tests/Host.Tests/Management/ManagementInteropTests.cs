@@ -1,7 +1,6 @@
 using System.Text.Json;
 using CcRelay.Core;
 using CcRelay.Host.Tests.Infrastructure;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Tests.Management;
 
@@ -15,15 +14,20 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
     private const string Token = "interop-token-42";
     private const string SecretA = "sk-interop-secret-a";
     private const string NewKey = "sk-interop-added-key";
+    private const string ClientKey = "ccr_interop-client-key-never-sent";
 
     [Fact]
     public async Task GrpcJs_WithoutTheToken_IsRefused_WithIt_CallsEveryMethod_AndBothStreams_AndEditsAKey()
     {
         A.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("from-a"));
+        // the ledger file also holds the runtime client-key changes AddClient/RotateClient/RevokeClient make
+        var ledgerDirectory = Directory.CreateTempSubdirectory("cc-relay-interop-");
+        using var cleanup = new DirectoryCleanup(ledgerDirectory);
         var config = TestConfig.Relay([
             TestConfig.Provider("a", A.BaseUrl, keys: [SecretA], priority: 2),
             TestConfig.Provider("b", B.BaseUrl, keys: ["sk-interop-secret-b"], priority: 1),
-        ]).With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.Some(Token), FSharpOption<ListenAddress>.None));
+        ], ledger: TestConfig.Ledger(Path.Combine(ledgerDirectory.FullName, "ledger.db")))
+            .With(grpc: GrpcConfig.Create(true, new ListenAddress("127.0.0.1", 0), Token));
         await using var relay = await RelayHost.StartAsync(config);
         var directory = InteropDirectory();
         Assert.True(
@@ -36,6 +40,7 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
             ["proto"] = Path.Combine(directory, "..", "..", "proto", "ccrelay", "v1", "management.proto"),
             ["relay"] = relay.BaseUrl.ToString().TrimEnd('/'),
             ["newKey"] = NewKey,
+            ["clientKey"] = ClientKey,
         });
 
         var (exitCode, output, error) = await ToolProcess.RunAsync("node", ["grpc.mjs"], input, "the gRPC interop test needs Node.js (tests/run-all.sh installs it)", directory);
@@ -67,9 +72,31 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
         Assert.Equal(5, root.GetProperty("added").GetProperty("state").GetProperty("rpmLimit").GetInt32());
         Assert.Equal(KeyId.ofSecret(NewKey), root.GetProperty("removed").GetProperty("keyId").GetString());
         Assert.Equal("3", root.GetProperty("removed").GetProperty("configGeneration").GetString());
+        Assert.Equal(9, root.GetProperty("reload").GetProperty("code").GetInt32()); // FAILED_PRECONDITION: no config file
+        Assert.True(root.GetProperty("usage").GetProperty("ledgerEnabled").GetBoolean());
+        Assert.Equal("runtime", root.GetProperty("clientAdded").GetProperty("client").GetProperty("source").GetString());
+        Assert.Equal(ClientKeyId(ClientKey), root.GetProperty("clientAdded").GetProperty("client").GetProperty("keyId").GetString());
+        Assert.Equal(ClientKeyId(ClientKey), root.GetProperty("clientRotated").GetProperty("previousKeyId").GetString());
+        Assert.Equal(
+            [ClientKeyId(ClientKey + "-next"), ClientKeyId(ClientKey)],
+            root.GetProperty("clientRevoked").GetProperty("revokedKeyIds").EnumerateArray().Select(k => k.GetString()).Order());
+        var interop = root.GetProperty("clients").GetProperty("clients").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "interop");
+        Assert.Equal("revoked", interop.GetProperty("state").GetString());
+        Assert.Equal(0, root.GetProperty("plugins").GetProperty("plugins").GetArrayLength());
+        Assert.DoesNotContain(ClientKey, output, StringComparison.Ordinal);
         Assert.DoesNotContain(SecretA, output, StringComparison.Ordinal);
         Assert.DoesNotContain(NewKey, output, StringComparison.Ordinal);
         Assert.DoesNotContain(Token, output, StringComparison.Ordinal);
+    }
+
+    /// <summary>A client key's id: the first 8 hex digits of its SHA-256 (docs/teams.md).</summary>
+    private static string ClientKeyId(string key) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..8];
+
+    /// <summary>Deletes a temporary directory at the end of a test.</summary>
+    private sealed class DirectoryCleanup(DirectoryInfo directory) : IDisposable
+    {
+        public void Dispose() => directory.Delete(recursive: true);
     }
 
     /// <summary>Finds tests/Interop by walking up from the test binaries to the repository root.</summary>
