@@ -287,6 +287,11 @@ internal static class DashboardRenderer
             spans.Add(new Span($"  ↑{state.Scroll} newer (PgDn)", Tone.Accent));
         }
 
+        if (state.Missed > 0)
+        {
+            spans.Add(new Span($"  {state.Missed} missed (dashboard too slow)", Tone.Warn));
+        }
+
         return TuiText.Clip(spans, width);
     }
 

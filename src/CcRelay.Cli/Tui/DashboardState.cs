@@ -80,6 +80,10 @@ internal sealed record DashboardState
     /// <summary>Requests scrolled past (0: the newest is at the top).</summary>
     public int Scroll { get; init; }
 
+    /// <summary>Completed requests the relay could not send to this dashboard because it read too slowly (the sum of
+    /// the stream's <c>dropped_before</c>): the recent list is not every request when this is above 0.</summary>
+    public long Missed { get; init; }
+
     /// <summary>The selected provider's name (kept by name so a re-sort or a reload does not move it).</summary>
     public string? Selected { get; init; }
 
@@ -128,7 +132,12 @@ internal sealed record DashboardState
             recent = recent.RemoveAt(recent.Count - 1);
         }
 
-        return this with { Recent = recent, Scroll = Scroll > 0 ? Math.Min(Scroll + 1, recent.Count - 1) : 0 };
+        return this with
+        {
+            Recent = recent,
+            Scroll = Scroll > 0 ? Math.Min(Scroll + 1, recent.Count - 1) : 0,
+            Missed = Missed + (long)request.DroppedBefore,
+        };
     }
 
     /// <summary>The answer of <c>SetProviderEnabled</c>: the table shows it at once, before the next statistics message.</summary>

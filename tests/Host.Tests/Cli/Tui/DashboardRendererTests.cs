@@ -79,6 +79,19 @@ public sealed class DashboardRendererTests
     }
 
     [Fact]
+    public void RequestsHeader_SaysHowManyRequestsTheStreamMissed_OnlyWhenItMissedSome()
+    {
+        var skipped = Request("anthropic", 200);
+        skipped.DroppedBefore = 1396;
+        var missed = State(Provider("anthropic")).WithRequest(Request("anthropic", 200)).WithRequest(skipped).WithRequest(Request("anthropic", 200));
+        var complete = State(Provider("anthropic")).WithRequest(Request("anthropic", 200)).WithRequest(Request("anthropic", 200));
+
+        Assert.Equal(1396, missed.Missed);
+        Assert.Contains(Render(missed, width: 120), l => l.Contains("TIME") && l.Contains("1396 missed"));
+        Assert.DoesNotContain(Render(complete, width: 120), l => l.Contains("missed"));
+    }
+
+    [Fact]
     public void AnySize_GivesExactlyThatManyLinesOfThatWidth()
     {
         var state = State([.. Enumerable.Range(0, 12).Select(i => Provider($"p{i}", keys: [0.5]))]).WithRequest(Request("p1", 529));
