@@ -53,10 +53,11 @@ say "tracing $SECS s of one stream at a time"
 LG=$!
 PIDS+=("$LG")
 sleep 4
-perf record -q -k mono -o "$WORK/perf.data" -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_exit_recvfrom,syscalls:sys_exit_recvmsg,syscalls:sys_exit_read,syscalls:sys_exit_readv,syscalls:sys_exit_epoll_wait,syscalls:sys_exit_epoll_pwait,sched:sched_wakeup,sched:sched_switch' \
+mkdir -p "$WORK/perf"  # not next to relay.yaml: the relay watches its config's directory
+perf record -q -k mono -o "$WORK/perf/perf.data" -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_exit_recvfrom,syscalls:sys_exit_recvmsg,syscalls:sys_exit_read,syscalls:sys_exit_readv,syscalls:sys_exit_epoll_wait,syscalls:sys_exit_epoll_pwait,sched:sched_wakeup,sched:sched_switch' \
     -p "$RELAY_PID,$FAKE,$LG" -- sleep "$SECS" 2>/dev/null || true
 wait "$LG" || true
-perf script -i "$WORK/perf.data" -F comm,pid,tid,cpu,time,event,trace >"$WORK/trace.txt" 2>/dev/null
+perf script -i "$WORK/perf/perf.data" -F comm,pid,tid,cpu,time,event,trace >"$WORK/trace.txt" 2>/dev/null
 {
     echo "bench/ttfb-trace.sh: variant $VARIANT, ${RELAY:-this build}${ENV_R:+, $ENV_R}; $WARM warm-up rounds of 8, then one stream at a time"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
