@@ -13,70 +13,7 @@
 # Tiered compilation is off (DOTNET_TieredCompilation=0: every method is compiled once, fully optimised, during the
 # warm-up), so the measured window holds the steady state, not the JIT. The count includes every thread of the
 # relay (Kestrel, the accounting thread, GC). Needs: valgrind, nginx, curl. Everything listens on 127.0.0.1; every
-# process is stopped on exit (by PID). Results: bench/out/client-keys-callgrind-<stamp>.txt.
+# process is stopped on exit (by PID). Results: bench/out/callgrind-pair-noclients-clients-<stamp>.txt (the work is
+# bench/callgrind-pair.sh's, with A=noclients B=clients).
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BENCH="$ROOT/bench"
-source "$BENCH/lib.sh"
-: "${RUNS:=2}" "${REQUESTS:=2000}" "${WARMUP:=3000}"
-for tool in valgrind callgrind_control nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
-
-bench_scratch ccgrind
-OUT="$BENCH/out/client-keys-callgrind-$(date -u +%Y%m%dT%H%M%SZ).txt"
-cd "$ROOT"
-[[ -f "$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll" ]] || build_tools src/CcRelay.Cli
-[[ -f "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ]] || build_tools bench/LoadGen
-RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
-read -r P_UP P_RELAY <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 2)"
-start_upstream "$WORK/up" "$P_UP"
-UP_PIDS=("${PIDS[@]}")
-write_wrk_script "$WORK"
-
-# the request: the benchmark's Claude Code request and headers (x-api-key: bench-client-key), as a curl config
-{
-    while IFS= read -r h; do [[ -n $h ]] && printf 'header = "%s"\n' "${h//\"/\\\"}"; done <"$BENCH/payloads/headers.txt"
-    printf 'data-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nurl = "http://127.0.0.1:%s/v1/messages"\n' "$WORK/body.json" "$P_RELAY"
-} >"$WORK/curl.cfg"
-send() { # $1 = count: that many requests, 8 at a time -> "count×status …"
-    seq "$1" | xargs -P 8 -n 50 sh -c 'for _ in "$@"; do curl -s -K "$0"; done' "$WORK/curl.cfg" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}'
-}
-
-measure() { # $1 = variant -> "instructions-per-request"
-    write_relay_config "$WORK/$1.yaml" "$P_RELAY" "$P_UP" "$1"
-    DOTNET_TieredCompilation=0 DOTNET_EnableWriteXorExecute=0 \
-        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.$1.%p" \
-        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1200); do curl -sf -m 2 "http://127.0.0.1:$P_RELAY/health" | grep -q '"fake"' && break; sleep 0.5; done
-    say "$1: warm-up ($WARMUP requests: $(send "$WARMUP"))"
-    callgrind_control -z "$pid" >/dev/null
-    callgrind_control -i on "$pid" >/dev/null
-    local codes
-    codes="$(send "$REQUESTS")"
-    callgrind_control -i off "$pid" >/dev/null
-    callgrind_control -d "$pid" >/dev/null
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-    PIDS=("${UP_PIDS[@]}")
-    # the counters were zeroed before the window and stopped after it: every dump together (the one asked for, and
-    # the one at exit) is the window
-    local ir
-    ir="$(cat "$WORK"/cg."$1".* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')"
-    mkdir -p "$WORK/kept"; mv "$WORK"/cg."$1".* "$WORK/kept/" 2>/dev/null || true
-    say "$1: $codes; $ir instructions"
-    awk -v ir="$ir" -v n="$REQUESTS" 'BEGIN {printf "%.0f", ir / n}'
-}
-
-{
-    echo "bench/client-keys-callgrind.sh: noclients (A) vs clients (B), $RUNS run(s) each, interleaved; $REQUESTS measured requests after $WARMUP"
-    echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$OUT"
-for r in $(seq "$RUNS"); do
-    a="$(measure noclients)"
-    b="$(measure clients)"
-    awk -v r="$r" -v a="$a" -v b="$b" 'BEGIN {printf "run %d: A %d instructions/request, B %d instructions/request, B/A %.4f\n", r, a, b, b / a}' | tee -a "$OUT"
-done
-# KEEP=DIR: the dumps, for callgrind_annotate (where the instructions go)
-[[ -n ${KEEP:-} ]] && mkdir -p "$KEEP" && cp "$WORK"/kept/* "$KEEP/"
-say "written: $OUT"
+A=noclients B=clients exec "$(dirname "$0")/callgrind-pair.sh" "$@"

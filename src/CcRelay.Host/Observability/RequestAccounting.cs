@@ -22,8 +22,8 @@ namespace CcRelay.Host.Observability;
 /// (bench/RESULTS.md, "The accounting off the request's thread"). Queued, the request's thread does two
 /// interlocked operations, and the accounting runs in batches, on warm caches. The request line keeps the time
 /// its request ended (<see cref="RequestRecord.EndedAt"/>), whenever it is written.
-/// NOTE: the thread sleeps on a semaphore once an interval passes with nothing queued; the request that finds it
-/// asleep wakes it. A relay under steady traffic never sleeps it, so its requests never pay for a wake-up.
+/// NOTE: the thread sleeps (on a <see cref="WakeSignal"/>, which never spins) once an interval passes with nothing
+/// queued; the request that finds it asleep wakes it. A relay under steady traffic never sleeps it, so its requests never pay for a wake-up.
 /// </summary>
 internal sealed class RequestAccounting : IDisposable
 {
@@ -37,7 +37,7 @@ internal sealed class RequestAccounting : IDisposable
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeSpan _interval;
-    private readonly SemaphoreSlim _wake = new(0);
+    private readonly WakeSignal _wake = new();
     private readonly Lock _drain = new();
     private readonly Thread? _thread;
 
@@ -89,7 +89,7 @@ internal sealed class RequestAccounting : IDisposable
         }
         else if (Volatile.Read(ref _asleep) == 1 && Interlocked.Exchange(ref _asleep, 0) == 1)
         {
-            _wake.Release();
+            _wake.Set();
         }
     }
 
@@ -105,7 +105,7 @@ internal sealed class RequestAccounting : IDisposable
         }
 
         _disposed = true;
-        _wake.Release();
+        _wake.Set();
         _ = _thread?.Join(TimeSpan.FromSeconds(5));
         Drain();
     }
@@ -130,7 +130,7 @@ internal sealed class RequestAccounting : IDisposable
                     continue; // took the announcement back before any request saw it
                 }
 
-                _wake.Wait(); // a request's wake-up (or, if one took the announcement back first, its release), or Dispose
+                _ = _wake.Wait(Timeout.InfiniteTimeSpan); // a request's wake-up (or, if one took the announcement back first, its release), or Dispose
             }
         }
     }
