@@ -80,7 +80,11 @@ internal static class UsageCommand
             {
                 try
                 {
-                    using var source = Npgsql.NpgsqlDataSource.Create(PostgresLedgerTable.Normalise(postgres));
+                    // a one-shot report, not a request path: time to connect and to sum a large table
+                    var builder = PostgresLedgerTable.Normalise(postgres);
+                    builder.Timeout = Math.Max(builder.Timeout, 15);
+                    builder.CommandTimeout = Math.Max(builder.CommandTimeout, 60);
+                    using var source = Npgsql.NpgsqlDataSource.Create(builder);
                     using var connection = source.OpenConnection();
                     groups = PostgresLedgerTable.Query(connection, usageQuery);
                 }
