@@ -9,8 +9,9 @@ namespace CcRelay.Cli;
 
 /// <summary>
 /// <c>cc-relay usage [--by client|provider|model|key|day] [--since 7d] [--json|--csv] [--config path] [--ledger path]</c>:
-/// usage and cost from the ledger file (docs/teams.md), read-only, while the relay runs or not. Rows of the last flush
-/// interval may not be in the file yet.
+/// usage and cost from the ledger (docs/teams.md), read-only, while the relay runs or not: the SQLite file, or with
+/// <c>state.postgres</c> the shared store's table (every relay's rows). Rows of the last flush interval may not be
+/// written yet.
 /// </summary>
 internal static class UsageCommand
 {
@@ -71,16 +72,41 @@ internal static class UsageCommand
             }
 
             var grouping = Enum.Parse<UsageGrouping>(parse.GetValue(by)!, ignoreCase: true);
+            var usageQuery = new UsageQuery(grouping, from.ResultValue, ledgerConfig.TimeZone);
             IReadOnlyList<UsageGroup> groups;
-            try
+
+            // with state.postgres (and no --ledger), the relays write their rows to the shared store: read every relay's there
+            if (parse.GetValue(ledger) is not { Length: > 0 } && loaded.Value.Config.State.Postgres?.Value is { } postgres)
             {
-                using var connection = LedgerFile.OpenForReading(path);
-                groups = LedgerFile.Query(connection, new UsageQuery(grouping, from.ResultValue, ledgerConfig.TimeZone));
+                try
+                {
+                    // a one-shot report, not a request path: time to connect and to sum a large table
+                    var builder = PostgresLedgerTable.Normalise(postgres);
+                    builder.Timeout = Math.Max(builder.Timeout, 15);
+                    builder.CommandTimeout = Math.Max(builder.CommandTimeout, 60);
+                    using var source = Npgsql.NpgsqlDataSource.Create(builder);
+                    using var connection = source.OpenConnection();
+                    groups = PostgresLedgerTable.Query(connection, usageQuery);
+                }
+                catch (Exception e) when (e is Npgsql.NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+                {
+                    // NOTE: never the connection string (it may hold a password); Npgsql's messages do not carry it
+                    error.WriteLine($"cc-relay: cannot read the usage ledger in {PostgresLedger.Where}: {e.Message}");
+                    return ExitCodes.Failure;
+                }
             }
-            catch (Exception e) when (e is FileNotFoundException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+            else
             {
-                error.WriteLine($"cc-relay: cannot read the usage ledger {path}: {e.Message}");
-                return ExitCodes.Failure;
+                try
+                {
+                    using var connection = LedgerFile.OpenForReading(path);
+                    groups = LedgerFile.Query(connection, usageQuery);
+                }
+                catch (Exception e) when (e is FileNotFoundException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+                {
+                    error.WriteLine($"cc-relay: cannot read the usage ledger {path}: {e.Message}");
+                    return ExitCodes.Failure;
+                }
             }
 
             var key = parse.GetValue(by)!;

@@ -153,8 +153,9 @@ public static class CcRelayServiceCollectionExtensions
     }
 
     /// <summary>
-    /// The usage ledger <c>ledger</c> asks for: the SQLite file, or none when it is off. A file that cannot be opened
-    /// does not stop the relay: the ledger reports it and tries again at each flush.
+    /// The usage ledger <c>ledger</c> asks for: the SQLite file, the shared store's table when <c>state.postgres</c> is
+    /// set, or none when it is off. A store that cannot be opened does not stop the relay: the ledger reports it and
+    /// tries again at each flush.
     /// </summary>
     private static Ledger.IUsageLedger OpenLedger(CcRelayOptions options, IServiceProvider services)
     {
@@ -164,12 +165,21 @@ public static class CcRelayServiceCollectionExtensions
             return Ledger.NullLedger.Instance;
         }
 
-        var ledger = new Ledger.SqliteLedger(
-            Ledger.LedgerFile.ResolvePath(config, options.Environment),
-            TimeSpan.FromMilliseconds(config.FlushIntervalMs),
-            config.QueueCapacity,
-            services.GetRequiredService<TimeProvider>(),
-            services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Ledger"));
+        // with state.postgres the ledger is the shared store's table: every relay's rows in one place (docs/scale-out.md)
+        Ledger.IBatchedLedger ledger = options.Config.State.Postgres?.Value is { } postgres
+            ? new Ledger.PostgresLedger(
+                postgres,
+                $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}",
+                TimeSpan.FromMilliseconds(config.FlushIntervalMs),
+                config.QueueCapacity,
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Ledger"))
+            : new Ledger.SqliteLedger(
+                Ledger.LedgerFile.ResolvePath(config, options.Environment),
+                TimeSpan.FromMilliseconds(config.FlushIntervalMs),
+                config.QueueCapacity,
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Ledger"));
         services.GetRequiredService<Clients.ClientMetrics>().Watch(ledger);
         return ledger;
     }

@@ -45,7 +45,7 @@ public sealed class ClientMetrics
     }
 
     /// <summary>Reports the ledger's rows and health.</summary>
-    public void Watch(SqliteLedger ledger)
+    public void Watch(IBatchedLedger ledger)
     {
         ArgumentNullException.ThrowIfNull(ledger);
         _ledger = () => ledger.Status;

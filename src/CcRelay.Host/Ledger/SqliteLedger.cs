@@ -19,7 +19,7 @@ namespace CcRelay.Host.Ledger;
 /// and counted, the failure is logged once and shown by <see cref="Status"/> (metrics, <c>/health</c>), and the
 /// next flush opens the file again — a deleted file is created anew.
 /// </summary>
-public sealed class SqliteLedger : IUsageLedger
+public sealed class SqliteLedger : IBatchedLedger
 {
     /// <summary>The most rows one transaction writes.</summary>
     private const int BatchSize = 1_000;

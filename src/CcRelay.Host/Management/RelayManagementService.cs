@@ -300,7 +300,7 @@ internal sealed class RelayManagementService(
         {
             groups = ledger.Query(new Ledger.UsageQuery(grouping, since.ResultValue, zone));
         }
-        catch (Exception e) when (e is FileNotFoundException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FileNotFoundException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException or Npgsql.NpgsqlException or TimeoutException)
         {
             throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, "the usage ledger cannot be read: " + e.Message));
         }

@@ -63,6 +63,45 @@ internal static class SharedSchema
             actor text NOT NULL,
             UNIQUE (at, kind, client, key_sha256));
         """,
+
+        // 3: the usage ledger of every relay (ledger.enabled with state.postgres; docs/scale-out.md): the SQLite file's
+        // columns, the relay that wrote the row, and a row id so that a batch retried after a lost answer adds nothing
+        """
+        CREATE TABLE IF NOT EXISTS ccrelay_requests (
+            id uuid PRIMARY KEY,
+            relay text NOT NULL,
+            ended_at_ms bigint NOT NULL,
+            request_id text NOT NULL,
+            client text NOT NULL,
+            client_key_id text NOT NULL,
+            provider text NOT NULL,
+            key_id text NOT NULL,
+            model text NOT NULL,
+            response_model text,
+            stage text,
+            status integer NOT NULL,
+            result text NOT NULL,
+            input_tokens bigint,
+            output_tokens bigint,
+            cache_read_tokens bigint,
+            cache_write_tokens bigint,
+            cost_nanousd bigint,
+            latency_ms double precision NOT NULL);
+        CREATE INDEX IF NOT EXISTS ccrelay_requests_ended_at ON ccrelay_requests (ended_at_ms);
+        CREATE INDEX IF NOT EXISTS ccrelay_requests_client_ended_at ON ccrelay_requests (client, ended_at_ms);
+        """,
+
+        // 4: thinking pins, so that a relay joining late learns the pins made before (newest per conversation; rows
+        // older than the pin lifetime are deleted); each relay's config fingerprint and clock skew with its heartbeat
+        """
+        CREATE TABLE IF NOT EXISTS ccrelay_pins (
+            conversation_key bigint PRIMARY KEY,
+            family text NOT NULL,
+            pinned_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS ccrelay_pins_pinned_at ON ccrelay_pins (pinned_at);
+        ALTER TABLE ccrelay_relays ADD COLUMN IF NOT EXISTS fingerprint text;
+        ALTER TABLE ccrelay_relays ADD COLUMN IF NOT EXISTS clock_skew_ms bigint;
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

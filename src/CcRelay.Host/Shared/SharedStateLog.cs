@@ -26,6 +26,15 @@ internal static partial class SharedStateLog
     [LoggerMessage(EventId = 707, Level = LogLevel.Error, Message = "shared state: unexpected failure; reconnecting")]
     public static partial void Unexpected(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 708, Level = LogLevel.Warning, Message = "shared state: this relay's providers, clients or ledger.time_zone differ from relays {relays} (fingerprint {fingerprint}; {which}): keys, limits and budgets are not the same everywhere")]
+    public static partial void ConfigDiffers(ILogger logger, string fingerprint, string relays, string which);
+
+    [LoggerMessage(EventId = 709, Level = LogLevel.Information, Message = "shared state: every live relay has this relay's providers, clients and ledger.time_zone again (fingerprint {fingerprint})")]
+    public static partial void ConfigAgrees(ILogger logger, string fingerprint);
+
+    [LoggerMessage(EventId = 710, Level = LogLevel.Warning, Message = "shared state: PostgreSQL's clock is {skew_ms} ms off this relay's (more than {max_ms} ms): shared deadlines (circuits, key cooldowns, pins) are shifted by as much")]
+    public static partial void ClockSkewed(ILogger logger, long skew_ms, long max_ms);
+
     [LoggerMessage(EventId = 706, Level = LogLevel.Information, Message = "shared state: relay {relay} stopped publishing; its reservations are released here")]
     public static partial void RelayGone(ILogger logger, string relay);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using CcRelay.Core;
 
 namespace CcRelay.Host.Shared;
 
@@ -13,6 +14,16 @@ internal static class SharedStateMetrics
             () => shared.Link.IsConnected ? 1 : 0,
             "1",
             "1 while the relay shares its state through PostgreSQL (state.postgres), 0 while it runs on local state alone.");
+        meter.CreateObservableGauge(
+            "ccrelay_shared_state_config_agrees",
+            () => shared.Agreement.Config is ConfigAgreement.Differs ? 0 : 1,
+            "1",
+            "0 while a live relay on the same store has other providers, clients or ledger.time_zone (docs/scale-out.md), else 1.");
+        meter.CreateObservableGauge(
+            "ccrelay_shared_state_clock_skew_seconds",
+            () => shared.Agreement.Clock is { } clock ? [new Measurement<double>(clock.Skew.TotalSeconds)] : Array.Empty<Measurement<double>>(),
+            "s",
+            "PostgreSQL's clock minus this relay's, read every few seconds (absent before the first reading).");
         meter.CreateObservableCounter(
             "ccrelay_shared_state_published", () => shared.Counts.Published, "{message}", "Events and spend flushes this relay wrote to the shared store.");
         meter.CreateObservableCounter(

@@ -29,7 +29,7 @@ namespace CcRelay.Host.Shared;
 /// NOTE: nothing here is awaited by a request. A slow or lost database delays what the other relays learn, never an
 /// answer; while it is gone the relay enforces from what it knows (its own state and the last merged).
 /// </summary>
-public sealed class SharedStateService : IHostedService, IAsyncDisposable
+public sealed partial class SharedStateService : IHostedService, IAsyncDisposable
 {
     /// <summary>The most events queued while the database cannot take them.</summary>
     private const int EventCapacity = 10_000;
@@ -249,6 +249,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                 await SyncKeysAsync(stopping);
                 await ReadSpendAsync(stopping);
                 await ReleaseGoneAsync(stopping);
+                await CheckAgreementAsync(stopping);
                 var before = Link;
                 Volatile.Write(ref _link, SharedLink.Connected);
                 if (before is SharedLink.Degraded degraded)
@@ -300,6 +301,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                         nextGoneCheck = _time.GetTimestamp();
                         await ReadSpendAsync(stopping);
                         await ReleaseGoneAsync(stopping);
+                        await CheckAgreementAsync(stopping);
                     }
                 }
             }
@@ -444,7 +446,6 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         {
             await using (var command = RowOf(shared, connection, transaction))
             {
-                // a pin has no row: it spreads by NOTIFY alone (best effort; a relay connecting later does not learn it)
                 if (command.CommandText.Length > 0)
                 {
                     await command.ExecuteNonQueryAsync(cancellationToken);
@@ -508,6 +509,15 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
             case SharedEvent.ClientKeyRevoked r:
                 command.CommandText = "INSERT INTO ccrelay_revoked_client_keys (key_id) VALUES (@key) ON CONFLICT (key_id) DO NOTHING";
                 command.Parameters.AddWithValue("key", r.KeyId);
+                break;
+            case SharedEvent.ConversationPinned p:
+                // the newest pin per conversation, for a relay that joins later (SharedPins.restore)
+                command.CommandText = """
+                    INSERT INTO ccrelay_pins (conversation_key, family, pinned_at) VALUES (@key, @family, now())
+                    ON CONFLICT (conversation_key) DO UPDATE SET family = excluded.family, pinned_at = excluded.pinned_at
+                    """;
+                command.Parameters.AddWithValue("key", unchecked((long)p.ConversationKey));
+                command.Parameters.AddWithValue("family", p.Family);
                 break;
         }
 
@@ -814,5 +824,7 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
         {
             Apply(shared);
         }
+
+        await RestorePinsAsync(connection, cancellationToken);
     }
 }

@@ -507,3 +507,151 @@ let ``runtime client-key changes: each side gets what it lacks, once`` () =
 
     Assert.Empty(toShared)
     Assert.Empty(toLocal)
+
+// ---------------------------
+// Pins learned by a relay that joins late, config agreement, clock skew
+// ---------------------------
+
+[<Fact>]
+let ``a relay joining late restores the alive stored pins at their own age, the newest per conversation`` () =
+    let runtime = runtime ()
+    let now = at 200.0
+
+    let stored = [
+        {
+            Key = 1UL
+            Family = "anthropic"
+            PinnedAt = wall.AddHours -2.0
+        }
+        // an older pin of the same conversation loses to the newer one
+        {
+            Key = 1UL
+            Family = "openai"
+            PinnedAt = wall.AddHours -2.5
+        }
+        // expired (older than the pin lifetime): not restored
+        {
+            Key = 2UL
+            Family = "anthropic"
+            PinnedAt = wall - RelayRuntime.pinLifetime - TimeSpan.FromSeconds 1.0
+        }
+        {
+            Key = 3UL
+            Family = "gemini"
+            PinnedAt = wall.AddMinutes -1.0
+        }
+    ]
+
+    let restored = SharedPins.restore now wall stored runtime
+
+    Assert.Equal(ValueSome "anthropic", RelayRuntime.pinnedFamily now 1UL restored)
+    Assert.Equal(ValueNone, RelayRuntime.pinnedFamily now 2UL restored)
+    Assert.Equal(ValueSome "gemini", RelayRuntime.pinnedFamily now 3UL restored)
+    Assert.Equal(2, restored.PinCount)
+    // pinned 2 h ago: it lives one more hour here, not three
+    Assert.Equal(ValueSome "anthropic", RelayRuntime.pinnedFamily (now + TimeSpan.FromMinutes 59.0) 1UL restored)
+    Assert.Equal(ValueNone, RelayRuntime.pinnedFamily (now + TimeSpan.FromMinutes 61.0) 1UL restored)
+
+    // a newer pin this relay made itself is kept
+    let mine = RelayRuntime.pin now 3UL "anthropic" runtime
+    let again = SharedPins.restore now wall stored mine
+    Assert.Equal(ValueSome "anthropic", RelayRuntime.pinnedFamily now 3UL again)
+
+[<Fact>]
+let ``at most maxPins stored pins are restored, the newest`` () =
+    let stored = [
+        for i in 1 .. RelayRuntime.maxPins + 5 ->
+            {
+                Key = uint64 i
+                Family = "anthropic"
+                PinnedAt = wall.AddSeconds(float (i - RelayRuntime.maxPins - 10))
+            }
+    ]
+
+    let chosen = SharedPins.toRestore wall stored
+    Assert.Equal(RelayRuntime.maxPins, chosen.Length)
+    Assert.Equal(6UL, chosen.Head.Key)
+    Assert.Equal(uint64 (RelayRuntime.maxPins + 5), (List.last chosen).Key)
+
+[<Fact>]
+let ``the fingerprint follows providers, clients and ledger.time_zone only, and never holds a secret`` () =
+    let baseConfig =
+        relay RoutingStrategy.Failover [ provider "a" [ key "sk-a-secret-1" 0 ]; provider "b" [] ]
+
+    let fingerprint = SharedAgreement.fingerprint baseConfig
+    Assert.Equal(16, fingerprint.Length)
+    Assert.Equal(fingerprint, SharedAgreement.fingerprint baseConfig)
+
+    // other sections do not count
+    let otherLogging = {
+        baseConfig with
+            Logging = {
+                baseConfig.Logging with
+                    Level = LogLevel.Debug
+            }
+            Routing = {
+                baseConfig.Routing with
+                    MaxAttempts = 9
+            }
+    }
+
+    Assert.Equal(fingerprint, SharedAgreement.fingerprint otherLogging)
+
+    // providers, clients, the time zone do
+    let fewerProviders = {
+        baseConfig with
+            Providers = [ baseConfig.Providers.Head ]
+    }
+
+    Assert.NotEqual<string>(fingerprint, SharedAgreement.fingerprint fewerProviders)
+
+    let otherZone = {
+        baseConfig with
+            Ledger = {
+                baseConfig.Ledger with
+                    TimeZone = TimeZoneInfo.FindSystemTimeZoneById "Europe/Berlin"
+            }
+    }
+
+    Assert.NotEqual<string>(fingerprint, SharedAgreement.fingerprint otherZone)
+    Assert.DoesNotContain("sk-a-secret-1", SharedAgreement.agreementText baseConfig)
+
+[<Fact>]
+let ``a relay whose fingerprint differs from its peers' is told so, and which one is the odd one out`` () =
+    Assert.Equal(ConfigAgreement.Alone, SharedAgreement.judge "f1" [])
+    Assert.Equal(ConfigAgreement.Agrees 2, SharedAgreement.judge "f1" [ "r2", "f1"; "r3", "f1" ])
+    // the odd one out sees both others differ
+    Assert.Equal(ConfigAgreement.Differs([ "r1"; "r2" ], true), SharedAgreement.judge "f2" [ "r2", "f1"; "r1", "f1" ])
+    // the majority sees the odd one, and is not it
+    Assert.Equal(ConfigAgreement.Differs([ "r3" ], false), SharedAgreement.judge "f1" [ "r2", "f1"; "r3", "f2" ])
+    // two against two: nobody is the odd one out
+    Assert.Equal(
+        ConfigAgreement.Differs([ "r3"; "r4" ], false),
+        SharedAgreement.judge "f1" [ "r2", "f1"; "r3", "f2"; "r4", "f2" ]
+    )
+
+[<Fact>]
+let ``clock skew is the database's clock against the round trip's midpoint, reported beyond 1 s for certain`` () =
+    let before = wall
+    let after = wall.AddMilliseconds 200.0
+
+    let near = SharedAgreement.skewOf before (wall.AddMilliseconds 100.0) after
+    Assert.Equal(TimeSpan.Zero, near.Skew)
+    Assert.Equal(TimeSpan.FromMilliseconds 100.0, near.Uncertainty)
+    Assert.False(SharedAgreement.isSkewed near)
+
+    let behind = SharedAgreement.skewOf before (wall.AddSeconds -2.0) after
+    Assert.Equal(TimeSpan.FromMilliseconds -2100.0, behind.Skew)
+    Assert.True(SharedAgreement.isSkewed behind)
+
+    // 1.05 s off, but the round trip's uncertainty (0.1 s) may explain the excess: not reported
+    let unsure = SharedAgreement.skewOf before (wall.AddMilliseconds 1150.0) after
+    Assert.False(SharedAgreement.isSkewed unsure)
+
+    let json =
+        Text.Encoding.UTF8.GetString(SharedAgreement.toJson "abc" (ConfigAgreement.Differs([ "r9" ], true)) behind)
+
+    Assert.Equal(
+        """{"config":"differs","fingerprint":"abc","differing_relays":["r9"],"odd_one_out":true,"clock_skew_ms":-2100,"clock":"skewed"}""",
+        json
+    )
