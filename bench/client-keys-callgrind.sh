@@ -9,6 +9,9 @@
 #   bench/client-keys-callgrind.sh              2 runs of each variant (interleaved), 2,000 measured requests each
 #   RUNS=3 REQUESTS=4000 bench/client-keys-callgrind.sh
 #   KEEP=/tmp/dumps bench/client-keys-callgrind.sh   also keep the dumps, for callgrind_annotate
+#   A=default B=default RELAY_A=/tmp/old/cc-relay.dll bench/client-keys-callgrind.sh
+#       any two variants of bench/lib.sh (A, B; default noclients, clients), each on a build of its own
+#       (RELAY_A, RELAY_B: a cc-relay.dll; default this tree's): two builds compared by instructions per request
 #
 # Tiered compilation is off (DOTNET_TieredCompilation=0: every method is compiled once, fully optimised, during the
 # warm-up), so the measured window holds the steady state, not the JIT. The count includes every thread of the
@@ -19,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
-: "${RUNS:=2}" "${REQUESTS:=2000}" "${WARMUP:=3000}"
+: "${RUNS:=2}" "${REQUESTS:=2000}" "${WARMUP:=3000}" "${A:=noclients}" "${B:=clients}"
 for tool in valgrind callgrind_control nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
 
 bench_scratch ccgrind
@@ -28,6 +31,8 @@ cd "$ROOT"
 [[ -f "$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll" ]] || build_tools src/CcRelay.Cli
 [[ -f "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ]] || build_tools bench/LoadGen
 RELAY_DLL="$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll"
+DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
+for dll in "$DLL_A" "$DLL_B"; do [[ -f $dll ]] || { echo "no such relay build: $dll" >&2; exit 2; }; done
 read -r P_UP P_RELAY <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 2)"
 start_upstream "$WORK/up" "$P_UP"
 UP_PIDS=("${PIDS[@]}")
@@ -42,11 +47,11 @@ send() { # $1 = count: that many requests, 8 at a time -> "count×status …"
     seq "$1" | xargs -P 8 -n 50 sh -c 'for _ in "$@"; do curl -s -K "$0"; done' "$WORK/curl.cfg" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}'
 }
 
-measure() { # $1 = variant -> "instructions-per-request"
+measure() { # $1 = variant, $2 = cc-relay.dll -> "instructions-per-request"
     write_relay_config "$WORK/$1.yaml" "$P_RELAY" "$P_UP" "$1"
     DOTNET_TieredCompilation=0 DOTNET_EnableWriteXorExecute=0 \
         valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.$1.%p" \
-        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+        dotnet "$2" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 1200); do curl -sf -m 2 "http://127.0.0.1:$P_RELAY/health" | grep -q '"fake"' && break; sleep 0.5; done
@@ -69,12 +74,12 @@ measure() { # $1 = variant -> "instructions-per-request"
 }
 
 {
-    echo "bench/client-keys-callgrind.sh: noclients (A) vs clients (B), $RUNS run(s) each, interleaved; $REQUESTS measured requests after $WARMUP"
+    echo "bench/client-keys-callgrind.sh: $A (A${RELAY_A:+, $RELAY_A}) vs $B (B${RELAY_B:+, $RELAY_B}), $RUNS run(s) each, interleaved; $REQUESTS measured requests after $WARMUP"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 for r in $(seq "$RUNS"); do
-    a="$(measure noclients)"
-    b="$(measure clients)"
+    a="$(measure "$A" "$DLL_A")"
+    b="$(measure "$B" "$DLL_B")"
     awk -v r="$r" -v a="$a" -v b="$b" 'BEGIN {printf "run %d: A %d instructions/request, B %d instructions/request, B/A %.4f\n", r, a, b, b / a}' | tee -a "$OUT"
 done
 # KEEP=DIR: the dumps, for callgrind_annotate (where the instructions go)
