@@ -8,7 +8,9 @@
 #   A=default B=bedrock bench/callgrind-pair.sh          anthropic_compatible vs Bedrock (SigV4, reshape), 2 runs each
 #   A=noclients B=clients bench/callgrind-pair.sh        the client-key checks (bench/client-keys-callgrind.sh)
 #   RUNS=3 REQUESTS=4000 A=… B=… bench/callgrind-pair.sh
-#   RELAY=/tmp/old/cc-relay.dll A=… B=… …               another build of the relay
+#   RELAY=/tmp/old/cc-relay.dll A=… B=… …               another build of the relay (for both variants)
+#   A=default B=default RELAY_A=/tmp/old/cc-relay.dll …  two builds, one variant (RELAY_A and/or RELAY_B: the build
+#                                                         each side runs; default RELAY, else this tree's Release build)
 #   KEEP=/tmp/dumps A=… B=… bench/callgrind-pair.sh      also keep the dumps (JIT-compiled code has no symbols there:
 #                                                         totals per thread, not per method)
 #
@@ -32,6 +34,8 @@ cd "$ROOT"
 [[ -f "$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll" ]] || build_tools src/CcRelay.Cli
 [[ -f "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ]] || build_tools bench/LoadGen
 RELAY_DLL="${RELAY:-$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll}"
+DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
+for dll in "$DLL_A" "$DLL_B"; do [[ -f $dll ]] || { echo "no such relay build: $dll" >&2; exit 2; }; done
 read -r P_UP P_RELAY <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 2)"
 start_upstream "$WORK/up" "$P_UP"
 UP_PIDS=("${PIDS[@]}")
@@ -46,11 +50,11 @@ send() { # $1 = count: that many requests, 8 at a time -> "count×status …"
     seq "$1" | xargs -P 8 -n 50 sh -c 'for _ in "$@"; do curl -s -K "$0"; done' "$WORK/curl.cfg" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}'
 }
 
-measure() { # $1 = variant -> "instructions-per-request"
+measure() { # $1 = variant, $2 = cc-relay.dll -> "instructions-per-request"
     write_relay_config "$WORK/$1.yaml" "$P_RELAY" "$P_UP" "$1"
     DOTNET_TieredCompilation=0 DOTNET_EnableWriteXorExecute=0 \
         valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.$1.%p" \
-        dotnet "$RELAY_DLL" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
+        dotnet "$2" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 1200); do curl -sf -m 2 "http://127.0.0.1:$P_RELAY/health" | grep -q '"fake"' && break; sleep 0.5; done
@@ -73,12 +77,12 @@ measure() { # $1 = variant -> "instructions-per-request"
 }
 
 {
-    echo "bench/callgrind-pair.sh: $A (A) vs $B (B), $RUNS run(s) each, interleaved; $REQUESTS measured requests after $WARMUP"
+    echo "bench/callgrind-pair.sh: $A (A${RELAY_A:+, $RELAY_A}) vs $B (B${RELAY_B:+, $RELAY_B}), $RUNS run(s) each, interleaved; $REQUESTS measured requests after $WARMUP"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 for r in $(seq "$RUNS"); do
-    a="$(measure "$A")"
-    b="$(measure "$B")"
+    a="$(measure "$A" "$DLL_A")"
+    b="$(measure "$B" "$DLL_B")"
     awk -v r="$r" -v a="$a" -v b="$b" 'BEGIN {printf "run %d: A %d instructions/request, B %d instructions/request, B/A %.4f\n", r, a, b, b / a}' | tee -a "$OUT"
 done
 # KEEP=DIR: the dumps, for callgrind_annotate (where the instructions go)

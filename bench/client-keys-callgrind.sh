@@ -9,6 +9,7 @@
 #   bench/client-keys-callgrind.sh              2 runs of each variant (interleaved), 2,000 measured requests each
 #   RUNS=3 REQUESTS=4000 bench/client-keys-callgrind.sh
 #   KEEP=/tmp/dumps bench/client-keys-callgrind.sh   also keep the dumps, for callgrind_annotate
+#   A=default B=default RELAY_A=/tmp/old/cc-relay.dll bench/client-keys-callgrind.sh   two builds, one variant
 #
 # Tiered compilation is off (DOTNET_TieredCompilation=0: every method is compiled once, fully optimised, during the
 # warm-up), so the measured window holds the steady state, not the JIT. The count includes every thread of the
@@ -16,4 +17,6 @@
 # process is stopped on exit (by PID). Results: bench/out/callgrind-pair-noclients-clients-<stamp>.txt (the work is
 # bench/callgrind-pair.sh's, with A=noclients B=clients).
 set -euo pipefail
-A=noclients B=clients exec "$(dirname "$0")/callgrind-pair.sh" "$@"
+: "${A:=noclients}" "${B:=clients}"
+export A B
+exec "$(dirname "$0")/callgrind-pair.sh" "$@"

@@ -567,18 +567,20 @@ module Dialect =
 
     /// Plans one attempt at `provider` with `key` (a `Relay.next` attempt's `Provider` and `Key`), for a request
     /// with `facts` that arrived at `pathAndQuery` with `anthropic-beta` values `betas` and the caller's
-    /// passed-through credentials `forward`.
+    /// passed-through credentials `forward` (sequences, so the host passes its lists as they are; an F# list is
+    /// taken as it is, not copied).
     let plan
         (provider: ProviderConfig)
         (key: KeyConfig voption)
         (facts: RequestFacts)
         (pathAndQuery: string)
-        (betas: string list)
-        (forward: Credential list)
+        (betas: string seq)
+        (forward: Credential seq)
         : UpstreamPlan =
         match provider.Cloud with
-        | CloudSettings.Direct -> anthropicShaped provider key facts pathAndQuery forward
-        | CloudSettings.Bedrock settings -> bedrock settings provider key facts (operationOf pathAndQuery) betas
+        | CloudSettings.Direct -> anthropicShaped provider key facts pathAndQuery (List.ofSeq forward)
+        | CloudSettings.Bedrock settings ->
+            bedrock settings provider key facts (operationOf pathAndQuery) (List.ofSeq betas)
         | CloudSettings.Vertex settings -> vertex settings provider key facts (operationOf pathAndQuery)
         | CloudSettings.Foundry settings -> foundry settings provider key facts pathAndQuery
         | CloudSettings.OpenAi settings -> openAi settings provider key facts (operationOf pathAndQuery)
@@ -884,3 +886,12 @@ module Dialect =
         | AnswerDialect.GeminiCountTokens when status = 429 ->
             GeminiAnswer.retryAfterSeconds body |> ValueOption.ofOption
         | _ -> ValueNone
+
+/// The C#-facing surface of `AnswerDialect`.
+type AnswerDialect with
+
+    /// `Dialect.answer`, with the answer's `x-amzn-ErrorType` header or null.
+    member this.Answer
+        (status: int, errorTypeHeader: string | null, body: ReadOnlySpan<byte>)
+        : (int * byte array) option =
+        Dialect.answer this status (Option.ofObj errorTypeHeader) body

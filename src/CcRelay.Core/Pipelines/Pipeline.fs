@@ -134,11 +134,13 @@ module Pipeline =
     /// Consecutive steps are fused into one scan and one splice when that gives what running them one by one
     /// gives (`Transformers.applyFused`); otherwise each step scans the body it is given.
     let runBuiltIn
-        (steps: PipelineStep list)
+        (steps: PipelineStep seq)
         (dialect: string)
         (thinking: byte array option)
         (run: PipelineRun)
         : PipelineRun =
+        let steps = List.ofSeq steps
+
         let notApplicable (run: PipelineRun) (step: PipelineStep) = {
             run with
                 Reports = run.Reports @ [ StepReport.NotApplicable(step.Name, dialect) ]

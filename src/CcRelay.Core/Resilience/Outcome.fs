@@ -168,3 +168,16 @@ type LocalAnswer with
 
     /// `LocalAnswer.wireName`.
     member this.WireName: string = LocalAnswer.wireName this
+
+    /// `LocalAnswer.ofPlan`: whether the attempt's final plan makes a local answer, and which.
+    static member TryOfPlan
+        (pipelineFailed: bool, plan: UpstreamPlan, [<System.Runtime.InteropServices.Out>] answer: byref<LocalAnswer>)
+        : bool =
+        match LocalAnswer.ofPlan pipelineFailed plan with
+        | Some local ->
+            answer <- local
+            true
+        | None -> false
+
+    /// `LocalAnswer.result`: the request's result when the relay answered it locally with `status`.
+    static member Result(status: int) : RequestResult = LocalAnswer.result status

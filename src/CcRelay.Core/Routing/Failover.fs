@@ -43,6 +43,11 @@ type Attempt = {
 
     override this.ToString() : string = this.Display
 
+    /// The request's `body` (whose facts are `facts`) with this attempt's `Model` in place of the client's
+    /// (`RequestFacts.withModel`).
+    member this.WithModel(body: ReadOnlySpan<byte>, facts: RequestFacts) : byte array =
+        RequestFacts.withModel body facts this.Model
+
 /// What the host saw of one attempt. A streamed 200 is classified after its first event: an `error`
 /// event before any content is a `StreamError`, not a success.
 [<RequireQualifiedAccess>]
@@ -65,6 +70,10 @@ type AttemptResult =
     /// The relay could not make the attempt's request for this provider (a body it cannot reshape for it) and sent
     /// nothing: says nothing about the provider; another provider may take the request.
     | Unsent
+
+    /// `Answered` with the answer's parsed `retry-after` (`RateLimitHeaders.RetryAfter`): the C#-facing constructor.
+    static member OfAnswer(status: int, retryAfter: TimeSpan option, firstByte: TimeSpan) : AttemptResult =
+        AttemptResult.Answered(status, ValueOption.ofOption retryAfter, firstByte)
 
 /// What one attempt's result means.
 [<RequireQualifiedAccess>]

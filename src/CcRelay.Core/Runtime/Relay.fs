@@ -66,29 +66,38 @@ module Relay =
         ArrivedAt = now
     }
 
+    /// The dispatch of `request` before its first attempt: providers in `order` (`models`: each attempt's model,
+    /// or empty when every attempt sends the client's), under the runtime's policy.
+    let private started
+        (runtime: RelayRuntime)
+        (request: RouteRequest)
+        (order: int array)
+        (models: string array)
+        (family: string)
+        : Transition<Dispatch> = {
+        Runtime = runtime
+        Value = {
+            Request = request
+            Policy = runtime.Policy
+            Order = order
+            Models = models
+            PinnedFamily = family
+            Position = 0
+            Attempts = 0
+            FirstFailureAt = ValueNone
+            Round = 0
+            StripNext = false
+            StripUsed = false
+            Last = ValueNone
+        }
+        Effects = []
+    }
+
     /// Plans a request: the strategy's ordered providers (admissible ones only; the pinned family first
     /// for a thinking conversation). Advances the strategy's cursors.
     let plan (runtime: RelayRuntime) (now: TimeSpan) (request: RouteRequest) : Transition<Dispatch> =
         let struct (order, family, runtime) = Routing.order runtime now request
-
-        {
-            Runtime = runtime
-            Value = {
-                Request = request
-                Policy = runtime.Policy
-                Order = order
-                Models = [||]
-                PinnedFamily = family
-                Position = 0
-                Attempts = 0
-                FirstFailureAt = ValueNone
-                Round = 0
-                StripNext = false
-                StripUsed = false
-                Last = ValueNone
-            }
-            Effects = []
-        }
+        started runtime request order [||] family
 
     /// Plans a request within a stage decision's targets (`Stages.classify`): the targets' enabled
     /// providers are the candidates (in the order listed; a provider listed twice keeps its first place),
@@ -122,28 +131,15 @@ module Relay =
 
             let models = order |> Array.map modelOf
 
-            {
-                Runtime = runtime
-                Value = {
-                    Request = request
-                    Policy = runtime.Policy
-                    Order = order
-                    Models =
-                        if models |> Array.forall String.IsNullOrEmpty then
-                            [||]
-                        else
-                            models
-                    PinnedFamily = family
-                    Position = 0
-                    Attempts = 0
-                    FirstFailureAt = ValueNone
-                    Round = 0
-                    StripNext = false
-                    StripUsed = false
-                    Last = ValueNone
-                }
-                Effects = []
-            }
+            started
+                runtime
+                request
+                order
+                (if models |> Array.forall String.IsNullOrEmpty then
+                     [||]
+                 else
+                     models)
+                family
 
     /// The dispatch with only the providers `allowed` names in its order (a client's `providers`); an empty
     /// list allows every provider. A stage's per-attempt models (`Models`) are filtered with their providers.

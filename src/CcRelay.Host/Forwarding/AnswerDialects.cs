@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using CcRelay.Core;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -13,8 +12,8 @@ internal static class AnswerDialects
     public static async Task TranslateAsync(AnswerDialect dialect, HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-        var errorType = response.Headers.NonValidated.TryGetValues("x-amzn-ErrorType", out var values) ? FSharpOption<string>.Some(values.ToString()) : FSharpOption<string>.None;
-        if (Dialect.answer(dialect, (int)response.StatusCode, errorType, bytes) is not { } translated)
+        var errorType = response.Headers.NonValidated.TryGetValues("x-amzn-ErrorType", out var values) ? values.ToString() : null;
+        if (dialect.Answer((int)response.StatusCode, errorType, bytes) is not { } translated)
         {
             return;
         }

@@ -6,8 +6,6 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -32,7 +30,7 @@ internal sealed class FailoverForwarder(
         RelaySnapshot snapshot,
         RequestFacts facts,
         RequestBody body,
-        FSharpList<Credential> forward,
+        IReadOnlyList<Credential> forward,
         string pathAndQuery,
         RequestRecord record,
         long startedAt,
@@ -84,7 +82,7 @@ internal sealed class FailoverForwarder(
         RelaySnapshot snapshot,
         RequestFacts facts,
         RequestBody body,
-        FSharpList<Credential> forward,
+        IReadOnlyList<Credential> forward,
         string pathAndQuery,
         RequestRecord record,
         long startedAt,
@@ -96,7 +94,7 @@ internal sealed class FailoverForwarder(
         // :: Step 4: plan — what routing needs from the request
         var sessionId = context.Request.Headers["x-claude-code-session-id"].ToString();
         var conversation = Affinity.conversationKey(sessionId.Length > 0 ? sessionId : null, body.Span, facts);
-        var request = Relay.request(facts, conversation, !forward.IsEmpty, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
+        var request = Relay.request(facts, conversation, forward.Count > 0, unchecked((ulong)Random.Shared.NextInt64()), cell.Now);
 
         // :: Step 4: plan — the ordered providers (the strategy orders the stage's candidates)
         var dispatch = cell.Transition((request, stage.Targets), static (runtime, now, s) => Relay.planRoute(runtime, now, s.request, s.Targets));
@@ -235,7 +233,7 @@ internal sealed class FailoverForwarder(
         Attempt attempt,
         RequestFacts facts,
         RequestBody body,
-        FSharpList<Credential> forward,
+        IReadOnlyList<Credential> forward,
         string pathAndQuery,
         RelaySnapshot snapshot,
         RequestRecord record,
@@ -245,7 +243,7 @@ internal sealed class FailoverForwarder(
         var source = body.Memory;
         if (attempt.Model.Length > 0 && attempt.Model != facts.Model)
         {
-            var swapped = RequestFactsModule.withModel(source.Span, facts, attempt.Model);
+            var swapped = attempt.WithModel(source.Span, facts);
             var reread = RequestFacts.Inspect(swapped);
             if (reread.IsError)
             {
@@ -298,7 +296,7 @@ internal sealed class FailoverForwarder(
         Attempt attempt,
         RequestFacts facts,
         ReadOnlyMemory<byte> body,
-        FSharpList<Credential> forward,
+        IReadOnlyList<Credential> forward,
         string pathAndQuery,
         RelaySnapshot snapshot,
         RequestRecord record,
@@ -358,7 +356,7 @@ internal sealed class FailoverForwarder(
         var report = Pipeline.report(run);
         var skipped = Redact.scrub(snapshot.Secrets, Pipeline.skipped(run.Reports));
         Log.PipelineApplied(logger, record.RequestId, attempt.ProviderName, report, skipped);
-        var pipeline = new AttemptPipeline(report, skipped, selected.Response, run.Failure is not null);
+        var pipeline = new AttemptPipeline(report, skipped, selected, run.Failure is not null);
         if (run.Failure is { } failure)
         {
             // nothing half-transformed goes anywhere: the relay answers with the step's error
@@ -406,10 +404,10 @@ internal sealed class FailoverForwarder(
     }
 
     /// <summary>The client's <c>anthropic-beta</c> values (a dialect may move them into the body or drop some).</summary>
-    private static FSharpList<string> Betas(HttpContext context, ProviderConfig provider) =>
+    private static IEnumerable<string> Betas(HttpContext context, ProviderConfig provider) =>
         Dialect.readsBetas(provider) && context.Request.Headers.TryGetValue("anthropic-beta", out var betas) && betas.Count > 0
             ? Headers.betaValues(betas!)
-            : FSharpList<string>.Empty;
+            : [];
 
     /// <summary>
     /// Sends the attempt. When <c>Failover.hedgeAfter</c> passes with no answer and <c>Relay.next</c> on the
@@ -424,7 +422,7 @@ internal sealed class FailoverForwarder(
         Dispatch dispatch,
         RequestFacts facts,
         RequestBody body,
-        FSharpList<Credential> forward,
+        IReadOnlyList<Credential> forward,
         string pathAndQuery,
         RequestRecord record)
     {
@@ -496,8 +494,7 @@ internal sealed class FailoverForwarder(
             return AttemptResult.NewStreamError(errorType, answer.FirstByte);
         }
 
-        var retryAfter = headers.RetryAfter is { Value: var r } ? FSharpValueOption<TimeSpan>.NewValueSome(r) : FSharpValueOption<TimeSpan>.ValueNone;
-        return AttemptResult.NewAnswered(answer.Status, retryAfter, answer.FirstByte);
+        return AttemptResult.OfAnswer(answer.Status, headers.RetryAfter, answer.FirstByte);
     }
 
     /// <summary>A 400 may be a thinking signature the provider rejects (its body, buffered, says so); else as <see cref="Learn"/>.</summary>

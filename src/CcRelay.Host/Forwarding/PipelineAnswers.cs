@@ -11,7 +11,7 @@ internal static class PipelineAnswers
     public static async Task ApplyAsync(AttemptPipeline pipeline, HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-        var run = Pipeline.runAnswer(pipeline.Response, bytes);
+        var run = Pipeline.runAnswer(pipeline.Selected.Response, bytes);
         if (!run.Changed || run.Failure is not null)
         {
             // a failed answer step leaves the answer as it came: the upstream's answer is never withheld

@@ -1,18 +1,17 @@
 using CcRelay.Core;
 using CcRelay.Host.Plugins;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Forwarding;
 
 /// <summary>What an attempt's pipeline did: the report for the debug header and the log, and its answer-side steps.</summary>
 /// <param name="Report">The steps as <see cref="Pipeline.report"/> writes them.</param>
 /// <param name="Skipped">The reasons of skipped steps (already scrubbed of secrets).</param>
-/// <param name="Response">The answer-side steps.</param>
+/// <param name="Selected">The attempt's pipelines (their answer-side steps run on the answer).</param>
 /// <param name="Failed">The pipeline failed: the attempt's answer is the relay's own error.</param>
-internal sealed record AttemptPipeline(string Report, string Skipped, FSharpList<PipelineStep> Response, bool Failed)
+internal sealed record AttemptPipeline(string Report, string Skipped, SelectedPipeline Selected, bool Failed)
 {
     /// <summary>Whether the answer side repairs streamed tool JSON.</summary>
-    public bool RepairsToolJson => Response.Any(s => s.Transform.IsRepairToolJson);
+    public bool RepairsToolJson => Selected.Response.Any(s => s.Transform.IsRepairToolJson);
 }
 
 /// <summary>
@@ -87,7 +86,7 @@ internal static class PipelineRunner
             return run;
         }
 
-        var result = Pipeline.runBuiltIn(ListModule.OfSeq(steps), dialect, null, run);
+        var result = Pipeline.runBuiltIn(steps, dialect, null, run);
         steps.Clear();
         return result;
     }

@@ -9,7 +9,6 @@ using CcRelay.Host.Observability;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
-using Microsoft.FSharp.Collections;
 using MetricOutcome = CcRelay.Core.AttemptOutcome;
 
 namespace CcRelay.Host.Forwarding;
@@ -50,7 +49,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         // an answer the relay makes itself (a failed pipeline, an on_dropped refusal, a translated count_tokens):
         // no upstream attempt, no credential, no time to first byte
-        var local = LocalAnswerModule.ofPlan(pipeline is { Failed: true }, plan)?.Value;
+        var local = LocalAnswer.TryOfPlan(pipeline is { Failed: true }, plan, out var made) ? made : null;
 
         // runs before the first await: attempts started by a hedge are numbered in order
         if (local is null)
@@ -147,7 +146,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                         await AnswerDialects.TranslateAsync(plan.Answer, response, linked.Token);
                     }
 
-                    if (pipeline is { Failed: false, Response.IsEmpty: false } && (int)response.StatusCode < 400)
+                    if (pipeline is { Failed: false, Selected.Response.IsEmpty: false } && (int)response.StatusCode < 400)
                     {
                         // :: Step 7: the answer's steps on a whole JSON answer (repair_tool_json)
                         await PipelineAnswers.ApplyAsync(pipeline, response, linked.Token);
@@ -346,7 +345,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             if (record.Status >= 400)
             {
                 // the relay's own error answer is its own result (invalid_request_error, api_error), not an upstream_… one
-                record.Ended(attempt.Local is null ? RequestResult.OfUpstreamStatus(record.Status) : LocalAnswerModule.result(record.Status), relayed: true);
+                record.Ended(attempt.Local is null ? RequestResult.OfUpstreamStatus(record.Status) : LocalAnswer.Result(record.Status), relayed: true);
             }
 
             // :: Step 8: relay  Client ◄── Relay ◄── Upstream
@@ -513,7 +512,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         if (record.Status >= 400 && end.IsCompleted)
         {
             // an error answer passed through: its error type from its body (the relay's own error answer is its own result)
-            record.Ended(record.Local is null ? RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType) : LocalAnswerModule.result(record.Status), relayed: true);
+            record.Ended(record.Local is null ? RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType) : LocalAnswer.Result(record.Status), relayed: true);
         }
 
         var debug = snapshot.Config.Logging.DebugOptions;
@@ -627,7 +626,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         return request;
 
-        static bool Dropped(FSharpList<string> drop, string name)
+        static bool Dropped(IEnumerable<string> drop, string name)
         {
             foreach (var dropped in drop)
             {
