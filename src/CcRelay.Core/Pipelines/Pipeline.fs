@@ -673,9 +673,10 @@ module PluginStatuses =
 module TransformerCatalog =
 
     let private pluginNote =
-        "plugin: <name>  (request; applies to: all; re-serialises)\n"
-        + "  An external transformer (plugins.<name>, docs/plugins.md): it receives the request and returns a whole\n"
-        + "  new body, so the request is re-serialised by the plugin; reported as plugin:<name>(reserialised).\n"
+        "plugin: <name>  (request or response; applies to: all; re-serialises)\n"
+        + "  An external transformer (plugins.<name>, docs/plugins.md): it receives the request, a whole JSON answer\n"
+        + "  or each stream event (plugins.<name>.sees) and returns a whole new body (or event data), re-serialised by\n"
+        + "  the plugin; reported as plugin:<name>(reserialised).\n"
 
     /// The catalog as text: one block per transformer.
     let text: string =
