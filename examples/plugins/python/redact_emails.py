@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
-"""A cc-relay plugin (protocol v1, docs/plugins.md): replaces e-mail addresses in the text the user sends
-with [email], so they never reach the provider.
+"""A cc-relay plugin (docs/plugins.md): replaces e-mail addresses with [email] in the text the user sends
+(kind "request", protocol v1) and, when the plugin is also placed under a pipeline's response: with
+sees: [request, response, event], in the text of the answers that come back (kind "response": a whole JSON
+answer; kind "event": each SSE event of a streamed answer; protocol v2).
 
-One JSON line in per request, one JSON line out:
-  in : {"v":1,"id":N,"kind":"request","provider":"…","model":"…","body":{…Anthropic Messages request…}}
-  out: {"v":1,"id":N,"body":{…}}  or  {"v":1,"id":N,"unchanged":true}  or  {"v":1,"id":N,"error":"…"}
+One JSON line in per call, one JSON line out, answering with the call's own v and id:
+  in : {"v":1,"id":N,"kind":"request","provider":"…","model":"…","body":{…Messages request…}}
+       {"v":2,"id":N,"kind":"response","provider":"…","model":"…","status":200,"body":{…Messages answer…}}
+       {"v":2,"id":N,"kind":"event","provider":"…","model":"…","stream":"…","seq":K,"event":"content_block_delta","data":{…}}
+  out: {"v":V,"id":N,"body":{…}} (an event: {"v":2,"id":N,"data":{…}})
+       or {"v":V,"id":N,"unchanged":true}  or  {"v":V,"id":N,"error":"…"}
 stdout carries protocol lines only; write logs to stderr.
+
+A streamed address split across two text deltas is not caught (each event is seen on its own); a plugin that
+must see whole words keeps per-stream state keyed by "stream".
 """
 import json
 import re
@@ -30,16 +38,48 @@ def redact_content(content):
     return content, 0
 
 
-def handle(request):
-    body = request["body"]
+def handle_request(call):
+    body = call["body"]
     total = 0
     for message in body.get("messages", []):
         if message.get("role") == "user":
             message["content"], n = redact_content(message.get("content"))
             total += n
-    if total == 0:
-        return {"v": 1, "id": request["id"], "unchanged": True}
-    return {"v": 1, "id": request["id"], "body": body}
+    return ("body", body) if total else None
+
+
+def handle_response(call):
+    body = call["body"]
+    body["content"], n = redact_content(body.get("content"))
+    return ("body", body) if n else None
+
+
+def handle_event(call):
+    data = call["data"]
+    delta = data.get("delta") if call["event"] == "content_block_delta" else None
+    if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+        delta["text"], n = EMAIL.subn(REPLACEMENT, delta["text"])
+        if n:
+            return ("data", data)
+    return None
+
+
+HANDLERS = {(1, "request"): handle_request, (2, "response"): handle_response, (2, "event"): handle_event}
+
+
+def answer(call):
+    version, ident = call.get("v"), call.get("id")
+    handler = HANDLERS.get((version, call.get("kind")))
+    if handler is None:
+        return {"v": version, "id": ident, "error": "unsupported protocol version or kind"}
+    try:
+        change = handler(call)
+    except Exception as e:  # a plugin reports its own failure; the relay applies on_error
+        return {"v": version, "id": ident, "error": f"{type(e).__name__}: {e}"}
+    if change is None:
+        return {"v": version, "id": ident, "unchanged": True}
+    member, value = change
+    return {"v": version, "id": ident, member: value}
 
 
 def main():
@@ -48,18 +88,11 @@ def main():
         if not line:
             continue
         try:
-            request = json.loads(line)
+            call = json.loads(line)
         except json.JSONDecodeError as e:
             print(f"redact_emails: bad line: {e}", file=sys.stderr)
             continue
-        if request.get("v") != 1:
-            answer = {"v": 1, "id": request.get("id"), "error": "unsupported protocol version"}
-        else:
-            try:
-                answer = handle(request)
-            except Exception as e:  # a plugin reports its own failure; the relay applies on_error
-                answer = {"v": 1, "id": request.get("id"), "error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(answer(call), ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
 

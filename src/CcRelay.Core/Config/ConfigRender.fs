@@ -511,6 +511,8 @@ module ConfigRender =
                 $"    memory_mb: %d{p.MemoryMb}"
                 $"    cpu_seconds: %d{p.CpuSeconds}"
                 $"    on_error: %s{p.OnError.WireName}"
+                $"""    sees: [%s{String.Join(", ", p.Sees |> List.map _.WireName)}]"""
+                $"    event_timeout_ms: %d{p.EventTimeoutMs}"
     ]
 
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.

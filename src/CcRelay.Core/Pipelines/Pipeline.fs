@@ -224,6 +224,14 @@ module Pipeline =
 
         stream.ToArray()
 
+    /// One built-in response step on a whole JSON answer (a plugin step is the host's: it calls it and
+    /// `record`s the outcome).
+    let answerStep (run: PipelineRun) (step: PipelineStep) : PipelineRun =
+        if run.Failure.IsSome then
+            run
+        else
+            record run step (Transformers.applyAnswer step.Transform run.Body)
+
     /// A response step's outcome on a whole JSON answer.
     let runAnswer (steps: PipelineStep list) (body: byte array) : PipelineRun =
         steps
@@ -268,33 +276,55 @@ module Pipeline =
         selected.Response
         |> List.exists (fun s -> s.Transform = Transform.RepairToolJson)
 
-/// The plugin protocol, version 1 (docs/plugins.md): one JSON line each way per call.
+/// One call of a plugin: what it is given (docs/plugins.md, "The protocol").
+[<RequireQualifiedAccess>]
+type PluginCall =
+    /// The Messages request (protocol version 1: a version-1 plugin keeps working).
+    | Request of Provider: string * Model: string * Body: byte array
+    /// A whole non-streamed JSON answer (version 2).
+    | Response of Provider: string * Model: string * Status: int * Body: byte array
+    /// One SSE event of a streamed answer (version 2): the request's id, the event's number in the stream (0, 1, …
+    /// over the events given to plugins), its `event:` name and its `data` (a JSON object).
+    | Event of Provider: string * Model: string * Stream: string * Seq: int64 * Name: string * Data: byte array
+
+    /// The call's `kind` on the wire.
+    member this.Kind: PluginKind =
+        match this with
+        | Request _ -> PluginKind.Request
+        | Response _ -> PluginKind.Response
+        | Event _ -> PluginKind.Event
+
+    /// The protocol version of the call's line (and of the answer it expects): 1 for requests, 2 for the rest.
+    member this.Version: int =
+        match this with
+        | Request _ -> 1
+        | _ -> 2
+
+    /// The size of the JSON the call carries (the answer line may be this plus a slack).
+    member this.Size: int =
+        match this with
+        | Request(_, _, body)
+        | Response(_, _, _, body) -> body.Length
+        | Event(_, _, _, _, _, data) -> data.Length
+
+/// The plugin protocol (docs/plugins.md): one JSON line each way per call. Version 1 is the request side;
+/// version 2 adds `kind: response` (a whole JSON answer) and `kind: event` (one SSE event of a stream). A
+/// request line still says `"v":1`, so a version-1 plugin keeps working unchanged.
 [<RequireQualifiedAccess>]
 module PluginProtocol =
 
-    /// The protocol version this relay speaks.
+    /// The highest protocol version this relay speaks.
     [<Literal>]
-    let Version = 1
+    let Version = 2
 
-    /// The request line for one call: `{"v":1,"id":N,"kind":"request","provider":…,"model":…,"body":{…}}` + `\n`.
-    /// The body is embedded as it is (raw JSON), not re-encoded; its line breaks (whitespace) become spaces.
-    let requestLine (id: int64) (provider: string) (model: string) (body: ReadOnlySpan<byte>) : byte array =
-        let head =
-            Encoding.UTF8.GetBytes(
-                $"{{\"v\":%d{Version},\"id\":%d{id},\"kind\":\"request\",\"provider\":"
-                + Encoding.UTF8.GetString(JsonSpans.stringLiteral provider)
-                + ",\"model\":"
-                + Encoding.UTF8.GetString(JsonSpans.stringLiteral model)
-                + ",\"body\":"
-            )
-
-        let line = Array.zeroCreate<byte>(head.Length + body.Length + 2)
+    /// `head` + the raw JSON `json` + `}` + `\n`: the JSON embedded as it is, not re-encoded; its line breaks
+    /// (whitespace in valid JSON: inside strings they are escaped) become spaces, so the line is one line.
+    let private embed (head: string) (json: ReadOnlySpan<byte>) : byte array =
+        let head = Encoding.UTF8.GetBytes head
+        let line = Array.zeroCreate<byte>(head.Length + json.Length + 2)
         head.CopyTo(line, 0)
-        body.CopyTo(line.AsSpan(head.Length))
-
-        // NOTE: a raw CR or LF in valid JSON can only be whitespace (inside strings they are escaped), so a
-        // pretty-printed body becomes one line by turning them into spaces: the same JSON value, one line
-        let embedded = line.AsSpan(head.Length, body.Length)
+        json.CopyTo(line.AsSpan(head.Length))
+        let embedded = line.AsSpan(head.Length, json.Length)
 
         if embedded.IndexOfAny(byte '\n', byte '\r') >= 0 then
             embedded.Replace(byte '\n', byte ' ')
@@ -304,37 +334,264 @@ module PluginProtocol =
         line[line.Length - 1] <- byte '\n'
         line
 
-    /// A plugin's answer line for call `id`, read: `{"v":1,"id":N,"body":{…}}` (the new body, re-serialised by
-    /// the plugin), `{"v":1,"id":N,"unchanged":true}`, or `{"v":1,"id":N,"error":"…"}`. Anything else —
-    /// not JSON, another id or version, a body that is not an object — is a failed call.
-    let answer (id: int64) (line: ReadOnlySpan<byte>) : StepOutcome =
+    let private literal (text: string) : string =
+        Encoding.UTF8.GetString(JsonSpans.stringLiteral text)
+
+    /// The line for call `id`: `{"v":1,"id":N,"kind":"request","provider":…,"model":…,"body":{…}}`,
+    /// `{"v":2,"id":N,"kind":"response","provider":…,"model":…,"status":200,"body":{…}}` or
+    /// `{"v":2,"id":N,"kind":"event","provider":…,"model":…,"stream":…,"seq":N,"event":…,"data":{…}}`, + `\n`.
+    let line (id: int64) (call: PluginCall) : byte array =
+        let common (provider: string) (model: string) =
+            $"{{\"v\":%d{call.Version},\"id\":%d{id},\"kind\":\"%s{call.Kind.WireName}\",\"provider\":%s{literal provider},\"model\":%s{literal model}"
+
+        match call with
+        | PluginCall.Request(provider, model, body) -> embed (common provider model + ",\"body\":") (ReadOnlySpan body)
+        | PluginCall.Response(provider, model, status, body) ->
+            embed (common provider model + $",\"status\":%d{status},\"body\":") (ReadOnlySpan body)
+        | PluginCall.Event(provider, model, stream, seq, name, data) ->
+            embed
+                (common provider model
+                 + $",\"stream\":%s{literal stream},\"seq\":%d{seq},\"event\":%s{literal name},\"data\":")
+                (ReadOnlySpan data)
+
+    /// The request line for one call (`line` of a `PluginCall.Request`).
+    let requestLine (id: int64) (provider: string) (model: string) (body: ReadOnlySpan<byte>) : byte array =
+        line id (PluginCall.Request(provider, model, body.ToArray()))
+
+    let private memberOf (element: JsonElement) (name: string) =
+        match element.TryGetProperty name with
+        | true, value -> Some value
+        | _ -> None
+
+    /// What a plugin may change in an event: its `data` must stay an object of the same `type` (so the
+    /// `event:` line still names it), and a `content_block_*` event keeps its `index` (blocks are neither
+    /// moved nor invented). None when the change is allowed, else why not.
+    let eventChangeRefused (name: string) (original: JsonElement) (changed: JsonElement) : string option =
+        let text (e: JsonElement) (key: string) =
+            match memberOf e key with
+            | Some v -> v.GetRawText()
+            | None -> "(none)"
+
+        let was, now = text original "type", text changed "type"
+
+        if now <> was then
+            Some $"the plugin changed the event's type (%s{was} to %s{now})"
+        elif
+            name.StartsWith("content_block_", StringComparison.Ordinal)
+            && text changed "index" <> text original "index"
+        then
+            Some $"the plugin changed the block index of a %s{name} event"
+        else
+            None
+
+    /// A plugin's answer line to `call` (made as call `id`), read. `{"v":V,"id":N,"body":{…}}` (`"data":{…}` for
+    /// an event: the new object, re-serialised by the plugin), `{"v":V,"id":N,"unchanged":true}`, or
+    /// `{"v":V,"id":N,"error":"…"}`, where V is the call's version. Anything else — not JSON, another id or
+    /// version, a body or data that is not an object, an event change `eventChangeRefused` refuses — is a
+    /// failed call.
+    let answerTo (call: PluginCall) (id: int64) (line: ReadOnlySpan<byte>) : StepOutcome =
+        let version = call.Version
+
+        let payload, original =
+            match call with
+            | PluginCall.Event(_, _, _, _, name, data) -> "data", Some(name, data)
+            | _ -> "body", None
+
         try
             use document = JsonDocument.Parse(line.ToArray())
             let root = document.RootElement
 
-            let property (name: string) =
-                match root.TryGetProperty name with
-                | true, value -> Some value
-                | _ -> None
-
             if root.ValueKind <> JsonValueKind.Object then
                 StepOutcome.Failed "the plugin answered something other than a JSON object"
             else
+                let property = memberOf root
+
                 match property "v", property "id" with
-                | Some v, _ when v.ValueKind <> JsonValueKind.Number || v.GetInt32() <> Version ->
-                    StepOutcome.Failed $"the plugin answered protocol version %s{v.GetRawText()}, not %d{Version}"
+                | Some v, _ when
+                    v.ValueKind <> JsonValueKind.Number
+                    || (match v.TryGetInt32() with
+                        | true, n -> n <> version
+                        | _ -> true)
+                    ->
+                    StepOutcome.Failed $"the plugin answered protocol version %s{v.GetRawText()}, not %d{version}"
                 | None, _ -> StepOutcome.Failed "the plugin's answer has no v (protocol version)"
-                | _, Some i when i.ValueKind = JsonValueKind.Number && i.GetInt64() = id ->
-                    match property "error", property "unchanged", property "body" with
+                | _, Some i when
+                    i.ValueKind = JsonValueKind.Number
+                    && (match i.TryGetInt64() with
+                        | true, n -> n = id
+                        | _ -> false)
+                    ->
+                    match property "error", property "unchanged", property payload with
                     | Some e, _, _ when e.ValueKind = JsonValueKind.String ->
                         StepOutcome.Failed("the plugin reported: " + e.GetString())
                     | _, Some u, _ when u.ValueKind = JsonValueKind.True -> StepOutcome.Unchanged
-                    | _, _, Some body when body.ValueKind = JsonValueKind.Object ->
-                        StepOutcome.Changed(Encoding.UTF8.GetBytes(body.GetRawText()), true)
-                    | _ -> StepOutcome.Failed "the plugin's answer has neither body (an object), unchanged nor error"
+                    | _, _, Some changed when changed.ValueKind = JsonValueKind.Object ->
+                        match original with
+                        | Some(name, data) ->
+                            use was = JsonDocument.Parse(data: byte array)
+
+                            match eventChangeRefused name was.RootElement changed with
+                            | Some why -> StepOutcome.Failed why
+                            | None -> StepOutcome.Changed(Encoding.UTF8.GetBytes(changed.GetRawText()), true)
+                        | None -> StepOutcome.Changed(Encoding.UTF8.GetBytes(changed.GetRawText()), true)
+                    | _ ->
+                        StepOutcome.Failed
+                            $"the plugin's answer has neither %s{payload} (an object), unchanged nor error"
                 | _ -> StepOutcome.Failed $"the plugin answered another call than %d{id}"
         with :? JsonException ->
             StepOutcome.Failed "the plugin answered a line that is not JSON"
+
+    /// A plugin's answer to a request call (`answerTo` a `PluginCall.Request`).
+    let answer (id: int64) (line: ReadOnlySpan<byte>) : StepOutcome =
+        answerTo (PluginCall.Request("", "", [||])) id line
+
+    /// The deadline of one call: `event_timeout_ms` for a stream event, `timeout_ms` for the rest. A call that
+    /// has to start the process first (`starting`: its first call, or the first after it died) gets at least
+    /// `timeout_ms`: an interpreter's start-up is no event's fault, and would otherwise cut every cold stream.
+    let timeoutMs (config: PluginConfig) (call: PluginCall) (starting: bool) : int =
+        match call with
+        | PluginCall.Event _ when starting -> max config.TimeoutMs config.EventTimeoutMs
+        | PluginCall.Event _ -> config.EventTimeoutMs
+        | _ -> config.TimeoutMs
+
+    /// Whether a plugin's own failure report (`error`) — the process stays; any other failure means the
+    /// process is out of step or broken, and is stopped.
+    let keepsProcess (reason: string) : bool =
+        reason.StartsWith("the plugin reported:", StringComparison.Ordinal)
+
+/// One SSE event going through a stream's plugin steps: its name, its data so far, the frame to send, what
+/// failed (`on_error: fail`: the stream ends with an `error` event) and which steps failed under `skip` (they are
+/// left out for the rest of the stream; this event goes on as they received it).
+type EventRun = {
+    Name: string
+    Data: byte array
+    /// The SSE frame to send: the original bytes until a step changes the data.
+    Frame: byte array
+    Changed: bool
+    Failure: (string * string) option
+    Skipped: (string * string) list
+}
+
+/// Stream-event plugins (docs/plugins.md): which events they are given, what a step's outcome does to the
+/// event, and which steps a stream's events go through.
+[<RequireQualifiedAccess>]
+module StreamPlugins =
+
+    let private eventField = "event:"B
+    let private dataField = "data:"B
+
+    /// The event's name and data, when plugins are given it: a named event other than `ping` and `error` whose
+    /// data is one JSON object. Everything else (pings, errors, comments, keep-alives) goes to the client as it
+    /// came, without a call.
+    let start (frame: byte array) : EventRun option =
+        let mutable name: string option = None
+        use data = new IO.MemoryStream()
+        let mutable lines = 0
+        let mutable i = 0
+
+        // a field's value: after the prefix, one leading space dropped
+        let valueStart (start: int) (prefixLength: int) (stop: int) =
+            let v = start + prefixLength
+            if v < stop && frame[v] = byte ' ' then v + 1 else v
+
+        while i < frame.Length do
+            let start = i
+            let mutable stop = i
+
+            while stop < frame.Length && frame[stop] <> byte '\r' && frame[stop] <> byte '\n' do
+                stop <- stop + 1
+
+            let line = ReadOnlySpan(frame, start, stop - start)
+
+            if line.StartsWith(ReadOnlySpan eventField) then
+                let v = valueStart start eventField.Length stop
+                name <- Some(Encoding.UTF8.GetString(frame, v, stop - v))
+            elif line.StartsWith(ReadOnlySpan dataField) then
+                if lines > 0 then
+                    data.WriteByte(byte '\n')
+
+                let v = valueStart start dataField.Length stop
+                data.Write(frame, v, stop - v)
+                lines <- lines + 1
+
+            i <-
+                if stop >= frame.Length then
+                    stop
+                elif
+                    frame[stop] = byte '\r'
+                    && stop + 1 < frame.Length
+                    && frame[stop + 1] = byte '\n'
+                then
+                    stop + 2
+                else
+                    stop + 1
+
+        match name with
+        | Some n when n <> "ping" && n <> "error" && lines > 0 ->
+            let bytes = data.ToArray()
+
+            let isObject =
+                try
+                    use document = JsonDocument.Parse(bytes: byte array)
+                    document.RootElement.ValueKind = JsonValueKind.Object
+                with :? JsonException ->
+                    false
+
+            if isObject then
+                Some {
+                    Name = n
+                    Data = bytes
+                    Frame = frame
+                    Changed = false
+                    Failure = None
+                    Skipped = []
+                }
+            else
+                None
+        | _ -> None
+
+    /// The frame of an event: `event: <name>\ndata: <data>\n\n` (the data is one line: the plugin's answer was).
+    let frame (name: string) (data: byte array) : byte array =
+        Array.concat [ Encoding.UTF8.GetBytes("event: " + name + "\ndata: "); data; "\n\n"B ]
+
+    /// Records one step's outcome on the event: a change becomes the event's data and frame; a failure under
+    /// `skip` leaves the event as the step received it (and the step out for the rest of the stream, so a hung
+    /// plugin costs the stream one deadline, not one per event); under `fail` it ends the stream.
+    let record (run: EventRun) (step: PipelineStep) (outcome: StepOutcome) : EventRun =
+        match run.Failure, outcome with
+        | Some _, _ -> run
+        | None, StepOutcome.Changed(data, _) -> {
+            run with
+                Data = data
+                Frame = frame run.Name data
+                Changed = true
+          }
+        | None, StepOutcome.Unchanged -> run
+        | None, StepOutcome.Failed reason ->
+            match step.OnError with
+            | OnError.Skip -> {
+                run with
+                    Skipped = run.Skipped @ [ step.Name, reason ]
+              }
+            | OnError.Fail -> {
+                run with
+                    Failure = Some(step.Name, reason)
+              }
+
+    let private sees (plugins: PluginConfig list) (kind: PluginKind) (step: PipelineStep) : PluginConfig option =
+        match step.Transform with
+        | Transform.Plugin name -> plugins |> List.tryFind (fun p -> p.Name = name && List.contains kind p.Sees)
+        | _ -> None
+
+    /// The answer-side plugin steps given each event of a stream, in order, with their plugins.
+    let eventSteps (plugins: PluginConfig list) (steps: PipelineStep list) : (PipelineStep * PluginConfig) list =
+        steps
+        |> List.choose (fun step -> sees plugins PluginKind.Event step |> Option.map (fun p -> step, p))
+
+    /// The answer-side plugin steps given a whole JSON answer, in order, with their plugins.
+    let answerSteps (plugins: PluginConfig list) (steps: PipelineStep list) : (PipelineStep * PluginConfig) list =
+        steps
+        |> List.choose (fun step -> sees plugins PluginKind.Response step |> Option.map (fun p -> step, p))
 
 /// A plugin's state, for `/health`, the metrics and the management API.
 type PluginStatus = {
@@ -418,9 +675,10 @@ module PluginStatuses =
 module TransformerCatalog =
 
     let private pluginNote =
-        "plugin: <name>  (request; applies to: all; re-serialises)\n"
-        + "  An external transformer (plugins.<name>, docs/plugins.md): it receives the request and returns a whole\n"
-        + "  new body, so the request is re-serialised by the plugin; reported as plugin:<name>(reserialised).\n"
+        "plugin: <name>  (request or response; applies to: all; re-serialises)\n"
+        + "  An external transformer (plugins.<name>, docs/plugins.md): it receives the request, a whole JSON answer\n"
+        + "  or each stream event (plugins.<name>.sees) and returns a whole new body (or event data), re-serialised by\n"
+        + "  the plugin; reported as plugin:<name>(reserialised).\n"
 
     /// The catalog as text: one block per transformer.
     let text: string =

@@ -39,7 +39,23 @@ module internal PipelineDecode =
         "memory_mb"
         "cpu_seconds"
         "on_error"
+        "sees"
+        "event_timeout_ms"
     ]
+
+    let private seesChoice = [
+        "request", PluginKind.Request
+        "response", PluginKind.Response
+        "event", PluginKind.Event
+    ]
+
+    /// One item of `sees`: request, response or event.
+    let private seesItem: Read<PluginKind> =
+        fun cursor node ->
+            ConfigRead.optionalChoice seesChoice cursor node
+            |> Decoded.bind (function
+                | Some kind -> Decoded.ok kind
+                | None -> ConfigRead.fail cursor (ConfigNode.position node) "expected request, response or event")
 
     let private onErrorChoice = [ "skip", OnError.Skip; "fail", OnError.Fail ]
 
@@ -189,7 +205,7 @@ module internal PipelineDecode =
         (side: string)
         (plugins: string list)
         (pipelineOnError: OnError)
-        (pluginOnError: Map<string, OnError>)
+        (pluginConfigs: Map<string, PluginConfig>)
         : Read<PipelineStep * (string * Position * string * string list) option> =
         fun cursor node ->
             let at = ConfigNode.position node
@@ -266,14 +282,35 @@ module internal PipelineDecode =
                                 (cursor.Child "plugin")
                                 (ConfigNode.position plugin.Value)
                                 $"unknown plugin %s{ConfigRead.quote name}%s{hint}; define it under plugins:"
-                        | [] when side <> "request" ->
-                            ConfigRead.fail cursor at "plugins run on the request side only in this version"
+                        | [] when
+                            (match pluginConfigs.TryFind name with
+                             | Some p when side = "request" -> not (List.contains PluginKind.Request p.Sees)
+                             | Some p ->
+                                 not (
+                                     List.contains PluginKind.Response p.Sees
+                                     || List.contains PluginKind.Event p.Sees
+                                 )
+                             | None -> false)
+                            ->
+                            let wanted =
+                                if side = "request" then
+                                    "request"
+                                else
+                                    "response and/or event"
+
+                            ConfigRead.fail
+                                (cursor.Child "plugin")
+                                (ConfigNode.position plugin.Value)
+                                $"plugin %s{ConfigRead.quote name} is under %s{side}: but does not see it; give plugins.%s{name}.sees: [%s{wanted}]"
                         | [] ->
                             Decoded.ok (
                                 {
                                     Name = "plugin:" + name
                                     Transform = Transform.Plugin name
-                                    OnError = pluginOnError.TryFind name |> Option.defaultValue pipelineOnError
+                                    OnError =
+                                        pluginConfigs.TryFind name
+                                        |> Option.map _.OnError
+                                        |> Option.defaultValue pipelineOnError
                                 },
                                 None
                             ))
@@ -322,16 +359,16 @@ module internal PipelineDecode =
         (side: string)
         (plugins: string list)
         (onError: OnError)
-        (pluginOnError: Map<string, OnError>)
+        (pluginConfigs: Map<string, PluginConfig>)
         (fields: Fields)
         =
         fields
-        |> ConfigRead.field key (ConfigRead.optionalList (step side plugins onError pluginOnError))
+        |> ConfigRead.field key (ConfigRead.optionalList (step side plugins onError pluginConfigs))
         |> Decoded.orDefault []
 
     let private pipeline
         (plugins: string list)
-        (pluginOnError: Map<string, OnError>)
+        (pluginConfigs: Map<string, PluginConfig>)
         (name: string)
         : Read<PipelineConfig * PipelineReference list> =
         fun cursor node ->
@@ -357,8 +394,8 @@ module internal PipelineDecode =
                             |> ConfigRead.field "stages" (ConfigRead.optionalList stageName)
                             |> Decoded.orDefault []
 
-                        and! request = steps "request" "request" plugins onError pluginOnError fields
-                        and! response = steps "response" "response" plugins onError pluginOnError fields
+                        and! request = steps "request" "request" plugins onError pluginConfigs fields
+                        and! response = steps "response" "response" plugins onError pluginConfigs fields
 
                         let limited = (request @ response) |> List.choose snd
 
@@ -440,6 +477,13 @@ module internal PipelineDecode =
                         |> ConfigRead.field "on_error" (ConfigRead.optionalChoice onErrorChoice)
                         |> Decoded.orDefault OnError.Skip
 
+                    and! sees =
+                        fields
+                        |> ConfigRead.field "sees" (ConfigRead.optionalList seesItem)
+                        |> Decoded.orDefault [ PluginKind.Request ]
+
+                    and! eventTimeoutMs = integer "event_timeout_ms" 1L 600_000L 200L
+
                     return {
                         Name = name
                         Command = command
@@ -449,6 +493,8 @@ module internal PipelineDecode =
                         MemoryMb = int memoryMb
                         CpuSeconds = int cpuSeconds
                         OnError = onError
+                        Sees = List.distinct sees
+                        EventTimeoutMs = int eventTimeoutMs
                     }
                 })
 
@@ -463,9 +509,9 @@ module internal PipelineDecode =
                 |> List.map (fun (name, (cursor, node)) -> plugin name cursor node)
                 |> Decoded.sequence)
 
-        let pluginNames, pluginOnError =
+        let pluginNames, pluginConfigs =
             match plugins.Value with
-            | Some list -> list |> List.map _.Name, list |> List.map (fun p -> p.Name, p.OnError) |> Map.ofList
+            | Some list -> list |> List.map _.Name, list |> List.map (fun p -> p.Name, p) |> Map.ofList
             | None ->
                 // names still resolve when a plugin's own settings are wrong (its errors are reported already)
                 match ConfigRead.entry "plugins" root with
@@ -478,7 +524,7 @@ module internal PipelineDecode =
                 "pipelines"
                 (ConfigRead.optionalMap (fun cursor node ->
                     let name = cursor.Path.Substring(cursor.Path.LastIndexOf '.' + 1)
-                    pipeline pluginNames pluginOnError name cursor node))
+                    pipeline pluginNames pluginConfigs name cursor node))
             |> Decoded.orDefault []
 
         Decoded.zip pipelines plugins

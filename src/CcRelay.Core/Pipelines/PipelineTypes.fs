@@ -95,6 +95,23 @@ type PipelineConfig = {
     Attach: PipelineAttach
 }
 
+/// What a plugin is given (`plugins.<name>.sees`; docs/plugins.md, protocol version 2).
+[<RequireQualifiedAccess>]
+type PluginKind =
+    /// The Messages request (a step under `request:`).
+    | Request
+    /// A whole non-streamed JSON answer (a step under `response:`).
+    | Response
+    /// Each SSE event of a streamed answer (a step under `response:`).
+    | Event
+
+    /// The config and protocol spelling (`kind` of a call line).
+    member this.WireName: string =
+        match this with
+        | Request -> "request"
+        | Response -> "response"
+        | Event -> "event"
+
 /// One plugin (`plugins.<name>`): an executable speaking the JSON-lines protocol of docs/plugins.md.
 type PluginConfig = {
     Name: string
@@ -111,6 +128,10 @@ type PluginConfig = {
     CpuSeconds: int
     /// What a failed call does.
     OnError: OnError
+    /// What it is given (`sees`, default `[request]`).
+    Sees: PluginKind list
+    /// Wall-clock deadline per stream event (`event_timeout_ms`): an event waits at most this for the plugin.
+    EventTimeoutMs: int
 }
 
 /// The `pipelines` and `plugins` sections.

@@ -55,6 +55,9 @@ type RequestResult =
     | Refused of ErrorType: ErrorType * Status: int
     /// The relay failed (`internal_error`, 500).
     | InternalError
+    /// An answer-side plugin failed under `on_error: fail` (`plugin_error`): the client got the relay's
+    /// `api_error` (a 500, or an SSE `error` event mid-stream) instead of the upstream's answer.
+    | PluginFailed
 
 /// Names of `RequestResult`s.
 [<RequireQualifiedAccess>]
@@ -72,6 +75,7 @@ module RequestResult =
         | RequestResult.ClientAborted -> "client_aborted"
         | RequestResult.Refused(errorType, _) -> ErrorEnvelope.wireName errorType
         | RequestResult.InternalError -> "internal_error"
+        | RequestResult.PluginFailed -> "plugin_error"
 
     /// The Anthropic error type the client saw, when it saw one.
     let errorType (result: RequestResult) : string option =
@@ -82,7 +86,8 @@ module RequestResult =
         | RequestResult.InternalError -> None
         | RequestResult.UpstreamStatus(_, errorType) -> Some(defaultArg errorType "upstream_error")
         | RequestResult.UpstreamErrorEvent errorType -> Some errorType
-        | RequestResult.StreamBroken -> Some "api_error"
+        | RequestResult.StreamBroken
+        | RequestResult.PluginFailed -> Some "api_error"
         | RequestResult.TimedOut -> Some "timeout_error"
         | RequestResult.Refused(errorType, _) -> Some(ErrorEnvelope.wireName errorType)
 
@@ -96,6 +101,7 @@ module RequestResult =
         | RequestResult.UpstreamStatus _
         | RequestResult.UpstreamErrorEvent _
         | RequestResult.StreamBroken
+        | RequestResult.PluginFailed
         | RequestResult.TimedOut
         | RequestResult.BodyFailed -> None
 

@@ -9,6 +9,9 @@ type StreamRead =
     | Failed of Reason: string
     /// The read was cancelled: the client went away, a write to it failed, or the relay's time limit ran out.
     | Cancelled
+    /// The relay stopped reading: a stream-event plugin step failed under `on_error: fail` (the step's name and
+    /// why, already scrubbed of secrets). Says nothing of the upstream.
+    | PluginFailed of Step: string * Reason: string
 
 /// How the relay's writes to the client went.
 [<RequireQualifiedAccess>]
@@ -51,6 +54,9 @@ type StreamEnd =
     | TimedOut
     /// The client went away; the upstream was cancelled.
     | ClientAborted
+    /// A stream-event plugin failed (`on_error: fail`): the relay ended the stream with an `error` event; the
+    /// upstream is not to blame.
+    | PluginFailed
 
 /// The decision: how the stream ended, why (for the log), and the SSE `error` event to append, if any.
 type StreamVerdict = {
@@ -75,6 +81,7 @@ type StreamVerdict = {
 /// | EOF mid-event, or before `message_stop`       | UpstreamTruncated  | `api_error`      |
 /// | the read failed                               | UpstreamFailed     | `api_error`      |
 /// | the read was cancelled (the time limit)       | TimedOut           | `timeout_error`  |
+/// | a stream-event plugin failed (`on_error: fail`) | PluginFailed     | `api_error`      |
 ///
 /// Once `message_stop` (or the upstream's own `error` event) is relayed the answer is whole: a reset or the
 /// time limit while waiting for the upstream to close loses nothing and adds nothing.
@@ -125,6 +132,8 @@ module SseEnd =
             | StreamRead.Failed reason ->
                 broken StreamEnd.UpstreamFailed ErrorType.Api ("upstream connection lost: " + reason)
             | StreamRead.Cancelled -> broken StreamEnd.TimedOut ErrorType.Timeout TimeLimitReason
+            | StreamRead.PluginFailed(step, reason) ->
+                broken StreamEnd.PluginFailed ErrorType.Api $"the relay's transformer %s{step} failed: %s{reason}"
 
 /// What the host knows when it stops copying a JSON (not SSE) answer's body to the client.
 type BodyFacts = {

@@ -100,6 +100,12 @@ internal sealed class AttemptResponse(
     /// <summary>What the attempt's pipelines did (null: none applied).</summary>
     public AttemptPipeline? Pipeline { get; init; }
 
+    /// <summary>The answer side's plugin steps on a whole JSON answer, as reported (empty: none ran).</summary>
+    public string AnswerReport { get; set; } = "";
+
+    /// <summary>The relay's error that replaces the answer: an answer-side plugin failed under <c>on_error: fail</c> (null: none).</summary>
+    public byte[]? AnswerRefusal { get; set; }
+
     /// <summary>The answer the relay made itself, calling no upstream (null: the upstream answered): not an upstream attempt.</summary>
     public LocalAnswer? Local { get; init; }
 

@@ -356,7 +356,7 @@ internal sealed class FailoverForwarder(
         var report = Pipeline.report(run);
         var skipped = Redact.scrub(snapshot.Secrets, Pipeline.skipped(run.Reports));
         Log.PipelineApplied(logger, record.RequestId, attempt.ProviderName, report, skipped);
-        var pipeline = new AttemptPipeline(report, skipped, selected, run.Failure is not null);
+        var pipeline = new AttemptPipeline(report, skipped, selected, run.Failure is not null) { Host = plugins };
         if (run.Failure is { } failure)
         {
             // nothing half-transformed goes anywhere: the relay answers with the step's error

@@ -10,6 +10,9 @@ namespace CcRelay.Host.Forwarding;
 /// <param name="Failed">The pipeline failed: the attempt's answer is the relay's own error.</param>
 internal sealed record AttemptPipeline(string Report, string Skipped, SelectedPipeline Selected, bool Failed)
 {
+    /// <summary>The plugins, for the answer side's plugin steps (null: none configured).</summary>
+    public PluginHost? Host { get; init; }
+
     /// <summary>Whether the answer side repairs streamed tool JSON.</summary>
     public bool RepairsToolJson => Selected.Response.Any(s => s.Transform.IsRepairToolJson);
 }

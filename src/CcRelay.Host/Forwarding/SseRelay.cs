@@ -26,6 +26,10 @@ namespace CcRelay.Host.Forwarding;
 ///     append: a truncated stream must never look complete (Claude Code takes a clean EOF as an empty answer).
 /// Completion: when the stream's last word reached the client, the response is ended there (<see cref="ResponseEnd"/>):
 ///     the client sees the end of its stream before the relay's accounting runs.
+/// Plugins: with stream-event plugins (<see cref="StreamEventPlugins"/>), each complete event goes through them and
+///     is written and flushed on its own, before the next one is given to them; a plugin step failing under
+///     <c>on_error: fail</c> stops the loop (<see cref="StreamRead.PluginFailed"/>), and Core's verdict appends the
+///     SSE <c>error</c> event: the stream never ends cleanly.
 /// NOTE: one loop, not a reader task feeding a writer through a channel: at 1,000 open streams the channel,
 /// the second task and its linked cancellation cost ~1.5 KB per stream, the reader's buffers were handed
 /// to another thread (so the pool missed and allocated ~1 KB per event), and every event paid a thread hop.
@@ -47,7 +51,8 @@ internal static class SseRelay
         HttpContext context,
         RequestRecord record,
         CancellationToken cancellationToken,
-        BodyCapture? capture = null)
+        BodyCapture? capture = null,
+        StreamEventPlugins? plugins = null)
     {
         var response = context.Response;
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
@@ -125,45 +130,104 @@ internal static class SseRelay
 
                 // framing: find the end of the last complete event in the buffer
                 var complete = 0;
-                while (true)
+                if (plugins is not null)
                 {
-                    var eventEnd = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
-                    if (eventEnd < 0)
+                    // :: Step 8 with plugins: each event through them, then written and flushed on its own
+                    var pluginFailed = false;
+                    while (write.IsDelivered)
                     {
-                        break;
+                        var eventEnd = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
+                        if (eventEnd < 0)
+                        {
+                            break;
+                        }
+
+                        EventApplied applied;
+                        try
+                        {
+                            applied = await plugins.ApplyAsync(buffer.AsSpan(complete, eventEnd).ToArray(), cancellationToken);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            read = StreamRead.Cancelled;
+                            pluginFailed = true;
+                            break;
+                        }
+
+                        if (applied.FailedStep is { } step)
+                        {
+                            // the event that failed is not sent; nothing after it is read
+                            read = StreamRead.NewPluginFailed(step, applied.Reason ?? "");
+                            pluginFailed = true;
+                            break;
+                        }
+
+                        complete += eventEnd;
+                        tap = tap.Feed(applied.Frame);
+                        capture?.Append(applied.Frame);
+                        try
+                        {
+                            write = Written(await response.BodyWriter.WriteAsync(applied.Frame, cancellationToken));
+                            record.BytesOut += applied.Frame.Length;
+                        }
+                        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                        {
+                            write = StreamWrite.Cancelled;
+                        }
+                        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+                        {
+                            write = StreamWrite.Failed;
+                        }
                     }
 
-                    // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
-                    // events that carry usage); it neither copies nor delays the client's bytes
-                    tap = tap.Feed(buffer.AsSpan(complete, eventEnd));
-                    capture?.Append(buffer.AsSpan(complete, eventEnd));
-                    complete += eventEnd;
-                }
-
-                if (complete == 0)
-                {
-                    continue;
-                }
-
-                // :: Step 8: relay — write and flush the complete events  Client ◄── Relay
-                try
-                {
-                    write = Written(await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken));
-                    record.BytesOut += complete;
-                    if (!write.IsDelivered)
+                    if (pluginFailed || !write.IsDelivered)
                     {
+                        length -= complete; // what is left was not relayed
                         break;
                     }
                 }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                else
                 {
-                    write = StreamWrite.Cancelled; // the client's abort or the relay's time limit
-                    break;
-                }
-                catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
-                {
-                    write = StreamWrite.Failed; // the client is gone, whether or not RequestAborted says so yet
-                    break;
+                    while (true)
+                    {
+                        var eventEnd = Sse.findEventEnd(buffer.AsSpan(complete, length - complete));
+                        if (eventEnd < 0)
+                        {
+                            break;
+                        }
+
+                        // the usage tap reads the frame in place (Sse.frameKind first; JSON only for the few
+                        // events that carry usage); it neither copies nor delays the client's bytes
+                        tap = tap.Feed(buffer.AsSpan(complete, eventEnd));
+                        capture?.Append(buffer.AsSpan(complete, eventEnd));
+                        complete += eventEnd;
+                    }
+
+                    if (complete == 0)
+                    {
+                        continue;
+                    }
+
+                    // :: Step 8: relay — write and flush the complete events  Client ◄── Relay
+                    try
+                    {
+                        write = Written(await response.BodyWriter.WriteAsync(buffer.AsMemory(0, complete), cancellationToken));
+                        record.BytesOut += complete;
+                        if (!write.IsDelivered)
+                        {
+                            break;
+                        }
+                    }
+                    catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                    {
+                        write = StreamWrite.Cancelled; // the client's abort or the relay's time limit
+                        break;
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+                    {
+                        write = StreamWrite.Failed; // the client is gone, whether or not RequestAborted says so yet
+                        break;
+                    }
                 }
 
                 // keep the partial tail at the start of the buffer; with none left, give the buffer back

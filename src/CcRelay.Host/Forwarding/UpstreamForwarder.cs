@@ -135,7 +135,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             var renaming = plan.Operation.IsMessages && AnswerModel.renames(record.Model, sentModel ?? record.Model, plan.Provider.ModelMapping);
             attempt.Renames = renaming;
             var renamesJson = renaming && response.IsSuccessStatusCode && !attempt.IsStream;
-            if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated || renamesJson)
+            var answerPlugins = response.IsSuccessStatusCode && !attempt.IsStream && PipelineAnswers.HasPlugins(pipeline, snapshot);
+            if (((int)response.StatusCode >= 400 && !attempt.IsStream) || translated || renamesJson || answerPlugins)
             {
                 try
                 {
@@ -148,11 +149,13 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
                     if (pipeline is { Failed: false, Selected.Response.IsEmpty: false } && (int)response.StatusCode < 400)
                     {
-                        // :: Step 7: the answer's steps on a whole JSON answer (repair_tool_json)
-                        await PipelineAnswers.ApplyAsync(pipeline, response, linked.Token);
+                        // :: Step 7: the answer's steps on a whole JSON answer (repair_tool_json, plugins that see response)
+                        var steps = await PipelineAnswers.ApplyAsync(pipeline, snapshot, plan.Provider.Name, record.Model, response, linked.Token);
+                        attempt.AnswerReport = steps.Report;
+                        attempt.AnswerRefusal = steps.Refusal;
                     }
 
-                    if (renamesJson)
+                    if (renamesJson && attempt.AnswerRefusal is null)
                     {
                         attempt.RenamedFrom = await RenameJsonAsync(response, record.Model, linked.Token);
                     }
@@ -324,10 +327,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                 context.Response.Headers["x-cc-relay-dropped-betas"] = string.Join(",", plan.Dropped);
             }
 
-            if (attempt.Pipeline is { Report.Length: > 0 } applied)
+            var transformers = string.Join(",", new[] { attempt.Pipeline?.Report ?? "", attempt.AnswerReport }.Where(r => r.Length > 0));
+            if (transformers.Length > 0)
             {
                 // the transformers the attempt's pipelines ran (docs/pipelines.md): in place, (reserialised), (skipped), …
-                context.Response.Headers["x-cc-relay-transformers"] = applied.Report;
+                context.Response.Headers["x-cc-relay-transformers"] = transformers;
             }
 
             if (!plan.DroppedFeatures.IsEmpty)
@@ -346,6 +350,15 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             {
                 // the relay's own error answer is its own result (invalid_request_error, api_error), not an upstream_… one
                 record.Ended(attempt.Local is null ? RequestResult.OfUpstreamStatus(record.Status) : LocalAnswer.Result(record.Status), relayed: true);
+            }
+
+            if (attempt.AnswerRefusal is not null)
+            {
+                // an answer-side plugin failed under on_error: fail: the answer is withheld, the relay's error sent
+                // instead; the upstream answered, so its attempt stays a success
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+                record.Status = StatusCodes.Status500InternalServerError;
+                record.Ended(RequestResult.PluginFailed, relayed: true);
             }
 
             // :: Step 8: relay  Client ◄── Relay ◄── Upstream
@@ -370,12 +383,13 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                     // NOTE: awaited here, not in a helper: an async helper's state machine would live as long as the stream
                     var debug = snapshot.Config.Logging.DebugOptions;
                     using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
-                    var (end, reason, tap) = await SseRelay.RelayAsync(upstreamBody, context, record, linked.Token, capture);
+                    var plugins = StreamEventPlugins.For(attempt.Pipeline, snapshot, plan.Provider.Name, record.Model, record.RequestId);
+                    var (end, reason, tap) = await SseRelay.RelayAsync(upstreamBody, context, record, linked.Token, capture, plugins);
                     (outcome, answer) = StreamEnded(context, snapshot, plan, record, outcome, end, reason, tap, capture);
                 }
                 else
                 {
-                    (outcome, answer) = await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token);
+                    (outcome, answer) = await CopyBodyAsync(context, snapshot, plan, record, upstreamBody, response.Content.Headers.ContentLength, outcome, linked.Token, refused: attempt.AnswerRefusal is not null);
                 }
             }
 
@@ -417,6 +431,11 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
             case StreamEnd.Tags.ClientAborted:
                 record.Ended(RequestResult.ClientAborted, relayed: true);
                 return (MetricOutcome.Abandoned, answer);
+            case StreamEnd.Tags.PluginFailed:
+                // the relay's plugin failed, not the upstream: the attempt is abandoned (it counts neither way)
+                record.Ended(RequestResult.PluginFailed, relayed: true);
+                Log.StreamBroken(logger, record.RequestId, plan.Provider.Name, reason);
+                return (MetricOutcome.Abandoned, answer);
             case StreamEnd.Tags.UpstreamErrorEvent:
                 record.Ended(RequestResult.NewUpstreamErrorEvent(tap.ErrorType?.Value ?? "api_error"), relayed: true);
                 return (MetricOutcome.NewFailure("error event"), answer);
@@ -435,7 +454,8 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         Stream upstreamBody,
         long? contentLength,
         MetricOutcome outcome,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool refused = false)
     {
         // Read straight into Kestrel's output pipe: no intermediate buffer, one flush per upstream read. The
         // first MiB is also copied aside: the answer's usage sits at its end and is read once it is relayed.
@@ -509,7 +529,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         var answer = AnswerUsage.OfJson(capture.Span);
         Answered(snapshot, plan, record, answer);
-        if (record.Status >= 400 && end.IsCompleted)
+        if (record.Status >= 400 && end.IsCompleted && !refused)
         {
             // an error answer passed through: its error type from its body (the relay's own error answer is its own result)
             record.Ended(record.Local is null ? RequestResult.NewUpstreamStatus(record.Status, answer.ErrorType) : LocalAnswer.Result(record.Status), relayed: true);

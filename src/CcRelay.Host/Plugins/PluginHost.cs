@@ -40,11 +40,15 @@ public sealed class PluginHost : IDisposable
     public bool Sandboxed => _prlimit is not null;
 
     /// <summary>Calls plugin <paramref name="config"/> with the request body; a plugin fault is a <c>Failed</c> outcome.</summary>
-    public async Task<StepOutcome> CallAsync(PluginConfig config, string provider, string model, byte[] body, CancellationToken cancellationToken)
+    public Task<StepOutcome> CallAsync(PluginConfig config, string provider, string model, byte[] body, CancellationToken cancellationToken) =>
+        CallAsync(config, PluginCall.NewRequest(provider, model, body), cancellationToken);
+
+    /// <summary>Calls plugin <paramref name="config"/> once (a request, an answer or a stream event); a plugin fault is a <c>Failed</c> outcome.</summary>
+    public async Task<StepOutcome> CallAsync(PluginConfig config, PluginCall call, CancellationToken cancellationToken)
     {
         var process = ProcessFor(config);
         var started = _timeProvider.GetTimestamp();
-        var outcome = await process.CallAsync(provider, model, body, cancellationToken);
+        var outcome = await process.CallAsync(call, cancellationToken);
         var name = new KeyValuePair<string, object?>("plugin", config.Name);
         _duration?.Record(_timeProvider.GetElapsedTime(started).TotalSeconds, name);
         _calls?.Add(1, name, new KeyValuePair<string, object?>("outcome", outcome.IsChanged ? "changed" : outcome.IsUnchanged ? "unchanged" : "failed"));

@@ -6,10 +6,10 @@ namespace CcRelay.Host.Plugins;
 
 /// <summary>
 /// One plugin's process, kept warm between calls: started on the first call, restarted on the call after it
-/// died or was cut off. Calls are serial (one line out, one line back, protocol v1 of docs/plugins.md).
+/// died or was cut off. Calls are serial (one line out, one line back, the protocol of docs/plugins.md).
 /// <code>
-///   call     Relay ──{"v":1,"id":N,"kind":"request",…}\n──► plugin stdin
-///   answer   Relay ◄──{"v":1,"id":N,"body"|"unchanged"|"error"}\n── plugin stdout   (within timeout_ms, else killed)
+///   call     Relay ──{"v":1|2,"id":N,"kind":"request"|"response"|"event",…}\n──► plugin stdin
+///   answer   Relay ◄──{"v":…,"id":N,"body"|"data"|"unchanged"|"error"}\n── plugin stdout   (within the call's deadline, else killed)
 /// </code>
 /// Sandbox (Linux, with <c>prlimit</c> from util-linux): <c>prlimit --data=&lt;memory_mb&gt; --cpu=&lt;cpu_seconds&gt;
 /// --core=0 -- command args…</c> sets RLIMIT_DATA, RLIMIT_CPU and RLIMIT_CORE on the plugin process itself (prlimit
@@ -51,10 +51,11 @@ internal sealed class PluginProcess : IDisposable
     /// <summary>Counts restarts (starts after the first): a plugin that keeps dying shows here.</summary>
     public event Action<string>? Restarted;
 
-    /// <summary>Calls the plugin with one request; never throws for the plugin's faults: they are a <c>Failed</c> outcome.</summary>
-    public async Task<StepOutcome> CallAsync(string provider, string model, byte[] body, CancellationToken cancellationToken)
+    /// <summary>Calls the plugin once (a request, an answer or a stream event); never throws for the plugin's faults: they are a <c>Failed</c> outcome.</summary>
+    public async Task<StepOutcome> CallAsync(PluginCall call, CancellationToken cancellationToken)
     {
-        var timeout = TimeSpan.FromMilliseconds(Config.TimeoutMs);
+        var timeoutMs = PluginProtocol.timeoutMs(Config, call, false);
+        var timeout = TimeSpan.FromMilliseconds(timeoutMs);
         Interlocked.Increment(ref _calls);
 
         // one call at a time: a caller waits at most the deadline for the previous call
@@ -77,12 +78,16 @@ internal sealed class PluginProcess : IDisposable
                 {
                     return Fail(startError);
                 }
+
+                // the process starts with this call: its deadline covers the start-up (PluginProtocol.timeoutMs)
+                timeoutMs = PluginProtocol.timeoutMs(Config, call, true);
+                timeout = TimeSpan.FromMilliseconds(timeoutMs);
             }
 
             var id = ++_nextId;
-            var line = PluginProtocol.requestLine(id, provider, model, body);
+            var line = PluginProtocol.line(id, call);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var exchange = ExchangeAsync(_stdin!, _stdout!, line, body.Length + LineSlack, deadline.Token);
+            var exchange = ExchangeAsync(_stdin!, _stdout!, line, call.Size + LineSlack, deadline.Token);
             byte[]? answer;
             var sent = _timeProvider.GetTimestamp();
             try
@@ -95,7 +100,8 @@ internal sealed class PluginProcess : IDisposable
                 await deadline.CancelAsync();
                 Kill();
                 await exchange.ContinueWith(static _ => { }, TaskScheduler.Default);
-                return Fail($"no answer within {Config.TimeoutMs} ms (timeout_ms); the plugin was stopped");
+                var setting = call.Kind.IsEvent ? "event_timeout_ms" : "timeout_ms";
+                return Fail($"no answer within {timeoutMs} ms ({setting}); the plugin was stopped");
             }
             catch (OperationCanceledException)
             {
@@ -121,11 +127,11 @@ internal sealed class PluginProcess : IDisposable
             PluginLatency.record(_latencies, _answered, _timeProvider.GetElapsedTime(sent).TotalMilliseconds);
             Interlocked.Increment(ref _answered);
 
-            var outcome = PluginProtocol.answer(id, answer);
+            var outcome = PluginProtocol.answerTo(call, id, answer);
             if (outcome is StepOutcome.Failed failed)
             {
                 // a plugin's own error keeps the process; garbage or a call out of step does not
-                if (!failed.Reason.StartsWith("the plugin reported:", StringComparison.Ordinal))
+                if (!PluginProtocol.keepsProcess(failed.Reason))
                 {
                     Kill();
                 }

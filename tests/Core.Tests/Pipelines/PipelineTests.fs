@@ -451,3 +451,233 @@ let ``a plugin's p50 is the median of its last calls`` () =
         PluginLatency.record ring (int64 i) 0.5
 
     Assert.Equal(0.5, PluginLatency.p50 ring (int64 (4 + PluginLatency.Window)))
+
+// ---------------------------
+// Answer-side plugins: protocol version 2 (responses, stream events)
+// ---------------------------
+
+[<Fact>]
+let ``a plugin sees requests by default; sees and event_timeout_ms load`` () =
+    let config =
+        loaded
+            """
+[plugins.plain]
+command = "/usr/bin/plain"
+
+[plugins.answers]
+command = "/usr/bin/answers"
+sees = ["response", "event"]
+event_timeout_ms = 50
+on_error = "fail"
+
+[pipelines.p]
+models = ["*"]
+request = [ { plugin = "plain" } ]
+response = [ "repair_tool_json", { plugin = "answers" } ]
+"""
+
+    let plain = config.Pipelines.Plugins |> List.find (fun p -> p.Name = "plain")
+    let answers = config.Pipelines.Plugins |> List.find (fun p -> p.Name = "answers")
+    Assert.Equal<PluginKind list>([ PluginKind.Request ], plain.Sees)
+    Assert.Equal(200, plain.EventTimeoutMs)
+    Assert.Equal<PluginKind list>([ PluginKind.Response; PluginKind.Event ], answers.Sees)
+    Assert.Equal(50, answers.EventTimeoutMs)
+    let response = config.Pipelines.Pipelines.Head.Response
+    Assert.Equal<string list>([ "repair_tool_json"; "plugin:answers" ], response |> List.map _.Name)
+    Assert.Equal(OnError.Fail, (List.last response).OnError)
+
+    Assert.Equal<string list>(
+        [ "plugin:answers" ],
+        StreamPlugins.eventSteps config.Pipelines.Plugins response
+        |> List.map (fst >> _.Name)
+    )
+
+    Assert.Equal<string list>(
+        [ "plugin:answers" ],
+        StreamPlugins.answerSteps config.Pipelines.Plugins response
+        |> List.map (fst >> _.Name)
+    )
+
+[<Fact>]
+let ``a plugin placed on a side it does not see is a located error`` () =
+    let issues =
+        errors
+            """
+[plugins.req]
+command = "/usr/bin/req"
+
+[plugins.ans]
+command = "/usr/bin/ans"
+sees = ["event"]
+
+[plugins.bad]
+command = "/usr/bin/bad"
+sees = ["answers"]
+
+[pipelines.p]
+models = ["*"]
+request = [ { plugin = "ans" } ]
+response = [ { plugin = "req" } ]
+"""
+
+    let byPath = issues |> List.map (fun i -> i.Path, i.Message)
+
+    Assert.Contains(
+        byPath,
+        fun (path, message) -> path = "pipelines.p.request[0].plugin" && message.Contains "sees: [request]"
+    )
+
+    Assert.Contains(
+        byPath,
+        fun (path, message) ->
+            path = "pipelines.p.response[0].plugin"
+            && message.Contains "sees: [response and/or event]"
+    )
+
+    Assert.Contains(
+        byPath,
+        fun (path, message) ->
+            path = "plugins.bad.sees[0]"
+            && message.Contains "allowed: request, response, event"
+    )
+
+let private event (name: string) (data: string) =
+    Encoding.UTF8.GetBytes $"event: %s{name}\ndata: %s{data}\n\n"
+
+let private delta =
+    """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi bob@example.com"}}"""
+
+[<Fact>]
+let ``response and event lines carry version 2, their kind and the JSON as it is`` () =
+    let response =
+        PluginProtocol.line 4L (PluginCall.Response("p", "m", 200, Encoding.UTF8.GetBytes """{"id":"msg"}"""))
+        |> Encoding.UTF8.GetString
+
+    Assert.Equal(
+        """{"v":2,"id":4,"kind":"response","provider":"p","model":"m","status":200,"body":{"id":"msg"}}"""
+        + "\n",
+        response
+    )
+
+    let line =
+        PluginProtocol.line
+            5L
+            (PluginCall.Event("p", "m", "req-1", 2L, "content_block_delta", Encoding.UTF8.GetBytes delta))
+        |> Encoding.UTF8.GetString
+
+    Assert.Equal(
+        """{"v":2,"id":5,"kind":"event","provider":"p","model":"m","stream":"req-1","seq":2,"event":"content_block_delta","data":"""
+        + delta
+        + "}\n",
+        line
+    )
+
+let private eventCall =
+    PluginCall.Event("p", "m", "s", 0L, "content_block_delta", Encoding.UTF8.GetBytes delta)
+
+[<Theory>]
+[<InlineData("""{"v":2,"id":3,"data":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}}""",
+             "changed")>]
+[<InlineData("""{"v":2,"id":3,"unchanged":true}""", "unchanged")>]
+[<InlineData("""{"v":2,"id":3,"error":"no"}""", "failed")>]
+[<InlineData("""{"v":1,"id":3,"unchanged":true}""", "failed")>]
+[<InlineData("""{"v":2,"id":3,"body":{"type":"content_block_delta","index":0}}""", "failed")>]
+[<InlineData("""{"v":2,"id":3,"data":{"type":"message_stop"}}""", "failed")>]
+[<InlineData("""{"v":2,"id":3,"data":{"type":"content_block_delta","index":1,"delta":{}}}""", "failed")>]
+[<InlineData("""{"v":2,"id":3,"data":"text"}""", "failed")>]
+let ``event answers are read strictly: same type, same block index, version 2`` (line: string, expected: string) =
+    let kind =
+        match PluginProtocol.answerTo eventCall 3L (System.ReadOnlySpan(Encoding.UTF8.GetBytes line)) with
+        | StepOutcome.Changed(_, true) -> "changed"
+        | StepOutcome.Changed(_, false) -> "in place?"
+        | StepOutcome.Unchanged -> "unchanged"
+        | StepOutcome.Failed _ -> "failed"
+
+    Assert.Equal(expected, kind)
+
+[<Fact>]
+let ``an event's deadline is event_timeout_ms (timeout_ms when it starts the process), a request's and an answer's timeout_ms``
+    ()
+    =
+    let config = {
+        Name = "p"
+        Command = "x"
+        Args = []
+        Env = []
+        TimeoutMs = 1000
+        MemoryMb = 64
+        CpuSeconds = 1
+        OnError = OnError.Skip
+        Sees = [ PluginKind.Event ]
+        EventTimeoutMs = 40
+    }
+
+    Assert.Equal(40, PluginProtocol.timeoutMs config eventCall false)
+    Assert.Equal(1000, PluginProtocol.timeoutMs config eventCall true)
+    Assert.Equal(1000, PluginProtocol.timeoutMs config (PluginCall.Request("p", "m", [||])) false)
+    Assert.Equal(1000, PluginProtocol.timeoutMs config (PluginCall.Response("p", "m", 200, [||])) true)
+
+[<Fact>]
+let ``pings, errors, comments and non-object data are never given to plugins`` () =
+    Assert.True((StreamPlugins.start (event "ping" """{"type":"ping"}""")).IsNone)
+    Assert.True((StreamPlugins.start (event "error" """{"type":"error","error":{}}""")).IsNone)
+    Assert.True((StreamPlugins.start (Encoding.UTF8.GetBytes ": keep-alive\n\n")).IsNone)
+    Assert.True((StreamPlugins.start (event "x" "not json")).IsNone)
+
+    let run =
+        StreamPlugins.start (Encoding.UTF8.GetBytes("event:content_block_delta\r\ndata: " + delta + "\r\n\r\n"))
+        |> Option.get
+
+    Assert.Equal("content_block_delta", run.Name)
+    Assert.Equal(delta, Encoding.UTF8.GetString run.Data)
+
+[<Fact>]
+let ``an event's step outcomes: a change rebuilds the frame, skip leaves it as received, fail ends the stream`` () =
+    let original = event "content_block_delta" delta
+    let run = StreamPlugins.start original |> Option.get
+
+    let step onError = {
+        Name = "plugin:p"
+        Transform = Transform.Plugin "p"
+        OnError = onError
+    }
+
+    let changedData =
+        """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi [email]"}}"""
+
+    let changed =
+        StreamPlugins.record run (step OnError.Skip) (StepOutcome.Changed(Encoding.UTF8.GetBytes changedData, true))
+
+    Assert.Equal("event: content_block_delta\ndata: " + changedData + "\n\n", Encoding.UTF8.GetString changed.Frame)
+
+    let skipped =
+        StreamPlugins.record changed (step OnError.Skip) (StepOutcome.Failed "timeout")
+
+    Assert.Same(changed.Frame, skipped.Frame)
+    Assert.Equal<(string * string) list>([ "plugin:p", "timeout" ], skipped.Skipped)
+    Assert.True(skipped.Failure.IsNone)
+
+    let failed =
+        StreamPlugins.record run (step OnError.Fail) (StepOutcome.Failed "crashed")
+
+    Assert.Equal(Some("plugin:p", "crashed"), failed.Failure)
+    Assert.Same(original, failed.Frame)
+
+[<Fact>]
+let ``a stream cut by a failing event plugin ends with an api_error event, not blamed on the upstream`` () =
+    let verdict =
+        SseEnd.classify {
+            SawMessageStop = false
+            SawErrorEvent = false
+            PartialEvent = true
+            Read = StreamRead.PluginFailed("plugin:p", "no answer within 200 ms (event_timeout_ms)")
+            ClientAborted = false
+            Write = StreamWrite.Delivered
+        }
+
+    Assert.Equal(StreamEnd.PluginFailed, verdict.End)
+    let text = verdict.ErrorEvent |> Option.get |> Encoding.UTF8.GetString
+    Assert.StartsWith("event: error\n", text)
+    Assert.Contains("api_error", text)
+    Assert.Contains("transformer plugin:p failed: no answer within 200 ms", text)
+    Assert.Equal("plugin_error", RequestResult.wireName RequestResult.PluginFailed)

@@ -18,6 +18,7 @@ let private read: Gen<StreamRead> =
         Gen.constant StreamRead.Eof
         Gen.constant StreamRead.Cancelled
         anyText |> Gen.map StreamRead.Failed
+        anyText |> Gen.map (fun reason -> StreamRead.PluginFailed("plugin:p", reason))
     ]
 
 /// Mostly writes that went through, so the upstream's side of the table is well covered.
@@ -99,7 +100,8 @@ let ``nothing is appended after a failed write, nor after the upstream's own err
             let broken =
                 match verdict.End with
                 | StreamEnd.UpstreamTruncated
-                | StreamEnd.UpstreamFailed -> true
+                | StreamEnd.UpstreamFailed
+                | StreamEnd.PluginFailed -> true
                 | StreamEnd.TimedOut -> facts.Write = StreamWrite.Delivered
                 | StreamEnd.Completed
                 | StreamEnd.UpstreamErrorEvent
@@ -147,6 +149,7 @@ let ``the relay never blames the upstream's error event it did not see, nor a ti
             | StreamEnd.UpstreamErrorEvent -> Assert.True(facts.SawErrorEvent)
             | StreamEnd.UpstreamFailed -> Assert.True(facts.Read.IsFailed)
             | StreamEnd.UpstreamTruncated -> Assert.Equal(StreamRead.Eof, facts.Read)
+            | StreamEnd.PluginFailed -> Assert.True(facts.Read.IsPluginFailed)
             | StreamEnd.TimedOut ->
                 Assert.True(facts.Read = StreamRead.Cancelled || facts.Write = StreamWrite.Cancelled)
             | StreamEnd.Completed
@@ -175,6 +178,7 @@ let ``the upstream or the time limit is blamed only while the client is there an
             | StreamEnd.UpstreamErrorEvent
             | StreamEnd.UpstreamTruncated
             | StreamEnd.UpstreamFailed
+            | StreamEnd.PluginFailed
             | StreamEnd.TimedOut -> Assert.False(SseEnd.clientLeft facts.ClientAborted facts.Write)
             | StreamEnd.Completed
             | StreamEnd.ClientAborted -> ())
