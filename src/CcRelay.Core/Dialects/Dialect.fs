@@ -745,6 +745,7 @@ module Dialect =
         ThinkingSignatures = false
         FirstMessageStart = -1
         FirstMessageLength = 0
+        Stage = RequestFacts.noStages
     }
 
     /// A health probe of `provider` as the same plan a request would get (its first key, no passed-through

@@ -5,6 +5,28 @@ open System.Text.Encodings.Web
 open System.Text.Json
 open CcRelay.Core.JsonScan
 
+/// What stage classification needs from a request body beyond the routing facts (`Stages.classify`), read in the
+/// same pass as the rest of `RequestFacts` (`RequestFacts.inspectWithStages`), never re-serialised.
+type StageFacts = {
+    /// The top-level `thinking.type`: "enabled", "adaptive", "disabled", or "" when absent.
+    Thinking: string
+    /// Some `tools[i].type` starts with `web_search`.
+    WebSearchTool: bool
+    /// `tools` has at least one entry.
+    HasTools: bool
+    /// Some system text carries Claude Code's ` cc_is_subagent=true;` attribution marker.
+    SubagentMarker: bool
+    /// The text inside the first `<CC-RELAY-MODEL>…</CC-RELAY-MODEL>` (or claude-code-router's
+    /// `<CCR-SUBAGENT-MODEL>…</CCR-SUBAGENT-MODEL>`) tag of a system text; "" when there is none.
+    ModelTag: string
+    /// The Claude Code side request recognised from a system text's start ("title", "bash-prefix"); "".
+    SideRequest: string
+    /// The latest user turn holds an image (directly, or in a tool result).
+    LatestUserImage: bool
+    /// The latest user turn starts with Claude Code's compaction instruction.
+    LatestUserCompaction: bool
+}
+
 /// What the relay needs to know about a request body, read in one pass without re-serialising it.
 type RequestFacts = {
     /// The top-level `model` value, unescaped.
@@ -26,6 +48,9 @@ type RequestFacts = {
     FirstMessageStart: int
     /// Length of `messages[0]` in the body, in bytes (0 when there is none).
     FirstMessageLength: int
+    /// What stage classification reads (`inspectWithStages`); every field empty when the body was read by
+    /// `inspect`, which does not look for them (no stage is configured: nothing reads them).
+    Stage: StageFacts
 }
 
 /// Why a body was refused before any upstream was called.
@@ -53,6 +78,237 @@ module RequestFacts =
 
     let private readerOptions =
         JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false, MaxDepth = 512)
+
+    // ---------------------------
+    // Stage facts
+    // ---------------------------
+
+    let private toolsName: byte array = "tools"B
+    let private systemName: byte array = "system"B
+    let private textName: byte array = "text"B
+    let private roleName: byte array = "role"B
+    let private contentName: byte array = "content"B
+    let private userName: byte array = "user"B
+    let private imageName: byte array = "image"B
+    let private enabledName: byte array = "enabled"B
+    let private adaptiveName: byte array = "adaptive"B
+    let private disabledName: byte array = "disabled"B
+    let private webSearchPrefix: byte array = "web_search"B
+    let private subagentMarker: byte array = "cc_is_subagent=true"B
+    let private unicodeEscape: byte array = "\\u"B
+
+    let private compactionPrefix: byte array =
+        "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools."B
+
+    /// Claude Code side requests recognised by how their system prompt starts (protocols.md §7.7).
+    let private sidePrompts: struct (byte array * string) array = [|
+        struct ("Generate a concise, sentence-case title"B, "title")
+        struct ("Your task is to process Bash commands that an AI coding agent wants to run."B, "bash-prefix")
+    |]
+
+    /// The subagent model tags: CcRelay's own, and claude-code-router's.
+    let private tags: (string * string) list = [
+        "<CC-RELAY-MODEL>", "</CC-RELAY-MODEL>"
+        "<CCR-SUBAGENT-MODEL>", "</CCR-SUBAGENT-MODEL>"
+    ]
+
+    let private relayTag: byte array = "CC-RELAY-MODEL>"B
+    let private routerTag: byte array = "CCR-SUBAGENT-MODEL>"B
+
+    /// No stage facts: what `inspect` gives, and what an empty or unreadable body gives.
+    let noStages: StageFacts = {
+        Thinking = ""
+        WebSearchTool = false
+        HasTools = false
+        SubagentMarker = false
+        ModelTag = ""
+        SideRequest = ""
+        LatestUserImage = false
+        LatestUserCompaction = false
+    }
+
+    /// The tag's content in a system text (decoded), or "".
+    let private findTag (text: string) : string =
+        tags
+        |> List.tryPick (fun (opening, closing) ->
+            let start = text.IndexOf(opening, StringComparison.Ordinal)
+
+            if start < 0 then
+                None
+            else
+                let from = start + opening.Length
+                let stop = text.IndexOf(closing, from, StringComparison.Ordinal)
+
+                if stop < 0 then
+                    None
+                else
+                    Some(text.Substring(from, stop - from).Trim()))
+        |> Option.defaultValue ""
+
+    /// What one decoded system text says (index 0 is the attribution block).
+    let private decodedSystemText (text: string) (index: int) (f: StageFacts) : StageFacts =
+        let mutable f = f
+
+        if text.Contains("cc_is_subagent=true", StringComparison.Ordinal) then
+            f <- { f with SubagentMarker = true }
+
+        if f.ModelTag.Length = 0 then
+            let tag = findTag text
+
+            if tag.Length > 0 then
+                f <- { f with ModelTag = tag }
+
+        if index >= 1 && f.SideRequest.Length = 0 then
+            for struct (prefix, kind) in sidePrompts do
+                if
+                    f.SideRequest.Length = 0
+                    && text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
+                then
+                    f <- { f with SideRequest = kind }
+
+        f
+
+    /// Whether the current string value starts with `prefix` (ASCII), escapes decoded.
+    let private readerStartsWith (reader: byref<Utf8JsonReader>) (prefix: byte array) : bool =
+        if reader.ValueIsEscaped then
+            let text = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
+            text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
+        else
+            reader.ValueSpan.StartsWith(ReadOnlySpan prefix)
+
+    /// What one system text says, read by the reader.
+    let private readerSystemText (reader: byref<Utf8JsonReader>) (index: int) (f: StageFacts) : StageFacts =
+        if reader.ValueIsEscaped then
+            // escapes decoded: what the text says, not how it was written
+            decodedSystemText (reader.GetString() |> Option.ofObj |> Option.defaultValue "") index f
+        else
+            let mutable f = f
+            let raw = reader.ValueSpan
+
+            if raw.IndexOf(ReadOnlySpan subagentMarker) >= 0 then
+                f <- { f with SubagentMarker = true }
+
+            if
+                f.ModelTag.Length = 0
+                && (raw.IndexOf(ReadOnlySpan relayTag) >= 0
+                    || raw.IndexOf(ReadOnlySpan routerTag) >= 0)
+            then
+                let tag = findTag (Text.Encoding.UTF8.GetString raw)
+
+                if tag.Length > 0 then
+                    f <- { f with ModelTag = tag }
+
+            if index >= 1 && f.SideRequest.Length = 0 then
+                for struct (prefix, kind) in sidePrompts do
+                    if f.SideRequest.Length = 0 && raw.StartsWith(ReadOnlySpan prefix) then
+                        f <- { f with SideRequest = kind }
+
+            f
+
+    /// The stage facts of a body read with `Utf8JsonReader`, in a pass of their own: `inspectWithStages`' fallback
+    /// when its fast path cannot answer, and the reference the fast path is held to (properties). The reader works on
+    /// the span it is given and never beyond it; a body that is not JSON yields the facts read before the fault.
+    let readStageFacts (body: ReadOnlySpan<byte>) : StageFacts =
+        let mutable reader = Utf8JsonReader(body, readerOptions)
+        let mutable facts = noStages
+        // 0 none, 1 thinking, 2 tools, 3 system, 4 messages
+        let mutable section = 0
+        let mutable systemIndex = 0
+        let mutable role = false
+        let mutable messageImage = false
+        let mutable messageCompaction = false
+        let mutable firstText = true
+
+        try
+            if reader.Read() && reader.TokenType = JsonTokenType.StartObject then
+                while reader.Read() do
+                    let depth = reader.CurrentDepth
+
+                    match reader.TokenType with
+                    | JsonTokenType.PropertyName when depth = 1 ->
+                        section <-
+                            if reader.ValueTextEquals thinkingName then 1
+                            elif reader.ValueTextEquals toolsName then 2
+                            elif reader.ValueTextEquals systemName then 3
+                            elif reader.ValueTextEquals messagesName then 4
+                            else 0
+
+                        if section = 3 then
+                            reader.Read() |> ignore
+
+                            if reader.TokenType = JsonTokenType.String then
+                                facts <- readerSystemText &reader 0 facts
+                        elif section = 0 then
+                            reader.Read() |> ignore
+
+                            if
+                                reader.TokenType = JsonTokenType.StartObject
+                                || reader.TokenType = JsonTokenType.StartArray
+                            then
+                                reader.Skip()
+                    | JsonTokenType.PropertyName when section = 1 && depth = 2 && reader.ValueTextEquals typeName ->
+                        reader.Read() |> ignore
+
+                        if reader.TokenType = JsonTokenType.String then
+                            facts <- {
+                                facts with
+                                    Thinking = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
+                            }
+                    | JsonTokenType.StartObject when section = 2 && depth = 2 -> facts <- { facts with HasTools = true }
+                    | JsonTokenType.PropertyName when section = 2 && depth = 3 && reader.ValueTextEquals typeName ->
+                        reader.Read() |> ignore
+
+                        if
+                            reader.TokenType = JsonTokenType.String
+                            && readerStartsWith &reader webSearchPrefix
+                        then
+                            facts <- { facts with WebSearchTool = true }
+                    | JsonTokenType.PropertyName when section = 3 && depth = 3 && reader.ValueTextEquals textName ->
+                        reader.Read() |> ignore
+
+                        if reader.TokenType = JsonTokenType.String then
+                            facts <- readerSystemText &reader systemIndex facts
+                    | JsonTokenType.EndObject when section = 3 && depth = 2 -> systemIndex <- systemIndex + 1
+                    | JsonTokenType.StartObject when section = 4 && depth = 2 ->
+                        role <- false
+                        messageImage <- false
+                        messageCompaction <- false
+                        firstText <- true
+                    | JsonTokenType.EndObject when section = 4 && depth = 2 ->
+                        if role then
+                            facts <- {
+                                facts with
+                                    LatestUserImage = messageImage
+                                    LatestUserCompaction = messageCompaction
+                            }
+                    | JsonTokenType.PropertyName when section = 4 && depth = 3 ->
+                        if reader.ValueTextEquals roleName then
+                            reader.Read() |> ignore
+                            role <- reader.TokenType = JsonTokenType.String && reader.ValueTextEquals userName
+                        elif reader.ValueTextEquals contentName then
+                            reader.Read() |> ignore
+
+                            if reader.TokenType = JsonTokenType.String then
+                                messageCompaction <- readerStartsWith &reader compactionPrefix
+                                firstText <- false
+                    | JsonTokenType.PropertyName when section = 4 && (depth = 5 || depth = 7) ->
+                        if reader.ValueTextEquals typeName then
+                            reader.Read() |> ignore
+
+                            if reader.TokenType = JsonTokenType.String && reader.ValueTextEquals imageName then
+                                messageImage <- true
+                        elif depth = 5 && firstText && reader.ValueTextEquals textName then
+                            reader.Read() |> ignore
+
+                            if reader.TokenType = JsonTokenType.String then
+                                messageCompaction <- readerStartsWith &reader compactionPrefix
+                                firstText <- false
+                    | _ -> ()
+        with
+        | :? JsonException -> ()
+        | :? InvalidOperationException -> ()
+
+        facts
 
     /// The message a client sees for a refused body.
     let describe (error: BodyError) : string =
@@ -195,6 +451,7 @@ module RequestFacts =
                     ThinkingSignatures = signatures
                     FirstMessageStart = firstStart
                     FirstMessageLength = firstLength
+                    Stage = noStages
                 }
 
     // ---------------------------
@@ -210,6 +467,21 @@ module RequestFacts =
         | MaxTokens
         | BlockType
         | BlockSignature
+        // the stage facts' keys (only when the scan reads them)
+        /// The top-level `system`, when it is a string (the attribution block).
+        | System
+        /// `system[i].text`.
+        | SystemText
+        /// `thinking.type`.
+        | ThinkingType
+        /// `tools[i].type`.
+        | ToolType
+        /// `messages[i].role`.
+        | Role
+        /// `messages[i].content` when it is a string, and the first `messages[i].content[j].text`.
+        | Text
+        /// `messages[i].content[j].content[k].type` (an image in a tool result).
+        | NestedType
 
     [<Literal>]
     let private FastMaxDepth = 64
@@ -239,10 +511,153 @@ module RequestFacts =
         mutable BlockThinking: bool
         mutable BlockSigned: bool
         mutable Signatures: bool
+        /// Whether the stage facts are read (`inspectWithStages`).
+        ReadStages: bool
+        /// The top-level member being read, for the stage facts: 0 another (or none is read), 1 `thinking`,
+        /// 2 `tools`, 3 `system`, 4 `messages`.
+        mutable Section: int
+        mutable Thinking: string
+        mutable WebSearchTool: bool
+        mutable HasTools: bool
+        mutable SubagentMarker: bool
+        mutable ModelTag: string
+        mutable SideRequest: string
+        mutable LatestUserImage: bool
+        mutable LatestUserCompaction: bool
+        mutable SystemIndex: int
+        /// The message being read is a user turn; it has an image; it starts with the compaction instruction;
+        /// no text of it has been looked at yet.
+        mutable Role: bool
+        mutable MessageImage: bool
+        mutable MessageCompaction: bool
+        mutable FirstText: bool
     }
 
+    /// Whether a string's raw content says what its decoded text says, for the patterns the stage facts look for
+    /// (ASCII letters, digits, spaces, `<`, `>`, `-`, `_`, `=`, `,`, `.`, `:`; never a quote, backslash, slash or
+    /// control character): true without escapes, and with two-character escapes only (`\n`, `\"`, `\/`, …),
+    /// which decode to exactly those characters the patterns do not hold and cannot start one. A `\u` escape can
+    /// decode to anything: such a string is decoded first.
+    let private rawIsExact (content: ReadOnlySpan<byte>) (escaped: bool) : bool =
+        not escaped || content.IndexOf(ReadOnlySpan unicodeEscape) < 0
+
+    /// The decoded text of the string token (quotes included), as `Utf8JsonReader.GetString` gives it; null where
+    /// that throws (an escaped lone surrogate), and the scan then gives way to the reader, which says the same.
+    let private decodeToken (token: ReadOnlySpan<byte>) : string | null =
+        try
+            let mutable reader = Utf8JsonReader(token, readerOptions)
+
+            if reader.Read() && reader.TokenType = JsonTokenType.String then
+                reader.GetString()
+            else
+                null
+        with
+        | :? JsonException -> null
+        | :? InvalidOperationException -> null
+
+    /// 1 when the string token's decoded text starts with `prefix`, 0 when not, -1 when the scan cannot say.
+    let private tokenStartsWith (token: ReadOnlySpan<byte>) (escaped: bool) (prefix: byte array) : int =
+        let content = token.Slice(1, token.Length - 2)
+
+        if rawIsExact content escaped then
+            if content.StartsWith(ReadOnlySpan prefix) then 1 else 0
+        else
+            match decodeToken token with
+            | null -> -1
+            | text ->
+                if text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal) then
+                    1
+                else
+                    0
+
+    /// 1 when the string token's decoded text is `expected` (ASCII letters), 0 when not, -1 when the scan cannot
+    /// say: escapes other than `\u` decode to no letter.
+    let private tokenEquals (token: ReadOnlySpan<byte>) (escaped: bool) (expected: byte array) : int =
+        let content = token.Slice(1, token.Length - 2)
+
+        if not escaped then
+            if content.SequenceEqual(ReadOnlySpan expected) then
+                1
+            else
+                0
+        elif rawIsExact content escaped then
+            0
+        else
+            -1
+
+    /// What one system text says (index 0 is the attribution block), as `readStageFacts` reads it: from the raw
+    /// content where that is exact, else from its decoded text.
+    let private systemText
+        (body: ReadOnlySpan<byte>)
+        (s: byref<Scan>)
+        (index: int)
+        (start: int)
+        (stop: int)
+        (escaped: bool)
+        =
+        let token = body.Slice(start, stop - start)
+        let content = token.Slice(1, token.Length - 2)
+
+        if rawIsExact content escaped then
+            if not s.SubagentMarker && content.IndexOf(ReadOnlySpan subagentMarker) >= 0 then
+                s.SubagentMarker <- true
+
+            if
+                s.ModelTag.Length = 0
+                && (content.IndexOf(ReadOnlySpan relayTag) >= 0
+                    || content.IndexOf(ReadOnlySpan routerTag) >= 0)
+            then
+                // the tag's content may hold escapes (a slash, a quote): decoded as the reader would
+                match
+                    (if escaped then
+                         decodeToken token
+                     else
+                         Text.Encoding.UTF8.GetString content)
+                with
+                | null -> s.Ok <- false
+                | text ->
+                    let tag = findTag text
+
+                    if tag.Length > 0 then
+                        s.ModelTag <- tag
+
+            if index >= 1 && s.SideRequest.Length = 0 then
+                for struct (prefix, kind) in sidePrompts do
+                    if s.SideRequest.Length = 0 && content.StartsWith(ReadOnlySpan prefix) then
+                        s.SideRequest <- kind
+        else
+            match decodeToken token with
+            | null -> s.Ok <- false
+            | text ->
+                let before = {
+                    noStages with
+                        SubagentMarker = s.SubagentMarker
+                        ModelTag = s.ModelTag
+                        SideRequest = s.SideRequest
+                }
+
+                let after = decodedSystemText text index before
+                s.SubagentMarker <- after.SubagentMarker
+                s.ModelTag <- after.ModelTag
+                s.SideRequest <- after.SideRequest
+
+    /// `thinking.type`'s text: the usual values without allocating.
+    let private thinkingText (token: ReadOnlySpan<byte>) (escaped: bool) : string | null =
+        let content = token.Slice(1, token.Length - 2)
+
+        if escaped then
+            decodeToken token
+        elif content.SequenceEqual(ReadOnlySpan enabledName) then
+            "enabled"
+        elif content.SequenceEqual(ReadOnlySpan adaptiveName) then
+            "adaptive"
+        elif content.SequenceEqual(ReadOnlySpan disabledName) then
+            "disabled"
+        else
+            Text.Encoding.UTF8.GetString content
+
     /// What a value at [start, stop) of `kind` ('s' string, 'n' number, 't' true, 'o' anything else) means
-    /// for the key it belongs to, exactly as `inspectWithReader` reads it.
+    /// for the key it belongs to, exactly as `inspectWithReader` (and `readStageFacts`) reads it.
     let private valueFor
         (body: ReadOnlySpan<byte>)
         (s: byref<Scan>)
@@ -290,9 +705,48 @@ module RequestFacts =
                         || text.SequenceEqual(ReadOnlySpan redactedThinkingName)
                     then
                         s.BlockThinking <- true
+                    elif s.ReadStages && text.SequenceEqual(ReadOnlySpan imageName) then
+                        s.MessageImage <- true
         | Key.BlockSignature ->
             if kind = 's' && stop - start > 2 then
                 s.BlockSigned <- true
+        | Key.System ->
+            if kind = 's' then
+                systemText body &s 0 start stop escaped
+        | Key.SystemText ->
+            if kind = 's' then
+                systemText body &s s.SystemIndex start stop escaped
+        | Key.ThinkingType ->
+            if kind = 's' then
+                match thinkingText (body.Slice(start, stop - start)) escaped with
+                | null -> s.Ok <- false
+                | text -> s.Thinking <- text
+        | Key.ToolType ->
+            if kind = 's' then
+                match tokenStartsWith (body.Slice(start, stop - start)) escaped webSearchPrefix with
+                | 1 -> s.WebSearchTool <- true
+                | 0 -> ()
+                | _ -> s.Ok <- false
+        | Key.Role ->
+            if kind <> 's' then
+                s.Role <- false
+            else
+                match tokenEquals (body.Slice(start, stop - start)) escaped userName with
+                | -1 -> s.Ok <- false
+                | equal -> s.Role <- equal = 1
+        | Key.Text ->
+            if kind = 's' then
+                match tokenStartsWith (body.Slice(start, stop - start)) escaped compactionPrefix with
+                | -1 -> s.Ok <- false
+                | starts ->
+                    s.MessageCompaction <- starts = 1
+                    s.FirstText <- false
+        | Key.NestedType ->
+            if kind = 's' then
+                match tokenEquals (body.Slice(start, stop - start)) escaped imageName with
+                | 1 -> s.MessageImage <- true
+                | 0 -> ()
+                | _ -> s.Ok <- false
 
         s.Key <- Key.Other
 
@@ -318,8 +772,18 @@ module RequestFacts =
                             Key.Stream
                         elif name.SequenceEqual(ReadOnlySpan maxTokensName) then
                             Key.MaxTokens
+                        elif s.ReadStages && name.SequenceEqual(ReadOnlySpan systemName) then
+                            Key.System
                         else
                             Key.Other
+
+                    if s.ReadStages then
+                        s.Section <-
+                            if s.InMessages then 4
+                            elif s.Key = Key.System then 3
+                            elif name.SequenceEqual(ReadOnlySpan thinkingName) then 1
+                            elif name.SequenceEqual(ReadOnlySpan toolsName) then 2
+                            else 0
             elif s.InMessages && s.Depth = 5 then
                 if escaped then
                     s.Ok <- false
@@ -332,8 +796,32 @@ module RequestFacts =
                             || name.SequenceEqual(ReadOnlySpan dataName)
                         then
                             Key.BlockSignature
+                        elif s.Section = 4 && s.FirstText && name.SequenceEqual(ReadOnlySpan textName) then
+                            Key.Text
                         else
                             Key.Other
+            elif s.Section > 0 then
+                // where readStageFacts compares a key's name (s.Section > 0 only when the stage facts are read)
+                let compared =
+                    match s.Section with
+                    | 1 -> s.Depth = 2
+                    | 2
+                    | 3 -> s.Depth = 3
+                    | _ -> s.Depth = 3 || s.Depth = 7
+
+                if compared then
+                    if escaped then
+                        s.Ok <- false
+                    else
+                        s.Key <-
+                            match s.Section with
+                            | 1 when name.SequenceEqual(ReadOnlySpan typeName) -> Key.ThinkingType
+                            | 2 when name.SequenceEqual(ReadOnlySpan typeName) -> Key.ToolType
+                            | 3 when name.SequenceEqual(ReadOnlySpan textName) -> Key.SystemText
+                            | 4 when s.Depth = 7 && name.SequenceEqual(ReadOnlySpan typeName) -> Key.NestedType
+                            | 4 when s.Depth = 3 && name.SequenceEqual(ReadOnlySpan roleName) -> Key.Role
+                            | 4 when s.Depth = 3 && name.SequenceEqual(ReadOnlySpan contentName) -> Key.Text
+                            | _ -> Key.Other
 
             let mutable i = stop
 
@@ -362,6 +850,15 @@ module RequestFacts =
                     s.BlockThinking <- false
                     s.BlockSigned <- false
 
+            if not isArray && s.Depth = 2 then
+                if s.Section = 2 then
+                    s.HasTools <- true
+                elif s.Section = 4 then
+                    s.Role <- false
+                    s.MessageImage <- false
+                    s.MessageCompaction <- false
+                    s.FirstText <- true
+
             // a container is "anything else" to the key it is the value of
             s.Key <-
                 match s.Key with
@@ -370,6 +867,9 @@ module RequestFacts =
                     Key.Other
                 | Key.Stream ->
                     s.Stream <- false
+                    Key.Other
+                | Key.Role ->
+                    s.Role <- false
                     Key.Other
                 | _ -> Key.Other
 
@@ -390,6 +890,14 @@ module RequestFacts =
                     s.FirstLength <- s.At + 1 - s.FirstStart
                 elif s.Depth = 4 && s.BlockThinking && s.BlockSigned then
                     s.Signatures <- true
+
+            if b = '}'B && s.Depth = 2 then
+                if s.Section = 4 then
+                    if s.Role then
+                        s.LatestUserImage <- s.MessageImage
+                        s.LatestUserCompaction <- s.MessageCompaction
+                elif s.Section = 3 then
+                    s.SystemIndex <- s.SystemIndex + 1
 
             s.At <- s.At + 1
             s.Expect <- 3
@@ -429,11 +937,12 @@ module RequestFacts =
                 s.Expect <- 3
 
     /// The facts of a well-formed request in one pass without a tokenizer: string contents are skipped by a
-    /// vectorised search, and only the keys and values `inspect` looks at are compared. ValueNone for anything
-    /// else (not JSON, no usable model, escapes in a key or value it compares, deep nesting): `inspect` then
-    /// reads the body with `Utf8JsonReader`, which says exactly what is wrong. Whenever this answers, it gives
-    /// the reader's facts (a property test holds the two together).
-    let tryFast (body: ReadOnlySpan<byte>) : RequestFacts voption =
+    /// vectorised search, and only the keys and values `inspect` looks at are compared. With `stages`, the stage
+    /// facts too (`readStageFacts`' facts, in the same pass; otherwise `Stage` is `noStages`). ValueNone for
+    /// anything else (not JSON, no usable model, escapes in a key or value it compares, a `\u` escape where it
+    /// would have to be decoded into a lone surrogate, deep nesting): the reader then reads the body, and says
+    /// exactly what is wrong. Whenever this answers, it gives the reader's facts (properties hold the two together).
+    let tryFastWith (stages: bool) (body: ReadOnlySpan<byte>) : RequestFacts voption =
         let mutable s = {
             At = 0
             Ok = true
@@ -455,6 +964,21 @@ module RequestFacts =
             BlockThinking = false
             BlockSigned = false
             Signatures = false
+            ReadStages = stages
+            Section = 0
+            Thinking = ""
+            WebSearchTool = false
+            HasTools = false
+            SubagentMarker = false
+            ModelTag = ""
+            SideRequest = ""
+            LatestUserImage = false
+            LatestUserCompaction = false
+            SystemIndex = 0
+            Role = false
+            MessageImage = false
+            MessageCompaction = false
+            FirstText = true
         }
 
         while s.Ok && s.At < body.Length do
@@ -495,16 +1019,53 @@ module RequestFacts =
                 ThinkingSignatures = s.Signatures
                 FirstMessageStart = s.FirstStart
                 FirstMessageLength = s.FirstLength
+                Stage =
+                    if stages then
+                        {
+                            Thinking = s.Thinking
+                            WebSearchTool = s.WebSearchTool
+                            HasTools = s.HasTools
+                            SubagentMarker = s.SubagentMarker
+                            ModelTag = s.ModelTag
+                            SideRequest = s.SideRequest
+                            LatestUserImage = s.LatestUserImage
+                            LatestUserCompaction = s.LatestUserCompaction
+                        }
+                    else
+                        noStages
             }
         | _ -> ValueNone
 
+    /// `tryFastWith` without the stage facts.
+    let tryFast (body: ReadOnlySpan<byte>) : RequestFacts voption = tryFastWith false body
+
     /// Reads the facts of a body. The whole body is validated as JSON (UTF-8 included); nothing is allocated but
     /// the model string. A well-formed request takes the fast path; anything else is read (and refused, with the
-    /// reader's own words) by `inspectWithReader`.
+    /// reader's own words) by `inspectWithReader`. The stage facts are not read (`Stage` is `noStages`): the cheap
+    /// read for a relay without `routing.stages`, and for re-reading a body already classified.
     let inspect (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
         match tryFast body with
         | ValueSome facts -> Ok facts
         | ValueNone -> inspectWithReader body
+
+    /// `inspect`, and the stage facts `Stages.classify` needs, in the same one pass. Where the fast path gives way
+    /// (an uncommon body: escaped keys, `\u` escapes in a text it must decode, deep nesting), the reader reads
+    /// the facts and then the stage facts (`readStageFacts`), which is the second pass only such a body costs.
+    let inspectWithStages (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
+        match tryFastWith true body with
+        | ValueSome facts -> Ok facts
+        | ValueNone ->
+            match inspectWithReader body with
+            | Ok facts ->
+                Ok {
+                    facts with
+                        Stage = readStageFacts body
+                }
+            | Error e -> Error e
+
+    /// `inspectWithStages` when `stages`, else `inspect`.
+    let inspectFor (stages: bool) (body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> =
+        if stages then inspectWithStages body else inspect body
 
     /// The body with its `model` value replaced by `model`; every other byte is kept as it was.
     let withModel (body: ReadOnlySpan<byte>) (facts: RequestFacts) (model: string) : byte array =
@@ -530,6 +1091,10 @@ type RequestFacts with
 
     /// Reads a request body's facts, or why it is refused (`RequestFacts.inspect`).
     static member Inspect(body: ReadOnlySpan<byte>) : Result<RequestFacts, BodyError> = RequestFacts.inspect body
+
+    /// Reads a request body's facts, with the stage facts when `stages` (`RequestFacts.inspectFor`).
+    static member Inspect(body: ReadOnlySpan<byte>, stages: bool) : Result<RequestFacts, BodyError> =
+        RequestFacts.inspectFor stages body
 
 /// The C#-facing surface of `BodyError`.
 type BodyError with

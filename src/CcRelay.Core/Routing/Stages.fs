@@ -1,29 +1,6 @@
 namespace CcRelay.Core
 
 open System
-open System.Text.Json
-
-/// What stage classification needs from a request body beyond `RequestFacts`, read in one `Utf8JsonReader`
-/// pass over the body (only when stages or model switching are in use), never re-serialised.
-type StageFacts = {
-    /// The top-level `thinking.type`: "enabled", "adaptive", "disabled", or "" when absent.
-    Thinking: string
-    /// Some `tools[i].type` starts with `web_search`.
-    WebSearchTool: bool
-    /// `tools` has at least one entry.
-    HasTools: bool
-    /// Some system text carries Claude Code's ` cc_is_subagent=true;` attribution marker.
-    SubagentMarker: bool
-    /// The text inside the first `<CC-RELAY-MODEL>…</CC-RELAY-MODEL>` (or claude-code-router's
-    /// `<CCR-SUBAGENT-MODEL>…</CCR-SUBAGENT-MODEL>`) tag of a system text; "" when there is none.
-    ModelTag: string
-    /// The Claude Code side request recognised from a system text's start ("title", "bash-prefix"); "".
-    SideRequest: string
-    /// The latest user turn holds an image (directly, or in a tool result).
-    LatestUserImage: bool
-    /// The latest user turn starts with Claude Code's compaction instruction.
-    LatestUserCompaction: bool
-}
 
 /// What the host knows about a request from its headers.
 type StageHeaders = {
@@ -62,224 +39,8 @@ type StageDecision = {
 [<RequireQualifiedAccess>]
 module Stages =
 
-    let private thinkingName: byte array = "thinking"B
-    let private toolsName: byte array = "tools"B
-    let private systemName: byte array = "system"B
-    let private messagesName: byte array = "messages"B
-    let private typeName: byte array = "type"B
-    let private textName: byte array = "text"B
-    let private roleName: byte array = "role"B
-    let private contentName: byte array = "content"B
-    let private userName: byte array = "user"B
-    let private imageName: byte array = "image"B
-    let private webSearchPrefix: byte array = "web_search"B
-    let private subagentMarker: byte array = "cc_is_subagent=true"B
-
-    let private compactionPrefix: byte array =
-        "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools."B
-
-    /// Claude Code side requests recognised by how their system prompt starts (protocols.md §7.7).
-    let private sidePrompts: (byte array * string) list = [
-        "Generate a concise, sentence-case title"B, "title"
-        "Your task is to process Bash commands that an AI coding agent wants to run."B, "bash-prefix"
-    ]
-
-    /// The subagent model tags: CcRelay's own, and claude-code-router's.
-    let private tags: (string * string) list = [
-        "<CC-RELAY-MODEL>", "</CC-RELAY-MODEL>"
-        "<CCR-SUBAGENT-MODEL>", "</CCR-SUBAGENT-MODEL>"
-    ]
-
-    let private tagBytes: byte array array = [| "CC-RELAY-MODEL>"B; "CCR-SUBAGENT-MODEL>"B |]
-
-    /// No facts: what an empty or unreadable body gives.
-    let empty: StageFacts = {
-        Thinking = ""
-        WebSearchTool = false
-        HasTools = false
-        SubagentMarker = false
-        ModelTag = ""
-        SideRequest = ""
-        LatestUserImage = false
-        LatestUserCompaction = false
-    }
-
-    let private readerOptions =
-        JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false, MaxDepth = 512)
-
-    /// The tag's content in a system text (decoded), or "".
-    let private findTag (text: string) : string =
-        tags
-        |> List.tryPick (fun (opening, closing) ->
-            let start = text.IndexOf(opening, StringComparison.Ordinal)
-
-            if start < 0 then
-                None
-            else
-                let from = start + opening.Length
-                let stop = text.IndexOf(closing, from, StringComparison.Ordinal)
-
-                if stop < 0 then
-                    None
-                else
-                    Some(text.Substring(from, stop - from).Trim()))
-        |> Option.defaultValue ""
-
-    /// Whether the current string value starts with `prefix` (ASCII), escapes decoded.
-    let private startsWith (reader: byref<Utf8JsonReader>) (prefix: byte array) : bool =
-        if reader.ValueIsEscaped then
-            let text = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
-            text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
-        else
-            reader.ValueSpan.StartsWith(ReadOnlySpan prefix)
-
-    /// What one system text says (index 0 is the attribution block).
-    let private systemText (reader: byref<Utf8JsonReader>) (index: int) (f: StageFacts) : StageFacts =
-        let mutable f = f
-
-        if reader.ValueIsEscaped then
-            // escapes decoded: what the text says, not how it was written
-            let text = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
-
-            if text.Contains("cc_is_subagent=true", StringComparison.Ordinal) then
-                f <- { f with SubagentMarker = true }
-
-            if f.ModelTag.Length = 0 then
-                let tag = findTag text
-
-                if tag.Length > 0 then
-                    f <- { f with ModelTag = tag }
-
-            if index >= 1 && f.SideRequest.Length = 0 then
-                for (prefix, kind) in sidePrompts do
-                    if
-                        f.SideRequest.Length = 0
-                        && text.StartsWith(Text.Encoding.ASCII.GetString prefix, StringComparison.Ordinal)
-                    then
-                        f <- { f with SideRequest = kind }
-        else
-            let raw = reader.ValueSpan
-
-            if raw.IndexOf(ReadOnlySpan subagentMarker) >= 0 then
-                f <- { f with SubagentMarker = true }
-
-            if
-                f.ModelTag.Length = 0
-                && (raw.IndexOf(ReadOnlySpan tagBytes[0]) >= 0
-                    || raw.IndexOf(ReadOnlySpan tagBytes[1]) >= 0)
-            then
-                let tag = findTag (Text.Encoding.UTF8.GetString raw)
-
-                if tag.Length > 0 then
-                    f <- { f with ModelTag = tag }
-
-            if index >= 1 && f.SideRequest.Length = 0 then
-                for (prefix, kind) in sidePrompts do
-                    if f.SideRequest.Length = 0 && raw.StartsWith(ReadOnlySpan prefix) then
-                        f <- { f with SideRequest = kind }
-
-        f
-
-    /// Reads the stage facts of a body in one pass. The reader works on the span it is given and never
-    /// beyond it; a body that is not JSON yields the facts read before the fault.
-    let inspect (body: ReadOnlySpan<byte>) : StageFacts =
-        let mutable reader = Utf8JsonReader(body, readerOptions)
-        let mutable facts = empty
-        // 0 none, 1 thinking, 2 tools, 3 system, 4 messages
-        let mutable section = 0
-        let mutable systemIndex = 0
-        let mutable role = false
-        let mutable messageImage = false
-        let mutable messageCompaction = false
-        let mutable firstText = true
-
-        try
-            if reader.Read() && reader.TokenType = JsonTokenType.StartObject then
-                while reader.Read() do
-                    let depth = reader.CurrentDepth
-
-                    match reader.TokenType with
-                    | JsonTokenType.PropertyName when depth = 1 ->
-                        section <-
-                            if reader.ValueTextEquals thinkingName then 1
-                            elif reader.ValueTextEquals toolsName then 2
-                            elif reader.ValueTextEquals systemName then 3
-                            elif reader.ValueTextEquals messagesName then 4
-                            else 0
-
-                        if section = 3 then
-                            reader.Read() |> ignore
-
-                            if reader.TokenType = JsonTokenType.String then
-                                facts <- systemText &reader 0 facts
-                        elif section = 0 then
-                            reader.Read() |> ignore
-
-                            if
-                                reader.TokenType = JsonTokenType.StartObject
-                                || reader.TokenType = JsonTokenType.StartArray
-                            then
-                                reader.Skip()
-                    | JsonTokenType.PropertyName when section = 1 && depth = 2 && reader.ValueTextEquals typeName ->
-                        reader.Read() |> ignore
-
-                        if reader.TokenType = JsonTokenType.String then
-                            facts <- {
-                                facts with
-                                    Thinking = reader.GetString() |> Option.ofObj |> Option.defaultValue ""
-                            }
-                    | JsonTokenType.StartObject when section = 2 && depth = 2 -> facts <- { facts with HasTools = true }
-                    | JsonTokenType.PropertyName when section = 2 && depth = 3 && reader.ValueTextEquals typeName ->
-                        reader.Read() |> ignore
-
-                        if reader.TokenType = JsonTokenType.String && startsWith &reader webSearchPrefix then
-                            facts <- { facts with WebSearchTool = true }
-                    | JsonTokenType.PropertyName when section = 3 && depth = 3 && reader.ValueTextEquals textName ->
-                        reader.Read() |> ignore
-
-                        if reader.TokenType = JsonTokenType.String then
-                            facts <- systemText &reader systemIndex facts
-                    | JsonTokenType.EndObject when section = 3 && depth = 2 -> systemIndex <- systemIndex + 1
-                    | JsonTokenType.StartObject when section = 4 && depth = 2 ->
-                        role <- false
-                        messageImage <- false
-                        messageCompaction <- false
-                        firstText <- true
-                    | JsonTokenType.EndObject when section = 4 && depth = 2 ->
-                        if role then
-                            facts <- {
-                                facts with
-                                    LatestUserImage = messageImage
-                                    LatestUserCompaction = messageCompaction
-                            }
-                    | JsonTokenType.PropertyName when section = 4 && depth = 3 ->
-                        if reader.ValueTextEquals roleName then
-                            reader.Read() |> ignore
-                            role <- reader.TokenType = JsonTokenType.String && reader.ValueTextEquals userName
-                        elif reader.ValueTextEquals contentName then
-                            reader.Read() |> ignore
-
-                            if reader.TokenType = JsonTokenType.String then
-                                messageCompaction <- startsWith &reader compactionPrefix
-                                firstText <- false
-                    | JsonTokenType.PropertyName when section = 4 && (depth = 5 || depth = 7) ->
-                        if reader.ValueTextEquals typeName then
-                            reader.Read() |> ignore
-
-                            if reader.TokenType = JsonTokenType.String && reader.ValueTextEquals imageName then
-                                messageImage <- true
-                        elif depth = 5 && firstText && reader.ValueTextEquals textName then
-                            reader.Read() |> ignore
-
-                            if reader.TokenType = JsonTokenType.String then
-                                messageCompaction <- startsWith &reader compactionPrefix
-                                firstText <- false
-                    | _ -> ()
-        with
-        | :? JsonException -> ()
-        | :? InvalidOperationException -> ()
-
-        facts
+    /// No stage facts (`RequestFacts.noStages`).
+    let empty: StageFacts = RequestFacts.noStages
 
     // ---------------------------
     // Model switching
@@ -465,15 +226,12 @@ module Stages =
         ClaudeCode = false
     }
 
-    /// Classifies one request: `RequestFacts` plus one more pass over the body when stages are configured.
-    let classify
-        (config: RelayConfig)
-        (facts: RequestFacts)
-        (body: ReadOnlySpan<byte>)
-        (headers: StageHeaders)
-        : StageDecision =
+    /// Classifies one request from its facts. When stages are configured (`active`), `facts` must have been read
+    /// with their stage facts (`RequestFacts.inspectWithStages`, the same one pass over the body): classification
+    /// never reads the body itself.
+    let classify (config: RelayConfig) (facts: RequestFacts) (headers: StageHeaders) : StageDecision =
         if active config then
-            decide config facts (inspect body) headers
+            decide config facts facts.Stage headers
         else
             match tryDirectDecision config facts.Model with
             | Some decision -> decision
@@ -492,8 +250,6 @@ type StageDecision with
     /// The stage's wire name (`Stage.wireName`).
     member this.StageName: string = Stage.wireName this.Stage
 
-    /// Classifies a request (`Stages.classify`).
-    static member Classify
-        (config: RelayConfig, facts: RequestFacts, body: ReadOnlySpan<byte>, headers: StageHeaders)
-        : StageDecision =
-        Stages.classify config facts body headers
+    /// Classifies a request (`Stages.classify`): `facts` read with `RequestFacts.Inspect(body, Stages.active(config))`.
+    static member Classify(config: RelayConfig, facts: RequestFacts, headers: StageHeaders) : StageDecision =
+        Stages.classify config facts headers

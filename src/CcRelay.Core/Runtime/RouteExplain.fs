@@ -58,10 +58,10 @@ module RouteExplain =
         : Result<RouteExplanation, string> =
         let betas = List.ofSeq betas
 
-        match RequestFacts.inspect body with
+        match RequestFacts.inspectFor (Stages.active config) body with
         | Error e -> Error(RequestFacts.describe e)
         | Ok facts ->
-            let decision = Stages.classify config facts body headers
+            let decision = Stages.classify config facts headers
             let runtime = Relay.create now config
             let request = Relay.request facts 0UL false 0UL now
             let planned = Relay.planRoute runtime now request decision.Targets

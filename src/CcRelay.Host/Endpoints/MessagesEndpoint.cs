@@ -124,8 +124,9 @@ internal sealed class MessagesEndpoint(
                 Log.DebugRequestBody(logger, record.RequestId, body.Length, Redact.json(DebugLog.Secrets(context, snapshot), debug.MaxBodyLogSize, body.Span));
             }
 
-            // :: Step 3: inspect — one pass over the body, never re-serialised
-            var inspected = RequestFacts.Inspect(body.Span);
+            // :: Step 3: inspect — one pass over the body, never re-serialised (with the stage facts when stages are configured)
+            var staged = Stages.active(snapshot.Config);
+            var inspected = RequestFacts.Inspect(body.Span, staged);
             if (inspected.IsError)
             {
                 await RejectAsync(context, record, ErrorType.InvalidRequest, inspected.ErrorValue.Message);
@@ -145,10 +146,10 @@ internal sealed class MessagesEndpoint(
 
             // :: Step 4: plan — the stage (routing.stages, a provider,model switch) picks the candidates
             var headers = request.Headers;
-            var stageHeaders = Stages.active(snapshot.Config)
+            var stageHeaders = staged
                 ? Stages.headersOf(headers["x-claude-code-agent-id"].ToString(), headers["anthropic-beta"].ToString(), headers.UserAgent.ToString(), headers["x-app"].ToString())
                 : Stages.noHeaders;
-            var stage = StageDecision.Classify(snapshot.Config, facts, body.Span, stageHeaders);
+            var stage = StageDecision.Classify(snapshot.Config, facts, stageHeaders);
             record.Stage = stage.StageName;
             record.StageReason = stage.Reason;
 

@@ -20,7 +20,7 @@ internal sealed record AttemptPipeline(string Report, string Skipped, SelectedPi
 /// <summary>
 /// Runs the Anthropic-phase steps of a pipeline: built-in steps in Core, plugin steps through the
 /// <see cref="PluginHost"/>, each outcome recorded by <see cref="Pipeline.record"/> under the step's <c>on_error</c>.
-/// A plugin's body must still be a valid request (<see cref="RequestFacts.Inspect"/>), else its step failed.
+/// A plugin's body must still be a valid request (<see cref="RequestFacts.Inspect(System.ReadOnlySpan{byte})"/>), else its step failed.
 /// </summary>
 internal static class PipelineRunner
 {

@@ -35,6 +35,7 @@ let private facts (model: string) : RequestFacts = {
     ThinkingSignatures = false
     FirstMessageStart = -1
     FirstMessageLength = 0
+    Stage = RequestFacts.noStages
 }
 
 // ---------------------------

@@ -70,8 +70,8 @@ let private staged (threshold: int) : RelayConfig =
 let private classify (config: RelayConfig) (name: string) : StageDecision =
     let body, headers = recorded name
 
-    match RequestFacts.inspect (ReadOnlySpan body) with
-    | Ok facts -> Stages.classify config facts (ReadOnlySpan body) headers
+    match RequestFacts.inspectFor (Stages.active config) (ReadOnlySpan body) with
+    | Ok facts -> Stages.classify config facts headers
     | Error e -> failwith (RequestFacts.describe e)
 
 [<Theory>]
@@ -134,13 +134,106 @@ let ``the matching stages come in precedence order and end with default`` () =
     let body, headers = recorded "subagent"
 
     let facts =
-        RequestFacts.inspect (ReadOnlySpan body)
+        RequestFacts.inspectWithStages (ReadOnlySpan body)
         |> Result.defaultWith (fun _ -> failwith "bad")
 
-    let matching =
-        Stages.matching 1000 facts (Stages.inspect (ReadOnlySpan body)) headers
+    let matching = Stages.matching 1000 facts facts.Stage headers
 
     Assert.Equal<Stage list>([ Stage.LongContext; Stage.Subagent; Stage.Default ], matching |> List.map fst)
+
+// ---------------------------
+// One pass: the stage facts come with the request's facts
+// ---------------------------
+
+let private recordedNames = [
+    "main-loop"
+    "subagent"
+    "explore"
+    "quota"
+    "title"
+    "compaction"
+    "image"
+    "web-search"
+    "subagent-model"
+    "subagent-tag"
+]
+
+[<Fact>]
+let ``every recorded Claude Code request gets its stage facts from the one fast pass, equal to the reader's`` () =
+    for name in recordedNames do
+        let body, _ = recorded name
+
+        match RequestFacts.tryFastWith true (ReadOnlySpan body) with
+        | ValueSome facts ->
+            Assert.Equal(RequestFacts.readStageFacts (ReadOnlySpan body), facts.Stage)
+            // and the rest of the facts are inspect's, unchanged
+            Assert.Equal(
+                Ok {
+                    facts with
+                        Stage = RequestFacts.noStages
+                },
+                RequestFacts.inspect (ReadOnlySpan body)
+            )
+        | ValueNone -> failwith $"%s{name}: the fast path gave way to the reader"
+
+[<Fact>]
+let ``the recorded requests' stage facts say what each request is`` () =
+    let stage name =
+        let body, _ = recorded name
+
+        (RequestFacts.inspectWithStages (ReadOnlySpan body)
+         |> Result.defaultWith (fun _ -> failwith "bad"))
+            .Stage
+
+    Assert.Equal("adaptive", (stage "main-loop").Thinking)
+    Assert.True((stage "main-loop").HasTools)
+    Assert.False((stage "main-loop").WebSearchTool)
+    Assert.True((stage "web-search").WebSearchTool)
+    Assert.True((stage "image").LatestUserImage)
+    Assert.True((stage "compaction").LatestUserCompaction)
+    Assert.Equal("title", (stage "title").SideRequest)
+    Assert.True((stage "subagent").SubagentMarker)
+    Assert.NotEqual<string>("", (stage "subagent-tag").ModelTag)
+
+[<Fact>]
+let ``inspect without stages reads no stage facts`` () =
+    let body, _ = recorded "main-loop"
+
+    match RequestFacts.inspect (ReadOnlySpan body) with
+    | Ok facts -> Assert.Equal(RequestFacts.noStages, facts.Stage)
+    | Error e -> failwith (RequestFacts.describe e)
+
+[<Theory>]
+// two-character escapes only: the raw text is exact
+[<InlineData("{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"a\\n cc_is_subagent=true;\"}],\"messages\":[]}",
+             true)>]
+// `\u` escapes: decoded first (`c` written as \u0063)
+[<InlineData("{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"a \\u0063c_is_subagent=true;\"}],\"messages\":[]}",
+             true)>]
+// a raw match inside a `\u` escape is no match
+[<InlineData("{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"a \\u00cc_is_subagent=true;\"}],\"messages\":[]}",
+             false)>]
+let ``a system text's escapes are decoded before the subagent marker is looked for`` (body: string, marker: bool) =
+    let bytes = Text.Encoding.UTF8.GetBytes body
+
+    match RequestFacts.inspectWithStages (ReadOnlySpan bytes) with
+    | Ok facts ->
+        Assert.Equal(marker, facts.Stage.SubagentMarker)
+        Assert.Equal(RequestFacts.readStageFacts (ReadOnlySpan bytes), facts.Stage)
+    | Error e -> failwith (RequestFacts.describe e)
+
+[<Fact>]
+let ``an escaped lone surrogate in a system text: the reader's facts, read up to it`` () =
+    // Utf8JsonReader cannot hold "\ud800" in a string: the stage facts stop there, as they always did
+    let body =
+        "{\"model\":\"m\",\"thinking\":{\"type\":\"enabled\"},\"system\":[{\"type\":\"text\",\"text\":\"x\\ud800\"}],\"tools\":[{\"type\":\"web_search_20250305\"}],\"messages\":[]}"B
+
+    match RequestFacts.inspectWithStages (ReadOnlySpan body) with
+    | Ok facts ->
+        Assert.Equal(RequestFacts.readStageFacts (ReadOnlySpan body), facts.Stage)
+        Assert.Equal("enabled", facts.Stage.Thinking)
+        Assert.False(facts.Stage.WebSearchTool)
+    | Error e -> failwith (RequestFacts.describe e)
 
 // ---------------------------
 // Model switching

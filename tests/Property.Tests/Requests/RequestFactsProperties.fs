@@ -333,3 +333,22 @@ let ``the fast path answers only with the reader's facts`` () =
             match RequestFacts.tryFast (ReadOnlySpan body) with
             | ValueSome facts -> Assert.Equal(Ok facts, RequestFacts.inspectWithReader (ReadOnlySpan body))
             | ValueNone -> ()))
+
+/// The reference for `inspectWithStages`: the reader's facts, then the reader's stage facts in a pass of their own.
+let private readerWithStages (body: byte array) : Result<RequestFacts, BodyError> =
+    RequestFacts.inspectWithReader (ReadOnlySpan body)
+    |> Result.map (fun facts -> {
+        facts with
+            Stage = RequestFacts.readStageFacts (ReadOnlySpan body)
+    })
+
+[<Fact>]
+let ``with the stage facts, the one pass gives exactly what the reader's two passes give, for any body`` () =
+    Check.quick
+        1000
+        (Prop.forAll (Check.arb anyRequestBytes) (fun body ->
+            Assert.Equal(readerWithStages body, RequestFacts.inspectWithStages (ReadOnlySpan body))
+
+            match RequestFacts.tryFastWith true (ReadOnlySpan body) with
+            | ValueSome facts -> Assert.Equal(Ok facts, readerWithStages body)
+            | ValueNone -> ()))

@@ -8,7 +8,8 @@ open Xunit
 open CcRelay.Core
 open CcRelay.Core.Properties.Generators
 
-/// The features a Claude Code-shaped request is built with, and so the facts `Stages.inspect` must read.
+/// The features a Claude Code-shaped request is built with, and so the stage facts `RequestFacts.inspectWithStages`
+/// must read.
 type private Shape = {
     Thinking: string
     WebSearch: bool
@@ -162,25 +163,97 @@ let private rendered =
     }
     |> Check.arb
 
+/// The stage facts of a body (`RequestFacts.inspectWithStages`); the body must be a valid request.
+let private stageFacts (body: ReadOnlySpan<byte>) : StageFacts =
+    match RequestFacts.inspectWithStages body with
+    | Ok facts -> facts.Stage
+    | Error e -> failwith (RequestFacts.describe e)
+
 [<Fact>]
-let ``inspect reads exactly the features a Claude Code-shaped request was built with, however it is written`` () =
-    Check.property (Prop.forAll rendered (fun (shape, body, _) -> Stages.inspect (ReadOnlySpan body) = expected shape))
+let ``inspectWithStages reads exactly the features a Claude Code-shaped request was built with, however it is written``
+    ()
+    =
+    Check.property (Prop.forAll rendered (fun (shape, body, _) -> stageFacts (ReadOnlySpan body) = expected shape))
 
 [<Fact>]
 let ``classification never reads past the body: bytes after it change nothing, and truncations never throw`` () =
     Check.property (
         Prop.forAll rendered (fun (_, body, tail) ->
             let buffer = Array.append body tail
-            let whole = Stages.inspect (ReadOnlySpan body)
-            let inBuffer = Stages.inspect (ReadOnlySpan(buffer, 0, body.Length))
+            let whole = RequestFacts.inspectWithStages (ReadOnlySpan body)
+            let inBuffer = RequestFacts.inspectWithStages (ReadOnlySpan(buffer, 0, body.Length))
 
             let truncationsHold =
                 [ 0; 1; body.Length / 3; body.Length / 2; body.Length - 1 ]
                 |> List.forall (fun n ->
-                    Stages.inspect (ReadOnlySpan(buffer, 0, max 0 n)) |> ignore
+                    RequestFacts.inspectWithStages (ReadOnlySpan(buffer, 0, max 0 n)) |> ignore
+                    RequestFacts.readStageFacts (ReadOnlySpan(buffer, 0, max 0 n)) |> ignore
                     true)
 
             whole = inBuffer && truncationsHold)
+    )
+
+/// A shape's request as a JSON serializer writes it: with System.Text.Json's default encoder (`<`, `>`, `'`,
+/// `+`, `&` and every non-ASCII character as `\u` escapes: the texts must be decoded), or with the relaxed one
+/// Node's JSON.stringify resembles (two-character escapes only: the raw text is exact).
+let private serialized =
+    gen {
+        let! shape = shapes
+        let! relaxed = Gen.elements [ true; false ]
+
+        let encoder =
+            if relaxed then
+                Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping
+            else
+                Text.Encodings.Web.JavaScriptEncoder.Default
+
+        let str (t: string) =
+            System.Text.Json.JsonEncodedText.Encode(t, encoder).ToString()
+
+        let rec write (json: Json) : string =
+            match json with
+            | JNull -> "null"
+            | JBool b -> if b then "true" else "false"
+            | JNumber n -> n
+            | JString t -> "\"" + str t + "\""
+            | JArray items -> "[" + String.Join(",", items |> List.map write) + "]"
+            | JObject members ->
+                "{"
+                + String.Join(",", members |> List.map (fun (k, v) -> "\"" + str k + "\":" + write v))
+                + "}"
+
+        return shape, Encoding.UTF8.GetBytes(write (build shape))
+    }
+    |> Check.arb
+
+[<Fact>]
+let ``the one fast pass answers for serialized requests, with the reader's stage facts`` () =
+    Check.property (
+        Prop.forAll serialized (fun (shape, body) ->
+            match RequestFacts.tryFastWith true (ReadOnlySpan body) with
+            | ValueSome facts ->
+                facts.Stage = RequestFacts.readStageFacts (ReadOnlySpan body)
+                && facts.Stage = expected shape
+            | ValueNone -> false)
+    )
+
+[<Fact>]
+let ``whenever the fast pass answers, its stage facts are the reader's, however the body is written`` () =
+    Check.property (
+        Prop.forAll rendered (fun (_, body, _) ->
+            match RequestFacts.tryFastWith true (ReadOnlySpan body) with
+            | ValueSome facts -> facts.Stage = RequestFacts.readStageFacts (ReadOnlySpan body)
+            | ValueNone -> true)
+    )
+
+[<Fact>]
+let ``with or without the stage facts, the request's other facts are the same`` () =
+    Check.property (
+        Prop.forAll rendered (fun (_, body, _) ->
+            let plain = RequestFacts.inspect (ReadOnlySpan body)
+            let staged = RequestFacts.inspectWithStages (ReadOnlySpan body)
+
+            plain = (staged |> Result.map (fun f -> { f with Stage = RequestFacts.noStages })))
     )
 
 let private decisionInputs =
@@ -212,6 +285,7 @@ let ``precedence is total and stable: the first matching configured stage wins, 
                 ThinkingSignatures = false
                 FirstMessageStart = -1
                 FirstMessageLength = 0
+                Stage = RequestFacts.noStages
             }
 
             let stage = { expected shape with ModelTag = "" }
