@@ -246,6 +246,44 @@ module ChatRequest =
             writeUser context writer (rest @ List.rev carried)
         | _ -> ()
 
+    /// A mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role: "system"}` among
+    /// the messages), as the provider's `mid_conversation_system` says: a `system` message in place, a `user`
+    /// message in place with the text inside `<system-reminder>…</system-reminder>` (what Claude Code itself
+    /// falls back to when a server refuses the beta), or left out and reported as `system_message`. Its text
+    /// blocks are joined by `\n`; any other block is reported by its type.
+    let private systemTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
+        let text =
+            match content.ValueKind with
+            | JsonValueKind.String -> content.GetString() |> string
+            | JsonValueKind.Array ->
+                content.EnumerateArray()
+                |> Seq.choose (fun block ->
+                    noteCacheControl context block
+
+                    match JsonRead.tryString block "type" with
+                    | Some "text" -> JsonRead.tryString block "text"
+                    | Some other ->
+                        drop context other
+                        None
+                    | None -> None)
+                |> List.ofSeq
+                |> String.concat "\n"
+            | _ -> ""
+
+        if text.Length > 0 then
+            match context.Settings.MidSystem with
+            | MidSystem.InPlace ->
+                writer.WriteStartObject()
+                writer.WriteString("role", "system")
+                writer.WriteString("content", text)
+                writer.WriteEndObject()
+            | MidSystem.AsUser ->
+                writer.WriteStartObject()
+                writer.WriteString("role", "user")
+                writer.WriteString("content", "<system-reminder>\n" + text + "\n</system-reminder>")
+                writer.WriteEndObject()
+            | MidSystem.Drop -> drop context "system_message"
+
     /// An assistant turn: its text, its tool calls, and the reasoning the target itself produced earlier.
     let private assistantTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
         match content.ValueKind with
@@ -478,6 +516,7 @@ module ChatRequest =
             match JsonRead.tryString message "role", JsonRead.tryProperty message "content" with
             | Some "user", ValueSome content -> userTurn context writer content
             | Some "assistant", ValueSome content -> assistantTurn context writer content
+            | Some "system", ValueSome content -> systemTurn context writer content
             | _ -> ()
 
         writer.WriteEndArray()
