@@ -19,6 +19,19 @@ type TranslatedRequest = {
     EstimatedInputTokens: int
 }
 
+/// What one request translation collects on its way (local to one `translate` call of a request translator): what
+/// the target cannot take and was left out, the tool names changed for the target, and the image data the input
+/// estimate leaves out.
+type internal RequestNotes = {
+    /// Each capability once, in the order met.
+    Dropped: ResizeArray<string>
+    /// The target's spelling of a tool name → the client's.
+    Names: Collections.Generic.Dictionary<string, string>
+    mutable Images: int
+    /// Bytes of the target's body the estimate leaves out: image and file data, encrypted reasoning.
+    mutable ImageBytes: int64
+}
+
 /// What every request translator (Chat Completions, Responses, Gemini) shares around its own mapping: the
 /// client's body parsed and checked (a JSON object with a `messages` array), the target's request written into
 /// one buffer, and the input-token estimate of what was written.
@@ -77,16 +90,38 @@ module internal RequestFrame =
     let estimate (written: int) (imageBytes: int64) (images: int) : int =
         int (min (int64 Int32.MaxValue) ((int64 written - imageBytes + 3L) / 4L + int64 (images * ImageTokens)))
 
+    /// Nothing collected yet.
+    let notes () : RequestNotes = {
+        Dropped = ResizeArray()
+        Names = Collections.Generic.Dictionary()
+        Images = 0
+        ImageBytes = 0L
+    }
+
+    /// Reports `capability` as left out (once).
+    let drop (notes: RequestNotes) (capability: string) : unit =
+        if not (notes.Dropped.Contains capability) then
+            notes.Dropped.Add capability
+
+    /// The target's name for tool `name` (`forTarget`: the target's rule, e.g. `ToolName.forTarget`), remembered
+    /// when it differs so that the answer gives the client's name back.
+    let toolName (forTarget: string -> string) (notes: RequestNotes) (name: string) : string =
+        let target = forTarget name
+
+        if target <> name then
+            notes.Names[target] <- name
+
+        target
+
+    /// Reports `cache_control` when `element` (a block, a tool) carries one: no translated target takes it.
+    let noteCacheControl (notes: RequestNotes) (element: JsonElement) : unit =
+        if (JsonRead.tryProperty element "cache_control").IsSome then
+            drop notes "cache_control"
+
     /// The translation of a request whose target body is `body`, with what the translator collected.
-    let translated
-        (body: byte array)
-        (dropped: ResizeArray<string>)
-        (names: Collections.Generic.Dictionary<string, string>)
-        (imageBytes: int64)
-        (images: int)
-        : TranslatedRequest = {
+    let translated (body: byte array) (notes: RequestNotes) : TranslatedRequest = {
         Body = body
-        Dropped = List.ofSeq dropped
-        ToolNames = names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
-        EstimatedInputTokens = estimate body.Length imageBytes images
+        Dropped = List.ofSeq notes.Dropped
+        ToolNames = notes.Names |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+        EstimatedInputTokens = estimate body.Length notes.ImageBytes notes.Images
     }
