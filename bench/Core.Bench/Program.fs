@@ -4,7 +4,10 @@ open BenchmarkDotNet.Running
 
 [<EntryPoint>]
 let main (argv: string array) : int =
-    BenchmarkSwitcher.FromAssembly(typeof<PlanBenchmarks>.Assembly).Run(argv)
-    |> ignore
+    match List.ofArray argv with
+    | "estimate-accuracy" :: files -> EstimateAccuracy.run files
+    | _ ->
+        BenchmarkSwitcher.FromAssembly(typeof<PlanBenchmarks>.Assembly).Run(argv)
+        |> ignore
 
-    0
+        0

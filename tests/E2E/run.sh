@@ -17,6 +17,9 @@
 #                        Chat Completions server, fake-openai.mjs) or `type: gemini` (a strict fake Gemini 3,
 #                        fake-gemini.mjs); a three-turn tool loop with thinking, two parallel tool calls and an
 #                        image, then the Anthropic TypeScript SDK's stream accumulator over the same fake
+#   openai-responses     the same through `type: openai` with `openai_api: responses` (a strict fake of OpenAI's
+#                        Responses API serving a stateless reasoning model, fake-openai-responses.mjs): reasoning items
+#                        whose encrypted content must come back every turn, function calls, streaming
 #   cc-relay-claude      `cc-relay claude -p …`: no relay runs, so the command starts one, runs Claude Code through
 #                        it (the relay's client key handed over), passes the exit code back and stops the relay
 #   stages               routing.stages on (think -> fake with model e2e-reasoner, background -> cheap, default -> fake):
@@ -160,7 +163,7 @@ build_relay() {
 # Starts the fake upstream and waits for its `LISTENING <port>` line. Sets FAKE_PID, FAKE_PORT.
 start_fake() {
   local dir=$1 mode=$2 logname=${3:-upstream} fd word
-  if [[ $mode == openai || $mode == gemini ]]; then
+  if [[ $mode == openai || $mode == gemini || $mode == openai-responses ]]; then
     # a translated target: the fake of that API, which asks Claude Code to read files in its work dir
     exec {fd}< <(exec node "$HERE/fake-$mode.mjs" --port 0 --log "$dir/$logname.jsonl" --workdir "$dir/cwd" \
                    --key "$(target_key "$mode")" --model "$(target_model "$mode")" 2>"$dir/fake.err")
@@ -201,6 +204,10 @@ start_relay() {
       # DeepSeek-style: reasoning in reasoning_content (the default off api.openai.com), thinking as its `thinking` field
       printf '  - name: deepseek\n    type: openai\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$(target_key openai)"
       printf '    thinking_control: thinking\n    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model openai)" "$(target_model openai)"
+    elif [[ ${TARGET:-} == openai-responses ]]; then
+      # OpenAI's reasoning models: the Responses API, stateless (store: false), encrypted reasoning carried across turns
+      printf '  - name: openai\n    type: openai\n    openai_api: responses\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$(target_key openai-responses)"
+      printf '    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model openai-responses)" "$(target_model openai-responses)"
     elif [[ ${TARGET:-} == gemini ]]; then
       printf '  - name: gemini\n    type: gemini\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$(target_key gemini)"
       printf '    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model gemini)" "$(target_model gemini)"
@@ -550,8 +557,8 @@ scenario_bedrock_upstream() {
 # ---- translated targets: Claude Code -> relay -> a fake OpenAI Chat Completions / Gemini server ------------------
 
 # The provider key and model each fake expects (the relay config maps Claude Code's model to it).
-target_key() { case $1 in openai) echo "$UPSTREAM_KEY" ;; gemini) echo gemini-test-key ;; esac; }
-target_model() { case $1 in openai) echo deepseek-reasoner ;; gemini) echo gemini-3-pro-preview ;; esac; }
+target_key() { case $1 in openai | openai-responses) echo "$UPSTREAM_KEY" ;; gemini) echo gemini-test-key ;; esac; }
+target_model() { case $1 in openai) echo deepseek-reasoner ;; openai-responses) echo gpt-5 ;; gemini) echo gemini-3-pro-preview ;; esac; }
 TARGET_PROMPT='Run the end-to-end test command with the Bash tool, then read notes.txt and look at pixel.png, then report.'
 
 # The work dir Claude Code runs in, with the two files the fakes ask it to read (the picture: fake-common.mjs's PNG).
@@ -580,6 +587,7 @@ probe_target() {
 }
 probe_openai_chat() { probe_target "$@"; }
 probe_gemini() { probe_target "$@"; }
+probe_openai_responses() { probe_target "$@"; }
 
 # Claude Code's own view (stream-json): the assistant messages, content blocks merged by message id.
 JQ_CC_MESSAGES='[.[] | select(.type == "assistant")] | group_by(.message.id) | map(map(.message.content[]))'
@@ -609,7 +617,7 @@ target_checks() {
     target_up '$ok[1].reply.checks.ok == true'
   check "(g) parallel tool calls: turn 2's two calls reached Claude Code as one message with 2 tool_use blocks, both ran, and came back together" \
     parallel_check
-  check "(h) the image: turn 3 carried pixel.png as $([[ $target == openai ]] && echo 'an image_url data: URL' || echo 'inlineData'), its bytes equal to the file" \
+  check "(h) the image: turn 3 carried pixel.png as $(case $target in openai) echo 'an image_url data: URL' ;; openai-responses) echo 'an input_image data: URL' ;; *) echo 'inlineData' ;; esac), its bytes equal to the file" \
     target_up '$ok[2].reply.checks | (.imageAsDataUrl // .imageAsInlineData) == true and .imageBytesEqualFile == true'
   check "(i) turn 3's history is wholly intact (every check of the fake)" target_up '$ok[2].reply.checks.ok == true'
   check "(j) the relay's request log: 3 POST /v1/messages -> 200 by provider $provider, upstream_model $(target_model "$target")" \
@@ -629,6 +637,25 @@ parallel_check() {
     and (.reasoningEchoed // .signaturesEchoed) == true'
 }
 scenario_openai_chat() { target_checks openai /v1/chat/completions deepseek; }
+scenario_openai_responses() {
+  target_checks openai-responses /v1/responses openai
+  # beyond the shared checks: the encrypted reasoning itself, as the relay carried it through Claude Code
+  check "(l) the reasoning turn 2 and 3 gave back is turn 1's (and 2's) encrypted_content byte for byte, each right before its own calls" \
+    target_up '[$ok[] | .reply.planned] as $p
+      | ($ok[1].bodyText | fromjson | .input | map(select(.type == "reasoning"))) as $r2
+      | ($ok[2].bodyText | fromjson | .input | map(select(.type == "reasoning"))) as $r3
+      | ($r2 | map([.id, .encrypted_content])) == [[$p[0].reasoningId, $p[0].encrypted]]
+        and ($r3 | map([.id, .encrypted_content])) == [[$p[0].reasoningId, $p[0].encrypted], [$p[1].reasoningId, $p[1].encrypted]]
+        and ($ok[1].bodyText | contains($p[0].encrypted | tojson))
+        and $ok[1].reply.checks.reasoningEchoed == true and $ok[2].reply.checks.reasoningEchoed == true'
+  check "(m) every model call asked for the encrypted reasoning, stateless: store false, include reasoning.encrypted_content, reasoning.effort set" \
+    target_up '($posts | length) == 3 and all($posts[]; (.bodyText | fromjson) as $b
+      | $b.store == false and $b.include == ["reasoning.encrypted_content"] and ($b.reasoning.effort | type) == "string")'
+  check "(n) the tool results went back as function_call_output items with the call ids the fake issued" \
+    target_up '[$ok[] | .reply.planned.calls[].id] as $issued
+      | ($ok[2].bodyText | fromjson | .input | map(select(.type == "function_call_output") | .call_id)) as $outs
+      | ($outs | sort) == ($issued[0:3] | sort)'
+}
 scenario_gemini() { target_checks gemini "/v1beta/models/$(target_model gemini):streamGenerateContent" gemini; }
 # jq over the cheap fake's capture, as `upstream` does over the main one's.
 # A fake that was never called wrote no capture: that is an empty one.
@@ -678,7 +705,7 @@ run_scenario() {
     start_fake "$DIR" overloaded sick
     SICK_PID=$FAKE_PID SICK_PORT=$FAKE_PORT
   fi
-  if [[ $fake_mode == openai || $fake_mode == gemini ]]; then prepare_target_workdir; fi
+  if [[ $fake_mode == openai || $fake_mode == gemini || $fake_mode == openai-responses ]]; then prepare_target_workdir; fi
   if [[ $name == stages || $name == model-switch ]]; then
     start_fake "$DIR" tool-loop cheap
     CHEAP_PID=$FAKE_PID CHEAP_PORT=$FAKE_PORT
@@ -821,6 +848,8 @@ if [[ $MODE == relay ]]; then
   SCENARIO_PROMPT=$TARGET_PROMPT
   TARGET=openai
   wanted openai-chat && run_scenario openai-chat openai
+  TARGET=openai-responses
+  wanted openai-responses && run_scenario openai-responses openai-responses
   TARGET=gemini
   wanted gemini && run_scenario gemini gemini
   TARGET='' SCENARIO_PROMPT=''

@@ -178,6 +178,18 @@ type OpenAiApi =
     /// Responses (`/v1/responses`): OpenAI's own reasoning models, whose encrypted reasoning is carried across turns.
     | Responses
 
+/// How a Chat Completions provider gets a mid-conversation system message (`{role: "system"}` among the messages,
+/// Claude Code's `mid-conversation-system` beta): `mid_conversation_system`.
+[<RequireQualifiedAccess>]
+type MidSystem =
+    /// A `system` message in place (OpenAI, DeepSeek, vLLM and Ollama with most chat templates).
+    | InPlace
+    /// A `user` message in place, its text inside `<system-reminder>…</system-reminder>` (what Claude Code itself
+    /// falls back to): for servers whose chat template refuses a system message after the first.
+    | AsUser
+    /// Left out, and reported as `system_message`.
+    | Drop
+
 /// What the relay does with a request that asks for something the target cannot do (`on_dropped`).
 [<RequireQualifiedAccess>]
 type DroppedPolicy =
@@ -200,6 +212,8 @@ type OpenAiSettings = {
     Api: OpenAiApi
     /// `on_dropped`: report what was left out (the default) or refuse the request.
     OnDropped: DroppedPolicy
+    /// `mid_conversation_system`: how a system message among the messages reaches Chat Completions.
+    MidSystem: MidSystem
 }
 
 /// How the request's `thinking` reaches Gemini (`gemini_thinking`).
@@ -781,6 +795,13 @@ module OpenAiKnobs =
         "thinking", ThinkingControl.ThinkingField
     ]
 
+    /// `mid_conversation_system` values.
+    let midSystems: (string * MidSystem) list = [
+        "system", MidSystem.InPlace
+        "user", MidSystem.AsUser
+        "drop", MidSystem.Drop
+    ]
+
     /// `openai_api` values.
     let apis: (string * OpenAiApi) list = [ "chat", OpenAiApi.Chat; "responses", OpenAiApi.Responses ]
 
@@ -799,6 +820,7 @@ module OpenAiKnobs =
     let reasoningFieldName (value: ReasoningField) : string = nameOf reasoningFields value
     let maxTokensFieldName (value: MaxTokensField) : string = nameOf maxTokensFields value
     let thinkingControlName (value: ThinkingControl) : string = nameOf thinkingControls value
+    let midSystemName (value: MidSystem) : string = nameOf midSystems value
 
     /// `gemini_thinking` values.
     let geminiThinkings: (string * GeminiThinking) list = [

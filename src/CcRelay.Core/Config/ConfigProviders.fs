@@ -68,6 +68,7 @@ module internal ConfigProviders =
         "max_tokens_field", ProviderType.OpenAi
         "stream_usage", ProviderType.OpenAi
         "thinking_control", ProviderType.OpenAi
+        "mid_conversation_system", ProviderType.OpenAi
         // Gemini on Vertex AI reads the Google keys too
         "gcp_project_id", ProviderType.Gemini
         "gcp_region", ProviderType.Gemini
@@ -517,6 +518,9 @@ module internal ConfigProviders =
             and! thinking =
                 choice "thinking_control" OpenAiKnobs.thinkingControls ThinkingControl.NoControl
 
+            and! midSystem =
+                choice "mid_conversation_system" OpenAiKnobs.midSystems MidSystem.InPlace
+
             and! api = choice "openai_api" OpenAiKnobs.apis OpenAiApi.Chat
 
             and! onDropped = choice "on_dropped" OpenAiKnobs.droppedPolicies DroppedPolicy.Report
@@ -529,6 +533,7 @@ module internal ConfigProviders =
                     Thinking = thinking
                     Api = api
                     OnDropped = onDropped
+                    MidSystem = midSystem
                 }
         }
 

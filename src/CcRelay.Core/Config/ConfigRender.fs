@@ -180,6 +180,7 @@ module ConfigRender =
             $"    max_tokens_field: %s{OpenAiKnobs.maxTokensFieldName o.MaxTokensField}"
             $"    stream_usage: %s{boolean o.StreamUsage}"
             $"    thinking_control: %s{OpenAiKnobs.thinkingControlName o.Thinking}"
+            $"    mid_conversation_system: %s{OpenAiKnobs.midSystemName o.MidSystem}"
             $"    openai_api: %s{OpenAiKnobs.apiName o.Api}"
             $"    on_dropped: %s{OpenAiKnobs.droppedPolicyName o.OnDropped}"
           ]

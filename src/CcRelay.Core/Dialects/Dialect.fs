@@ -743,6 +743,7 @@ module Dialect =
         MaxTokens = 1
         EstimatedInputTokens = 1
         ThinkingSignatures = false
+        UnsignedThinking = false
         FirstMessageStart = -1
         FirstMessageLength = 0
         Stage = RequestFacts.noStages

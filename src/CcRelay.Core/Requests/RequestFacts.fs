@@ -44,6 +44,10 @@ type RequestFacts = {
     /// Whether some message carries a signed `thinking` block or a `redacted_thinking` block: such a
     /// conversation only validates on the provider family that minted them.
     ThinkingSignatures: bool
+    /// Whether some message carries a `thinking` block without a signature (or with an empty one), or a
+    /// `redacted_thinking` block without data: the relay's own keep-alive block (`KeepAlive`) sent back by
+    /// the client. An Anthropic-shaped upstream refuses it (`Affinity.stripUnsignedThinking` takes it out).
+    UnsignedThinking: bool
     /// Offset of `messages[0]` in the body (-1 when there is none): the conversation's stable first turn.
     FirstMessageStart: int
     /// Length of `messages[0]` in the body, in bytes (0 when there is none).
@@ -341,6 +345,7 @@ module RequestFacts =
         let mutable blockThinking = false
         let mutable blockSigned = false
         let mutable signatures = false
+        let mutable unsigned = false
         let mutable error: BodyError option = None
 
         try
@@ -367,6 +372,8 @@ module RequestFacts =
                         | JsonTokenType.EndObject, 4 ->
                             if blockThinking && blockSigned then
                                 signatures <- true
+                            elif blockThinking then
+                                unsigned <- true
                         | JsonTokenType.PropertyName, 5 ->
                             if reader.ValueTextEquals typeName then
                                 reader.Read() |> ignore
@@ -449,6 +456,7 @@ module RequestFacts =
                     MaxTokens = maxTokens
                     EstimatedInputTokens = estimateInputTokens body.Length
                     ThinkingSignatures = signatures
+                    UnsignedThinking = unsigned
                     FirstMessageStart = firstStart
                     FirstMessageLength = firstLength
                     Stage = noStages
@@ -531,6 +539,7 @@ module RequestFacts =
         mutable MessageImage: bool
         mutable MessageCompaction: bool
         mutable FirstText: bool
+        mutable Unsigned: bool
     }
 
     /// Whether a string's raw content says what its decoded text says, for the patterns the stage facts look for
@@ -888,8 +897,11 @@ module RequestFacts =
             if b = '}'B && s.InMessages then
                 if s.Depth = 2 && s.MessageCount = 1 && s.FirstLength = 0 then
                     s.FirstLength <- s.At + 1 - s.FirstStart
-                elif s.Depth = 4 && s.BlockThinking && s.BlockSigned then
-                    s.Signatures <- true
+                elif s.Depth = 4 && s.BlockThinking then
+                    if s.BlockSigned then
+                        s.Signatures <- true
+                    else
+                        s.Unsigned <- true
 
             if b = '}'B && s.Depth = 2 then
                 if s.Section = 4 then
@@ -979,6 +991,7 @@ module RequestFacts =
             MessageImage = false
             MessageCompaction = false
             FirstText = true
+            Unsigned = false
         }
 
         while s.Ok && s.At < body.Length do
@@ -1017,6 +1030,7 @@ module RequestFacts =
                 MaxTokens = s.MaxTokens
                 EstimatedInputTokens = estimateInputTokens body.Length
                 ThinkingSignatures = s.Signatures
+                UnsignedThinking = s.Unsigned
                 FirstMessageStart = s.FirstStart
                 FirstMessageLength = s.FirstLength
                 Stage =

@@ -29,6 +29,8 @@ module Affinity =
     let private typeName: byte array = "type"B
     let private redactedThinkingName: byte array = "redacted_thinking"B
     let private thinkingName: byte array = "thinking"B
+    let private signatureName: byte array = "signature"B
+    let private dataName: byte array = "data"B
     let private openBracket: byte array = "["B
     let private comma: byte array = ","B
     let private closeBracket: byte array = "]"B
@@ -100,10 +102,9 @@ module Affinity =
         Blocks: ResizeArray<Element>
     }
 
-    /// The body without `thinking` and `redacted_thinking` blocks; ValueNone when it has none (or is not
-    /// the expected JSON). Every other byte of every kept block and message is kept as it was. An
-    /// assistant message left with no content is dropped (the API merges the turns around it).
-    let stripThinking (body: ReadOnlySpan<byte>) : byte array voption =
+    /// The body without `thinking` and `redacted_thinking` blocks (`unsignedOnly`: only those without a
+    /// signature, or data, or with an empty one); ValueNone when it has none (or is not the expected JSON).
+    let private strip (unsignedOnly: bool) (body: ReadOnlySpan<byte>) : byte array voption =
         let messages = ResizeArray<Message>()
         let mutable arrayStart = -1
         let mutable arrayEnd = -1
@@ -111,6 +112,7 @@ module Affinity =
         let mutable current: Message option = None
         let mutable blockStart = -1
         let mutable blockThinking = false
+        let mutable blockSigned = false
         let mutable any = false
         let mutable ok = true
         let mutable reader = Utf8JsonReader(body)
@@ -155,16 +157,19 @@ module Affinity =
                 | (JsonTokenType.StartObject | JsonTokenType.StartArray) when depth = 4 ->
                     blockStart <- int reader.TokenStartIndex
                     blockThinking <- false
+                    blockSigned <- false
                 | (JsonTokenType.EndObject | JsonTokenType.EndArray) when depth = 4 ->
                     match current with
                     | Some m ->
+                        let stripped = blockThinking && not (unsignedOnly && blockSigned)
+
                         m.Blocks.Add {
                             Start = blockStart
                             End = int reader.BytesConsumed
-                            Thinking = blockThinking
+                            Thinking = stripped
                         }
 
-                        any <- any || blockThinking
+                        any <- any || stripped
                     | None -> ()
                 | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals typeName ->
                     reader.Read() |> ignore
@@ -173,6 +178,12 @@ module Affinity =
                         reader.TokenType = JsonTokenType.String
                         && (reader.ValueTextEquals thinkingName
                             || reader.ValueTextEquals redactedThinkingName)
+                | JsonTokenType.PropertyName when
+                    depth = 5
+                    && (reader.ValueTextEquals signatureName || reader.ValueTextEquals dataName)
+                    ->
+                    reader.Read() |> ignore
+                    blockSigned <- reader.TokenType = JsonTokenType.String && not reader.ValueSpan.IsEmpty
                 | JsonTokenType.String
                 | JsonTokenType.Number
                 | JsonTokenType.True
@@ -230,3 +241,15 @@ module Affinity =
             out.Write(closeBracket)
             out.Write(body.Slice(arrayEnd))
             ValueSome(out.WrittenSpan.ToArray())
+
+    /// The body without `thinking` and `redacted_thinking` blocks; ValueNone when it has none (or is not
+    /// the expected JSON). Every other byte of every kept block and message is kept as it was. An
+    /// assistant message left with no content is dropped (the API merges the turns around it).
+    let stripThinking (body: ReadOnlySpan<byte>) : byte array voption = strip false body
+
+    /// The body without its unsigned `thinking` blocks (no `signature`, or an empty one; a `redacted_thinking`
+    /// without `data`) — above all the relay's own keep-alive block (`KeepAlive`: empty, unsigned), which Claude
+    /// Code sends back on its next turn and which an Anthropic-shaped upstream refuses as an invalid signature.
+    /// Signed blocks stay, byte for byte, so the conversation's reasoning still reaches the family that minted
+    /// it (stripping all thinking instead would fail a tool loop with thinking on). ValueNone when there is none.
+    let stripUnsignedThinking (body: ReadOnlySpan<byte>) : byte array voption = strip true body

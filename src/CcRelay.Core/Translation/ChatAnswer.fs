@@ -37,43 +37,31 @@ module ChatAnswer =
         | _ when calledTools -> "tool_use"
         | _ -> "end_turn"
 
-    let private number (element: JsonElement voption) (name: string) : int64 =
-        match element |> ValueOption.bind (fun e -> JsonRead.tryProperty e name) with
-        | ValueSome value when value.ValueKind = JsonValueKind.Number ->
-            match value.TryGetInt64() with
-            | true, n when n > 0L -> n
-            | _ -> 0L
-        | _ -> 0L
-
     /// An OpenAI `usage` object in Anthropic's meaning: `input_tokens` excludes the cached part of the prompt
     /// (`prompt_tokens_details.cached_tokens`, or DeepSeek's `prompt_cache_hit_tokens`); `output_tokens` is
     /// `completion_tokens`, reasoning included.
     let usageOf (usage: JsonElement) : Usage =
         let usage = ValueSome usage
-        let prompt = number usage "prompt_tokens"
+        let prompt = JsonRead.tokens usage "prompt_tokens"
 
         let cached =
             match
-                number
+                JsonRead.tokens
                     (usage
                      |> ValueOption.bind (fun u -> JsonRead.tryProperty u "prompt_tokens_details"))
                     "cached_tokens"
             with
-            | 0L -> number usage "prompt_cache_hit_tokens"
+            | 0L -> JsonRead.tokens usage "prompt_cache_hit_tokens"
             | cached -> cached
 
         let cached = min cached prompt
 
         {
             InputTokens = prompt - cached
-            OutputTokens = number usage "completion_tokens"
+            OutputTokens = JsonRead.tokens usage "completion_tokens"
             CacheReadTokens = cached
             CacheWriteTokens = 0L
         }
-
-    /// The client's name for a tool the target called.
-    let toolName (plan: ChatAnswerPlan) (name: string) : string =
-        plan.ToolNames |> Map.tryFind name |> Option.defaultValue name
 
     /// The reasoning text of a message or delta: `reasoning_content`, else `reasoning` (servers differ, and
     /// reading both costs nothing); None when `reasoning_field: none`.
@@ -285,7 +273,7 @@ module ChatAnswer =
 
                             AnswerBlock.ToolUse(
                                 JsonRead.tryString call "id" |> Option.defaultValue $"toolu_cc_%d{i}",
-                                toolName plan name,
+                                ToolName.original plan.ToolNames name,
                                 toolInput arguments
                             ))
                         |> List.ofSeq

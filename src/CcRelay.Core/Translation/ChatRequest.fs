@@ -33,6 +33,11 @@ module ToolName =
 
             head + "_" + hash.Substring(0, 8)
 
+    /// The client's name for a tool the target called by `name`: `names` maps the target's spelling back (a
+    /// translated request's `ToolNames`), else the name is the client's own.
+    let original (names: Map<string, string>) (name: string) : string =
+        names |> Map.tryFind name |> Option.defaultValue name
+
 /// Anthropic Messages request → OpenAI Chat Completions request (protocols.md §6.1).
 [<RequireQualifiedAccess>]
 module ChatRequest =
@@ -73,27 +78,8 @@ module ChatRequest =
     type private Context = {
         Settings: OpenAiSettings
         EchoReasoning: bool
-        Dropped: ResizeArray<string>
-        Names: Collections.Generic.Dictionary<string, string>
-        mutable Images: int
-        mutable ImageBytes: int64
+        Notes: RequestNotes
     }
-
-    let private drop (context: Context) (capability: string) : unit =
-        if not (context.Dropped.Contains capability) then
-            context.Dropped.Add capability
-
-    let private toolName (context: Context) (name: string) : string =
-        let target = ToolName.forTarget name
-
-        if target <> name then
-            context.Names[target] <- name
-
-        target
-
-    let private noteCacheControl (context: Context) (block: JsonElement) : unit =
-        if (JsonRead.tryProperty block "cache_control").IsSome then
-            drop context "cache_control"
 
     /// The text of a block list or string (`system`, a `tool_result`'s content), text blocks joined by `\n`.
     let private textOf (context: Context) (content: JsonElement) : string =
@@ -102,7 +88,7 @@ module ChatRequest =
         | JsonValueKind.Array ->
             content.EnumerateArray()
             |> Seq.choose (fun block ->
-                noteCacheControl context block
+                RequestFrame.noteCacheControl context.Notes block
 
                 match JsonRead.tryString block "type" with
                 | Some "text" -> JsonRead.tryString block "text"
@@ -122,22 +108,22 @@ module ChatRequest =
                     let mediaType =
                         JsonRead.tryString source "media_type" |> Option.defaultValue "image/png"
 
-                    context.ImageBytes <- context.ImageBytes + int64 data.Length
+                    context.Notes.ImageBytes <- context.Notes.ImageBytes + int64 data.Length
                     Some("data:" + mediaType + ";base64," + data)
                 | Some "url" -> JsonRead.tryString source "url"
                 | _ -> None
 
             match url with
             | Some url ->
-                context.Images <- context.Images + 1
+                context.Notes.Images <- context.Notes.Images + 1
                 writer.WriteStartObject()
                 writer.WriteString("type", "image_url")
                 writer.WriteStartObject "image_url"
                 writer.WriteString("url", url)
                 writer.WriteEndObject()
                 writer.WriteEndObject()
-            | None -> drop context "image_source"
-        | ValueNone -> drop context "image_source"
+            | None -> RequestFrame.drop context.Notes "image_source"
+        | ValueNone -> RequestFrame.drop context.Notes "image_source"
 
     /// A user turn's parts other than tool results: text and images (others reported).
     type private Part =
@@ -145,7 +131,7 @@ module ChatRequest =
         | ImagePart of JsonElement
 
     let private userParts (context: Context) (block: JsonElement) : Part list =
-        noteCacheControl context block
+        RequestFrame.noteCacheControl context.Notes block
 
         match JsonRead.tryString block "type" with
         | Some "text" -> [ TextPart(JsonRead.tryString block "text" |> Option.defaultValue "") ]
@@ -157,12 +143,12 @@ module ChatRequest =
                 TextPart(JsonRead.tryString source "data" |> Option.defaultValue "")
               ]
             | _ ->
-                drop context "document"
+                RequestFrame.drop context.Notes "document"
                 []
         | Some "thinking"
         | Some "redacted_thinking" -> []
         | Some other ->
-            drop context other
+            RequestFrame.drop context.Notes other
             []
         | None -> []
 
@@ -208,7 +194,7 @@ module ChatRequest =
 
             for block in blocks do
                 if JsonRead.tryString block "type" = Some "tool_result" then
-                    noteCacheControl context block
+                    RequestFrame.noteCacheControl context.Notes block
                     let result = JsonRead.tryProperty block "content"
 
                     let text =
@@ -223,7 +209,7 @@ module ChatRequest =
                             | Some "image" -> carried <- ImagePart inner :: carried
                             | Some "text"
                             | None -> ()
-                            | Some other -> drop context other
+                            | Some other -> RequestFrame.drop context.Notes other
                     | _ -> ()
 
                     let isError =
@@ -246,6 +232,44 @@ module ChatRequest =
             writeUser context writer (rest @ List.rev carried)
         | _ -> ()
 
+    /// A mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role: "system"}` among
+    /// the messages), as the provider's `mid_conversation_system` says: a `system` message in place, a `user`
+    /// message in place with the text inside `<system-reminder>…</system-reminder>` (what Claude Code itself
+    /// falls back to when a server refuses the beta), or left out and reported as `system_message`. Its text
+    /// blocks are joined by `\n`; any other block is reported by its type.
+    let private systemTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
+        let text =
+            match content.ValueKind with
+            | JsonValueKind.String -> content.GetString() |> string
+            | JsonValueKind.Array ->
+                content.EnumerateArray()
+                |> Seq.choose (fun block ->
+                    RequestFrame.noteCacheControl context.Notes block
+
+                    match JsonRead.tryString block "type" with
+                    | Some "text" -> JsonRead.tryString block "text"
+                    | Some other ->
+                        RequestFrame.drop context.Notes other
+                        None
+                    | None -> None)
+                |> List.ofSeq
+                |> String.concat "\n"
+            | _ -> ""
+
+        if text.Length > 0 then
+            match context.Settings.MidSystem with
+            | MidSystem.InPlace ->
+                writer.WriteStartObject()
+                writer.WriteString("role", "system")
+                writer.WriteString("content", text)
+                writer.WriteEndObject()
+            | MidSystem.AsUser ->
+                writer.WriteStartObject()
+                writer.WriteString("role", "user")
+                writer.WriteString("content", "<system-reminder>\n" + text + "\n</system-reminder>")
+                writer.WriteEndObject()
+            | MidSystem.Drop -> RequestFrame.drop context.Notes "system_message"
+
     /// An assistant turn: its text, its tool calls, and the reasoning the target itself produced earlier.
     let private assistantTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
         match content.ValueKind with
@@ -260,7 +284,7 @@ module ChatRequest =
             let calls = ResizeArray<JsonElement>()
 
             for block in content.EnumerateArray() do
-                noteCacheControl context block
+                RequestFrame.noteCacheControl context.Notes block
 
                 match JsonRead.tryString block "type" with
                 | Some "text" -> texts.Add(JsonRead.tryString block "text" |> Option.defaultValue "")
@@ -274,9 +298,11 @@ module ChatRequest =
                 | Some "thinking"
                 | Some "redacted_thinking" -> ()
                 | Some "server_tool_use" ->
-                    drop context (JsonRead.tryString block "name" |> Option.defaultValue "server_tool_use")
+                    RequestFrame.drop
+                        context.Notes
+                        (JsonRead.tryString block "name" |> Option.defaultValue "server_tool_use")
                 | Some other when other.EndsWith("_tool_result", StringComparison.Ordinal) -> ()
-                | Some other -> drop context other
+                | Some other -> RequestFrame.drop context.Notes other
                 | None -> ()
 
             if texts.Count > 0 || calls.Count > 0 then
@@ -307,7 +333,10 @@ module ChatRequest =
 
                         writer.WriteString(
                             "name",
-                            toolName context (JsonRead.tryString call "name" |> Option.defaultValue "")
+                            RequestFrame.toolName
+                                ToolName.forTarget
+                                context.Notes
+                                (JsonRead.tryString call "name" |> Option.defaultValue "")
                         )
 
                         let arguments =
@@ -334,7 +363,7 @@ module ChatRequest =
                     | None
                     | Some "custom" -> true
                     | Some serverTool ->
-                        drop context (serverToolName serverTool)
+                        RequestFrame.drop context.Notes (serverToolName serverTool)
                         false)
                 |> List.ofSeq
             | _ -> []
@@ -343,11 +372,18 @@ module ChatRequest =
             writer.WriteStartArray "tools"
 
             for tool in custom do
-                noteCacheControl context tool
+                RequestFrame.noteCacheControl context.Notes tool
                 writer.WriteStartObject()
                 writer.WriteString("type", "function")
                 writer.WriteStartObject "function"
-                writer.WriteString("name", toolName context (JsonRead.tryString tool "name" |> Option.defaultValue ""))
+
+                writer.WriteString(
+                    "name",
+                    RequestFrame.toolName
+                        ToolName.forTarget
+                        context.Notes
+                        (JsonRead.tryString tool "name" |> Option.defaultValue "")
+                )
 
                 match JsonRead.tryString tool "description" with
                 | Some description -> writer.WriteString("description", description)
@@ -380,7 +416,10 @@ module ChatRequest =
 
                     writer.WriteString(
                         "name",
-                        toolName context (JsonRead.tryString choice "name" |> Option.defaultValue "")
+                        RequestFrame.toolName
+                            ToolName.forTarget
+                            context.Notes
+                            (JsonRead.tryString choice "name" |> Option.defaultValue "")
                     )
 
                     writer.WriteEndObject()
@@ -418,7 +457,7 @@ module ChatRequest =
 
         match context.Settings.Thinking, kind with
         | _, ValueNone -> ()
-        | ThinkingControl.NoControl, ValueSome("enabled" | "adaptive") -> drop context "thinking"
+        | ThinkingControl.NoControl, ValueSome("enabled" | "adaptive") -> RequestFrame.drop context.Notes "thinking"
         | ThinkingControl.NoControl, ValueSome _ -> ()
         | ThinkingControl.ReasoningEffort, ValueSome("enabled" | "adaptive") ->
             writer.WriteString("reasoning_effort", effort ())
@@ -447,8 +486,8 @@ module ChatRequest =
                 schema.WriteTo writer
                 writer.WriteEndObject()
                 writer.WriteEndObject()
-            | ValueNone -> drop context "output_format"
-        | ValueSome _ -> drop context "output_format"
+            | ValueNone -> RequestFrame.drop context.Notes "output_format"
+        | ValueSome _ -> RequestFrame.drop context.Notes "output_format"
         | ValueNone -> ()
 
     let private copyNumber (writer: Utf8JsonWriter) (root: JsonElement) (from: string) (target: string) : unit =
@@ -478,6 +517,7 @@ module ChatRequest =
             match JsonRead.tryString message "role", JsonRead.tryProperty message "content" with
             | Some "user", ValueSome content -> userTurn context writer content
             | Some "assistant", ValueSome content -> assistantTurn context writer content
+            | Some "system", ValueSome content -> systemTurn context writer content
             | _ -> ()
 
         writer.WriteEndArray()
@@ -492,13 +532,13 @@ module ChatRequest =
         copyNumber writer root "top_p" "top_p"
 
         if (JsonRead.tryProperty root "top_k").IsSome then
-            drop context "top_k"
+            RequestFrame.drop context.Notes "top_k"
 
         match JsonRead.tryProperty root "stop_sequences" with
         | ValueSome stops when stops.ValueKind = JsonValueKind.Array && stops.GetArrayLength() > 0 ->
             // OpenAI takes at most 4
             if stops.GetArrayLength() > 4 then
-                drop context "stop_sequences"
+                RequestFrame.drop context.Notes "stop_sequences"
 
             writer.WriteStartArray "stop"
 
@@ -530,11 +570,11 @@ module ChatRequest =
         | _ -> ()
 
         if (JsonRead.tryProperty root "cache_control").IsSome then
-            drop context "cache_control"
+            RequestFrame.drop context.Notes "cache_control"
 
         for field in unsupportedFields do
             if (JsonRead.tryProperty root field).IsSome then
-                drop context field
+                RequestFrame.drop context.Notes field
 
         writer.WriteEndObject()
 
@@ -554,13 +594,10 @@ module ChatRequest =
             let context = {
                 Settings = settings
                 EchoReasoning = echoReasoning
-                Dropped = ResizeArray()
-                Names = Collections.Generic.Dictionary()
-                Images = 0
-                ImageBytes = 0L
+                Notes = RequestFrame.notes ()
             }
 
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
-            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))
+            Ok(RequestFrame.translated written context.Notes))

@@ -168,7 +168,7 @@ module ChatStream =
             else
                 $"toolu_%s{state.MessageId}_%d{key}"
 
-        let name = ChatAnswer.toolName state.Plan tool.Name
+        let name = ToolName.original state.Plan.ToolNames tool.Name
         let index = state.Next
 
         let arguments =
@@ -314,15 +314,8 @@ module ChatStream =
 
     /// The end of the answer: `message_delta` with the stop reason and the usage, then `message_stop`.
     let private endMessage (state: ChatStreamState) (stop: string) : ChatStreamState * AnthropicEvent list =
-        let usage =
-            state.Usage
-            |> Option.defaultValue {
-                Usage.zero with
-                    InputTokens = int64 state.Plan.EstimatedInputTokens
-                    OutputTokens = (state.OutputChars + 3L) / 4L
-            }
-
-        { state with Ended = true }, [ AnthropicEvent.MessageDelta(stop, usage); AnthropicEvent.MessageStop ]
+        { state with Ended = true },
+        StreamFrame.ending stop state.Usage state.Plan.EstimatedInputTokens state.OutputChars
 
     /// `finish_reason`: the open block is closed and every call still waiting is sent whole, in order.
     let private finished (state: ChatStreamState) (reason: string) : ChatStreamState * AnthropicEvent list =

@@ -37,6 +37,7 @@ module Dropped =
         "server_tool_use"
         "search_result"
         "container_upload"
+        "system_message"
     ]
 
     /// The label value `other` for a capability outside `known`.

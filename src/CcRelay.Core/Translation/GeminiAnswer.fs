@@ -39,32 +39,24 @@ module GeminiAnswer =
         | _ when calledTools -> "tool_use"
         | _ -> "end_turn"
 
-    let private number (element: JsonElement) (name: string) : int64 =
-        match JsonRead.tryProperty element name with
-        | ValueSome value when value.ValueKind = JsonValueKind.Number ->
-            match value.TryGetInt64() with
-            | true, n when n > 0L -> n
-            | _ -> 0L
-        | _ -> 0L
-
     /// `usageMetadata` in Anthropic's meaning: `input_tokens` = prompt + tool-use prompt − cached;
     /// `cache_read_input_tokens` = cached; `output_tokens` = candidates + thoughts (reported outside candidates).
     let usageOf (usage: JsonElement) : Usage =
         let prompt =
-            number usage "promptTokenCount" + number usage "toolUsePromptTokenCount"
+            JsonRead.tokens (ValueSome usage) "promptTokenCount"
+            + JsonRead.tokens (ValueSome usage) "toolUsePromptTokenCount"
 
-        let cached = min (number usage "cachedContentTokenCount") prompt
+        let cached =
+            min (JsonRead.tokens (ValueSome usage) "cachedContentTokenCount") prompt
 
         {
             InputTokens = prompt - cached
-            OutputTokens = number usage "candidatesTokenCount" + number usage "thoughtsTokenCount"
+            OutputTokens =
+                JsonRead.tokens (ValueSome usage) "candidatesTokenCount"
+                + JsonRead.tokens (ValueSome usage) "thoughtsTokenCount"
             CacheReadTokens = cached
             CacheWriteTokens = 0L
         }
-
-    /// The client's name for a function Gemini called.
-    let toolName (plan: GeminiAnswerPlan) (name: string) : string =
-        plan.ToolNames |> Map.tryFind name |> Option.defaultValue name
 
     // ---------------------------
     // Errors

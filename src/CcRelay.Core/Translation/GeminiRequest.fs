@@ -46,29 +46,10 @@ module GeminiRequest =
         Settings: GeminiSettings
         Model: string
         EchoSignatures: bool
-        Dropped: ResizeArray<string>
-        Names: Collections.Generic.Dictionary<string, string>
+        Notes: RequestNotes
         /// tool_use id → Gemini function name (from the request's own assistant turns).
         CallNames: Collections.Generic.Dictionary<string, string>
-        mutable Images: int
-        mutable ImageBytes: int64
     }
-
-    let private drop (context: Context) (capability: string) : unit =
-        if not (context.Dropped.Contains capability) then
-            context.Dropped.Add capability
-
-    let private functionName (context: Context) (name: string) : string =
-        let target = GeminiWire.functionName name
-
-        if target <> name then
-            context.Names[target] <- name
-
-        target
-
-    let private noteCacheControl (context: Context) (block: JsonElement) : unit =
-        if (JsonRead.tryProperty block "cache_control").IsSome then
-            drop context "cache_control"
 
     let private text (element: JsonElement) (name: string) : string =
         JsonRead.tryString element name |> Option.defaultValue ""
@@ -108,12 +89,12 @@ module GeminiRequest =
                     JsonRead.tryString source "media_type"
                     |> Option.defaultValue (if kind = "image" then "image/png" else "application/pdf")
 
-                context.ImageBytes <- context.ImageBytes + int64 data.Length
-                context.Images <- context.Images + 1
+                context.Notes.ImageBytes <- context.Notes.ImageBytes + int64 data.Length
+                context.Notes.Images <- context.Notes.Images + 1
                 [ Inline(mediaType, data) ]
             | Some "url" ->
                 let url = text source "url"
-                context.Images <- context.Images + 1
+                context.Notes.Images <- context.Notes.Images + 1
 
                 [
                     File(mimeOfUrl url (if kind = "image" then "image/jpeg" else "application/pdf"), url)
@@ -130,10 +111,10 @@ module GeminiRequest =
                     |> List.ofSeq
                 | _ -> []
             | _ ->
-                drop context kind
+                RequestFrame.drop context.Notes kind
                 []
         | ValueNone ->
-            drop context kind
+            RequestFrame.drop context.Notes kind
             []
 
     /// The text of a `tool_result`'s content, and the images it carries.
@@ -148,7 +129,7 @@ module GeminiRequest =
                 match JsonRead.tryString block "type" with
                 | Some "text" -> texts.Add(text block "text")
                 | Some("image" | "document" as kind) -> media.AddRange(sourcePart context kind block)
-                | Some other -> drop context other
+                | Some other -> RequestFrame.drop context.Notes other
                 | None -> ()
 
             String.concat "\n" texts, List.ofSeq media
@@ -183,7 +164,7 @@ module GeminiRequest =
                 blocks
                 |> List.filter (fun b -> JsonRead.tryString b "type" = Some "tool_result")
                 |> List.map (fun block ->
-                    noteCacheControl context block
+                    RequestFrame.noteCacheControl context.Notes block
                     let name, id = nameOfCall context (text block "tool_use_id")
                     let output, carried = resultContent context (JsonRead.tryProperty block "content")
                     media.AddRange carried
@@ -198,7 +179,7 @@ module GeminiRequest =
             let rest =
                 blocks
                 |> List.collect (fun block ->
-                    noteCacheControl context block
+                    RequestFrame.noteCacheControl context.Notes block
 
                     match JsonRead.tryString block "type" with
                     | Some "text" -> [ Text(text block "text") ]
@@ -208,7 +189,7 @@ module GeminiRequest =
                     | Some "redacted_thinking"
                     | None -> []
                     | Some other ->
-                        drop context other
+                        RequestFrame.drop context.Notes other
                         [])
 
             responses @ rest @ List.ofSeq media
@@ -230,7 +211,7 @@ module GeminiRequest =
                 pending <- None
 
             for block in content.EnumerateArray() do
-                noteCacheControl context block
+                RequestFrame.noteCacheControl context.Notes block
 
                 match JsonRead.tryString block "type" with
                 | Some "text" -> add (Text(text block "text"))
@@ -265,9 +246,9 @@ module GeminiRequest =
                     | None -> ()
                 | Some "thinking"
                 | Some "redacted_thinking" -> ()
-                | Some "server_tool_use" -> drop context (text block "name")
+                | Some "server_tool_use" -> RequestFrame.drop context.Notes (text block "name")
                 | Some other when other.EndsWith("_tool_result", StringComparison.Ordinal) -> ()
-                | Some other -> drop context other
+                | Some other -> RequestFrame.drop context.Notes other
                 | None -> ()
 
             match pending with
@@ -370,7 +351,7 @@ module GeminiRequest =
             | ValueSome system when system.ValueKind = JsonValueKind.Array ->
                 system.EnumerateArray()
                 |> Seq.choose (fun block ->
-                    noteCacheControl context block
+                    RequestFrame.noteCacheControl context.Notes block
 
                     match JsonRead.tryString block "type" with
                     | Some "text" -> JsonRead.tryString block "text"
@@ -414,7 +395,7 @@ module GeminiRequest =
                 if name = "web_search" && custom.IsEmpty then
                     true
                 else
-                    drop context name
+                    RequestFrame.drop context.Notes name
                     false)
 
         if not custom.IsEmpty || not search.IsEmpty then
@@ -425,9 +406,13 @@ module GeminiRequest =
                 writer.WriteStartArray "functionDeclarations"
 
                 for tool in custom do
-                    noteCacheControl context tool
+                    RequestFrame.noteCacheControl context.Notes tool
                     writer.WriteStartObject()
-                    writer.WriteString("name", functionName context (text tool "name"))
+
+                    writer.WriteString(
+                        "name",
+                        RequestFrame.toolName GeminiWire.functionName context.Notes (text tool "name")
+                    )
 
                     match JsonRead.tryString tool "description" with
                     | Some description when description.Length > 0 -> writer.WriteString("description", description)
@@ -463,7 +448,9 @@ module GeminiRequest =
                     match JsonRead.tryString choice "type" with
                     | Some "any" -> Some "ANY", None
                     | Some "none" -> Some "NONE", None
-                    | Some "tool" -> Some "ANY", Some(functionName context (text choice "name"))
+                    | Some "tool" ->
+                        Some "ANY",
+                        Some(RequestFrame.toolName GeminiWire.functionName context.Notes (text choice "name"))
                     | Some "auto" -> Some "AUTO", None
                     | _ -> None, None
 
@@ -485,7 +472,8 @@ module GeminiRequest =
                 | None -> ()
 
                 match JsonRead.tryProperty choice "disable_parallel_tool_use" with
-                | ValueSome value when value.ValueKind = JsonValueKind.True -> drop context "disable_parallel_tool_use"
+                | ValueSome value when value.ValueKind = JsonValueKind.True ->
+                    RequestFrame.drop context.Notes "disable_parallel_tool_use"
                 | _ -> ()
             | ValueNone -> ()
 
@@ -520,7 +508,7 @@ module GeminiRequest =
         match kind with
         | ValueSome("enabled" | "adaptive" as kind) ->
             if context.Settings.Thinking = GeminiThinking.NoControl then
-                drop context "thinking"
+                RequestFrame.drop context.Notes "thinking"
                 None
             else
                 Some(fun writer ->
@@ -568,7 +556,7 @@ module GeminiRequest =
                     |> List.ofSeq
 
                 if all.Length > MaxStopSequences then
-                    drop context "stop_sequences"
+                    RequestFrame.drop context.Notes "stop_sequences"
 
                 List.truncate MaxStopSequences all
             | _ -> []
@@ -584,10 +572,10 @@ module GeminiRequest =
                 match JsonRead.tryProperty format "schema" with
                 | ValueSome schema -> Some(GeminiSchema.response schema)
                 | ValueNone ->
-                    drop context "output_format"
+                    RequestFrame.drop context.Notes "output_format"
                     None
             | ValueSome _ ->
-                drop context "output_format"
+                RequestFrame.drop context.Notes "output_format"
                 None
             | ValueNone -> None
 
@@ -644,7 +632,8 @@ module GeminiRequest =
             | Some "assistant", ValueSome content when content.ValueKind = JsonValueKind.Array ->
                 for block in content.EnumerateArray() do
                     if JsonRead.tryString block "type" = Some "tool_use" then
-                        context.CallNames[text block "id"] <- functionName context (text block "name")
+                        context.CallNames[text block "id"] <-
+                            RequestFrame.toolName GeminiWire.functionName context.Notes (text block "name")
             | _ -> ()
 
     let private write
@@ -671,11 +660,11 @@ module GeminiRequest =
             writer.WriteEndObject()
 
         if (JsonRead.tryProperty root "cache_control").IsSome then
-            drop context "cache_control"
+            RequestFrame.drop context.Notes "cache_control"
 
         for field in unsupportedFields do
             if (JsonRead.tryProperty root field).IsSome then
-                drop context field
+                RequestFrame.drop context.Notes field
 
         writer.WriteEndObject()
 
@@ -697,11 +686,8 @@ module GeminiRequest =
                 Settings = settings
                 Model = model
                 EchoSignatures = echoSignatures
-                Dropped = ResizeArray()
-                Names = Collections.Generic.Dictionary()
+                Notes = RequestFrame.notes ()
                 CallNames = Collections.Generic.Dictionary()
-                Images = 0
-                ImageBytes = 0L
             }
 
             collectCalls context messages
@@ -709,4 +695,4 @@ module GeminiRequest =
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context kind root messages writer)
 
-            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))
+            Ok(RequestFrame.translated written context.Notes))

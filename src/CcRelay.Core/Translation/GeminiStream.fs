@@ -192,7 +192,7 @@ module GeminiStream =
         closed
         @ carried
         @ [
-            AnthropicEvent.BlockStart(index, StartedBlock.ToolUse(id, GeminiAnswer.toolName state.Plan name))
+            AnthropicEvent.BlockStart(index, StartedBlock.ToolUse(id, ToolName.original state.Plan.ToolNames name))
             AnthropicEvent.InputJsonDelta(index, args)
             AnthropicEvent.BlockStop index
         ]
@@ -222,20 +222,13 @@ module GeminiStream =
     let private endMessage (state: GeminiStreamState) (finish: string) : GeminiStreamState * AnthropicEvent list =
         let state, closed = closeOpen state
 
-        let usage =
-            state.Usage
-            |> Option.defaultValue {
-                Usage.zero with
-                    InputTokens = int64 state.Plan.EstimatedInputTokens
-                    OutputTokens = (state.OutputChars + 3L) / 4L
-            }
-
         { state with Ended = true },
         closed
-        @ [
-            AnthropicEvent.MessageDelta(GeminiAnswer.stopReason finish (state.Calls > 0), usage)
-            AnthropicEvent.MessageStop
-        ]
+        @ StreamFrame.ending
+            (GeminiAnswer.stopReason finish (state.Calls > 0))
+            state.Usage
+            state.Plan.EstimatedInputTokens
+            state.OutputChars
 
     let private nonceOf (seed: string) : string =
         Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes seed)

@@ -20,3 +20,13 @@ module internal JsonRead =
         match tryProperty element name with
         | ValueSome value when value.ValueKind = JsonValueKind.String -> Option.ofObj (value.GetString())
         | _ -> None
+
+    /// A token count in a usage object: the member `name` of `element` when it is a positive integer, else 0
+    /// (missing, null, negative, not a number, no `element`).
+    let tokens (element: JsonElement voption) (name: string) : int64 =
+        match element |> ValueOption.bind (fun e -> tryProperty e name) with
+        | ValueSome value when value.ValueKind = JsonValueKind.Number ->
+            match value.TryGetInt64() with
+            | true, n when n > 0L -> n
+            | _ -> 0L
+        | _ -> 0L

@@ -24,31 +24,23 @@ module ResponsesAnswer =
 
     let private documentOptions = JsonDocumentOptions(MaxDepth = 512)
 
-    let private number (element: JsonElement voption) (name: string) : int64 =
-        match element |> ValueOption.bind (fun e -> JsonRead.tryProperty e name) with
-        | ValueSome value when value.ValueKind = JsonValueKind.Number ->
-            match value.TryGetInt64() with
-            | true, n when n > 0L -> n
-            | _ -> 0L
-        | _ -> 0L
-
     /// A Responses `usage` in Anthropic's meaning: `input_tokens` includes `cached_tokens`, which Anthropic
     /// counts apart (`cache_read_input_tokens`); `output_tokens` already includes the reasoning tokens.
     let usageOf (usage: JsonElement) : Usage =
         let usage = ValueSome usage
-        let input = number usage "input_tokens"
+        let input = JsonRead.tokens usage "input_tokens"
 
         let cached =
             min
                 input
-                (number
+                (JsonRead.tokens
                     (usage
                      |> ValueOption.bind (fun u -> JsonRead.tryProperty u "input_tokens_details"))
                     "cached_tokens")
 
         {
             InputTokens = input - cached
-            OutputTokens = number usage "output_tokens"
+            OutputTokens = JsonRead.tokens usage "output_tokens"
             CacheReadTokens = cached
             CacheWriteTokens = 0L
         }
@@ -62,10 +54,6 @@ module ResponsesAnswer =
         | _ when refused -> "refusal"
         | _ when calledTools -> "tool_use"
         | _ -> "end_turn"
-
-    /// The client's name for a tool the target called.
-    let toolName (plan: ResponsesAnswerPlan) (name: string) : string =
-        plan.ToolNames |> Map.tryFind name |> Option.defaultValue name
 
     /// The status the relay would answer for a Responses error `code` (`response.failed`, an `error` event).
     let private statusOfCode (code: string option) : int =
@@ -160,7 +148,9 @@ module ResponsesAnswer =
                                 JsonRead.tryString item "call_id"
                                 |> Option.orElse (JsonRead.tryString item "id")
                                 |> Option.defaultValue "toolu_cc_relay",
-                                toolName plan (JsonRead.tryString item "name" |> Option.defaultValue ""),
+                                ToolName.original
+                                    plan.ToolNames
+                                    (JsonRead.tryString item "name" |> Option.defaultValue ""),
                                 ChatAnswer.toolInput (JsonRead.tryString item "arguments" |> Option.defaultValue "")
                             )
                           ]

@@ -86,28 +86,8 @@ module ResponsesRequest =
         /// The family of the provider the request goes to: only its own reasoning is given back.
         Family: string
         EchoReasoning: bool
-        Dropped: ResizeArray<string>
-        Names: Collections.Generic.Dictionary<string, string>
-        mutable Images: int
-        /// Bytes of the body the estimate leaves out: image and file data, encrypted reasoning.
-        mutable ImageBytes: int64
+        Notes: RequestNotes
     }
-
-    let private drop (context: Context) (capability: string) : unit =
-        if not (context.Dropped.Contains capability) then
-            context.Dropped.Add capability
-
-    let private toolName (context: Context) (name: string) : string =
-        let target = ToolName.forTarget name
-
-        if target <> name then
-            context.Names[target] <- name
-
-        target
-
-    let private noteCacheControl (context: Context) (block: JsonElement) : unit =
-        if (JsonRead.tryProperty block "cache_control").IsSome then
-            drop context "cache_control"
 
     let private text (block: JsonElement) : string =
         JsonRead.tryString block "text" |> Option.defaultValue ""
@@ -119,7 +99,7 @@ module ResponsesRequest =
         | JsonValueKind.Array ->
             system.EnumerateArray()
             |> Seq.choose (fun block ->
-                noteCacheControl context block
+                RequestFrame.noteCacheControl context.Notes block
 
                 match JsonRead.tryString block "type" with
                 | Some "text" when not (isAttribution (text block)) -> Some(text block)
@@ -130,7 +110,7 @@ module ResponsesRequest =
     /// An input part of a user message or a tool output: `input_text`, `input_image`, `input_file`; false when
     /// the block is none of those (reported).
     let private writePart (context: Context) (writer: Utf8JsonWriter) (block: JsonElement) : unit =
-        noteCacheControl context block
+        RequestFrame.noteCacheControl context.Notes block
         let source = JsonRead.tryProperty block "source"
 
         let sourceField name =
@@ -150,7 +130,7 @@ module ResponsesRequest =
                 match sourceField "type" with
                 | ValueSome "base64" ->
                     let data = sourceField "data" |> ValueOption.defaultValue ""
-                    context.ImageBytes <- context.ImageBytes + int64 data.Length
+                    context.Notes.ImageBytes <- context.Notes.ImageBytes + int64 data.Length
 
                     ValueSome(
                         "data:"
@@ -163,19 +143,19 @@ module ResponsesRequest =
 
             match url with
             | ValueSome url ->
-                context.Images <- context.Images + 1
+                context.Notes.Images <- context.Notes.Images + 1
                 writer.WriteStartObject()
                 writer.WriteString("type", "input_image")
                 writer.WriteString("image_url", url)
                 writer.WriteEndObject()
-            | ValueNone -> drop context "image_source"
+            | ValueNone -> RequestFrame.drop context.Notes "image_source"
         | Some "document" ->
             match sourceField "type" with
             | ValueSome "text" -> inputText (sourceField "data" |> ValueOption.defaultValue "")
             | ValueSome "base64" ->
                 let data = sourceField "data" |> ValueOption.defaultValue ""
-                context.ImageBytes <- context.ImageBytes + int64 data.Length
-                context.Images <- context.Images + 1
+                context.Notes.ImageBytes <- context.Notes.ImageBytes + int64 data.Length
+                context.Notes.Images <- context.Notes.Images + 1
                 writer.WriteStartObject()
                 writer.WriteString("type", "input_file")
 
@@ -191,13 +171,13 @@ module ResponsesRequest =
 
                 writer.WriteEndObject()
             | ValueSome "url" ->
-                context.Images <- context.Images + 1
+                context.Notes.Images <- context.Notes.Images + 1
                 writer.WriteStartObject()
                 writer.WriteString("type", "input_file")
                 writer.WriteString("file_url", sourceField "url" |> ValueOption.defaultValue "")
                 writer.WriteEndObject()
-            | _ -> drop context "document"
-        | Some other -> drop context other
+            | _ -> RequestFrame.drop context.Notes "document"
+        | Some other -> RequestFrame.drop context.Notes other
         | None -> ()
 
     let private isPart (block: JsonElement) : bool =
@@ -259,7 +239,7 @@ module ResponsesRequest =
 
             for block in blocks do
                 if JsonRead.tryString block "type" = Some "tool_result" then
-                    noteCacheControl context block
+                    RequestFrame.noteCacheControl context.Notes block
 
                     let isError =
                         match JsonRead.tryProperty block "is_error" with
@@ -304,7 +284,7 @@ module ResponsesRequest =
                 | Some "thinking"
                 | Some "redacted_thinking" -> false
                 | Some other when not (isPart block) ->
-                    drop context other
+                    RequestFrame.drop context.Notes other
                     false
                 | _ -> true)
             |> message
@@ -321,7 +301,7 @@ module ResponsesRequest =
         let flushReasoning () =
             for id, encrypted in reasoning do
                 // ciphertext is not text the model reads as written: left out of the estimate, as image data is
-                context.ImageBytes <- context.ImageBytes + int64 encrypted.Length
+                context.Notes.ImageBytes <- context.Notes.ImageBytes + int64 encrypted.Length
                 writer.WriteStartObject()
                 writer.WriteString("type", "reasoning")
                 writer.WriteString("id", id)
@@ -353,7 +333,7 @@ module ResponsesRequest =
             flushText ()
         | JsonValueKind.Array ->
             for block in content.EnumerateArray() do
-                noteCacheControl context block
+                RequestFrame.noteCacheControl context.Notes block
 
                 match JsonRead.tryString block "type" with
                 | Some "text" -> texts.Add(text block)
@@ -374,7 +354,10 @@ module ResponsesRequest =
 
                     writer.WriteString(
                         "name",
-                        toolName context (JsonRead.tryString block "name" |> Option.defaultValue "")
+                        RequestFrame.toolName
+                            ToolName.forTarget
+                            context.Notes
+                            (JsonRead.tryString block "name" |> Option.defaultValue "")
                     )
 
                     writer.WriteString(
@@ -386,9 +369,11 @@ module ResponsesRequest =
 
                     writer.WriteEndObject()
                 | Some "server_tool_use" ->
-                    drop context (JsonRead.tryString block "name" |> Option.defaultValue "server_tool_use")
+                    RequestFrame.drop
+                        context.Notes
+                        (JsonRead.tryString block "name" |> Option.defaultValue "server_tool_use")
                 | Some other when other.EndsWith("_tool_result", StringComparison.Ordinal) -> ()
-                | Some other -> drop context other
+                | Some other -> RequestFrame.drop context.Notes other
                 | None -> ()
 
             flushText ()
@@ -417,7 +402,7 @@ module ResponsesRequest =
                 if name = "web_search" then
                     true
                 else
-                    drop context name
+                    RequestFrame.drop context.Notes name
                     false)
             |> List.tryHead
 
@@ -425,10 +410,17 @@ module ResponsesRequest =
             writer.WriteStartArray "tools"
 
             for tool in custom do
-                noteCacheControl context tool
+                RequestFrame.noteCacheControl context.Notes tool
                 writer.WriteStartObject()
                 writer.WriteString("type", "function")
-                writer.WriteString("name", toolName context (JsonRead.tryString tool "name" |> Option.defaultValue ""))
+
+                writer.WriteString(
+                    "name",
+                    RequestFrame.toolName
+                        ToolName.forTarget
+                        context.Notes
+                        (JsonRead.tryString tool "name" |> Option.defaultValue "")
+                )
 
                 match JsonRead.tryString tool "description" with
                 | Some description -> writer.WriteString("description", description)
@@ -477,7 +469,7 @@ module ResponsesRequest =
                         writer.WriteString("type", "web_search")
                     else
                         writer.WriteString("type", "function")
-                        writer.WriteString("name", toolName context name)
+                        writer.WriteString("name", RequestFrame.toolName ToolName.forTarget context.Notes name)
 
                     writer.WriteEndObject()
                 | _ -> ()
@@ -543,8 +535,8 @@ module ResponsesRequest =
                 writer.WriteBoolean("strict", false)
                 writer.WriteEndObject()
                 writer.WriteEndObject()
-            | ValueNone -> drop context "output_format"
-        | ValueSome _ -> drop context "output_format"
+            | ValueNone -> RequestFrame.drop context.Notes "output_format"
+        | ValueSome _ -> RequestFrame.drop context.Notes "output_format"
         | ValueNone -> ()
 
     /// A stable key of at most 64 characters for `prompt_cache_key` (Claude Code's `user_id` is longer).
@@ -594,7 +586,7 @@ module ResponsesRequest =
             match JsonRead.tryProperty root name with
             | ValueSome value when value.ValueKind = JsonValueKind.Number ->
                 if reasons then
-                    drop context name
+                    RequestFrame.drop context.Notes name
                 else
                     writer.WritePropertyName name
                     value.WriteTo writer
@@ -619,12 +611,12 @@ module ResponsesRequest =
         | _ -> ()
 
         if (JsonRead.tryProperty root "cache_control").IsSome then
-            drop context "cache_control"
+            RequestFrame.drop context.Notes "cache_control"
 
         for field in unsupportedFields do
             match JsonRead.tryProperty root field with
             | ValueSome value when value.ValueKind = JsonValueKind.Array && value.GetArrayLength() = 0 -> ()
-            | ValueSome _ -> drop context field
+            | ValueSome _ -> RequestFrame.drop context.Notes field
             | ValueNone -> ()
 
         writer.WriteEndObject()
@@ -644,13 +636,10 @@ module ResponsesRequest =
             let context = {
                 Family = family
                 EchoReasoning = echoReasoning
-                Dropped = ResizeArray()
-                Names = Collections.Generic.Dictionary()
-                Images = 0
-                ImageBytes = 0L
+                Notes = RequestFrame.notes ()
             }
 
             let written =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
-            Ok(RequestFrame.translated written context.Dropped context.Names context.ImageBytes context.Images))
+            Ok(RequestFrame.translated written context.Notes))

@@ -211,7 +211,7 @@ module ResponsesStream =
                             CallId = callId
                             Name = name
                     }
-                    (StartedBlock.ToolUse(callId, ResponsesAnswer.toolName state.Plan name))
+                    (StartedBlock.ToolUse(callId, ToolName.original state.Plan.ToolNames name))
 
             match JsonRead.tryString call "arguments" with
             | Some arguments when arguments.Length > 0 ->
@@ -356,21 +356,15 @@ module ResponsesStream =
 
         let usage =
             match JsonRead.tryProperty response "usage" with
-            | ValueSome usage when usage.ValueKind = JsonValueKind.Object -> ResponsesAnswer.usageOf usage
-            | _ -> {
-                Usage.zero with
-                    InputTokens = int64 state.Plan.EstimatedInputTokens
-                    OutputTokens = (state.OutputChars + 3L) / 4L
-              }
+            | ValueSome usage when usage.ValueKind = JsonValueKind.Object -> Some(ResponsesAnswer.usageOf usage)
+            | _ -> None
 
         { state with Ended = true },
-        [
-            AnthropicEvent.MessageDelta(
-                ResponsesAnswer.stopReason status incomplete state.CalledTools state.Refused,
-                usage
-            )
-            AnthropicEvent.MessageStop
-        ]
+        StreamFrame.ending
+            (ResponsesAnswer.stopReason status incomplete state.CalledTools state.Refused)
+            usage
+            state.Plan.EstimatedInputTokens
+            state.OutputChars
 
     let rec private handle (state: ResponsesStreamState) (data: string) : Step =
         let parsed =

@@ -2,8 +2,9 @@ namespace CcRelay.Core
 
 open System.Text.Json
 
-/// What the Chat Completions and Gemini stream translators share around their own state machines: which SSE
-/// events they read, and how one event's JSON is read (not JSON, an in-stream `error` object, or a chunk).
+/// What the stream translators share around their own state machines: which SSE events they read and how one
+/// event's JSON is read (not JSON, an in-stream `error` object, or a chunk) for Chat Completions and Gemini, and
+/// for all three the end of an answer (`message_delta`, `message_stop`).
 [<RequireQualifiedAccess>]
 module internal StreamFrame =
 
@@ -25,6 +26,19 @@ module internal StreamFrame =
                     let state, more = handle state sse.Data
                     state, out @ more)
             (state, [])
+
+    /// The end of an answer: `message_delta` with `stop` and the upstream's `usage` — or, when it gave none, the
+    /// request's input estimate and the answer's characters / 4 — then `message_stop`.
+    let ending (stop: string) (usage: Usage option) (estimatedInput: int) (outputChars: int64) : AnthropicEvent list =
+        let usage =
+            usage
+            |> Option.defaultValue {
+                Usage.zero with
+                    InputTokens = int64 estimatedInput
+                    OutputTokens = (outputChars + 3L) / 4L
+            }
+
+        [ AnthropicEvent.MessageDelta(stop, usage); AnthropicEvent.MessageStop ]
 
     /// One event's data read: `malformed` with the reason when it is not JSON or not an object; `failed` with the
     /// `error` object's status (its numeric `code`, else 500) and the object when the upstream sent a failure in the

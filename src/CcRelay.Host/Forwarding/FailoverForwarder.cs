@@ -271,6 +271,7 @@ internal sealed class FailoverForwarder(
 
         (plan, var reshaped) = edited.ResultValue;
         var payload = reshaped is { IsSome: true } ? reshaped.Value : source;
+        payload = WithoutUnsignedThinking(plan, facts, payload);
         if (Dialect.usesToken(plan))
         {
             return SendWithTokenAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
@@ -284,6 +285,18 @@ internal sealed class FailoverForwarder(
 
         return forwarder.SendAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
     }
+
+    /// <summary>
+    /// The body without its unsigned thinking blocks when it has some and goes to an Anthropic-shaped upstream
+    /// (<see cref="Affinity.stripUnsignedThinking"/>): above all the relay's own keep-alive block, which Claude Code
+    /// sends back on its next turn and Anthropic refuses as an invalid signature. Retrying without all thinking after
+    /// that 400 would also take out the signed reasoning a tool loop with thinking on must carry. A translation
+    /// leaves unsigned blocks out itself.
+    /// </summary>
+    private static ReadOnlyMemory<byte> WithoutUnsignedThinking(UpstreamPlan plan, RequestFacts facts, ReadOnlyMemory<byte> payload) =>
+        facts.UnsignedThinking && !plan.Body.IsTranslate && Affinity.stripUnsignedThinking(payload.Span) is { IsSome: true } kept
+            ? kept.Value
+            : payload;
 
     /// <summary>
     /// An attempt through its pipelines: (1) the Anthropic-phase steps (plugins included) on a copy of the request,
@@ -338,6 +351,8 @@ internal sealed class FailoverForwarder(
             {
                 payload = stripped.Value;
             }
+
+            payload = WithoutUnsignedThinking(plan, transformedFacts, payload);
 
             // :: Step 5.3: the upstream body's steps
             if (!selected.Upstream.IsEmpty)

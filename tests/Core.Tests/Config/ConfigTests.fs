@@ -1342,6 +1342,7 @@ let ``an openai provider defaults to OpenAI's API, bearer keys, and OpenAI's kno
             Thinking = ThinkingControl.NoControl
             Api = OpenAiApi.Chat
             OnDropped = DroppedPolicy.Report
+            MidSystem = MidSystem.InPlace
         },
         openAiSettings config
     )
@@ -1364,6 +1365,7 @@ let ``an openai provider elsewhere reads reasoning_content and sends max_tokens;
                     "max_tokens_field", plain 8 "max_completion_tokens"
                     "stream_usage", plain 9 "false"
                     "thinking_control", plain 10 "thinking"
+                    "mid_conversation_system", plain 11 "user"
                 ]
             ]
         )
@@ -1377,6 +1379,7 @@ let ``an openai provider elsewhere reads reasoning_content and sends max_tokens;
             Thinking = ThinkingControl.ThinkingField
             Api = OpenAiApi.Chat
             OnDropped = DroppedPolicy.Report
+            MidSystem = MidSystem.AsUser
         },
         openAiSettings set
     )

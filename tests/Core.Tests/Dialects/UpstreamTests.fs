@@ -33,6 +33,7 @@ let private facts (model: string) : RequestFacts = {
     MaxTokens = 0
     EstimatedInputTokens = 0
     ThinkingSignatures = false
+    UnsignedThinking = false
     FirstMessageStart = -1
     FirstMessageLength = 0
     Stage = RequestFacts.noStages

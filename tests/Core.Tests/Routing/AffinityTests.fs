@@ -93,3 +93,51 @@ let ``Gemini's missing thought signature is a signature complaint too`` () =
         """{"type":"error","error":{"type":"invalid_request_error","message":"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance."}}"""
 
     Assert.True(Affinity.isSignatureError (ReadOnlySpan(bytes body)))
+
+let private stripUnsigned (text: string) : string option =
+    match Affinity.stripUnsignedThinking (ReadOnlySpan(bytes text)) with
+    | ValueSome stripped -> Some(Encoding.UTF8.GetString stripped)
+    | ValueNone -> None
+
+/// Claude Code's next turn after a stream in which the relay opened its keep-alive thinking block (empty, signature
+/// empty) before the upstream's signed thinking, text and tool call.
+let private afterKeepAlive =
+    """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"","signature":""},{"type":"thinking","thinking":"plan","signature":"EqQBsig+/="},{"type":"text","text":"ok"},{"type":"tool_use","id":"toolu_1","name":"Bash","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"done"}]}],"thinking":{"type":"enabled","budget_tokens":2048}}"""
+
+[<Fact>]
+let ``stripUnsignedThinking takes out the relay's keep-alive block and keeps the signed thinking byte for byte`` () =
+    Assert.Equal(
+        Some(afterKeepAlive.Replace("""{"type":"thinking","thinking":"","signature":""},""", "")),
+        stripUnsigned afterKeepAlive
+    )
+
+[<Fact>]
+let ``stripUnsignedThinking: a thinking block without a signature member and a redacted one without data go too`` () =
+    let body =
+        """{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":""},{"type":"text","text":"a"},{"type":"redacted_thinking"},{"data":"xyz","type":"redacted_thinking"}]}]}"""
+
+    Assert.Equal(
+        Some
+            """{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"a"},{"data":"xyz","type":"redacted_thinking"}]}]}""",
+        stripUnsigned body
+    )
+
+[<Fact>]
+let ``stripUnsignedThinking leaves a body whose thinking is all signed alone`` () =
+    Assert.Equal(None, stripUnsigned conversation)
+    Assert.Equal(None, stripUnsigned "not json")
+
+[<Fact>]
+let ``the request facts tell an unsigned thinking block from a signed one`` () =
+    let inspect (text: string) =
+        match RequestFacts.inspect (ReadOnlySpan(bytes text)) with
+        | Ok facts -> facts.UnsignedThinking, facts.ThinkingSignatures
+        | Error e -> failwith $"%A{e}"
+
+    Assert.Equal((true, true), inspect afterKeepAlive)
+    Assert.Equal((false, true), inspect conversation)
+
+    Assert.Equal(
+        (false, false),
+        inspect """{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","signature":""}]}]}"""
+    )

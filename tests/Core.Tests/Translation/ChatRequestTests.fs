@@ -13,6 +13,7 @@ let internal deepSeek: OpenAiSettings = {
     Thinking = ThinkingControl.ThinkingField
     Api = OpenAiApi.Chat
     OnDropped = DroppedPolicy.Report
+    MidSystem = MidSystem.InPlace
 }
 
 let internal openAiItself: OpenAiSettings = {
@@ -22,6 +23,7 @@ let internal openAiItself: OpenAiSettings = {
     Thinking = ThinkingControl.ReasoningEffort
     Api = OpenAiApi.Chat
     OnDropped = DroppedPolicy.Report
+    MidSystem = MidSystem.InPlace
 }
 
 let private translateWith (settings: OpenAiSettings) (json: string) : TranslatedRequest =
@@ -37,6 +39,88 @@ let private messages (translated: TranslatedRequest) : JsonElement list =
 
 let private str (element: JsonElement) (name: string) : string =
     string (element.GetProperty(name).GetString())
+
+let private midSystemBody =
+    """{"model":"m","max_tokens":100,"system":"top","messages":[
+        {"role":"user","content":"hi"},
+        {"role":"system","content":[{"type":"text","text":"Available agent types: a, b"},{"type":"text","text":"more"}]},
+        {"role":"assistant","content":[{"type":"text","text":"ok"}]},
+        {"role":"system","content":"be brief"},
+        {"role":"user","content":"go"}]}"""
+
+let private rolesAndContents (translated: TranslatedRequest) : (string * string) list =
+    messages translated |> List.map (fun m -> str m "role", str m "content")
+
+[<Fact>]
+let ``a mid-conversation system message is a system message in place by default, its text blocks joined`` () =
+    let translated = translateWith deepSeek midSystemBody
+
+    Assert.Equal<(string * string) list>(
+        [
+            "system", "top"
+            "user", "hi"
+            "system", "Available agent types: a, b\nmore"
+            "assistant", "ok"
+            "system", "be brief"
+            "user", "go"
+        ],
+        rolesAndContents translated
+    )
+
+    Assert.Empty translated.Dropped
+
+[<Fact>]
+let ``mid_conversation_system user: a user message in place with the text in a system-reminder`` () =
+    let translated =
+        translateWith
+            {
+                deepSeek with
+                    MidSystem = MidSystem.AsUser
+            }
+            midSystemBody
+
+    Assert.Equal<(string * string) list>(
+        [
+            "system", "top"
+            "user", "hi"
+            "user", "<system-reminder>\nAvailable agent types: a, b\nmore\n</system-reminder>"
+            "assistant", "ok"
+            "user", "<system-reminder>\nbe brief\n</system-reminder>"
+            "user", "go"
+        ],
+        rolesAndContents translated
+    )
+
+    Assert.Empty translated.Dropped
+
+[<Fact>]
+let ``mid_conversation_system drop: left out and reported as system_message, once`` () =
+    let translated =
+        translateWith
+            {
+                deepSeek with
+                    MidSystem = MidSystem.Drop
+            }
+            midSystemBody
+
+    Assert.Equal<(string * string) list>(
+        [ "system", "top"; "user", "hi"; "assistant", "ok"; "user", "go" ],
+        rolesAndContents translated
+    )
+
+    Assert.Equal<string list>([ "system_message" ], translated.Dropped)
+
+[<Fact>]
+let ``a mid-conversation system message's other blocks and cache_control are reported`` () =
+    let translated =
+        translateWith
+            deepSeek
+            """{"model":"m","max_tokens":100,"messages":[
+                {"role":"user","content":"hi"},
+                {"role":"system","content":[{"type":"text","text":"note","cache_control":{"type":"ephemeral"}},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}"""
+
+    Assert.Equal<(string * string) list>([ "user", "hi"; "system", "note" ], rolesAndContents translated)
+    Assert.Equal<string list>([ "cache_control"; "image" ], translated.Dropped)
 
 [<Fact>]
 let ``system blocks become one system message first, the model is the target's, max_tokens by the knob`` () =
@@ -201,6 +285,7 @@ let ``thinking as the provider's thinking field, or reported when the provider t
                     Thinking = ThinkingControl.NoControl
                     Api = OpenAiApi.Chat
                     OnDropped = DroppedPolicy.Report
+                    MidSystem = MidSystem.InPlace
             }
             body
 

@@ -521,6 +521,7 @@ let ``openai_api: responses plans /v1/responses with a Responses answer; count_t
                     Thinking = ThinkingControl.ReasoningEffort
                     Api = OpenAiApi.Responses
                     OnDropped = DroppedPolicy.Report
+                    MidSystem = MidSystem.InPlace
                 }
     }
 

@@ -52,7 +52,7 @@ public sealed class PipelineTests : TwoUpstreamTests
         RelayHost.StartAsync(TestConfig.Relay(
             [provider == "a"
                 ? TestConfig.Provider("a", A.BaseUrl, keys: ["sk-a"])
-                : TestConfig.Provider("oa", A.BaseUrl, type: ProviderType.OpenAi, keys: ["sk-openai"], cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.NoControl, OpenAiApi.Chat, DroppedPolicy.Report)))],
+                : TestConfig.Provider("oa", A.BaseUrl, type: ProviderType.OpenAi, keys: ["sk-openai"], cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.NoControl, OpenAiApi.Chat, DroppedPolicy.Report, MidSystem.InPlace)))],
             apiKey: RelayKey,
             routing: TestConfig.Routing(),
             pipelines: Pipelines(A.BaseUrl, pipelines)));

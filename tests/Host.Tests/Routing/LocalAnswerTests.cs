@@ -58,7 +58,7 @@ public sealed class LocalAnswerTests : TwoUpstreamTests
                     keys: ["sk-openai"],
                     modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "gpt-5" },
                     cloud: CloudSettings.NewOpenAi(new OpenAiSettings(
-                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Refuse)))],
+                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Refuse, MidSystem.InPlace)))],
                 apiKey: RelayKey,
                 routing: TestConfig.Routing(),
                 health: Breaker),
@@ -186,7 +186,7 @@ public sealed class LocalAnswerTests : TwoUpstreamTests
                     type: ProviderType.OpenAi,
                     modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "gpt-5" },
                     cloud: CloudSettings.NewOpenAi(new OpenAiSettings(
-                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Refuse)))
+                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Refuse, MidSystem.InPlace)))
                     .WithKeys(new KeyConfig("sk-openai", 1, 0, 0, 0, 0, 1, null))],
                 apiKey: RelayKey,
                 routing: TestConfig.Routing(),

@@ -28,7 +28,7 @@ public sealed class DroppedTests : TwoUpstreamTests
             keys: ["sk-openai"],
             modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "gpt-5" },
             cloud: CloudSettings.NewOpenAi(new OpenAiSettings(
-                ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, policy)));
+                ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, policy, MidSystem.InPlace)));
 
     private async Task<(HttpResponseMessage Response, string Body, CapturedLogs.LogLine Line)> SendAsync(RelayHost relay, string body)
     {

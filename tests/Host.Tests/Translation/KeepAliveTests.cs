@@ -20,7 +20,7 @@ public sealed class KeepAliveTests : TwoUpstreamTests
             type: ProviderType.OpenAi,
             keys: ["sk-openai"],
             modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = "deepseek-chat" },
-            cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report)));
+            cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report, MidSystem.InPlace)));
         var config = TestConfig.Relay([provider]);
         var server = config.Server;
         config = new RelayConfig(

@@ -20,7 +20,7 @@ public sealed class OpenAiChatSdkTests : IAsyncLifetime
             _upstream.BaseUrl,
             type: ProviderType.OpenAi,
             keys: ["sk-openai"],
-            cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report)));
+            cloud: CloudSettings.NewOpenAi(new OpenAiSettings(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report, MidSystem.InPlace)));
         _relay = await RelayHost.StartAsync(TestConfig.Relay([provider]));
         _client = new AnthropicClient
         {

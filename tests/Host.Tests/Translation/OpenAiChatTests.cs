@@ -13,7 +13,7 @@ public sealed class OpenAiChatTests : TwoUpstreamTests
 {
     private const string RelayKey = "relay-secret";
 
-    private static readonly OpenAiSettings DeepSeek = new(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report);
+    private static readonly OpenAiSettings DeepSeek = new(ReasoningField.ReasoningContent, MaxTokensField.MaxTokens, true, ThinkingControl.ThinkingField, OpenAiApi.Chat, DroppedPolicy.Report, MidSystem.InPlace);
 
     private ProviderConfig OpenAi(string name = "a", int priority = 2, IEnumerable<string>? keys = null, OpenAiSettings? settings = null) =>
         TestConfig.Provider(
@@ -301,7 +301,7 @@ public sealed class OpenAiChatTests : TwoUpstreamTests
     {
         // Arrange: an OpenAI-itself provider (no reasoning field) behind a server that refuses any request
         A.Handler = FakeOpenAi.Strict((context, _) => FakeOpenAi.ErrorAsync(context, 400, "Invalid 'messages[0].content': string too long.", "invalid_request_error", null));
-        await using var relay = await RelayAsync([OpenAi(settings: new OpenAiSettings(ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Chat, DroppedPolicy.Report))]);
+        await using var relay = await RelayAsync([OpenAi(settings: new OpenAiSettings(ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Chat, DroppedPolicy.Report, MidSystem.InPlace))]);
 
         // Act
         using var response = await SendAsync(relay, Requests.PlainBody);

@@ -14,7 +14,7 @@ public sealed class OpenAiResponsesTests : TwoUpstreamTests
     private const string RelayKey = "relay-secret";
 
     private static readonly OpenAiSettings Responses = new(
-        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Report);
+        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, OpenAiApi.Responses, DroppedPolicy.Report, MidSystem.InPlace);
 
     private readonly FakeOpenAiResponses _server = new();
 

@@ -126,7 +126,7 @@ public sealed class TokenCountTests : TwoUpstreamTests
                     keys: ["sk-openai"],
                     modelMapping: new Dictionary<string, string> { ["claude-sonnet-4-6"] = model },
                     cloud: CloudSettings.NewOpenAi(new OpenAiSettings(
-                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, api, DroppedPolicy.Report))),
+                        ReasoningField.NoField, MaxTokensField.MaxCompletionTokens, true, ThinkingControl.ReasoningEffort, api, DroppedPolicy.Report, MidSystem.InPlace))),
             ],
             apiKey: RelayKey,
             routing: TestConfig.Routing(),

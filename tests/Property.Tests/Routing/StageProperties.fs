@@ -283,6 +283,7 @@ let ``precedence is total and stable: the first matching configured stage wins, 
                 MaxTokens = maxTokens
                 EstimatedInputTokens = tokens
                 ThinkingSignatures = false
+                UnsignedThinking = false
                 FirstMessageStart = -1
                 FirstMessageLength = 0
                 Stage = RequestFacts.noStages

@@ -17,6 +17,7 @@ let private settings: OpenAiSettings = {
     Thinking = ThinkingControl.ReasoningEffort
     Api = OpenAiApi.Chat
     OnDropped = DroppedPolicy.Report
+    MidSystem = MidSystem.InPlace
 }
 
 let private names = [
@@ -164,7 +165,7 @@ let private nameRule = Regex("^[A-Za-z0-9_-]{1,64}$")
 /// What a strict Chat Completions server checks: known roles, the system message first, an assistant turn's
 /// tool calls answered by tool messages right after it (each id once), tool names OpenAI accepts,
 /// arguments that are JSON, known top-level fields only.
-let private strictlyValid (body: JsonElement) : unit =
+let private strictlyValidWith (systemAnywhere: bool) (body: JsonElement) : unit =
     let allowed =
         set [
             "model"
@@ -199,7 +200,7 @@ let private strictlyValid (body: JsonElement) : unit =
             Assert.True(waiting.IsEmpty, $"tool calls %A{waiting} were not answered before a %s{role} message")
 
         match role with
-        | "system" -> Assert.True(first, "system must come first")
+        | "system" -> Assert.True(first || systemAnywhere, "system must come first")
         | "user" -> ()
         | "assistant" ->
             match message.TryGetProperty "tool_calls" with
@@ -225,6 +226,8 @@ let private strictlyValid (body: JsonElement) : unit =
             Assert.Matches(nameRule, string (tool.GetProperty("function").GetProperty("name").GetString()))
     | _ -> ()
 
+let private strictlyValid = strictlyValidWith false
+
 [<Fact>]
 let ``any Claude Code-like conversation translates to a request a strict Chat Completions server accepts`` () =
     Check.property (
@@ -245,4 +248,82 @@ let ``any Claude Code-like conversation translates to a request a strict Chat Co
 
                     Assert.Equal(name, restored)
             | Error e -> failwith e)
+    )
+
+/// A conversation with mid-conversation system messages (`{role: "system"}`) after some of its user turns (never
+/// between a tool call and its results), their texts in order.
+let private withMidSystem: Gen<JsonObject * string list> =
+    gen {
+        let! request, _ = conversation
+        let messages = (nonNull request["messages"]).AsArray()
+
+        let slots = [
+            for i in 0 .. messages.Count - 1 do
+                let role = (nonNull messages[i]).["role"]
+
+                if (nonNull role).GetValue<string>() = "user" then
+                    i + 1
+        ]
+
+        let! chosen = Gen.subListOf slots
+        let! asBlocks = Gen.listOfLength chosen.Length (Gen.elements [ true; false ])
+        let texts = chosen |> List.mapi (fun k _ -> $"system note %d{k}")
+
+        // from the last slot back, so that earlier slots keep their index
+        for slot, text, blocks in List.zip3 chosen texts asBlocks |> List.rev do
+            let content: JsonNode =
+                if blocks then
+                    JsonArray(textBlock text) :> JsonNode
+                else
+                    str text
+
+            messages.Insert(slot, JsonObject(fields [ "role", str "system"; "content", content ]))
+
+        return request, texts
+    }
+
+[<Fact>]
+let ``mid-conversation system messages: in place, as system-reminders or reported, never silently lost`` () =
+    Check.property (
+        Prop.forAll
+            (Check.arb (Gen.zip withMidSystem (Gen.elements [ MidSystem.InPlace; MidSystem.AsUser; MidSystem.Drop ])))
+            (fun ((request, texts), mode) ->
+                let bytes = Text.Encoding.UTF8.GetBytes(request.ToJsonString())
+
+                match ChatRequest.translate { settings with MidSystem = mode } "target" true (ReadOnlySpan bytes) with
+                | Ok translated ->
+                    let body = JsonDocument.Parse(translated.Body: byte array).RootElement
+                    strictlyValidWith (mode = MidSystem.InPlace) body
+
+                    let contents role =
+                        body.GetProperty("messages").EnumerateArray()
+                        |> Seq.filter (fun m -> m.GetProperty("role").GetString() = role)
+                        |> Seq.map (fun m -> m.GetProperty "content")
+                        |> Seq.filter (fun c -> c.ValueKind = JsonValueKind.String)
+                        |> Seq.map (fun c -> string (c.GetString()))
+                        |> List.ofSeq
+
+                    let reminders =
+                        contents "user"
+                        |> List.filter (fun c -> c.StartsWith("<system-reminder>", StringComparison.Ordinal))
+
+                    match mode with
+                    | MidSystem.InPlace ->
+                        Assert.Equal<string list>("attribution\nyou are helpful" :: texts, contents "system")
+                        Assert.Empty reminders
+                    | MidSystem.AsUser ->
+                        Assert.Equal<string list>(
+                            texts |> List.map (fun t -> "<system-reminder>\n" + t + "\n</system-reminder>"),
+                            reminders
+                        )
+                    | MidSystem.Drop -> Assert.Empty reminders
+
+                    if mode <> MidSystem.InPlace then
+                        Assert.Equal(1, (contents "system").Length)
+
+                    Assert.Equal(
+                        (mode = MidSystem.Drop && not texts.IsEmpty),
+                        List.contains "system_message" translated.Dropped
+                    )
+                | Error e -> failwith e)
     )
