@@ -35,7 +35,8 @@ JIT_DLL=$ROOT/artifacts/bin/CcRelay.Cli/release/cc-relay.dll
 say "building the JIT relay (dotnet build -c Release src/CcRelay.Cli)"
 dotnet build -c Release src/CcRelay.Cli >/dev/null
 if [[ -z $AOT ]]; then
-  command -v clang >/dev/null || { echo "Native AOT needs clang and zlib1g-dev (bash build/release.sh installs them)" >&2; exit 2; }
+  { command -v clang >/dev/null && [[ -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]]; } \
+    || { echo "Native AOT needs clang, zlib1g-dev and libsqlite3-dev (bash build/release.sh installs them)" >&2; exit 2; }
   say "publishing the Native AOT relay (linux-x64, artifacts/aot; takes minutes)"
   dotnet publish src/CcRelay.Cli/CcRelay.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true \
     -p:ArtifactsPath="$ROOT/artifacts/aot" -o "$ROOT/artifacts/aot/publish" >/dev/null

@@ -2,9 +2,9 @@
 # Builds every release artifact of CcRelay into one folder:
 #
 #   <out>/packages/   CcRelay.Core, CcRelay.Host (embedding) and cc-relay (the .NET tool): .nupkg and .snupkg
-#   <out>/linux-x64/  cc-relay, the native executable (Native AOT, linux-x64; needs no .NET installed), and
-#                     libe_sqlite3.so beside it (SQLite for the usage ledger; the executable loads it from its folder)
-#   <out>/cc-relay-<version>-linux-x64.tar.gz   both, packed
+#   <out>/linux-x64/  cc-relay, the native executable (Native AOT, linux-x64; one file: needs no .NET installed, and
+#                     SQLite, for the usage ledger, is linked in: src/CcRelay.Cli/SqliteStatic.targets)
+#   <out>/cc-relay-<version>-linux-x64.tar.gz   it, packed
 #   <out>/SHA256SUMS
 #
 #   bash build/release.sh [--out DIR]      (default: artifacts/release/<version>)
@@ -12,7 +12,8 @@
 # Everything is built in Release from the working tree as it is. Warnings are errors, the Native AOT publish's trim
 # and AOT analysis of CcRelay's own code included; the collapsed per-assembly notes for third-party packages
 # (IL2104/IL3053: FSharp.Core, Google.Apis.Core, Newtonsoft.Json, Grpc.AspNetCore.Server.Reflection) stay warnings, listed in docs/install.md.
-# Native AOT needs clang and zlib (Debian: clang zlib1g-dev); they are installed when missing.
+# Native AOT needs clang and zlib (Debian: clang zlib1g-dev), and the static SQLite library it links in (Debian:
+# libsqlite3-dev's libsqlite3.a); they are installed when missing.
 # A release built in a clone whose `origin` is a GitHub URL carries SourceLink and the repository URL.
 set -euo pipefail
 
@@ -33,6 +34,7 @@ say() { printf '==> %s\n' "$*"; }
 need_apt=()
 command -v clang >/dev/null || need_apt+=(clang)
 [[ -f /usr/include/zlib.h ]] || need_apt+=(zlib1g-dev)
+[[ -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]] || need_apt+=(libsqlite3-dev)
 if ((${#need_apt[@]})); then
   say "installing ${need_apt[*]} (Native AOT's native toolchain)"
   sudo=()
@@ -66,17 +68,17 @@ done
 say "dotnet publish (Release, Native AOT, linux-x64)"
 run publish.log dotnet publish src/CcRelay.Cli/CcRelay.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true \
   -p:ArtifactsPath="$REPO/artifacts/aot" -o "$LOGS/publish"
-# the executable and the one native library it loads itself: SQLite (Microsoft.Data.Sqlite's e_sqlite3, for the usage
-# ledger, which `serve` opens by default); the publish folder's other files (symbols, XML docs, the JIT build's
-# native helpers) are not needed. tests/Packaging/native.sh runs exactly these files.
-cp "$LOGS/publish/cc-relay" "$LOGS/publish/libe_sqlite3.so" "$OUT/linux-x64/"
+# the executable alone: SQLite is linked in; the publish folder's other files (symbols, XML docs, the JIT build's
+# native helpers, libe_sqlite3.so, which the executable does not load) are not needed. tests/Packaging/native.sh
+# runs exactly this file, alone in a folder.
+cp "$LOGS/publish/cc-relay" "$OUT/linux-x64/"
 grep -E "warning IL" "$LOGS/publish.log" | sed -E 's/ \[.*//' | sort -u | sed 's/^/    /' || true
 
 say "checking the native executable"
 actual=$("$OUT/linux-x64/cc-relay" version)
 [[ $actual == "cc-relay $VERSION" ]] || { echo "FAILED: the native cc-relay printed '$actual'" >&2; exit 1; }
 
-tar -C "$OUT/linux-x64" -czf "$OUT/cc-relay-$VERSION-linux-x64.tar.gz" cc-relay libe_sqlite3.so
+tar -C "$OUT/linux-x64" -czf "$OUT/cc-relay-$VERSION-linux-x64.tar.gz" cc-relay
 (cd "$OUT" && find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | xargs sha256sum >SHA256SUMS)
 
 say "done: $OUT"

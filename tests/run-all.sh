@@ -37,10 +37,11 @@ command -v prlimit >/dev/null || need_apt+=(util-linux)
 command -v npm >/dev/null || need_apt+=(npm)
 # promtool (Host.Tests' `promtool check metrics` test fails without it) comes with Debian's prometheus package
 command -v promtool >/dev/null || need_apt+=(prometheus)
-# Native AOT's native toolchain (tests/Packaging/native.sh, as build/release.sh)
+# Native AOT's native toolchain and the static SQLite it links in (tests/Packaging/native.sh, as build/release.sh)
 if [[ -z ${SKIP_NATIVE:-} ]]; then
   command -v clang >/dev/null || need_apt+=(clang)
   [[ -f /usr/include/zlib.h ]] || need_apt+=(zlib1g-dev)
+  [[ -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]] || need_apt+=(libsqlite3-dev)
 fi
 if ((${#need_apt[@]})); then
   step "installing ${need_apt[*]}"

@@ -4,18 +4,20 @@
 #      folder, artifacts/aot); the publish succeeds (our own trim/AOT warnings are errors there) and its log holds
 #      no trim or AOT warning (IL2xxx/IL3xxx) about CcRelay's own assemblies: only the collapsed per-assembly notes
 #      of third-party packages (docs/install.md lists them).
-#   2. The files build/release.sh ships (cc-relay and libe_sqlite3.so), copied alone into a folder of their own, are
-#      what runs below. `cc-relay version` prints the repository's version.
-#   3. `cc-relay serve` on 127.0.0.1 (port 0) with a config pointing at a fake upstream: GET /health answers 200,
-#      one POST /v1/messages is relayed (the configured key, the mapped model) and answered; SIGTERM stops it
-#      with exit code 0.
+#   2. The one file build/release.sh ships (cc-relay: SQLite is linked in, src/CcRelay.Cli/SqliteStatic.targets),
+#      copied alone into a folder of its own, is what runs below; it needs no SQLite library of the system's or beside
+#      it. `cc-relay version` prints the repository's version.
+#   3. `cc-relay serve` on 127.0.0.1 (port 0) with a config pointing at a fake upstream and the usage ledger on (the
+#      default): GET /health answers 200, one POST /v1/messages is relayed (the configured key, the mapped model)
+#      and answered; SIGTERM stops it with exit code 0; `cc-relay usage` then reads the request's row back from the
+#      ledger the relay wrote (SQLite, statically linked, both ways).
 # Native AOT needs clang and zlib1g-dev (tests/run-all.sh installs them). Every process it starts listens on
 # 127.0.0.1 only and is stopped by its PID. Ends with one line `Native: N passed, M failed`; exits non-zero when a
 # check failed.
 #
 #   bash tests/Packaging/native.sh                 publishes, then checks
-#   bash tests/Packaging/native.sh --bin PATH      checks an executable published before (no publish; libe_sqlite3.so
-#                                                  beside it, as the release has it)
+#   bash tests/Packaging/native.sh --bin PATH      checks an executable published before (no publish), copied alone
+#                                                  into an empty folder
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,11 +83,7 @@ if [[ -z $BIN ]]; then
   started=$SECONDS
   check "dotnet publish -r linux-x64 -p:PublishAot=true (Release)" publish || finish
   echo "# published in $((SECONDS - started))s; $(stat -c %s "$TMP/publish/cc-relay") bytes"
-  # run what build/release.sh ships, alone in a folder: the executable and SQLite's library, nothing else of the
-  # publish folder (the executable once shipped without the library and failed on `serve`)
-  mkdir -p "$TMP/release"
-  cp "$TMP/publish/cc-relay" "$TMP/publish/libe_sqlite3.so" "$TMP/release/"
-  BIN=$TMP/release/cc-relay
+  BIN=$TMP/publish/cc-relay
 
   # IL2104/IL3053 are the collapsed notes of a whole third-party assembly ("Assembly 'X' produced trim warnings");
   # anything else IL-numbered, or such a note about one of ours, is a warning from our code
@@ -100,7 +98,21 @@ if [[ -z $BIN ]]; then
   check "the publish reports no trim or AOT warning from CcRelay's own code" no_own_warnings
 fi
 
-# ---- 2. version ---------------------------------------------------------------------------------------------
+# ---- 2. one file: what build/release.sh ships, alone in a folder ------------------------------------------------
+# (an earlier release needed libe_sqlite3.so beside the executable, and `serve` failed without it)
+mkdir -p "$TMP/release"
+cp "$BIN" "$TMP/release/cc-relay"
+BIN=$TMP/release/cc-relay
+no_sqlite_library() {
+  local needed
+  needed=$(ldd "$BIN" 2>&1) || { echo "# ldd: $needed"; return 1; }
+  ! grep -qi sqlite <<<"$needed" || { echo "# ldd: $needed"; return 1; }
+  # SQLite itself is in the executable (its database files' header string)
+  grep -qa 'SQLite format 3' "$BIN" || { echo "# no SQLite in the executable"; return 1; }
+}
+check "the native executable links SQLite in: it needs no libe_sqlite3.so or libsqlite3 (ldd)" no_sqlite_library
+
+# ---- 3. version ---------------------------------------------------------------------------------------------
 version_prints() {
   local out
   out=$("$BIN" version) || return 1
@@ -108,7 +120,7 @@ version_prints() {
 }
 check "native cc-relay version prints 'cc-relay $VERSION'" version_prints
 
-# ---- 3. serve: /health and one relayed request ---------------------------------------------------------------
+# ---- 4. serve: /health, one relayed request, its ledger row ----------------------------------------------------
 node "$HERE/fake-upstream.js" >"$TMP/fake.log" 2>&1 &
 FAKE_PID=$!
 PIDS+=("$FAKE_PID")
@@ -125,7 +137,7 @@ providers:
       "claude-sonnet-4-6": "fake-model-1"
 EOF
 mkdir -p "$TMP/home"
-(cd "$TMP" && exec env -u CC_RELAY_CONFIG HOME="$TMP/home" "$BIN" serve --config "$TMP/relay.yaml" --listen 127.0.0.1:0) \
+(cd "$TMP" && exec env -u CC_RELAY_CONFIG -u XDG_STATE_HOME HOME="$TMP/home" "$BIN" serve --config "$TMP/relay.yaml" --listen 127.0.0.1:0) \
   >"$TMP/serve.log" 2>&1 &
 RELAY_PID=$!
 PIDS+=("$RELAY_PID")
@@ -161,6 +173,24 @@ stopped_cleanly() {
 }
 check "native cc-relay serve (127.0.0.1, port 0) answers GET /health 200 with its version and provider" serves_health
 check "native cc-relay serve relays POST /v1/messages to the fake upstream (configured key, mapped model)" relays_message
+
+# the ledger (on by default) is at ~/.local/state/cc-relay/ledger.db: written by serve (a batch every second), read
+# by usage while serve runs, both through the SQLite linked into the executable
+ledger_has_the_request() {
+  local ledger=$TMP/home/.local/state/cc-relay/ledger.db out i
+  for ((i = 0; i < 100; i++)); do
+    out=$(cd "$TMP" && env -u CC_RELAY_CONFIG -u XDG_STATE_HOME HOME="$TMP/home" "$BIN" usage --by provider --ledger "$ledger" --json 2>&1) \
+      || { echo "# usage: $out"; return 1; }
+    grep -qE '"requests": ?1[,}]' <<<"$out" && break
+    sleep 0.1
+  done
+  grep -q '"fake"' <<<"$out" && grep -qE '"requests": ?1[,}]' <<<"$out" || {
+    echo "# usage: $out"
+    command -v sqlite3 >/dev/null && echo "# sqlite3 requests: $(sqlite3 "$ledger" 'select * from requests' 2>&1)"
+    return 1
+  }
+}
+check "the usage ledger holds the relayed request (written by serve, read by usage; SQLite linked in)" ledger_has_the_request
 check "native cc-relay serve stops on SIGTERM with exit code 0" stopped_cleanly "$RELAY_PID"
 
 finish

@@ -1,12 +1,5 @@
-using System.Collections.Concurrent;
-using Amazon.Runtime;
-using Amazon.Runtime.CredentialManagement;
-using Amazon.Runtime.Credentials;
-using Azure.Core;
-using Azure.Core.Pipeline;
-using Azure.Identity;
+using System.Runtime.CompilerServices;
 using CcRelay.Core;
-using Google.Apis.Auth.OAuth2;
 
 namespace CcRelay.Host.Credentials;
 
@@ -17,30 +10,32 @@ namespace CcRelay.Host.Credentials;
 /// refresh. Signing itself is Core's (<c>SigV4.sign</c>), over the exact bytes sent. No credential is ever logged:
 /// a failure says which source failed, never what it held.
 /// </summary>
+/// <remarks>
+/// Each library is named only by its own class (<see cref="AwsCredentialCache"/>, <see cref="GoogleTokens"/>,
+/// <see cref="EntraTokens"/>), created here the first time a request needs it: a relay without a cloud provider
+/// never loads AWSSDK.Core, Google.Apis.Auth, Azure.Core, Azure.Identity or System.ClientModel (2.9 MiB of idle RSS
+/// in the JIT build, docs/install.md#startup-and-memory), and a provider added by a reload gets its library then.
+/// </remarks>
 internal sealed class CloudCredentials
 {
     private readonly TimeProvider _timeProvider;
     private readonly Func<string, string?> _environment;
+    private AwsCredentialCache? _aws;
+    private GoogleTokens? _google;
+    private EntraTokens? _entra;
 
     public CloudCredentials(TimeProvider timeProvider, Func<string, string?> environment)
     {
         _timeProvider = timeProvider;
         _environment = environment;
-        EntraFactory = CreateEntra;
     }
 
-    /// <summary>Refresh tokens this long before they expire (a request may take minutes to be sent).</summary>
-    private static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
+    /// <summary>The Entra ID tokens (created on first use; tests reach its factory and transport through it).</summary>
+    internal EntraTokens Entra => LazyInitializer.EnsureInitialized(ref _entra, () => new EntraTokens(_timeProvider));
 
-    private readonly ConcurrentDictionary<AwsCredentialSource, AWSCredentials> _aws = new();
-    private readonly ConcurrentDictionary<string, GoogleCredential> _google = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(EntraCredential Source, string? Authority), CachedToken> _entra = new();
+    private AwsCredentialCache Aws => LazyInitializer.EnsureInitialized(ref _aws, static () => new AwsCredentialCache());
 
-    /// <summary>Tests: the Entra ID credential for a configured source and authority host (default: Azure.Identity's).</summary>
-    internal Func<EntraCredential, string?, TokenCredential> EntraFactory { get; set; }
-
-    /// <summary>Tests: the transport Azure.Identity's credentials use (default: its own HttpClient).</summary>
-    internal HttpPipelineTransport? EntraTransport { get; set; }
+    private GoogleTokens Google => LazyInitializer.EnsureInitialized(ref _google, static () => new GoogleTokens());
 
     /// <summary>
     /// Adds what <paramref name="plan"/>'s signing needs to <paramref name="request"/> (whose URL, headers and
@@ -55,11 +50,11 @@ internal sealed class CloudCredentials
                 case Signing.SigV4 sigV4:
                     return await SignAsync(request, sigV4, body);
                 case Signing.GoogleToken google:
-                    var token = await GoogleFor(google.CredentialsFile?.Value).UnderlyingCredential.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
+                    var token = await GoogleTokenAsync(google, cancellationToken);
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + token);
                     return null;
                 case Signing.EntraToken entra:
-                    var entraToken = await EntraTokenAsync(entra.Scope, (entra.Credential, entra.AuthorityHost?.Value), cancellationToken);
+                    var entraToken = await EntraTokenAsync(entra, cancellationToken);
                     request.Headers.TryAddWithoutValidation("authorization", "Bearer " + entraToken);
                     return null;
                 default:
@@ -78,14 +73,34 @@ internal sealed class CloudCredentials
     {
         switch (plan.Signing)
         {
-            case Signing.GoogleToken google:
-                _google.TryRemove(google.CredentialsFile is { } file ? file.Value : "", out _);
+            case Signing.GoogleToken google when _google is not null:
+                InvalidateGoogle(google);
                 break;
-            case Signing.EntraToken entra:
-                _entra.TryRemove((entra.Credential, entra.AuthorityHost?.Value), out _);
+            case Signing.EntraToken entra when _entra is not null:
+                InvalidateEntra(entra);
                 break;
         }
     }
+
+    // NOTE: each library's class is named only inside a method of its own, kept out of its callers (NoInlining): the
+    // JIT loads the types a method names when it compiles it, and loading EntraTokens loads Azure.Core, so naming it in
+    // ApplyAsync loaded Azure.Core for every signed request (a Bedrock relay's too)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Task<string> GoogleTokenAsync(Signing.GoogleToken google, CancellationToken cancellationToken) =>
+        Google.TokenAsync(google.CredentialsFile?.Value, cancellationToken);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Task<string> EntraTokenAsync(Signing.EntraToken entra, CancellationToken cancellationToken) =>
+        Entra.TokenAsync(entra.Scope, entra.Credential, entra.AuthorityHost?.Value, cancellationToken);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Task<AwsCredentials> AwsCredentialsAsync(AwsCredentialSource source) => Aws.GetAsync(source);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void InvalidateGoogle(Signing.GoogleToken google) => Google.Invalidate(google.CredentialsFile?.Value);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void InvalidateEntra(Signing.EntraToken entra) => Entra.Invalidate(entra.Credential, entra.AuthorityHost?.Value);
 
     private static string Describe(Signing signing) =>
         signing switch
@@ -113,11 +128,7 @@ internal sealed class CloudCredentials
         }
         else
         {
-            var immutable = await AwsFor(plan.Source).GetCredentialsAsync();
-            credentials = AwsCredentials.Create(
-                immutable.AccessKey,
-                immutable.SecretKey,
-                immutable.UseToken ? immutable.Token : null);
+            credentials = await AwsCredentialsAsync(plan.Source);
         }
 
         var signed = new List<Tuple<string, string>>(4);
@@ -152,81 +163,4 @@ internal sealed class CloudCredentials
 
         return null;
     }
-
-    private AWSCredentials AwsFor(AwsCredentialSource source) =>
-        _aws.GetOrAdd(source, static source => source switch
-        {
-            AwsCredentialSource.Profile p => new CredentialProfileStoreChain().TryGetAWSCredentials(p.Name, out var fromProfile)
-                ? fromProfile
-                : throw new InvalidOperationException("AWS profile not found"),
-            _ => DefaultAWSCredentialsIdentityResolver.GetCredentials(),
-        });
-
-    private GoogleCredential GoogleFor(string? file) =>
-        _google.GetOrAdd(file ?? "", static path =>
-        {
-            var credential = path.Length == 0
-                ? GoogleCredential.GetApplicationDefault()
-                : FromFile(path);
-            return credential.CreateScoped("https://www.googleapis.com/auth/cloud-platform");
-        });
-
-    /// <summary>A credential file of the type it says it is (service account, authorized user, external account).</summary>
-    private static GoogleCredential FromFile(string path)
-    {
-        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
-        var type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() : null;
-        return CredentialFactory.FromFile(path, type ?? JsonCredentialParameters.ServiceAccountCredentialType);
-    }
-
-    private async Task<string> EntraTokenAsync(string scope, (EntraCredential Source, string? Authority) key, CancellationToken cancellationToken)
-    {
-        var now = _timeProvider.GetUtcNow();
-        if (_entra.TryGetValue(key, out var cached) && cached.Scope == scope && cached.Token.ExpiresOn - RefreshAhead > now)
-        {
-            return cached.Token.Token;
-        }
-
-        var credential = cached?.Credential ?? EntraFactory(key.Source, key.Authority);
-        var token = await credential.GetTokenAsync(new TokenRequestContext([scope]), cancellationToken);
-        _entra[key] = new CachedToken(credential, scope, token);
-        return token.Token;
-    }
-
-
-    private TokenCredential CreateEntra(EntraCredential source, string? authority)
-    {
-        T With<T>(T options)
-            where T : TokenCredentialOptions
-        {
-            if (authority is not null)
-            {
-                options.AuthorityHost = new Uri(authority);
-            }
-
-            if (EntraTransport is { } transport)
-            {
-                options.Transport = transport;
-            }
-
-            return options;
-        }
-
-        // an authority Azure.Identity does not know (Azure Stack, a private cloud) cannot be checked against Microsoft's
-        // instance discovery, which would refuse it
-        var unknown = authority is not null && !KnownAuthorities.Contains(new Uri(authority).Host);
-        return source switch
-        {
-            EntraCredential.ClientSecret s => new ClientSecretCredential(s.TenantId, s.ClientId, s.Secret, With(new ClientSecretCredentialOptions { DisableInstanceDiscovery = unknown })),
-            EntraCredential.ClientCertificate c => new ClientCertificateCredential(c.TenantId, c.ClientId, c.Path, With(new ClientCertificateCredentialOptions { DisableInstanceDiscovery = unknown })),
-            _ => new DefaultAzureCredential(With(new DefaultAzureCredentialOptions { DisableInstanceDiscovery = unknown })),
-        };
-    }
-
-    /// <summary>The authority hosts Azure.Identity knows (public, US Government and China clouds).</summary>
-    private static readonly HashSet<string> KnownAuthorities = new(
-        [AzureAuthorityHosts.AzurePublicCloud.Host, AzureAuthorityHosts.AzureGovernment.Host, AzureAuthorityHosts.AzureChina.Host],
-        StringComparer.OrdinalIgnoreCase);
-
-    private sealed record CachedToken(TokenCredential Credential, string Scope, AccessToken Token);
 }

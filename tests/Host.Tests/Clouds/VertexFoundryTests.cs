@@ -246,7 +246,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         A.Handler = context => StreamAsync(context, "entra ok");
         await using var relay = await RelayHost.StartAsync(TestConfig.Relay([Foundry()]));
         var entra = new FakeEntra([TimeSpan.FromMinutes(2), TimeSpan.FromHours(1)]);
-        relay.Services.GetRequiredService<CloudCredentials>().EntraFactory = (_, _) => entra;
+        relay.Services.GetRequiredService<CloudCredentials>().Entra.Factory = (_, _) => entra;
 
         // Act
         for (var i = 0; i < 3; i++)
@@ -295,7 +295,7 @@ public sealed class VertexFoundryTests : TwoUpstreamTests, IDisposable
         {
             ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented?.Thumbprint == certificate.Thumbprint,
         };
-        relay.Services.GetRequiredService<CloudCredentials>().EntraTransport = new Azure.Core.Pipeline.HttpClientTransport(trusting);
+        relay.Services.GetRequiredService<CloudCredentials>().Entra.Transport = new Azure.Core.Pipeline.HttpClientTransport(trusting);
 
         // Act: the first request meets the refusal (a fresh token, one retry), the second reuses the fresh token
         using var first = await relay.Client.SendAsync(Requests.Messages(Requests.StreamingBody));
