@@ -346,8 +346,9 @@ public sealed class SharedStateService : IHostedService, IAsyncDisposable
                     }
                 }
             }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
             {
+                // stopping: whatever the last attempt ran into (a connection refused while the relay stops) ends the loop
                 break;
             }
             catch (Exception e) when (!stopping.IsCancellationRequested)
