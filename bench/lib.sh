@@ -134,6 +134,11 @@ bench_cleanup() {
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    # a PostgreSQL started by start_postgres (not a child: pg_ctl detaches it): fast shutdown by its PID
+    if [[ -n ${PG_PID:-} ]]; then
+        kill -INT "$PG_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -145,6 +150,27 @@ build_tools() {
     for project in "$@"; do
         dotnet build -c Release "$project" >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
     done
+}
+
+# start_postgres DIR: a PostgreSQL cluster of its own in DIR (installed from Debian's packages when missing; as nobody
+# when run as root), on a free loopback port (PG_PORT) with database ccrelay (user ccrelay, trust), durable as a
+# production server is (fsync on); PG_PID is its postmaster, stopped by bench_cleanup
+start_postgres() {
+    local bin as=()
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [[ -z $bin ]]; then
+        if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    fi
+    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    mkdir -p "$1/sock"
+    if [[ $(id -u) -eq 0 ]]; then chmod 755 "$WORK" "$1"; chown -R nobody "$1"; as=(runuser -u nobody --); fi
+    "${as[@]}" "$bin/initdb" -D "$1/data" -U ccrelay -A trust --no-sync -E UTF8 >/dev/null
+    "${as[@]}" "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
+        -o "-p $PG_PORT -k $1/sock -c listen_addresses=127.0.0.1" start >/dev/null
+    PG_PID=$(head -1 "$1/data/postmaster.pid")
+    "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ccrelay -d postgres -qc "CREATE DATABASE ccrelay" >/dev/null
 }
 
 # start_upstream DIR PORT: nginx (one worker) answering every request with MESSAGE_JSON; its PID is added to PIDS

@@ -86,7 +86,6 @@ internal static class Program
         root.Add(TransformersCommand.Create().WithExamples(
             "cc-relay transformers",
             "cc-relay transformers --json | jq '.[].name'"));
-        root.Add(StateCommand.Create(environment));
         root.Add(VersionCommand());
         return root.ShowingExamples();
     }

@@ -122,7 +122,7 @@ public static class CcRelayServiceCollectionExtensions
                 Ledger = sp.GetRequiredService<Ledger.IUsageLedger>(),
 
                 // client metrics only while clients are configured: no client label otherwise
-                ClientMetrics = () => state.Current.Clients.IsEmpty ? null : clientMetrics,
+                ClientMetrics = () => state.Current.Clients.Count == 0 ? null : clientMetrics,
             };
 
             // a scrape counts every request that has ended, however recently; once the server has stopped, the

@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
 
@@ -17,7 +16,7 @@ public sealed class RelaySnapshot
     /// Derives a snapshot from a validated configuration; <paramref name="clients"/>: the effective clients (the
     /// config's with the runtime client-key changes laid over them), the config's when null.
     /// </summary>
-    public RelaySnapshot(RelayConfig config, FSharpList<ClientConfig>? clients = null)
+    public RelaySnapshot(RelayConfig config, IReadOnlyList<ClientConfig>? clients = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config;
@@ -61,7 +60,7 @@ public sealed class RelaySnapshot
     /// The effective client keys: <c>clients[]</c> with the runtime changes (added, revoked, rotated) laid over them.
     /// Read these, not <c>Config.Clients</c>, to decide who a caller is.
     /// </summary>
-    public FSharpList<ClientConfig> Clients { get; }
+    public IReadOnlyList<ClientConfig> Clients { get; }
 
     /// <summary>The compiled client-auth policy.</summary>
     public AuthPolicy Auth { get; }

@@ -1,18 +1,17 @@
 using CcRelay.Core;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host;
 
 /// <summary>
 /// Holds the current <see cref="RelaySnapshot"/>; swapping it is atomic. The snapshot's effective clients are the
-/// config's <c>clients[]</c> with the runtime client-key changes laid over them (<see cref="ClientKeyChanges.overlay"/>):
+/// config's <c>clients[]</c> with the runtime client-key changes laid over them (<see cref="RuntimeClientKeys.Overlay"/>):
 /// a reload keeps the changes, a change keeps the config.
 /// </summary>
 public sealed class RelayState
 {
     private readonly Lock _gate = new();
     private RelaySnapshot _current;
-    private FSharpList<ClientKeyChange> _clientKeyChanges = FSharpList<ClientKeyChange>.Empty;
+    private IReadOnlyList<ClientKeyChange> _clientKeyChanges = [];
 
     /// <summary>Starts with the given configuration.</summary>
     public RelayState(RelayConfig config) => _current = new RelaySnapshot(config);
@@ -21,14 +20,14 @@ public sealed class RelayState
     public RelaySnapshot Current => Volatile.Read(ref _current);
 
     /// <summary>The runtime client-key changes in effect (oldest first).</summary>
-    public FSharpList<ClientKeyChange> ClientKeyChanges => Volatile.Read(ref _clientKeyChanges);
+    public IReadOnlyList<ClientKeyChange> ClientKeyChanges => Volatile.Read(ref _clientKeyChanges);
 
     /// <summary>Replaces the configuration for new requests; requests in flight keep theirs.</summary>
     public RelaySnapshot Swap(RelayConfig config)
     {
         lock (_gate)
         {
-            var next = new RelaySnapshot(config, Core.ClientKeyChanges.overlay(config.Clients, _clientKeyChanges));
+            var next = new RelaySnapshot(config, RuntimeClientKeys.Overlay(config.Clients, _clientKeyChanges));
             Volatile.Write(ref _current, next);
             return next;
         }
@@ -38,13 +37,13 @@ public sealed class RelayState
     /// Replaces the runtime client-key changes (the store's whole log) for new requests; requests in flight keep
     /// the client they were admitted as.
     /// </summary>
-    public RelaySnapshot SetClientKeyChanges(FSharpList<ClientKeyChange> changes)
+    public RelaySnapshot SetClientKeyChanges(IReadOnlyList<ClientKeyChange> changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
         lock (_gate)
         {
             var config = Current.Config;
-            var next = new RelaySnapshot(config, Core.ClientKeyChanges.overlay(config.Clients, changes));
+            var next = new RelaySnapshot(config, RuntimeClientKeys.Overlay(config.Clients, changes));
             Volatile.Write(ref _clientKeyChanges, changes);
             Volatile.Write(ref _current, next);
             return next;

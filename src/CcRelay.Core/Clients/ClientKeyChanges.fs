@@ -49,7 +49,31 @@ type ClientKeyChange = {
     Like: string option
     /// Who made it (for the audit log): the management token's id, `cli`, …; never a secret.
     Actor: string
-}
+} with
+
+    /// A change as a store reads it back (C#: null for what a change of its kind does not have).
+    static member Create
+        (
+            at: DateTimeOffset,
+            kind: ClientKeyChangeKind,
+            client: string,
+            keySha256: string,
+            previousSha256: string,
+            graceUntil: Nullable<DateTimeOffset>,
+            expiresAt: Nullable<DateTimeOffset>,
+            like: string | null,
+            actor: string
+        ) : ClientKeyChange = {
+        At = at
+        Kind = kind
+        Client = client
+        KeySha256 = keySha256
+        PreviousSha256 = previousSha256
+        GraceUntil = Option.ofNullable graceUntil
+        ExpiresAt = Option.ofNullable expiresAt
+        Like = Option.ofObj like
+        Actor = actor
+    }
 
 /// Why a runtime change is refused.
 [<RequireQualifiedAccess>]
@@ -520,3 +544,95 @@ module ClientKeyChanges =
         match parsed with
         | Ok at when at <= now -> Error $"--expires: %s{trimmed} is not in the future"
         | other -> other
+
+/// A runtime client-key change decided (add, revoke, rotate), as C# reads it: the changes made (to be stored and
+/// applied), or why none was.
+[<Sealed>]
+type ClientKeyDecision private (changes: ClientKeyChange list, error: ClientKeyError voption) =
+
+    /// Whether the change was made.
+    member _.IsOk: bool = error.IsNone
+
+    /// The changes made, oldest first (empty when refused).
+    member _.Changes: Collections.Generic.IReadOnlyList<ClientKeyChange> = changes
+
+    /// Why it was refused (only when not `IsOk`).
+    member _.Error: ClientKeyError =
+        match error with
+        | ValueSome e -> e
+        | ValueNone -> invalidOp "the change was made: there is no error"
+
+    /// A decision of several changes.
+    static member Of(result: Result<ClientKeyChange list, ClientKeyError>) : ClientKeyDecision =
+        match result with
+        | Ok changes -> ClientKeyDecision(changes, ValueNone)
+        | Error e -> ClientKeyDecision([], ValueSome e)
+
+    /// A decision of one change.
+    static member Of(result: Result<ClientKeyChange, ClientKeyError>) : ClientKeyDecision =
+        match result with
+        | Ok change -> ClientKeyDecision([ change ], ValueNone)
+        | Error e -> ClientKeyDecision([], ValueSome e)
+
+/// The C#-facing surface of `ClientKeyChanges`: the host holds the change log and the effective clients as
+/// read-only lists, and passes "none" as null.
+[<AbstractClass; Sealed>]
+type RuntimeClientKeys =
+
+    /// `ClientKeyChanges.overlay`: the effective clients.
+    static member Overlay
+        (config: ClientConfig list, changes: Collections.Generic.IReadOnlyList<ClientKeyChange>)
+        : Collections.Generic.IReadOnlyList<ClientConfig> =
+        ClientKeyChanges.overlay config (List.ofSeq changes)
+
+    /// `ClientKeyChanges.view`: every client and the state of its keys at `now`.
+    static member View
+        (config: ClientConfig list, changes: Collections.Generic.IReadOnlyList<ClientKeyChange>, now: DateTimeOffset)
+        : Collections.Generic.IReadOnlyList<ClientKeyView> =
+        ClientKeyChanges.view config (List.ofSeq changes) now
+
+    /// `ClientKeyChanges.add` (`expires`, `like`: null for none; an empty `like` is none).
+    static member Add
+        (
+            config: ClientConfig list,
+            changes: Collections.Generic.IReadOnlyList<ClientKeyChange>,
+            now: DateTimeOffset,
+            actor: string,
+            name: string,
+            sha256: string,
+            expires: Nullable<DateTimeOffset>,
+            like: string | null
+        ) : ClientKeyDecision =
+        let like =
+            match like with
+            | null
+            | "" -> None
+            | like -> Some like
+
+        ClientKeyDecision.Of(
+            ClientKeyChanges.add config (List.ofSeq changes) now actor name sha256 (Option.ofNullable expires) like
+        )
+
+    /// `ClientKeyChanges.revoke`.
+    static member Revoke
+        (
+            config: ClientConfig list,
+            changes: Collections.Generic.IReadOnlyList<ClientKeyChange>,
+            now: DateTimeOffset,
+            actor: string,
+            name: string
+        ) : ClientKeyDecision =
+        ClientKeyDecision.Of(ClientKeyChanges.revoke config (List.ofSeq changes) now actor name)
+
+    /// `ClientKeyChanges.rotate`.
+    static member Rotate
+        (
+            config: ClientConfig list,
+            changes: Collections.Generic.IReadOnlyList<ClientKeyChange>,
+            now: DateTimeOffset,
+            actor: string,
+            name: string,
+            sha256: string,
+            grace: TimeSpan
+        ) : ClientKeyDecision =
+        ClientKeyDecision.Of(ClientKeyChanges.rotate config (List.ofSeq changes) now actor name sha256 grace)

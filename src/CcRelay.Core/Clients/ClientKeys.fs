@@ -27,12 +27,25 @@ module ClientKeys =
 
     /// The client whose key digest equals `digest`. Every client is compared, in constant time, whatever
     /// matched: the time taken says nothing about which digest (or how much of it) matched.
-    let identifyDigest (clients: ClientConfig list) (digest: byte array) : ClientConfig option =
+    let identifyDigest
+        (clients: Collections.Generic.IReadOnlyList<ClientConfig>)
+        (digest: byte array)
+        : ClientConfig option =
         let mutable found = None
 
-        for client in clients do
-            if CryptographicOperations.FixedTimeEquals(ReadOnlySpan client.KeyDigest, ReadOnlySpan digest) then
-                found <- Some client
+        let matches (client: ClientConfig) =
+            CryptographicOperations.FixedTimeEquals(ReadOnlySpan client.KeyDigest, ReadOnlySpan digest)
+
+        // NOTE: an F# list (what the host holds) is walked as a list: its indexer is O(n), its enumerator allocates
+        match clients with
+        | :? (ClientConfig list) as list ->
+            for client in list do
+                if matches client then
+                    found <- Some client
+        | _ ->
+            for i in 0 .. clients.Count - 1 do
+                if matches clients[i] then
+                    found <- Some clients[i]
 
         found
 
@@ -42,7 +55,7 @@ module ClientKeys =
 
     /// Decides a request from its raw `x-api-key` and `Authorization` values (null or empty when absent).
     let authenticate
-        (clients: ClientConfig list)
+        (clients: Collections.Generic.IReadOnlyList<ClientConfig>)
         (policy: AuthPolicy)
         (now: DateTimeOffset)
         (apiKeyHeader: string | null)
@@ -56,17 +69,19 @@ module ClientKeys =
 
         let bearer = Headers.tryBearer authorizationHeader
 
+        let none = clients.Count = 0
+
         let viaKey =
-            if clients.IsEmpty then
+            if none then
                 None
             else
                 apiKey |> Option.bind (digest >> identifyDigest clients)
 
         let viaBearer =
-            match viaKey, clients with
-            | Some _, _
-            | _, [] -> None
-            | None, _ -> bearer |> Option.bind (digest >> identifyDigest clients)
+            match viaKey with
+            | Some _ -> None
+            | None when none -> None
+            | None -> bearer |> Option.bind (digest >> identifyDigest clients)
 
         match viaKey, viaBearer with
         | Some client, _
@@ -79,7 +94,7 @@ module ClientKeys =
         | None, None ->
             match Auth.authenticate policy apiKeyHeader authorizationHeader with
             | Denied reason -> Refused reason
-            | Allowed _ when not clients.IsEmpty && Auth.isOpen policy ->
+            | Allowed _ when not none && Auth.isOpen policy ->
                 match apiKey, bearer with
                 | None, None -> Refused "missing credential: send your relay client key as x-api-key"
                 | _ -> Refused "invalid client key"

@@ -24,7 +24,38 @@ type RequestSample = {
     /// The providers of the attempts that failed before the answer, in order, each caught by a failover (a
     /// provider tried twice appears twice): each counts against the provider that failed it.
     FailedAttempts: string list
-}
+} with
+
+    /// A sample, as C# makes one (`failedAttempts` null: none failed).
+    static member Create
+        (
+            at: TimeSpan,
+            provider: string,
+            status: int,
+            errorClass: string,
+            latencyMs: float,
+            ttfbMs: float,
+            inputTokens: int64,
+            outputTokens: int64,
+            costUsd: decimal,
+            local: bool,
+            failedAttempts: Collections.Generic.IEnumerable<string> | null
+        ) : RequestSample = {
+        At = at
+        Provider = provider
+        Status = status
+        ErrorClass = errorClass
+        LatencyMs = latencyMs
+        TtfbMs = ttfbMs
+        InputTokens = inputTokens
+        OutputTokens = outputTokens
+        CostUsd = costUsd
+        Local = local
+        FailedAttempts =
+            match failedAttempts with
+            | null -> []
+            | failed -> List.ofSeq failed
+    }
 
 /// Nearest-rank percentiles of a set of durations, in ms (0 when the set is empty).
 type Percentiles = { P50: float; P95: float; P99: float }

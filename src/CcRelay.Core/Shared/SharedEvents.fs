@@ -277,3 +277,41 @@ module SharedKeyChanges =
         shared
         |> List.filter (fun c -> not (localIds.Contains(identity c)))
         |> List.sortBy _.At
+
+/// The client keys revoked through the shared store's own table (written by earlier versions' `cc-relay state
+/// revoke-client-key`; a revocation stays), as the host holds them: an immutable set swapped whole.
+[<Sealed>]
+type RevokedClientKeys private (keys: Set<string>) =
+
+    /// None revoked.
+    static member val Empty: RevokedClientKeys = RevokedClientKeys(Set.empty)
+
+    /// With `keyId` revoked too.
+    member this.Add(keyId: string) : RevokedClientKeys =
+        if keys.Contains keyId then
+            this
+        else
+            RevokedClientKeys(keys.Add keyId)
+
+    /// How many are revoked.
+    member _.Count: int = keys.Count
+
+    /// The verdict with these keys refused (`SharedClientKeys.refuseRevoked`).
+    member _.Check(verdict: ClientVerdict) : ClientVerdict =
+        SharedClientKeys.refuseRevoked keys verdict
+
+/// The C#-facing surface of `SharedKeyChanges`.
+[<AbstractClass; Sealed>]
+type SharedKeyReplication =
+
+    /// `SharedKeyChanges.missing`: (to write to the shared store, to append to the own store).
+    static member Missing
+        (local: ClientKeyChange seq, shared: ClientKeyChange seq)
+        : struct (
+            Collections.Generic.IReadOnlyList<ClientKeyChange> * Collections.Generic.IReadOnlyList<ClientKeyChange>
+        )
+        =
+        let toShared, toLocal =
+            SharedKeyChanges.missing (List.ofSeq local) (List.ofSeq shared)
+
+        struct (toShared, toLocal)

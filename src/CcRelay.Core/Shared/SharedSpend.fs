@@ -56,6 +56,41 @@ type SpendChange = {
     Reserved: ReservedLevel list
 }
 
+/// One admission or settlement of a client's request as the request path records it (a struct appended to a
+/// list: no map update, no allocation, no lock held long), folded into the pending spend off the request path
+/// (`SharedSpend.fold`, at each flush). Every step is an addition, so the order they are folded in changes nothing.
+[<Struct>]
+type SpendStep = {
+    Client: string
+    Ticket: ClientTicket
+    /// false: the admission (its estimate in flight); true: the settlement.
+    IsSettlement: bool
+    /// The settlement's cost (ValueNone: the estimate stands).
+    CostUsd: decimal voption
+    /// When it was settled (the admission's is unused).
+    Wall: DateTimeOffset
+} with
+
+    /// A request of `client` admitted with `ticket`.
+    static member Admission(client: string, ticket: ClientTicket) : SpendStep = {
+        Client = client
+        Ticket = ticket
+        IsSettlement = false
+        CostUsd = ValueNone
+        Wall = DateTimeOffset.MinValue
+    }
+
+    /// A request of `client` admitted with `ticket`, settled at `wall` for `costUsd` (null: its estimate).
+    static member Settlement
+        (client: string, ticket: ClientTicket, costUsd: Nullable<decimal>, wall: DateTimeOffset)
+        : SpendStep = {
+        Client = client
+        Ticket = ticket
+        IsSettlement = true
+        CostUsd = ValueOption.ofNullable costUsd
+        Wall = wall
+    }
+
 /// Budgets shared by several relays (docs/scale-out.md), as pure functions: what a relay accumulates between
 /// flushes, what a flush carries, how another relay's flush is merged, and how merged spend enters a client's
 /// state (`ClientLimits`).
@@ -138,6 +173,20 @@ module SharedSpend =
                     pending with
                         Spent = pending.Spent.Add(key, (pending.Spent.TryFind key |> Option.defaultValue 0m) + cost)
                 }
+
+    /// The steps recorded on the request path, folded into `pending` (`admitted`, `settled`); in any order, with the
+    /// same result.
+    let fold (steps: SpendStep seq) (pending: SpendPending) : SpendPending =
+        let mutable pending = pending
+
+        for step in steps do
+            pending <-
+                if step.IsSettlement then
+                    settled step.Client step.Ticket (ValueOption.toOption step.CostUsd) step.Wall pending
+                else
+                    admitted step.Client step.Ticket pending
+
+        pending
 
     /// Whether a flush would carry anything.
     let hasPending (pending: SpendPending) : bool =
@@ -281,6 +330,12 @@ module SharedSpend =
                     }
 
         { state with Spend = spend }
+
+/// The C#-facing surface of `SharedSpend` for the shared-state loop.
+type SpendPending with
+
+    /// `SharedSpend.fold`: these steps folded in.
+    member this.Fold(steps: SpendStep seq) : SpendPending = SharedSpend.fold steps this
 
 /// A flush's body as the store keeps it (a JSON document; the id, relay and seq are columns beside it).
 [<RequireQualifiedAccess>]

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using CcRelay.Core;
 using CcRelay.Host.Ledger;
-using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Clients;
@@ -39,14 +38,14 @@ public sealed class ClientGate
 
     private TimeSpan Now => _timeProvider.GetElapsedTime(_start);
 
-    /// <summary>Called when a request was admitted, under its cell's lock (it must be short): the shared store's pending spend.</summary>
+    /// <summary>Called after a request was admitted, outside its cell's lock: the shared store's pending spend.</summary>
     public Action<ClientConfig, ClientTicket>? OnAdmitted { get; set; }
 
     /// <summary>Called after a request was settled with its cost (null: the estimate stands), outside the cell's lock.</summary>
     public Action<ClientConfig, ClientTicket, decimal?>? OnSettled { get; set; }
 
     /// <summary>Adds what other relays spent and reserved (<see cref="SharedSpend.apply"/>) to a client's cell.</summary>
-    public void Merge(ClientConfig client, FSharpList<SpendEntry> spent, FSharpList<ReservedLevel> reserved)
+    public void Merge(ClientConfig client, IEnumerable<SpendEntry> spent, IEnumerable<ReservedLevel> reserved)
     {
         var cell = CellOf(client);
         lock (cell)
@@ -59,17 +58,21 @@ public sealed class ClientGate
     public FSharpResult<ClientTicket, ClientRefusal> Admit(ClientConfig client, ClientDemand demand)
     {
         var cell = CellOf(client);
+        FSharpResult<ClientTicket, ClientRefusal> result;
         lock (cell)
         {
-            var (result, next) = ClientLimits.admit(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), demand, cell.State);
+            (result, var next) = ClientLimits.admit(_zone, cell.Config, Now, _timeProvider.GetUtcNow(), demand, cell.State);
             cell.State = next;
-            if (result.IsOk && OnAdmitted is { } admitted)
-            {
-                admitted(client, result.ResultValue);
-            }
-
-            return result;
         }
+
+        if (result.IsOk && OnAdmitted is { } admitted)
+        {
+            // NOTE: outside the cell's lock: every request of the client takes that lock, so it is held for Core's
+            // transition only
+            admitted(client, result.ResultValue);
+        }
+
+        return result;
     }
 
     /// <summary>

@@ -1,8 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Edge;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Clients;
 
@@ -48,7 +46,7 @@ public sealed class ClientKeyRegistry : IDisposable
 
         if (changes.Count > 0)
         {
-            state.SetClientKeyChanges(ListModule.OfSeq(changes));
+            state.SetClientKeyChanges(changes);
             ClientKeyLog.Loaded(logger, changes.Count);
         }
 
@@ -56,23 +54,20 @@ public sealed class ClientKeyRegistry : IDisposable
     }
 
     /// <summary>Every client and the state of its keys now.</summary>
-    public FSharpList<ClientKeyView> List() =>
-        ClientKeyChanges.view(_state.Current.Config.Clients, _state.ClientKeyChanges, _timeProvider.GetUtcNow());
+    public IReadOnlyList<ClientKeyView> List() =>
+        RuntimeClientKeys.View(_state.Current.Config.Clients, _state.ClientKeyChanges, _timeProvider.GetUtcNow());
 
     /// <summary>Adds a runtime client with the key whose SHA-256 is <paramref name="sha256"/>.</summary>
-    public Task<FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>> AddAsync(string actor, string source, string name, string sha256, DateTimeOffset? expires, string? like, CancellationToken cancellationToken = default) =>
-        ChangeAsync(actor, source, (config, changes, now) => Single(ClientKeyChanges.add(
-            config, changes, now, actor, name, sha256,
-            expires is { } at ? FSharpOption<DateTimeOffset>.Some(at) : FSharpOption<DateTimeOffset>.None,
-            like is { Length: > 0 } ? FSharpOption<string>.Some(like) : FSharpOption<string>.None)), cancellationToken);
+    public Task<ClientKeyDecision> AddAsync(string actor, string source, string name, string sha256, DateTimeOffset? expires, string? like, CancellationToken cancellationToken = default) =>
+        ChangeAsync(actor, source, (config, changes, now) => RuntimeClientKeys.Add(config.Clients, changes, now, actor, name, sha256, expires, like), cancellationToken);
 
     /// <summary>Revokes every working key of client <paramref name="name"/>.</summary>
-    public Task<FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>> RevokeAsync(string actor, string source, string name, CancellationToken cancellationToken = default) =>
-        ChangeAsync(actor, source, (config, changes, now) => ClientKeyChanges.revoke(config, changes, now, actor, name), cancellationToken);
+    public Task<ClientKeyDecision> RevokeAsync(string actor, string source, string name, CancellationToken cancellationToken = default) =>
+        ChangeAsync(actor, source, (config, changes, now) => RuntimeClientKeys.Revoke(config.Clients, changes, now, actor, name), cancellationToken);
 
     /// <summary>Gives client <paramref name="name"/> the key whose SHA-256 is <paramref name="sha256"/>; the old one works on for <paramref name="grace"/>.</summary>
-    public Task<FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>> RotateAsync(string actor, string source, string name, string sha256, TimeSpan grace, CancellationToken cancellationToken = default) =>
-        ChangeAsync(actor, source, (config, changes, now) => Single(ClientKeyChanges.rotate(config, changes, now, actor, name, sha256, grace)), cancellationToken);
+    public Task<ClientKeyDecision> RotateAsync(string actor, string source, string name, string sha256, TimeSpan grace, CancellationToken cancellationToken = default) =>
+        ChangeAsync(actor, source, (config, changes, now) => RuntimeClientKeys.Rotate(config.Clients, changes, now, actor, name, sha256, grace), cancellationToken);
 
     /// <summary>Reads the store's log again and applies it (another relay's change, or a test).</summary>
     public async Task RefreshAsync(CancellationToken cancellationToken = default)
@@ -81,7 +76,7 @@ public sealed class ClientKeyRegistry : IDisposable
         try
         {
             var changes = await _store.LoadAsync(cancellationToken);
-            _state.SetClientKeyChanges(ListModule.OfSeq(changes));
+            _state.SetClientKeyChanges(changes);
         }
         finally
         {
@@ -89,31 +84,26 @@ public sealed class ClientKeyRegistry : IDisposable
         }
     }
 
-    private static FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError> Single(FSharpResult<ClientKeyChange, ClientKeyError> result) =>
-        result.IsOk
-            ? FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>.NewOk(FSharpList<ClientKeyChange>.Cons(result.ResultValue, FSharpList<ClientKeyChange>.Empty))
-            : FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>.NewError(result.ErrorValue);
-
-    private async Task<FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>> ChangeAsync(
+    private async Task<ClientKeyDecision> ChangeAsync(
         string actor,
         string source,
-        Func<FSharpList<ClientConfig>, FSharpList<ClientKeyChange>, DateTimeOffset, FSharpResult<FSharpList<ClientKeyChange>, ClientKeyError>> decide,
+        Func<RelayConfig, IReadOnlyList<ClientKeyChange>, DateTimeOffset, ClientKeyDecision> decide,
         CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
         {
             var before = _state.ClientKeyChanges;
-            var decision = decide(_state.Current.Config.Clients, before, _timeProvider.GetUtcNow());
-            if (decision.IsError)
+            var decision = decide(_state.Current.Config, before, _timeProvider.GetUtcNow());
+            if (!decision.IsOk)
             {
                 return decision;
             }
 
             // stored first: a change the store did not keep is not applied (the caller gets the store's error)
-            var made = decision.ResultValue;
+            var made = decision.Changes;
             await _store.AppendAsync([.. made], cancellationToken);
-            _state.SetClientKeyChanges(ListModule.OfSeq(before.Concat(made)));
+            _state.SetClientKeyChanges([.. before, .. made]);
             foreach (var change in made)
             {
                 var keyId = ClientKeyChanges.keyIdOfHex(change.KeySha256);

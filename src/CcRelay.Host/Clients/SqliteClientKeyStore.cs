@@ -1,7 +1,6 @@
 using CcRelay.Core;
 using CcRelay.Host.Ledger;
 using Microsoft.Data.Sqlite;
-using Microsoft.FSharp.Core;
 
 namespace CcRelay.Host.Clients;
 
@@ -57,7 +56,7 @@ public sealed class SqliteClientKeyStore(string path) : IClientKeyStore
                 continue; // written by a newer relay: not this one's to apply
             }
 
-            changes.Add(new ClientKeyChange(
+            changes.Add(ClientKeyChange.Create(
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(0)),
                 kind,
                 reader.GetString(2),
@@ -65,7 +64,7 @@ public sealed class SqliteClientKeyStore(string path) : IClientKeyStore
                 reader.GetString(4),
                 Time(reader, 5),
                 Time(reader, 6),
-                reader.IsDBNull(7) ? FSharpOption<string>.None : FSharpOption<string>.Some(reader.GetString(7)),
+                reader.IsDBNull(7) ? null : reader.GetString(7),
                 reader.GetString(8)));
         }
 
@@ -112,8 +111,8 @@ public sealed class SqliteClientKeyStore(string path) : IClientKeyStore
         return Task.CompletedTask;
     }
 
-    private static FSharpOption<DateTimeOffset> Time(SqliteDataReader reader, int column) =>
+    private static DateTimeOffset? Time(SqliteDataReader reader, int column) =>
         reader.IsDBNull(column)
-            ? FSharpOption<DateTimeOffset>.None
-            : FSharpOption<DateTimeOffset>.Some(DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(column)));
+            ? null
+            : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(column));
 }

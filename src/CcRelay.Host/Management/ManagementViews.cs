@@ -131,9 +131,6 @@ internal static class ManagementViews
 
     private static long Milliseconds(TimeSpan value) => (long)Math.Ceiling(value.TotalMilliseconds);
 
-    private static long Milliseconds(Microsoft.FSharp.Core.FSharpValueOption<TimeSpan> value) =>
-        value.IsValueSome ? Math.Max(1, Milliseconds(value.Value)) : 0;
-
     public static ClientKeyInfo Client(ClientKeyView view)
     {
         var info = new ClientKeyInfo

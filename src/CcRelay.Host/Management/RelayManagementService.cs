@@ -340,7 +340,7 @@ internal sealed class RelayManagementService(
         var result = await clientKeys.RevokeAsync(Actor(request.Actor), Source(context), request.Name, context.CancellationToken);
         ThrowIfRefused(result);
         var response = new RevokeClientResponse { Client = ClientInfo(request.Name, null) };
-        response.RevokedKeyIds.AddRange(result.ResultValue.Select(c => ClientKeyChanges.keyIdOfHex(c.KeySha256)));
+        response.RevokedKeyIds.AddRange(result.Changes.Select(c => ClientKeyChanges.keyIdOfHex(c.KeySha256)));
         return response;
     }
 
@@ -354,7 +354,7 @@ internal sealed class RelayManagementService(
         var grace = TimeSpan.FromMilliseconds(Math.Min(request.GraceMs, (long)TimeSpan.FromDays(365).TotalMilliseconds));
         var result = await clientKeys.RotateAsync(Actor(request.Actor), Source(context), request.Name, request.KeySha256, grace, context.CancellationToken);
         ThrowIfRefused(result);
-        var change = result.ResultValue.Head;
+        var change = result.Changes[0];
         return new RotateClientResponse
         {
             Client = ClientInfo(request.Name, null),
@@ -378,11 +378,11 @@ internal sealed class RelayManagementService(
         context.GetHttpContext().Connection.RemoteIpAddress?.ToString() ?? "-";
 
     /// <summary>A refused change as a status: the Core decision's message names no secret.</summary>
-    private static void ThrowIfRefused<T>(Microsoft.FSharp.Core.FSharpResult<T, ClientKeyError> result)
+    private static void ThrowIfRefused(ClientKeyDecision result)
     {
-        if (result.IsError)
+        if (!result.IsOk)
         {
-            var error = result.ErrorValue;
+            var error = result.Error;
             var code = error.IsNotFound ? StatusCode.NotFound : error.IsConflict ? StatusCode.AlreadyExists : StatusCode.InvalidArgument;
             throw new RpcException(new Grpc.Core.Status(code, error.Message));
         }

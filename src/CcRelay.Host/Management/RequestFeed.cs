@@ -3,7 +3,6 @@ using CcRelay.Core;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
-using Microsoft.FSharp.Collections;
 
 namespace CcRelay.Host.Management;
 
@@ -71,7 +70,7 @@ public sealed class RequestFeed
         Interlocked.Decrement(ref _inFlight);
         var errorClass = RequestStats.errorClass(record.Status, record.Result);
         var usage = record.Usage;
-        var sample = new RequestSample(
+        var sample = RequestSample.Create(
             _runtime.Now,
             record.ProviderLabel,
             record.Status,
@@ -82,7 +81,7 @@ public sealed class RequestFeed
             usage?.OutputTokens ?? 0,
             record.CostUsd ?? 0m,
             record.Local is not null,
-            record.FailedOver is { } failed ? ListModule.OfSeq(failed) : FSharpList<string>.Empty);
+            record.FailedOver);
 
         lock (_gate)
         {

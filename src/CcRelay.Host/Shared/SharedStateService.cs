@@ -5,8 +5,6 @@ using CcRelay.Host.Clients;
 using CcRelay.Host.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 using Npgsql;
 
 namespace CcRelay.Host.Shared;
@@ -52,13 +50,20 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
     });
     private readonly ConcurrentQueue<string> _notifications = new();
     private readonly Lock _pendingLock = new();
+    private readonly Lock _stepsLock = new();
+
+    /// <summary>Steps recorded but not folded when a request finds this many (the loop folds them at every flush; this bounds them while it cannot).</summary>
+    private const int FoldAt = 4096;
+
+    /// <summary>The admissions and settlements recorded on the request path since the last fold (under <see cref="_stepsLock"/>).</summary>
+    private List<SpendStep> _steps = new(256);
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _firstSync = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SpendPending _pending = SharedSpend.empty;
     private SpendFlush? _unconfirmed;
     private SpendView _view = SharedSpend.emptyView;
     private long _lastSeq;
-    private FSharpSet<string> _revoked = SetModule.Empty<string>();
+    private RevokedClientKeys _revoked = RevokedClientKeys.Empty;
     private SharedLink _link = SharedLink.Connecting;
     private Task? _loop;
     private long _published;
@@ -134,7 +139,7 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         (Interlocked.Read(ref _published), Interlocked.Read(ref _merged), Interlocked.Read(ref _dropped));
 
     /// <summary>The auth verdict with the client keys revoked through the store refused (from memory).</summary>
-    public ClientVerdict Check(ClientVerdict verdict) => SharedClientKeys.refuseRevoked(Volatile.Read(ref _revoked), verdict);
+    public ClientVerdict Check(ClientVerdict verdict) => Volatile.Read(ref _revoked).Check(verdict);
 
     /// <summary>Starts the loop and waits (at most a few seconds) for the first sync, so budgets and state are shared from the first request when the database is there.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -203,22 +208,60 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         }
     }
 
-    private void Admitted(ClientConfig client, ClientTicket ticket)
+    // NOTE: the request path only appends a step (a struct, under a lock held for the append): the map updates of
+    // SharedSpend, which cost a request about 22,000 instructions, half of them under the client's cell lock, are
+    // folded in by the loop at each flush (bench/shared-state-callgrind.sh, docs/scale-out.md)
+    private void Admitted(ClientConfig client, ClientTicket ticket) => Record(SpendStep.Admission(client.Name, ticket));
+
+    private void Settled(ClientConfig client, ClientTicket ticket, decimal? costUsd) =>
+        Record(SpendStep.Settlement(client.Name, ticket, costUsd, _time.GetUtcNow()));
+
+    private void Record(SpendStep step)
     {
-        lock (_pendingLock)
+        List<SpendStep>? full = null;
+        lock (_stepsLock)
         {
-            _pending = SharedSpend.admitted(client.Name, ticket, _pending);
+            _steps.Add(step);
+            if (_steps.Count >= FoldAt)
+            {
+                full = _steps;
+                _steps = new List<SpendStep>(256);
+            }
+        }
+
+        if (full is not null)
+        {
+            // the loop is not folding (the database is away, or more than FoldAt requests came within one flush
+            // interval): this request folds them, so they stay bounded
+            Fold(full);
         }
     }
 
-    private void Settled(ClientConfig client, ClientTicket ticket, decimal? costUsd)
+    /// <summary>Folds steps into the pending spend (the steps are additions: the order of folds does not matter).</summary>
+    private void Fold(List<SpendStep> steps)
     {
-        var wall = _time.GetUtcNow();
         lock (_pendingLock)
         {
-            _pending = SharedSpend.settled(
-                client.Name, ticket, costUsd is { } c ? FSharpOption<decimal>.Some(c) : FSharpOption<decimal>.None, wall, _pending);
+            _pending = _pending.Fold(steps);
         }
+    }
+
+    /// <summary>Folds what the request path recorded since the last fold.</summary>
+    private void FoldRecorded()
+    {
+        List<SpendStep> steps;
+        lock (_stepsLock)
+        {
+            if (_steps.Count == 0)
+            {
+                return;
+            }
+
+            steps = _steps;
+            _steps = new List<SpendStep>(Math.Max(256, steps.Count));
+        }
+
+        Fold(steps);
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -305,8 +348,9 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
                     }
                 }
             }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            catch (Exception) when (stopping.IsCancellationRequested)
             {
+                // stopping: whatever the last attempt ran into (a connection refused while the relay stops) ends the loop
                 break;
             }
             catch (Exception e) when (!stopping.IsCancellationRequested)
@@ -417,7 +461,7 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
     {
         if (shared is SharedEvent.ClientKeyRevoked revoked)
         {
-            FSharpSet<string> before, after;
+            RevokedClientKeys before, after;
             do
             {
                 before = Volatile.Read(ref _revoked);
@@ -532,6 +576,7 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
     {
         if (_unconfirmed is null)
         {
+            FoldRecorded();
             lock (_pendingLock)
             {
                 if (SharedSpend.hasPending(_pending))
@@ -645,9 +690,9 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         var clients = _state.Current.Config.Clients;
         foreach (var client in clients)
         {
-            var spent = ListModule.Filter(FSharpFunc<SpendEntry, bool>.FromConverter(e => e.Client == client.Name), change.Spent);
-            var reserved = ListModule.Filter(FSharpFunc<ReservedLevel, bool>.FromConverter(r => r.Client == client.Name), change.Reserved);
-            if (!spent.IsEmpty || !reserved.IsEmpty)
+            var spent = change.Spent.Where(e => e.Client == client.Name).ToList();
+            var reserved = change.Reserved.Where(r => r.Client == client.Name).ToList();
+            if (spent.Count > 0 || reserved.Count > 0)
             {
                 _gate.Merge(client, spent, reserved);
             }
@@ -715,21 +760,21 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
                     continue; // written by a newer relay
                 }
 
-                shared.Add(new ClientKeyChange(
+                shared.Add(ClientKeyChange.Create(
                     reader.GetFieldValue<DateTimeOffset>(0),
                     kind,
                     reader.GetString(2),
                     reader.GetString(3),
                     reader.GetString(4),
-                    reader.IsDBNull(5) ? FSharpOption<DateTimeOffset>.None : FSharpOption<DateTimeOffset>.Some(reader.GetFieldValue<DateTimeOffset>(5)),
-                    reader.IsDBNull(6) ? FSharpOption<DateTimeOffset>.None : FSharpOption<DateTimeOffset>.Some(reader.GetFieldValue<DateTimeOffset>(6)),
-                    reader.IsDBNull(7) ? FSharpOption<string>.None : FSharpOption<string>.Some(reader.GetString(7)),
+                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
+                    reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6),
+                    reader.IsDBNull(7) ? null : reader.GetString(7),
                     reader.GetString(8)));
             }
         }
 
-        var (toShared, toLocal) = SharedKeyChanges.missing(ListModule.OfSeq(local), ListModule.OfSeq(shared)).ToValueTuple();
-        if (!toShared.IsEmpty)
+        var (toShared, toLocal) = SharedKeyReplication.Missing(local, shared);
+        if (toShared.Count > 0)
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             foreach (var change in toShared)
@@ -760,10 +805,10 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
             }
 
             await transaction.CommitAsync(cancellationToken);
-            Interlocked.Add(ref _published, toShared.Length);
+            Interlocked.Add(ref _published, toShared.Count);
         }
 
-        if (!toLocal.IsEmpty)
+        if (toLocal.Count > 0)
         {
             // raises the store's Changed: the registry applies them (and this loop finds nothing left to copy)
             await _keyStore.AppendAsync([.. toLocal], cancellationToken);

@@ -374,3 +374,83 @@ let ``what a relay takes is what the others merge: spend summed, levels as pendi
             (change.Spent |> List.sumBy _.CostUsd) = settledTotal
             && (change.Reserved |> List.sumBy _.Usd) = inFlightTotal)
     )
+
+[<Fact>]
+let ``steps recorded on the request path, folded in any order and any batches, leave what applying each at once leaves``
+    ()
+    =
+    let gen =
+        gen {
+            let! steps =
+                Gen.listOf (
+                    Gen.map4
+                        (fun a m c cost -> a, m, c, cost)
+                        (Gen.elements [ true; false ])
+                        (Gen.choose (0, 1))
+                        (Gen.choose (0, 300))
+                        (Gen.choose (-1, 300))
+                )
+
+            let! order = Gen.shuffle [| 0 .. steps.Length * 2 |]
+            let! cuts = Gen.listOf (Gen.choose (0, steps.Length * 2 + 1))
+            return steps, order, cuts
+        }
+        |> Check.arb
+
+    Check.property (
+        Prop.forAll gen (fun (steps, order, cuts) ->
+            // one by one, as the request path applied them before: every admission, then its settlement
+            let mutable direct = SharedSpend.empty
+            let recorded = ResizeArray<SpendStep>()
+            let mutable inFlight: ClientTicket list = []
+
+            for admit, m, cents, cost in steps do
+                if admit || inFlight.IsEmpty then
+                    let ticket = {
+                        Demand = {
+                            Model = models[m]
+                            InputTokens = 1L
+                            OutputTokens = 1L
+                            CostUsd = decimal cents / 100m
+                        }
+                        Reserved = [ BudgetPeriod.Total, None ]
+                    }
+
+                    inFlight <- ticket :: inFlight
+                    direct <- SharedSpend.admitted "c" ticket direct
+                    recorded.Add(SpendStep.Admission("c", ticket))
+                else
+                    let ticket = inFlight.Head
+                    inFlight <- inFlight.Tail
+
+                    let actual =
+                        if cost < 0 then
+                            Nullable()
+                        else
+                            Nullable(decimal cost / 100m)
+
+                    let at = wall.AddMinutes(float cents)
+                    direct <- SharedSpend.settled "c" ticket (Option.ofNullable actual) at direct
+                    recorded.Add(SpendStep.Settlement("c", ticket, actual, at))
+
+            // recorded, then folded in a shuffled order, cut into batches
+            let shuffled =
+                order
+                |> Array.filter (fun i -> i < recorded.Count)
+                |> Array.map (fun i -> recorded[i])
+
+            let bounds =
+                (0 :: cuts @ [ shuffled.Length ])
+                |> List.map (fun c -> min c shuffled.Length)
+                |> List.distinct
+                |> List.sort
+
+            let folded =
+                bounds
+                |> List.pairwise
+                |> List.fold (fun pending (a, b) -> SharedSpend.fold shuffled[a .. b - 1] pending) SharedSpend.empty
+
+            folded.Spent = direct.Spent
+            && folded.Reserved = direct.Reserved
+            && folded.Changed = direct.Changed)
+    )
