@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
-using System.Text.Json;
 using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using CcRelay.Core;
 using CcRelay.Host.Tests.Infrastructure;
