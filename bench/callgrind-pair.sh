@@ -11,14 +11,19 @@
 #   RELAY=/tmp/old/cc-relay.dll A=… B=… …               another build of the relay (for both variants)
 #   A=default B=default RELAY_A=/tmp/old/cc-relay.dll …  two builds, one variant (RELAY_A and/or RELAY_B: the build
 #                                                         each side runs; default RELAY, else this tree's Release build)
-#   KEEP=/tmp/dumps A=… B=… bench/callgrind-pair.sh      also keep the dumps (JIT-compiled code has no symbols there:
-#                                                         totals per thread, not per method)
+#   KEEP=/tmp/dumps A=… B=… bench/callgrind-pair.sh      also keep the dumps, with the JIT's method names resolved
+#                                                         (callgrind_annotate --inclusive=yes KEEP/cg.B.* …)
+#   A=clients B=shared bench/callgrind-pair.sh           shared state on PostgreSQL (bench/shared-state-callgrind.sh);
+#                                                         PostgreSQL is started as bench/shared-state.sh starts it
+#   A=default B=staged bench/callgrind-pair.sh           routing-stage classification (bench/stages-callgrind.sh)
 #
 # The request is the benchmark's Claude Code request (bench/payloads, non-streaming) against nginx answering every
 # request with the same JSON message (start_upstream). Tiered compilation is off (DOTNET_TieredCompilation=0: every
 # method is compiled once, fully optimised, during the warm-up), so the measured window holds the steady state, not
-# the JIT. The count includes every thread of the relay (Kestrel, the accounting thread, GC). Needs: valgrind, nginx,
-# curl. Everything listens on 127.0.0.1; every process is stopped on exit (by PID).
+# the JIT. The count includes every thread of the relay (Kestrel, the accounting thread, GC). JIT-compiled methods have
+# no symbols for valgrind: the relay writes its perf map (DOTNET_PerfMapEnabled=1) and bench/callgrind-jit.py renames
+# the dumps' hex addresses to method names, so KEEP's dumps compare by method. Needs: valgrind, nginx, curl, python3.
+# Everything listens on 127.0.0.1; every process is stopped on exit (by PID).
 # Results: bench/out/callgrind-pair-<A>-<B>-<stamp>.txt.
 set -euo pipefail
 
@@ -26,7 +31,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="$ROOT/bench"
 source "$BENCH/lib.sh"
 : "${RUNS:=2}" "${REQUESTS:=2000}" "${WARMUP:=3000}" "${A:?A=<variant> (bench/lib.sh write_relay_config)}" "${B:?B=<variant>}"
-for tool in valgrind callgrind_control nginx curl; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
+for tool in valgrind callgrind_control nginx curl python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
 
 bench_scratch ccgrind
 OUT="$BENCH/out/callgrind-pair-$A-$B-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -38,6 +43,10 @@ DLL_A="${RELAY_A:-$RELAY_DLL}" DLL_B="${RELAY_B:-$RELAY_DLL}"
 for dll in "$DLL_A" "$DLL_B"; do [[ -f $dll ]] || { echo "no such relay build: $dll" >&2; exit 2; }; done
 read -r P_UP P_RELAY <<<"$(dotnet "$ROOT/artifacts/bin/LoadGen/release/loadgen.dll" ports 2)"
 start_upstream "$WORK/up" "$P_UP"
+if [[ $A == shared || $B == shared ]]; then
+    start_postgres "$WORK/pg"
+    export CC_RELAY_BENCH_PG="Host=127.0.0.1;Port=$PG_PORT;Database=ccrelay;Username=ccrelay"
+fi
 UP_PIDS=("${PIDS[@]}")
 write_wrk_script "$WORK"
 
@@ -50,9 +59,10 @@ send() { # $1 = count: that many requests, 8 at a time -> "count×status …"
     seq "$1" | xargs -P 8 -n 50 sh -c 'for _ in "$@"; do curl -s -K "$0"; done' "$WORK/curl.cfg" | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}'
 }
 
-measure() { # $1 = variant, $2 = cc-relay.dll -> "instructions-per-request"
+mkdir -p "$WORK/kept"
+measure() { # $1 = variant, $2 = cc-relay.dll, $3 = run -> "instructions-per-request"
     write_relay_config "$WORK/$1.yaml" "$P_RELAY" "$P_UP" "$1"
-    DOTNET_TieredCompilation=0 DOTNET_EnableWriteXorExecute=0 \
+    DOTNET_TieredCompilation=0 DOTNET_EnableWriteXorExecute=0 DOTNET_PerfMapEnabled=1 DOTNET_PerfMapIgnoreSignal=1 \
         valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.$1.%p" \
         dotnet "$2" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1 &
     local pid=$!
@@ -69,9 +79,13 @@ measure() { # $1 = variant, $2 = cc-relay.dll -> "instructions-per-request"
     PIDS=("${UP_PIDS[@]}")
     # the counters were zeroed before the window and stopped after it: every dump together (the one asked for, and
     # the one at exit) is the window
-    local ir
+    local ir f
     ir="$(cat "$WORK"/cg."$1".* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')"
-    mkdir -p "$WORK/kept"; mv "$WORK"/cg."$1".* "$WORK/kept/" 2>/dev/null || true
+    for f in "$WORK"/cg."$1".*; do
+        python3 "$BENCH/callgrind-jit.py" "/tmp/perf-$pid.map" <"$f" >"$WORK/kept/$(basename "$f").run$3"
+        rm -f "$f"
+    done
+    rm -f "/tmp/perf-$pid.map" "/tmp/perfinfo-$pid.map"
     say "$1: $codes; $ir instructions"
     awk -v ir="$ir" -v n="$REQUESTS" 'BEGIN {printf "%.0f", ir / n}'
 }
@@ -81,8 +95,8 @@ measure() { # $1 = variant, $2 = cc-relay.dll -> "instructions-per-request"
     echo "commit $(git -C "$ROOT" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 for r in $(seq "$RUNS"); do
-    a="$(measure "$A" "$DLL_A")"
-    b="$(measure "$B" "$DLL_B")"
+    a="$(measure "$A" "$DLL_A" "$r")"
+    b="$(measure "$B" "$DLL_B" "$r")"
     awk -v r="$r" -v a="$a" -v b="$b" 'BEGIN {printf "run %d: A %d instructions/request, B %d instructions/request, B/A %.4f\n", r, a, b, b / a}' | tee -a "$OUT"
 done
 # KEEP=DIR: the dumps, for callgrind_annotate (where the instructions go)
