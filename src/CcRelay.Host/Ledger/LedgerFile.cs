@@ -13,9 +13,6 @@ public static class LedgerFile
     /// <summary>The schema version (<c>PRAGMA user_version</c>); a file of a newer version is refused, not altered.</summary>
     public const int SchemaVersion = 1;
 
-    /// <summary>Costs are stored exactly, in billionths of a US dollar.</summary>
-    private const decimal NanoUsd = 1_000_000_000m;
-
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS requests (
             id INTEGER PRIMARY KEY,
@@ -163,7 +160,7 @@ public static class LedgerFile
                 row.EndedAt.ToUnixTimeMilliseconds(), row.RequestId, row.Client, row.ClientKeyId, row.Provider, row.KeyId,
                 row.Model, row.ResponseModel, row.Stage, row.Status, row.Result, row.InputTokens, row.OutputTokens,
                 row.CacheReadTokens, row.CacheWriteTokens,
-                row.CostUsd is { } cost ? (long)Math.Round(cost * NanoUsd, MidpointRounding.AwayFromZero) : null,
+                row.CostUsd is { } cost ? (long)Math.Round(cost * UsageSql.NanoUsd, MidpointRounding.AwayFromZero) : null,
                 row.LatencyMs,
             ];
             for (var i = 0; i < values.Length; i++)
@@ -178,108 +175,12 @@ public static class LedgerFile
     }
 
     /// <summary>Usage grouped by <see cref="UsageQuery.By"/>, dearest first (by day: oldest first).</summary>
-    public static IReadOnlyList<UsageGroup> Query(SqliteConnection connection, UsageQuery query)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        ArgumentNullException.ThrowIfNull(query);
-        const string Sums = """
-            COUNT(*), SUM(CASE WHEN status >= 400 OR status = 0 THEN 1 ELSE 0 END),
-            COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-            COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
-            COALESCE(SUM(cost_nanousd), 0), SUM(CASE WHEN cost_nanousd IS NULL AND input_tokens IS NOT NULL THEN 1 ELSE 0 END)
-            """;
-        using var command = connection.CreateCommand();
-        command.Parameters.AddWithValue("$since", query.Since.ToUnixTimeMilliseconds());
-        if (query.By == UsageGrouping.Day)
-        {
-            // the day is local to the budgets' time zone, which SQLite does not know: 15-minute buckets are summed
-            // here and named by day in C# (every zone's midnight falls on a 15-minute boundary)
-            command.CommandText = $"SELECT ended_at_ms / 900000, {Sums} FROM requests WHERE ended_at_ms >= $since GROUP BY ended_at_ms / 900000";
-            var byDay = new SortedDictionary<string, UsageGroup>(StringComparer.Ordinal);
-            using (var reader = command.ExecuteReader())
-            {
-                while (reader.Read())
-                {
-                    var day = BudgetPeriods.dayOf(query.TimeZone, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(0) * 900_000));
-                    var bucket = ReadGroup(reader, day);
-                    byDay[day] = byDay.TryGetValue(day, out var sum) ? Add(sum, bucket) : bucket;
-                }
-            }
-
-            return [.. byDay.Values];
-        }
-
-        var column = query.By switch
-        {
-            UsageGrouping.Client => "client",
-            UsageGrouping.Provider => "provider",
-            UsageGrouping.Model => "model",
-            UsageGrouping.Key => "provider || '/' || key_id",
-            _ => throw new ArgumentOutOfRangeException(nameof(query)),
-        };
-        command.CommandText = $"SELECT {column} AS grouped, {Sums} FROM requests WHERE ended_at_ms >= $since GROUP BY grouped ORDER BY SUM(cost_nanousd) DESC, grouped";
-        return Read(command, r => r.GetString(0));
-    }
+    public static IReadOnlyList<UsageGroup> Query(SqliteConnection connection, UsageQuery query) =>
+        UsageSql.Query(connection, query, "requests", byteOrder: "");
 
     /// <summary>The cost per client and model in 15-minute buckets from <paramref name="since"/> (budgets' rebuild).</summary>
-    public static IReadOnlyList<SpendBucket> SpendSince(SqliteConnection connection, DateTimeOffset since)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            SELECT client, model, ended_at_ms / 900000, SUM(cost_nanousd) FROM requests
-            WHERE ended_at_ms >= $since AND client <> '-' AND cost_nanousd IS NOT NULL
-            GROUP BY client, model, ended_at_ms / 900000
-            """;
-        command.Parameters.AddWithValue("$since", since == DateTimeOffset.MinValue ? long.MinValue : since.ToUnixTimeMilliseconds());
-        using var reader = command.ExecuteReader();
-        var buckets = new List<SpendBucket>();
-        while (reader.Read())
-        {
-            buckets.Add(new SpendBucket(
-                reader.GetString(0),
-                reader.GetString(1),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2) * 900_000),
-                reader.GetInt64(3) / NanoUsd));
-        }
-
-        return buckets;
-    }
-
-    private static List<UsageGroup> Read(SqliteCommand command, Func<SqliteDataReader, string> key)
-    {
-        using var reader = command.ExecuteReader();
-        var groups = new List<UsageGroup>();
-        while (reader.Read())
-        {
-            groups.Add(ReadGroup(reader, key(reader)));
-        }
-
-        return groups;
-    }
-
-    private static UsageGroup ReadGroup(SqliteDataReader reader, string key) => new(
-        key,
-        reader.GetInt64(1),
-        reader.GetInt64(2),
-        reader.GetInt64(3),
-        reader.GetInt64(4),
-        reader.GetInt64(5),
-        reader.GetInt64(6),
-        reader.GetInt64(7) / NanoUsd,
-        reader.GetInt64(8));
-
-    private static UsageGroup Add(UsageGroup a, UsageGroup b) => a with
-    {
-        Requests = a.Requests + b.Requests,
-        Errors = a.Errors + b.Errors,
-        InputTokens = a.InputTokens + b.InputTokens,
-        OutputTokens = a.OutputTokens + b.OutputTokens,
-        CacheReadTokens = a.CacheReadTokens + b.CacheReadTokens,
-        CacheWriteTokens = a.CacheWriteTokens + b.CacheWriteTokens,
-        CostUsd = a.CostUsd + b.CostUsd,
-        Unpriced = a.Unpriced + b.Unpriced,
-    };
+    public static IReadOnlyList<SpendBucket> SpendSince(SqliteConnection connection, DateTimeOffset since) =>
+        UsageSql.SpendSince(connection, since, "requests");
 
     private static void Execute(SqliteConnection connection, string sql)
     {

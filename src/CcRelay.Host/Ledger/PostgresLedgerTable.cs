@@ -1,4 +1,3 @@
-using CcRelay.Core;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -12,17 +11,6 @@ namespace CcRelay.Host.Ledger;
 /// </summary>
 public static class PostgresLedgerTable
 {
-    /// <summary>Costs are stored exactly, in billionths of a US dollar (as in the SQLite file).</summary>
-    private const decimal NanoUsd = 1_000_000_000m;
-
-    private const string Sums = """
-        COUNT(*), COALESCE(SUM(CASE WHEN status >= 400 OR status = 0 THEN 1 ELSE 0 END), 0)::bigint,
-        COALESCE(SUM(input_tokens), 0)::bigint, COALESCE(SUM(output_tokens), 0)::bigint,
-        COALESCE(SUM(cache_read_tokens), 0)::bigint, COALESCE(SUM(cache_write_tokens), 0)::bigint,
-        COALESCE(SUM(cost_nanousd), 0)::bigint,
-        COALESCE(SUM(CASE WHEN cost_nanousd IS NULL AND input_tokens IS NOT NULL THEN 1 ELSE 0 END), 0)::bigint
-        """;
-
     /// <summary>
     /// The connection string with the relay's defaults for a store that must be noticed lost in seconds: connect and
     /// command timeouts of 3 s and 5 s unless set, TCP keep-alive, application name, a pool of at most 2.
@@ -87,7 +75,7 @@ public static class PostgresLedgerTable
         command.Parameters.Add(Longs("output", rows.Select(r => r.Row.OutputTokens)));
         command.Parameters.Add(Longs("cache_read", rows.Select(r => r.Row.CacheReadTokens)));
         command.Parameters.Add(Longs("cache_write", rows.Select(r => r.Row.CacheWriteTokens)));
-        command.Parameters.Add(Longs("cost", rows.Select(r => r.Row.CostUsd is { } cost ? (long?)(long)Math.Round(cost * NanoUsd, MidpointRounding.AwayFromZero) : null)));
+        command.Parameters.Add(Longs("cost", rows.Select(r => r.Row.CostUsd is { } cost ? (long?)(long)Math.Round(cost * UsageSql.NanoUsd, MidpointRounding.AwayFromZero) : null)));
         command.Parameters.AddWithValue("latency", rows.Select(r => r.Row.LatencyMs).ToArray());
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -96,98 +84,10 @@ public static class PostgresLedgerTable
         new(name, NpgsqlDbType.Array | NpgsqlDbType.Bigint) { Value = values.Select(v => v is { } x ? (object)x : DBNull.Value).ToArray() };
 
     /// <summary>Usage grouped by <see cref="UsageQuery.By"/>, dearest first (by day: oldest first), every relay's rows.</summary>
-    public static IReadOnlyList<UsageGroup> Query(NpgsqlConnection connection, UsageQuery query)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        ArgumentNullException.ThrowIfNull(query);
-        using var command = connection.CreateCommand();
-        command.Parameters.AddWithValue("since", query.Since.ToUnixTimeMilliseconds());
-        if (query.By == UsageGrouping.Day)
-        {
-            // the day is local to the budgets' time zone: 15-minute buckets summed here, named by day in C# (as in SQLite)
-            command.CommandText = $"SELECT ended_at_ms / 900000, {Sums} FROM ccrelay_requests WHERE ended_at_ms >= @since GROUP BY ended_at_ms / 900000";
-            var byDay = new SortedDictionary<string, UsageGroup>(StringComparer.Ordinal);
-            using (var reader = command.ExecuteReader())
-            {
-                while (reader.Read())
-                {
-                    var day = BudgetPeriods.dayOf(query.TimeZone, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(0) * 900_000));
-                    var bucket = ReadGroup(reader, day);
-                    byDay[day] = byDay.TryGetValue(day, out var sum) ? Add(sum, bucket) : bucket;
-                }
-            }
-
-            return [.. byDay.Values];
-        }
-
-        var column = query.By switch
-        {
-            UsageGrouping.Client => "client",
-            UsageGrouping.Provider => "provider",
-            UsageGrouping.Model => "model",
-            UsageGrouping.Key => "provider || '/' || key_id",
-            _ => throw new ArgumentOutOfRangeException(nameof(query)),
-        };
-        command.CommandText = $"""
-            SELECT {column} AS grouped, {Sums} FROM ccrelay_requests WHERE ended_at_ms >= @since
-            GROUP BY {column} ORDER BY COALESCE(SUM(cost_nanousd), 0) DESC, {column} COLLATE "C"
-            """;
-        using var rows = command.ExecuteReader();
-        var groups = new List<UsageGroup>();
-        while (rows.Read())
-        {
-            groups.Add(ReadGroup(rows, rows.GetString(0)));
-        }
-
-        return groups;
-    }
+    public static IReadOnlyList<UsageGroup> Query(NpgsqlConnection connection, UsageQuery query) =>
+        UsageSql.Query(connection, query, "ccrelay_requests", byteOrder: " COLLATE \"C\"");
 
     /// <summary>The cost per client and model in 15-minute buckets from <paramref name="since"/>, every relay's rows.</summary>
-    public static IReadOnlyList<SpendBucket> SpendSince(NpgsqlConnection connection, DateTimeOffset since)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        using var command = new NpgsqlCommand(
-            """
-            SELECT client, model, ended_at_ms / 900000, SUM(cost_nanousd)::bigint FROM ccrelay_requests
-            WHERE ended_at_ms >= @since AND client <> '-' AND cost_nanousd IS NOT NULL
-            GROUP BY client, model, ended_at_ms / 900000
-            """,
-            connection);
-        command.Parameters.AddWithValue("since", since == DateTimeOffset.MinValue ? long.MinValue : since.ToUnixTimeMilliseconds());
-        using var reader = command.ExecuteReader();
-        var buckets = new List<SpendBucket>();
-        while (reader.Read())
-        {
-            buckets.Add(new SpendBucket(
-                reader.GetString(0),
-                reader.GetString(1),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2) * 900_000),
-                reader.GetInt64(3) / NanoUsd));
-        }
-
-        return buckets;
-    }
-
-    private static UsageGroup ReadGroup(NpgsqlDataReader reader, string key) => new(
-        key,
-        reader.GetInt64(1),
-        reader.GetInt64(2),
-        reader.GetInt64(3),
-        reader.GetInt64(4),
-        reader.GetInt64(5),
-        reader.GetInt64(6),
-        reader.GetInt64(7) / NanoUsd,
-        reader.GetInt64(8));
-
-    private static UsageGroup Add(UsageGroup a, UsageGroup b) => a with
-    {
-        Requests = a.Requests + b.Requests,
-        Errors = a.Errors + b.Errors,
-        InputTokens = a.InputTokens + b.InputTokens,
-        OutputTokens = a.OutputTokens + b.OutputTokens,
-        CacheReadTokens = a.CacheReadTokens + b.CacheReadTokens,
-        CacheWriteTokens = a.CacheWriteTokens + b.CacheWriteTokens,
-        CostUsd = a.CostUsd + b.CostUsd,
-        Unpriced = a.Unpriced + b.Unpriced,
-    };
+    public static IReadOnlyList<SpendBucket> SpendSince(NpgsqlConnection connection, DateTimeOffset since) =>
+        UsageSql.SpendSince(connection, since, "ccrelay_requests");
 }
