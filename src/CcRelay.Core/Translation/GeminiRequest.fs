@@ -319,6 +319,34 @@ module GeminiRequest =
         | Text "" -> false
         | _ -> true
 
+    /// A mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role: "system"}` among the
+    /// messages). Gemini's contents have no system role and `systemInstruction` is one, at the top: it becomes a user
+    /// turn in place, its text blocks joined by `\n` inside `<system-reminder>…</system-reminder>` (what Claude Code
+    /// itself falls back to when a server refuses the beta); any other block is reported by its type.
+    let private systemParts (context: Context) (content: JsonElement) : Part list =
+        let text =
+            match content.ValueKind with
+            | JsonValueKind.String -> content.GetString() |> string
+            | JsonValueKind.Array ->
+                content.EnumerateArray()
+                |> Seq.choose (fun block ->
+                    RequestFrame.noteCacheControl context.Notes block
+
+                    match JsonRead.tryString block "type" with
+                    | Some "text" -> JsonRead.tryString block "text"
+                    | Some other ->
+                        RequestFrame.drop context.Notes other
+                        None
+                    | None -> None)
+                |> List.ofSeq
+                |> String.concat "\n"
+            | _ -> ""
+
+        if text.Length > 0 then
+            [ Text("<system-reminder>\n" + text + "\n</system-reminder>") ]
+        else
+            []
+
     let private writeContents (context: Context) (writer: Utf8JsonWriter) (messages: JsonElement) : unit =
         writer.WriteStartArray "contents"
 
@@ -327,7 +355,12 @@ module GeminiRequest =
                 match JsonRead.tryString message "role", JsonRead.tryProperty message "content" with
                 | Some "user", ValueSome content -> "user", userParts context content |> List.map (fun p -> p, None)
                 | Some "assistant", ValueSome content -> "model", modelParts context content
-                | _ -> "", []
+                | Some "system", ValueSome content -> "user", systemParts context content |> List.map (fun p -> p, None)
+                | Some("user" | "assistant" | "system"), ValueNone -> "", []
+                | role, _ ->
+                    // a message Gemini has no place for is reported, never lost silently
+                    RequestFrame.drop context.Notes ("message_role:" + defaultArg role "none")
+                    "", []
 
             match List.filter meaningful parts with
             | [] -> ()

@@ -67,6 +67,30 @@ let ``system becomes systemInstruction, turns become user and model contents, sa
     Assert.Equal<string list>([ "cache_control" ], translated.Dropped)
 
 [<Fact>]
+let ``a mid-conversation system message becomes a user turn in place inside system-reminder, its other blocks reported``
+    ()
+    =
+    let translated =
+        translate
+            """{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},
+                {"role":"system","content":[{"type":"text","text":"be brief"},{"type":"text","text":"no emoji"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AA=="}}]},
+                {"role":"user","content":"more"}]}"""
+
+    let all = contents translated
+    Assert.Equal<string list>([ "user"; "model"; "user"; "user" ], all |> List.map (fun c -> str c "role"))
+    Assert.Equal("<system-reminder>\nbe brief\nno emoji\n</system-reminder>", str (parts all[2]).[0] "text")
+    Assert.Equal<string list>([ "image" ], translated.Dropped)
+
+[<Fact>]
+let ``a message of a role Gemini has no place for is reported, not lost silently`` () =
+    let translated =
+        translate
+            """{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"},{"role":"tool","content":"x"}]}"""
+
+    Assert.Equal<string list>([ "user" ], contents translated |> List.map (fun c -> str c "role"))
+    Assert.Equal<string list>([ "message_role:tool" ], translated.Dropped)
+
+[<Fact>]
 let ``images inline or as fileData, a PDF inline, a text document as text`` () =
     let translated =
         translate
