@@ -248,7 +248,10 @@ public sealed class UpstreamClientTests
     [Fact]
     public async Task IdleConnection_ClosedByTheUpstream_IsReplaced_AndTheRequestAnsweredOnce()
     {
-        // the first connection answers once, announces keep-alive, then closes: the next request finds it dead
+        // the first connection answers once, announces keep-alive, then closes: the next request finds it dead.
+        // The second request waits for that close (its FIN on the wire): a pooled connection is checked before
+        // reuse, and a close that has not happened yet cannot be seen (a POST sent into it is not retried).
+        var firstClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var upstream = RawUpstream.Start(async connection =>
         {
             if (await connection.ReadRequestAsync() is not null)
@@ -259,6 +262,7 @@ public sealed class UpstreamClientTests
             if (connection.Index == 1)
             {
                 connection.Close();
+                firstClosed.TrySetResult();
                 return;
             }
 
@@ -273,6 +277,7 @@ public sealed class UpstreamClientTests
             Assert.Equal("{}", await first.Content.ReadAsStringAsync());
         }
 
+        await firstClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
         using var second = await invoker.SendAsync(Post(upstream.BaseUrl), CancellationToken.None);
 
         Assert.Equal("{}", await second.Content.ReadAsStringAsync());
