@@ -185,7 +185,10 @@ module ConfigWizard =
             | None -> Error $"unknown stage \"%s{name}\"; stages: %s{stageNames}"
             | Some _ when not (List.contains provider chosen) ->
                 Error
-                    $"""stage %s{name.Trim()}: "%s{provider}" is not one of the providers (%s{String.concat ", " chosen})"""
+                    $"""stage %s{name.Trim()}: "%s{provider}" is not one of the providers (%s{if chosen.IsEmpty then
+                                                                                                  "none valid"
+                                                                                              else
+                                                                                                  String.concat ", " chosen})"""
             | Some _ when parts.Length = 2 && parts[1].Trim().Length = 0 ->
                 Error $"stage %s{name.Trim()}: the model after the comma is empty"
             | Some(_, s) ->

@@ -233,6 +233,12 @@ let ``every bad flag is named with what is allowed, and a key given in place of 
 
     Assert.DoesNotContain("sk-live-secret-123", String.concat "\n" errors)
 
+    // with no valid provider, a stage's provider is checked against none
+    match ConfigWizard.ofFlags (flags [ "x:bedrock" ] None [ "think=x" ] None) with
+    | Error errors ->
+        Assert.Contains("--stage \"think=x\": stage think: \"x\" is not one of the providers (none valid)", errors)
+    | Ok _ -> failwith "accepted"
+
 [<Fact>]
 let ``the TOML rendering loads through the config decoder with the answers as given`` () =
     let state =
