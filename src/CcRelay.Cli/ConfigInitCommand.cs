@@ -5,8 +5,10 @@ namespace CcRelay.Cli;
 
 /// <summary>
 /// <c>cc-relay config init [--format yaml|toml] [--output path] [--force]</c>: writes the commented starter
-/// config (<see cref="StarterConfig"/>), which validates as written. The file is created with mode 0600 and
-/// written atomically; an existing file is left untouched unless <c>--force</c> is given.
+/// config (<see cref="StarterConfig"/>), which validates as written; with <c>--interactive</c> or with
+/// <c>--provider</c>, <c>--strategy</c>, <c>--stage</c> and <c>--listen</c>, the config those answers describe
+/// (<see cref="ConfigWizard"/>). The file is created with mode 0600 and written atomically; an existing file is
+/// left untouched unless <c>--force</c> is given.
 /// </summary>
 internal static class ConfigInitCommand
 {
@@ -27,7 +29,25 @@ internal static class ConfigInitCommand
         };
         var interactive = new Option<bool>("--interactive", "-i")
         {
-            Description = "Ask for the providers (keys as ${VAR}), the routing strategy and stages, and write a YAML config from the answers.",
+            Description = "Ask for the providers (keys as ${VAR}), the routing strategy and stages, and write a config from the answers.",
+        };
+        var provider = new Option<string[]>("--provider")
+        {
+            Description = "NAME:TYPE[:KEY_ENV], repeatable: a provider (types: anthropic, zai, minimax, ollama, openai, gemini) and the environment variable holding its key ('-': none; default: the type's usual one). Default: anthropic:anthropic with no key.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var strategy = new Option<string?>("--strategy")
+        {
+            Description = "The routing strategy. Default: failover.",
+        };
+        var stage = new Option<string[]>("--stage")
+        {
+            Description = "STAGE=PROVIDER[,MODEL], repeatable: where a routing stage's requests go.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var listen = new Option<string?>("--listen")
+        {
+            Description = "HOST:PORT the relay listens on. Default: 127.0.0.1:8787.",
         };
         var command = new Command("init", "Write a commented starter config (mode 0600); never replaces a file without --force.")
         {
@@ -35,31 +55,62 @@ internal static class ConfigInitCommand
             output,
             force,
             interactive,
+            provider,
+            strategy,
+            stage,
+            listen,
         };
         command.SetAction(parse => Run(
             parse.GetValue(format),
             parse.GetValue(output),
             parse.GetValue(force),
             parse.GetValue(interactive),
+            Flags(parse.GetValue(provider), parse.GetValue(strategy), parse.GetValue(stage), parse.GetValue(listen)),
             environment,
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error));
         return command.WithExamples(
             "cc-relay config init",
             "cc-relay config init --interactive",
+            "cc-relay config init --provider anthropic:anthropic --provider glm:zai:ZAI_API_KEY --stage background=glm,GLM-4.5-Air",
             "cc-relay config init --format toml",
             "cc-relay config init -o ~/.config/cc-relay/config.yaml --force");
     }
 
-    private static int Run(string? format, string? output, bool force, bool interactive, CliEnvironment environment, TextWriter stdout, TextWriter error)
+    /// <summary>The answering flags, or null when none was given.</summary>
+    private static WizardFlags? Flags(string[]? providers, string? strategy, string[]? stages, string? listen) =>
+        providers is { Length: > 0 } || strategy is not null || stages is { Length: > 0 } || listen is not null
+            ? WizardFlags.Create(providers ?? [], strategy, stages ?? [], listen)
+            : null;
+
+    private static int Run(string? format, string? output, bool force, bool interactive, WizardFlags? flags, CliEnvironment environment, TextWriter stdout, TextWriter error)
     {
         var extension = output is null ? null : Path.GetExtension(output).ToLowerInvariant();
         format ??= extension == ".toml" ? "toml" : "yaml";
         var allowed = format == "toml" ? new[] { ".toml" } : [".yaml", ".yml"];
-        if (interactive && format != "yaml")
+        var configFormat = format == "toml" ? ConfigFormat.Toml : ConfigFormat.Yaml;
+        if (interactive && flags is not null)
         {
-            error.WriteLine("cc-relay: --interactive writes YAML (give --output a .yaml or .yml name)");
+            error.WriteLine("cc-relay: --interactive asks what --provider, --strategy, --stage and --listen give: use one or the other");
             return ExitCodes.InvalidConfig;
+        }
+
+        var content = StarterConfig.For(format);
+        if (flags is not null)
+        {
+            var answers = flags.Answers();
+            if (answers.IsError)
+            {
+                foreach (var problem in answers.ErrorValue)
+                {
+                    error.WriteLine($"cc-relay: {problem}");
+                }
+
+                error.WriteLine("cc-relay: nothing was written");
+                return ExitCodes.InvalidConfig;
+            }
+
+            content = ConfigWizard.render(configFormat, answers.ResultValue);
         }
 
         // The loader picks the format from the extension, so a mismatch would write a file nothing reads.
@@ -82,10 +133,9 @@ internal static class ConfigInitCommand
             return ExitCodes.InvalidConfig;
         }
 
-        var content = StarterConfig.For(format);
         if (interactive)
         {
-            if (Ask(environment.Input(), stdout) is not { } answered)
+            if (Ask(environment.Input(), stdout, configFormat) is not { } answered)
             {
                 error.WriteLine("cc-relay: the input ended before a valid answer; nothing was written");
                 return ExitCodes.InvalidConfig;
@@ -124,7 +174,7 @@ internal static class ConfigInitCommand
     /// brackets; a wrong answer is explained and asked again); the config text, or null when the input ends on an
     /// answer that was not valid (an ended input otherwise takes the defaults).
     /// </summary>
-    private static string? Ask(TextReader input, TextWriter stdout)
+    private static string? Ask(TextReader input, TextWriter stdout, ConfigFormat format)
     {
         var state = ConfigWizard.start;
         var rejected = false;
@@ -150,6 +200,6 @@ internal static class ConfigInitCommand
         }
 
         stdout.WriteLine();
-        return ConfigWizard.render(state);
+        return ConfigWizard.render(format, state);
     }
 }

@@ -195,4 +195,138 @@ public sealed class ConfigInitCommandTests : IDisposable
         Assert.Contains("nothing was written", refusedError);
         Assert.Equal("# mine\n", await File.ReadAllTextAsync(InWorkingDirectory("cc-relay.yaml")));
     }
+
+    private static readonly string[] Flags =
+    [
+        "--provider", "main:anthropic",
+        "--provider", "glm:zai:GLM_KEY",
+        "--provider", "local:ollama",
+        "--strategy", "round_robin",
+        "--stage", "background=local,qwen3:8b",
+        "--stage", "think=glm,GLM-5",
+        "--listen", "127.0.0.1:9100",
+    ];
+
+    [Theory]
+    [InlineData("cc-relay.yaml")]
+    [InlineData("cc-relay.toml")]
+    [UnsupportedOSPlatform("windows")]
+    public async Task Flags_WriteAConfig_Mode0600_ThatTheLoaderReadsBackWithTheAnswers(string file)
+    {
+        // Arrange
+        _cli.Variables["GLM_KEY"] = "glm-test-key-0001";
+
+        // Act
+        var (code, output, error) = await _cli.RunAsync(["config", "init", .. Flags, "--output", file]);
+
+        // Assert: the answers, the key only as ${GLM_KEY}, owner-only, and `config validate` agrees
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        var path = InWorkingDirectory(file);
+        Assert.Contains($"Wrote {path} (mode 0600).", output);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        var text = await File.ReadAllTextAsync(path);
+        Assert.Contains("${GLM_KEY}", text);
+        Assert.DoesNotContain("glm-test-key-0001", text);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(path, name => _cli.Variables.GetValueOrDefault(name)));
+        var config = loaded.Config;
+        Assert.Equal(new ListenAddress("127.0.0.1", 9100), config.Server.Listen);
+        Assert.Equal(["main", "glm", "local"], config.Providers.Select(p => p.Name));
+        Assert.Equal([ProviderType.Anthropic, ProviderType.Zai, ProviderType.Ollama], config.Providers.Select(p => p.Type));
+        Assert.Equal(["glm-test-key-0001"], config.Providers[1].Keys.Select(k => k.Key));
+        Assert.Equal(RoutingStrategy.RoundRobin, config.Routing.Strategy);
+        Assert.Equal([Stage.Background, Stage.Think], config.Routing.Stages.Routes.Select(r => r.Item1));
+        Assert.Equal(
+            ["local qwen3:8b", "glm GLM-5"],
+            config.Routing.Stages.Routes.Select(r => $"{r.Item2.Single().Provider} {r.Item2.Single().Model?.Value}"));
+        var (validateCode, validateOutput, _) = await _cli.RunAsync("config", "validate", path);
+        Assert.Equal(0, validateCode);
+        Assert.Contains($"{path} is valid", validateOutput);
+    }
+
+    [Fact]
+    public async Task Flags_NeverReplaceAFileWithoutForce_AndReplaceItWithForce()
+    {
+        // Arrange
+        var path = _cli.Write("cc-relay.yaml", "# mine\n");
+
+        // Act
+        var (kept, keptOutput, keptError) = await _cli.RunAsync("config", "init", "--provider", "local:ollama");
+        var keptText = await File.ReadAllTextAsync(path);
+        var (replaced, _, _) = await _cli.RunAsync("config", "init", "--provider", "local:ollama", "--force");
+
+        // Assert
+        Assert.Equal(2, kept);
+        Assert.Empty(keptOutput);
+        Assert.Contains($"{path} already exists and was left as it is (--force replaces it)", keptError);
+        Assert.Equal("# mine\n", keptText);
+        Assert.Equal(0, replaced);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(path, _ => null));
+        Assert.Equal(["local"], loaded.Config.Providers.Select(p => p.Name));
+        Assert.Equal([path], Directory.GetFiles(_cli.WorkingDirectory));
+    }
+
+    [Theory]
+    [InlineData("--provider", "zai", "--provider \"zai\": expected NAME:TYPE or NAME:TYPE:KEY_ENV")]
+    [InlineData("--provider", "x:bedrock", "--provider \"x:bedrock\": unknown provider type \"bedrock\"; offered: anthropic, zai, minimax, ollama, openai, gemini")]
+    [InlineData("--provider", "z:zai:sk-live-0123", "--provider \"z:zai:…\": that is not an environment variable name")]
+    [InlineData("--strategy", "fastest", "--strategy: unknown strategy \"fastest\"; allowed: failover, round_robin")]
+    [InlineData("--strategy", "model_based", "--strategy: model_based needs routing.model_mapping rules")]
+    [InlineData("--stage", "thinking=anthropic", "--stage \"thinking=anthropic\": unknown stage \"thinking\"; stages: long_context, ")]
+    [InlineData("--stage", "think=openai", "--stage \"think=openai\": stage think: \"openai\" is not one of the providers (anthropic)")]
+    [InlineData("--listen", "localhost", "--listen \"localhost\": got \"localhost\"; expected host:port")]
+    public async Task ABadFlag_Exits2_NamingTheFlagAndWhatIsAllowed_WritingNothing(string flag, string value, string expected)
+    {
+        var (code, output, error) = await _cli.RunAsync("config", "init", flag, value);
+
+        Assert.Equal(2, code);
+        Assert.Empty(output);
+        Assert.Contains($"cc-relay: {expected}", error);
+        Assert.Contains("nothing was written", error);
+        Assert.DoesNotContain("sk-live-0123", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    public async Task EveryBadFlagIsListed_NotOnlyTheFirst()
+    {
+        var (code, _, error) = await _cli.RunAsync("config", "init", "--provider", "a:nope", "--strategy", "x", "--listen", "nowhere");
+
+        Assert.Equal(2, code);
+        Assert.Contains("--provider \"a:nope\"", error);
+        Assert.Contains("--strategy:", error);
+        Assert.Contains("--listen \"nowhere\"", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    public async Task InteractiveWithAnsweringFlags_Exits2_WritingNothing()
+    {
+        _cli.StandardInput = "anthropic\n";
+
+        var (code, _, error) = await _cli.RunAsync("config", "init", "--interactive", "--provider", "local:ollama");
+
+        Assert.Equal(2, code);
+        Assert.Contains("use one or the other", error);
+        Assert.Empty(Directory.GetFileSystemEntries(_cli.WorkingDirectory));
+    }
+
+    [Fact]
+    public async Task Interactive_Toml_WritesATomlConfigThatLoads()
+    {
+        // Arrange
+        _cli.StandardInput = "anthropic,zai\n-\n\nshuffle\nbackground=zai,GLM-4.5-Air\n";
+        _cli.Variables["ZAI_API_KEY"] = "zai-test-key-0001";
+
+        // Act
+        var (code, _, error) = await _cli.RunAsync("config", "init", "--interactive", "--format", "toml");
+
+        // Assert
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        var loaded = Assert.IsType<ConfigLoad.Loaded>(ConfigFile.Load(InWorkingDirectory("cc-relay.toml"), name => _cli.Variables.GetValueOrDefault(name)));
+        Assert.Equal(["anthropic", "zai"], loaded.Config.Providers.Select(p => p.Name));
+        Assert.Equal(RoutingStrategy.Shuffle, loaded.Config.Routing.Strategy);
+        Assert.Equal([Stage.Background], loaded.Config.Routing.Stages.Routes.Select(r => r.Item1));
+    }
 }
