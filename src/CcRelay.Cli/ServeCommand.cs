@@ -89,7 +89,10 @@ internal static class ServeCommand
         }
 
         var overridden = overrides.Apply(config);
-        var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
+
+        // disposed on the way out: disposing the services is what drains the accounting thread and flushes the usage
+        // ledger, so a request that ended during the shutdown keeps its row
+        await using var app = CcRelayServer.Build(overridden, new CcRelayServerOptions
         {
             ConfigSource = source,
             ConfigPath = path,

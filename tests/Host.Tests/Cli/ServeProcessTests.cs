@@ -30,7 +30,7 @@ public sealed partial class ServeProcessTests : IAsyncLifetime
     private static partial Regex ListeningLine();
 
     [Fact]
-    public async Task Sigterm_LetsTheInFlightStreamFinish_ThenExits0()
+    public async Task Sigterm_LetsTheInFlightStreamFinish_ThenExits0_WithItsLedgerRowWritten()
     {
         // Arrange: a relay process on a port the OS picks, and an upstream that holds its stream open
         var config = Path.Combine(_dir, "cc-relay.yaml");
@@ -43,6 +43,8 @@ public sealed partial class ServeProcessTests : IAsyncLifetime
                 base_url: "{_upstream.BaseUrl}"
                 keys:
                   - key: "k"
+            ledger:
+              path: "{Path.Combine(_dir, "ledger.db")}"
             """);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _upstream.Handler = async context =>
@@ -104,6 +106,16 @@ public sealed partial class ServeProcessTests : IAsyncLifetime
             Assert.StartsWith("event: message_stop", rest[^1]);
             await process.WaitForExitAsync(new CancellationTokenSource(Bound).Token);
             Assert.Equal(0, process.ExitCode);
+
+            // the request that ended during the shutdown has its ledger row: the relay flushed before it exited
+            using (var ledger = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dir, "ledger.db")};Pooling=False"))
+            {
+                ledger.Open();
+                using var count = ledger.CreateCommand();
+                count.CommandText = "SELECT COUNT(*) FROM requests";
+                Assert.Equal(1L, (long)count.ExecuteScalar()!);
+            }
+
             lock (stdout)
             {
                 Assert.Contains($"configuration: {config} (found by --config)", stdout.ToString());
