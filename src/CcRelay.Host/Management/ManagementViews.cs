@@ -7,6 +7,14 @@ namespace CcRelay.Host.Management;
 /// <summary>Core's views (<see cref="Core.Management"/>, <see cref="RequestStats"/>) as the API's messages.</summary>
 internal static class ManagementViews
 {
+    /// <summary>The shared-state link as GetStatus answers it: /health's <c>shared_state</c> (Core <see cref="SharedHealth"/>).</summary>
+    public static SharedStateLink SharedState(SharedLink link, DateTimeOffset wall) => new()
+    {
+        Status = SharedHealth.statusName(link),
+        Detail = SharedHealth.describe(wall, link),
+        SinceUnixMs = link is SharedLink.Degraded degraded ? degraded.Since.ToUnixTimeMilliseconds() : 0,
+    };
+
     public static Provider Provider(ProviderView view)
     {
         var provider = new Provider

@@ -21,7 +21,8 @@ internal sealed class RelayManagementService(
     TimeProvider timeProvider,
     Ledger.IUsageLedger ledger,
     Clients.ClientKeyRegistry clientKeys,
-    Plugins.PluginHost? plugins = null) : RelayManagement.RelayManagementBase
+    Plugins.PluginHost? plugins = null,
+    Shared.SharedStateService? shared = null) : RelayManagement.RelayManagementBase
 {
     private readonly DateTimeOffset _started = timeProvider.GetUtcNow() - runtime.Now;
 
@@ -42,6 +43,7 @@ internal sealed class RelayManagementService(
             ProvidersTotal = providers.Length,
             ProvidersUp = providers.Count(p => p.Up),
             Totals = feed.Totals(),
+            SharedState = ManagementViews.SharedState(shared?.Link ?? SharedLink.Off, timeProvider.GetUtcNow()),
         });
     }
 

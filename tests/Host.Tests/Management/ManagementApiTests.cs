@@ -59,6 +59,9 @@ public sealed class ManagementApiTests : TwoUpstreamTests
         Assert.Equal(2, status.ProvidersUp);
         Assert.Equal(1, status.Totals.Requests);
         Assert.Equal(3, status.Totals.InputTokens);
+        Assert.Equal("off", status.SharedState.Status);
+        Assert.Contains("state.postgres is not set", status.SharedState.Detail);
+        Assert.Equal(0, status.SharedState.SinceUnixMs);
         Assert.Equal(["a", "b"], providers.Providers.Select(p => p.Name));
         var a = providers.Providers[0];
         Assert.Equal("closed", a.Circuit);

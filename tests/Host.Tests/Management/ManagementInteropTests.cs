@@ -51,6 +51,7 @@ public sealed class ManagementInteropTests : TwoUpstreamTests
         Assert.Equal(16, root.GetProperty("unauthenticated").GetProperty("code").GetInt32()); // UNAUTHENTICATED
         Assert.Equal("failover", root.GetProperty("status").GetProperty("routingStrategy").GetString());
         Assert.Equal("1", root.GetProperty("status").GetProperty("configGeneration").GetString());
+        Assert.Equal("off", root.GetProperty("status").GetProperty("sharedState").GetProperty("status").GetString());
         var providers = root.GetProperty("providers").GetProperty("providers").EnumerateArray().ToArray();
         Assert.Equal(["a", "b"], providers.Select(p => p.GetProperty("name").GetString()));
         Assert.Equal(KeyId.ofSecret(SecretA), providers[0].GetProperty("keys")[0].GetProperty("keyId").GetString());

@@ -68,6 +68,30 @@ public sealed class SharedAgreementTests : IAsyncLifetime
     }
 
     [PostgresFact]
+    public async Task GetStatus_CarriesTheSharedStateLink_AsHealthDoes()
+    {
+        // Arrange: a relay on the shared store, with its management API
+        await using var database = await Postgres.CreateAsync();
+        var config = Config(database.ConnectionString)
+            .With(grpc: new GrpcConfig(true, new ListenAddress("127.0.0.1", 0), FSharpOption<string>.None, FSharpOption<ListenAddress>.None));
+        await using var relay = await RelayHost.StartAsync(config);
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(relay.Addresses[^1]);
+        var client = new CcRelay.Management.V1.RelayManagement.RelayManagementClient(channel);
+
+        // Act / Assert: once connected, GetStatus says so, with /health's words and never the connection string
+        CcRelay.Management.V1.SharedStateLink? link = null;
+        Assert.True(await EventuallyAsync(async () =>
+        {
+            link = (await client.GetStatusAsync(new CcRelay.Management.V1.GetStatusRequest())).SharedState;
+            return link.Status == "ok";
+        }));
+        using var health = JsonDocument.Parse(await relay.Client.GetStringAsync("/health"));
+        Assert.Equal(health.RootElement.GetProperty("shared_state").GetProperty("detail").GetString(), link!.Detail);
+        Assert.Equal(0, link.SinceUnixMs);
+        Assert.DoesNotContain("Host=", link.Detail, StringComparison.Ordinal);
+    }
+
+    [PostgresFact]
     public async Task ARelayWithOtherClients_IsReportedByEveryRelay_InHealthAndTheMetric()
     {
         // Arrange: two relays with the same clients, a third with one more
