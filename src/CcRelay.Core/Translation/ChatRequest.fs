@@ -238,23 +238,7 @@ module ChatRequest =
     /// falls back to when a server refuses the beta), or left out and reported as `system_message`. Its text
     /// blocks are joined by `\n`; any other block is reported by its type.
     let private systemTurn (context: Context) (writer: Utf8JsonWriter) (content: JsonElement) : unit =
-        let text =
-            match content.ValueKind with
-            | JsonValueKind.String -> content.GetString() |> string
-            | JsonValueKind.Array ->
-                content.EnumerateArray()
-                |> Seq.choose (fun block ->
-                    RequestFrame.noteCacheControl context.Notes block
-
-                    match JsonRead.tryString block "type" with
-                    | Some "text" -> JsonRead.tryString block "text"
-                    | Some other ->
-                        RequestFrame.drop context.Notes other
-                        None
-                    | None -> None)
-                |> List.ofSeq
-                |> String.concat "\n"
-            | _ -> ""
+        let text = RequestFrame.systemMessageText context.Notes content
 
         if text.Length > 0 then
             match context.Settings.MidSystem with

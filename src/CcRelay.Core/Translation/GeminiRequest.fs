@@ -324,23 +324,7 @@ module GeminiRequest =
     /// turn in place, its text blocks joined by `\n` inside `<system-reminder>…</system-reminder>` (what Claude Code
     /// itself falls back to when a server refuses the beta); any other block is reported by its type.
     let private systemParts (context: Context) (content: JsonElement) : Part list =
-        let text =
-            match content.ValueKind with
-            | JsonValueKind.String -> content.GetString() |> string
-            | JsonValueKind.Array ->
-                content.EnumerateArray()
-                |> Seq.choose (fun block ->
-                    RequestFrame.noteCacheControl context.Notes block
-
-                    match JsonRead.tryString block "type" with
-                    | Some "text" -> JsonRead.tryString block "text"
-                    | Some other ->
-                        RequestFrame.drop context.Notes other
-                        None
-                    | None -> None)
-                |> List.ofSeq
-                |> String.concat "\n"
-            | _ -> ""
+        let text = RequestFrame.systemMessageText context.Notes content
 
         if text.Length > 0 then
             [ Text("<system-reminder>\n" + text + "\n</system-reminder>") ]

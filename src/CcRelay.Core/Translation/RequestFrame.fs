@@ -120,6 +120,27 @@ module internal RequestFrame =
         if (JsonRead.tryProperty element "cache_control").IsSome then
             drop notes "cache_control"
 
+    /// The text of a mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role:
+    /// "system"}` among the messages): a string, or its text blocks joined by `\n`; any other block is reported by its
+    /// type, a `cache_control` too.
+    let systemMessageText (notes: RequestNotes) (content: JsonElement) : string =
+        match content.ValueKind with
+        | JsonValueKind.String -> content.GetString() |> string
+        | JsonValueKind.Array ->
+            content.EnumerateArray()
+            |> Seq.choose (fun block ->
+                noteCacheControl notes block
+
+                match JsonRead.tryString block "type" with
+                | Some "text" -> JsonRead.tryString block "text"
+                | Some other ->
+                    drop notes other
+                    None
+                | None -> None)
+            |> List.ofSeq
+            |> String.concat "\n"
+        | _ -> ""
+
     /// The translation of a request whose target body is `body`, with what the translator collected.
     let translated (body: byte array) (notes: RequestNotes) : TranslatedRequest = {
         Body = body
