@@ -16,7 +16,7 @@ public sealed partial class SharedStateService
     private const long CompactLockKey = 0x6363_636F_6D70_6163;
 
     private long _compactionRuns;
-    private readonly long _compactionRowsDeleted;
+    private long _compactionRowsDeleted;
     private long _compactionFailures;
     private volatile string? _compactionProblem;
     private volatile string? _behindProblem;

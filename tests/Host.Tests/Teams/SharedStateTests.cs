@@ -76,6 +76,22 @@ public sealed class SharedStateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheLedger_WritesTheRelayIdTheSharedStatePublishes()
+    {
+        // Arrange / Act: a relay on state.postgres (its ledger is the shared table; nothing needs to answer)
+        var connection = $"Host=127.0.0.1;Port={ClosedPort()};Database=ccrelay;Username=relay;Password={Password}";
+        var config = TestConfig.Relay([TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic)])
+            .With(state: new StateConfig(FSharpOption<string>.Some(connection), 50));
+        await using var relay = await RelayHost.StartAsync(config);
+
+        // Assert: one id per relay process: the ledger's rows carry the id of its spend, heartbeat, pins and agreement
+        var ledger = Assert.IsType<CcRelay.Host.Ledger.PostgresLedger>(relay.Services.GetRequiredService<CcRelay.Host.Ledger.IUsageLedger>());
+        var shared = relay.Services.GetRequiredService<SharedStateService>();
+        Assert.Equal(shared.RelayId, ledger.Relay);
+        Assert.Equal(relay.Services.GetRequiredService<RelayIdentity>().Id, shared.RelayId);
+    }
+
+    [Fact]
     public async Task WithoutStatePostgres_NothingIsShared_AndHealthHasNoLink()
     {
         var config = TestConfig.Relay([TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic, keys: [ClientKeyTests.UpstreamKey])]);
