@@ -19,6 +19,7 @@ namespace CcRelay.Host.Tests.Teams;
 [Trait("Category", "Postgres")]
 public sealed class SpendCompactionTests(ITestOutputHelper output) : IAsyncLifetime
 {
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "cc-relay-compaction-" + Guid.NewGuid().ToString("N"));
     private FakeUpstream _upstream = null!;
 
     public async Task InitializeAsync()
@@ -27,14 +28,22 @@ public sealed class SpendCompactionTests(ITestOutputHelper output) : IAsyncLifet
         _upstream.Handler = context => Fake.WriteJsonAsync(context, 200, ClientKeyTests.PricedAnswer());
     }
 
-    public async Task DisposeAsync() => await _upstream.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
 
     private static ClientConfig Alice() => ClientKeyTests.Client(
         "alice", ClientKeyTests.AliceKey, budgets: [ClientKeyTests.Daily(1000m), new Budget(BudgetPeriod.Total, 1000m, FSharpOption<string>.None)]);
 
     private RelayConfig Config(string connectionString) => TestConfig.Relay(
             [TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic, keys: [ClientKeyTests.UpstreamKey])],
-            clients: [Alice()])
+            clients: [Alice()],
+            ledger: TestConfig.Ledger(Path.Combine(_directory, "ledger.db"), flushIntervalMs: 50))
         .With(state: new StateConfig(FSharpOption<string>.Some(connectionString), 50));
 
     private static async Task SendAsync(RelayHost relay)
