@@ -31,6 +31,8 @@ public static class CcRelayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(new RelayState(options.Config));
+        // one id per relay process, everywhere it is written (ledger rows, spend, heartbeat, pins, agreement)
+        services.AddSingleton(Shared.RelayIdentity.New());
         services.AddCcRelayMetrics(options.Config);
         OtlpExport.Add(services, options.Config.Otel);
         services.AddSingleton(sp => new RuntimeCell(
@@ -106,7 +108,8 @@ public static class CcRelayServiceCollectionExtensions
                     sp.GetRequiredService<Clients.ClientGate>(),
                     sp.GetRequiredService<TimeProvider>(),
                     sp.GetRequiredService<ILoggerFactory>().CreateLogger("CcRelay.Host.Shared"),
-                    sp.GetService<Clients.IClientKeyStore>());
+                    sp.GetService<Clients.IClientKeyStore>(),
+                    sp.GetRequiredService<Shared.RelayIdentity>());
                 Shared.SharedStateMetrics.Register(sp.GetRequiredService<RelayMetrics>().Meter, shared);
                 return shared;
             });
@@ -169,7 +172,7 @@ public static class CcRelayServiceCollectionExtensions
         Ledger.IBatchedLedger ledger = options.Config.State.Postgres?.Value is { } postgres
             ? new Ledger.PostgresLedger(
                 postgres,
-                $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}",
+                services.GetRequiredService<Shared.RelayIdentity>().Id,
                 TimeSpan.FromMilliseconds(config.FlushIntervalMs),
                 config.QueueCapacity,
                 services.GetRequiredService<TimeProvider>(),

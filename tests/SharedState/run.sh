@@ -190,7 +190,7 @@ wait_all() {
 echo "==> schema and links"
 version=$(psql_q "SELECT version FROM ccrelay_schema_version")
 rows=$(psql_q "SELECT count(*) FROM ccrelay_schema_version")
-if [[ $version == 4 && $rows == 1 ]]; then ok "three relays starting together created the schema once (version $version)"; else not_ok "schema version (got '$version' in $rows rows)"; fi
+if [[ $version == 5 && $rows == 1 ]]; then ok "three relays starting together created the schema once (version $version)"; else not_ok "schema version (got '$version' in $rows rows)"; fi
 is_ok() { [[ $(link_of "$1") == ok ]]; }
 if ms=$(wait_all 20000 is_ok); then ok "every relay reports shared_state ok ($ms ms)"; else not_ok "shared_state ok on every relay"; fi
 

@@ -35,6 +35,12 @@ internal static class RootEndpoints
         {
             // the link to the shared store (state.postgres): a degraded one still serves, on local state
             json = SharedHealth.addToHealth(json, (context.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow(), shared.Link);
+            if (shared.CompactionProblem is { } problem)
+            {
+                // compaction of the shared spend: said only while it fails
+                json = SharedCompaction.addToHealth(json, problem);
+            }
+
             if (shared.Agreement is { Fingerprint.Length: > 0 } agreement)
             {
                 json = SharedAgreement.addToHealth(json, agreement.Fingerprint, agreement.Config, agreement.Clock!);

@@ -102,6 +102,19 @@ internal static class SharedSchema
         ALTER TABLE ccrelay_relays ADD COLUMN IF NOT EXISTS fingerprint text;
         ALTER TABLE ccrelay_relays ADD COLUMN IF NOT EXISTS clock_skew_ms bigint;
         """,
+
+        // 5: compaction of ccrelay_spend (SharedCompaction): each relay publishes the highest seq it has read with its
+        // heartbeat (NULL once it has left: it holds nothing back); one row records how far runs have folded
+        """
+        ALTER TABLE ccrelay_relays ADD COLUMN IF NOT EXISTS read_seq bigint;
+        CREATE TABLE IF NOT EXISTS ccrelay_spend_compaction (
+            id integer PRIMARY KEY CHECK (id = 1),
+            through_seq bigint NOT NULL,
+            at timestamptz NOT NULL,
+            relay text NOT NULL,
+            runs bigint NOT NULL,
+            rows_deleted bigint NOT NULL);
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

@@ -37,4 +37,16 @@ internal static partial class SharedStateLog
 
     [LoggerMessage(EventId = 706, Level = LogLevel.Information, Message = "shared state: relay {relay} stopped publishing; its reservations are released here")]
     public static partial void RelayGone(ILogger logger, string relay);
+
+    [LoggerMessage(EventId = 711, Level = LogLevel.Information, Message = "shared state: ccrelay_spend compacted through seq {through}: {read} rows folded into {kept} ({ms} ms)")]
+    public static partial void Compacted(ILogger logger, long through, int read, int kept, long ms);
+
+    [LoggerMessage(EventId = 712, Level = LogLevel.Warning, Message = "shared state: a compaction run of ccrelay_spend failed ({problem}); nothing was changed, it is tried again every minute")]
+    public static partial void CompactionFailed(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 713, Level = LogLevel.Information, Message = "shared state: compaction of ccrelay_spend runs again")]
+    public static partial void CompactionRecovered(ILogger logger);
+
+    [LoggerMessage(EventId = 714, Level = LogLevel.Warning, Message = "shared state: this relay had read ccrelay_spend to seq {last_seq}, and a compaction run has folded rows to seq {through} while it was away: its view of the other relays' spend may be off; restart it to rebuild the view")]
+    public static partial void RejoinedBehind(ILogger logger, long last_seq, long through);
 }

@@ -29,6 +29,12 @@ internal static class SharedStateMetrics
         meter.CreateObservableCounter(
             "ccrelay_shared_state_merged", () => shared.Counts.Merged, "{flush}", "Spend flushes of other relays merged into this relay's budgets.");
         meter.CreateObservableCounter(
+            "ccrelay_shared_spend_compactions", () => shared.Compactions.Runs, "{run}", "Compaction runs of ccrelay_spend this relay carried out (it held the lock and folded rows).");
+        meter.CreateObservableCounter(
+            "ccrelay_shared_spend_compacted_rows", () => shared.Compactions.RowsDeleted, "{row}", "Rows of ccrelay_spend this relay's compaction runs folded away.");
+        meter.CreateObservableCounter(
+            "ccrelay_shared_spend_compaction_failures", () => shared.Compactions.Failures, "{run}", "Compaction runs of ccrelay_spend that failed (nothing changed; tried again every minute).");
+        meter.CreateObservableCounter(
             "ccrelay_shared_state_dropped", () => shared.Counts.Dropped, "{event}", "Events dropped because the queue was full while PostgreSQL was away.");
     }
 }

@@ -75,10 +75,7 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
     private readonly IClientKeyStore? _keyStore;
     private long _lastHeartbeat;
 
-    /// <summary>How often an idle relay tells the others it is alive (a busy one does with every flush).</summary>
-    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
-
-    /// <summary>A service for <paramref name="connectionString"/>; nothing is opened until <see cref="StartAsync"/>.</summary>
+    /// <summary>A service for <paramref name="connectionString"/> as relay <paramref name="identity"/> (a new id when null); nothing is opened until <see cref="StartAsync"/>.</summary>
     public SharedStateService(
         string connectionString,
         TimeSpan flushInterval,
@@ -87,7 +84,8 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         ClientGate gate,
         TimeProvider time,
         ILogger logger,
-        IClientKeyStore? keyStore = null)
+        IClientKeyStore? keyStore = null,
+        RelayIdentity? identity = null)
     {
         _state = state;
         _runtime = runtime;
@@ -116,7 +114,8 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         }
 
         _pool = NpgsqlDataSource.Create(builder);
-        RelayId = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
+        // the process's one id (the ledger writes the same: RelayIdentity)
+        RelayId = (identity ?? RelayIdentity.New()).Id;
         gate.OnAdmitted = Admitted;
         gate.OnSettled = Settled;
         runtime.OnEffect = Publish;
@@ -284,67 +283,77 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
                     await command.ExecuteNonQueryAsync(stopping);
                 }
 
-                // what was queued or pending while the store was away goes first, then everything is read again
+                // what was queued or pending while the store was away goes first (the heartbeat with it registers this
+                // relay's read position before it reads: compaction never folds past a registered position), then
+                // everything is read again
                 await PublishAsync(stopping);
                 await FlushAsync(stopping);
                 await ResyncAsync(stopping);
                 Volatile.Write(ref _keysChanged, 1);
                 await SyncKeysAsync(stopping);
+                await CheckBehindAsync(stopping);
                 await ReadSpendAsync(stopping);
                 await ReleaseGoneAsync(stopping);
                 await CheckAgreementAsync(stopping);
-                var before = Link;
-                Volatile.Write(ref _link, SharedLink.Connected);
-                if (before is SharedLink.Degraded degraded)
+                var connected = LinkStep.Connected(Link);
+                Volatile.Write(ref _link, connected.Link);
+                if (connected.Report is LinkReport.Recovered recovered)
                 {
-                    SharedStateLog.Recovered(_logger, (long)(_time.GetUtcNow() - degraded.Since).TotalSeconds);
+                    SharedStateLog.Recovered(_logger, (long)(_time.GetUtcNow() - recovered.Since).TotalSeconds);
                 }
-                else
+                else if (connected.Report.IsConnected)
                 {
                     SharedStateLog.Connected(_logger, RelayId, SharedSchema.Version, found, (int)_flushInterval.TotalMilliseconds);
                 }
 
                 _firstSync.TrySetResult();
-                var nextGoneCheck = _time.GetTimestamp();
+                var lastCheck = _time.GetTimestamp();
+                var lastCompaction = _time.GetTimestamp();
                 _lastHeartbeat = _time.GetTimestamp();
                 var lastFlush = _time.GetTimestamp();
                 while (!stopping.IsCancellationRequested)
                 {
                     // :: Step 1: wait for a NOTIFY or the next flush, then apply what arrived
-                    var untilFlush = _flushInterval - _time.GetElapsedTime(lastFlush);
-                    if (untilFlush > TimeSpan.Zero)
+                    var wait = LoopClock.WaitBeforeFlush(_flushInterval, _time.GetElapsedTime(lastFlush));
+                    if (wait > TimeSpan.Zero)
                     {
-                        // NOTE: whole milliseconds, at least one: Npgsql takes a timeout of 0 ms as "wait forever"
-                        await listen.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(untilFlush.TotalMilliseconds))), stopping);
+                        await listen.WaitAsync(wait, stopping);
                     }
 
                     var spendNotified = ApplyNotifications();
 
                     // :: Step 2-3: publish events and client-key changes at once; flush spend (with the heartbeat) on
-                    // schedule only
-                    // NOTE: a NOTIFY (this relay's own flush announcement included) ends the wait early; flushing on
-                    // every wake-up would turn each flush's own NOTIFY into the next flush, a round trip per request
+                    // schedule only (SharedLoop.turn says why)
                     await SyncKeysAsync(stopping);
                     await PublishAsync(stopping);
-                    if (_time.GetElapsedTime(lastFlush) >= _flushInterval)
+                    var turn = SharedLoop.turn(
+                        _flushInterval, spendNotified, _time.GetElapsedTime(lastFlush), _time.GetElapsedTime(lastCheck), _time.GetElapsedTime(lastCompaction));
+                    if (turn.FlushDue)
                     {
                         lastFlush = _time.GetTimestamp();
                         await FlushAsync(stopping);
                     }
 
                     // :: Step 4: read the others' flushes; now and then, release the relays gone silent
-                    if (spendNotified)
+                    if (turn.ReadSpend)
                     {
                         await ReadSpendAsync(stopping);
                     }
 
                     // NOTE: the NOTIFY is what spreads spend; this read is the fallback for one lost with a connection
-                    if (_time.GetElapsedTime(nextGoneCheck) >= TimeSpan.FromSeconds(5))
+                    if (turn.Check)
                     {
-                        nextGoneCheck = _time.GetTimestamp();
+                        lastCheck = _time.GetTimestamp();
                         await ReadSpendAsync(stopping);
                         await ReleaseGoneAsync(stopping);
                         await CheckAgreementAsync(stopping);
+                    }
+
+                    // :: Step 5: fold old spend rows, if no other relay is at it (SharedSpendCompactor.cs)
+                    if (turn.Compact)
+                    {
+                        lastCompaction = _time.GetTimestamp();
+                        await CompactAsync(stopping);
                     }
                 }
             }
@@ -362,19 +371,17 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
                     SharedStateLog.Unexpected(_logger, e);
                 }
 
-                var before = Link;
-                var next = SharedHealth.failed(_time.GetUtcNow(), Problem(e), before);
-                Volatile.Write(ref _link, next);
-                if (before is not SharedLink.Degraded)
+                var failed = LinkStep.Failed(_time.GetUtcNow(), Problem(e), Random.Shared.NextDouble(), Link);
+                Volatile.Write(ref _link, failed.Link);
+                if (failed.Report.IsLost)
                 {
                     SharedStateLog.Lost(_logger, Problem(e));
                 }
 
                 _firstSync.TrySetResult();
-                var attempt = next is SharedLink.Degraded d ? d.Attempt : 1;
                 try
                 {
-                    await Task.Delay(SharedHealth.backoff(attempt, Random.Shared.NextDouble()), _time, stopping);
+                    await Task.Delay(failed.Backoff, _time, stopping);
                 }
                 catch (OperationCanceledException)
                 {
@@ -388,7 +395,7 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         {
             using var last = new CancellationTokenSource(TimeSpan.FromSeconds(3), _time);
             await PublishAsync(last.Token);
-            await FlushAsync(last.Token);
+            await FlushAsync(last.Token, leaving: true);
         }
         catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException or System.Net.Sockets.SocketException)
         {
@@ -570,33 +577,43 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
 
     /// <summary>
     /// Writes the pending spend as one flush (its id kept until the write is known to have committed: a retry of a flush
-    /// that did commit inserts nothing), with this relay's heartbeat, and announces it.
+    /// that did commit inserts nothing), with this relay's heartbeat and read position, and announces it
+    /// (<see cref="SharedLoop.flushAction"/> decides which). <paramref name="leaving"/>: the last one, which withdraws
+    /// the read position (a relay that has stopped holds no compaction back).
     /// </summary>
-    private async Task FlushAsync(CancellationToken cancellationToken)
+    private async Task FlushAsync(CancellationToken cancellationToken, bool leaving = false)
     {
+        FlushAction action;
         if (_unconfirmed is null)
         {
             FoldRecorded();
-            lock (_pendingLock)
+        }
+
+        lock (_pendingLock)
+        {
+            // NOTE: a leaving relay always writes its heartbeat (to withdraw its read position)
+            action = SharedLoop.flushAction(_unconfirmed is not null, SharedSpend.hasPending(_pending), leaving ? TimeSpan.MaxValue : _time.GetElapsedTime(_lastHeartbeat));
+            if (action.IsTakeNew)
             {
-                if (SharedSpend.hasPending(_pending))
-                {
-                    (_unconfirmed, _pending) = SharedSpend.take(Guid.NewGuid(), RelayId, _pending).ToValueTuple();
-                }
+                (_unconfirmed, _pending) = SharedSpend.take(Guid.NewGuid(), RelayId, _pending).ToValueTuple();
             }
         }
 
         // NOTE: nothing to write and the heartbeat not due: no round trip at all (an idle relay costs the database a
         // heartbeat a second, a busy one a flush per interval)
-        if (_unconfirmed is null && _time.GetElapsedTime(_lastHeartbeat) < HeartbeatInterval)
+        if (action.IsSkip)
         {
             return;
         }
 
         await using var connection = await _pool.OpenConnectionAsync(cancellationToken);
         await using var batch = new NpgsqlBatch(connection);
-        var heartbeat = new NpgsqlBatchCommand("INSERT INTO ccrelay_relays (relay, seen_at) VALUES (@relay, now()) ON CONFLICT (relay) DO UPDATE SET seen_at = now()");
+        // NOTE: the read position is what this relay has read and merged: published at most as far as it is, so a
+        // compaction run never folds a row this relay may still read (SharedCompaction.cutoff)
+        var heartbeat = new NpgsqlBatchCommand(
+            "INSERT INTO ccrelay_relays (relay, seen_at, read_seq) VALUES (@relay, now(), @read) ON CONFLICT (relay) DO UPDATE SET seen_at = now(), read_seq = excluded.read_seq");
         heartbeat.Parameters.AddWithValue("relay", RelayId);
+        heartbeat.Parameters.AddWithValue("read", leaving ? DBNull.Value : (object)_lastSeq);
         batch.BatchCommands.Add(heartbeat);
         var flush = _unconfirmed;
         if (flush is not null)
@@ -627,17 +644,22 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         }
     }
 
-    /// <summary>Reads the flushes of the others after the last one read, in order, and merges them into the client cells.</summary>
+    /// <summary>
+    /// Reads the flushes of the others after the last one read, in order, and merges them into the client cells. All
+    /// pages in one snapshot (repeatable read): a compaction run committing between two pages would otherwise fold rows
+    /// of the later pages into rows of the earlier ones.
+    /// </summary>
     private async Task ReadSpendAsync(CancellationToken cancellationToken)
     {
+        await using var connection = await _pool.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
         while (true)
         {
             var flushes = new List<SpendFlush>();
             var last = _lastSeq;
             var rows = 0;
-            await using (var connection = await _pool.OpenConnectionAsync(cancellationToken))
             await using (var command = new NpgsqlCommand(
-                "SELECT seq, flush_id, relay, body::text FROM ccrelay_spend WHERE seq > @last ORDER BY seq LIMIT 1000", connection))
+                "SELECT seq, flush_id, relay, body::text FROM ccrelay_spend WHERE seq > @last ORDER BY seq LIMIT 1000", connection, transaction))
             {
                 command.Parameters.AddWithValue("last", last);
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -675,9 +697,12 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
             _lastSeq = last;
             if (rows < 1000)
             {
-                return;
+                break;
             }
         }
+
+        await transaction.CommitAsync(cancellationToken);
+        _readOnce = true;
     }
 
     private void MergeIntoCells(SpendChange change)

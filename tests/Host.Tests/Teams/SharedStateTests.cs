@@ -76,6 +76,26 @@ public sealed class SharedStateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheLedger_WritesTheRelayIdTheSharedStatePublishes()
+    {
+        // Arrange / Act: a relay on state.postgres (its ledger is the shared table; nothing needs to answer)
+        var connection = $"Host=127.0.0.1;Port={ClosedPort()};Database=ccrelay;Username=relay;Password={Password}";
+        var directory = Path.Combine(Path.GetTempPath(), "cc-relay-relayid-" + Guid.NewGuid().ToString("N"));
+        var config = TestConfig.Relay(
+                [TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic)],
+                ledger: TestConfig.Ledger(Path.Combine(directory, "ledger.db"), flushIntervalMs: 50))
+            .With(state: new StateConfig(FSharpOption<string>.Some(connection), 50));
+        using var cleanup = new DirectoryCleanup(directory);
+        await using var relay = await RelayHost.StartAsync(config);
+
+        // Assert: one id per relay process: the ledger's rows carry the id of its spend, heartbeat, pins and agreement
+        var ledger = Assert.IsType<CcRelay.Host.Ledger.PostgresLedger>(relay.Services.GetRequiredService<CcRelay.Host.Ledger.IUsageLedger>());
+        var shared = relay.Services.GetRequiredService<SharedStateService>();
+        Assert.Equal(shared.RelayId, ledger.Relay);
+        Assert.Equal(relay.Services.GetRequiredService<RelayIdentity>().Id, shared.RelayId);
+    }
+
+    [Fact]
     public async Task WithoutStatePostgres_NothingIsShared_AndHealthHasNoLink()
     {
         var config = TestConfig.Relay([TestConfig.Provider("anthropic", _upstream.BaseUrl, ProviderType.Anthropic, keys: [ClientKeyTests.UpstreamKey])]);
@@ -86,5 +106,17 @@ public sealed class SharedStateTests : IAsyncLifetime
         Assert.False(health.RootElement.TryGetProperty("shared_state", out _));
         Assert.Null(relay.Services.GetService<SharedStateService>());
         Assert.DoesNotContain("ccrelay_shared_state_up", await relay.ScrapeAsync());
+    }
+}
+
+/// <summary>Deletes a test's directory on dispose.</summary>
+internal sealed class DirectoryCleanup(string path) : IDisposable
+{
+    public void Dispose()
+    {
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
     }
 }
