@@ -8,7 +8,7 @@ namespace CcRelay.Host.Reload;
 /// save) — and calls back for it alone, never for the other files in its directory.
 /// <code>
 ///   Linux:  inotify on the directory for IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE, IN_ATTRIB ──► [thread of its own] ──► name is the config's? ──► changed()
-///   other:  FileSystemWatcher on the directory, filtered to the file's name
+///   other, or no inotify instance to be had:  FileSystemWatcher on the directory, filtered to the file's name
 /// </code>
 /// NOTE: why not FileSystemWatcher on Linux: it asks the kernel for every modification in the directory (IN_MODIFY;
 /// inotify cannot watch a name that an editor replaces), so a usage ledger or log file beside the config woke it at
@@ -43,37 +43,35 @@ internal sealed class ConfigFileWatcher : IDisposable
         var directory = Path.GetDirectoryName(path)!;
         _name = Path.GetFileName(path);
         _changed = changed;
-        if (!OperatingSystem.IsLinux())
+        if (OperatingSystem.IsLinux())
         {
-            _fallback = new FileSystemWatcher(directory, _name)
+            _fd = InotifyInit(InCloexec);
+            _wd = _fd < 0 ? -1 : InotifyAddWatch(_fd, directory, InCloseWrite | InMovedTo | InCreate | InAttrib | InOnlyDir);
+            if (_wd >= 0)
             {
-                NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-                IncludeSubdirectories = false,
-            };
-            FileSystemEventHandler onChange = (_, e) => Seen(e.Name);
-            _fallback.Changed += onChange;
-            _fallback.Created += onChange;
-            _fallback.Renamed += (_, e) => Seen(e.Name);
-            _fallback.EnableRaisingEvents = true;
-            return;
+                new Thread(Run) { IsBackground = true, Name = "cc-relay config watcher" }.Start();
+                return;
+            }
+
+            // no inotify instance or watch to be had (the user's limit, max_user_instances, is reached): the fallback,
+            // whose one inotify instance is shared by every FileSystemWatcher of the process
+            if (_fd >= 0)
+            {
+                _ = Close(_fd);
+                _fd = -1;
+            }
         }
 
-        _fd = InotifyInit(InCloexec);
-        if (_fd < 0)
+        _fallback = new FileSystemWatcher(directory, _name)
         {
-            throw new IOException($"cannot watch {path}: inotify_init1 failed (errno {Marshal.GetLastPInvokeError()})");
-        }
-
-        _wd = InotifyAddWatch(_fd, directory, InCloseWrite | InMovedTo | InCreate | InAttrib | InOnlyDir);
-        if (_wd < 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            _ = Close(_fd);
-            _fd = -1;
-            throw new IOException($"cannot watch {directory}: inotify_add_watch failed (errno {errno})");
-        }
-
-        new Thread(Run) { IsBackground = true, Name = "cc-relay config watcher" }.Start();
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+            IncludeSubdirectories = false,
+        };
+        FileSystemEventHandler onChange = (_, e) => Seen(e.Name);
+        _fallback.Changed += onChange;
+        _fallback.Created += onChange;
+        _fallback.Renamed += (_, e) => Seen(e.Name);
+        _fallback.EnableRaisingEvents = true;
     }
 
     /// <summary>How many times the watcher woke up for a file other than the config (tests: a sibling's writes must not wake it).</summary>
