@@ -10,8 +10,8 @@ namespace CcRelay.Host.Reload;
 
 /// <summary>
 /// Reloads the config file into a new <see cref="RelaySnapshot"/>:
-/// (1) on a change in the file's directory (watched as a directory, so editors' save-by-rename is seen),
-///     debounced; (2) on SIGHUP when enabled; (3) when <see cref="Reload"/> is called (management API, CLI).
+/// (1) when the file is written or replaced (<see cref="ConfigFileWatcher"/>: editors' save-by-rename is seen, other
+///     files in its directory are not), debounced; (2) on SIGHUP when enabled; (3) when <see cref="Reload"/> is called (management API, CLI).
 /// A valid file is swapped in atomically; requests in flight finish on the snapshot they started with.
 /// An invalid file is rejected whole: the running config stays and every error is logged.
 /// </summary>
@@ -25,7 +25,7 @@ public sealed class ConfigReloader : IHostedService, IDisposable
     private readonly RelayMetrics? _metrics;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<ConfigReloader> _logger;
-    private FileSystemWatcher? _watcher;
+    private ConfigFileWatcher? _watcher;
     private ITimer? _debounce;
     private PosixSignalRegistration? _sighup;
 
@@ -47,6 +47,9 @@ public sealed class ConfigReloader : IHostedService, IDisposable
         _logging = logging;
         _metrics = metrics;
     }
+
+    /// <summary>How many times the file watcher woke up for another file than the config (tests).</summary>
+    internal int WatcherWokenByOthers => _watcher?.WokenByOthers ?? 0;
 
     /// <summary>Raised after every reload attempt, whatever its outcome.</summary>
     public event Action<ReloadResult>? Reloaded;
@@ -158,26 +161,9 @@ public sealed class ConfigReloader : IHostedService, IDisposable
 
         if (_options.WatchConfig)
         {
-            var full = Path.GetFullPath(path);
-            var directory = Path.GetDirectoryName(full)!;
-            var name = Path.GetFileName(full);
             _debounce = _timeProvider.CreateTimer(_ => ReloadQuietly("file change"), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            _watcher = new FileSystemWatcher(directory)
-            {
-                NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-                IncludeSubdirectories = false,
-            };
-            FileSystemEventHandler onChange = (_, e) =>
-            {
-                if (string.Equals(e.Name, name, StringComparison.Ordinal))
-                {
-                    _debounce.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
-                }
-            };
-            _watcher.Changed += onChange;
-            _watcher.Created += onChange;
-            _watcher.Renamed += (_, e) => onChange(this, e);
-            _watcher.EnableRaisingEvents = true;
+            var debounce = _debounce;
+            _watcher = new ConfigFileWatcher(Path.GetFullPath(path), () => debounce.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan));
         }
 
         if (_options.ReloadOnSighup && !OperatingSystem.IsWindows())

@@ -172,6 +172,51 @@ public sealed class HotReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task WritesToAFileBesideTheConfig_NeverWakeTheWatcher_AConfigWriteStillReloads()
+    {
+        // Arrange: a file beside the config that is kept open and appended to, as a usage ledger or a log file is
+        var sibling = Path.Combine(_dir, "ledger.db");
+        await File.WriteAllTextAsync(sibling, "");
+        await using var relay = await StartAsync(Valid(0));
+        var reloaded = new TaskCompletionSource<ReloadResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        relay.Reloader.Reloaded += r => reloaded.TrySetResult(r);
+        await using var appender = new FileStream(sibling, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+
+        // the control: a FileSystemWatcher as the relay had before, which does see the sibling's writes
+        var controlSaw = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var control = new FileSystemWatcher(_dir)
+        {
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        control.Changed += (_, e) =>
+        {
+            if (e.Name == "ledger.db")
+            {
+                controlSaw.TrySetResult();
+            }
+        };
+        control.EnableRaisingEvents = true;
+
+        // Act: a hundred writes to it, then one to the config (the watcher sees events in the order they happened, so
+        // by the time the config's reload is reported, any event of the sibling's would have been seen before it)
+        for (var i = 0; i < 100; i++)
+        {
+            appender.Write("a row\n"u8);
+            appender.Flush(flushToDisk: false);
+        }
+
+        await File.WriteAllTextAsync(ConfigPath, Valid(1));
+        var result = await reloaded.Task.WaitAsync(Bound);
+        await controlSaw.Task.WaitAsync(Bound);
+
+        // Assert: reloaded for the config's write; never woken for the sibling's (which the control saw)
+        Assert.Equal(ReloadOutcome.Applied, result.Outcome);
+        Assert.Equal("file change", result.Trigger);
+        Assert.Equal("up-1", MappedModel(relay));
+        Assert.Equal(0, relay.Reloader.WatcherWokenByOthers);
+    }
+
+    [Fact]
     public async Task Reload_AppliesLoggingLevelLive_AndReportsRestartOnlySettings()
     {
         await using var relay = await StartAsync(Valid(1));
