@@ -474,6 +474,12 @@ module ConfigRender =
                        ])
             | Transform.DropFields(fields, deep) -> [ "fields", list fields; "deep", boolean deep ]
             | Transform.ReasoningEffort(low, high) -> [ "low_below", integer low; "high_from", integer high ]
+            | Transform.ReasoningEcho(echo, fill) -> [ "echo", boolean echo; "fill_missing", boolean fill ]
+            | Transform.GeminiSchemaClean(GeminiSchemaMode.OpenApi, hints) -> [
+                "mode", "openapi"
+                "hints", boolean hints
+              ]
+            | Transform.GeminiSchemaClean(GeminiSchemaMode.JsonSchema, _) -> [ "mode", "json_schema" ]
 
         match step.Transform with
         | Transform.Plugin name -> "{plugin: " + quote name + "}"

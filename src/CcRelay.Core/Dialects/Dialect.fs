@@ -651,17 +651,25 @@ module Dialect =
         && plan.Operation = Operation.Messages
 
     /// The attempt's final plan and body: `body`, and for a translation also what only the translated request
-    /// tells (what was dropped, the tool names to restore, the input estimate). `stripThinking`: the
-    /// conversation's thinking was minted by another family, so none of it is echoed to a translated target.
-    let edit
+    /// tells (what was dropped, the tool names to restore, the input estimate). `fixups`: the translation-phase
+    /// transformers' settings (`Pipeline.fixups`; `TranslationFixups.defaults` without a pipeline).
+    /// `stripThinking`: the conversation's thinking was minted by another family, so none of it is echoed to a
+    /// translated target, whatever `fixups` says.
+    let editWith
+        (fixups: TranslationFixups)
         (plan: UpstreamPlan)
         (payload: ReadOnlySpan<byte>)
         (facts: RequestFacts)
         (stripThinking: bool)
         : Result<UpstreamPlan * byte array voption, string> =
+        let fixups = {
+            fixups with
+                EchoReasoning = fixups.EchoReasoning && not stripThinking
+        }
+
         match plan.Body with
         | BodyEdit.Translate(Translation.OpenAiChat(settings, model)) ->
-            ChatRequest.translate settings model (not stripThinking) payload
+            ChatRequest.translateWith fixups settings model payload
             |> Result.map (fun translated ->
                 let answer =
                     match plan.Answer with
@@ -677,7 +685,7 @@ module Dialect =
 
                 withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | BodyEdit.Translate(Translation.OpenAiResponses(family, model)) ->
-            ResponsesRequest.translate family model (not stripThinking) payload
+            ResponsesRequest.translateWith fixups family model payload
             |> Result.map (fun translated ->
                 let answer =
                     match plan.Answer with
@@ -693,7 +701,7 @@ module Dialect =
 
                 withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | BodyEdit.Translate(Translation.Gemini(settings, model, kind)) ->
-            GeminiRequest.translate settings model kind (not stripThinking) payload
+            GeminiRequest.translateWith fixups settings model kind payload
             |> Result.map (fun translated ->
                 let answer =
                     match plan.Answer with
@@ -707,6 +715,15 @@ module Dialect =
 
                 withDropped { plan with Answer = answer } translated.Dropped, ValueSome translated.Body)
         | other -> body other payload facts |> Result.map (fun edited -> plan, edited)
+
+    /// `editWith` the default fix-ups: the attempt's plan and body when no pipeline sets a translation fix-up.
+    let edit
+        (plan: UpstreamPlan)
+        (payload: ReadOnlySpan<byte>)
+        (facts: RequestFacts)
+        (stripThinking: bool)
+        : Result<UpstreamPlan * byte array voption, string> =
+        editWith TranslationFixups.defaults plan payload facts stripThinking
 
     /// The answer the relay gives itself instead of calling the upstream (`(status, body)`), when the plan says so.
     let localAnswer (plan: UpstreamPlan) : (int * byte array) option =

@@ -10,6 +10,8 @@ type SelectedPipeline = {
     Names: string list
     /// Steps on the Anthropic request (before the dialect), plugins included.
     Anthropic: PipelineStep list
+    /// Steps inside the translator (`reasoning_echo`, `gemini_schema_clean`): they set `TranslationFixups`.
+    Translation: PipelineStep list
     /// Steps on the body sent upstream (after the dialect).
     Upstream: PipelineStep list
     /// Steps on the answer.
@@ -18,7 +20,10 @@ type SelectedPipeline = {
 
     /// Whether nothing applies.
     member this.IsEmpty: bool =
-        this.Anthropic.IsEmpty && this.Upstream.IsEmpty && this.Response.IsEmpty
+        this.Anthropic.IsEmpty
+        && this.Translation.IsEmpty
+        && this.Upstream.IsEmpty
+        && this.Response.IsEmpty
 
 /// One line of a request's pipeline report.
 [<RequireQualifiedAccess>]
@@ -31,6 +36,38 @@ type StepReport =
     | Skipped of Name: string * Reason: string
     /// The step does not apply to this attempt's dialect (a model-attached pipeline at another provider).
     | NotApplicable of Name: string * Dialect: string
+    /// A translation-phase step: the translator wrote the request with its settings (`TranslationFixups`).
+    | Translated of Name: string
+
+/// What kind of step failed: what its failure does to the request and to an answer.
+[<RequireQualifiedAccess>]
+type FailedStep =
+    /// A built-in transformer that cannot apply: the request is refused (400 `invalid_request_error`); on the
+    /// answer side the upstream's answer goes on as it came (it is never withheld for a repair the relay could
+    /// not make).
+    | Transformer
+    /// A plugin (the relay's side failed): the request fails with a 500 `api_error`; on the answer side the
+    /// answer is withheld and that error replaces it.
+    | Plugin
+
+/// The step that stopped a pipeline run (`on_error: fail`).
+type StepFailure = {
+    /// The step's name (`plugin:<name>` for a plugin).
+    Step: string
+    Reason: string
+    Kind: FailedStep
+}
+
+/// What the relay does with a whole JSON answer after its answer-side steps (`Pipeline.answerVerdict`).
+[<RequireQualifiedAccess>]
+type AnswerVerdict =
+    /// The answer goes on as the upstream gave it: no step changed it, or a built-in step failed.
+    | AsItCame
+    /// The steps' body replaces the answer.
+    | Edited of Body: byte array
+    /// A plugin step failed under `on_error: fail`: the answer is withheld, the relay's Anthropic error
+    /// (`api_error`) replaces it.
+    | Withheld of Refusal: byte array
 
 /// A pipeline run over one body: the body so far (all or nothing: a failed step never leaves its edit), what
 /// each step did, and the failure that stops the request (`on_error: fail`).
@@ -41,8 +78,9 @@ type PipelineRun = {
     Changed: bool
     /// The steps' reports, in order.
     Reports: StepReport list
-    /// The failing step and why; the request fails with `Pipeline.errorStatus` and an Anthropic error.
-    Failure: (string * string) option
+    /// The failing step, why, and what kind of step it is; the request fails with `Pipeline.errorStatus` and an
+    /// Anthropic error.
+    Failure: StepFailure option
 }
 
 /// Pipelines: which apply to an attempt, running them step by step under their `on_error` policy, and the
@@ -54,6 +92,7 @@ module Pipeline =
     let none: SelectedPipeline = {
         Names = []
         Anthropic = []
+        Translation = []
         Upstream = []
         Response = []
     }
@@ -80,6 +119,9 @@ module Pipeline =
                 Anthropic =
                     request
                     |> List.filter (fun s -> Transformers.phase s.Transform = StepPhase.Anthropic)
+                Translation =
+                    request
+                    |> List.filter (fun s -> Transformers.phase s.Transform = StepPhase.Translation)
                 Upstream =
                     request
                     |> List.filter (fun s -> Transformers.phase s.Transform = StepPhase.Upstream)
@@ -126,7 +168,15 @@ module Pipeline =
               }
             | OnError.Fail -> {
                 run with
-                    Failure = Some(step.Name, reason)
+                    Failure =
+                        Some {
+                            Step = step.Name
+                            Reason = reason
+                            Kind =
+                                match step.Transform with
+                                | Transform.Plugin _ -> FailedStep.Plugin
+                                | _ -> FailedStep.Transformer
+                        }
               }
 
     /// Runs the built-in steps of `steps` over the run (plugins are the host's: it calls them and `record`s
@@ -184,7 +234,8 @@ module Pipeline =
             | StepReport.Applied(name, true) -> name + "(reserialised)"
             | StepReport.Unchanged name -> name + "(unchanged)"
             | StepReport.Skipped(name, _) -> name + "(skipped)"
-            | StepReport.NotApplicable(name, _) -> name + "(n/a)")
+            | StepReport.NotApplicable(name, _) -> name + "(n/a)"
+            | StepReport.Translated name -> name + "(translation)")
         |> String.concat ","
 
     /// The reasons of skipped steps, for the log (`name: reason; …`), empty when none.
@@ -197,19 +248,19 @@ module Pipeline =
 
     /// The HTTP status of a failed pipeline: 500 for a plugin (the relay's side failed), 400 for a built-in
     /// transformer (it cannot apply to this request).
-    let errorStatus (stepName: string) : int =
-        if stepName.StartsWith("plugin:", StringComparison.Ordinal) then
-            500
-        else
-            400
+    let errorStatus (failure: StepFailure) : int =
+        match failure.Kind with
+        | FailedStep.Plugin -> 500
+        | FailedStep.Transformer -> 400
 
-    /// The Anthropic-shaped error body of a failed pipeline.
-    let errorBody (stepName: string) (reason: string) : byte array =
+    /// The Anthropic-shaped error body of a failed pipeline; `reason` as the caller gives it (scrubbed of secrets).
+    let private errorBodyOf (failure: StepFailure) (reason: string) : byte array =
+        let stepName = failure.Step
+
         let errorType =
-            if errorStatus stepName = 500 then
-                "api_error"
-            else
-                "invalid_request_error"
+            match failure.Kind with
+            | FailedStep.Plugin -> "api_error"
+            | FailedStep.Transformer -> "invalid_request_error"
 
         use stream = new IO.MemoryStream()
 
@@ -223,6 +274,20 @@ module Pipeline =
          writer.WriteEndObject())
 
         stream.ToArray()
+
+    /// The Anthropic-shaped error body of a failed pipeline, its reason scrubbed of every known secret.
+    let errorBody (secrets: string seq) (failure: StepFailure) : byte array =
+        errorBodyOf failure (Redact.scrub secrets failure.Reason)
+
+    /// What becomes of a whole JSON answer after its answer-side steps ran (`run`): a plugin that failed under
+    /// `on_error: fail` withholds it (the relay's error, its reason scrubbed of `secrets`); a built-in step's
+    /// failure leaves it as it came; else the steps' body when they changed it.
+    let answerVerdict (secrets: string seq) (run: PipelineRun) : AnswerVerdict =
+        match run.Failure with
+        | Some({ Kind = FailedStep.Plugin } as failure) -> AnswerVerdict.Withheld(errorBody secrets failure)
+        | Some { Kind = FailedStep.Transformer } -> AnswerVerdict.AsItCame
+        | None when run.Changed -> AnswerVerdict.Edited run.Body
+        | None -> AnswerVerdict.AsItCame
 
     /// One built-in response step on a whole JSON answer (a plugin step is the host's: it calls it and
     /// `record`s the outcome).
@@ -248,18 +313,18 @@ module Pipeline =
         let steps = header run.Reports
 
         match run.Failure with
-        | Some(name, _) when steps.Length > 0 -> steps + "," + name + "(failed)"
-        | Some(name, _) -> name + "(failed)"
+        | Some failure when steps.Length > 0 -> steps + "," + failure.Step + "(failed)"
+        | Some failure -> failure.Step + "(failed)"
         | None -> steps
 
     /// The dialect name of a provider, as the catalog's `AppliesTo` names it.
     let dialect (provider: ProviderConfig) : string = PipelineDecode.dialectOf provider
 
-    /// The plan of an attempt whose pipeline failed: the relay answers it itself with the Anthropic error,
-    /// nothing goes upstream (no credential is applied).
-    let failedPlan (plan: UpstreamPlan) (stepName: string) (reason: string) : UpstreamPlan = {
+    /// The plan of an attempt whose pipeline failed: the relay answers it itself with the Anthropic error (its
+    /// reason scrubbed of `secrets`), nothing goes upstream (no credential is applied).
+    let failedPlan (plan: UpstreamPlan) (secrets: string seq) (failure: StepFailure) : UpstreamPlan = {
         plan with
-            Answer = AnswerDialect.Local(errorStatus stepName, errorBody stepName reason)
+            Answer = AnswerDialect.Local(errorStatus failure, errorBody secrets failure)
             Signing = Signing.Static
             Credentials = []
     }
@@ -270,6 +335,34 @@ module Pipeline =
             Body = body
             Changed = false
     }
+
+    /// The translators' fix-ups for an attempt at a provider of `dialect`: the translation-phase steps that
+    /// apply to it, in order over `TranslationFixups.defaults` (a later step wins).
+    let fixups (steps: PipelineStep seq) (dialect: string) : TranslationFixups =
+        steps
+        |> Seq.filter (fun step -> appliesTo step dialect)
+        |> Seq.map _.Transform
+        |> Transformers.fixups
+
+    /// The run with the translation-phase steps reported: `Translated` where the translator applied them,
+    /// `NotApplicable` at a provider of another dialect (a pipeline attached by model or stage). Nothing after a
+    /// failure.
+    let translated (steps: PipelineStep seq) (dialect: string) (run: PipelineRun) : PipelineRun =
+        if run.Failure.IsSome then
+            run
+        else
+            {
+                run with
+                    Reports =
+                        run.Reports
+                        @ [
+                            for step in steps ->
+                                if appliesTo step dialect then
+                                    StepReport.Translated step.Name
+                                else
+                                    StepReport.NotApplicable(step.Name, dialect)
+                        ]
+            }
 
     /// Whether the answer side repairs tool JSON.
     let repairsToolJson (selected: SelectedPipeline) : bool =

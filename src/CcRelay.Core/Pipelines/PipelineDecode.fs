@@ -195,6 +195,17 @@ module internal PipelineDecode =
                 Error "low_below is above high_from"
             else
                 Ok(Transform.ReasoningEffort(low, high))
+        | "reasoning_echo" -> Ok(Transform.ReasoningEcho(flag "echo" true, flag "fill_missing" true))
+        | "gemini_schema_clean" ->
+            let mode =
+                match text "mode" with
+                | Some "json_schema" -> GeminiSchemaMode.JsonSchema
+                | _ -> GeminiSchemaMode.OpenApi
+
+            match mode, options.TryFind "hints" with
+            | GeminiSchemaMode.JsonSchema, Some _ ->
+                Error "hints is only for mode: openapi (a JSON Schema goes unchanged)"
+            | _ -> Ok(Transform.GeminiSchemaClean(mode, flag "hints" true))
         | "repair_tool_json" -> Ok Transform.RepairToolJson
         | other -> Error $"unknown transformer %s{other}"
 

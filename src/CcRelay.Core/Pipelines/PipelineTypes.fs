@@ -32,6 +32,44 @@ type SamplingOptions = {
     TopKMax: int64 option
 }
 
+/// How `gemini_schema_clean` gives Gemini a tool's `input_schema` and a structured output's schema.
+[<RequireQualifiedAccess>]
+type GeminiSchemaMode =
+    /// Cleaned into the OpenAPI subset of `parameters` / `responseSchema` (`GeminiSchema`'s allow-list).
+    | OpenApi
+    /// As JSON Schema, unchanged, in `parametersJsonSchema` / `responseJsonSchema` (models that take it).
+    | JsonSchema
+
+/// The translators' provider fix-ups (docs/pipelines.md, "The translation phase"): what the translation-phase
+/// transformers `reasoning_echo` and `gemini_schema_clean` set. `TranslationFixups.defaults` is what a translation
+/// does when no pipeline names them.
+type TranslationFixups = {
+    /// `reasoning_echo.echo`: the target's own earlier reasoning is given back on its assistant turns (Chat
+    /// Completions `reasoning_content`/`reasoning`, Responses encrypted reasoning items, Gemini thought signatures).
+    EchoReasoning: bool
+    /// `reasoning_echo.fill_missing`: a turn that must carry reasoning and has none gets a placeholder: a Chat
+    /// Completions tool-call turn `reasoning_content: ""` (`reasoning_field: reasoning_content`), a Gemini step's
+    /// first function call `skip_thought_signature_validator` (protocols.md §6.6.2, §6.7).
+    FillMissingReasoning: bool
+    /// `gemini_schema_clean.mode`.
+    GeminiSchema: GeminiSchemaMode
+    /// `gemini_schema_clean.hints`: what the cleaning loses (a pattern, a format, an exclusive bound) is written
+    /// into the schema's description.
+    SchemaHints: bool
+}
+
+/// The translators' fix-ups.
+[<RequireQualifiedAccess>]
+module TranslationFixups =
+
+    /// What a translation does when no pipeline names a translation-phase transformer.
+    let defaults: TranslationFixups = {
+        EchoReasoning = true
+        FillMissingReasoning = true
+        GeminiSchema = GeminiSchemaMode.OpenApi
+        SchemaHints = true
+    }
+
 /// One built-in transformer with its options, or a plugin.
 [<RequireQualifiedAccess>]
 type Transform =
@@ -51,6 +89,10 @@ type Transform =
     | DropFields of Fields: string list * Deep: bool
     /// `reasoning_effort`: a Chat Completions target's `reasoning_effort` from the thinking budget.
     | ReasoningEffort of LowBelow: int64 * HighFrom: int64
+    /// `reasoning_echo` (translation phase): give the target's reasoning back (`Echo`), fill what is missing.
+    | ReasoningEcho of Echo: bool * FillMissing: bool
+    /// `gemini_schema_clean` (translation phase): how schemas reach Gemini, and whether lost constraints are hinted.
+    | GeminiSchemaClean of Mode: GeminiSchemaMode * Hints: bool
     /// `repair_tool_json`: malformed tool-call JSON in answers.
     | RepairToolJson
     /// `plugin: <name>`: an external transformer (`plugins.<name>`).
@@ -61,6 +103,9 @@ type Transform =
 type StepPhase =
     /// The request in the Anthropic Messages shape, before the provider's dialect reshapes or translates it.
     | Anthropic
+    /// Inside the translator (`type: openai` and `gemini`): the step sets how the request is written anew
+    /// (`TranslationFixups`) instead of editing a body.
+    | Translation
     /// The body sent upstream, after the dialect (a Chat Completions request for `type: openai`).
     | Upstream
 
@@ -88,7 +133,8 @@ type PipelineAttach = {
 type PipelineConfig = {
     Name: string
     OnError: OnError
-    /// Request steps in order (the Anthropic-phase ones run before the dialect, the upstream-phase ones after).
+    /// Request steps in order (the Anthropic-phase ones run before the dialect, the translation-phase ones inside
+    /// the translator, the upstream-phase ones after).
     Request: PipelineStep list
     /// Response steps in order.
     Response: PipelineStep list
@@ -179,7 +225,8 @@ type TransformerInfo = {
     Side: string
     Summary: string
     Options: OptionInfo list
-    /// Either `all` or the dialects it can apply to (`anthropic`, `bedrock`, `vertex`, `foundry`, `openai`).
+    /// Either `all` or the dialects it can apply to (`anthropic`, `bedrock`, `vertex`, `foundry`, `openai`,
+    /// `openai_responses`, `gemini`).
     AppliesTo: string list
     /// Whether it edits bytes in place (false: it re-serialises, and says so in the request's report).
     InPlace: bool

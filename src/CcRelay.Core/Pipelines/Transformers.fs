@@ -136,6 +136,48 @@ module Transformers =
                 "replaces (or adds) reasoning_effort in the translated Chat Completions body; removes it when thinking is off"
         }
         {
+            Name = "reasoning_echo"
+            Side = "request"
+            Summary =
+                "Gives a translated target its own reasoning back on later turns (protocols.md §6.7); on by default."
+            Options = [
+                option
+                    "echo"
+                    OptionKind.Flag
+                    (Some "true")
+                    "the target's own reasoning goes back on its assistant turns (reasoning_content or reasoning, Responses encrypted reasoning, Gemini thought signatures)"
+                option
+                    "fill_missing"
+                    OptionKind.Flag
+                    (Some "true")
+                    "a turn that needs reasoning and has none gets a placeholder (reasoning_content: \"\" on Chat Completions tool-call turns, skip_thought_signature_validator on a Gemini step's first call)"
+            ]
+            AppliesTo = [ "openai"; "openai_responses"; "gemini" ]
+            InPlace = false
+            Edits = "runs inside the translator: sets how the translated request carries earlier reasoning"
+        }
+        {
+            Name = "gemini_schema_clean"
+            Side = "request"
+            Summary =
+                "How tool and output schemas reach Gemini: cleaned to its OpenAPI subset (the default) or as JSON Schema."
+            Options = [
+                option
+                    "mode"
+                    (OptionKind.Choice [ "openapi"; "json_schema" ])
+                    (Some "openapi")
+                    "openapi: cleaned into parameters / responseSchema; json_schema: unchanged in parametersJsonSchema / responseJsonSchema"
+                option
+                    "hints"
+                    OptionKind.Flag
+                    (Some "true")
+                    "with openapi: what the cleaning drops (pattern, format, exclusive bounds) is noted in the description"
+            ]
+            AppliesTo = [ "gemini" ]
+            InPlace = false
+            Edits = "runs inside the translator: sets how each tool's input_schema and the output schema are written"
+        }
+        {
             Name = "repair_tool_json"
             Side = "response"
             Summary =
@@ -155,6 +197,8 @@ module Transformers =
     /// The body a request step edits.
     let phase (transform: Transform) : StepPhase =
         match transform with
+        | Transform.ReasoningEcho _
+        | Transform.GeminiSchemaClean _ -> StepPhase.Translation
         | Transform.DropFields _
         | Transform.ReasoningEffort _ -> StepPhase.Upstream
         | _ -> StepPhase.Anthropic
@@ -211,6 +255,8 @@ module Transformers =
         | Transform.DropFields(fields, false) -> fields, []
         | Transform.DropFields(fields, true) -> [], fields
         | Transform.ReasoningEffort _ -> [ "reasoning_effort" ], []
+        | Transform.ReasoningEcho _
+        | Transform.GeminiSchemaClean _
         | Transform.RepairToolJson
         | Transform.Plugin _ -> [], []
 
@@ -590,6 +636,8 @@ module Transformers =
             match effortOf low high thinking with
             | Some effort -> setPlan s [ "reasoning_effort", JsonSpans.stringLiteral effort ]
             | None -> removePlan s [ "reasoning_effort" ] false
+        | Transform.ReasoningEcho _
+        | Transform.GeminiSchemaClean _ -> Plan.Cannot "a translation-phase transformer runs inside the translator"
         | Transform.RepairToolJson -> Plan.Cannot "repair_tool_json is a response transformer"
         | Transform.Plugin name -> Plan.Cannot $"plugin %s{name} runs in the host"
 
@@ -623,6 +671,9 @@ module Transformers =
             match transform with
             | Transform.RepairToolJson -> StepOutcome.Failed "repair_tool_json is a response transformer"
             | Transform.Plugin name -> StepOutcome.Failed $"plugin %s{name} runs in the host"
+            | Transform.ReasoningEcho _
+            | Transform.GeminiSchemaClean _ ->
+                StepOutcome.Failed "a translation-phase transformer runs inside the translator"
             | _ ->
                 match scanFor [ transform ] body with
                 | Error e -> StepOutcome.Failed e
@@ -682,6 +733,8 @@ module Transformers =
             transforms
             |> List.forall (function
                 | Transform.RepairToolJson
+                | Transform.ReasoningEcho _
+                | Transform.GeminiSchemaClean _
                 | Transform.Plugin _ -> false
                 | _ -> true)
 
@@ -719,6 +772,26 @@ module Transformers =
                         else
                             StepOutcome.Unchanged)
                     |> Some
+
+    /// The translators' fix-ups after the translation-phase `steps` (in order; a later one wins), starting from
+    /// `TranslationFixups.defaults`.
+    let fixups (transforms: Transform seq) : TranslationFixups =
+        transforms
+        |> Seq.fold
+            (fun (fixups: TranslationFixups) transform ->
+                match transform with
+                | Transform.ReasoningEcho(echo, fill) -> {
+                    fixups with
+                        EchoReasoning = echo
+                        FillMissingReasoning = fill
+                  }
+                | Transform.GeminiSchemaClean(mode, hints) -> {
+                    fixups with
+                        GeminiSchema = mode
+                        SchemaHints = hints
+                  }
+                | _ -> fixups)
+            TranslationFixups.defaults
 
     /// Applies one built-in response step to a whole (non-streaming) JSON answer.
     let applyAnswer (transform: Transform) (body: byte array) : StepOutcome =

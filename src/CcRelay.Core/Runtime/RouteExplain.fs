@@ -155,11 +155,16 @@ module RouteExplain =
 
                             let failure (run: PipelineRun) =
                                 match run.Failure with
-                                | Some(step, reason) -> $"the pipeline fails at %s{step}: %s{reason}"
+                                | Some failure -> $"the pipeline fails at %s{failure.Step}: %s{failure.Reason}"
                                 | None -> ""
 
-                            match Dialect.edit plan (ReadOnlySpan bytes) facts false with
+                            let fixups = Pipeline.fixups selected.Translation dialect
+
+                            match Dialect.editWith fixups plan (ReadOnlySpan bytes) facts false with
                             | Ok(plan, reshaped) ->
+                                // the translation-phase steps: applied by the translator, n/a at other dialects
+                                let anthropic = Pipeline.translated selected.Translation dialect anthropic
+
                                 let run =
                                     if anthropic.Failure.IsNone && not selected.Upstream.IsEmpty then
                                         let payload =

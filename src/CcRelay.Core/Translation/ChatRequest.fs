@@ -78,6 +78,8 @@ module ChatRequest =
     type private Context = {
         Settings: OpenAiSettings
         EchoReasoning: bool
+        /// A tool-call turn without reasoning still gets `reasoning_content: ""` (`reasoning_echo.fill_missing`).
+        FillMissing: bool
         Notes: RequestNotes
     }
 
@@ -299,7 +301,7 @@ module ChatRequest =
                     writer.WriteNull "content"
 
                 match context.Settings.ReasoningField with
-                | ReasoningField.ReasoningContent when reasoning.Count > 0 || calls.Count > 0 ->
+                | ReasoningField.ReasoningContent when reasoning.Count > 0 || (calls.Count > 0 && context.FillMissing) ->
                     // DeepSeek refuses a tool turn whose reasoning_content is missing, even an empty one (§6.7)
                     writer.WriteString("reasoning_content", String.concat "" reasoning)
                 | ReasoningField.Reasoning when reasoning.Count > 0 ->
@@ -562,14 +564,15 @@ module ChatRequest =
 
         writer.WriteEndObject()
 
-    /// Translates an Anthropic Messages body for `model` on a provider with `settings`. `echoReasoning`: the
-    /// target's own earlier reasoning (thinking blocks with `AnthropicOut.ReasoningSignature`) is sent back on
-    /// its assistant turns; false when the conversation's thinking must be stripped (another family minted it).
-    /// An error names what is wrong with the body.
-    let translate
+    /// Translates an Anthropic Messages body for `model` on a provider with `settings`, with the pipeline's
+    /// translation fix-ups (`reasoning_echo`). `fixups.EchoReasoning`: the target's own earlier reasoning
+    /// (thinking blocks with `AnthropicOut.ReasoningSignature`) is sent back on its assistant turns; false when the
+    /// conversation's thinking must be stripped (another family minted it) or a pipeline turns it off. An error
+    /// names what is wrong with the body.
+    let translateWith
+        (fixups: TranslationFixups)
         (settings: OpenAiSettings)
         (model: string)
-        (echoReasoning: bool)
         (body: ReadOnlySpan<byte>)
         : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
@@ -577,7 +580,8 @@ module ChatRequest =
         RequestFrame.read body (fun root _ ->
             let context = {
                 Settings = settings
-                EchoReasoning = echoReasoning
+                EchoReasoning = fixups.EchoReasoning
+                FillMissing = fixups.FillMissingReasoning
                 Notes = RequestFrame.notes ()
             }
 
@@ -585,3 +589,19 @@ module ChatRequest =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
             Ok(RequestFrame.translated written context.Notes))
+
+    /// `translateWith` the default fix-ups, echoing reasoning when `echoReasoning`.
+    let translate
+        (settings: OpenAiSettings)
+        (model: string)
+        (echoReasoning: bool)
+        (body: ReadOnlySpan<byte>)
+        : Result<TranslatedRequest, string> =
+        translateWith
+            {
+                TranslationFixups.defaults with
+                    EchoReasoning = echoReasoning
+            }
+            settings
+            model
+            body

@@ -45,7 +45,8 @@ module GeminiRequest =
     type private Context = {
         Settings: GeminiSettings
         Model: string
-        EchoSignatures: bool
+        /// The pipeline's translation fix-ups (`reasoning_echo`, `gemini_schema_clean`).
+        Fixups: TranslationFixups
         Notes: RequestNotes
         /// tool_use id → Gemini function name (from the request's own assistant turns).
         CallNames: Collections.Generic.Dictionary<string, string>
@@ -234,7 +235,7 @@ module GeminiRequest =
                         | None -> None
 
                     add (Call(name, args, upstreamId))
-                | Some "thinking" when context.EchoSignatures ->
+                | Some "thinking" when context.Fixups.EchoReasoning ->
                     match GeminiWire.signatureOf (text block "signature") with
                     | Some signature ->
                         // NOTE: the thought text itself is not sent back: Gemini takes thought parts, but replayed
@@ -258,9 +259,9 @@ module GeminiRequest =
             | _ -> ()
 
             // the first call of a step without a genuine signature (history made by another model) gets the
-            // value Gemini documents for skipping its validation
+            // value Gemini documents for skipping its validation (`reasoning_echo.fill_missing`)
             match parts |> Seq.tryFindIndex (fun (part, _) -> part.IsCall) with
-            | Some first when (snd parts[first]).IsNone ->
+            | Some first when (snd parts[first]).IsNone && context.Fixups.FillMissingReasoning ->
                 parts[first] <- (fst parts[first], Some GeminiWire.SkipSignature)
             | _ -> ()
 
@@ -435,15 +436,22 @@ module GeminiRequest =
                     | Some description when description.Length > 0 -> writer.WriteString("description", description)
                     | _ -> ()
 
-                    match
-                        JsonRead.tryProperty tool "input_schema"
-                        |> ValueOption.toOption
-                        |> Option.bind GeminiSchema.parameters
-                    with
-                    | Some parameters ->
-                        writer.WritePropertyName "parameters"
-                        parameters.WriteTo writer
-                    | None -> ()
+                    match context.Fixups.GeminiSchema, JsonRead.tryProperty tool "input_schema" with
+                    | GeminiSchemaMode.JsonSchema, ValueSome schema when schema.ValueKind = JsonValueKind.Object ->
+                        // the schema as the client wrote it (`gemini_schema_clean: {mode: json_schema}`)
+                        writer.WritePropertyName "parametersJsonSchema"
+                        schema.WriteTo writer
+                    | GeminiSchemaMode.JsonSchema, _ -> ()
+                    | GeminiSchemaMode.OpenApi, schema ->
+                        match
+                            schema
+                            |> ValueOption.toOption
+                            |> Option.bind (GeminiSchema.parametersWith context.Fixups.SchemaHints)
+                        with
+                        | Some parameters ->
+                            writer.WritePropertyName "parameters"
+                            parameters.WriteTo writer
+                        | None -> ()
 
                     writer.WriteEndObject()
 
@@ -587,7 +595,11 @@ module GeminiRequest =
             match format with
             | ValueSome format when JsonRead.tryString format "type" = Some "json_schema" ->
                 match JsonRead.tryProperty format "schema" with
-                | ValueSome schema -> Some(GeminiSchema.response schema)
+                | ValueSome schema when context.Fixups.GeminiSchema = GeminiSchemaMode.JsonSchema ->
+                    Some("responseJsonSchema", (fun (w: Utf8JsonWriter) -> schema.WriteTo w))
+                | ValueSome schema ->
+                    let cleaned = GeminiSchema.responseWith context.Fixups.SchemaHints schema
+                    Some("responseSchema", (fun (w: Utf8JsonWriter) -> cleaned.WriteTo w))
                 | ValueNone ->
                     RequestFrame.drop context.Notes "output_format"
                     None
@@ -630,10 +642,10 @@ module GeminiRequest =
                 writer.WriteEndArray()
 
             match schema with
-            | Some schema ->
+            | Some(field, schema) ->
                 writer.WriteString("responseMimeType", "application/json")
-                writer.WritePropertyName "responseSchema"
-                schema.WriteTo writer
+                writer.WritePropertyName field
+                schema writer
             | None -> ()
 
             match thinking with
@@ -685,15 +697,15 @@ module GeminiRequest =
 
         writer.WriteEndObject()
 
-    /// Translates an Anthropic Messages body for Gemini `model` on a provider with `settings`.
-    /// `echoSignatures`: the thought signatures and thoughts Gemini gave on earlier turns (thinking blocks
-    /// signed `GeminiWire.SignaturePrefix…`) are given back; false when the conversation's thinking must be
-    /// left out (another family minted it). An error names what is wrong with the body.
-    let translate
+    /// Translates an Anthropic Messages body for Gemini `model` on a provider with `settings`, with the pipeline's
+    /// translation fix-ups. `fixups.EchoReasoning`: the thought signatures Gemini gave on earlier turns (thinking
+    /// blocks signed `GeminiWire.SignaturePrefix…`) are given back; false when the conversation's thinking must be
+    /// left out (another family minted it) or a pipeline turns it off. An error names what is wrong with the body.
+    let translateWith
+        (fixups: TranslationFixups)
         (settings: GeminiSettings)
         (model: string)
         (kind: GeminiRequestKind)
-        (echoSignatures: bool)
         (body: ReadOnlySpan<byte>)
         : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
@@ -702,7 +714,7 @@ module GeminiRequest =
             let context = {
                 Settings = settings
                 Model = model
-                EchoSignatures = echoSignatures
+                Fixups = fixups
                 Notes = RequestFrame.notes ()
                 CallNames = Collections.Generic.Dictionary()
             }
@@ -713,3 +725,21 @@ module GeminiRequest =
                 RequestFrame.write bodyLength (fun writer -> write context kind root messages writer)
 
             Ok(RequestFrame.translated written context.Notes))
+
+    /// `translateWith` the default fix-ups, giving signatures back when `echoSignatures`.
+    let translate
+        (settings: GeminiSettings)
+        (model: string)
+        (kind: GeminiRequestKind)
+        (echoSignatures: bool)
+        (body: ReadOnlySpan<byte>)
+        : Result<TranslatedRequest, string> =
+        translateWith
+            {
+                TranslationFixups.defaults with
+                    EchoReasoning = echoSignatures
+            }
+            settings
+            model
+            kind
+            body

@@ -193,8 +193,14 @@ module GeminiSchema =
             | _ -> None
         | _ -> None
 
-    /// Cleans one schema. `refs`: how many `$ref`s led here.
-    let rec private clean (root: JsonElement) (refs: int) (depth: int) (schema: JsonElement) : JsonObject =
+    /// Cleans one schema. `withHints`: what is lost is noted in the description; `refs`: how many `$ref`s led here.
+    let rec private clean
+        (withHints: bool)
+        (root: JsonElement)
+        (refs: int)
+        (depth: int)
+        (schema: JsonElement)
+        : JsonObject =
         let result = JsonObject()
         let hints = ResizeArray<string>()
 
@@ -205,7 +211,7 @@ module GeminiSchema =
             | Some reference ->
                 match resolve root reference with
                 | ValueSome target when refs < MaxRefDepth ->
-                    let inlined = clean root (refs + 1) (depth + 1) target
+                    let inlined = clean withHints root (refs + 1) (depth + 1) target
 
                     match JsonRead.tryString schema "description" with
                     | Some description when description.Length > 0 -> inlined["description"] <- str description
@@ -221,7 +227,9 @@ module GeminiSchema =
                 let merged =
                     match JsonRead.tryProperty schema "allOf" with
                     | ValueSome branches when branches.ValueKind = JsonValueKind.Array ->
-                        branches.EnumerateArray() |> Seq.map (clean root refs (depth + 1)) |> List.ofSeq
+                        branches.EnumerateArray()
+                        |> Seq.map (clean withHints root refs (depth + 1))
+                        |> List.ofSeq
                     | _ -> []
 
                 let mutable nullable =
@@ -259,7 +267,7 @@ module GeminiSchema =
                             false
                         else
                             true)
-                    |> List.map (clean root refs (depth + 1))
+                    |> List.map (clean withHints root refs (depth + 1))
 
                 let description =
                     JsonRead.tryString schema "description"
@@ -314,7 +322,7 @@ module GeminiSchema =
                     match JsonRead.tryProperty schema "properties" with
                     | ValueSome props when props.ValueKind = JsonValueKind.Object ->
                         props.EnumerateObject()
-                        |> Seq.map (fun p -> p.Name, clean root refs (depth + 1) p.Value)
+                        |> Seq.map (fun p -> p.Name, clean withHints root refs (depth + 1) p.Value)
                         |> List.ofSeq
                     | _ -> []
 
@@ -383,13 +391,13 @@ module GeminiSchema =
                 // items: one schema (a tuple's first); an array without items gets a free-form one
                 match JsonRead.tryProperty schema "items" with
                 | ValueSome items when items.ValueKind = JsonValueKind.Object ->
-                    result["items"] <- clean root refs (depth + 1) items
+                    result["items"] <- clean withHints root refs (depth + 1) items
                 | ValueSome items when items.ValueKind = JsonValueKind.Array && items.GetArrayLength() > 0 ->
-                    result["items"] <- clean root refs (depth + 1) items[0]
+                    result["items"] <- clean withHints root refs (depth + 1) items[0]
                 | _ ->
                     match JsonRead.tryProperty schema "prefixItems" with
                     | ValueSome items when items.ValueKind = JsonValueKind.Array && items.GetArrayLength() > 0 ->
-                        result["items"] <- clean root refs (depth + 1) items[0]
+                        result["items"] <- clean withHints root refs (depth + 1) items[0]
                     | _ -> ()
 
                 if result.ContainsKey "items" && not (result.ContainsKey "type") then
@@ -450,7 +458,7 @@ module GeminiSchema =
                     result["nullable"] <- JsonValue.Create true
 
                 let text =
-                    match description, List.ofSeq hints with
+                    match description, (if withHints then List.ofSeq hints else []) with
                     | Some d, [] -> Some d
                     | Some d, hints -> Some(d + " (" + String.concat "; " hints + ")")
                     | None, [] -> None
@@ -463,13 +471,20 @@ module GeminiSchema =
                 result
 
     /// A tool's `input_schema` as Gemini `parameters`; None when it has no parameters (Gemini refuses an
-    /// OBJECT without properties, so the declaration goes without `parameters`).
-    let parameters (schema: JsonElement) : JsonObject option =
-        let cleaned = clean schema 0 0 schema
+    /// OBJECT without properties, so the declaration goes without `parameters`). `withHints`: what the cleaning
+    /// loses is noted in the descriptions (`gemini_schema_clean.hints`).
+    let parametersWith (withHints: bool) (schema: JsonElement) : JsonObject option =
+        let cleaned = clean withHints schema 0 0 schema
 
         match cleaned["type"], cleaned["properties"] with
         | NonNull t, (:? JsonObject as props) when t.GetValue<string>() = "OBJECT" && props.Count > 0 -> Some cleaned
         | _ -> None
 
-    /// A schema for `responseSchema` (structured output): any type, as cleaned.
-    let response (schema: JsonElement) : JsonObject = clean schema 0 0 schema
+    /// `parametersWith` hints.
+    let parameters (schema: JsonElement) : JsonObject option = parametersWith true schema
+
+    /// A schema for `responseSchema` (structured output): any type, as cleaned (`withHints`: as `parametersWith`).
+    let responseWith (withHints: bool) (schema: JsonElement) : JsonObject = clean withHints schema 0 0 schema
+
+    /// `responseWith` hints.
+    let response (schema: JsonElement) : JsonObject = responseWith true schema

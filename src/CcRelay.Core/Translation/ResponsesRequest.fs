@@ -621,13 +621,14 @@ module ResponsesRequest =
 
         writer.WriteEndObject()
 
-    /// Translates an Anthropic Messages body for `model` on a provider of family `family`. `echoReasoning`:
-    /// reasoning envelopes this family minted are given back as `reasoning` items; false when the
-    /// conversation's thinking must be stripped. An error names what is wrong with the body.
-    let translate
+    /// Translates an Anthropic Messages body for `model` on a provider of family `family`, with the pipeline's
+    /// translation fix-ups. `fixups.EchoReasoning`: reasoning envelopes this family minted are given back as
+    /// `reasoning` items; false when the conversation's thinking must be stripped or a pipeline turns it off. An
+    /// error names what is wrong with the body.
+    let translateWith
+        (fixups: TranslationFixups)
         (family: string)
         (model: string)
-        (echoReasoning: bool)
         (body: ReadOnlySpan<byte>)
         : Result<TranslatedRequest, string> =
         let bodyLength = body.Length
@@ -635,7 +636,7 @@ module ResponsesRequest =
         RequestFrame.read body (fun root _ ->
             let context = {
                 Family = family
-                EchoReasoning = echoReasoning
+                EchoReasoning = fixups.EchoReasoning
                 Notes = RequestFrame.notes ()
             }
 
@@ -643,3 +644,19 @@ module ResponsesRequest =
                 RequestFrame.write bodyLength (fun writer -> write context model root writer)
 
             Ok(RequestFrame.translated written context.Notes))
+
+    /// `translateWith` the default fix-ups, echoing reasoning when `echoReasoning`.
+    let translate
+        (family: string)
+        (model: string)
+        (echoReasoning: bool)
+        (body: ReadOnlySpan<byte>)
+        : Result<TranslatedRequest, string> =
+        translateWith
+            {
+                TranslationFixups.defaults with
+                    EchoReasoning = echoReasoning
+            }
+            family
+            model
+            body

@@ -300,7 +300,8 @@ internal sealed class FailoverForwarder(
 
     /// <summary>
     /// An attempt through its pipelines: (1) the Anthropic-phase steps (plugins included) on a copy of the request,
-    /// its facts read again when they edited it; (2) the dialect's plan and edit of that request; (3) the
+    /// its facts read again when they edited it; (2) the dialect's plan and edit of that request (a translator
+    /// writes it with the translation-phase steps' fix-ups); (3) the
     /// upstream-phase steps on the body the dialect produced; (4) send. A step that fails under <c>on_error: fail</c>
     /// makes the attempt the relay's own Anthropic error (400 for a transformer, 500 for a plugin), sent nowhere.
     /// </summary>
@@ -339,13 +340,16 @@ internal sealed class FailoverForwarder(
         ReadOnlyMemory<byte> payload = anthropic;
         if (run.Failure is null)
         {
-            var edited = Dialect.edit(plan, anthropic.Span, transformedFacts, attempt.StripThinking);
+            // the translation-phase steps (reasoning_echo, gemini_schema_clean) set how the translator writes the request
+            var dialect = Pipeline.dialect(attempt.Provider);
+            var edited = Dialect.editWith(Pipeline.fixups(selected.Translation, dialect), plan, anthropic.Span, transformedFacts, attempt.StripThinking);
             if (edited.IsError)
             {
                 return new AttemptOutcome(null, AttemptFailure.NotSent, "the request body could not be reshaped for " + attempt.ProviderName + ": " + edited.ErrorValue);
             }
 
             (plan, var reshaped) = edited.ResultValue;
+            run = Pipeline.translated(selected.Translation, dialect, run);
             payload = reshaped is { IsSome: true } ? reshaped.Value : anthropic;
             if (attempt.StripThinking && !plan.Body.IsTranslate && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
             {
@@ -358,7 +362,7 @@ internal sealed class FailoverForwarder(
             if (!selected.Upstream.IsEmpty)
             {
                 var thinking = Transformers.thinkingOf(anthropic.Span);
-                var upstream = Pipeline.runBuiltIn(selected.Upstream, Pipeline.dialect(attempt.Provider), thinking, Pipeline.continueWith(payload.ToArray(), run));
+                var upstream = Pipeline.runBuiltIn(selected.Upstream, dialect, thinking, Pipeline.continueWith(payload.ToArray(), run));
                 if (upstream.Changed)
                 {
                     payload = upstream.Body;
@@ -375,7 +379,7 @@ internal sealed class FailoverForwarder(
         if (run.Failure is { } failure)
         {
             // nothing half-transformed goes anywhere: the relay answers with the step's error
-            plan = Pipeline.failedPlan(plan, failure.Value.Item1, Redact.scrub(snapshot.Secrets, failure.Value.Item2));
+            plan = Pipeline.failedPlan(plan, snapshot.Secrets, failure.Value);
             return await forwarder.SendAsync(context, snapshot, plan, ReadOnlyMemory<byte>.Empty, record, lost, pipeline);
         }
 

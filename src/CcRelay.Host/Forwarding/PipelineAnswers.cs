@@ -55,26 +55,19 @@ internal static class PipelineAnswers
         }
 
         var report = pluginRan ? Pipeline.report(run) : "";
-        if (run.Failure is { } failure)
+
+        // Core decides: a failed plugin withholds the answer, a failed built-in step leaves it (Pipeline.answerVerdict)
+        switch (Pipeline.answerVerdict(snapshot.Secrets, run))
         {
-            // a plugin failing under on_error: fail withholds the answer (the relay's 500 instead); a built-in answer
-            // step that fails leaves the answer as it came: the upstream's answer is never withheld for it
-            if (!failure.Value.Item1.StartsWith("plugin:", StringComparison.Ordinal))
-            {
+            case AnswerVerdict.Withheld withheld:
+                Replace(response, withheld.Refusal);
+                return new AnswerSteps(report, withheld.Refusal);
+            case AnswerVerdict.Edited edited:
+                Replace(response, edited.Body);
                 return new AnswerSteps(report, null);
-            }
-
-            var refusal = Pipeline.errorBody(failure.Value.Item1, Redact.scrub(snapshot.Secrets, failure.Value.Item2));
-            Replace(response, refusal);
-            return new AnswerSteps(report, refusal);
+            default:
+                return new AnswerSteps(report, null);
         }
-
-        if (run.Changed)
-        {
-            Replace(response, run.Body);
-        }
-
-        return new AnswerSteps(report, null);
     }
 
     private static void Replace(HttpResponseMessage response, byte[] body)

@@ -350,12 +350,12 @@ let ``on_error fail stops the run with the body untouched and an Anthropic error
     let run =
         Pipeline.runBuiltIn [ capped; failing ] "anthropic" None (Pipeline.start body)
 
-    Assert.Equal(Some "tool_choice", run.Failure |> Option.map fst)
+    Assert.Equal(Some "tool_choice", run.Failure |> Option.map _.Step)
+    Assert.Equal(Some FailedStep.Transformer, run.Failure |> Option.map _.Kind)
     Assert.Equal("max_tokens,tool_choice(failed)", Pipeline.report run)
-    Assert.Equal(400, Pipeline.errorStatus "tool_choice")
-    Assert.Equal(500, Pipeline.errorStatus "plugin:x")
+    Assert.Equal(400, Pipeline.errorStatus run.Failure.Value)
 
-    use error = JsonDocument.Parse(Pipeline.errorBody "tool_choice" "no such tool")
+    use error = JsonDocument.Parse(Pipeline.errorBody [] run.Failure.Value)
     Assert.Equal("invalid_request_error", error.RootElement.GetProperty("error").GetProperty("type").GetString())
 
 [<Fact>]

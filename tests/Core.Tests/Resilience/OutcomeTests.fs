@@ -111,7 +111,13 @@ let ``the relay's own answers are told from the plan: a failed pipeline, a trans
     let sent = Dialect.plan direct ValueNone facts "/v1/messages" [] []
     Assert.Equal(None, LocalAnswer.ofPlan false sent)
 
-    let failed = Pipeline.failedPlan sent "tool_choice" "no such tool"
+    let failed =
+        Pipeline.failedPlan sent [] {
+            Step = "tool_choice"
+            Reason = "no such tool"
+            Kind = FailedStep.Transformer
+        }
+
     Assert.Equal(Some LocalAnswer.PipelineFailed, LocalAnswer.ofPlan true failed)
 
     // (a translated provider's count_tokens plan: ChatDialectTests)
@@ -123,7 +129,13 @@ let ``the relay's own answers are told from the plan: a failed pipeline, a trans
 
     Assert.Equal(Some LocalAnswer.CountTokens, LocalAnswer.ofPlan false counted)
     // a pipeline that failed on a token count is still the pipeline's error
-    Assert.Equal(Some LocalAnswer.PipelineFailed, LocalAnswer.ofPlan true (Pipeline.failedPlan counted "x" "y"))
+    let failure = {
+        Step = "x"
+        Reason = "y"
+        Kind = FailedStep.Transformer
+    }
+
+    Assert.Equal(Some LocalAnswer.PipelineFailed, LocalAnswer.ofPlan true (Pipeline.failedPlan counted [] failure))
 
 [<Fact>]
 let ``a local answer's result is the relay's own: ok, or its error type, never an upstream status`` () =

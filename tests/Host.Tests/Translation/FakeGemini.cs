@@ -12,12 +12,14 @@ namespace CcRelay.Host.Tests.Translation;
 /// A fake Gemini API (AI Studio, on a <see cref="FakeUpstream"/>) that refuses what the real one refuses, with Google's
 /// error envelope and wording: a wrong path or key, unknown fields (top level, contents, parts, schema keywords such
 /// as <c>additionalProperties</c> or <c>$ref</c>), roles other than user and model, empty parts, a function response
-/// that answers no call of the previous model turn, an OBJECT without properties as <c>parameters</c>. Like Gemini 3, it
+/// that answers no call of the previous model turn, an OBJECT without properties as <c>parameters</c>, a declaration with
+/// both <c>parameters</c> and <c>parametersJsonSchema</c>. Like Gemini 3, it
 /// refuses a function call of the current turn replayed without the thought signature it minted (protocols.md §6.6.2).
 /// </summary>
 public static partial class FakeGemini
 {
     private static readonly HashSet<string> TopLevel = ["contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"];
+    private static readonly HashSet<string> DeclarationKeys = ["name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior"];
     private static readonly HashSet<string> PartKeys = ["text", "thought", "thoughtSignature", "inlineData", "fileData", "functionCall", "functionResponse"];
     private static readonly HashSet<string> SchemaKeys =
     [
@@ -230,6 +232,24 @@ public static partial class FakeGemini
                     if (!NameRule().IsMatch(name))
                     {
                         return $"* GenerateContentRequest.tools[0].function_declarations[0].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.";
+                    }
+
+                    foreach (var key in declaration.EnumerateObject())
+                    {
+                        if (!DeclarationKeys.Contains(key.Name))
+                        {
+                            return $"Invalid JSON payload received. Unknown name \"{key.Name}\" at 'tools[0].function_declarations[0]': Cannot find field.";
+                        }
+                    }
+
+                    if (declaration.TryGetProperty("parameters", out _) && declaration.TryGetProperty("parametersJsonSchema", out var jsonSchema))
+                    {
+                        return "* GenerateContentRequest.tools[0].function_declarations[0].parameters_json_schema: parameters and parameters_json_schema are mutually exclusive";
+                    }
+
+                    if (declaration.TryGetProperty("parametersJsonSchema", out jsonSchema) && jsonSchema.ValueKind != JsonValueKind.Object)
+                    {
+                        return "* GenerateContentRequest.tools[0].function_declarations[0].parameters_json_schema: must be an object";
                     }
 
                     if (declaration.TryGetProperty("parameters", out var parameters))

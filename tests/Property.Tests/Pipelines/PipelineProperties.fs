@@ -146,6 +146,8 @@ let private step (transform: Transform) : PipelineStep = {
         | Transform.RenameModel _ -> "rename_model"
         | Transform.DropFields _ -> "drop_fields"
         | Transform.ReasoningEffort _ -> "reasoning_effort"
+        | Transform.ReasoningEcho _ -> "reasoning_echo"
+        | Transform.GeminiSchemaClean _ -> "gemini_schema_clean"
         | Transform.RepairToolJson -> "repair_tool_json"
         | Transform.Plugin name -> "plugin:" + name
     Transform = transform

@@ -327,3 +327,60 @@ let ``mid-conversation system messages: in place, as system-reminders or reporte
                     )
                 | Error e -> failwith e)
     )
+
+/// Any `reasoning_echo` settings (`echo`, `fill_missing`).
+let private echoFixups: Gen<TranslationFixups> =
+    gen {
+        let! echo = Gen.elements [ true; false ]
+        let! fill = Gen.elements [ true; false ]
+
+        return {
+            TranslationFixups.defaults with
+                EchoReasoning = echo
+                FillMissingReasoning = fill
+        }
+    }
+
+/// The assistant messages of a translated body.
+let private assistants (body: JsonElement) : JsonElement list =
+    body.GetProperty("messages").EnumerateArray()
+    |> Seq.filter (fun m -> m.GetProperty("role").GetString() = "assistant")
+    |> List.ofSeq
+
+[<Fact>]
+let ``reasoning_echo: the defaults are the translation as it was; echo off never gives reasoning back; fill_missing off never invents it``
+    ()
+    =
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip conversation echoFixups)) (fun ((request, _), fixups) ->
+            let bytes = Text.Encoding.UTF8.GetBytes(request.ToJsonString())
+
+            let plain =
+                match ChatRequest.translate settings "target" true (ReadOnlySpan bytes) with
+                | Ok translated -> translated.Body
+                | Error e -> failwith e
+
+            match
+                ChatRequest.translateWith TranslationFixups.defaults settings "target" (ReadOnlySpan bytes),
+                ChatRequest.translateWith fixups settings "target" (ReadOnlySpan bytes)
+            with
+            | Ok defaults, Ok tuned ->
+                Assert.Equal<byte array>(plain, defaults.Body)
+                let body = JsonDocument.Parse(tuned.Body: byte array).RootElement
+                strictlyValid body
+
+                for message in assistants body do
+                    let calls = message.TryGetProperty "tool_calls" |> fst
+
+                    match message.TryGetProperty "reasoning_content" with
+                    | true, reasoning ->
+                        // echo off: at most the empty placeholder, and only on a tool-call turn with fill_missing
+                        if not fixups.EchoReasoning then
+                            Assert.Equal("", reasoning.GetString())
+                            Assert.True(calls && fixups.FillMissingReasoning)
+                    | _ ->
+                        // fill_missing on: a tool-call turn always carries it (DeepSeek, Kimi refuse it missing)
+                        Assert.False(calls && fixups.FillMissingReasoning)
+            | Error e, _
+            | _, Error e -> failwith e)
+    )

@@ -570,3 +570,123 @@ let ``a tool-use id round-trips to its Gemini function name, Gemini's own id and
             let upstream = upstream |> Option.filter (fun u -> u.Length > 0)
             Assert.Equal(Some(name, upstream, position), GeminiWire.tryParseToolId id))
     )
+
+/// Any translation fix-ups.
+let private fixups: Gen<TranslationFixups> =
+    gen {
+        let! echo = Gen.elements [ true; false ]
+        let! fill = Gen.elements [ true; false ]
+        let! mode = Gen.elements [ GeminiSchemaMode.OpenApi; GeminiSchemaMode.JsonSchema ]
+        let! hints = Gen.elements [ true; false ]
+
+        return {
+            EchoReasoning = echo
+            FillMissingReasoning = fill
+            GeminiSchema = mode
+            SchemaHints = hints
+        }
+    }
+
+/// Every part's thought signature in a translated body.
+let private signatures (body: JsonElement) : string list = [
+    for content in body.GetProperty("contents").EnumerateArray() do
+        for part in content.GetProperty("parts").EnumerateArray() do
+            match part.TryGetProperty "thoughtSignature" with
+            | true, s -> string (s.GetString())
+            | _ -> ()
+]
+
+[<Fact>]
+let ``translation fix-ups: the defaults are the translation as it was; any other setting stays within what it names``
+    ()
+    =
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip conversation fixups)) (fun (request, fixups) ->
+            let bytes = Text.Encoding.UTF8.GetBytes(request.ToJsonString())
+
+            let translate fixups =
+                match
+                    GeminiRequest.translateWith
+                        fixups
+                        settings
+                        "gemini-3-pro-preview"
+                        GeminiRequestKind.Generate
+                        (ReadOnlySpan bytes)
+                with
+                | Ok translated -> JsonDocument.Parse(translated.Body: byte array).RootElement
+                | Error e -> failwith e
+
+            let plain =
+                match
+                    GeminiRequest.translate
+                        settings
+                        "gemini-3-pro-preview"
+                        GeminiRequestKind.Generate
+                        true
+                        (ReadOnlySpan bytes)
+                with
+                | Ok translated -> translated.Body
+                | Error e -> failwith e
+
+            let defaults = translate TranslationFixups.defaults
+            Assert.Equal(Text.Encoding.UTF8.GetString plain, defaults.GetRawText())
+
+            let tuned = translate fixups
+
+            // the schema mode touches the tools only; the echo settings the contents only
+            if fixups.GeminiSchema = GeminiSchemaMode.OpenApi then
+                let problems = requestProblems tuned
+                Assert.True(problems.IsEmpty, String.concat "\n" problems + "\n" + tuned.GetRawText())
+            else
+                let tools = request["tools"] |> nonNull
+
+                let declarations =
+                    match tuned.TryGetProperty "tools" with
+                    | true, t -> t[0].GetProperty("functionDeclarations").EnumerateArray() |> List.ofSeq
+                    | _ -> []
+
+                Assert.Equal(tools.AsArray().Count, declarations.Length)
+
+                for tool, declaration in Seq.zip (tools.AsArray()) declarations do
+                    Assert.False(declaration.TryGetProperty "parameters" |> fst)
+
+                    // the schema as the client wrote it (the same JSON; the writer may escape differently)
+                    Assert.True(
+                        JsonNode.DeepEquals(
+                            (nonNull tool)["input_schema"],
+                            JsonNode.Parse(declaration.GetProperty("parametersJsonSchema").GetRawText())
+                        )
+                    )
+
+            Assert.Equal(
+                (translate {
+                    fixups with
+                        GeminiSchema = GeminiSchemaMode.OpenApi
+                        SchemaHints = true
+                })
+                    .GetProperty("contents")
+                    .GetRawText(),
+                tuned.GetProperty("contents").GetRawText()
+            )
+
+            let own = signatures tuned |> List.filter (fun s -> s <> GeminiWire.SkipSignature)
+            let skips = signatures tuned |> List.filter (fun s -> s = GeminiWire.SkipSignature)
+
+            if not fixups.EchoReasoning then
+                Assert.Empty own
+
+            if not fixups.FillMissingReasoning then
+                Assert.Empty skips
+
+            Assert.Equal<string list>(
+                signatures (
+                    translate {
+                        TranslationFixups.defaults with
+                            EchoReasoning = fixups.EchoReasoning
+                            FillMissingReasoning = true
+                    }
+                )
+                |> List.filter (fun s -> s <> GeminiWire.SkipSignature),
+                own
+            ))
+    )
