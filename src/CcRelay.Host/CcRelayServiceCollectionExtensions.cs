@@ -47,7 +47,7 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<HealthProber>>()));
         services.AddSingleton(sp => new UpstreamForwarder(
-            UpstreamClient.Create(options.Config.Edge.Security),
+            UpstreamClient.Create(options.Config.Edge.Security, sp.GetRequiredService<ILogger<UpstreamForwarder>>()),
             sp.GetRequiredService<CloudCredentials>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RelayMetrics>(),

@@ -44,9 +44,11 @@ type RequestFacts = {
     /// Whether some message carries a signed `thinking` block or a `redacted_thinking` block: such a
     /// conversation only validates on the provider family that minted them.
     ThinkingSignatures: bool
-    /// Whether some message carries a `thinking` block without a signature (or with an empty one), or a
-    /// `redacted_thinking` block without data: the relay's own keep-alive block (`KeepAlive`) sent back by
-    /// the client. An Anthropic-shaped upstream refuses it (`Affinity.stripUnsignedThinking` takes it out).
+    /// Whether some message carries a thinking block no Anthropic-shaped upstream can verify: a `thinking` block
+    /// without a signature (or with an empty one), or a `redacted_thinking` block without data — the relay's own
+    /// keep-alive block (`KeepAlive`) sent back by the client — or one whose signature the relay minted for a
+    /// translated target's reasoning (`RequestFacts.isRelaySignature`; such a block also counts as signed for
+    /// `ThinkingSignatures`, since its target wants it back). `ThinkingTurn.carry` takes them out.
     UnsignedThinking: bool
     /// Offset of `messages[0]` in the body (-1 when there is none): the conversation's stable first turn.
     FirstMessageStart: int
@@ -68,6 +70,18 @@ type BodyError =
 /// One `Utf8JsonReader` pass over a request body, and the in-place `model` patch.
 [<RequireQualifiedAccess>]
 module RequestFacts =
+
+    /// The signature prefixes of the thinking blocks the relay makes from a translated target's reasoning
+    /// (`AnthropicOut.ReasoningSignature`, `GeminiWire.SignaturePrefix`, `ReasoningEnvelope.Prefix`).
+    let private relayPrefix: byte array = "cc-relay:"B
+
+    let private responsesPrefix: byte array = "ccrelay-rs1:"B
+
+    /// Whether a thinking block's signature (its raw JSON string contents) was minted by the relay for a translated
+    /// target's reasoning: no Anthropic-shaped upstream can verify it.
+    let isRelaySignature (signature: ReadOnlySpan<byte>) : bool =
+        signature.StartsWith(ReadOnlySpan relayPrefix)
+        || signature.StartsWith(ReadOnlySpan responsesPrefix)
 
     // Property names, built once (a `"…"B` literal is a new array at every evaluation).
     let private typeName: byte array = "type"B
@@ -389,6 +403,9 @@ module RequestFacts =
 
                                 if reader.TokenType = JsonTokenType.String && not reader.ValueSpan.IsEmpty then
                                     blockSigned <- true
+
+                                    if isRelaySignature reader.ValueSpan then
+                                        unsigned <- true
                         | _ -> ()
 
                     if reader.TokenType = JsonTokenType.PropertyName && reader.CurrentDepth = 1 then
@@ -719,6 +736,9 @@ module RequestFacts =
         | Key.BlockSignature ->
             if kind = 's' && stop - start > 2 then
                 s.BlockSigned <- true
+
+                if isRelaySignature (body.Slice(start + 1, stop - start - 2)) then
+                    s.Unsigned <- true
         | Key.System ->
             if kind = 's' then
                 systemText body &s 0 start stop escaped

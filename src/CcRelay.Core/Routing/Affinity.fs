@@ -12,8 +12,8 @@ open System.Text.Json
 /// 1. Every success pins the request's *conversation* to the family that answered (`Relay.record`).
 /// 2. A request that replays signed thinking blocks is planned with its pinned family first.
 /// 3. When it must cross to another family (the pinned one is down or exhausted), the attempt says
-///    `StripThinking`, and the host sends `stripThinking body` instead: the other family could not verify
-///    the blocks, and answering without the old reasoning beats failing the user.
+///    `StripThinking`, and the host sends what `ThinkingTurn.carry` makes of the body instead: the other family
+///    could not verify the blocks, and answering without the old reasoning beats failing the user.
 /// 4. A provider that still rejects a signature (a 400 that `isSignatureError` recognises) gets one retry
 ///    with thinking stripped, on the same provider, without touching breakers or keys.
 ///

@@ -15,8 +15,9 @@ type Attempt = {
     KeyId: string
     /// 1 for the first attempt of a request.
     Number: int
-    /// Remove thinking blocks from the body before sending (`Affinity.stripThinking`): the attempt crosses
-    /// to a provider family that did not mint the conversation's signatures.
+    /// Remove thinking blocks from the body before sending (`ThinkingTurn.carry`, which also turns thinking off
+    /// for a tool loop left without its leading thinking block): the attempt crosses to a provider family that did
+    /// not mint the conversation's signatures, or retries one that rejected a signature.
     StripThinking: bool
     /// The model to send instead of the client's (a stage target's or a `provider,model` switch's); "" to
     /// send the client's.

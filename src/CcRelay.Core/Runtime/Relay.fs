@@ -13,7 +13,7 @@ open System
 /// (2) dispatch = Relay.plan runtime now request                      ── the ordered plan
 /// (3) loop:    Relay.next runtime now dispatch                        ── breaker admit + key pick
 ///                Send attempt → (4)  |  Wait d → sleep d, (3)  |  Stop verdict → answer it, (7)
-/// (4) send the attempt (Upstream.planAttempt; Affinity.stripThinking when StripThinking)
+/// (4) send the attempt (Upstream.planAttempt; ThinkingTurn.carry for an Anthropic-shaped plan)
 ///     on response headers: Relay.learn runtime now attempt (RateLimitHeaders.parse …)
 /// (5) Relay.complete runtime now dispatch attempt result              ── record + decide
 ///                Deliver → relay the answer; at its end Relay.settle (usage), (6)

@@ -24,6 +24,7 @@ module Dropped =
         "document"
         "image_source"
         "thinking"
+        "thinking_blocks"
         "output_format"
         "top_k"
         "stop_sequences"

@@ -271,32 +271,33 @@ internal sealed class FailoverForwarder(
 
         (plan, var reshaped) = edited.ResultValue;
         var payload = reshaped is { IsSome: true } ? reshaped.Value : source;
-        payload = WithoutUnsignedThinking(plan, facts, payload);
+        (plan, payload) = CarryThinking(plan, attempt, facts, payload);
         if (Dialect.usesToken(plan))
         {
             return SendWithTokenAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
-        }
-
-        // a translation left another family's thinking out already (Dialect.edit)
-        if (attempt.StripThinking && !plan.Body.IsTranslate && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
-        {
-            payload = stripped.Value;
         }
 
         return forwarder.SendAsync(context, snapshot, plan, payload, record, lost, sentModel: facts.Model);
     }
 
     /// <summary>
-    /// The body without its unsigned thinking blocks when it has some and goes to an Anthropic-shaped upstream
-    /// (<see cref="Affinity.stripUnsignedThinking"/>): above all the relay's own keep-alive block, which Claude Code
-    /// sends back on its next turn and Anthropic refuses as an invalid signature. Retrying without all thinking after
-    /// that 400 would also take out the signed reasoning a tool loop with thinking on must carry. A translation
-    /// leaves unsigned blocks out itself.
+    /// The thinking an Anthropic-shaped upstream can take (<see cref="ThinkingTurn.carry"/>, decided in Core): when the
+    /// attempt crosses families (or retries a rejected signature) every thinking block goes, else the unsigned and
+    /// relay-signed ones (above all the relay's own keep-alive block, which Claude Code sends back); when that leaves
+    /// a tool loop with thinking on without its leading thinking block, thinking is off for this attempt. What was
+    /// left out joins the plan's dropped features. A translation leaves another family's thinking out itself
+    /// (<see cref="Dialect.edit"/>); a request without thinking blocks is not read.
     /// </summary>
-    private static ReadOnlyMemory<byte> WithoutUnsignedThinking(UpstreamPlan plan, RequestFacts facts, ReadOnlyMemory<byte> payload) =>
-        facts.UnsignedThinking && !plan.Body.IsTranslate && Affinity.stripUnsignedThinking(payload.Span) is { IsSome: true } kept
-            ? kept.Value
-            : payload;
+    private static (UpstreamPlan Plan, ReadOnlyMemory<byte> Payload) CarryThinking(UpstreamPlan plan, Attempt attempt, RequestFacts facts, ReadOnlyMemory<byte> payload)
+    {
+        if (plan.Body.IsTranslate || !(attempt.StripThinking || facts.UnsignedThinking))
+        {
+            return (plan, payload);
+        }
+
+        var (carried, body) = ThinkingTurn.carry(plan, attempt.StripThinking, payload.Span);
+        return (carried, body is { IsSome: true } ? body.Value : payload);
+    }
 
     /// <summary>
     /// An attempt through its pipelines: (1) the Anthropic-phase steps (plugins included) on a copy of the request,
@@ -351,12 +352,7 @@ internal sealed class FailoverForwarder(
             (plan, var reshaped) = edited.ResultValue;
             run = Pipeline.translated(selected.Translation, dialect, run);
             payload = reshaped is { IsSome: true } ? reshaped.Value : anthropic;
-            if (attempt.StripThinking && !plan.Body.IsTranslate && Affinity.stripThinking(payload.Span) is { IsSome: true } stripped)
-            {
-                payload = stripped.Value;
-            }
-
-            payload = WithoutUnsignedThinking(plan, transformedFacts, payload);
+            (plan, payload) = CarryThinking(plan, attempt, transformedFacts, payload);
 
             // :: Step 5.3: the upstream body's steps
             if (!selected.Upstream.IsEmpty)

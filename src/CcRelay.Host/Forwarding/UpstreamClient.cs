@@ -1,5 +1,6 @@
 using System.Net;
 using CcRelay.Core;
+using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host.Forwarding;
 
@@ -13,7 +14,20 @@ internal static class UpstreamClient
     /// Every upstream, plain http (HTTP/1.1) or https (HTTP/2 when the upstream offers it), proxied or not, goes
     /// through <see cref="SocketsHttpHandler"/> (docs/design.md, "The HTTP client").
     /// </summary>
-    public static HttpMessageInvoker Create(SecurityConfig? security = null) => new(new LineBreakGuard(System(security)), disposeHandler: true);
+    /// <remarks>
+    /// A request that fails on a reused connection before any answer byte is sent again once, on a new connection
+    /// (<see cref="ResendOnClosedConnection"/>, logged to <paramref name="logger"/>).
+    /// </remarks>
+    public static HttpMessageInvoker Create(SecurityConfig? security = null, ILogger? logger = null)
+    {
+        var pooled = System(security);
+        pooled.PlaintextStreamFilter = ResendOnClosedConnection.Track;
+
+        // the resend's connection is never pooled: it cannot be another stale one
+        var fresh = System(security);
+        fresh.PooledConnectionLifetime = TimeSpan.Zero;
+        return new(new LineBreakGuard(new ResendOnClosedConnection(pooled, fresh, logger)), disposeHandler: true);
+    }
 
     /// <summary>
     /// Refuses, before anything is sent, a request with a header value that has a line break or NUL
@@ -59,7 +73,8 @@ internal static class UpstreamClient
             ActivityHeadersPropagator = null,
             ConnectTimeout = TimeSpan.FromSeconds(15),
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+            // shorter than the idle timeouts of the load balancers in front of hosted providers (StaleConnection)
+            PooledConnectionIdleTimeout = StaleConnection.idleTimeout,
             EnableMultipleHttp2Connections = true,
             MaxResponseHeadersLength = 256,
         };

@@ -127,6 +127,10 @@ internal static partial class Log
         Message = "{request_id} {provider} transformers={transformers} skipped={skipped}")]
     public static partial void PipelineApplied(ILogger logger, string request_id, string provider, string transformers, string skipped);
 
+    [LoggerMessage(EventId = 32, EventName = "UpstreamResent", Level = LogLevel.Information,
+        Message = "upstream {authority} {how} a reused connection before answering: the request was sent again, once, on a new connection")]
+    public static partial void UpstreamResent(ILogger logger, string authority, string how);
+
     [LoggerMessage(EventId = 40, EventName = "DebugRequestBody", Level = LogLevel.Debug,
         Message = "{request_id} request body ({bytes} bytes): {body}")]
     public static partial void DebugRequestBody(ILogger logger, string request_id, long bytes, string body);
