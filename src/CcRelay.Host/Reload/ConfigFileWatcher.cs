@@ -22,6 +22,7 @@ internal sealed class ConfigFileWatcher : IDisposable
     private const uint InCloseWrite = 0x8;
     private const uint InMovedTo = 0x80;
     private const uint InCreate = 0x100;
+    private const uint InQueueOverflow = 0x4000;
     private const uint InIgnored = 0x8000;
     private const uint InOnlyDir = 0x0100_0000;
     private const int InCloexec = 0x8_0000;
@@ -141,8 +142,9 @@ internal sealed class ConfigFileWatcher : IDisposable
                         return; // the watch is gone (Dispose, or the directory was removed)
                     }
 
+                    // an overflow (events were lost, the config's among them perhaps) counts as a change of the config
                     var end = name.IndexOf((byte)0);
-                    Seen(Encoding.UTF8.GetString(end < 0 ? name : name[..end]));
+                    Seen((mask & InQueueOverflow) != 0 ? _name : Encoding.UTF8.GetString(end < 0 ? name : name[..end]));
                 }
             }
         }
