@@ -483,30 +483,30 @@ module RequestFacts =
     // Fast path
     // ---------------------------
 
-    /// The key a value belongs to, among those `inspect` looks at.
-    [<RequireQualifiedAccess>]
+    /// The key a value belongs to, among those `inspect` looks at. NOTE: an enum, not a union: the scan sets it
+    /// at every key and value, and a union case is an object (a GC write barrier per store into the scan state).
     type private Key =
-        | Other
-        | Model
-        | Stream
-        | MaxTokens
-        | BlockType
-        | BlockSignature
+        | Other = 0
+        | Model = 1
+        | Stream = 2
+        | MaxTokens = 3
+        | BlockType = 4
+        | BlockSignature = 5
         // the stage facts' keys (only when the scan reads them)
         /// The top-level `system`, when it is a string (the attribution block).
-        | System
+        | System = 6
         /// `system[i].text`.
-        | SystemText
+        | SystemText = 7
         /// `thinking.type`.
-        | ThinkingType
+        | ThinkingType = 8
         /// `tools[i].type`.
-        | ToolType
+        | ToolType = 9
         /// `messages[i].role`.
-        | Role
+        | Role = 10
         /// `messages[i].content` when it is a string, and the first `messages[i].content[j].text`.
-        | Text
+        | Text = 11
         /// `messages[i].content[j].content[k].type` (an image in a tool result).
-        | NestedType
+        | NestedType = 12
 
     [<Literal>]
     let private FastMaxDepth = 64
@@ -776,6 +776,7 @@ module RequestFacts =
                 | 1 -> s.MessageImage <- true
                 | 0 -> ()
                 | _ -> s.Ok <- false
+        | _ -> ()
 
         s.Key <- Key.Other
 

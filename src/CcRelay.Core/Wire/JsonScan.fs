@@ -20,7 +20,7 @@ module internal JsonScan =
 
     let isDigit (b: byte) = b >= '0'B && b <= '9'B
 
-    let isSpace (b: byte) =
+    let inline isSpace (b: byte) =
         b = ' 'B || b = '\n'B || b = '\r'B || b = '\t'B
 
     /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes;
