@@ -6,6 +6,8 @@ namespace CcRelay.Bench.LoadGen;
 /// Memory under many open streams. Warm the target up (JSON requests + short streams), let it settle, read its
 /// idle RSS (process tree of --pids), then open --streams slow streams (one event every --interval-ms) and sample
 /// RSS while every stream is open. Per-stream cost = (peak RSS while holding − idle RSS) / streams.
+/// --smaps-out FILE (optional): copies of the first pid's /proc/PID/smaps_rollup (FILE) and smaps (FILE.full) taken
+/// at the idle reading.
 /// --first-us N (optional): as for <c>sse</c>, the gap between message_start and content_block_start (0: one write).
 /// Bounded by the stream count and a deadline of 2 × the scripted stream length + 60 s.
 /// </summary>
@@ -38,6 +40,12 @@ internal static class HoldTest
         await StreamTest.WarmupAsync(o, target);
         await Task.Delay(settleMs);
         var rssIdle = ProcStats.RssMb(pids);
+        if (o.Str("smaps-out", "") is { Length: > 0 } smapsOut && pids.Count > 0)
+        {
+            // where the idle memory is (bench/idle-rss.sh): the first pid's /proc/PID/smaps_rollup at the idle reading
+            File.Copy($"/proc/{pids[0]}/smaps_rollup", smapsOut, overwrite: true);
+            File.Copy($"/proc/{pids[0]}/smaps", smapsOut + ".full", overwrite: true);
+        }
 
         var scripted = TimeSpan.FromMilliseconds((expected - 1) * intervalMs);
         using var bound = new CancellationTokenSource((scripted * 2) + TimeSpan.FromSeconds(60));

@@ -97,6 +97,8 @@ internal static class ServeCommand
             ConfigSource = source,
             ConfigPath = path,
             Overrides = overrides,
+            // the relay is this process: the garbage of a burst goes back to the system once it goes quiet
+            ReturnIdleMemory = true,
             // while the dashboard owns the terminal no log line may be written to it
             ConfigureLogging = tui ? logging => logging.AddFilter<ConsoleLoggerProvider>(_ => false) : null,
         });

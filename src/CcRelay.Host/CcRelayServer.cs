@@ -132,6 +132,11 @@ public static class CcRelayServer
             builder.Services.AddCcRelayManagement();
         }
 
+        if (options.ReturnIdleMemory)
+        {
+            builder.Services.AddHostedService<IdleMemoryReturner>();
+        }
+
         var app = builder.Build();
         app.UseEdgeGuard(
             app.Services.GetRequiredService<RelayState>(),

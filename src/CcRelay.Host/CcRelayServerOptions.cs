@@ -22,6 +22,13 @@ public sealed class CcRelayServerOptions
     public bool InlineScheduling { get; init; } = true;
 
     /// <summary>
+    /// Return the garbage of a burst to the system once the relay goes quiet (<see cref="IdleMemoryReturner"/>):
+    /// one full collection after at least 8 MB allocated, when a whole second passed with no request in flight.
+    /// <c>cc-relay serve</c> sets it; default false, so an application that builds a relay here keeps its GC to itself.
+    /// </summary>
+    public bool ReturnIdleMemory { get; init; }
+
+    /// <summary>
     /// The clock every decision is made on (breakers, key pools, timings); null for <see cref="TimeProvider.System"/>.
     /// </summary>
     public TimeProvider? TimeProvider { get; init; }

@@ -134,6 +134,19 @@ type UpstreamPlan = {
     DroppedFeatures: string list
 }
 
+/// The C#-facing surface of `UpstreamPlan`.
+type UpstreamPlan with
+
+    /// Whether the client header `name` (any case) is one of `DropHeaders`. A walk down the list: the host asks
+    /// for every header it forwards, and enumerating the list from C# allocated an enumerator each time.
+    member this.DropsHeader(name: string) : bool =
+        let rec drops (names: string list) =
+            match names with
+            | [] -> false
+            | dropped :: rest -> String.Equals(dropped, name, StringComparison.OrdinalIgnoreCase) || drops rest
+
+        drops this.DropHeaders
+
 /// The per-provider dialects: for each attempt, the whole upstream request plan.
 [<RequireQualifiedAccess>]
 module Dialect =

@@ -12,6 +12,22 @@ type AwsCredentials = {
     SessionToken: string option
 }
 
+/// A builder per thread for `SigV4.sign`'s canonical request (about 1 KB of text per signed request: a new builder
+/// grew through three buffers each time). `sign` takes it and is done with it before it returns (no await inside).
+[<Sealed; AbstractClass>]
+type internal SigV4Scratch =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private builder: StringBuilder | null
+
+    /// This thread's builder, cleared.
+    static member Builder() : StringBuilder =
+        match SigV4Scratch.builder with
+        | null ->
+            let created = StringBuilder(1024)
+            SigV4Scratch.builder <- created
+            created
+        | known -> known.Clear()
+
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`) request signing, header form, for non-S3 services (Bedrock).
 /// Pure: the signing time is passed in.
 [<RequireQualifiedAccess>]
@@ -55,13 +71,20 @@ module SigV4 =
         SHA256.HashData(body, Span digest) |> ignore
         hex digest
 
-    /// Lower-case hex SHA-256 of a text's UTF-8 bytes, encoded into a pooled buffer.
-    let private sha256HexOfText (text: string) : string =
+    /// Lower-case hex SHA-256 of a text's UTF-8 bytes, the text read from a builder's chunks into a pooled buffer
+    /// (the canonical request is never made into a string of its own).
+    let private sha256HexOfBuilder (text: StringBuilder) : string =
         let buffer =
             Buffers.ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount text.Length)
 
         try
-            let length = Encoding.UTF8.GetBytes(text, 0, text.Length, buffer, 0)
+            let mutable length = 0
+
+            for chunk in text.GetChunks() do
+                length <-
+                    length
+                    + Encoding.UTF8.GetBytes(chunk.Span, Span(buffer, length, buffer.Length - length))
+
             sha256Hex (ReadOnlySpan(buffer, 0, length))
         finally
             Buffers.ArrayPool<byte>.Shared.Return buffer
@@ -180,17 +203,26 @@ module SigV4 =
         (region: string)
         (service: string)
         (amzDate: string)
-        (canonicalRequest: string)
+        (canonicalRequest: StringBuilder)
         : string =
         let shortDate = amzDate.Substring(0, 8)
 
         let stringToSign =
-            String.concat "\n" [
-                Algorithm
-                amzDate
-                String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
-                sha256HexOfText canonicalRequest
-            ]
+            String.Concat(
+                [|
+                    Algorithm
+                    "\n"
+                    amzDate
+                    "\n"
+                    shortDate
+                    "/"
+                    region
+                    "/"
+                    service
+                    "/aws4_request\n"
+                    sha256HexOfBuilder canonicalRequest
+                |]
+            )
 
         let signingKey = signingKey secretAccessKey shortDate region service
 
@@ -252,11 +284,18 @@ module SigV4 =
 
         // sorted by name (stable: repeated names keep their order and are joined with ",")
         let sorted =
-            List.ofSeq all
-            |> List.sortWith (fun (struct (a, _)) (struct (b, _)) -> String.CompareOrdinal(a, b))
-            |> Array.ofList
+            Array.init all.Count (fun i ->
+                let struct (name, value) = all[i]
+                struct (name, value, i))
 
-        let canonical = Text.StringBuilder(512)
+        // NOTE: the position breaks ties, so the order of repeated names does not rest on the sort being stable
+        sorted
+        |> Array.sortInPlaceWith (fun (struct (a, _, i)) (struct (b, _, j)) ->
+            match String.CompareOrdinal(a, b) with
+            | 0 -> compare i j
+            | c -> c)
+
+        let canonical = SigV4Scratch.Builder()
         let signed = Text.StringBuilder(96)
 
         canonical
@@ -271,12 +310,12 @@ module SigV4 =
         let mutable i = 0
 
         while i < sorted.Length do
-            let struct (name, value) = sorted[i]
+            let struct (name, value, _) = sorted[i]
             canonical.Append(name).Append(':').Append(value) |> ignore
             i <- i + 1
 
-            while i < sorted.Length && (let struct (next, _) = sorted[i] in next = name) do
-                let struct (_, more) = sorted[i]
+            while i < sorted.Length && (let struct (next, _, _) = sorted[i] in next = name) do
+                let struct (_, more, _) = sorted[i]
                 canonical.Append(',').Append(more) |> ignore
                 i <- i + 1
 
@@ -293,7 +332,7 @@ module SigV4 =
         |> ignore
 
         let signature =
-            signature credentials.SecretAccessKey region service amzDate (canonical.ToString())
+            signature credentials.SecretAccessKey region service amzDate canonical
 
         generated
         @ [

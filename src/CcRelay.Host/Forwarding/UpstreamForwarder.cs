@@ -601,7 +601,6 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
     private static HttpRequestMessage BuildRequest(HttpRequest incoming, UpstreamPlan plan, HttpContent content)
     {
-        var drop = plan.DropHeaders;
         var request = new HttpRequestMessage(HttpMethod.Post, plan.Url)
         {
             Content = content,
@@ -615,7 +614,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
 
         foreach (var header in incoming.Headers)
         {
-            if (!Headers.forwardRequest(header.Key) || (!drop.IsEmpty && Dropped(drop, header.Key)))
+            if (!Headers.forwardRequest(header.Key) || plan.DropsHeader(header.Key))
             {
                 continue;
             }
@@ -645,19 +644,6 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
         }
 
         return request;
-
-        static bool Dropped(IEnumerable<string> drop, string name)
-        {
-            foreach (var dropped in drop)
-            {
-                if (string.Equals(dropped, name, StringComparison.OrdinalIgnoreCase))
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
     }
 
     /// <summary>How a converted stream of this plan's dialect becomes Anthropic SSE.</summary>

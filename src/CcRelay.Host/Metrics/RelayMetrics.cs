@@ -154,6 +154,9 @@ public sealed class RelayMetrics
     /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
     public void RequestFinished() => Interlocked.Decrement(ref _inflight);
 
+    /// <summary>Requests being relayed now (<c>ccrelay_inflight_requests</c>).</summary>
+    public long InFlight => Volatile.Read(ref _inflight);
+
     /// <summary>
     /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that
     /// answered (or was last tried; <c>none</c> when no provider was chosen); <paramref name="status"/> the

@@ -60,6 +60,10 @@ let ``bedrock streams go to invoke-with-response-stream of the region's profile,
     Assert.Equal(Signing.SigV4("eu-west-1", "bedrock", AwsCredentialSource.Chain), plan.Signing)
     Assert.Empty(plan.Credentials)
     Assert.Contains("anthropic-beta", plan.DropHeaders)
+    // the host asks header by header, in the client's spelling
+    Assert.True(plan.DropsHeader "Anthropic-Beta")
+    Assert.True(plan.DropsHeader "anthropic-version")
+    Assert.False(plan.DropsHeader "content-type")
     Assert.Equal<string list>([ "claude-code-20250219" ], plan.Dropped)
     Assert.Equal(AnswerDialect.Bedrock, plan.Answer)
 

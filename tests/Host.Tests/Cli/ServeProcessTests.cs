@@ -129,4 +129,83 @@ public sealed partial class ServeProcessTests : IAsyncLifetime
             }
         }
     }
+
+    [GeneratedRegex(@"idle: returned memory to the system \(resident (\d+) KB -> (\d+) KB\)")]
+    private static partial Regex ReturnedLine();
+
+    [Fact]
+    public async Task AfterABurst_TheQuietRelay_ReturnsItsGarbageToTheSystem()
+    {
+        // Arrange: a relay process logging at debug, an upstream answering every request with a message
+        var config = Path.Combine(_dir, "cc-relay.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            server:
+              listen: "127.0.0.1:0"
+            providers:
+              - name: fake
+                type: anthropic_compatible
+                base_url: "{_upstream.BaseUrl}"
+                keys:
+                  - key: "k"
+            logging:
+              level: debug
+            """);
+        _upstream.Handler = context => Fake.WriteJsonAsync(context, 200, Fake.MessageJson("hello"));
+        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var returned = new TaskCompletionSource<(long Before, long After)>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // a return before the burst (start-up's own garbage, if the relay idled a whole tick first) is not the one tested
+        var burstOver = false;
+        using var process = new Process
+        {
+            StartInfo = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "cc-relay.dll"), "serve", "--config", config])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = _dir,
+                Environment = { ["XDG_STATE_HOME"] = _dir },
+            },
+        };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null && ListeningLine().Match(e.Data) is { Success: true } m)
+            {
+                listening.TrySetResult(m.Groups[1].Value);
+            }
+
+            if (e.Data is not null && Volatile.Read(ref burstOver) && ReturnedLine().Match(e.Data) is { Success: true } r)
+            {
+                returned.TrySetResult((long.Parse(r.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), long.Parse(r.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var baseUrl = await listening.Task.WaitAsync(Bound);
+            using var client = new HttpClient { BaseAddress = new Uri(baseUrl), Timeout = Bound };
+
+            // Act: a burst (well over the 8 MB that make a collection worth its pause), then nothing
+            var body = $$"""{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"{{new string('x', 64 * 1024)}}"}]}""";
+            for (var i = 0; i < 300; i++)
+            {
+                using var response = await client.SendAsync(Requests.Messages(body));
+                Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            }
+
+            Volatile.Write(ref burstOver, true);
+
+            // Assert: once quiet, the relay returned memory: its resident set shrank
+            var (before, after) = await returned.Task.WaitAsync(Bound);
+            Assert.True(after < before, $"resident {before} KB before, {after} KB after");
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+        }
+    }
 }
