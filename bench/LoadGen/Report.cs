@@ -121,7 +121,7 @@ internal static class Report
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"| RSS idle after warm-up (MB) | – | {idleCells[1]} | {idleCells[2]} | nginx = master + workers | relay ≤ 100 MB | {Verdict(idle <= 100, idle, 0)} |");
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| RSS per open stream, {F(n, "0")} concurrent slow streams (KB) | – | {ps[1]} | {ps[2]} | (peak RSS while all open − idle) / streams | relay ≤ 30 KB, none failed | {Verdict(perStream <= 30 && failed == 0, perStream, failed)} |");
+                $"| RSS per open stream, {F(n, "0")} concurrent slow streams (KB) | – | {ps[1]} | {ps[2]} | (peak RSS while all open − RSS at half open) / streams opened in between | relay ≤ 30 KB, none failed | {Verdict(perStream <= 30 && failed == 0, perStream, failed)} |");
             var peak = md.Cell(hold, "rss_hold_mb", "0.0");
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"| RSS while holding the streams (MB) | – | {peak[1]} | {peak[2]} | | | |");
