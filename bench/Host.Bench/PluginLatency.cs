@@ -16,8 +16,9 @@ namespace CcRelay.Host.Bench;
 /// Then the concurrent variant: <c>--streams S</c> (default 16) streams at once, each sending its events one after the
 /// other (as a relayed stream does), <c>calls</c> events in all, through the example plugins and a slow plugin that
 /// sleeps <c>--slow-ms</c> (default 20) per call (a plugin that waits on something, not the CPU): the per-event
-/// latency p50/p99 and each stream's wall time. One process serving every stream shows as an event waiting behind
-/// the other streams' calls.
+/// latency p50/p99 and each stream's wall time, with <c>processes</c> 1, 4 and 16 side by side in the same run
+/// (docs/plugins.md "Processes"). One process serving every stream shows as an event waiting behind the other
+/// streams' calls.
 /// </para>
 /// </summary>
 public static class PluginLatency
@@ -41,7 +42,7 @@ public static class PluginLatency
         };
         foreach (var (name, command, script) in plugins)
         {
-            var config = Config(name, command, script);
+            var config = Config(name, command, script, PluginPool.DefaultProcesses);
             foreach (var (kind, call) in new[]
             {
                 ("request", PluginCall.NewRequest("p", "m", body)),
@@ -65,8 +66,9 @@ public static class PluginLatency
         {
             Console.WriteLine($"concurrent: {streams} streams at once, {calls} events in all ({Math.Max(1, calls / streams)} per stream, each after the previous one's answer)");
             foreach (var (name, command, script) in plugins.Append(($"python sleeps {slowMs} ms", "/usr/bin/python3", slow)))
+            foreach (var processes in new[] { 1, 4, 16 })
             {
-                var config = Config(name, command, script);
+                var config = Config(name, command, script, processes);
                 var (events, walls) = await ConcurrentAsync(host, config, streams, Math.Max(1, calls / streams), time);
                 if (events is null || walls is null)
                 {
@@ -74,7 +76,7 @@ public static class PluginLatency
                 }
 
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{name} concurrent event: n={events.Count} p50={Percentile(events, 0.50):F3} ms p99={Percentile(events, 0.99):F3} ms max={events[^1]:F3} ms; per-stream wall p50={Percentile(walls, 0.50):F1} ms max={walls[^1]:F1} ms"));
+                    $"{name} processes={processes} concurrent event: n={events.Count} p50={Percentile(events, 0.50):F3} ms p99={Percentile(events, 0.99):F3} ms max={events[^1]:F3} ms; per-stream wall p50={Percentile(walls, 0.50):F1} ms max={walls[^1]:F1} ms"));
             }
         }
         finally
@@ -85,10 +87,10 @@ public static class PluginLatency
         return 0;
     }
 
-    private static PluginConfig Config(string name, string command, string script)
+    private static PluginConfig Config(string name, string command, string script, int processes)
     {
         var kinds = ListModule.OfSeq([PluginKind.Request, PluginKind.Response, PluginKind.Event]);
-        return new PluginConfig(name, command, ListModule.OfSeq([script]), FSharpList<Tuple<string, string>>.Empty, 5_000, 2048, 600, OnError.Skip, kinds, 5_000);
+        return new PluginConfig(name, command, ListModule.OfSeq([script]), FSharpList<Tuple<string, string>>.Empty, 5_000, 2048, 600, OnError.Skip, kinds, 5_000, processes);
     }
 
     private static int Option(string[] args, string name, int fallback)
