@@ -34,10 +34,13 @@ internal static class PluginsCommand
 
             ApiCommand.Table(
                 context.Output,
-                ["PLUGIN", "STATE", "CALLS", "FAILURES", "RESTARTS", "P50", "SANDBOX", "LAST ERROR"],
+                ["PLUGIN", "STATE", "PROCESSES", "BUSY", "WAITING", "CALLS", "FAILURES", "RESTARTS", "P50", "SANDBOX", "LAST ERROR"],
                 plugins.Select(p => new[]
                 {
                     p.Name, p.State,
+                    string.Create(CultureInfo.InvariantCulture, $"{p.Running}/{p.Processes}") + (p.Draining > 0 ? string.Create(CultureInfo.InvariantCulture, $" (+{p.Draining} draining)") : ""),
+                    p.Busy.ToString(CultureInfo.InvariantCulture),
+                    p.Waiting.ToString(CultureInfo.InvariantCulture),
                     p.Calls.ToString(CultureInfo.InvariantCulture),
                     p.Failures.ToString(CultureInfo.InvariantCulture),
                     p.Restarts.ToString(CultureInfo.InvariantCulture),

@@ -520,6 +520,7 @@ module ConfigRender =
                 $"    on_error: %s{p.OnError.WireName}"
                 $"""    sees: [%s{String.Join(", ", p.Sees |> List.map _.WireName)}]"""
                 $"    event_timeout_ms: %d{p.EventTimeoutMs}"
+                $"    processes: %d{p.Processes}"
     ]
 
     /// The configuration as YAML text, one key per line, `\n` line ends, ending with a line end.

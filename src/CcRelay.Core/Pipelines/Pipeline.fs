@@ -700,6 +700,12 @@ type PluginStatus = {
     Sandboxed: bool
     /// The median round trip of its last answered calls (`PluginLatency.Window` of them), in ms; 0 before any.
     P50Ms: float
+    /// The most processes it runs at once (`processes`).
+    Processes: int
+    /// Its processes now: running, answering a call, calls waiting for one, streams bound to one.
+    Pool: PluginPoolCounts
+    /// Processes of settings a reload replaced, still finishing their calls and streams.
+    Draining: int
 }
 
 /// The round trips of a plugin's last answered calls, for its p50: a ring the host writes one sample into per
@@ -734,7 +740,8 @@ module PluginLatency =
 [<RequireQualifiedAccess>]
 module PluginStatuses =
 
-    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool,"p50_ms":N}, …]`.
+    /// `[{"name":…,"state":…,"calls":N,"failures":N,"restarts":N,"last_error":…,"sandboxed":bool,"p50_ms":N,
+    /// "processes":N,"running":N,"busy":N,"waiting":N,"streams":N,"draining":N}, …]`.
     let toJson (statuses: PluginStatus seq) : byte array =
         use stream = new IO.MemoryStream()
 
@@ -751,11 +758,32 @@ module PluginStatuses =
              writer.WriteString("last_error", s.LastError)
              writer.WriteBoolean("sandboxed", s.Sandboxed)
              writer.WriteNumber("p50_ms", Math.Round(s.P50Ms, 3))
+             writer.WriteNumber("processes", s.Processes)
+             writer.WriteNumber("running", s.Pool.Running)
+             writer.WriteNumber("busy", s.Pool.Busy)
+             writer.WriteNumber("waiting", s.Pool.Waiting)
+             writer.WriteNumber("streams", s.Pool.Streams)
+             writer.WriteNumber("draining", s.Draining)
              writer.WriteEndObject()
 
          writer.WriteEndArray())
 
         stream.ToArray()
+
+    /// A plugin whose current settings run no process yet (`idle`); `draining`: processes of replaced settings.
+    let idle (config: PluginConfig) (sandboxed: bool) (draining: int) : PluginStatus = {
+        Name = config.Name
+        State = "idle"
+        Calls = 0L
+        Failures = 0L
+        Restarts = 0L
+        LastError = ""
+        Sandboxed = sandboxed
+        P50Ms = 0.0
+        Processes = config.Processes
+        Pool = Unchecked.defaultof<PluginPoolCounts>
+        Draining = draining
+    }
 
     /// A `/health` body with the plugins' states added as its `plugins` member (a byte edit).
     let addToHealth (health: byte array) (statuses: PluginStatus seq) : byte array =

@@ -41,6 +41,7 @@ module internal PipelineDecode =
         "on_error"
         "sees"
         "event_timeout_ms"
+        "processes"
     ]
 
     let private seesChoice = [
@@ -495,6 +496,9 @@ module internal PipelineDecode =
 
                     and! eventTimeoutMs = integer "event_timeout_ms" 1L 600_000L 200L
 
+                    // at most 64 processes: each may use memory_mb, and more than a few per core only queue on the CPU
+                    and! processes = integer "processes" 1L 64L (int64 PluginPool.DefaultProcesses)
+
                     return {
                         Name = name
                         Command = command
@@ -506,6 +510,7 @@ module internal PipelineDecode =
                         OnError = onError
                         Sees = List.distinct sees
                         EventTimeoutMs = int eventTimeoutMs
+                        Processes = int processes
                     }
                 })
 

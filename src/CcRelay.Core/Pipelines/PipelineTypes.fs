@@ -178,6 +178,9 @@ type PluginConfig = {
     Sees: PluginKind list
     /// Wall-clock deadline per stream event (`event_timeout_ms`): an event waits at most this for the plugin.
     EventTimeoutMs: int
+    /// The most processes run at once (`processes`, default `PluginPool.DefaultProcesses`): calls are spread over
+    /// them, each one sandboxed alike; one starts only when a call finds every running one busy.
+    Processes: int
 }
 
 /// The `pipelines` and `plugins` sections.

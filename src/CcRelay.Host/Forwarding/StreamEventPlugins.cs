@@ -13,12 +13,15 @@ internal readonly record struct EventApplied(byte[] Frame, string? FailedStep, s
 /// One stream's event plugins (<c>sees: [event]</c>, docs/plugins.md): each event Core gives to plugins
 /// (<see cref="StreamPlugins.start"/>) goes through the steps in order, one call each, under the step's
 /// <c>event_timeout_ms</c>; Core records each outcome (<see cref="StreamPlugins.record"/>). A step that failed under
-/// <c>skip</c> is left out for the rest of the stream.
+/// <c>skip</c> is left out for the rest of the stream. Each step's calls go to one process of its plugin's pool, the
+/// one the stream's first event is bound to (<see cref="PluginHost.OpenStream"/>): the stream's events reach it in
+/// order. Dispose at the stream's end: the processes are free for other streams to bind to.
 /// </summary>
-internal sealed class StreamEventPlugins
+internal sealed class StreamEventPlugins : IDisposable
 {
     private readonly PluginHost _host;
     private readonly List<(PipelineStep Step, PluginConfig Config)> _steps;
+    private readonly PluginHost.PluginStreamCalls?[] _calls;
     private readonly HashSet<string> _left = new(StringComparer.Ordinal);
     private readonly string _provider;
     private readonly string _model;
@@ -30,6 +33,7 @@ internal sealed class StreamEventPlugins
     {
         _host = host;
         _steps = steps;
+        _calls = new PluginHost.PluginStreamCalls?[steps.Count];
         _provider = provider;
         _model = model;
         _stream = stream;
@@ -62,14 +66,16 @@ internal sealed class StreamEventPlugins
         }
 
         var seq = _seq++;
-        foreach (var (step, config) in _steps)
+        for (var i = 0; i < _steps.Count; i++)
         {
+            var (step, config) = _steps[i];
             if (_left.Contains(step.Name))
             {
                 continue;
             }
 
-            var outcome = await _host.CallAsync(config, PluginCall.NewEvent(_provider, _model, _stream, seq, run.Name, run.Data), cancellationToken);
+            var calls = _calls[i] ??= _host.OpenStream(config);
+            var outcome = await calls.CallAsync(PluginCall.NewEvent(_provider, _model, _stream, seq, run.Name, run.Data), cancellationToken);
             run = StreamPlugins.record(run, step, outcome);
             if (run.Failure is { } failure)
             {
@@ -83,5 +89,14 @@ internal sealed class StreamEventPlugins
         }
 
         return new EventApplied(run.Frame, null, null);
+    }
+
+    /// <summary>The stream ended: its processes are free for other streams.</summary>
+    public void Dispose()
+    {
+        foreach (var calls in _calls)
+        {
+            calls?.Dispose();
+        }
     }
 }

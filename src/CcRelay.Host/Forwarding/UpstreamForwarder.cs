@@ -383,7 +383,7 @@ internal sealed class UpstreamForwarder(HttpMessageInvoker invoker, CloudCredent
                     // NOTE: awaited here, not in a helper: an async helper's state machine would live as long as the stream
                     var debug = snapshot.Config.Logging.DebugOptions;
                     using var capture = DebugLog.IsOn(logger, debug.LogResponseBody) ? new BodyCapture(debug.MaxBodyLogSize) : null;
-                    var plugins = StreamEventPlugins.For(attempt.Pipeline, snapshot, plan.Provider.Name, record.Model, record.RequestId);
+                    using var plugins = StreamEventPlugins.For(attempt.Pipeline, snapshot, plan.Provider.Name, record.Model, record.RequestId);
                     var (end, reason, tap) = await SseRelay.RelayAsync(upstreamBody, context, record, linked.Token, capture, plugins);
                     (outcome, answer) = StreamEnded(context, snapshot, plan, record, outcome, end, reason, tap, capture);
                 }

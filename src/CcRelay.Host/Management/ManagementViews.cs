@@ -114,6 +114,12 @@ internal static class ManagementViews
         Failures = status.Failures,
         P50Ms = status.P50Ms,
         Sandboxed = status.Sandboxed,
+        Processes = status.Processes,
+        Running = status.Pool.Running,
+        Busy = status.Pool.Busy,
+        Waiting = status.Pool.Waiting,
+        Streams = status.Pool.Streams,
+        Draining = status.Draining,
     };
 
     /// <summary>A config problem as the reloader logs it: known secrets scrubbed, credential values hidden.</summary>

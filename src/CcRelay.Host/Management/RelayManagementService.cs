@@ -131,7 +131,7 @@ internal sealed class RelayManagementService(
         var configured = state.Current.Config.Pipelines.Plugins;
         var statuses = plugins is not null
             ? plugins.Statuses(configured)
-            : [.. configured.Select(c => new PluginStatus(c.Name, "idle", 0, 0, 0, "", false, 0))];
+            : [.. configured.Select(c => PluginStatuses.idle(c, false, 0))];
         var secrets = state.Current.Secrets;
         var response = new ListPluginsResponse();
         response.Plugins.AddRange(statuses.Select(s => ManagementViews.Plugin(secrets, s)));

@@ -4,9 +4,17 @@ using CcRelay.Core;
 
 namespace CcRelay.Host.Plugins;
 
+/// <summary>What one call on a <see cref="PluginProcess"/> came to.</summary>
+/// <param name="Outcome">The step's outcome (a plugin fault is <c>Failed</c>).</param>
+/// <param name="Answered">The process answered in step (its round trip is <paramref name="RoundTripMs"/>): it is sound.</param>
+/// <param name="Lost">The process died, could not start or was cut off during the call (not for a client that left).</param>
+/// <param name="RoundTripMs">Request line out to answer line in, when answered.</param>
+internal readonly record struct PluginCallResult(StepOutcome Outcome, bool Answered, bool Lost, double RoundTripMs);
+
 /// <summary>
-/// One plugin's process, kept warm between calls: started on the first call, restarted on the call after it
-/// died or was cut off. Calls are serial (one line out, one line back, the protocol of docs/plugins.md).
+/// One process of a plugin's pool (<see cref="PluginProcessPool"/>), kept warm between calls: started on the first
+/// call placed on it, started again on the call after it died or was cut off. Its calls are serial (one line out,
+/// one line back, the protocol of docs/plugins.md); the pool spreads calls over its processes.
 /// <code>
 ///   call     Relay ──{"v":1|2,"id":N,"kind":"request"|"response"|"event",…}\n──► plugin stdin
 ///   answer   Relay ◄──{"v":…,"id":N,"body"|"data"|"unchanged"|"error"}\n── plugin stdout   (within the call's deadline, else killed)
@@ -30,12 +38,7 @@ internal sealed class PluginProcess : IDisposable
     private byte[] _buffer = new byte[8192];
     private int _buffered;
     private long _nextId;
-    private long _calls;
-    private long _failures;
     private long _starts;
-    private long _answered;
-    private readonly double[] _latencies = PluginLatency.create();
-    private string _lastError = "";
     private bool _disposed;
 
     public PluginProcess(PluginConfig config, string? prlimit, TimeProvider timeProvider)
@@ -51,12 +54,17 @@ internal sealed class PluginProcess : IDisposable
     /// <summary>Counts restarts (starts after the first): a plugin that keeps dying shows here.</summary>
     public event Action<string>? Restarted;
 
+    /// <summary>Processes started in this slot so far.</summary>
+    public long Starts => Interlocked.Read(ref _starts);
+
+    /// <summary>Whether a process is running (started, and not known to have died or been cut off).</summary>
+    public bool Running => Volatile.Read(ref _process) is { } process && !HasExited(process);
+
     /// <summary>Calls the plugin once (a request, an answer or a stream event); never throws for the plugin's faults: they are a <c>Failed</c> outcome.</summary>
-    public async Task<StepOutcome> CallAsync(PluginCall call, CancellationToken cancellationToken)
+    public async Task<PluginCallResult> CallAsync(PluginCall call, CancellationToken cancellationToken)
     {
         var timeoutMs = PluginProtocol.timeoutMs(Config, call, false);
         var timeout = TimeSpan.FromMilliseconds(timeoutMs);
-        Interlocked.Increment(ref _calls);
 
         // one call at a time: a caller waits at most the deadline for the previous call
         if (!await _gate.WaitAsync(timeout, cancellationToken))
@@ -68,15 +76,15 @@ internal sealed class PluginProcess : IDisposable
         {
             if (_disposed)
             {
-                // a reload replaced the plugin while this call waited for it
-                return Fail("the plugin was reconfigured during the call");
+                // the relay is stopping
+                return Fail("the plugin was stopped during the call");
             }
 
             if (_process is null || _process.HasExited)
             {
                 if (Start() is { } startError)
                 {
-                    return Fail(startError);
+                    return Fail(startError, lost: true);
                 }
 
                 // the process starts with this call: its deadline covers the start-up (PluginProtocol.timeoutMs)
@@ -101,7 +109,7 @@ internal sealed class PluginProcess : IDisposable
                 Kill();
                 await exchange.ContinueWith(static _ => { }, TaskScheduler.Default);
                 var setting = call.Kind.IsEvent ? "event_timeout_ms" : "timeout_ms";
-                return Fail($"no answer within {timeoutMs} ms ({setting}); the plugin was stopped");
+                return Fail($"no answer within {timeoutMs} ms ({setting}); the plugin was stopped", lost: true);
             }
             catch (OperationCanceledException)
             {
@@ -113,50 +121,31 @@ internal sealed class PluginProcess : IDisposable
             catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
             {
                 Kill();
-                return Fail("the plugin's pipe broke: " + e.Message);
+                return Fail("the plugin's pipe broke: " + e.Message, lost: true);
             }
 
             if (answer is null)
             {
                 var exit = ExitDescription();
                 Kill();
-                return Fail("the plugin exited before answering" + exit);
+                return Fail("the plugin exited before answering" + exit, lost: true);
             }
 
-            // the round trip of an answered call (calls are serial: the ring is written under the gate)
-            PluginLatency.record(_latencies, _answered, _timeProvider.GetElapsedTime(sent).TotalMilliseconds);
-            Interlocked.Increment(ref _answered);
-
+            var roundTrip = _timeProvider.GetElapsedTime(sent).TotalMilliseconds;
             var outcome = PluginProtocol.answerTo(call, id, answer);
-            if (outcome is StepOutcome.Failed failed)
+            if (outcome is StepOutcome.Failed failed && !PluginProtocol.keepsProcess(failed.Reason))
             {
                 // a plugin's own error keeps the process; garbage or a call out of step does not
-                if (!PluginProtocol.keepsProcess(failed.Reason))
-                {
-                    Kill();
-                }
-
-                Interlocked.Increment(ref _failures);
-                _lastError = failed.Reason;
+                Kill();
+                return new PluginCallResult(outcome, false, true, 0);
             }
 
-            return outcome;
+            return new PluginCallResult(outcome, true, false, roundTrip);
         }
         finally
         {
             _gate.Release();
         }
-    }
-
-    /// <summary>The plugin's state for <c>/health</c> and the management API.</summary>
-    public PluginStatus Status(bool sandboxed)
-    {
-        var process = _process;
-        var state = process is null ? (_starts == 0 ? "idle" : "stopped")
-            : !HasExited(process) ? "running"
-            : "stopped";
-        var p50 = PluginLatency.p50((double[])_latencies.Clone(), Interlocked.Read(ref _answered));
-        return new PluginStatus(Config.Name, state, Interlocked.Read(ref _calls), Interlocked.Read(ref _failures), Math.Max(0, Interlocked.Read(ref _starts) - 1), _lastError, sandboxed, p50);
     }
 
     private static bool HasExited(Process process)
@@ -171,12 +160,7 @@ internal sealed class PluginProcess : IDisposable
         }
     }
 
-    private StepOutcome Fail(string reason)
-    {
-        Interlocked.Increment(ref _failures);
-        _lastError = reason;
-        return StepOutcome.NewFailed(reason);
-    }
+    private static PluginCallResult Fail(string reason, bool lost = false) => new(StepOutcome.NewFailed(reason), false, lost, 0);
 
     /// <summary>Writes the request line and reads one answer line (null: the plugin's stdout ended first).</summary>
     private async Task<byte[]?> ExchangeAsync(Stream stdin, Stream stdout, byte[] line, int maxLine, CancellationToken cancellationToken)
@@ -267,7 +251,7 @@ internal sealed class PluginProcess : IDisposable
             // stderr is the plugin's own log: drained so it never blocks, not kept (it may quote requests)
             process.ErrorDataReceived += static (_, _) => { };
             process.BeginErrorReadLine();
-            _process = process;
+            Volatile.Write(ref _process, process);
             _stdin = process.StandardInput.BaseStream;
             _stdout = process.StandardOutput.BaseStream;
             _buffered = 0;
@@ -302,7 +286,7 @@ internal sealed class PluginProcess : IDisposable
     private void Kill()
     {
         var process = _process;
-        _process = null;
+        Volatile.Write(ref _process, null);
         _stdin = null;
         _stdout = null;
         _buffered = 0;
@@ -333,7 +317,7 @@ internal sealed class PluginProcess : IDisposable
             return;
         }
 
-        // NOTE: the gate is not disposed: a call in flight (a reload replaced the plugin) still releases it
+        // NOTE: the gate is not disposed: a call in flight (the relay is stopping) still releases it
         _disposed = true;
         Kill();
     }

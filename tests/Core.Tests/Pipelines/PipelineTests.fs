@@ -430,11 +430,23 @@ let ``plugin states are added to the health body`` () =
         LastError = "x"
         Sandboxed = true
         P50Ms = 0.25
+        Processes = 4
+        Pool = {
+            Running = 2
+            Busy = 1
+            Waiting = 3
+            Streams = 5
+        }
+        Draining = 1
     }
 
     let edited = PluginStatuses.addToHealth health [ status ] |> Encoding.UTF8.GetString
     Assert.StartsWith("""{"status":"ok","providers":[],"plugins":[{"name":"p","state":"running","calls":2""", edited)
-    Assert.EndsWith(""","sandboxed":true,"p50_ms":0.25}]}""", edited)
+
+    Assert.EndsWith(
+        ""","sandboxed":true,"p50_ms":0.25,"processes":4,"running":2,"busy":1,"waiting":3,"streams":5,"draining":1}]}""",
+        edited
+    )
 
 [<Fact>]
 let ``a plugin's p50 is the median of its last calls`` () =
@@ -610,6 +622,7 @@ let ``an event's deadline is event_timeout_ms (timeout_ms when it starts the pro
         OnError = OnError.Skip
         Sees = [ PluginKind.Event ]
         EventTimeoutMs = 40
+        Processes = 1
     }
 
     Assert.Equal(40, PluginProtocol.timeoutMs config eventCall false)

@@ -154,9 +154,12 @@ public sealed class PluginTests : TwoUpstreamTests, IDisposable
         Assert.Equal(("running", 2L, 0L, 0L, ""), (plugin.State, plugin.Calls, plugin.Failures, plugin.Restarts, plugin.LastError));
         Assert.True(plugin.P50Ms > 0, $"p50 {plugin.P50Ms}");
         Assert.Equal(("idle", 0L, 0.0), (answer.Plugins[1].State, answer.Plugins[1].Calls, answer.Plugins[1].P50Ms));
+
+        // its pool: one process of the default four ran both calls (one after the other), none busy now
+        Assert.Equal((4, 1, 0, 0, 0, 0), (plugin.Processes, plugin.Running, plugin.Busy, plugin.Waiting, plugin.Streams, plugin.Draining));
         Assert.Equal(0, code);
         Assert.Contains("PLUGIN", output, StringComparison.Ordinal);
-        Assert.Matches(@"\np +running +2 +0 +0 +[0-9.]+ ms ", output);
+        Assert.Matches(@"\np +running +1/4 +0 +0 +2 +0 +0 +[0-9.]+ ms ", output);
     }
 
     [Fact]
