@@ -158,7 +158,7 @@ public sealed class RuntimeClientKeyTests : IAsyncLifetime
         // Assert
         Assert.Equal(HttpStatusCode.OK, first);
         Assert.Equal(HttpStatusCode.OK, second);
-        Assert.True(Enumerable.Range(0, remembered.Count).Any(remembered.Remembers));
+        Assert.Contains(Enumerable.Range(0, remembered.Count), remembered.Remembers);
         Assert.Equal(HttpStatusCode.Unauthorized, after);
         Assert.Equal(HttpStatusCode.OK, alice);
     }
