@@ -21,6 +21,7 @@ public sealed class RelaySnapshot
         ArgumentNullException.ThrowIfNull(config);
         Config = config;
         Clients = clients ?? config.Clients;
+        ClientKeyIndex = new ClientKeyIndex(Clients);
         Auth = Core.Auth.compile(config.Server.Auth);
         Candidates = Upstream.candidates(config);
         Catalogue = new ModelCatalogue(config);
@@ -61,6 +62,12 @@ public sealed class RelaySnapshot
     /// Read these, not <c>Config.Clients</c>, to decide who a caller is.
     /// </summary>
     public IReadOnlyList<ClientConfig> Clients { get; }
+
+    /// <summary>
+    /// <see cref="Clients"/> with the keys already admitted on this snapshot, so a request presenting one is not
+    /// hashed again (<see cref="ClientKeys.authenticateWith"/>); a new snapshot starts with none.
+    /// </summary>
+    public ClientKeyIndex ClientKeyIndex { get; }
 
     /// <summary>The compiled client-auth policy.</summary>
     public AuthPolicy Auth { get; }

@@ -7,8 +7,12 @@ open System
 [<RequireQualifiedAccess>]
 module BudgetPeriods =
 
-    /// The first valid instant at or after a local wall-clock time. A midnight skipped by a daylight-saving
-    /// change (some zones jump from 23:59 to 01:00) starts the period at the first local time that exists.
+    /// The first instant at which the local clock reads a wall-clock time, or the first valid one after it. A
+    /// midnight skipped by a daylight-saving change (some zones jump from 23:59 to 01:00) starts the period at the
+    /// first local time that exists; a midnight repeated by one (America/Havana falls back from 01:00 to 00:00)
+    /// starts it at its first occurrence, so every instant the local calendar puts in a period lies at or after
+    /// the period's start (`ConvertTimeToUtc` alone takes the second occurrence: the hour before it would belong
+    /// to a day that has not started yet, and to the previous day's cached span too).
     let private toUtc (zone: TimeZoneInfo) (local: DateTime) : DateTimeOffset =
         let mutable local = DateTime.SpecifyKind(local, DateTimeKind.Unspecified)
         let mutable steps = 0
@@ -18,7 +22,12 @@ module BudgetPeriods =
             local <- local.AddMinutes 15.0
             steps <- steps + 1
 
-        DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(local, zone), TimeSpan.Zero)
+        if zone.IsAmbiguousTime local then
+            // the earliest of its instants: the one with the largest offset from UTC
+            let offset = zone.GetAmbiguousTimeOffsets local |> Array.max
+            DateTimeOffset(local, offset).ToUniversalTime()
+        else
+            DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(local, zone), TimeSpan.Zero)
 
     /// The local midnight that starts the period holding `now`, as a local date.
     let private localStart (zone: TimeZoneInfo) (period: BudgetPeriod) (now: DateTimeOffset) : DateTime =

@@ -25,11 +25,6 @@ module ClientAdmission =
         (tableOf: Func<string, PriceTable>)
         (facts: RequestFacts)
         : Result<ClientDemand, ClientDenial> =
-        let candidates = List.ofSeq candidates
-
-        let allowed =
-            candidates |> List.filter (fun p -> ClientKeys.allowsProvider client p.Name)
-
         if not (ClientKeys.allowsModel client facts.Model) then
             Error {
                 Type = ErrorType.InvalidRequest
@@ -37,29 +32,37 @@ module ClientAdmission =
                 Message =
                     $"""client %s{client.Name} may not use model %s{facts.Model}; allowed: %s{String.Join(", ", client.Models)}"""
             }
-        elif allowed.IsEmpty then
-            Error {
-                Type = ErrorType.InvalidRequest
-                Reason = "provider"
-                Message =
-                    $"""client %s{client.Name} may use providers %s{String.Join(", ", client.Providers)}, none of which is enabled"""
-            }
         else
             let input = int64 (max 0 facts.EstimatedInputTokens)
             let output = int64 (max 0 facts.MaxTokens)
+            // the dearest estimate over the providers the client may use (a loop: this runs on every request)
+            let mutable allowed = false
+            let mutable cost = 0m
 
-            let cost =
-                allowed
-                |> List.map (fun p ->
-                    ClientLimits.estimate (Pricing.tryFind (tableOf.Invoke p.Name) facts.Model) input output)
-                |> List.max
+            for p in candidates do
+                if ClientKeys.allowsProvider client p.Name then
+                    let estimate =
+                        ClientLimits.estimate (Pricing.tryFind (tableOf.Invoke p.Name) facts.Model) input output
 
-            Ok {
-                Model = facts.Model
-                InputTokens = input
-                OutputTokens = output
-                CostUsd = cost
-            }
+                    if not allowed || estimate > cost then
+                        cost <- estimate
+
+                    allowed <- true
+
+            if not allowed then
+                Error {
+                    Type = ErrorType.InvalidRequest
+                    Reason = "provider"
+                    Message =
+                        $"""client %s{client.Name} may use providers %s{String.Join(", ", client.Providers)}, none of which is enabled"""
+                }
+            else
+                Ok {
+                    Model = facts.Model
+                    InputTokens = input
+                    OutputTokens = output
+                    CostUsd = cost
+                }
 
     /// Whether `client` may send a request of `stage` (the stage it is routed by, `Stages.classify`): a client
     /// with `stages` is refused any other with a 400 `invalid_request_error` naming the stage and the allowed

@@ -113,16 +113,27 @@ module ClientLimits =
         | None -> true
         | Some pattern -> ModelPattern.matches pattern model
 
+    /// Whether `wall` lies in the span `[PeriodStart, PeriodEnd)` a budget's spend was last rolled into: then its
+    /// period is still the one holding `wall` (`BudgetPeriods`: a period is exactly the instants from its start to
+    /// the next one's), found by comparing two instants, without a time-zone conversion. Ticks, not F#'s `>=`,
+    /// which compares a `DateTimeOffset` generically (boxing both).
+    let private inPeriod (wall: DateTimeOffset) (spend: Spend) : bool =
+        let at = wall.UtcTicks
+        at >= spend.PeriodStart.UtcTicks && at < spend.PeriodEnd.UtcTicks
+
     /// The spend moved into the period holding `wall`: a new period starts with nothing spent, and with the
-    /// estimates of the requests still in flight, which will be charged to the period they end in.
+    /// estimates of the requests still in flight, which will be charged to the period they end in. The same as
+    /// finding the period anew (`BudgetPeriods.startOf`) at every call, which the property
+    /// `cached period spans roll exactly as periods found anew` checks over any sequence of instants.
     let private roll (zone: TimeZoneInfo) (budget: Budget) (wall: DateTimeOffset) (spend: Spend) : Spend =
-        if wall >= spend.PeriodStart && wall < spend.PeriodEnd then
+        if inPeriod wall spend then
             // the common case, without a time-zone conversion
             spend
         else
+            // the clock passed the span's end (or went back before its start), or the span was never set
             let start = BudgetPeriods.startOf zone budget.Period wall
 
-            if start = spend.PeriodStart then
+            if start.UtcTicks = spend.PeriodStart.UtcTicks then
                 {
                     spend with
                         PeriodEnd = periodEnd zone budget.Period wall
@@ -135,14 +146,67 @@ module ClientLimits =
                     PeriodEnd = periodEnd zone budget.Period wall
                 }
 
-    /// Rolls every budget into the period holding `wall`.
+    /// Rolls every budget into the period holding `wall`. While every budget's cached span holds `wall` (every
+    /// request but the first of a period), the state itself is returned: two comparisons per budget, nothing
+    /// allocated, no time-zone conversion.
     let rollAll (zone: TimeZoneInfo) (client: ClientConfig) (wall: DateTimeOffset) (state: ClientState) : ClientState =
-        let budgets = Array.ofList client.Budgets
+        let spend = state.Spend
+        let mutable current = true
+        let mutable i = 0
 
-        {
-            state with
-                Spend = state.Spend |> Array.mapi (fun i s -> roll zone budgets[i] wall s)
-        }
+        while current && i < spend.Length do
+            current <- inPeriod wall spend[i]
+            i <- i + 1
+
+        if current then
+            state
+        else
+            let rolled = Array.copy spend
+            let mutable budgets = client.Budgets
+            let mutable i = 0
+
+            while i < rolled.Length && not budgets.IsEmpty do
+                rolled[i] <- roll zone budgets.Head wall rolled[i]
+                budgets <- budgets.Tail
+                i <- i + 1
+
+            { state with Spend = rolled }
+
+    /// When the period a refusal's budget is in rolls over: its cached span's end (None: a total budget).
+    let private resetsAt (spend: Spend) : DateTimeOffset option =
+        if spend.PeriodEnd.UtcTicks = DateTimeOffset.MaxValue.UtcTicks then
+            None
+        else
+            Some spend.PeriodEnd
+
+    /// Whether `identity` names `budget` (a hand-written equality: F#'s `=` on the tuple compares generically).
+    let private isBudget (budget: Budget) (identity: BudgetIdentity) : bool =
+        let period, models = identity
+
+        let samePeriod =
+            match budget.Period, period with
+            | BudgetPeriod.Day, BudgetPeriod.Day
+            | BudgetPeriod.Week, BudgetPeriod.Week
+            | BudgetPeriod.Month, BudgetPeriod.Month
+            | BudgetPeriod.Total, BudgetPeriod.Total -> true
+            | _ -> false
+
+        samePeriod
+        && match budget.Models, models with
+           | None, None -> true
+           | Some a, Some b -> String.Equals(a, b, StringComparison.Ordinal)
+           | _ -> false
+
+    /// Whether a ticket reserved its estimate in `budget`.
+    let private reservedIn (reserved: BudgetIdentity list) (budget: Budget) : bool =
+        let mutable rest = reserved
+        let mutable found = false
+
+        while not found && not rest.IsEmpty do
+            found <- isBudget budget rest.Head
+            rest <- rest.Tail
+
+        found
 
     /// Takes `cost` from a bucket whose limit is `capacity` (0: unlimited).
     let private take
@@ -171,65 +235,81 @@ module ClientLimits =
         (state: ClientState)
         : Result<ClientTicket, ClientRefusal> * ClientState =
         let state = rollAll zone client wall state
-        let budgets = Array.ofList client.Budgets
+        let spend = state.Spend
 
-        let overBudget =
-            budgets
-            |> Array.indexed
-            |> Array.tryPick (fun (i, b) ->
-                let s = state.Spend[i]
-                let committed = s.Spent + s.Reserved
+        // the first budget (in config order) without room for the estimate; loops, not pipelines of closures and
+        // tuples: this runs on every request of a client
+        let mutable overBudget = None
+        let mutable budgets = client.Budgets
+        let mutable i = 0
 
-                if
-                    applies b demand.Model
-                    && (committed >= b.LimitUsd || committed + demand.CostUsd > b.LimitUsd)
-                then
-                    Some(ClientRefusal.OverBudget(b, s.Spent, demand.CostUsd, BudgetPeriods.endOf zone b.Period wall))
-                else
-                    None)
+        while overBudget.IsNone && i < spend.Length && not budgets.IsEmpty do
+            let b = budgets.Head
+            let s = spend[i]
+            let committed = s.Spent + s.Reserved
 
-        let result =
+            if
+                applies b demand.Model
+                && (committed >= b.LimitUsd || committed + demand.CostUsd > b.LimitUsd)
+            then
+                overBudget <- Some(ClientRefusal.OverBudget(b, s.Spent, demand.CostUsd, resetsAt s))
+
+            budgets <- budgets.Tail
+            i <- i + 1
+
+        let refused =
             match overBudget with
-            | Some refusal -> Error refusal
+            | Some _ -> overBudget
             | None when client.MaxConcurrent > 0 && state.InFlight >= client.MaxConcurrent ->
                 // a slot frees when a request ends: no clock says when, so a short wait
-                Error(ClientRefusal.RateLimited("max_concurrent", TimeSpan.FromSeconds 1.0))
-            | None ->
-                take "rpm" client.RpmLimit now 1L state.Rpm
-                |> Result.bind (fun rpm ->
-                    take "itpm" client.ItpmLimit now demand.InputTokens state.Itpm
-                    |> Result.bind (fun itpm ->
-                        take "otpm" client.OtpmLimit now demand.OutputTokens state.Otpm
-                        |> Result.map (fun otpm -> rpm, itpm, otpm)))
-                |> Result.map (fun (rpm, itpm, otpm) ->
-                    let reserved =
-                        budgets
-                        |> Array.indexed
-                        |> Array.choose (fun (i, b) -> if applies b demand.Model then Some i else None)
+                Some(ClientRefusal.RateLimited("max_concurrent", TimeSpan.FromSeconds 1.0))
+            | None -> None
 
-                    let spend = Array.copy state.Spend
+        match refused with
+        | Some refusal -> Error refusal, state
+        | None ->
+            match take "rpm" client.RpmLimit now 1L state.Rpm with
+            | Error refusal -> Error refusal, state
+            | Ok rpm ->
+                match take "itpm" client.ItpmLimit now demand.InputTokens state.Itpm with
+                | Error refusal -> Error refusal, state
+                | Ok itpm ->
+                    match take "otpm" client.OtpmLimit now demand.OutputTokens state.Otpm with
+                    | Error refusal -> Error refusal, state
+                    | Ok otpm ->
+                        let spend = Array.copy spend
 
-                    for i in reserved do
-                        spend[i] <- {
-                            spend[i] with
-                                Reserved = spend[i].Reserved + demand.CostUsd
+                        let mutable reserved =
+                            Microsoft.FSharp.Core.CompilerServices.ListCollector<BudgetIdentity>()
+
+                        let mutable budgets = client.Budgets
+                        let mutable i = 0
+
+                        while i < spend.Length && not budgets.IsEmpty do
+                            let b = budgets.Head
+
+                            if applies b demand.Model then
+                                spend[i] <- {
+                                    spend[i] with
+                                        Reserved = spend[i].Reserved + demand.CostUsd
+                                }
+
+                                reserved.Add(identity b)
+
+                            budgets <- budgets.Tail
+                            i <- i + 1
+
+                        Ok {
+                            Demand = demand
+                            Reserved = reserved.Close()
+                        },
+                        {
+                            Rpm = rpm
+                            Itpm = itpm
+                            Otpm = otpm
+                            InFlight = state.InFlight + 1
+                            Spend = spend
                         }
-
-                    {
-                        Demand = demand
-                        Reserved = reserved |> Array.map (fun i -> identity budgets[i]) |> List.ofArray
-                    },
-                    {
-                        Rpm = rpm
-                        Itpm = itpm
-                        Otpm = otpm
-                        InFlight = state.InFlight + 1
-                        Spend = spend
-                    })
-
-        match result with
-        | Ok(ticket, admitted) -> Ok ticket, admitted
-        | Error refusal -> Error refusal, state
 
     /// Settles an admitted request once it ended: its slot is freed, the token estimates are corrected by the
     /// real usage (refunded or charged late; None: the estimate stands), and its cost replaces its estimate in
@@ -263,18 +343,27 @@ module ClientLimits =
                 correct client.OtpmLimit demand.OutputTokens u.OutputTokens state.Otpm
             | None -> state.Itpm, state.Otpm
 
-        let cost = costUsd |> Option.defaultValue demand.CostUsd |> max 0m
-        let spend = Array.copy state.Spend
-        let budgets = Array.ofList client.Budgets
+        let cost =
+            match costUsd with
+            | Some c when c > 0m -> c
+            | Some _ -> 0m
+            | None -> max 0m demand.CostUsd
 
-        for i in 0 .. min budgets.Length spend.Length - 1 do
+        let spend = Array.copy state.Spend
+        let mutable budgets = client.Budgets
+        let mutable i = 0
+
+        while i < spend.Length && not budgets.IsEmpty do
             // by identity: a budget a reload removed is gone, one it added was not reserved in
-            if List.contains (identity budgets[i]) ticket.Reserved then
+            if reservedIn ticket.Reserved budgets.Head then
                 spend[i] <- {
                     spend[i] with
                         Reserved = max 0m (spend[i].Reserved - demand.CostUsd)
                         Spent = spend[i].Spent + cost
                 }
+
+            budgets <- budgets.Tail
+            i <- i + 1
 
         {
             state with

@@ -134,8 +134,10 @@ module Auth =
         (authorizationHeader: string | null)
         : Credential list =
         let isOwn (value: string) =
-            let d = digest value
-            matches policy.ApiKeyDigest d || matches policy.BearerDigest d
+            // with no secret configured there is nothing to compare against: no hashing
+            (policy.ApiKeyDigest.IsSome || policy.BearerDigest.IsSome)
+            && (let d = digest value
+                matches policy.ApiKeyDigest d || matches policy.BearerDigest d)
 
         [
             match apiKeyHeader with

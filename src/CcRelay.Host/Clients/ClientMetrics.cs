@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using CcRelay.Core;
+using System.Runtime.InteropServices;
 using CcRelay.Host.Ledger;
 using CcRelay.Host.Metrics;
 
@@ -14,18 +15,22 @@ namespace CcRelay.Host.Clients;
 /// NOTE: bounded cardinality: client metrics are recorded only when clients are configured; the client label is a
 /// configured name (requests through <c>server.auth</c> are <c>none</c>), at most <see cref="MaxClientLabels"/>
 /// distinct ones, further ones counted as <c>other</c>.
+/// NOTE: what every finished request adds (requests, cost, four token kinds) is summed in the client's own cell and
+/// read by observable counters when metrics are collected: six counter updates with tags cost about 10,000
+/// instructions per request (each looks its tag set up in every listener's aggregator), the cell a few hundred
+/// (bench/RESULTS.md, client keys). Refusals, rare, stay plain counters.
 /// </summary>
 public sealed class ClientMetrics
 {
     /// <summary>The most distinct client labels.</summary>
     public const int MaxClientLabels = 100;
 
-    private readonly Counter<long> _requests;
-    private readonly Counter<double> _cost;
-    private readonly Counter<long> _tokens;
+    private static readonly string[] TokenKinds = ["input", "output", "cache_read", "cache_write"];
+
     private readonly Counter<long> _refusals;
     private readonly Counter<long> _ledgerRows;
     private readonly ConcurrentDictionary<string, string> _labels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Totals> _totals = new(StringComparer.Ordinal);
     private Func<LedgerStatus>? _ledger;
 
     /// <summary>Creates the instruments on <paramref name="metrics"/>'s meter.</summary>
@@ -33,9 +38,9 @@ public sealed class ClientMetrics
     {
         ArgumentNullException.ThrowIfNull(metrics);
         var meter = metrics.Meter;
-        _requests = meter.CreateCounter<long>("ccrelay_client_requests", "{request}", "Requests by client (clients[].name; none: through server.auth) and result.");
-        _cost = meter.CreateCounter<double>("ccrelay_client_cost_usd", "{USD}", "Estimated cost of answers by client, in US dollars.");
-        _tokens = meter.CreateCounter<long>("ccrelay_client_tokens", "{token}", "Tokens by client and kind: input, output, cache_read, cache_write.");
+        meter.CreateObservableCounter("ccrelay_client_requests", ObserveRequests, "{request}", "Requests by client (clients[].name; none: through server.auth) and result.");
+        meter.CreateObservableCounter("ccrelay_client_cost_usd", ObserveCost, "{USD}", "Estimated cost of answers by client, in US dollars.");
+        meter.CreateObservableCounter("ccrelay_client_tokens", ObserveTokens, "{token}", "Tokens by client and kind: input, output, cache_read, cache_write.");
         _refusals = meter.CreateCounter<long>(
             "ccrelay_client_refusals", "{request}", "Requests refused by a client limit: rpm, itpm, otpm, max_concurrent, too_large, budget, model, provider, expired.");
         _ledgerRows = meter.CreateCounter<long>("ccrelay_ledger_rows", "{row}", "Usage ledger rows by outcome: written, dropped.");
@@ -71,19 +76,79 @@ public sealed class ClientMetrics
     public void Finished(string client, string result, Usage? usage, decimal? costUsd)
     {
         var label = Label(client);
-        _requests.Add(1, new("client", label), new("result", result));
-        if (costUsd is { } cost)
+        var totals = _totals.TryGetValue(label, out var found) ? found : _totals.GetOrAdd(label, static _ => new Totals());
+        lock (totals.Gate)
         {
-            _cost.Add((double)cost, new KeyValuePair<string, object?>("client", label));
+            CollectionsMarshal.GetValueRefOrAddDefault(totals.Requests, result, out _)++;
+            if (costUsd is { } cost)
+            {
+                totals.CostUsd += cost;
+                totals.Costed = true;
+            }
+
+            if (usage is not null)
+            {
+                totals.Tokens[0] += usage.InputTokens;
+                totals.Tokens[1] += usage.OutputTokens;
+                totals.Tokens[2] += usage.CacheReadTokens;
+                totals.Tokens[3] += usage.CacheWriteTokens;
+                totals.Counted = true;
+            }
+        }
+    }
+
+    private List<Measurement<long>> ObserveRequests()
+    {
+        var measurements = new List<Measurement<long>>();
+        foreach (var (label, totals) in _totals)
+        {
+            lock (totals.Gate)
+            {
+                foreach (var (result, count) in totals.Requests)
+                {
+                    measurements.Add(new(count, new KeyValuePair<string, object?>("client", label), new KeyValuePair<string, object?>("result", result)));
+                }
+            }
         }
 
-        if (usage is not null && _tokens.Enabled)
+        return measurements;
+    }
+
+    private List<Measurement<double>> ObserveCost()
+    {
+        var measurements = new List<Measurement<double>>();
+        foreach (var (label, totals) in _totals)
         {
-            _tokens.Add(usage.InputTokens, new("client", label), new("kind", "input"));
-            _tokens.Add(usage.OutputTokens, new("client", label), new("kind", "output"));
-            _tokens.Add(usage.CacheReadTokens, new("client", label), new("kind", "cache_read"));
-            _tokens.Add(usage.CacheWriteTokens, new("client", label), new("kind", "cache_write"));
+            lock (totals.Gate)
+            {
+                if (totals.Costed)
+                {
+                    measurements.Add(new((double)totals.CostUsd, new KeyValuePair<string, object?>("client", label)));
+                }
+            }
         }
+
+        return measurements;
+    }
+
+    private List<Measurement<long>> ObserveTokens()
+    {
+        var measurements = new List<Measurement<long>>();
+        foreach (var (label, totals) in _totals)
+        {
+            lock (totals.Gate)
+            {
+                if (totals.Counted)
+                {
+                    for (var i = 0; i < TokenKinds.Length; i++)
+                    {
+                        measurements.Add(new(totals.Tokens[i], new KeyValuePair<string, object?>("client", label), new KeyValuePair<string, object?>("kind", TokenKinds[i])));
+                    }
+                }
+            }
+        }
+
+        return measurements;
     }
 
     private string Label(string client)
@@ -99,5 +164,26 @@ public sealed class ClientMetrics
         }
 
         return _labels.Count >= MaxClientLabels ? "other" : _labels.GetOrAdd(client, client);
+    }
+
+    /// <summary>What one client label's finished requests added up to; locked (<see cref="Gate"/>) while it is added to or read.</summary>
+    private sealed class Totals
+    {
+        /// <summary>Held while the totals are added to or read.</summary>
+        public Lock Gate { get; } = new();
+
+        /// <summary>Requests by result (a fixed set).</summary>
+        public Dictionary<string, long> Requests { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Input, output, cache-read and cache-write tokens (<see cref="TokenKinds"/>).</summary>
+        public long[] Tokens { get; } = new long[4];
+
+        public decimal CostUsd { get; set; }
+
+        /// <summary>Whether a cost was ever added (no series before).</summary>
+        public bool Costed { get; set; }
+
+        /// <summary>Whether usage was ever added (no series before).</summary>
+        public bool Counted { get; set; }
     }
 }

@@ -75,7 +75,7 @@ internal sealed class MessagesEndpoint(
             var apiKey = request.Headers["x-api-key"].ToString();
             var authorization = request.Headers.Authorization.ToString();
             // a client key (clients[]) names the caller; anything else is server.auth's to decide, as before
-            var verdict = ClientKeys.authenticate(snapshot.Clients, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
+            var verdict = ClientKeys.authenticateWith(snapshot.ClientKeyIndex, snapshot.Auth, timeProvider.GetUtcNow(), apiKey, authorization);
             if (shared is not null)
             {
                 // a client key revoked on any relay (state.postgres) is refused here too, from memory

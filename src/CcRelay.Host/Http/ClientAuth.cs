@@ -11,8 +11,8 @@ internal static class ClientAuth
     {
         // client keys (clients[]) pass here too; their limits apply to relayed requests only
         var now = (context.RequestServices?.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
-        var verdict = ClientKeys.authenticate(
-            snapshot.Clients,
+        var verdict = ClientKeys.authenticateWith(
+            snapshot.ClientKeyIndex,
             snapshot.Auth,
             now,
             context.Request.Headers["x-api-key"].ToString(),

@@ -578,6 +578,158 @@ let ``periods in a time zone end at its midnight, across a daylight-saving chang
 
     Assert.Equal("2026-03-29", BudgetPeriods.dayOf berlin late)
 
+[<Fact>]
+let ``a midnight a daylight-saving change repeats starts its day at its first occurrence`` () =
+    // Havana falls back from 01:00 CDT (UTC-4) to 00:00 CST (UTC-5) on 2026-11-01: local midnight happens at 04:00
+    // and again at 05:00 UTC. The hour between is already the 1st there, so the 1st starts at 04:00 UTC: every
+    // instant of a day lies in [startOf, endOf), and the day before ends where it starts.
+    let havana = TimeZoneInfo.FindSystemTimeZoneById "America/Havana"
+    let firstPass = DateTimeOffset(2026, 11, 1, 4, 30, 0, TimeSpan.Zero)
+    let midnight = DateTimeOffset(2026, 11, 1, 4, 0, 0, TimeSpan.Zero)
+
+    Assert.Equal("2026-11-01", BudgetPeriods.dayOf havana firstPass)
+    Assert.Equal(midnight, BudgetPeriods.startOf havana BudgetPeriod.Day firstPass)
+    Assert.Equal(Some midnight, BudgetPeriods.endOf havana BudgetPeriod.Day (firstPass.AddHours -5.0))
+    // the 1st is a Sunday: its week started on Monday 26 October (no change then), its month at this midnight
+    Assert.Equal(midnight, BudgetPeriods.startOf havana BudgetPeriod.Month firstPass)
+
+[<Fact>]
+let ``a budget's cached span rolls it exactly where finding the period anew would, across a repeated midnight`` () =
+    let havana = TimeZoneInfo.FindSystemTimeZoneById "America/Havana"
+
+    let c = {
+        client "alice" "alice-relay-key-0123456789" with
+            Budgets = [
+                {
+                    Period = BudgetPeriod.Day
+                    LimitUsd = 100m
+                    Models = None
+                }
+            ]
+    }
+
+    let demand = {
+        Model = "claude-sonnet-4-6"
+        InputTokens = 10L
+        OutputTokens = 10L
+        CostUsd = 1m
+    }
+
+    let spend (at: DateTimeOffset) (state: ClientState) =
+        match ClientLimits.admit havana c TimeSpan.Zero at demand state with
+        | Ok ticket, state -> ClientLimits.settle havana c TimeSpan.Zero at ticket None (Some 2m) state
+        | Error e, _ -> failwith $"%A{e}"
+
+    // 31 October, 23:30 local (03:30 UTC): two dollars on the 31st
+    let evening = DateTimeOffset(2026, 11, 1, 3, 30, 0, TimeSpan.Zero)
+    let state = ClientLimits.fresh havana c TimeSpan.Zero evening |> spend evening
+    Assert.Equal(2m, state.Spend[0].Spent)
+    // 00:30 CDT on the 1st (04:30 UTC): a new day, whose spend starts from nothing
+    let state = spend (DateTimeOffset(2026, 11, 1, 4, 30, 0, TimeSpan.Zero)) state
+    Assert.Equal(DateTimeOffset(2026, 11, 1, 4, 0, 0, TimeSpan.Zero), state.Spend[0].PeriodStart)
+    Assert.Equal(2m, state.Spend[0].Spent)
+    // 00:30 CST (05:30 UTC): the same day
+    let state = spend (DateTimeOffset(2026, 11, 1, 5, 30, 0, TimeSpan.Zero)) state
+    Assert.Equal(4m, state.Spend[0].Spent)
+    Assert.Equal(DateTimeOffset(2026, 11, 2, 5, 0, 0, TimeSpan.Zero), state.Spend[0].PeriodEnd)
+
+[<Fact>]
+let ``a snapshot's key index remembers an admitted key, and decides as hashing does`` () =
+    let alice = client "alice" "alice-relay-key-0123456789"
+    let bob = client "bob" "bob-relay-key-0123456789ab"
+
+    let expired = {
+        client "carol" "carol-relay-key-0123456789" with
+            ExpiresAt = Some(noon.AddSeconds -1.0)
+    }
+
+    let index = ClientKeyIndex [ alice; bob; expired ]
+
+    let name verdict =
+        match verdict with
+        | Admitted(Some c, _) -> c.Name
+        | Admitted(None, _) -> "none"
+        | Refused reason -> reason
+
+    // nothing remembered before a key is admitted; a wrong key is never remembered
+    Assert.StartsWith(
+        "invalid",
+        ClientKeys.authenticateWith index openAuth noon "bob-relay-key-0123456789aX" null
+        |> name
+    )
+
+    Assert.False(index.Remembers 0 || index.Remembers 1 || index.Remembers 2)
+
+    Assert.Equal(
+        "bob",
+        ClientKeys.authenticateWith index openAuth noon "bob-relay-key-0123456789ab" null
+        |> name
+    )
+
+    Assert.True(index.Remembers 1)
+    Assert.False(index.Remembers 0)
+    // a remembered key is found again; one differing in its last character is not, nor a prefix of it
+    Assert.Equal(
+        "bob",
+        ClientKeys.authenticateWith index openAuth noon "bob-relay-key-0123456789ab" null
+        |> name
+    )
+
+    Assert.Equal(
+        "invalid client key",
+        ClientKeys.authenticateWith index openAuth noon "bob-relay-key-0123456789aX" null
+        |> name
+    )
+
+    Assert.Equal(
+        "invalid client key",
+        ClientKeys.authenticateWith index openAuth noon "bob-relay-key-0123456789a" null
+        |> name
+    )
+    // the same key as a bearer token is the same client
+    Assert.Equal(
+        "bob",
+        ClientKeys.authenticateWith index openAuth noon null "Bearer bob-relay-key-0123456789ab"
+        |> name
+    )
+    // an expired key is refused at every request, and never remembered
+    for _ in 1..2 do
+        Assert.Contains(
+            "expired",
+            ClientKeys.authenticateWith index openAuth noon "carol-relay-key-0123456789" null
+            |> name
+        )
+
+    Assert.False(index.Remembers 2)
+    // a remembered key whose expiry passes is refused from then on
+    let later =
+        ClientKeyIndex [
+            {
+                alice with
+                    ExpiresAt = Some(noon.AddHours 1.0)
+            }
+        ]
+
+    Assert.Equal(
+        "alice",
+        ClientKeys.authenticateWith later openAuth noon "alice-relay-key-0123456789" null
+        |> name
+    )
+
+    Assert.True(later.Remembers 0)
+
+    Assert.Contains(
+        "expired",
+        ClientKeys.authenticateWith later openAuth (noon.AddHours 1.0) "alice-relay-key-0123456789" null
+        |> name
+    )
+    // a new index (a new snapshot: the key revoked) knows nothing of the old one's keys
+    Assert.Equal(
+        "invalid client key",
+        ClientKeys.authenticateWith (ClientKeyIndex [ alice ]) openAuth noon "bob-relay-key-0123456789ab" null
+        |> name
+    )
+
 // ---------------------------
 // config show
 // ---------------------------

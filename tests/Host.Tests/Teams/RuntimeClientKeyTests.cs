@@ -139,6 +139,31 @@ public sealed class RuntimeClientKeyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARevokedKey_ThatTheSnapshotRemembers_IsRefusedByTheNextRequest()
+    {
+        // Arrange: carol's key admitted twice on one snapshot (the second time recognised without hashing it)
+        await using var relay = await RelayHost.StartAsync(Config());
+        var api = Api(relay, out var channel);
+        using var _ = channel;
+        await api.AddClientAsync(new AddClientRequest { Name = "carol", KeySha256 = Sha(CarolKey), Like = "alice", Actor = "cli" }, Auth);
+        var first = await SendAsync(relay, CarolKey);
+        var second = await SendAsync(relay, CarolKey);
+        var remembered = relay.Services.GetRequiredService<RelayState>().Current.ClientKeyIndex;
+
+        // Act
+        await api.RevokeClientAsync(new RevokeClientRequest { Name = "carol", Actor = "cli" }, Auth);
+        var after = await SendAsync(relay, CarolKey);
+        var alice = await SendAsync(relay, ClientKeyTests.AliceKey);
+
+        // Assert
+        Assert.Equal(HttpStatusCode.OK, first);
+        Assert.Equal(HttpStatusCode.OK, second);
+        Assert.Contains(Enumerable.Range(0, remembered.Count), remembered.Remembers);
+        Assert.Equal(HttpStatusCode.Unauthorized, after);
+        Assert.Equal(HttpStatusCode.OK, alice);
+    }
+
+    [Fact]
     public async Task RuntimeChanges_SurviveARestart_AndAReload()
     {
         // Arrange: carol added, alice revoked, on a first relay

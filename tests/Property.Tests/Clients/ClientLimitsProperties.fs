@@ -268,3 +268,190 @@ let ``period roll-over: every instant lies in [startOf, endOf), and endOf is the
             && BudgetPeriods.startOf zone period (finish.AddTicks -1L) = start
             && (period <> BudgetPeriod.Week || local.DayOfWeek = DayOfWeek.Monday)
             && (period <> BudgetPeriod.Month || local.Day = 1)))
+
+/// A step of the cache property: spend (admit a request of a model, its real cost a percentage of its estimate),
+/// finish the request in flight at an index, or move the wall clock (forward, or back a little).
+type private Step =
+    | Spend of Model: int * Cents: int * Percent: int
+    | Finish of Index: int
+    | Move of Seconds: int
+
+/// Zones with and without daylight saving, among them zones whose midnight a change skips (Santiago, Gaza,
+/// Havana in spring) or repeats (Havana and Gaza in autumn), and a half-hour change (Lord Howe).
+let private zoneIds = [|
+    "UTC"
+    "Asia/Kolkata"
+    "Europe/Berlin"
+    "America/New_York"
+    "America/Havana"
+    "Asia/Gaza"
+    "America/Santiago"
+    "Australia/Lord_Howe"
+|]
+
+/// The instants (to the hour) at which each zone's offset changes, 2025–2027; none: month starts in 2026.
+let private changes =
+    zoneIds
+    |> Array.map (fun id ->
+        let zone = TimeZoneInfo.FindSystemTimeZoneById id
+        let from = DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)
+
+        let found = [|
+            for h in 0 .. 3 * 365 * 24 - 1 do
+                let at = from.AddHours(float h)
+
+                if zone.GetUtcOffset at <> zone.GetUtcOffset(at.AddHours 1.0) then
+                    yield at.AddHours 1.0
+        |]
+
+        if found.Length > 0 then
+            found
+        else
+            Array.init 12 (fun m -> DateTimeOffset(2026, m + 1, 1, 0, 0, 0, TimeSpan.Zero)))
+
+[<Fact>]
+let ``cached period spans roll exactly as periods found anew, over any sequence of instants`` () =
+    let gen =
+        gen {
+            let! zone = Gen.choose (0, zoneIds.Length - 1)
+            let! change = Gen.elements changes[zone]
+            // from three days before a change (or a month start) to a day after it
+            let! offset = Gen.choose (-3 * 24 * 60, 24 * 60)
+            let! caps = Gen.listOfLength 5 (Gen.choose (1, 2000))
+
+            let step =
+                Gen.frequency [
+                    4,
+                    gen {
+                        let! model = Gen.choose (0, 1)
+                        let! cents = Gen.choose (0, 300)
+                        let! percent = Gen.choose (0, 200)
+                        return Spend(model, cents, percent)
+                    }
+                    3, Gen.choose (0, 20) |> Gen.map Finish
+                    6, Gen.choose (0, 1800) |> Gen.map Move
+                    2, Gen.choose (0, 6 * 3600) |> Gen.map Move
+                    1, Gen.choose (0, 3 * 86_400) |> Gen.map Move
+                    // the clock set back a little (NTP), sometimes across a period's start
+                    1, Gen.choose (-300, 0) |> Gen.map Move
+                ]
+
+            let! steps = Gen.listOfLength 120 step
+            return zone, change.AddMinutes(float offset), caps, steps
+        }
+        |> Check.arb
+
+    Check.quick
+        500
+        (Prop.forAll gen (fun (zoneIndex, start, caps, steps) ->
+            let zone = TimeZoneInfo.FindSystemTimeZoneById zoneIds[zoneIndex]
+
+            let budget period cents models = {
+                Period = period
+                LimitUsd = decimal cents / 100m
+                Models = models
+            }
+
+            let client = {
+                Name = "c"
+                KeyDigest = Array.zeroCreate 32
+                KeyId = "00000000"
+                ExpiresAt = None
+                Providers = []
+                Models = []
+                Stages = []
+                RpmLimit = 0
+                ItpmLimit = 0
+                OtpmLimit = 0
+                MaxConcurrent = 0
+                Budgets = [
+                    budget BudgetPeriod.Day caps[0] None
+                    budget BudgetPeriod.Week caps[1] (Some "claude-opus-*")
+                    budget BudgetPeriod.Month caps[2] None
+                    budget BudgetPeriod.Total (caps[3] * 10) None
+                    budget BudgetPeriod.Day caps[4] (Some "claude-sonnet-4-5")
+                ]
+                Metadata = []
+            }
+
+            // "anew": every cached span forgotten before each step, so every budget's period is found from the
+            // calendar (`BudgetPeriods.startOf`) as if nothing were cached
+            let forget (state: ClientState) = {
+                state with
+                    Spend =
+                        state.Spend
+                        |> Array.map (fun s -> {
+                            s with
+                                PeriodEnd = DateTimeOffset.MinValue
+                        })
+            }
+
+            let same (a: ClientState) (b: ClientState) =
+                a.InFlight = b.InFlight
+                && a.Rpm = b.Rpm
+                && a.Itpm = b.Itpm
+                && a.Otpm = b.Otpm
+                && Array.forall2
+                    (fun (x: Spend) (y: Spend) ->
+                        x.PeriodStart = y.PeriodStart && x.Spent = y.Spent && x.Reserved = y.Reserved)
+                    a.Spend
+                    b.Spend
+
+            let now = TimeSpan.FromHours 1.0
+            let mutable wall = start
+            let mutable cached = ClientLimits.fresh zone client now wall
+            let mutable anew = cached
+            let mutable inFlight: (ClientTicket * decimal) list = []
+            let mutable failure = None
+
+            for step in steps do
+                if failure.IsNone then
+                    match step with
+                    | Move seconds -> wall <- wall.AddSeconds(float seconds)
+                    | Spend(model, cents, percent) ->
+                        let demand = {
+                            Model = models[model]
+                            InputTokens = 10L
+                            OutputTokens = 10L
+                            CostUsd = decimal cents / 100m
+                        }
+
+                        let a, nextCached = ClientLimits.admit zone client now wall demand cached
+                        let b, nextAnew = ClientLimits.admit zone client now wall demand (forget anew)
+                        cached <- nextCached
+                        anew <- nextAnew
+
+                        if a <> b then
+                            failure <- Some $"admit at %O{wall}: %A{a} <> %A{b}"
+
+                        match a with
+                        | Ok ticket -> inFlight <- inFlight @ [ ticket, demand.CostUsd * decimal percent / 100m ]
+                        | Error _ -> ()
+                    | Finish index when not inFlight.IsEmpty ->
+                        let ticket, cost = inFlight[index % inFlight.Length]
+                        inFlight <- inFlight |> List.removeAt (index % inFlight.Length)
+                        cached <- ClientLimits.settle zone client now wall ticket None (Some cost) cached
+                        anew <- ClientLimits.settle zone client now wall ticket None (Some cost) (forget anew)
+                    | Finish _ -> ()
+
+                    // both agree, and each budget's period is the calendar's period holding the wall clock
+                    let rolled = ClientLimits.rollAll zone client wall cached
+
+                    if failure.IsNone && not (same cached anew) then
+                        failure <- Some $"state after %A{step} at %O{wall}: %A{cached.Spend} <> %A{anew.Spend}"
+
+                    client.Budgets
+                    |> List.iteri (fun i b ->
+                        let s = rolled.Spend[i]
+
+                        if
+                            failure.IsNone
+                            && (s.PeriodStart <> BudgetPeriods.startOf zone b.Period wall
+                                || wall < s.PeriodStart
+                                || wall >= s.PeriodEnd)
+                        then
+                            failure <- Some $"budget %d{i} at %O{wall}: %A{s}")
+
+            match failure with
+            | None -> true
+            | Some message -> failwith message))
