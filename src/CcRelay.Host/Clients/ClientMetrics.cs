@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using CcRelay.Core;
 using System.Runtime.InteropServices;
+using CcRelay.Core;
 using CcRelay.Host.Ledger;
 using CcRelay.Host.Metrics;
 
