@@ -7,12 +7,16 @@
 #   bash build/format.sh --check   # only check, as tests/run-all.sh does (exit 1 on a difference)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the benchmark tools are not in the solution; tests/run-all.sh checks them one by one
+BENCH=(bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj bench/TomlCompare/TomlCompare.csproj)
 dotnet tool restore >/dev/null
 dotnet build src/CcRelay.Core -c Debug -v q -nologo >/dev/null
 if [[ ${1:-} == --check ]]; then
   dotnet fantomas --check src tests bench/Core.Bench
   dotnet format CcRelay.sln --verify-no-changes
+  for p in "${BENCH[@]}"; do dotnet format "$p" --verify-no-changes; done
 else
   dotnet fantomas src tests bench/Core.Bench
   dotnet format CcRelay.sln
+  for p in "${BENCH[@]}"; do dotnet format "$p"; done
 fi

@@ -66,18 +66,18 @@ public static class PluginLatency
         {
             Console.WriteLine($"concurrent: {streams} streams at once, {calls} events in all ({Math.Max(1, calls / streams)} per stream, each after the previous one's answer)");
             foreach (var (name, command, script) in plugins.Append(($"python sleeps {slowMs} ms", "/usr/bin/python3", slow)))
-            foreach (var processes in new[] { 1, 4, 16 })
-            {
-                var config = Config(name, command, script, processes);
-                var (events, walls) = await ConcurrentAsync(host, config, streams, Math.Max(1, calls / streams), time);
-                if (events is null || walls is null)
+                foreach (var processes in new[] { 1, 4, 16 })
                 {
-                    return 1;
-                }
+                    var config = Config(name, command, script, processes);
+                    var (events, walls) = await ConcurrentAsync(host, config, streams, Math.Max(1, calls / streams), time);
+                    if (events is null || walls is null)
+                    {
+                        return 1;
+                    }
 
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{name} processes={processes} concurrent event: n={events.Count} p50={Percentile(events, 0.50):F3} ms p99={Percentile(events, 0.99):F3} ms max={events[^1]:F3} ms; per-stream wall p50={Percentile(walls, 0.50):F1} ms max={walls[^1]:F1} ms"));
-            }
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{name} processes={processes} concurrent event: n={events.Count} p50={Percentile(events, 0.50):F3} ms p99={Percentile(events, 0.99):F3} ms max={events[^1]:F3} ms; per-stream wall p50={Percentile(walls, 0.50):F1} ms max={walls[^1]:F1} ms"));
+                }
         }
         finally
         {
