@@ -1,7 +1,6 @@
 namespace CcRelay.Core
 
 open System
-open System.Buffers
 open System.Text.Json
 
 /// Thinking-signature affinity.
@@ -22,18 +21,8 @@ open System.Text.Json
 [<RequireQualifiedAccess>]
 module Affinity =
 
-    // Property names and punctuation, built once (a `"…"B` literal is a new array at every evaluation).
-    let private messagesName: byte array = "messages"B
+    // built once (a `"…"B` literal is a new array at every evaluation)
     let private messageName: byte array = "message"B
-    let private contentName: byte array = "content"B
-    let private typeName: byte array = "type"B
-    let private redactedThinkingName: byte array = "redacted_thinking"B
-    let private thinkingName: byte array = "thinking"B
-    let private signatureName: byte array = "signature"B
-    let private dataName: byte array = "data"B
-    let private openBracket: byte array = "["B
-    let private comma: byte array = ","B
-    let private closeBracket: byte array = "]"B
 
     let private fnv (seed: uint64) (bytes: ReadOnlySpan<byte>) : uint64 =
         let mutable hash = seed
@@ -90,166 +79,3 @@ module Affinity =
         | :? InvalidOperationException -> ()
 
         found
-
-    [<Struct>]
-    type private Element = { Start: int; End: int; Thinking: bool }
-
-    type private Message = {
-        Start: int
-        mutable End: int
-        mutable ContentStart: int
-        mutable ContentEnd: int
-        Blocks: ResizeArray<Element>
-    }
-
-    /// The body without `thinking` and `redacted_thinking` blocks (`unsignedOnly`: only those without a
-    /// signature, or data, or with an empty one); ValueNone when it has none (or is not the expected JSON).
-    let private strip (unsignedOnly: bool) (body: ReadOnlySpan<byte>) : byte array voption =
-        let messages = ResizeArray<Message>()
-        let mutable arrayStart = -1
-        let mutable arrayEnd = -1
-        let mutable inMessages = false
-        let mutable current: Message option = None
-        let mutable blockStart = -1
-        let mutable blockThinking = false
-        let mutable blockSigned = false
-        let mutable any = false
-        let mutable ok = true
-        let mutable reader = Utf8JsonReader(body)
-
-        try
-            while reader.Read() do
-                let depth = reader.CurrentDepth
-
-                match reader.TokenType with
-                | JsonTokenType.PropertyName when depth = 1 -> inMessages <- reader.ValueTextEquals messagesName
-                | JsonTokenType.StartArray when depth = 1 && inMessages -> arrayStart <- int reader.TokenStartIndex
-                | JsonTokenType.EndArray when depth = 1 && inMessages ->
-                    arrayEnd <- int reader.BytesConsumed
-                    inMessages <- false
-                | _ when not inMessages -> ()
-                | JsonTokenType.StartObject when depth = 2 ->
-                    let m = {
-                        Start = int reader.TokenStartIndex
-                        End = -1
-                        ContentStart = -1
-                        ContentEnd = -1
-                        Blocks = ResizeArray()
-                    }
-
-                    messages.Add m
-                    current <- Some m
-                | JsonTokenType.EndObject when depth = 2 ->
-                    match current with
-                    | Some m -> m.End <- int reader.BytesConsumed
-                    | None -> ()
-                | JsonTokenType.PropertyName when depth = 3 && reader.ValueTextEquals contentName ->
-                    reader.Read() |> ignore
-
-                    match current with
-                    | Some m when reader.TokenType = JsonTokenType.StartArray ->
-                        m.ContentStart <- int reader.TokenStartIndex
-                    | _ -> ()
-                | JsonTokenType.EndArray when depth = 3 ->
-                    match current with
-                    | Some m when m.ContentStart >= 0 && m.ContentEnd < 0 -> m.ContentEnd <- int reader.BytesConsumed
-                    | _ -> ()
-                | (JsonTokenType.StartObject | JsonTokenType.StartArray) when depth = 4 ->
-                    blockStart <- int reader.TokenStartIndex
-                    blockThinking <- false
-                    blockSigned <- false
-                | (JsonTokenType.EndObject | JsonTokenType.EndArray) when depth = 4 ->
-                    match current with
-                    | Some m ->
-                        let stripped = blockThinking && not (unsignedOnly && blockSigned)
-
-                        m.Blocks.Add {
-                            Start = blockStart
-                            End = int reader.BytesConsumed
-                            Thinking = stripped
-                        }
-
-                        any <- any || stripped
-                    | None -> ()
-                | JsonTokenType.PropertyName when depth = 5 && reader.ValueTextEquals typeName ->
-                    reader.Read() |> ignore
-
-                    blockThinking <-
-                        reader.TokenType = JsonTokenType.String
-                        && (reader.ValueTextEquals thinkingName
-                            || reader.ValueTextEquals redactedThinkingName)
-                | JsonTokenType.PropertyName when
-                    depth = 5
-                    && (reader.ValueTextEquals signatureName || reader.ValueTextEquals dataName)
-                    ->
-                    reader.Read() |> ignore
-                    blockSigned <- reader.TokenType = JsonTokenType.String && not reader.ValueSpan.IsEmpty
-                | JsonTokenType.String
-                | JsonTokenType.Number
-                | JsonTokenType.True
-                | JsonTokenType.False
-                | JsonTokenType.Null when depth = 4 ->
-                    match current with
-                    | Some m ->
-                        m.Blocks.Add {
-                            Start = int reader.TokenStartIndex
-                            End = int reader.BytesConsumed
-                            Thinking = false
-                        }
-                    | None -> ()
-                | _ -> ()
-        with
-        | :? JsonException
-        | :? InvalidOperationException -> ok <- false
-
-        if not ok || not any || arrayStart < 0 || arrayEnd < 0 then
-            ValueNone
-        else
-            let out = ArrayBufferWriter<byte>(body.Length)
-            out.Write(body.Slice(0, arrayStart))
-            out.Write(openBracket)
-            let mutable first = true
-
-            for m in messages do
-                let thinking = m.Blocks |> Seq.filter _.Thinking |> Seq.length
-                let dropped = thinking > 0 && thinking = m.Blocks.Count
-
-                if not dropped && m.End > m.Start then
-                    if not first then
-                        out.Write(comma)
-
-                    first <- false
-
-                    if thinking = 0 || m.ContentStart < 0 || m.ContentEnd < 0 then
-                        out.Write(body.Slice(m.Start, m.End - m.Start))
-                    else
-                        out.Write(body.Slice(m.Start, m.ContentStart - m.Start))
-                        out.Write(openBracket)
-                        let mutable firstBlock = true
-
-                        for b in m.Blocks do
-                            if not b.Thinking then
-                                if not firstBlock then
-                                    out.Write(comma)
-
-                                firstBlock <- false
-                                out.Write(body.Slice(b.Start, b.End - b.Start))
-
-                        out.Write(closeBracket)
-                        out.Write(body.Slice(m.ContentEnd, m.End - m.ContentEnd))
-
-            out.Write(closeBracket)
-            out.Write(body.Slice(arrayEnd))
-            ValueSome(out.WrittenSpan.ToArray())
-
-    /// The body without `thinking` and `redacted_thinking` blocks; ValueNone when it has none (or is not
-    /// the expected JSON). Every other byte of every kept block and message is kept as it was. An
-    /// assistant message left with no content is dropped (the API merges the turns around it).
-    let stripThinking (body: ReadOnlySpan<byte>) : byte array voption = strip false body
-
-    /// The body without its unsigned `thinking` blocks (no `signature`, or an empty one; a `redacted_thinking`
-    /// without `data`) — above all the relay's own keep-alive block (`KeepAlive`: empty, unsigned), which Claude
-    /// Code sends back on its next turn and which an Anthropic-shaped upstream refuses as an invalid signature.
-    /// Signed blocks stay, byte for byte, so the conversation's reasoning still reaches the family that minted
-    /// it (stripping all thinking instead would fail a tool loop with thinking on). ValueNone when there is none.
-    let stripUnsignedThinking (body: ReadOnlySpan<byte>) : byte array voption = strip true body

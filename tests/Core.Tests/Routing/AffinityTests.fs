@@ -12,40 +12,8 @@ let private factsOf (body: byte array) : RequestFacts =
     | Ok facts -> facts
     | Error e -> failwith $"%A{e}"
 
-let private strip (text: string) : string option =
-    match Affinity.stripThinking (ReadOnlySpan(bytes text)) with
-    | ValueSome stripped -> Some(Encoding.UTF8.GetString stripped)
-    | ValueNone -> None
-
 let private conversation =
     """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"sig1"}, {"type":"text","text":"hello"},{"type":"redacted_thinking","data":"xyz"}]},{"role":"user","content":[{"type":"text","text":"more"}]}],"stream":true}"""
-
-[<Fact>]
-let ``stripThinking removes thinking blocks and keeps every other byte`` () =
-    Assert.Equal(
-        Some
-            """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"text","text":"hello"}]},{"role":"user","content":[{"type":"text","text":"more"}]}],"stream":true}""",
-        strip conversation
-    )
-
-[<Fact>]
-let ``an assistant message with only thinking is dropped`` () =
-    let body =
-        """{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"signature":"s","type":"thinking","thinking":"t"}]},{"role":"user","content":"b"}],"model":"m"}"""
-
-    Assert.Equal(
-        Some """{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}],"model":"m"}""",
-        strip body
-    )
-
-[<Fact>]
-let ``a body without thinking blocks is left alone`` () =
-    Assert.Equal(
-        None,
-        strip """{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"thinking"}]}]}"""
-    )
-
-    Assert.Equal(None, strip "not json")
 
 [<Fact>]
 let ``the conversation key comes from the session id, else from the first message`` () =
@@ -94,38 +62,10 @@ let ``Gemini's missing thought signature is a signature complaint too`` () =
 
     Assert.True(Affinity.isSignatureError (ReadOnlySpan(bytes body)))
 
-let private stripUnsigned (text: string) : string option =
-    match Affinity.stripUnsignedThinking (ReadOnlySpan(bytes text)) with
-    | ValueSome stripped -> Some(Encoding.UTF8.GetString stripped)
-    | ValueNone -> None
-
 /// Claude Code's next turn after a stream in which the relay opened its keep-alive thinking block (empty, signature
 /// empty) before the upstream's signed thinking, text and tool call.
 let private afterKeepAlive =
     """{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"","signature":""},{"type":"thinking","thinking":"plan","signature":"EqQBsig+/="},{"type":"text","text":"ok"},{"type":"tool_use","id":"toolu_1","name":"Bash","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"done"}]}],"thinking":{"type":"enabled","budget_tokens":2048}}"""
-
-[<Fact>]
-let ``stripUnsignedThinking takes out the relay's keep-alive block and keeps the signed thinking byte for byte`` () =
-    Assert.Equal(
-        Some(afterKeepAlive.Replace("""{"type":"thinking","thinking":"","signature":""},""", "")),
-        stripUnsigned afterKeepAlive
-    )
-
-[<Fact>]
-let ``stripUnsignedThinking: a thinking block without a signature member and a redacted one without data go too`` () =
-    let body =
-        """{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":""},{"type":"text","text":"a"},{"type":"redacted_thinking"},{"data":"xyz","type":"redacted_thinking"}]}]}"""
-
-    Assert.Equal(
-        Some
-            """{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"a"},{"data":"xyz","type":"redacted_thinking"}]}]}""",
-        stripUnsigned body
-    )
-
-[<Fact>]
-let ``stripUnsignedThinking leaves a body whose thinking is all signed alone`` () =
-    Assert.Equal(None, stripUnsigned conversation)
-    Assert.Equal(None, stripUnsigned "not json")
 
 [<Fact>]
 let ``the request facts tell an unsigned thinking block from a signed one`` () =
