@@ -328,10 +328,15 @@ let ``frameKind allocates nothing`` () =
     for frame in frames do
         Sse.frameKind (ReadOnlySpan frame) |> ignore
 
-    let before = GC.GetAllocatedBytesForCurrentThread()
+    // A tier-up or on-stack replacement of the loop can allocate once on this thread (it failed one CI run so);
+    // an allocation of frameKind itself recurs in every round, so the least of three rounds must be 0.
+    let round () =
+        let before = GC.GetAllocatedBytesForCurrentThread()
 
-    for _ in 1..1000 do
-        for frame in frames do
-            Sse.frameKind (ReadOnlySpan frame) |> ignore
+        for _ in 1..1000 do
+            for frame in frames do
+                Sse.frameKind (ReadOnlySpan frame) |> ignore
 
-    Assert.Equal(0L, GC.GetAllocatedBytesForCurrentThread() - before)
+        GC.GetAllocatedBytesForCurrentThread() - before
+
+    Assert.Equal(0L, List.min [ round (); round (); round () ])
