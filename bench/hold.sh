@@ -6,7 +6,8 @@
 # With --smaps, /proc/PID/smaps_rollup is also read while all streams are open (anonymous vs file pages).
 # With --warm, each relay then holds the streams a second time (same process, its own warm-up and idle reading
 # again): rows A-warm / B-warm. The first hold (run.sh's figure) also pays what a fresh process grows only once
-# (tiered JIT code for the streaming path, thread-pool threads, GC regions); the second shows what a stream holds.
+# (JIT code for the streaming path, thread-pool threads, the GC heap the idle-memory return trimmed); the second does
+# not, but its streams also reuse the upstream connections the first left in the pool (bench/RESULTS.md).
 #
 #   bash bench/hold.sh [--rounds N] [--smaps] [--warm]            this tree's Release build (default 2 rounds)
 #   RELAY_A=/tmp/old/cc-relay.dll bash bench/hold.sh              old (A) against this tree (B)
