@@ -8,7 +8,7 @@ namespace CcRelay.Host;
 /// <summary>
 /// The standalone relay hands the garbage of a burst back to the system once it goes quiet (Core's
 /// <c>IdleMemory</c> decides when; docs/relay.md#idle-memory). Once a tick it reads the GC's running allocation total
-/// and the requests in flight and started; when Core says so it runs one full, compacting collection that decommits what it
+/// and the requests in flight; when Core says so it runs one full, compacting collection that decommits what it
 /// frees (<see cref="GCCollectionMode.Aggressive"/>). Only <c>cc-relay serve</c> runs it
 /// (<see cref="CcRelayServerOptions.ReturnIdleMemory"/>): an application that embeds the relay owns its own GC.
 /// </summary>
@@ -25,7 +25,7 @@ internal sealed partial class IdleMemoryReturner(RelayMetrics metrics, TimeProvi
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                (state, var returnNow) = state.Look(GC.GetTotalAllocatedBytes(precise: false), metrics.InFlight, metrics.Started);
+                (state, var returnNow) = state.Look(GC.GetTotalAllocatedBytes(precise: false), metrics.InFlight);
                 if (returnNow)
                 {
                     Return();

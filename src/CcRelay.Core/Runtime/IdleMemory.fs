@@ -7,9 +7,6 @@ type MemoryReading = {
     Allocated: int64
     /// Requests being relayed at the look (streams included).
     InFlight: int64
-    /// Requests started since the process started (a running total): it grows with every request, even one that
-    /// began and ended between two looks.
-    Started: int64
 }
 
 /// What the idle-memory timer keeps between looks.
@@ -19,18 +16,14 @@ type IdleMemoryState = {
     Previous: int64
     /// `Allocated` when memory was last returned (the first look counts as one).
     AtReturn: int64
-    /// `Started` at the previous look.
-    PreviousStarted: int64
 }
 
 /// When an idle relay hands its garbage back to the system (docs/relay.md#idle-memory). During a burst the GC lets
 /// garbage pile up to its allocation budget (tens of MB on a large-cache machine) before collecting, and the pages
 /// it touched stay resident after the burst: an idle relay kept ~25 MB of committed heap for ~8 MB of live objects.
 /// The host collects once, fully and returning free memory, when the relay has gone quiet after real work: no
-/// request in flight and **none started during the tick that just ended** (a relay that serves a request every few
-/// hundred milliseconds is not idle, and a request that arrives during the collection waits for it: its stream's
-/// first events are held and arrive together), almost nothing allocated during that tick, after at least
-/// `worthBytes` allocated since memory was last returned. Pure: the host takes the readings and acts.
+/// request in flight (a stream is never paused) and almost nothing allocated during the tick that just ended, after
+/// at least `worthBytes` allocated since memory was last returned. Pure: the host takes the readings and acts.
 [<RequireQualifiedAccess>]
 module IdleMemory =
 
@@ -44,11 +37,7 @@ module IdleMemory =
     let WorthBytes = 8_388_608L
 
     /// Before the first look.
-    let start: IdleMemoryState = {
-        Previous = -1L
-        AtReturn = 0L
-        PreviousStarted = 0L
-    }
+    let start: IdleMemoryState = { Previous = -1L; AtReturn = 0L }
 
     /// The state after `reading`, and whether to return memory now. The first look only takes note: what start-up
     /// allocated counts toward `WorthBytes`, so a relay that starts and idles returns its start-up garbage once.
@@ -57,14 +46,11 @@ module IdleMemory =
             struct ({
                         state with
                             Previous = reading.Allocated
-                            PreviousStarted = reading.Started
                     },
                     false)
         else
             let quiet =
-                reading.InFlight = 0L
-                && reading.Started = state.PreviousStarted
-                && reading.Allocated - state.Previous <= QuietBytes
+                reading.InFlight = 0L && reading.Allocated - state.Previous <= QuietBytes
 
             let worth = reading.Allocated - state.AtReturn >= WorthBytes
 
@@ -72,14 +58,12 @@ module IdleMemory =
                 struct ({
                             Previous = reading.Allocated
                             AtReturn = reading.Allocated
-                            PreviousStarted = reading.Started
                         },
                         true)
             else
                 struct ({
                             state with
                                 Previous = reading.Allocated
-                                PreviousStarted = reading.Started
                         },
                         false)
 
@@ -90,9 +74,8 @@ type IdleMemoryState with
     static member Start = IdleMemory.start
 
     /// See `IdleMemory.look`: the next state, and whether to return memory now.
-    member state.Look(allocated: int64, inFlight: int64, started: int64) : struct (IdleMemoryState * bool) =
+    member state.Look(allocated: int64, inFlight: int64) : struct (IdleMemoryState * bool) =
         IdleMemory.look state {
             Allocated = allocated
             InFlight = inFlight
-            Started = started
         }

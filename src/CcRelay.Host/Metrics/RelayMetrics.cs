@@ -68,7 +68,6 @@ public sealed class RelayMetrics
     private readonly Lock _newModel = new();
     private readonly Lock _readingLock = new();
     private long _inflight;
-    private long _started;
     private int _maxModelLabels;
 
     // guarded by _readingLock: where provider state comes from, its last reading, when it was taken, which gauges had it
@@ -150,20 +149,13 @@ public sealed class RelayMetrics
     /// A request entered the relay. Counted whether or not anything listens (one interlocked increment), so a
     /// listener that attaches while requests are in flight reads the true number.
     /// </summary>
-    public void RequestStarted()
-    {
-        Interlocked.Increment(ref _inflight);
-        Interlocked.Increment(ref _started);
-    }
+    public void RequestStarted() => Interlocked.Increment(ref _inflight);
 
     /// <summary>A request left the relay (pair with <see cref="RequestStarted"/>, also on failure).</summary>
     public void RequestFinished() => Interlocked.Decrement(ref _inflight);
 
     /// <summary>Requests being relayed now (<c>ccrelay_inflight_requests</c>).</summary>
     public long InFlight => Volatile.Read(ref _inflight);
-
-    /// <summary>Requests started since the relay started (a running total; the idle-memory return's "no request this tick").</summary>
-    public long Started => Volatile.Read(ref _started);
 
     /// <summary>
     /// A request ended: counts it and records its duration. <paramref name="provider"/> is the provider that

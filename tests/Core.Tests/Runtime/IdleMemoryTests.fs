@@ -7,30 +7,20 @@ open CcRelay.Core
 
 let private mb (n: int64) = n * 1_048_576L
 
-/// Runs the looks (allocated, in flight, started) in order from the start: whether each returned memory.
-let private runStarted (readings: (int64 * int64 * int64) list) : bool list =
+/// Runs the looks in order from the start: whether each returned memory.
+let private run (readings: (int64 * int64) list) : bool list =
     readings
     |> List.mapFold
-        (fun state (allocated, inFlight, started) ->
+        (fun state (allocated, inFlight) ->
             let struct (next, now) =
                 IdleMemory.look state {
                     Allocated = allocated
                     InFlight = inFlight
-                    Started = started
                 }
 
             now, next)
         IdleMemory.start
     |> fst
-
-/// `runStarted` with the requests counted as they are in flight: a look with n in flight started n more.
-let private run (readings: (int64 * int64) list) : bool list =
-    readings
-    |> List.mapFold
-        (fun started (allocated, inFlight) -> (allocated, inFlight, started + inFlight), started + inFlight)
-        0L
-    |> fst
-    |> runStarted
 
 [<Fact>]
 let ``a burst then a quiet tick returns memory once, and not again while nothing new is allocated`` () =
@@ -51,21 +41,6 @@ let ``a burst then a quiet tick returns memory once, and not again while nothing
 let ``nothing is returned while a request is in flight, however quiet the tick`` () =
     // a slow stream stays open after the burst: the collection's pause would delay its events
     let returned = run [ mb 1L, 0L; mb 30L, 1L; mb 30L, 1L; mb 30L, 1L; mb 30L, 0L ]
-
-    Assert.Equal<bool list>([ false; false; false; false; true ], returned)
-
-[<Fact>]
-let ``a tick in which a request started is not quiet, though it ended before the look and allocated little`` () =
-    // a steady trickle of short streams (one every few hundred ms): nothing is in flight at most looks, and a
-    // translated stream allocates less than QuietBytes, but a collection then would hold the next stream's events
-    let returned =
-        runStarted [
-            mb 1L, 0L, 0L
-            mb 30L, 0L, 40L
-            mb 30L + 100_000L, 0L, 42L
-            mb 30L + 200_000L, 0L, 45L
-            mb 30L + 210_000L, 0L, 45L
-        ]
 
     Assert.Equal<bool list>([ false; false; false; false; true ], returned)
 
@@ -96,9 +71,7 @@ let ``start-up garbage counts: a relay that starts big and idles returns it once
 
 [<Fact>]
 let ``the C# surface gives the same answers`` () =
-    let struct (first, firstNow) = IdleMemoryState.Start.Look(mb 9L, 0L, 3L)
-    let struct (_, secondNow) = first.Look(mb 9L, 0L, 3L)
-    let struct (_, busyNow) = first.Look(mb 9L, 0L, 4L)
+    let struct (first, firstNow) = IdleMemoryState.Start.Look(mb 9L, 0L)
+    let struct (_, secondNow) = first.Look(mb 9L, 0L)
     Assert.False firstNow
     Assert.True secondNow
-    Assert.False busyNow
