@@ -124,7 +124,10 @@ function stream(url, n, gap, onFirst) {
           for (const m of ev.matchAll(/ts=(\d+);/g)) {
             const ts = BigInt(m[1]);
             const e = { delay: Number(arrival - ts), ts, arrival, coalesced: false };
-            if (prev && Number(ts - prev.ts) >= gap * 0.5e6 && Number(arrival - prev.arrival) < gap * 0.25e6) e.coalesced = true;
+            if (prev && Number(ts - prev.ts) >= gap * 0.5e6 && Number(arrival - prev.arrival) < gap * 0.25e6) {
+              e.coalesced = true;
+              e.prev = prev;
+            }
             events.push(e);
             prev = e;
             if (events.length === 1 && onFirst) onFirst();
@@ -161,6 +164,8 @@ async function client() {
   for (let i = 0; i < warm; i++) await Promise.all(lanes.map((l) => stream(l.url, n, 1).catch(() => null)));
 
   const cpu0 = Object.fromEntries(lanes.map((l) => [l.name, cpuTicks(pids[l.name])]));
+  const stalls = [];
+  const phase = { from: now() };
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < lanes.length; k++) {
       const l = lanes[(r + k) % lanes.length];
@@ -172,6 +177,10 @@ async function client() {
         out.delaysNs.push(...later.map((e) => e.delay));
         out.perRoundP50.push(median(later.map((e) => e.delay)));
         out.coalesced += later.filter((e) => e.coalesced).length;
+        // each coalesced event's window: the previous event was held from its send (prev.ts) to its late arrival
+        for (const e of later.filter((x) => x.coalesced)) {
+          stalls.push({ lane: l.name, round: r, from: e.prev.ts, to: e.prev.arrival, heldMs: Number(e.prev.arrival - e.prev.ts) / 1e6 });
+        }
         out.events += later.length;
       } catch (e) {
         out.failures++;
@@ -179,6 +188,7 @@ async function client() {
       }
     }
   }
+  phase.to = now();
   const hz = 100; // USER_HZ
   for (const l of lanes) {
     const out = res.lanes[l.name];
@@ -217,9 +227,50 @@ async function client() {
     lines.push(`| ${l.name} | ${o.p50Ms.toFixed(3)} | ${o.p90Ms.toFixed(3)} | ${l === lanes[0] ? '—' : (o.addedP50Ms >= 0 ? '+' : '') + o.addedP50Ms.toFixed(3)} | ${o.coalesced}/${o.events} (${o.coalescedPct.toFixed(2)} %) | ${o.cpuMsPerStream.toFixed(2)} | ${o.cpuRatio.toFixed(2)} | ${(o.rssIdleKb / 1024).toFixed(1)} → ${(o.rssOpenKb / 1024).toFixed(1)} | ${o.kbPerOpenStream.toFixed(1)} | ${o.memRatio.toFixed(2)} | ${o.failures}${o.lastError ? ` (${o.lastError})` : ''}${o.holdError ? ` hold: ${o.holdError}` : ''} |`);
   }
   for (const l of lanes) { delete res.lanes[l.name].delaysNs; }
+  const traces = opt('gc-traces', '');
+  if (traces) lines.push('', ...correlate(stalls, phase, traces));
+  res.stalls = stalls.map((s) => ({ ...s, from: String(s.from), to: String(s.to) }));
   fs.writeFileSync(opt('out', '/dev/null'), JSON.stringify(res, null, 1));
   console.log(lines.join('\n'));
   agent.destroy();
+}
+
+// Stalls against the relays' runtime traces (bench/GcTrace: `<start ns> <end ns> <what>` lines, CLOCK_MONOTONIC):
+// for every coalesced event, what any relay's runtime did while the previous event was held; then, per relay, its
+// GC pauses during the streams phase by generation, so a pause kind that never coincides with a stall is visible too.
+function correlate(stalls, phase, spec) {
+  const traces = spec.split(',').filter(Boolean).map((s) => {
+    const [name, file] = s.split('=');
+    const items = fs.readFileSync(file, 'utf8').split('\n').filter((x) => x && !x.startsWith('#')).map((x) => {
+      const [a, b, ...what] = x.split(' ');
+      return { from: BigInt(a), to: BigInt(b), what: what.join(' ') };
+    });
+    return { name, items };
+  });
+  const overlapping = (t, s) => t.items.filter((i) => i.from <= s.to && i.to >= s.from - 1_000_000n);
+  const own = (s) => traces.find((t) => t.name === s.lane);
+  const withOwnPause = stalls.filter((s) => own(s) && overlapping(own(s), s).some((i) => i.what.startsWith('pause')));
+  const out = ['Coalesced events against the relays\' runtime events (GC pauses, thread-pool adjustments) in the same window:',
+    `${withOwnPause.length} of ${stalls.length} coalesced events were held while their own relay was paused by its GC.`, '',
+    '| lane | round | previous event held (ms) | its own relay\'s runtime events in the hold | other relays\' |', '|---|---|---|---|---|'];
+  for (const s of stalls) {
+    const mine = own(s) ? overlapping(own(s), s).map((i) => i.what) : [];
+    const others = traces.filter((t) => t.name !== s.lane).flatMap((t) => overlapping(t, s).map((i) => `${t.name}: ${i.what}`));
+    out.push(`| ${s.lane} | ${s.round} | ${s.heldMs.toFixed(2)} | ${mine.join('; ') || 'none'} | ${others.join('; ') || 'none'} |`);
+  }
+  out.push('', '| relay | GC pauses in the streams phase (count, max ms) by kind |', '|---|---|');
+  for (const t of traces) {
+    const kinds = {};
+    for (const i of t.items.filter((x) => x.what.startsWith('pause') && x.from >= phase.from && x.to <= phase.to)) {
+      const k = /gen\d+ reason=\d+/.exec(i.what)?.[0] ?? 'suspend only';
+      const ms = Number(i.to - i.from) / 1e6;
+      kinds[k] ??= { n: 0, max: 0 };
+      kinds[k].n++;
+      kinds[k].max = Math.max(kinds[k].max, ms);
+    }
+    out.push(`| ${t.name} | ${Object.entries(kinds).map(([k, v]) => `${k}: ${v.n}, max ${v.max.toFixed(2)}`).join('; ') || 'none'} |`);
+  }
+  return out;
 }
 
 if (cmd === 'fake') fake();

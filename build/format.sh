@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the benchmark tools are not in the solution; tests/run-all.sh checks them one by one
-BENCH=(bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj bench/TomlCompare/TomlCompare.csproj)
+BENCH=(bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj bench/TomlCompare/TomlCompare.csproj bench/GcTrace/GcTrace.csproj)
 dotnet tool restore >/dev/null
 dotnet build src/CcRelay.Core -c Debug -v q -nologo >/dev/null
 if [[ ${1:-} == --check ]]; then

@@ -79,7 +79,7 @@ fi
 # The benchmarks are not in the solution (BenchmarkDotNet and the load tools are no part of the product), but they
 # build on the product's internals: a change there must not break them unseen.
 step "bench tools build (Release, warnings are errors) and dotnet format"
-for project in bench/Core.Bench/Core.Bench.fsproj bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj bench/TomlCompare/TomlCompare.csproj; do
+for project in bench/Core.Bench/Core.Bench.fsproj bench/Host.Bench/Host.Bench.csproj bench/LoadGen/LoadGen.csproj bench/FakeUpstream/FakeUpstream.csproj bench/TomlCompare/TomlCompare.csproj bench/GcTrace/GcTrace.csproj; do
   if ! dotnet build "$project" -c Release >"$LOG_DIR/bench-build.log" 2>&1; then
     grep -E "error|warning" "$LOG_DIR/bench-build.log" | sort -u
     fail_step "build $project"

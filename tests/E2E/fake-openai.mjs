@@ -1,7 +1,9 @@
 // A strict fake of an OpenAI Chat Completions server in DeepSeek's thinking mode, for the end-to-end test
 // (run.sh, scenario `openai-chat`). Node 20, no dependencies. Listens on 127.0.0.1 only.
 //
-// Usage: node fake-openai.mjs --port 0 --log FILE --workdir DIR [--key K] [--model M]
+// Usage: node fake-openai.mjs --port 0 --log FILE --workdir DIR [--key K] [--model M] [--fail-turn N]
+//   --fail-turn N: turn N is answered 503 (server_error, "The server is overloaded") after validation, so a relay
+//   fails over to its next provider (scenario `crossed-tool-loop`: back to the Anthropic-shaped one).
 // Prints `LISTENING <port>`. Every request is one JSON line in the log, written before the answer starts:
 //   {seq, method, url, path, headers, bodyText, reply:{status, turn, reason?, planned?, checks?}}
 // and, after a streamed answer, {seq, kind:"sent", sseBase64}.
@@ -29,6 +31,7 @@ const log = makeLog(option('log', 'FAKE_LOG', 'fake-openai.jsonl'));
 const workdir = option('workdir', 'FAKE_WORKDIR', '/nonexistent');
 const KEY = option('key', 'FAKE_KEY', 'upstream-test-key');
 const MODEL = option('model', 'FAKE_MODEL', 'deepseek-reasoner');
+const FAIL_TURN = Number(option('fail-turn', 'FAKE_FAIL_TURN', '0'));
 
 const TOP_LEVEL = new Set(['model', 'messages', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens',
   'temperature', 'top_p', 'stop', 'tools', 'tool_choice', 'parallel_tool_calls', 'user', 'reasoning_effort',
@@ -230,6 +233,11 @@ serve(port, log, async (req, res, record, url) => {
   }
   const toolMessages = body.messages.filter((m) => m.role === 'tool').length;
   const turn = toolMessages === 0 ? 1 : toolMessages === 1 ? 2 : 3;
+  if (turn === FAIL_TURN) {
+    record.reply = { status: 503, turn, overloaded: true };
+    log(record);
+    return sendJson(res, 503, { error: { message: 'The server is overloaded, please try again later.', type: 'server_error', param: null, code: null } });
+  }
   const checks = turn > 1 ? historyChecks(body, turn) : undefined;
   const p = plan(turn);
   const id = `chatcmpl-e2e${rand(8)}`;

@@ -1,8 +1,15 @@
 // A scripted fake of the Anthropic Messages API, for the end-to-end test (run.sh).
 // Node 20, no dependencies (except --mode bedrock, below). Listens on 127.0.0.1 only.
 //
-// Usage: node fake-upstream.mjs [--port N] [--log FILE] [--mode tool-loop|error-after-content|overloaded|bedrock]
+// Usage: node fake-upstream.mjs [--port N] [--log FILE] [--mode tool-loop|error-after-content|overloaded|crossed|bedrock]
 //   mode overloaded: every POST /v1/messages answers 529 overloaded_error (a sick provider for failover).
+//   mode crossed: a strict Anthropic upstream whose tool loop another family serves in the middle (scenario
+//     `crossed-tool-loop`): turn 1 as tool-loop; a request with one tool result (the Bash one) answers 529, so the
+//     relay fails over to an OpenAI-shaped provider, which calls two more tools; a request with more tool results
+//     (the loop come back) is checked as Anthropic checks a replayed conversation (every thinking block signed by
+//     this fake; with thinking on, the final turn's first assistant message starts with thinking; no
+//     clear_thinking edit with thinking off), refused with Anthropic's 400 wording if it fails, else answered
+//     E2E-DONE. reply.strict holds the verdict.
 //   mode bedrock: a fake AWS Bedrock runtime instead (see "Bedrock mode" below).
 //   (or FAKE_PORT / FAKE_LOG / FAKE_MODE; port 0 = a random free port)
 // Prints exactly one line `LISTENING <port>` on stdout once it accepts connections.
@@ -61,7 +68,7 @@ function option(name, envName, fallback) {
 const port = Number(option('port', 'FAKE_PORT', '0'));
 const logPath = option('log', 'FAKE_LOG', 'fake-upstream.jsonl');
 const mode = option('mode', 'FAKE_MODE', 'tool-loop');
-const MODES = ['tool-loop', 'error-after-content', 'overloaded', 'bedrock'];
+const MODES = ['tool-loop', 'error-after-content', 'overloaded', 'crossed', 'bedrock'];
 if (!MODES.includes(mode)) {
   console.error(`unknown mode ${mode}; expected one of ${MODES.join(', ')}`);
   process.exit(2);
@@ -250,6 +257,34 @@ function planAnswer(record, body, bodyText, model, streaming, errorAfterContent)
   return { msg, turn, errorAfterContent };
 }
 
+// The thinking proofs a replayed conversation carries (signatures, redacted data), in order.
+const signaturesIn = (body) => body.messages.flatMap(blocksOf)
+  .filter((b) => b?.type === 'thinking' || b?.type === 'redacted_thinking').map((b) => b.signature ?? b.data ?? '');
+
+// What Anthropic refuses in a replayed conversation, in its words; null when it accepts it (the relay's own and
+// another family's thinking are never signed by this fake).
+function anthropicRefusal(body) {
+  const messages = body.messages;
+  const isThinking = (b) => b?.type === 'thinking' || b?.type === 'redacted_thinking';
+  const ours = new Set([...issued.values()].map((v) => v.signature));
+  for (const [i, m] of messages.entries()) {
+    const blocks = blocksOf(m);
+    for (const [j, b] of blocks.entries()) {
+      if (isThinking(b) && !ours.has(b.signature ?? b.data)) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+    }
+    if (blocks.some(isThinking) && !isThinking(blocks[0]))
+      return `messages.${i}.content.0: If an assistant message contains any thinking blocks, the first block must be thinking or redacted_thinking. Found ${blocks[0].type}.`;
+  }
+  const thinkingOn = ['enabled', 'adaptive'].includes(body.thinking?.type);
+  const newTurn = messages.findLastIndex((m) => m.role === 'user' && !blocksOf(m).some((b) => b.type === 'tool_result'));
+  const first = messages.findIndex((m, k) => k > newTurn && m.role === 'assistant');
+  if (thinkingOn && first >= 0 && !isThinking(blocksOf(messages[first])[0]))
+    return `messages.${first}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${blocksOf(messages[first])[0]?.type ?? 'text'}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block (preceeding the lastmost set of \`tool_use\` and \`tool_result\` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable \`thinking\`.`;
+  if (!thinkingOn && (body.context_management?.edits ?? []).some((e) => String(e.type).startsWith('clear_thinking')))
+    return 'context_management.edits.0: clear_thinking_20251015 strategy requires `thinking` to be enabled or adaptive';
+  return null;
+}
+
 function sendJson(res, status, obj, requestId) {
   res.writeHead(status, { 'content-type': 'application/json', 'request-id': requestId });
   res.end(JSON.stringify(obj));
@@ -264,7 +299,17 @@ async function handleMessages(req, res, record, bodyText) {
     log(record);
     return sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'body is not JSON' } }, record.requestId);
   }
-  if (mode === 'overloaded') {
+  const toolResults = (Array.isArray(body.messages) ? body.messages : [])
+    .filter((m) => m?.role === 'user').flatMap(blocksOf).filter((b) => b?.type === 'tool_result').length;
+  if (mode === 'crossed' && toolResults >= 2) {
+    const refusal = anthropicRefusal(body);
+    if (refusal) {
+      record.reply = { status: 400, strict: { ok: false, refusal } };
+      log(record);
+      return sendJson(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: refusal } }, record.requestId);
+    }
+  }
+  if (mode === 'overloaded' || (mode === 'crossed' && toolResults === 1)) {
     record.reply = { status: 529, overloaded: true };
     log(record);
     return sendJson(res, 529, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, record.requestId);
@@ -272,6 +317,10 @@ async function handleMessages(req, res, record, bodyText) {
   const streaming = body.stream === true;
   const { msg, errorAfterContent } =
     planAnswer(record, body, bodyText, body.model ?? 'unknown', streaming, streaming && mode === 'error-after-content');
+  if (mode === 'crossed' && toolResults >= 2) {
+    record.reply.strict = { ok: true, toolResults, thinking: body.thinking ?? null, signatures: signaturesIn(body) };
+    delete record.verdict; // the Bash result is no longer the last one: verifyTurnTwo's checks do not apply
+  }
   log(record);
 
   if (!streaming) return sendJson(res, 200, msg, record.requestId);

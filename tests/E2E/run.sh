@@ -9,6 +9,7 @@
 #   tool-loop            thinking + text + Bash tool_use, Claude Code runs the tool, second turn ends it
 #   error-after-content  the upstream sends an SSE `error` event after content; Claude Code must fail
 #   failover             a sick provider first; the relay must fail over invisibly
+#   crossed-tool-loop    thinking on; the tool loop fails over from Anthropic to an OpenAI-shaped target and back
 #   bedrock-upstream     the relay's only provider is `type: bedrock`, its base_url a fake Bedrock runtime that
 #                        verifies SigV4 with @smithy/signature-v4 and streams an AWS event stream; same tool loop
 #   bedrock-bearer, bedrock-skip-auth, vertex
@@ -218,6 +219,11 @@ start_relay() {
     else
       printf '  - name: fake\n    type: anthropic_compatible\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$FAKE_PORT" "$UPSTREAM_KEY"
     fi
+    # the crossed tool loop: a DeepSeek-style target after the Anthropic-shaped fake, to fail over to and back from
+    if [[ -n ${CROSS_PORT:-} ]]; then
+      printf '  - name: deepseek\n    type: openai\n    base_url: "http://127.0.0.1:%s"\n    keys:\n      - key: "%s"\n' "$CROSS_PORT" "$(target_key openai)"
+      printf '    thinking_control: thinking\n    model_mapping:\n      "%s": "%s"\n      "claude-haiku-4-5": "%s"\n' "$MODEL" "$(target_model openai)" "$(target_model openai)"
+    fi
     if [[ -n ${CHEAP_PORT:-} ]]; then
       printf 'routing:\n  debug: true\n  stages:\n    background: "cheap,claude-haiku-4-5"\n    think: "fake,e2e-reasoner"\n    default: fake\n'
     fi
@@ -246,8 +252,8 @@ start_relay() {
 
 stop_scenario_processes() {
   local pid
-  for pid in ${RELAY_PID:-} ${FAKE_PID:-} ${SICK_PID:-} ${CHEAP_PID:-}; do stop_pid "$pid"; forget_pid "$pid"; done
-  RELAY_PID='' FAKE_PID='' SICK_PID='' SICK_PORT='' CHEAP_PID='' CHEAP_PORT=''
+  for pid in ${RELAY_PID:-} ${FAKE_PID:-} ${SICK_PID:-} ${CHEAP_PID:-} ${CROSS_PID:-}; do stop_pid "$pid"; forget_pid "$pid"; done
+  RELAY_PID='' FAKE_PID='' SICK_PID='' SICK_PORT='' CHEAP_PID='' CHEAP_PORT='' CROSS_PID='' CROSS_PORT=''
 }
 
 # Runs `claude -p` exactly as docs/claude-code-client.md describes, in a fresh HOME/config dir. Sets CLAUDE_RC.
@@ -656,6 +662,38 @@ scenario_openai_responses() {
       | ($ok[2].bodyText | fromjson | .input | map(select(.type == "function_call_output") | .call_id)) as $outs
       | ($outs | sort) == ($issued[0:3] | sort)'
 }
+# jq over the OpenAI-shaped target's capture in the crossed tool loop; $posts = its model calls in arrival order.
+cross_up() {
+  local filter=${!#}
+  cat "$DIR/deepseek.jsonl" 2>/dev/null | jq -e -s "${@:1:$#-1}" \
+    '[.[] | select(.method == "POST" and .path == "/v1/chat/completions")] as $posts | '"$filter"
+}
+scenario_crossed_tool_loop() {
+  check "(a) claude exits 0" test "$CLAUDE_RC" -eq 0
+  check "(b) final result contains E2E-DONE, is_error false, no api_retry" \
+    claude_out '$result.is_error == false and ($result.result | contains("E2E-DONE"))
+                and (map(select(.type == "system" and .subtype == "api_retry")) | length == 0)'
+  check "(c) the Anthropic-shaped fake: turn 1 served (signed thinking + Bash), the tool result refused 529, the loop's return accepted by its strict replay checks" \
+    upstream '$posts[0].reply.status == 200 and $posts[0].reply.turn == 1
+              and ($posts[1:-1] | length >= 1 and all(.reply.status == 529))
+              and $posts[-1].reply.status == 200 and $posts[-1].reply.strict.ok == true and $posts[-1].reply.strict.toolResults == 3'
+  check "(d) the OpenAI-shaped target served turn 2 (its strict validation passed: reasoning_content on the Bash turn), Anthropic's signature never reached it" \
+    cross_up --slurpfile up "$DIR/upstream.jsonl" '($up | map(select(.reply.turn? == 1)) | first | .reply.signature) as $sig
+      | $posts[0].reply.status == 200 and $posts[0].reply.turn == 2
+      and all($posts[]; .bodyText | contains($sig) | not)'
+  check "(e) back: turn 3 left the OpenAI-shaped target (503 when tried) and reached the Anthropic-shaped fake without the relay's reasoning signature" \
+    bash -c "cat '$DIR/deepseek.jsonl' | jq -e -s '[.[] | select(.method == \"POST\" and .reply.turn == 3)] | all(.reply.status == 503)' \
+      && ! grep -q 'cc-relay:reasoning' '$DIR/upstream.jsonl'"
+  check "(f) the tools really ran across the crossing: the returning request carries the Bash output and notes.txt's text" \
+    upstream '$posts[-1].bodyText | contains("relay-e2e-ok") and contains("notes-e2e-marker")'
+  check "(g) the relay said what it left out: turn 2 by deepseek with dropped=thinking_blocks (Anthropic's signed thinking)" \
+    bash -c "grep -q 'POST /v1/messages[^ ]* -> 200 .*provider=deepseek .*dropped=[^ ]*thinking_blocks' '$DIR/relay.out'"
+  check "(h) the relay's request log: the loop's return served by provider fake" \
+    bash -c "(( \$(grep -c 'POST /v1/messages[^ ]* -> 200 .*provider=fake ' '$DIR/relay.out') >= 2 ))"
+  echo "# anthropic fake: $(upstream -c '[$posts[] | {status: .reply.status, turn: .reply.turn, strict: .reply.strict}]' 2>/dev/null | tr -d '\n')"
+  echo "# openai fake: $(cross_up -c '[$posts[] | {status: .reply.status, turn: .reply.turn, reason: .reply.reason}]' 2>/dev/null | tr -d '\n')"
+  echo "# relay saw: $(relay_calls | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+}
 scenario_gemini() { target_checks gemini "/v1beta/models/$(target_model gemini):streamGenerateContent" gemini; }
 # jq over the cheap fake's capture, as `upstream` does over the main one's.
 # A fake that was never called wrote no capture: that is an empty one.
@@ -709,6 +747,14 @@ run_scenario() {
   if [[ $name == stages || $name == model-switch ]]; then
     start_fake "$DIR" tool-loop cheap
     CHEAP_PID=$FAKE_PID CHEAP_PORT=$FAKE_PORT
+  fi
+  if [[ $name == crossed-tool-loop ]]; then
+    # the OpenAI-shaped target plays turn 2 (two parallel Reads) and refuses turn 3 (503), so the loop goes back
+    prepare_target_workdir
+    export FAKE_FAIL_TURN=3
+    start_fake "$DIR" openai deepseek
+    unset FAKE_FAIL_TURN
+    CROSS_PID=$FAKE_PID CROSS_PORT=$FAKE_PORT
   fi
   start_fake "$DIR" "$fake_mode"
   base_url=http://127.0.0.1:$FAKE_PORT
@@ -830,6 +876,9 @@ wanted tool-loop && run_scenario tool-loop tool-loop
 wanted error-after-content && run_scenario error-after-content error-after-content
 if [[ $MODE == relay ]]; then
   wanted failover && run_scenario failover tool-loop
+  SCENARIO_PROMPT=$TARGET_PROMPT
+  wanted crossed-tool-loop && run_scenario crossed-tool-loop crossed
+  SCENARIO_PROMPT=''
   wanted stages && run_scenario stages tool-loop
   MODEL_SAVED=$MODEL MODEL=cheap,claude-haiku-4-5
   wanted model-switch && run_scenario model-switch tool-loop

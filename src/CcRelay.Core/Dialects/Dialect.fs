@@ -638,20 +638,27 @@ module Dialect =
         | CloudSettings.Gemini settings -> settings.OnDropped = DroppedPolicy.Refuse
         | _ -> false
 
+    /// What `on_dropped: refuse` refuses for: all that was left out but `thinking_blocks`. Another family's thinking is
+    /// left out by the family affinity, not for lack of a capability: no target can verify it, and a refusal would
+    /// stay with every later request of the conversation (each replays those blocks). It is reported only.
+    let private refusable (dropped: string list) : string list =
+        dropped |> List.filter (fun capability -> capability <> "thinking_blocks")
+
     /// A translated plan with what its request left out (cleaned for a header and a log line); a provider that
     /// refuses rather than drops answers a message request itself, with a 400 naming them, and calls no upstream.
     let private withDropped (plan: UpstreamPlan) (dropped: string list) : UpstreamPlan =
         let dropped = dropped |> List.map Dropped.clean |> List.distinct
+        let refused = refusable dropped
 
         if
             refusesDropped plan
-            && not dropped.IsEmpty
+            && not refused.IsEmpty
             && plan.Operation = Operation.Messages
         then
             {
                 plan with
-                    DroppedFeatures = dropped
-                    Answer = AnswerDialect.Local(400, Dropped.refusal plan.Provider.Name dropped)
+                    DroppedFeatures = refused
+                    Answer = AnswerDialect.Local(400, Dropped.refusal plan.Provider.Name refused)
             }
         else
             { plan with DroppedFeatures = dropped }
@@ -660,7 +667,7 @@ module Dialect =
     /// then, the request was not sent.
     let refusedDropped (plan: UpstreamPlan) : bool =
         refusesDropped plan
-        && not plan.DroppedFeatures.IsEmpty
+        && not (refusable plan.DroppedFeatures).IsEmpty
         && plan.Operation = Operation.Messages
 
     /// The attempt's final plan and body: `body`, and for a translation also what only the translated request

@@ -280,9 +280,9 @@ module ChatRequest =
                     && JsonRead.tryString block "signature" = Some AnthropicOut.ReasoningSignature
                     ->
                     reasoning.Add(JsonRead.tryString block "thinking" |> Option.defaultValue "")
-                // another family's reasoning (Anthropic's signed blocks) is never sent to this target
+                // another family's reasoning (Anthropic's signed blocks) is never sent to this target: reported
                 | Some "thinking"
-                | Some "redacted_thinking" -> ()
+                | Some "redacted_thinking" -> RequestFrame.noteThinkingLeftOut context.Notes block
                 | Some "server_tool_use" ->
                     RequestFrame.drop
                         context.Notes

@@ -243,10 +243,10 @@ module GeminiRequest =
                         // only the signature matters, and it belongs on the part that follows
                         if signature.Length > 0 then
                             pending <- Some signature
-                    // another target's reasoning is never sent to Gemini
-                    | None -> ()
+                    // another target's reasoning is never sent to Gemini: reported
+                    | None -> RequestFrame.noteThinkingLeftOut context.Notes block
                 | Some "thinking"
-                | Some "redacted_thinking" -> ()
+                | Some "redacted_thinking" -> RequestFrame.noteThinkingLeftOut context.Notes block
                 | Some "server_tool_use" -> RequestFrame.drop context.Notes (text block "name")
                 | Some other when other.EndsWith("_tool_result", StringComparison.Ordinal) -> ()
                 | Some other -> RequestFrame.drop context.Notes other

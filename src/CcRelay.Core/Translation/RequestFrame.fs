@@ -120,6 +120,21 @@ module internal RequestFrame =
         if (JsonRead.tryProperty element "cache_control").IsSome then
             drop notes "cache_control"
 
+    /// Reports `thinking_blocks` when an assistant turn's `block`, left out of the target's request, carried reasoning:
+    /// a `thinking` block with a signature (another family's, Anthropic's above all, or the target's own when a
+    /// pipeline turns the echo off) or a `redacted_thinking` block with data. The relay's unsigned keep-alive block
+    /// carries nothing and is not reported, as on the Anthropic-shaped path (`ThinkingTurn`).
+    let noteThinkingLeftOut (notes: RequestNotes) (block: JsonElement) : unit =
+        let proof =
+            match JsonRead.tryString block "type" with
+            | Some "thinking" -> JsonRead.tryString block "signature"
+            | Some "redacted_thinking" -> JsonRead.tryString block "data"
+            | _ -> None
+
+        match proof with
+        | Some proof when proof.Length > 0 -> drop notes "thinking_blocks"
+        | _ -> ()
+
     /// The text of a mid-conversation system message (Claude Code's `mid-conversation-system` beta: `{role:
     /// "system"}` among the messages): a string, or its text blocks joined by `\n`; any other block is reported by its
     /// type, a `cache_control` too.

@@ -342,9 +342,10 @@ module ResponsesRequest =
                     | Some(id, encrypted, minter) when context.EchoReasoning && minter = context.Family ->
                         flushText ()
                         reasoning.Add((id, encrypted))
-                    // another family's reasoning (Anthropic's signed blocks, another provider's) is never sent here
-                    | _ -> ()
-                | Some "redacted_thinking" -> ()
+                    // another family's reasoning (Anthropic's signed blocks, another provider's) is never sent here:
+                    // reported
+                    | _ -> RequestFrame.noteThinkingLeftOut context.Notes block
+                | Some "redacted_thinking" -> RequestFrame.noteThinkingLeftOut context.Notes block
                 | Some "tool_use" ->
                     flushText ()
                     flushReasoning ()

@@ -199,6 +199,31 @@ let ``the target's own reasoning is echoed, another family's thinking never`` ()
     Assert.Equal("", str (List.item 1 (messages stripped)) "reasoning_content")
 
 [<Fact>]
+let ``reasoning left out of a Chat request is reported as thinking_blocks, the relay's unsigned block is not`` () =
+    let history (blocks: string) =
+        $"""{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"q"}},
+            {{"role":"assistant","content":[%s{blocks},{{"type":"tool_use","id":"t1","name":"Bash","input":{{}}}}]}},
+            {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t1","content":"ok"}}]}}]}}"""
+
+    let thinking (signature: string) =
+        $"""{{"type":"thinking","thinking":"I should call it","signature":"%s{signature}"}}"""
+
+    let dropped (echo: bool) (blocks: string) =
+        match ChatRequest.translate deepSeek "m" echo (ReadOnlySpan(Encoding.UTF8.GetBytes(history blocks))) with
+        | Ok t -> t.Dropped
+        | Error e -> failwith e
+
+    // the target's own reasoning, echoed: nothing lost
+    Assert.Empty(dropped true (thinking AnthropicOut.ReasoningSignature))
+    // Anthropic's signed thinking and its redacted thinking cannot cross: reported
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped true (thinking "EqQBCkYIBxgCKkDAnthropicSigned"))
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped true """{"type":"redacted_thinking","data":"EmwKAhgB"}""")
+    // the target's own reasoning when the echo is off (crossing back, or a pipeline): reported
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped false (thinking AnthropicOut.ReasoningSignature))
+    // the relay's unsigned keep-alive block carries nothing
+    Assert.Empty(dropped true (thinking ""))
+
+[<Fact>]
 let ``tools, tool_choice and parallel calls map; server tools are reported, long names shortened and restorable`` () =
     let longName = "mcp__" + String('x', 70)
 

@@ -134,6 +134,53 @@ let ``a gemini provider with on_dropped refuse answers a request with cache_cont
     | Error e -> failwith e
 
 [<Fact>]
+let ``on_dropped refuse does not refuse for another family's thinking: thinking_blocks is reported and the request sent``
+    ()
+    =
+    let provider =
+        gemini
+            "https://generativelanguage.googleapis.com"
+            {
+                GeminiRequestTests.studio with
+                    OnDropped = DroppedPolicy.Refuse
+            }
+            [ key "k" 0 ]
+
+    let body =
+        """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"EqQBCkYIBxgCKkA"},{"type":"text","text":"a"}]},{"role":"user","content":"next"}]}"""B
+
+    let facts = factsOf body
+    let plan = Dialect.plan provider ValueNone facts "/v1/messages" [] []
+
+    match Dialect.edit plan (ReadOnlySpan body) facts true with
+    | Ok(edited, sent) ->
+        Assert.False(Dialect.refusedDropped edited)
+        Assert.Equal(None, Dialect.localAnswer edited)
+        Assert.Equal<string list>([ "thinking_blocks" ], edited.DroppedFeatures)
+        Assert.True(sent.IsSome)
+    | Error e -> failwith e
+
+    // with something the target cannot do besides, the refusal names only that
+    let both =
+        """{"model":"claude-sonnet-4-6","max_tokens":64,"cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"EqQBCkYIBxgCKkA"},{"type":"text","text":"a"}]},{"role":"user","content":"next"}]}"""B
+
+    let bothFacts = factsOf both
+
+    match
+        Dialect.edit (Dialect.plan provider ValueNone bothFacts "/v1/messages" [] []) (ReadOnlySpan both) bothFacts true
+    with
+    | Ok(edited, _) ->
+        Assert.True(Dialect.refusedDropped edited)
+
+        match Dialect.localAnswer edited with
+        | Some(400, answer) ->
+            let text = Encoding.UTF8.GetString answer
+            Assert.Contains("cache_control", text)
+            Assert.DoesNotContain("thinking_blocks", text)
+        | other -> failwith $"expected a local 400, got %A{other}"
+    | Error e -> failwith e
+
+[<Fact>]
 let ``a gemini plan translates the body, reports what it dropped, reads streams and errors as Gemini`` () =
     let provider =
         gemini "https://generativelanguage.googleapis.com" GeminiRequestTests.studio [ key "k" 0 ]

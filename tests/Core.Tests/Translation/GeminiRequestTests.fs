@@ -208,6 +208,24 @@ let ``thought signatures go back on the part they came with, thoughts are not re
     Assert.False(has stripped[1] "thoughtSignature")
 
 [<Fact>]
+let ``thinking left out of a Gemini request is reported as thinking_blocks, Gemini's own signatures are not`` () =
+    let history (blocks: string) =
+        $"""{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"go"}},
+            {{"role":"assistant","content":[%s{blocks},{{"type":"text","text":"done"}}]}},{{"role":"user","content":"next"}}]}}"""
+
+    let thinking (signature: string) =
+        $"""{{"type":"thinking","thinking":"Plan it.","signature":"%s{signature}"}}"""
+
+    let dropped (echo: bool) (blocks: string) =
+        (translateAs "gemini-2.5-pro" GeminiRequestKind.Generate echo (history blocks)).Dropped
+
+    Assert.Empty(dropped true (thinking "cc-relay:gemini:v1:SIG"))
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped true (thinking "EqQBCkYIBxgCKkA"))
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped true """{"type":"redacted_thinking","data":"EmwK"}""")
+    Assert.Equal<string list>([ "thinking_blocks" ], dropped false (thinking "cc-relay:gemini:v1:SIG"))
+    Assert.Empty(dropped true (thinking ""))
+
+[<Fact>]
 let ``tools: declarations with cleaned schemas, no parameters when there are none, tool_choice as functionCallingConfig``
     ()
     =

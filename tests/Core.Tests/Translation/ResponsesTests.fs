@@ -253,6 +253,13 @@ let ``a reasoning envelope round-trips to a reasoning item before the items it p
         types (translate "openai" false (history envelope))
     )
 
+    // what was not given back is reported; the family's own envelope, given back, is not
+    Assert.Empty((translate "openai" true (history envelope)).Dropped)
+    Assert.Equal<string list>([ "thinking_blocks" ], (translate "other" true (history envelope)).Dropped)
+    Assert.Equal<string list>([ "thinking_blocks" ], (translate "openai" true (history "EqQBCkgIARABGAIiQ")).Dropped)
+    Assert.Equal<string list>([ "thinking_blocks" ], (translate "openai" false (history envelope)).Dropped)
+    Assert.Empty((translate "openai" true (history "")).Dropped)
+
 // ---------------------------
 // JSON answers
 // ---------------------------

@@ -224,6 +224,7 @@ public sealed class CrossFamilyToolLoopTests : TwoUpstreamTests
         Assert.Contains("It says hello.", await second.Content.ReadAsStringAsync());
         var toA = Assert.Single(A.Requests);
         Assert.DoesNotContain("EqQB", Encoding.UTF8.GetString(toA.Body));
+        Assert.Contains("thinking_blocks", second.Headers.GetValues("x-cc-relay-dropped").Single().Split(','));
         var assistant = FakeOpenAi.Body(toA).GetProperty("messages").EnumerateArray().Single(m => m.GetProperty("role").GetString() == "assistant");
         Assert.Equal("", assistant.GetProperty("reasoning_content").GetString());
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using System.Text.Json;
 using CcRelay.Core;
 using CcRelay.Host.Tests.Infrastructure;
@@ -97,6 +98,29 @@ public sealed class DroppedTests : TwoUpstreamTests
 
         // nothing was dropped: refusing is not dropping
         Assert.Empty(scrape.Named("ccrelay_dropped_capabilities_total"));
+    }
+
+    [Fact]
+    public async Task AnthropicSignedThinking_IsReportedAsThinkingBlocks_AndNotRefused()
+    {
+        // Arrange: a target that refuses what it cannot do; the conversation replays Anthropic's signed thinking (a
+        // failover crossed families), which no translated target can take
+        await using var relay = await RelayAsync(DroppedPolicy.Refuse);
+
+        // Act
+        var (response, _, line) = await SendAsync(relay,
+            """{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"Say hi.","signature":"EqQBCkYIBxgCKkAsigned"},{"type":"text","text":"Hi."}]},{"role":"user","content":"again"}]}""");
+        using var _ = response;
+        var scrape = PrometheusTextParser.Parse(await relay.ScrapeAsync());
+
+        // Assert: sent without the thinking, and said so three ways (a family crossing is no reason to refuse)
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("thinking_blocks", response.Headers.GetValues("x-cc-relay-dropped").Single());
+        Assert.Equal("thinking_blocks", line.Fields["dropped"]);
+        Assert.Equal(1, scrape.Value("ccrelay_dropped_capabilities_total", ("provider", "a"), ("capability", "thinking_blocks")));
+        var sent = Encoding.UTF8.GetString(Assert.Single(A.Requests).Body);
+        Assert.DoesNotContain("EqQB", sent, StringComparison.Ordinal);
+        Assert.DoesNotContain("Say hi.", sent, StringComparison.Ordinal);
     }
 
     [Fact]
