@@ -8,6 +8,10 @@
 //     millisecond);
 //   - idle RSS: VmRSS (and its private dirty part) of the process after 20 requests (10 relayed POST /v1/messages to a fake upstream served by
 //     this script, 10 GET /health), one second of idleness and nothing else.
+// A COMMAND whose first word is `+FILE` runs with FILE's YAML appended to the config (a variant of the config on
+// the same build: `ledger-off=+ledger-off.yaml dotnet cc-relay.dll`); the table also splits RSS into its
+// anonymous, file-backed and shared-memory parts (RssAnon, RssFile, RssShmem of /proc/<pid>/status; the JIT's
+// double-mapped code is shared memory).
 // Every listener is on 127.0.0.1; each process is stopped by its PID (SIGTERM, SIGKILL after 10 s); a run that
 // does not answer within 30 s fails the benchmark.
 import { spawn } from "node:child_process";
@@ -27,7 +31,9 @@ for (let i = 0; i < args.length; i++) {
   else {
     const eq = args[i].indexOf("=");
     if (eq < 1) throw new Error(`not NAME=COMMAND: ${args[i]}`);
-    variants.push({ name: args[i].slice(0, eq), command: args[i].slice(eq + 1).split(" ").filter(Boolean) });
+    const words = args[i].slice(eq + 1).split(" ").filter(Boolean);
+    const extra = words[0]?.startsWith("+") ? readFileSync(words.shift().slice(1), "utf8") : "";
+    variants.push({ name: args[i].slice(0, eq), command: words, extra });
   }
 }
 if (variants.length === 0 || !(runs >= 1)) {
@@ -50,8 +56,7 @@ const upstream = http.createServer((req, res) => {
 await new Promise((resolve) => upstream.listen(0, "127.0.0.1", resolve));
 
 const work = mkdtempSync(join(tmpdir(), "cc-relay-startup-"));
-const config = join(work, "relay.yaml");
-writeFileSync(config, [
+const baseConfig = [
   "providers:",
   "  - name: fake",
   "    type: anthropic_compatible",
@@ -61,7 +66,11 @@ writeFileSync(config, [
   "logging:",
   "  level: warn",
   "",
-].join("\n"));
+].join("\n");
+for (const variant of variants) {
+  variant.config = join(work, `relay-${variant.name}.yaml`);
+  writeFileSync(variant.config, baseConfig + variant.extra);
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -91,12 +100,16 @@ function request(port, method, path, body) {
 function memoryKiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]), dirty: Number(/Private_Dirty:\s+(\d+) kB/.exec(rollup)[1]) };
+  const kib = (re, text) => Number(re.exec(text)[1]);
+  return {
+    rss: kib(/VmRSS:\s+(\d+) kB/, status), dirty: kib(/Private_Dirty:\s+(\d+) kB/, rollup),
+    anon: kib(/RssAnon:\s+(\d+) kB/, status), file: kib(/RssFile:\s+(\d+) kB/, status), shmem: kib(/RssShmem:\s+(\d+) kB/, status),
+  };
 }
 
 async function once(variant) {
   const port = await freePort();
-  const argv = [...variant.command.slice(1), "serve", "--config", config, "--listen", `127.0.0.1:${port}`];
+  const argv = [...variant.command.slice(1), "serve", "--config", variant.config, "--listen", `127.0.0.1:${port}`];
   const started = process.hrtime.bigint();
   const child = spawn(variant.command[0], argv, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -123,7 +136,7 @@ async function once(variant) {
     }
     await sleep(1000);
     const memory = memoryKiB(child.pid);
-    return { startupMs, rssKiB: memory.rss, dirtyKiB: memory.dirty };
+    return { startupMs, rssKiB: memory.rss, dirtyKiB: memory.dirty, anonKiB: memory.anon, fileKiB: memory.file, shmemKiB: memory.shmem };
   } finally {
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -138,7 +151,7 @@ try {
     for (const variant of variants) {
       const r = await once(variant);
       results[variant.name].push(r);
-      console.log(`run ${run}/${runs} ${variant.name}: startup ${r.startupMs.toFixed(1)} ms, idle RSS ${(r.rssKiB / 1024).toFixed(1)} MiB (private dirty ${(r.dirtyKiB / 1024).toFixed(1)} MiB)`);
+      console.log(`run ${run}/${runs} ${variant.name}: startup ${r.startupMs.toFixed(1)} ms, idle RSS ${(r.rssKiB / 1024).toFixed(1)} MiB (private dirty ${(r.dirtyKiB / 1024).toFixed(1)}, anonymous ${(r.anonKiB / 1024).toFixed(1)}, file ${(r.fileKiB / 1024).toFixed(1)}, shared ${(r.shmemKiB / 1024).toFixed(1)} MiB)`);
     }
   }
 } finally {
@@ -153,14 +166,18 @@ const quantile = (xs, q) => {
   return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
 };
 const lines = [
-  `| build | startup to first /health 200, median (min–max) | idle RSS after 20 requests, median (min–max) | of which private dirty, median |`,
-  `|---|---|---|---|`,
+  `| build | startup to first /health 200, median (min–max) | idle RSS after 20 requests, median (min–max) | of which private dirty, median | anonymous, median | file-backed, median | shared memory, median |`,
+  `|---|---|---|---|---|---|---|`,
 ];
 for (const variant of variants) {
   const ms = results[variant.name].map((r) => r.startupMs);
   const mib = results[variant.name].map((r) => r.rssKiB / 1024);
   const dirty = results[variant.name].map((r) => r.dirtyKiB / 1024);
-  lines.push(`| ${variant.name} (\`${variant.command.join(" ")}\`) | ${quantile(ms, 0.5).toFixed(1)} ms (${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}) | ${quantile(mib, 0.5).toFixed(1)} MiB (${Math.min(...mib).toFixed(1)}–${Math.max(...mib).toFixed(1)}) | ${quantile(dirty, 0.5).toFixed(1)} MiB |`);
+  const anon = results[variant.name].map((r) => r.anonKiB / 1024);
+  const file = results[variant.name].map((r) => r.fileKiB / 1024);
+  const shmem = results[variant.name].map((r) => r.shmemKiB / 1024);
+  const extra = variant.extra ? ` + \`${variant.extra.trim().replace(/\n\s*/g, " ")}\`` : "";
+  lines.push(`| ${variant.name} (\`${variant.command.join(" ")}\`${extra}) | ${quantile(ms, 0.5).toFixed(1)} ms (${Math.min(...ms).toFixed(1)}–${Math.max(...ms).toFixed(1)}) | ${quantile(mib, 0.5).toFixed(1)} MiB (${Math.min(...mib).toFixed(1)}–${Math.max(...mib).toFixed(1)}) | ${quantile(dirty, 0.5).toFixed(1)} MiB | ${quantile(anon, 0.5).toFixed(1)} MiB | ${quantile(file, 0.5).toFixed(1)} MiB | ${quantile(shmem, 0.5).toFixed(1)} MiB |`);
 }
 const table = lines.join("\n");
 console.log(`\n${runs} runs each, interleaved\n\n${table}`);

@@ -31,10 +31,10 @@ public sealed class CcRelayOptions
 
     /// <summary>
     /// How long finished requests wait to be accounted for (metrics, request line) in one batch, off their
-    /// threads (<see cref="Observability.RequestAccounting"/>); <see cref="Timeout.InfiniteTimeSpan"/>: only when
+    /// threads (<see cref="Http.RequestAccounting"/>); <see cref="Timeout.InfiniteTimeSpan"/>: only when
     /// scraped or stopped (tests).
     /// </summary>
-    internal TimeSpan AccountingInterval { get; set; } = Observability.RequestAccounting.DefaultInterval;
+    internal TimeSpan AccountingInterval { get; set; } = Http.RequestAccounting.DefaultInterval;
 
     /// <summary>How long a converted stream (translated, or Bedrock's event stream) may be silent before the relay sends a keep-alive (tests shorten it); null: <c>server.stream_keepalive_ms</c>.</summary>
     internal TimeSpan? PingInterval { get; set; }

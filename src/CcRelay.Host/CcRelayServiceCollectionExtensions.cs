@@ -2,6 +2,7 @@ using CcRelay.Host.Credentials;
 using CcRelay.Host.Edge;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Forwarding;
+using CcRelay.Host.Http;
 using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using CcRelay.Host.Observability;

@@ -16,7 +16,10 @@ open System.Text.Json
 ///    booleans and null are kept (`max_tokens: 1024` stays readable; no credential is a bare number).
 /// 2. **By value.** Every occurrence of a known secret (the relay's configured keys and secrets, the
 ///    request's own credential) is replaced wherever it appears: in any header value, query value,
-///    JSON string or property name, or config error message.
+///    JSON string or property name, or config error message. A secret shorter than `WholeTokenBelow`
+///    characters (a test's `k1`, an operator's short bearer secret) is replaced only where it stands as a
+///    whole token — no letter or digit right before or after it — so that `20` does not turn `200 ms` into
+///    `[REDACTED]0 ms`; a longer one is replaced wherever it appears, inside a word too.
 [<RequireQualifiedAccess>]
 module Redact =
 
@@ -44,7 +47,42 @@ module Redact =
         && fragments
            |> Array.exists (fun fragment -> name.Contains(fragment, StringComparison.OrdinalIgnoreCase))
 
-    /// `text` with every occurrence of every non-empty known secret replaced by the marker.
+    /// Secrets shorter than this are replaced only where they stand as a whole token (see the module's rule 2).
+    [<Literal>]
+    let WholeTokenBelow = 8
+
+    let private isWordChar (c: char) = Char.IsLetterOrDigit c
+
+    /// `text` with the occurrences of a short `secret` that stand as whole tokens replaced: an edge of the
+    /// secret that is a letter or digit must not touch another letter or digit.
+    let private replaceWholeTokens (secret: string) (text: string) : string =
+        let builder = StringBuilder()
+        let mutable from = 0
+        let mutable at = text.IndexOf(secret, StringComparison.Ordinal)
+
+        while at >= 0 do
+            let stop = at + secret.Length
+
+            let clean =
+                (at = 0 || not (isWordChar secret[0]) || not (isWordChar text[at - 1]))
+                && (stop = text.Length
+                    || not (isWordChar secret[secret.Length - 1])
+                    || not (isWordChar text[stop]))
+
+            if clean then
+                builder.Append(text, from, at - from).Append(Marker) |> ignore
+                from <- stop
+                at <- text.IndexOf(secret, stop, StringComparison.Ordinal)
+            else
+                at <- text.IndexOf(secret, at + 1, StringComparison.Ordinal)
+
+        if from = 0 then
+            text
+        else
+            builder.Append(text, from, text.Length - from).ToString()
+
+    /// `text` with every occurrence of every non-empty known secret replaced by the marker (a secret shorter
+    /// than `WholeTokenBelow`: only where it stands as a whole token).
     let scrub (secrets: string seq) (text: string) : string =
         let mutable result = text
 
@@ -53,7 +91,11 @@ module Redact =
                 not (String.IsNullOrEmpty secret)
                 && result.Contains(secret, StringComparison.Ordinal)
             then
-                result <- result.Replace(secret, Marker, StringComparison.Ordinal)
+                result <-
+                    if secret.Length >= WholeTokenBelow then
+                        result.Replace(secret, Marker, StringComparison.Ordinal)
+                    else
+                        replaceWholeTokens secret result
 
         result
 

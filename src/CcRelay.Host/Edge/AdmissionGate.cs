@@ -33,7 +33,7 @@ internal sealed class AdmissionGate(
     TimeProvider timeProvider,
     Metrics.RelayMetrics? metrics = null,
     IClientConcurrency? clients = null,
-    Observability.RequestAccounting? accounting = null,
+    Http.RequestAccounting? accounting = null,
     Microsoft.Extensions.Logging.ILogger? requestLogger = null)
 {
     private Gate? _gate;
@@ -131,7 +131,7 @@ internal sealed class AdmissionGate(
             return;
         }
 
-        var record = new Logging.RequestRecord
+        var record = new Http.RequestRecord
         {
             RequestId = timing.RequestId,
             Method = context.Request.Method,

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using CcRelay.Core;
 using CcRelay.Host.Http;
-using CcRelay.Host.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 

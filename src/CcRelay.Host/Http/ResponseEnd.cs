@@ -4,7 +4,7 @@ namespace CcRelay.Host.Http;
 
 /// <summary>
 /// Ends a relayed response as soon as its last byte is written, before the rest of the request's work on its thread
-/// (the usage, the key pool's settlement, a debug body log, queuing the record for <see cref="Observability.RequestAccounting"/>).
+/// (the usage, the key pool's settlement, a debug body log, queuing the record for <see cref="RequestAccounting"/>).
 /// <code>
 ///   last write ──► CompleteAsync (chunked: the last chunk; HTTP/2: END_STREAM) ──► usage, key pool, queue the record
 /// </code>

@@ -1,4 +1,4 @@
-using CcRelay.Host.Logging;
+using CcRelay.Host.Http;
 
 namespace CcRelay.Host.Ledger;
 

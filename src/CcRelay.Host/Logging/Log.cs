@@ -1,3 +1,4 @@
+using CcRelay.Host.Http;
 using Microsoft.Extensions.Logging;
 
 namespace CcRelay.Host.Logging;

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Globalization;
 using System.Text;
+using CcRelay.Host.Http;
 
 namespace CcRelay.Host.Logging;
 

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using CcRelay.Core;
-using CcRelay.Host.Logging;
+using CcRelay.Host.Http;
 using CcRelay.Host.Routing;
 using CcRelay.Management.V1;
 

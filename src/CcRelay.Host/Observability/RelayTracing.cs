@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using CcRelay.Core;
-using CcRelay.Host.Logging;
+using CcRelay.Host.Http;
 using Microsoft.AspNetCore.Http;
 
 namespace CcRelay.Host.Observability;

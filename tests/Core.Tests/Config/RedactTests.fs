@@ -136,3 +136,19 @@ let ``config issues of credential keys hide quoted values; known secrets are scr
     )
 
     Assert.Equal("server.timeout_ms (line 5, column 6): expected an integer, got \"sk-known-3\"", Redact.issue [] other)
+
+[<Fact>]
+let ``a short secret is replaced only as a whole token, a long one everywhere`` () =
+    // "20" (a test's key, an operator's short secret) must not eat the start of "200 ms"
+    Assert.Equal("upstream timed out after 200 ms", Redact.scrub [ "20" ] "upstream timed out after 200 ms")
+    Assert.Equal("key [REDACTED] refused; retry in 200 ms", Redact.scrub [ "20" ] "key 20 refused; retry in 200 ms")
+    Assert.Equal("Bearer [REDACTED], x-api-key=[REDACTED]", Redact.scrub [ "k1" ] "Bearer k1, x-api-key=k1")
+    Assert.Equal("mk1 k1x [REDACTED]", Redact.scrub [ "k1" ] "mk1 k1x k1")
+    // a short secret spelled inside the marker leaves an earlier replacement whole
+    Assert.Equal("got [REDACTED] and [REDACTED]", Redact.scrub [ "sk-long-secret"; "RED" ] "got sk-long-secret and RED")
+    // an edge of the secret that is not a letter or digit needs no boundary on that side
+    Assert.Equal("x[REDACTED]y", Redact.scrub [ "-k1-" ] "x-k1-y")
+    // at the minimum length and above, every occurrence, inside a word too
+    Assert.Equal(8, Redact.WholeTokenBelow)
+    Assert.Equal("x[REDACTED]y [REDACTED]", Redact.scrub [ "sk-ant-1" ] "xsk-ant-1y sk-ant-1")
+    Assert.Equal("x[REDACTED]0", Redact.scrub [ "12345678" ] "x123456780")

@@ -4,7 +4,7 @@ using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
 using Microsoft.Extensions.Logging;
 
-namespace CcRelay.Host.Observability;
+namespace CcRelay.Host.Http;
 
 /// <summary>
 /// The accounting of finished requests, done off their threads: each request's counters, duration and usage

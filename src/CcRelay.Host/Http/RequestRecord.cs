@@ -1,7 +1,6 @@
 using CcRelay.Core;
-using CcRelay.Host.Http;
 
-namespace CcRelay.Host.Logging;
+namespace CcRelay.Host.Http;
 
 /// <summary>The facts of one relayed request, collected on the hot path and logged once at its end.</summary>
 internal sealed class RequestRecord

@@ -1,9 +1,7 @@
 using CcRelay.Core;
 using CcRelay.Host.Endpoints;
 using CcRelay.Host.Http;
-using CcRelay.Host.Logging;
 using CcRelay.Host.Metrics;
-using CcRelay.Host.Observability;
 using CcRelay.Host.Tests.Infrastructure;
 using CcRelay.Host.Tests.Metrics;
 using Microsoft.AspNetCore.Http;
@@ -11,7 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Core;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
 
-namespace CcRelay.Host.Tests.Observability;
+namespace CcRelay.Host.Tests.Http;
 
 /// <summary>
 /// Finished requests are accounted for (metrics, request line) off their threads: exactly once each, by the
