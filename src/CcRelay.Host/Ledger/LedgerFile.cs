@@ -1,7 +1,6 @@
 using System.Globalization;
 using CcRelay.Core;
 using Microsoft.Data.Sqlite;
-using SQLitePCL;
 
 namespace CcRelay.Host.Ledger;
 
@@ -136,80 +135,6 @@ public static class LedgerFile
 
     private static string ConnectionString(string path, SqliteOpenMode mode) =>
         new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = false }.ToString();
-
-    /// <summary>
-    /// Writes rows in one transaction: one prepared INSERT, its values bound by position through SQLite's own API
-    /// (<see cref="raw"/>) and stepped once per row. NOTE: not through <see cref="SqliteCommand"/>, whose every execution
-    /// looks each of the 17 parameters up by name and boxes its value: that cost most of the ledger's CPU per request.
-    /// </summary>
-    public static void Insert(SqliteConnection connection, IReadOnlyList<LedgerRow> rows)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        ArgumentNullException.ThrowIfNull(rows);
-        var db = connection.Handle!;
-        using var transaction = connection.BeginTransaction();
-        Check(raw.sqlite3_prepare_v2(db, InsertSql, out var statement), db);
-        using (statement)
-        {
-            foreach (var row in rows)
-            {
-                Check(Bind(statement, row), db);
-                if (raw.sqlite3_step(statement) is var done and not raw.SQLITE_DONE)
-                {
-                    Check(done, db);
-                }
-
-                raw.sqlite3_reset(statement);
-            }
-        }
-
-        transaction.Commit();
-    }
-
-    /// <summary>The INSERT of one row; its parameters are numbered in <see cref="Bind"/>'s order.</summary>
-    private static ReadOnlySpan<byte> InsertSql => """
-        INSERT INTO requests (ended_at_ms, request_id, client, client_key_id, provider, key_id, model, response_model,
-            stage, status, result, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_nanousd, latency_ms)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17);
-        """u8;
-
-    /// <summary>Binds <paramref name="row"/>'s values to <see cref="InsertSql"/>; the first failing result code, else SQLITE_OK.</summary>
-    private static int Bind(sqlite3_stmt statement, LedgerRow row)
-    {
-        var rc = raw.sqlite3_bind_int64(statement, 1, row.EndedAt.ToUnixTimeMilliseconds());
-        rc |= raw.sqlite3_bind_text(statement, 2, row.RequestId);
-        rc |= raw.sqlite3_bind_text(statement, 3, row.Client);
-        rc |= raw.sqlite3_bind_text(statement, 4, row.ClientKeyId);
-        rc |= raw.sqlite3_bind_text(statement, 5, row.Provider);
-        rc |= raw.sqlite3_bind_text(statement, 6, row.KeyId);
-        rc |= raw.sqlite3_bind_text(statement, 7, row.Model);
-        rc |= Text(statement, 8, row.ResponseModel);
-        rc |= Text(statement, 9, row.Stage);
-        rc |= raw.sqlite3_bind_int64(statement, 10, row.Status);
-        rc |= raw.sqlite3_bind_text(statement, 11, row.Result);
-        rc |= Integer(statement, 12, row.InputTokens);
-        rc |= Integer(statement, 13, row.OutputTokens);
-        rc |= Integer(statement, 14, row.CacheReadTokens);
-        rc |= Integer(statement, 15, row.CacheWriteTokens);
-        rc |= Integer(statement, 16, row.CostUsd is { } cost ? (long)Math.Round(cost * UsageSql.NanoUsd, MidpointRounding.AwayFromZero) : null);
-        rc |= raw.sqlite3_bind_double(statement, 17, row.LatencyMs);
-        return rc;
-
-        static int Text(sqlite3_stmt statement, int index, string? value) =>
-            value is null ? raw.sqlite3_bind_null(statement, index) : raw.sqlite3_bind_text(statement, index, value);
-
-        static int Integer(sqlite3_stmt statement, int index, long? value) =>
-            value is { } v ? raw.sqlite3_bind_int64(statement, index, v) : raw.sqlite3_bind_null(statement, index);
-    }
-
-    /// <summary>Throws SQLite's own error (a <see cref="SqliteException"/>) for a failing result code.</summary>
-    private static void Check(int rc, sqlite3 db)
-    {
-        if (rc != raw.SQLITE_OK)
-        {
-            SqliteException.ThrowExceptionForRC(rc, db);
-        }
-    }
 
     /// <summary>Usage grouped by <see cref="UsageQuery.By"/>, dearest first (by day: oldest first).</summary>
     public static IReadOnlyList<UsageGroup> Query(SqliteConnection connection, UsageQuery query) =>

@@ -3,7 +3,7 @@ using Microsoft.Data.Sqlite;
 
 namespace CcRelay.Host.Tests.Teams;
 
-/// <summary>The ledger's SQLite file itself: what a batch stores, column by column, its indexes, a batch refused whole.</summary>
+/// <summary>The ledger's SQLite file and its writer: what a batch stores, column by column, its indexes, a batch refused whole.</summary>
 public sealed class LedgerFileTests : IDisposable
 {
     private static readonly DateTimeOffset Ended = new(2026, 12, 7, 20, 15, 30, 123, TimeSpan.Zero);
@@ -45,9 +45,9 @@ public sealed class LedgerFileTests : IDisposable
         };
         var sparse = new LedgerRow { EndedAt = Ended.AddSeconds(1), RequestId = "", Status = 0, Result = "client_aborted", LatencyMs = 0.5 };
 
-        using (var connection = LedgerFile.OpenForWriting(FilePath))
+        using (var writer = new LedgerWriter(FilePath))
         {
-            LedgerFile.Insert(connection, [full, sparse]);
+            writer.Insert([full, sparse]);
         }
 
         var rows = Rows("SELECT * FROM requests ORDER BY id");
@@ -106,16 +106,17 @@ public sealed class LedgerFileTests : IDisposable
     [Fact]
     public void ABatchWithARowTheFileRefuses_IsRefusedWhole_AndTheNextBatchIsWritten()
     {
-        using var connection = LedgerFile.OpenForWriting(FilePath);
+        using var writer = new LedgerWriter(FilePath);
         var good = new LedgerRow { EndedAt = Ended, RequestId = "a" };
         var refused = new LedgerRow { EndedAt = Ended, RequestId = null! }; // request_id is NOT NULL
 
-        var e = Assert.Throws<SqliteException>(() => LedgerFile.Insert(connection, [good, refused]));
+        var e = Assert.Throws<SqliteException>(() => writer.Insert([good, refused]));
         Assert.Equal(19, e.SqliteErrorCode); // SQLITE_CONSTRAINT
         Assert.Empty(Rows("SELECT * FROM requests"));
 
-        LedgerFile.Insert(connection, [good]);
-        Assert.Single(Rows("SELECT * FROM requests"));
+        // the same writer: the refused batch's transaction was rolled back, its statements are ready again
+        writer.Insert([good, good]);
+        Assert.Equal(2, Rows("SELECT * FROM requests").Count);
     }
 
     [Fact]
@@ -142,7 +143,7 @@ public sealed class LedgerFileTests : IDisposable
             command.ExecuteNonQuery();
         }
 
-        using (LedgerFile.OpenForWriting(FilePath))
+        using (new LedgerWriter(FilePath))
         {
         }
 
