@@ -15,8 +15,8 @@ namespace CcRelay.Host.Ledger;
 /// </summary>
 public sealed class SqliteLedger : BatchedLedger<LedgerRow>
 {
-    private readonly Lock _connectionLock = new();
-    private SqliteConnection? _connection;
+    private readonly Lock _writerLock = new();
+    private LedgerWriter? _writer;
 
     /// <summary>Opens (or creates) the ledger at <paramref name="path"/> and starts its writer.</summary>
     public SqliteLedger(string path, TimeSpan flushInterval, int queueCapacity, TimeProvider timeProvider, ILogger logger)
@@ -25,11 +25,11 @@ public sealed class SqliteLedger : BatchedLedger<LedgerRow>
         Path = path;
 
         // opened now, so that a ledger that cannot be opened is reported at start (the relay still starts)
-        lock (_connectionLock)
+        lock (_writerLock)
         {
             try
             {
-                _connection = LedgerFile.OpenForWriting(path);
+                _writer = new LedgerWriter(path);
             }
             catch (Exception e) when (Describe(e) is not null)
             {
@@ -56,25 +56,25 @@ public sealed class SqliteLedger : BatchedLedger<LedgerRow>
     /// <inheritdoc/>
     protected override ValueTask WriteAsync(IReadOnlyList<LedgerRow> batch)
     {
-        lock (_connectionLock)
+        lock (_writerLock)
         {
             try
             {
                 // a file deleted under the relay would swallow rows into an unlinked inode: open it anew
-                if (_connection is not null && !File.Exists(Path))
+                if (_writer is not null && !File.Exists(Path))
                 {
-                    _connection.Dispose();
-                    _connection = null;
+                    _writer.Dispose();
+                    _writer = null;
                 }
 
-                _connection ??= LedgerFile.OpenForWriting(Path);
-                LedgerFile.Insert(_connection, batch);
+                _writer ??= new LedgerWriter(Path);
+                _writer.Insert(batch);
                 return ValueTask.CompletedTask;
             }
             catch (Exception e) when (Describe(e) is not null)
             {
-                _connection?.Dispose();
-                _connection = null;
+                _writer?.Dispose();
+                _writer = null;
                 throw;
             }
         }
@@ -98,10 +98,10 @@ public sealed class SqliteLedger : BatchedLedger<LedgerRow>
     /// <inheritdoc/>
     protected override ValueTask CloseAsync()
     {
-        lock (_connectionLock)
+        lock (_writerLock)
         {
-            _connection?.Dispose();
-            _connection = null;
+            _writer?.Dispose();
+            _writer = null;
         }
 
         return ValueTask.CompletedTask;

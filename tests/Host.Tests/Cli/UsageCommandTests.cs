@@ -15,9 +15,9 @@ public sealed class UsageCommandTests : IDisposable
     {
         var ledger = Path.Combine(_cli.WorkingDirectory, "ledger.db");
         var now = TimeProvider.System.GetUtcNow();
-        using (var connection = LedgerFile.OpenForWriting(ledger))
+        using (var writer = new LedgerWriter(ledger))
         {
-            LedgerFile.Insert(connection,
+            writer.Insert(
             [
                 Row(now.AddMinutes(-5), "alice", "claude-sonnet-4-6", 200, 1000, 500, 0.0105m),
                 Row(now.AddDays(-1), "alice", "claude-opus-4-5", 200, 2000, 100, 0.0125m),
