@@ -213,8 +213,10 @@ module Pricing =
 
     /// The id without a cloud prefix: `us.anthropic.claude-sonnet-4-5-v1:0` and
     /// `arn:…:foundation-model/anthropic.claude-opus-4-1` become `claude-…`.
+    /// Ordinal: `LastIndexOf(string)` alone compares by the current culture (ICU), several times the cost of
+    /// the ordinal search on every priced request (three lookups a request with client keys).
     let private withoutCloudPrefix (model: string) : string =
-        match model.LastIndexOf "anthropic." with
+        match model.LastIndexOf("anthropic.", StringComparison.Ordinal) with
         | -1 -> model
         | at -> model.Substring(at + "anthropic.".Length)
 

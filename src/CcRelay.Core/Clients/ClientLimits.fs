@@ -113,24 +113,34 @@ module ClientLimits =
         | None -> true
         | Some pattern -> ModelPattern.matches pattern model
 
-    /// Whether `wall` lies in the span `[PeriodStart, PeriodEnd)` a budget's spend was last rolled into: then its
-    /// period is still the one holding `wall` (`BudgetPeriods`: a period is exactly the instants from its start to
-    /// the next one's), found by comparing two instants, without a time-zone conversion. Ticks, not F#'s `>=`,
-    /// which compares a `DateTimeOffset` generically (boxing both).
+    /// Whether `wall` lies before the end of the span `[PeriodStart, PeriodEnd)` a budget's spend was last rolled
+    /// into: then the budget stays in that period — the one holding `wall` (`BudgetPeriods`: a period is exactly
+    /// the instants from its start to the next one's), or, when the wall clock was stepped back before its start, a
+    /// later one (periods never go back: see `roll`) — found by one comparison, without a time-zone conversion.
+    /// Ticks, not F#'s `<`, which compares a `DateTimeOffset` generically (boxing both).
     let private inPeriod (wall: DateTimeOffset) (spend: Spend) : bool =
-        let at = wall.UtcTicks
-        at >= spend.PeriodStart.UtcTicks && at < spend.PeriodEnd.UtcTicks
+        wall.UtcTicks < spend.PeriodEnd.UtcTicks
 
     /// The spend moved into the period holding `wall`: a new period starts with nothing spent, and with the
-    /// estimates of the requests still in flight, which will be charged to the period they end in. The same as
-    /// finding the period anew (`BudgetPeriods.startOf`) at every call, which the property
+    /// estimates of the requests still in flight, which will be charged to the period they end in. Periods only
+    /// move forward: a wall clock stepped back (NTP, a VM resumed, an operator) before the current period's start
+    /// leaves the budget in that period — going back would start the earlier day again with nothing spent, and
+    /// coming forward past midnight again would lose the day's spend a second time; what settles meanwhile is
+    /// charged to the later period, the one the ledger's rows of the current period are in. The same as finding
+    /// the period anew (`BudgetPeriods.startOf`) of the latest instant seen, at every call, which the property
     /// `cached period spans roll exactly as periods found anew` checks over any sequence of instants.
     let private roll (zone: TimeZoneInfo) (budget: Budget) (wall: DateTimeOffset) (spend: Spend) : Spend =
         if inPeriod wall spend then
             // the common case, without a time-zone conversion
             spend
+        elif wall.UtcTicks < spend.PeriodStart.UtcTicks then
+            // the clock stepped back before the period's start (and its span's end was never set): the period stays
+            {
+                spend with
+                    PeriodEnd = periodEnd zone budget.Period spend.PeriodStart
+            }
         else
-            // the clock passed the span's end (or went back before its start), or the span was never set
+            // the clock passed the span's end, or the span was never set
             let start = BudgetPeriods.startOf zone budget.Period wall
 
             if start.UtcTicks = spend.PeriodStart.UtcTicks then
@@ -146,9 +156,9 @@ module ClientLimits =
                     PeriodEnd = periodEnd zone budget.Period wall
                 }
 
-    /// Rolls every budget into the period holding `wall`. While every budget's cached span holds `wall` (every
-    /// request but the first of a period), the state itself is returned: two comparisons per budget, nothing
-    /// allocated, no time-zone conversion.
+    /// Rolls every budget into the period holding `wall` (or keeps it in a later one: `roll`). While every
+    /// budget's cached span holds `wall` (every request but the first of a period), the state itself is returned:
+    /// one comparison per budget, nothing allocated, no time-zone conversion.
     let rollAll (zone: TimeZoneInfo) (client: ClientConfig) (wall: DateTimeOffset) (state: ClientState) : ClientState =
         let spend = state.Spend
         let mutable current = true

@@ -49,6 +49,9 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         FullMode = BoundedChannelFullMode.Wait, // TryWrite fails instead: the drop is counted
     });
     private readonly ConcurrentQueue<string> _notifications = new();
+
+    /// <summary>Events taken from <see cref="_events"/> whose transaction has not committed yet (the loop's alone).</summary>
+    private readonly List<SharedEvent> _publishing = new(500);
     private readonly Lock _pendingLock = new();
     private readonly Lock _stepsLock = new();
 
@@ -482,18 +485,28 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
         _runtime.Update((shared, wall), static (runtime, now, arg) => SharedEvents.apply(now, arg.wall, arg.shared, runtime));
     }
 
-    /// <summary>Writes every queued event: its row (what a relay connecting later reads) and its NOTIFY, one transaction each batch.</summary>
+    /// <summary>
+    /// Writes queued events: each one's row (what a relay connecting later reads) and its NOTIFY, one transaction each
+    /// batch of at most 500. A batch stays in <see cref="_publishing"/> until its commit succeeds: a failed one (the
+    /// database lost between the statements and the commit) is written again after the reconnect, never dropped
+    /// (it was dropped before: taken from the queue first, an opened circuit could reach no other relay). Writing one
+    /// twice is harmless: the rows are upserts, and applying an event twice changes nothing the first did not.
+    /// </summary>
     private async Task PublishAsync(CancellationToken cancellationToken)
     {
-        if (_events.Reader.Count == 0)
+        while (_publishing.Count < 500 && _events.Reader.TryRead(out var queued))
+        {
+            _publishing.Add(queued);
+        }
+
+        if (_publishing.Count == 0)
         {
             return;
         }
 
         await using var connection = await _pool.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var batch = new List<SharedEvent>();
-        while (batch.Count < 500 && _events.Reader.TryPeek(out var shared))
+        foreach (var shared in _publishing)
         {
             await using (var command = RowOf(shared, connection, transaction))
             {
@@ -506,12 +519,11 @@ public sealed partial class SharedStateService : IHostedService, IAsyncDisposabl
             await using var notify = new NpgsqlCommand("SELECT pg_notify('ccrelay_events', @payload)", connection, transaction);
             notify.Parameters.AddWithValue("payload", SharedEvents.encode(RelayId, shared));
             await notify.ExecuteNonQueryAsync(cancellationToken);
-            batch.Add(shared);
-            _events.Reader.TryRead(out _);
         }
 
         await transaction.CommitAsync(cancellationToken);
-        Interlocked.Add(ref _published, batch.Count);
+        Interlocked.Add(ref _published, _publishing.Count);
+        _publishing.Clear();
         Volatile.Write(ref _queueFullReported, 0);
     }
 

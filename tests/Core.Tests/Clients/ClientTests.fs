@@ -463,6 +463,41 @@ let ``a budget reserves estimates, settles real costs, and refuses what would no
     Assert.Equal((0.5m, 0.4m), (state.Spend[0].Spent, state.Spend[0].Reserved))
 
 [<Fact>]
+let ``a wall clock stepped back across midnight keeps the day's spend: periods never go back`` () =
+    let alice = {
+        client "alice" "alice-relay-key-0123456789" with
+            Budgets = [
+                {
+                    Period = BudgetPeriod.Day
+                    LimitUsd = 1m
+                    Models = None
+                }
+            ]
+    }
+
+    let midnight = DateTimeOffset(2026, 12, 8, 0, 0, 0, TimeSpan.Zero)
+    let after = midnight.AddMinutes 1.0
+    let before = midnight.AddMinutes -2.0
+    let state = ClientLimits.fresh utc alice t0 after
+    let a, state = admitOk alice t0 after (demand "m" 0.9m) state
+    let state = ClientLimits.settle utc alice t0 after a None (Some 0.9m) state
+
+    // NTP steps the clock back to 23:58 of the day before: the day spent 0.9 still (it used to start the 7th
+    // again with nothing spent, and the 8th again at midnight)
+    match ClientLimits.admit utc alice t0 before (demand "m" 0.2m) state with
+    | Error(ClientRefusal.OverBudget(_, spent, _, Some resets)), state ->
+        Assert.Equal(0.9m, spent)
+        Assert.Equal(midnight.AddDays 1.0, resets)
+        Assert.Equal(midnight, state.Spend[0].PeriodStart)
+    | other -> failwith $"%A{other}"
+
+    // what settles while the clock is behind is charged to the later day; past midnight again nothing resets
+    let b, state = admitOk alice t0 before (demand "m" 0.05m) state
+    let state = ClientLimits.settle utc alice t0 before b None (Some 0.05m) state
+    let state = ClientLimits.rollAll utc alice (midnight.AddMinutes 3.0) state
+    Assert.Equal((midnight, 0.95m), (state.Spend[0].PeriodStart, state.Spend[0].Spent))
+
+[<Fact>]
 let ``a per-family budget counts only its models`` () =
     let alice = {
         client "alice" "alice-relay-key-0123456789" with

@@ -399,6 +399,8 @@ let ``cached period spans roll exactly as periods found anew, over any sequence 
 
             let now = TimeSpan.FromHours 1.0
             let mutable wall = start
+            // the latest instant a transition read: a budget stays in its period when the clock is set back
+            let mutable latest = start
             let mutable cached = ClientLimits.fresh zone client now wall
             let mutable anew = cached
             let mutable inFlight: (ClientTicket * decimal) list = []
@@ -409,6 +411,8 @@ let ``cached period spans roll exactly as periods found anew, over any sequence 
                     match step with
                     | Move seconds -> wall <- wall.AddSeconds(float seconds)
                     | Spend(model, cents, percent) ->
+                        latest <- if wall > latest then wall else latest
+
                         let demand = {
                             Model = models[model]
                             InputTokens = 10L
@@ -428,14 +432,17 @@ let ``cached period spans roll exactly as periods found anew, over any sequence 
                         | Ok ticket -> inFlight <- inFlight @ [ ticket, demand.CostUsd * decimal percent / 100m ]
                         | Error _ -> ()
                     | Finish index when not inFlight.IsEmpty ->
+                        latest <- if wall > latest then wall else latest
                         let ticket, cost = inFlight[index % inFlight.Length]
                         inFlight <- inFlight |> List.removeAt (index % inFlight.Length)
                         cached <- ClientLimits.settle zone client now wall ticket None (Some cost) cached
                         anew <- ClientLimits.settle zone client now wall ticket None (Some cost) (forget anew)
                     | Finish _ -> ()
 
-                    // both agree, and each budget's period is the calendar's period holding the wall clock
+                    // both agree, and each budget's period is the calendar's period holding the latest instant the
+                    // clock has read (the wall clock itself unless it was set back across a period's start)
                     let rolled = ClientLimits.rollAll zone client wall cached
+                    let latest = if wall > latest then wall else latest
 
                     if failure.IsNone && not (same cached anew) then
                         failure <- Some $"state after %A{step} at %O{wall}: %A{cached.Spend} <> %A{anew.Spend}"
@@ -446,11 +453,143 @@ let ``cached period spans roll exactly as periods found anew, over any sequence 
 
                         if
                             failure.IsNone
-                            && (s.PeriodStart <> BudgetPeriods.startOf zone b.Period wall
-                                || wall < s.PeriodStart
-                                || wall >= s.PeriodEnd)
+                            && (s.PeriodStart <> BudgetPeriods.startOf zone b.Period latest
+                                || latest < s.PeriodStart
+                                || latest >= s.PeriodEnd)
                         then
                             failure <- Some $"budget %d{i} at %O{wall}: %A{s}")
+
+            match failure with
+            | None -> true
+            | Some message -> failwith message))
+
+[<Fact>]
+let ``a wall clock set back, even across a period's start, admits and charges as the latest instant it read`` () =
+    let gen =
+        gen {
+            let! zone = Gen.choose (0, zoneIds.Length - 1)
+            // from a little before a local midnight (a day, and sometimes a week or month, starts there) onwards
+            let! day = Gen.choose (0, 3 * 365)
+            let! offset = Gen.choose (-90, 30)
+            let! caps = Gen.listOfLength 5 (Gen.choose (1, 2000))
+
+            let step =
+                Gen.frequency [
+                    4,
+                    gen {
+                        let! model = Gen.choose (0, 1)
+                        let! cents = Gen.choose (0, 300)
+                        let! percent = Gen.choose (0, 200)
+                        return Spend(model, cents, percent)
+                    }
+                    3, Gen.choose (0, 20) |> Gen.map Finish
+                    4, Gen.choose (0, 900) |> Gen.map Move
+                    1, Gen.choose (0, 86_400) |> Gen.map Move
+                    // set back: NTP (seconds to minutes), a VM's clock restored (hours, a day)
+                    2, Gen.choose (-600, 0) |> Gen.map Move
+                    1, Gen.choose (-2 * 86_400, 0) |> Gen.map Move
+                ]
+
+            let! steps = Gen.listOfLength 80 step
+            return zone, day, offset, caps, steps
+        }
+        |> Check.arb
+
+    Check.quick
+        500
+        (Prop.forAll gen (fun (zoneIndex, day, offset, caps, steps) ->
+            let zone = TimeZoneInfo.FindSystemTimeZoneById zoneIds[zoneIndex]
+
+            let start =
+                (BudgetPeriods.startOf
+                    zone
+                    BudgetPeriod.Day
+                    (DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero).AddDays(float day)))
+                    .AddMinutes(float offset)
+
+            let budget period cents models = {
+                Period = period
+                LimitUsd = decimal cents / 100m
+                Models = models
+            }
+
+            let client = {
+                Name = "c"
+                KeyDigest = Array.zeroCreate 32
+                KeyId = "00000000"
+                ExpiresAt = None
+                Providers = []
+                Models = []
+                Stages = []
+                RpmLimit = 0
+                ItpmLimit = 0
+                OtpmLimit = 0
+                MaxConcurrent = 0
+                Budgets = [
+                    budget BudgetPeriod.Day caps[0] None
+                    budget BudgetPeriod.Week caps[1] (Some "claude-opus-*")
+                    budget BudgetPeriod.Month caps[2] None
+                    budget BudgetPeriod.Total (caps[3] * 10) None
+                    budget BudgetPeriod.Day caps[4] (Some "claude-sonnet-4-5")
+                ]
+                Metadata = []
+            }
+
+            let same (a: ClientState) (b: ClientState) =
+                a.InFlight = b.InFlight
+                && Array.forall2
+                    (fun (x: Spend) (y: Spend) ->
+                        x.PeriodStart = y.PeriodStart
+                        && x.PeriodEnd = y.PeriodEnd
+                        && x.Spent = y.Spent
+                        && x.Reserved = y.Reserved)
+                    a.Spend
+                    b.Spend
+
+            // one relay whose clock is set back, one whose clock holds at the latest instant a transition read
+            let now = TimeSpan.FromHours 1.0
+            let mutable wall = start
+            let mutable latest = start
+            let mutable back = ClientLimits.fresh zone client now wall
+            let mutable held = back
+            let mutable inFlight: (ClientTicket * ClientTicket * decimal) list = []
+            let mutable failure = None
+
+            for step in steps do
+                if failure.IsNone then
+                    match step with
+                    | Move seconds -> wall <- wall.AddSeconds(float seconds)
+                    | Spend(model, cents, percent) ->
+                        latest <- if wall > latest then wall else latest
+
+                        let demand = {
+                            Model = models[model]
+                            InputTokens = 10L
+                            OutputTokens = 10L
+                            CostUsd = decimal cents / 100m
+                        }
+
+                        let a, nextBack = ClientLimits.admit zone client now wall demand back
+                        let b, nextHeld = ClientLimits.admit zone client now latest demand held
+                        back <- nextBack
+                        held <- nextHeld
+
+                        match a, b with
+                        | Ok ta, Ok tb -> inFlight <- inFlight @ [ ta, tb, demand.CostUsd * decimal percent / 100m ]
+                        | Error ra, Error rb when ra = rb -> ()
+                        | _ -> failure <- Some $"admit at %O{wall} (latest %O{latest}): %A{a} <> %A{b}"
+                    | Finish index when not inFlight.IsEmpty ->
+                        latest <- if wall > latest then wall else latest
+                        let ta, tb, cost = inFlight[index % inFlight.Length]
+                        inFlight <- inFlight |> List.removeAt (index % inFlight.Length)
+                        back <- ClientLimits.settle zone client now wall ta None (Some cost) back
+                        held <- ClientLimits.settle zone client now latest tb None (Some cost) held
+                    | Finish _ -> ()
+
+                    if failure.IsNone && not (same back held) then
+                        failure <-
+                            Some
+                                $"state after %A{step} at %O{wall} (latest %O{latest}): %A{back.Spend} <> %A{held.Spend}"
 
             match failure with
             | None -> true
