@@ -37,7 +37,7 @@ module ToolJsonRepair =
             let trimmed = text.Trim()
 
             let unfenced =
-                if trimmed.StartsWith "```" then
+                if trimmed.StartsWith("```", StringComparison.Ordinal) then
                     let firstLine = trimmed.IndexOf '\n'
 
                     let body =
@@ -46,7 +46,7 @@ module ToolJsonRepair =
                         else
                             trimmed.Substring(firstLine + 1)
 
-                    let close = body.LastIndexOf "```"
+                    let close = body.LastIndexOf("```", StringComparison.Ordinal)
                     if close < 0 then body else body.Substring(0, close)
                 else
                     trimmed
@@ -217,7 +217,7 @@ module ToolJsonRepair =
     let repaired (state: ToolJsonStream) : int = state.Repaired
 
     let private eventName (frame: string) : string =
-        if frame.StartsWith "event:" then
+        if frame.StartsWith("event:", StringComparison.Ordinal) then
             let stop = frame.IndexOfAny([| '\r'; '\n' |])
             frame.Substring(6, (if stop < 0 then frame.Length else stop) - 6).Trim()
         else
@@ -226,7 +226,7 @@ module ToolJsonRepair =
     let private dataOf (frame: string) : string =
         frame.Split('\n')
         |> Array.map _.TrimEnd('\r')
-        |> Array.filter _.StartsWith("data:")
+        |> Array.filter _.StartsWith("data:", StringComparison.Ordinal)
         |> Array.map (fun line -> line.Substring(5).TrimStart(' '))
         |> String.concat "\n"
 
