@@ -12,21 +12,114 @@ type AwsCredentials = {
     SessionToken: string option
 }
 
-/// A builder per thread for `SigV4.sign`'s canonical request (about 1 KB of text per signed request: a new builder
-/// grew through three buffers each time). `sign` takes it and is done with it before it returns (no await inside).
-[<Sealed; AbstractClass>]
-type internal SigV4Scratch =
-    [<ThreadStatic; DefaultValue>]
-    static val mutable private builder: StringBuilder | null
+/// The headers a SigV4 signature adds to a request (`SigV4.signRequest`): each is set on the request as it is.
+[<Sealed>]
+type SigV4Headers(amzDate: string, contentSha256: string, securityToken: string | null, authorization: string) =
+    /// `x-amz-date`: the signing time, `YYYYMMDDTHHMMSSZ`.
+    member _.AmzDate = amzDate
+    /// `x-amz-content-sha256`: the lower-case hex SHA-256 of the body.
+    member _.ContentSha256 = contentSha256
+    /// `x-amz-security-token`: the session token of temporary credentials; null for long-term keys.
+    member _.SecurityToken = securityToken
+    /// `authorization`: `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
+    member _.Authorization = authorization
 
-    /// This thread's builder, cleared.
-    static member Builder() : StringBuilder =
-        match SigV4Scratch.builder with
+/// One thread's working memory for `SigV4.signRequest`: the canonical request, the string to sign and the
+/// authorization are written as UTF-8 bytes into one growing buffer, the signed headers sorted in one list, both
+/// reused by every request the thread signs (about 1 KB of text per request, hashed where it was written: no
+/// builder, no intermediate strings). `signRequest` is done with it before it returns (no await inside).
+[<Sealed>]
+type internal SigV4Scratch() =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private current: SigV4Scratch | null
+
+    member val Bytes: byte array = Array.zeroCreate 2048 with get, set
+    member val Length = 0 with get, set
+    /// The signed headers: (lower-case name, canonical value, position given).
+    member val Headers = ResizeArray<struct (string * string * int)>(8)
+    member val Digest: byte array = Array.zeroCreate 32
+
+    /// Room for `count` more bytes.
+    member this.Ensure(count: int) =
+        if this.Length + count > this.Bytes.Length then
+            let grown = Array.zeroCreate (max (this.Bytes.Length * 2) (this.Length + count))
+            Buffer.BlockCopy(this.Bytes, 0, grown, 0, this.Length)
+            this.Bytes <- grown
+
+    member this.Byte(b: byte) =
+        this.Ensure 1
+        this.Bytes[this.Length] <- b
+        this.Length <- this.Length + 1
+
+    member this.Text(text: string) =
+        this.Ensure(Encoding.UTF8.GetMaxByteCount text.Length)
+
+        this.Length <-
+            this.Length
+            + Encoding.UTF8.GetBytes(text, 0, text.Length, this.Bytes, this.Length)
+
+    member this.Raw(bytes: ReadOnlySpan<byte>) =
+        this.Ensure bytes.Length
+        bytes.CopyTo(Span(this.Bytes, this.Length, bytes.Length))
+        this.Length <- this.Length + bytes.Length
+
+    /// Lower-case hex of `Digest`.
+    member this.DigestHex() =
+        this.Ensure 64
+        let hex = "0123456789abcdef"B
+        let bytes = this.Bytes
+
+        for i in 0..31 do
+            let b = this.Digest[i]
+            bytes[this.Length + 2 * i] <- hex[int (b >>> 4)]
+            bytes[this.Length + 2 * i + 1] <- hex[int (b &&& 15uy)]
+
+        this.Length <- this.Length + 64
+
+    member this.Span(start: int, length: int) = ReadOnlySpan(this.Bytes, start, length)
+
+    /// This thread's scratch, emptied.
+    static member Take() : SigV4Scratch =
+        match SigV4Scratch.current with
         | null ->
-            let created = StringBuilder(1024)
-            SigV4Scratch.builder <- created
+            let created = SigV4Scratch()
+            SigV4Scratch.current <- created
             created
-        | known -> known.Clear()
+        | known ->
+            known.Length <- 0
+            known.Headers.Clear()
+            known
+
+/// The signing time as SigV4 writes it, for one second (`SigV4.signRequest` formats a date once a second).
+[<Sealed>]
+type internal SigV4Date(second: int64, amzDate: string) =
+    member _.Second = second
+    member _.AmzDate = amzDate
+    member val ShortDate = amzDate.Substring(0, 8)
+
+/// A derived signing key with what it was derived from, and the credential scope `{date}/{region}/{service}/aws4_request`.
+[<Sealed>]
+type internal SigV4Key(secret: string, shortDate: string, region: string, service: string, key: byte array) =
+    member _.Secret = secret
+    member _.ShortDate = shortDate
+    member _.Region = region
+    member _.Service = service
+    member _.Key = key
+    member val Scope = String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
+
+    member this.Matches(secret: string, shortDate: string, region: string, service: string) =
+        String.Equals(this.Secret, secret, StringComparison.Ordinal)
+        && String.Equals(this.ShortDate, shortDate, StringComparison.Ordinal)
+        && String.Equals(this.Region, region, StringComparison.Ordinal)
+        && String.Equals(this.Service, service, StringComparison.Ordinal)
+
+/// What of a canonical request depends only on its method and URL: `{METHOD}\n{canonical URI}\n{canonical query}\n`
+/// as UTF-8, and the `host` header's value.
+[<Sealed>]
+type internal SigV4Target(method: string, prefix: byte array, host: string) =
+    member _.Method = method
+    member _.Prefix = prefix
+    member _.Host = host
 
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`) request signing, header form, for non-S3 services (Bedrock).
 /// Pure: the signing time is passed in.
@@ -70,24 +163,6 @@ module SigV4 =
         let digest = Array.zeroCreate<byte> 32
         SHA256.HashData(body, Span digest) |> ignore
         hex digest
-
-    /// Lower-case hex SHA-256 of a text's UTF-8 bytes, the text read from a builder's chunks into a pooled buffer
-    /// (the canonical request is never made into a string of its own).
-    let private sha256HexOfBuilder (text: StringBuilder) : string =
-        let buffer =
-            Buffers.ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount text.Length)
-
-        try
-            let mutable length = 0
-
-            for chunk in text.GetChunks() do
-                length <-
-                    length
-                    + Encoding.UTF8.GetBytes(chunk.Span, Span(buffer, length, buffer.Length - length))
-
-            sha256Hex (ReadOnlySpan(buffer, 0, length))
-        finally
-            Buffers.ArrayPool<byte>.Shared.Return buffer
 
     /// The canonical URI of a wire path for a non-S3 service: the path as sent (already percent-encoded) is
     /// URI-encoded once more, segment by segment (RFC 3986 unreserved characters and `/` kept), so `:` signs
@@ -171,71 +246,267 @@ module SigV4 =
         else
             url.IdnHost + ":" + url.Port.ToString(CultureInfo.InvariantCulture)
 
-    /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`): the string to sign
-    /// `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}` HMAC'd with the key derived from
-    /// the secret, date, region and service.
-    // Signing keys, by secret, day, region and service: four HMACs a request saved (a key changes once a day). Bounded:
-    // past the bound keys are derived each time.
-    let private signingKeys =
-        Collections.Concurrent.ConcurrentDictionary<struct (string * string * string * string), byte array>()
+    /// The SigV4 signing key: HMAC chain `"AWS4"+secret → date → region → service → "aws4_request"` (cached by
+    /// `keyOf`: it changes once a day).
+    let private signingKey (secretAccessKey: string) (shortDate: string) (region: string) (service: string) =
+        [ shortDate; region; service; "aws4_request" ]
+        |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
 
     let private maxSigningKeys = 256
 
-    /// The SigV4 signing key: HMAC chain `"AWS4"+secret → date → region → service → "aws4_request"`.
-    let private signingKey (secretAccessKey: string) (shortDate: string) (region: string) (service: string) =
-        let key = struct (secretAccessKey, shortDate, region, service)
+    // The signing time formatted, for the second it names: formatting a date costs more than the rest of the
+    // string to sign, and every request in the same second has the same one.
+    let mutable private lastDate = SigV4Date(Int64.MinValue, "00000000T000000Z")
 
-        match signingKeys.TryGetValue key with
-        | true, known -> known
+    let private dateOf (now: DateTimeOffset) : SigV4Date =
+        let second = now.UtcTicks / TimeSpan.TicksPerSecond
+        let known = lastDate
+
+        if known.Second = second then
+            known
+        else
+            let fresh =
+                SigV4Date(second, now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture))
+
+            lastDate <- fresh
+            fresh
+
+    // Signing keys with their scope, by secret, day, region and service; the last one used checked first (one provider's
+    // one credential signs most requests). Bounded: past the bound the table starts over.
+    let private keys =
+        Collections.Concurrent.ConcurrentDictionary<struct (string * string * string * string), SigV4Key>()
+
+    let mutable private lastKey = SigV4Key("", "", "", "", [||])
+
+    let private keyOf (secret: string) (shortDate: string) (region: string) (service: string) : SigV4Key =
+        let known = lastKey
+
+        if known.Matches(secret, shortDate, region, service) then
+            known
+        else
+            let id = struct (secret, shortDate, region, service)
+
+            let key =
+                match keys.TryGetValue id with
+                | true, found -> found
+                | _ ->
+                    let derived =
+                        SigV4Key(secret, shortDate, region, service, signingKey secret shortDate region service)
+
+                    if keys.Count >= maxSigningKeys then
+                        keys.Clear()
+
+                    keys.TryAdd(id, derived) |> ignore
+                    derived
+
+            lastKey <- key
+            key
+
+    // The method and URL part of canonical requests and the host header, by URL (a cloud provider's URLs are made once
+    // per model and reused: `Dialect`'s table), so path encoding and the host's text are done once per URL.
+    let private targets =
+        Runtime.CompilerServices.ConditionalWeakTable<Uri, SigV4Target>()
+
+    let private targetOf (method: string) (url: Uri) : SigV4Target =
+        match targets.TryGetValue url with
+        | true, known when String.Equals(known.Method, method, StringComparison.Ordinal) -> known
         | _ ->
-            let derived =
-                [ shortDate; region; service; "aws4_request" ]
-                |> List.fold hmac (Encoding.UTF8.GetBytes("AWS4" + secretAccessKey))
+            let prefix =
+                String.Concat(
+                    method.ToUpperInvariant(),
+                    "\n",
+                    canonicalUriOf url.AbsolutePath,
+                    "\n",
+                    canonicalQuery url.Query + "\n"
+                )
 
-            if signingKeys.Count >= maxSigningKeys then
-                signingKeys.Clear()
+            let target = SigV4Target(method, Encoding.UTF8.GetBytes prefix, hostOf url)
+            targets.AddOrUpdate(url, target)
+            target
 
-            signingKeys.TryAdd(key, derived) |> ignore
-            derived
+    let private isGenerated (name: string) =
+        name = "x-amz-date"
+        || name = "x-amz-content-sha256"
+        || name = "x-amz-security-token"
 
+    /// The signature of the canonical request in `scratch` (all its bytes), made at `amzDate` with `key`, into
+    /// `scratch.Digest`: the string to sign `AWS4-HMAC-SHA256\n{amzDate}\n{scope}\n{hex(sha256(canonicalRequest))}`
+    /// (written after the canonical request) HMAC'd with the signing key.
+    let private writeSignature (scratch: SigV4Scratch) (key: SigV4Key) (amzDate: string) =
+        SHA256.HashData(scratch.Span(0, scratch.Length), Span scratch.Digest) |> ignore
+        let toSign = scratch.Length
+        scratch.Text Algorithm
+        scratch.Byte '\n'B
+        scratch.Text amzDate
+        scratch.Byte '\n'B
+        scratch.Text key.Scope
+        scratch.Byte '\n'B
+        scratch.DigestHex()
+
+        HMACSHA256.HashData(ReadOnlySpan key.Key, scratch.Span(toSign, scratch.Length - toSign), Span scratch.Digest)
+        |> ignore
+
+    /// The hex signature of a canonical request made at `amzDate` (`YYYYMMDDTHHMMSSZ`) with the key derived from
+    /// the secret, date, region and service (what `signRequest` computes, for tests).
     let internal signature
         (secretAccessKey: string)
         (region: string)
         (service: string)
         (amzDate: string)
-        (canonicalRequest: StringBuilder)
+        (canonicalRequest: string)
         : string =
-        let shortDate = amzDate.Substring(0, 8)
+        let key = keyOf secretAccessKey (amzDate.Substring(0, 8)) region service
+        let scratch = SigV4Scratch.Take()
+        scratch.Text canonicalRequest
+        writeSignature scratch key amzDate
+        hex scratch.Digest
 
-        let stringToSign =
-            String.Concat(
-                [|
-                    Algorithm
-                    "\n"
-                    amzDate
-                    "\n"
-                    shortDate
-                    "/"
-                    region
-                    "/"
-                    service
-                    "/aws4_request\n"
-                    sha256HexOfBuilder canonicalRequest
-                |]
-            )
+    /// The signature headers of a request (see `signRequest`) whose body hashes to `payloadSha256Hex`.
+    let private signHashed
+        (credentials: AwsCredentials)
+        (region: string)
+        (service: string)
+        (now: DateTimeOffset)
+        (method: string)
+        (url: Uri)
+        (contentType: string | null)
+        (headers: Collections.Generic.IReadOnlyList<struct (string * string)> | null)
+        (payloadSha256Hex: string)
+        : SigV4Headers =
+        let date = dateOf now
+        let key = keyOf credentials.SecretAccessKey date.ShortDate region service
+        let target = targetOf method url
+        let scratch = SigV4Scratch.Take()
 
-        let signingKey = signingKey secretAccessKey shortDate region service
+        // every signed header, lower-cased: host, the given content-type and x-amz-* ones, the generated ones
+        let signed = scratch.Headers
+        signed.Add(struct ("host", target.Host, 0))
 
-        hex (hmac signingKey stringToSign)
+        match contentType with
+        | null -> ()
+        | value -> signed.Add(struct ("content-type", canonicalValue value, signed.Count))
 
-    /// The headers to add to a request so that it carries a SigV4 signature: `x-amz-date`,
-    /// `x-amz-security-token` (session credentials only), `x-amz-content-sha256` and `authorization`.
-    /// Signed: `host` (from `url`, port included when not the default), those `x-amz-*` headers, and of
-    /// `headers` the `content-type` and every `x-amz-*` one (names lower-cased, values trimmed with inner
-    /// whitespace collapsed, repeated names joined with `,`); never `connection` or `authorization`.
-    /// The canonical URI is computed from the URL's escaped path exactly as it goes on the wire (`AbsolutePath`,
-    /// which does not unescape `%2F`), so build the URL with canonicalisation off (see `Bedrock.url`) and send
-    /// it unchanged. `payloadSha256Hex` is `sha256Hex` of the exact body sent.
+        match headers with
+        | null -> ()
+        | headers ->
+            for i in 0 .. headers.Count - 1 do
+                let struct (name, value) = headers[i]
+                let name = name.Trim().ToLowerInvariant()
+
+                if
+                    (name = "content-type" || name.StartsWith("x-amz-", StringComparison.Ordinal))
+                    && not (isGenerated name)
+                then
+                    signed.Add(struct (name, canonicalValue value, signed.Count))
+
+        signed.Add(struct ("x-amz-date", date.AmzDate, signed.Count))
+
+        let token: string | null =
+            match credentials.SessionToken with
+            | Some token ->
+                signed.Add(struct ("x-amz-security-token", canonicalValue token, signed.Count))
+                token
+            | None -> null
+
+        signed.Add(struct ("x-amz-content-sha256", canonicalValue payloadSha256Hex, signed.Count))
+
+        // sorted by name, then by position (repeated names keep their order and are joined with ","): an insertion
+        // sort, as there are a handful
+        for i in 1 .. signed.Count - 1 do
+            let item = signed[i]
+            let struct (name, _, position) = item
+            let mutable j = i - 1
+
+            while j >= 0
+                  && (let struct (before, _, at) = signed[j]
+                      let order = String.CompareOrdinal(before, name)
+                      order > 0 || (order = 0 && at > position)) do
+                signed[j + 1] <- signed[j]
+                j <- j - 1
+
+            signed[j + 1] <- item
+
+        // the canonical request
+        scratch.Raw(ReadOnlySpan target.Prefix)
+        let mutable i = 0
+
+        while i < signed.Count do
+            let struct (name, value, _) = signed[i]
+            scratch.Text name
+            scratch.Byte ':'B
+            scratch.Text value
+            i <- i + 1
+
+            while i < signed.Count && (let struct (next, _, _) = signed[i] in next = name) do
+                let struct (_, more, _) = signed[i]
+                scratch.Byte ','B
+                scratch.Text more
+                i <- i + 1
+
+            scratch.Byte '\n'B
+
+        scratch.Byte '\n'B
+        let signedStart = scratch.Length
+
+        for i in 0 .. signed.Count - 1 do
+            let struct (name, _, _) = signed[i]
+
+            if i = 0 then
+                scratch.Text name
+            elif (let struct (before, _, _) = signed[i - 1] in before <> name) then
+                scratch.Byte ';'B
+                scratch.Text name
+
+        let signedLength = scratch.Length - signedStart
+        scratch.Byte '\n'B
+        scratch.Text payloadSha256Hex
+        writeSignature scratch key date.AmzDate
+
+        // the authorization
+        let authorization = scratch.Length
+        scratch.Text Algorithm
+        scratch.Text " Credential="
+        scratch.Text credentials.AccessKeyId
+        scratch.Byte '/'B
+        scratch.Text key.Scope
+        scratch.Text ", SignedHeaders="
+        // NOTE: Raw may grow the buffer; the span still reads the old one, which holds the same bytes
+        scratch.Raw(scratch.Span(signedStart, signedLength))
+        scratch.Text ", Signature="
+        scratch.DigestHex()
+
+        SigV4Headers(
+            date.AmzDate,
+            payloadSha256Hex,
+            token,
+            Encoding.UTF8.GetString(scratch.Bytes, authorization, scratch.Length - authorization)
+        )
+
+    /// The headers that make a request carry a SigV4 signature (`SigV4Headers`: `x-amz-date`,
+    /// `x-amz-content-sha256`, `x-amz-security-token` for session credentials, `authorization`), `body` being the
+    /// exact bytes sent. Signed: `host` (from `url`, port included when not the default), those `x-amz-*` headers,
+    /// `contentType` (when not null) and of `headers` the `content-type` and every `x-amz-*` one (names lower-cased,
+    /// values trimmed with inner whitespace collapsed, repeated names joined with `,`); never `connection` or
+    /// `authorization`. The canonical URI is computed from the URL's escaped path exactly as it goes on the wire
+    /// (`AbsolutePath`, which does not unescape `%2F`), so build the URL with canonicalisation off (see `Bedrock.url`)
+    /// and send it unchanged. The canonical request is written and hashed in per-thread memory; what depends only on
+    /// the URL, the second or the credential's day is computed once (allocated per request: the three values).
+    let signRequest
+        (credentials: AwsCredentials)
+        (region: string)
+        (service: string)
+        (now: DateTimeOffset)
+        (method: string)
+        (url: Uri)
+        (contentType: string | null)
+        (headers: Collections.Generic.IReadOnlyList<struct (string * string)> | null)
+        (body: ReadOnlySpan<byte>)
+        : SigV4Headers =
+        signHashed credentials region service now method url contentType headers (sha256Hex body)
+
+    /// The headers to add to a request so that it carries a SigV4 signature, as (name, value) pairs: `x-amz-date`,
+    /// `x-amz-security-token` (session credentials only), `x-amz-content-sha256` and `authorization`, as
+    /// `signRequest` makes them, for a body whose `sha256Hex` is `payloadSha256Hex`.
     let sign
         (credentials: AwsCredentials)
         (region: string)
@@ -246,110 +517,19 @@ module SigV4 =
         (headers: (string * string) seq)
         (payloadSha256Hex: string)
         : (string * string) list =
-        let amzDate =
-            now.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture)
+        let given =
+            headers |> Seq.map (fun (name, value) -> struct (name, value)) |> Array.ofSeq
 
-        let shortDate = amzDate.Substring(0, 8)
-        // NOTE: String.Concat and arrays, not interpolation and list pipelines: this runs once per signed request
-        let scope = String.Concat(shortDate, "/", region, "/", service, "/aws4_request")
+        let signed =
+            signHashed credentials region service now method url null given payloadSha256Hex
 
-        let generated = [
-            "x-amz-date", amzDate
-            match credentials.SessionToken with
-            | Some token -> "x-amz-security-token", token
-            | None -> ()
-            "x-amz-content-sha256", payloadSha256Hex
-        ]
-
-        let isGenerated (name: string) =
-            name = "x-amz-date"
-            || name = "x-amz-content-sha256"
-            || name = "x-amz-security-token"
-
-        // every signed header, lower-cased: host, the given content-type and x-amz-* ones, the generated ones
-        let all = ResizeArray<struct (string * string)>(8)
-        all.Add(struct ("host", hostOf url))
-
-        for name, value in headers do
-            let name = name.Trim().ToLowerInvariant()
-
-            if
-                (name = "content-type" || name.StartsWith("x-amz-", StringComparison.Ordinal))
-                && not (isGenerated name)
-            then
-                all.Add(struct (name, canonicalValue value))
-
-        for name, value in generated do
-            all.Add(struct (name, canonicalValue value))
-
-        // sorted by name (stable: repeated names keep their order and are joined with ",")
-        let sorted =
-            Array.init all.Count (fun i ->
-                let struct (name, value) = all[i]
-                struct (name, value, i))
-
-        // NOTE: the position breaks ties, so the order of repeated names does not rest on the sort being stable
-        sorted
-        |> Array.sortInPlaceWith (fun (struct (a, _, i)) (struct (b, _, j)) ->
-            match String.CompareOrdinal(a, b) with
-            | 0 -> compare i j
-            | c -> c)
-
-        let canonical = SigV4Scratch.Builder()
-        let signed = Text.StringBuilder(96)
-
-        canonical
-            .Append(method.ToUpperInvariant())
-            .Append('\n')
-            .Append(canonicalUriOf url.AbsolutePath)
-            .Append('\n')
-            .Append(canonicalQuery url.Query)
-            .Append('\n')
-        |> ignore
-
-        let mutable i = 0
-
-        while i < sorted.Length do
-            let struct (name, value, _) = sorted[i]
-            canonical.Append(name).Append(':').Append(value) |> ignore
-            i <- i + 1
-
-            while i < sorted.Length && (let struct (next, _, _) = sorted[i] in next = name) do
-                let struct (_, more, _) = sorted[i]
-                canonical.Append(',').Append(more) |> ignore
-                i <- i + 1
-
-            canonical.Append('\n') |> ignore
-
-            if signed.Length > 0 then
-                signed.Append(';') |> ignore
-
-            signed.Append(name) |> ignore
-
-        let signedHeaders = signed.ToString()
-
-        canonical.Append('\n').Append(signedHeaders).Append('\n').Append(payloadSha256Hex)
-        |> ignore
-
-        let signature =
-            signature credentials.SecretAccessKey region service amzDate canonical
-
-        generated
-        @ [
-            "authorization",
-            String.Concat(
-                [|
-                    Algorithm
-                    " Credential="
-                    credentials.AccessKeyId
-                    "/"
-                    scope
-                    ", SignedHeaders="
-                    signedHeaders
-                    ", Signature="
-                    signature
-                |]
-            )
+        [
+            "x-amz-date", signed.AmzDate
+            match signed.SecurityToken with
+            | null -> ()
+            | token -> "x-amz-security-token", token
+            "x-amz-content-sha256", signed.ContentSha256
+            "authorization", signed.Authorization
         ]
 
 /// The C#-facing surface of `AwsCredentials`.

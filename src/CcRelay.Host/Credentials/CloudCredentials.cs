@@ -131,36 +131,42 @@ internal sealed class CloudCredentials
             credentials = await AwsCredentialsAsync(plan.Source);
         }
 
-        var signed = new List<Tuple<string, string>>(4);
-
         // NOTE: the raw value, not the typed ContentType: that would parse it into header objects and format it back
-        if (request.Content is { } content && content.Headers.NonValidated.TryGetValues("Content-Type", out var contentType))
+        string? contentType = null;
+        if (request.Content is { } content && content.Headers.NonValidated.TryGetValues("Content-Type", out var values))
         {
-            signed.Add(Tuple.Create("content-type", contentType.ToString()));
+            contentType = values.ToString();
         }
 
+        // x-amz-* headers are signed too (the plans set none: the list is made only when one is there)
+        List<(string, string)>? amz = null;
         foreach (var header in request.Headers.NonValidated)
         {
             if (header.Key.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase))
             {
-                signed.Add(Tuple.Create(header.Key.ToLowerInvariant(), header.Value.ToString()));
+                (amz ??= new List<(string, string)>(2)).Add((header.Key, header.Value.ToString()));
             }
         }
 
-        var headers = SigV4.sign(
+        var signed = SigV4.signRequest(
             credentials,
             plan.Region,
             plan.Service,
             _timeProvider.GetUtcNow(),
             request.Method.Method,
             request.RequestUri!,
-            signed,
-            SigV4.sha256Hex(body.Span));
-        foreach (var (name, value) in headers)
+            contentType,
+            amz,
+            body.Span);
+        var headers = request.Headers;
+        headers.TryAddWithoutValidation("x-amz-date", signed.AmzDate);
+        if (signed.SecurityToken is { } token)
         {
-            request.Headers.TryAddWithoutValidation(name, value);
+            headers.TryAddWithoutValidation("x-amz-security-token", token);
         }
 
+        headers.TryAddWithoutValidation("x-amz-content-sha256", signed.ContentSha256);
+        headers.TryAddWithoutValidation("authorization", signed.Authorization);
         return null;
     }
 }

@@ -46,12 +46,7 @@ let ``the signature of AWS's vanilla test-suite requests`` (method: string, expe
 
     Assert.Equal(
         expected,
-        SigV4.signature
-            credentials.SecretAccessKey
-            "us-east-1"
-            "service"
-            "20150830T123600Z"
-            (Text.StringBuilder(canonicalRequest: string))
+        SigV4.signature credentials.SecretAccessKey "us-east-1" "service" "20150830T123600Z" canonicalRequest
     )
 
 [<Fact>]

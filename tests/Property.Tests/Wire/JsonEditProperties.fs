@@ -134,3 +134,71 @@ let ``editValid gives what edit gives on every valid body`` () =
                 Assert.Equal<string list>(expectedRemoved, removed)
             | Error e -> failwith $"expected an edit, got %s{e}")
     )
+
+/// A container value as JSON text whose strings are runs of backslashes, quotes and brackets (escaped as JSON needs),
+/// long enough to cross the 32-byte blocks editValid's container scan reads.
+let private trickyContainer =
+    let encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping
+
+    let text =
+        gen {
+            let! pieces =
+                Gen.listOf (Gen.elements [ "\\"; "\\\\"; "\""; "["; "]"; "{"; "}"; "a"; " "; "\\\"" ])
+
+            return String.concat "" pieces
+        }
+
+    let rec value depth =
+        if depth = 0 then
+            text
+            |> Gen.map (fun t -> JsonSerializer.Serialize(t, JsonSerializerOptions(Encoder = encoder)))
+        else
+            Gen.frequency [
+                3, value 0
+                1,
+                Gen.listOf (value (depth - 1))
+                |> Gen.map (fun items -> "[" + String.concat "," items + "]")
+                1,
+                Gen.listOf (Gen.zip text (value (depth - 1)))
+                |> Gen.map (fun members ->
+                    let rendered =
+                        members
+                        |> List.map (fun (name, v) ->
+                            JsonSerializer.Serialize(name, JsonSerializerOptions(Encoder = encoder))
+                            + ":"
+                            + v)
+
+                    "{" + String.concat "," rendered + "}")
+            ]
+
+    gen {
+        let! items = Gen.listOf (value 3)
+        return "[" + String.concat "," items + "]"
+    }
+
+// NOTE: the scan's own answer is checked, not only editValid's: a scan that fails falls back to the reader, so
+// editValid's output alone would hide a scan that gives up
+[<Fact>]
+let ``the container scan ends containers whose strings hold backslash runs, quotes and brackets where they end`` () =
+    Check.property (
+        Prop.forAll
+            (gen {
+                let! pad = Gen.choose (0, 40)
+                let! container = trickyContainer
+                return pad, container
+             }
+             |> Check.arb)
+            (fun (pad, container) ->
+                let prefix = $"{{\"pad\":\"%s{String('a', pad)}\",\"v\":"
+                let body = Encoding.UTF8.GetBytes(prefix + container + ",\"z\":1}")
+                let start = Encoding.UTF8.GetByteCount prefix
+                let stop = start + Encoding.UTF8.GetByteCount container
+                Assert.Equal(stop, JsonEdit.containerEnd (ReadOnlySpan body) start)
+                let expected, _ = edit body [ "v" ] []
+
+                match JsonEdit.editValid (ReadOnlySpan body) [ "v" ] [] with
+                | Ok(result, removed) ->
+                    Assert.Equal<byte array>(expected, result)
+                    Assert.Equal<string list>([ "v" ], removed)
+                | Error e -> failwith $"expected an edit, got %s{e}")
+    )
