@@ -421,32 +421,6 @@ module JsonSpans =
     [<Literal>]
     let private PendingValue = 10
 
-    /// The end (exclusive) of the string whose opening quote is at `start`, and whether it has escapes; -1 when
-    /// it is not a valid JSON string. The first bytes one by one (member names and short values end there), the
-    /// rest with `JsonScan.scanString`'s vectorised search.
-    let private stringEnd (body: ReadOnlySpan<byte>) (start: int) : struct (int * bool) =
-        let limit = min body.Length (start + 17)
-        let mutable i = start + 1
-        let mutable stop = -1
-        let mutable plain = true
-
-        while plain && i < limit do
-            let b = body[i]
-
-            if b = '"'B then
-                stop <- i + 1
-                plain <- false
-            elif b = '\\'B || b < 32uy then
-                plain <- false
-            else
-                i <- i + 1
-
-        if stop >= 0 then
-            struct (stop, false)
-        else
-            // on from the byte that ended the plain run (scanString starts after its `start`)
-            scanString body (i - 1)
-
     /// The index in `wanted` of the (unescaped, ASCII-compared) name `name`, or -1.
     let private wantedIndex (name: ReadOnlySpan<byte>) (wanted: string array) : int =
         let mutable found = -1
@@ -617,7 +591,7 @@ module JsonSpans =
                     if b <> '"'B then
                         ok <- false
                     else
-                        let struct (stop, escaped) = stringEnd body at
+                        let struct (stop, escaped) = scanString body at
 
                         if stop < 0 || (escaped && depth <= maxDepth) then
                             ok <- false
@@ -682,7 +656,7 @@ module JsonSpans =
                     else
                         let stop =
                             if b = '"'B then
-                                let struct (stop, _) = stringEnd body at
+                                let struct (stop, _) = scanString body at
                                 stop
                             elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
                                 at + 4
@@ -729,11 +703,12 @@ module JsonSpans =
     /// What the fused edits need from `scan`, in one pass that records only that: for every object `scan` lists,
     /// its wanted members, their neighbours (the member before and after each), and its first and last member —
     /// every member an edit reads, replaces, removes (with its separator) or inserts beside. The members in
-    /// between are walked (validated, their strings skipped by a vectorised search) but not recorded, and nothing
-    /// is allocated per member. Removing, setting or reading wanted members over these lists gives exactly what it
-    /// gives over `scan`'s (a property holds the two together). Asks `scan` (and keeps the same members of its
-    /// answer) when `wanted` is empty or not ASCII, or for anything its own pass does not read (as `scan`'s fast
-    /// path does: an escaped member name it would compare, nesting deeper than 64, invalid JSON or UTF-8).
+    /// between are walked (validated, their strings skipped by `JsonScan.scanString`'s vectorised search) but not
+    /// recorded, and nothing is allocated per member. Removing, setting or reading wanted members over these lists
+    /// gives exactly what it gives over `scan`'s (a property holds the two together). Asks `scan` (and keeps the
+    /// same members of its answer) when `wanted` is empty or not ASCII, or for anything its own pass does not read
+    /// (as `scan`'s fast path does: an escaped member name it would compare, nesting deeper than 64, invalid JSON
+    /// or UTF-8).
     let scanWanted
         (body: ReadOnlySpan<byte>)
         (maxDepth: int)
