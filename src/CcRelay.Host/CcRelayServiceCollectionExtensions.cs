@@ -64,14 +64,29 @@ public static class CcRelayServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FailoverForwarder>>(),
             sp.GetRequiredService<PluginHost>()));
-        services.AddSingleton(sp => new ConfigReloader(
-            sp.GetRequiredService<RelayState>(),
-            options,
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<ConfigReloader>>(),
-            sp.GetService<LoggingSwitch>(),
-            sp.GetRequiredService<RuntimeCell>(),
-            sp.GetService<RelayMetrics>()));
+        services.AddSingleton(sp =>
+        {
+            var state = sp.GetRequiredService<RelayState>();
+            var reloader = new ConfigReloader(
+                state,
+                options,
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ConfigReloader>>(),
+                sp.GetService<LoggingSwitch>(),
+                sp.GetRequiredService<RuntimeCell>(),
+                sp.GetService<RelayMetrics>());
+
+            // an applied reload retires the pools of the plugins it removed or changed: their idle processes stop now
+            var plugins = sp.GetRequiredService<PluginHost>();
+            reloader.Reloaded += result =>
+            {
+                if (result.Outcome == ReloadOutcome.Applied)
+                {
+                    plugins.Reconcile(state.Current.Config.Pipelines.Plugins);
+                }
+            };
+            return reloader;
+        });
         services.AddHostedService(sp => sp.GetRequiredService<ConfigReloader>());
         services.AddHostedService(_ => new TokenizerWarmup(options.Config));
         services.AddSingleton(sp => new Clients.ClientMetrics(sp.GetRequiredService<RelayMetrics>()));

@@ -378,6 +378,366 @@ module JsonSpans =
         : Result<JsonMember list list * int * int, string> =
         scanWithReader body maxDepth wanted
 
+    // ---------------------------
+    // The fused edits' scan: only the members the edits need
+    // ---------------------------
+
+    // Per open object (depth ≤ maxDepth), `Slots` ints in the level buffer: where its records start in the member
+    // buffer, whether it holds a wanted member, how many members it has had, the previous member (name index,
+    // start, value start, stop, flags: 1 recorded, 2 wanted) and the pending one (name index, start, value start).
+    [<Literal>]
+    let private Slots = 11
+
+    [<Literal>]
+    let private From = 0
+
+    [<Literal>]
+    let private HasWanted = 1
+
+    [<Literal>]
+    let private Count = 2
+
+    [<Literal>]
+    let private PrevName = 3
+
+    [<Literal>]
+    let private PrevStart = 4
+
+    [<Literal>]
+    let private PrevValue = 5
+
+    [<Literal>]
+    let private PrevStop = 6
+
+    [<Literal>]
+    let private PrevFlags = 7
+
+    [<Literal>]
+    let private PendingName = 8
+
+    [<Literal>]
+    let private PendingStart = 9
+
+    [<Literal>]
+    let private PendingValue = 10
+
+    /// The index in `wanted` of the (unescaped, ASCII-compared) name `name`, or -1.
+    let private wantedIndex (name: ReadOnlySpan<byte>) (wanted: string array) : int =
+        let mutable found = -1
+        let mutable w = 0
+
+        while found < 0 && w < wanted.Length do
+            let candidate = wanted[w]
+
+            if candidate.Length = name.Length then
+                let mutable k = 0
+
+                while k < name.Length && name[k] = byte candidate[k] do
+                    k <- k + 1
+
+                if k = name.Length then
+                    found <- w
+
+            w <- w + 1
+
+        found
+
+    /// Records member `(name, start, value, stop)` at `count` in the member buffer; the new count.
+    let inline private put (members: int array) (count: int) (name: int) (start: int) (value: int) (stop: int) =
+        let at = count * 4
+        members[at] <- name
+        members[at + 1] <- start
+        members[at + 2] <- value
+        members[at + 3] <- stop
+        count + 1
+
+    /// The pending member of the object whose slots start at `o` ends at `stop`: it is recorded when it is the
+    /// object's first, a wanted one, or a neighbour of one (a wanted member records the previous one too); the
+    /// new record count.
+    let private finishMember (levels: int array) (members: int array) (recorded: int) (o: int) (stop: int) : int =
+        let name = levels[o + PendingName]
+        let start = levels[o + PendingStart]
+        let value = levels[o + PendingValue]
+        let isWanted = name >= 0
+        let mutable recorded = recorded
+        let mutable flags = if isWanted then 2 else 0
+
+        if levels[o + Count] = 0 then
+            recorded <- put members recorded name start value stop
+            flags <- flags ||| 1
+        else
+            let previous = levels[o + PrevFlags]
+
+            if isWanted && previous &&& 1 = 0 then
+                recorded <-
+                    put
+                        members
+                        recorded
+                        levels[o + PrevName]
+                        levels[o + PrevStart]
+                        levels[o + PrevValue]
+                        levels[o + PrevStop]
+
+            if isWanted || previous &&& 2 <> 0 then
+                recorded <- put members recorded name start value stop
+                flags <- flags ||| 1
+
+        if isWanted then
+            levels[o + HasWanted] <- 1
+
+        levels[o + Count] <- levels[o + Count] + 1
+        levels[o + PrevName] <- name
+        levels[o + PrevStart] <- start
+        levels[o + PrevValue] <- value
+        levels[o + PrevStop] <- stop
+        levels[o + PrevFlags] <- flags
+        recorded
+
+    /// The members recorded from `from` to `recorded`, as a list.
+    let private membersOf
+        (members: int array)
+        (wanted: string array)
+        (depth: int)
+        (from: int)
+        (recorded: int)
+        : JsonMember list =
+        let mutable list = []
+
+        for i in recorded - 1 .. -1 .. from do
+            let at = i * 4
+            let name = members[at]
+
+            list <-
+                {
+                    Name = if name >= 0 then wanted[name] else ""
+                    Depth = depth
+                    Start = members[at + 1]
+                    ValueStart = members[at + 2]
+                    Stop = members[at + 3]
+                }
+                :: list
+
+        list
+
+    /// `scanWanted`'s own pass (ValueNone: leave the body to `scan`).
+    let private scanNeeded
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string array)
+        (levels: int array)
+        (members: int array)
+        : (JsonMember list list * int * int) voption =
+        let mutable objects = []
+        let mutable recorded = 0
+        let mutable at = 0
+        let mutable ok = true
+        let mutable depth = 0
+        // bit d - 1: the container at depth d is an array
+        let mutable arrays = 0UL
+        /// 0: a value; 1: a key or '}' (object just opened); 2: a key; 3: ',' or the end; 4: a value or ']'
+        let mutable expect = 0
+        let mutable openAt = -1
+        let mutable closeAt = -1
+        let n = body.Length
+
+        while ok && at < n do
+            let b = body[at]
+
+            if b <= ' 'B then
+                if isSpace b then at <- at + 1 else ok <- false
+            elif closeAt >= 0 then
+                ok <- false
+            elif (b = '}'B || b = ']'B) && expect <> 0 && expect <> 2 then
+                let isArray = depth > 0 && (arrays >>> (depth - 1)) &&& 1UL = 1UL
+
+                // a close of the right kind, and not right after a comma
+                if depth = 0 || (b = ']'B) <> isArray || (expect = 4 && b = '}'B) then
+                    ok <- false
+                else
+                    if not isArray && depth <= maxDepth then
+                        let o = depth * Slots
+
+                        // the last member, when not recorded yet
+                        if levels[o + Count] > 0 && levels[o + PrevFlags] &&& 1 = 0 then
+                            recorded <-
+                                put
+                                    members
+                                    recorded
+                                    levels[o + PrevName]
+                                    levels[o + PrevStart]
+                                    levels[o + PrevValue]
+                                    levels[o + PrevStop]
+
+                        let from = levels[o + From]
+
+                        if depth = 1 || levels[o + HasWanted] = 1 then
+                            objects <- membersOf members wanted depth from recorded :: objects
+
+                        recorded <- from
+
+                    if depth = 1 then
+                        closeAt <- at
+
+                    depth <- depth - 1
+                    at <- at + 1
+                    expect <- 3
+
+                    if depth > 0 && depth <= maxDepth && (arrays >>> (depth - 1)) &&& 1UL = 0UL then
+                        recorded <- finishMember levels members recorded (depth * Slots) at
+            else
+                match expect with
+                | 1
+                | 2 ->
+                    if b <> '"'B then
+                        ok <- false
+                    else
+                        let struct (stop, escaped) = scanString body at
+
+                        if stop < 0 || (escaped && depth <= maxDepth) then
+                            ok <- false
+                        else
+                            if depth <= maxDepth then
+                                let o = depth * Slots
+                                levels[o + PendingName] <- wantedIndex (body.Slice(at + 1, stop - at - 2)) wanted
+                                levels[o + PendingStart] <- at
+
+                            let mutable i = stop
+
+                            while i < n && isSpace body[i] do
+                                i <- i + 1
+
+                            if i < n && body[i] = ':'B then
+                                i <- i + 1
+
+                                while i < n && isSpace body[i] do
+                                    i <- i + 1
+
+                                if depth <= maxDepth then
+                                    levels[depth * Slots + PendingValue] <- i
+
+                                at <- i
+                                expect <- 0
+                            else
+                                ok <- false
+                | 3 ->
+                    if b = ','B && depth > 0 then
+                        at <- at + 1
+
+                        expect <- if (arrays >>> (depth - 1)) &&& 1UL = 1UL then 0 else 2
+                    else
+                        ok <- false
+                | _ ->
+                    if b = '{'B || b = '['B then
+                        if depth >= FastMaxDepth || (depth = 0 && b = '['B) then
+                            ok <- false
+                        else
+                            depth <- depth + 1
+                            let bit = 1UL <<< (depth - 1)
+
+                            if b = '['B then
+                                arrays <- arrays ||| bit
+                                expect <- 4
+                            else
+                                arrays <- arrays &&& ~~~bit
+                                expect <- 1
+
+                                if depth <= maxDepth then
+                                    let o = depth * Slots
+                                    levels[o + From] <- recorded
+                                    levels[o + HasWanted] <- 0
+                                    levels[o + Count] <- 0
+
+                            if depth = 1 then
+                                openAt <- at
+
+                            at <- at + 1
+                    elif depth = 0 then
+                        ok <- false
+                    else
+                        let stop =
+                            if b = '"'B then
+                                let struct (stop, _) = scanString body at
+                                stop
+                            elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
+                                at + 4
+                            elif b = 'f'B && body.Slice(at).StartsWith(ReadOnlySpan falseLiteral) then
+                                at + 5
+                            elif b = 'n'B && body.Slice(at).StartsWith(ReadOnlySpan nullLiteral) then
+                                at + 4
+                            else
+                                scanNumber body at
+
+                        if stop < 0 then
+                            ok <- false
+                        else
+                            if depth <= maxDepth && (arrays >>> (depth - 1)) &&& 1UL = 0UL then
+                                recorded <- finishMember levels members recorded (depth * Slots) stop
+
+                            at <- stop
+                            expect <- 3
+
+        if ok && closeAt >= 0 && Text.Unicode.Utf8.IsValid body then
+            ValueSome(List.rev objects, openAt, closeAt)
+        else
+            ValueNone
+
+    /// `scan`'s answer with only the members `scanWanted`'s own pass records: per object, the wanted ones (named),
+    /// their neighbours, the first and the last.
+    let private keptOf (found: Result<JsonMember list list * int * int, string>) =
+        found
+        |> Result.map (fun (objects, openAt, closeAt) ->
+            let kept (members: JsonMember list) =
+                let all = Array.ofList members
+
+                let named i =
+                    i >= 0 && i < all.Length && all[i].Name.Length > 0
+
+                [
+                    for i in 0 .. all.Length - 1 do
+                        if i = 0 || i = all.Length - 1 || named (i - 1) || named i || named (i + 1) then
+                            all[i]
+                ]
+
+            List.map kept objects, openAt, closeAt)
+
+    /// What the fused edits need from `scan`, in one pass that records only that: for every object `scan` lists,
+    /// its wanted members, their neighbours (the member before and after each), and its first and last member —
+    /// every member an edit reads, replaces, removes (with its separator) or inserts beside. The members in
+    /// between are walked (validated, their strings skipped by `JsonScan.scanString`'s vectorised search) but not
+    /// recorded, and nothing is allocated per member. Removing, setting or reading wanted members over these lists
+    /// gives exactly what it gives over `scan`'s (a property holds the two together). Asks `scan` (and keeps the
+    /// same members of its answer) when `wanted` is empty or not ASCII, or for anything its own pass does not read
+    /// (as `scan`'s fast path does: an escaped member name it would compare, nesting deeper than 64, invalid JSON
+    /// or UTF-8).
+    let scanWanted
+        (body: ReadOnlySpan<byte>)
+        (maxDepth: int)
+        (wanted: string list)
+        : Result<JsonMember list list * int * int, string> =
+        let ascii =
+            not wanted.IsEmpty
+            && wanted
+               |> List.forall (fun name -> name |> String.forall (fun c -> c < '\u0080'))
+
+        if not ascii then
+            keptOf (scan body maxDepth wanted)
+        else
+            let names = Array.ofList wanted
+            let levels = Buffers.ArrayPool<int>.Shared.Rent((FastMaxDepth + 1) * Slots)
+            // a record per member at most, and a member takes at least four bytes (`"":0`)
+            let members = Buffers.ArrayPool<int>.Shared.Rent(body.Length + 8)
+
+            let found =
+                try
+                    scanNeeded body (min maxDepth FastMaxDepth) names levels members
+                finally
+                    Buffers.ArrayPool<int>.Shared.Return levels
+                    Buffers.ArrayPool<int>.Shared.Return members
+
+            match found with
+            | ValueSome found -> Ok found
+            | ValueNone -> keptOf (scan body maxDepth wanted)
+
     /// The top-level members, with the object's `{` and `}`.
     let topLevel (body: ReadOnlySpan<byte>) : Result<JsonMember list * int * int, string> =
         scan body 1 []
@@ -393,7 +753,8 @@ module JsonSpans =
             body.Length
             + (edits |> List.sumBy (fun (start, stop, bytes) -> bytes.Length - (stop - start)))
 
-        let result = Array.zeroCreate<byte> length
+        // every byte is written below
+        let result = GC.AllocateUninitializedArray<byte> length
         let mutable from = 0
         let mutable at = 0
 

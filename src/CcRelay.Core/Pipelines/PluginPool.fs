@@ -33,6 +33,14 @@ type PoolChoice =
     /// (`PluginPool.backoffMs`) for `RetryInMs` more; the call fails at once.
     | HeldBack of RetryInMs: int64
 
+/// What a plugin call is, for `PluginPool.choose`.
+[<RequireQualifiedAccess>]
+type PoolCall =
+    /// A one-shot call: a request, a whole answer.
+    | Call
+    /// A stream's event; `Bound`: the slot its stream is bound to (-1: the stream's first event, not bound yet).
+    | Event of Bound: int
+
 /// A plugin's process pool (`plugins.<name>.processes`): which process takes a call, when a lost process may be
 /// started again, and when a pool replaced by a reload has drained. Pure: the host passes the slots' state and
 /// the time, and acts on the answer.
@@ -126,6 +134,23 @@ module PluginPool =
             PoolChoice.Slot bound
         else
             bind slots heldBackMs
+
+    /// Where a call goes, whatever it is: a one-shot call is placed (`place`), a stream's first event binds its
+    /// stream (`bind`), its next events follow the binding (`follow`). The host asks this alone.
+    let choose (slots: PluginSlot array) (call: PoolCall) (heldBackMs: int64) : PoolChoice =
+        match call with
+        | PoolCall.Call -> place slots heldBackMs
+        | PoolCall.Event bound when bound < 0 -> bind slots heldBackMs
+        | PoolCall.Event bound -> follow slots bound heldBackMs
+
+    /// The plugins whose pools an applied reload leaves without their settings — removed from `configured`, or
+    /// configured with other settings (a pool's processes run with the settings they were started with) — by
+    /// name, in `running`'s order. The host retires them at once: they finish what they were given, then stop,
+    /// instead of keeping idle processes until the next call or the relay's stop.
+    let replaced (configured: PluginConfig array) (running: PluginConfig array) : string array =
+        running
+        |> Array.filter (fun pool -> not (Array.contains pool configured))
+        |> Array.map _.Name
 
     /// Whether a pool holds nothing more: no call placed and not finished, no stream bound. A pool replaced by a
     /// reload stops its processes then (never before: that would drop a call in flight).

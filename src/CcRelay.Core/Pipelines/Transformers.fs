@@ -261,13 +261,21 @@ module Transformers =
         | Transform.Plugin _ -> [], []
 
     /// One scan of `body` for the steps `transforms`: the top level only, unless one removes at any depth.
-    let private scanFor (transforms: Transform list) (body: byte array) : Result<Scanned, string> =
+    /// `full`: every member of the objects (`JsonSpans.scan`, the reference the tests hold the edits to); otherwise
+    /// only the members the steps need (`JsonSpans.scanWanted`).
+    let private scanFor (full: bool) (transforms: Transform list) (body: byte array) : Result<Scanned, string> =
         let top, deep = transforms |> List.map names |> List.unzip
         let deep = List.concat deep
         let wanted = List.concat top @ deep |> List.distinct
         let maxDepth = if deep.IsEmpty then 1 else 512
 
-        match JsonSpans.scan (ReadOnlySpan body) maxDepth wanted with
+        let found =
+            if full then
+                JsonSpans.scan (ReadOnlySpan body) maxDepth wanted
+            else
+                JsonSpans.scanWanted (ReadOnlySpan body) maxDepth wanted
+
+        match found with
         | Error e -> Error e
         | Ok(objects, openAt, _) ->
             Ok {
@@ -476,11 +484,14 @@ module Transformers =
             | Some raw ->
                 use document = JsonDocument.Parse raw
 
-                document.RootElement.EnumerateArray()
-                |> Seq.exists (fun t ->
-                    match t.TryGetProperty "name" with
-                    | true, n -> n.ValueKind = JsonValueKind.String && n.GetString() = tool
-                    | _ -> false)
+                // `tools` that is not an array of objects defines no tool (and must not throw)
+                document.RootElement.ValueKind = JsonValueKind.Array
+                && document.RootElement.EnumerateArray()
+                   |> Seq.exists (fun t ->
+                       t.ValueKind = JsonValueKind.Object
+                       && match t.TryGetProperty "name" with
+                          | true, n -> n.ValueKind = JsonValueKind.String && n.GetString() = tool
+                          | _ -> false)
             | None -> false
 
         if onlyWithTools && not hasTools then
@@ -652,10 +663,13 @@ module Transformers =
         || names
            |> List.exists (fun name -> body.AsSpan().IndexOf(Encoding.UTF8.GetBytes name) >= 0)
 
-    /// Applies one built-in request step to `body` (the Anthropic request for Anthropic-phase steps, the
-    /// upstream body for the others). `thinking`: the Anthropic request's `thinking` member. The input is never
-    /// modified: an edited body is a new array.
-    let applyRequest (transform: Transform) (thinking: byte array option) (body: byte array) : StepOutcome =
+    /// `applyRequest`, over the full member scan when `full` (the reference the tests hold it to).
+    let internal applyRequestWith
+        (full: bool)
+        (transform: Transform)
+        (thinking: byte array option)
+        (body: byte array)
+        : StepOutcome =
         let removes =
             match transform with
             | Transform.StripCacheControl -> Some [ "cache_control" ]
@@ -675,13 +689,19 @@ module Transformers =
             | Transform.GeminiSchemaClean _ ->
                 StepOutcome.Failed "a translation-phase transformer runs inside the translator"
             | _ ->
-                match scanFor [ transform ] body with
+                match scanFor full [ transform ] body with
                 | Error e -> StepOutcome.Failed e
                 | Ok scanned ->
                     match plan transform thinking scanned with
                     | Plan.Edits edits -> StepOutcome.Changed(applyEdits body edits, false)
                     | Plan.Nothing -> StepOutcome.Unchanged
                     | Plan.Cannot reason -> StepOutcome.Failed reason
+
+    /// Applies one built-in request step to `body` (the Anthropic request for Anthropic-phase steps, the
+    /// upstream body for the others). `thinking`: the Anthropic request's `thinking` member. The input is never
+    /// modified: an edited body is a new array.
+    let applyRequest (transform: Transform) (thinking: byte array option) (body: byte array) : StepOutcome =
+        applyRequestWith false transform thinking body
 
     // ---------------------------
     // Fused steps: one scan, one splice
@@ -724,7 +744,9 @@ module Transformers =
     /// after another (`applyRequest`), each `Changed` carrying the final body. None when that cannot be
     /// guaranteed — a step would see another's edit (they touch the same member or object, see `dependsOn`),
     /// or a step fails or is not a built-in request step — and the caller applies them one by one.
-    let applyFused
+    /// `full`: over the full member scan (the reference the tests hold it to).
+    let internal applyFusedWith
+        (full: bool)
         (transforms: Transform list)
         (thinking: byte array option)
         (body: byte array)
@@ -741,7 +763,7 @@ module Transformers =
         if not builtIn then
             None
         else
-            match scanFor transforms body with
+            match scanFor full transforms body with
             | Error _ -> None
             | Ok scanned ->
                 let planned =
@@ -772,6 +794,15 @@ module Transformers =
                         else
                             StepOutcome.Unchanged)
                     |> Some
+
+    /// Applies consecutive built-in request steps in one scan and one splice (see `applyFusedWith`; the scan
+    /// records only the members the steps need).
+    let applyFused
+        (transforms: Transform list)
+        (thinking: byte array option)
+        (body: byte array)
+        : StepOutcome list option =
+        applyFusedWith false transforms thinking body
 
     /// The translators' fix-ups after the translation-phase `steps` (in order; a later one wins), starting from
     /// `TranslationFixups.defaults`.

@@ -8,7 +8,8 @@ namespace CcRelay.Host.Plugins;
 /// The relay's plugins: one <see cref="PluginProcessPool"/> per configured plugin (up to <c>processes</c> warm
 /// processes each, started on demand). A reload that changes a plugin's settings gives it a new pool for the calls
 /// and streams that come with them; the old pool finishes the calls and streams it was given, then stops its
-/// processes (nothing in flight is dropped). Counts calls, failures and restarts on the <c>CcRelay</c> meter and
+/// processes (nothing in flight is dropped). An applied reload retires the pools of removed or changed plugins at
+/// once (<see cref="Reconcile"/>), so their idle processes do not outlive their settings. Counts calls, failures and restarts on the <c>CcRelay</c> meter and
 /// reports the pools' processes (<c>ccrelay_plugin_processes</c>).
 /// </summary>
 public sealed class PluginHost : IDisposable
@@ -129,6 +130,28 @@ public sealed class PluginHost : IDisposable
 
             PruneLocked();
             return pool;
+        }
+    }
+
+    /// <summary>
+    /// A reload was applied: the pools of plugins it removed or whose settings it changed are retired at once
+    /// (<see cref="PluginPool.replaced"/>) — they finish the calls and streams already given to them, then stop
+    /// their processes; idle ones stop now instead of waiting for a call or for the relay to stop.
+    /// </summary>
+    public void Reconcile(IEnumerable<PluginConfig> configured)
+    {
+        lock (_lock)
+        {
+            var running = _pools.Values.Where(p => !p.Disposed).Select(p => p.Config).ToArray();
+            foreach (var name in PluginPool.replaced([.. configured], running))
+            {
+                var pool = _pools[name];
+                _pools.Remove(name);
+                _draining.Add(pool);
+                pool.Retire();
+            }
+
+            PruneLocked();
         }
     }
 

@@ -5,8 +5,8 @@ namespace CcRelay.Host.Plugins;
 /// <summary>
 /// One plugin's processes (<c>plugins.&lt;name&gt;.processes</c>, docs/plugins.md "Processes"): up to that many
 /// <see cref="PluginProcess"/>es, each sandboxed alike, each answering one call at a time. Core decides which
-/// process takes a call (<see cref="PluginPool.place"/>), which one a stream is bound to
-/// (<see cref="PluginPool.bind"/>, <see cref="PluginPool.follow"/>), when a lost process may be started again
+/// process takes a call or a stream's event (<see cref="PluginPool.choose"/>: place a call, bind a stream's first
+/// event, follow its binding), when a lost process may be started again
 /// (<see cref="PluginPool.heldBackFor"/>) and when a pool a reload replaced has drained
 /// (<see cref="PluginPool.drained"/>); this class keeps the counts, places calls and acts.
 /// </summary>
@@ -79,9 +79,7 @@ internal sealed class PluginProcessPool : IDisposable
             _calls++;
             var slots = SlotsLocked();
             var heldBack = PluginPool.heldBackFor(_losses, _lastLossMs, NowMs());
-            var choice = stream is null ? PluginPool.place(slots, heldBack)
-                : stream.Slot < 0 ? PluginPool.bind(slots, heldBack)
-                : PluginPool.follow(slots, stream.Slot, heldBack);
+            var choice = PluginPool.choose(slots, stream is null ? PoolCall.Call : PoolCall.NewEvent(stream.Slot), heldBack);
             if (choice is not PoolChoice.Slot placed)
             {
                 var retry = ((PoolChoice.HeldBack)choice).RetryInMs;

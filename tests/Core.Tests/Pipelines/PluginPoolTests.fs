@@ -61,6 +61,43 @@ let ``one or two losses in a row restart at once; from the third, starts wait 25
     Assert.Equal(0L, PluginPool.heldBackFor 3 1_000L 1_250L)
 
 [<Fact>]
+let ``choose places a call, binds a stream's first event and follows its binding after`` () =
+    let slots = [| slot true 1 0; slot true 0 2; empty |]
+    // a call: the idle running process
+    Assert.Equal(PluginPool.place slots 0L, PluginPool.choose slots PoolCall.Call 0L)
+    Assert.Equal(PoolChoice.Slot 1, PluginPool.choose slots PoolCall.Call 0L)
+    // a first event: the fewest streams, then as a call (starting a process beats waiting behind a busy one)
+    Assert.Equal(PoolChoice.Slot 2, PluginPool.choose slots (PoolCall.Event -1) 0L)
+    // a bound stream's event: its slot, busy as it is
+    Assert.Equal(PoolChoice.Slot 1, PluginPool.choose slots (PoolCall.Event 1) 0L)
+    Assert.Equal(PoolChoice.Slot 2, PluginPool.choose slots (PoolCall.Event 2) 0L)
+    Assert.Equal(PoolChoice.Slot 0, PluginPool.choose slots (PoolCall.Event 2) 500L)
+
+let private plugin (name: string) (command: string) : PluginConfig = {
+    Name = name
+    Command = command
+    Args = []
+    Env = []
+    TimeoutMs = 1000
+    MemoryMb = 64
+    CpuSeconds = 10
+    OnError = OnError.Fail
+    Sees = [ PluginKind.Request ]
+    EventTimeoutMs = 1000
+    Processes = 1
+}
+
+[<Fact>]
+let ``a reload replaces the pools of removed plugins and of plugins whose settings changed, only those`` () =
+    let a, b, c = plugin "a" "/bin/a", plugin "b" "/bin/b", plugin "c" "/bin/c"
+
+    let configured = [| a; { b with Env = [ "MODE", "strict" ] } |]
+
+    Assert.Equal<string array>([| "b"; "c" |], PluginPool.replaced configured [| a; b; c |])
+    Assert.Equal<string array>([||], PluginPool.replaced [| a; b; c |] [| c; a |])
+    Assert.Equal<string array>([| "a" |], PluginPool.replaced [||] [| a |])
+
+[<Fact>]
 let ``a pool has drained when no call is in flight and no stream is bound`` () =
     Assert.True(PluginPool.drained [| idle; empty |])
     Assert.False(PluginPool.drained [| idle; slot true 1 0 |])

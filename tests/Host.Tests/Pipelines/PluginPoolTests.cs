@@ -126,6 +126,20 @@ public sealed class PluginPoolTests : IAsyncLifetime
               - {plugin: p}
         """;
 
+    /// <summary>The same relay without the plugin (and its pipeline).</summary>
+    private string YamlWithoutPlugin() => $$"""
+        server:
+          listen: "127.0.0.1:0"
+        auth:
+          api_key: "{{RelayKey}}"
+        providers:
+          - name: a
+            type: anthropic_compatible
+            base_url: "{{_upstream.BaseUrl}}"
+            keys:
+              - key: "sk-a"
+        """;
+
     private async Task<RelayHost> RelayAsync(int processes, string env, string onError = "fail")
     {
         await File.WriteAllTextAsync(ConfigPath, Yaml(processes, env, onError));
@@ -272,6 +286,34 @@ public sealed class PluginPoolTests : IAsyncLifetime
         }
 
         Assert.Equal((0, 0, 2), (health.GetProperty("draining").GetInt32(), health.GetProperty("failures").GetInt32(), health.GetProperty("processes").GetInt32()));
+    }
+
+    [Theory]
+    [InlineData("removed")]
+    [InlineData("changed")]
+    public async Task Reload_ThatRemovesOrChangesThePlugin_StopsItsIdleProcess_WithoutWaitingForACall(string change)
+    {
+        // Arrange: a stream through the plugin leaves its process running, idle (its pid is in every event)
+        await using var relay = await RelayAsync(1, "GEN: \"1\"");
+        var events = Events(await StreamAsync(relay));
+        Assert.Equal("1", events[0].Data.GetProperty("gen").GetString());
+        using var process = Process.GetProcessById(events[0].Data.GetProperty("pid").GetInt32());
+        Assert.False(process.HasExited);
+
+        // Act: a reload without the plugin, or with other settings for it; no call follows
+        await File.WriteAllTextAsync(ConfigPath, change == "removed" ? YamlWithoutPlugin() : Yaml(1, "GEN: \"2\""));
+        Assert.Equal(ReloadOutcome.Applied, relay.Reloader.Reload().Outcome);
+
+        // Assert: the idle process exits (it used to run until the relay stopped, or until the next call)
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await process.WaitForExitAsync(deadline.Token);
+        if (change == "changed")
+        {
+            // the new settings serve the next stream, on a new process
+            var fresh = Events(await StreamAsync(relay));
+            Assert.All(fresh, e => Assert.Equal("2", e.Data.GetProperty("gen").GetString()));
+            Assert.NotEqual(process.Id, fresh[0].Data.GetProperty("pid").GetInt32());
+        }
     }
 
     /// <summary>Reads from <paramref name="body"/> until <paramref name="text"/> holds a whole event.</summary>

@@ -425,3 +425,91 @@ let ``fused steps give exactly what the steps give one after another`` () =
             // the input is never written into
             Assert.Equal(body, Encoding.UTF8.GetString bytes))
     )
+
+// ---------------------------
+// The wanted-members scan against the full one
+// ---------------------------
+
+/// A request with some of its members (and cache_control markers) repeated: duplicate keys at the top level and
+/// inside blocks.
+let private duplicated: Gen<string> =
+    gen {
+        let! tree = anthropicTree
+
+        let! twice =
+            match tree with
+            | JObject members ->
+                gen {
+                    let! extra = Gen.subListOf members
+                    let! order = Gen.shuffle (members @ extra @ [ "cache_control", cacheControl ])
+                    return JObject(List.ofArray order)
+                }
+            | other -> Gen.constant other
+
+        return! renderJson twice
+    }
+
+/// Bodies for the scans: requests as clients send them, with duplicates, any JSON objects, broken ones.
+let private scanBodies: Gen<byte array> =
+    Gen.frequency [
+        2, anthropicRequest |> Gen.map Encoding.UTF8.GetBytes
+        2, duplicated |> Gen.map Encoding.UTF8.GetBytes
+        2, maybeBroken
+    ]
+
+[<Fact>]
+let ``the wanted-members scan lists each object's wanted members, their neighbours, its first and last`` () =
+    let wanted =
+        Gen.elements [
+            [ "max_tokens"; "cache_control"; "metadata" ]
+            [ "cache_control" ]
+            [ "model" ]
+            [ "type"; "text" ]
+            [ "max_tokens"; "metadata"; "mode"; "system"; "tools" ]
+            [ "temperature"; "top_p"; "top_k"; "tools"; "tool_choice" ]
+        ]
+
+    Check.property (
+        Prop.forAll (Check.arb (Gen.zip3 scanBodies wanted (Gen.elements [ 1; 2; 512 ]))) (fun (body, wanted, depth) ->
+            let kept (members: JsonMember list) =
+                let all = Array.ofList members
+
+                let named i =
+                    i >= 0 && i < all.Length && all[i].Name <> ""
+
+                all
+                |> Array.indexed
+                |> Array.filter (fun (i, _) ->
+                    i = 0 || i = all.Length - 1 || named i || named (i - 1) || named (i + 1))
+                |> Array.map snd
+                |> List.ofArray
+
+            let expected =
+                JsonSpans.scan (ReadOnlySpan body) depth wanted
+                |> Result.map (fun (objects, openAt, closeAt) -> List.map kept objects, openAt, closeAt)
+
+            let actual = JsonSpans.scanWanted (ReadOnlySpan body) depth wanted
+            Assert.True((expected = actual), $"expected %A{expected}\nactual %A{actual}"))
+    )
+
+[<Fact>]
+let ``steps over the wanted-members scan edit exactly as over the full scan`` () =
+    let thinking =
+        Gen.elements [
+            None
+            Some(Encoding.UTF8.GetBytes """{"type":"enabled","budget_tokens":2000}""")
+        ]
+
+    let case = Gen.zip3 scanBodies (Gen.listOf anyRequestStep |> Gen.resize 5) thinking
+
+    Check.property (
+        Prop.forAll (Check.arb case) (fun (bytes, transforms, thinking) ->
+            let expected = Transformers.applyFusedWith true transforms thinking bytes
+            let actual = Transformers.applyFusedWith false transforms thinking bytes
+            Assert.True((expected = actual), $"fused: expected %A{expected}\nactual %A{actual}")
+
+            for transform in transforms do
+                let expected = Transformers.applyRequestWith true transform thinking bytes
+                let actual = Transformers.applyRequestWith false transform thinking bytes
+                Assert.True((expected = actual), $"%A{transform}: expected %A{expected}\nactual %A{actual}"))
+    )
