@@ -18,8 +18,8 @@ type SendFacts = {
     /// The connection had carried an earlier request (it came from the pool); false when new, or unknown (HTTP/2,
     /// whose frames are written by the connection's own loop, off the request's flow).
     Reused: bool
-    /// Bytes of the answer read on that connection for this request.
-    AnswerBytes: int64
+    /// Some of the answer may have been read on that connection for this request (the host cannot tell: true).
+    AnswerStarted: bool
     /// The request is already the one resend.
     Resent: bool
 }
@@ -39,7 +39,7 @@ module StaleConnection =
     let resend (facts: SendFacts) : bool =
         not facts.Resent
         && facts.Reused
-        && facts.AnswerBytes = 0L
+        && not facts.AnswerStarted
         && (facts.Failure = SendFailure.ResponseEnded
             || facts.Failure = SendFailure.ConnectionReset)
 
