@@ -10,7 +10,7 @@ using System.Globalization;
 /// </summary>
 public static class StartupHook
 {
-    private static GcListener? listener;
+    private static GcListener? _listener;
 
     /// <summary>Called by the runtime before Main.</summary>
     public static void Initialize()
@@ -18,7 +18,7 @@ public static class StartupHook
         var path = Environment.GetEnvironmentVariable("CCRELAY_GC_TRACE");
         if (!string.IsNullOrEmpty(path))
         {
-            listener = new GcListener(path);
+            _listener = new GcListener(path);
         }
     }
 
@@ -26,26 +26,26 @@ public static class StartupHook
     {
         private const EventKeywords Gc = (EventKeywords)0x1;
         private const EventKeywords Threading = (EventKeywords)0x10000;
-        private readonly StreamWriter writer;
-        private readonly object gate = new();
+        private readonly StreamWriter _writer;
+        private readonly object _gate = new();
 
         // event times are DateTime (UTC); one paired reading converts them to the monotonic clock
-        private readonly long monoAtPair;
-        private readonly long utcTicksAtPair;
-        private long suspendNs = -1;
-        private string gcWhat = "gc";
+        private readonly long _monoAtPair;
+        private readonly long _utcTicksAtPair;
+        private long _suspendNs = -1;
+        private string _gcWhat = "gc";
 
         public GcListener(string path)
         {
-            writer = new StreamWriter(path, append: false) { AutoFlush = true };
-            utcTicksAtPair = DateTime.UtcNow.Ticks;
-            monoAtPair = MonoNs(Stopwatch.GetTimestamp());
-            writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# pid {Environment.ProcessId} server {System.Runtime.GCSettings.IsServerGC} latency {System.Runtime.GCSettings.LatencyMode}"));
+            _writer = new StreamWriter(path, append: false) { AutoFlush = true };
+            _utcTicksAtPair = DateTime.UtcNow.Ticks;
+            _monoAtPair = MonoNs(Stopwatch.GetTimestamp());
+            _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# pid {Environment.ProcessId} server {System.Runtime.GCSettings.IsServerGC} latency {System.Runtime.GCSettings.LatencyMode}"));
         }
 
         private static long MonoNs(long stopwatchTicks) => (long)(stopwatchTicks * (1e9 / Stopwatch.Frequency));
 
-        private long ToMono(DateTime utc) => monoAtPair + ((utc.Ticks - utcTicksAtPair) * 100);
+        private long ToMono(DateTime utc) => _monoAtPair + ((utc.Ticks - _utcTicksAtPair) * 100);
 
         protected override void OnEventSourceCreated(EventSource eventSource)
         {
@@ -58,26 +58,26 @@ public static class StartupHook
         protected override void OnEventWritten(EventWrittenEventArgs e)
         {
             var at = ToMono(e.TimeStamp);
-            lock (gate)
+            lock (_gate)
             {
                 switch (e.EventName)
                 {
                     case "GCStart_V2":
-                        gcWhat = string.Create(CultureInfo.InvariantCulture, $"gc#{Payload(e, "Count")} gen{Payload(e, "Depth")} reason={Payload(e, "Reason")} type={Payload(e, "Type")}");
+                        _gcWhat = string.Create(CultureInfo.InvariantCulture, $"gc#{Payload(e, "Count")} gen{Payload(e, "Depth")} reason={Payload(e, "Reason")} type={Payload(e, "Type")}");
                         break;
                     case "GCSuspendEEBegin_V1":
-                        suspendNs = at;
+                        _suspendNs = at;
                         break;
-                    case "GCRestartEEEnd_V1" when suspendNs >= 0:
-                        writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{suspendNs} {at} pause {gcWhat} {(at - suspendNs) / 1e6:F3}ms"));
-                        suspendNs = -1;
-                        gcWhat = "suspend";
+                    case "GCRestartEEEnd_V1" when _suspendNs >= 0:
+                        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{_suspendNs} {at} pause {_gcWhat} {(at - _suspendNs) / 1e6:F3}ms"));
+                        _suspendNs = -1;
+                        _gcWhat = "suspend";
                         break;
                     case "ThreadPoolWorkerThreadAdjustmentAdjustment":
-                        writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{at} {at} threadpool-adjust count={Payload(e, "NewWorkerThreadCount")} reason={Payload(e, "Reason")}"));
+                        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{at} {at} threadpool-adjust count={Payload(e, "NewWorkerThreadCount")} reason={Payload(e, "Reason")}"));
                         break;
                     case "ThreadPoolWorkerThreadStart":
-                        writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{at} {at} threadpool-start active={Payload(e, "ActiveWorkerThreadCount")}"));
+                        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{at} {at} threadpool-start active={Payload(e, "ActiveWorkerThreadCount")}"));
                         break;
                     default:
                         break;
