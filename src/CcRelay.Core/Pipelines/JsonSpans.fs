@@ -331,18 +331,7 @@ module JsonSpans =
                     elif depth = 0 then
                         ok <- false
                     else
-                        let stop =
-                            if b = '"'B then
-                                let struct (stop, _) = scanString body at
-                                stop
-                            elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
-                                at + 4
-                            elif b = 'f'B && body.Slice(at).StartsWith(ReadOnlySpan falseLiteral) then
-                                at + 5
-                            elif b = 'n'B && body.Slice(at).StartsWith(ReadOnlySpan nullLiteral) then
-                                at + 4
-                            else
-                                scanNumber body at
+                        let stop = scalarEnd body at b
 
                         if stop < 0 then
                             ok <- false
@@ -654,18 +643,7 @@ module JsonSpans =
                     elif depth = 0 then
                         ok <- false
                     else
-                        let stop =
-                            if b = '"'B then
-                                let struct (stop, _) = scanString body at
-                                stop
-                            elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
-                                at + 4
-                            elif b = 'f'B && body.Slice(at).StartsWith(ReadOnlySpan falseLiteral) then
-                                at + 5
-                            elif b = 'n'B && body.Slice(at).StartsWith(ReadOnlySpan nullLiteral) then
-                                at + 4
-                            else
-                                scanNumber body at
+                        let stop = scalarEnd body at b
 
                         if stop < 0 then
                             ok <- false

@@ -104,3 +104,18 @@ module internal JsonScan =
                     i <- i + 1
 
             if ok then i else -1
+
+
+    /// The end (exclusive) of the string, `true`, `false`, `null` or number whose first byte `b` is at `at`, or -1.
+    let scalarEnd (body: ReadOnlySpan<byte>) (at: int) (b: byte) : int =
+        if b = '"'B then
+            let struct (stop, _) = scanString body at
+            stop
+        elif b = 't'B && body.Slice(at).StartsWith(ReadOnlySpan trueLiteral) then
+            at + 4
+        elif b = 'f'B && body.Slice(at).StartsWith(ReadOnlySpan falseLiteral) then
+            at + 5
+        elif b = 'n'B && body.Slice(at).StartsWith(ReadOnlySpan nullLiteral) then
+            at + 4
+        else
+            scanNumber body at
