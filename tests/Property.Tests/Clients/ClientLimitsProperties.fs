@@ -16,6 +16,36 @@ type private Op =
 
 let private models = [| "claude-opus-4-5"; "claude-sonnet-4-5" |]
 
+/// A client with five budgets (day, weekly Opus, month, total, daily Sonnet) of the given caps in cents, no other limit.
+let private fiveBudgetClient (caps: int list) : ClientConfig =
+    let budget period cents models = {
+        Period = period
+        LimitUsd = decimal cents / 100m
+        Models = models
+    }
+
+    {
+        Name = "c"
+        KeyDigest = Array.zeroCreate 32
+        KeyId = "00000000"
+        ExpiresAt = None
+        Providers = []
+        Models = []
+        Stages = []
+        RpmLimit = 0
+        ItpmLimit = 0
+        OtpmLimit = 0
+        MaxConcurrent = 0
+        Budgets = [
+            budget BudgetPeriod.Day caps[0] None
+            budget BudgetPeriod.Week caps[1] (Some "claude-opus-*")
+            budget BudgetPeriod.Month caps[2] None
+            budget BudgetPeriod.Total (caps[3] * 10) None
+            budget BudgetPeriod.Day caps[4] (Some "claude-sonnet-4-5")
+        ]
+        Metadata = []
+    }
+
 let private op: Gen<Op> =
     Gen.frequency [
         5,
@@ -346,33 +376,7 @@ let ``cached period spans roll exactly as periods found anew, over any sequence 
         (Prop.forAll gen (fun (zoneIndex, start, caps, steps) ->
             let zone = TimeZoneInfo.FindSystemTimeZoneById zoneIds[zoneIndex]
 
-            let budget period cents models = {
-                Period = period
-                LimitUsd = decimal cents / 100m
-                Models = models
-            }
-
-            let client = {
-                Name = "c"
-                KeyDigest = Array.zeroCreate 32
-                KeyId = "00000000"
-                ExpiresAt = None
-                Providers = []
-                Models = []
-                Stages = []
-                RpmLimit = 0
-                ItpmLimit = 0
-                OtpmLimit = 0
-                MaxConcurrent = 0
-                Budgets = [
-                    budget BudgetPeriod.Day caps[0] None
-                    budget BudgetPeriod.Week caps[1] (Some "claude-opus-*")
-                    budget BudgetPeriod.Month caps[2] None
-                    budget BudgetPeriod.Total (caps[3] * 10) None
-                    budget BudgetPeriod.Day caps[4] (Some "claude-sonnet-4-5")
-                ]
-                Metadata = []
-            }
+            let client = fiveBudgetClient caps
 
             // "anew": every cached span forgotten before each step, so every budget's period is found from the
             // calendar (`BudgetPeriods.startOf`) as if nothing were cached
@@ -507,33 +511,7 @@ let ``a wall clock set back, even across a period's start, admits and charges as
                     (DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero).AddDays(float day)))
                     .AddMinutes(float offset)
 
-            let budget period cents models = {
-                Period = period
-                LimitUsd = decimal cents / 100m
-                Models = models
-            }
-
-            let client = {
-                Name = "c"
-                KeyDigest = Array.zeroCreate 32
-                KeyId = "00000000"
-                ExpiresAt = None
-                Providers = []
-                Models = []
-                Stages = []
-                RpmLimit = 0
-                ItpmLimit = 0
-                OtpmLimit = 0
-                MaxConcurrent = 0
-                Budgets = [
-                    budget BudgetPeriod.Day caps[0] None
-                    budget BudgetPeriod.Week caps[1] (Some "claude-opus-*")
-                    budget BudgetPeriod.Month caps[2] None
-                    budget BudgetPeriod.Total (caps[3] * 10) None
-                    budget BudgetPeriod.Day caps[4] (Some "claude-sonnet-4-5")
-                ]
-                Metadata = []
-            }
+            let client = fiveBudgetClient caps
 
             let same (a: ClientState) (b: ClientState) =
                 a.InFlight = b.InFlight
